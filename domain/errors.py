@@ -1,0 +1,53 @@
+"""One root exception type and the diagnostics every loader collects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class OrdoError(Exception):
+    """Root of every error ordo raises on purpose."""
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem found in an input, with where it is and what was expected."""
+
+    file: str = ""
+    line: int = 0
+    column: int = 0
+    summary: str = ""
+    path: str = ""
+    detail: str = ""
+    severity: str = "error"
+    code: str = field(default="", compare=False)
+
+    @property
+    def location(self) -> str:
+        where = self.file or "<input>"
+        if self.line:
+            where += f":{self.line}"
+            if self.column:
+                where += f":{self.column}"
+        return where
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.severity}: "
+        if self.path:
+            text += f"{self.path}: "
+        text += self.summary
+        if self.detail:
+            text += f" ({self.detail})"
+        return text
+
+
+class DiagnosticsError(OrdoError):
+    """Raised with every problem found, not only the first."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = sorted(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]

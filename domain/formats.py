@@ -1,0 +1,282 @@
+"""The file formats people write by hand, as pydantic v2 models.
+
+Four kinds of file: the project file (``ordo.yaml``), the catalog (resource
+types, lifecycles, controllers), the inventory (what exists now) and the
+request (what the operator wants). Cross-references between them are checked
+in :mod:`domain.model`; here each file is checked on its own.
+"""
+
+from __future__ import annotations
+
+import difflib
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    ValidationError,
+)
+
+from domain.errors import Diagnostic, DiagnosticsError
+from domain.yamlsrc import Source
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=200),
+]
+Scalar = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- catalog -----------------------------------------------------------------
+
+
+class ControllerSpec(_Strict):
+    """A controller that carries out operations (SDN-C, a cloud, CDS ...)."""
+
+    kind: Name = Field("simulated", description="adapter name: simulated, http, command, or a plug-in")
+    concurrency: PositiveInt | None = Field(None, description="at most this many of its operations at once")
+    description: str = ""
+    config: dict[str, Any] = Field(default_factory=dict, description="adapter settings")
+
+
+class TransitionSpec(_Strict):
+    """One lifecycle operation: the state it starts from and the one it leaves."""
+
+    from_: Name = Field(alias="from")
+    to: Name
+
+
+class LifecycleSpec(_Strict):
+    """States in rank order (the first is the initial state) and operations."""
+
+    states: list[Name] = Field(min_length=1)
+    milestones: dict[Name, Name] = Field(
+        default_factory=dict,
+        description="milestone name -> state of this lifecycle that counts as reaching it",
+    )
+    operations: dict[Name, TransitionSpec] = Field(min_length=1)
+
+
+class OperationSpec(_Strict):
+    """Per-type settings of one operation."""
+
+    controller: Name | None = None
+    duration: PositiveFloat | None = Field(None, description="expected duration in seconds, for scheduling")
+
+
+class TypeSpec(_Strict):
+    """A resource type: its lifecycle and who carries out its operations."""
+
+    lifecycle: Name
+    controller: Name | None = Field(None, description="default controller for every operation")
+    placement: bool = Field(False, description="resources of this type are homed on a target")
+    final: Name | None = Field(None, description="default desired state (the last state if unset)")
+    update: Name | None = Field(None, description="operation that applies changed params in place")
+    operations: dict[Name, OperationSpec] = Field(default_factory=dict)
+    description: str = ""
+
+
+class CatalogFile(_Strict):
+    controllers: dict[Name, ControllerSpec] = Field(default_factory=dict)
+    lifecycles: dict[Name, LifecycleSpec] = Field(default_factory=dict)
+    types: dict[Name, TypeSpec] = Field(default_factory=dict)
+
+
+# --- inventory ---------------------------------------------------------------
+
+
+class TargetSpec(_Strict):
+    """A placement target: a cloud region or a host, with its capacities."""
+
+    zone: Name | None = None
+    capacity: dict[Name, NonNegativeInt] = Field(default_factory=dict)
+    attributes: dict[Name, Scalar] = Field(default_factory=dict)
+    labels: dict[Name, Scalar] = Field(default_factory=dict)
+
+
+class _Related(_Strict):
+    part_of: Name | None = Field(None, description="the resource this one is part of")
+    uses: list[Name] = Field(default_factory=list)
+    hosted_on: Name | None = None
+    relations: dict[Name, list[Name]] = Field(
+        default_factory=dict, description="other relationship kinds: kind -> targets"
+    )
+    requires: dict[Name, NonNegativeInt] = Field(
+        default_factory=dict, description="capacity it takes on its target (vcpu, memory_gb ...)"
+    )
+    labels: dict[Name, Scalar] = Field(default_factory=dict, description="metadata that policies read")
+
+
+class ObservedResource(_Related):
+    """A resource as it is now."""
+
+    name: Name
+    type: Name
+    state: Name
+    placement: Name | None = Field(None, description="the target it is placed on")
+    attributes: dict[Name, Any] = Field(default_factory=dict, description="observed params and outputs")
+
+
+class InventoryFile(_Strict):
+    targets: dict[Name, TargetSpec] = Field(default_factory=dict)
+    resources: list[ObservedResource] = Field(default_factory=list)
+
+
+# --- request -----------------------------------------------------------------
+
+
+class DesiredResource(_Related):
+    """A resource as the operator wants it. Children nest under it."""
+
+    name: Name
+    type: Name | None = Field(None, description="defaults from the list it is in (vnfs -> vnf ...)")
+    state: Name | None = Field(None, description="desired state; the type's final state if unset")
+    params: dict[Name, Any] = Field(default_factory=dict, description="desired configuration")
+    placement: Name | None = Field(None, description="pin to this target")
+    run: list[Name] = Field(default_factory=list, description="extra operations to run (healthcheck)")
+    services: list[DesiredResource] = Field(default_factory=list)
+    networks: list[DesiredResource] = Field(default_factory=list)
+    vnfs: list[DesiredResource] = Field(default_factory=list)
+    pnfs: list[DesiredResource] = Field(default_factory=list)
+    vf_modules: list[DesiredResource] = Field(default_factory=list)
+    volume_groups: list[DesiredResource] = Field(default_factory=list)
+    resources: list[DesiredResource] = Field(default_factory=list, description="children of any type")
+
+
+class ServiceSpec(DesiredResource):
+    name: Name | None = None  # type: ignore[assignment]  # the mapping key names it
+
+
+class RequestFile(_Strict):
+    name: str | None = None
+    description: str = ""
+    services: dict[Name, ServiceSpec] = Field(default_factory=dict)
+    resources: list[DesiredResource] = Field(default_factory=list, description="top-level resources of any type")
+
+
+# Child lists and the type their members have unless they say otherwise.
+CHILD_LISTS: dict[str, str | None] = {
+    "services": "service",
+    "networks": "network",
+    "vnfs": "vnf",
+    "pnfs": "pnf",
+    "vf_modules": "vf-module",
+    "volume_groups": "volume-group",
+    "resources": None,
+}
+
+
+# --- project -----------------------------------------------------------------
+
+
+class PoliciesSpec(_Strict):
+    library: list[Name] = Field(default_factory=list, description="stock policies shipped with ordo, by name")
+    files: list[str] = Field(default_factory=list, description="rule files or folders of this project")
+
+
+class SettingsSpec(_Strict):
+    concurrency: PositiveInt = Field(10, description="operations running at once, in all")
+    solve_timeout: PositiveFloat = Field(30.0, description="seconds the solver may take")
+
+
+class ProjectFile(_Strict):
+    catalog: str | list[str] = "catalog.yaml"
+    inventory: str | None = "inventory.yaml"
+    request: str | None = None
+    policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
+    settings: SettingsSpec = Field(default_factory=SettingsSpec)
+
+
+# --- validation --------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+}
+
+
+def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names accepted at loc, for did-you-mean hints."""
+    ann: Any = model
+    for part in loc:
+        ann = _unwrap(ann)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            field = ann.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return []
+            ann = field.annotation
+        elif get_origin(ann) is dict:
+            ann = get_args(ann)[1]
+        elif get_origin(ann) is list:
+            ann = get_args(ann)[0]
+        else:
+            return []
+    ann = _unwrap(ann)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return sorted(f.alias or n for n, f in ann.model_fields.items())
+    return []
+
+
+def _unwrap(ann: Any) -> Any:
+    """The model inside ``X | None``; other annotations as they are."""
+    if get_origin(ann) in (Union, UnionType):
+        for arg in get_args(ann):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    return ann
+
+
+def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str]:
+    kind = error["type"]
+    if kind == "missing":
+        return f"missing required field '{loc[-1]}'", ""
+    if kind == "extra_forbidden":
+        allowed = _field_names(model, loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        detail = f"did you mean '{hint[0]}'?" if hint else f"expected one of: {', '.join(allowed)}"
+        return f"unknown field '{loc[-1]}'", detail
+    if kind == "string_pattern_mismatch":
+        return (
+            f"invalid name {error.get('input')!r}",
+            "expected letters, digits and _ . : - (starting with a letter or digit)",
+        )
+    got = error.get("input")
+    got_text = f", got {type(got).__name__} {got!r}" if got is not None and not isinstance(got, (dict, list)) else ""
+    if kind in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[kind]}{got_text}", ""
+    return error["msg"][0].lower() + error["msg"][1:], ""
+
+
+def parse(model: type[M], source: Source, base: tuple = ()) -> M:
+    """Validate source.data against model; every problem becomes a diagnostic."""
+    data = source.data if source.data is not None else {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            summary, detail = _describe(error, model, loc)
+            problems.append(source.diagnostic(base + loc, summary, detail, code="schema"))
+        raise DiagnosticsError(problems) from None

@@ -1,0 +1,362 @@
+"""The resolved model: catalog, targets and one record per resource.
+
+Built from the three files by :func:`build_model`, which checks every
+cross-reference (types, lifecycles, controllers, states, targets, related
+resources, relationship cycles) and reports all problems at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from domain.errors import Diagnostic, DiagnosticsError
+from domain.formats import (
+    CHILD_LISTS,
+    CatalogFile,
+    DesiredResource,
+    InventoryFile,
+    RequestFile,
+    TargetSpec,
+    TypeSpec,
+)
+from domain.yamlsrc import PathKey, Source
+
+RELATION_FIELDS = ("uses", "hosted_on")
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    from_state: str
+    to_state: str
+    controller: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """A resource type with its lifecycle resolved."""
+
+    name: str
+    states: tuple[str, ...]
+    milestones: tuple[tuple[str, str], ...]
+    operations: tuple[Operation, ...]
+    final: str
+    placement: bool
+    update: str | None
+
+    @property
+    def initial(self) -> str:
+        return self.states[0]
+
+    def operation(self, name: str) -> Operation:
+        for op in self.operations:
+            if op.name == name:
+                return op
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a resource was declared: file and path, for messages."""
+
+    file: str
+    path: str
+    line: int = 0
+
+
+@dataclass
+class Resource:
+    name: str
+    type: str
+    current: str
+    desired: str | None = None
+    part_of: str | None = None
+    relations: set[tuple[str, str]] = field(default_factory=set)
+    placement: str | None = None
+    pinned: str | None = None
+    requires: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    run: tuple[str, ...] = ()
+    observed: bool = False
+    requested: bool = False
+    origin: Origin | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Requested params that differ from what was observed."""
+        return self.observed and any(self.attributes.get(k) != v for k, v in self.params.items())
+
+
+@dataclass
+class Model:
+    kinds: dict[str, ResourceKind]
+    controllers: dict[str, Any]
+    targets: dict[str, TargetSpec]
+    resources: dict[str, Resource]
+    request_name: str = ""
+
+
+def _resolve_catalog(catalog: CatalogFile, src: Source, problems: list[Diagnostic]) -> dict[str, ResourceKind]:
+    for lname, life in catalog.lifecycles.items():
+        states = set(life.states)
+        if len(states) != len(life.states):
+            problems.append(src.diagnostic(("lifecycles", lname, "states"), "states are listed twice"))
+        for oname, op in life.operations.items():
+            for attr, key in (("from_", "from"), ("to", "to")):
+                value = getattr(op, attr)
+                if value not in states:
+                    problems.append(src.diagnostic(
+                        ("lifecycles", lname, "operations", oname, key),
+                        f"unknown state '{value}'", f"expected one of: {', '.join(life.states)}"))
+        for mname, state in life.milestones.items():
+            if state not in states:
+                problems.append(src.diagnostic(
+                    ("lifecycles", lname, "milestones", mname),
+                    f"unknown state '{state}'", f"expected one of: {', '.join(life.states)}"))
+    kinds: dict[str, ResourceKind] = {}
+    for tname, spec in catalog.types.items():
+        kind = _resolve_type(tname, spec, catalog, src, problems)
+        if kind is not None:
+            kinds[tname] = kind
+    return kinds
+
+
+def _resolve_type(tname: str, spec: TypeSpec, catalog: CatalogFile, src: Source,
+                  problems: list[Diagnostic]) -> ResourceKind | None:
+    here = ("types", tname)
+    life = catalog.lifecycles.get(spec.lifecycle)
+    if life is None:
+        problems.append(src.diagnostic(here + ("lifecycle",), f"unknown lifecycle '{spec.lifecycle}'",
+                                       _choices(spec.lifecycle, catalog.lifecycles)))
+        return None
+    for oname in spec.operations:
+        if oname not in life.operations:
+            problems.append(src.diagnostic(here + ("operations", oname),
+                                           f"lifecycle '{spec.lifecycle}' has no operation '{oname}'",
+                                           _choices(oname, life.operations)))
+    ops = []
+    for oname, transition in sorted(life.operations.items()):
+        settings = spec.operations.get(oname)
+        controller = (settings.controller if settings and settings.controller else None) or spec.controller
+        where = here + (("operations", oname, "controller") if settings and settings.controller else ("controller",))
+        if controller is None:
+            problems.append(src.diagnostic(here, f"no controller for operation '{oname}'",
+                                           "set 'controller' on the type or on the operation"))
+            controller = ""
+        elif controller not in catalog.controllers:
+            problems.append(src.diagnostic(where, f"unknown controller '{controller}'",
+                                           _choices(controller, catalog.controllers)))
+        duration = settings.duration if settings and settings.duration else 1.0
+        ops.append(Operation(oname, transition.from_, transition.to, controller, duration))
+    final = spec.final or life.states[-1]
+    if final not in life.states:
+        problems.append(src.diagnostic(here + ("final",), f"unknown state '{final}'",
+                                       f"expected one of: {', '.join(life.states)}"))
+    if spec.update is not None:
+        op = life.operations.get(spec.update)
+        if op is None:
+            problems.append(src.diagnostic(here + ("update",), f"unknown operation '{spec.update}'",
+                                           _choices(spec.update, life.operations)))
+        elif op.from_ != op.to:
+            problems.append(src.diagnostic(here + ("update",),
+                                           f"update operation '{spec.update}' must keep the state",
+                                           f"it goes from '{op.from_}' to '{op.to}'"))
+    milestones = {s: s for s in life.states}
+    milestones.update(life.milestones)
+    return ResourceKind(
+        name=tname, states=tuple(life.states), milestones=tuple(sorted(milestones.items())),
+        operations=tuple(ops), final=final, placement=spec.placement, update=spec.update,
+    )
+
+
+def _choices(value: str, options: Any) -> str:
+    import difflib
+
+    names = sorted(options)
+    close = difflib.get_close_matches(value, names, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return f"expected one of: {', '.join(names)}" if names else "none are defined"
+
+
+def _flatten_request(request: RequestFile, src: Source) -> list[tuple[DesiredResource, str, str | None, PathKey]]:
+    """(resource, type, parent name, path) for every requested resource, parents first."""
+    out: list[tuple[DesiredResource, str, str | None, PathKey]] = []
+
+    def visit(res: DesiredResource, default_type: str | None, parent: str | None, path: PathKey) -> None:
+        out.append((res, res.type or default_type or "", parent, path))
+        for list_name, child_type in CHILD_LISTS.items():
+            for index, child in enumerate(getattr(res, list_name)):
+                visit(child, child_type, res.name, path + (list_name, index))
+
+    for sname, spec in request.services.items():
+        visit(spec.model_copy(update={"name": spec.name or sname}), "service", None, ("services", sname))
+    for index, res in enumerate(request.resources):
+        visit(res, None, None, ("resources", index))
+    return out
+
+
+def build_model(
+    catalog: CatalogFile, catalog_src: Source,
+    inventory: InventoryFile, inventory_src: Source | None,
+    request: RequestFile | None, request_src: Source | None,
+) -> Model:
+    """Resolve and cross-check the three files. Raises DiagnosticsError."""
+    problems: list[Diagnostic] = []
+    kinds = _resolve_catalog(catalog, catalog_src, problems)
+    resources: dict[str, Resource] = {}
+    paths: dict[str, tuple[Source, PathKey]] = {}
+
+    def check_type(tname: str, src: Source, path: PathKey) -> ResourceKind | None:
+        if tname in kinds:
+            return kinds[tname]
+        if tname in catalog.types:
+            return None  # already reported as a catalog problem
+        if not tname:
+            problems.append(src.diagnostic(path + ("type",), "missing required field 'type'",
+                                           "resources in 'resources' lists must name their type"))
+        else:
+            problems.append(src.diagnostic(path + ("type",), f"unknown resource type '{tname}'",
+                                           _choices(tname, kinds)))
+        return None
+
+    def check_state(kind: ResourceKind, state: str, src: Source, path: PathKey) -> None:
+        if state not in kind.states:
+            problems.append(src.diagnostic(path, f"unknown state '{state}' for type '{kind.name}'",
+                                           f"expected one of: {', '.join(kind.states)}"))
+
+    def check_target(target: str | None, src: Source, path: PathKey) -> None:
+        if target is not None and target not in inventory.targets:
+            problems.append(src.diagnostic(path, f"unknown target '{target}'",
+                                           _choices(target, inventory.targets)))
+
+    if inventory_src is not None:
+        for index, obs in enumerate(inventory.resources):
+            path: PathKey = ("resources", index)
+            if obs.name in resources:
+                problems.append(inventory_src.diagnostic(path + ("name",),
+                                                         f"resource '{obs.name}' is listed twice"))
+                continue
+            kind = check_type(obs.type, inventory_src, path)
+            if kind is not None:
+                check_state(kind, obs.state, inventory_src, path + ("state",))
+            check_target(obs.placement, inventory_src, path + ("placement",))
+            res = Resource(
+                name=obs.name, type=obs.type, current=obs.state, part_of=obs.part_of,
+                placement=obs.placement, requires=dict(obs.requires), labels=dict(obs.labels),
+                attributes=dict(obs.attributes), observed=True,
+                origin=Origin(inventory_src.file, _fmt(path), inventory_src.where(path)[0]),
+            )
+            res.relations = _relations(obs)
+            resources[obs.name] = res
+            paths[obs.name] = (inventory_src, path)
+
+    if request is not None and request_src is not None:
+        requested: set[str] = set()
+        for desired, tname, parent, path in _flatten_request(request, request_src):
+            if desired.name in requested:
+                problems.append(request_src.diagnostic(path + ("name",),
+                                                       f"resource '{desired.name}' is requested twice"))
+                continue
+            requested.add(desired.name)
+            kind = check_type(tname, request_src, path)
+            existing = resources.get(desired.name)
+            if existing is not None and tname and existing.type != tname:
+                problems.append(request_src.diagnostic(
+                    path + ("type",), f"'{desired.name}' is a {existing.type} in the inventory, not a {tname}"))
+                continue
+            part_of = parent or desired.part_of
+            if existing is not None and existing.part_of and part_of and existing.part_of != part_of:
+                problems.append(request_src.diagnostic(
+                    path, f"'{desired.name}' is part of '{existing.part_of}' in the inventory, not of '{part_of}'"))
+                continue
+            if kind is not None and desired.state is not None:
+                check_state(kind, desired.state, request_src, path + ("state",))
+            if kind is not None:
+                for index, opname in enumerate(desired.run):
+                    if opname not in {o.name for o in kind.operations}:
+                        problems.append(request_src.diagnostic(
+                            path + ("run", index), f"type '{kind.name}' has no operation '{opname}'",
+                            _choices(opname, [o.name for o in kind.operations])))
+            check_target(desired.placement, request_src, path + ("placement",))
+            res = existing or Resource(name=desired.name, type=tname, current=kind.initial if kind else "")
+            res.requested = True
+            res.desired = desired.state or (kind.final if kind else None)
+            res.part_of = part_of or res.part_of
+            res.relations |= _relations(desired)
+            res.pinned = desired.placement
+            res.requires.update(desired.requires)
+            res.labels.update(desired.labels)
+            res.params = dict(desired.params)
+            res.run = tuple(desired.run)
+            res.origin = Origin(request_src.file, _fmt(path), request_src.where(path)[0])
+            resources[desired.name] = res
+            paths[desired.name] = (request_src, path)
+
+    # Every related resource must exist somewhere.
+    for name, res in sorted(resources.items()):
+        src, path = paths[name]
+        if res.part_of is not None and res.part_of not in resources:
+            problems.append(src.diagnostic(path + ("part_of",), f"unknown resource '{res.part_of}'",
+                                           _choices(res.part_of, resources)))
+        for kind_name, target in sorted(res.relations):
+            if target not in resources:
+                problems.append(src.diagnostic(path + (kind_name,), f"unknown resource '{target}'",
+                                               _choices(target, resources)))
+    problems.extend(_cycles(resources, paths))
+    if problems:
+        raise DiagnosticsError(problems)
+    return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
+                 resources=dict(sorted(resources.items())),
+                 request_name=(request.name or "") if request else "")
+
+
+def _fmt(path: PathKey) -> str:
+    from domain.yamlsrc import format_path
+
+    return format_path(path)
+
+
+def _relations(res: Any) -> set[tuple[str, str]]:
+    rels = {("uses", t) for t in res.uses}
+    if res.hosted_on:
+        rels.add(("hosted_on", res.hosted_on))
+    for kind, targets in res.relations.items():
+        rels |= {(kind, t) for t in targets}
+    return rels
+
+
+def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
+    """A resource that is (transitively) part of itself, uses itself, ... is an error."""
+    problems = []
+    graphs: dict[str, nx.DiGraph] = {}
+    for name, res in resources.items():
+        if res.part_of in resources:
+            graphs.setdefault("part_of", nx.DiGraph()).add_edge(name, res.part_of)
+        for kind, target in res.relations:
+            if target in resources:
+                graphs.setdefault(kind, nx.DiGraph()).add_edge(name, target)
+    for kind, graph in sorted(graphs.items()):
+        if nx.is_directed_acyclic_graph(graph):
+            continue
+        for cycle in sorted(sorted(c) for c in nx.simple_cycles(graph)):
+            first = cycle[0]
+            ordered = _cycle_order(graph, cycle)
+            src, path = paths[first]
+            problems.append(src.diagnostic(
+                path, f"relationship cycle in '{kind}': {' -> '.join(ordered + [ordered[0]])}",
+                "a resource cannot depend on itself", code="cycle"))
+    return problems
+
+
+def _cycle_order(graph: nx.DiGraph, members: list[str]) -> list[str]:
+    sub = graph.subgraph(members)
+    start = min(members)
+    edges = nx.find_cycle(sub, source=start)
+    return [u for u, _ in edges]

@@ -1,0 +1,139 @@
+"""A project: the folder with ``ordo.yaml`` and everything it names."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from domain.errors import Diagnostic, DiagnosticsError
+from domain.formats import CatalogFile, InventoryFile, ProjectFile, RequestFile, SettingsSpec, parse
+from domain.model import Model, build_model
+from domain.yamlsrc import Source, load_yaml
+
+PROJECT_FILE = "ordo.yaml"
+
+
+@dataclass
+class Project:
+    """Everything loaded for one planning run."""
+
+    root: Path
+    model: Model
+    settings: SettingsSpec
+    library: list[str]
+    policy_files: list[Path]
+    # (display name, sha256) of every input file, for the plan's digest
+    inputs: list[tuple[str, str]] = field(default_factory=list)
+    request_file: str | None = None
+    inventory_file: str | None = None
+
+    def display(self, path: Path) -> str:
+        return _display(path, self.root)
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_project(
+    root: Path | str = ".",
+    request: Path | str | None = None,
+    inventory: Path | str | None = None,
+    extra_policy_files: list[Path] | None = None,
+    *,
+    need_request: bool = True,
+) -> Project:
+    """Load and validate a project. Raises DiagnosticsError listing every problem.
+
+    ``request`` and ``inventory`` override the project file's choices; they are
+    taken relative to the current directory, like any command-line path.
+    """
+    root = Path(root)
+    if root.is_file():
+        root_file, root = root, root.parent
+    else:
+        root_file = root / PROJECT_FILE
+    if not root_file.exists():
+        raise DiagnosticsError([Diagnostic(
+            file=str(root_file), summary="no project file here",
+            detail=f"expected {PROJECT_FILE} naming the catalog, inventory and policies")])
+    problems: list[Diagnostic] = []
+    proj_src = load_yaml(root_file, _display(root_file, root))
+    project = parse(ProjectFile, proj_src)
+    inputs = [(proj_src.file, _digest(root_file))]
+
+    def load(path: Path, model_cls: type, label: str):
+        display = _display(path, root)
+        try:
+            src = load_yaml(path, display)
+            parsed = parse(model_cls, src)
+        except DiagnosticsError as exc:
+            problems.extend(exc.diagnostics)
+            return None, None
+        inputs.append((display, _digest(path)))
+        return parsed, src
+
+    catalog_paths = [project.catalog] if isinstance(project.catalog, str) else list(project.catalog)
+    catalog = CatalogFile()
+    catalog_src = None
+    for index, rel in enumerate(catalog_paths):
+        part, src = load(root / rel, CatalogFile, "catalog")
+        if part is None:
+            continue
+        duplicate = (set(catalog.types) & set(part.types)) | (set(catalog.lifecycles) & set(part.lifecycles))
+        for name in sorted(duplicate):
+            problems.append(src.diagnostic((), f"'{name}' is defined in more than one catalog file"))
+        catalog = CatalogFile(
+            controllers={**catalog.controllers, **part.controllers},
+            lifecycles={**catalog.lifecycles, **part.lifecycles},
+            types={**catalog.types, **part.types},
+        )
+        catalog_src = catalog_src or src
+
+    inv_path = Path(inventory) if inventory is not None else (
+        root / project.inventory if project.inventory else None)
+    inv, inv_src = (InventoryFile(), None)
+    if inv_path is not None:
+        inv, inv_src = load(inv_path, InventoryFile, "inventory")
+        inv = inv or InventoryFile()
+
+    req_path = Path(request) if request is not None else (root / project.request if project.request else None)
+    req, req_src = (None, None)
+    if req_path is not None:
+        req, req_src = load(req_path, RequestFile, "request")
+    elif need_request:
+        problems.append(proj_src.diagnostic(("request",), "no request given",
+                                            "name one on the command line or as 'request:' here"))
+
+    policy_files: list[Path] = []
+    for index, rel in enumerate(list(project.policies.files)):
+        path = root / rel
+        if path.is_dir():
+            found = sorted(path.glob("*.lp"))
+            policy_files.extend(found)
+        elif path.is_file():
+            policy_files.append(path)
+        else:
+            problems.append(proj_src.diagnostic(("policies", "files", index), f"no such policy file '{rel}'"))
+    policy_files.extend(extra_policy_files or [])
+    for path in policy_files:
+        if path.is_file():
+            inputs.append((_display(path, root), _digest(path)))
+
+    if problems:
+        raise DiagnosticsError(problems)
+    model = build_model(catalog, catalog_src or proj_src, inv, inv_src, req, req_src)
+    return Project(
+        root=root, model=model, settings=project.settings, library=list(project.policies.library),
+        policy_files=policy_files, inputs=sorted(inputs),
+        request_file=req_src.file if req_src else None,
+        inventory_file=inv_src.file if inv_src else None,
+    )

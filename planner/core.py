@@ -1,0 +1,241 @@
+"""The planning pipeline: load -> facts -> solve -> decode -> order -> schedule.
+
+``make_plan`` is the one entry point. "No plan exists" is an outcome with an
+explanation, not an exception; exceptions are for bad input (DiagnosticsError).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import clingo
+import networkx as nx
+
+import policies
+from domain.errors import Diagnostic, DiagnosticsError
+from domain.model import Model
+from domain.project import Project
+from planner.explain import Explanation, explain_no_plan, explain_cycle
+from planner.facts import model_facts
+from planner.plan import (
+    CostLevel,
+    Edge,
+    InputFile,
+    Plan,
+    PlannedOperation,
+    ResourceChange,
+)
+from planner.program import Program, RuleInfo, load_program
+from planner.schedule import schedule
+from planner.solve import SolveResult, solve
+
+
+@dataclass
+class Outcome:
+    """The answer to one planning request."""
+
+    status: str  # optimal, satisfiable, no_plan, timeout
+    plan: Plan | None = None
+    explanation: Explanation | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def policy_files(project: Project) -> list[tuple[Path, str, str]]:
+    """(path, display name, origin) of base, library and project policy files."""
+    stock = policies.library()
+    problems = []
+    files = [(p, f"<base>/{p.name}", "base") for p in policies.base_files()]
+    for name in project.library:
+        if name not in stock:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(stock), n=1)
+            detail = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(stock)}"
+            problems.append(Diagnostic(file="ordo.yaml", path="policies.library",
+                                       summary=f"unknown library policy '{name}'", detail=detail))
+            continue
+        files.append((stock[name], f"<library>/{stock[name].name}", "library"))
+    for path in project.policy_files:
+        files.append((path, project.display(path), "project"))
+    if problems:
+        raise DiagnosticsError(problems)
+    return files
+
+
+def load_policies(project: Project) -> Program:
+    program = load_program(policy_files(project))
+    if any(d.severity == "error" for d in program.diagnostics):
+        raise DiagnosticsError(program.diagnostics)
+    return program
+
+
+def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
+    inputs = dict(project.inputs)
+    for pfile in program.files:
+        if pfile.origin != "project":
+            inputs[pfile.display] = hashlib.sha256(pfile.path.read_bytes()).hexdigest()
+    listed = [InputFile(path=p, sha256=h) for p, h in sorted(inputs.items())]
+    whole = hashlib.sha256("".join(f"{i.path}\0{i.sha256}\n" for i in listed).encode()).hexdigest()
+    return f"sha256:{whole}", listed
+
+
+def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None) -> Outcome:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    program = load_policies(project)
+    facts = model_facts(project.model)
+    timings["load"] = time.perf_counter() - started
+    limit = timeout if timeout is not None else project.settings.solve_timeout
+    result = solve(program, facts, timeout=limit)
+    timings["ground"] = result.ground_seconds
+    timings["solve"] = result.solve_seconds
+    if result.status == "timeout":
+        return Outcome(status="timeout", timings=timings, warnings=result.warnings)
+    if result.status == "unsatisfiable":
+        started = time.perf_counter()
+        explanation = explain_no_plan(program, facts, project.model, timeout=limit)
+        timings["explain"] = time.perf_counter() - started
+        return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
+    started = time.perf_counter()
+    decoded = decode(result, program.rules, project.model)
+    cycle = _find_cycle(decoded.graph)
+    if cycle:
+        return Outcome(status="no_plan", explanation=explain_cycle(cycle, decoded, program.rules),
+                       timings=timings, warnings=result.warnings)
+    plan = build_plan(project, program, result, decoded, concurrency or project.settings.concurrency)
+    timings["decode"] = time.perf_counter() - started
+    return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings)
+
+
+@dataclass
+class Decoded:
+    ops: dict[str, tuple[str, str]]                      # id -> (resource, operation)
+    edges: dict[tuple[str, str], set[int]]               # (before, after) -> rule indexes
+    goals: dict[str, str]
+    why: dict[str, list[str]]
+    placements: dict[str, str]
+    graph: nx.DiGraph
+
+
+def op_id(resource: str, operation: str) -> str:
+    return f"{resource}/{operation}"
+
+
+def _op_key(sym: clingo.Symbol) -> str:
+    resource, operation = sym.arguments
+    return op_id(resource.string, operation.string)
+
+
+def decode(result: SolveResult, rules: list[RuleInfo], model: Model) -> Decoded:
+    ops: dict[str, tuple[str, str]] = {}
+    edges: dict[tuple[str, str], set[int]] = {}
+    goals: dict[str, str] = {}
+    why: dict[str, list[str]] = {}
+    placements: dict[str, str] = {}
+    for sym in result.symbols:
+        name = sym.name
+        if name == "op" and len(sym.arguments) == 2:
+            ops[_op_key(sym)] = (sym.arguments[0].string, sym.arguments[1].string)
+        elif name == "__before":
+            a, b, index = sym.arguments
+            if a.name == "op" and b.name == "op":
+                edges.setdefault((_op_key(a), _op_key(b)), set()).add(index.number)
+        elif name == "goal":
+            goals[sym.arguments[0].string] = sym.arguments[1].string
+        elif name == "why":
+            res, reason = sym.arguments
+            text = reason.string if reason.type == clingo.SymbolType.String else (
+                f"part of {reason.arguments[0].string}, which goes away")
+            why.setdefault(res.string, []).append(text)
+        elif name == "place":
+            placements[sym.arguments[0].string] = sym.arguments[1].string
+    graph = nx.DiGraph()
+    graph.add_nodes_from(sorted(ops))
+    graph.add_edges_from(e for e in sorted(edges) if e[0] in ops and e[1] in ops)
+    return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, graph=graph)
+
+
+def _find_cycle(graph: nx.DiGraph) -> list[str]:
+    if nx.is_directed_acyclic_graph(graph):
+        return []
+    return [u for u, _ in nx.find_cycle(graph)]
+
+
+def _reason(model: Model, name: str, goal: str, why: dict[str, list[str]]) -> str:
+    res = model.resources[name]
+    causes = why.get(name, [])
+    if "request" in causes:
+        text = f"requested: {goal} (now {res.current})"
+    elif causes and causes[0].startswith("part of"):
+        text = f"{causes[0]}: {goal} (now {res.current})"
+    else:
+        text = f"to reach {goal} (now {res.current})"
+    if "changed" in causes:
+        changed = sorted(k for k, v in res.params.items() if res.attributes.get(k) != v)
+        text += f"; params changed: {', '.join(changed)}"
+    return text
+
+
+def _actions(model: Model, name: str, goal: str, ops: list[str]) -> tuple[str, ...]:
+    res = model.resources[name]
+    kind = model.kinds[res.type]
+    if res.current == kind.initial and goal != kind.initial:
+        return ("create",)
+    if goal == kind.initial and res.current != kind.initial:
+        return ("delete",)
+    if res.current == goal:
+        if any(o == kind.update for o in ops):
+            return ("update",)
+        return ("run",)
+    return ("change",)
+
+
+def build_plan(project: Project, program: Program, result: SolveResult, decoded: Decoded,
+               concurrency: int) -> Plan:
+    model = project.model
+    duration: dict[str, float] = {}
+    ctrl: dict[str, str] = {}
+    for oid, (res, opname) in decoded.ops.items():
+        kind = model.kinds[model.resources[res].type]
+        op = kind.operation(opname)
+        duration[oid] = op.duration
+        ctrl[oid] = op.controller
+    limits = {name: c.concurrency for name, c in model.controllers.items() if c.concurrency}
+    sched = schedule(decoded.graph, duration, ctrl, concurrency, limits)
+    wave_of = {oid: i for i, wave in enumerate(sched.waves) for oid in wave}
+    per_resource: dict[str, list[str]] = {}
+    for oid in sorted(decoded.ops, key=lambda o: (wave_of[o], o)):
+        per_resource.setdefault(decoded.ops[oid][0], []).append(oid)
+    operations = []
+    for oid, (res, opname) in sorted(decoded.ops.items()):
+        kind = model.kinds[model.resources[res].type]
+        op = kind.operation(opname)
+        goal = decoded.goals.get(res, model.resources[res].current)
+        operations.append(PlannedOperation(
+            id=oid, resource=res, type=kind.name, operation=opname, from_state=op.from_state,
+            to_state=op.to_state, controller=op.controller, duration=op.duration, wave=wave_of[oid] + 1,
+            reason=_reason(model, res, goal, decoded.why)))
+    changes = []
+    for res, ids in sorted(per_resource.items()):
+        r = model.resources[res]
+        goal = decoded.goals.get(res, r.current)
+        changes.append(ResourceChange(
+            resource=res, type=r.type, actions=_actions(model, res, goal, [decoded.ops[i][1] for i in ids]),
+            before=r.current, after=goal, placement=decoded.placements.get(res) if r.placement is None else None,
+            operations=tuple(ids), reason=_reason(model, res, goal, decoded.why)))
+    edges = [Edge(before=a, after=b, rules=tuple(sorted({program.rules[i].location for i in idx})))
+             for (a, b), idx in sorted(decoded.edges.items()) if a in decoded.ops and b in decoded.ops]
+    placements = {r: t for r, t in sorted(decoded.placements.items())}
+    cost = tuple(CostLevel(priority=p, cost=c) for p, c in zip(result.priorities, result.cost, strict=False))
+    dig, inputs = digest(project, program)
+    return Plan(
+        status=result.status, request=project.model.request_name or (project.request_file or ""),
+        digest=dig, inputs=tuple(inputs), resource_changes=tuple(changes), operations=tuple(operations),
+        edges=tuple(edges), waves=tuple(tuple(w) for w in sched.waves), placements=placements,
+        cost=cost, makespan=sched.makespan, critical_path=sched.critical_path, concurrency=concurrency,
+        ground_atoms=result.atoms, ground_rules=result.rules,
+    )

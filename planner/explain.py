@@ -1,0 +1,131 @@
+"""Why no plan exists, in words a policy author reads.
+
+The strict program failed. Solve again with every constraint made soft
+(``__violation`` atoms minimised above all user priorities): the optimum is a
+smallest set of constraint instances whose removal allows a plan - a minimal
+correction set. Each instance names its policy file and line, the comment
+above it, and the values of its variables (the resources involved).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import clingo
+import networkx as nx
+
+from domain.model import Model
+from planner.program import Program, RuleInfo
+from planner.solve import solve
+
+
+@dataclass(frozen=True)
+class Conflict:
+    policy: str
+    file: str
+    line: int
+    rule: str
+    description: str
+    bindings: tuple[tuple[str, str], ...]
+    resources: tuple[str, ...]
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def to_dict(self) -> dict:
+        return {
+            "policy": self.policy, "file": self.file, "line": self.line, "rule": self.rule,
+            "description": self.description, "bindings": dict(self.bindings),
+            "resources": list(self.resources),
+        }
+
+
+@dataclass
+class Explanation:
+    kind: str  # "conflict", "cycle" or "unknown"
+    summary: str
+    conflicts: list[Conflict] = field(default_factory=list)
+    cycle: list[str] = field(default_factory=list)
+    cycle_rules: list[list[str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind, "summary": self.summary,
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "cycle": self.cycle, "cycle_rules": self.cycle_rules,
+        }
+
+
+def policy_name(file: str) -> str:
+    base = file.rsplit("/", 1)[-1]
+    return base[:-3] if base.endswith(".lp") else base
+
+
+def _text(sym: clingo.Symbol) -> str:
+    if sym.type == clingo.SymbolType.String:
+        return sym.string
+    if sym.type == clingo.SymbolType.Function and sym.name == "op" and len(sym.arguments) == 2:
+        return f"{_text(sym.arguments[0])}/{_text(sym.arguments[1])}"
+    return str(sym)
+
+
+def _resources_in(sym: clingo.Symbol, model: Model, out: list[str]) -> None:
+    if sym.type == clingo.SymbolType.String and sym.string in model.resources and sym.string not in out:
+        out.append(sym.string)
+    elif sym.type == clingo.SymbolType.Function:
+        for arg in sym.arguments:
+            _resources_in(arg, model, out)
+
+
+def conflicts_from(symbols: list[clingo.Symbol], rules: list[RuleInfo], model: Model) -> list[Conflict]:
+    out = []
+    for sym in symbols:
+        if sym.name != "__violation":
+            continue
+        index, values = sym.arguments
+        info = rules[index.number]
+        bindings = tuple(zip(info.variables, (_text(v) for v in values.arguments), strict=False))
+        resources: list[str] = []
+        _resources_in(values, model, resources)
+        out.append(Conflict(
+            policy=policy_name(info.file), file=info.file, line=info.line, rule=info.text,
+            description=info.comment, bindings=bindings, resources=tuple(resources)))
+    return sorted(out, key=lambda c: (c.file, c.line, c.bindings))
+
+
+def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout: float) -> Explanation:
+    result = solve(program, facts, relaxed=True, timeout=timeout)
+    if result.status == "unsatisfiable":
+        return Explanation(kind="unknown", summary=(
+            "no plan exists, and no single policy constraint is to blame: a choice rule or "
+            "aggregate cannot be satisfied at all (for instance a resource to place and no target)"))
+    if result.status == "timeout":
+        return Explanation(kind="unknown", summary="no plan exists; the explanation timed out")
+    conflicts = conflicts_from(result.symbols, program.rules, model)
+    if conflicts:
+        names = sorted({c.policy for c in conflicts})
+        return Explanation(kind="conflict", conflicts=conflicts, summary=(
+            f"no plan satisfies every policy; drop or relax: {', '.join(names)}"))
+    from planner.core import decode
+
+    decoded = decode(result, program.rules, model)
+    if not nx.is_directed_acyclic_graph(decoded.graph):
+        cycle = [u for u, _ in nx.find_cycle(decoded.graph)]
+        return explain_cycle(cycle, decoded, program.rules)
+    return Explanation(kind="unknown", summary="no plan exists, for a reason ordo could not name")
+
+
+def explain_cycle(cycle: list[str], decoded, rules: list[RuleInfo]) -> Explanation:
+    # Start the cycle at its smallest operation so the message is stable.
+    start = cycle.index(min(cycle))
+    cycle = cycle[start:] + cycle[:start]
+    hops = []
+    for i, node in enumerate(cycle):
+        nxt = cycle[(i + 1) % len(cycle)]
+        hops.append(sorted({rules[r].location for r in decoded.edges.get((node, nxt), set())}))
+    resources = sorted({n.rsplit("/", 1)[0] for n in cycle})
+    return Explanation(
+        kind="cycle", cycle=cycle, cycle_rules=hops,
+        summary=(f"the ordering rules form a cycle: {' -> '.join(cycle + [cycle[0]])} "
+                 f"(resources: {', '.join(resources)})"))

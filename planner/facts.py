@@ -1,0 +1,96 @@
+"""Models to facts: the interface predicates of policies/base/interface.lp.
+
+Facts are rendered through clingo symbols (never by pasting strings into
+rules), sorted, so that the same model always gives the same program text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import clingo
+
+from domain.model import Model
+
+#: name/arity of every predicate this module writes (the policy interface).
+FACT_SIGNATURES: frozenset[tuple[str, int]] = frozenset({
+    ("resource", 2), ("state", 3), ("transition", 4), ("milestone", 3), ("final", 2),
+    ("update", 2), ("controller", 3), ("duration", 3), ("current", 2), ("desired", 2),
+    ("part_of", 2), ("relation", 3), ("changed", 1), ("run", 2), ("requested", 1),
+    ("placeable", 1), ("placed", 2), ("pinned", 2), ("requires", 3), ("label", 3),
+    ("param", 3), ("target", 1), ("zone", 2), ("capacity", 3), ("attr", 3),
+    ("target_label", 3),
+})
+
+
+def term(value: Any) -> clingo.Symbol:
+    """A YAML scalar as a clingo term: names are strings, booleans constants."""
+    if isinstance(value, bool):
+        return clingo.Function("true" if value else "false")
+    if isinstance(value, int):
+        return clingo.Number(value)
+    return clingo.String(str(value))
+
+
+def _fact(name: str, *args: Any) -> str:
+    return str(clingo.Function(name, [term(a) for a in args])) + "."
+
+
+def model_facts(model: Model) -> list[str]:
+    """Every fact of the model, sorted and without duplicates."""
+    out: list[str] = []
+    add = out.append
+    used_types = {r.type for r in model.resources.values()}
+    for tname in sorted(used_types):
+        kind = model.kinds[tname]
+        for rank, state in enumerate(kind.states):
+            add(_fact("state", tname, state, rank))
+        for milestone, state in kind.milestones:
+            add(_fact("milestone", tname, milestone, state))
+        add(_fact("final", tname, kind.final))
+        if kind.update:
+            add(_fact("update", tname, kind.update))
+        for op in kind.operations:
+            add(_fact("transition", tname, op.name, op.from_state, op.to_state))
+            add(_fact("controller", tname, op.name, op.controller))
+            add(_fact("duration", tname, op.name, math.ceil(op.duration)))
+    for tname, target in model.targets.items():
+        add(_fact("target", tname))
+        if target.zone:
+            add(_fact("zone", tname, target.zone))
+        for key, amount in target.capacity.items():
+            add(_fact("capacity", tname, key, amount))
+        for key, value in target.attributes.items():
+            add(_fact("attr", tname, key, value))
+        for key, value in target.labels.items():
+            add(_fact("target_label", tname, key, value))
+    for name, res in model.resources.items():
+        kind = model.kinds[res.type]
+        add(_fact("resource", name, res.type))
+        add(_fact("current", name, res.current))
+        if res.requested and res.desired:
+            add(_fact("desired", name, res.desired))
+            add(_fact("requested", name))
+        if res.part_of:
+            add(_fact("part_of", name, res.part_of))
+        for rel_kind, other in res.relations:
+            add(_fact("relation", rel_kind, name, other))
+        if res.changed:
+            add(_fact("changed", name))
+        for opname in res.run:
+            add(_fact("run", name, opname))
+        if kind.placement:
+            add(_fact("placeable", name))
+        if res.placement:
+            add(_fact("placed", name, res.placement))
+        if res.pinned:
+            add(_fact("pinned", name, res.pinned))
+        for key, amount in res.requires.items():
+            add(_fact("requires", name, key, amount))
+        for key, value in res.labels.items():
+            add(_fact("label", name, key, value))
+        for key, value in res.params.items():
+            if isinstance(value, (str, int, bool)):
+                add(_fact("param", name, key, value))
+    return sorted(set(out))

@@ -1,0 +1,214 @@
+"""Policy files: parsed with clingo.ast, checked, and labelled for explanations.
+
+Two rewrites give every answer a provenance without asking authors to write
+anything special:
+
+* an integrity constraint ``:- body.`` becomes
+  ``__violation(I, (X1,...,Xn)) :- body.`` where I numbers the constraint and
+  X1..Xn are its body's variables. In normal mode ``:- __violation(_,_).``
+  forbids them all; to explain "no plan" the planner minimises them instead,
+  so the answer names each constraint (file:line) that cannot hold and the
+  resources it was about.
+* a rule with head ``before(A,B)`` becomes ``__before(A,B,I) :- body.``
+  (with ``before(A,B) :- __before(A,B,_).``) so every precedence edge of a plan
+  says which rule made it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import clingo
+from clingo import ast
+
+from domain.errors import Diagnostic
+
+_MSG = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?: (?P<sev>\w+): (?P<text>.*)$",
+                  re.S)
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """Where a labelled rule or constraint is, and what it says."""
+
+    index: int
+    kind: str  # "constraint" or "before"
+    file: str
+    line: int
+    column: int
+    text: str
+    variables: tuple[str, ...] = ()
+    comment: str = ""
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class PolicyFile:
+    path: Path
+    display: str
+    origin: str  # "base", "library" or "project"
+    statements: list[ast.AST] = field(default_factory=list)
+
+
+@dataclass
+class Program:
+    """Parsed and rewritten policy files, ready to add to a Control."""
+
+    files: list[PolicyFile]
+    rules: list[RuleInfo]
+    diagnostics: list[Diagnostic]
+
+    @property
+    def has_objective(self) -> bool:
+        """True when some file minimises or has weak constraints."""
+        return any(stm.ast_type == ast.ASTType.Minimize for f in self.files for stm in f.statements)
+
+    @property
+    def displays(self) -> dict[str, str]:
+        """Path as clingo reports it -> path as the user knows it."""
+        return {str(f.path): f.display for f in self.files}
+
+    def add_to(self, ctl: clingo.Control) -> None:
+        with ast.ProgramBuilder(ctl) as builder:
+            for pfile in self.files:
+                for stm in pfile.statements:
+                    builder.add(stm)
+
+
+def parse_message(message: str, displays: dict[str, str]) -> Diagnostic:
+    """A clingo log message as a diagnostic, with the path shown as the user wrote it."""
+    first, _, rest = message.partition("\n")
+    match = _MSG.match(first)
+    if not match:
+        return Diagnostic(summary=message.strip())
+    file = displays.get(match["file"], match["file"])
+    severity = "error" if match["sev"] == "error" else "warning"
+    text = match["text"].strip()
+    detail = " ".join(line.strip() for line in rest.splitlines() if line.strip())
+    return Diagnostic(file=file, line=int(match["line"]), column=int(match["col"]),
+                      summary=text, detail=detail, severity=severity, code="asp")
+
+
+class _Variables(ast.Transformer):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def visit_Variable(self, node: ast.AST) -> ast.AST:  # noqa: N802 (clingo's naming)
+        if node.name != "_" and not node.name.startswith("_") and node.name not in self.names:
+            self.names.append(node.name)
+        return node
+
+
+def _global_variables(body: list[ast.AST]) -> list[str]:
+    """Variables bound by positive atoms at the top of a body (safe to put in a head)."""
+    finder = _Variables()
+    for lit in body:
+        if (lit.ast_type == ast.ASTType.Literal and lit.sign == ast.Sign.NoSign
+                and lit.atom.ast_type == ast.ASTType.SymbolicAtom):
+            finder(lit.atom)
+    return finder.names
+
+
+def _comment_before(lines: list[str], line: int) -> str:
+    """The comment block just above a line, as one sentence."""
+    out: list[str] = []
+    index = line - 2
+    while index >= 0 and lines[index].strip().startswith("%"):
+        out.insert(0, lines[index].strip().lstrip("%").strip())
+        index -= 1
+    return " ".join(out)
+
+
+def load_program(files: list[tuple[Path, str, str]]) -> Program:
+    """Parse (path, display name, origin) files; collect syntax errors of all."""
+    rules: list[RuleInfo] = []
+    diagnostics: list[Diagnostic] = []
+    parsed: list[PolicyFile] = []
+    for path, display, origin in files:
+        pfile = PolicyFile(path=path, display=display, origin=origin)
+        messages: list[str] = []
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            diagnostics.append(Diagnostic(file=display, summary=f"cannot read policy file: {exc}"))
+            continue
+        lines = source.splitlines()
+
+        def on_statement(stm: ast.AST, pfile: PolicyFile = pfile, lines: list[str] = lines) -> None:
+            pfile.statements.append(_label(stm, pfile, rules, lines))
+
+        try:
+            ast.parse_files([str(path)], on_statement,
+                            logger=lambda _code, msg: messages.append(msg), message_limit=50)
+        except RuntimeError:
+            if not messages:
+                messages.append(f"{path}:1:1: error: could not parse the file")
+        for msg in messages:
+            diagnostics.append(parse_message(msg, {str(path): display}))
+        parsed.append(pfile)
+    return Program(files=parsed, rules=rules, diagnostics=diagnostics)
+
+
+def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[str]) -> ast.AST:
+    if stm.ast_type != ast.ASTType.Rule:
+        return stm
+    head = stm.head
+    loc = stm.location
+    if head.ast_type != ast.ASTType.Literal or head.sign != ast.Sign.NoSign:
+        return stm
+    atom = head.atom
+    if atom.ast_type == ast.ASTType.BooleanConstant and not atom.value:
+        names = _global_variables(list(stm.body))
+        info = RuleInfo(len(rules), "constraint", pfile.display, loc.begin.line, loc.begin.column,
+                        _text(lines, loc), tuple(names), _comment_before(lines, loc.begin.line))
+        rules.append(info)
+        values = ast.Function(loc, "", [ast.Variable(loc, n) for n in names], False)
+        new_head = ast.Function(loc, "__violation",
+                                [ast.SymbolicTerm(loc, clingo.Number(info.index)), values], False)
+        return stm.update(head=ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)))
+    if atom.ast_type == ast.ASTType.SymbolicAtom:
+        sym = atom.symbol
+        if sym.ast_type == ast.ASTType.Function and sym.name == "before" and len(sym.arguments) == 2:
+            info = RuleInfo(len(rules), "before", pfile.display, loc.begin.line, loc.begin.column,
+                            _text(lines, loc), (), _comment_before(lines, loc.begin.line))
+            rules.append(info)
+            new_head = ast.Function(loc, "__before",
+                                    [*sym.arguments, ast.SymbolicTerm(loc, clingo.Number(info.index))], False)
+            return stm.update(head=ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)))
+    return stm
+
+
+def _text(lines: list[str], loc: ast.Location) -> str:
+    chunk = lines[loc.begin.line - 1: loc.end.line]
+    return " ".join(" ".join(chunk).split())
+
+
+#: Added in every mode: how the labelled heads feed the rest of the program.
+GLUE = """
+before(A,B) :- __before(A,B,_).
+#defined __violation/2.
+#defined __before/3.
+#show op/2.
+#show __before/3.
+#show place/2.
+#show located/2.
+#show goal/2.
+#show why/2.
+#show __violation/2.
+"""
+
+#: Normal mode: every constraint is hard and the order must be acyclic.
+STRICT = """
+:- __violation(_,_).
+#edge (A,B) : before(A,B).
+"""
+
+#: Explain mode: pay for each violated constraint, above every user priority.
+RELAXED = """
+#minimize { 1@1000000,I,V : __violation(I,V) }.
+"""

@@ -1,0 +1,72 @@
+"""Ground and solve with clingo under a time limit."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import clingo
+
+from domain.errors import Diagnostic, DiagnosticsError
+from planner.program import GLUE, RELAXED, STRICT, Program, parse_message
+
+
+@dataclass
+class SolveResult:
+    status: str  # optimal, satisfiable, unsatisfiable, timeout
+    symbols: list[clingo.Symbol] = field(default_factory=list)
+    cost: list[int] = field(default_factory=list)
+    priorities: list[int] = field(default_factory=list)
+    atoms: int = 0
+    rules: int = 0
+    ground_seconds: float = 0.0
+    solve_seconds: float = 0.0
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout: float = 30.0) -> SolveResult:
+    """Solve once. Errors in the policies (unsafe variables ...) raise DiagnosticsError."""
+    messages: list[str] = []
+    optimise = relaxed or program.has_objective
+    ctl = clingo.Control(
+        ["--opt-strategy=usc", "--opt-mode=opt", f"--models={0 if optimise else 1}", "--parallel-mode=1"],
+        logger=lambda _code, msg: messages.append(msg), message_limit=100,
+    )
+    started = time.perf_counter()
+    try:
+        program.add_to(ctl)
+        ctl.add("base", [], GLUE + (RELAXED if relaxed else STRICT))
+        ctl.add("base", [], "\n".join(facts))
+        ctl.ground([("base", [])])
+    except RuntimeError:
+        diags = [parse_message(m, program.displays) for m in messages]
+        errors = [d for d in diags if d.severity == "error"] or [
+            Diagnostic(summary="grounding failed", detail="; ".join(messages))]
+        raise DiagnosticsError(errors) from None
+    result = SolveResult(status="timeout")
+    result.ground_seconds = time.perf_counter() - started
+    result.warnings = [parse_message(m, program.displays) for m in messages]
+    stats = ctl.statistics.get("problem", {}).get("lp", {})
+    result.atoms = int(stats.get("atoms", 0))
+    result.rules = int(stats.get("rules", 0))
+    has_objective = False
+
+    def on_model(model: clingo.Model) -> None:
+        nonlocal has_objective
+        result.symbols = model.symbols(shown=True)
+        result.cost = list(model.cost)
+        result.priorities = list(model.priority)
+        has_objective = bool(model.cost)
+
+    started = time.perf_counter()
+    with ctl.solve(on_model=on_model, async_=True) as handle:
+        finished = handle.wait(timeout)
+        if not finished:
+            handle.cancel()
+        outcome = handle.get()
+    result.solve_seconds = time.perf_counter() - started
+    if outcome.unsatisfiable and finished:
+        result.status = "unsatisfiable"
+    elif result.symbols or outcome.satisfiable:
+        result.status = "optimal" if finished and has_objective and outcome.exhausted else "satisfiable"
+    return result

@@ -1,0 +1,24 @@
+"""ordo's policy library: the base rules and stock business policies (ASP).
+
+The files are package data, found the same way whether ordo is installed
+from a wheel or in editable mode.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def _folder(name: str) -> Path:
+    return Path(str(resources.files(__name__).joinpath(name)))
+
+
+def base_files() -> list[Path]:
+    """The base library, always loaded: lifecycle, ordering, placement."""
+    return sorted(_folder("base").glob("*.lp"))
+
+
+def library() -> dict[str, Path]:
+    """Stock policies a project enables by name under ``policies.library``."""
+    return {p.stem: p for p in sorted(_folder("library").glob("*.lp"))}
