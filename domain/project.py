@@ -43,6 +43,36 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def read_project_file(root: Path | str = ".") -> tuple[Path, ProjectFile, Source]:
+    """The project folder, its parsed ``ordo.yaml`` and the file's source."""
+    root = Path(root)
+    if root.is_file():
+        root_file, root = root, root.parent
+    else:
+        root_file = root / PROJECT_FILE
+    if not root_file.exists():
+        raise DiagnosticsError([Diagnostic(
+            file=str(root_file), summary="no project file here",
+            detail=f"expected {PROJECT_FILE} naming the catalog, inventory and policies")])
+    src = load_yaml(root_file, _display(root_file, root))
+    return root, parse(ProjectFile, src), src
+
+
+def project_policy_files(root: Path, project: ProjectFile, src: Source) -> tuple[list[Path], list[Diagnostic]]:
+    """The project's own rule files, folders expanded, in a stable order."""
+    files: list[Path] = []
+    problems: list[Diagnostic] = []
+    for index, rel in enumerate(project.policies.files):
+        path = root / rel
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.lp")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(src.diagnostic(("policies", "files", index), f"no such policy file '{rel}'"))
+    return files, problems
+
+
 def load_project(
     root: Path | str = ".",
     request: Path | str | None = None,
@@ -56,21 +86,12 @@ def load_project(
     ``request`` and ``inventory`` override the project file's choices; they are
     taken relative to the current directory, like any command-line path.
     """
-    root = Path(root)
-    if root.is_file():
-        root_file, root = root, root.parent
-    else:
-        root_file = root / PROJECT_FILE
-    if not root_file.exists():
-        raise DiagnosticsError([Diagnostic(
-            file=str(root_file), summary="no project file here",
-            detail=f"expected {PROJECT_FILE} naming the catalog, inventory and policies")])
+    root, project, proj_src = read_project_file(root)
+    root_file = root / PROJECT_FILE
     problems: list[Diagnostic] = []
-    proj_src = load_yaml(root_file, _display(root_file, root))
-    project = parse(ProjectFile, proj_src)
     inputs = [(proj_src.file, _digest(root_file))]
 
-    def load(path: Path, model_cls: type, label: str):
+    def load(path: Path, model_cls: type):
         display = _display(path, root)
         try:
             src = load_yaml(path, display)
@@ -84,8 +105,8 @@ def load_project(
     catalog_paths = [project.catalog] if isinstance(project.catalog, str) else list(project.catalog)
     catalog = CatalogFile()
     catalog_src = None
-    for index, rel in enumerate(catalog_paths):
-        part, src = load(root / rel, CatalogFile, "catalog")
+    for rel in catalog_paths:
+        part, src = load(root / rel, CatalogFile)
         if part is None:
             continue
         duplicate = (set(catalog.types) & set(part.types)) | (set(catalog.lifecycles) & set(part.lifecycles))
@@ -102,35 +123,35 @@ def load_project(
         root / project.inventory if project.inventory else None)
     inv, inv_src = (InventoryFile(), None)
     if inv_path is not None:
-        inv, inv_src = load(inv_path, InventoryFile, "inventory")
+        inv, inv_src = load(inv_path, InventoryFile)
         inv = inv or InventoryFile()
 
     req_path = Path(request) if request is not None else (root / project.request if project.request else None)
     req, req_src = (None, None)
     if req_path is not None:
-        req, req_src = load(req_path, RequestFile, "request")
+        req, req_src = load(req_path, RequestFile)
     elif need_request:
         problems.append(proj_src.diagnostic(("request",), "no request given",
                                             "name one on the command line or as 'request:' here"))
 
-    policy_files: list[Path] = []
-    for index, rel in enumerate(list(project.policies.files)):
-        path = root / rel
-        if path.is_dir():
-            found = sorted(path.glob("*.lp"))
-            policy_files.extend(found)
-        elif path.is_file():
-            policy_files.append(path)
-        else:
-            problems.append(proj_src.diagnostic(("policies", "files", index), f"no such policy file '{rel}'"))
+    policy_files, policy_problems = project_policy_files(root, project, proj_src)
+    problems.extend(policy_problems)
     policy_files.extend(extra_policy_files or [])
     for path in policy_files:
         if path.is_file():
             inputs.append((_display(path, root), _digest(path)))
+        else:
+            problems.append(Diagnostic(file=str(path), summary="no such policy file"))
 
-    if problems:
+    model = None
+    if catalog_src is not None:
+        # Cross-check what did load, so one bad file does not hide the others' problems.
+        try:
+            model = build_model(catalog, catalog_src, inv, inv_src, req, req_src)
+        except DiagnosticsError as exc:
+            problems.extend(exc.diagnostics)
+    if problems or model is None:
         raise DiagnosticsError(problems)
-    model = build_model(catalog, catalog_src or proj_src, inv, inv_src, req, req_src)
     return Project(
         root=root, model=model, settings=project.settings, library=list(project.policies.library),
         policy_files=policy_files, inputs=sorted(inputs),

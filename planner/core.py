@@ -6,6 +6,7 @@ explanation, not an exception; exceptions are for bad input (DiagnosticsError).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -44,25 +45,28 @@ class Outcome:
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
-def policy_files(project: Project) -> list[tuple[Path, str, str]]:
-    """(path, display name, origin) of base, library and project policy files."""
+def library_files(names: list[str]) -> list[tuple[Path, str, str]]:
+    """(path, display name, origin) of the base library and the named stock policies."""
     stock = policies.library()
     problems = []
     files = [(p, f"<base>/{p.name}", "base") for p in policies.base_files()]
-    for name in project.library:
+    for index, name in enumerate(names):
         if name not in stock:
-            import difflib
-
             close = difflib.get_close_matches(name, list(stock), n=1)
             detail = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(stock)}"
-            problems.append(Diagnostic(file="ordo.yaml", path="policies.library",
+            problems.append(Diagnostic(file="ordo.yaml", path=f"policies.library[{index}]",
                                        summary=f"unknown library policy '{name}'", detail=detail))
             continue
         files.append((stock[name], f"<library>/{stock[name].name}", "library"))
-    for path in project.policy_files:
-        files.append((path, project.display(path), "project"))
     if problems:
         raise DiagnosticsError(problems)
+    return files
+
+
+def policy_files(project: Project) -> list[tuple[Path, str, str]]:
+    """(path, display name, origin) of base, library and project policy files."""
+    files = library_files(project.library)
+    files += [(path, project.display(path), "project") for path in project.policy_files]
     return files
 
 

@@ -24,18 +24,12 @@ class SolveResult:
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
-def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout: float = 30.0) -> SolveResult:
-    """Solve once. Errors in the policies (unsafe variables ...) raise DiagnosticsError."""
+def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> tuple[clingo.Control, list[str]]:
     messages: list[str] = []
-    optimise = relaxed or program.has_objective
-    ctl = clingo.Control(
-        ["--opt-strategy=usc", "--opt-mode=opt", f"--models={0 if optimise else 1}", "--parallel-mode=1"],
-        logger=lambda _code, msg: messages.append(msg), message_limit=100,
-    )
-    started = time.perf_counter()
+    ctl = clingo.Control(args, logger=lambda _code, msg: messages.append(msg), message_limit=100)
     try:
         program.add_to(ctl)
-        ctl.add("base", [], GLUE + (RELAXED if relaxed else STRICT))
+        ctl.add("base", [], GLUE + extra)
         ctl.add("base", [], "\n".join(facts))
         ctl.ground([("base", [])])
     except RuntimeError:
@@ -43,6 +37,21 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
         errors = [d for d in diags if d.severity == "error"] or [
             Diagnostic(summary="grounding failed", detail="; ".join(messages))]
         raise DiagnosticsError(errors) from None
+    return ctl, messages
+
+
+def ground_only(program: Program, facts: list[str]) -> list[Diagnostic]:
+    """Ground without solving: grounding errors raise, warnings are returned."""
+    _, messages = _ground(program, facts, STRICT, [])
+    return [parse_message(m, program.displays) for m in messages]
+
+
+def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout: float = 30.0) -> SolveResult:
+    """Solve once. Errors in the policies (unsafe variables ...) raise DiagnosticsError."""
+    optimise = relaxed or program.has_objective
+    args = ["--opt-strategy=usc", "--opt-mode=opt", f"--models={0 if optimise else 1}", "--parallel-mode=1"]
+    started = time.perf_counter()
+    ctl, messages = _ground(program, facts, RELAXED if relaxed else STRICT, args)
     result = SolveResult(status="timeout")
     result.ground_seconds = time.perf_counter() - started
     result.warnings = [parse_message(m, program.displays) for m in messages]

@@ -1,0 +1,52 @@
+"""``ordo check``: every problem of a project at once.
+
+Stages, each run even when an earlier one found problems where it can be:
+project file; policy files (syntax, lint); models (YAML, schema, references,
+relationship cycles); grounding the policies with the model's facts (unsafe
+variables and other grounding errors).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from domain.errors import Diagnostic, DiagnosticsError
+from domain.project import load_project, project_policy_files, read_project_file
+from planner.core import library_files
+from planner.facts import model_facts
+from planner.lint import lint
+from planner.program import load_program
+from planner.solve import ground_only
+
+
+def check(root: Path | str = ".", request: Path | str | None = None,
+          inventory: Path | str | None = None) -> list[Diagnostic]:
+    diagnostics: list[Diagnostic] = []
+    try:
+        root, project_file, src = read_project_file(root)
+    except DiagnosticsError as exc:
+        return exc.diagnostics
+    files, problems = project_policy_files(root, project_file, src)
+    diagnostics += problems
+    try:
+        stock = library_files(project_file.policies.library)
+    except DiagnosticsError as exc:
+        diagnostics += exc.diagnostics
+        stock = []
+    program = load_program(stock + [(p, p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p),
+                                     "project") for p in files])
+    diagnostics += program.diagnostics
+    syntax_ok = not any(d.severity == "error" for d in program.diagnostics)
+    if syntax_ok:
+        diagnostics += lint(program)
+    model = None
+    try:
+        model = load_project(root, request, inventory, need_request=False).model
+    except DiagnosticsError as exc:
+        diagnostics += exc.diagnostics
+    if syntax_ok and model is not None:
+        try:
+            ground_only(program, model_facts(model))
+        except DiagnosticsError as exc:
+            diagnostics += exc.diagnostics
+    return sorted(set(diagnostics))

@@ -1,0 +1,52 @@
+"""A plan's DAG as DOT or Mermaid text (rendering is the caller's job)."""
+
+from __future__ import annotations
+
+from planner.plan import Plan
+
+_SHAPE = {"create": "+", "delete": "-", "update": "~", "change": "~", "run": "*"}
+
+
+def _symbols(plan: Plan) -> dict[str, str]:
+    out = {}
+    for change in plan.resource_changes:
+        for op in change.operations:
+            out[op] = _SHAPE[change.actions[0]]
+    return out
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(plan: Plan) -> str:
+    symbols = _symbols(plan)
+    lines = ["digraph plan {", "  rankdir=LR;", "  node [shape=box, fontname=\"monospace\"];"]
+    for wave_no, wave in enumerate(plan.waves, start=1):
+        lines.append(f"  subgraph cluster_wave{wave_no} {{")
+        lines.append(f"    label={_quote(f'wave {wave_no}')}; style=dashed;")
+        for op_id in wave:
+            op = plan.operation(op_id)
+            label = f"{symbols[op_id]} {op.resource}\\n{op.operation} [{op.controller}]"
+            lines.append(f"    {_quote(op_id)} [label=\"{label}\"];")
+        lines.append("  }")
+    for edge in plan.edges:
+        lines.append(f"  {_quote(edge.before)} -> {_quote(edge.after)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_mermaid(plan: Plan) -> str:
+    symbols = _symbols(plan)
+    ids = {op.id: f"op{i}" for i, op in enumerate(plan.operations)}
+    lines = ["flowchart LR"]
+    for wave_no, wave in enumerate(plan.waves, start=1):
+        lines.append(f"  subgraph wave{wave_no}[\"wave {wave_no}\"]")
+        for op_id in wave:
+            op = plan.operation(op_id)
+            label = f"{symbols[op_id]} {op.resource}<br/>{op.operation}".replace('"', "'")
+            lines.append(f"    {ids[op_id]}[\"{label}\"]")
+        lines.append("  end")
+    for edge in plan.edges:
+        lines.append(f"  {ids[edge.before]} --> {ids[edge.after]}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,102 @@
+"""Lint of policy files: what ASP authors get wrong that clingo lets pass.
+
+* a predicate a rule reads that no rule, fact or interface defines (usually a
+  typo: reported with a did-you-mean);
+* ``#script`` in a project file (policies are data, not code).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from clingo import ast
+
+from domain.errors import Diagnostic
+from planner.facts import FACT_SIGNATURES
+from planner.program import Program
+
+#: Defined by the planner's glue program in every mode.
+GLUE_SIGNATURES = frozenset({("before", 2), ("__violation", 2), ("__before", 3)})
+
+Sig = tuple[str, int]
+
+
+class _Atoms(ast.Transformer):
+    def __init__(self) -> None:
+        self.found: list[tuple[Sig, ast.Location]] = []
+
+    def visit_SymbolicAtom(self, node: ast.AST) -> ast.AST:  # noqa: N802
+        sym = node.symbol
+        if sym.ast_type == ast.ASTType.Function:
+            self.found.append(((sym.name, len(sym.arguments)), sym.location))
+        return node
+
+
+def _atoms(nodes) -> list[tuple[Sig, ast.Location]]:
+    finder = _Atoms()
+    for node in nodes:
+        finder(node)
+    return finder.found
+
+
+def _split(stm: ast.AST) -> tuple[list, list]:
+    """(defined, read) atoms of one statement."""
+    kind = stm.ast_type
+    if kind == ast.ASTType.Rule:
+        head, defined, read = stm.head, [], _atoms(stm.body)
+        if head.ast_type == ast.ASTType.Literal:
+            defined += _atoms([head])
+        elif head.ast_type in (ast.ASTType.Disjunction, ast.ASTType.Aggregate):
+            for element in head.elements:
+                defined += _atoms([element.literal])
+                read += _atoms(element.condition)
+        elif head.ast_type == ast.ASTType.HeadAggregate:
+            for element in head.elements:
+                defined += _atoms([element.condition.literal])
+                read += _atoms(element.condition.condition)
+        return defined, read
+    if kind == ast.ASTType.External:
+        return _atoms([stm.atom]), _atoms(stm.body)
+    if kind in (ast.ASTType.Minimize, ast.ASTType.Edge, ast.ASTType.Heuristic):
+        return [], _atoms(stm.body)
+    return [], []
+
+
+def lint(program: Program) -> list[Diagnostic]:
+    defined: set[Sig] = set(FACT_SIGNATURES) | set(GLUE_SIGNATURES)
+    reads: list[tuple[Sig, ast.Location, str]] = []
+    out: list[Diagnostic] = []
+    for pfile in program.files:
+        for stm in pfile.statements:
+            if stm.ast_type == ast.ASTType.Script and pfile.origin == "project":
+                out.append(_diag(pfile.display, stm.location, "#script is not allowed in policy files",
+                                 "policies are rules, not code; ask for a new interface predicate instead",
+                                 "script"))
+            if stm.ast_type == ast.ASTType.Defined:
+                defined.add((stm.name, stm.arity))
+                continue
+            got, read = _split(stm)
+            defined.update(sig for sig, _ in got)
+            if pfile.origin != "base":
+                reads.extend((sig, loc, pfile.display) for sig, loc in read)
+    names = sorted(f"{n}/{a}" for n, a in defined if not n.startswith("__"))
+    for sig, loc, display in sorted(reads, key=lambda r: (r[2], r[1].begin.line, r[1].begin.column)):
+        if sig in defined:
+            continue
+        text = f"{sig[0]}/{sig[1]}"
+        close = difflib.get_close_matches(text, names, n=1, cutoff=0.6)
+        same_name = [n for n in names if n.split("/")[0] == sig[0]]
+        if same_name:
+            detail = f"did you mean '{same_name[0]}'? (same name, other arity)"
+        elif close:
+            detail = f"did you mean '{close[0]}'?"
+        else:
+            detail = "no rule, fact or interface predicate defines it"
+        out.append(_diag(display, loc, f"predicate '{text}' is read but never defined", detail, "undefined"))
+        defined.add(sig)  # report each once
+    return out
+
+
+def _diag(display: str, loc: ast.Location, summary: str, detail: str, code: str) -> Diagnostic:
+    return Diagnostic(file=display, line=loc.begin.line, column=loc.begin.column, summary=summary,
+                      detail=detail, severity="error", code=code)
