@@ -1,0 +1,112 @@
+"""The CLI as an operator uses it: output, files, exit codes, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from planner.plan import Plan
+from tests.conftest import VFW, run_ordo
+
+
+def test_plan_prints_waves_and_summary():
+    run = run_ordo("plan", "-C", VFW)
+    assert run.code == 0, run.err
+    assert "Wave 1\n  + service.vfw-service" in run.out
+    assert "Plan: 10 to create, 0 to change, 0 to delete." in run.out
+    assert "vfw -> region-two" in run.out
+
+
+def test_delete_plan_uses_minus():
+    run = run_ordo("plan", "-C", VFW, VFW / "requests/delete.yaml", "--inventory", VFW / "inventory-deployed.yaml")
+    assert run.code == 0, run.err
+    assert "  - vf-module.vfw-base" in run.out
+    assert "Plan: 0 to create, 0 to change, 10 to delete." in run.out
+
+
+@pytest.mark.parametrize("args,code", [
+    ([], 2),
+    (["--inventory", VFW / "inventory-deployed.yaml"], 0),
+    ([VFW / "requests/delete-mgmt-net.yaml", "--inventory", VFW / "inventory-deployed.yaml"], 3),
+])
+def test_detailed_exitcode(args, code):
+    run = run_ordo("plan", "-C", VFW, "--detailed-exitcode", *args)
+    assert run.code == code, run.text
+    if code == 0:
+        assert "No changes." in run.out
+
+
+def test_no_plan_explains_and_exits_3():
+    run = run_ordo("plan", "-C", VFW, VFW / "requests/delete-mgmt-net.yaml",
+                   "--inventory", VFW / "inventory-deployed.yaml")
+    assert run.code == 3
+    assert "No plan exists" in run.err
+    assert "protected-resources (<library>/protected-resources.lp:3)" in run.err
+    assert "violated for: R=onap-mgmt-net" in run.err
+    assert "Traceback" not in run.text
+
+
+def test_plan_is_byte_identical_across_processes(tmp_path):
+    outputs = []
+    for seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        run = run_ordo("plan", "-C", VFW, "--format", "json", env=env)
+        assert run.code == 0, run.err
+        outputs.append(run.out)
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_saved_plan_round_trips(tmp_path):
+    out = tmp_path / "plan.json"
+    run = run_ordo("plan", "-C", VFW, "--out", out)
+    assert run.code == 0, run.err
+    plan = Plan.from_json(out.read_text())
+    assert plan.to_json() == out.read_text()
+    assert plan.format_version == "1.0"
+    assert plan.digest.startswith("sha256:")
+    paths = [i.path for i in plan.inputs]
+    assert "catalog.yaml" in paths and "<base>/ordering.lp" in paths and "<library>/capacity.lp" in paths
+    assert len(plan.operations) == 32 and all(op.reason for op in plan.operations)
+
+
+def test_digest_follows_every_input(vfw_copy):
+    first = json.loads(run_ordo("plan", "-C", vfw_copy, "--format", "json").out)["digest"]
+    policy = vfw_copy / "policies/config-after-modules.lp"
+    policy.write_text(policy.read_text() + "\n% a comment changes the digest too\n")
+    second = json.loads(run_ordo("plan", "-C", vfw_copy, "--format", "json").out)["digest"]
+    assert first != second
+
+
+def test_dot_and_mermaid():
+    dot = run_ordo("plan", "-C", VFW, "--format", "dot")
+    assert dot.code == 0 and dot.out.startswith("digraph plan {")
+    assert '"network-a/assign"' not in dot.out
+    assert '"vfw-base/activate" -> "vfw/config-deploy";' in dot.out
+    mermaid = run_ordo("plan", "-C", VFW, "--format", "mermaid")
+    assert mermaid.code == 0 and mermaid.out.startswith("flowchart LR")
+    assert mermaid.out.count("-->") == dot.out.count("->")
+
+
+def test_schema_is_json_schema(tmp_path):
+    run = run_ordo("schema", "request")
+    body = json.loads(run.out)
+    assert body["title"] == "ordo request file"
+    assert "services" in body["properties"]
+    run = run_ordo("schema", "--out-dir", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "catalog.schema.json", "inventory.schema.json", "project.schema.json", "request.schema.json"]
+
+
+def test_usage_error_exits_1_without_traceback():
+    run = run_ordo("plan", "--format", "yaml")
+    assert run.code == 1
+    assert "Invalid value for '--format'" in run.err
+    assert "Traceback" not in run.text
+
+
+def test_missing_request_file():
+    run = run_ordo("plan", "-C", VFW, VFW / "requests/nope.yaml")
+    assert run.code == 1
+    assert "requests/nope.yaml: error: file not found" in run.err

@@ -1,0 +1,112 @@
+"""Each example policy changes the plan: remove it, and the plan differs as expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from domain.project import load_project
+from planner.core import make_plan
+
+
+def set_library(project: Path, names: list[str]) -> None:
+    data = yaml.safe_load((project / "ordo.yaml").read_text())
+    data["policies"]["library"] = names
+    (project / "ordo.yaml").write_text(yaml.safe_dump(data))
+
+
+def without(project: Path, name: str) -> None:
+    data = yaml.safe_load((project / "ordo.yaml").read_text())
+    set_library(project, [n for n in data["policies"]["library"] if n != name])
+
+
+def plan(project: Path, request: str = "instantiate.yaml", inventory: str | None = None):
+    loaded = load_project(project, project / "requests" / request, project / inventory if inventory else None)
+    return make_plan(loaded)
+
+
+def test_capacity_keeps_a_region_from_overfilling(vfw_copy):
+    # With capacity: vpg and vsink share region-one (6 of 10 vcpu), vfw alone on region-two.
+    assert plan(vfw_copy).plan.placements == {"vfw": "region-two", "vpg": "region-one", "vsink": "region-one"}
+    without(vfw_copy, "capacity")
+    # Without it the cheaper region takes vsink too: 12 vcpu on a 10-vcpu region.
+    result = plan(vfw_copy).plan
+    assert result.placements == {"vfw": "region-two", "vpg": "region-one", "vsink": "region-two"}
+    assert result.cost[0].cost == 4 * 1 + 8 * 1 + 2 * 3
+
+
+def test_anti_affinity_splits_the_traffic_path(vfw_copy):
+    without(vfw_copy, "anti-affinity")
+    result = plan(vfw_copy).plan
+    # vpg and vfw may now share region-two; vsink moves to region-one to fit.
+    assert result.placements == {"vfw": "region-two", "vpg": "region-two", "vsink": "region-one"}
+    assert result.cost[0].cost == 2 * 1 + 8 * 1 + 4 * 3
+
+
+def test_prefer_cheaper_region_is_the_objective(vfw_copy):
+    assert plan(vfw_copy).plan.status == "optimal"
+    without(vfw_copy, "prefer-cheaper-region")
+    result = plan(vfw_copy).plan
+    assert result.status == "satisfiable"  # any valid placement will do: nothing to optimise
+    assert result.cost == ()
+
+
+def test_protected_resources_block_deletion(vfw_copy):
+    inventory = vfw_copy / "inventory-deployed.yaml"
+    data = yaml.safe_load(inventory.read_text())
+    for res in data["resources"]:
+        if res["name"] == "vfw-logs":
+            res["labels"] = {"protected": True}
+    inventory.write_text(yaml.safe_dump(data))
+    outcome = plan(vfw_copy, "delete.yaml", "inventory-deployed.yaml")
+    assert outcome.status == "no_plan"
+    assert [(c.policy, c.resources) for c in outcome.explanation.conflicts] == [
+        ("protected-resources", ("vfw-logs",))]
+    without(vfw_copy, "protected-resources")
+    outcome = plan(vfw_copy, "delete.yaml", "inventory-deployed.yaml")
+    assert outcome.status == "optimal" or outcome.status == "satisfiable"
+    assert "vfw-logs/delete" in {op.id for op in outcome.plan.operations}
+
+
+def test_config_after_modules_orders_config_deploy(vfw_copy):
+    before = plan(vfw_copy).plan
+    extra = [e for e in before.edges if e.rules == ("policies/config-after-modules.lp:3",)]
+    assert {(e.before, e.after) for e in extra} >= {("vfw-base/activate", "vfw/config-deploy"),
+                                                    ("vpg-base/activate", "vpg/config-deploy")}
+    (vfw_copy / "policies" / "config-after-modules.lp").unlink()
+    text = (vfw_copy / "ordo.yaml").read_text().replace("    - policies/config-after-modules.lp\n", "")
+    (vfw_copy / "ordo.yaml").write_text(text.replace("  files:                       # this project's own rule files\n", "  files: []\n"))
+    after = plan(vfw_copy).plan
+    edges = {(e.before, e.after) for e in after.edges}
+    assert ("vfw-base/activate", "vfw/config-deploy") not in edges
+    # config-deploy may now run before the VMs are up: it moves to an earlier wave
+    assert after.operation("vfw/config-deploy").wave < before.operation("vfw/config-deploy").wave
+
+
+def test_deliberate_conflict_names_policy_and_line():
+    from tests.conftest import VFW
+
+    loaded = load_project(VFW, VFW / "requests" / "delete-mgmt-net.yaml", VFW / "inventory-deployed.yaml")
+    outcome = make_plan(loaded)
+    assert outcome.status == "no_plan"
+    named = {(c.policy, c.location) for c in outcome.explanation.conflicts}
+    assert ("protected-resources", "<library>/protected-resources.lp:3") in named
+    assert ("ordering", "<base>/ordering.lp:30") in named
+    assert "drop or relax: ordering, protected-resources" in outcome.explanation.summary
+
+
+def test_ordering_cycle_is_reported_with_its_rules(vfw_copy):
+    (vfw_copy / "policies" / "backwards.lp").write_text(
+        "% backwards: activate the service before anything else (a mistake).\n"
+        'before(op(S,"activate"), X) :- resource(S,"service"), op(S,"activate"), op(R,O), R != S,\n'
+        '                                X = op(R,O).\n')
+    text = (vfw_copy / "ordo.yaml").read_text().replace(
+        "    - policies/config-after-modules.lp", "    - policies/config-after-modules.lp\n    - policies/backwards.lp")
+    (vfw_copy / "ordo.yaml").write_text(text)
+    outcome = plan(vfw_copy)
+    assert outcome.status == "no_plan"
+    assert outcome.explanation.kind == "cycle"
+    assert "vfw-service/activate" in outcome.explanation.cycle
+    flat = {r for hop in outcome.explanation.cycle_rules for r in hop}
+    assert "policies/backwards.lp:2" in flat
