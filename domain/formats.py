@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     NonNegativeInt,
@@ -30,7 +31,20 @@ Name = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=200),
 ]
-Scalar = str | int | float | bool
+
+
+def _no_decimals(value: Any) -> Any:
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise ValueError(
+            f"decimal number {value} is not supported here: policies do integer arithmetic; "
+            "use a whole number (scale it, e.g. 1.5 -> 15) or a string")
+    return value
+
+
+# A value policies read: names and text, whole numbers, booleans.
+Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals)]
 
 
 class _Strict(BaseModel):
@@ -263,6 +277,8 @@ def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str
         )
     got = error.get("input")
     got_text = f", got {type(got).__name__} {got!r}" if got is not None and not isinstance(got, (dict, list)) else ""
+    if kind == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"])), ""
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}{got_text}", ""
     return error["msg"][0].lower() + error["msg"][1:], ""

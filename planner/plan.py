@@ -11,6 +11,7 @@ give the same bytes.
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -99,14 +100,17 @@ class Plan(_Frozen):
                 counts["change"] += 1
         return counts
 
+    @cached_property
+    def _by_id(self) -> dict[str, PlannedOperation]:
+        return {op.id: op for op in self.operations}
+
     def operation(self, op_id: str) -> PlannedOperation:
-        for op in self.operations:
-            if op.id == op_id:
-                return op
-        raise KeyError(op_id)
+        return self._by_id[op_id]
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        # Compact: json's C encoder only runs without indent (ten times faster
+        # on large plans). Pipe through `python -m json.tool` to read it.
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:

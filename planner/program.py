@@ -196,7 +196,6 @@ before(A,B) :- __before(A,B,_).
 #show op/2.
 #show __before/3.
 #show place/2.
-#show located/2.
 #show goal/2.
 #show why/2.
 #show __violation/2.

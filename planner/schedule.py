@@ -37,30 +37,36 @@ def schedule(graph: nx.DiGraph, duration: dict[str, float], controller: dict[str
              limit: int, controller_limits: dict[str, int]) -> Schedule:
     level = bottom_levels(graph, duration)
     waiting = {n: graph.in_degree(n) for n in graph.nodes}
-    ready = [(-level[n], n) for n, d in waiting.items() if d == 0]
-    heapq.heapify(ready)
+    # One ready queue per controller, so a saturated controller costs nothing
+    # to skip: each wave looks only at the head of each queue.
+    ready: dict[str, list[tuple[float, str]]] = {}
+
+    def make_ready(node: str) -> None:
+        heapq.heappush(ready.setdefault(controller[node], []), (-level[node], node))
+
+    for node, count in waiting.items():
+        if count == 0:
+            make_ready(node)
     waves: list[list[str]] = []
     makespan = 0.0
-    while ready:
-        wave: list[str] = []
-        held: list[tuple[float, str]] = []
+    while any(ready.values()):
+        heads = [(queue[0], ctrl) for ctrl, queue in ready.items() if queue]
+        heapq.heapify(heads)
         used: Counter[str] = Counter()
-        while ready and len(wave) < limit:
-            item = heapq.heappop(ready)
-            ctrl = controller[item[1]]
-            cap = controller_limits.get(ctrl)
-            if cap is not None and used[ctrl] >= cap:
-                held.append(item)
-                continue
+        wave: list[str] = []
+        while heads and len(wave) < limit:
+            _, ctrl = heapq.heappop(heads)
+            queue = ready[ctrl]
+            wave.append(heapq.heappop(queue)[1])
             used[ctrl] += 1
-            wave.append(item[1])
-        for item in held:
-            heapq.heappush(ready, item)
+            cap = controller_limits.get(ctrl)
+            if queue and (cap is None or used[ctrl] < cap):
+                heapq.heappush(heads, (queue[0], ctrl))
         for node in wave:
             for succ in graph.successors(node):
                 waiting[succ] -= 1
                 if waiting[succ] == 0:
-                    heapq.heappush(ready, (-level[succ], succ))
+                    make_ready(succ)
         wave.sort()
         waves.append(wave)
         makespan += max(duration[n] for n in wave)

@@ -55,9 +55,6 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     result = SolveResult(status="timeout")
     result.ground_seconds = time.perf_counter() - started
     result.warnings = [parse_message(m, program.displays) for m in messages]
-    stats = ctl.statistics.get("problem", {}).get("lp", {})
-    result.atoms = int(stats.get("atoms", 0))
-    result.rules = int(stats.get("rules", 0))
     has_objective = False
 
     def on_model(model: clingo.Model) -> None:
@@ -74,6 +71,9 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
             handle.cancel()
         outcome = handle.get()
     result.solve_seconds = time.perf_counter() - started
+    stats = ctl.statistics.get("problem", {}).get("lp", {})
+    result.atoms = int(stats.get("atoms", 0))
+    result.rules = int(stats.get("rules", 0))
     if outcome.unsatisfiable and finished:
         result.status = "unsatisfiable"
     elif result.symbols or outcome.satisfiable:
