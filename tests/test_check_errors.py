@@ -1,0 +1,834 @@
+"""Every error path of ``ordo check`` has a test asserting its message text.
+
+Each test copies the vFW example (``examples/vfw``) into ``tmp_path``, breaks one
+thing (or several), and runs the real ``ordo`` console script in a subprocess:
+errors become exit codes only in ``ordo.cli.main``, so the script is what users
+see. We assert the exit code (1), the exact ``file:line:col``, the path inside
+the file, the message text, that nothing else was reported (the
+"N error(s), 0 warning(s)." summary) and that no traceback escaped.
+
+Tests marked ``xfail(strict=True)`` assert the *correct* behaviour of a known
+bug; their reason says what is wrong today.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vfw"
+PROJECT = "vfw"  # the copy's folder name inside tmp_path; the CLI runs from tmp_path
+
+SUMMARY = re.compile(r"^(\d+) error\(s\), (\d+) warning\(s\)\.$")
+
+# Files of the example, for short edit tables.
+ORDO, CATALOG, INVENTORY, REQUEST = "ordo.yaml", "catalog.yaml", "inventory.yaml", "requests/instantiate.yaml"
+POLICY = "policies/config-after-modules.lp"
+
+
+def _ordo_script() -> str | None:
+    beside = Path(sys.executable).parent / "ordo"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("ordo")
+
+
+ORDO_SCRIPT = _ordo_script()
+pytestmark = pytest.mark.skipif(ORDO_SCRIPT is None, reason="the 'ordo' console script is not installed")
+
+
+# --- running the CLI ---------------------------------------------------------
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+    @property
+    def diagnostics(self) -> list[str]:
+        """The diagnostic lines on stderr, without the closing summary line."""
+        return [line for line in self.lines if not SUMMARY.match(line)]
+
+    @property
+    def summary(self) -> str:
+        return self.lines[-1] if self.lines else ""
+
+
+def run_ordo(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "500", **(env or {})}
+    proc = subprocess.run([ORDO_SCRIPT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+class Project:
+    """A copy of the vFW example to break."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.cwd = tmp_path
+        self.root = tmp_path / PROJECT
+        shutil.copytree(EXAMPLE, self.root)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def read(self, rel: str) -> str:
+        return self.path(rel).read_text(encoding="utf-8")
+
+    def write(self, rel: str, text: str | bytes) -> None:
+        target = self.path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            target.write_bytes(text)
+        else:
+            target.write_text(text, encoding="utf-8")
+
+    def replace(self, rel: str, old: str, new: str) -> None:
+        """Replace text that occurs exactly once (so a changed example fails loudly here)."""
+        text = self.read(rel)
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {rel}"
+        self.write(rel, text.replace(old, new))
+
+    def apply(self, edits: tuple[tuple[str, str | None, str | bytes | None], ...]) -> None:
+        """(file, old, new): replace old by new; old None: write new as the file; new None: delete."""
+        for rel, old, new in edits:
+            if new is None:
+                self.path(rel).unlink()
+            elif old is None:
+                self.write(rel, new)
+            else:
+                self.replace(rel, old, new)
+
+    def check(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return run_ordo("check", "-C", PROJECT, *args, cwd=self.cwd, env=env)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def assert_reports(result: Result, *expected: str) -> None:
+    """Exit code 1, exactly these diagnostic lines (in order), the matching summary, no traceback."""
+    assert "Traceback" not in result.output, result.output
+    assert result.code == 1, result.output
+    assert result.diagnostics == list(expected), result.stderr
+    assert result.summary == f"{len(expected)} error(s), 0 warning(s).", result.stderr
+    assert "Success!" not in result.stdout
+
+
+def assert_failed(result: Result) -> None:
+    """Exit code 1, no traceback, and a summary that counts the diagnostics printed."""
+    assert "Traceback" not in result.output, result.output
+    assert result.code == 1, result.output
+    assert result.summary == f"{len(result.diagnostics)} error(s), 0 warning(s).", result.stderr
+    assert "Success!" not in result.stdout
+
+
+def assert_reported(result: Result, *expected: str) -> None:
+    """Exit code 1, no traceback, and each line is reported (others may be too)."""
+    assert_failed(result)
+    for line in expected:
+        assert line in result.diagnostics, result.stderr
+
+
+# --- the valid project -------------------------------------------------------
+
+
+def test_valid_project_succeeds(project: Project) -> None:
+    result = project.check()
+    assert result.code == 0, result.output
+    assert result.stdout.strip() == "Success! The project is valid."
+    assert result.stderr == ""
+
+
+# --- the project file --------------------------------------------------------
+
+
+def test_missing_project_file(project: Project) -> None:
+    project.path(ORDO).unlink()
+    assert_reports(
+        project.check(),
+        "vfw/ordo.yaml: error: no project file here (expected ordo.yaml naming the catalog, inventory and policies)")
+
+
+def test_project_folder_does_not_exist(tmp_path: Path) -> None:
+    assert_reports(
+        run_ordo("check", "-C", "nowhere", cwd=tmp_path),
+        "nowhere/ordo.yaml: error: no project file here "
+        "(expected ordo.yaml naming the catalog, inventory and policies)")
+
+
+def test_project_file_is_a_folder(project: Project) -> None:
+    project.path(ORDO).unlink()
+    project.path(ORDO).mkdir()
+    assert_reports(project.check(),
+                   "ordo.yaml: error: cannot read file: [Errno 21] Is a directory: 'vfw/ordo.yaml'")
+
+
+@pytest.mark.xfail(strict=True, reason="'catalog: []' loads no catalog, so no model is built and no problem is "
+                   "recorded: check prints 'Success!' (and load_project raises an empty DiagnosticsError)")
+def test_project_with_no_catalog_file(project: Project) -> None:
+    project.replace(ORDO, "catalog: catalog.yaml", "catalog: []")
+    result = project.check()
+    assert_failed(result)
+    assert any(line.startswith("ordo.yaml:3:10: error: catalog: ") for line in result.diagnostics), result.stderr
+
+
+# --- YAML syntax -------------------------------------------------------------
+
+YAML_CASES = [
+    pytest.param(
+        ((REQUEST, "uses: [protected-net, onap-mgmt-net]", "uses: [protected-net, onap-mgmt-net"),),
+        ["requests/instantiate.yaml:25:13: error: invalid YAML: expected ',' or ']', but got ':'"],
+        id="unclosed-bracket"),
+    pytest.param(
+        ((CATALOG, "  cds:       { concurrency: 2,", "  sdnc:      { concurrency: 2,"),),
+        ["catalog.yaml:7:3: error: controllers.sdnc: duplicate key 'sdnc'"],
+        id="duplicate-key"),
+    pytest.param(
+        ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    lifecycle: standard\n"),
+         (CATALOG, "  vf-module:\n", "  vf-module:\n    controller: so\n")),
+        ["catalog.yaml:48:5: error: types.service.lifecycle: duplicate key 'lifecycle'",
+         "catalog.yaml:67:5: error: types.vf-module.controller: duplicate key 'controller'"],
+        id="duplicate-keys-all-reported"),
+    pytest.param(
+        ((ORDO, "  solve_timeout: 20            # seconds\n",
+          "  solve_timeout: 20            # seconds\n---\nsettings: {}\n"),),
+        ["ordo.yaml:17:1: error: invalid YAML: but found another document"],
+        id="two-documents"),
+    pytest.param(
+        ((CATALOG, "\ntypes:\n", "\n? [a, b]\n: 1\ntypes:\n"),),
+        ["catalog.yaml:45:3: error: invalid YAML: found unhashable key"],
+        id="unhashable-key"),
+    pytest.param(
+        ((CATALOG, None, b"\xff\xfe controllers: {}\n"),),
+        ["catalog.yaml: error: cannot read file: 'utf-8' codec can't decode byte 0xff in position 0: "
+         "invalid start byte"],
+        id="not-utf8"),
+    pytest.param(
+        ((CATALOG, None, None),),
+        ["catalog.yaml: error: file not found"],
+        id="file-not-found"),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), YAML_CASES)
+def test_yaml_errors(project: Project, edits, expected) -> None:
+    project.apply(edits)
+    assert_reports(project.check(), *expected)
+
+
+# --- schema: each file on its own --------------------------------------------
+
+SCHEMA_CASES = [
+    pytest.param(
+        ((REQUEST, "requires: { vcpu: 2, memory_gb: 4 }", "requires: { vcpu: two, memory_gb: 4 }"),),
+        ["requests/instantiate.yaml:15:27: error: services.vfw-service.vnfs[0].requires.vcpu: "
+         "expected a whole number, got str 'two'"],
+        id="wrong-type-request"),
+    pytest.param(
+        ((ORDO, "  concurrency: 10  ", "  concurrency: lots"),),
+        ["ordo.yaml:15:16: error: settings.concurrency: expected a whole number, got str 'lots'"],
+        id="wrong-type-project"),
+    pytest.param(
+        ((REQUEST, "services:\n  vfw-service:", "services:\n  - vfw-service:"),),
+        ["requests/instantiate.yaml:6:3: error: services: expected a mapping (key: value)"],
+        id="list-for-mapping"),
+    pytest.param(
+        ((CATALOG, "  cds:       { concurrency: 2,", "  cds:       { concurrency: -2,"),),
+        ["catalog.yaml:7:29: error: controllers.cds.concurrency: input should be greater than 0"],
+        id="out-of-range"),
+    pytest.param(
+        ((CATALOG, "      unassign:   { from: assigned, to: absent }\n\n  # A logical",
+          "      unassign:   { from: assigned }\n\n  # A logical"),),
+        ["catalog.yaml:20:19: error: lifecycles.standard.operations.unassign.to: missing required field 'to'"],
+        id="missing-required-field"),
+    pytest.param(
+        ((REQUEST, "      - name: vsink\n", "      - nme: vsink\n"),),
+        ["requests/instantiate.yaml:20:9: error: services.vfw-service.vnfs[1].name: missing required field 'name'",
+         "requests/instantiate.yaml:20:14: error: services.vfw-service.vnfs[1].nme: unknown field 'nme' "
+         "(did you mean 'name'?)"],
+        id="misspelt-required-field"),
+    pytest.param(
+        ((CATALOG, "  sdnc:      { concurrency: 4,", "  sdnc:      { descripton: x, concurrency: 4,"),),
+        ["catalog.yaml:5:28: error: controllers.sdnc.descripton: unknown field 'descripton' "
+         "(did you mean 'description'?)"],
+        id="unknown-field-did-you-mean"),
+    pytest.param(
+        ((ORDO, "catalog: catalog.yaml", "catalgo: catalog.yaml"),),
+        ["ordo.yaml:3:10: error: catalgo: unknown field 'catalgo' (did you mean 'catalog'?)"],
+        id="unknown-field-project"),
+    pytest.param(
+        ((CATALOG, "  cds:       { concurrency: 2,", "  cds:       { zzz: 1, concurrency: 2,"),),
+        ["catalog.yaml:7:21: error: controllers.cds.zzz: unknown field 'zzz' "
+         "(expected one of: concurrency, config, description, kind)"],
+        id="unknown-field-choices"),
+    pytest.param(
+        ((REQUEST, "      - name: vsink\n", '      - name: "v sink"\n'),),
+        ["requests/instantiate.yaml:20:15: error: services.vfw-service.vnfs[1].name: invalid name 'v sink' "
+         "(expected letters, digits and _ . : - (starting with a letter or digit))"],
+        id="invalid-name"),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), SCHEMA_CASES)
+def test_schema_errors(project: Project, edits, expected) -> None:
+    project.apply(edits)
+    assert_reports(project.check(), *expected)
+
+
+INVALID_KEY_DETAIL = ("invalid name '-vf-module' "
+                      "(expected letters, digits and _ . : - (starting with a letter or digit))")
+
+
+def test_invalid_name_as_key_message(project: Project) -> None:
+    project.replace(CATALOG, "  vf-module:\n", "  -vf-module:\n")
+    result = project.check()
+    assert_failed(result)
+    assert len(result.diagnostics) == 1, result.stderr
+    assert result.diagnostics[0].startswith("catalog.yaml:6"), result.stderr
+    assert ": error: types.-vf-module" in result.diagnostics[0]
+    assert result.diagnostics[0].endswith(INVALID_KEY_DETAIL)
+
+
+@pytest.mark.xfail(strict=True, reason="a bad mapping key is shown with pydantic's '[key]' in the path "
+                   "('types.-vf-module.[key]') and located at its value (64:5), not at the key (63:3)")
+def test_invalid_name_as_key_location(project: Project) -> None:
+    project.replace(CATALOG, "  vf-module:\n", "  -vf-module:\n")
+    assert_reports(project.check(), f"catalog.yaml:63:3: error: types.-vf-module: {INVALID_KEY_DETAIL}")
+
+
+# --- the catalog's cross-references ------------------------------------------
+
+CATALOG_CASES = [
+    pytest.param(
+        ((CATALOG, "    lifecycle: logical", "    lifecycle: logicl"),),
+        ["catalog.yaml:47:16: error: types.service.lifecycle: unknown lifecycle 'logicl' (did you mean 'logical'?)"],
+        id="unknown-lifecycle"),
+    pytest.param(
+        ((CATALOG, "    controller: so\n", "    controller: soo\n"),),
+        ["catalog.yaml:48:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)"],
+        id="unknown-controller-of-type"),
+    pytest.param(
+        ((CATALOG, "config-deploy: { controller: cds,", "config-deploy: { controller: cdss,"),),
+        ["catalog.yaml:61:36: error: types.vnf.operations.config-deploy.controller: unknown controller 'cdss' "
+         "(did you mean 'cds'?)"],
+        id="unknown-controller-of-operation"),
+    pytest.param(
+        ((CATALOG, "      healthcheck:   { controller: cds }", "      helthcheck:   { controller: cds }"),),
+        ["catalog.yaml:62:21: error: types.vnf.operations.helthcheck: lifecycle 'vnf' has no operation "
+         "'helthcheck' (did you mean 'healthcheck'?)"],
+        id="unknown-operation"),
+    pytest.param(
+        ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    update: activte\n"),),
+        ["catalog.yaml:48:13: error: types.service.update: unknown operation 'activte' (did you mean 'activate'?)"],
+        id="unknown-update-operation"),
+    pytest.param(
+        ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    update: activate\n"),),
+        ["catalog.yaml:48:13: error: types.service.update: update operation 'activate' must keep the state "
+         "(it goes from 'assigned' to 'active')"],
+        id="update-changes-state"),
+    pytest.param(
+        ((CATALOG, "      activate:   { from: created,  to: active }",
+          "      activate:   { from: created,  to: actve }"),),
+        ["catalog.yaml:17:41: error: lifecycles.standard.operations.activate.to: unknown state 'actve' "
+         "(expected one of: absent, assigned, created, active)"],
+        id="unknown-state-in-transition"),
+    pytest.param(
+        ((CATALOG, "    milestones: { created: assigned }", "    milestones: { created: asigned }"),),
+        ["catalog.yaml:25:28: error: lifecycles.logical.milestones.created: unknown state 'asigned' "
+         "(expected one of: absent, assigned, active)"],
+        id="unknown-state-in-milestone"),
+    pytest.param(
+        ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    final: actve\n"),),
+        ["catalog.yaml:48:12: error: types.service.final: unknown state 'actve' "
+         "(expected one of: absent, assigned, active)"],
+        id="unknown-final-state"),
+    pytest.param(
+        ((CATALOG, "    states: [absent, assigned, active]", "    states: [absent, assigned, active, assigned]"),),
+        ["catalog.yaml:24:13: error: lifecycles.logical.states: states are listed twice"],
+        id="state-listed-twice"),
+    pytest.param(
+        ((CATALOG, "    lifecycle: standard\n    controller: openstack\n", "    lifecycle: standard\n"),),
+        [f"catalog.yaml:70:5: error: types.volume-group: no controller for operation '{op}' "
+         "(set 'controller' on the type or on the operation)" for op in ("activate", "create", "deactivate", "delete")],
+        id="operation-without-controller"),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), CATALOG_CASES)
+def test_catalog_errors(project: Project, edits, expected) -> None:
+    project.apply(edits)
+    assert_reports(project.check(), *expected)
+
+
+def test_lifecycle_defined_in_two_catalog_files_message(project: Project) -> None:
+    project.replace(ORDO, "catalog: catalog.yaml", "catalog: [catalog.yaml, extra.yaml]")
+    project.write("extra.yaml", "lifecycles:\n  logical:\n    states: [a]\n    operations: {x: {from: a, to: a}}\n")
+    result = project.check()
+    assert_failed(result)
+    assert len(result.diagnostics) == 1
+    assert result.diagnostics[0].startswith("extra.yaml:")
+    assert result.diagnostics[0].endswith(": error: 'logical' is defined in more than one catalog file")
+
+
+@pytest.mark.xfail(strict=True, reason="the duplicate is reported at extra.yaml:1:1 with no path, "
+                   "not at the key lifecycles.logical (extra.yaml:2:3, as for a duplicate key)")
+def test_lifecycle_defined_in_two_catalog_files_location(project: Project) -> None:
+    project.replace(ORDO, "catalog: catalog.yaml", "catalog: [catalog.yaml, extra.yaml]")
+    project.write("extra.yaml", "lifecycles:\n  logical:\n    states: [a]\n    operations: {x: {from: a, to: a}}\n")
+    assert_reports(project.check(),
+                   "extra.yaml:2:3: error: lifecycles.logical: 'logical' is defined in more than one catalog file")
+
+
+@pytest.mark.xfail(strict=True, reason="a controller defined in two catalog files is silently merged "
+                   "(the last wins); types and lifecycles are reported")
+def test_controller_defined_in_two_catalog_files(project: Project) -> None:
+    project.replace(ORDO, "catalog: catalog.yaml", "catalog: [catalog.yaml, extra.yaml]")
+    project.write("extra.yaml", "controllers:\n  sdnc: { concurrency: 1 }\n")
+    assert_reports(project.check(),
+                   "extra.yaml:2:3: error: controllers.sdnc: 'sdnc' is defined in more than one catalog file")
+
+
+@pytest.mark.xfail(strict=True, reason="unknown states list the choices but never say 'did you mean', "
+                   "unlike unknown lifecycles, controllers, operations, types and targets")
+@pytest.mark.parametrize(("edits", "expected"), [
+    pytest.param(
+        ((CATALOG, "      activate:   { from: created,  to: active }",
+          "      activate:   { from: created,  to: actve }"),),
+        "catalog.yaml:17:41: error: lifecycles.standard.operations.activate.to: unknown state 'actve' "
+        "(did you mean 'active'?)",
+        id="catalog"),
+    pytest.param(
+        ((INVENTORY, "    state: active\n", "    state: actve\n"),),
+        "inventory.yaml:14:12: error: resources[0].state: unknown state 'actve' for type 'network' "
+        "(did you mean 'active'?)",
+        id="inventory"),
+])
+def test_unknown_state_did_you_mean(project: Project, edits, expected) -> None:
+    project.apply(edits)
+    assert_reports(project.check(), expected)
+
+
+# --- inventory and request: references ---------------------------------------
+
+REFERENCE_CASES = [
+    pytest.param(
+        ((INVENTORY, "    type: network\n", "    type: netwrk\n"),),
+        ["inventory.yaml:13:11: error: resources[0].type: unknown resource type 'netwrk' (did you mean 'network'?)"],
+        id="unknown-type-inventory"),
+    pytest.param(
+        ((REQUEST, "      - name: vfw\n", "      - name: vfw\n        type: vnff\n"),),
+        ["requests/instantiate.yaml:26:15: error: services.vfw-service.vnfs[2].type: unknown resource type 'vnff' "
+         "(did you mean 'vnf'?)"],
+        id="unknown-type-request"),
+    pytest.param(
+        ((CATALOG, None, "controllers: {}\n"), (INVENTORY, None, "targets: {}\n"),
+         (REQUEST, None, "resources:\n  - { name: x, type: network }\n")),
+        ["requests/instantiate.yaml:2:22: error: resources[0].type: unknown resource type 'network' "
+         "(none are defined)"],
+        id="unknown-type-empty-catalog"),
+    pytest.param(
+        ((REQUEST, None, "resources:\n  - name: stray\n    state: active\n"),),
+        ["requests/instantiate.yaml:2:5: error: resources[0].type: missing required field 'type' "
+         "(resources in 'resources' lists must name their type)"],
+        id="type-missing-in-resources-list"),
+    pytest.param(
+        ((INVENTORY, "    state: active\n", "    state: actve\n"),),
+        ["inventory.yaml:14:12: error: resources[0].state: unknown state 'actve' for type 'network' "
+         "(expected one of: absent, assigned, created, active)"],
+        id="unknown-state-inventory"),
+    pytest.param(
+        ((REQUEST, "      - name: vfw\n", "      - name: vfw\n        state: activ\n"),),
+        ["requests/instantiate.yaml:26:16: error: services.vfw-service.vnfs[2].state: unknown state 'activ' "
+         "for type 'vnf' (expected one of: absent, assigned, config-assigned, configured, active)"],
+        id="unknown-state-request"),
+    pytest.param(
+        ((REQUEST, "      - name: vfw\n", "      - name: vfw\n        run: [helthcheck]\n"),),
+        ["requests/instantiate.yaml:26:15: error: services.vfw-service.vnfs[2].run[0]: type 'vnf' has no "
+         "operation 'helthcheck' (did you mean 'healthcheck'?)"],
+        id="unknown-operation-to-run"),
+    pytest.param(
+        ((REQUEST, "            uses: [protected-net, onap-mgmt-net]", "            uses: [nope]"),),
+        ["requests/instantiate.yaml:24:19: error: services.vfw-service.vnfs[1].vf_modules[0].uses: unknown "
+         "resource 'nope' (expected one of: onap-mgmt-net, protected-net, unprotected-net, vfw, vfw-base, "
+         "vfw-logs, vfw-service, vpg, vpg-base, vsink, vsink-base)"],
+        id="unknown-uses-target"),
+    pytest.param(
+        ((REQUEST, "            uses: [protected-net, onap-mgmt-net]", "            uses: [protected-nett]"),),
+        ["requests/instantiate.yaml:24:19: error: services.vfw-service.vnfs[1].vf_modules[0].uses: unknown "
+         "resource 'protected-nett' (did you mean 'protected-net'?)"],
+        id="unknown-uses-target-did-you-mean"),
+    pytest.param(
+        ((REQUEST, "          - name: vsink-base\n", "          - name: vsink-base\n            hosted_on: vsnk\n"),),
+        ["requests/instantiate.yaml:24:24: error: services.vfw-service.vnfs[1].vf_modules[0].hosted_on: unknown "
+         "resource 'vsnk' (did you mean 'vsink'?)"],
+        id="unknown-hosted-on-target"),
+    pytest.param(
+        ((REQUEST, None, "resources:\n  - { name: mod, type: vf-module, part_of: vsnk }\n"
+                         "  - { name: vsink, type: vnf }\n"),),
+        ["requests/instantiate.yaml:2:44: error: resources[0].part_of: unknown resource 'vsnk' "
+         "(did you mean 'vsink'?)"],
+        id="unknown-part-of-target"),
+    pytest.param(
+        ((REQUEST, "        requires: { vcpu: 4, memory_gb: 8 }\n",
+          "        requires: { vcpu: 4, memory_gb: 8 }\n        placement: region-tree\n"),),
+        ["requests/instantiate.yaml:22:20: error: services.vfw-service.vnfs[1].placement: unknown target "
+         "'region-tree' (did you mean 'region-two'?)"],
+        id="unknown-placement-request"),
+    pytest.param(
+        ((INVENTORY, "    labels: { protected: true }", "    placement: region-on\n    labels: { protected: true }"),),
+        ["inventory.yaml:15:16: error: resources[0].placement: unknown target 'region-on' "
+         "(did you mean 'region-one'?)"],
+        id="unknown-placement-inventory"),
+    pytest.param(
+        ((REQUEST, "          - name: vsink-base\n", "          - name: vpg-base\n"),),
+        ["requests/instantiate.yaml:23:19: error: services.vfw-service.vnfs[1].vf_modules[0].name: "
+         "resource 'vpg-base' is requested twice"],
+        id="requested-twice"),
+    pytest.param(
+        ((INVENTORY, None, "resources:\n  - { name: net, type: network, state: active }\n"
+                           "  - { name: net, type: network, state: absent }\n"),
+         (REQUEST, None, "resources:\n  - { name: net, type: network }\n")),
+        ["inventory.yaml:3:13: error: resources[1].name: resource 'net' is listed twice"],
+        id="listed-twice-in-inventory"),
+    pytest.param(
+        ((REQUEST, "      - name: vsink\n", "      - name: onap-mgmt-net\n"),
+         (REQUEST, "uses: [protected-net, onap-mgmt-net]", "uses: [protected-net]")),
+        ["requests/instantiate.yaml:20:9: error: services.vfw-service.vnfs[1].type: 'onap-mgmt-net' is a "
+         "network in the inventory, not a vnf"],
+        id="type-differs-from-inventory"),
+    pytest.param(
+        ((INVENTORY, None, "resources:\n  - { name: old-vnf, type: vnf, state: active }\n"
+                           "  - { name: old-mod, type: vf-module, state: active, part_of: old-vnf }\n"
+                           "  - { name: onap-mgmt-net, type: network, state: active }\n"),
+         (REQUEST, "          - name: vsink-base\n", "          - name: old-mod\n")),
+        ["requests/instantiate.yaml:23:13: error: services.vfw-service.vnfs[1].vf_modules[0]: 'old-mod' is part "
+         "of 'old-vnf' in the inventory, not of 'vsink'"],
+        id="parent-differs-from-inventory"),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), REFERENCE_CASES)
+def test_reference_errors(project: Project, edits, expected) -> None:
+    project.apply(edits)
+    assert_reports(project.check(), *expected)
+
+
+@pytest.mark.xfail(strict=True, reason="a nested resource's own 'part_of:' is silently ignored (the parent it "
+                   "is nested under wins), so a wrong or unknown part_of passes check")
+def test_part_of_of_a_nested_resource_is_checked(project: Project) -> None:
+    project.replace(REQUEST, "          - name: vsink-base\n",
+                    "          - name: vsink-base\n            part_of: vsnk\n")
+    assert_reported(project.check(),
+                    "requests/instantiate.yaml:24:22: error: services.vfw-service.vnfs[1].vf_modules[0].part_of: "
+                    "unknown resource 'vsnk' (did you mean 'vsink'?)")
+
+
+@pytest.mark.xfail(strict=True, reason="an unknown target under 'relations:' is reported at the resource "
+                   "(2:5) with the path 'resources[0].peers', which is not in the file")
+def test_unknown_relation_target_path(project: Project) -> None:
+    project.write(REQUEST, "resources:\n  - name: net-a\n    type: network\n    relations: { peers: [nope] }\n")
+    assert_reports(project.check(),
+                   "requests/instantiate.yaml:4:27: error: resources[0].relations.peers: unknown resource 'nope' "
+                   "(expected one of: net-a, onap-mgmt-net)")
+
+
+# --- relationship cycles -----------------------------------------------------
+
+CYCLE_CASES = [
+    pytest.param(
+        "resources:\n"
+        "  - { name: a, type: vf-module, part_of: c }\n"
+        "  - { name: b, type: vf-module, part_of: a }\n"
+        "  - { name: c, type: vf-module, part_of: b }\n",
+        ["requests/instantiate.yaml:2:5: error: resources[0]: relationship cycle in 'part_of': a -> c -> b -> a "
+         "(a resource cannot depend on itself)"],
+        id="part-of"),
+    pytest.param(
+        "resources:\n"
+        "  - { name: net-a, type: network, uses: [net-b] }\n"
+        "  - { name: net-b, type: network, uses: [net-a] }\n",
+        ["requests/instantiate.yaml:2:5: error: resources[0]: relationship cycle in 'uses': net-a -> net-b -> net-a "
+         "(a resource cannot depend on itself)"],
+        id="uses"),
+    pytest.param(
+        "resources:\n"
+        "  - { name: solo, type: network, uses: [solo] }\n",
+        ["requests/instantiate.yaml:2:5: error: resources[0]: relationship cycle in 'uses': solo -> solo "
+         "(a resource cannot depend on itself)"],
+        id="uses-itself"),
+    pytest.param(
+        "resources:\n"
+        "  - { name: a, type: network, uses: [b], hosted_on: x }\n"
+        "  - { name: b, type: network, uses: [a] }\n"
+        "  - { name: x, type: network, hosted_on: y }\n"
+        "  - { name: y, type: network, hosted_on: x }\n",
+        ["requests/instantiate.yaml:2:5: error: resources[0]: relationship cycle in 'uses': a -> b -> a "
+         "(a resource cannot depend on itself)",
+         "requests/instantiate.yaml:4:5: error: resources[2]: relationship cycle in 'hosted_on': x -> y -> x "
+         "(a resource cannot depend on itself)"],
+        id="two-kinds"),
+]
+
+
+@pytest.mark.parametrize(("request_text", "expected"), CYCLE_CASES)
+def test_relationship_cycles(project: Project, request_text, expected) -> None:
+    project.write(REQUEST, request_text)
+    assert_reports(project.check(), *expected)
+
+
+@pytest.mark.xfail(strict=True, reason="cycles sharing nodes: depending on PYTHONHASHSEED (set order of "
+                   "Resource.relations), a -> b -> c -> a is reported as 'a -> b -> a' (nx.find_cycle on the "
+                   "members' subgraph finds the shorter cycle), so it is lost and the output is not stable")
+def test_overlapping_cycles_are_each_named(project: Project) -> None:
+    project.write(REQUEST, "resources:\n"
+                           "  - { name: a, type: network, uses: [b] }\n"
+                           "  - { name: b, type: network, uses: [a, c] }\n"
+                           "  - { name: c, type: network, uses: [a] }\n")
+    for seed in ("0", "1", "2", "3"):  # seed 0 loses the long cycle today
+        assert_reports(project.check(env={"PYTHONHASHSEED": seed}),
+                       "requests/instantiate.yaml:2:5: error: resources[0]: relationship cycle in 'uses': "
+                       "a -> b -> a (a resource cannot depend on itself)",
+                       "requests/instantiate.yaml:2:5: error: resources[0]: relationship cycle in 'uses': "
+                       "a -> b -> c -> a (a resource cannot depend on itself)")
+
+
+# --- policies ----------------------------------------------------------------
+
+POLICY_CASES = [
+    pytest.param(
+        ((ORDO, "    - policies/config-after-modules.lp", "    - policies/missing.lp"),),
+        ["ordo.yaml:13:7: error: policies.files[0]: no such policy file 'policies/missing.lp'"],
+        id="missing-policy-file"),
+    pytest.param(
+        ((POLICY, None, "foo(X) :- op(X,_)\nbar(1).\n"),),
+        ["policies/config-after-modules.lp:2:1: error: syntax error, unexpected <IDENTIFIER>"],
+        id="syntax-error"),
+    pytest.param(
+        ((POLICY, None, "a(1..).\n"),),
+        ["policies/config-after-modules.lp:1:6: error: syntax error, unexpected )"],
+        id="syntax-error-column"),
+    pytest.param(
+        ((POLICY, None, '#include "nothere.lp".\n'),),
+        ["policies/config-after-modules.lp:1:1: error: file could not be opened: (nothere.lp)"],
+        id="include-not-found"),
+    pytest.param(
+        ((POLICY, None, b"bar(1).\n\xff\n"),),
+        ["policies/config-after-modules.lp: error: cannot read policy file: 'utf-8' codec can't decode byte 0xff "
+         "in position 8: invalid start byte"],
+        id="not-utf8"),
+    pytest.param(
+        ((POLICY, None, "blocked(X) :- reachs(X,_).\n:- blocked(X), op(X,_).\n"),),
+        ["policies/config-after-modules.lp:1:15: error: predicate 'reachs/2' is read but never defined "
+         "(did you mean 'reaches/2'?)"],
+        id="undefined-predicate-did-you-mean"),
+    pytest.param(
+        ((POLICY, None, "x :- op(X,Y), reaches(X).\n"),),
+        ["policies/config-after-modules.lp:1:15: error: predicate 'reaches/1' is read but never defined "
+         "(did you mean 'reaches/2'? (same name, other arity))"],
+        id="undefined-predicate-other-arity"),
+    pytest.param(
+        ((POLICY, None, "y :- zzz.\n"),),
+        ["policies/config-after-modules.lp:1:6: error: predicate 'zzz/0' is read but never defined "
+         "(no rule, fact or interface predicate defines it)"],
+        id="undefined-predicate-no-match"),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), POLICY_CASES)
+def test_policy_errors(project: Project, edits, expected) -> None:
+    project.apply(edits)
+    assert_reports(project.check(), *expected)
+
+
+def test_unknown_library_policy_message(project: Project) -> None:
+    project.replace(ORDO, "    - anti-affinity", "    - anti-afinity")
+    result = project.check()
+    assert_failed(result)
+    assert any(line.startswith("ordo.yaml") and line.endswith(
+        "error: policies.library[1]: unknown library policy 'anti-afinity' (did you mean 'anti-affinity'?)")
+        for line in result.diagnostics), result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="library_files() raises on the first unknown name, so check() drops the "
+                   "base library too and reports spurious \"'op/2' is read but never defined\" errors for the "
+                   "project's rules; and the diagnostic has no line:col although ordo.yaml was parsed")
+def test_unknown_library_policy_exact(project: Project) -> None:
+    project.replace(ORDO, "    - anti-affinity", "    - anti-afinity")
+    assert_reports(project.check(),
+                   "ordo.yaml:9:7: error: policies.library[1]: unknown library policy 'anti-afinity' "
+                   "(did you mean 'anti-affinity'?)")
+
+
+def test_unsafe_variable(project: Project) -> None:
+    project.write(POLICY, "% comment\nbar(X,Y) :- op(X,_).\n")
+    result = project.check()
+    assert_failed(result)
+    assert len(result.diagnostics) == 1, result.stderr
+    assert result.summary == "1 error(s), 0 warning(s)."
+    line = result.diagnostics[0]
+    assert line.startswith("policies/config-after-modules.lp:2:1: error: unsafe variables in:"), line
+    assert "'Y' is unsafe" in line
+
+
+@pytest.mark.xfail(strict=True, reason="the unsafe-variable note names the file by the path given to clingo "
+                   "('vfw/policies/...', absolute with an absolute -C) and shows clingo's rewritten rule "
+                   "('[#inc_base]', '#Anon0') instead of the rule as written")
+def test_unsafe_variable_message_is_clean(project: Project) -> None:
+    project.write(POLICY, "% comment\nbar(X,Y) :- op(X,_).\n")
+    result = project.check()
+    assert_failed(result)
+    line = result.diagnostics[0]
+    assert "vfw/policies" not in line and str(project.root) not in line, line
+    assert "#inc_base" not in line and "#Anon" not in line, line
+
+
+def test_script_in_project_policy_message(project: Project) -> None:
+    project.write(POLICY, "#script (python)\ndef f(): pass\n#end.\nfoo(1).\n")
+    assert_reported(project.check(),
+                    "policies/config-after-modules.lp:1:1: error: #script is not allowed in policy files "
+                    "(policies are rules, not code; ask for a new interface predicate instead)")
+
+
+@pytest.mark.xfail(strict=True, reason="check() still grounds a program with #script, adding a spurious "
+                   "'<input>: error: grounding failed' with no location")
+def test_script_in_project_policy_exact(project: Project) -> None:
+    project.write(POLICY, "#script (python)\ndef f(): pass\n#end.\nfoo(1).\n")
+    assert_reports(project.check(),
+                   "policies/config-after-modules.lp:1:1: error: #script is not allowed in policy files "
+                   "(policies are rules, not code; ask for a new interface predicate instead)")
+
+
+# --- one broken file must not make up problems in others ---------------------
+
+INVENTORY_BREAKS = [
+    pytest.param(
+        ((INVENTORY, "    state: active\n", "    stat: active\n"),),
+        ["inventory.yaml:12:5: error: resources[0].state: missing required field 'state'",
+         "inventory.yaml:14:11: error: resources[0].stat: unknown field 'stat' (did you mean 'state'?)"],
+        id="schema"),
+    pytest.param(
+        ((INVENTORY, None, "- a\n- b\n"),),
+        ["inventory.yaml:1:1: error: expected a mapping (key: value)"],
+        id="not-a-mapping"),
+    pytest.param(
+        ((INVENTORY, None, b"\xff\xfe bad"),),
+        ["inventory.yaml: error: cannot read file: 'utf-8' codec can't decode byte 0xff in position 0: "
+         "invalid start byte"],
+        id="not-utf8"),
+    pytest.param(
+        ((INVENTORY, "targets:\n", "targets: [\n"),),
+        ["inventory.yaml:4:9: error: invalid YAML: expected ',' or ']', but got ':'"],
+        id="yaml-syntax"),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), INVENTORY_BREAKS)
+def test_broken_inventory_is_reported(project: Project, edits, expected) -> None:
+    project.apply(edits)
+    assert_reported(project.check(), *expected)
+
+
+@pytest.mark.xfail(strict=True, reason="when the inventory fails to load, the request is cross-checked against "
+                   "an empty inventory: spurious \"unknown resource 'onap-mgmt-net'\" errors, one per use")
+@pytest.mark.parametrize(("edits", "expected"), INVENTORY_BREAKS)
+def test_broken_inventory_makes_up_no_request_errors(project: Project, edits, expected) -> None:
+    project.apply(edits)
+    assert_reports(project.check(), *expected)
+
+
+# --- every problem at once ---------------------------------------------------
+
+
+def test_problems_in_several_files_reported_together(project: Project) -> None:
+    project.replace(ORDO, "    - policies/config-after-modules.lp",
+                    "    - policies/config-after-modules.lp\n    - policies/typo.lp\n    - policies/gone.lp")
+    project.write("policies/typo.lp", "blocked(X) :- reachs(X,_).\n:- blocked(X), op(X,_).\n")
+    project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
+    project.replace(INVENTORY, "    state: active\n", "    state: actve\n")
+    project.replace(REQUEST, "        requires: { vcpu: 4, memory_gb: 8 }\n",
+                    "        requires: { vcpu: 4, memory_gb: 8 }\n        placement: region-tree\n")
+    assert_reports(
+        project.check(),
+        "catalog.yaml:48:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)",
+        "inventory.yaml:14:12: error: resources[0].state: unknown state 'actve' for type 'network' "
+        "(expected one of: absent, assigned, created, active)",
+        "ordo.yaml:15:7: error: policies.files[2]: no such policy file 'policies/gone.lp'",
+        "policies/typo.lp:1:15: error: predicate 'reachs/2' is read but never defined (did you mean 'reaches/2'?)",
+        "requests/instantiate.yaml:22:20: error: services.vfw-service.vnfs[1].placement: unknown target "
+        "'region-tree' (did you mean 'region-two'?)",
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="grounding (which finds unsafe variables) is skipped when the models have "
+                   "errors, so a policy's unsafe variable is only reported once the models are fixed")
+def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
+    project.write(POLICY, "% comment\nbar(X,Y) :- op(X,_).\n")
+    project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
+    result = project.check()
+    assert_reported(result,
+                    "catalog.yaml:48:17: error: types.service.controller: unknown controller 'soo' "
+                    "(did you mean 'so'?)")
+    assert any(line.startswith("policies/config-after-modules.lp:2:1: error: unsafe variables in:")
+               for line in result.diagnostics), result.stderr
+
+
+# --- command-line overrides --------------------------------------------------
+
+
+def test_request_argument_not_found(project: Project) -> None:
+    assert_reports(project.check("nothere.yaml"), "nothere.yaml: error: file not found")
+
+
+def test_request_argument_is_checked(project: Project) -> None:
+    project.write("other.yaml", "resources:\n  - { name: x, type: netwrok }\n")
+    assert_reports(project.check("vfw/other.yaml"),
+                   "other.yaml:2:22: error: resources[0].type: unknown resource type 'netwrok' "
+                   "(did you mean 'network'?)")
+
+
+def test_inventory_option_not_found(project: Project) -> None:
+    # The request's uses of onap-mgmt-net are reported too: see test_broken_inventory_makes_up_no_request_errors.
+    assert_reported(project.check("--inventory", "vfw/nothere.yaml"), "nothere.yaml: error: file not found")
+
+
+# --- inputs that crash today -------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="a recursive YAML alias makes yamlsrc._walk recurse forever: "
+                   "RecursionError traceback instead of a diagnostic")
+def test_recursive_yaml_alias(project: Project) -> None:
+    project.write(CATALOG, "controllers: &x [*x]\n")
+    result = project.check()
+    assert "Traceback" not in result.output, result.output
+    assert result.code == 1
+    assert len(result.diagnostics) == 1 and result.diagnostics[0].startswith("catalog.yaml:1:"), result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="a non-string mapping key is shown as a list index plus pydantic's "
+                   "'[key]' ('controllers[2].[key]') and located at its parent mapping (5:3), not at the key (7:3)")
+def test_non_string_key_path(project: Project) -> None:
+    project.replace(CATALOG, "  cds:       {", "  2:         {")
+    result = project.check()
+    assert_failed(result)
+    assert len(result.diagnostics) == 1, result.stderr
+    assert result.diagnostics[0].startswith("catalog.yaml:7:3: error: controllers.2: "), result.stderr
+    assert "[key]" not in result.stderr
