@@ -24,39 +24,44 @@ def diagnostics(console: Console, items: list[Diagnostic]) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def plan_text(console: Console, plan: Plan) -> None:
+def plan_lines(plan: Plan) -> list[tuple[str, str]]:
+    """The plan as (text, rich style) lines, Terraform-like."""
     if not plan.operations:
-        console.print("[green]No changes.[/] The inventory already matches the request.", highlight=False)
-        return
-    action_of = {}
-    for change in plan.resource_changes:
-        for op in change.operations:
-            action_of[op] = change.actions[0]
-    console.print("ordo will perform the following operations, in waves that run in parallel:\n",
-                  highlight=False)
+        return [("No changes. The inventory already matches the request.", "green")]
+    action_of = {op: change.actions[0] for change in plan.resource_changes for op in change.operations}
+    lines = [("ordo will perform the following operations, in waves that run in parallel:", ""), ("", "")]
     width = max(len(op.resource) + len(op.type) + 1 for op in plan.operations)
     for number, wave in enumerate(plan.waves, start=1):
-        console.print(f"[bold]Wave {number}[/]", highlight=False)
+        lines.append((f"Wave {number}", "bold"))
         for op_id in wave:
             op = plan.operation(op_id)
             symbol, colour = SYMBOL[action_of[op_id]]
             address = f"{op.type}.{op.resource}".ljust(width)
-            console.print(f"  [{colour}]{symbol}[/] {escape(address)}  {escape(op.operation):<14} "
-                          f"[dim]{escape(op.from_state)} -> {escape(op.to_state)}  {escape('[' + op.controller + ']')}[/]",
-                          highlight=False)
+            lines.append((f"  {symbol} {address}  {op.operation:<14} {op.from_state} -> {op.to_state}"
+                          f"  [{op.controller}]", colour))
     if plan.placements:
-        console.print("\n[bold]Placements[/]", highlight=False)
-        for resource, target in plan.placements.items():
-            console.print(f"  {escape(resource)} -> {escape(target)}", highlight=False)
+        lines += [("", ""), ("Placements", "bold")]
+        lines += [(f"  {resource} -> {target}", "") for resource, target in plan.placements.items()]
     counts = plan.counts()
-    console.print(
-        f"\n[bold]Plan:[/] {counts['create']} to create, {counts['change']} to change, "
+    lines += [("", ""), (
+        f"Plan: {counts['create']} to create, {counts['change']} to change, "
         f"{counts['delete']} to delete. {len(plan.operations)} operations in {len(plan.waves)} waves "
         f"(at most {plan.concurrency} at once); estimated {plan.makespan:g}s, critical path "
-        f"{plan.critical_path:g}s.", highlight=False)
+        f"{plan.critical_path:g}s.", "bold")]
     status = plan.status if not plan.cost else (
         f"{plan.status}, cost " + ", ".join(f"{c.cost}@{c.priority}" for c in plan.cost))
-    console.print(f"[dim]Solver: {status}; digest {plan.digest[:19]}...[/]", highlight=False)
+    lines.append((f"Solver: {status}; digest {plan.digest[:19]}...", "dim"))
+    return lines
+
+
+def plan_text(console: Console, plan: Plan) -> None:
+    lines = plan_lines(plan)
+    if not console.is_terminal:
+        # Plain text in one write: rich per line costs seconds on 30,000 lines.
+        console.file.write("\n".join(text for text, _ in lines) + "\n")
+        return
+    for text, style in lines:
+        console.print(text, style=style or None, markup=False, highlight=False)
 
 
 def explanation(console: Console, expl: Explanation) -> None:
