@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.yamlsrc import Source
+from domain.yamlsrc import Source, format_path
 
 Name = Annotated[
     str,
@@ -204,7 +204,8 @@ class SettingsSpec(_Strict):
 
 
 class ProjectFile(_Strict):
-    catalog: str | list[str] = "catalog.yaml"
+    catalog: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+                       Field(min_length=1, description="catalog file, or a list of them")] = ["catalog.yaml"]
     inventory: str | None = "inventory.yaml"
     request: str | None = None
     policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
@@ -293,6 +294,15 @@ def parse(model: type[M], source: Source, base: tuple = ()) -> M:
         problems = []
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            if loc and loc[-1] == "[key]":
+                # A bad mapping key: name the key (always text in the path) and point at it.
+                loc = loc[:-2] + (str(loc[-2]),)
+                summary, detail = _describe(error, model, loc)
+                line, column = source.where_key(base + loc)
+                problems.append(Diagnostic(file=source.file, line=line, column=column,
+                                           path=format_path(base + loc), summary=summary, detail=detail,
+                                           code="schema"))
+                continue
             summary, detail = _describe(error, model, loc)
             problems.append(source.diagnostic(base + loc, summary, detail, code="schema"))
         raise DiagnosticsError(problems) from None

@@ -105,20 +105,22 @@ class Model:
 def _resolve_catalog(catalog: CatalogFile, src: Source, problems: list[Diagnostic]) -> dict[str, ResourceKind]:
     for lname, life in catalog.lifecycles.items():
         states = set(life.states)
-        if len(states) != len(life.states):
-            problems.append(src.diagnostic(("lifecycles", lname, "states"), "states are listed twice"))
+        twice = sorted({x for x in life.states if life.states.count(x) > 1})
+        if twice:
+            problems.append(src.diagnostic(("lifecycles", lname, "states"),
+                                           f"state listed twice: {', '.join(twice)}"))
         for oname, op in life.operations.items():
             for attr, key in (("from_", "from"), ("to", "to")):
                 value = getattr(op, attr)
                 if value not in states:
                     problems.append(src.diagnostic(
                         ("lifecycles", lname, "operations", oname, key),
-                        f"unknown state '{value}'", f"expected one of: {', '.join(life.states)}"))
+                        f"unknown state '{value}'", _choices(value, life.states, ordered=True)))
         for mname, state in life.milestones.items():
             if state not in states:
                 problems.append(src.diagnostic(
                     ("lifecycles", lname, "milestones", mname),
-                    f"unknown state '{state}'", f"expected one of: {', '.join(life.states)}"))
+                    f"unknown state '{state}'", _choices(state, life.states, ordered=True)))
     kinds: dict[str, ResourceKind] = {}
     for tname, spec in catalog.types.items():
         kind = _resolve_type(tname, spec, catalog, src, problems)
@@ -157,7 +159,7 @@ def _resolve_type(tname: str, spec: TypeSpec, catalog: CatalogFile, src: Source,
     final = spec.final or life.states[-1]
     if final not in life.states:
         problems.append(src.diagnostic(here + ("final",), f"unknown state '{final}'",
-                                       f"expected one of: {', '.join(life.states)}"))
+                                       _choices(final, life.states, ordered=True)))
     if spec.update is not None:
         op = life.operations.get(spec.update)
         if op is None:
@@ -175,10 +177,10 @@ def _resolve_type(tname: str, spec: TypeSpec, catalog: CatalogFile, src: Source,
     )
 
 
-def _choices(value: str, options: Any) -> str:
+def _choices(value: str, options: Any, ordered: bool = False) -> str:
     import difflib
 
-    names = sorted(options)
+    names = list(options) if ordered else sorted(options)
     close = difflib.get_close_matches(value, names, n=1)
     if close:
         return f"did you mean '{close[0]}'?"
@@ -206,12 +208,18 @@ def build_model(
     catalog: CatalogFile, catalog_src: Source,
     inventory: InventoryFile, inventory_src: Source | None,
     request: RequestFile | None, request_src: Source | None,
+    *, check_references: bool = True,
 ) -> Model:
-    """Resolve and cross-check the three files. Raises DiagnosticsError."""
+    """Resolve and cross-check the three files. Raises DiagnosticsError.
+
+    With check_references False (the inventory failed to load), names that
+    would be found in it are not reported as unknown.
+    """
     problems: list[Diagnostic] = []
     kinds = _resolve_catalog(catalog, catalog_src, problems)
     resources: dict[str, Resource] = {}
     paths: dict[str, tuple[Source, PathKey]] = {}
+    nested_part_of: list[tuple[str, str, Source, PathKey]] = []
 
     def check_type(tname: str, src: Source, path: PathKey) -> ResourceKind | None:
         if tname in kinds:
@@ -229,10 +237,10 @@ def build_model(
     def check_state(kind: ResourceKind, state: str, src: Source, path: PathKey) -> None:
         if state not in kind.states:
             problems.append(src.diagnostic(path, f"unknown state '{state}' for type '{kind.name}'",
-                                           f"expected one of: {', '.join(kind.states)}"))
+                                           _choices(state, kind.states, ordered=True)))
 
     def check_target(target: str | None, src: Source, path: PathKey) -> None:
-        if target is not None and target not in inventory.targets:
+        if target is not None and target not in inventory.targets and check_references:
             problems.append(src.diagnostic(path, f"unknown target '{target}'",
                                            _choices(target, inventory.targets)))
 
@@ -258,13 +266,15 @@ def build_model(
             paths[obs.name] = (inventory_src, path)
 
     if request is not None and request_src is not None:
-        requested: set[str] = set()
+        requested: dict[str, PathKey] = {}
         for desired, tname, parent, path in _flatten_request(request, request_src):
             if desired.name in requested:
-                problems.append(request_src.diagnostic(path + ("name",),
-                                                       f"resource '{desired.name}' is requested twice"))
+                first = requested[desired.name]
+                problems.append(request_src.diagnostic(
+                    path + ("name",), f"resource '{desired.name}' is requested twice",
+                    f"first at line {request_src.where(first)[0]}, {_fmt(first)}"))
                 continue
-            requested.add(desired.name)
+            requested[desired.name] = path
             kind = check_type(tname, request_src, path)
             existing = resources.get(desired.name)
             if existing is not None and tname and existing.type != tname:
@@ -272,6 +282,8 @@ def build_model(
                     path + ("type",), f"'{desired.name}' is a {existing.type} in the inventory, not a {tname}"))
                 continue
             part_of = parent or desired.part_of
+            if parent and desired.part_of and desired.part_of != parent:
+                nested_part_of.append((desired.part_of, parent, request_src, path + ("part_of",)))
             if existing is not None and existing.part_of and part_of and existing.part_of != part_of:
                 problems.append(request_src.diagnostic(
                     path, f"'{desired.name}' is part of '{existing.part_of}' in the inventory, not of '{part_of}'"))
@@ -300,15 +312,24 @@ def build_model(
             paths[desired.name] = (request_src, path)
 
     # Every related resource must exist somewhere.
+    for own, parent, src, path in nested_part_of:
+        if own not in resources:
+            if check_references:
+                problems.append(src.diagnostic(path, f"unknown resource '{own}'", _choices(own, resources)))
+        else:
+            problems.append(src.diagnostic(path, f"says part_of '{own}' but is listed under '{parent}'",
+                                           "drop part_of here, or move the resource under its parent"))
     for name, res in sorted(resources.items()):
+        if not check_references:
+            break
         src, path = paths[name]
         if res.part_of is not None and res.part_of not in resources:
             problems.append(src.diagnostic(path + ("part_of",), f"unknown resource '{res.part_of}'",
                                            _choices(res.part_of, resources)))
         for kind_name, target in sorted(res.relations):
             if target not in resources:
-                problems.append(src.diagnostic(path + (kind_name,), f"unknown resource '{target}'",
-                                               _choices(target, resources)))
+                problems.append(src.diagnostic(_relation_path(src, path, kind_name, target),
+                                               f"unknown resource '{target}'", _choices(target, resources)))
     problems.extend(_cycles(resources, paths))
     if problems:
         raise DiagnosticsError(problems)
@@ -323,6 +344,23 @@ def _fmt(path: PathKey) -> str:
     return format_path(path)
 
 
+def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKey:
+    """Where a relation's target is written: uses[1], hosted_on, relations.peers[0]."""
+    node = src.data
+    for part in path:
+        node = node[part] if isinstance(node, (dict, list)) else None
+    if not isinstance(node, dict):
+        return path
+    if kind == "hosted_on" and node.get("hosted_on") == target:
+        return path + ("hosted_on",)
+    if kind == "uses" and target in (node.get("uses") or []):
+        return path + ("uses", node["uses"].index(target))
+    targets = (node.get("relations") or {}).get(kind) or []
+    if target in targets:
+        return path + ("relations", kind, targets.index(target))
+    return path
+
+
 def _relations(res: Any) -> set[tuple[str, str]]:
     rels = {("uses", t) for t in res.uses}
     if res.hosted_on:
@@ -333,30 +371,31 @@ def _relations(res: Any) -> set[tuple[str, str]]:
 
 
 def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
-    """A resource that is (transitively) part of itself, uses itself, ... is an error."""
+    """A resource that is (transitively) part of itself, uses itself, ... is an error.
+
+    Every elementary cycle is named (at most 20 per kind), each starting at its
+    smallest name, in a stable order.
+    """
     problems = []
     graphs: dict[str, nx.DiGraph] = {}
-    for name, res in resources.items():
+    for name, res in sorted(resources.items()):
         if res.part_of in resources:
             graphs.setdefault("part_of", nx.DiGraph()).add_edge(name, res.part_of)
-        for kind, target in res.relations:
+        for kind, target in sorted(res.relations):
             if target in resources:
                 graphs.setdefault(kind, nx.DiGraph()).add_edge(name, target)
     for kind, graph in sorted(graphs.items()):
         if nx.is_directed_acyclic_graph(graph):
             continue
-        for cycle in sorted(sorted(c) for c in nx.simple_cycles(graph)):
-            first = cycle[0]
-            ordered = _cycle_order(graph, cycle)
-            src, path = paths[first]
+        found = []
+        for cycle in nx.simple_cycles(graph):
+            start = cycle.index(min(cycle))
+            found.append(cycle[start:] + cycle[:start])
+            if len(found) >= 20:
+                break
+        for cycle in sorted(found, key=lambda c: (c[0], len(c), c)):
+            src, path = paths[cycle[0]]
             problems.append(src.diagnostic(
-                path, f"relationship cycle in '{kind}': {' -> '.join(ordered + [ordered[0]])}",
+                path, f"relationship cycle in '{kind}': {' -> '.join(cycle + [cycle[0]])}",
                 "a resource cannot depend on itself", code="cycle"))
     return problems
-
-
-def _cycle_order(graph: nx.DiGraph, members: list[str]) -> list[str]:
-    sub = graph.subgraph(members)
-    start = min(members)
-    edges = nx.find_cycle(sub, source=start)
-    return [u for u, _ in edges]

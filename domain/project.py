@@ -27,6 +27,7 @@ class Project:
     inputs: list[tuple[str, str]] = field(default_factory=list)
     request_file: str | None = None
     inventory_file: str | None = None
+    source: Source | None = None  # ordo.yaml, for messages that point into it
 
     def display(self, path: Path) -> str:
         return _display(path, self.root)
@@ -102,16 +103,18 @@ def load_project(
         inputs.append((display, _digest(path)))
         return parsed, src
 
-    catalog_paths = [project.catalog] if isinstance(project.catalog, str) else list(project.catalog)
+    catalog_paths = list(project.catalog)
     catalog = CatalogFile()
     catalog_src = None
     for rel in catalog_paths:
         part, src = load(root / rel, CatalogFile)
         if part is None:
             continue
-        duplicate = (set(catalog.types) & set(part.types)) | (set(catalog.lifecycles) & set(part.lifecycles))
-        for name in sorted(duplicate):
-            problems.append(src.diagnostic((), f"'{name}' is defined in more than one catalog file"))
+        for section in ("controllers", "lifecycles", "types"):
+            for name in sorted(set(getattr(catalog, section)) & set(getattr(part, section))):
+                line, column = src.where_key((section, name))
+                problems.append(Diagnostic(file=src.file, line=line, column=column, path=f"{section}.{name}",
+                                           summary=f"'{name}' is defined in more than one catalog file"))
         catalog = CatalogFile(
             controllers={**catalog.controllers, **part.controllers},
             lifecycles={**catalog.lifecycles, **part.lifecycles},
@@ -145,9 +148,12 @@ def load_project(
 
     model = None
     if catalog_src is not None:
-        # Cross-check what did load, so one bad file does not hide the others' problems.
+        # Cross-check what did load, so one bad file does not hide the others'
+        # problems; but a request is not checked against an inventory that failed.
+        inventory_failed = inv_path is not None and inv_src is None
         try:
-            model = build_model(catalog, catalog_src, inv, inv_src, req, req_src)
+            model = build_model(catalog, catalog_src, inv, inv_src, req, req_src,
+                                check_references=not inventory_failed)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
     if problems or model is None:
@@ -157,4 +163,5 @@ def load_project(
         policy_files=policy_files, inputs=sorted(inputs),
         request_file=req_src.file if req_src else None,
         inventory_file=inv_src.file if inv_src else None,
+        source=proj_src,
     )

@@ -6,7 +6,7 @@ Error messages name the file, the line and the path inside the document
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,11 @@ class Source:
     file: str
     data: Any
     positions: dict[PathKey, tuple[int, int]]
+    # where each mapping key itself stands (positions holds where its value does)
+    key_positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+
+    def where_key(self, path: PathKey) -> tuple[int, int]:
+        return self.key_positions.get(tuple(path)) or self.where(path)
 
     def where(self, path: PathKey) -> tuple[int, int]:
         """Line and column of the value at path, or of its nearest parent."""
@@ -77,13 +82,12 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
             ) from None
         except yaml.YAMLError as exc:
             raise DiagnosticsError([Diagnostic(file=shown, summary=f"invalid YAML: {exc}")]) from None
-    positions: dict[PathKey, tuple[int, int]] = {}
-    problems: list[Diagnostic] = []
+    walker = _Walker(shown)
     if node is not None:
-        _walk(node, (), positions, problems, shown)
-    if problems:
-        raise DiagnosticsError(problems)
-    return Source(file=shown, data=data, positions=positions)
+        walker.walk(node, ())
+    if walker.problems:
+        raise DiagnosticsError(walker.problems)
+    return Source(file=shown, data=data, positions=walker.positions, key_positions=walker.key_positions)
 
 
 _SIMPLE = "tag:yaml.org,2002:"
@@ -96,7 +100,7 @@ def _compose(text: str, loader_class: type) -> tuple[Any, Any]:
         if node is None:
             return None, None
         try:
-            return node, _build(node)
+            return node, _build(node, [0])
         except _Unusual:
             return node, loader.construct_document(node)
     finally:
@@ -107,10 +111,12 @@ class _Unusual(Exception):
     """A node the fast builder leaves to PyYAML's constructor (anchors' merge keys, timestamps ...)."""
 
 
-def _build(node: yaml.Node, depth: int = 0) -> Any:
+def _build(node: yaml.Node, count: list[int], depth: int = 0) -> Any:
     """Plain data from a composed node: PyYAML's constructor does the same,
-    three times slower; anything beyond str/int/float/bool/null/map/seq falls back to it."""
-    if depth > 200:
+    three times slower; anything beyond str/int/float/bool/null/map/seq falls
+    back to it (as do deep or alias-expanded documents: it shares aliases)."""
+    count[0] += 1
+    if depth > 200 or count[0] > MAX_NODES:
         raise _Unusual
     tag = node.tag
     if isinstance(node, yaml.ScalarNode):
@@ -127,35 +133,66 @@ def _build(node: yaml.Node, depth: int = 0) -> Any:
             return float(value)
         raise _Unusual
     if isinstance(node, yaml.SequenceNode) and tag == _SIMPLE + "seq":
-        return [_build(item, depth + 1) for item in node.value]
+        return [_build(item, count, depth + 1) for item in node.value]
     if isinstance(node, yaml.MappingNode) and tag == _SIMPLE + "map":
         out = {}
         for key, value in node.value:
             if key.tag == _SIMPLE + "merge":
                 raise _Unusual
-            built = _build(key, depth + 1)
+            built = _build(key, count, depth + 1)
             if isinstance(built, (list, dict)):
                 raise _Unusual
-            out[built] = _build(value, depth + 1)
+            out[built] = _build(value, count, depth + 1)
         return out
     raise _Unusual
 
 
-def _walk(node: yaml.Node, path: PathKey, positions: dict, problems: list, file: str) -> None:
-    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                problems.append(Diagnostic(
-                    file=file, line=key_node.start_mark.line + 1,
-                    column=key_node.start_mark.column + 1,
-                    path=format_path(path + (key,)),
-                    summary=f"duplicate key '{key}'",
-                ))
-            seen.add(key)
-            _walk(value_node, path + (key,), positions, problems, file)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, path + (index,), positions, problems, file)
+#: More nodes than this (through aliases) is an alias bomb, not a model.
+MAX_NODES = 2_000_000
+
+
+class _Walker:
+    """Record positions, and find duplicate keys and recursive aliases."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.positions: dict[PathKey, tuple[int, int]] = {}
+        self.key_positions: dict[PathKey, tuple[int, int]] = {}
+        self.problems: list[Diagnostic] = []
+        self.visited = 0
+
+    def _problem(self, mark: yaml.Mark, path: PathKey, summary: str) -> None:
+        self.problems.append(Diagnostic(file=self.file, line=mark.line + 1, column=mark.column + 1,
+                                        path=format_path(path), summary=summary))
+
+    def walk(self, root: yaml.Node, path: PathKey) -> None:
+        # Iterative, with the chain of open nodes, so that a recursive alias
+        # is reported instead of recursing forever.
+        stack: list[tuple[yaml.Node, PathKey, frozenset[int]]] = [(root, path, frozenset())]
+        while stack:
+            node, path, open_nodes = stack.pop()
+            self.visited += 1
+            if self.visited > MAX_NODES:
+                self._problem(root.start_mark, (), f"document too large: more than {MAX_NODES:,} values "
+                              "(are aliases expanding without end?)")
+                return
+            self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+            if id(node) in open_nodes:
+                self._problem(node.start_mark, path, "recursive YAML alias: a value contains itself")
+                return
+            inner = open_nodes | {id(node)}
+            if isinstance(node, yaml.MappingNode):
+                seen: set[str] = set()
+                for key_node, value_node in reversed(node.value):
+                    key = str(key_node.value)
+                    self.key_positions.setdefault(path + (key,), (key_node.start_mark.line + 1,
+                                                                  key_node.start_mark.column + 1))
+                    stack.append((value_node, path + (key,), inner))
+                for key_node, _ in node.value:
+                    key = str(key_node.value)
+                    if key in seen:
+                        self._problem(key_node.start_mark, path + (key,), f"duplicate key '{key}'")
+                    seen.add(key)
+            elif isinstance(node, yaml.SequenceNode):
+                for index in range(len(node.value) - 1, -1, -1):
+                    stack.append((node.value[index], path + (index,), inner))

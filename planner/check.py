@@ -28,25 +28,25 @@ def check(root: Path | str = ".", request: Path | str | None = None,
         return exc.diagnostics
     files, problems = project_policy_files(root, project_file, src)
     diagnostics += problems
-    try:
-        stock = library_files(project_file.policies.library)
-    except DiagnosticsError as exc:
-        diagnostics += exc.diagnostics
-        stock = []
+    stock, problems = library_files(project_file.policies.library, src)
+    diagnostics += problems
     program = load_program(stock + [(p, p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p),
                                      "project") for p in files])
     diagnostics += program.diagnostics
     syntax_ok = not any(d.severity == "error" for d in program.diagnostics)
-    if syntax_ok:
-        diagnostics += lint(program)
+    lint_found = lint(program) if syntax_ok else []
+    diagnostics += lint_found
     model = None
     try:
         model = load_project(root, request, inventory, need_request=False).model
     except DiagnosticsError as exc:
         diagnostics += exc.diagnostics
-    if syntax_ok and model is not None:
+    # Ground even when the models have errors (with no facts then): unsafe
+    # variables do not depend on the facts. Not with #script: it is refused.
+    if syntax_ok and not any(d.code == "script" for d in lint_found):
         try:
-            ground_only(program, model_facts(model))
+            diagnostics += [d for d in ground_only(program, model_facts(model) if model else [])
+                            if d.severity == "error"]
         except DiagnosticsError as exc:
             diagnostics += exc.diagnostics
     return sorted(set(diagnostics))

@@ -18,6 +18,7 @@ import policies
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.model import Model
 from domain.project import Project
+from domain.yamlsrc import Source
 from planner.explain import Explanation, explain_no_plan, explain_cycle
 from planner.facts import model_facts
 from planner.plan import (
@@ -44,8 +45,9 @@ class Outcome:
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
-def library_files(names: list[str]) -> list[tuple[Path, str, str]]:
-    """(path, display name, origin) of the base library and the named stock policies."""
+def library_files(names: list[str], src: Source | None = None) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
+    """(path, display name, origin) of the base library and the named stock
+    policies, and a diagnostic for each name that is not a stock policy."""
     stock = policies.library()
     problems = []
     files = [(p, f"<base>/{p.name}", "base") for p in policies.base_files()]
@@ -53,18 +55,20 @@ def library_files(names: list[str]) -> list[tuple[Path, str, str]]:
         if name not in stock:
             close = difflib.get_close_matches(name, list(stock), n=1)
             detail = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(stock)}"
-            problems.append(Diagnostic(file="ordo.yaml", path=f"policies.library[{index}]",
-                                       summary=f"unknown library policy '{name}'", detail=detail))
+            summary = f"unknown library policy '{name}'"
+            path = ("policies", "library", index)
+            problems.append(src.diagnostic(path, summary, detail) if src else Diagnostic(
+                file="ordo.yaml", path=f"policies.library[{index}]", summary=summary, detail=detail))
             continue
         files.append((stock[name], f"<library>/{stock[name].name}", "library"))
-    if problems:
-        raise DiagnosticsError(problems)
-    return files
+    return files, problems
 
 
 def policy_files(project: Project) -> list[tuple[Path, str, str]]:
     """(path, display name, origin) of base, library and project policy files."""
-    files = library_files(project.library)
+    files, problems = library_files(project.library, project.source)
+    if problems:
+        raise DiagnosticsError(problems)
     files += [(path, project.display(path), "project") for path in project.policy_files]
     return files
 

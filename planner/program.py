@@ -89,9 +89,29 @@ def parse_message(message: str, displays: dict[str, str]) -> Diagnostic:
     file = displays.get(match["file"], match["file"])
     severity = "error" if match["sev"] == "error" else "warning"
     text = match["text"].strip()
-    detail = " ".join(line.strip() for line in rest.splitlines() if line.strip())
-    return Diagnostic(file=file, line=int(match["line"]), column=int(match["col"]),
+    line = int(match["line"])
+    if text.startswith("unsafe variables in:"):
+        # clingo shows its rewritten rule (#inc_base, #Anon0): show the rule as written.
+        unsafe = re.findall(r"note: ('[^']*') is unsafe", rest)
+        written = _source_line(match["file"], line)
+        return Diagnostic(file=file, line=line, column=int(match["col"]),
+                          summary=f"unsafe variables in: {written}" if written else text,
+                          detail=", ".join(f"{v} is unsafe" for v in unsafe) +
+                          ": every variable must occur in a positive atom of the body",
+                          severity=severity, code="asp")
+    for path, display in displays.items():
+        rest = rest.replace(path, display)
+    detail = " ".join(part.strip() for part in rest.splitlines() if part.strip())
+    return Diagnostic(file=file, line=line, column=int(match["col"]),
                       summary=text, detail=detail, severity=severity, code="asp")
+
+
+def _source_line(path: str, line: int) -> str:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
 class _Variables(ast.Transformer):
