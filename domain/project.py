@@ -74,6 +74,16 @@ def project_policy_files(root: Path, project: ProjectFile, src: Source) -> tuple
     return files, problems
 
 
+def _locate(path: Path | str | None, root: Path) -> Path | None:
+    """A command-line path: relative to the current folder, or else to the project."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_absolute() and not path.exists() and (root / path).exists():
+        return root / path
+    return path
+
+
 def load_project(
     root: Path | str = ".",
     request: Path | str | None = None,
@@ -84,11 +94,14 @@ def load_project(
 ) -> Project:
     """Load and validate a project. Raises DiagnosticsError listing every problem.
 
-    ``request`` and ``inventory`` override the project file's choices; they are
-    taken relative to the current directory, like any command-line path.
+    ``request`` and ``inventory`` override the project file's choices; a
+    relative path is taken from the current folder if it is there, else from
+    the project folder (so ``ordo plan -C examples/vfw requests/delete.yaml`` works).
     """
     root, project, proj_src = read_project_file(root)
     root_file = root / PROJECT_FILE
+    request = _locate(request, root)
+    inventory = _locate(inventory, root)
     problems: list[Diagnostic] = []
     inputs = [(proj_src.file, _digest(root_file))]
 

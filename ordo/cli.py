@@ -80,6 +80,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     loaded = load_project(project, request, inventory, list(extra_policies))
     outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency)
     console = _console()
+    render.warnings(_console(stderr=True), outcome.warnings)
     if outcome.plan is None:
         if fmt == "json":
             body = {"status": outcome.status,

@@ -39,9 +39,10 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
             address = f"{op.type}.{op.resource}".ljust(width)
             lines.append((f"  {symbol} {address}  {op.operation:<14} {op.from_state} -> {op.to_state}"
                           f"  [{op.controller}]", colour))
-    if plan.placements:
-        lines += [("", ""), ("Placements", "bold")]
-        lines += [(f"  {resource} -> {target}", "") for resource, target in plan.placements.items()]
+    placed = [(c.resource, c.placement) for c in plan.resource_changes if c.placement]
+    if placed:
+        lines += [("", ""), ("Placements (new)", "bold")]
+        lines += [(f"  {resource} -> {target}", "") for resource, target in placed]
     counts = plan.counts()
     lines += [("", ""), (
         f"Plan: {counts['create']} to create, {counts['change']} to change, "
@@ -62,6 +63,11 @@ def plan_text(console: Console, plan: Plan) -> None:
         return
     for text, style in lines:
         console.print(text, style=style or None, markup=False, highlight=False)
+
+
+def warnings(console: Console, items: list[Diagnostic]) -> None:
+    for item in items:
+        console.print(f"[yellow]Warning:[/] {escape(str(item))}", highlight=False, soft_wrap=True)
 
 
 def explanation(console: Console, expl: Explanation) -> None:

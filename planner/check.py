@@ -14,7 +14,7 @@ from domain.errors import Diagnostic, DiagnosticsError
 from domain.project import load_project, project_policy_files, read_project_file
 from planner.core import library_files
 from planner.facts import model_facts
-from planner.lint import lint
+from planner.lint import lint, vocabulary_lint
 from planner.program import load_program
 from planner.solve import ground_only
 
@@ -41,6 +41,8 @@ def check(root: Path | str = ".", request: Path | str | None = None,
         model = load_project(root, request, inventory, need_request=False).model
     except DiagnosticsError as exc:
         diagnostics += exc.diagnostics
+    if model is not None and syntax_ok:
+        diagnostics += vocabulary_lint(program, model)
     # Ground even when the models have errors (with no facts then): unsafe
     # variables do not depend on the facts. Not with #script: it is refused.
     if syntax_ok and not any(d.code == "script" for d in lint_found):

@@ -24,11 +24,13 @@ Sig = tuple[str, int]
 class _Atoms(ast.Transformer):
     def __init__(self) -> None:
         self.found: list[tuple[Sig, ast.Location]] = []
+        self.nodes: list[ast.AST] = []
 
     def visit_SymbolicAtom(self, node: ast.AST) -> ast.AST:  # noqa: N802
         sym = node.symbol
         if sym.ast_type == ast.ASTType.Function:
             self.found.append(((sym.name, len(sym.arguments)), sym.location))
+            self.nodes.append(sym)
         return node
 
 
@@ -100,3 +102,64 @@ def lint(program: Program) -> list[Diagnostic]:
 def _diag(display: str, loc: ast.Location, summary: str, detail: str, code: str) -> Diagnostic:
     return Diagnostic(file=display, line=loc.begin.line, column=loc.begin.column, summary=summary,
                       detail=detail, severity="error", code=code)
+
+
+#: Interface predicates whose argument (by position) names something the
+#: models must contain: a label key, a relationship kind, a resource type ...
+_VOCABULARY: dict[Sig, tuple[int, str]] = {
+    ("label", 3): (1, "label key"),
+    ("relation", 3): (0, "relationship kind"),
+    ("resource", 2): (1, "resource type"),
+    ("requires", 3): (1, "capacity kind"),
+    ("capacity", 3): (1, "capacity kind"),
+    ("attr", 3): (1, "target attribute"),
+    ("target_label", 3): (1, "target label"),
+    ("param", 3): (1, "param"),
+}
+
+
+def vocabulary(model) -> dict[str, set[str]]:
+    """What the models name, by kind, for vocabulary_lint."""
+    seen: dict[str, set[str]] = {kind: set() for _, kind in _VOCABULARY.values()}
+    seen["resource type"] |= set(model.kinds)
+    for target in model.targets.values():
+        seen["capacity kind"] |= set(target.capacity)
+        seen["target attribute"] |= set(target.attributes)
+        seen["target label"] |= set(target.labels)
+    for res in model.resources.values():
+        seen["label key"] |= set(res.labels)
+        seen["relationship kind"] |= {kind for kind, _ in res.relations}
+        seen["capacity kind"] |= set(res.requires)
+        seen["param"] |= set(res.params)
+    seen["relationship kind"] |= {"uses", "hosted_on"}
+    return seen
+
+
+def vocabulary_lint(program: Program, model) -> list[Diagnostic]:
+    """Warn when a project policy reads a label, relationship kind, ... that no
+    model file uses: usually a typo that silently switches the policy off."""
+    known = vocabulary(model)
+    out = []
+    for pfile in program.files:
+        if pfile.origin != "project":
+            continue
+        for stm in pfile.statements:
+            finder = _Atoms()
+            finder(stm)
+            for sym in finder.nodes:
+                spec = _VOCABULARY.get((sym.name, len(sym.arguments)))
+                if spec is None:
+                    continue
+                arg = sym.arguments[spec[0]]
+                if arg.ast_type != ast.ASTType.SymbolicTerm or arg.symbol.type.name != "String":
+                    continue
+                word = arg.symbol.string
+                if word in known[spec[1]]:
+                    continue
+                close = difflib.get_close_matches(word, sorted(known[spec[1]]), n=1)
+                detail = f"did you mean '{close[0]}'?" if close else "the rule can never apply"
+                out.append(Diagnostic(
+                    file=pfile.display, line=sym.location.begin.line, column=sym.location.begin.column,
+                    summary=f"{spec[1]} '{word}' is not used by any model file", detail=detail,
+                    severity="warning", code="vocabulary"))
+    return out

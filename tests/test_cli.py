@@ -110,3 +110,29 @@ def test_missing_request_file():
     run = run_ordo("plan", "-C", VFW, VFW / "requests/nope.yaml")
     assert run.code == 1
     assert "requests/nope.yaml: error: file not found" in run.err
+
+
+def test_solver_timeout_exits_4(vfw_copy):
+    # Pigeon-hole: 13 VNF-like pigeons in 12 holes, hopeless for a CDCL solver.
+    (vfw_copy / "policies" / "pigeons.lp").write_text(
+        "% pigeons: a deliberately hard puzzle, to hit the time limit.\n"
+        "{ hole(P,H) : H = 1..12 } = 1 :- P = 1..13.\n"
+        ":- hole(P1,H), hole(P2,H), P1 < P2.\n")
+    run = run_ordo("plan", "-C", vfw_copy, "--policy", vfw_copy / "policies/pigeons.lp", "--timeout", "0.5")
+    assert run.code == 4, run.text
+    assert "Timeout: the solver found no plan within 0.5s" in run.err
+
+
+def test_paths_on_the_command_line_fall_back_to_the_project(tmp_path):
+    run = run_ordo("plan", "-C", VFW, "requests/delete.yaml", "--inventory", "inventory-deployed.yaml",
+                   cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "10 to delete" in run.out
+
+
+def test_plan_lists_only_new_placements():
+    run = run_ordo("plan", "-C", VFW, "requests/scale-out.yaml", "--inventory", "inventory-deployed.yaml")
+    assert run.code == 0, run.err
+    assert "Placements (new)" not in run.out  # a VF module is located by its VNF, not placed
+    run = run_ordo("plan", "-C", VFW)
+    assert "Placements (new)\n  vfw -> region-two\n  vpg -> region-one\n  vsink -> region-one\n" in run.out

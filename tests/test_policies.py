@@ -110,3 +110,21 @@ def test_ordering_cycle_is_reported_with_its_rules(vfw_copy):
     assert "vfw-service/activate" in outcome.explanation.cycle
     flat = {r for hop in outcome.explanation.cycle_rules for r in hop}
     assert "policies/backwards.lp:2" in flat
+
+
+def test_check_warns_about_labels_no_model_uses(vfw_copy):
+    from planner.check import check
+
+    (vfw_copy / "policies" / "config-after-modules.lp").write_text(
+        "% typo: the label key is anti-affinity\n"
+        ':- label(R1,"anti_affinity",G), label(R2,"anti_affinity",G), R1 < R2, located(R1,T), located(R2,T).\n'
+        'before(X,Y) :- relation("uses_",A,B), raises(B,"active",X), raises(A,"created",Y).\n')
+    found = [str(d) for d in check(vfw_copy)]
+    assert found == [
+        "policies/config-after-modules.lp:2:4: warning: label key 'anti_affinity' is not used by any model "
+        "file (did you mean 'anti-affinity'?)",
+        "policies/config-after-modules.lp:2:33: warning: label key 'anti_affinity' is not used by any model "
+        "file (did you mean 'anti-affinity'?)",
+        "policies/config-after-modules.lp:3:16: warning: relationship kind 'uses_' is not used by any model "
+        "file (did you mean 'uses'?)",
+    ]
