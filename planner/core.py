@@ -215,15 +215,13 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     per_resource: dict[str, list[str]] = {}
     for oid in sorted(decoded.ops, key=lambda o: (wave_of[o], o)):
         per_resource.setdefault(decoded.ops[oid][0], []).append(oid)
-    # The values below come from the model and the solver, already checked:
-    # model_construct skips re-validating 100,000 small objects.
     reasons = {res: _reason(model, res, decoded.goals.get(res, model.resources[res].current), decoded.why)
                for res in per_resource}
     operations = []
     for oid, (res, opname) in sorted(decoded.ops.items()):
         kind = model.kinds[model.resources[res].type]
         op = kind.operation(opname)
-        operations.append(PlannedOperation.model_construct(
+        operations.append(PlannedOperation(
             id=oid, resource=res, type=kind.name, operation=opname, from_state=op.from_state,
             to_state=op.to_state, controller=op.controller, duration=op.duration, wave=wave_of[oid] + 1,
             reason=reasons[res]))
@@ -231,17 +229,17 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     for res, ids in sorted(per_resource.items()):
         r = model.resources[res]
         goal = decoded.goals.get(res, r.current)
-        changes.append(ResourceChange.model_construct(
+        changes.append(ResourceChange(
             resource=res, type=r.type, actions=_actions(model, res, goal, [decoded.ops[i][1] for i in ids]),
             before=r.current, after=goal, placement=decoded.placements.get(res) if r.placement is None else None,
             operations=tuple(ids), reason=reasons[res]))
     where = {}
     edges = []
     for (a, b), idx in sorted(decoded.edges.items()):
-        key = tuple(sorted(idx))
+        key = frozenset(idx)
         if key not in where:
             where[key] = tuple(sorted({program.rules[i].location for i in idx}))
-        edges.append(Edge.model_construct(before=a, after=b, rules=where[key]))
+        edges.append(Edge(before=a, after=b, rules=where[key]))
     placements = {r: t for r, t in sorted(decoded.placements.items())}
     cost = tuple(CostLevel(priority=p, cost=c) for p, c in zip(result.priorities, result.cost, strict=False))
     dig, inputs = digest(project, program)
