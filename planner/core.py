@@ -19,7 +19,7 @@ from domain.errors import Diagnostic, DiagnosticsError
 from domain.model import Model
 from domain.project import Project
 from domain.yamlsrc import Source
-from planner.explain import Explanation, explain_no_plan, explain_cycle
+from planner.explain import Explanation, explain_cycle, explain_no_plan
 from planner.facts import model_facts
 from planner.plan import (
     CostLevel,

@@ -164,7 +164,7 @@ def load_program(files: list[tuple[Path, str, str]]) -> Program:
 
         try:
             ast.parse_files([str(path)], on_statement,
-                            logger=lambda _code, msg: messages.append(msg), message_limit=50)
+                            logger=lambda _code, msg, out=messages: out.append(msg), message_limit=50)
         except RuntimeError:
             if not messages:
                 messages.append(f"{path}:1:1: error: could not parse the file")

@@ -382,7 +382,8 @@ def test_lifecycle_defined_in_two_catalog_files_message(project: Project) -> Non
     assert_failed(result)
     assert len(result.diagnostics) == 1
     assert result.diagnostics[0].startswith("extra.yaml:")
-    assert result.diagnostics[0].endswith(": error: lifecycles.logical: 'logical' is defined in more than one catalog file")
+    assert result.diagnostics[0].endswith(
+        ": error: lifecycles.logical: 'logical' is defined in more than one catalog file")
 
 
 def test_lifecycle_defined_in_two_catalog_files_location(project: Project) -> None:

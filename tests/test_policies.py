@@ -76,7 +76,8 @@ def test_config_after_modules_orders_config_deploy(vfw_copy):
                                                     ("vpg-base/activate", "vpg/config-deploy")}
     (vfw_copy / "policies" / "config-after-modules.lp").unlink()
     text = (vfw_copy / "ordo.yaml").read_text().replace("    - policies/config-after-modules.lp\n", "")
-    (vfw_copy / "ordo.yaml").write_text(text.replace("  files:                       # this project's own rule files\n", "  files: []\n"))
+    text = text.replace("  files:                       # this project's own rule files\n", "  files: []\n")
+    (vfw_copy / "ordo.yaml").write_text(text)
     after = plan(vfw_copy).plan
     edges = {(e.before, e.after) for e in after.edges}
     assert ("vfw-base/activate", "vfw/config-deploy") not in edges

@@ -1,0 +1,406 @@
+"""Benchmark `ordo plan` against Fast Downward on generated service models.
+
+For each N (default 100, 1000, 10000):
+
+1. generate a project of N resources into benchmarks/out/nN/ (generate.py);
+2. run ``ordo plan -C DIR --out plan.json`` as a separate process, --repeat
+   times; wall time around the process, peak RSS of that one child from
+   ``os.wait4`` (its own rusage, not the harness's); report the median wall
+   time and the largest peak; ground size, status and #operations come from
+   plan.json;
+3. run ordo once more in-process (ordo_probe.py, in its own process) for the
+   phase timings ordo records, and to cross-check the ground size;
+4. build the same instance as a classical planning problem with
+   unified-planning and solve it with ``OneshotPlanner(name="fast-downward")``
+   (fd_encoding.py) in a separate process: its wall time covers interpreter
+   start, imports, reading the YAML, building the problem, writing PDDL and
+   FD's translator and search. Past --fd-timeout seconds it is killed and
+   reported as "timeout".
+
+Results go to stdout (a table), benchmarks/out/results.json and
+benchmarks/out/results.md.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_plan.py [--sizes 100,1000,10000] [--repeat 3]
+        [--fd-timeout 120] [--no-fd] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import generate  # noqa: E402
+
+PYTHON = sys.executable
+ORDO = str(Path(PYTHON).with_name("ordo"))
+
+
+@dataclass
+class Run:
+    wall: float
+    peak_mb: float
+    returncode: int | None  # None: killed at the time limit
+    stdout: str = ""
+    stderr: str = ""
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below root, parents before children (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop(0)
+        for child in children.get(pid, []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def run_child(cmd: list[str], timeout: float | None = None, capture: bool = False, cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> Run:
+    """Run one process: its wall time, and its peak RSS from ``os.wait4``.
+
+    wait4 returns the rusage of that child alone (ru_maxrss: the largest RSS
+    of the child or of any descendant it waited for), not of the harness.
+    Past the timeout the child and every process below it are killed.
+    """
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=cwd, start_new_session=True, text=True,
+                            env=None if env is None else {**os.environ, **env})
+    chunks: dict[str, str] = {"stdout": "", "stderr": ""}
+
+    def drain(name: str, stream) -> None:
+        chunks[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=("stderr", proc.stderr), daemon=True)]
+    if capture:
+        readers.append(threading.Thread(target=drain, args=("stdout", proc.stdout), daemon=True))
+    for reader in readers:
+        reader.start()
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        # unified-planning starts Fast Downward in a session of its own, so
+        # killing the child's process group is not enough: kill the child's
+        # whole process tree, pid by pid, leaves first.
+        for pid in [*reversed(descendants(proc.pid)), proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, kill) if timeout else None
+    if timer:
+        timer.start()
+    # Reap the child ourselves (not through Popen) to get its rusage.
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if timer:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join(timeout=30)
+    return Run(wall=wall, peak_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+               returncode=None if killed.is_set() else proc.returncode,
+               stdout=chunks["stdout"], stderr=chunks["stderr"])
+
+
+@dataclass
+class Row:
+    n: int
+    counts: dict = field(default_factory=dict)
+    ordo_status: str = ""
+    ordo_walls: list[float] = field(default_factory=list)
+    ordo_wall: float = float("nan")
+    ordo_peak_mb: float = float("nan")
+    ground_atoms: int | None = None
+    ground_rules: int | None = None
+    operations: int | None = None
+    waves: int | None = None
+    probe: dict = field(default_factory=dict)
+    fd_status: str = "not run"
+    fd_wall: float | None = None
+    fd_peak_mb: float | None = None
+    fd_plan_length: int | None = None
+    fd_detail: dict = field(default_factory=dict)
+    ordo_plan_in_fd_model: str = "not checked"
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.fd_status != "solved" or not self.fd_wall or not self.ordo_wall:
+            return None
+        return self.fd_wall / self.ordo_wall
+
+
+def bench_ordo(row: Row, folder: Path, repeat: int) -> None:
+    plan_file = folder / "plan.json"
+    peaks = []
+    for _ in range(repeat):
+        if plan_file.exists():
+            plan_file.unlink()
+        run = run_child([ORDO, "plan", "-C", str(folder), "--out", str(plan_file)], cwd=folder)
+        if run.returncode != 0 or not plan_file.exists():
+            row.errors.append(f"ordo plan exited {run.returncode}: {run.stderr.strip()[-500:]}")
+            row.ordo_status = "error"
+            return
+        row.ordo_walls.append(run.wall)
+        peaks.append(run.peak_mb)
+    row.ordo_wall = statistics.median(row.ordo_walls)
+    row.ordo_peak_mb = max(peaks)
+    plan = json.loads(plan_file.read_text())
+    row.ordo_status = plan.get("status", "?")
+    row.ground_atoms = plan.get("ground_atoms")
+    row.ground_rules = plan.get("ground_rules")
+    row.operations = len(plan.get("operations", []))
+    row.waves = len(plan.get("waves", []))
+
+
+def bench_probe(row: Row, folder: Path) -> None:
+    run = run_child([PYTHON, str(HERE / "ordo_probe.py"), str(folder.resolve())], capture=True, cwd=folder)
+    if run.returncode != 0:
+        row.errors.append(f"probe exited {run.returncode}: {run.stderr.strip()[-500:]}")
+        return
+    row.probe = json.loads(run.stdout.strip().splitlines()[-1])
+    row.probe["peak_mb"] = run.peak_mb
+    ground = row.probe.get("ground", {})
+    if not row.ground_atoms and ground.get("atoms"):
+        row.errors.append(f"plan.json reports ground_atoms={row.ground_atoms}, ground_rules={row.ground_rules}; "
+                          f"the table shows clingo's statistics read after solve (ordo_probe.py)")
+        row.ground_atoms, row.ground_rules = ground["atoms"], ground["rules"]
+
+
+def bench_fd(row: Row, folder: Path, timeout: float) -> None:
+    # The worker gets the limit too (so unified-planning stops FD), and the
+    # harness kills it a little later if it has not stopped by then.
+    # FD's translator writes output.sas into the working directory (and a killed
+    # run leaves it there): give the worker a scratch folder of its own.
+    scratch = folder / "fd"
+    scratch.mkdir(exist_ok=True)
+    # unified-planning writes the PDDL into a temporary folder that a killed
+    # run leaves behind: keep those in the scratch folder too.
+    run = run_child([PYTHON, str(HERE / "fd_encoding.py"), str(folder.resolve()), "--timeout", str(timeout)],
+                    timeout=timeout + 15, capture=True, cwd=scratch, env={"TMPDIR": str(scratch.resolve())})
+    row.fd_wall = run.wall
+    row.fd_peak_mb = run.peak_mb
+    if run.returncode is None:
+        row.fd_status = "timeout"
+        return
+    if run.returncode != 0:
+        row.fd_status = "error"
+        row.errors.append(f"fd_encoding exited {run.returncode}: {run.stderr.strip()[-500:]}")
+        return
+    detail = json.loads(run.stdout.strip().splitlines()[-1])
+    row.fd_detail = detail
+    if detail["status"] in ("SOLVED_SATISFICING", "SOLVED_OPTIMALLY") and run.wall <= timeout:
+        row.fd_status = "solved"
+        row.fd_plan_length = detail["plan_length"]
+    elif detail["status"] == "TIMEOUT" or run.wall > timeout:
+        row.fd_status = "timeout"
+    else:
+        row.fd_status = detail["status"].lower()
+
+
+def check_ordo_plan(row: Row, folder: Path) -> None:
+    """Replay ordo's plan in the classical encoding (not timed)."""
+    run = run_child([PYTHON, str(HERE / "fd_encoding.py"), str(folder.resolve()), "--check-ordo-plan",
+                     str((folder / "plan.json").resolve())], capture=True, cwd=folder)
+    if run.returncode != 0:
+        row.errors.append(f"plan check exited {run.returncode}: {run.stderr.strip()[-500:]}")
+        return
+    row.ordo_plan_in_fd_model = json.loads(run.stdout.strip().splitlines()[-1])["ordo_plan_valid"]
+
+
+def machine() -> dict:
+    info = {"nproc": os.cpu_count(), "python": platform.python_version(),
+            "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
+    try:
+        info["nproc"] = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip())
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in lscpu.splitlines():
+            if line.startswith("Model name:"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+        with open("/proc/meminfo") as handle:
+            info["mem_gb"] = round(int(handle.readline().split()[1]) / 2**20, 1)
+    except (OSError, ValueError):
+        pass
+    try:
+        import clingo
+        info["clingo"] = clingo.__version__
+        from importlib.metadata import version
+        info["unified-planning"] = version("unified-planning")
+        info["up-fast-downward"] = version("up-fast-downward")
+    except Exception:  # noqa: BLE001 - informational only
+        pass
+    return info
+
+
+def fmt(value, spec: str = "", none: str = "-") -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return none
+    return format(value, spec)
+
+
+COLUMNS = ("N", "ordo wall s", "ordo peak MB", "ground atoms", "ground rules", "#operations",
+           "FD wall s", "FD plan length", "ratio FD/ordo")
+
+
+def table_rows(rows: list[Row]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        fd_wall = fmt(r.fd_wall, ".2f")
+        if r.fd_status == "timeout":
+            fd_wall = f"timeout (>{ARGS_TIMEOUT:g})"
+        elif r.fd_status not in ("solved", "not run"):
+            fd_wall = r.fd_status
+        ratio = r.ratio
+        if ratio is None and r.fd_status == "timeout":
+            ratio_text = f">{ARGS_TIMEOUT / r.ordo_wall:.0f}"
+        else:
+            ratio_text = fmt(ratio, ".1f")
+        out.append([f"{r.n:,}", fmt(r.ordo_wall, ".2f"), fmt(r.ordo_peak_mb, ".0f"), fmt(r.ground_atoms, ","),
+                    fmt(r.ground_rules, ","), fmt(r.operations, ","), fd_wall, fmt(r.fd_plan_length, ","),
+                    ratio_text])
+    return out
+
+
+ARGS_TIMEOUT = 120.0
+
+
+def text_table(header: tuple[str, ...], body: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=False)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)) for row in body]
+    return "\n".join(lines)
+
+
+def md_table(header: tuple[str, ...], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def detail_table(rows: list[Row]) -> tuple[tuple[str, ...], list[list[str]]]:
+    header = ("N", "status", "ordo runs s", "load_project s", "make_plan s", "ground s", "solve s",
+              "decode+schedule s", "waves", "FD status", "FD peak MB", "FD build s", "UP write+FD s",
+              "FD own s", "FD actions")
+    body = []
+    for r in rows:
+        p, t, d = r.probe, r.probe.get("timings", {}), r.fd_detail
+        body.append([
+            f"{r.n:,}", r.ordo_status, "/".join(f"{w:.2f}" for w in r.ordo_walls),
+            fmt(p.get("load_project_s"), ".2f"), fmt(p.get("make_plan_s"), ".2f"),
+            fmt(t.get("ground"), ".2f"), fmt(t.get("solve"), ".2f"), fmt(t.get("decode"), ".2f"),
+            fmt(r.waves, ","), r.fd_status,
+            # a killed run's FD processes are not waited for: their memory is not in the figure
+            "n/a (killed)" if r.fd_status == "timeout" else fmt(r.fd_peak_mb, ".0f"), fmt(d.get("build_s"), ".2f"),
+            fmt(d.get("solve_s"), ".2f"), fmt(d.get("fd_planner_s"), ".2f"), fmt(d.get("actions"), ","),
+        ])
+    return header, body
+
+
+def main(argv: list[str] | None = None) -> int:
+    global ARGS_TIMEOUT
+    parser = argparse.ArgumentParser(description="Benchmark ordo plan against Fast Downward.")
+    parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated N values")
+    parser.add_argument("--repeat", type=int, default=3, help="timed ordo runs per N (median reported)")
+    parser.add_argument("--fd-timeout", type=float, default=120.0, help="seconds for the whole FD run")
+    parser.add_argument("--no-fd", action="store_true", help="skip Fast Downward")
+    parser.add_argument("--no-probe", action="store_true", help="skip the in-process phase timings")
+    parser.add_argument("--check-max", type=int, default=1000,
+                        help="replay ordo's plan in the FD encoding (validator) for N up to this")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=HERE / "out")
+    args = parser.parse_args(argv)
+    ARGS_TIMEOUT = args.fd_timeout
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    if not Path(ORDO).exists():
+        print(f"no ordo console script at {ORDO}", file=sys.stderr)
+        return 1
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    print(f"# {info.get('date')}: {info.get('nproc')} CPUs ({info.get('cpu', '?')}), "
+          f"{info.get('mem_gb', '?')} GB RAM, Python {info['python']}, clingo {info.get('clingo', '?')}, "
+          f"unified-planning {info.get('unified-planning', '?')}, up-fast-downward {info.get('up-fast-downward', '?')}",
+          flush=True)
+    rows: list[Row] = []
+    for n in sizes:
+        folder = args.out / f"n{n}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        inst = generate.write_project(n, folder, args.seed)
+        row = Row(n=n, counts={"services": len(inst.services), "networks": len(inst.networks),
+                               "existing": len(inst.shared), "vnfs": len(inst.vnfs),
+                               "vf_modules": len(inst.modules),
+                               "anti_affinity_vnfs": len(inst.anti_affinity)})
+        print(f"N={n:,}: {row.counts}", flush=True)
+        bench_ordo(row, folder, args.repeat)
+        print(f"  ordo plan: {row.ordo_status}, median {row.ordo_wall:.2f} s of {len(row.ordo_walls)}, "
+              f"peak {row.ordo_peak_mb:.0f} MB, {row.operations} operations", flush=True)
+        if not args.no_probe and row.ordo_status != "error":
+            bench_probe(row, folder)
+            print(f"  in-process phases: {row.probe.get('timings')}, "
+                  f"load_project {row.probe.get('load_project_s', 0):.2f} s", flush=True)
+        if n <= args.check_max and row.ordo_status != "error":
+            check_ordo_plan(row, folder)
+            print(f"  ordo's plan replayed in the FD encoding: {row.ordo_plan_in_fd_model}", flush=True)
+        if not args.no_fd:
+            bench_fd(row, folder, args.fd_timeout)
+            print(f"  fast-downward: {row.fd_status} in {row.fd_wall:.2f} s, plan length {row.fd_plan_length}, "
+                  f"{row.fd_detail}", flush=True)
+        for error in row.errors:
+            print(f"  note: {error}", flush=True)
+        rows.append(row)
+
+    body = table_rows(rows)
+    print()
+    print(text_table(COLUMNS, body))
+    dh, db = detail_table(rows)
+    print()
+    print(text_table(dh, db))
+    print()
+    print("FD encoding: capacities dropped (no numeric fluents; they never bind in these instances), "
+          "prefer-cheaper-region objective dropped (lama-first is satisficing), anti-affinity kept. "
+          "ordo solves to optimality with all three policies.")
+    (args.out / "results.json").write_text(json.dumps(
+        {"machine": info, "args": {k: str(v) for k, v in vars(args).items()},
+         "rows": [asdict(r) | {"ratio": r.ratio} for r in rows]}, indent=2) + "\n")
+    (args.out / "results.md").write_text(md_table(COLUMNS, body) + "\n\n" + md_table(dh, db) + "\n")
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    failed = [r for r in rows if r.ordo_status not in ("optimal", "satisfiable")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
