@@ -44,15 +44,21 @@ def dag(plan: Plan) -> nx.DiGraph:
     return graph
 
 
-def real_dependencies_create(plan: Plan, model) -> set[tuple[str, str]]:
-    """Dependencies SO's create template encodes for a reason, written from the model."""
+def _collector(plan: Plan):
+    """A set of dependencies and a function that adds one when both operations are planned."""
     ops = {op.id for op in plan.operations}
-    deps = set()
+    deps: set[tuple[str, str]] = set()
 
     def dep(a: str, b: str) -> None:
         if a in ops and b in ops:
             deps.add((a, b))
 
+    return deps, dep
+
+
+def real_dependencies_create(plan: Plan, model) -> set[tuple[str, str]]:
+    """Dependencies SO's create template encodes for a reason, written from the model."""
+    deps, dep = _collector(plan)
     for name, res in model.resources.items():
         lifecycle = ["assign", "create", "activate"] if res.type != "vnf" else [
             "assign", "config-assign", "config-deploy", "activate"]
@@ -70,13 +76,8 @@ def real_dependencies_create(plan: Plan, model) -> set[tuple[str, str]]:
 
 
 def real_dependencies_delete(plan: Plan, model) -> set[tuple[str, str]]:
-    ops = {op.id for op in plan.operations}
-    deps = set()
-
-    def dep(a: str, b: str) -> None:
-        if a in ops and b in ops:
-            deps.add((a, b))
-
+    """Dependencies SO's delete template encodes for a reason, written from the model."""
+    deps, dep = _collector(plan)
     for name, res in model.resources.items():
         for first, second in [("deactivate", "delete"), ("delete", "unassign"), ("deactivate", "unassign")]:
             dep(f"{name}/{first}", f"{name}/{second}")
