@@ -44,15 +44,20 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
         lines += [("", ""), ("Placements (new)", "bold")]
         lines += [(f"  {resource} -> {target}", "") for resource, target in placed]
     counts = plan.counts()
+    runs = f", {counts['run']} to run" if counts["run"] else ""
     lines += [("", ""), (
         f"Plan: {counts['create']} to create, {counts['change']} to change, "
-        f"{counts['delete']} to delete. {len(plan.operations)} operations in {len(plan.waves)} waves "
-        f"(at most {plan.concurrency} at once); estimated {plan.makespan:g}s, critical path "
-        f"{plan.critical_path:g}s.", "bold")]
+        f"{counts['delete']} to delete{runs}. {_count(len(plan.operations), 'operation')} in "
+        f"{_count(len(plan.waves), 'wave')} (at most {plan.concurrency} at once); estimated "
+        f"{plan.makespan:g}s, critical path {plan.critical_path:g}s.", "bold")]
     status = plan.status if not plan.cost else (
         f"{plan.status}, cost " + ", ".join(f"{c.cost}@{c.priority}" for c in plan.cost))
     lines.append((f"Solver: {status}; digest {plan.digest[:19]}...", "dim"))
     return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def plan_text(console: Console, plan: Plan) -> None:

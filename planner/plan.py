@@ -89,15 +89,12 @@ class Plan(_Frozen):
         return bool(self.operations)
 
     def counts(self) -> dict[str, int]:
-        """Resources to create, change and delete (Terraform's summary)."""
-        counts = {"create": 0, "change": 0, "delete": 0}
+        """Resources to create, change (update in place or another state), delete,
+        and run an operation on without changing them (Terraform's summary, plus runs)."""
+        counts = {"create": 0, "change": 0, "delete": 0, "run": 0}
         for change in self.resource_changes:
-            if "create" in change.actions:
-                counts["create"] += 1
-            elif "delete" in change.actions:
-                counts["delete"] += 1
-            else:
-                counts["change"] += 1
+            action = change.actions[0]
+            counts[action if action in counts else "change"] += 1
         return counts
 
     @cached_property

@@ -58,14 +58,11 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     result = SolveResult(status="timeout")
     result.ground_seconds = time.perf_counter() - started
     result.warnings = [parse_message(m, program.displays) for m in messages]
-    has_objective = False
 
     def on_model(model: clingo.Model) -> None:
-        nonlocal has_objective
         result.symbols = model.symbols(shown=True)
         result.cost = list(model.cost)
         result.priorities = list(model.priority)
-        has_objective = bool(model.cost)
 
     started = time.perf_counter()
     with ctl.solve(on_model=on_model, async_=True) as handle:
@@ -80,5 +77,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     if outcome.unsatisfiable and finished:
         result.status = "unsatisfiable"
     elif result.symbols or outcome.satisfiable:
-        result.status = "optimal" if finished and has_objective and outcome.exhausted else "satisfiable"
+        # With an objective, an exhausted search proved the last model optimal
+        # (also when nothing was left to optimise: every cost is then 0).
+        result.status = "optimal" if finished and optimise and outcome.exhausted else "satisfiable"
     return result

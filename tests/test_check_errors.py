@@ -203,8 +203,8 @@ YAML_CASES = [
     pytest.param(
         ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    lifecycle: standard\n"),
          (CATALOG, "  vf-module:\n", "  vf-module:\n    controller: so\n")),
-        ["catalog.yaml:48:5: error: types.service.lifecycle: duplicate key 'lifecycle'",
-         "catalog.yaml:67:5: error: types.vf-module.controller: duplicate key 'controller'"],
+        ["catalog.yaml:49:5: error: types.service.lifecycle: duplicate key 'lifecycle'",
+         "catalog.yaml:69:5: error: types.vf-module.controller: duplicate key 'controller'"],
         id="duplicate-keys-all-reported"),
     pytest.param(
         ((ORDO, "  solve_timeout: 20            # seconds\n",
@@ -213,7 +213,7 @@ YAML_CASES = [
         id="two-documents"),
     pytest.param(
         ((CATALOG, "\ntypes:\n", "\n? [a, b]\n: 1\ntypes:\n"),),
-        ["catalog.yaml:45:3: error: invalid YAML: found unhashable key"],
+        ["catalog.yaml:46:3: error: invalid YAML: found unhashable key"],
         id="unhashable-key"),
     pytest.param(
         ((CATALOG, None, b"\xff\xfe controllers: {}\n"),),
@@ -254,8 +254,8 @@ SCHEMA_CASES = [
         ["catalog.yaml:7:29: error: controllers.cds.concurrency: input should be greater than 0"],
         id="out-of-range"),
     pytest.param(
-        ((CATALOG, "      unassign:   { from: assigned, to: absent }\n\n  # A logical",
-          "      unassign:   { from: assigned }\n\n  # A logical"),),
+        ((CATALOG, "      unassign:   { from: assigned, to: absent }\n      update:",
+          "      unassign:   { from: assigned }\n      update:"),),
         ["catalog.yaml:20:19: error: lifecycles.standard.operations.unassign.to: missing required field 'to'"],
         id="missing-required-field"),
     pytest.param(
@@ -308,7 +308,7 @@ def test_invalid_name_as_key_message(project: Project) -> None:
 
 def test_invalid_name_as_key_location(project: Project) -> None:
     project.replace(CATALOG, "  vf-module:\n", "  -vf-module:\n")
-    assert_reports(project.check(), f"catalog.yaml:63:3: error: types.-vf-module: {INVALID_KEY_DETAIL}")
+    assert_reports(project.check(), f"catalog.yaml:65:3: error: types.-vf-module: {INVALID_KEY_DETAIL}")
 
 
 # --- the catalog's cross-references ------------------------------------------
@@ -316,29 +316,29 @@ def test_invalid_name_as_key_location(project: Project) -> None:
 CATALOG_CASES = [
     pytest.param(
         ((CATALOG, "    lifecycle: logical", "    lifecycle: logicl"),),
-        ["catalog.yaml:47:16: error: types.service.lifecycle: unknown lifecycle 'logicl' (did you mean 'logical'?)"],
+        ["catalog.yaml:48:16: error: types.service.lifecycle: unknown lifecycle 'logicl' (did you mean 'logical'?)"],
         id="unknown-lifecycle"),
     pytest.param(
         ((CATALOG, "    controller: so\n", "    controller: soo\n"),),
-        ["catalog.yaml:48:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)"],
+        ["catalog.yaml:49:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)"],
         id="unknown-controller-of-type"),
     pytest.param(
         ((CATALOG, "config-deploy: { controller: cds,", "config-deploy: { controller: cdss,"),),
-        ["catalog.yaml:61:36: error: types.vnf.operations.config-deploy.controller: unknown controller 'cdss' "
+        ["catalog.yaml:63:36: error: types.vnf.operations.config-deploy.controller: unknown controller 'cdss' "
          "(did you mean 'cds'?)"],
         id="unknown-controller-of-operation"),
     pytest.param(
         ((CATALOG, "      healthcheck:   { controller: cds }", "      helthcheck:   { controller: cds }"),),
-        ["catalog.yaml:62:21: error: types.vnf.operations.helthcheck: lifecycle 'vnf' has no operation "
+        ["catalog.yaml:64:21: error: types.vnf.operations.helthcheck: lifecycle 'vnf' has no operation "
          "'helthcheck' (did you mean 'healthcheck'?)"],
         id="unknown-operation"),
     pytest.param(
         ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    update: activte\n"),),
-        ["catalog.yaml:48:13: error: types.service.update: unknown operation 'activte' (did you mean 'activate'?)"],
+        ["catalog.yaml:49:13: error: types.service.update: unknown operation 'activte' (did you mean 'activate'?)"],
         id="unknown-update-operation"),
     pytest.param(
         ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    update: activate\n"),),
-        ["catalog.yaml:48:13: error: types.service.update: update operation 'activate' must keep the state "
+        ["catalog.yaml:49:13: error: types.service.update: update operation 'activate' must keep the state "
          "(it goes from 'assigned' to 'active')"],
         id="update-changes-state"),
     pytest.param(
@@ -349,22 +349,23 @@ CATALOG_CASES = [
         id="unknown-state-in-transition"),
     pytest.param(
         ((CATALOG, "    milestones: { created: assigned }", "    milestones: { created: asigned }"),),
-        ["catalog.yaml:25:28: error: lifecycles.logical.milestones.created: unknown state 'asigned' "
+        ["catalog.yaml:26:28: error: lifecycles.logical.milestones.created: unknown state 'asigned' "
          "(did you mean 'assigned'?)"],
         id="unknown-state-in-milestone"),
     pytest.param(
         ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    final: actve\n"),),
-        ["catalog.yaml:48:12: error: types.service.final: unknown state 'actve' "
+        ["catalog.yaml:49:12: error: types.service.final: unknown state 'actve' "
          "(did you mean 'active'?)"],
         id="unknown-final-state"),
     pytest.param(
         ((CATALOG, "    states: [absent, assigned, active]", "    states: [absent, assigned, active, assigned]"),),
-        ["catalog.yaml:24:13: error: lifecycles.logical.states: state listed twice: assigned"],
+        ["catalog.yaml:25:13: error: lifecycles.logical.states: state listed twice: assigned"],
         id="state-listed-twice"),
     pytest.param(
         ((CATALOG, "    lifecycle: standard\n    controller: openstack\n", "    lifecycle: standard\n"),),
-        [f"catalog.yaml:70:5: error: types.volume-group: no controller for operation '{op}' "
-         "(set 'controller' on the type or on the operation)" for op in ("activate", "create", "deactivate", "delete")],
+        [f"catalog.yaml:72:5: error: types.volume-group: no controller for operation '{op}' "
+         "(set 'controller' on the type or on the operation)"
+         for op in ("activate", "create", "deactivate", "delete", "update")],
         id="operation-without-controller"),
 ]
 
@@ -743,7 +744,7 @@ def test_problems_in_several_files_reported_together(project: Project) -> None:
                     "        requires: { vcpu: 4, memory_gb: 8 }\n        placement: region-tree\n")
     assert_reports(
         project.check(),
-        "catalog.yaml:48:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)",
+        "catalog.yaml:49:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)",
         "inventory.yaml:14:12: error: resources[0].state: unknown state 'actve' for type 'network' "
         "(did you mean 'active'?)",
         "ordo.yaml:15:7: error: policies.files[2]: no such policy file 'policies/gone.lp'",
@@ -758,7 +759,7 @@ def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
     project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
     result = project.check()
     assert_reported(result,
-                    "catalog.yaml:48:17: error: types.service.controller: unknown controller 'soo' "
+                    "catalog.yaml:49:17: error: types.service.controller: unknown controller 'soo' "
                     "(did you mean 'so'?)")
     assert any(line.startswith("policies/config-after-modules.lp:2:1: error: unsafe variables in:")
                for line in result.diagnostics), result.stderr

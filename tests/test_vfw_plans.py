@@ -190,7 +190,7 @@ def test_scale_out_touches_only_the_new_module():
     assert [op.id for op in plan.operations] == [
         "vpg-scale-1/activate", "vpg-scale-1/assign", "vpg-scale-1/create"]
     assert [c.resource for c in plan.resource_changes] == ["vpg-scale-1"]
-    assert plan.counts() == {"create": 1, "change": 0, "delete": 0}
+    assert plan.counts() == {"create": 1, "change": 0, "delete": 0, "run": 0}
     assert plan.placements["vpg-scale-1"] == "region-one" if "vpg-scale-1" in plan.placements else True
 
 
@@ -202,7 +202,7 @@ def test_converged_inventory_gives_no_changes():
 def test_delete_leaves_the_shared_network_alone():
     plan, _ = plan_of("delete.yaml", "inventory-deployed.yaml")
     assert all(op.resource != "onap-mgmt-net" for op in plan.operations)
-    assert plan.counts() == {"create": 0, "change": 0, "delete": 10}
+    assert plan.counts() == {"create": 0, "change": 0, "delete": 10, "run": 0}
     reasons = {op.resource: op.reason for op in plan.operations}
     assert reasons["vfw-service"].startswith("requested: absent")
     assert reasons["vpg-base"].startswith("part of vpg, which goes away")
@@ -214,3 +214,35 @@ def test_every_edge_names_the_rule_that_made_it():
     assert any(r.startswith("<base>/ordering.lp:") for r in rules)
     assert any(r.startswith("<base>/lifecycle.lp:") for r in rules)
     assert any(r.startswith("policies/config-after-modules.lp:") for r in rules)
+
+
+def test_changed_params_are_updated_in_place():
+    plan, _ = plan_of("change-network.yaml", "inventory-deployed.yaml")
+    assert [op.id for op in plan.operations] == ["protected-net/update"]
+    change = plan.resource_changes[0]
+    assert change.actions == ("update",) and change.before == change.after == "active"
+    assert change.reason == "requested: active (now active); params changed: cidr"
+    assert plan.counts() == {"create": 0, "change": 1, "delete": 0, "run": 0}
+
+
+def test_change_without_an_update_operation_has_no_plan(vfw_copy):
+    catalog = vfw_copy / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("    update: update ", "    # no update "))
+    project = load_project(vfw_copy, vfw_copy / "requests/change-network.yaml",
+                           vfw_copy / "inventory-deployed.yaml")
+    outcome = make_plan(project)
+    assert outcome.status == "no_plan"
+    [conflict] = outcome.explanation.conflicts
+    assert conflict.description == "Params changed, but the type has no operation to apply them in place."
+    assert conflict.resources == ("protected-net",) and conflict.policy == "lifecycle"
+
+
+def test_requested_runs_follow_the_state_they_need():
+    plan, _ = plan_of("healthcheck.yaml", "inventory-deployed.yaml")
+    assert [op.id for op in plan.operations] == ["vfw/healthcheck", "vpg/healthcheck"]
+    assert plan.counts() == {"create": 0, "change": 0, "delete": 0, "run": 2}
+    # on a fresh inventory the VNFs are brought up first and checked once active
+    plan, _ = plan_of("healthcheck.yaml")
+    edges = {(e.before, e.after) for e in plan.edges}
+    assert ("vfw/activate", "vfw/healthcheck") in edges
+    assert plan.operation("vfw/healthcheck").wave > plan.operation("vfw/activate").wave
