@@ -77,14 +77,24 @@ def warnings(console: Console, items: list[Diagnostic]) -> None:
 
 def explanation(console: Console, expl: Explanation) -> None:
     console.print(f"[red bold]No plan exists:[/] {escape(expl.summary)}", highlight=False)
+    # One entry per rule, with every set of values it is violated for.
+    by_rule: dict[str, list] = {}
     for conflict in expl.conflicts:
-        console.print(f"\n  [bold]{escape(conflict.policy)}[/] ({escape(conflict.location)})", highlight=False)
-        if conflict.description:
-            console.print(f"    {escape(conflict.description)}", highlight=False)
-        console.print(f"    [dim]rule: {escape(conflict.rule)}[/]", highlight=False)
-        if conflict.bindings:
-            values = ", ".join(f"{k}={v}" for k, v in conflict.bindings)
-            console.print(f"    violated for: {escape(values)}", highlight=False)
+        by_rule.setdefault(conflict.location, []).append(conflict)
+    for location, group in by_rule.items():
+        first = group[0]
+        console.print(f"\n  [bold]{escape(first.policy)}[/] ({escape(location)})", highlight=False)
+        if first.description:
+            console.print(f"    {escape(first.description)}", highlight=False)
+        console.print(f"    [dim]rule: {escape(first.rule)}[/]", highlight=False)
+        for conflict in group:
+            if conflict.bindings:
+                values = ", ".join(f"{k}={v}" for k, v in conflict.bindings)
+                console.print(f"    violated for: {escape(values)}", highlight=False)
+    if expl.goals:
+        console.print("\n  The request asks for:", highlight=False)
+        for resource, state, where in expl.goals:
+            console.print(f"    {escape(resource)}: {escape(state)}  [dim]({escape(where)})[/]", highlight=False)
     if expl.cycle:
         console.print("\n  Cycle:", highlight=False)
         for node, rules in zip(expl.cycle, expl.cycle_rules, strict=True):

@@ -48,12 +48,15 @@ class Explanation:
     conflicts: list[Conflict] = field(default_factory=list)
     cycle: list[str] = field(default_factory=list)
     cycle_rules: list[list[str]] = field(default_factory=list)
+    # what the request asks of the resources involved: (resource, state, where)
+    goals: list[tuple[str, str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "kind": self.kind, "summary": self.summary,
             "conflicts": [c.to_dict() for c in self.conflicts],
             "cycle": self.cycle, "cycle_rules": self.cycle_rules,
+            "goals": [{"resource": r, "state": s, "where": w} for r, s, w in self.goals],
         }
 
 
@@ -105,7 +108,7 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
     conflicts = conflicts_from(result.symbols, program.rules, model)
     if conflicts:
         names = sorted({c.policy for c in conflicts})
-        return Explanation(kind="conflict", conflicts=conflicts, summary=(
+        return Explanation(kind="conflict", conflicts=conflicts, goals=_goals(conflicts, model), summary=(
             f"no plan satisfies every policy; drop or relax: {', '.join(names)}"))
     from planner.core import decode
 
@@ -114,6 +117,16 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
         cycle = [u for u, _ in nx.find_cycle(decoded.graph)]
         return explain_cycle(cycle, decoded, program.rules)
     return Explanation(kind="unknown", summary="no plan exists, for a reason ordo could not name")
+
+
+def _goals(conflicts: list[Conflict], model: Model) -> list[tuple[str, str, str]]:
+    """The request's goals for the resources a conflict names: the other side of it."""
+    out = []
+    for name in sorted({r for c in conflicts for r in c.resources}):
+        res = model.resources[name]
+        if res.requested and res.desired is not None and res.origin is not None:
+            out.append((name, res.desired, f"{res.origin.file}:{res.origin.line}"))
+    return out
 
 
 def explain_cycle(cycle: list[str], decoded, rules: list[RuleInfo]) -> Explanation:
