@@ -7,6 +7,7 @@ resources, relationship cycles) and reports all problems at once.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,7 @@ from domain.formats import (
     TargetSpec,
     TypeSpec,
 )
-from domain.yamlsrc import PathKey, Source
-
-RELATION_FIELDS = ("uses", "hosted_on")
+from domain.yamlsrc import PathKey, Source, format_path
 
 
 @dataclass(frozen=True)
@@ -178,8 +177,6 @@ def _resolve_type(tname: str, spec: TypeSpec, catalog: CatalogFile, src: Source,
 
 
 def _choices(value: str, options: Any, ordered: bool = False) -> str:
-    import difflib
-
     names = list(options) if ordered else sorted(options)
     close = difflib.get_close_matches(value, names, n=1)
     if close:
@@ -259,7 +256,7 @@ def build_model(
                 name=obs.name, type=obs.type, current=obs.state, part_of=obs.part_of,
                 placement=obs.placement, requires=dict(obs.requires), labels=dict(obs.labels),
                 attributes=dict(obs.attributes), observed=True,
-                origin=Origin(inventory_src.file, _fmt(path), inventory_src.where(path)[0]),
+                origin=Origin(inventory_src.file, format_path(path), inventory_src.where(path)[0]),
             )
             res.relations = _relations(obs)
             resources[obs.name] = res
@@ -272,7 +269,7 @@ def build_model(
                 first = requested[desired.name]
                 problems.append(request_src.diagnostic(
                     path + ("name",), f"resource '{desired.name}' is requested twice",
-                    f"first at line {request_src.where(first)[0]}, {_fmt(first)}"))
+                    f"first at line {request_src.where(first)[0]}, {format_path(first)}"))
                 continue
             requested[desired.name] = path
             kind = check_type(tname, request_src, path)
@@ -307,7 +304,7 @@ def build_model(
             res.labels.update(desired.labels)
             res.params = dict(desired.params)
             res.run = tuple(desired.run)
-            res.origin = Origin(request_src.file, _fmt(path), request_src.where(path)[0])
+            res.origin = Origin(request_src.file, format_path(path), request_src.where(path)[0])
             resources[desired.name] = res
             paths[desired.name] = (request_src, path)
 
@@ -336,12 +333,6 @@ def build_model(
     return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
                  resources=dict(sorted(resources.items())),
                  request_name=(request.name or "") if request else "")
-
-
-def _fmt(path: PathKey) -> str:
-    from domain.yamlsrc import format_path
-
-    return format_path(path)
 
 
 def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKey:
