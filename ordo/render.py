@@ -90,6 +90,10 @@ def explanation(console: Console, expl: Explanation) -> None:
         for conflict in group:
             if conflict.bindings:
                 values = ", ".join(f"{k}={v}" for k, v in conflict.bindings)
+                named = set(v for _, v in conflict.bindings)
+                others = [r for r in conflict.resources if r not in named]
+                if others:
+                    values += f" (resources: {', '.join(others)})"
                 console.print(f"    violated for: {escape(values)}", highlight=False)
     if expl.goals:
         console.print("\n  The request asks for:", highlight=False)

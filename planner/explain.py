@@ -82,6 +82,12 @@ def _resources_in(sym: clingo.Symbol, model: Model, out: list[str]) -> None:
 
 
 def conflicts_from(symbols: list[clingo.Symbol], rules: list[RuleInfo], model: Model) -> list[Conflict]:
+    # Where the closest plan put things: a conflict about a target (capacity)
+    # involves the resources placed on it.
+    placed_on: dict[str, list[str]] = {}
+    for sym in symbols:
+        if sym.name == "place" and len(sym.arguments) == 2:
+            placed_on.setdefault(_text(sym.arguments[1]), []).append(_text(sym.arguments[0]))
     out = []
     for sym in symbols:
         if sym.name != "__violation":
@@ -91,6 +97,9 @@ def conflicts_from(symbols: list[clingo.Symbol], rules: list[RuleInfo], model: M
         bindings = tuple(zip(info.variables, (_text(v) for v in values.arguments), strict=False))
         resources: list[str] = []
         _resources_in(values, model, resources)
+        for _, value in bindings:
+            if value in model.targets:
+                resources += [r for r in sorted(placed_on.get(value, [])) if r not in resources]
         out.append(Conflict(
             policy=policy_name(info.file), file=info.file, line=info.line, rule=info.text,
             description=info.comment, bindings=bindings, resources=tuple(resources)))

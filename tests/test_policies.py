@@ -129,3 +129,15 @@ def test_check_warns_about_labels_no_model_uses(vfw_copy):
         "policies/config-after-modules.lp:3:16: warning: relationship kind 'uses_' is not used by any model "
         "file (did you mean 'uses'?)",
     ]
+
+
+def test_capacity_conflict_names_target_and_the_resources_on_it(vfw_copy):
+    inventory = vfw_copy / "inventory.yaml"
+    inventory.write_text(inventory.read_text().replace("vcpu: 10,", "vcpu: 6,"))
+    outcome = plan(vfw_copy)
+    assert outcome.status == "no_plan"
+    [conflict] = outcome.explanation.conflicts
+    assert conflict.policy == "capacity" and conflict.location == "<library>/capacity.lp:4"
+    assert dict(conflict.bindings)["K"] == "vcpu" and dict(conflict.bindings)["C"] == "6"
+    assert "vfw" in conflict.resources  # 8 vcpu fits on no 6-vcpu region
+    assert [g[0] for g in outcome.explanation.goals] == list(conflict.resources)
