@@ -19,6 +19,7 @@ from domain.errors import Diagnostic, DiagnosticsError
 from domain.model import Model
 from domain.project import Project
 from domain.yamlsrc import Source
+from planner.decode import Decoded, decode
 from planner.explain import Explanation, explain_cycle, explain_no_plan
 from planner.facts import model_facts
 from planner.plan import (
@@ -29,7 +30,7 @@ from planner.plan import (
     PlannedOperation,
     ResourceChange,
 )
-from planner.program import Program, RuleInfo, load_program
+from planner.program import Program, load_program
 from planner.schedule import schedule
 from planner.solve import SolveResult, solve
 
@@ -108,7 +109,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         timings["explain"] = time.perf_counter() - started
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
     started = time.perf_counter()
-    decoded = decode(result, program.rules, project.model)
+    decoded = decode(result)
     cycle = _find_cycle(decoded.graph)
     if cycle:
         return Outcome(status="no_plan", explanation=explain_cycle(cycle, decoded, program.rules),
@@ -116,52 +117,6 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     plan = build_plan(project, program, result, decoded, concurrency or project.settings.concurrency)
     timings["decode"] = time.perf_counter() - started
     return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings)
-
-
-@dataclass
-class Decoded:
-    ops: dict[str, tuple[str, str]]                      # id -> (resource, operation)
-    edges: dict[tuple[str, str], set[int]]               # (before, after) -> rule indexes
-    goals: dict[str, str]
-    why: dict[str, list[str]]
-    placements: dict[str, str]
-    graph: nx.DiGraph
-
-
-def op_id(resource: str, operation: str) -> str:
-    return f"{resource}/{operation}"
-
-
-def decode(result: SolveResult, rules: list[RuleInfo], model: Model) -> Decoded:
-    """Read the shown atoms back. Every name in them passed the models' name
-    pattern (no quotes, no backslashes), so splitting each atom's text on '"'
-    is exact, and ten times faster than walking clingo symbols."""
-    ops: dict[str, tuple[str, str]] = {}
-    edges: dict[tuple[str, str], set[int]] = {}
-    goals: dict[str, str] = {}
-    why: dict[str, list[str]] = {}
-    placements: dict[str, str] = {}
-    for sym in result.symbols:
-        text = str(sym)
-        head = text[:text.index("(")] if "(" in text else text
-        parts = text.split('"')
-        if head == "op" and len(parts) == 5:
-            ops[op_id(parts[1], parts[3])] = (parts[1], parts[3])
-        elif head == "__before" and len(parts) == 9:
-            key = (op_id(parts[1], parts[3]), op_id(parts[5], parts[7]))
-            edges.setdefault(key, set()).add(int(parts[8].strip("),")))
-        elif head == "goal" and len(parts) == 5:
-            goals[parts[1]] = parts[3]
-        elif head == "why" and len(parts) == 5:
-            why.setdefault(parts[1], []).append(
-                f"part of {parts[3]}, which goes away" if parts[2].endswith("cascade(") else parts[3])
-        elif head == "place" and len(parts) == 5:
-            placements[parts[1]] = parts[3]
-    edges = {key: idx for key, idx in edges.items() if key[0] in ops and key[1] in ops}
-    graph = nx.DiGraph()
-    graph.add_nodes_from(sorted(ops))
-    graph.add_edges_from(sorted(edges))
-    return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, graph=graph)
 
 
 def _find_cycle(graph: nx.DiGraph) -> list[str]:

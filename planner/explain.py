@@ -15,6 +15,7 @@ import clingo
 import networkx as nx
 
 from domain.model import Model
+from planner.decode import Decoded, decode
 from planner.program import Program, RuleInfo
 from planner.solve import solve
 
@@ -119,9 +120,7 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
         names = sorted({c.policy for c in conflicts})
         return Explanation(kind="conflict", conflicts=conflicts, goals=_goals(conflicts, model), summary=(
             f"no plan satisfies every policy; drop or relax: {', '.join(names)}"))
-    from planner.core import decode
-
-    decoded = decode(result, program.rules, model)
+    decoded = decode(result)
     if not nx.is_directed_acyclic_graph(decoded.graph):
         cycle = [u for u, _ in nx.find_cycle(decoded.graph)]
         return explain_cycle(cycle, decoded, program.rules)
@@ -138,7 +137,7 @@ def _goals(conflicts: list[Conflict], model: Model) -> list[tuple[str, str, str]
     return out
 
 
-def explain_cycle(cycle: list[str], decoded, rules: list[RuleInfo]) -> Explanation:
+def explain_cycle(cycle: list[str], decoded: Decoded, rules: list[RuleInfo]) -> Explanation:
     # Start the cycle at its smallest operation so the message is stable.
     start = cycle.index(min(cycle))
     cycle = cycle[start:] + cycle[:start]
