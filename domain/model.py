@@ -60,10 +60,9 @@ class ResourceKind:
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a resource was declared: file and path, for messages."""
+    """Where a resource was declared, for messages."""
 
     file: str
-    path: str
     line: int = 0
 
 
@@ -184,7 +183,7 @@ def _choices(value: str, options: Any, ordered: bool = False) -> str:
     return f"expected one of: {', '.join(names)}" if names else "none are defined"
 
 
-def _flatten_request(request: RequestFile, src: Source) -> list[tuple[DesiredResource, str, str | None, PathKey]]:
+def _flatten_request(request: RequestFile) -> list[tuple[DesiredResource, str, str | None, PathKey]]:
     """(resource, type, parent name, path) for every requested resource, parents first."""
     out: list[tuple[DesiredResource, str, str | None, PathKey]] = []
 
@@ -256,7 +255,7 @@ def build_model(
                 name=obs.name, type=obs.type, current=obs.state, part_of=obs.part_of,
                 placement=obs.placement, requires=dict(obs.requires), labels=dict(obs.labels),
                 attributes=dict(obs.attributes), observed=True,
-                origin=Origin(inventory_src.file, format_path(path), inventory_src.where(path)[0]),
+                origin=Origin(inventory_src.file, inventory_src.where(path)[0]),
             )
             res.relations = _relations(obs)
             resources[obs.name] = res
@@ -264,7 +263,7 @@ def build_model(
 
     if request is not None and request_src is not None:
         requested: dict[str, PathKey] = {}
-        for desired, tname, parent, path in _flatten_request(request, request_src):
+        for desired, tname, parent, path in _flatten_request(request):
             if desired.name in requested:
                 first = requested[desired.name]
                 problems.append(request_src.diagnostic(
@@ -304,7 +303,7 @@ def build_model(
             res.labels.update(desired.labels)
             res.params = dict(desired.params)
             res.run = tuple(desired.run)
-            res.origin = Origin(request_src.file, format_path(path), request_src.where(path)[0])
+            res.origin = Origin(request_src.file, request_src.where(path)[0])
             resources[desired.name] = res
             paths[desired.name] = (request_src, path)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,25 +22,22 @@ class Project:
     settings: SettingsSpec
     library: list[str]
     policy_files: list[Path]
-    # (display name, sha256) of every input file, for the plan's digest
+    # (display name, sha256) of every model file, for the plan's digest
+    # (policy files are hashed where they are read: planner.program)
     inputs: list[tuple[str, str]] = field(default_factory=list)
     request_file: str | None = None
-    inventory_file: str | None = None
     source: Source | None = None  # ordo.yaml, for messages that point into it
 
     def display(self, path: Path) -> str:
-        return _display(path, self.root)
+        return display_path(path, self.root)
 
 
-def _display(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
+    """A path as messages and plans show it: relative to the project when inside it."""
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_project_file(root: Path | str = ".") -> tuple[Path, ProjectFile, Source]:
@@ -55,7 +51,7 @@ def read_project_file(root: Path | str = ".") -> tuple[Path, ProjectFile, Source
         raise DiagnosticsError([Diagnostic(
             file=str(root_file), summary="no project file here",
             detail=f"expected {PROJECT_FILE} naming the catalog, inventory and policies")])
-    src = load_yaml(root_file, _display(root_file, root))
+    src = load_yaml(root_file, display_path(root_file, root))
     return root, parse(ProjectFile, src), src
 
 
@@ -99,21 +95,17 @@ def load_project(
     the project folder (so ``ordo plan -C examples/vfw requests/delete.yaml`` works).
     """
     root, project, proj_src = read_project_file(root)
-    root_file = root / PROJECT_FILE
-    request = _locate(request, root)
-    inventory = _locate(inventory, root)
     problems: list[Diagnostic] = []
-    inputs = [(proj_src.file, _digest(root_file))]
+    inputs = [(proj_src.file, proj_src.sha256)]
 
     def load(path: Path, model_cls: type):
-        display = _display(path, root)
         try:
-            src = load_yaml(path, display)
+            src = load_yaml(path, display_path(path, root))
             parsed = parse(model_cls, src)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
             return None, None
-        inputs.append((display, _digest(path)))
+        inputs.append((src.file, src.sha256))
         return parsed, src
 
     catalog_paths = list(project.catalog)
@@ -135,14 +127,13 @@ def load_project(
         )
         catalog_src = catalog_src or src
 
-    inv_path = Path(inventory) if inventory is not None else (
-        root / project.inventory if project.inventory else None)
+    inv_path = _locate(inventory, root) or (root / project.inventory if project.inventory else None)
     inv, inv_src = (InventoryFile(), None)
     if inv_path is not None:
         inv, inv_src = load(inv_path, InventoryFile)
         inv = inv or InventoryFile()
 
-    req_path = Path(request) if request is not None else (root / project.request if project.request else None)
+    req_path = _locate(request, root) or (root / project.request if project.request else None)
     req, req_src = (None, None)
     if req_path is not None:
         req, req_src = load(req_path, RequestFile)
@@ -153,11 +144,7 @@ def load_project(
     policy_files, policy_problems = project_policy_files(root, project, proj_src)
     problems.extend(policy_problems)
     policy_files.extend(extra_policy_files or [])
-    for path in policy_files:
-        if path.is_file():
-            inputs.append((_display(path, root), _digest(path)))
-        else:
-            problems.append(Diagnostic(file=str(path), summary="no such policy file"))
+    problems += [Diagnostic(file=str(p), summary="no such policy file") for p in policy_files if not p.is_file()]
 
     model = None
     if catalog_src is not None:
@@ -175,6 +162,5 @@ def load_project(
         root=root, model=model, settings=project.settings, library=list(project.policies.library),
         policy_files=policy_files, inputs=sorted(inputs),
         request_file=req_src.file if req_src else None,
-        inventory_file=inv_src.file if inv_src else None,
         source=proj_src,
     )

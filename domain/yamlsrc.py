@@ -6,6 +6,7 @@ Error messages name the file, the line and the path inside the document
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class Source:
     positions: dict[PathKey, tuple[int, int]]
     # where each mapping key itself stands (positions holds where its value does)
     key_positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    sha256: str = ""  # of the bytes read, for the plan's digest
 
     def where_key(self, path: PathKey) -> tuple[int, int]:
         return self.key_positions.get(tuple(path)) or self.where(path)
@@ -61,7 +63,8 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
     """Read one YAML file. Raises DiagnosticsError naming file and line."""
     shown = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise DiagnosticsError([Diagnostic(file=shown, summary="file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -87,7 +90,8 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
         walker.walk(node, ())
     if walker.problems:
         raise DiagnosticsError(walker.problems)
-    return Source(file=shown, data=data, positions=walker.positions, key_positions=walker.key_positions)
+    return Source(file=shown, data=data, positions=walker.positions, key_positions=walker.key_positions,
+                  sha256=hashlib.sha256(raw).hexdigest())
 
 
 _SIMPLE = "tag:yaml.org,2002:"
@@ -177,22 +181,21 @@ class _Walker:
                               "(are aliases expanding without end?)")
                 return
             self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+            if isinstance(node, yaml.ScalarNode):
+                continue
             if id(node) in open_nodes:
                 self._problem(node.start_mark, path, "recursive YAML alias: a value contains itself")
                 return
             inner = open_nodes | {id(node)}
             if isinstance(node, yaml.MappingNode):
                 seen: set[str] = set()
-                for key_node, value_node in reversed(node.value):
-                    key = str(key_node.value)
-                    self.key_positions.setdefault(path + (key,), (key_node.start_mark.line + 1,
-                                                                  key_node.start_mark.column + 1))
-                    stack.append((value_node, path + (key,), inner))
                 for key_node, _ in node.value:
                     key = str(key_node.value)
                     if key in seen:
                         self._problem(key_node.start_mark, path + (key,), f"duplicate key '{key}'")
                     seen.add(key)
+                    self.key_positions.setdefault(path + (key,), (key_node.start_mark.line + 1,
+                                                                  key_node.start_mark.column + 1))
+                stack.extend((value, path + (str(key.value),), inner) for key, value in reversed(node.value))
             elif isinstance(node, yaml.SequenceNode):
-                for index in range(len(node.value) - 1, -1, -1):
-                    stack.append((node.value[index], path + (index,), inner))
+                stack.extend((item, path + (index,), inner) for index, item in reversed(list(enumerate(node.value))))

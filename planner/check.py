@@ -12,7 +12,7 @@ from pathlib import Path
 
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.project import load_project, project_policy_files, read_project_file
-from planner.core import library_files
+from planner.core import all_policy_files
 from planner.facts import model_facts
 from planner.lint import lint, vocabulary_lint
 from planner.program import load_program
@@ -26,12 +26,11 @@ def check(root: Path | str = ".", request: Path | str | None = None,
         root, project_file, src = read_project_file(root)
     except DiagnosticsError as exc:
         return exc.diagnostics
-    files, problems = project_policy_files(root, project_file, src)
+    paths, problems = project_policy_files(root, project_file, src)
     diagnostics += problems
-    stock, problems = library_files(project_file.policies.library, src)
+    files, problems = all_policy_files(project_file.policies.library, paths, root, src)
     diagnostics += problems
-    program = load_program(stock + [(p, p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p),
-                                     "project") for p in files])
+    program = load_program(files)
     diagnostics += program.diagnostics
     syntax_ok = not any(d.severity == "error" for d in program.diagnostics)
     lint_found = lint(program) if syntax_ok else []

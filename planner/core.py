@@ -12,14 +12,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import networkx as nx
-
 import policies
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.model import Model
-from domain.project import Project
+from domain.project import Project, display_path
 from domain.yamlsrc import Source
-from planner.decode import Decoded, decode
+from planner.decode import Decoded, decode, find_cycle
 from planner.explain import Explanation, explain_cycle, explain_no_plan
 from planner.facts import model_facts
 from planner.plan import (
@@ -46,9 +44,10 @@ class Outcome:
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
-def library_files(names: list[str], src: Source | None = None) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
+def library_files(names: list[str], src: Source) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
     """(path, display name, origin) of the base library and the named stock
-    policies, and a diagnostic for each name that is not a stock policy."""
+    policies, and a diagnostic (pointing into ordo.yaml) for each name that is
+    not a stock policy."""
     stock = policies.library()
     problems = []
     files = [(p, f"<base>/{p.name}", "base") for p in policies.base_files()]
@@ -57,20 +56,25 @@ def library_files(names: list[str], src: Source | None = None) -> tuple[list[tup
             close = difflib.get_close_matches(name, list(stock), n=1)
             detail = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(stock)}"
             summary = f"unknown library policy '{name}'"
-            path = ("policies", "library", index)
-            problems.append(src.diagnostic(path, summary, detail) if src else Diagnostic(
-                file="ordo.yaml", path=f"policies.library[{index}]", summary=summary, detail=detail))
+            problems.append(src.diagnostic(("policies", "library", index), summary, detail))
             continue
         files.append((stock[name], f"<library>/{stock[name].name}", "library"))
     return files, problems
 
 
+def all_policy_files(names: list[str], paths: list[Path], root: Path,
+                     src: Source) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
+    """(path, display name, origin) of base, library and project policy files,
+    and the problems with the library names."""
+    files, problems = library_files(names, src)
+    files += [(path, display_path(path, root), "project") for path in paths]
+    return files, problems
+
+
 def policy_files(project: Project) -> list[tuple[Path, str, str]]:
-    """(path, display name, origin) of base, library and project policy files."""
-    files, problems = library_files(project.library, project.source)
+    files, problems = all_policy_files(project.library, project.policy_files, project.root, project.source)
     if problems:
         raise DiagnosticsError(problems)
-    files += [(path, project.display(path), "project") for path in project.policy_files]
     return files
 
 
@@ -83,9 +87,7 @@ def load_policies(project: Project) -> Program:
 
 def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
     inputs = dict(project.inputs)
-    for pfile in program.files:
-        if pfile.origin != "project":
-            inputs[pfile.display] = hashlib.sha256(pfile.path.read_bytes()).hexdigest()
+    inputs.update((pfile.display, pfile.sha256) for pfile in program.files)
     listed = [InputFile(path=p, sha256=h) for p, h in sorted(inputs.items())]
     whole = hashlib.sha256("".join(f"{i.path}\0{i.sha256}\n" for i in listed).encode()).hexdigest()
     return f"sha256:{whole}", listed
@@ -110,19 +112,13 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
     started = time.perf_counter()
     decoded = decode(result)
-    cycle = _find_cycle(decoded.graph)
+    cycle = find_cycle(decoded.graph)
     if cycle:
         return Outcome(status="no_plan", explanation=explain_cycle(cycle, decoded, program.rules),
                        timings=timings, warnings=result.warnings)
     plan = build_plan(project, program, result, decoded, concurrency or project.settings.concurrency)
     timings["decode"] = time.perf_counter() - started
     return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings)
-
-
-def _find_cycle(graph: nx.DiGraph) -> list[str]:
-    if nx.is_directed_acyclic_graph(graph):
-        return []
-    return [u for u, _ in nx.find_cycle(graph)]
 
 
 def _reason(model: Model, name: str, goal: str, why: dict[str, list[str]]) -> str:
@@ -157,13 +153,10 @@ def _actions(model: Model, name: str, goal: str, ops: list[str]) -> tuple[str, .
 def build_plan(project: Project, program: Program, result: SolveResult, decoded: Decoded,
                concurrency: int) -> Plan:
     model = project.model
-    duration: dict[str, float] = {}
-    ctrl: dict[str, str] = {}
-    for oid, (res, opname) in decoded.ops.items():
-        kind = model.kinds[model.resources[res].type]
-        op = kind.operation(opname)
-        duration[oid] = op.duration
-        ctrl[oid] = op.controller
+    op_of = {oid: model.kinds[model.resources[res].type].operation(opname)
+             for oid, (res, opname) in decoded.ops.items()}
+    duration = {oid: op.duration for oid, op in op_of.items()}
+    ctrl = {oid: op.controller for oid, op in op_of.items()}
     limits = {name: c.concurrency for name, c in model.controllers.items() if c.concurrency}
     sched = schedule(decoded.graph, duration, ctrl, concurrency, limits)
     wave_of = {oid: i for i, wave in enumerate(sched.waves) for oid in wave}
@@ -174,10 +167,9 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
                for res in per_resource}
     operations = []
     for oid, (res, opname) in sorted(decoded.ops.items()):
-        kind = model.kinds[model.resources[res].type]
-        op = kind.operation(opname)
+        op = op_of[oid]
         operations.append(PlannedOperation(
-            id=oid, resource=res, type=kind.name, operation=opname, from_state=op.from_state,
+            id=oid, resource=res, type=model.resources[res].type, operation=opname, from_state=op.from_state,
             to_state=op.to_state, controller=op.controller, duration=op.duration, wave=wave_of[oid] + 1,
             reason=reasons[res]))
     changes = []

@@ -23,6 +23,13 @@ class Decoded:
     graph: nx.DiGraph
 
 
+def find_cycle(graph: nx.DiGraph) -> list[str]:
+    """The operations of one cycle in the order graph, or [] when it is acyclic."""
+    if nx.is_directed_acyclic_graph(graph):
+        return []
+    return [u for u, _ in nx.find_cycle(graph)]
+
+
 def decode(result: SolveResult) -> Decoded:
     """Read the shown atoms back. Every name in them passed the models' name
     pattern (no quotes, no backslashes), so splitting each atom's text on '"'

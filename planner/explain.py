@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import clingo
-import networkx as nx
 
 from domain.model import Model
-from planner.decode import Decoded, decode
+from planner.decode import Decoded, decode, find_cycle
 from planner.program import Program, RuleInfo
 from planner.solve import solve
 
@@ -121,8 +120,8 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
         return Explanation(kind="conflict", conflicts=conflicts, goals=_goals(conflicts, model), summary=(
             f"no plan satisfies every policy; drop or relax: {', '.join(names)}"))
     decoded = decode(result)
-    if not nx.is_directed_acyclic_graph(decoded.graph):
-        cycle = [u for u, _ in nx.find_cycle(decoded.graph)]
+    cycle = find_cycle(decoded.graph)
+    if cycle:
         return explain_cycle(cycle, decoded, program.rules)
     return Explanation(kind="unknown", summary="no plan exists, for a reason ordo could not name")
 

@@ -2,7 +2,9 @@
 
 * a predicate a rule reads that no rule, fact or interface defines (usually a
   typo: reported with a did-you-mean);
-* ``#script`` in a project file (policies are data, not code).
+* ``#script`` in a project file (policies are data, not code);
+* (warnings) a label key, relationship kind, type ... that a project policy
+  reads but no model file uses.
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ Sig = tuple[str, int]
 
 
 class _Atoms(ast.Transformer):
+    """Collects the function terms of symbolic atoms (p(X,Y) in a literal)."""
+
     def __init__(self) -> None:
-        self.found: list[tuple[Sig, ast.Location]] = []
         self.nodes: list[ast.AST] = []
 
     def visit_SymbolicAtom(self, node: ast.AST) -> ast.AST:  # noqa: N802
-        sym = node.symbol
-        if sym.ast_type == ast.ASTType.Function:
-            self.found.append(((sym.name, len(sym.arguments)), sym.location))
-            self.nodes.append(sym)
+        if node.symbol.ast_type == ast.ASTType.Function:
+            self.nodes.append(node.symbol)
         return node
 
 
@@ -38,7 +39,7 @@ def _atoms(nodes) -> list[tuple[Sig, ast.Location]]:
     finder = _Atoms()
     for node in nodes:
         finder(node)
-    return finder.found
+    return [((sym.name, len(sym.arguments)), sym.location) for sym in finder.nodes]
 
 
 def _split(stm: ast.AST) -> tuple[list, list]:

@@ -16,6 +16,7 @@ anything special:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class PolicyFile:
     path: Path
     display: str
     origin: str  # "base", "library" or "project"
+    sha256: str = ""  # of the bytes read, for the plan's digest
     statements: list[ast.AST] = field(default_factory=list)
 
 
@@ -153,10 +155,12 @@ def load_program(files: list[tuple[Path, str, str]]) -> Program:
         pfile = PolicyFile(path=path, display=display, origin=origin)
         messages: list[str] = []
         try:
-            source = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
+            source = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             diagnostics.append(Diagnostic(file=display, summary=f"cannot read policy file: {exc}"))
             continue
+        pfile.sha256 = hashlib.sha256(raw).hexdigest()
         lines = source.splitlines()
 
         def on_statement(stm: ast.AST, pfile: PolicyFile = pfile, lines: list[str] = lines) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,8 @@ def ordo_executable() -> str:
 
 
 def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None) -> Run:
-    """Run the installed ``ordo`` console script as a user would."""
+    """Run the installed ``ordo`` console script as a user would (no colour, wide lines)."""
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "500", **(env or {})}
     proc = subprocess.run([ordo_executable(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=120)
     return Run(proc.returncode, proc.stdout, proc.stderr)

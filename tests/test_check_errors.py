@@ -13,15 +13,13 @@ that asserts the correct behaviour, with a reason saying what is wrong.)
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import Run, run_ordo
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vfw"
 PROJECT = "vfw"  # the copy's folder name inside tmp_path; the CLI runs from tmp_path
@@ -33,29 +31,23 @@ ORDO, CATALOG, INVENTORY, REQUEST = "ordo.yaml", "catalog.yaml", "inventory.yaml
 POLICY = "policies/config-after-modules.lp"
 
 
-def _ordo_script() -> str | None:
-    beside = Path(sys.executable).parent / "ordo"
-    if beside.is_file():
-        return str(beside)
-    return shutil.which("ordo")
-
-
-ORDO_SCRIPT = _ordo_script()
-pytestmark = pytest.mark.skipif(ORDO_SCRIPT is None, reason="the 'ordo' console script is not installed")
-
-
 # --- running the CLI ---------------------------------------------------------
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
+class Result(Run):
+    """The shared CLI run, seen as ``ordo check`` output: diagnostics and a summary line."""
+
+    @property
+    def stdout(self) -> str:
+        return self.out
+
+    @property
+    def stderr(self) -> str:
+        return self.err
 
     @property
     def output(self) -> str:
-        return self.stdout + self.stderr
+        return self.text
 
     @property
     def lines(self) -> list[str]:
@@ -71,10 +63,9 @@ class Result:
         return self.lines[-1] if self.lines else ""
 
 
-def run_ordo(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
-    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "500", **(env or {})}
-    proc = subprocess.run([ORDO_SCRIPT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+def run_check(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    run = run_ordo("check", *args, cwd=cwd, env=env)
+    return Result(run.code, run.out, run.err)
 
 
 class Project:
@@ -116,7 +107,7 @@ class Project:
                 self.replace(rel, old, new)
 
     def check(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        return run_ordo("check", "-C", PROJECT, *args, cwd=self.cwd, env=env)
+        return run_check("-C", PROJECT, *args, cwd=self.cwd, env=env)
 
 
 @pytest.fixture
@@ -170,7 +161,7 @@ def test_missing_project_file(project: Project) -> None:
 
 def test_project_folder_does_not_exist(tmp_path: Path) -> None:
     assert_reports(
-        run_ordo("check", "-C", "nowhere", cwd=tmp_path),
+        run_check("-C", "nowhere", cwd=tmp_path),
         "nowhere/ordo.yaml: error: no project file here "
         "(expected ordo.yaml naming the catalog, inventory and policies)")
 
