@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -54,6 +55,15 @@ class _Strict(BaseModel):
 # --- catalog -----------------------------------------------------------------
 
 
+class RetrySpec(_Strict):
+    """How transient failures are retried: exponential backoff (Temporal's retry policy)."""
+
+    initial_interval: NonNegativeFloat = Field(1.0, description="seconds before the first retry")
+    coefficient: Annotated[float, Field(ge=1.0)] = Field(2.0, description="each wait is this times the last")
+    max_interval: NonNegativeFloat = Field(60.0, description="longest wait between attempts, in seconds")
+    attempts: PositiveInt = Field(5, description="attempts in all, the first included (1 = never retry)")
+
+
 class ControllerSpec(_Strict):
     """A controller that carries out operations (SDN-C, a cloud, CDS ...)."""
 
@@ -61,6 +71,8 @@ class ControllerSpec(_Strict):
     concurrency: PositiveInt | None = Field(None, description="at most this many of its operations at once")
     description: str = ""
     config: dict[str, Any] = Field(default_factory=dict, description="adapter settings")
+    retry: RetrySpec | None = Field(None, description="retry policy for its operations unless a type sets one")
+    timeout: PositiveFloat | None = Field(None, description="seconds an operation may take before it is in doubt")
 
 
 class TransitionSpec(_Strict):
@@ -86,6 +98,9 @@ class OperationSpec(_Strict):
 
     controller: Name | None = None
     duration: PositiveFloat | None = Field(None, description="expected duration in seconds, for scheduling")
+    outputs: list[Name] = Field(default_factory=list, description="values it returns that later params may read")
+    retry: RetrySpec | None = Field(None, description="retry policy for transient failures")
+    timeout: PositiveFloat | None = Field(None, description="seconds it may take before its outcome is in doubt")
 
 
 class TypeSpec(_Strict):
@@ -96,6 +111,7 @@ class TypeSpec(_Strict):
     placement: bool = Field(False, description="resources of this type are homed on a target")
     final: Name | None = Field(None, description="default desired state (the last state if unset)")
     update: Name | None = Field(None, description="operation that applies changed params in place")
+    retry: RetrySpec | None = Field(None, description="retry policy for its operations unless one sets its own")
     operations: dict[Name, OperationSpec] = Field(default_factory=dict)
     description: str = ""
 
@@ -201,6 +217,7 @@ class PoliciesSpec(_Strict):
 class SettingsSpec(_Strict):
     concurrency: PositiveInt = Field(10, description="operations running at once, in all")
     solve_timeout: PositiveFloat = Field(30.0, description="seconds the solver may take")
+    max_replans: NonNegativeInt = Field(3, description="re-plans one run may make after failures")
 
 
 class ProjectFile(_Strict):

@@ -8,6 +8,7 @@ resources, relationship cycles) and reports all problems at once.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +28,46 @@ from domain.yamlsrc import PathKey, Source, format_path
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for transient failures (Temporal's retry policy)."""
+
+    initial_interval: float = 1.0
+    coefficient: float = 2.0
+    max_interval: float = 60.0
+    attempts: int = 5
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.max_interval, self.initial_interval * self.coefficient ** (attempt - 1))
+
+
+@dataclass(frozen=True)
 class Operation:
     name: str
     from_state: str
     to_state: str
     controller: str
     duration: float
+    outputs: tuple[str, ...] = ()
+    retry: RetryPolicy = RetryPolicy()
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A param that reads another resource's output: ``${producer.outputs.output}``."""
+
+    param: str        # the param's key (top level) in the consumer's params
+    producer: str
+    output: str
+    operation: str | None  # the producer's operation that returns it (None: only observed)
+    file: str = ""
+    line: int = 0
+    column: int = 0
+
+    @property
+    def text(self) -> str:
+        return f"${{{self.producer}.outputs.{self.output}}}"
 
 
 @dataclass(frozen=True)
@@ -81,14 +116,17 @@ class Resource:
     params: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     run: tuple[str, ...] = ()
+    refs: tuple[Reference, ...] = ()
     observed: bool = False
     requested: bool = False
     origin: Origin | None = None
 
     @property
     def changed(self) -> bool:
-        """Requested params that differ from what was observed."""
-        return self.observed and any(self.attributes.get(k) != v for k, v in self.params.items())
+        """Requested params that differ from what was observed (a param that
+        reads another resource's output is compared once resolved, by the executor)."""
+        wired = {ref.param for ref in self.refs}
+        return self.observed and any(self.attributes.get(k) != v for k, v in self.params.items() if k not in wired)
 
 
 @dataclass
@@ -153,7 +191,14 @@ def _resolve_type(tname: str, spec: TypeSpec, catalog: CatalogFile, src: Source,
             problems.append(src.diagnostic(where, f"unknown controller '{controller}'",
                                            _choices(controller, catalog.controllers)))
         duration = settings.duration if settings and settings.duration else 1.0
-        ops.append(Operation(oname, transition.from_, transition.to, controller, duration))
+        ctrl_spec = catalog.controllers.get(controller or "")
+        retry = ((settings.retry if settings else None) or spec.retry
+                 or (ctrl_spec.retry if ctrl_spec else None))
+        timeout = (settings.timeout if settings else None) or (ctrl_spec.timeout if ctrl_spec else None)
+        ops.append(Operation(oname, transition.from_, transition.to, controller, duration,
+                             outputs=tuple(settings.outputs) if settings else (),
+                             retry=RetryPolicy(**retry.model_dump()) if retry else RetryPolicy(),
+                             timeout=timeout))
     final = spec.final or life.states[-1]
     if final not in life.states:
         problems.append(src.diagnostic(here + ("final",), f"unknown state '{final}'",
@@ -216,6 +261,7 @@ def build_model(
     resources: dict[str, Resource] = {}
     paths: dict[str, tuple[Source, PathKey]] = {}
     nested_part_of: list[tuple[str, str, Source, PathKey]] = []
+    wired: list[tuple[Resource, Source, PathKey]] = []
 
     def check_type(tname: str, src: Source, path: PathKey) -> ResourceKind | None:
         if tname in kinds:
@@ -306,6 +352,7 @@ def build_model(
             res.origin = Origin(request_src.file, request_src.where(path)[0])
             resources[desired.name] = res
             paths[desired.name] = (request_src, path)
+            wired.append((res, request_src, path + ("params",)))
 
     # Every related resource must exist somewhere.
     for own, parent, src, path in nested_part_of:
@@ -326,12 +373,68 @@ def build_model(
             if target not in resources:
                 problems.append(src.diagnostic(_relation_path(src, path, kind_name, target),
                                                f"unknown resource '{target}'", _choices(target, resources)))
+    for res, src, path in wired:
+        res.refs = tuple(_references(res, resources, kinds, src, path, problems, check_references))
     problems.extend(_cycles(resources, paths))
     if problems:
         raise DiagnosticsError(problems)
     return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
                  resources=dict(sorted(resources.items())),
                  request_name=(request.name or "") if request else "")
+
+
+REFERENCE = re.compile(r"\$\{([^}]*)\}")
+
+
+def references_in(value: Any, path: PathKey = ()) -> list[tuple[PathKey, str]]:
+    """Every ``${...}`` in a param value (nested in mappings and lists), with its path."""
+    if isinstance(value, str):
+        return [(path, m.group(1)) for m in REFERENCE.finditer(value)]
+    if isinstance(value, dict):
+        return [r for k, v in value.items() for r in references_in(v, path + (k,))]
+    if isinstance(value, list):
+        return [r for i, v in enumerate(value) for r in references_in(v, path + (i,))]
+    return []
+
+
+def _references(res: Resource, resources: dict[str, Resource], kinds: dict[str, ResourceKind], src: Source,
+                base: PathKey, problems: list[Diagnostic], check_references: bool) -> list[Reference]:
+    """The outputs of other resources that res's params read, each checked:
+    the producer exists, and its type declares the output or it was observed."""
+    found = []
+    for key, value in sorted(res.params.items()):
+        for sub, inner in references_in(value, (key,)):
+            where = base + sub
+            producer, sep, output = inner.rpartition(".outputs.")
+            if not sep or not producer or not output:
+                problems.append(src.diagnostic(where, f"bad reference '${{{inner}}}'",
+                                               "expected ${RESOURCE.outputs.NAME}"))
+                continue
+            other = resources.get(producer)
+            if other is None:
+                if check_references:
+                    problems.append(src.diagnostic(where, f"reference to unknown resource '{producer}'",
+                                                   _choices(producer, resources)))
+                continue
+            if producer == res.name:
+                problems.append(src.diagnostic(where, f"'{res.name}' reads its own output '{output}'",
+                                               "a resource's params cannot wait for its own operations"))
+                continue
+            kind = kinds.get(other.type)
+            if kind is None:
+                continue
+            ops = [op.name for op in kind.operations if output in op.outputs]
+            if not ops and output not in other.attributes:
+                declared = sorted({o for op in kind.operations for o in op.outputs} | set(other.attributes))
+                problems.append(src.diagnostic(
+                    where, f"'{producer}' ({other.type}) has no output '{output}'",
+                    _choices(output, declared) if declared else
+                    f"declare it under the operation that returns it: types.{other.type}.operations.<op>.outputs"))
+                continue
+            line, column = src.where(where)
+            found.append(Reference(param=key, producer=producer, output=output,
+                                   operation=ops[0] if ops else None, file=src.file, line=line, column=column))
+    return found
 
 
 def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKey:

@@ -267,7 +267,7 @@ SCHEMA_CASES = [
     pytest.param(
         ((CATALOG, "  cds:       { concurrency: 2,", "  cds:       { zzz: 1, concurrency: 2,"),),
         ["catalog.yaml:7:21: error: controllers.cds.zzz: unknown field 'zzz' "
-         "(expected one of: concurrency, config, description, kind)"],
+         "(expected one of: concurrency, config, description, kind, retry, timeout)"],
         id="unknown-field-choices"),
     pytest.param(
         ((REQUEST, "      - name: vsink\n", '      - name: "v sink"\n'),),

@@ -1,0 +1,158 @@
+"""The controller interface: what every adapter implements.
+
+A controller carries out one operation on one resource and returns the
+operation's outputs, and observes a resource's current state. It signals
+failure by raising :class:`TransientError` (worth retrying: a timeout, a 503,
+a lost connection) or :class:`PermanentError` (retrying will not help: a
+rejected request, a region out of quota). Whether a failed call took effect may
+be unknown; the executor then observes before it sends the operation again.
+
+Adapters are found by name through the ``ordo.controllers`` entry-point group
+and imported only when a catalog uses them (:mod:`executor.controllers`). An
+adapter is a class (or any callable) taking ``(name, config, context)`` and
+returning an object with ``execute``, ``observe`` and ``close``.
+
+Every call carries an idempotency key, the same for every attempt of one
+intent. Controllers that honour keys (the simulated one, an HTTP API with an
+``Idempotency-Key`` header) never apply one intent twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from domain.errors import OrdoError
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """One call: carry out ``operation`` on ``resource``."""
+
+    run: str                 # the run this call belongs to
+    key: str                 # idempotency key: the same for every attempt of one intent
+    resource: str
+    type: str
+    operation: str
+    from_state: str
+    to_state: str
+    target: str | None = None                          # placement (cloud region, host), if any
+    inputs: dict[str, Any] = field(default_factory=dict)  # the resource's params, references resolved
+    attempt: int = 1
+    timeout: float | None = None                        # seconds the executor waits for an answer
+    outputs: tuple[str, ...] = ()                       # outputs the catalog declares for this operation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run, "key": self.key, "resource": self.resource, "type": self.type,
+            "operation": self.operation, "from": self.from_state, "to": self.to_state,
+            "target": self.target, "inputs": self.inputs, "attempt": self.attempt,
+            "outputs": list(self.outputs),
+        }
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a controller knows of a resource now.
+
+    ``applied`` answers "did the call with this idempotency key take effect?"
+    when the controller can tell (True/False); None when it cannot, and the
+    executor then judges from ``state``. ``outputs`` are the outputs of that
+    call when it was applied and the controller remembers them.
+    """
+
+    exists: bool
+    state: str | None = None
+    target: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    applied: bool | None = None
+    outputs: dict[str, Any] | None = None
+
+
+class ControllerError(OrdoError):
+    """A controller call failed.
+
+    ``scope`` says what the failure concerns: "resource" (this resource
+    cannot be brought there) or "target" (the placement target refused: a
+    region out of quota or down), which the planner learns as a fact.
+    ``applied`` is whether the call may have taken effect: False when it
+    certainly did not (the request was never sent or was rejected), None when
+    unknown (a timeout, a lost answer).
+    """
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, scope: Literal["resource", "target"] = "resource",
+                 applied: bool | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.scope = scope
+        self.applied = applied
+        self.code = code
+
+
+class TransientError(ControllerError):
+    """Worth retrying after a while."""
+
+    transient = True
+
+
+class PermanentError(ControllerError):
+    """Retrying will not help; the executor observes and re-plans."""
+
+    transient = False
+
+
+class ConfigError(OrdoError):
+    """A controller's settings in the catalog are wrong (names the field)."""
+
+
+@runtime_checkable
+class Controller(Protocol):
+    def execute(self, request: OperationRequest) -> dict[str, Any]:
+        """Carry out the operation; return its outputs. Raises ControllerError."""
+
+    def observe(self, resource: str, type: str, request: OperationRequest | None = None) -> Observation:
+        """The resource's state now; with ``request``, also whether that call was applied."""
+
+    def close(self) -> None:
+        """Release connections and threads; wake any call that is still hanging."""
+
+
+@dataclass
+class ControllerContext:
+    """What adapters share within one run, instead of module-level state.
+
+    ``workdir`` is the folder of the journal (adapters keep their own files
+    there, such as the simulated world). ``shared(name, make)`` returns one
+    object per name for the life of the context: every simulated controller
+    of a run talks to the same world.
+    """
+
+    workdir: Path
+    root: Path = Path(".")                                          # the project folder (relative commands)
+    inventory: list[dict[str, Any]] = field(default_factory=list)  # observed resources, as the planner saw them
+    targets: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)          # e.g. the simulation scenario
+    _shared: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def shared(self, name: str, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if name not in self._shared:
+                self._shared[name] = make()
+            return self._shared[name]
+
+    def close(self) -> None:
+        with self._lock:
+            items, self._shared = list(self._shared.values()), {}
+        for item in items:
+            close = getattr(item, "close", None)
+            if close is not None:
+                close()
+
+
+Factory = Callable[[str, dict[str, Any], ControllerContext], Controller]
