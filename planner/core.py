@@ -17,12 +17,13 @@ from domain.errors import Diagnostic, DiagnosticsError
 from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
-from planner.decode import Decoded, decode, find_cycle
+from planner.decode import Decoded, decode, find_cycle, op_id
 from planner.explain import Explanation, explain_cycle, explain_no_plan
 from planner.facts import model_facts
 from planner.plan import (
     CostLevel,
     Edge,
+    Group,
     InputFile,
     Plan,
     PlannedOperation,
@@ -75,6 +76,9 @@ def policy_files(project: Project) -> list[tuple[Path, str, str]]:
     files, problems = all_policy_files(project.library, project.policy_files, project.root, project.source)
     if problems:
         raise DiagnosticsError(problems)
+    model = project.model
+    if model.planned or model.failed or model.refused:
+        files += [(p, f"<replan>/{p.name}", "base") for p in policies.replan_files()]
     return files
 
 
@@ -116,9 +120,37 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     if cycle:
         return Outcome(status="no_plan", explanation=explain_cycle(cycle, decoded, program.rules),
                        timings=timings, warnings=result.warnings)
+    check_references(project.model, decoded)
     plan = build_plan(project, program, result, decoded, concurrency or project.settings.concurrency)
     timings["decode"] = time.perf_counter() - started
     return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings)
+
+
+def check_references(model: Model, decoded: Decoded) -> None:
+    """Every output a planned operation's params read must come from an
+    operation in this plan or be known already (observed). Raises
+    DiagnosticsError at the param, so a missing value is found now, not mid-run."""
+    planned = {res for res, _ in decoded.ops.values()}
+    problems = []
+    for name in sorted(planned):
+        res = model.resources[name]
+        kind = model.kinds[res.type]
+        if decoded.goals.get(name, res.current) == kind.initial:
+            continue  # going away: its params are not sent
+        for ref in res.refs:
+            producer = model.resources[ref.producer]
+            if ref.output in producer.attributes:
+                continue
+            if ref.operation and op_id(ref.producer, ref.operation) in decoded.ops:
+                continue
+            how = f"its '{ref.operation}' operation is not in this plan" if ref.operation else "no operation returns it"
+            problems.append(Diagnostic(
+                file=ref.file, line=ref.line, column=ref.column, path=f"{name}.params.{ref.param}",
+                summary=f"'{name}' reads {ref.text}, which has no value",
+                detail=f"'{ref.producer}' is {producer.current}, no value was observed, and {how}",
+                code="reference"))
+    if problems:
+        raise DiagnosticsError(problems)
 
 
 def _reason(model: Model, name: str, goal: str, why: dict[str, list[str]]) -> str:
@@ -158,7 +190,8 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     duration = {oid: op.duration for oid, op in op_of.items()}
     ctrl = {oid: op.controller for oid, op in op_of.items()}
     limits = {name: c.concurrency for name, c in model.controllers.items() if c.concurrency}
-    sched = schedule(decoded.graph, duration, ctrl, concurrency, limits)
+    op_groups = {oid: decoded.groups[res] for oid, (res, _) in decoded.ops.items() if res in decoded.groups}
+    sched = schedule(decoded.graph, duration, ctrl, concurrency, limits, op_groups, decoded.group_limits)
     wave_of = {oid: i for i, wave in enumerate(sched.waves) for oid in wave}
     per_resource: dict[str, list[str]] = {}
     for oid in sorted(decoded.ops, key=lambda o: (wave_of[o], o)):
@@ -188,6 +221,12 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
             where[key] = tuple(sorted({program.rules[i].location for i in idx}))
         edges.append(Edge(before=a, after=b, rules=where[key]))
     placements = {r: t for r, t in sorted(decoded.placements.items())}
+    members: dict[str, list[str]] = {}
+    for oid, gs in sorted(op_groups.items()):
+        for g in gs:
+            members.setdefault(g, []).append(oid)
+    groups = tuple(Group(name=g, limit=decoded.group_limits[g], operations=tuple(ids))
+                   for g, ids in sorted(members.items()))
     cost = tuple(CostLevel(priority=p, cost=c) for p, c in zip(result.priorities, result.cost, strict=False))
     dig, inputs = digest(project, program)
     return Plan(
@@ -195,5 +234,5 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
         digest=dig, inputs=tuple(inputs), resource_changes=tuple(changes), operations=tuple(operations),
         edges=tuple(edges), waves=tuple(tuple(w) for w in sched.waves), placements=placements,
         cost=cost, makespan=sched.makespan, critical_path=sched.critical_path, concurrency=concurrency,
-        ground_atoms=result.atoms, ground_rules=result.rules,
+        groups=groups, ground_atoms=result.atoms, ground_rules=result.rules,
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import clingo
 import networkx as nx
 
 from planner.solve import SolveResult
@@ -21,6 +22,8 @@ class Decoded:
     why: dict[str, list[str]]
     placements: dict[str, str]
     graph: nx.DiGraph
+    groups: dict[str, list[str]] = field(default_factory=dict)   # resource -> concurrency groups
+    group_limits: dict[str, int] = field(default_factory=dict)
 
 
 def find_cycle(graph: nx.DiGraph) -> list[str]:
@@ -28,6 +31,10 @@ def find_cycle(graph: nx.DiGraph) -> list[str]:
     if nx.is_directed_acyclic_graph(graph):
         return []
     return [u for u, _ in nx.find_cycle(graph)]
+
+
+def _name(sym: clingo.Symbol) -> str:
+    return sym.string if sym.type == clingo.SymbolType.String else str(sym)
 
 
 def decode(result: SolveResult) -> Decoded:
@@ -39,6 +46,8 @@ def decode(result: SolveResult) -> Decoded:
     goals: dict[str, str] = {}
     why: dict[str, list[str]] = {}
     placements: dict[str, str] = {}
+    groups: dict[str, list[str]] = {}
+    limits: dict[str, int] = {}
     for sym in result.symbols:
         text = str(sym)
         head = text[:text.index("(")] if "(" in text else text
@@ -55,10 +64,17 @@ def decode(result: SolveResult) -> Decoded:
                 f"part of {parts[3]}, which goes away" if parts[2].endswith("cascade(") else parts[3])
         elif head == "place" and len(parts) == 5:
             placements[parts[1]] = parts[3]
+        elif head == "group" and len(sym.arguments) == 2:
+            groups.setdefault(_name(sym.arguments[0]), []).append(_name(sym.arguments[1]))
+        elif head == "group_limit" and len(sym.arguments) == 2 and sym.arguments[1].type == clingo.SymbolType.Number:
+            name = _name(sym.arguments[0])
+            limits[name] = max(1, min(limits.get(name, sym.arguments[1].number), sym.arguments[1].number))
     edges = {key: idx for key, idx in edges.items() if key[0] in ops and key[1] in ops}
     graph = nx.DiGraph()
     graph.add_nodes_from(sorted(ops))
     graph.add_edges_from(sorted(edges))
-    return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, graph=graph)
+    groups = {r: sorted(g for g in gs if g in limits) for r, gs in groups.items()}
+    return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, graph=graph,
+                   groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits)
 
 

@@ -20,7 +20,7 @@ FACT_SIGNATURES: frozenset[tuple[str, int]] = frozenset({
     ("part_of", 2), ("relation", 3), ("changed", 1), ("run", 2), ("requested", 1),
     ("placeable", 1), ("placed", 2), ("pinned", 2), ("requires", 3), ("label", 3),
     ("param", 3), ("target", 1), ("zone", 2), ("capacity", 3), ("attr", 3),
-    ("target_label", 3),
+    ("target_label", 3), ("ref", 3), ("failed", 2), ("refused", 1), ("planned", 2),
 })
 
 
@@ -104,7 +104,17 @@ def model_facts(model: Model) -> list[str]:
             add(_fact("requires", name, key, amount))
         for key, value in res.labels.items():
             add(_fact("label", name, key, value))
+        wired = {ref.param for ref in res.refs}
         for key, value in res.params.items():
-            if isinstance(value, (str, int, bool)):
+            if isinstance(value, (str, int, bool)) and key not in wired:
                 add(_fact("param", name, key, value))
+        for ref in res.refs:
+            if ref.operation:
+                add(_fact("ref", name, ref.producer, ref.operation))
+    for name, opname in model.failed:
+        add(_fact("failed", name, opname))
+    for target in model.refused:
+        add(_fact("refused", target))
+    for name, target in model.planned.items():
+        add(_fact("planned", name, target))
     return sorted(set(out))

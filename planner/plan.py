@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 
 Status = Literal["optimal", "satisfiable", "no_plan", "timeout"]
 Action = Literal["create", "delete", "update", "change", "run"]
@@ -61,6 +61,14 @@ class ResourceChange(_Frozen):
     reason: str
 
 
+class Group(_Frozen):
+    """A concurrency group named in policies: at most ``limit`` of its operations at once."""
+
+    name: str
+    limit: int
+    operations: tuple[str, ...]
+
+
 class CostLevel(_Frozen):
     priority: int
     cost: int
@@ -81,6 +89,7 @@ class Plan(_Frozen):
     makespan: float
     critical_path: float
     concurrency: int
+    groups: tuple[Group, ...] = ()
     ground_atoms: int
     ground_rules: int
 

@@ -223,6 +223,8 @@ before(A,B) :- __before(A,B,_).
 #show goal/2.
 #show why/2.
 #show __violation/2.
+#show group/2.
+#show group_limit/2.
 """
 
 #: Normal mode: every constraint is hard and the order must be acyclic.

@@ -34,7 +34,11 @@ def bottom_levels(graph: nx.DiGraph, duration: dict[str, float]) -> dict[str, fl
 
 
 def schedule(graph: nx.DiGraph, duration: dict[str, float], controller: dict[str, str],
-             limit: int, controller_limits: dict[str, int]) -> Schedule:
+             limit: int, controller_limits: dict[str, int],
+             groups: dict[str, list[str]] | None = None, group_limits: dict[str, int] | None = None) -> Schedule:
+    """``groups`` maps an operation to the concurrency groups it counts against."""
+    groups = groups or {}
+    group_limits = group_limits or {}
     level = bottom_levels(graph, duration)
     waiting = {n: graph.in_degree(n) for n in graph.nodes}
     # One ready queue per controller, so a saturated controller costs nothing
@@ -53,15 +57,25 @@ def schedule(graph: nx.DiGraph, duration: dict[str, float], controller: dict[str
         heads = [(queue[0], ctrl) for ctrl, queue in ready.items() if queue]
         heapq.heapify(heads)
         used: Counter[str] = Counter()
+        in_group: Counter[str] = Counter()
+        deferred: list[tuple[str, tuple[float, str]]] = []
         wave: list[str] = []
         while heads and len(wave) < limit:
             _, ctrl = heapq.heappop(heads)
             queue = ready[ctrl]
-            wave.append(heapq.heappop(queue)[1])
-            used[ctrl] += 1
+            item = heapq.heappop(queue)
+            node = item[1]
+            if any(in_group[g] >= group_limits[g] for g in groups.get(node, ())):
+                deferred.append((ctrl, item))  # its group is full in this wave
+            else:
+                wave.append(node)
+                used[ctrl] += 1
+                in_group.update(groups.get(node, ()))
             cap = controller_limits.get(ctrl)
             if queue and (cap is None or used[ctrl] < cap):
                 heapq.heappush(heads, (queue[0], ctrl))
+        for ctrl, item in deferred:
+            heapq.heappush(ready[ctrl], item)
         for node in wave:
             for succ in graph.successors(node):
                 waiting[succ] -= 1

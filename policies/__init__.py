@@ -22,3 +22,8 @@ def base_files() -> list[Path]:
 def library() -> dict[str, Path]:
     """Stock policies a project enables by name under ``policies.library``."""
     return {p.stem: p for p in sorted(_folder("library").glob("*.lp"))}
+
+
+def replan_files() -> list[Path]:
+    """Loaded only when the executor re-plans after a failure (stability)."""
+    return sorted(_folder("replan").glob("*.lp"))

@@ -401,7 +401,7 @@ def test_controller_defined_in_two_catalog_files(project: Project) -> None:
         id="catalog"),
     pytest.param(
         ((INVENTORY, "    state: active\n", "    state: actve\n"),),
-        "inventory.yaml:14:12: error: resources[0].state: unknown state 'actve' for type 'network' "
+        "inventory.yaml:18:12: error: resources[0].state: unknown state 'actve' for type 'network' "
         "(did you mean 'active'?)",
         id="inventory"),
 ])
@@ -415,7 +415,7 @@ def test_unknown_state_did_you_mean(project: Project, edits, expected) -> None:
 REFERENCE_CASES = [
     pytest.param(
         ((INVENTORY, "    type: network\n", "    type: netwrk\n"),),
-        ["inventory.yaml:13:11: error: resources[0].type: unknown resource type 'netwrk' (did you mean 'network'?)"],
+        ["inventory.yaml:17:11: error: resources[0].type: unknown resource type 'netwrk' (did you mean 'network'?)"],
         id="unknown-type-inventory"),
     pytest.param(
         ((REQUEST, "      - name: vfw\n", "      - name: vfw\n        type: vnff\n"),),
@@ -435,7 +435,7 @@ REFERENCE_CASES = [
         id="type-missing-in-resources-list"),
     pytest.param(
         ((INVENTORY, "    state: active\n", "    state: actve\n"),),
-        ["inventory.yaml:14:12: error: resources[0].state: unknown state 'actve' for type 'network' "
+        ["inventory.yaml:18:12: error: resources[0].state: unknown state 'actve' for type 'network' "
          "(did you mean 'active'?)"],
         id="unknown-state-inventory"),
     pytest.param(
@@ -474,11 +474,11 @@ REFERENCE_CASES = [
         ((REQUEST, "        requires: { vcpu: 4, memory_gb: 8 }\n",
           "        requires: { vcpu: 4, memory_gb: 8 }\n        placement: region-tree\n"),),
         ["requests/instantiate.yaml:22:20: error: services.vfw-service.vnfs[1].placement: unknown target "
-         "'region-tree' (did you mean 'region-two'?)"],
+         "'region-tree' (did you mean 'region-three'?)"],
         id="unknown-placement-request"),
     pytest.param(
         ((INVENTORY, "    labels: { protected: true }", "    placement: region-on\n    labels: { protected: true }"),),
-        ["inventory.yaml:15:16: error: resources[0].placement: unknown target 'region-on' "
+        ["inventory.yaml:19:16: error: resources[0].placement: unknown target 'region-on' "
          "(did you mean 'region-one'?)"],
         id="unknown-placement-inventory"),
     pytest.param(
@@ -691,8 +691,8 @@ def test_script_in_project_policy_exact(project: Project) -> None:
 INVENTORY_BREAKS = [
     pytest.param(
         ((INVENTORY, "    state: active\n", "    stat: active\n"),),
-        ["inventory.yaml:12:5: error: resources[0].state: missing required field 'state'",
-         "inventory.yaml:14:11: error: resources[0].stat: unknown field 'stat' (did you mean 'state'?)"],
+        ["inventory.yaml:16:5: error: resources[0].state: missing required field 'state'",
+         "inventory.yaml:18:11: error: resources[0].stat: unknown field 'stat' (did you mean 'state'?)"],
         id="schema"),
     pytest.param(
         ((INVENTORY, None, "- a\n- b\n"),),
@@ -736,12 +736,12 @@ def test_problems_in_several_files_reported_together(project: Project) -> None:
     assert_reports(
         project.check(),
         "catalog.yaml:49:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)",
-        "inventory.yaml:14:12: error: resources[0].state: unknown state 'actve' for type 'network' "
+        "inventory.yaml:18:12: error: resources[0].state: unknown state 'actve' for type 'network' "
         "(did you mean 'active'?)",
         "ordo.yaml:15:7: error: policies.files[2]: no such policy file 'policies/gone.lp'",
         "policies/typo.lp:1:15: error: predicate 'reachs/2' is read but never defined (did you mean 'reaches/2'?)",
         "requests/instantiate.yaml:22:20: error: services.vfw-service.vnfs[1].placement: unknown target "
-        "'region-tree' (did you mean 'region-two'?)",
+        "'region-tree' (did you mean 'region-three'?)",
     )
 
 

@@ -93,7 +93,7 @@ def test_deliberate_conflict_names_policy_and_line():
     assert outcome.status == "no_plan"
     named = {(c.policy, c.location) for c in outcome.explanation.conflicts}
     assert ("protected-resources", "<library>/protected-resources.lp:3") in named
-    assert ("ordering", "<base>/ordering.lp:30") in named
+    assert ("ordering", "<base>/ordering.lp:34") in named
     assert "drop or relax: ordering, protected-resources" in outcome.explanation.summary
 
 
