@@ -1,0 +1,254 @@
+"""Command controller: runs a program per call, JSON on stdin and stdout.
+
+Configuration (``controllers.NAME.config`` in the catalog)::
+
+    command: ["python3", "ctl.py"]    # required; a list, or a string split like a shell (shlex)
+    timeout: 300                      # seconds per call (default 300); a smaller request.timeout wins
+    env: {CTL_TOKEN: "..."}           # optional: extra environment variables
+
+The program runs in the project folder (``context.root``); a relative program
+path (one containing "/", or a file in the project folder) resolves against it,
+any other name is looked up on PATH. A program that cannot be found is a
+ConfigError when the controller is made.
+
+Protocol. ``execute`` writes ``{"action": "execute", **request.as_dict()}``
+and reads a JSON object; its ``outputs`` (an object, default {}) are the
+operation's outputs (empty stdout counts as ``{}``). ``observe`` writes
+``{"action": "observe", "resource", "type", "request": request.as_dict() or null}``
+and reads ``{"exists": bool, "state", "target", "attributes": {...},
+"applied": bool|null, "outputs": {...}|null}``.
+
+Exit codes: 0 is success; 75 (EX_TEMPFAIL) a TransientError whose effect is
+unknown; any other a PermanentError that was not applied, unless stdout is
+``{"error": "...", "transient": true, "scope": "target", "applied": null,
+"code": "..."}`` (all but ``error`` optional), which then decides. A program
+killed by a signal gives a PermanentError whose effect is unknown. A call
+that outlasts the timeout is killed with its whole process group and is a
+TransientError whose effect is unknown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from executor.controllers.base import (
+    ConfigError,
+    ControllerContext,
+    ControllerError,
+    Observation,
+    OperationRequest,
+    PermanentError,
+    TransientError,
+)
+
+DEFAULT_TIMEOUT = 300.0
+EX_TEMPFAIL = 75
+STDERR_TAIL = 500  # characters of stderr quoted in error messages
+STDOUT_HEAD = 200  # characters of unreadable stdout quoted in error messages
+_KEYS = ("command", "timeout", "env")
+_NONE = type(None)
+_OBSERVED = {"exists": (bool,), "state": (str, _NONE), "target": (str, _NONE), "attributes": (dict, _NONE),
+             "applied": (bool, _NONE), "outputs": (dict, _NONE)}  # what observe's answer may hold
+
+
+class CommandController:
+    """Carries out operations by running a program that speaks JSON."""
+
+    def __init__(self, name: str, config: dict[str, Any], context: ControllerContext) -> None:
+        self.name = name
+        self.context = context
+        if not isinstance(config, dict):
+            raise ConfigError("config: expected a mapping")
+        for key in config:
+            if key not in _KEYS:
+                raise ConfigError(f"config.{key}: unknown field (expected one of: {', '.join(_KEYS)})")
+        self.env = _env(config.get("env"))
+        self.cwd = Path(context.root).absolute()
+        argv = _argv(config.get("command"))
+        self.label = shlex.join(argv)
+        self.argv = [_program(argv[0], self.cwd, self.env.get("PATH", os.environ.get("PATH"))), *argv[1:]]
+        timeout = config.get("timeout", DEFAULT_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigError(f"config.timeout: expected a positive number of seconds, got {timeout!r}")
+        self.timeout = float(timeout)
+
+    def execute(self, request: OperationRequest) -> dict[str, Any]:
+        """Run the program for one operation; return the outputs it prints."""
+        timeout = self.timeout if request.timeout is None else min(self.timeout, request.timeout)
+        what = f"operation '{request.operation}' of '{request.resource}'"
+        reply = self._run({"action": "execute", **request.as_dict()}, timeout, what, executing=True)
+        outputs = reply.get("outputs")
+        if outputs is None:
+            return {}
+        if not isinstance(outputs, dict):
+            raise PermanentError(f"{self._who()}: {what}: 'outputs' must be an object, got "
+                                 f"{type(outputs).__name__}", applied=True)
+        return outputs
+
+    def observe(self, resource: str, type: str, request: OperationRequest | None = None) -> Observation:
+        """Ask the program what it knows of ``resource`` (and whether ``request`` was applied)."""
+        payload = {"action": "observe", "resource": resource, "type": type,
+                   "request": None if request is None else request.as_dict()}
+        what = f"observe of '{resource}'"
+        reply = self._run(payload, self.timeout, what, executing=False)
+        for key, kinds in _OBSERVED.items():
+            if not isinstance(reply.get(key), kinds):
+                raise PermanentError(f"{self._who()}: {what}: '{key}' has the wrong type or is missing: "
+                                     f"{json.dumps(reply)[:STDOUT_HEAD]}", applied=None)
+        return Observation(exists=reply["exists"], state=reply.get("state"), target=reply.get("target"),
+                           attributes=reply.get("attributes") or {}, applied=reply.get("applied"),
+                           outputs=reply.get("outputs"))
+
+    def close(self) -> None:
+        """Nothing to release: each call's process is gone when the call returns."""
+
+    # -- one run -------------------------------------------------------------------------------
+
+    def _who(self) -> str:
+        return f"controller '{self.name}' ({self.label})"
+
+    def _run(self, payload: dict[str, Any], timeout: float, what: str, *, executing: bool) -> dict[str, Any]:
+        """Run the program once with ``payload``; its stdout as an object, or a ControllerError."""
+        wait = max(timeout, 0.001)
+        try:
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+                                    cwd=self.cwd, env={**os.environ, **self.env}, start_new_session=True)
+        except OSError as exc:
+            raise PermanentError(f"{self._who()}: cannot run: {exc}", applied=False, code="exec") from None
+        with proc:
+            try:
+                out, err = proc.communicate(json.dumps(payload), timeout=wait)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                raise TransientError(f"{self._who()}: {what}: no answer within {wait:g} s (killed)",
+                                     applied=None, code="timeout") from None
+            except BaseException:
+                _kill_group(proc)
+                raise
+        code = proc.returncode
+        if code == 0:
+            return self._parse(out, what, executing=executing)
+        detail = f"{self._who()}: {what}: "
+        detail += f"killed by signal {_signal_name(-code)}" if code < 0 else f"exit code {code}"
+        tail = err.strip()[-STDERR_TAIL:]
+        stderr = f"; stderr: {tail}" if tail else ""
+        if code == EX_TEMPFAIL:
+            raise TransientError(f"{detail} (temporary failure){stderr}", applied=None, code=str(code))
+        if code < 0:
+            raise PermanentError(f"{detail}{stderr}", applied=None, code=f"signal {-code}")
+        reported = _reported(out)
+        if reported is None:
+            raise PermanentError(f"{detail}{stderr}", applied=False, code=str(code))
+        applied = reported.get("applied", False)
+        error: ControllerError = (TransientError if reported.get("transient") is True else PermanentError)(
+            f"{detail}: {reported['error']}{stderr}",
+            scope="target" if reported.get("scope") == "target" else "resource",
+            applied=applied if applied is None or isinstance(applied, bool) else False,
+            code=str(reported.get("code", code)),
+        )
+        raise error
+
+    def _parse(self, out: str, what: str, *, executing: bool) -> dict[str, Any]:
+        """The object a successful run printed. After ``execute`` empty output means no outputs, and
+        unreadable output still means the operation was carried out (the program said so by exiting 0)."""
+        text = out.strip()
+        if not text and executing:
+            return {}
+        try:
+            reply = json.loads(text)
+        except ValueError as exc:
+            reply, problem = None, f"invalid JSON ({exc})"
+        else:
+            problem = f"expected a JSON object, got {type(reply).__name__}"
+        if not isinstance(reply, dict):
+            raise PermanentError(f"{self._who()}: {what}: stdout: {problem}: {text[:STDOUT_HEAD]!r}",
+                                 applied=True if executing else None, code="output")
+        return reply
+
+
+def _reported(out: str) -> dict[str, Any] | None:
+    """The error a failing program printed (an object with "error"), if any."""
+    try:
+        reply = json.loads(out)
+    except ValueError:
+        return None
+    return reply if isinstance(reply, dict) and "error" in reply else None
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the program and everything it started, then collect what is left of its output."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the pid is not reaped yet, so it still names this group
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        proc.kill()
+    # a descendant that left the group may keep the pipes open; Popen.__exit__ then closes our ends
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=5)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _argv(command: Any) -> list[str]:
+    if command is None:
+        raise ConfigError("config.command: required (a list of arguments or a command line)")
+    if isinstance(command, str):
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise ConfigError(f"config.command: cannot split {command!r}: {exc}") from None
+    elif isinstance(command, list) and all(isinstance(a, str | int | float) and not isinstance(a, bool)
+                                           for a in command):
+        argv = [str(a) for a in command]
+    else:
+        raise ConfigError("config.command: expected a list of strings or a command line")
+    if not argv or not argv[0]:
+        raise ConfigError("config.command: empty")
+    return argv
+
+
+def _program(program: str, root: Path, path: str | None) -> str:
+    """The program to run: a path (relative ones against ``root``) or a name on PATH."""
+    candidate = Path(program)
+    if not candidate.is_absolute() and ("/" in program or (root / program).is_file()):
+        candidate = root / program
+    if candidate.is_absolute():
+        if not candidate.is_file():
+            raise ConfigError(f"config.command: program '{program}' not found ({candidate})")
+        if not os.access(candidate, os.X_OK):
+            raise ConfigError(f"config.command: program '{program}' is not executable ({candidate})")
+        return str(candidate)
+    found = shutil.which(program, path=path)
+    if found is None:
+        raise ConfigError(f"config.command: program '{program}' not found on PATH")
+    return found
+
+
+def _env(env: Any) -> dict[str, str]:
+    if env is None:
+        return {}
+    if not isinstance(env, dict):
+        raise ConfigError("config.env: expected a mapping of variable name -> value")
+    result = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not key or "=" in key:
+            raise ConfigError(f"config.env: {key!r} is not a variable name")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"config.env.{key}: expected a string or number")
+        result[key] = str(value)
+    return result

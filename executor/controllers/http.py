@@ -1,0 +1,452 @@
+"""HTTP (REST) controller: one configured request per operation.
+
+Like ONAP SO's SDN-C and APP-C adapters, each lifecycle operation maps to a
+templated HTTP request, and the JSON answer to the operation's outputs. Only
+the standard library is used (urllib); proxies from the environment
+(``HTTP_PROXY``, ``NO_PROXY``) apply; redirects are not followed.
+
+Configuration (``controllers.NAME.config`` in the catalog)::
+
+    base_url: http://127.0.0.1:8181/restconf          # required
+    headers: {Authorization: "Basic ..."}              # optional, sent on every call; values are templates
+    timeout: 10                                        # seconds per call (default 30); a smaller request.timeout wins
+    transient_status: [408, 429, 500, 502, 503, 504]   # the default; these raise TransientError
+    refused_status: [507]                              # default []; PermanentError(scope="target")
+    operations:
+      assign:                                          # an operation of the type's lifecycle
+        method: POST                                   # GET, POST, PUT, PATCH, DELETE (default POST)
+        url: "/networks/{resource}"                    # required; appended to base_url (or an absolute URL)
+        body: {name: "{resource}", subnet: {cidr: "{inputs[cidr]}"}}  # optional (default: the whole request)
+        outputs: {network_id: "network.id"}            # optional: output name -> dotted path in the answer
+      default: {method: POST, url: "/{type}/{resource}/{operation}"}  # for operations not listed
+    observe:                                           # optional; without it observe() knows nothing
+      method: GET                                      # (default GET)
+      url: "/{type}/{resource}"
+      state: state                                     # dotted paths in the answer (these are the defaults)
+      target: target
+      attributes: attributes
+
+Templates (url, header values, body strings) are ``str.format`` strings over
+``resource, type, operation, key, run, target, attempt, from, to`` and
+``inputs`` (a dict: ``{inputs[cidr]}``). Values put into a URL are
+percent-quoted; None renders as "". A body string that is exactly one field
+(``"{inputs}"``, ``"{attempt}"``) whose value is not a string is replaced by
+the value itself, keeping its JSON type. A body of ``null`` sends no body; with
+no ``body`` the whole request (:meth:`OperationRequest.as_dict`) is sent,
+except for GET. Every call carries ``Idempotency-Key: <request.key>``.
+
+Answers: 2xx gives the outputs (the ``outputs`` paths if configured, else the
+JSON object as a whole); a status in ``transient_status`` raises
+TransientError (``applied`` unknown, except 429: not applied); one in
+``refused_status`` raises PermanentError with scope "target"; any other
+raises PermanentError. A refused connection is a TransientError that was not
+applied; no answer in time is a TransientError whose effect is unknown.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import string
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from executor.controllers.base import (
+    ConfigError,
+    ControllerContext,
+    ControllerError,
+    Observation,
+    OperationRequest,
+    PermanentError,
+    TransientError,
+)
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+FIELDS = ("resource", "type", "operation", "key", "run", "target", "attempt", "from", "to", "inputs")
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_TRANSIENT = (408, 429, 500, 502, 503, 504)
+SNIPPET = 200  # characters of an answer's body quoted in error messages
+
+_TOP_KEYS = ("base_url", "headers", "timeout", "transient_status", "refused_status", "operations", "observe")
+_OPERATION_KEYS = ("method", "url", "body", "outputs")
+_OBSERVE_KEYS = ("method", "url", "body", "state", "target", "attributes")
+_FORMATTER = string.Formatter()
+_MISSING = object()
+
+
+class _UnknownField(Exception):
+    """A template names a field the call's values lack."""
+
+    def __init__(self, field: str, template: str) -> None:
+        super().__init__(field)
+        self.field = field
+        self.template = template
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One configured request: an operation's, or observe's."""
+
+    where: str                 # the config path, for messages: "operations.assign"
+    method: str
+    url: str
+    body: Any = _MISSING       # a template tree; _MISSING: the default body
+    outputs: dict[str, str] | None = None
+    state: str = "state"
+    target: str = "target"
+    attributes: str = "attributes"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report 3xx answers as they are instead of following them."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        return None
+
+
+class HttpController:
+    """Carries out operations as HTTP requests configured per operation."""
+
+    def __init__(self, name: str, config: dict[str, Any], context: ControllerContext) -> None:
+        self.name = name
+        self.context = context
+        if not isinstance(config, dict):
+            raise ConfigError("config: expected a mapping")
+        _no_unknown(config, _TOP_KEYS, "config")
+        base_url = config.get("base_url")
+        if base_url is None or base_url == "":
+            raise ConfigError("config.base_url: required")
+        if not isinstance(base_url, str) or not re.match(r"https?://[^/]", base_url):
+            raise ConfigError(f"config.base_url: expected an http:// or https:// URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.headers = _headers(config.get("headers"), "config.headers")
+        self.timeout = _positive(config.get("timeout", DEFAULT_TIMEOUT), "config.timeout")
+        self.transient_status = _statuses(config.get("transient_status", DEFAULT_TRANSIENT), "config.transient_status")
+        self.refused_status = _statuses(config.get("refused_status", []), "config.refused_status")
+        both = self.transient_status & self.refused_status
+        if both:
+            raise ConfigError(f"config.refused_status: {sorted(both)} also in transient_status (a status is one or "
+                              "the other)")
+        operations = config.get("operations", {})
+        if not isinstance(operations, dict):
+            raise ConfigError("config.operations: expected a mapping of operation name -> request")
+        self.operations = {str(op): _call(spec, f"operations.{op}", observe=False) for op, spec in operations.items()}
+        observe = config.get("observe")
+        self.observe_call = None if observe is None else _call(observe, "observe", observe=True)
+        self._opener = urllib.request.build_opener(_NoRedirect())
+
+    # -- the controller interface ------------------------------------------------------------
+
+    def execute(self, request: OperationRequest) -> dict[str, Any]:
+        """Send the operation's request; return the outputs picked from the answer."""
+        call = self.operations.get(request.operation) or self.operations.get("default")
+        if call is None:
+            raise ConfigError(f"controller '{self.name}': config.operations: no entry for operation "
+                              f"'{request.operation}' and no 'default'")
+        timeout = self.timeout if request.timeout is None else min(self.timeout, request.timeout)
+        default_body = None if call.method == "GET" else request.as_dict()
+        status, body, method, url = self._send(call, _values(request), request.operation, timeout, default_body)
+        if not 200 <= status < 300:
+            raise self._status_error(status, method, url, body)
+        answer = self._json(body, method, url, status)
+        if call.outputs is None:
+            return answer if isinstance(answer, dict) else {}
+        outputs = {}
+        for out, path in call.outputs.items():
+            value = _pick(answer, path)
+            if value is _MISSING:
+                raise PermanentError(
+                    f"controller '{self.name}': {method} {url} answered {status} without '{path}' "
+                    f"(output '{out}' of operation '{request.operation}'): {_snippet(body)}", applied=True)
+            outputs[out] = value
+        return outputs
+
+    def observe(self, resource: str, type: str, request: OperationRequest | None = None) -> Observation:
+        """The resource as the controller reports it; 404 means it does not exist."""
+        call = self.observe_call
+        if call is None:
+            return Observation(exists=True, state=None, applied=None)
+        values = _values(request) if request is not None else {}
+        values.update(resource=resource, type=type)
+        status, body, method, url = self._send(call, values, "observe", self.timeout, None)
+        if status == 404:
+            return Observation(exists=False)
+        if not 200 <= status < 300:
+            raise self._status_error(status, method, url, body)
+        answer = self._json(body, method, url, status)
+        state, target, attributes = (_pick(answer, p) for p in (call.state, call.target, call.attributes))
+        if attributes is _MISSING or attributes is None:
+            attributes = {}
+        if not isinstance(attributes, dict):
+            raise PermanentError(f"controller '{self.name}': {method} {url}: '{call.attributes}' is not an "
+                                 f"object: {_snippet(body)}", applied=None)
+        applied = None
+        keys = answer.get("applied_keys") if isinstance(answer, dict) else None
+        if request is not None and isinstance(keys, list):
+            applied = request.key in keys
+        return Observation(exists=True, state=_text(state), target=_text(target), attributes=attributes,
+                           applied=applied)
+
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own connection."""
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _send(self, call: _Call, values: dict[str, Any], what: str, timeout: float,
+              default_body: dict[str, Any] | None) -> tuple[int, bytes, str, str]:
+        """Send ``call``; return (status, body, method, url). Statuses are returned, not raised;
+        a failed exchange raises TransientError."""
+        try:
+            path = _render(call.url, values, quoted=True, whole=False)
+            headers = {k: _render(v, values, quoted=False, whole=False) for k, v in self.headers.items()}
+            body = default_body if call.body is _MISSING else _render_tree(call.body, values)
+        except _UnknownField as exc:
+            raise PermanentError(
+                f"controller '{self.name}', operation '{what}': template {exc.template!r} "
+                f"(config.{call.where}) names '{{{exc.field}}}', which this call has no value for",
+                applied=False) from None
+        url = path if re.match(r"https?://", path) else f"{self.base_url}/{path.lstrip('/')}"
+        lower = {k.lower() for k in headers}
+        if "accept" not in lower:
+            headers["Accept"] = "application/json"
+        data = None
+        if body is not None:
+            try:
+                data = json.dumps(body).encode()
+            except (TypeError, ValueError) as exc:
+                raise PermanentError(f"controller '{self.name}', operation '{what}': body is not JSON: {exc}",
+                                     applied=False) from None
+            if "content-type" not in lower:
+                headers["Content-Type"] = "application/json"
+        if values.get("key") is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
+            headers["Idempotency-Key"] = str(values["key"])
+        method = call.method
+        where = f"controller '{self.name}': {method} {url}"
+        wait = max(timeout, 0.001)
+        try:
+            req = urllib.request.Request(url, data=data, headers=headers, method=method)
+            with self._opener.open(req, timeout=wait) as response:
+                return response.status, response.read(), method, url
+        except urllib.error.HTTPError as exc:
+            return exc.code, _drain(exc), method, url
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, ConnectionRefusedError):
+                raise TransientError(f"{where}: connection refused", applied=False, code="refused") from None
+            if isinstance(reason, socket.gaierror):
+                raise TransientError(f"{where}: cannot resolve host: {reason}", applied=False,
+                                     code="dns") from None
+            if isinstance(reason, TimeoutError):
+                raise TransientError(f"{where}: no answer within {wait:g} s", applied=None,
+                                     code="timeout") from None
+            raise TransientError(f"{where}: {reason}", applied=None) from None
+        except TimeoutError:
+            raise TransientError(f"{where}: no answer within {wait:g} s", applied=None, code="timeout") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransientError(f"{where}: {type(exc).__name__}: {exc}", applied=None) from None
+        except ValueError as exc:  # a header value or URL http.client will not send
+            raise PermanentError(f"{where}: cannot send: {exc}", applied=False) from None
+
+    def _status_error(self, status: int, method: str, url: str, body: bytes) -> ControllerError:
+        message = f"controller '{self.name}': {method} {url} answered {status}"
+        if body:
+            message += f": {_snippet(body)}"
+        if status in self.refused_status:
+            return PermanentError(message, scope="target", applied=False, code=str(status))
+        if status in self.transient_status:
+            return TransientError(message, applied=False if status == 429 else None, code=str(status))
+        return PermanentError(message, applied=False, code=str(status))
+
+    def _json(self, body: bytes, method: str, url: str, status: int) -> Any:
+        if not body.strip():
+            return {}
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise PermanentError(f"controller '{self.name}': {method} {url} answered {status} with invalid JSON "
+                                 f"({exc}): {_snippet(body)}", applied=True) from None
+
+
+# -- templates --------------------------------------------------------------------------------
+
+def _values(request: OperationRequest) -> dict[str, Any]:
+    """The template fields of one request."""
+    return {"resource": request.resource, "type": request.type, "operation": request.operation,
+            "key": request.key, "run": request.run, "target": request.target, "attempt": request.attempt,
+            "from": request.from_state, "to": request.to_state, "inputs": request.inputs}
+
+
+def _check_template(text: Any, where: str) -> str:
+    """ConfigError unless ``text`` is a template naming only known fields."""
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: expected a string, got {type(text).__name__}")
+    try:
+        parsed = list(_FORMATTER.parse(text))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: bad template {text!r}: {exc}") from None
+    for _, field, spec, _ in parsed:
+        if field is None:
+            continue
+        root = re.split(r"[.\[]", field, maxsplit=1)[0]
+        if root not in FIELDS:
+            raise ConfigError(f"{where}: unknown field '{{{field}}}' in {text!r} "
+                              f"(expected one of: {', '.join(FIELDS)})")
+        if spec and "{" in spec:
+            raise ConfigError(f"{where}: nested fields in a format spec are not supported: {text!r}")
+    return text
+
+
+def _lookup(field: str, values: dict[str, Any], template: str) -> Any:
+    try:
+        value, _ = _FORMATTER.get_field(field, (), values)
+    except (KeyError, IndexError, AttributeError, TypeError):
+        raise _UnknownField(field, template) from None
+    return value
+
+
+def _render(template: str, values: dict[str, Any], *, quoted: bool, whole: bool) -> Any:
+    """Fill ``template``; ``quoted`` percent-quotes each value, ``whole`` returns a lone field's value as is."""
+    parts = list(_FORMATTER.parse(template))
+    if whole and len(parts) == 1 and not parts[0][0] and parts[0][1] is not None and not parts[0][2] \
+            and not parts[0][3]:
+        value = _lookup(parts[0][1], values, template)
+        if not isinstance(value, str):
+            return value
+    out = []
+    for literal, field, spec, conversion in parts:
+        out.append(literal)
+        if field is None:
+            continue
+        value = _lookup(field, values, template)
+        if conversion:
+            value = _FORMATTER.convert_field(value, conversion)
+        text = "" if value is None else format(value, spec or "")
+        out.append(quote(text, safe="") if quoted else text)
+    return "".join(out)
+
+
+def _render_tree(body: Any, values: dict[str, Any]) -> Any:
+    if isinstance(body, str):
+        return _render(body, values, quoted=False, whole=True)
+    if isinstance(body, dict):
+        return {k: _render_tree(v, values) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_render_tree(v, values) for v in body]
+    return body
+
+
+def _check_tree(body: Any, where: str) -> None:
+    if isinstance(body, str):
+        _check_template(body, where)
+    elif isinstance(body, dict):
+        for k, v in body.items():
+            _check_tree(v, f"{where}.{k}")
+    elif isinstance(body, list):
+        for i, v in enumerate(body):
+            _check_tree(v, f"{where}[{i}]")
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+def _pick(data: Any, path: str) -> Any:
+    """The value at a dotted path (``network.id``, ``items.0.id``), or _MISSING."""
+    node = data
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _text(value: Any) -> str | None:
+    return None if value is _MISSING or value is None else str(value)
+
+
+def _snippet(body: bytes) -> str:
+    return body[:SNIPPET * 4].decode("utf-8", "replace")[:SNIPPET].strip()
+
+
+def _drain(exc: urllib.error.HTTPError) -> bytes:
+    """The body of an error answer (b"" if it cannot be read), closing the connection."""
+    try:
+        return exc.read() if exc.fp is not None else b""
+    except (OSError, http.client.HTTPException):
+        return b""
+    finally:
+        exc.close()
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+def _no_unknown(spec: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in spec:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: unknown field (expected one of: {', '.join(allowed)})")
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _statuses(value: Any, where: str) -> frozenset[int]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where}: expected a list of HTTP status codes")
+    for code in value:
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            raise ConfigError(f"{where}: {code!r} is not an HTTP status code (100-599)")
+    return frozenset(value)
+
+
+def _headers(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of header name -> value")
+    headers = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            raise ConfigError(f"{where}: {name!r} is not a header name")
+        if isinstance(text, int | float) and not isinstance(text, bool):
+            text = str(text)
+        headers[name] = _check_template(text, f"{where}.{name}")
+    return headers
+
+
+def _call(spec: Any, where: str, *, observe: bool) -> _Call:
+    """Validate one request's settings (``operations.NAME`` or ``observe``)."""
+    path = f"config.{where}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a mapping with method and url")
+    _no_unknown(spec, _OBSERVE_KEYS if observe else _OPERATION_KEYS, path)
+    method = spec.get("method", "GET" if observe else "POST")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise ConfigError(f"{path}.method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if "url" not in spec:
+        raise ConfigError(f"{path}.url: required")
+    url = _check_template(spec["url"], f"{path}.url")
+    body = spec.get("body", _MISSING)
+    if body is not _MISSING:
+        _check_tree(body, f"{path}.body")
+    outputs = spec.get("outputs")
+    if outputs is not None:
+        if not isinstance(outputs, dict) or not all(isinstance(v, str) and v for v in outputs.values()):
+            raise ConfigError(f"{path}.outputs: expected a mapping of output name -> dotted path in the answer")
+        outputs = {str(k): v for k, v in outputs.items()}
+    picks = {}
+    for key in ("state", "target", "attributes"):
+        value = spec.get(key, key)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}.{key}: expected a dotted path in the answer")
+        picks[key] = value
+    return _Call(where=where, method=method.upper(), url=url, body=body, outputs=outputs, **picks)

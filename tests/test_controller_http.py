@@ -1,0 +1,333 @@
+"""The HTTP controller against a fake SDN-C served by http.server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.controllers import (
+    ConfigError,
+    ControllerContext,
+    OperationRequest,
+    PermanentError,
+    TransientError,
+    load_adapter,
+)
+from executor.controllers.http import HttpController
+
+
+class FakeSdnc(ThreadingHTTPServer):
+    """Records every request; answers by the last part of the path.
+
+    POST /networks/NAME: {"network": {"id": "net-NAME"}} and remembers NAME, except
+    flaky (503 ``flaky`` times, then as usual), busy (429), broken (500), bad (400), full (507),
+    slow (no answer until the test ends), junk (invalid JSON), empty (204), list (a JSON list).
+    GET /networks/NAME: the remembered network (with the keys applied to it), else 404.
+    Anything under /echo answers 200 with what it received.
+    """
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.requests: list[dict[str, Any]] = []
+        self.networks: dict[str, list[str]] = {}   # name -> idempotency keys applied
+        self.flaky = 0
+        self.stop = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: FakeSdnc
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def reply(self, status: int, body: Any = None, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        seen = {"method": self.command, "path": self.path, "headers": dict(self.headers),
+                "body": json.loads(raw) if raw else None}
+        self.server.requests.append(seen)
+        name = self.path.rsplit("/", 1)[-1]
+        if self.path.startswith("/echo"):
+            return self.reply(200, seen)
+        if self.command == "GET":
+            if name in self.server.networks:
+                return self.reply(200, {"network": {"state": "active", "region": "r1"}, "state": "active",
+                                        "attributes": {"mtu": 1500}, "applied_keys": self.server.networks[name]})
+            return self.reply(404, {"error": "not found"})
+        if name == "flaky" and self.server.flaky > 0:
+            self.server.flaky -= 1
+            return self.reply(503, {"error": "overloaded"})
+        scripted = {"busy": 429, "broken": 500, "bad": 400, "full": 507}
+        if name in scripted:
+            return self.reply(scripted[name], {"error": f"{name} " + "x" * 300})
+        if name == "slow":
+            self.server.stop.wait(5)
+            return None
+        if name == "junk":
+            return self.reply(200, raw=b"{not json")
+        if name == "empty":
+            return self.reply(204)
+        if name == "list":
+            return self.reply(200, [1, 2])
+        self.server.networks.setdefault(name, []).append(self.headers.get("Idempotency-Key", ""))
+        return self.reply(200, {"network": {"id": f"net-{name}", "vlans": [{"id": 7}]}, "status": "ok"})
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+
+@pytest.fixture
+def sdnc(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSdnc]:
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    server = FakeSdnc()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def request(resource: str, **changes: Any) -> OperationRequest:
+    fields: dict[str, Any] = dict(run="run-1", key=f"k-{resource}", resource=resource, type="network",
+                                  operation="assign", from_state="planned", to_state="assigned", target="r1",
+                                  inputs={"cidr": "10.0.0.0/24", "vlan": {"id": 7}})
+    fields.update(changes)
+    return OperationRequest(**fields)
+
+
+def make(base_url: str, tmp_path: Path, **config: Any) -> HttpController:
+    config = {"base_url": base_url, **config}
+    config.setdefault("operations", {
+        "assign": {"method": "POST", "url": "/networks/{resource}", "outputs": {"network_id": "network.id"}},
+        "default": {"method": "POST", "url": "/{type}/{resource}"},
+    })
+    return HttpController("sdnc", config, ControllerContext(workdir=tmp_path))
+
+
+@pytest.fixture
+def ctl(sdnc: FakeSdnc, tmp_path: Path) -> HttpController:
+    return make(sdnc.url, tmp_path, observe={"url": "/networks/{resource}", "target": "network.region"},
+                refused_status=[507], timeout=0.3)
+
+
+def test_registry_finds_the_adapter() -> None:
+    assert load_adapter("http") is HttpController
+
+
+def test_outputs_are_picked_by_path(ctl: HttpController, sdnc: FakeSdnc) -> None:
+    assert ctl.execute(request("net1")) == {"network_id": "net-net1"}
+    seen = sdnc.requests[-1]
+    assert (seen["method"], seen["path"]) == ("POST", "/networks/net1")
+    assert seen["headers"]["Idempotency-Key"] == "k-net1"
+    assert seen["headers"]["Content-Type"] == "application/json"
+    assert seen["body"] == request("net1").as_dict()  # no body template: the whole request
+
+
+def test_without_outputs_the_whole_object_is_returned(ctl: HttpController) -> None:
+    out = ctl.execute(request("net2", operation="create"))  # the default entry
+    assert out == {"network": {"id": "net-net2", "vlans": [{"id": 7}]}, "status": "ok"}
+
+
+def test_empty_and_non_object_answers_give_no_outputs(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, operations={"default": {"url": "/networks/{resource}"}})
+    assert ctl.execute(request("empty")) == {}
+    assert ctl.execute(request("list")) == {}
+
+
+def test_missing_output_path_is_permanent(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, operations={"assign": {"url": "/networks/{resource}",
+                                                          "outputs": {"vlan": "network.vlans.0.id",
+                                                                      "gw": "network.gateway"}}})
+    with pytest.raises(PermanentError, match="without 'network.gateway'") as info:
+        ctl.execute(request("net3"))
+    assert "output 'gw'" in info.value.message and info.value.applied is True
+
+
+def test_templates(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url + "/", tmp_path, headers={"X-Run": "{run}/{attempt}", "Authorization": "Basic abc"},
+               operations={"assign": {
+                   "method": "PUT", "url": "/echo/{type}/{resource}?cidr={inputs[cidr]}",
+                   "body": {"name": "{resource}", "subnet": "{inputs[cidr]}", "all": "{inputs}",
+                            "vlan": "{inputs[vlan]}", "attempt": "{attempt}", "label": "{resource}-{attempt}",
+                            "list": ["{to}", 1, None]}}})
+    out = ctl.execute(request("a b/c", attempt=3))
+    assert out["method"] == "PUT"
+    assert out["path"] == "/echo/network/a%20b%2Fc?cidr=10.0.0.0%2F24"
+    assert out["headers"]["X-Run"] == "run-1/3" and out["headers"]["Authorization"] == "Basic abc"
+    assert out["headers"]["Idempotency-Key"] == "k-a b/c"
+    assert out["body"] == {"name": "a b/c", "subnet": "10.0.0.0/24", "all": {"cidr": "10.0.0.0/24", "vlan": {"id": 7}},
+                           "vlan": {"id": 7}, "attempt": 3, "label": "a b/c-3", "list": ["assigned", 1, None]}
+
+
+def test_get_sends_no_body_and_null_body_sends_none(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, operations={"check": {"method": "GET", "url": "/echo/{resource}"},
+                                               "remove": {"method": "DELETE", "url": "/echo/{resource}", "body": None}})
+    assert ctl.execute(request("n", operation="check"))["body"] is None
+    out = ctl.execute(request("n", operation="remove"))
+    assert out["method"] == "DELETE" and out["body"] is None and "Content-Type" not in out["headers"]
+
+
+def test_unknown_input_in_a_template_is_permanent_and_not_applied(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, operations={"assign": {"url": "/networks/{inputs[vni]}"}})
+    with pytest.raises(PermanentError) as info:
+        ctl.execute(request("net1"))
+    err = info.value
+    assert err.applied is False and not sdnc.requests
+    assert "controller 'sdnc'" in err.message and "operation 'assign'" in err.message and "{inputs[vni]}" in err.message
+
+
+def test_operation_without_entry_is_a_config_error(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, operations={"assign": {"url": "/networks/{resource}"}})
+    with pytest.raises(ConfigError, match="operation 'delete'"):
+        ctl.execute(request("net1", operation="delete"))
+
+
+def test_503_is_transient_then_succeeds_with_the_same_key(ctl: HttpController, sdnc: FakeSdnc) -> None:
+    sdnc.flaky = 2
+    for attempt in (1, 2):
+        with pytest.raises(TransientError) as info:
+            ctl.execute(request("flaky", attempt=attempt))
+        assert info.value.applied is None and info.value.code == "503"
+        assert "POST" in info.value.message and "/networks/flaky" in info.value.message
+        assert "503" in info.value.message and "overloaded" in info.value.message
+    assert ctl.execute(request("flaky", attempt=3)) == {"network_id": "net-flaky"}
+    assert {r["headers"]["Idempotency-Key"] for r in sdnc.requests} == {"k-flaky"}
+
+
+def test_429_is_transient_and_not_applied(ctl: HttpController) -> None:
+    with pytest.raises(TransientError) as info:
+        ctl.execute(request("busy"))
+    assert info.value.applied is False and info.value.code == "429"
+
+
+def test_500_is_transient_and_the_message_is_short(ctl: HttpController) -> None:
+    with pytest.raises(TransientError) as info:
+        ctl.execute(request("broken"))
+    assert info.value.applied is None and "500" in info.value.message
+    assert "x" * 200 not in info.value.message and "x" * 150 in info.value.message
+
+
+def test_400_is_permanent(ctl: HttpController) -> None:
+    with pytest.raises(PermanentError) as info:
+        ctl.execute(request("bad"))
+    assert info.value.applied is False and info.value.scope == "resource" and info.value.code == "400"
+
+
+def test_refused_status_blames_the_target(ctl: HttpController) -> None:
+    with pytest.raises(PermanentError) as info:
+        ctl.execute(request("full"))
+    assert info.value.scope == "target" and info.value.applied is False and info.value.code == "507"
+
+
+def test_status_not_listed_is_permanent(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, transient_status=[503])
+    with pytest.raises(PermanentError) as info:
+        ctl.execute(request("broken"))
+    assert info.value.code == "500"
+
+
+def test_invalid_json_is_permanent(ctl: HttpController) -> None:
+    with pytest.raises(PermanentError, match="invalid JSON"):
+        ctl.execute(request("junk"))
+
+
+def test_timeout_is_transient_with_unknown_effect(ctl: HttpController) -> None:
+    started = time.monotonic()
+    with pytest.raises(TransientError) as info:
+        ctl.execute(request("slow"))
+    assert time.monotonic() - started < 2
+    assert info.value.applied is None and "no answer within 0.3 s" in info.value.message
+
+
+def test_request_timeout_wins_when_smaller(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, timeout=30)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="no answer within 0.2 s"):
+        ctl.execute(request("slow", timeout=0.2))
+    assert time.monotonic() - started < 2
+
+
+def test_connection_refused_is_transient_and_not_applied(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # bound, not listening: connections to it are refused
+        sock.bind(("127.0.0.1", 0))
+        ctl = make(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path, timeout=2)
+        with pytest.raises(TransientError, match="connection refused") as info:
+            ctl.execute(request("net1"))
+    assert info.value.applied is False
+
+
+def test_observe(ctl: HttpController) -> None:
+    assert ctl.observe("net1", "network").exists is False  # 404
+    ctl.execute(request("net1"))
+    seen = ctl.observe("net1", "network")
+    assert (seen.exists, seen.state, seen.target, seen.attributes, seen.applied) == (
+        True, "active", "r1", {"mtu": 1500}, None)
+    assert ctl.observe("net1", "network", request("net1")).applied is True
+    assert ctl.observe("net1", "network", request("net1", key="other")).applied is False
+
+
+def test_observe_without_config_knows_nothing(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    seen = make(sdnc.url, tmp_path).observe("net1", "network")
+    assert (seen.exists, seen.state, seen.applied) == (True, None, None) and not sdnc.requests
+
+
+def test_observe_errors_as_for_execute(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, observe={"method": "POST", "url": "/networks/{resource}", "body": None})
+    with pytest.raises(TransientError):
+        ctl.observe("broken", "network")
+
+
+@pytest.mark.parametrize("config, message", [
+    ({}, "config.base_url: required"),
+    ({"base_url": "ftp://x"}, "config.base_url: expected an http:// or https:// URL"),
+    ({"base_url": "http://x", "timeout": -1}, "config.timeout: expected a positive number"),
+    ({"base_url": "http://x", "transient_status": [503, 1000]}, "config.transient_status: 1000 is not"),
+    ({"base_url": "http://x", "refused_status": [503]}, "config.refused_status: [503] also in transient_status"),
+    ({"base_url": "http://x", "headers": ["a"]}, "config.headers: expected a mapping"),
+    ({"base_url": "http://x", "headers": {"X": "{secret}"}}, "config.headers.X: unknown field '{secret}'"),
+    ({"base_url": "http://x", "operations": []}, "config.operations: expected a mapping"),
+    ({"base_url": "http://x", "operations": {"create": {"method": "FETCH", "url": "/"}}},
+     "config.operations.create.method: expected one of GET, POST, PUT, PATCH, DELETE"),
+    ({"base_url": "http://x", "operations": {"create": {"method": "POST"}}}, "config.operations.create.url: required"),
+    ({"base_url": "http://x", "operations": {"create": {"url": "/{nope}"}}},
+     "config.operations.create.url: unknown field '{nope}'"),
+    ({"base_url": "http://x", "operations": {"create": {"url": "/{resource"}}}, "config.operations.create.url: bad"),
+    ({"base_url": "http://x", "operations": {"create": {"url": "/", "body": {"a": ["{0}"]}}}},
+     "config.operations.create.body.a[0]: unknown field '{0}'"),
+    ({"base_url": "http://x", "operations": {"create": {"url": "/", "outputs": {"id": 3}}}},
+     "config.operations.create.outputs: expected a mapping"),
+    ({"base_url": "http://x", "operations": {"create": {"url": "/", "state": "s"}}},
+     "config.operations.create.state: unknown field"),
+    ({"base_url": "http://x", "observe": {"url": "/", "state": ""}}, "config.observe.state: expected a dotted path"),
+    ({"base_url": "http://x", "retries": 3}, "config.retries: unknown field"),
+])
+def test_config_errors(tmp_path: Path, config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        HttpController("sdnc", config, ControllerContext(workdir=tmp_path))
+    assert message in str(info.value)
