@@ -20,6 +20,7 @@ from domain.formats import (
     CatalogFile,
     DesiredResource,
     InventoryFile,
+    ObservedResource,
     RequestFile,
     TargetSpec,
     TypeSpec,
@@ -136,6 +137,11 @@ class Model:
     targets: dict[str, TargetSpec]
     resources: dict[str, Resource]
     request_name: str = ""
+    # What a run learnt before it re-plans (executor): failed operations,
+    # targets that refused, and where the previous plan placed resources.
+    failed: set[tuple[str, str]] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+    planned: dict[str, str] = field(default_factory=dict)
 
 
 def _resolve_catalog(catalog: CatalogFile, src: Source, problems: list[Diagnostic]) -> dict[str, ResourceKind]:
@@ -250,11 +256,15 @@ def build_model(
     inventory: InventoryFile, inventory_src: Source | None,
     request: RequestFile | None, request_src: Source | None,
     *, check_references: bool = True,
+    observed: list[ObservedResource] | tuple[ObservedResource, ...] = (),
+    observed_file: str = "",
 ) -> Model:
     """Resolve and cross-check the three files. Raises DiagnosticsError.
 
     With check_references False (the inventory failed to load), names that
-    would be found in it are not reported as unknown.
+    would be found in it are not reported as unknown. ``observed`` are records
+    of what earlier runs did (the journal's state); they replace the
+    inventory's entries of the same name.
     """
     problems: list[Diagnostic] = []
     kinds = _resolve_catalog(catalog, catalog_src, problems)
@@ -306,6 +316,29 @@ def build_model(
             res.relations = _relations(obs)
             resources[obs.name] = res
             paths[obs.name] = (inventory_src, path)
+
+    for record in observed:
+        # The journal's record of what runs did: newer than the inventory file.
+        kind = kinds.get(record.type)
+        where = Origin(observed_file or "<journal>")
+        if kind is None or record.state not in kind.states:
+            problems.append(Diagnostic(
+                file=where.file, path=f"state.{record.name}",
+                summary=f"recorded resource '{record.name}' is a {record.type} in state '{record.state}', "
+                        "which the catalog no longer has",
+                detail="fix the catalog, or forget the record: ordo state rm " + record.name))
+            continue
+        res = Resource(
+            name=record.name, type=record.type, current=record.state, part_of=record.part_of,
+            placement=record.placement if record.state != kind.initial else None,
+            requires=dict(record.requires), labels=dict(record.labels),
+            attributes=dict(record.attributes), observed=True, origin=where)
+        res.relations = _relations(record)
+        previous = resources.get(record.name)
+        if previous is not None:
+            res.origin = previous.origin
+        resources[record.name] = res
+        paths.setdefault(record.name, paths.get(record.name) or (_journal_source(where.file), ()))
 
     if request is not None and request_src is not None:
         requested: dict[str, PathKey] = {}
@@ -435,6 +468,25 @@ def _references(res: Resource, resources: dict[str, Resource], kinds: dict[str, 
             found.append(Reference(param=key, producer=producer, output=output,
                                    operation=ops[0] if ops else None, file=src.file, line=line, column=column))
     return found
+
+
+def _journal_source(name: str) -> Source:
+    return Source(file=name, data={}, positions={}, key_positions={}, sha256="")
+
+
+def observed_record(res: Resource, state: str, placement: str | None,
+                    attributes: dict[str, Any]) -> ObservedResource:
+    """res as the inventory would list it, in ``state``: what a run records."""
+    uses = sorted(t for k, t in res.relations if k == "uses")
+    hosted = sorted(t for k, t in res.relations if k == "hosted_on")
+    others: dict[str, list[str]] = {}
+    for k, t in sorted(res.relations):
+        if k not in ("uses", "hosted_on"):
+            others.setdefault(k, []).append(t)
+    return ObservedResource(
+        name=res.name, type=res.type, state=state, placement=placement, part_of=res.part_of,
+        uses=uses, hosted_on=hosted[0] if hosted else None, relations=others,
+        requires=dict(res.requires), labels=dict(res.labels), attributes=attributes)
 
 
 def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKey:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.formats import CatalogFile, InventoryFile, ProjectFile, RequestFile, SettingsSpec, parse
+from domain.formats import (
+    CatalogFile,
+    InventoryFile,
+    ObservedResource,
+    ProjectFile,
+    RequestFile,
+    SettingsSpec,
+    parse,
+)
 from domain.model import Model, build_model
 from domain.yamlsrc import Source, load_yaml
 
@@ -87,12 +96,16 @@ def load_project(
     extra_policy_files: list[Path] | None = None,
     *,
     need_request: bool = True,
+    observed: list[ObservedResource] | None = None,
+    observed_name: str = "<journal>",
 ) -> Project:
     """Load and validate a project. Raises DiagnosticsError listing every problem.
 
     ``request`` and ``inventory`` override the project file's choices; a
     relative path is taken from the current folder if it is there, else from
     the project folder (so ``ordo plan -C examples/vfw requests/delete.yaml`` works).
+    ``observed`` are the journal's records of what runs did, newer than the
+    inventory file; they are part of the plan's digest under ``observed_name``.
     """
     root, project, proj_src = read_project_file(root)
     problems: list[Diagnostic] = []
@@ -141,6 +154,10 @@ def load_project(
         problems.append(proj_src.diagnostic(("request",), "no request given",
                                             "name one on the command line or as 'request:' here"))
 
+    if observed:
+        text = "\n".join(r.model_dump_json() for r in sorted(observed, key=lambda r: r.name))
+        inputs.append((observed_name, hashlib.sha256(text.encode()).hexdigest()))
+
     policy_files, policy_problems = project_policy_files(root, project, proj_src)
     problems.extend(policy_problems)
     policy_files.extend(extra_policy_files or [])
@@ -153,7 +170,8 @@ def load_project(
         inventory_failed = inv_path is not None and inv_src is None
         try:
             model = build_model(catalog, catalog_src, inv, inv_src, req, req_src,
-                                check_references=not inventory_failed)
+                                check_references=not inventory_failed,
+                                observed=observed or (), observed_file=observed_name)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
     if problems or model is None:

@@ -194,17 +194,17 @@ YAML_CASES = [
     pytest.param(
         ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    lifecycle: standard\n"),
          (CATALOG, "  vf-module:\n", "  vf-module:\n    controller: so\n")),
-        ["catalog.yaml:49:5: error: types.service.lifecycle: duplicate key 'lifecycle'",
-         "catalog.yaml:69:5: error: types.vf-module.controller: duplicate key 'controller'"],
+        ["catalog.yaml:51:5: error: types.service.lifecycle: duplicate key 'lifecycle'",
+         "catalog.yaml:71:5: error: types.vf-module.controller: duplicate key 'controller'"],
         id="duplicate-keys-all-reported"),
     pytest.param(
         ((ORDO, "  solve_timeout: 20            # seconds\n",
           "  solve_timeout: 20            # seconds\n---\nsettings: {}\n"),),
-        ["ordo.yaml:17:1: error: invalid YAML: but found another document"],
+        ["ordo.yaml:18:1: error: invalid YAML: but found another document"],
         id="two-documents"),
     pytest.param(
         ((CATALOG, "\ntypes:\n", "\n? [a, b]\n: 1\ntypes:\n"),),
-        ["catalog.yaml:46:3: error: invalid YAML: found unhashable key"],
+        ["catalog.yaml:48:3: error: invalid YAML: found unhashable key"],
         id="unhashable-key"),
     pytest.param(
         ((CATALOG, None, b"\xff\xfe controllers: {}\n"),),
@@ -234,7 +234,7 @@ SCHEMA_CASES = [
         id="wrong-type-request"),
     pytest.param(
         ((ORDO, "  concurrency: 10  ", "  concurrency: lots"),),
-        ["ordo.yaml:15:16: error: settings.concurrency: expected a whole number, got str 'lots'"],
+        ["ordo.yaml:16:16: error: settings.concurrency: expected a whole number, got str 'lots'"],
         id="wrong-type-project"),
     pytest.param(
         ((REQUEST, "services:\n  vfw-service:", "services:\n  - vfw-service:"),),
@@ -299,7 +299,7 @@ def test_invalid_name_as_key_message(project: Project) -> None:
 
 def test_invalid_name_as_key_location(project: Project) -> None:
     project.replace(CATALOG, "  vf-module:\n", "  -vf-module:\n")
-    assert_reports(project.check(), f"catalog.yaml:65:3: error: types.-vf-module: {INVALID_KEY_DETAIL}")
+    assert_reports(project.check(), f"catalog.yaml:67:3: error: types.-vf-module: {INVALID_KEY_DETAIL}")
 
 
 # --- the catalog's cross-references ------------------------------------------
@@ -307,29 +307,29 @@ def test_invalid_name_as_key_location(project: Project) -> None:
 CATALOG_CASES = [
     pytest.param(
         ((CATALOG, "    lifecycle: logical", "    lifecycle: logicl"),),
-        ["catalog.yaml:48:16: error: types.service.lifecycle: unknown lifecycle 'logicl' (did you mean 'logical'?)"],
+        ["catalog.yaml:50:16: error: types.service.lifecycle: unknown lifecycle 'logicl' (did you mean 'logical'?)"],
         id="unknown-lifecycle"),
     pytest.param(
         ((CATALOG, "    controller: so\n", "    controller: soo\n"),),
-        ["catalog.yaml:49:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)"],
+        ["catalog.yaml:51:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)"],
         id="unknown-controller-of-type"),
     pytest.param(
         ((CATALOG, "config-deploy: { controller: cds,", "config-deploy: { controller: cdss,"),),
-        ["catalog.yaml:63:36: error: types.vnf.operations.config-deploy.controller: unknown controller 'cdss' "
+        ["catalog.yaml:65:36: error: types.vnf.operations.config-deploy.controller: unknown controller 'cdss' "
          "(did you mean 'cds'?)"],
         id="unknown-controller-of-operation"),
     pytest.param(
         ((CATALOG, "      healthcheck:   { controller: cds }", "      helthcheck:   { controller: cds }"),),
-        ["catalog.yaml:64:21: error: types.vnf.operations.helthcheck: lifecycle 'vnf' has no operation "
+        ["catalog.yaml:66:21: error: types.vnf.operations.helthcheck: lifecycle 'vnf' has no operation "
          "'helthcheck' (did you mean 'healthcheck'?)"],
         id="unknown-operation"),
     pytest.param(
         ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    update: activte\n"),),
-        ["catalog.yaml:49:13: error: types.service.update: unknown operation 'activte' (did you mean 'activate'?)"],
+        ["catalog.yaml:51:13: error: types.service.update: unknown operation 'activte' (did you mean 'activate'?)"],
         id="unknown-update-operation"),
     pytest.param(
         ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    update: activate\n"),),
-        ["catalog.yaml:49:13: error: types.service.update: update operation 'activate' must keep the state "
+        ["catalog.yaml:51:13: error: types.service.update: update operation 'activate' must keep the state "
          "(it goes from 'assigned' to 'active')"],
         id="update-changes-state"),
     pytest.param(
@@ -345,7 +345,7 @@ CATALOG_CASES = [
         id="unknown-state-in-milestone"),
     pytest.param(
         ((CATALOG, "    lifecycle: logical\n", "    lifecycle: logical\n    final: actve\n"),),
-        ["catalog.yaml:49:12: error: types.service.final: unknown state 'actve' "
+        ["catalog.yaml:51:12: error: types.service.final: unknown state 'actve' "
          "(did you mean 'active'?)"],
         id="unknown-final-state"),
     pytest.param(
@@ -354,7 +354,7 @@ CATALOG_CASES = [
         id="state-listed-twice"),
     pytest.param(
         ((CATALOG, "    lifecycle: standard\n    controller: openstack\n", "    lifecycle: standard\n"),),
-        [f"catalog.yaml:72:5: error: types.volume-group: no controller for operation '{op}' "
+        [f"catalog.yaml:74:5: error: types.volume-group: no controller for operation '{op}' "
          "(set 'controller' on the type or on the operation)"
          for op in ("activate", "create", "deactivate", "delete", "update")],
         id="operation-without-controller"),
@@ -593,7 +593,7 @@ def test_overlapping_cycles_are_each_named(project: Project) -> None:
 POLICY_CASES = [
     pytest.param(
         ((ORDO, "    - policies/config-after-modules.lp", "    - policies/missing.lp"),),
-        ["ordo.yaml:13:7: error: policies.files[0]: no such policy file 'policies/missing.lp'"],
+        ["ordo.yaml:14:7: error: policies.files[0]: no such policy file 'policies/missing.lp'"],
         id="missing-policy-file"),
     pytest.param(
         ((POLICY, None, "foo(X) :- op(X,_)\nbar(1).\n"),),
@@ -735,10 +735,10 @@ def test_problems_in_several_files_reported_together(project: Project) -> None:
                     "        requires: { vcpu: 4, memory_gb: 8 }\n        placement: region-tree\n")
     assert_reports(
         project.check(),
-        "catalog.yaml:49:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)",
+        "catalog.yaml:51:17: error: types.service.controller: unknown controller 'soo' (did you mean 'so'?)",
         "inventory.yaml:18:12: error: resources[0].state: unknown state 'actve' for type 'network' "
         "(did you mean 'active'?)",
-        "ordo.yaml:15:7: error: policies.files[2]: no such policy file 'policies/gone.lp'",
+        "ordo.yaml:16:7: error: policies.files[2]: no such policy file 'policies/gone.lp'",
         "policies/typo.lp:1:15: error: predicate 'reachs/2' is read but never defined (did you mean 'reaches/2'?)",
         "requests/instantiate.yaml:22:20: error: services.vfw-service.vnfs[1].placement: unknown target "
         "'region-tree' (did you mean 'region-three'?)",
@@ -750,7 +750,7 @@ def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
     project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
     result = project.check()
     assert_reported(result,
-                    "catalog.yaml:49:17: error: types.service.controller: unknown controller 'soo' "
+                    "catalog.yaml:51:17: error: types.service.controller: unknown controller 'soo' "
                     "(did you mean 'so'?)")
     assert any(line.startswith("policies/config-after-modules.lp:2:1: error: unsafe variables in:")
                for line in result.diagnostics), result.stderr

@@ -1,0 +1,889 @@
+"""The executor: carry a plan out against controllers, durably, re-planning on failure.
+
+One :class:`Executor` drives one run at a time and keeps every piece of state
+on itself (nothing at module level), so a service can drive many runs in one
+process. The loop of one plan:
+
+1. dispatch every ready operation the limits allow (global, per controller,
+   per concurrency group named in policies), longest remaining path first;
+2. write one intent per dispatch, with its idempotency key, in one
+   transaction, *then* call the controllers, each call on its own thread;
+3. collect what finished, write results (outputs, the resources' new state)
+   in one transaction, release successors; schedule retries of transient
+   failures with exponential backoff;
+4. on a permanent failure (or retries spent), dispatch nothing new, let
+   in-flight calls finish, observe the resources concerned, record what was
+   learnt (``failed``, ``refused``), and plan again from the observed state
+   toward the same goal; a bounded number of times. No plan: "fallout", with
+   the planner's explanation, nothing undone silently.
+
+An operation whose outcome is in doubt (a timeout, a lost answer, a crash
+between intent and result) is observed at its controller before it is sent
+again, so a non-idempotent operation is never applied twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from domain.errors import OrdoError
+from domain.formats import ObservedResource
+from domain.model import REFERENCE, Model, Resource, observed_record, references_in
+from domain.project import Project
+from executor.controllers import (
+    Controller,
+    ControllerContext,
+    ControllerError,
+    Observation,
+    OperationRequest,
+    PermanentError,
+    TransientError,
+    make_controllers,
+)
+from executor.journal import Event, Journal, JournalError
+from planner.core import Outcome, make_plan
+from planner.plan import Plan, PlannedOperation
+
+#: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
+CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "failure-observed", "replanned")
+
+#: A ProjectLoader builds the project from the journal's records of what
+#: runs did (the CLI closes over the project folder, request and options).
+ProjectLoader = Callable[[list[ObservedResource]], Project]
+Listener = Callable[[Event], None]
+
+
+class ExecutionError(OrdoError):
+    """A run cannot start or continue (names what and why)."""
+
+
+class CrashPoints:
+    """Kill the process (SIGKILL, as `kill -9`) at a named point, for tests.
+
+    Spec: "name" or "name:N" (the N-th time it is reached), comma-separated.
+    """
+
+    def __init__(self, spec: str | None) -> None:
+        self._at: dict[str, int] = {}
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        for part in (spec or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, _, count = part.partition(":")
+            if name not in CRASH_POINTS:
+                raise ExecutionError(f"unknown crash point '{name}' (expected one of: {', '.join(CRASH_POINTS)})")
+            self._at[name] = int(count) if count.isdigit() and int(count) > 0 else 1
+
+    def hit(self, name: str) -> None:
+        if name not in self._at:
+            return
+        with self._lock:
+            self._seen[name] = self._seen.get(name, 0) + 1
+            if self._seen[name] == self._at[name]:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class ApplyOptions:
+    concurrency: int | None = None          # None: the plan's
+    max_replans: int | None = None          # None: the project's settings.max_replans
+    on_failure: str = "replan"              # replan | rollback | stop
+    default_timeout: float = 600.0          # seconds an operation may take unless the catalog says
+    simulation: dict[str, Any] | None = None
+    crash: str | None = None                # ORDO_CRASH_POINT
+    poll: float = 0.5                       # seconds between checks for `ordo abort`
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"concurrency": self.concurrency, "max_replans": self.max_replans, "on_failure": self.on_failure,
+                "default_timeout": self.default_timeout, "simulation": self.simulation}
+
+
+@dataclass
+class RunResult:
+    run: int
+    status: str                  # complete, fallout, interrupted, aborted, rolled_back, failed
+    summary: dict[str, Any]
+    explanation: Any = None      # planner Explanation for a fallout
+    reason: str = ""
+
+
+@dataclass
+class _Completion:
+    token: int
+    op: str
+    outputs: dict[str, Any] | None = None
+    error: ControllerError | None = None
+    observed: bool = False       # the effect was found applied by observing, not by calling
+    seconds: float = 0.0
+
+
+@dataclass
+class _Running:
+    op: str
+    token: int
+    attempt: int
+    started: float
+    deadline: float | None
+    request: OperationRequest
+
+
+@dataclass
+class _Failure:
+    op: str
+    resource: str
+    operation: str
+    error: str
+    scope: str
+    target: str | None
+    in_doubt: bool
+
+
+@dataclass
+class _RunState:
+    """What one run knows; rebuilt from the journal on resume."""
+
+    run: int
+    plan: Plan | None = None
+    plan_no: int = 0
+    project: Project | None = None
+    done: set[str] = field(default_factory=set)
+    attempts: dict[str, int] = field(default_factory=dict)
+    in_doubt: set[str] = field(default_factory=set)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: set[tuple[str, str]] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+    failures: list[_Failure] = field(default_factory=list)   # since the last plan, not yet handled
+    replans: int = 0
+    snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource -> state before the run
+    records: dict[str, ObservedResource] = field(default_factory=dict)
+    mode: str = "forward"        # forward | rollback
+    touched: set[str] = field(default_factory=set)
+    ended: str | None = None
+
+
+class Executor:
+    """Carries plans out; one instance per run being driven."""
+
+    def __init__(self, journal: Journal, loader: ProjectLoader, *, options: ApplyOptions | None = None,
+                 listener: Listener | None = None) -> None:
+        self.journal = journal
+        self.loader = loader
+        self.options = options or ApplyOptions()
+        self.listener = listener or (lambda event: None)
+        self.crash = CrashPoints(self.options.crash)
+        self._stop = threading.Event()
+        self._context: ControllerContext | None = None
+        self._controllers: dict[str, Controller] = {}
+        self._queue: queue.SimpleQueue[_Completion] = queue.SimpleQueue()
+        self._token = 0
+        self._abort_since = 0
+
+    # --- public --------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Drain: dispatch nothing new, let in-flight calls finish, save state (Ctrl-C once)."""
+        self._stop.set()
+
+    def apply(self, project: Project, plan: Plan) -> RunResult:
+        """Start a run of ``plan`` (made from ``project``) and carry it to an end."""
+        request = project.model.request_name or project.request_file or ""
+        run = self.journal.start_run(str(project.root), request, self.options.as_dict())
+        rs = _RunState(run=run, plan=plan, plan_no=1, project=project, records=self.journal.state())
+        rs.snapshot = self._snapshot(project.model, plan, {})
+        self._emit(rs, [
+            Event("run-started", data={"request": request, "project": str(project.root), "snapshot": rs.snapshot,
+                                       "options": self.options.as_dict()}),
+            Event("plan", data={"number": 1, "reason": "initial", "digest": plan.digest, "plan": plan.to_json()}),
+        ])
+        self.crash.hit("plan-saved")
+        return self._drive(rs)
+
+    def resume(self, run_id: int) -> RunResult:
+        """Continue a run that crashed, was interrupted, or fell out (after the cause was fixed)."""
+        info = self.journal.run(run_id)
+        status = info.effective_status
+        if status not in ("crashed", "fallout", "interrupted", "failed"):
+            why = {"running": "it is running now", "complete": "it completed",
+                   "aborted": "it was aborted", "rolled_back": "it was rolled back"}.get(status, status)
+            raise ExecutionError(f"run {run_id} cannot be resumed: {why}")
+        self.journal.claim(run_id)
+        rs = self._rebuild(run_id)
+        self._emit(rs, [Event("resumed", data={"from": status})])
+        if status == "fallout":
+            rs.replans = 0
+            rs.failures = []
+            return self._replan_and_drive(rs, reason="resumed after fallout")
+        project = self.loader(list(rs.records.values()))
+        if rs.plan is None or _model_inputs(project) != _model_inputs_of_plan(rs.plan):
+            rs.project = project
+            return self._replan_and_drive(rs, reason="inputs changed since the plan was made")
+        rs.project = project
+        if rs.failures:
+            return self._after_failure(rs)
+        return self._drive(rs)
+
+    def close(self) -> None:
+        for ctl in self._controllers.values():
+            with contextlib.suppress(Exception):
+                ctl.close()
+        self._controllers = {}
+        if self._context is not None:
+            self._context.close()
+            self._context = None
+
+    # --- the run loop --------------------------------------------------------
+
+    def _drive(self, rs: _RunState) -> RunResult:
+        while True:
+            status = self._execute_plan(rs)
+            if status == "complete":
+                final = "rolled_back" if rs.mode == "rollback" else "complete"
+                return self._end(rs, final)
+            if status in ("interrupted", "aborted"):
+                return self._end(rs, status)
+            result = self._after_failure(rs, drive=False)
+            if result is not None:
+                return result
+
+    def _after_failure(self, rs: _RunState, drive: bool = True) -> RunResult | None:
+        self._observe_failures(rs)
+        self.crash.hit("failure-observed")
+        if self.options.on_failure == "stop":
+            return self._end(rs, "failed", reason=self._failure_text(rs))
+        if rs.mode == "forward" and self.options.on_failure == "rollback":
+            rs.mode = "rollback"
+            return self._replan(rs, reason="rolling back: " + self._failure_text(rs), drive=drive)
+        limit = self.options.max_replans
+        if limit is None:
+            limit = rs.project.settings.max_replans if rs.project else 3
+        if rs.replans >= limit:
+            reason = f"gave up after {rs.replans} re-plan(s): {self._failure_text(rs)}"
+            return self._end(rs, "fallout", reason=reason)
+        return self._replan(rs, reason=self._failure_text(rs), drive=drive)
+
+    def _replan_and_drive(self, rs: _RunState, reason: str) -> RunResult:
+        result = self._replan(rs, reason=reason, drive=True)
+        assert result is not None
+        return result
+
+    def _replan(self, rs: _RunState, reason: str, drive: bool) -> RunResult | None:
+        started = time.monotonic()
+        project = self.loader(list(rs.records.values()))
+        model = project.model
+        model.failed = set(rs.failed)
+        model.refused = set(rs.refused)
+        if rs.plan is not None:
+            model.planned = {r: t for r, t in rs.plan.placements.items() if r in model.resources}
+        if rs.mode == "rollback":
+            _roll_back(model, rs.snapshot)
+        outcome: Outcome = make_plan(project, concurrency=self.options.concurrency)
+        seconds = time.monotonic() - started
+        rs.failures = []
+        if outcome.plan is None:
+            explanation = outcome.explanation
+            self._emit(rs, [Event("no-plan", data={
+                "status": outcome.status, "reason": reason, "seconds": round(seconds, 3),
+                "explanation": _explanation_data(explanation)})])
+            result = self._end(rs, "fallout", reason=f"no plan after failure: {reason}")
+            result.explanation = explanation
+            return result
+        rs.replans += 1
+        rs.plan_no += 1
+        rs.plan, rs.project = outcome.plan, project
+        rs.done, rs.attempts = set(), {}
+        rs.in_doubt = set(rs.in_doubt)  # carried over: observed before anything is resent
+        rs.snapshot.update(self._snapshot(model, outcome.plan, rs.snapshot))
+        self._emit(rs, [Event("replan", data={"number": rs.plan_no, "reason": reason, "mode": rs.mode,
+                                              "seconds": round(seconds, 3), "digest": outcome.plan.digest,
+                                              "plan": outcome.plan.to_json()})])
+        self.crash.hit("replanned")
+        if drive:
+            return self._drive(rs)
+        return None
+
+    def _execute_plan(self, rs: _RunState) -> str:
+        plan, project = rs.plan, rs.project
+        assert plan is not None and project is not None
+        model = project.model
+        ops = {op.id: op for op in plan.operations}
+        succ: dict[str, list[str]] = {oid: [] for oid in ops}
+        waiting = dict.fromkeys(ops, 0)
+        for edge in plan.edges:
+            if edge.before in ops and edge.after in ops:
+                succ[edge.before].append(edge.after)
+                if edge.before not in rs.done:
+                    waiting[edge.after] += 1
+        level = _bottom_levels(ops, succ)
+        groups: dict[str, list[str]] = {}
+        group_limit: dict[str, int] = {}
+        for group in plan.groups:
+            group_limit[group.name] = group.limit
+            for oid in group.operations:
+                groups.setdefault(oid, []).append(group.name)
+        ctl_limit = {name: spec.concurrency for name, spec in model.controllers.items() if spec.concurrency}
+        limit = self.options.concurrency or plan.concurrency or project.settings.concurrency
+        ready: dict[str, list[tuple[float, str]]] = {}
+
+        def make_ready(oid: str) -> None:
+            heapq.heappush(ready.setdefault(ops[oid].controller, []), (-level[oid], oid))
+
+        for oid in sorted(ops):
+            if oid not in rs.done and waiting[oid] == 0:
+                make_ready(oid)
+        running: dict[int, _Running] = {}
+        per_ctl: dict[str, int] = {}
+        per_group: dict[str, int] = {}
+        retries: list[tuple[float, str]] = []
+        next_poll = time.monotonic() + self.options.poll
+        stopping = ""
+        while True:
+            now = time.monotonic()
+            while retries and retries[0][0] <= now:
+                make_ready(heapq.heappop(retries)[1])
+            # Calls that did not answer in time: in doubt, retried after observing.
+            late = [r for r in running.values() if r.deadline is not None and now > r.deadline]
+            if late:
+                self._settle(rs, [_Completion(token=r.token, op=r.op, error=TransientError(
+                    f"no answer within {r.deadline - r.started:.0f} s", applied=None, code="timeout"))
+                    for r in late], running, per_ctl, per_group, groups, ops, succ, waiting, make_ready, retries)
+            if now >= next_poll:
+                next_poll = now + self.options.poll
+                if self.journal.has_event(rs.run, "abort-requested", since=self._abort_since):
+                    stopping = stopping or "aborted"
+            if self._stop.is_set():
+                stopping = stopping or "interrupted"
+            if not rs.failures and not stopping:
+                batch = self._pick(ready, ops, limit, len(running), per_ctl, ctl_limit, per_group, group_limit,
+                                   groups)
+                if batch:
+                    self._dispatch(rs, batch, ops, model, running, per_ctl, per_group, groups)
+            if not running:
+                if rs.failures:
+                    return "failed"
+                if stopping:
+                    return stopping
+                if not retries and not any(ready.values()):
+                    if len(rs.done) >= len(ops):
+                        return "complete"
+                    raise ExecutionError(f"run {rs.run}: operations left that can never start "
+                                         f"({', '.join(sorted(set(ops) - rs.done)[:5])})")
+            wait = next_poll - now
+            if retries:
+                wait = min(wait, retries[0][0] - now)
+            deadlines = [r.deadline for r in running.values() if r.deadline is not None]
+            if deadlines:
+                wait = min(wait, min(deadlines) - now)
+            try:
+                first = self._queue.get(timeout=max(0.0, wait))
+            except queue.Empty:
+                continue
+            batch_done = [first]
+            while True:
+                try:
+                    batch_done.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._settle(rs, batch_done, running, per_ctl, per_group, groups, ops, succ, waiting, make_ready,
+                         retries)
+
+    def _pick(self, ready: dict[str, list[tuple[float, str]]], ops: dict[str, PlannedOperation], limit: int,
+              in_flight: int, per_ctl: dict[str, int], ctl_limit: dict[str, int], per_group: dict[str, int],
+              group_limit: dict[str, int], groups: dict[str, list[str]]) -> list[str]:
+        """Ready operations that fit the limits now, longest remaining path first."""
+        picked: list[str] = []
+        room = limit - in_flight
+        if room <= 0:
+            return picked
+        heads = [(q[0], ctl) for ctl, q in ready.items() if q and per_ctl.get(ctl, 0) < ctl_limit.get(ctl, 1 << 30)]
+        heapq.heapify(heads)
+        deferred: list[tuple[str, tuple[float, str]]] = []
+        used_groups: dict[str, int] = {}
+        while heads and len(picked) < room:
+            _, ctl = heapq.heappop(heads)
+            q = ready[ctl]
+            item = heapq.heappop(q)
+            oid = item[1]
+            full = any(per_group.get(g, 0) + used_groups.get(g, 0) >= group_limit[g] for g in groups.get(oid, ()))
+            if full:
+                deferred.append((ctl, item))
+            else:
+                picked.append(oid)
+                per_ctl[ctl] = per_ctl.get(ctl, 0) + 1
+                for g in groups.get(oid, ()):
+                    used_groups[g] = used_groups.get(g, 0) + 1
+            if q and per_ctl.get(ctl, 0) < ctl_limit.get(ctl, 1 << 30):
+                heapq.heappush(heads, (q[0], ctl))
+        for ctl, item in deferred:
+            heapq.heappush(ready[ctl], item)
+        for oid in picked:  # _dispatch counts them again
+            per_ctl[ops[oid].controller] -= 1
+        return picked
+
+    def _dispatch(self, rs: _RunState, batch: list[str], ops: dict[str, PlannedOperation], model: Model,
+                  running: dict[int, _Running], per_ctl: dict[str, int], per_group: dict[str, int],
+                  groups: dict[str, list[str]]) -> None:
+        events = []
+        calls = []
+        now = time.monotonic()
+        for oid in batch:
+            op = ops[oid]
+            res = model.resources[op.resource]
+            kind_op = model.kinds[res.type].operation(op.operation)
+            attempt = rs.attempts.get(oid, 0) + 1
+            rs.attempts[oid] = attempt
+            timeout = kind_op.timeout or self.options.default_timeout
+            request = OperationRequest(
+                run=str(rs.run), key=self._key(rs, oid), resource=op.resource, type=op.type,
+                operation=op.operation, from_state=op.from_state, to_state=op.to_state,
+                target=self._target(rs, model, op.resource), inputs=self._inputs(rs, model, res),
+                attempt=attempt, timeout=timeout, outputs=kind_op.outputs)
+            in_doubt = oid in rs.in_doubt
+            events.append(Event("intent", op=oid, key=request.key, data={
+                "attempt": attempt, "controller": op.controller, "resource": op.resource,
+                "operation": op.operation, "target": request.target, "inputs": request.inputs,
+                "observe_first": in_doubt, "plan": rs.plan_no}))
+            self._token += 1
+            running[self._token] = _Running(op=oid, token=self._token, attempt=attempt, started=now,
+                                            deadline=now + timeout, request=request)
+            per_ctl[op.controller] = per_ctl.get(op.controller, 0) + 1
+            for g in groups.get(oid, ()):
+                per_group[g] = per_group.get(g, 0) + 1
+            rs.in_doubt.add(oid)  # until its result is written
+            calls.append((self._token, oid, request, in_doubt, op.controller, model.kinds[res.type].initial))
+        self._emit(rs, events)
+        self.crash.hit("intent-written")
+        for token, oid, request, in_doubt, ctl_name, initial in calls:
+            ctl = self._controller(ctl_name, rs)
+            thread = threading.Thread(target=self._call, args=(ctl, token, oid, request, in_doubt, initial),
+                                      name=f"ordo-{oid}", daemon=True)
+            thread.start()
+
+    def _call(self, ctl: Controller, token: int, oid: str, request: OperationRequest, in_doubt: bool,
+              initial: str) -> None:
+        started = time.monotonic()
+        try:
+            if in_doubt:
+                obs = ctl.observe(request.resource, request.type, request)
+                verdict = _judge(obs, request, initial)
+                if verdict == "applied":
+                    self._queue.put(_Completion(token, oid, outputs=dict(obs.outputs or {}), observed=True,
+                                                seconds=time.monotonic() - started))
+                    return
+                if verdict != "resend":
+                    self._queue.put(_Completion(token, oid, error=PermanentError(verdict, applied=False),
+                                                seconds=time.monotonic() - started))
+                    return
+            outputs = ctl.execute(request)
+            self.crash.hit("applied")
+            self._queue.put(_Completion(token, oid, outputs=dict(outputs or {}), seconds=time.monotonic() - started))
+        except ControllerError as exc:
+            self._queue.put(_Completion(token, oid, error=exc, seconds=time.monotonic() - started))
+        except Exception as exc:  # an adapter bug must not kill the run
+            self._queue.put(_Completion(token, oid, error=PermanentError(
+                f"controller raised {type(exc).__name__}: {exc}", applied=None), seconds=time.monotonic() - started))
+
+    def _settle(self, rs: _RunState, completions: list[_Completion], running: dict[int, _Running],
+                per_ctl: dict[str, int], per_group: dict[str, int], groups: dict[str, list[str]],
+                ops: dict[str, PlannedOperation], succ: dict[str, list[str]], waiting: dict[str, int],
+                make_ready: Callable[[str], None], retries: list[tuple[float, str]]) -> None:
+        model = rs.project.model
+        events: list[Event] = []
+        state: dict[str, ObservedResource | None] = {}
+        released: list[str] = []
+        for done in completions:
+            call = running.pop(done.token, None)
+            if call is None:
+                continue  # a late answer from a call already given up on
+            oid = done.op
+            op = ops[oid]
+            per_ctl[op.controller] -= 1
+            for g in groups.get(oid, ()):
+                per_group[g] -= 1
+            res = model.resources[op.resource]
+            if done.error is None:
+                rs.done.add(oid)
+                rs.in_doubt.discard(oid)
+                rs.touched.add(op.resource)
+                outputs = done.outputs or {}
+                if outputs:
+                    rs.outputs.setdefault(op.resource, {}).update(outputs)
+                record = self._record(rs, model, res, op.to_state, call.request, outputs)
+                rs.records[op.resource] = record
+                state[op.resource] = record
+                events.append(Event("result", op=oid, key=call.request.key, data={
+                    "attempt": call.attempt, "outputs": outputs, "state": op.to_state,
+                    "seconds": round(done.seconds, 4), "observed": done.observed}))
+                for nxt in succ[oid]:
+                    waiting[nxt] -= 1
+                    if waiting[nxt] == 0:
+                        released.append(nxt)
+                continue
+            err = done.error
+            retry = model.kinds[res.type].operation(op.operation).retry
+            doubt = err.applied is not False
+            if not doubt:
+                rs.in_doubt.discard(oid)
+            data = {"attempt": call.attempt, "error": err.message, "transient": err.transient,
+                    "scope": err.scope, "code": err.code, "in_doubt": doubt}
+            if err.transient and call.attempt < retry.attempts:
+                delay = retry.delay(call.attempt)
+                data["retry_in"] = round(delay, 3)
+                events.append(Event("retry", op=oid, key=call.request.key, data=data))
+                heapq.heappush(retries, (time.monotonic() + delay, oid))
+                continue
+            if err.transient:
+                data["error"] = f"{err.message} (after {call.attempt} attempts)"
+            events.append(Event("failed", op=oid, key=call.request.key, data=data))
+            rs.failures.append(_Failure(op=oid, resource=op.resource, operation=op.operation, error=data["error"],
+                                        scope=err.scope, target=call.request.target, in_doubt=doubt))
+        for nxt in sorted(released):
+            make_ready(nxt)
+        if events:
+            self._emit(rs, events, state=state)
+            self.crash.hit("result-written")
+
+    # --- failures ------------------------------------------------------------
+
+    def _observe_failures(self, rs: _RunState) -> None:
+        """Observe the resources concerned and learn facts for the next plan."""
+        model = rs.project.model
+        events, state = [], {}
+        facts = []
+        for failure in rs.failures:
+            res = model.resources[failure.resource]
+            kind = model.kinds[res.type]
+            op = next((o for o in rs.plan.operations if o.id == failure.op), None)
+            ctl = self._controller(op.controller if op else kind.operation(failure.operation).controller, rs)
+            try:
+                obs = ctl.observe(res.name, res.type, None)
+            except ControllerError as exc:
+                events.append(Event("observed", data={"resource": res.name, "error": exc.message}))
+                obs = None
+            if obs is not None and (obs.state is not None or not obs.exists):
+                now_state = obs.state if obs.exists and obs.state in kind.states else kind.initial
+                target = obs.target if now_state != kind.initial else None
+                record = self._record(rs, model, res, now_state, None, {}, target=target or
+                                      self._target(rs, model, res.name))
+                rs.records[res.name] = record
+                state[res.name] = record
+                events.append(Event("observed", data={"resource": res.name, "state": now_state, "target": target}))
+                if failure.in_doubt and op is not None and now_state == op.to_state and op.from_state != op.to_state:
+                    rs.in_doubt.discard(failure.op)
+            fact = ("failed", failure.resource, failure.operation)
+            rs.failed.add((failure.resource, failure.operation))
+            facts.append(list(fact))
+            if failure.scope == "target" and failure.target:
+                rs.refused.add(failure.target)
+                facts.append(["refused", failure.target])
+        events.append(Event("learnt", data={"facts": facts}))
+        self._emit(rs, events, state=state)
+
+    def _failure_text(self, rs: _RunState) -> str:
+        if not rs.failures:
+            return "an operation failed"
+        first = rs.failures[0]
+        more = f" (and {len(rs.failures) - 1} more)" if len(rs.failures) > 1 else ""
+        return f"{first.op} failed: {first.error}{more}"
+
+    # --- end -------------------------------------------------------------------
+
+    def _end(self, rs: _RunState, status: str, reason: str = "") -> RunResult:
+        summary = self._summary(rs)
+        summary["status"] = status
+        if reason:
+            summary["reason"] = reason
+        self._emit(rs, [Event("run-ended", data=summary)], status=status, summary=summary)
+        rs.ended = status
+        return RunResult(run=rs.run, status=status, summary=summary, reason=reason)
+
+    def _summary(self, rs: _RunState) -> dict[str, Any]:
+        """Resources that reached their goal, by what happened to them from the
+        start of the run (Terraform's summary), and those left short of it."""
+        counts = {"created": 0, "changed": 0, "deleted": 0, "unfinished": 0}
+        model = rs.project.model if rs.project else None
+        goals = {c.resource: c.after for c in rs.plan.resource_changes} if rs.plan else {}
+        for name in sorted(set(rs.snapshot) | set(goals)):
+            if model is None or name not in model.resources:
+                continue
+            initial = model.kinds[model.resources[name].type].initial
+            record = rs.records.get(name)
+            before = rs.snapshot.get(name, {}).get("state", initial)
+            now = record.state if record else model.resources[name].current
+            if now != goals.get(name, now):
+                counts["unfinished"] += name in rs.touched
+            elif before == initial and now != initial:
+                counts["created"] += 1
+            elif before != initial and now == initial:
+                counts["deleted"] += 1
+            elif name in rs.touched:
+                counts["changed"] += 1
+        return {**counts, "replans": rs.replans, "operations": len(rs.done), "plan": rs.plan_no}
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _emit(self, rs: _RunState, events: list[Event], *, state: dict[str, ObservedResource | None] | None = None,
+              status: str | None = None, summary: dict[str, Any] | None = None) -> None:
+        stored = self.journal.append(rs.run, events, state=state, status=status, summary=summary)
+        for ev in stored:
+            self.listener(ev)
+
+    def _key(self, rs: _RunState, oid: str) -> str:
+        return f"ordo:{self.journal.id[:12]}:{rs.run}:{rs.plan_no}:{oid}"
+
+    def _controller(self, name: str, rs: _RunState) -> Controller:
+        if name not in self._controllers:
+            if self._context is None:
+                self._context = ControllerContext(
+                    workdir=self.journal.path.parent, root=rs.project.root,
+                    inventory=[{"name": r.name, "type": r.type, "state": r.current, "placement": r.placement,
+                                "attributes": r.attributes}
+                               for r in rs.project.model.resources.values() if r.observed],
+                    targets=sorted(rs.project.model.targets),
+                    settings={"simulation": self.options.simulation or {}})
+            self._controllers.update(make_controllers(rs.project.model.controllers, {name}, self._context))
+        return self._controllers[name]
+
+    def _target(self, rs: _RunState, model: Model, name: str) -> str | None:
+        seen = set()
+        while name and name not in seen:
+            seen.add(name)
+            if rs.plan and name in rs.plan.placements:
+                return rs.plan.placements[name]
+            res = model.resources.get(name)
+            if res is None:
+                return None
+            record = rs.records.get(name)
+            if record is not None and record.placement:
+                return record.placement
+            if res.placement:
+                return res.placement
+            name = res.part_of or ""
+        return None
+
+    def _inputs(self, rs: _RunState, model: Model, res: Resource) -> dict[str, Any]:
+        if not res.refs:
+            return dict(res.params)
+
+        def value_of(producer: str, output: str) -> Any:
+            if output in rs.outputs.get(producer, {}):
+                return rs.outputs[producer][output]
+            record = rs.records.get(producer)
+            if record is not None and output in record.attributes:
+                return record.attributes[output]
+            other = model.resources.get(producer)
+            if other is not None and output in other.attributes:
+                return other.attributes[output]
+            raise KeyError(output)
+
+        return {k: v for k, v in ((k, _resolve(v, value_of)) for k, v in res.params.items()) if v is not _MISSING}
+
+    def _record(self, rs: _RunState, model: Model, res: Resource, state: str, request: OperationRequest | None,
+                outputs: dict[str, Any], target: str | None = None) -> ObservedResource:
+        kind = model.kinds[res.type]
+        previous = rs.records.get(res.name)
+        attributes = dict(previous.attributes if previous else res.attributes)
+        if state == kind.initial:
+            attributes = {}
+            placement = None
+        else:
+            if request is not None:
+                attributes.update(request.inputs)
+            attributes.update(outputs)
+            placement = target or (request.target if request else None) or (previous.placement if previous else None)
+            # Only placeable resources carry a placement of their own; parts inherit it.
+            if not kind.placement:
+                placement = None
+        return observed_record(res, state, placement, attributes)
+
+    def _snapshot(self, model: Model, plan: Plan, known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for change in plan.resource_changes:
+            if change.resource in known:
+                continue
+            res = model.resources[change.resource]
+            out[change.resource] = {"state": res.current, "placement": res.placement,
+                                    "attributes": dict(res.attributes)}
+        return out
+
+    def _rebuild(self, run_id: int) -> _RunState:
+        rs = _RunState(run=run_id, records=self.journal.state())
+        for ev in self.journal.events(run_id):
+            data = ev.data
+            if ev.kind == "run-started":
+                rs.snapshot = dict(data.get("snapshot", {}))
+            elif ev.kind in ("plan", "replan"):
+                rs.plan = Plan.from_json(data["plan"])
+                rs.plan_no = data["number"]
+                rs.done, rs.attempts, rs.failures = set(), {}, []
+                if ev.kind == "replan":
+                    rs.replans += 1
+                    rs.mode = data.get("mode", rs.mode)
+            elif ev.kind == "intent":
+                rs.attempts[ev.op] = data["attempt"]
+                rs.in_doubt.add(ev.op)
+            elif ev.kind == "result":
+                rs.done.add(ev.op)
+                rs.in_doubt.discard(ev.op)
+                if data.get("outputs"):
+                    rs.outputs.setdefault(ev.op.rsplit("/", 1)[0], {}).update(data["outputs"])
+                rs.touched.add(ev.op.rsplit("/", 1)[0])
+            elif ev.kind in ("retry", "failed"):
+                if not data.get("in_doubt"):
+                    rs.in_doubt.discard(ev.op)
+                if ev.kind == "failed":
+                    resource, _, operation = ev.op.rpartition("/")
+                    target = None
+                    rs.failures.append(_Failure(op=ev.op, resource=resource, operation=operation,
+                                                error=data.get("error", ""), scope=data.get("scope", "resource"),
+                                                target=target, in_doubt=bool(data.get("in_doubt"))))
+            elif ev.kind == "learnt":
+                rs.failures = []
+                for fact in data.get("facts", []):
+                    if fact[0] == "failed":
+                        rs.failed.add((fact[1], fact[2]))
+                    elif fact[0] == "refused":
+                        rs.refused.add(fact[1])
+            elif ev.kind == "abort-requested":
+                self._abort_since = ev.seq
+        # A failure's target is the one its intent named.
+        if rs.failures:
+            targets = {ev.op: ev.data.get("target") for ev in self.journal.events(run_id) if ev.kind == "intent"}
+            rs.failures = [replace(f, target=targets.get(f.op)) for f in rs.failures]
+        return rs
+
+
+# --- pure helpers ---------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _resolve(value: Any, value_of: Callable[[str, str], Any]) -> Any:
+    """A param with ``${R.outputs.X}`` replaced by the value; _MISSING if one is not known yet."""
+    if isinstance(value, str):
+        whole = REFERENCE.fullmatch(value)
+        try:
+            if whole:
+                producer, _, output = whole.group(1).rpartition(".outputs.")
+                return value_of(producer, output)
+            if not references_in(value):
+                return value
+
+            def sub(m: Any) -> str:
+                producer, _, output = m.group(1).rpartition(".outputs.")
+                return str(value_of(producer, output))
+
+            return REFERENCE.sub(sub, value)
+        except KeyError:
+            return _MISSING
+    if isinstance(value, dict):
+        out = {k: _resolve(v, value_of) for k, v in value.items()}
+        return _MISSING if any(v is _MISSING for v in out.values()) else out
+    if isinstance(value, list):
+        items = [_resolve(v, value_of) for v in value]
+        return _MISSING if any(v is _MISSING for v in items) else items
+    return value
+
+
+def _judge(obs: Observation, request: OperationRequest, initial: str) -> str:
+    """After an answer was lost: 'applied', 'resend', or why neither is safe."""
+    if obs.applied is True:
+        return "applied"
+    if obs.applied is False:
+        return "resend"
+    if request.from_state == request.to_state:
+        return "resend"  # a same-state operation cannot be told apart: it must be idempotent
+    state = obs.state if obs.exists else initial
+    if state is None:
+        return "resend"
+    if state == request.to_state:
+        return "applied"
+    if state == request.from_state:
+        return "resend"
+    return (f"'{request.resource}' is {state}, neither {request.from_state} nor {request.to_state}: "
+            f"cannot tell whether {request.operation} was applied")
+
+
+def _bottom_levels(ops: dict[str, PlannedOperation], succ: dict[str, list[str]]) -> dict[str, float]:
+    order: list[str] = []
+    indeg = dict.fromkeys(ops, 0)
+    for nexts in succ.values():
+        for n in nexts:
+            indeg[n] += 1
+    stack = sorted(n for n, d in indeg.items() if d == 0)
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        for n in succ[node]:
+            indeg[n] -= 1
+            if indeg[n] == 0:
+                stack.append(n)
+    level: dict[str, float] = {}
+    for node in reversed(order):
+        level[node] = ops[node].duration + max((level[s] for s in succ[node]), default=0.0)
+    return level
+
+
+def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:
+    """Turn the model's request into "as before the run" for what the run touched."""
+    for res in model.resources.values():
+        before = snapshot.get(res.name)
+        if before is None:
+            res.requested, res.desired, res.run, res.params = False, None, (), {}
+            res.refs = ()
+            continue
+        res.requested = True
+        res.desired = before["state"]
+        res.run = ()
+        res.params = {}
+        res.refs = ()
+        res.pinned = before.get("placement")
+    model.planned = {}
+
+
+def _model_inputs(project: Project) -> dict[str, str]:
+    return {path: sha for path, sha in project.inputs if not path.startswith("<")}
+
+
+def _model_inputs_of_plan(plan: Plan) -> dict[str, str]:
+    return {i.path: i.sha256 for i in plan.inputs if not i.path.startswith("<") and not i.path.endswith(".lp")}
+
+
+def _explanation_data(explanation: Any) -> dict[str, Any] | None:
+    if explanation is None:
+        return None
+    return explanation.to_dict()
+
+
+def load_simulation(path: Path) -> dict[str, Any]:
+    """A simulation scenario file (YAML mapping). Errors name the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ExecutionError(f"{path}: cannot read the simulation scenario: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ExecutionError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ExecutionError(f"{path}: expected a mapping of simulation settings")
+    return data
+
+
+__all__ = ["ApplyOptions", "CRASH_POINTS", "CrashPoints", "ExecutionError", "Executor", "JournalError",
+           "ProjectLoader", "RunResult", "load_simulation"]
