@@ -36,6 +36,9 @@ class Project:
     inputs: list[tuple[str, str]] = field(default_factory=list)
     request_file: str | None = None
     source: Source | None = None  # ordo.yaml, for messages that point into it
+    request_path: Path | None = None    # the files as loaded, to load the project again (re-planning)
+    inventory_file: Path | None = None
+    extra_policy_files: list[Path] = field(default_factory=list)
 
     def display(self, path: Path) -> str:
         return display_path(path, self.root)
@@ -180,5 +183,7 @@ def load_project(
         root=root, model=model, settings=project.settings, library=list(project.policies.library),
         policy_files=policy_files, inputs=sorted(inputs),
         request_file=req_src.file if req_src else None,
-        source=proj_src,
+        source=proj_src, request_path=req_path.resolve() if req_path else None,
+        inventory_file=inv_path.resolve() if inv_path else None,
+        extra_policy_files=list(extra_policy_files or []),
     )

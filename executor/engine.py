@@ -205,8 +205,12 @@ class Executor:
         rs = _RunState(run=run, plan=plan, plan_no=1, project=project, records=self.journal.state())
         rs.snapshot = self._snapshot(project.model, plan, {})
         self._emit(rs, [
-            Event("run-started", data={"request": request, "project": str(project.root), "snapshot": rs.snapshot,
-                                       "options": self.options.as_dict()}),
+            Event("run-started", data={
+                "request": request, "project": str(project.root), "snapshot": rs.snapshot,
+                "options": self.options.as_dict(),
+                "files": {"request": str(project.request_path) if project.request_path else None,
+                          "inventory": str(project.inventory_file) if project.inventory_file else None,
+                          "policies": [str(p) for p in project.extra_policy_files]}}),
             Event("plan", data={"number": 1, "reason": "initial", "digest": plan.digest, "plan": plan.to_json()}),
         ])
         self.crash.hit("plan-saved")

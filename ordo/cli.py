@@ -1,7 +1,8 @@
 """``ordo``: parse arguments, call the core, render the result.
 
 Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error,
-2 changes present (--detailed-exitcode only), 3 no plan exists, 4 solver timeout.
+2 changes present (--detailed-exitcode only), 3 no plan exists (for apply:
+the run fell out), 4 solver timeout, 130 interrupted (the run can be resumed).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from domain.errors import DiagnosticsError, OrdoError
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_NO_PLAN, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_NO_PLAN, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 project_option = click.option(
     "-C", "--project", "project", default=".", show_default=True,
@@ -25,6 +26,9 @@ inventory_option = click.option(
     "--inventory", type=click.Path(dir_okay=False, path_type=Path),
     help="Inventory file to plan from, instead of the project's.")
 request_argument = click.argument("request", required=False, type=click.Path(dir_okay=False, path_type=Path))
+journal_option = click.option(
+    "--journal", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_JOURNAL",
+    help="Journal database (default: .ordo/journal.db in the project folder; env ORDO_JOURNAL).")
 
 
 def _console(stderr: bool = False) -> Console:
@@ -69,15 +73,19 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
               help="Exit 0 when there are no changes, 2 when there are (3: no plan, 1: error).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
+@journal_option
 def plan(request: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
          out: Path | None, fmt: str, detailed_exitcode: bool, timeout: float | None,
-         concurrency: int | None) -> None:
-    """Compute the plan that takes the inventory to the request."""
-    from domain.project import load_project
+         concurrency: int | None, journal: Path | None) -> None:
+    """Compute the plan that takes the inventory to the request.
+
+    What earlier `ordo apply` runs recorded in the journal counts as observed,
+    on top of the inventory file."""
     from ordo import render
+    from ordo.runs import load_with_journal
     from planner.core import make_plan
 
-    loaded = load_project(project, request, inventory, list(extra_policies))
+    loaded = load_with_journal(project, request, inventory, list(extra_policies), journal)
     outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency)
     console = _console()
     render.warnings(_console(stderr=True), outcome.warnings)
@@ -112,6 +120,155 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
             console.print(f"\nSaved the plan to: {out}")
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)
+
+
+apply_options = [
+    click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
+                 help="Scenario for simulated controllers: latencies and faults (YAML; env ORDO_SIMULATION)."),
+    click.option("--on-failure", type=click.Choice(["replan", "rollback", "stop"]), default=None,
+                 help="When an operation fails for good: plan again toward the goal (default), plan back "
+                      "to the state before the run, or stop (resume later)."),
+    click.option("--max-replans", type=click.IntRange(min=0), help="Re-plans allowed (default settings.max_replans)."),
+    click.option("--json", "as_json", is_flag=True, help="Write the run's events as JSON lines, no live display."),
+    click.option("--op-timeout", type=click.FloatRange(min=0.01),
+                 help="Seconds an operation may take when the catalog sets no timeout (default 600)."),
+]
+
+
+def _with(options: list) -> callable:
+    def wrap(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return wrap
+
+
+@cli.command()
+@click.argument("target", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@project_option
+@inventory_option
+@click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Add a policy file for this run (repeatable).")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the plan).")
+@journal_option
+@_with(apply_options)
+def apply(target: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
+          auto_approve: bool, timeout: float | None, concurrency: int | None, journal: Path | None,
+          simulation: Path | None, on_failure: str | None, max_replans: int | None, as_json: bool,
+          op_timeout: float | None) -> None:
+    """Plan, confirm, and carry the plan out against the controllers.
+
+    TARGET is a request file, or a plan saved with `ordo plan --out`, which is
+    refused if any input changed since it was made."""
+    from ordo import render, runs
+
+    console = _console(stderr=as_json)
+    saved = target is not None and target.suffix == ".json"
+    request = None if saved else target
+    loaded = runs.load_with_journal(project, request, inventory, list(extra_policies), journal)
+    if saved:
+        chosen = runs.check_saved_plan(loaded, target)
+    else:
+        from planner.core import make_plan
+
+        outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency)
+        render.warnings(_console(stderr=True), outcome.warnings)
+        if outcome.plan is None:
+            if outcome.status == "timeout":
+                _console(stderr=True).print("[red]Timeout:[/] the solver found no plan in time; raise --timeout.")
+                sys.exit(EXIT_TIMEOUT)
+            render.explanation(_console(stderr=True), outcome.explanation)
+            sys.exit(EXIT_NO_PLAN)
+        chosen = outcome.plan
+    if not chosen.has_changes:
+        console.print("[green]No changes.[/] The inventory already matches the request.")
+        return
+    if not as_json:
+        render.plan_text(console, chosen)
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            raise click.UsageError("not a terminal, so there is no one to confirm: pass --auto-approve")
+        if not click.confirm("\nDo you want to perform these operations?", default=False):
+            console.print("Apply cancelled.")
+            sys.exit(EXIT_ERROR)
+    options = runs.apply_options(loaded, simulation, on_failure, max_replans, concurrency, op_timeout)
+    result = runs.execute(loaded, chosen, options, journal, as_json=as_json, console=console)
+    sys.exit(_finish(console, result, as_json))
+
+
+def _finish(console: Console, result, as_json: bool) -> int:
+    from ordo import progress, render
+
+    line = progress.summary_line(result.status, result.summary)
+    if not as_json:
+        style = {"complete": "green", "rolled_back": "yellow"}.get(result.status, "red")
+        console.print(f"\n[bold {style}]{line}[/]", highlight=False)
+        if result.reason:
+            console.print(f"  {result.reason}", highlight=False, markup=False)
+        if result.explanation is not None:
+            render.explanation(console, result.explanation)
+        if result.status in ("fallout", "interrupted", "failed"):
+            console.print(f"  Fix the cause, then `ordo resume {result.run}`; or `ordo abort {result.run}`.",
+                          highlight=False, markup=False)
+    return {"complete": EXIT_OK, "fallout": EXIT_NO_PLAN, "interrupted": EXIT_INTERRUPTED}.get(
+        result.status, EXIT_ERROR)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", type=int)
+@project_option
+@inventory_option
+@journal_option
+@_with(apply_options)
+def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | None, simulation: Path | None,
+           on_failure: str | None, max_replans: int | None, as_json: bool, op_timeout: float | None) -> None:
+    """Continue a run that crashed, was interrupted, or fell out (once its cause is fixed).
+
+    Operations whose outcome is in doubt are observed at their controller
+    before anything is sent again."""
+    from ordo import runs
+
+    console = _console(stderr=as_json)
+    result = runs.resume(project, inventory, journal, run_id, simulation, on_failure, max_replans, op_timeout,
+                         as_json=as_json, console=console)
+    sys.exit(_finish(console, result, as_json))
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", type=int)
+@project_option
+@journal_option
+def abort(run_id: int, project: Path, journal: Path | None) -> None:
+    """Stop a run: a running one finishes the operations in flight and stops;
+    a crashed or fallen-out one is closed. Nothing is undone."""
+    from ordo import runs
+
+    click.echo(runs.abort(project, journal, run_id))
+
+
+@cli.command()
+@project_option
+@journal_option
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def history(project: Path, journal: Path | None, as_json: bool) -> None:
+    """List the runs recorded in the journal."""
+    from ordo import runs
+
+    runs.history(_console(), project, journal, as_json)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", type=int, required=False)
+@project_option
+@journal_option
+@click.option("--json", "as_json", is_flag=True, help="Events as JSON lines.")
+def show(run_id: int | None, project: Path, journal: Path | None, as_json: bool) -> None:
+    """Show one run (the last if none is named) with its events."""
+    from ordo import runs
+
+    runs.show(_console(), project, journal, run_id, as_json)
 
 
 SCHEMAS = ("project", "catalog", "inventory", "request")

@@ -1,0 +1,139 @@
+"""Live views of a run: a line per operation as it starts and ends, a
+progress bar, re-plans as they happen (rich); or a JSON event stream.
+
+The executor calls ``__call__`` with each journal event as it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from executor.journal import Event
+from planner.plan import Plan
+
+DONE_WORD = {"create": "created", "delete": "deleted", "update": "updated", "change": "changed", "run": "ran"}
+
+
+class LiveView:
+    """Terraform-like lines, with a progress bar on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.monotonic()
+        self.op_started: dict[str, float] = {}
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.total = 0
+        self.done = 0
+        self.placements: dict[str, str] = {}
+
+    def __enter__(self) -> LiveView:
+        if self.console.is_terminal:
+            self.progress = Progress(
+                TextColumn("[bold]Applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("apply", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _print(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        line = f"[dim]{elapsed:7.2f}s[/] {text}"
+        (self.progress.console if self.progress else self.console).print(line, highlight=False, soft_wrap=True)
+
+    def _plan(self, plan_json: str) -> Plan:
+        plan = Plan.from_json(plan_json)
+        self.placements, previous = dict(plan.placements), self.placements
+        self.moved = [f"{r}: {previous[r]} -> {t}" for r, t in sorted(plan.placements.items())
+                      if r in previous and previous[r] != t]
+        self.total = len(plan.operations)
+        self.done = 0
+        if self.progress is not None:
+            self.progress.update(self.task, total=self.total, completed=0)
+        return plan
+
+    def __call__(self, ev: Event) -> None:
+        data = ev.data
+        kind = ev.kind
+        if kind == "plan":
+            self._plan(data["plan"])
+            self._print(f"Run {ev.run}: executing plan {data['number']} ({self.total} operations)")
+        elif kind == "resumed":
+            self._print(f"Run {ev.run}: resuming (it was {data['from']})")
+        elif kind == "intent":
+            self.op_started[ev.op] = time.monotonic()
+            extra = f" (attempt {data['attempt']})" if data["attempt"] > 1 else ""
+            check = ", observing first" if data.get("observe_first") else ""
+            self._print(f"{escape(ev.op)}: starting on {escape(data['controller'])}{extra}{check}")
+        elif kind == "result":
+            took = time.monotonic() - self.op_started.pop(ev.op, time.monotonic())
+            outs = data.get("outputs") or {}
+            shown = f" [{escape(', '.join(f'{k}={v}' for k, v in sorted(outs.items())))}]" if outs else ""
+            how = " (found applied)" if data.get("observed") else ""
+            self._print(f"[green]{escape(ev.op)}: done after {took:.2f}s{how}[/]{shown}")
+            self.done += 1
+            if self.progress is not None:
+                self.progress.update(self.task, completed=self.done)
+        elif kind == "retry":
+            self._print(f"[yellow]{escape(ev.op)}: attempt {data['attempt']} failed: {escape(data['error'])}; "
+                        f"retrying in {data['retry_in']:g}s[/]")
+        elif kind == "failed":
+            self._print(f"[red]{escape(ev.op)}: failed: {escape(data['error'])}[/]")
+        elif kind == "observed":
+            if "error" in data:
+                self._print(f"could not observe {escape(data['resource'])}: {escape(data['error'])}")
+            else:
+                where = f" on {data['target']}" if data.get("target") else ""
+                self._print(f"observed {escape(data['resource'])}: {escape(data['state'])}{escape(where)}")
+        elif kind == "learnt":
+            facts = ", ".join(f"{f[0]}({', '.join(f[1:])})" for f in data.get("facts", []))
+            self._print(f"learnt: {escape(facts)}")
+        elif kind == "replan":
+            self._print(f"[bold magenta]Re-planned (plan {data['number']}, {data['seconds']:g}s):[/] "
+                        f"{escape(data['reason'])}")
+            self._plan(data["plan"])
+            moved = f"; moves {', '.join(self.moved)}" if self.moved else ""
+            self._print(f"  plan {data['number']}: {self.total} operations{escape(moved)}")
+        elif kind == "no-plan":
+            summary = (data.get("explanation") or {}).get("summary", data["status"])
+            self._print(f"[red bold]No plan after the failure:[/] {escape(summary)}")
+        elif kind == "abort-requested":
+            self._print("[yellow]Abort requested: finishing operations in flight[/]")
+
+
+class JsonStream:
+    """One JSON object per line per event; plans are summarised, not repeated."""
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+
+    def __call__(self, ev: Event) -> None:
+        body = ev.as_dict()
+        if "plan" in body and isinstance(body["plan"], str):
+            plan = Plan.from_json(body.pop("plan"))
+            body["operations"] = len(plan.operations)
+            body["placements"] = plan.placements
+        self.write(json.dumps(body, sort_keys=True, default=str) + "\n")
+
+
+def summary_line(status: str, summary: dict[str, Any]) -> str:
+    counts = (f"{summary.get('created', 0)} created, {summary.get('changed', 0)} changed, "
+              f"{summary.get('deleted', 0)} deleted")
+    replans = summary.get("replans", 0)
+    tail = f"; {replans} re-plan" + ("s" if replans != 1 else "") if replans else ""
+    unfinished = summary.get("unfinished", 0)
+    left = f"; {unfinished} left unfinished" if unfinished else ""
+    head = {"complete": "Apply complete", "fallout": "Apply fell out", "interrupted": "Apply interrupted",
+            "aborted": "Apply aborted", "rolled_back": "Apply rolled back", "failed": "Apply failed"}.get(
+        status, f"Apply {status}")
+    return f"{head}: {counts}{left}{tail}."

@@ -1,0 +1,293 @@
+"""The CLI's side of runs: where the journal is, building the executor,
+Ctrl-C, and the views of history. Library code (executor/) never prints;
+this module decides what people see."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from domain.errors import OrdoError
+from domain.project import Project, load_project, read_project_file
+from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult, load_simulation
+from executor.journal import Event, Journal, JournalError, default_path
+from ordo.progress import JsonStream, LiveView, summary_line
+from planner.plan import Plan
+
+
+def project_root(project: Path) -> Path:
+    return read_project_file(project)[0]
+
+
+def journal_path(project: Path, journal: Path | None) -> Path:
+    return journal if journal is not None else default_path(project_root(project))
+
+
+def load_with_journal(project: Path, request: Path | None, inventory: Path | None, extra: list[Path],
+                      journal: Path | None) -> Project:
+    """The project, with what earlier runs recorded counting as observed."""
+    path = journal_path(project, journal)
+    observed = []
+    if path.exists():
+        with Journal(path, create=False) as jr:
+            observed = list(jr.state().values())
+    return load_project(project, request, inventory, extra, observed=observed, observed_name=_display(path, project))
+
+
+def _display(path: Path, project: Path) -> str:
+    root = project_root(project).resolve()
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def check_saved_plan(project: Project, path: Path) -> Plan:
+    """A plan saved earlier, refused if any input changed since (by digest)."""
+    from planner.core import digest, load_policies
+
+    try:
+        plan = Plan.from_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OrdoError(f"{path}: cannot read the plan: {exc.strerror}") from None
+    except ValueError as exc:
+        first = str(exc).splitlines()[0]
+        raise OrdoError(f"{path}: not an ordo plan ({first})") from None
+    if plan.status not in ("optimal", "satisfiable"):
+        raise OrdoError(f"{path}: the saved plan has status '{plan.status}'; there is nothing to apply")
+    now, inputs = digest(project, load_policies(project))
+    if now != plan.digest:
+        before = {i.path: i.sha256 for i in plan.inputs}
+        after = {i.path: i.sha256 for i in inputs}
+        changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+        raise OrdoError(f"{path}: the plan is stale: {', '.join(changed)} changed since it was made; "
+                        "plan again")
+    return plan
+
+
+def apply_options(project: Project | None, simulation: Path | None, on_failure: str | None,
+                  max_replans: int | None, concurrency: int | None, op_timeout: float | None,
+                  stored: dict[str, Any] | None = None) -> ApplyOptions:
+    stored = stored or {}
+    scenario = load_simulation(simulation) if simulation is not None else stored.get("simulation")
+    return ApplyOptions(
+        concurrency=concurrency if concurrency is not None else stored.get("concurrency"),
+        max_replans=max_replans if max_replans is not None else stored.get("max_replans"),
+        on_failure=on_failure or stored.get("on_failure") or "replan",
+        default_timeout=op_timeout or stored.get("default_timeout") or 600.0,
+        simulation=scenario,
+        crash=os.environ.get("ORDO_CRASH_POINT"),
+    )
+
+
+@contextmanager
+def _interrupts(executor: Executor, console: Console) -> Iterator[None]:
+    """Ctrl-C once: drain and save; twice: stop at once (the journal allows resume)."""
+    presses = 0
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            executor.request_stop()
+            console.print("\n[yellow]Stopping: letting the operations in flight finish "
+                          "(Ctrl-C again to stop at once).[/]", highlight=False)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _listener(as_json: bool, console: Console) -> Any:
+    if as_json:
+        return JsonStream(lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+    return LiveView(console)
+
+
+def _run(executor: Executor, view: Any, console: Console, start: Any) -> RunResult:
+    try:
+        with _interrupts(executor, console):
+            if isinstance(view, LiveView):
+                with view:
+                    return start()
+            return start()
+    finally:
+        executor.close()
+
+
+def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path | None, *, as_json: bool,
+            console: Console) -> RunResult:
+    path = journal if journal is not None else default_path(project.root)
+    view = _listener(as_json, console)
+    jr = Journal(path)
+
+    def loader(observed: list) -> Project:
+        return load_project(project.root, project.request_path, project.inventory_file, project.extra_policy_files,
+                            observed=observed, observed_name=_display(path, project.root))
+
+    executor = Executor(jr, loader, options=options, listener=view)
+    try:
+        return _run(executor, view, console, lambda: executor.apply(project, plan))
+    except KeyboardInterrupt:
+        _mark_interrupted(jr)
+        raise
+    finally:
+        jr.close()
+
+
+def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: int, simulation: Path | None,
+           on_failure: str | None, max_replans: int | None, op_timeout: float | None, *, as_json: bool,
+           console: Console) -> RunResult:
+    path = journal_path(project, journal)
+    jr = Journal(path, create=False)
+    try:
+        info = jr.run(run_id)
+        options = apply_options(None, simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
+        files: dict[str, Any] = {}
+        for ev in jr.events(run_id)[:1]:
+            files = ev.data.get("files") or {}
+        root = project_root(project)
+        request = files.get("request")
+        inv = inventory or (Path(files["inventory"]) if files.get("inventory") else None)
+        extra = [Path(p) for p in files.get("policies") or []]
+
+        def loader(observed: list) -> Project:
+            return load_project(root, Path(request) if request else None, inv, extra, observed=observed,
+                                observed_name=_display(path, root))
+
+        view = _listener(as_json, console)
+        executor = Executor(jr, loader, options=options, listener=view)
+        try:
+            return _run(executor, view, console, lambda: executor.resume(run_id))
+        except KeyboardInterrupt:
+            _mark_interrupted(jr)
+            raise
+    finally:
+        jr.close()
+
+
+def _mark_interrupted(jr: Journal) -> None:
+    """Best effort after a second Ctrl-C: the run is resumable either way."""
+    try:
+        for run in jr.runs(status="running"):
+            if run.pid == os.getpid():
+                jr.append(run.id, [Event("interrupted", data={"how": "stopped at once"})], status="interrupted")
+    except (JournalError, OSError, Exception):  # noqa: BLE001 - nothing may hide the interrupt
+        pass
+
+
+def abort(project: Path, journal: Path | None, run_id: int) -> str:
+    with Journal(journal_path(project, journal), create=False) as jr:
+        info = jr.run(run_id)
+        status = info.effective_status
+        if status == "running":
+            jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid()})])
+            return (f"Abort requested: run {run_id} (pid {info.pid}) will stop once its operations "
+                    "in flight finish.")
+        if status in ("crashed", "fallout", "interrupted", "failed"):
+            jr.append(run_id, [Event("run-ended", data={**info.summary, "status": "aborted",
+                                                         "reason": f"aborted while {status}"})],
+                      status="aborted", summary={**info.summary, "status": "aborted"})
+            return f"Run {run_id} aborted (it was {status}); nothing was undone."
+        raise ExecutionError(f"run {run_id} is {status}: there is nothing to abort")
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def history(console: Console, project: Path, journal: Path | None, as_json: bool) -> None:
+    path = journal_path(project, journal)
+    if not path.exists():
+        if as_json:
+            console.file.write("[]\n")
+        else:
+            console.print("No runs yet.")
+        return
+    with Journal(path, create=False) as jr:
+        runs = jr.runs()
+    if as_json:
+        console.file.write(json.dumps([{
+            "run": r.id, "started": _when(r.created), "updated": _when(r.updated), "request": r.request,
+            "status": r.effective_status, "summary": r.summary} for r in runs], indent=2, sort_keys=True) + "\n")
+        return
+    if not runs:
+        console.print("No runs yet.")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("RUN", "STARTED (UTC)", "REQUEST", "STATUS", "RESULT"):
+        table.add_column(column)
+    for r in runs:
+        result = summary_line(r.effective_status, r.summary).split(": ", 1)[-1] if r.summary else ""
+        table.add_row(str(r.id), _when(r.created), escape(r.request), r.effective_status, escape(result))
+    console.print(table)
+
+
+def show(console: Console, project: Path, journal: Path | None, run_id: int | None, as_json: bool) -> None:
+    with Journal(journal_path(project, journal), create=False) as jr:
+        if run_id is None:
+            run_id = jr.last_run()
+            if run_id is None:
+                raise JournalError(f"{jr.path}: no run was recorded yet")
+        info = jr.run(run_id)
+        events = jr.events(run_id)
+    if as_json:
+        stream = JsonStream(console.file.write)
+        for ev in events:
+            stream(ev)
+        return
+    console.print(f"[bold]Run {info.id}[/]: {escape(info.request)}, {info.effective_status}", highlight=False)
+    console.print(f"  started {_when(info.created)} UTC, last event {_when(info.updated)} UTC", highlight=False)
+    if info.summary:
+        console.print(f"  {escape(summary_line(info.effective_status, info.summary))}", highlight=False)
+        if info.summary.get("reason"):
+            console.print(f"  {escape(info.summary['reason'])}", highlight=False)
+    console.print()
+    start = events[0].at if events else 0.0
+    for ev in events:
+        console.print(f"  {ev.seq:>5} {ev.at - start:8.3f}s  {escape(_event_text(ev))}", highlight=False,
+                      soft_wrap=True)
+
+
+def _event_text(ev: Event) -> str:
+    d = ev.data
+    k = ev.kind
+    if k == "run-started":
+        return f"run started: {d.get('request', '')}"
+    if k in ("plan", "replan"):
+        plan = Plan.from_json(d["plan"])
+        return f"{k} {d['number']}: {len(plan.operations)} operations ({d.get('reason', '')})"
+    if k == "intent":
+        doubt = ", observe first" if d.get("observe_first") else ""
+        return f"intent   {ev.op} attempt {d['attempt']} on {d['controller']}{doubt} key={ev.key}"
+    if k == "result":
+        outs = ", ".join(f"{a}={b}" for a, b in sorted((d.get("outputs") or {}).items()))
+        return f"result   {ev.op} -> {d['state']}" + (f" [{outs}]" if outs else "")
+    if k == "retry":
+        return f"retry    {ev.op} attempt {d['attempt']}: {d['error']} (again in {d['retry_in']}s)"
+    if k == "failed":
+        return f"failed   {ev.op} attempt {d['attempt']}: {d['error']}"
+    if k == "observed":
+        return f"observed {d.get('resource')}: {d.get('state', d.get('error'))}"
+    if k == "learnt":
+        return "learnt   " + ", ".join(f"{f[0]}({', '.join(f[1:])})" for f in d.get("facts", []))
+    if k == "no-plan":
+        return f"no plan: {(d.get('explanation') or {}).get('summary', d.get('status'))}"
+    if k == "run-ended":
+        return f"ended {d.get('status')}: " + summary_line(d.get("status", ""), d).split(": ", 1)[-1]
+    return f"{k} {json.dumps(d, sort_keys=True, default=str)}"
