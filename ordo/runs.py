@@ -229,11 +229,13 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
     if not runs:
         console.print("No runs yet.")
         return
+    if not console.is_terminal:  # a pipe or a file: no wrapping at 80 columns
+        console = Console(file=console.file, width=200, highlight=False, no_color=console.no_color)
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("RUN", "STARTED (UTC)", "REQUEST", "STATUS", "RESULT"):
         table.add_column(column)
     for r in runs:
-        result = summary_line(r.effective_status, r.summary).split(": ", 1)[-1] if r.summary else ""
+        result = summary_line(r.effective_status, r.summary).split(": ", 1)[-1].rstrip(".") if r.summary else ""
         table.add_row(str(r.id), _when(r.created), escape(r.request), r.effective_status, escape(result))
     console.print(table)
 

@@ -44,5 +44,5 @@ def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None
 def vfw_copy(tmp_path: Path) -> Path:
     """A private copy of the vFW example to change."""
     dest = tmp_path / "vfw"
-    shutil.copytree(VFW, dest)
+    shutil.copytree(VFW, dest, ignore=shutil.ignore_patterns(".ordo"))
     return dest
