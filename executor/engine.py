@@ -41,7 +41,7 @@ import yaml
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.model import REFERENCE, Model, Resource, observed_record, references_in
-from domain.project import Project
+from domain.project import Project, display_path
 from executor.controllers import (
     Controller,
     ControllerContext,
@@ -163,6 +163,8 @@ class _RunState:
     done: set[str] = field(default_factory=set)
     attempts: dict[str, int] = field(default_factory=dict)
     in_doubt: set[str] = field(default_factory=set)
+    keys: dict[str, str] = field(default_factory=dict)        # idempotency key of each op's last intent
+    pending_replan: bool = False   # failures were observed and learnt, the new plan not yet made
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: set[tuple[str, str]] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)
@@ -201,8 +203,10 @@ class Executor:
     def apply(self, project: Project, plan: Plan) -> RunResult:
         """Start a run of ``plan`` (made from ``project``) and carry it to an end."""
         request = project.model.request_name or project.request_file or ""
-        run = self.journal.start_run(str(project.root), request, self.options.as_dict())
-        rs = _RunState(run=run, plan=plan, plan_no=1, project=project, records=self.journal.state())
+        rs = _RunState(run=0, plan=plan, plan_no=1, project=project, records=self.journal.state())
+        for name in sorted({op.controller for op in plan.operations}):
+            self._controller(name, rs)  # a controller that cannot be set up fails before the run starts
+        rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict())
         rs.snapshot = self._snapshot(project.model, plan, {})
         self._emit(rs, [
             Event("run-started", data={
@@ -230,14 +234,22 @@ class Executor:
         if status == "fallout":
             rs.replans = 0
             rs.failures = []
+            # The cause was fixed (that is why one resumes): what the run learnt
+            # (failed operations, refused targets) no longer holds.
+            rs.failed, rs.refused = set(), set()
             return self._replan_and_drive(rs, reason="resumed after fallout")
         project = self.loader(list(rs.records.values()))
-        if rs.plan is None or _model_inputs(project) != _model_inputs_of_plan(rs.plan):
+        # The journal's own records are an input too, and they changed with every
+        # result: only edited files (request, catalog, inventory) call for a new plan.
+        journal = {display_path(self.journal.path, project.root), str(self.journal.path)}
+        if rs.plan is None or _model_inputs(project, journal) != _model_inputs_of_plan(rs.plan, journal):
             rs.project = project
             return self._replan_and_drive(rs, reason="inputs changed since the plan was made")
         rs.project = project
         if rs.failures:
             return self._after_failure(rs)
+        if rs.pending_replan:
+            return self._replan_and_drive(rs, reason="resumed: the failure was observed, re-planning")
         return self._drive(rs)
 
     def close(self) -> None:
@@ -297,6 +309,8 @@ class Executor:
         outcome: Outcome = make_plan(project, concurrency=self.options.concurrency)
         seconds = time.monotonic() - started
         rs.failures = []
+        if rs.project is None:  # resumed after a fallout: the summary needs a model
+            rs.project = project
         if outcome.plan is None:
             explanation = outcome.explanation
             self._emit(rs, [Event("no-plan", data={
@@ -450,12 +464,14 @@ class Executor:
             attempt = rs.attempts.get(oid, 0) + 1
             rs.attempts[oid] = attempt
             timeout = kind_op.timeout or self.options.default_timeout
+            in_doubt = oid in rs.in_doubt
+            # In doubt since an earlier plan: observe (and resend) under the key it was sent with.
+            key = self._key(rs, oid)
             request = OperationRequest(
-                run=str(rs.run), key=self._key(rs, oid), resource=op.resource, type=op.type,
+                run=str(rs.run), key=key, resource=op.resource, type=op.type,
                 operation=op.operation, from_state=op.from_state, to_state=op.to_state,
                 target=self._target(rs, model, op.resource), inputs=self._inputs(rs, model, res),
                 attempt=attempt, timeout=timeout, outputs=kind_op.outputs)
-            in_doubt = oid in rs.in_doubt
             events.append(Event("intent", op=oid, key=request.key, data={
                 "attempt": attempt, "controller": op.controller, "resource": op.resource,
                 "operation": op.operation, "target": request.target, "inputs": request.inputs,
@@ -563,34 +579,46 @@ class Executor:
     # --- failures ------------------------------------------------------------
 
     def _observe_failures(self, rs: _RunState) -> None:
-        """Observe the resources concerned and learn facts for the next plan."""
+        """Observe the resources concerned (those that failed, and those whose
+        last operation is in doubt) and learn facts for the next plan."""
         model = rs.project.model
-        events, state = [], {}
-        facts = []
+        events: list[Event] = []
+        state: dict[str, ObservedResource | None] = {}
+        by_id = {o.id: o for o in rs.plan.operations} if rs.plan else {}
+        concerned: dict[str, list[str]] = {}
         for failure in rs.failures:
-            res = model.resources[failure.resource]
+            concerned.setdefault(failure.resource, []).append(failure.op)
+        for oid in sorted(rs.in_doubt):
+            concerned.setdefault(oid.rpartition("/")[0], []).append(oid)
+        for name, oids in concerned.items():
+            res = model.resources.get(name)
+            if res is None:
+                continue
             kind = model.kinds[res.type]
-            op = next((o for o in rs.plan.operations if o.id == failure.op), None)
-            ctl = self._controller(op.controller if op else kind.operation(failure.operation).controller, rs)
+            ops = [by_id[o] for o in oids if o in by_id]
+            controller = ops[0].controller if ops else kind.operation(oids[0].rpartition("/")[2]).controller
             try:
-                obs = ctl.observe(res.name, res.type, None)
+                obs = self._controller(controller, rs).observe(res.name, res.type, None)
             except ControllerError as exc:
                 events.append(Event("observed", data={"resource": res.name, "error": exc.message}))
-                obs = None
-            if obs is not None and (obs.state is not None or not obs.exists):
-                now_state = obs.state if obs.exists and obs.state in kind.states else kind.initial
-                target = obs.target if now_state != kind.initial else None
-                record = self._record(rs, model, res, now_state, None, {}, target=target or
-                                      self._target(rs, model, res.name))
-                rs.records[res.name] = record
-                state[res.name] = record
-                events.append(Event("observed", data={"resource": res.name, "state": now_state, "target": target}))
-                if failure.in_doubt and op is not None and now_state == op.to_state and op.from_state != op.to_state:
-                    rs.in_doubt.discard(failure.op)
-            fact = ("failed", failure.resource, failure.operation)
+                continue
+            if obs.state is None and obs.exists:
+                continue  # the controller cannot tell; keep what the journal knows
+            now_state = obs.state if obs.exists and obs.state in kind.states else kind.initial
+            target = obs.target if now_state != kind.initial else None
+            record = self._record(rs, model, res, now_state, None, dict(obs.attributes),
+                                  target=target or self._target(rs, model, res.name))
+            rs.records[res.name] = record
+            state[res.name] = record
+            events.append(Event("observed", data={"resource": res.name, "state": now_state, "target": target}))
+            for op in ops:
+                if op.from_state != op.to_state and now_state in (op.from_state, op.to_state):
+                    rs.in_doubt.discard(op.id)  # the state says whether it was applied
+        facts = []
+        for failure in rs.failures:
             rs.failed.add((failure.resource, failure.operation))
-            facts.append(list(fact))
-            if failure.scope == "target" and failure.target:
+            facts.append(["failed", failure.resource, failure.operation])
+            if failure.scope == "target" and failure.target and failure.target not in rs.refused:
                 rs.refused.add(failure.target)
                 facts.append(["refused", failure.target])
         events.append(Event("learnt", data={"facts": facts}))
@@ -629,6 +657,8 @@ class Executor:
             now = record.state if record else model.resources[name].current
             if now != goals.get(name, now):
                 counts["unfinished"] += name in rs.touched
+            elif before == initial and now == initial:
+                continue  # created and removed again (a rollback): no net change
             elif before == initial and now != initial:
                 counts["created"] += 1
             elif before != initial and now == initial:
@@ -646,7 +676,12 @@ class Executor:
             self.listener(ev)
 
     def _key(self, rs: _RunState, oid: str) -> str:
-        return f"ordo:{self.journal.id[:12]}:{rs.run}:{rs.plan_no}:{oid}"
+        """One key per intent: an operation in doubt keeps the key it was sent
+        with (even into a new plan), so the controller can tell it was applied."""
+        if oid in rs.in_doubt and oid in rs.keys:
+            return rs.keys[oid]
+        rs.keys[oid] = f"ordo:{self.journal.id[:12]}:{rs.run}:{rs.plan_no}:{oid}"
+        return rs.keys[oid]
 
     def _controller(self, name: str, rs: _RunState) -> Controller:
         if name not in self._controllers:
@@ -662,17 +697,22 @@ class Executor:
         return self._controllers[name]
 
     def _target(self, rs: _RunState, model: Model, name: str) -> str | None:
+        # Where the resource is while it exists (its teardown goes there, also
+        # when the plan moves it elsewhere), else where the plan puts it.
         seen = set()
         while name and name not in seen:
             seen.add(name)
+            res = model.resources.get(name)
+            record = rs.records.get(name)
+            if record is not None:
+                if record.placement:
+                    return record.placement
+            elif res is not None and res.placement and res.current != model.kinds[res.type].initial:
+                return res.placement
             if rs.plan and name in rs.plan.placements:
                 return rs.plan.placements[name]
-            res = model.resources.get(name)
             if res is None:
                 return None
-            record = rs.records.get(name)
-            if record is not None and record.placement:
-                return record.placement
             if res.placement:
                 return res.placement
             name = res.part_of or ""
@@ -733,12 +773,15 @@ class Executor:
                 rs.plan = Plan.from_json(data["plan"])
                 rs.plan_no = data["number"]
                 rs.done, rs.attempts, rs.failures = set(), {}, []
+                rs.pending_replan = False
                 if ev.kind == "replan":
                     rs.replans += 1
                     rs.mode = data.get("mode", rs.mode)
             elif ev.kind == "intent":
                 rs.attempts[ev.op] = data["attempt"]
                 rs.in_doubt.add(ev.op)
+                if ev.key:
+                    rs.keys[ev.op] = ev.key
             elif ev.kind == "result":
                 rs.done.add(ev.op)
                 rs.in_doubt.discard(ev.op)
@@ -756,6 +799,7 @@ class Executor:
                                                 target=target, in_doubt=bool(data.get("in_doubt"))))
             elif ev.kind == "learnt":
                 rs.failures = []
+                rs.pending_replan = True
                 for fact in data.get("facts", []):
                     if fact[0] == "failed":
                         rs.failed.add((fact[1], fact[2]))
@@ -858,12 +902,13 @@ def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:
     model.planned = {}
 
 
-def _model_inputs(project: Project) -> dict[str, str]:
-    return {path: sha for path, sha in project.inputs if not path.startswith("<")}
+def _model_inputs(project: Project, skip: set[str]) -> dict[str, str]:
+    return {path: sha for path, sha in project.inputs if not path.startswith("<") and path not in skip}
 
 
-def _model_inputs_of_plan(plan: Plan) -> dict[str, str]:
-    return {i.path: i.sha256 for i in plan.inputs if not i.path.startswith("<") and not i.path.endswith(".lp")}
+def _model_inputs_of_plan(plan: Plan, skip: set[str]) -> dict[str, str]:
+    return {i.path: i.sha256 for i in plan.inputs
+            if not i.path.startswith("<") and not i.path.endswith(".lp") and i.path not in skip}
 
 
 def _explanation_data(explanation: Any) -> dict[str, Any] | None:

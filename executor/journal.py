@@ -167,6 +167,9 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise JournalError(f"{self.path}: not an ordo journal ({exc})") from None
+        except BaseException:  # a journal of another schema: do not leave the connection open
+            self._db.close()
+            raise
 
     def _setup(self) -> None:
         db = self._db

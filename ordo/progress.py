@@ -78,7 +78,7 @@ class LiveView:
         elif kind == "result":
             took = time.monotonic() - self.op_started.pop(ev.op, time.monotonic())
             outs = data.get("outputs") or {}
-            shown = f" [{escape(', '.join(f'{k}={v}' for k, v in sorted(outs.items())))}]" if outs else ""
+            shown = " " + escape(f"[{', '.join(f'{k}={v}' for k, v in sorted(outs.items()))}]") if outs else ""
             how = " (found applied)" if data.get("observed") else ""
             self._print(f"[green]{escape(ev.op)}: done after {took:.2f}s{how}[/]{shown}")
             self.done += 1

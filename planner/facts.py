@@ -90,7 +90,7 @@ def model_facts(model: Model) -> list[str]:
             add(_fact("part_of", name, res.part_of))
         for rel_kind, other in res.relations:
             add(_fact("relation", rel_kind, name, other))
-        if res.changed:
+        if res.changed and res.current != kind.initial:  # nothing to update in a resource that is gone
             add(_fact("changed", name))
         for opname in res.run:
             add(_fact("run", name, opname))

@@ -1,0 +1,353 @@
+"""The journal: append-only events, the runs and state projections, one live run per journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from domain.formats import ObservedResource
+from executor.journal import SCHEMA_VERSION, Event, Journal, JournalError
+from tests.conftest import ROOT, VFW, run_ordo
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal(tmp_path / ".ordo" / "journal.db") as jr:
+        yield jr
+
+
+def record(name: str, state: str = "active", **attributes: object) -> ObservedResource:
+    return ObservedResource(name=name, type="network", state=state, attributes=attributes)
+
+
+def set_owner(jr: Journal, run: int, pid: int) -> None:
+    """Pretend another process owns ``run`` (the journal's own file, another connection)."""
+    with sqlite3.connect(jr.path) as db:
+        db.execute("UPDATE runs SET pid=? WHERE id=?", (pid, run))
+    db.close()
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# --- events --------------------------------------------------------------------------
+
+
+def test_append_and_read_back_with_sequence_numbers(journal: Journal) -> None:
+    run = journal.start_run("/project", "requests/a.yaml", {"concurrency": 2})
+    assert run == 1
+    stored = journal.append(run, [
+        Event("run-started", data={"request": "requests/a.yaml"}),
+        Event("intent", op="net/create", key="k1", data={"attempt": 1, "inputs": {"cidr": "10.0.0.0/8"}}),
+    ])
+    assert [ev.seq for ev in stored] == [1, 2]
+    assert all(ev.run == run and ev.at > 0 for ev in stored)
+    more = journal.append(run, [Event("result", op="net/create", key="k1", data={"outputs": {"id": "n-1"}})])
+    assert more[0].seq == 3
+
+    read = journal.events(run)
+    assert [(ev.seq, ev.kind, ev.op, ev.key) for ev in read] == [
+        (1, "run-started", None, None), (2, "intent", "net/create", "k1"), (3, "result", "net/create", "k1")]
+    assert read[1].data == {"attempt": 1, "inputs": {"cidr": "10.0.0.0/8"}}
+    assert read[:2] == stored and read[2] == more[0]
+    assert [ev.seq for ev in journal.events(run, since=2)] == [3]
+    assert journal.has_event(run, "result") and not journal.has_event(run, "result", since=3)
+    assert not journal.has_event(run, "failed")
+    assert stored[1].as_dict() == {"seq": 2, "run": 1, "at": round(stored[1].at, 6), "kind": "intent",
+                                   "op": "net/create", "key": "k1", "attempt": 1,
+                                   "inputs": {"cidr": "10.0.0.0/8"}}
+
+    # Runs have their own events; sequence numbers are the journal's, across runs.
+    journal.append(run, [Event("run-ended", data={"status": "complete"})], status="complete")
+    second = journal.start_run("/project", "requests/b.yaml", {})
+    assert second == 2
+    assert journal.append(second, [Event("run-started")])[0].seq == 5
+    assert [ev.kind for ev in journal.events(second)] == ["run-started"]
+    assert journal.last_run() == 2
+
+
+def test_events_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path) as jr:
+        ident = jr.id
+        run = jr.start_run("/p", "r", {})
+        jr.append(run, [Event("plan", data={"number": 1})], state={"net": record("net")})
+    with Journal(path, create=False) as jr:
+        assert jr.id == ident
+        assert [ev.kind for ev in jr.events(run)] == ["plan"]
+        assert jr.state()["net"].state == "active"
+
+
+def test_events_survive_the_process_being_killed(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from executor.journal import Event, Journal
+        jr = Journal({str(path)!r})
+        run = jr.start_run("/p", "r", {{}})
+        jr.append(run, [Event("intent", op="a/create", key="k", data={{"attempt": 1}})])
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Journal(path, create=False) as jr:
+        assert [(ev.kind, ev.op) for ev in jr.events(1)] == [("intent", "a/create")]
+        assert jr.run(1).status == "running" and jr.run(1).effective_status == "crashed"
+
+
+# --- projections -------------------------------------------------------------------------
+
+
+def test_state_and_run_status_are_written_with_the_events(journal: Journal) -> None:
+    run = journal.start_run("/p", "r", {})
+    assert journal.state() == {}
+    journal.append(run, [Event("result", op="net/create")], state={"net": record("net", "created", network_id="n-1")})
+    assert journal.state()["net"].state == "created"
+    assert journal.state()["net"].attributes == {"network_id": "n-1"}
+    journal.append(run, [Event("result", op="net/activate")], state={"net": record("net", "active", network_id="n-1"),
+                                                                    "sub": record("sub")})
+    assert {name: rec.state for name, rec in journal.state().items()} == {"net": "active", "sub": "active"}
+    journal.append(run, [Event("result", op="sub/unassign")], state={"sub": None})
+    assert list(journal.state()) == ["net"]
+    assert journal.forget(["net", "nope"]) == 1
+    assert journal.state() == {}
+
+    summary = {"created": 1, "status": "complete"}
+    journal.append(run, [Event("run-ended", data=summary)], status="complete", summary=summary)
+    info = journal.run(run)
+    assert (info.status, info.summary, info.request) == ("complete", summary, "r")
+    assert info.updated >= info.created
+    assert [r.id for r in journal.runs(status="complete")] == [run]
+    assert journal.runs(status="running") == []
+
+
+def test_a_failed_append_writes_nothing(journal: Journal) -> None:
+    run = journal.start_run("/p", "r", {})
+    journal.append(run, [Event("plan")], state={"net": record("net", "assigned")})
+    with pytest.raises(AttributeError):
+        # the second state entry cannot be stored: the events and the first entry go too
+        journal.append(run, [Event("result", op="net/create"), Event("result", op="x/create")],
+                       state={"net": record("net", "created"), "x": object()}, status="complete")  # type: ignore[dict-item]
+    assert [ev.kind for ev in journal.events(run)] == ["plan"]
+    assert journal.state()["net"].state == "assigned"
+    assert journal.run(run).status == "running"
+    # and the journal is still usable
+    assert journal.append(run, [Event("result", op="net/create")])[0].seq == 2
+
+
+def test_wal_and_full_synchronous(journal: Journal) -> None:
+    db = journal._db  # the journal's own connection: synchronous is a per-connection setting
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    other = sqlite3.connect(journal.path)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # kept in the file
+    finally:
+        other.close()
+
+
+# --- one live run per journal -----------------------------------------------------------
+
+
+def test_a_second_run_is_refused_while_one_is_live(journal: Journal, sleeper: subprocess.Popen) -> None:
+    run = journal.start_run("/p", "r", {})
+    assert journal.run(run).owner_alive and journal.active_run().id == run
+    # The same process cannot start a second run either: one run at a time.
+    with pytest.raises(JournalError, match=r"run 1 is in progress \(pid \d+\)"):
+        journal.start_run("/p", "r", {})
+    # Another live process owns it.
+    set_owner(journal, run, sleeper.pid)
+    info = journal.run(run)
+    assert info.pid == sleeper.pid and info.owner_alive and info.effective_status == "running"
+    with pytest.raises(JournalError) as caught:
+        journal.start_run("/p", "r", {})
+    message = str(caught.value)
+    assert str(journal.path) in message
+    assert f"run 1 is in progress (pid {sleeper.pid}); wait for it, or `ordo abort 1`" in message
+    with pytest.raises(JournalError, match="in progress"):
+        journal.claim(run)
+    assert len(journal.runs()) == 1
+
+    # Its owner dies: the run is crashed, and may be taken over or a new one started.
+    sleeper.kill()
+    sleeper.wait()
+    assert journal.run(run).effective_status == "crashed"
+    assert journal.active_run() is None
+    journal.claim(run)
+    assert journal.run(run).pid == os.getpid() and journal.run(run).effective_status == "running"
+
+
+def test_a_zombie_owner_counts_as_dead(journal: Journal, sleeper: subprocess.Popen) -> None:
+    run = journal.start_run("/p", "r", {})
+    set_owner(journal, run, sleeper.pid)
+    sleeper.send_signal(signal.SIGKILL)
+    # Not reaped yet: a zombie, which kill(pid, 0) still finds.
+    stat = Path(f"/proc/{sleeper.pid}/stat")
+    deadline = time.monotonic() + 10
+    while stat.read_text().split(") ", 1)[1][:1] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(sleeper.pid, 0)
+    assert journal.run(run).effective_status == "crashed"
+
+
+def test_a_run_whose_owner_is_gone_is_crashed(journal: Journal) -> None:
+    run = journal.start_run("/p", "r", {})
+    set_owner(journal, run, dead_pid())
+    info = journal.run(run)
+    assert info.status == "running" and not info.owner_alive and info.effective_status == "crashed"
+    assert journal.active_run() is None
+    assert journal.start_run("/p", "r", {}) == 2
+    # Only a running run can be crashed; an ended one keeps its status.
+    journal.append(run, [Event("run-ended")], status="fallout")
+    assert journal.run(run).effective_status == "fallout"
+
+
+def test_two_writers_race_for_one_run(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    Journal(path).close()
+    barrier = threading.Barrier(2)
+    outcome: list[object] = []
+
+    def start() -> None:
+        with Journal(path) as jr:
+            barrier.wait()
+            try:
+                outcome.append(jr.start_run("/p", "r", {}))
+            except JournalError as exc:
+                outcome.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(type(x).__name__ for x in outcome) == ["JournalError", "int"]
+
+
+def test_an_unknown_run_is_named(journal: Journal) -> None:
+    with pytest.raises(JournalError, match=r"no run 1 \(no run was recorded yet; see `ordo history`\)"):
+        journal.run(1)
+    journal.start_run("/p", "r", {})
+    with pytest.raises(JournalError, match=r"no run 7 \(runs are numbered 1 to 1; see `ordo history`\)"):
+        journal.run(7)
+
+
+# --- opening ---------------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("this is not a database, only text long enough to fill a header page " * 20)
+    with pytest.raises(JournalError) as caught:
+        Journal(text)
+    assert str(text) in str(caught.value) and "not an ordo journal" in str(caught.value)
+
+    other = tmp_path / "other.db"   # an SQLite file of another schema
+    with sqlite3.connect(other) as db:
+        db.execute("PRAGMA user_version=1")
+        db.execute("CREATE TABLE things (x)")
+    db.close()
+    with pytest.raises(JournalError, match=f"{other}: not an ordo journal"):
+        Journal(other)
+
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as db:
+        db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(JournalError, match=f"{newer}: journal schema 99, this ordo reads {SCHEMA_VERSION}"):
+        Journal(newer)
+
+
+def test_a_missing_journal_is_not_created_when_reading(tmp_path: Path) -> None:
+    path = tmp_path / "none" / "journal.db"
+    with pytest.raises(JournalError, match="no journal here"):
+        Journal(path, create=False)
+    assert not path.exists()
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(JournalError, match="cannot open the journal"):
+        Journal(folder)
+
+
+# --- the CLI's views of the journal ---------------------------------------------------------
+
+
+def test_history_and_show_without_runs(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.db"
+    run = run_ordo("history", "-C", VFW, "--journal", journal)
+    assert run.code == 0, run.text
+    assert run.out.strip() == "No runs yet."
+    run = run_ordo("history", "-C", VFW, "--journal", journal, "--json")
+    assert run.code == 0 and json.loads(run.out) == []
+    assert not journal.exists()
+    run = run_ordo("show", "-C", VFW, "--journal", journal)
+    assert run.code == 1
+    assert f"{journal}: no journal here" in run.err and "Traceback" not in run.text
+    assert not journal.exists()
+
+    Journal(journal).close()      # a journal with no runs
+    run = run_ordo("history", "-C", VFW, "--journal", journal)
+    assert run.code == 0 and run.out.strip() == "No runs yet."
+    run = run_ordo("show", "-C", VFW, "--journal", journal)
+    assert run.code == 1 and "no run was recorded yet" in run.err
+
+
+def test_show_an_unknown_run(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.db"
+    with Journal(journal) as jr:
+        run = jr.start_run(str(VFW), "requests/instantiate.yaml", {})
+        jr.append(run, [Event("run-started", data={"request": "requests/instantiate.yaml"}),
+                        Event("run-ended", data={"status": "complete", "created": 1})],
+                  status="complete", summary={"status": "complete", "created": 1})
+    shown = run_ordo("show", "99", "-C", VFW, "--journal", journal)
+    assert shown.code == 1
+    assert "error:" in shown.err and "no run 99 (runs are numbered 1 to 1; see `ordo history`)" in shown.err
+    assert "Traceback" not in shown.text
+    for command in (["abort", "99"], ["resume", "99"]):
+        other = run_ordo(*command, "-C", VFW, "--journal", journal)
+        assert other.code == 1 and "no run 99" in other.err and "Traceback" not in other.text, command
+
+    shown = run_ordo("show", "-C", VFW, "--journal", journal)     # the last run
+    assert shown.code == 0, shown.text
+    assert "Run 1: requests/instantiate.yaml, complete" in shown.out
+    assert "Apply complete: 1 created, 0 changed, 0 deleted." in shown.out
+    shown = run_ordo("show", "1", "-C", VFW, "--journal", journal, "--json")
+    assert [json.loads(line)["kind"] for line in shown.out.splitlines()] == ["run-started", "run-ended"]
+
+
+def test_cli_names_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
+    bogus = tmp_path / "journal.db"
+    bogus.write_text("not a database " * 100)
+    for command in (["history"], ["show", "1"], ["abort", "1"], ["plan"]):
+        run = run_ordo(*command, "-C", VFW, "--journal", bogus)
+        assert run.code == 1, (command, run.text)
+        assert f"{bogus}: not an ordo journal" in run.err, command
+        assert "Traceback" not in run.text
