@@ -65,8 +65,11 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
         result.priorities = list(model.priority)
 
     started = time.perf_counter()
+    deadline = time.monotonic() + timeout
     with ctl.solve(on_model=on_model, async_=True) as handle:
         finished = handle.wait(timeout)
+        while not finished and time.monotonic() < deadline:  # a wait may return early
+            finished = handle.wait(max(0.0, deadline - time.monotonic()))
         if not finished:
             handle.cancel()
         outcome = handle.get()
