@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 VFW = EXAMPLES / "vfw"
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 @dataclass

@@ -1,0 +1,179 @@
+"""The vFW example applied through the real adapters, end to end: every
+controller an HTTP service on 127.0.0.1 (a fake SDN-C/OpenStack/CDS/SO that
+keeps its own world), or an executable speaking JSON on stdin and stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FIXTURES, run_ordo
+
+CONTROLLERS = ("sdnc", "openstack", "cds", "so")
+LINES = {
+    "sdnc": '  sdnc:      { concurrency: 4, description: "SDN controller: assign, activate" }',
+    "openstack": '  openstack: { concurrency: 3, description: "cloud: create and delete stacks" }',
+    "cds": '  cds:       { concurrency: 2, description: "controller design studio: config" }',
+    "so": "  so:        { concurrency: 10, description: the orchestrator's own bookkeeping }",
+}
+
+
+class FakeControllers:
+    """A world behind REST: POST /{type}/{resource}/{operation} applies the
+    request (the executor's default body), GET /{type}/{resource} observes.
+    Idempotency keys are honoured; faults are scripted per (resource, op)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.applied: dict[str, dict[str, Any]] = {}   # key -> outputs
+        self.calls: list[tuple[str, str, str]] = []     # (method, path, key)
+        self.fail_once: set[tuple[str, str]] = set()    # answer 503 once
+        self.refuse_target: str | None = None           # answer 507 to creates there
+
+    def handle(self, method: str, path: str, key: str, body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+        parts = path.strip("/").split("/")
+        with self.lock:
+            self.calls.append((method, path, key))
+            if method == "GET" and len(parts) == 2:
+                res = self.resources.get(parts[1])
+                if res is None:
+                    return 404, {"error": "not found"}
+                return 200, {**res, "applied_keys": sorted(self.applied)}
+            if method != "POST" or len(parts) != 3 or body is None:
+                return 400, {"error": f"unexpected {method} {path}"}
+            _, name, operation = parts
+            if key in self.applied:
+                return 200, self.applied[key]
+            if (name, operation) in self.fail_once:
+                self.fail_once.discard((name, operation))
+                return 503, {"error": "busy, try again"}
+            if operation == "create" and self.refuse_target and body.get("target") == self.refuse_target:
+                return 507, {"error": f"{self.refuse_target}: quota exceeded"}
+            current = self.resources.get(name, {}).get("state", body["from"])
+            if current != body["from"]:
+                return 409, {"error": f"{name} is {current}, not {body['from']}"}
+            outputs = {out: f"{out}-{name}" for out in body.get("outputs", [])}
+            record = self.resources.setdefault(name, {"attributes": {}})
+            record.update(state=body["to"], target=body.get("target"))
+            record["attributes"].update(body.get("inputs") or {}, **outputs)
+            self.applied[key] = outputs
+            return 200, outputs
+
+
+@pytest.fixture
+def fake() -> Any:
+    world = FakeControllers()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            code, answer = world.handle(self.command, self.path, self.headers.get("Idempotency-Key", ""), body)
+            data = json.dumps(answer).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    world.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield world
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def use_controllers(project: Path, spec: str) -> None:
+    catalog = project / "catalog.yaml"
+    text = catalog.read_text()
+    for name in CONTROLLERS:
+        assert text.count(LINES[name]) == 1
+        text = text.replace(LINES[name], f"  {name}: {spec}")
+    catalog.write_text(text)
+
+
+def http_spec(url: str) -> str:
+    return ("{ kind: http, concurrency: 3, retry: { initial_interval: 0.01, attempts: 3 }, config: { "
+            f"base_url: '{url}', refused_status: [507], "
+            "operations: { default: { url: '/{type}/{resource}/{operation}' } }, "
+            "observe: { url: '/{type}/{resource}' } } }")
+
+
+def test_vfw_applied_through_http_controllers(vfw_copy: Path, fake: FakeControllers) -> None:
+    use_controllers(vfw_copy, http_spec(fake.url))
+    fake.fail_once = {("vpg", "assign"), ("unprotected-net", "create")}
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve")
+    assert run.code == 0, run.text
+    assert "Apply complete: 10 created, 0 changed, 0 deleted." in run.out
+    assert {name: r["state"] for name, r in fake.resources.items()} == {
+        "vfw-service": "active", "unprotected-net": "active", "protected-net": "active", "vpg": "active",
+        "vpg-base": "active", "vsink": "active", "vsink-base": "active", "vfw": "active", "vfw-logs": "active",
+        "vfw-base": "active"}
+    # The 503s were retried under the same key; every key was applied once.
+    posts = [key for method, _, key in fake.calls if method == "POST"]
+    assert len(fake.applied) == 32 and len(posts) == 34
+    # Data passing through the REST bodies: the VF module got the network's id.
+    attrs = fake.resources["vfw-base"]["attributes"]
+    assert attrs["unprotected_net_id"] == "network_id-unprotected-net"
+    assert attrs["mgmt_net_id"] == "net-0001"
+    assert run_ordo("plan", "-C", vfw_copy, "--detailed-exitcode").code == 0
+
+
+def test_refusal_over_http_replans_elsewhere(vfw_copy: Path, fake: FakeControllers) -> None:
+    use_controllers(vfw_copy, http_spec(fake.url))
+    fake.refuse_target = "region-two"
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve")
+    assert run.code == 0, run.text
+    assert "1 re-plan" in run.out
+    assert fake.resources["vfw"]["target"] == "region-three"
+    assert fake.resources["vfw"]["state"] == "active"
+
+
+def test_controller_that_is_down_fails_over_to_fallout_not_a_crash(vfw_copy: Path) -> None:
+    # Nothing listens on this port: every call is a transient error, retries
+    # run out, re-plans cannot help, and the run falls out; no traceback.
+    use_controllers(vfw_copy, http_spec("http://127.0.0.1:9"))
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--max-replans", "1")
+    assert run.code == 3, run.text
+    assert "Traceback" not in run.text
+    assert "Apply fell out" in run.out
+
+
+def test_unknown_controller_kind_is_named_before_the_run_starts(vfw_copy: Path) -> None:
+    use_controllers(vfw_copy, "{ kind: htpp }")
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve")
+    assert run.code == 1
+    assert "controllers.cds: unknown controller kind 'htpp' (did you mean 'http'?)" in run.err
+    assert "Traceback" not in run.text
+    assert not (vfw_copy / ".ordo" / "journal.db").exists() or "No runs yet." in run_ordo(
+        "history", "-C", vfw_copy).out
+
+
+def test_vfw_applied_through_a_command_controller(vfw_copy: Path, tmp_path: Path) -> None:
+    script = FIXTURES / "world_controller.py"
+    state = tmp_path / "world.json"
+    spec = (f"{{ kind: command, config: {{ command: [{json.dumps(sys.executable)}, {json.dumps(str(script))}], "
+            f"env: {{ WORLD: {json.dumps(str(state))} }}, timeout: 20 }} }}")
+    use_controllers(vfw_copy, spec)
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve")
+    assert run.code == 0, run.text
+    assert "Apply complete: 10 created, 0 changed, 0 deleted." in run.out
+    world = json.loads(state.read_text())
+    assert {r["state"] for r in world["resources"].values()} == {"active"}
+    assert world["resources"]["vfw-base"]["attributes"]["protected_net_id"] == "network_id-protected-net"
+    assert len(world["applied"]) == 32
