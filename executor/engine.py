@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import yaml
 
 from domain.errors import OrdoError
@@ -55,6 +56,7 @@ from executor.controllers import (
 from executor.journal import Event, Journal, JournalError
 from planner.core import Outcome, make_plan
 from planner.plan import Plan, PlannedOperation
+from planner.schedule import bottom_levels
 
 #: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
 CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "failure-observed", "replanned")
@@ -866,23 +868,11 @@ def _judge(obs: Observation, request: OperationRequest, initial: str) -> str:
 
 
 def _bottom_levels(ops: dict[str, PlannedOperation], succ: dict[str, list[str]]) -> dict[str, float]:
-    order: list[str] = []
-    indeg = dict.fromkeys(ops, 0)
-    for nexts in succ.values():
-        for n in nexts:
-            indeg[n] += 1
-    stack = sorted(n for n, d in indeg.items() if d == 0)
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        for n in succ[node]:
-            indeg[n] -= 1
-            if indeg[n] == 0:
-                stack.append(n)
-    level: dict[str, float] = {}
-    for node in reversed(order):
-        level[node] = ops[node].duration + max((level[s] for s in succ[node]), default=0.0)
-    return level
+    """Longest remaining path (by expected duration) from each operation: the dispatch priority."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(ops)
+    graph.add_edges_from((a, b) for a, nexts in succ.items() for b in nexts)
+    return bottom_levels(graph, {oid: op.duration for oid, op in ops.items()})
 
 
 def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:
