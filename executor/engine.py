@@ -194,6 +194,12 @@ class Executor:
         self._controllers: dict[str, Controller] = {}
         self._queue: queue.SimpleQueue[_Completion] = queue.SimpleQueue()
         self._token = 0
+        # A pool of daemon workers: starting a thread per call costs more than
+        # the call itself at thousands a second. A call given up on (no answer
+        # in time) keeps its worker; a new one takes its place.
+        self._jobs: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        self._workers = 0
+        self._abandoned: set[int] = set()
         self._abort_since = 0
 
     # --- public --------------------------------------------------------------
@@ -255,6 +261,9 @@ class Executor:
         return self._drive(rs)
 
     def close(self) -> None:
+        for _ in range(self._workers):
+            self._jobs.put(None)
+        self._workers = 0
         for ctl in self._controllers.values():
             with contextlib.suppress(Exception):
                 ctl.close()
@@ -377,6 +386,7 @@ class Executor:
             # Calls that did not answer in time: in doubt, retried after observing.
             late = [r for r in running.values() if r.deadline is not None and now > r.deadline]
             if late:
+                self._abandoned.update(r.token for r in late)
                 self._settle(rs, [_Completion(token=r.token, op=r.op, error=TransientError(
                     f"no answer within {r.deadline - r.started:.0f} s", applied=None, code="timeout"))
                     for r in late], running, per_ctl, per_group, groups, ops, succ, waiting, make_ready, retries)
@@ -488,11 +498,18 @@ class Executor:
             calls.append((self._token, oid, request, in_doubt, op.controller, model.kinds[res.type].initial))
         self._emit(rs, events)
         self.crash.hit("intent-written")
+        while self._workers - len(self._abandoned) < len(running):
+            threading.Thread(target=self._worker, name=f"ordo-worker-{self._workers}", daemon=True).start()
+            self._workers += 1
         for token, oid, request, in_doubt, ctl_name, initial in calls:
-            ctl = self._controller(ctl_name, rs)
-            thread = threading.Thread(target=self._call, args=(ctl, token, oid, request, in_doubt, initial),
-                                      name=f"ordo-{oid}", daemon=True)
-            thread.start()
+            self._jobs.put((self._controller(ctl_name, rs), token, oid, request, in_doubt, initial))
+
+    def _worker(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            self._call(*job)
 
     def _call(self, ctl: Controller, token: int, oid: str, request: OperationRequest, in_doubt: bool,
               initial: str) -> None:
@@ -529,7 +546,8 @@ class Executor:
         for done in completions:
             call = running.pop(done.token, None)
             if call is None:
-                continue  # a late answer from a call already given up on
+                self._abandoned.discard(done.token)  # a late answer from a call given up on: its worker is free
+                continue
             oid = done.op
             op = ops[oid]
             per_ctl[op.controller] -= 1
