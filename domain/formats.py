@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from types import UnionType
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -209,9 +209,20 @@ CHILD_LISTS: dict[str, str | None] = {
 # --- project -----------------------------------------------------------------
 
 
+class EnforcementSpec(_Strict):
+    """How strictly one policy is enforced, overriding its file's header."""
+
+    level: Literal["hard", "soft", "advisory"] = Field(
+        description="hard: every plan satisfies it; soft: violations cost weight@priority; advisory: reported only")
+    weight: PositiveInt | None = Field(None, description="soft: the cost of each violated instance")
+    priority: int | None = Field(None, description="soft: the priority level of that cost")
+
+
 class PoliciesSpec(_Strict):
     library: list[Name] = Field(default_factory=list, description="stock policies shipped with ordo, by name")
     files: list[str] = Field(default_factory=list, description="rule files or folders of this project")
+    enforcement: dict[Name, EnforcementSpec] = Field(
+        default_factory=dict, description="policy name -> enforcement level, overriding the policy file's header")
 
 
 class SettingsSpec(_Strict):
@@ -227,6 +238,10 @@ class ProjectFile(_Strict):
     request: str | None = None
     policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
     settings: SettingsSpec = Field(default_factory=SettingsSpec)
+    guards: list[str] = Field(
+        default_factory=list,
+        description="runtime guard files (rate limits, instance counts, block lists, freezes, windows, "
+                    "exclusions), checked before each operation runs; see docs/guards.md")
 
 
 # --- validation --------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import (
     CatalogFile,
+    EnforcementSpec,
     InventoryFile,
     ObservedResource,
     ProjectFile,
@@ -16,6 +17,7 @@ from domain.formats import (
     SettingsSpec,
     parse,
 )
+from domain.guards import Guard, check_guards, load_guards
 from domain.model import Model, build_model
 from domain.yamlsrc import Source, load_yaml
 
@@ -39,6 +41,8 @@ class Project:
     request_path: Path | None = None    # the files as loaded, to load the project again (re-planning)
     inventory_file: Path | None = None
     extra_policy_files: list[Path] = field(default_factory=list)
+    enforcement: dict[str, EnforcementSpec] = field(default_factory=dict)  # policy name -> level (ordo.yaml)
+    guards: list[Guard] = field(default_factory=list)  # runtime guards (ordo.yaml `guards:`), in order
 
     def display(self, path: Path) -> str:
         return display_path(path, self.root)
@@ -161,6 +165,10 @@ def load_project(
         text = "\n".join(r.model_dump_json() for r in sorted(observed, key=lambda r: r.name))
         inputs.append((observed_name, hashlib.sha256(text.encode()).hexdigest()))
 
+    guards, guard_sources, guard_problems = load_guards(root, list(project.guards), proj_src, display_path)
+    problems.extend(guard_problems)
+    inputs.extend((src.file, src.sha256) for src in guard_sources.values())
+
     policy_files, policy_problems = project_policy_files(root, project, proj_src)
     problems.extend(policy_problems)
     policy_files.extend(extra_policy_files or [])
@@ -177,10 +185,13 @@ def load_project(
                                 observed=observed or (), observed_file=observed_name)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
+    if model is not None and guards:
+        problems.extend(check_guards(guards, guard_sources, model))
     if problems or model is None:
         raise DiagnosticsError(problems)
     return Project(
         root=root, model=model, settings=project.settings, library=list(project.policies.library),
+        enforcement=dict(project.policies.enforcement), guards=guards,
         policy_files=policy_files, inputs=sorted(inputs),
         request_file=req_src.file if req_src else None,
         source=proj_src, request_path=req_path.resolve() if req_path else None,

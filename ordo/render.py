@@ -43,6 +43,14 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     if placed:
         lines += [("", ""), ("Placements (new)", "bold")]
         lines += [(f"  {resource} -> {target}", "") for resource, target in placed]
+    if plan.violations:
+        lines += [("", ""), ("Policies this plan does not satisfy (not hard)", "bold")]
+        for v in plan.violations:
+            values = ", ".join(f"{k}={val}" for k, val in v.bindings.items())
+            about = f" (resources: {', '.join(v.resources)})" if v.resources else ""
+            lines.append((f"  {v.enforcement}: {v.policy} ({v.file}:{v.line}): {values}{about}", "yellow"))
+            if v.description:
+                lines.append((f"    {v.description}", "dim"))
     counts = plan.counts()
     runs = f", {counts['run']} to run" if counts["run"] else ""
     lines += [("", ""), (

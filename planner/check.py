@@ -12,7 +12,7 @@ from pathlib import Path
 
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.project import load_project, project_policy_files, read_project_file
-from planner.core import all_policy_files
+from planner.core import all_policy_files, apply_enforcement
 from planner.facts import model_facts
 from planner.lint import lint, vocabulary_lint
 from planner.program import load_program
@@ -32,6 +32,7 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     diagnostics += problems
     program = load_program(files)
     diagnostics += program.diagnostics
+    diagnostics += apply_enforcement(program, dict(project_file.policies.enforcement), src)
     syntax_ok = not any(d.severity == "error" for d in program.diagnostics)
     lint_found = lint(program) if syntax_ok else []
     diagnostics += lint_found

@@ -18,7 +18,7 @@ from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
 from planner.decode import Decoded, decode, find_cycle, op_id
-from planner.explain import Explanation, explain_cycle, explain_no_plan
+from planner.explain import Explanation, conflicts_from, explain_cycle, explain_no_plan
 from planner.facts import model_facts
 from planner.plan import (
     CostLevel,
@@ -28,6 +28,7 @@ from planner.plan import (
     Plan,
     PlannedOperation,
     ResourceChange,
+    Violation,
 )
 from planner.program import Program, load_program
 from planner.schedule import schedule
@@ -84,9 +85,36 @@ def policy_files(project: Project) -> list[tuple[Path, str, str]]:
 
 def load_policies(project: Project) -> Program:
     program = load_program(policy_files(project))
+    program.diagnostics.extend(apply_enforcement(program, project.enforcement, project.source))
     if any(d.severity == "error" for d in program.diagnostics):
         raise DiagnosticsError(program.diagnostics)
     return program
+
+
+def apply_enforcement(program: Program, levels: dict, src: Source | None) -> list[Diagnostic]:
+    """The project's enforcement levels (ordo.yaml) over the files' headers."""
+    problems = []
+    by_name: dict[str, list] = {}
+    for pfile in program.files:
+        by_name.setdefault(pfile.meta.name, []).append(pfile)
+    for name, spec in levels.items():
+        files = by_name.get(name, [])
+        where = ("policies", "enforcement", name)
+        if not files:
+            names = sorted(n for n, fs in by_name.items() if any(f.origin != "base" for f in fs))
+            close = difflib.get_close_matches(name, names, n=1)
+            detail = f"did you mean '{close[0]}'?" if close else f"loaded policies: {', '.join(names) or 'none'}"
+            if src is not None:
+                problems.append(src.diagnostic(where, f"no loaded policy is named '{name}'", detail))
+            continue
+        for pfile in files:
+            if pfile.origin == "base":
+                if src is not None:
+                    problems.append(src.diagnostic(where, f"'{name}' is part of the base library",
+                                                   "the base library is always hard"))
+                continue
+            pfile.meta = pfile.meta.with_enforcement(spec.level, spec.weight, spec.priority)
+    return problems
 
 
 def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
@@ -228,11 +256,15 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     groups = tuple(Group(name=g, limit=decoded.group_limits[g], operations=tuple(ids))
                    for g, ids in sorted(members.items()))
     cost = tuple(CostLevel(priority=p, cost=c) for p, c in zip(result.priorities, result.cost, strict=False))
+    violations = tuple(Violation(
+        policy=c.policy, enforcement=c.enforcement, file=c.file, line=c.line, description=c.description,
+        rule=c.rule, bindings=dict(c.bindings), resources=c.resources)
+        for c in conflicts_from(result.symbols, program, model, levels=("soft", "advisory")))
     dig, inputs = digest(project, program)
     return Plan(
         status=result.status, request=project.model.request_name or (project.request_file or ""),
         digest=dig, inputs=tuple(inputs), resource_changes=tuple(changes), operations=tuple(operations),
         edges=tuple(edges), waves=tuple(tuple(w) for w in sched.waves), placements=placements,
         cost=cost, makespan=sched.makespan, critical_path=sched.critical_path, concurrency=concurrency,
-        groups=groups, ground_atoms=result.atoms, ground_rules=result.rules,
+        groups=groups, violations=violations, ground_atoms=result.atoms, ground_rules=result.rules,
     )

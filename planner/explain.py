@@ -22,6 +22,7 @@ from planner.solve import solve
 @dataclass(frozen=True)
 class Conflict:
     policy: str
+    enforcement: str
     file: str
     line: int
     rule: str
@@ -35,7 +36,8 @@ class Conflict:
 
     def to_dict(self) -> dict:
         return {
-            "policy": self.policy, "file": self.file, "line": self.line, "rule": self.rule,
+            "policy": self.policy, "enforcement": self.enforcement, "file": self.file, "line": self.line,
+            "rule": self.rule,
             "description": self.description, "bindings": dict(self.bindings),
             "resources": list(self.resources),
         }
@@ -60,11 +62,6 @@ class Explanation:
         }
 
 
-def policy_name(file: str) -> str:
-    base = file.rsplit("/", 1)[-1]
-    return base[:-3] if base.endswith(".lp") else base
-
-
 def _text(sym: clingo.Symbol) -> str:
     if sym.type == clingo.SymbolType.String:
         return sym.string
@@ -81,7 +78,10 @@ def _resources_in(sym: clingo.Symbol, model: Model, out: list[str]) -> None:
             _resources_in(arg, model, out)
 
 
-def conflicts_from(symbols: list[clingo.Symbol], rules: list[RuleInfo], model: Model) -> list[Conflict]:
+def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
+                   levels: tuple[str, ...] = ("hard",)) -> list[Conflict]:
+    """The violated constraint instances in an answer, of policies enforced at ``levels``."""
+    rules = program.rules
     # Where the closest plan put things: a conflict about a target (capacity)
     # involves the resources placed on it.
     placed_on: dict[str, list[str]] = {}
@@ -94,6 +94,9 @@ def conflicts_from(symbols: list[clingo.Symbol], rules: list[RuleInfo], model: M
             continue
         index, values = sym.arguments
         info = rules[index.number]
+        meta = program.meta_of(info.file)
+        if meta.enforcement not in levels:
+            continue
         bindings = tuple(zip(info.variables, (_text(v) for v in values.arguments), strict=False))
         resources: list[str] = []
         _resources_in(values, model, resources)
@@ -101,7 +104,7 @@ def conflicts_from(symbols: list[clingo.Symbol], rules: list[RuleInfo], model: M
             if value in model.targets:
                 resources += [r for r in sorted(placed_on.get(value, [])) if r not in resources]
         out.append(Conflict(
-            policy=policy_name(info.file), file=info.file, line=info.line, rule=info.text,
+            policy=meta.name, enforcement=meta.enforcement, file=info.file, line=info.line, rule=info.text,
             description=info.comment, bindings=bindings, resources=tuple(resources)))
     return sorted(out, key=lambda c: (c.file, c.line, c.bindings))
 
@@ -114,7 +117,7 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
             "aggregate cannot be satisfied at all (for instance a resource to place and no target)"))
     if result.status == "timeout":
         return Explanation(kind="unknown", summary="no plan exists; the explanation timed out")
-    conflicts = conflicts_from(result.symbols, program.rules, model)
+    conflicts = conflicts_from(result.symbols, program, model)
     if conflicts:
         names = sorted({c.policy for c in conflicts})
         return Explanation(kind="conflict", conflicts=conflicts, goals=_goals(conflicts, model), summary=(

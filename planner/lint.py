@@ -65,11 +65,29 @@ def _split(stm: ast.AST) -> tuple[list, list]:
     return [], []
 
 
+#: Heads that planner/program.py writes when it labels constraints and before/2 rules.
+LABELS: frozenset[Sig] = frozenset({("__violation", 2), ("__before", 3)})
+
+#: What policies may define for the base library to read (policies/README.md).
+OPEN_SIGNATURES: frozenset[Sig] = frozenset({("before", 2), ("replace", 1), ("group", 2), ("group_limit", 2)})
+
+
 def lint(program: Program) -> list[Diagnostic]:
     defined: set[Sig] = set(FACT_SIGNATURES) | set(GLUE_SIGNATURES)
     reads: list[tuple[Sig, ast.Location, str]] = []
     out: list[Diagnostic] = []
+    reserved: set[Sig] = set(FACT_SIGNATURES)
     for pfile in program.files:
+        if pfile.origin == "base":
+            for stm in pfile.statements:
+                reserved.update(sig for sig, _ in _split(stm)[0])
+    reserved -= OPEN_SIGNATURES
+    for pfile in program.files:
+        if pfile.origin != "base" and not pfile.meta.declared:
+            out.append(Diagnostic(
+                file=pfile.display, line=1, column=1, summary="policy has no metadata",
+                detail="start the file with '%@ name:', '%@ description:', '%@ owner:' and '%@ enforcement:' lines",
+                severity="warning", code="metadata"))
         for stm in pfile.statements:
             if stm.ast_type == ast.ASTType.Script and pfile.origin == "project":
                 out.append(_diag(pfile.display, stm.location, "#script is not allowed in policy files",
@@ -80,6 +98,15 @@ def lint(program: Program) -> list[Diagnostic]:
                 continue
             got, read = _split(stm)
             defined.update(sig for sig, _ in got)
+            if pfile.origin != "base":
+                for sig, loc in got:
+                    if sig in LABELS:
+                        continue  # the labelling rewrite's own heads (planner/program.py)
+                    if sig in reserved or sig[0].startswith("__"):
+                        out.append(_diag(
+                            pfile.display, loc, f"defines '{sig[0]}/{sig[1]}', which the base library reserves",
+                            "policies read it; they may define only before/2, replace/1, group/2, group_limit/2 "
+                            "and predicates of their own", "reserved"))
             if pfile.origin != "base":
                 reads.extend((sig, loc, pfile.display) for sig, loc in read)
     names = sorted(f"{n}/{a}" for n, a in defined if not n.startswith("__"))

@@ -69,6 +69,19 @@ class Group(_Frozen):
     operations: tuple[str, ...]
 
 
+class Violation(_Frozen):
+    """A soft or advisory policy's constraint that the plan does not satisfy."""
+
+    policy: str
+    enforcement: str
+    file: str
+    line: int
+    description: str
+    rule: str
+    bindings: dict[str, str]
+    resources: tuple[str, ...]
+
+
 class CostLevel(_Frozen):
     priority: int
     cost: int
@@ -90,6 +103,7 @@ class Plan(_Frozen):
     critical_path: float
     concurrency: int
     groups: tuple[Group, ...] = ()
+    violations: tuple[Violation, ...] = ()
     ground_atoms: int
     ground_rules: int
 

@@ -25,6 +25,7 @@ import clingo
 from clingo import ast
 
 from domain.errors import Diagnostic
+from planner.metadata import PolicyMeta, read_metadata
 
 _MSG = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?: (?P<sev>\w+): (?P<text>.*)$",
                   re.S)
@@ -55,6 +56,7 @@ class PolicyFile:
     origin: str  # "base", "library" or "project"
     sha256: str = ""  # of the bytes read, for the plan's digest
     statements: list[ast.AST] = field(default_factory=list)
+    meta: PolicyMeta = field(default_factory=lambda: PolicyMeta(name=""))
 
 
 @dataclass
@@ -67,8 +69,31 @@ class Program:
 
     @property
     def has_objective(self) -> bool:
-        """True when some file minimises or has weak constraints."""
-        return any(stm.ast_type == ast.ASTType.Minimize for f in self.files for stm in f.statements)
+        """True when some file minimises, has weak constraints, or is a soft policy."""
+        return any(stm.ast_type == ast.ASTType.Minimize for f in self.files for stm in f.statements) or any(
+            f.meta.enforcement == "soft" for f in self.files)
+
+    def meta_of(self, display: str) -> PolicyMeta:
+        for pfile in self.files:
+            if pfile.display == display:
+                return pfile.meta
+        return PolicyMeta(name=policy_name(display))
+
+    def enforcement_facts(self) -> str:
+        """Each labelled constraint's enforcement level, as facts for STRICT/RELAXED."""
+        level = {f.display: f.meta for f in self.files}
+        out = []
+        for rule in self.rules:
+            if rule.kind != "constraint":
+                continue
+            meta = level.get(rule.file)
+            if meta is None or meta.enforcement == "hard":
+                out.append(f"__hard({rule.index}).")
+            elif meta.enforcement == "soft":
+                out.append(f"__soft({rule.index},{meta.weight},{meta.priority}).")
+            else:
+                out.append(f"__advisory({rule.index}).")
+        return "\n".join(out)
 
     @property
     def displays(self) -> dict[str, str]:
@@ -141,7 +166,8 @@ def _comment_before(lines: list[str], line: int) -> str:
     out: list[str] = []
     index = line - 2
     while index >= 0 and lines[index].strip().startswith("%"):
-        out.insert(0, lines[index].strip().lstrip("%").strip())
+        if not lines[index].strip().startswith("%@"):  # metadata is not the rule's description
+            out.insert(0, lines[index].strip().lstrip("%").strip())
         index -= 1
     return " ".join(out)
 
@@ -162,6 +188,11 @@ def load_program(files: list[tuple[Path, str, str]]) -> Program:
             continue
         pfile.sha256 = hashlib.sha256(raw).hexdigest()
         lines = source.splitlines()
+        pfile.meta, problems = read_metadata(source, display, policy_name(display))
+        if origin == "base":
+            pfile.meta = PolicyMeta(name=pfile.meta.name, description=pfile.meta.description,
+                                    owner=pfile.meta.owner or "ordo", declared=True)  # always hard
+        diagnostics.extend(problems)
 
         def on_statement(stm: ast.AST, pfile: PolicyFile = pfile, lines: list[str] = lines) -> None:
             pfile.statements.append(_label(stm, pfile, rules, lines))
@@ -207,6 +238,12 @@ def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[s
     return stm
 
 
+def policy_name(file: str) -> str:
+    """A policy's default name: its file's name without .lp."""
+    base = file.rsplit("/", 1)[-1]
+    return base[:-3] if base.endswith(".lp") else base
+
+
 def _text(lines: list[str], loc: ast.Location) -> str:
     chunk = lines[loc.begin.line - 1: loc.end.line]
     return " ".join(" ".join(chunk).split())
@@ -217,6 +254,9 @@ GLUE = """
 before(A,B) :- __before(A,B,_).
 #defined __violation/2.
 #defined __before/3.
+#defined __hard/1.
+#defined __soft/3.
+#defined __advisory/1.
 #show op/2.
 #show __before/3.
 #show place/2.
@@ -227,13 +267,18 @@ before(A,B) :- __before(A,B,_).
 #show group_limit/2.
 """
 
-#: Normal mode: every constraint is hard and the order must be acyclic.
-STRICT = """
-:- __violation(_,_).
-#edge (A,B) : before(A,B).
+#: Soft policies: each violated instance costs its weight at its priority.
+SOFT = """
+:~ __violation(I,V), __soft(I,W,P). [W@P,I,V]
 """
 
-#: Explain mode: pay for each violated constraint, above every user priority.
+#: Normal mode: hard constraints hold, soft ones cost, and the order must be acyclic.
+STRICT = """
+:- __violation(I,_), __hard(I).
+#edge (A,B) : before(A,B).
+""" + SOFT
+
+#: Explain mode: pay for each violated hard constraint, above every user priority.
 RELAXED = """
-#minimize { 1@1000000,I,V : __violation(I,V) }.
-"""
+#minimize { 1@1000000,I,V : __violation(I,V), __hard(I) }.
+""" + SOFT

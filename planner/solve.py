@@ -29,7 +29,7 @@ def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> 
     ctl = clingo.Control(args, logger=lambda _code, msg: messages.append(msg), message_limit=100)
     try:
         program.add_to(ctl)
-        ctl.add("base", [], GLUE + extra)
+        ctl.add("base", [], GLUE + extra + program.enforcement_facts())
         ctl.add("base", [], "\n".join(facts))
         ctl.ground([("base", [])])
     except RuntimeError:

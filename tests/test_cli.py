@@ -43,7 +43,7 @@ def test_no_plan_explains_and_exits_3():
                    "--inventory", VFW / "inventory-deployed.yaml")
     assert run.code == 3
     assert "No plan exists" in run.err
-    assert "protected-resources (<library>/protected-resources.lp:3)" in run.err
+    assert "protected-resources (<library>/protected-resources.lp:8)" in run.err
     assert "violated for: R=onap-mgmt-net" in run.err
     assert "The request asks for:\n    onap-mgmt-net: absent  (requests/delete-mgmt-net.yaml:5)" in run.err
     assert "Traceback" not in run.text

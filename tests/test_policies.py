@@ -71,7 +71,7 @@ def test_protected_resources_block_deletion(vfw_copy):
 
 def test_config_after_modules_orders_config_deploy(vfw_copy):
     before = plan(vfw_copy).plan
-    extra = [e for e in before.edges if e.rules == ("policies/config-after-modules.lp:3",)]
+    extra = [e for e in before.edges if e.rules == ("policies/config-after-modules.lp:8",)]
     assert {(e.before, e.after) for e in extra} >= {("vfw-base/activate", "vfw/config-deploy"),
                                                     ("vpg-base/activate", "vpg/config-deploy")}
     (vfw_copy / "policies" / "config-after-modules.lp").unlink()
@@ -92,7 +92,7 @@ def test_deliberate_conflict_names_policy_and_line():
     outcome = make_plan(loaded)
     assert outcome.status == "no_plan"
     named = {(c.policy, c.location) for c in outcome.explanation.conflicts}
-    assert ("protected-resources", "<library>/protected-resources.lp:3") in named
+    assert ("protected-resources", "<library>/protected-resources.lp:8") in named
     assert ("ordering", "<base>/ordering.lp:34") in named
     assert "drop or relax: ordering, protected-resources" in outcome.explanation.summary
 
@@ -117,16 +117,17 @@ def test_check_warns_about_labels_no_model_uses(vfw_copy):
     from planner.check import check
 
     (vfw_copy / "policies" / "config-after-modules.lp").write_text(
+        "%@ name: typo\n%@ owner: test\n"
         "% typo: the label key is anti-affinity\n"
         ':- label(R1,"anti_affinity",G), label(R2,"anti_affinity",G), R1 < R2, located(R1,T), located(R2,T).\n'
         'before(X,Y) :- relation("uses_",A,B), raises(B,"active",X), raises(A,"created",Y).\n')
     found = [str(d) for d in check(vfw_copy)]
     assert found == [
-        "policies/config-after-modules.lp:2:4: warning: label key 'anti_affinity' is not used by any model "
+        "policies/config-after-modules.lp:4:4: warning: label key 'anti_affinity' is not used by any model "
         "file (did you mean 'anti-affinity'?)",
-        "policies/config-after-modules.lp:2:33: warning: label key 'anti_affinity' is not used by any model "
+        "policies/config-after-modules.lp:4:33: warning: label key 'anti_affinity' is not used by any model "
         "file (did you mean 'anti-affinity'?)",
-        "policies/config-after-modules.lp:3:16: warning: relationship kind 'uses_' is not used by any model "
+        "policies/config-after-modules.lp:5:16: warning: relationship kind 'uses_' is not used by any model "
         "file (did you mean 'uses'?)",
     ]
 
@@ -137,7 +138,7 @@ def test_capacity_conflict_names_target_and_the_resources_on_it(vfw_copy):
     outcome = plan(vfw_copy)
     assert outcome.status == "no_plan"
     [conflict] = outcome.explanation.conflicts
-    assert conflict.policy == "capacity" and conflict.location == "<library>/capacity.lp:4"
+    assert conflict.policy == "capacity" and conflict.location == "<library>/capacity.lp:9"
     assert dict(conflict.bindings)["K"] == "vcpu" and dict(conflict.bindings)["C"] == "6"
     assert "vfw" in conflict.resources  # 8 vcpu fits on no 6-vcpu region
     assert [g[0] for g in outcome.explanation.goals] == list(conflict.resources)

@@ -1,0 +1,122 @@
+"""Policy metadata and enforcement levels: hard, soft (weight@priority), advisory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from domain.project import load_project
+from planner.core import make_plan
+from tests.conftest import run_ordo
+
+
+def set_enforcement(project: Path, block: str) -> None:
+    path = project / "ordo.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("policies:\n", "policies:\n  enforcement:\n" + block, 1))
+
+
+def plan(project: Path):
+    return make_plan(load_project(project))
+
+
+def test_hard_by_default_no_violations_reported(vfw_copy):
+    result = plan(vfw_copy).plan
+    assert result.violations == ()
+    assert result.placements == {"vfw": "region-two", "vpg": "region-one", "vsink": "region-one"}
+
+
+def test_advisory_is_only_reported(vfw_copy):
+    # Capacity advisory: vSink goes to the cheaper region-two although it is full.
+    set_enforcement(vfw_copy, "    capacity: { level: advisory }\n")
+    result = plan(vfw_copy).plan
+    assert result.placements["vsink"] == "region-two"
+    [violation] = result.violations
+    assert (violation.policy, violation.enforcement) == ("capacity", "advisory")
+    assert violation.file == "<library>/capacity.lp" and violation.line == 9
+    assert violation.bindings == {"T": "region-two", "K": "vcpu", "C": "10"}
+    assert violation.resources == ("vfw", "vsink")
+    run = run_ordo("plan", "-C", vfw_copy)
+    assert "advisory: capacity (<library>/capacity.lp:9): T=region-two, K=vcpu, C=10 (resources: vfw, vsink)" \
+        in run.out
+
+
+def test_soft_costs_its_weight_at_its_priority(vfw_copy):
+    # Anti-affinity soft and cheap (priority 0, below cost): vPG joins vFW's zone.
+    original = (vfw_copy / "ordo.yaml").read_text()
+    set_enforcement(vfw_copy, "    anti-affinity: { level: soft, weight: 1, priority: 0 }\n")
+    result = plan(vfw_copy).plan
+    assert result.placements["vpg"] == "region-two"
+    assert [(v.policy, v.enforcement) for v in result.violations] == [("anti-affinity", "soft")]
+    assert {c.priority: c.cost for c in result.cost} == {0: 1, 1: 22}
+    # Soft but dear (priority 2, above cost): kept, as if hard.
+    (vfw_copy / "ordo.yaml").write_text(original)
+    set_enforcement(vfw_copy, "    anti-affinity: { level: soft, weight: 5, priority: 2 }\n")
+    result = plan(vfw_copy).plan
+    assert result.violations == ()
+    assert result.placements["vpg"] == "region-one"
+
+
+def test_only_hard_policies_are_named_as_the_conflict(vfw_copy):
+    # Deleting the management network: protected-resources and the base
+    # ordering (VF modules still use it) both forbid it. Made soft,
+    # protected-resources is no longer part of the conflict.
+    request = "requests/delete-mgmt-net.yaml"
+    outcome = make_plan(load_project(vfw_copy, request, "inventory-deployed.yaml"))
+    assert {c.policy for c in outcome.explanation.conflicts} == {"protected-resources", "ordering"}
+    set_enforcement(vfw_copy, "    protected-resources: { level: soft, weight: 10, priority: 3 }\n")
+    outcome = make_plan(load_project(vfw_copy, request, "inventory-deployed.yaml"))
+    assert outcome.status == "no_plan"
+    assert {(c.policy, c.enforcement) for c in outcome.explanation.conflicts} == {("ordering", "hard")}
+
+
+def test_header_sets_the_level_and_the_project_overrides_it(vfw_copy):
+    policy = vfw_copy / "policies" / "no-region-two.lp"
+    policy.write_text("%@ name: no-region-two\n%@ description: keep VNFs off region-two\n%@ owner: ops\n"
+                      "%@ enforcement: advisory\n\n% nothing on region-two\n:- place(R,\"region-two\").\n")
+    text = (vfw_copy / "ordo.yaml").read_text()
+    listed = "    - policies/config-after-modules.lp"
+    (vfw_copy / "ordo.yaml").write_text(text.replace(listed, listed + "\n    - policies/no-region-two.lp"))
+    result = plan(vfw_copy).plan
+    assert result.placements["vfw"] == "region-two"
+    assert [(v.policy, v.enforcement, v.description) for v in result.violations] == [
+        ("no-region-two", "advisory", "nothing on region-two")]
+    set_enforcement(vfw_copy, "    no-region-two: { level: hard }\n")
+    assert "region-two" not in plan(vfw_copy).plan.placements.values()
+
+
+def test_metadata_errors_name_file_and_line(vfw_copy):
+    policy = vfw_copy / "policies" / "config-after-modules.lp"
+    policy.write_text("%@ name: cam\n%@ enforcment: hard\n%@ enforcement: strict\n%@ weight: 0\n"
+                      + policy.read_text())
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1
+    assert "policies/config-after-modules.lp:2:4: error: unknown metadata key 'enforcment' " \
+           "(did you mean 'enforcement'?)" in run.err
+    assert "policies/config-after-modules.lp:3:1: error: unknown enforcement level 'strict' " \
+           "(expected one of: hard, soft, advisory)" in run.err
+    assert "policies/config-after-modules.lp:4:1: error: weight: expected a whole number of at least 1, got '0'" \
+        in run.err
+
+
+def test_unknown_policy_in_enforcement_is_named_in_ordo_yaml(vfw_copy):
+    set_enforcement(vfw_copy, "    anti-afinity: { level: soft }\n    lifecycle: { level: advisory }\n")
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1
+    assert "ordo.yaml:8:19: error: policies.enforcement.anti-afinity: no loaded policy is named 'anti-afinity' " \
+           "(did you mean 'anti-affinity'?)" in run.err
+    assert "policies.enforcement.lifecycle: 'lifecycle' is part of the base library (the base library is " \
+           "always hard)" in run.err
+    run = run_ordo("plan", "-C", vfw_copy)
+    assert run.code == 1 and "Traceback" not in run.err
+
+
+def test_lint_flags_missing_metadata_and_reserved_predicates(vfw_copy):
+    policy = vfw_copy / "policies" / "config-after-modules.lp"
+    policy.write_text("% a policy without a header\ngoal(\"vfw\",\"absent\").\nplace(R,\"region-one\") :- "
+                      "placeable(R).\nbefore(X,Y) :- op(R,\"assign\"), X = op(R,\"assign\"), Y = op(R,\"create\").\n")
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1
+    assert "policies/config-after-modules.lp:1:1: warning: policy has no metadata" in run.err
+    assert "policies/config-after-modules.lp:2:1: error: defines 'goal/2', which the base library reserves" in run.err
+    assert "policies/config-after-modules.lp:3:1: error: defines 'place/2', which the base library reserves" in run.err
+    assert "before/2" not in run.err.split("reserves")[0]  # before/2 is open to policies
