@@ -271,6 +271,93 @@ def show(run_id: int | None, project: Path, journal: Path | None, as_json: bool)
     runs.show(_console(), project, journal, run_id, as_json)
 
 
+@cli.command()
+@click.argument("target", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("operation", required=False)
+@project_option
+@inventory_option
+@click.option("--after", "after", metavar="OPERATION", help="With a plan: why OPERATION comes after this one.")
+@click.option("--conflict", is_flag=True, help="No plan: a minimal set of policies and goals that conflict.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds the explanation may take.")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+@journal_option
+def explain(target: Path | None, operation: str | None, project: Path, inventory: Path | None, after: str | None,
+            conflict: bool, timeout: float, as_json: bool, journal: Path | None) -> None:
+    """Why no plan exists, or why a plan does what it does.
+
+    \b
+    ordo explain [REQUEST]                 which policies to drop or relax for a plan to exist
+    ordo explain [REQUEST] --conflict      a minimal set of policies and goals that conflict
+    ordo explain plan.json OPERATION       why OPERATION is in the plan, what it waits for
+    ordo explain plan.json OP --after OP2  the chain of precedences that puts OP after OP2
+    """
+    from ordo import render
+
+    console = _console()
+    if target is not None and target.suffix == ".json":
+        from planner.plan import Plan
+        from planner.why import explain_operation
+
+        if operation is None:
+            raise click.UsageError("name the OPERATION to explain (RESOURCE/OPERATION, e.g. vfw/create)")
+        try:
+            saved = Plan.from_json(target.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise OrdoError(f"{target}: cannot read the plan: {exc.strerror}") from None
+        except ValueError as exc:
+            raise OrdoError(f"{target}: not an ordo plan ({str(exc).splitlines()[0]})") from None
+        why = explain_operation(saved, operation, after, _rules_if_loadable(project, inventory))
+        if as_json:
+            click.echo(json.dumps(why.to_dict(), indent=2, sort_keys=True))
+        else:
+            render.operation_why(console, why)
+        return
+    if operation is not None:
+        raise click.UsageError("an OPERATION is explained within a saved plan: ordo explain plan.json OPERATION")
+    from ordo.runs import load_with_journal
+    from planner.core import load_policies, make_plan
+
+    loaded = load_with_journal(project, target, inventory, [], journal)
+    if conflict:
+        from planner.explain import minimal_conflict
+        from planner.facts import model_facts
+
+        found = minimal_conflict(load_policies(loaded), model_facts(loaded.model), loaded.model, timeout=timeout)
+        if found is None:
+            console.print("[green]A plan exists:[/] nothing conflicts. `ordo plan` shows it.")
+            return
+        if as_json:
+            click.echo(json.dumps(found.to_dict(), indent=2, sort_keys=True))
+        else:
+            render.minimal_conflict(console, found)
+        sys.exit(EXIT_NO_PLAN)
+    outcome = make_plan(loaded, timeout=timeout)
+    if outcome.plan is not None:
+        console.print("[green]A plan exists:[/] nothing to explain; `ordo plan` shows it, and "
+                      "`ordo explain plan.json OPERATION` explains one of its operations.")
+        return
+    if as_json:
+        click.echo(json.dumps({"status": outcome.status, "explanation": outcome.explanation.to_dict()
+                               if outcome.explanation else None}, indent=2, sort_keys=True))
+    elif outcome.explanation is not None:
+        render.explanation(console, outcome.explanation)
+        console.print("\n  `ordo explain --conflict` finds a minimal set of policies and goals that conflict.",
+                      highlight=False)
+    sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+
+
+def _rules_if_loadable(project: Path, inventory: Path | None) -> list:
+    """The policy rules, for the descriptions of precedences; none if the project does not load."""
+    from domain.project import load_project
+    from planner.core import load_policies
+
+    try:
+        return load_policies(load_project(project, None, inventory, need_request=False)).rules
+    except OrdoError:
+        return []
+
+
 SCHEMAS = ("project", "catalog", "inventory", "request")
 
 

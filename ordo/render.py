@@ -113,3 +113,57 @@ def explanation(console: Console, expl: Explanation) -> None:
             console.print(f"    {escape(node)}  [dim]must come before the next, by {escape(', '.join(rules))}[/]",
                           highlight=False)
         console.print(f"    {escape(expl.cycle[0])}", highlight=False)
+
+
+def minimal_conflict(console: Console, found) -> None:
+    """`ordo explain --conflict`: policies and goals that cannot hold together."""
+    console.print(f"[red bold]No plan exists:[/] {escape(found.summary())}", highlight=False)
+    if found.rules:
+        console.print("\n  Policies:", highlight=False)
+        for rule in found.rules:
+            name = found.policies.get(rule.file, rule.file)
+            console.print(f"    [bold]{escape(name)}[/] ({escape(rule.location)})", highlight=False)
+            if rule.comment:
+                console.print(f"      {escape(rule.comment)}", highlight=False)
+            console.print(f"      [dim]rule: {escape(rule.text)}[/]", highlight=False)
+    if found.goals:
+        console.print("\n  Requested goals:", highlight=False)
+        for resource, state, where in found.goals:
+            console.print(f"    {escape(resource)}: {escape(state)}  [dim]({escape(where)})[/]", highlight=False)
+    if found.minimal:
+        console.print("\n  Drop or relax any one of these and the rest can hold together.", highlight=False)
+
+
+def operation_why(console: Console, why) -> None:
+    """`ordo explain plan.json OPERATION`: why it is there and what it waits for."""
+    op = why.operation
+    console.print(f"[bold]{escape(op.id)}[/]: {escape(op.type)} {escape(op.resource)}, "
+                  f"{escape(op.from_state)} -> {escape(op.to_state)} on {escape(op.controller)}, wave {op.wave}",
+                  highlight=False)
+    console.print(f"  In the plan because: {escape(why.reason)}", highlight=False)
+    console.print(f"  {escape(op.resource)}'s operations in this plan: {escape(' -> '.join(why.path))}",
+                  highlight=False)
+    console.print("  [dim](the shortest way through its lifecycle to its goal: <base>/lifecycle.lp)[/]",
+                  highlight=False)
+
+    def hops(title: str, items, other) -> None:
+        if not items:
+            return
+        console.print(f"\n  {title}", highlight=False)
+        for hop in items:
+            console.print(f"    {escape(other(hop))}  [dim]by {escape(', '.join(hop.rules))}[/]", highlight=False)
+            for text in sorted(set(hop.descriptions) - {""}):
+                console.print(f"      {escape(text)}", highlight=False)
+
+    if why.after is not None:
+        if why.chain is None:
+            console.print(f"\n  {escape(op.id)} does not wait for {escape(why.after)}: no chain of precedences "
+                          "joins them, so they may run in parallel (waves only reflect the limits).",
+                          highlight=False)
+        elif not why.chain:
+            console.print("\n  That is the same operation.", highlight=False)
+        else:
+            hops(f"Why it comes after {why.after}:", why.chain, lambda h: f"{h.before} -> {h.after}")
+        return
+    hops("Waits for:", why.waits_for, lambda h: h.before)
+    hops("Needed before:", why.needed_by, lambda h: h.after)

@@ -152,3 +152,113 @@ def explain_cycle(cycle: list[str], decoded: Decoded, rules: list[RuleInfo]) -> 
         kind="cycle", cycle=cycle, cycle_rules=hops,
         summary=(f"the ordering rules form a cycle: {' -> '.join(cycle + [cycle[0]])} "
                  f"(resources: {', '.join(resources)})"))
+
+
+#: Conflict mode: every hard constraint and every requested goal can be
+#: switched on and off by an assumption, to find a minimal conflicting set.
+SWITCHES = """
+#external __on(I) : __hard(I). [free]
+#external __goal(R) : __desired(R,_). [free]
+desired(R,S) :- __desired(R,S), __goal(R).
+:- __violation(I,_), __hard(I), __on(I).
+#edge (A,B) : before(A,B).
+"""
+
+
+@dataclass
+class MinimalConflict:
+    """Policies (rules) and goals that cannot hold together; dropping any one
+    of them allows a plan (when ``minimal``; else the time limit cut the
+    shrinking short and the set may hold more than it needs)."""
+
+    rules: list[RuleInfo]
+    goals: list[tuple[str, str, str]]   # resource, state, where requested
+    minimal: bool
+    checks: int                         # solver calls made
+    policies: dict[str, str] = field(default_factory=dict)  # rule file -> policy name
+
+    def summary(self) -> str:
+        names = sorted({self.policies.get(r.file, r.file) for r in self.rules})
+        parts = [f"policies {', '.join(names)}" if names else "", f"{len(self.goals)} requested goal(s)"
+                 if self.goals else ""]
+        what = " and ".join(p for p in parts if p)
+        return (f"{'a minimal' if self.minimal else 'a'} conflicting set: {what} cannot hold together"
+                + ("" if self.minimal else " (not shrunk to minimal within the time limit)"))
+
+    def to_dict(self) -> dict:
+        return {
+            "minimal": self.minimal, "checks": self.checks, "summary": self.summary(),
+            "policies": [{"policy": self.policies.get(r.file, r.file), "file": r.file, "line": r.line,
+                          "rule": r.text, "description": r.comment} for r in self.rules],
+            "goals": [{"resource": res, "state": s, "where": w} for res, s, w in self.goals],
+        }
+
+
+def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float) -> MinimalConflict | None:
+    """A minimal set of hard policy rules and requested goals that conflict:
+    an unsatisfiable core of switch assumptions, shrunk by deletion. None
+    when the request has a plan."""
+    import time
+
+    from planner.solve import _ground
+
+    deadline = time.monotonic() + timeout
+    switched = ["__" + f if f.startswith("desired(") else f for f in facts]
+    ctl, _ = _ground(program, switched, SWITCHES, ["--parallel-mode=1"])
+    atoms = ctl.symbolic_atoms
+    switches: dict[int, clingo.Symbol] = {}
+    for name in ("__on", "__goal"):
+        for atom in atoms.by_signature(name, 1):
+            switches[atom.literal] = atom.symbol
+
+    def conflicting(enabled: list[int]) -> list[int] | None:
+        """The core when the enabled switches cannot hold together, else None."""
+        assumptions = [(switches[lit], True) for lit in enabled]
+        with ctl.solve(assumptions=assumptions, async_=True) as handle:
+            finished = handle.wait(max(0.01, deadline - time.monotonic()))
+            while not finished and time.monotonic() < deadline:
+                finished = handle.wait(max(0.01, deadline - time.monotonic()))
+            if not finished:
+                handle.cancel()
+                raise TimeoutError
+            result = handle.get()
+            if not result.unsatisfiable:
+                return None
+            core = handle.core()
+        return sorted(set(core) & set(enabled))
+
+    checks = 1
+    try:
+        core = conflicting(sorted(switches))
+    except TimeoutError:
+        return MinimalConflict(rules=[], goals=[], minimal=False, checks=checks)
+    if core is None:
+        return None
+    minimal = True
+    kept = list(core)
+    index = 0
+    try:
+        while index < len(kept):
+            trial = kept[:index] + kept[index + 1:]
+            checks += 1
+            smaller = conflicting(trial)
+            if smaller is None:
+                index += 1            # needed: keep it
+            else:
+                kept = [lit for lit in trial if lit in set(smaller)] or trial
+    except TimeoutError:
+        minimal = False
+    rules, goals = [], []
+    for lit in kept:
+        sym = switches[lit]
+        if sym.name == "__on":
+            rules.append(program.rules[sym.arguments[0].number])
+        else:
+            name = _text(sym.arguments[0])
+            res = model.resources.get(name)
+            where = f"{res.origin.file}:{res.origin.line}" if res is not None and res.origin else ""
+            goals.append((name, res.desired if res is not None else "", where))
+    rules.sort(key=lambda r: (r.file, r.line))
+    goals.sort()
+    names = {f.display: f.meta.name for f in program.files}
+    return MinimalConflict(rules=rules, goals=goals, minimal=minimal, checks=checks, policies=names)

@@ -1,0 +1,93 @@
+"""`ordo explain`: why no plan (a correction set, a minimal conflict) and why a plan does what it does."""
+
+from __future__ import annotations
+
+import json
+
+from domain.project import load_project
+from planner.core import load_policies, make_plan
+from planner.explain import minimal_conflict
+from planner.facts import model_facts
+from planner.why import UnknownOperation, explain_operation
+from tests.conftest import run_ordo
+
+DELETE_MGMT = ("requests/delete-mgmt-net.yaml", "--inventory", "inventory-deployed.yaml")
+
+
+def test_minimal_conflict_names_one_policy_and_the_goal(vfw_copy):
+    project = load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
+    found = minimal_conflict(load_policies(project), model_facts(project.model), project.model, timeout=10)
+    assert found is not None and found.minimal
+    # Two policies forbid the deletion; a minimal conflicting set holds one of
+    # them with the goal (dropping either policy alone would not allow a plan).
+    assert [(found.policies[r.file], r.location) for r in found.rules] in (
+        [("ordering", "<base>/ordering.lp:34")], [("protected-resources", "<library>/protected-resources.lp:8")])
+    assert found.goals == [("onap-mgmt-net", "absent", "requests/delete-mgmt-net.yaml:5")]
+
+
+def test_minimal_conflict_is_none_when_a_plan_exists(vfw_copy):
+    project = load_project(vfw_copy)
+    assert minimal_conflict(load_policies(project), model_facts(project.model), project.model, timeout=10) is None
+
+
+def test_explain_no_plan_cli(vfw_copy):
+    run = run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT)
+    assert run.code == 3, run.text
+    assert "protected-resources (<library>/protected-resources.lp:8)" in run.out
+    assert "ordo explain --conflict" in run.out
+    run = run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT, "--conflict")
+    assert run.code == 3, run.text
+    assert "a minimal conflicting set: policies" in run.out
+    assert "onap-mgmt-net: absent  (requests/delete-mgmt-net.yaml:5)" in run.out
+    data = json.loads(run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT, "--conflict", "--json").out)
+    assert data["minimal"] is True and data["goals"][0]["resource"] == "onap-mgmt-net"
+    run = run_ordo("explain", "-C", vfw_copy, "--conflict")
+    assert run.code == 0 and "A plan exists" in run.out
+
+
+def test_why_an_operation_is_in_the_plan_and_what_it_waits_for(vfw_copy):
+    plan = make_plan(load_project(vfw_copy)).plan
+    rules = load_policies(load_project(vfw_copy)).rules
+    why = explain_operation(plan, "vfw-base/create", rules=rules)
+    assert why.reason == "requested: active (now absent)"
+    assert why.path == ["vfw-base/assign", "vfw-base/create", "vfw-base/activate"]
+    waits = {h.before: h for h in why.waits_for}
+    assert "unprotected-net/create" in waits          # the data it reads (network_id)
+    assert waits["unprotected-net/create"].rules == ("<base>/ordering.lp:18",)
+    assert waits["protected-net/activate"].descriptions == (
+        "uses: a resource is created only after what it uses is active.",)
+    assert [h.after for h in why.needed_by] == ["vfw-base/activate"]
+
+
+def test_why_one_operation_comes_after_another(vfw_copy):
+    plan = make_plan(load_project(vfw_copy)).plan
+    why = explain_operation(plan, "vfw-service/activate", after="unprotected-net/assign")
+    assert [(h.before, h.after) for h in why.chain] == [
+        ("unprotected-net/assign", "unprotected-net/create"), ("unprotected-net/create", "unprotected-net/activate"),
+        ("unprotected-net/activate", "vfw-service/activate")]
+    assert explain_operation(plan, "vpg/assign", after="vfw/assign").chain is None
+
+
+def test_explain_operation_cli(vfw_copy):
+    out = vfw_copy / "plan.json"
+    assert run_ordo("plan", "-C", vfw_copy, "--out", out).code == 0
+    run = run_ordo("explain", "-C", vfw_copy, out, "vsink-base/create", "--after", "vsink/assign")
+    assert run.code == 0, run.text
+    assert "Why it comes after vsink/assign:" in run.out
+    assert "vsink/assign -> vsink-base/assign  by <base>/ordering.lp:" in run.out
+    run = run_ordo("explain", "-C", vfw_copy, out, "vfw-base/creat")
+    assert run.code == 1
+    assert "the plan has no operation 'vfw-base/creat' (did you mean vfw-base/create" in run.err
+    assert "Traceback" not in run.text
+    data = json.loads(run_ordo("explain", "-C", vfw_copy, out, "vfw/assign", "--json").out)
+    assert data["operation"] == "vfw/assign" and data["wave"] >= 1
+
+
+def test_unknown_operation_error(vfw_copy):
+    plan = make_plan(load_project(vfw_copy)).plan
+    try:
+        explain_operation(plan, "nothing/here")
+    except UnknownOperation as exc:
+        assert "operations are named RESOURCE/OPERATION" in str(exc)
+    else:
+        raise AssertionError("expected UnknownOperation")
