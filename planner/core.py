@@ -132,16 +132,18 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     facts = model_facts(project.model)
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
-    result = solve(program, facts, timeout=limit)
+    result = solve(program, facts, timeout=limit, keep_control=True)
+    control, result.control = result.control, None
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds
     if result.status == "timeout":
         return Outcome(status="timeout", timings=timings, warnings=result.warnings)
     if result.status == "unsatisfiable":
         started = time.perf_counter()
-        explanation = explain_no_plan(program, facts, project.model, timeout=limit)
+        explanation = explain_no_plan(program, facts, project.model, timeout=limit, control=control)
         timings["explain"] = time.perf_counter() - started
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
+    del control  # a plan: the ground program is not needed any more (memory)
     started = time.perf_counter()
     decoded = decode(result)
     cycle = find_cycle(decoded.graph)

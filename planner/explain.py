@@ -16,7 +16,7 @@ import clingo
 from domain.model import Model
 from planner.decode import Decoded, decode, find_cycle
 from planner.program import Program, RuleInfo
-from planner.solve import solve
+from planner.solve import relax, solve
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,11 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
     return sorted(out, key=lambda c: (c.file, c.line, c.bindings))
 
 
-def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout: float) -> Explanation:
-    result = solve(program, facts, relaxed=True, timeout=timeout)
+def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout: float,
+                    control: clingo.Control | None = None) -> Explanation:
+    """``control``: the strict solve's, grounded already (solve(keep_control=True))."""
+    result = relax(control, program, timeout) if control is not None else solve(
+        program, facts, relaxed=True, timeout=timeout)
     if result.status == "unsatisfiable":
         return Explanation(kind="unknown", summary=(
             "no plan exists, and no single policy constraint is to blame: a choice rule or "
@@ -234,18 +237,27 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         return MinimalConflict(rules=[], goals=[], minimal=False, checks=checks)
     if core is None:
         return None
+    # Deletion in halving chunks: try dropping a whole chunk at once, keep
+    # what the solver's new core still needs; then smaller chunks, down to
+    # single switches. About 2k·log(n) checks for a set of k out of n.
     minimal = True
     kept = list(core)
-    index = 0
+    chunk = max(1, len(kept) // 2)
     try:
-        while index < len(kept):
-            trial = kept[:index] + kept[index + 1:]
-            checks += 1
-            smaller = conflicting(trial)
-            if smaller is None:
-                index += 1            # needed: keep it
-            else:
-                kept = [lit for lit in trial if lit in set(smaller)] or trial
+        while True:
+            index = 0
+            while index < len(kept):
+                trial = kept[:index] + kept[index + chunk:]
+                checks += 1
+                smaller = conflicting(trial)
+                if smaller is None:
+                    index += chunk    # something in this chunk is needed
+                else:
+                    needed = set(smaller)
+                    kept = [lit for lit in trial if lit in needed] or trial
+            if chunk == 1:
+                break
+            chunk = max(1, chunk // 2)
     except TimeoutError:
         minimal = False
     rules, goals = [], []

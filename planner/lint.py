@@ -18,7 +18,7 @@ from planner.facts import FACT_SIGNATURES
 from planner.program import Program
 
 #: Defined by the planner's glue program in every mode.
-GLUE_SIGNATURES = frozenset({("before", 2), ("__violation", 2), ("__before", 3)})
+GLUE_SIGNATURES = frozenset({("before", 2), ("__violation", 2), ("__before", 3), ("__strict", 0)})
 
 Sig = tuple[str, int]
 

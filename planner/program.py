@@ -210,6 +210,12 @@ def load_program(files: list[tuple[Path, str, str]]) -> Program:
 
 
 def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[str]) -> ast.AST:
+    if stm.ast_type == ast.ASTType.Minimize:
+        # Preferences count only in strict mode: explaining "no plan" needs
+        # no optimal placement, only the fewest violated constraints.
+        strict = ast.Literal(stm.location, ast.Sign.NoSign,
+                             ast.SymbolicAtom(ast.Function(stm.location, "__strict", [], False)))
+        return stm.update(body=[*stm.body, strict])
     if stm.ast_type != ast.ASTType.Rule:
         return stm
     head = stm.head
@@ -255,6 +261,7 @@ before(A,B) :- __before(A,B,_).
 #defined __violation/2.
 #defined __before/3.
 #defined __hard/1.
+#defined __strict/0.
 #defined __soft/3.
 #defined __advisory/1.
 #show op/2.
@@ -267,16 +274,25 @@ before(A,B) :- __before(A,B,_).
 #show group_limit/2.
 """
 
-#: Soft policies: each violated instance costs its weight at its priority.
+#: Soft policies: each violated instance costs its weight at its priority
+#: (in strict mode only, like every preference).
 SOFT = """
-:~ __violation(I,V), __soft(I,W,P). [W@P,I,V]
+:~ __violation(I,V), __soft(I,W,P), __strict. [W@P,I,V]
 """
 
-#: Normal mode: hard constraints hold, soft ones cost, and the order must be acyclic.
+#: Normal mode: hard constraints hold, soft ones cost, and the order must be
+#: acyclic. Switching the external ``__strict`` off turns the same ground
+#: program into RELAXED (planner/explain.py), so "no plan" is explained
+#: without grounding again.
 STRICT = """
-:- __violation(I,_), __hard(I).
-#edge (A,B) : before(A,B).
+#external __strict. [true]
+:- __violation(I,_), __hard(I), __strict.
+#edge (A,B) : before(A,B), __strict.
+#minimize { 1@1000000,I,V : __violation(I,V), __hard(I), not __strict }.
 """ + SOFT
+
+#: The priority at which RELAXED counts violated hard constraints.
+RELAXED_PRIORITY = 1000000
 
 #: Explain mode: pay for each violated hard constraint, above every user priority.
 RELAXED = """

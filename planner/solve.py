@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import clingo
 
 from domain.errors import Diagnostic, DiagnosticsError
-from planner.program import GLUE, RELAXED, STRICT, Program, parse_message
+from planner.program import GLUE, RELAXED, RELAXED_PRIORITY, STRICT, Program, parse_message
 
 
 @dataclass
@@ -22,6 +22,7 @@ class SolveResult:
     ground_seconds: float = 0.0
     solve_seconds: float = 0.0
     warnings: list[Diagnostic] = field(default_factory=list)
+    control: clingo.Control | None = None   # kept (keep_control) to explain "no plan" without grounding again
 
 
 def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> tuple[clingo.Control, list[str]]:
@@ -46,18 +47,9 @@ def ground_only(program: Program, facts: list[str]) -> list[Diagnostic]:
     return [parse_message(m, program.displays) for m in messages]
 
 
-def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout: float = 30.0) -> SolveResult:
-    """Solve once. Errors in the policies (unsafe variables ...) raise DiagnosticsError."""
-    optimise = relaxed or program.has_objective
-    # usc with disjoint cores: half the time of plain usc on large placement
-    # instances (benchmarks/README.md); one thread, so results are deterministic.
-    args = ["--opt-strategy=usc,oll,disjoint", "--opt-mode=opt", f"--models={0 if optimise else 1}",
-            "--parallel-mode=1"]
-    started = time.perf_counter()
-    ctl, messages = _ground(program, facts, RELAXED if relaxed else STRICT, args)
-    result = SolveResult(status="timeout")
-    result.ground_seconds = time.perf_counter() - started
-    result.warnings = [parse_message(m, program.displays) for m in messages]
+def _search(ctl: clingo.Control, result: SolveResult, timeout: float, optimise: bool) -> None:
+    """Solve on a grounded Control under a time limit, filling ``result``."""
+    result.symbols, result.cost, result.priorities = [], [], []
 
     def on_model(model: clingo.Model) -> None:
         result.symbols = model.symbols(shown=True)
@@ -77,10 +69,48 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     stats = ctl.statistics.get("problem", {}).get("lp", {})
     result.atoms = int(stats.get("atoms", 0))
     result.rules = int(stats.get("rules", 0))
+    result.status = "timeout"
     if outcome.unsatisfiable and finished:
         result.status = "unsatisfiable"
     elif result.symbols or outcome.satisfiable:
         # With an objective, an exhausted search proved the last model optimal
         # (also when nothing was left to optimise: every cost is then 0).
         result.status = "optimal" if finished and optimise and outcome.exhausted else "satisfiable"
+
+
+def relax(ctl: clingo.Control, program: Program, timeout: float) -> SolveResult:
+    """Solve a STRICT Control again with its hard constraints made soft
+    (violations minimised above every user priority): no new grounding."""
+    ctl.assign_external(clingo.Function("__strict"), False)
+    ctl.configuration.solve.models = "0"
+    result = SolveResult(status="timeout")
+    _search(ctl, result, timeout, True)
+    return result
+
+
+def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout: float = 30.0,
+          mode: str | None = None, keep_control: bool = False) -> SolveResult:
+    """Solve once. Errors in the policies (unsafe variables ...) raise DiagnosticsError.
+
+    ``mode`` replaces the STRICT (or RELAXED) program text with another that
+    optimises (planner.testing's probe of which constraints bite)."""
+    optimise = relaxed or mode is not None or program.has_objective
+    # usc with disjoint cores: half the time of plain usc on large placement
+    # instances (benchmarks/README.md); one thread, so results are deterministic.
+    args = ["--opt-strategy=usc,oll,disjoint", "--opt-mode=opt", f"--models={0 if optimise else 1}",
+            "--parallel-mode=1"]
+    started = time.perf_counter()
+    ctl, messages = _ground(program, facts, mode if mode is not None else RELAXED if relaxed else STRICT, args)
+    result = SolveResult(status="timeout")
+    result.ground_seconds = time.perf_counter() - started
+    result.warnings = [parse_message(m, program.displays) for m in messages]
+
+    _search(ctl, result, timeout, optimise)
+    if not relaxed and mode is None:
+        # STRICT carries the relaxed objective switched off: not a cost of the plan.
+        keep = [i for i, p in enumerate(result.priorities) if p != RELAXED_PRIORITY]
+        result.cost = [result.cost[i] for i in keep]
+        result.priorities = [result.priorities[i] for i in keep]
+    if keep_control:
+        result.control = ctl
     return result
