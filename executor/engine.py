@@ -5,7 +5,9 @@ on itself (nothing at module level), so a service can drive many runs in one
 process. The loop of one plan:
 
 1. dispatch every ready operation the limits allow (global, per controller,
-   per concurrency group named in policies), longest remaining path first;
+   per concurrency group named in policies), longest remaining path first,
+   once the project's runtime guards admit it (``executor/guards.py``; a
+   denial waits, fails the operation or re-plans, as the guard says);
 2. write one intent per dispatch, with its idempotency key, in one
    transaction, *then* call the controllers, each call on its own thread;
 3. collect what finished, write results (outputs, the resources' new state)
@@ -177,6 +179,9 @@ class _RunState:
     mode: str = "forward"        # forward | rollback
     touched: set[str] = field(default_factory=set)
     ended: str | None = None
+    guards: Any = None           # executor.guards.GuardEngine when the project has guards
+    guard_tickets: dict[str, int] = field(default_factory=dict)   # op in flight -> its guard ticket
+    denied: set[tuple[str, str]] = field(default_factory=set)     # (op, guard) journaled since it last ran
 
 
 class Executor:
@@ -377,12 +382,19 @@ class Executor:
         per_ctl: dict[str, int] = {}
         per_group: dict[str, int] = {}
         retries: list[tuple[float, str]] = []
+        guards = self._guard_engine(rs)  # None: the project has no guards, and no guard work is done
+        held: dict[str, bool] = {}       # ready, but a guard said wait -> re-check when an operation ends?
+        rechecks: list[tuple[float, str]] = []
         next_poll = time.monotonic() + self.options.poll
         stopping = ""
         while True:
             now = time.monotonic()
             while retries and retries[0][0] <= now:
                 make_ready(heapq.heappop(retries)[1])
+            while rechecks and rechecks[0][0] <= now:
+                oid = heapq.heappop(rechecks)[1]
+                if held.pop(oid, None) is not None:
+                    make_ready(oid)
             # Calls that did not answer in time: in doubt, retried after observing.
             late = [r for r in running.values() if r.deadline is not None and now > r.deadline]
             if late:
@@ -399,14 +411,21 @@ class Executor:
             if not rs.failures and not stopping:
                 batch = self._pick(ready, ops, limit, len(running), per_ctl, ctl_limit, per_group, group_limit,
                                    groups)
-                if batch:
-                    self._dispatch(rs, batch, ops, model, running, per_ctl, per_group, groups)
+                while batch:
+                    allowed = batch if guards is None else self._guard(rs, guards, batch, ops, model, held, rechecks)
+                    if allowed:
+                        self._dispatch(rs, allowed, ops, model, running, per_ctl, per_group, groups)
+                    if len(allowed) == len(batch) or rs.failures:
+                        break
+                    # some were held back: others may take their places
+                    batch = self._pick(ready, ops, limit, len(running), per_ctl, ctl_limit, per_group,
+                                       group_limit, groups)
             if not running:
                 if rs.failures:
                     return "failed"
                 if stopping:
                     return stopping
-                if not retries and not any(ready.values()):
+                if not retries and not any(ready.values()) and not held:
                     if len(rs.done) >= len(ops):
                         return "complete"
                     raise ExecutionError(f"run {rs.run}: operations left that can never start "
@@ -414,6 +433,8 @@ class Executor:
             wait = next_poll - now
             if retries:
                 wait = min(wait, retries[0][0] - now)
+            if rechecks:
+                wait = min(wait, rechecks[0][0] - now)
             deadlines = [r.deadline for r in running.values() if r.deadline is not None]
             if deadlines:
                 wait = min(wait, min(deadlines) - now)
@@ -429,6 +450,64 @@ class Executor:
                     break
             self._settle(rs, batch_done, running, per_ctl, per_group, groups, ops, succ, waiting, make_ready,
                          retries)
+            if held:  # something finished: what a guard of the run's state held back is checked again
+                for oid in sorted(oid for oid, on_change in held.items() if on_change):
+                    del held[oid]
+                    make_ready(oid)
+
+    def _guard_engine(self, rs: _RunState) -> Any:
+        """The run's guard engine, its resources as they are now; None when the project has no guards."""
+        if rs.project is None or not rs.project.guards:
+            return None
+        from executor.guards import GuardEngine, model_resources
+
+        if rs.guards is None:
+            rs.guards = GuardEngine(rs.project.guards)
+        rs.guards.set_resources(model_resources(rs.project.model))
+        return rs.guards
+
+    def _guard(self, rs: _RunState, guards: Any, batch: list[str], ops: dict[str, PlannedOperation], model: Model,
+               held: dict[str, bool], rechecks: list[tuple[float, str]]) -> list[str]:
+        """The operations of ``batch`` the guards allow now (recorded as started). A denial is
+        journaled once per (operation, guard) until the operation runs; then, as the guard says,
+        the operation waits (re-checked after retry_after seconds, and, for guards on what is in
+        flight or present (exclusive, max/min_instances), when an operation ends),
+        or fails (on_deny fail, or replan: a failure that names the target when the guard is
+        about targets, so the next plan may go elsewhere)."""
+        from executor.guards import operation_info
+
+        allowed: list[str] = []
+        events: list[Event] = []
+        for oid in batch:
+            if rs.failures:
+                break  # the plan ends: nothing more is dispatched (the next plan makes its own choices)
+            op = ops[oid]
+            target = self._target(rs, model, op.resource)
+            info = operation_info(model, op, target)
+            decision, ticket = guards.admit(info)
+            if decision.allowed:
+                allowed.append(oid)
+                rs.guard_tickets[oid] = ticket
+                if rs.denied:
+                    rs.denied.difference_update([k for k in rs.denied if k[0] == oid])
+                continue
+            if (oid, decision.guard) not in rs.denied:
+                rs.denied.add((oid, decision.guard))
+                events.append(Event("guard-denied", op=oid, data=decision.as_data()))
+            if decision.on_deny == "wait":
+                held[oid] = decision.kind in ("exclusive", "max_instances", "min_instances")
+                heapq.heappush(rechecks, (time.monotonic() + decision.retry_after, oid))
+                continue
+            scope = "target" if decision.on_deny == "replan" and decision.about_targets and target else "resource"
+            error = f"denied by guard '{decision.guard}': {decision.reason}"
+            events.append(Event("failed", op=oid, data={
+                "attempt": rs.attempts.get(oid, 0) + 1, "error": error, "transient": False, "scope": scope,
+                "code": "guard-denied", "in_doubt": False, "guard": decision.guard, "on_deny": decision.on_deny}))
+            rs.failures.append(_Failure(op=oid, resource=op.resource, operation=op.operation, error=error,
+                                        scope=scope, target=target, in_doubt=False))
+        if events:
+            self._emit(rs, events)
+        return allowed
 
     def _pick(self, ready: dict[str, list[tuple[float, str]]], ops: dict[str, PlannedOperation], limit: int,
               in_flight: int, per_ctl: dict[str, int], ctl_limit: dict[str, int], per_group: dict[str, int],
@@ -551,6 +630,8 @@ class Executor:
             oid = done.op
             op = ops[oid]
             per_ctl[op.controller] -= 1
+            if rs.guards is not None and oid in rs.guard_tickets:
+                rs.guards.finished(rs.guard_tickets.pop(oid), ok=done.error is None)
             for g in groups.get(oid, ()):
                 per_group[g] -= 1
             res = model.resources[op.resource]

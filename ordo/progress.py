@@ -89,6 +89,8 @@ class LiveView:
                         f"retrying in {data['retry_in']:g}s[/]")
         elif kind == "failed":
             self._print(f"[red]{escape(ev.op)}: failed: {escape(data['error'])}[/]")
+        elif kind == "guard-denied":
+            self._print(f"[yellow]{escape(ev.op)}: {escape(guard_text(data))}[/]")
         elif kind == "observed":
             if "error" in data:
                 self._print(f"could not observe {escape(data['resource'])}: {escape(data['error'])}")
@@ -124,6 +126,16 @@ class JsonStream:
             body["operations"] = len(plan.operations)
             body["placements"] = plan.placements
         self.write(json.dumps(body, sort_keys=True, default=str) + "\n")
+
+
+def guard_text(data: dict[str, Any]) -> str:
+    """A `guard-denied` event in words: which guard, why, and what happens now."""
+    changes = ("exclusive", "max_instances", "min_instances")
+    again = " or when an operation ends" if data.get("guard_kind") in changes else ""
+    then = {"wait": f"waiting, checked again in {data.get('retry_after') or 0:g}s{again}",
+            "replan": "re-planning", "fail": "the operation fails"}.get(data.get("on_deny", ""), "")
+    verb = "held by" if data.get("on_deny") == "wait" else "denied by"
+    return f"{verb} guard {data.get('guard')}: {data.get('reason')}" + (f"; {then}" if then else "")
 
 
 def summary_line(status: str, summary: dict[str, Any]) -> str:

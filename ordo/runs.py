@@ -22,7 +22,7 @@ from domain.errors import OrdoError
 from domain.project import Project, load_project, read_project_file
 from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult, load_simulation
 from executor.journal import Event, Journal, JournalError, default_path
-from ordo.progress import JsonStream, LiveView, summary_line
+from ordo.progress import JsonStream, LiveView, guard_text, summary_line
 from planner.plan import Plan
 
 
@@ -284,6 +284,8 @@ def _event_text(ev: Event) -> str:
         return f"retry    {ev.op} attempt {d['attempt']}: {d['error']} (again in {d['retry_in']}s)"
     if k == "failed":
         return f"failed   {ev.op} attempt {d['attempt']}: {d['error']}"
+    if k == "guard-denied":
+        return f"guarded  {ev.op} {guard_text(d)}"
     if k == "observed":
         return f"observed {d.get('resource')}: {d.get('state', d.get('error'))}"
     if k == "learnt":
