@@ -332,7 +332,7 @@ def parse(model: type[M], source: Source, base: tuple = ()) -> M:
                 summary, detail = _describe(error, model, loc)
                 line, column = source.where_key(base + loc)
                 problems.append(Diagnostic(file=source.file, line=line, column=column,
-                                           path=format_path(base + loc), summary=summary, detail=detail,
+                                           path=format_path(source.prefix + base + loc), summary=summary, detail=detail,
                                            code="schema"))
                 continue
             summary, detail = _describe(error, model, loc)

@@ -98,13 +98,14 @@ def _locate(path: Path | str | None, root: Path) -> Path | None:
 
 def load_project(
     root: Path | str = ".",
-    request: Path | str | None = None,
-    inventory: Path | str | None = None,
+    request: Path | str | Source | None = None,
+    inventory: Path | str | Source | None = None,
     extra_policy_files: list[Path] | None = None,
     *,
     need_request: bool = True,
     observed: list[ObservedResource] | None = None,
     observed_name: str = "<journal>",
+    catalog: list[Path | Source] | None = None,
 ) -> Project:
     """Load and validate a project. Raises DiagnosticsError listing every problem.
 
@@ -113,14 +114,17 @@ def load_project(
     the project folder (so ``ordo plan -C examples/vfw requests/delete.yaml`` works).
     ``observed`` are the journal's records of what runs did, newer than the
     inventory file; they are part of the plan's digest under ``observed_name``.
+    ``request``, ``inventory`` and ``catalog`` (which replaces the project's
+    catalog files) may also be sources already loaded, such as a model
+    written inline in a policy test file.
     """
     root, project, proj_src = read_project_file(root)
     problems: list[Diagnostic] = []
     inputs = [(proj_src.file, proj_src.sha256)]
 
-    def load(path: Path, model_cls: type):
+    def load(path: Path | Source, model_cls: type):
         try:
-            src = load_yaml(path, display_path(path, root))
+            src = path if isinstance(path, Source) else load_yaml(path, display_path(path, root))
             parsed = parse(model_cls, src)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
@@ -128,11 +132,11 @@ def load_project(
         inputs.append((src.file, src.sha256))
         return parsed, src
 
-    catalog_paths = list(project.catalog)
+    catalog_paths = list(catalog) if catalog is not None else [root / rel for rel in project.catalog]
     catalog = CatalogFile()
     catalog_src = None
-    for rel in catalog_paths:
-        part, src = load(root / rel, CatalogFile)
+    for item in catalog_paths:
+        part, src = load(item, CatalogFile)
         if part is None:
             continue
         for section in ("controllers", "lifecycles", "types"):
@@ -147,13 +151,15 @@ def load_project(
         )
         catalog_src = catalog_src or src
 
-    inv_path = _locate(inventory, root) or (root / project.inventory if project.inventory else None)
+    inv_path = (inventory if isinstance(inventory, Source) else _locate(inventory, root)) or (
+        root / project.inventory if project.inventory else None)
     inv, inv_src = (InventoryFile(), None)
     if inv_path is not None:
         inv, inv_src = load(inv_path, InventoryFile)
         inv = inv or InventoryFile()
 
-    req_path = _locate(request, root) or (root / project.request if project.request else None)
+    req_path = (request if isinstance(request, Source) else _locate(request, root)) or (
+        root / project.request if project.request else None)
     req, req_src = (None, None)
     if req_path is not None:
         req, req_src = load(req_path, RequestFile)
@@ -194,7 +200,7 @@ def load_project(
         enforcement=dict(project.policies.enforcement), guards=guards,
         policy_files=policy_files, inputs=sorted(inputs),
         request_file=req_src.file if req_src else None,
-        source=proj_src, request_path=req_path.resolve() if req_path else None,
-        inventory_file=inv_path.resolve() if inv_path else None,
+        source=proj_src, request_path=req_path.resolve() if isinstance(req_path, Path) else None,
+        inventory_file=inv_path.resolve() if isinstance(inv_path, Path) else None,
         extra_policy_files=list(extra_policy_files or []),
     )

@@ -7,6 +7,7 @@ Error messages name the file, the line and the path inside the document
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class Source:
     # where each mapping key itself stands (positions holds where its value does)
     key_positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     sha256: str = ""  # of the bytes read, for the plan's digest
+    prefix: PathKey = ()  # where this document sits in its file (a model written inline), for messages
 
     def where_key(self, path: PathKey) -> tuple[int, int]:
         return self.key_positions.get(tuple(path)) or self.where(path)
@@ -51,10 +53,24 @@ class Source:
             path = path[:-1]
         return self.positions.get((), (1, 1))
 
+    def sub(self, path: PathKey) -> Source:
+        """The value at path as a document of its own, positions kept (a model
+        written inline in another file, e.g. a policy test case)."""
+        path = tuple(path)
+        value = self.data
+        for part in path:
+            value = value[part]
+        cut = len(path)
+        positions = {k[cut:]: v for k, v in self.positions.items() if k[:cut] == path}
+        keys = {k[cut:]: v for k, v in self.key_positions.items() if k[:cut] == path and len(k) > cut}
+        digest = hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+        return Source(file=self.file, data=value, positions=positions, key_positions=keys, sha256=digest,
+                      prefix=self.prefix + path)
+
     def diagnostic(self, path: PathKey, summary: str, detail: str = "", code: str = "") -> Diagnostic:
         line, column = self.where(path)
         return Diagnostic(
-            file=self.file, line=line, column=column, path=format_path(path),
+            file=self.file, line=line, column=column, path=format_path(self.prefix + tuple(path)),
             summary=summary, detail=detail, code=code,
         )
 
