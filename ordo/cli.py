@@ -3,12 +3,15 @@
 Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error,
 2 changes present (--detailed-exitcode only), 3 no plan exists (for apply:
 the run fell out), 4 solver timeout, 130 interrupted (the run can be resumed).
+`ordo test` follows pytest instead: 0 passed, 1 failed, 2 interrupted, 4 usage
+error, 5 no tests collected.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -73,10 +76,13 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
               help="Exit 0 when there are no changes, 2 when there are (3: no plan, 1: error).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
+@click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json",
+              help="Print the difference from this saved plan to the new one instead of the plan "
+                   "(with --format json: the difference as JSON).")
 @journal_option
 def plan(request: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
          out: Path | None, fmt: str, detailed_exitcode: bool, timeout: float | None,
-         concurrency: int | None, journal: Path | None) -> None:
+         concurrency: int | None, compare: Path | None, journal: Path | None) -> None:
     """Compute the plan that takes the inventory to the request.
 
     What earlier `ordo apply` runs recorded in the journal counts as observed,
@@ -85,10 +91,22 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     from ordo.runs import load_with_journal
     from planner.core import make_plan
 
+    if compare is not None and fmt not in ("text", "json"):
+        raise click.UsageError("--compare prints a difference: use --format text or json")
+    saved = None
+    if compare is not None:
+        from planner.whatif import read_plan
+
+        saved = read_plan(compare)
     loaded = load_with_journal(project, request, inventory, list(extra_policies), journal)
     outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency)
     console = _console()
     render.warnings(_console(stderr=True), outcome.warnings)
+    if saved is not None:
+        _print_diff(saved, outcome, fmt, f"Saved plan ({compare})", "New plan", out=out)
+        if detailed_exitcode and outcome.plan is not None and outcome.plan.has_changes:
+            sys.exit(EXIT_CHANGES)
+        return
     if outcome.plan is None:
         if fmt == "json":
             body = {"status": outcome.status,
@@ -120,6 +138,97 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
             console.print(f"\nSaved the plan to: {out}")
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)
+
+
+def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, out: Path | None = None,
+                extra: dict | None = None) -> None:
+    """The difference from ``base`` (a Plan or an Outcome) to ``outcome``;
+    exits 3 (4 on timeout) when ``outcome`` has no plan."""
+    from ordo import render
+    from planner.diff import diff_plans
+
+    diff = diff_plans(base, outcome)
+    if outcome.plan is not None and out is not None:
+        out.write_text(outcome.plan.to_json(), encoding="utf-8")
+    console = _console()
+    if fmt == "json":
+        click.echo(json.dumps({**diff.to_dict(), **(extra or {})}, indent=2, sort_keys=True))
+    else:
+        render.plan_diff(console, diff, base_label, other_label)
+        if outcome.plan is None and outcome.explanation is not None:
+            console.print()
+            render.explanation(console, outcome.explanation)
+        if outcome.plan is not None and out is not None:
+            console.print(f"\nSaved the plan to: {out}")
+    if outcome.plan is None:
+        sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+
+
+@cli.command()
+@project_option
+@click.option("--target-down", "targets_down", multiple=True, metavar="TARGET",
+              help="The target takes nothing new, as after it refused in a run (repeatable).")
+@click.option("--capacity", "capacities", multiple=True, metavar="TARGET:KEY=N",
+              help="The target's capacity for KEY is N (repeatable).")
+@click.option("--without-policy", "without_policies", multiple=True, metavar="NAME",
+              help="Switch off a stock or project policy by name (repeatable).")
+@click.option("--with-policy", "with_policies", multiple=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path), help="Add a policy file (repeatable).")
+@click.option("--request", "scenario_request", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Another request for the scenario.")
+@click.option("--inventory", "scenario_inventory", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Another inventory for the scenario.")
+@click.option("--baseline", metavar="PLAN.json", type=click.Path(dir_okay=False, path_type=Path),
+              help="Compare against this saved plan instead of planning the project as it is.")
+@click.option("--base-request", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="The request of the baseline (and of the scenario, unless --request); default the project's.")
+@click.option("--base-inventory", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="The inventory of the baseline (and of the scenario, unless --inventory).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How to print the difference.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
+@journal_option
+def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, ...],
+           without_policies: tuple[str, ...], with_policies: tuple[Path, ...], scenario_request: Path | None,
+           scenario_inventory: Path | None, baseline: Path | None, base_request: Path | None,
+           base_inventory: Path | None, fmt: str, timeout: float | None, concurrency: int | None,
+           journal: Path | None) -> None:
+    """Plan a scenario against the baseline and print the difference.
+
+    \b
+    ordo whatif --target-down region-two          a region or host takes nothing new
+    ordo whatif --capacity region-one:vcpu=20     another capacity
+    ordo whatif --without-policy anti-affinity    a policy switched off (--with-policy FILE: added)
+    ordo whatif --request requests/delete.yaml --inventory inventory-deployed.yaml
+
+    The baseline is the project as it is (with the journal's state), or a
+    saved plan (--baseline plan.json). Exit 0 when the scenario has a plan,
+    3 when it has none (with the explanation), 4 on timeout, 1 on bad input."""
+    from ordo.runs import load_with_journal
+    from planner.core import make_plan
+    from planner.whatif import Scenario, read_plan
+
+    scenario = Scenario.from_options(targets_down, capacities, without_policies, with_policies,
+                                     scenario_request, scenario_inventory)
+    if baseline is not None and (base_request is not None or base_inventory is not None):
+        raise click.UsageError("--baseline is the saved plan to compare against: it takes no "
+                               "--base-request or --base-inventory")
+    if scenario.empty and baseline is None:
+        raise click.UsageError("name a change: --target-down, --capacity, --without-policy, --with-policy, "
+                               "--request or --inventory (or compare with --baseline plan.json)")
+    if baseline is not None:
+        base = read_plan(baseline)
+    else:
+        base = make_plan(load_with_journal(project, base_request, base_inventory, [], journal),
+                         timeout=timeout, concurrency=concurrency)
+    loaded = load_with_journal(project, scenario.request or base_request, scenario.inventory or base_inventory,
+                               list(scenario.with_policies), journal)
+    outcome = make_plan(scenario.apply(loaded), timeout=timeout, concurrency=concurrency)
+    described = scenario.describe()
+    _print_diff(base, outcome, fmt, f"Baseline ({baseline})" if baseline is not None else "Baseline",
+                f"Scenario ({'; '.join(described)})" if described else "Scenario",
+                extra={"scenario": described})
 
 
 apply_options = [
@@ -358,6 +467,86 @@ def _rules_if_loadable(project: Path, inventory: Path | None) -> list:
         return []
 
 
+EXIT_TESTS_FAILED, EXIT_TESTS_INTERRUPTED, EXIT_TESTS_USAGE, EXIT_NO_TESTS = 1, 2, 4, 5  # `ordo test`, as pytest
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@project_option
+@click.option("--coverage", is_flag=True,
+              help="Report the policy rules (constraints, ordering rules) no test exercised.")
+@click.option("--fail-under", type=click.FloatRange(0, 100), metavar="PCT",
+              help="Exit 1 when fewer than PCT percent of the rules are exercised (implies --coverage).")
+@click.option("-k", "select", metavar="TEXT", help="Run only the tests whose name contains TEXT (any case).")
+@click.option("-v", "--verbose", is_flag=True, help="One line per test.")
+def policy_tests(paths: tuple[Path, ...], project: Path, coverage: bool, fail_under: float | None,
+                 select: str | None, verbose: bool) -> None:
+    """Run policy tests: small models with expectations about the plan.
+
+    PATHS are test files, or folders searched for *_test.yaml and
+    test_*.yaml (default: the project's tests/ folder). See "Testing
+    policies" in policies/README.md for the file format.
+
+    \b
+    Exit codes, as pytest's:
+      0  every test passed
+      1  some test failed or could not run (or coverage is under --fail-under)
+      2  interrupted: a test file has errors (nothing ran), or Ctrl-C
+      4  usage error (no such path, bad option)
+      5  no tests were collected
+    """
+    from ordo import testreport
+    from planner import testing
+
+    console = _console()
+    coverage = coverage or fail_under is not None
+    root = project.parent if project.is_file() else project
+    if paths:
+        located = []
+        for path in paths:
+            found = path if path.exists() or path.is_absolute() else root / path
+            if not found.exists():
+                _console(stderr=True).print(f"[red]error:[/] file or folder not found: {path}")
+                sys.exit(EXIT_TESTS_USAGE)
+            located.append(found)
+    else:
+        located = [root / "tests"]
+        if not located[0].is_dir():
+            console.print(f"no tests ran: no tests/ folder in {root} (name test files or folders)")
+            sys.exit(EXIT_NO_TESTS)
+    fallback = root if (project.is_file() or (root / "ordo.yaml").is_file()) else None
+    started = time.perf_counter()
+    collection = testing.collect(testing.discover(located), project=fallback, base=Path.cwd(), select=select)
+    count = len(collection.cases)
+    files = sum(1 for s in collection.suites if s.cases)
+    console.print(f"collected {count} test{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}"
+                  + (f" ({collection.deselected} deselected)" if collection.deselected else ""), highlight=False)
+    progress = testreport.Progress(console, verbose)
+    try:
+        report = testing.run(collection, coverage=coverage, base=Path.cwd(), on_suite=progress.suite,
+                             on_result=progress.result)
+    except KeyboardInterrupt:
+        progress.end_line()
+        console.print("[red]Interrupted[/]")
+        sys.exit(EXIT_TESTS_INTERRUPTED)
+    progress.end_line()
+    report.seconds = time.perf_counter() - started
+    testreport.details(console, report)
+    if report.coverage is not None:
+        testreport.coverage(console, report.coverage, verbose)
+    testreport.short_summary(console, report)
+    testreport.final(console, report)
+    if report.errors:
+        sys.exit(EXIT_TESTS_INTERRUPTED)
+    if not report.results:
+        sys.exit(EXIT_NO_TESTS)
+    if not report.ok:
+        sys.exit(EXIT_TESTS_FAILED)
+    if fail_under is not None and report.coverage is not None and report.coverage.percent < fail_under:
+        _console(stderr=True).print(f"[red]Coverage {report.coverage.percent:.0f}% is under {fail_under:g}%.[/]")
+        sys.exit(EXIT_TESTS_FAILED)
+
+
 SCHEMAS = ("project", "catalog", "inventory", "request")
 
 
@@ -397,6 +586,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_ERROR)
+        usage_of_test = isinstance(exc, click.UsageError) and exc.ctx is not None and exc.ctx.info_name == "test"
+        sys.exit(EXIT_TESTS_USAGE if usage_of_test else EXIT_ERROR)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -167,3 +167,108 @@ def operation_why(console: Console, why) -> None:
         return
     hops("Waits for:", why.waits_for, lambda h: h.before)
     hops("Needed before:", why.needed_by, lambda h: h.after)
+
+
+def _cost_text(cost: tuple[tuple[int, int], ...]) -> str:
+    return ", ".join(f"{c}@{p}" for p, c in cost) if cost else "none"
+
+
+def diff_side_line(label: str, side) -> str:
+    """One side of a comparison in a line (planner.diff.Side)."""
+    if not side.has_plan:
+        if side.status == "timeout":
+            return f"{label}: no plan (the solver timed out)"
+        summary = side.explanation.summary if side.explanation is not None else "no plan exists"
+        return f"{label}: no plan: {summary}"
+    counts = side.counts
+    runs = f", {counts.get('run', 0)} to run" if counts.get("run") else ""
+    return (f"{label}: {counts.get('create', 0)} to create, {counts.get('change', 0)} to change, "
+            f"{counts.get('delete', 0)} to delete{runs}; {_count(side.operations, 'operation')} in "
+            f"{_count(side.waves, 'wave')}, estimated {side.makespan:g}s, critical path {side.critical_path:g}s; "
+            f"cost {_cost_text(side.cost)} ({side.status})")
+
+
+def _signed(value: float) -> str:
+    return f"+{value:g}" if value > 0 else f"{value:g}"
+
+
+def plan_diff_lines(diff, base_label: str = "Baseline", other_label: str = "Scenario") -> list[tuple[str, str]]:
+    """A planner.diff.PlanDiff as (text, rich style) lines: both sides' summary
+    lines, then each section that differs, Terraform-like (+ added, - removed,
+    ~ changed)."""
+    lines = [(diff_side_line(base_label, diff.base), ""), (diff_side_line(other_label, diff.other), ""), ("", "")]
+    if diff.empty:
+        lines.append(("No differences.", "green"))
+        return lines
+    if not diff.comparable:
+        return lines[:-1]  # a side without a plan: the summary lines say it all
+
+    def section(title: str, body: list[tuple[str, str]]) -> None:
+        if body:
+            lines.extend([(title, "bold"), *body, ("", "")])
+
+    width = max((len(op.type) + len(op.resource) + 1 for op in diff.operations_added + diff.operations_removed),
+                default=0)
+
+    def op_lines(marker: str, ops, colour: str) -> list[tuple[str, str]]:
+        # each resource's operations together, in the order they run
+        return [(f"  {marker} {(op.type + '.' + op.resource).ljust(width)}  {op.operation:<14} "
+                 f"{op.from_state} -> {op.to_state}  (wave {op.wave})", colour)
+                for op in sorted(ops, key=lambda o: (o.resource, o.wave, o.id))]
+
+    section("Operations added", op_lines("+", diff.operations_added, "green"))
+    section("Operations removed", op_lines("-", diff.operations_removed, "red"))
+    placements = []
+    for p in diff.placements:
+        if p.before is None:
+            placements.append((f"  + {p.resource}: {p.after} (newly placed)", "green"))
+        elif p.after is None:
+            placements.append((f"  - {p.resource}: {p.before} (no longer placed)", "red"))
+        else:
+            placements.append((f"  ~ {p.resource}: {p.before} -> {p.after}", "yellow"))
+    section("Placements changed", placements)
+    order = [(f"  + {e.before} before {e.after}  ({', '.join(e.rules)})", "green") for e in diff.edges_added]
+    order += [(f"  - {e.before} before {e.after}  ({', '.join(e.rules)})", "red") for e in diff.edges_removed]
+    order += [(f"  ~ {w.operation}: wave {w.before} -> {w.after}", "yellow") for w in diff.waves]
+    section("Order changed", order)
+    changes = []
+    for c in diff.resource_changes:
+        before = f"{'/'.join(c.actions_before)} ({c.goal_before})" if c.actions_before else "nothing"
+        after = f"{'/'.join(c.actions_after)} ({c.goal_after})" if c.actions_after else "nothing"
+        changes.append((f"  ~ {c.resource}: {before} -> {after}", "yellow"))
+    section("Resources changed", changes)
+
+    def violation(marker: str, v, colour: str) -> tuple[str, str]:
+        values = ", ".join(f"{k}={val}" for k, val in v.bindings)
+        return (f"  {marker} {v.enforcement}: {v.policy} ({v.location}): {values}", colour)
+
+    section("Policy violations", [violation("+", v, "yellow") for v in diff.violations_added]
+            + [violation("-", v, "green") for v in diff.violations_removed])
+    cost = []
+    for priority, before, after in diff.cost:
+        delta = f" ({_signed(after - before)})" if before is not None and after is not None else ""
+        marker = "~" if before != after else " "
+        cost.append((f"  {marker} priority {priority}: {before if before is not None else 'none'} -> "
+                     f"{after if after is not None else 'none'}{delta}", "yellow" if before != after else ""))
+    section("Cost", cost or [("    no objective on either side", "")])
+    base, other = diff.base, diff.other
+    if (base.makespan, base.critical_path) == (other.makespan, other.critical_path):
+        section("Makespan", [(f"    estimated {base.makespan:g}s, critical path {base.critical_path:g}s "
+                              "(unchanged)", "")])
+    else:
+        section("Makespan", [(
+            f"  ~ estimated {base.makespan:g}s -> {other.makespan:g}s ({_signed(other.makespan - base.makespan)}s)"
+            f"; critical path {base.critical_path:g}s -> {other.critical_path:g}s "
+            f"({_signed(other.critical_path - base.critical_path)}s)", "yellow")])
+    while lines and lines[-1] == ("", ""):
+        lines.pop()
+    return lines
+
+
+def plan_diff(console: Console, diff, base_label: str = "Baseline", other_label: str = "Scenario") -> None:
+    lines = plan_diff_lines(diff, base_label, other_label)
+    if not console.is_terminal:
+        console.file.write("\n".join(text for text, _ in lines) + "\n")
+        return
+    for text, style in lines:
+        console.print(text, style=style or None, markup=False, highlight=False)

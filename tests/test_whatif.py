@@ -1,0 +1,194 @@
+"""What-if scenarios (`ordo whatif`) and plan comparison (`ordo plan --compare`)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from domain.project import load_project
+from planner.core import make_plan
+from planner.diff import diff_plans
+from planner.whatif import Scenario
+from tests.conftest import VFW, run_ordo
+
+FORBID_REGION_TWO = """%@ name: no-region-two
+%@ description: Nothing is located in region-two.
+%@ enforcement: hard
+
+% nothing is located in region-two (it is being retired)
+:- located(R,"region-two").
+"""
+
+
+def _json(run) -> dict:
+    assert run.code == 0, run.text
+    return json.loads(run.out)
+
+
+def _placement(diff: dict, resource: str) -> tuple[str | None, str | None] | None:
+    for change in diff["placements"]:
+        if change["resource"] == resource:
+            return change["before"], change["after"]
+    return None
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return make_plan(load_project(VFW)).plan
+
+
+def _scenario(**options):
+    scenario = Scenario.from_options(**options)
+    project = load_project(VFW, scenario.request, scenario.inventory, list(scenario.with_policies))
+    return make_plan(scenario.apply(project))
+
+
+def test_same_plan_has_no_differences(baseline):
+    diff = diff_plans(baseline, baseline)
+    assert diff.empty and diff.comparable
+    assert diff.to_dict()["placements"] == [] and diff.to_dict()["empty"] is True
+
+
+def test_region_down_moves_vfw_and_costs_more(vfw_copy):
+    run = run_ordo("whatif", "-C", vfw_copy, "--target-down", "region-two")
+    assert run.code == 0, run.text
+    lines = run.out.splitlines()
+    assert lines[0].startswith("Baseline: 10 to create") and "cost 26@1" in lines[0]
+    assert lines[1].startswith("Scenario (region-two down): 10 to create")
+    assert "Placements changed\n  ~ vfw: region-two -> " in run.out
+    assert "Cost\n  ~ priority 1: 26 -> " in run.out
+    diff = _json(run_ordo("whatif", "-C", vfw_copy, "--target-down", "region-two", "--format", "json"))
+    before, after = _placement(diff, "vfw")
+    assert before == "region-two" and after not in (None, "region-two")
+    assert all(change["after"] != "region-two" for change in diff["placements"])
+    (cost,) = diff["cost"]
+    assert cost["after"] > cost["before"] == 26
+    assert diff["scenario"] == ["region-two down"]
+    assert diff["operations"] == {"added": [], "removed": []}  # the same operations, elsewhere
+    assert diff["base"]["digest"] != diff["other"]["digest"]    # a scenario plan is not the project's
+
+
+def test_more_capacity_lets_vsink_join_the_cheap_region():
+    scenario = _scenario(capacity=("region-two:vcpu=16",))
+    diff = diff_plans(make_plan(load_project(VFW)), scenario)
+    assert [(p.resource, p.before, p.after) for p in diff.placements] == [("vsink", "region-one", "region-two")]
+    assert diff.cost == ((1, 26, 18),)
+    assert not diff.operations_added and not diff.operations_removed
+
+
+def test_without_anti_affinity_vpg_joins_vfw(vfw_copy):
+    run = run_ordo("whatif", "-C", vfw_copy, "--without-policy", "anti-affinity")
+    assert run.code == 0, run.text
+    assert "  ~ vpg: region-one -> region-two" in run.out
+    assert "~ priority 1: 26 -> 22 (-4)" in run.out
+
+
+def test_with_policy_forbidding_a_region(vfw_copy, tmp_path):
+    policy = tmp_path / "no-region-two.lp"
+    policy.write_text(FORBID_REGION_TWO)
+    diff = _json(run_ordo("whatif", "-C", vfw_copy, "--with-policy", policy, "--format", "json"))
+    assert _placement(diff, "vfw")[0] == "region-two"
+    assert all(change["after"] != "region-two" for change in diff["placements"])
+    assert diff["scenario"] == [f"with policy {policy}"]
+
+
+def test_another_request_and_inventory(vfw_copy):
+    run = run_ordo("whatif", "-C", vfw_copy, "--request", "requests/delete.yaml",
+                   "--inventory", "inventory-deployed.yaml")
+    assert run.code == 0, run.text
+    assert "0 to create, 0 to change, 10 to delete" in run.out.splitlines()[1]
+    assert "Operations added\n" in run.out and "Operations removed\n" in run.out
+    assert "  + vf-module.vfw-base" in run.out and "delete         created -> assigned" in run.out
+    assert "  ~ vfw: create (active) -> delete (absent)" in run.out
+    assert "Makespan\n  ~ estimated 22s -> 10s (-12s)" in run.out
+
+
+def test_order_changes_only_between_operations_both_plans_have():
+    base = make_plan(load_project(VFW))
+    other = _scenario(request=VFW / "requests/delete.yaml", inventory=VFW / "inventory-deployed.yaml")
+    diff = diff_plans(base, other)
+    common = {op.id for op in base.plan.operations} & {op.id for op in other.plan.operations}
+    assert not common and not diff.edges_added and not diff.edges_removed
+    assert [op.id for op in diff.operations_added] == sorted(op.id for op in other.plan.operations)
+
+
+def test_scenario_without_plan_exits_3_with_explanation(vfw_copy):
+    run = run_ordo("whatif", "-C", vfw_copy, "--target-down", "region-two", "--target-down", "region-three")
+    assert run.code == 3, run.text
+    assert "Scenario (region-two down; region-three down): no plan" in run.out
+    assert "No plan exists" in run.out and "avoid-refused-targets" in run.out
+    assert "Traceback" not in run.text
+    body = json.loads(run_ordo("whatif", "-C", vfw_copy, "--target-down", "region-two", "--target-down",
+                               "region-three", "--format", "json").out)
+    assert body["comparable"] is False and body["other"]["status"] == "no_plan"
+    assert body["other"]["explanation"]["conflicts"][0]["policy"] == "avoid-refused-targets"
+
+
+def test_plan_compare(vfw_copy, tmp_path):
+    saved = tmp_path / "saved.json"
+    assert run_ordo("plan", "-C", vfw_copy, "--out", saved).code == 0
+    same = run_ordo("plan", "-C", vfw_copy, "--compare", saved)
+    assert same.code == 0, same.text
+    assert same.out.splitlines()[0].startswith(f"Saved plan ({saved}): 10 to create")
+    assert "No differences." in same.out
+    policy = vfw_copy / "policies/config-after-modules.lp"
+    policy.write_text(policy.read_text() + '\n% vfw stays out of region-two\n:- located("vfw","region-two").\n')
+    changed = run_ordo("plan", "-C", vfw_copy, "--compare", saved)
+    assert changed.code == 0, changed.text
+    assert "No differences." not in changed.out
+    assert "Placements changed\n  ~ vfw: region-two -> " in changed.out
+    diff = _json(run_ordo("plan", "-C", vfw_copy, "--compare", saved, "--format", "json"))
+    assert diff["empty"] is False and _placement(diff, "vfw")[0] == "region-two"
+
+
+def test_whatif_against_saved_baseline(vfw_copy, tmp_path):
+    saved = tmp_path / "base.json"
+    assert run_ordo("plan", "-C", vfw_copy, "--out", saved).code == 0
+    run = run_ordo("whatif", "-C", vfw_copy, "--baseline", saved, "--capacity", "region-two:vcpu=16")
+    assert run.code == 0, run.text
+    assert run.out.startswith(f"Baseline ({saved}): ")
+    assert "  ~ vsink: region-one -> region-two" in run.out
+
+
+def test_json_is_deterministic(vfw_copy):
+    outputs = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        run = run_ordo("whatif", "-C", vfw_copy, "--target-down", "region-two", "--without-policy",
+                       "anti-affinity", "--format", "json", env=env)
+        assert run.code == 0, run.text
+        outputs.append(run.out)
+    assert outputs[0] == outputs[1]
+    body = json.loads(outputs[0])
+    assert list(body) == sorted(body)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--capacity", "region-one:vcpu"], "expected TARGET:KEY=N"),
+    (["--capacity", "region-one:vcpu=-2"], "expected TARGET:KEY=N"),
+    (["--capacity", "region-tow:vcpu=3"], "no target 'region-tow' in the inventory (did you mean 'region-two'?)"),
+    (["--capacity", "region-one:vpcu=3"], "did you mean 'vcpu'?"),
+    (["--target-down", "regoin-two"], "did you mean 'region-two'?"),
+    (["--without-policy", "anti-afinity"], "no policy named 'anti-afinity' (did you mean 'anti-affinity'?)"),
+    (["--without-policy", "placement"], "part of the base library"),
+    (["--target-down", "region-two", "--without-policy", "avoid-refused-targets"], "cannot go with"),
+    (["--with-policy", "missing.lp"], "no such policy file"),
+    ([], "name a change"),
+])
+def test_bad_options_are_clear_errors(vfw_copy, args, message):
+    run = run_ordo("whatif", "-C", vfw_copy, *args)
+    assert run.code == 1, run.text
+    assert message in run.err
+    assert "Traceback" not in run.text
+
+
+def test_without_project_policy_drops_its_enforcement_override(vfw_copy):
+    project = vfw_copy / "ordo.yaml"
+    project.write_text(project.read_text().replace(
+        "settings:", "  enforcement:\n    config-after-modules: { level: advisory }\nsettings:", 1))
+    run = run_ordo("whatif", "-C", vfw_copy, "--without-policy", "config-after-modules")
+    assert run.code == 0, run.text
+    assert "Order changed\n  - vfw-base/activate before vfw/config-deploy  (policies/config-after-modules.lp:8)" \
+        in run.out
