@@ -387,12 +387,15 @@ def show(run_id: int | None, project: Path, journal: Path | None, as_json: bool)
 @inventory_option
 @click.option("--after", "after", metavar="OPERATION", help="With a plan: why OPERATION comes after this one.")
 @click.option("--conflict", is_flag=True, help="No plan: a minimal set of policies and goals that conflict.")
+@click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Add a policy file (repeatable), as for ordo plan.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds the explanation may take.")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @journal_option
 def explain(target: Path | None, operation: str | None, project: Path, inventory: Path | None, after: str | None,
-            conflict: bool, timeout: float, as_json: bool, journal: Path | None) -> None:
+            conflict: bool, extra_policies: tuple[Path, ...], timeout: float, as_json: bool,
+            journal: Path | None) -> None:
     """Why no plan exists, or why a plan does what it does.
 
     \b
@@ -427,7 +430,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
     from ordo.runs import load_with_journal
     from planner.core import load_policies, make_plan
 
-    loaded = load_with_journal(project, target, inventory, [], journal)
+    loaded = load_with_journal(project, target, inventory, list(extra_policies), journal)
     if conflict:
         from planner.explain import minimal_conflict
         from planner.facts import model_facts

@@ -91,3 +91,16 @@ def test_unknown_operation_error(vfw_copy):
         assert "operations are named RESOURCE/OPERATION" in str(exc)
     else:
         raise AssertionError("expected UnknownOperation")
+
+
+def test_the_examples_deliberately_conflicting_policy_is_named_with_its_line():
+    from tests.conftest import VFW
+
+    policy = "policies/conflicting/colocate-vfw-vpg.lp"
+    run = run_ordo("plan", "-C", VFW, "--policy", VFW / policy)
+    assert run.code == 3, run.text
+    assert f"colocate-vfw-vpg ({policy}:13)" in run.err
+    run = run_ordo("explain", "-C", VFW, "--conflict", "--policy", VFW / policy)
+    assert run.code == 3, run.text
+    assert "policies anti-affinity, colocate-vfw-vpg and 2 requested goal(s) cannot hold together" in run.out
+    assert "anti-affinity (<library>/anti-affinity.lp:8)" in run.out
