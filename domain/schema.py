@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from domain.formats import CatalogFile, InventoryFile, ProjectFile, RequestFile
+from domain.guards import GuardsFile
 
-_MODELS = {"project": ProjectFile, "catalog": CatalogFile, "inventory": InventoryFile, "request": RequestFile}
+_MODELS = {"project": ProjectFile, "catalog": CatalogFile, "inventory": InventoryFile, "request": RequestFile,
+           "guards": GuardsFile}
 
 
 def json_schema(kind: str) -> str:

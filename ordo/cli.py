@@ -550,7 +550,7 @@ def policy_tests(paths: tuple[Path, ...], project: Path, coverage: bool, fail_un
         sys.exit(EXIT_TESTS_FAILED)
 
 
-SCHEMAS = ("project", "catalog", "inventory", "request")
+SCHEMAS = ("project", "catalog", "inventory", "request", "guards")
 
 
 @cli.command()

@@ -97,7 +97,8 @@ def test_schema_is_json_schema(tmp_path):
     assert "services" in body["properties"]
     run = run_ordo("schema", "--out-dir", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "catalog.schema.json", "inventory.schema.json", "project.schema.json", "request.schema.json"]
+        "catalog.schema.json", "guards.schema.json", "inventory.schema.json", "project.schema.json",
+        "request.schema.json"]
 
 
 def test_usage_error_exits_1_without_traceback():
