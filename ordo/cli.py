@@ -449,11 +449,24 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         console.print("[green]A plan exists:[/] nothing to explain; `ordo plan` shows it, and "
                       "`ordo explain plan.json OPERATION` explains one of its operations.")
         return
+    goals = None
+    if outcome.status == "no_plan":
+        from planner.explain import goals_to_drop
+        from planner.facts import model_facts
+
+        goals = goals_to_drop(load_policies(loaded), model_facts(loaded.model), loaded.model, timeout=timeout)
     if as_json:
         click.echo(json.dumps({"status": outcome.status, "explanation": outcome.explanation.to_dict()
-                               if outcome.explanation else None}, indent=2, sort_keys=True))
+                               if outcome.explanation else None,
+                               "goals_to_drop": None if goals is None else [
+                                   {"resource": r, "state": st, "where": w} for r, st, w in goals]},
+                              indent=2, sort_keys=True))
     elif outcome.explanation is not None:
         render.explanation(console, outcome.explanation)
+        if goals:
+            console.print("\n  Or, keeping every policy, give up these requested goals:", highlight=False)
+            for resource, state, where in goals:
+                console.print(f"    {resource}: {state}  [dim]({where})[/]", highlight=False)
         console.print("\n  `ordo explain --conflict` finds a minimal set of policies and goals that conflict.",
                       highlight=False)
     sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)

@@ -274,3 +274,42 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     goals.sort()
     names = {f.display: f.meta.name for f in program.files}
     return MinimalConflict(rules=rules, goals=goals, minimal=minimal, checks=checks, policies=names)
+
+
+#: Goal mode: every hard policy holds; requested goals may be given up, as
+#: few as possible (a correction set over goals instead of policies).
+GOAL_SWITCHES = """
+{ __keep(R) } :- __desired(R,_).
+desired(R,S) :- __desired(R,S), __keep(R).
+:- __violation(I,_), __hard(I).
+#edge (A,B) : before(A,B).
+#minimize { 1@1000000,R : __desired(R,_), not __keep(R) }.
+"""
+
+
+def goals_to_drop(program: Program, facts: list[str], model: Model, *,
+                  timeout: float) -> list[tuple[str, str, str]] | None:
+    """The fewest requested goals whose removal allows a plan with every hard
+    policy kept: (resource, state, where requested). None when even giving
+    up every goal leaves no plan, or in the time limit."""
+    import time
+
+    from planner.solve import SolveResult, _ground, _search
+
+    switched = ["__" + f if f.startswith("desired(") else f for f in facts]
+    ctl, _ = _ground(program, switched, GOAL_SWITCHES + "#show __keep/1.\n#show __desired/2.\n",
+                     ["--opt-strategy=usc,oll,disjoint", "--opt-mode=opt", "--models=0", "--parallel-mode=1"])
+    result = SolveResult(status="timeout")
+    started = time.monotonic()
+    _search(ctl, result, max(0.1, timeout - (time.monotonic() - started)), True)
+    if result.status not in ("optimal", "satisfiable"):
+        return None
+    kept = {_text(s.arguments[0]) for s in result.symbols if s.name == "__keep"}
+    dropped = []
+    for sym in result.symbols:
+        if sym.name == "__desired" and _text(sym.arguments[0]) not in kept:
+            name = _text(sym.arguments[0])
+            res = model.resources.get(name)
+            where = f"{res.origin.file}:{res.origin.line}" if res is not None and res.origin else ""
+            dropped.append((name, _text(sym.arguments[1]), where))
+    return sorted(dropped)

@@ -104,3 +104,12 @@ def test_the_examples_deliberately_conflicting_policy_is_named_with_its_line():
     assert run.code == 3, run.text
     assert "policies anti-affinity, colocate-vfw-vpg and 2 requested goal(s) cannot hold together" in run.out
     assert "anti-affinity (<library>/anti-affinity.lp:8)" in run.out
+
+
+def test_explain_also_offers_the_goals_to_give_up(vfw_copy):
+    run = run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT)
+    assert "Or, keeping every policy, give up these requested goals:\n" \
+           "    onap-mgmt-net: absent  (requests/delete-mgmt-net.yaml:5)" in run.out
+    data = json.loads(run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT, "--json").out)
+    assert data["goals_to_drop"] == [
+        {"resource": "onap-mgmt-net", "state": "absent", "where": "requests/delete-mgmt-net.yaml:5"}]
