@@ -326,7 +326,7 @@ def build_model(
                 file=where.file, path=f"state.{record.name}",
                 summary=f"recorded resource '{record.name}' is a {record.type} in state '{record.state}', "
                         "which the catalog no longer has",
-                detail="fix the catalog, or forget the record: ordo state rm " + record.name))
+                detail="fix the catalog, or forget the record: ordo state rm " + record.name))  # ordo/cli.py
             continue
         res = Resource(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,

@@ -339,14 +339,30 @@ class Journal:
             rows = self._db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall()
         return {name: ObservedResource.model_validate_json(record) for name, record in rows}
 
-    def forget(self, names: list[str]) -> int:
+    def forget(self, names: list[str]) -> list[str]:
+        """Drop the state records of these resources (an operator's correction:
+        the inventory file speaks for them again). Refused while a run is in
+        progress. Returns the names that had a record."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            count = 0
-            for name in names:
-                count += self._db.execute("DELETE FROM state WHERE resource=?", (name,)).rowcount
-            self._db.execute("COMMIT")
-        return count
+            try:
+                busy = self._live_run_locked()
+                if busy is not None:
+                    raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}); "
+                                       "its records cannot be changed now")
+                gone = [n for n in names
+                        if self._db.execute("DELETE FROM state WHERE resource=?", (n,)).rowcount]
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return gone
+
+    def state_runs(self) -> dict[str, int]:
+        """For each recorded resource, the run that last wrote it."""
+        with self._lock:
+            return dict(self._db.execute("SELECT resource, run FROM state").fetchall())
 
 
 def _run_info(row: tuple) -> RunInfo:

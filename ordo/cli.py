@@ -563,6 +563,31 @@ def policy_tests(paths: tuple[Path, ...], project: Path, coverage: bool, fail_un
         sys.exit(EXIT_TESTS_FAILED)
 
 
+@cli.group(invoke_without_command=True)
+@project_option
+@journal_option
+@click.option("--export", is_flag=True, help="Print the inventory as ordo sees it now (file and journal), as YAML.")
+@click.pass_context
+def state(ctx: click.Context, project: Path, journal: Path | None, export: bool) -> None:
+    """What the journal knows of each resource (it counts as observed, over the inventory file)."""
+    ctx.obj = (project, journal)
+    if ctx.invoked_subcommand is not None:
+        return
+    from ordo import runs
+
+    runs.state_list(_console(), project, journal, export)
+
+
+@state.command("rm")
+@click.argument("names", nargs=-1, required=True)
+def state_rm(names: tuple[str, ...]) -> None:
+    """Forget the journal's records of these resources: the inventory file speaks for them again."""
+    from ordo import runs
+
+    project, journal = click.get_current_context().obj
+    click.echo(runs.state_rm(project, journal, list(names)))
+
+
 SCHEMAS = ("project", "catalog", "inventory", "request", "guards")
 
 

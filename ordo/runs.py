@@ -295,3 +295,59 @@ def _event_text(ev: Event) -> str:
     if k == "run-ended":
         return f"ended {d.get('status')}: " + summary_line(d.get("status", ""), d).split(": ", 1)[-1]
     return f"{k} {json.dumps(d, sort_keys=True, default=str)}"
+
+
+def state_list(console: Console, project: Path, journal: Path | None, export: bool) -> None:
+    path = journal_path(project, journal)
+    records = {}
+    runs_of: dict[str, int] = {}
+    if path.exists():
+        with Journal(path, create=False) as jr:
+            records = jr.state()
+            runs_of = jr.state_runs()
+    if export:
+        import yaml
+
+        from domain.formats import InventoryFile
+        from domain.project import read_project_file
+        from domain.yamlsrc import load_yaml
+
+        root, project_file, _ = read_project_file(project)
+        inventory = {"targets": {}, "resources": []}
+        if project_file.inventory:
+            data = load_yaml(root / project_file.inventory).data or {}
+            InventoryFile.model_validate(data)
+            inventory = {"targets": data.get("targets") or {}, "resources": list(data.get("resources") or [])}
+        merged = {r["name"]: r for r in inventory["resources"]}
+        for name, record in records.items():
+            merged[name] = record.model_dump(mode="json", exclude_defaults=True)
+        inventory["resources"] = [merged[n] for n in sorted(merged)]
+        console.file.write("# the inventory file with what the journal recorded over it (ordo state --export)\n")
+        console.file.write(yaml.safe_dump(inventory, sort_keys=False, default_flow_style=None))
+        return
+    if not records:
+        console.print("The journal records no resources: plans start from the inventory file alone.")
+        return
+    if not console.is_terminal:
+        console = Console(file=console.file, width=200, highlight=False, no_color=console.no_color)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("RESOURCE", "TYPE", "STATE", "PLACEMENT", "RUN"):
+        table.add_column(column)
+    for name, record in records.items():
+        table.add_row(escape(name), escape(record.type), escape(record.state), escape(record.placement or "-"),
+                      str(runs_of.get(name, "")))
+    console.print(table)
+
+
+def state_rm(project: Path, journal: Path | None, names: list[str]) -> str:
+    with Journal(journal_path(project, journal), create=False) as jr:
+        known = jr.state()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], list(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise JournalError(f"the journal has no record of '{unknown[0]}'{hint}")
+        gone = jr.forget(names)
+    return f"Forgot {len(gone)} record(s): {', '.join(gone)}. The inventory file speaks for them again."

@@ -351,3 +351,24 @@ def test_cli_names_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
         assert run.code == 1, (command, run.text)
         assert f"{bogus}: not an ordo journal" in run.err, command
         assert "Traceback" not in run.text
+
+
+def test_state_lists_exports_and_forgets_records(vfw_copy, tmp_path):
+    assert run_ordo("apply", "-C", vfw_copy, "--auto-approve").code == 0
+    listed = run_ordo("state", "-C", vfw_copy)
+    assert listed.code == 0
+    assert any(line.split()[:4] == ["vfw", "vnf", "active", "region-two"] for line in listed.out.splitlines())
+    # The export is an inventory: planned from it alone (no journal), nothing is left to do.
+    exported = tmp_path / "inventory-now.yaml"
+    exported.write_text(run_ordo("state", "-C", vfw_copy, "--export").out)
+    elsewhere = tmp_path / "journal-elsewhere.db"
+    run = run_ordo("plan", "-C", vfw_copy, "--inventory", exported, "--journal", elsewhere, "--detailed-exitcode")
+    assert run.code == 0, run.text
+    assert "No changes." in run.out
+    # Forgetting a record: the inventory file speaks for it again.
+    run = run_ordo("state", "-C", vfw_copy, "rm", "vfw-bse")
+    assert run.code == 1 and "the journal has no record of 'vfw-bse' (did you mean 'vfw-base'?)" in run.err
+    run = run_ordo("state", "-C", vfw_copy, "rm", "vfw-base")
+    assert run.code == 0 and "Forgot 1 record(s): vfw-base." in run.out
+    run = run_ordo("plan", "-C", vfw_copy)
+    assert "Plan: 1 to create, 0 to change, 0 to delete." in run.out
