@@ -296,6 +296,13 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
         return
     if not as_json:
         render.plan_text(console, chosen)
+    used = sorted({op.controller for op in chosen.operations})
+    implicit = [c for c in used if "kind" not in loaded.model.controllers[c].model_fields_set]
+    if implicit:
+        _console(stderr=True).print(
+            f"[yellow]Warning:[/] controllers {', '.join(implicit)} name no kind, so they are simulated: "
+            "this run changes nothing outside ordo's simulated world (set kind: http, command ... in the catalog).",
+            highlight=False)
     if not auto_approve:
         if not sys.stdin.isatty():
             raise click.UsageError("not a terminal, so there is no one to confirm: pass --auto-approve")

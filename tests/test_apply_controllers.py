@@ -177,3 +177,12 @@ def test_vfw_applied_through_a_command_controller(vfw_copy: Path, tmp_path: Path
     assert {r["state"] for r in world["resources"].values()} == {"active"}
     assert world["resources"]["vfw-base"]["attributes"]["protected_net_id"] == "network_id-protected-net"
     assert len(world["applied"]) == 32
+
+
+def test_controllers_without_a_kind_are_announced_as_simulated(vfw_copy: Path) -> None:
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve")
+    assert run.code == 0, run.text
+    assert "Warning: controllers cds, openstack, sdnc, so name no kind, so they are simulated" in run.err
+    use_controllers(vfw_copy, "{ kind: simulated }")
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve")
+    assert "name no kind" not in run.err
