@@ -259,6 +259,7 @@ class Executor:
             rs.project = project
             return self._replan_and_drive(rs, reason="inputs changed since the plan was made")
         rs.project = project
+        self._replay_guards(rs)
         if rs.failures:
             return self._after_failure(rs)
         if rs.pending_replan:
@@ -454,6 +455,28 @@ class Executor:
                 for oid in sorted(oid for oid, on_change in held.items() if on_change):
                     del held[oid]
                     make_ready(oid)
+
+    def _replay_guards(self, rs: _RunState) -> None:
+        """A resumed run's guards count what it did before (rate limits over a
+        crash): its intents and their ends, replayed at the times journaled."""
+        guards = self._guard_engine(rs)
+        if guards is None:
+            return
+        from executor.guards import operation_info
+
+        planned: dict[str, PlannedOperation] = {}
+        tickets: dict[str, int] = {}
+        model = rs.project.model
+        for ev in self.journal.events(rs.run):
+            if ev.kind in ("plan", "replan"):
+                planned.update((op.id, op) for op in Plan.from_json(ev.data["plan"]).operations)
+            elif ev.kind == "intent" and ev.op in planned and planned[ev.op].resource in model.resources:
+                info = operation_info(model, planned[ev.op], ev.data.get("target"))
+                tickets[ev.op] = guards.started(info, now=ev.at)
+            elif ev.kind in ("result", "retry", "failed") and ev.op in tickets:
+                guards.finished(tickets.pop(ev.op), ok=ev.kind == "result", now=ev.at)
+        for ticket in tickets.values():  # in doubt: counted as dispatched, no longer in flight
+            guards.finished(ticket, ok=False)
 
     def _guard_engine(self, rs: _RunState) -> Any:
         """The run's guard engine, its resources as they are now; None when the project has no guards."""

@@ -460,3 +460,35 @@ def test_live_view_and_json_show_the_denial(vfw_copy, tmp_path):
     denied = [e for e in lines if e["kind"] == "guard-denied"]
     assert denied and denied[0]["guard"] == "one-at-a-time" and denied[0]["on_deny"] == "wait"
     assert denied[0]["where"] == "guards.yaml:2" and denied[0]["guard_kind"] == "rate_limit"
+
+
+def test_a_resumed_run_counts_what_it_did_before_the_crash(vfw_copy, tmp_path):
+    import os
+
+    from executor.engine import Executor
+    from executor.guards import operation_info
+
+    write_guards(vfw_copy, "guards:\n"
+                           "  - name: three-vnf-assigns\n    kind: rate_limit\n    operation: assign\n    type: vnf\n"
+                           "    max: 3\n    seconds: 600\n    on_deny: fail\n")
+    sim = scenario(tmp_path, SMOOTH)
+    crashed = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sim,
+                       env={**os.environ, "ORDO_CRASH_POINT": "result-written:4"})
+    assert crashed.code == -9, crashed.text
+    assigns = [ev for ev in journal_events(vfw_copy) if ev.kind == "result" and ev.op in
+               ("vfw/assign", "vpg/assign", "vsink/assign")]
+    assert len(assigns) == 3
+    with Journal(default_path(vfw_copy), create=False) as jr:
+        executor = Executor(jr, lambda observed: load_project(vfw_copy, observed=observed))
+        rs = executor._rebuild(1)
+        rs.project = load_project(vfw_copy, observed=list(jr.state().values()))
+        executor._replay_guards(rs)
+        another = next(op for op in rs.plan.operations if op.id == "vfw/assign")
+        decision = rs.guards.check(operation_info(rs.project.model, another, "region-one"))
+        assert not decision.allowed and decision.guard == "three-vnf-assigns"
+        fresh = GuardEngine(rs.project.guards)
+        fresh.set_resources([])
+        assert fresh.check(operation_info(rs.project.model, another, "region-one")).allowed
+        executor.close()
+    resumed = run_ordo("resume", "1", "-C", vfw_copy)
+    assert resumed.code == 0, resumed.text
