@@ -470,10 +470,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
                               indent=2, sort_keys=True))
     elif outcome.explanation is not None:
         render.explanation(console, outcome.explanation)
-        if goals:
-            console.print("\n  Or, keeping every policy, give up these requested goals:", highlight=False)
-            for resource, state, where in goals:
-                console.print(f"    {resource}: {state}  [dim]({where})[/]", highlight=False)
+        render.goals(console, "Or, keeping every policy, give up these requested goals:", goals or [])
         console.print("\n  `ordo explain --conflict` finds a minimal set of policies and goals that conflict.",
                       highlight=False)
     sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)

@@ -103,16 +103,22 @@ def explanation(console: Console, expl: Explanation) -> None:
                 if others:
                     values += f" (resources: {', '.join(others)})"
                 console.print(f"    violated for: {escape(values)}", highlight=False)
-    if expl.goals:
-        console.print("\n  The request asks for:", highlight=False)
-        for resource, state, where in expl.goals:
-            console.print(f"    {escape(resource)}: {escape(state)}  [dim]({escape(where)})[/]", highlight=False)
+    goals(console, "The request asks for:", expl.goals)
     if expl.cycle:
         console.print("\n  Cycle:", highlight=False)
         for node, rules in zip(expl.cycle, expl.cycle_rules, strict=True):
             console.print(f"    {escape(node)}  [dim]must come before the next, by {escape(', '.join(rules))}[/]",
                           highlight=False)
         console.print(f"    {escape(expl.cycle[0])}", highlight=False)
+
+
+def goals(console: Console, title: str, items: list[tuple[str, str, str]]) -> None:
+    """Requested goals (resource, state, where requested) under a title; nothing when there are none."""
+    if not items:
+        return
+    console.print(f"\n  {title}", highlight=False)
+    for resource, state, where in items:
+        console.print(f"    {escape(resource)}: {escape(state)}  [dim]({escape(where)})[/]", highlight=False)
 
 
 def minimal_conflict(console: Console, found) -> None:
@@ -126,10 +132,7 @@ def minimal_conflict(console: Console, found) -> None:
             if rule.comment:
                 console.print(f"      {escape(rule.comment)}", highlight=False)
             console.print(f"      [dim]rule: {escape(rule.text)}[/]", highlight=False)
-    if found.goals:
-        console.print("\n  Requested goals:", highlight=False)
-        for resource, state, where in found.goals:
-            console.print(f"    {escape(resource)}: {escape(state)}  [dim]({escape(where)})[/]", highlight=False)
+    goals(console, "Requested goals:", found.goals)
     if found.minimal:
         console.print("\n  Drop or relax any one of these and the rest can hold together.", highlight=False)
 
