@@ -34,7 +34,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -250,20 +250,20 @@ class Executor:
             # The cause was fixed (that is why one resumes): what the run learnt
             # (failed operations, refused targets) no longer holds.
             rs.failed, rs.refused = set(), set()
-            return self._replan_and_drive(rs, reason="resumed after fallout")
+            return self._replan(rs, reason="resumed after fallout") or self._drive(rs)
         project = self.loader(list(rs.records.values()))
         # The journal's own records are an input too, and they changed with every
         # result: only edited files (request, catalog, inventory) call for a new plan.
         journal = {display_path(self.journal.path, project.root), str(self.journal.path)}
         if rs.plan is None or _model_inputs(project, journal) != _model_inputs_of_plan(rs.plan, journal):
             rs.project = project
-            return self._replan_and_drive(rs, reason="inputs changed since the plan was made")
+            return self._replan(rs, reason="inputs changed since the plan was made") or self._drive(rs)
         rs.project = project
         self._replay_guards(rs)
         if rs.failures:
-            return self._after_failure(rs)
+            return self._after_failure(rs) or self._drive(rs)
         if rs.pending_replan:
-            return self._replan_and_drive(rs, reason="resumed: the failure was observed, re-planning")
+            return self._replan(rs, reason="resumed: the failure was observed, re-planning") or self._drive(rs)
         return self._drive(rs)
 
     def close(self) -> None:
@@ -288,32 +288,29 @@ class Executor:
                 return self._end(rs, final)
             if status in ("interrupted", "aborted"):
                 return self._end(rs, status)
-            result = self._after_failure(rs, drive=False)
+            result = self._after_failure(rs)
             if result is not None:
                 return result
 
-    def _after_failure(self, rs: _RunState, drive: bool = True) -> RunResult | None:
+    def _after_failure(self, rs: _RunState) -> RunResult | None:
+        """Observe, learn, and plan again: the run's end, or None when a new plan is ready."""
         self._observe_failures(rs)
         self.crash.hit("failure-observed")
         if self.options.on_failure == "stop":
             return self._end(rs, "failed", reason=self._failure_text(rs))
         if rs.mode == "forward" and self.options.on_failure == "rollback":
             rs.mode = "rollback"
-            return self._replan(rs, reason="rolling back: " + self._failure_text(rs), drive=drive)
+            return self._replan(rs, reason="rolling back: " + self._failure_text(rs))
         limit = self.options.max_replans
         if limit is None:
             limit = rs.project.settings.max_replans if rs.project else 3
         if rs.replans >= limit:
             reason = f"gave up after {rs.replans} re-plan(s): {self._failure_text(rs)}"
             return self._end(rs, "fallout", reason=reason)
-        return self._replan(rs, reason=self._failure_text(rs), drive=drive)
+        return self._replan(rs, reason=self._failure_text(rs))
 
-    def _replan_and_drive(self, rs: _RunState, reason: str) -> RunResult:
-        result = self._replan(rs, reason=reason, drive=True)
-        assert result is not None
-        return result
-
-    def _replan(self, rs: _RunState, reason: str, drive: bool) -> RunResult | None:
+    def _replan(self, rs: _RunState, reason: str) -> RunResult | None:
+        """A new plan from the state now: None when it is ready to run, else the run's end (fallout)."""
         started = time.monotonic()
         project = self.loader(list(rs.records.values()))
         model = project.model
@@ -339,15 +336,12 @@ class Executor:
         rs.replans += 1
         rs.plan_no += 1
         rs.plan, rs.project = outcome.plan, project
-        rs.done, rs.attempts = set(), {}
-        rs.in_doubt = set(rs.in_doubt)  # carried over: observed before anything is resent
+        rs.done, rs.attempts = set(), {}  # in_doubt carries over: observed before anything is resent
         rs.snapshot.update(self._snapshot(model, outcome.plan, rs.snapshot))
         self._emit(rs, [Event("replan", data={"number": rs.plan_no, "reason": reason, "mode": rs.mode,
                                               "seconds": round(seconds, 3), "digest": outcome.plan.digest,
                                               "plan": outcome.plan.to_json()})])
         self.crash.hit("replanned")
-        if drive:
-            return self._drive(rs)
         return None
 
     def _execute_plan(self, rs: _RunState) -> str:
@@ -889,6 +883,7 @@ class Executor:
 
     def _rebuild(self, run_id: int) -> _RunState:
         rs = _RunState(run=run_id, records=self.journal.state())
+        targets: dict[str, str | None] = {}  # a failure's target is the one its intent named
         for ev in self.journal.events(run_id):
             data = ev.data
             if ev.kind == "run-started":
@@ -906,6 +901,7 @@ class Executor:
                 rs.in_doubt.add(ev.op)
                 if ev.key:
                     rs.keys[ev.op] = ev.key
+                targets[ev.op] = data.get("target")
             elif ev.kind == "result":
                 rs.done.add(ev.op)
                 rs.in_doubt.discard(ev.op)
@@ -917,10 +913,9 @@ class Executor:
                     rs.in_doubt.discard(ev.op)
                 if ev.kind == "failed":
                     resource, _, operation = ev.op.rpartition("/")
-                    target = None
                     rs.failures.append(_Failure(op=ev.op, resource=resource, operation=operation,
                                                 error=data.get("error", ""), scope=data.get("scope", "resource"),
-                                                target=target, in_doubt=bool(data.get("in_doubt"))))
+                                                target=targets.get(ev.op), in_doubt=bool(data.get("in_doubt"))))
             elif ev.kind == "learnt":
                 rs.failures = []
                 rs.pending_replan = True
@@ -931,10 +926,6 @@ class Executor:
                         rs.refused.add(fact[1])
             elif ev.kind == "abort-requested":
                 self._abort_since = ev.seq
-        # A failure's target is the one its intent named.
-        if rs.failures:
-            targets = {ev.op: ev.data.get("target") for ev in self.journal.events(run_id) if ev.kind == "intent"}
-            rs.failures = [replace(f, target=targets.get(f.op)) for f in rs.failures]
         return rs
 
 

@@ -318,11 +318,12 @@ class Journal:
                 raise
         return stored
 
-    def events(self, run: int, since: int = 0) -> list[Event]:
+    def events(self, run: int, since: int = 0, limit: int = -1) -> list[Event]:
+        """The run's events after ``since``, in order (at most ``limit``; -1: all)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>? ORDER BY seq",
-                (run, since)).fetchall()
+                "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>? ORDER BY seq LIMIT ?",
+                (run, since, limit)).fetchall()
         return [Event(seq=r[0], run=r[1], at=r[2], kind=r[3], op=r[4], key=r[5], data=json.loads(r[6]))
                 for r in rows]
 

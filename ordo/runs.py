@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from domain.errors import OrdoError
-from domain.project import Project, load_project, read_project_file
+from domain.project import Project, display_path, load_project, read_project_file
 from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult, load_simulation
 from executor.journal import Event, Journal, JournalError, default_path
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line
@@ -37,20 +37,14 @@ def journal_path(project: Path, journal: Path | None) -> Path:
 def load_with_journal(project: Path, request: Path | None, inventory: Path | None, extra: list[Path],
                       journal: Path | None) -> Project:
     """The project, with what earlier runs recorded counting as observed."""
-    path = journal_path(project, journal)
+    root = project_root(project)
+    path = journal if journal is not None else default_path(root)
     observed = []
     if path.exists():
         with Journal(path, create=False) as jr:
             observed = list(jr.state().values())
-    return load_project(project, request, inventory, extra, observed=observed, observed_name=_display(path, project))
-
-
-def _display(path: Path, project: Path) -> str:
-    root = project_root(project).resolve()
-    try:
-        return path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    return load_project(project, request, inventory, extra, observed=observed,
+                        observed_name=display_path(path, root))
 
 
 def check_saved_plan(project: Project, path: Path) -> Plan:
@@ -138,7 +132,7 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path |
 
     def loader(observed: list) -> Project:
         return load_project(project.root, project.request_path, project.inventory_file, project.extra_policy_files,
-                            observed=observed, observed_name=_display(path, project.root))
+                            observed=observed, observed_name=display_path(path, project.root))
 
     executor = Executor(jr, loader, options=options, listener=view)
     try:
@@ -153,22 +147,22 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path |
 def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: int, simulation: Path | None,
            on_failure: str | None, max_replans: int | None, op_timeout: float | None, *, as_json: bool,
            console: Console) -> RunResult:
-    path = journal_path(project, journal)
+    root = project_root(project)
+    path = journal if journal is not None else default_path(root)
     jr = Journal(path, create=False)
     try:
         info = jr.run(run_id)
         options = apply_options(None, simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files: dict[str, Any] = {}
-        for ev in jr.events(run_id)[:1]:
+        for ev in jr.events(run_id, limit=1):  # run-started: the files the run was planned from
             files = ev.data.get("files") or {}
-        root = project_root(project)
         request = files.get("request")
         inv = inventory or (Path(files["inventory"]) if files.get("inventory") else None)
         extra = [Path(p) for p in files.get("policies") or []]
 
         def loader(observed: list) -> Project:
             return load_project(root, Path(request) if request else None, inv, extra, observed=observed,
-                                observed_name=_display(path, root))
+                                observed_name=display_path(path, root))
 
         view = _listener(as_json, console)
         executor = Executor(jr, loader, options=options, listener=view)

@@ -112,7 +112,7 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
 def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout: float,
                     control: clingo.Control | None = None) -> Explanation:
     """``control``: the strict solve's, grounded already (solve(keep_control=True))."""
-    result = relax(control, program, timeout) if control is not None else solve(
+    result = relax(control, timeout) if control is not None else solve(
         program, facts, relaxed=True, timeout=timeout)
     if result.status == "unsatisfiable":
         return Explanation(kind="unknown", summary=(

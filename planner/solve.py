@@ -78,7 +78,7 @@ def _search(ctl: clingo.Control, result: SolveResult, timeout: float, optimise: 
         result.status = "optimal" if finished and optimise and outcome.exhausted else "satisfiable"
 
 
-def relax(ctl: clingo.Control, program: Program, timeout: float) -> SolveResult:
+def relax(ctl: clingo.Control, timeout: float) -> SolveResult:
     """Solve a STRICT Control again with its hard constraints made soft
     (violations minimised above every user priority): no new grounding."""
     ctl.assign_external(clingo.Function("__strict"), False)

@@ -110,6 +110,17 @@ class ConfigError(OrdoError):
     """A controller's settings in the catalog are wrong (names the field)."""
 
 
+def check_keys(spec: dict[str, Any], allowed: tuple[str, ...], where: str, noun: str = "field") -> None:
+    """ConfigError for the first key of ``spec`` not in ``allowed``, with a did-you-mean."""
+    import difflib
+
+    for key in spec:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(allowed)}"
+            raise ConfigError(f"{where}.{key}: unknown {noun} ({hint})")
+
+
 @runtime_checkable
 class Controller(Protocol):
     def execute(self, request: OperationRequest) -> dict[str, Any]:

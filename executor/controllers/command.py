@@ -47,6 +47,7 @@ from executor.controllers.base import (
     OperationRequest,
     PermanentError,
     TransientError,
+    check_keys,
 )
 
 DEFAULT_TIMEOUT = 300.0
@@ -67,9 +68,7 @@ class CommandController:
         self.context = context
         if not isinstance(config, dict):
             raise ConfigError("config: expected a mapping")
-        for key in config:
-            if key not in _KEYS:
-                raise ConfigError(f"config.{key}: unknown field (expected one of: {', '.join(_KEYS)})")
+        check_keys(config, _KEYS, "config")
         self.env = _env(config.get("env"))
         self.cwd = Path(context.root).absolute()
         argv = _argv(config.get("command"))

@@ -64,6 +64,7 @@ from executor.controllers.base import (
     OperationRequest,
     PermanentError,
     TransientError,
+    check_keys,
 )
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -117,7 +118,7 @@ class HttpController:
         self.context = context
         if not isinstance(config, dict):
             raise ConfigError("config: expected a mapping")
-        _no_unknown(config, _TOP_KEYS, "config")
+        check_keys(config, _TOP_KEYS, "config")
         base_url = config.get("base_url")
         if base_url is None or base_url == "":
             raise ConfigError("config.base_url: required")
@@ -387,12 +388,6 @@ def _drain(exc: urllib.error.HTTPError) -> bytes:
 
 # -- configuration ----------------------------------------------------------------------------
 
-def _no_unknown(spec: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in spec:
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}: unknown field (expected one of: {', '.join(allowed)})")
-
-
 def _positive(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
@@ -428,7 +423,7 @@ def _call(spec: Any, where: str, *, observe: bool) -> _Call:
     path = f"config.{where}"
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: expected a mapping with method and url")
-    _no_unknown(spec, _OBSERVE_KEYS if observe else _OPERATION_KEYS, path)
+    check_keys(spec, _OBSERVE_KEYS if observe else _OPERATION_KEYS, path)
     method = spec.get("method", "GET" if observe else "POST")
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise ConfigError(f"{path}.method: expected one of {', '.join(METHODS)}, got {method!r}")

@@ -42,7 +42,6 @@ with its own :class:`ControllerContext` and world.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import json
 import math
@@ -63,6 +62,7 @@ from executor.controllers.base import (
     OperationRequest,
     PermanentError,
     TransientError,
+    check_keys,
 )
 
 __all__ = [
@@ -96,12 +96,6 @@ _SCHEMA = (
 
 
 # --- the scenario -------------------------------------------------------------
-
-
-def _unknown(key: Any, allowed: tuple[str, ...], where: str) -> ConfigError:
-    close = difflib.get_close_matches(str(key), allowed, n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(allowed)}"
-    return ConfigError(f"{where}.{key}: unknown setting ({hint})")
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -159,9 +153,7 @@ class Fault:
     @classmethod
     def parse(cls, index: int, data: Any, where: str) -> Fault:
         spec = _mapping(data, where)
-        for key in spec:
-            if key not in FAULT_KEYS:
-                raise _unknown(key, FAULT_KEYS, where)
+        check_keys(spec, FAULT_KEYS, where, "setting")
         error = spec.get("error")
         if error not in ERRORS:
             raise ConfigError(f"{where}.error: expected one of {', '.join(ERRORS)}"
@@ -191,9 +183,7 @@ class Scenario:
     @classmethod
     def parse(cls, data: Any, where: str = "simulation") -> Scenario:
         spec = _mapping(data, where)
-        for key in spec:
-            if key not in SCENARIO_KEYS:
-                raise _unknown(key, SCENARIO_KEYS, where)
+        check_keys(spec, SCENARIO_KEYS, where, "setting")
         seed = spec.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int | str):
             raise ConfigError(f"{where}.seed: expected a whole number or text, not {seed!r}")
@@ -439,9 +429,7 @@ class SimulatedController:
         self.name = name
         scenario = Scenario.parse(context.settings.get("simulation"))
         config = _mapping(config, "config")
-        for key in config:
-            if key not in CONFIG_KEYS:
-                raise _unknown(key, CONFIG_KEYS, "config")
+        check_keys(config, CONFIG_KEYS, "config", "setting")
         own_latency = _latency(config["latency"], "config.latency") if "latency" in config else {}
         own_jitter = _number(config["jitter"], "config.jitter", high=1) if "jitter" in config else 0.0
         self.latency: Mapping[str, float] = scenario.latency if scenario.latency is not None else own_latency
