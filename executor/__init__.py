@@ -1,4 +1,7 @@
-"""The executor: carries a plan out against controllers (issue 3, not built yet).
+"""The executor: carries a plan out against controllers, durably.
 
-It will depend on ``domain`` and ``planner`` only; nothing here yet.
+``engine`` runs the plan (limits, retries, observation, re-planning),
+``journal`` records every step before and after it happens, ``guards``
+decides runtime guards just before each dispatch, and ``controllers`` holds
+the adapters by kind. It depends on ``domain`` and ``planner`` only.
 """

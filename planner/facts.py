@@ -1,7 +1,10 @@
 """Models to facts: the interface predicates of policies/base/interface.lp.
 
-Facts are rendered through clingo symbols (never by pasting strings into
-rules), sorted, so that the same model always gives the same program text.
+Facts are formatted as text exactly as clingo prints the same symbols
+(``_render``, checked against clingo in the tests): every name passed the
+loaders' name pattern and every other string is escaped, so no value can add
+a rule. They are sorted, so that the same model always gives the same
+program text.
 """
 
 from __future__ import annotations
