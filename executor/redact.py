@@ -11,7 +11,7 @@ What counts as secret:
   catalog: params and outputs) or whose name looks like one (:data:`NAMES`:
   password, token, api_key, authorization, cookie ...), anywhere in a tree;
   they become a salted fingerprint (:mod:`domain.secrets`), so a changed value
-  is still noticed;
+  is still noticed, and the value is masked in text from then on;
 * known secret values anywhere in text: those of environment variables whose
   name looks secret, those a controller reads from the environment or sends
   as credentials (``Redactor.add_values``), at least :data:`MIN_VALUE`
@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from domain.formats import ObservedResource
-from domain.secrets import fingerprint
+from domain.secrets import fingerprint, is_fingerprint
 
 MASK = "***"
 MIN_VALUE = 4  # shorter known values are not searched for in free text (too many false hits)
@@ -46,7 +46,7 @@ _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORE
 _QUERY = re.compile(r"(?<=[?&])([^=&#\s\"'<>]+)=([^&#\s\"'<>]+)")
 _PAIR = re.compile(rf"(?i)\b([\w.-]*(?:{NAMES})[\w.-]*)([\"']?\s*[:=]\s*[\"']?)"
                    r"((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)")
-_FLAG = re.compile(rf"(?i)((?:^|\s)--?[\w-]*(?:{NAMES})[\w-]*)(\s+)(?!-)(\S+)")
+_FLAG = re.compile(rf"(?i)((?:^|\s)--?[\w-]*(?:{NAMES})[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")
 
 
 def secret_name(name: Any) -> bool:
@@ -113,7 +113,10 @@ class Redactor:
             if len(text) >= MIN_VALUE:
                 forms |= {text, quote(text, safe=""), json.dumps(text)[1:-1]}
         with self._lock:
-            known = set(self._values) | {f for f in forms if len(f) >= MIN_VALUE}
+            new = {f for f in forms if len(f) >= MIN_VALUE} - set(self._values)
+            if not new:
+                return
+            known = set(self._values) | new
             self._values = tuple(sorted(known, key=lambda v: (-len(v), v)))
 
     def text(self, text: str) -> str:
@@ -127,14 +130,14 @@ class Redactor:
         if isinstance(data, str):
             return self.text(data)
         if isinstance(data, Mapping):
-            return {k: fingerprint(v) if self._secret_key(k) else self.tree(v) for k, v in data.items()}
+            return {k: self._hide(v) if self._secret_key(k) else self.tree(v) for k, v in data.items()}
         if isinstance(data, list | tuple):
             return [self.tree(v) for v in data]
         return data
 
     def event(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """An event's data; a plan (JSON the planner made from the models, no params) is kept as it is."""
-        return {k: v if k == "plan" else fingerprint(v) if self._secret_key(k) else self.tree(v)
+        return {k: v if k == "plan" else self._hide(v) if self._secret_key(k) else self.tree(v)
                 for k, v in data.items()}
 
     def record(self, record: ObservedResource) -> ObservedResource:
@@ -144,3 +147,16 @@ class Redactor:
 
     def _secret_key(self, key: Any) -> bool:
         return key in self._names or secret_name(key)
+
+    def _hide(self, value: Any) -> str:
+        """The fingerprint of a secret; its value is masked in text from now on (an error that quotes it)."""
+        self.add_values(_leaves(value))
+        return fingerprint(value)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list | tuple):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [] if is_fingerprint(value) else [value]
