@@ -113,6 +113,8 @@ class TypeSpec(_Strict):
     update: Name | None = Field(None, description="operation that applies changed params in place")
     retry: RetrySpec | None = Field(None, description="retry policy for its operations unless one sets its own")
     operations: dict[Name, OperationSpec] = Field(default_factory=dict)
+    secrets: list[Name] = Field(default_factory=list, description="params and outputs whose values are secret: "
+                                "the journal keeps a fingerprint, views show none (docs/security.md)")
     description: str = ""
 
 

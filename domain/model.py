@@ -25,6 +25,7 @@ from domain.formats import (
     TargetSpec,
     TypeSpec,
 )
+from domain.secrets import same_value
 from domain.yamlsrc import PathKey, Source, format_path
 
 
@@ -82,6 +83,7 @@ class ResourceKind:
     final: str
     placement: bool
     update: str | None
+    secrets: tuple[str, ...] = ()  # params and outputs whose values are secret (catalog: secrets)
 
     @property
     def initial(self) -> str:
@@ -127,7 +129,8 @@ class Resource:
         """Requested params that differ from what was observed (a param that
         reads another resource's output is compared once resolved, by the executor)."""
         wired = {ref.param for ref in self.refs}
-        return self.observed and any(self.attributes.get(k) != v for k, v in self.params.items() if k not in wired)
+        return self.observed and any(not same_value(self.attributes.get(k), v)
+                                     for k, v in self.params.items() if k not in wired)
 
 
 @dataclass
@@ -223,6 +226,7 @@ def _resolve_type(tname: str, spec: TypeSpec, catalog: CatalogFile, src: Source,
     return ResourceKind(
         name=tname, states=tuple(life.states), milestones=tuple(sorted(milestones.items())),
         operations=tuple(ops), final=final, placement=spec.placement, update=spec.update,
+        secrets=tuple(spec.secrets),
     )
 
 

@@ -758,7 +758,7 @@ class Executor:
             summary["reason"] = reason
         self._emit(rs, [Event("run-ended", data=summary)], status=status, summary=summary)
         rs.ended = status
-        return RunResult(run=rs.run, status=status, summary=summary, reason=reason)
+        return RunResult(run=rs.run, status=status, summary=summary, reason=self.journal.redactor.text(reason))
 
     def _summary(self, rs: _RunState) -> dict[str, Any]:
         """Resources that reached their goal, by what happened to them from the
@@ -810,7 +810,8 @@ class Executor:
                                 "attributes": r.attributes}
                                for r in rs.project.model.resources.values() if r.observed],
                     targets=sorted(rs.project.model.targets),
-                    settings={"simulation": self.options.simulation or {}})
+                    settings={"simulation": self.options.simulation or {}}, redactor=self.journal.redactor)
+            self.journal.redactor.add_names(n for kind in rs.project.model.kinds.values() for n in kind.secrets)
             self._controllers.update(make_controllers(rs.project.model.controllers, {name}, self._context))
         return self._controllers[name]
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
+from executor.redact import Redactor
 
 SCHEMA_VERSION = 1
 
@@ -149,15 +150,30 @@ def default_path(project_root: Path) -> Path:
     return project_root / ".ordo" / "journal.db"
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by its owner only: folder 0700, file 0600.
+    An existing file readable by others is narrowed; SQLite gives its -wal and -shm files the
+    database's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if each.stat().st_mode & 0o077:
+                each.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
 class Journal:
     """One journal database. Thread-safe: one connection behind a lock."""
 
-    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True, redactor: Redactor | None = None) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
             raise JournalError(f"{self.path}: no journal here (nothing was applied with this working folder)")
+        self.redactor = redactor or Redactor()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"{self.path}: cannot open the journal: {exc}") from None
@@ -295,21 +311,23 @@ class Journal:
             try:
                 last = 0
                 for ev in events:
+                    data = self.redactor.event(ev.data)
                     cur = db.execute(
                         "INSERT INTO events (run, at, kind, op, key, data) VALUES (?, ?, ?, ?, ?, ?)",
-                        (run, now, ev.kind, ev.op, ev.key, json.dumps(ev.data, sort_keys=True, default=str)))
+                        (run, now, ev.kind, ev.op, ev.key, json.dumps(data, sort_keys=True, default=str)))
                     last = int(cur.lastrowid)
-                    stored.append(Event(kind=ev.kind, op=ev.op, key=ev.key, data=ev.data, seq=last, run=run, at=now))
+                    stored.append(Event(kind=ev.kind, op=ev.op, key=ev.key, data=data, seq=last, run=run, at=now))
                 for name, record in (state or {}).items():
                     if record is None:
                         db.execute("DELETE FROM state WHERE resource=?", (name,))
                     else:
                         db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
-                                   (name, record.model_dump_json(), run, last))
+                                   (name, self.redactor.record(record).model_dump_json(), run, last))
                 if status is not None or summary is not None:
                     db.execute("UPDATE runs SET status=coalesce(?, status), summary=coalesce(?, summary), "
                                "updated=? WHERE id=?",
-                               (status, json.dumps(summary, sort_keys=True) if summary is not None else None,
+                               (status, json.dumps(self.redactor.tree(summary), sort_keys=True)
+                                if summary is not None else None,
                                 now, run))
                 db.execute("COMMIT")
             except BaseException:

@@ -322,7 +322,7 @@ def _finish(console: Console, result, as_json: bool) -> int:
         style = {"complete": "green", "rolled_back": "yellow"}.get(result.status, "red")
         console.print(f"\n[bold {style}]{line}[/]", highlight=False)
         if result.reason:
-            console.print(f"  {result.reason}", highlight=False, markup=False)
+            console.print(f"  {render.terminal_safe(result.reason)}", highlight=False, markup=False)
         if result.explanation is not None:
             render.explanation(console, result.explanation)
         if result.status in ("fallout", "interrupted", "failed"):

@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from executor.journal import Event
+from ordo.render import shown
 from planner.plan import Plan
 
 DONE_WORD = {"create": "created", "delete": "deleted", "update": "updated", "change": "changed", "run": "ran"}
@@ -69,46 +69,46 @@ class LiveView:
             self._plan(data["plan"])
             self._print(f"Run {ev.run}: executing plan {data['number']} ({self.total} operations)")
         elif kind == "resumed":
-            self._print(f"Run {ev.run}: resuming (it was {data['from']})")
+            self._print(f"Run {ev.run}: resuming (it was {shown(data['from'])})")
         elif kind == "intent":
             self.op_started[ev.op] = time.monotonic()
             extra = f" (attempt {data['attempt']})" if data["attempt"] > 1 else ""
             check = ", observing first" if data.get("observe_first") else ""
-            self._print(f"{escape(ev.op)}: starting on {escape(data['controller'])}{extra}{check}")
+            self._print(f"{shown(ev.op)}: starting on {shown(data['controller'])}{extra}{check}")
         elif kind == "result":
             took = time.monotonic() - self.op_started.pop(ev.op, time.monotonic())
             outs = data.get("outputs") or {}
-            shown = " " + escape(f"[{', '.join(f'{k}={v}' for k, v in sorted(outs.items()))}]") if outs else ""
+            listed = " " + shown(f"[{', '.join(f'{k}={v}' for k, v in sorted(outs.items()))}]") if outs else ""
             how = " (found applied)" if data.get("observed") else ""
-            self._print(f"[green]{escape(ev.op)}: done after {took:.2f}s{how}[/]{shown}")
+            self._print(f"[green]{shown(ev.op)}: done after {took:.2f}s{how}[/]{listed}")
             self.done += 1
             if self.progress is not None:
                 self.progress.update(self.task, completed=self.done)
         elif kind == "retry":
-            self._print(f"[yellow]{escape(ev.op)}: attempt {data['attempt']} failed: {escape(data['error'])}; "
+            self._print(f"[yellow]{shown(ev.op)}: attempt {data['attempt']} failed: {shown(data['error'])}; "
                         f"retrying in {data['retry_in']:g}s[/]")
         elif kind == "failed":
-            self._print(f"[red]{escape(ev.op)}: failed: {escape(data['error'])}[/]")
+            self._print(f"[red]{shown(ev.op)}: failed: {shown(data['error'])}[/]")
         elif kind == "guard-denied":
-            self._print(f"[yellow]{escape(ev.op)}: {escape(guard_text(data))}[/]")
+            self._print(f"[yellow]{shown(ev.op)}: {shown(guard_text(data))}[/]")
         elif kind == "observed":
             if "error" in data:
-                self._print(f"could not observe {escape(data['resource'])}: {escape(data['error'])}")
+                self._print(f"could not observe {shown(data['resource'])}: {shown(data['error'])}")
             else:
                 where = f" on {data['target']}" if data.get("target") else ""
-                self._print(f"observed {escape(data['resource'])}: {escape(data['state'])}{escape(where)}")
+                self._print(f"observed {shown(data['resource'])}: {shown(data['state'])}{shown(where)}")
         elif kind == "learnt":
             facts = ", ".join(f"{f[0]}({', '.join(f[1:])})" for f in data.get("facts", []))
-            self._print(f"learnt: {escape(facts)}")
+            self._print(f"learnt: {shown(facts)}")
         elif kind == "replan":
             self._print(f"[bold magenta]Re-planned (plan {data['number']}, {data['seconds']:g}s):[/] "
-                        f"{escape(data['reason'])}")
+                        f"{shown(data['reason'])}")
             self._plan(data["plan"])
             moved = f"; moves {', '.join(self.moved)}" if self.moved else ""
-            self._print(f"  plan {data['number']}: {self.total} operations{escape(moved)}")
+            self._print(f"  plan {data['number']}: {self.total} operations{shown(moved)}")
         elif kind == "no-plan":
             summary = (data.get("explanation") or {}).get("summary", data["status"])
-            self._print(f"[red bold]No plan after the failure:[/] {escape(summary)}")
+            self._print(f"[red bold]No plan after the failure:[/] {shown(summary)}")
         elif kind == "abort-requested":
             self._print("[yellow]Abort requested: finishing operations in flight[/]")
 

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 
 from domain.errors import Diagnostic
 from planner.explain import Explanation
 from planner.plan import Plan
+
+# C0 and C1 controls (ESC, CR, LF, BS ...), DEL, and the characters that reorder or split text on screen.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: Any) -> str:
+    """Untrusted text (controller outputs and errors, journal contents) for a terminal: control
+    characters and bidirectional overrides become visible escapes (``\\x1b``, ``\\u202e``), so
+    they can neither colour, move the cursor, nor start a line of their own."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", str(text))
+
+
+def shown(text: Any) -> str:
+    """Untrusted text inside rich markup: terminal-safe, and never read as markup (``[red]``)."""
+    return escape(terminal_safe(text))
+
 
 SYMBOL = {"create": ("+", "green"), "delete": ("-", "red"), "update": ("~", "yellow"),
           "change": ("~", "yellow"), "run": ("*", "cyan")}
@@ -16,11 +35,11 @@ SYMBOL = {"create": ("+", "green"), "delete": ("-", "red"), "update": ("~", "yel
 def diagnostics(console: Console, items: list[Diagnostic]) -> None:
     for item in items:
         colour = "red" if item.severity == "error" else "yellow"
-        where = escape(item.location)
-        path = f"{escape(item.path)}: " if item.path else ""
-        line = f"{where}: [{colour}]{item.severity}[/]: {path}{escape(item.summary)}"
+        where = shown(item.location)
+        path = f"{shown(item.path)}: " if item.path else ""
+        line = f"{where}: [{colour}]{item.severity}[/]: {path}{shown(item.summary)}"
         if item.detail:
-            line += f" [dim]({escape(item.detail)})[/]"
+            line += f" [dim]({shown(item.detail)})[/]"
         console.print(line, highlight=False, soft_wrap=True)
 
 
@@ -72,29 +91,29 @@ def plan_text(console: Console, plan: Plan) -> None:
     lines = plan_lines(plan)
     if not console.is_terminal:
         # Plain text in one write: rich per line costs seconds on 30,000 lines.
-        console.file.write("\n".join(text for text, _ in lines) + "\n")
+        console.file.write("\n".join(terminal_safe(text) for text, _ in lines) + "\n")
         return
     for text, style in lines:
-        console.print(text, style=style or None, markup=False, highlight=False)
+        console.print(terminal_safe(text), style=style or None, markup=False, highlight=False)
 
 
 def warnings(console: Console, items: list[Diagnostic]) -> None:
     for item in items:
-        console.print(f"[yellow]Warning:[/] {escape(str(item))}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]Warning:[/] {shown(str(item))}", highlight=False, soft_wrap=True)
 
 
 def explanation(console: Console, expl: Explanation) -> None:
-    console.print(f"[red bold]No plan exists:[/] {escape(expl.summary)}", highlight=False)
+    console.print(f"[red bold]No plan exists:[/] {shown(expl.summary)}", highlight=False)
     # One entry per rule, with every set of values it is violated for.
     by_rule: dict[str, list] = {}
     for conflict in expl.conflicts:
         by_rule.setdefault(conflict.location, []).append(conflict)
     for location, group in by_rule.items():
         first = group[0]
-        console.print(f"\n  [bold]{escape(first.policy)}[/] ({escape(location)})", highlight=False)
+        console.print(f"\n  [bold]{shown(first.policy)}[/] ({shown(location)})", highlight=False)
         if first.description:
-            console.print(f"    {escape(first.description)}", highlight=False)
-        console.print(f"    [dim]rule: {escape(first.rule)}[/]", highlight=False)
+            console.print(f"    {shown(first.description)}", highlight=False)
+        console.print(f"    [dim]rule: {shown(first.rule)}[/]", highlight=False)
         for conflict in group:
             if conflict.bindings:
                 values = ", ".join(f"{k}={v}" for k, v in conflict.bindings)
@@ -102,14 +121,14 @@ def explanation(console: Console, expl: Explanation) -> None:
                 others = [r for r in conflict.resources if r not in named]
                 if others:
                     values += f" (resources: {', '.join(others)})"
-                console.print(f"    violated for: {escape(values)}", highlight=False)
+                console.print(f"    violated for: {shown(values)}", highlight=False)
     goals(console, "The request asks for:", expl.goals)
     if expl.cycle:
         console.print("\n  Cycle:", highlight=False)
         for node, rules in zip(expl.cycle, expl.cycle_rules, strict=True):
-            console.print(f"    {escape(node)}  [dim]must come before the next, by {escape(', '.join(rules))}[/]",
+            console.print(f"    {shown(node)}  [dim]must come before the next, by {shown(', '.join(rules))}[/]",
                           highlight=False)
-        console.print(f"    {escape(expl.cycle[0])}", highlight=False)
+        console.print(f"    {shown(expl.cycle[0])}", highlight=False)
 
 
 def goals(console: Console, title: str, items: list[tuple[str, str, str]]) -> None:
@@ -118,20 +137,20 @@ def goals(console: Console, title: str, items: list[tuple[str, str, str]]) -> No
         return
     console.print(f"\n  {title}", highlight=False)
     for resource, state, where in items:
-        console.print(f"    {escape(resource)}: {escape(state)}  [dim]({escape(where)})[/]", highlight=False)
+        console.print(f"    {shown(resource)}: {shown(state)}  [dim]({shown(where)})[/]", highlight=False)
 
 
 def minimal_conflict(console: Console, found) -> None:
     """`ordo explain --conflict`: policies and goals that cannot hold together."""
-    console.print(f"[red bold]No plan exists:[/] {escape(found.summary())}", highlight=False)
+    console.print(f"[red bold]No plan exists:[/] {shown(found.summary())}", highlight=False)
     if found.rules:
         console.print("\n  Policies:", highlight=False)
         for rule in found.rules:
             name = found.policies.get(rule.file, rule.file)
-            console.print(f"    [bold]{escape(name)}[/] ({escape(rule.location)})", highlight=False)
+            console.print(f"    [bold]{shown(name)}[/] ({shown(rule.location)})", highlight=False)
             if rule.comment:
-                console.print(f"      {escape(rule.comment)}", highlight=False)
-            console.print(f"      [dim]rule: {escape(rule.text)}[/]", highlight=False)
+                console.print(f"      {shown(rule.comment)}", highlight=False)
+            console.print(f"      [dim]rule: {shown(rule.text)}[/]", highlight=False)
     goals(console, "Requested goals:", found.goals)
     if found.minimal:
         console.print("\n  Drop or relax any one of these and the rest can hold together.", highlight=False)
@@ -140,11 +159,11 @@ def minimal_conflict(console: Console, found) -> None:
 def operation_why(console: Console, why) -> None:
     """`ordo explain plan.json OPERATION`: why it is there and what it waits for."""
     op = why.operation
-    console.print(f"[bold]{escape(op.id)}[/]: {escape(op.type)} {escape(op.resource)}, "
-                  f"{escape(op.from_state)} -> {escape(op.to_state)} on {escape(op.controller)}, wave {op.wave}",
+    console.print(f"[bold]{shown(op.id)}[/]: {shown(op.type)} {shown(op.resource)}, "
+                  f"{shown(op.from_state)} -> {shown(op.to_state)} on {shown(op.controller)}, wave {op.wave}",
                   highlight=False)
-    console.print(f"  In the plan because: {escape(why.reason)}", highlight=False)
-    console.print(f"  {escape(op.resource)}'s operations in this plan: {escape(' -> '.join(why.path))}",
+    console.print(f"  In the plan because: {shown(why.reason)}", highlight=False)
+    console.print(f"  {shown(op.resource)}'s operations in this plan: {shown(' -> '.join(why.path))}",
                   highlight=False)
     console.print("  [dim](the shortest way through its lifecycle to its goal: <base>/lifecycle.lp)[/]",
                   highlight=False)
@@ -154,13 +173,13 @@ def operation_why(console: Console, why) -> None:
             return
         console.print(f"\n  {title}", highlight=False)
         for hop in items:
-            console.print(f"    {escape(other(hop))}  [dim]by {escape(', '.join(hop.rules))}[/]", highlight=False)
+            console.print(f"    {shown(other(hop))}  [dim]by {shown(', '.join(hop.rules))}[/]", highlight=False)
             for text in sorted(set(hop.descriptions) - {""}):
-                console.print(f"      {escape(text)}", highlight=False)
+                console.print(f"      {shown(text)}", highlight=False)
 
     if why.after is not None:
         if why.chain is None:
-            console.print(f"\n  {escape(op.id)} does not wait for {escape(why.after)}: no chain of precedences "
+            console.print(f"\n  {shown(op.id)} does not wait for {shown(why.after)}: no chain of precedences "
                           "joins them, so they may run in parallel (waves only reflect the limits).",
                           highlight=False)
         elif not why.chain:
@@ -271,7 +290,7 @@ def plan_diff_lines(diff, base_label: str = "Baseline", other_label: str = "Scen
 def plan_diff(console: Console, diff, base_label: str = "Baseline", other_label: str = "Scenario") -> None:
     lines = plan_diff_lines(diff, base_label, other_label)
     if not console.is_terminal:
-        console.file.write("\n".join(text for text, _ in lines) + "\n")
+        console.file.write("\n".join(terminal_safe(text) for text, _ in lines) + "\n")
         return
     for text, style in lines:
-        console.print(text, style=style or None, markup=False, highlight=False)
+        console.print(terminal_safe(text), style=style or None, markup=False, highlight=False)

@@ -11,18 +11,20 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from domain.errors import OrdoError
 from domain.project import Project, display_path, load_project, read_project_file
 from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult, load_simulation
 from executor.journal import Event, Journal, JournalError, default_path
+from executor.redact import Redactor
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line
+from ordo.render import shown
 from planner.plan import Plan
 
 
@@ -214,7 +216,8 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
             console.print("No runs yet.")
         return
     with Journal(path, create=False) as jr:
-        runs = jr.runs()
+        redactor = Redactor()
+        runs = [replace(r, summary=redactor.tree(r.summary)) for r in jr.runs()]
     if as_json:
         console.file.write(json.dumps([{
             "run": r.id, "started": _when(r.created), "updated": _when(r.updated), "request": r.request,
@@ -230,7 +233,7 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
         table.add_column(column)
     for r in runs:
         result = summary_line(r.effective_status, r.summary).split(": ", 1)[-1].rstrip(".") if r.summary else ""
-        table.add_row(str(r.id), _when(r.created), escape(r.request), r.effective_status, escape(result))
+        table.add_row(str(r.id), _when(r.created), shown(r.request), r.effective_status, shown(result))
     console.print(table)
 
 
@@ -242,21 +245,25 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
                 raise JournalError(f"{jr.path}: no run was recorded yet")
         info = jr.run(run_id)
         events = jr.events(run_id)
+    # journals written before redaction, and secrets of this environment: masked again on the way out
+    redactor = Redactor()
+    events = [replace(ev, data=redactor.event(ev.data)) for ev in events]
+    info = replace(info, summary=redactor.tree(info.summary))
     if as_json:
         stream = JsonStream(console.file.write)
         for ev in events:
             stream(ev)
         return
-    console.print(f"[bold]Run {info.id}[/]: {escape(info.request)}, {info.effective_status}", highlight=False)
+    console.print(f"[bold]Run {info.id}[/]: {shown(info.request)}, {info.effective_status}", highlight=False)
     console.print(f"  started {_when(info.created)} UTC, last event {_when(info.updated)} UTC", highlight=False)
     if info.summary:
-        console.print(f"  {escape(summary_line(info.effective_status, info.summary))}", highlight=False)
+        console.print(f"  {shown(summary_line(info.effective_status, info.summary))}", highlight=False)
         if info.summary.get("reason"):
-            console.print(f"  {escape(info.summary['reason'])}", highlight=False)
+            console.print(f"  {shown(info.summary['reason'])}", highlight=False)
     console.print()
     start = events[0].at if events else 0.0
     for ev in events:
-        console.print(f"  {ev.seq:>5} {ev.at - start:8.3f}s  {escape(_event_text(ev))}", highlight=False,
+        console.print(f"  {ev.seq:>5} {ev.at - start:8.3f}s  {shown(_event_text(ev))}", highlight=False,
                       soft_wrap=True)
 
 
@@ -313,8 +320,9 @@ def state_list(console: Console, project: Path, journal: Path | None, export: bo
             InventoryFile.model_validate(data)
             inventory = {"targets": data.get("targets") or {}, "resources": list(data.get("resources") or [])}
         merged = {r["name"]: r for r in inventory["resources"]}
+        redactor = Redactor()
         for name, record in records.items():
-            merged[name] = record.model_dump(mode="json", exclude_defaults=True)
+            merged[name] = redactor.record(record).model_dump(mode="json", exclude_defaults=True)
         inventory["resources"] = [merged[n] for n in sorted(merged)]
         console.file.write("# the inventory file with what the journal recorded over it (ordo state --export)\n")
         console.file.write(yaml.safe_dump(inventory, sort_keys=False, default_flow_style=None))
@@ -328,7 +336,7 @@ def state_list(console: Console, project: Path, journal: Path | None, export: bo
     for column in ("RESOURCE", "TYPE", "STATE", "PLACEMENT", "RUN"):
         table.add_column(column)
     for name, record in records.items():
-        table.add_row(escape(name), escape(record.type), escape(record.state), escape(record.placement or "-"),
+        table.add_row(shown(name), shown(record.type), shown(record.state), shown(record.placement or "-"),
                       str(runs_of.get(name, "")))
     console.print(table)
 

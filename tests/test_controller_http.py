@@ -331,3 +331,105 @@ def test_config_errors(tmp_path: Path, config: dict[str, Any], message: str) -> 
     with pytest.raises(ConfigError) as info:
         HttpController("sdnc", config, ControllerContext(workdir=tmp_path))
     assert message in str(info.value)
+
+
+# -- path segments, environment templates, TLS ----------------------------------------------------
+
+@pytest.mark.parametrize("value", ["..", "."])
+def test_a_dot_segment_is_refused_before_sending(sdnc: FakeSdnc, tmp_path: Path, value: str) -> None:
+    ctl = make(sdnc.url, tmp_path, operations={"assign": {"url": "/tenants/{inputs[tenant]}/things/x"}})
+    with pytest.raises(PermanentError) as err:
+        ctl.execute(request("n1", inputs={"tenant": value}))
+    assert err.value.applied is False and "dot segment" in err.value.message
+    assert sdnc.requests == []
+
+
+def test_slash_question_mark_and_hash_stay_inside_one_segment(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    ctl = make(sdnc.url, tmp_path, operations={"assign": {"url": "/echo/{inputs[tenant]}/x"}})
+    ctl.execute(request("n1", inputs={"tenant": "../a/b?c#d"}))
+    assert sdnc.requests[-1]["path"] == "/echo/..%2Fa%2Fb%3Fc%23d/x"
+
+
+def test_env_templates_are_read_once_and_required(sdnc: FakeSdnc, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORDO_TEST_UNSET", raising=False)
+    with pytest.raises(ConfigError, match="environment variable ORDO_TEST_UNSET"):
+        make(sdnc.url, tmp_path, headers={"Authorization": "Bearer {env[ORDO_TEST_UNSET]}"})
+    monkeypatch.setenv("ORDO_TEST_SET", "tok-abcdef")
+    context = ControllerContext(workdir=tmp_path)
+    ctl = HttpController("sdnc", {"base_url": sdnc.url, "headers": {"Authorization": "Bearer {env[ORDO_TEST_SET]}"},
+                                  "operations": {"default": {"url": "/echo/x"}}}, context)
+    ctl.execute(request("n1"))
+    assert sdnc.requests[-1]["headers"]["Authorization"] == "Bearer tok-abcdef"
+    assert context.redactor.text("got tok-abcdef") == "got ***"
+
+
+def openssl(*args: str | Path) -> None:
+    import subprocess
+
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA and a server certificate for 127.0.0.1 it signed, and a self-signed one of another name."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    d = tmp_path_factory.mktemp("certs")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ordo test CA",
+            "-keyout", d / "ca.key", "-out", d / "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", d / "server.key",
+            "-out", d / "server.csr")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", d / "server.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", d / "ext.cnf", "-out", d / "server.pem")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=elsewhere",
+            "-keyout", d / "other.key", "-out", d / "other.pem")
+    return d
+
+
+@pytest.fixture
+def tls_sdnc(sdnc: FakeSdnc, certs: Path) -> FakeSdnc:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs / "server.pem", certs / "server.key")
+    sdnc.socket = context.wrap_socket(sdnc.socket, server_side=True)
+    return sdnc
+
+
+def test_tls_with_the_ca_bundle_succeeds(tls_sdnc: FakeSdnc, certs: Path, tmp_path: Path) -> None:
+    url = tls_sdnc.url.replace("http://", "https://")
+    ctl = HttpController("sdnc", {"base_url": url, "ca_bundle": str(certs / "ca.pem"),
+                                  "operations": {"default": {"url": "/networks/{resource}"}}},
+                         ControllerContext(workdir=tmp_path, root=tmp_path))
+    assert ctl.execute(request("n1"))["network"]["id"] == "net-n1"
+
+
+@pytest.mark.parametrize("bundle", [None, "other.pem"])
+def test_an_untrusted_certificate_is_permanent_and_not_applied(tls_sdnc: FakeSdnc, certs: Path, tmp_path: Path,
+                                                               bundle: str | None) -> None:
+    url = tls_sdnc.url.replace("http://", "https://")
+    config: dict[str, Any] = {"base_url": url, "operations": {"default": {"url": "/networks/{resource}"}}}
+    if bundle:
+        config["ca_bundle"] = str(certs / bundle)
+    ctl = HttpController("sdnc", config, ControllerContext(workdir=tmp_path, root=tmp_path))
+    with pytest.raises(PermanentError) as err:
+        ctl.execute(request("n1"))
+    assert err.value.applied is False and err.value.code == "tls"
+    assert "certificate" in err.value.message and "ca_bundle" in err.value.message
+    assert tls_sdnc.requests == []
+
+
+def test_tls_settings_are_checked(certs: Path, tmp_path: Path) -> None:
+    context = ControllerContext(workdir=tmp_path, root=tmp_path)
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    cases = [({"ca_bundle": "missing.pem"}, "config.ca_bundle: no such file"),
+             ({"ca_bundle": "junk.pem"}, "config.ca_bundle: cannot read CA certificates"),
+             ({"client_key": str(certs / "server.key")}, "config.client_key: set client_cert too"),
+             ({"client_cert": "junk.pem"}, "config.client_cert: cannot load")]
+    for extra, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            HttpController("sdnc", {"base_url": "https://127.0.0.1:1", **extra}, context)

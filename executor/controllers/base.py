@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from domain.errors import OrdoError
+from executor.redact import Redactor
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,21 @@ def check_keys(spec: dict[str, Any], allowed: tuple[str, ...], where: str, noun:
             raise ConfigError(f"{where}.{key}: unknown {noun} ({hint})")
 
 
+def settings(config: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """An adapter's ``config``: a mapping with no unknown keys, else ConfigError naming the key."""
+    if not isinstance(config, dict):
+        raise ConfigError("config: expected a mapping")
+    check_keys(config, allowed, "config")
+    return config
+
+
+def seconds(value: Any, where: str) -> float:
+    """A positive number of seconds, else ConfigError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 @runtime_checkable
 class Controller(Protocol):
     def execute(self, request: OperationRequest) -> dict[str, Any]:
@@ -148,6 +164,7 @@ class ControllerContext:
     inventory: list[dict[str, Any]] = field(default_factory=list)  # observed resources, as the planner saw them
     targets: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)          # e.g. the simulation scenario
+    redactor: Redactor = field(default_factory=Redactor)            # learns the secrets adapters read or send
     _shared: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -6,6 +6,11 @@ Configuration (``controllers.NAME.config`` in the catalog)::
     timeout: 300                      # seconds per call (default 300); a smaller request.timeout wins
     env: {CTL_TOKEN: "..."}           # optional: extra environment variables
 
+Secrets: the value after a secret-looking flag (``--password X``, ``--token=X``)
+is masked in every message (which name the program by its command line), and it
+and the values of ``env`` entries with secret-looking names (``CTL_TOKEN``) are
+masked wherever they appear, the program's stderr included (:mod:`executor.redact`).
+
 The program runs in the project folder (``context.root``); a relative program
 path (one containing "/", or a file in the project folder) resolves against it,
 any other name is looked up on PATH. A program that cannot be found is a
@@ -47,8 +52,10 @@ from executor.controllers.base import (
     OperationRequest,
     PermanentError,
     TransientError,
-    check_keys,
+    seconds,
+    settings,
 )
+from executor.redact import redact_argv, scrub, secret_name
 
 DEFAULT_TIMEOUT = 300.0
 EX_TEMPFAIL = 75
@@ -66,18 +73,15 @@ class CommandController:
     def __init__(self, name: str, config: dict[str, Any], context: ControllerContext) -> None:
         self.name = name
         self.context = context
-        if not isinstance(config, dict):
-            raise ConfigError("config: expected a mapping")
-        check_keys(config, _KEYS, "config")
+        config = settings(config, _KEYS)
         self.env = _env(config.get("env"))
         self.cwd = Path(context.root).absolute()
         argv = _argv(config.get("command"))
-        self.label = shlex.join(argv)
+        shown, hidden = redact_argv(argv)
+        context.redactor.add_values([*hidden, *(v for k, v in self.env.items() if secret_name(k))])
+        self.label = shlex.join(shown)
         self.argv = [_program(argv[0], self.cwd, self.env.get("PATH", os.environ.get("PATH"))), *argv[1:]]
-        timeout = config.get("timeout", DEFAULT_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ConfigError(f"config.timeout: expected a positive number of seconds, got {timeout!r}")
-        self.timeout = float(timeout)
+        self.timeout = seconds(config.get("timeout", DEFAULT_TIMEOUT), "config.timeout")
 
     def execute(self, request: OperationRequest) -> dict[str, Any]:
         """Run the program for one operation; return the outputs it prints."""
@@ -210,7 +214,7 @@ def _argv(command: Any) -> list[str]:
         try:
             argv = shlex.split(command)
         except ValueError as exc:
-            raise ConfigError(f"config.command: cannot split {command!r}: {exc}") from None
+            raise ConfigError(f"config.command: cannot split {scrub(command)!r}: {exc}") from None
     elif isinstance(command, list) and all(isinstance(a, str | int | float) and not isinstance(a, bool)
                                            for a in command):
         argv = [str(a) for a in command]

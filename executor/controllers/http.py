@@ -8,10 +8,13 @@ the standard library is used (urllib); proxies from the environment
 Configuration (``controllers.NAME.config`` in the catalog)::
 
     base_url: http://127.0.0.1:8181/restconf          # required
-    headers: {Authorization: "Basic ..."}              # optional, sent on every call; values are templates
+    headers: {Authorization: "Bearer {env[SDNC_TOKEN]}"}  # optional, sent on every call; values are templates
     timeout: 10                                        # seconds per call (default 30); a smaller request.timeout wins
     transient_status: [408, 429, 500, 502, 503, 504]   # the default; these raise TransientError
     refused_status: [507]                              # default []; PermanentError(scope="target")
+    ca_bundle: certs/ca.pem                            # optional: the CAs to trust for https (default: the system's)
+    client_cert: certs/ordo.pem                        # optional: a client certificate (PEM; with its key unless
+    client_key: certs/ordo.key                         #   the file holds both); paths relative to the project
     operations:
       assign:                                          # an operation of the type's lifecycle
         method: POST                                   # GET, POST, PUT, PATCH, DELETE (default POST)
@@ -28,8 +31,11 @@ Configuration (``controllers.NAME.config`` in the catalog)::
 
 Templates (url, header values, body strings) are ``str.format`` strings over
 ``resource, type, operation, key, run, target, attempt, from, to`` and
-``inputs`` (a dict: ``{inputs[cidr]}``). Values put into a URL are
-percent-quoted; None renders as "". A body string that is exactly one field
+``inputs`` (a dict: ``{inputs[cidr]}``) and ``env`` (environment variables,
+``{env[SDNC_TOKEN]}``: read when the controller is made, an unset one is a
+ConfigError). Values put into a URL are percent-quoted ("/", "?" and "#"
+included), and a value "." or ".." there is refused (PermanentError, not
+sent): it would change the path; None renders as "". A body string that is exactly one field
 (``"{inputs}"``, ``"{attempt}"``) whose value is not a string is replaced by
 the value itself, keeping its JSON type. A body of ``null`` sends no body; with
 no ``body`` the whole request (:meth:`OperationRequest.as_dict`) is sent,
@@ -40,19 +46,29 @@ JSON object as a whole); a status in ``transient_status`` raises
 TransientError (``applied`` unknown, except 429: not applied); one in
 ``refused_status`` raises PermanentError with scope "target"; any other
 raises PermanentError. A refused connection is a TransientError that was not
-applied; no answer in time is a TransientError whose effect is unknown.
+applied; no answer in time is a TransientError whose effect is unknown. A
+server certificate that does not verify (or another TLS handshake failure) is
+a PermanentError that was not applied, saying what failed.
+
+Secrets: the values read from ``{env[...]}`` and those of secret-looking
+headers (Authorization, Cookie, X-Auth-Token, X-API-Key ...) are masked
+wherever they appear (:mod:`executor.redact`); URLs in messages have their
+query values and passwords masked.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
+import ssl
 import string
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -65,15 +81,19 @@ from executor.controllers.base import (
     PermanentError,
     TransientError,
     check_keys,
+    seconds,
+    settings,
 )
+from executor.redact import scrub, secret_name
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-FIELDS = ("resource", "type", "operation", "key", "run", "target", "attempt", "from", "to", "inputs")
+FIELDS = ("resource", "type", "operation", "key", "run", "target", "attempt", "from", "to", "inputs", "env")
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_TRANSIENT = (408, 429, 500, 502, 503, 504)
 SNIPPET = 200  # characters of an answer's body quoted in error messages
 
-_TOP_KEYS = ("base_url", "headers", "timeout", "transient_status", "refused_status", "operations", "observe")
+_TOP_KEYS = ("base_url", "headers", "timeout", "transient_status", "refused_status", "operations", "observe",
+             "ca_bundle", "client_cert", "client_key")
 _OPERATION_KEYS = ("method", "url", "body", "outputs")
 _OBSERVE_KEYS = ("method", "url", "body", "state", "target", "attributes")
 _FORMATTER = string.Formatter()
@@ -86,6 +106,16 @@ class _UnknownField(Exception):
     def __init__(self, field: str, template: str) -> None:
         super().__init__(field)
         self.field = field
+        self.template = template
+
+
+class _DotSegment(Exception):
+    """A value put into a URL is "." or "..", which would change the path."""
+
+    def __init__(self, field: str, value: str, template: str) -> None:
+        super().__init__(field)
+        self.field = field
+        self.value = value
         self.template = template
 
 
@@ -116,9 +146,7 @@ class HttpController:
     def __init__(self, name: str, config: dict[str, Any], context: ControllerContext) -> None:
         self.name = name
         self.context = context
-        if not isinstance(config, dict):
-            raise ConfigError("config: expected a mapping")
-        check_keys(config, _TOP_KEYS, "config")
+        config = settings(config, _TOP_KEYS)
         base_url = config.get("base_url")
         if base_url is None or base_url == "":
             raise ConfigError("config.base_url: required")
@@ -126,7 +154,7 @@ class HttpController:
             raise ConfigError(f"config.base_url: expected an http:// or https:// URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.headers = _headers(config.get("headers"), "config.headers")
-        self.timeout = _positive(config.get("timeout", DEFAULT_TIMEOUT), "config.timeout")
+        self.timeout = seconds(config.get("timeout", DEFAULT_TIMEOUT), "config.timeout")
         self.transient_status = _statuses(config.get("transient_status", DEFAULT_TRANSIENT), "config.transient_status")
         self.refused_status = _statuses(config.get("refused_status", []), "config.refused_status")
         both = self.transient_status & self.refused_status
@@ -139,7 +167,10 @@ class HttpController:
         self.operations = {str(op): _call(spec, f"operations.{op}", observe=False) for op, spec in operations.items()}
         observe = config.get("observe")
         self.observe_call = None if observe is None else _call(observe, "observe", observe=True)
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self.env = _environment(config)
+        context.redactor.add_values(self.env.values())
+        tls = _tls(config, Path(context.root))
+        self._opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=tls))
 
     # -- the controller interface ------------------------------------------------------------
 
@@ -151,7 +182,8 @@ class HttpController:
                               f"'{request.operation}' and no 'default'")
         timeout = self.timeout if request.timeout is None else min(self.timeout, request.timeout)
         default_body = None if call.method == "GET" else request.as_dict()
-        status, body, method, url = self._send(call, _values(request), request.operation, timeout, default_body)
+        values = {**_values(request), "env": self.env}
+        status, body, method, url = self._send(call, values, request.operation, timeout, default_body)
         if not 200 <= status < 300:
             raise self._status_error(status, method, url, body)
         answer = self._json(body, method, url, status)
@@ -173,7 +205,7 @@ class HttpController:
         if call is None:
             return Observation(exists=True, state=None, applied=None)
         values = _values(request) if request is not None else {}
-        values.update(resource=resource, type=type)
+        values.update(resource=resource, type=type, env=self.env)
         status, body, method, url = self._send(call, values, "observe", self.timeout, None)
         if status == 404:
             return Observation(exists=False)
@@ -211,7 +243,15 @@ class HttpController:
                 f"controller '{self.name}', operation '{what}': template {exc.template!r} "
                 f"(config.{call.where}) names '{{{exc.field}}}', which this call has no value for",
                 applied=False) from None
+        except _DotSegment as exc:
+            raise PermanentError(
+                f"controller '{self.name}', operation '{what}': '{{{exc.field}}}' is {exc.value!r}, which in the "
+                f"URL {exc.template!r} (config.{call.where}) would be a dot segment and change the path; "
+                "refused", applied=False) from None
+        self.context.redactor.add_values(
+            part for k, v in headers.items() if secret_name(k) for part in (v, v.rpartition(" ")[2]))
         url = path if re.match(r"https?://", path) else f"{self.base_url}/{path.lstrip('/')}"
+        shown = scrub(url)
         lower = {k.lower() for k in headers}
         if "accept" not in lower:
             headers["Accept"] = "application/json"
@@ -228,16 +268,24 @@ class HttpController:
             headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
             headers["Idempotency-Key"] = str(values["key"])
         method = call.method
-        where = f"controller '{self.name}': {method} {url}"
+        where = f"controller '{self.name}': {method} {shown}"
         wait = max(timeout, 0.001)
         try:
             req = urllib.request.Request(url, data=data, headers=headers, method=method)
             with self._opener.open(req, timeout=wait) as response:
-                return response.status, response.read(), method, url
+                return response.status, response.read(), method, shown
         except urllib.error.HTTPError as exc:
-            return exc.code, _drain(exc), method, url
+            return exc.code, _drain(exc), method, shown
         except urllib.error.URLError as exc:
             reason = exc.reason
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise PermanentError(f"{where}: TLS: the server's certificate was not accepted: "
+                                     f"{reason.verify_message or reason.reason} (the request was not sent; "
+                                     "config.ca_bundle names the CA file to trust)", applied=False,
+                                     code="tls") from None
+            if isinstance(reason, ssl.SSLError):
+                raise PermanentError(f"{where}: TLS handshake failed: {reason.reason or reason} (the request was "
+                                     "not sent)", applied=False, code="tls") from None
             if isinstance(reason, ConnectionRefusedError):
                 raise TransientError(f"{where}: connection refused", applied=False, code="refused") from None
             if isinstance(reason, socket.gaierror):
@@ -328,6 +376,8 @@ def _render(template: str, values: dict[str, Any], *, quoted: bool, whole: bool)
         if conversion:
             value = _FORMATTER.convert_field(value, conversion)
         text = "" if value is None else format(value, spec or "")
+        if quoted and text in (".", ".."):
+            raise _DotSegment(field, text, template)
         out.append(quote(text, safe="") if quoted else text)
     return "".join(out)
 
@@ -388,12 +438,6 @@ def _drain(exc: urllib.error.HTTPError) -> bytes:
 
 # -- configuration ----------------------------------------------------------------------------
 
-def _positive(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 def _statuses(value: Any, where: str) -> frozenset[int]:
     if not isinstance(value, list | tuple):
         raise ConfigError(f"{where}: expected a list of HTTP status codes")
@@ -445,3 +489,42 @@ def _call(spec: Any, where: str, *, observe: bool) -> _Call:
             raise ConfigError(f"{path}.{key}: expected a dotted path in the answer")
         picks[key] = value
     return _Call(where=where, method=method.upper(), url=url, body=body, outputs=outputs, **picks)
+
+
+def _environment(config: dict[str, Any]) -> dict[str, str]:
+    """The environment variables the templates read (``{env[NAME]}``), read once; ConfigError if one is unset."""
+    names = sorted(set(re.findall(r"\{env\[([^\]{}]+)\]", json.dumps(config))))
+    missing = [n for n in names if n not in os.environ]
+    if missing:
+        raise ConfigError(f"config: environment variable {missing[0]} (read as {{env[{missing[0]}]}}) is not set")
+    return {n: os.environ[n] for n in names}
+
+
+def _tls(config: dict[str, Any], root: Path) -> ssl.SSLContext:
+    """The TLS settings: the system's CAs, or ``ca_bundle``; a client certificate if one is set.
+    Relative paths are taken from the project folder."""
+    paths = {}
+    for key in ("ca_bundle", "client_cert", "client_key"):
+        value = config.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"config.{key}: expected the path of a PEM file")
+        path = root / value
+        if not path.is_file():
+            raise ConfigError(f"config.{key}: no such file: {path}")
+        paths[key] = str(path)
+    if "client_key" in paths and "client_cert" not in paths:
+        raise ConfigError("config.client_key: set client_cert too (the certificate the key belongs to)")
+    try:
+        context = ssl.create_default_context(cafile=paths.get("ca_bundle"))
+    except ssl.SSLError as exc:
+        raise ConfigError(f"config.ca_bundle: cannot read CA certificates from {paths['ca_bundle']}: "
+                          f"{exc.reason or exc}") from None
+    if "client_cert" in paths:
+        try:
+            context.load_cert_chain(paths["client_cert"], paths.get("client_key"))
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"config.client_cert: cannot load the client certificate and key: "
+                              f"{getattr(exc, 'reason', None) or exc}") from None
+    return context

@@ -64,6 +64,7 @@ from executor.controllers.base import (
     TransientError,
     check_keys,
 )
+from executor.journal import private_file
 
 __all__ = [
     "ERRORS", "Fault", "Scenario", "SimulatedController", "World", "output_value", "read_ledger",
@@ -249,7 +250,7 @@ class World:
         self._lock = threading.Lock()
         self._closed = False
         self._waiters: set[threading.Event] = set()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA busy_timeout = 5000")

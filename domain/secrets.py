@@ -1,0 +1,43 @@
+"""Fingerprints of secret values: what the journal keeps instead of a secret.
+
+A secret param or output (``secrets:`` on a type in the catalog) is recorded
+as ``<secret SALT:HASH>``: a salted SHA-256, enough to tell whether a requested
+value changed since it was applied, never the value itself. The planner
+compares requested params with recorded ones through :func:`same_value`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from typing import Any
+
+_FINGERPRINT = re.compile(r"<secret ([0-9a-f]{16}):([0-9a-f]{32})>")
+
+
+def _digest(salt: str, value: Any) -> str:
+    data = json.dumps(value, sort_keys=True, default=str).encode()
+    return hashlib.sha256(salt.encode() + b"\0" + data).hexdigest()[:32]
+
+
+def fingerprint(value: Any) -> str:
+    """A new salted fingerprint of ``value`` (an existing fingerprint is kept as it is)."""
+    if is_fingerprint(value):
+        return value
+    salt = secrets.token_hex(8)
+    return f"<secret {salt}:{_digest(salt, value)}>"
+
+
+def is_fingerprint(value: Any) -> bool:
+    return isinstance(value, str) and _FINGERPRINT.fullmatch(value) is not None
+
+
+def same_value(recorded: Any, requested: Any) -> bool:
+    """Whether a recorded attribute (perhaps a fingerprint) holds the requested value."""
+    if recorded == requested:
+        return True
+    match = _FINGERPRINT.fullmatch(recorded) if isinstance(recorded, str) else None
+    return match is not None and hmac.compare_digest(match.group(2), _digest(match.group(1), requested))

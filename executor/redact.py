@@ -1,0 +1,162 @@
+"""Redaction: secrets never reach the journal, a log or the screen.
+
+Every event, state record and run summary passes through the journal's
+:class:`Redactor` before it is written (:meth:`executor.journal.Journal.append`),
+and the live views only ever see what was written. Controllers still receive
+the real values: redaction applies to copies.
+
+What counts as secret:
+
+* values under a key that is a declared secret (``secrets:`` on a type in the
+  catalog: params and outputs) or whose name looks like one (:data:`NAMES`:
+  password, token, api_key, authorization, cookie ...), anywhere in a tree;
+  they become a salted fingerprint (:mod:`domain.secrets`), so a changed value
+  is still noticed, and the value is masked in text from then on;
+* known secret values anywhere in text: those of environment variables whose
+  name looks secret, those a controller reads from the environment or sends
+  as credentials (``Redactor.add_values``), at least :data:`MIN_VALUE`
+  characters long, also percent-quoted or JSON-escaped;
+* in text: the values of URL query strings, the password of ``user:pass@``,
+  ``name=value`` and ``name: value`` for secret-looking names (headers such as
+  ``Authorization: Bearer ...``), and the argument after a secret-looking
+  command-line flag (``--password X``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from domain.formats import ObservedResource
+from domain.secrets import fingerprint, is_fingerprint
+
+MASK = "***"
+MIN_VALUE = 4  # shorter known values are not searched for in free text (too many false hits)
+
+#: Parts of names (keys, headers, flags, environment variables) whose values are secret.
+NAMES = (r"passw(?:or)?d|passphrase|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential"
+         r"|private[-_]?key|access[-_]?key|signature")
+_NAME = re.compile(NAMES, re.IGNORECASE)
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
+_QUERY = re.compile(r"(?<=[?&])([^=&#\s\"'<>]+)=([^&#\s\"'<>]+)")
+_PAIR = re.compile(rf"(?i)\b([\w.-]*(?:{NAMES})[\w.-]*)([\"']?\s*[:=]\s*[\"']?)"
+                   r"((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)")
+_FLAG = re.compile(rf"(?i)((?:^|\s)--?[\w-]*(?:{NAMES})[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")
+
+
+def secret_name(name: Any) -> bool:
+    """Whether a key, header, flag or variable name looks like it holds a secret."""
+    return isinstance(name, str) and _NAME.search(name) is not None
+
+
+def scrub(text: str) -> str:
+    """``text`` with the secret-looking parts masked (no known values: see Redactor.text)."""
+    text = _USERINFO.sub(rf"\1:{MASK}@", text)
+    text = _QUERY.sub(rf"\1={MASK}", text)
+    text = _PAIR.sub(rf"\1\2{MASK}", text)
+    return _FLAG.sub(rf"\1\2{MASK}", text)
+
+
+def redact_argv(argv: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Command-line arguments for messages, with the value of each secret-looking flag
+    masked (``--password X``, ``--token=X``); and the values masked."""
+    shown: list[str] = []
+    found: list[str] = []
+    hide = False
+    for arg in argv:
+        flag, sep, value = arg.partition("=")
+        if hide:
+            shown.append(MASK)
+            found.append(arg)
+            hide = False
+        elif arg.startswith("-") and secret_name(flag):
+            if sep:
+                shown.append(f"{flag}={MASK}")
+                found.append(value)
+            else:
+                shown.append(arg)
+                hide = True
+        else:
+            shown.append(scrub(arg))
+    return shown, found
+
+
+class Redactor:
+    """Masks secrets in trees and text. Thread-safe; learns names and values as controllers start."""
+
+    def __init__(self, names: Iterable[str] = (), values: Iterable[Any] = (),
+                 environ: Mapping[str, str] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._names: frozenset[str] = frozenset()
+        self._values: tuple[str, ...] = ()
+        env = os.environ if environ is None else environ
+        self.add_names(names)
+        self.add_values([*values, *(v for k, v in env.items() if secret_name(k))])
+
+    def add_names(self, names: Iterable[str]) -> None:
+        """Declared secrets: values under these keys are fingerprinted wherever they occur."""
+        with self._lock:
+            self._names = self._names | frozenset(names)
+
+    def add_values(self, values: Iterable[Any]) -> None:
+        """Secret values to mask wherever they appear in text."""
+        forms = set()
+        for value in values:
+            if value is None or isinstance(value, bool | dict | list):
+                continue
+            text = str(value)
+            if len(text) >= MIN_VALUE:
+                forms |= {text, quote(text, safe=""), json.dumps(text)[1:-1]}
+        with self._lock:
+            new = {f for f in forms if len(f) >= MIN_VALUE} - set(self._values)
+            if not new:
+                return
+            known = set(self._values) | new
+            self._values = tuple(sorted(known, key=lambda v: (-len(v), v)))
+
+    def text(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return scrub(text)
+
+    def tree(self, data: Any) -> Any:
+        """A copy of ``data`` with secret keys' values fingerprinted and every string masked."""
+        if isinstance(data, str):
+            return self.text(data)
+        if isinstance(data, Mapping):
+            return {k: self._hide(v) if self._secret_key(k) else self.tree(v) for k, v in data.items()}
+        if isinstance(data, list | tuple):
+            return [self.tree(v) for v in data]
+        return data
+
+    def event(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """An event's data; a plan (JSON the planner made from the models, no params) is kept as it is."""
+        return {k: v if k == "plan" else self._hide(v) if self._secret_key(k) else self.tree(v)
+                for k, v in data.items()}
+
+    def record(self, record: ObservedResource) -> ObservedResource:
+        """A state record with its secret attributes fingerprinted."""
+        attributes = self.tree(record.attributes)
+        return record if attributes == record.attributes else record.model_copy(update={"attributes": attributes})
+
+    def _secret_key(self, key: Any) -> bool:
+        return key in self._names or secret_name(key)
+
+    def _hide(self, value: Any) -> str:
+        """The fingerprint of a secret; its value is masked in text from now on (an error that quotes it)."""
+        self.add_values(_leaves(value))
+        return fingerprint(value)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list | tuple):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [] if is_fingerprint(value) else [value]

@@ -1,0 +1,245 @@
+"""Secrets never reach the journal or the screen; the journal is private to its owner.
+
+A project whose HTTP controller reads a bearer token from the environment
+(``{env[...]}``) and carries an ``api_key`` in its URL's query string, whose
+type declares a secret param and a secret output (catalog ``secrets:``), and
+whose command controller gets a ``--password`` on its command line and prints
+it with another environment secret to stderr. The controllers get the real
+values; the journal's bytes, ``ordo show`` (text and JSON), ``ordo apply
+--json``, ``ordo history --json`` and ``ordo state --export`` show none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.controllers.simulated import World
+from executor.journal import Journal
+from executor.redact import Redactor, redact_argv
+from ordo.cli import main
+
+BEARER = "bearer-from-env-7f3a9c"          # read by the http controller as {env[ORDO_TEST_BEARER]}
+ENV_TOKEN = "env-token-2b8d41e0"           # in the environment under a secret-looking name
+QUERY_KEY = "query-key-5e1f0a"             # api_key=... in the URL
+DECLARED = "declared-pin-93c7"             # a param the catalog declares secret
+OUTPUT = "output-psk-4d2e88"               # an output the catalog declares secret
+ARGV = "argv-password-61b0"                # --password on the command's line
+SECRETS = (BEARER, ENV_TOKEN, QUERY_KEY, DECLARED, OUTPUT, ARGV)
+
+CATALOG = """\
+controllers:
+  api:
+    kind: http
+    retry: {{attempts: 1}}
+    config:
+      base_url: "{url}"
+      headers: {{Authorization: "Bearer {{env[ORDO_TEST_BEARER]}}"}}
+      operations:
+        default: {{url: "/things/{{resource}}/{{operation}}?api_key={query}"}}
+  cmd:
+    kind: command
+    retry: {{attempts: 1}}
+    config:
+      command: ["./tool.py", "--password", "{argv}"]
+lifecycles:
+  simple:
+    states: [absent, present]
+    operations:
+      create: {{from: absent, to: present}}
+      delete: {{from: present, to: absent}}
+      update: {{from: present, to: present}}
+types:
+  thing:
+    lifecycle: simple
+    controller: api
+    update: update
+    secrets: [pin, psk]
+    operations:
+      create: {{outputs: [psk, seen]}}
+  gadget: {{lifecycle: simple, controller: cmd}}
+"""
+
+TOOL = """\
+import json, os, sys
+request = json.load(sys.stdin)
+print("login refused: argv " + " ".join(sys.argv[1:]) + " token " + os.environ["ORDO_TEST_TOKEN"], file=sys.stderr)
+sys.exit(1)
+"""
+
+
+class Api(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.seen: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Api
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+        auth = self.headers.get("Authorization", "")
+        self.server.seen.append({"path": self.path, "auth": auth, "body": body})
+        pin = (body or {}).get("inputs", {}).get("pin")
+        if "/bad/" in self.path:  # an error that quotes everything it received
+            code, answer = 400, {"error": f"denied {auth} {self.path} pin {pin}"}
+        else:
+            code, answer = 200, {"psk": OUTPUT, "seen": f"{auth} {self.path} pin {pin}"}
+        data = json.dumps(answer).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    server = Api()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def project(root: Path, url: str, resources: str) -> Path:
+    root.mkdir()
+    (root / "ordo.yaml").write_text("catalog: catalog.yaml\ninventory: inventory.yaml\nrequest: request.yaml\n")
+    (root / "catalog.yaml").write_text(CATALOG.format(url=url, query=QUERY_KEY, argv=ARGV))
+    (root / "inventory.yaml").write_text("targets: {}\nresources: []\n")
+    (root / "request.yaml").write_text(resources)
+    tool = root / "tool.py"
+    tool.write_text(f"#!{sys.executable}\n{TOOL}")
+    tool.chmod(0o755)
+    return root
+
+
+def ordo(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+    """Run the CLI in-process: (exit code, stdout and stderr)."""
+    code = 0
+    try:
+        main([str(a) for a in args])
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDO_TEST_BEARER", BEARER)
+    monkeypatch.setenv("ORDO_TEST_TOKEN", ENV_TOKEN)
+
+
+def leaks(text: str | bytes) -> list[str]:
+    data = text.encode() if isinstance(text, str) else text
+    return [s for s in SECRETS if s.encode() in data]
+
+
+REQUEST = f"""\
+resources:
+  - {{name: good, type: thing, params: {{pin: "{DECLARED}", size: 2}}}}
+  - {{name: bad, type: thing, params: {{pin: "{DECLARED}"}}}}
+  - {{name: tool, type: gadget}}
+"""
+
+
+def test_no_secret_reaches_the_journal_or_any_view(tmp_path: Path, api: Api, secret_env: None,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path / "p", api.url, REQUEST)
+    code, applied = ordo(capsys, "apply", "-C", root, "--auto-approve", "--json")
+    assert code == 3, applied  # bad and tool fail, and no plan reaches them
+    # the controllers got the real values
+    good = next(s for s in api.seen if "/good/" in s["path"])
+    assert good["auth"] == f"Bearer {BEARER}"
+    assert good["path"].endswith(f"?api_key={QUERY_KEY}")
+    assert good["body"]["inputs"]["pin"] == DECLARED
+    events = [json.loads(line) for line in applied.splitlines() if line.startswith("{")]
+    errors = " ".join(e.get("error", "") for e in events if e["kind"] == "failed")
+    assert "denied *** /things/bad/create?api_key=*** pin ***" in errors and "--password ***" in errors
+    assert "token ***" in errors
+    assert leaks(applied) == []
+
+    _, shown = ordo(capsys, "show", "-C", root)
+    _, shown_json = ordo(capsys, "show", "-C", root, "--json")
+    _, history = ordo(capsys, "history", "-C", root, "--json")
+    _, export = ordo(capsys, "state", "-C", root, "--export")
+    assert "psk=<secret " in shown and '"pin": "<secret ' in shown_json  # fingerprinted, visibly
+    assert "good" in export and "<secret " in export
+    for view in (shown, shown_json, history, export):
+        assert leaks(view) == []
+    journal = b"".join(p.read_bytes() for p in (root / ".ordo").iterdir())
+    assert b"good" in journal and leaks(journal) == []
+
+
+def test_a_secret_param_is_compared_by_fingerprint(tmp_path: Path, api: Api, secret_env: None,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    request = f'resources:\n  - {{name: good, type: thing, params: {{pin: "{DECLARED}"}}}}\n'
+    root = project(tmp_path / "p", api.url, request)
+    code, out = ordo(capsys, "apply", "-C", root, "--auto-approve")
+    assert code == 0, out
+    assert ordo(capsys, "plan", "-C", root, "--detailed-exitcode")[0] == 0  # the same pin: nothing to do
+    (root / "request.yaml").write_text(request.replace(DECLARED, "another-pin-1234"))
+    code, out = ordo(capsys, "plan", "-C", root, "--detailed-exitcode")
+    assert code == 2 and "thing.good  update" in out
+
+
+def test_journal_and_world_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "project" / ".ordo" / "journal.db"
+    with Journal(path) as jr:
+        jr.append(jr.start_run("p", "r", {}), [])
+        files = [path, path.with_name("journal.db-wal")]
+        assert all(f.exists() for f in files)
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600, 0o600]
+    world = World(tmp_path / "w" / "world.db")
+    try:
+        assert stat.S_IMODE((tmp_path / "w").stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "w" / "world.db").stat().st_mode) == 0o600
+    finally:
+        world.close()
+
+
+def test_an_existing_journal_readable_by_others_is_narrowed(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    Journal(path).close()
+    path.chmod(0o644)
+    Journal(path, create=False).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_redactor_masks_text_and_trees() -> None:
+    redactor = Redactor(names=["pin"], values=["a-known-secret"], environ={"MY_API_TOKEN": "tok-123456",
+                                                                           "HOME": "/home/someone"})
+    text = redactor.text("GET https://u:pw@h/x?api_key=abc&page=2 answered, Authorization: Bearer xyz a-known-secret "
+                         "tok-123456 --password hunter2 /home/someone")
+    assert text == ("GET https://u:***@h/x?api_key=***&page=*** answered, Authorization: *** *** *** --password *** "
+                    "/home/someone")
+    data = redactor.tree({"inputs": {"pin": 1234, "name": "n", "X-Auth-Token": "t"}, "error": "pin 1234 wrong"})
+    assert data["inputs"]["pin"].startswith("<secret ") and data["inputs"]["X-Auth-Token"].startswith("<secret ")
+    assert data["inputs"]["name"] == "n"
+    assert redactor.text("pin 1234 wrong") == "pin *** wrong"  # a declared secret's value is masked from then on
+    assert redact_argv(["ctl", "--password", "p1", "--api-key=k1", "-v", "x"]) == (
+        ["ctl", "--password", "***", "--api-key=***", "-v", "x"], ["p1", "k1"])

@@ -1,0 +1,74 @@
+"""Controller outputs cannot drive the terminal: escapes, line breaks, bidi overrides and rich
+markup in them are shown as inert text by the apply view, `ordo show` and `ordo state --export`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ordo.render import shown, terminal_safe
+from tests.test_secrets import ordo
+
+HOSTILE = ("x\x1b[31mred\x1b[0m\r\nApply complete: 9 created, 0 changed, 0 deleted. FORGED"
+           "\u202egnp.exe\x9b2J[red]markup[/red]")
+RAW = ("\x1b", "\r", "\u202e", "\x9b")
+
+PROGRAM = f"""\
+import json, sys
+request = json.load(sys.stdin)
+if request["action"] == "observe":
+    print(json.dumps({{"exists": False}}))
+elif request["resource"] == "evil":
+    print(json.dumps({{"error": {json.dumps(HOSTILE)}}}))
+    sys.exit(1)
+else:
+    print(json.dumps({{"outputs": {{"note": {json.dumps(HOSTILE)}}}}}))
+"""
+
+
+def project(root: Path) -> Path:
+    root.mkdir()
+    (root / "ordo.yaml").write_text("catalog: catalog.yaml\ninventory: inventory.yaml\nrequest: request.yaml\n")
+    (root / "catalog.yaml").write_text(
+        "controllers:\n  cmd: {kind: command, retry: {attempts: 1}, config: {command: [./ctl.py]}}\n"
+        "lifecycles:\n  simple: {states: [absent, present], operations: {create: {from: absent, to: present}}}\n"
+        "types:\n  thing: {lifecycle: simple, controller: cmd, operations: {create: {outputs: [note]}}}\n")
+    (root / "inventory.yaml").write_text("targets: {}\nresources: []\n")
+    (root / "request.yaml").write_text("resources:\n  - {name: nice, type: thing}\n  - {name: evil, type: thing}\n")
+    program = root / "ctl.py"
+    program.write_text(f"#!{sys.executable}\n{PROGRAM}")
+    program.chmod(0o755)
+    return root
+
+
+def assert_inert(text: str) -> None:
+    assert not [c for c in RAW if c in text], repr(text)
+    forged = [line for line in text.splitlines() if "FORGED" in line]
+    assert forged and not [line for line in forged if line.lstrip().startswith("Apply complete")]
+
+
+def test_hostile_outputs_are_inert_in_every_view(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path / "p")
+    code, applied = ordo(capsys, "apply", "-C", root, "--auto-approve")
+    assert code == 3, applied
+    assert_inert(applied)
+    assert "[red]markup[/red]" in applied  # shown as it is, not read as rich markup
+    code, streamed = ordo(capsys, "show", "-C", root, "--json")
+    assert code == 0
+    assert_inert(streamed)
+    errors = [json.loads(line).get("error") or "" for line in streamed.splitlines()]
+    assert any(e.endswith(HOSTILE) for e in errors)  # JSON keeps the data exactly, escaped
+    for args in (("show",), ("state", "--export"), ("history",)):
+        code, out = ordo(capsys, *args, "-C", root)
+        assert code == 0, out
+        assert not [c for c in RAW if c in out], (args, out)
+    assert "FORGED" in ordo(capsys, "show", "-C", root)[1]
+
+
+def test_terminal_safe_escapes_controls_and_bidi() -> None:
+    assert terminal_safe("a\x1b[1mb\r\nc\u202ed\x9b\x7f\u2028") == "a\\x1b[1mb\\x0d\\x0ac\\u202ed\\x9b\\x7f\\u2028"
+    assert terminal_safe("plain ünïcode → ok") == "plain ünïcode → ok"
+    assert shown("[bold]x\x1b") == "\\[bold]x\\x1b"
