@@ -164,7 +164,7 @@ class Plan(_Frozen):
         data = _parse(text, source)
         version = data.get("format_version") if isinstance(data, dict) else None
         if not isinstance(data, dict) or version not in READABLE_VERSIONS:
-            found = f"'{version}'" if isinstance(version, str) else "none" if version is None else repr(version)
+            found = "none" if version is None else repr(version)
             summary = ("not an ordo plan: expected a JSON object" if not isinstance(data, dict) else
                        f"format_version {found[:60]} is not one ordo reads")
             raise DiagnosticsError([Diagnostic(file=source, path="" if not isinstance(data, dict) else
@@ -285,7 +285,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _NotPlan(f"the key '{key[:60]}' appears twice in one object")
+            raise _NotPlan(f"the key {key[:60]!r} appears twice in one object")
         out[key] = value
     return out
 

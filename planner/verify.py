@@ -135,25 +135,34 @@ def _plan_with_placements(project: Project, program: Program, plan: Plan, source
     return build_plan(project, program, result, decoded, plan.concurrency)
 
 
+def _name(key: Any) -> str:
+    """A key as text; one that is not a plain name (a group named in a policy) is quoted."""
+    if isinstance(key, tuple):
+        return " -> ".join(_name(part) for part in key)
+    plain = isinstance(key, int) or (isinstance(key, str) and key.isprintable() and " " not in key)
+    return str(key) if plain else repr(key)
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _keyed(field: str, what: str, saved: dict[str, Any], ordo: dict[str, Any]) -> list[tuple[str, str]]:
-    out = [(field, f"{what} {key} is not in {{ordo}}") for key in sorted(set(saved) - set(ordo))]
-    out += [(field, f"{what} {key} is missing: {{ordo}} has it") for key in sorted(set(ordo) - set(saved))]
+def _keyed(field: str, what: str, saved: dict[Any, Any], ordo: dict[Any, Any]) -> list[tuple[str, str]]:
+    """Differences of two collections keyed by name or number."""
+    out = [(field, f"{what} {_name(key)} is not in {{ordo}}") for key in sorted(set(saved) - set(ordo))]
+    out += [(field, f"{what} {_name(key)} is missing: {{ordo}} has it") for key in sorted(set(ordo) - set(saved))]
     for key in sorted(set(saved) & set(ordo)):
-        mine, theirs = saved[key], ordo[key]
+        mine, theirs, name = saved[key], ordo[key], _name(key)
         if mine == theirs:
             continue
         if isinstance(mine, dict):
-            for name in sorted(set(mine) | set(theirs)):
-                if mine.get(name) != theirs.get(name):
-                    out.append((f"{field}[{key}].{name}", f"{what} {key}: {name} is {_short(mine.get(name))}, "
-                                f"{{ordo}} has {_short(theirs.get(name))}"))
+            for part in sorted(set(mine) | set(theirs)):
+                if mine.get(part) != theirs.get(part):
+                    out.append((f"{field}[{name}].{part}", f"{what} {name}: {part} is {_short(mine.get(part))}, "
+                                f"{{ordo}} has {_short(theirs.get(part))}"))
         else:
-            out.append((f"{field}[{key}]", f"{what} {key} is {_short(mine)}, {{ordo}} has {_short(theirs)}"))
+            out.append((f"{field}[{name}]", f"{what} {name} is {_short(mine)}, {{ordo}} has {_short(theirs)}"))
     return out
 
 
@@ -162,7 +171,7 @@ def differences(saved: Plan, ordo: Plan, skip: frozenset[str] = STATISTICS) -> l
     an ``{ordo}`` slot for the name of ordo's plan."""
     a, b = saved.model_dump(mode="json"), ordo.model_dump(mode="json")
     keyed = {"operations": ("operation", lambda o: o["id"]),
-             "edges": ("precedence", lambda e: f"{e['before']} -> {e['after']}"),
+             "edges": ("precedence", lambda e: (e["before"], e["after"])),
              "resource_changes": ("the change of", lambda c: c["resource"]),
              "groups": ("group", lambda g: g["name"])}
     out = []
