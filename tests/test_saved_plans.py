@@ -282,10 +282,10 @@ def test_every_problem_in_a_plan_is_reported_with_its_field(project, capsys):
 def test_a_forged_reason_is_refused_and_shown_harmlessly(project, capsys):
     """What people read when they confirm is part of the plan too."""
     def forge(data: dict[str, Any]) -> None:
-        op_of(data, "vfw/create")["reason"] = "routine\x1b[2K\rApply complete: 0 created"
+        op_of(data, "vfw/assign")["reason"] = "routine\x1b[2K\rApply complete: 0 created"
 
     run = apply(capsys, project, edited(save(capsys, project), forge))
     assert run.code == 1, run.text
-    assert "operations[vfw/create].reason: operation vfw/create: reason is 'routine\\x1b[2K\\rApply" in run.err
+    assert "operations[vfw/assign].reason: operation vfw/assign: reason is 'routine\\x1b[2K\\rApply" in run.err
     assert "\x1b" not in run.text and "\r" not in run.text
     assert not default_path(project).exists()
