@@ -17,6 +17,7 @@ must come out as saved. A hard policy the saved placements break is named.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from domain.errors import Diagnostic, DiagnosticsError
@@ -180,6 +181,8 @@ def differences(saved: Plan, ordo: Plan, skip: frozenset[str] = STATISTICS) -> l
             continue
         if field in keyed:
             what, key = keyed[field]
+            twice = sorted(k for k, n in Counter(key(x) for x in a[field]).items() if n > 1)
+            out += [(field, f"{what} {_name(k)} is listed more than once") for k in twice]
             out += _keyed(field, what, {key(x): x for x in a[field]}, {key(x): x for x in b[field]})
         elif field == "placements":
             out += _keyed(field, "the placement of", a[field], b[field])

@@ -289,3 +289,15 @@ def test_a_forged_reason_is_refused_and_shown_harmlessly(project, capsys):
     assert "operations[vfw/assign].reason: operation vfw/assign: reason is 'routine\\x1b[2K\\rApply" in run.err
     assert "\x1b" not in run.text and "\r" not in run.text
     assert not default_path(project).exists()
+
+
+def test_a_resource_change_listed_twice_is_refused(project, capsys):
+    def twice(data: dict[str, Any]) -> None:
+        change = next(c for c in data["resource_changes"] if c["resource"] == "vfw")
+        data["resource_changes"] = sorted([{**change, "operations": []}, *data["resource_changes"]],
+                                          key=lambda c: c["resource"])
+
+    run = apply(capsys, project, edited(save(capsys, project), twice))
+    assert run.code == 1, run.text
+    assert "resource_changes: the change of vfw is listed more than once" in run.err, run.err
+    assert not default_path(project).exists()
