@@ -278,7 +278,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     request = None if saved else target
     loaded = runs.load_with_journal(project, request, inventory, list(extra_policies), journal)
     if saved:
-        chosen = runs.check_saved_plan(loaded, target)
+        chosen = runs.check_saved_plan(loaded, target, timeout=timeout)
     else:
         from planner.core import make_plan
 
@@ -420,12 +420,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
 
         if operation is None:
             raise click.UsageError("name the OPERATION to explain (RESOURCE/OPERATION, e.g. vfw/create)")
-        try:
-            saved = Plan.from_json(target.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise OrdoError(f"{target}: cannot read the plan: {exc.strerror}") from None
-        except ValueError as exc:
-            raise OrdoError(f"{target}: not an ordo plan ({str(exc).splitlines()[0]})") from None
+        saved = Plan.read(target)
         why = explain_operation(saved, operation, after, _rules_if_loadable(project, inventory))
         if as_json:
             click.echo(json.dumps(why.to_dict(), indent=2, sort_keys=True))

@@ -18,7 +18,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from domain.errors import OrdoError
 from domain.project import Project, display_path, load_project, read_project_file
 from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult, load_simulation
 from executor.journal import Event, Journal, JournalError, default_path
@@ -49,26 +48,13 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
                         observed_name=display_path(path, root))
 
 
-def check_saved_plan(project: Project, path: Path) -> Plan:
-    """A plan saved earlier, refused if any input changed since (by digest)."""
-    from planner.core import digest, load_policies
+def check_saved_plan(project: Project, path: Path, *, timeout: float | None = None) -> Plan:
+    """A plan saved earlier, read as untrusted input and refused unless it is
+    the plan ordo makes from the inputs as they are now (planner/verify.py)."""
+    from planner.verify import verify_saved_plan
 
-    try:
-        plan = Plan.from_json(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise OrdoError(f"{path}: cannot read the plan: {exc.strerror}") from None
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise OrdoError(f"{path}: not an ordo plan ({first})") from None
-    if plan.status not in ("optimal", "satisfiable"):
-        raise OrdoError(f"{path}: the saved plan has status '{plan.status}'; there is nothing to apply")
-    now, inputs = digest(project, load_policies(project))
-    if now != plan.digest:
-        before = {i.path: i.sha256 for i in plan.inputs}
-        after = {i.path: i.sha256 for i in inputs}
-        changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-        raise OrdoError(f"{path}: the plan is stale: {', '.join(changed)} changed since it was made; "
-                        "plan again")
+    plan = Plan.read(path)
+    verify_saved_plan(project, plan, str(path), timeout=timeout)
     return plan
 
 

@@ -6,17 +6,42 @@ that made each, placements, the objective's cost and a schedule into waves.
 Fields such as ``reason`` are for people; execution uses operations, edges and
 inputs only. Serialised with sorted keys and sorted lists: the same inputs
 give the same bytes.
+
+A plan file may come from elsewhere: ``Plan.read`` bounds its size and
+``Plan.from_json`` refuses anything ordo would not have written (bad JSON,
+wrong types, names outside the models' pattern, operations that edges, waves,
+groups or changes name but the plan lacks, a cycle), naming the file and the
+field. Whether the plan is the one ordo makes from the project is for
+``planner/verify.py``.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from functools import cached_property
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from domain.errors import Diagnostic, DiagnosticsError
+from domain.formats import Name
+from domain.yamlsrc import format_path
 
 FORMAT_VERSION = "1.1"
+#: Versions ``from_json`` reads (1.0 had no concurrency groups; they default to none).
+READABLE_VERSIONS = ("1.0", FORMAT_VERSION)
+#: The largest plan file ``Plan.read`` accepts, in bytes (a plan of 10,000 resources is about 15 MB).
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+#: The most problems reported for one plan file.
+MAX_PROBLEMS = 20
+
+OpId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*/[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                                        max_length=401)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
 
 Status = Literal["optimal", "satisfiable", "no_plan", "timeout"]
 Action = Literal["create", "delete", "update", "change", "run"]
@@ -32,32 +57,32 @@ class InputFile(_Frozen):
 
 
 class PlannedOperation(_Frozen):
-    id: str
-    resource: str
-    type: str
-    operation: str
-    from_state: str
-    to_state: str
-    controller: str
-    duration: float
-    wave: int
+    id: OpId
+    resource: Name
+    type: Name
+    operation: Name
+    from_state: Name
+    to_state: Name
+    controller: Name
+    duration: Seconds
+    wave: Positive
     reason: str
 
 
 class Edge(_Frozen):
-    before: str
-    after: str
+    before: OpId
+    after: OpId
     rules: tuple[str, ...]
 
 
 class ResourceChange(_Frozen):
-    resource: str
-    type: str
-    actions: tuple[Action, ...]
-    before: str
-    after: str
-    placement: str | None = None
-    operations: tuple[str, ...]
+    resource: Name
+    type: Name
+    actions: tuple[Action, ...] = Field(min_length=1)
+    before: Name
+    after: Name
+    placement: Name | None = None
+    operations: tuple[OpId, ...]
     reason: str
 
 
@@ -65,8 +90,8 @@ class Group(_Frozen):
     """A concurrency group named in policies: at most ``limit`` of its operations at once."""
 
     name: str
-    limit: int
-    operations: tuple[str, ...]
+    limit: Positive
+    operations: tuple[OpId, ...]
 
 
 class Violation(_Frozen):
@@ -75,7 +100,7 @@ class Violation(_Frozen):
     policy: str
     enforcement: str
     file: str
-    line: int
+    line: Count
     description: str
     rule: str
     bindings: dict[str, str]
@@ -96,16 +121,16 @@ class Plan(_Frozen):
     resource_changes: tuple[ResourceChange, ...]
     operations: tuple[PlannedOperation, ...]
     edges: tuple[Edge, ...]
-    waves: tuple[tuple[str, ...], ...]
-    placements: dict[str, str]
+    waves: tuple[tuple[OpId, ...], ...]
+    placements: dict[Name, Name]
     cost: tuple[CostLevel, ...]
-    makespan: float
-    critical_path: float
-    concurrency: int
+    makespan: Seconds
+    critical_path: Seconds
+    concurrency: Positive
     groups: tuple[Group, ...] = ()
     violations: tuple[Violation, ...] = ()
-    ground_atoms: int
-    ground_rules: int
+    ground_atoms: Count
+    ground_rules: Count
 
     @property
     def has_changes(self) -> bool:
@@ -133,5 +158,162 @@ class Plan(_Frozen):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> Plan:
-        return cls.model_validate_json(text)
+    def from_json(cls, text: str, source: str = "<plan>") -> Plan:
+        """A plan from its JSON text; raises DiagnosticsError naming ``source``
+        and the field for anything ordo would not have written."""
+        data = _parse(text, source)
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or version not in READABLE_VERSIONS:
+            found = "none" if version is None else repr(version)
+            summary = ("not an ordo plan: expected a JSON object" if not isinstance(data, dict) else
+                       f"format_version {found[:60]} is not one ordo reads")
+            raise DiagnosticsError([Diagnostic(file=source, path="" if not isinstance(data, dict) else
+                                               "format_version", summary=summary,
+                                               detail=f"expected {' or '.join(READABLE_VERSIONS)}")])
+        try:
+            plan = cls.model_validate_json(text, strict=True)
+        except ValidationError as exc:
+            raise DiagnosticsError(_field_problems(exc, source)) from None
+        problems = plan._inconsistencies()
+        if problems:
+            raise DiagnosticsError([Diagnostic(file=source, path=path, summary=summary)
+                                    for path, summary in problems[:MAX_PROBLEMS]])
+        return plan
+
+    @classmethod
+    def read(cls, path: Path, limit: int | None = None) -> Plan:
+        """A plan file from elsewhere: at most ``limit`` (MAX_PLAN_BYTES) bytes of UTF-8 JSON."""
+        source = str(path)
+        limit = MAX_PLAN_BYTES if limit is None else limit
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(limit + 1)
+        except OSError as exc:
+            raise DiagnosticsError([Diagnostic(file=source, summary=f"cannot read the plan: {exc.strerror}")]) from None
+        if len(raw) > limit:
+            raise DiagnosticsError([Diagnostic(
+                file=source, summary=f"the plan file is larger than {limit:,} bytes",
+                detail="ordo reads plan files up to planner.plan.MAX_PLAN_BYTES")])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise DiagnosticsError([Diagnostic(file=source, line=line, column=column,
+                                               summary="not UTF-8 text", detail=f"byte {exc.start}")]) from None
+        return cls.from_json(text, source)
+
+    def _inconsistencies(self) -> list[tuple[str, str]]:
+        """(field path, problem) for what no plan of ordo's has: operations
+        named twice or under another id, references to operations the plan
+        lacks, a cycle, waves that do not hold each operation once, in order."""
+        problems: list[tuple[str, str]] = []
+        ids = Counter(op.id for op in self.operations)
+        for i, op in enumerate(self.operations):
+            if op.id != f"{op.resource}/{op.operation}":
+                problems.append((f"operations[{i}].id", f"'{op.id}' is not '{op.resource}/{op.operation}'"))
+            if ids[op.id] > 1:
+                problems.append((f"operations[{i}].id", f"operation '{op.id}' is listed {ids[op.id]} times"))
+
+        def unknown(path: str, op_id: str) -> None:
+            if op_id not in ids:
+                problems.append((path, f"operation '{op_id}' is not in the plan's operations"))
+
+        for i, edge in enumerate(self.edges):
+            unknown(f"edges[{i}].before", edge.before)
+            unknown(f"edges[{i}].after", edge.after)
+        listed = Counter((e.before, e.after) for e in self.edges)
+        problems += [("edges", f"the edge {a} -> {b} is listed {n} times") for (a, b), n in sorted(listed.items())
+                     if n > 1]
+        seen: dict[str, int] = {}
+        for w, wave in enumerate(self.waves):
+            for j, op_id in enumerate(wave):
+                unknown(f"waves[{w}][{j}]", op_id)
+                if op_id in seen:
+                    problems.append((f"waves[{w}][{j}]", f"operation '{op_id}' is in more than one place in waves"))
+                seen.setdefault(op_id, w + 1)
+        for i, op in enumerate(self.operations):
+            if seen.get(op.id, op.wave) != op.wave:
+                problems.append((f"operations[{i}].wave", f"operation '{op.id}' is in wave {seen[op.id]}, "
+                                 f"not {op.wave}"))
+            elif op.id not in seen:
+                problems.append(("waves", f"operation '{op.id}' is in no wave"))
+        for i, group in enumerate(self.groups):
+            for j, op_id in enumerate(group.operations):
+                unknown(f"groups[{i}].operations[{j}]", op_id)
+        changed: dict[str, str] = {}
+        for i, change in enumerate(self.resource_changes):
+            for j, op_id in enumerate(change.operations):
+                unknown(f"resource_changes[{i}].operations[{j}]", op_id)
+                if op_id in ids and self.operation(op_id).resource != change.resource:
+                    problems.append((f"resource_changes[{i}].operations[{j}]",
+                                     f"operation '{op_id}' is not an operation of '{change.resource}'"))
+                changed.setdefault(op_id, change.resource)
+        problems += [("resource_changes", f"operation '{op.id}' is in no resource change") for op in self.operations
+                     if op.id not in changed]
+        if not problems:
+            problems += self._ordering_problems()
+        return problems
+
+    def _ordering_problems(self) -> list[tuple[str, str]]:
+        """A cycle in the edges, or an edge whose operations' waves run the other way."""
+        after: dict[str, list[str]] = {op.id: [] for op in self.operations}
+        waiting = dict.fromkeys(after, 0)
+        for edge in self.edges:
+            after[edge.before].append(edge.after)
+            waiting[edge.after] += 1
+        ready = [op_id for op_id, n in waiting.items() if n == 0]
+        while ready:
+            for nxt in after[ready.pop()]:
+                waiting[nxt] -= 1
+                if waiting[nxt] == 0:
+                    ready.append(nxt)
+        stuck = sorted(op_id for op_id, n in waiting.items() if n > 0)
+        if stuck:
+            shown = ", ".join(stuck[:5]) + (f" and {len(stuck) - 5} more" if len(stuck) > 5 else "")
+            return [("edges", f"the edges form a cycle through {shown}")]
+        wave = {op.id: op.wave for op in self.operations}
+        return [(f"edges[{i}]", f"{e.before} (wave {wave[e.before]}) must come before {e.after} "
+                 f"(wave {wave[e.after]})") for i, e in enumerate(self.edges) if wave[e.before] >= wave[e.after]]
+
+
+class _NotPlan(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _NotPlan(f"the key {key[:60]!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> float:
+    raise _NotPlan(f"{name} is not a number JSON allows")
+
+
+def _parse(text: str, source: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise DiagnosticsError([Diagnostic(file=source, line=exc.lineno, column=exc.colno,
+                                           summary=f"not valid JSON: {exc.msg}")]) from None
+    except _NotPlan as exc:
+        raise DiagnosticsError([Diagnostic(file=source, summary=f"not an ordo plan: {exc}")]) from None
+    except RecursionError:
+        raise DiagnosticsError([Diagnostic(file=source, summary="not an ordo plan: nested too deeply")]) from None
+
+
+def _field_problems(exc: ValidationError, source: str) -> list[Diagnostic]:
+    out = []
+    for err in exc.errors(include_url=False)[:MAX_PROBLEMS]:
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) or err["type"] == "missing" else repr(value)
+        detail = f"found {shown[:60]}{'...' if len(shown) > 60 else ''}" if shown else ""
+        out.append(Diagnostic(file=source, path=format_path(tuple(err["loc"])), summary=err["msg"], detail=detail))
+    count = exc.error_count()
+    if count > MAX_PROBLEMS:
+        out.append(Diagnostic(file=source, summary=f"and {count - MAX_PROBLEMS} more problems"))
+    return out

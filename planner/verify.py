@@ -1,0 +1,195 @@
+"""Is a saved plan one ordo would carry out from the project as it is now?
+
+A plan file may come from elsewhere, or be edited by hand: its digest only
+says which inputs it claims to be made from. Plans are deterministic, so
+``verify_saved_plan`` plans again from the same inputs and requires the saved
+plan to be that plan, field for field (all but the grounder's statistics):
+operations, edges, placements, waves, groups, resource changes, cost.
+
+When the solver's time limit cut the optimisation short (status
+``satisfiable`` with an objective, on either side) or the new plan timed
+out, another answer is legitimate. Then the saved placements (the only
+choice the base library makes) are fixed and the rest is planned from them:
+the hard policies must hold for them, and everything else (the operations
+the lifecycles give, the precedences the policies require, the schedule)
+must come out as saved. A hard policy the saved placements break is named.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from domain.errors import Diagnostic, DiagnosticsError
+from domain.project import Project
+from planner.core import build_plan, check_references, digest, load_policies, make_plan
+from planner.decode import decode, find_cycle
+from planner.explain import explain_no_plan
+from planner.facts import model_facts
+from planner.plan import MAX_PROBLEMS, Plan
+from planner.program import Program
+from planner.solve import solve
+
+#: Fields that describe the grounding, not the plan: never compared.
+STATISTICS = frozenset({"ground_atoms", "ground_rules"})
+#: What may differ when the saved placements stand in for an optimisation that was cut short.
+SEARCH = frozenset({"status", "cost"})
+
+FIXED_PLACEMENTS = """
+:- place(R,T), not __saved_place(R,T).
+:- __saved_place(R,T), not place(R,T).
+"""
+
+
+class PlanRefused(DiagnosticsError):
+    """A saved plan that is stale, or not the plan ordo makes from the inputs."""
+
+
+def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: float | None = None) -> None:
+    """Raise PlanRefused unless ``plan`` is what ordo plans from ``project``."""
+    if plan.status not in ("optimal", "satisfiable"):
+        raise _refuse(source, "status", f"the saved plan has status '{plan.status}'; there is nothing to apply")
+    program = load_policies(project)
+    now, inputs = digest(project, program)
+    if now != plan.digest:
+        before = {i.path: i.sha256 for i in plan.inputs}
+        after = {i.path: i.sha256 for i in inputs}
+        changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+        raise _refuse(source, "digest", f"the plan is stale: {', '.join(changed) or 'its digest'} changed "
+                      "since it was made; plan again")
+    unknown = _unknown_to_catalog(project, plan)
+    if unknown:
+        raise _refused(source, unknown)
+    limit = timeout if timeout is not None else project.settings.solve_timeout
+    outcome = make_plan(project, timeout=limit, concurrency=plan.concurrency)
+    if outcome.status == "no_plan":
+        summary = outcome.explanation.summary if outcome.explanation else "no plan exists"
+        raise _refuse(source, "", "ordo finds no plan from these inputs, so the saved plan cannot be one", summary)
+    fresh, skip, against = outcome.plan, STATISTICS, "the plan ordo makes from these inputs"
+    if fresh is None or _cut_short(program, fresh) or _cut_short(program, plan):
+        fresh, skip = _plan_with_placements(project, program, plan, source, limit), STATISTICS | SEARCH
+        against = "the plan ordo makes from these inputs with the saved placements"
+    found = differences(plan, fresh, skip)
+    if found:
+        raise _refused(source, [(p, s.replace("{ordo}", against)) for p, s in found])
+
+
+def _refuse(source: str, path: str, summary: str, detail: str = "") -> PlanRefused:
+    return _refused(source, [(path, summary)], detail)
+
+
+def _refused(source: str, problems: list[tuple[str, str]], detail: str = "") -> PlanRefused:
+    out = [Diagnostic(file=source, path=p, summary=s, detail=detail) for p, s in problems[:MAX_PROBLEMS]]
+    if len(problems) > MAX_PROBLEMS:
+        out.append(Diagnostic(file=source, summary=f"and {len(problems) - MAX_PROBLEMS} more problems"))
+    return PlanRefused(out)
+
+
+def _cut_short(program: Program, plan: Plan) -> bool:
+    """Did the time limit stop the optimisation (so another plan is as legitimate)?"""
+    return program.has_objective and plan.status == "satisfiable"
+
+
+def _unknown_to_catalog(project: Project, plan: Plan) -> list[tuple[str, str]]:
+    """Operations on resources the project does not have, or that their type does not define."""
+    model = project.model
+    problems = []
+    for i, op in enumerate(plan.operations):
+        res = model.resources.get(op.resource)
+        if res is None:
+            problems.append((f"operations[{i}].resource", f"there is no resource '{op.resource}' in the project"))
+            continue
+        kind = model.kinds[res.type]
+        names = sorted(o.name for o in kind.operations)
+        if op.operation not in names:
+            problems.append((f"operations[{i}].operation", f"'{op.resource}' (type {res.type}) has no operation "
+                             f"'{op.operation}' (it has: {', '.join(names)})"))
+    for name, target in sorted(plan.placements.items()):
+        if name not in model.resources:
+            problems.append((f"placements.{name}", f"there is no resource '{name}' in the project"))
+        if target not in model.targets:
+            problems.append((f"placements.{name}", f"there is no target '{target}' in the inventory"))
+    return problems
+
+
+def _plan_with_placements(project: Project, program: Program, plan: Plan, source: str, limit: float) -> Plan:
+    """The plan ordo makes when the saved placements are taken as chosen."""
+    saved = [f'__saved_place("{r}","{t}").' for r, t in sorted(plan.placements.items())]
+    facts = [*model_facts(project.model), "#defined __saved_place/2.", *saved, FIXED_PLACEMENTS]
+    result = solve(program, facts, timeout=limit, keep_control=True)
+    control, result.control = result.control, None
+    if result.status == "timeout":
+        raise _refuse(source, "", f"ordo could not check the saved plan within {limit:g}s", "raise --timeout")
+    if result.status == "unsatisfiable":
+        why = explain_no_plan(program, facts, project.model, timeout=limit, control=control)
+        broken = [("placements", f"the saved placements break the hard policy {c.policy} ({c.location}) for "
+                   f"{', '.join(c.resources)}") for c in why.conflicts]
+        raise _refused(source, broken) if broken else _refuse(
+            source, "placements", "the saved placements are not ones ordo can choose from these inputs", why.summary)
+    del control
+    decoded = decode(result)
+    cycle = find_cycle(decoded.graph)
+    if cycle:
+        raise _refuse(source, "placements", "with the saved placements the ordering rules form a cycle",
+                      " -> ".join(cycle))
+    check_references(project.model, decoded)
+    return build_plan(project, program, result, decoded, plan.concurrency)
+
+
+def _name(key: Any) -> str:
+    """A key as text; one that is not a plain name (a group named in a policy) is quoted."""
+    if isinstance(key, tuple):
+        return " -> ".join(_name(part) for part in key)
+    plain = isinstance(key, int) or (isinstance(key, str) and key.isprintable() and " " not in key)
+    return str(key) if plain else repr(key)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _keyed(field: str, what: str, saved: dict[Any, Any], ordo: dict[Any, Any]) -> list[tuple[str, str]]:
+    """Differences of two collections keyed by name or number."""
+    out = [(field, f"{what} {_name(key)} is not in {{ordo}}") for key in sorted(set(saved) - set(ordo))]
+    out += [(field, f"{what} {_name(key)} is missing: {{ordo}} has it") for key in sorted(set(ordo) - set(saved))]
+    for key in sorted(set(saved) & set(ordo)):
+        mine, theirs, name = saved[key], ordo[key], _name(key)
+        if mine == theirs:
+            continue
+        if isinstance(mine, dict):
+            for part in sorted(set(mine) | set(theirs)):
+                if mine.get(part) != theirs.get(part):
+                    out.append((f"{field}[{name}].{part}", f"{what} {name}: {part} is {_short(mine.get(part))}, "
+                                f"{{ordo}} has {_short(theirs.get(part))}"))
+        else:
+            out.append((f"{field}[{name}]", f"{what} {name} is {_short(mine)}, {{ordo}} has {_short(theirs)}"))
+    return out
+
+
+def differences(saved: Plan, ordo: Plan, skip: frozenset[str] = STATISTICS) -> list[tuple[str, str]]:
+    """(field path, what differs) between a saved plan and ordo's; each text has
+    an ``{ordo}`` slot for the name of ordo's plan."""
+    a, b = saved.model_dump(mode="json"), ordo.model_dump(mode="json")
+    keyed = {"operations": ("operation", lambda o: o["id"]),
+             "edges": ("precedence", lambda e: (e["before"], e["after"])),
+             "resource_changes": ("the change of", lambda c: c["resource"]),
+             "groups": ("group", lambda g: g["name"])}
+    out = []
+    for field in a:
+        if field in skip or a[field] == b[field]:
+            continue
+        if field in keyed:
+            what, key = keyed[field]
+            twice = sorted(k for k, n in Counter(key(x) for x in a[field]).items() if n > 1)
+            out += [(field, f"{what} {_name(k)} is listed more than once") for k in twice]
+            out += _keyed(field, what, {key(x): x for x in a[field]}, {key(x): x for x in b[field]})
+        elif field == "placements":
+            out += _keyed(field, "the placement of", a[field], b[field])
+        elif field == "waves":
+            out += _keyed(field, "wave", {i + 1: w for i, w in enumerate(a[field])},
+                          {i + 1: w for i, w in enumerate(b[field])})
+        else:
+            out.append((field, f"{field} is {_short(a[field])}, {{ordo}} has {_short(b[field])}"))
+    return out
+

@@ -1,0 +1,303 @@
+"""A saved plan is untrusted input: `ordo apply plan.json` carries out only
+the plan ordo makes from the inputs (planner/verify.py), and every command
+that reads a plan file refuses a malformed one, naming the file and the
+field, without a traceback and without starting a run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import planner.plan
+import planner.verify
+from domain.errors import DiagnosticsError
+from domain.project import load_project
+from executor.journal import Journal, default_path
+from ordo.cli import main
+from planner.core import Outcome
+from planner.plan import Plan
+from planner.verify import PlanRefused, verify_saved_plan
+from tests.conftest import Run
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def ordo(capsys: pytest.CaptureFixture[str], *args: str | Path) -> Run:
+    """The CLI in this process, as `ordo ARGS` (errors become exit codes in main)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return Run(code, out, err)
+
+
+@pytest.fixture
+def project(vfw_copy: Path, tmp_path: Path) -> Path:
+    (tmp_path / "smooth.yaml").write_text(yaml.safe_dump({"seed": 1, "latency": 0}))
+    return vfw_copy
+
+
+def save(capsys: pytest.CaptureFixture[str], project: Path, name: str = "plan.json") -> Path:
+    path = project.parent / name
+    run = ordo(capsys, "plan", "-C", project, "--out", path)
+    assert run.code == 0, run.text
+    return path
+
+
+def apply(capsys: pytest.CaptureFixture[str], project: Path, plan: Path) -> Run:
+    return ordo(capsys, "apply", "-C", project, plan, "--auto-approve",
+                "--simulation", project.parent / "smooth.yaml")
+
+
+def edited(path: Path, edit: Edit, name: str = "edited.json") -> Path:
+    data = json.loads(path.read_text())
+    edit(data)
+    out = path.parent / name
+    out.write_text(json.dumps(data))
+    return out
+
+
+def op_of(data: dict[str, Any], op_id: str) -> dict[str, Any]:
+    return next(op for op in data["operations"] if op["id"] == op_id)
+
+
+def add_operation(data: dict[str, Any], resource: str, type_: str, operation: str, from_state: str,
+                  to_state: str, controller: str, action: str = "delete") -> None:
+    """Add an operation in the first wave, with its resource change, as a careful forger would."""
+    op_id = f"{resource}/{operation}"
+    data["operations"] = sorted([*data["operations"], {
+        "id": op_id, "resource": resource, "type": type_, "operation": operation, "from_state": from_state,
+        "to_state": to_state, "controller": controller, "duration": 1.0, "wave": 1,
+        "reason": "requested: absent"}], key=lambda o: o["id"])
+    if not data["waves"]:
+        data["waves"] = [[]]
+    data["waves"][0] = sorted([*data["waves"][0], op_id])
+    data["resource_changes"] = sorted([*data["resource_changes"], {
+        "resource": resource, "type": type_, "actions": [action], "before": from_state, "after": to_state,
+        "placement": None, "operations": [op_id], "reason": "requested: absent"}], key=lambda c: c["resource"])
+
+
+def delete_protected(data: dict[str, Any]) -> None:
+    add_operation(data, "onap-mgmt-net", "network", "delete", "active", "absent", "openstack")
+
+
+def remove_edge(data: dict[str, Any]) -> None:
+    gone = ("vfw-base/activate", "vfw/config-deploy")  # config-after-modules.lp
+    data["edges"] = [e for e in data["edges"] if (e["before"], e["after"]) != gone]
+
+
+def move_vfw(data: dict[str, Any]) -> None:
+    """vfw to region-three (allowed by every hard policy, but not the plan ordo makes)."""
+    data["placements"]["vfw"] = "region-three"
+    next(c for c in data["resource_changes"] if c["resource"] == "vfw")["placement"] = "region-three"
+
+
+def unknown_operation(data: dict[str, Any]) -> None:
+    add_operation(data, "onap-mgmt-net", "network", "reboot", "active", "active", "openstack", action="run")
+
+
+def cycle(data: dict[str, Any]) -> None:
+    first = data["edges"][0]
+    data["edges"].append({"before": first["after"], "after": first["before"], "rules": []})
+
+
+def wave_as_text(data: dict[str, Any]) -> None:
+    data["operations"][0]["wave"] = str(data["operations"][0]["wave"])
+
+
+def missing_edge_end(data: dict[str, Any]) -> None:
+    data["edges"].append({"before": "vfw/create", "after": "ghost/create", "rules": []})
+
+
+def future_version(data: dict[str, Any]) -> None:
+    data["format_version"] = "9.0"
+
+
+REFUSED_AT_VERIFY = {
+    "delete-protected": (delete_protected, "operations: operation onap-mgmt-net/delete is not in the plan ordo "
+                                           "makes from these inputs"),
+    "removed-edge": (remove_edge, "precedence vfw-base/activate -> vfw/config-deploy is missing: the plan ordo "
+                                  "makes from these inputs has it"),
+    "moved-placement": (move_vfw, "the placement of vfw is 'region-three', the plan ordo makes from these "
+                                  "inputs has 'region-two'"),
+    "unknown-operation": (unknown_operation, "operations[0].operation: 'onap-mgmt-net' (type network) has no "
+                                             "operation 'reboot'"),
+}
+REFUSED_AT_LOAD = {
+    "cycle": (cycle, "edges: the edges form a cycle through"),
+    "wrong-type": (wave_as_text, "operations[0].wave: Input should be a valid integer"),
+    "unknown-edge-end": (missing_edge_end, "operation 'ghost/create' is not in the plan's operations"),
+    "format-version": (future_version, "format_version '9.0' is not one ordo reads (expected 1.0 or 1.1)"),
+}
+
+
+@pytest.mark.parametrize("edit, message", [*REFUSED_AT_VERIFY.values(), *REFUSED_AT_LOAD.values()],
+                         ids=[*REFUSED_AT_VERIFY, *REFUSED_AT_LOAD])
+def test_an_edited_plan_is_refused_and_starts_no_run(project, capsys, edit, message):
+    bad = edited(save(capsys, project), edit)
+    run = apply(capsys, project, bad)
+    assert run.code == 1, run.text
+    assert f"{bad}: error: " in run.err and message in run.err, run.err
+    assert "Traceback" not in run.text
+    assert not default_path(project).exists()  # no run was started, no journal written
+
+
+JUNK = {
+    "invalid-json": (b'{"format_version": "1.1", ', "not valid JSON: Expecting property name enclosed in double"),
+    "not-utf8": (b'{"format_version": "1.1", "request": "\xff\xfe"}', "1:39: error: not UTF-8 text (byte 38)"),
+    "not-an-object": (b"[1, 2, 3]", "not an ordo plan: expected a JSON object"),
+    "duplicate-key": (b'{"format_version": "1.1", "format_version": "1.1"}',
+                      "the key 'format_version' appears twice in one object"),
+    "nan": (b'{"format_version": "1.1", "makespan": NaN}', "NaN is not a number JSON allows"),
+    "deep": (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "empty": (b"", "not valid JSON: Expecting value"),
+}
+
+
+@pytest.mark.parametrize("content, message", JUNK.values(), ids=list(JUNK))
+@pytest.mark.parametrize("command", ["apply", "explain", "compare", "whatif"])
+def test_junk_plan_files_are_refused_by_every_command(project, capsys, tmp_path, command, content, message):
+    bad = tmp_path / "junk.json"
+    bad.write_bytes(content)
+    args: dict[str, list[str | Path]] = {
+        "apply": ["apply", "-C", project, bad, "--auto-approve"],
+        "explain": ["explain", "-C", project, bad, "vfw/create"],
+        "compare": ["plan", "-C", project, "--compare", bad],
+        "whatif": ["whatif", "-C", project, "--baseline", bad],
+    }
+    run = ordo(capsys, *args[command])
+    assert run.code == 1, run.text
+    assert f"{bad}" in run.err and message in run.err, run.err
+    assert "Traceback" not in run.text
+    assert not default_path(project).exists()
+
+
+def test_plan_files_over_the_size_limit_are_refused(project, capsys, monkeypatch):
+    path = save(capsys, project)
+    monkeypatch.setattr(planner.plan, "MAX_PLAN_BYTES", 1000)
+    for args in (["apply", "-C", project, path, "--auto-approve"], ["explain", "-C", project, path, "vfw/create"]):
+        run = ordo(capsys, *args)
+        assert run.code == 1, run.text
+        assert f"{path}: error: the plan file is larger than 1,000 bytes" in run.err, run.err
+    assert not default_path(project).exists()
+
+
+def test_an_untouched_saved_plan_applies(project, capsys):
+    path = save(capsys, project)
+    run = apply(capsys, project, path)
+    assert run.code == 0, run.text
+    assert "Apply complete: 10 created" in run.out
+
+
+def test_a_journal_is_left_as_it_was_when_a_plan_is_refused(project, capsys):
+    """After a deploy, a plan with nothing to do, made to delete the protected network."""
+    assert apply(capsys, project, save(capsys, project)).code == 0
+    nothing = save(capsys, project, "nothing.json")
+    assert json.loads(nothing.read_text())["operations"] == []
+    journal = default_path(project)
+    before = journal.read_bytes()
+    run = apply(capsys, project, edited(nothing, delete_protected))
+    assert run.code == 1, run.text
+    assert "operation onap-mgmt-net/delete is not in the plan ordo makes from these inputs" in run.err
+    assert journal.read_bytes() == before
+    with Journal(journal, create=False) as jr:
+        assert [r.id for r in jr.runs()] == [1]
+
+
+# --- when the optimisation was cut short: the saved placements are checked ----------
+
+
+def satisfiable(data: dict[str, Any]) -> None:
+    data["status"] = "satisfiable"
+
+
+def test_a_plan_cut_short_is_checked_with_its_placements(project, capsys):
+    """Status `satisfiable` (the time limit stopped the optimisation): another
+    placement may be legitimate, but it must obey every hard policy, and the rest
+    must be what ordo plans from it."""
+    path = save(capsys, project)
+
+    def crowded(data: dict[str, Any]) -> None:
+        satisfiable(data)
+        for change in data["resource_changes"]:
+            if change["placement"]:
+                change["placement"] = data["placements"][change["resource"]] = "region-one"
+
+    for edit, message in ((crowded, "placements: the saved placements break the hard policy anti-affinity "
+                                    "(<library>/anti-affinity.lp:8) for vfw, vpg, vsink"),
+                          (lambda d: (satisfiable(d), delete_protected(d)),
+                           "operation onap-mgmt-net/delete is not in the plan ordo makes from these inputs "
+                           "with the saved placements"),
+                          (lambda d: (satisfiable(d), remove_edge(d)),
+                           "precedence vfw-base/activate -> vfw/config-deploy is missing")):
+        run = apply(capsys, project, edited(path, edit, "cut-short.json"))
+        assert run.code == 1, run.text
+        assert message in run.err, run.err
+        assert "Traceback" not in run.text
+    assert not default_path(project).exists()
+    assert apply(capsys, project, edited(path, satisfiable)).code == 0
+
+
+def test_a_replan_that_times_out_falls_back_to_the_saved_placements(project, capsys, monkeypatch):
+    path = save(capsys, project)
+    monkeypatch.setattr(planner.verify, "make_plan", lambda *a, **k: Outcome(status="timeout"))
+    loaded = load_project(project)
+    verify_saved_plan(loaded, Plan.read(path), str(path))  # the saved plan is valid: no error
+    moved = Plan.read(edited(path, move_vfw))
+    verify_saved_plan(loaded, moved, "moved.json")  # region-three breaks no hard policy
+    with pytest.raises(PlanRefused) as refused:
+        verify_saved_plan(loaded, Plan.read(edited(path, delete_protected)), "forged.json")
+    assert "operation onap-mgmt-net/delete is not in" in str(refused.value)
+
+
+# --- the plan format itself ------------------------------------------------------
+
+
+def test_plans_ordo_writes_read_back_unchanged(project, capsys):
+    path = save(capsys, project)
+    assert Plan.read(path).to_json() == path.read_text()
+
+
+def test_every_problem_in_a_plan_is_reported_with_its_field(project, capsys):
+    path = save(capsys, project)
+
+    def several(data: dict[str, Any]) -> None:
+        data["operations"][0]["duration"] = -1
+        data["operations"][1]["controller"] = "bad name\x1b[31m"
+        data["concurrency"] = 0
+
+    with pytest.raises(DiagnosticsError) as err:
+        Plan.read(edited(path, several))
+    paths = {d.path for d in err.value.diagnostics}
+    assert {"operations[0].duration", "operations[1].controller", "concurrency"} <= paths
+
+
+def test_a_forged_reason_is_refused_and_shown_harmlessly(project, capsys):
+    """What people read when they confirm is part of the plan too."""
+    def forge(data: dict[str, Any]) -> None:
+        op_of(data, "vfw/assign")["reason"] = "routine\x1b[2K\rApply complete: 0 created"
+
+    run = apply(capsys, project, edited(save(capsys, project), forge))
+    assert run.code == 1, run.text
+    assert "operations[vfw/assign].reason: operation vfw/assign: reason is 'routine\\x1b[2K\\rApply" in run.err
+    assert "\x1b" not in run.text and "\r" not in run.text
+    assert not default_path(project).exists()
+
+
+def test_a_resource_change_listed_twice_is_refused(project, capsys):
+    def twice(data: dict[str, Any]) -> None:
+        change = next(c for c in data["resource_changes"] if c["resource"] == "vfw")
+        data["resource_changes"] = sorted([{**change, "operations": []}, *data["resource_changes"]],
+                                          key=lambda c: c["resource"])
+
+    run = apply(capsys, project, edited(save(capsys, project), twice))
+    assert run.code == 1, run.text
+    assert "resource_changes: the change of vfw is listed more than once" in run.err, run.err
+    assert not default_path(project).exists()
