@@ -24,6 +24,7 @@ from pathlib import Path
 import clingo
 from clingo import ast
 
+import policies
 from domain.errors import Diagnostic
 from planner.metadata import PolicyMeta, read_metadata
 
@@ -255,46 +256,19 @@ def _text(lines: list[str], loc: ast.Location) -> str:
     return " ".join(" ".join(chunk).split())
 
 
-#: Added in every mode: how the labelled heads feed the rest of the program.
-GLUE = """
-before(A,B) :- __before(A,B,_).
-#defined __violation/2.
-#defined __before/3.
-#defined __hard/1.
-#defined __strict/0.
-#defined __soft/3.
-#defined __advisory/1.
-#show op/2.
-#show __before/3.
-#show place/2.
-#show goal/2.
-#show why/2.
-#show __violation/2.
-#show group/2.
-#show group_limit/2.
-"""
+#: Added in every mode: how the labelled heads feed the rest of the program
+#: (policies/internal/glue.lp; it defines ``__top_priority`` too).
+GLUE = policies.internal("glue")
 
-#: Soft policies: each violated instance costs its weight at its priority
-#: (in strict mode only, like every preference).
-SOFT = """
-:~ __violation(I,V), __soft(I,W,P), __strict. [W@P,I,V]
-"""
+#: Soft policies: each violated instance costs its weight at its priority.
+SOFT = policies.internal("soft")
 
-#: Normal mode: hard constraints hold, soft ones cost, and the order must be
-#: acyclic. Switching the external ``__strict`` off turns the same ground
-#: program into RELAXED (planner/explain.py), so "no plan" is explained
-#: without grounding again.
-STRICT = """
-#external __strict. [true]
-:- __violation(I,_), __hard(I), __strict.
-#edge (A,B) : before(A,B), __strict.
-#minimize { 1@1000000,I,V : __violation(I,V), __hard(I), not __strict }.
-""" + SOFT
-
-#: The priority at which RELAXED counts violated hard constraints.
-RELAXED_PRIORITY = 1000000
+#: Normal mode: hard constraints hold, soft ones cost, the order is acyclic;
+#: switching the external ``__strict`` off makes it RELAXED without grounding again.
+STRICT = policies.internal("strict") + SOFT
 
 #: Explain mode: pay for each violated hard constraint, above every user priority.
-RELAXED = """
-#minimize { 1@1000000,I,V : __violation(I,V), __hard(I) }.
-""" + SOFT
+RELAXED = policies.internal("relaxed") + SOFT
+
+#: The priority at which RELAXED counts violated hard constraints (glue.lp's ``__top_priority``).
+RELAXED_PRIORITY = int(re.search(r"^#const __top_priority = (\d+)\.$", GLUE, re.M)[1])
