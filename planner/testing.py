@@ -939,7 +939,7 @@ def _coverage(projects: list[Path], seen: dict[tuple[str, int], list[tuple[str, 
             continue
         own, _ = project_policy_files(root, project_file, src)
         listed, _ = all_policy_files(project_file.policies.library, own, root, src)
-        program = load_program([f for f in listed if f[2] != "base"])
+        program = load_program([f for f in listed if f[2] != "base"], root)
         apply_enforcement(program, dict(project_file.policies.enforcement), None)
         by_file: dict[str, list[RuleInfo]] = {}
         for rule in program.rules:
