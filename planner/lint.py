@@ -82,6 +82,7 @@ class _FileFacts:
 
     defined: tuple[tuple[Sig, At], ...]
     declared: tuple[Sig, ...]  # #defined
+    constants: tuple[tuple[str, At], ...]  # #const
     reads: tuple[tuple[Sig, At], ...]
     code: tuple[tuple[str, At], ...]  # "#script" or "@name", where
 
@@ -101,6 +102,7 @@ def _at(loc: ast.Location) -> At:
 def _file_facts(statements: list[ast.AST]) -> _FileFacts:
     defined: list[tuple[Sig, At]] = []
     declared: list[Sig] = []
+    constants: list[tuple[str, At]] = []
     reads: list[tuple[Sig, At]] = []
     code: list[tuple[str, At]] = []
     for stm in statements:
@@ -112,10 +114,13 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
         if stm.ast_type == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
+        if stm.ast_type == ast.ASTType.Definition:
+            constants.append((stm.name, _at(stm.location)))
+            continue
         got, read = _split(stm)
         defined += [(sig, _at(loc)) for sig, loc in got]
         reads += [(sig, _at(loc)) for sig, loc in read]
-    return _FileFacts(tuple(defined), tuple(declared), tuple(reads), tuple(code))
+    return _FileFacts(tuple(defined), tuple(declared), tuple(constants), tuple(reads), tuple(code))
 
 
 #: Facts of the policy files linted so far, by (path, sha256 of the bytes):
@@ -176,6 +181,10 @@ def lint(program: Program) -> list[Diagnostic]:
                     pfile.display, at, f"defines '{sig[0]}/{sig[1]}', which the base library reserves",
                     "policies read it; they may define only before/2, replace/1, group/2, group_limit/2 "
                     "and predicates of their own", "reserved"))
+        for name, at in facts.constants:
+            if name.startswith("__"):
+                out.append(_diag(pfile.display, at, f"defines the constant '{name}', which ordo reserves",
+                                 "names that start with '__' are ordo's own", "reserved"))
         reads.extend((sig, at, pfile.display) for sig, at in facts.reads)
     names = sorted(f"{n}/{a}" for n, a in defined if not n.startswith("__"))
     for sig, at, display in sorted(reads, key=lambda r: (r[2], r[1])):
