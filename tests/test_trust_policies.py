@@ -13,6 +13,7 @@ codes), on a copy of examples/vfw.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,33 @@ def test_the_same_files_are_walked_once(vfw_copy: Path, monkeypatch) -> None:
     (vfw_copy / "policies" / "config-after-modules.lp").write_text(HEADER + "x(1).\n", encoding="utf-8")
     load_policies(load_project(vfw_copy))
     assert len(walked) == count + 1  # only the changed file again
+
+
+def test_includes_are_found_as_clingo_finds_them(tmp_path: Path, monkeypatch) -> None:
+    """Random texts of comments, strings, scripts and directives: every
+    #include clingo would follow is found, and clingo follows none in the text
+    ordo gives it (parse_string resolves includes from the current folder)."""
+    import random
+
+    from clingo import ast
+
+    from planner.program import _includes
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.lp").write_text("included(1).\n", encoding="utf-8")
+
+    def clingo_includes(text: str) -> bool:
+        files: list[str] = []
+        with contextlib.suppress(RuntimeError):  # a syntax error: what was parsed still counts
+            ast.parse_string(text, lambda s: files.append(s.location.begin.filename), logger=lambda *_: None)
+        return "t.lp" in files
+
+    pieces = ["%", "%*", "*%", '"', "\\", "\n", " ", "a(1).", '#include "t.lp".', "#script (python)\n", "#end.",
+              "#!", "."]
+    rng = random.Random(8)
+    for _ in range(600):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 10)))
+        found, blanked = _includes(text)
+        assert not clingo_includes(blanked), repr(text)
+        if clingo_includes(text):
+            assert any(i.target == "t.lp" for i in found), repr(text)
