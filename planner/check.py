@@ -12,10 +12,8 @@ from pathlib import Path
 
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.project import load_project, project_policy_files, read_project_file
-from planner.core import all_policy_files, apply_enforcement
+from planner.core import all_policy_files, checked_program
 from planner.facts import model_facts
-from planner.lint import lint, vocabulary_lint
-from planner.program import load_program
 from planner.solve import ground_only
 
 
@@ -30,22 +28,17 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     diagnostics += problems
     files, problems = all_policy_files(project_file.policies.library, paths, root, src)
     diagnostics += problems
-    program = load_program(files)
-    diagnostics += program.diagnostics
-    diagnostics += apply_enforcement(program, dict(project_file.policies.enforcement), src)
-    syntax_ok = not any(d.severity == "error" for d in program.diagnostics)
-    lint_found = lint(program) if syntax_ok else []
-    diagnostics += lint_found
     model = None
     try:
         model = load_project(root, request, inventory, need_request=False).model
     except DiagnosticsError as exc:
         diagnostics += exc.diagnostics
-    if model is not None and syntax_ok:
-        diagnostics += vocabulary_lint(program, model)
+    program = checked_program(files, root, dict(project_file.policies.enforcement), src, model)
+    diagnostics += program.diagnostics
     # Ground even when the models have errors (with no facts then): unsafe
-    # variables do not depend on the facts. Not with #script: it is refused.
-    if syntax_ok and not any(d.code == "script" for d in lint_found):
+    # variables do not depend on the facts. Not with #script or @-calls: they
+    # are refused, and grounding would run them.
+    if program.linted and not any(d.code == "script" for d in program.diagnostics):
         try:
             diagnostics += [d for d in ground_only(program, model_facts(model) if model else [])
                             if d.severity == "error"]

@@ -20,6 +20,7 @@ from domain.yamlsrc import Source
 from planner.decode import Decoded, decode, find_cycle, op_id
 from planner.explain import Explanation, conflicts_from, explain_cycle, explain_no_plan
 from planner.facts import model_facts
+from planner.lint import lint, vocabulary_lint
 from planner.plan import (
     CostLevel,
     Edge,
@@ -83,10 +84,30 @@ def policy_files(project: Project) -> list[tuple[Path, str, str]]:
     return files
 
 
+def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict, src: Source | None,
+                    model: Model | None = None) -> Program:
+    """The one policy pipeline of check, plan, apply, test, whatif and explain:
+    parse the files (expanding ``#include``), apply the project's enforcement
+    levels, lint (planner/lint.py; the vocabulary too when there is a
+    model). Every problem, error or warning, is in ``program.diagnostics``;
+    nothing is grounded, so nothing a refused policy says has run."""
+    program = load_program(files, root)
+    parsed = not program.errors
+    program.diagnostics += apply_enforcement(program, levels, src)
+    if parsed:
+        program.diagnostics += lint(program)
+        if model is not None:
+            program.diagnostics += vocabulary_lint(program, model)
+        program.linted = True
+    return program
+
+
 def load_policies(project: Project) -> Program:
-    program = load_program(policy_files(project))
-    program.diagnostics.extend(apply_enforcement(program, project.enforcement, project.source))
-    if any(d.severity == "error" for d in program.diagnostics):
+    """The project's policies, refused (DiagnosticsError, with the warnings
+    too) on any error ``ordo check`` would report for them."""
+    program = checked_program(policy_files(project), project.root, project.enforcement, project.source,
+                              project.model)
+    if program.errors:
         raise DiagnosticsError(program.diagnostics)
     return program
 
@@ -133,6 +154,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
     result = solve(program, facts, timeout=limit, keep_control=True)
+    result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
     control, result.control = result.control, None
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds

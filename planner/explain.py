@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import clingo
 
+import policies
 from domain.model import Model
 from planner.decode import Decoded, decode, find_cycle
 from planner.program import Program, RuleInfo
@@ -158,14 +159,8 @@ def explain_cycle(cycle: list[str], decoded: Decoded, rules: list[RuleInfo]) -> 
 
 
 #: Conflict mode: every hard constraint and every requested goal can be
-#: switched on and off by an assumption, to find a minimal conflicting set.
-SWITCHES = """
-#external __on(I) : __hard(I). [free]
-#external __goal(R) : __desired(R,_). [free]
-desired(R,S) :- __desired(R,S), __goal(R).
-:- __violation(I,_), __hard(I), __on(I).
-#edge (A,B) : before(A,B).
-"""
+#: switched on and off by an assumption (policies/internal/switches.lp).
+SWITCHES = policies.internal("switches")
 
 
 @dataclass
@@ -276,15 +271,9 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     return MinimalConflict(rules=rules, goals=goals, minimal=minimal, checks=checks, policies=names)
 
 
-#: Goal mode: every hard policy holds; requested goals may be given up, as
-#: few as possible (a correction set over goals instead of policies).
-GOAL_SWITCHES = """
-{ __keep(R) } :- __desired(R,_).
-desired(R,S) :- __desired(R,S), __keep(R).
-:- __violation(I,_), __hard(I).
-#edge (A,B) : before(A,B).
-#minimize { 1@1000000,R : __desired(R,_), not __keep(R) }.
-"""
+#: Goal mode: every hard policy holds; as few requested goals as possible are
+#: given up (policies/internal/goal-switches.lp).
+GOAL_SWITCHES = policies.internal("goal-switches")
 
 
 def goals_to_drop(program: Program, facts: list[str], model: Model, *,
@@ -297,7 +286,7 @@ def goals_to_drop(program: Program, facts: list[str], model: Model, *,
     from planner.solve import SolveResult, _ground, _search
 
     switched = ["__" + f if f.startswith("desired(") else f for f in facts]
-    ctl, _ = _ground(program, switched, GOAL_SWITCHES + "#show __keep/1.\n#show __desired/2.\n",
+    ctl, _ = _ground(program, switched, GOAL_SWITCHES,
                      ["--opt-strategy=usc,oll,disjoint", "--opt-mode=opt", "--models=0", "--parallel-mode=1"])
     result = SolveResult(status="timeout")
     started = time.monotonic()

@@ -2,7 +2,10 @@
 
 * a predicate a rule reads that no rule, fact or interface defines (usually a
   typo: reported with a did-you-mean);
-* ``#script`` in a project file (policies are data, not code);
+* ``#script`` or an ``@function(...)`` call in any policy file (policies are
+  rules, not code: nothing a policy says may run as a script);
+* a policy defining a predicate the base library reserves (``op/2``,
+  ``place/2``, a fact of the interface ...);
 * (warnings) a label key, relationship kind, type ... that a project policy
   reads but no model file uses.
 """
@@ -10,15 +13,14 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from clingo import ast
 
 from domain.errors import Diagnostic
 from planner.facts import FACT_SIGNATURES
-from planner.program import Program
-
-#: Defined by the planner's glue program in every mode.
-GLUE_SIGNATURES = frozenset({("before", 2), ("__violation", 2), ("__before", 3), ("__strict", 0)})
+from planner.program import GLUE, PolicyFile, Program
 
 Sig = tuple[str, int]
 
@@ -71,46 +73,121 @@ LABELS: frozenset[Sig] = frozenset({("__violation", 2), ("__before", 3)})
 #: What policies may define for the base library to read (policies/README.md).
 OPEN_SIGNATURES: frozenset[Sig] = frozenset({("before", 2), ("replace", 1), ("group", 2), ("group_limit", 2)})
 
+At = tuple[int, int]  # line, column
+
+
+@dataclass(frozen=True)
+class _FileFacts:
+    """What one policy file defines and reads, and the code it would run."""
+
+    defined: tuple[tuple[Sig, At], ...]
+    declared: tuple[Sig, ...]  # #defined
+    constants: tuple[tuple[str, At], ...]  # #const
+    reads: tuple[tuple[Sig, At], ...]
+    code: tuple[tuple[str, At], ...]  # "#script" or "@name", where
+
+
+def _walk(node: ast.AST) -> Iterator[ast.AST]:
+    yield node
+    for key in node.child_keys:
+        child = getattr(node, key)
+        for item in [child] if isinstance(child, ast.AST) else child or ():
+            yield from _walk(item)
+
+
+def _at(loc: ast.Location) -> At:
+    return loc.begin.line, loc.begin.column
+
+
+def _file_facts(statements: list[ast.AST]) -> _FileFacts:
+    defined: list[tuple[Sig, At]] = []
+    declared: list[Sig] = []
+    constants: list[tuple[str, At]] = []
+    reads: list[tuple[Sig, At]] = []
+    code: list[tuple[str, At]] = []
+    for stm in statements:
+        if stm.ast_type == ast.ASTType.Script:
+            code.append(("#script", _at(stm.location)))
+            continue
+        code += [(f"@{node.name}", _at(node.location)) for node in _walk(stm)
+                 if node.ast_type == ast.ASTType.Function and node.external]
+        if stm.ast_type == ast.ASTType.Defined:
+            declared.append((stm.name, stm.arity))
+            continue
+        if stm.ast_type == ast.ASTType.Definition:
+            constants.append((stm.name, _at(stm.location)))
+            continue
+        got, read = _split(stm)
+        defined += [(sig, _at(loc)) for sig, loc in got]
+        reads += [(sig, _at(loc)) for sig, loc in read]
+    return _FileFacts(tuple(defined), tuple(declared), tuple(constants), tuple(reads), tuple(code))
+
+
+#: Facts of the policy files linted so far, by (path, sha256 of the bytes):
+#: ``ordo test`` plans many cases with the same files, walking them once.
+_FACTS: dict[tuple[str, str], _FileFacts] = {}
+
+
+def _facts_of(pfile: PolicyFile) -> _FileFacts:
+    key = (str(pfile.path), pfile.sha256)
+    if key not in _FACTS:
+        if len(_FACTS) >= 512:
+            _FACTS.clear()
+        _FACTS[key] = _file_facts(pfile.statements)
+    return _FACTS[key]
+
+
+def _signatures(text: str) -> frozenset[Sig]:
+    statements: list[ast.AST] = []
+    ast.parse_string(text, statements.append)
+    facts = _file_facts(statements)
+    return frozenset(sig for sig, _ in facts.defined) | frozenset(facts.declared)
+
+
+#: Defined by the planner's glue program (policies/internal/glue.lp) in every mode.
+GLUE_SIGNATURES = _signatures(GLUE)
+
 
 def lint(program: Program) -> list[Diagnostic]:
     defined: set[Sig] = set(FACT_SIGNATURES) | set(GLUE_SIGNATURES)
-    reads: list[tuple[Sig, ast.Location, str]] = []
+    reads: list[tuple[Sig, At, str]] = []
     out: list[Diagnostic] = []
     reserved: set[Sig] = set(FACT_SIGNATURES)
     for pfile in program.files:
         if pfile.origin == "base":
-            for stm in pfile.statements:
-                reserved.update(sig for sig, _ in _split(stm)[0])
+            reserved.update(sig for sig, _ in _facts_of(pfile).defined)
     reserved -= OPEN_SIGNATURES
     for pfile in program.files:
+        facts = _facts_of(pfile)
         if pfile.origin != "base" and not pfile.meta.declared:
             out.append(Diagnostic(
                 file=pfile.display, line=1, column=1, summary="policy has no metadata",
                 detail="start the file with '%@ name:', '%@ description:', '%@ owner:' and '%@ enforcement:' lines",
                 severity="warning", code="metadata"))
-        for stm in pfile.statements:
-            if stm.ast_type == ast.ASTType.Script and pfile.origin == "project":
-                out.append(_diag(pfile.display, stm.location, "#script is not allowed in policy files",
-                                 "policies are rules, not code; ask for a new interface predicate instead",
-                                 "script"))
-            if stm.ast_type == ast.ASTType.Defined:
-                defined.add((stm.name, stm.arity))
-                continue
-            got, read = _split(stm)
-            defined.update(sig for sig, _ in got)
-            if pfile.origin != "base":
-                for sig, loc in got:
-                    if sig in LABELS:
-                        continue  # the labelling rewrite's own heads (planner/program.py)
-                    if sig in reserved or sig[0].startswith("__"):
-                        out.append(_diag(
-                            pfile.display, loc, f"defines '{sig[0]}/{sig[1]}', which the base library reserves",
-                            "policies read it; they may define only before/2, replace/1, group/2, group_limit/2 "
-                            "and predicates of their own", "reserved"))
-            if pfile.origin != "base":
-                reads.extend((sig, loc, pfile.display) for sig, loc in read)
+        for what, at in facts.code:
+            summary = ("#script is not allowed in policy files" if what == "#script" else
+                       f"'{what}(...)' calls a script function: not allowed in policy files")
+            out.append(_diag(pfile.display, at, summary,
+                             "policies are rules, not code; ask for a new interface predicate instead", "script"))
+        defined.update(sig for sig, _ in facts.defined)
+        defined.update(facts.declared)
+        if pfile.origin == "base":
+            continue
+        for sig, at in facts.defined:
+            if sig in LABELS:
+                continue  # the labelling rewrite's own heads (planner/program.py)
+            if sig in reserved or sig[0].startswith("__"):
+                out.append(_diag(
+                    pfile.display, at, f"defines '{sig[0]}/{sig[1]}', which the base library reserves",
+                    "policies read it; they may define only before/2, replace/1, group/2, group_limit/2 "
+                    "and predicates of their own", "reserved"))
+        for name, at in facts.constants:
+            if name.startswith("__"):
+                out.append(_diag(pfile.display, at, f"defines the constant '{name}', which ordo reserves",
+                                 "names that start with '__' are ordo's own", "reserved"))
+        reads.extend((sig, at, pfile.display) for sig, at in facts.reads)
     names = sorted(f"{n}/{a}" for n, a in defined if not n.startswith("__"))
-    for sig, loc, display in sorted(reads, key=lambda r: (r[2], r[1].begin.line, r[1].begin.column)):
+    for sig, at, display in sorted(reads, key=lambda r: (r[2], r[1])):
         if sig in defined:
             continue
         text = f"{sig[0]}/{sig[1]}"
@@ -122,13 +199,13 @@ def lint(program: Program) -> list[Diagnostic]:
             detail = f"did you mean '{close[0]}'?"
         else:
             detail = "no rule, fact or interface predicate defines it"
-        out.append(_diag(display, loc, f"predicate '{text}' is read but never defined", detail, "undefined"))
+        out.append(_diag(display, at, f"predicate '{text}' is read but never defined", detail, "undefined"))
         defined.add(sig)  # report each once
     return out
 
 
-def _diag(display: str, loc: ast.Location, summary: str, detail: str, code: str) -> Diagnostic:
-    return Diagnostic(file=display, line=loc.begin.line, column=loc.begin.column, summary=summary,
+def _diag(display: str, at: At, summary: str, detail: str, code: str) -> Diagnostic:
+    return Diagnostic(file=display, line=at[0], column=at[1], summary=summary,
                       detail=detail, severity="error", code=code)
 
 

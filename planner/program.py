@@ -24,7 +24,9 @@ from pathlib import Path
 import clingo
 from clingo import ast
 
+import policies
 from domain.errors import Diagnostic
+from domain.project import display_path
 from planner.metadata import PolicyMeta, read_metadata
 
 _MSG = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?: (?P<sev>\w+): (?P<text>.*)$",
@@ -66,6 +68,15 @@ class Program:
     files: list[PolicyFile]
     rules: list[RuleInfo]
     diagnostics: list[Diagnostic]
+    linted: bool = False  # parsed without errors and linted (planner.core.checked_program)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity != "error"]
 
     @property
     def has_objective(self) -> bool:
@@ -172,41 +183,202 @@ def _comment_before(lines: list[str], line: int) -> str:
     return " ".join(out)
 
 
-def load_program(files: list[tuple[Path, str, str]]) -> Program:
-    """Parse (path, display name, origin) files; collect syntax errors of all."""
+def load_program(files: list[tuple[Path, str, str]], root: Path) -> Program:
+    """Parse (path, display name, origin) files and the files they
+    ``#include``; collect the syntax errors of all.
+
+    ordo expands ``#include`` itself, so clingo never opens a file: an
+    included file must be inside ``root`` (the project folder; for ordo's own
+    files, the policy library) and becomes a policy file of its own, with its
+    own name in messages and in the plan's digest. Without a ``%@`` header it
+    is part of the policy that includes it. As in clingo, a file is loaded
+    once, however often it is included."""
     rules: list[RuleInfo] = []
     diagnostics: list[Diagnostic] = []
     parsed: list[PolicyFile] = []
-    for path, display, origin in files:
-        pfile = PolicyFile(path=path, display=display, origin=origin)
-        messages: list[str] = []
-        try:
-            raw = path.read_bytes()
-            source = raw.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            diagnostics.append(Diagnostic(file=display, summary=f"cannot read policy file: {exc}"))
+    seen = {path.resolve() for path, _, _ in files}
+    todo: list[tuple[Path, str, str, PolicyMeta | None]] = [(p, d, o, None) for p, d, o in reversed(files)]
+    while todo:
+        path, display, origin, parent = todo.pop()
+        pfile, includes = _parse_file(path, display, origin, parent, rules, diagnostics)
+        if pfile is None:
             continue
-        pfile.sha256 = hashlib.sha256(raw).hexdigest()
-        lines = source.splitlines()
-        pfile.meta, problems = read_metadata(source, display, policy_name(display))
-        if origin == "base":
-            pfile.meta = PolicyMeta(name=pfile.meta.name, description=pfile.meta.description,
-                                    owner=pfile.meta.owner or "ordo", declared=True)  # always hard
-        diagnostics.extend(problems)
-
-        def on_statement(stm: ast.AST, pfile: PolicyFile = pfile, lines: list[str] = lines) -> None:
-            pfile.statements.append(_label(stm, pfile, rules, lines))
-
-        try:
-            ast.parse_files([str(path)], on_statement,
-                            logger=lambda _code, msg, out=messages: out.append(msg), message_limit=50)
-        except RuntimeError:
-            if not messages:
-                messages.append(f"{path}:1:1: error: could not parse the file")
-        for msg in messages:
-            diagnostics.append(parse_message(msg, {str(path): display}))
         parsed.append(pfile)
+        found = []
+        for include in includes:
+            target = _resolve_include(pfile, include, root, diagnostics)
+            if target is not None and target not in seen:
+                seen.add(target)
+                found.append((target, _included_display(pfile, target, root), origin, pfile.meta))
+        todo.extend(reversed(found))
     return Program(files=parsed, rules=rules, diagnostics=diagnostics)
+
+
+def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None, rules: list[RuleInfo],
+                diagnostics: list[Diagnostic]) -> tuple[PolicyFile | None, list[_Include]]:
+    """One policy file, parsed and labelled, and the ``#include`` directives it holds."""
+    pfile = PolicyFile(path=path, display=display, origin=origin)
+    messages: list[str] = []
+    try:
+        raw = path.read_bytes()
+        source = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        diagnostics.append(Diagnostic(file=display, summary=f"cannot read policy file: {exc}"))
+        return None, []
+    pfile.sha256 = hashlib.sha256(raw).hexdigest()
+    lines = source.splitlines()
+    pfile.meta, problems = read_metadata(source, display, policy_name(display))
+    if parent is not None and not pfile.meta.declared:
+        pfile.meta = parent
+    if origin == "base":
+        pfile.meta = PolicyMeta(name=pfile.meta.name, description=pfile.meta.description,
+                                owner=pfile.meta.owner or "ordo", declared=True)  # always hard
+    diagnostics.extend(problems)
+    includes, text = _includes(source)
+    relocate = _Relocate(str(path)) if includes or text != source else None
+
+    def on_statement(stm: ast.AST) -> None:
+        if relocate is not None:
+            stm = relocate(stm)
+        pfile.statements.append(_label(stm, pfile, rules, lines))
+
+    log = {"logger": lambda _code, msg: messages.append(msg), "message_limit": 50}
+    try:
+        if relocate is None:
+            ast.parse_files([str(path)], on_statement, **log)
+        else:
+            ast.parse_string(text, on_statement, **log)
+    except RuntimeError:
+        if not messages:
+            messages.append(f"{path}:1:1: error: could not parse the file")
+    for msg in messages:
+        diagnostics.append(parse_message(msg, {str(path): display, "<string>": display}))
+    return pfile, includes
+
+
+@dataclass(frozen=True)
+class _Include:
+    """One ``#include`` directive: where it is, and the file it names
+    (None when it does not name a file in quotes)."""
+
+    line: int
+    column: int
+    target: str | None
+
+
+#: clingo's lexer (libgringo nongroundlexer): a string, a directive.
+_STRING = r'"(?:[^\\"\n]|\\"|\\\\|\\n)*"'
+_STRING_RE = re.compile(_STRING)
+_DIRECTIVE = re.compile(r"#include(?![A-Za-z0-9_])\s*(?:(" + _STRING + r")\s*\.)?")
+_KEYWORD_END = re.compile(r"(?![A-Za-z0-9_])")
+
+
+def _includes(source: str) -> tuple[list[_Include], str]:
+    """The ``#include`` directives of a policy file, and its text with each
+    one blanked (lines and columns kept) for clingo to parse. Comments,
+    strings and ``#script`` blocks are skipped as clingo's lexer skips them;
+    an ``#include`` anywhere outside a string is blanked, so clingo never
+    follows one."""
+    if "#include" not in source:
+        return [], source
+    found: list[_Include] = []
+    strings: list[tuple[int, int]] = []
+    spans: list[tuple[int, int]] = []
+    index, depth, size = 0, 0, len(source)
+    while index < size:
+        if depth:  # in a block comment: they nest, and a '%' starts a line comment
+            if source.startswith("*%", index):
+                depth, index = depth - 1, index + 2
+            elif source.startswith("%*", index):
+                depth, index = depth + 1, index + 2
+            elif source[index] == "%":
+                index = _line_end(source, index)
+            else:
+                index += 1
+        elif source.startswith("%*", index):
+            depth, index = 1, index + 2
+        elif source[index] == "%" or source.startswith("#!", index):
+            index = _line_end(source, index)
+        elif source[index] == '"':
+            match = _STRING_RE.match(source, index)
+            end = match.end() if match else index + 1
+            strings.append((index, end))
+            index = end
+        elif source.startswith("#script", index) and _KEYWORD_END.match(source, index + 7):
+            end = source.find("#end", index)
+            index = size if end < 0 else end + 4
+        elif source.startswith("#include", index) and _KEYWORD_END.match(source, index + 8):
+            match = _DIRECTIVE.match(source, index)
+            assert match is not None
+            line = source.count("\n", 0, index) + 1
+            column = index - source.rfind("\n", 0, index)
+            found.append(_Include(line, column, _unquote(match[1][1:-1]) if match[1] else None))
+            spans.append((index, match.end()))
+            index = match.end()
+        else:
+            index += 1
+    start = source.find("#include")
+    while start >= 0:  # the rest, in comments and scripts: clingo skips them too, blanked all the same
+        if not any(a <= start < b for a, b in strings):
+            spans.append((start, start + 8))
+        start = source.find("#include", start + 8)
+    chars = list(source)
+    for a, b in spans:
+        chars[a:b] = [c if c == "\n" else " " for c in source[a:b]]
+    return found, "".join(chars)
+
+
+def _line_end(source: str, index: int) -> int:
+    end = source.find("\n", index)
+    return len(source) if end < 0 else end
+
+
+def _unquote(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], text)
+
+
+class _Relocate(ast.Transformer):
+    """Gives every node of a statement parsed from a string its file's name."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def visit(self, node: ast.AST, *args, **kwargs) -> ast.AST:
+        changed = self.visit_children(node)
+        if "location" in node.keys():  # noqa: SIM118 (an AST is no mapping)
+            loc = node.location
+            changed["location"] = ast.Location(loc.begin._replace(filename=self.filename),
+                                               loc.end._replace(filename=self.filename))
+        return node.update(**changed)
+
+
+def _resolve_include(pfile: PolicyFile, include: _Include, root: Path,
+                     diagnostics: list[Diagnostic]) -> Path | None:
+    """The file an ``#include`` names, if it may be loaded; else a diagnostic."""
+    folder = root if pfile.origin == "project" else Path(policies.__file__).parent
+
+    def problem(summary: str, detail: str) -> None:
+        diagnostics.append(Diagnostic(file=pfile.display, line=include.line, column=include.column,
+                                      summary=summary, detail=detail, code="include"))
+
+    if include.target is None:
+        problem('expected #include "FILE".', "a policy includes a file of the project by its path, in quotes")
+        return None
+    target = (pfile.path.parent / include.target).resolve()
+    if not target.is_relative_to(folder.resolve()):
+        problem(f"#include of '{include.target}': outside the project folder",
+                "a policy may include only files inside the project folder, where ordo.yaml is")
+        return None
+    if not target.is_file():
+        problem("file could not be opened:", include.target)
+        return None
+    return target
+
+
+def _included_display(pfile: PolicyFile, target: Path, root: Path) -> str:
+    if pfile.origin == "project":
+        return display_path(target, root)
+    return f"{pfile.display.rsplit('/', 1)[0]}/{target.name}"
 
 
 def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[str]) -> ast.AST:
@@ -255,46 +427,19 @@ def _text(lines: list[str], loc: ast.Location) -> str:
     return " ".join(" ".join(chunk).split())
 
 
-#: Added in every mode: how the labelled heads feed the rest of the program.
-GLUE = """
-before(A,B) :- __before(A,B,_).
-#defined __violation/2.
-#defined __before/3.
-#defined __hard/1.
-#defined __strict/0.
-#defined __soft/3.
-#defined __advisory/1.
-#show op/2.
-#show __before/3.
-#show place/2.
-#show goal/2.
-#show why/2.
-#show __violation/2.
-#show group/2.
-#show group_limit/2.
-"""
+#: Added in every mode: how the labelled heads feed the rest of the program
+#: (policies/internal/glue.lp; it defines ``__top_priority`` too).
+GLUE = policies.internal("glue")
 
-#: Soft policies: each violated instance costs its weight at its priority
-#: (in strict mode only, like every preference).
-SOFT = """
-:~ __violation(I,V), __soft(I,W,P), __strict. [W@P,I,V]
-"""
+#: Soft policies: each violated instance costs its weight at its priority.
+SOFT = policies.internal("soft")
 
-#: Normal mode: hard constraints hold, soft ones cost, and the order must be
-#: acyclic. Switching the external ``__strict`` off turns the same ground
-#: program into RELAXED (planner/explain.py), so "no plan" is explained
-#: without grounding again.
-STRICT = """
-#external __strict. [true]
-:- __violation(I,_), __hard(I), __strict.
-#edge (A,B) : before(A,B), __strict.
-#minimize { 1@1000000,I,V : __violation(I,V), __hard(I), not __strict }.
-""" + SOFT
-
-#: The priority at which RELAXED counts violated hard constraints.
-RELAXED_PRIORITY = 1000000
+#: Normal mode: hard constraints hold, soft ones cost, the order is acyclic;
+#: switching the external ``__strict`` off makes it RELAXED without grounding again.
+STRICT = policies.internal("strict") + SOFT
 
 #: Explain mode: pay for each violated hard constraint, above every user priority.
-RELAXED = """
-#minimize { 1@1000000,I,V : __violation(I,V), __hard(I) }.
-""" + SOFT
+RELAXED = policies.internal("relaxed") + SOFT
+
+#: The priority at which RELAXED counts violated hard constraints (glue.lp's ``__top_priority``).
+RELAXED_PRIORITY = int(re.search(r"^#const __top_priority = (\d+)\.$", GLUE, re.M)[1])

@@ -901,19 +901,10 @@ def _exercised(outcome: Outcome, root: Path) -> set[tuple[str, int]]:
     return keys
 
 
-#: The probe: one constraint of the project's or the library's policies
-#: (``__probe``) costs least of all, below every preference; every other
-#: constraint is enforced as usual. If the probe's optimum violates it, the
-#: constraint held this test's plan back from a preferred one.
-#: (``__strict`` holds: preferences count, as when planning.)
-PROBE = """
-#defined __probe/1.
-__strict.
-:- __violation(I,_), __hard(I), not __probe(I).
-:~ __violation(I,V), __soft(I,W,P), not __probe(I). [W@P,I,V]
-:~ __violation(I,V), __probe(I). [1@-1000000,I,V]
-#edge (A,B) : before(A,B).
-"""
+#: The probe (policies/internal/probe.lp): one constraint costs least of all,
+#: below every preference; every other one is enforced as usual. If the
+#: probe's optimum violates it, the constraint held the case's plan back.
+PROBE = policies.internal("probe")
 
 
 def _bites(done: CaseRun, key: tuple[str, int]) -> bool:
@@ -948,7 +939,7 @@ def _coverage(projects: list[Path], seen: dict[tuple[str, int], list[tuple[str, 
             continue
         own, _ = project_policy_files(root, project_file, src)
         listed, _ = all_policy_files(project_file.policies.library, own, root, src)
-        program = load_program([f for f in listed if f[2] != "base"])
+        program = load_program([f for f in listed if f[2] != "base"], root)
         apply_enforcement(program, dict(project_file.policies.enforcement), None)
         by_file: dict[str, list[RuleInfo]] = {}
         for rule in program.rules:

@@ -27,3 +27,9 @@ def library() -> dict[str, Path]:
 def replan_files() -> list[Path]:
     """Loaded only when the executor re-plans after a failure (stability)."""
     return sorted(_folder("replan").glob("*.lp"))
+
+
+def internal(name: str) -> str:
+    """The text of one of the planner's own programs (``internal/NAME.lp``):
+    the glue and the solving modes, added to every Control with the policies."""
+    return (_folder("internal") / f"{name}.lp").read_text(encoding="utf-8")

@@ -1,0 +1,258 @@
+"""What `ordo check` refuses in a policy never runs (issue 8, "Policies").
+
+plan, apply, test, whatif and explain load policies through the same
+pipeline as check (planner.core.checked_program): a typo, a wrong arity, a
+reserved predicate, #script or an @-call is refused before grounding, with
+check's message at file:line, exit 1 and no traceback. `#include` is
+expanded by ordo: confined to the project folder, every included file in the
+plan's digest, its rules cited at their own file:line.
+
+The CLI runs in-process through ``ordo.cli.main`` (where errors become exit
+codes), on a copy of examples/vfw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from ordo.cli import main
+from planner import lint
+from planner.check import check
+
+HEADER = "%@ name: gold-tier\n%@ description: test policy\n%@ owner: tests\n%@ enforcement: hard\n"
+POLICY = "policies/gold-tier.lp"  # its rule is on line 5, after the header
+
+
+def add_policy(project: Path, text: str, name: str = POLICY) -> Path:
+    """Write a policy file under the project and list it in ordo.yaml."""
+    path = project / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    ordo_yaml = project / "ordo.yaml"
+    listed = "    - policies/config-after-modules.lp\n"
+    ordo_yaml.write_text(ordo_yaml.read_text(encoding="utf-8").replace(listed, listed + f"    - {name}\n"),
+                         encoding="utf-8")
+    return path
+
+
+def ordo(capsys: pytest.CaptureFixture, *args: str | Path) -> tuple[int, str]:
+    """Run the CLI in-process: (exit code, stdout + stderr). An exception other
+    than SystemExit (a traceback for a user) fails the test by itself."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def commands(project: Path) -> dict[str, list[str | Path]]:
+    """Every command that plans, as a user runs it."""
+    return {
+        "plan": ["plan", "-C", project],
+        "apply": ["apply", "-C", project, "--auto-approve", "--journal", project / "j" / "journal.db"],
+        "test": ["test", "-C", project, project / "tests" / "ordering_test.yaml"],
+        "whatif": ["whatif", "-C", project, "--target-down", "region-two"],
+        "explain": ["explain", "-C", project],
+        "explain-conflict": ["explain", "-C", project, "--conflict"],
+    }
+
+
+BROKEN = [
+    pytest.param(':- place(R,T), lable(R,"tier","gold"), not target_label(T,"tier","gold").\n',
+                 "policies/gold-tier.lp:5:16: error: predicate 'lable/3' is read but never defined "
+                 "(did you mean 'label/3'?)", id="typo"),
+    pytest.param(':- place(R,T), label(R,"gold"), not target_label(T,"tier","gold").\n',
+                 "policies/gold-tier.lp:5:16: error: predicate 'label/2' is read but never defined "
+                 "(did you mean 'label/3'? (same name, other arity))", id="arity"),
+    pytest.param('op("vfw","reboot").\n',
+                 "policies/gold-tier.lp:5:1: error: defines 'op/2', which the base library reserves", id="op"),
+    pytest.param('place("vfw","region-two").\n',
+                 "policies/gold-tier.lp:5:1: error: defines 'place/2', which the base library reserves",
+                 id="place"),
+    pytest.param('current("vfw","active").\n',
+                 "policies/gold-tier.lp:5:1: error: defines 'current/2', which the base library reserves",
+                 id="current"),
+    pytest.param("#const __top_priority = 1.\n",
+                 "policies/gold-tier.lp:5:1: error: defines the constant '__top_priority', which ordo reserves",
+                 id="const"),
+    pytest.param("#script (python)\nimport os\n#end.\n",
+                 "policies/gold-tier.lp:5:1: error: #script is not allowed in policy files", id="script"),
+    pytest.param('x(@system("id")).\n',
+                 "policies/gold-tier.lp:5:3: error: '@system(...)' calls a script function: "
+                 "not allowed in policy files", id="at-call"),
+    pytest.param('y :- z(@main).\nz(1).\n',
+                 "policies/gold-tier.lp:5:8: error: '@main(...)' calls a script function: "
+                 "not allowed in policy files", id="at-call-body"),
+    pytest.param('#include "/etc/passwd".\n',
+                 "policies/gold-tier.lp:5:1: error: #include of '/etc/passwd': outside the project folder",
+                 id="include-absolute"),
+    pytest.param('#include "../../outside.lp".\n',
+                 "policies/gold-tier.lp:5:1: error: #include of '../../outside.lp': outside the project folder",
+                 id="include-relative"),
+    pytest.param("#include <incmode>.\n",
+                 "policies/gold-tier.lp:5:1: error: expected #include \"FILE\".", id="include-library"),
+]
+
+
+@pytest.mark.parametrize(("rule", "message"), BROKEN)
+def test_every_command_refuses_what_check_refuses(vfw_copy: Path, capsys, rule: str, message: str) -> None:
+    (vfw_copy.parent / "outside.lp").write_text("x(1).\n", encoding="utf-8")
+    add_policy(vfw_copy, HEADER + rule)
+    checked = [str(d) for d in check(vfw_copy) if d.severity == "error"]
+    assert any(line.startswith(message) for line in checked), checked
+    for name, args in commands(vfw_copy).items():
+        code, text = ordo(capsys, *args)
+        assert code == 1, f"ordo {name}: exit {code}\n{text}"
+        assert message in text, f"ordo {name}:\n{text}"
+        assert "Traceback" not in text and "grounding failed" not in text, f"ordo {name}:\n{text}"
+
+
+def test_a_script_function_is_never_called(vfw_copy: Path, capsys, monkeypatch) -> None:
+    """clingo looks @-functions up in __main__: a policy's call must be refused
+    before grounding, by check too (which grounds to find unsafe variables)."""
+    import __main__
+
+    calls = []
+    monkeypatch.setattr(__main__, "ordo_test_probe", lambda *a: calls.append(a) or a[0], raising=False)
+    add_policy(vfw_copy, HEADER + "x(@ordo_test_probe(1)).\n")
+    assert [d.code for d in check(vfw_copy) if d.severity == "error"] == ["script"]
+    for args in commands(vfw_copy).values():
+        assert ordo(capsys, *args)[0] == 1
+    assert calls == []
+
+
+def test_warnings_are_printed_never_fatal(vfw_copy: Path, capsys) -> None:
+    add_policy(vfw_copy, HEADER + ':- place(R,T), label(R,"tier","gold"), not target_label(T,"tier","gold").\n')
+    code, text = ordo(capsys, "plan", "-C", vfw_copy)
+    assert code == 0, text
+    assert ("Warning: policies/gold-tier.lp:5:16: warning: label key 'tier' is not used by any model file"
+            in text), text
+
+
+# --- #include ------------------------------------------------------------------------
+
+
+def test_included_rules_cite_their_own_file_and_line(vfw_copy: Path, capsys) -> None:
+    add_policy(vfw_copy, HEADER + '#include "regions/none.lp".\n')
+    (vfw_copy / "policies" / "regions").mkdir()
+    (vfw_copy / "policies" / "regions" / "none.lp").write_text(
+        "% no VNF in any region\n\n:- place(R,T).\n", encoding="utf-8")
+    code, text = ordo(capsys, "plan", "-C", vfw_copy)
+    assert code == 3, text
+    assert "gold-tier (policies/regions/none.lp:3)" in text, text  # part of the including policy
+    assert "rule: :- place(R,T)." in text, text
+    assert "gold-tier.lp:3" not in text and "gold-tier.lp:5" not in text, text
+
+
+def test_included_file_with_a_header_is_a_policy_of_its_own(vfw_copy: Path, capsys) -> None:
+    add_policy(vfw_copy, HEADER + '#include "none.lp".\n')
+    (vfw_copy / "policies" / "none.lp").write_text(
+        "%@ name: nowhere\n%@ enforcement: advisory\n:- place(R,T).\n", encoding="utf-8")
+    code, text = ordo(capsys, "plan", "-C", vfw_copy, "--format", "json")
+    assert code == 0, text
+    assert '"policy":"nowhere"' in text and '"file":"policies/none.lp","line":3' in text, text
+
+
+def test_included_files_are_in_the_digest(vfw_copy: Path, capsys) -> None:
+    add_policy(vfw_copy, HEADER + '#include "inc/extra.lp".\n')
+    included = vfw_copy / "policies" / "inc" / "extra.lp"
+    included.parent.mkdir()
+    included.write_text("extra(1).\n", encoding="utf-8")
+    saved = vfw_copy / "plan.json"
+    code, text = ordo(capsys, "plan", "-C", vfw_copy, "--out", saved)
+    assert code == 0, text
+    assert '"path":"policies/inc/extra.lp"' in saved.read_text(encoding="utf-8")
+    included.write_text("extra(2).\n", encoding="utf-8")
+    code, text = ordo(capsys, "apply", saved, "-C", vfw_copy, "--auto-approve",
+                      "--journal", vfw_copy / "j" / "journal.db")
+    assert code == 1, text
+    assert "stale: policies/inc/extra.lp changed since it was made" in text, text
+
+
+def test_include_through_a_symlink_out_of_the_project_is_refused(vfw_copy: Path, capsys) -> None:
+    outside = vfw_copy.parent / "secret.lp"
+    outside.write_text("secret(1).\n", encoding="utf-8")
+    (vfw_copy / "policies" / "link.lp").symlink_to(outside)
+    add_policy(vfw_copy, HEADER + '#include "link.lp".\n')
+    code, text = ordo(capsys, "plan", "-C", vfw_copy)
+    assert code == 1, text
+    assert "policies/gold-tier.lp:5:1: error: #include of 'link.lp': outside the project folder" in text, text
+
+
+def test_include_in_a_comment_or_string_is_no_directive(vfw_copy: Path) -> None:
+    add_policy(vfw_copy, HEADER + '% #include "/etc/passwd".\n%* %* #include "/etc/passwd". *% *%\n'
+                                  'note("#include \\"/etc/passwd\\".").\n:- note(X), X = "x".\n')
+    assert [str(d) for d in check(vfw_copy) if d.severity == "error"] == []
+
+
+def test_include_once_and_cycles(vfw_copy: Path, capsys) -> None:
+    """As in clingo, a file is loaded once however often it is included:
+    a cycle is harmless, and a rule is not counted twice."""
+    add_policy(vfw_copy, HEADER + '#include "a.lp".\n#include "b.lp".\n')
+    (vfw_copy / "policies" / "a.lp").write_text('#include "b.lp".\nfrom_a(1).\n', encoding="utf-8")
+    (vfw_copy / "policies" / "b.lp").write_text('#include "a.lp".\n:- from_a(1), place("vfw","region-one").\n',
+                                                encoding="utf-8")
+    assert [str(d) for d in check(vfw_copy) if d.severity == "error"] == []
+    code, text = ordo(capsys, "plan", "-C", vfw_copy, "--format", "json")
+    assert code == 0, text
+    inputs = [line for line in ("policies/a.lp", "policies/b.lp") if f'"path":"{line}"' in text]
+    assert inputs == ["policies/a.lp", "policies/b.lp"], text
+
+
+# --- one pipeline, linted once per file --------------------------------------------
+
+
+def test_the_same_files_are_walked_once(vfw_copy: Path, monkeypatch) -> None:
+    """`ordo test` loads the policies for every case: each file's facts are
+    kept by path and content, so the lint walks a file once."""
+    from domain.project import load_project
+    from planner.core import load_policies
+
+    walked = []
+    real = lint._file_facts
+    monkeypatch.setattr(lint, "_FACTS", {})
+    monkeypatch.setattr(lint, "_file_facts", lambda statements: walked.append(1) or real(statements))
+    project = load_project(vfw_copy)
+    first = load_policies(project)
+    count = len(walked)
+    assert count == len(first.files)
+    load_policies(project)
+    assert len(walked) == count
+    (vfw_copy / "policies" / "config-after-modules.lp").write_text(HEADER + "x(1).\n", encoding="utf-8")
+    load_policies(load_project(vfw_copy))
+    assert len(walked) == count + 1  # only the changed file again
+
+
+def test_includes_are_found_as_clingo_finds_them(tmp_path: Path, monkeypatch) -> None:
+    """Random texts of comments, strings, scripts and directives: every
+    #include clingo would follow is found, and clingo follows none in the text
+    ordo gives it (parse_string resolves includes from the current folder)."""
+    import random
+
+    from clingo import ast
+
+    from planner.program import _includes
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.lp").write_text("included(1).\n", encoding="utf-8")
+
+    def clingo_includes(text: str) -> bool:
+        files: list[str] = []
+        with contextlib.suppress(RuntimeError):  # a syntax error: what was parsed still counts
+            ast.parse_string(text, lambda s: files.append(s.location.begin.filename), logger=lambda *_: None)
+        return "t.lp" in files
+
+    pieces = ["%", "%*", "*%", '"', "\\", "\n", " ", "a(1).", '#include "t.lp".', "#script (python)\n", "#end.",
+              "#!", "."]
+    rng = random.Random(8)
+    for _ in range(600):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 10)))
+        found, blanked = _includes(text)
+        assert not clingo_includes(blanked), repr(text)
+        if clingo_includes(text):
+            assert any(i.target == "t.lp" for i in found), repr(text)
