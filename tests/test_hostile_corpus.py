@@ -105,6 +105,10 @@ def generate(spec: dict, root: Path, path: Path) -> bytes | None:
         os.symlink(other.name, path)
         os.symlink(path.name, other)
         return None
+    if kind == "symlink":
+        path.unlink(missing_ok=True)
+        os.symlink(spec["to"], path)
+        return None
     if kind == "folder":
         path.unlink(missing_ok=True)
         path.mkdir()
