@@ -654,7 +654,7 @@ class Executor:
             res = model.resources[op.resource]
             if done.error is None:
                 rs.done.add(oid)
-                rs.in_doubt.discard(oid)
+                _moved_on(rs, op.resource)
                 rs.touched.add(op.resource)
                 outputs = done.outputs or {}
                 if outputs:
@@ -728,10 +728,15 @@ class Executor:
                                   target=target or self._target(rs, model, res.name))
             rs.records[res.name] = record
             state[res.name] = record
-            events.append(Event("observed", data={"resource": res.name, "state": now_state, "target": target}))
-            for op in ops:
-                if op.from_state != op.to_state and now_state in (op.from_state, op.to_state):
-                    rs.in_doubt.discard(op.id)  # the state says whether it was applied
+            data = {"resource": res.name, "state": now_state, "target": target}
+            # In doubt no longer where the state says whether it was applied: journaled, so that
+            # a resumed run knows it too (a later execution of the operation gets a new key).
+            settled = sorted(op.id for op in ops if op.id in rs.in_doubt and op.from_state != op.to_state
+                             and now_state in (op.from_state, op.to_state))
+            if settled:
+                data["settled"] = settled
+                rs.in_doubt.difference_update(settled)
+            events.append(Event("observed", data=data))
         facts = []
         for failure in rs.failures:
             rs.failed.add((failure.resource, failure.operation))
@@ -794,8 +799,10 @@ class Executor:
             self.listener(ev)
 
     def _key(self, rs: _RunState, oid: str) -> str:
-        """One key per intent: an operation in doubt keeps the key it was sent
-        with (even into a new plan), so the controller can tell it was applied."""
+        """A key names one attempt at one effect. An operation in doubt keeps the key it
+        was sent with (even into a new plan), so the controller can tell it was applied;
+        once that is settled (a result on its resource, or an observation that tells),
+        running it again is a new attempt, under the key of the plan it is in."""
         if oid in rs.in_doubt and oid in rs.keys:
             return rs.keys[oid]
         rs.keys[oid] = f"ordo:{self.journal.id[:12]}:{rs.run}:{rs.plan_no}:{oid}"
@@ -903,11 +910,14 @@ class Executor:
                     rs.keys[ev.op] = ev.key
                 targets[ev.op] = data.get("target")
             elif ev.kind == "result":
+                resource = ev.op.rpartition("/")[0]
                 rs.done.add(ev.op)
-                rs.in_doubt.discard(ev.op)
+                _moved_on(rs, resource)
                 if data.get("outputs"):
-                    rs.outputs.setdefault(ev.op.rsplit("/", 1)[0], {}).update(data["outputs"])
-                rs.touched.add(ev.op.rsplit("/", 1)[0])
+                    rs.outputs.setdefault(resource, {}).update(data["outputs"])
+                rs.touched.add(resource)
+            elif ev.kind == "observed":
+                rs.in_doubt.difference_update(data.get("settled", ()))
             elif ev.kind in ("retry", "failed"):
                 if not data.get("in_doubt"):
                     rs.in_doubt.discard(ev.op)
@@ -932,6 +942,12 @@ class Executor:
 # --- pure helpers ---------------------------------------------------------------
 
 _MISSING = object()
+
+
+def _moved_on(rs: _RunState, resource: str) -> None:
+    """An operation on ``resource`` has a result: no earlier attempt on it is in doubt any more
+    (its key names a settled attempt; the operation, if run again, gets a new key)."""
+    rs.in_doubt.difference_update([oid for oid in rs.in_doubt if oid.rpartition("/")[0] == resource])
 
 
 def _resolve(value: Any, value_of: Callable[[str, str], Any]) -> Any:
