@@ -55,7 +55,7 @@ from executor.controllers import (
     TransientError,
     make_controllers,
 )
-from executor.journal import Event, Journal, JournalError
+from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
 from planner.core import Outcome, make_plan
 from planner.plan import Plan, PlannedOperation
 from planner.schedule import bottom_levels
@@ -161,6 +161,7 @@ class _RunState:
     """What one run knows; rebuilt from the journal on resume."""
 
     run: int
+    seq: int = 0                 # the last event read back (resume)
     plan: Plan | None = None
     plan_no: int = 0
     project: Project | None = None
@@ -213,13 +214,20 @@ class Executor:
         """Drain: dispatch nothing new, let in-flight calls finish, save state (Ctrl-C once)."""
         self._stop.set()
 
-    def apply(self, project: Project, plan: Plan) -> RunResult:
-        """Start a run of ``plan`` (made from ``project``) and carry it to an end."""
+    def apply(self, project: Project, plan: Plan, *, supersede: bool = False) -> RunResult:
+        """Start a run of ``plan`` (made from ``project``) and carry it to an end. Refused while an
+        earlier run can be resumed, unless ``supersede`` ends it (for good) in favour of this one."""
         request = project.model.request_name or project.request_file or ""
         rs = _RunState(run=0, plan=plan, plan_no=1, project=project, records=self.journal.state())
         for name in sorted({op.controller for op in plan.operations}):
             self._controller(name, rs)  # a controller that cannot be set up fails before the run starts
-        rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict())
+        if supersede:  # what the runs it ends left in doubt is observed before it is sent again
+            for old in self.journal.resumable():
+                prior = self._rebuild(old.id)
+                rs.in_doubt |= prior.in_doubt
+                rs.keys.update((oid, prior.keys[oid]) for oid in prior.in_doubt if oid in prior.keys)
+            self._abort_since = 0
+        rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict(), supersede=supersede)
         rs.snapshot = self._snapshot(project.model, plan, {})
         self._emit(rs, [
             Event("run-started", data={
@@ -239,10 +247,14 @@ class Executor:
         status = info.effective_status
         if status not in ("crashed", "fallout", "interrupted", "failed"):
             why = {"running": "it is running now", "complete": "it completed",
-                   "aborted": "it was aborted", "rolled_back": "it was rolled back"}.get(status, status)
+                   "aborted": "it was aborted", "rolled_back": "it was rolled back",
+                   "superseded": f"it was {info.summary.get('reason', 'superseded')}; "
+                                 "its plan is stale"}.get(status, status)
             raise ExecutionError(f"run {run_id} cannot be resumed: {why}")
+        rs = self._rebuild(run_id)  # a journal that cannot be read back is refused before the run is claimed
         self.journal.claim(run_id)
-        rs = self._rebuild(run_id)
+        if self.journal.events(run_id, since=rs.seq, limit=1):  # another process carried it on meanwhile
+            rs = self._rebuild(run_id)
         self._emit(rs, [Event("resumed", data={"from": status})])
         if status == "fallout":
             rs.replans = 0
@@ -654,7 +666,7 @@ class Executor:
             res = model.resources[op.resource]
             if done.error is None:
                 rs.done.add(oid)
-                rs.in_doubt.discard(oid)
+                _moved_on(rs, op.resource)
                 rs.touched.add(op.resource)
                 outputs = done.outputs or {}
                 if outputs:
@@ -728,10 +740,15 @@ class Executor:
                                   target=target or self._target(rs, model, res.name))
             rs.records[res.name] = record
             state[res.name] = record
-            events.append(Event("observed", data={"resource": res.name, "state": now_state, "target": target}))
-            for op in ops:
-                if op.from_state != op.to_state and now_state in (op.from_state, op.to_state):
-                    rs.in_doubt.discard(op.id)  # the state says whether it was applied
+            data = {"resource": res.name, "state": now_state, "target": target}
+            # In doubt no longer where the state says whether it was applied: journaled, so that
+            # a resumed run knows it too (a later execution of the operation gets a new key).
+            settled = sorted(op.id for op in ops if op.id in rs.in_doubt and op.from_state != op.to_state
+                             and now_state in (op.from_state, op.to_state))
+            if settled:
+                data["settled"] = settled
+                rs.in_doubt.difference_update(settled)
+            events.append(Event("observed", data=data))
         facts = []
         for failure in rs.failures:
             rs.failed.add((failure.resource, failure.operation))
@@ -794,8 +811,10 @@ class Executor:
             self.listener(ev)
 
     def _key(self, rs: _RunState, oid: str) -> str:
-        """One key per intent: an operation in doubt keeps the key it was sent
-        with (even into a new plan), so the controller can tell it was applied."""
+        """A key names one attempt at one effect. An operation in doubt keeps the key it
+        was sent with (even into a new plan), so the controller can tell it was applied;
+        once that is settled (a result on its resource, or an observation that tells),
+        running it again is a new attempt, under the key of the plan it is in."""
         if oid in rs.in_doubt and oid in rs.keys:
             return rs.keys[oid]
         rs.keys[oid] = f"ordo:{self.journal.id[:12]}:{rs.run}:{rs.plan_no}:{oid}"
@@ -886,53 +905,70 @@ class Executor:
         rs = _RunState(run=run_id, records=self.journal.state())
         targets: dict[str, str | None] = {}  # a failure's target is the one its intent named
         for ev in self.journal.events(run_id):
-            data = ev.data
-            if ev.kind == "run-started":
-                rs.snapshot = dict(data.get("snapshot", {}))
-            elif ev.kind in ("plan", "replan"):
-                rs.plan = Plan.from_json(data["plan"])
-                rs.plan_no = data["number"]
-                rs.done, rs.attempts, rs.failures = set(), {}, []
-                rs.pending_replan = False
-                if ev.kind == "replan":
-                    rs.replans += 1
-                    rs.mode = data.get("mode", rs.mode)
-            elif ev.kind == "intent":
-                rs.attempts[ev.op] = data["attempt"]
-                rs.in_doubt.add(ev.op)
-                if ev.key:
-                    rs.keys[ev.op] = ev.key
-                targets[ev.op] = data.get("target")
-            elif ev.kind == "result":
-                rs.done.add(ev.op)
-                rs.in_doubt.discard(ev.op)
-                if data.get("outputs"):
-                    rs.outputs.setdefault(ev.op.rsplit("/", 1)[0], {}).update(data["outputs"])
-                rs.touched.add(ev.op.rsplit("/", 1)[0])
-            elif ev.kind in ("retry", "failed"):
-                if not data.get("in_doubt"):
-                    rs.in_doubt.discard(ev.op)
-                if ev.kind == "failed":
-                    resource, _, operation = ev.op.rpartition("/")
-                    rs.failures.append(_Failure(op=ev.op, resource=resource, operation=operation,
-                                                error=data.get("error", ""), scope=data.get("scope", "resource"),
-                                                target=targets.get(ev.op), in_doubt=bool(data.get("in_doubt"))))
-            elif ev.kind == "learnt":
-                rs.failures = []
-                rs.pending_replan = True
-                for fact in data.get("facts", []):
-                    if fact[0] == "failed":
-                        rs.failed.add((fact[1], fact[2]))
-                    elif fact[0] == "refused":
-                        rs.refused.add(fact[1])
-            elif ev.kind == "abort-requested":
-                self._abort_since = ev.seq
+            try:
+                self._replay(rs, ev, targets)
+            except UNREADABLE as exc:
+                raise damaged_event(self.journal.path, ev, exc) from None
+            rs.seq = ev.seq
         return rs
+
+    def _replay(self, rs: _RunState, ev: Event, targets: dict[str, str | None]) -> None:
+        """One journaled event, read back into the run's state."""
+        data = ev.data
+        if ev.kind == "run-started":
+            rs.snapshot = dict(data.get("snapshot", {}))
+        elif ev.kind in ("plan", "replan"):
+            rs.plan = Plan.from_json(data["plan"])
+            rs.plan_no = data["number"]
+            rs.done, rs.attempts, rs.failures = set(), {}, []
+            rs.pending_replan = False
+            if ev.kind == "replan":
+                rs.replans += 1
+                rs.mode = data.get("mode", rs.mode)
+        elif ev.kind == "intent":
+            rs.attempts[ev.op] = data["attempt"]
+            rs.in_doubt.add(ev.op)
+            if ev.key:
+                rs.keys[ev.op] = ev.key
+            targets[ev.op] = data.get("target")
+        elif ev.kind == "result":
+            resource = ev.op.rpartition("/")[0]
+            rs.done.add(ev.op)
+            _moved_on(rs, resource)
+            if data.get("outputs"):
+                rs.outputs.setdefault(resource, {}).update(data["outputs"])
+            rs.touched.add(resource)
+        elif ev.kind == "observed":
+            rs.in_doubt.difference_update(data.get("settled", ()))
+        elif ev.kind in ("retry", "failed"):
+            if not data.get("in_doubt"):
+                rs.in_doubt.discard(ev.op)
+            if ev.kind == "failed":
+                resource, _, operation = ev.op.rpartition("/")
+                rs.failures.append(_Failure(op=ev.op, resource=resource, operation=operation,
+                                            error=data.get("error", ""), scope=data.get("scope", "resource"),
+                                            target=targets.get(ev.op), in_doubt=bool(data.get("in_doubt"))))
+        elif ev.kind == "learnt":
+            rs.failures = []
+            rs.pending_replan = True
+            for fact in data.get("facts", []):
+                if fact[0] == "failed":
+                    rs.failed.add((fact[1], fact[2]))
+                elif fact[0] == "refused":
+                    rs.refused.add(fact[1])
+        elif ev.kind == "abort-requested":
+            self._abort_since = ev.seq
 
 
 # --- pure helpers ---------------------------------------------------------------
 
 _MISSING = object()
+
+
+def _moved_on(rs: _RunState, resource: str) -> None:
+    """An operation on ``resource`` has a result: no earlier attempt on it is in doubt any more
+    (its key names a settled attempt; the operation, if run again, gets a new key)."""
+    rs.in_doubt.difference_update([oid for oid in rs.in_doubt if oid.rpartition("/")[0] == resource])
 
 
 def _resolve(value: Any, value_of: Callable[[str, str], Any]) -> Any:

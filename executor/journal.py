@@ -17,26 +17,27 @@ operations a second possible with an fsync per commit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.errors import OrdoError
+from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource
 from executor.redact import Redactor
 
 SCHEMA_VERSION = 1
 
 #: Statuses a run can have. "running" with a dead owner means it crashed.
-STATUSES = ("running", "complete", "fallout", "interrupted", "aborted", "rolled_back", "failed")
-#: Statuses from which `ordo resume` may continue.
+STATUSES = ("running", "complete", "fallout", "interrupted", "aborted", "rolled_back", "failed", "superseded")
+#: Statuses from which `ordo resume` may continue ("running": when its owner is gone).
 RESUMABLE = ("running", "fallout", "interrupted", "failed")
 
 _SCHEMA = """
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS state (
     seq INTEGER NOT NULL
 );
 """
+
+
+#: SQLite's primary result codes for a file that cannot be read or written as it is (not a damaged one).
+_CANNOT = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+           sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM}
 
 
 class JournalError(OrdoError):
@@ -182,6 +188,8 @@ class Journal:
             self._setup()
         except sqlite3.DatabaseError as exc:
             self._db.close()
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CANNOT:  # the file, not what it holds
+                raise JournalError(f"{self.path}: cannot open the journal: {_sqlite_text(exc, self.path)}") from None
             raise JournalError(f"{self.path}: not an ordo journal ({exc})") from None
         except BaseException:  # a journal of another schema: do not leave the connection open
             self._db.close()
@@ -222,52 +230,109 @@ class Journal:
                 return run
         return None
 
-    def start_run(self, project: str, request: str, options: dict[str, Any]) -> int:
+    def start_run(self, project: str, request: str, options: dict[str, Any], *, supersede: bool = False) -> int:
         """A new run owned by this process. JournalError if another live
-        process holds a run in this journal (one writer per working folder)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                busy = self._live_run_locked()
-                if busy is not None:
-                    raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}); "
-                                       f"wait for it, or `ordo abort {busy.id}`")
-                now = time.time()
-                cur = self._db.execute(
-                    "INSERT INTO runs (created, updated, project, request, status, pid, host, options) "
-                    "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                    (now, now, project, request, os.getpid(), _host(), json.dumps(options, sort_keys=True)))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return int(cur.lastrowid)
+        process holds a run in this journal (one writer per working folder),
+        or if an earlier run can still be resumed (crashed, interrupted, failed,
+        fallen out): its plan would go stale. With ``supersede`` those runs end
+        as "superseded" instead, in the same transaction, and can never be resumed."""
+        with self._exclusive("wait for it, or `ordo abort {run}`", others_only=False) as db:
+            waiting = self._startable_locked(supersede)
+            now = time.time()
+            cur = db.execute(
+                "INSERT INTO runs (created, updated, project, request, status, pid, host, options) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                (now, now, project, request, os.getpid(), _host(), json.dumps(options, sort_keys=True)))
+            run = int(cur.lastrowid)
+            for old in waiting:
+                summary = {**old.summary, "status": "superseded", "superseded_by": run,
+                           "reason": f"superseded by run {run} while {old.effective_status}"}
+                db.execute("INSERT INTO events (run, at, kind, data) VALUES (?, ?, 'run-ended', ?)",
+                           (old.id, now, json.dumps(summary, sort_keys=True)))
+                db.execute("UPDATE runs SET status='superseded', summary=?, updated=? WHERE id=?",
+                           (json.dumps(summary, sort_keys=True), now, old.id))
+        return run
 
     def claim(self, run_id: int) -> RunInfo:
         """Take over a run to resume it: JournalError if a live process has it."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                run = self._run_locked(run_id)
-                busy = self._live_run_locked()
-                if busy is not None and busy.pid != os.getpid():
-                    raise JournalError(f"run {busy.id} is in progress (pid {busy.pid}); "
-                                       f"wait for it, or `ordo abort {busy.id}`")
-                self._db.execute("UPDATE runs SET pid=?, host=?, status='running', updated=? WHERE id=?",
-                                 (os.getpid(), _host(), time.time(), run_id))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return run
+        with self._exclusive("wait for it, or `ordo abort {run}`", run=run_id) as db:
+            run = self._run_locked(run_id)
+            db.execute("UPDATE runs SET pid=?, host=?, status='running', updated=? WHERE id=?",
+                       (os.getpid(), _host(), time.time(), run_id))
+        return run
 
     def _live_run_locked(self) -> RunInfo | None:
         rows = self._db.execute("SELECT * FROM runs WHERE status='running' ORDER BY id").fetchall()
         for row in rows:
-            run = _run_info(row)
+            run = _run_info(row, self.path)
             if run.owner_alive:
                 return run
         return None
+
+    def check_startable(self, supersede: bool = False) -> None:
+        """JournalError now if `start_run` would refuse for a resumable run (before planning)."""
+        with self._lock:
+            self._startable_locked(supersede)
+
+    def resumable(self) -> list[RunInfo]:
+        """The runs `ordo resume` could carry on (crashed, interrupted, failed, fallen out)."""
+        with self._lock:
+            return self._resumable_locked()
+
+    def _resumable_locked(self) -> list[RunInfo]:
+        marks = ", ".join("?" * len(RESUMABLE))
+        rows = self._db.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id", RESUMABLE).fetchall()
+        return [run for run in (_run_info(row, self.path) for row in rows) if run.effective_status != "running"]
+
+    def _startable_locked(self, supersede: bool) -> list[RunInfo]:
+        """The runs that could still be resumed; JournalError if there are any, unless they are
+        to be superseded."""
+        waiting = self._resumable_locked()
+        if waiting and not supersede:
+            runs = "; ".join(f"run {r.id} is {r.effective_status}" for r in waiting)
+            first = waiting[0].id
+            raise JournalError(
+                f"{self.path}: {runs}, and can be resumed: `ordo resume {first}` carries it on, "
+                f"`ordo abort {first}` closes it, or `ordo apply --supersede` starts anew (a superseded run "
+                "can never be resumed)")
+        return waiting
+
+    @contextlib.contextmanager
+    def _write(self, run: int | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the lock: committed, or rolled back on any error.
+        A COMMIT that failed may have ended the transaction already (a full disk): then there
+        is nothing to roll back, and the error that matters is the first one. SQLite's errors
+        become a JournalError naming the journal (and, for ``run``, how to carry it on)."""
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                what = _sqlite_text(exc, self.path)
+                then = (f"; run {run} stopped at its last recorded event: once that is fixed, `ordo resume {run}`"
+                        if run is not None else "")
+                raise JournalError(f"{self.path}: cannot write to the journal: {what}{then}") from exc
+
+    @contextlib.contextmanager
+    def _exclusive(self, then: str, *, run: int | None = None,
+                   others_only: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction refused while a run of another live process (or, unless
+        ``others_only``, of this one) is in progress: one writer per working folder.
+        ``then`` says what to do about it ({run} is the run in progress)."""
+        with self._write(run) as db:
+            busy = self._live_run_locked()
+            if busy is not None and not (others_only and busy.pid == os.getpid()):
+                raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}); "
+                                   + then.format(run=busy.id))
+            yield db
 
     def run(self, run_id: int) -> RunInfo:
         with self._lock:
@@ -279,7 +344,7 @@ class Journal:
             last = self._db.execute("SELECT max(id) FROM runs").fetchone()[0]
             hint = f"runs are numbered 1 to {last}" if last else "no run was recorded yet"
             raise JournalError(f"{self.path}: no run {run_id} ({hint}; see `ordo history`)")
-        return _run_info(row)
+        return _run_info(row, self.path)
 
     def runs(self, status: str | None = None) -> list[RunInfo]:
         with self._lock:
@@ -287,7 +352,7 @@ class Journal:
                 rows = self._db.execute("SELECT * FROM runs WHERE status=? ORDER BY id", (status,)).fetchall()
             else:
                 rows = self._db.execute("SELECT * FROM runs ORDER BY id").fetchall()
-        return [_run_info(r) for r in rows]
+        return [_run_info(r, self.path) for r in rows]
 
     def last_run(self) -> int | None:
         with self._lock:
@@ -305,35 +370,27 @@ class Journal:
         """
         now = time.time()
         stored = []
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                last = 0
-                for ev in events:
-                    data = self.redactor.event(ev.data)
-                    cur = db.execute(
-                        "INSERT INTO events (run, at, kind, op, key, data) VALUES (?, ?, ?, ?, ?, ?)",
-                        (run, now, ev.kind, ev.op, ev.key, json.dumps(data, sort_keys=True, default=str)))
-                    last = int(cur.lastrowid)
-                    stored.append(Event(kind=ev.kind, op=ev.op, key=ev.key, data=data, seq=last, run=run, at=now))
-                for name, record in (state or {}).items():
-                    if record is None:
-                        db.execute("DELETE FROM state WHERE resource=?", (name,))
-                    else:
-                        db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
-                                   (name, self.redactor.record(record).model_dump_json(), run, last))
-                if status is not None or summary is not None:
-                    db.execute("UPDATE runs SET status=coalesce(?, status), summary=coalesce(?, summary), "
-                               "updated=? WHERE id=?",
-                               (status, json.dumps(self.redactor.tree(summary), sort_keys=True)
-                                if summary is not None else None,
-                                now, run))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._write(run) as db:
+            last = 0
+            for ev in events:
+                data = self.redactor.event(ev.data)
+                cur = db.execute(
+                    "INSERT INTO events (run, at, kind, op, key, data) VALUES (?, ?, ?, ?, ?, ?)",
+                    (run, now, ev.kind, ev.op, ev.key, json.dumps(data, sort_keys=True, default=str)))
+                last = int(cur.lastrowid)
+                stored.append(Event(kind=ev.kind, op=ev.op, key=ev.key, data=data, seq=last, run=run, at=now))
+            for name, record in (state or {}).items():
+                if record is None:
+                    db.execute("DELETE FROM state WHERE resource=?", (name,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
+                               (name, self.redactor.record(record).model_dump_json(), run, last))
+            if status is not None or summary is not None:
+                db.execute("UPDATE runs SET status=coalesce(?, status), summary=coalesce(?, summary), "
+                           "updated=? WHERE id=?",
+                           (status, json.dumps(self.redactor.tree(summary), sort_keys=True)
+                            if summary is not None else None,
+                            now, run))
         return stored
 
     def events(self, run: int, since: int = 0, limit: int = -1) -> list[Event]:
@@ -342,7 +399,8 @@ class Journal:
             rows = self._db.execute(
                 "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>? ORDER BY seq LIMIT ?",
                 (run, since, limit)).fetchall()
-        return [Event(seq=r[0], run=r[1], at=r[2], kind=r[3], op=r[4], key=r[5], data=json.loads(r[6]))
+        return [Event(seq=r[0], run=r[1], at=r[2], kind=r[3], op=r[4], key=r[5],
+                      data=_json(r[6], self.path, f"table events, event {r[0]} ({r[3]} of run {r[1]})"))
                 for r in rows]
 
     def has_event(self, run: int, kind: str, since: int = 0) -> bool:
@@ -356,27 +414,22 @@ class Journal:
         """What the journal knows of each resource now."""
         with self._lock:
             rows = self._db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall()
-        return {name: ObservedResource.model_validate_json(record) for name, record in rows}
+        out = {}
+        for name, record in rows:
+            try:
+                out[name] = ObservedResource.model_validate_json(record)
+            except ValueError as exc:  # pydantic's ValidationError: bad JSON or a bad field
+                raise JournalError(
+                    f"{self.path}: table state, the record of '{name}' is damaged ({_first_error(exc)}); "
+                    f"`ordo state rm {name}` forgets it (the inventory file speaks for it again)") from None
+        return out
 
     def forget(self, names: list[str]) -> list[str]:
         """Drop the state records of these resources (an operator's correction:
         the inventory file speaks for them again). Refused while a run is in
         progress. Returns the names that had a record."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                busy = self._live_run_locked()
-                if busy is not None:
-                    raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}); "
-                                       "its records cannot be changed now")
-                gone = [n for n in names
-                        if self._db.execute("DELETE FROM state WHERE resource=?", (n,)).rowcount]
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-        return gone
+        with self._exclusive("its records cannot be changed now", others_only=False) as db:
+            return [n for n in names if db.execute("DELETE FROM state WHERE resource=?", (n,)).rowcount]
 
     def state_runs(self) -> dict[str, int]:
         """For each recorded resource, the run that last wrote it."""
@@ -384,6 +437,62 @@ class Journal:
             return dict(self._db.execute("SELECT resource, run FROM state").fetchall())
 
 
-def _run_info(row: tuple) -> RunInfo:
+def _run_info(row: tuple, path: Path) -> RunInfo:
+    where = f"table runs, run {row[0]}"
     return RunInfo(id=row[0], created=row[1], updated=row[2], project=row[3], request=row[4], status=row[5],
-                   pid=row[6], host=row[7], options=json.loads(row[8]), summary=json.loads(row[9]))
+                   pid=row[6], host=row[7], options=_json(row[8], path, f"{where}, its options"),
+                   summary=_json(row[9], path, f"{where}, its summary"))
+
+
+def _json(text: str, path: Path, where: str) -> dict[str, Any]:
+    """A JSON object stored in the journal; a JournalError naming the record when it is damaged."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise JournalError(f"{path}: {where} is damaged: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise JournalError(f"{path}: {where} is damaged: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+#: What reading an event's data back raises when the stored data is damaged.
+UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, DiagnosticsError)
+
+
+def damaged_event(path: Path, ev: Event, exc: Exception) -> JournalError:
+    """The error for an event whose data cannot be read back (a field missing or of the wrong
+    kind, a plan that is not a valid plan): names the journal, the event and what is wrong."""
+    what = ev.kind + (f" {ev.op}" if ev.op else "")
+    return JournalError(f"{path}: table events, event {ev.seq} ({what} of run {ev.run}) is damaged: "
+                        f"{_first_error(exc)}")
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"it has no field {exc.args[0]!r}"
+    if isinstance(exc, DiagnosticsError):  # a plan that is not a valid plan
+        first = exc.diagnostics[0]
+        return f"{first.path}: {first.summary}" if first.path else first.summary
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic's ValidationError
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return str(exc).splitlines()[0] or type(exc).__name__
+
+
+def _sqlite_text(exc: sqlite3.Error, path: Path) -> str:
+    """SQLite's message; a full disk said in words (SQLite may call it an I/O error: the WAL
+    index or a new journal file could not be made)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _no_room(path)):
+        return f"the disk is full ({exc})"
+    return str(exc)
+
+
+def _no_room(path: Path) -> bool:
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < 1 << 16

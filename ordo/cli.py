@@ -261,10 +261,12 @@ def _with(options: list) -> callable:
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the plan).")
+@click.option("--supersede", is_flag=True,
+              help="Start anew although an earlier run can be resumed; that run ends for good (superseded).")
 @journal_option
 @_with(apply_options)
 def apply(target: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
-          auto_approve: bool, timeout: float | None, concurrency: int | None, journal: Path | None,
+          auto_approve: bool, timeout: float | None, concurrency: int | None, supersede: bool, journal: Path | None,
           simulation: Path | None, on_failure: str | None, max_replans: int | None, as_json: bool,
           op_timeout: float | None) -> None:
     """Plan, confirm, and carry the plan out against the controllers.
@@ -276,6 +278,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     console = _console(stderr=as_json)
     saved = target is not None and target.suffix == ".json"
     request = None if saved else target
+    runs.check_startable(project, journal, supersede)
     loaded = runs.load_with_journal(project, request, inventory, list(extra_policies), journal)
     if saved:
         chosen = runs.check_saved_plan(loaded, target, timeout=timeout)
@@ -310,7 +313,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
             console.print("Apply cancelled.")
             sys.exit(EXIT_ERROR)
     options = runs.apply_options(loaded, simulation, on_failure, max_replans, concurrency, op_timeout)
-    result = runs.execute(loaded, chosen, options, journal, as_json=as_json, console=console)
+    result = runs.execute(loaded, chosen, options, journal, as_json=as_json, console=console, supersede=supersede)
     sys.exit(_finish(console, result, as_json))
 
 

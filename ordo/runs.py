@@ -20,7 +20,7 @@ from rich.table import Table
 
 from domain.project import Project, display_path, load_project, read_project_file
 from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult, load_simulation
-from executor.journal import Event, Journal, JournalError, default_path
+from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event, default_path
 from executor.redact import Redactor
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line
 from ordo.render import shown
@@ -46,6 +46,14 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
             observed = list(jr.state().values())
     return load_project(project, request, inventory, extra, observed=observed,
                         observed_name=display_path(path, root))
+
+
+def check_startable(project: Path, journal: Path | None, supersede: bool) -> None:
+    """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning."""
+    path = journal_path(project, journal)
+    if path.exists():
+        with Journal(path, create=False) as jr:
+            jr.check_startable(supersede)
 
 
 def check_saved_plan(project: Project, path: Path, *, timeout: float | None = None) -> Plan:
@@ -113,7 +121,7 @@ def _run(executor: Executor, view: Any, console: Console, start: Any) -> RunResu
 
 
 def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path | None, *, as_json: bool,
-            console: Console) -> RunResult:
+            console: Console, supersede: bool = False) -> RunResult:
     path = journal if journal is not None else default_path(project.root)
     view = _listener(as_json, console)
     jr = Journal(path)
@@ -124,7 +132,7 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path |
 
     executor = Executor(jr, loader, options=options, listener=view)
     try:
-        return _run(executor, view, console, lambda: executor.apply(project, plan))
+        return _run(executor, view, console, lambda: executor.apply(project, plan, supersede=supersede))
     except KeyboardInterrupt:
         _mark_interrupted(jr)
         raise
@@ -231,10 +239,12 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
                 raise JournalError(f"{jr.path}: no run was recorded yet")
         info = jr.run(run_id)
         events = jr.events(run_id)
+        texts = _event_texts(jr.path, events)  # a damaged event names itself before anything is printed
     # journals written before redaction, and secrets of this environment: masked again on the way out
     redactor = Redactor()
     events = [replace(ev, data=redactor.event(ev.data)) for ev in events]
     info = replace(info, summary=redactor.tree(info.summary))
+    texts = [redactor.text(t) for t in texts]
     if as_json:
         stream = JsonStream(console.file.write)
         for ev in events:
@@ -248,9 +258,18 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
             console.print(f"  {shown(info.summary['reason'])}", highlight=False)
     console.print()
     start = events[0].at if events else 0.0
+    for ev, text in zip(events, texts, strict=True):
+        console.print(f"  {ev.seq:>5} {ev.at - start:8.3f}s  {shown(text)}", highlight=False, soft_wrap=True)
+
+
+def _event_texts(path: Path, events: list[Event]) -> list[str]:
+    texts = []
     for ev in events:
-        console.print(f"  {ev.seq:>5} {ev.at - start:8.3f}s  {shown(_event_text(ev))}", highlight=False,
-                      soft_wrap=True)
+        try:
+            texts.append(_event_text(ev))
+        except UNREADABLE as exc:
+            raise damaged_event(path, ev, exc) from None
+    return texts
 
 
 def _event_text(ev: Event) -> str:
@@ -329,7 +348,7 @@ def state_list(console: Console, project: Path, journal: Path | None, export: bo
 
 def state_rm(project: Path, journal: Path | None, names: list[str]) -> str:
     with Journal(journal_path(project, journal), create=False) as jr:
-        known = jr.state()
+        known = jr.state_runs()  # not the records: a damaged one can be forgotten too
         unknown = [n for n in names if n not in known]
         if unknown:
             import difflib

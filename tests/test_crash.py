@@ -385,3 +385,46 @@ def test_hung_call_is_observed_then_sent_again(vfw_copy):
     rows = [row for row in read_ledger(world_file(vfw_copy)) if (row["resource"], row["operation"]) ==
             ("vsink-base", "create")]
     assert len(rows) == 1 and rows[0]["attempt"] == 2, rows
+
+
+# --- 5. a doubt settled by observing, then a crash before the new plan runs ----------------
+
+#: vfw fails for good (a transient failure, then a permanent one after its retry delay) while
+#: vfw-base/activate is in doubt and its retry is not yet due (the module's create is slow, so
+#: its activate comes later). Observing after the failure settles the doubt: "lost" applied the
+#: activate (observed active), "hang" did not (observed created).
+SETTLED = {
+    "lost": ({"resource": "vfw-base", "operation": "activate", "error": "lost", "times": 1}, "active"),
+    "hang": ({"resource": "vfw-base", "operation": "activate", "error": "hang", "times": 1}, "created"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(SETTLED))
+def test_observed_doubt_stays_settled_across_a_crash(vfw_copy, fault):
+    """A crash right after the re-plan; the new plan runs vfw-base/activate again ("lost":
+    replace-failed tears vfw and its parts down and brings them up again). The resumed run
+    must send it under a new key, as a plain call: the old key names an attempt that is
+    settled. Before the fix, "lost" found the old key in the ledger and recorded the module
+    active while the world had it only created; "hang" observed again under the old key."""
+    if fault == "lost":
+        project_file = vfw_copy / "ordo.yaml"
+        project_file.write_text(project_file.read_text().replace(
+            "    - avoid-refused-targets", "    - replace-failed\n    - avoid-refused-targets", 1))
+    spec, observed = SETTLED[fault]
+    scenario = write_scenario(vfw_copy, {
+        "seed": 1, "idempotent": False, "latency": {"default": 0.01, "vf-module/create": 0.3},
+        "faults": [spec,
+                   {"resource": "vfw", "operation": "config-assign", "error": "transient", "times": 1},
+                   {"resource": "vfw", "operation": "config-assign", "error": "permanent", "times": 1}]})
+    crash_apply(vfw_copy, scenario, "replanned:1", "--op-timeout", "0.6")
+    before = journal_events(vfw_copy)
+    first_key = next(ev.key for ev in before if ev.kind == "intent" and ev.op == "vfw-base/activate")
+    assert [ev.data["state"] for ev in before if ev.kind == "observed"
+            and ev.data["resource"] == "vfw-base"] == [observed]
+    assert "vfw-base/activate" in {op.id for op in plans_of(before)[2].operations}
+    resume_to_end(vfw_copy)
+    check_recovered(vfw_copy)
+    later = [ev for ev in journal_events(vfw_copy) if ev.seq > before[-1].seq]
+    again = [ev for ev in later if ev.kind == "intent" and ev.op == "vfw-base/activate"]
+    assert again and all(ev.key != first_key and not ev.data["observe_first"] for ev in again), \
+        [ev.as_dict() for ev in again]

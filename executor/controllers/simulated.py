@@ -284,17 +284,30 @@ class World:
 
     @contextlib.contextmanager
     def _transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock. The world's file failing (a full disk, an I/O error,
+        locked too long) is the controller's trouble, not the resource's: a TransientError,
+        retried; applied=None when it was the COMMIT that failed (it may have reached the disk)."""
         with self._lock:
             if self._closed:
                 raise TransientError(f"the simulated world {self.path.name} is closed", applied=False)
-            self._db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            committing = False
             try:
-                yield self._db
-            except BaseException:
+                self._db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+                committing = True
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
                 if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise TransientError(f"the simulated world {self.path} cannot be used: {exc}",
+                                     applied=None if committing else False, code="world-io") from exc
 
     # waiters: events of hanging or sleeping calls, woken when the world closes
 
