@@ -237,9 +237,13 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
     includes, text = _includes(source)
     relocate = _Relocate(str(path)) if includes or text != source else None
 
+    long_numbers = _LONG_NUMBER.search(source) is not None
+
     def on_statement(stm: ast.AST) -> None:
         if relocate is not None:
             stm = relocate(stm)
+        if long_numbers:
+            diagnostics.extend(_wrapped_numbers(stm, display, lines))
         pfile.statements.append(_label(stm, pfile, rules, lines))
 
     log = {"logger": lambda _code, msg: messages.append(msg), "message_limit": 50}
@@ -254,6 +258,34 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
     for msg in messages:
         diagnostics.append(parse_message(msg, {str(path): display, "<string>": display}))
     return pfile, includes
+
+
+#: clingo's integers are 32-bit: a longer literal wraps silently (99999999999999999999 reads as 1661992959).
+MAX_INT = 2**31 - 1
+_LONG_NUMBER = re.compile(r"\d{10}")
+
+
+def _wrapped_numbers(stm: ast.AST, display: str, lines: list[str]) -> list[Diagnostic]:
+    """A diagnostic for each number literal of ``stm`` that clingo cannot hold (it would wrap)."""
+    out = []
+    stack = [stm]
+    while stack:
+        node = stack.pop()
+        if node.ast_type == ast.ASTType.SymbolicTerm and node.symbol.type == clingo.SymbolType.Number:
+            begin, end = node.location.begin, node.location.end
+            written = lines[begin.line - 1][begin.column - 1:end.column - 1] if begin.line == end.line else ""
+            if written.isdigit() and int(written) > MAX_INT:
+                out.append(Diagnostic(file=display, line=begin.line, column=begin.column,
+                                      summary=f"the number {written} is too large",
+                                      detail=f"clingo's integers are 32-bit: at most {MAX_INT}", code="number"))
+            continue
+        for key in node.child_keys:
+            child = getattr(node, key)
+            if isinstance(child, ast.AST):
+                stack.append(child)
+            elif child is not None:
+                stack.extend(child)
+    return out
 
 
 @dataclass(frozen=True)

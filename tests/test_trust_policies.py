@@ -256,3 +256,14 @@ def test_includes_are_found_as_clingo_finds_them(tmp_path: Path, monkeypatch) ->
         assert not clingo_includes(blanked), repr(text)
         if clingo_includes(text):
             assert any(i.target == "t.lp" for i in found), repr(text)
+
+
+def test_a_number_clingo_cannot_hold_is_refused_at_its_place(vfw_copy: Path, capsys) -> None:
+    """clingo's integers are 32-bit: 99999999999999999999 would silently read as 1661992959."""
+    add_policy(vfw_copy, HEADER + ':- requires(R,"vcpu",A), A > 2147483647.\n'
+                                  ':- requires(R,"vcpu",A), A > 99999999999999999999.\n')
+    for args in (["check", "-C", vfw_copy], ["plan", "-C", vfw_copy]):
+        code, text = ordo(capsys, *args)
+        assert code == 1, text
+        assert "policies/gold-tier.lp:6:30: error: the number 99999999999999999999 is too large" in text
+        assert "gold-tier.lp:5" not in text  # the largest 32-bit number is fine
