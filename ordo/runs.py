@@ -20,7 +20,8 @@ from rich.table import Table
 
 from domain.errors import OrdoError
 from domain.project import Project, display_path, load_project, read_project_file
-from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult, load_simulation
+from executor.controllers.simulated import load_simulation
+from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult
 from executor.journal import Event, Journal, JournalError, default_path
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line
 from planner.plan import Plan
@@ -302,15 +303,16 @@ def state_list(console: Console, project: Path, journal: Path | None, export: bo
     if export:
         import yaml
 
-        from domain.formats import InventoryFile
+        from domain.formats import InventoryFile, parse
         from domain.project import read_project_file
         from domain.yamlsrc import load_yaml
 
         root, project_file, _ = read_project_file(project)
         inventory = {"targets": {}, "resources": []}
         if project_file.inventory:
-            data = load_yaml(root / project_file.inventory).data or {}
-            InventoryFile.model_validate(data)
+            src = load_yaml(root / project_file.inventory, display_path(root / project_file.inventory, root))
+            parse(InventoryFile, src)  # problems as diagnostics with file and line
+            data = src.data or {}
             inventory = {"targets": data.get("targets") or {}, "resources": list(data.get("resources") or [])}
         merged = {r["name"]: r for r in inventory["resources"]}
         for name, record in records.items():
