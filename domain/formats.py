@@ -9,10 +9,12 @@ in :mod:`domain.model`; here each file is checked on its own.
 from __future__ import annotations
 
 import difflib
+import re
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -44,12 +46,46 @@ def _no_decimals(value: Any) -> Any:
     return value
 
 
+#: The largest magnitude of a number that reaches the solver. clingo computes
+#: in signed 32-bit integers (at most 2,147,483,647) and wraps silently beyond:
+#: a requirement of 99999999999999999999 vcpu became -1610612737 and fitted
+#: anywhere. 10**9 keeps every value, and the sum of any two, inside that
+#: range; the sums the capacity policy makes are bounded as a whole in
+#: domain.model (the total of each `requires` key). Real quantities stay far
+#: below: a region's memory in GB or its vcpus, a VXLAN id (< 2**24), a cost.
+MAX_INT = 10**9
+
+# Characters that may not reach the solver or a terminal: C0 and C1 control
+# characters other than tab, newline and carriage return (a NUL ends clingo's
+# parser: "<block>:105:28: lexer error"), and unpaired surrogates, which are
+# not text (they cannot be encoded as UTF-8).
+_BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def solver_value(value: Any) -> Any:
+    """value unchanged if the solver can take it: a number within MAX_INT
+    either way, text without control characters. ValueError saying why not."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not -MAX_INT <= value <= MAX_INT:
+        raise ValueError(f"{value} is out of range: numbers here are at most {MAX_INT:,} either way "
+                         "(the planner computes in 32-bit integers)")
+    if isinstance(value, str) and (bad := _BAD_TEXT.search(value)):
+        raise ValueError(f"text holds the control character {bad.group()!r} at position {bad.start()}: "
+                         "only printable characters, tabs and line breaks are allowed")
+    return value
+
+
 # A value policies read: names and text, whole numbers, booleans.
-Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals)]
+Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals), AfterValidator(solver_value)]
+# A quantity the planner adds up (capacity, requires).
+Amount = Annotated[NonNegativeInt, AfterValidator(solver_value)]
+# A param: any value, as the controller takes it; a top-level number or text
+# is also a fact (param/3) for the policies.
+Param = Annotated[Any, AfterValidator(solver_value)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan: `.inf` and `.nan` are not durations, timeouts or intervals.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 # --- catalog -----------------------------------------------------------------
@@ -97,7 +133,8 @@ class OperationSpec(_Strict):
     """Per-type settings of one operation."""
 
     controller: Name | None = None
-    duration: PositiveFloat | None = Field(None, description="expected duration in seconds, for scheduling")
+    duration: Annotated[PositiveFloat, AfterValidator(solver_value)] | None = Field(
+        None, description="expected duration in seconds, for scheduling")
     outputs: list[Name] = Field(default_factory=list, description="values it returns that later params may read")
     retry: RetrySpec | None = Field(None, description="retry policy for transient failures")
     timeout: PositiveFloat | None = Field(None, description="seconds it may take before its outcome is in doubt")
@@ -131,7 +168,7 @@ class TargetSpec(_Strict):
     """A placement target: a cloud region or a host, with its capacities."""
 
     zone: Name | None = None
-    capacity: dict[Name, NonNegativeInt] = Field(default_factory=dict)
+    capacity: dict[Name, Amount] = Field(default_factory=dict)
     attributes: dict[Name, Scalar] = Field(default_factory=dict)
     labels: dict[Name, Scalar] = Field(default_factory=dict)
 
@@ -143,7 +180,7 @@ class _Related(_Strict):
     relations: dict[Name, list[Name]] = Field(
         default_factory=dict, description="other relationship kinds: kind -> targets"
     )
-    requires: dict[Name, NonNegativeInt] = Field(
+    requires: dict[Name, Amount] = Field(
         default_factory=dict, description="capacity it takes on its target (vcpu, memory_gb ...)"
     )
     labels: dict[Name, Scalar] = Field(default_factory=dict, description="metadata that policies read")
@@ -168,12 +205,16 @@ class InventoryFile(_Strict):
 
 
 class DesiredResource(_Related):
-    """A resource as the operator wants it. Children nest under it."""
+    """A resource as the operator wants it. Children nest under it.
+
+    For a resource that exists (inventory or journal), only state, params and
+    run may differ from what is observed, and requires keys it does not record
+    (domain.model; the table is in policies/README.md)."""
 
     name: Name
     type: Name | None = Field(None, description="defaults from the list it is in (vnfs -> vnf ...)")
     state: Name | None = Field(None, description="desired state; the type's final state if unset")
-    params: dict[Name, Any] = Field(default_factory=dict, description="desired configuration")
+    params: dict[Name, Param] = Field(default_factory=dict, description="desired configuration")
     placement: Name | None = Field(None, description="pin to this target")
     run: list[Name] = Field(default_factory=list, description="extra operations to run (healthcheck)")
     services: list[DesiredResource] = Field(default_factory=list)
@@ -216,8 +257,10 @@ class EnforcementSpec(_Strict):
 
     level: Literal["hard", "soft", "advisory"] = Field(
         description="hard: every plan satisfies it; soft: violations cost weight@priority; advisory: reported only")
-    weight: PositiveInt | None = Field(None, description="soft: the cost of each violated instance")
-    priority: int | None = Field(None, description="soft: the priority level of that cost")
+    weight: Annotated[PositiveInt, AfterValidator(solver_value)] | None = Field(
+        None, description="soft: the cost of each violated instance")
+    priority: Annotated[int, AfterValidator(solver_value)] | None = Field(
+        None, description="soft: the priority level of that cost")
 
 
 class PoliciesSpec(_Strict):

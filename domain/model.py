@@ -17,6 +17,7 @@ import networkx as nx
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import (
     CHILD_LISTS,
+    MAX_INT,
     CatalogFile,
     DesiredResource,
     InventoryFile,
@@ -367,6 +368,8 @@ def build_model(
                 problems.append(request_src.diagnostic(
                     path, f"'{desired.name}' is part of '{existing.part_of}' in the inventory, not of '{part_of}'"))
                 continue
+            if existing is not None and kind is not None and existing.current != kind.initial:
+                problems.extend(_overrides(existing, desired, part_of, request_src, path))
             if kind is not None and desired.state is not None:
                 check_state(kind, desired.state, request_src, path + ("state",))
             if kind is not None:
@@ -410,6 +413,7 @@ def build_model(
             if target not in resources:
                 problems.append(src.diagnostic(_relation_path(src, path, kind_name, target),
                                                f"unknown resource '{target}'", _choices(target, resources)))
+    problems.extend(_totals(resources, paths))
     for res, src, path in wired:
         res.refs = tuple(_references(res, resources, kinds, src, path, problems, check_references))
     problems.extend(_cycles(resources, paths))
@@ -418,6 +422,70 @@ def build_model(
     return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
                  resources=dict(sorted(resources.items())),
                  request_name=(request.name or "") if request else "")
+
+
+#: What a request may set for a resource that exists (observed, past its
+#: lifecycle's initial state); everything else about it is observed and
+#: comes from the inventory or the journal (docs: policies/README.md).
+REQUEST_MAY_SET = ("state", "params", "run")
+
+
+def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None, src: Source,
+               path: PathKey) -> list[Diagnostic]:
+    """A request may restate what is observed of an existing resource, never
+    change it: a label `protected: false` would lift a protection, `requires:
+    {vcpu: 0}` would free capacity that is in use."""
+    seen = f"in {existing.origin.file}" if existing.origin else "observed"
+    detail = (f"a request may set an existing resource's {', '.join(REQUEST_MAY_SET)} (and requires not recorded); "
+              f"the rest is observed: change it in the inventory file (after ordo state rm {existing.name} "
+              "if a run recorded it)")
+    found: list[tuple[PathKey, str]] = []
+    for key, value in desired.requires.items():
+        # a key not observed may be added: it only adds to what capacity counts
+        if key in existing.requires and existing.requires[key] != value:
+            found.append((("requires", key), f"requires '{key}' is {existing.requires[key]} {seen}, not {value}"))
+    for key, value in desired.labels.items():
+        # policies read labels with any meaning (protected: true): none is added or changed
+        now = existing.labels.get(key)
+        if key not in existing.labels or now != value or type(now) is not type(value):  # true is not 1
+            was = f"is {_shown(now)}" if key in existing.labels else "is not set"
+            found.append((("labels", key), f"label '{key}' {was} {seen}, not {_shown(value)}"))
+    if part_of is not None and existing.part_of is None:  # a different part_of is refused before
+        found.append((("part_of",) if desired.part_of else (),
+                      f"it is not part of another resource {seen}; the request puts it under '{part_of}'"))
+    for kind, target in sorted(_relations(desired) - existing.relations):
+        found.append((_relation_path(src, path, kind, target)[len(path):],
+                      f"it has no relationship '{kind}' to '{target}' {seen}"))
+    if desired.placement is not None and desired.placement != existing.placement:
+        found.append((("placement",), f"it is placed on {_shown(existing.placement)} {seen}, "
+                                      f"not on '{desired.placement}'"))
+    return [src.diagnostic(path + sub, f"cannot change what is observed of existing '{existing.name}': {text}",
+                           detail, code="observed") for sub, text in found]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _totals(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
+    """The capacity policy adds up `requires` in the solver's 32-bit integers:
+    the total of each key over every resource stays within MAX_INT."""
+    totals: dict[str, int] = {}
+    problems = []
+    for name, res in sorted(resources.items()):
+        for key, amount in sorted(res.requires.items()):
+            before = totals.get(key, 0)
+            totals[key] = before + amount
+            if before <= MAX_INT < totals[key]:
+                src, path = paths[name]
+                problems.append(src.diagnostic(
+                    path + ("requires", key), f"the resources together require more than {MAX_INT:,} {key}",
+                    "the planner adds these up in 32-bit integers", code="range"))
+    return problems
 
 
 REFERENCE = re.compile(r"\$\{([^}]*)\}")

@@ -52,7 +52,7 @@ def display_path(path: Path, root: Path) -> str:
     """A path as messages and plans show it: relative to the project when inside it."""
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # outside the project; a symlink loop (RuntimeError before 3.13)
         return str(path)
 
 

@@ -88,55 +88,87 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
     # libyaml's parser when present: ten times faster on large inventories.
     # On a syntax error, the pure-Python parser's message says more.
     try:
-        node, data = _compose(text, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
         try:
-            node, data = _compose(text, yaml.SafeLoader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-            problem = exc.problem or exc.context or "syntax error"
-            raise DiagnosticsError(
-                [Diagnostic(file=shown, line=line, column=column, summary=f"invalid YAML: {problem}")]
-            ) from None
-        except yaml.YAMLError as exc:
-            raise DiagnosticsError([Diagnostic(file=shown, summary=f"invalid YAML: {exc}")]) from None
-    walker = _Walker(shown)
-    if node is not None:
-        walker.walk(node, ())
-    if walker.problems:
-        raise DiagnosticsError(walker.problems)
+            node = _compose(text, getattr(yaml, "CSafeLoader", _SafeLoader))
+        except yaml.YAMLError:
+            node = _compose(text, _SafeLoader)
+        # Walked before anything is built: a document too deep, too large or
+        # containing itself is refused before the recursive builders see it.
+        walker = _Walker(shown)
+        if node is not None:
+            walker.walk(node, ())
+        if walker.problems:
+            raise DiagnosticsError(walker.problems)
+        data = _data(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = exc.problem or exc.context or "syntax error"
+        raise DiagnosticsError(
+            [Diagnostic(file=shown, line=line, column=column, summary=f"invalid YAML: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise DiagnosticsError([Diagnostic(file=shown, summary=f"invalid YAML: {exc}")]) from None
     return Source(file=shown, data=data, positions=walker.positions, key_positions=walker.key_positions,
                   sha256=hashlib.sha256(raw).hexdigest())
 
 
 _SIMPLE = "tag:yaml.org,2002:"
 
+#: Deeper nesting than this is refused: no model needs a tenth of it, and
+#: PyYAML's composer and constructor recurse once per level (a file nested
+#: 50,000 levels deep ended in a RecursionError).
+MAX_DEPTH = 100
+TOO_DEEP = f"invalid YAML: nested more than {MAX_DEPTH} levels deep"
 
-def _compose(text: str, loader_class: type) -> tuple[Any, Any]:
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader, refusing to compose deeper than MAX_DEPTH."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, TOO_DEEP.removeprefix("invalid YAML: "),
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _compose(text: str, loader_class: type) -> yaml.Node | None:
     loader = loader_class(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, None
-        try:
-            return node, _build(node, [0])
-        except _Unusual:
-            return node, loader.construct_document(node)
+        return loader.get_single_node()
     finally:
         loader.dispose()
+
+
+def _data(node: yaml.Node | None) -> Any:
+    """Plain data from a walked node."""
+    if node is None:
+        return None
+    try:
+        return _build(node, [0])
+    except _Unusual:
+        loader = _SafeLoader("")
+        try:
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
 
 
 class _Unusual(Exception):
     """A node the fast builder leaves to PyYAML's constructor (anchors' merge keys, timestamps ...)."""
 
 
-def _build(node: yaml.Node, count: list[int], depth: int = 0) -> Any:
+def _build(node: yaml.Node, count: list[int]) -> Any:
     """Plain data from a composed node: PyYAML's constructor does the same,
     three times slower; anything beyond str/int/float/bool/null/map/seq falls
-    back to it (as do deep or alias-expanded documents: it shares aliases)."""
+    back to it (as do alias-expanded documents: it shares aliases)."""
     count[0] += 1
-    if depth > 200 or count[0] > MAX_NODES:
+    if count[0] > MAX_NODES:
         raise _Unusual
     tag = node.tag
     if isinstance(node, yaml.ScalarNode):
@@ -153,16 +185,16 @@ def _build(node: yaml.Node, count: list[int], depth: int = 0) -> Any:
             return float(value)
         raise _Unusual
     if isinstance(node, yaml.SequenceNode) and tag == _SIMPLE + "seq":
-        return [_build(item, count, depth + 1) for item in node.value]
+        return [_build(item, count) for item in node.value]
     if isinstance(node, yaml.MappingNode) and tag == _SIMPLE + "map":
         out = {}
         for key, value in node.value:
             if key.tag == _SIMPLE + "merge":
                 raise _Unusual
-            built = _build(key, count, depth + 1)
+            built = _build(key, count)
             if isinstance(built, (list, dict)):
                 raise _Unusual
-            out[built] = _build(value, count, depth + 1)
+            out[built] = _build(value, count)
         return out
     raise _Unusual
 
@@ -197,6 +229,9 @@ class _Walker:
                               "(are aliases expanding without end?)")
                 return
             self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+            if len(path) >= MAX_DEPTH:
+                self._problem(node.start_mark, path, TOO_DEEP)
+                return
             if isinstance(node, yaml.ScalarNode):
                 continue
             if id(node) in open_nodes:

@@ -35,11 +35,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import yaml
 
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
@@ -1057,22 +1055,5 @@ def _explanation_data(explanation: Any) -> dict[str, Any] | None:
     return explanation.to_dict()
 
 
-def load_simulation(path: Path) -> dict[str, Any]:
-    """A simulation scenario file (YAML mapping). Errors name the file."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ExecutionError(f"{path}: cannot read the simulation scenario: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ExecutionError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ExecutionError(f"{path}: expected a mapping of simulation settings")
-    return data
-
-
 __all__ = ["ApplyOptions", "CRASH_POINTS", "CrashPoints", "ExecutionError", "Executor", "JournalError",
-           "ProjectLoader", "RunResult", "load_simulation"]
+           "ProjectLoader", "RunResult"]

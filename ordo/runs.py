@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from domain.project import Project, display_path, load_project, read_project_file
-from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult, load_simulation
+from executor.controllers.simulated import load_simulation
+from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult
 from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event, default_path
 from executor.redact import Redactor
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line
@@ -314,15 +315,16 @@ def state_list(console: Console, project: Path, journal: Path | None, export: bo
     if export:
         import yaml
 
-        from domain.formats import InventoryFile
+        from domain.formats import InventoryFile, parse
         from domain.project import read_project_file
         from domain.yamlsrc import load_yaml
 
         root, project_file, _ = read_project_file(project)
         inventory = {"targets": {}, "resources": []}
         if project_file.inventory:
-            data = load_yaml(root / project_file.inventory).data or {}
-            InventoryFile.model_validate(data)
+            src = load_yaml(root / project_file.inventory, display_path(root / project_file.inventory, root))
+            parse(InventoryFile, src)  # problems as diagnostics with file and line
+            data = src.data or {}
             inventory = {"targets": data.get("targets") or {}, "resources": list(data.get("resources") or [])}
         merged = {r["name"]: r for r in inventory["resources"]}
         redactor = Redactor()

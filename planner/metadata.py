@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, replace
 
 from domain.errors import Diagnostic
+from domain.formats import solver_value
 
 LEVELS = ("hard", "soft", "advisory")
 KEYS = ("name", "description", "owner", "enforcement", "weight", "priority")
@@ -100,7 +101,11 @@ def read_metadata(source: str, display: str, default_name: str) -> tuple[PolicyM
                 problems.append(Diagnostic(file=display, line=number, column=column,
                                            summary=f"{key}: expected {wanted}, got '{value}'", code="metadata"))
                 continue
-            fields[key] = int(value)
+            try:
+                fields[key] = solver_value(int(value))
+            except ValueError as exc:
+                problems.append(Diagnostic(file=display, line=number, column=column, summary=f"{key}: {exc}",
+                                           code="metadata"))
         elif key == "name":
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]*", value):
                 problems.append(Diagnostic(file=display, line=number, column=column,

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import policies
 from domain.errors import OrdoError
+from domain.formats import solver_value
 from domain.project import Project
 from planner.metadata import read_metadata
 from planner.plan import Plan
@@ -72,7 +73,10 @@ class Scenario:
             if match is None:
                 raise ScenarioError(f"--capacity '{text}': expected TARGET:KEY=N with N a whole number "
                                     "of 0 or more, e.g. region-one:vcpu=20")
-            parsed.append((match["where"], match["key"], int(match["amount"])))
+            try:
+                parsed.append((match["where"], match["key"], solver_value(int(match["amount"]))))
+            except ValueError as exc:
+                raise ScenarioError(f"--capacity '{text}': {exc}") from None
         return cls(targets_down=tuple(dict.fromkeys(targets_down)), capacity=tuple(parsed),
                    without_policies=tuple(dict.fromkeys(without_policies)), with_policies=tuple(with_policies),
                    request=request, inventory=inventory)

@@ -8,15 +8,16 @@ tests read as the truth (:func:`read_ledger`, :func:`read_world`). Writes are
 single transactions in WAL mode, so the file survives the process being
 killed at any moment and a resumed run carries on from what was applied.
 
-The scenario comes from ``context.settings["simulation"]`` (a mapping, which
-the executor loads from YAML)::
+The scenario comes from ``context.settings["simulation"]``, a mapping that
+:func:`load_simulation` reads from a ``--simulation`` file (with the model
+files' bounded YAML loader, every setting checked with its line)::
 
     seed: 1                 # all randomness derives from it (int or string)
     idempotent: true        # a repeated key returns the first answer, applying nothing
     latency: 0.0            # seconds, or {default: 0.1, create: 0.5, "vf-module/create": 2}
     jitter: 0.0             # latency * uniform(1 - jitter, 1 + jitter), seeded by key and attempt
     transient_rate: 0.0     # chance an attempt fails transiently before applying
-    world: simulated-world.db   # the world's file, relative to the work folder
+    world: simulated-world.db   # the world's file, inside the work folder (relative, no '..')
     faults:                 # the first matching fault that has hits left fires
       - {target: region-two, operation: create, error: refused}
       - {resource: vpg, operation: assign, error: transient, times: 2}
@@ -46,6 +47,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -55,6 +57,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from domain.errors import DiagnosticsError
+from domain.yamlsrc import PathKey, format_path, load_yaml
 from executor.controllers.base import (
     ConfigError,
     ControllerContext,
@@ -67,8 +71,8 @@ from executor.controllers.base import (
 from executor.journal import private_file
 
 __all__ = [
-    "ERRORS", "Fault", "Scenario", "SimulatedController", "World", "output_value", "read_ledger",
-    "read_world", "world_path",
+    "ERRORS", "Fault", "Scenario", "SettingError", "SimulatedController", "World", "load_simulation",
+    "output_value", "read_ledger", "read_world", "world_path",
 ]
 
 SHARED_NAME = "simulated-world"
@@ -99,41 +103,71 @@ _SCHEMA = (
 # --- the scenario -------------------------------------------------------------
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
+class SettingError(ConfigError):
+    """A wrong setting, with its path (for a message at the file's line)."""
+
+    def __init__(self, path: PathKey, problem: str) -> None:
+        super().__init__(f"{format_path(path)}: {problem}")
+        self.path, self.problem = path, problem
+
+
+def _check_keys(spec: dict[str, Any], allowed: tuple[str, ...], where: PathKey) -> None:
+    try:
+        check_keys(spec, allowed, format_path(where), "setting")
+    except ConfigError as exc:
+        key = next(str(k) for k in spec if k not in allowed)
+        raise SettingError(where + (key,), str(exc).removeprefix(f"{format_path(where)}.{key}: ")) from None
+
+
+def _mapping(value: Any, where: PathKey) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, not {type(value).__name__}")
+        raise SettingError(where, f"expected a mapping, not {type(value).__name__}")
     return dict(value)
 
 
-def _number(value: Any, where: str, *, high: float | None = None) -> float:
+def _number(value: Any, where: PathKey, *, high: float | None = None) -> float:
     bounds = f"a number from 0 to {high:g}" if high is not None else "a number of at least 0"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}: expected {bounds}, not {value!r}")
+        raise SettingError(where, f"expected {bounds}, not {value!r}")
     number = float(value)
     if not math.isfinite(number) or number < 0 or (high is not None and number > high):
-        raise ConfigError(f"{where}: expected {bounds}, not {value!r}")
+        raise SettingError(where, f"expected {bounds}, not {value!r}")
     return number
 
 
-def _latency(value: Any, where: str) -> dict[str, float]:
+def _latency(value: Any, where: PathKey) -> dict[str, float]:
     """A latency table: keys "default", an operation, or "type/operation"."""
     if isinstance(value, Mapping):
         table: dict[str, float] = {}
         for key, seconds in value.items():
             if not isinstance(key, str) or not key or key.count("/") > 1 or key.startswith("/") or key.endswith("/"):
-                raise ConfigError(f"{where}: key {key!r}: expected 'default', an operation or 'type/operation'")
-            table[key] = _number(seconds, f"{where}.{key}")
+                raise SettingError(where, f"key {key!r}: expected 'default', an operation or 'type/operation'")
+            table[key] = _number(seconds, where + (key,))
         return table
     return {"default": _number(value, where)}
 
 
-def _names(value: Any, where: str) -> frozenset[str]:
+def _names(value: Any, where: PathKey) -> frozenset[str]:
     items = value if isinstance(value, list | tuple) else [value]
     if not items or not all(isinstance(item, str) and item for item in items):
-        raise ConfigError(f"{where}: expected a name or a list of names, not {value!r}")
+        raise SettingError(where, f"expected a name or a list of names, not {value!r}")
     return frozenset(items)
+
+
+# A world file: relative to the journal folder and inside it (no '..', no
+# absolute path, nothing but letters, digits and _ . - in each part).
+_WORLD = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+
+
+def _world(value: Any, where: PathKey) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _WORLD.fullmatch(value) or {".", ".."} & set(value.split("/")):
+        raise SettingError(where, f"expected a file name inside the journal folder (a relative path of "
+                                  f"letters, digits and _ . -, without '..'), not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -152,20 +186,20 @@ class Fault:
         return all(values[name] in allowed for name, allowed in self.match.items())
 
     @classmethod
-    def parse(cls, index: int, data: Any, where: str) -> Fault:
+    def parse(cls, index: int, data: Any, where: PathKey) -> Fault:
         spec = _mapping(data, where)
-        check_keys(spec, FAULT_KEYS, where, "setting")
+        _check_keys(spec, FAULT_KEYS, where)
         error = spec.get("error")
         if error not in ERRORS:
-            raise ConfigError(f"{where}.error: expected one of {', '.join(ERRORS)}"
-                              + ("" if error is None else f", not {error!r}"))
+            raise SettingError(where + ("error",), f"expected one of {', '.join(ERRORS)}"
+                               + ("" if error is None else f", not {error!r}"))
         times = spec.get("times", DEFAULT_TIMES[error])
         if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 0):
-            raise ConfigError(f"{where}.times: expected a whole number of at least 0, not {times!r}")
+            raise SettingError(where + ("times",), f"expected a whole number of at least 0, not {times!r}")
         message = spec.get("message", "")
         if not isinstance(message, str):
-            raise ConfigError(f"{where}.message: expected text, not {message!r}")
-        match = {name: _names(spec[name], f"{where}.{name}") for name in MATCH_FIELDS if name in spec}
+            raise SettingError(where + ("message",), f"expected text, not {message!r}")
+        match = {name: _names(spec[name], where + (name,)) for name in MATCH_FIELDS if name in spec}
         return cls(index=index, error=error, match=MappingProxyType(match), times=times, message=message)
 
 
@@ -182,30 +216,40 @@ class Scenario:
     world: str | None = None
 
     @classmethod
-    def parse(cls, data: Any, where: str = "simulation") -> Scenario:
+    def parse(cls, data: Any, where: PathKey = ("simulation",)) -> Scenario:
         spec = _mapping(data, where)
-        check_keys(spec, SCENARIO_KEYS, where, "setting")
+        _check_keys(spec, SCENARIO_KEYS, where)
         seed = spec.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int | str):
-            raise ConfigError(f"{where}.seed: expected a whole number or text, not {seed!r}")
+            raise SettingError(where + ("seed",), f"expected a whole number or text, not {seed!r}")
         idempotent = spec.get("idempotent", True)
         if not isinstance(idempotent, bool):
-            raise ConfigError(f"{where}.idempotent: expected true or false, not {idempotent!r}")
-        world = spec.get("world")
-        if world is not None and (not isinstance(world, str) or not world):
-            raise ConfigError(f"{where}.world: expected a file name, not {world!r}")
+            raise SettingError(where + ("idempotent",), f"expected true or false, not {idempotent!r}")
         faults = spec.get("faults") or []
         if not isinstance(faults, list):
-            raise ConfigError(f"{where}.faults: expected a list, not {type(faults).__name__}")
+            raise SettingError(where + ("faults",), f"expected a list, not {type(faults).__name__}")
         return cls(
             seed=str(seed),
             idempotent=idempotent,
-            latency=MappingProxyType(_latency(spec["latency"], f"{where}.latency")) if "latency" in spec else None,
-            jitter=_number(spec["jitter"], f"{where}.jitter", high=1) if "jitter" in spec else None,
-            transient_rate=_number(spec.get("transient_rate", 0.0), f"{where}.transient_rate", high=1),
-            faults=tuple(Fault.parse(i, item, f"{where}.faults[{i}]") for i, item in enumerate(faults)),
-            world=world,
+            latency=MappingProxyType(_latency(spec["latency"], where + ("latency",))) if "latency" in spec else None,
+            jitter=_number(spec["jitter"], where + ("jitter",), high=1) if "jitter" in spec else None,
+            transient_rate=_number(spec.get("transient_rate", 0.0), where + ("transient_rate",), high=1),
+            faults=tuple(Fault.parse(i, item, where + ("faults", i)) for i, item in enumerate(faults)),
+            world=_world(spec.get("world"), where + ("world",)),
         )
+
+
+def load_simulation(path: Path) -> dict[str, Any]:
+    """A simulation scenario file (``--simulation``), read with the model
+    files' loader (bounded in size and depth) and validated: a DiagnosticsError
+    names the file, line and setting."""
+    src = load_yaml(path)
+    data = src.data if src.data is not None else {}
+    try:
+        Scenario.parse(data, where=())
+    except SettingError as exc:
+        raise DiagnosticsError([src.diagnostic(exc.path, exc.problem)]) from None
+    return data
 
 
 def world_path(context: ControllerContext) -> Path:
@@ -442,10 +486,10 @@ class SimulatedController:
     def __init__(self, name: str, config: dict[str, Any], context: ControllerContext) -> None:
         self.name = name
         scenario = Scenario.parse(context.settings.get("simulation"))
-        config = _mapping(config, "config")
-        check_keys(config, CONFIG_KEYS, "config", "setting")
-        own_latency = _latency(config["latency"], "config.latency") if "latency" in config else {}
-        own_jitter = _number(config["jitter"], "config.jitter", high=1) if "jitter" in config else 0.0
+        config = _mapping(config, ("config",))
+        _check_keys(config, CONFIG_KEYS, ("config",))
+        own_latency = _latency(config["latency"], ("config", "latency")) if "latency" in config else {}
+        own_jitter = _number(config["jitter"], ("config", "jitter"), high=1) if "jitter" in config else 0.0
         self.latency: Mapping[str, float] = scenario.latency if scenario.latency is not None else own_latency
         self.jitter: float = scenario.jitter if scenario.jitter is not None else own_jitter
         path = Path(context.workdir) / (scenario.world or DEFAULT_FILE)
