@@ -60,6 +60,9 @@ MAX_INT = 10**9
 # parser: "<block>:105:28: lexer error"), and unpaired surrogates, which are
 # not text (they cannot be encoded as UTF-8).
 _BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+#: The longest text a value may hold: a value is a name, an address or a small
+#: document (cloud-init data), and every one is a fact the solver keeps in memory.
+MAX_TEXT = 1 << 20
 
 
 def solver_value(value: Any) -> Any:
@@ -68,6 +71,8 @@ def solver_value(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not -MAX_INT <= value <= MAX_INT:
         raise ValueError(f"{value} is out of range: numbers here are at most {MAX_INT:,} either way "
                          "(the planner computes in 32-bit integers)")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise ValueError(f"text of {len(value):,} characters is too long: at most {MAX_TEXT:,}")
     if isinstance(value, str) and (bad := _BAD_TEXT.search(value)):
         raise ValueError(f"text holds the control character {bad.group()!r} at position {bad.start()}: "
                          "only printable characters, tabs and line breaks are allowed")

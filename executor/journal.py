@@ -202,7 +202,9 @@ class Journal:
         db.execute("PRAGMA foreign_keys=ON")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
-            raise JournalError(f"{self.path}: journal schema {version}, this ordo reads {SCHEMA_VERSION}")
+            newer = "a newer ordo: upgrade ordo to use it" if version > SCHEMA_VERSION else "an unknown program"
+            raise JournalError(f"{self.path}: journal schema version {version} was written by {newer} "
+                               f"(this ordo reads version {SCHEMA_VERSION})")
         if version == 0:
             db.executescript(_SCHEMA)  # idempotent: another process may be creating it too
             db.execute("BEGIN IMMEDIATE")

@@ -280,6 +280,8 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     request = None if saved else target
     runs.check_startable(project, journal, supersede)
     loaded = runs.load_with_journal(project, request, inventory, list(extra_policies), journal)
+    options = runs.apply_options(loaded, simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
+    # simulation file is refused before anything is planned or shown
     if saved:
         chosen = runs.check_saved_plan(loaded, target, timeout=timeout)
     else:
@@ -312,7 +314,6 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
         if not click.confirm("\nDo you want to perform these operations?", default=False):
             console.print("Apply cancelled.")
             sys.exit(EXIT_ERROR)
-    options = runs.apply_options(loaded, simulation, on_failure, max_replans, concurrency, op_timeout)
     result = runs.execute(loaded, chosen, options, journal, as_json=as_json, console=console, supersede=supersede)
     sys.exit(_finish(console, result, as_json))
 

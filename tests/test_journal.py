@@ -285,7 +285,8 @@ def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     with sqlite3.connect(newer) as db:
         db.execute("PRAGMA user_version=99")
     db.close()
-    with pytest.raises(JournalError, match=f"{newer}: journal schema 99, this ordo reads {SCHEMA_VERSION}"):
+    with pytest.raises(JournalError, match=f"{newer}: journal schema version 99 was written by a newer ordo: "
+                                           f"upgrade ordo to use it \\(this ordo reads version {SCHEMA_VERSION}\\)"):
         Journal(newer)
 
 
