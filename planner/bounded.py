@@ -19,6 +19,7 @@ pickle).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -198,6 +199,15 @@ def _context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+def _start_child(megabytes: int) -> None:
+    """What every child does first: cap its memory; leave Ctrl-C to the parent,
+    which ends it; and no garbage collection, which would touch (and so copy)
+    every object it shares with a forked parent."""
+    _limit_memory(megabytes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.disable()
+
+
 def _limit_memory(megabytes: int) -> None:
     """Cap this process's address space at what it holds now plus ``megabytes``
     (a forked child holds its parent's pages already). Linux only."""
@@ -215,8 +225,7 @@ def _limit_memory(megabytes: int) -> None:
 
 def _plan_child(conn: Connection, job: _Job) -> None:
     """Ground, solve and explain "no plan"; send ("grounded",), then the answer."""
-    _limit_memory(job.memory_mb)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this child
+    _start_child(job.memory_mb)
     out_of_memory = False
     try:
         if job.problem:
@@ -252,8 +261,7 @@ def _probe_child(conn: Connection, job: _Job) -> None:
     """Ground the base library with the facts, then each other policy file as
     its own program part (seeing what was grounded before it); send
     ("part", index) before each (-1: the base) and ("size", index, atoms) after."""
-    _limit_memory(job.memory_mb)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _start_child(job.memory_mb)
     ctl = clingo.Control(["--parallel-mode=1"], logger=lambda _code, _msg: None)
     parts = []
     with ast.ProgramBuilder(ctl) as builder:
