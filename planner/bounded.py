@@ -35,8 +35,8 @@ from clingo import ast
 from domain.errors import DiagnosticsError, OrdoError
 from domain.model import Model
 from planner.explain import Explanation, explain_no_plan
-from planner.program import GLUE, Program, load_program
-from planner.solve import SolveResult, solve
+from planner.program import GLUE, STRICT, Program, load_program
+from planner.solve import SolveResult, _ground, solve
 
 #: Seconds at most for finding the policy that grounds largest, after a limit struck.
 PROBE_SECONDS = 10.0
@@ -47,9 +47,10 @@ GRACE_SECONDS = 30.0
 class PlanningLimitError(OrdoError):
     """Planning went past the time limit (``kind`` "time") or the memory cap ("memory")."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, file: str = ""):
         super().__init__(message)
         self.kind = kind
+        self.file = file   # the policy file that grounds largest, as the user knows it
 
 
 def default_memory_mb() -> int:
@@ -99,15 +100,26 @@ def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
     PlanningLimitError when a limit strikes, DiagnosticsError on errors in
     the policies."""
     job = _Job(program, facts, model, time.monotonic() + timeout, timeout, memory_mb)
+    _, result, explanation, seconds = _answer(_plan_child, job)
+    return _received(result), explanation, seconds
+
+
+def ground_bounded(program: Program, facts: list[str], *, timeout: float, memory_mb: int) -> list[str]:
+    """Ground only (``ordo check``), in a child within the limits: clingo's messages."""
+    return _answer(_ground_child, _Job(program, facts, None, time.monotonic() + timeout, timeout, memory_mb))[1]
+
+
+def _answer(target, job: _Job) -> tuple:
+    """The ("done", ...) message of ``target`` run in a child; errors and limits raise."""
     kind, grounded = "time", False
-    with _Child(_plan_child, job) as child:
+    with _Child(target, job) as child:
         until = job.deadline
         while (message := child.receive(until)) is not None:
             tag = message[0]
             if tag == "grounded":
-                grounded, until = True, job.deadline + timeout + GRACE_SECONDS  # the search stops itself
+                grounded, until = True, job.deadline + job.timeout + GRACE_SECONDS  # the search stops itself
             elif tag == "done":
-                return _received(message[1]), message[2], message[3]
+                return message
             elif tag == "diagnostics":
                 raise DiagnosticsError(message[1])
             elif tag == "memory":
@@ -117,14 +129,19 @@ def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
                 raise OrdoError(message[1])
             elif tag == "ended":
                 raise OrdoError(f"the planning process ended unexpectedly (exit code {message[1]})")
-    phase = "solving" if grounded else "grounding"
-    limit, hint = ((f"the time limit ({timeout:g} s)", "settings.solve_timeout in ordo.yaml or --timeout")
+    limit, hint = ((f"the time limit ({job.timeout:g} s)", "settings.solve_timeout in ordo.yaml or --timeout")
                    if kind == "time" else
-                   (f"the memory cap ({memory_mb} MB)", "settings.memory_limit_mb in ordo.yaml or --memory-limit"))
-    raise PlanningLimitError(kind, (
-        f"{phase} exceeded {limit}; the policy that grounds largest is "
-        f"{_largest(program, facts, min(timeout, PROBE_SECONDS), memory_mb)}. "
-        f"Fix that policy, or raise {hint}"))
+                   (f"the memory cap ({job.memory_mb} MB)", "settings.memory_limit_mb in ordo.yaml or --memory-limit"))
+    index = _largest(job.program, job.facts, min(job.timeout, PROBE_SECONDS), job.memory_mb)
+    if index is None:
+        culprit = "not known (no policy file of the project or library grounds any atom)"
+    elif index < 0:
+        culprit = f"none: the base library with the model's {len(job.facts)} facts is that large by itself"
+    else:
+        culprit = f"{job.program.files[index].meta.name} ({job.program.files[index].display})"
+    raise PlanningLimitError(kind, f"{'solving' if grounded else 'grounding'} exceeded {limit}; the policy "
+                                   f"that grounds largest is {culprit}. Fix that policy, or raise {hint}",
+                             job.program.files[index].display if index is not None and index >= 0 else "")
 
 
 def _received(result: SolveResult) -> SolveResult:
@@ -136,9 +153,10 @@ def _received(result: SolveResult) -> SolveResult:
     return result
 
 
-def _largest(program: Program, facts: list[str], budget: float, memory_mb: int) -> str:
-    """The policy file that grounds largest, in words: the one the probe was
-    grounding when it ran out of time or memory, else the one that grounded most atoms."""
+def _largest(program: Program, facts: list[str], budget: float, memory_mb: int) -> int | None:
+    """The index of the policy file that grounds largest: the one the probe was
+    grounding when it ran out of time or memory, else the one that grounded
+    most atoms; -1 for the base library with the facts."""
     job = _Job(program, facts, None, time.monotonic() + budget, budget, memory_mb)
     current, sizes = None, {}
     with _Child(_probe_child, job) as child:
@@ -151,12 +169,7 @@ def _largest(program: Program, facts: list[str], budget: float, memory_mb: int) 
             current = None   # done, or stopped by an error: not by a limit
     if current is None and sizes:
         current = max(sorted(sizes), key=lambda i: sizes[i])
-    if current is None:
-        return "not known (no policy file of the project or library grounds any atom)"
-    if current < 0:
-        return f"none: the base library with the model's {len(facts)} facts is that large by itself"
-    pfile = program.files[current]
-    return f"{pfile.meta.name} ({pfile.display})"
+    return current
 
 
 class _Child:
@@ -167,7 +180,8 @@ class _Child:
         self.conn, sender = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=target, args=(sender, job), daemon=True, name="ordo-planner")
         for stream in (sys.stdout, sys.stderr):  # a forked child must not write the parent's buffers again
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         self.proc.start()
         sender.close()
 
@@ -226,16 +240,14 @@ def _limit_memory(megabytes: int) -> None:
 def _plan_child(conn: Connection, job: _Job) -> None:
     """Ground, solve and explain "no plan"; send ("grounded",), then the answer."""
     _start_child(job.memory_mb)
-    out_of_memory = False
-    try:
+
+    def grounded(_seconds: float) -> float:
+        conn.send(("grounded",))
+        return max(0.0, job.deadline - time.monotonic())
+
+    def plan() -> tuple:
         if job.problem:
-            conn.send(("error", job.problem))
-            return
-
-        def grounded(_seconds: float) -> float:
-            conn.send(("grounded",))
-            return max(0.0, job.deadline - time.monotonic())
-
+            raise OrdoError(job.problem)
         result = solve(job.program, job.facts, timeout=job.timeout, keep_control=True, on_grounded=grounded)
         explanation, seconds = None, 0.0
         if result.status == "unsatisfiable":
@@ -246,7 +258,21 @@ def _plan_child(conn: Connection, job: _Job) -> None:
         result.control = None
         result.texts()
         result.symbols = []
-        conn.send(("done", result, explanation, seconds))
+        return ("done", result, explanation, seconds)
+
+    _reply(conn, plan)
+
+
+def _ground_child(conn: Connection, job: _Job) -> None:
+    _start_child(job.memory_mb)
+    _reply(conn, lambda: ("done", _ground(job.program, job.facts, STRICT, [])[1]))
+
+
+def _reply(conn: Connection, work) -> None:
+    """Send what ``work()`` returns, or what went wrong."""
+    out_of_memory = False
+    try:
+        conn.send(work())
     except DiagnosticsError as exc:
         conn.send(("diagnostics", exc.diagnostics))
     except OrdoError as exc:

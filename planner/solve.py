@@ -51,9 +51,17 @@ def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> 
     return ctl, messages
 
 
-def ground_only(program: Program, facts: list[str]) -> list[Diagnostic]:
-    """Ground without solving: grounding errors raise, warnings are returned."""
-    _, messages = _ground(program, facts, STRICT, [])
+def ground_only(program: Program, facts: list[str], *, timeout: float = 30.0,
+                memory_mb: int | None = None) -> list[Diagnostic]:
+    """Ground without solving, in a child within the limits (the defaults of
+    the settings): grounding errors raise, and a limit that strikes, naming
+    the policy that grounds largest; warnings are returned."""
+    from planner.bounded import PlanningLimitError, default_memory_mb, ground_bounded  # built on this module
+
+    try:
+        messages = ground_bounded(program, facts, timeout=timeout, memory_mb=memory_mb or default_memory_mb())
+    except PlanningLimitError as exc:
+        raise DiagnosticsError([Diagnostic(file=exc.file, summary=str(exc), code="limit")]) from None
     return [parse_message(m, program.displays) for m in messages]
 
 

@@ -9,12 +9,13 @@ import time
 
 import pytest
 
+from domain.errors import DiagnosticsError
 from domain.project import load_project
 from planner import bounded, core
 from planner.bounded import PlanningLimitError
 from planner.core import load_policies, make_plan
 from planner.facts import model_facts
-from planner.solve import solve
+from planner.solve import ground_only, solve
 from tests.conftest import run_ordo
 
 # 200^4 candidate bindings and none satisfies the comparison: grounding runs
@@ -73,7 +74,21 @@ def test_without_a_limit_striking_the_policy_with_most_atoms_is_named(vfw_copy):
     add_policy(vfw_copy, "pairs.lp", "% pairs\nm(1..60).\npair(A,B) :- m(A), m(B).\n")
     project = load_project(vfw_copy)
     program, facts = load_policies(project), model_facts(project.model)
-    assert bounded._largest(program, facts, 10.0, 300) == "pairs (policies/pairs.lp)"
+    index = bounded._largest(program, facts, 10.0, 300)
+    assert program.files[index].display == "policies/pairs.lp"
+
+
+def test_check_grounds_within_the_limits_too(vfw_copy):
+    add_policy(vfw_copy, "slow.lp", SLOW)
+    project = load_project(vfw_copy)
+    started = time.monotonic()
+    with pytest.raises(DiagnosticsError) as caught:
+        ground_only(load_policies(project), model_facts(project.model), timeout=1)
+    assert time.monotonic() - started < 10
+    [problem] = caught.value.diagnostics
+    assert problem.file == "policies/slow.lp"
+    assert problem.summary.startswith("grounding exceeded the time limit (1 s); the policy that grounds largest "
+                                      "is slow")
 
 
 def in_process(program, facts, model, *, timeout, memory_mb):
