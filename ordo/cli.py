@@ -29,6 +29,9 @@ inventory_option = click.option(
     "--inventory", type=click.Path(dir_okay=False, path_type=Path),
     help="Inventory file to plan from, instead of the project's.")
 request_argument = click.argument("request", required=False, type=click.Path(dir_okay=False, path_type=Path))
+memory_option = click.option(
+    "--memory-limit", type=click.IntRange(min=16), metavar="MB",
+    help="Memory grounding and solving may take (default settings.memory_limit_mb, else 4096 or half the memory).")
 journal_option = click.option(
     "--journal", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_JOURNAL",
     help="Journal database (default: .ordo/journal.db in the project folder; env ORDO_JOURNAL).")
@@ -75,13 +78,14 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are (3: no plan, 1: error).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
+@memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json",
               help="Print the difference from this saved plan to the new one instead of the plan "
                    "(with --format json: the difference as JSON).")
 @journal_option
 def plan(request: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
-         out: Path | None, fmt: str, detailed_exitcode: bool, timeout: float | None,
+         out: Path | None, fmt: str, detailed_exitcode: bool, timeout: float | None, memory_limit: int | None,
          concurrency: int | None, compare: Path | None, journal: Path | None) -> None:
     """Compute the plan that takes the inventory to the request.
 
@@ -99,7 +103,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 
         saved = read_plan(compare)
     loaded = load_with_journal(project, request, inventory, list(extra_policies), journal)
-    outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency)
+    outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency, memory_mb=memory_limit)
     console = _console()
     render.warnings(_console(stderr=True), outcome.warnings)
     if saved is not None:
@@ -260,13 +264,15 @@ def _with(options: list) -> callable:
               help="Add a policy file for this run (repeatable).")
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
+@memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the plan).")
 @click.option("--supersede", is_flag=True,
               help="Start anew although an earlier run can be resumed; that run ends for good (superseded).")
 @journal_option
 @_with(apply_options)
 def apply(target: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
-          auto_approve: bool, timeout: float | None, concurrency: int | None, supersede: bool, journal: Path | None,
+          auto_approve: bool, timeout: float | None, memory_limit: int | None, concurrency: int | None,
+          supersede: bool, journal: Path | None,
           simulation: Path | None, on_failure: str | None, max_replans: int | None, as_json: bool,
           op_timeout: float | None) -> None:
     """Plan, confirm, and carry the plan out against the controllers.
@@ -287,7 +293,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     else:
         from planner.core import make_plan
 
-        outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency)
+        outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency, memory_mb=memory_limit)
         render.warnings(_console(stderr=True), outcome.warnings)
         if outcome.plan is None:
             if outcome.status == "timeout":
@@ -623,8 +629,10 @@ def main(argv: list[str] | None = None) -> None:
         render.diagnostics(_console(stderr=True), exc.diagnostics)
         sys.exit(EXIT_ERROR)
     except OrdoError as exc:
+        from planner.bounded import PlanningLimitError
+
         _console(stderr=True).print(f"[red]error:[/] {exc}")
-        sys.exit(EXIT_ERROR)
+        sys.exit(EXIT_TIMEOUT if isinstance(exc, PlanningLimitError) and exc.kind == "time" else EXIT_ERROR)
     except click.exceptions.Abort:
         _console(stderr=True).print("Aborted.")
         sys.exit(EXIT_ERROR)

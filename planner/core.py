@@ -17,8 +17,9 @@ from domain.errors import Diagnostic, DiagnosticsError
 from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
+from planner.bounded import default_memory_mb, solve_bounded
 from planner.decode import Decoded, decode, find_cycle, op_id
-from planner.explain import Explanation, conflicts_from, explain_cycle, explain_no_plan
+from planner.explain import Explanation, conflicts_from, explain_cycle
 from planner.facts import model_facts
 from planner.lint import lint, vocabulary_lint
 from planner.plan import (
@@ -33,7 +34,7 @@ from planner.plan import (
 )
 from planner.program import Program, load_program
 from planner.schedule import schedule
-from planner.solve import SolveResult, solve
+from planner.solve import SolveResult
 
 
 @dataclass
@@ -146,26 +147,27 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
     return f"sha256:{whole}", listed
 
 
-def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None) -> Outcome:
+def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
+              memory_mb: int | None = None) -> Outcome:
+    """``timeout`` bounds grounding and solving together (default
+    settings.solve_timeout), ``memory_mb`` their memory (default
+    settings.memory_limit_mb); past either, PlanningLimitError."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     program = load_policies(project)
     facts = model_facts(project.model)
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
-    result = solve(program, facts, timeout=limit, keep_control=True)
+    memory = memory_mb or project.settings.memory_limit_mb or default_memory_mb()
+    result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory)
     result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
-    control, result.control = result.control, None
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds
     if result.status == "timeout":
         return Outcome(status="timeout", timings=timings, warnings=result.warnings)
     if result.status == "unsatisfiable":
-        started = time.perf_counter()
-        explanation = explain_no_plan(program, facts, project.model, timeout=limit, control=control)
-        timings["explain"] = time.perf_counter() - started
+        timings["explain"] = explained
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
-    del control  # a plan: the ground program is not needed any more (memory)
     started = time.perf_counter()
     decoded = decode(result)
     cycle = find_cycle(decoded.graph)

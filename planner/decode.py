@@ -48,8 +48,7 @@ def decode(result: SolveResult) -> Decoded:
     placements: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
     limits: dict[str, int] = {}
-    for sym in result.symbols:
-        text = str(sym)
+    for text in result.texts():
         head = text[:text.index("(")] if "(" in text else text
         parts = text.split('"')
         if head == "op" and len(parts) == 5:
@@ -64,11 +63,12 @@ def decode(result: SolveResult) -> Decoded:
                 f"part of {parts[3]}, which goes away" if parts[2].endswith("cascade(") else parts[3])
         elif head == "place" and len(parts) == 5:
             placements[parts[1]] = parts[3]
-        elif head == "group" and len(sym.arguments) == 2:
-            groups.setdefault(_name(sym.arguments[0]), []).append(_name(sym.arguments[1]))
-        elif head == "group_limit" and len(sym.arguments) == 2 and sym.arguments[1].type == clingo.SymbolType.Number:
-            name = _name(sym.arguments[0])
-            limits[name] = max(1, min(limits.get(name, sym.arguments[1].number), sym.arguments[1].number))
+        elif head == "group" and len(args := clingo.parse_term(text).arguments) == 2:
+            groups.setdefault(_name(args[0]), []).append(_name(args[1]))
+        elif head == "group_limit" and len(args := clingo.parse_term(text).arguments) == 2 \
+                and args[1].type == clingo.SymbolType.Number:
+            name = _name(args[0])
+            limits[name] = max(1, min(limits.get(name, args[1].number), args[1].number))
     edges = {key: idx for key, idx in edges.items() if key[0] in ops and key[1] in ops}
     graph = nx.DiGraph()
     graph.add_nodes_from(sorted(ops))

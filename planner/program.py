@@ -69,6 +69,7 @@ class Program:
     rules: list[RuleInfo]
     diagnostics: list[Diagnostic]
     linted: bool = False  # parsed without errors and linted (planner.core.checked_program)
+    root: Path | None = None  # the folder includes are confined to (load_program's root)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -211,7 +212,7 @@ def load_program(files: list[tuple[Path, str, str]], root: Path) -> Program:
                 seen.add(target)
                 found.append((target, _included_display(pfile, target, root), origin, pfile.meta))
         todo.extend(reversed(found))
-    return Program(files=parsed, rules=rules, diagnostics=diagnostics)
+    return Program(files=parsed, rules=rules, diagnostics=diagnostics, root=root)
 
 
 def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None, rules: list[RuleInfo],

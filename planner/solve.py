@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import clingo
@@ -14,6 +15,8 @@ from planner.program import GLUE, RELAXED, RELAXED_PRIORITY, STRICT, Program, pa
 @dataclass
 class SolveResult:
     status: str  # optimal, satisfiable, unsatisfiable, timeout
+    # From a child process (planner.bounded) only the atoms read by their
+    # arguments (__violation, place) come as symbols; ``shown`` has them all.
     symbols: list[clingo.Symbol] = field(default_factory=list)
     cost: list[int] = field(default_factory=list)
     priorities: list[int] = field(default_factory=list)
@@ -23,6 +26,13 @@ class SolveResult:
     solve_seconds: float = 0.0
     warnings: list[Diagnostic] = field(default_factory=list)
     control: clingo.Control | None = None   # kept (keep_control) to explain "no plan" without grounding again
+    shown: list[str] | None = None          # the shown atoms as text, once asked for (texts())
+
+    def texts(self) -> list[str]:
+        """The shown atoms as text (what planner/decode.py reads)."""
+        if self.shown is None:
+            self.shown = [str(sym) for sym in self.symbols]
+        return self.shown
 
 
 def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> tuple[clingo.Control, list[str]]:
@@ -41,9 +51,17 @@ def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> 
     return ctl, messages
 
 
-def ground_only(program: Program, facts: list[str]) -> list[Diagnostic]:
-    """Ground without solving: grounding errors raise, warnings are returned."""
-    _, messages = _ground(program, facts, STRICT, [])
+def ground_only(program: Program, facts: list[str], *, timeout: float = 30.0,
+                memory_mb: int | None = None) -> list[Diagnostic]:
+    """Ground without solving, in a child within the limits (the defaults of
+    the settings): grounding errors raise, and a limit that strikes, naming
+    the policy that grounds largest; warnings are returned."""
+    from planner.bounded import PlanningLimitError, default_memory_mb, ground_bounded  # built on this module
+
+    try:
+        messages = ground_bounded(program, facts, timeout=timeout, memory_mb=memory_mb or default_memory_mb())
+    except PlanningLimitError as exc:
+        raise DiagnosticsError([Diagnostic(file=exc.file, summary=str(exc), code="limit")]) from None
     return [parse_message(m, program.displays) for m in messages]
 
 
@@ -89,11 +107,14 @@ def relax(ctl: clingo.Control, timeout: float) -> SolveResult:
 
 
 def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout: float = 30.0,
-          mode: str | None = None, keep_control: bool = False) -> SolveResult:
+          mode: str | None = None, keep_control: bool = False,
+          on_grounded: Callable[[float], float] | None = None) -> SolveResult:
     """Solve once. Errors in the policies (unsafe variables ...) raise DiagnosticsError.
 
     ``mode`` replaces the STRICT (or RELAXED) program text with another that
-    optimises (planner.testing's probe of which constraints bite)."""
+    optimises (planner.testing's probe of which constraints bite).
+    ``on_grounded`` is told the seconds grounding took and returns the seconds
+    the search may take (instead of ``timeout``)."""
     optimise = relaxed or mode is not None or program.has_objective
     # usc with disjoint cores: half the time of plain usc on large placement
     # instances (benchmarks/README.md); one thread, so results are deterministic.
@@ -104,6 +125,8 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     result = SolveResult(status="timeout")
     result.ground_seconds = time.perf_counter() - started
     result.warnings = [parse_message(m, program.displays) for m in messages]
+    if on_grounded is not None:
+        timeout = on_grounded(result.ground_seconds)
 
     _search(ctl, result, timeout, optimise)
     if not relaxed and mode is None:

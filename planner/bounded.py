@@ -1,0 +1,323 @@
+"""Ground and solve in a child process, under a time limit and a memory cap.
+
+clingo cannot interrupt grounding, and a policy can ground without end
+(``big(A,B,C,D) :- n(A), n(B), n(C), n(D).``). So ``make_plan`` grounds and
+solves in a child process: the child caps its own address space
+(RLIMIT_AS) and bounds its search; the parent kills it when grounding is
+not done by the deadline. The child's answer crosses back small: the shown
+atoms as text, the cost, the explanation of "no plan" (computed in the
+child, on its ground program). When a limit strikes, a second child grounds
+the policy files one program part at a time and the one it is grounding
+when the limit strikes again (or else the one that grounded most atoms) is
+named in the error.
+
+The child is forked, which copies nothing; from a process that runs threads
+(the executor's workers) forking is unsafe, so it comes from a fork server
+instead, and the policies are parsed again there (clingo's AST nodes do not
+pickle).
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+import clingo
+from clingo import ast
+
+from domain.errors import DiagnosticsError, OrdoError
+from domain.model import Model
+from planner.explain import Explanation, explain_no_plan
+from planner.program import GLUE, STRICT, Program, load_program
+from planner.solve import SolveResult, _ground, solve
+
+#: Seconds at most for finding the policy that grounds largest, after a limit struck.
+PROBE_SECONDS = 10.0
+#: Seconds a child has, past its own time limits, to hand its answer over.
+GRACE_SECONDS = 30.0
+
+
+class PlanningLimitError(OrdoError):
+    """Planning went past the time limit (``kind`` "time") or the memory cap ("memory")."""
+
+    def __init__(self, kind: str, message: str, file: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.file = file   # the policy file that grounds largest, as the user knows it
+
+
+def default_memory_mb() -> int:
+    """4 GB: ten times what a 10,000-resource plan takes; but at most half of
+    the machine's memory, so that a runaway policy leaves room for the rest."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (AttributeError, ValueError, OSError):
+        return 4096
+    return max(256, min(4096, total // 2))
+
+
+@dataclass
+class _Job:
+    """What a child needs. Pickled only for a fork server: then the policy
+    files are parsed again, and must be the bytes the parent parsed."""
+
+    program: Program | None
+    facts: list[str]
+    model: Model | None
+    deadline: float          # time.monotonic() by which grounding and solving end
+    timeout: float
+    memory_mb: int
+    problem: str = ""        # why the program could not be rebuilt (fork server)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["program"] = [(f.path, f.display, f.origin, f.sha256, f.meta) for f in self.program.files]
+        state["root"] = self.program.root
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        files, root = state.pop("program"), state.pop("root")
+        self.__dict__.update(state)
+        # every file, included ones too, in the parent's order: an include of a file already listed is skipped
+        self.program = load_program([(path, display, origin) for path, display, origin, _, _ in files], root)
+        if len(self.program.files) != len(files) or any(
+                pfile.sha256 != sha for pfile, (_, _, _, sha, _) in zip(self.program.files, files, strict=False)):
+            self.problem = "a policy file changed while planning; plan again"
+        for pfile, (_, _, _, _, meta) in zip(self.program.files, files, strict=False):
+            pfile.meta = meta
+
+
+def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float,
+                  memory_mb: int) -> tuple[SolveResult, Explanation | None, float]:
+    """Ground and solve in a child within ``timeout`` seconds together and
+    ``memory_mb``; with no plan, explain it there too. Returns the result
+    (shown atoms as text), the explanation and the seconds it took. Raises
+    PlanningLimitError when a limit strikes, DiagnosticsError on errors in
+    the policies."""
+    job = _Job(program, facts, model, time.monotonic() + timeout, timeout, memory_mb)
+    _, result, explanation, seconds = _answer(_plan_child, job)
+    return _received(result), explanation, seconds
+
+
+def ground_bounded(program: Program, facts: list[str], *, timeout: float, memory_mb: int) -> list[str]:
+    """Ground only (``ordo check``), in a child within the limits: clingo's messages."""
+    return _answer(_ground_child, _Job(program, facts, None, time.monotonic() + timeout, timeout, memory_mb))[1]
+
+
+def _answer(target, job: _Job) -> tuple:
+    """The ("done", ...) message of ``target`` run in a child; errors and limits raise."""
+    kind, grounded = "time", False
+    with _Child(target, job) as child:
+        until = job.deadline
+        while (message := child.receive(until)) is not None:
+            tag = message[0]
+            if tag == "grounded":
+                grounded, until = True, job.deadline + job.timeout + GRACE_SECONDS  # the search stops itself
+            elif tag == "done":
+                return message
+            elif tag == "diagnostics":
+                raise DiagnosticsError(message[1])
+            elif tag == "memory":
+                kind = "memory"
+                break
+            elif tag == "error":
+                raise OrdoError(message[1])
+            elif tag == "ended":
+                raise OrdoError(f"the planning process ended unexpectedly (exit code {message[1]})")
+    limit, hint = ((f"the time limit ({job.timeout:g} s)", "settings.solve_timeout in ordo.yaml or --timeout")
+                   if kind == "time" else
+                   (f"the memory cap ({job.memory_mb} MB)", "settings.memory_limit_mb in ordo.yaml or --memory-limit"))
+    index = _largest(job.program, job.facts, min(job.timeout, PROBE_SECONDS), job.memory_mb)
+    if index is None:
+        culprit = "not known (no policy file of the project or library grounds any atom)"
+    elif index < 0:
+        culprit = f"none: the base library with the model's {len(job.facts)} facts is that large by itself"
+    else:
+        culprit = f"{job.program.files[index].meta.name} ({job.program.files[index].display})"
+    raise PlanningLimitError(kind, f"{'solving' if grounded else 'grounding'} exceeded {limit}; the policy "
+                                   f"that grounds largest is {culprit}. Fix that policy, or raise {hint}",
+                             job.program.files[index].display if index is not None and index >= 0 else "")
+
+
+def _received(result: SolveResult) -> SolveResult:
+    """A child's result: conflicts_from reads __violation and place atoms by
+    their arguments, so those (only when there are violations) become symbols again."""
+    texts = result.texts()
+    if any(text.startswith("__violation(") for text in texts):
+        result.symbols = [clingo.parse_term(t) for t in texts if t.startswith(("__violation(", "place("))]
+    return result
+
+
+def _largest(program: Program, facts: list[str], budget: float, memory_mb: int) -> int | None:
+    """The index of the policy file that grounds largest: the one the probe was
+    grounding when it ran out of time or memory, else the one that grounded
+    most atoms; -1 for the base library with the facts."""
+    job = _Job(program, facts, None, time.monotonic() + budget, budget, memory_mb)
+    current, sizes = None, {}
+    with _Child(_probe_child, job) as child:
+        while (message := child.receive(job.deadline)) is not None and message[0] in ("part", "size"):
+            if message[0] == "part":
+                current = message[1]
+            else:
+                current, sizes[message[1]] = None, message[2]
+        if message is not None and message[0] != "memory":
+            current = None   # done, or stopped by an error: not by a limit
+    if current is None and sizes:
+        current = max(sorted(sizes), key=lambda i: sizes[i])
+    return current
+
+
+class _Child:
+    """A child process running ``target(conn, job)``, and what it sends."""
+
+    def __init__(self, target, job: _Job):
+        ctx = _context()
+        self.conn, sender = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=target, args=(sender, job), daemon=True, name="ordo-planner")
+        for stream in (sys.stdout, sys.stderr):  # a forked child must not write the parent's buffers again
+            if stream is not None:
+                stream.flush()
+        self.proc.start()
+        sender.close()
+
+    def receive(self, deadline: float) -> tuple | None:
+        """The next message; None at the deadline; ("ended", exit code) when the child is gone."""
+        if not self.conn.poll(max(0.0, deadline - time.monotonic())):
+            return None
+        try:
+            return self.conn.recv()
+        except EOFError:
+            self.proc.join()
+            return ("ended", self.proc.exitcode)
+
+    def __enter__(self) -> _Child:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join()
+        self.conn.close()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+def _start_child(megabytes: int) -> None:
+    """What every child does first: cap its memory; leave Ctrl-C to the parent,
+    which ends it; and no garbage collection, which would touch (and so copy)
+    every object it shares with a forked parent."""
+    _limit_memory(megabytes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.disable()
+
+
+def _limit_memory(megabytes: int) -> None:
+    """Cap this process's address space at what it holds now plus ``megabytes``
+    (a forked child holds its parent's pages already). Linux only."""
+    try:
+        import resource
+
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            held = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = held + megabytes * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+def _plan_child(conn: Connection, job: _Job) -> None:
+    """Ground, solve and explain "no plan"; send ("grounded",), then the answer."""
+    _start_child(job.memory_mb)
+
+    def grounded(_seconds: float) -> float:
+        conn.send(("grounded",))
+        return max(0.0, job.deadline - time.monotonic())
+
+    def plan() -> tuple:
+        if job.problem:
+            raise OrdoError(job.problem)
+        result = solve(job.program, job.facts, timeout=job.timeout, keep_control=True, on_grounded=grounded)
+        explanation, seconds = None, 0.0
+        if result.status == "unsatisfiable":
+            started = time.perf_counter()
+            explanation = explain_no_plan(job.program, job.facts, job.model, timeout=job.timeout,
+                                          control=result.control)
+            seconds = time.perf_counter() - started
+        result.control = None
+        result.texts()
+        result.symbols = []
+        return ("done", result, explanation, seconds)
+
+    _reply(conn, plan)
+
+
+def _ground_child(conn: Connection, job: _Job) -> None:
+    _start_child(job.memory_mb)
+    _reply(conn, lambda: ("done", _ground(job.program, job.facts, STRICT, [])[1]))
+
+
+def _reply(conn: Connection, work) -> None:
+    """Send what ``work()`` returns, or what went wrong."""
+    out_of_memory = False
+    try:
+        conn.send(work())
+    except DiagnosticsError as exc:
+        conn.send(("diagnostics", exc.diagnostics))
+    except OrdoError as exc:
+        conn.send(("error", str(exc)))
+    except MemoryError:
+        out_of_memory = True
+    if out_of_memory:  # sent once the exception (and the ground program it holds) is gone
+        conn.send(("memory",))
+
+
+def _probe_child(conn: Connection, job: _Job) -> None:
+    """Ground the base library with the facts, then each other policy file as
+    its own program part (seeing what was grounded before it); send
+    ("part", index) before each (-1: the base) and ("size", index, atoms) after."""
+    _start_child(job.memory_mb)
+    ctl = clingo.Control(["--parallel-mode=1"], logger=lambda _code, _msg: None)
+    parts = []
+    with ast.ProgramBuilder(ctl) as builder:
+        for index, pfile in enumerate(job.program.files):
+            part = "base" if pfile.origin == "base" else f"__file{index}"
+            if part != "base":
+                parts.append((index, part))
+            for stm in pfile.statements:
+                if stm.ast_type == ast.ASTType.Program and stm.name == "base":
+                    stm = stm.update(name=part)
+                builder.add(stm)
+    ctl.add("base", [], GLUE + "\n".join(job.facts))
+    out_of_memory = False
+    try:
+        conn.send(("part", -1))
+        ctl.ground([("base", [])])
+        before = len(ctl.symbolic_atoms)
+        for index, part in parts:
+            conn.send(("part", index))
+            ctl.ground([(part, [])])
+            now = len(ctl.symbolic_atoms)
+            conn.send(("size", index, now - before))
+            before = now
+        conn.send(("done",))
+    except RuntimeError:  # an error in one part (a redefined atom): what was measured stands
+        conn.send(("failed",))
+    except MemoryError:
+        out_of_memory = True
+    if out_of_memory:
+        del ctl
+        conn.send(("memory",))

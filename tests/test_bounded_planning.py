@@ -1,0 +1,153 @@
+"""Planning stops at the time limit and at the memory cap, even while grounding,
+and names the policy that grounds largest (planner/bounded.py)."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+import pytest
+
+from domain.errors import DiagnosticsError
+from domain.project import load_project
+from planner import bounded, core
+from planner.bounded import PlanningLimitError
+from planner.core import load_policies, make_plan
+from planner.facts import model_facts
+from planner.solve import ground_only, solve
+from tests.conftest import run_ordo
+
+# 200^4 candidate bindings and none satisfies the comparison: grounding runs
+# for minutes and takes no memory.
+SLOW = "% slow: grounds for minutes\nn(1..200).\n:- n(A), n(B), n(C), n(D), A+B+C+D < 0.\n"
+# 200^4 atoms: gigabytes within seconds.
+BIG = "% big: grounds 200^4 atoms\nn(1..200).\nbig(A,B,C,D) :- n(A), n(B), n(C), n(D).\n"
+
+
+def add_policy(project, name: str, text: str, settings: str = "") -> None:
+    (project / "policies" / name).write_text(text)
+    ordo = project / "ordo.yaml"
+    body = ordo.read_text().replace("    - policies/config-after-modules.lp\n",
+                                    f"    - policies/config-after-modules.lp\n    - policies/{name}\n")
+    ordo.write_text(body.replace("  solve_timeout: 20            # seconds\n",
+                                 "  solve_timeout: 20            # seconds\n" + settings))
+
+
+def test_grounding_past_the_time_limit_exits_4_naming_the_policy(vfw_copy):
+    add_policy(vfw_copy, "slow.lp", SLOW)
+    started = time.monotonic()
+    run = run_ordo("plan", "-C", vfw_copy, "--timeout", "2")
+    took = time.monotonic() - started
+    assert run.code == 4, run.text
+    assert ("grounding exceeded the time limit (2 s); the policy that grounds largest is slow "
+            "(policies/slow.lp)") in run.err
+    assert "settings.solve_timeout" in run.err and "--timeout" in run.err
+    assert "Traceback" not in run.text
+    assert took < 15  # 2 s to plan, at most 2 s to find the policy, and starting Python
+
+
+def test_grounding_past_the_memory_cap_exits_1_naming_the_policy(vfw_copy):
+    add_policy(vfw_copy, "big.lp", BIG)
+    started = time.monotonic()
+    run = run_ordo("plan", "-C", vfw_copy, "--memory-limit", "150", "--timeout", "60")
+    took = time.monotonic() - started
+    assert run.code == 1, run.text
+    assert ("grounding exceeded the memory cap (150 MB); the policy that grounds largest is big "
+            "(policies/big.lp)") in run.err
+    assert "settings.memory_limit_mb" in run.err and "--memory-limit" in run.err
+    assert "Traceback" not in run.text
+    assert took < 40
+
+
+def test_the_memory_cap_is_a_project_setting(vfw_copy):
+    add_policy(vfw_copy, "big.lp", BIG, settings="  memory_limit_mb: 150\n")
+    project = load_project(vfw_copy)
+    assert project.settings.memory_limit_mb == 150
+    with pytest.raises(PlanningLimitError) as caught:
+        make_plan(project, timeout=60)
+    assert caught.value.kind == "memory"
+    assert "memory cap (150 MB)" in str(caught.value) and "big (policies/big.lp)" in str(caught.value)
+
+
+def test_without_a_limit_striking_the_policy_with_most_atoms_is_named(vfw_copy):
+    add_policy(vfw_copy, "pairs.lp", "% pairs\nm(1..60).\npair(A,B) :- m(A), m(B).\n")
+    project = load_project(vfw_copy)
+    program, facts = load_policies(project), model_facts(project.model)
+    index = bounded._largest(program, facts, 10.0, 300)
+    assert program.files[index].display == "policies/pairs.lp"
+
+
+def test_check_grounds_within_the_limits_too(vfw_copy):
+    add_policy(vfw_copy, "slow.lp", SLOW)
+    project = load_project(vfw_copy)
+    started = time.monotonic()
+    with pytest.raises(DiagnosticsError) as caught:
+        ground_only(load_policies(project), model_facts(project.model), timeout=1)
+    assert time.monotonic() - started < 10
+    [problem] = caught.value.diagnostics
+    assert problem.file == "policies/slow.lp"
+    assert problem.summary.startswith("grounding exceeded the time limit (1 s); the policy that grounds largest "
+                                      "is slow")
+
+
+def in_process(program, facts, model, *, timeout, memory_mb):
+    """make_plan as it was: ground and solve in this process."""
+    from planner.explain import explain_no_plan
+
+    result = solve(program, facts, timeout=timeout, keep_control=True)
+    explanation = None
+    if result.status == "unsatisfiable":
+        explanation = explain_no_plan(program, facts, model, timeout=timeout, control=result.control)
+    result.control = None
+    return result, explanation, 0.0
+
+
+def test_plans_are_the_same_as_in_process(vfw_copy, monkeypatch):
+    # An advisory violation (its atoms cross as text and are read back) and concurrency groups.
+    add_policy(vfw_copy, "groups.lp", "% groups\ngroup(R,T) :- located(R,T).\ngroup_limit(T,2) :- target(T).\n")
+    ordo = vfw_copy / "ordo.yaml"
+    ordo.write_text(ordo.read_text().replace("policies:\n", "policies:\n  enforcement:\n"
+                                             "    capacity: { level: advisory }\n", 1))
+    child = make_plan(load_project(vfw_copy)).plan
+    monkeypatch.setattr(core, "solve_bounded", in_process)
+    here = make_plan(load_project(vfw_copy)).plan
+    assert here.violations and here.groups
+    assert child.to_json() == here.to_json()
+
+
+def test_explanations_are_the_same_as_in_process(vfw_copy, monkeypatch):
+    args = ("requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
+    child = make_plan(load_project(vfw_copy, *args))
+    monkeypatch.setattr(core, "solve_bounded", in_process)
+    here = make_plan(load_project(vfw_copy, *args))
+    assert child.status == here.status == "no_plan"
+    assert child.explanation.conflicts
+    assert child.explanation.to_dict() == here.explanation.to_dict()
+
+
+def test_a_process_with_threads_plans_through_a_fork_server(vfw_copy):
+    single = make_plan(load_project(vfw_copy)).plan.to_json()
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, daemon=True)
+    worker.start()
+    try:
+        assert bounded._context().get_start_method() == "forkserver"
+        assert make_plan(load_project(vfw_copy)).plan.to_json() == single
+    finally:
+        stop.set()
+        worker.join()
+    assert bounded._context().get_start_method() == "fork"
+
+
+def test_a_policy_changed_before_the_fork_server_reads_it_is_refused(vfw_copy):
+    project = load_project(vfw_copy)
+    job = bounded._Job(load_policies(project), [], None, 0.0, 1.0, 100)
+    assert pickle.loads(pickle.dumps(job)).problem == ""
+    policy = vfw_copy / "policies" / "config-after-modules.lp"
+    policy.write_text(policy.read_text() + "\n% changed\n")
+    assert "changed while planning" in pickle.loads(pickle.dumps(job)).problem
+
+
+def test_the_default_memory_cap():
+    assert 256 <= bounded.default_memory_mb() <= 4096
