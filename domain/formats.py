@@ -277,7 +277,7 @@ class PoliciesSpec(_Strict):
 
 class SettingsSpec(_Strict):
     concurrency: PositiveInt = Field(10, description="operations running at once, in all")
-    solve_timeout: PositiveFloat = Field(30.0, description="seconds the solver may take")
+    solve_timeout: PositiveFloat = Field(30.0, description="seconds grounding and solving may take together")
     max_replans: NonNegativeInt = Field(3, description="re-plans one run may make after failures")
     memory_limit_mb: PositiveInt | None = Field(
         None, description="megabytes grounding and solving may take (default 4096, or half the machine's memory "

@@ -40,7 +40,9 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     # are refused, and grounding would run them.
     if program.linted and not any(d.code == "script" for d in program.diagnostics):
         try:
-            diagnostics += [d for d in ground_only(program, model_facts(model) if model else [])
+            settings = project_file.settings
+            diagnostics += [d for d in ground_only(program, model_facts(model) if model else [],
+                                                   timeout=settings.solve_timeout, memory_mb=settings.memory_limit_mb)
                             if d.severity == "error"]
         except DiagnosticsError as exc:
             diagnostics += exc.diagnostics
