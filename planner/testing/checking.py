@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from domain.policytests import PLAN_KEYS
+from domain.policytests import PLAN_KEYS, PolicyExpect
 from domain.yamlsrc import PathKey, format_path
 from planner.core import Outcome
 from planner.explain import Explanation
@@ -66,18 +66,28 @@ def _check_conflicts(case: Case, where: PathKey, outcome: Outcome, policy_of: di
             for location in hop:
                 file = location.rsplit(":", 1)[0]
                 named.setdefault(policy_of.get(file, policy_name(file)), set())
+    note = f" ({explanation.summary})" if explanation and not named else ""
+    return _compare_policies(case, where + ("conflicts",), expected, named,
+                             ("the explanation to name", "it names", "named"), note)
+
+
+def _compare_policies(case: Case, where: PathKey, expected: list[PolicyExpect], got: dict[str, set[str]],
+                      words: tuple[str, str, str], note: str = "") -> list[Failure]:
+    """Failures where the policies ``got`` (policy -> resources) are not exactly those
+    ``expected``, or miss resources an expectation names. ``words``: how to say "expected
+    the plan to violate", "it violates" and "violated" (or name, for conflicts)."""
+    expect_to, it_does, done = words
     failures = []
     want = {item.policy for item in expected}
-    if want != set(named):
-        failures.append(_failure(case, where + ("conflicts",),
-                                 f"expected the explanation to name {_listing(want)}; it names {_listing(set(named))}"
-                                 + (f" ({explanation.summary})" if explanation and not named else "")))
+    if want != set(got):
+        failures.append(_failure(case, where, f"expected {expect_to} {_listing(want)}; {it_does} "
+                                              f"{_listing(set(got))}{note}"))
     for index, item in enumerate(expected):
-        missing = sorted(set(item.resources) - named.get(item.policy, set()))
-        if item.policy in named and missing:
-            failures.append(_failure(case, where + ("conflicts", index, "resources"),
-                                     f"{item.policy} is not named for {', '.join(missing)} "
-                                     f"(it is for: {_listing(named[item.policy])})"))
+        missing = sorted(set(item.resources) - got.get(item.policy, set()))
+        if item.policy in got and missing:
+            failures.append(_failure(case, where + (index, "resources"),
+                                     f"{item.policy} is not {done} for {', '.join(missing)} "
+                                     f"(it is for: {_listing(got[item.policy])})"))
     return failures
 
 
@@ -131,17 +141,8 @@ def _check_plan(case: Case, where: PathKey, plan: Plan) -> list[Failure]:
         violated: dict[str, set[str]] = {}
         for v in plan.violations:
             violated.setdefault(v.policy, set()).update(v.resources)
-        want = {item.policy for item in expect.violations}
-        if want != set(violated):
-            failures.append(_failure(case, where + ("violations",),
-                                     f"expected the plan to violate {_listing(want)}; it violates "
-                                     f"{_listing(set(violated))}"))
-        for index, item in enumerate(expect.violations):
-            missing = sorted(set(item.resources) - violated.get(item.policy, set()))
-            if item.policy in violated and missing:
-                failures.append(_failure(case, where + ("violations", index, "resources"),
-                                         f"{item.policy} is not violated for {', '.join(missing)} "
-                                         f"(it is for: {_listing(violated[item.policy])})"))
+        failures += _compare_policies(case, where + ("violations",), expect.violations, violated,
+                                      ("the plan to violate", "it violates", "violated"))
     if expect.count is not None:
         counts = plan.counts()
         got_counts = {"operations": len(plan.operations), "waves": len(plan.waves), **counts}
