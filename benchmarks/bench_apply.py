@@ -79,6 +79,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import generate  # noqa: E402
+from tables import fmt, md_table, text_table  # noqa: E402
 
 PYTHON = sys.executable
 REFUSED_TARGET = "region-west"      # cost 1: prefer-cheaper-region puts most VNFs there
@@ -466,26 +467,6 @@ def machine(tmp: str | None) -> dict[str, Any]:
                                capture_output=True, text=True, cwd=ROOT).stdout.strip()
         info["commit"] = head + (" (executor/planner/domain modified)" if dirty else "")
     return info
-
-
-def fmt(value: Any, spec: str = "", none: str = "-") -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return none
-    return format(value, spec)
-
-
-def text_table(header: tuple[str, ...], body: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in body]
-    return "\n".join(lines)
-
-
-def md_table(header: tuple[str, ...], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
 
 
 def med(runs: list[dict], key: str) -> float | None:

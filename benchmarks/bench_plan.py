@@ -48,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402
+from tables import fmt, md_table, text_table  # noqa: E402
 
 PYTHON = sys.executable
 ORDO = str(Path(PYTHON).with_name("ordo"))
@@ -264,12 +265,6 @@ def machine() -> dict:
     return info
 
 
-def fmt(value, spec: str = "", none: str = "-") -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return none
-    return format(value, spec)
-
-
 COLUMNS = ("N", "ordo wall s", "ordo peak MB", "ground atoms", "ground rules", "#operations",
            "FD wall s", "FD plan length", "ratio FD/ordo")
 
@@ -294,20 +289,6 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
 
 
 ARGS_TIMEOUT = 120.0
-
-
-def text_table(header: tuple[str, ...], body: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=False)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)) for row in body]
-    return "\n".join(lines)
-
-
-def md_table(header: tuple[str, ...], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
 
 
 def detail_table(rows: list[Row]) -> tuple[tuple[str, ...], list[list[str]]]:

@@ -56,7 +56,7 @@ from executor.controllers import (
 from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
 from planner.core import Outcome, make_plan
 from planner.plan import Plan, PlannedOperation
-from planner.schedule import bottom_levels
+from planner.schedule import bottom_levels, take_ready
 
 #: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
 CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "failure-observed", "replanned")
@@ -539,35 +539,9 @@ class Executor:
     def _pick(self, ready: dict[str, list[tuple[float, str]]], ops: dict[str, PlannedOperation], limit: int,
               in_flight: int, per_ctl: dict[str, int], ctl_limit: dict[str, int], per_group: dict[str, int],
               group_limit: dict[str, int], groups: dict[str, list[str]]) -> list[str]:
-        """Ready operations that fit the limits now, longest remaining path first."""
-        picked: list[str] = []
-        room = limit - in_flight
-        if room <= 0:
-            return picked
-        heads = [(q[0], ctl) for ctl, q in ready.items() if q and per_ctl.get(ctl, 0) < ctl_limit.get(ctl, 1 << 30)]
-        heapq.heapify(heads)
-        deferred: list[tuple[str, tuple[float, str]]] = []
-        used_groups: dict[str, int] = {}
-        while heads and len(picked) < room:
-            _, ctl = heapq.heappop(heads)
-            q = ready[ctl]
-            item = heapq.heappop(q)
-            oid = item[1]
-            full = any(per_group.get(g, 0) + used_groups.get(g, 0) >= group_limit[g] for g in groups.get(oid, ()))
-            if full:
-                deferred.append((ctl, item))
-            else:
-                picked.append(oid)
-                per_ctl[ctl] = per_ctl.get(ctl, 0) + 1
-                for g in groups.get(oid, ()):
-                    used_groups[g] = used_groups.get(g, 0) + 1
-            if q and per_ctl.get(ctl, 0) < ctl_limit.get(ctl, 1 << 30):
-                heapq.heappush(heads, (q[0], ctl))
-        for ctl, item in deferred:
-            heapq.heappush(ready[ctl], item)
-        for oid in picked:  # _dispatch counts them again
-            per_ctl[ops[oid].controller] -= 1
-        return picked
+        """Ready operations that fit the limits now, longest remaining path first: the
+        planner's waves are taken the same way, with nothing in flight."""
+        return take_ready(ready, limit - in_flight, ctl_limit, groups, group_limit, per_ctl, per_group)
 
     def _dispatch(self, rs: _RunState, batch: list[str], ops: dict[str, PlannedOperation], model: Model,
                   running: dict[int, _Running], per_ctl: dict[str, int], per_group: dict[str, int],

@@ -88,7 +88,11 @@ def _count(number: int, noun: str) -> str:
 
 
 def plan_text(console: Console, plan: Plan) -> None:
-    lines = plan_lines(plan)
+    _print_lines(console, plan_lines(plan))
+
+
+def _print_lines(console: Console, lines: list[tuple[str, str]]) -> None:
+    """(text, style) lines, made safe for a terminal."""
     if not console.is_terminal:
         # Plain text in one write: rich per line costs seconds on 30,000 lines.
         console.file.write("\n".join(terminal_safe(text) for text, _ in lines) + "\n")
@@ -288,9 +292,4 @@ def plan_diff_lines(diff, base_label: str = "Baseline", other_label: str = "Scen
 
 
 def plan_diff(console: Console, diff, base_label: str = "Baseline", other_label: str = "Scenario") -> None:
-    lines = plan_diff_lines(diff, base_label, other_label)
-    if not console.is_terminal:
-        console.file.write("\n".join(terminal_safe(text) for text, _ in lines) + "\n")
-        return
-    for text, style in lines:
-        console.print(terminal_safe(text), style=style or None, markup=False, highlight=False)
+    _print_lines(console, plan_diff_lines(diff, base_label, other_label))

@@ -66,15 +66,13 @@ def summary_line(report: Report) -> str:
 def details(console: Console, report: Report) -> None:
     """Collection errors, then each failure and error with file:line, expected and got."""
     if report.errors:
-        console.print()
-        console.print(ruler("ERRORS"), highlight=False)
+        _section(console, "ERRORS")
         render.diagnostics(console, report.errors)
     failed = [r for r in report.results if r.outcome == "failed"]
     if failed:
-        console.print()
-        console.print(ruler("FAILURES"), highlight=False)
+        _section(console, "FAILURES")
         for result in failed:
-            console.print(f"[red]{escape(ruler(f'{result.name} ({result.location})', '_'))}[/]", highlight=False)
+            _case_title(console, result)
             for failure in result.failures:
                 console.print(f"{escape(failure.location)}: [red]{escape(failure.path)}[/]: "
                               f"{escape(failure.message)}", highlight=False)
@@ -83,11 +81,19 @@ def details(console: Console, report: Report) -> None:
                               highlight=False)
     errored = [r for r in report.results if r.outcome == "error"]
     if errored:
-        console.print()
-        console.print(ruler("ERRORS"), highlight=False)
+        _section(console, "ERRORS")
         for result in errored:
-            console.print(f"[red]{escape(ruler(f'{result.name} ({result.location})', '_'))}[/]", highlight=False)
+            _case_title(console, result)
             render.diagnostics(console, result.errors)
+
+
+def _section(console: Console, title: str, char: str = "=") -> None:
+    console.print()
+    console.print(ruler(title, char), highlight=False)
+
+
+def _case_title(console: Console, result: CaseResult) -> None:
+    console.print(f"[red]{escape(ruler(f'{result.name} ({result.location})', '_'))}[/]", highlight=False)
 
 
 def short_summary(console: Console, report: Report) -> None:
@@ -108,8 +114,7 @@ def short_summary(console: Console, report: Report) -> None:
 
 def coverage(console: Console, cov: Coverage, verbose: bool = False) -> None:
     """Rules exercised per policy file, then the rules no test exercised (verbose: every rule, with its tests)."""
-    console.print()
-    console.print(ruler("policy coverage: rules a test showed at work", "-"), highlight=False)
+    _section(console, "policy coverage: rules a test showed at work", "-")
     width = max([len(f.file) for f in cov.files] + [5])
     for fc in cov.files:
         if not fc.rules:

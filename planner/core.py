@@ -30,6 +30,7 @@ from planner.plan import (
     Plan,
     PlannedOperation,
     ResourceChange,
+    Status,
     Violation,
 )
 from planner.program import Program, load_program
@@ -41,7 +42,7 @@ from planner.solve import SolveResult
 class Outcome:
     """The answer to one planning request."""
 
-    status: str  # optimal, satisfiable, no_plan, timeout
+    status: Status  # a plan comes with optimal or satisfiable only
     plan: Plan | None = None
     explanation: Explanation | None = None
     timings: dict[str, float] = field(default_factory=dict)

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.explain import Explanation
-from planner.plan import Plan, PlannedOperation, Violation
+from planner.plan import Plan, PlannedOperation, Status, Violation
 
 
 @dataclass(frozen=True)
 class Side:
     """One side of the comparison, summed up."""
 
-    status: str                      # optimal, satisfiable, no_plan, timeout
+    status: Status
     digest: str = ""
     request: str = ""
     operations: int = 0

@@ -43,6 +43,8 @@ Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
 
+# The answer to a planning request (planner.core.Outcome). Only optimal and satisfiable
+# come with a plan; a saved plan that claims another is refused by verify_saved_plan.
 Status = Literal["optimal", "satisfiable", "no_plan", "timeout"]
 Action = Literal["create", "delete", "update", "change", "run"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import networkx as nx
@@ -33,6 +34,50 @@ def bottom_levels(graph: nx.DiGraph, duration: dict[str, float]) -> dict[str, fl
     return level
 
 
+def take_ready(ready: dict[str, list[tuple[float, str]]], room: int, controller_limits: Mapping[str, int],
+               groups: Mapping[str, list[str]], group_limits: Mapping[str, int],
+               controller_busy: Mapping[str, int] | None = None,
+               group_busy: Mapping[str, int] | None = None) -> list[str]:
+    """Pop from ``ready`` (a heap of (-bottom level, id) per controller) the operations
+    that may start together: at most ``room`` of them, none over a controller's or a
+    group's limit counting the ``busy`` ones already running; longest remaining path
+    first, ties by id. Operations held back by a full group stay in ``ready``.
+
+    Both the planner's waves and the executor's dispatch take operations this way.
+    """
+    taken: list[str] = []
+    if room <= 0:
+        return taken
+    used = Counter(controller_busy or {})
+    in_group = Counter(group_busy or {})
+
+    def has_room(ctrl: str) -> bool:
+        cap = controller_limits.get(ctrl)
+        return cap is None or used[ctrl] < cap
+
+    # Each controller's queue is looked at only through its head, so a saturated
+    # controller costs nothing to skip.
+    heads = [(queue[0], ctrl) for ctrl, queue in ready.items() if queue and has_room(ctrl)]
+    heapq.heapify(heads)
+    deferred: list[tuple[str, tuple[float, str]]] = []
+    while heads and len(taken) < room:
+        _, ctrl = heapq.heappop(heads)
+        queue = ready[ctrl]
+        item = heapq.heappop(queue)
+        node = item[1]
+        if any(in_group[g] >= group_limits[g] for g in groups.get(node, ())):
+            deferred.append((ctrl, item))  # its group is full
+        else:
+            taken.append(node)
+            used[ctrl] += 1
+            in_group.update(groups.get(node, ()))
+        if queue and has_room(ctrl):
+            heapq.heappush(heads, (queue[0], ctrl))
+    for ctrl, item in deferred:
+        heapq.heappush(ready[ctrl], item)
+    return taken
+
+
 def schedule(graph: nx.DiGraph, duration: dict[str, float], controller: dict[str, str],
              limit: int, controller_limits: dict[str, int],
              groups: dict[str, list[str]] | None = None, group_limits: dict[str, int] | None = None) -> Schedule:
@@ -41,8 +86,7 @@ def schedule(graph: nx.DiGraph, duration: dict[str, float], controller: dict[str
     group_limits = group_limits or {}
     level = bottom_levels(graph, duration)
     waiting = {n: graph.in_degree(n) for n in graph.nodes}
-    # One ready queue per controller, so a saturated controller costs nothing
-    # to skip: each wave looks only at the head of each queue.
+    # One ready queue per controller (see take_ready).
     ready: dict[str, list[tuple[float, str]]] = {}
 
     def make_ready(node: str) -> None:
@@ -54,28 +98,7 @@ def schedule(graph: nx.DiGraph, duration: dict[str, float], controller: dict[str
     waves: list[list[str]] = []
     makespan = 0.0
     while any(ready.values()):
-        heads = [(queue[0], ctrl) for ctrl, queue in ready.items() if queue]
-        heapq.heapify(heads)
-        used: Counter[str] = Counter()
-        in_group: Counter[str] = Counter()
-        deferred: list[tuple[str, tuple[float, str]]] = []
-        wave: list[str] = []
-        while heads and len(wave) < limit:
-            _, ctrl = heapq.heappop(heads)
-            queue = ready[ctrl]
-            item = heapq.heappop(queue)
-            node = item[1]
-            if any(in_group[g] >= group_limits[g] for g in groups.get(node, ())):
-                deferred.append((ctrl, item))  # its group is full in this wave
-            else:
-                wave.append(node)
-                used[ctrl] += 1
-                in_group.update(groups.get(node, ()))
-            cap = controller_limits.get(ctrl)
-            if queue and (cap is None or used[ctrl] < cap):
-                heapq.heappush(heads, (queue[0], ctrl))
-        for ctrl, item in deferred:
-            heapq.heappush(ready[ctrl], item)
+        wave = take_ready(ready, limit, controller_limits, groups, group_limits)
         for node in wave:
             for succ in graph.successors(node):
                 waiting[succ] -= 1

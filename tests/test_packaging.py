@@ -17,7 +17,9 @@ def test_wheel_ships_the_policy_library_and_plans_without_the_source_tree(tmp_pa
     [wheel] = list(wheels.glob("ordo-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("policies/base/lifecycle.lp", "policies/base/ordering.lp", "policies/base/placement.lp",
-                   "policies/base/interface.lp", "policies/library/capacity.lp", "policies/README.md"):
+                   "policies/base/interface.lp", "policies/library/capacity.lp", "policies/README.md",
+                   # the subpackages: `ordo test` and `ordo apply` need them
+                   "planner/testing/running.py", "executor/controllers/base.py"):
         assert needed in names
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],

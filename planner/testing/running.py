@@ -1,0 +1,84 @@
+"""Running policy tests: each collected case loaded, planned and checked, then coverage."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from domain.errors import DiagnosticsError
+from planner.core import make_plan
+from planner.testing.checking import brief, check_outcome
+from planner.testing.collection import Case, Collection, Suite
+from planner.testing.coverage import exercised_rules, measure_coverage
+from planner.testing.loading import diag, load_case, resolve_expect
+from planner.testing.results import CaseResult, CaseRun, Report
+
+
+def run(collection: Collection, *, coverage: bool = False, base: Path | None = None,
+        on_suite: Callable[[Suite], None] | None = None,
+        on_result: Callable[[CaseResult], None] | None = None) -> Report:
+    """Run every collected case (none when the collection has errors); with
+    ``coverage``, then find which policy rules the cases exercised."""
+    started = time.perf_counter()
+    report = Report(results=[], errors=list(collection.errors), deselected=collection.deselected)
+    if collection.errors:
+        report.seconds = time.perf_counter() - started
+        return report
+    seen: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    planned: list[CaseRun] = []
+    for suite in collection.suites:
+        if not suite.cases:
+            continue
+        if on_suite is not None:
+            on_suite(suite)
+        for case in suite.cases:
+            done = run_case(case)
+            for key in done.exercised:
+                seen.setdefault(key, []).append((done.result.file, done.result.line))
+            if coverage and done.program is not None:
+                planned.append(done)
+            report.results.append(done.result)
+            if on_result is not None:
+                on_result(done.result)
+    if coverage:
+        projects = sorted({s.project.resolve() for s in collection.suites if s.cases and s.project}, key=str)
+        report.coverage = measure_coverage(projects, seen, base, planned)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def run_case(case: Case) -> CaseRun:
+    """Load, plan and check one case."""
+    started = time.perf_counter()
+    suite = case.suite
+    result = CaseResult(file=suite.display, line=case.line, name=case.name, outcome="passed")
+    done = CaseRun(result=result)
+    if case.spec.skip is not None:
+        result.outcome, result.reason = "skipped", case.spec.skip
+        return done
+    try:
+        project, program, problems = load_case(case)
+        problems += resolve_expect(case, project.model, program)
+        if problems:
+            raise DiagnosticsError(problems)
+        outcome = make_plan(project)
+    except DiagnosticsError as exc:
+        result.outcome, result.errors = "error", exc.diagnostics
+        result.seconds = time.perf_counter() - started
+        return done
+    result.status = outcome.status
+    if outcome.status == "timeout":
+        result.outcome = "error"
+        result.errors = [diag(case, case.key, "the solver found no answer in time",
+                              f"settings.solve_timeout is {project.settings.solve_timeout:g}s")]
+    else:
+        result.failures = check_outcome(case, outcome, {f.display: f.meta.name for f in program.files})
+        result.got = brief(outcome)
+        if result.failures:
+            result.outcome = "failed"
+        done.exercised = exercised_rules(outcome, project.root)
+        if outcome.plan is not None:
+            done.project, done.program = project, program
+    result.seconds = time.perf_counter() - started
+    return done
