@@ -1,10 +1,10 @@
 """Every error path of ``ordo check`` has a test asserting its message text.
 
 Each test copies the vFW example (``examples/vfw``) into ``tmp_path``, breaks one
-thing (or several), and runs the real ``ordo`` console script in a subprocess:
-errors become exit codes only in ``ordo.cli.main``, so the script is what users
-see. We assert the exit code (1), the exact ``file:line:col``, the path inside
-the file, the message text, that nothing else was reported (the
+thing (or several), and runs ``ordo check`` through ``ordo.cli.main`` (in this
+process): errors become exit codes only there, so it is what users see. We
+assert the exit code (1), the exact ``file:line:col``, the path inside the
+file, the message text, that nothing else was reported (the
 "N error(s), 0 warning(s)." summary) and that no traceback escaped.
 
 (Bugs these tests found were fixed; a new one gets a strict xfail test here

@@ -20,7 +20,7 @@ from domain.guards import Guard, Selector
 from domain.project import load_project
 from executor.guards import DEFAULT_RETRY, GuardEngine, OpInfo
 from executor.journal import Event, Journal, default_path
-from tests.conftest import run_ordo
+from tests.conftest import run_ordo, run_ordo_process
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -462,9 +462,8 @@ def test_live_view_and_json_show_the_denial(vfw_copy, tmp_path):
     assert denied[0]["where"] == "guards.yaml:2" and denied[0]["guard_kind"] == "rate_limit"
 
 
+@pytest.mark.slow
 def test_a_resumed_run_counts_what_it_did_before_the_crash(vfw_copy, tmp_path):
-    import os
-
     from executor.engine import Executor
     from executor.guards import operation_info
 
@@ -472,8 +471,8 @@ def test_a_resumed_run_counts_what_it_did_before_the_crash(vfw_copy, tmp_path):
                            "  - name: three-vnf-assigns\n    kind: rate_limit\n    operation: assign\n    type: vnf\n"
                            "    max: 3\n    seconds: 600\n    on_deny: fail\n")
     sim = scenario(tmp_path, SMOOTH)
-    crashed = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sim,
-                       env={**os.environ, "ORDO_CRASH_POINT": "result-written:4"})
+    crashed = run_ordo_process("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sim,
+                               env={"ORDO_CRASH_POINT": "result-written:4"})
     assert crashed.code == -9, crashed.text
     assigns = [ev for ev in journal_events(vfw_copy) if ev.kind == "result" and ev.op in
                ("vfw/assign", "vpg/assign", "vsink/assign")]
