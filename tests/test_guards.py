@@ -473,8 +473,11 @@ def test_a_resumed_run_counts_what_it_did_before_the_crash(vfw_copy, tmp_path):
                            "  - name: three-vnf-assigns\n    kind: rate_limit\n    operation: assign\n    type: vnf\n"
                            "    max: 3\n    seconds: 600\n    on_deny: fail\n")
     sim = scenario(tmp_path, SMOOTH)
+    # Killed at the 10th batch of results, which always comes (the longest chain is 10
+    # operations) and always follows the three VNF assigns: only 7 operations of the
+    # plan need none of them, so at most 9 batches can be written before the last one.
     crashed = run_ordo_process("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sim,
-                               env={"ORDO_CRASH_POINT": "result-written:4"})
+                               env={"ORDO_CRASH_POINT": "result-written:10"})
     assert crashed.code == -9, crashed.text
     assigns = [ev for ev in journal_events(vfw_copy) if ev.kind == "result" and ev.op in
                ("vfw/assign", "vpg/assign", "vsink/assign")]
