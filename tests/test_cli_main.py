@@ -15,7 +15,7 @@ import planner.core
 from domain.formats import ObservedResource
 from executor.journal import Event, Journal
 from ordo.cli import cli
-from tests.conftest import VFW, run_ordo
+from tests.conftest import VFW, run_ordo, run_ordo_process
 
 # --- an unexpected exception ------------------------------------------------------------
 
@@ -132,3 +132,15 @@ def test_state_rm_options_after_rm_win_over_the_groups(vfw_copy, tmp_path):
     run = run_ordo("state", "-C", tmp_path / "nowhere", "rm", "a", "-C", vfw_copy)
     assert run.code == 0, run.text
     assert recorded(default) == [] and recorded(first) == ["a"]
+
+
+# --- the console script itself ------------------------------------------------------------
+
+
+def test_the_console_script_exits_with_mains_codes(vfw_copy):
+    """What run_ordo checks in-process holds for the installed script too."""
+    changes = run_ordo_process("plan", "-C", vfw_copy, "--detailed-exitcode")
+    assert changes.code == 2, changes.text
+    assert "Plan: 10 to create" in changes.out
+    broken = run_ordo_process("plan", "-C", vfw_copy / "nowhere")
+    assert broken.code == 1 and broken.out == "" and "error:" in broken.err and "Traceback" not in broken.err
