@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,12 +56,25 @@ def ordo_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **PLAIN_TERMINAL, **(extra or {})}
 
 
+#: The line ordo.cli.main prints for an unexpected exception, with the file that holds its traceback.
+BUG = re.compile(r"this is a bug in ordo \(\w+\); the details are in (\S+) ")
+
+
+def _no_bug(run: Run, expect_bug: bool) -> Run:
+    """A bug in ordo fails the test with its traceback, even where only the exit code is checked."""
+    found = BUG.search(run.err)
+    if found and not expect_bug:
+        report = Path(found[1])
+        raise AssertionError(f"a bug in ordo:\n{report.read_text() if report.exists() else run.err}")
+    return run
+
+
 def run_ordo_process(*args: str | Path, cwd: Path | None = None, env: dict | None = None,
                      timeout: float = 120) -> Run:
     """Run the installed ``ordo`` console script in a new process, as a user would."""
     proc = subprocess.run([ordo_executable(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           env=ordo_env(env), stdin=subprocess.DEVNULL, timeout=timeout)
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    return _no_bug(Run(proc.returncode, proc.stdout, proc.stderr), expect_bug=False)
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -73,13 +87,14 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None) -> Run:
+def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None, expect_bug: bool = False) -> Run:
     """Run ``ordo`` in this process, as the console script would (``ordo.cli.main``).
 
     stdin is not a terminal, stdout and stderr are captured, the environment
     is that of ``run_ordo_process`` for the call only, and ``cwd`` is the
     working folder for the call only. The call may leave no thread running
-    and no SIGINT handler installed.
+    and no SIGINT handler installed, and a bug in ordo fails the test unless
+    ``expect_bug``.
     """
     from ordo.cli import main
 
@@ -101,7 +116,8 @@ def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None
             sys.stdout.flush()
             sys.stderr.flush()
     _check_left_behind(threads, handler)
-    return Run(code, out.getvalue().decode(), err.getvalue().decode("utf-8", "backslashreplace"))
+    return _no_bug(Run(code, out.getvalue().decode(), err.getvalue().decode("utf-8", "backslashreplace")),
+                   expect_bug)
 
 
 def _check_left_behind(before: set[threading.Thread], handler: object) -> None:

@@ -29,7 +29,7 @@ def _boom(*args: object, **kwargs: object) -> None:
 def test_an_unexpected_exception_is_one_line_and_a_file(monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(planner.core, "make_plan", _boom)
-    run = run_ordo("plan", "-C", VFW)
+    run = run_ordo("plan", "-C", VFW, expect_bug=True)
     assert run.code == 1, run.text
     assert "Traceback" not in run.text and run.out == ""
     [line] = run.err.splitlines()
@@ -48,7 +48,7 @@ def test_an_unexpected_exception_is_one_line_and_a_file(monkeypatch, tmp_path):
 def test_a_bug_whose_details_cannot_be_written_is_still_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
     monkeypatch.setattr(planner.core, "make_plan", _boom)
-    run = run_ordo("plan", "-C", VFW)
+    run = run_ordo("plan", "-C", VFW, expect_bug=True)
     assert run.code == 1, run.text
     assert run.err.splitlines() == [
         "error: this is a bug in ordo (RuntimeError); its details could not be written (No such file or directory)"]
