@@ -10,12 +10,14 @@ error, 5 no tests collected.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from domain.errors import DiagnosticsError, OrdoError
 
@@ -589,12 +591,19 @@ def state(ctx: click.Context, project: Path, journal: Path | None, export: bool)
 
 @state.command("rm")
 @click.argument("names", nargs=-1, required=True)
-def state_rm(names: tuple[str, ...]) -> None:
+@project_option
+@journal_option
+@click.pass_context
+def state_rm(ctx: click.Context, names: tuple[str, ...], project: Path, journal: Path | None) -> None:
     """Forget the journal's records of these resources: the inventory file speaks for them again."""
     from ordo import runs
 
-    project, journal = click.get_current_context().obj
-    click.echo(runs.state_rm(project, journal, list(names)))
+    # -C and --journal may come before `rm` (the group's) or after it (these win)
+    given = {name: ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+             for name in ("project", "journal")}
+    group_project, group_journal = ctx.obj
+    click.echo(runs.state_rm(project if given["project"] else group_project,
+                             journal if given["journal"] else group_journal, list(names)))
 
 
 SCHEMAS = ("project", "catalog", "inventory", "request", "guards")
@@ -642,3 +651,26 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_TESTS_USAGE if usage_of_test else EXIT_ERROR)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception:  # noqa: BLE001 - anything else is a bug in ordo: one line, the traceback in a file
+        _console(stderr=True).print(f"[red]error:[/] {escape(_bug_report(argv))}", highlight=False)
+        sys.exit(EXIT_ERROR)
+
+
+def _bug_report(argv: list[str] | None) -> str:
+    """Write the exception being handled to a new file (mode 0600) in the
+    system's temporary folder; the line that says so."""
+    import tempfile
+    import traceback
+
+    from ordo import __version__
+
+    kind = type(sys.exc_info()[1]).__name__
+    details = (f"ordo {__version__}, Python {sys.version.split()[0]}\n"
+               f"command: ordo {' '.join(sys.argv[1:] if argv is None else argv)}\n\n{traceback.format_exc()}")
+    try:
+        fd, path = tempfile.mkstemp(prefix="ordo-bug-", suffix=".txt")  # created 0600
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
+            out.write(details)
+    except OSError as exc:
+        return f"this is a bug in ordo ({kind}); its details could not be written ({exc.strerror or exc})"
+    return f"this is a bug in ordo ({kind}); the details are in {path} (please report it)"

@@ -1,20 +1,37 @@
-"""Shared fixtures: the bundled examples and a way to run the real CLI."""
+"""Shared fixtures: the bundled examples and two ways to run the CLI.
+
+``run_ordo`` runs ``ordo.cli.main`` in this process, as the console script
+would, with its output captured; ``run_ordo_process`` starts the installed
+console script, for the tests where the process boundary is what is tested
+(kill -9, signals, Ctrl-C, packaging, the script's own exit code).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 VFW = EXAMPLES / "vfw"
 FIXTURES = ROOT / "tests" / "fixtures"
+
+#: What a user's terminal would add: no colour, wide lines.
+PLAIN_TERMINAL = {"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "500"}
+#: Variables that change what a CLI call does; never inherited from the test's environment.
+ORDO_ENV = ("ORDO_CRASH_POINT", "ORDO_SIMULATION", "ORDO_JOURNAL")
 
 
 @dataclass
@@ -33,12 +50,83 @@ def ordo_executable() -> str:
     return str(found) if found.exists() else (shutil.which("ordo") or "ordo")
 
 
-def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None) -> Run:
-    """Run the installed ``ordo`` console script as a user would (no colour, wide lines)."""
-    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "500", **(env or {})}
+def ordo_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI call: this one without ORDO_*, a plain terminal, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ORDO_ENV}
+    return {**env, **PLAIN_TERMINAL, **(extra or {})}
+
+
+#: The line ordo.cli.main prints for an unexpected exception, with the file that holds its traceback.
+BUG = re.compile(r"this is a bug in ordo \(\w+\); the details are in (\S+) ")
+
+
+def _no_bug(run: Run, expect_bug: bool) -> Run:
+    """A bug in ordo fails the test with its traceback, even where only the exit code is checked."""
+    found = BUG.search(run.err)
+    if found and not expect_bug:
+        report = Path(found[1])
+        raise AssertionError(f"a bug in ordo:\n{report.read_text() if report.exists() else run.err}")
+    return run
+
+
+def run_ordo_process(*args: str | Path, cwd: Path | None = None, env: dict | None = None,
+                     timeout: float = 120) -> Run:
+    """Run the installed ``ordo`` console script in a new process, as a user would."""
     proc = subprocess.run([ordo_executable(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=120)
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+                          env=ordo_env(env), stdin=subprocess.DEVNULL, timeout=timeout)
+    return _no_bug(Run(proc.returncode, proc.stdout, proc.stderr), expect_bug=False)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """The status a process would exit with after ``sys.exit(exc.code)``."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)  # sys.exit("text") prints it and exits 1
+    return 1
+
+
+def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None, expect_bug: bool = False) -> Run:
+    """Run ``ordo`` in this process, as the console script would (``ordo.cli.main``).
+
+    stdin is not a terminal, stdout and stderr are captured, the environment
+    is that of ``run_ordo_process`` for the call only, and ``cwd`` is the
+    working folder for the call only. The call may leave no thread running
+    and no SIGINT handler installed, and a bug in ordo fails the test unless
+    ``expect_bug``.
+    """
+    from ordo.cli import main
+
+    if env and "ORDO_CRASH_POINT" in env:
+        raise AssertionError("a crash point kills the process: use run_ordo_process")
+    overrides: dict[str, str | None] = dict.fromkeys(ORDO_ENV)
+    overrides.update({**PLAIN_TERMINAL, **(env or {})})
+    threads = set(threading.enumerate())
+    handler = signal.getsignal(signal.SIGINT)
+    runner = CliRunner()
+    with runner.isolation(env=overrides, color=False) as (out, err, _), \
+            contextlib.chdir(cwd if cwd is not None else Path.cwd()):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = _exit_code(exc)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+    _check_left_behind(threads, handler)
+    return _no_bug(Run(code, out.getvalue().decode(), err.getvalue().decode("utf-8", "backslashreplace")),
+                   expect_bug)
+
+
+def _check_left_behind(before: set[threading.Thread], handler: object) -> None:
+    assert signal.getsignal(signal.SIGINT) is handler, "ordo left its SIGINT handler installed"
+    deadline = time.monotonic() + 10
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert not left, f"ordo left threads running: {left}"
 
 
 @pytest.fixture

@@ -160,8 +160,9 @@ def test_unknown_controller_kind_is_named_before_the_run_starts(vfw_copy: Path) 
     assert run.code == 1
     assert "controllers.cds: unknown controller kind 'htpp' (did you mean 'http'?)" in run.err
     assert "Traceback" not in run.text
-    assert not (vfw_copy / ".ordo" / "journal.db").exists() or "No runs yet." in run_ordo(
-        "history", "-C", vfw_copy).out
+    # the journal was opened, but no run was started
+    assert (vfw_copy / ".ordo" / "journal.db").exists()
+    assert "No runs yet." in run_ordo("history", "-C", vfw_copy).out
 
 
 def test_vfw_applied_through_a_command_controller(vfw_copy: Path, tmp_path: Path) -> None:

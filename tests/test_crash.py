@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import random
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from executor.controllers.simulated import read_ledger, read_world
 from executor.engine import CRASH_POINTS
 from executor.journal import Event, Journal
 from planner.plan import Plan
-from tests.conftest import ordo_executable
+from tests.conftest import ordo_env, ordo_executable, run_ordo, run_ordo_process
 
 # --- helpers: the CLI, the world, the journal ---------------------------------
 
@@ -37,9 +36,6 @@ REQUESTED = ("vfw-service", "protected-net", "unprotected-net", "vpg", "vpg-base
              "vfw", "vfw-logs", "vfw-base")
 PARTS = {"vfw-base": "vfw", "vfw-logs": "vfw", "vpg-base": "vpg", "vsink-base": "vsink"}
 VNFS = ("vfw", "vpg", "vsink")
-#: Variables that would change what a CLI call does; never inherited from the test's environment.
-ORDO_ENV = ("ORDO_CRASH_POINT", "ORDO_SIMULATION", "ORDO_JOURNAL")
-
 PLAIN = {"seed": 1, "idempotent": False, "latency": 0.01}
 REFUSING = {"seed": 7, "idempotent": False, "latency": 0.01,
             "faults": [{"target": "region-two", "operation": "create", "error": "refused"}]}
@@ -56,16 +52,14 @@ class Result:
         return f"exit {self.code}\n--- stdout\n{self.out[-4000:]}\n--- stderr\n{self.err[-4000:]}"
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ORDO_ENV}
-    return {**env, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "500", **(extra or {})}
-
-
 def ordo(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
-    """Run the installed `ordo` script; ``env`` adds variables (the ORDO_* ones are not inherited)."""
-    proc = subprocess.run([ordo_executable(), *map(str, args)], capture_output=True, text=True,
-                          env=_env(env), timeout=timeout)
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    """Run `ordo` in this process, or as the installed script when a crash point
+    is to kill it; ``env`` adds variables (the ORDO_* ones are not inherited)."""
+    if env and "ORDO_CRASH_POINT" in env:
+        run = run_ordo_process(*args, env=env, timeout=timeout)
+    else:
+        run = run_ordo(*args, env=env)
+    return Result(run.code, run.out, run.err)
 
 
 def write_scenario(project: Path, scenario: dict[str, Any], name: str = "crash.yaml") -> Path:
@@ -117,7 +111,7 @@ def start_killable(args: list[str | Path], log: Path) -> subprocess.Popen:
     """Start a CLI call writing its JSON events to ``log``; returns once the run has started."""
     with log.open("w") as out:
         proc = subprocess.Popen([ordo_executable(), *map(str, args)], stdout=out, stderr=subprocess.DEVNULL,
-                                env=_env())
+                                env=ordo_env())
     deadline = time.monotonic() + 60
     while True:
         text = log.read_text()
@@ -273,6 +267,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point,kind", CASES, ids=[f"{p}-{k}" for p, k in CASES])
 def test_crash_point_then_resume(vfw_copy, point, kind):
     scenario = write_scenario(vfw_copy, PLAIN if kind == "plain" else REFUSING)
@@ -304,6 +299,7 @@ _RNG = random.Random(20240611)
 DELAYS = [round(_RNG.uniform(0.02, 0.3), 3) for _ in range(5)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", DELAYS)
 def test_kill_at_a_random_moment(vfw_copy, tmp_path, delay):
     scenario = write_scenario(vfw_copy, LATENCY)
@@ -316,6 +312,7 @@ def test_kill_at_a_random_moment(vfw_copy, tmp_path, delay):
     check_recovered(vfw_copy, exactly_once=True)
 
 
+@pytest.mark.slow
 def test_kill_the_resume_too(vfw_copy, tmp_path):
     rng = random.Random(7)
     scenario = write_scenario(vfw_copy, {**LATENCY, "seed": 9})
@@ -331,6 +328,7 @@ def test_kill_the_resume_too(vfw_copy, tmp_path):
     assert [ev.data["from"] for ev in resumed] == ["crashed", "crashed"]
 
 
+@pytest.mark.slow
 def test_kill_during_a_replan_run(vfw_copy, tmp_path):
     """A random kill in a run whose region refuses: the re-plan and the crash mix."""
     scenario = write_scenario(vfw_copy, {**REFUSING, "latency": 0.04, "jitter": 0.5})

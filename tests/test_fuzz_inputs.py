@@ -59,9 +59,18 @@ def test_mangled_project_gives_diagnostics_not_a_crash(tmp_path, seed):
     target.write_text(mutate(target.read_text(), rng))
     found = check(root)  # must not raise
     assert all(d.summary for d in found)
+    errors = [d for d in found if d.severity == "error"]
     try:
         outcome = make_plan(load_project(root), timeout=5)
     except DiagnosticsError as exc:
-        assert exc.diagnostics, "an error must say what is wrong"
+        assert exc.diagnostics and all(d.summary for d in exc.diagnostics), "an error must say what is wrong"
+        assert errors, f"`ordo check` found nothing wrong, planning refused: {exc.diagnostics[0].summary}"
         return
-    assert outcome.status in {"optimal", "satisfiable", "no_plan", "timeout"}
+    # `ordo check` and planning agree, and a result is a plan, or an explanation of why there is none
+    assert not errors, f"`ordo check` found errors, planning went ahead: {errors[0].summary}"
+    if outcome.plan is not None:
+        assert outcome.status in ("optimal", "satisfiable")
+        wave = {op.id: op.wave for op in outcome.plan.operations}
+        assert all(wave[edge.before] < wave[edge.after] for edge in outcome.plan.edges)
+    else:
+        assert outcome.status == "timeout" or (outcome.status == "no_plan" and outcome.explanation is not None)

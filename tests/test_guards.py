@@ -7,6 +7,7 @@ executor on copies of the vFW example, whose ``ordo.yaml`` names ``guards.yaml``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -20,7 +21,7 @@ from domain.guards import Guard, Selector
 from domain.project import load_project
 from executor.guards import DEFAULT_RETRY, GuardEngine, OpInfo
 from executor.journal import Event, Journal, default_path
-from tests.conftest import run_ordo
+from tests.conftest import run_ordo, run_ordo_process
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -75,7 +76,8 @@ def test_the_example_guards_load(vfw_copy):
     assert rate.where == "guards.yaml:6"
     exclusive = project.guards[3]
     assert exclusive.blocker == Selector(operation=("create", "delete"), type=("vf-module",))
-    assert ("guards.yaml", dict(project.inputs)["guards.yaml"]) in project.inputs
+    # the guards are an input of the plan's digest, by their content
+    assert dict(project.inputs)["guards.yaml"] == hashlib.sha256((vfw_copy / "guards.yaml").read_bytes()).hexdigest()
 
 
 def test_bad_kind_says_did_you_mean(vfw_copy):
@@ -462,9 +464,8 @@ def test_live_view_and_json_show_the_denial(vfw_copy, tmp_path):
     assert denied[0]["where"] == "guards.yaml:2" and denied[0]["guard_kind"] == "rate_limit"
 
 
+@pytest.mark.slow
 def test_a_resumed_run_counts_what_it_did_before_the_crash(vfw_copy, tmp_path):
-    import os
-
     from executor.engine import Executor
     from executor.guards import operation_info
 
@@ -472,8 +473,11 @@ def test_a_resumed_run_counts_what_it_did_before_the_crash(vfw_copy, tmp_path):
                            "  - name: three-vnf-assigns\n    kind: rate_limit\n    operation: assign\n    type: vnf\n"
                            "    max: 3\n    seconds: 600\n    on_deny: fail\n")
     sim = scenario(tmp_path, SMOOTH)
-    crashed = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sim,
-                       env={**os.environ, "ORDO_CRASH_POINT": "result-written:4"})
+    # Killed at the 10th batch of results, which always comes (the longest chain is 10
+    # operations) and always follows the three VNF assigns: only 7 operations of the
+    # plan need none of them, so at most 9 batches can be written before the last one.
+    crashed = run_ordo_process("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sim,
+                               env={"ORDO_CRASH_POINT": "result-written:10"})
     assert crashed.code == -9, crashed.text
     assigns = [ev for ev in journal_events(vfw_copy) if ev.kind == "result" and ev.op in
                ("vfw/assign", "vpg/assign", "vsink/assign")]

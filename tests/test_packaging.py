@@ -7,9 +7,12 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from tests.conftest import ROOT, VFW
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_policy_library_and_plans_without_the_source_tree(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",

@@ -3,6 +3,7 @@ and only those: independent branches are not serialised."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import networkx as nx
@@ -178,20 +179,48 @@ def test_waves_respect_edges_and_limits():
     assert plan.critical_path <= plan.makespan
 
 
+def cheapest_placements(model) -> tuple[int, list[dict[str, str]]]:
+    """Every placement of the unplaced resources that needs capacity, by brute
+    force: the least cost (prefer-cheaper-region: the target's cost x vcpu) of
+    those that keep capacity and anti-affinity, and the placements that cost it."""
+    movable = sorted(n for n, r in model.resources.items() if r.requires and r.placement is None)
+    targets = sorted(model.targets)
+    costs: dict[int, list[dict[str, str]]] = {}
+    for choice in itertools.product(targets, repeat=len(movable)):
+        where = dict(zip(movable, choice, strict=True))
+        if any(sum(model.resources[r].requires.get(key, 0) for r in movable if where[r] == t) > cap
+               for t in targets for key, cap in model.targets[t].capacity.items()):
+            continue
+        labelled = [(r, model.resources[r].labels.get("anti-affinity")) for r in movable]
+        if any(a != b and la is not None and la == lb and model.targets[where[a]].zone == model.targets[where[b]].zone
+               for a, la in labelled for b, lb in labelled):
+            continue
+        cost = sum(model.targets[where[r]].attributes["cost"] * model.resources[r].requires["vcpu"] for r in movable)
+        costs.setdefault(cost, []).append(where)
+    least = min(costs)
+    return least, costs[least]
+
+
 def test_instantiate_placements_and_cost():
-    plan, _ = plan_of("instantiate.yaml")
+    plan, model = plan_of("instantiate.yaml")
     assert plan.status == "optimal"
+    least, cheapest = cheapest_placements(model)
+    assert [(c.priority, c.cost) for c in plan.cost] == [(1, least)]
+    assert cheapest == [plan.placements]  # the only placement that cheap
     assert plan.placements == {"vfw": "region-two", "vpg": "region-one", "vsink": "region-one"}
-    assert [(c.priority, c.cost) for c in plan.cost] == [(1, 26)]
+    assert least == 26  # vfw 8 vcpu x 1 + vpg 2 x 3 (not beside vfw) + vsink 4 x 3 (region-two is full)
 
 
 def test_scale_out_touches_only_the_new_module():
-    plan, _ = plan_of("scale-out.yaml", "inventory-deployed.yaml")
+    plan, model = plan_of("scale-out.yaml", "inventory-deployed.yaml")
     assert [op.id for op in plan.operations] == [
         "vpg-scale-1/activate", "vpg-scale-1/assign", "vpg-scale-1/create"]
     assert [c.resource for c in plan.resource_changes] == ["vpg-scale-1"]
     assert plan.counts() == {"create": 1, "change": 0, "delete": 0, "run": 0}
-    assert plan.placements["vpg-scale-1"] == "region-one" if "vpg-scale-1" in plan.placements else True
+    # nothing moves, and the new module is not placed on its own: it is part of vpg, on region-one
+    deployed = {name: r.placement for name, r in model.resources.items() if r.placement is not None}
+    assert plan.placements == deployed and deployed["vpg"] == "region-one"
+    assert "vpg-scale-1" not in plan.placements and model.resources["vpg-scale-1"].part_of == "vpg"
 
 
 def test_converged_inventory_gives_no_changes():
