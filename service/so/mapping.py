@@ -53,7 +53,9 @@ def _param_spec(key: str, value: Any) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"params.{key}: {{from: ...}} {where}: {first['msg'].lower()} "
+        what = (f"{first['input']!r} is not a path such as subscriberInfo.globalSubscriberId"
+                if first["type"] == "string_pattern_mismatch" else first["msg"][:1].lower() + first["msg"][1:])
+        raise ValueError(f"params.{key}: {{from: ...}} {where}: {what} "
                          "(expected from: PATH and optionally default: VALUE)") from None
 
 
