@@ -1,0 +1,1 @@
+"""ordo as a service: HTTP APIs over the planner and executor."""
