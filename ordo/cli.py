@@ -335,7 +335,7 @@ def _finish(console: Console, result, as_json: bool) -> int:
         result.status, EXIT_ERROR)
 
 
-@cli.command()
+@cli.command(short_help="Continue a run that crashed, was interrupted, or fell out.")
 @click.argument("run_id", metavar="RUN", type=int)
 @project_option
 @inventory_option
@@ -355,7 +355,7 @@ def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | N
     sys.exit(_finish(console, result, as_json))
 
 
-@cli.command()
+@cli.command(short_help="Stop a run; nothing is undone.")
 @click.argument("run_id", metavar="RUN", type=int)
 @project_option
 @journal_option
@@ -565,7 +565,7 @@ def policy_tests(paths: tuple[Path, ...], project: Path, coverage: bool, fail_un
         sys.exit(EXIT_TESTS_FAILED)
 
 
-@cli.group(invoke_without_command=True)
+@cli.group(invoke_without_command=True, short_help="What the journal knows of each resource.")
 @project_option
 @journal_option
 @click.option("--export", is_flag=True, help="Print the inventory as ordo sees it now (file and journal), as YAML.")
