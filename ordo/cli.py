@@ -55,11 +55,15 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 
     found = run_check(project, request, inventory)
     errors = [d for d in found if d.severity == "error"]
+    warnings = len(found) - len(errors)
     render.diagnostics(_console(stderr=True), found)
     if errors:
-        warnings = len(found) - len(errors)
         _console(stderr=True).print(f"[red]{len(errors)} error(s)[/], {warnings} warning(s).")
         sys.exit(EXIT_ERROR)
+    if warnings:
+        _console().print(f"[green]Success![/] The project is valid, with {warnings} "
+                         f"warning{'s' if warnings != 1 else ''}.")
+        return
     _console().print("[green]Success![/] The project is valid.")
 
 

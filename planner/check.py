@@ -33,7 +33,8 @@ def check(root: Path | str = ".", request: Path | str | None = None,
         model = load_project(root, request, inventory, need_request=False).model
     except DiagnosticsError as exc:
         diagnostics += exc.diagnostics
-    program = checked_program(files, root, dict(project_file.policies.enforcement), src, model)
+    program = checked_program(files, root, dict(project_file.policies.enforcement), src, model,
+                              dict(project_file.policies.parameters))
     diagnostics += program.diagnostics
     # Ground even when the models have errors (with no facts then): unsafe
     # variables do not depend on the facts. Not with #script or @-calls: they

@@ -240,31 +240,38 @@ def vocabulary(model) -> dict[str, set[str]]:
     return seen
 
 
+def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tuple[ast.AST, int, str, str]]:
+    """(atom, argument's position, kind, word) of each interface atom in a
+    policy file whose label key, relationship kind, type ... (a string) no
+    model names."""
+    for stm in pfile.statements:
+        finder = _Atoms()
+        finder(stm)
+        for sym in finder.nodes:
+            spec = _VOCABULARY.get((sym.name, len(sym.arguments)))
+            if spec is None:
+                continue
+            arg = sym.arguments[spec[0]]
+            if arg.ast_type != ast.ASTType.SymbolicTerm or arg.symbol.type.name != "String":
+                continue
+            if arg.symbol.string not in known[spec[1]]:
+                yield sym, spec[0], spec[1], arg.symbol.string
+
+
 def vocabulary_lint(program: Program, model) -> list[Diagnostic]:
     """Warn when a project policy reads a label, relationship kind, ... that no
-    model file uses: usually a typo that silently switches the policy off."""
+    model file uses: usually a typo that silently switches the policy off.
+    (Stock policies: planner/parameters.py.)"""
     known = vocabulary(model)
     out = []
     for pfile in program.files:
         if pfile.origin != "project":
             continue
-        for stm in pfile.statements:
-            finder = _Atoms()
-            finder(stm)
-            for sym in finder.nodes:
-                spec = _VOCABULARY.get((sym.name, len(sym.arguments)))
-                if spec is None:
-                    continue
-                arg = sym.arguments[spec[0]]
-                if arg.ast_type != ast.ASTType.SymbolicTerm or arg.symbol.type.name != "String":
-                    continue
-                word = arg.symbol.string
-                if word in known[spec[1]]:
-                    continue
-                close = difflib.get_close_matches(word, sorted(known[spec[1]]), n=1)
-                detail = f"did you mean '{close[0]}'?" if close else "the rule can never apply"
-                out.append(Diagnostic(
-                    file=pfile.display, line=sym.location.begin.line, column=sym.location.begin.column,
-                    summary=f"{spec[1]} '{word}' is not used by any model file", detail=detail,
-                    severity="warning", code="vocabulary"))
+        for sym, _, kind, word in unknown_words(pfile, known):
+            close = difflib.get_close_matches(word, sorted(known[kind]), n=1)
+            detail = f"did you mean '{close[0]}'?" if close else "the rule can never apply"
+            out.append(Diagnostic(
+                file=pfile.display, line=sym.location.begin.line, column=sym.location.begin.column,
+                summary=f"{kind} '{word}' is not used by any model file", detail=detail,
+                severity="warning", code="vocabulary"))
     return out

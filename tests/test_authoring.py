@@ -4,13 +4,18 @@ once, ``ordo init``, and ``ordo --help`` that cuts nothing."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from domain.project import load_project
 from ordo.cli import cli
+from planner.check import check
+from planner.core import make_plan
 from planner.program import load_program
+from tests.conftest import VFW
 
 
 def invoke(*args: str | Path):
@@ -61,3 +66,70 @@ def test_other_syntax_errors_keep_clingos_message(tmp_path: Path, text: str) -> 
     path.write_text(text, encoding="utf-8")
     [diag] = load_program([(path, "p.lp", "project")], tmp_path).diagnostics
     assert diag.summary.startswith("syntax error, unexpected")
+
+
+# --- stock policies take their keys from the project ------------------------------
+
+
+def _cpu_project(root: Path, parameters: str = "") -> Path:
+    """The vFW with the capacity key `cpu` instead of `vcpu`."""
+    for name in ("inventory.yaml", "requests/instantiate.yaml"):
+        path = root / name
+        path.write_text(path.read_text(encoding="utf-8").replace("vcpu", "cpu"), encoding="utf-8")
+    if parameters:
+        path = root / "ordo.yaml"
+        text = path.read_text(encoding="utf-8").replace("  files:", f"  parameters:\n{parameters}  files:", 1)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def _placements(root: Path) -> dict[str, str]:
+    outcome = make_plan(load_project(root))
+    assert outcome.plan is not None
+    return dict(outcome.plan.placements)
+
+
+def test_stock_policy_reading_a_key_no_model_names_is_a_warning(vfw_copy: Path) -> None:
+    _cpu_project(vfw_copy)
+    found = check(vfw_copy)
+    [warning] = [d for d in found if d.code == "vocabulary"]
+    assert str(warning) == (
+        'ordo.yaml:10:7: warning: policies.library[2]: prefer-cheaper-region reads requires(_, "vcpu", _), '
+        "which no resource declares (the policy has no effect in this project; set "
+        "policies.parameters.prefer-cheaper-region.weight_key in ordo.yaml: did you mean 'cpu'?)")
+    assert not [d for d in found if d.severity == "error"]
+    # every command that plans says it too (the shared pipeline)
+    assert warning in make_plan(load_project(vfw_copy)).warnings
+    result = invoke("check", "-C", vfw_copy)
+    assert result.exit_code == 0
+    assert "Success! The project is valid, with 1 warning." in result.output
+
+
+def test_a_parameter_gives_a_stock_policy_the_projects_key(vfw_copy: Path, tmp_path: Path) -> None:
+    before = _placements(VFW)
+    unset = tmp_path / "unset"
+    shutil.copytree(vfw_copy, unset)
+    # without the parameter the cost preference is silently off: vpg goes elsewhere
+    assert _placements(_cpu_project(unset)) != before
+    _cpu_project(vfw_copy, "    prefer-cheaper-region: { weight_key: cpu, cost_key: cost }\n")
+    assert not check(vfw_copy)
+    assert _placements(vfw_copy) == before
+
+
+def test_parameter_mistakes_are_errors_in_ordo_yaml(vfw_copy: Path) -> None:
+    _cpu_project(vfw_copy, "    prefer-cheaper-region: { weight: cpu }\n    prefer-cheaper: { weight_key: cpu }\n")
+    found = [str(d) for d in check(vfw_copy) if d.severity == "error"]
+    assert found == [
+        "ordo.yaml:14:30: error: policies.parameters.prefer-cheaper-region.weight: 'prefer-cheaper-region' has "
+        "no parameter 'weight' (its parameters: cost_key, weight_key)",
+        "ordo.yaml:15:5: error: policies.parameters.prefer-cheaper: unknown library policy 'prefer-cheaper' "
+        "(did you mean 'prefer-cheaper-region'?)",
+    ]
+
+
+def test_a_stock_policys_parameter_is_its_own_constant(vfw_copy: Path) -> None:
+    """A project file may use the name of a stock policy's parameter: no clash."""
+    policy = vfw_copy / "policies" / "config-after-modules.lp"
+    policy.write_text(policy.read_text(encoding="utf-8") + '\n#const weight_key = 3.\n', encoding="utf-8")
+    assert not [d for d in check(vfw_copy) if d.severity == "error"]
+    assert _placements(vfw_copy) == _placements(VFW)
