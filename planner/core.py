@@ -92,16 +92,16 @@ def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict
     levels and the stock policies' parameters (planner/parameters.py), lint
     (planner/lint.py; the vocabulary too when there is a model). Every
     problem, error or warning, is in ``program.diagnostics``; nothing is
-    grounded, so nothing a refused policy says has run."""
+    grounded, so nothing a refused policy says has run. A file that does not
+    parse hides nothing the others get wrong: they are linted all the same."""
     program = load_program(files, root)
-    parsed = not program.errors
+    unparsed = program.errors
     program.diagnostics += apply_enforcement(program, levels, src)
     program.diagnostics += apply_parameters(program, parameters or {}, src, model)
-    if parsed:
-        program.diagnostics += lint(program)
-        if model is not None:
-            program.diagnostics += vocabulary_lint(program, model)
-        program.linted = True
+    program.diagnostics += lint(program, unparsed)
+    if model is not None:
+        program.diagnostics += vocabulary_lint(program, model)
+    program.linted = not unparsed
     return program
 
 

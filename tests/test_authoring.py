@@ -133,3 +133,91 @@ def test_a_stock_policys_parameter_is_its_own_constant(vfw_copy: Path) -> None:
     policy.write_text(policy.read_text(encoding="utf-8") + '\n#const weight_key = 3.\n', encoding="utf-8")
     assert not [d for d in check(vfw_copy) if d.severity == "error"]
     assert _placements(vfw_copy) == _placements(VFW)
+
+
+# --- ordo check: every problem at once ------------------------------------------------
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _errors(root: Path) -> list[str]:
+    return [str(d) for d in check(root) if d.severity == "error"]
+
+
+@pytest.mark.parametrize(("file", "old", "new", "schema_error"), [
+    ("inventory.yaml", "zone: az1", "zone: az1\n    zonee: x",
+     "inventory.yaml:5:12: error: targets.region-one.zonee: unknown field 'zonee' (did you mean 'zone'?)"),
+    ("catalog.yaml", "    placement: true", "    placement: true\n    placment: true",
+     "catalog.yaml:63:15: error: types.vnf.placment: unknown field 'placment' (did you mean 'placement'?)"),
+])
+def test_a_schema_error_does_not_hide_reference_errors_in_other_files(
+        vfw_copy: Path, file: str, old: str, new: str, schema_error: str) -> None:
+    _edit(vfw_copy / file, old, new)
+    _edit(vfw_copy / "requests/instantiate.yaml", "uses: [unprotected-net", "uses: [onap-mgmt-nett")
+    assert _errors(vfw_copy) == [
+        schema_error,
+        "requests/instantiate.yaml:19:20: error: services.vfw-service.vnfs[0].vf_modules[0].uses[0]: "
+        "unknown resource 'onap-mgmt-nett' (did you mean 'onap-mgmt-net'?)",
+    ]
+
+
+def test_an_item_left_out_for_its_schema_error_makes_up_no_problems(vfw_copy: Path) -> None:
+    """The vPG lacks its name: it is left out of the second look, and what
+    names it (or its parts) is not reported as unknown; the rest is."""
+    request = vfw_copy / "requests/instantiate.yaml"
+    _edit(request, "      - name: vpg ", "      - nme: vpg ")
+    _edit(request, "- name: vfw\n", "- name: vfw\n        placement: region-nine\n")
+    schema_errors = [
+        "requests/instantiate.yaml:14:9: error: services.vfw-service.vnfs[0].name: missing required field 'name'",
+        "requests/instantiate.yaml:14:14: error: services.vfw-service.vnfs[0].nme: unknown field 'nme' "
+        "(did you mean 'name'?)",
+    ]
+    assert [str(d) for d in check(vfw_copy)] == [
+        *schema_errors,
+        "requests/instantiate.yaml:26:20: error: services.vfw-service.vnfs[1].placement: unknown target "
+        "'region-nine' (did you mean 'region-one'?)",
+    ]
+    # with a model from the second look, the policies' vocabulary is checked too
+    _edit(request, "        placement: region-nine\n", "")
+    policy = vfw_copy / "policies" / "config-after-modules.lp"
+    policy.write_text(policy.read_text(encoding="utf-8") + ':- label(R,"anti-afinity",_), op(R,_).\n',
+                      encoding="utf-8")
+    assert [str(d) for d in check(vfw_copy)] == [
+        "policies/config-after-modules.lp:10:4: warning: label key 'anti-afinity' is not used by any model file "
+        "(did you mean 'anti-affinity'?)",
+        *schema_errors,
+    ]
+
+
+def test_a_syntax_error_does_not_hide_lint_errors_in_other_policy_files(vfw_copy: Path) -> None:
+    (vfw_copy / "policies" / "a.lp").write_text("foo(X) :- op(X,_)\nbar(1).\n", encoding="utf-8")
+    (vfw_copy / "policies" / "b.lp").write_text(":- reachs(X,_).\n:- foo(X), op(X,_).\n", encoding="utf-8")
+    _edit(vfw_copy / "ordo.yaml", "    - policies/config-after-modules.lp",
+          "    - policies/config-after-modules.lp\n    - policies/a.lp\n    - policies/b.lp")
+    assert _errors(vfw_copy) == [
+        "policies/a.lp:1:18: error: syntax error: missing '.'? (no '.' ends the statement here; clingo, at 2:1: "
+        "syntax error, unexpected <IDENTIFIER>)",
+        # foo/1 is not reported: the file that does not parse names it
+        "policies/b.lp:1:4: error: predicate 'reachs/2' is read but never defined (did you mean 'reaches/2'?)",
+    ]
+
+
+def test_a_lifecycle_with_no_way_down_names_the_type_and_the_missing_transition(vfw_copy: Path) -> None:
+    _edit(vfw_copy / "catalog.yaml", "      deactivate:    { from: active,          to: assigned }\n", "")
+    [warning] = check(vfw_copy)
+    assert str(warning) == (
+        "catalog.yaml:59:16: warning: types.vnf.lifecycle: type 'vnf' has no way down from 'active' to 'absent': "
+        "once there, it can never be deleted or replaced (add to its lifecycle an operation from 'active' to "
+        "'configured')")
+    # a request that needs the way down: an error at the resource, instead of
+    # the planner's "drop or relax: lifecycle"
+    found = [str(d) for d in check(vfw_copy, "requests/delete.yaml", "inventory-deployed.yaml")]
+    assert found == [
+        f"inventory-deployed.yaml:{line}: error: '{vnf}' cannot go from 'active' to 'absent' with 'vfw-service', "
+        "which is to go: type 'vnf' has no operations that lead there (add to its lifecycle an operation from "
+        "'active' to 'configured')" for line, vnf in ((37, "vpg"), (49, "vsink"), (60, "vfw"))
+    ]
