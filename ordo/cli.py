@@ -417,6 +417,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
     ordo explain [REQUEST] --conflict      a minimal set of policies and goals that conflict
     ordo explain plan.json OPERATION       why OPERATION is in the plan, what it waits for
     ordo explain plan.json OP --after OP2  the chain of precedences that puts OP after OP2
+    ordo explain plan.json RESOURCE        why the plan places RESOURCE where it does: what rules
+                                           out each other target, what each would cost
     """
     from ordo import render
 
@@ -428,6 +430,17 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         if operation is None:
             raise click.UsageError("name the OPERATION to explain (RESOURCE/OPERATION, e.g. vfw/create)")
         saved = Plan.read(target)
+        if "/" not in operation and operation in saved.placements and after is None:
+            from ordo.runs import load_with_journal
+            from planner.why import explain_placement
+
+            loaded = load_with_journal(project, None, inventory, list(extra_policies), journal)
+            placed = explain_placement(loaded, saved, operation, timeout=timeout)
+            if as_json:
+                click.echo(json.dumps(placed.to_dict(), indent=2, sort_keys=True))
+            else:
+                render.placement_why(console, placed)
+            return
         why = explain_operation(saved, operation, after, _rules_if_loadable(project, inventory))
         if as_json:
             click.echo(json.dumps(why.to_dict(), indent=2, sort_keys=True))

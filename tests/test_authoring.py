@@ -14,7 +14,9 @@ from domain.project import load_project
 from ordo.cli import cli
 from planner.check import check
 from planner.core import make_plan
+from planner.plan import Plan
 from planner.program import load_program
+from planner.why import UnknownOperation, explain_operation, explain_placement
 from tests.conftest import VFW
 
 
@@ -221,3 +223,43 @@ def test_a_lifecycle_with_no_way_down_names_the_type_and_the_missing_transition(
         "which is to go: type 'vnf' has no operations that lead there (add to its lifecycle an operation from "
         "'active' to 'configured')" for line, vnf in ((37, "vpg"), (49, "vsink"), (60, "vfw"))
     ]
+
+
+# --- explaining a placement ------------------------------------------------------------
+
+
+def test_explain_a_placement_names_what_rules_out_each_other_target_and_what_the_rest_cost(
+        vfw_copy: Path) -> None:
+    _edit(vfw_copy / "inventory.yaml", "capacity: { vcpu: 10,", "capacity: { vcpu: 6,")  # region-one
+    saved = vfw_copy / "plan.json"
+    assert invoke("plan", "-C", vfw_copy, "--out", saved).exit_code == 0
+    plan = Plan.read(saved)
+    why = explain_placement(load_project(vfw_copy), plan, "vfw", timeout=20)
+    assert (why.target, why.cost, why.inputs_changed) == ("region-two", ((1, 26),), False)
+    one, three = why.alternatives
+    assert (one.target, one.status, [(c.policy, c.location) for c in one.conflicts]) == (
+        "region-one", "no_plan", [("capacity", "<library>/capacity.lp:9")])
+    assert dict(one.conflicts[0].bindings) == {"T": "region-one", "K": "vcpu", "C": "6"}
+    assert (three.target, three.status, three.cost, three.optimal, three.moves) == (
+        "region-three", "plan", ((1, 46),), True, (("vpg", "region-two"), ("vsink", "region-two")))
+    result = invoke("explain", saved, "vfw", "-C", vfw_copy)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:6] == [
+        "vfw is placed on region-two: chosen by the planner: of the targets every hard policy allows, the one of "
+        "least cost",
+        "  Cost of this plan: 26@1  (cost@priority)",
+        "",
+        "  region-one: ruled out by",
+        "    capacity (<library>/capacity.lp:9): T=region-one, K=vcpu, C=6",
+        "      capacity: what is located on a target fits in its capacity. Counts every resource that will be "
+        "present, new or existing, by its `requires` (vcpu, memory_gb ...) against the target's `capacity`.",
+    ]
+    assert "  region-three: possible, at cost 46@1" in result.output
+
+
+def test_explain_a_resource_the_plan_does_not_place_names_its_operations(tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    assert invoke("plan", "-C", VFW, "--out", saved).exit_code == 0
+    with pytest.raises(UnknownOperation, match="'vfw-service' is a resource the plan does not place; its "
+                                               "operations: vfw-service/activate, vfw-service/assign"):
+        explain_operation(Plan.read(saved), "vfw-service")
