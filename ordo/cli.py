@@ -607,6 +607,24 @@ def state_rm(names: tuple[str, ...]) -> None:
     click.echo(runs.state_rm(project, journal, list(names)))
 
 
+@cli.command()
+@click.argument("folder", required=False, default=".", type=click.Path(path_type=Path))
+def init(folder: Path) -> None:
+    """Write a small, commented project to start from (never overwrites).
+
+    FOLDER (default: the current one) gets ordo.yaml, a catalog, an
+    inventory, a request, a policy and a policy test."""
+    from ordo.init import init_project
+
+    written = init_project(folder)
+    console = _console()
+    console.print(f"Wrote a new ordo project in {folder}:", highlight=False, markup=False)
+    for path in written:
+        console.print(f"  {path.relative_to(folder).as_posix()}", highlight=False, markup=False)
+    where = "" if folder == Path(".") else f" -C {folder}"
+    console.print(f"\nNext: ordo check{where}; ordo plan{where}; ordo test{where}", highlight=False, markup=False)
+
+
 SCHEMAS = ("project", "catalog", "inventory", "request", "guards")
 
 

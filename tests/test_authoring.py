@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from domain.errors import OrdoError
 from domain.project import load_project
-from ordo.cli import cli
+from ordo.cli import cli, main
+from ordo.init import FILES, init_project
 from planner.check import check
 from planner.core import make_plan
 from planner.plan import Plan
@@ -263,3 +265,33 @@ def test_explain_a_resource_the_plan_does_not_place_names_its_operations(tmp_pat
     with pytest.raises(UnknownOperation, match="'vfw-service' is a resource the plan does not place; its "
                                                "operations: vfw-service/activate, vfw-service/assign"):
         explain_operation(Plan.read(saved), "vfw-service")
+
+
+# --- ordo init -------------------------------------------------------------------------
+
+
+def test_init_writes_a_project_that_checks_plans_and_tests(tmp_path: Path) -> None:
+    folder = tmp_path / "new"
+    result = invoke("init", folder)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == sorted(FILES)
+    checked = invoke("check", "-C", folder)
+    assert (checked.exit_code, checked.output) == (0, "Success! The project is valid.\n")
+    planned = invoke("plan", "-C", folder, "--detailed-exitcode")
+    assert planned.exit_code == 2, planned.output   # a plan, with changes
+    assert "db -> site-a" in planned.output and "web -> site-b" in planned.output
+    tested = invoke("test", "-C", folder, "--fail-under", "100")
+    assert tested.exit_code == 0, tested.output
+    assert "4 passed" in tested.output
+
+
+def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "private-db.lp").write_text("% mine\n", encoding="utf-8")
+    with pytest.raises(OrdoError, match="not overwriting existing files: .*policies/private-db.lp"):
+        init_project(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["init", str(tmp_path)])
+    assert exited.value.code == 1
+    assert (tmp_path / "policies" / "private-db.lp").read_text(encoding="utf-8") == "% mine\n"
+    assert not (tmp_path / "ordo.yaml").exists()
