@@ -9,7 +9,9 @@ A model file with schema errors would hide what the others get wrong (a
 request is not checked against a catalog or inventory that did not load):
 the models are loaded a second time with each entry that has a schema error
 left out, and what that finds is reported too, but for problems that name
-an entry left out.
+an entry left out or could be about one (an unknown type when a type was
+left out). The model of that second look is not used further: the
+vocabulary of what was left out would be missing.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def _load_model(root: Path, project_file: ProjectFile, request, inventory) -> tu
     inv = _locate(inventory, root) or (root / project_file.inventory if project_file.inventory else None)
     req = _locate(request, root) or (root / project_file.request if project_file.request else None)
     files = [*catalogs, (inv, InventoryFile), (req, RequestFile)]
-    pruned: set[str] = set()
+    pruned: set[str] = set()  # what a problem of the second look must not mention
     sources: list[Source | None] = []
     changed = False
     for path, model_cls in files:
@@ -91,16 +93,16 @@ def _load_model(root: Path, project_file: ProjectFile, request, inventory) -> tu
         return None, first
     *catalog_sources, inv_src, req_src = sources
     try:
-        return load_project(root, req_src, inv_src, need_request=False, catalog=catalog_sources).model, first
+        load_project(root, req_src, inv_src, need_request=False, catalog=catalog_sources)
     except DiagnosticsError as exc:
-        more = [d for d in exc.diagnostics if not any(f"'{name}'" in f"{d.summary} {d.detail}" for name in pruned)]
-        return None, first + more
+        return None, first + [d for d in exc.diagnostics if not any(m in f"{d.summary} {d.detail}" for m in pruned)]
+    return None, first
 
 
 def _without_schema_errors(src: Source, model_cls, pruned: set[str]) -> Source | None:
     """The document without the entries that have schema errors (a field
     that is not allowed or not valid; the item that lacks a required field),
-    positions kept; the names of what was left out go to ``pruned``. None
+    positions kept; what problems about what was left out say goes to ``pruned``. None
     when the document as a whole is wrong."""
     data, positions, keys = copy.deepcopy(src.data if src.data is not None else {}), src.positions, src.key_positions
     for _ in range(10):
@@ -123,7 +125,7 @@ def _without_schema_errors(src: Source, model_cls, pruned: set[str]) -> Source |
             if parent != loc[:-1]:
                 continue  # inside something cut already
             container = _at(data, parent)
-            pruned.update(_names(container[loc[-1]], loc[-1]))
+            pruned.update(_markers(loc, container[loc[-1]]))
             del container[loc[-1]]
             if isinstance(container, list):
                 positions, keys = _shift(positions, loc), _shift(keys, loc)
@@ -147,6 +149,19 @@ def _existing(data, loc: tuple) -> PathKey:
         else:
             break
     return tuple(out)
+
+
+#: What a problem says when it names something of a section some entry was left out of.
+_UNKNOWN = {"types": "unknown resource type", "controllers": "unknown controller", "lifecycles": "unknown lifecycle",
+            "targets": "unknown target", "states": "unknown state", "operations": "unknown operation"}
+
+
+def _markers(loc: PathKey, value) -> set[str]:
+    """What problems about an entry left out say: its names, quoted, and
+    'unknown <kind>' when it is (in) a section of named things."""
+    out = {f"'{name}'" for name in _names(value, loc[-1])}
+    out |= {_UNKNOWN[part] for part in loc[-2:] if isinstance(part, str) and part in _UNKNOWN}
+    return out
 
 
 def _names(value, key) -> set[str]:
