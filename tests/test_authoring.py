@@ -293,13 +293,15 @@ def test_init_writes_a_project_that_checks_plans_and_tests(tmp_path: Path) -> No
     assert "4 passed" in tested.output
 
 
-def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:
+def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "private-db.lp").write_text("% mine\n", encoding="utf-8")
-    with pytest.raises(OrdoError, match="not overwriting existing files: .*policies/private-db.lp"):
-        init_project(tmp_path)
     with pytest.raises(SystemExit) as exited:
         main(["init", str(tmp_path)])
     assert exited.value.code == 1
+    assert f"error: not overwriting existing files: {tmp_path / 'policies' / 'private-db.lp'}" in " ".join(
+        capsys.readouterr().err.split())
     assert (tmp_path / "policies" / "private-db.lp").read_text(encoding="utf-8") == "% mine\n"
-    assert not (tmp_path / "ordo.yaml").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["policies", "private-db.lp"]
+    with pytest.raises(OrdoError, match="not overwriting"):
+        init_project(tmp_path)
