@@ -273,6 +273,9 @@ class PoliciesSpec(_Strict):
     files: list[str] = Field(default_factory=list, description="rule files or folders of this project")
     enforcement: dict[Name, EnforcementSpec] = Field(
         default_factory=dict, description="policy name -> enforcement level, overriding the policy file's header")
+    parameters: dict[Name, dict[Name, Scalar]] = Field(
+        default_factory=dict, description="stock policy -> parameter -> value: the label, attribute or capacity "
+                                          "keys it reads (policies/README.md)")
 
 
 class SettingsSpec(_Strict):

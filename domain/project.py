@@ -42,6 +42,7 @@ class Project:
     inventory_file: Path | None = None
     extra_policy_files: list[Path] = field(default_factory=list)
     enforcement: dict[str, EnforcementSpec] = field(default_factory=dict)  # policy name -> level (ordo.yaml)
+    parameters: dict[str, dict] = field(default_factory=dict)  # stock policy -> parameter -> value (ordo.yaml)
     guards: list[Guard] = field(default_factory=list)  # runtime guards (ordo.yaml `guards:`), in order
 
     def display(self, path: Path) -> str:
@@ -197,7 +198,7 @@ def load_project(
         raise DiagnosticsError(problems)
     return Project(
         root=root, model=model, settings=project.settings, library=list(project.policies.library),
-        enforcement=dict(project.policies.enforcement), guards=guards,
+        enforcement=dict(project.policies.enforcement), parameters=dict(project.policies.parameters), guards=guards,
         policy_files=policy_files, inputs=sorted(inputs),
         request_file=req_src.file if req_src else None,
         source=proj_src, request_path=req_path.resolve() if isinstance(req_path, Path) else None,

@@ -60,11 +60,15 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 
     found = run_check(project, request, inventory)
     errors = [d for d in found if d.severity == "error"]
+    warnings = len(found) - len(errors)
     render.diagnostics(_console(stderr=True), found)
     if errors:
-        warnings = len(found) - len(errors)
         _console(stderr=True).print(f"[red]{len(errors)} error(s)[/], {warnings} warning(s).")
         sys.exit(EXIT_ERROR)
+    if warnings:
+        _console().print(f"[green]Success![/] The project is valid, with {warnings} "
+                         f"warning{'s' if warnings != 1 else ''}.")
+        return
     _console().print("[green]Success![/] The project is valid.")
 
 
@@ -344,7 +348,7 @@ def _finish(console: Console, result, as_json: bool) -> int:
         result.status, EXIT_ERROR)
 
 
-@cli.command()
+@cli.command(short_help="Continue a run that crashed, was interrupted, or fell out.")
 @click.argument("run_id", metavar="RUN", type=int)
 @project_option
 @inventory_option
@@ -364,7 +368,7 @@ def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | N
     sys.exit(_finish(console, result, as_json))
 
 
-@cli.command()
+@cli.command(short_help="Stop a run; nothing is undone.")
 @click.argument("run_id", metavar="RUN", type=int)
 @project_option
 @journal_option
@@ -422,6 +426,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
     ordo explain [REQUEST] --conflict      a minimal set of policies and goals that conflict
     ordo explain plan.json OPERATION       why OPERATION is in the plan, what it waits for
     ordo explain plan.json OP --after OP2  the chain of precedences that puts OP after OP2
+    ordo explain plan.json RESOURCE        why the plan places RESOURCE where it does: what rules
+                                           out each other target, what each would cost
     """
     from ordo import render
 
@@ -433,6 +439,17 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         if operation is None:
             raise click.UsageError("name the OPERATION to explain (RESOURCE/OPERATION, e.g. vfw/create)")
         saved = Plan.read(target)
+        if "/" not in operation and operation in saved.placements and after is None:
+            from ordo.runs import load_with_journal
+            from planner.why import explain_placement
+
+            loaded = load_with_journal(project, None, inventory, list(extra_policies), journal)
+            placed = explain_placement(loaded, saved, operation, timeout=timeout)
+            if as_json:
+                click.echo(json.dumps(placed.to_dict(), indent=2, sort_keys=True))
+            else:
+                render.placement_why(console, placed)
+            return
         why = explain_operation(saved, operation, after, _rules_if_loadable(project, inventory))
         if as_json:
             click.echo(json.dumps(why.to_dict(), indent=2, sort_keys=True))
@@ -574,7 +591,7 @@ def policy_tests(paths: tuple[Path, ...], project: Path, coverage: bool, fail_un
         sys.exit(EXIT_TESTS_FAILED)
 
 
-@cli.group(invoke_without_command=True)
+@cli.group(invoke_without_command=True, short_help="What the journal knows of each resource.")
 @project_option
 @journal_option
 @click.option("--export", is_flag=True, help="Print the inventory as ordo sees it now (file and journal), as YAML.")
@@ -604,6 +621,24 @@ def state_rm(ctx: click.Context, names: tuple[str, ...], project: Path, journal:
     group_project, group_journal = ctx.obj
     click.echo(runs.state_rm(project if given["project"] else group_project,
                              journal if given["journal"] else group_journal, list(names)))
+
+
+@cli.command()
+@click.argument("folder", required=False, default=".", type=click.Path(path_type=Path))
+def init(folder: Path) -> None:
+    """Write a small, commented project to start from (never overwrites).
+
+    FOLDER (default: the current one) gets ordo.yaml, a catalog, an
+    inventory, a request, a policy and a policy test."""
+    from ordo.init import init_project
+
+    written = init_project(folder)
+    console = _console()
+    console.print(f"Wrote a new ordo project in {folder}:", highlight=False, markup=False)
+    for path in written:
+        console.print(f"  {path.relative_to(folder).as_posix()}", highlight=False, markup=False)
+    where = "" if folder == Path(".") else f" -C {folder}"
+    console.print(f"\nNext: ordo check{where}; ordo plan{where}; ordo test{where}", highlight=False, markup=False)
 
 
 SCHEMAS = ("project", "catalog", "inventory", "request", "guards")

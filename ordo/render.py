@@ -195,6 +195,36 @@ def operation_why(console: Console, why) -> None:
     hops("Needed before:", why.needed_by, lambda h: h.after)
 
 
+def placement_why(console: Console, why) -> None:
+    """`ordo explain plan.json RESOURCE`: why it is placed where it is, and the other targets."""
+    console.print(f"[bold]{shown(why.resource)}[/] is placed on [bold]{shown(why.target)}[/]: {shown(why.reason)}",
+                  highlight=False)
+    if why.inputs_changed:
+        console.print("  [yellow]The project's inputs changed since the plan was made: this is what they give "
+                      "now.[/]", highlight=False)
+    if why.alternatives:
+        console.print(f"  Cost of this plan: {_cost_text(why.cost)}  [dim](cost@priority)[/]", highlight=False)
+    for alt in why.alternatives:
+        if alt.status == "plan":
+            proven = "" if alt.optimal else " (the best found in the time limit)"
+            console.print(f"\n  {shown(alt.target)}: possible, at cost {_cost_text(alt.cost)}{proven}",
+                          highlight=False)
+            if alt.moves:
+                moved = ", ".join(f"{r} -> {t}" for r, t in alt.moves)
+                console.print(f"    [dim]with {shown(moved)}[/]", highlight=False)
+            continue
+        if alt.status == "timeout" or not alt.conflicts:
+            console.print(f"\n  {shown(alt.target)}: {shown(alt.summary)}", highlight=False)
+            continue
+        console.print(f"\n  {shown(alt.target)}: ruled out by", highlight=False)
+        for conflict in alt.conflicts:
+            values = ", ".join(f"{k}={v}" for k, v in conflict.bindings)
+            console.print(f"    [bold]{shown(conflict.policy)}[/] ({shown(conflict.location)})"
+                          + (f": {shown(values)}" if values else ""), highlight=False)
+            if conflict.description:
+                console.print(f"      {shown(conflict.description)}", highlight=False)
+
+
 def _cost_text(cost: tuple[tuple[int, int], ...]) -> str:
     return ", ".join(f"{c}@{p}" for p, c in cost) if cost else "none"
 

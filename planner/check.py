@@ -4,14 +4,29 @@ Stages, each run even when an earlier one found problems where it can be:
 project file; policy files (syntax, lint); models (YAML, schema, references,
 relationship cycles); grounding the policies with the model's facts (unsafe
 variables and other grounding errors).
+
+A model file with schema errors would hide what the others get wrong (a
+request is not checked against a catalog or inventory that did not load):
+the models are loaded a second time with each entry that has a schema error
+left out, and what that finds is reported too, but for problems that name
+an entry left out or could be about one (an unknown type when a type was
+left out). The model of that second look is not used further: the
+vocabulary of what was left out would be missing.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.project import load_project, project_policy_files, read_project_file
+from domain.formats import CatalogFile, InventoryFile, ProjectFile, RequestFile
+from domain.model import Model
+from domain.project import _locate, display_path, load_project, project_policy_files, read_project_file
+from domain.yamlsrc import PathKey, Source, load_yaml
 from planner.core import all_policy_files, checked_program
 from planner.facts import model_facts
 from planner.solve import ground_only
@@ -28,12 +43,12 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     diagnostics += problems
     files, problems = all_policy_files(project_file.policies.library, paths, root, src)
     diagnostics += problems
-    model = None
-    try:
-        model = load_project(root, request, inventory, need_request=False).model
-    except DiagnosticsError as exc:
-        diagnostics += exc.diagnostics
-    program = checked_program(files, root, dict(project_file.policies.enforcement), src, model)
+    model, problems = _load_model(root, project_file, request, inventory)
+    diagnostics += problems
+    if model is not None:
+        diagnostics += lifecycle_problems(model, [root / rel for rel in project_file.catalog], root)
+    program = checked_program(files, root, dict(project_file.policies.enforcement), src, model,
+                              dict(project_file.policies.parameters))
     diagnostics += program.diagnostics
     # Ground even when the models have errors (with no facts then): unsafe
     # variables do not depend on the facts. Not with #script or @-calls: they
@@ -47,3 +62,209 @@ def check(root: Path | str = ".", request: Path | str | None = None,
         except DiagnosticsError as exc:
             diagnostics += exc.diagnostics
     return sorted(set(diagnostics))
+
+
+def _load_model(root: Path, project_file: ProjectFile, request, inventory) -> tuple[Model | None, list[Diagnostic]]:
+    """The model and the models' problems: all of them, also those a schema
+    error elsewhere would hide (see the module's docstring)."""
+    try:
+        return load_project(root, request, inventory, need_request=False).model, []
+    except DiagnosticsError as exc:
+        first = exc.diagnostics
+    catalogs = [(root / rel, CatalogFile) for rel in project_file.catalog]
+    inv = _locate(inventory, root) or (root / project_file.inventory if project_file.inventory else None)
+    req = _locate(request, root) or (root / project_file.request if project_file.request else None)
+    files = [*catalogs, (inv, InventoryFile), (req, RequestFile)]
+    pruned: set[str] = set()  # what a problem of the second look must not mention
+    sources: list[Source | None] = []
+    changed = False
+    for path, model_cls in files:
+        if path is None:
+            sources.append(None)
+            continue
+        try:
+            src = load_yaml(path, display_path(path, root))
+        except DiagnosticsError:
+            return None, first  # no YAML to leave anything out of
+        cut = _without_schema_errors(src, model_cls, pruned)
+        if cut is None:
+            return None, first
+        changed = changed or cut.data != src.data
+        sources.append(cut)
+    if not changed:
+        return None, first
+    *catalog_sources, inv_src, req_src = sources
+    try:
+        load_project(root, req_src, inv_src, need_request=False, catalog=catalog_sources)
+    except DiagnosticsError as exc:
+        return None, first + [d for d in exc.diagnostics if not any(m in f"{d.summary} {d.detail}" for m in pruned)]
+    return None, first
+
+
+def _without_schema_errors(src: Source, model_cls, pruned: set[str]) -> Source | None:
+    """The document without the entries that have schema errors (a field
+    that is not allowed or not valid; the item that lacks a required field),
+    positions kept; what problems about what was left out say goes to ``pruned``. None
+    when the document as a whole is wrong."""
+    data, positions, keys = copy.deepcopy(src.data if src.data is not None else {}), src.positions, src.key_positions
+    for _ in range(10):
+        try:
+            model_cls.model_validate(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+        else:
+            return Source(file=src.file, data=data, positions=positions, key_positions=keys, sha256=src.sha256)
+        cuts = set()
+        for error in errors:
+            loc = tuple(p for p in error["loc"] if p != "[key]")
+            # a missing field: leave out the item that lacks it
+            loc = _existing(data, loc[:-1] if error["type"] == "missing" else loc)
+            if not loc:
+                return None
+            cuts.add(loc)
+        for loc in sorted(cuts, key=lambda path: [(isinstance(p, str), p) for p in path], reverse=True):
+            parent = _existing(data, loc[:-1])
+            if parent != loc[:-1]:
+                continue  # inside something cut already
+            container = _at(data, parent)
+            pruned.update(_markers(loc, container[loc[-1]]))
+            del container[loc[-1]]
+            if isinstance(container, list):
+                positions, keys = _shift(positions, loc), _shift(keys, loc)
+    return None
+
+
+def _at(data, path: PathKey):
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _existing(data, loc: tuple) -> PathKey:
+    """The longest prefix of loc that is in data (pydantic adds union members' names)."""
+    out: list = []
+    for part in loc:
+        if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int) \
+                and 0 <= part < len(data):
+            data = data[part]
+            out.append(part)
+        else:
+            break
+    return tuple(out)
+
+
+#: What a problem says when it names something of a section some entry was left out of.
+_UNKNOWN = {"types": "unknown resource type", "controllers": "unknown controller", "lifecycles": "unknown lifecycle",
+            "targets": "unknown target", "states": "unknown state", "operations": "unknown operation"}
+
+
+def _markers(loc: PathKey, value) -> set[str]:
+    """What problems about an entry left out say: its names, quoted, and
+    'unknown <kind>' when it is (in) a section of named things."""
+    out = {f"'{name}'" for name in _names(value, loc[-1])}
+    out |= {_UNKNOWN[part] for part in loc[-2:] if isinstance(part, str) and part in _UNKNOWN}
+    return out
+
+
+def _names(value, key) -> set[str]:
+    """The names in an entry left out: its key when it is a mapping's entry, every 'name' in it."""
+    out = {key} if isinstance(key, str) and isinstance(value, dict) else set()
+    if isinstance(value, dict):
+        if isinstance(value.get("name"), str):
+            out.add(value["name"])
+        for item in value.values():
+            out |= _names(item, None)
+    elif isinstance(value, list):
+        for item in value:
+            out |= _names(item, None)
+    return out
+
+
+def _shift(positions: dict, removed: PathKey) -> dict:
+    """Positions after the list item at ``removed`` is deleted: the later items move up by one."""
+    head, index, size = removed[:-1], removed[-1], len(removed)
+    out = {}
+    for path, where in positions.items():
+        if len(path) >= size and path[:size - 1] == head and isinstance(path[size - 1], int):
+            if path[size - 1] == index:
+                continue
+            if path[size - 1] > index:
+                path = (*head, path[size - 1] - 1, *path[size:])
+        out[path] = where
+    return out
+
+
+def lifecycle_problems(model: Model, catalogs: list[Path], root: Path) -> list[Diagnostic]:
+    """A lifecycle with no way down, named by type and missing transition:
+    an error where a resource needs it (its goal cannot be reached from its
+    state; the planner would only blame its base rule), else a warning where
+    a type cannot return to its initial state from a state it can reach."""
+    out, blamed = [], set()
+    for res in sorted(model.resources.values(), key=lambda r: r.name):
+        kind = model.kinds.get(res.type)
+        goal, whole = _goal(res, model)
+        if kind is None or goal is None or goal == res.current or goal in _reachable(kind, res.current):
+            continue
+        blamed.add(kind.name)
+        origin = res.origin
+        why = f" with '{whole}', which is to go" if whole else ""
+        out.append(Diagnostic(
+            file=origin.file if origin else "", line=origin.line if origin else 0,
+            summary=f"'{res.name}' cannot go from '{res.current}' to '{goal}'{why}: type '{kind.name}' has no "
+                    f"operations that lead there", detail=_missing(kind, res.current, goal), code="lifecycle"))
+    sources = []
+    for path in catalogs:
+        try:
+            sources.append(load_yaml(path, display_path(path, root)))
+        except DiagnosticsError:
+            continue
+    for kind in sorted(model.kinds.values(), key=lambda k: k.name):
+        up = _reachable(kind, kind.initial)
+        stuck = [s for s in kind.states if s in up and kind.initial not in _reachable(kind, s)]
+        if not stuck or kind.name in blamed:
+            continue
+        where = next((src for src in sources if isinstance(src.data, dict)
+                      and kind.name in (src.data.get("types") or {})), None)
+        summary = (f"type '{kind.name}' has no way down from '{stuck[0]}' to '{kind.initial}': once there, "
+                   "it can never be deleted or replaced")
+        detail = _missing(kind, stuck[0], kind.initial)
+        diag = (where.diagnostic(("types", kind.name, "lifecycle"), summary, detail, code="lifecycle")
+                if where is not None else Diagnostic(summary=summary, detail=detail))
+        out.append(dataclasses.replace(diag, severity="warning", code="lifecycle"))
+    return out
+
+
+def _goal(res, model: Model) -> tuple[str | None, str | None]:
+    """The state the request asks of a resource, or the initial state when
+    what it is part of is to go (the base library's goal, in part), and that whole."""
+    if res.requested and res.desired is not None:
+        return res.desired, None
+    whole, seen = res.part_of, set()
+    while whole is not None and whole in model.resources and whole not in seen:
+        seen.add(whole)
+        parent = model.resources[whole]
+        kind = model.kinds.get(parent.type)
+        if parent.requested and kind is not None and parent.desired == kind.initial:
+            return (model.kinds[res.type].initial if res.type in model.kinds else None), whole
+        whole = parent.part_of
+    return None, None
+
+
+def _reachable(kind, start: str) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        state = todo.pop()
+        for op in kind.operations:
+            if op.from_state == state and op.to_state not in seen:
+                seen.add(op.to_state)
+                todo.append(op.to_state)
+    return seen
+
+
+def _missing(kind, start: str, goal: str) -> str:
+    """The transition that would help most: from the state reachable from
+    ``start`` nearest to ``goal`` (in the lifecycle's order), one step toward it."""
+    rank = {s: i for i, s in enumerate(kind.states)}
+    near = min(sorted(_reachable(kind, start)), key=lambda s: abs(rank[s] - rank[goal]))
+    step = kind.states[rank[near] + (1 if rank[goal] > rank[near] else -1)]
+    return f"add to its lifecycle an operation from '{near}' to '{step}'"

@@ -22,6 +22,7 @@ from planner.decode import Decoded, decode, find_cycle, op_id
 from planner.explain import Explanation, conflicts_from, explain_cycle
 from planner.facts import model_facts
 from planner.lint import lint, vocabulary_lint
+from planner.parameters import apply_parameters
 from planner.plan import (
     CostLevel,
     Edge,
@@ -87,20 +88,22 @@ def policy_files(project: Project) -> list[tuple[Path, str, str]]:
 
 
 def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict, src: Source | None,
-                    model: Model | None = None) -> Program:
+                    model: Model | None = None, parameters: dict | None = None) -> Program:
     """The one policy pipeline of check, plan, apply, test, whatif and explain:
     parse the files (expanding ``#include``), apply the project's enforcement
-    levels, lint (planner/lint.py; the vocabulary too when there is a
-    model). Every problem, error or warning, is in ``program.diagnostics``;
-    nothing is grounded, so nothing a refused policy says has run."""
+    levels and the stock policies' parameters (planner/parameters.py), lint
+    (planner/lint.py; the vocabulary too when there is a model). Every
+    problem, error or warning, is in ``program.diagnostics``; nothing is
+    grounded, so nothing a refused policy says has run. A file that does not
+    parse hides nothing the others get wrong: they are linted all the same."""
     program = load_program(files, root)
-    parsed = not program.errors
+    unparsed = program.errors
     program.diagnostics += apply_enforcement(program, levels, src)
-    if parsed:
-        program.diagnostics += lint(program)
-        if model is not None:
-            program.diagnostics += vocabulary_lint(program, model)
-        program.linted = True
+    program.diagnostics += apply_parameters(program, parameters or {}, src, model)
+    program.diagnostics += lint(program, unparsed)
+    if model is not None:
+        program.diagnostics += vocabulary_lint(program, model)
+    program.linted = not unparsed
     return program
 
 
@@ -108,7 +111,7 @@ def load_policies(project: Project) -> Program:
     """The project's policies, refused (DiagnosticsError, with the warnings
     too) on any error ``ordo check`` would report for them."""
     program = checked_program(policy_files(project), project.root, project.enforcement, project.source,
-                              project.model)
+                              project.model, project.parameters)
     if program.errors:
         raise DiagnosticsError(program.diagnostics)
     return program

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -148,7 +149,27 @@ def _signatures(text: str) -> frozenset[Sig]:
 GLUE_SIGNATURES = _signatures(GLUE)
 
 
-def lint(program: Program) -> list[Diagnostic]:
+def _maybe_defined(program: Program, unparsed: list[Diagnostic]) -> set[str] | None:
+    """The names a file that did not parse (all of it) may define: every word
+    in it. None when a file could not be read at all (it may define anything)."""
+    broken = {d.file for d in unparsed}
+    files = {pfile.display: pfile for pfile in program.files}
+    if any(d.code != "asp" or d.file not in files for d in unparsed):
+        return None  # an #include or a file that could not be read
+    words: set[str] = set()
+    for display in broken:
+        try:
+            words.update(re.findall(r"[a-z_][A-Za-z0-9_']*", files[display].path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            return None
+    return words
+
+
+def lint(program: Program, unparsed: list[Diagnostic] | None = None) -> list[Diagnostic]:
+    """The problems of the parsed policy files. With ``unparsed`` (syntax
+    errors), a predicate read but never defined is reported only when no file
+    that failed to parse names it."""
+    unsure = _maybe_defined(program, unparsed) if unparsed else set()
     defined: set[Sig] = set(FACT_SIGNATURES) | set(GLUE_SIGNATURES)
     reads: list[tuple[Sig, At, str]] = []
     out: list[Diagnostic] = []
@@ -188,7 +209,7 @@ def lint(program: Program) -> list[Diagnostic]:
         reads.extend((sig, at, pfile.display) for sig, at in facts.reads)
     names = sorted(f"{n}/{a}" for n, a in defined if not n.startswith("__"))
     for sig, at, display in sorted(reads, key=lambda r: (r[2], r[1])):
-        if sig in defined:
+        if sig in defined or unsure is None or sig[0] in unsure:
             continue
         text = f"{sig[0]}/{sig[1]}"
         close = difflib.get_close_matches(text, names, n=1, cutoff=0.6)
@@ -240,31 +261,38 @@ def vocabulary(model) -> dict[str, set[str]]:
     return seen
 
 
+def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tuple[ast.AST, int, str, str]]:
+    """(atom, argument's position, kind, word) of each interface atom in a
+    policy file whose label key, relationship kind, type ... (a string) no
+    model names."""
+    for stm in pfile.statements:
+        finder = _Atoms()
+        finder(stm)
+        for sym in finder.nodes:
+            spec = _VOCABULARY.get((sym.name, len(sym.arguments)))
+            if spec is None:
+                continue
+            arg = sym.arguments[spec[0]]
+            if arg.ast_type != ast.ASTType.SymbolicTerm or arg.symbol.type.name != "String":
+                continue
+            if arg.symbol.string not in known[spec[1]]:
+                yield sym, spec[0], spec[1], arg.symbol.string
+
+
 def vocabulary_lint(program: Program, model) -> list[Diagnostic]:
     """Warn when a project policy reads a label, relationship kind, ... that no
-    model file uses: usually a typo that silently switches the policy off."""
+    model file uses: usually a typo that silently switches the policy off.
+    (Stock policies: planner/parameters.py.)"""
     known = vocabulary(model)
     out = []
     for pfile in program.files:
         if pfile.origin != "project":
             continue
-        for stm in pfile.statements:
-            finder = _Atoms()
-            finder(stm)
-            for sym in finder.nodes:
-                spec = _VOCABULARY.get((sym.name, len(sym.arguments)))
-                if spec is None:
-                    continue
-                arg = sym.arguments[spec[0]]
-                if arg.ast_type != ast.ASTType.SymbolicTerm or arg.symbol.type.name != "String":
-                    continue
-                word = arg.symbol.string
-                if word in known[spec[1]]:
-                    continue
-                close = difflib.get_close_matches(word, sorted(known[spec[1]]), n=1)
-                detail = f"did you mean '{close[0]}'?" if close else "the rule can never apply"
-                out.append(Diagnostic(
-                    file=pfile.display, line=sym.location.begin.line, column=sym.location.begin.column,
-                    summary=f"{spec[1]} '{word}' is not used by any model file", detail=detail,
-                    severity="warning", code="vocabulary"))
+        for sym, _, kind, word in unknown_words(pfile, known):
+            close = difflib.get_close_matches(word, sorted(known[kind]), n=1)
+            detail = f"did you mean '{close[0]}'?" if close else "the rule can never apply"
+            out.append(Diagnostic(
+                file=pfile.display, line=sym.location.begin.line, column=sym.location.begin.column,
+                summary=f"{kind} '{word}' is not used by any model file", detail=detail,
+                severity="warning", code="vocabulary"))
     return out

@@ -257,7 +257,7 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
         if not messages:
             messages.append(f"{path}:1:1: error: could not parse the file")
     for msg in messages:
-        diagnostics.append(parse_message(msg, {str(path): display, "<string>": display}))
+        diagnostics.append(_missing_period(parse_message(msg, {str(path): display, "<string>": display}), text))
     return pfile, includes
 
 
@@ -287,6 +287,65 @@ def _wrapped_numbers(stm: ast.AST, display: str, lines: list[str]) -> list[Diagn
             elif child is not None:
                 stack.extend(child)
     return out
+
+
+#: A token that can end a statement: the last one before a missing '.'.
+_ENDS_STATEMENT = re.compile(r'[A-Za-z0-9_)"}]')
+
+
+def _missing_period(diag: Diagnostic, text: str) -> Diagnostic:
+    """clingo reports a missing '.' where the next statement starts ("10:1:
+    syntax error, unexpected :-"); point at the end of the statement that
+    lacks it instead. Only when the unexpected token starts its line, is a
+    ':-', a directive or the end of the file, and the code before it ends
+    like a statement (not after ',' or ':-')."""
+    match = re.match(r"syntax error, unexpected (\S+)", diag.summary)
+    if not match or not diag.line:
+        return diag
+    lines = text.split("\n")
+    if diag.line > len(lines):
+        return diag
+    offset = sum(len(line) + 1 for line in lines[:diag.line - 1]) + diag.column - 1
+    token = match[1].rstrip(",")
+    starts_line = not text[offset - diag.column + 1:offset].strip()
+    if not (starts_line or token in (":-", "EOF") or token.startswith("#")):
+        return diag
+    end = _last_code(text, offset)
+    if end is None or not _ENDS_STATEMENT.match(text[end]):
+        return diag
+    line = text.count("\n", 0, end) + 1
+    column = end - text.rfind("\n", 0, end) + 1  # just after the last character
+    return Diagnostic(file=diag.file, line=line, column=column, summary="syntax error: missing '.'?",
+                      detail=f"no '.' ends the statement here; clingo, at {diag.line}:{diag.column}: {diag.summary}",
+                      severity=diag.severity, code=diag.code)
+
+
+def _last_code(text: str, stop: int) -> int | None:
+    """The offset of the last character before ``stop`` that is neither
+    blank nor in a comment (``%`` to the end of the line, ``%* *%`` nested);
+    strings are code."""
+    last, index, depth = None, 0, 0
+    while index < stop:
+        if depth:
+            if text.startswith("*%", index):
+                depth, index = depth - 1, index + 2
+            elif text.startswith("%*", index):
+                depth, index = depth + 1, index + 2
+            else:
+                index += 1
+        elif text.startswith("%*", index):
+            depth, index = 1, index + 2
+        elif text[index] == "%":
+            index = _line_end(text, index)
+        elif text[index] == '"':
+            match = _STRING_RE.match(text, index)
+            end = match.end() if match else index + 1
+            last, index = end - 1, end
+        else:
+            if not text[index].isspace():
+                last = index
+            index += 1
+    return last
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,27 @@
-"""Why a plan is as it is: why an operation is in it, and why it comes after another.
+"""Why a plan is as it is: why an operation is in it, why it comes after
+another, and why a resource is placed where it is.
 
-Works on a saved plan: every operation records the reason it is there (the
-goal that needs it) and every precedence edge the rules (file:line) that made
-it. Given the policy rules (``RuleInfo``), each hop is told with the rule's
-comment, in words.
+Operations work on a saved plan alone: every operation records the reason it
+is there (the goal that needs it) and every precedence edge the rules
+(file:line) that made it. Given the policy rules (``RuleInfo``), each hop is
+told with the rule's comment, in words.
+
+A placement is explained by planning again with the resource fixed on each
+other target, under a time limit: either no plan exists there (the policies
+that rule it out, with file:line, from the relaxed solve of
+planner/explain.py), or one does, at its cost.
 """
 
 from __future__ import annotations
 
 import difflib
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from domain.errors import OrdoError
+from domain.project import Project
+from planner.explain import Conflict, explain_no_plan
 from planner.plan import Plan, PlannedOperation
 from planner.program import RuleInfo
 
@@ -58,8 +67,11 @@ def _lookup(plan: Plan, op_id: str) -> PlannedOperation:
         return plan.operation(op_id)
     except KeyError:
         ids = [op.id for op in plan.operations]
+        own = [i for i in ids if i.split("/", 1)[0] == op_id]
         close = difflib.get_close_matches(op_id, ids, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else "operations are named RESOURCE/OPERATION"
+        hint = (f"'{op_id}' is a resource the plan does not place; its operations: {', '.join(own)}" if own else
+                f"did you mean {', '.join(close)}?" if close else
+                "operations are named RESOURCE/OPERATION; a placed resource is named alone")
         raise UnknownOperation(f"the plan has no operation '{op_id}' ({hint})") from None
 
 
@@ -107,3 +119,91 @@ def _chain(start: str, goal: str, succ: dict[str, list[str]], edges: dict, hop) 
                 return [hop(a, b, edges[(a, b)]) for a, b in zip(path, path[1:], strict=False)]
             queue.append(nxt)
     return None
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another target for a placed resource, and what planning with it there gives."""
+
+    target: str
+    status: str                                   # "plan", "no_plan" or "timeout"
+    cost: tuple[tuple[int, int], ...] = ()        # (priority, cost) of the best plan found there
+    optimal: bool = False                         # that cost is proven the best with it there
+    moves: tuple[tuple[str, str], ...] = ()       # other resources that plan places elsewhere than the plan
+    conflicts: tuple[Conflict, ...] = ()          # no plan: the policies that rule it out
+    summary: str = ""
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "status": self.status,
+                "cost": [{"priority": p, "cost": c} for p, c in self.cost], "optimal": self.optimal,
+                "moves": [{"resource": r, "target": t} for r, t in self.moves],
+                "conflicts": [c.to_dict() for c in self.conflicts], "summary": self.summary}
+
+
+@dataclass
+class PlacementWhy:
+    resource: str
+    target: str
+    reason: str
+    cost: tuple[tuple[int, int], ...]             # the plan's
+    alternatives: list[Alternative] = field(default_factory=list)
+    inputs_changed: bool = False                  # the project is not as it was when the plan was made
+
+    def to_dict(self) -> dict:
+        return {"resource": self.resource, "target": self.target, "reason": self.reason,
+                "cost": [{"priority": p, "cost": c} for p, c in self.cost],
+                "alternatives": [a.to_dict() for a in self.alternatives], "inputs_changed": self.inputs_changed}
+
+
+def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: float) -> PlacementWhy:
+    """Why ``plan`` puts ``resource`` where it does: for each other target,
+    the policies that rule it out or the cost of the best plan with the
+    resource there. ``project`` is loaded as for ``ordo apply plan.json``."""
+    from planner.core import digest, load_policies
+    from planner.facts import model_facts
+
+    if resource not in plan.placements:
+        placed = ", ".join(sorted(plan.placements)) or "none"
+        raise UnknownOperation(f"the plan places no resource '{resource}' (it places: {placed})")
+    target = plan.placements[resource]
+    program = load_policies(project)
+    why = PlacementWhy(resource=resource, target=target, reason="",
+                       cost=tuple((c.priority, c.cost) for c in plan.cost),
+                       inputs_changed=digest(project, program)[0] != plan.digest)
+    res = project.model.resources.get(resource)
+    new = any(c.resource == resource and c.placement for c in plan.resource_changes)
+    if res is not None and res.pinned is not None:
+        why.reason = f"the request pins it to {res.pinned}"
+        return why
+    if not new:
+        why.reason = (f"it is on {target} already; a resource moves only when it is replaced "
+                      "(<base>/placement.lp)")
+        return why
+    why.reason = "chosen by the planner: of the targets every hard policy allows, the one of least cost"
+    facts = model_facts(project.model)
+    others = sorted(t for t in project.model.targets if t != target)
+    deadline = time.monotonic() + timeout
+    for index, other in enumerate(others):
+        budget = max(0.5, (deadline - time.monotonic()) / (len(others) - index))
+        why.alternatives.append(_alternative(program, facts, project.model, plan, resource, other, budget))
+    return why
+
+
+def _alternative(program, facts: list[str], model, plan: Plan, resource: str, target: str,
+                 timeout: float) -> Alternative:
+    """Plan with ``resource`` fixed on ``target`` (a constraint no policy can relax)."""
+    from planner.solve import solve
+
+    fixed = [*facts, f':- not place("{resource}","{target}").']  # names match the models' pattern: no quotes
+    result = solve(program, fixed, timeout=timeout, keep_control=True)
+    control, result.control = result.control, None
+    if result.status == "timeout":
+        return Alternative(target, "timeout", summary="not decided within the time limit")
+    if result.status == "unsatisfiable":
+        explanation = explain_no_plan(program, fixed, model, timeout=timeout, control=control)
+        return Alternative(target, "no_plan", conflicts=tuple(explanation.conflicts), summary=explanation.summary)
+    placed = {str(s.arguments[0].string): str(s.arguments[1].string) for s in result.symbols
+              if s.name == "place" and len(s.arguments) == 2}
+    moves = tuple(sorted((r, t) for r, t in placed.items() if r != resource and plan.placements.get(r, t) != t))
+    return Alternative(target, "plan", cost=tuple(zip(result.priorities, result.cost, strict=False)),
+                       optimal=result.status == "optimal", moves=moves)

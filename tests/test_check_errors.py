@@ -607,7 +607,8 @@ POLICY_CASES = [
         id="missing-policy-file"),
     pytest.param(
         ((POLICY, None, "foo(X) :- op(X,_)\nbar(1).\n"),),
-        ["policies/config-after-modules.lp:2:1: error: syntax error, unexpected <IDENTIFIER>"],
+        ["policies/config-after-modules.lp:1:18: error: syntax error: missing '.'? (no '.' ends the statement "
+         "here; clingo, at 2:1: syntax error, unexpected <IDENTIFIER>)"],
         id="syntax-error"),
     pytest.param(
         ((POLICY, None, "a(1..).\n"),),

@@ -1,0 +1,142 @@
+"""Parameters of stock policies: the keys they read come from the project.
+
+A stock policy (``policies/library/``) declares each word it reads from the
+models as a constant with its default, ``#const weight_key = "vcpu".``, and
+``ordo.yaml`` sets them per policy::
+
+    policies:
+      parameters:
+        prefer-cheaper-region: { weight_key: cpu, cost_key: price }
+
+ordo writes each value into the policy's rules in place of the constant and
+drops the ``#const``, so the constant stays the file's own (a project file
+may use the same name). With a model at hand, each interface atom of a stock
+policy that can never bind in this project (a label, capacity or attribute no
+model file names) is a warning that names the parameter to set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+import clingo
+from clingo import ast
+
+import policies
+from domain.errors import Diagnostic
+from domain.yamlsrc import Source
+from planner.lint import unknown_words, vocabulary
+from planner.program import PolicyFile, Program
+
+#: Who would declare the word an interface atom reads, by predicate.
+_HOLDER = {"label": "no resource declares", "requires": "no resource declares", "param": "no resource declares",
+           "relation": "no resource declares", "capacity": "no target declares", "attr": "no target declares",
+           "target_label": "no target declares", "resource": "the catalog names no such type"}
+
+
+class _Substitute(ast.Transformer):
+    """Puts each parameter's value where its constant is, and remembers where."""
+
+    def __init__(self, values: dict[str, clingo.Symbol]) -> None:
+        self.values = values
+        self.placed: dict[tuple[int, int], str] = {}  # (line, column) -> parameter
+
+    def visit_SymbolicTerm(self, node: ast.AST) -> ast.AST:  # noqa: N802 (clingo's naming)
+        sym = node.symbol
+        if sym.type == clingo.SymbolType.Function and not sym.arguments and sym.name in self.values:
+            begin = node.location.begin
+            self.placed[(begin.line, begin.column)] = sym.name
+            return node.update(symbol=self.values[sym.name])
+        return node
+
+
+def _symbol(value: bool | int | str) -> clingo.Symbol:
+    """A value of ordo.yaml as the facts write it: strings, integers, true/false."""
+    if isinstance(value, bool):
+        return clingo.Function("true" if value else "false")
+    return clingo.Number(value) if isinstance(value, int) else clingo.String(value)
+
+
+def _at_key(src: Source, path: tuple, summary: str, detail: str) -> Diagnostic:
+    """An error about a key of ordo.yaml, pointing at the key."""
+    line, column = src.where_key(path)
+    return dataclasses.replace(src.diagnostic(path, summary, detail, code="parameter"), line=line, column=column)
+
+
+def declared(pfile: PolicyFile) -> dict[str, clingo.Symbol]:
+    """A stock policy's parameters and their defaults (its ``#const`` lines)."""
+    return {stm.name: stm.value.symbol for stm in pfile.statements
+            if stm.ast_type == ast.ASTType.Definition and stm.value.ast_type == ast.ASTType.SymbolicTerm}
+
+
+def apply_parameters(program: Program, given: dict[str, dict], src: Source | None, model=None) -> list[Diagnostic]:
+    """Set the stock policies' parameters (``policies.parameters``) in their
+    rules; the problems with them, and (with a model) a warning for each atom
+    of a stock policy that no model file can make true."""
+    out: list[Diagnostic] = []
+    stock = policies.library()
+    for name in given:
+        if name not in stock and src is not None:
+            close = difflib.get_close_matches(name, list(stock), n=1)
+            out.append(_at_key(src, ("policies", "parameters", name), f"unknown library policy '{name}'",
+                               f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(stock)}"))
+    known = vocabulary(model) if model is not None else None
+    for pfile in program.files:
+        if pfile.origin != "library":
+            continue
+        entry = pfile.path.stem  # as ordo.yaml names it
+        defaults = declared(pfile)
+        values = given.get(entry, {})
+        for key in values:
+            if key not in defaults and src is not None:
+                out.append(_at_key(src, ("policies", "parameters", entry, key), f"'{entry}' has no parameter '{key}'",
+                                   f"its parameters: {', '.join(sorted(defaults))}" if defaults else
+                                   "it takes no parameters"))
+        substitute = _Substitute({k: _symbol(values[k]) if k in values else v for k, v in defaults.items()})
+        pfile.statements = [substitute(stm) for stm in pfile.statements
+                            if stm.ast_type != ast.ASTType.Definition]
+        if known is not None:
+            out += _never_binds(pfile, entry, substitute.placed, values, known, src)
+    return out
+
+
+def _never_binds(pfile: PolicyFile, entry: str, placed: dict[tuple[int, int], str], values: dict,
+                 known: dict[str, set[str]], src: Source | None) -> list[Diagnostic]:
+    out = []
+    seen = set()
+    for sym, position, kind, word in unknown_words(pfile, known):
+        arg = sym.arguments[position]
+        shown = ", ".join(f'"{word}"' if i == position else "_" for i in range(len(sym.arguments)))
+        summary = f"{pfile.meta.name} reads {sym.name}({shown}), which {_HOLDER[sym.name]}"
+        if summary in seen:
+            continue
+        seen.add(summary)
+        parameter = placed.get((arg.location.begin.line, arg.location.begin.column))
+        names = sorted(known[kind])
+        close = difflib.get_close_matches(word, names, n=1)
+        choice = (f"did you mean '{close[0]}'?" if close else f"the models name: {', '.join(names)}" if names
+                  else f"no model file names any {kind}")
+        detail = "the policy has no effect in this project"
+        if parameter is not None:
+            detail += f"; set policies.parameters.{entry}.{parameter} in ordo.yaml"
+        detail += f": {choice}"
+        diag = Diagnostic(file=pfile.display, line=sym.location.begin.line, column=sym.location.begin.column,
+                          summary=summary, detail=detail)
+        where = _where_in_project_file(src, entry, parameter if parameter in values else None)
+        if where is not None:
+            diag = src.diagnostic(where, summary, detail)
+        out.append(dataclasses.replace(diag, severity="warning", code="vocabulary"))
+    return out
+
+
+def _where_in_project_file(src: Source | None, entry: str, parameter: str | None) -> tuple | None:
+    """Where ordo.yaml sets the parameter, or enables the policy (None: it does not)."""
+    if src is None:
+        return None
+    if parameter is not None:
+        return ("policies", "parameters", entry, parameter)
+    listed = ((src.data or {}).get("policies") or {}).get("library") if isinstance(src.data, dict) else None
+    if isinstance(listed, list) and entry in listed:
+        return ("policies", "library", listed.index(entry))
+    return None
