@@ -34,13 +34,15 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from executor import runs
 from executor.engine import ExecutionError, Executor, RunResult
-from executor.journal import RESUMABLE, Event, Journal, RunInfo, private_file
+from executor.journal import Event, Journal, RunInfo, private_file
 from executor.redact import Redactor
 from planner.core import Outcome, make_plan
 from planner.plan import Plan
 
 log = logging.getLogger("ordo.service")
 
+#: The (effective) states a run is resumed from, as `ordo resume` does.
+RESUMED_FROM = ("crashed", "fallout", "interrupted", "failed")
 #: Who resumes the runs a restart finds cut short (recorded as their principal).
 RESTART = "ordo serve (restart)"
 
@@ -270,7 +272,7 @@ class LocalEngine:
         if not self._accepting:
             raise Unavailable("the server is shutting down and resumes nothing")
         status = info.effective_status
-        if status not in RESUMABLE or status == "running":
+        if status not in RESUMED_FROM:
             raise Conflict(f"run {run_id} is {status}: it cannot be resumed")
         with self._lock:
             if run_id in self._driving:

@@ -67,9 +67,10 @@ def process_server(project: Path, port: int, log: Path, *, latency: float, env: 
                    ) -> subprocess.Popen:
     """``ordo serve`` as a process of its own (to be killed)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ORDO_")}
-    proc = subprocess.Popen([ordo_executable(), "serve", "-C", str(project), "--listen", f"127.0.0.1:{port}",
-                             "--simulation", str(scenario(project, latency))],
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**environ, **(env or {})})
+    with log.open("ab") as out:
+        proc = subprocess.Popen([ordo_executable(), "serve", "-C", str(project), "--listen", f"127.0.0.1:{port}",
+                                 "--simulation", str(scenario(project, latency))],
+                                stdout=out, stderr=subprocess.STDOUT, env={**environ, **(env or {})})
     deadline = time.monotonic() + 60
     while True:
         try:

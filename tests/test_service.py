@@ -157,3 +157,16 @@ def test_health_readiness_metrics_openapi(api: httpx.Client) -> None:
     schema = api.get("/openapi.json").json()
     assert {"/v1/runs", "/v1/plans", "/v1/runs/{run_id}/events", "/v1/state"} <= set(schema["paths"])
     assert api.get("/docs").status_code == 200
+
+
+def test_a_shutdown_leaves_runs_resumable_and_the_next_start_resumes_them(vfw_copy: Path) -> None:
+    with thread_server(vfw_copy, latency=0.3) as url, httpx.Client(base_url=url, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+    # the server stopped (as on SIGTERM): the run stopped where it can resume
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        assert jr.run(run).status == "interrupted"
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        assert wait_state(api, run, ("complete",))["principal"].startswith("local")
+        kinds = [e["kind"] for e in follow(api, run)]
+        assert kinds.count("resume-requested") == 1 and kinds[-1] == "run-ended"
+    effects_once(vfw_copy / ".ordo" / "simulated-world.db")
