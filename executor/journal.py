@@ -4,7 +4,7 @@ One database file per working folder (``.ordo/journal.db`` in the project
 unless told otherwise), in WAL mode with ``synchronous=FULL``: a committed
 event survives the process being killed and the machine losing power.
 
-Three tables. ``events`` is the truth and is only ever appended to: per run,
+Three tables, and a fourth beside them. ``events`` is the truth and is only ever appended to: per run,
 the plan, each intent to dispatch with its idempotency key (committed before
 the controller is called), results with outputs, failures, observations,
 re-plans and the end state. ``runs`` and ``state`` are projections of the
@@ -13,6 +13,14 @@ journal knows of each resource now (the observed inventory the next plan
 starts from). Writers batch: one transaction holds every event of one
 scheduling round (group commit), which is what makes thousands of
 operations a second possible with an fsync per commit.
+
+``claims`` lets runs share the journal: a run started with claims holds only
+those resources (written in the transaction that starts it), so runs on
+disjoint resources may go side by side (the service, ``ordo serve``); a run
+started without claims (``ordo apply``) holds the whole journal. A claim
+counts while its run can still go on (running, or resumable: a crashed
+owner's claims stay held until the run is resumed or aborted), and lapses
+with the run's end, so nothing has to release it.
 """
 
 from __future__ import annotations
@@ -72,6 +80,15 @@ CREATE TABLE IF NOT EXISTS state (
 );
 """
 
+#: Added beside the schema of version 1 (an older ordo ignores it: it never starts runs with claims).
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    resource TEXT NOT NULL,
+    PRIMARY KEY (resource, run)
+);
+"""
+
 
 #: SQLite's primary result codes for a file that cannot be read or written as it is (not a damaged one).
 _CANNOT = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
@@ -80,6 +97,10 @@ _CANNOT = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlit
 
 class JournalError(OrdoError):
     """The journal cannot be opened or is used wrongly (names the file)."""
+
+
+class ClaimError(JournalError):
+    """A run cannot start: another run that can still go on holds resources it needs."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +232,8 @@ class Journal:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('id', ?)", (uuid.uuid4().hex,))
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("COMMIT")
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='claims'").fetchone() is None:
+            db.executescript(_CLAIMS)
         self.id = db.execute("SELECT value FROM meta WHERE key='id'").fetchone()[0]
 
     def close(self) -> None:
@@ -232,20 +255,22 @@ class Journal:
                 return run
         return None
 
-    def start_run(self, project: str, request: str, options: dict[str, Any], *, supersede: bool = False) -> int:
+    def start_run(self, project: str, request: str, options: dict[str, Any], *, supersede: bool = False,
+                  claims: Iterable[str] | None = None) -> int:
         """A new run owned by this process. JournalError if another live
         process holds a run in this journal (one writer per working folder),
         or if an earlier run can still be resumed (crashed, interrupted, failed,
         fallen out): its plan would go stale. With ``supersede`` those runs end
-        as "superseded" instead, in the same transaction, and can never be resumed."""
+        as "superseded" instead, in the same transaction, and can never be resumed.
+        With ``claims`` (resource names), the run holds those alone: ClaimError if a run
+        that can still go on holds one of them or the whole journal, else it starts
+        beside the others."""
+        if claims is not None:
+            return self._start_claiming(project, request, options, sorted(set(claims)))
         with self._exclusive("wait for it, or `ordo abort {run}`", others_only=False) as db:
             waiting = self._startable_locked(supersede)
+            run = self._insert_run(project, request, options)
             now = time.time()
-            cur = db.execute(
-                "INSERT INTO runs (created, updated, project, request, status, pid, host, options) "
-                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (now, now, project, request, os.getpid(), _host(), json.dumps(options, sort_keys=True)))
-            run = int(cur.lastrowid)
             for old in waiting:
                 summary = {**old.summary, "status": "superseded", "superseded_by": run,
                            "reason": f"superseded by run {run} while {old.effective_status}"}
@@ -254,6 +279,50 @@ class Journal:
                 db.execute("UPDATE runs SET status='superseded', summary=?, updated=? WHERE id=?",
                            (json.dumps(summary, sort_keys=True), now, old.id))
         return run
+
+    def _insert_run(self, project: str, request: str, options: dict[str, Any]) -> int:
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT INTO runs (created, updated, project, request, status, pid, host, options) "
+            "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+            (now, now, project, request, os.getpid(), _host(), json.dumps(options, sort_keys=True)))
+        return int(cur.lastrowid)
+
+    def _start_claiming(self, project: str, request: str, options: dict[str, Any], claims: list[str]) -> int:
+        if not claims:
+            raise JournalError(f"{self.path}: a run started with claims must claim at least one resource")
+        with self._write() as db:
+            self._check_claims_locked(claims)
+            run = self._insert_run(project, request, options)
+            db.executemany("INSERT INTO claims (run, resource) VALUES (?, ?)", [(run, name) for name in claims])
+        return run
+
+    def check_claims(self, claims: Iterable[str]) -> None:
+        """ClaimError now if a run started with these claims would be refused (before planning)."""
+        with self._lock:
+            self._check_claims_locked(sorted(set(claims)))
+
+    def claims(self, run_id: int) -> list[str]:
+        """The resources a run holds while it can go on; [] for a run that holds the whole journal."""
+        with self._lock:
+            return [r for (r,) in self._db.execute(
+                "SELECT resource FROM claims WHERE run=? ORDER BY resource", (run_id,)).fetchall()]
+
+    def _check_claims_locked(self, claims: list[str]) -> None:
+        marks = ", ".join("?" * len(RESUMABLE))
+        rows = self._db.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id", RESUMABLE).fetchall()
+        wanted = set(claims)
+        held = []
+        for run in (_run_info(row, self.path) for row in rows):
+            names = {r for (r,) in self._db.execute("SELECT resource FROM claims WHERE run=?", (run.id,))}
+            if not names:
+                held.append(f"run {run.id} ({run.effective_status}) holds the whole journal")
+            elif names & wanted:
+                shown = sorted(names & wanted)
+                more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+                held.append(f"run {run.id} ({run.effective_status}) holds {', '.join(shown[:5])}{more}")
+        if held:
+            raise ClaimError(f"{self.path}: {'; '.join(held)}: wait for it to end, resume or abort it")
 
     def claim(self, run_id: int) -> RunInfo:
         """Take over a run to resume it: JournalError if a live process has it."""

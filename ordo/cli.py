@@ -97,8 +97,8 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 
     What earlier `ordo apply` runs recorded in the journal counts as observed,
     on top of the inventory file."""
+    from executor.runs import load_with_journal
     from ordo import render
-    from ordo.runs import load_with_journal
     from planner.core import make_plan
 
     if compare is not None and fmt not in ("text", "json"):
@@ -215,7 +215,7 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     The baseline is the project as it is (with the journal's state), or a
     saved plan (--baseline plan.json). Exit 0 when the scenario has a plan,
     3 when it has none (with the explanation), 4 on timeout, 1 on bad input."""
-    from ordo.runs import load_with_journal
+    from executor.runs import load_with_journal
     from planner.core import make_plan
     from planner.whatif import Scenario, read_plan
 
@@ -285,17 +285,19 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
 
     TARGET is a request file, or a plan saved with `ordo plan --out`, which is
     refused if any input changed since it was made."""
+    from executor import runs as library
     from ordo import render, runs
+    from planner.plan import Plan
 
     console = _console(stderr=as_json)
     saved = target is not None and target.suffix == ".json"
     request = None if saved else target
-    runs.check_startable(project, journal, supersede)
-    loaded = runs.load_with_journal(project, request, inventory, list(extra_policies), journal)
-    options = runs.apply_options(loaded, simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
+    library.check_startable(project, journal, supersede)
+    loaded = library.load_with_journal(project, request, inventory, list(extra_policies), journal)
+    options = library.apply_options(simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
     # simulation file is refused before anything is planned or shown
     if saved:
-        chosen = runs.check_saved_plan(loaded, target, timeout=timeout)
+        chosen = library.check_saved_plan(loaded, Plan.read(target), str(target), timeout=timeout)
     else:
         from planner.core import make_plan
 
@@ -375,9 +377,9 @@ def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | N
 def abort(run_id: int, project: Path, journal: Path | None) -> None:
     """Stop a run: a running one finishes the operations in flight and stops;
     a crashed or fallen-out one is closed. Nothing is undone."""
-    from ordo import runs
+    from executor.runs import abort as abort_run
 
-    click.echo(runs.abort(project, journal, run_id))
+    click.echo(abort_run(project, journal, run_id))
 
 
 @cli.command()
@@ -458,7 +460,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         return
     if operation is not None:
         raise click.UsageError("an OPERATION is explained within a saved plan: ordo explain plan.json OPERATION")
-    from ordo.runs import load_with_journal
+    from executor.runs import load_with_journal
     from planner.core import load_policies, make_plan
 
     loaded = load_with_journal(project, target, inventory, list(extra_policies), journal)
@@ -639,6 +641,51 @@ def init(folder: Path) -> None:
         console.print(f"  {path.relative_to(folder).as_posix()}", highlight=False, markup=False)
     where = "" if folder == Path(".") else f" -C {folder}"
     console.print(f"\nNext: ordo check{where}; ordo plan{where}; ordo test{where}", highlight=False, markup=False)
+
+
+@cli.command()
+@project_option
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on; anything but loopback needs credentials.")
+@journal_option
+@click.option("--tokens", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Credentials: lines 'TOKEN ROLE NAME' or YAML (tokens: [{token, role, name}]); "
+                   "also env ORDO_TOKENS. Roles: reader, operator.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="TLS certificate.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="TLS private key.")
+@click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
+              help="Scenario for simulated controllers, for every run (YAML; env ORDO_SIMULATION).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
+def serve(project: Path, listen: str, journal: Path | None, tokens: Path | None, tls_cert: Path | None,
+          tls_key: Path | None, simulation: Path | None, timeout: float | None) -> None:
+    """Serve orchestration requests over HTTP (API under /v1, docs at /docs).
+
+    Runs are carried out in this process, recorded in the journal as `ordo apply`
+    records them; on start, the runs it accepted and that were cut short are resumed.
+    SIGTERM or Ctrl-C: stop taking requests, let the runs stop where they can resume."""
+    from service.server import Listen, Options, build
+
+    if simulation is not None:
+        from executor.controllers.simulated import load_simulation
+
+        load_simulation(simulation)  # a bad scenario is refused before the server starts
+
+    def absolute(path: Path | None) -> Path | None:
+        return path.resolve() if path is not None else None
+
+    options = Options(project=project.resolve(), listen=Listen.parse(listen), journal=absolute(journal),
+                      tokens=absolute(tokens), tls_cert=absolute(tls_cert), tls_key=absolute(tls_key),
+                      simulation=absolute(simulation), plan_timeout=timeout)
+    server, credentials = build(options)
+    err = _console(stderr=True)
+    scheme = "https" if tls_cert else "http"
+    if credentials.configured:
+        err.print(f"ordo serve: {len(credentials.entries)} credential(s) loaded.", highlight=False)
+    else:
+        err.print("[yellow]ordo serve: no credentials configured (--tokens FILE or ORDO_TOKENS): listening on "
+                  "loopback only, and every caller there is an operator.[/]", highlight=False)
+    err.print(f"ordo serve: {scheme}://{listen}/v1 (API docs at /docs)", highlight=False)
+    server.run()
 
 
 SCHEMAS = ("project", "catalog", "inventory", "request", "guards")

@@ -1,16 +1,16 @@
-"""The CLI's side of runs: where the journal is, building the executor,
-Ctrl-C, and the views of history. Library code (executor/) never prints;
-this module decides what people see."""
+"""The CLI's side of runs: live progress, Ctrl-C, and the views of history.
+What a run is (loading with the journal, starting, resuming, aborting) is the
+library's (executor/runs.py), shared with the service; this module decides
+what people see."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,68 +18,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from domain.project import Project, display_path, load_project, read_project_file
-from executor.controllers.simulated import load_simulation
-from executor.engine import ApplyOptions, ExecutionError, Executor, RunResult
-from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event, default_path
+from domain.project import Project, display_path
+from executor import runs as library
+from executor.engine import ApplyOptions, Executor, RunResult
+from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
 from executor.redact import Redactor
+from executor.runs import journal_path
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line
 from ordo.render import shown
 from planner.plan import Plan
-
-
-def project_root(project: Path) -> Path:
-    return read_project_file(project)[0]
-
-
-def journal_path(project: Path, journal: Path | None) -> Path:
-    return journal if journal is not None else default_path(project_root(project))
-
-
-def load_with_journal(project: Path, request: Path | None, inventory: Path | None, extra: list[Path],
-                      journal: Path | None) -> Project:
-    """The project, with what earlier runs recorded counting as observed."""
-    root = project_root(project)
-    path = journal if journal is not None else default_path(root)
-    observed = []
-    if path.exists():
-        with Journal(path, create=False) as jr:
-            observed = list(jr.state().values())
-    return load_project(project, request, inventory, extra, observed=observed,
-                        observed_name=display_path(path, root))
-
-
-def check_startable(project: Path, journal: Path | None, supersede: bool) -> None:
-    """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning."""
-    path = journal_path(project, journal)
-    if path.exists():
-        with Journal(path, create=False) as jr:
-            jr.check_startable(supersede)
-
-
-def check_saved_plan(project: Project, path: Path, *, timeout: float | None = None) -> Plan:
-    """A plan saved earlier, read as untrusted input and refused unless it is
-    the plan ordo makes from the inputs as they are now (planner/verify.py)."""
-    from planner.verify import verify_saved_plan
-
-    plan = Plan.read(path)
-    verify_saved_plan(project, plan, str(path), timeout=timeout)
-    return plan
-
-
-def apply_options(project: Project | None, simulation: Path | None, on_failure: str | None,
-                  max_replans: int | None, concurrency: int | None, op_timeout: float | None,
-                  stored: dict[str, Any] | None = None) -> ApplyOptions:
-    stored = stored or {}
-    scenario = load_simulation(simulation) if simulation is not None else stored.get("simulation")
-    return ApplyOptions(
-        concurrency=concurrency if concurrency is not None else stored.get("concurrency"),
-        max_replans=max_replans if max_replans is not None else stored.get("max_replans"),
-        on_failure=on_failure or stored.get("on_failure") or "replan",
-        default_timeout=op_timeout or stored.get("default_timeout") or 600.0,
-        simulation=scenario,
-        crash=os.environ.get("ORDO_CRASH_POINT"),
-    )
 
 
 @contextmanager
@@ -110,92 +57,28 @@ def _listener(as_json: bool, console: Console) -> Any:
     return LiveView(console)
 
 
-def _run(executor: Executor, view: Any, console: Console, start: Any) -> RunResult:
-    try:
-        with _interrupts(executor, console):
-            if isinstance(view, LiveView):
-                with view:
-                    return start()
-            return start()
-    finally:
-        executor.close()
+def _shown_live(view: Any, console: Console) -> Any:
+    """What wraps a run the CLI drives: Ctrl-C handling, and the live view when there is one."""
+    @contextmanager
+    def around(executor: Executor) -> Iterator[None]:
+        with _interrupts(executor, console), (view if isinstance(view, LiveView) else nullcontext()):
+            yield
+    return around
 
 
 def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path | None, *, as_json: bool,
             console: Console, supersede: bool = False) -> RunResult:
-    path = journal if journal is not None else default_path(project.root)
     view = _listener(as_json, console)
-    jr = Journal(path)
-
-    def loader(observed: list) -> Project:
-        return load_project(project.root, project.request_path, project.inventory_file, project.extra_policy_files,
-                            observed=observed, observed_name=display_path(path, project.root))
-
-    executor = Executor(jr, loader, options=options, listener=view)
-    try:
-        return _run(executor, view, console, lambda: executor.apply(project, plan, supersede=supersede))
-    except KeyboardInterrupt:
-        _mark_interrupted(jr)
-        raise
-    finally:
-        jr.close()
+    return library.execute(project, plan, options, journal, listener=view, around=_shown_live(view, console),
+                           supersede=supersede)
 
 
 def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: int, simulation: Path | None,
            on_failure: str | None, max_replans: int | None, op_timeout: float | None, *, as_json: bool,
            console: Console) -> RunResult:
-    root = project_root(project)
-    path = journal if journal is not None else default_path(root)
-    jr = Journal(path, create=False)
-    try:
-        info = jr.run(run_id)
-        options = apply_options(None, simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
-        files: dict[str, Any] = {}
-        for ev in jr.events(run_id, limit=1):  # run-started: the files the run was planned from
-            files = ev.data.get("files") or {}
-        request = files.get("request")
-        inv = inventory or (Path(files["inventory"]) if files.get("inventory") else None)
-        extra = [Path(p) for p in files.get("policies") or []]
-
-        def loader(observed: list) -> Project:
-            return load_project(root, Path(request) if request else None, inv, extra, observed=observed,
-                                observed_name=display_path(path, root))
-
-        view = _listener(as_json, console)
-        executor = Executor(jr, loader, options=options, listener=view)
-        try:
-            return _run(executor, view, console, lambda: executor.resume(run_id))
-        except KeyboardInterrupt:
-            _mark_interrupted(jr)
-            raise
-    finally:
-        jr.close()
-
-
-def _mark_interrupted(jr: Journal) -> None:
-    """Best effort after a second Ctrl-C: the run is resumable either way."""
-    try:
-        for run in jr.runs(status="running"):
-            if run.pid == os.getpid():
-                jr.append(run.id, [Event("interrupted", data={"how": "stopped at once"})], status="interrupted")
-    except (JournalError, OSError, Exception):  # noqa: BLE001 - nothing may hide the interrupt
-        pass
-
-
-def abort(project: Path, journal: Path | None, run_id: int) -> str:
-    with Journal(journal_path(project, journal), create=False) as jr:
-        info = jr.run(run_id)
-        status = info.effective_status
-        if status == "running":
-            jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid()})])
-            return (f"Abort requested: run {run_id} (pid {info.pid}) will stop once its operations "
-                    "in flight finish.")
-        if status in ("crashed", "fallout", "interrupted", "failed"):
-            jr.append(run_id, [Event("run-ended", data={**info.summary, "status": "aborted",
-                                                         "reason": f"aborted while {status}"})],
-                      status="aborted", summary={**info.summary, "status": "aborted"})
-            return f"Run {run_id} aborted (it was {status}); nothing was undone."
-        raise ExecutionError(f"run {run_id} is {status}: there is nothing to abort")
+    view = _listener(as_json, console)
+    return library.resume(project, inventory, journal, run_id, simulation, on_failure, max_replans, op_timeout,
+                          listener=view, around=_shown_live(view, console))
 
 
 def _when(ts: float) -> str:

@@ -35,6 +35,7 @@ from clingo import ast
 from domain.errors import DiagnosticsError, OrdoError
 from domain.model import Model
 from planner.explain import Explanation, explain_no_plan
+from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
 from planner.solve import SolveResult, _ground, solve
 
@@ -79,11 +80,12 @@ class _Job:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["program"] = [(f.path, f.display, f.origin, f.sha256, f.meta) for f in self.program.files]
+        state["parameters"] = {f.path.stem: f.parameters for f in self.program.files if f.origin == "library"}
         state["root"] = self.program.root
         return state
 
     def __setstate__(self, state: dict) -> None:
-        files, root = state.pop("program"), state.pop("root")
+        files, root, parameters = state.pop("program"), state.pop("root"), state.pop("parameters")
         self.__dict__.update(state)
         # every file, included ones too, in the parent's order: an include of a file already listed is skipped
         self.program = load_program([(path, display, origin) for path, display, origin, _, _ in files], root)
@@ -92,6 +94,7 @@ class _Job:
             self.problem = "a policy file changed while planning; plan again"
         for pfile, (_, _, _, _, meta) in zip(self.program.files, files, strict=False):
             pfile.meta = meta
+        apply_parameters(self.program, parameters, None)  # as the parent did (planner.core.checked_program)
 
 
 def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float,
@@ -212,7 +215,31 @@ def _context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
+    _start_forkserver()
     return ctx
+
+
+_FORKSERVER = threading.Lock()
+
+
+def _start_forkserver() -> None:
+    """Start the fork server without the current folder on its module path.
+    Python 3.11's fork server ignores the parent's ``sys.path`` and puts the
+    current folder first, so in a project folder with its own ``policies/``
+    that folder would stand in for ordo's package (with an editable install);
+    PYTHONSAFEPATH keeps it off. Set only while the server starts."""
+    from multiprocessing import forkserver
+
+    with _FORKSERVER:
+        saved = os.environ.get("PYTHONSAFEPATH")
+        os.environ["PYTHONSAFEPATH"] = "1"
+        try:
+            forkserver.ensure_running()
+        finally:
+            if saved is None:
+                del os.environ["PYTHONSAFEPATH"]
+            else:
+                os.environ["PYTHONSAFEPATH"] = saved
 
 
 def _start_child(megabytes: int) -> None:

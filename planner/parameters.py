@@ -88,6 +88,7 @@ def apply_parameters(program: Program, given: dict[str, dict], src: Source | Non
         entry = pfile.path.stem  # as ordo.yaml names it
         defaults = declared(pfile)
         values = given.get(entry, {})
+        pfile.parameters = dict(values)
         for key in values:
             if key not in defaults and src is not None:
                 out.append(_at_key(src, ("policies", "parameters", entry, key), f"'{entry}' has no parameter '{key}'",

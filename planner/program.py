@@ -59,6 +59,7 @@ class PolicyFile:
     sha256: str = ""  # of the bytes read, for the plan's digest
     statements: list[ast.AST] = field(default_factory=list)
     meta: PolicyMeta = field(default_factory=lambda: PolicyMeta(name=""))
+    parameters: dict = field(default_factory=dict)  # a stock policy's values from ordo.yaml (planner/parameters.py)
 
 
 @dataclass

@@ -4,6 +4,9 @@ and names the policy that grounds largest (planner/bounded.py)."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -151,3 +154,24 @@ def test_a_policy_changed_before_the_fork_server_reads_it_is_refused(vfw_copy):
 
 def test_the_default_memory_cap():
     assert 256 <= bounded.default_memory_mb() <= 4096
+
+
+def test_the_fork_server_imports_ordo_not_a_policies_folder_in_the_current_folder(vfw_copy, tmp_path):
+    """Python 3.11's fork server puts the current folder first on its module
+    path: in a project folder with its own policies/, that folder stood in for
+    ordo's package (with an editable install) and every re-plan failed. The
+    script runs from a file elsewhere, as the console script does."""
+    script = tmp_path / "plan_with_a_thread.py"
+    script.write_text(textwrap.dedent("""
+        import threading
+        from domain.project import load_project
+        from planner.core import make_plan
+        if __name__ == "__main__":
+            stop = threading.Event()
+            threading.Thread(target=stop.wait, daemon=True).start()
+            print(make_plan(load_project(".")).status)
+            stop.set()
+    """))
+    proc = subprocess.run([sys.executable, str(script)], cwd=vfw_copy, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["optimal"]

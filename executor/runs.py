@@ -1,0 +1,200 @@
+"""Runs as a library: the project with the journal's records, a saved plan checked, the
+options of a run, and starting, resuming and aborting runs.
+
+Both front ends sit on this, side by side: the command line (``ordo/runs.py``, which
+renders progress and catches Ctrl-C) and the service (``service/``, which runs each
+accepted request on a thread of its own). Nothing here prints: progress goes to a
+listener, and ``around`` wraps the call that drives a run (the CLI's live view and
+Ctrl-C handler, the service's register of what it drives).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from domain.project import Project, display_path, load_project, read_project_file
+from executor.controllers.simulated import load_simulation
+from executor.engine import ApplyOptions, ExecutionError, Executor, Listener, RunResult
+from executor.journal import Event, Journal, JournalError, default_path
+from planner.plan import Plan
+
+#: Wraps the driving of a run, given its executor (e.g. a live view, a signal handler).
+Around = Callable[[Executor], AbstractContextManager[Any]]
+
+
+def project_root(project: Path) -> Path:
+    return read_project_file(project)[0]
+
+
+def journal_path(project: Path, journal: Path | None) -> Path:
+    return journal if journal is not None else default_path(project_root(project))
+
+
+def load_with_journal(project: Path, request: Path | None, inventory: Path | None, extra: list[Path],
+                      journal: Path | None) -> Project:
+    """The project, with what earlier runs recorded counting as observed."""
+    root = project_root(project)
+    path = journal if journal is not None else default_path(root)
+    observed = []
+    if path.exists():
+        with Journal(path, create=False) as jr:
+            observed = list(jr.state().values())
+    return load_project(project, request, inventory, extra, observed=observed,
+                        observed_name=display_path(path, root))
+
+
+def check_startable(project: Path, journal: Path | None, supersede: bool) -> None:
+    """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning."""
+    path = journal_path(project, journal)
+    if path.exists():
+        with Journal(path, create=False) as jr:
+            jr.check_startable(supersede)
+
+
+def check_saved_plan(project: Project, plan: Plan, source: str, *, timeout: float | None = None) -> Plan:
+    """A plan saved earlier, read as untrusted input and refused unless it is
+    the plan ordo makes from the inputs as they are now (planner/verify.py)."""
+    from planner.verify import verify_saved_plan
+
+    verify_saved_plan(project, plan, source, timeout=timeout)
+    return plan
+
+
+def apply_options(simulation: Path | None, on_failure: str | None, max_replans: int | None,
+                  concurrency: int | None, op_timeout: float | None,
+                  stored: dict[str, Any] | None = None) -> ApplyOptions:
+    """The options of a run: those given, else those the run was started with (``stored``)."""
+    stored = stored or {}
+    scenario = load_simulation(simulation) if simulation is not None else stored.get("simulation")
+    return ApplyOptions(
+        concurrency=concurrency if concurrency is not None else stored.get("concurrency"),
+        max_replans=max_replans if max_replans is not None else stored.get("max_replans"),
+        on_failure=on_failure or stored.get("on_failure") or "replan",
+        default_timeout=op_timeout or stored.get("default_timeout") or 600.0,
+        simulation=scenario,
+        crash=os.environ.get("ORDO_CRASH_POINT"),
+    )
+
+
+def requested_resources(project: Project, plan: Plan) -> list[str]:
+    """What a run of ``plan`` works on: the resources its request names and those its operations touch."""
+    names = {name for name, res in project.model.resources.items() if res.requested}
+    names.update(op.resource for op in plan.operations)
+    return sorted(names)
+
+
+class _ClaimingJournal(Journal):
+    """A journal handle for one run that, when the run starts, claims the resources it works
+    on (so runs on disjoint resources may run side by side) and records who asked for it."""
+
+    def __init__(self, path: Path, claims: Iterable[str] | None, record: dict[str, Any]) -> None:
+        super().__init__(path)
+        self._claims = None if claims is None else sorted(set(claims))
+        self._record = record
+
+    def start_run(self, project: str, request: str, options: dict[str, Any], *, supersede: bool = False,
+                  claims: Iterable[str] | None = None) -> int:
+        return super().start_run(project, request, {**options, **self._record}, supersede=supersede,
+                                 claims=self._claims if claims is None else claims)
+
+
+def _nothing(executor: Executor) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
+def _drive(jr: Journal, executor: Executor, around: Around | None, start: Callable[[], RunResult]) -> RunResult:
+    try:
+        try:
+            with (around or _nothing)(executor):
+                return start()
+        finally:
+            executor.close()
+    except KeyboardInterrupt:
+        mark_interrupted(jr)
+        raise
+    finally:
+        jr.close()
+
+
+def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path | None, *,
+            listener: Listener | None = None, around: Around | None = None, supersede: bool = False,
+            claims: Iterable[str] | None = None, record: dict[str, Any] | None = None) -> RunResult:
+    """Start a run of ``plan`` and carry it to an end. With ``claims``, the run holds only these
+    resources (JournalError while another run holds one of them) instead of the whole journal;
+    ``record`` is kept with the run's options (who asked for it, the idempotency key)."""
+    path = journal if journal is not None else default_path(project.root)
+    jr = _ClaimingJournal(path, claims, record or {}) if claims is not None or record else Journal(path)
+
+    def loader(observed: list) -> Project:
+        return load_project(project.root, project.request_path, project.inventory_file, project.extra_policy_files,
+                            observed=observed, observed_name=display_path(path, project.root))
+
+    executor = Executor(jr, loader, options=options, listener=listener)
+    return _drive(jr, executor, around, lambda: executor.apply(project, plan, supersede=supersede))
+
+
+def run_files(jr: Journal, run_id: int) -> dict[str, Any]:
+    """The files a run was planned from (its run-started event): request, inventory, policies."""
+    for ev in jr.events(run_id, limit=1):
+        return ev.data.get("files") or {}
+    return {}
+
+
+def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: int, simulation: Path | None,
+           on_failure: str | None, max_replans: int | None, op_timeout: float | None, *,
+           listener: Listener | None = None, around: Around | None = None) -> RunResult:
+    """Carry on a run that crashed, was interrupted, or fell out, from the files it was planned from."""
+    root = project_root(project)
+    path = journal if journal is not None else default_path(root)
+    jr = Journal(path, create=False)
+    try:
+        info = jr.run(run_id)
+        options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
+        files = run_files(jr, run_id)
+    except BaseException:
+        jr.close()
+        raise
+    request = files.get("request")
+    inv = inventory or (Path(files["inventory"]) if files.get("inventory") else None)
+    extra = [Path(p) for p in files.get("policies") or []]
+
+    def loader(observed: list) -> Project:
+        return load_project(root, Path(request) if request else None, inv, extra, observed=observed,
+                            observed_name=display_path(path, root))
+
+    executor = Executor(jr, loader, options=options, listener=listener)
+    return _drive(jr, executor, around, lambda: executor.resume(run_id))
+
+
+def mark_interrupted(jr: Journal) -> None:
+    """Best effort after a second Ctrl-C: the run is resumable either way."""
+    try:
+        for run in jr.runs(status="running"):
+            if run.pid == os.getpid():
+                jr.append(run.id, [Event("interrupted", data={"how": "stopped at once"})], status="interrupted")
+    except (JournalError, OSError, Exception):  # noqa: BLE001 - nothing may hide the interrupt
+        pass
+
+
+def abort(project: Path, journal: Path | None, run_id: int, *, record: dict[str, Any] | None = None) -> str:
+    """Stop a run: a running one is asked to (it stops once its operations in flight finish), one that
+    crashed or waits for a decision is closed. Nothing is undone. ``record``: who asked, kept in the event."""
+    record = record or {}
+    with Journal(journal_path(project, journal), create=False) as jr:
+        info = jr.run(run_id)
+        status = info.effective_status
+        if status == "running":
+            jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
+            return (f"Abort requested: run {run_id} (pid {info.pid}) will stop once its operations "
+                    "in flight finish.")
+        if status in ("crashed", "fallout", "interrupted", "failed"):
+            jr.append(run_id, [Event("run-ended", data={**info.summary, "status": "aborted",
+                                                         "reason": f"aborted while {status}", **record})],
+                      status="aborted", summary={**info.summary, "status": "aborted"})
+            return f"Run {run_id} aborted (it was {status}); nothing was undone."
+        raise ExecutionError(f"run {run_id} is {status}: there is nothing to abort")

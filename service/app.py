@@ -1,0 +1,336 @@
+"""ordo's own HTTP API (/v1), health, readiness and metrics, on FastAPI.
+
+The layer only translates: bodies are validated (pydantic, every problem naming its
+field), handed to the engine (``service/engine.py``), and its answers and errors
+become JSON and status codes. What arrives here is untrusted: a request document
+goes through the same loaders and checks as a request file, a saved plan through
+the same verification as ``ordo apply plan.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from domain.errors import DiagnosticsError, OrdoError
+from executor.engine import ExecutionError
+from executor.journal import STATUSES, ClaimError, JournalError, RunInfo
+from executor.redact import Redactor
+from service.auth import LOCAL, Credentials, Principal
+from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
+from service.metrics import CONTENT_TYPE, Metrics
+
+MAX_BODY = 1 << 20          # bytes a request body may have (413 beyond)
+MAX_RUN_ID = 1 << 62
+STATES = (*STATUSES, "crashed")
+IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"   # printable ASCII, no spaces
+POLL = 0.2                  # seconds between looks at the journal for a stream of events
+KEEPALIVE = 15.0            # seconds of silence before a comment keeps a stream open
+
+
+# --- bodies -------------------------------------------------------------------------
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WhatIf(_Body):
+    """A scenario, as `ordo whatif` takes it."""
+
+    target_down: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list,
+                                                                                   max_length=100)
+    capacity: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=100, description="TARGET:KEY=N, e.g. region-one:vcpu=20")
+    without_policy: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list,
+                                                                                      max_length=100)
+
+
+class PlanBody(_Body):
+    request: dict[str, Any] | None = Field(
+        None, description="A request as in a request file (JSON); none: the project's own request.")
+    whatif: WhatIf | None = Field(None, description="Plan this scenario and answer the difference it makes.")
+
+
+class RunBody(_Body):
+    request: dict[str, Any] | None = Field(
+        None, description="A request as in a request file (JSON); none: the project's own request.")
+    plan: dict[str, Any] | None = Field(
+        None, description="A plan saved earlier (`ordo plan --format json`, POST /v1/plans), made from "
+                          "`request`; refused unless it is the plan ordo makes from the inputs as they are now.")
+    on_failure: Literal["replan", "rollback", "stop"] | None = None
+    max_replans: int | None = Field(None, ge=0, le=1000)
+    concurrency: int | None = Field(None, ge=1, le=10_000)
+    op_timeout: float | None = Field(None, gt=0, le=86_400, description="Seconds an operation may take "
+                                                                        "when the catalog sets no timeout.")
+
+
+# --- the size limit -------------------------------------------------------------------
+
+class _TooLarge(BaseException):  # noqa: N818 - not an Exception: FastAPI would make it "400 cannot parse"
+    """The body went over the limit while it was read."""
+
+
+class BodyLimit:
+    """413 for a body over ``limit`` bytes, whether it says its length or not."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await _plain(send, 413 if length.isdigit() else 400,
+                         f"the body is larger than {self.limit} bytes" if length.isdigit() else "bad Content-Length")
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, sending)
+        except _TooLarge:
+            if not started:
+                await _plain(send, 413, f"the body is larger than {self.limit} bytes")
+
+
+async def _plain(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- views -------------------------------------------------------------------------
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def run_view(engine: LocalEngine, info: RunInfo) -> dict[str, Any]:
+    return {"id": info.id, "url": f"/v1/runs/{info.id}", "events": f"/v1/runs/{info.id}/events",
+            "request": info.request, "state": info.effective_status, "created": _when(info.created),
+            "updated": _when(info.updated), "summary": Redactor().tree(info.summary),
+            "principal": info.options.get("principal"), "claims": engine.claims(info.id)}
+
+
+# --- the app ------------------------------------------------------------------------
+
+def authorize(request: Request) -> Principal:
+    """Who calls: 401 without valid credentials, 403 for a reader asking for more than GET."""
+    credentials: Credentials = request.app.state.credentials
+    if not credentials.configured:
+        return LOCAL
+    who = credentials.authenticate(request.headers.get("authorization"))
+    if who is None:
+        raise HTTPException(401, "a bearer token (or HTTP basic) is needed",
+                            headers={"WWW-Authenticate": 'Bearer realm="ordo", Basic realm="ordo"'})
+    if request.method not in ("GET", "HEAD") and not who.operator:
+        raise HTTPException(403, f"{who.name} is a reader: only an operator may {request.method}")
+    return who
+
+
+Who = Annotated[Principal, Depends(authorize)]
+RunId = Annotated[int, Path(ge=1, le=MAX_RUN_ID)]
+
+
+def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int = MAX_BODY,
+               drain: float = 30.0) -> FastAPI:
+    metrics = Metrics(engine.runs)
+    engine.hooks.event = metrics.event
+    engine.hooks.planned = metrics.planned
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(engine.start)
+        yield
+        await run_in_threadpool(engine.shutdown, drain)
+
+    app = FastAPI(title="ordo", version="1", lifespan=lifespan,
+                  description="Orchestration requests planned from models and policies, then carried out. "
+                              "See docs/service.md.")
+    app.state.credentials = credentials
+    app.add_middleware(BodyLimit, limit=max_body)
+    _errors(app, engine)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        ready = engine.ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], dependencies=[Depends(authorize)])
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
+
+    @v1.post("/plans", tags=["plans"])
+    def plan(body: PlanBody) -> Response:
+        """The plan (as `ordo plan --format json`), or with `whatif` the difference the scenario makes
+        (as `ordo whatif --format json`); 422 with the explanation when no plan exists."""
+        if body.whatif is not None:
+            w = body.whatif
+            diff, described = engine.whatif(body.request, tuple(w.target_down), tuple(w.capacity),
+                                            tuple(w.without_policy))
+            answer = {**diff.to_dict(), "scenario": described}
+            return JSONResponse(answer, status_code=200 if diff.other.has_plan else 422)
+        outcome = engine.plan(body.request)
+        if outcome.plan is None:
+            raise NoPlan(outcome)
+        return Response(outcome.plan.to_json(), media_type="application/json")
+
+    @v1.post("/runs", status_code=202, tags=["runs"])
+    def submit(body: RunBody, who: Who,
+               idempotency_key: Annotated[str | None, Header(pattern=IDEMPOTENCY_KEY)] = None) -> JSONResponse:
+        """Plan a request (or take a saved plan) and carry it out; 202 once the run is in the journal.
+        The same Idempotency-Key answers with the same run."""
+        accepted = engine.submit(Submission(**body.model_dump()), who.name, idempotency_key)
+        headers = {"Location": f"/v1/runs/{accepted.run}"}
+        if accepted.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse({"id": accepted.run, "url": f"/v1/runs/{accepted.run}",
+                             "events": f"/v1/runs/{accepted.run}/events"}, status_code=202, headers=headers)
+
+    @v1.get("/runs", tags=["runs"])
+    def list_runs(state: Annotated[Literal[STATES] | None, Query()] = None,  # type: ignore[valid-type]
+                  offset: Annotated[int, Query(ge=0, le=MAX_RUN_ID)] = 0,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+        """Runs, newest first, optionally in one state."""
+        found = [r for r in reversed(engine.runs()) if state is None or r.effective_status == state]
+        return {"runs": [run_view(engine, r) for r in found[offset:offset + limit]], "total": len(found),
+                "offset": offset, "limit": limit}
+
+    @v1.get("/runs/{run_id}", tags=["runs"])
+    def get_run(run_id: RunId) -> dict[str, Any]:
+        return run_view(engine, engine.run(run_id))
+
+    @v1.post("/runs/{run_id}/abort", status_code=202, tags=["runs"])
+    def abort(run_id: RunId, who: Who) -> dict[str, Any]:
+        """Stop a run once its operations in flight finish, or close one that waits; nothing is undone."""
+        return {"id": run_id, "url": f"/v1/runs/{run_id}", "message": engine.abort(run_id, who.name)}
+
+    @v1.post("/runs/{run_id}/resume", status_code=202, tags=["runs"])
+    def resume(run_id: RunId, who: Who) -> dict[str, Any]:
+        """Carry on a run that crashed, was interrupted, or fell out (once its cause is fixed)."""
+        engine.resume(run_id, who.name)
+        return {"id": run_id, "url": f"/v1/runs/{run_id}", "events": f"/v1/runs/{run_id}/events"}
+
+    @v1.get("/runs/{run_id}/events", tags=["runs"], response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+    async def events(request: Request, run_id: RunId,
+                     last_event_id: Annotated[int | None, Header(ge=0, le=MAX_RUN_ID)] = None,
+                     since: Annotated[int, Query(ge=0, le=MAX_RUN_ID)] = 0) -> StreamingResponse:
+        """The run's journal events as Server-Sent Events (id: the journal's seq). Reconnecting with
+        Last-Event-ID (or ?since=SEQ) carries on after that event. The stream ends with the run."""
+        await run_in_threadpool(engine.run, run_id)  # 404 before the stream starts
+        start = last_event_id if last_event_id is not None else since
+        return StreamingResponse(_stream(engine, request, run_id, start), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @v1.get("/state", tags=["state"])
+    def state() -> dict[str, Any]:
+        """What the journal recorded of each resource (the observed inventory plans start from)."""
+        return {"resources": {name: record.model_dump(mode="json", exclude_defaults=True)
+                              for name, record in engine.state().items()}}
+
+    app.include_router(v1)
+    return app
+
+
+async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) -> AsyncIterator[str]:
+    quiet = 0.0
+    while True:
+        batch = await run_in_threadpool(engine.events, run_id, seq, 500)
+        for ev in batch:
+            seq = ev.seq
+            yield f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.as_dict(), sort_keys=True)}\n\n"
+        if batch:
+            quiet = 0.0
+            continue
+        info = await run_in_threadpool(engine.run, run_id)
+        if info.effective_status != "running" and not engine.driving(run_id):
+            if not await run_in_threadpool(engine.events, run_id, seq, 1):
+                return  # the run is over (or waits for a decision) and everything was sent
+            continue
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(POLL)
+        quiet += POLL
+        if quiet >= KEEPALIVE:
+            quiet = 0.0
+            yield ": keep-alive\n\n"
+
+
+def _errors(app: FastAPI, engine: LocalEngine) -> None:
+    """Library errors as answers: the input's problems 422, unknown ids 404, conflicts 409."""
+
+    def public(exc: Exception) -> str:
+        return str(exc).replace(f"{engine.path}: ", "")  # the server's own paths are not the caller's business
+
+    def answer(status: int, detail: str, **extra: Any) -> JSONResponse:
+        return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+    @app.exception_handler(DiagnosticsError)
+    def diagnostics(request: Request, exc: DiagnosticsError) -> JSONResponse:
+        return answer(422, "the input has problems", diagnostics=[
+            {"file": d.file, "line": d.line, "column": d.column, "path": d.path, "summary": d.summary,
+             "detail": d.detail} for d in exc.diagnostics])
+
+    @app.exception_handler(NoPlan)
+    def no_plan(request: Request, exc: NoPlan) -> JSONResponse:
+        explanation = exc.outcome.explanation
+        return answer(422, "no plan exists" if exc.outcome.status != "timeout" else "the solver found no plan in time",
+                      status=exc.outcome.status, explanation=explanation.to_dict() if explanation else None)
+
+    @app.exception_handler(UnknownRun)
+    def unknown(request: Request, exc: UnknownRun) -> JSONResponse:
+        return answer(404, public(exc))
+
+    @app.exception_handler(ClaimError)
+    def locked(request: Request, exc: ClaimError) -> JSONResponse:
+        return answer(409, f"Locked instance: {public(exc)}")
+
+    @app.exception_handler(Unavailable)
+    def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse({"detail": public(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    for kind in (Conflict, ExecutionError):
+        app.add_exception_handler(kind, lambda request, exc: answer(409, public(exc)))
+
+    @app.exception_handler(JournalError)
+    def journal(request: Request, exc: JournalError) -> JSONResponse:
+        return JSONResponse({"detail": public(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(OrdoError)
+    def other(request: Request, exc: OrdoError) -> JSONResponse:
+        return answer(422, public(exc))

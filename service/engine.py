@@ -1,0 +1,393 @@
+"""What the service asks of the engine that carries runs out, and the embedded one.
+
+:class:`Engine` is the interface the HTTP layer talks to: submit a request (or a
+saved plan), abort, resume, and read runs, events and state back from the journal.
+:class:`LocalEngine` is the default, needing nothing but ``pip install``: each
+accepted run is driven on a thread of the server's own process, by the same
+executor and journal as ``ordo apply`` (``executor/runs.py``). Another engine (a
+workflow service, issue 11) can take its place behind the same interface.
+
+Runs go side by side when they work on disjoint resources: a run claims the
+resources its request names and its plan touches, in the transaction that starts
+it (``Journal.start_run(claims=...)``); a request touching a resource a run still
+holds is refused (:class:`~executor.journal.ClaimError`, 409 over HTTP). An
+accepted run is in the journal before ``submit`` returns; when the server starts,
+it resumes every run it had accepted that was cut short (crashed, or interrupted
+by a shutdown), as ``ordo resume`` would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from domain.errors import OrdoError
+from domain.formats import ObservedResource
+from executor import runs
+from executor.engine import ExecutionError, Executor, RunResult
+from executor.journal import Event, Journal, RunInfo, private_file
+from executor.redact import Redactor
+from planner.core import Outcome, make_plan
+from planner.plan import Plan
+
+log = logging.getLogger("ordo.service")
+
+#: The (effective) states a run is resumed from, as `ordo resume` does.
+RESUMED_FROM = ("crashed", "fallout", "interrupted", "failed")
+#: Who resumes the runs a restart finds cut short (recorded as their principal).
+RESTART = "ordo serve (restart)"
+
+
+class UnknownRun(OrdoError):
+    """No such run in the journal."""
+
+
+class Conflict(OrdoError):
+    """The run is not in a state that allows this (or an idempotency key is reused for another request)."""
+
+
+class Unavailable(OrdoError):
+    """The engine is shutting down and takes nothing new."""
+
+
+class NoPlan(OrdoError):
+    """The planner found no plan: the outcome carries the explanation."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        super().__init__(f"no plan: {outcome.status}")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A request to carry out: a request document (as in a request file), a saved plan
+    (made from that request, else from the project's own), or both; and run options."""
+
+    request: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    on_failure: str | None = None
+    max_replans: int | None = None
+    concurrency: int | None = None
+    op_timeout: float | None = None
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps(self.__dict__, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    run: int
+    replayed: bool = False      # the idempotency key named a run accepted earlier
+
+
+class Engine(Protocol):
+    """What the service needs of whatever carries runs out."""
+
+    def start(self) -> None: ...
+    def shutdown(self, timeout: float) -> None: ...
+    @property
+    def ready(self) -> bool: ...
+    def plan(self, request: dict[str, Any] | None) -> Outcome: ...
+    def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None) -> Accepted: ...
+    def abort(self, run_id: int, principal: str) -> str: ...
+    def resume(self, run_id: int, principal: str) -> int: ...
+    def runs(self) -> list[RunInfo]: ...
+    def run(self, run_id: int) -> RunInfo: ...
+    def claims(self, run_id: int) -> list[str]: ...
+    def events(self, run_id: int, since: int = 0, limit: int = -1) -> list[Event]: ...
+    def state(self) -> dict[str, ObservedResource]: ...
+    def driving(self, run_id: int) -> bool: ...
+
+
+@dataclass
+class Hooks:
+    """Where the engine reports progress: every journaled event, and how long each planning took."""
+
+    event: Callable[[Event], None] = lambda ev: None
+    planned: Callable[[float], None] = lambda seconds: None
+
+
+@dataclass
+class LocalEngine:
+    """Runs on threads of this process, on the executor and journal ``ordo apply`` uses."""
+
+    project: Path
+    journal: Path | None = None
+    simulation: Path | None = None
+    plan_timeout: float | None = None
+    hooks: Hooks = field(default_factory=Hooks)
+
+    def __post_init__(self) -> None:
+        self.root = runs.project_root(self.project)
+        self.path = runs.journal_path(self.project, self.journal)
+        self._reader: Journal | None = None
+        self._lock = threading.Lock()
+        self._driving: set[int] = set()
+        self._executors: set[Executor] = set()
+        self._threads: set[threading.Thread] = set()
+        self._keys: dict[str, threading.Lock] = {}
+        self._accepting = False
+        self._ready = False
+
+    # --- life -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the journal and resume what a restart finds cut short."""
+        self._reader = Journal(self.path)
+        self._accepting = True
+        for info in self._reader.runs():
+            if info.options.get("principal") is None or info.effective_status not in ("crashed", "interrupted"):
+                continue  # runs of `ordo apply`, and runs that wait for a decision, are left as they are
+            try:
+                self.resume(info.id, RESTART)
+                log.info("resumed run %d (it was %s)", info.id, info.effective_status)
+            except OrdoError as exc:
+                log.warning("run %d cannot be resumed: %s", info.id, exc)
+        self._ready = True
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and self._accepting
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Take nothing new; ask every run driven here to stop once its operations in flight
+        finish (it ends "interrupted", and is resumed at the next start)."""
+        with self._lock:
+            self._accepting = False
+            executors = list(self._executors)
+            threads = list(self._threads)
+        for executor in executors:
+            executor.request_stop()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    # --- planning and submitting ------------------------------------------------------
+
+    def _load(self, request: dict[str, Any] | None) -> Any:
+        path = self._save_request(request) if request is not None else None
+        return runs.load_with_journal(self.project, path, None, [], self.journal)
+
+    def _save_request(self, request: dict[str, Any]) -> Path:
+        """The request, kept as a file beside the journal (named by its digest), so that the run
+        it starts is planned again and resumed from it as from any request file. It is read back
+        through the same loader as a request file: untrusted, every problem with its path."""
+        text = json.dumps(request, indent=2, ensure_ascii=True) + "\n"
+        folder = self.path.parent / "requests"
+        path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.yaml"  # JSON is YAML
+        if not path.exists():
+            part = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+            private_file(part)
+            part.write_text(text, encoding="utf-8")
+            part.replace(path)
+        return path
+
+    def _make_plan(self, project: Any) -> Outcome:
+        began = time.perf_counter()
+        outcome = make_plan(project, timeout=self.plan_timeout)
+        self.hooks.planned(time.perf_counter() - began)
+        return outcome
+
+    def plan(self, request: dict[str, Any] | None) -> Outcome:
+        return self._make_plan(self._load(request))
+
+    def whatif(self, request: dict[str, Any] | None, targets_down: tuple[str, ...], capacity: tuple[str, ...],
+               without_policies: tuple[str, ...]) -> tuple[Any, list[str]]:
+        """The difference a scenario makes to the plan of ``request`` (planner/whatif.py)."""
+        from planner.diff import diff_plans
+        from planner.whatif import Scenario
+
+        scenario = Scenario.from_options(targets_down, capacity, without_policies)
+        base = self._make_plan(self._load(request))
+        outcome = self._make_plan(scenario.apply(self._load(request)))
+        return diff_plans(base, outcome), scenario.describe()
+
+    @contextmanager
+    def _key(self, key: str | None) -> Iterator[None]:
+        """One submission at a time per idempotency key."""
+        if key is None:
+            yield
+            return
+        with self._lock:
+            lock = self._keys.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+    def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None) -> Accepted:
+        with self._key(idempotency_key):
+            if idempotency_key is not None:
+                for info in self.runs():
+                    if info.options.get("idempotency_key") == idempotency_key:
+                        if info.options.get("submission") != submission.digest:
+                            raise Conflict(f"the Idempotency-Key '{idempotency_key}' was used for another "
+                                           f"request (run {info.id}); use a new key for a new request")
+                        return Accepted(info.id, replayed=True)
+            if not self._accepting:
+                raise Unavailable("the server is shutting down and takes no new runs")
+            project = self._load(submission.request)
+            options = runs.apply_options(self.simulation, submission.on_failure, submission.max_replans,
+                                         submission.concurrency, submission.op_timeout)
+            if submission.plan is not None:
+                plan = Plan.from_json(json.dumps(submission.plan), source="plan")
+                runs.check_saved_plan(project, plan, "plan", timeout=self.plan_timeout)
+            else:
+                outcome = self._make_plan(project)
+                if outcome.plan is None:
+                    raise NoPlan(outcome)
+                plan = outcome.plan
+            claims = runs.requested_resources(project, plan)
+            if not claims:
+                raise Conflict("the request names no resource: there is nothing to run")
+            self._journal().check_claims(claims)  # before a thread is started; start_run checks again
+            record = {"principal": principal, "idempotency_key": idempotency_key, "submission": submission.digest}
+
+            def go(listener: Any, around: Any) -> RunResult:
+                return runs.execute(project, plan, options, self.path, listener=listener, around=around,
+                                    claims=claims, record=record)
+
+            return Accepted(self._launch(go, None))
+
+    # --- abort, resume ---------------------------------------------------------------
+
+    def abort(self, run_id: int, principal: str) -> str:
+        self.run(run_id)
+        return runs.abort(self.project, self.path, run_id, record={"principal": principal})
+
+    def resume(self, run_id: int, principal: str) -> int:
+        info = self.run(run_id)
+        if not self._accepting:
+            raise Unavailable("the server is shutting down and resumes nothing")
+        status = info.effective_status
+        if status not in RESUMED_FROM:
+            raise Conflict(f"run {run_id} is {status}: it cannot be resumed")
+        with self._lock:
+            if run_id in self._driving:
+                raise Conflict(f"run {run_id} is being carried out now")
+            self._driving.add(run_id)
+        try:
+            self._journal().append(run_id, [Event("resume-requested", data={"principal": principal})])
+        except BaseException:
+            with self._lock:
+                self._driving.discard(run_id)
+            raise
+
+        def go(listener: Any, around: Any) -> RunResult:
+            return runs.resume(self.project, None, self.path, run_id, None, None, None, None,
+                               listener=listener, around=around)
+
+        return self._launch(go, run_id)
+
+    def _launch(self, go: Callable[[Any, Any], RunResult], run_id: int | None) -> int:
+        """Drive a run on a thread of its own; return once it is in the journal (its first event
+        written), or raise what stopped it before that."""
+        ready = threading.Event()
+        box: dict[str, Any] = {"run": run_id}
+
+        def listener(ev: Event) -> None:
+            if not ready.is_set():
+                box["run"] = ev.run
+                with self._lock:
+                    self._driving.add(ev.run)
+                ready.set()
+            try:
+                self.hooks.event(ev)
+            except Exception:  # noqa: BLE001 - metrics never stop a run
+                log.exception("progress hook failed")
+
+        @contextmanager
+        def around(executor: Executor) -> Iterator[None]:
+            with self._lock:
+                self._executors.add(executor)
+                stopping = not self._accepting
+            if stopping:
+                executor.request_stop()
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._executors.discard(executor)
+
+        def work() -> None:
+            try:
+                go(listener, around)
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller, or recorded in the journal
+                if not ready.is_set():
+                    box["error"] = exc
+                else:
+                    self._cut_short(box["run"], exc)
+            finally:
+                with self._lock:
+                    self._driving.discard(box["run"])
+                    self._threads.discard(threading.current_thread())
+                ready.set()
+
+        thread = threading.Thread(target=work, name=f"ordo-run-{run_id or 'new'}", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+        ready.wait()
+        if "error" in box:
+            raise box["error"]
+        return int(box["run"])
+
+    def _cut_short(self, run_id: int, exc: BaseException) -> None:
+        """A run whose driver failed after it started is left resumable, saying why."""
+        log.error("run %d stopped: %s", run_id, exc)
+        try:
+            jr = self._journal()
+            if jr.run(run_id).status == "running":
+                jr.append(run_id, [Event("interrupted", data={"how": f"its driver stopped: {exc}"})],
+                          status="interrupted")
+        except OrdoError as again:
+            log.error("run %d: cannot record that it stopped: %s", run_id, again)
+
+    # --- reading -----------------------------------------------------------------
+
+    def _journal(self) -> Journal:
+        if self._reader is None:
+            raise Unavailable("the engine is not started")
+        return self._reader
+
+    def runs(self) -> list[RunInfo]:
+        return self._journal().runs()
+
+    def run(self, run_id: int) -> RunInfo:
+        jr = self._journal()
+        last = jr.last_run()
+        if last is None or not 1 <= run_id <= last:  # runs are numbered from 1, none is ever deleted
+            raise UnknownRun(f"no run {run_id}")
+        return jr.run(run_id)
+
+    def claims(self, run_id: int) -> list[str]:
+        return self._journal().claims(run_id)
+
+    def events(self, run_id: int, since: int = 0, limit: int = -1) -> list[Event]:
+        redactor = Redactor()
+        return [Event(kind=ev.kind, op=ev.op, key=ev.key, data=redactor.event(ev.data), seq=ev.seq, run=ev.run,
+                      at=ev.at) for ev in self._journal().events(run_id, since=since, limit=limit)]
+
+    def state(self) -> dict[str, ObservedResource]:
+        redactor = Redactor()
+        return {name: redactor.record(record) for name, record in self._journal().state().items()}
+
+    def driving(self, run_id: int) -> bool:
+        with self._lock:
+            return run_id in self._driving
+
+
+__all__ = ["Accepted", "Conflict", "Engine", "ExecutionError", "Hooks", "LocalEngine", "NoPlan", "Submission",
+           "Unavailable", "UnknownRun"]

@@ -1,0 +1,70 @@
+"""``ordo serve``: the app on uvicorn, with its engine, credentials and TLS."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from domain.errors import OrdoError
+from service.app import MAX_BODY, create_app
+from service.auth import Credentials, loopback
+from service.engine import LocalEngine
+
+
+class ServeError(OrdoError):
+    """The server cannot start as asked (names the option)."""
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+            raise ServeError(f"--listen '{text}': expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+        return cls(host.strip("[]"), int(port))
+
+    @property
+    def loopback(self) -> bool:
+        return loopback(self.host)
+
+
+@dataclass
+class Options:
+    project: Path
+    listen: Listen
+    journal: Path | None = None
+    tokens: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    simulation: Path | None = None
+    plan_timeout: float | None = None
+    max_body: int = MAX_BODY
+    drain: float = 30.0
+
+
+def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
+    """The server, ready to run; refused without credentials on anything but loopback."""
+    credentials = Credentials.load(options.tokens, os.environ.get("ORDO_TOKENS"))
+    if not credentials.configured and not options.listen.loopback:
+        raise ServeError(f"no credentials configured (--tokens FILE or ORDO_TOKENS): ordo serve listens on "
+                         f"loopback only without them, not on {options.listen.host}")
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise ServeError("--tls-cert and --tls-key go together")
+    for path in (options.tls_cert, options.tls_key):
+        if path is not None and not path.is_file():
+            raise ServeError(f"{path}: no such file")
+    engine = LocalEngine(options.project, options.journal, simulation=options.simulation,
+                         plan_timeout=options.plan_timeout)
+    app = create_app(engine, credentials, max_body=options.max_body, drain=options.drain)
+    config = uvicorn.Config(app, host=options.listen.host, port=options.listen.port, log_level="info",
+                            ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+                            ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+                            timeout_graceful_shutdown=5, lifespan="on", server_header=False)
+    return uvicorn.Server(config), credentials

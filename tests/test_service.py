@@ -1,0 +1,172 @@
+"""`ordo serve`: the v1 API against a real uvicorn server on loopback, with the vFW on
+simulated controllers (the server runs in this process, on a thread)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from executor.journal import Journal
+from tests.servicekit import INSTANTIATE, LAB, effects_once, follow, thread_server, wait_state
+
+
+@pytest.fixture
+def api(vfw_copy: Path):
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+def test_the_vfw_submitted_followed_to_the_end_and_its_state(api: httpx.Client, vfw_copy: Path) -> None:
+    accepted = api.post("/v1/runs", json={"request": INSTANTIATE})
+    assert accepted.status_code == 202, accepted.text
+    run = accepted.json()["id"]
+    assert accepted.json()["url"] == f"/v1/runs/{run}" and accepted.headers["location"] == f"/v1/runs/{run}"
+    events = follow(api, run)
+    kinds = [e["kind"] for e in events]
+    assert kinds[:2] == ["run-started", "plan"] and kinds[-1] == "run-ended", kinds
+    assert events[-1]["status"] == "complete"
+    assert [e["seq"] for e in events] == sorted({e["seq"] for e in events})  # in order, none twice
+    view = api.get(f"/v1/runs/{run}").json()
+    assert view["state"] == "complete" and view["summary"]["operations"] == kinds.count("result")
+    assert "vfw" in view["claims"] and view["principal"].startswith("local")
+    state = api.get("/v1/state").json()["resources"]
+    assert state["vfw"]["state"] == "active" and state["vfw-base"]["state"] == "active"
+    applied = effects_once(vfw_copy / ".ordo" / "simulated-world.db")
+    assert applied[("vfw", "activate")] == 1 and applied[("vfw-base", "create")] == 1
+    listed = api.get("/v1/runs", params={"state": "complete"}).json()
+    assert [r["id"] for r in listed["runs"]] == [run] and listed["total"] == 1
+    assert api.get("/v1/runs", params={"state": "fallout"}).json()["runs"] == []
+
+
+def test_events_carry_on_after_last_event_id(api: httpx.Client) -> None:
+    run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+    everything = follow(api, run)
+    middle = everything[len(everything) // 2]["seq"]
+    rest = follow(api, run, last=middle)
+    assert rest == [e for e in everything if e["seq"] > middle]
+    assert api.get(f"/v1/runs/{run}/events", headers={"Last-Event-ID": "x"}).status_code == 422
+
+
+def test_the_same_idempotency_key_answers_with_the_same_run(api: httpx.Client, vfw_copy: Path) -> None:
+    first = api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Idempotency-Key": "order-42"})
+    again = api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Idempotency-Key": "order-42"})
+    assert first.status_code == again.status_code == 202
+    assert first.json() == again.json() and again.headers["idempotent-replayed"] == "true"
+    other = api.post("/v1/runs", json={"request": LAB}, headers={"Idempotency-Key": "order-42"})
+    assert other.status_code == 409 and "order-42" in other.json()["detail"]
+    wait_state(api, first.json()["id"], ("complete",))
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        assert len(jr.runs()) == 1
+
+
+def test_a_request_on_resources_in_progress_is_locked_a_disjoint_one_runs_beside(vfw_copy: Path) -> None:
+    with thread_server(vfw_copy, latency=0.3) as url, httpx.Client(base_url=url, timeout=60) as api:
+        first = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+        locked = api.post("/v1/runs", json={"request": INSTANTIATE})
+        assert locked.status_code == 409, locked.text
+        assert locked.json()["detail"].startswith("Locked instance: run 1 (running) holds")
+        beside = api.post("/v1/runs", json={"request": LAB})
+        assert beside.status_code == 202, beside.text
+        assert api.get(f"/v1/runs/{first}").json()["state"] == "running"  # side by side
+        assert wait_state(api, beside.json()["id"], ("complete",))["claims"] == ["lab", "lab-net"]
+        assert wait_state(api, first, ("complete",))
+    effects_once(vfw_copy / ".ordo" / "simulated-world.db")
+
+
+def test_abort_and_resume(vfw_copy: Path) -> None:
+    with thread_server(vfw_copy, latency=0.2) as url, httpx.Client(base_url=url, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+        assert api.post(f"/v1/runs/{run}/resume").status_code == 409  # it runs
+        aborted = api.post(f"/v1/runs/{run}/abort")
+        assert aborted.status_code == 202 and "Abort requested" in aborted.json()["message"]
+        assert wait_state(api, run, ("aborted",))["summary"]["unfinished"] > 0
+        assert api.post(f"/v1/runs/{run}/resume").status_code == 409  # aborted is for good
+        assert api.post(f"/v1/runs/{run}/abort").status_code == 409
+        requested = [e for e in follow(api, run) if e["kind"] == "abort-requested"]
+        assert requested and requested[0]["principal"].startswith("local")
+
+
+def test_plans_the_plan_or_the_explanation(api: httpx.Client) -> None:
+    plan = api.post("/v1/plans", json={"request": INSTANTIATE})
+    assert plan.status_code == 200 and plan.json()["status"] == "optimal"
+    assert any(op["resource"] == "vfw" for op in plan.json()["operations"])
+    whatif = api.post("/v1/plans", json={"whatif": {"target_down": ["region-two"]}})
+    assert whatif.status_code == 200 and whatif.json()["scenario"] == ["region-two down"]
+    none = api.post("/v1/plans", json={"whatif": {"capacity": ["region-one:vcpu=0", "region-two:vcpu=0",
+                                                               "region-three:vcpu=0"]}})
+    assert none.status_code == 422 and none.json()["other"]["has_plan"] is False
+    assert none.json()["other"]["explanation"]
+    unknown = api.post("/v1/plans", json={"whatif": {"target_down": ["region-nine"]}})
+    assert unknown.status_code == 422 and "region-nine" in unknown.json()["detail"]
+    # a saved plan is carried out as it is, and refused once stale
+    accepted = api.post("/v1/runs", json={"request": INSTANTIATE, "plan": plan.json()})
+    assert accepted.status_code == 202, accepted.text
+    wait_state(api, accepted.json()["id"], ("complete",))
+    stale = api.post("/v1/runs", json={"request": INSTANTIATE, "plan": plan.json()})
+    assert stale.status_code == 422 and "stale" in stale.json()["diagnostics"][0]["summary"]
+
+
+def test_bad_input_is_refused_naming_the_field_never_500(api: httpx.Client) -> None:
+    assert api.get("/v1/runs/999").status_code == 404
+    assert api.post("/v1/runs/999/abort").status_code == 404
+    assert api.get("/v1/runs/999/events").status_code == 404
+    for bad in ("abc", "0", str(1 << 70)):
+        assert api.get(f"/v1/runs/{bad}").status_code == 422
+    unknown = api.post("/v1/runs", json={"request": INSTANTIATE, "priority": 1})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "priority"]
+    assert api.post("/v1/runs", json={"request": INSTANTIATE, "concurrency": 0}).status_code == 422
+    assert api.post("/v1/runs", content=b"{not json", headers={"content-type": "application/json"}
+                    ).status_code == 422
+    assert api.post("/v1/runs", json={"request": "services"}).status_code == 422
+    wrong = api.post("/v1/runs", json={"request": {"services": {"vfw-service": {"vnfs": [{"name": "x",
+                                                                                           "colour": 1}]}}}})
+    assert wrong.status_code == 422, wrong.text
+    assert any("colour" in d["path"] for d in wrong.json()["diagnostics"])
+    big = api.post("/v1/runs", content=b" " * (2 << 20), headers={"content-type": "application/json"})
+    assert big.status_code == 413
+    chunked = api.post("/v1/plans", content=iter([b" " * (1 << 19)] * 4), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
+    assert api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Idempotency-Key": "a b"}).status_code == 422
+    assert api.get("/v1/runs", params={"state": "sleeping"}).status_code == 422
+    assert api.get("/v1/runs", params={"limit": 0}).status_code == 422
+
+
+def test_a_request_cannot_rewrite_what_is_observed(api: httpx.Client) -> None:
+    """The management network exists (inventory): a request over HTTP may not move it."""
+    request = {"services": {"vfw-service": {"networks": [{"name": "onap-mgmt-net", "placement": "region-three"}]}}}
+    refused = api.post("/v1/plans", json={"request": request})
+    assert refused.status_code == 422, refused.text
+    assert any("onap-mgmt-net" in d["path"] or "onap-mgmt-net" in d["summary"]
+               for d in refused.json()["diagnostics"])
+
+
+def test_health_readiness_metrics_openapi(api: httpx.Client) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").status_code == 200
+    run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+    wait_state(api, run, ("complete",))
+    deadline = time.monotonic() + 5
+    while 'ordo_runs{state="complete"} 1.0' not in (text := api.get("/metrics").text):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)
+    assert "ordo_operations_dispatched_total 32.0" in text and "ordo_plan_seconds_count 1.0" in text
+    assert "ordo_dispatch_seconds_count 32.0" in text
+    schema = api.get("/openapi.json").json()
+    assert {"/v1/runs", "/v1/plans", "/v1/runs/{run_id}/events", "/v1/state"} <= set(schema["paths"])
+    assert api.get("/docs").status_code == 200
+
+
+def test_a_shutdown_leaves_runs_resumable_and_the_next_start_resumes_them(vfw_copy: Path) -> None:
+    with thread_server(vfw_copy, latency=0.3) as url, httpx.Client(base_url=url, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+    # the server stopped (as on SIGTERM): the run stopped where it can resume
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        assert jr.run(run).status == "interrupted"
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        assert wait_state(api, run, ("complete",))["principal"].startswith("local")
+        kinds = [e["kind"] for e in follow(api, run)]
+        assert kinds.count("resume-requested") == 1 and kinds[-1] == "run-ended"
+    effects_once(vfw_copy / ".ordo" / "simulated-world.db")

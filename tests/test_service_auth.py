@@ -1,0 +1,85 @@
+"""`ordo serve`'s credentials: bearer tokens and HTTP basic, two roles, never shown."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.auth import Credentials, CredentialsError
+from service.server import Listen, Options, ServeError, build
+from tests.servicekit import INSTANTIATE, thread_server, wait_state
+
+OPERATOR = "op-7f3a9c1e5b2d4a68"
+READER = "rd-0c9e8b7a6f5d4c3b"
+
+
+@pytest.fixture
+def tokens(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens"
+    path.write_text(f"# token role name\n{OPERATOR} operator portal\n{READER} reader dashboard\n")
+    return path
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_no_token_401_reader_reads_only_operator_submits(vfw_copy: Path, tokens: Path) -> None:
+    with thread_server(vfw_copy, tokens=tokens) as url, httpx.Client(base_url=url, timeout=60) as api:
+        missing = api.get("/v1/runs")
+        assert missing.status_code == 401 and "Bearer" in missing.headers["www-authenticate"]
+        assert api.get("/v1/runs", headers=bearer("x" * 20)).status_code == 401
+        assert api.get("/metrics").status_code == 401
+        assert api.get("/healthz").status_code == 200  # probes need no credentials
+        assert api.get("/v1/runs", headers=bearer(READER)).status_code == 200
+        forbidden = api.post("/v1/runs", json={"request": INSTANTIATE}, headers=bearer(READER))
+        assert forbidden.status_code == 403 and "dashboard is a reader" in forbidden.json()["detail"]
+        accepted = api.post("/v1/runs", json={"request": INSTANTIATE}, headers=bearer(OPERATOR))
+        assert accepted.status_code == 202, accepted.text
+        api.headers.update(bearer(READER))
+        assert wait_state(api, accepted.json()["id"], ("complete",))["principal"] == "portal"
+        basic = base64.b64encode(f"portal:{OPERATOR}".encode()).decode()
+        assert api.post("/v1/runs/1/abort", headers={"Authorization": f"Basic {basic}"}).status_code == 409
+        wrong_name = base64.b64encode(f"dashboard:{OPERATOR}".encode()).decode()
+        assert api.get("/v1/runs", headers={"Authorization": f"Basic {wrong_name}"}).status_code == 401
+    with open(vfw_copy / ".ordo" / "journal.db", "rb") as fh:  # the token is nowhere in the journal
+        assert OPERATOR.encode() not in fh.read()
+
+
+def test_without_credentials_only_loopback(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORDO_TOKENS", raising=False)
+    with pytest.raises(ServeError, match="loopback only"):
+        build(Options(project=vfw_copy, listen=Listen.parse("0.0.0.0:8080")))
+    monkeypatch.setenv("ORDO_TOKENS", f"{OPERATOR} operator portal, {READER} reader dashboard")
+    _, credentials = build(Options(project=vfw_copy, listen=Listen.parse("0.0.0.0:8080")))
+    assert [who.name for _, who in credentials.entries] == ["portal", "dashboard"]
+    assert Listen.parse("[::1]:9").loopback and not Listen.parse("10.0.0.1:9").loopback
+    with pytest.raises(ServeError, match="HOST:PORT"):
+        Listen.parse("8080")
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"{OPERATOR} admin portal", "role must be one of reader, operator"),
+    ("short operator portal", "at least 16"),
+    (f"{OPERATOR} operator", "expected TOKEN ROLE NAME"),
+    (f"{OPERATOR} operator a\n{OPERATOR} reader b", "given twice"),
+    (f"tokens:\n  - {{token: {OPERATOR}, role: operator, name: portal, extra: 1}}", "tokens\\[0\\]"),
+])
+def test_bad_credentials_are_named_never_shown(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(text)
+    with pytest.raises(CredentialsError, match=message) as caught:
+        Credentials.load(path)
+    assert OPERATOR not in str(caught.value)
+
+
+def test_yaml_tokens_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.yaml"
+    path.write_text(f"tokens:\n  - {{token: {OPERATOR}, role: operator, name: portal}}\n")
+    credentials = Credentials.load(path)
+    assert credentials.authenticate(f"Bearer {OPERATOR}").name == "portal"
+    assert credentials.authenticate(f"bearer {OPERATOR[:-1]}") is None
+    assert credentials.authenticate("Basic !!!") is None

@@ -1,0 +1,51 @@
+"""`ordo serve` killed with -9 in the middle of a run, and started again: the run resumes
+and completes, and the simulated world applied each effect once."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.servicekit import INSTANTIATE, effects_once, free_port, process_server, wait_state
+
+
+def kinds(project: Path, run: int) -> list[str]:
+    """The run's events, read-only (a journal opened and closed for writing over and over, from
+    another process, holds a running server's writes back)."""
+    db = sqlite3.connect(f"file:{project / '.ordo' / 'journal.db'}?mode=ro", uri=True)
+    try:
+        return [kind for (kind,) in db.execute("SELECT kind FROM events WHERE run=? ORDER BY seq", (run,))]
+    finally:
+        db.close()
+
+
+def test_killed_mid_run_the_restarted_server_resumes_it(vfw_copy: Path, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = process_server(vfw_copy, port, log, latency=0.15)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
+            run = api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Idempotency-Key": "k1"}).json()["id"]
+            deadline = time.monotonic() + 30
+            while kinds(vfw_copy, run).count("result") < 5:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.02)
+            server.send_signal(signal.SIGKILL)
+            server.wait(10)
+        assert "run-ended" not in kinds(vfw_copy, run)  # killed mid-run
+        server = process_server(vfw_copy, port, log, latency=0.15)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
+            assert wait_state(api, run, ("complete",), timeout=90)["summary"]["status"] == "complete"
+            again = api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Idempotency-Key": "k1"})
+            assert again.json()["id"] == run  # the key still names the run accepted before the crash
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    after = kinds(vfw_copy, run)
+    assert after.index("resume-requested") < after.index("resumed") < after.index("run-ended")
+    applied = effects_once(vfw_copy / ".ordo" / "simulated-world.db")
+    assert applied[("vfw-base", "create")] == 1 and len(applied) == after.count("result")
