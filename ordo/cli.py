@@ -442,7 +442,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
             raise click.UsageError("name the OPERATION to explain (RESOURCE/OPERATION, e.g. vfw/create)")
         saved = Plan.read(target)
         if "/" not in operation and operation in saved.placements and after is None:
-            from ordo.runs import load_with_journal
+            from executor.runs import load_with_journal
             from planner.why import explain_placement
 
             loaded = load_with_journal(project, None, inventory, list(extra_policies), journal)
@@ -643,7 +643,7 @@ def init(folder: Path) -> None:
     console.print(f"\nNext: ordo check{where}; ordo plan{where}; ordo test{where}", highlight=False, markup=False)
 
 
-@cli.command()
+@cli.command(short_help="Serve orchestration requests over HTTP (API under /v1, docs at /docs).")
 @project_option
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
               help="Address to listen on; anything but loopback needs credentials.")

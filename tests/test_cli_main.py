@@ -63,7 +63,8 @@ def test_errors_in_inputs_are_not_reported_as_bugs(tmp_path):
 # --- -C and --journal after every command -------------------------------------------------
 
 #: Commands that read no project, or no journal, and why.
-NO_PROJECT = {("schema",): "prints the JSON Schemas of the file kinds"}
+NO_PROJECT = {("schema",): "prints the JSON Schemas of the file kinds",
+              ("init",): "writes a new project into the folder it names (DIR)"}
 NO_JOURNAL = {("check",): "validates the files alone", ("test",): "policy tests plan from their own models",
               **NO_PROJECT}
 
