@@ -398,3 +398,34 @@ def test_the_core_imports_no_clock_thread_file_database_random_or_planner():
             " 'planner.core') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_through_the_local_host_the_state_read_back_equals_the_live_one(vfw_copy):
+    """A real run (a region refuses, one answer is lost: in doubt, a failure, an observation, a re-plan)
+    through Executor and its journal: the state _rebuild reads back is the one the run ended with."""
+    from domain.project import load_project
+    from executor.engine import ApplyOptions, Executor
+    from executor.journal import Journal, default_path
+    from planner.core import make_plan
+    from tests.test_apply import loader_for
+
+    simulation = {"seed": 7, "latency": 0, "faults": [
+        {"target": "region-two", "operation": "create", "error": "refused"},
+        {"resource": "protected-net", "operation": "activate", "error": "lost", "times": 1}]}
+
+    project = load_project(vfw_copy)
+    outcome = make_plan(project)
+    path = default_path(vfw_copy)
+    with Journal(path) as jr:
+        executor = Executor(jr, loader_for(project, path), options=ApplyOptions(simulation=simulation))
+        try:
+            result = executor.apply(project, outcome.plan)
+        finally:
+            executor.close()
+        assert result.status == "complete" and result.summary["replans"] >= 1, result
+        evs = jr.events(result.run)
+        assert any(ev.kind == "retry" and ev.data["in_doubt"] for ev in evs)  # the lost answer
+        assert any(ev.kind == "learnt" and ev.data["facts"] for ev in evs)
+        live = executor.state
+        assert live is not None and live.ended == "complete"
+        assert _state(Executor(jr, loader_for(project, path))._rebuild(result.run)) == _state(live)
