@@ -1,7 +1,10 @@
 """The executor: carries a plan out against controllers, durably.
 
-``engine`` runs the plan (limits, retries, observation, re-planning),
-``journal`` records every step before and after it happens, ``guards``
-decides runtime guards just before each dispatch, and ``controllers`` holds
-the adapters by kind. It depends on ``domain`` and ``planner`` only.
+``core`` makes the run loop's decisions (limits, retries, in doubt,
+observation, re-planning) with no I/O of its own: inputs in, commands out;
+``engine`` is its local host (worker threads, the journal, the controllers,
+the guards, the planner); ``journal`` records every step before and after it
+happens, ``guards`` decides runtime guards just before each dispatch, and
+``controllers`` holds the adapters by kind. It depends on ``domain`` and
+``planner`` only.
 """

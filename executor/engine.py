@@ -1,25 +1,17 @@
-"""The executor: carry a plan out against controllers, durably, re-planning on failure.
+"""The executor's local host: carry a plan out against controllers, durably, re-planning on failure.
 
-One :class:`Executor` drives one run at a time and keeps every piece of state
-on itself (nothing at module level), so a service can drive many runs in one
-process. The loop of one plan:
+The decisions (what is ready, limits, retries, in doubt, what was learnt, when
+to plan again, fallout) are the run core's (``executor/core/``): it takes
+inputs and returns commands. :class:`Executor` carries those commands out in
+one process: the journal (SQLite) for every event, a pool of worker threads
+for the controller calls, the runtime guards (``executor/guards.py``) before
+each dispatch, the planner for a new plan; and feeds what happened back to
+the core. One :class:`Executor` drives one run at a time and keeps every
+piece of state on itself (nothing at module level), so a service can drive
+many runs in one process.
 
-1. dispatch every ready operation the limits allow (global, per controller,
-   per concurrency group named in policies), longest remaining path first,
-   once the project's runtime guards admit it (``executor/guards.py``; a
-   denial waits, fails the operation or re-plans, as the guard says);
-2. write one intent per dispatch, with its idempotency key, in one
-   transaction, *then* call the controllers, each call on its own thread;
-3. collect what finished, write results (outputs, the resources' new state)
-   in one transaction, release successors; schedule retries of transient
-   failures with exponential backoff;
-4. on a permanent failure (or retries spent), dispatch nothing new, let
-   in-flight calls finish, observe the resources concerned, record what was
-   learnt (``failed``, ``refused``), and plan again from the observed state
-   toward the same goal; a bounded number of times. No plan: "fallout", with
-   the planner's explanation, nothing undone silently.
-
-An operation whose outcome is in doubt (a timeout, a lost answer, a crash
+Intents are written, in one transaction per dispatch, *before* the calls; an
+operation whose outcome is in doubt (a timeout, a lost answer, a crash
 between intent and result) is observed at its controller before it is sent
 again, so a non-idempotent operation is never applied twice.
 """
@@ -27,19 +19,15 @@ again, so a non-idempotent operation is never applied twice.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import os
 import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
-from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.model import REFERENCE, Model, Resource, observed_record, references_in
 from domain.project import Project, display_path
@@ -49,14 +37,42 @@ from executor.controllers import (
     ControllerError,
     Observation,
     OperationRequest,
-    PermanentError,
-    TransientError,
     make_controllers,
 )
+from executor.core import (
+    Abandon,
+    Admit,
+    Admitted,
+    Begin,
+    CallError,
+    Completed,
+    Continue,
+    Denial,
+    Dispatch,
+    End,
+    ExecutionError,
+    Found,
+    NoPlan,
+    Observe,
+    Observed,
+    OpSpec,
+    Outcome,
+    Planned,
+    PlanSpec,
+    Record,
+    Replan,
+    Resumed,
+    RunCore,
+    RunState,
+    Stop,
+    Tick,
+    Wait,
+)
+from executor.core.messages import Input
 from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
-from planner.core import Outcome, make_plan
+from planner.core import Outcome as PlanOutcome
+from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
-from planner.schedule import bottom_levels, take_ready
 
 #: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
 CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "failure-observed", "replanned")
@@ -65,10 +81,6 @@ CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "fa
 #: runs did (the CLI closes over the project folder, request and options).
 ProjectLoader = Callable[[list[ObservedResource]], Project]
 Listener = Callable[[Event], None]
-
-
-class ExecutionError(OrdoError):
-    """A run cannot start or continue (names what and why)."""
 
 
 class CrashPoints:
@@ -123,68 +135,10 @@ class RunResult:
     reason: str = ""
 
 
-@dataclass
-class _Completion:
-    token: int
-    op: str
-    outputs: dict[str, Any] | None = None
-    error: ControllerError | None = None
-    observed: bool = False       # the effect was found applied by observing, not by calling
-    seconds: float = 0.0
-
-
-@dataclass
-class _Running:
-    op: str
-    token: int
-    attempt: int
-    started: float
-    deadline: float | None
-    request: OperationRequest
-
-
-@dataclass
-class _Failure:
-    op: str
-    resource: str
-    operation: str
-    error: str
-    scope: str
-    target: str | None
-    in_doubt: bool
-
-
-@dataclass
-class _RunState:
-    """What one run knows; rebuilt from the journal on resume."""
-
-    run: int
-    seq: int = 0                 # the last event read back (resume)
-    plan: Plan | None = None
-    plan_no: int = 0
-    project: Project | None = None
-    done: set[str] = field(default_factory=set)
-    attempts: dict[str, int] = field(default_factory=dict)
-    in_doubt: set[str] = field(default_factory=set)
-    keys: dict[str, str] = field(default_factory=dict)        # idempotency key of each op's last intent
-    pending_replan: bool = False   # failures were observed and learnt, the new plan not yet made
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed: set[tuple[str, str]] = field(default_factory=set)
-    refused: set[str] = field(default_factory=set)
-    failures: list[_Failure] = field(default_factory=list)   # since the last plan, not yet handled
-    replans: int = 0
-    snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource -> state before the run
-    records: dict[str, ObservedResource] = field(default_factory=dict)
-    mode: str = "forward"        # forward | rollback
-    touched: set[str] = field(default_factory=set)
-    ended: str | None = None
-    guards: Any = None           # executor.guards.GuardEngine when the project has guards
-    guard_tickets: dict[str, int] = field(default_factory=dict)   # op in flight -> its guard ticket
-    denied: set[tuple[str, str]] = field(default_factory=set)     # (op, guard) journaled since it last ran
-
-
 class Executor:
-    """Carries plans out; one instance per run being driven."""
+    """Carries plans out; one instance per run being driven. The local host of the run core
+    (``executor/core/``): it carries out the core's commands with worker threads, the journal,
+    the controllers, the guard engine and the planner, and feeds their outcomes back to it."""
 
     def __init__(self, journal: Journal, loader: ProjectLoader, *, options: ApplyOptions | None = None,
                  listener: Listener | None = None) -> None:
@@ -196,15 +150,27 @@ class Executor:
         self._stop = threading.Event()
         self._context: ControllerContext | None = None
         self._controllers: dict[str, Controller] = {}
-        self._queue: queue.SimpleQueue[_Completion] = queue.SimpleQueue()
-        self._token = 0
+        self._queue: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         # A pool of daemon workers: starting a thread per call costs more than
         # the call itself at thousands a second. A call given up on (no answer
         # in time) keeps its worker; a new one takes its place.
         self._jobs: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self._workers = 0
         self._abandoned: set[int] = set()
+        self.state: RunState | None = None  # the state of the run being driven (its core's)
+        # The run being driven, as far as the core does not keep it:
+        self._project: Project | None = None
+        self._records: dict[str, ObservedResource] = {}   # the journal's state projection
+        self._calls: dict[int, str] = {}                   # token in flight -> operation
+        self._requests: dict[str, OperationRequest] = {}   # operation -> its last request
+        self._found: dict[str, ObservedResource] = {}      # records of the observation under way
+        self._guards: Any = None        # executor.guards.GuardEngine when the project has guards
+        self._tickets: dict[str, int] = {}                 # operation in flight -> its guard ticket
+        self._explanation: Any = None
+        self._until: float | None = None
+        self._next_poll = 0.0
         self._abort_since = 0
+        self._stop_sent = False
 
     # --- public --------------------------------------------------------------
 
@@ -216,28 +182,25 @@ class Executor:
         """Start a run of ``plan`` (made from ``project``) and carry it to an end. Refused while an
         earlier run can be resumed, unless ``supersede`` ends it (for good) in favour of this one."""
         request = project.model.request_name or project.request_file or ""
-        rs = _RunState(run=0, plan=plan, plan_no=1, project=project, records=self.journal.state())
+        self._project, self._records = project, self.journal.state()
+        rs = RunState(run=0)
         for name in sorted({op.controller for op in plan.operations}):
-            self._controller(name, rs)  # a controller that cannot be set up fails before the run starts
+            self._controller(name)  # a controller that cannot be set up fails before the run starts
         if supersede:  # what the runs it ends left in doubt is observed before it is sent again
             for old in self.journal.resumable():
                 prior = self._rebuild(old.id)
                 rs.in_doubt |= prior.in_doubt
                 rs.keys.update((oid, prior.keys[oid]) for oid in prior.in_doubt if oid in prior.keys)
-            self._abort_since = 0
         rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict(), supersede=supersede)
-        rs.snapshot = self._snapshot(project.model, plan, {})
-        self._emit(rs, [
-            Event("run-started", data={
-                "request": request, "project": str(project.root), "snapshot": rs.snapshot,
-                "options": self.options.as_dict(),
-                "files": {"request": str(project.request_path) if project.request_path else None,
-                          "inventory": str(project.inventory_file) if project.inventory_file else None,
-                          "policies": [str(p) for p in project.extra_policy_files]}}),
-            Event("plan", data={"number": 1, "reason": "initial", "digest": plan.digest, "plan": plan.to_json()}),
-        ])
-        self.crash.hit("plan-saved")
-        return self._drive(rs)
+        started = {
+            "request": request, "project": str(project.root), "snapshot": _snapshot(project.model, plan, {}),
+            "options": self.options.as_dict(),
+            "files": {"request": str(project.request_path) if project.request_path else None,
+                      "inventory": str(project.inventory_file) if project.inventory_file else None,
+                      "policies": [str(p) for p in project.extra_policy_files]}}
+        result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, time.monotonic()))
+        assert result is not None
+        return result
 
     def resume(self, run_id: int) -> RunResult:
         """Continue a run that crashed, was interrupted, or fell out (after the cause was fixed)."""
@@ -249,32 +212,29 @@ class Executor:
                    "superseded": f"it was {info.summary.get('reason', 'superseded')}; "
                                  "its plan is stale"}.get(status, status)
             raise ExecutionError(f"run {run_id} cannot be resumed: {why}")
-        rs = self._rebuild(run_id)  # a journal that cannot be read back is refused before the run is claimed
+        # A journal that cannot be read back is refused before the run is claimed.
+        self._records, rs = self.journal.state(), self._rebuild(run_id)
         self.journal.claim(run_id)
         if self.journal.events(run_id, since=rs.seq, limit=1):  # another process carried it on meanwhile
-            rs = self._rebuild(run_id)
-        self._emit(rs, [Event("resumed", data={"from": status})])
-        if status == "fallout":
-            rs.replans = 0
-            rs.failures = []
-            # The cause was fixed (that is why one resumes): what the run learnt
-            # (failed operations, refused targets) no longer holds.
-            rs.failed, rs.refused = set(), set()
-            return self._replan(rs, reason="resumed after fallout") or self._drive(rs)
-        project = self.loader(list(rs.records.values()))
+            self._records, rs = self.journal.state(), self._rebuild(run_id)
+        self._abort_since = rs.abort_seq
+        core = self._core(rs)
+        result = self._drive(core, Resumed(status, time.monotonic()))
+        if result is not None or status == "fallout":  # a run that fell out plans again from the state now
+            assert result is not None
+            return result
+        project = self.loader(list(self._records.values()))
         # The journal's own records are an input too, and they changed with every
         # result: only edited files (request, catalog, inventory) call for a new plan.
         journal = {display_path(self.journal.path, project.root), str(self.journal.path)}
+        self._project = project
         if rs.plan is None or _model_inputs(project, journal) != _model_inputs_of_plan(rs.plan, journal):
-            rs.project = project
-            return self._replan(rs, reason="inputs changed since the plan was made") or self._drive(rs)
-        rs.project = project
-        self._replay_guards(rs)
-        if rs.failures:
-            return self._after_failure(rs) or self._drive(rs)
-        if rs.pending_replan:
-            return self._replan(rs, reason="resumed: the failure was observed, re-planning") or self._drive(rs)
-        return self._drive(rs)
+            result = self._drive(core, Continue(None, True, time.monotonic()))
+        else:
+            self._replay_guards(rs)
+            result = self._drive(core, Continue(self._spec(project, rs.plan), False, time.monotonic()))
+        assert result is not None
+        return result
 
     def close(self) -> None:
         for _ in range(self._workers):
@@ -288,301 +248,133 @@ class Executor:
             self._context.close()
             self._context = None
 
-    # --- the run loop --------------------------------------------------------
+    # --- carrying the core's commands out ------------------------------------------
 
-    def _drive(self, rs: _RunState) -> RunResult:
+    def _core(self, rs: RunState) -> RunCore:
+        self.state = rs
+        return RunCore(rs, key_prefix=f"ordo:{self.journal.id[:12]}:{rs.run}:", on_failure=self.options.on_failure)
+
+    def _drive(self, core: RunCore, inp: Input) -> RunResult | None:
+        """Step the core and carry its commands out until the run ends; None when the core waits
+        for an input only the caller can give (:class:`Continue` after :class:`Resumed`)."""
+        self._next_poll = time.monotonic() + self.options.poll
         while True:
-            status = self._execute_plan(rs)
-            if status == "complete":
-                final = "rolled_back" if rs.mode == "rollback" else "complete"
-                return self._end(rs, final)
-            if status in ("interrupted", "aborted"):
-                return self._end(rs, status)
-            result = self._after_failure(rs)
-            if result is not None:
-                return result
+            follow: Input | None = None
+            waiting = False
+            for cmd in core.step(inp):
+                kind = type(cmd)
+                if kind is Record:
+                    self._record_events(core, cmd)
+                elif kind is Dispatch:
+                    self._dispatch(core, cmd)
+                elif kind is Wait:
+                    self._until, waiting = cmd.until, True
+                elif kind is Abandon:
+                    self._abandon(cmd)
+                elif kind is Admit:
+                    follow = self._admit(core, cmd)
+                elif kind is Observe:
+                    follow = self._observe(core, cmd)
+                elif kind is Replan:
+                    follow = self._replan(core, cmd)
+                elif kind is End:
+                    return self._end(core, cmd)
+            if follow is not None:
+                inp = follow
+            elif waiting:
+                inp = self._wait(core.state.run)
+            else:
+                return None
 
-    def _after_failure(self, rs: _RunState) -> RunResult | None:
-        """Observe, learn, and plan again: the run's end, or None when a new plan is ready."""
-        self._observe_failures(rs)
-        self.crash.hit("failure-observed")
-        if self.options.on_failure == "stop":
-            return self._end(rs, "failed", reason=self._failure_text(rs))
-        if rs.mode == "forward" and self.options.on_failure == "rollback":
-            rs.mode = "rollback"
-            return self._replan(rs, reason="rolling back: " + self._failure_text(rs))
-        limit = self.options.max_replans
-        if limit is None:
-            limit = rs.project.settings.max_replans if rs.project else 3
-        if rs.replans >= limit:
-            reason = f"gave up after {rs.replans} re-plan(s): {self._failure_text(rs)}"
-            return self._end(rs, "fallout", reason=reason)
-        return self._replan(rs, reason=self._failure_text(rs))
-
-    def _replan(self, rs: _RunState, reason: str) -> RunResult | None:
-        """A new plan from the state now: None when it is ready to run, else the run's end (fallout)."""
-        started = time.monotonic()
-        project = self.loader(list(rs.records.values()))
-        model = project.model
-        model.failed = set(rs.failed)
-        model.refused = set(rs.refused)
-        if rs.plan is not None:
-            model.planned = {r: t for r, t in rs.plan.placements.items() if r in model.resources}
-        if rs.mode == "rollback":
-            _roll_back(model, rs.snapshot)
-        outcome: Outcome = make_plan(project, concurrency=self.options.concurrency)
-        seconds = time.monotonic() - started
-        rs.failures = []
-        if rs.project is None:  # resumed after a fallout: the summary needs a model
-            rs.project = project
-        if outcome.plan is None:
-            explanation = outcome.explanation
-            self._emit(rs, [Event("no-plan", data={
-                "status": outcome.status, "reason": reason, "seconds": round(seconds, 3),
-                "explanation": _explanation_data(explanation)})])
-            result = self._end(rs, "fallout", reason=f"no plan after failure: {reason}")
-            result.explanation = explanation
-            return result
-        rs.replans += 1
-        rs.plan_no += 1
-        rs.plan, rs.project = outcome.plan, project
-        rs.done, rs.attempts = set(), {}  # in_doubt carries over: observed before anything is resent
-        rs.snapshot.update(self._snapshot(model, outcome.plan, rs.snapshot))
-        self._emit(rs, [Event("replan", data={"number": rs.plan_no, "reason": reason, "mode": rs.mode,
-                                              "seconds": round(seconds, 3), "digest": outcome.plan.digest,
-                                              "plan": outcome.plan.to_json()})])
-        self.crash.hit("replanned")
-        return None
-
-    def _execute_plan(self, rs: _RunState) -> str:
-        plan, project = rs.plan, rs.project
-        assert plan is not None and project is not None
-        model = project.model
-        ops = {op.id: op for op in plan.operations}
-        succ: dict[str, list[str]] = {oid: [] for oid in ops}
-        waiting = dict.fromkeys(ops, 0)
-        for edge in plan.edges:
-            if edge.before in ops and edge.after in ops:
-                succ[edge.before].append(edge.after)
-                if edge.before not in rs.done:
-                    waiting[edge.after] += 1
-        level = _bottom_levels(ops, succ)
-        groups: dict[str, list[str]] = {}
-        group_limit: dict[str, int] = {}
-        for group in plan.groups:
-            group_limit[group.name] = group.limit
-            for oid in group.operations:
-                groups.setdefault(oid, []).append(group.name)
-        ctl_limit = {name: spec.concurrency for name, spec in model.controllers.items() if spec.concurrency}
-        limit = self.options.concurrency or plan.concurrency or project.settings.concurrency
-        ready: dict[str, list[tuple[float, str]]] = {}
-
-        def make_ready(oid: str) -> None:
-            heapq.heappush(ready.setdefault(ops[oid].controller, []), (-level[oid], oid))
-
-        for oid in sorted(ops):
-            if oid not in rs.done and waiting[oid] == 0:
-                make_ready(oid)
-        running: dict[int, _Running] = {}
-        per_ctl: dict[str, int] = {}
-        per_group: dict[str, int] = {}
-        retries: list[tuple[float, str]] = []
-        guards = self._guard_engine(rs)  # None: the project has no guards, and no guard work is done
-        held: dict[str, bool] = {}       # ready, but a guard said wait -> re-check when an operation ends?
-        rechecks: list[tuple[float, str]] = []
-        next_poll = time.monotonic() + self.options.poll
-        stopping = ""
+    def _wait(self, run: int) -> Input:
+        """The next thing that happens: calls completing, a timer, a stop or an abort."""
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + self.options.poll
+            if not self._stop_sent and self.journal.has_event(run, "abort-requested", since=self._abort_since):
+                self._stop_sent = True
+                return Stop("aborted", now)
+        if self._stop.is_set() and not self._stop_sent:
+            self._stop_sent = True
+            return Stop("interrupted", now)
+        wait = self._next_poll - now
+        if self._until is not None:
+            wait = min(wait, self._until - now)
+        try:
+            first = self._queue.get(timeout=max(0.0, wait))
+        except queue.Empty:
+            return Tick(time.monotonic())
+        batch = [first]
         while True:
-            now = time.monotonic()
-            while retries and retries[0][0] <= now:
-                make_ready(heapq.heappop(retries)[1])
-            while rechecks and rechecks[0][0] <= now:
-                oid = heapq.heappop(rechecks)[1]
-                if held.pop(oid, None) is not None:
-                    make_ready(oid)
-            # Calls that did not answer in time: in doubt, retried after observing.
-            late = [r for r in running.values() if r.deadline is not None and now > r.deadline]
-            if late:
-                self._abandoned.update(r.token for r in late)
-                self._settle(rs, [_Completion(token=r.token, op=r.op, error=TransientError(
-                    f"no answer within {r.deadline - r.started:.0f} s", applied=None, code="timeout"))
-                    for r in late], running, per_ctl, per_group, groups, ops, succ, waiting, make_ready, retries)
-            if now >= next_poll:
-                next_poll = now + self.options.poll
-                if self.journal.has_event(rs.run, "abort-requested", since=self._abort_since):
-                    stopping = stopping or "aborted"
-            if self._stop.is_set():
-                stopping = stopping or "interrupted"
-            if not rs.failures and not stopping:
-                batch = self._pick(ready, ops, limit, len(running), per_ctl, ctl_limit, per_group, group_limit,
-                                   groups)
-                while batch:
-                    allowed = batch if guards is None else self._guard(rs, guards, batch, ops, model, held, rechecks)
-                    if allowed:
-                        self._dispatch(rs, allowed, ops, model, running, per_ctl, per_group, groups)
-                    if len(allowed) == len(batch) or rs.failures:
-                        break
-                    # some were held back: others may take their places
-                    batch = self._pick(ready, ops, limit, len(running), per_ctl, ctl_limit, per_group,
-                                       group_limit, groups)
-            if not running:
-                if rs.failures:
-                    return "failed"
-                if stopping:
-                    return stopping
-                if not retries and not any(ready.values()) and not held:
-                    if len(rs.done) >= len(ops):
-                        return "complete"
-                    raise ExecutionError(f"run {rs.run}: operations left that can never start "
-                                         f"({', '.join(sorted(set(ops) - rs.done)[:5])})")
-            wait = next_poll - now
-            if retries:
-                wait = min(wait, retries[0][0] - now)
-            if rechecks:
-                wait = min(wait, rechecks[0][0] - now)
-            deadlines = [r.deadline for r in running.values() if r.deadline is not None]
-            if deadlines:
-                wait = min(wait, min(deadlines) - now)
             try:
-                first = self._queue.get(timeout=max(0.0, wait))
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
+                break
+        outcomes = []
+        for done in batch:
+            oid = self._calls.pop(done.token, None)
+            if oid is None:
+                self._abandoned.discard(done.token)  # a late answer from a call given up on: its worker is free
                 continue
-            batch_done = [first]
-            while True:
-                try:
-                    batch_done.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._settle(rs, batch_done, running, per_ctl, per_group, groups, ops, succ, waiting, make_ready,
-                         retries)
-            if held:  # something finished: what a guard of the run's state held back is checked again
-                for oid in sorted(oid for oid, on_change in held.items() if on_change):
-                    del held[oid]
-                    make_ready(oid)
+            if self._guards is not None and oid in self._tickets:
+                self._guards.finished(self._tickets.pop(oid), ok=done.error is None)
+            outcomes.append(done)
+        return Completed(outcomes, time.monotonic())
 
-    def _replay_guards(self, rs: _RunState) -> None:
-        """A resumed run's guards count what it did before (rate limits over a
-        crash): its intents and their ends, replayed at the times journaled."""
-        guards = self._guard_engine(rs)
-        if guards is None:
-            return
-        from executor.guards import operation_info
+    def _record_events(self, core: RunCore, cmd: Record) -> None:
+        state: dict[str, ObservedResource | None] | None = None
+        if cmd.step == "settled":  # the resources' new states, in the results' transaction
+            state = {}
+            model, ops = self._project.model, core.plan.ops
+            for ev in cmd.events:
+                if ev.kind == "result":
+                    op = ops[ev.op]
+                    record = self._record(model, model.resources[op.resource], op.to_state,
+                                          self._requests.get(ev.op), ev.data["outputs"])
+                    self._records[op.resource] = state[op.resource] = record
+        elif cmd.step == "observed":
+            state, self._found = dict(self._found), {}
+        self._emit(core.state, cmd.events, state=state)
+        point = _CRASH_AFTER.get(cmd.step)
+        if point:
+            self.crash.hit(point)
 
-        planned: dict[str, PlannedOperation] = {}
-        tickets: dict[str, int] = {}
-        model = rs.project.model
-        for ev in self.journal.events(rs.run):
-            if ev.kind in ("plan", "replan"):
-                planned.update((op.id, op) for op in Plan.from_json(ev.data["plan"]).operations)
-            elif ev.kind == "intent" and ev.op in planned and planned[ev.op].resource in model.resources:
-                info = operation_info(model, planned[ev.op], ev.data.get("target"))
-                tickets[ev.op] = guards.started(info, now=ev.at)
-            elif ev.kind in ("result", "retry", "failed") and ev.op in tickets:
-                guards.finished(tickets.pop(ev.op), ok=ev.kind == "result", now=ev.at)
-        for ticket in tickets.values():  # in doubt: counted as dispatched, no longer in flight
-            guards.finished(ticket, ok=False)
-
-    def _guard_engine(self, rs: _RunState) -> Any:
-        """The run's guard engine, its resources as they are now; None when the project has no guards."""
-        if rs.project is None or not rs.project.guards:
-            return None
-        from executor.guards import GuardEngine, model_resources
-
-        if rs.guards is None:
-            rs.guards = GuardEngine(rs.project.guards)
-        rs.guards.set_resources(model_resources(rs.project.model))
-        return rs.guards
-
-    def _guard(self, rs: _RunState, guards: Any, batch: list[str], ops: dict[str, PlannedOperation], model: Model,
-               held: dict[str, bool], rechecks: list[tuple[float, str]]) -> list[str]:
-        """The operations of ``batch`` the guards allow now (recorded as started). A denial is
-        journaled once per (operation, guard) until the operation runs; then, as the guard says,
-        the operation waits (re-checked after retry_after seconds, and, for guards on what is in
-        flight or present (exclusive, max/min_instances), when an operation ends),
-        or fails (on_deny fail, or replan: a failure that names the target when the guard is
-        about targets, so the next plan may go elsewhere)."""
-        from executor.guards import operation_info
-
-        allowed: list[str] = []
-        events: list[Event] = []
-        for oid in batch:
-            if rs.failures:
-                break  # the plan ends: nothing more is dispatched (the next plan makes its own choices)
-            op = ops[oid]
-            target = self._target(rs, model, op.resource)
-            info = operation_info(model, op, target)
-            decision, ticket = guards.admit(info)
-            if decision.allowed:
-                allowed.append(oid)
-                rs.guard_tickets[oid] = ticket
-                if rs.denied:
-                    rs.denied.difference_update([k for k in rs.denied if k[0] == oid])
-                continue
-            if (oid, decision.guard) not in rs.denied:
-                rs.denied.add((oid, decision.guard))
-                events.append(Event("guard-denied", op=oid, data=decision.as_data()))
-            if decision.on_deny == "wait":
-                held[oid] = decision.kind in ("exclusive", "max_instances", "min_instances")
-                heapq.heappush(rechecks, (time.monotonic() + decision.retry_after, oid))
-                continue
-            scope = "target" if decision.on_deny == "replan" and decision.about_targets and target else "resource"
-            error = f"denied by guard '{decision.guard}': {decision.reason}"
-            events.append(Event("failed", op=oid, data={
-                "attempt": rs.attempts.get(oid, 0) + 1, "error": error, "transient": False, "scope": scope,
-                "code": "guard-denied", "in_doubt": False, "guard": decision.guard, "on_deny": decision.on_deny}))
-            rs.failures.append(_Failure(op=oid, resource=op.resource, operation=op.operation, error=error,
-                                        scope=scope, target=target, in_doubt=False))
-        if events:
-            self._emit(rs, events)
-        return allowed
-
-    def _pick(self, ready: dict[str, list[tuple[float, str]]], ops: dict[str, PlannedOperation], limit: int,
-              in_flight: int, per_ctl: dict[str, int], ctl_limit: dict[str, int], per_group: dict[str, int],
-              group_limit: dict[str, int], groups: dict[str, list[str]]) -> list[str]:
-        """Ready operations that fit the limits now, longest remaining path first: the
-        planner's waves are taken the same way, with nothing in flight."""
-        return take_ready(ready, limit - in_flight, ctl_limit, groups, group_limit, per_ctl, per_group)
-
-    def _dispatch(self, rs: _RunState, batch: list[str], ops: dict[str, PlannedOperation], model: Model,
-                  running: dict[int, _Running], per_ctl: dict[str, int], per_group: dict[str, int],
-                  groups: dict[str, list[str]]) -> None:
+    def _dispatch(self, core: RunCore, cmd: Dispatch) -> None:
+        """One intent per call, in one transaction, then the calls, each on a worker."""
+        rs, ops, model = core.state, core.plan.ops, self._project.model
         events = []
         calls = []
-        now = time.monotonic()
-        for oid in batch:
-            op = ops[oid]
+        for call in cmd.calls:
+            op = ops[call.op]
             res = model.resources[op.resource]
-            kind_op = model.kinds[res.type].operation(op.operation)
-            attempt = rs.attempts.get(oid, 0) + 1
-            rs.attempts[oid] = attempt
-            timeout = kind_op.timeout or self.options.default_timeout
-            in_doubt = oid in rs.in_doubt
-            # In doubt since an earlier plan: observe (and resend) under the key it was sent with.
-            key = self._key(rs, oid)
+            kind = model.kinds[res.type]
             request = OperationRequest(
-                run=str(rs.run), key=key, resource=op.resource, type=op.type,
+                run=str(rs.run), key=call.key, resource=op.resource, type=op.type,
                 operation=op.operation, from_state=op.from_state, to_state=op.to_state,
                 target=self._target(rs, model, op.resource), inputs=self._inputs(rs, model, res),
-                attempt=attempt, timeout=timeout, outputs=kind_op.outputs)
-            events.append(Event("intent", op=oid, key=request.key, data={
-                "attempt": attempt, "controller": op.controller, "resource": op.resource,
+                attempt=call.attempt, timeout=call.timeout, outputs=kind.operation(op.operation).outputs)
+            events.append(Event("intent", op=call.op, key=call.key, data={
+                "attempt": call.attempt, "controller": op.controller, "resource": op.resource,
                 "operation": op.operation, "target": request.target, "inputs": request.inputs,
-                "observe_first": in_doubt, "plan": rs.plan_no}))
-            self._token += 1
-            running[self._token] = _Running(op=oid, token=self._token, attempt=attempt, started=now,
-                                            deadline=now + timeout, request=request)
-            per_ctl[op.controller] = per_ctl.get(op.controller, 0) + 1
-            for g in groups.get(oid, ()):
-                per_group[g] = per_group.get(g, 0) + 1
-            rs.in_doubt.add(oid)  # until its result is written
-            calls.append((self._token, oid, request, in_doubt, op.controller, model.kinds[res.type].initial))
-        self._emit(rs, events)
+                "observe_first": call.observe_first, "plan": rs.plan_no}))
+            self._requests[call.op] = request
+            self._calls[call.token] = call.op
+            calls.append((op.controller, call.token, call.op, request, call.observe_first, kind.initial))
+        for ev in self._emit(rs, events):
+            rs.apply(ev)
         self.crash.hit("intent-written")
-        while self._workers - len(self._abandoned) < len(running):
+        while self._workers - len(self._abandoned) < len(self._calls):
             threading.Thread(target=self._worker, name=f"ordo-worker-{self._workers}", daemon=True).start()
             self._workers += 1
-        for token, oid, request, in_doubt, ctl_name, initial in calls:
-            self._jobs.put((self._controller(ctl_name, rs), token, oid, request, in_doubt, initial))
+        for ctl_name, token, oid, request, in_doubt, initial in calls:
+            self._jobs.put((self._controller(ctl_name), token, oid, request, in_doubt, initial))
+
+    def _abandon(self, cmd: Abandon) -> None:
+        for token in cmd.tokens:
+            self._abandoned.add(token)
+            oid = self._calls.pop(token)
+            if self._guards is not None and oid in self._tickets:
+                self._guards.finished(self._tickets.pop(oid), ok=False)
 
     def _worker(self) -> None:
         while True:
@@ -599,167 +391,174 @@ class Executor:
                 obs = ctl.observe(request.resource, request.type, request)
                 verdict = _judge(obs, request, initial)
                 if verdict == "applied":
-                    self._queue.put(_Completion(token, oid, outputs=dict(obs.outputs or {}), observed=True,
-                                                seconds=time.monotonic() - started))
+                    self._queue.put(Outcome(token, oid, outputs=dict(obs.outputs or {}), observed=True,
+                                            seconds=time.monotonic() - started))
                     return
                 if verdict != "resend":
-                    self._queue.put(_Completion(token, oid, error=PermanentError(verdict, applied=False),
-                                                seconds=time.monotonic() - started))
+                    self._queue.put(Outcome(token, oid, error=CallError(verdict, applied=False),
+                                            seconds=time.monotonic() - started))
                     return
             outputs = ctl.execute(request)
             self.crash.hit("applied")
-            self._queue.put(_Completion(token, oid, outputs=dict(outputs or {}), seconds=time.monotonic() - started))
+            self._queue.put(Outcome(token, oid, outputs=dict(outputs or {}), seconds=time.monotonic() - started))
         except ControllerError as exc:
-            self._queue.put(_Completion(token, oid, error=exc, seconds=time.monotonic() - started))
+            self._queue.put(Outcome(token, oid, error=CallError(exc.message, exc.transient, exc.scope, exc.code,
+                                                                exc.applied), seconds=time.monotonic() - started))
         except Exception as exc:  # an adapter bug must not kill the run
-            self._queue.put(_Completion(token, oid, error=PermanentError(
-                f"controller raised {type(exc).__name__}: {exc}", applied=None), seconds=time.monotonic() - started))
+            self._queue.put(Outcome(token, oid, error=CallError(f"controller raised {type(exc).__name__}: {exc}"),
+                                    seconds=time.monotonic() - started))
 
-    def _settle(self, rs: _RunState, completions: list[_Completion], running: dict[int, _Running],
-                per_ctl: dict[str, int], per_group: dict[str, int], groups: dict[str, list[str]],
-                ops: dict[str, PlannedOperation], succ: dict[str, list[str]], waiting: dict[str, int],
-                make_ready: Callable[[str], None], retries: list[tuple[float, str]]) -> None:
-        model = rs.project.model
-        events: list[Event] = []
-        state: dict[str, ObservedResource | None] = {}
-        released: list[str] = []
-        for done in completions:
-            call = running.pop(done.token, None)
-            if call is None:
-                self._abandoned.discard(done.token)  # a late answer from a call given up on: its worker is free
-                continue
-            oid = done.op
+    def _admit(self, core: RunCore, cmd: Admit) -> Admitted:
+        """Ask the guards, in order, up to the first denial that does not wait (the plan ends there:
+        nothing more is dispatched, the next plan makes its own choices); an operation allowed is
+        recorded as started."""
+        from executor.guards import operation_info
+
+        model, ops = self._project.model, core.plan.ops
+        allowed: list[str] = []
+        denied: list[Denial] = []
+        for oid in cmd.ops:
             op = ops[oid]
-            per_ctl[op.controller] -= 1
-            if rs.guards is not None and oid in rs.guard_tickets:
-                rs.guards.finished(rs.guard_tickets.pop(oid), ok=done.error is None)
-            for g in groups.get(oid, ()):
-                per_group[g] -= 1
-            res = model.resources[op.resource]
-            if done.error is None:
-                rs.done.add(oid)
-                _moved_on(rs, op.resource)
-                rs.touched.add(op.resource)
-                outputs = done.outputs or {}
-                if outputs:
-                    rs.outputs.setdefault(op.resource, {}).update(outputs)
-                record = self._record(rs, model, res, op.to_state, call.request, outputs)
-                rs.records[op.resource] = record
-                state[op.resource] = record
-                events.append(Event("result", op=oid, key=call.request.key, data={
-                    "attempt": call.attempt, "outputs": outputs, "state": op.to_state,
-                    "seconds": round(done.seconds, 4), "observed": done.observed}))
-                for nxt in succ[oid]:
-                    waiting[nxt] -= 1
-                    if waiting[nxt] == 0:
-                        released.append(nxt)
+            target = self._target(core.state, model, op.resource)
+            decision, ticket = self._guards.admit(operation_info(model, op, target))
+            if decision.allowed:
+                allowed.append(oid)
+                self._tickets[oid] = ticket
                 continue
-            err = done.error
-            retry = model.kinds[res.type].operation(op.operation).retry
-            doubt = err.applied is not False
-            if not doubt:
-                rs.in_doubt.discard(oid)
-            data = {"attempt": call.attempt, "error": err.message, "transient": err.transient,
-                    "scope": err.scope, "code": err.code, "in_doubt": doubt}
-            if err.transient and call.attempt < retry.attempts:
-                delay = retry.delay(call.attempt)
-                data["retry_in"] = round(delay, 3)
-                events.append(Event("retry", op=oid, key=call.request.key, data=data))
-                heapq.heappush(retries, (time.monotonic() + delay, oid))
-                continue
-            if err.transient:
-                data["error"] = f"{err.message} (after {call.attempt} attempts)"
-            events.append(Event("failed", op=oid, key=call.request.key, data=data))
-            rs.failures.append(_Failure(op=oid, resource=op.resource, operation=op.operation, error=data["error"],
-                                        scope=err.scope, target=call.request.target, in_doubt=doubt))
-        for nxt in sorted(released):
-            make_ready(nxt)
-        if events:
-            self._emit(rs, events, state=state)
-            self.crash.hit("result-written")
+            denied.append(Denial(op=oid, guard=decision.guard, data=decision.as_data(), reason=decision.reason,
+                                 on_deny=decision.on_deny, retry_after=decision.retry_after,
+                                 on_change=decision.kind in ("exclusive", "max_instances", "min_instances"),
+                                 about_targets=decision.about_targets, target=target))
+            if decision.on_deny != "wait":
+                break
+        return Admitted(allowed, denied, time.monotonic())
 
-    # --- failures ------------------------------------------------------------
-
-    def _observe_failures(self, rs: _RunState) -> None:
-        """Observe the resources concerned (those that failed, and those whose
-        last operation is in doubt) and learn facts for the next plan."""
-        model = rs.project.model
-        events: list[Event] = []
-        state: dict[str, ObservedResource | None] = {}
-        by_id = {o.id: o for o in rs.plan.operations} if rs.plan else {}
-        concerned: dict[str, list[str]] = {}
-        for failure in rs.failures:
-            concerned.setdefault(failure.resource, []).append(failure.op)
-        for oid in sorted(rs.in_doubt):
-            concerned.setdefault(oid.rpartition("/")[0], []).append(oid)
-        for name, oids in concerned.items():
-            res = model.resources.get(name)
+    def _observe(self, core: RunCore, cmd: Observe) -> Observed:
+        """Ask the controllers what is true of the resources concerned (kept as records
+        until the core has said what the observation settles)."""
+        model = self._project.model
+        found: list[Found] = []
+        self._found = {}
+        for concern in cmd.concerns:
+            res = model.resources.get(concern.resource)
             if res is None:
                 continue
             kind = model.kinds[res.type]
-            ops = [by_id[o] for o in oids if o in by_id]
-            controller = ops[0].controller if ops else kind.operation(oids[0].rpartition("/")[2]).controller
+            controller = concern.controller or kind.operation(concern.ops[0].rpartition("/")[2]).controller
             try:
-                obs = self._controller(controller, rs).observe(res.name, res.type, None)
+                obs = self._controller(controller).observe(res.name, res.type, None)
             except ControllerError as exc:
-                events.append(Event("observed", data={"resource": res.name, "error": exc.message}))
+                found.append(Found(res.name, error=exc.message))
                 continue
             if obs.state is None and obs.exists:
-                continue  # the controller cannot tell; keep what the journal knows
+                found.append(Found(res.name))  # the controller cannot tell
+                continue
             now_state = obs.state if obs.exists and obs.state in kind.states else kind.initial
             target = obs.target if now_state != kind.initial else None
-            record = self._record(rs, model, res, now_state, None, dict(obs.attributes),
-                                  target=target or self._target(rs, model, res.name))
-            rs.records[res.name] = record
-            state[res.name] = record
-            data = {"resource": res.name, "state": now_state, "target": target}
-            # In doubt no longer where the state says whether it was applied: journaled, so that
-            # a resumed run knows it too (a later execution of the operation gets a new key).
-            settled = sorted(op.id for op in ops if op.id in rs.in_doubt and op.from_state != op.to_state
-                             and now_state in (op.from_state, op.to_state))
-            if settled:
-                data["settled"] = settled
-                rs.in_doubt.difference_update(settled)
-            events.append(Event("observed", data=data))
-        facts = []
-        for failure in rs.failures:
-            rs.failed.add((failure.resource, failure.operation))
-            facts.append(["failed", failure.resource, failure.operation])
-            if failure.scope == "target" and failure.target and failure.target not in rs.refused:
-                rs.refused.add(failure.target)
-                facts.append(["refused", failure.target])
-        events.append(Event("learnt", data={"facts": facts}))
-        self._emit(rs, events, state=state)
+            record = self._record(model, res, now_state, None, dict(obs.attributes),
+                                  target=target or self._target(core.state, model, res.name))
+            self._records[res.name] = self._found[res.name] = record
+            found.append(Found(res.name, state=now_state, target=target))
+        return Observed(found, time.monotonic())
 
-    def _failure_text(self, rs: _RunState) -> str:
-        if not rs.failures:
-            return "an operation failed"
-        first = rs.failures[0]
-        more = f" (and {len(rs.failures) - 1} more)" if len(rs.failures) > 1 else ""
-        return f"{first.op} failed: {first.error}{more}"
+    def _replan(self, core: RunCore, cmd: Replan) -> Planned | NoPlan:
+        """A new plan from the state now: the project loaded again from the journal's records, with
+        what was learnt (failed, refused) and the current placements (stability)."""
+        started = time.monotonic()
+        project = self.loader(list(self._records.values()))
+        model = project.model
+        model.failed = set(cmd.failed)
+        model.refused = set(cmd.refused)
+        if core.state.plan is not None:
+            model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
+        if cmd.mode == "rollback":
+            _roll_back(model, cmd.snapshot)
+        outcome: PlanOutcome = make_plan(project, concurrency=self.options.concurrency)
+        seconds = time.monotonic() - started
+        if self._project is None:  # resumed after a fallout: the summary needs a model
+            self._project = project
+        if outcome.plan is None:
+            self._explanation = outcome.explanation
+            return NoPlan(outcome.status, _explanation_data(outcome.explanation), seconds, time.monotonic())
+        self._project = project
+        return Planned(outcome.plan, self._spec(project, outcome.plan), seconds,
+                       _snapshot(model, outcome.plan, core.state.snapshot), time.monotonic())
+
+    def _spec(self, project: Project, plan: Plan) -> PlanSpec:
+        """What the core needs of the catalog for ``plan``: limits, each operation's timeout and retries."""
+        model = project.model
+        ops = {}
+        for op in plan.operations:
+            res = model.resources.get(op.resource)
+            if res is not None:
+                kind_op = model.kinds[res.type].operation(op.operation)
+                ops[op.id] = OpSpec(timeout=kind_op.timeout or self.options.default_timeout, retry=kind_op.retry)
+        limits = {name: spec.concurrency for name, spec in model.controllers.items() if spec.concurrency}
+        max_replans = self.options.max_replans
+        return PlanSpec(limit=self.options.concurrency or plan.concurrency or project.settings.concurrency,
+                        ops=ops, controller_limits=limits, guarded=self._guard_engine() is not None,
+                        max_replans=project.settings.max_replans if max_replans is None else max_replans)
+
+    def _replay_guards(self, rs: RunState) -> None:
+        """A resumed run's guards count what it did before (rate limits over a
+        crash): its intents and their ends, replayed at the times journaled."""
+        guards = self._guard_engine()
+        if guards is None:
+            return
+        from executor.guards import operation_info
+
+        planned: dict[str, PlannedOperation] = {}
+        tickets: dict[str, int] = {}
+        model = self._project.model
+        for ev in self.journal.events(rs.run):
+            if ev.kind in ("plan", "replan"):
+                planned.update((op.id, op) for op in Plan.from_json(ev.data["plan"]).operations)
+            elif ev.kind == "intent" and ev.op in planned and planned[ev.op].resource in model.resources:
+                info = operation_info(model, planned[ev.op], ev.data.get("target"))
+                tickets[ev.op] = guards.started(info, now=ev.at)
+            elif ev.kind in ("result", "retry", "failed") and ev.op in tickets:
+                guards.finished(tickets.pop(ev.op), ok=ev.kind == "result", now=ev.at)
+        for ticket in tickets.values():  # in doubt: counted as dispatched, no longer in flight
+            guards.finished(ticket, ok=False)
+
+    def _guard_engine(self) -> Any:
+        """The run's guard engine, its resources as they are now; None when the project has no guards."""
+        if self._project is None or not self._project.guards:
+            return None
+        from executor.guards import GuardEngine, model_resources
+
+        if self._guards is None:
+            self._guards = GuardEngine(self._project.guards)
+        self._guards.set_resources(model_resources(self._project.model))
+        return self._guards
 
     # --- end -------------------------------------------------------------------
 
-    def _end(self, rs: _RunState, status: str, reason: str = "") -> RunResult:
+    def _end(self, core: RunCore, cmd: End) -> RunResult:
+        rs = core.state
         summary = self._summary(rs)
-        summary["status"] = status
-        if reason:
-            summary["reason"] = reason
-        self._emit(rs, [Event("run-ended", data=summary)], status=status, summary=summary)
-        rs.ended = status
-        return RunResult(run=rs.run, status=status, summary=summary, reason=self.journal.redactor.text(reason))
+        summary["status"] = cmd.status
+        if cmd.reason:
+            summary["reason"] = cmd.reason
+        for ev in self._emit(rs, [Event("run-ended", data=summary)], status=cmd.status, summary=summary):
+            rs.apply(ev)
+        result = RunResult(run=rs.run, status=cmd.status, summary=summary,
+                           reason=self.journal.redactor.text(cmd.reason))
+        if cmd.status == "fallout":
+            result.explanation = self._explanation
+        return result
 
-    def _summary(self, rs: _RunState) -> dict[str, Any]:
+    def _summary(self, rs: RunState) -> dict[str, Any]:
         """Resources that reached their goal, by what happened to them from the
         start of the run (Terraform's summary), and those left short of it."""
         counts = {"created": 0, "changed": 0, "deleted": 0, "unfinished": 0}
-        model = rs.project.model if rs.project else None
+        model = self._project.model if self._project else None
         goals = {c.resource: c.after for c in rs.plan.resource_changes} if rs.plan else {}
         for name in sorted(set(rs.snapshot) | set(goals)):
             if model is None or name not in model.resources:
                 continue
             initial = model.kinds[model.resources[name].type].initial
-            record = rs.records.get(name)
+            record = self._records.get(name)
             before = rs.snapshot.get(name, {}).get("state", initial)
             now = record.state if record else model.resources[name].current
             if now != goals.get(name, now):
@@ -776,44 +575,38 @@ class Executor:
 
     # --- helpers ----------------------------------------------------------------
 
-    def _emit(self, rs: _RunState, events: list[Event], *, state: dict[str, ObservedResource | None] | None = None,
-              status: str | None = None, summary: dict[str, Any] | None = None) -> None:
+    def _emit(self, rs: RunState, events: list[Event], *, state: dict[str, ObservedResource | None] | None = None,
+              status: str | None = None, summary: dict[str, Any] | None = None) -> list[Event]:
         stored = self.journal.append(rs.run, events, state=state, status=status, summary=summary)
         for ev in stored:
             self.listener(ev)
+        if stored:
+            rs.seq = stored[-1].seq
+        return stored
 
-    def _key(self, rs: _RunState, oid: str) -> str:
-        """A key names one attempt at one effect. An operation in doubt keeps the key it
-        was sent with (even into a new plan), so the controller can tell it was applied;
-        once that is settled (a result on its resource, or an observation that tells),
-        running it again is a new attempt, under the key of the plan it is in."""
-        if oid in rs.in_doubt and oid in rs.keys:
-            return rs.keys[oid]
-        rs.keys[oid] = f"ordo:{self.journal.id[:12]}:{rs.run}:{rs.plan_no}:{oid}"
-        return rs.keys[oid]
-
-    def _controller(self, name: str, rs: _RunState) -> Controller:
+    def _controller(self, name: str) -> Controller:
         if name not in self._controllers:
+            project = self._project
             if self._context is None:
                 self._context = ControllerContext(
-                    workdir=self.journal.path.parent, root=rs.project.root,
+                    workdir=self.journal.path.parent, root=project.root,
                     inventory=[{"name": r.name, "type": r.type, "state": r.current, "placement": r.placement,
                                 "attributes": r.attributes}
-                               for r in rs.project.model.resources.values() if r.observed],
-                    targets=sorted(rs.project.model.targets),
+                               for r in project.model.resources.values() if r.observed],
+                    targets=sorted(project.model.targets),
                     settings={"simulation": self.options.simulation or {}}, redactor=self.journal.redactor)
-            self.journal.redactor.add_names(n for kind in rs.project.model.kinds.values() for n in kind.secrets)
-            self._controllers.update(make_controllers(rs.project.model.controllers, {name}, self._context))
+            self.journal.redactor.add_names(n for kind in project.model.kinds.values() for n in kind.secrets)
+            self._controllers.update(make_controllers(project.model.controllers, {name}, self._context))
         return self._controllers[name]
 
-    def _target(self, rs: _RunState, model: Model, name: str) -> str | None:
+    def _target(self, rs: RunState, model: Model, name: str) -> str | None:
         # Where the resource is while it exists (its teardown goes there, also
         # when the plan moves it elsewhere), else where the plan puts it.
         seen = set()
         while name and name not in seen:
             seen.add(name)
             res = model.resources.get(name)
-            record = rs.records.get(name)
+            record = self._records.get(name)
             if record is not None:
                 if record.placement:
                     return record.placement
@@ -828,14 +621,14 @@ class Executor:
             name = res.part_of or ""
         return None
 
-    def _inputs(self, rs: _RunState, model: Model, res: Resource) -> dict[str, Any]:
+    def _inputs(self, rs: RunState, model: Model, res: Resource) -> dict[str, Any]:
         if not res.refs:
             return dict(res.params)
 
         def value_of(producer: str, output: str) -> Any:
             if output in rs.outputs.get(producer, {}):
                 return rs.outputs[producer][output]
-            record = rs.records.get(producer)
+            record = self._records.get(producer)
             if record is not None and output in record.attributes:
                 return record.attributes[output]
             other = model.resources.get(producer)
@@ -845,10 +638,10 @@ class Executor:
 
         return {k: v for k, v in ((k, _resolve(v, value_of)) for k, v in res.params.items()) if v is not _MISSING}
 
-    def _record(self, rs: _RunState, model: Model, res: Resource, state: str, request: OperationRequest | None,
+    def _record(self, model: Model, res: Resource, state: str, request: OperationRequest | None,
                 outputs: dict[str, Any], target: str | None = None) -> ObservedResource:
         kind = model.kinds[res.type]
-        previous = rs.records.get(res.name)
+        previous = self._records.get(res.name)
         attributes = dict(previous.attributes if previous else res.attributes)
         if state == kind.initial:
             attributes = {}
@@ -863,84 +656,25 @@ class Executor:
                 placement = None
         return observed_record(res, state, placement, attributes)
 
-    def _snapshot(self, model: Model, plan: Plan, known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        out = {}
-        for change in plan.resource_changes:
-            if change.resource in known:
-                continue
-            res = model.resources[change.resource]
-            out[change.resource] = {"state": res.current, "placement": res.placement,
-                                    "attributes": dict(res.attributes)}
-        return out
-
-    def _rebuild(self, run_id: int) -> _RunState:
-        rs = _RunState(run=run_id, records=self.journal.state())
-        targets: dict[str, str | None] = {}  # a failure's target is the one its intent named
+    def _rebuild(self, run_id: int) -> RunState:
+        """The run's state, read back from its journal through :meth:`RunState.apply`."""
+        rs = RunState(run=run_id)
         for ev in self.journal.events(run_id):
             try:
-                self._replay(rs, ev, targets)
+                rs.apply(ev)
             except UNREADABLE as exc:
                 raise damaged_event(self.journal.path, ev, exc) from None
-            rs.seq = ev.seq
         return rs
 
-    def _replay(self, rs: _RunState, ev: Event, targets: dict[str, str | None]) -> None:
-        """One journaled event, read back into the run's state."""
-        data = ev.data
-        if ev.kind == "run-started":
-            rs.snapshot = dict(data.get("snapshot", {}))
-        elif ev.kind in ("plan", "replan"):
-            rs.plan = Plan.from_json(data["plan"])
-            rs.plan_no = data["number"]
-            rs.done, rs.attempts, rs.failures = set(), {}, []
-            rs.pending_replan = False
-            if ev.kind == "replan":
-                rs.replans += 1
-                rs.mode = data.get("mode", rs.mode)
-        elif ev.kind == "intent":
-            rs.attempts[ev.op] = data["attempt"]
-            rs.in_doubt.add(ev.op)
-            if ev.key:
-                rs.keys[ev.op] = ev.key
-            targets[ev.op] = data.get("target")
-        elif ev.kind == "result":
-            resource = ev.op.rpartition("/")[0]
-            rs.done.add(ev.op)
-            _moved_on(rs, resource)
-            if data.get("outputs"):
-                rs.outputs.setdefault(resource, {}).update(data["outputs"])
-            rs.touched.add(resource)
-        elif ev.kind == "observed":
-            rs.in_doubt.difference_update(data.get("settled", ()))
-        elif ev.kind in ("retry", "failed"):
-            if not data.get("in_doubt"):
-                rs.in_doubt.discard(ev.op)
-            if ev.kind == "failed":
-                resource, _, operation = ev.op.rpartition("/")
-                rs.failures.append(_Failure(op=ev.op, resource=resource, operation=operation,
-                                            error=data.get("error", ""), scope=data.get("scope", "resource"),
-                                            target=targets.get(ev.op), in_doubt=bool(data.get("in_doubt"))))
-        elif ev.kind == "learnt":
-            rs.failures = []
-            rs.pending_replan = True
-            for fact in data.get("facts", []):
-                if fact[0] == "failed":
-                    rs.failed.add((fact[1], fact[2]))
-                elif fact[0] == "refused":
-                    rs.refused.add(fact[1])
-        elif ev.kind == "abort-requested":
-            self._abort_since = ev.seq
+
+#: The crash point reached once the events of a step of the core are written.
+_CRASH_AFTER = {"planned": "plan-saved", "settled": "result-written", "observed": "failure-observed",
+                "replanned": "replanned"}
 
 
 # --- pure helpers ---------------------------------------------------------------
 
 _MISSING = object()
-
-
-def _moved_on(rs: _RunState, resource: str) -> None:
-    """An operation on ``resource`` has a result: no earlier attempt on it is in doubt any more
-    (its key names a settled attempt; the operation, if run again, gets a new key)."""
-    rs.in_doubt.difference_update([oid for oid in rs.in_doubt if oid.rpartition("/")[0] == resource])
 
 
 def _resolve(value: Any, value_of: Callable[[str, str], Any]) -> Any:
@@ -989,12 +723,16 @@ def _judge(obs: Observation, request: OperationRequest, initial: str) -> str:
             f"cannot tell whether {request.operation} was applied")
 
 
-def _bottom_levels(ops: dict[str, PlannedOperation], succ: dict[str, list[str]]) -> dict[str, float]:
-    """Longest remaining path (by expected duration) from each operation: the dispatch priority."""
-    graph = nx.DiGraph()
-    graph.add_nodes_from(ops)
-    graph.add_edges_from((a, b) for a, nexts in succ.items() for b in nexts)
-    return bottom_levels(graph, {oid: op.duration for oid, op in ops.items()})
+def _snapshot(model: Model, plan: Plan, known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The state before the run of the resources ``plan`` changes (and ``known`` does not hold yet)."""
+    out = {}
+    for change in plan.resource_changes:
+        if change.resource in known:
+            continue
+        res = model.resources[change.resource]
+        out[change.resource] = {"state": res.current, "placement": res.placement,
+                                "attributes": dict(res.attributes)}
+    return out
 
 
 def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:

@@ -33,12 +33,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource
+from executor.core.messages import Event
 from executor.redact import Redactor
 
 SCHEMA_VERSION = 1
@@ -101,28 +102,6 @@ class JournalError(OrdoError):
 
 class ClaimError(JournalError):
     """A run cannot start: another run that can still go on holds resources it needs."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """One journal entry. ``data`` is JSON-compatible."""
-
-    kind: str
-    op: str | None = None
-    key: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    seq: int = 0
-    run: int = 0
-    at: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"seq": self.seq, "run": self.run, "at": round(self.at, 6), "kind": self.kind}
-        if self.op is not None:
-            out["op"] = self.op
-        if self.key is not None:
-            out["key"] = self.key
-        out.update(self.data)
-        return out
 
 
 @dataclass(frozen=True)

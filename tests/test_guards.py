@@ -485,14 +485,14 @@ def test_a_resumed_run_counts_what_it_did_before_the_crash(vfw_copy, tmp_path):
     with Journal(default_path(vfw_copy), create=False) as jr:
         executor = Executor(jr, lambda observed: load_project(vfw_copy, observed=observed))
         rs = executor._rebuild(1)
-        rs.project = load_project(vfw_copy, observed=list(jr.state().values()))
+        project = executor._project = load_project(vfw_copy, observed=list(jr.state().values()))
         executor._replay_guards(rs)
         another = next(op for op in rs.plan.operations if op.id == "vfw/assign")
-        decision = rs.guards.check(operation_info(rs.project.model, another, "region-one"))
+        decision = executor._guards.check(operation_info(project.model, another, "region-one"))
         assert not decision.allowed and decision.guard == "three-vnf-assigns"
-        fresh = GuardEngine(rs.project.guards)
+        fresh = GuardEngine(project.guards)
         fresh.set_resources([])
-        assert fresh.check(operation_info(rs.project.model, another, "region-one")).allowed
+        assert fresh.check(operation_info(project.model, another, "region-one")).allowed
         executor.close()
     resumed = run_ordo("resume", "1", "-C", vfw_copy)
     assert resumed.code == 0, resumed.text

@@ -1,0 +1,49 @@
+"""The run loop's decisions, with no clock, thread, file, database or random of its own.
+
+A host (``executor/engine.py``: worker threads and the SQLite journal; later a
+Temporal workflow) feeds :class:`RunCore` inputs (``messages``: a plan to
+begin with, calls that completed, the time now, guard answers, what was
+observed, a new plan) and carries out the commands it returns (record these
+journal events, dispatch these calls, observe these resources, plan again,
+wait until T, end the run). The run's state (``state.RunState``) changes only
+by :meth:`RunState.apply` of journal events: the same code builds it live and
+when a run is resumed from its journal.
+"""
+
+from executor.core.loop import RunCore
+from executor.core.messages import (
+    Abandon,
+    Admit,
+    Admitted,
+    Begin,
+    Call,
+    CallError,
+    Completed,
+    Concern,
+    Continue,
+    Denial,
+    Dispatch,
+    End,
+    Event,
+    ExecutionError,
+    Found,
+    NoPlan,
+    Observe,
+    Observed,
+    OpSpec,
+    Outcome,
+    Planned,
+    PlanSpec,
+    Record,
+    Replan,
+    Resumed,
+    Stop,
+    Tick,
+    Wait,
+)
+from executor.core.state import Failure, RunState
+
+__all__ = ["Abandon", "Admit", "Admitted", "Begin", "Call", "CallError", "Completed", "Concern", "Continue",
+           "Denial", "Dispatch", "End", "Event", "ExecutionError", "Failure", "Found", "NoPlan", "Observe",
+           "Observed", "OpSpec", "Outcome", "PlanSpec", "Planned", "Record", "Replan", "Resumed", "RunCore",
+           "RunState", "Stop", "Tick", "Wait"]

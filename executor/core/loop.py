@@ -1,0 +1,442 @@
+"""The run loop as a deterministic state machine: inputs in, commands out.
+
+One plan at a time (:class:`PlanState`): dispatch every ready operation the
+limits allow (global, per controller, per concurrency group), longest
+remaining path first, once the guards admit it; settle what completes
+(results release successors; transient errors are retried after the
+operation's backoff; calls without an answer in time are in doubt); on a
+failure dispatch nothing new, let the calls in flight finish, observe what is
+concerned, learn, and plan again (or end: stop, rollback, fallout). An
+operation in doubt is dispatched with ``observe_first`` under the key it was
+sent with. See docs/architecture.md (Executing) for the protocol.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from executor.core.messages import (
+    Abandon,
+    Admit,
+    Admitted,
+    Begin,
+    Call,
+    CallError,
+    Command,
+    Completed,
+    Concern,
+    Continue,
+    Dispatch,
+    End,
+    Event,
+    ExecutionError,
+    Input,
+    NoPlan,
+    Observe,
+    Observed,
+    Outcome,
+    Planned,
+    PlanSpec,
+    Record,
+    Replan,
+    Resumed,
+    Stop,
+    Tick,
+    Wait,
+)
+from executor.core.state import RunState
+from planner.plan import Plan, PlannedOperation
+from planner.schedule import bottom_levels, take_ready
+
+
+@dataclass
+class Running:
+    op: str
+    token: int
+    attempt: int
+    started: float
+    deadline: float
+    key: str
+
+
+@dataclass
+class PlanState:
+    """The working state of the plan being carried out (derived from the run's state and the spec)."""
+
+    spec: PlanSpec
+    ops: dict[str, PlannedOperation]
+    succ: dict[str, list[str]]
+    waiting: dict[str, int]                        # predecessors not done yet
+    level: dict[str, float]                        # longest remaining path: the dispatch priority
+    groups: dict[str, list[str]]                   # op -> the concurrency groups it is in
+    group_limit: dict[str, int]
+    ready: dict[str, list[tuple[float, str]]] = field(default_factory=dict)   # a heap per controller
+    running: dict[int, Running] = field(default_factory=dict)
+    per_ctl: dict[str, int] = field(default_factory=dict)
+    per_group: dict[str, int] = field(default_factory=dict)
+    retries: list[tuple[float, str]] = field(default_factory=list)     # (when, op)
+    held: dict[str, bool] = field(default_factory=dict)   # a guard said wait -> ask again when an op ends?
+    rechecks: list[tuple[float, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, plan: Plan, spec: PlanSpec, done: set[str]) -> PlanState:
+        ops = {op.id: op for op in plan.operations}
+        succ: dict[str, list[str]] = {oid: [] for oid in ops}
+        waiting = dict.fromkeys(ops, 0)
+        for edge in plan.edges:
+            if edge.before in ops and edge.after in ops:
+                succ[edge.before].append(edge.after)
+                if edge.before not in done:
+                    waiting[edge.after] += 1
+        groups: dict[str, list[str]] = {}
+        group_limit: dict[str, int] = {}
+        for group in plan.groups:
+            group_limit[group.name] = group.limit
+            for oid in group.operations:
+                groups.setdefault(oid, []).append(group.name)
+        ps = cls(spec=spec, ops=ops, succ=succ, waiting=waiting, level=_bottom_levels(ops, succ), groups=groups,
+                 group_limit=group_limit)
+        for oid in sorted(ops):
+            if oid not in done and waiting[oid] == 0:
+                ps.make_ready(oid)
+        return ps
+
+    def make_ready(self, oid: str) -> None:
+        heapq.heappush(self.ready.setdefault(self.ops[oid].controller, []), (-self.level[oid], oid))
+
+    def pick(self) -> list[str]:
+        """Ready operations that fit the limits now, longest remaining path first
+        (planner.schedule.take_ready: the planner's waves are taken the same way)."""
+        return take_ready(self.ready, self.spec.limit - len(self.running), self.spec.controller_limits,
+                          self.groups, self.group_limit, self.per_ctl, self.per_group)
+
+    def next_timer(self) -> float | None:
+        times = [r.deadline for r in self.running.values()]
+        if self.retries:
+            times.append(self.retries[0][0])
+        if self.rechecks:
+            times.append(self.rechecks[0][0])
+        return min(times) if times else None
+
+
+class RunCore:
+    """The decisions of one run. ``key_prefix`` + plan number + operation id is a new idempotency key;
+    ``on_failure``: replan | rollback | stop."""
+
+    def __init__(self, state: RunState, *, key_prefix: str, on_failure: str = "replan") -> None:
+        self.state = state
+        self.key_prefix = key_prefix
+        self.on_failure = on_failure
+        self.plan: PlanState | None = None
+        self.spec: PlanSpec | None = None
+        self.token = 0
+        self.stopping = ""
+        self.admitting: list[str] | None = None      # an Admit is out
+        self.concerns: dict[str, list[str]] = {}     # an Observe is out
+        self.replanning: tuple[str, str] | None = None  # (reason, mode) of a Replan that is out
+
+    def step(self, inp: Input) -> list[Command]:
+        """The commands that follow from ``inp``, in order."""
+        return _STEPS[type(inp)](self, inp)
+
+    # --- starting ------------------------------------------------------------------
+
+    def _begin(self, inp: Begin) -> list[Command]:
+        events = [Event("run-started", data=inp.started),
+                  Event("plan", data={"number": 1, "reason": "initial", "digest": inp.plan.digest,
+                                      "plan": inp.plan.to_json()})]
+        self._apply(events, inp.plan)
+        return [Record(events, "planned"), *self._start(inp.spec, inp.now)]
+
+    def _resumed(self, inp: Resumed) -> list[Command]:
+        events = [Event("resumed", data={"from": inp.previous})]
+        self._apply(events)
+        cmds: list[Command] = [Record(events, "resumed")]
+        if inp.previous == "fallout":
+            cmds.append(self._replan("resumed after fallout"))
+        return cmds
+
+    def _continue(self, inp: Continue) -> list[Command]:
+        if inp.inputs_changed or inp.spec is None:
+            return [self._replan("inputs changed since the plan was made")]
+        self.spec = inp.spec
+        if self.state.failures:
+            return self._observe()
+        if self.state.pending_replan:
+            return [self._replan("resumed: the failure was observed, re-planning")]
+        return self._start(inp.spec, inp.now)
+
+    def _start(self, spec: PlanSpec, now: float) -> list[Command]:
+        assert self.state.plan is not None
+        self.spec = spec
+        self.plan = PlanState.of(self.state.plan, spec, self.state.done)
+        return self._advance(now)
+
+    # --- the plan's loop -----------------------------------------------------------
+
+    def _advance(self, now: float) -> list[Command]:
+        """Timers that are due, calls that are late, then dispatch what the limits allow."""
+        p = self.plan
+        assert p is not None
+        while p.retries and p.retries[0][0] <= now:
+            p.make_ready(heapq.heappop(p.retries)[1])
+        while p.rechecks and p.rechecks[0][0] <= now:
+            oid = heapq.heappop(p.rechecks)[1]
+            if p.held.pop(oid, None) is not None:
+                p.make_ready(oid)
+        cmds: list[Command] = []
+        # Calls that did not answer in time: in doubt, retried after observing.
+        late = [r for r in p.running.values() if now > r.deadline]
+        if late:
+            cmds.append(Abandon([r.token for r in late]))
+            cmds.extend(self._settle([Outcome(r.token, r.op, error=CallError(
+                f"no answer within {r.deadline - r.started:.0f} s", transient=True, code="timeout"))
+                for r in late], now))
+        if not self.state.failures and not self.stopping:
+            batch = p.pick()
+            if batch:
+                if p.spec.guarded:
+                    self.admitting = batch
+                    cmds.append(Admit(batch))
+                    return cmds
+                cmds.append(self._dispatch(batch, now))
+        return cmds + self._settled_or_wait()
+
+    def _settled_or_wait(self) -> list[Command]:
+        """The plan's end once nothing is in flight, else a wait for the next call or timer."""
+        p, rs = self.plan, self.state
+        assert p is not None
+        if not p.running:
+            if rs.failures:
+                return self._observe()
+            if self.stopping:
+                return [End(self.stopping)]
+            if not p.retries and not any(p.ready.values()) and not p.held:
+                if len(rs.done) >= len(p.ops):
+                    return [End("rolled_back" if rs.mode == "rollback" else "complete")]
+                raise ExecutionError(f"run {rs.run}: operations left that can never start "
+                                     f"({', '.join(sorted(set(p.ops) - rs.done)[:5])})")
+        return [Wait(p.next_timer())]
+
+    def _dispatch(self, batch: list[str], now: float) -> Dispatch:
+        p, rs = self.plan, self.state
+        assert p is not None
+        calls = []
+        for oid in batch:
+            op = p.ops[oid]
+            timeout = p.spec.ops[oid].timeout
+            in_doubt = oid in rs.in_doubt
+            # A key names one attempt at one effect. An operation in doubt keeps the key it was
+            # sent with (even into a new plan), so the controller can tell it was applied; once
+            # that is settled, running it again is a new attempt, under the key of its plan.
+            key = rs.keys[oid] if in_doubt and oid in rs.keys else f"{self.key_prefix}{rs.plan_no}:{oid}"
+            attempt = rs.attempts.get(oid, 0) + 1
+            self.token += 1
+            p.running[self.token] = Running(op=oid, token=self.token, attempt=attempt, started=now,
+                                            deadline=now + timeout, key=key)
+            p.per_ctl[op.controller] = p.per_ctl.get(op.controller, 0) + 1
+            for g in p.groups.get(oid, ()):
+                p.per_group[g] = p.per_group.get(g, 0) + 1
+            calls.append(Call(token=self.token, op=oid, attempt=attempt, key=key, observe_first=in_doubt,
+                              timeout=timeout))
+        return Dispatch(calls)
+
+    def _completed(self, inp: Completed) -> list[Command]:
+        p = self.plan
+        assert p is not None
+        cmds = self._settle(inp.outcomes, inp.now)
+        if p.held:  # something finished: what a guard of the run's state held back is asked again
+            for oid in sorted(oid for oid, on_change in p.held.items() if on_change):
+                del p.held[oid]
+                p.make_ready(oid)
+        return cmds + self._advance(inp.now)
+
+    def _settle(self, outcomes: list[Outcome], now: float) -> list[Command]:
+        p, rs = self.plan, self.state
+        assert p is not None
+        events: list[Event] = []
+        released: list[str] = []
+        for done in outcomes:
+            call = p.running.pop(done.token, None)
+            if call is None:
+                continue  # the late answer of a call given up on
+            oid = done.op
+            op = p.ops[oid]
+            p.per_ctl[op.controller] -= 1
+            for g in p.groups.get(oid, ()):
+                p.per_group[g] -= 1
+            if done.error is None:
+                ev = Event("result", op=oid, key=call.key, data={
+                    "attempt": call.attempt, "outputs": done.outputs or {}, "state": op.to_state,
+                    "seconds": round(done.seconds, 4), "observed": done.observed})
+                rs.apply(ev)
+                events.append(ev)
+                for nxt in p.succ[oid]:
+                    p.waiting[nxt] -= 1
+                    if p.waiting[nxt] == 0:
+                        released.append(nxt)
+                continue
+            err = done.error
+            retry = p.spec.ops[oid].retry
+            data = {"attempt": call.attempt, "error": err.message, "transient": err.transient,
+                    "scope": err.scope, "code": err.code, "in_doubt": err.applied is not False}
+            if err.transient and call.attempt < retry.attempts:
+                delay = retry.delay(call.attempt)
+                data["retry_in"] = round(delay, 3)
+                ev = Event("retry", op=oid, key=call.key, data=data)
+                heapq.heappush(p.retries, (now + delay, oid))
+            else:
+                if err.transient:
+                    data["error"] = f"{err.message} (after {call.attempt} attempts)"
+                ev = Event("failed", op=oid, key=call.key, data=data)
+            rs.apply(ev)
+            events.append(ev)
+        for nxt in sorted(released):
+            p.make_ready(nxt)
+        return [Record(events, "settled")] if events else []
+
+    def _admitted(self, inp: Admitted) -> list[Command]:
+        """A denial is journaled once per (operation, guard) until the operation runs; then, as the
+        guard says, the operation waits (asked again after retry_after seconds and, for guards on what
+        is in flight or present, when an operation ends) or fails (on_deny fail, or replan: a failure
+        that names the target when the guard is about targets, so the next plan may go elsewhere)."""
+        p, rs = self.plan, self.state
+        assert p is not None and self.admitting is not None
+        batch, self.admitting = self.admitting, None
+        events: list[Event] = []
+        for d in inp.denied:
+            if (d.op, d.guard) not in rs.denied:
+                events.append(self._made(Event("guard-denied", op=d.op, data=d.data)))
+            if d.on_deny == "wait":
+                p.held[d.op] = d.on_change
+                heapq.heappush(p.rechecks, (inp.now + d.retry_after, d.op))
+                continue
+            scope = "target" if d.on_deny == "replan" and d.about_targets and d.target else "resource"
+            events.append(self._made(Event("failed", op=d.op, data={
+                "attempt": rs.attempts.get(d.op, 0) + 1, "error": f"denied by guard '{d.guard}': {d.reason}",
+                "transient": False, "scope": scope, "code": "guard-denied", "in_doubt": False, "guard": d.guard,
+                "on_deny": d.on_deny, "target": d.target})))
+        cmds: list[Command] = [Record(events, "guarded")] if events else []
+        if inp.allowed:
+            cmds.append(self._dispatch(inp.allowed, inp.now))
+        if len(inp.allowed) < len(batch) and not rs.failures and not self.stopping:
+            more = p.pick()  # some were held back: others may take their places
+            if more:
+                self.admitting = more
+                return [*cmds, Admit(more)]
+        return cmds + self._settled_or_wait()
+
+    def _stop(self, inp: Stop) -> list[Command]:
+        self.stopping = self.stopping or inp.reason
+        return self._advance(inp.now)
+
+    def _tick(self, inp: Tick) -> list[Command]:
+        return self._advance(inp.now)
+
+    # --- after a failure ------------------------------------------------------------
+
+    def _observe(self) -> list[Command]:
+        """Observe the resources concerned: those that failed, and those whose last operation is in doubt."""
+        rs = self.state
+        concerned: dict[str, list[str]] = {}
+        for oid in [f.op for f in rs.failures] + sorted(rs.in_doubt):
+            ops = concerned.setdefault(oid.rpartition("/")[0], [])
+            if oid not in ops:
+                ops.append(oid)
+        by_id = {o.id: o for o in rs.plan.operations} if rs.plan else {}
+        self.concerns = concerned
+        return [Observe([Concern(name, oids, next((by_id[o].controller for o in oids if o in by_id), None))
+                         for name, oids in concerned.items()])]
+
+    def _observed(self, inp: Observed) -> list[Command]:
+        rs = self.state
+        by_id = {o.id: o for o in rs.plan.operations} if rs.plan else {}
+        events: list[Event] = []
+        for found in inp.found:
+            if found.error is not None:
+                events.append(self._made(Event("observed", data={"resource": found.resource, "error": found.error})))
+                continue
+            if found.state is None:
+                continue  # the controller cannot tell; keep what the journal knows
+            data = {"resource": found.resource, "state": found.state, "target": found.target}
+            # In doubt no longer where the state says whether it was applied: journaled, so that
+            # a resumed run knows it too (a later execution of the operation gets a new key).
+            ops = [by_id[o] for o in self.concerns.get(found.resource, ()) if o in by_id]
+            settled = sorted(op.id for op in ops if op.id in rs.in_doubt and op.from_state != op.to_state
+                             and found.state in (op.from_state, op.to_state))
+            if settled:
+                data["settled"] = settled
+            events.append(self._made(Event("observed", data=data)))
+        facts: list[list[str]] = []
+        refused = set(rs.refused)
+        for failure in rs.failures:
+            facts.append(["failed", failure.resource, failure.operation])
+            if failure.scope == "target" and failure.target and failure.target not in refused:
+                refused.add(failure.target)
+                facts.append(["refused", failure.target])
+        why = rs.failure_text()
+        events.append(self._made(Event("learnt", data={"facts": facts})))
+        self.concerns = {}
+        cmds: list[Command] = [Record(events, "observed")]
+        if self.on_failure == "stop":
+            return [*cmds, End("failed", why)]
+        if rs.mode == "forward" and self.on_failure == "rollback":
+            return [*cmds, self._replan("rolling back: " + why, mode="rollback")]
+        limit = self.spec.max_replans if self.spec is not None else 3
+        if rs.replans >= limit:
+            return [*cmds, End("fallout", f"gave up after {rs.replans} re-plan(s): {why}")]
+        return [*cmds, self._replan(why)]
+
+    def _replan(self, reason: str, mode: str | None = None) -> Replan:
+        rs = self.state
+        mode = mode or rs.mode
+        self.plan = None
+        self.replanning = (reason, mode)
+        return Replan(reason=reason, mode=mode, failed=sorted(rs.failed), refused=sorted(rs.refused),
+                      placements=dict(rs.plan.placements) if rs.plan else {},
+                      snapshot=rs.snapshot if mode == "rollback" else {})
+
+    def _planned(self, inp: Planned) -> list[Command]:
+        assert self.replanning is not None
+        (reason, mode), self.replanning = self.replanning, None
+        data = {"number": self.state.plan_no + 1, "reason": reason, "mode": mode, "seconds": round(inp.seconds, 3),
+                "digest": inp.plan.digest, "plan": inp.plan.to_json()}
+        if inp.snapshot:
+            data["snapshot"] = inp.snapshot
+        events = [Event("replan", data=data)]
+        self._apply(events, inp.plan)
+        return [Record(events, "replanned"), *self._start(inp.spec, inp.now)]
+
+    def _no_plan(self, inp: NoPlan) -> list[Command]:
+        assert self.replanning is not None
+        (reason, _), self.replanning = self.replanning, None
+        events = [Event("no-plan", data={"status": inp.status, "reason": reason, "seconds": round(inp.seconds, 3),
+                                         "explanation": inp.explanation})]
+        self._apply(events)
+        return [Record(events, "no-plan"), End("fallout", f"no plan after failure: {reason}")]
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _apply(self, events: list[Event], plan: Plan | None = None) -> None:
+        for ev in events:
+            self.state.apply(ev, plan)
+
+    def _made(self, ev: Event) -> Event:
+        self.state.apply(ev)
+        return ev
+
+
+_STEPS = {Begin: RunCore._begin, Resumed: RunCore._resumed, Continue: RunCore._continue,
+          Completed: RunCore._completed, Tick: RunCore._tick, Stop: RunCore._stop, Admitted: RunCore._admitted,
+          Observed: RunCore._observed, Planned: RunCore._planned, NoPlan: RunCore._no_plan}
+
+
+def _bottom_levels(ops: dict[str, PlannedOperation], succ: dict[str, list[str]]) -> dict[str, float]:
+    """Longest remaining path (by expected duration) from each operation: the dispatch priority."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(ops)
+    graph.add_edges_from((a, b) for a, nexts in succ.items() for b in nexts)
+    return bottom_levels(graph, {oid: op.duration for oid, op in ops.items()})

@@ -1,0 +1,293 @@
+"""What a host tells the run core (inputs) and what the core asks of the host (commands).
+
+Plain values only (the plan aside, a ``planner.plan.Plan``): a host that runs
+elsewhere (a Temporal workflow) can pass them through its own serialiser.
+Times (``now``, ``until``) are seconds on the host's clock (the local host's
+``time.monotonic()``, a workflow's ``workflow.now()``); the core only adds
+and compares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from domain.errors import OrdoError
+from domain.model import RetryPolicy
+
+if TYPE_CHECKING:
+    from planner.plan import Plan
+
+
+class ExecutionError(OrdoError):
+    """A run cannot start or continue (names what and why)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal entry. ``data`` is JSON-compatible."""
+
+    kind: str
+    op: str | None = None
+    key: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    run: int = 0
+    at: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.seq, "run": self.run, "at": round(self.at, 6), "kind": self.kind}
+        if self.op is not None:
+            out["op"] = self.op
+        if self.key is not None:
+            out["key"] = self.key
+        out.update(self.data)
+        return out
+
+
+# --- what the host reads from the project for a plan ------------------------------
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One planned operation as its catalog says: seconds it may take, and its retry policy."""
+
+    timeout: float
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """The limits a plan runs under and each operation's :class:`OpSpec` (by operation id)."""
+
+    limit: int                                   # operations in flight at once
+    ops: dict[str, OpSpec]
+    controller_limits: dict[str, int] = field(default_factory=dict)
+    guarded: bool = False                        # the project has runtime guards: ask (Admit) before dispatch
+    max_replans: int = 3
+
+
+# --- inputs ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Begin:
+    """Start a new run with ``plan``; ``started`` is the data of its ``run-started`` event."""
+
+    plan: Plan
+    spec: PlanSpec
+    started: dict[str, Any]
+    now: float
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A run read back from its journal is taken up again (``previous``: its status then).
+    After a fallout the core plans again; otherwise it waits for :class:`Continue`."""
+
+    previous: str
+    now: float
+
+
+@dataclass(frozen=True)
+class Continue:
+    """After :class:`Resumed`: the project as it is now; ``inputs_changed`` when the plan is stale."""
+
+    spec: PlanSpec | None
+    inputs_changed: bool
+    now: float
+
+
+@dataclass(frozen=True)
+class CallError:
+    """A controller call failed (``executor.controllers.ControllerError`` as plain values)."""
+
+    message: str
+    transient: bool = False
+    scope: str = "resource"
+    code: str = ""
+    applied: bool | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one :class:`Call` came to: outputs, or an error; ``observed``: found applied by observing."""
+
+    token: int
+    op: str
+    outputs: dict[str, Any] | None = None
+    error: CallError | None = None
+    observed: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Completed:
+    outcomes: list[Outcome]
+    now: float
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed (a :class:`Wait` ran out, or the host looked for an abort)."""
+
+    now: float
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Dispatch nothing new, let the calls in flight finish, end the run with ``reason``
+    (``interrupted``: Ctrl-C, ``aborted``: ``ordo abort``)."""
+
+    reason: str
+    now: float
+
+
+@dataclass(frozen=True)
+class Denial:
+    """A guard held an operation of an :class:`Admit` back."""
+
+    op: str
+    guard: str
+    data: dict[str, Any]          # the guard-denied event's data
+    reason: str
+    on_deny: str                  # wait | fail | replan
+    retry_after: float            # wait: seconds before asking again
+    on_change: bool = False       # wait: ask again as soon as an operation ends
+    about_targets: bool = False
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The guards' answer to an :class:`Admit`: asked in order, up to the first denial that does not wait."""
+
+    allowed: list[str]
+    denied: list[Denial]
+    now: float
+
+
+@dataclass(frozen=True)
+class Found:
+    """What observing one resource of an :class:`Observe` told: its ``state`` (and ``target``), an
+    ``error``, or neither (the controller could not tell)."""
+
+    resource: str
+    state: str | None = None
+    target: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    found: list[Found]
+    now: float
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The answer to :class:`Replan`: a new plan; ``snapshot``: resources it touches first (for rollback)."""
+
+    plan: Plan
+    spec: PlanSpec
+    seconds: float
+    snapshot: dict[str, dict[str, Any]]
+    now: float
+
+
+@dataclass(frozen=True)
+class NoPlan:
+    """The answer to :class:`Replan` when no plan exists (``explanation``: the planner's, as data)."""
+
+    status: str
+    explanation: dict[str, Any] | None
+    seconds: float
+    now: float
+
+
+# --- commands ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Record:
+    """Write ``events`` to the journal in one transaction (the core has applied them to its state).
+    ``step`` names the moment: planned, guarded, settled, observed, replanned, resumed, no-plan."""
+
+    events: list[Event]
+    step: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """One operation to carry out under ``key``; ``observe_first``: its effect is in doubt."""
+
+    token: int
+    op: str
+    attempt: int
+    key: str
+    observe_first: bool
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Write one ``intent`` per call (with its target and inputs, then :meth:`RunState.apply` them),
+    then make the calls; each ends in an :class:`Outcome`."""
+
+    calls: list[Call]
+
+
+@dataclass(frozen=True)
+class Abandon:
+    """Calls given up on (no answer in time): their answers, if any come, are ignored."""
+
+    tokens: list[int]
+
+
+@dataclass(frozen=True)
+class Admit:
+    """Ask the runtime guards about these operations, in order; answer with :class:`Admitted`."""
+
+    ops: list[str]
+
+
+@dataclass(frozen=True)
+class Concern:
+    resource: str
+    ops: list[str]                 # the failed or in-doubt operations on it
+    controller: str | None = None  # None: the controller of its first operation's kind
+
+
+@dataclass(frozen=True)
+class Observe:
+    """Ask the controllers what is true of these resources; answer with :class:`Observed`."""
+
+    concerns: list[Concern]
+
+
+@dataclass(frozen=True)
+class Replan:
+    """Plan again from the state now with what was learnt; answer :class:`Planned` or :class:`NoPlan`."""
+
+    reason: str
+    mode: str                                        # forward | rollback (toward ``snapshot``)
+    failed: list[tuple[str, str]]
+    refused: list[str]
+    placements: dict[str, str]                       # the current plan's (stability)
+    snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do until a call completes or ``until`` (None: no timer is set)."""
+
+    until: float | None
+
+
+@dataclass(frozen=True)
+class End:
+    """End the run with ``status`` (complete, rolled_back, interrupted, aborted, failed, fallout)."""
+
+    status: str
+    reason: str = ""
+
+
+Input = Begin | Resumed | Continue | Completed | Tick | Stop | Admitted | Observed | Planned | NoPlan
+Command = Record | Dispatch | Abandon | Admit | Observe | Replan | Wait | End

@@ -1,0 +1,158 @@
+"""What one run knows: built by applying its journal events, live and on resume alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from executor.core.messages import Event
+from planner.plan import Plan
+
+
+@dataclass
+class Failure:
+    op: str
+    resource: str
+    operation: str
+    error: str
+    scope: str
+    target: str | None
+    in_doubt: bool
+
+
+@dataclass
+class RunState:
+    """The run's state. Changed only by :meth:`apply` (one journal event at a time): the core applies
+    the events it makes as it makes them, the host the intents it writes and, on resume, the journal."""
+
+    run: int
+    seq: int = 0                 # the last stored event applied
+    plan: Plan | None = None
+    plan_no: int = 0
+    done: set[str] = field(default_factory=set)
+    attempts: dict[str, int] = field(default_factory=dict)
+    in_doubt: set[str] = field(default_factory=set)
+    keys: dict[str, str] = field(default_factory=dict)        # idempotency key of each op's last intent
+    targets: dict[str, str | None] = field(default_factory=dict)  # target of each op's last intent
+    pending_replan: bool = False   # failures were observed and learnt, the new plan not yet made
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: set[tuple[str, str]] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+    failures: list[Failure] = field(default_factory=list)   # since the last plan, not yet learnt from
+    replans: int = 0
+    snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource -> state before the run
+    mode: str = "forward"        # forward | rollback
+    touched: set[str] = field(default_factory=set)
+    denied: set[tuple[str, str]] = field(default_factory=set)  # (op, guard) journaled since the op last ran
+    ended: str | None = None
+    abort_seq: int = 0           # the last abort-requested event (a resumed run is not aborted by it)
+
+    def apply(self, ev: Event, plan: Plan | None = None) -> None:
+        """One journal event into the state (``plan``: the plan of a plan/replan event, when at hand)."""
+        handler = _APPLY.get(ev.kind)
+        if handler is not None:
+            handler(self, ev, plan)
+        if ev.seq:
+            self.seq = ev.seq
+
+    def failure_text(self) -> str:
+        if not self.failures:
+            return "an operation failed"
+        first = self.failures[0]
+        more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+        return f"{first.op} failed: {first.error}{more}"
+
+
+def _run_started(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.snapshot = dict(ev.data.get("snapshot", {}))
+
+
+def _plan(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    data = ev.data
+    rs.plan = plan if plan is not None else Plan.from_json(data["plan"])
+    rs.plan_no = data["number"]
+    rs.done, rs.attempts, rs.failures = set(), {}, []  # in_doubt carries over: observed before a resend
+    rs.pending_replan = False
+    if ev.kind == "replan":
+        rs.replans += 1
+        rs.mode = data.get("mode", rs.mode)
+        rs.snapshot.update(data.get("snapshot", {}))
+
+
+def _intent(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    op = ev.op
+    rs.attempts[op] = ev.data["attempt"]
+    rs.in_doubt.add(op)  # until its result is written
+    if ev.key:
+        rs.keys[op] = ev.key
+    rs.targets[op] = ev.data.get("target")
+    if rs.denied:
+        rs.denied.difference_update([k for k in rs.denied if k[0] == op])
+
+
+def _result(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    resource = ev.op.rpartition("/")[0]
+    rs.done.add(ev.op)
+    # No earlier attempt on the resource is in doubt any more (its key names a settled
+    # attempt; the operation, if run again, gets a new key).
+    rs.in_doubt.difference_update([oid for oid in rs.in_doubt if oid.rpartition("/")[0] == resource])
+    outputs = ev.data.get("outputs")
+    if outputs:
+        rs.outputs.setdefault(resource, {}).update(outputs)
+    rs.touched.add(resource)
+
+
+def _observed(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.in_doubt.difference_update(ev.data.get("settled", ()))
+
+
+def _retry_or_failed(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    data = ev.data
+    if not data.get("in_doubt"):
+        rs.in_doubt.discard(ev.op)
+    if ev.kind == "failed":
+        resource, _, operation = ev.op.rpartition("/")
+        target = data["target"] if "target" in data else rs.targets.get(ev.op)  # a guard's names its own
+        rs.failures.append(Failure(op=ev.op, resource=resource, operation=operation, error=data.get("error", ""),
+                                   scope=data.get("scope", "resource"), target=target,
+                                   in_doubt=bool(data.get("in_doubt"))))
+
+
+def _learnt(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.failures = []
+    rs.pending_replan = True
+    for fact in ev.data.get("facts", []):
+        if fact[0] == "failed":
+            rs.failed.add((fact[1], fact[2]))
+        elif fact[0] == "refused":
+            rs.refused.add(fact[1])
+
+
+def _no_plan(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.failures = []
+
+
+def _guard_denied(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.denied.add((ev.op, ev.data.get("guard", "")))
+
+
+def _resumed(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    if ev.data.get("from") == "fallout":
+        # The cause was fixed (that is why one resumes): what the run learnt
+        # (failed operations, refused targets) no longer holds.
+        rs.replans, rs.failures = 0, []
+        rs.failed, rs.refused = set(), set()
+
+
+def _run_ended(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.ended = ev.data.get("status")
+
+
+def _abort_requested(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.abort_seq = ev.seq
+
+
+_APPLY = {"run-started": _run_started, "plan": _plan, "replan": _plan, "intent": _intent, "result": _result,
+          "observed": _observed, "retry": _retry_or_failed, "failed": _retry_or_failed, "learnt": _learnt,
+          "no-plan": _no_plan, "guard-denied": _guard_denied, "resumed": _resumed, "run-ended": _run_ended,
+          "abort-requested": _abort_requested}
