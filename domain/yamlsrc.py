@@ -95,7 +95,9 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
         # Walked before anything is built: a document too deep, too large or
         # containing itself is refused before the recursive builders see it.
         walker = _Walker(shown)
-        if node is not None:
+        if node is not None and _expanded_size(node, MAX_NODES) > MAX_NODES:
+            walker._problem(node.start_mark, (), _too_large())  # an alias bomb: refused without expanding it
+        elif node is not None:
             walker.walk(node, ())
         if walker.problems:
             raise DiagnosticsError(walker.problems)
@@ -203,6 +205,37 @@ def _build(node: yaml.Node, count: list[int]) -> Any:
 MAX_NODES = 2_000_000
 
 
+def _too_large() -> str:
+    return f"document too large: more than {MAX_NODES:,} values (are aliases expanding without end?)"
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """How many values the document holds with its aliases expanded, capped
+    just past ``limit``. Each distinct node is counted once and its size reused
+    wherever an alias stands for it, so this costs what the file's text does,
+    however large the expansion (a billion values in a few lines)."""
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in size or (key in open_nodes and not children_done):
+            continue  # known; or a node inside itself, which the walker names
+        if isinstance(node, yaml.ScalarNode):
+            size[key] = 1
+            continue
+        kids = [value for _, value in node.value] if isinstance(node, yaml.MappingNode) else node.value
+        if children_done:
+            open_nodes.discard(key)
+            size[key] = min(limit + 1, 1 + sum(size.get(id(kid), 1) for kid in kids))
+            continue
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in kids)
+    return size[id(root)]
+
+
 class _Walker:
     """Record positions, and find duplicate keys and recursive aliases."""
 
@@ -225,8 +258,7 @@ class _Walker:
             node, path, open_nodes = stack.pop()
             self.visited += 1
             if self.visited > MAX_NODES:
-                self._problem(root.start_mark, (), f"document too large: more than {MAX_NODES:,} values "
-                              "(are aliases expanding without end?)")
+                self._problem(root.start_mark, (), _too_large())
                 return
             self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
             if len(path) >= MAX_DEPTH:

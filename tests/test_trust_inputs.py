@@ -236,3 +236,21 @@ def test_a_world_inside_the_journal_folder_is_fine(vfw: Path, capsys: pytest.Cap
     code, text = ordo(capsys, "apply", "--auto-approve", "--simulation", "sim.yaml")
     assert code == 0, text
     assert (vfw / ".ordo" / "worlds" / "mine.db").is_file()
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nine levels of nine aliases each stand for 9**9 (387 million) values: the
+    size is counted once per distinct node, so the refusal costs what the text
+    does; the walk that records every value's place (seconds and 450 MB up to
+    the cap) never starts."""
+    from domain import yamlsrc
+    from domain.errors import DiagnosticsError
+
+    monkeypatch.setattr(yamlsrc._Walker, "walk", lambda *_: pytest.fail("the bomb was walked"))
+    levels = ['  - &a ["x","x","x","x","x","x","x","x","x"]']
+    levels += [f"  - &{b} [{','.join([f'*{a}'] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi", strict=True)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("services:\n" + "\n".join(levels) + "\n")
+    with pytest.raises(DiagnosticsError, match=f"bomb.yaml:1:1: error: document too large: more than "
+                                               f"{yamlsrc.MAX_NODES:,}"):
+        yamlsrc.load_yaml(bomb, "bomb.yaml")
