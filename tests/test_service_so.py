@@ -206,5 +206,5 @@ def test_so_clients_use_http_basic(vfw_copy: Path, tmp_path: Path) -> None:
         request_id = ok.json()["requestReferences"]["requestId"]
         assert api.get(f"{REQUESTS}/{request_id}", auth=("dash", "so-reader-token-0123456789")).status_code == 200
         assert api.get("/v1/runs/1", auth=("dash", "so-reader-token-0123456789")).json()["principal"] == "vid"
-        poll(httpx.Client(base_url=url, timeout=60, auth=("vid", "so-operator-token-0123456789")), request_id,
-             ("COMPLETE",))
+        with httpx.Client(base_url=url, timeout=60, auth=("vid", "so-operator-token-0123456789")) as vid:
+            poll(vid, request_id, ("COMPLETE",))
