@@ -99,7 +99,8 @@ class Engine(Protocol):
     @property
     def ready(self) -> bool: ...
     def plan(self, request: dict[str, Any] | None) -> Outcome: ...
-    def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None) -> Accepted: ...
+    def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None, *,
+               record: dict[str, Any] | None = None) -> Accepted: ...
     def abort(self, run_id: int, principal: str) -> str: ...
     def resume(self, run_id: int, principal: str) -> int: ...
     def runs(self) -> list[RunInfo]: ...
@@ -227,7 +228,9 @@ class LocalEngine:
         with lock:
             yield
 
-    def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None) -> Accepted:
+    def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None, *,
+               record: dict[str, Any] | None = None) -> Accepted:
+        """``record``: more to keep with the run's options (e.g. the SO request it answers)."""
         with self._key(idempotency_key):
             if idempotency_key is not None:
                 for info in self.runs():
@@ -253,7 +256,8 @@ class LocalEngine:
             if not claims:
                 raise Conflict("the request names no resource: there is nothing to run")
             self._journal().check_claims(claims)  # before a thread is started; start_run checks again
-            record = {"principal": principal, "idempotency_key": idempotency_key, "submission": submission.digest}
+            record = {**(record or {}), "principal": principal, "idempotency_key": idempotency_key,
+                      "submission": submission.digest}
 
             def go(listener: Any, around: Any) -> RunResult:
                 return runs.execute(project, plan, options, self.path, listener=listener, around=around,

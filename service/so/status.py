@@ -140,7 +140,11 @@ def _message(run: RunInfo | None, status: str, events: list[Event]) -> str:
 def _explanation(events: list[Event]) -> str:
     """The planner's explanation of the last fallout: its summary and each conflict at file:line."""
     ev = next((e for e in reversed(events) if e.kind == "no-plan"), None)
-    data = (ev.data.get("explanation") if ev else None) or {}
+    return explanation_text((ev.data.get("explanation") if ev else None) or {})
+
+
+def explanation_text(data: Any) -> str:
+    """An explanation (``Explanation.to_dict()``) in a line: its summary and each conflict at file:line."""
     if not isinstance(data, dict):
         return ""
     parts = [str(data.get("summary") or "")]

@@ -1,0 +1,230 @@
+"""ONAP SO's northbound API on the service (/onap/so/infra): routes over ``service/so/`` and the engine.
+
+SO's clients (VID, OSS/BSS, closed loop) get SO's JSON shapes and SO's error body
+(``requestError.serviceException``): a bad body or filter is 400 naming the field, an
+unknown request or task 404, a request on an instance another one is working on 409
+("Locked instance"). An SO request is one ordo run: what SO's status answers need (the
+request id, action, instance, requestDetails with secrets masked) is kept in the run's
+options in the journal, so it outlives a restart like the run does. docs/service.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from domain.errors import DiagnosticsError
+from executor.engine import ExecutionError
+from executor.journal import ClaimError, Event, RunInfo
+from executor.redact import Redactor
+from service.app import Who, authorize
+from service.auth import Principal
+from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
+from service.so import status
+from service.so.mapping import Mapping, find_mapping, load_mapping
+from service.so.models import SO_REQUEST
+from service.so.status import SoRecord
+from service.so.translate import Translation, translate_create, translate_delete
+
+PREFIX = "/onap/so/infra"
+#: Where an SO request is kept in its run's options.
+KEY = "so"
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+_OPTIONAL_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+
+InstanceId = Annotated[str, Path(min_length=1, max_length=200)]
+RequestId = Annotated[str, Path(min_length=1, max_length=300)]
+Format = Annotated[str | None, Query(max_length=50, description="SO's format: with it, ABORTED and ROLLED_BACK "
+                                                                  "are answered as such, else as FAILED")]
+
+
+class SoError(Exception):
+    """An answer in SO's error shape."""
+
+    def __init__(self, code: int, text: str, message_id: str = status.BAD_PARAMETER,
+                 body: dict[str, Any] | None = None) -> None:
+        super().__init__(text)
+        self.code = code
+        self.body = body or status.request_error(text, message_id=message_id)
+
+
+Requests = list[tuple[SoRecord, RunInfo | None, list[Event]]]
+
+
+def record_of(info: RunInfo) -> SoRecord | None:
+    """The SO request a run answers (None for a run not started through SO)."""
+    data = info.options.get(KEY)
+    return SoRecord(**data) if isinstance(data, dict) else None
+
+
+def so_router(engine: LocalEngine) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(authorize)], tags=["ONAP SO"])
+
+    @router.post("/serviceInstantiation/v7/serviceInstances", status_code=202, openapi_extra=_BODY)
+    async def create(request: Request, who: Who) -> JSONResponse:
+        """Macro create (SO's ServiceInstancesRequest): 202 ``{"requestReferences": ...}``."""
+        raw = await request.body()
+        return await _call(lambda: _submit(engine, who, translate_create, _json(raw, required=True)))
+
+    @router.delete("/serviceInstantiation/v7/serviceInstances/{serviceInstanceId}", status_code=202,
+                   openapi_extra=_OPTIONAL_BODY)
+    async def delete(request: Request, serviceInstanceId: InstanceId, who: Who) -> JSONResponse:  # noqa: N803
+        """Macro delete of a service instance (its parts with it): 202 ``{"requestReferences": ...}``."""
+        raw = await request.body()
+        return await _call(lambda: _submit(engine, who, lambda body, m: translate_delete(serviceInstanceId, body, m),
+                                           _json(raw, required=False)))
+
+    @router.get("/orchestrationRequests/v7/{requestId}")
+    async def orchestration_request(requestId: RequestId, format: Format = None) -> JSONResponse:  # noqa: N803
+        """SO's GetOrchestrationResponse: the request and its requestStatus."""
+        def get() -> JSONResponse:
+            record, info = _find(engine, requestId)
+            return JSONResponse(status.orchestration_request(record, info, engine.events(info.id), format))
+        return await _call(get)
+
+    @router.get("/orchestrationRequests/v7")
+    async def request_list(request: Request, format: Format = None) -> JSONResponse:
+        """``?filter=KEY:OP:VALUE`` (repeatable, at least one): SO's GetOrchestrationListResponse."""
+        def get() -> JSONResponse:
+            filters = status.parse_filters(request.query_params.getlist("filter"))
+            return JSONResponse(status.request_list(_requests(engine), filters, format))
+        return await _call(get)
+
+    @router.post("/orchestrationRequests/v7/{requestId}/resume", status_code=202)
+    async def resume(requestId: RequestId, who: Who) -> JSONResponse:  # noqa: N803
+        """Carry on the request's run (it fell out, or was cut short): 202 with the same request's references."""
+        def go() -> JSONResponse:
+            record, info = _find(engine, requestId)
+            engine.resume(info.id, who.name)
+            return JSONResponse(status.request_references(record.request_id, record.instance_id), 202)
+        return await _call(go)
+
+    @router.get("/tasks/v1")
+    async def tasks(request: Request) -> JSONResponse:
+        """Manual tasks: the requests whose run fell out and waits for a decision (SO's TaskList)."""
+        def get() -> JSONResponse:
+            query = {k: v[:300] for k, v in request.query_params.items()}
+            return JSONResponse(status.task_list(_requests(engine), query))
+        return await _call(get)
+
+    @router.post("/tasks/v1/{taskId}/complete", status_code=202, openapi_extra=_BODY)
+    async def complete(request: Request, taskId: RequestId, who: Who) -> JSONResponse:  # noqa: N803
+        """Complete a manual task: responseValue retry | resume | manual (plan again from what is
+        observed), abort (end the run, nothing undone); rollback is not carried out yet (501)."""
+        raw = await request.body()
+        return await _call(lambda: _complete(engine, who, taskId, _json(raw, required=True)))
+
+    return router
+
+
+# --- what the routes do ---------------------------------------------------------------
+
+def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mapping], Translation],
+            body: Any) -> JSONResponse:
+    path = find_mapping(engine.root)
+    if path is None:
+        raise SoError(501, "this project has no so-mapping.yaml next to its ordo.yaml: it does not answer SO "
+                           "requests (docs/service-so.md)")
+    try:
+        mapping = load_mapping(path, engine.root)
+    except DiagnosticsError as exc:
+        raise SoError(503, f"the project's SO mapping has problems: {exc}") from None
+    translation = translate(body, mapping)
+    # Checked once more here, so that a problem is named at the SO field it came from
+    # (the engine loads the same request again, as a request file, to plan and run it).
+    translation.load(engine.root, observed=list(engine.state().values()))
+    record = SoRecord(request_id=str(uuid.uuid4()), action=translation.action, instance_id=translation.service,
+                      request_details=Redactor().tree((body or {}).get("requestDetails") or {}), received=time.time())
+    try:
+        engine.submit(Submission(request=translation.request), who.name, record={KEY: record.__dict__})
+    except ClaimError as exc:
+        raise _locked(engine, translation, exc) from None
+    return JSONResponse(status.request_references(record.request_id, record.instance_id), 202)
+
+
+def _locked(engine: LocalEngine, translation: Translation, exc: ClaimError) -> SoError:
+    """SO's "Locked instance", naming the SO request in the way when there is one."""
+    wanted = set(translation.resources)
+    for record, info, _ in reversed(_requests(engine, events=False)):
+        if info is not None and wanted & set(engine.claims(info.id)):
+            state = status.request_state(info.effective_status, "detail")
+            return SoError(409, "", body=status.locked_instance(translation.service, record, state))
+    return SoError(409, f"Error: Locked instance - {str(exc).replace(f'{engine.path}: ', '')}",
+                   message_id=status.DETAILED_ERROR)
+
+
+def _complete(engine: LocalEngine, who: Principal, task_id: str, body: Any) -> JSONResponse:
+    parsed = status.parse_task_id(task_id)
+    found = _find(engine, parsed[0]) if parsed else None
+    if found is None or status.task_id(found[0], engine.events(found[1].id)) != task_id:
+        raise SoError(404, f"no open task {task_id!r}")
+    decision = status.task_decision(body)
+    run = found[1].id
+    principal = who.name if decision.requestor is None else f"{who.name} (SO requestor {decision.requestor[:100]})"
+    if decision.action == "resume":
+        engine.resume(run, principal)
+    elif decision.action == "abort":
+        engine.abort(run, principal)
+    else:
+        raise SoError(501, f"responseValue '{decision.response}': rolling back a request that fell out is not "
+                           "carried out yet; complete the task with retry (plan again from what is observed) "
+                           "or abort (end it, nothing undone), or submit a delete", message_id=status.DETAILED_ERROR)
+    return JSONResponse(status.task_completed(task_id), 202)
+
+
+def _requests(engine: LocalEngine, events: bool = True) -> Requests:
+    out: Requests = []
+    for info in engine.runs():
+        record = record_of(info)
+        if record is not None:
+            out.append((record, info, engine.events(info.id) if events else []))
+    return out
+
+
+def _find(engine: LocalEngine, request_id: str) -> tuple[SoRecord, RunInfo]:
+    for info in engine.runs():
+        record = record_of(info)
+        if record is not None and record.request_id == request_id:
+            return record, info
+    raise SoError(404, f"no orchestration request {request_id!r}")
+
+
+def _json(raw: bytes, *, required: bool) -> Any:
+    if not raw.strip() and not required:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SoError(400, f"{SO_REQUEST}: the body is not JSON ({exc})") from None
+
+
+async def _call(work: Callable[[], JSONResponse]) -> JSONResponse:
+    """The answer, or the library's errors in SO's shape."""
+    try:
+        return await run_in_threadpool(work)
+    except SoError as exc:
+        return JSONResponse(exc.body, status_code=exc.code)
+    except DiagnosticsError as exc:
+        return JSONResponse(status.diagnostics_error(exc), status_code=400)
+    except NoPlan as exc:
+        why = exc.outcome.explanation
+        text = status.explanation_text(why.to_dict() if why else {}) or exc.outcome.status
+        return JSONResponse(status.request_error(f"No plan exists for this request: {text}",
+                                                 message_id=status.DETAILED_ERROR), status_code=422)
+    except UnknownRun as exc:
+        return JSONResponse(status.request_error(str(exc)), status_code=404)
+    except (Conflict, ExecutionError) as exc:
+        return JSONResponse(status.request_error(str(exc), message_id=status.DETAILED_ERROR), status_code=409)
+    except Unavailable as exc:
+        return JSONResponse(status.request_error(str(exc), message_id=status.DETAILED_ERROR), status_code=503,
+                            headers={"Retry-After": "5"})
+
+
+__all__ = ["KEY", "PREFIX", "SoError", "record_of", "so_router"]

@@ -1,0 +1,280 @@
+"""The web page: the runs with their state and progress, and a run's plan as a live graph.
+
+No build step and nothing fetched from elsewhere: the HTML and the SVG are drawn here,
+in Python, from the journal (the plan: waves left to right, dependencies as edges),
+and a small inline script follows the run's Server-Sent Events (/v1/runs/{id}/events)
+to colour each operation as it goes (pending, running, done, failed, retried). Names,
+reasons and controller outputs are untrusted: every text goes through ``html.escape``,
+the script only reads event data and sets classes and text (never HTML).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from html import escape
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import HTMLResponse
+
+from executor.journal import Event, RunInfo
+from service.app import authorize
+from service.engine import LocalEngine
+from service.so import status as so_status
+
+#: An operation's look, from the events of the plan it belongs to.
+OP_STATES = ("pending", "running", "done", "failed", "retried")
+_KIND_STATE = {"intent": "running", "result": "done", "failed": "failed", "retry": "retried"}
+NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 200, 48, 70, 16, 24
+MAX_LABEL = 26
+LIST_LIMIT = 200
+
+
+def web_router(engine: LocalEngine) -> APIRouter:
+    router = APIRouter(dependencies=[Depends(authorize)], include_in_schema=False)
+
+    @router.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return _html(runs_page(engine))
+
+    @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
+    def run_page(run_id: Annotated[int, Path(ge=1, le=1 << 62)]) -> HTMLResponse:
+        info = engine.run(run_id)
+        return _html(run_view(info, engine.events(run_id), live=info.effective_status == "running"
+                              or engine.driving(run_id)))
+
+    return router
+
+
+def _html(body: str) -> HTMLResponse:
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                                       "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
+                                                                  "script-src 'unsafe-inline'; img-src 'self' data:"})
+
+
+# --- the list of runs ---------------------------------------------------------------------
+
+def runs_page(engine: LocalEngine) -> str:
+    rows = []
+    runs = list(reversed(engine.runs()))
+    for info in runs[:LIST_LIMIT]:
+        events = engine.events(info.id)
+        prog = so_status.progress(events)
+        state = info.effective_status
+        pct = 100 if state == "complete" else (prog.done * 100 // prog.total if prog.total else 0)
+        so = info.options.get("so") if isinstance(info.options.get("so"), dict) else {}
+        who = info.options.get("principal") or "ordo apply"
+        rows.append(
+            f'<tr><td><a href="/ui/runs/{info.id}">{info.id}</a></td>'
+            f'<td><span class="state {_cls(state)}">{escape(state)}</span></td>'
+            f'<td><div class="bar"><div style="width:{pct}%"></div></div>'
+            f'<small>{prog.done}/{prog.total}{_replans(prog.plan)}</small></td>'
+            f'<td>{escape(str(info.request))}</td>'
+            f'<td>{escape(str(so.get("request_id") or ""))}</td>'
+            f'<td>{escape(str(who))}</td><td>{_when(info.created)}</td></tr>')
+    more = f"<p>{len(runs) - LIST_LIMIT} older runs not shown.</p>" if len(runs) > LIST_LIMIT else ""
+    table = ("<table><thead><tr><th>run</th><th>state</th><th>progress</th><th>request</th>"
+             "<th>SO request</th><th>by</th><th>started</th></tr></thead><tbody>"
+             + "".join(rows) + "</tbody></table>") if rows else "<p>No runs yet.</p>"
+    return _page("ordo: runs", f"<h1>Runs</h1>{table}{more}", refresh=True)
+
+
+def _replans(number: int) -> str:
+    return f" · plan {number}" if number > 1 else ""
+
+
+# --- one run --------------------------------------------------------------------------------
+
+def current_plan(events: list[Event]) -> tuple[dict[str, Any] | None, int]:
+    """The run's current plan (the last plan or re-plan event's) and that event's seq."""
+    for ev in reversed(events):
+        if ev.kind in ("plan", "replan") and ev.data.get("plan"):
+            plan = ev.data["plan"]
+            try:
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+            except ValueError:
+                return None, ev.seq
+            return (plan if isinstance(plan, dict) else None), ev.seq
+    return None, 0
+
+
+def op_states(events: list[Event], since: int) -> dict[str, str]:
+    """Each operation's look from the events after its plan's (seq ``since``)."""
+    states: dict[str, str] = {}
+    for ev in events:
+        if ev.seq > since and ev.op and ev.kind in _KIND_STATE:
+            states[ev.op] = _KIND_STATE[ev.kind]
+    return states
+
+
+def run_view(info: RunInfo, events: list[Event], *, live: bool) -> str:
+    plan, plan_seq = current_plan(events)
+    states = op_states(events, plan_seq)
+    last = events[-1].seq if events else 0
+    state = info.effective_status
+    ops = plan.get("operations") if plan else None
+    graph = plan_svg(plan, states) if ops else "<p>No plan (yet).</p>"
+    prog = so_status.progress(events)
+    head = (f'<p><a href="/">&larr; runs</a></p><h1>Run {info.id}</h1>'
+            f'<p><span id="run-state" class="state {_cls(state)}">{escape(state)}</span> '
+            f'{escape(str(info.request))} · started {_when(info.created)} · '
+            f'<span id="progress">{prog.done}/{prog.total}</span> operations of plan {prog.plan or "-"}</p>')
+    reason = (info.summary or {}).get("reason")
+    why = f'<p class="reason">{escape(str(reason))}</p>' if reason and state != "complete" else ""
+    legend = "".join(f'<span class="key {s}">{s}</span>' for s in OP_STATES)
+    body = (head + why + _explanation(events) + f'<h2>Plan</h2><div class="legend">{legend}</div>'
+            f'<div class="graph">{graph}</div>' + _replan_list(events) + _failures(events))
+    script = _SCRIPT.replace("%RUN%", str(info.id)).replace("%SINCE%", str(last)).replace(
+        "%PLANSEQ%", str(plan_seq)) if live else ""
+    return _page(f"ordo: run {info.id}", body, script=script)
+
+
+def plan_svg(plan: dict[str, Any], states: dict[str, str]) -> str:
+    """The plan as SVG: one column per wave, left to right, and an arrow per dependency."""
+    ops = {str(op.get("id")): op for op in plan.get("operations") or [] if isinstance(op, dict)}
+    waves = [[str(o) for o in wave if str(o) in ops] for wave in plan.get("waves") or []]
+    placed = {o for wave in waves for o in wave}
+    leftover = sorted(set(ops) - placed)
+    if leftover:
+        waves.append(leftover)
+    where: dict[str, tuple[int, int]] = {}
+    for col, wave in enumerate(waves):
+        for row, oid in enumerate(wave):
+            where[oid] = (PAD + col * (NODE_W + COL_GAP), PAD + 20 + row * (NODE_H + ROW_GAP))
+    width = PAD * 2 + max(1, len(waves)) * (NODE_W + COL_GAP) - COL_GAP
+    height = PAD * 2 + 20 + max((len(w) for w in waves), default=1) * (NODE_H + ROW_GAP)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="plan" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="the plan as a graph">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+             'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8a94a6"/></marker></defs>']
+    for col in range(len(waves)):
+        parts.append(f'<text class="wave" x="{PAD + col * (NODE_W + COL_GAP) + NODE_W // 2}" y="{PAD}">'
+                     f'wave {col + 1}</text>')
+    for edge in plan.get("edges") or []:
+        if not isinstance(edge, dict) or str(edge.get("before")) not in where or str(edge.get("after")) not in where:
+            continue
+        (x1, y1), (x2, y2) = where[str(edge["before"])], where[str(edge["after"])]
+        x1, y1, y2 = x1 + NODE_W, y1 + NODE_H // 2, y2 + NODE_H // 2
+        mid = (x1 + x2) // 2
+        rules = ", ".join(str(r) for r in edge.get("rules") or [])
+        parts.append(f'<path class="edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" '
+                     f'marker-end="url(#arrow)"><title>{escape(rules)}</title></path>')
+    for index, (oid, (x, y)) in enumerate(sorted(where.items(), key=lambda kv: (kv[1][0], kv[1][1]))):
+        op = ops[oid]
+        look = states.get(oid, "pending")
+        title = (f"{oid}: {op.get('resource')} {op.get('operation')} ({op.get('from_state')} -> "
+                 f"{op.get('to_state')}) on {op.get('controller')}, ~{op.get('duration')}s\n{op.get('reason') or ''}")
+        what = f"{op.get('operation')} → {op.get('to_state')}"
+        parts.append(
+            f'<g class="op {look}" id="op-{index}" data-op="{escape(oid)}" transform="translate({x},{y})">'
+            f'<title>{escape(title)}</title>'
+            f'<rect width="{NODE_W}" height="{NODE_H}" rx="8"/>'
+            f'<text class="name" x="10" y="20">{escape(_short(str(op.get("resource"))))}</text>'
+            f'<text class="what" x="10" y="38">{escape(_short(what))}'
+            f'</text></g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_LABEL else text[:MAX_LABEL - 1] + "…"
+
+
+def _replan_list(events: list[Event]) -> str:
+    items = [f"<li>plan {escape(str(ev.data.get('number')))} ({escape(str(ev.data.get('mode') or 'forward'))}): "
+             f"{escape(str(ev.data.get('reason') or ''))}</li>" for ev in events if ev.kind == "replan"]
+    return f'<h2>Re-plans</h2><ul id="replans">{"".join(items)}</ul>' if items else ""
+
+
+def _failures(events: list[Event]) -> str:
+    items = [f"<li><code>{escape(str(ev.op))}</code> ({escape(ev.kind)}): {escape(str(ev.data.get('error') or ''))}"
+             "</li>" for ev in events if ev.kind in ("failed", "retry", "guard-denied")]
+    return f'<h2>Failures and retries</h2><ul>{"".join(items[-50:])}</ul>' if items else ""
+
+
+def _explanation(events: list[Event]) -> str:
+    """On fallout: why no plan exists, each conflicting policy at file:line with its resources."""
+    ev = next((e for e in reversed(events) if e.kind == "no-plan"), None)
+    data = ev.data.get("explanation") if ev else None
+    if not isinstance(data, dict):
+        return ""
+    rows = []
+    for c in data.get("conflicts") or []:
+        if isinstance(c, dict):
+            rows.append(f"<li><b>{escape(str(c.get('policy')))}</b> at <code>{escape(str(c.get('file')))}:"
+                        f"{escape(str(c.get('line')))}</code>: {escape(str(c.get('description') or ''))} "
+                        f"<i>on {escape(', '.join(str(r) for r in c.get('resources') or []))}</i></li>")
+    return (f'<div class="fallout" id="explanation"><h2>Why no plan exists</h2>'
+            f'<p>{escape(str(data.get("summary") or ev.data.get("reason") or ""))}</p><ul>{"".join(rows)}</ul></div>')
+
+
+def _cls(state: str) -> str:
+    return state if state.replace("_", "").isalpha() else "unknown"
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _page(title: str, body: str, *, script: str = "", refresh: bool = False) -> str:
+    meta = '<meta http-equiv="refresh" content="5">' if refresh else ""
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}<title>{escape(title)}</title>'
+            f"<style>{_STYLE}</style></head><body>{body}{script}</body></html>")
+
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px 32px;color:#1f2933;background:#f7f8fa}
+h1{font-size:22px;margin:0 0 8px}h2{font-size:16px;margin:22px 0 8px}a{color:#2563eb}
+table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px #0001}
+th,td{padding:7px 12px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:middle}
+th{background:#f1f3f6;font-weight:600}
+.bar{display:inline-block;width:90px;height:8px;background:#e5e7eb;border-radius:4px;margin-right:6px;overflow:hidden}
+.bar div{height:100%;background:#16a34a}
+.state{padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;background:#e5e7eb}
+.state.running,.state.crashed,.state.interrupted{background:#dbeafe;color:#1d4ed8}
+.state.complete{background:#dcfce7;color:#166534}
+.state.fallout,.state.failed,.state.aborted{background:#fee2e2;color:#991b1b}
+.graph{background:#fff;box-shadow:0 1px 2px #0001;overflow:auto;padding:4px;border-radius:6px}
+.wave{font-size:12px;fill:#6b7280;text-anchor:middle}
+.edge{fill:none;stroke:#8a94a6;stroke-width:1.4}
+.op rect{fill:#f3f4f6;stroke:#9ca3af;stroke-width:1.5}
+.op text{font-size:12px;fill:#1f2933}.op .name{font-weight:600}.op .what{fill:#4b5563}
+.op.running rect{fill:#dbeafe;stroke:#2563eb;stroke-width:2.5}
+.op.done rect{fill:#dcfce7;stroke:#16a34a}
+.op.failed rect{fill:#fee2e2;stroke:#dc2626;stroke-width:2.5}
+.op.retried rect{fill:#ffedd5;stroke:#ea580c;stroke-width:2.5}
+.legend{margin:0 0 8px}.key{display:inline-block;margin-right:10px;padding:1px 8px;border-radius:4px;
+border:1.5px solid #9ca3af;background:#f3f4f6;font-size:12px}
+.key.running{background:#dbeafe;border-color:#2563eb}.key.done{background:#dcfce7;border-color:#16a34a}
+.key.failed{background:#fee2e2;border-color:#dc2626}.key.retried{background:#ffedd5;border-color:#ea580c}
+.fallout{background:#fff5f5;border:1px solid #fecaca;border-radius:6px;padding:4px 16px}
+.reason{color:#991b1b}code{background:#f1f3f6;padding:0 3px;border-radius:3px}
+"""
+
+# Follows the run's events after the ones drawn (Last-Event-ID carries on after a reconnect);
+# it only sets classes and text, never HTML. A new plan, or the end, reloads the page.
+_SCRIPT = """<script>
+(function () {
+  var looks = {intent: "running", result: "done", failed: "failed", retry: "retried"};
+  var nodes = {};
+  document.querySelectorAll("g.op").forEach(function (g) { nodes[g.getAttribute("data-op")] = g; });
+  var done = document.querySelectorAll("g.op.done").length;
+  var total = document.querySelectorAll("g.op").length;
+  var source = new EventSource("/v1/runs/%RUN%/events?since=%SINCE%");
+  function look(ev) {
+    var data = JSON.parse(ev.data);
+    if (data.seq <= %PLANSEQ%) { return; }
+    if (ev.type === "replan" || ev.type === "run-ended") { source.close(); location.reload(); return; }
+    var g = nodes[data.op];
+    if (!g) { return; }
+    var was = g.classList.contains("done");
+    g.setAttribute("class", "op " + looks[ev.type]);
+    if (looks[ev.type] === "done" && !was) { done += 1; }
+    document.getElementById("progress").textContent = done + "/" + total;
+  }
+  ["intent", "result", "failed", "retry", "replan", "run-ended"].forEach(function (kind) {
+    source.addEventListener(kind, look);
+  });
+})();
+</script>"""

@@ -1,0 +1,210 @@
+"""ONAP SO's northbound API on `ordo serve`: SO-shaped requests (examples/vfw/so/*.json) against a
+real uvicorn server on loopback, the vFW on simulated controllers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from executor.journal import Journal
+from tests.conftest import VFW
+from tests.servicekit import effects_once, thread_server
+
+SO = "/onap/so/infra"
+CREATE = f"{SO}/serviceInstantiation/v7/serviceInstances"
+REQUESTS = f"{SO}/orchestrationRequests/v7"
+INSTANTIATE = json.loads((VFW / "so" / "instantiate.json").read_text())
+DELETE = json.loads((VFW / "so" / "delete.json").read_text())
+
+
+def poll(api: httpx.Client, request_id: str, states: tuple[str, ...], timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = api.get(f"{REQUESTS}/{request_id}", params={"format": "detail"})
+        assert got.status_code == 200, got.text
+        request = got.json()["request"]
+        if request["requestStatus"]["requestState"] in states:
+            return request
+        assert time.monotonic() < deadline, request
+        time.sleep(0.1)
+
+
+def delete(api: httpx.Client, instance: str) -> httpx.Response:
+    """SO's clients send requestDetails with a DELETE."""
+    return api.request("DELETE", f"{CREATE}/{instance}", json=DELETE)
+
+
+def so_error(response: httpx.Response) -> str:
+    return response.json()["requestError"]["serviceException"]["text"]
+
+
+def test_create_poll_complete_lock_delete_and_the_record_survives_a_restart(vfw_copy: Path) -> None:
+    with thread_server(vfw_copy, latency=0.1) as url, httpx.Client(base_url=url, timeout=60) as api:
+        accepted = api.post(CREATE, json=INSTANTIATE)
+        assert accepted.status_code == 202, accepted.text
+        refs = accepted.json()["requestReferences"]
+        request_id = refs["requestId"]
+        assert uuid.UUID(request_id) and refs["instanceId"] == "vfw-service"
+        assert refs["requestSelfLink"] == f"{REQUESTS}/{request_id}"
+
+        # the same instance again while the first is in progress: SO's "Locked instance"
+        again = api.post(CREATE, json=INSTANTIATE)
+        assert again.status_code == 409, again.text
+        assert "Locked instance" in so_error(again) and request_id in so_error(again)
+        assert delete(api, "vfw-service").status_code == 409
+
+        done = poll(api, request_id, ("COMPLETE", "FAILED", "PENDING_MANUAL_TASK"))
+        status = done["requestStatus"]
+        assert status["requestState"] == "COMPLETE" and status["percentProgress"] == 100, status
+        assert done["requestType"] == "createInstance" and done["requestScope"] == "service"
+        assert done["instanceReferences"]["serviceInstanceId"] == "vfw-service" and done["finishTime"]
+        assert done["requestDetails"]["requestInfo"]["requestorId"] == "demo"
+        listed = api.get(REQUESTS, params=[("filter", "serviceInstanceName:EQUALS:vfw-service"),
+                                           ("filter", "requestStatus:EQ:COMPLETE")]).json()["requestList"]
+        assert [r["request"]["requestId"] for r in listed] == [request_id]
+        state = api.get("/v1/state").json()["resources"]
+        assert state["vfw"]["state"] == "active"
+
+        deleted = delete(api, "vfw-service")
+        assert deleted.status_code == 202, deleted.text
+        delete_id = deleted.json()["requestReferences"]["requestId"]
+        assert poll(api, delete_id, ("COMPLETE", "FAILED"))["requestStatus"]["requestState"] == "COMPLETE"
+        assert poll(api, delete_id, ("COMPLETE",))["requestType"] == "deleteInstance"
+        state = api.get("/v1/state").json()["resources"]
+        assert state["vfw"]["state"] == "absent" and state["vfw-service"]["state"] == "absent"
+    effects_once(vfw_copy / ".ordo" / "simulated-world.db")
+    # the SO record is kept with the run in the journal: a new server answers for the same requests
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        listed = api.get(REQUESTS, params={"filter": "serviceInstanceId:EQUALS:vfw-service"}).json()["requestList"]
+        assert [(r["request"]["requestId"], r["request"]["requestType"]) for r in listed] == [
+            (request_id, "createInstance"), (delete_id, "deleteInstance")]
+        assert api.get(f"{REQUESTS}/{request_id}").json()["request"]["requestStatus"]["requestState"] == "COMPLETE"
+
+
+def test_a_fallout_is_a_task_retried_then_aborted(vfw_copy: Path) -> None:
+    refusing = VFW / "simulations" / "region-two-and-three-refuse.yaml"
+    with thread_server(vfw_copy, simulation=refusing) as url, httpx.Client(base_url=url, timeout=60) as api:
+        request_id = api.post(CREATE, json=INSTANTIATE).json()["requestReferences"]["requestId"]
+        fallen = poll(api, request_id, ("PENDING_MANUAL_TASK", "COMPLETE", "FAILED"))
+        assert fallen["requestStatus"]["requestState"] == "PENDING_MANUAL_TASK", fallen
+        assert "avoid-refused-targets" in fallen["requestStatus"]["statusMessage"]
+        tasks = api.get(f"{SO}/tasks/v1").json()["taskList"]
+        assert [t["originalRequestId"] for t in tasks] == [request_id]
+        first = tasks[0]["taskId"]
+        assert api.get(f"{SO}/tasks/v1", params={"originalRequestId": "nobody"}).json()["taskList"] == []
+
+        def complete(task: str, value: str) -> httpx.Response:
+            return api.post(f"{SO}/tasks/v1/{task}/complete",
+                            json={"requestDetails": {"requestInfo": {"source": "VID", "responseValue": value,
+                                                                     "requestorId": "ops"}}})
+
+        rollback = complete(first, "rollback")
+        assert rollback.status_code == 501 and "not carried out yet" in so_error(rollback)
+        assert complete(first, "skip").status_code == 400
+        retried = complete(first, "retry")
+        assert retried.status_code == 202 and retried.json() == {"taskRequestReference": {"taskId": first}}
+        # the cause is still there (both regions refuse): it falls out again, as a new task
+        second = next_task(api, first)
+        assert complete(first, "abort").status_code == 404  # a task once completed is gone
+        assert complete(second, "abort").status_code == 202
+        assert poll(api, request_id, ("ABORTED",))["requestStatus"]["percentProgress"] == 100
+        assert api.get(f"{REQUESTS}/{request_id}").json()["request"]["requestStatus"]["requestState"] == "FAILED"
+        assert api.get(f"{SO}/tasks/v1").json()["taskList"] == []
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        kinds = [(e.kind, e.data.get("principal")) for e in jr.events(1)]
+    assert any(k == "resume-requested" and str(p).endswith("(SO requestor ops)") for k, p in kinds), kinds
+    assert any(k == "run-ended" and str(p).endswith("(SO requestor ops)") for k, p in kinds), kinds
+
+
+def test_resume_an_orchestration_request(vfw_copy: Path) -> None:
+    refusing = VFW / "simulations" / "region-two-and-three-refuse.yaml"
+    with thread_server(vfw_copy, simulation=refusing) as url, httpx.Client(base_url=url, timeout=60) as api:
+        request_id = api.post(CREATE, json=INSTANTIATE).json()["requestReferences"]["requestId"]
+        poll(api, request_id, ("PENDING_MANUAL_TASK",))
+        first = next_task(api, None)
+        resumed = api.post(f"{REQUESTS}/{request_id}/resume")
+        assert resumed.status_code == 202 and resumed.json()["requestReferences"]["requestId"] == request_id
+        next_task(api, first)  # it fell out again (the regions still refuse)
+        with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+            assert "resumed" in [e.kind for e in jr.events(1)]
+        assert api.post(f"{REQUESTS}/{uuid.uuid4()}/resume").status_code == 404
+
+
+def next_task(api: httpx.Client, previous: str | None, timeout: float = 60) -> str:
+    """The id of the one open task, once it is not ``previous``."""
+    deadline = time.monotonic() + timeout
+    while not (tasks := api.get(f"{SO}/tasks/v1").json()["taskList"]) or tasks[0]["taskId"] == previous:
+        assert time.monotonic() < deadline, tasks
+        time.sleep(0.1)
+    assert len(tasks) == 1, tasks
+    return tasks[0]["taskId"]
+
+
+def edited(path: tuple, value: Any) -> dict[str, Any]:
+    body = copy.deepcopy(INSTANTIATE)
+    node: Any = body
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    return body
+
+
+VNFS = ("requestDetails", "requestParameters", "userParams", 1, "service", "resources", "vnfs")
+
+
+@pytest.fixture(scope="module")
+def so_api(tmp_path_factory: pytest.TempPathFactory):
+    import shutil
+    project = tmp_path_factory.mktemp("so") / "vfw"
+    shutil.copytree(VFW, project, ignore=shutil.ignore_patterns(".ordo"))
+    with thread_server(project) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"requestDetails": "x"}, "requestDetails"),
+    ([1, 2], "expected a JSON object"),
+    (edited((*VNFS, 0, "instanceName"), "not a name!"), "userParams[1].service.resources.vnfs[0].instanceName"),
+    (edited(("requestDetails", "modelInfo", "modelName"), "vLB_Service"), "requestDetails.modelInfo"),
+])
+def test_a_bad_body_is_400_naming_the_field(so_api: httpx.Client, body: Any, where: str) -> None:
+    got = so_api.post(CREATE, json=body)
+    assert got.status_code == 400, got.text
+    assert where in so_error(got)
+    assert so_api.get("/v1/runs").json()["total"] == 0
+
+
+def test_no_json_unknown_ids_and_bad_filters(so_api: httpx.Client) -> None:
+    assert so_api.post(CREATE, content=b"{nope", headers={"content-type": "application/json"}).status_code == 400
+    unknown = so_api.get(f"{REQUESTS}/{uuid.uuid4()}")
+    assert unknown.status_code == 404 and "no orchestration request" in so_error(unknown)
+    assert so_api.post(f"{SO}/tasks/v1/nope-12/complete",
+                       json={"requestDetails": {"requestInfo": {"responseValue": "abort"}}}).status_code == 404
+    bad = so_api.get(REQUESTS, params={"filter": "colour:EQUALS:red"})
+    assert bad.status_code == 400 and "filter[0]" in so_error(bad)
+    assert so_api.get(REQUESTS).status_code == 400  # at least one filter, as SO
+    assert so_api.get(f"{SO}/tasks/v1", params={"colour": "red"}).status_code == 400
+    assert so_api.delete(f"{CREATE}/bad%20name!").status_code == 400
+
+
+def test_so_clients_use_http_basic(vfw_copy: Path, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("so-operator-token-0123456789 operator vid\nso-reader-token-0123456789 reader dash\n")
+    with thread_server(vfw_copy, tokens=tokens) as url, httpx.Client(base_url=url, timeout=60) as api:
+        assert api.get(f"{SO}/tasks/v1").status_code == 401
+        reader = api.post(CREATE, json=INSTANTIATE, auth=("dash", "so-reader-token-0123456789"))
+        assert reader.status_code == 403
+        ok = api.post(CREATE, json=INSTANTIATE, auth=("vid", "so-operator-token-0123456789"))
+        assert ok.status_code == 202, ok.text
+        request_id = ok.json()["requestReferences"]["requestId"]
+        assert api.get(f"{REQUESTS}/{request_id}", auth=("dash", "so-reader-token-0123456789")).status_code == 200
+        assert api.get("/v1/runs/1", auth=("dash", "so-reader-token-0123456789")).json()["principal"] == "vid"
+        with httpx.Client(base_url=url, timeout=60, auth=("vid", "so-operator-token-0123456789")) as vid:
+            poll(vid, request_id, ("COMPLETE",))

@@ -1,0 +1,99 @@
+"""The web page in a real browser: Debian's chromium, headless, driven by Playwright, against a real
+`ordo serve` process running the vFW on simulated controllers slow enough to watch."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import require_server
+from tests.servicekit import INSTANTIATE, free_port, process_server, thread_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():
+    require_server("Chromium", CHROMIUM.exists(), "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def server(vfw_copy: Path, tmp_path: Path):
+    port = free_port()
+    proc = process_server(vfw_copy, port, tmp_path / "serve.log", latency=0.6)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except Exception:  # noqa: BLE001 - then it is killed
+            proc.kill()
+            proc.wait(10)
+
+
+def first_plan(api: httpx.Client, run: int) -> dict:
+    """The run's plan, from its events (read only as far as the plan, while the run goes on)."""
+    with api.stream("GET", f"/v1/runs/{run}/events") as response:
+        kind = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind == "plan":
+                return json.loads(json.loads(line[6:])["plan"])
+    raise AssertionError("no plan event")
+
+
+def test_the_plan_graph_turns_from_running_to_done_live(browser, server: str, tmp_path: Path) -> None:
+    with httpx.Client(base_url=server, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+        operations = first_plan(api, run)["operations"]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/ui/runs/{run}")
+    nodes = page.locator("svg#plan g.op")
+    assert nodes.count() == len(operations) > 3
+    assert sorted(nodes.evaluate_all("gs => gs.map(g => g.getAttribute('data-op'))")) == sorted(
+        op["id"] for op in operations)
+    # one operation seen running, then the same one done, while the page stays open (events over SSE)
+    page.wait_for_selector("svg#plan g.op.running", timeout=60_000)
+    watched = page.locator("svg#plan g.op.running").first.get_attribute("data-op")
+    node = page.locator(f'svg#plan g.op[data-op="{watched}"]')
+    page.wait_for_function("g => g.classList.contains('done')", arg=node.element_handle(), timeout=60_000)
+    shot = tmp_path / "run-page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    page.wait_for_selector("#run-state.complete", timeout=120_000)  # the end reloads the page
+    assert page.locator("svg#plan g.op.done").count() == len(operations)
+    page.screenshot(path=str(tmp_path / "run-page-complete.png"), full_page=True)
+    page.goto(f"{server}/")
+    assert re.search(rf"\b{run}\b", page.locator("table").inner_text())
+    page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
+    print(f"screenshots: {tmp_path}")
+
+
+def test_names_and_reasons_cannot_inject_html(vfw_copy: Path) -> None:
+    """Untrusted text (a request's name, a reason) is shown as text, never as markup."""
+    hostile = {**INSTANTIATE, "name": '<img src=x onerror="alert(1)"><script>alert(2)</script>'}
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        accepted = api.post("/v1/runs", json={"request": hostile})
+        assert accepted.status_code == 202, accepted.text
+        run = accepted.json()["id"]
+        for path in ("/", f"/ui/runs/{run}"):
+            page = api.get(path).text
+            assert "<img src=x" not in page and "<script>alert" not in page
+            assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+        assert api.get("/ui/runs/999").status_code == 404
