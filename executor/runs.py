@@ -21,7 +21,7 @@ from domain.project import Project, display_path, load_project, read_project_fil
 from executor.controllers.simulated import load_simulation
 from executor.engine import ApplyOptions, ExecutionError, Executor, Listener, RunResult
 from executor.journal import Event, Journal, JournalError, JournalUrl, default_path
-from executor.store import location
+from executor.store import is_url, location
 from planner.plan import Plan
 
 #: Wraps the driving of a run, given its executor (e.g. a live view, a signal handler).
@@ -37,6 +37,9 @@ JournalArg = Path | str | JournalUrl | None
 
 
 def journal_path(project: Path, journal: JournalArg) -> Path | JournalUrl:
+    """The journal given (a file needs no project: a database's files need its .ordo/), else the project's."""
+    if journal is not None and not is_url(journal):
+        return location(journal)
     return _journal_at(project_root(project), journal)
 
 
