@@ -45,7 +45,7 @@ def _as_server_user(args: list[str]) -> list[str]:
 def postgres_server() -> Iterator[str]:
     """A cluster of this session: its URL without a database name."""
     bindir = _bindir()
-    require_server("PostgreSQL", bindir is not None and shutil.which("runuser") is not None,
+    require_server("PostgreSQL", bindir is not None and (os.geteuid() != 0 or shutil.which("runuser") is not None),
                    "apt-get install postgresql")
     assert bindir is not None
     folder = Path(tempfile.mkdtemp(prefix="ordo-pg-"))
