@@ -58,6 +58,14 @@ def test_reading_an_empty_postgresql_journal(vfw_copy: Path, postgres_url: str) 
     assert shown.code == 1 and f"{postgres_url}: no journal here" in shown.err and "Traceback" not in shown.text
 
 
+def test_a_database_that_cannot_be_reached_is_named_without_its_password(vfw_copy: Path) -> None:
+    url = f"postgresql://ordo:s3cret@127.0.0.1:{free_port()}/ordo"
+    for command in (["history"], ["plan"], ["apply", "--auto-approve"], ["state"]):
+        run = run_ordo(*command, "-C", vfw_copy, "--journal", url)
+        assert run.code == 1 and "Traceback" not in run.text, (command, run.text)
+        assert f"postgresql://ordo@{url.split('@')[1]}: cannot " in run.err and "s3cret" not in run.text, command
+
+
 def test_two_servers_share_a_journal_on_postgresql(vfw_copy: Path, postgres_url: str, tmp_path: Path) -> None:
     env = {"ORDO_JOURNAL": postgres_url}
     ports = free_port(), free_port()
