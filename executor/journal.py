@@ -144,33 +144,32 @@ class Journal:
     def _setup(self, create: bool) -> None:
         db = self._store
         db.prepare()
-        version = db.version()
-        if version < 0 or version > SCHEMA_VERSION:
-            newer = "a newer ordo: upgrade ordo to use it" if version > SCHEMA_VERSION else "an unknown program"
-            raise JournalError(f"{self.path}: journal schema version {version} was written by {newer} "
-                               f"(this ordo reads version {SCHEMA_VERSION})")
+        version = self._readable(db.version())
         if version == 0 and not create and isinstance(self.path, JournalUrl):
             raise JournalError(f"{self.path}: no journal here (nothing was applied with this journal)")
         if version < SCHEMA_VERSION:
             self._migrate()
         self.id = db.execute("SELECT value FROM meta WHERE key='id'").fetchone()[0]
 
+    def _readable(self, version: int) -> int:
+        """The schema version, if this ordo reads it or can bring it up to date."""
+        if version < 0 or version > SCHEMA_VERSION:
+            newer = "a newer ordo: upgrade ordo to use it" if version > SCHEMA_VERSION else "an unknown program"
+            raise JournalError(f"{self.path}: journal schema version {version} was written by {newer} "
+                               f"(this ordo reads version {SCHEMA_VERSION})")
+        return version
+
     def _migrate(self) -> None:
         """Bring the schema to this ordo's version in one transaction (another process may be doing it too:
-        the version is read again under the write lock)."""
-        db = self._store
-        db.begin(WHOLE)
-        try:
-            for statement in steps(db.version(), db.types):
-                db.execute(statement)
-            db.execute("INSERT INTO meta (key, value) VALUES ('id', ?) ON CONFLICT DO NOTHING", (uuid.uuid4().hex,))
-            db.set_version(SCHEMA_VERSION)
-            db.commit()
-        except BaseException:
-            if db.in_transaction():
-                with contextlib.suppress(*db.errors):
-                    db.rollback()
-            raise
+        the version is read again under the journal's write lock)."""
+        with self._transaction(WHOLE) as db:
+            version = self._readable(db.version())
+            if version < SCHEMA_VERSION:
+                for statement in steps(version, db.types):
+                    db.execute(statement)
+                db.execute("INSERT INTO meta (key, value) VALUES ('id', ?) ON CONFLICT DO NOTHING",
+                           (uuid.uuid4().hex,))
+                db.set_version(SCHEMA_VERSION)
 
     def close(self) -> None:
         with self._lock:
@@ -324,28 +323,34 @@ class Journal:
 
     @contextlib.contextmanager
     def _write(self, run: int | None = None, *, whole: bool = False) -> Iterator[Backend]:
-        """One write transaction, under the lock: committed, or rolled back on any error.
-        It holds the write lock of ``run`` (its events), else (or if ``whole``) the whole journal's
-        (starting, claiming, forgetting). A COMMIT that failed may have ended the transaction already (a full
-        disk): then there is nothing to roll back, and the error that matters is the first one.
-        The database's errors become a JournalError naming the journal (and, for ``run``, how to
-        carry it on)."""
+        """One write transaction, under the lock. It holds the write lock of ``run`` (its events),
+        else (or if ``whole``) the whole journal's (starting, claiming, forgetting). The database's
+        errors become a JournalError naming the journal (and, for ``run``, how to carry it on)."""
         with self._lock:
             db = self._store
             try:
-                db.begin(WHOLE if run is None or whole else run)
-                try:
+                with self._transaction(WHOLE if run is None or whole else run):
                     yield db
-                    db.commit()
-                except BaseException:
-                    if db.in_transaction():
-                        with contextlib.suppress(*db.errors):
-                            db.rollback()
-                    raise
             except db.errors as exc:
                 then = (f"; run {run} stopped at its last recorded event: once that is fixed, `ordo resume {run}`"
                         if run is not None else "")
                 raise JournalError(f"{self.path}: cannot write to the journal: {db.describe(exc)}{then}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self, lock: int) -> Iterator[Backend]:
+        """Committed, or rolled back on any error. A COMMIT that failed may have ended the
+        transaction already (a full disk): then there is nothing to roll back, and the error
+        that matters is the first one."""
+        db = self._store
+        db.begin(lock)
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            if db.in_transaction():
+                with contextlib.suppress(*db.errors):
+                    db.rollback()
+            raise
 
     @contextlib.contextmanager
     def _exclusive(self, then: str, *, run: int | None = None,

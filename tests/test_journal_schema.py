@@ -119,3 +119,20 @@ def test_opening_a_postgresql_journal_that_is_not_there(postgres_url: str) -> No
         Journal(f"postgresql://postgres:s3cret@127.0.0.1:{port}/x?sslmode=disable&password=s3cret")
     assert str(caught.value).startswith(f"postgresql://postgres@127.0.0.1:{port}/x: cannot open the journal: ")
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_migration_never_sets_a_newer_journal_back(tmp_path: Path) -> None:
+    """The version is read again under the write lock: a newer ordo may have migrated the journal
+    while this one waited for it."""
+    path = tmp_path / "journal.db"
+    with Journal(path) as jr:
+        other = sqlite3.connect(path)
+        other.execute("PRAGMA user_version=3")
+        other.close()
+        with pytest.raises(JournalError, match="schema version 3 was written by a newer ordo"):
+            jr._migrate()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    finally:
+        db.close()
