@@ -1,8 +1,10 @@
-"""The journal: a durable, append-only record of every run (SQLite).
+"""The journal: a durable, append-only record of every run.
 
-One database file per working folder (``.ordo/journal.db`` in the project
-unless told otherwise), in WAL mode with ``synchronous=FULL``: a committed
-event survives the process being killed and the machine losing power.
+In an SQLite file by default (``.ordo/journal.db`` in the project unless told otherwise), or
+in a PostgreSQL database that several workers and servers share (``--journal
+postgresql://...``): the logic here is written once, over a backend (``executor/store/``)
+that gives each database its placeholders, its locking, its schema version and its way of
+telling whether a run's owner is still there.
 
 Three tables, and a fourth beside them. ``events`` is the truth and is only ever appended to: per run,
 the plan, each intent to dispatch with its idempotency key (committed before
@@ -20,7 +22,8 @@ disjoint resources may go side by side (the service, ``ordo serve``); a run
 started without claims (``ordo apply``) holds the whole journal. A claim
 counts while its run can still go on (running, or resumable: a crashed
 owner's claims stay held until the run is resumed or aborted), and lapses
-with the run's end, so nothing has to release it.
+with the run's end, so nothing has to release it. Checking claims and starting
+a run are one transaction under the journal's write lock, across processes.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -37,71 +39,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from domain.errors import DiagnosticsError, OrdoError
+from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
 from executor.core.messages import Event
 from executor.redact import Redactor
-
-SCHEMA_VERSION = 1
+from executor.store import Backend, ClaimError, JournalError, JournalUrl, location, open_backend
+from executor.store.schema import SCHEMA_VERSION, steps
+from executor.store.sqlite import private_file
 
 #: Statuses a run can have. "running" with a dead owner means it crashed.
 STATUSES = ("running", "complete", "fallout", "interrupted", "aborted", "rolled_back", "failed", "superseded")
 #: Statuses from which `ordo resume` may continue ("running": when its owner is gone).
 RESUMABLE = ("running", "fallout", "interrupted", "failed")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    project TEXT NOT NULL,
-    request TEXT NOT NULL,
-    status TEXT NOT NULL,
-    pid INTEGER,
-    host TEXT,
-    options TEXT NOT NULL,
-    summary TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run INTEGER NOT NULL REFERENCES runs(id),
-    at REAL NOT NULL,
-    kind TEXT NOT NULL,
-    op TEXT,
-    key TEXT,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_run ON events(run, seq);
-CREATE TABLE IF NOT EXISTS state (
-    resource TEXT PRIMARY KEY,
-    record TEXT NOT NULL,
-    run INTEGER NOT NULL,
-    seq INTEGER NOT NULL
-);
-"""
-
-#: Added beside the schema of version 1 (an older ordo ignores it: it never starts runs with claims).
-_CLAIMS = """
-CREATE TABLE IF NOT EXISTS claims (
-    run INTEGER NOT NULL REFERENCES runs(id),
-    resource TEXT NOT NULL,
-    PRIMARY KEY (resource, run)
-);
-"""
-
-
-#: SQLite's primary result codes for a file that cannot be read or written as it is (not a damaged one).
-_CANNOT = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
-           sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM}
-
-
-class JournalError(OrdoError):
-    """The journal cannot be opened or is used wrongly (names the file)."""
-
-
-class ClaimError(JournalError):
-    """A run cannot start: another run that can still go on holds resources it needs."""
+#: The lock of write transactions that start, claim or check runs (others lock the run they write).
+WHOLE = 0
 
 
 @dataclass(frozen=True)
@@ -116,10 +68,14 @@ class RunInfo:
     host: str | None
     options: dict[str, Any]
     summary: dict[str, Any]
+    #: Whether its owner's connection holds it (a journal on a server); None: judged by pid on this host.
+    held: bool | None = None
 
     @property
     def owner_alive(self) -> bool:
-        """Whether the process that runs it still lives (on this host)."""
+        """Whether the process that runs it still lives."""
+        if self.held is not None:
+            return self.held
         if self.pid is None or self.host != _host():
             return False
         if self.pid == os.getpid():
@@ -131,6 +87,11 @@ class RunInfo:
         except PermissionError:
             return True
         return _not_zombie(self.pid)
+
+    @property
+    def mine(self) -> bool:
+        """Whether this process runs it."""
+        return self.pid == os.getpid() and self.host == _host()
 
     @property
     def effective_status(self) -> str:
@@ -156,68 +117,63 @@ def default_path(project_root: Path) -> Path:
     return project_root / ".ordo" / "journal.db"
 
 
-def private_file(path: Path) -> None:
-    """Create ``path`` (and its folder) readable by its owner only: folder 0700, file 0600.
-    An existing file readable by others is narrowed; SQLite gives its -wal and -shm files the
-    database's permissions."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            if each.stat().st_mode & 0o077:
-                each.chmod(0o600)
-        except FileNotFoundError:
-            pass
-
-
 class Journal:
-    """One journal database. Thread-safe: one connection behind a lock."""
+    """One journal. Thread-safe: one connection behind a lock."""
 
-    def __init__(self, path: Path | str, *, create: bool = True, redactor: Redactor | None = None) -> None:
-        self.path = Path(path)
-        if not create and not self.path.exists():
+    def __init__(self, path: Path | str | JournalUrl, *, create: bool = True,
+                 redactor: Redactor | None = None) -> None:
+        self.path = location(path)
+        if not create and isinstance(self.path, Path) and not self.path.exists():
             raise JournalError(f"{self.path}: no journal here (nothing was applied with this working folder)")
         self.redactor = redactor or Redactor()
-        try:
-            private_file(self.path)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
-        except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"{self.path}: cannot open the journal: {exc}") from None
+        self._store: Backend = open_backend(self.path)
         self._lock = threading.Lock()
+        self._runs = ("SELECT id, created, updated, project, request, status, pid, host, options, summary, "
+                      f"{self._store.held} FROM runs")
         try:
-            self._setup()
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CANNOT:  # the file, not what it holds
-                raise JournalError(f"{self.path}: cannot open the journal: {_sqlite_text(exc, self.path)}") from None
+            self._setup(create)
+        except self._store.errors as exc:
+            self._store.close()
+            if self._store.unusable(exc):  # the file or the server, not what it holds
+                raise JournalError(f"{self.path}: cannot open the journal: {self._store.describe(exc)}") from None
             raise JournalError(f"{self.path}: not an ordo journal ({exc})") from None
         except BaseException:  # a journal of another schema: do not leave the connection open
-            self._db.close()
+            self._store.close()
             raise
 
-    def _setup(self) -> None:
-        db = self._db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+    def _setup(self, create: bool) -> None:
+        db = self._store
+        db.prepare()
+        version = self._readable(db.version())
+        if version == 0 and not create and isinstance(self.path, JournalUrl):
+            raise JournalError(f"{self.path}: no journal here (nothing was applied with this journal)")
+        if version < SCHEMA_VERSION:
+            self._migrate()
+        self.id = db.execute("SELECT value FROM meta WHERE key='id'").fetchone()[0]
+
+    def _readable(self, version: int) -> int:
+        """The schema version, if this ordo reads it or can bring it up to date."""
+        if version < 0 or version > SCHEMA_VERSION:
             newer = "a newer ordo: upgrade ordo to use it" if version > SCHEMA_VERSION else "an unknown program"
             raise JournalError(f"{self.path}: journal schema version {version} was written by {newer} "
                                f"(this ordo reads version {SCHEMA_VERSION})")
-        if version == 0:
-            db.executescript(_SCHEMA)  # idempotent: another process may be creating it too
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('id', ?)", (uuid.uuid4().hex,))
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='claims'").fetchone() is None:
-            db.executescript(_CLAIMS)
-        self.id = db.execute("SELECT value FROM meta WHERE key='id'").fetchone()[0]
+        return version
+
+    def _migrate(self) -> None:
+        """Bring the schema to this ordo's version in one transaction (another process may be doing it too:
+        the version is read again under the journal's write lock)."""
+        with self._transaction(WHOLE) as db:
+            version = self._readable(db.version())
+            if version < SCHEMA_VERSION:
+                for statement in steps(version, db.types):
+                    db.execute(statement)
+                db.execute("INSERT INTO meta (key, value) VALUES ('id', ?) ON CONFLICT DO NOTHING",
+                           (uuid.uuid4().hex,))
+                db.set_version(SCHEMA_VERSION)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._store.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -260,12 +216,18 @@ class Journal:
         return run
 
     def _insert_run(self, project: str, request: str, options: dict[str, Any]) -> int:
+        """The run's row, owned by this process (inside the transaction: it is never seen unowned)."""
         now = time.time()
-        cur = self._db.execute(
+        run = int(self._store.execute(
             "INSERT INTO runs (created, updated, project, request, status, pid, host, options) "
-            "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-            (now, now, project, request, os.getpid(), _host(), json.dumps(options, sort_keys=True)))
-        return int(cur.lastrowid)
+            "VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
+            (now, now, project, request, os.getpid(), _host(), json.dumps(options, sort_keys=True))).fetchone()[0])
+        self._hold(run)
+        return run
+
+    def _hold(self, run: int) -> None:
+        if not self._store.hold(run):
+            raise JournalError(f"{self.path}: run {run} is carried on by another process")
 
     def _start_claiming(self, project: str, request: str, options: dict[str, Any], claims: list[str]) -> int:
         if not claims:
@@ -278,22 +240,20 @@ class Journal:
 
     def check_claims(self, claims: Iterable[str]) -> None:
         """ClaimError now if a run started with these claims would be refused (before planning)."""
-        with self._lock:
+        with self._read():
             self._check_claims_locked(sorted(set(claims)))
 
     def claims(self, run_id: int) -> list[str]:
         """The resources a run holds while it can go on; [] for a run that holds the whole journal."""
-        with self._lock:
-            return [r for (r,) in self._db.execute(
+        with self._read() as db:
+            return [r for (r,) in db.execute(
                 "SELECT resource FROM claims WHERE run=? ORDER BY resource", (run_id,)).fetchall()]
 
     def _check_claims_locked(self, claims: list[str]) -> None:
-        marks = ", ".join("?" * len(RESUMABLE))
-        rows = self._db.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id", RESUMABLE).fetchall()
         wanted = set(claims)
         held = []
-        for run in (_run_info(row, self.path) for row in rows):
-            names = {r for (r,) in self._db.execute("SELECT resource FROM claims WHERE run=?", (run.id,))}
+        for run in self._runs_locked(RESUMABLE):
+            names = {r for (r,) in self._store.execute("SELECT resource FROM claims WHERE run=?", (run.id,))}
             if not names:
                 held.append(f"run {run.id} ({run.effective_status}) holds the whole journal")
             elif names & wanted:
@@ -307,32 +267,37 @@ class Journal:
         """Take over a run to resume it: JournalError if a live process has it."""
         with self._exclusive("wait for it, or `ordo abort {run}`", run=run_id) as db:
             run = self._run_locked(run_id)
+            self._hold(run_id)
             db.execute("UPDATE runs SET pid=?, host=?, status='running', updated=? WHERE id=?",
                        (os.getpid(), _host(), time.time(), run_id))
         return run
 
     def _live_run_locked(self) -> RunInfo | None:
-        rows = self._db.execute("SELECT * FROM runs WHERE status='running' ORDER BY id").fetchall()
-        for row in rows:
-            run = _run_info(row, self.path)
+        for run in self._runs_locked(("running",)):
             if run.owner_alive:
                 return run
         return None
 
     def check_startable(self, supersede: bool = False) -> None:
         """JournalError now if `start_run` would refuse for a resumable run (before planning)."""
-        with self._lock:
+        with self._read():
             self._startable_locked(supersede)
 
     def resumable(self) -> list[RunInfo]:
         """The runs `ordo resume` could carry on (crashed, interrupted, failed, fallen out)."""
-        with self._lock:
+        with self._read():
             return self._resumable_locked()
 
     def _resumable_locked(self) -> list[RunInfo]:
-        marks = ", ".join("?" * len(RESUMABLE))
-        rows = self._db.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id", RESUMABLE).fetchall()
-        return [run for run in (_run_info(row, self.path) for row in rows) if run.effective_status != "running"]
+        return [run for run in self._runs_locked(RESUMABLE) if run.effective_status != "running"]
+
+    def _runs_locked(self, statuses: tuple[str, ...] | None = None) -> list[RunInfo]:
+        if statuses is None:
+            rows = self._store.execute(f"{self._runs} ORDER BY id").fetchall()
+        else:
+            marks = ", ".join("?" * len(statuses))
+            rows = self._store.execute(f"{self._runs} WHERE status IN ({marks}) ORDER BY id", statuses).fetchall()
+        return [_run_info(row, self.path) for row in rows]
 
     def _startable_locked(self, supersede: bool) -> list[RunInfo]:
         """The runs that could still be resumed; JournalError if there are any, unless they are
@@ -348,65 +313,78 @@ class Journal:
         return waiting
 
     @contextlib.contextmanager
-    def _write(self, run: int | None = None) -> Iterator[sqlite3.Connection]:
-        """One write transaction, under the lock: committed, or rolled back on any error.
-        A COMMIT that failed may have ended the transaction already (a full disk): then there
-        is nothing to roll back, and the error that matters is the first one. SQLite's errors
-        become a JournalError naming the journal (and, for ``run``, how to carry it on)."""
+    def _read(self) -> Iterator[Backend]:
+        """Under the lock; the database's errors become a JournalError naming the journal."""
         with self._lock:
-            db = self._db
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                yield self._store
+            except self._store.errors as exc:
+                raise JournalError(f"{self.path}: cannot read the journal: {self._store.describe(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _write(self, run: int | None = None, *, whole: bool = False) -> Iterator[Backend]:
+        """One write transaction, under the lock. It holds the write lock of ``run`` (its events),
+        else (or if ``whole``) the whole journal's (starting, claiming, forgetting). The database's
+        errors become a JournalError naming the journal (and, for ``run``, how to carry it on)."""
+        with self._lock:
+            db = self._store
+            try:
+                with self._transaction(WHOLE if run is None or whole else run):
                     yield db
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                what = _sqlite_text(exc, self.path)
+            except db.errors as exc:
                 then = (f"; run {run} stopped at its last recorded event: once that is fixed, `ordo resume {run}`"
                         if run is not None else "")
-                raise JournalError(f"{self.path}: cannot write to the journal: {what}{then}") from exc
+                raise JournalError(f"{self.path}: cannot write to the journal: {db.describe(exc)}{then}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self, lock: int) -> Iterator[Backend]:
+        """Committed, or rolled back on any error. A COMMIT that failed may have ended the
+        transaction already (a full disk): then there is nothing to roll back, and the error
+        that matters is the first one."""
+        db = self._store
+        db.begin(lock)
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            if db.in_transaction():
+                with contextlib.suppress(*db.errors):
+                    db.rollback()
+            raise
 
     @contextlib.contextmanager
     def _exclusive(self, then: str, *, run: int | None = None,
-                   others_only: bool = True) -> Iterator[sqlite3.Connection]:
+                   others_only: bool = True) -> Iterator[Backend]:
         """A write transaction refused while a run of another live process (or, unless
         ``others_only``, of this one) is in progress: one writer per working folder.
         ``then`` says what to do about it ({run} is the run in progress)."""
-        with self._write(run) as db:
+        with self._write(run, whole=True) as db:
             busy = self._live_run_locked()
-            if busy is not None and not (others_only and busy.pid == os.getpid()):
-                raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}); "
+            if busy is not None and not (others_only and busy.mine):
+                raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}"
+                                   + (f" on {busy.host}" if busy.host != _host() else "") + "); "
                                    + then.format(run=busy.id))
             yield db
 
     def run(self, run_id: int) -> RunInfo:
-        with self._lock:
+        with self._read():
             return self._run_locked(run_id)
 
     def _run_locked(self, run_id: int) -> RunInfo:
-        row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        row = self._store.execute(f"{self._runs} WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            last = self._db.execute("SELECT max(id) FROM runs").fetchone()[0]
+            last = self._store.execute("SELECT max(id) FROM runs").fetchone()[0]
             hint = f"runs are numbered 1 to {last}" if last else "no run was recorded yet"
             raise JournalError(f"{self.path}: no run {run_id} ({hint}; see `ordo history`)")
         return _run_info(row, self.path)
 
     def runs(self, status: str | None = None) -> list[RunInfo]:
-        with self._lock:
-            if status:
-                rows = self._db.execute("SELECT * FROM runs WHERE status=? ORDER BY id", (status,)).fetchall()
-            else:
-                rows = self._db.execute("SELECT * FROM runs ORDER BY id").fetchall()
-        return [_run_info(r, self.path) for r in rows]
+        with self._read():
+            return self._runs_locked((status,) if status else None)
 
     def last_run(self) -> int | None:
-        with self._lock:
-            return self._db.execute("SELECT max(id) FROM runs").fetchone()[0]
+        with self._read() as db:
+            return db.execute("SELECT max(id) FROM runs").fetchone()[0]
 
     # --- events ----------------------------------------------------------
 
@@ -416,7 +394,8 @@ class Journal:
         """Append events and update the projections, in one transaction.
 
         ``state`` maps resource names to their new record (None forgets one).
-        Returns the events with their sequence numbers and times.
+        Returns the events with their sequence numbers and times. A status other than
+        "running" ends this process's ownership of the run.
         """
         now = time.time()
         stored = []
@@ -424,46 +403,51 @@ class Journal:
             last = 0
             for ev in events:
                 data = self.redactor.event(ev.data)
-                cur = db.execute(
-                    "INSERT INTO events (run, at, kind, op, key, data) VALUES (?, ?, ?, ?, ?, ?)",
-                    (run, now, ev.kind, ev.op, ev.key, json.dumps(data, sort_keys=True, default=str)))
-                last = int(cur.lastrowid)
+                last = int(db.execute(
+                    "INSERT INTO events (run, at, kind, op, key, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+                    (run, now, ev.kind, ev.op, ev.key, json.dumps(data, sort_keys=True, default=str))).fetchone()[0])
                 stored.append(Event(kind=ev.kind, op=ev.op, key=ev.key, data=data, seq=last, run=run, at=now))
             for name, record in (state or {}).items():
                 if record is None:
                     db.execute("DELETE FROM state WHERE resource=?", (name,))
                 else:
-                    db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
-                               (name, self.redactor.record(record).model_dump_json(), run, last))
+                    db.execute("INSERT INTO state (resource, record, run, seq) VALUES (?, ?, ?, ?) "
+                               "ON CONFLICT (resource) DO UPDATE SET record=excluded.record, run=excluded.run, "
+                               "seq=excluded.seq", (name, self.redactor.record(record).model_dump_json(), run, last))
             if status is not None or summary is not None:
                 db.execute("UPDATE runs SET status=coalesce(?, status), summary=coalesce(?, summary), "
                            "updated=? WHERE id=?",
                            (status, json.dumps(self.redactor.tree(summary), sort_keys=True)
                             if summary is not None else None,
                             now, run))
+        if status is not None and status != "running":
+            with self._lock, contextlib.suppress(*self._store.errors):  # a lost connection lost its locks too
+                self._store.release(run)
         return stored
 
     def events(self, run: int, since: int = 0, limit: int = -1) -> list[Event]:
         """The run's events after ``since``, in order (at most ``limit``; -1: all)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>? ORDER BY seq LIMIT ?",
-                (run, since, limit)).fetchall()
+        sql = "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>? ORDER BY seq"
+        with self._read() as db:
+            if limit >= 0:
+                rows = db.execute(f"{sql} LIMIT ?", (run, since, limit)).fetchall()
+            else:
+                rows = db.execute(sql, (run, since)).fetchall()
         return [Event(seq=r[0], run=r[1], at=r[2], kind=r[3], op=r[4], key=r[5],
                       data=_json(r[6], self.path, f"table events, event {r[0]} ({r[3]} of run {r[1]})"))
                 for r in rows]
 
     def has_event(self, run: int, kind: str, since: int = 0) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM events WHERE run=? AND kind=? AND seq>? LIMIT 1",
-                                    (run, kind, since)).fetchone() is not None
+        with self._read() as db:
+            return db.execute("SELECT 1 FROM events WHERE run=? AND kind=? AND seq>? LIMIT 1",
+                              (run, kind, since)).fetchone() is not None
 
     # --- state -----------------------------------------------------------
 
     def state(self) -> dict[str, ObservedResource]:
         """What the journal knows of each resource now."""
-        with self._lock:
-            rows = self._db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall()
         out = {}
         for name, record in rows:
             try:
@@ -483,18 +467,19 @@ class Journal:
 
     def state_runs(self) -> dict[str, int]:
         """For each recorded resource, the run that last wrote it."""
-        with self._lock:
-            return dict(self._db.execute("SELECT resource, run FROM state").fetchall())
+        with self._read() as db:
+            return dict(db.execute("SELECT resource, run FROM state").fetchall())
 
 
-def _run_info(row: tuple, path: Path) -> RunInfo:
+def _run_info(row: tuple, path: Path | JournalUrl) -> RunInfo:
     where = f"table runs, run {row[0]}"
     return RunInfo(id=row[0], created=row[1], updated=row[2], project=row[3], request=row[4], status=row[5],
                    pid=row[6], host=row[7], options=_json(row[8], path, f"{where}, its options"),
-                   summary=_json(row[9], path, f"{where}, its summary"))
+                   summary=_json(row[9], path, f"{where}, its summary"),
+                   held=None if row[10] is None else bool(row[10]))
 
 
-def _json(text: str, path: Path, where: str) -> dict[str, Any]:
+def _json(text: str, path: Path | JournalUrl, where: str) -> dict[str, Any]:
     """A JSON object stored in the journal; a JournalError naming the record when it is damaged."""
     try:
         value = json.loads(text)
@@ -509,7 +494,7 @@ def _json(text: str, path: Path, where: str) -> dict[str, Any]:
 UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, DiagnosticsError)
 
 
-def damaged_event(path: Path, ev: Event, exc: Exception) -> JournalError:
+def damaged_event(path: Path | JournalUrl, ev: Event, exc: Exception) -> JournalError:
     """The error for an event whose data cannot be read back (a field missing or of the wrong
     kind, a plan that is not a valid plan): names the journal, the event and what is wrong."""
     what = ev.kind + (f" {ev.op}" if ev.op else "")
@@ -531,18 +516,4 @@ def _first_error(exc: Exception) -> str:
     return str(exc).splitlines()[0] or type(exc).__name__
 
 
-def _sqlite_text(exc: sqlite3.Error, path: Path) -> str:
-    """SQLite's message; a full disk said in words (SQLite may call it an I/O error: the WAL
-    index or a new journal file could not be made)."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _no_room(path)):
-        return f"the disk is full ({exc})"
-    return str(exc)
-
-
-def _no_room(path: Path) -> bool:
-    try:
-        fs = os.statvfs(path.parent)
-    except OSError:
-        return False
-    return fs.f_bavail * fs.f_frsize < 1 << 16
+__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalUrl", "RunInfo", "private_file"]

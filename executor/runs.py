@@ -20,7 +20,8 @@ from typing import Any
 from domain.project import Project, display_path, load_project, read_project_file
 from executor.controllers.simulated import load_simulation
 from executor.engine import ApplyOptions, ExecutionError, Executor, Listener, RunResult
-from executor.journal import Event, Journal, JournalError, default_path
+from executor.journal import Event, Journal, JournalError, JournalUrl, default_path
+from executor.store import is_url, location
 from planner.plan import Plan
 
 #: Wraps the driving of a run, given its executor (e.g. a live view, a signal handler).
@@ -31,15 +32,27 @@ def project_root(project: Path) -> Path:
     return read_project_file(project)[0]
 
 
-def journal_path(project: Path, journal: Path | None) -> Path:
-    return journal if journal is not None else default_path(project_root(project))
+#: A journal as given: a file, or a database URL (``postgresql://...``); None: the project's own file.
+JournalArg = Path | str | JournalUrl | None
+
+
+def journal_path(project: Path, journal: JournalArg) -> Path | JournalUrl:
+    """The journal given (a file needs no project: a database's files need its .ordo/), else the project's."""
+    if journal is not None and not is_url(journal):
+        return location(journal)
+    return _journal_at(project_root(project), journal)
+
+
+def _journal_at(root: Path, journal: JournalArg) -> Path | JournalUrl:
+    """The journal of a project: the one given (a database's files kept in the project's .ordo/), else its file."""
+    return location(journal, root / ".ordo") if journal is not None else default_path(root)
 
 
 def load_with_journal(project: Path, request: Path | None, inventory: Path | None, extra: list[Path],
-                      journal: Path | None) -> Project:
+                      journal: JournalArg) -> Project:
     """The project, with what earlier runs recorded counting as observed."""
     root = project_root(project)
-    path = journal if journal is not None else default_path(root)
+    path = _journal_at(root, journal)
     observed = []
     if path.exists():
         with Journal(path, create=False) as jr:
@@ -48,7 +61,7 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
                         observed_name=display_path(path, root))
 
 
-def check_startable(project: Path, journal: Path | None, supersede: bool) -> None:
+def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None:
     """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning."""
     path = journal_path(project, journal)
     if path.exists():
@@ -92,7 +105,7 @@ class _ClaimingJournal(Journal):
     """A journal handle for one run that, when the run starts, claims the resources it works
     on (so runs on disjoint resources may run side by side) and records who asked for it."""
 
-    def __init__(self, path: Path, claims: Iterable[str] | None, record: dict[str, Any]) -> None:
+    def __init__(self, path: Path | JournalUrl, claims: Iterable[str] | None, record: dict[str, Any]) -> None:
         super().__init__(path)
         self._claims = None if claims is None else sorted(set(claims))
         self._record = record
@@ -121,13 +134,13 @@ def _drive(jr: Journal, executor: Executor, around: Around | None, start: Callab
         jr.close()
 
 
-def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path | None, *,
+def execute(project: Project, plan: Plan, options: ApplyOptions, journal: JournalArg, *,
             listener: Listener | None = None, around: Around | None = None, supersede: bool = False,
             claims: Iterable[str] | None = None, record: dict[str, Any] | None = None) -> RunResult:
     """Start a run of ``plan`` and carry it to an end. With ``claims``, the run holds only these
     resources (JournalError while another run holds one of them) instead of the whole journal;
     ``record`` is kept with the run's options (who asked for it, the idempotency key)."""
-    path = journal if journal is not None else default_path(project.root)
+    path = _journal_at(project.root, journal)
     jr = _ClaimingJournal(path, claims, record or {}) if claims is not None or record else Journal(path)
 
     def loader(observed: list) -> Project:
@@ -145,12 +158,12 @@ def run_files(jr: Journal, run_id: int) -> dict[str, Any]:
     return {}
 
 
-def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: int, simulation: Path | None,
+def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: int, simulation: Path | None,
            on_failure: str | None, max_replans: int | None, op_timeout: float | None, *,
            listener: Listener | None = None, around: Around | None = None) -> RunResult:
     """Carry on a run that crashed, was interrupted, or fell out, from the files it was planned from."""
     root = project_root(project)
-    path = journal if journal is not None else default_path(root)
+    path = _journal_at(root, journal)
     jr = Journal(path, create=False)
     try:
         info = jr.run(run_id)
@@ -181,7 +194,7 @@ def mark_interrupted(jr: Journal) -> None:
         pass
 
 
-def abort(project: Path, journal: Path | None, run_id: int, *, record: dict[str, Any] | None = None) -> str:
+def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, Any] | None = None) -> str:
     """Stop a run: a running one is asked to (it stops once its operations in flight finish), one that
     crashed or waits for a decision is closed. Nothing is undone. ``record``: who asked, kept in the event."""
     record = record or {}

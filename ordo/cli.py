@@ -34,9 +34,26 @@ request_argument = click.argument("request", required=False, type=click.Path(dir
 memory_option = click.option(
     "--memory-limit", type=click.IntRange(min=16), metavar="MB",
     help="Memory grounding and solving may take (default settings.memory_limit_mb, else 4096 or half the memory).")
+
+
+class JournalParam(click.ParamType):
+    """A journal file, or a PostgreSQL database's URL (kept as text)."""
+
+    name = "path|url"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        from executor.store import is_url
+
+        if isinstance(value, Path) or not is_url(value):
+            return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
+        return str(value)
+
+
 journal_option = click.option(
-    "--journal", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_JOURNAL",
-    help="Journal database (default: .ordo/journal.db in the project folder; env ORDO_JOURNAL).")
+    "--journal", type=JournalParam(), envvar="ORDO_JOURNAL",
+    help="Journal: an SQLite file (default: .ordo/journal.db in the project folder), or a PostgreSQL "
+         "database shared by several ordo processes, postgresql://user@host:port/db (the password from "
+         "PGPASSWORD or ~/.pgpass); env ORDO_JOURNAL.")
 
 
 def _console(stderr: bool = False) -> Console:
@@ -92,7 +109,7 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 @journal_option
 def plan(request: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
          out: Path | None, fmt: str, detailed_exitcode: bool, timeout: float | None, memory_limit: int | None,
-         concurrency: int | None, compare: Path | None, journal: Path | None) -> None:
+         concurrency: int | None, compare: Path | None, journal: Path | str | None) -> None:
     """Compute the plan that takes the inventory to the request.
 
     What earlier `ordo apply` runs recorded in the journal counts as observed,
@@ -203,7 +220,7 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
            without_policies: tuple[str, ...], with_policies: tuple[Path, ...], scenario_request: Path | None,
            scenario_inventory: Path | None, baseline: Path | None, base_request: Path | None,
            base_inventory: Path | None, fmt: str, timeout: float | None, concurrency: int | None,
-           journal: Path | None) -> None:
+           journal: Path | str | None) -> None:
     """Plan a scenario against the baseline and print the difference.
 
     \b
@@ -278,7 +295,7 @@ def _with(options: list) -> callable:
 @_with(apply_options)
 def apply(target: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
           auto_approve: bool, timeout: float | None, memory_limit: int | None, concurrency: int | None,
-          supersede: bool, journal: Path | None,
+          supersede: bool, journal: Path | str | None,
           simulation: Path | None, on_failure: str | None, max_replans: int | None, as_json: bool,
           op_timeout: float | None) -> None:
     """Plan, confirm, and carry the plan out against the controllers.
@@ -356,7 +373,7 @@ def _finish(console: Console, result, as_json: bool) -> int:
 @inventory_option
 @journal_option
 @_with(apply_options)
-def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | None, simulation: Path | None,
+def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | str | None, simulation: Path | None,
            on_failure: str | None, max_replans: int | None, as_json: bool, op_timeout: float | None) -> None:
     """Continue a run that crashed, was interrupted, or fell out (once its cause is fixed).
 
@@ -374,7 +391,7 @@ def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | N
 @click.argument("run_id", metavar="RUN", type=int)
 @project_option
 @journal_option
-def abort(run_id: int, project: Path, journal: Path | None) -> None:
+def abort(run_id: int, project: Path, journal: Path | str | None) -> None:
     """Stop a run: a running one finishes the operations in flight and stops;
     a crashed or fallen-out one is closed. Nothing is undone."""
     from executor.runs import abort as abort_run
@@ -386,7 +403,7 @@ def abort(run_id: int, project: Path, journal: Path | None) -> None:
 @project_option
 @journal_option
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
-def history(project: Path, journal: Path | None, as_json: bool) -> None:
+def history(project: Path, journal: Path | str | None, as_json: bool) -> None:
     """List the runs recorded in the journal."""
     from ordo import runs
 
@@ -398,7 +415,7 @@ def history(project: Path, journal: Path | None, as_json: bool) -> None:
 @project_option
 @journal_option
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON lines.")
-def show(run_id: int | None, project: Path, journal: Path | None, as_json: bool) -> None:
+def show(run_id: int | None, project: Path, journal: Path | str | None, as_json: bool) -> None:
     """Show one run (the last if none is named) with its events."""
     from ordo import runs
 
@@ -420,7 +437,7 @@ def show(run_id: int | None, project: Path, journal: Path | None, as_json: bool)
 @journal_option
 def explain(target: Path | None, operation: str | None, project: Path, inventory: Path | None, after: str | None,
             conflict: bool, extra_policies: tuple[Path, ...], timeout: float, as_json: bool,
-            journal: Path | None) -> None:
+            journal: Path | str | None) -> None:
     """Why no plan exists, or why a plan does what it does.
 
     \b
@@ -598,7 +615,7 @@ def policy_tests(paths: tuple[Path, ...], project: Path, coverage: bool, fail_un
 @journal_option
 @click.option("--export", is_flag=True, help="Print the inventory as ordo sees it now (file and journal), as YAML.")
 @click.pass_context
-def state(ctx: click.Context, project: Path, journal: Path | None, export: bool) -> None:
+def state(ctx: click.Context, project: Path, journal: Path | str | None, export: bool) -> None:
     """What the journal knows of each resource (it counts as observed, over the inventory file)."""
     ctx.obj = (project, journal)
     if ctx.invoked_subcommand is not None:
@@ -613,7 +630,7 @@ def state(ctx: click.Context, project: Path, journal: Path | None, export: bool)
 @project_option
 @journal_option
 @click.pass_context
-def state_rm(ctx: click.Context, names: tuple[str, ...], project: Path, journal: Path | None) -> None:
+def state_rm(ctx: click.Context, names: tuple[str, ...], project: Path, journal: Path | str | None) -> None:
     """Forget the journal's records of these resources: the inventory file speaks for them again."""
     from ordo import runs
 
@@ -656,7 +673,7 @@ def init(folder: Path) -> None:
 @click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
               help="Scenario for simulated controllers, for every run (YAML; env ORDO_SIMULATION).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
-def serve(project: Path, listen: str, journal: Path | None, tokens: Path | None, tls_cert: Path | None,
+def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path | None, tls_cert: Path | None,
           tls_key: Path | None, simulation: Path | None, timeout: float | None) -> None:
     """Serve orchestration requests over HTTP (API under /v1, docs at /docs).
 
@@ -670,8 +687,8 @@ def serve(project: Path, listen: str, journal: Path | None, tokens: Path | None,
 
         load_simulation(simulation)  # a bad scenario is refused before the server starts
 
-    def absolute(path: Path | None) -> Path | None:
-        return path.resolve() if path is not None else None
+    def absolute(path: Path | str | None) -> Path | str | None:
+        return path.resolve() if isinstance(path, Path) else path  # a journal's URL stays as it is
 
     options = Options(project=project.resolve(), listen=Listen.parse(listen), journal=absolute(journal),
                       tokens=absolute(tokens), tls_cert=absolute(tls_cert), tls_key=absolute(tls_key),

@@ -146,3 +146,7 @@ def require_server(name: str, found: bool, how: str) -> None:
     if os.environ.get("ORDO_REQUIRE_SERVERS"):
         pytest.fail(f"{name} is required here (ORDO_REQUIRE_SERVERS) but missing: {how}")
     pytest.skip(f"{name} is not installed ({how})")
+
+
+# journal backends (a PostgreSQL cluster for the session, `journal_url` on SQLite and PostgreSQL)
+from tests.stores import journal_url, postgres_server, postgres_url  # noqa: E402, F401

@@ -24,6 +24,7 @@ from executor.controllers.base import OperationRequest, TransientError
 from executor.controllers.simulated import World, read_ledger, read_world
 from executor.journal import Event, Journal, JournalError
 from ordo.cli import main
+from tests.stores import Owner, eventually
 from tests.test_crash import PLAIN, REQUESTED, Crashed, crash_apply, world_file, write_scenario
 
 
@@ -133,14 +134,14 @@ def test_supersede_ends_the_crashed_run_for_good(vfw_copy, cli):
 
 
 @pytest.mark.parametrize("status", ["fallout", "interrupted", "failed", "crashed"])
-def test_every_resumable_status_blocks_a_new_run(tmp_path, status):
-    with Journal(tmp_path / "journal.db") as jr:
-        run = jr.start_run("/p", "r", {})
-        if status == "crashed":
-            with sqlite3.connect(jr.path) as db:
-                db.execute("UPDATE runs SET pid=? WHERE id=?", (_dead_pid(), run))
-            db.close()
+def test_every_resumable_status_blocks_a_new_run(journal_url, status):
+    with Journal(journal_url) as jr:
+        if status == "crashed":   # its owner, another process, was killed
+            with Owner(journal_url) as owner:
+                owner.kill()
+                assert eventually(lambda: jr.run(owner.run).effective_status == "crashed")
         else:
+            run = jr.start_run("/p", "r", {})
             jr.append(run, [Event("run-ended", data={"status": status})], status=status, summary={"status": status})
         with pytest.raises(JournalError, match=f"run 1 is {status}, and can be resumed"):
             jr.start_run("/p", "r", {})
@@ -151,18 +152,12 @@ def test_every_resumable_status_blocks_a_new_run(tmp_path, status):
 
 
 @pytest.mark.parametrize("status", ["complete", "aborted", "rolled_back"])
-def test_an_ended_run_does_not_block_a_new_one(tmp_path, status):
-    with Journal(tmp_path / "journal.db") as jr:
+def test_an_ended_run_does_not_block_a_new_one(journal_url, status):
+    with Journal(journal_url) as jr:
         run = jr.start_run("/p", "r", {})
         jr.append(run, [Event("run-ended")], status=status)
         assert jr.start_run("/p", "r", {}) == 2
         assert jr.run(1).status == status
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 # --- a full disk -------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""The journal: append-only events, the runs and state projections, one live run per journal."""
+"""The journal: append-only events, the runs and state projections, one live run per journal.
+
+The tests that take ``journal`` or ``journal_url`` run on SQLite and on PostgreSQL
+(tests/stores.py); those about a file, or a run's owner judged by its pid, on SQLite."""
 
 from __future__ import annotations
 
@@ -19,10 +22,17 @@ import pytest
 from domain.formats import ObservedResource
 from executor.journal import SCHEMA_VERSION, Event, Journal, JournalError
 from tests.conftest import ROOT, VFW, run_ordo
+from tests.stores import Owner, eventually
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
+def journal(journal_url: str) -> Iterator[Journal]:
+    with Journal(journal_url) as jr:
+        yield jr
+
+
+@pytest.fixture
+def sqlite_journal(tmp_path: Path) -> Iterator[Journal]:
     with Journal(tmp_path / ".ordo" / "journal.db") as jr:
         yield jr
 
@@ -91,8 +101,8 @@ def test_append_and_read_back_with_sequence_numbers(journal: Journal) -> None:
     assert journal.last_run() == 2
 
 
-def test_events_survive_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "journal.db"
+def test_events_survive_reopening(journal_url: str) -> None:
+    path = journal_url
     with Journal(path) as jr:
         ident = jr.id
         run = jr.start_run("/p", "r", {})
@@ -103,8 +113,8 @@ def test_events_survive_reopening(tmp_path: Path) -> None:
         assert jr.state()["net"].state == "active"
 
 
-def test_events_survive_the_process_being_killed(tmp_path: Path) -> None:
-    path = tmp_path / "journal.db"
+def test_events_survive_the_process_being_killed(journal_url: str) -> None:
+    path = journal_url
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
@@ -118,7 +128,8 @@ def test_events_survive_the_process_being_killed(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     with Journal(path, create=False) as jr:
         assert [(ev.kind, ev.op) for ev in jr.events(1)] == [("intent", "a/create")]
-        assert jr.run(1).status == "running" and jr.run(1).effective_status == "crashed"
+        assert jr.run(1).status == "running"
+        assert eventually(lambda: jr.run(1).effective_status == "crashed")  # once the server saw it gone
 
 
 # --- projections -------------------------------------------------------------------------
@@ -159,12 +170,14 @@ def test_a_failed_append_writes_nothing(journal: Journal) -> None:
     assert [ev.kind for ev in journal.events(run)] == ["plan"]
     assert journal.state()["net"].state == "assigned"
     assert journal.run(run).status == "running"
-    # and the journal is still usable
-    assert journal.append(run, [Event("result", op="net/create")])[0].seq == 2
+    # and the journal is still usable (sequence numbers only grow: PostgreSQL skips those of the rolled back)
+    assert journal.append(run, [Event("result", op="net/create")])[0].seq >= 2
+    assert [ev.kind for ev in journal.events(run)] == ["plan", "result"]
 
 
-def test_wal_and_full_synchronous(journal: Journal) -> None:
-    db = journal._db  # the journal's own connection: synchronous is a per-connection setting
+def test_wal_and_full_synchronous(sqlite_journal: Journal) -> None:
+    journal = sqlite_journal
+    db = journal._store  # the journal's own connection: synchronous is a per-connection setting
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -179,7 +192,8 @@ def test_wal_and_full_synchronous(journal: Journal) -> None:
 # --- one live run per journal -----------------------------------------------------------
 
 
-def test_a_second_run_is_refused_while_one_is_live(journal: Journal, sleeper: subprocess.Popen) -> None:
+def test_a_second_run_is_refused_while_one_is_live(sqlite_journal: Journal, sleeper: subprocess.Popen) -> None:
+    journal = sqlite_journal
     run = journal.start_run("/p", "r", {})
     assert journal.run(run).owner_alive and journal.active_run().id == run
     # The same process cannot start a second run either: one run at a time.
@@ -207,7 +221,8 @@ def test_a_second_run_is_refused_while_one_is_live(journal: Journal, sleeper: su
     assert journal.run(run).pid == os.getpid() and journal.run(run).effective_status == "running"
 
 
-def test_a_zombie_owner_counts_as_dead(journal: Journal, sleeper: subprocess.Popen) -> None:
+def test_a_zombie_owner_counts_as_dead(sqlite_journal: Journal, sleeper: subprocess.Popen) -> None:
+    journal = sqlite_journal
     run = journal.start_run("/p", "r", {})
     set_owner(journal, run, sleeper.pid)
     sleeper.send_signal(signal.SIGKILL)
@@ -220,7 +235,8 @@ def test_a_zombie_owner_counts_as_dead(journal: Journal, sleeper: subprocess.Pop
     assert journal.run(run).effective_status == "crashed"
 
 
-def test_a_run_whose_owner_is_gone_is_crashed(journal: Journal) -> None:
+def test_a_run_whose_owner_is_gone_is_crashed(sqlite_journal: Journal) -> None:
+    journal = sqlite_journal
     run = journal.start_run("/p", "r", {})
     set_owner(journal, run, dead_pid())
     info = journal.run(run)
@@ -233,8 +249,34 @@ def test_a_run_whose_owner_is_gone_is_crashed(journal: Journal) -> None:
     assert journal.run(run).effective_status == "fallout"
 
 
-def test_two_writers_race_for_one_run(tmp_path: Path) -> None:
-    path = tmp_path / "journal.db"
+def test_a_run_of_a_live_process_holds_the_journal_until_it_is_killed(journal_url: str) -> None:
+    """On either backend: another process's run is live while the process is (SQLite: its pid on this
+    host; PostgreSQL: the lock its connection holds); killed -9, the run is crashed and can be resumed."""
+    with Journal(journal_url) as jr, Owner(journal_url) as owner:
+        info = jr.run(owner.run)
+        assert info.owner_alive and info.effective_status == "running" and not info.mine
+        assert jr.active_run().id == owner.run
+        with pytest.raises(JournalError, match=rf"run {owner.run} is in progress \(pid {owner.proc.pid}\); "):
+            jr.start_run("/p", "r", {})
+        with pytest.raises(JournalError, match="in progress"):
+            jr.claim(owner.run)
+        with pytest.raises(JournalError, match="in progress"):
+            jr.forget(["net"])
+        owner.kill()
+        assert eventually(lambda: jr.run(owner.run).effective_status == "crashed")
+        assert jr.active_run() is None and [r.id for r in jr.resumable()] == [owner.run]
+        # resumed by yet another process, which is killed in turn
+        with Owner(journal_url, resume=owner.run) as again:
+            assert again.run == owner.run
+            assert jr.run(owner.run).effective_status == "running" and jr.run(owner.run).pid == again.proc.pid
+            again.kill()
+            assert eventually(lambda: jr.run(owner.run).effective_status == "crashed")
+        jr.claim(owner.run)
+        assert jr.run(owner.run).mine and jr.run(owner.run).effective_status == "running"
+
+
+def test_two_writers_race_for_one_run(journal_url: str) -> None:
+    path = journal_url
     Journal(path).close()
     barrier = threading.Barrier(2)
     outcome: list[object] = []

@@ -1,0 +1,46 @@
+"""Where the journal is kept, below the journal's logic (``executor/journal.py``).
+
+The journal's events, projections, runs, claims and their checks are written once, over a
+small backend: ``sqlite.py`` (a file, the default) and ``postgres.py`` (a database server
+several workers and servers share). A backend gives SQL with ``?`` placeholders its own
+form, opens write transactions with its own locking, keeps the schema version its own way,
+and tells whether a run's owner is still there. ``schema.py`` holds the versioned schema,
+once, with the few column types that differ. The journal is chosen by where it is: a path,
+or a ``postgresql://`` URL (:func:`location`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from executor.store.base import Backend, ClaimError, JournalError, JournalUrl
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(where: object) -> bool:
+    return isinstance(where, str) and where.startswith(URL_SCHEMES)
+
+
+def location(where: Path | str | JournalUrl, files: Path | None = None) -> Path | JournalUrl:
+    """A journal's place: a file path, or a database URL whose files kept beside the journal
+    (simulated worlds, requests of the service) go in ``files`` (default ``.ordo`` here)."""
+    if isinstance(where, JournalUrl):
+        return where
+    if is_url(where):
+        return JournalUrl(str(where), files if files is not None else Path(".ordo"))
+    return Path(where)
+
+
+def open_backend(where: Path | JournalUrl) -> Backend:
+    """The backend of a journal (connected; the schema is the journal's business)."""
+    if isinstance(where, JournalUrl):
+        from executor.store.postgres import PostgresBackend
+
+        return PostgresBackend(where)
+    from executor.store.sqlite import SqliteBackend
+
+    return SqliteBackend(where)
+
+
+__all__ = ["Backend", "ClaimError", "JournalError", "JournalUrl", "is_url", "location", "open_backend"]

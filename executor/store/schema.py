@@ -1,0 +1,68 @@
+"""The journal's schema, by version, written once for every backend (the column types that
+differ are the backend's ``types``: ``{id}`` a run's number, ``{serial}`` an event's sequence
+number, ``{int}`` a 64-bit integer, ``{real}`` a time).
+
+A journal records its version (SQLite's ``user_version``, PostgreSQL's ``ordo_schema``
+table). Opening one of an older version applies the missing steps in place, in one
+transaction; one of a newer version is refused: it was written by a newer ordo.
+"""
+
+from __future__ import annotations
+
+#: The version this ordo writes and reads.
+SCHEMA_VERSION = 2
+
+#: Each version's steps, from the one before it. Statements are idempotent (IF NOT EXISTS).
+MIGRATIONS: dict[int, str] = {
+    # the events, and the runs and the state projected from them
+    1: """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id {id},
+    created {real} NOT NULL,
+    updated {real} NOT NULL,
+    project TEXT NOT NULL,
+    request TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pid INTEGER,
+    host TEXT,
+    options TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '{{}}'
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq {serial},
+    run {int} NOT NULL REFERENCES runs(id),
+    at {real} NOT NULL,
+    kind TEXT NOT NULL,
+    op TEXT,
+    key TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_run ON events(run, seq);
+CREATE TABLE IF NOT EXISTS state (
+    resource TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    run {int} NOT NULL,
+    seq {int} NOT NULL
+);
+""",
+    # runs that hold some resources only (the service); version-1 journals may have the table already
+    2: """
+CREATE TABLE IF NOT EXISTS claims (
+    run {int} NOT NULL REFERENCES runs(id),
+    resource TEXT NOT NULL,
+    PRIMARY KEY (resource, run)
+);
+CREATE INDEX IF NOT EXISTS claims_run ON claims(run);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+""",
+}
+
+
+def steps(after: int, types: dict[str, str]) -> list[str]:
+    """The statements that bring a journal of version ``after`` to :data:`SCHEMA_VERSION`."""
+    out = []
+    for version in range(after + 1, SCHEMA_VERSION + 1):
+        text = MIGRATIONS[version].format(**types)
+        out.extend(s.strip() for s in text.split(";") if s.strip())
+    return out

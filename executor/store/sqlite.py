@@ -1,0 +1,95 @@
+"""The journal in an SQLite file (the default: ``.ordo/journal.db``).
+
+WAL mode with ``synchronous=FULL``: a committed event survives the process being killed and
+the machine losing power. Every write transaction is ``BEGIN IMMEDIATE``: one writer at a
+time, across processes, so checking claims and starting a run cannot interleave with
+another. The schema version is SQLite's ``user_version``. A run's owner is judged by its pid
+on this host (a journal file is used from one machine).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from executor.store.base import Backend, JournalError
+
+#: SQLite's primary result codes for a file that cannot be read or written as it is (not a damaged one).
+_CANNOT = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+           sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM}
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by its owner only: folder 0700, file 0600.
+    An existing file readable by others is narrowed; SQLite gives its -wal and -shm files the
+    database's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if each.stat().st_mode & 0o077:
+                each.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
+class SqliteBackend(Backend):
+    errors = (sqlite3.Error,)
+    types = {"id": "INTEGER PRIMARY KEY", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER",
+             "real": "REAL"}
+
+    def __init__(self, path: Path) -> None:
+        self.where = path
+        try:
+            private_file(path)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"{path}: cannot open the journal: {exc}") from None
+
+    def prepare(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def begin(self, lock: int) -> None:
+        self._db.execute("BEGIN IMMEDIATE")  # one writer at a time: every lock is the whole file's
+
+    def in_transaction(self) -> bool:
+        return self._db.in_transaction
+
+    def version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def set_version(self, version: int) -> None:
+        self._db.execute(f"PRAGMA user_version={int(version)}")
+
+    def describe(self, exc: BaseException) -> str:
+        """SQLite's message; a full disk said in words (SQLite may call it an I/O error: the WAL
+        index or a new journal file could not be made)."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _no_room(self.where)):
+            return f"the disk is full ({exc})"
+        return str(exc)
+
+    def unusable(self, exc: BaseException) -> bool:
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CANNOT
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _no_room(path: Path) -> bool:
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < 1 << 16

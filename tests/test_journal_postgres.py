@@ -1,0 +1,98 @@
+"""ordo with its journal on PostgreSQL: `ordo apply` and `ordo plan` of the vFW on simulated
+controllers, and two `ordo serve` processes sharing one journal (a request on resources that
+one of them works on is refused by the other: 409)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from executor.journal import Journal
+from tests.conftest import run_ordo
+from tests.servicekit import INSTANTIATE, LAB, effects_once, free_port, process_server, wait_state
+from tests.stores import eventually
+from tests.test_crash import PLAIN, crash_apply, resume_to_end, write_scenario
+from tests.test_durability import assert_world_complete
+
+
+def test_apply_then_plan_with_the_journal_on_postgresql(vfw_copy: Path, postgres_url: str) -> None:
+    applied = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--journal", postgres_url)
+    assert applied.code == 0, applied.text
+    assert "Apply complete" in applied.out
+    assert not (vfw_copy / ".ordo" / "journal.db").exists()   # the journal is the database
+    effects_once(vfw_copy / ".ordo" / "simulated-world.db")    # the simulated world: in the project's .ordo/
+    # the database's state is what the next plan starts from: nothing is left to do (ORDO_JOURNAL too)
+    planned = run_ordo("plan", "-C", vfw_copy, "--detailed-exitcode", env={"ORDO_JOURNAL": postgres_url})
+    assert planned.code == 0, planned.text
+    assert "No changes." in planned.out
+    history = run_ordo("history", "-C", vfw_copy, "--journal", postgres_url, "--json")
+    assert [(r["run"], r["status"]) for r in json.loads(history.out)] == [(1, "complete")]
+    state = run_ordo("state", "-C", vfw_copy, "--journal", postgres_url)
+    assert any(line.split()[:3] == ["vfw", "vnf", "active"] for line in state.out.splitlines()), state.out
+    # a plan against the project's own (empty) journal file still has everything to do
+    assert run_ordo("plan", "-C", vfw_copy, "--detailed-exitcode").code == 2
+
+
+def test_an_apply_killed_mid_run_is_crashed_and_resumed(vfw_copy: Path, postgres_url: str) -> None:
+    """kill -9 of `ordo apply` after an effect and before its result is written: its lock went with its
+    connection, so the run is crashed; resumed, each effect is applied once."""
+    scenario = write_scenario(vfw_copy, PLAIN)
+    crash_apply(vfw_copy, scenario, "applied:5", "--journal", postgres_url)
+    with Journal(postgres_url, create=False) as jr:
+        assert eventually(lambda: jr.run(1).effective_status == "crashed")
+    refused = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", scenario, "--journal", postgres_url)
+    assert refused.code == 1 and "run 1 is crashed, and can be resumed" in refused.err, refused.text
+    resume_to_end(vfw_copy, "--journal", postgres_url)
+    assert_world_complete(vfw_copy)
+    with Journal(postgres_url, create=False) as jr:
+        assert [(r.id, r.effective_status) for r in jr.runs()] == [(1, "complete")]
+    assert run_ordo("plan", "-C", vfw_copy, "--journal", postgres_url, "--detailed-exitcode").code == 0
+
+
+def test_reading_an_empty_postgresql_journal(vfw_copy: Path, postgres_url: str) -> None:
+    history = run_ordo("history", "-C", vfw_copy, "--journal", postgres_url)
+    assert history.code == 0 and history.out.strip() == "No runs yet."
+    shown = run_ordo("show", "-C", vfw_copy, "--journal", postgres_url)
+    assert shown.code == 1 and f"{postgres_url}: no journal here" in shown.err and "Traceback" not in shown.text
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_its_password(vfw_copy: Path) -> None:
+    url = f"postgresql://ordo:s3cret@127.0.0.1:{free_port()}/ordo"
+    for command in (["history"], ["plan"], ["apply", "--auto-approve"], ["state"]):
+        run = run_ordo(*command, "-C", vfw_copy, "--journal", url)
+        assert run.code == 1 and "Traceback" not in run.text, (command, run.text)
+        assert f"postgresql://ordo@{url.split('@')[1]}: cannot " in run.err and "s3cret" not in run.text, command
+
+
+def test_two_servers_share_a_journal_on_postgresql(vfw_copy: Path, postgres_url: str, tmp_path: Path) -> None:
+    env = {"ORDO_JOURNAL": postgres_url}
+    ports = free_port(), free_port()
+    servers = [process_server(vfw_copy, port, tmp_path / f"serve-{n}.log", latency=0.3, env=env)
+               for n, port in enumerate(ports)]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=60) as one, \
+                httpx.Client(base_url=f"http://127.0.0.1:{ports[1]}", timeout=60) as two:
+            first = one.post("/v1/runs", json={"request": INSTANTIATE})
+            assert first.status_code == 202, first.text
+            run = first.json()["id"]
+            locked = two.post("/v1/runs", json={"request": INSTANTIATE})   # the other server: same resources
+            assert locked.status_code == 409, locked.text
+            assert locked.json()["detail"].startswith(f"Locked instance: run {run} (running) holds")
+            beside = two.post("/v1/runs", json={"request": LAB})            # disjoint: side by side
+            assert beside.status_code == 202, beside.text
+            assert two.get(f"/v1/runs/{run}").json()["state"] == "running"  # each server sees the other's runs
+            assert wait_state(one, beside.json()["id"], ("complete",))["claims"] == ["lab", "lab-net"]
+            assert wait_state(two, run, ("complete",))
+    finally:
+        for proc in servers:
+            proc.terminate()
+        for proc in servers:
+            proc.wait(timeout=60)
+    assert not (vfw_copy / ".ordo" / "journal.db").exists()
+    applied = effects_once(vfw_copy / ".ordo" / "simulated-world.db")
+    assert applied[("vfw", "activate")] == 1 and applied[("lab-net", "create")] == 1
+    with Journal(postgres_url, create=False) as jr:
+        assert sorted(r.status for r in jr.runs()) == ["complete", "complete"]
+        assert jr.state()["lab-net"].state == "active" and jr.state()["vfw"].state == "active"
