@@ -182,6 +182,10 @@ class _Related(_Strict):
     part_of: Name | None = Field(None, description="the resource this one is part of")
     uses: list[Name] = Field(default_factory=list)
     hosted_on: Name | None = None
+    member_of: list[Name] = Field(
+        default_factory=list,
+        description="wholes it serves while they exist but outlives (a PNF, shared infrastructure): ordered "
+                    "like part_of, never deleted with them (policies/README.md)")
     relations: dict[Name, list[Name]] = Field(
         default_factory=dict, description="other relationship kinds: kind -> targets"
     )

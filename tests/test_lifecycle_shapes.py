@@ -1,0 +1,207 @@
+"""Lifecycle shapes ONAP needs (issue 13): members that outlive their whole,
+strict teardown, a requester's order among siblings, and what a replacement
+does to the resources related to the replaced one.
+
+Each test plans a small project written here (catalog, inventory, request) and
+asserts the plan's order edges, its operations, and what it leaves alone.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from domain.errors import DiagnosticsError
+from domain.project import load_project
+from planner.core import make_plan
+from planner.plan import Plan
+from tests.conftest import run_ordo
+
+CATALOG = """\
+controllers:
+  so: {}
+  sdnc: {}
+  cloud: {}
+lifecycles:
+  # assign -> create -> activate: a real "created" state (a stack, a PNF's config)
+  standard:
+    states: [absent, assigned, created, active]
+    operations:
+      assign:     { from: absent,   to: assigned }
+      create:     { from: assigned, to: created }
+      activate:   { from: created,  to: active }
+      deactivate: { from: active,   to: created }
+      delete:     { from: created,  to: assigned }
+      unassign:   { from: assigned, to: absent }
+      update:     { from: active,   to: active }
+  # assign -> activate only: "created" is a milestone mapped to "assigned"
+  logical:
+    states: [absent, assigned, active]
+    milestones: { created: assigned }
+    operations:
+      assign:     { from: absent,   to: assigned }
+      activate:   { from: assigned, to: active }
+      deactivate: { from: active,   to: assigned }
+      unassign:   { from: assigned, to: absent }
+types:
+  service:   { lifecycle: logical, controller: so }
+  vnf:       { lifecycle: logical, controller: sdnc }
+  vf-module: { lifecycle: standard, controller: cloud }
+  pnf:       { lifecycle: standard, controller: sdnc }
+  network:   { lifecycle: standard, controller: sdnc, update: update }
+  gateway:   { lifecycle: standard, controller: sdnc }
+"""
+
+EMPTY_INVENTORY = "targets: {}\nresources: []\n"
+
+
+def project(tmp_path: Path, request: str, inventory: str = EMPTY_INVENTORY, library: tuple[str, ...] = ()) -> Path:
+    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+    (tmp_path / "inventory.yaml").write_text(textwrap.dedent(inventory), encoding="utf-8")
+    (tmp_path / "request.yaml").write_text(textwrap.dedent(request), encoding="utf-8")
+    listed = "".join(f"\n    - {name}" for name in library)
+    (tmp_path / "ordo.yaml").write_text(
+        f"catalog: catalog.yaml\ninventory: inventory.yaml\nrequest: request.yaml\n"
+        f"policies:\n  library:{listed or ' []'}\n", encoding="utf-8")
+    return tmp_path
+
+
+def plan_of(root: Path) -> Plan:
+    outcome = make_plan(load_project(root))
+    assert outcome.plan is not None, outcome.explanation
+    return outcome.plan
+
+
+def ops(plan: Plan) -> set[str]:
+    return {op.id for op in plan.operations}
+
+
+def graph(plan: Plan) -> nx.DiGraph:
+    g = nx.DiGraph((e.before, e.after) for e in plan.edges)
+    g.add_nodes_from(ops(plan))
+    return g
+
+
+def ordered(plan: Plan, first: str, then: str) -> bool:
+    """A chain of edges leads from first to then."""
+    return nx.has_path(graph(plan), first, then)
+
+
+def rules_of(plan: Plan, first: str, then: str) -> tuple[str, ...]:
+    [edge] = [e for e in plan.edges if (e.before, e.after) == (first, then)]
+    return edge.rules
+
+
+# --- member_of: a member outlives its whole ----------------------------------
+
+DEPLOYED = """\
+targets: {}
+resources:
+  - { name: svc, type: service, state: active }
+  - { name: vnf-1, type: vnf, state: active, part_of: svc }
+  - { name: pnf-1, type: pnf, state: active, member_of: [svc] }
+"""
+
+
+def test_a_member_is_ordered_like_a_part_on_the_way_up(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, """\
+        resources:
+          - { name: svc, type: service }
+          - { name: pnf-1, type: pnf, member_of: [svc] }
+        """))
+    assert ordered(plan, "svc/assign", "pnf-1/assign")
+    assert ordered(plan, "pnf-1/activate", "svc/activate")
+    assert rules_of(plan, "svc/assign", "pnf-1/assign")== ("<base>/ordering.lp:43",)
+    # and nothing orders the member's own create against the whole
+    assert not ordered(plan, "pnf-1/create", "svc/assign")
+
+
+def test_deleting_the_whole_keeps_its_members_and_deletes_its_parts(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, """\
+        resources:
+          - { name: svc, type: service, state: absent }
+        """, DEPLOYED))
+    assert {"svc/deactivate", "svc/unassign", "vnf-1/deactivate", "vnf-1/unassign"} <= ops(plan)
+    assert not [op for op in ops(plan) if op.startswith("pnf-1/")]
+    assert {c.resource for c in plan.resource_changes} == {"svc", "vnf-1"}
+
+
+def test_a_member_going_with_its_whole_goes_first(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, """\
+        resources:
+          - { name: svc, type: service, state: absent }
+          - { name: pnf-1, type: pnf, state: absent }
+        """, DEPLOYED))
+    assert ordered(plan, "pnf-1/deactivate", "svc/deactivate")
+    assert ordered(plan, "pnf-1/unassign", "svc/unassign")
+
+
+def test_a_member_may_exist_without_its_whole(tmp_path: Path) -> None:
+    # a part may not (ordering.lp: "A part cannot exist without its whole")
+    plan = plan_of(project(tmp_path, """\
+        resources:
+          - { name: svc, type: service, state: absent }
+          - { name: pnf-1, type: pnf, member_of: [svc] }
+        """))
+    assert {op for op in ops(plan) if op.startswith("pnf-1/")} == {"pnf-1/assign", "pnf-1/create", "pnf-1/activate"}
+    assert not [op for op in ops(plan) if op.startswith("svc/")]
+
+
+def test_a_member_of_several_wholes(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, """\
+        resources:
+          - { name: svc-a, type: service }
+          - { name: svc-b, type: service }
+          - { name: shared-gw, type: gateway, member_of: [svc-a, svc-b] }
+        """))
+    for whole in ("svc-a", "svc-b"):
+        assert ordered(plan, f"{whole}/assign", "shared-gw/assign")
+        assert ordered(plan, "shared-gw/activate", f"{whole}/activate")
+
+
+def test_part_of_and_member_of_one_whole_is_refused(tmp_path: Path) -> None:
+    root = project(tmp_path, """\
+        services:
+          svc:
+            pnfs:
+              - { name: pnf-1, member_of: [svc] }
+        """)
+    with pytest.raises(DiagnosticsError) as info:
+        load_project(root)
+    [problem] = info.value.diagnostics
+    assert (problem.file, problem.line) == ("request.yaml", 4)
+    assert problem.summary == "'pnf-1' is both part of 'svc' and a member of it"
+    assert "list it outside 'svc' with member_of" in problem.detail
+
+
+def test_a_request_cannot_make_an_existing_resource_a_member(tmp_path: Path) -> None:
+    inventory = DEPLOYED.replace("member_of: [svc] ", "")
+    root = project(tmp_path, """\
+        resources:
+          - { name: pnf-1, type: pnf, member_of: [svc] }
+        """, inventory)
+    with pytest.raises(DiagnosticsError) as info:
+        load_project(root)
+    [problem] = info.value.diagnostics
+    assert problem.path.endswith("member_of[0]")
+    assert "it has no relationship 'member_of' to 'svc'" in problem.summary
+
+
+def test_member_of_is_in_the_schema_the_vocabulary_and_what_a_run_records(tmp_path: Path) -> None:
+    from domain.model import observed_record
+    from planner.lint import vocabulary
+
+    for kind in ("request", "inventory"):
+        result = run_ordo("schema", kind)
+        assert result.code == 0
+        assert "member_of" in json.loads(result.out)["$defs"]["ObservedResource" if kind == "inventory"
+                                                          else "DesiredResource"]["properties"]
+    model = load_project(project(tmp_path, "resources: [{ name: svc, type: service }]\n")).model
+    assert "member_of" in vocabulary(model)["relationship kind"]
+    model = load_project(project(tmp_path, "resources: []\n", DEPLOYED), need_request=False).model
+    record = observed_record(model.resources["pnf-1"], "active", None, {})
+    assert record.member_of == ["svc"] and record.relations == {}
