@@ -205,3 +205,54 @@ def test_member_of_is_in_the_schema_the_vocabulary_and_what_a_run_records(tmp_pa
     model = load_project(project(tmp_path, "resources: []\n", DEPLOYED), need_request=False).model
     record = observed_record(model.resources["pnf-1"], "active", None, {})
     assert record.member_of == ["svc"] and record.relations == {}
+
+
+# --- strict-teardown: every part's stack is deleted before the whole is deactivated
+
+STACKS = """\
+targets: {}
+resources:
+  - { name: svc, type: service, state: active }
+  - { name: vnf-1, type: vnf, state: active, part_of: svc }
+  - { name: vnf-1-base, type: vf-module, state: active, part_of: vnf-1 }
+  - { name: vnf-1-extra, type: vf-module, state: active, part_of: vnf-1 }
+  - { name: pnf-1, type: pnf, state: active, member_of: [vnf-1] }
+"""
+
+DELETE_SERVICE = """\
+resources:
+  - { name: svc, type: service, state: absent }
+  - { name: pnf-1, type: pnf, state: absent }
+"""
+
+
+def test_by_default_a_whole_waits_only_for_its_parts_deactivation(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, DELETE_SERVICE, STACKS))
+    assert ordered(plan, "vnf-1-base/deactivate", "vnf-1/deactivate")
+    assert not ordered(plan, "vnf-1-base/delete", "vnf-1/deactivate")
+
+
+def test_strict_teardown_deletes_every_stack_before_the_whole_is_deactivated(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, DELETE_SERVICE, STACKS, library=("strict-teardown",)))
+    for part, line in (("vnf-1-base", 18), ("vnf-1-extra", 18), ("pnf-1", 20)):
+        assert rules_of(plan, f"{part}/delete", "vnf-1/deactivate") == (f"<library>/strict-teardown.lp:{line}",)
+    # the VNF's lifecycle only assigns and activates: the service waits for its
+    # deactivation (base order), not for its unassignment
+    assert ordered(plan, "vnf-1/deactivate", "svc/deactivate")
+    assert not ordered(plan, "vnf-1/unassign", "svc/deactivate")
+    # parts still go in parallel with each other
+    assert not ordered(plan, "vnf-1-base/delete", "vnf-1-extra/deactivate")
+    assert not ordered(plan, "vnf-1-extra/delete", "vnf-1-base/deactivate")
+
+
+def test_strict_teardown_in_the_vfw_example(vfw_copy: Path) -> None:
+    text = (vfw_copy / "ordo.yaml").read_text(encoding="utf-8")
+    (vfw_copy / "ordo.yaml").write_text(text.replace("    - capacity\n", "    - capacity\n    - strict-teardown\n"),
+                                        encoding="utf-8")
+    outcome = make_plan(load_project(vfw_copy, request=vfw_copy / "requests/delete.yaml",
+                                     inventory=vfw_copy / "inventory-deployed.yaml"))
+    assert outcome.plan is not None
+    assert ordered(outcome.plan, "vfw-base/delete", "vfw/deactivate")
+    result = run_ordo("check", "-C", vfw_copy)
+    assert result.code == 0, result.text
+    assert "Success! The project is valid.\n" in result.out  # no warning: every word it reads is known
