@@ -120,6 +120,7 @@ class Resource:
     params: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     run: tuple[str, ...] = ()
+    priority: int | None = None  # the request's order among siblings (a goal: never observed)
     refs: tuple[Reference, ...] = ()
     observed: bool = False
     requested: bool = False
@@ -389,6 +390,7 @@ def build_model(
             res.labels.update(desired.labels)
             res.params = dict(desired.params)
             res.run = tuple(desired.run)
+            res.priority = desired.priority
             res.origin = Origin(request_src.file, request_src.where(path)[0])
             resources[desired.name] = res
             paths[desired.name] = (request_src, path)
@@ -428,7 +430,7 @@ def build_model(
 #: What a request may set for a resource that exists (observed, past its
 #: lifecycle's initial state); everything else about it is observed and
 #: comes from the inventory or the journal (docs: policies/README.md).
-REQUEST_MAY_SET = ("state", "params", "run")
+REQUEST_MAY_SET = ("state", "params", "run", "priority")
 
 
 def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None, src: Source,

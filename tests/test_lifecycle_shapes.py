@@ -256,3 +256,110 @@ def test_strict_teardown_in_the_vfw_example(vfw_copy: Path) -> None:
     result = run_ordo("check", "-C", vfw_copy)
     assert result.code == 0, result.text
     assert "Success! The project is valid.\n" in result.out  # no warning: every word it reads is known
+
+
+# --- priority: the request's order among siblings ---------------------------
+
+SIBLING_RULE = "<base>/ordering.lp:65"
+GATEWAYS = """\
+resources:
+  - { name: gw-a, type: gateway, priority: 3 }
+  - { name: gw-b, type: gateway, priority: 1 }
+  - { name: gw-c, type: gateway, priority: 2 }
+"""
+
+
+def test_siblings_come_up_in_the_requested_order(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, GATEWAYS))
+    assert plan.status == "optimal"
+    for op in ("assign", "create", "activate"):
+        assert rules_of(plan, f"gw-b/{op}", f"gw-c/{op}") == (SIBLING_RULE,)
+        assert rules_of(plan, f"gw-c/{op}", f"gw-a/{op}") == (SIBLING_RULE,)
+    assert [c.priority for c in plan.cost] == [-1] and plan.cost[0].cost == 0
+    # gw-b is not held until gw-c is done: a milestone at a time
+    assert not ordered(plan, "gw-c/activate", "gw-b/activate") and ordered(plan, "gw-b/assign", "gw-c/create")
+    assert plan.waves[0] == ("gw-b/assign",)
+
+
+def test_without_priorities_siblings_run_side_by_side(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, GATEWAYS.replace(", priority: 3", "").replace(", priority: 1", "")
+                           .replace(", priority: 2", "")))
+    assert plan.status == "satisfiable"  # nothing to optimise: the base preference is idle
+    assert plan.waves[0] == ("gw-a/assign", "gw-b/assign", "gw-c/assign")
+    assert plan.cost == ()
+
+
+def test_siblings_leave_in_the_reverse_order(tmp_path: Path) -> None:
+    # priorities order the parts of one whole; an existing resource may be given one
+    plan = plan_of(project(tmp_path, """\
+        services:
+          svc:
+            state: absent
+            vnfs:
+              - name: vnf-1
+                state: absent
+                vf_modules:
+                  - { name: vnf-1-base, state: absent, priority: 1 }
+                  - { name: vnf-1-extra, state: absent, priority: 2 }
+        """, STACKS.replace("member_of: [vnf-1]", "member_of: [svc]")))
+    for op in ("deactivate", "delete", "unassign"):
+        assert rules_of(plan, f"vnf-1-extra/{op}", f"vnf-1-base/{op}") == (SIBLING_RULE,)
+
+
+def test_only_siblings_are_ordered(tmp_path: Path) -> None:
+    plan = plan_of(project(tmp_path, """\
+        resources:
+          - { name: svc-a, type: service, priority: 2 }
+          - { name: svc-b, type: service, priority: 1 }
+          - { name: gw-a, type: gateway, part_of: svc-a, priority: 1 }
+          - { name: gw-b, type: gateway, part_of: svc-b, priority: 2 }
+        """))
+    assert ordered(plan, "svc-b/assign", "svc-a/assign")
+    # parts of different wholes: their priorities do not compare
+    assert not ordered(plan, "gw-a/create", "gw-b/create") and not ordered(plan, "gw-b/create", "gw-a/create")
+
+
+def test_a_dependency_overrides_the_requested_order(tmp_path: Path) -> None:
+    # gw-a comes first by priority, but it uses gw-b: it is created only once gw-b is active
+    plan = plan_of(project(tmp_path, """\
+        resources:
+          - { name: gw-a, type: gateway, priority: 1, uses: [gw-b] }
+          - { name: gw-b, type: gateway, priority: 2 }
+        """))
+    assert rules_of(plan, "gw-b/activate", "gw-a/create") == ("<base>/ordering.lp:12",)
+    assert rules_of(plan, "gw-a/assign", "gw-b/assign") == (SIBLING_RULE,)  # what can be kept is kept
+    assert not ordered(plan, "gw-a/create", "gw-b/create")
+    assert [(c.priority, c.cost) for c in plan.cost] == [(-1, 2)]  # create and activate given up
+
+
+def test_priority_is_a_goal_the_inventory_does_not_record(tmp_path: Path) -> None:
+    root = project(tmp_path, "resources: []\n", """\
+        targets: {}
+        resources:
+          - { name: gw-a, type: gateway, state: active, priority: 1 }
+        """)
+    with pytest.raises(DiagnosticsError) as info:
+        load_project(root)
+    [problem] = info.value.diagnostics
+    assert (problem.file, problem.line, problem.path) == ("inventory.yaml", 3, "resources[0].priority")
+    result = run_ordo("schema", "request")
+    assert "priority" in json.loads(result.out)["$defs"]["DesiredResource"]["properties"]
+
+
+def test_check_knows_the_new_words(tmp_path: Path) -> None:
+    root = project(tmp_path, GATEWAYS)
+    (root / "mine.lp").write_text(textwrap.dedent("""\
+        %@ name: first-gateway
+        %@ description: The first gateway is never a member of anything.
+        %@ owner: test
+        %@ enforcement: hard
+        % first-gateway: the first gateway is never a member of anything.
+        :- priority(R,1), relation("member_of",R,_).
+        """), encoding="utf-8")
+    (root / "ordo.yaml").write_text((root / "ordo.yaml").read_text(encoding="utf-8") + "  files: [mine.lp]\n",
+                                    encoding="utf-8")
+    result = run_ordo("check", "-C", root)
+    assert (result.code, result.out) == (0, "Success! The project is valid.\n"), result.text
+    (root / "mine.lp").write_text('priority("gw-a",0).\n', encoding="utf-8")
+    result = run_ordo("check", "-C", root)
+    assert result.code == 1 and "priority/2" in result.text
