@@ -52,8 +52,15 @@ types:
   vnf:       { lifecycle: logical, controller: sdnc }
   vf-module: { lifecycle: standard, controller: cloud }
   pnf:       { lifecycle: standard, controller: sdnc }
-  network:   { lifecycle: standard, controller: sdnc, update: update }
+  network:
+    lifecycle: standard
+    controller: sdnc
+    update: update
+    operations: { create: { outputs: [network_id] } }
   gateway:   { lifecycle: standard, controller: sdnc }
+  router:    { lifecycle: standard, controller: sdnc, update: update }
+  host:      { lifecycle: standard, controller: cloud }
+  app:       { lifecycle: standard, controller: cloud }
 """
 
 EMPTY_INVENTORY = "targets: {}\nresources: []\n"
@@ -363,3 +370,75 @@ def test_check_knows_the_new_words(tmp_path: Path) -> None:
     (root / "mine.lp").write_text('priority("gw-a",0).\n', encoding="utf-8")
     result = run_ordo("check", "-C", root)
     assert result.code == 1 and "priority/2" in result.text
+
+
+# --- replace/1: what happens to what relates to the replaced resource --------
+
+REPLACING = """\
+targets: {}
+resources:
+  - { name: net-1, type: network, state: active, attributes: { network_id: n-1 } }
+  - { name: svc, type: service, state: active }
+  - { name: net-1-port, type: gateway, state: active, part_of: net-1 }
+  - { name: router-1, type: router, state: active, uses: [net-1] }
+  - { name: gw-1, type: gateway, state: active, uses: [net-1] }
+  - { name: app-1, type: app, state: active, hosted_on: gw-1 }
+  - { name: pnf-1, type: pnf, state: active, member_of: [net-1] }
+  - { name: router-2, type: router, state: active }
+  - { name: gw-2, type: gateway, state: active }
+"""
+
+REPLACE_NET = """\
+%@ name: renew-net
+%@ description: The network is rebuilt.
+%@ owner: test
+%@ enforcement: hard
+replace("net-1").
+"""
+
+
+def replacing(tmp_path: Path, request: str = "resources: []\n") -> Plan:
+    root = project(tmp_path, request, REPLACING)
+    (root / "renew.lp").write_text(REPLACE_NET, encoding="utf-8")
+    (root / "ordo.yaml").write_text((root / "ordo.yaml").read_text(encoding="utf-8") + "  files: [renew.lp]\n",
+                                    encoding="utf-8")
+    return plan_of(root)
+
+
+def test_a_user_that_can_update_is_re_pointed_after_the_replacement_is_active(tmp_path: Path) -> None:
+    plan = replacing(tmp_path)
+    assert {op for op in ops(plan) if op.startswith("router-1/")} == {"router-1/update"}
+    assert ordered(plan, "net-1/activate", "router-1/update")
+    assert [c.actions for c in plan.resource_changes if c.resource == "router-1"] == [("update",)]
+
+
+def test_a_user_that_cannot_update_and_what_it_hosts_are_rebuilt(tmp_path: Path) -> None:
+    plan = replacing(tmp_path)
+    down, up = ("deactivate", "delete", "unassign"), ("assign", "create", "activate")
+    for name in ("gw-1", "app-1", "net-1", "net-1-port"):
+        assert {f"{name}/{op}" for op in down + up} <= ops(plan), name
+    # gw-1 uses net-1: deleted before net-1 is deactivated, created once it is active again
+    assert ordered(plan, "gw-1/delete", "net-1/deactivate")
+    assert ordered(plan, "net-1/activate", "gw-1/create")
+    # app-1 is hosted on gw-1: unassigned before gw-1 goes down, assigned once it is up
+    assert ordered(plan, "app-1/unassign", "gw-1/deactivate")
+    assert ordered(plan, "gw-1/activate", "app-1/assign")
+
+
+def test_members_and_unrelated_resources_are_left_alone(tmp_path: Path) -> None:
+    plan = replacing(tmp_path)
+    touched = {op.split("/")[0] for op in ops(plan)}
+    assert touched == {"net-1", "net-1-port", "router-1", "gw-1", "app-1"}
+
+
+def test_a_resource_reading_an_output_of_the_replaced_one_is_re_pointed(tmp_path: Path) -> None:
+    plan = replacing(tmp_path, """\
+        resources:
+          - { name: router-2, type: router, params: { network: "${net-1.outputs.network_id}" } }
+          - { name: gw-2, type: gateway, params: { network: "${net-1.outputs.network_id}" } }
+        """)
+    assert {op for op in ops(plan) if op.startswith("router-2/")} == {"router-2/update"}
+    assert ordered(plan, "net-1/create", "router-2/update")
+    # a type without an update is rebuilt, and created once the new output exists
+    assert {"gw-2/deactivate", "gw-2/delete", "gw-2/unassign", "gw-2/assign", "gw-2/create"} <= ops(plan)
+    assert ordered(plan, "net-1/create", "gw-2/create")
