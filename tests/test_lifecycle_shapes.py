@@ -267,7 +267,7 @@ def test_strict_teardown_in_the_vfw_example(vfw_copy: Path) -> None:
 
 # --- priority: the request's order among siblings ---------------------------
 
-SIBLING_RULE = "<base>/ordering.lp:65"
+SIBLING_RULE = "<base>/ordering.lp:73"
 GATEWAYS = """\
 resources:
   - { name: gw-a, type: gateway, priority: 3 }
@@ -283,6 +283,8 @@ def test_siblings_come_up_in_the_requested_order(tmp_path: Path) -> None:
         assert rules_of(plan, f"gw-b/{op}", f"gw-c/{op}") == (SIBLING_RULE,)
         assert rules_of(plan, f"gw-c/{op}", f"gw-a/{op}") == (SIBLING_RULE,)
     assert [c.priority for c in plan.cost] == [-1] and plan.cost[0].cost == 0
+    # consecutive priorities only: gw-b reaches gw-a through gw-c
+    assert not [e for e in plan.edges if (e.before, e.after) == ("gw-b/assign", "gw-a/assign")]
     # gw-b is not held until gw-c is done: a milestone at a time
     assert not ordered(plan, "gw-c/activate", "gw-b/activate") and ordered(plan, "gw-b/assign", "gw-c/create")
     assert plan.waves[0] == ("gw-b/assign",)
@@ -311,6 +313,14 @@ def test_siblings_leave_in_the_reverse_order(tmp_path: Path) -> None:
         """, STACKS.replace("member_of: [vnf-1]", "member_of: [svc]")))
     for op in ("deactivate", "delete", "unassign"):
         assert rules_of(plan, f"vnf-1-extra/{op}", f"vnf-1-base/{op}") == (SIBLING_RULE,)
+
+
+def test_siblings_with_nothing_to_do_do_not_break_the_order(tmp_path: Path) -> None:
+    # gw-c (priority 2) exists already: gw-b (1) still comes before gw-a (3)
+    plan = plan_of(project(tmp_path, GATEWAYS, "targets: {}\nresources:\n"
+                                               "  - { name: gw-c, type: gateway, state: active }\n"))
+    for op in ("assign", "create", "activate"):
+        assert rules_of(plan, f"gw-b/{op}", f"gw-a/{op}") == (SIBLING_RULE,)
 
 
 def test_only_siblings_are_ordered(tmp_path: Path) -> None:
