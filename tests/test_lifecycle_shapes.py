@@ -452,3 +452,22 @@ def test_a_resource_reading_an_output_of_the_replaced_one_is_re_pointed(tmp_path
     # a type without an update is rebuilt, and created once the new output exists
     assert {"gw-2/deactivate", "gw-2/delete", "gw-2/unassign", "gw-2/assign", "gw-2/create"} <= ops(plan)
     assert ordered(plan, "net-1/create", "gw-2/create")
+
+
+def test_strict_teardown_in_policy_tests(tmp_path: Path) -> None:
+    root = project(tmp_path, DELETE_SERVICE, STACKS, library=("strict-teardown",))
+    (root / "tests").mkdir()
+    (root / "tests" / "teardown_test.yaml").write_text(textwrap.dedent("""\
+        tests:
+          - name: stacks go before the VNF is deactivated
+            expect:
+              before: [[vnf-1-base/delete, vnf-1/deactivate], [pnf-1/delete, vnf-1/deactivate]]
+          - name: without it the VNF waits only for deactivation
+            policies: { without: [strict-teardown] }
+            expect:
+              before: [[vnf-1-base/deactivate, vnf-1/deactivate]]
+        """), encoding="utf-8")
+    result = run_ordo("test", "-C", root, "--coverage")
+    assert result.code == 0, result.text
+    [line] = [x for x in result.out.splitlines() if x.startswith("<library>/strict-teardown.lp")]
+    assert line.split()[1:] == ["2/2", "100%"]  # both its rules make edges of a test's plan
