@@ -241,7 +241,7 @@ def test_by_default_a_whole_waits_only_for_its_parts_deactivation(tmp_path: Path
 
 def test_strict_teardown_deletes_every_stack_before_the_whole_is_deactivated(tmp_path: Path) -> None:
     plan = plan_of(project(tmp_path, DELETE_SERVICE, STACKS, library=("strict-teardown",)))
-    for part, line in (("vnf-1-base", 18), ("vnf-1-extra", 18), ("pnf-1", 20)):
+    for part, line in (("vnf-1-base", 19), ("vnf-1-extra", 19), ("pnf-1", 21)):
         assert rules_of(plan, f"{part}/delete", "vnf-1/deactivate") == (f"<library>/strict-teardown.lp:{line}",)
     # the VNF's lifecycle only assigns and activates: the service waits for its
     # deactivation (base order), not for its unassignment
