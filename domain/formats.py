@@ -182,6 +182,10 @@ class _Related(_Strict):
     part_of: Name | None = Field(None, description="the resource this one is part of")
     uses: list[Name] = Field(default_factory=list)
     hosted_on: Name | None = None
+    member_of: list[Name] = Field(
+        default_factory=list,
+        description="wholes it serves while they exist but outlives (a PNF, shared infrastructure): ordered "
+                    "like part_of, never deleted with them (policies/README.md)")
     relations: dict[Name, list[Name]] = Field(
         default_factory=dict, description="other relationship kinds: kind -> targets"
     )
@@ -212,8 +216,8 @@ class InventoryFile(_Strict):
 class DesiredResource(_Related):
     """A resource as the operator wants it. Children nest under it.
 
-    For a resource that exists (inventory or journal), only state, params and
-    run may differ from what is observed, and requires keys it does not record
+    For a resource that exists (inventory or journal), only state, params,
+    run and priority may differ from what is observed, and requires keys it does not record
     (domain.model; the table is in policies/README.md)."""
 
     name: Name
@@ -222,6 +226,10 @@ class DesiredResource(_Related):
     params: dict[Name, Param] = Field(default_factory=dict, description="desired configuration")
     placement: Name | None = Field(None, description="pin to this target")
     run: list[Name] = Field(default_factory=list, description="extra operations to run (healthcheck)")
+    priority: Annotated[int, AfterValidator(solver_value)] | None = Field(
+        None, description="order among its siblings (the parts of one whole, or the top-level resources), lower "
+                          "first on the way up and last on the way down: a preference the plan keeps where no "
+                          "dependency says otherwise (SO's processing priority)")
     services: list[DesiredResource] = Field(default_factory=list)
     networks: list[DesiredResource] = Field(default_factory=list)
     vnfs: list[DesiredResource] = Field(default_factory=list)

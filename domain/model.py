@@ -120,6 +120,7 @@ class Resource:
     params: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     run: tuple[str, ...] = ()
+    priority: int | None = None  # the request's order among siblings (a goal: never observed)
     refs: tuple[Reference, ...] = ()
     observed: bool = False
     requested: bool = False
@@ -389,6 +390,7 @@ def build_model(
             res.labels.update(desired.labels)
             res.params = dict(desired.params)
             res.run = tuple(desired.run)
+            res.priority = desired.priority
             res.origin = Origin(request_src.file, request_src.where(path)[0])
             resources[desired.name] = res
             paths[desired.name] = (request_src, path)
@@ -414,6 +416,7 @@ def build_model(
                 problems.append(src.diagnostic(_relation_path(src, path, kind_name, target),
                                                f"unknown resource '{target}'", _choices(target, resources)))
     problems.extend(_totals(resources, paths))
+    problems.extend(_part_and_member(resources, paths))
     for res, src, path in wired:
         res.refs = tuple(_references(res, resources, kinds, src, path, problems, check_references))
     problems.extend(_cycles(resources, paths))
@@ -427,7 +430,7 @@ def build_model(
 #: What a request may set for a resource that exists (observed, past its
 #: lifecycle's initial state); everything else about it is observed and
 #: comes from the inventory or the journal (docs: policies/README.md).
-REQUEST_MAY_SET = ("state", "params", "run")
+REQUEST_MAY_SET = ("state", "params", "run", "priority")
 
 
 def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None, src: Source,
@@ -461,6 +464,20 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
                                       f"not on '{desired.placement}'"))
     return [src.diagnostic(path + sub, f"cannot change what is observed of existing '{existing.name}': {text}",
                            detail, code="observed") for sub, text in found]
+
+
+def _part_and_member(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
+    """A part goes with its whole, a member outlives it: a resource is not both of one whole."""
+    problems = []
+    for name, res in sorted(resources.items()):
+        if res.part_of is not None and ("member_of", res.part_of) in res.relations:
+            src, path = paths[name]
+            problems.append(src.diagnostic(
+                _relation_path(src, path, "member_of", res.part_of),
+                f"'{name}' is both part of '{res.part_of}' and a member of it",
+                f"a part is deleted with its whole, a member outlives it: keep one (to keep '{name}' when "
+                f"'{res.part_of}' goes, list it outside '{res.part_of}' with member_of)"))
+    return problems
 
 
 def _shown(value: Any) -> str:
@@ -551,18 +568,19 @@ def observed_record(res: Resource, state: str, placement: str | None,
     """res as the inventory would list it, in ``state``: what a run records."""
     uses = sorted(t for k, t in res.relations if k == "uses")
     hosted = sorted(t for k, t in res.relations if k == "hosted_on")
+    members = sorted(t for k, t in res.relations if k == "member_of")
     others: dict[str, list[str]] = {}
     for k, t in sorted(res.relations):
-        if k not in ("uses", "hosted_on"):
+        if k not in ("uses", "hosted_on", "member_of"):
             others.setdefault(k, []).append(t)
     return ObservedResource(
         name=res.name, type=res.type, state=state, placement=placement, part_of=res.part_of,
-        uses=uses, hosted_on=hosted[0] if hosted else None, relations=others,
+        uses=uses, hosted_on=hosted[0] if hosted else None, member_of=members, relations=others,
         requires=dict(res.requires), labels=dict(res.labels), attributes=attributes)
 
 
 def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKey:
-    """Where a relation's target is written: uses[1], hosted_on, relations.peers[0]."""
+    """Where a relation's target is written: uses[1], hosted_on, member_of[0], relations.peers[0]."""
     node = src.data
     for part in path:
         node = node[part] if isinstance(node, (dict, list)) else None
@@ -570,8 +588,8 @@ def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKe
         return path
     if kind == "hosted_on" and node.get("hosted_on") == target:
         return path + ("hosted_on",)
-    if kind == "uses" and target in (node.get("uses") or []):
-        return path + ("uses", node["uses"].index(target))
+    if kind in ("uses", "member_of") and target in (node.get(kind) or []):
+        return path + (kind, node[kind].index(target))
     targets = (node.get("relations") or {}).get(kind) or []
     if target in targets:
         return path + ("relations", kind, targets.index(target))
@@ -579,7 +597,7 @@ def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKe
 
 
 def _relations(res: Any) -> set[tuple[str, str]]:
-    rels = {("uses", t) for t in res.uses}
+    rels = {("uses", t) for t in res.uses} | {("member_of", t) for t in res.member_of}
     if res.hosted_on:
         rels.add(("hosted_on", res.hosted_on))
     for kind, targets in res.relations.items():

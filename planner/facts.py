@@ -23,7 +23,7 @@ FACT_SIGNATURES: frozenset[tuple[str, int]] = frozenset({
     ("part_of", 2), ("relation", 3), ("changed", 1), ("run", 2), ("requested", 1),
     ("placeable", 1), ("placed", 2), ("pinned", 2), ("requires", 3), ("label", 3),
     ("param", 3), ("target", 1), ("zone", 2), ("capacity", 3), ("attr", 3),
-    ("target_label", 3), ("ref", 3), ("failed", 2), ("refused", 1), ("planned", 2),
+    ("target_label", 3), ("ref", 3), ("failed", 2), ("refused", 1), ("planned", 2), ("priority", 2),
 })
 
 
@@ -52,6 +52,12 @@ def _fact(name: str, *args: Any) -> str:
     # Formatting text directly is ten times faster than building clingo symbols
     # and printing them; _render matches clingo's own printing exactly.
     return f"{name}({','.join(_render(a) for a in args)})."
+
+
+def orders_siblings(facts: list[str]) -> bool:
+    """True when the request orders siblings (priority/2): the base library's
+    preference for that order (ordering.lp) is then to be optimised."""
+    return any(fact.startswith("priority(") for fact in facts)
 
 
 def model_facts(model: Model) -> list[str]:
@@ -97,6 +103,8 @@ def model_facts(model: Model) -> list[str]:
             add(_fact("changed", name))
         for opname in res.run:
             add(_fact("run", name, opname))
+        if res.requested and res.priority is not None:
+            add(_fact("priority", name, res.priority))
         if kind.placement:
             add(_fact("placeable", name))
         if res.placement:

@@ -257,7 +257,7 @@ def vocabulary(model) -> dict[str, set[str]]:
         seen["relationship kind"] |= {kind for kind, _ in res.relations}
         seen["capacity kind"] |= set(res.requires)
         seen["param"] |= set(res.params)
-    seen["relationship kind"] |= {"uses", "hosted_on"}
+    seen["relationship kind"] |= {"uses", "hosted_on", "member_of"}
     return seen
 
 

@@ -82,9 +82,11 @@ class Program:
 
     @property
     def has_objective(self) -> bool:
-        """True when some file minimises, has weak constraints, or is a soft policy."""
-        return any(stm.ast_type == ast.ASTType.Minimize for f in self.files for stm in f.statements) or any(
-            f.meta.enforcement == "soft" for f in self.files)
+        """True when some policy file minimises, has weak constraints, or is a soft policy.
+        (The base library's one preference, the request's order among siblings,
+        counts only when a request sets one: planner.facts.orders_siblings.)"""
+        return any(stm.ast_type == ast.ASTType.Minimize for f in self.files if f.origin != "base"
+                   for stm in f.statements) or any(f.meta.enforcement == "soft" for f in self.files)
 
     def meta_of(self, display: str) -> PolicyMeta:
         for pfile in self.files:

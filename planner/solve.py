@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import clingo
 
 from domain.errors import Diagnostic, DiagnosticsError
+from planner.facts import orders_siblings
 from planner.program import GLUE, RELAXED, RELAXED_PRIORITY, STRICT, Program, parse_message
 
 
@@ -115,7 +116,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     optimises (planner.testing's probe of which constraints bite).
     ``on_grounded`` is told the seconds grounding took and returns the seconds
     the search may take (instead of ``timeout``)."""
-    optimise = relaxed or mode is not None or program.has_objective
+    optimise = relaxed or mode is not None or program.has_objective or orders_siblings(facts)
     # usc with disjoint cores: half the time of plain usc on large placement
     # instances (benchmarks/README.md); one thread, so results are deterministic.
     args = ["--opt-strategy=usc,oll,disjoint", "--opt-mode=opt", f"--models={0 if optimise else 1}",
