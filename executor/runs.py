@@ -21,6 +21,7 @@ from domain.project import Project, display_path, load_project, read_project_fil
 from executor.controllers.simulated import load_simulation
 from executor.engine import ApplyOptions, ExecutionError, Executor, Listener, RunResult
 from executor.journal import Event, Journal, JournalError, default_path
+from executor.temporal import Temporal
 from planner.plan import Plan
 
 #: Wraps the driving of a run, given its executor (e.g. a live view, a signal handler).
@@ -123,11 +124,18 @@ def _drive(jr: Journal, executor: Executor, around: Around | None, start: Callab
 
 def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path | None, *,
             listener: Listener | None = None, around: Around | None = None, supersede: bool = False,
-            claims: Iterable[str] | None = None, record: dict[str, Any] | None = None) -> RunResult:
+            claims: Iterable[str] | None = None, record: dict[str, Any] | None = None,
+            temporal: Temporal | None = None) -> RunResult:
     """Start a run of ``plan`` and carry it to an end. With ``claims``, the run holds only these
     resources (JournalError while another run holds one of them) instead of the whole journal;
-    ``record`` is kept with the run's options (who asked for it, the idempotency key)."""
+    ``record`` is kept with the run's options (who asked for it, the idempotency key).
+    With ``temporal``, the run is a Temporal workflow carried out by ``ordo worker`` processes."""
     path = journal if journal is not None else default_path(project.root)
+    if temporal is not None:
+        from executor.temporal.client import apply as apply_on_temporal
+
+        return apply_on_temporal(project, plan, options, path, temporal, listener=listener or (lambda ev: None),
+                                 around=around or _nothing, supersede=supersede, claims=claims, record=record)
     jr = _ClaimingJournal(path, claims, record or {}) if claims is not None or record else Journal(path)
 
     def loader(observed: list) -> Project:
