@@ -96,7 +96,7 @@ class Activities:
         unless it is the one the client confirmed; its spec and the ``run-started`` data."""
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
-            project = ex.loader(list(ex.journal.state().values()))
+            project = ex.loader(list(ex._records.values()))
             outcome = make_plan(project, concurrency=ex.options.concurrency)
             if outcome.plan is None or plan_digest(outcome.plan) != ref["digest"]:
                 raise ApplicationError(
@@ -216,7 +216,6 @@ class Activities:
             if step == "settled":
                 ex._project = self._project(ref, run, plan_no)
                 ops = {op.id: op for op in self._plan(ref, run, plan_no).operations}
-            ex._records = ex.journal.state()
             ex._requests = {oid: OperationRequest(**{**r, "outputs": tuple(r["outputs"])})
                             for oid, r in requests.items()}
             ex._found = {name: ObservedResource.model_validate(r) for name, r in found.items()}
@@ -234,7 +233,6 @@ class Activities:
             if rs.ended is not None:  # written by an attempt whose answer was lost
                 info = ex.journal.run(ref["run"])
                 return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
-            ex._records = ex.journal.state()
             ex._project = self._project(ref, run, rs.plan_no) if rs.plan_no else ex.loader(list(ex._records.values()))
             result = ex._end(_core(rs), End(status, reason))
             return {"status": result.status, "summary": result.summary, "reason": result.reason}
@@ -277,6 +275,7 @@ class Activities:
 
         def locked() -> T:
             with run.lock:
+                run.executor._records = run.executor.journal.state()  # what other workers wrote counts
                 return work(run)
         try:
             return self._beating(locked)

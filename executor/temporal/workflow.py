@@ -89,6 +89,7 @@ class RunWorkflow:
         self._requests: dict[str, dict[str, Any]] = {}      # operation -> its last intent's request
         self._found: dict[str, dict[str, Any]] = {}         # records of the observation under way
         self._settled = 0                                   # outcomes fed since this execution began
+        self._frozen: float | None = None                   # the core's time while handing the history on
 
     @workflow.signal
     def stop(self, reason: str) -> None:
@@ -122,8 +123,12 @@ class RunWorkflow:
         while True:
             # Past the threshold, the history is handed on: the calls in flight finish, what the core
             # dispatches meanwhile is not carried out (no intent is written: nothing happened), and
-            # the next execution rebuilds the state from the journal and dispatches it.
-            draining = self._settled >= ref["continue_every"] or workflow.info().is_continue_as_new_suggested()
+            # the next execution rebuilds the state from the journal and dispatches it. Meanwhile the
+            # core's clock stands still, so that no timer of a call not carried out runs out.
+            if self._frozen is None and (self._settled >= ref["continue_every"]
+                                         or workflow.info().is_continue_as_new_suggested()):
+                self._frozen = self._now()
+            draining = self._frozen is not None
             follow: Input | None = None
             until: float | None = None
             waiting = False
@@ -139,7 +144,9 @@ class RunWorkflow:
                 elif kind is Wait:
                     until, waiting = cmd.until, True
                 elif kind is Admit:
-                    if not draining:
+                    if draining:  # nothing is dispatched: the next execution asks the guards
+                        follow = Admitted(list(cmd.ops), [], self._now())
+                    else:
                         follow = await self._admit(ref, rs, cmd)
                 elif kind is Observe:
                     follow = await self._observe(ref, rs, cmd)
@@ -261,6 +268,5 @@ class RunWorkflow:
             name, args=[ref, *args], task_queue=ref["queue"], start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=_HEARTBEAT), retry_policy=_STEP_RETRY)
 
-    @staticmethod
-    def _now() -> float:
-        return workflow.now().timestamp()
+    def _now(self) -> float:
+        return workflow.now().timestamp() if self._frozen is None else self._frozen

