@@ -17,6 +17,7 @@ their commit are recognised and not written twice.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -257,7 +258,7 @@ class Activities:
                 opts = ref["options"]
                 options = ApplyOptions(concurrency=opts["concurrency"], max_replans=opts["max_replans"],
                                        on_failure=opts["on_failure"], default_timeout=opts["default_timeout"],
-                                       simulation=opts["simulation"])
+                                       simulation=opts["simulation"], crash=os.environ.get("ORDO_CRASH_POINT"))
                 run = self._runs[key] = _Run(Executor(jr, _loader(ref, path), options=options))
         return run
 

@@ -71,6 +71,8 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | N
             client, task_queue=queue, workflows=[RunWorkflow] if main else [],
             activities=acts.step_activities() if main else [acts.call], activity_executor=pool,
             workflow_runner=runner, max_concurrent_activities=64,
+            # a workflow whose worker was lost moves to another one within seconds
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
             graceful_shutdown_timeout=timedelta(seconds=5)))
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
