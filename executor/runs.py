@@ -162,6 +162,10 @@ def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: 
     jr = Journal(path, create=False)
     try:
         info = jr.run(run_id)
+        if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
+            raise ExecutionError(f"run {run_id} runs on Temporal and its workflow may still be going on without "
+                                 f"the process that started it: see `temporal workflow describe -w "
+                                 f"ordo-run-{jr.id[:12]}-{run_id}`, or `ordo abort {run_id}`")
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)
     except BaseException:
@@ -196,6 +200,13 @@ def abort(project: Path, journal: Path | None, run_id: int, *, record: dict[str,
     with Journal(journal_path(project, journal), create=False) as jr:
         info = jr.run(run_id)
         status = info.effective_status
+        if info.options.get("engine") == "temporal" and status in ("running", "crashed"):
+            from executor.temporal.client import stop_workflow
+
+            jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
+            stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
+            return (f"Abort requested: run {run_id} (a Temporal workflow) will stop once its operations "
+                    "in flight finish.")
         if status == "running":
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             return (f"Abort requested: run {run_id} (pid {info.pid}) will stop once its operations "

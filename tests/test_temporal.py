@@ -23,7 +23,7 @@ import yaml
 
 from executor.controllers.simulated import read_ledger
 from executor.journal import Journal
-from tests.conftest import VFW, ordo_env, ordo_executable, require_server
+from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_process
 
 pytestmark = pytest.mark.slow
 TEMPORAL = Path(sys.executable).parent / "temporal"
@@ -243,3 +243,39 @@ def test_a_long_run_continues_as_new_and_rebuilds_its_state_from_the_journal(tem
     statuses = with_client(temporal_server, executions)
     # 25 operations and more outcomes, handed on after 8: several executions, the last complete
     assert statuses.count("CONTINUED_AS_NEW") >= 2 and statuses.count("COMPLETED") == 1, statuses
+
+
+def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_server: str, tmp_path: Path):
+    """The workflow does not need the process that started it; `ordo resume` refuses to drive it a
+    second time, and `ordo abort` reaches it."""
+    scenario = _scenario(tmp_path, "smooth.yaml", latency={"default": 0.6})
+    with workers(temporal_server, "t4", tmp_path, count=1):
+        client = subprocess.Popen(_apply_args(temporal_server, "t4", tmp_path, scenario), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=ordo_env())
+        deadline = time.monotonic() + 60
+        while _results(tmp_path) < 3:
+            assert client.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        _stop(client, signal.SIGKILL)
+        where = ["-C", str(VFW), "--journal", str(tmp_path / "journal.db")]
+        resume = run_ordo_process("resume", "1", *where)
+        assert resume.code == 1 and "runs on Temporal" in resume.err
+        abort = run_ordo_process("abort", "1", *where)
+        assert abort.code == 0 and "a Temporal workflow" in abort.out, abort.text
+        while True:
+            with Journal(tmp_path / "journal.db", create=False) as jr:
+                info = jr.run(1)
+            if info.status != "running":
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert info.status == "aborted" and 3 <= _results(tmp_path) < 25, info.summary
+    keys = collections.Counter(row["key"] for row in read_ledger(tmp_path / "simulated-world.db"))
+    assert max(keys.values()) == 1
+
+
+def _results(folder: Path) -> int:
+    if not (folder / "journal.db").exists():
+        return 0
+    with Journal(folder / "journal.db", create=False) as jr:
+        return sum(ev.kind == "result" for ev in jr.events(1)) if jr.runs() else 0

@@ -164,6 +164,21 @@ async def _apply(jr: Journal, ref: Ref, temporal: Temporal, listener: Listener, 
     return RunResult(run=run, status=answer["status"], summary=answer["summary"], reason=answer.get("reason", ""))
 
 
+def stop_workflow(address: str, journal_id: str, run: int, reason: str) -> None:
+    """Signal a run's workflow to stop (``ordo abort``)."""
+    async def go() -> None:
+        client = await _connect(address)
+        try:
+            await client.get_workflow_handle(workflow_id(journal_id, run)).signal(RunWorkflow.stop, reason)
+        except Exception as exc:  # gone, or completed meanwhile
+            raise TemporalError(f"cannot signal run {run}'s workflow at {address}: {exc}") from None
+        finally:
+            del client
+            gc.collect()
+
+    asyncio.run(go())
+
+
 async def _submit_and_follow(jr: Journal, ref: Ref, temporal: Temporal, listener: Listener,
                              stopper: Stopper) -> dict[str, Any]:
     client = await _connect(temporal.address)
