@@ -132,9 +132,9 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path |
     With ``temporal``, the run is a Temporal workflow carried out by ``ordo worker`` processes."""
     path = journal if journal is not None else default_path(project.root)
     if temporal is not None:
-        from executor.temporal.client import apply as apply_on_temporal
+        from executor.temporal import load_client
 
-        return apply_on_temporal(project, plan, options, path, temporal, listener=listener or (lambda ev: None),
+        return load_client().apply(project, plan, options, path, temporal, listener=listener or (lambda ev: None),
                                  around=around or _nothing, supersede=supersede, claims=claims, record=record)
     jr = _ClaimingJournal(path, claims, record or {}) if claims is not None or record else Journal(path)
 
@@ -201,10 +201,10 @@ def abort(project: Path, journal: Path | None, run_id: int, *, record: dict[str,
         info = jr.run(run_id)
         status = info.effective_status
         if info.options.get("engine") == "temporal" and status in ("running", "crashed"):
-            from executor.temporal.client import stop_workflow
+            from executor.temporal import load_client
 
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
-            stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
+            load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
             return (f"Abort requested: run {run_id} (a Temporal workflow) will stop once its operations "
                     "in flight finish.")
         if status == "running":

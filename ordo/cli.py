@@ -372,7 +372,7 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
            journal: Path | None) -> None:
     """Serve ordo's runs on Temporal until SIGTERM or Ctrl-C. Run one next to the journal and the
     planner (the main queue), and one next to each controller (its queue); any number of each."""
-    from executor.temporal.client import run_workers, worker_queues
+    from executor.temporal import load_client
 
     if not temporal:
         raise click.UsageError("--temporal HOST:PORT is required (or ORDO_TEMPORAL)")
@@ -380,9 +380,9 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
     if not chosen:
         from domain.project import load_project
 
-        chosen = worker_queues(main_queue, load_project(project).model.controllers)
+        chosen = load_client().worker_queues(main_queue, load_project(project).model.controllers)
     console = _console(stderr=True)
-    run_workers(temporal, chosen, main_queue, journal=journal,
+    load_client().run_workers(temporal, chosen, main_queue, journal=journal,
                 on_ready=lambda: console.print(f"Serving {', '.join(chosen)} on {temporal}.", highlight=False))
 
 

@@ -10,6 +10,9 @@ Importing this package does not import temporalio (an optional dependency: the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
+
+from domain.errors import OrdoError
 
 #: The main task queue (workflows, planning, journal); each controller's calls go to ``<queue>-<controller>``.
 DEFAULT_QUEUE = "ordo"
@@ -24,3 +27,12 @@ class Temporal:
     address: str                               # HOST:PORT of the Temporal frontend
     queue: str = DEFAULT_QUEUE
     continue_every: int = DEFAULT_CONTINUE_EVERY
+
+
+def load_client() -> ModuleType:
+    """``executor.temporal.client``; a clear error when the ``temporal`` extra is not installed."""
+    try:
+        from executor.temporal import client as module
+    except ImportError as exc:
+        raise OrdoError(f"runs on Temporal need the temporal extra (pip install 'ordo[temporal]'): {exc}") from None
+    return module

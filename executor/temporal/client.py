@@ -15,6 +15,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -135,23 +136,29 @@ def reference(project: Project, options: ApplyOptions, journal: Journal, run: in
 def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, temporal: Temporal, *,
           listener: Listener, around: Callable[[Any], Any], supersede: bool = False,
           claims: Iterable[str] | None = None, record: dict[str, Any] | None = None) -> RunResult:
-    """Start a run of ``plan`` as a workflow and follow it (the journal's events to ``listener``) to its end."""
-    with Journal(path) as jr:
+    """Start a run of ``plan`` as a workflow and follow it (the journal's events to ``listener``) to its end.
+    The run is recorded once Temporal answers (an unreachable service leaves nothing to resume)."""
+    def start(jr: Journal) -> Ref:
         request = project.model.request_name or project.request_file or ""
         run = jr.start_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
                                                          "temporal": temporal.address},
                            supersede=supersede, claims=claims)
-        ref = reference(project, options, jr, run, plan, temporal)
-        stopper = Stopper()
-        with around(stopper):
-            return asyncio.run(_apply(jr, ref, temporal, listener, stopper))
+        return reference(project, options, jr, run, plan, temporal)
+
+    stopper = Stopper()
+    with Journal(path) as jr, around(stopper):
+        return asyncio.run(_apply(jr, start, temporal, listener, stopper))
 
 
-async def _apply(jr: Journal, ref: Ref, temporal: Temporal, listener: Listener, stopper: Stopper) -> RunResult:
+async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Temporal, listener: Listener,
+                 stopper: Stopper) -> RunResult:
+    client = await _connect(temporal.address)
+    ref = start(jr)
     run = ref["run"]
     try:
-        answer = await _submit_and_follow(jr, ref, temporal, listener, stopper)
-    except (WorkflowFailureError, TemporalError) as exc:
+        handle, _ = await submit(client, ref, workflow_id(jr.id, run))
+        answer = await follow(handle, jr, run, listener, stopper)
+    except (WorkflowFailureError, TemporalError, RPCError) as exc:
         why = _causes(exc)
         info = jr.run(run)
         if info.status == "running":  # the workflow did not get to write its end
@@ -161,6 +168,10 @@ async def _apply(jr: Journal, ref: Ref, temporal: Temporal, listener: Listener, 
             if ev.kind == "run-ended":
                 listener(ev)
         return RunResult(run=run, status="failed", summary=jr.run(run).summary, reason=why)
+    finally:
+        # The SDK's client must be gone before the interpreter finalizes (temporalio/sdk-python#300).
+        del client
+        gc.collect()
     return RunResult(run=run, status=answer["status"], summary=answer["summary"], reason=answer.get("reason", ""))
 
 
@@ -177,18 +188,6 @@ def stop_workflow(address: str, journal_id: str, run: int, reason: str) -> None:
             gc.collect()
 
     asyncio.run(go())
-
-
-async def _submit_and_follow(jr: Journal, ref: Ref, temporal: Temporal, listener: Listener,
-                             stopper: Stopper) -> dict[str, Any]:
-    client = await _connect(temporal.address)
-    try:
-        handle, _ = await submit(client, ref, workflow_id(jr.id, ref["run"]))
-        return await follow(handle, jr, ref["run"], listener, stopper)
-    finally:
-        # The SDK's client must be gone before the interpreter finalizes (temporalio/sdk-python#300).
-        del client
-        gc.collect()
 
 
 async def follow(handle: WorkflowHandle, jr: Journal, run: int, listener: Listener, stopper: Stopper | None = None,
