@@ -25,7 +25,6 @@ from executor.controllers.simulated import read_ledger
 from executor.journal import Journal
 from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_process
 
-pytestmark = pytest.mark.slow
 TEMPORAL = Path(sys.executable).parent / "temporal"
 
 
@@ -43,6 +42,34 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_workflow_code_imports_no_solver_no_database_no_journal():
+    """The workflow runs in Temporal's sandbox and is replayed: clingo, SQLite and the journal stay out."""
+    pytest.importorskip("temporalio")
+    code = ("import sys, executor.temporal.workflow; "
+            "print(sorted(m for m in ('clingo', 'sqlite3', 'executor.journal', 'executor.engine', "
+            "'executor.temporal.activities', 'planner.core') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_journal_write_retried_after_its_commit_is_not_written_twice(tmp_path: Path):
+    pytest.importorskip("temporalio")
+    from executor.core import Event
+    from executor.temporal.activities import _append
+
+    with Journal(tmp_path / "journal.db") as jr:
+        run = jr.start_run(str(tmp_path), "r", {})
+        first = jr.append(run, [Event("run-started", data={"snapshot": {}})])
+        batch = [Event("result", op="a/create", key="k1", data={"attempt": 1, "outputs": {"id": 1}}),
+                 Event("result", op="b/create", key="k2", data={"attempt": 1, "outputs": {}})]
+        written = _append(jr, run, first[-1].seq, batch)
+        again = _append(jr, run, first[-1].seq, batch)          # the answer was lost: the same write again
+        assert [e.seq for e in again] == [e.seq for e in written]
+        later = _append(jr, run, written[-1].seq, batch[:1])    # after what the workflow saw: a new event
+        assert later[0].seq > written[-1].seq
+        assert [e.kind for e in jr.events(run)] == ["run-started", "result", "result", "result"]
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +187,7 @@ def vfw_run(temporal_server: str, tmp_path_factory: pytest.TempPathFactory):
     return folder, done
 
 
+@pytest.mark.slow
 def test_vfw_with_a_refusing_region_completes_on_two_workers_exactly_once(vfw_run):
     folder, done = vfw_run
     assert done.returncode == 0, done.stderr
@@ -172,6 +200,7 @@ def test_vfw_with_a_refusing_region_completes_on_two_workers_exactly_once(vfw_ru
     assert ["refused", "region-two"] in learnt[0]
 
 
+@pytest.mark.slow
 def test_a_duplicate_submission_does_not_start_a_second_workflow(vfw_run, temporal_server: str):
     from executor.temporal.client import submit, workflow_id
 
@@ -194,6 +223,7 @@ def test_a_duplicate_submission_does_not_start_a_second_workflow(vfw_run, tempor
     assert read_ledger(folder / "simulated-world.db") == ledger_before
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(temporal_server: str, tmp_path: Path):
     """One worker is killed (SIGKILL) right after its third controller call applied its effect, before
     the answer: the call is taken up by the other worker, which observes first and does not apply
@@ -224,6 +254,7 @@ async def _retried_calls(client, wid: str) -> int:
                and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "ordo.call")
 
 
+@pytest.mark.slow
 def test_a_long_run_continues_as_new_and_rebuilds_its_state_from_the_journal(temporal_server: str, tmp_path: Path):
     scenario = _scenario(tmp_path, "region-two-refuses.yaml")
     with workers(temporal_server, "t3", tmp_path, count=1):
@@ -245,6 +276,7 @@ def test_a_long_run_continues_as_new_and_rebuilds_its_state_from_the_journal(tem
     assert statuses.count("CONTINUED_AS_NEW") >= 2 and statuses.count("COMPLETED") == 1, statuses
 
 
+@pytest.mark.slow
 def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_server: str, tmp_path: Path):
     """The workflow does not need the process that started it; `ordo resume` refuses to drive it a
     second time, and `ordo abort` reaches it."""
