@@ -153,7 +153,9 @@ class RunWorkflow:
                 elif kind is Replan:
                     follow = await self._replan(ref, rs, cmd)
                 elif kind is End:
-                    return await self._step("ordo.end", ref, cmd.status, cmd.reason)
+                    answer = await self._step("ordo.end", ref, cmd.status, cmd.reason)
+                    rs.ended = answer["status"]
+                    return answer
             if follow is not None:
                 inp = follow
                 continue
