@@ -44,6 +44,7 @@ from executor.core import (
     Admit,
     Admitted,
     Begin,
+    Call,
     CallError,
     Completed,
     Continue,
@@ -192,12 +193,7 @@ class Executor:
                 rs.in_doubt |= prior.in_doubt
                 rs.keys.update((oid, prior.keys[oid]) for oid in prior.in_doubt if oid in prior.keys)
         rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict(), supersede=supersede)
-        started = {
-            "request": request, "project": str(project.root), "snapshot": _snapshot(project.model, plan, {}),
-            "options": self.options.as_dict(),
-            "files": {"request": str(project.request_path) if project.request_path else None,
-                      "inventory": str(project.inventory_file) if project.inventory_file else None,
-                      "policies": [str(p) for p in project.extra_policy_files]}}
+        started = run_started(project, plan, self.options)
         result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, time.monotonic()))
         assert result is not None
         return result
@@ -341,25 +337,16 @@ class Executor:
 
     def _dispatch(self, core: RunCore, cmd: Dispatch) -> None:
         """One intent per call, in one transaction, then the calls, each on a worker."""
-        rs, ops, model = core.state, core.plan.ops, self._project.model
+        rs, ops = core.state, core.plan.ops
         events = []
         calls = []
         for call in cmd.calls:
             op = ops[call.op]
-            res = model.resources[op.resource]
-            kind = model.kinds[res.type]
-            request = OperationRequest(
-                run=str(rs.run), key=call.key, resource=op.resource, type=op.type,
-                operation=op.operation, from_state=op.from_state, to_state=op.to_state,
-                target=self._target(rs, model, op.resource), inputs=self._inputs(rs, model, res),
-                attempt=call.attempt, timeout=call.timeout, outputs=kind.operation(op.operation).outputs)
-            events.append(Event("intent", op=call.op, key=call.key, data={
-                "attempt": call.attempt, "controller": op.controller, "resource": op.resource,
-                "operation": op.operation, "target": request.target, "inputs": request.inputs,
-                "observe_first": call.observe_first, "plan": rs.plan_no}))
+            request, intent, initial = self._intent(rs, op, call)
+            events.append(intent)
             self._requests[call.op] = request
             self._calls[call.token] = call.op
-            calls.append((op.controller, call.token, call.op, request, call.observe_first, kind.initial))
+            calls.append((op.controller, call.token, call.op, request, call.observe_first, initial))
         for ev in self._emit(rs, events):
             rs.apply(ev)
         self.crash.hit("intent-written")
@@ -368,6 +355,23 @@ class Executor:
             self._workers += 1
         for ctl_name, token, oid, request, in_doubt, initial in calls:
             self._jobs.put((self._controller(ctl_name), token, oid, request, in_doubt, initial))
+
+    def _intent(self, rs: RunState, op: PlannedOperation, call: Call) -> tuple[OperationRequest, Event, str]:
+        """The request of one call (target and inputs resolved), its intent event, and the initial
+        state of the resource's kind (what observing it before a resend compares with)."""
+        model = self._project.model
+        res = model.resources[op.resource]
+        kind = model.kinds[res.type]
+        request = OperationRequest(
+            run=str(rs.run), key=call.key, resource=op.resource, type=op.type,
+            operation=op.operation, from_state=op.from_state, to_state=op.to_state,
+            target=self._target(rs, model, op.resource), inputs=self._inputs(rs, model, res),
+            attempt=call.attempt, timeout=call.timeout, outputs=kind.operation(op.operation).outputs)
+        intent = Event("intent", op=call.op, key=call.key, data={
+            "attempt": call.attempt, "controller": op.controller, "resource": op.resource,
+            "operation": op.operation, "target": request.target, "inputs": request.inputs,
+            "observe_first": call.observe_first, "plan": rs.plan_no})
+        return request, intent, kind.initial
 
     def _abandon(self, cmd: Abandon) -> None:
         for token in cmd.tokens:
@@ -385,28 +389,31 @@ class Executor:
 
     def _call(self, ctl: Controller, token: int, oid: str, request: OperationRequest, in_doubt: bool,
               initial: str) -> None:
+        self._queue.put(self._outcome(ctl, token, oid, request, in_doubt, initial))
+
+    def _outcome(self, ctl: Controller, token: int, oid: str, request: OperationRequest, in_doubt: bool,
+                 initial: str) -> Outcome:
+        """Make one call (observing first when ``in_doubt``: resent only when not applied)."""
         started = time.monotonic()
         try:
             if in_doubt:
                 obs = ctl.observe(request.resource, request.type, request)
                 verdict = _judge(obs, request, initial)
                 if verdict == "applied":
-                    self._queue.put(Outcome(token, oid, outputs=dict(obs.outputs or {}), observed=True,
-                                            seconds=time.monotonic() - started))
-                    return
+                    return Outcome(token, oid, outputs=dict(obs.outputs or {}), observed=True,
+                                   seconds=time.monotonic() - started)
                 if verdict != "resend":
-                    self._queue.put(Outcome(token, oid, error=CallError(verdict, applied=False),
-                                            seconds=time.monotonic() - started))
-                    return
+                    return Outcome(token, oid, error=CallError(verdict, applied=False),
+                                   seconds=time.monotonic() - started)
             outputs = ctl.execute(request)
             self.crash.hit("applied")
-            self._queue.put(Outcome(token, oid, outputs=dict(outputs or {}), seconds=time.monotonic() - started))
+            return Outcome(token, oid, outputs=dict(outputs or {}), seconds=time.monotonic() - started)
         except ControllerError as exc:
-            self._queue.put(Outcome(token, oid, error=CallError(exc.message, exc.transient, exc.scope, exc.code,
-                                                                exc.applied), seconds=time.monotonic() - started))
+            return Outcome(token, oid, error=CallError(exc.message, exc.transient, exc.scope, exc.code, exc.applied),
+                           seconds=time.monotonic() - started)
         except Exception as exc:  # an adapter bug must not kill the run
-            self._queue.put(Outcome(token, oid, error=CallError(f"controller raised {type(exc).__name__}: {exc}"),
-                                    seconds=time.monotonic() - started))
+            return Outcome(token, oid, error=CallError(f"controller raised {type(exc).__name__}: {exc}"),
+                           seconds=time.monotonic() - started)
 
     def _admit(self, core: RunCore, cmd: Admit) -> Admitted:
         """Ask the guards, in order, up to the first denial that does not wait (the plan ends there:
@@ -499,9 +506,10 @@ class Executor:
                         ops=ops, controller_limits=limits, guarded=self._guard_engine() is not None,
                         max_replans=project.settings.max_replans if max_replans is None else max_replans)
 
-    def _replay_guards(self, rs: RunState) -> None:
+    def _replay_guards(self, rs: RunState, *, live: bool = False) -> None:
         """A resumed run's guards count what it did before (rate limits over a
-        crash): its intents and their ends, replayed at the times journaled."""
+        crash): its intents and their ends, replayed at the times journaled.
+        ``live``: the run goes on elsewhere (a Temporal host), so what has no end yet is in flight."""
         guards = self._guard_engine()
         if guards is None:
             return
@@ -518,7 +526,7 @@ class Executor:
                 tickets[ev.op] = guards.started(info, now=ev.at)
             elif ev.kind in ("result", "retry", "failed") and ev.op in tickets:
                 guards.finished(tickets.pop(ev.op), ok=ev.kind == "result", now=ev.at)
-        for ticket in tickets.values():  # in doubt: counted as dispatched, no longer in flight
+        for ticket in [] if live else tickets.values():  # in doubt: counted as dispatched, no longer in flight
             guards.finished(ticket, ok=False)
 
     def _guard_engine(self) -> Any:
@@ -723,6 +731,15 @@ def _judge(obs: Observation, request: OperationRequest, initial: str) -> str:
             f"cannot tell whether {request.operation} was applied")
 
 
+def run_started(project: Project, plan: Plan, options: ApplyOptions) -> dict[str, Any]:
+    """The data of a run's ``run-started`` event: what it was planned from, and its snapshot for rollback."""
+    return {"request": project.model.request_name or project.request_file or "", "project": str(project.root),
+            "snapshot": _snapshot(project.model, plan, {}), "options": options.as_dict(),
+            "files": {"request": str(project.request_path) if project.request_path else None,
+                      "inventory": str(project.inventory_file) if project.inventory_file else None,
+                      "policies": [str(p) for p in project.extra_policy_files]}}
+
+
 def _snapshot(model: Model, plan: Plan, known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The state before the run of the resources ``plan`` changes (and ``known`` does not hold yet)."""
     out = {}
@@ -768,4 +785,5 @@ def _explanation_data(explanation: Any) -> dict[str, Any] | None:
 
 
 __all__ = ["ApplyOptions", "CRASH_POINTS", "CrashPoints", "ExecutionError", "Executor", "JournalError",
-           "ProjectLoader", "RunResult"]
+           "ProjectLoader", "RunResult",
+           "run_started"]

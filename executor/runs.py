@@ -22,6 +22,7 @@ from executor.controllers.simulated import load_simulation
 from executor.engine import ApplyOptions, ExecutionError, Executor, Listener, RunResult
 from executor.journal import Event, Journal, JournalError, JournalUrl, default_path
 from executor.store import is_url, location
+from executor.temporal import Temporal
 from planner.plan import Plan
 
 #: Wraps the driving of a run, given its executor (e.g. a live view, a signal handler).
@@ -136,11 +137,18 @@ def _drive(jr: Journal, executor: Executor, around: Around | None, start: Callab
 
 def execute(project: Project, plan: Plan, options: ApplyOptions, journal: JournalArg, *,
             listener: Listener | None = None, around: Around | None = None, supersede: bool = False,
-            claims: Iterable[str] | None = None, record: dict[str, Any] | None = None) -> RunResult:
+            claims: Iterable[str] | None = None, record: dict[str, Any] | None = None,
+            temporal: Temporal | None = None) -> RunResult:
     """Start a run of ``plan`` and carry it to an end. With ``claims``, the run holds only these
     resources (JournalError while another run holds one of them) instead of the whole journal;
-    ``record`` is kept with the run's options (who asked for it, the idempotency key)."""
+    ``record`` is kept with the run's options (who asked for it, the idempotency key).
+    With ``temporal``, the run is a Temporal workflow carried out by ``ordo worker`` processes."""
     path = _journal_at(project.root, journal)
+    if temporal is not None:
+        from executor.temporal import load_client
+
+        return load_client().apply(project, plan, options, path, temporal, listener=listener or (lambda ev: None),
+                                   around=around or _nothing, supersede=supersede, claims=claims, record=record)
     jr = _ClaimingJournal(path, claims, record or {}) if claims is not None or record else Journal(path)
 
     def loader(observed: list) -> Project:
@@ -167,6 +175,10 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
     jr = Journal(path, create=False)
     try:
         info = jr.run(run_id)
+        if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
+            raise ExecutionError(f"run {run_id} runs on Temporal and its workflow may still be going on without "
+                                 f"the process that started it: see `temporal workflow describe -w "
+                                 f"ordo-run-{jr.id[:12]}-{run_id}`, or `ordo abort {run_id}`")
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)
     except BaseException:
@@ -201,6 +213,13 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
     with Journal(journal_path(project, journal), create=False) as jr:
         info = jr.run(run_id)
         status = info.effective_status
+        if info.options.get("engine") == "temporal" and status in ("running", "crashed"):
+            from executor.temporal import load_client
+
+            jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
+            load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
+            return (f"Abort requested: run {run_id} (a Temporal workflow) will stop once its operations "
+                    "in flight finish.")
         if status == "running":
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             return (f"Abort requested: run {run_id} (pid {info.pid}) will stop once its operations "

@@ -271,6 +271,18 @@ apply_options = [
 ]
 
 
+temporal_option = click.option("--temporal", metavar="HOST:PORT", envvar="ORDO_TEMPORAL",
+                               help="The Temporal frontend (env ORDO_TEMPORAL).")
+engine_options = [
+    click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
+                 help="Carry the run out in this process, or as a Temporal workflow on `ordo worker`s."),
+    temporal_option,
+    click.option("--task-queue", default="ordo", show_default=True, help="With --engine temporal: the main queue."),
+    click.option("--continue-every", type=click.IntRange(min=1), envvar="ORDO_TEMPORAL_CONTINUE_EVERY",
+                 help="With --engine temporal: operations after which the workflow continues as new (default 1000)."),
+]
+
+
 def _with(options: list) -> callable:
     def wrap(fn):
         for option in reversed(options):
@@ -293,11 +305,13 @@ def _with(options: list) -> callable:
               help="Start anew although an earlier run can be resumed; that run ends for good (superseded).")
 @journal_option
 @_with(apply_options)
+@_with(engine_options)
 def apply(target: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...],
           auto_approve: bool, timeout: float | None, memory_limit: int | None, concurrency: int | None,
           supersede: bool, journal: Path | str | None,
           simulation: Path | None, on_failure: str | None, max_replans: int | None, as_json: bool,
-          op_timeout: float | None) -> None:
+          op_timeout: float | None, engine: str, temporal: str | None, task_queue: str,
+          continue_every: int | None) -> None:
     """Plan, confirm, and carry the plan out against the controllers.
 
     TARGET is a request file, or a plan saved with `ordo plan --out`, which is
@@ -307,6 +321,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     from planner.plan import Plan
 
     console = _console(stderr=as_json)
+    engine_to = _engine(engine, temporal, task_queue, continue_every)
     saved = target is not None and target.suffix == ".json"
     request = None if saved else target
     library.check_startable(project, journal, supersede)
@@ -345,8 +360,47 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
         if not click.confirm("\nDo you want to perform these operations?", default=False):
             console.print("Apply cancelled.")
             sys.exit(EXIT_ERROR)
-    result = runs.execute(loaded, chosen, options, journal, as_json=as_json, console=console, supersede=supersede)
+    result = runs.execute(loaded, chosen, options, journal, as_json=as_json, console=console, supersede=supersede,
+                          temporal=engine_to)
     sys.exit(_finish(console, result, as_json))
+
+
+def _engine(engine: str, address: str | None, queue: str, continue_every: int | None):
+    """None for the embedded engine, else where the Temporal runs go."""
+    if engine == "local":
+        return None
+    if not address:
+        raise click.UsageError("--engine temporal needs --temporal HOST:PORT (or ORDO_TEMPORAL)")
+    from executor.temporal import DEFAULT_CONTINUE_EVERY, Temporal
+
+    return Temporal(address, queue, continue_every or DEFAULT_CONTINUE_EVERY)
+
+
+@cli.command(short_help="Run Temporal workers: runs' workflows, planning and controller calls.")
+@temporal_option
+@click.option("--task-queue", "queues", multiple=True, metavar="QUEUE",
+              help="A task queue to serve (repeatable; default: the main queue and one per controller of the "
+                   "project's catalog, <main>-<controller>).")
+@click.option("--main-queue", default="ordo", show_default=True,
+              help="The main queue: workflows, planning, journal writes; controller queues are named after it.")
+@project_option
+@journal_option
+def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, project: Path,
+           journal: Path | None) -> None:
+    """Serve ordo's runs on Temporal until SIGTERM or Ctrl-C. Run one next to the journal and the
+    planner (the main queue), and one next to each controller (its queue); any number of each."""
+    from executor.temporal import load_client
+
+    if not temporal:
+        raise click.UsageError("--temporal HOST:PORT is required (or ORDO_TEMPORAL)")
+    chosen = list(queues)
+    if not chosen:
+        from domain.project import load_project
+
+        chosen = load_client().worker_queues(main_queue, load_project(project).model.controllers)
+    console = _console(stderr=True)
+    load_client().run_workers(temporal, chosen, main_queue, journal=journal,
+                on_ready=lambda: console.print(f"Serving {', '.join(chosen)} on {temporal}.", highlight=False))
 
 
 def _finish(console: Console, result, as_json: bool) -> int:

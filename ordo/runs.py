@@ -67,10 +67,10 @@ def _shown_live(view: Any, console: Console) -> Any:
 
 
 def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path | None, *, as_json: bool,
-            console: Console, supersede: bool = False) -> RunResult:
+            console: Console, supersede: bool = False, temporal: Any = None) -> RunResult:
     view = _listener(as_json, console)
     return library.execute(project, plan, options, journal, listener=view, around=_shown_live(view, console),
-                           supersede=supersede)
+                           supersede=supersede, temporal=temporal)
 
 
 def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: int, simulation: Path | None,

@@ -1,0 +1,38 @@
+"""The run core's second host: runs as Temporal workflows, across workers (issue 11).
+
+``workflow.py`` drives ``executor.core.RunCore`` in a workflow; ``activities.py``
+does the I/O (journal, planner, guards, controllers); ``client.py`` runs workers
+and starts and follows runs; ``wire.py`` is what crosses Temporal's payloads.
+Importing this package does not import temporalio (an optional dependency: the
+``temporal`` extra); its modules do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+from domain.errors import OrdoError
+
+#: The main task queue (workflows, planning, journal); each controller's calls go to ``<queue>-<controller>``.
+DEFAULT_QUEUE = "ordo"
+#: Operations settled before a workflow hands its history on (continue-as-new).
+DEFAULT_CONTINUE_EVERY = 1000
+
+
+@dataclass(frozen=True)
+class Temporal:
+    """Where runs go when the engine is Temporal."""
+
+    address: str                               # HOST:PORT of the Temporal frontend
+    queue: str = DEFAULT_QUEUE
+    continue_every: int = DEFAULT_CONTINUE_EVERY
+
+
+def load_client() -> ModuleType:
+    """``executor.temporal.client``; a clear error when the ``temporal`` extra is not installed."""
+    try:
+        from executor.temporal import client as module
+    except ImportError as exc:
+        raise OrdoError(f"runs on Temporal need the temporal extra (pip install 'ordo[temporal]'): {exc}") from None
+    return module

@@ -1,0 +1,350 @@
+"""The Temporal host's activities: everything that does I/O for a run driven by a workflow.
+
+Planning and re-planning (clingo), observing, the guards, journal writes and
+each operation's controller call run here, never in workflow code. The work
+itself is the local host's (``executor.engine.Executor``: the same target and
+input resolution, the same records, the same observe-before-resend verdict),
+on a journal shared by every worker. A worker keeps one ``Executor`` per run
+(its controllers, the project of each plan) and reads the journal afresh for
+each activity: any worker can take any activity of any run.
+
+At-least-once made exactly-once: a call activity's second attempt (its worker
+was lost, or it timed out) observes the resource under the key of the intent
+before it sends anything again, and journal writes that are retried after
+their commit are recognised and not written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.errors import OrdoError
+from domain.formats import ObservedResource
+from domain.project import Project, display_path, load_project
+from executor.controllers import OperationRequest
+from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
+from executor.engine import ApplyOptions, Executor, run_started
+from executor.journal import Journal, JournalError
+from executor.temporal.wire import Ref, event_in, event_out, outcome_out, spec_out
+from planner.core import make_plan
+from planner.plan import Plan
+
+T = TypeVar("T")
+
+#: Seconds between heartbeats of a running activity (a lost worker is noticed after HEARTBEAT_TIMEOUT).
+HEARTBEAT_EVERY = 0.5
+HEARTBEAT_TIMEOUT = 3.0
+#: Error types a workflow does not retry: a controller's permanent failure, a problem in the inputs.
+PERMANENT = "permanent"
+INPUTS = "ordo-inputs"
+
+
+def plan_digest(plan: Plan) -> str:
+    """What the client confirmed, compared with the plan a worker makes (plans are deterministic)."""
+    import hashlib
+
+    return hashlib.sha256(plan.to_json().encode()).hexdigest()
+
+
+@dataclass
+class _Run:
+    executor: Executor
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    projects: dict[int, Project] = field(default_factory=dict)   # plan number -> the project it was made from
+    plans: dict[int, Plan] = field(default_factory=dict)
+
+
+class Activities:
+    """One worker's activities. ``journal``: where this worker finds the journal, when its path
+    differs from the client's (another machine's mount)."""
+
+    def __init__(self, *, journal: Path | None = None) -> None:
+        self._journal = journal
+        self._runs: dict[tuple[str, str, int], _Run] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ordo-activity")
+
+    def step_activities(self) -> list[Callable[..., Any]]:
+        """The activities of the main queue (next to the journal and the planner)."""
+        return [self.begin, self.events, self.spec, self.intents, self.admit, self.observe, self.replan,
+                self.record, self.end]
+
+    def close(self) -> None:
+        with self._lock:
+            runs, self._runs = list(self._runs.values()), {}
+        for run in runs:
+            run.executor.close()
+            run.executor.journal.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- the activities ---------------------------------------------------------------
+
+    @activity.defn(name="ordo.begin")
+    def begin(self, ref: Ref) -> dict[str, Any]:
+        """The run's first plan, made again here from the inputs (plans are deterministic) and refused
+        unless it is the one the client confirmed; its spec and the ``run-started`` data."""
+        def work(run: _Run) -> dict[str, Any]:
+            ex = run.executor
+            project = ex.loader(list(ex._records.values()))
+            outcome = make_plan(project, concurrency=ex.options.concurrency)
+            if outcome.plan is None or plan_digest(outcome.plan) != ref["digest"]:
+                raise ApplicationError(
+                    "the plan made from the inputs now is not the one confirmed (an input changed since): "
+                    "plan and apply again", type=INPUTS, non_retryable=True)
+            plan = outcome.plan
+            run.projects[1], run.plans[1], ex._project = project, plan, project
+            return {"plan": plan.to_json(), "spec": spec_out(ex._spec(project, plan)),
+                    "started": run_started(project, plan, ex.options)}
+        return self._locked(ref, work)
+
+    @activity.defn(name="ordo.events")
+    def events(self, ref: Ref, since: int, limit: int) -> list[dict[str, Any]]:
+        """A page of the run's journal (a workflow continued as new rebuilds its state from it)."""
+        return self._locked(ref, lambda run: [event_out(ev) for ev in run.executor.journal.events(
+            ref["run"], since=since, limit=limit)])
+
+    @activity.defn(name="ordo.spec")
+    def spec(self, ref: Ref, plan_no: int) -> dict[str, Any]:
+        def work(run: _Run) -> dict[str, Any]:
+            return spec_out(run.executor._spec(self._project(ref, run, plan_no), self._plan(ref, run, plan_no)))
+        return self._locked(ref, work)
+
+    @activity.defn(name="ordo.intents")
+    def intents(self, ref: Ref, plan_no: int, since: int, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One intent per call (target and inputs resolved from the journal), written in one transaction."""
+        def work(run: _Run) -> list[dict[str, Any]]:
+            ex = run.executor
+            ex._project = self._project(ref, run, plan_no)
+            plan = self._plan(ref, run, plan_no)
+            rs = RunState(run=ref["run"], plan=plan, plan_no=plan_no)
+            ops = {op.id: op for op in plan.operations}
+            made = []
+            for data in calls:
+                call = Call(**data)
+                request, intent, initial = ex._intent(rs, ops[call.op], call)
+                made.append((intent, {"request": asdict(request), "initial": initial,
+                                      "controller": ops[call.op].controller}))
+            stored = _append(ex.journal, ref["run"], since, [m[0] for m in made])
+            return [{"event": event_out(ev), **m[1]} for ev, m in zip(stored, made, strict=True)]
+        return self._locked(ref, work)
+
+    @activity.defn(name="ordo.call")
+    def call(self, ref: Ref, payload: dict[str, Any]) -> dict[str, Any]:
+        """One operation at its controller, under the intent's key. Observed first when in doubt, and on
+        any attempt after the first (the one before may have been applied). A permanent failure is a
+        non-retryable error carrying the outcome; a transient one is an outcome (the run core retries it,
+        journaled, with the catalog's backoff)."""
+        run = self._run(ref)
+        with run.lock:
+            ex = run.executor
+            if ex._project is None:
+                ex._project = self._project(ref, run, payload["plan_no"])
+            ctl = ex._controller(payload["controller"])
+        request = OperationRequest(**{**payload["request"], "outputs": tuple(payload["request"]["outputs"])})
+        in_doubt = payload["observe_first"] or activity.info().attempt > 1
+        outcome = self._beating(lambda: ex._outcome(ctl, payload["token"], payload["op"], request, in_doubt,
+                                                    payload["initial"]))
+        if outcome.error is not None and not outcome.error.transient:
+            raise ApplicationError(outcome.error.message, outcome_out(outcome), type=PERMANENT, non_retryable=True)
+        return outcome_out(outcome)
+
+    @activity.defn(name="ordo.admit")
+    def admit(self, ref: Ref, plan_no: int, ops: list[str]) -> dict[str, Any]:
+        """The guards' answer, from a guard engine that replays the run's journal (what is in flight,
+        what ran when) before it is asked."""
+        def work(run: _Run) -> dict[str, Any]:
+            ex = run.executor
+            ex._project, ex._guards = self._project(ref, run, plan_no), None
+            plan = self._plan(ref, run, plan_no)
+            rs = RunState(run=ref["run"], plan=plan, plan_no=plan_no)
+            ex._replay_guards(rs, live=True)
+            admitted = ex._admit(_core(rs), Admit(ops))
+            return {"allowed": admitted.allowed, "denied": [asdict(d) for d in admitted.denied]}
+        return self._locked(ref, work)
+
+    @activity.defn(name="ordo.observe")
+    def observe(self, ref: Ref, plan_no: int, concerns: list[dict[str, Any]]) -> dict[str, Any]:
+        """What the controllers say of the resources concerned, and the records to journal with it."""
+        def work(run: _Run) -> dict[str, Any]:
+            ex = run.executor
+            ex._project = self._project(ref, run, plan_no)
+            rs = RunState(run=ref["run"], plan=self._plan(ref, run, plan_no), plan_no=plan_no)
+            observed = ex._observe(_core(rs), Observe([Concern(**c) for c in concerns]))
+            return {"found": [asdict(f) for f in observed.found],
+                    "records": {name: rec.model_dump(mode="json") for name, rec in ex._found.items()}}
+        return self._locked(ref, work)
+
+    @activity.defn(name="ordo.replan")
+    def replan(self, ref: Ref, plan_no: int, cmd: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+        """A new plan (clingo), from the project loaded again with the journal's records and what was learnt."""
+        def work(run: _Run) -> dict[str, Any]:
+            ex = run.executor
+            replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]]})
+            rs = RunState(run=ref["run"], plan=self._plan(ref, run, plan_no) if plan_no else None,
+                          plan_no=plan_no, snapshot=snapshot)
+            answer = ex._replan(_core(rs), replan)
+            if isinstance(answer, NoPlan):
+                return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
+            run.projects[plan_no + 1], run.plans[plan_no + 1] = ex._project, answer.plan
+            return {"plan": answer.plan.to_json(), "spec": spec_out(answer.spec), "seconds": answer.seconds,
+                    "snapshot": answer.snapshot}
+        return self._locked(ref, work)
+
+    @activity.defn(name="ordo.record")
+    def record(self, ref: Ref, plan_no: int, since: int, step: str, events: list[dict[str, Any]],
+               requests: dict[str, dict[str, Any]], found: dict[str, dict[str, Any]]) -> int:
+        """The core's events of one step, in one transaction with the resources' records
+        (a result's, from the request its intent made; an observation's). Returns the last sequence number."""
+        def work(run: _Run) -> int:
+            ex = run.executor
+            cmd = Record([event_in(e) for e in events], step)
+            written = _already(ex.journal, ref["run"], since, cmd.events)
+            if written is not None:
+                return written[-1].seq
+            ops: dict[str, Any] = {}
+            if step == "settled":
+                ex._project = self._project(ref, run, plan_no)
+                ops = {op.id: op for op in self._plan(ref, run, plan_no).operations}
+            ex._requests = {oid: OperationRequest(**{**r, "outputs": tuple(r["outputs"])})
+                            for oid, r in requests.items()}
+            ex._found = {name: ObservedResource.model_validate(r) for name, r in found.items()}
+            rs = RunState(run=ref["run"])
+            ex._record_events(SimpleNamespace(state=rs, plan=SimpleNamespace(ops=ops)), cmd)
+            return rs.seq
+        return self._locked(ref, work)
+
+    @activity.defn(name="ordo.end")
+    def end(self, ref: Ref, status: str, reason: str) -> dict[str, Any]:
+        """``run-ended`` with the summary (the run's state read back from the journal)."""
+        def work(run: _Run) -> dict[str, Any]:
+            ex = run.executor
+            rs = ex._rebuild(ref["run"])
+            if rs.ended is not None:  # written by an attempt whose answer was lost
+                info = ex.journal.run(ref["run"])
+                return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
+            ex._project = self._project(ref, run, rs.plan_no) if rs.plan_no else ex.loader(list(ex._records.values()))
+            result = ex._end(_core(rs), End(status, reason))
+            return {"status": result.status, "summary": result.summary, "reason": result.reason}
+        try:
+            return self._locked(ref, work)
+        finally:
+            self._forget(ref)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _run(self, ref: Ref) -> _Run:
+        path = Path(self._journal or ref["journal"])
+        key = (str(path), ref["journal_id"], ref["run"])
+        with self._lock:
+            run = self._runs.get(key)
+            if run is None:
+                jr = Journal(path, create=False)
+                if jr.id != ref["journal_id"]:
+                    jr.close()
+                    raise ApplicationError(f"{path}: not the journal of this run (its id is not {ref['journal_id']})",
+                                           type=INPUTS, non_retryable=True)
+                opts = ref["options"]
+                options = ApplyOptions(concurrency=opts["concurrency"], max_replans=opts["max_replans"],
+                                       on_failure=opts["on_failure"], default_timeout=opts["default_timeout"],
+                                       simulation=opts["simulation"], crash=os.environ.get("ORDO_CRASH_POINT"))
+                run = self._runs[key] = _Run(Executor(jr, _loader(ref, path), options=options))
+        return run
+
+    def _forget(self, ref: Ref) -> None:
+        with self._lock:
+            run = self._runs.pop((str(Path(self._journal or ref["journal"])), ref["journal_id"], ref["run"]), None)
+        if run is not None:
+            run.executor.close()
+            run.executor.journal.close()
+
+    def _locked(self, ref: Ref, work: Callable[[_Run], T]) -> T:
+        """``work`` on the run, one activity of a run at a time in this worker, heartbeating;
+        a problem in the inputs is not retried."""
+        run = self._run(ref)
+
+        def locked() -> T:
+            with run.lock:
+                run.executor._records = run.executor.journal.state()  # what other workers wrote counts
+                return work(run)
+        try:
+            return self._beating(locked)
+        except JournalError:
+            raise  # the journal may be busy or back soon: retried
+        except OrdoError as exc:
+            raise ApplicationError(str(exc), type=INPUTS, non_retryable=True) from None
+
+    def _beating(self, fn: Callable[[], T]) -> T:
+        """``fn`` on another thread, heartbeating meanwhile, so that a lost worker is noticed in seconds."""
+        future = self._pool.submit(fn)
+        while True:
+            try:
+                return future.result(timeout=HEARTBEAT_EVERY)
+            except FutureTimeout:
+                activity.heartbeat()
+
+    def _project(self, ref: Ref, run: _Run, plan_no: int) -> Project:
+        if plan_no not in run.projects:
+            run.projects[plan_no] = run.executor.loader(list(run.executor.journal.state().values()))
+        return run.projects[plan_no]
+
+    def _plan(self, ref: Ref, run: _Run, plan_no: int) -> Plan:
+        if plan_no not in run.plans:
+            for ev in run.executor.journal.events(ref["run"]):
+                if ev.kind in ("plan", "replan") and ev.data.get("number") == plan_no:
+                    run.plans[plan_no] = Plan.from_json(ev.data["plan"])
+        if plan_no not in run.plans:
+            raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")
+        return run.plans[plan_no]
+
+
+def _core(rs: RunState) -> SimpleNamespace:
+    """What the local host's methods read of a core: its state, and the operations of its plan."""
+    return SimpleNamespace(state=rs, plan=SimpleNamespace(ops={op.id: op for op in rs.plan.operations}
+                                                          if rs.plan else {}))
+
+
+def _loader(ref: Ref, journal: Path) -> Callable[[list[ObservedResource]], Project]:
+    root = Path(ref["root"])
+
+    def load(observed: list[ObservedResource]) -> Project:
+        return load_project(root, Path(ref["request"]) if ref["request"] else None,
+                            Path(ref["inventory"]) if ref["inventory"] else None,
+                            [Path(p) for p in ref["policies"]], observed=observed,
+                            observed_name=display_path(journal, root))
+    return load
+
+
+def _same(ev: Event, stored: Event, journal: Journal) -> bool:
+    data = json.dumps(journal.redactor.event(ev.data), sort_keys=True, default=str)
+    return (ev.kind, ev.op, ev.key) == (stored.kind, stored.op, stored.key) and data == json.dumps(
+        stored.data, sort_keys=True, default=str)
+
+
+def _already(journal: Journal, run: int, since: int, events: list[Event]) -> list[Event] | None:
+    """The stored events, when an attempt whose answer was lost wrote these already (after ``since``,
+    the last sequence number the workflow knew); None when they are still to be written."""
+    if not events:
+        return None
+    after = journal.events(run, since=since)
+    for i, stored in enumerate(after):
+        if _same(events[0], stored, journal) and len(after) - i >= len(events) and all(
+                _same(ev, after[i + j], journal) for j, ev in enumerate(events)):
+            return after[i:i + len(events)]
+    return None
+
+
+def _append(journal: Journal, run: int, since: int, events: list[Event]) -> list[Event]:
+    return _already(journal, run, since, events) or journal.append(run, events)
+

@@ -1,0 +1,221 @@
+"""Both ends of Temporal for ordo: workers (``ordo worker``) and starting and following a run
+(``ordo apply --engine temporal``)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import signal
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from domain.errors import OrdoError
+from domain.project import Project
+from executor.engine import ApplyOptions, Listener, RunResult
+from executor.journal import Event, Journal
+from executor.temporal import Temporal
+from executor.temporal.activities import Activities, plan_digest
+from executor.temporal.wire import Ref, queue_for
+from executor.temporal.workflow import WORKFLOW, RunWorkflow
+from planner.plan import Plan
+
+#: Modules the workflow sandbox takes from the worker as they are (deterministic, no I/O on import).
+PASSTHROUGH = ("executor.core", "executor.temporal.wire", "planner.plan", "planner.schedule", "domain",
+               "networkx", "pydantic", "pydantic_core", "yaml")
+
+
+class TemporalError(OrdoError):
+    """The Temporal service cannot be reached, or refused what was asked."""
+
+
+async def _connect(address: str) -> Client:
+    try:
+        return await Client.connect(address, namespace="default")
+    except Exception as exc:  # the SDK raises RuntimeError with the transport's text
+        raise TemporalError(f"cannot reach Temporal at {address}: {exc}") from None
+
+
+# --- workers --------------------------------------------------------------------------
+
+def worker_queues(prefix: str, controllers: Iterable[str]) -> list[str]:
+    """The main queue (workflows, planning, journal) and one per controller (its calls)."""
+    return [prefix, *(queue_for(name, prefix) for name in sorted(controllers))]
+
+
+def run_workers(address: str, queues: list[str], prefix: str, *, journal: Path | None = None,
+                on_ready: Callable[[], None] | None = None) -> None:
+    """Serve ``queues`` until SIGTERM or SIGINT: the main queue ``prefix`` runs workflows and the
+    steps' activities; every other queue runs controller calls."""
+    asyncio.run(_serve(address, queues, prefix, journal, on_ready))
+
+
+async def _serve(address: str, queues: list[str], prefix: str, journal: Path | None,
+                 on_ready: Callable[[], None] | None) -> None:
+    client = await _connect(address)
+    acts = Activities(journal=journal)
+    pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ordo-worker")
+    runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+    workers = []
+    for queue in queues:
+        main = queue == prefix
+        workers.append(Worker(
+            client, task_queue=queue, workflows=[RunWorkflow] if main else [],
+            activities=acts.step_activities() if main else [acts.call], activity_executor=pool,
+            workflow_runner=runner, max_concurrent_activities=64,
+            # a workflow whose worker was lost moves to another one within seconds
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+            graceful_shutdown_timeout=timedelta(seconds=5)))
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    if on_ready is not None:
+        on_ready()
+    await asyncio.wait([*tasks, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+    for task in tasks:
+        if task.done() and task.exception() is not None:
+            raise TemporalError(f"a worker stopped: {task.exception()}")
+    acts.close()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- runs -------------------------------------------------------------------------------
+
+def workflow_id(journal_id: str, run: int) -> str:
+    """One workflow per run of a journal: a second submission of the run finds the first."""
+    return f"ordo-run-{journal_id[:12]}-{run}"
+
+
+async def submit(client: Client, ref: Ref, wid: str) -> tuple[WorkflowHandle, bool]:
+    """Start the run's workflow, or find the one started already (never a second one, even after
+    the first completed): (handle, started now)."""
+    try:
+        handle = await client.start_workflow(WORKFLOW, ref, id=wid, task_queue=ref["queue"],
+                                             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        return handle, True
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(wid), False
+
+
+class Stopper:
+    """Handed to the CLI's Ctrl-C handler in place of an executor: a stop becomes a signal."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def request_stop(self) -> None:
+        self.reason = "interrupted"
+
+
+def reference(project: Project, options: ApplyOptions, journal: Journal, run: int, plan: Plan,
+              temporal: Temporal) -> Ref:
+    """What the workflow gets: where things are, the run, its options, the digest of the plan confirmed."""
+    def absolute(path: Path | None) -> str | None:
+        return str(Path(path).resolve()) if path is not None else None
+
+    return {"journal": str(journal.path.resolve()), "journal_id": journal.id, "run": run,
+            "root": str(Path(project.root).resolve()), "request": absolute(project.request_path),
+            "inventory": absolute(project.inventory_file),
+            "policies": [str(Path(p).resolve()) for p in project.extra_policy_files],
+            "options": options.as_dict(), "digest": plan_digest(plan), "queue": temporal.queue,
+            "continue_every": temporal.continue_every}
+
+
+def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, temporal: Temporal, *,
+          listener: Listener, around: Callable[[Any], Any], supersede: bool = False,
+          claims: Iterable[str] | None = None, record: dict[str, Any] | None = None) -> RunResult:
+    """Start a run of ``plan`` as a workflow and follow it (the journal's events to ``listener``) to its end.
+    The run is recorded once Temporal answers (an unreachable service leaves nothing to resume)."""
+    def start(jr: Journal) -> Ref:
+        request = project.model.request_name or project.request_file or ""
+        run = jr.start_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
+                                                         "temporal": temporal.address},
+                           supersede=supersede, claims=claims)
+        return reference(project, options, jr, run, plan, temporal)
+
+    stopper = Stopper()
+    with Journal(path) as jr, around(stopper):
+        return asyncio.run(_apply(jr, start, temporal, listener, stopper))
+
+
+async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Temporal, listener: Listener,
+                 stopper: Stopper) -> RunResult:
+    client = await _connect(temporal.address)
+    ref = start(jr)
+    run = ref["run"]
+    try:
+        handle, _ = await submit(client, ref, workflow_id(jr.id, run))
+        answer = await follow(handle, jr, run, listener, stopper)
+    except (WorkflowFailureError, TemporalError, RPCError) as exc:
+        why = _causes(exc)
+        info = jr.run(run)
+        if info.status == "running":  # the workflow did not get to write its end
+            summary = {**info.summary, "status": "failed", "reason": why}
+            jr.append(run, [Event("run-ended", data=summary)], status="failed", summary=summary)
+        for ev in jr.events(run, since=0):
+            if ev.kind == "run-ended":
+                listener(ev)
+        return RunResult(run=run, status="failed", summary=jr.run(run).summary, reason=why)
+    finally:
+        # The SDK's client must be gone before the interpreter finalizes (temporalio/sdk-python#300).
+        del client
+        gc.collect()
+    return RunResult(run=run, status=answer["status"], summary=answer["summary"], reason=answer.get("reason", ""))
+
+
+def stop_workflow(address: str, journal_id: str, run: int, reason: str) -> None:
+    """Signal a run's workflow to stop (``ordo abort``)."""
+    async def go() -> None:
+        client = await _connect(address)
+        try:
+            await client.get_workflow_handle(workflow_id(journal_id, run)).signal(RunWorkflow.stop, reason)
+        except Exception as exc:  # gone, or completed meanwhile
+            raise TemporalError(f"cannot signal run {run}'s workflow at {address}: {exc}") from None
+        finally:
+            del client
+            gc.collect()
+
+    asyncio.run(go())
+
+
+async def follow(handle: WorkflowHandle, jr: Journal, run: int, listener: Listener, stopper: Stopper | None = None,
+                 poll: float = 0.25) -> dict[str, Any]:
+    """The run's events as the workers journal them, to ``listener``, until the workflow ends; an
+    ``ordo abort`` (its journal event) and a Ctrl-C (``stopper``) become the ``stop`` signal."""
+    result = asyncio.ensure_future(handle.result())
+    seq, signalled = 0, False
+    while True:
+        finished = result.done()
+        for ev in jr.events(run, since=seq):
+            seq = ev.seq
+            listener(ev)
+            if ev.kind == "abort-requested" and not signalled:
+                signalled = True
+                await handle.signal(RunWorkflow.stop, "aborted")
+        if finished:
+            return result.result()
+        if stopper is not None and stopper.reason and not signalled:
+            signalled = True
+            await handle.signal(RunWorkflow.stop, stopper.reason)
+        await asyncio.wait([result], timeout=poll)
+
+
+def _causes(exc: BaseException) -> str:
+    """An error with the chain of its causes (Temporal wraps the activity's error twice)."""
+    parts = []
+    while exc is not None and len(parts) < 5:
+        parts.append(str(exc))
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return ": ".join(parts)

@@ -1,0 +1,274 @@
+"""The Temporal host of the run core: a workflow that carries the core's commands out.
+
+Like the local host (``executor/engine.py``) it feeds :class:`executor.core.RunCore`
+inputs and carries out the commands it returns, and decides nothing itself:
+``Record`` is an activity that writes the events to the shared journal;
+``Dispatch`` an activity that writes the intents, then one activity per call on
+its controller's task queue; ``Admit``, ``Observe`` and ``Replan`` are activities
+(clingo never runs in workflow code); ``Wait`` is a workflow timer raced against
+the calls completing and the ``stop`` signal; ``Abandon`` cancels the calls;
+``End`` writes ``run-ended`` and completes the workflow. Time is
+``workflow.now()``. The workflow's input and what it hands on when it
+continues as new is a reference to the run (``wire.Ref``), never its plan: the
+plan is in the journal, and a workflow continued as new rebuilds the core's
+state from the journal through ``RunState.apply``, as ``ordo resume`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from executor.core import (
+        Abandon,
+        Admit,
+        Admitted,
+        Begin,
+        Call,
+        CallError,
+        Completed,
+        Continue,
+        Dispatch,
+        End,
+        NoPlan,
+        Observe,
+        Observed,
+        Outcome,
+        Planned,
+        Record,
+        Replan,
+        RunCore,
+        RunState,
+        Stop,
+        Tick,
+        Wait,
+    )
+    from executor.core.messages import Input
+    from executor.temporal.wire import (
+        Ref,
+        denial_in,
+        event_in,
+        event_out,
+        found_in,
+        outcome_in,
+        queue_for,
+        spec_in,
+    )
+    from planner.plan import Plan
+
+WORKFLOW = "ordo-run"
+#: Events read back per activity when the state is rebuilt after a continue-as-new.
+PAGE = 2000
+#: The steps' activities (journal, planner, guards, observation): retried unless the inputs are wrong;
+#: a lost worker is noticed by its missing heartbeat.
+_STEP_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
+                          maximum_attempts=20, non_retryable_error_types=["ordo-inputs", "permanent"])
+#: A call is retried by Temporal only when its worker was lost or its attempt failed outside the
+#: controller (the next attempt observes first); the controller's own errors are the core's to retry.
+_CALL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
+                          maximum_attempts=0, non_retryable_error_types=["permanent", "ordo-inputs"])
+_HEARTBEAT = 3.0
+
+
+@workflow.defn(name=WORKFLOW)
+class RunWorkflow:
+    def __init__(self) -> None:
+        self._state: RunState | None = None
+        self._tasks: dict[int, asyncio.Task[None]] = {}   # calls in flight, by token
+        self._done: list[Outcome] = []                     # their outcomes, not yet fed to the core
+        self._stop: str | None = None
+        self._stop_sent = False
+        self._seq = 0                                       # the last journal sequence number seen
+        self._requests: dict[str, dict[str, Any]] = {}      # operation -> its last intent's request
+        self._found: dict[str, dict[str, Any]] = {}         # records of the observation under way
+        self._settled = 0                                   # outcomes fed since this execution began
+        self._frozen: float | None = None                   # the core's time while handing the history on
+
+    @workflow.signal
+    def stop(self, reason: str) -> None:
+        """Dispatch nothing new, let the calls in flight finish, end (``aborted`` or ``interrupted``)."""
+        if reason in ("aborted", "interrupted") and self._stop is None:
+            self._stop = reason
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        rs = self._state
+        if rs is None:
+            return {}
+        return {"run": rs.run, "plan": rs.plan_no, "done": len(rs.done),
+                "operations": len(rs.plan.operations) if rs.plan else 0, "in_flight": len(self._tasks),
+                "in_doubt": sorted(rs.in_doubt), "replans": rs.replans, "stopping": self._stop or "",
+                "ended": rs.ended or ""}
+
+    @workflow.run
+    async def run(self, ref: Ref) -> dict[str, Any]:
+        rs = self._state = RunState(run=ref["run"])
+        core = RunCore(rs, key_prefix=f"ordo:{ref['journal_id'][:12]}:{rs.run}:",
+                       on_failure=ref["options"]["on_failure"])
+        self._stop = ref.get("stop") or None
+        inp: Input
+        if ref.get("carried"):
+            await self._rebuild(ref, rs)
+            inp = Continue(spec_in(await self._step("ordo.spec", ref, rs.plan_no)), False, self._now())
+        else:
+            begun = await self._step("ordo.begin", ref)
+            inp = Begin(Plan.from_json(begun["plan"]), spec_in(begun["spec"]), begun["started"], self._now())
+        while True:
+            # Past the threshold, the history is handed on: the calls in flight finish, what the core
+            # dispatches meanwhile is not carried out (no intent is written: nothing happened), and
+            # the next execution rebuilds the state from the journal and dispatches it. Meanwhile the
+            # core's clock stands still, so that no timer of a call not carried out runs out.
+            if self._frozen is None and (self._settled >= ref["continue_every"]
+                                         or workflow.info().is_continue_as_new_suggested()):
+                self._frozen = self._now()
+            draining = self._frozen is not None
+            follow: Input | None = None
+            until: float | None = None
+            waiting = False
+            for cmd in core.step(inp):
+                kind = type(cmd)
+                if kind is Record:
+                    await self._record(ref, rs, cmd)
+                elif kind is Dispatch:
+                    if not draining:
+                        await self._dispatch(ref, rs, cmd)
+                elif kind is Abandon:
+                    self._abandon(cmd)
+                elif kind is Wait:
+                    until, waiting = cmd.until, True
+                elif kind is Admit:
+                    if draining:  # nothing is dispatched: the next execution asks the guards
+                        follow = Admitted(list(cmd.ops), [], self._now())
+                    else:
+                        follow = await self._admit(ref, rs, cmd)
+                elif kind is Observe:
+                    follow = await self._observe(ref, rs, cmd)
+                elif kind is Replan:
+                    follow = await self._replan(ref, rs, cmd)
+                elif kind is End:
+                    answer = await self._step("ordo.end", ref, cmd.status, cmd.reason)
+                    rs.ended = answer["status"]
+                    return answer
+            if follow is not None:
+                inp = follow
+                continue
+            if draining and not self._tasks and not self._done:
+                workflow.continue_as_new({**ref, "carried": True, "stop": self._stop or ""})
+            if not waiting:
+                raise ApplicationError(f"run {rs.run}: the run core is waiting for an input this host cannot give",
+                                       type="ordo-inputs", non_retryable=True)
+            inp = await self._wait(None if draining else until)
+
+    # --- carrying commands out ---------------------------------------------------------
+
+    async def _record(self, ref: Ref, rs: RunState, cmd: Record) -> None:
+        requests = ({ev.op: self._requests[ev.op] for ev in cmd.events if ev.kind == "result" and ev.op in
+                     self._requests} if cmd.step == "settled" else {})
+        found = self._found if cmd.step == "observed" else {}
+        seq = await self._step("ordo.record", ref, rs.plan_no, self._seq, cmd.step,
+                               [event_out(ev) for ev in cmd.events], requests, found)
+        self._seq = max(self._seq, seq)
+        if cmd.step == "observed":
+            self._found = {}
+
+    async def _dispatch(self, ref: Ref, rs: RunState, cmd: Dispatch) -> None:
+        made = await self._step("ordo.intents", ref, rs.plan_no, self._seq, [asdict(c) for c in cmd.calls])
+        for call, intent in zip(cmd.calls, made, strict=True):
+            ev = event_in(intent["event"])
+            rs.apply(ev)
+            self._seq = max(self._seq, ev.seq)
+            self._requests[call.op] = intent["request"]
+            self._tasks[call.token] = asyncio.create_task(self._call(ref, rs.plan_no, call, intent))
+
+    async def _call(self, ref: Ref, plan_no: int, call: Call, intent: dict[str, Any]) -> None:
+        payload = {"token": call.token, "op": call.op, "request": intent["request"], "initial": intent["initial"],
+                   "controller": intent["controller"], "observe_first": call.observe_first, "plan_no": plan_no}
+        timeout = timedelta(seconds=call.timeout)
+        try:
+            answer = await workflow.execute_activity(
+                "ordo.call", args=[ref, payload], task_queue=queue_for(intent["controller"], ref["queue"]),
+                start_to_close_timeout=timeout, schedule_to_close_timeout=timeout,
+                heartbeat_timeout=timedelta(seconds=min(_HEARTBEAT, call.timeout)), retry_policy=_CALL_RETRY)
+            outcome = outcome_in(answer)
+        except ActivityError as exc:
+            cause = exc.cause
+            if isinstance(cause, CancelledError):
+                return  # abandoned
+            if isinstance(cause, ApplicationError) and cause.type == "permanent" and cause.details:
+                outcome = outcome_in(cause.details[0])
+            else:  # no answer: in doubt (observed before it is sent again)
+                outcome = Outcome(call.token, call.op, error=CallError(
+                    f"no answer from the call: {cause or exc}", transient=True, code="timeout"))
+        except asyncio.CancelledError:
+            return  # abandoned
+        if self._tasks.pop(call.token, None) is not None:
+            self._done.append(outcome)
+
+    def _abandon(self, cmd: Abandon) -> None:
+        for token in cmd.tokens:
+            task = self._tasks.pop(token, None)
+            if task is not None:
+                task.cancel()
+
+    async def _admit(self, ref: Ref, rs: RunState, cmd: Admit) -> Admitted:
+        answer = await self._step("ordo.admit", ref, rs.plan_no, cmd.ops)
+        return Admitted(answer["allowed"], [denial_in(d) for d in answer["denied"]], self._now())
+
+    async def _observe(self, ref: Ref, rs: RunState, cmd: Observe) -> Observed:
+        answer = await self._step("ordo.observe", ref, rs.plan_no, [asdict(c) for c in cmd.concerns])
+        self._found = answer["records"]
+        return Observed([found_in(f) for f in answer["found"]], self._now())
+
+    async def _replan(self, ref: Ref, rs: RunState, cmd: Replan) -> Planned | NoPlan:
+        answer = await self._step("ordo.replan", ref, rs.plan_no, asdict(cmd), rs.snapshot)
+        if "plan" not in answer:
+            return NoPlan(answer["status"], answer["explanation"], answer["seconds"], self._now())
+        return Planned(Plan.from_json(answer["plan"]), spec_in(answer["spec"]), answer["seconds"],
+                       answer["snapshot"], self._now())
+
+    async def _wait(self, until: float | None) -> Input:
+        """The next thing that happens: calls completing, the timer, or a stop."""
+        def ready() -> bool:
+            return bool(self._done) or (self._stop is not None and not self._stop_sent)
+
+        if not ready():
+            timeout = None if until is None else until - self._now()
+            if timeout is not None and timeout <= 0:
+                return Tick(self._now())
+            try:
+                await workflow.wait_condition(ready, timeout=timeout)
+            except TimeoutError:
+                return Tick(self._now())
+        if self._stop is not None and not self._stop_sent:
+            self._stop_sent = True
+            return Stop(self._stop, self._now())
+        batch, self._done = self._done, []
+        self._settled += len(batch)
+        return Completed(batch, self._now())
+
+    async def _rebuild(self, ref: Ref, rs: RunState) -> None:
+        """The run's state read back from its journal, a page at a time, through RunState.apply."""
+        since = 0
+        while True:
+            page = await self._step("ordo.events", ref, since, PAGE)
+            for data in page:
+                rs.apply(event_in(data))
+            if page:
+                since = self._seq = page[-1]["seq"]
+            if len(page) < PAGE:
+                return
+
+    async def _step(self, name: str, ref: Ref, *args: Any) -> Any:
+        return await workflow.execute_activity(
+            name, args=[ref, *args], task_queue=ref["queue"], start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=_HEARTBEAT), retry_policy=_STEP_RETRY)
+
+    def _now(self) -> float:
+        return workflow.now().timestamp() if self._frozen is None else self._frozen

