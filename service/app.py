@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +45,30 @@ KEEPALIVE = 15.0            # seconds of silence before a comment keeps a stream
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        """JSON has no NaN or Infinity (Python's parser reads them, and 1e999 as infinite): refused
+        wherever they are, rather than saved into a request file where they would change meaning."""
+        where = not_finite(data)
+        if where is not None:
+            raise ValueError(f"{where}: not a number JSON allows (NaN, Infinity, or too large)")
+        return data
+
+
+def not_finite(tree: Any) -> str | None:
+    """The path of the first number in ``tree`` that is not finite, if any (iterative: any depth)."""
+    stack: list[tuple[str, Any]] = [("", tree)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return path or "the body"
+        if isinstance(node, dict):
+            stack.extend((f"{path}.{key}" if path else str(key), value) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", value) for i, value in enumerate(node))
+    return None
 
 
 class WhatIf(_Body):
@@ -327,6 +354,17 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
 
     def answer(status: int, detail: str, **extra: Any) -> JSONResponse:
         return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """As FastAPI answers, each problem with its field; without echoing the input when it holds
+        what JSON cannot carry (NaN, Infinity: rendering it failed with a 500)."""
+        errors = jsonable_encoder(exc.errors())
+        try:
+            return JSONResponse({"detail": errors}, status_code=422)
+        except ValueError:
+            return JSONResponse({"detail": [{k: v for k, v in e.items() if k != "input"} for e in errors]},
+                                status_code=422)
 
     @app.exception_handler(DiagnosticsError)
     def diagnostics(request: Request, exc: DiagnosticsError) -> JSONResponse:

@@ -59,3 +59,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @schema.parametrize()
 def test_no_input_makes_the_api_fail_or_break_its_description(case, served: str) -> None:
     case.call_and_validate(base_url=served, checks=CHECKS)
+
+
+@pytest.mark.parametrize("path", ["/v1/plans", "/v1/runs"])
+@pytest.mark.parametrize(("body", "field"), [
+    ('{"op_timeout": NaN}', "op_timeout"),
+    ('{"op_timeout": Infinity}', "op_timeout"),
+    ('{"request": {"services": {"s": {"params": {"x": 1e999}}}}}', "request.services.s.params.x"),
+    ('{"request": {"services": {"s": {"params": {"x": [1, -Infinity]}}}}}', "request.services.s.params.x[1]"),
+    ('{"plan": {"makespan": NaN}}', "plan.makespan"),
+    ('{"whatif": {"capacity": [NaN]}}', "whatif.capacity[0]"),
+])
+def test_numbers_json_has_not_are_refused_with_their_field(served: str, path: str, body: str, field: str) -> None:
+    """Python's JSON parser reads NaN, Infinity (and 1e999 as infinite): echoing them back in the
+    validation error was a 500 (or a reset connection), and inside a request they were saved."""
+    answer = httpx.post(f"{served}{path}", content=body, headers={"Content-Type": "application/json"}, timeout=60)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["detail"][0]["msg"]
+    assert message.endswith(f"{field}: not a number JSON allows (NaN, Infinity, or too large)"), message
