@@ -49,6 +49,7 @@ class Post:
     seconds: float
     status: int | None          # None: no answer (the connection failed)
     run: int | None = None
+    replayed: bool = False      # the Idempotency-Key named a run accepted earlier
 
 
 def post_all(url: str, requests: list[dict[str, Any]], clients: int, indices: list[int] | None = None,
@@ -69,7 +70,8 @@ def post_all(url: str, requests: list[dict[str, Any]], clients: int, indices: li
         except httpx.TransportError:
             return Post(i, sent, time.perf_counter() - began, None)
         post = Post(i, sent, time.perf_counter() - began, answer.status_code,
-                    answer.json()["id"] if answer.status_code == 202 else None)
+                    answer.json()["id"] if answer.status_code == 202 else None,
+                    answer.headers.get("Idempotent-Replayed") == "true")
         if post.run is not None and accepted is not None:
             accepted.release()
         return post

@@ -6,11 +6,16 @@ Idempotency-Key and get the same run, and the simulated world applied each effec
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from executor.controllers.simulated import read_ledger
 from tests.loadkit import independent, run_load
+from tests.servicekit import LAB, thread_server, wait_state
 
 
 @pytest.mark.slow
@@ -34,3 +39,28 @@ def resumed(project: Path) -> list[int]:
         return [run for (run,) in db.execute("SELECT DISTINCT run FROM events WHERE kind='resumed' ORDER BY run")]
     finally:
         db.close()
+
+
+#: What a server killed between a run's row and its first event leaves: the run, its claims, its key.
+UNBEGUN = """
+import sys
+from executor.journal import Journal
+with Journal(sys.argv[1]) as jr:
+    jr.start_run(sys.argv[2], ".ordo/requests/lost.yaml", {"principal": "portal", "idempotency_key": "order-7",
+                 "submission": "0" * 64}, claims=["lab", "lab-net"])
+"""
+
+
+def test_a_run_killed_before_its_first_event_is_closed_not_resumed_and_its_key_starts_afresh(vfw_copy: Path) -> None:
+    """Resumed, it was re-planned from the project's own request (the vFW), not the one accepted, and
+    the client sending its request again was answered with it (the load benchmark found this)."""
+    (vfw_copy / ".ordo").mkdir()
+    subprocess.run([sys.executable, "-c", UNBEGUN, str(vfw_copy / ".ordo" / "journal.db"), str(vfw_copy)],
+                   check=True, timeout=60)
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        lost = api.get("/v1/runs/1").json()
+        assert lost["state"] == "aborted" and lost["summary"]["never_began"], lost  # its claims lapsed: lab runs
+        again = api.post("/v1/runs", json={"request": LAB}, headers={"Idempotency-Key": "order-7"})
+        assert again.status_code == 202 and again.json()["id"] == 2 and "idempotent-replayed" not in again.headers
+        assert wait_state(api, 2, ("complete",))["claims"] == ["lab", "lab-net"]
+    assert {row["resource"] for row in read_ledger(vfw_copy / ".ordo" / "simulated-world.db")} == {"lab", "lab-net"}
