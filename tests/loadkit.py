@@ -24,8 +24,9 @@ import httpx
 from executor.controllers.simulated import read_ledger, read_world
 from tests.servicekit import free_port, process_server
 
-#: The states a run ends in, or stays in waiting for a decision (it is not carried on by itself).
-SETTLED = ("complete", "failed", "fallout", "aborted", "rolled_back", "superseded")
+#: The states a run ends in, or stays in waiting for a decision (it is not carried on by itself:
+#: "interrupted" once the server is up, as it resumes the runs cut short before it is ready).
+SETTLED = ("complete", "failed", "fallout", "aborted", "rolled_back", "superseded", "interrupted")
 
 
 def independent(n: int) -> list[dict[str, Any]]:
