@@ -170,6 +170,20 @@ def private_file(path: Path) -> None:
             pass
 
 
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writers(path: Path) -> threading.Lock:
+    """One lock per journal file in this process. Its writers (the service drives each run on a
+    Journal of its own) queue on it, blocked, rather than in SQLite's busy handler, which polls:
+    with 200 runs writing at once, some polled past its timeout, and their runs stopped
+    ("database is locked"). The busy timeout is left for other processes."""
+    key = str(path.resolve())
+    with _WRITERS_GUARD:
+        return _WRITERS.setdefault(key, threading.Lock())
+
+
 class Journal:
     """One journal database. Thread-safe: one connection behind a lock."""
 
@@ -353,7 +367,7 @@ class Journal:
         A COMMIT that failed may have ended the transaction already (a full disk): then there
         is nothing to roll back, and the error that matters is the first one. SQLite's errors
         become a JournalError naming the journal (and, for ``run``, how to carry it on)."""
-        with self._lock:
+        with self._lock, _writers(self.path):
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
