@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from bench_apply import machine  # noqa: E402
 from tables import fmt, md_table, text_table  # noqa: E402
 
-from tests.loadkit import Load, ended_at, independent, run_load  # noqa: E402
+from tests.loadkit import Load, ended_at, independent, resumed, run_load  # noqa: E402
 
 VFW = ROOT / "examples" / "vfw"
 COLUMNS = ("scenario", "N", "accepted", "req/s accepted", "POST p50 s", "POST p99 s", "to complete p50 s",
@@ -71,7 +71,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-def figures(load: Load, began: float) -> dict[str, Any]:
+def figures(load: Load, began: float, project: Path) -> dict[str, Any]:
     """The measured figures of one scenario."""
     accepted = [p for p in load.posts if p.run is not None]
     answered = [p for p in load.posts if p.status is not None]
@@ -98,6 +98,7 @@ def figures(load: Load, began: float) -> dict[str, Any]:
         "before_kill": sum(1 for p in first_round if p.status == 202),
         "no_answer": sum(1 for p in first_round if p.status is None),
         "replayed": sum(1 for p in load.posts if p.replayed),
+        "resumed": len(resumed(project)),
     }
 
 
@@ -117,7 +118,7 @@ def scenario(name: str, args: argparse.Namespace, kill_after: int | None) -> dic
         began = time.time()
         load = run_load(project, independent(args.n), log, clients=args.clients, latency=args.latency,
                         kill_after=kill_after, timeout=args.timeout)
-        return figures(load, began)
+        return figures(load, began, project)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         body.append(row(label, f))
         if kill_after is not None:
             print(f"  killed after {f['before_kill']} accepted; {f['no_answer']} POSTs got no answer and were sent "
-                  f"again, {f['replayed']} of them named a run the killed server had accepted", flush=True)
+                  f"again, {f['replayed']} of them named a run the killed server had accepted; the restarted server "
+                  f"resumed {f['resumed']} runs cut short", flush=True)
         print(f"  POST answers {f['answers']}; runs {f['states']}", flush=True)
         for problem in f["problems"][:20]:
             print(f"  PROBLEM: {problem}", flush=True)

@@ -12,6 +12,7 @@ import collections
 import datetime as dt
 import re
 import signal
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -127,6 +128,15 @@ def effects(world: Path, requests: list[dict[str, Any]]) -> Effects:
     missing = [name for request in requests for name in resources(request)
                if state.get(name, {}).get("state") != "active"]
     return Effects(len(ledger), twice, missing)
+
+
+def resumed(project: Path) -> list[int]:
+    """The runs a restarted server resumed (read-only: the journal of a stopped server)."""
+    db = sqlite3.connect(f"file:{project / '.ordo' / 'journal.db'}?mode=ro", uri=True)
+    try:
+        return [run for (run,) in db.execute("SELECT DISTINCT run FROM events WHERE kind='resumed' ORDER BY run")]
+    finally:
+        db.close()
 
 
 def peak_kb(pid: int) -> int | None:

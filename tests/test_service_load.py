@@ -5,7 +5,6 @@ Idempotency-Key and get the same run, and the simulated world applied each effec
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from executor.controllers.simulated import read_ledger
-from tests.loadkit import independent, run_load
+from tests.loadkit import independent, resumed, run_load
 from tests.servicekit import LAB, thread_server, wait_state
 
 
@@ -30,15 +29,6 @@ def test_killed_under_concurrent_load_every_accepted_request_completes_once(vfw_
     assert len({run for named in runs.values() for run in named}) == len(requests)
     assert load.effects.applied == 8 * len(requests)  # each request: a service and two networks, once
     assert resumed(vfw_copy), "no run was in progress at the kill: nothing was resumed"
-
-
-def resumed(project: Path) -> list[int]:
-    """The runs the restarted server resumed (read-only: the journal of a stopped server)."""
-    db = sqlite3.connect(f"file:{project / '.ordo' / 'journal.db'}?mode=ro", uri=True)
-    try:
-        return [run for (run,) in db.execute("SELECT DISTINCT run FROM events WHERE kind='resumed' ORDER BY run")]
-    finally:
-        db.close()
 
 
 #: What a server killed between a run's row and its first event leaves: the run, its claims, its key.
