@@ -38,7 +38,10 @@ CONFIG = {"seed": SEED, "generation": {"mode": "all", "max-examples": EXAMPLES, 
 
 
 def description() -> dict:
-    """The OpenAPI description ``ordo serve`` publishes, from the app it builds (no server started)."""
+    """The OpenAPI description ``ordo serve`` publishes, from the app it builds (no server started):
+    one test per operation at collection. (Loading it from the running server with
+    ``schemathesis.pytest.from_fixture`` fails on pytest 9: "'Function' object has no attribute
+    '_nodeid'"; the ``served`` fixture checks that the server publishes this very description.)"""
     server, _ = build(Options(project=VFW, listen=Listen("127.0.0.1", 0)))
     return server.config.app.openapi()
 
