@@ -326,7 +326,7 @@ class Journal:
         """One write transaction, under the lock. It holds the write lock of ``run`` (its events),
         else (or if ``whole``) the whole journal's (starting, claiming, forgetting). The database's
         errors become a JournalError naming the journal (and, for ``run``, how to carry it on)."""
-        with self._lock:
+        with self._lock, self._store.writers():
             db = self._store
             try:
                 with self._transaction(WHOLE if run is None or whole else run):

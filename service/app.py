@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +45,30 @@ KEEPALIVE = 15.0            # seconds of silence before a comment keeps a stream
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        """JSON has no NaN or Infinity (Python's parser reads them, and 1e999 as infinite): refused
+        wherever they are, rather than saved into a request file where they would change meaning."""
+        where = not_finite(data)
+        if where is not None:
+            raise ValueError(f"{where}: not a number JSON allows (NaN, Infinity, or too large)")
+        return data
+
+
+def not_finite(tree: Any) -> str | None:
+    """The path of the first number in ``tree`` that is not finite, if any (iterative: any depth)."""
+    stack: list[tuple[str, Any]] = [("", tree)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return path or "the body"
+        if isinstance(node, dict):
+            stack.extend((f"{path}.{key}" if path else str(key), value) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", value) for i, value in enumerate(node))
+    return None
 
 
 class WhatIf(_Body):
@@ -72,6 +99,28 @@ class RunBody(_Body):
     concurrency: int | None = Field(None, ge=1, le=10_000)
     op_timeout: float | None = Field(None, gt=0, le=86_400, description="Seconds an operation may take "
                                                                         "when the catalog sets no timeout.")
+
+
+class Problem(BaseModel):
+    """Why a call was refused: a message, or for a body that does not match, one entry per field
+    (its ``loc``); a request document with problems adds its ``diagnostics``."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str | list[dict[str, Any]]
+
+
+#: What each refusal means; every route documents those it can answer (the OpenAPI description).
+REFUSALS = {400: "The request cannot be read (e.g. a bad Content-Length).",
+            401: "Credentials are needed.", 403: "A reader may only GET.",
+            404: "No such run.", 409: "Not in this state, a resource is locked by another run, or the "
+                                      "Idempotency-Key was used for another request.",
+            413: "The body is over the size limit.",
+            422: "The input does not match (`detail` names each field) or has problems (`diagnostics`).",
+            503: "Shutting down, or the journal is busy: try again (Retry-After)."}
+
+
+def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Problem, "description": REFUSALS[code]} for code in codes}
 
 
 # --- the size limit -------------------------------------------------------------------
@@ -172,7 +221,7 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
         yield
         await run_in_threadpool(engine.shutdown, drain)
 
-    app = FastAPI(title="ordo", version="1", lifespan=lifespan,
+    app = FastAPI(title="ordo", version="1", lifespan=lifespan, responses=refusals(400, 413),
                   description="Orchestration requests planned from models and policies, then carried out. "
                               "See docs/service.md.")
     app.state.credentials = credentials
@@ -183,18 +232,22 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "Not ready (yet, or any more)."}})
     def readyz() -> JSONResponse:
         ready = engine.ready
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["health"], dependencies=[Depends(authorize)])
+    @app.get("/metrics", tags=["health"], dependencies=[Depends(authorize)], response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE: {}}}, **refusals(401)})
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], responses=refusals(401, 403, 422, 503))
 
-    @v1.post("/plans", tags=["plans"])
+    @v1.post("/plans", tags=["plans"], responses={422: {
+        "description": "No plan exists (`explanation`), or the input has problems (`detail`, `diagnostics`); "
+                       "for a what-if, the difference to a scenario without a plan.",
+        "content": {"application/json": {"schema": {"type": "object"}}}}})
     def plan(body: PlanBody) -> Response:
         """The plan (as `ordo plan --format json`), or with `whatif` the difference the scenario makes
         (as `ordo whatif --format json`); 422 with the explanation when no plan exists."""
@@ -209,7 +262,9 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
             raise NoPlan(outcome)
         return Response(outcome.plan.to_json(), media_type="application/json")
 
-    @v1.post("/runs", status_code=202, tags=["runs"])
+    @v1.post("/runs", status_code=202, tags=["runs"], responses={**refusals(409), 422: {
+        "description": "No plan exists (`explanation`), or the input has problems (`detail`, `diagnostics`).",
+        "content": {"application/json": {"schema": {"type": "object"}}}}})
     def submit(body: RunBody, who: Who,
                idempotency_key: Annotated[str | None, Header(pattern=IDEMPOTENCY_KEY)] = None) -> JSONResponse:
         """Plan a request (or take a saved plan) and carry it out; 202 once the run is in the journal.
@@ -230,23 +285,23 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
         return {"runs": [run_view(engine, r) for r in found[offset:offset + limit]], "total": len(found),
                 "offset": offset, "limit": limit}
 
-    @v1.get("/runs/{run_id}", tags=["runs"])
+    @v1.get("/runs/{run_id}", tags=["runs"], responses=refusals(404))
     def get_run(run_id: RunId) -> dict[str, Any]:
         return run_view(engine, engine.run(run_id))
 
-    @v1.post("/runs/{run_id}/abort", status_code=202, tags=["runs"])
+    @v1.post("/runs/{run_id}/abort", status_code=202, tags=["runs"], responses=refusals(404, 409))
     def abort(run_id: RunId, who: Who) -> dict[str, Any]:
         """Stop a run once its operations in flight finish, or close one that waits; nothing is undone."""
         return {"id": run_id, "url": f"/v1/runs/{run_id}", "message": engine.abort(run_id, who.name)}
 
-    @v1.post("/runs/{run_id}/resume", status_code=202, tags=["runs"])
+    @v1.post("/runs/{run_id}/resume", status_code=202, tags=["runs"], responses=refusals(404, 409))
     def resume(run_id: RunId, who: Who) -> dict[str, Any]:
         """Carry on a run that crashed, was interrupted, or fell out (once its cause is fixed)."""
         engine.resume(run_id, who.name)
         return {"id": run_id, "url": f"/v1/runs/{run_id}", "events": f"/v1/runs/{run_id}/events"}
 
     @v1.get("/runs/{run_id}/events", tags=["runs"], response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"content": {"text/event-stream": {}}}, **refusals(404)})
     async def events(request: Request, run_id: RunId,
                      last_event_id: Annotated[int | None, Header(ge=0, le=MAX_RUN_ID)] = None,
                      since: Annotated[int, Query(ge=0, le=MAX_RUN_ID)] = 0) -> StreamingResponse:
@@ -304,6 +359,17 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
 
     def answer(status: int, detail: str, **extra: Any) -> JSONResponse:
         return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """As FastAPI answers, each problem with its field; without echoing the input when it holds
+        what JSON cannot carry (NaN, Infinity: rendering it failed with a 500)."""
+        errors = jsonable_encoder(exc.errors())
+        try:
+            return JSONResponse({"detail": errors}, status_code=422)
+        except ValueError:
+            return JSONResponse({"detail": [{k: v for k, v in e.items() if k != "input"} for e in errors]},
+                                status_code=422)
 
     @app.exception_handler(DiagnosticsError)
     def diagnostics(request: Request, exc: DiagnosticsError) -> JSONResponse:

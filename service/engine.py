@@ -45,6 +45,9 @@ log = logging.getLogger("ordo.service")
 RESUMED_FROM = ("crashed", "fallout", "interrupted", "failed")
 #: Who resumes the runs a restart finds cut short (recorded as their principal).
 RESTART = "ordo serve (restart)"
+#: Why a run cut short before its first event is closed rather than resumed.
+NEVER_BEGAN = ("cut short before it began (no event recorded, so no 202 was answered and nothing was sent "
+               "to a controller): closed; the same request may be sent again")
 
 
 class UnknownRun(OrdoError):
@@ -150,12 +153,25 @@ class LocalEngine:
         for info in self._reader.runs():
             if info.options.get("principal") is None or info.effective_status not in ("crashed", "interrupted"):
                 continue  # runs of `ordo apply`, and runs that wait for a decision, are left as they are
+            if not self._reader.events(info.id, limit=1):
+                self._close_unbegun(info)
+                continue
             try:
                 self.resume(info.id, RESTART)
                 log.info("resumed run %d (it was %s)", info.id, info.effective_status)
             except OrdoError as exc:
                 log.warning("run %d cannot be resumed: %s", info.id, exc)
         self._ready = True
+
+    def _close_unbegun(self, info: RunInfo) -> None:
+        """A run killed between its row and its first event (run-started, naming the request it
+        carries out) cannot be resumed: without that event it would be re-planned from the project's
+        own request. Nobody was told of it (the 202 comes after that event), so it is closed, its
+        claims lapse, and its Idempotency-Key no longer names it."""
+        summary = {"status": "aborted", "never_began": True, "reason": NEVER_BEGAN}
+        self._journal().append(info.id, [Event("run-ended", data={**summary, "principal": RESTART})],
+                               status="aborted", summary=summary)
+        log.warning("run %d %s", info.id, NEVER_BEGAN)
 
     @property
     def ready(self) -> bool:
@@ -234,7 +250,7 @@ class LocalEngine:
         with self._key(idempotency_key):
             if idempotency_key is not None:
                 for info in self.runs():
-                    if info.options.get("idempotency_key") == idempotency_key:
+                    if info.options.get("idempotency_key") == idempotency_key and not info.summary.get("never_began"):
                         if info.options.get("submission") != submission.digest:
                             raise Conflict(f"the Idempotency-Key '{idempotency_key}' was used for another "
                                            f"request (run {info.id}); use a new key for a new request")

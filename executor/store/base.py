@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +76,11 @@ class Backend:
         """Start a write transaction that holds ``lock``: 0 the whole journal (starting, claiming,
         checking claims, forgetting state, migrating), else one run (appending to it)."""
         raise NotImplementedError
+
+    def writers(self) -> contextlib.AbstractContextManager:
+        """Held around each write transaction: where the database's own wait for the write lock
+        does not suit many writers in one process, they queue here instead."""
+        return contextlib.nullcontext()
 
     def commit(self) -> None:
         self.execute("COMMIT")

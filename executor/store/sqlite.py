@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ def private_file(path: Path) -> None:
             pass
 
 
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writers(path: Path) -> threading.Lock:
+    """One lock per journal file in this process. Its writers (the service drives each run on a
+    Journal of its own) queue on it, blocked, rather than in SQLite's busy handler, which polls:
+    with 200 runs writing at once, some polled past its timeout, and their runs stopped
+    ("database is locked"). The busy timeout is left for other processes."""
+    key = str(path.resolve())
+    with _WRITERS_GUARD:
+        return _WRITERS.setdefault(key, threading.Lock())
+
+
 class SqliteBackend(Backend):
     errors = (sqlite3.Error,)
     types = {"id": "INTEGER PRIMARY KEY", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER",
@@ -59,6 +74,9 @@ class SqliteBackend(Backend):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._db.executemany(sql, rows)
+
+    def writers(self) -> threading.Lock:
+        return _writers(self.where)
 
     def begin(self, lock: int) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # one writer at a time: every lock is the whole file's
