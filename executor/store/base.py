@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
