@@ -18,13 +18,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from domain.errors import DiagnosticsError
 from executor.engine import ExecutionError
 from executor.journal import ClaimError, Event, RunInfo
 from executor.redact import Redactor
-from service.app import Who, authorize
+from service.app import Problem, Who, authorize
 from service.auth import Principal
 from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
 from service.so import status
@@ -43,6 +44,38 @@ InstanceId = Annotated[str, Path(min_length=1, max_length=200)]
 RequestId = Annotated[str, Path(min_length=1, max_length=300)]
 Format = Annotated[str | None, Query(max_length=50, description="SO's format: with it, ABORTED and ROLLED_BACK "
                                                                   "are answered as such, else as FAILED")]
+
+
+class _ServiceException(BaseModel):
+    messageId: str  # noqa: N815 (SO's names)
+    text: str
+    variables: list[str]
+
+
+class _RequestError(BaseModel):
+    serviceException: _ServiceException  # noqa: N815
+
+
+class SoErrorBody(BaseModel):
+    """SO's error body: ``{"requestError": {"serviceException": {messageId, text, variables}}}``."""
+
+    requestError: _RequestError  # noqa: N815
+
+
+#: What the SO routes refuse, and why. A refusal before a route runs (credentials, the body's
+#: size, a path parameter out of bounds) has ordo's own Problem body, a route's own SO's.
+SO_REFUSALS = {400: "The body, a filter or the project's SO mapping has problems (each named).",
+               401: "Credentials are needed.", 403: "A reader may only GET.",
+               404: "No such request or task.",
+               409: "Locked instance: a request on it is in progress; or not in a state for this.",
+               413: "The body is over the size limit.",
+               422: "No plan exists for the request (with the explanation), or a parameter does not match.",
+               501: "Not built: completing a task with rollback.",
+               503: "Shutting down, the journal is busy, or the project has no SO mapping."}
+
+
+def _so_refusals() -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": SoErrorBody | Problem, "description": text} for code, text in SO_REFUSALS.items()}
 
 
 class SoError(Exception):
@@ -65,7 +98,8 @@ def record_of(info: RunInfo) -> SoRecord | None:
 
 
 def so_router(engine: LocalEngine) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, dependencies=[Depends(authorize)], tags=["ONAP SO"])
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(authorize)], tags=["ONAP SO"],
+                       responses=_so_refusals())
 
     @router.post("/serviceInstantiation/v7/serviceInstances", status_code=202, openapi_extra=_BODY)
     async def create(request: Request, who: Who) -> JSONResponse:
@@ -200,9 +234,12 @@ def _json(raw: bytes, *, required: bool) -> Any:
     if not raw.strip() and not required:
         return None
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SoError(400, f"{SO_REQUEST}: the body is not JSON ({exc})") from None
+    if not isinstance(value, dict):  # SO's bodies are objects; `null` is not "no body"
+        raise SoError(400, f"{SO_REQUEST}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 async def _call(work: Callable[[], JSONResponse]) -> JSONResponse:

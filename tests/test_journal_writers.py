@@ -16,7 +16,7 @@ def test_a_second_writer_in_the_process_waits_for_the_first_past_sqlites_busy_ti
     path = tmp_path / ".ordo" / "journal.db"
     with Journal(path) as first, Journal(path) as second:
         run = first.start_run("/p", "r", {})
-        second._db.execute("PRAGMA busy_timeout = 50")  # SQLite alone would give up after 50 ms
+        second._store.execute("PRAGMA busy_timeout = 50")  # SQLite alone would give up after 50 ms
         done: list[object] = []
 
         def write() -> None:
