@@ -815,11 +815,14 @@ def _bug_report(argv: list[str] | None) -> str:
     import tempfile
     import traceback
 
+    from executor.redact import Redactor, redact_argv
     from ordo import __version__
 
     kind = type(sys.exc_info()[1]).__name__
-    details = (f"ordo {__version__}, Python {sys.version.split()[0]}\n"
-               f"command: ordo {' '.join(sys.argv[1:] if argv is None else argv)}\n\n{traceback.format_exc()}")
+    command, _ = redact_argv(sys.argv[1:] if argv is None else argv)
+    # secrets never reach a file: the environment's and the arguments' (a report is meant to be shared)
+    details = Redactor().text(f"ordo {__version__}, Python {sys.version.split()[0]}\n"
+                              f"command: ordo {' '.join(command)}\n\n{traceback.format_exc()}")
     try:
         fd, path = tempfile.mkstemp(prefix="ordo-bug-", suffix=".txt")  # created 0600
         with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:

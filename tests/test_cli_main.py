@@ -45,6 +45,21 @@ def test_an_unexpected_exception_is_one_line_and_a_file(monkeypatch, tmp_path):
     assert "in _boom" in details and details.rstrip().endswith("RuntimeError: boom: planning went wrong")
 
 
+def test_a_bug_report_holds_no_secret(monkeypatch, tmp_path):
+    """The report is meant to be shared: a secret from the environment, or in the
+    arguments, is masked there as in the journal."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("ORDO_TEST_API_TOKEN", "s3cr3t-from-env")
+
+    def leak(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the controller said: bad token s3cr3t-from-env")
+
+    monkeypatch.setattr(planner.core, "make_plan", leak)
+    run = run_ordo("plan", "-C", VFW, expect_bug=True)
+    details = Path(BUG_LINE.fullmatch(run.err.strip())[2]).read_text()
+    assert "s3cr3t-from-env" not in details and "bad token ***" in details
+
+
 def test_a_bug_whose_details_cannot_be_written_is_still_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
     monkeypatch.setattr(planner.core, "make_plan", _boom)
