@@ -15,7 +15,7 @@ from planner.plan import Plan
 from tests.conftest import VFW
 
 # SO's Service-Macro-Create and -Delete templates as (resource type, operation),
-# in template order (shared/reference/onap-so.md). ordo's vnf lifecycle names
+# in template order (SO's building-block templates for macro flows). ordo's vnf lifecycle names
 # ControllerExecutionBB(vnf, config-*) as operations of the vnf.
 SO_CREATE = [
     ("service", "assign"), ("network", "assign"), ("vnf", "assign"), ("volume-group", "assign"),
