@@ -18,24 +18,17 @@ import planner.verify
 from domain.errors import DiagnosticsError
 from domain.project import load_project
 from executor.journal import Journal, default_path
-from ordo.cli import main
 from planner.core import Outcome
 from planner.plan import Plan
 from planner.verify import PlanRefused, verify_saved_plan
-from tests.conftest import Run
+from tests.conftest import Run, run_ordo
 
 Edit = Callable[[dict[str, Any]], None]
 
 
 def ordo(capsys: pytest.CaptureFixture[str], *args: str | Path) -> Run:
-    """The CLI in this process, as `ordo ARGS` (errors become exit codes in main)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return Run(code, out, err)
+    """The CLI in this process, as `ordo ARGS` (conftest's run_ordo)."""
+    return run_ordo(*args)
 
 
 @pytest.fixture

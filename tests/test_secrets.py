@@ -25,7 +25,7 @@ import pytest
 from executor.controllers.simulated import World
 from executor.journal import Journal
 from executor.redact import Redactor, redact_argv
-from ordo.cli import main
+from tests.conftest import run_ordo
 
 BEARER = "bearer-from-env-7f3a9c"          # read by the http controller as {env[ORDO_TEST_BEARER]}
 ENV_TOKEN = "env-token-2b8d41e0"           # in the environment under a secret-looking name
@@ -137,14 +137,9 @@ def project(root: Path, url: str, resources: str) -> Path:
 
 
 def ordo(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
-    """Run the CLI in-process: (exit code, stdout and stderr)."""
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    out, err = capsys.readouterr()
-    return code, out + err
+    """Run the CLI in-process (conftest's run_ordo): (exit code, stdout and stderr)."""
+    run = run_ordo(*args)
+    return run.code, run.out + run.err
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ordo.cli import main
-from tests.conftest import VFW
+from tests.conftest import VFW, run_ordo
 
 
 @pytest.fixture
@@ -32,15 +31,9 @@ def vfw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def ordo(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
-    """Run ``ordo ARGS`` in-process: (exit code, stdout + stderr)."""
-    capsys.readouterr()
-    try:
-        main([*args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    """Run ``ordo ARGS`` in-process (conftest's run_ordo): (exit code, stdout + stderr)."""
+    run = run_ordo(*args)
+    return run.code, run.out + run.err
 
 
 def refused(code: int, text: str, *expected: str) -> None:

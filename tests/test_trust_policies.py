@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from ordo.cli import main
 from planner import lint
 from planner.check import check
+from tests.conftest import run_ordo
 
 HEADER = "%@ name: gold-tier\n%@ description: test policy\n%@ owner: tests\n%@ enforcement: hard\n"
 POLICY = "policies/gold-tier.lp"  # its rule is on line 5, after the header
@@ -39,15 +39,10 @@ def add_policy(project: Path, text: str, name: str = POLICY) -> Path:
 
 
 def ordo(capsys: pytest.CaptureFixture, *args: str | Path) -> tuple[int, str]:
-    """Run the CLI in-process: (exit code, stdout + stderr). An exception other
-    than SystemExit (a traceback for a user) fails the test by itself."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    """Run the CLI in-process (conftest's run_ordo): (exit code, stdout + stderr).
+    An exception other than SystemExit, or a "bug in ordo" line, fails the test by itself."""
+    run = run_ordo(*args)
+    return run.code, run.out + run.err
 
 
 def commands(project: Path) -> dict[str, list[str | Path]]:
