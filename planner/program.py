@@ -265,7 +265,7 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
 
 
 #: clingo's integers are 32-bit: a longer literal wraps silently (99999999999999999999 reads as 1661992959).
-MAX_INT = 2**31 - 1
+CLINGO_MAX_INT = 2**31 - 1
 _LONG_NUMBER = re.compile(r"\d{10}")
 
 
@@ -278,10 +278,10 @@ def _wrapped_numbers(stm: ast.AST, display: str, lines: list[str]) -> list[Diagn
         if node.ast_type == ast.ASTType.SymbolicTerm and node.symbol.type == clingo.SymbolType.Number:
             begin, end = node.location.begin, node.location.end
             written = lines[begin.line - 1][begin.column - 1:end.column - 1] if begin.line == end.line else ""
-            if written.isdigit() and int(written) > MAX_INT:
+            if written.isdigit() and int(written) > CLINGO_MAX_INT:
                 out.append(Diagnostic(file=display, line=begin.line, column=begin.column,
                                       summary=f"the number {written} is too large",
-                                      detail=f"clingo's integers are 32-bit: at most {MAX_INT}", code="number"))
+                                      detail=f"clingo's integers are 32-bit: at most {CLINGO_MAX_INT}", code="number"))
             continue
         for key in node.child_keys:
             child = getattr(node, key)
