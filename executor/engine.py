@@ -71,6 +71,7 @@ from executor.core import (
 )
 from executor.core.messages import Input
 from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
+from executor.shared import GRACE, RETRY, Shared
 from planner.core import Outcome as PlanOutcome
 from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
@@ -142,8 +143,9 @@ class Executor:
     the controllers, the guard engine and the planner, and feeds their outcomes back to it."""
 
     def __init__(self, journal: Journal, loader: ProjectLoader, *, options: ApplyOptions | None = None,
-                 listener: Listener | None = None) -> None:
+                 listener: Listener | None = None, shared: Shared | None = None) -> None:
         self.journal = journal
+        self.shared = shared  # the limits and guards of the runs side by side (a server's), else the run's own
         self.loader = loader
         self.options = options or ApplyOptions()
         self.listener = listener or (lambda event: None)
@@ -167,6 +169,7 @@ class Executor:
         self._found: dict[str, ObservedResource] = {}      # records of the observation under way
         self._guards: Any = None        # executor.guards.GuardEngine when the project has guards
         self._tickets: dict[str, int] = {}                 # operation in flight -> its guard ticket
+        self._slots: set[str] = set()                      # operations in flight holding a controller slot
         self._explanation: Any = None
         self._until: float | None = None
         self._next_poll = 0.0
@@ -198,10 +201,15 @@ class Executor:
         assert result is not None
         return result
 
-    def resume(self, run_id: int) -> RunResult:
-        """Continue a run that crashed, was interrupted, or fell out (after the cause was fixed)."""
+    def resume(self, run_id: int, *, rollback: bool = False) -> RunResult:
+        """Continue a run that crashed, was interrupted, or fell out (after the cause was fixed).
+        ``rollback``: instead, take a run that fell out, failed or was interrupted back to the state
+        before it (what it created removed, what it changed put back, within its resources)."""
         info = self.journal.run(run_id)
         status = info.effective_status
+        if rollback and status == "crashed":
+            raise ExecutionError(f"run {run_id} crashed: its operations in doubt are observed when it is resumed "
+                                 f"(`ordo resume {run_id}`); roll it back once it has stopped (fallout, failed)")
         if status not in ("crashed", "fallout", "interrupted", "failed"):
             why = {"running": "it is running now", "complete": "it completed",
                    "aborted": "it was aborted", "rolled_back": "it was rolled back",
@@ -215,7 +223,7 @@ class Executor:
             self._records, rs = self.journal.state(), self._rebuild(run_id)
         self._abort_since = rs.abort_seq
         core = self._core(rs)
-        result = self._drive(core, Resumed(status, time.monotonic()))
+        result = self._drive(core, Resumed(status, time.monotonic(), rollback=rollback))
         if result is not None or status == "fallout":  # a run that fell out plans again from the state now
             assert result is not None
             return result
@@ -233,6 +241,10 @@ class Executor:
         return result
 
     def close(self) -> None:
+        if self._slots and self.state is not None:
+            with contextlib.suppress(JournalError):  # they expire anyway
+                self.journal.release_slots(self.state.run)
+            self._slots = set()
         for _ in range(self._workers):
             self._jobs.put(None)
         self._workers = 0
@@ -315,6 +327,7 @@ class Executor:
             if self._guards is not None and oid in self._tickets:
                 self._guards.finished(self._tickets.pop(oid), ok=done.error is None)
             outcomes.append(done)
+        self._free_slots(run, [done.op for done in outcomes])
         return Completed(outcomes, time.monotonic())
 
     def _record_events(self, core: RunCore, cmd: Record) -> None:
@@ -374,11 +387,15 @@ class Executor:
         return request, intent, kind.initial
 
     def _abandon(self, cmd: Abandon) -> None:
+        given_up = []
         for token in cmd.tokens:
             self._abandoned.add(token)
             oid = self._calls.pop(token)
+            given_up.append(oid)
             if self._guards is not None and oid in self._tickets:
                 self._guards.finished(self._tickets.pop(oid), ok=False)
+        if self.state is not None:
+            self._free_slots(self.state.run, given_up)
 
     def _worker(self) -> None:
         while True:
@@ -424,8 +441,15 @@ class Executor:
         model, ops = self._project.model, core.plan.ops
         allowed: list[str] = []
         denied: list[Denial] = []
-        for oid in cmd.ops:
+        slotless = self._take_slots(core, cmd.ops)
+        for i, oid in enumerate(cmd.ops):
             op = ops[oid]
+            if oid in slotless:
+                denied.append(slotless[oid])
+                continue
+            if self._guards is None:
+                allowed.append(oid)
+                continue
             target = self._target(core.state, model, op.resource)
             decision, ticket = self._guards.admit(operation_info(model, op, target))
             if decision.allowed:
@@ -437,8 +461,40 @@ class Executor:
                                  on_change=decision.kind in ("exclusive", "max_instances", "min_instances"),
                                  about_targets=decision.about_targets, target=target))
             if decision.on_deny != "wait":
+                self._free_slots(core.state.run, [oid, *cmd.ops[i + 1:]])
                 break
+            self._free_slots(core.state.run, [oid])
         return Admitted(allowed, denied, time.monotonic())
+
+    def _take_slots(self, core: RunCore, oids: list[str]) -> dict[str, Denial]:
+        """With limits shared across runs: a slot of its controller for each operation whose controller
+        has a concurrency, else a denial (it waits; asked again shortly, or when one of its run's ends)."""
+        limits = core.plan.spec.controller_limits if self.shared is not None else {}
+        ops = core.plan.ops
+        wanted = [(oid, ops[oid].controller, limits[ops[oid].controller],
+                   time.time() + core.plan.spec.ops[oid].timeout + GRACE)
+                  for oid in oids if ops[oid].controller in limits]
+        if not wanted:
+            return {}
+        granted = self.journal.lease_slots(core.state.run, wanted)
+        self._slots |= granted
+        out = {}
+        for oid, controller, limit, _ in wanted:
+            if oid not in granted:
+                reason = (f"controller '{controller}' has {limit} operation(s) in flight (its concurrency), "
+                          "counting every run going on")
+                guard = f"concurrency of {controller}"
+                out[oid] = Denial(op=oid, guard=guard, reason=reason, on_deny="wait", retry_after=RETRY,
+                                  on_change=True, data={"guard": guard, "guard_kind": "concurrency",
+                                                        "reason": reason, "on_deny": "wait",
+                                                        "retry_after": RETRY, "where": "catalog: controllers"})
+        return out
+
+    def _free_slots(self, run: int, oids: list[str]) -> None:
+        mine = [oid for oid in oids if oid in self._slots]
+        if mine:
+            self._slots.difference_update(mine)
+            self.journal.release_slots(run, mine)
 
     def _observe(self, core: RunCore, cmd: Observe) -> Observed:
         """Ask the controllers what is true of the resources concerned (kept as records
@@ -502,8 +558,10 @@ class Executor:
                 ops[op.id] = OpSpec(timeout=kind_op.timeout or self.options.default_timeout, retry=kind_op.retry)
         limits = {name: spec.concurrency for name, spec in model.controllers.items() if spec.concurrency}
         max_replans = self.options.max_replans
+        shared_limits = self.shared is not None and bool(limits)
         return PlanSpec(limit=self.options.concurrency or plan.concurrency or project.settings.concurrency,
-                        ops=ops, controller_limits=limits, guarded=self._guard_engine() is not None,
+                        ops=ops, controller_limits=limits,
+                        guarded=self._guard_engine() is not None or shared_limits,
                         max_replans=project.settings.max_replans if max_replans is None else max_replans)
 
     def _replay_guards(self, rs: RunState, *, live: bool = False) -> None:
@@ -535,6 +593,10 @@ class Executor:
             return None
         from executor.guards import GuardEngine, model_resources
 
+        if self.shared is not None:  # other runs count in it too: what it knows is kept
+            self._guards = self.shared.guard_engine(self._project.guards)
+            self._guards.add_resources(model_resources(self._project.model))
+            return self._guards
         if self._guards is None:
             self._guards = GuardEngine(self._project.guards)
         self._guards.set_resources(model_resources(self._project.model))
@@ -546,6 +608,9 @@ class Executor:
         rs = core.state
         summary = self._summary(rs)
         summary["status"] = cmd.status
+        if self._slots:  # nothing is in flight any more
+            self.journal.release_slots(rs.run)
+            self._slots = set()
         if cmd.reason:
             summary["reason"] = cmd.reason
         for ev in self._emit(rs, [Event("run-ended", data=summary)], status=cmd.status, summary=summary):

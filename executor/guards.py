@@ -118,7 +118,8 @@ ALLOW = Decision(allowed=True)
 
 
 class GuardEngine:
-    """Runtime guards over a live fact base, for one run. Not shared between runs."""
+    """Runtime guards over a live fact base: for one run, or shared by the runs a server carries
+    out side by side (``executor/shared.py``), which then count against the same budgets."""
 
     def __init__(self, guards: Sequence[Guard], clock: Callable[[], float] = time.time) -> None:
         self.guards = list(guards)
@@ -187,6 +188,23 @@ class GuardEngine:
                 for name in sorted(present):
                     tname, parent = self._parents[name]
                     if tname in self._counted_types:
+                        self._present[name] = self._assert("present", name, tname, parent or "")
+                        for g in self._counted:
+                            if tname in g.match.type:
+                                self._count(g.name, self._key(g, name, tname, parent, None, None), +1)
+            finally:
+                _restore(previous)
+
+    def add_resources(self, resources: Iterable[tuple[str, str, str | None, bool]]) -> None:
+        """Like :meth:`set_resources` for the resources not known yet, leaving the others as counted:
+        for an engine shared by runs side by side, whose operations in flight it keeps counting."""
+        with self._lock:
+            new = [r for r in resources if r[0] not in self._parents]
+            previous = self._enter()
+            try:
+                for name, tname, parent, here in sorted(new, key=lambda r: r[0]):
+                    self._parents[name] = (tname, parent)
+                    if here and self._counted and tname in self._counted_types:
                         self._present[name] = self._assert("present", name, tname, parent or "")
                         for g in self._counted:
                             if tname in g.match.type:

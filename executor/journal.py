@@ -167,6 +167,8 @@ class Journal:
             if version < SCHEMA_VERSION:
                 for statement in steps(version, db.types):
                     db.execute(statement)
+                if version < 3:
+                    self._index_keys_locked()
                 db.execute("INSERT INTO meta (key, value) VALUES ('id', ?) ON CONFLICT DO NOTHING",
                            (uuid.uuid4().hex,))
                 db.set_version(SCHEMA_VERSION)
@@ -236,7 +238,59 @@ class Journal:
             self._check_claims_locked(claims)
             run = self._insert_run(project, request, options)
             db.executemany("INSERT INTO claims (run, resource) VALUES (?, ?)", [(run, name) for name in claims])
+            if isinstance(options.get("idempotency_key"), str):
+                self._key_locked(options["idempotency_key"], run)
         return run
+
+    # --- idempotency keys (the service's) ------------------------------------
+
+    def _key_locked(self, key: str, run: int) -> None:
+        self._store.execute("INSERT INTO idempotency (key, run) VALUES (?, ?) "
+                            "ON CONFLICT (key) DO UPDATE SET run=excluded.run", (key, run))
+
+    def _index_keys_locked(self) -> None:
+        """Migrating to version 3: the keys of the runs before it, from their options."""
+        for run, options in self._store.execute("SELECT id, options FROM runs ORDER BY id").fetchall():
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                key = json.loads(options).get("idempotency_key")
+                if isinstance(key, str):
+                    self._key_locked(key, run)
+
+    def run_of_key(self, key: str) -> int | None:
+        """The run last started with this idempotency key (kept with the run's options), if any."""
+        with self._read() as db:
+            row = db.execute("SELECT run FROM idempotency WHERE key=?", (key,)).fetchone()
+        return None if row is None else int(row[0])
+
+    # --- slots: the controllers' concurrency, shared by the runs side by side ----------
+
+    def lease_slots(self, run: int, wanted: list[tuple[str, str, int, float]]) -> set[str]:
+        """Take a slot of each operation's controller where one is free: ``wanted`` is (operation,
+        controller, its concurrency, when the lease expires); returns the operations that got one.
+        A lease lasts until :meth:`release_slots`, or until it expires (its holder died with it)."""
+        granted: set[str] = set()
+        with self._write(whole=True) as db:
+            db.execute("DELETE FROM slots WHERE expires < ?", (time.time(),))
+            marks = ",".join("?" * len(wanted))
+            held: dict[str, int] = dict(db.execute(
+                f"SELECT controller, count(*) FROM slots WHERE NOT (run=? AND op IN ({marks})) GROUP BY controller",
+                (run, *[w[0] for w in wanted])).fetchall()) if wanted else {}
+            for op, controller, limit, expires in wanted:
+                if held.get(controller, 0) < limit:
+                    held[controller] = held.get(controller, 0) + 1
+                    db.execute("INSERT INTO slots (run, op, controller, expires) VALUES (?, ?, ?, ?) "
+                               "ON CONFLICT (run, op) DO UPDATE SET controller=excluded.controller, "
+                               "expires=excluded.expires", (run, op, controller, expires))
+                    granted.add(op)
+        return granted
+
+    def release_slots(self, run: int, ops: Iterable[str] | None = None) -> None:
+        """Give back the slots of these operations of ``run`` (None: all it holds)."""
+        with self._write(whole=True) as db:
+            if ops is None:
+                db.execute("DELETE FROM slots WHERE run=?", (run,))
+            else:
+                db.executemany("DELETE FROM slots WHERE run=? AND op=?", [(run, op) for op in ops])
 
     def check_claims(self, claims: Iterable[str]) -> None:
         """ClaimError now if a run started with these claims would be refused (before planning)."""

@@ -21,6 +21,7 @@ from domain.project import Project, display_path, load_project, read_project_fil
 from executor.controllers.simulated import load_simulation
 from executor.engine import ApplyOptions, ExecutionError, Executor, Listener, RunResult
 from executor.journal import Event, Journal, JournalError, JournalUrl, default_path
+from executor.shared import Shared
 from executor.store import is_url, location
 from executor.temporal import Temporal
 from planner.plan import Plan
@@ -138,11 +139,12 @@ def _drive(jr: Journal, executor: Executor, around: Around | None, start: Callab
 def execute(project: Project, plan: Plan, options: ApplyOptions, journal: JournalArg, *,
             listener: Listener | None = None, around: Around | None = None, supersede: bool = False,
             claims: Iterable[str] | None = None, record: dict[str, Any] | None = None,
-            temporal: Temporal | None = None) -> RunResult:
+            temporal: Temporal | None = None, shared: Shared | None = None) -> RunResult:
     """Start a run of ``plan`` and carry it to an end. With ``claims``, the run holds only these
     resources (JournalError while another run holds one of them) instead of the whole journal;
     ``record`` is kept with the run's options (who asked for it, the idempotency key).
-    With ``temporal``, the run is a Temporal workflow carried out by ``ordo worker`` processes."""
+    With ``temporal``, the run is a Temporal workflow carried out by ``ordo worker`` processes.
+    ``shared``: the controllers' concurrency and the guards of the runs going on beside it."""
     path = _journal_at(project.root, journal)
     if temporal is not None:
         from executor.temporal import load_client
@@ -155,7 +157,7 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Journa
         return load_project(project.root, project.request_path, project.inventory_file, project.extra_policy_files,
                             observed=observed, observed_name=display_path(path, project.root))
 
-    executor = Executor(jr, loader, options=options, listener=listener)
+    executor = Executor(jr, loader, options=options, listener=listener, shared=shared)
     return _drive(jr, executor, around, lambda: executor.apply(project, plan, supersede=supersede))
 
 
@@ -168,8 +170,12 @@ def run_files(jr: Journal, run_id: int) -> dict[str, Any]:
 
 def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: int, simulation: Path | None,
            on_failure: str | None, max_replans: int | None, op_timeout: float | None, *,
-           listener: Listener | None = None, around: Around | None = None) -> RunResult:
-    """Carry on a run that crashed, was interrupted, or fell out, from the files it was planned from."""
+           listener: Listener | None = None, around: Around | None = None, shared: Shared | None = None,
+           rollback: bool = False) -> RunResult:
+    """Carry on a run that crashed, was interrupted, or fell out, from the files it was planned from.
+    With ``rollback``, a run that fell out, failed or was interrupted is rolled back instead: planned from
+    what is observed to the state before the run, within its resources (created ones removed, changed
+    ones put back), and carried out; it ends rolled_back."""
     root = project_root(project)
     path = _journal_at(root, journal)
     jr = Journal(path, create=False)
@@ -181,6 +187,10 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
                                  f"ordo-run-{jr.id[:12]}-{run_id}`, or `ordo abort {run_id}`")
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)
+        if not any(ev.kind == "run-started" for ev in jr.events(run_id, limit=1)):
+            raise ExecutionError(f"run {run_id} has no run-started event (it was cut short before it began): "
+                                 "there is nothing to say what it was planned from, so it cannot be resumed; "
+                                 f"`ordo abort {run_id}` closes it")
     except BaseException:
         jr.close()
         raise
@@ -192,8 +202,8 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
         return load_project(root, Path(request) if request else None, inv, extra, observed=observed,
                             observed_name=display_path(path, root))
 
-    executor = Executor(jr, loader, options=options, listener=listener)
-    return _drive(jr, executor, around, lambda: executor.resume(run_id))
+    executor = Executor(jr, loader, options=options, listener=listener, shared=shared)
+    return _drive(jr, executor, around, lambda: executor.resume(run_id, rollback=rollback))
 
 
 def mark_interrupted(jr: Journal) -> None:

@@ -427,8 +427,12 @@ def _finish(console: Console, result, as_json: bool) -> int:
 @inventory_option
 @journal_option
 @_with(apply_options)
+@click.option("--rollback", is_flag=True,
+              help="Roll the run back instead (it fell out, failed or was interrupted): what it created is "
+                   "removed, what it changed put back, within its resources; it ends rolled_back.")
 def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | str | None, simulation: Path | None,
-           on_failure: str | None, max_replans: int | None, as_json: bool, op_timeout: float | None) -> None:
+           on_failure: str | None, max_replans: int | None, as_json: bool, op_timeout: float | None,
+           rollback: bool) -> None:
     """Continue a run that crashed, was interrupted, or fell out (once its cause is fixed).
 
     Operations whose outcome is in doubt are observed at their controller
@@ -437,8 +441,9 @@ def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | s
 
     console = _console(stderr=as_json)
     result = runs.resume(project, inventory, journal, run_id, simulation, on_failure, max_replans, op_timeout,
-                         as_json=as_json, console=console)
-    sys.exit(_finish(console, result, as_json))
+                         as_json=as_json, console=console, rollback=rollback)
+    code = _finish(console, result, as_json)
+    sys.exit(EXIT_OK if rollback and result.status == "rolled_back" else code)
 
 
 @cli.command(short_help="Stop a run; nothing is undone.")

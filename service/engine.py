@@ -36,6 +36,7 @@ from executor import runs
 from executor.engine import ExecutionError, Executor, RunResult
 from executor.journal import Event, Journal, RunInfo, private_file
 from executor.redact import Redactor
+from executor.shared import Shared
 from planner.core import Outcome, make_plan
 from planner.plan import Plan
 
@@ -43,6 +44,8 @@ log = logging.getLogger("ordo.service")
 
 #: The (effective) states a run is resumed from, as `ordo resume` does.
 RESUMED_FROM = ("crashed", "fallout", "interrupted", "failed")
+#: The states a run is rolled back from (a crashed one is resumed first: what is in doubt is observed).
+ROLLED_BACK_FROM = ("fallout", "interrupted", "failed")
 #: Who resumes the runs a restart finds cut short (recorded as their principal).
 RESTART = "ordo serve (restart)"
 #: Why a run cut short before its first event is closed rather than resumed.
@@ -106,6 +109,7 @@ class Engine(Protocol):
                record: dict[str, Any] | None = None) -> Accepted: ...
     def abort(self, run_id: int, principal: str) -> str: ...
     def resume(self, run_id: int, principal: str) -> int: ...
+    def rollback(self, run_id: int, principal: str) -> int: ...
     def runs(self) -> list[RunInfo]: ...
     def run(self, run_id: int) -> RunInfo: ...
     def claims(self, run_id: int) -> list[str]: ...
@@ -141,6 +145,7 @@ class LocalEngine:
         self._executors: set[Executor] = set()
         self._threads: set[threading.Thread] = set()
         self._keys: dict[str, threading.Lock] = {}
+        self._shared = Shared()  # the controllers' concurrency and the guards, across the runs side by side
         self._accepting = False
         self._ready = False
 
@@ -248,13 +253,14 @@ class LocalEngine:
                record: dict[str, Any] | None = None) -> Accepted:
         """``record``: more to keep with the run's options (e.g. the SO request it answers)."""
         with self._key(idempotency_key):
-            if idempotency_key is not None:
-                for info in self.runs():
-                    if info.options.get("idempotency_key") == idempotency_key and not info.summary.get("never_began"):
-                        if info.options.get("submission") != submission.digest:
-                            raise Conflict(f"the Idempotency-Key '{idempotency_key}' was used for another "
-                                           f"request (run {info.id}); use a new key for a new request")
-                        return Accepted(info.id, replayed=True)
+            earlier = self._journal().run_of_key(idempotency_key) if idempotency_key is not None else None
+            if earlier is not None:
+                info = self._journal().run(earlier)
+                if not info.summary.get("never_began"):
+                    if info.options.get("submission") != submission.digest:
+                        raise Conflict(f"the Idempotency-Key '{idempotency_key}' was used for another "
+                                       f"request (run {info.id}); use a new key for a new request")
+                    return Accepted(info.id, replayed=True)
             if not self._accepting:
                 raise Unavailable("the server is shutting down and takes no new runs")
             project = self._load(submission.request)
@@ -277,7 +283,7 @@ class LocalEngine:
 
             def go(listener: Any, around: Any) -> RunResult:
                 return runs.execute(project, plan, options, self.path, listener=listener, around=around,
-                                    claims=claims, record=record)
+                                    claims=claims, record=record, shared=self._shared)
 
             return Accepted(self._launch(go, None))
 
@@ -288,18 +294,27 @@ class LocalEngine:
         return runs.abort(self.project, self.path, run_id, record={"principal": principal})
 
     def resume(self, run_id: int, principal: str) -> int:
+        return self._resume(run_id, principal, rollback=False)
+
+    def rollback(self, run_id: int, principal: str) -> int:
+        """Roll a run that fell out, failed or was interrupted back to the state before it
+        (``runs.resume(rollback=True)``): it ends rolled_back."""
+        return self._resume(run_id, principal, rollback=True)
+
+    def _resume(self, run_id: int, principal: str, *, rollback: bool) -> int:
         info = self.run(run_id)
         if not self._accepting:
             raise Unavailable("the server is shutting down and resumes nothing")
         status = info.effective_status
-        if status not in RESUMED_FROM:
-            raise Conflict(f"run {run_id} is {status}: it cannot be resumed")
+        if status not in (ROLLED_BACK_FROM if rollback else RESUMED_FROM):
+            raise Conflict(f"run {run_id} is {status}: it cannot be {'rolled back' if rollback else 'resumed'}")
         with self._lock:
             if run_id in self._driving:
                 raise Conflict(f"run {run_id} is being carried out now")
             self._driving.add(run_id)
         try:
-            self._journal().append(run_id, [Event("resume-requested", data={"principal": principal})])
+            data = {"principal": principal, **({"rollback": True} if rollback else {})}
+            self._journal().append(run_id, [Event("resume-requested", data=data)])
         except BaseException:
             with self._lock:
                 self._driving.discard(run_id)
@@ -307,7 +322,7 @@ class LocalEngine:
 
         def go(listener: Any, around: Any) -> RunResult:
             return runs.resume(self.project, None, self.path, run_id, None, None, None, None,
-                               listener=listener, around=around)
+                               listener=listener, around=around, shared=self._shared, rollback=rollback)
 
         return self._launch(go, run_id)
 

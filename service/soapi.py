@@ -70,7 +70,7 @@ SO_REFUSALS = {400: "The body, a filter or the project's SO mapping has problems
                409: "Locked instance: a request on it is in progress; or not in a state for this.",
                413: "The body is over the size limit.",
                422: "No plan exists for the request (with the explanation), or a parameter does not match.",
-               501: "Not built: completing a task with rollback.",
+               501: "The project has no SO mapping.",
                503: "Shutting down, the journal is busy, or the project has no SO mapping."}
 
 
@@ -151,7 +151,7 @@ def so_router(engine: LocalEngine) -> APIRouter:
     @router.post("/tasks/v1/{taskId}/complete", status_code=202, openapi_extra=_BODY)
     async def complete(request: Request, taskId: RequestId, who: Who) -> JSONResponse:  # noqa: N803
         """Complete a manual task: responseValue retry | resume | manual (plan again from what is
-        observed), abort (end the run, nothing undone); rollback is not carried out yet (501)."""
+        observed), abort (end the run, nothing undone), rollback (back to the state before the run)."""
         raw = await request.body()
         return await _call(lambda: _complete(engine, who, taskId, _json(raw, required=True)))
 
@@ -207,9 +207,7 @@ def _complete(engine: LocalEngine, who: Principal, task_id: str, body: Any) -> J
     elif decision.action == "abort":
         engine.abort(run, principal)
     else:
-        raise SoError(501, f"responseValue '{decision.response}': rolling back a request that fell out is not "
-                           "carried out yet; complete the task with retry (plan again from what is observed) "
-                           "or abort (end it, nothing undone), or submit a delete", message_id=status.DETAILED_ERROR)
+        engine.rollback(run, principal)
     return JSONResponse(status.task_completed(task_id), 202)
 
 

@@ -65,7 +65,7 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path, claims: bool) 
         assert jr.append(run, [Event("plan")])[0].seq == 2
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"events_run", "claims_run", "runs_status"} <= indexes
     finally:
@@ -102,7 +102,7 @@ def test_a_postgresql_journal_is_created_once_by_many_at_once(postgres_url: str)
     import psycopg
 
     with psycopg.connect(postgres_url) as db:
-        assert db.execute("SELECT version FROM ordo_schema ORDER BY version").fetchall() == [(2,)]
+        assert db.execute("SELECT version FROM ordo_schema ORDER BY version").fetchall() == [(3,)]
 
 
 def test_opening_a_postgresql_journal_that_is_not_there(postgres_url: str) -> None:
@@ -127,12 +127,12 @@ def test_a_migration_never_sets_a_newer_journal_back(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     with Journal(path) as jr:
         other = sqlite3.connect(path)
-        other.execute("PRAGMA user_version=3")
+        other.execute("PRAGMA user_version=4")
         other.close()
-        with pytest.raises(JournalError, match="schema version 3 was written by a newer ordo"):
+        with pytest.raises(JournalError, match="schema version 4 was written by a newer ordo"):
             jr._migrate()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
     finally:
         db.close()

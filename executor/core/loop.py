@@ -152,10 +152,12 @@ class RunCore:
         return [Record(events, "planned"), *self._start(inp.spec, inp.now)]
 
     def _resumed(self, inp: Resumed) -> list[Command]:
-        events = [Event("resumed", data={"from": inp.previous})]
+        events = [Event("resumed", data={"from": inp.previous, **({"rollback": True} if inp.rollback else {})})]
         self._apply(events)
         cmds: list[Command] = [Record(events, "resumed")]
-        if inp.previous == "fallout":
+        if inp.rollback:
+            cmds.append(self._replan(f"rolling back on request (the run was {inp.previous})", mode="rollback"))
+        elif inp.previous == "fallout":
             cmds.append(self._replan("resumed after fallout"))
         return cmds
 

@@ -81,10 +81,12 @@ class Begin:
 @dataclass(frozen=True)
 class Resumed:
     """A run read back from its journal is taken up again (``previous``: its status then).
-    After a fallout the core plans again; otherwise it waits for :class:`Continue`."""
+    After a fallout the core plans again; otherwise it waits for :class:`Continue`. With
+    ``rollback`` it plans, in rollback mode, back to the state before the run."""
 
     previous: str
     now: float
+    rollback: bool = False
 
 
 @dataclass(frozen=True)

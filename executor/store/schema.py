@@ -10,7 +10,7 @@ transaction; one of a newer version is refused: it was written by a newer ordo.
 from __future__ import annotations
 
 #: The version this ordo writes and reads.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Each version's steps, from the one before it. Statements are idempotent (IF NOT EXISTS).
 MIGRATIONS: dict[int, str] = {
@@ -55,6 +55,22 @@ CREATE TABLE IF NOT EXISTS claims (
 );
 CREATE INDEX IF NOT EXISTS claims_run ON claims(run);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+""",
+    # runs side by side share the controllers' concurrency (leases on slots, which expire with their
+    # holder), and the service finds a run by its idempotency key without reading every run
+    3: """
+CREATE TABLE IF NOT EXISTS slots (
+    run {int} NOT NULL REFERENCES runs(id),
+    op TEXT NOT NULL,
+    controller TEXT NOT NULL,
+    expires {real} NOT NULL,
+    PRIMARY KEY (run, op)
+);
+CREATE INDEX IF NOT EXISTS slots_controller ON slots(controller);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    run {int} NOT NULL REFERENCES runs(id)
+);
 """,
 }
 

@@ -1,0 +1,98 @@
+"""Rolling back a run that fell out: planned from what is observed back to the state before the
+run (what it created removed, what it changed put back), carried out, ended rolled_back; from the
+command line (`ordo resume N --rollback`) and from SO's manual task (responseValue rollback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from executor.controllers.simulated import read_world
+from executor.journal import Event, Journal
+from tests.conftest import VFW, run_ordo
+from tests.servicekit import thread_server
+from tests.test_service_so import CREATE, INSTANTIATE, REQUESTS, SO, next_task, poll
+
+REFUSING = VFW / "simulations" / "region-two-and-three-refuse.yaml"
+
+
+def _touched(journal: Path, run: int) -> tuple[dict[str, dict], dict[str, str]]:
+    """The run's snapshot (the state before it of what it changed) and the journal's state now."""
+    with Journal(journal, create=False) as jr:
+        snapshot: dict[str, dict] = {}
+        for ev in jr.events(run):
+            snapshot = {**ev.data.get("snapshot", {}), **snapshot}
+        return snapshot, {name: rec.state for name, rec in jr.state().items()}
+
+
+def _as_before(project: Path, run: int) -> None:
+    snapshot, now = _touched(project / ".ordo" / "journal.db", run)
+    assert snapshot and {name: now.get(name, before["state"]) for name, before in snapshot.items()} == {
+        name: before["state"] for name, before in snapshot.items()}
+    world = read_world(project / ".ordo" / "simulated-world.db")
+    created = [name for name, before in snapshot.items() if before["state"] == "absent"]
+    assert created and all(world.get(name, {}).get("state") in (None, "absent") for name in created), world
+
+
+def test_ordo_resume_rollback_puts_back_what_a_fallen_out_run_did(vfw_copy: Path) -> None:
+    fallen = run_ordo("apply", "--auto-approve", "--simulation", REFUSING, cwd=vfw_copy)
+    assert fallen.code == 3, fallen.text
+    _, during = _touched(vfw_copy / ".ordo" / "journal.db", 1)
+    assert during["unprotected-net"] == "active"  # it did build part of the vFW before it fell out
+    rolled = run_ordo("resume", "1", "--rollback", "--json", cwd=vfw_copy)
+    assert rolled.code == 0, rolled.text
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        info = jr.run(1)
+        kinds = [ev.kind for ev in jr.events(1)]
+        replans = [ev.data for ev in jr.events(1) if ev.kind == "replan"]
+    assert info.status == "rolled_back" and kinds[-1] == "run-ended"
+    assert replans[-1]["mode"] == "rollback" and replans[-1]["reason"].startswith("rolling back on request")
+    _as_before(vfw_copy, 1)
+    # nothing left to roll back or resume
+    again = run_ordo("resume", "1", "--rollback", cwd=vfw_copy)
+    assert again.code == 1 and "cannot be resumed: it was rolled back" in again.text
+
+
+def test_a_crashed_run_is_not_rolled_back_before_it_is_resumed(vfw_copy: Path) -> None:
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        run = jr.start_run(str(vfw_copy), "requests/instantiate.yaml", {})
+        jr.append(run, [Event("run-started", data={"files": {"request": str(vfw_copy / "requests/instantiate.yaml")}})])
+        jr._store.execute("UPDATE runs SET pid=1, host='elsewhere' WHERE id=?", (run,))  # its owner is gone
+    crashed = run_ordo("resume", str(run), "--rollback", cwd=vfw_copy)
+    assert crashed.code == 1 and "crashed: its operations in doubt are observed when it is resumed" in crashed.text
+
+
+def test_ordo_resume_refuses_a_run_that_never_began(vfw_copy: Path) -> None:
+    """A run with no run-started event says nothing of what it was planned from: it is not
+    re-planned from the project's own request."""
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        run = jr.start_run(str(vfw_copy), "requests/delete.yaml", {})
+        jr.append(run, [], status="interrupted")
+    refused = run_ordo("resume", str(run), cwd=vfw_copy)
+    assert refused.code == 1, refused.text
+    assert f"run {run} has no run-started event" in refused.text and f"ordo abort {run}" in refused.text
+    assert not (vfw_copy / ".ordo" / "simulated-world.db").exists()  # nothing was sent
+
+
+def test_so_task_completed_with_rollback_ends_rolled_back(vfw_copy: Path) -> None:
+    with thread_server(vfw_copy, simulation=REFUSING) as url, httpx.Client(base_url=url, timeout=60) as api:
+        request_id = api.post(CREATE, json=INSTANTIATE).json()["requestReferences"]["requestId"]
+        assert poll(api, request_id, ("PENDING_MANUAL_TASK", "COMPLETE"))["requestStatus"]["requestState"] \
+            == "PENDING_MANUAL_TASK"
+        task = next_task(api, None)
+        done = api.post(f"{SO}/tasks/v1/{task}/complete",
+                        json={"requestDetails": {"requestInfo": {"source": "VID", "responseValue": "rollback",
+                                                                 "requestorId": "ops"}}})
+        assert done.status_code == 202, done.text
+        assert done.json() == {"taskRequestReference": {"taskId": task}}
+        status = poll(api, request_id, ("ROLLED_BACK", "FAILED", "PENDING_MANUAL_TASK"))["requestStatus"]
+        assert status["requestState"] == "ROLLED_BACK" and status["percentProgress"] == 100, status
+        plain = api.get(f"{REQUESTS}/{request_id}").json()["request"]["requestStatus"]["requestState"]
+        assert plain == "FAILED"  # as SO answers without format=detail
+        assert api.get(f"{SO}/tasks/v1").json()["taskList"] == []
+        run = int(api.get("/v1/runs").json()["runs"][0]["id"])
+    _as_before(vfw_copy, run)
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        asked = [ev.data for ev in jr.events(run) if ev.kind == "resume-requested"]
+    assert asked and asked[-1]["rollback"] is True and asked[-1]["principal"].endswith("(SO requestor ops)")
