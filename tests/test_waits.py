@@ -22,7 +22,7 @@ from domain.errors import DiagnosticsError
 from domain.project import load_project
 from executor.controllers.base import OperationRequest
 from executor.controllers.simulated import World
-from executor.engine import ApplyOptions, Executor, RunResult
+from executor.engine import ApplyOptions, Executor, RunResult, rebuild
 from executor.journal import Event, Journal
 from planner.core import make_plan
 from tests.conftest import run_ordo
@@ -272,6 +272,10 @@ def test_a_resumed_wait_keeps_its_original_deadline(tmp_path: Path) -> None:
     run = Driven(root, clock=lambda: now[0])
     assert wait_for(root, "waiting", "pnf-1/register").data["deadline"] == 1600.0
     assert run.stop().status == "interrupted"
+    live = run.executor.state
+    with Journal(journal_of(root), create=False) as jr:
+        read = rebuild(jr, 1)      # what the journal says is what the run knew
+    assert (read.waits, read.sent, read.arrived, read.done) == (live.waits, live.sent, live.arrived, live.done)
 
     now[0] = 1300.0    # resumed later: it waits on, until 1600 and not 1300 + 600
     run.resume(root, 1, clock=lambda: now[0])
