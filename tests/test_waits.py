@@ -229,6 +229,23 @@ def test_an_event_over_http_completes_the_operation_and_bad_ones_are_refused(tmp
     assert results["pnf-1/register"]["outputs"] == {"ip_address": "10.0.0.9"}
 
 
+def test_a_waiting_run_of_the_service_waits_on_after_a_restart_with_its_deadline(tmp_path: Path) -> None:
+    root = project(tmp_path, PNF)
+    with thread_server(root) as url, httpx.Client(base_url=url, timeout=30) as api:
+        run = api.post("/v1/runs", json={}).json()["id"]
+        first = wait_for(root, "waiting", "pnf-1/register", run=run)
+    assert [ev.data["status"] for ev in events(root, run) if ev.kind == "run-ended"] == ["interrupted"]
+    with thread_server(root) as url, httpx.Client(base_url=url, timeout=30) as api:   # resumed on start
+        assert api.get(f"/v1/runs/{run}").json()["state"] == "running"
+        ok = api.post(f"/v1/runs/{run}/events", json={"resource": "pnf-1", "event": "registered"})
+        assert ok.status_code == 202, ok.text
+        assert wait_state(api, run, ("complete",), timeout=30)
+    journaled = events(root, run)
+    assert [ev.data["deadline"] for ev in journaled if ev.kind == "waiting"] == [first.data["deadline"]]
+    assert [ev.kind for ev in journaled if ev.kind in ("resumed", "event-received", "result")] == [
+        "resumed", "event-received", "result"]
+
+
 def test_a_polled_observation_that_matches_completes_the_operation(tmp_path: Path) -> None:
     root = project(tmp_path, "resources:\n  - { name: box-1, type: box }\n")
     run = Driven(root)
@@ -353,3 +370,50 @@ def test_temporal_refuses_a_plan_with_waits(tmp_path: Path) -> None:
     with pytest.raises(ExecutionError, match=r"does not carry out declared waits yet \(pnf-1/register\)"):
         execute(loaded, plan, ApplyOptions(), None, temporal=Temporal(address="127.0.0.1:1"))
     assert not journal_of(root).exists() or not events(root)
+
+
+def test_the_core_takes_an_event_that_came_during_the_call_and_a_wait_holds_no_slot() -> None:
+    """The run core alone (tests/test_run_core.py's hand-played host): with a limit of one operation
+    at a time, a sent operation that waits lets the next one go; an event that arrived during its
+    call completes it once the call is done; a deadline fails another; the journal reads back as
+    the live state at every step."""
+    from dataclasses import replace
+
+    from domain.model import WaitRule
+    from executor.core import Arrived, Observe, Probe, Tick, Wait
+    from tests.test_run_core import _state, begin, dispatched, only, plan_of, replayed, spec_of
+
+    plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1), "p/create": ("c", 1)})
+    spec = spec_of(plan, limit=1)
+    ops = dict(spec.ops)
+    ops["a/create"] = replace(ops["a/create"], wait=WaitRule(deadline=100.0, event="up"), outputs=("ip",))
+    ops["p/create"] = replace(ops["p/create"], wait=WaitRule(deadline=5.0, event="gone", send=False))
+    host, cmds = begin(plan, replace(spec, ops=ops))
+
+    def check() -> None:
+        assert _state(replayed(host.journal)) == _state(host.core.state)
+
+    assert dispatched(cmds) == ["a/create"]
+    waiting = [ev for ev in host.journal if ev.kind == "waiting"]
+    assert [(ev.op, ev.data["deadline"]) for ev in waiting] == [("p/create", 5.0), ("a/create", 100.0)]
+    check()
+    arrived = Event("event-received", op="a/create", data={"resource": "a", "event": "up", "data": {"ip": "1.2.3.4",
+                                                                                                      "x": 1},
+                                                          "principal": "test"}, seq=len(host.journal) + 1, run=1)
+    host.journal.append(arrived)
+    host.step(Arrived([arrived], 1.0))          # during the call: nothing completes yet
+    assert not [ev for ev in host.journal if ev.kind == "result"]
+    check()
+    cmds = host.complete(2.0, "a/create")       # sent, and the event is there: complete; b takes the slot
+    of_a = [ev for ev in host.journal if ev.op == "a/create"]
+    assert [ev.kind for ev in of_a] == ["waiting", "intent", "event-received", "sent", "result"]
+    assert of_a[-1].data["outputs"] == {"ip": "1.2.3.4"} and of_a[-1].data["waited"] == "event"
+    assert dispatched(cmds) == ["b/create"]
+    check()
+    cmds = host.complete(3.0, "b/create")
+    assert not only(cmds, Probe) and only(cmds, Wait)[0].until == 5.0    # p waits for its deadline
+    cmds = host.step(Tick(5.0))
+    failed = [ev for ev in host.journal if ev.kind == "failed"]
+    assert [(ev.op, ev.data["code"], ev.data["in_doubt"]) for ev in failed] == [("p/create", "deadline", False)]
+    assert only(cmds, Observe)
+    check()

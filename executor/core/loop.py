@@ -417,7 +417,7 @@ class RunCore:
 
     def _probed(self, inp: Probed) -> list[Command]:
         """A waiting operation whose resource shows the state (or the output's value) is complete;
-        the others are observed again ``every`` seconds later (an error is only logged by the host)."""
+        the others (and a look that failed) are observed again ``every`` seconds later."""
         p = self.plan
         assert p is not None
         self.probing = False
