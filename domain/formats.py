@@ -25,6 +25,7 @@ from pydantic import (
     PositiveInt,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from domain.errors import Diagnostic, DiagnosticsError
@@ -134,6 +135,43 @@ class LifecycleSpec(_Strict):
     operations: dict[Name, TransitionSpec] = Field(min_length=1)
 
 
+class ObserveSpec(_Strict):
+    """What a polled observation of the resource must show: its ``state``, or an ``output`` (an
+    attribute the controller reports) that ``equals`` a value."""
+
+    state: Name | None = Field(None, description="the state the controller must report")
+    output: Name | None = Field(None, description="an attribute the controller reports ...")
+    equals: Scalar | None = Field(None, description="... and the value it must have")
+
+    @model_validator(mode="after")
+    def _one(self) -> ObserveSpec:
+        if (self.state is None) == (self.output is None):
+            raise ValueError("give either 'state', or 'output' with 'equals'")
+        if (self.output is None) != (self.equals is None):
+            raise ValueError("'output' and 'equals' go together")
+        return self
+
+
+class WaitSpec(_Strict):
+    """The operation completes when an outside event arrives at ordo (``event``: `ordo event`, or
+    POST /v1/runs/RUN/events) or when a polled observation matches (``observe``, every ``every``
+    seconds); ``deadline`` seconds after it is first dispatched it fails (for good, not in doubt)."""
+
+    event: Name | None = Field(None, description="the name of the event that completes it")
+    observe: ObserveSpec | None = Field(None, description="what a polled observation must show")
+    every: PositiveFloat | None = Field(None, description="seconds between observations (observe only; default 10)")
+    deadline: PositiveFloat = Field(description="seconds from its first dispatch until it fails")
+    send: bool = Field(True, description="call the controller first (false: only wait)")
+
+    @model_validator(mode="after")
+    def _one(self) -> WaitSpec:
+        if (self.event is None) == (self.observe is None):
+            raise ValueError("give either 'event' or 'observe'")
+        if self.every is not None and self.observe is None:
+            raise ValueError("'every' goes with 'observe' (an event is not polled for)")
+        return self
+
+
 class OperationSpec(_Strict):
     """Per-type settings of one operation."""
 
@@ -143,6 +181,8 @@ class OperationSpec(_Strict):
     outputs: list[Name] = Field(default_factory=list, description="values it returns that later params may read")
     retry: RetrySpec | None = Field(None, description="retry policy for transient failures")
     timeout: PositiveFloat | None = Field(None, description="seconds it may take before its outcome is in doubt")
+    wait: WaitSpec | None = Field(None, description="complete on an outside event or an observation, "
+                                  "with a deadline (policies/README.md: Waiting)")
 
 
 class TypeSpec(_Strict):

@@ -45,6 +45,28 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class WaitRule:
+    """An operation that completes on an outside event (``event``) or when a polled observation shows
+    ``state`` (or ``output`` equal to ``equals``), every ``every`` seconds; it fails ``deadline``
+    seconds after its first dispatch. ``send``: the controller is called first."""
+
+    deadline: float
+    event: str | None = None
+    state: str | None = None
+    output: str | None = None
+    equals: Any = None
+    every: float = 10.0
+    send: bool = True
+
+    def describe(self) -> str:
+        if self.event is not None:
+            return f"event '{self.event}'"
+        if self.state is not None:
+            return f"state {self.state}"
+        return f"{self.output} = {self.equals!r}"
+
+
+@dataclass(frozen=True)
 class Operation:
     name: str
     from_state: str
@@ -54,6 +76,7 @@ class Operation:
     outputs: tuple[str, ...] = ()
     retry: RetryPolicy = RetryPolicy()
     timeout: float | None = None
+    wait: WaitRule | None = None
 
 
 @dataclass(frozen=True)
@@ -209,7 +232,8 @@ def _resolve_type(tname: str, spec: TypeSpec, catalog: CatalogFile, src: Source,
         ops.append(Operation(oname, transition.from_, transition.to, controller, duration,
                              outputs=tuple(settings.outputs) if settings else (),
                              retry=RetryPolicy(**retry.model_dump()) if retry else RetryPolicy(),
-                             timeout=timeout))
+                             timeout=timeout, wait=_wait(settings, life.states, src, here + ("operations", oname),
+                                                         problems)))
     final = spec.final or life.states[-1]
     if final not in life.states:
         problems.append(src.diagnostic(here + ("final",), f"unknown state '{final}'",
@@ -230,6 +254,19 @@ def _resolve_type(tname: str, spec: TypeSpec, catalog: CatalogFile, src: Source,
         operations=tuple(ops), final=final, placement=spec.placement, update=spec.update,
         secrets=tuple(spec.secrets),
     )
+
+
+def _wait(settings: Any, states: list[str], src: Source, here: PathKey, problems: list[Diagnostic]) -> WaitRule | None:
+    spec = settings.wait if settings is not None else None
+    if spec is None:
+        return None
+    observe = spec.observe
+    if observe is not None and observe.state is not None and observe.state not in states:
+        problems.append(src.diagnostic(here + ("wait", "observe", "state"), f"unknown state '{observe.state}'",
+                                       _choices(observe.state, states, ordered=True)))
+    return WaitRule(deadline=spec.deadline, event=spec.event, state=observe.state if observe else None,
+                output=observe.output if observe else None, equals=observe.equals if observe else None,
+                every=spec.every or 10.0, send=spec.send)
 
 
 def _choices(value: str, options: Any, ordered: bool = False) -> str:

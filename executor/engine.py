@@ -43,6 +43,7 @@ from executor.core import (
     Abandon,
     Admit,
     Admitted,
+    Arrived,
     Begin,
     Call,
     CallError,
@@ -53,6 +54,7 @@ from executor.core import (
     End,
     ExecutionError,
     Found,
+    Look,
     NoPlan,
     Observe,
     Observed,
@@ -60,6 +62,8 @@ from executor.core import (
     Outcome,
     Planned,
     PlanSpec,
+    Probe,
+    Probed,
     Record,
     Replan,
     Resumed,
@@ -143,9 +147,14 @@ class Executor:
     the controllers, the guard engine and the planner, and feeds their outcomes back to it."""
 
     def __init__(self, journal: Journal, loader: ProjectLoader, *, options: ApplyOptions | None = None,
-                 listener: Listener | None = None, shared: Shared | None = None) -> None:
+                 listener: Listener | None = None, shared: Shared | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         self.journal = journal
         self.shared = shared  # the limits and guards of the runs side by side (a server's), else the run's own
+        # The core's clock: seconds since the epoch that never go back within the process (a wait's
+        # deadline is journaled on it and outlives the process); ``clock`` replaces it in tests.
+        epoch = time.time() - time.monotonic()
+        self.clock = clock or (lambda: epoch + time.monotonic())
         self.loader = loader
         self.options = options or ApplyOptions()
         self.listener = listener or (lambda event: None)
@@ -175,6 +184,7 @@ class Executor:
         self._next_poll = 0.0
         self._abort_since = 0
         self._stop_sent = False
+        self._arrivals = 0           # the journal's seq up to which event-received events were looked for
 
     # --- public --------------------------------------------------------------
 
@@ -197,7 +207,7 @@ class Executor:
                 rs.keys.update((oid, prior.keys[oid]) for oid in prior.in_doubt if oid in prior.keys)
         rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict(), supersede=supersede)
         started = run_started(project, plan, self.options)
-        result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, time.monotonic()))
+        result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, self.clock()))
         assert result is not None
         return result
 
@@ -223,7 +233,7 @@ class Executor:
             self._records, rs = self.journal.state(), self._rebuild(run_id)
         self._abort_since = rs.abort_seq
         core = self._core(rs)
-        result = self._drive(core, Resumed(status, time.monotonic(), rollback=rollback))
+        result = self._drive(core, Resumed(status, self.clock(), rollback=rollback))
         if result is not None or status == "fallout":  # a run that fell out plans again from the state now
             assert result is not None
             return result
@@ -233,10 +243,10 @@ class Executor:
         journal = {display_path(self.journal.path, project.root), str(self.journal.path)}
         self._project = project
         if rs.plan is None or _model_inputs(project, journal) != _model_inputs_of_plan(rs.plan, journal):
-            result = self._drive(core, Continue(None, True, time.monotonic()))
+            result = self._drive(core, Continue(None, True, self.clock()))
         else:
             self._replay_guards(rs)
-            result = self._drive(core, Continue(self._spec(project, rs.plan), False, time.monotonic()))
+            result = self._drive(core, Continue(self._spec(project, rs.plan), False, self.clock()))
         assert result is not None
         return result
 
@@ -260,6 +270,7 @@ class Executor:
 
     def _core(self, rs: RunState) -> RunCore:
         self.state = rs
+        self._arrivals = rs.seq
         return RunCore(rs, key_prefix=f"ordo:{self.journal.id[:12]}:{rs.run}:", on_failure=self.options.on_failure)
 
     def _drive(self, core: RunCore, inp: Input) -> RunResult | None:
@@ -283,6 +294,8 @@ class Executor:
                     follow = self._admit(core, cmd)
                 elif kind is Observe:
                     follow = self._observe(core, cmd)
+                elif kind is Probe:
+                    follow = self._probe(core, cmd)
                 elif kind is Replan:
                     follow = self._replan(core, cmd)
                 elif kind is End:
@@ -295,23 +308,27 @@ class Executor:
                 return None
 
     def _wait(self, run: int) -> Input:
-        """The next thing that happens: calls completing, a timer, a stop or an abort."""
+        """The next thing that happens: calls completing, a timer, a stop, an abort, an event that
+        arrived for a waiting operation (written to the journal by `ordo event` or the service)."""
         now = time.monotonic()
         if now >= self._next_poll:
             self._next_poll = now + self.options.poll
             if not self._stop_sent and self.journal.has_event(run, "abort-requested", since=self._abort_since):
                 self._stop_sent = True
-                return Stop("aborted", now)
+                return Stop("aborted", self.clock())
+            arrived = self._arrived(run)
+            if arrived:
+                return Arrived(arrived, self.clock())
         if self._stop.is_set() and not self._stop_sent:
             self._stop_sent = True
-            return Stop("interrupted", now)
+            return Stop("interrupted", self.clock())
         wait = self._next_poll - now
         if self._until is not None:
-            wait = min(wait, self._until - now)
+            wait = min(wait, self._until - self.clock())
         try:
             first = self._queue.get(timeout=max(0.0, wait))
         except queue.Empty:
-            return Tick(time.monotonic())
+            return Tick(self.clock())
         batch = [first]
         while True:
             try:
@@ -328,7 +345,16 @@ class Executor:
                 self._guards.finished(self._tickets.pop(oid), ok=done.error is None)
             outcomes.append(done)
         self._free_slots(run, [done.op for done in outcomes])
-        return Completed(outcomes, time.monotonic())
+        return Completed(outcomes, self.clock())
+
+    def _arrived(self, run: int) -> list[Event]:
+        """The event-received events written since the last look (only while operations wait)."""
+        if not self.state or not self.state.waits or not self.journal.has_event(run, "event-received",
+                                                                                 since=self._arrivals):
+            return []
+        events = self.journal.events(run, since=self._arrivals)
+        self._arrivals = max(self._arrivals, events[-1].seq) if events else self._arrivals
+        return [ev for ev in events if ev.kind == "event-received"]
 
     def _record_events(self, core: RunCore, cmd: Record) -> None:
         state: dict[str, ObservedResource | None] | None = None
@@ -338,8 +364,11 @@ class Executor:
             for ev in cmd.events:
                 if ev.kind == "result":
                     op = ops[ev.op]
+                    request = self._requests.get(ev.op)
+                    if request is None and ev.data.get("waited"):  # sent nothing, or sent before a resume
+                        request = self._request(core.state, op, ev.key or "", 1, 0.0)
                     record = self._record(model, model.resources[op.resource], op.to_state,
-                                          self._requests.get(ev.op), ev.data["outputs"])
+                                          request, ev.data["outputs"])
                     self._records[op.resource] = state[op.resource] = record
         elif cmd.step == "observed":
             state, self._found = dict(self._found), {}
@@ -369,17 +398,21 @@ class Executor:
         for ctl_name, token, oid, request, in_doubt, initial in calls:
             self._jobs.put((self._controller(ctl_name), token, oid, request, in_doubt, initial))
 
-    def _intent(self, rs: RunState, op: PlannedOperation, call: Call) -> tuple[OperationRequest, Event, str]:
-        """The request of one call (target and inputs resolved), its intent event, and the initial
-        state of the resource's kind (what observing it before a resend compares with)."""
+    def _request(self, rs: RunState, op: PlannedOperation, key: str, attempt: int, timeout: float) -> OperationRequest:
+        """The request of one operation: its target and inputs resolved."""
         model = self._project.model
         res = model.resources[op.resource]
-        kind = model.kinds[res.type]
-        request = OperationRequest(
-            run=str(rs.run), key=call.key, resource=op.resource, type=op.type,
+        return OperationRequest(
+            run=str(rs.run), key=key, resource=op.resource, type=op.type,
             operation=op.operation, from_state=op.from_state, to_state=op.to_state,
             target=self._target(rs, model, op.resource), inputs=self._inputs(rs, model, res),
-            attempt=call.attempt, timeout=call.timeout, outputs=kind.operation(op.operation).outputs)
+            attempt=attempt, timeout=timeout, outputs=model.kinds[res.type].operation(op.operation).outputs)
+
+    def _intent(self, rs: RunState, op: PlannedOperation, call: Call) -> tuple[OperationRequest, Event, str]:
+        """The request of one call, its intent event, and the initial state of the resource's kind
+        (what observing it before a resend compares with)."""
+        request = self._request(rs, op, call.key, call.attempt, call.timeout)
+        kind = self._project.model.kinds[op.type]
         intent = Event("intent", op=call.op, key=call.key, data={
             "attempt": call.attempt, "controller": op.controller, "resource": op.resource,
             "operation": op.operation, "target": request.target, "inputs": request.inputs,
@@ -464,7 +497,7 @@ class Executor:
                 self._free_slots(core.state.run, [oid, *cmd.ops[i + 1:]])
                 break
             self._free_slots(core.state.run, [oid])
-        return Admitted(allowed, denied, time.monotonic())
+        return Admitted(allowed, denied, self.clock())
 
     def _take_slots(self, core: RunCore, oids: list[str]) -> dict[str, Denial]:
         """With limits shared across runs: a slot of its controller for each operation whose controller
@@ -522,7 +555,22 @@ class Executor:
                                   target=target or self._target(core.state, model, res.name))
             self._records[res.name] = self._found[res.name] = record
             found.append(Found(res.name, state=now_state, target=target))
-        return Observed(found, time.monotonic())
+        return Observed(found, self.clock())
+
+    def _probe(self, core: RunCore, cmd: Probe) -> Probed:
+        """Observe the resources of waiting operations at their controllers (a declared wait's poll)."""
+        model, ops = self._project.model, core.plan.ops
+        looks = []
+        for oid in cmd.ops:
+            op = ops[oid]
+            try:
+                obs = self._controller(op.controller).observe(op.resource, op.type, None)
+            except ControllerError as exc:
+                looks.append(Look(oid, error=exc.message))
+                continue
+            state = obs.state if obs.exists else model.kinds[op.type].initial
+            looks.append(Look(oid, state=state, attributes={**obs.attributes, **(obs.outputs or {})}))
+        return Probed(looks, self.clock())
 
     def _replan(self, core: RunCore, cmd: Replan) -> Planned | NoPlan:
         """A new plan from the state now: the project loaded again from the journal's records, with
@@ -542,10 +590,10 @@ class Executor:
             self._project = project
         if outcome.plan is None:
             self._explanation = outcome.explanation
-            return NoPlan(outcome.status, _explanation_data(outcome.explanation), seconds, time.monotonic())
+            return NoPlan(outcome.status, _explanation_data(outcome.explanation), seconds, self.clock())
         self._project = project
         return Planned(outcome.plan, self._spec(project, outcome.plan), seconds,
-                       _snapshot(model, outcome.plan, core.state.snapshot), time.monotonic())
+                       _snapshot(model, outcome.plan, core.state.snapshot), self.clock())
 
     def _spec(self, project: Project, plan: Plan) -> PlanSpec:
         """What the core needs of the catalog for ``plan``: limits, each operation's timeout and retries."""
@@ -554,8 +602,10 @@ class Executor:
         for op in plan.operations:
             res = model.resources.get(op.resource)
             if res is not None:
-                kind_op = model.kinds[res.type].operation(op.operation)
-                ops[op.id] = OpSpec(timeout=kind_op.timeout or self.options.default_timeout, retry=kind_op.retry)
+                kind = model.kinds[res.type]
+                kind_op = kind.operation(op.operation)
+                ops[op.id] = OpSpec(timeout=kind_op.timeout or self.options.default_timeout, retry=kind_op.retry,
+                                    wait=kind_op.wait, outputs=kind_op.outputs, secrets=kind.secrets)
         limits = {name: spec.concurrency for name, spec in model.controllers.items() if spec.concurrency}
         max_replans = self.options.max_replans
         shared_limits = self.shared is not None and bool(limits)
@@ -730,19 +780,23 @@ class Executor:
         return observed_record(res, state, placement, attributes)
 
     def _rebuild(self, run_id: int) -> RunState:
-        """The run's state, read back from its journal through :meth:`RunState.apply`."""
-        rs = RunState(run=run_id)
-        for ev in self.journal.events(run_id):
-            try:
-                rs.apply(ev)
-            except UNREADABLE as exc:
-                raise damaged_event(self.journal.path, ev, exc) from None
-        return rs
+        return rebuild(self.journal, run_id)
 
 
 #: The crash point reached once the events of a step of the core are written.
 _CRASH_AFTER = {"planned": "plan-saved", "settled": "result-written", "observed": "failure-observed",
                 "replanned": "replanned"}
+
+
+def rebuild(journal: Journal, run_id: int) -> RunState:
+    """The run's state, read back from its journal through :meth:`RunState.apply`."""
+    rs = RunState(run=run_id)
+    for ev in journal.events(run_id):
+        try:
+            rs.apply(ev)
+        except UNREADABLE as exc:
+            raise damaged_event(journal.path, ev, exc) from None
+    return rs
 
 
 # --- pure helpers ---------------------------------------------------------------
@@ -850,5 +904,4 @@ def _explanation_data(explanation: Any) -> dict[str, Any] | None:
 
 
 __all__ = ["ApplyOptions", "CRASH_POINTS", "CrashPoints", "ExecutionError", "Executor", "JournalError",
-           "ProjectLoader", "RunResult",
-           "run_started"]
+           "ProjectLoader", "RunResult", "rebuild", "run_started"]

@@ -149,6 +149,11 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Journa
     if temporal is not None:
         from executor.temporal import load_client
 
+        waits = sorted(op.id for op in plan.operations if _waits(project, op.resource, op.operation))
+        if waits:
+            raise ExecutionError(f"the Temporal engine does not carry out declared waits yet ({', '.join(waits[:5])}"
+                                 f"{' ...' if len(waits) > 5 else ''}): apply without --engine temporal")
+
         return load_client().apply(project, plan, options, path, temporal, listener=listener or (lambda ev: None),
                                    around=around or _nothing, supersede=supersede, claims=claims, record=record)
     jr = _ClaimingJournal(path, claims, record or {}) if claims is not None or record else Journal(path)
@@ -159,6 +164,20 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Journa
 
     executor = Executor(jr, loader, options=options, listener=listener, shared=shared)
     return _drive(jr, executor, around, lambda: executor.apply(project, plan, supersede=supersede))
+
+
+def _waits(project: Project, resource: str, operation: str) -> bool:
+    res = project.model.resources.get(resource)
+    return res is not None and project.model.kinds[res.type].operation(operation).wait is not None
+
+
+def deliver_event(project: Path, journal: JournalArg, run_id: int, resource: str, event: str,
+                  data: dict[str, Any] | None, principal: str) -> str:
+    """Deliver an outside event to the operation of run ``run_id`` that waits for it (executor/waits.py)."""
+    from executor.waits import deliver
+
+    with Journal(journal_path(project, journal), create=False) as jr:
+        return deliver(jr, run_id, resource, event, data, principal).message
 
 
 def run_files(jr: Journal, run_id: int) -> dict[str, Any]:

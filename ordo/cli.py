@@ -458,6 +458,37 @@ def abort(run_id: int, project: Path, journal: Path | str | None) -> None:
     click.echo(abort_run(project, journal, run_id))
 
 
+@cli.command(short_help="Deliver an outside event to a run's waiting operation.")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("resource")
+@click.argument("name")
+@click.option("--data", "data", multiple=True, metavar="KEY=VALUE",
+              help="A value the event carries (repeatable); the operation's declared outputs take theirs from it.")
+@project_option
+@journal_option
+def event(run_id: int, resource: str, name: str, data: tuple[str, ...], project: Path,
+          journal: Path | str | None) -> None:
+    """Deliver event NAME for RESOURCE to run RUN: the operation on RESOURCE that waits for NAME
+    (`wait: {event: NAME}` in the catalog) completes. A run that is going on takes it at once; one
+    that crashed or was interrupted takes it when it is resumed. Refused (exit 1) when nothing waits
+    for it, the run has ended or the wait's deadline has passed."""
+    import getpass
+
+    from executor.runs import deliver_event
+
+    values: dict[str, str] = {}
+    for item in data:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--data")
+        values[key] = value
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    click.echo(deliver_event(project, journal, run_id, resource, name, values, f"cli:{user}"))
+
+
 @cli.command()
 @project_option
 @journal_option

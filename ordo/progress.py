@@ -84,6 +84,11 @@ class LiveView:
             self.done += 1
             if self.progress is not None:
                 self.progress.update(self.task, completed=self.done)
+        elif kind == "waiting":
+            self.op_started.setdefault(ev.op, time.monotonic())
+            self._print(f"{shown(ev.op)}: waits for {shown(wait_text(data))} (deadline in {data['seconds']:g}s)")
+        elif kind == "event-received":
+            self._print(f"{shown(ev.op)}: event {shown(repr(data.get('event')))} from {shown(data.get('principal'))}")
         elif kind == "retry":
             self._print(f"[yellow]{shown(ev.op)}: attempt {data['attempt']} failed: {shown(data['error'])}; "
                         f"retrying in {data['retry_in']:g}s[/]")
@@ -126,6 +131,15 @@ class JsonStream:
             body["operations"] = len(plan.operations)
             body["placements"] = plan.placements
         self.write(json.dumps(body, sort_keys=True, default=str) + "\n")
+
+
+def wait_text(data: dict[str, Any]) -> str:
+    """What a ``waiting`` event waits for, in words."""
+    if "event" in data:
+        return f"event '{data['event']}'"
+    observe = data.get("observe") or {}
+    what = f"state {observe['state']}" if "state" in observe else f"{observe.get('output')} = {observe.get('equals')!r}"
+    return f"{what} (observed every {data.get('every', 0):g}s)"
 
 
 def guard_text(data: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from executor.engine import ApplyOptions, Executor, RunResult
 from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
 from executor.redact import Redactor
 from executor.runs import journal_path
-from ordo.progress import JsonStream, LiveView, guard_text, summary_line
+from ordo.progress import JsonStream, LiveView, guard_text, summary_line, wait_text
 from ordo.render import shown
 from planner.plan import Plan
 
@@ -170,6 +170,15 @@ def _event_text(ev: Event) -> str:
     if k == "result":
         outs = ", ".join(f"{a}={b}" for a, b in sorted((d.get("outputs") or {}).items()))
         return f"result   {ev.op} -> {d['state']}" + (f" [{outs}]" if outs else "")
+    if k == "waiting":
+        until = dt.datetime.fromtimestamp(d["deadline"], tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"waiting  {ev.op} for {wait_text(d)} until {until} ({d['seconds']:g}s)"
+    if k == "sent":
+        outs = ", ".join(f"{a}={b}" for a, b in sorted((d.get("outputs") or {}).items()))
+        return f"sent     {ev.op} attempt {d['attempt']}, now waiting" + (f" [{outs}]" if outs else "")
+    if k == "event-received":
+        values = ", ".join(f"{a}={b}" for a, b in sorted((d.get("data") or {}).items()))
+        return f"event    {ev.op} '{d.get('event')}' from {d.get('principal')}" + (f" [{values}]" if values else "")
     if k == "retry":
         return f"retry    {ev.op} attempt {d['attempt']}: {d['error']} (again in {d['retry_in']}s)"
     if k == "failed":

@@ -101,6 +101,16 @@ class RunBody(_Body):
                                                                         "when the catalog sets no timeout.")
 
 
+class EventBody(_Body):
+    """An outside event for the operation of a run that waits for it (`wait: {event: NAME}`)."""
+
+    resource: Annotated[str, Field(min_length=1, max_length=200, description="the resource it concerns")]
+    event: Annotated[str, Field(min_length=1, max_length=200, description="the event's name")]
+    data: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, max_length=50, description="values it carries (the operation's declared outputs "
+                                                         "take theirs from it); text up to 4096 characters")
+
+
 class Problem(BaseModel):
     """Why a call was refused: a message, or for a body that does not match, one entry per field
     (its ``loc``); a request document with problems adds its ``diagnostics``."""
@@ -299,6 +309,17 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
         """Carry on a run that crashed, was interrupted, or fell out (once its cause is fixed)."""
         engine.resume(run_id, who.name)
         return {"id": run_id, "url": f"/v1/runs/{run_id}", "events": f"/v1/runs/{run_id}/events"}
+
+    @v1.post("/runs/{run_id}/events", status_code=202, tags=["runs"], responses=refusals(404, 409))
+    def deliver(run_id: RunId, body: EventBody, who: Who) -> dict[str, Any]:
+        """Deliver an outside event (a PNF's registration, a controller's callback) to the run's operation
+        that waits for it; 409 when nothing waits for it now, the run has ended or the deadline passed,
+        422 for a resource or event the run does not wait for. The same event again writes nothing."""
+        from executor.runs import deliver_event
+
+        engine.run(run_id)  # 404
+        message = deliver_event(engine.project, engine.path, run_id, body.resource, body.event, body.data, who.name)
+        return {"id": run_id, "url": f"/v1/runs/{run_id}", "message": message}
 
     @v1.get("/runs/{run_id}/events", tags=["runs"], response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}, **refusals(404)})

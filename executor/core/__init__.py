@@ -15,6 +15,7 @@ from executor.core.messages import (
     Abandon,
     Admit,
     Admitted,
+    Arrived,
     Begin,
     Call,
     CallError,
@@ -27,6 +28,7 @@ from executor.core.messages import (
     Event,
     ExecutionError,
     Found,
+    Look,
     NoPlan,
     Observe,
     Observed,
@@ -34,6 +36,8 @@ from executor.core.messages import (
     Outcome,
     Planned,
     PlanSpec,
+    Probe,
+    Probed,
     Record,
     Replan,
     Resumed,
@@ -43,7 +47,7 @@ from executor.core.messages import (
 )
 from executor.core.state import Failure, RunState
 
-__all__ = ["Abandon", "Admit", "Admitted", "Begin", "Call", "CallError", "Completed", "Concern", "Continue",
-           "Denial", "Dispatch", "End", "Event", "ExecutionError", "Failure", "Found", "NoPlan", "Observe",
-           "Observed", "OpSpec", "Outcome", "PlanSpec", "Planned", "Record", "Replan", "Resumed", "RunCore",
-           "RunState", "Stop", "Tick", "Wait"]
+__all__ = ["Abandon", "Admit", "Admitted", "Arrived", "Begin", "Call", "CallError", "Completed", "Concern",
+           "Continue", "Denial", "Dispatch", "End", "Event", "ExecutionError", "Failure", "Found", "Look", "NoPlan",
+           "Observe", "Observed", "OpSpec", "Outcome", "PlanSpec", "Planned", "Probe", "Probed", "Record", "Replan",
+           "Resumed", "RunCore", "RunState", "Stop", "Tick", "Wait"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
@@ -22,6 +23,7 @@ from executor.core.messages import (
     Abandon,
     Admit,
     Admitted,
+    Arrived,
     Begin,
     Call,
     CallError,
@@ -37,9 +39,12 @@ from executor.core.messages import (
     NoPlan,
     Observe,
     Observed,
+    OpSpec,
     Outcome,
     Planned,
     PlanSpec,
+    Probe,
+    Probed,
     Record,
     Replan,
     Resumed,
@@ -51,6 +56,8 @@ from executor.core.state import RunState
 from planner.plan import Plan, PlannedOperation
 from planner.schedule import bottom_levels, take_ready
 
+_NO_SPEC = OpSpec(timeout=0.0)
+
 
 @dataclass
 class Running:
@@ -60,6 +67,14 @@ class Running:
     started: float
     deadline: float
     key: str
+
+
+@dataclass
+class Waiting:
+    """A waiting operation of the plan: when it fails (``deadline``), when it is observed next (``poll``)."""
+
+    deadline: float
+    poll: float | None
 
 
 @dataclass
@@ -80,9 +95,12 @@ class PlanState:
     retries: list[tuple[float, str]] = field(default_factory=list)     # (when, op)
     held: dict[str, bool] = field(default_factory=dict)   # a guard said wait -> ask again when an op ends?
     rechecks: list[tuple[float, str]] = field(default_factory=list)
+    waits: dict[str, Waiting] = field(default_factory=dict)  # operations waiting (policies/README.md, Waiting)
+    starting: list[str] = field(default_factory=list)        # operations about to wait (the core takes them in)
 
     @classmethod
-    def of(cls, plan: Plan, spec: PlanSpec, done: set[str]) -> PlanState:
+    def of(cls, plan: Plan, spec: PlanSpec, done: set[str], sent: set[str] = frozenset()) -> PlanState:
+        """``sent``: operations whose call was carried out and that only wait now."""
         ops = {op.id: op for op in plan.operations}
         succ: dict[str, list[str]] = {oid: [] for oid in ops}
         waiting = dict.fromkeys(ops, 0)
@@ -101,8 +119,28 @@ class PlanState:
                  group_limit=group_limit)
         for oid in sorted(ops):
             if oid not in done and waiting[oid] == 0:
-                ps.make_ready(oid)
+                if oid in sent and spec.ops.get(oid, _NO_SPEC).wait is not None:
+                    ps.starting.append(oid)
+                else:
+                    ps.release(oid)
         return ps
+
+    def release(self, oid: str) -> None:
+        """All its predecessors are done: ready to dispatch, or to wait when it sends nothing."""
+        spec = self.spec.ops.get(oid)
+        if spec is not None and spec.wait is not None and not spec.wait.send:
+            self.starting.append(oid)
+        else:
+            self.make_ready(oid)
+
+    def finish(self, oid: str) -> list[str]:
+        """``oid`` is done: its successors that have no other predecessor left."""
+        released = []
+        for nxt in self.succ[oid]:
+            self.waiting[nxt] -= 1
+            if self.waiting[nxt] == 0:
+                released.append(nxt)
+        return released
 
     def make_ready(self, oid: str) -> None:
         heapq.heappush(self.ready.setdefault(self.ops[oid].controller, []), (-self.level[oid], oid))
@@ -119,6 +157,8 @@ class PlanState:
             times.append(self.retries[0][0])
         if self.rechecks:
             times.append(self.rechecks[0][0])
+        for w in self.waits.values():
+            times.append(w.deadline if w.poll is None else min(w.deadline, w.poll))
         return min(times) if times else None
 
 
@@ -137,6 +177,7 @@ class RunCore:
         self.admitting: list[str] | None = None      # an Admit is out
         self.concerns: dict[str, list[str]] = {}     # an Observe is out
         self.replanning: tuple[str, str] | None = None  # (reason, mode) of a Replan that is out
+        self.probing = False                         # a Probe is out
 
     def step(self, inp: Input) -> list[Command]:
         """The commands that follow from ``inp``, in order."""
@@ -174,7 +215,7 @@ class RunCore:
     def _start(self, spec: PlanSpec, now: float) -> list[Command]:
         assert self.state.plan is not None
         self.spec = spec
-        self.plan = PlanState.of(self.state.plan, spec, self.state.done)
+        self.plan = PlanState.of(self.state.plan, spec, self.state.done, set(self.state.sent))
         return self._advance(now)
 
     # --- the plan's loop -----------------------------------------------------------
@@ -197,6 +238,7 @@ class RunCore:
             cmds.extend(self._settle([Outcome(r.token, r.op, error=CallError(
                 f"no answer within {r.deadline - r.started:.0f} s", transient=True, code="timeout"))
                 for r in late], now))
+        cmds.extend(self._waits(now))
         if not self.state.failures and not self.stopping:
             batch = p.pick()
             if batch:
@@ -204,10 +246,10 @@ class RunCore:
                     self.admitting = batch
                     cmds.append(Admit(batch))
                     return cmds
-                cmds.append(self._dispatch(batch, now))
-        return cmds + self._settled_or_wait()
+                cmds.extend(self._dispatch(batch, now))
+        return cmds + self._settled_or_wait(now)
 
-    def _settled_or_wait(self) -> list[Command]:
+    def _settled_or_wait(self, now: float) -> list[Command]:
         """The plan's end once nothing is in flight, else a wait for the next call or timer."""
         p, rs = self.plan, self.state
         assert p is not None
@@ -216,16 +258,25 @@ class RunCore:
                 return self._observe()
             if self.stopping:
                 return [End(self.stopping)]
-            if not p.retries and not any(p.ready.values()) and not p.held:
+            if not p.retries and not any(p.ready.values()) and not p.held and not p.waits:
                 if len(rs.done) >= len(p.ops):
                     return [End("rolled_back" if rs.mode == "rollback" else "complete")]
                 raise ExecutionError(f"run {rs.run}: operations left that can never start "
                                      f"({', '.join(sorted(set(p.ops) - rs.done)[:5])})")
+        if not rs.failures and not self.stopping and not self.probing:
+            due = sorted(oid for oid, w in p.waits.items() if w.poll is not None and w.poll <= now)
+            if due:
+                self.probing = True
+                return [Probe(due)]
         return [Wait(p.next_timer())]
 
-    def _dispatch(self, batch: list[str], now: float) -> Dispatch:
+    def _dispatch(self, batch: list[str], now: float) -> list[Command]:
+        """The calls of ``batch``, after the ``waiting`` events of those that wait once sent (a wait's
+        deadline counts from its first dispatch, so an event that arrives during the call counts)."""
         p, rs = self.plan, self.state
         assert p is not None
+        waiting = [self._made(self._waiting(oid, now)) for oid in batch
+                   if p.spec.ops[oid].wait is not None and oid not in rs.waits]
         calls = []
         for oid in batch:
             op = p.ops[oid]
@@ -244,7 +295,7 @@ class RunCore:
                 p.per_group[g] = p.per_group.get(g, 0) + 1
             calls.append(Call(token=self.token, op=oid, attempt=attempt, key=key, observe_first=in_doubt,
                               timeout=timeout))
-        return Dispatch(calls)
+        return [Record(waiting, "waiting"), Dispatch(calls)] if waiting else [Dispatch(calls)]
 
     def _completed(self, inp: Completed) -> list[Command]:
         p = self.plan
@@ -271,15 +322,16 @@ class RunCore:
             for g in p.groups.get(oid, ()):
                 p.per_group[g] -= 1
             if done.error is None:
-                ev = Event("result", op=oid, key=call.key, data={
-                    "attempt": call.attempt, "outputs": done.outputs or {}, "state": op.to_state,
-                    "seconds": round(done.seconds, 4), "observed": done.observed})
+                data = {"attempt": call.attempt, "outputs": done.outputs or {}, "seconds": round(done.seconds, 4),
+                        "observed": done.observed}
+                if p.spec.ops[oid].wait is not None:  # sent: now it waits
+                    events.append(self._made(Event("sent", op=oid, key=call.key, data=data)))
+                    p.starting.append(oid)
+                    continue
+                ev = Event("result", op=oid, key=call.key, data={**data, "state": op.to_state})
                 rs.apply(ev)
                 events.append(ev)
-                for nxt in p.succ[oid]:
-                    p.waiting[nxt] -= 1
-                    if p.waiting[nxt] == 0:
-                        released.append(nxt)
+                released.extend(p.finish(oid))
                 continue
             err = done.error
             retry = p.spec.ops[oid].retry
@@ -297,8 +349,96 @@ class RunCore:
             rs.apply(ev)
             events.append(ev)
         for nxt in sorted(released):
-            p.make_ready(nxt)
+            p.release(nxt)
         return [Record(events, "settled")] if events else []
+
+    # --- declared waits ------------------------------------------------------------------
+
+    def _waiting(self, oid: str, now: float) -> Event:
+        """The event that starts a wait; its deadline is on the host's clock and outlives the process."""
+        op, spec = self.plan.ops[oid], self.plan.spec.ops[oid]
+        w = spec.wait
+        assert w is not None
+        data: dict[str, Any] = {"resource": op.resource, "deadline": round(now + w.deadline, 6),
+                                "seconds": w.deadline, "send": w.send}
+        if w.event is not None:
+            data["event"] = w.event
+        else:
+            data["observe"] = {"state": w.state} if w.state is not None else {"output": w.output, "equals": w.equals}
+            data["every"] = w.every
+        if spec.outputs:
+            data["outputs"] = list(spec.outputs)
+        if spec.secrets:
+            data["hidden"] = list(spec.secrets)  # names its data masks ("secrets" would be masked itself)
+        return Event("waiting", op=oid, data=data)
+
+    def _waits(self, now: float) -> list[Command]:
+        """Operations that begin to wait (journaled once: a wait resumed keeps its deadline), then those
+        whose event arrived (complete) or whose deadline passed (failed for good, not in doubt)."""
+        p, rs = self.plan, self.state
+        assert p is not None
+        starting, p.starting = sorted(p.starting), []
+        begun = [self._made(self._waiting(oid, now)) for oid in starting if oid not in rs.waits]
+        for oid in starting:
+            observing = p.spec.ops[oid].wait.event is None
+            p.waits[oid] = Waiting(deadline=rs.waits[oid]["deadline"], poll=now if observing else None)
+        events: list[Event] = []
+        released: list[str] = []
+        for oid in sorted(p.waits):
+            if oid in rs.arrived:
+                events.append(self._met(oid, rs.arrived[oid].get("data") or {}, "event", now))
+                released.extend(p.finish(oid))
+            elif p.waits[oid].deadline <= now:
+                del p.waits[oid]
+                w = p.spec.ops[oid].wait
+                events.append(self._made(Event("failed", op=oid, key=rs.keys.get(oid), data={
+                    "attempt": max(rs.attempts.get(oid, 0), 1), "transient": False, "scope": "resource",
+                    "code": "deadline", "in_doubt": False,
+                    "error": f"no {w.describe()} within the deadline of {w.deadline:g} s"})))
+        for nxt in sorted(released):
+            p.release(nxt)
+        cmds: list[Command] = [Record(begun, "waiting")] if begun else []
+        return cmds + ([Record(events, "settled")] if events else [])
+
+    def _met(self, oid: str, found: dict[str, Any], how: str, now: float) -> Event:
+        """The wait of ``oid`` is over: its result, with the outputs of its call and those it declares
+        among what completed it (the event's data, the observed attributes)."""
+        p, rs = self.plan, self.state
+        del p.waits[oid]
+        spec = p.spec.ops[oid]
+        began = rs.waits[oid]["deadline"] - rs.waits[oid]["seconds"]
+        outputs = {**rs.sent.get(oid, {}), **{k: v for k, v in found.items() if k in spec.outputs}}
+        return self._made(Event("result", op=oid, key=rs.keys.get(oid), data={
+            "attempt": rs.attempts.get(oid, 0), "outputs": outputs, "state": p.ops[oid].to_state,
+            "seconds": round(max(now - began, 0.0), 4), "observed": how == "observed", "waited": how}))
+
+    def _arrived(self, inp: Arrived) -> list[Command]:
+        for ev in inp.events:
+            self.state.apply(ev)
+        return self._advance(inp.now)
+
+    def _probed(self, inp: Probed) -> list[Command]:
+        """A waiting operation whose resource shows the state (or the output's value) is complete;
+        the others (and a look that failed) are observed again ``every`` seconds later."""
+        p = self.plan
+        assert p is not None
+        self.probing = False
+        events: list[Event] = []
+        released: list[str] = []
+        for look in inp.looks:
+            if look.op not in p.waits:
+                continue
+            w = p.spec.ops[look.op].wait
+            met = look.error is None and (look.state == w.state if w.state is not None
+                                          else w.output in look.attributes and look.attributes[w.output] == w.equals)
+            if met:
+                events.append(self._met(look.op, look.attributes, "observed", inp.now))
+                released.extend(p.finish(look.op))
+            else:
+                p.waits[look.op].poll = inp.now + w.every
+        for nxt in sorted(released):
+            p.release(nxt)
+        return ([Record(events, "settled")] if events else []) + self._advance(inp.now)
 
     def _admitted(self, inp: Admitted) -> list[Command]:
         """A denial is journaled once per (operation, guard) until the operation runs; then, as the
@@ -323,13 +463,13 @@ class RunCore:
                 "on_deny": d.on_deny, "target": d.target})))
         cmds: list[Command] = [Record(events, "guarded")] if events else []
         if inp.allowed:
-            cmds.append(self._dispatch(inp.allowed, inp.now))
+            cmds.extend(self._dispatch(inp.allowed, inp.now))
         if len(inp.allowed) < len(batch) and not rs.failures and not self.stopping:
             more = p.pick()  # some were held back: others may take their places
             if more:
                 self.admitting = more
                 return [*cmds, Admit(more)]
-        return cmds + self._settled_or_wait()
+        return cmds + self._settled_or_wait(inp.now)
 
     def _stop(self, inp: Stop) -> list[Command]:
         self.stopping = self.stopping or inp.reason
@@ -433,7 +573,8 @@ class RunCore:
 
 _STEPS = {Begin: RunCore._begin, Resumed: RunCore._resumed, Continue: RunCore._continue,
           Completed: RunCore._completed, Tick: RunCore._tick, Stop: RunCore._stop, Admitted: RunCore._admitted,
-          Observed: RunCore._observed, Planned: RunCore._planned, NoPlan: RunCore._no_plan}
+          Observed: RunCore._observed, Planned: RunCore._planned, NoPlan: RunCore._no_plan,
+          Arrived: RunCore._arrived, Probed: RunCore._probed}
 
 
 def _bottom_levels(ops: dict[str, PlannedOperation], succ: dict[str, list[str]]) -> dict[str, float]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import OrdoError
-from domain.model import RetryPolicy
+from domain.model import RetryPolicy, WaitRule
 
 if TYPE_CHECKING:
     from planner.plan import Plan
@@ -49,10 +49,14 @@ class Event:
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One planned operation as its catalog says: seconds it may take, and its retry policy."""
+    """One planned operation as its catalog says: seconds it may take, its retry policy, and what it
+    waits for (``wait``; ``outputs`` it declares and ``secrets`` of its type, for what completes it)."""
 
     timeout: float
     retry: RetryPolicy = RetryPolicy()
+    wait: WaitRule | None = None
+    outputs: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,32 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class Arrived:
+    """``event-received`` events the journal holds for the run (written by `ordo event` or the service),
+    not yet applied: the events waiting operations wait for."""
+
+    events: list[Event]
+    now: float
+
+
+@dataclass(frozen=True)
+class Look:
+    """What observing the resource of a waiting operation (:class:`Probe`) told: its ``state`` and
+    ``attributes``, or an ``error``."""
+
+    op: str
+    state: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Probed:
+    looks: list[Look]
+    now: float
+
+
+@dataclass(frozen=True)
 class Planned:
     """The answer to :class:`Replan`: a new plan; ``snapshot``: resources it touches first (for rollback)."""
 
@@ -265,6 +295,13 @@ class Observe:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """Observe the resources of these waiting operations (their wait polls); answer with :class:`Probed`."""
+
+    ops: list[str]
+
+
+@dataclass(frozen=True)
 class Replan:
     """Plan again from the state now with what was learnt; answer :class:`Planned` or :class:`NoPlan`."""
 
@@ -291,5 +328,5 @@ class End:
     reason: str = ""
 
 
-Input = Begin | Resumed | Continue | Completed | Tick | Stop | Admitted | Observed | Planned | NoPlan
-Command = Record | Dispatch | Abandon | Admit | Observe | Replan | Wait | End
+Input = Begin | Resumed | Continue | Completed | Tick | Stop | Admitted | Observed | Planned | NoPlan | Arrived | Probed
+Command = Record | Dispatch | Abandon | Admit | Observe | Replan | Wait | End | Probe

@@ -44,6 +44,11 @@ class RunState:
     mode: str = "forward"        # forward | rollback
     touched: set[str] = field(default_factory=set)
     denied: set[tuple[str, str]] = field(default_factory=set)  # (op, guard) journaled since the op last ran
+    # Declared waits (policies/README.md, Waiting): each waiting operation's `waiting` event data (with
+    # its deadline on the host's clock), the outputs of its call once sent, the event that arrived for it.
+    waits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arrived: dict[str, dict[str, Any]] = field(default_factory=dict)
     ended: str | None = None
     abort_seq: int = 0           # the last abort-requested event (a resumed run is not aborted by it)
 
@@ -52,8 +57,8 @@ class RunState:
         handler = _APPLY.get(ev.kind)
         if handler is not None:
             handler(self, ev, plan)
-        if ev.seq:
-            self.seq = ev.seq
+        if ev.seq:  # an event another process wrote (event-received) may be applied after later ones
+            self.seq = max(self.seq, ev.seq)
 
     def failure_text(self) -> str:
         if not self.failures:
@@ -100,6 +105,27 @@ def _result(rs: RunState, ev: Event, plan: Plan | None) -> None:
     if outputs:
         rs.outputs.setdefault(resource, {}).update(outputs)
     rs.touched.add(resource)
+    _waited(rs, ev.op)
+
+
+def _waited(rs: RunState, op: str) -> None:
+    """The operation completed or failed: its wait is over (a later attempt waits anew)."""
+    for table in (rs.waits, rs.sent, rs.arrived):
+        table.pop(op, None)
+
+
+def _waiting(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.waits[ev.op] = dict(ev.data)
+
+
+def _sent(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    rs.sent[ev.op] = dict(ev.data.get("outputs") or {})
+    rs.in_doubt.discard(ev.op)
+
+
+def _event_received(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    if ev.op in rs.waits:
+        rs.arrived.setdefault(ev.op, dict(ev.data))
 
 
 def _observed(rs: RunState, ev: Event, plan: Plan | None) -> None:
@@ -116,6 +142,7 @@ def _retry_or_failed(rs: RunState, ev: Event, plan: Plan | None) -> None:
         rs.failures.append(Failure(op=ev.op, resource=resource, operation=operation, error=data.get("error", ""),
                                    scope=data.get("scope", "resource"), target=target,
                                    in_doubt=bool(data.get("in_doubt"))))
+        _waited(rs, ev.op)
 
 
 def _learnt(rs: RunState, ev: Event, plan: Plan | None) -> None:
@@ -155,4 +182,5 @@ def _abort_requested(rs: RunState, ev: Event, plan: Plan | None) -> None:
 _APPLY = {"run-started": _run_started, "plan": _plan, "replan": _plan, "intent": _intent, "result": _result,
           "observed": _observed, "retry": _retry_or_failed, "failed": _retry_or_failed, "learnt": _learnt,
           "no-plan": _no_plan, "guard-denied": _guard_denied, "resumed": _resumed, "run-ended": _run_ended,
-          "abort-requested": _abort_requested}
+          "abort-requested": _abort_requested, "waiting": _waiting, "sent": _sent,
+          "event-received": _event_received}

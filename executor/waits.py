@@ -1,0 +1,121 @@
+"""Declared waits: an outside event delivered to the operation of a run that waits for it.
+
+An operation whose catalog entry has ``wait: {event: NAME, deadline: SECONDS}`` completes when
+event NAME arrives for its resource (policies/README.md, Waiting). The event comes from outside
+ordo (a PNF's registration, a controller's callback) through `ordo event` or the service's
+``POST /v1/runs/RUN/events``; both call :func:`deliver`, which checks it against the run's journal
+and writes it there as an ``event-received`` event. The process that carries the run out (if any)
+picks it up from the journal; a run that nobody carries out now (crashed, interrupted) consumes it
+when it is resumed.
+
+The event's data is untrusted: a flat mapping of at most :data:`MAX_KEYS` names to short scalars
+(:data:`MAX_TEXT` characters, :data:`MAX_BYTES` in all), and what looks secret in it (or is a
+declared secret of the resource's type) is masked before it is journaled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import OrdoError
+from domain.formats import solver_value
+from executor.core import ExecutionError, RunState
+from executor.engine import rebuild
+from executor.journal import Event, Journal
+
+MAX_KEYS = 50
+MAX_TEXT = 4096
+MAX_BYTES = 16 * 1024
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+#: Runs that can still take an event: going on, or resumable.
+OPEN = ("running", "crashed", "interrupted", "fallout", "failed")
+
+
+class EventError(OrdoError):
+    """The event names a resource or an event that the run does not wait for, or carries bad data."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    run: int
+    op: str
+    seq: int | None          # the event-received event; None: the same event had arrived already
+    message: str
+
+
+def event_data(data: Any, where: str = "data") -> dict[str, Any]:
+    """``data`` if it is a small flat mapping of names to scalars; EventError naming the field if not."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise EventError(f"{where}: expected a mapping of names to values")
+    if len(data) > MAX_KEYS:
+        raise EventError(f"{where}: {len(data)} keys, at most {MAX_KEYS}")
+    for key, value in data.items():
+        if not isinstance(key, str) or not _NAME.match(key):
+            raise EventError(f"{where}: key {str(key)[:80]!r} is not a name (letters, digits, '_.:-', "
+                             "starting with a letter or digit)")
+        if value is not None and not isinstance(value, bool | int | float | str):
+            raise EventError(f"{where}.{key}: expected text, a number or a boolean")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EventError(f"{where}.{key}: not a finite number")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise EventError(f"{where}.{key}: text of {len(value):,} characters, at most {MAX_TEXT:,}")
+        try:
+            solver_value(value)
+        except ValueError as exc:
+            raise EventError(f"{where}.{key}: {exc}") from None
+    if len(json.dumps(data)) > MAX_BYTES:
+        raise EventError(f"{where}: more than {MAX_BYTES:,} bytes")
+    return dict(data)
+
+
+def waiting_op(rs: RunState, resource: str, event: str) -> str:
+    """The operation of the run's current plan on ``resource`` that waits for ``event``."""
+    ops = [op for op in (rs.plan.operations if rs.plan else ()) if op.resource == resource]
+    if not ops:
+        raise EventError(f"resource: run {rs.run} has no operation on '{resource}'")
+    waits = {op.id: rs.waits[op.id] for op in ops if op.id in rs.waits and op.id not in rs.done}
+    for oid, wait in sorted(waits.items()):
+        if wait.get("event") == event:
+            return oid
+    names = sorted({w["event"] for w in waits.values() if "event" in w})
+    if names:
+        raise EventError(f"event: '{resource}' waits for {', '.join(repr(n) for n in names)}, not '{event}'")
+    raise ExecutionError(f"no operation on '{resource}' waits for an event now (run {rs.run}: "
+                         f"{', '.join(op.id for op in ops)})")
+
+
+def deliver(jr: Journal, run_id: int, resource: str, event: str, data: Any, principal: str, *,
+            now: float | None = None) -> Delivered:
+    """Write event ``event`` for ``resource`` to run ``run_id``, for the operation that waits for it.
+    EventError: no such resource or event, bad data; ExecutionError: the run has ended, nothing waits,
+    the deadline passed. The same event again is not written twice (a controller's retried callback)."""
+    for value, field in ((resource, "resource"), (event, "event")):
+        if not isinstance(value, str) or not _NAME.match(value):
+            raise EventError(f"{field}: {str(value)[:80]!r} is not a name")
+    data = event_data(data)
+    info = jr.run(run_id)
+    status = info.effective_status
+    if status not in OPEN:
+        raise ExecutionError(f"run {run_id} is {status}: it waits for nothing")
+    rs = rebuild(jr, run_id)
+    oid = waiting_op(rs, resource, event)
+    if oid in rs.arrived:
+        return Delivered(run_id, oid, None, f"Event '{event}' for {resource} had arrived already (run {run_id}, "
+                                            f"{oid}); nothing written.")
+    wait = rs.waits[oid]
+    if (time.time() if now is None else now) > wait["deadline"]:
+        raise ExecutionError(f"{oid} waited for '{event}' until its deadline ({wait['seconds']:g} s), which has "
+                             f"passed: it fails when run {run_id} goes on")
+    jr.redactor.add_names(wait.get("hidden", ()))
+    stored = jr.append(run_id, [Event("event-received", op=oid, data={
+        "resource": resource, "event": event, "data": data, "principal": principal})])
+    then = "it goes on at once" if status == "running" else f"`ordo resume {run_id}` goes on with it"
+    return Delivered(run_id, oid, stored[-1].seq, f"Event '{event}' for {resource} delivered to run {run_id} "
+                                                  f"({oid}); {then}.")
