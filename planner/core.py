@@ -14,6 +14,7 @@ from pathlib import Path
 
 import policies
 from domain.errors import Diagnostic, DiagnosticsError
+from domain.gcpause import paused_gc
 from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
@@ -151,6 +152,7 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
     return f"sha256:{whole}", listed
 
 
+@paused_gc()
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
               memory_mb: int | None = None) -> Outcome:
     """``timeout`` bounds grounding and solving together (default
