@@ -5,9 +5,12 @@ objects and frees few of them: the collector runs again and again and walks
 every one each time it reaches the oldest generation, for nothing (nearly half
 of the Python time of ``ordo plan``, benchmarks/ordo_probe.py). Reference
 counting still frees everything that is not in a cycle; cycles made meanwhile
-wait for the next collection after the pause. Re-entrant and shared between
-threads: the collector runs again when the last pause ends, and only if it
-ran when the first began.
+wait for the next full collection. When the pause ends, what it made joins
+the oldest generation (``gc.freeze`` then ``gc.unfreeze``, which moves lists,
+not objects): otherwise the next young collection would walk every object
+made during the pause at once. Re-entrant and shared between threads: the
+collector runs again when the last pause ends, and only if it ran when the
+first began.
 """
 
 from __future__ import annotations
@@ -36,5 +39,8 @@ def paused_gc() -> Iterator[None]:
     finally:
         with _LOCK:
             _depth -= 1
-            if _depth == 0 and _was_enabled:
-                gc.enable()
+            if _depth == 0:
+                gc.freeze()
+                gc.unfreeze()
+                if _was_enabled:
+                    gc.enable()
