@@ -1,28 +1,44 @@
-"""Where ordo's time goes, and the ground program size measured directly.
+"""Where ordo's time goes, phase by phase, and the ground program size.
 
-Not the timed run (that is ``ordo plan`` as a separate process, see
-bench_plan.py): this loads a project in-process, runs ``make_plan`` and
-prints one JSON line with the phase timings ordo records, plus the ground
-program size read from clingo's statistics *after* a solve call.
+Runs ``ordo plan -C PROJECT_DIR --out PLAN`` in-process (``ordo.cli.main``,
+the text output to a file, as when piped) with a timer around each phase of
+the pipeline, and prints one JSON line:
 
-Why the extra measurement: clingo fills ``statistics["problem"]["lp"]`` only
-once solving has started, and reading ``ctl.statistics`` before ``solve()``
-leaves later reads stuck at zero. ordo's ``planner/solve.py`` reads it right
-after grounding, so ``ground_atoms``/``ground_rules`` in plan.json come out as
-0 (as of this writing). The probe grounds the same program (base + library +
-project policies + facts + ordo's glue) and solves it once to read the
-numbers.
+- ``phases``: seconds of the whole process, split into import, load (YAML,
+  validation, model; ``journal`` is the part of load_with_journal around
+  load_project), policies (parse, lint: planner.core.load_policies), facts,
+  child (the bounded child process: its clingo ``ground`` and ``solve``, and
+  ``child_other`` = start-up, answer transfer and what else it does), decode,
+  check (references), schedule, build (the rest of build_plan), write
+  (plan JSON), render (the text) and ``other`` (what none of these covers);
+  ``whole`` is their total, from before the first import; ``clingo`` is
+  ground + solve and ``ratio`` whole / clingo (issue 12's "Overhead" goal);
+- ``import_s``, ``load_project_s``, ``make_plan_s``, ``timings`` (what
+  ``make_plan`` records), as before, for benchmarks/bench_plan.py;
+- ``ground``: the ground program size, measured in a second grounding after
+  the timed run (not part of the phases).
+
+Why the extra measurement of the ground size: clingo fills
+``statistics["problem"]["lp"]`` only once solving has started, and reading
+``ctl.statistics`` before ``solve()`` leaves later reads stuck at zero. The
+probe grounds the same program (base + library + project policies + facts +
+ordo's glue) and solves it once to read the numbers.
 
 Usage::
 
-    python benchmarks/ordo_probe.py PROJECT_DIR
+    python benchmarks/ordo_probe.py PROJECT_DIR [PLAN_OUT]
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
+
+STARTED = time.perf_counter()
+
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 
 
 def ground_size(project) -> dict:
@@ -48,27 +64,86 @@ def ground_size(project) -> dict:
             "rules": int(lp["rules"]), "ground_s": grounded}
 
 
+class Timer:
+    """Wraps functions where the pipeline looks them up, adding up their seconds per phase."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.results: dict[str, object] = {}
+
+    def wrap(self, owner, name: str, phase: str) -> None:
+        inner = getattr(owner, name, None)
+        if inner is None:  # not in this version of ordo
+            return
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                out = inner(*args, **kwargs)
+            finally:
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+            self.results[phase] = out
+            return out
+
+        setattr(owner, name, timed)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    folder = argv[0]
-    started = time.perf_counter()
-    from domain import load_project
-    from planner.core import make_plan
+    folder = os.path.abspath(argv[0])
+    plan_out = argv[1] if len(argv) > 1 else os.path.join(tempfile.mkdtemp(prefix="ordo-probe-"), "plan.json")
+    import executor.runs
+    import ordo.cli
+    import ordo.render
+    import planner.core
+    import planner.decode
+    import planner.plan
 
     imported = time.perf_counter()
-    project = load_project(folder)
-    loaded = time.perf_counter()
-    outcome = make_plan(project)
-    planned = time.perf_counter()
-    out = {"import_s": imported - started, "load_project_s": loaded - imported,
-           "make_plan_s": planned - loaded, "status": outcome.status,
-           "timings": {k: round(v, 4) for k, v in outcome.timings.items()}}
+    timer = Timer()
+    timer.wrap(executor.runs, "load_with_journal", "load_with_journal")
+    timer.wrap(executor.runs, "load_project", "load")
+    timer.wrap(planner.core, "make_plan", "make_plan")
+    for name, phase in (("load_policies", "policies"), ("model_facts", "facts"), ("solve_bounded", "child"),
+                        ("decode", "decode"), ("find_cycle", "decode"), ("check_references", "check"),
+                        ("build_plan", "build_plan"), ("schedule", "schedule")):
+        timer.wrap(planner.core, name, phase)
+    timer.wrap(planner.decode.Decoded, "cycle", "decode")
+    timer.wrap(planner.plan.Plan, "to_json", "write")
+    timer.wrap(ordo.render, "plan_text", "render")
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+        saved, sys.stdout = sys.stdout, devnull
+        try:
+            ordo.cli.main(["plan", "-C", folder, "--out", plan_out])
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise
+        finally:
+            sys.stdout = saved
+    ended = time.perf_counter()
+    s = timer.seconds
+    result = timer.results["child"][0]
+    outcome = timer.results["make_plan"]
+    phases = {"import": imported - STARTED, "journal": s["load_with_journal"] - s["load"], "load": s["load"],
+              "policies": s["policies"], "facts": s["facts"], "ground": result.ground_seconds,
+              "solve": result.solve_seconds,
+              "child_other": s["child"] - result.ground_seconds - result.solve_seconds,
+              "decode": s.get("decode", 0.0), "check": s.get("check", 0.0), "schedule": s.get("schedule", 0.0),
+              "build": s.get("build_plan", 0.0) - s.get("schedule", 0.0), "write": s.get("write", 0.0),
+              "render": s.get("render", 0.0)}
+    phases["other"] = ended - STARTED - sum(phases.values())
+    phases = {k: round(v, 3) for k, v in phases.items()}
+    whole, clingo_s = ended - STARTED, result.ground_seconds + result.solve_seconds
+    out = {"phases": phases, "whole": round(whole, 3), "clingo": round(clingo_s, 3),
+           "ratio": round(whole / clingo_s, 2) if clingo_s else None,
+           "import_s": imported - STARTED, "load_project_s": s["load_with_journal"], "make_plan_s": s["make_plan"],
+           "status": outcome.status, "timings": {k: round(v, 4) for k, v in outcome.timings.items()}}
     if outcome.plan is not None:
         out["plan_ground_atoms"] = outcome.plan.ground_atoms
         out["plan_ground_rules"] = outcome.plan.ground_rules
         out["operations"] = len(outcome.plan.operations)
         out["waves"] = len(outcome.plan.waves)
-    out["ground"] = ground_size(project)
+    out["ground"] = ground_size(timer.results["load_with_journal"])
     print(json.dumps(out))
 
 

@@ -17,6 +17,7 @@ from domain.formats import (
     SettingsSpec,
     parse,
 )
+from domain.gcpause import paused_gc
 from domain.guards import Guard, check_guards, load_guards
 from domain.model import Model, build_model
 from domain.yamlsrc import Source, load_yaml
@@ -97,6 +98,7 @@ def _locate(path: Path | str | None, root: Path) -> Path | None:
     return path
 
 
+@paused_gc()
 def load_project(
     root: Path | str = ".",
     request: Path | str | Source | None = None,

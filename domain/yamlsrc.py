@@ -89,13 +89,15 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
     # On a syntax error, the pure-Python parser's message says more.
     try:
         try:
-            node = _compose(text, getattr(yaml, "CSafeLoader", _SafeLoader))
+            node = _compose(text, _CLoader or _SafeLoader)
         except yaml.YAMLError:
             node = _compose(text, _SafeLoader)
         # Walked before anything is built: a document too deep, too large or
         # containing itself is refused before the recursive builders see it.
-        walker = _Walker(shown)
-        if node is not None and _expanded_size(node, MAX_NODES) > MAX_NODES:
+        # Without an anchor ('&') there is no alias: each node is visited once,
+        # and the walk's own count bounds the size.
+        walker = _Walker(shown, aliases="&" in text)
+        if node is not None and walker.aliases and _expanded_size(node, MAX_NODES) > MAX_NODES:
             walker._problem(node.start_mark, (), _too_large())  # an alias bomb: refused without expanding it
         elif node is not None:
             walker.walk(node, ())
@@ -137,6 +139,33 @@ class _SafeLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+
+_CSafeLoader = getattr(yaml, "CSafeLoader", None)
+_CLoader = None
+if _CSafeLoader is not None:
+    class _CLoader(_CSafeLoader):
+        """libyaml's parser, resolving each distinct scalar's tag once: the safe
+        loader has no path resolvers, so a tag depends on nothing but (kind,
+        value, implicit), and an inventory repeats its types and states
+        thousands of times."""
+
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._tags: dict[tuple, str] = {}
+
+        def resolve(self, kind: type, value: str | None, implicit: Any) -> str:
+            key = (kind, value, implicit)
+            tag = self._tags.get(key)
+            if tag is None:
+                tag = self._tags[key] = super().resolve(kind, value, implicit)
+            return tag
+
+        def descend_resolver(self, parent: Any, index: Any) -> None:
+            """Nothing to track without path resolvers."""
+
+        def ascend_resolver(self) -> None:
+            """Nothing to track without path resolvers."""
 
 
 def _compose(text: str, loader_class: type) -> yaml.Node | None:
@@ -239,8 +268,9 @@ def _expanded_size(root: yaml.Node, limit: int) -> int:
 class _Walker:
     """Record positions, and find duplicate keys and recursive aliases."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, aliases: bool = True) -> None:
         self.file = file
+        self.aliases = aliases  # False: the document has no anchor, so no node is inside itself
         self.positions: dict[PathKey, tuple[int, int]] = {}
         self.key_positions: dict[PathKey, tuple[int, int]] = {}
         self.problems: list[Diagnostic] = []
@@ -258,6 +288,7 @@ class _Walker:
             node, path, open_nodes = stack.pop()
             self.visited += 1
             if self.visited > MAX_NODES:
+                self.problems = []  # as when the count before the walk found it too large
                 self._problem(root.start_mark, (), _too_large())
                 return
             self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
@@ -269,7 +300,7 @@ class _Walker:
             if id(node) in open_nodes:
                 self._problem(node.start_mark, path, "recursive YAML alias: a value contains itself")
                 return
-            inner = open_nodes | {id(node)}
+            inner = open_nodes | {id(node)} if self.aliases else open_nodes
             if isinstance(node, yaml.MappingNode):
                 seen: set[str] = set()
                 for key_node, _ in node.value:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from domain.errors import Diagnostic
+from domain.gcpause import paused_gc
 from planner.explain import Explanation
 from planner.plan import Plan
 
@@ -87,6 +88,7 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
+@paused_gc()
 def plan_text(console: Console, plan: Plan) -> None:
     _print_lines(console, plan_lines(plan))
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import policies
 from domain.errors import Diagnostic, DiagnosticsError
+from domain.gcpause import paused_gc
 from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
 from planner.bounded import default_memory_mb, solve_bounded
-from planner.decode import Decoded, decode, find_cycle, op_id
+from planner.decode import Decoded, decode, op_id
 from planner.explain import Explanation, conflicts_from, explain_cycle
 from planner.facts import model_facts
 from planner.lint import lint, vocabulary_lint
@@ -151,6 +152,7 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
     return f"sha256:{whole}", listed
 
 
+@paused_gc()
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
               memory_mb: int | None = None) -> Outcome:
     """``timeout`` bounds grounding and solving together (default
@@ -174,7 +176,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
     started = time.perf_counter()
     decoded = decode(result)
-    cycle = find_cycle(decoded.graph)
+    cycle = decoded.cycle()
     if cycle:
         return Outcome(status="no_plan", explanation=explain_cycle(cycle, decoded, program.rules),
                        timings=timings, warnings=result.warnings)
@@ -249,7 +251,7 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     ctrl = {oid: op.controller for oid, op in op_of.items()}
     limits = {name: c.concurrency for name, c in model.controllers.items() if c.concurrency}
     op_groups = {oid: decoded.groups[res] for oid, (res, _) in decoded.ops.items() if res in decoded.groups}
-    sched = schedule(decoded.graph, duration, ctrl, concurrency, limits, op_groups, decoded.group_limits)
+    sched = schedule(decoded.successors, duration, ctrl, concurrency, limits, op_groups, decoded.group_limits)
     wave_of = {oid: i for i, wave in enumerate(sched.waves) for oid in wave}
     per_resource: dict[str, list[str]] = {}
     for oid in sorted(decoded.ops, key=lambda o: (wave_of[o], o)):

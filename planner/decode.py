@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import clingo
 import networkx as nx
 
+from planner.schedule import topological_order
 from planner.solve import SolveResult
 
 
@@ -21,9 +23,23 @@ class Decoded:
     goals: dict[str, str]
     why: dict[str, list[str]]
     placements: dict[str, str]
-    graph: nx.DiGraph
+    successors: dict[str, list[str]]                     # id -> the ids that wait for it (every id a key)
     groups: dict[str, list[str]] = field(default_factory=dict)   # resource -> concurrency groups
     group_limits: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The order as a networkx graph, built when asked for (a cycle to name, an explanation)."""
+        graph = nx.DiGraph()
+        graph.add_nodes_from(sorted(self.ops))
+        graph.add_edges_from(sorted(self.edges))
+        return graph
+
+    def cycle(self) -> list[str]:
+        """The operations of one cycle in the order, or [] when there is none."""
+        if len(topological_order(self.successors)) == len(self.successors):
+            return []
+        return find_cycle(self.graph)
 
 
 def find_cycle(graph: nx.DiGraph) -> list[str]:
@@ -70,11 +86,11 @@ def decode(result: SolveResult) -> Decoded:
             name = _name(args[0])
             limits[name] = max(1, min(limits.get(name, args[1].number), args[1].number))
     edges = {key: idx for key, idx in edges.items() if key[0] in ops and key[1] in ops}
-    graph = nx.DiGraph()
-    graph.add_nodes_from(sorted(ops))
-    graph.add_edges_from(sorted(edges))
+    successors: dict[str, list[str]] = {oid: [] for oid in sorted(ops)}
+    for before, after in sorted(edges):
+        successors[before].append(after)
     groups = {r: sorted(g for g in gs if g in limits) for r, gs in groups.items()}
-    return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, graph=graph,
+    return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, successors=successors,
                    groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits)
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import Name
+from domain.gcpause import paused_gc
 from domain.yamlsrc import format_path
 
 FORMAT_VERSION = "1.1"
@@ -154,12 +155,14 @@ class Plan(_Frozen):
     def operation(self, op_id: str) -> PlannedOperation:
         return self._by_id[op_id]
 
+    @paused_gc()
     def to_json(self) -> str:
         # Compact: json's C encoder only runs without indent (ten times faster
         # on large plans). Pipe through `python -m json.tool` to read it.
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")) + "\n"
 
     @classmethod
+    @paused_gc()
     def from_json(cls, text: str, source: str = "<plan>") -> Plan:
         """A plan from its JSON text; raises DiagnosticsError naming ``source``
         and the field for anything ordo would not have written."""
