@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from domain.model import Model
+from domain.model import Model, Resource
 from planner.facts import model_facts
 from planner.program import Program
 
@@ -72,6 +72,12 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
         return None
     resources = model.resources
     initial = {name: kind.initial for name, kind in model.kinds.items()}
+    changing: set[str] = set()
+    for name, res in resources.items():
+        if _may_change(model, res, initial):
+            changing.add(name)
+            if 2 * len(changing) > len(resources):
+                return None   # most of it changes: a slice would save little
     children: dict[str, list[str]] = {}
     users: dict[str, set[str]] = {}
     for name, res in resources.items():
@@ -81,7 +87,6 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
             users.setdefault(other, set()).add(name)
         for ref in res.refs:
             users.setdefault(ref.producer, set()).add(name)
-    changing = {name for name, res in resources.items() if _may_change(model, name, initial)}
     # Parts that go away with their whole (lifecycle.lp: gone, cascade).
     stack = [n for n in changing if resources[n].desired == initial[resources[n].type]]
     while stack:
@@ -130,13 +135,12 @@ def _present(model: Model, name: str, initial: dict[str, str]) -> bool:
     return res.current != initial[res.type]
 
 
-def _may_change(model: Model, name: str, initial: dict[str, str]) -> bool:
+def _may_change(model: Model, res: Resource, initial: dict[str, str]) -> bool:
     """Whether the full program may give the resource an operation or a new placement."""
-    res = model.resources[name]
     if (res.requested and res.desired is not None and res.desired != res.current) or res.changed or res.run \
             or res.pinned:
         return True
-    return model.kinds[res.type].placement and not res.placement and _present(model, name, initial)
+    return not res.placement and model.kinds[res.type].placement and res.current != initial[res.type]
 
 
 def _located(model: Model, initial: dict[str, str]) -> dict[str, str]:
@@ -162,16 +166,6 @@ def _located(model: Model, initial: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _reaches(model: Model, name: str, milestone: str) -> bool | None:
-    """Whether the resource's current state is at or past the milestone (None: its type has none)."""
-    res = model.resources[name]
-    kind = model.kinds[res.type]
-    state = dict(kind.milestones).get(milestone)
-    if state is None:
-        return None
-    return kind.states.index(res.current) >= kind.states.index(state)
-
-
 def _outside_holds(model: Model, outside: list[str], changing: set[str], located: dict[str, str]) -> bool:
     """No hard rule is broken where the slice program cannot see it: between
     two resources that keep their state, one of them outside the slice."""
@@ -184,15 +178,25 @@ def _outside_holds(model: Model, outside: list[str], changing: set[str], located
             if target.zone in zones.setdefault(str(value), set()):
                 return False
             zones[str(value)].add(target.zone)
-    for name, res in model.resources.items():
-        if name in changing:
+    # reached[type][state]: the milestones a resource of the type in the state is at or past
+    reached: dict[str, dict[str, set[str]]] = {}
+    has: dict[str, set[str]] = {}
+    for tname, kind in model.kinds.items():
+        ranks = {state: i for i, state in enumerate(kind.states)}
+        has[tname] = {m for m, _ in kind.milestones}
+        reached[tname] = {state: {m for m, ms in kind.milestones if ranks[ms] <= i} for state, i in ranks.items()}
+    resources = model.resources
+    for name, res in resources.items():
+        if name in changing or not (res.part_of or res.relations):
             continue
-        related = [("part_of", res.part_of)] if res.part_of else []
-        for kind, other in [*related, *sorted(res.relations)]:
+        mine_at = reached[res.type][res.current]
+        for kind, other in [*([("part_of", res.part_of)] if res.part_of else []), *res.relations]:
             if other in changing or (name not in out and other not in out):
                 continue
-            for rel, mine, theirs in PAIRS:
-                if kind == rel and _reaches(model, name, mine) and _reaches(model, other, theirs) is False:
+            theirs = resources[other]
+            for rel, mine, needed in PAIRS:
+                if kind == rel and mine in mine_at and needed in has[theirs.type] \
+                        and needed not in reached[theirs.type][theirs.current]:
                     return False
     return True
 
