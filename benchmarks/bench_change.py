@@ -31,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,14 +65,17 @@ resources:
 NO_LATENCY = "seed: 1\nlatency: 0\n"
 
 
-def run(args: list[str], expect: tuple[int, ...]) -> float:
-    """Wall seconds of one ``ordo`` process; its exit code must be one of ``expect``."""
+def run(args: list[str], expect: tuple[int, ...]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, its children's included) of one
+    ``ordo`` process; its exit code must be one of ``expect``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([ORDO, *args], capture_output=True, text=True)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in expect:
         raise SystemExit(f"ordo {' '.join(args)}: exit {done.returncode}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def set_up(root: Path, n: int, instances: int) -> None:
@@ -83,22 +87,24 @@ def set_up(root: Path, n: int, instances: int) -> None:
     (root / "small.yaml").write_text(SMALL_REQUEST)
     (root / "no-latency.yaml").write_text(NO_LATENCY)
     print(f"applying the {n:,}-resource project into its journal ...", file=sys.stderr)
-    wall = run(["apply", "-C", str(root / "big"), "--auto-approve", "--simulation", str(root / "no-latency.yaml"),
-                "--concurrency", "64"], (0,))
+    wall, _ = run(["apply", "-C", str(root / "big"), "--auto-approve", "--simulation", str(root / "no-latency.yaml"),
+                   "--concurrency", "64"], (0,))
     print(f"  applied in {wall:.1f} s", file=sys.stderr)
     make_project(root / "conflict", n, instances, "rules")
 
 
-def conflict_in_process(folder: Path) -> float:
-    """Seconds of ``minimal_conflict`` alone, in a process of its own (loading not counted)."""
+def conflict_in_process(folder: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of ``minimal_conflict`` alone, in a process of its own (loading not counted)."""
     code = ("import sys, time; from domain.project import load_project; from planner.core import load_policies; "
             "from planner.facts import model_facts; from planner.explain import minimal_conflict; "
             "p = load_project(sys.argv[1]); prog = load_policies(p); facts = model_facts(p.model); "
-            "t = time.perf_counter(); found = minimal_conflict(prog, facts, p.model, timeout=120); "
-            "assert found is not None and found.minimal; print(time.perf_counter() - t)")
+            "t, c = time.perf_counter(), time.process_time(); "
+            "found = minimal_conflict(prog, facts, p.model, timeout=120); "
+            "assert found is not None and found.minimal; print(time.perf_counter() - t, time.process_time() - c)")
     done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True,
                           cwd=HERE.parent, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    wall, cpu = done.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,27 +124,32 @@ def main(argv: list[str] | None = None) -> None:
             "no-change": ["plan", "-C", big],
             "conflict": ["explain", "-C", str(root / "conflict"), "--conflict"],
         }
-        times: dict[str, list[float]] = {key: [] for key in [*rows, "conflict-call"]}
+        times: dict[str, list[tuple[float, float]]] = {key: [] for key in [*rows, "conflict-call"]}
         for i in range(args.repeat):
             for key, cmd in rows.items():
                 times[key].append(run(cmd, (3,) if key == "conflict" else (0,)))
             times["conflict-call"].append(conflict_in_process(root / "conflict"))
-            print(f"  round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in times.items()), file=sys.stderr)
-    med = {key: statistics.median(values) for key, values in times.items()}
+            print(f"  round {i + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f}/{v[-1][1]:.2f}" for k, v in times.items()),
+                  file=sys.stderr)
+    wall = {key: statistics.median(w for w, _ in values) for key, values in times.items()}
+    cpu = {key: statistics.median(c for _, c in values) for key, values in times.items()}
+
+    def row(what: str, key: str, base: str | None = None, target: str = "") -> list[str]:
+        ratios = [fmt(m[key] / m[base], ".2f") + "x" if base else "" for m in (wall, cpu)]
+        return [what, fmt(wall[key], ".2f"), ratios[0], fmt(cpu[key], ".2f"), ratios[1], target]
+
     n = f"{args.n:,}"
     body = [
-        ["small request (4 resources) vs empty inventory", fmt(med["small"], ".2f"), "", ""],
-        [f"small request vs {n} state", fmt(med["small-state"], ".2f"),
-         fmt(med["small-state"] / med["small"], ".2f") + "x", "<= 1.3x"],
-        ["fixed start-up (ordo plan, 10 resources)", fmt(med["tiny"], ".2f"), "", ""],
-        [f"no change vs {n} state", fmt(med["no-change"], ".2f"),
-         fmt(med["no-change"] / med["tiny"], ".2f") + "x", "<= 1.5x"],
-        [f"explain --conflict, {n} / {args.instances:,} policies (process)", fmt(med["conflict"], ".2f"), "",
-         "< 2 s"],
-        ["  of which minimal_conflict", fmt(med["conflict-call"], ".2f"), "", ""],
+        row("small request (4 resources) vs empty inventory", "small"),
+        row(f"small request vs {n} state", "small-state", "small", "<= 1.3x"),
+        row("fixed start-up (ordo plan, 10 resources)", "tiny"),
+        row(f"no change vs {n} state", "no-change", "tiny", "<= 1.5x"),
+        row(f"explain --conflict, {n} / {args.instances:,} policies (process)", "conflict", None, "< 2 s"),
+        row("  of which minimal_conflict", "conflict-call"),
     ]
-    print(f"\nmedian of {args.repeat}, seconds (wall, whole process unless said)")
-    print(text_table(("row", "s", "ratio", "target"), body))
+    print(f"\nmedian of {args.repeat}; wall and CPU (user + system, children included) seconds, whole process "
+          "unless said; ratios to the row the target names")
+    print(text_table(("row", "wall s", "ratio", "CPU s", "ratio", "target"), body))
 
 
 if __name__ == "__main__":
