@@ -43,7 +43,7 @@ from planner.program import Program
 SLICEABLE = frozenset({"capacity", "anti-affinity", "prefer-cheaper-region", "protected-resources",
                        "strict-teardown"})
 ANTI_AFFINITY = "anti-affinity"   # anti-affinity.lp's default label_key
-#: ordordering.lp's goals that cannot hold together: (relation, milestone of A, milestone of B).
+#: ordering.lp's goals that cannot hold together: (relation, milestone of A, milestone of B).
 PAIRS = (("part_of", "assigned", "assigned"), ("uses", "created", "active"), ("hosted_on", "assigned", "active"))
 
 
@@ -87,8 +87,9 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
             users.setdefault(other, set()).add(name)
         for ref in res.refs:
             users.setdefault(ref.producer, set()).add(name)
-    # Parts that go away with their whole (lifecycle.lp: gone, cascade).
-    stack = [n for n in changing if resources[n].desired == initial[resources[n].type]]
+    # Parts that go away with their whole (lifecycle.lp: gone, cascade), also
+    # under a whole asked to stay gone.
+    stack = [n for n, res in resources.items() if res.requested and res.desired == initial[res.type]]
     while stack:
         for child in children.get(stack.pop(), []):
             if not (resources[child].requested and resources[child].desired is not None) and child not in changing:

@@ -127,3 +127,19 @@ def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied
 
 def test_no_change_on_an_applied_project_solves_no_resource(applied):
     assert same_outcome(lambda: load_with_journal(applied, None, None, [], None)) == 0
+
+
+def test_parts_of_a_whole_asked_to_stay_gone_go_too(tmp_path):
+    """A whole that is absent already and asked to stay so still takes its parts
+    with it: they are in the slice although the whole itself does not change."""
+    root = tmp_path / "p"
+    write_project(20, root)
+    inventory = yaml.safe_load((root / "inventory.yaml").read_text())
+    inventory["resources"] += [{"name": "old-svc", "type": "service", "state": "absent"},
+                               {"name": "old-net", "type": "network", "state": "active", "part_of": "old-svc"}]
+    (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    (root / "gone.yaml").write_text(yaml.safe_dump(
+        {"name": "gone", "resources": [{"name": "old-svc", "type": "service", "state": "absent"}]}))
+    kept = same_outcome(lambda: load_project(root, root / "gone.yaml"))
+    assert kept is not None
+    assert "old-net/delete" in [op.id for op in make_plan(load_project(root, root / "gone.yaml")).plan.operations]
