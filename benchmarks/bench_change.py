@@ -20,7 +20,8 @@ that the ratios come from the same minutes of the same machine:
 * small request vs N state: ``ordo plan -C big small.yaml`` (ratio: to the row above);
 * fixed start-up: ``ordo plan -C tiny``;
 * no change vs N state: ``ordo plan -C big`` (ratio: to the fixed start-up);
-* explain --conflict: ``ordo explain -C conflict --conflict`` (whole process), and
+* explain --conflict: ``ordo explain -C conflict --conflict --timeout 300`` (whole process; the
+  default 10 s limit would cut a slow search short), and
   its ``minimal_conflict`` call alone, in-process (what bench_explain.py's --conflict column measures).
 
 Usage::
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             "small-state": ["plan", "-C", big, small],
             "tiny": ["plan", "-C", tiny],
             "no-change": ["plan", "-C", big],
-            "conflict": ["explain", "-C", str(root / "conflict"), "--conflict"],
+            "conflict": ["explain", "-C", str(root / "conflict"), "--conflict", "--timeout", "300"],
         }
         times: dict[str, list[tuple[float, float]]] = {key: [] for key in [*rows, "conflict-call"]}
         for i in range(args.repeat):
