@@ -37,6 +37,7 @@ from planner.plan import (
 )
 from planner.program import Program, load_program
 from planner.schedule import schedule
+from planner.slice import prune as prune_model
 from planner.solve import SolveResult
 
 
@@ -154,18 +155,23 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
 
 @paused_gc()
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
-              memory_mb: int | None = None) -> Outcome:
+              memory_mb: int | None = None, prune: bool = True) -> Outcome:
     """``timeout`` bounds grounding and solving together (default
     settings.solve_timeout), ``memory_mb`` their memory (default
-    settings.memory_limit_mb); past either, PlanningLimitError."""
+    settings.memory_limit_mb); past either, PlanningLimitError. ``prune``:
+    solve only the slice of the model the request changes, where
+    planner/slice.py shows that gives the same plan."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     program = load_policies(project)
-    facts = model_facts(project.model)
+    sliced = prune_model(program, project.model, project.enforcement, project.parameters) if prune else None
+    facts = sliced.facts if sliced is not None else model_facts(project.model)
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
     memory = memory_mb or project.settings.memory_limit_mb or default_memory_mb()
     result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory)
+    if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
+        return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False)
     result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds
@@ -176,6 +182,8 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
     started = time.perf_counter()
     decoded = decode(result)
+    if sliced is not None:
+        decoded.placements.update(sliced.placements)
     cycle = decoded.cycle()
     if cycle:
         return Outcome(status="no_plan", explanation=explain_cycle(cycle, decoded, program.rules),

@@ -1,0 +1,157 @@
+"""Cost proportional to the change: a small request and a no-change plan
+against the journal state of an applied 10,000-resource project, and
+``ordo explain --conflict`` at 10,000 resources with 1,000 policy instances.
+
+Set-up (once, in a temporary folder): generate.py's project of N resources
+(``big``) is applied with ``ordo apply --auto-approve`` against simulated
+controllers with no latency, so its journal (``big/.ordo/journal.db``) holds
+N active resources; ``empty`` is the same project without a journal; ``tiny``
+is generate.py's project of 10 resources; ``conflict`` is bench_explain.py's
+project (N resources, a policy file with 1,000 ground rules and one that
+contradicts the first of them: no plan exists). The small request is one
+service of 4 resources (a network, a VNF placed by the planner, a VF module
+using the network and the shared management network).
+
+Each row is ``ordo`` as a whole process (the console script beside this
+Python), median of --repeat runs; the runs of all rows are interleaved, so
+that the ratios come from the same minutes of the same machine:
+
+* small request vs empty inventory: ``ordo plan -C empty small.yaml``;
+* small request vs N state: ``ordo plan -C big small.yaml`` (ratio: to the row above);
+* fixed start-up: ``ordo plan -C tiny``;
+* no change vs N state: ``ordo plan -C big`` (ratio: to the fixed start-up);
+* explain --conflict: ``ordo explain -C conflict --conflict --timeout 300`` (whole process; the
+  default 10 s limit would cut a slow search short), and
+  its ``minimal_conflict`` call alone, in-process (what bench_explain.py's --conflict column measures).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_change.py [--n 10000] [--repeat 3] [--instances 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.bench_explain import make_project  # noqa: E402
+from benchmarks.generate import write_project  # noqa: E402
+from benchmarks.tables import fmt, text_table  # noqa: E402
+
+ORDO = str(Path(sys.executable).with_name("ordo"))
+
+SMALL_REQUEST = """\
+name: small
+resources:
+- { name: new-svc, type: service }
+- { name: new-svc-net, type: network, part_of: new-svc }
+- name: new-svc-vnf
+  type: vnf
+  part_of: new-svc
+  requires: { vcpu: 4, memory_gb: 8 }
+  labels: { anti-affinity: new-svc-path }
+- { name: new-svc-vnf-mod, type: vf-module, part_of: new-svc-vnf, uses: [mgmt-net, new-svc-net] }
+"""
+
+NO_LATENCY = "seed: 1\nlatency: 0\n"
+
+
+def run(args: list[str], expect: tuple[int, ...]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, its children's included) of one
+    ``ordo`` process; its exit code must be one of ``expect``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([ORDO, *args], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in expect:
+        raise SystemExit(f"ordo {' '.join(args)}: exit {done.returncode}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def set_up(root: Path, n: int, instances: int) -> None:
+    write_project(n, root / "big")
+    (root / "empty").mkdir()
+    for name in ("ordo.yaml", "catalog.yaml", "inventory.yaml", "request.yaml"):
+        shutil.copy(root / "big" / name, root / "empty" / name)
+    write_project(10, root / "tiny")
+    (root / "small.yaml").write_text(SMALL_REQUEST)
+    (root / "no-latency.yaml").write_text(NO_LATENCY)
+    print(f"applying the {n:,}-resource project into its journal ...", file=sys.stderr)
+    wall, _ = run(["apply", "-C", str(root / "big"), "--auto-approve", "--simulation", str(root / "no-latency.yaml"),
+                   "--concurrency", "64"], (0,))
+    print(f"  applied in {wall:.1f} s", file=sys.stderr)
+    make_project(root / "conflict", n, instances, "rules")
+
+
+def conflict_in_process(folder: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of ``minimal_conflict`` alone, in a process of its own (loading not counted)."""
+    code = ("import sys, time; from domain.project import load_project; from planner.core import load_policies; "
+            "from planner.facts import model_facts; from planner.explain import minimal_conflict; "
+            "p = load_project(sys.argv[1]); prog = load_policies(p); facts = model_facts(p.model); "
+            "t, c = time.perf_counter(), time.process_time(); "
+            "found = minimal_conflict(prog, facts, p.model, timeout=120); "
+            "assert found is not None and found.minimal; print(time.perf_counter() - t, time.process_time() - c)")
+    done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True,
+                          cwd=HERE.parent, check=True)
+    wall, cpu = done.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--instances", type=int, default=1000, help="policy instances of the conflict project")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        set_up(root, args.n, args.instances)
+        small, big, tiny = str(root / "small.yaml"), str(root / "big"), str(root / "tiny")
+        rows = {
+            "small": ["plan", "-C", str(root / "empty"), small],
+            "small-state": ["plan", "-C", big, small],
+            "tiny": ["plan", "-C", tiny],
+            "no-change": ["plan", "-C", big],
+            "conflict": ["explain", "-C", str(root / "conflict"), "--conflict", "--timeout", "300"],
+        }
+        times: dict[str, list[tuple[float, float]]] = {key: [] for key in [*rows, "conflict-call"]}
+        for i in range(args.repeat):
+            for key, cmd in rows.items():
+                times[key].append(run(cmd, (3,) if key == "conflict" else (0,)))
+            times["conflict-call"].append(conflict_in_process(root / "conflict"))
+            print(f"  round {i + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f}/{v[-1][1]:.2f}" for k, v in times.items()),
+                  file=sys.stderr)
+    wall = {key: statistics.median(w for w, _ in values) for key, values in times.items()}
+    cpu = {key: statistics.median(c for _, c in values) for key, values in times.items()}
+
+    def row(what: str, key: str, base: str | None = None, target: str = "") -> list[str]:
+        ratios = [fmt(m[key] / m[base], ".2f") + "x" if base else "" for m in (wall, cpu)]
+        return [what, fmt(wall[key], ".2f"), ratios[0], fmt(cpu[key], ".2f"), ratios[1], target]
+
+    n = f"{args.n:,}"
+    body = [
+        row("small request (4 resources) vs empty inventory", "small"),
+        row(f"small request vs {n} state", "small-state", "small", "<= 1.3x"),
+        row("fixed start-up (ordo plan, 10 resources)", "tiny"),
+        row(f"no change vs {n} state", "no-change", "tiny", "<= 1.5x"),
+        row(f"explain --conflict, {n} / {args.instances:,} policies (process)", "conflict", None, "< 2 s"),
+        row("  of which minimal_conflict", "conflict-call"),
+    ]
+    print(f"\nmedian of {args.repeat}; wall and CPU (user + system, children included) seconds, whole process "
+          "unless said; ratios to the row the target names")
+    print(text_table(("row", "wall s", "ratio", "CPU s", "ratio", "target"), body))
+
+
+if __name__ == "__main__":
+    main()

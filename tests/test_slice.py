@@ -1,0 +1,145 @@
+"""Planning only the slice of the model a request changes (planner/slice.py)
+gives the plan the whole model gives, byte for byte (but for the ground
+program's size, which describes the program solved), or the same
+explanation when there is none; and nothing is pruned where a project's own
+policy could read what is left out."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.generate import write_project
+from domain.errors import DiagnosticsError
+from domain.project import load_project
+from executor.runs import load_with_journal
+from planner.core import load_policies, make_plan
+from planner.slice import SLICEABLE, prune
+from tests.conftest import EXAMPLES, run_ordo
+
+
+def same_outcome(project_of) -> int | None:
+    """Plan with and without pruning (a fresh project each: planning must not
+    change it); assert they agree; the resources in the slice (None: full)."""
+    pruned, full = make_plan(project_of(), prune=True), make_plan(project_of(), prune=False)
+    assert pruned.status == full.status
+    if full.plan is None:
+        assert pruned.explanation.to_dict() == full.explanation.to_dict()
+    else:
+        bodies = []
+        for outcome in (pruned, full):
+            body = json.loads(outcome.plan.to_json())
+            del body["ground_atoms"], body["ground_rules"]
+            bodies.append(json.dumps(body, sort_keys=True))
+        assert bodies[0] == bodies[1]
+    project = project_of()
+    sliced = prune(load_policies(project), project.model, project.enforcement, project.parameters)
+    return None if sliced is None else sliced.kept
+
+
+@pytest.mark.parametrize("example", ["vfw", "vcpe"])
+def test_nothing_is_pruned_when_a_project_has_policies_of_its_own(example):
+    project = load_project(EXAMPLES / example)
+    assert prune(load_policies(project), project.model, project.enforcement, project.parameters) is None
+
+
+def library_only(src: Path, dest: Path) -> None:
+    """A copy of an example whose policies are the stock ones that can be sliced."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".ordo"))
+    doc = yaml.safe_load((dest / "ordo.yaml").read_text())
+    doc["policies"] = {"library": [p for p in doc["policies"]["library"] if p in SLICEABLE]}
+    (dest / "ordo.yaml").write_text(yaml.safe_dump(doc))
+
+
+@pytest.mark.parametrize("example", ["vfw", "vcpe"])
+def test_the_examples_plan_alike_pruned_or_not(tmp_path, example):
+    root = tmp_path / example
+    library_only(EXAMPLES / example, root)
+    compared = pruned = 0
+    for request, inventory in itertools.product(sorted((root / "requests").glob("*.yaml")),
+                                                sorted(root.glob("inventory*.yaml"))):
+        try:
+            load_project(root, request, inventory)
+        except DiagnosticsError:
+            continue   # a request for the other inventory
+        kept = same_outcome(lambda request=request, inventory=inventory: load_project(root, request, inventory))
+        compared += 1
+        pruned += kept is not None
+    assert compared >= 3 and pruned >= 1
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory) -> Path:
+    """generate.py's 60 resources, applied into the project's journal."""
+    root = tmp_path_factory.mktemp("slice") / "p"
+    write_project(60, root)
+    (root / "instant.yaml").write_text("seed: 1\nlatency: 0\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve", "--simulation", root / "instant.yaml")
+    assert run.code == 0, run.text
+    return root
+
+
+EXISTING_NETS = ["mgmt-net", "svc-00001-net-1", "svc-00002-net-2", "svc-00004-net-1"]
+GROUPS = ["svc-00001-path", "svc-00003-path", "new-path"]
+
+
+@st.composite
+def small_requests(draw) -> dict:
+    """A new service (VNFs that may join an existing anti-affinity group, use
+    existing networks, ask for up to a whole region's vcpu) and/or an existing
+    service deleted or asked for as it is."""
+    resources = []
+    if draw(st.booleans()):
+        resources += [{"name": "new-svc", "type": "service"}, {"name": "new-net", "type": "network",
+                                                               "part_of": "new-svc"}]
+        for i in range(draw(st.integers(1, 3))):
+            vnf = {"name": f"new-vnf-{i}", "type": "vnf", "part_of": "new-svc",
+                   "requires": {"vcpu": draw(st.sampled_from([2, 8, 40, 66])), "memory_gb": 4}}
+            if draw(st.booleans()):
+                vnf["labels"] = {"anti-affinity": draw(st.sampled_from(GROUPS))}
+            resources.append(vnf)
+            uses = ["new-net", *draw(st.lists(st.sampled_from(EXISTING_NETS), max_size=2, unique=True))]
+            resources.append({"name": f"new-vnf-{i}-mod", "type": "vf-module", "part_of": vnf["name"],
+                              "uses": uses})
+    for service in draw(st.lists(st.sampled_from(["svc-00001", "svc-00002", "svc-00005"]), max_size=2, unique=True)):
+        entry = {"name": service, "type": "service"}
+        if draw(st.booleans()):
+            entry["state"] = "absent"
+        resources.append(entry)
+    return {"name": "small", "resources": resources or [{"name": "svc-00003", "type": "service"}]}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=small_requests())
+def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied, request):
+    path = applied / "small.yaml"
+    path.write_text(yaml.safe_dump(request))
+    kept = same_outcome(lambda: load_with_journal(applied, path, None, [], None))
+    assert kept is not None and kept < 60
+
+
+def test_no_change_on_an_applied_project_solves_no_resource(applied):
+    assert same_outcome(lambda: load_with_journal(applied, None, None, [], None)) == 0
+
+
+def test_parts_of_a_whole_asked_to_stay_gone_go_too(tmp_path):
+    """A whole that is absent already and asked to stay so still takes its parts
+    with it: they are in the slice although the whole itself does not change."""
+    root = tmp_path / "p"
+    write_project(20, root)
+    inventory = yaml.safe_load((root / "inventory.yaml").read_text())
+    inventory["resources"] += [{"name": "old-svc", "type": "service", "state": "absent"},
+                               {"name": "old-net", "type": "network", "state": "active", "part_of": "old-svc"}]
+    (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    (root / "gone.yaml").write_text(yaml.safe_dump(
+        {"name": "gone", "resources": [{"name": "old-svc", "type": "service", "state": "absent"}]}))
+    kept = same_outcome(lambda: load_project(root, root / "gone.yaml"))
+    assert kept is not None
+    assert "old-net/delete" in [op.id for op in make_plan(load_project(root, root / "gone.yaml")).plan.operations]
