@@ -5,13 +5,10 @@ bench_plan.py): this loads a project in-process, runs ``make_plan`` and
 prints one JSON line with the phase timings ordo records, plus the ground
 program size read from clingo's statistics *after* a solve call.
 
-Why the extra measurement: clingo fills ``statistics["problem"]["lp"]`` only
-once solving has started, and reading ``ctl.statistics`` before ``solve()``
-leaves later reads stuck at zero. ordo's ``planner/solve.py`` reads it right
-after grounding, so ``ground_atoms``/``ground_rules`` in plan.json come out as
-0 (as of this writing). The probe grounds the same program (base + library +
-project policies + facts + ordo's glue) and solves it once to read the
-numbers.
+It also grounds and solves the same program (base + library + project
+policies + facts + ordo's glue) with clingo alone, in this process: the
+baseline that ordo's whole process is compared with (bench_plan.py's
+"clingo alone" column), and a cross-check of the ground size in plan.json.
 
 Usage::
 
@@ -26,26 +23,18 @@ import time
 
 
 def ground_size(project) -> dict:
-    import clingo
-
+    """clingo alone: the very same program grounded and solved in this
+    process by ``planner.solve.solve`` (ordo's solver options and time limit;
+    no child process, no decoding, no plan), and its ground size."""
     from planner.core import load_policies
     from planner.facts import model_facts
-    from planner.program import GLUE, STRICT
+    from planner.solve import solve
 
     program = load_policies(project)
     facts = model_facts(project.model)
-    ctl = clingo.Control(["--models=1", "--opt-mode=ignore"], logger=lambda *_: None)
-    started = time.perf_counter()
-    program.add_to(ctl)
-    ctl.add("base", [], GLUE + STRICT)
-    ctl.add("base", [], "\n".join(facts))
-    ctl.ground([("base", [])])
-    symbolic = len(ctl.symbolic_atoms)
-    grounded = time.perf_counter() - started
-    ctl.solve()
-    lp = ctl.statistics["problem"]["lp"]
-    return {"facts": len(facts), "symbolic_atoms": symbolic, "atoms": int(lp["atoms"]),
-            "rules": int(lp["rules"]), "ground_s": grounded}
+    result = solve(program, facts, timeout=project.settings.solve_timeout)
+    return {"facts": len(facts), "atoms": result.atoms, "rules": result.rules, "status": result.status,
+            "ground_s": result.ground_seconds, "solve_s": result.solve_seconds}
 
 
 def main(argv: list[str] | None = None) -> None:
