@@ -92,7 +92,8 @@ def _search(ctl: clingo.Control, result: SolveResult, timeout: float, optimise: 
         bound = result.bound
         ctl.configuration.solver.opt_strategy = ANYTIME
         finished, outcome = _run(ctl, result, max(0.0, deadline - time.monotonic()))
-        result.bound = [max(a, b) for a, b in zip(result.bound, bound, strict=False)] or bound
+        # each phase's bound holds in the order the levels are compared in: keep the larger
+        result.bound = max(result.bound, bound) if len(result.bound) == len(bound) else result.bound or bound
         ctl.configuration.solver.opt_strategy = PRIMARY   # as it was, for a later solve on this Control
     result.solve_seconds = time.perf_counter() - started
     stats = ctl.statistics.get("problem", {}).get("lp", {})
