@@ -9,7 +9,10 @@ For each N (default 100, 1000, 10000):
    time and the largest peak; ground size, status and #operations come from
    plan.json;
 3. run ordo once more in-process (ordo_probe.py, in its own process) for the
-   phase timings ordo records, and to cross-check the ground size;
+   phase timings ordo records, and "clingo alone": the very same program
+   grounded and solved by clingo in that process, with ordo's solver options
+   and time limit but no child process, no decoding and no plan building
+   (the ratio ordo wall / clingo alone is ordo's overhead);
 4. build the same instance as a classical planning problem with
    unified-planning and solve it with ``OneshotPlanner(name="fast-downward")``
    (fd_encoding.py) in a separate process: its wall time covers interpreter
@@ -18,12 +21,14 @@ For each N (default 100, 1000, 10000):
    reported as "timeout".
 
 Results go to stdout (a table), benchmarks/out/results.json and
-benchmarks/out/results.md.
+benchmarks/out/results.md; each run appends one record (commit, date,
+machine, figures per N) to benchmarks/history.jsonl, and the table shows
+each N's ordo wall time against the last record of the same machine.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_plan.py [--sizes 100,1000,10000] [--repeat 3]
-        [--fd-timeout 120] [--no-fd] [--seed 1]
+    .venv/bin/python benchmarks/bench_plan.py [--sizes 100,1000,10000,50000,100000] [--repeat 3]
+        [--fd-timeout 120] [--fd-max 10000] [--no-fd] [--seed 1] [--no-history]
 """
 
 from __future__ import annotations
@@ -140,6 +145,7 @@ class Row:
     n: int
     counts: dict = field(default_factory=dict)
     ordo_status: str = ""
+    gap: str = ""                 # per cost level, cost - lower bound, when not proved optimal
     ordo_walls: list[float] = field(default_factory=list)
     ordo_wall: float = float("nan")
     ordo_peak_mb: float = float("nan")
@@ -155,6 +161,17 @@ class Row:
     fd_detail: dict = field(default_factory=dict)
     ordo_plan_in_fd_model: str = "not checked"
     errors: list[str] = field(default_factory=list)
+    previous: dict | None = None  # this N in the last history record of the same machine
+
+    @property
+    def clingo_s(self) -> float | None:
+        """clingo alone: ground + solve of the same program, in-process (ordo_probe.py)."""
+        clingo = self.probe.get("ground", {})
+        return clingo["ground_s"] + clingo["solve_s"] if "solve_s" in clingo else None
+
+    @property
+    def overhead(self) -> float | None:
+        return self.ordo_wall / self.clingo_s if self.clingo_s else None
 
     @property
     def ratio(self) -> float | None:
@@ -180,10 +197,19 @@ def bench_ordo(row: Row, folder: Path, repeat: int) -> None:
     row.ordo_peak_mb = max(peaks)
     plan = json.loads(plan_file.read_text())
     row.ordo_status = plan.get("status", "?")
+    row.gap = gap_text(plan.get("cost", []))
     row.ground_atoms = plan.get("ground_atoms")
     row.ground_rules = plan.get("ground_rules")
     row.operations = len(plan.get("operations", []))
     row.waves = len(plan.get("waves", []))
+
+
+def gap_text(levels: list[dict]) -> str:
+    """The optimality gap of a plan.json's cost levels: cost - bound (and in
+    percent of the cost) at each level with a bound; "0" when proved optimal."""
+    gaps = [f"{c['cost'] - c['bound']:,}@{c['priority']} ({(c['cost'] - c['bound']) / max(c['cost'], 1):.1%})"
+            for c in levels if c.get("bound") is not None]
+    return ", ".join(gaps) or "0"
 
 
 def bench_probe(row: Row, folder: Path) -> None:
@@ -241,6 +267,63 @@ def check_ordo_plan(row: Row, folder: Path) -> None:
     row.ordo_plan_in_fd_model = json.loads(run.stdout.strip().splitlines()[-1])["ordo_plan_valid"]
 
 
+def machine_key(info: dict) -> str:
+    """What makes two history records comparable: the same CPU model, count and memory."""
+    return f"{info.get('cpu', '?')} x{info.get('nproc', '?')}, {info.get('mem_gb', '?')} GB"
+
+
+def commit() -> str:
+    """The measured commit (short hash), "+dirty" when the work tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=HERE, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=HERE, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return head + ("+dirty" if dirty else "")
+
+
+def history_record(info: dict, rows: list[Row], args: argparse.Namespace) -> dict:
+    """One run's figures per N, for benchmarks/history.jsonl."""
+    return {"commit": commit(), "date": info.get("date"), "machine": machine_key(info),
+            "clingo": info.get("clingo"), "python": info.get("python"), "repeat": args.repeat, "seed": args.seed,
+            "rows": {str(r.n): {"status": r.ordo_status, "gap": r.gap, "ordo_wall": _round(r.ordo_wall),
+                                "peak_mb": _round(r.ordo_peak_mb, 0), "clingo_s": _round(r.clingo_s),
+                                "fd_status": r.fd_status, "fd_wall": _round(r.fd_wall)} for r in rows}}
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None or value != value else round(value, digits)
+
+
+def previous_records(path: Path, key: str) -> dict[str, dict]:
+    """Per N, the figures of the last record of machine ``key`` that measured
+    that N (with its commit and date): what this run is compared against."""
+    found: dict[str, dict] = {}
+    if not path.exists():
+        return found
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(record, dict) or record.get("machine") != key:
+            continue
+        for n, figures in (record.get("rows") or {}).items():
+            if isinstance(figures, dict) and figures.get("ordo_wall"):
+                found[n] = {**figures, "commit": record.get("commit"), "date": record.get("date")}
+    return found
+
+
+def change_text(row: Row) -> str:
+    """This run's ordo wall against the previous record's, e.g. "1.20x (abc1234)"."""
+    before = row.previous
+    if not before or not row.ordo_wall or row.ordo_wall != row.ordo_wall:
+        return "-"
+    return f"{row.ordo_wall / before['ordo_wall']:.2f}x ({before['commit']})"
+
+
 def machine() -> dict:
     info = {"nproc": os.cpu_count(), "python": platform.python_version(),
             "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
@@ -265,8 +348,8 @@ def machine() -> dict:
     return info
 
 
-COLUMNS = ("N", "ordo wall s", "ordo peak MB", "ground atoms", "ground rules", "#operations",
-           "FD wall s", "FD plan length", "ratio FD/ordo")
+COLUMNS = ("N", "status", "gap", "ordo wall s", "vs previous", "ordo peak MB", "clingo alone s", "ordo/clingo",
+           "ground atoms", "ground rules", "#operations", "FD wall s", "FD plan length", "ratio FD/ordo")
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:
@@ -282,9 +365,10 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
             ratio_text = f">{ARGS_TIMEOUT / r.ordo_wall:.0f}"
         else:
             ratio_text = fmt(ratio, ".1f")
-        out.append([f"{r.n:,}", fmt(r.ordo_wall, ".2f"), fmt(r.ordo_peak_mb, ".0f"), fmt(r.ground_atoms, ","),
-                    fmt(r.ground_rules, ","), fmt(r.operations, ","), fd_wall, fmt(r.fd_plan_length, ","),
-                    ratio_text])
+        out.append([f"{r.n:,}", r.ordo_status, r.gap, fmt(r.ordo_wall, ".2f"), change_text(r),
+                    fmt(r.ordo_peak_mb, ".0f"), fmt(r.clingo_s, ".2f"), fmt(r.overhead, ".2f"),
+                    fmt(r.ground_atoms, ","), fmt(r.ground_rules, ","), fmt(r.operations, ","), fd_wall,
+                    fmt(r.fd_plan_length, ","), ratio_text])
     return out
 
 
@@ -317,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed ordo runs per N (median reported)")
     parser.add_argument("--fd-timeout", type=float, default=120.0, help="seconds for the whole FD run")
     parser.add_argument("--no-fd", action="store_true", help="skip Fast Downward")
+    parser.add_argument("--fd-max", type=int, default=10000,
+                        help="run Fast Downward for N up to this (it needs 3.6 GB and 14 minutes at 10,000)")
+    parser.add_argument("--history", type=Path, default=HERE / "history.jsonl",
+                        help="the results history this run is compared with and appended to")
+    parser.add_argument("--no-history", action="store_true", help="compare with the history, but do not append")
     parser.add_argument("--no-probe", action="store_true", help="skip the in-process phase timings")
     parser.add_argument("--check-max", type=int, default=1000,
                         help="replay ordo's plan in the FD encoding (validator) for N up to this")
@@ -335,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{info.get('mem_gb', '?')} GB RAM, Python {info['python']}, clingo {info.get('clingo', '?')}, "
           f"unified-planning {info.get('unified-planning', '?')}, up-fast-downward {info.get('up-fast-downward', '?')}",
           flush=True)
+    previous = previous_records(args.history, machine_key(info))
     rows: list[Row] = []
     for n in sizes:
         folder = args.out / f"n{n}"
@@ -345,18 +435,20 @@ def main(argv: list[str] | None = None) -> int:
                                "existing": len(inst.shared), "vnfs": len(inst.vnfs),
                                "vf_modules": len(inst.modules),
                                "anti_affinity_vnfs": len(inst.anti_affinity)})
+        row.previous = previous.get(str(n))
         print(f"N={n:,}: {row.counts}", flush=True)
         bench_ordo(row, folder, args.repeat)
-        print(f"  ordo plan: {row.ordo_status}, median {row.ordo_wall:.2f} s of {len(row.ordo_walls)}, "
+        print(f"  ordo plan: {row.ordo_status} (gap {row.gap}), median {row.ordo_wall:.2f} s of {len(row.ordo_walls)}, "
               f"peak {row.ordo_peak_mb:.0f} MB, {row.operations} operations", flush=True)
         if not args.no_probe and row.ordo_status != "error":
             bench_probe(row, folder)
             print(f"  in-process phases: {row.probe.get('timings')}, "
-                  f"load_project {row.probe.get('load_project_s', 0):.2f} s", flush=True)
+                  f"load_project {row.probe.get('load_project_s', 0):.2f} s; clingo alone {row.probe.get('ground')}",
+                  flush=True)
         if n <= args.check_max and row.ordo_status != "error":
             check_ordo_plan(row, folder)
             print(f"  ordo's plan replayed in the FD encoding: {row.ordo_plan_in_fd_model}", flush=True)
-        if not args.no_fd:
+        if not args.no_fd and n <= args.fd_max:
             bench_fd(row, folder, args.fd_timeout)
             print(f"  fast-downward: {row.fd_status} in {row.fd_wall:.2f} s, plan length {row.fd_plan_length}, "
                   f"{row.fd_detail}", flush=True)
@@ -376,9 +468,14 @@ def main(argv: list[str] | None = None) -> int:
           "ordo solves to optimality with all three policies.")
     (args.out / "results.json").write_text(json.dumps(
         {"machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-         "rows": [asdict(r) | {"ratio": r.ratio} for r in rows]}, indent=2) + "\n")
+         "rows": [asdict(r) | {"ratio": r.ratio, "clingo_s": r.clingo_s, "overhead": r.overhead} for r in rows]},
+        indent=2) + "\n")
     (args.out / "results.md").write_text(md_table(COLUMNS, body) + "\n\n" + md_table(dh, db) + "\n")
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    if not args.no_history:
+        with args.history.open("a") as history:
+            history.write(json.dumps(history_record(info, rows, args), sort_keys=True) + "\n")
+        print(f"appended this run to {args.history}")
     failed = [r for r in rows if r.ordo_status not in ("optimal", "satisfiable")]
     return 1 if failed else 0
 

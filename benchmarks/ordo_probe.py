@@ -12,17 +12,14 @@ the pipeline, and prints one JSON line:
   check (references), schedule, build (the rest of build_plan), write
   (plan JSON), render (the text) and ``other`` (what none of these covers);
   ``whole`` is their total, from before the first import; ``clingo`` is
-  ground + solve and ``ratio`` whole / clingo (issue 12's "Overhead" goal);
+  ground + solve and ``ratio`` whole / clingo;
 - ``import_s``, ``load_project_s``, ``make_plan_s``, ``timings`` (what
   ``make_plan`` records), as before, for benchmarks/bench_plan.py;
-- ``ground``: the ground program size, measured in a second grounding after
-  the timed run (not part of the phases).
-
-Why the extra measurement of the ground size: clingo fills
-``statistics["problem"]["lp"]`` only once solving has started, and reading
-``ctl.statistics`` before ``solve()`` leaves later reads stuck at zero. The
-probe grounds the same program (base + library + project policies + facts +
-ordo's glue) and solves it once to read the numbers.
+- ``ground``: clingo alone, after the timed run (not part of the phases): the
+  same program (base + library + project policies + facts + ordo's glue)
+  grounded and solved in this process with ordo's solver options, the
+  baseline that ordo's whole process is compared with (bench_plan.py's
+  "clingo alone" column), and a cross-check of the ground size in plan.json.
 
 Usage::
 
@@ -42,26 +39,18 @@ import tempfile  # noqa: E402
 
 
 def ground_size(project) -> dict:
-    import clingo
-
+    """clingo alone: the very same program grounded and solved in this
+    process by ``planner.solve.solve`` (ordo's solver options and time limit;
+    no child process, no decoding, no plan), and its ground size."""
     from planner.core import load_policies
     from planner.facts import model_facts
-    from planner.program import GLUE, STRICT
+    from planner.solve import solve
 
     program = load_policies(project)
     facts = model_facts(project.model)
-    ctl = clingo.Control(["--models=1", "--opt-mode=ignore"], logger=lambda *_: None)
-    started = time.perf_counter()
-    program.add_to(ctl)
-    ctl.add("base", [], GLUE + STRICT)
-    ctl.add("base", [], "\n".join(facts))
-    ctl.ground([("base", [])])
-    symbolic = len(ctl.symbolic_atoms)
-    grounded = time.perf_counter() - started
-    ctl.solve()
-    lp = ctl.statistics["problem"]["lp"]
-    return {"facts": len(facts), "symbolic_atoms": symbolic, "atoms": int(lp["atoms"]),
-            "rules": int(lp["rules"]), "ground_s": grounded}
+    result = solve(program, facts, timeout=project.settings.solve_timeout)
+    return {"facts": len(facts), "atoms": result.atoms, "rules": result.rules, "status": result.status,
+            "ground_s": result.ground_seconds, "solve_s": result.solve_seconds}
 
 
 class Timer:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from domain.errors import Diagnostic
 from domain.gcpause import paused_gc
 from planner.explain import Explanation
-from planner.plan import Plan
+from planner.plan import CostLevel, Plan
 
 # C0 and C1 controls (ESC, CR, LF, BS ...), DEL, and the characters that reorder or split text on screen.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -79,9 +79,16 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
         f"{_count(len(plan.waves), 'wave')} (at most {plan.concurrency} at once); estimated "
         f"{plan.makespan:g}s, critical path {plan.critical_path:g}s.", "bold")]
     status = plan.status if not plan.cost else (
-        f"{plan.status}, cost " + ", ".join(f"{c.cost}@{c.priority}" for c in plan.cost))
+        f"{plan.status}, cost " + ", ".join(_cost_level(c) for c in plan.cost))
     lines.append((f"Solver: {status}; digest {plan.digest[:19]}...", "dim"))
     return lines
+
+
+def _cost_level(level: CostLevel) -> str:
+    """cost@priority; with the lower bound and the gap when the time limit
+    struck before the cost was proved optimal."""
+    text = f"{level.cost}@{level.priority}"
+    return text if level.bound is None else f"{text} (lower bound {level.bound}, gap {level.cost - level.bound})"
 
 
 def _count(number: int, noun: str) -> str:

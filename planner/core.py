@@ -295,7 +295,9 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
             members.setdefault(g, []).append(oid)
     groups = tuple(Group(name=g, limit=decoded.group_limits[g], operations=tuple(ids))
                    for g, ids in sorted(members.items()))
-    cost = tuple(CostLevel(priority=p, cost=c) for p, c in zip(result.priorities, result.cost, strict=False))
+    bounds = result.bound if result.status == "satisfiable" and result.bound else [None] * len(result.cost)
+    cost = tuple(CostLevel(priority=p, cost=c, bound=b)
+                 for p, c, b in zip(result.priorities, result.cost, bounds, strict=False))
     violations = tuple(Violation(
         policy=c.policy, enforcement=c.enforcement, file=c.file, line=c.line, description=c.description,
         rule=c.rule, bindings=dict(c.bindings), resources=c.resources)

@@ -113,6 +113,9 @@ class Violation(_Frozen):
 class CostLevel(_Frozen):
     priority: int
     cost: int
+    # The solver's proven lower bound, when the time limit struck before the
+    # cost was proved optimal (status satisfiable): cost - bound is the gap.
+    bound: int | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class Plan(_Frozen):

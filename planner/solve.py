@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ class SolveResult:
     symbols: list[clingo.Symbol] = field(default_factory=list)
     cost: list[int] = field(default_factory=list)
     priorities: list[int] = field(default_factory=list)
+    bound: list[int] = field(default_factory=list)   # the solver's proven lower bound of each cost level
     atoms: int = 0
     rules: int = 0
     ground_seconds: float = 0.0
@@ -66,16 +68,60 @@ def ground_only(program: Program, facts: list[str], *, timeout: float = 30.0,
     return [parse_message(m, program.displays) for m in messages]
 
 
+#: The search strategies (docs/architecture.md, "Planning"). Core-guided
+#: optimisation with disjoint cores proves the optimum fastest on placement
+#: instances, but finds no model before it is close to the optimum, and the
+#: time to it grows faster than the instance (83 s at 50,000 resources).
+#: Stratified, the first model comes in a second at any size, then better ones.
+PRIMARY = "usc,oll,disjoint"
+ANYTIME = "usc,oll,disjoint,stratify"
+#: The share of the search time the primary strategy has before the anytime one takes over.
+PRIMARY_SHARE = 0.5
+
+
 def _search(ctl: clingo.Control, result: SolveResult, timeout: float, optimise: bool) -> None:
-    """Solve on a grounded Control under a time limit, filling ``result``."""
-    result.symbols, result.cost, result.priorities = [], [], []
+    """Solve on a grounded Control under a time limit, filling ``result``.
+    Optimising, the primary strategy has PRIMARY_SHARE of the time; if it has
+    not finished by then, the anytime strategy the rest, and the best model of
+    either stands (with the lower bound proven so far)."""
+    result.symbols, result.cost, result.priorities, result.bound = [], [], [], []
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    finished, outcome = _run(ctl, result, timeout * PRIMARY_SHARE if optimise else timeout)
+    if optimise and not finished:
+        bound = result.bound
+        ctl.configuration.solver.opt_strategy = ANYTIME
+        finished, outcome = _run(ctl, result, max(0.0, deadline - time.monotonic()))
+        # each phase's bound holds in the order the levels are compared in: keep the larger
+        result.bound = max(result.bound, bound) if len(result.bound) == len(bound) else result.bound or bound
+        ctl.configuration.solver.opt_strategy = PRIMARY   # as it was, for a later solve on this Control
+    result.solve_seconds = time.perf_counter() - started
+    stats = ctl.statistics.get("problem", {}).get("lp", {})
+    result.atoms = int(stats.get("atoms", 0))
+    result.rules = int(stats.get("rules", 0))
+    result.status = "timeout"
+    if outcome.unsatisfiable and finished and not result.symbols:
+        result.status = "unsatisfiable"
+    elif result.symbols or outcome.satisfiable:
+        # With an objective, an exhausted search proved the last model optimal
+        # (also when nothing was left to optimise: every cost is then 0).
+        result.status = "optimal" if finished and optimise and outcome.exhausted else "satisfiable"
+    if result.status == "optimal" or len(result.bound) != len(result.cost):
+        result.bound = list(result.cost) if result.status == "optimal" else []
+
+
+def _run(ctl: clingo.Control, result: SolveResult, timeout: float) -> tuple[bool, clingo.SolveResult]:
+    """One solve call of at most ``timeout`` seconds: whether it finished, and
+    how. A model replaces the one in ``result`` only when it costs less."""
 
     def on_model(model: clingo.Model) -> None:
+        cost = list(model.cost)
+        if result.symbols and cost >= result.cost:
+            return
         result.symbols = model.symbols(shown=True)
-        result.cost = list(model.cost)
+        result.cost = cost
         result.priorities = list(model.priority)
 
-    started = time.perf_counter()
     deadline = time.monotonic() + timeout
     with ctl.solve(on_model=on_model, async_=True) as handle:
         finished = handle.wait(timeout)
@@ -84,17 +130,8 @@ def _search(ctl: clingo.Control, result: SolveResult, timeout: float, optimise: 
         if not finished:
             handle.cancel()
         outcome = handle.get()
-    result.solve_seconds = time.perf_counter() - started
-    stats = ctl.statistics.get("problem", {}).get("lp", {})
-    result.atoms = int(stats.get("atoms", 0))
-    result.rules = int(stats.get("rules", 0))
-    result.status = "timeout"
-    if outcome.unsatisfiable and finished:
-        result.status = "unsatisfiable"
-    elif result.symbols or outcome.satisfiable:
-        # With an objective, an exhausted search proved the last model optimal
-        # (also when nothing was left to optimise: every cost is then 0).
-        result.status = "optimal" if finished and optimise and outcome.exhausted else "satisfiable"
+    result.bound = [int(b) for b in ctl.statistics.get("summary", {}).get("lower", []) if math.isfinite(b)]
+    return finished, outcome
 
 
 def relax(ctl: clingo.Control, timeout: float) -> SolveResult:
@@ -119,7 +156,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     optimise = relaxed or mode is not None or program.has_objective or orders_siblings(facts)
     # usc with disjoint cores: half the time of plain usc on large placement
     # instances (benchmarks/README.md); one thread, so results are deterministic.
-    args = ["--opt-strategy=usc,oll,disjoint", "--opt-mode=opt", f"--models={0 if optimise else 1}",
+    args = [f"--opt-strategy={PRIMARY}", "--opt-mode=opt", f"--models={0 if optimise else 1}",
             "--parallel-mode=1"]
     started = time.perf_counter()
     ctl, messages = _ground(program, facts, mode if mode is not None else RELAXED if relaxed else STRICT, args)
@@ -134,6 +171,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
         # STRICT carries the relaxed objective switched off: not a cost of the plan.
         keep = [i for i, p in enumerate(result.priorities) if p != RELAXED_PRIORITY]
         result.cost = [result.cost[i] for i in keep]
+        result.bound = [result.bound[i] for i in keep if i < len(result.bound)]
         result.priorities = [result.priorities[i] for i in keep]
     if keep_control:
         result.control = ctl
