@@ -24,6 +24,11 @@ counts while its run can still go on (running, or resumable: a crashed
 owner's claims stay held until the run is resumed or aborted), and lapses
 with the run's end, so nothing has to release it. Checking claims and starting
 a run are one transaction under the journal's write lock, across processes.
+
+Indexes for the service: ``idempotency`` (a key -> the run it started) and ``request_ids``
+(the ids clients know runs by: the ``request_id`` of the run's options, and that of each
+``resume-requested`` event that has one, written in the same transaction as the run or the
+event), so that one is found without reading every run.
 """
 
 from __future__ import annotations
