@@ -148,6 +148,7 @@ class LocalEngine:
         self._reader: Journal | None = None
         self._lock = threading.Lock()
         self._driving: set[int] = set()
+        self._ending: set[int] = set()   # driven here, their end written
         self._let_go = threading.Condition(self._lock)  # a driver let go of its run
         self._executors: set[Executor] = set()
         self._threads: set[threading.Thread] = set()
@@ -318,8 +319,8 @@ class LocalEngine:
         if status not in (ROLLED_BACK_FROM if rollback else RESUMED_FROM):
             raise Conflict(f"run {run_id} is {status}: it cannot be {'rolled back' if rollback else 'resumed'}")
         with self._lock:
-            # its end is written (a client saw it) while its driver finishes: wait for that, briefly
-            self._let_go.wait_for(lambda: run_id not in self._driving, timeout=DRIVER_FINISHING)
+            if run_id in self._ending:  # its end is written (a client saw it), its driver is finishing
+                self._let_go.wait_for(lambda: run_id not in self._driving, timeout=DRIVER_FINISHING)
             if run_id in self._driving:
                 raise Conflict(f"run {run_id} is being carried out now")
             self._driving.add(run_id)
@@ -349,6 +350,9 @@ class LocalEngine:
                 with self._lock:
                     self._driving.add(ev.run)
                 ready.set()
+            if ev.kind == "run-ended":
+                with self._lock:
+                    self._ending.add(ev.run)
             try:
                 self.hooks.event(ev)
             except Exception:  # noqa: BLE001 - metrics never stop a run
@@ -378,6 +382,7 @@ class LocalEngine:
             finally:
                 with self._lock:
                     self._driving.discard(box["run"])
+                    self._ending.discard(box["run"])
                     self._threads.discard(threading.current_thread())
                     self._let_go.notify_all()
                 ready.set()
