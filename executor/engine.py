@@ -357,7 +357,8 @@ class Executor:
         refused = []
         for call in cmd.calls:
             op = ops[call.op]
-            request, intent, initial, why = self._intent(rs, op, call)
+            request, intent, initial = self._intent(rs, op, call)
+            why = intent.data.get("refused")
             events.append(intent)
             self._requests[call.op] = request
             self._calls[call.token] = call.op
@@ -377,11 +378,10 @@ class Executor:
         for ctl_name, token, oid, request, in_doubt, initial in calls:
             self._jobs.put((self._controller(ctl_name), token, oid, request, in_doubt, initial))
 
-    def _intent(self, rs: RunState, op: PlannedOperation,
-                call: Call) -> tuple[OperationRequest, Event, str, str | None]:
-        """The request of one call (target and inputs resolved), its intent event, the initial
-        state of the resource's kind (what observing it before a resend compares with), and why
-        it cannot be sent (None: it can)."""
+    def _intent(self, rs: RunState, op: PlannedOperation, call: Call) -> tuple[OperationRequest, Event, str]:
+        """The request of one call (target and inputs resolved), its intent event, and the initial
+        state of the resource's kind (what observing it before a resend compares with). An intent
+        whose data says ``refused`` (why) must not be sent: it fails as a permanent error would."""
         model = self._project.model
         res = model.resources[op.resource]
         kind = model.kinds[res.type]
@@ -398,8 +398,8 @@ class Executor:
         intent = Event("intent", op=call.op, key=call.key, data={
             "attempt": call.attempt, "controller": op.controller, "resource": op.resource,
             "operation": op.operation, "target": request.target, "inputs": request.inputs,
-            "observe_first": call.observe_first, "plan": rs.plan_no})
-        return request, intent, kind.initial, why
+            "observe_first": call.observe_first, "plan": rs.plan_no, **({"refused": why} if why else {})})
+        return request, intent, kind.initial
 
     def _abandon(self, cmd: Abandon) -> None:
         given_up = []
