@@ -31,6 +31,7 @@ from typing import Any
 from domain.formats import ObservedResource
 from domain.model import REFERENCE, Model, Resource, observed_record, references_in
 from domain.project import Project, display_path
+from domain.secrets import is_fingerprint
 from executor.controllers import (
     Controller,
     ControllerContext,
@@ -366,7 +367,7 @@ class Executor:
                     op = ops[ev.op]
                     request = self._requests.get(ev.op)
                     if request is None and ev.data.get("waited"):  # sent nothing, or sent before a resume
-                        request = self._request(core.state, op, ev.key or "", 1, 0.0)
+                        request, _ = self._request(core.state, op, ev.key or "", 1, 0.0)
                     record = self._record(model, model.resources[op.resource], op.to_state,
                                           request, ev.data["outputs"])
                     self._records[op.resource] = state[op.resource] = record
@@ -382,41 +383,58 @@ class Executor:
         rs, ops = core.state, core.plan.ops
         events = []
         calls = []
+        refused = []
         for call in cmd.calls:
             op = ops[call.op]
             request, intent, initial = self._intent(rs, op, call)
+            why = intent.data.get("refused")
             events.append(intent)
             self._requests[call.op] = request
             self._calls[call.token] = call.op
-            calls.append((op.controller, call.token, call.op, request, call.observe_first, initial))
+            if why is not None:  # never sent: it fails as a call refused by its controller would
+                refused.append(Outcome(call.token, call.op, error=CallError(why, code="secret-unavailable",
+                                                                            applied=False)))
+            else:
+                calls.append((op.controller, call.token, call.op, request, call.observe_first, initial))
         for ev in self._emit(rs, events):
             rs.apply(ev)
         self.crash.hit("intent-written")
+        for outcome in refused:
+            self._queue.put(outcome)
         while self._workers - len(self._abandoned) < len(self._calls):
             threading.Thread(target=self._worker, name=f"ordo-worker-{self._workers}", daemon=True).start()
             self._workers += 1
         for ctl_name, token, oid, request, in_doubt, initial in calls:
             self._jobs.put((self._controller(ctl_name), token, oid, request, in_doubt, initial))
 
-    def _request(self, rs: RunState, op: PlannedOperation, key: str, attempt: int, timeout: float) -> OperationRequest:
-        """The request of one operation: its target and inputs resolved."""
+    def _request(self, rs: RunState, op: PlannedOperation, key: str, attempt: int,
+                 timeout: float) -> tuple[OperationRequest, str | None]:
+        """The request of one operation (its target and inputs resolved), and why it must not be
+        sent when an input is a secret output known only by its fingerprint (else None)."""
         model = self._project.model
         res = model.resources[op.resource]
-        return OperationRequest(
+        why = None
+        try:
+            inputs = self._inputs(rs, model, res)
+        except SecretUnavailable as exc:
+            inputs, why = {}, exc.explain(res)
+        request = OperationRequest(
             run=str(rs.run), key=key, resource=op.resource, type=op.type,
             operation=op.operation, from_state=op.from_state, to_state=op.to_state,
-            target=self._target(rs, model, op.resource), inputs=self._inputs(rs, model, res),
+            target=self._target(rs, model, op.resource), inputs=inputs,
             attempt=attempt, timeout=timeout, outputs=model.kinds[res.type].operation(op.operation).outputs)
+        return request, why
 
     def _intent(self, rs: RunState, op: PlannedOperation, call: Call) -> tuple[OperationRequest, Event, str]:
         """The request of one call, its intent event, and the initial state of the resource's kind
-        (what observing it before a resend compares with)."""
-        request = self._request(rs, op, call.key, call.attempt, call.timeout)
+        (what observing it before a resend compares with). An intent whose data says ``refused``
+        (why) must not be sent: it fails as a permanent error would."""
+        request, why = self._request(rs, op, call.key, call.attempt, call.timeout)
         kind = self._project.model.kinds[op.type]
         intent = Event("intent", op=call.op, key=call.key, data={
             "attempt": call.attempt, "controller": op.controller, "resource": op.resource,
             "operation": op.operation, "target": request.target, "inputs": request.inputs,
-            "observe_first": call.observe_first, "plan": rs.plan_no})
+            "observe_first": call.observe_first, "plan": rs.plan_no, **({"refused": why} if why else {})})
         return request, intent, kind.initial
 
     def _abandon(self, cmd: Abandon) -> None:
@@ -749,6 +767,12 @@ class Executor:
             return dict(res.params)
 
         def value_of(producer: str, output: str) -> Any:
+            value = found(producer, output)
+            if is_fingerprint(value):
+                raise SecretUnavailable(producer, output)
+            return value
+
+        def found(producer: str, output: str) -> Any:
             if output in rs.outputs.get(producer, {}):
                 return rs.outputs[producer][output]
             record = self._records.get(producer)
@@ -802,6 +826,22 @@ def rebuild(journal: Journal, run_id: int) -> RunState:
 # --- pure helpers ---------------------------------------------------------------
 
 _MISSING = object()
+
+
+class SecretUnavailable(Exception):
+    """A param reads a secret output that is known here only by its fingerprint (an earlier run's,
+    from the journal: the value itself was never written down)."""
+
+    def __init__(self, producer: str, output: str) -> None:
+        super().__init__(producer, output)
+        self.producer, self.output = producer, output
+
+    def explain(self, res: Resource) -> str:
+        param = next((r.param for r in res.refs if (r.producer, r.output) == (self.producer, self.output)), "?")
+        return (f"param '{param}' of '{res.name}' reads ${{{self.producer}.outputs.{self.output}}}, a secret "
+                f"output of '{self.producer}' from an earlier run: the journal keeps only its fingerprint and "
+                "this run does not have the value, so nothing was sent. Give the value in the request (a "
+                f"param of '{res.name}'), or have '{self.producer}' return it again in the same run")
 
 
 def _resolve(value: Any, value_of: Callable[[str, str], Any]) -> Any:

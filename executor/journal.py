@@ -24,6 +24,11 @@ counts while its run can still go on (running, or resumable: a crashed
 owner's claims stay held until the run is resumed or aborted), and lapses
 with the run's end, so nothing has to release it. Checking claims and starting
 a run are one transaction under the journal's write lock, across processes.
+
+Indexes for the service: ``idempotency`` (a key -> the run it started) and ``request_ids``
+(the ids clients know runs by: the ``request_id`` of the run's options, and that of each
+``resume-requested`` event that has one, written in the same transaction as the run or the
+event), so that one is found without reading every run.
 """
 
 from __future__ import annotations
@@ -113,6 +118,17 @@ def _not_zombie(pid: int) -> bool:
         return True
 
 
+@dataclass(frozen=True)
+class RequestRef:
+    """An id a client knows a run by: the request that started it, or a resume of it (``original``:
+    the id the resume was asked under)."""
+
+    id: str
+    run: int
+    original: str | None
+    at: float
+
+
 def default_path(project_root: Path) -> Path:
     return project_root / ".ordo" / "journal.db"
 
@@ -128,8 +144,9 @@ class Journal:
         self.redactor = redactor or Redactor()
         self._store: Backend = open_backend(self.path)
         self._lock = threading.Lock()
-        self._runs = ("SELECT id, created, updated, project, request, status, pid, host, options, summary, "
-                      f"{self._store.held} FROM runs")
+        self._columns = ("runs.id, runs.created, runs.updated, runs.project, runs.request, runs.status, runs.pid, "
+                         f"runs.host, runs.options, runs.summary, {self._store.held}")
+        self._runs = f"SELECT {self._columns} FROM runs"
         try:
             self._setup(create)
         except self._store.errors as exc:
@@ -169,6 +186,8 @@ class Journal:
                     db.execute(statement)
                 if version < 3:
                     self._index_keys_locked()
+                if version < 4:
+                    self._index_request_ids_locked()
                 db.execute("INSERT INTO meta (key, value) VALUES ('id', ?) ON CONFLICT DO NOTHING",
                            (uuid.uuid4().hex,))
                 db.set_version(SCHEMA_VERSION)
@@ -240,6 +259,8 @@ class Journal:
             db.executemany("INSERT INTO claims (run, resource) VALUES (?, ?)", [(run, name) for name in claims])
             if isinstance(options.get("idempotency_key"), str):
                 self._key_locked(options["idempotency_key"], run)
+            if isinstance(options.get("request_id"), str):
+                self._request_id_locked(options["request_id"], run, None, time.time())
         return run
 
     # --- idempotency keys (the service's) ------------------------------------
@@ -261,6 +282,43 @@ class Journal:
         with self._read() as db:
             row = db.execute("SELECT run FROM idempotency WHERE key=?", (key,)).fetchone()
         return None if row is None else int(row[0])
+
+    # --- request ids: the ids clients know a run by (the service's SO requests) -----------
+
+    def _request_id_locked(self, request_id: str, run: int, original: str | None, at: float) -> None:
+        self._store.execute("INSERT INTO request_ids (id, run, original, at) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT (id) DO NOTHING", (request_id, run, original, at))
+
+    def _index_request_ids_locked(self) -> None:
+        """Migrating to version 4: the ids of the runs before it, from their options (the service kept
+        its SO request's under ``so``; no resume had an id of its own)."""
+        rows = self._store.execute("SELECT id, created, options FROM runs ORDER BY id").fetchall()
+        for run, created, options in rows:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                data = json.loads(options)
+                found = data.get("request_id") or (data.get("so") or {}).get("request_id")
+                if isinstance(found, str):
+                    self._request_id_locked(found, run, None, created)
+
+    def request(self, request_id: str) -> tuple[RequestRef, RunInfo] | None:
+        """The run a client's request id names (the run's own, or that of a resume requested), if any."""
+        with self._read():
+            found = self._requests_locked("WHERE q.id=?", (request_id,))
+        return found[0] if found else None
+
+    def requests(self, statuses: tuple[str, ...] | None = None) -> list[tuple[RequestRef, RunInfo]]:
+        """Every request id and its run (of these statuses), in the order they were made: the runs'
+        rows and the index only, none of their events."""
+        where, params = "", ()
+        if statuses is not None:
+            where, params = f"WHERE runs.status IN ({', '.join('?' * len(statuses))})", statuses
+        with self._read():
+            return self._requests_locked(where, params)
+
+    def _requests_locked(self, where: str, params: tuple) -> list[tuple[RequestRef, RunInfo]]:
+        rows = self._store.execute(f"SELECT q.id, q.original, q.at, {self._columns} FROM request_ids q "
+                                   f"JOIN runs ON runs.id = q.run {where} ORDER BY q.at, q.id", params).fetchall()
+        return [(RequestRef(id=r[0], run=r[3], original=r[1], at=r[2]), _run_info(r[3:], self.path)) for r in rows]
 
     # --- slots: the controllers' concurrency, shared by the runs side by side ----------
 
@@ -461,6 +519,8 @@ class Journal:
                     "INSERT INTO events (run, at, kind, op, key, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
                     (run, now, ev.kind, ev.op, ev.key, json.dumps(data, sort_keys=True, default=str))).fetchone()[0])
                 stored.append(Event(kind=ev.kind, op=ev.op, key=ev.key, data=data, seq=last, run=run, at=now))
+                if ev.kind == "resume-requested" and isinstance(data.get("request_id"), str):
+                    self._request_id_locked(data["request_id"], run, data.get("original_request_id"), now)
             for name, record in (state or {}).items():
                 if record is None:
                     db.execute("DELETE FROM state WHERE resource=?", (name,))
@@ -479,17 +539,29 @@ class Journal:
                 self._store.release(run)
         return stored
 
-    def events(self, run: int, since: int = 0, limit: int = -1) -> list[Event]:
-        """The run's events after ``since``, in order (at most ``limit``; -1: all)."""
-        sql = "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>? ORDER BY seq"
+    def events(self, run: int, since: int = 0, limit: int = -1, kinds: tuple[str, ...] | None = None) -> list[Event]:
+        """The run's events after ``since``, in order (at most ``limit``; -1: all; only ``kinds`` if given)."""
+        sql, params = "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>?", (run, since)
+        if kinds is not None:
+            sql, params = f"{sql} AND kind IN ({', '.join('?' * len(kinds))})", (*params, *kinds)
         with self._read() as db:
             if limit >= 0:
-                rows = db.execute(f"{sql} LIMIT ?", (run, since, limit)).fetchall()
+                rows = db.execute(f"{sql} ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
             else:
-                rows = db.execute(sql, (run, since)).fetchall()
-        return [Event(seq=r[0], run=r[1], at=r[2], kind=r[3], op=r[4], key=r[5],
-                      data=_json(r[6], self.path, f"table events, event {r[0]} ({r[3]} of run {r[1]})"))
-                for r in rows]
+                rows = db.execute(f"{sql} ORDER BY seq", params).fetchall()
+        return [self._event(r) for r in rows]
+
+    def last_event(self, run: int, kinds: tuple[str, ...]) -> Event | None:
+        """The run's last event of one of these kinds (read backwards: a status answer does not read
+        the run's whole history)."""
+        with self._read() as db:
+            row = db.execute("SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND kind IN "
+                             f"({', '.join('?' * len(kinds))}) ORDER BY seq DESC LIMIT 1", (run, *kinds)).fetchone()
+        return None if row is None else self._event(row)
+
+    def _event(self, r: tuple) -> Event:
+        return Event(seq=r[0], run=r[1], at=r[2], kind=r[3], op=r[4], key=r[5],
+                     data=_json(r[6], self.path, f"table events, event {r[0]} ({r[3]} of run {r[1]})"))
 
     def has_event(self, run: int, kind: str, since: int = 0) -> bool:
         with self._read() as db:
@@ -570,4 +642,4 @@ def _first_error(exc: Exception) -> str:
     return str(exc).splitlines()[0] or type(exc).__name__
 
 
-__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalUrl", "RunInfo", "private_file"]
+__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalUrl", "RequestRef", "RunInfo", "private_file"]

@@ -34,7 +34,7 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from executor import runs
 from executor.engine import ExecutionError, Executor, RunResult
-from executor.journal import Event, Journal, RunInfo, private_file
+from executor.journal import Event, Journal, RequestRef, RunInfo, private_file
 from executor.redact import Redactor
 from executor.shared import Shared
 from planner.core import Outcome, make_plan
@@ -46,6 +46,8 @@ log = logging.getLogger("ordo.service")
 RESUMED_FROM = ("crashed", "fallout", "interrupted", "failed")
 #: The states a run is rolled back from (a crashed one is resumed first: what is in doubt is observed).
 ROLLED_BACK_FROM = ("fallout", "interrupted", "failed")
+#: How long a resume waits for the driver of a run whose end is written to finish.
+DRIVER_FINISHING = 10.0
 #: Who resumes the runs a restart finds cut short (recorded as their principal).
 RESTART = "ordo serve (restart)"
 #: Why a run cut short before its first event is closed rather than resumed.
@@ -108,12 +110,16 @@ class Engine(Protocol):
     def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None, *,
                record: dict[str, Any] | None = None) -> Accepted: ...
     def abort(self, run_id: int, principal: str) -> str: ...
-    def resume(self, run_id: int, principal: str) -> int: ...
+    def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int: ...
     def rollback(self, run_id: int, principal: str) -> int: ...
     def runs(self) -> list[RunInfo]: ...
     def run(self, run_id: int) -> RunInfo: ...
     def claims(self, run_id: int) -> list[str]: ...
-    def events(self, run_id: int, since: int = 0, limit: int = -1) -> list[Event]: ...
+    def events(self, run_id: int, since: int = 0, limit: int = -1,
+               kinds: tuple[str, ...] | None = None) -> list[Event]: ...
+    def last_event(self, run_id: int, kinds: tuple[str, ...]) -> Event | None: ...
+    def request(self, request_id: str) -> tuple[RequestRef, RunInfo] | None: ...
+    def requests(self, statuses: tuple[str, ...] | None = None) -> list[tuple[RequestRef, RunInfo]]: ...
     def state(self) -> dict[str, ObservedResource]: ...
     def driving(self, run_id: int) -> bool: ...
 
@@ -142,6 +148,8 @@ class LocalEngine:
         self._reader: Journal | None = None
         self._lock = threading.Lock()
         self._driving: set[int] = set()
+        self._ending: set[int] = set()   # driven here, their end written
+        self._let_go = threading.Condition(self._lock)  # a driver let go of its run
         self._executors: set[Executor] = set()
         self._threads: set[threading.Thread] = set()
         self._keys: dict[str, threading.Lock] = {}
@@ -293,15 +301,17 @@ class LocalEngine:
         self.run(run_id)
         return runs.abort(self.project, self.path, run_id, record={"principal": principal})
 
-    def resume(self, run_id: int, principal: str) -> int:
-        return self._resume(run_id, principal, rollback=False)
+    def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int:
+        """``record``: more to keep in its resume-requested event (a ``request_id`` the resume is known by,
+        and the ``original_request_id`` it was asked under: the journal indexes them)."""
+        return self._resume(run_id, principal, rollback=False, record=record)
 
     def rollback(self, run_id: int, principal: str) -> int:
         """Roll a run that fell out, failed or was interrupted back to the state before it
         (``runs.resume(rollback=True)``): it ends rolled_back."""
         return self._resume(run_id, principal, rollback=True)
 
-    def _resume(self, run_id: int, principal: str, *, rollback: bool) -> int:
+    def _resume(self, run_id: int, principal: str, *, rollback: bool, record: dict[str, Any] | None = None) -> int:
         info = self.run(run_id)
         if not self._accepting:
             raise Unavailable("the server is shutting down and resumes nothing")
@@ -309,11 +319,13 @@ class LocalEngine:
         if status not in (ROLLED_BACK_FROM if rollback else RESUMED_FROM):
             raise Conflict(f"run {run_id} is {status}: it cannot be {'rolled back' if rollback else 'resumed'}")
         with self._lock:
+            if run_id in self._ending:  # its end is written (a client saw it), its driver is finishing
+                self._let_go.wait_for(lambda: run_id not in self._driving, timeout=DRIVER_FINISHING)
             if run_id in self._driving:
                 raise Conflict(f"run {run_id} is being carried out now")
             self._driving.add(run_id)
         try:
-            data = {"principal": principal, **({"rollback": True} if rollback else {})}
+            data = {**(record or {}), "principal": principal, **({"rollback": True} if rollback else {})}
             self._journal().append(run_id, [Event("resume-requested", data=data)])
         except BaseException:
             with self._lock:
@@ -338,6 +350,9 @@ class LocalEngine:
                 with self._lock:
                     self._driving.add(ev.run)
                 ready.set()
+            if ev.kind == "run-ended":
+                with self._lock:
+                    self._ending.add(ev.run)
             try:
                 self.hooks.event(ev)
             except Exception:  # noqa: BLE001 - metrics never stop a run
@@ -367,7 +382,9 @@ class LocalEngine:
             finally:
                 with self._lock:
                     self._driving.discard(box["run"])
+                    self._ending.discard(box["run"])
                     self._threads.discard(threading.current_thread())
+                    self._let_go.notify_all()
                 ready.set()
 
         thread = threading.Thread(target=work, name=f"ordo-run-{run_id or 'new'}", daemon=True)
@@ -410,10 +427,20 @@ class LocalEngine:
     def claims(self, run_id: int) -> list[str]:
         return self._journal().claims(run_id)
 
-    def events(self, run_id: int, since: int = 0, limit: int = -1) -> list[Event]:
+    def events(self, run_id: int, since: int = 0, limit: int = -1,
+               kinds: tuple[str, ...] | None = None) -> list[Event]:
         redactor = Redactor()
-        return [Event(kind=ev.kind, op=ev.op, key=ev.key, data=redactor.event(ev.data), seq=ev.seq, run=ev.run,
-                      at=ev.at) for ev in self._journal().events(run_id, since=since, limit=limit)]
+        return [_redacted(ev, redactor) for ev in self._journal().events(run_id, since=since, limit=limit, kinds=kinds)]
+
+    def last_event(self, run_id: int, kinds: tuple[str, ...]) -> Event | None:
+        ev = self._journal().last_event(run_id, kinds)
+        return None if ev is None else _redacted(ev, Redactor())
+
+    def request(self, request_id: str) -> tuple[RequestRef, RunInfo] | None:
+        return self._journal().request(request_id)
+
+    def requests(self, statuses: tuple[str, ...] | None = None) -> list[tuple[RequestRef, RunInfo]]:
+        return self._journal().requests(statuses)
 
     def state(self) -> dict[str, ObservedResource]:
         redactor = Redactor()
@@ -422,6 +449,10 @@ class LocalEngine:
     def driving(self, run_id: int) -> bool:
         with self._lock:
             return run_id in self._driving
+
+
+def _redacted(ev: Event, redactor: Redactor) -> Event:
+    return Event(kind=ev.kind, op=ev.op, key=ev.key, data=redactor.event(ev.data), seq=ev.seq, run=ev.run, at=ev.at)
 
 
 __all__ = ["Accepted", "Conflict", "Engine", "ExecutionError", "Hooks", "LocalEngine", "NoPlan", "Submission",

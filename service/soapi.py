@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.errors import DiagnosticsError
 from executor.engine import ExecutionError
-from executor.journal import ClaimError, Event, RunInfo
+from executor.journal import RESUMABLE, ClaimError, Event, RequestRef, RunInfo
 from executor.redact import Redactor
 from service.app import Problem, Who, authorize
 from service.auth import Principal
@@ -88,9 +89,6 @@ class SoError(Exception):
         self.body = body or status.request_error(text, message_id=message_id)
 
 
-Requests = list[tuple[SoRecord, RunInfo | None, list[Event]]]
-
-
 def record_of(info: RunInfo) -> SoRecord | None:
     """The SO request a run answers (None for a run not started through SO)."""
     data = info.options.get(KEY)
@@ -120,7 +118,7 @@ def so_router(engine: LocalEngine) -> APIRouter:
         """SO's GetOrchestrationResponse: the request and its requestStatus."""
         def get() -> JSONResponse:
             record, info = _find(engine, requestId)
-            return JSONResponse(status.orchestration_request(record, info, engine.events(info.id), format))
+            return JSONResponse(status.orchestration_request(record, info, _events(engine, info.id), format))
         return await _call(get)
 
     @router.get("/orchestrationRequests/v7")
@@ -128,16 +126,21 @@ def so_router(engine: LocalEngine) -> APIRouter:
         """``?filter=KEY:OP:VALUE`` (repeatable, at least one): SO's GetOrchestrationListResponse."""
         def get() -> JSONResponse:
             filters = status.parse_filters(request.query_params.getlist("filter"))
-            return JSONResponse(status.request_list(_requests(engine), filters, format))
+            # filtered on the runs' rows; only the requests listed have their events read
+            found = [(rec, info) for rec, info in _records(engine) if status.matches(rec, info, filters)]
+            return JSONResponse(status.request_list([(rec, info, _events(engine, info.id)) for rec, info in found],
+                                                    [], format))
         return await _call(get)
 
     @router.post("/orchestrationRequests/v7/{requestId}/resume", status_code=202)
     async def resume(requestId: RequestId, who: Who) -> JSONResponse:  # noqa: N803
-        """Carry on the request's run (it fell out, or was cut short): 202 with the same request's references."""
+        """Carry on the request's run (it fell out, or was cut short): 202 with the references of a new
+        request (as SO: a new requestId, whose originalRequestId is the one resumed); both answer GET."""
         def go() -> JSONResponse:
             record, info = _find(engine, requestId)
-            engine.resume(info.id, who.name)
-            return JSONResponse(status.request_references(record.request_id, record.instance_id), 202)
+            new = str(uuid.uuid4())
+            engine.resume(info.id, who.name, record={"request_id": new, "original_request_id": record.request_id})
+            return JSONResponse(status.request_references(new, record.instance_id), 202)
         return await _call(go)
 
     @router.get("/tasks/v1")
@@ -145,7 +148,10 @@ def so_router(engine: LocalEngine) -> APIRouter:
         """Manual tasks: the requests whose run fell out and waits for a decision (SO's TaskList)."""
         def get() -> JSONResponse:
             query = {k: v[:300] for k, v in request.query_params.items()}
-            return JSONResponse(status.task_list(_requests(engine), query))
+            # the runs that fell out only (one task each, under its latest request id)
+            latest = {info.id: (rec, info) for rec, info in _records(engine, ("fallout",))}
+            return JSONResponse(status.task_list([(rec, info, _events(engine, info.id))
+                                                  for rec, info in latest.values()], query))
         return await _call(get)
 
     @router.post("/tasks/v1/{taskId}/complete", status_code=202, openapi_extra=_BODY)
@@ -177,7 +183,8 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     record = SoRecord(request_id=str(uuid.uuid4()), action=translation.action, instance_id=translation.service,
                       request_details=Redactor().tree((body or {}).get("requestDetails") or {}), received=time.time())
     try:
-        engine.submit(Submission(request=translation.request), who.name, record={KEY: record.__dict__})
+        engine.submit(Submission(request=translation.request), who.name,
+                      record={KEY: record.__dict__, "request_id": record.request_id})
     except ClaimError as exc:
         raise _locked(engine, translation, exc) from None
     return JSONResponse(status.request_references(record.request_id, record.instance_id), 202)
@@ -186,8 +193,8 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
 def _locked(engine: LocalEngine, translation: Translation, exc: ClaimError) -> SoError:
     """SO's "Locked instance", naming the SO request in the way when there is one."""
     wanted = set(translation.resources)
-    for record, info, _ in reversed(_requests(engine, events=False)):
-        if info is not None and wanted & set(engine.claims(info.id)):
+    for record, info in reversed(_records(engine, RESUMABLE)):
+        if wanted & set(engine.claims(info.id)):
             state = status.request_state(info.effective_status, "detail")
             return SoError(409, "", body=status.locked_instance(translation.service, record, state))
     return SoError(409, f"Error: Locked instance - {str(exc).replace(f'{engine.path}: ', '')}",
@@ -197,7 +204,7 @@ def _locked(engine: LocalEngine, translation: Translation, exc: ClaimError) -> S
 def _complete(engine: LocalEngine, who: Principal, task_id: str, body: Any) -> JSONResponse:
     parsed = status.parse_task_id(task_id)
     found = _find(engine, parsed[0]) if parsed else None
-    if found is None or status.task_id(found[0], engine.events(found[1].id)) != task_id:
+    if found is None or status.task_id(found[0], _events(engine, found[1].id)) != task_id:
         raise SoError(404, f"no open task {task_id!r}")
     decision = status.task_decision(body)
     run = found[1].id
@@ -211,21 +218,33 @@ def _complete(engine: LocalEngine, who: Principal, task_id: str, body: Any) -> J
     return JSONResponse(status.task_completed(task_id), 202)
 
 
-def _requests(engine: LocalEngine, events: bool = True) -> Requests:
-    out: Requests = []
-    for info in engine.runs():
-        record = record_of(info)
-        if record is not None:
-            out.append((record, info, engine.events(info.id) if events else []))
-    return out
+def _record(ref: RequestRef, info: RunInfo) -> SoRecord | None:
+    """The SO request an id names: the run's own, or a resume of it (a request of its own, as in SO)."""
+    record = record_of(info)
+    if record is None or ref.original is None:
+        return record
+    return replace(record, request_id=ref.id, original_request_id=ref.original, received=ref.at)
+
+
+def _records(engine: LocalEngine, statuses: tuple[str, ...] | None = None) -> list[tuple[SoRecord, RunInfo]]:
+    """Every SO request (of runs of these statuses), in the order they were made, from the journal's
+    index of request ids and the runs' rows: no events read."""
+    return [(rec, info) for ref, info in engine.requests(statuses) if (rec := _record(ref, info)) is not None]
+
+
+def _events(engine: LocalEngine, run: int) -> list[Event]:
+    """What SO's answers read of a run's events (status.status_events), in a few indexed reads."""
+    last = [engine.last_event(run, kinds) for kinds in status.LAST_EVENTS]
+    plan = last[0]
+    return status.status_events(last, engine.events(run, since=plan.seq, kinds=("result",)) if plan else [])
 
 
 def _find(engine: LocalEngine, request_id: str) -> tuple[SoRecord, RunInfo]:
-    for info in engine.runs():
-        record = record_of(info)
-        if record is not None and record.request_id == request_id:
-            return record, info
-    raise SoError(404, f"no orchestration request {request_id!r}")
+    found = engine.request(request_id)
+    record = _record(*found) if found else None
+    if found is None or record is None:
+        raise SoError(404, f"no orchestration request {request_id!r}")
+    return record, found[1]
 
 
 def _json(raw: bytes, *, required: bool) -> Any:

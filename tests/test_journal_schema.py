@@ -42,8 +42,8 @@ def version_1_journal(path: Path, *, claims: bool) -> None:
     db.executescript(V1_SCHEMA + (V1_CLAIMS if claims else ""))
     db.execute("INSERT INTO meta VALUES ('id', 'old-journal-id')")
     db.execute("PRAGMA user_version=1")
-    db.execute("INSERT INTO runs VALUES (1, 1.0, 2.0, '/p', 'r.yaml', 'complete', 1, 'h', '{}', "
-               "'{\"status\": \"complete\"}')")
+    db.execute("INSERT INTO runs VALUES (1, 1.0, 2.0, '/p', 'r.yaml', 'complete', 1, 'h', "
+               "'{\"so\": {\"request_id\": \"so-1\"}}', '{\"status\": \"complete\"}')")
     db.execute("INSERT INTO events (run, at, kind, op, key, data) VALUES (1, 1.5, 'result', 'net/create', 'k', "
                "'{\"outputs\": {\"id\": \"n-1\"}}')")
     record = ObservedResource(name="net", type="network", state="active").model_dump_json()
@@ -60,14 +60,16 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path, claims: bool) 
         assert jr.run(1).status == "complete" and jr.run(1).summary == {"status": "complete"}
         assert [(ev.seq, ev.kind, ev.data) for ev in jr.events(1)] == [(1, "result", {"outputs": {"id": "n-1"}})]
         assert jr.state()["net"].state == "active"
+        found = jr.request("so-1")  # the SO request of a run before version 4, indexed (version 4)
+        assert found is not None and found[0].run == 1 and found[0].at == 1.0 and found[0].original is None
         run = jr.start_run("/p", "s.yaml", {}, claims=["net"])   # the claims of version 2
         assert run == 2 and jr.claims(run) == ["net"]
         assert jr.append(run, [Event("plan")])[0].seq == 2
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert {"events_run", "claims_run", "runs_status"} <= indexes
+        assert {"events_run", "claims_run", "runs_status", "request_ids_run"} <= indexes
     finally:
         db.close()
 
@@ -102,7 +104,7 @@ def test_a_postgresql_journal_is_created_once_by_many_at_once(postgres_url: str)
     import psycopg
 
     with psycopg.connect(postgres_url) as db:
-        assert db.execute("SELECT version FROM ordo_schema ORDER BY version").fetchall() == [(3,)]
+        assert db.execute("SELECT version FROM ordo_schema ORDER BY version").fetchall() == [(4,)]
 
 
 def test_opening_a_postgresql_journal_that_is_not_there(postgres_url: str) -> None:
@@ -127,12 +129,12 @@ def test_a_migration_never_sets_a_newer_journal_back(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     with Journal(path) as jr:
         other = sqlite3.connect(path)
-        other.execute("PRAGMA user_version=4")
+        other.execute("PRAGMA user_version=5")
         other.close()
-        with pytest.raises(JournalError, match="schema version 4 was written by a newer ordo"):
+        with pytest.raises(JournalError, match="schema version 5 was written by a newer ordo"):
             jr._migrate()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
     finally:
         db.close()

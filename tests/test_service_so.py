@@ -128,8 +128,18 @@ def test_resume_an_orchestration_request(vfw_copy: Path) -> None:
         poll(api, request_id, ("PENDING_MANUAL_TASK",))
         first = next_task(api, None)
         resumed = api.post(f"{REQUESTS}/{request_id}/resume")
-        assert resumed.status_code == 202 and resumed.json()["requestReferences"]["requestId"] == request_id
-        next_task(api, first)  # it fell out again (the regions still refuse)
+        # as SO's ResumeOrchestrationRequest: a new request, whose originalRequestId is the one resumed
+        assert resumed.status_code == 202, resumed.text
+        new_id = resumed.json()["requestReferences"]["requestId"]
+        assert new_id != request_id and uuid.UUID(new_id)
+        assert resumed.json()["requestReferences"]["requestSelfLink"] == f"{REQUESTS}/{new_id}"
+        second = next_task(api, first)  # it fell out again (the regions still refuse)
+        assert second.startswith(new_id)
+        again = api.get(f"{REQUESTS}/{new_id}").json()["request"]
+        assert again["originalRequestId"] == request_id and again["requestType"] == "createInstance"
+        assert again["requestStatus"]["requestState"] == "PENDING_MANUAL_TASK"
+        old = api.get(f"{REQUESTS}/{request_id}").json()["request"]  # the old id keeps answering
+        assert old["requestId"] == request_id and "originalRequestId" not in old
         with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
             assert "resumed" in [e.kind for e in jr.events(1)]
         assert api.post(f"{REQUESTS}/{uuid.uuid4()}/resume").status_code == 404

@@ -10,7 +10,7 @@ transaction; one of a newer version is refused: it was written by a newer ordo.
 from __future__ import annotations
 
 #: The version this ordo writes and reads.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Each version's steps, from the one before it. Statements are idempotent (IF NOT EXISTS).
 MIGRATIONS: dict[int, str] = {
@@ -71,6 +71,17 @@ CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     run {int} NOT NULL REFERENCES runs(id)
 );
+""",
+    # the ids clients know a run by (the service's SO request ids: the request that started it, and
+    # one more per resume requested), so that one is found without reading every run
+    4: """
+CREATE TABLE IF NOT EXISTS request_ids (
+    id TEXT PRIMARY KEY,
+    run {int} NOT NULL REFERENCES runs(id),
+    original TEXT,
+    at {real} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS request_ids_run ON request_ids(run);
 """,
 }
 

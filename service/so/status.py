@@ -52,6 +52,7 @@ class SoRecord:
     request_details: dict[str, Any] = field(default_factory=dict)   # as received
     received: float = 0.0            # when it was accepted (epoch seconds)
     scope: str = "service"           # SO's requestScope
+    original_request_id: str | None = None   # a resume: the request it was asked under (its own id is new)
 
     def detail(self, *path: str) -> Any:
         """A value of requestDetails (None if absent), e.g. detail("requestInfo", "requestorId")."""
@@ -79,6 +80,18 @@ class Progress:
     done: int = 0          # operations of the current plan completed
     total: int = 0         # operations in the current plan
     plan: int = 0          # the plan's number (1, then one more per re-plan)
+
+
+#: What the answers here read of a run's events: the last event of each of these groups, and the
+#: results after the last plan (:func:`status_events`), not the run's whole history.
+LAST_EVENTS = (("plan", "replan"), ("no-plan",), ("failed",), ("run-ended",))
+
+
+def status_events(last: list[Event | None], results: list[Event]) -> list[Event]:
+    """The events the answers here need, in order: the last of each of :data:`LAST_EVENTS` and the
+    results after the last plan; each answer reads the same from them as from all of the run's."""
+    found = {ev.seq: ev for ev in [*last, *results] if ev is not None}
+    return [found[seq] for seq in sorted(found)]
 
 
 def progress(events: list[Event]) -> Progress:
@@ -164,13 +177,15 @@ def orchestration_request(record: SoRecord, run: RunInfo | None, events: list[Ev
 def _request(record: SoRecord, run: RunInfo | None, events: list[Event], format: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "requestId": record.request_id,
-        "startTime": _time(run.created if run else record.received),
+        "startTime": _time(run.created if run and not record.original_request_id else record.received),
         "requestScope": record.scope,
         "requestType": record.action,
         "requestDetails": record.request_details,
         "instanceReferences": {"serviceInstanceId": record.instance_id, "serviceInstanceName": record.instance_id},
         "requestStatus": request_status(run, events, format),
     }
+    if record.original_request_id:
+        out["originalRequestId"] = record.original_request_id
     if run is not None and run.effective_status in FINISHED:
         out["finishTime"] = _time(run.updated)
     return out
@@ -285,7 +300,12 @@ def request_list(requests: list[tuple[SoRecord, RunInfo | None, list[Event]]], f
     """GET /onap/so/infra/orchestrationRequests/v7?filter=...: ``{"requestList": [{"request": ...}]}``,
     the requests every filter matches, in the order given."""
     return {"requestList": [{"request": _request(rec, run, evs, format)} for rec, run, evs in requests
-                            if all(f.matches(filter_fields(rec, run)) for f in filters)]}
+                            if matches(rec, run, filters)]}
+
+
+def matches(record: SoRecord, run: RunInfo | None, filters: list[Filter]) -> bool:
+    """Whether every filter matches the request (from its record and run alone, no events)."""
+    return all(f.matches(filter_fields(record, run)) for f in filters)
 
 
 # --- manual tasks: runs fallen out, waiting for a decision -----------------------
