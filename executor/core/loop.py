@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
@@ -145,9 +146,7 @@ class RunCore:
     # --- starting ------------------------------------------------------------------
 
     def _begin(self, inp: Begin) -> list[Command]:
-        events = [Event("run-started", data=inp.started),
-                  Event("plan", data={"number": 1, "reason": "initial", "digest": inp.plan.digest,
-                                      "plan": inp.plan.to_json()})]
+        events = begun(inp.plan, inp.started)
         self._apply(events, inp.plan)
         return [Record(events, "planned"), *self._start(inp.spec, inp.now)]
 
@@ -402,11 +401,7 @@ class RunCore:
     def _planned(self, inp: Planned) -> list[Command]:
         assert self.replanning is not None
         (reason, mode), self.replanning = self.replanning, None
-        data = {"number": self.state.plan_no + 1, "reason": reason, "mode": mode, "seconds": round(inp.seconds, 3),
-                "digest": inp.plan.digest, "plan": inp.plan.to_json()}
-        if inp.snapshot:
-            data["snapshot"] = inp.snapshot
-        events = [Event("replan", data=data)]
+        events = [replanned(self.state.plan_no + 1, reason, mode, inp.seconds, inp.plan, inp.snapshot)]
         self._apply(events, inp.plan)
         return [Record(events, "replanned"), *self._start(inp.spec, inp.now)]
 
@@ -427,6 +422,22 @@ class RunCore:
     def _made(self, ev: Event) -> Event:
         self.state.apply(ev)
         return ev
+
+
+def begun(plan: Plan, started: dict[str, Any]) -> list[Event]:
+    """The events that start a run with ``plan`` (a host that writes them itself makes the same)."""
+    return [Event("run-started", data=started),
+            Event("plan", data={"number": 1, "reason": "initial", "digest": plan.digest, "plan": plan.to_json()})]
+
+
+def replanned(number: int, reason: str, mode: str, seconds: float, plan: Plan,
+              snapshot: dict[str, Any]) -> Event:
+    """The event of plan ``number``, made again after a failure."""
+    data = {"number": number, "reason": reason, "mode": mode, "seconds": round(seconds, 3),
+            "digest": plan.digest, "plan": plan.to_json()}
+    if snapshot:
+        data["snapshot"] = snapshot
+    return Event("replan", data=data)
 
 
 _STEPS = {Begin: RunCore._begin, Resumed: RunCore._resumed, Continue: RunCore._continue,

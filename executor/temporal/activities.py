@@ -34,10 +34,11 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.project import Project, display_path, load_project
 from executor.controllers import OperationRequest
-from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
+from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, PlanSpec, Record, Replan, RunState
+from executor.core.loop import begun, replanned
 from executor.engine import ApplyOptions, Executor, run_started
 from executor.journal import Journal, JournalError
-from executor.temporal.wire import Ref, event_in, event_out, outcome_out, spec_out
+from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_head, outline_page, state_out
 from planner.core import make_plan
 from planner.plan import Plan
 
@@ -64,6 +65,7 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     projects: dict[int, Project] = field(default_factory=dict)   # plan number -> the project it was made from
     plans: dict[int, Plan] = field(default_factory=dict)
+    specs: dict[int, PlanSpec] = field(default_factory=dict)
 
 
 class Activities:
@@ -78,7 +80,7 @@ class Activities:
 
     def step_activities(self) -> list[Callable[..., Any]]:
         """The activities of the main queue (next to the journal and the planner)."""
-        return [self.begin, self.events, self.spec, self.intents, self.admit, self.observe, self.replan,
+        return [self.begin, self.state, self.outline, self.intents, self.admit, self.observe, self.replan,
                 self.record, self.end]
 
     def close(self) -> None:
@@ -94,32 +96,46 @@ class Activities:
     @activity.defn(name="ordo.begin")
     def begin(self, ref: Ref) -> dict[str, Any]:
         """The run's first plan, made again here from the inputs (plans are deterministic) and refused
-        unless it is the one the client confirmed; its spec and the ``run-started`` data."""
+        unless it is the one the client confirmed, journaled with ``run-started`` (the events the run core
+        makes of it: the plan crosses no history); its outline's head and the ``run-started`` data
+        without the snapshot (kept in the journal)."""
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
             project = ex.loader(list(ex._records.values()))
-            outcome = make_plan(project, concurrency=ex.options.concurrency)
-            if outcome.plan is None or plan_digest(outcome.plan) != ref["digest"]:
-                raise ApplicationError(
-                    "the plan made from the inputs now is not the one confirmed (an input changed since): "
-                    "plan and apply again", type=INPUTS, non_retryable=True)
-            plan = outcome.plan
+            written = [ev for ev in ex.journal.events(ref["run"], limit=2) if ev.kind == "plan"]
+            if written:  # an attempt whose answer was lost wrote them
+                plan, started, seq = self._plan(ref, run, 1), None, written[0].seq
+            else:
+                outcome = make_plan(project, concurrency=ex.options.concurrency)
+                if outcome.plan is None or plan_digest(outcome.plan) != ref["digest"]:
+                    raise ApplicationError(
+                        "the plan made from the inputs now is not the one confirmed (an input changed since): "
+                        "plan and apply again", type=INPUTS, non_retryable=True)
+                plan, started = outcome.plan, run_started(project, outcome.plan, ex.options)
+                seq = ex.journal.append(ref["run"], begun(plan, started))[-1].seq
             run.projects[1], run.plans[1], ex._project = project, plan, project
-            return {"plan": plan.to_json(), "spec": spec_out(ex._spec(project, plan)),
-                    "started": run_started(project, plan, ex.options)}
+            started = started or ex.journal.events(ref["run"], limit=1)[0].data
+            return {"seq": seq, "head": outline_head(plan, self._spec(ref, run, 1)),
+                    "started": {**started, "snapshot": {}}}
         return self._locked(ref, work)
 
-    @activity.defn(name="ordo.events")
-    def events(self, ref: Ref, since: int, limit: int) -> list[dict[str, Any]]:
-        """A page of the run's journal (a workflow continued as new rebuilds its state from it)."""
-        return self._locked(ref, lambda run: [event_out(ev) for ev in run.executor.journal.events(
-            ref["run"], since=since, limit=limit)])
-
-    @activity.defn(name="ordo.spec")
-    def spec(self, ref: Ref, plan_no: int) -> dict[str, Any]:
+    @activity.defn(name="ordo.state")
+    def state(self, ref: Ref) -> dict[str, Any]:
+        """The run's state read back from its journal (a workflow continued as new takes it up), and the
+        head of its plan's outline."""
         def work(run: _Run) -> dict[str, Any]:
-            return spec_out(run.executor._spec(self._project(ref, run, plan_no), self._plan(ref, run, plan_no)))
+            rs = RunState(run=ref["run"])
+            for ev in run.executor.journal.events(ref["run"]):
+                rs.apply(ev, self._plan(ref, run, ev.data["number"]) if ev.kind in ("plan", "replan") else None)
+            head = outline_head(rs.plan, self._spec(ref, run, rs.plan_no)) if rs.plan is not None else None
+            return {"state": state_out(rs), "head": head}
         return self._locked(ref, work)
+
+    @activity.defn(name="ordo.outline")
+    def outline(self, ref: Ref, plan_no: int, part: str, start: int) -> list[list[Any]]:
+        """A page of plan ``plan_no``'s outline (``part``: ops or edges), read from the journal."""
+        return self._locked(ref, lambda run: outline_page(self._plan(ref, run, plan_no), self._spec(ref, run, plan_no),
+                                                         part, start))
 
     @activity.defn(name="ordo.intents")
     def intents(self, ref: Ref, plan_no: int, since: int, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -187,19 +203,27 @@ class Activities:
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.replan")
-    def replan(self, ref: Ref, plan_no: int, cmd: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
-        """A new plan (clingo), from the project loaded again with the journal's records and what was learnt."""
+    def replan(self, ref: Ref, plan_no: int, since: int, cmd: dict[str, Any]) -> dict[str, Any]:
+        """A new plan (clingo), from the project loaded again with the journal's records and what was learnt,
+        journaled (the event the run core makes of it); the head of its outline. The snapshot a rollback
+        needs is read from the journal."""
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
-            replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]]})
-            rs = RunState(run=ref["run"], plan=self._plan(ref, run, plan_no) if plan_no else None,
-                          plan_no=plan_no, snapshot=snapshot)
+            number = plan_no + 1
+            for ev in ex.journal.events(ref["run"], since=since):
+                if ev.kind == "replan" and ev.data["number"] == number:  # written by an attempt whose answer was lost
+                    return {"seq": ev.seq, "seconds": ev.data["seconds"],
+                            "head": outline_head(self._plan(ref, run, number), self._spec(ref, run, number))}
+            rs = ex._rebuild(ref["run"])
+            replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]],
+                               "snapshot": rs.snapshot if cmd["mode"] == "rollback" else {}})
             answer = ex._replan(_core(rs), replan)
             if isinstance(answer, NoPlan):
                 return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
-            run.projects[plan_no + 1], run.plans[plan_no + 1] = ex._project, answer.plan
-            return {"plan": answer.plan.to_json(), "spec": spec_out(answer.spec), "seconds": answer.seconds,
-                    "snapshot": answer.snapshot}
+            run.projects[number], run.plans[number], run.specs[number] = ex._project, answer.plan, answer.spec
+            event = replanned(number, cmd["reason"], cmd["mode"], answer.seconds, answer.plan, answer.snapshot)
+            return {"seq": ex.journal.append(ref["run"], [event])[-1].seq, "seconds": answer.seconds,
+                    "head": outline_head(answer.plan, answer.spec)}
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.record")
@@ -298,6 +322,11 @@ class Activities:
         if plan_no not in run.projects:
             run.projects[plan_no] = run.executor.loader(list(run.executor.journal.state().values()))
         return run.projects[plan_no]
+
+    def _spec(self, ref: Ref, run: _Run, plan_no: int) -> PlanSpec:
+        if plan_no not in run.specs:
+            run.specs[plan_no] = run.executor._spec(self._project(ref, run, plan_no), self._plan(ref, run, plan_no))
+        return run.specs[plan_no]
 
     def _plan(self, ref: Ref, run: _Run, plan_no: int) -> Plan:
         if plan_no not in run.plans:
