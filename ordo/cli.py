@@ -727,8 +727,10 @@ def init(folder: Path) -> None:
 @click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
               help="Scenario for simulated controllers, for every run (YAML; env ORDO_SIMULATION).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
+@_with(engine_options)
 def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path | None, tls_cert: Path | None,
-          tls_key: Path | None, simulation: Path | None, timeout: float | None) -> None:
+          tls_key: Path | None, simulation: Path | None, timeout: float | None, engine: str, temporal: str | None,
+          task_queue: str, continue_every: int | None) -> None:
     """Serve orchestration requests over HTTP (API under /v1, docs at /docs).
 
     Runs are carried out in this process, recorded in the journal as `ordo apply`
@@ -746,7 +748,8 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
 
     options = Options(project=project.resolve(), listen=Listen.parse(listen), journal=absolute(journal),
                       tokens=absolute(tokens), tls_cert=absolute(tls_cert), tls_key=absolute(tls_key),
-                      simulation=absolute(simulation), plan_timeout=timeout)
+                      simulation=absolute(simulation), plan_timeout=timeout,
+                      temporal=_engine(engine, temporal, task_queue, continue_every))
     server, credentials = build(options)
     err = _console(stderr=True)
     scheme = "https" if tls_cert else "http"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -154,9 +154,43 @@ async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Tempora
                  stopper: Stopper) -> RunResult:
     client = await _connect(temporal.address)
     ref = start(jr)
-    run = ref["run"]
     try:
-        handle, _ = await submit(client, ref, workflow_id(jr.id, run))
+        return await _to_the_end(jr, ref["run"], submit(client, ref, workflow_id(jr.id, ref["run"])), listener,
+                                 stopper)
+    finally:
+        # The SDK's client must be gone before the interpreter finalizes (temporalio/sdk-python#300).
+        del client
+        gc.collect()
+
+
+def follow_again(path: Path, run: int, temporal: Temporal, *, listener: Listener,
+                 around: Callable[[Any], Any]) -> RunResult:
+    """Follow a run whose workflow went on without the process that followed it (``ordo serve``
+    restarted): this process holds the run in the journal again, its events go to ``listener``."""
+    async def go(jr: Journal, stopper: Stopper) -> RunResult:
+        client = await _connect(temporal.address)
+        try:
+            return await _to_the_end(jr, run, _existing(client, workflow_id(jr.id, run)), listener, stopper)
+        finally:
+            del client
+            gc.collect()
+
+    stopper = Stopper()
+    with Journal(path, create=False) as jr, around(stopper):
+        jr.claim(run)
+        return asyncio.run(go(jr, stopper))
+
+
+async def _existing(client: Client, wid: str) -> tuple[WorkflowHandle, bool]:
+    return client.get_workflow_handle(wid), False
+
+
+async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[WorkflowHandle, bool]], listener: Listener,
+                      stopper: Stopper) -> RunResult:
+    """The run's workflow followed to its end; a workflow that failed, or a Temporal that cannot be
+    reached, ends the run ``failed`` in the journal if its workflow did not write its end."""
+    try:
+        handle, _ = await handle_of
         answer = await follow(handle, jr, run, listener, stopper)
     except (WorkflowFailureError, TemporalError, RPCError) as exc:
         why = _causes(exc)
@@ -168,10 +202,6 @@ async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Tempora
             if ev.kind == "run-ended":
                 listener(ev)
         return RunResult(run=run, status="failed", summary=jr.run(run).summary, reason=why)
-    finally:
-        # The SDK's client must be gone before the interpreter finalizes (temporalio/sdk-python#300).
-        del client
-        gc.collect()
     return RunResult(run=run, status=answer["status"], summary=answer["summary"], reason=answer.get("reason", ""))
 
 
