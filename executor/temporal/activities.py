@@ -34,11 +34,11 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.project import Project, display_path, load_project
 from executor.controllers import OperationRequest
-from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, PlanSpec, Record, Replan, RunState
+from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
 from executor.core.loop import begun, replanned
 from executor.engine import ApplyOptions, Executor, run_started
 from executor.journal import Journal, JournalError
-from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_head, outline_page, state_out
+from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.core import make_plan
 from planner.plan import Plan
 
@@ -65,7 +65,7 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     projects: dict[int, Project] = field(default_factory=dict)   # plan number -> the project it was made from
     plans: dict[int, Plan] = field(default_factory=dict)
-    specs: dict[int, PlanSpec] = field(default_factory=dict)
+    outlines: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Activities:
@@ -115,7 +115,7 @@ class Activities:
                 seq = ex.journal.append(ref["run"], begun(plan, started))[-1].seq
             run.projects[1], run.plans[1], ex._project = project, plan, project
             started = started or ex.journal.events(ref["run"], limit=1)[0].data
-            return {"seq": seq, "head": outline_head(plan, self._spec(ref, run, 1)),
+            return {"seq": seq, "head": self._outline(ref, run, 1)["head"],
                     "started": {**started, "snapshot": {}}}
         return self._locked(ref, work)
 
@@ -127,15 +127,14 @@ class Activities:
             rs = RunState(run=ref["run"])
             for ev in run.executor.journal.events(ref["run"]):
                 rs.apply(ev, self._plan(ref, run, ev.data["number"]) if ev.kind in ("plan", "replan") else None)
-            head = outline_head(rs.plan, self._spec(ref, run, rs.plan_no)) if rs.plan is not None else None
+            head = self._outline(ref, run, rs.plan_no)["head"] if rs.plan is not None else None
             return {"state": state_out(rs), "head": head}
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.outline")
     def outline(self, ref: Ref, plan_no: int, part: str, start: int) -> list[list[Any]]:
         """A page of plan ``plan_no``'s outline (``part``: ops or edges), read from the journal."""
-        return self._locked(ref, lambda run: outline_page(self._plan(ref, run, plan_no), self._spec(ref, run, plan_no),
-                                                         part, start))
+        return self._locked(ref, lambda run: outline_page(self._outline(ref, run, plan_no), part, start))
 
     @activity.defn(name="ordo.intents")
     def intents(self, ref: Ref, plan_no: int, since: int, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -213,17 +212,18 @@ class Activities:
             for ev in ex.journal.events(ref["run"], since=since):
                 if ev.kind == "replan" and ev.data["number"] == number:  # written by an attempt whose answer was lost
                     return {"seq": ev.seq, "seconds": ev.data["seconds"],
-                            "head": outline_head(self._plan(ref, run, number), self._spec(ref, run, number))}
+                            "head": self._outline(ref, run, number)["head"]}
             rs = ex._rebuild(ref["run"])
             replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]],
                                "snapshot": rs.snapshot if cmd["mode"] == "rollback" else {}})
             answer = ex._replan(_core(rs), replan)
             if isinstance(answer, NoPlan):
                 return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
-            run.projects[number], run.plans[number], run.specs[number] = ex._project, answer.plan, answer.spec
+            run.projects[number], run.plans[number] = ex._project, answer.plan
+            run.outlines[number] = outline_out(answer.plan, answer.spec)
             event = replanned(number, cmd["reason"], cmd["mode"], answer.seconds, answer.plan, answer.snapshot)
             return {"seq": ex.journal.append(ref["run"], [event])[-1].seq, "seconds": answer.seconds,
-                    "head": outline_head(answer.plan, answer.spec)}
+                    "head": run.outlines[number]["head"]}
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.record")
@@ -323,10 +323,11 @@ class Activities:
             run.projects[plan_no] = run.executor.loader(list(run.executor.journal.state().values()))
         return run.projects[plan_no]
 
-    def _spec(self, ref: Ref, run: _Run, plan_no: int) -> PlanSpec:
-        if plan_no not in run.specs:
-            run.specs[plan_no] = run.executor._spec(self._project(ref, run, plan_no), self._plan(ref, run, plan_no))
-        return run.specs[plan_no]
+    def _outline(self, ref: Ref, run: _Run, plan_no: int) -> dict[str, Any]:
+        if plan_no not in run.outlines:
+            plan = self._plan(ref, run, plan_no)
+            run.outlines[plan_no] = outline_out(plan, run.executor._spec(self._project(ref, run, plan_no), plan))
+        return run.outlines[plan_no]
 
     def _plan(self, ref: Ref, run: _Run, plan_no: int) -> Plan:
         if plan_no not in run.plans:

@@ -7,12 +7,12 @@ number, its options), never by its plan: the plan lives in the journal.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 from domain.model import RetryPolicy
 from executor.core import CallError, Denial, Event, Failure, Found, OpSpec, Outcome, PlanSpec, RunState
-from planner.plan import Edge, Group, Plan, PlannedOperation
+from planner.plan import Plan
 
 #: A run's reference: journal, project files, run number, options (all JSON values).
 Ref = dict[str, Any]
@@ -60,59 +60,79 @@ PAGE_EDGES = 20000
 MAX_IN_FLIGHT = 1000
 
 
-class Outline(Plan):
-    """A plan as a workflow holds it: what the run core reads. Its JSON is in the journal, not here."""
+class OutlineOp(NamedTuple):
+    id: str
+    controller: str
+    duration: float
+    from_state: str
+    to_state: str
+
+
+class OutlineEdge(NamedTuple):
+    before: str
+    after: str
+
+
+class OutlineGroup(NamedTuple):
+    name: str
+    limit: int
+    operations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A plan as a workflow holds it: what the run core reads of a :class:`~planner.plan.Plan`, in plain
+    tuples (a workflow task must not take seconds: pydantic models of 30,000 operations would). Its
+    JSON is in the journal, not here."""
+
+    digest: str
+    status: str
+    placements: dict[str, str]
+    operations: tuple[OutlineOp, ...]
+    edges: tuple[OutlineEdge, ...]
+    groups: tuple[OutlineGroup, ...]
 
     def to_json(self) -> str:
         return ""
 
 
-def _spec_table(spec: PlanSpec) -> list[dict[str, Any]]:
-    return sorted({_key(asdict(o)): asdict(o) for o in spec.ops.values()}.values(), key=_key)
-
-
-def _key(data: dict[str, Any]) -> str:
-    return repr(sorted((k, sorted(v.items()) if isinstance(v, dict) else v) for k, v in data.items()))
-
-
-def outline_head(plan: Plan, spec: PlanSpec) -> dict[str, Any]:
-    """The outline's first part: sizes, placements, groups, limits and the distinct operation specs."""
+def outline_out(plan: Plan, spec: PlanSpec) -> dict[str, Any]:
+    """The outline of ``plan``: its ``head`` (sizes, placements, groups, limits, the distinct operation
+    specs), its ``ops`` ``[id, controller, duration, from, to, spec]`` (spec: index in the head's table,
+    -1: none) and its ``edges`` ``[before, after]`` (operation indices); a workflow gets the head, then
+    pages of the rest."""
     index = {op.id: i for i, op in enumerate(plan.operations)}
-    return {"digest": plan.digest, "status": plan.status, "placements": dict(plan.placements),
+    table: dict[Any, int] = {}
+    specs = []
+    for o in spec.ops.values():
+        if o not in table:
+            table[o] = len(specs)
+            specs.append(asdict(o))
+    head = {"digest": plan.digest, "status": plan.status, "placements": dict(plan.placements),
             "operations": len(plan.operations), "edges": len(plan.edges),
             "groups": [[g.name, g.limit, [index[o] for o in g.operations]] for g in plan.groups],
-            "specs": _spec_table(spec), "limit": min(spec.limit, MAX_IN_FLIGHT),
+            "specs": specs, "limit": min(spec.limit, MAX_IN_FLIGHT),
             "controller_limits": dict(spec.controller_limits), "guarded": spec.guarded,
             "max_replans": spec.max_replans}
+    ops = [[op.id, op.controller, op.duration, op.from_state, op.to_state,
+            table[spec.ops[op.id]] if op.id in spec.ops else -1] for op in plan.operations]
+    return {"head": head, "ops": ops, "edges": [[index[e.before], index[e.after]] for e in plan.edges]}
 
 
-def outline_page(plan: Plan, spec: PlanSpec, part: str, start: int) -> list[list[Any]]:
-    """Operations ``[id, controller, duration, from, to, spec]`` (spec: index in the head's table, -1: none)
-    or edges ``[before, after]`` (operation indices), from ``start``."""
-    if part == "edges":
-        index = {op.id: i for i, op in enumerate(plan.operations)}
-        return [[index[e.before], index[e.after]] for e in plan.edges[start:start + PAGE_EDGES]]
-    table = {_key(d): i for i, d in enumerate(_spec_table(spec))}
-    return [[op.id, op.controller, op.duration, op.from_state, op.to_state,
-             table[_key(asdict(spec.ops[op.id]))] if op.id in spec.ops else -1]
-            for op in plan.operations[start:start + PAGE_OPS]]
+def outline_page(outline: dict[str, Any], part: str, start: int) -> list[list[Any]]:
+    """A page of an outline's ``ops`` or ``edges``, from ``start``."""
+    return outline[part][start:start + (PAGE_EDGES if part == "edges" else PAGE_OPS)]
 
 
 def outline_in(head: dict[str, Any], ops: list[list[Any]], edges: list[list[int]]) -> tuple[Outline, PlanSpec]:
     """The outline and the plan's spec, from the head and every page (in order)."""
     specs = [OpSpec(timeout=d["timeout"], retry=RetryPolicy(**d["retry"])) for d in head["specs"]]
-    operations = tuple(PlannedOperation.model_construct(
-        id=oid, resource=oid.rpartition("/")[0], type="", operation=oid.rpartition("/")[2], from_state=before,
-        to_state=after, controller=ctl, duration=duration, wave=1, reason="")
-        for oid, ctl, duration, before, after, _ in ops)
-    plan = Outline.model_construct(
-        status=head["status"], request="", digest=head["digest"], inputs=(), resource_changes=(),
-        operations=operations, edges=tuple(Edge.model_construct(before=operations[a].id, after=operations[b].id,
-                                                               rules=()) for a, b in edges),
-        waves=(), placements=dict(head["placements"]), cost=(), makespan=0.0, critical_path=0.0, concurrency=1,
-        groups=tuple(Group.model_construct(name=name, limit=limit, operations=tuple(operations[i].id for i in idx))
-                     for name, limit, idx in head["groups"]),
-        violations=(), ground_atoms=0, ground_rules=0)
+    operations = tuple(OutlineOp(*row[:5]) for row in ops)
+    plan = Outline(digest=head["digest"], status=head["status"], placements=dict(head["placements"]),
+                   operations=operations,
+                   edges=tuple(OutlineEdge(operations[a].id, operations[b].id) for a, b in edges),
+                   groups=tuple(OutlineGroup(name, limit, tuple(operations[i].id for i in idx))
+                                for name, limit, idx in head["groups"]))
     spec = PlanSpec(limit=head["limit"], ops={row[0]: specs[row[5]] for row in ops if row[5] >= 0},
                     controller_limits=dict(head["controller_limits"]), guarded=head["guarded"],
                     max_replans=head["max_replans"])
@@ -134,7 +154,7 @@ def state_out(rs: RunState) -> dict[str, Any]:
             "abort_seq": rs.abort_seq}
 
 
-def state_in(run: int, data: dict[str, Any], plan: Plan | None) -> RunState:
+def state_in(run: int, data: dict[str, Any], plan: Outline | None) -> RunState:
     ops = plan.operations if plan is not None else ()
     return RunState(run=run, seq=data["seq"], plan=plan, plan_no=data["plan_no"],
                     done={ops[i].id for i in data["done"]}, attempts=dict(data["attempts"]),
@@ -142,4 +162,4 @@ def state_in(run: int, data: dict[str, Any], plan: Plan | None) -> RunState:
                     pending_replan=data["pending_replan"], failed={tuple(f) for f in data["failed"]},
                     refused=set(data["refused"]), failures=[Failure(**f) for f in data["failures"]],
                     replans=data["replans"], mode=data["mode"], denied={tuple(d) for d in data["denied"]},
-                    ended=data["ended"], abort_seq=data["abort_seq"])
+                    ended=data["ended"], abort_seq=data["abort_seq"])  # an outline serves as the plan
