@@ -38,6 +38,7 @@ from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Rec
 from executor.core.loop import begun, replanned
 from executor.engine import ApplyOptions, Executor, run_started
 from executor.journal import Journal, JournalError
+from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.core import make_plan
 from planner.plan import Plan
@@ -81,7 +82,7 @@ class Activities:
     def step_activities(self) -> list[Callable[..., Any]]:
         """The activities of the main queue (next to the journal and the planner)."""
         return [self.begin, self.state, self.outline, self.intents, self.admit, self.observe, self.replan,
-                self.record, self.end]
+                self.record, self.end, self.whatif]
 
     def close(self) -> None:
         with self._lock:
@@ -265,6 +266,11 @@ class Activities:
             return self._locked(ref, work)
         finally:
             self._forget(ref)
+
+    @activity.defn(name="ordo.whatif")
+    def whatif(self, job: dict[str, Any]) -> dict[str, Any]:
+        """One scenario of a what-if sweep planned (``executor.sweeps.plan_job``), heartbeating meanwhile."""
+        return self._beating(lambda: plan_job(job))
 
     # --- helpers ----------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -25,6 +26,7 @@ from executor.engine import ApplyOptions, Listener, RunResult
 from executor.journal import Event, Journal
 from executor.temporal import Temporal
 from executor.temporal.activities import Activities, plan_digest
+from executor.temporal.sweep import SWEEP, SweepWorkflow
 from executor.temporal.wire import Ref, queue_for
 from executor.temporal.workflow import WORKFLOW, RunWorkflow
 from planner.plan import Plan
@@ -69,7 +71,7 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | N
     for queue in queues:
         main = queue == prefix
         workers.append(Worker(
-            client, task_queue=queue, workflows=[RunWorkflow] if main else [],
+            client, task_queue=queue, workflows=[RunWorkflow, SweepWorkflow] if main else [],
             activities=acts.step_activities() if main else [acts.call], activity_executor=pool,
             workflow_runner=runner, max_concurrent_activities=64,
             # a workflow whose worker was lost moves to another one within seconds
@@ -249,3 +251,19 @@ def _causes(exc: BaseException) -> str:
         parts.append(str(exc))
         exc = getattr(exc, "cause", None) or exc.__cause__
     return ": ".join(parts)
+
+
+def sweep(temporal: Temporal, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A what-if sweep's jobs planned as activities across the workers of the main queue, in order."""
+    async def go() -> list[dict[str, Any]]:
+        client = await _connect(temporal.address)
+        try:
+            return await client.execute_workflow(SWEEP, args=[temporal.queue, jobs], id=f"ordo-sweep-{uuid.uuid4()}",
+                                                 task_queue=temporal.queue)
+        except (WorkflowFailureError, RPCError) as exc:
+            raise TemporalError(f"the sweep on Temporal failed: {_causes(exc)}") from None
+        finally:
+            del client
+            gc.collect()
+
+    return asyncio.run(go())
