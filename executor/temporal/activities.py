@@ -35,12 +35,11 @@ from domain.formats import ObservedResource
 from domain.project import Project, display_path, load_project
 from executor.controllers import OperationRequest
 from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
-from executor.core.loop import begun, replanned
-from executor.engine import ApplyOptions, Executor, run_started
+from executor.core.loop import replanned
+from executor.engine import ApplyOptions, Executor
 from executor.journal import Journal, JournalError
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
-from planner.core import make_plan
 from planner.plan import Plan
 
 T = TypeVar("T")
@@ -51,13 +50,6 @@ HEARTBEAT_TIMEOUT = 3.0
 #: Error types a workflow does not retry: a controller's permanent failure, a problem in the inputs.
 PERMANENT = "permanent"
 INPUTS = "ordo-inputs"
-
-
-def plan_digest(plan: Plan) -> str:
-    """What the client confirmed, compared with the plan a worker makes (plans are deterministic)."""
-    import hashlib
-
-    return hashlib.sha256(plan.to_json().encode()).hexdigest()
 
 
 @dataclass
@@ -96,28 +88,17 @@ class Activities:
 
     @activity.defn(name="ordo.begin")
     def begin(self, ref: Ref) -> dict[str, Any]:
-        """The run's first plan, made again here from the inputs (plans are deterministic) and refused
-        unless it is the one the client confirmed, journaled with ``run-started`` (the events the run core
-        makes of it: the plan crosses no history); its outline's head and the ``run-started`` data
-        without the snapshot (kept in the journal)."""
+        """The run's first plan, as the client journaled it with ``run-started`` (the plan the user
+        confirmed: nothing is planned again), refused unless its digest is the one in the reference;
+        its outline's head and the ``run-started`` data without the snapshot (kept in the journal)."""
         def work(run: _Run) -> dict[str, Any]:
-            ex = run.executor
-            project = ex.loader(list(ex._records.values()))
-            written = [ev for ev in ex.journal.events(ref["run"], limit=2) if ev.kind == "plan"]
-            if written:  # an attempt whose answer was lost wrote them
-                plan, started, seq = self._plan(ref, run, 1), None, written[0].seq
-            else:
-                outcome = make_plan(project, concurrency=ex.options.concurrency)
-                if outcome.plan is None or plan_digest(outcome.plan) != ref["digest"]:
-                    raise ApplicationError(
-                        "the plan made from the inputs now is not the one confirmed (an input changed since): "
-                        "plan and apply again", type=INPUTS, non_retryable=True)
-                plan, started = outcome.plan, run_started(project, outcome.plan, ex.options)
-                seq = ex.journal.append(ref["run"], begun(plan, started))[-1].seq
-            run.projects[1], run.plans[1], ex._project = project, plan, project
-            started = started or ex.journal.events(ref["run"], limit=1)[0].data
-            return {"seq": seq, "head": self._outline(ref, run, 1)["head"],
-                    "started": {**started, "snapshot": {}}}
+            started, planned = (run.executor.journal.events(ref["run"], limit=2) + [None, None])[:2]
+            if planned is None or planned.kind != "plan" or planned.data.get("digest") != ref["digest"]:
+                raise ApplicationError(f"run {ref['run']}: the journal does not hold the plan confirmed "
+                                       f"({str(ref['digest'])[:12]}...)", type=INPUTS, non_retryable=True)
+            run.executor._project = self._project(ref, run, 1)
+            return {"seq": planned.seq, "head": self._outline(ref, run, 1)["head"],
+                    "started": {**started.data, "snapshot": {}}}
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.state")

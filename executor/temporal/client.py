@@ -22,10 +22,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from domain.errors import OrdoError
 from domain.project import Project
-from executor.engine import ApplyOptions, Listener, RunResult
+from executor.core.loop import begun
+from executor.engine import ApplyOptions, Listener, RunResult, run_started
 from executor.journal import Event, Journal
 from executor.temporal import Temporal
-from executor.temporal.activities import Activities, plan_digest
+from executor.temporal.activities import Activities
 from executor.temporal.sweep import SWEEP, SweepWorkflow
 from executor.temporal.wire import Ref, queue_for
 from executor.temporal.workflow import WORKFLOW, RunWorkflow
@@ -131,7 +132,7 @@ def reference(project: Project, options: ApplyOptions, journal: Journal, run: in
             "root": str(Path(project.root).resolve()), "request": absolute(project.request_path),
             "inventory": absolute(project.inventory_file),
             "policies": [str(Path(p).resolve()) for p in project.extra_policy_files],
-            "options": options.as_dict(), "digest": plan_digest(plan), "queue": temporal.queue,
+            "options": options.as_dict(), "digest": plan.digest, "queue": temporal.queue,
             "continue_every": temporal.continue_every}
 
 
@@ -145,6 +146,7 @@ def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, tempo
         run = jr.start_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
                                                          "temporal": temporal.address},
                            supersede=supersede, claims=claims)
+        jr.append(run, begun(plan, run_started(project, plan, options)))  # the plan confirmed, in the journal
         return reference(project, options, jr, run, plan, temporal)
 
     stopper = Stopper()
