@@ -93,7 +93,7 @@ def workers(address: str, queue: str, folder: Path, project: Path, count: int = 
                      *extra], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=ordo_env(envs[i])))
         for i in range(count):
             log = folder / f"worker-{queue}-{i}.log"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90  # a loaded machine takes its time to import
             while b"Serving" not in log.read_bytes():
                 assert procs[i].poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.1)
