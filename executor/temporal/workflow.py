@@ -83,6 +83,22 @@ _STEP_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_
 _CALL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
                           maximum_attempts=0, non_retryable_error_types=["permanent", "ordo-inputs"])
 _HEARTBEAT = 3.0
+#: The steps' activities may hold the GIL for seconds (reading a plan of 30,000 operations, clingo's
+#: grounding), which stops the heartbeats of their worker: a lost main-queue worker is noticed later.
+_STEP_HEARTBEAT = 30.0
+
+
+#: Half of Temporal's default history limits (51,200 events, 50 MiB): past either, the workflow
+#: hands on, keeping the other half for the calls in flight to finish. Temporal's own suggestion
+#: (from 4 MiB) is not followed: a plan's outline alone is 3.4 MiB at 31,700 operations, and
+#: every execution reads it again.
+_HISTORY_EVENTS = 25_600
+_HISTORY_BYTES = 25 * 2**20
+
+
+def _history_half_full() -> bool:
+    info = workflow.info()
+    return info.get_current_history_length() > _HISTORY_EVENTS or info.get_current_history_size() > _HISTORY_BYTES
 
 
 @workflow.defn(name=WORKFLOW)
@@ -140,8 +156,7 @@ class RunWorkflow:
             # dispatches meanwhile is not carried out (no intent is written: nothing happened), and
             # the next execution rebuilds the state from the journal and dispatches it. Meanwhile the
             # core's clock stands still, so that no timer of a call not carried out runs out.
-            if self._frozen is None and (self._settled >= ref["continue_every"]
-                                         or workflow.info().is_continue_as_new_suggested()):
+            if self._frozen is None and (self._settled >= ref["continue_every"] or _history_half_full()):
                 self._frozen = self._now()
             draining = self._frozen is not None
             follow: Input | None = None
@@ -283,7 +298,7 @@ class RunWorkflow:
     async def _step(self, name: str, ref: Ref, *args: Any) -> Any:
         return await workflow.execute_activity(
             name, args=[ref, *args], task_queue=ref["queue"], start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(seconds=_HEARTBEAT), retry_policy=_STEP_RETRY)
+            heartbeat_timeout=timedelta(seconds=_STEP_HEARTBEAT), retry_policy=_STEP_RETRY)
 
     def _now(self) -> float:
         return workflow.now().timestamp() if self._frozen is None else self._frozen
