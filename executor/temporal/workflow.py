@@ -11,9 +11,10 @@ the calls completing and the ``stop`` signal; ``Abandon`` cancels the calls;
 ``workflow.now()``.
 
 The plan crosses no history: the workflow's input and what it hands on when it
-continues as new is a reference to the run (``wire.Ref``); the planning
-activities journal the plan themselves (with the events the core makes of it,
-which the workflow then does not record again) and the workflow reads an
+continues as new is a reference to the run (``wire.Ref``); the client (the
+plan confirmed) and the re-planning activity journal each plan (with the events
+the core makes of it, which the workflow then does not record again) and the
+workflow reads an
 outline of it (``wire.Outline``: what the core needs) in pages. A workflow
 continued as new takes up the run's state as a worker read it back from the
 journal through ``RunState.apply`` (as ``ordo resume`` does), in a compact form.
@@ -72,7 +73,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 WORKFLOW = "ordo-run"
-#: The core's records that the planning activities journal themselves (with the plan).
+#: The core's records that are journaled with the plan (by the client, by ``ordo.replan``).
 _WRITTEN_WITH_THE_PLAN = ("planned", "replanned")
 #: The steps' activities (journal, planner, guards, observation): retried unless the inputs are wrong;
 #: a lost worker is noticed by its missing heartbeat.
