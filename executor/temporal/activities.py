@@ -58,6 +58,7 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     projects: dict[int, Project] = field(default_factory=dict)   # plan number -> the project it was made from
     plans: dict[int, Plan] = field(default_factory=dict)
+    seen: int = -1                                                 # the journal's records are read up to here
     outlines: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -287,7 +288,7 @@ class Activities:
 
         def locked() -> T:
             with run.lock:
-                run.executor._records = run.executor.journal.state()  # what other workers wrote counts
+                _refresh(run)  # what other workers wrote counts
                 return work(run)
         try:
             return self._beating(locked)
@@ -324,6 +325,19 @@ class Activities:
         if plan_no not in run.plans:
             raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")
         return run.plans[plan_no]
+
+
+def _refresh(run: _Run) -> None:
+    """The executor's copy of the journal's records brought up to date: those written since the last
+    refresh (all of them at first, or when some were removed since), not every record each time."""
+    ex = run.executor
+    if run.seen >= 0:
+        changed, count, last = ex.journal.state_since(run.seen)
+        ex._records.update(changed)
+        if len(ex._records) == count:
+            run.seen = last
+            return
+    ex._records, _, run.seen = ex.journal.state_since(-1)
 
 
 def _core(rs: RunState) -> SimpleNamespace:
