@@ -574,6 +574,17 @@ class Journal:
         """What the journal knows of each resource now."""
         with self._read() as db:
             rows = db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall()
+        return self._records(rows)
+
+    def state_since(self, seq: int) -> tuple[dict[str, ObservedResource], int, int]:
+        """The records written with events after ``seq``, how many records there are in all (fewer
+        than a copy holds: some were removed since), and the event of the last record written."""
+        with self._read() as db:
+            rows = db.execute("SELECT resource, record FROM state WHERE seq>? ORDER BY resource", (seq,)).fetchall()
+            count, last = db.execute("SELECT count(*), coalesce(max(seq), 0) FROM state").fetchone()
+        return self._records(rows), int(count), int(last)
+
+    def _records(self, rows: list[tuple[str, str]]) -> dict[str, ObservedResource]:
         out = {}
         for name, record in rows:
             try:

@@ -378,6 +378,57 @@ def _engine(engine: str, address: str | None, queue: str, continue_every: int | 
     return Temporal(address, queue, continue_every or DEFAULT_CONTINUE_EVERY)
 
 
+@cli.command(short_help="Plan one scenario per target down and per policy off, side by side.")
+@project_option
+@click.option("--request", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="The request to plan (default the project's).")
+@click.option("--inventory", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="The inventory to plan from, instead of the project's.")
+@journal_option
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Plans at once in this machine's pool (default: one per CPU).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
+              help="Plan in a local process pool, or as planning activities across `ordo worker`s.")
+@temporal_option
+@click.option("--task-queue", default="ordo", show_default=True, help="With --engine temporal: the main queue.")
+def sweep(project: Path, request: Path | None, inventory: Path | None, journal: Path | str | None,
+          timeout: float | None, concurrency: int | None, jobs: int | None, fmt: str, engine: str,
+          temporal: str | None, task_queue: str) -> None:
+    """Plan the baseline and one what-if scenario per target down and per policy
+    switched off (as `ordo whatif --target-down T` / `--without-policy P`), side by
+    side, and print what each changes: operations, resources placed elsewhere."""
+    from executor import sweeps
+    from executor.runs import load_with_journal
+    from planner.whatif import sweep as scenarios
+
+    where = _engine(engine, temporal, task_queue, None)
+    batch = sweeps.jobs(project, request, inventory, journal,
+                        scenarios(load_with_journal(project, request, inventory, [], journal)), timeout, concurrency)
+    if where is None:
+        rows = sweeps.run_local(batch, jobs)
+    else:
+        from executor.temporal import load_client
+
+        rows = load_client().sweep(where, batch)
+    base, compared = rows[0], sweeps.compare(rows)
+    if fmt == "json":
+        click.echo(json.dumps({"baseline": base, "scenarios": compared}, indent=2, sort_keys=True))
+        return
+    console = _console()
+    console.print(f"Baseline: {base['status']}, {base.get('operations', '-')} operations", highlight=False)
+    for row in compared:
+        if "operations" not in row:
+            console.print(f"  {escape(row['scenario'])}: {row['status']} {escape(row.get('error', ''))}",
+                          highlight=False)
+            continue
+        moved = ", ".join(row["moved"][:5]) + (" ..." if len(row["moved"]) > 5 else "")
+        console.print(f"  {escape(row['scenario'])}: {row['status']}, {row['operations_delta']:+d} operations, "
+                      f"{len(row['moved'])} placed elsewhere" + (f" ({escape(moved)})" if moved else ""),
+                      highlight=False)
+
+
 @cli.command(short_help="Run Temporal workers: runs' workflows, planning and controller calls.")
 @temporal_option
 @click.option("--task-queue", "queues", multiple=True, metavar="QUEUE",
@@ -765,8 +816,10 @@ def init(folder: Path) -> None:
 @click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
               help="Scenario for simulated controllers, for every run (YAML; env ORDO_SIMULATION).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
+@_with(engine_options)
 def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path | None, tls_cert: Path | None,
-          tls_key: Path | None, simulation: Path | None, timeout: float | None) -> None:
+          tls_key: Path | None, simulation: Path | None, timeout: float | None, engine: str, temporal: str | None,
+          task_queue: str, continue_every: int | None) -> None:
     """Serve orchestration requests over HTTP (API under /v1, docs at /docs).
 
     Runs are carried out in this process, recorded in the journal as `ordo apply`
@@ -784,7 +837,8 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
 
     options = Options(project=project.resolve(), listen=Listen.parse(listen), journal=absolute(journal),
                       tokens=absolute(tokens), tls_cert=absolute(tls_cert), tls_key=absolute(tls_key),
-                      simulation=absolute(simulation), plan_timeout=timeout)
+                      simulation=absolute(simulation), plan_timeout=timeout,
+                      temporal=_engine(engine, temporal, task_queue, continue_every))
     server, credentials = build(options)
     err = _console(stderr=True)
     scheme = "https" if tls_cert else "http"

@@ -165,9 +165,18 @@ def _stock_name(path: Path) -> str:
     return meta.name
 
 
-def _drop_policies(project: Project, names: tuple[str, ...]) -> None:
+def sweep(project: Project) -> list[Scenario]:
+    """One scenario per target down and one per policy switched off (the stock policies the project
+    enables and its own files), in name order: what a what-if sweep plans against the baseline."""
+    library, files = _loaded_policies(project)
+    names = sorted(set(library) | set(files.values()))
+    return ([Scenario(targets_down=(t,)) for t in sorted(project.model.targets)]
+            + [Scenario(without_policies=(name,)) for name in names])
+
+
+def _loaded_policies(project: Project) -> tuple[dict[str, set[str]], dict[Path, str]]:
+    """The project's stock policies (entry -> the names it answers to) and its own files (-> metadata name)."""
     stock = policies.library()
-    base = {_stock_name(p) for p in policies.base_files()} | {p.stem for p in policies.base_files()}
     library = {entry: {entry, _stock_name(stock[entry])} if entry in stock else {entry}
                for entry in project.library}
     files = {}
@@ -180,6 +189,12 @@ def _drop_policies(project: Project, names: tuple[str, ...]) -> None:
         except (OSError, UnicodeDecodeError):
             continue
         files[path] = meta.name
+    return library, files
+
+
+def _drop_policies(project: Project, names: tuple[str, ...]) -> None:
+    base = {_stock_name(p) for p in policies.base_files()} | {p.stem for p in policies.base_files()}
+    library, files = _loaded_policies(project)
     for name in names:
         in_library = [entry for entry, known in library.items() if name in known]
         in_files = [path for path, meta_name in files.items() if meta_name == name]

@@ -290,10 +290,15 @@ class LocalEngine:
                       "submission": submission.digest}
 
             def go(listener: Any, around: Any) -> RunResult:
-                return runs.execute(project, plan, options, self.path, listener=listener, around=around,
-                                    claims=claims, record=record, shared=self._shared)
+                return self._execute(project, plan, options, listener, around, claims, record)
 
             return Accepted(self._launch(go, None))
+
+    def _execute(self, project: Any, plan: Plan, options: Any, listener: Any, around: Any, claims: list[str],
+                 record: dict[str, Any]) -> RunResult:
+        """Carry an accepted run out (here: on this thread; another engine hands it on)."""
+        return runs.execute(project, plan, options, self.path, listener=listener, around=around, claims=claims,
+                            record=record, shared=self._shared)
 
     # --- abort, resume ---------------------------------------------------------------
 

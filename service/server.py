@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from domain.errors import OrdoError
+from executor.temporal import Temporal
 from service.app import MAX_BODY, create_app
 from service.auth import Credentials, loopback
 from service.engine import LocalEngine
@@ -47,6 +48,7 @@ class Options:
     plan_timeout: float | None = None
     max_body: int = MAX_BODY
     drain: float = 30.0
+    temporal: Temporal | None = None          # runs as Temporal workflows (service/temporal_engine.py)
 
 
 def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
@@ -60,8 +62,14 @@ def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
     for path in (options.tls_cert, options.tls_key):
         if path is not None and not path.is_file():
             raise ServeError(f"{path}: no such file")
-    engine = LocalEngine(options.project, options.journal, simulation=options.simulation,
-                         plan_timeout=options.plan_timeout)
+    if options.temporal is not None:
+        from service.temporal_engine import TemporalEngine
+
+        engine: LocalEngine = TemporalEngine(options.project, options.journal, simulation=options.simulation,
+                                             plan_timeout=options.plan_timeout, temporal=options.temporal)
+    else:
+        engine = LocalEngine(options.project, options.journal, simulation=options.simulation,
+                             plan_timeout=options.plan_timeout)
     app = create_app(engine, credentials, max_body=options.max_body, drain=options.drain)
     config = uvicorn.Config(app, host=options.listen.host, port=options.listen.port, log_level="info",
                             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,

@@ -64,13 +64,13 @@ def thread_server(project: Path, *, latency: float = 0.01, tokens: Path | None =
         thread.join(30)
 
 
-def process_server(project: Path, port: int, log: Path, *, latency: float, env: dict[str, str] | None = None
-                   ) -> subprocess.Popen:
-    """``ordo serve`` as a process of its own (to be killed)."""
+def process_server(project: Path, port: int, log: Path, *, latency: float, env: dict[str, str] | None = None,
+                   args: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``ordo serve`` as a process of its own (to be killed); ``args``: more options."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ORDO_")}
     with log.open("ab") as out:
         proc = subprocess.Popen([ordo_executable(), "serve", "-C", str(project), "--listen", f"127.0.0.1:{port}",
-                                 "--simulation", str(scenario(project, latency))],
+                                 "--simulation", str(scenario(project, latency)), *args],
                                 stdout=out, stderr=subprocess.STDOUT, env={**environ, **(env or {})})
     deadline = time.monotonic() + 60
     while True:

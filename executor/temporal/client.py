@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -21,10 +22,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from domain.errors import OrdoError
 from domain.project import Project
-from executor.engine import ApplyOptions, Listener, RunResult
+from executor.core.loop import begun
+from executor.engine import ApplyOptions, Listener, RunResult, run_started
 from executor.journal import Event, Journal
 from executor.temporal import Temporal
-from executor.temporal.activities import Activities, plan_digest
+from executor.temporal.activities import Activities
+from executor.temporal.sweep import SWEEP, SweepWorkflow
 from executor.temporal.wire import Ref, queue_for
 from executor.temporal.workflow import WORKFLOW, RunWorkflow
 from planner.plan import Plan
@@ -69,7 +72,7 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | N
     for queue in queues:
         main = queue == prefix
         workers.append(Worker(
-            client, task_queue=queue, workflows=[RunWorkflow] if main else [],
+            client, task_queue=queue, workflows=[RunWorkflow, SweepWorkflow] if main else [],
             activities=acts.step_activities() if main else [acts.call], activity_executor=pool,
             workflow_runner=runner, max_concurrent_activities=64,
             # a workflow whose worker was lost moves to another one within seconds
@@ -129,7 +132,7 @@ def reference(project: Project, options: ApplyOptions, journal: Journal, run: in
             "root": str(Path(project.root).resolve()), "request": absolute(project.request_path),
             "inventory": absolute(project.inventory_file),
             "policies": [str(Path(p).resolve()) for p in project.extra_policy_files],
-            "options": options.as_dict(), "digest": plan_digest(plan), "queue": temporal.queue,
+            "options": options.as_dict(), "digest": plan.digest, "queue": temporal.queue,
             "continue_every": temporal.continue_every}
 
 
@@ -143,6 +146,7 @@ def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, tempo
         run = jr.start_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
                                                          "temporal": temporal.address},
                            supersede=supersede, claims=claims)
+        jr.append(run, begun(plan, run_started(project, plan, options)))  # the plan confirmed, in the journal
         return reference(project, options, jr, run, plan, temporal)
 
     stopper = Stopper()
@@ -154,9 +158,43 @@ async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Tempora
                  stopper: Stopper) -> RunResult:
     client = await _connect(temporal.address)
     ref = start(jr)
-    run = ref["run"]
     try:
-        handle, _ = await submit(client, ref, workflow_id(jr.id, run))
+        return await _to_the_end(jr, ref["run"], submit(client, ref, workflow_id(jr.id, ref["run"])), listener,
+                                 stopper)
+    finally:
+        # The SDK's client must be gone before the interpreter finalizes (temporalio/sdk-python#300).
+        del client
+        gc.collect()
+
+
+def follow_again(path: Path, run: int, temporal: Temporal, *, listener: Listener,
+                 around: Callable[[Any], Any]) -> RunResult:
+    """Follow a run whose workflow went on without the process that followed it (``ordo serve``
+    restarted): this process holds the run in the journal again, its events go to ``listener``."""
+    async def go(jr: Journal, stopper: Stopper) -> RunResult:
+        client = await _connect(temporal.address)
+        try:
+            return await _to_the_end(jr, run, _existing(client, workflow_id(jr.id, run)), listener, stopper)
+        finally:
+            del client
+            gc.collect()
+
+    stopper = Stopper()
+    with Journal(path, create=False) as jr, around(stopper):
+        jr.claim(run)
+        return asyncio.run(go(jr, stopper))
+
+
+async def _existing(client: Client, wid: str) -> tuple[WorkflowHandle, bool]:
+    return client.get_workflow_handle(wid), False
+
+
+async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[WorkflowHandle, bool]], listener: Listener,
+                      stopper: Stopper) -> RunResult:
+    """The run's workflow followed to its end; a workflow that failed, or a Temporal that cannot be
+    reached, ends the run ``failed`` in the journal if its workflow did not write its end."""
+    try:
+        handle, _ = await handle_of
         answer = await follow(handle, jr, run, listener, stopper)
     except (WorkflowFailureError, TemporalError, RPCError) as exc:
         why = _causes(exc)
@@ -168,10 +206,6 @@ async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Tempora
             if ev.kind == "run-ended":
                 listener(ev)
         return RunResult(run=run, status="failed", summary=jr.run(run).summary, reason=why)
-    finally:
-        # The SDK's client must be gone before the interpreter finalizes (temporalio/sdk-python#300).
-        del client
-        gc.collect()
     return RunResult(run=run, status=answer["status"], summary=answer["summary"], reason=answer.get("reason", ""))
 
 
@@ -219,3 +253,19 @@ def _causes(exc: BaseException) -> str:
         parts.append(str(exc))
         exc = getattr(exc, "cause", None) or exc.__cause__
     return ": ".join(parts)
+
+
+def sweep(temporal: Temporal, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A what-if sweep's jobs planned as activities across the workers of the main queue, in order."""
+    async def go() -> list[dict[str, Any]]:
+        client = await _connect(temporal.address)
+        try:
+            return await client.execute_workflow(SWEEP, args=[temporal.queue, jobs], id=f"ordo-sweep-{uuid.uuid4()}",
+                                                 task_queue=temporal.queue)
+        except (WorkflowFailureError, RPCError) as exc:
+            raise TemporalError(f"the sweep on Temporal failed: {_causes(exc)}") from None
+        finally:
+            del client
+            gc.collect()
+
+    return asyncio.run(go())

@@ -7,11 +7,12 @@ number, its options), never by its plan: the plan lives in the journal.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 from domain.model import RetryPolicy
-from executor.core import CallError, Denial, Event, Found, OpSpec, Outcome, PlanSpec
+from executor.core import CallError, Denial, Event, Failure, Found, OpSpec, Outcome, PlanSpec, RunState
+from planner.plan import Plan
 
 #: A run's reference: journal, project files, run number, options (all JSON values).
 Ref = dict[str, Any]
@@ -23,16 +24,6 @@ def event_out(ev: Event) -> dict[str, Any]:
 
 def event_in(data: dict[str, Any]) -> Event:
     return Event(**data)
-
-
-def spec_out(spec: PlanSpec) -> dict[str, Any]:
-    return asdict(spec)
-
-
-def spec_in(data: dict[str, Any]) -> PlanSpec:
-    ops = {oid: OpSpec(timeout=o["timeout"], retry=RetryPolicy(**o["retry"])) for oid, o in data["ops"].items()}
-    return PlanSpec(limit=data["limit"], ops=ops, controller_limits=dict(data["controller_limits"]),
-                    guarded=data["guarded"], max_replans=data["max_replans"])
 
 
 def outcome_out(outcome: Outcome) -> dict[str, Any]:
@@ -55,3 +46,120 @@ def found_in(data: dict[str, Any]) -> Found:
 def queue_for(controller: str, prefix: str) -> str:
     """The task queue of a controller's calls: workers next to that controller listen on it."""
     return f"{prefix}-{controller}"
+
+
+# --- a plan and a run's state, as a workflow gets them ----------------------------------
+# The plan's JSON (about 530 bytes per operation) stays in the journal: a workflow gets an
+# outline of it (what the run core reads: operations, edges, groups, placements, and each
+# operation's spec), in pages far below Temporal's 2 MiB payload limit.
+
+#: Operations, and edges, per page of an outline.
+PAGE_OPS = 5000
+PAGE_EDGES = 20000
+#: Calls a workflow has in flight at most (Temporal allows 2,000 pending activities).
+MAX_IN_FLIGHT = 1000
+
+
+class OutlineOp(NamedTuple):
+    id: str
+    controller: str
+    duration: float
+    from_state: str
+    to_state: str
+
+
+class OutlineEdge(NamedTuple):
+    before: str
+    after: str
+
+
+class OutlineGroup(NamedTuple):
+    name: str
+    limit: int
+    operations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A plan as a workflow holds it: what the run core reads of a :class:`~planner.plan.Plan`, in plain
+    tuples (a workflow task must not take seconds: pydantic models of 30,000 operations would). Its
+    JSON is in the journal, not here."""
+
+    digest: str
+    status: str
+    placements: dict[str, str]
+    operations: tuple[OutlineOp, ...]
+    edges: tuple[OutlineEdge, ...]
+    groups: tuple[OutlineGroup, ...]
+
+    def to_json(self) -> str:
+        return ""
+
+
+def outline_out(plan: Plan, spec: PlanSpec) -> dict[str, Any]:
+    """The outline of ``plan``: its ``head`` (sizes, placements, groups, limits, the distinct operation
+    specs), its ``ops`` ``[id, controller, duration, from, to, spec]`` (spec: index in the head's table,
+    -1: none) and its ``edges`` ``[before, after]`` (operation indices); a workflow gets the head, then
+    pages of the rest."""
+    index = {op.id: i for i, op in enumerate(plan.operations)}
+    table: dict[Any, int] = {}
+    specs = []
+    for o in spec.ops.values():
+        if o not in table:
+            table[o] = len(specs)
+            specs.append(asdict(o))
+    head = {"digest": plan.digest, "status": plan.status, "placements": dict(plan.placements),
+            "operations": len(plan.operations), "edges": len(plan.edges),
+            "groups": [[g.name, g.limit, [index[o] for o in g.operations]] for g in plan.groups],
+            "specs": specs, "limit": min(spec.limit, MAX_IN_FLIGHT),
+            "controller_limits": dict(spec.controller_limits), "guarded": spec.guarded,
+            "max_replans": spec.max_replans}
+    ops = [[op.id, op.controller, op.duration, op.from_state, op.to_state,
+            table[spec.ops[op.id]] if op.id in spec.ops else -1] for op in plan.operations]
+    return {"head": head, "ops": ops, "edges": [[index[e.before], index[e.after]] for e in plan.edges]}
+
+
+def outline_page(outline: dict[str, Any], part: str, start: int) -> list[list[Any]]:
+    """A page of an outline's ``ops`` or ``edges``, from ``start``."""
+    return outline[part][start:start + (PAGE_EDGES if part == "edges" else PAGE_OPS)]
+
+
+def outline_in(head: dict[str, Any], ops: list[list[Any]], edges: list[list[int]]) -> tuple[Outline, PlanSpec]:
+    """The outline and the plan's spec, from the head and every page (in order)."""
+    specs = [OpSpec(timeout=d["timeout"], retry=RetryPolicy(**d["retry"])) for d in head["specs"]]
+    operations = tuple(OutlineOp(*row[:5]) for row in ops)
+    plan = Outline(digest=head["digest"], status=head["status"], placements=dict(head["placements"]),
+                   operations=operations,
+                   edges=tuple(OutlineEdge(operations[a].id, operations[b].id) for a, b in edges),
+                   groups=tuple(OutlineGroup(name, limit, tuple(operations[i].id for i in idx))
+                                for name, limit, idx in head["groups"]))
+    spec = PlanSpec(limit=head["limit"], ops={row[0]: specs[row[5]] for row in ops if row[5] >= 0},
+                    controller_limits=dict(head["controller_limits"]), guarded=head["guarded"],
+                    max_replans=head["max_replans"])
+    return plan, spec
+
+
+def state_out(rs: RunState) -> dict[str, Any]:
+    """What a workflow continued as new needs of the run's state (read from the journal by a worker):
+    done operations as indices into the plan, the rest of :class:`RunState` for operations not done.
+    Outputs, resources touched and the snapshot stay in the journal (activities read them there)."""
+    ops = [op.id for op in rs.plan.operations] if rs.plan else []
+    open_ = [oid for oid in ops if oid not in rs.done]
+    return {"seq": rs.seq, "plan_no": rs.plan_no, "done": [i for i, oid in enumerate(ops) if oid in rs.done],
+            "attempts": {o: rs.attempts[o] for o in open_ if o in rs.attempts},
+            "in_doubt": sorted(rs.in_doubt), "keys": {o: rs.keys[o] for o in sorted(rs.in_doubt) if o in rs.keys},
+            "targets": {o: rs.targets[o] for o in open_ if o in rs.targets}, "pending_replan": rs.pending_replan,
+            "failed": sorted(rs.failed), "refused": sorted(rs.refused), "failures": [asdict(f) for f in rs.failures],
+            "replans": rs.replans, "mode": rs.mode, "denied": sorted(rs.denied), "ended": rs.ended,
+            "abort_seq": rs.abort_seq}
+
+
+def state_in(run: int, data: dict[str, Any], plan: Outline | None) -> RunState:
+    ops = plan.operations if plan is not None else ()
+    return RunState(run=run, seq=data["seq"], plan=plan, plan_no=data["plan_no"],
+                    done={ops[i].id for i in data["done"]}, attempts=dict(data["attempts"]),
+                    in_doubt=set(data["in_doubt"]), keys=dict(data["keys"]), targets=dict(data["targets"]),
+                    pending_replan=data["pending_replan"], failed={tuple(f) for f in data["failed"]},
+                    refused=set(data["refused"]), failures=[Failure(**f) for f in data["failures"]],
+                    replans=data["replans"], mode=data["mode"], denied={tuple(d) for d in data["denied"]},
+                    ended=data["ended"], abort_seq=data["abort_seq"])  # an outline serves as the plan

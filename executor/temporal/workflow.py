@@ -8,10 +8,16 @@ its controller's task queue; ``Admit``, ``Observe`` and ``Replan`` are activitie
 (clingo never runs in workflow code); ``Wait`` is a workflow timer raced against
 the calls completing and the ``stop`` signal; ``Abandon`` cancels the calls;
 ``End`` writes ``run-ended`` and completes the workflow. Time is
-``workflow.now()``. The workflow's input and what it hands on when it
-continues as new is a reference to the run (``wire.Ref``), never its plan: the
-plan is in the journal, and a workflow continued as new rebuilds the core's
-state from the journal through ``RunState.apply``, as ``ordo resume`` does.
+``workflow.now()``.
+
+The plan crosses no history: the workflow's input and what it hands on when it
+continues as new is a reference to the run (``wire.Ref``); the client (the
+plan confirmed) and the re-planning activity journal each plan (with the events
+the core makes of it, which the workflow then does not record again) and the
+workflow reads an
+outline of it (``wire.Outline``: what the core needs) in pages. A workflow
+continued as new takes up the run's state as a worker read it back from the
+journal through ``RunState.apply`` (as ``ordo resume`` does), in a compact form.
 """
 
 from __future__ import annotations
@@ -50,22 +56,25 @@ with workflow.unsafe.imports_passed_through():
         Tick,
         Wait,
     )
-    from executor.core.messages import Input
+    from executor.core.messages import Input, PlanSpec
     from executor.temporal.wire import (
+        PAGE_EDGES,
+        PAGE_OPS,
+        Outline,
         Ref,
         denial_in,
         event_in,
         event_out,
         found_in,
         outcome_in,
+        outline_in,
         queue_for,
-        spec_in,
+        state_in,
     )
-    from planner.plan import Plan
 
 WORKFLOW = "ordo-run"
-#: Events read back per activity when the state is rebuilt after a continue-as-new.
-PAGE = 2000
+#: The core's records that are journaled with the plan (by the client, by ``ordo.replan``).
+_WRITTEN_WITH_THE_PLAN = ("planned", "replanned")
 #: The steps' activities (journal, planner, guards, observation): retried unless the inputs are wrong;
 #: a lost worker is noticed by its missing heartbeat.
 _STEP_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
@@ -75,6 +84,22 @@ _STEP_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_
 _CALL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
                           maximum_attempts=0, non_retryable_error_types=["permanent", "ordo-inputs"])
 _HEARTBEAT = 3.0
+#: The steps' activities may hold the GIL for seconds (reading a plan of 30,000 operations, clingo's
+#: grounding), which stops the heartbeats of their worker: a lost main-queue worker is noticed later.
+_STEP_HEARTBEAT = 30.0
+
+
+#: Half of Temporal's default history limits (51,200 events, 50 MiB): past either, the workflow
+#: hands on, keeping the other half for the calls in flight to finish. Temporal's own suggestion
+#: (from 4 MiB) is not followed: a plan's outline alone is 3.4 MiB at 31,700 operations, and
+#: every execution reads it again.
+_HISTORY_EVENTS = 25_600
+_HISTORY_BYTES = 25 * 2**20
+
+
+def _history_half_full() -> bool:
+    info = workflow.info()
+    return info.get_current_history_length() > _HISTORY_EVENTS or info.get_current_history_size() > _HISTORY_BYTES
 
 
 @workflow.defn(name=WORKFLOW)
@@ -109,24 +134,30 @@ class RunWorkflow:
 
     @workflow.run
     async def run(self, ref: Ref) -> dict[str, Any]:
-        rs = self._state = RunState(run=ref["run"])
-        core = RunCore(rs, key_prefix=f"ordo:{ref['journal_id'][:12]}:{rs.run}:",
-                       on_failure=ref["options"]["on_failure"])
         self._stop = ref.get("stop") or None
         inp: Input
         if ref.get("carried"):
-            await self._rebuild(ref, rs)
-            inp = Continue(spec_in(await self._step("ordo.spec", ref, rs.plan_no)), False, self._now())
+            carried = await self._step("ordo.state", ref)
+            plan, spec = (await self._outline(ref, carried["state"]["plan_no"], carried["head"])
+                          if carried["head"] else (None, None))
+            rs = state_in(ref["run"], carried["state"], plan)
+            self._seq = rs.seq
+            inp = Continue(spec, False, self._now())
         else:
+            rs = RunState(run=ref["run"])
             begun = await self._step("ordo.begin", ref)
-            inp = Begin(Plan.from_json(begun["plan"]), spec_in(begun["spec"]), begun["started"], self._now())
+            self._seq = begun["seq"]
+            plan, spec = await self._outline(ref, 1, begun["head"])
+            inp = Begin(plan, spec, begun["started"], self._now())
+        self._state = rs
+        core = RunCore(rs, key_prefix=f"ordo:{ref['journal_id'][:12]}:{rs.run}:",
+                       on_failure=ref["options"]["on_failure"])
         while True:
             # Past the threshold, the history is handed on: the calls in flight finish, what the core
             # dispatches meanwhile is not carried out (no intent is written: nothing happened), and
             # the next execution rebuilds the state from the journal and dispatches it. Meanwhile the
             # core's clock stands still, so that no timer of a call not carried out runs out.
-            if self._frozen is None and (self._settled >= ref["continue_every"]
-                                         or workflow.info().is_continue_as_new_suggested()):
+            if self._frozen is None and (self._settled >= ref["continue_every"] or _history_half_full()):
                 self._frozen = self._now()
             draining = self._frozen is not None
             follow: Input | None = None
@@ -135,7 +166,8 @@ class RunWorkflow:
             for cmd in core.step(inp):
                 kind = type(cmd)
                 if kind is Record:
-                    await self._record(ref, rs, cmd)
+                    if cmd.step not in _WRITTEN_WITH_THE_PLAN:
+                        await self._record(ref, rs, cmd)
                 elif kind is Dispatch:
                     if not draining:
                         await self._dispatch(ref, rs, cmd)
@@ -227,11 +259,12 @@ class RunWorkflow:
         return Observed([found_in(f) for f in answer["found"]], self._now())
 
     async def _replan(self, ref: Ref, rs: RunState, cmd: Replan) -> Planned | NoPlan:
-        answer = await self._step("ordo.replan", ref, rs.plan_no, asdict(cmd), rs.snapshot)
-        if "plan" not in answer:
+        answer = await self._step("ordo.replan", ref, rs.plan_no, self._seq, {**asdict(cmd), "snapshot": {}})
+        if "head" not in answer:
             return NoPlan(answer["status"], answer["explanation"], answer["seconds"], self._now())
-        return Planned(Plan.from_json(answer["plan"]), spec_in(answer["spec"]), answer["seconds"],
-                       answer["snapshot"], self._now())
+        self._seq = max(self._seq, answer["seq"])
+        plan, spec = await self._outline(ref, rs.plan_no + 1, answer["head"])
+        return Planned(plan, spec, answer["seconds"], {}, self._now())
 
     async def _wait(self, until: float | None) -> Input:
         """The next thing that happens: calls completing, the timer, or a stop."""
@@ -253,22 +286,20 @@ class RunWorkflow:
         self._settled += len(batch)
         return Completed(batch, self._now())
 
-    async def _rebuild(self, ref: Ref, rs: RunState) -> None:
-        """The run's state read back from its journal, a page at a time, through RunState.apply."""
-        since = 0
-        while True:
-            page = await self._step("ordo.events", ref, since, PAGE)
-            for data in page:
-                rs.apply(event_in(data))
-            if page:
-                since = self._seq = page[-1]["seq"]
-            if len(page) < PAGE:
-                return
+    async def _outline(self, ref: Ref, plan_no: int, head: dict[str, Any]) -> tuple[Outline, PlanSpec]:
+        """Plan ``plan_no``'s outline, read from the journal a page at a time."""
+        ops: list[list[Any]] = []
+        for start in range(0, head["operations"], PAGE_OPS):
+            ops += await self._step("ordo.outline", ref, plan_no, "ops", start)
+        edges: list[list[int]] = []
+        for start in range(0, head["edges"], PAGE_EDGES):
+            edges += await self._step("ordo.outline", ref, plan_no, "edges", start)
+        return outline_in(head, ops, edges)
 
     async def _step(self, name: str, ref: Ref, *args: Any) -> Any:
         return await workflow.execute_activity(
             name, args=[ref, *args], task_queue=ref["queue"], start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(seconds=_HEARTBEAT), retry_policy=_STEP_RETRY)
+            heartbeat_timeout=timedelta(seconds=_STEP_HEARTBEAT), retry_policy=_STEP_RETRY)
 
     def _now(self) -> float:
         return workflow.now().timestamp() if self._frozen is None else self._frozen

@@ -1,0 +1,63 @@
+"""``ordo serve --engine temporal``: the service's runs as Temporal workflows (issue 11).
+
+:class:`TemporalEngine` is the embedded engine (``service/engine.py``: loading,
+planning, claims, idempotency keys, reading runs, events and state from the journal)
+with one difference: an accepted run is started as a workflow on ``ordo worker``
+processes (one per run, its id named after the journal and the run, so a duplicate
+cannot start twice) and followed on a thread of the server, which carries nothing
+out itself. Abort is the workflow's ``stop`` signal (``executor/runs.abort``). A
+server that stops or dies leaves its runs' workflows going on: at its next start it
+follows again those it was following (the journal shows them running, and held by
+this server, again); a run that ended interrupted, failed or in fallout is resumed
+as with the embedded engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from executor.engine import RunResult
+from executor.temporal import Temporal, load_client
+from planner.plan import Plan
+from service.engine import Conflict, LocalEngine, Unavailable
+
+
+@dataclass
+class TemporalEngine(LocalEngine):
+    temporal: Temporal | None = None
+
+    def _where(self) -> Temporal:
+        assert self.temporal is not None, "TemporalEngine needs temporal="
+        return self.temporal
+
+    def _execute(self, project: Any, plan: Plan, options: Any, listener: Any, around: Any, claims: list[str],
+                 record: dict[str, Any]) -> RunResult:
+        from executor import runs
+
+        return runs.execute(project, plan, options, self.path, listener=listener, around=around, claims=claims,
+                            record=record, temporal=self._where())
+
+    def resume(self, run_id: int, principal: str) -> int:
+        info = self.run(run_id)
+        if info.options.get("engine") != "temporal" or info.effective_status != "crashed":
+            return super().resume(run_id, principal)
+        # Its workflow went on without the server that followed it: follow it again.
+        if not self._accepting:
+            raise Unavailable("the server is shutting down and resumes nothing")
+        with self._lock:
+            if run_id in self._driving:
+                raise Conflict(f"run {run_id} is being carried out now")
+            self._driving.add(run_id)
+
+        def go(listener: Any, around: Any) -> RunResult:
+            return load_client().follow_again(self.path, run_id, self._where(), listener=listener, around=around)
+
+        return self._launch(go, run_id)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Take nothing new and stop following; the workflows go on (followed again at the next start)."""
+        with self._lock:
+            self._accepting = False
+            self._executors.clear()  # a stop would end the workflows "interrupted": nothing is asked of them
+        super().shutdown(timeout=0.0)

