@@ -291,7 +291,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     checks = held.checks
     if minimal:
         checks += 1
-        if _conflict_whatever_goals(program, facts, ctl, rules):
+        if _conflict_whatever_goals(program, ctl, rules):
             rules.sort(key=lambda r: (r.file, r.line))
             return MinimalConflict(rules=rules, goals=[], minimal=True, checks=checks, policies=names)
     del ctl, held
@@ -360,64 +360,72 @@ def _labelled_constraint(stm: ast.AST) -> bool:
             and head.atom.symbol.ast_type == ast.ASTType.Function and head.atom.symbol.name == "__violation")
 
 
-class _Bind(ast.Transformer):
-    """Replaces a rule's variables by one instance's values; counts what is
-    left unbound."""
+class _Unbound(ast.Transformer):
+    """Counts the variables outside ``names`` and the #const words of the program."""
 
-    def __init__(self, values: dict[str, clingo.Symbol]) -> None:
-        self.values, self.unbound = values, 0
+    def __init__(self, names: tuple[str, ...], constants: set[str]) -> None:
+        self.names, self.constants, self.count = names, constants, 0
 
     def visit_Variable(self, node: ast.AST) -> ast.AST:  # noqa: N802 (clingo's naming)
-        if node.name in self.values:
-            return ast.SymbolicTerm(node.location, self.values[node.name])
-        self.unbound += 1
+        self.count += node.name not in self.names
+        return node
+
+    def visit_SymbolicTerm(self, node: ast.AST) -> ast.AST:  # noqa: N802
+        sym = node.symbol
+        self.count += sym.type == clingo.SymbolType.Function and not sym.arguments and sym.name in self.constants
         return node
 
 
-def _conflict_whatever_goals(program: Program, facts: list[str], held: clingo.Control,
-                             rules: list[RuleInfo]) -> bool:
+def _conflict_whatever_goals(program: Program, held: clingo.Control, rules: list[RuleInfo]) -> bool:
     """Whether the ground instances of ``rules`` (those of the goal-held
     program ``held``) cannot all hold whatever truth value every atom that may
     depend on the goals takes: a relaxation of the goal-free program (every
     model of it gives one of this), so no plan exists with these rules on,
-    whatever is requested. Atoms that do not depend on the goals keep their
-    value (a fact, or absent). Only bodies of plain literals are tried (a
-    comparison may read a constant the relaxation does not define)."""
+    whatever is requested. An atom that does not depend on the goals and is a
+    fact stays one; every other atom is free. Only bodies of plain literals,
+    every variable bound by the instance and no #const word are tried (a
+    comparison or a constant would need the rest of the program)."""
     dependent = _goal_dependent(program)
     wanted = {rule.index: rule for rule in rules}
-    atoms = held.symbolic_atoms
-    out: list[str] = []
-    free: set[str] = set()
-    for atom in atoms.by_signature("__violation", 2):
-        index, values = atom.symbol.arguments
-        rule = wanted.get(index.number)
-        if rule is None:
+    constants = {stm.name for f in program.files for stm in f.statements if stm.ast_type == ast.ASTType.Definition}
+    text: list[str] = []
+    read: set[tuple[str, int]] = set()
+    for stm in (stm for f in program.files for stm in f.statements if _labelled_constraint(stm)):
+        index = stm.head.atom.symbol.arguments[0]
+        if index.ast_type != ast.ASTType.SymbolicTerm or index.symbol.number not in wanted:
             continue
-        stms: list[ast.AST] = []
-        ast.parse_string(rule.text, stms.append)
-        bind = _Bind(dict(zip(rule.variables, values.arguments, strict=False)))
-        body = [bind(lit) for stm in stms if stm.ast_type == ast.ASTType.Rule for lit in stm.body]
-        if bind.unbound or not body or any(
-                lit.ast_type != ast.ASTType.Literal
-                or lit.atom.ast_type != ast.ASTType.SymbolicAtom for lit in body):
+        names = wanted.pop(index.symbol.number).variables
+        check = _Unbound(names, constants)
+        for lit in stm.body:
+            if lit.ast_type != ast.ASTType.Literal or lit.atom.ast_type != ast.ASTType.SymbolicAtom:
+                return False
+            check(lit)
+        if check.count or not stm.body:
             return False
-        for lit in body:
-            try:
-                sym = clingo.parse_term(str(lit.atom.symbol))
-            except RuntimeError:
-                return False   # a pool or an interval: not one atom
-            if (sym.name, len(sym.arguments)) in dependent:
-                free.add(f"{{ {sym} }}.")
+        instance = f"__instance({index.symbol.number},({','.join(names)}{',' if len(names) == 1 else ''}))"
+        for lit in stm.body:
+            atom = lit.atom.symbol
+            sig = (atom.name, len(atom.arguments)) if atom.ast_type == ast.ASTType.Function else None
+            if sig is None or sig in dependent:
+                text.append(f"{{ {atom} }} :- {instance}.")
             else:
-                known = atoms[sym]
-                if known is not None and not known.is_fact:
-                    free.add(f"{{ {sym} }}.")
-                elif known is not None:
-                    out.append(f"{sym}.")
-        out.append(":- " + ", ".join(str(lit) for lit in body) + ".")
-    ctl = clingo.Control(["--parallel-mode=1"])
-    ctl.add("base", [], "\n".join(sorted(free) + out))
-    ctl.ground([("base", [])])
+                read.add(sig)
+                text.append(f"{atom} :- {instance}, __fact({atom}).\n{{ {atom} }} :- {instance}, not __fact({atom}).")
+        text.append(f":- {instance}, {', '.join(str(lit) for lit in stm.body)}.")
+    if wanted:
+        return False
+    atoms = held.symbolic_atoms
+    indexes = {rule.index for rule in rules}
+    text += [f"__instance({index},{values})." for index, values in
+             (atom.symbol.arguments for atom in atoms.by_signature("__violation", 2)) if index.number in indexes]
+    text += [f"__fact({atom.symbol})." for name, arity in sorted(read)
+             for atom in atoms.by_signature(name, arity) if atom.is_fact]
+    ctl = clingo.Control(["--parallel-mode=1"], logger=lambda _code, _msg: None)
+    try:
+        ctl.add("base", [], "#defined __fact/1.\n" + "\n".join(text))
+        ctl.ground([("base", [])])
+    except RuntimeError:
+        return False
     return bool(ctl.solve().unsatisfiable)
 
 
