@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import clingo
+from clingo import ast
 
 import policies
 from domain.model import Model
 from planner.decode import Decoded, decode, find_cycle
-from planner.program import Program, RuleInfo
+from planner.program import GLUE, Program, RuleInfo
 from planner.solve import relax, solve
 
 
@@ -192,92 +193,131 @@ class MinimalConflict:
         }
 
 
+#: Conflict mode, first stage: every goal holds, every hard constraint can be
+#: switched (policies/internal/policy-switches.lp); the strict program's size.
+POLICY_SWITCHES = policies.internal("policy-switches")
+
+
+class _Switches:
+    """The assumption literals of a grounded conflict-mode program, asked
+    about under a deadline. A switch left out of the assumptions is free,
+    not off: the solver may take the goal or not, and may violate the rule.
+    So a smaller set asks less (monotone), and no set is asked twice."""
+
+    def __init__(self, ctl: clingo.Control, deadline: float, names: tuple[str, ...]) -> None:
+        self.ctl, self.deadline, self.checks = ctl, deadline, 0
+        atoms = ctl.symbolic_atoms
+        self.symbols = {atom.literal: atom.symbol for name in names for atom in atoms.by_signature(name, 1)}
+        self.known: dict[frozenset[int], list[int] | None] = {}
+
+    def conflicting(self, enabled: list[int]) -> list[int] | None:
+        """The core when the enabled switches cannot hold together, else None."""
+        key = frozenset(enabled)
+        if key not in self.known:
+            self.known[key] = self._solve(enabled)
+        return self.known[key]
+
+    def _solve(self, enabled: list[int]) -> list[int] | None:
+        import time
+
+        self.checks += 1
+        assumptions = [(self.symbols[lit], True) for lit in enabled]
+        with self.ctl.solve(assumptions=assumptions, async_=True) as handle:
+            finished = handle.wait(max(0.01, self.deadline - time.monotonic()))
+            while not finished and time.monotonic() < self.deadline:
+                finished = handle.wait(max(0.01, self.deadline - time.monotonic()))
+            if not finished:
+                handle.cancel()
+                raise TimeoutError
+            if not handle.get().unsatisfiable:
+                return None
+            core = handle.core()
+        return sorted(set(core) & set(enabled))
+
+    def shrink(self, core: list[int]) -> tuple[list[int], bool]:
+        """Deletion in halving chunks: try dropping a whole chunk at once, keep
+        what the solver's new core still needs; then smaller chunks, down to
+        single switches. About 2k·log(n) checks for a set of k out of n.
+        (The set, and whether the time limit left it minimal.)"""
+        kept = list(core)
+        chunk = max(1, len(kept) // 2)
+        try:
+            while True:
+                index = 0
+                while index < len(kept):
+                    trial = kept[:index] + kept[index + chunk:]
+                    smaller = self.conflicting(trial)
+                    if smaller is None:
+                        index += chunk    # something in this chunk is needed
+                    else:
+                        needed = set(smaller)
+                        kept = [lit for lit in trial if lit in needed] or trial
+                if chunk == 1:
+                    return kept, True
+                chunk = max(1, chunk // 2)
+        except TimeoutError:
+            return kept, False
+
+
 def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float) -> MinimalConflict | None:
     """A minimal set of hard policy rules and requested goals that conflict:
     an unsatisfiable core of switch assumptions, shrunk by deletion. None
-    when the request has a plan."""
+    when the request has a plan.
+
+    First with every goal held, on a program the strict one's size: its
+    minimal set of rules M is minimal with the goals free too (a set that
+    has a plan with every goal held has one with them free). When M's
+    constraints contradict each other whatever the goal-dependent atoms they
+    read (``_conflict_whatever_goals``), no goal takes part and M is the
+    answer. Otherwise the goals are switched too, on a program about twice
+    the size (a goal's resource may end in its current state or the asked
+    one), and the core is shrunk there."""
     import time
 
     from planner.solve import _ground
 
     deadline = time.monotonic() + timeout
+    names = {f.display: f.meta.name for f in program.files}
+    ctl, _ = _ground(program, facts, POLICY_SWITCHES, ["--parallel-mode=1"])
+    held = _Switches(ctl, deadline, ("__on",))
+    try:
+        core = held.conflicting(sorted(held.symbols))
+    except TimeoutError:
+        return MinimalConflict(rules=[], goals=[], minimal=False, checks=held.checks)
+    if core is None:
+        return None   # a plan with every goal: with any
+    kept, minimal = held.shrink(core)
+    rules = [program.rules[held.symbols[lit].arguments[0].number] for lit in kept]
+    checks = held.checks
+    if minimal:
+        checks += 1
+        if _conflict_whatever_goals(program, ctl, rules):
+            rules.sort(key=lambda r: (r.file, r.line))
+            return MinimalConflict(rules=rules, goals=[], minimal=True, checks=checks, policies=names)
+    del ctl, held
+
     switched = ["__" + f if f.startswith("desired(") else f for f in facts]
     ctl, _ = _ground(program, switched, SWITCHES, ["--parallel-mode=1"])
-    atoms = ctl.symbolic_atoms
-    switches: dict[int, clingo.Symbol] = {}
-    for name in ("__on", "__goal"):
-        for atom in atoms.by_signature(name, 1):
-            switches[atom.literal] = atom.symbol
-
-    # A switch left out of the assumptions is free, not off: the solver may
-    # take the goal or not, and may violate the rule. So a smaller set asks
-    # less (monotone), and a set is never solved twice (known answers).
-    known: dict[frozenset[int], list[int] | None] = {}
-
-    def conflicting(enabled: list[int]) -> list[int] | None:
-        """The core when the enabled switches cannot hold together, else None."""
-        key = frozenset(enabled)
-        if key not in known:
-            known[key] = solve_under(enabled)
-        return known[key]
-
-    def solve_under(enabled: list[int]) -> list[int] | None:
-        nonlocal checks
-        checks += 1
-        assumptions = [(switches[lit], True) for lit in enabled]
-        with ctl.solve(assumptions=assumptions, async_=True) as handle:
-            finished = handle.wait(max(0.01, deadline - time.monotonic()))
-            while not finished and time.monotonic() < deadline:
-                finished = handle.wait(max(0.01, deadline - time.monotonic()))
-            if not finished:
-                handle.cancel()
-                raise TimeoutError
-            result = handle.get()
-            if not result.unsatisfiable:
-                return None
-            core = handle.core()
-        return sorted(set(core) & set(enabled))
-
-    checks = 0
+    free = _Switches(ctl, deadline, ("__on", "__goal"))
+    free.checks = checks
     try:
         # The policies alone first, every goal left free: a request has a goal
         # per resource (10,000 at 10,000 resources); when the policies conflict
         # whatever is requested, the core of this one check is small, and the
         # deletion below need not halve its way through the goals. Only when
         # they do not does the core of everything on decide.
-        rules_only = sorted(lit for lit, sym in switches.items() if sym.name == "__on")
-        core = conflicting(rules_only) if 0 < len(rules_only) < len(switches) else None
+        rules_only = sorted(lit for lit, sym in free.symbols.items() if sym.name == "__on")
+        core = free.conflicting(rules_only) if 0 < len(rules_only) < len(free.symbols) else None
         if core is None:
-            core = conflicting(sorted(switches))
+            core = free.conflicting(sorted(free.symbols))
     except TimeoutError:
-        return MinimalConflict(rules=[], goals=[], minimal=False, checks=checks)
+        return MinimalConflict(rules=[], goals=[], minimal=False, checks=free.checks)
     if core is None:
         return None
-    # Deletion in halving chunks: try dropping a whole chunk at once, keep
-    # what the solver's new core still needs; then smaller chunks, down to
-    # single switches. About 2k·log(n) checks for a set of k out of n.
-    minimal = True
-    kept = list(core)
-    chunk = max(1, len(kept) // 2)
-    try:
-        while True:
-            index = 0
-            while index < len(kept):
-                trial = kept[:index] + kept[index + chunk:]
-                smaller = conflicting(trial)
-                if smaller is None:
-                    index += chunk    # something in this chunk is needed
-                else:
-                    needed = set(smaller)
-                    kept = [lit for lit in trial if lit in needed] or trial
-            if chunk == 1:
-                break
-            chunk = max(1, chunk // 2)
-    except TimeoutError:
-        minimal = False
+    kept, minimal = free.shrink(core)
     rules, goals = [], []
     for lit in kept:
-        sym = switches[lit]
+        sym = free.symbols[lit]
         if sym.name == "__on":
             rules.append(program.rules[sym.arguments[0].number])
         else:
@@ -287,8 +327,106 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
             goals.append((name, res.desired if res is not None else "", where))
     rules.sort(key=lambda r: (r.file, r.line))
     goals.sort()
-    names = {f.display: f.meta.name for f in program.files}
-    return MinimalConflict(rules=rules, goals=goals, minimal=minimal, checks=checks, policies=names)
+    return MinimalConflict(rules=rules, goals=goals, minimal=minimal, checks=free.checks, policies=names)
+
+
+def _goal_dependent(program: Program) -> set[tuple[str, int]]:
+    """The predicates whose atoms may change with the requested goals: desired/2
+    and whatever the program derives from it."""
+    from planner.lint import _split
+
+    statements = [stm for f in program.files for stm in f.statements]
+    ast.parse_string(GLUE, statements.append)
+    readers: dict[tuple[str, int], set[tuple[str, int]]] = {}
+    for stm in statements:
+        if _labelled_constraint(stm):
+            continue   # defines __violation/2 only, which nothing derives from
+        defined, read = _split(stm)
+        for sig, _ in read:
+            readers.setdefault(sig, set()).update(d for d, _ in defined)
+    out, stack = {("desired", 2)}, [("desired", 2)]
+    while stack:
+        for sig in readers.get(stack.pop(), ()):
+            if sig not in out:
+                out.add(sig)
+                stack.append(sig)
+    return out
+
+
+def _labelled_constraint(stm: ast.AST) -> bool:
+    head = stm.head if stm.ast_type == ast.ASTType.Rule else None
+    return (head is not None and head.ast_type == ast.ASTType.Literal
+            and head.atom.ast_type == ast.ASTType.SymbolicAtom
+            and head.atom.symbol.ast_type == ast.ASTType.Function and head.atom.symbol.name == "__violation")
+
+
+class _Unbound(ast.Transformer):
+    """Counts the variables outside ``names`` and the #const words of the program."""
+
+    def __init__(self, names: tuple[str, ...], constants: set[str]) -> None:
+        self.names, self.constants, self.count = names, constants, 0
+
+    def visit_Variable(self, node: ast.AST) -> ast.AST:  # noqa: N802 (clingo's naming)
+        self.count += node.name not in self.names
+        return node
+
+    def visit_SymbolicTerm(self, node: ast.AST) -> ast.AST:  # noqa: N802
+        sym = node.symbol
+        self.count += sym.type == clingo.SymbolType.Function and not sym.arguments and sym.name in self.constants
+        return node
+
+
+def _conflict_whatever_goals(program: Program, held: clingo.Control, rules: list[RuleInfo]) -> bool:
+    """Whether the ground instances of ``rules`` (those of the goal-held
+    program ``held``) cannot all hold whatever truth value every atom that may
+    depend on the goals takes: a relaxation of the goal-free program (every
+    model of it gives one of this), so no plan exists with these rules on,
+    whatever is requested. An atom that does not depend on the goals and is a
+    fact stays one; every other atom is free. Only bodies of plain literals,
+    every variable bound by the instance and no #const word are tried (a
+    comparison or a constant would need the rest of the program)."""
+    dependent = _goal_dependent(program)
+    wanted = {rule.index: rule for rule in rules}
+    constants = {stm.name for f in program.files for stm in f.statements if stm.ast_type == ast.ASTType.Definition}
+    text: list[str] = []
+    read: set[tuple[str, int]] = set()
+    for stm in (stm for f in program.files for stm in f.statements if _labelled_constraint(stm)):
+        index = stm.head.atom.symbol.arguments[0]
+        if index.ast_type != ast.ASTType.SymbolicTerm or index.symbol.number not in wanted:
+            continue
+        names = wanted.pop(index.symbol.number).variables
+        check = _Unbound(names, constants)
+        for lit in stm.body:
+            if lit.ast_type != ast.ASTType.Literal or lit.atom.ast_type != ast.ASTType.SymbolicAtom:
+                return False
+            check(lit)
+        if check.count or not stm.body:
+            return False
+        instance = f"__instance({index.symbol.number},({','.join(names)}{',' if len(names) == 1 else ''}))"
+        for lit in stm.body:
+            atom = lit.atom.symbol
+            sig = (atom.name, len(atom.arguments)) if atom.ast_type == ast.ASTType.Function else None
+            if sig is None or sig in dependent:
+                text.append(f"{{ {atom} }} :- {instance}.")
+            else:
+                read.add(sig)
+                text.append(f"{atom} :- {instance}, __fact({atom}).\n{{ {atom} }} :- {instance}, not __fact({atom}).")
+        text.append(f":- {instance}, {', '.join(str(lit) for lit in stm.body)}.")
+    if wanted:
+        return False
+    atoms = held.symbolic_atoms
+    indexes = {rule.index for rule in rules}
+    text += [f"__instance({index},{values})." for index, values in
+             (atom.symbol.arguments for atom in atoms.by_signature("__violation", 2)) if index.number in indexes]
+    text += [f"__fact({atom.symbol})." for name, arity in sorted(read)
+             for atom in atoms.by_signature(name, arity) if atom.is_fact]
+    ctl = clingo.Control(["--parallel-mode=1"], logger=lambda _code, _msg: None)
+    try:
+        ctl.add("base", [], "#defined __fact/1.\n" + "\n".join(text))
+        ctl.ground([("base", [])])
+    except RuntimeError:
+        return False
+    return bool(ctl.solve().unsatisfiable)
 
 
 #: Goal mode: every hard policy holds; as few requested goals as possible are
