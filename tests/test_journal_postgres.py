@@ -5,6 +5,7 @@ one of them works on is refused by the other: 409)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -67,9 +68,10 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(vfw_cop
 
 
 def test_two_servers_share_a_journal_on_postgresql(vfw_copy: Path, postgres_url: str, tmp_path: Path) -> None:
+    gate(vfw_copy)
     env = {"ORDO_JOURNAL": postgres_url}
     ports = free_port(), free_port()
-    servers = [process_server(vfw_copy, port, tmp_path / f"serve-{n}.log", latency=0.3, env=env)
+    servers = [process_server(vfw_copy, port, tmp_path / f"serve-{n}.log", latency=0.05, env=env)
                for n, port in enumerate(ports)]
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=60) as one, \
@@ -82,8 +84,12 @@ def test_two_servers_share_a_journal_on_postgresql(vfw_copy: Path, postgres_url:
             assert locked.json()["detail"].startswith(f"Locked instance: run {run} (running) holds")
             beside = two.post("/v1/runs", json={"request": LAB})            # disjoint: side by side
             assert beside.status_code == 202, beside.text
+            lab = beside.json()["id"]
             assert two.get(f"/v1/runs/{run}").json()["state"] == "running"  # each server sees the other's runs
-            assert wait_state(one, beside.json()["id"], ("complete",))["claims"] == ["lab", "lab-net"]
+            release(two, lab, "lab")
+            assert wait_state(one, lab, ("complete",))["claims"] == ["lab", "lab-net"]
+            assert one.get(f"/v1/runs/{run}").json()["state"] == "running"  # held by its gate until now
+            release(one, run, "vfw-service")
             assert wait_state(two, run, ("complete",))
     finally:
         for proc in servers:
@@ -96,3 +102,25 @@ def test_two_servers_share_a_journal_on_postgresql(vfw_copy: Path, postgres_url:
     with Journal(postgres_url, create=False) as jr:
         assert sorted(r.status for r in jr.runs()) == ["complete", "complete"]
         assert jr.state()["lab-net"].state == "active" and jr.state()["vfw"].state == "active"
+
+
+def gate(project: Path) -> None:
+    """Services' activation (each run's last operation) waits for a `released` event: a run holds its
+    resources until the test releases it, however long the machine takes to get there."""
+    catalog = project / "catalog.yaml"
+    text = catalog.read_text()
+    service = "    lifecycle: logical\n    controller: so\n"
+    catalog.write_text(text.replace(service, service + "    operations:\n"
+                                    "      activate: { wait: { event: released, deadline: 600 } }\n"))
+    assert catalog.read_text() != text
+
+
+def release(client: httpx.Client, run: int, resource: str, timeout: float = 60) -> None:
+    """The `released` event to ``resource``'s activation in ``run``, once it waits for it (409 before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sent = client.post(f"/v1/runs/{run}/events", json={"resource": resource, "event": "released"})
+        if sent.status_code == 202:
+            return
+        assert sent.status_code == 409 and time.monotonic() < deadline, sent.text
+        time.sleep(0.1)
