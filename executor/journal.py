@@ -59,6 +59,8 @@ RESUMABLE = ("running", "fallout", "interrupted", "failed")
 
 #: The lock of write transactions that start, claim or check runs (others lock the run they write).
 WHOLE = 0
+#: The write lock that orders the transactions writing resource records (``state_since`` relies on it).
+STATE = -1
 
 
 @dataclass(frozen=True)
@@ -512,6 +514,8 @@ class Journal:
         now = time.time()
         stored = []
         with self._write(run) as db:
+            if state:  # before any sequence number is taken: state rows commit in their seqs' order
+                db.lock(STATE)
             last = 0
             for ev in events:
                 data = self.redactor.event(ev.data)

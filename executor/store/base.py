@@ -76,6 +76,11 @@ class Backend:
         checking claims, forgetting state, migrating), else one run (appending to it)."""
         raise NotImplementedError
 
+    def lock(self, key: int) -> None:
+        """Inside a write transaction, also hold ``key`` until it ends (taken before any row is
+        written: transactions that hold the same key commit in the order they took it)."""
+        raise NotImplementedError
+
     def writers(self) -> contextlib.AbstractContextManager:
         """Held around each write transaction: where the database's own wait for the write lock
         does not suit many writers in one process, they queue here instead."""

@@ -8,6 +8,9 @@ forget state, a run's (key = the run) to append to it. Checking claims and inser
 run's own are then one critical section across every process, as SQLite's ``BEGIN
 IMMEDIATE`` makes them; appends to different runs go side by side, and a run's events commit
 in the order of their sequence numbers (so a reader that saw one never misses an earlier one).
+Appends that write resource records also take one shared lock (``STATE``) before their first
+insert, so records too commit in the order of their sequence numbers across runs
+(``Journal.state_since`` reads only what came after the last record it saw).
 
 Liveness: the process that carries a run on holds a session-level advisory lock on it on its
 journal connection (``pg_try_advisory_lock``). A process that dies (killed -9, its host lost)
@@ -72,6 +75,9 @@ class PostgresBackend(Backend):
     def begin(self, lock: int) -> None:
         self._db.execute("BEGIN")
         self._db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITE, lock))
+
+    def lock(self, key: int) -> None:
+        self._db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITE, key))
 
     def in_transaction(self) -> bool:
         return self._db.info.transaction_status != self._idle

@@ -81,6 +81,9 @@ class SqliteBackend(Backend):
     def begin(self, lock: int) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # one writer at a time: every lock is the whole file's
 
+    def lock(self, key: int) -> None:
+        """Nothing more to take: a write transaction holds the whole file."""
+
     def in_transaction(self) -> bool:
         return self._db.in_transaction
 
