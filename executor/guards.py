@@ -187,11 +187,7 @@ class GuardEngine:
                 self._counts = {}
                 for name in sorted(present):
                     tname, parent = self._parents[name]
-                    if tname in self._counted_types:
-                        self._present[name] = self._assert("present", name, tname, parent or "")
-                        for g in self._counted:
-                            if tname in g.match.type:
-                                self._count(g.name, self._key(g, name, tname, parent, None, None), +1)
+                    self._count_present(name, tname, parent)
             finally:
                 _restore(previous)
 
@@ -204,13 +200,18 @@ class GuardEngine:
             try:
                 for name, tname, parent, here in sorted(new, key=lambda r: r[0]):
                     self._parents[name] = (tname, parent)
-                    if here and self._counted and tname in self._counted_types:
-                        self._present[name] = self._assert("present", name, tname, parent or "")
-                        for g in self._counted:
-                            if tname in g.match.type:
-                                self._count(g.name, self._key(g, name, tname, parent, None, None), +1)
+                    if here and self._counted:
+                        self._count_present(name, tname, parent)
             finally:
                 _restore(previous)
+
+    def _count_present(self, name: str, tname: str, parent: str | None) -> None:
+        """A resource that exists: asserted present and counted by each instance-count guard of its type."""
+        if tname in self._counted_types:
+            self._present[name] = self._assert("present", name, tname, parent or "")
+            for g in self._counted:
+                if tname in g.match.type:
+                    self._count(g.name, self._key(g, name, tname, parent, None, None), +1)
 
     def check(self, op: OpInfo, now: float | None = None) -> Decision:
         """May ``op`` be dispatched now? The first guard (in file order) that denies decides."""
