@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -360,10 +361,11 @@ def build_model(
             resources[obs.name] = res
             paths[obs.name] = (inventory_src, path)
 
+    where = Origin(observed_file or "<journal>")
+    journal_src = _journal_source(where.file)
     for record in observed:
         # The journal's record of what runs did: newer than the inventory file.
         kind = kinds.get(record.type)
-        where = Origin(observed_file or "<journal>")
         if kind is None or record.state not in kind.states:
             problems.append(Diagnostic(
                 file=where.file, path=f"state.{record.name}",
@@ -381,7 +383,7 @@ def build_model(
         if previous is not None:
             res.origin = previous.origin
         resources[record.name] = res
-        paths.setdefault(record.name, paths.get(record.name) or (_journal_source(where.file), ()))
+        paths.setdefault(record.name, (journal_src, ()))
 
     if request is not None and request_src is not None:
         requested: dict[str, PathKey] = {}
@@ -441,9 +443,7 @@ def build_model(
         else:
             problems.append(src.diagnostic(path, f"says part_of '{own}' but is listed under '{parent}'",
                                            "drop part_of here, or move the resource under its parent"))
-    for name, res in sorted(resources.items()):
-        if not check_references:
-            break
+    for name, res in sorted(resources.items()) if check_references and _dangling(resources) else ():
         src, path = paths[name]
         if res.part_of is not None and res.part_of not in resources:
             problems.append(src.diagnostic(path + ("part_of",), f"unknown resource '{res.part_of}'",
@@ -661,6 +661,25 @@ def _acyclic(graph: dict[str, list[str]]) -> bool:
     return seen == len(indegree)
 
 
+def _dangling(resources: dict[str, Resource]) -> bool:
+    """Whether a resource is part of, or related to, one the model does not have."""
+    return any((res.part_of is not None and res.part_of not in resources)
+               or any(target not in resources for _, target in res.relations) for res in resources.values())
+
+
+def _graphs(resources: dict[str, Resource], items: Iterable[tuple[str, Resource]],
+            sort: bool = False) -> dict[str, dict[str, list[str]]]:
+    """For each relation kind (and part_of), each resource's edges to resources of the model."""
+    graphs: dict[str, dict[str, list[str]]] = {}
+    for name, res in items:
+        if res.part_of in resources:
+            graphs.setdefault("part_of", {}).setdefault(name, []).append(res.part_of)
+        for kind, target in sorted(res.relations) if sort else res.relations:
+            if target in resources:
+                graphs.setdefault(kind, {}).setdefault(name, []).append(target)
+    return graphs
+
+
 def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
     """A resource that is (transitively) part of itself, uses itself, ... is an error.
 
@@ -668,16 +687,12 @@ def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathK
     smallest name, in a stable order.
     """
     problems = []
-    graphs: dict[str, dict[str, list[str]]] = {}
-    for name, res in sorted(resources.items()):
-        if res.part_of in resources:
-            graphs.setdefault("part_of", {}).setdefault(name, []).append(res.part_of)
-        for kind, target in sorted(res.relations):
-            if target in resources:
-                graphs.setdefault(kind, {}).setdefault(name, []).append(target)
-    for kind, graph in sorted(graphs.items()):
-        if _acyclic(graph):
-            continue
+    cyclic = [kind for kind, graph in sorted(_graphs(resources, resources.items()).items()) if not _acyclic(graph)]
+    if not cyclic:
+        return problems
+    ordered = _graphs(resources, ((name, res) for name, res in sorted(resources.items())), sort=True)
+    for kind in cyclic:   # in a stable order, the nodes and edges sorted, for the first 20 cycles
+        graph = ordered[kind]
         found = []
         for cycle in nx.simple_cycles(nx.DiGraph([(a, b) for a, bs in graph.items() for b in bs])):
             start = cycle.index(min(cycle))

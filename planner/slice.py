@@ -179,26 +179,34 @@ def _outside_holds(model: Model, outside: list[str], changing: set[str], located
             if target.zone in zones.setdefault(str(value), set()):
                 return False
             zones[str(value)].add(target.zone)
-    # reached[type][state]: the milestones a resource of the type in the state is at or past
-    reached: dict[str, dict[str, set[str]]] = {}
-    has: dict[str, set[str]] = {}
+    # needs[type][state]: for each relation, the milestones its other end must have reached
+    # (ordering.lp's pairs whose own milestone a resource of the type in the state is at or past);
+    # missing[type][state]: the milestones of the type a resource in the state has not reached.
+    needs: dict[str, dict[str, dict[str, set[str]]]] = {}
+    missing: dict[str, dict[str, set[str]]] = {}
     for tname, kind in model.kinds.items():
         ranks = {state: i for i, state in enumerate(kind.states)}
-        has[tname] = {m for m, _ in kind.milestones}
-        reached[tname] = {state: {m for m, ms in kind.milestones if ranks[ms] <= i} for state, i in ranks.items()}
+        needs[tname], missing[tname] = {}, {}
+        for state, i in ranks.items():
+            reached = {m for m, ms in kind.milestones if ranks[ms] <= i}
+            missing[tname][state] = {m for m, _ in kind.milestones} - reached
+            wants: dict[str, set[str]] = {}
+            for rel, mine, needed in PAIRS:
+                if mine in reached:
+                    wants.setdefault(rel, set()).add(needed)
+            needs[tname][state] = wants
     resources = model.resources
     for name, res in resources.items():
-        if name in changing or not (res.part_of or res.relations):
+        wants = needs[res.type][res.current]
+        if not wants or name in changing or not (res.part_of or res.relations):
             continue
-        mine_at = reached[res.type][res.current]
         for kind, other in [*([("part_of", res.part_of)] if res.part_of else []), *res.relations]:
-            if other in changing or (name not in out and other not in out):
+            needed = wants.get(kind)
+            if not needed or other in changing or (name not in out and other not in out):
                 continue
             theirs = resources[other]
-            for rel, mine, needed in PAIRS:
-                if kind == rel and mine in mine_at and needed in has[theirs.type] \
-                        and needed not in reached[theirs.type][theirs.current]:
-                    return False
+            if needed & missing[theirs.type][theirs.current]:
+                return False
     return True
 
 
