@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import (
     CHILD_LISTS,
@@ -678,6 +676,8 @@ def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathK
     for kind, graph in sorted(graphs.items()):
         if _acyclic(graph):
             continue
+        import networkx as nx  # only to name a cycle: a tenth of a second at start-up
+
         found = []
         for cycle in nx.simple_cycles(nx.DiGraph([(a, b) for a, bs in graph.items() for b in bs])):
             start = cycle.index(min(cycle))
