@@ -8,6 +8,9 @@ import json
 import subprocess
 import sys
 
+import clingo
+
+from planner.solve import symbol_texts
 from tests.conftest import EXAMPLES
 
 PROBE = """
@@ -29,3 +32,14 @@ def test_plan_imports_neither_the_engine_nor_networkx(tmp_path):
     assert "executor.runs" in loaded   # the journal's records were read
     assert not [m for m in loaded if m.startswith(("networkx", "executor.engine", "executor.temporal",
                                                    "executor.controllers"))], loaded
+
+
+def test_symbol_texts_are_clingos_own():
+    """The child's fast text of the shown atoms is byte for byte ``str`` of each symbol."""
+    long = "x" * 1000   # past the first buffer
+    terms = ['op("db-1","start")', '__before("a","b","c","d",12)', "f(-3,#inf,#sup)", "(1,(a,b),())",
+             r'-g("with \"quote\" and \\ backslash","\n")', f'place("{long}","t")', "a", '"s"',
+             f'h("{long}{long}",{long[:5]})']
+    symbols = [clingo.parse_term(t) for t in terms] + [clingo.Number(-7), clingo.Tuple_([])]
+    assert symbol_texts(symbols) == [str(sym) for sym in symbols]
+    assert symbol_texts([]) == []
