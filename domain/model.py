@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import (
     CHILD_LISTS,
@@ -693,6 +691,8 @@ def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathK
     ordered = _graphs(resources, ((name, res) for name, res in sorted(resources.items())), sort=True)
     for kind in cyclic:   # in a stable order, the nodes and edges sorted, for the first 20 cycles
         graph = ordered[kind]
+        import networkx as nx  # only to name a cycle: a tenth of a second at start-up
+
         found = []
         for cycle in nx.simple_cycles(nx.DiGraph([(a, b) for a, bs in graph.items() for b in bs])):
             start = cycle.index(min(cycle))

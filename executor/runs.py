@@ -15,19 +15,20 @@ import os
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.project import Project, display_path, load_project, read_project_file
-from executor.controllers.simulated import load_simulation
-from executor.engine import ApplyOptions, ExecutionError, Executor, Listener, RunResult
 from executor.journal import Event, Journal, JournalError, JournalUrl, default_path
-from executor.shared import Shared
 from executor.store import is_url, location
-from executor.temporal import Temporal
 from planner.plan import Plan
 
+if TYPE_CHECKING:  # the engine is imported where a run starts: `ordo plan` loads the project only
+    from executor.engine import ApplyOptions, Executor, Listener, RunResult
+    from executor.shared import Shared
+    from executor.temporal import Temporal
+
 #: Wraps the driving of a run, given its executor (e.g. a live view, a signal handler).
-Around = Callable[[Executor], AbstractContextManager[Any]]
+Around = Callable[["Executor"], AbstractContextManager[Any]]
 
 
 def project_root(project: Path) -> Path:
@@ -84,6 +85,9 @@ def apply_options(simulation: Path | None, on_failure: str | None, max_replans: 
                   concurrency: int | None, op_timeout: float | None,
                   stored: dict[str, Any] | None = None) -> ApplyOptions:
     """The options of a run: those given, else those the run was started with (``stored``)."""
+    from executor.controllers.simulated import load_simulation
+    from executor.engine import ApplyOptions
+
     stored = stored or {}
     scenario = load_simulation(simulation) if simulation is not None else stored.get("simulation")
     return ApplyOptions(
@@ -145,6 +149,8 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Journa
     ``record`` is kept with the run's options (who asked for it, the idempotency key).
     With ``temporal``, the run is a Temporal workflow carried out by ``ordo worker`` processes.
     ``shared``: the controllers' concurrency and the guards of the runs going on beside it."""
+    from executor.engine import ExecutionError, Executor
+
     path = _journal_at(project.root, journal)
     if temporal is not None:
         from executor.temporal import load_client
@@ -195,6 +201,8 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
     With ``rollback``, a run that fell out, failed or was interrupted is rolled back instead: planned from
     what is observed to the state before the run, within its resources (created ones removed, changed
     ones put back), and carried out; it ends rolled_back."""
+    from executor.engine import ExecutionError, Executor
+
     root = project_root(project)
     path = _journal_at(root, journal)
     jr = Journal(path, create=False)
@@ -238,6 +246,8 @@ def mark_interrupted(jr: Journal) -> None:
 def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, Any] | None = None) -> str:
     """Stop a run: a running one is asked to (it stops once its operations in flight finish), one that
     crashed or waits for a decision is closed. Nothing is undone. ``record``: who asked, kept in the event."""
+    from executor.engine import ExecutionError
+
     record = record or {}
     with Journal(journal_path(project, journal), create=False) as jr:
         info = jr.run(run_id)

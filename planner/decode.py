@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import clingo
-import networkx as nx
 
 from planner.schedule import topological_order
 from planner.solve import SolveResult
+
+if TYPE_CHECKING:  # imported where a cycle is named: a tenth of a second at start-up
+    import networkx as nx
 
 
 def op_id(resource: str, operation: str) -> str:
@@ -30,6 +33,8 @@ class Decoded:
     @cached_property
     def graph(self) -> nx.DiGraph:
         """The order as a networkx graph, built when asked for (a cycle to name, an explanation)."""
+        import networkx as nx
+
         graph = nx.DiGraph()
         graph.add_nodes_from(sorted(self.ops))
         graph.add_edges_from(sorted(self.edges))
@@ -44,6 +49,8 @@ class Decoded:
 
 def find_cycle(graph: nx.DiGraph) -> list[str]:
     """The operations of one cycle in the order graph, or [] when it is acyclic."""
+    import networkx as nx
+
     if nx.is_directed_acyclic_graph(graph):
         return []
     return [u for u, _ in nx.find_cycle(graph)]

@@ -15,11 +15,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import networkx as nx
-
 #: The operations that wait for each operation (every node a key): a dict of
 #: lists, or an ``nx.DiGraph`` (``graph[node]`` is its successors too).
-Successors = Mapping[str, Iterable[str]] | nx.DiGraph
+Successors = Mapping[str, Iterable[str]]
 
 
 @dataclass(frozen=True)
