@@ -209,11 +209,13 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
         if info.options.get("engine") == "temporal" and info.effective_status == "fallout":
             from executor.temporal import load_client
 
+            jr.close()  # the decision follows the run on a journal of its own
             decided = load_client().decide(path, run_id, info.options["temporal"],
                                            "rollback" if rollback else "resume", record or {},
                                            listener=listener or (lambda ev: None), around=around or _nothing)
             if decided is not None:  # its workflow waited for the decision and carried the run on
                 return decided
+            jr = Journal(path, create=False)
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)
         if not any(ev.kind == "run-started" for ev in jr.events(run_id, limit=1)):
