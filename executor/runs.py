@@ -196,11 +196,13 @@ def run_files(jr: Journal, run_id: int) -> dict[str, Any]:
 def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: int, simulation: Path | None,
            on_failure: str | None, max_replans: int | None, op_timeout: float | None, *,
            listener: Listener | None = None, around: Around | None = None, shared: Shared | None = None,
-           rollback: bool = False) -> RunResult:
+           rollback: bool = False, record: dict[str, Any] | None = None) -> RunResult:
     """Carry on a run that crashed, was interrupted, or fell out, from the files it was planned from.
     With ``rollback``, a run that fell out, failed or was interrupted is rolled back instead: planned from
     what is observed to the state before the run, within its resources (created ones removed, changed
-    ones put back), and carried out; it ends rolled_back."""
+    ones put back), and carried out; it ends rolled_back. A run that fell out on Temporal, whose workflow
+    still waits for a decision, is carried on by that workflow (``record``: who asked, for its journal).
+    ``simulation`` and the options then stay those of the run."""
     from executor.engine import ExecutionError, Executor
 
     root = project_root(project)
@@ -212,6 +214,16 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
             raise ExecutionError(f"run {run_id} runs on Temporal and its workflow may still be going on without "
                                  f"the process that started it: see `temporal workflow describe -w "
                                  f"ordo-run-{jr.id[:12]}-{run_id}`, or `ordo abort {run_id}`")
+        if info.options.get("engine") == "temporal" and info.effective_status == "fallout":
+            from executor.temporal import load_client
+
+            jr.close()  # the decision follows the run on a journal of its own
+            decided = load_client().decide(path, run_id, info.options["temporal"],
+                                           "rollback" if rollback else "resume", record or {},
+                                           listener=listener or (lambda ev: None), around=around or _nothing)
+            if decided is not None:  # its workflow waited for the decision and carried the run on
+                return decided
+            jr = Journal(path, create=False)
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)
         if not any(ev.kind == "run-started" for ev in jr.events(run_id, limit=1)):
@@ -263,6 +275,12 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             return (f"Abort requested: run {run_id} (pid {info.pid}) will stop once its operations "
                     "in flight finish.")
+        if info.options.get("engine") == "temporal" and status == "fallout":
+            from executor.temporal import load_client
+
+            if load_client().decide(jr.path, run_id, info.options["temporal"], "abort", record,
+                                    listener=lambda ev: None, around=_nothing) is not None:
+                return f"Run {run_id} aborted (it was fallout, its workflow waiting); nothing was undone."
         if status in ("crashed", "fallout", "interrupted", "failed"):
             jr.append(run_id, [Event("run-ended", data={**info.summary, "status": "aborted",
                                                          "reason": f"aborted while {status}", **record})],

@@ -339,7 +339,8 @@ class LocalEngine:
 
         def go(listener: Any, around: Any) -> RunResult:
             return runs.resume(self.project, None, self.path, run_id, None, None, None, None,
-                               listener=listener, around=around, shared=self._shared, rollback=rollback)
+                               listener=listener, around=around, shared=self._shared, rollback=rollback,
+                               record=data)  # on Temporal, the decision's (the same event is not written twice)
 
         return self._launch(go, run_id)
 

@@ -8,8 +8,9 @@ cannot start twice) and followed on a thread of the server, which carries nothin
 out itself. Abort is the workflow's ``stop`` signal (``executor/runs.abort``). A
 server that stops or dies leaves its runs' workflows going on: at its next start it
 follows again those it was following (the journal shows them running, and held by
-this server, again); a run that ended interrupted, failed or in fallout is resumed
-as with the embedded engine.
+this server, again). A run that fell out waits in its workflow for a decision: resume,
+rollback and abort send it the ``decide`` signal (``executor/runs``); a run whose workflow
+ended (interrupted, failed) is resumed as with the embedded engine.
 """
 
 from __future__ import annotations

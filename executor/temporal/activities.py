@@ -75,7 +75,7 @@ class Activities:
     def step_activities(self) -> list[Callable[..., Any]]:
         """The activities of the main queue (next to the journal and the planner)."""
         return [self.begin, self.state, self.outline, self.intents, self.admit, self.observe, self.replan,
-                self.record, self.end, self.whatif]
+                self.record, self.end, self.decide, self.whatif]
 
     def close(self) -> None:
         with self._lock:
@@ -233,17 +233,45 @@ class Activities:
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.end")
-    def end(self, ref: Ref, status: str, reason: str) -> dict[str, Any]:
-        """``run-ended`` with the summary (the run's state read back from the journal)."""
+    def end(self, ref: Ref, status: str, reason: str, since: int) -> dict[str, Any]:
+        """``run-ended`` with the summary (the run's state read back from the journal); ``since``: the last
+        sequence number the workflow knew (a run resumed after a fallout has an earlier ``run-ended``)."""
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
             rs = ex._rebuild(ref["run"])
-            if rs.ended is not None:  # written by an attempt whose answer was lost
+            if any(ev.kind == "run-ended" for ev in ex.journal.events(ref["run"], since=since)):
+                # written by an attempt whose answer was lost
                 info = ex.journal.run(ref["run"])
                 return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
             ex._project = self._project(ref, run, rs.plan_no) if rs.plan_no else ex.loader(list(ex._records.values()))
             result = ex._end(_core(rs), End(status, reason))
             return {"status": result.status, "summary": result.summary, "reason": result.reason}
+        try:
+            return self._locked(ref, work)
+        finally:
+            self._forget(ref)
+
+    @activity.defn(name="ordo.decide")
+    def decide(self, ref: Ref, since: int, decision: dict[str, Any]) -> dict[str, Any]:
+        """A decision on a run that fell out (the workflow's ``decide`` signal), journaled as ``ordo resume``,
+        ``ordo rollback`` and ``ordo abort`` journal it: ``resume-requested`` (who asked) and the run held
+        again (unless the process that asked holds it already), or ``run-ended`` aborted."""
+        def work(run: _Run) -> dict[str, Any]:
+            jr, number = run.executor.journal, ref["run"]
+            asked = {**decision["record"], "principal": decision["principal"]}
+            if decision["action"] == "abort":
+                info = jr.run(number)
+                if info.status == "fallout":  # else: written by an attempt whose answer was lost
+                    summary = {**info.summary, "status": "aborted", "reason": "aborted while fallout"}
+                    jr.append(number, [Event("run-ended", data={**summary, **asked})], status="aborted",
+                              summary=summary)
+                    info = jr.run(number)
+                return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
+            rollback = {"rollback": True} if decision["action"] == "rollback" else {}
+            seq = _append(jr, number, since, [Event("resume-requested", data={**asked, **rollback})])[-1].seq
+            if jr.run(number).status == "fallout":
+                jr.claim(number)
+            return {"seq": seq}
         try:
             return self._locked(ref, work)
         finally:

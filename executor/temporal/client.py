@@ -13,7 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -190,12 +196,13 @@ async def _existing(client: Client, wid: str) -> tuple[WorkflowHandle, bool]:
 
 
 async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[WorkflowHandle, bool]], listener: Listener,
-                      stopper: Stopper) -> RunResult:
-    """The run's workflow followed to its end; a workflow that failed, or a Temporal that cannot be
-    reached, ends the run ``failed`` in the journal if its workflow did not write its end."""
+                      stopper: Stopper, since: int = 0) -> RunResult:
+    """The run's workflow followed to its end (or its fallout: the workflow then waits for a decision);
+    a workflow that failed, or a Temporal that cannot be reached, ends the run ``failed`` in the journal
+    if its workflow did not write its end."""
     try:
         handle, _ = await handle_of
-        answer = await follow(handle, jr, run, listener, stopper)
+        answer = await follow(handle, jr, run, listener, stopper, since=since)
     except (WorkflowFailureError, TemporalError, RPCError) as exc:
         why = _causes(exc)
         info = jr.run(run)
@@ -224,17 +231,57 @@ def stop_workflow(address: str, journal_id: str, run: int, reason: str) -> None:
     asyncio.run(go())
 
 
+#: How long a workflow's status and progress are waited for.
+_ASK = timedelta(seconds=20)
+
+
+def decide(path: Path, run: int, address: str, action: str, record: dict[str, Any], *, listener: Listener,
+           around: Callable[[Any], Any]) -> RunResult | None:
+    """A run that fell out on Temporal decided (``action``: resume, rollback or abort; ``record``: who asked)
+    by the ``decide`` signal to its workflow, which still waits, and followed to its end; None when its
+    workflow is not waiting any more (it ended: the run is resumed or aborted as any other)."""
+    async def go(jr: Journal, stopper: Stopper) -> RunResult | None:
+        client = await _connect(address)
+        try:
+            handle = client.get_workflow_handle(workflow_id(jr.id, run))
+            try:
+                running = (await handle.describe(rpc_timeout=_ASK)).status == WorkflowExecutionStatus.RUNNING
+                waiting = running and (await handle.query(RunWorkflow.progress, rpc_timeout=_ASK)).get(
+                    "awaiting") == "decision"
+            except (RPCError, WorkflowQueryFailedError):  # gone
+                return None
+            if not waiting:
+                return None
+            since = max((ev.seq for ev in jr.events(run)), default=0)
+            if action != "abort":
+                jr.claim(run)  # this process follows it, as the local host would hold it
+            await handle.signal(RunWorkflow.decide, {"action": action, "principal": record.get("principal", ""),
+                                                     "record": record})
+            return await _to_the_end(jr, run, _existing(client, handle.id), listener, stopper, since=since)
+        finally:
+            del client
+            gc.collect()
+
+    stopper = Stopper()
+    with Journal(path, create=False) as jr, around(stopper):
+        return asyncio.run(go(jr, stopper))
+
+
 async def follow(handle: WorkflowHandle, jr: Journal, run: int, listener: Listener, stopper: Stopper | None = None,
-                 poll: float = 0.25) -> dict[str, Any]:
-    """The run's events as the workers journal them, to ``listener``, until the workflow ends; an
-    ``ordo abort`` (its journal event) and a Ctrl-C (``stopper``) become the ``stop`` signal."""
+                 poll: float = 0.25, since: int = 0) -> dict[str, Any]:
+    """The run's events after ``since`` as the workers journal them, to ``listener``, until the workflow
+    ends or the run falls out (the workflow waits for ``decide``); an ``ordo abort`` (its journal event)
+    and a Ctrl-C (``stopper``) become the ``stop`` signal."""
     result = asyncio.ensure_future(handle.result())
-    seq, signalled = 0, False
+    seq, signalled = since, False
     while True:
         finished = result.done()
         for ev in jr.events(run, since=seq):
             seq = ev.seq
             listener(ev)
+            if ev.kind == "run-ended" and ev.data.get("status") == "fallout" and not finished:
+                result.cancel()
+                return {"status": "fallout", "summary": ev.data, "reason": ev.data.get("reason", "")}
             if ev.kind == "abort-requested" and not signalled:
                 signalled = True
                 await handle.signal(RunWorkflow.stop, "aborted")

@@ -7,7 +7,11 @@ inputs and carries out the commands it returns, and decides nothing itself:
 its controller's task queue; ``Admit``, ``Observe`` and ``Replan`` are activities
 (clingo never runs in workflow code); ``Wait`` is a workflow timer raced against
 the calls completing and the ``stop`` signal; ``Abandon`` cancels the calls;
-``End`` writes ``run-ended`` and completes the workflow. Time is
+``End`` writes ``run-ended`` and completes the workflow, except for a fallout: then
+the workflow waits (without a timeout of its own) for the ``decide`` signal: on
+``resume`` or ``rollback`` an activity journals who asked, and the core is fed
+``Resumed`` in the same workflow (it plans again: an activity), as ``ordo resume``
+feeds it on the local host; on ``abort`` the run ends aborted. Time is
 ``workflow.now()``.
 
 The plan crosses no history: the workflow's input and what it hands on when it
@@ -50,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         Planned,
         Record,
         Replan,
+        Resumed,
         RunCore,
         RunState,
         Stop,
@@ -73,6 +78,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 WORKFLOW = "ordo-run"
+#: The ``decide`` signal's actions, for a run that fell out.
+DECISIONS = ("resume", "rollback", "abort")
 #: The core's records that are journaled with the plan (by the client, by ``ordo.replan``).
 _WRITTEN_WITH_THE_PLAN = ("planned", "replanned")
 #: The steps' activities (journal, planner, guards, observation): retried unless the inputs are wrong;
@@ -115,12 +122,23 @@ class RunWorkflow:
         self._found: dict[str, dict[str, Any]] = {}         # records of the observation under way
         self._settled = 0                                   # outcomes fed since this execution began
         self._frozen: float | None = None                   # the core's time while handing the history on
+        self._decision: dict[str, Any] | None = None        # after a fallout: resume, rollback or abort
+        self._awaiting = False                              # fallen out, waiting for the decision
 
     @workflow.signal
     def stop(self, reason: str) -> None:
         """Dispatch nothing new, let the calls in flight finish, end (``aborted`` or ``interrupted``)."""
         if reason in ("aborted", "interrupted") and self._stop is None:
             self._stop = reason
+
+    @workflow.signal
+    def decide(self, decision: dict[str, Any]) -> None:
+        """What to do with a run that fell out: ``{"action": resume | rollback | abort, "principal": ...,
+        "record": {...}}`` (``record``: more for the journal's event). Taken once the run has fallen out."""
+        if self._decision is None and isinstance(decision, dict) and decision.get("action") in DECISIONS:
+            record = decision.get("record")
+            self._decision = {"action": decision["action"], "principal": str(decision.get("principal") or ""),
+                              "record": record if isinstance(record, dict) else {}}
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
@@ -130,7 +148,7 @@ class RunWorkflow:
         return {"run": rs.run, "plan": rs.plan_no, "done": len(rs.done),
                 "operations": len(rs.plan.operations) if rs.plan else 0, "in_flight": len(self._tasks),
                 "in_doubt": sorted(rs.in_doubt), "replans": rs.replans, "stopping": self._stop or "",
-                "ended": rs.ended or ""}
+                "ended": rs.ended or "", "awaiting": "decision" if self._awaiting else ""}
 
     @workflow.run
     async def run(self, ref: Ref) -> dict[str, Any]:
@@ -152,6 +170,24 @@ class RunWorkflow:
         self._state = rs
         core = RunCore(rs, key_prefix=f"ordo:{ref['journal_id'][:12]}:{rs.run}:",
                        on_failure=ref["options"]["on_failure"])
+        while True:
+            answer = await self._drive(ref, rs, core, inp)
+            if answer["status"] != "fallout":
+                return answer
+            self._awaiting = True   # as long as it takes: a decision may come days later
+            await workflow.wait_condition(lambda: self._decision is not None)
+            decision, self._decision, self._awaiting = self._decision, None, False
+            assert decision is not None
+            taken = await self._step("ordo.decide", ref, self._seq, decision)
+            if decision["action"] == "abort":
+                rs.ended = taken["status"]
+                return taken
+            self._seq = max(self._seq, taken["seq"])
+            rs.ended = None
+            inp = Resumed("fallout", self._now(), rollback=decision["action"] == "rollback")
+
+    async def _drive(self, ref: Ref, rs: RunState, core: RunCore, inp: Input) -> dict[str, Any]:
+        """Step the core and carry its commands out until it ends the run: ``ordo.end``'s answer."""
         while True:
             # Past the threshold, the history is handed on: the calls in flight finish, what the core
             # dispatches meanwhile is not carried out (no intent is written: nothing happened), and
@@ -185,7 +221,7 @@ class RunWorkflow:
                 elif kind is Replan:
                     follow = await self._replan(ref, rs, cmd)
                 elif kind is End:
-                    answer = await self._step("ordo.end", ref, cmd.status, cmd.reason)
+                    answer = await self._step("ordo.end", ref, cmd.status, cmd.reason, self._seq)
                     rs.ended = answer["status"]
                     return answer
             if follow is not None:

