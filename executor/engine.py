@@ -350,12 +350,12 @@ class Executor:
 
     def _arrived(self, run: int) -> list[Event]:
         """The event-received events written since the last look (only while operations wait)."""
-        if not self.state or not self.state.waits or not self.journal.has_event(run, "event-received",
-                                                                                 since=self._arrivals):
+        if not self.state or not self.state.waits:
             return []
-        events = self.journal.events(run, since=self._arrivals)
-        self._arrivals = max(self._arrivals, events[-1].seq) if events else self._arrivals
-        return [ev for ev in events if ev.kind == "event-received"]
+        events = self.journal.events(run, since=self._arrivals, kinds=("event-received",))
+        if events:
+            self._arrivals = events[-1].seq
+        return events
 
     def _record_events(self, core: RunCore, cmd: Record) -> None:
         state: dict[str, ObservedResource | None] | None = None
@@ -391,9 +391,8 @@ class Executor:
             events.append(intent)
             self._requests[call.op] = request
             self._calls[call.token] = call.op
-            if why is not None:  # never sent: it fails as a call refused by its controller would
-                refused.append(Outcome(call.token, call.op, error=CallError(why, code="secret-unavailable",
-                                                                            applied=False)))
+            if why is not None:  # never sent
+                refused.append(Outcome.refused(call.token, call.op, why))
             else:
                 calls.append((op.controller, call.token, call.op, request, call.observe_first, initial))
         for ev in self._emit(rs, events):

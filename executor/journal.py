@@ -555,12 +555,14 @@ class Journal:
                 rows = db.execute(f"{sql} ORDER BY seq", params).fetchall()
         return [self._event(r) for r in rows]
 
-    def last_event(self, run: int, kinds: tuple[str, ...]) -> Event | None:
-        """The run's last event of one of these kinds (read backwards: a status answer does not read
-        the run's whole history)."""
+    def last_event(self, run: int, kinds: tuple[str, ...] | None = None) -> Event | None:
+        """The run's last event (of one of these kinds, if given), read backwards: a status answer
+        does not read the run's whole history."""
+        sql, params = "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=?", (run,)
+        if kinds is not None:
+            sql, params = f"{sql} AND kind IN ({', '.join('?' * len(kinds))})", (*params, *kinds)
         with self._read() as db:
-            row = db.execute("SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND kind IN "
-                             f"({', '.join('?' * len(kinds))}) ORDER BY seq DESC LIMIT 1", (run, *kinds)).fetchone()
+            row = db.execute(f"{sql} ORDER BY seq DESC LIMIT 1", params).fetchone()
         return None if row is None else self._event(row)
 
     def _event(self, r: tuple) -> Event:

@@ -124,6 +124,12 @@ class Outcome:
     observed: bool = False
     seconds: float = 0.0
 
+    @classmethod
+    def refused(cls, token: int, op: str, why: str) -> Outcome:
+        """A call its host did not send, its intent marked ``refused`` (an input is a secret known only
+        by its fingerprint): it fails as a call refused by its controller would, nothing applied."""
+        return cls(token, op, error=CallError(why, code="secret-unavailable", applied=False))
+
 
 @dataclass(frozen=True)
 class Completed:

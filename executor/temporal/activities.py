@@ -192,8 +192,8 @@ class Activities:
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
             number = plan_no + 1
-            for ev in ex.journal.events(ref["run"], since=since):
-                if ev.kind == "replan" and ev.data["number"] == number:  # written by an attempt whose answer was lost
+            for ev in ex.journal.events(ref["run"], since=since, kinds=("replan",)):
+                if ev.data["number"] == number:  # written by an attempt whose answer was lost
                     return {"seq": ev.seq, "seconds": ev.data["seconds"],
                             "head": self._outline(ref, run, number)["head"]}
             rs = ex._rebuild(ref["run"])
@@ -239,7 +239,7 @@ class Activities:
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
             rs = ex._rebuild(ref["run"])
-            if any(ev.kind == "run-ended" for ev in ex.journal.events(ref["run"], since=since)):
+            if ex.journal.has_event(ref["run"], "run-ended", since=since):
                 # written by an attempt whose answer was lost
                 info = ex.journal.run(ref["run"])
                 return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
@@ -347,8 +347,8 @@ class Activities:
 
     def _plan(self, ref: Ref, run: _Run, plan_no: int) -> Plan:
         if plan_no not in run.plans:
-            for ev in run.executor.journal.events(ref["run"]):
-                if ev.kind in ("plan", "replan") and ev.data.get("number") == plan_no:
+            for ev in run.executor.journal.events(ref["run"], kinds=("plan", "replan")):
+                if ev.data.get("number") == plan_no:
                     run.plans[plan_no] = Plan.from_json(ev.data["plan"])
         if plan_no not in run.plans:
             raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")

@@ -252,7 +252,8 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
                 return None
             if not waiting:
                 return None
-            since = max((ev.seq for ev in jr.events(run)), default=0)
+            last = jr.last_event(run)
+            since = last.seq if last is not None else 0
             if action != "abort":
                 jr.claim(run)  # this process follows it, as the local host would hold it
             await handle.signal(RunWorkflow.decide, {"action": action, "principal": record.get("principal", ""),

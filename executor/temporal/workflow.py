@@ -257,10 +257,9 @@ class RunWorkflow:
 
     async def _call(self, ref: Ref, plan_no: int, call: Call, intent: dict[str, Any]) -> None:
         why = intent["event"]["data"].get("refused")
-        if why is not None:  # never sent (an input is a secret known only by its fingerprint): as the local host
+        if why is not None:  # never sent (an input is a secret known only by its fingerprint)
             self._tasks.pop(call.token, None)
-            self._done.append(Outcome(call.token, call.op, error=CallError(why, code="secret-unavailable",
-                                                                           applied=False)))
+            self._done.append(Outcome.refused(call.token, call.op, why))
             return
         payload = {"token": call.token, "op": call.op, "request": intent["request"], "initial": intent["initial"],
                    "controller": intent["controller"], "observe_first": call.observe_first, "plan_no": plan_no}
