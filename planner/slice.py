@@ -3,8 +3,10 @@
 Against the state of a large project, a small request changes a few
 resources; the rest keeps its state, and grounding lifecycles, placements and
 policies for it costs time and tells nothing new. ``prune`` returns the facts
-of a smaller model that gives the same plan, or None when that cannot be
-shown, and the planner then solves the whole model. The rule (documented in
+of a smaller model that gives the same plan (the same operations, order and
+cost; where placements tie on cost the smaller search may meet another of
+them first, still deterministic for the same inputs), or None when that cannot
+be shown, and the planner then solves the whole model. The rule (documented in
 docs/architecture.md, checked by tests/test_slice.py against the full
 program on generated instances and the examples):
 
