@@ -47,7 +47,7 @@ class Source:
         most loads never report a problem, and a large file's positions are most of its loading."""
         src = cls(file=file, data=data, positions={}, sha256=sha256)
         del src.positions, src.key_positions
-        src._node = node
+        src._node, src._keys = node, {}
         return src
 
     def __getattr__(self, name: str) -> Any:
@@ -58,20 +58,45 @@ class Source:
         if self._node is not None:
             walker.walk(self._node, ())
         self.positions, self.key_positions = walker.positions, walker.key_positions
-        del self._node
+        del self._node, self._keys
         return getattr(self, name)
 
     def where_key(self, path: PathKey) -> tuple[int, int]:
+        if "_node" in self.__dict__:
+            node, key = self._find(tuple(path))
+            return _mark(key or node)
         return self.key_positions.get(tuple(path)) or self.where(path)
 
     def where(self, path: PathKey) -> tuple[int, int]:
         """Line and column of the value at path, or of its nearest parent."""
         path = tuple(path)
+        if "_node" in self.__dict__:
+            return _mark(self._find(path)[0])
         while path:
             if path in self.positions:
                 return self.positions[path]
             path = path[:-1]
         return self.positions.get((), (1, 1))
+
+    def _find(self, path: PathKey) -> tuple[yaml.Node | None, yaml.Node | None]:
+        """In a source not walked yet: the node at path or its nearest parent, and the key
+        node of path's last step when path was found and ends in a mapping's key."""
+        node, key = self._node, None
+        for part in path:
+            key = None
+            if node.__class__ is yaml.MappingNode and isinstance(part, str):
+                keys = self._keys.get(id(node))
+                if keys is None:
+                    keys = self._keys[id(node)] = {k.value: (k, v) for k, v in reversed(node.value)}
+                key, child = keys.get(part, (None, None))
+            elif node.__class__ is yaml.SequenceNode and isinstance(part, int) and 0 <= part < len(node.value):
+                child = node.value[part]
+            else:
+                child = None
+            if child is None:
+                return node, None
+            node = child
+        return node, key
 
     def sub(self, path: PathKey) -> Source:
         """The value at path as a document of its own, positions kept (a model
@@ -140,6 +165,10 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
                   sha256=hashlib.sha256(raw).hexdigest())
 
 _SIMPLE = "tag:yaml.org,2002:"
+
+
+def _mark(node: yaml.Node | None) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
 
 #: Deeper nesting than this is refused: no model needs a tenth of it, and
 #: PyYAML's composer and constructor recurse once per level (a file nested

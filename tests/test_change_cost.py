@@ -22,10 +22,16 @@ def test_a_valid_document_is_loaded_without_walking_its_positions(tmp_path: Path
     monkeypatch.setattr(yamlsrc._Walker, "walk", lambda *_: pytest.fail("walked while loading"))
     src = yamlsrc.load_yaml(path, "doc.yaml")
     assert src.data == expected[0]
-    monkeypatch.setattr(yamlsrc._Walker, "walk", real_walk)
+    # a place is found from the composed document, without walking all of it
     assert src.where(("resources", 1, "uses", 1)) == (7, 13)
-    assert (src.positions, src.key_positions) == expected[1:]
+    assert src.where(("resources", 1, "uses", 5)) == src.where(("resources", 1, "uses")) == (7, 9)
+    assert src.where_key(("resources", 0, "requires")) == (5, 3)
+    assert src.where_key(("resources", 0, "requires", "vcpu")) == (5, 14)
+    assert src.where(("nothing", "here")) == (1, 1)
     assert src.diagnostic(("resources", 0, "type"), "bad").line == 4
+    monkeypatch.setattr(yamlsrc._Walker, "walk", real_walk)
+    assert (src.positions, src.key_positions) == expected[1:]
+    assert src.where(("resources", 1, "uses", 1)) == (7, 13)
 
 
 @pytest.mark.parametrize("text, summary", [
