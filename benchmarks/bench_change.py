@@ -26,12 +26,18 @@ that the ratios come from the same minutes of the same machine:
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_change.py [--n 10000] [--repeat 3] [--instances 1000]
+    .venv/bin/python benchmarks/bench_change.py [--n 10000] [--repeat 3] [--instances 1000] [--state DIR] [--rows ...]
+
+``--state DIR`` keeps the prepared folders in DIR and reuses them when DIR
+already holds them (the apply takes a while): compare versions of ordo
+against the same journal. ``--rows`` measures only the rows named (small,
+small-state, tiny, no-change, conflict).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import shutil
 import statistics
@@ -49,6 +55,7 @@ from benchmarks.generate import write_project  # noqa: E402
 from benchmarks.tables import fmt, text_table  # noqa: E402
 
 ORDO = str(Path(sys.executable).with_name("ordo"))
+ROWS = ("small", "small-state", "tiny", "no-change", "conflict")
 
 SMALL_REQUEST = """\
 name: small
@@ -113,10 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--instances", type=int, default=1000, help="policy instances of the conflict project")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--state", type=Path, help="keep the prepared folders here; reuse them if there")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"rows to measure, of {','.join(ROWS)}")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        set_up(root, args.n, args.instances)
+    wanted = args.rows.split(",")
+    with contextlib.ExitStack() as stack:
+        root = args.state or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if not (root / "big" / ".ordo" / "journal.db").exists():
+            root.mkdir(parents=True, exist_ok=True)
+            set_up(root, args.n, args.instances)
         small, big, tiny = str(root / "small.yaml"), str(root / "big"), str(root / "tiny")
         rows = {
             "small": ["plan", "-C", str(root / "empty"), small],
@@ -125,18 +137,24 @@ def main(argv: list[str] | None = None) -> None:
             "no-change": ["plan", "-C", big],
             "conflict": ["explain", "-C", str(root / "conflict"), "--conflict", "--timeout", "300"],
         }
-        times: dict[str, list[tuple[float, float]]] = {key: [] for key in [*rows, "conflict-call"]}
+        rows = {key: cmd for key, cmd in rows.items() if key in wanted}
+        times: dict[str, list[tuple[float, float]]] = {key: [] for key in rows}
+        if "conflict" in rows:
+            times["conflict-call"] = []
         for i in range(args.repeat):
             for key, cmd in rows.items():
                 times[key].append(run(cmd, (3,) if key == "conflict" else (0,)))
-            times["conflict-call"].append(conflict_in_process(root / "conflict"))
+            if "conflict" in rows:
+                times["conflict-call"].append(conflict_in_process(root / "conflict"))
             print(f"  round {i + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f}/{v[-1][1]:.2f}" for k, v in times.items()),
                   file=sys.stderr)
     wall = {key: statistics.median(w for w, _ in values) for key, values in times.items()}
     cpu = {key: statistics.median(c for _, c in values) for key, values in times.items()}
 
-    def row(what: str, key: str, base: str | None = None, target: str = "") -> list[str]:
-        ratios = [fmt(m[key] / m[base], ".2f") + "x" if base else "" for m in (wall, cpu)]
+    def row(what: str, key: str, base: str | None = None, target: str = "") -> list[str] | None:
+        if key not in wall:
+            return None
+        ratios = [fmt(m[key] / m[base], ".2f") + "x" if base in m else "" for m in (wall, cpu)]
         return [what, fmt(wall[key], ".2f"), ratios[0], fmt(cpu[key], ".2f"), ratios[1], target]
 
     n = f"{args.n:,}"
@@ -148,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         row(f"explain --conflict, {n} / {args.instances:,} policies (process)", "conflict", None, "< 2 s"),
         row("  of which minimal_conflict", "conflict-call"),
     ]
+    body = [line for line in body if line is not None]
     print(f"\nmedian of {args.repeat}; wall and CPU (user + system, children included) seconds, whole process "
           "unless said; ratios to the row the target names")
     print(text_table(("row", "wall s", "ratio", "CPU s", "ratio", "target"), body))

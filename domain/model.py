@@ -474,9 +474,6 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
     change it: a label `protected: false` would lift a protection, `requires:
     {vcpu: 0}` would free capacity that is in use."""
     seen = f"in {existing.origin.file}" if existing.origin else "observed"
-    detail = (f"a request may set an existing resource's {', '.join(REQUEST_MAY_SET)} (and requires not recorded); "
-              f"the rest is observed: change it in the inventory file (after ordo state rm {existing.name} "
-              "if a run recorded it)")
     found: list[tuple[PathKey, str]] = []
     for key, value in desired.requires.items():
         # a key not observed may be added: it only adds to what capacity counts
@@ -491,12 +488,18 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
     if part_of is not None and existing.part_of is None:  # a different part_of is refused before
         found.append((("part_of",) if desired.part_of else (),
                       f"it is not part of another resource {seen}; the request puts it under '{part_of}'"))
-    for kind, target in sorted(_relations(desired) - existing.relations):
-        found.append((_relation_path(src, path, kind, target)[len(path):],
-                      f"it has no relationship '{kind}' to '{target}' {seen}"))
+    if desired.uses or desired.member_of or desired.hosted_on or desired.relations:
+        for kind, target in sorted(_relations(desired) - existing.relations):
+            found.append((_relation_path(src, path, kind, target)[len(path):],
+                          f"it has no relationship '{kind}' to '{target}' {seen}"))
     if desired.placement is not None and desired.placement != existing.placement:
         found.append((("placement",), f"it is placed on {_shown(existing.placement)} {seen}, "
                                       f"not on '{desired.placement}'"))
+    if not found:
+        return []
+    detail = (f"a request may set an existing resource's {', '.join(REQUEST_MAY_SET)} (and requires not recorded); "
+              f"the rest is observed: change it in the inventory file (after ordo state rm {existing.name} "
+              "if a run recorded it)")
     return [src.diagnostic(path + sub, f"cannot change what is observed of existing '{existing.name}': {text}",
                            detail, code="observed") for sub, text in found]
 

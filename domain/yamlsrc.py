@@ -41,17 +41,62 @@ class Source:
     sha256: str = ""  # of the bytes read, for the plan's digest
     prefix: PathKey = ()  # where this document sits in its file (a model written inline), for messages
 
+    @classmethod
+    def unwalked(cls, file: str, data: Any, node: yaml.Node | None, sha256: str) -> Source:
+        """A document whose positions are recorded from its composed ``node`` when first asked for:
+        most loads never report a problem, and a large file's positions are most of its loading."""
+        src = cls(file=file, data=data, positions={}, sha256=sha256)
+        del src.positions, src.key_positions
+        src._node, src._keys = node, {}
+        return src
+
+    def __getattr__(self, name: str) -> Any:
+        # only for positions and key_positions of a source made by unwalked(), on first use
+        if name not in ("positions", "key_positions") or "_node" not in self.__dict__:
+            raise AttributeError(name)
+        walker = _Walker(self.file, aliases=False)
+        if self._node is not None:
+            walker.walk(self._node, ())
+        self.positions, self.key_positions = walker.positions, walker.key_positions
+        del self._node, self._keys
+        return getattr(self, name)
+
     def where_key(self, path: PathKey) -> tuple[int, int]:
+        if "_node" in self.__dict__:
+            node, key = self._find(tuple(path))
+            return _mark(key or node)
         return self.key_positions.get(tuple(path)) or self.where(path)
 
     def where(self, path: PathKey) -> tuple[int, int]:
         """Line and column of the value at path, or of its nearest parent."""
         path = tuple(path)
+        if "_node" in self.__dict__:
+            return _mark(self._find(path)[0])
         while path:
             if path in self.positions:
                 return self.positions[path]
             path = path[:-1]
         return self.positions.get((), (1, 1))
+
+    def _find(self, path: PathKey) -> tuple[yaml.Node | None, yaml.Node | None]:
+        """In a source not walked yet: the node at path or its nearest parent, and the key
+        node of path's last step when path was found and ends in a mapping's key."""
+        node, key = self._node, None
+        for part in path:
+            key = None
+            if node.__class__ is yaml.MappingNode and isinstance(part, str):
+                keys = self._keys.get(id(node))
+                if keys is None:
+                    keys = self._keys[id(node)] = {k.value: (k, v) for k, v in reversed(node.value)}
+                key, child = keys.get(part, (None, None))
+            elif node.__class__ is yaml.SequenceNode and isinstance(part, int) and 0 <= part < len(node.value):
+                child = node.value[part]
+            else:
+                child = None
+            if child is None:
+                return node, None
+            node = child
+        return node, key
 
     def sub(self, path: PathKey) -> Source:
         """The value at path as a document of its own, positions kept (a model
@@ -92,6 +137,10 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
             node = _compose(text, _CLoader or _SafeLoader)
         except yaml.YAMLError:
             node = _compose(text, _SafeLoader)
+        if "&" not in text:  # no anchor, no alias: built in one pass, positions recorded when first asked for
+            fast = _plain(node)
+            if fast is not _CHECK:
+                return Source.unwalked(shown, fast, node, hashlib.sha256(raw).hexdigest())
         # Walked before anything is built: a document too deep, too large or
         # containing itself is refused before the recursive builders see it.
         # Without an anchor ('&') there is no alias: each node is visited once,
@@ -115,8 +164,11 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
     return Source(file=shown, data=data, positions=walker.positions, key_positions=walker.key_positions,
                   sha256=hashlib.sha256(raw).hexdigest())
 
-
 _SIMPLE = "tag:yaml.org,2002:"
+
+
+def _mark(node: yaml.Node | None) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
 
 #: Deeper nesting than this is refused: no model needs a tenth of it, and
 #: PyYAML's composer and constructor recurse once per level (a file nested
@@ -229,6 +281,47 @@ def _build(node: yaml.Node, count: list[int]) -> Any:
         return out
     raise _Unusual
 
+
+_CHECK = object()  # what _plain returns for a document it leaves to the walk and the builders above
+
+
+def _plain(node: yaml.Node | None) -> Any:
+    """Plain data from a document without aliases, in one pass, or _CHECK for
+    one the walk must see first (too deep, too large, a duplicate key, a key
+    that is not text) or that _build leaves to PyYAML (_Unusual): those take
+    the way above, which finds and names every problem as it always did."""
+    if node is None:
+        return None
+    try:
+        return _plain_node(node, 0, [0])
+    except _Unusual:
+        return _CHECK
+
+
+def _plain_node(node: yaml.Node, depth: int, count: list[int]) -> Any:
+    count[0] += 1
+    if depth >= MAX_DEPTH or count[0] > MAX_NODES:
+        raise _Unusual
+    kind = node.__class__
+    if kind is yaml.MappingNode and node.tag == _MAP:
+        out = {}
+        for key, value in node.value:
+            if key.__class__ is not yaml.ScalarNode or key.tag != _STR:
+                raise _Unusual  # a merge key, a key that is not text: compared as text by the walk
+            out[key.value] = _plain_node(value, depth + 1, count)
+        if len(out) != len(node.value):
+            raise _Unusual  # a duplicate key
+        return out
+    if kind is yaml.SequenceNode and node.tag == _SEQ:
+        return [_plain_node(item, depth + 1, count) for item in node.value]
+    if kind is yaml.ScalarNode:
+        if node.tag == _STR:
+            return node.value
+        return _build(node, [0])
+    raise _Unusual
+
+
+_MAP, _SEQ, _STR = _SIMPLE + "map", _SIMPLE + "seq", _SIMPLE + "str"
 
 #: More nodes than this (through aliases) is an alias bomb, not a model.
 MAX_NODES = 2_000_000

@@ -199,15 +199,18 @@ def _outside_holds(model: Model, outside: list[str], changing: set[str], located
             needs[tname][state] = wants
     resources = model.resources
     for name, res in resources.items():
-        wants = needs[res.type][res.current]
-        if not wants or name in changing or not (res.part_of or res.relations):
+        if not (res.part_of or res.relations) or name in changing:
             continue
-        for kind, other in [*([("part_of", res.part_of)] if res.part_of else []), *res.relations]:
+        wants = needs[res.type][res.current]
+        if not wants:
+            continue
+        mine_out = name in out
+        for kind, other in [("part_of", res.part_of), *res.relations] if res.part_of else res.relations:
             needed = wants.get(kind)
-            if not needed or other in changing or (name not in out and other not in out):
+            if not needed or other in changing or not (mine_out or other in out):
                 continue
             theirs = resources[other]
-            if needed & missing[theirs.type][theirs.current]:
+            if not needed.isdisjoint(missing[theirs.type][theirs.current]):
                 return False
     return True
 
