@@ -75,3 +75,19 @@ def test_schedule_with_the_callers_order_is_the_same():
                 == schedule(graph, duration, controller, limit, {"x": 1}))
     with pytest.raises(ValueError, match="cycle"):
         schedule({"a": ["b"], "b": ["a"]}, {"a": 1.0, "b": 1.0}, {"a": "x", "b": "x"}, 1, {})
+
+
+def test_plain_text_output_is_made_safe_line_by_line():
+    import io
+
+    from rich.console import Console
+
+    from ordo.render import _print_lines, terminal_safe, terminal_safe_lines
+
+    hostile = ["plain", "esc \x1b[31m red", "bidi \u202e txt", "", "nul \x00 and del \x7f", "tab\tok"]
+    text = "\n".join(hostile)
+    assert terminal_safe_lines(text) == "\n".join(terminal_safe(line) for line in hostile)
+    for lines in (hostile, hostile + ["a line\nbreak inside", "cr\r"]):
+        out = io.StringIO()
+        _print_lines(Console(file=out), [(line, "") for line in lines])
+        assert out.getvalue() == "\n".join(terminal_safe(line) for line in lines) + "\n"
