@@ -105,3 +105,15 @@ def test_the_shown_atoms_read_in_parts_as_they_arrive_give_the_same_plan(vfw_cop
     again = make_plan(load_project(vfw_copy)).plan
     assert len(parts) > 3 and set(parts[:-1]) == {7}
     assert again.to_json() == whole.to_json()
+
+
+def test_symbol_texts_past_the_buffer_are_whole(monkeypatch):
+    import clingo
+
+    import planner.solve as solve
+
+    terms = ['op("db-1","start")', f'place("{"x" * 70_000}","t")', "a", r'g("q \"x\" \\ y")', "(1,(a,b),())"]
+    symbols = [clingo.parse_term(t) for t in terms]
+    assert solve.symbol_texts(symbols) == [str(sym) for sym in symbols]
+    monkeypatch.setattr(solve, "TEXT_BUFFER", 8)   # every text but "a" longer than the buffer
+    assert solve.symbol_texts(symbols) == [str(sym) for sym in symbols]
