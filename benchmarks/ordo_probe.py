@@ -8,8 +8,7 @@ the pipeline, and prints one JSON line:
   validation, model; ``journal`` is the part of load_with_journal around
   load_project), policies (parse, lint: planner.core.load_policies), facts,
   child (the bounded child process: its clingo ``ground`` and ``solve``, and
-  ``child_other`` = start-up, answer transfer and what else it does, less the
-  decoding of the atoms as they arrive, which is in ``decode``), decode,
+  ``child_other`` = start-up, answer transfer and what else it does), decode,
   check (references), schedule, build (the rest of build_plan), write
   (plan JSON), render (the text) and ``other`` (what none of these covers);
   ``whole`` is their total, from before the first import; ``clingo`` is
@@ -99,7 +98,6 @@ def main(argv: list[str] | None = None) -> None:
                         ("build_plan", "build_plan"), ("schedule", "schedule")):
         timer.wrap(planner.core, name, phase)
     timer.wrap(planner.decode.Decoded, "cycle", "decode")
-    timer.wrap(planner.decode.Decoder, "feed", "read")   # decoding as the atoms arrive, inside "child"
     timer.wrap(planner.plan.Plan, "to_json", "write")
     timer.wrap(ordo.render, "plan_text", "render")
     with open(os.devnull, "w", encoding="utf-8") as devnull:
@@ -118,9 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     phases = {"import": imported - STARTED, "journal": s["load_with_journal"] - s["load"], "load": s["load"],
               "policies": s["policies"], "facts": s["facts"], "ground": result.ground_seconds,
               "solve": result.solve_seconds,
-              "child_other": s["child"] - result.ground_seconds - result.solve_seconds - s.get("read", 0.0),
-              "decode": s.get("decode", 0.0) + s.get("read", 0.0), "check": s.get("check", 0.0),
-              "schedule": s.get("schedule", 0.0),
+              "child_other": s["child"] - result.ground_seconds - result.solve_seconds,
+              "decode": s.get("decode", 0.0), "check": s.get("check", 0.0), "schedule": s.get("schedule", 0.0),
               "build": s.get("build_plan", 0.0) - s.get("schedule", 0.0), "write": s.get("write", 0.0),
               "render": s.get("render", 0.0)}
     phases["other"] = ended - STARTED - sum(phases.values())

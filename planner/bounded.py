@@ -5,8 +5,7 @@ clingo cannot interrupt grounding, and a policy can ground without end
 solves in a child process: the child caps its own address space
 (RLIMIT_AS) and bounds its search; the parent kills it when grounding is
 not done by the deadline. The child's answer crosses back small: the shown
-atoms as text (a part at a time: the parent reads one part while the child
-turns the next into text), the cost, the explanation of "no plan" (computed in the
+atoms as text, the cost, the explanation of "no plan" (computed in the
 child, on its ground program). When a limit strikes, a second child grounds
 the policy files one program part at a time and the one it is grounding
 when the limit strikes again (or else the one that grounded most atoms) is
@@ -27,7 +26,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -39,15 +37,12 @@ from domain.model import Model
 from planner.explain import Explanation, explain_no_plan
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
-from planner.solve import SolveResult, _ground, solve, symbol_texts
+from planner.solve import SolveResult, _ground, solve
 
 #: Seconds at most for finding the policy that grounds largest, after a limit struck.
 PROBE_SECONDS = 10.0
 #: Seconds a child has, past its own time limits, to hand its answer over.
 GRACE_SECONDS = 30.0
-#: Shown atoms per message from the planning child: the parent reads one part
-#: while the child turns the next into text.
-SHOWN_PART = 8192
 
 
 class PlanningLimitError(OrdoError):
@@ -102,25 +97,15 @@ class _Job:
         apply_parameters(self.program, parameters, None)  # as the parent did (planner.core.checked_program)
 
 
-def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float, memory_mb: int,
-                  on_shown: Callable[[list[str]], None] | None = None) -> tuple[SolveResult, Explanation | None, float]:
+def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float,
+                  memory_mb: int) -> tuple[SolveResult, Explanation | None, float]:
     """Ground and solve in a child within ``timeout`` seconds together and
     ``memory_mb``; with no plan, explain it there too. Returns the result
     (shown atoms as text), the explanation and the seconds it took. Raises
     PlanningLimitError when a limit strikes, DiagnosticsError on errors in
-    the policies. The shown atoms come a part at a time; ``on_shown`` is
-    given each part as it arrives (planner.decode.Decoder.feed), while the
-    child makes the next."""
+    the policies."""
     job = _Job(program, facts, model, time.monotonic() + timeout, timeout, memory_mb)
-    shown: list[str] = []
-
-    def part(texts: list[str]) -> None:
-        shown.extend(texts)
-        if on_shown is not None:
-            on_shown(texts)
-
-    _, result, explanation, seconds = _answer(_plan_child, job, part)
-    result.shown = shown
+    _, result, explanation, seconds = _answer(_plan_child, job)
     return _received(result), explanation, seconds
 
 
@@ -129,9 +114,8 @@ def ground_bounded(program: Program, facts: list[str], *, timeout: float, memory
     return _answer(_ground_child, _Job(program, facts, None, time.monotonic() + timeout, timeout, memory_mb))[1]
 
 
-def _answer(target, job: _Job, on_shown: Callable[[list[str]], None] | None = None) -> tuple:
-    """The ("done", ...) message of ``target`` run in a child, the ("shown", texts)
-    messages before it given to ``on_shown``; errors and limits raise."""
+def _answer(target, job: _Job) -> tuple:
+    """The ("done", ...) message of ``target`` run in a child; errors and limits raise."""
     kind, grounded = "time", False
     with _Child(target, job) as child:
         until = job.deadline
@@ -139,8 +123,6 @@ def _answer(target, job: _Job, on_shown: Callable[[list[str]], None] | None = No
             tag = message[0]
             if tag == "grounded":
                 grounded, until = True, job.deadline + job.timeout + GRACE_SECONDS  # the search stops itself
-            elif tag == "shown" and on_shown is not None:
-                on_shown(message[1])
             elif tag == "done":
                 return message
             elif tag == "diagnostics":
@@ -303,9 +285,8 @@ def _plan_child(conn: Connection, job: _Job) -> None:
                                           control=result.control)
             seconds = time.perf_counter() - started
         result.control = None
-        symbols, result.symbols = result.symbols, []
-        for start in range(0, len(symbols), SHOWN_PART):
-            conn.send(("shown", symbol_texts(symbols[start:start + SHOWN_PART])))
+        result.texts()
+        result.symbols = []
         return ("done", result, explanation, seconds)
 
     _reply(conn, plan)

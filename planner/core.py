@@ -19,7 +19,7 @@ from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
 from planner.bounded import default_memory_mb, solve_bounded
-from planner.decode import Decoded, Decoder, decode, op_id
+from planner.decode import Decoded, decode, op_id
 from planner.explain import Explanation, conflicts_from, explain_cycle
 from planner.facts import model_facts
 from planner.lint import lint, vocabulary_lint
@@ -172,9 +172,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
     memory = memory_mb or project.settings.memory_limit_mb or default_memory_mb()
-    decoder = Decoder()
-    result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory,
-                                                   on_shown=decoder.feed)
+    result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory)
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False)
     result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
@@ -186,7 +184,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         timings["explain"] = explained
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
     started = time.perf_counter()
-    decoded = decoder.decoded() if decoder.read == len(result.texts()) else decode(result)   # all read as they came
+    decoded = decode(result)
     if sliced is not None:
         decoded.placements.update(sliced.placements)
     cycle = decoded.cycle()

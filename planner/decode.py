@@ -66,63 +66,43 @@ def _name(sym: clingo.Symbol) -> str:
 
 
 def decode(result: SolveResult) -> Decoded:
-    """Read the shown atoms back (see Decoder)."""
-    decoder = Decoder()
-    decoder.feed(result.texts())
-    return decoder.decoded()
+    """Read the shown atoms back. Every name in them passed the models' name
+    pattern (no quotes, no backslashes), so splitting each atom's text on '"'
+    is exact, and ten times faster than walking clingo symbols."""
+    ops: dict[str, tuple[str, str]] = {}
+    edges: dict[tuple[str, str], set[int]] = {}
+    goals: dict[str, str] = {}
+    why: dict[str, list[str]] = {}
+    placements: dict[str, str] = {}
+    groups: dict[str, list[str]] = {}
+    limits: dict[str, int] = {}
+    for text in result.texts():
+        head = text[:text.index("(")] if "(" in text else text
+        parts = text.split('"')
+        if head == "op" and len(parts) == 5:
+            ops[op_id(parts[1], parts[3])] = (parts[1], parts[3])
+        elif head == "__before" and len(parts) == 9:
+            key = (op_id(parts[1], parts[3]), op_id(parts[5], parts[7]))
+            edges.setdefault(key, set()).add(int(parts[8].strip("),")))
+        elif head == "goal" and len(parts) == 5:
+            goals[parts[1]] = parts[3]
+        elif head == "why" and len(parts) == 5:
+            why.setdefault(parts[1], []).append(
+                f"part of {parts[3]}, which goes away" if parts[2].endswith("cascade(") else parts[3])
+        elif head == "place" and len(parts) == 5:
+            placements[parts[1]] = parts[3]
+        elif head == "group" and len(args := clingo.parse_term(text).arguments) == 2:
+            groups.setdefault(_name(args[0]), []).append(_name(args[1]))
+        elif head == "group_limit" and len(args := clingo.parse_term(text).arguments) == 2 \
+                and args[1].type == clingo.SymbolType.Number:
+            name = _name(args[0])
+            limits[name] = max(1, min(limits.get(name, args[1].number), args[1].number))
+    edges = {key: edges[key] for key in sorted(edges) if key[0] in ops and key[1] in ops}
+    successors: dict[str, list[str]] = {oid: [] for oid in sorted(ops)}
+    for before, after in edges:
+        successors[before].append(after)
+    groups = {r: sorted(g for g in gs if g in limits) for r, gs in groups.items()}
+    return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, successors=successors,
+                   groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits)
 
 
-class Decoder:
-    """Reads the shown atoms' text, a part at a time as it arrives from the
-    planning child (planner/bounded.py), while the child turns the next part
-    into text. Every name in them passed the models' name pattern (no quotes,
-    no backslashes), so splitting each atom's text on '"' is exact, and ten
-    times faster than walking clingo symbols."""
-
-    def __init__(self) -> None:
-        self.ops: dict[str, tuple[str, str]] = {}
-        self.edges: dict[tuple[str, str], set[int]] = {}
-        self.goals: dict[str, str] = {}
-        self.why: dict[str, list[str]] = {}
-        self.placements: dict[str, str] = {}
-        self.groups: dict[str, list[str]] = {}
-        self.limits: dict[str, int] = {}
-        self.read = 0   # atoms read
-
-    def feed(self, texts: list[str]) -> None:
-        """Read the next atoms, in the answer's order."""
-        ops, edges, goals, why, placements = self.ops, self.edges, self.goals, self.why, self.placements
-        groups, limits = self.groups, self.limits
-        self.read += len(texts)
-        for text in texts:
-            head = text[:text.index("(")] if "(" in text else text
-            parts = text.split('"')
-            if head == "op" and len(parts) == 5:
-                ops[op_id(parts[1], parts[3])] = (parts[1], parts[3])
-            elif head == "__before" and len(parts) == 9:
-                key = (op_id(parts[1], parts[3]), op_id(parts[5], parts[7]))
-                edges.setdefault(key, set()).add(int(parts[8].strip("),")))
-            elif head == "goal" and len(parts) == 5:
-                goals[parts[1]] = parts[3]
-            elif head == "why" and len(parts) == 5:
-                why.setdefault(parts[1], []).append(
-                    f"part of {parts[3]}, which goes away" if parts[2].endswith("cascade(") else parts[3])
-            elif head == "place" and len(parts) == 5:
-                placements[parts[1]] = parts[3]
-            elif head == "group" and len(args := clingo.parse_term(text).arguments) == 2:
-                groups.setdefault(_name(args[0]), []).append(_name(args[1]))
-            elif head == "group_limit" and len(args := clingo.parse_term(text).arguments) == 2 \
-                    and args[1].type == clingo.SymbolType.Number:
-                name = _name(args[0])
-                limits[name] = max(1, min(limits.get(name, args[1].number), args[1].number))
-
-    def decoded(self) -> Decoded:
-        """What the atoms say, once all are read (it hands over the decoder's own dicts)."""
-        ops, limits = self.ops, self.limits
-        edges = {key: self.edges[key] for key in sorted(self.edges) if key[0] in ops and key[1] in ops}
-        successors: dict[str, list[str]] = {oid: [] for oid in sorted(ops)}
-        for before, after in edges:
-            successors[before].append(after)
-        groups = {r: sorted(g for g in gs if g in limits) for r, gs in self.groups.items()}
-        return Decoded(ops=ops, edges=edges, goals=self.goals, why=self.why, placements=self.placements,
-                       successors=successors, groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits)

@@ -94,8 +94,8 @@ def test_check_grounds_within_the_limits_too(vfw_copy):
                                       "is slow")
 
 
-def in_process(program, facts, model, *, timeout, memory_mb, on_shown=None):
-    """make_plan as it was: ground and solve in this process (the shown atoms read in one part)."""
+def in_process(program, facts, model, *, timeout, memory_mb):
+    """make_plan as it was: ground and solve in this process."""
     from planner.explain import explain_no_plan
 
     result = solve(program, facts, timeout=timeout, keep_control=True)
@@ -103,8 +103,6 @@ def in_process(program, facts, model, *, timeout, memory_mb, on_shown=None):
     if result.status == "unsatisfiable":
         explanation = explain_no_plan(program, facts, model, timeout=timeout, control=result.control)
     result.control = None
-    if on_shown is not None:
-        on_shown(result.texts())
     return result, explanation, 0.0
 
 

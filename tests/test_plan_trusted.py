@@ -93,20 +93,6 @@ def test_plain_text_output_is_made_safe_line_by_line():
         assert out.getvalue() == "\n".join(terminal_safe(line) for line in lines) + "\n"
 
 
-def test_the_shown_atoms_read_in_parts_as_they_arrive_give_the_same_plan(vfw_copy, monkeypatch):
-    import planner.bounded as bounded
-    from planner.decode import Decoder
-
-    whole = make_plan(load_project(vfw_copy)).plan
-    parts: list[int] = []
-    feed = Decoder.feed
-    monkeypatch.setattr(Decoder, "feed", lambda self, texts: (parts.append(len(texts)), feed(self, texts))[1])
-    monkeypatch.setattr(bounded, "SHOWN_PART", 7)   # the child is forked: it sends parts of 7
-    again = make_plan(load_project(vfw_copy)).plan
-    assert len(parts) > 3 and set(parts[:-1]) == {7}
-    assert again.to_json() == whole.to_json()
-
-
 def test_symbol_texts_past_the_buffer_are_whole(monkeypatch):
     import clingo
 
