@@ -17,11 +17,23 @@ from planner.plan import CostLevel, Plan
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+_UNSAFE_IN_LINES = re.compile(_UNSAFE.pattern.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f"))
+
+
+def _escape(match: re.Match) -> str:
+    return f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100 else f"\\u{ord(match[0]):04x}"
+
+
 def terminal_safe(text: Any) -> str:
     """Untrusted text (controller outputs and errors, journal contents) for a terminal: control
     characters and bidirectional overrides become visible escapes (``\\x1b``, ``\\u202e``), so
     they can neither colour, move the cursor, nor start a line of their own."""
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", str(text))
+    return _UNSAFE.sub(_escape, str(text))
+
+
+def terminal_safe_lines(text: str) -> str:
+    """``terminal_safe`` of each line of ``text``, its line breaks kept."""
+    return _UNSAFE_IN_LINES.sub(_escape, text)
 
 
 def shown(text: Any) -> str:
@@ -48,17 +60,18 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     """The plan as (text, rich style) lines, Terraform-like."""
     if not plan.operations:
         return [("No changes. The inventory already matches the request.", "green")]
-    action_of = {op: change.actions[0] for change in plan.resource_changes for op in change.operations}
+    action_of = {op: SYMBOL[change.actions[0]] for change in plan.resource_changes for op in change.operations}
     lines = [("ordo will perform the following operations, in waves that run in parallel:", ""), ("", "")]
     width = max(len(op.resource) + len(op.type) + 1 for op in plan.operations)
+    line_of = {}
+    for op in plan.operations:
+        symbol, colour = action_of[op.id]
+        address = f"{op.type}.{op.resource}".ljust(width)
+        line_of[op.id] = (f"  {symbol} {address}  {op.operation:<14} {op.from_state} -> {op.to_state}"
+                          f"  [{op.controller}]", colour)
     for number, wave in enumerate(plan.waves, start=1):
         lines.append((f"Wave {number}", "bold"))
-        for op_id in wave:
-            op = plan.operation(op_id)
-            symbol, colour = SYMBOL[action_of[op_id]]
-            address = f"{op.type}.{op.resource}".ljust(width)
-            lines.append((f"  {symbol} {address}  {op.operation:<14} {op.from_state} -> {op.to_state}"
-                          f"  [{op.controller}]", colour))
+        lines += [line_of[op_id] for op_id in wave]
     placed = [(c.resource, c.placement) for c in plan.resource_changes if c.placement]
     if placed:
         lines += [("", ""), ("Placements (new)", "bold")]
@@ -103,8 +116,12 @@ def plan_text(console: Console, plan: Plan) -> None:
 def _print_lines(console: Console, lines: list[tuple[str, str]]) -> None:
     """(text, style) lines, made safe for a terminal."""
     if not console.is_terminal:
-        # Plain text in one write: rich per line costs seconds on 30,000 lines.
-        console.file.write("\n".join(terminal_safe(text) for text, _ in lines) + "\n")
+        # Plain text in one write: rich per line costs seconds on 30,000 lines;
+        # made safe as a whole when no line holds a line break of its own.
+        text = "\n".join([text for text, _ in lines])
+        if text.count("\n") != len(lines) - 1:
+            text = "\n".join([terminal_safe(text) for text, _ in lines])
+        console.file.write(terminal_safe_lines(text) + "\n")
         return
     for text, style in lines:
         console.print(terminal_safe(text), style=style or None, markup=False, highlight=False)

@@ -269,6 +269,9 @@ def _limit_memory(megabytes: int) -> None:
 def _plan_child(conn: Connection, job: _Job) -> None:
     """Ground, solve and explain "no plan"; send ("grounded",), then the answer."""
     _start_child(job.memory_mb)
+    # The ground program and the symbols, freed only once the answer is sent (by
+    # then the parent goes on, and ends this process if it is still freeing them).
+    kept: list = []
 
     def grounded(_seconds: float) -> float:
         conn.send(("grounded",))
@@ -284,6 +287,7 @@ def _plan_child(conn: Connection, job: _Job) -> None:
             explanation = explain_no_plan(job.program, job.facts, job.model, timeout=job.timeout,
                                           control=result.control)
             seconds = time.perf_counter() - started
+        kept.extend((result.control, result.symbols))
         result.control = None
         result.texts()
         result.symbols = []

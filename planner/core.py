@@ -25,6 +25,8 @@ from planner.facts import model_facts
 from planner.lint import lint, vocabulary_lint
 from planner.parameters import apply_parameters
 from planner.plan import (
+    FORMAT_VERSION,
+    PLACEMENTS,
     CostLevel,
     Edge,
     Group,
@@ -34,6 +36,7 @@ from planner.plan import (
     ResourceChange,
     Status,
     Violation,
+    trusted,
 )
 from planner.program import Program, load_program
 from planner.schedule import schedule
@@ -252,43 +255,48 @@ def _actions(model: Model, name: str, goal: str, ops: list[str]) -> tuple[str, .
 
 def build_plan(project: Project, program: Program, result: SolveResult, decoded: Decoded,
                concurrency: int) -> Plan:
+    """The plan of a decoded answer. Its parts are made with ``planner.plan.trusted``
+    (no validation: names come from the validated model, the rest is computed
+    here); the placements the policies chose and the small parts are validated."""
     model = project.model
-    op_of = {oid: model.kinds[model.resources[res].type].operation(opname)
-             for oid, (res, opname) in decoded.ops.items()}
+    resources = model.resources
+    op_of = {oid: model.kinds[resources[res].type].operation(opname) for oid, (res, opname) in decoded.ops.items()}
     duration = {oid: op.duration for oid, op in op_of.items()}
     ctrl = {oid: op.controller for oid, op in op_of.items()}
     limits = {name: c.concurrency for name, c in model.controllers.items() if c.concurrency}
     op_groups = {oid: decoded.groups[res] for oid, (res, _) in decoded.ops.items() if res in decoded.groups}
-    sched = schedule(decoded.successors, duration, ctrl, concurrency, limits, op_groups, decoded.group_limits)
-    wave_of = {oid: i for i, wave in enumerate(sched.waves) for oid in wave}
+    sched = schedule(decoded.successors, duration, ctrl, concurrency, limits, op_groups, decoded.group_limits,
+                     order=decoded.order)
+    wave_of: dict[str, int] = {}
     per_resource: dict[str, list[str]] = {}
-    for oid in sorted(decoded.ops, key=lambda o: (wave_of[o], o)):
-        per_resource.setdefault(decoded.ops[oid][0], []).append(oid)
-    reasons = {res: _reason(model, res, decoded.goals.get(res, model.resources[res].current), decoded.why)
+    for number, wave in enumerate(sched.waves, start=1):   # each wave sorted: by (wave, id)
+        for oid in wave:
+            wave_of[oid] = number
+            per_resource.setdefault(decoded.ops[oid][0], []).append(oid)
+    reasons = {res: _reason(model, res, decoded.goals.get(res, resources[res].current), decoded.why)
                for res in per_resource}
-    operations = []
-    for oid, (res, opname) in sorted(decoded.ops.items()):
-        op = op_of[oid]
-        operations.append(PlannedOperation(
-            id=oid, resource=res, type=model.resources[res].type, operation=opname, from_state=op.from_state,
-            to_state=op.to_state, controller=op.controller, duration=op.duration, wave=wave_of[oid] + 1,
-            reason=reasons[res]))
+    operations = tuple(
+        trusted(PlannedOperation, id=oid, resource=res, type=resources[res].type, operation=opname,
+                from_state=op.from_state, to_state=op.to_state, controller=op.controller,
+                duration=float(op.duration), wave=wave_of[oid], reason=reasons[res])
+        for oid, (res, opname), op in ((oid, decoded.ops[oid], op_of[oid]) for oid in sorted(decoded.ops)))
     changes = []
     for res, ids in sorted(per_resource.items()):
-        r = model.resources[res]
+        r = resources[res]
         goal = decoded.goals.get(res, r.current)
-        changes.append(ResourceChange(
-            resource=res, type=r.type, actions=_actions(model, res, goal, [decoded.ops[i][1] for i in ids]),
-            before=r.current, after=goal, placement=decoded.placements.get(res) if r.placement is None else None,
-            operations=tuple(ids), reason=reasons[res]))
-    where = {}
+        changes.append(trusted(
+            ResourceChange, resource=res, type=r.type,
+            actions=_actions(model, res, goal, [decoded.ops[i][1] for i in ids]), before=r.current, after=goal,
+            placement=decoded.placements.get(res) if r.placement is None else None, operations=tuple(ids),
+            reason=reasons[res]))
+    where: dict[frozenset[int], tuple[str, ...]] = {}
     edges = []
-    for (a, b), idx in sorted(decoded.edges.items()):
+    for (a, b), idx in decoded.edges.items():   # sorted by decode
         key = frozenset(idx)
         if key not in where:
             where[key] = tuple(sorted({program.rules[i].location for i in idx}))
-        edges.append(Edge(before=a, after=b, rules=where[key]))
-    placements = {r: t for r, t in sorted(decoded.placements.items())}
+        edges.append(trusted(Edge, before=a, after=b, rules=where[key]))
+    placements = PLACEMENTS.validate_python({r: t for r, t in sorted(decoded.placements.items())})
     members: dict[str, list[str]] = {}
     for oid, gs in sorted(op_groups.items()):
         for g in gs:
@@ -303,10 +311,10 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
         rule=c.rule, bindings=dict(c.bindings), resources=c.resources)
         for c in conflicts_from(result.symbols, program, model, levels=("soft", "advisory")))
     dig, inputs = digest(project, program)
-    return Plan(
-        status=result.status, request=project.model.request_name or (project.request_file or ""),
-        digest=dig, inputs=tuple(inputs), resource_changes=tuple(changes), operations=tuple(operations),
-        edges=tuple(edges), waves=tuple(tuple(w) for w in sched.waves), placements=placements,
-        cost=cost, makespan=sched.makespan, critical_path=sched.critical_path, concurrency=concurrency,
-        groups=groups, violations=violations, ground_atoms=result.atoms, ground_rules=result.rules,
-    )
+    return trusted(
+        Plan, format_version=FORMAT_VERSION, status=result.status,
+        request=project.model.request_name or (project.request_file or ""), digest=dig, inputs=tuple(inputs),
+        resource_changes=tuple(changes), operations=operations, edges=tuple(edges),
+        waves=tuple(tuple(w) for w in sched.waves), placements=placements, cost=cost,
+        makespan=float(sched.makespan), critical_path=float(sched.critical_path), concurrency=concurrency,
+        groups=groups, violations=violations, ground_atoms=result.atoms, ground_rules=result.rules)

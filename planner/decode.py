@@ -22,13 +22,15 @@ def op_id(resource: str, operation: str) -> str:
 @dataclass
 class Decoded:
     ops: dict[str, tuple[str, str]]                      # id -> (resource, operation)
-    edges: dict[tuple[str, str], set[int]]               # (before, after) -> rule indexes
+    edges: dict[tuple[str, str], set[int]]               # (before, after) -> rule indexes, sorted
     goals: dict[str, str]
     why: dict[str, list[str]]
     placements: dict[str, str]
     successors: dict[str, list[str]]                     # id -> the ids that wait for it (every id a key)
     groups: dict[str, list[str]] = field(default_factory=dict)   # resource -> concurrency groups
     group_limits: dict[str, int] = field(default_factory=dict)
+    order: list[str] | None = None                       # a topological order, once cycle() found none
+
 
     @cached_property
     def graph(self) -> nx.DiGraph:
@@ -41,8 +43,11 @@ class Decoded:
         return graph
 
     def cycle(self) -> list[str]:
-        """The operations of one cycle in the order, or [] when there is none."""
-        if len(topological_order(self.successors)) == len(self.successors):
+        """The operations of one cycle in the order, or [] when there is none
+        (and then ``order`` holds a topological order, for the schedule)."""
+        order = topological_order(self.successors)
+        if len(order) == len(self.successors):
+            self.order = order
             return []
         return find_cycle(self.graph)
 
@@ -92,9 +97,9 @@ def decode(result: SolveResult) -> Decoded:
                 and args[1].type == clingo.SymbolType.Number:
             name = _name(args[0])
             limits[name] = max(1, min(limits.get(name, args[1].number), args[1].number))
-    edges = {key: idx for key, idx in edges.items() if key[0] in ops and key[1] in ops}
+    edges = {key: edges[key] for key in sorted(edges) if key[0] in ops and key[1] in ops}
     successors: dict[str, list[str]] = {oid: [] for oid in sorted(ops)}
-    for before, after in sorted(edges):
+    for before, after in edges:
         successors[before].append(after)
     groups = {r: sorted(g for g in gs if g in limits) for r, gs in groups.items()}
     return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, successors=successors,

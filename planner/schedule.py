@@ -11,7 +11,6 @@ bound keeps list schedules within 2 - 1/K of the optimum.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -49,7 +48,10 @@ def _in_degrees(succ: Mapping[str, list[str]]) -> dict[str, int]:
     return waiting
 
 
-def _lists(graph: Successors) -> dict[str, list[str]]:
+def _lists(graph: Successors) -> Mapping[str, list[str]]:
+    """The successors as lists: a dict of lists as it is (it is only read)."""
+    if isinstance(graph, dict) and all(type(nexts) is list for nexts in graph.values()):
+        return graph
     return {node: list(graph[node]) for node in graph}
 
 
@@ -58,13 +60,16 @@ def bottom_levels(graph: Successors, duration: dict[str, float]) -> dict[str, fl
     return _levels(_lists(graph), duration)
 
 
-def _levels(succ: dict[str, list[str]], duration: dict[str, float]) -> dict[str, float]:
-    order = topological_order(succ)
+def _levels(succ: Mapping[str, list[str]], duration: dict[str, float],
+            order: list[str] | None = None) -> dict[str, float]:
+    """``order``: a topological order of ``succ``, when the caller has one."""
+    order = topological_order(succ) if order is None else order
     if len(order) < len(succ):
         raise ValueError("the graph has a cycle")
     level: dict[str, float] = {}
     for node in reversed(order):
-        level[node] = duration[node] + max((level[s] for s in succ[node]), default=0.0)
+        nexts = succ[node]
+        level[node] = duration[node] + (max([level[s] for s in nexts]) if nexts else 0.0)
     return level
 
 
@@ -82,12 +87,13 @@ def take_ready(ready: dict[str, list[tuple[float, str]]], room: int, controller_
     taken: list[str] = []
     if room <= 0:
         return taken
-    used = Counter(controller_busy or {})
-    in_group = Counter(group_busy or {})
+    used = dict(controller_busy) if controller_busy else {}
+    in_group = dict(group_busy) if group_busy else {}
+    pop, push = heapq.heappop, heapq.heappush
 
     def has_room(ctrl: str) -> bool:
         cap = controller_limits.get(ctrl)
-        return cap is None or used[ctrl] < cap
+        return cap is None or used.get(ctrl, 0) < cap
 
     # Each controller's queue is looked at only through its head, so a saturated
     # controller costs nothing to skip.
@@ -95,41 +101,42 @@ def take_ready(ready: dict[str, list[tuple[float, str]]], room: int, controller_
     heapq.heapify(heads)
     deferred: list[tuple[str, tuple[float, str]]] = []
     while heads and len(taken) < room:
-        _, ctrl = heapq.heappop(heads)
+        _, ctrl = pop(heads)
         queue = ready[ctrl]
-        item = heapq.heappop(queue)
+        item = pop(queue)
         node = item[1]
-        if any(in_group[g] >= group_limits[g] for g in groups.get(node, ())):
+        mine = groups.get(node) if groups else None
+        if mine and any(in_group.get(g, 0) >= group_limits[g] for g in mine):
             deferred.append((ctrl, item))  # its group is full
         else:
             taken.append(node)
-            used[ctrl] += 1
-            in_group.update(groups.get(node, ()))
+            used[ctrl] = used.get(ctrl, 0) + 1
+            for g in mine or ():
+                in_group[g] = in_group.get(g, 0) + 1
         if queue and has_room(ctrl):
-            heapq.heappush(heads, (queue[0], ctrl))
+            push(heads, (queue[0], ctrl))
     for ctrl, item in deferred:
-        heapq.heappush(ready[ctrl], item)
+        push(ready[ctrl], item)
     return taken
 
 
 def schedule(graph: Successors, duration: dict[str, float], controller: dict[str, str],
              limit: int, controller_limits: dict[str, int],
-             groups: dict[str, list[str]] | None = None, group_limits: dict[str, int] | None = None) -> Schedule:
-    """``groups`` maps an operation to the concurrency groups it counts against."""
+             groups: dict[str, list[str]] | None = None, group_limits: dict[str, int] | None = None,
+             order: list[str] | None = None) -> Schedule:
+    """``groups`` maps an operation to the concurrency groups it counts against;
+    ``order`` is a topological order of ``graph``, when the caller has one."""
     groups = groups or {}
     group_limits = group_limits or {}
     succ = _lists(graph)
-    level = _levels(succ, duration)
+    level = _levels(succ, duration, order)
     waiting = _in_degrees(succ)
     # One ready queue per controller (see take_ready).
-    ready: dict[str, list[tuple[float, str]]] = {}
-
-    def make_ready(node: str) -> None:
-        heapq.heappush(ready.setdefault(controller[node], []), (-level[node], node))
-
+    ready: dict[str, list[tuple[float, str]]] = {ctrl: [] for ctrl in sorted(set(controller.values()))}
+    push = heapq.heappush
     for node, count in waiting.items():
         if count == 0:
-            make_ready(node)
+            push(ready[controller[node]], (-level[node], node))
     waves: list[list[str]] = []
     makespan = 0.0
     while any(ready.values()):
@@ -137,10 +144,10 @@ def schedule(graph: Successors, duration: dict[str, float], controller: dict[str
         for node in wave:
             for nxt in succ[node]:
                 waiting[nxt] -= 1
-                if waiting[nxt] == 0:
-                    make_ready(nxt)
+                if not waiting[nxt]:
+                    push(ready[controller[nxt]], (-level[nxt], nxt))
         wave.sort()
         waves.append(wave)
-        makespan += max(duration[n] for n in wave)
+        makespan += max([duration[n] for n in wave])
     critical = max(level.values(), default=0.0)
     return Schedule(waves=waves, makespan=makespan, critical_path=critical)
