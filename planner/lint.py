@@ -26,23 +26,44 @@ from planner.program import GLUE, PolicyFile, Program
 Sig = tuple[str, int]
 
 
-class _Atoms(ast.Transformer):
-    """Collects the function terms of symbolic atoms (p(X,Y) in a literal)."""
+#: The attributes holding child nodes, by node type (clingo's ``child_keys``, worked out once per type).
+_CHILD_KEYS: dict[ast.ASTType, tuple[str, ...]] = {}
 
-    def __init__(self) -> None:
-        self.nodes: list[ast.AST] = []
 
-    def visit_SymbolicAtom(self, node: ast.AST) -> ast.AST:  # noqa: N802
-        if node.symbol.ast_type == ast.ASTType.Function:
-            self.nodes.append(node.symbol)
-        return node
+def _walk(node: ast.AST, stop: ast.ASTType | None = None) -> Iterator[tuple[ast.AST, ast.ASTType]]:
+    """Every node under ``node``, itself first, depth first in clingo's order
+    of attributes, with its type; nothing below a node of type ``stop``."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        kind = node.ast_type
+        yield node, kind
+        if kind == stop:
+            continue
+        keys = _CHILD_KEYS.get(kind)
+        if keys is None:
+            keys = _CHILD_KEYS[kind] = tuple(node.child_keys)
+        children: list[ast.AST] = []
+        for key in keys:
+            child = getattr(node, key)
+            if isinstance(child, ast.AST):
+                children.append(child)
+            elif child:
+                children.extend(child)
+        stack.extend(reversed(children))
+
+
+def _symbols(node: ast.AST) -> Iterator[ast.AST]:
+    """The function terms of the symbolic atoms (p(X,Y) in a literal) under ``node``."""
+    for atom, kind in _walk(node, ast.ASTType.SymbolicAtom):
+        if kind == ast.ASTType.SymbolicAtom:
+            symbol = atom.symbol
+            if symbol.ast_type == ast.ASTType.Function:
+                yield symbol
 
 
 def _atoms(nodes) -> list[tuple[Sig, ast.Location]]:
-    finder = _Atoms()
-    for node in nodes:
-        finder(node)
-    return [((sym.name, len(sym.arguments)), sym.location) for sym in finder.nodes]
+    return [((sym.name, len(sym.arguments)), sym.location) for node in nodes for sym in _symbols(node)]
 
 
 def _split(stm: ast.AST) -> tuple[list, list]:
@@ -88,14 +109,6 @@ class _FileFacts:
     code: tuple[tuple[str, At], ...]  # "#script" or "@name", where
 
 
-def _walk(node: ast.AST) -> Iterator[ast.AST]:
-    yield node
-    for key in node.child_keys:
-        child = getattr(node, key)
-        for item in [child] if isinstance(child, ast.AST) else child or ():
-            yield from _walk(item)
-
-
 def _at(loc: ast.Location) -> At:
     return loc.begin.line, loc.begin.column
 
@@ -110,8 +123,8 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
         if stm.ast_type == ast.ASTType.Script:
             code.append(("#script", _at(stm.location)))
             continue
-        code += [(f"@{node.name}", _at(node.location)) for node in _walk(stm)
-                 if node.ast_type == ast.ASTType.Function and node.external]
+        code += [(f"@{node.name}", _at(node.location)) for node, kind in _walk(stm)
+                 if kind == ast.ASTType.Function and node.external]
         if stm.ast_type == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
@@ -266,9 +279,7 @@ def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tup
     policy file whose label key, relationship kind, type ... (a string) no
     model names."""
     for stm in pfile.statements:
-        finder = _Atoms()
-        finder(stm)
-        for sym in finder.nodes:
+        for sym in _symbols(stm):
             spec = _VOCABULARY.get((sym.name, len(sym.arguments)))
             if spec is None:
                 continue
