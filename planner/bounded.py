@@ -269,6 +269,7 @@ def _limit_memory(megabytes: int) -> None:
 def _plan_child(conn: Connection, job: _Job) -> None:
     """Ground, solve and explain "no plan"; send ("grounded",), then the answer."""
     _start_child(job.memory_mb)
+    held = []   # the Control: freeing its ground program waits until the answer is sent (the parent is killing us)
 
     def grounded(_seconds: float) -> float:
         conn.send(("grounded",))
@@ -284,6 +285,7 @@ def _plan_child(conn: Connection, job: _Job) -> None:
             explanation = explain_no_plan(job.program, job.facts, job.model, timeout=job.timeout,
                                           control=result.control)
             seconds = time.perf_counter() - started
+        held.append(result.control)
         result.control = None
         result.texts()
         result.symbols = []
