@@ -29,64 +29,63 @@ Sig = tuple[str, int]
 #: The attributes holding child nodes, by node type (clingo's ``child_keys``, worked out once per type).
 _CHILD_KEYS: dict[ast.ASTType, tuple[str, ...]] = {}
 
+T = ast.ASTType
+# What a node is to the lint: where the atoms under it count (defined; read in the body; read
+# in a condition of the head; nowhere) or, from _STATEMENT on, which part of a statement it is.
+_NOWHERE, _DEFINES, _READS, _READS_IN_HEAD, _STATEMENT, _HEAD, _ELEMENT, _AGGREGATE_ELEMENT = range(8)
+#: A child's role by its parent's role, the parent's type (for a statement and a head) and the
+#: attribute holding it; a child of a part of a statement not named here is nowhere.
+_PARTS: dict[tuple[int, ast.ASTType | None, str], int] = {
+    (_STATEMENT, T.Rule, "head"): _HEAD, (_STATEMENT, T.Rule, "body"): _READS,
+    (_STATEMENT, T.External, "atom"): _DEFINES, (_STATEMENT, T.External, "body"): _READS,
+    (_STATEMENT, T.Minimize, "body"): _READS, (_STATEMENT, T.Edge, "body"): _READS,
+    (_STATEMENT, T.Heuristic, "body"): _READS,
+    (_HEAD, T.Disjunction, "elements"): _ELEMENT, (_HEAD, T.Aggregate, "elements"): _ELEMENT,
+    (_HEAD, T.HeadAggregate, "elements"): _AGGREGATE_ELEMENT,
+    (_AGGREGATE_ELEMENT, None, "condition"): _ELEMENT,
+    (_ELEMENT, None, "literal"): _DEFINES, (_ELEMENT, None, "condition"): _READS_IN_HEAD,
+}
 
-def _walk(node: ast.AST, stop: ast.ASTType | None = None) -> Iterator[tuple[ast.AST, ast.ASTType]]:
-    """Every node under ``node``, itself first, depth first in clingo's order
-    of attributes, with its type; nothing below a node of type ``stop``."""
-    stack = [node]
+
+def _walk(stm: ast.AST) -> Iterator[tuple[ast.AST, ast.ASTType, int]]:
+    """Every node of a statement, itself first, depth first in clingo's order
+    of attributes, with its type and role. One pass: each attribute of
+    clingo's AST is a call into the library."""
+    stack = [(stm, _STATEMENT)]
     while stack:
-        node = stack.pop()
+        node, role = stack.pop()
         kind = node.ast_type
-        yield node, kind
-        if kind == stop:
-            continue
+        if role == _HEAD and kind == T.Literal:
+            role = _DEFINES   # a rule's head literal (other heads define through their elements)
+        yield node, kind, role
         keys = _CHILD_KEYS.get(kind)
         if keys is None:
             keys = _CHILD_KEYS[kind] = tuple(node.child_keys)
-        children: list[ast.AST] = []
+        children: list[tuple[ast.AST, int]] = []
         for key in keys:
             child = getattr(node, key)
+            if not child:
+                continue
+            if kind == T.SymbolicAtom:
+                below = _NOWHERE   # its terms hold no atoms
+            elif role >= _STATEMENT:
+                below = _PARTS.get((role, kind if role in (_STATEMENT, _HEAD) else None, key), _NOWHERE)
+            else:
+                below = role
             if isinstance(child, ast.AST):
-                children.append(child)
-            elif child:
-                children.extend(child)
+                children.append((child, below))
+            else:
+                children.extend((item, below) for item in child)
         stack.extend(reversed(children))
 
 
-def _symbols(node: ast.AST) -> Iterator[ast.AST]:
-    """The function terms of the symbolic atoms (p(X,Y) in a literal) under ``node``."""
-    for atom, kind in _walk(node, ast.ASTType.SymbolicAtom):
-        if kind == ast.ASTType.SymbolicAtom:
-            symbol = atom.symbol
-            if symbol.ast_type == ast.ASTType.Function:
+def _symbols(stm: ast.AST) -> Iterator[ast.AST]:
+    """The function terms of the symbolic atoms (p(X,Y) in a literal) of a statement."""
+    for node, kind, _ in _walk(stm):
+        if kind == T.SymbolicAtom:
+            symbol = node.symbol
+            if symbol.ast_type == T.Function:
                 yield symbol
-
-
-def _atoms(nodes) -> list[tuple[Sig, ast.Location]]:
-    return [((sym.name, len(sym.arguments)), sym.location) for node in nodes for sym in _symbols(node)]
-
-
-def _split(stm: ast.AST) -> tuple[list, list]:
-    """(defined, read) atoms of one statement."""
-    kind = stm.ast_type
-    if kind == ast.ASTType.Rule:
-        head, defined, read = stm.head, [], _atoms(stm.body)
-        if head.ast_type == ast.ASTType.Literal:
-            defined += _atoms([head])
-        elif head.ast_type in (ast.ASTType.Disjunction, ast.ASTType.Aggregate):
-            for element in head.elements:
-                defined += _atoms([element.literal])
-                read += _atoms(element.condition)
-        elif head.ast_type == ast.ASTType.HeadAggregate:
-            for element in head.elements:
-                defined += _atoms([element.condition.literal])
-                read += _atoms(element.condition.condition)
-        return defined, read
-    if kind == ast.ASTType.External:
-        return _atoms([stm.atom]), _atoms(stm.body)
-    if kind in (ast.ASTType.Minimize, ast.ASTType.Edge, ast.ASTType.Heuristic):
-        return [], _atoms(stm.body)
-    return [], []
 
 
 #: Heads that planner/program.py writes when it labels constraints and before/2 rules.
@@ -123,17 +122,22 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
         if stm.ast_type == ast.ASTType.Script:
             code.append(("#script", _at(stm.location)))
             continue
-        code += [(f"@{node.name}", _at(node.location)) for node, kind in _walk(stm)
-                 if kind == ast.ASTType.Function and node.external]
+        found: dict[int, list[tuple[Sig, At]]] = {_DEFINES: [], _READS: [], _READS_IN_HEAD: []}
+        for node, kind, role in _walk(stm):
+            if kind == T.Function and node.external:
+                code.append((f"@{node.name}", _at(node.location)))
+            elif kind == T.SymbolicAtom and role in found:
+                symbol = node.symbol
+                if symbol.ast_type == T.Function:
+                    found[role].append(((symbol.name, len(symbol.arguments)), _at(symbol.location)))
         if stm.ast_type == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
         if stm.ast_type == ast.ASTType.Definition:
             constants.append((stm.name, _at(stm.location)))
             continue
-        got, read = _split(stm)
-        defined += [(sig, _at(loc)) for sig, loc in got]
-        reads += [(sig, _at(loc)) for sig, loc in read]
+        defined += found[_DEFINES]
+        reads += found[_READS] + found[_READS_IN_HEAD]
     return _FileFacts(tuple(defined), tuple(declared), tuple(constants), tuple(reads), tuple(code))
 
 
