@@ -47,10 +47,11 @@ _PARTS: dict[tuple[int, ast.ASTType | None, str], int] = {
 }
 
 
-def _walk(stm: ast.AST) -> Iterator[tuple[ast.AST, ast.ASTType, int]]:
+def _walk(stm: ast.AST, atoms_only: bool = False) -> Iterator[tuple[ast.AST, ast.ASTType, int]]:
     """Every node of a statement, itself first, depth first in clingo's order
-    of attributes, with its type and role. One pass: each attribute of
-    clingo's AST is a call into the library."""
+    of attributes, with its type and role (``atoms_only``: none below a
+    symbolic atom). One pass: each attribute of clingo's AST is a call into
+    the library."""
     stack = [(stm, _STATEMENT)]
     while stack:
         node, role = stack.pop()
@@ -58,6 +59,8 @@ def _walk(stm: ast.AST) -> Iterator[tuple[ast.AST, ast.ASTType, int]]:
         if role == _HEAD and kind == T.Literal:
             role = _DEFINES   # a rule's head literal (other heads define through their elements)
         yield node, kind, role
+        if atoms_only and kind == T.SymbolicAtom:
+            continue
         keys = _CHILD_KEYS.get(kind)
         if keys is None:
             keys = _CHILD_KEYS[kind] = tuple(node.child_keys)
@@ -81,7 +84,7 @@ def _walk(stm: ast.AST) -> Iterator[tuple[ast.AST, ast.ASTType, int]]:
 
 def _symbols(stm: ast.AST) -> Iterator[ast.AST]:
     """The function terms of the symbolic atoms (p(X,Y) in a literal) of a statement."""
-    for node, kind, _ in _walk(stm):
+    for node, kind, _ in _walk(stm, atoms_only=True):
         if kind == T.SymbolicAtom:
             symbol = node.symbol
             if symbol.ast_type == T.Function:
