@@ -269,7 +269,7 @@ def _limit_memory(megabytes: int) -> None:
 def _plan_child(conn: Connection, job: _Job) -> None:
     """Ground, solve and explain "no plan"; send ("grounded",), then the answer."""
     _start_child(job.memory_mb)
-    held = []   # the Control: freeing its ground program waits until the answer is sent (the parent is killing us)
+    held = []   # the Control, freed after the answer is sent: the parent, which then ends us, need not wait for it
 
     def grounded(_seconds: float) -> float:
         conn.send(("grounded",))
