@@ -91,6 +91,29 @@ def _symbols(stm: ast.AST) -> Iterator[ast.AST]:
                 yield symbol
 
 
+def _parts(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig, ast.Location]],
+                                  list[tuple[str, ast.Location]]]:
+    """The atoms one statement defines and those it reads ((name, arity),
+    location: the body's, then those of the head's conditions), and the script
+    functions it calls ("@name", location)."""
+    found: dict[int, list[tuple[Sig, ast.Location]]] = {_DEFINES: [], _READS: [], _READS_IN_HEAD: []}
+    calls = []
+    for node, kind, role in _walk(stm):
+        if kind == T.Function and node.external:
+            calls.append((f"@{node.name}", node.location))
+        elif kind == T.SymbolicAtom and role in found:
+            symbol = node.symbol
+            if symbol.ast_type == T.Function:
+                found[role].append(((symbol.name, len(symbol.arguments)), symbol.location))
+    return found[_DEFINES], found[_READS] + found[_READS_IN_HEAD], calls
+
+
+def _split(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig, ast.Location]]]:
+    """(defined, read) atoms of one statement."""
+    defined, read, _ = _parts(stm)
+    return defined, read
+
+
 #: Heads that planner/program.py writes when it labels constraints and before/2 rules.
 LABELS: frozenset[Sig] = frozenset({("__violation", 2), ("__before", 3)})
 
@@ -125,22 +148,16 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
         if stm.ast_type == ast.ASTType.Script:
             code.append(("#script", _at(stm.location)))
             continue
-        found: dict[int, list[tuple[Sig, At]]] = {_DEFINES: [], _READS: [], _READS_IN_HEAD: []}
-        for node, kind, role in _walk(stm):
-            if kind == T.Function and node.external:
-                code.append((f"@{node.name}", _at(node.location)))
-            elif kind == T.SymbolicAtom and role in found:
-                symbol = node.symbol
-                if symbol.ast_type == T.Function:
-                    found[role].append(((symbol.name, len(symbol.arguments)), _at(symbol.location)))
+        got, read, calls = _parts(stm)
+        code += [(name, _at(loc)) for name, loc in calls]
         if stm.ast_type == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
         if stm.ast_type == ast.ASTType.Definition:
             constants.append((stm.name, _at(stm.location)))
             continue
-        defined += found[_DEFINES]
-        reads += found[_READS] + found[_READS_IN_HEAD]
+        defined += [(sig, _at(loc)) for sig, loc in got]
+        reads += [(sig, _at(loc)) for sig, loc in read]
     return _FileFacts(tuple(defined), tuple(declared), tuple(constants), tuple(reads), tuple(code))
 
 
