@@ -91,7 +91,12 @@ Param = Annotated[Any, AfterValidator(solver_value)]
 
 class _Strict(BaseModel):
     # allow_inf_nan: `.inf` and `.nan` are not durations, timeouts or intervals.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    # defer_build: a model's validator is built when it first validates, not at
+    # import: a file model (ProjectFile, CatalogFile ...) builds its nested
+    # specs inline, and the models a command never reads (guards, policy
+    # tests, a journal's records) cost nothing (docs/architecture.md, start-up).
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False,
+                              defer_build=True)
 
 
 # --- catalog -----------------------------------------------------------------

@@ -46,7 +46,7 @@ from typing import Any
 
 from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
-from executor.core.messages import Event
+from executor.core.event import Event
 from executor.redact import Redactor
 from executor.store import Backend, ClaimError, JournalError, JournalUrl, location, open_backend
 from executor.store.schema import SCHEMA_VERSION, steps

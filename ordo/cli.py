@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from domain.errors import DiagnosticsError, OrdoError
+from domain.gcpause import paused_gc
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_NO_PLAN, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -116,9 +117,10 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 
     What earlier `ordo apply` runs recorded in the journal counts as observed,
     on top of the inventory file."""
-    from executor.runs import load_with_journal
-    from ordo import render
-    from planner.core import make_plan
+    with paused_gc():   # importing the planner makes many lasting objects and no garbage (domain/gcpause.py)
+        from executor.runs import load_with_journal
+        from ordo import render
+        from planner.core import make_plan
 
     if compare is not None and fmt not in ("text", "json"):
         raise click.UsageError("--compare prints a difference: use --format text or json")

@@ -26,46 +26,92 @@ from planner.program import GLUE, PolicyFile, Program
 Sig = tuple[str, int]
 
 
-class _Atoms(ast.Transformer):
-    """Collects the function terms of symbolic atoms (p(X,Y) in a literal)."""
+#: The attributes holding child nodes, by node type (clingo's ``child_keys``, worked out once per type).
+_CHILD_KEYS: dict[ast.ASTType, tuple[str, ...]] = {}
 
-    def __init__(self) -> None:
-        self.nodes: list[ast.AST] = []
+T = ast.ASTType
+# What a node is to the lint: where the atoms under it count (defined; read in the body; read
+# in a condition of the head; nowhere) or, from _STATEMENT on, which part of a statement it is.
+_NOWHERE, _DEFINES, _READS, _READS_IN_HEAD, _STATEMENT, _HEAD, _ELEMENT, _AGGREGATE_ELEMENT = range(8)
+#: A child's role by its parent's role, the parent's type (for a statement and a head) and the
+#: attribute holding it; a child of a part of a statement not named here is nowhere.
+_PARTS: dict[tuple[int, ast.ASTType | None, str], int] = {
+    (_STATEMENT, T.Rule, "head"): _HEAD, (_STATEMENT, T.Rule, "body"): _READS,
+    (_STATEMENT, T.External, "atom"): _DEFINES, (_STATEMENT, T.External, "body"): _READS,
+    (_STATEMENT, T.Minimize, "body"): _READS, (_STATEMENT, T.Edge, "body"): _READS,
+    (_STATEMENT, T.Heuristic, "body"): _READS,
+    (_HEAD, T.Disjunction, "elements"): _ELEMENT, (_HEAD, T.Aggregate, "elements"): _ELEMENT,
+    (_HEAD, T.HeadAggregate, "elements"): _AGGREGATE_ELEMENT,
+    (_AGGREGATE_ELEMENT, None, "condition"): _ELEMENT,
+    (_ELEMENT, None, "literal"): _DEFINES, (_ELEMENT, None, "condition"): _READS_IN_HEAD,
+}
 
-    def visit_SymbolicAtom(self, node: ast.AST) -> ast.AST:  # noqa: N802
-        if node.symbol.ast_type == ast.ASTType.Function:
-            self.nodes.append(node.symbol)
-        return node
+
+def _walk(stm: ast.AST, atoms_only: bool = False) -> Iterator[tuple[ast.AST, ast.ASTType, int]]:
+    """Every node of a statement, itself first, depth first in clingo's order
+    of attributes, with its type and role (``atoms_only``: none below a
+    symbolic atom). One pass: each attribute of clingo's AST is a call into
+    the library."""
+    stack = [(stm, _STATEMENT)]
+    while stack:
+        node, role = stack.pop()
+        kind = node.ast_type
+        if role == _HEAD and kind == T.Literal:
+            role = _DEFINES   # a rule's head literal (other heads define through their elements)
+        yield node, kind, role
+        if atoms_only and kind == T.SymbolicAtom:
+            continue
+        keys = _CHILD_KEYS.get(kind)
+        if keys is None:
+            keys = _CHILD_KEYS[kind] = tuple(node.child_keys)
+        children: list[tuple[ast.AST, int]] = []
+        for key in keys:
+            child = getattr(node, key)
+            if not child:
+                continue
+            if kind == T.SymbolicAtom:
+                below = _NOWHERE   # its terms hold no atoms
+            elif role >= _STATEMENT:
+                below = _PARTS.get((role, kind if role in (_STATEMENT, _HEAD) else None, key), _NOWHERE)
+            else:
+                below = role
+            if isinstance(child, ast.AST):
+                children.append((child, below))
+            else:
+                children.extend((item, below) for item in child)
+        stack.extend(reversed(children))
 
 
-def _atoms(nodes) -> list[tuple[Sig, ast.Location]]:
-    finder = _Atoms()
-    for node in nodes:
-        finder(node)
-    return [((sym.name, len(sym.arguments)), sym.location) for sym in finder.nodes]
+def _symbols(stm: ast.AST) -> Iterator[ast.AST]:
+    """The function terms of the symbolic atoms (p(X,Y) in a literal) of a statement."""
+    for node, kind, _ in _walk(stm, atoms_only=True):
+        if kind == T.SymbolicAtom:
+            symbol = node.symbol
+            if symbol.ast_type == T.Function:
+                yield symbol
 
 
-def _split(stm: ast.AST) -> tuple[list, list]:
+def _parts(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig, ast.Location]],
+                                  list[tuple[str, ast.Location]]]:
+    """The atoms one statement defines and those it reads ((name, arity),
+    location: the body's, then those of the head's conditions), and the script
+    functions it calls ("@name", location)."""
+    found: dict[int, list[tuple[Sig, ast.Location]]] = {_DEFINES: [], _READS: [], _READS_IN_HEAD: []}
+    calls = []
+    for node, kind, role in _walk(stm):
+        if kind == T.Function and node.external:
+            calls.append((f"@{node.name}", node.location))
+        elif kind == T.SymbolicAtom and role in found:
+            symbol = node.symbol
+            if symbol.ast_type == T.Function:
+                found[role].append(((symbol.name, len(symbol.arguments)), symbol.location))
+    return found[_DEFINES], found[_READS] + found[_READS_IN_HEAD], calls
+
+
+def _split(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig, ast.Location]]]:
     """(defined, read) atoms of one statement."""
-    kind = stm.ast_type
-    if kind == ast.ASTType.Rule:
-        head, defined, read = stm.head, [], _atoms(stm.body)
-        if head.ast_type == ast.ASTType.Literal:
-            defined += _atoms([head])
-        elif head.ast_type in (ast.ASTType.Disjunction, ast.ASTType.Aggregate):
-            for element in head.elements:
-                defined += _atoms([element.literal])
-                read += _atoms(element.condition)
-        elif head.ast_type == ast.ASTType.HeadAggregate:
-            for element in head.elements:
-                defined += _atoms([element.condition.literal])
-                read += _atoms(element.condition.condition)
-        return defined, read
-    if kind == ast.ASTType.External:
-        return _atoms([stm.atom]), _atoms(stm.body)
-    if kind in (ast.ASTType.Minimize, ast.ASTType.Edge, ast.ASTType.Heuristic):
-        return [], _atoms(stm.body)
-    return [], []
+    defined, read, _ = _parts(stm)
+    return defined, read
 
 
 #: Heads that planner/program.py writes when it labels constraints and before/2 rules.
@@ -88,14 +134,6 @@ class _FileFacts:
     code: tuple[tuple[str, At], ...]  # "#script" or "@name", where
 
 
-def _walk(node: ast.AST) -> Iterator[ast.AST]:
-    yield node
-    for key in node.child_keys:
-        child = getattr(node, key)
-        for item in [child] if isinstance(child, ast.AST) else child or ():
-            yield from _walk(item)
-
-
 def _at(loc: ast.Location) -> At:
     return loc.begin.line, loc.begin.column
 
@@ -110,15 +148,14 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
         if stm.ast_type == ast.ASTType.Script:
             code.append(("#script", _at(stm.location)))
             continue
-        code += [(f"@{node.name}", _at(node.location)) for node in _walk(stm)
-                 if node.ast_type == ast.ASTType.Function and node.external]
+        got, read, calls = _parts(stm)
+        code += [(name, _at(loc)) for name, loc in calls]
         if stm.ast_type == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
         if stm.ast_type == ast.ASTType.Definition:
             constants.append((stm.name, _at(stm.location)))
             continue
-        got, read = _split(stm)
         defined += [(sig, _at(loc)) for sig, loc in got]
         reads += [(sig, _at(loc)) for sig, loc in read]
     return _FileFacts(tuple(defined), tuple(declared), tuple(constants), tuple(reads), tuple(code))
@@ -266,9 +303,7 @@ def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tup
     policy file whose label key, relationship kind, type ... (a string) no
     model names."""
     for stm in pfile.statements:
-        finder = _Atoms()
-        finder(stm)
-        for sym in finder.nodes:
+        for sym in _symbols(stm):
             spec = _VOCABULARY.get((sym.name, len(sym.arguments)))
             if spec is None:
                 continue

@@ -10,44 +10,25 @@ by :meth:`RunState.apply` of journal events: the same code builds it live and
 when a run is resumed from its journal.
 """
 
-from executor.core.loop import RunCore
-from executor.core.messages import (
-    Abandon,
-    Admit,
-    Admitted,
-    Arrived,
-    Begin,
-    Call,
-    CallError,
-    Completed,
-    Concern,
-    Continue,
-    Denial,
-    Dispatch,
-    End,
-    Event,
-    ExecutionError,
-    Found,
-    Look,
-    NoPlan,
-    Observe,
-    Observed,
-    OpSpec,
-    Outcome,
-    Planned,
-    PlanSpec,
-    Probe,
-    Probed,
-    Record,
-    Replan,
-    Resumed,
-    Stop,
-    Tick,
-    Wait,
-)
-from executor.core.state import Failure, RunState
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = ["Abandon", "Admit", "Admitted", "Arrived", "Begin", "Call", "CallError", "Completed", "Concern",
            "Continue", "Denial", "Dispatch", "End", "Event", "ExecutionError", "Failure", "Found", "Look", "NoPlan",
            "Observe", "Observed", "OpSpec", "Outcome", "PlanSpec", "Planned", "Probe", "Probed", "Record", "Replan",
            "Resumed", "RunCore", "RunState", "Stop", "Tick", "Wait"]
+
+#: The module of each name that is not in ``messages``.
+_HOMES = {"RunCore": "loop", "Failure": "state", "RunState": "state"}
+
+
+def __getattr__(name: str) -> Any:
+    """The names above, imported when first asked for: reading a journal
+    (``ordo plan``) needs only ``executor.core.event``, not the run loop."""
+    if name not in __all__:
+        raise AttributeError(f"module 'executor.core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"executor.core.{_HOMES.get(name, 'messages')}"), name)
+    globals()[name] = value
+    return value

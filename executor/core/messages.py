@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from domain.errors import OrdoError
 from domain.model import RetryPolicy, WaitRule
+from executor.core.event import Event
 
 if TYPE_CHECKING:
     from planner.plan import Plan
@@ -21,28 +22,6 @@ if TYPE_CHECKING:
 
 class ExecutionError(OrdoError):
     """A run cannot start or continue (names what and why)."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """One journal entry. ``data`` is JSON-compatible."""
-
-    kind: str
-    op: str | None = None
-    key: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    seq: int = 0
-    run: int = 0
-    at: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"seq": self.seq, "run": self.run, "at": round(self.at, 6), "kind": self.kind}
-        if self.op is not None:
-            out["op"] = self.op
-        if self.key is not None:
-            out["key"] = self.key
-        out.update(self.data)
-        return out
 
 
 # --- what the host reads from the project for a plan ------------------------------

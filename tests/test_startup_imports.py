@@ -1,0 +1,44 @@
+"""The fixed start-up of `ordo plan`: what it imports and builds (issue 12,
+docs/architecture.md "Where the time goes in `ordo plan`"). A fresh
+interpreter plans the vFW and reports its modules and which pydantic
+validators of the project's file formats it built."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import EXAMPLES
+
+PROBE = """
+import json, sys
+import ordo.cli
+try:
+    ordo.cli.main(["plan", "-C", sys.argv[1], "--out", sys.argv[2]])
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+from domain.formats import _Strict
+
+def below(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from below(sub)
+
+built = sorted({c.__name__ for c in below(_Strict) if c.__pydantic_complete__})
+print(json.dumps({"modules": sorted(sys.modules), "built": built}))
+"""
+
+
+def test_plan_imports_and_builds_only_what_planning_reads(tmp_path):
+    out = subprocess.run([sys.executable, "-c", PROBE, str(EXAMPLES / "vfw"), str(tmp_path / "plan.json")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (tmp_path / "plan.json").exists()
+    # a file model validates its nested specs itself: theirs are never built on their own
+    assert seen["built"] == ["CatalogFile", "GuardsFile", "InventoryFile", "ProjectFile", "RequestFile"]
+    unused = ("service", "fastapi", "uvicorn", "temporalio", "pyDatalog", "networkx", "domain.policytests",
+              "executor.engine", "executor.temporal", "executor.controllers", "executor.core.messages",
+              "executor.core.loop", "executor.core.state", "planner.whatif", "planner.why",
+              "planner.verify", "planner.check", "ordo.runs", "ordo.progress", "ordo.testreport")
+    assert not [m for m in seen["modules"] if m.startswith(unused)]
