@@ -9,6 +9,7 @@ above it, and the values of its variables (the resources involved).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import clingo
@@ -113,9 +114,21 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
 
 def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout: float,
                     control: clingo.Control | None = None) -> Explanation:
-    """``control``: the strict solve's, grounded already (solve(keep_control=True))."""
-    result = relax(control, timeout) if control is not None else solve(
-        program, facts, relaxed=True, timeout=timeout)
+    """``control``: the strict solve's, grounded already (solve(keep_control=True)).
+
+    Of the smallest correction sets, the one named is the least in the order
+    of ``least_correction`` (not the solver's first): the same problem gives
+    the same explanation however its policies are written."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    if control is not None:
+        result = relax(control, timeout)
+    else:
+        result = solve(program, facts, relaxed=True, timeout=timeout, keep_control=True)
+        control, result.control = result.control, None
+    if result.status == "optimal":
+        result.symbols = least_correction(control, program, result.symbols, deadline)
     if result.status == "unsatisfiable":
         return Explanation(kind="unknown", summary=(
             "no plan exists, and no single policy constraint is to blame: a choice rule or "
@@ -132,6 +145,105 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
     if cycle:
         return explain_cycle(cycle, decoded, program.rules)
     return Explanation(kind="unknown", summary="no plan exists, for a reason ordo could not name")
+
+
+def least_correction(ctl: clingo.Control, program: Program, symbols: list[clingo.Symbol],
+                     deadline: float) -> list[clingo.Symbol]:
+    """The answer (shown atoms) of the least of the smallest correction sets,
+    starting from ``symbols``, an optimal answer of the relaxed solve on ``ctl``.
+
+    The order, among sets of violated hard constraint instances of one size:
+    fewer instances of stock policies (the base and the library) first, so a
+    project's own policy is blamed before a stock one it contradicts; then the
+    set whose sorted list of instances is lexicographically least, an instance
+    sorting by its policy's name, file, line and the values of its variables
+    as written. Descent: ask the solver for a set of the same size that is
+    less than the current one (a plain satisfiability check), until there is
+    none. Each step is strictly less, so it ends; when the time is up first,
+    the least found so far stands."""
+    hard, stock = set(), set()
+    origin = {f.display: f.origin for f in program.files}
+    for rule in program.rules:
+        if rule.kind == "constraint" and program.meta_of(rule.file).enforcement == "hard":
+            hard.add(rule.index)
+            if origin.get(rule.file) != "project":
+                stock.add(rule.index)
+    rules = program.rules
+
+    def key(sym: clingo.Symbol) -> tuple:
+        rule = rules[sym.arguments[0].number]
+        return (program.meta_of(rule.file).name, rule.file, rule.line, str(sym.arguments[1]))
+
+    literal = {atom.symbol: atom.literal for atom in ctl.symbolic_atoms.by_signature("__violation", 2)
+               if atom.symbol.arguments[0].number in hard}
+    ordered = sorted(literal, key=key)
+    ctl.configuration.solve.opt_mode = "ignore"   # sizes are bounded below: only satisfiability is asked
+    ctl.configuration.solve.models = "1"
+    found: list[clingo.Symbol] = []
+    while True:
+        chosen = {sym for sym in symbols if sym.name == "__violation" and sym in literal}
+        guard = _less_than(ctl, chosen, ordered, literal, stock)
+        if guard is None:
+            return symbols
+        found.clear()
+        try:
+            _solve_until(ctl, [guard], deadline, lambda m: found.extend(m.symbols(shown=True)))
+        except TimeoutError:
+            return symbols
+        finally:
+            ctl.assign_external(guard, False)   # this step's question is not asked again
+        if not found:
+            return symbols
+        symbols = list(found)
+
+
+def _less_than(ctl: clingo.Control, chosen: set[clingo.Symbol], ordered: list[clingo.Symbol],
+               literal: dict[clingo.Symbol, int], stock: set[int]) -> int | None:
+    """A new assumption literal that, assumed, asks for a correction set of
+    ``chosen``'s size that is less in least_correction's order (None when no
+    set can be: nothing is chosen). Added through the backend: no grounding."""
+    if not chosen:
+        return None
+    stock_lits = [literal[s] for s in ordered if s.arguments[0].number in stock]
+    stock_chosen = sum(1 for s in chosen if s.arguments[0].number in stock)
+    with ctl.backend() as backend:
+        guard, too_many, less = backend.add_atom(), backend.add_atom(), backend.add_atom()
+        backend.add_external(guard, clingo.TruthValue.Free)
+        backend.add_weight_rule([too_many], len(chosen) + 1, [(literal[s], 1) for s in ordered])
+        backend.add_rule([], [guard, too_many])
+        backend.add_rule([], [guard, -less])
+        at_least = backend.add_atom()
+        backend.add_weight_rule([at_least], stock_chosen, [(lit, 1) for lit in stock_lits])
+        if stock_chosen:
+            backend.add_rule([less], [-at_least])        # fewer instances of stock policies
+        more = backend.add_atom()
+        backend.add_weight_rule([more], stock_chosen + 1, [(lit, 1) for lit in stock_lits])
+        # as many: the least instance where the two sets differ is in the new one
+        before: list[int] = []
+        for sym in ordered:
+            if sym in chosen:
+                before.append(literal[sym])
+            else:
+                backend.add_rule([less], [at_least, -more, literal[sym], *before])
+    return guard
+
+
+def _solve_until(ctl: clingo.Control, assumptions: list, deadline: float,
+                 on_model: Callable[[clingo.Model], None] | None = None) -> tuple[clingo.SolveResult, list[int]]:
+    """One solve under ``assumptions``: how it ended, and the core (the
+    assumption literals in conflict) when unsatisfiable. TimeoutError when
+    ``deadline`` comes first."""
+    import time
+
+    with ctl.solve(assumptions=assumptions, on_model=on_model, async_=True) as handle:
+        finished = handle.wait(max(0.01, deadline - time.monotonic()))
+        while not finished and time.monotonic() < deadline:
+            finished = handle.wait(max(0.01, deadline - time.monotonic()))
+        if not finished:
+            handle.cancel()
+            raise TimeoutError
+        outcome = handle.get()
+        return outcome, (handle.core() if outcome.unsatisfiable else [])
 
 
 def _goals(conflicts: list[Conflict], model: Model) -> list[tuple[str, str, str]]:
@@ -218,21 +330,9 @@ class _Switches:
         return self.known[key]
 
     def _solve(self, enabled: list[int]) -> list[int] | None:
-        import time
-
         self.checks += 1
-        assumptions = [(self.symbols[lit], True) for lit in enabled]
-        with self.ctl.solve(assumptions=assumptions, async_=True) as handle:
-            finished = handle.wait(max(0.01, self.deadline - time.monotonic()))
-            while not finished and time.monotonic() < self.deadline:
-                finished = handle.wait(max(0.01, self.deadline - time.monotonic()))
-            if not finished:
-                handle.cancel()
-                raise TimeoutError
-            if not handle.get().unsatisfiable:
-                return None
-            core = handle.core()
-        return sorted(set(core) & set(enabled))
+        outcome, core = _solve_until(self.ctl, [(self.symbols[lit], True) for lit in enabled], self.deadline)
+        return sorted(set(core) & set(enabled)) if outcome.unsatisfiable else None
 
     def shrink(self, core: list[int]) -> tuple[list[int], bool]:
         """Deletion in halving chunks: try dropping a whole chunk at once, keep
