@@ -161,70 +161,77 @@ def least_correction(ctl: clingo.Control, program: Program, symbols: list[clingo
     less than the current one (a plain satisfiability check), until there is
     none. Each step is strictly less, so it ends; when the time is up first,
     the least found so far stands."""
-    hard, stock = set(), set()
     origin = {f.display: f.origin for f in program.files}
+    rule_key, stock = {}, set()
     for rule in program.rules:
-        if rule.kind == "constraint" and program.meta_of(rule.file).enforcement == "hard":
-            hard.add(rule.index)
+        meta = program.meta_of(rule.file)
+        if rule.kind == "constraint" and meta.enforcement == "hard":
+            rule_key[rule.index] = (meta.name, rule.file, rule.line)
             if origin.get(rule.file) != "project":
                 stock.add(rule.index)
-    rules = program.rules
 
     def key(sym: clingo.Symbol) -> tuple:
-        rule = rules[sym.arguments[0].number]
-        return (program.meta_of(rule.file).name, rule.file, rule.line, str(sym.arguments[1]))
+        return rule_key[sym.arguments[0].number], str(sym.arguments[1])
 
-    literal = {atom.symbol: atom.literal for atom in ctl.symbolic_atoms.by_signature("__violation", 2)
-               if atom.symbol.arguments[0].number in hard}
-    ordered = sorted(literal, key=key)
-    ctl.configuration.solve.opt_mode = "ignore"   # sizes are bounded below: only satisfiability is asked
-    ctl.configuration.solve.models = "1"
+    atoms = [(atom.symbol, atom.literal) for atom in ctl.symbolic_atoms.by_signature("__violation", 2)
+             if atom.symbol.arguments[0].number in rule_key]
+    atoms.sort(key=lambda atom: key(atom[0]))
+    ordered = [(lit, sym.arguments[0].number in stock) for sym, lit in atoms]
+    position = {sym: i for i, (sym, _) in enumerate(atoms)}
+    chosen = {position[sym] for sym in symbols if sym in position}
+    solve_conf = ctl.configuration.solve
+    saved = solve_conf.opt_mode, solve_conf.models
+    solve_conf.opt_mode, solve_conf.models = "ignore", "1"   # the size is bounded: only satisfiability is asked
     found: list[clingo.Symbol] = []
-    while True:
-        chosen = {sym for sym in symbols if sym.name == "__violation" and sym in literal}
-        guard = _less_than(ctl, chosen, ordered, literal, stock)
-        if guard is None:
-            return symbols
-        found.clear()
-        try:
-            _solve_until(ctl, [guard], deadline, lambda m: found.extend(m.symbols(shown=True)))
-        except TimeoutError:
-            return symbols
-        finally:
-            ctl.assign_external(guard, False)   # this step's question is not asked again
-        if not found:
-            return symbols
-        symbols = list(found)
+
+    def on_model(model: clingo.Model) -> None:
+        found.extend(model.symbols(shown=True))
+        chosen.clear()
+        chosen.update(i for i, (lit, _) in enumerate(ordered) if model.is_true(lit))
+
+    try:
+        while chosen:
+            guard = _less_than(ctl, chosen, ordered)
+            found.clear()
+            try:
+                _solve_until(ctl, [guard], deadline, on_model)
+            finally:
+                ctl.assign_external(guard, False)   # this step's question is not asked again
+            if not found:
+                break
+            symbols = list(found)
+    except TimeoutError:
+        pass
+    solve_conf.opt_mode, solve_conf.models = saved
+    return symbols
 
 
-def _less_than(ctl: clingo.Control, chosen: set[clingo.Symbol], ordered: list[clingo.Symbol],
-               literal: dict[clingo.Symbol, int], stock: set[int]) -> int | None:
+def _less_than(ctl: clingo.Control, chosen: set[int], ordered: list[tuple[int, bool]]) -> int:
     """A new assumption literal that, assumed, asks for a correction set of
-    ``chosen``'s size that is less in least_correction's order (None when no
-    set can be: nothing is chosen). Added through the backend: no grounding."""
-    if not chosen:
-        return None
-    stock_lits = [literal[s] for s in ordered if s.arguments[0].number in stock]
-    stock_chosen = sum(1 for s in chosen if s.arguments[0].number in stock)
+    ``chosen``'s size that is less in least_correction's order. ``ordered``:
+    each instance's literal, and whether a stock policy's, in the order;
+    ``chosen``: positions in it. Added through the backend: no grounding."""
+    stock_lits = [(lit, 1) for lit, stock in ordered if stock]
+    stock_chosen = sum(1 for i in chosen if ordered[i][1])
     with ctl.backend() as backend:
         guard, too_many, less = backend.add_atom(), backend.add_atom(), backend.add_atom()
         backend.add_external(guard, clingo.TruthValue.Free)
-        backend.add_weight_rule([too_many], len(chosen) + 1, [(literal[s], 1) for s in ordered])
+        backend.add_weight_rule([too_many], len(chosen) + 1, [(lit, 1) for lit, _ in ordered])
         backend.add_rule([], [guard, too_many])
         backend.add_rule([], [guard, -less])
-        at_least = backend.add_atom()
-        backend.add_weight_rule([at_least], stock_chosen, [(lit, 1) for lit in stock_lits])
+        at_least, more = backend.add_atom(), backend.add_atom()
+        backend.add_weight_rule([at_least], stock_chosen, stock_lits)
+        backend.add_weight_rule([more], stock_chosen + 1, stock_lits)
         if stock_chosen:
             backend.add_rule([less], [-at_least])        # fewer instances of stock policies
-        more = backend.add_atom()
-        backend.add_weight_rule([more], stock_chosen + 1, [(lit, 1) for lit in stock_lits])
-        # as many: the least instance where the two sets differ is in the new one
+        # as many: the least instance where the two sets differ is in the new
+        # one (so it comes before the last of the current set)
         before: list[int] = []
-        for sym in ordered:
-            if sym in chosen:
-                before.append(literal[sym])
-            else:
-                backend.add_rule([less], [at_least, -more, literal[sym], *before])
+        for i, (lit, stock) in enumerate(ordered[:max(chosen)]):
+            if i in chosen:
+                before.append(lit)
+            elif stock_chosen or not stock:
+                backend.add_rule([less], [at_least, -more, lit, *before])
     return guard
 
 
