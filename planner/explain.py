@@ -341,29 +341,59 @@ class _Switches:
         outcome, core = _solve_until(self.ctl, [(self.symbols[lit], True) for lit in enabled], self.deadline)
         return sorted(set(core) & set(enabled)) if outcome.unsatisfiable else None
 
-    def shrink(self, core: list[int]) -> tuple[list[int], bool]:
-        """Deletion in halving chunks: try dropping a whole chunk at once, keep
-        what the solver's new core still needs; then smaller chunks, down to
-        single switches. About 2k·log(n) checks for a set of k out of n.
-        (The set, and whether the time limit left it minimal.)"""
-        kept = list(core)
-        chunk = max(1, len(kept) // 2)
+    def preferred(self, ordered: list[int], core: list[int]) -> tuple[list[int], bool]:
+        """The minimal conflicting set that ``conflict_order`` prefers, out
+        of the switches ``ordered`` (in that order), all of which conflict
+        (``core``: the solver's core of them). It is the set whose last
+        switch comes earliest in the order; of those, the one whose
+        next-to-last does, and so on: found as the shortest prefix of the
+        order that still conflicts with what is kept already (its last switch
+        is kept), by bisection, until what is kept conflicts on its own. A
+        core only shortens the bisection (the prefix up to its last switch
+        conflicts too): the set does not depend on the solver's search.
+        About k·log(n) checks for k of n. (The set, and whether the time
+        limit left it minimal.)"""
+        position = {lit: i for i, lit in enumerate(ordered)}
+        kept: list[int] = []
+
+        def end(found: list[int]) -> int:
+            return 1 + max((position[lit] for lit in found if lit not in kept), default=-1)
+
+        shortest = end(core)   # kept plus ordered[:shortest] conflict
         try:
-            while True:
-                index = 0
-                while index < len(kept):
-                    trial = kept[:index] + kept[index + chunk:]
-                    smaller = self.conflicting(trial)
-                    if smaller is None:
-                        index += chunk    # something in this chunk is needed
+            while shortest > 0:
+                fits = -1          # kept plus ordered[:fits] has a plan (none: -1)
+                while shortest - fits > 1:
+                    middle = (fits + shortest) // 2
+                    found = self.conflicting(kept + ordered[:middle])
+                    if found is None:
+                        fits = middle
                     else:
-                        needed = set(smaller)
-                        kept = [lit for lit in trial if lit in needed] or trial
-                if chunk == 1:
-                    return kept, True
-                chunk = max(1, chunk // 2)
+                        shortest = min(middle, end(found))
+                if shortest == 0:
+                    break          # what is kept conflicts on its own
+                kept.append(ordered[shortest - 1])
+                shortest -= 1
+            return kept, True
         except TimeoutError:
-            return kept, False
+            return kept + ordered[:shortest], False
+
+
+def conflict_order(program: Program, symbols: dict[int, clingo.Symbol]) -> list[int]:
+    """The switches in the order minimal_conflict prefers a conflicting set
+    by: policy rules before requested goals; the project's own policies
+    before stock ones (the base and the library), each by policy name, file
+    and line; goals by resource name."""
+    origin = {f.display: f.origin for f in program.files}
+
+    def key(lit: int) -> tuple:
+        sym = symbols[lit]
+        if sym.name != "__on":
+            return (1, _text(sym.arguments[0]))
+        rule = program.rules[sym.arguments[0].number]
+        return (0, origin.get(rule.file) != "project", program.meta_of(rule.file).name, rule.file, rule.line)
+
+    return sorted(symbols, key=key)
 
 
 def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float) -> MinimalConflict | None:
@@ -393,7 +423,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         return MinimalConflict(rules=[], goals=[], minimal=False, checks=held.checks)
     if core is None:
         return None   # a plan with every goal: with any
-    kept, minimal = held.shrink(core)
+    kept, minimal = held.preferred(conflict_order(program, held.symbols), core)
     rules = [program.rules[held.symbols[lit].arguments[0].number] for lit in kept]
     checks = held.checks
     if minimal:
@@ -421,7 +451,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         return MinimalConflict(rules=[], goals=[], minimal=False, checks=free.checks)
     if core is None:
         return None
-    kept, minimal = free.shrink(core)
+    kept, minimal = free.preferred(conflict_order(program, free.symbols), core)
     rules, goals = [], []
     for lit in kept:
         sym = free.symbols[lit]

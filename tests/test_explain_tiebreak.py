@@ -1,6 +1,8 @@
-"""Which of several equally small correction sets "no plan" names: the least in
-a documented order (planner.explain.least_correction), not the solver's first,
-so the same problem gives the same explanation however its policies are written."""
+"""Which of several equally small correction sets "no plan" names, and which of
+several minimal conflicting sets `--conflict` names: the least in a documented
+order (planner.explain.least_correction, conflict_order), not the solver's
+first, so the same problem gives the same explanation however its policies are
+written or listed."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 
 from domain.project import load_project
 from planner.core import load_policies
-from planner.explain import explain_no_plan
+from planner.explain import explain_no_plan, minimal_conflict
 from planner.facts import model_facts
 from planner.solve import solve
 from tests.conftest import VFW
@@ -77,3 +79,16 @@ def test_between_two_project_policies_the_first_by_name_is_named(vfw_copy, order
     rules = {"alpha-west": ':- located("vsink",T), T != "region-one".',
              "zeta-east": ':- located("vsink",T), T != "region-two".'}
     assert _explained(_with_policies(vfw_copy, {name: rules[name] for name in order})) == ["alpha-west"]
+
+
+@pytest.mark.parametrize("order", [("alpha", "zeta"), ("zeta", "alpha")])
+def test_of_two_minimal_conflicts_the_preferred_one_is_named(tmp_path, order):
+    # alpha and zeta both put the vFW and vPG in one region: each conflicts
+    # with anti-affinity (and the two goals). Before, the file listed first won.
+    project = tmp_path / "vfw"
+    shutil.copytree(VFW, project, ignore=shutil.ignore_patterns(".ordo"))
+    loaded = load_project(_with_policies(project, {name: COLOCATE["pairs"] for name in order}))
+    found = minimal_conflict(load_policies(loaded), model_facts(loaded.model), loaded.model, timeout=10)
+    assert found is not None and found.minimal
+    assert sorted(found.policies[r.file] for r in found.rules) == ["alpha", "anti-affinity"]
+    assert [goal for goal, _, _ in found.goals] == ["vfw", "vpg"]
