@@ -364,7 +364,7 @@ class _Switches:
             while shortest > 0:
                 fits = -1          # kept plus ordered[:fits] has a plan (none: -1)
                 while shortest - fits > 1:
-                    middle = (fits + shortest) // 2
+                    middle = (fits + shortest + 1) // 2   # upper: a plan there shows one below
                     found = self.conflicting(kept + ordered[:middle])
                     if found is None:
                         fits = middle
