@@ -9,6 +9,7 @@ above it, and the values of its variables (the resources involved).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import clingo
@@ -113,9 +114,21 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
 
 def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout: float,
                     control: clingo.Control | None = None) -> Explanation:
-    """``control``: the strict solve's, grounded already (solve(keep_control=True))."""
-    result = relax(control, timeout) if control is not None else solve(
-        program, facts, relaxed=True, timeout=timeout)
+    """``control``: the strict solve's, grounded already (solve(keep_control=True)).
+
+    Of the smallest correction sets, the one named is the least in the order
+    of ``least_correction`` (not the solver's first): the same problem gives
+    the same explanation however its policies are written."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    if control is not None:
+        result = relax(control, timeout)
+    else:
+        result = solve(program, facts, relaxed=True, timeout=timeout, keep_control=True)
+        control, result.control = result.control, None
+    if result.status == "optimal":
+        result.symbols = least_correction(control, program, result.symbols, deadline)
     if result.status == "unsatisfiable":
         return Explanation(kind="unknown", summary=(
             "no plan exists, and no single policy constraint is to blame: a choice rule or "
@@ -132,6 +145,112 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
     if cycle:
         return explain_cycle(cycle, decoded, program.rules)
     return Explanation(kind="unknown", summary="no plan exists, for a reason ordo could not name")
+
+
+def least_correction(ctl: clingo.Control, program: Program, symbols: list[clingo.Symbol],
+                     deadline: float) -> list[clingo.Symbol]:
+    """The answer (shown atoms) of the least of the smallest correction sets,
+    starting from ``symbols``, an optimal answer of the relaxed solve on ``ctl``.
+
+    The order, among sets of violated hard constraint instances of one size:
+    fewer instances of stock policies (the base and the library) first, so a
+    project's own policy is blamed before a stock one it contradicts; then the
+    set whose sorted list of instances is lexicographically least, an instance
+    sorting by its policy's name, file, line and the values of its variables
+    as written. Descent: ask the solver for a set of the same size that is
+    less than the current one (a plain satisfiability check), until there is
+    none. Each step is strictly less, so it ends; when the time is up first,
+    the least found so far stands."""
+    origin = {f.display: f.origin for f in program.files}
+    rule_key, stock = {}, set()
+    for rule in program.rules:
+        meta = program.meta_of(rule.file)
+        if rule.kind == "constraint" and meta.enforcement == "hard":
+            rule_key[rule.index] = (meta.name, rule.file, rule.line)
+            if origin.get(rule.file) != "project":
+                stock.add(rule.index)
+
+    def key(sym: clingo.Symbol) -> tuple:
+        return rule_key[sym.arguments[0].number], str(sym.arguments[1])
+
+    atoms = [(atom.symbol, atom.literal) for atom in ctl.symbolic_atoms.by_signature("__violation", 2)
+             if atom.symbol.arguments[0].number in rule_key]
+    atoms.sort(key=lambda atom: key(atom[0]))
+    ordered = [(lit, sym.arguments[0].number in stock) for sym, lit in atoms]
+    position = {sym: i for i, (sym, _) in enumerate(atoms)}
+    chosen = {position[sym] for sym in symbols if sym in position}
+    solve_conf = ctl.configuration.solve
+    saved = solve_conf.opt_mode, solve_conf.models
+    solve_conf.opt_mode, solve_conf.models = "ignore", "1"   # the size is bounded: only satisfiability is asked
+    found: list[clingo.Symbol] = []
+
+    def on_model(model: clingo.Model) -> None:
+        found.extend(model.symbols(shown=True))
+        chosen.clear()
+        chosen.update(i for i, (lit, _) in enumerate(ordered) if model.is_true(lit))
+
+    try:
+        while chosen:
+            guard = _less_than(ctl, chosen, ordered)
+            found.clear()
+            try:
+                _solve_until(ctl, [guard], deadline, on_model)
+            finally:
+                ctl.assign_external(guard, False)   # this step's question is not asked again
+            if not found:
+                break
+            symbols = list(found)
+    except TimeoutError:
+        pass
+    solve_conf.opt_mode, solve_conf.models = saved
+    return symbols
+
+
+def _less_than(ctl: clingo.Control, chosen: set[int], ordered: list[tuple[int, bool]]) -> int:
+    """A new assumption literal that, assumed, asks for a correction set of
+    ``chosen``'s size that is less in least_correction's order. ``ordered``:
+    each instance's literal, and whether a stock policy's, in the order;
+    ``chosen``: positions in it. Added through the backend: no grounding."""
+    stock_lits = [(lit, 1) for lit, stock in ordered if stock]
+    stock_chosen = sum(1 for i in chosen if ordered[i][1])
+    with ctl.backend() as backend:
+        guard, too_many, less = backend.add_atom(), backend.add_atom(), backend.add_atom()
+        backend.add_external(guard, clingo.TruthValue.Free)
+        backend.add_weight_rule([too_many], len(chosen) + 1, [(lit, 1) for lit, _ in ordered])
+        backend.add_rule([], [guard, too_many])
+        backend.add_rule([], [guard, -less])
+        at_least, more = backend.add_atom(), backend.add_atom()
+        backend.add_weight_rule([at_least], stock_chosen, stock_lits)
+        backend.add_weight_rule([more], stock_chosen + 1, stock_lits)
+        if stock_chosen:
+            backend.add_rule([less], [-at_least])        # fewer instances of stock policies
+        # as many: the least instance where the two sets differ is in the new
+        # one (so it comes before the last of the current set)
+        before: list[int] = []
+        for i, (lit, stock) in enumerate(ordered[:max(chosen)]):
+            if i in chosen:
+                before.append(lit)
+            elif stock_chosen or not stock:
+                backend.add_rule([less], [at_least, -more, lit, *before])
+    return guard
+
+
+def _solve_until(ctl: clingo.Control, assumptions: list, deadline: float,
+                 on_model: Callable[[clingo.Model], None] | None = None) -> tuple[clingo.SolveResult, list[int]]:
+    """One solve under ``assumptions``: how it ended, and the core (the
+    assumption literals in conflict) when unsatisfiable. TimeoutError when
+    ``deadline`` comes first."""
+    import time
+
+    with ctl.solve(assumptions=assumptions, on_model=on_model, async_=True) as handle:
+        finished = handle.wait(max(0.01, deadline - time.monotonic()))
+        while not finished and time.monotonic() < deadline:
+            finished = handle.wait(max(0.01, deadline - time.monotonic()))
+        if not finished:
+            handle.cancel()
+            raise TimeoutError
+        outcome = handle.get()
+        return outcome, (handle.core() if outcome.unsatisfiable else [])
 
 
 def _goals(conflicts: list[Conflict], model: Model) -> list[tuple[str, str, str]]:
@@ -218,45 +337,63 @@ class _Switches:
         return self.known[key]
 
     def _solve(self, enabled: list[int]) -> list[int] | None:
-        import time
-
         self.checks += 1
-        assumptions = [(self.symbols[lit], True) for lit in enabled]
-        with self.ctl.solve(assumptions=assumptions, async_=True) as handle:
-            finished = handle.wait(max(0.01, self.deadline - time.monotonic()))
-            while not finished and time.monotonic() < self.deadline:
-                finished = handle.wait(max(0.01, self.deadline - time.monotonic()))
-            if not finished:
-                handle.cancel()
-                raise TimeoutError
-            if not handle.get().unsatisfiable:
-                return None
-            core = handle.core()
-        return sorted(set(core) & set(enabled))
+        outcome, core = _solve_until(self.ctl, [(self.symbols[lit], True) for lit in enabled], self.deadline)
+        return sorted(set(core) & set(enabled)) if outcome.unsatisfiable else None
 
-    def shrink(self, core: list[int]) -> tuple[list[int], bool]:
-        """Deletion in halving chunks: try dropping a whole chunk at once, keep
-        what the solver's new core still needs; then smaller chunks, down to
-        single switches. About 2k·log(n) checks for a set of k out of n.
-        (The set, and whether the time limit left it minimal.)"""
-        kept = list(core)
-        chunk = max(1, len(kept) // 2)
+    def preferred(self, ordered: list[int], core: list[int]) -> tuple[list[int], bool]:
+        """The minimal conflicting set that ``conflict_order`` prefers, out
+        of the switches ``ordered`` (in that order), all of which conflict
+        (``core``: the solver's core of them). It is the set whose last
+        switch comes earliest in the order; of those, the one whose
+        next-to-last does, and so on: found as the shortest prefix of the
+        order that still conflicts with what is kept already (its last switch
+        is kept), by bisection, until what is kept conflicts on its own. A
+        core only shortens the bisection (the prefix up to its last switch
+        conflicts too): the set does not depend on the solver's search.
+        About k·log(n) checks for k of n. (The set, and whether the time
+        limit left it minimal.)"""
+        position = {lit: i for i, lit in enumerate(ordered)}
+        kept: list[int] = []
+
+        def end(found: list[int]) -> int:
+            return 1 + max((position[lit] for lit in found if lit not in kept), default=-1)
+
+        shortest = end(core)   # kept plus ordered[:shortest] conflict
         try:
-            while True:
-                index = 0
-                while index < len(kept):
-                    trial = kept[:index] + kept[index + chunk:]
-                    smaller = self.conflicting(trial)
-                    if smaller is None:
-                        index += chunk    # something in this chunk is needed
+            while shortest > 0:
+                fits = -1          # kept plus ordered[:fits] has a plan (none: -1)
+                while shortest - fits > 1:
+                    middle = (fits + shortest + 1) // 2   # upper: a plan there shows one below
+                    found = self.conflicting(kept + ordered[:middle])
+                    if found is None:
+                        fits = middle
                     else:
-                        needed = set(smaller)
-                        kept = [lit for lit in trial if lit in needed] or trial
-                if chunk == 1:
-                    return kept, True
-                chunk = max(1, chunk // 2)
+                        shortest = min(middle, end(found))
+                if shortest == 0:
+                    break          # what is kept conflicts on its own
+                kept.append(ordered[shortest - 1])
+                shortest -= 1
+            return kept, True
         except TimeoutError:
-            return kept, False
+            return kept + ordered[:shortest], False
+
+
+def conflict_order(program: Program, symbols: dict[int, clingo.Symbol]) -> list[int]:
+    """The switches in the order minimal_conflict prefers a conflicting set
+    by: policy rules before requested goals; the project's own policies
+    before stock ones (the base and the library), each by policy name, file
+    and line; goals by resource name."""
+    origin = {f.display: f.origin for f in program.files}
+
+    def key(lit: int) -> tuple:
+        sym = symbols[lit]
+        if sym.name != "__on":
+            return (1, _text(sym.arguments[0]))
+        rule = program.rules[sym.arguments[0].number]
+        return (0, origin.get(rule.file) != "project", program.meta_of(rule.file).name, rule.file, rule.line)
+
+    return sorted(symbols, key=key)
 
 
 def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float) -> MinimalConflict | None:
@@ -286,7 +423,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         return MinimalConflict(rules=[], goals=[], minimal=False, checks=held.checks)
     if core is None:
         return None   # a plan with every goal: with any
-    kept, minimal = held.shrink(core)
+    kept, minimal = held.preferred(conflict_order(program, held.symbols), core)
     rules = [program.rules[held.symbols[lit].arguments[0].number] for lit in kept]
     checks = held.checks
     if minimal:
@@ -314,7 +451,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         return MinimalConflict(rules=[], goals=[], minimal=False, checks=free.checks)
     if core is None:
         return None
-    kept, minimal = free.shrink(core)
+    kept, minimal = free.preferred(conflict_order(program, free.symbols), core)
     rules, goals = [], []
     for lit in kept:
         sym = free.symbols[lit]
