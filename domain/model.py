@@ -644,22 +644,31 @@ def _relations(res: Any) -> set[tuple[str, str]]:
 
 
 def _acyclic(graph: dict[str, list[str]]) -> bool:
-    """Kahn's algorithm on plain dicts: ten times cheaper than building a networkx graph."""
-    indegree: dict[str, int] = {}
-    for node, targets in graph.items():
-        indegree.setdefault(node, 0)
-        for target in targets:
-            indegree[target] = indegree.get(target, 0) + 1
-    ready = [n for n, d in indegree.items() if d == 0]
-    seen = 0
-    while ready:
-        node = ready.pop()
-        seen += 1
-        for target in graph.get(node, ()):
-            indegree[target] -= 1
-            if indegree[target] == 0:
-                ready.append(target)
-    return seen == len(indegree)
+    """Whether the graph has no cycle: one iterative depth-first pass, each node
+    and edge looked at once. A target with no edges of its own (most of them:
+    the networks a module uses, the service a VNF is part of) ends no cycle and
+    is not entered."""
+    done: set[str] = set()
+    path: set[str] = set()   # the nodes on the stack
+    for root, edges in graph.items():
+        if root in done:
+            continue
+        path.add(root)
+        stack = [(root, iter(edges))]
+        while stack:
+            node, targets = stack[-1]
+            for target in targets:
+                if target in path:
+                    return False
+                if target not in done and target in graph:
+                    path.add(target)
+                    stack.append((target, iter(graph[target])))
+                    break
+            else:
+                stack.pop()
+                path.discard(node)
+                done.add(node)
+    return True
 
 
 def _dangling(resources: dict[str, Resource]) -> bool:
@@ -671,14 +680,16 @@ def _dangling(resources: dict[str, Resource]) -> bool:
 def _graphs(resources: dict[str, Resource], items: Iterable[tuple[str, Resource]],
             sort: bool = False) -> dict[str, dict[str, list[str]]]:
     """For each relation kind (and part_of), each resource's edges to resources of the model."""
-    graphs: dict[str, dict[str, list[str]]] = {}
+    part_of: dict[str, list[str]] = {}
+    graphs: dict[str, dict[str, list[str]]] = {"part_of": part_of}
     for name, res in items:
-        if res.part_of in resources:
-            graphs.setdefault("part_of", {}).setdefault(name, []).append(res.part_of)
-        for kind, target in sorted(res.relations) if sort else res.relations:
-            if target in resources:
-                graphs.setdefault(kind, {}).setdefault(name, []).append(target)
-    return graphs
+        if res.part_of is not None and res.part_of in resources:
+            part_of[name] = [res.part_of]
+        if res.relations:
+            for kind, target in sorted(res.relations) if sort else res.relations:
+                if target in resources:
+                    graphs.setdefault(kind, {}).setdefault(name, []).append(target)
+    return {kind: graph for kind, graph in graphs.items() if graph}
 
 
 def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
