@@ -507,14 +507,16 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
 def _part_and_member(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
     """A part goes with its whole, a member outlives it: a resource is not both of one whole."""
     problems = []
-    for name, res in sorted(resources.items()):
-        if res.part_of is not None and ("member_of", res.part_of) in res.relations:
-            src, path = paths[name]
-            problems.append(src.diagnostic(
-                _relation_path(src, path, "member_of", res.part_of),
-                f"'{name}' is both part of '{res.part_of}' and a member of it",
-                f"a part is deleted with its whole, a member outlives it: keep one (to keep '{name}' when "
-                f"'{res.part_of}' goes, list it outside '{res.part_of}' with member_of)"))
+    both = [name for name, res in resources.items()
+            if res.part_of is not None and res.relations and ("member_of", res.part_of) in res.relations]
+    for name in sorted(both):
+        whole = resources[name].part_of
+        src, path = paths[name]
+        problems.append(src.diagnostic(
+            _relation_path(src, path, "member_of", whole),
+            f"'{name}' is both part of '{whole}' and a member of it",
+            f"a part is deleted with its whole, a member outlives it: keep one (to keep '{name}' when "
+            f"'{whole}' goes, list it outside '{whole}' with member_of)"))
     return problems
 
 
@@ -530,6 +532,12 @@ def _totals(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathK
     """The capacity policy adds up `requires` in the solver's 32-bit integers:
     the total of each key over every resource stays within MAX_INT."""
     totals: dict[str, int] = {}
+    for res in resources.values():
+        for key, amount in res.requires.items():
+            totals[key] = totals.get(key, 0) + amount
+    if all(total <= MAX_INT for total in totals.values()):
+        return []   # amounts are not negative: no running total crossed it either
+    totals = {}
     problems = []
     for name, res in sorted(resources.items()):
         for key, amount in sorted(res.requires.items()):
@@ -635,11 +643,14 @@ def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKe
 
 
 def _relations(res: Any) -> set[tuple[str, str]]:
-    rels = {("uses", t) for t in res.uses} | {("member_of", t) for t in res.member_of}
+    rels = {("uses", t) for t in res.uses} if res.uses else set()
+    if res.member_of:
+        rels.update(("member_of", t) for t in res.member_of)
     if res.hosted_on:
         rels.add(("hosted_on", res.hosted_on))
-    for kind, targets in res.relations.items():
-        rels |= {(kind, t) for t in targets}
+    if res.relations:
+        for kind, targets in res.relations.items():
+            rels.update((kind, t) for t in targets)
     return rels
 
 
@@ -673,8 +684,14 @@ def _acyclic(graph: dict[str, list[str]]) -> bool:
 
 def _dangling(resources: dict[str, Resource]) -> bool:
     """Whether a resource is part of, or related to, one the model does not have."""
-    return any((res.part_of is not None and res.part_of not in resources)
-               or any(target not in resources for _, target in res.relations) for res in resources.values())
+    for res in resources.values():
+        if res.part_of is not None and res.part_of not in resources:
+            return True
+        if res.relations:
+            for _, target in res.relations:
+                if target not in resources:
+                    return True
+    return False
 
 
 def _graphs(resources: dict[str, Resource], items: Iterable[tuple[str, Resource]],
