@@ -136,7 +136,7 @@ class _Index:
         self.short: list[str] = []
         missing = _missing(model)
         half = len(model.resources) // 2
-        changing = self.changing
+        changing, children, users, members = self.changing, self.children, self.users, self.members
         for name, res in model.resources.items():
             if _may_change(model, res, initial):
                 changing.add(name)
@@ -144,15 +144,16 @@ class _Index:
                     self.changing = None
                     return
             if res.part_of:
-                self.children.setdefault(res.part_of, []).append(name)
-            if res.relations:
-                for _, other in res.relations:
-                    self.users.setdefault(other, set()).add(name)
-            if res.refs:
-                for ref in res.refs:
-                    self.users.setdefault(ref.producer, set()).add(name)
+                children.setdefault(res.part_of, []).append(name)
+            for _, other in res.relations:
+                if other in users:
+                    users[other].add(name)
+                else:
+                    users[other] = {name}
+            for ref in res.refs:
+                users.setdefault(ref.producer, set()).add(name)
             if res.labels and ANTI_AFFINITY in res.labels:
-                self.members.setdefault(str(res.labels[ANTI_AFFINITY]), set()).add(name)
+                members.setdefault(str(res.labels[ANTI_AFFINITY]), set()).add(name)
             if res.requested and res.desired == initial[res.type]:
                 self.gone.append(name)
             if res.requires:
