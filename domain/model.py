@@ -360,7 +360,7 @@ def build_model(
             paths[obs.name] = (inventory_src, path)
 
     where = Origin(observed_file or "<journal>")
-    journal_src = _journal_source(where.file)
+    in_journal = (_journal_source(where.file), ())
     for record in observed:
         # The journal's record of what runs did: newer than the inventory file.
         kind = kinds.get(record.type)
@@ -375,13 +375,12 @@ def build_model(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,
             placement=record.placement if record.state != kind.initial else None,
             requires=dict(record.requires), labels=dict(record.labels),
-            attributes=dict(record.attributes), observed=True, origin=where)
-        res.relations = _relations(record)
+            attributes=dict(record.attributes), relations=_relations(record), observed=True, origin=where)
         previous = resources.get(record.name)
         if previous is not None:
             res.origin = previous.origin
         resources[record.name] = res
-        paths.setdefault(record.name, (journal_src, ()))
+        paths.setdefault(record.name, in_journal)
 
     if request is not None and request_src is not None:
         requested: dict[str, PathKey] = {}
