@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -440,7 +439,8 @@ def build_model(
         else:
             problems.append(src.diagnostic(path, f"says part_of '{own}' but is listed under '{parent}'",
                                            "drop part_of here, or move the resource under its parent"))
-    for name, res in sorted(resources.items()) if check_references and _dangling(resources) else ():
+    survey = _Survey(resources)
+    for name, res in sorted(resources.items()) if check_references and survey.dangling else ():
         src, path = paths[name]
         if res.part_of is not None and res.part_of not in resources:
             problems.append(src.diagnostic(path + ("part_of",), f"unknown resource '{res.part_of}'",
@@ -449,11 +449,11 @@ def build_model(
             if target not in resources:
                 problems.append(src.diagnostic(_relation_path(src, path, kind_name, target),
                                                f"unknown resource '{target}'", _choices(target, resources)))
-    problems.extend(_totals(resources, paths))
-    problems.extend(_part_and_member(resources, paths))
+    problems.extend(_totals(resources, paths, survey.totals))
+    problems.extend(_part_and_member(resources, paths, survey.both))
     for res, src, path in wired:
         res.refs = tuple(_references(res, resources, kinds, src, path, problems, check_references))
-    problems.extend(_cycles(resources, paths))
+    problems.extend(_cycles(resources, paths, survey.graphs))
     if problems:
         raise DiagnosticsError(problems)
     return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
@@ -503,11 +503,11 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
                            detail, code="observed") for sub, text in found]
 
 
-def _part_and_member(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
-    """A part goes with its whole, a member outlives it: a resource is not both of one whole."""
+def _part_and_member(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]],
+                     both: list[str]) -> list[Diagnostic]:
+    """A part goes with its whole, a member outlives it: a resource is not both of one whole
+    (``both``: those that are, from the survey)."""
     problems = []
-    both = [name for name, res in resources.items()
-            if res.part_of is not None and res.relations and ("member_of", res.part_of) in res.relations]
     for name in sorted(both):
         whole = resources[name].part_of
         src, path = paths[name]
@@ -527,13 +527,10 @@ def _shown(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _totals(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
+def _totals(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]],
+            totals: dict[str, int]) -> list[Diagnostic]:
     """The capacity policy adds up `requires` in the solver's 32-bit integers:
-    the total of each key over every resource stays within MAX_INT."""
-    totals: dict[str, int] = {}
-    for res in resources.values():
-        for key, amount in res.requires.items():
-            totals[key] = totals.get(key, 0) + amount
+    the total of each key over every resource (``totals``, from the survey) stays within MAX_INT."""
     if all(total <= MAX_INT for total in totals.values()):
         return []   # amounts are not negative: no running total crossed it either
     totals = {}
@@ -681,44 +678,65 @@ def _acyclic(graph: dict[str, list[str]]) -> bool:
     return True
 
 
-def _dangling(resources: dict[str, Resource]) -> bool:
-    """Whether a resource is part of, or related to, one the model does not have."""
-    for res in resources.values():
-        if res.part_of is not None and res.part_of not in resources:
-            return True
-        if res.relations:
-            for _, target in res.relations:
-                if target not in resources:
-                    return True
-    return False
+class _Survey:
+    """What the whole-model checks need, found in one pass over the resources:
+    whether a resource is part of, or related to, one the model does not have
+    (``dangling``), the total of each ``requires`` key, the resources both part
+    and member of one whole, and each relation kind's edges between resources of
+    the model (``graphs``, part_of included) for the cycle check."""
+
+    def __init__(self, resources: dict[str, Resource]) -> None:
+        self.dangling = False
+        self.totals: dict[str, int] = {}
+        self.both: list[str] = []
+        part_of: dict[str, list[str]] = {}
+        self.graphs: dict[str, dict[str, list[str]]] = {"part_of": part_of}
+        totals, graphs = self.totals, self.graphs
+        for name, res in resources.items():
+            whole = res.part_of
+            if whole is not None:
+                if whole in resources:
+                    part_of[name] = [whole]
+                else:
+                    self.dangling = True
+            if res.requires:
+                for key, amount in res.requires.items():
+                    totals[key] = totals.get(key, 0) + amount
+            if res.relations:
+                if whole is not None and ("member_of", whole) in res.relations:
+                    self.both.append(name)
+                for kind, target in res.relations:
+                    if target in resources:
+                        graphs.setdefault(kind, {}).setdefault(name, []).append(target)
+                    else:
+                        self.dangling = True
 
 
-def _graphs(resources: dict[str, Resource], items: Iterable[tuple[str, Resource]],
-            sort: bool = False) -> dict[str, dict[str, list[str]]]:
-    """For each relation kind (and part_of), each resource's edges to resources of the model."""
-    part_of: dict[str, list[str]] = {}
-    graphs: dict[str, dict[str, list[str]]] = {"part_of": part_of}
-    for name, res in items:
-        if res.part_of is not None and res.part_of in resources:
-            part_of[name] = [res.part_of]
-        if res.relations:
-            for kind, target in sorted(res.relations) if sort else res.relations:
-                if target in resources:
-                    graphs.setdefault(kind, {}).setdefault(name, []).append(target)
-    return {kind: graph for kind, graph in graphs.items() if graph}
+def _sorted_graphs(resources: dict[str, Resource]) -> dict[str, dict[str, list[str]]]:
+    """For each relation kind (and part_of), each resource's edges to resources of the model,
+    nodes and edges sorted (to name cycles in a stable order)."""
+    graphs: dict[str, dict[str, list[str]]] = {}
+    for name, res in sorted(resources.items()):
+        if res.part_of in resources:
+            graphs.setdefault("part_of", {}).setdefault(name, []).append(res.part_of)
+        for kind, target in sorted(res.relations):
+            if target in resources:
+                graphs.setdefault(kind, {}).setdefault(name, []).append(target)
+    return graphs
 
 
-def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
+def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]],
+            graphs: dict[str, dict[str, list[str]]]) -> list[Diagnostic]:
     """A resource that is (transitively) part of itself, uses itself, ... is an error.
 
     Every elementary cycle is named (at most 20 per kind), each starting at its
     smallest name, in a stable order.
     """
     problems = []
-    cyclic = [kind for kind, graph in sorted(_graphs(resources, resources.items()).items()) if not _acyclic(graph)]
+    cyclic = [kind for kind, graph in sorted(graphs.items()) if graph and not _acyclic(graph)]
     if not cyclic:
         return problems
-    ordered = _graphs(resources, ((name, res) for name, res in sorted(resources.items())), sort=True)
+    ordered = _sorted_graphs(resources)
     for kind in cyclic:   # in a stable order, the nodes and edges sorted, for the first 20 cycles
         graph = ordered[kind]
         import networkx as nx  # only to name a cycle: a tenth of a second at start-up
