@@ -177,20 +177,25 @@ def _may_change(model: Model, res: Resource, initial: dict[str, str]) -> bool:
 
 def _locator(model: Model, initial: dict[str, str]) -> Callable[[str], str | None]:
     """located/2 of placement.lp for resources that keep their state: their own
-    placement when present, else their whole's location; found when asked."""
+    placement when present, else their whole's location; found when asked, up
+    the part_of chain without recursion."""
     out: dict[str, str] = {}
 
-    def where(name: str, depth: int = 0) -> str | None:
-        if name in out:
-            return out[name]
-        res = model.resources[name]
-        found = None
-        if res.placement and _present(model, name, initial):
-            found = res.placement
-        elif res.part_of and depth < len(model.resources):
-            found = where(res.part_of, depth + 1)
+    def where(name: str) -> str | None:
+        chain, found = [], None
+        node: str | None = name
+        while node is not None and len(chain) <= len(model.resources):
+            if node in out:
+                found = out[node]
+                break
+            res = model.resources[node]
+            chain.append(node)
+            if res.placement and res.current != initial[res.type]:
+                found = res.placement
+                break
+            node = res.part_of
         if found is not None:
-            out[name] = found
+            out.update(dict.fromkeys(chain, found))
         return found
 
     return where

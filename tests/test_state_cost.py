@@ -13,6 +13,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+import yaml
 
 from benchmarks.generate import write_project
 from domain.errors import DiagnosticsError
@@ -183,3 +184,27 @@ def test_too_much_capacity_in_the_state_is_still_reported(tmp_path: Path) -> Non
         load_project(root, observed=state)
     [problem] = [d for d in caught.value.diagnostics if d.code == "range"]
     assert "more than 1,000,000,000 vcpu" in problem.summary
+
+
+def test_the_slice_locates_a_deep_chain_of_parts_without_recursion(tmp_path: Path) -> None:
+    """3,000 modules, each part of the next, under a placed VNF, all left alone:
+    the slice finds where each is by walking up the chain, not by recursing
+    (before: RecursionError when the deepest part came first)."""
+    root = tmp_path / "deep"
+    write_project(10, root)
+    (root / "request.yaml").write_text(SMALL)
+    inventory = yaml.safe_load((root / "inventory.yaml").read_text())
+    inventory["targets"]["region-west"]["capacity"]["vcpu"] = 10_000
+    (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    records = [ObservedResource(name="old-svc", type="service", state="active"),
+               ObservedResource(name="old-vnf", type="vnf", state="active", part_of="old-svc",
+                                placement="region-west", requires={"vcpu": 2})]
+    parents = ["old-vnf", *(f"m{i:04}" for i in range(2999, 0, -1))]
+    records += [ObservedResource(name=f"m{i:04}", type="vf-module", state="active", part_of=parent,
+                                 requires={"vcpu": 1})
+                for i, parent in zip(range(2999, -1, -1), parents, strict=True)]
+    project = load_project(root, observed=records)
+    sliced = prune(load_policies(project), project.model, project.enforcement, project.parameters)
+    assert sliced is not None and sliced.kept == 5
+    west = next(f for f in sliced.facts if f.startswith('capacity("region-west","vcpu",'))
+    assert west == f'capacity("region-west","vcpu",{10_000 - 2 - 3000}).'   # the chain's vcpu, located
