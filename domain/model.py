@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -360,7 +359,7 @@ def build_model(
             paths[obs.name] = (inventory_src, path)
 
     where = Origin(observed_file or "<journal>")
-    journal_src = _journal_source(where.file)
+    in_journal = (_journal_source(where.file), ())
     for record in observed:
         # The journal's record of what runs did: newer than the inventory file.
         kind = kinds.get(record.type)
@@ -375,13 +374,12 @@ def build_model(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,
             placement=record.placement if record.state != kind.initial else None,
             requires=dict(record.requires), labels=dict(record.labels),
-            attributes=dict(record.attributes), observed=True, origin=where)
-        res.relations = _relations(record)
+            attributes=dict(record.attributes), relations=_relations(record), observed=True, origin=where)
         previous = resources.get(record.name)
         if previous is not None:
             res.origin = previous.origin
         resources[record.name] = res
-        paths.setdefault(record.name, (journal_src, ()))
+        paths.setdefault(record.name, in_journal)
 
     if request is not None and request_src is not None:
         requested: dict[str, PathKey] = {}
@@ -441,7 +439,8 @@ def build_model(
         else:
             problems.append(src.diagnostic(path, f"says part_of '{own}' but is listed under '{parent}'",
                                            "drop part_of here, or move the resource under its parent"))
-    for name, res in sorted(resources.items()) if check_references and _dangling(resources) else ():
+    survey = _Survey(resources)
+    for name, res in sorted(resources.items()) if check_references and survey.dangling else ():
         src, path = paths[name]
         if res.part_of is not None and res.part_of not in resources:
             problems.append(src.diagnostic(path + ("part_of",), f"unknown resource '{res.part_of}'",
@@ -450,11 +449,11 @@ def build_model(
             if target not in resources:
                 problems.append(src.diagnostic(_relation_path(src, path, kind_name, target),
                                                f"unknown resource '{target}'", _choices(target, resources)))
-    problems.extend(_totals(resources, paths))
-    problems.extend(_part_and_member(resources, paths))
+    problems.extend(_totals(resources, paths, survey.totals))
+    problems.extend(_part_and_member(resources, paths, survey.both))
     for res, src, path in wired:
         res.refs = tuple(_references(res, resources, kinds, src, path, problems, check_references))
-    problems.extend(_cycles(resources, paths))
+    problems.extend(_cycles(resources, paths, survey.graphs))
     if problems:
         raise DiagnosticsError(problems)
     return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
@@ -504,17 +503,19 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
                            detail, code="observed") for sub, text in found]
 
 
-def _part_and_member(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
-    """A part goes with its whole, a member outlives it: a resource is not both of one whole."""
+def _part_and_member(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]],
+                     both: list[str]) -> list[Diagnostic]:
+    """A part goes with its whole, a member outlives it: a resource is not both of one whole
+    (``both``: those that are, from the survey)."""
     problems = []
-    for name, res in sorted(resources.items()):
-        if res.part_of is not None and ("member_of", res.part_of) in res.relations:
-            src, path = paths[name]
-            problems.append(src.diagnostic(
-                _relation_path(src, path, "member_of", res.part_of),
-                f"'{name}' is both part of '{res.part_of}' and a member of it",
-                f"a part is deleted with its whole, a member outlives it: keep one (to keep '{name}' when "
-                f"'{res.part_of}' goes, list it outside '{res.part_of}' with member_of)"))
+    for name in sorted(both):
+        whole = resources[name].part_of
+        src, path = paths[name]
+        problems.append(src.diagnostic(
+            _relation_path(src, path, "member_of", whole),
+            f"'{name}' is both part of '{whole}' and a member of it",
+            f"a part is deleted with its whole, a member outlives it: keep one (to keep '{name}' when "
+            f"'{whole}' goes, list it outside '{whole}' with member_of)"))
     return problems
 
 
@@ -526,10 +527,13 @@ def _shown(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _totals(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
+def _totals(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]],
+            totals: dict[str, int]) -> list[Diagnostic]:
     """The capacity policy adds up `requires` in the solver's 32-bit integers:
-    the total of each key over every resource stays within MAX_INT."""
-    totals: dict[str, int] = {}
+    the total of each key over every resource (``totals``, from the survey) stays within MAX_INT."""
+    if all(total <= MAX_INT for total in totals.values()):
+        return []   # amounts are not negative: no running total crossed it either
+    totals = {}
     problems = []
     for name, res in sorted(resources.items()):
         for key, amount in sorted(res.requires.items()):
@@ -635,63 +639,104 @@ def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKe
 
 
 def _relations(res: Any) -> set[tuple[str, str]]:
-    rels = {("uses", t) for t in res.uses} | {("member_of", t) for t in res.member_of}
+    rels = {("uses", t) for t in res.uses} if res.uses else set()
+    if res.member_of:
+        rels.update(("member_of", t) for t in res.member_of)
     if res.hosted_on:
         rels.add(("hosted_on", res.hosted_on))
-    for kind, targets in res.relations.items():
-        rels |= {(kind, t) for t in targets}
+    if res.relations:
+        for kind, targets in res.relations.items():
+            rels.update((kind, t) for t in targets)
     return rels
 
 
 def _acyclic(graph: dict[str, list[str]]) -> bool:
-    """Kahn's algorithm on plain dicts: ten times cheaper than building a networkx graph."""
-    indegree: dict[str, int] = {}
-    for node, targets in graph.items():
-        indegree.setdefault(node, 0)
-        for target in targets:
-            indegree[target] = indegree.get(target, 0) + 1
-    ready = [n for n, d in indegree.items() if d == 0]
-    seen = 0
-    while ready:
-        node = ready.pop()
-        seen += 1
-        for target in graph.get(node, ()):
-            indegree[target] -= 1
-            if indegree[target] == 0:
-                ready.append(target)
-    return seen == len(indegree)
+    """Whether the graph has no cycle: one iterative depth-first pass, each node
+    and edge looked at once. A target with no edges of its own (most of them:
+    the networks a module uses, the service a VNF is part of) ends no cycle and
+    is not entered."""
+    done: set[str] = set()
+    path: set[str] = set()   # the nodes on the stack
+    for root, edges in graph.items():
+        if root in done:
+            continue
+        path.add(root)
+        stack = [(root, iter(edges))]
+        while stack:
+            node, targets = stack[-1]
+            for target in targets:
+                if target in path:
+                    return False
+                if target not in done and target in graph:
+                    path.add(target)
+                    stack.append((target, iter(graph[target])))
+                    break
+            else:
+                stack.pop()
+                path.discard(node)
+                done.add(node)
+    return True
 
 
-def _dangling(resources: dict[str, Resource]) -> bool:
-    """Whether a resource is part of, or related to, one the model does not have."""
-    return any((res.part_of is not None and res.part_of not in resources)
-               or any(target not in resources for _, target in res.relations) for res in resources.values())
+class _Survey:
+    """What the whole-model checks need, found in one pass over the resources:
+    whether a resource is part of, or related to, one the model does not have
+    (``dangling``), the total of each ``requires`` key, the resources both part
+    and member of one whole, and each relation kind's edges between resources of
+    the model (``graphs``, part_of included) for the cycle check."""
+
+    def __init__(self, resources: dict[str, Resource]) -> None:
+        self.dangling = False
+        self.totals: dict[str, int] = {}
+        self.both: list[str] = []
+        part_of: dict[str, list[str]] = {}
+        self.graphs: dict[str, dict[str, list[str]]] = {"part_of": part_of}
+        totals, graphs = self.totals, self.graphs
+        for name, res in resources.items():
+            whole = res.part_of
+            if whole is not None:
+                if whole in resources:
+                    part_of[name] = [whole]
+                else:
+                    self.dangling = True
+            if res.requires:
+                for key, amount in res.requires.items():
+                    totals[key] = totals.get(key, 0) + amount
+            if res.relations:
+                if whole is not None and ("member_of", whole) in res.relations:
+                    self.both.append(name)
+                for kind, target in res.relations:
+                    if target in resources:
+                        graphs.setdefault(kind, {}).setdefault(name, []).append(target)
+                    else:
+                        self.dangling = True
 
 
-def _graphs(resources: dict[str, Resource], items: Iterable[tuple[str, Resource]],
-            sort: bool = False) -> dict[str, dict[str, list[str]]]:
-    """For each relation kind (and part_of), each resource's edges to resources of the model."""
+def _sorted_graphs(resources: dict[str, Resource]) -> dict[str, dict[str, list[str]]]:
+    """For each relation kind (and part_of), each resource's edges to resources of the model,
+    nodes and edges sorted (to name cycles in a stable order)."""
     graphs: dict[str, dict[str, list[str]]] = {}
-    for name, res in items:
+    for name, res in sorted(resources.items()):
         if res.part_of in resources:
             graphs.setdefault("part_of", {}).setdefault(name, []).append(res.part_of)
-        for kind, target in sorted(res.relations) if sort else res.relations:
+        for kind, target in sorted(res.relations):
             if target in resources:
                 graphs.setdefault(kind, {}).setdefault(name, []).append(target)
     return graphs
 
 
-def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]]) -> list[Diagnostic]:
+def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]],
+            graphs: dict[str, dict[str, list[str]]]) -> list[Diagnostic]:
     """A resource that is (transitively) part of itself, uses itself, ... is an error.
 
     Every elementary cycle is named (at most 20 per kind), each starting at its
     smallest name, in a stable order.
     """
     problems = []
-    cyclic = [kind for kind, graph in sorted(_graphs(resources, resources.items()).items()) if not _acyclic(graph)]
+    cyclic = [kind for kind, graph in sorted(graphs.items()) if graph and not _acyclic(graph)]
     if not cyclic:
         return problems
-    ordered = _graphs(resources, ((name, res) for name, res in sorted(resources.items())), sort=True)
+    ordered = _sorted_graphs(resources)
     for kind in cyclic:   # in a stable order, the nodes and edges sorted, for the first 20 cycles
         graph = ordered[kind]
         import networkx as nx  # only to name a cycle: a tenth of a second at start-up

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from domain.gcpause import paused_gc
 from domain.project import Project, display_path, load_project, read_project_file
 from executor.journal import Event, Journal, JournalError, JournalUrl, default_path
 from executor.store import is_url, location
@@ -51,9 +52,11 @@ def _journal_at(root: Path, journal: JournalArg) -> Path | JournalUrl:
     return location(journal, root / ".ordo") if journal is not None else default_path(root)
 
 
+@paused_gc()
 def load_with_journal(project: Path, request: Path | None, inventory: Path | None, extra: list[Path],
                       journal: JournalArg) -> Project:
-    """The project, with what earlier runs recorded counting as observed."""
+    """The project, with what earlier runs recorded counting as observed (the collector paused
+    while the records are read, as while the model is built: domain/gcpause.py)."""
     root = project_root(project)
     path = _journal_at(root, journal)
     observed = []

@@ -35,6 +35,7 @@ program on generated instances and the examples):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from domain.model import Model, Resource
@@ -74,24 +75,13 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
         return None
     resources = model.resources
     initial = {name: kind.initial for name, kind in model.kinds.items()}
-    changing: set[str] = set()
-    for name, res in resources.items():
-        if _may_change(model, res, initial):
-            changing.add(name)
-            if 2 * len(changing) > len(resources):
-                return None   # most of it changes: a slice would save little
-    children: dict[str, list[str]] = {}
-    users: dict[str, set[str]] = {}
-    for name, res in resources.items():
-        if res.part_of:
-            children.setdefault(res.part_of, []).append(name)
-        for _, other in res.relations:
-            users.setdefault(other, set()).add(name)
-        for ref in res.refs:
-            users.setdefault(ref.producer, set()).add(name)
+    index = _Index(model, initial)
+    if index.changing is None:
+        return None   # most of it changes: a slice would save little
+    changing, children, users = index.changing, index.children, index.users
     # Parts that go away with their whole (lifecycle.lp: gone, cascade), also
     # under a whole asked to stay gone.
-    stack = [n for n, res in resources.items() if res.requested and res.desired == initial[res.type]]
+    stack = list(index.gone)
     while stack:
         for child in children.get(stack.pop(), []):
             if not (resources[child].requested and resources[child].desired is not None) and child not in changing:
@@ -103,10 +93,7 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
         keep.update(other for _, other in res.relations)
         keep.update(ref.producer for ref in res.refs)
         keep.update(users.get(name, ()))
-    members: dict[str, set[str]] = {}
-    for name, res in resources.items():
-        if ANTI_AFFINITY in res.labels:
-            members.setdefault(str(res.labels[ANTI_AFFINITY]), set()).add(name)
+    members = index.members
     stack = list(keep)
     while stack:   # every descendant, every ancestor and every anti-affinity peer of what is kept
         name = stack.pop()
@@ -120,17 +107,59 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
                 stack.append(other)
     if len(keep) == len(resources):
         return None
-    located = _located(model, initial)
-    outside = [n for n in resources if n not in keep]
-    if not _outside_holds(model, outside, changing, located):
+    located = _locator(model, initial)
+    if not _outside_holds(model, index, keep, located):
         return None
-    capacity = _capacity_left(model, outside, located, initial)
+    capacity = _capacity_left(model, index, keep, located, initial)
     if capacity is None:
         return None
     sub = replace(model, resources={n: r for n, r in resources.items() if n in keep}, targets=capacity)
-    placements = {n: resources[n].placement for n in outside
-                  if resources[n].placement and resources[n].current != initial[resources[n].type]}
+    placements = {n: res.placement for n, res in resources.items()
+                  if res.placement and n not in keep and res.current != initial[res.type]}
     return Slice(facts=model_facts(sub), placements=placements, kept=len(keep))
+
+
+class _Index:
+    """What the slice is built from, found in one pass over the model: the
+    resources that may change (None: more than half), each resource's parts and
+    users, the anti-affinity groups, the resources that take capacity, and the
+    resources short of one of their type's milestones (only a relation to one of
+    those can break an ordering goal)."""
+
+    def __init__(self, model: Model, initial: dict[str, str]) -> None:
+        self.changing: set[str] | None = set()
+        self.children: dict[str, list[str]] = {}
+        self.users: dict[str, set[str]] = {}
+        self.members: dict[str, set[str]] = {}
+        self.gone: list[str] = []
+        self.takers: list[str] = []
+        self.short: list[str] = []
+        missing = _missing(model)
+        half = len(model.resources) // 2
+        changing, children, users, members = self.changing, self.children, self.users, self.members
+        for name, res in model.resources.items():
+            if _may_change(model, res, initial):
+                changing.add(name)
+                if len(changing) > half:
+                    self.changing = None
+                    return
+            if res.part_of:
+                children.setdefault(res.part_of, []).append(name)
+            for _, other in res.relations:
+                if other in users:
+                    users[other].add(name)
+                else:
+                    users[other] = {name}
+            for ref in res.refs:
+                users.setdefault(ref.producer, set()).add(name)
+            if res.labels and ANTI_AFFINITY in res.labels:
+                members.setdefault(str(res.labels[ANTI_AFFINITY]), set()).add(name)
+            if res.requested and res.desired == initial[res.type]:
+                self.gone.append(name)
+            if res.requires:
+                self.takers.append(name)
+            if missing[res.type][res.current]:
+                self.short.append(name)
 
 
 def _present(model: Model, name: str, initial: dict[str, str]) -> bool:
@@ -140,91 +169,114 @@ def _present(model: Model, name: str, initial: dict[str, str]) -> bool:
 
 def _may_change(model: Model, res: Resource, initial: dict[str, str]) -> bool:
     """Whether the full program may give the resource an operation or a new placement."""
-    if (res.requested and res.desired is not None and res.desired != res.current) or res.changed or res.run \
-            or res.pinned:
+    if (res.requested and res.desired is not None and res.desired != res.current) or res.run or res.pinned \
+            or (res.params and res.changed):
         return True
     return not res.placement and model.kinds[res.type].placement and res.current != initial[res.type]
 
 
-def _located(model: Model, initial: dict[str, str]) -> dict[str, str]:
+def _locator(model: Model, initial: dict[str, str]) -> Callable[[str], str | None]:
     """located/2 of placement.lp for resources that keep their state: their own
-    placement when present, else their whole's location."""
+    placement when present, else their whole's location; found when asked, up
+    the part_of chain without recursion."""
     out: dict[str, str] = {}
 
-    def where(name: str, depth: int = 0) -> str | None:
-        if name in out:
-            return out[name]
-        res = model.resources[name]
-        found = None
-        if res.placement and _present(model, name, initial):
-            found = res.placement
-        elif res.part_of and depth < len(model.resources):
-            found = where(res.part_of, depth + 1)
+    def where(name: str) -> str | None:
+        chain, found = [], None
+        node: str | None = name
+        while node is not None and len(chain) <= len(model.resources):
+            if node in out:
+                found = out[node]
+                break
+            res = model.resources[node]
+            chain.append(node)
+            if res.placement and res.current != initial[res.type]:
+                found = res.placement
+                break
+            node = res.part_of
         if found is not None:
-            out[name] = found
+            out.update(dict.fromkeys(chain, found))
         return found
 
-    for name in model.resources:
-        where(name)
+    return where
+
+
+def _missing(model: Model) -> dict[str, dict[str, set[str]]]:
+    """missing[type][state]: the milestones of the type a resource in the state has not reached."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for tname, kind in model.kinds.items():
+        ranks = {state: i for i, state in enumerate(kind.states)}
+        out[tname] = {state: {m for m, ms in kind.milestones if ranks[ms] > i} for state, i in ranks.items()}
     return out
 
 
-def _outside_holds(model: Model, outside: list[str], changing: set[str], located: dict[str, str]) -> bool:
-    """No hard rule is broken where the slice program cannot see it: between
-    two resources that keep their state, one of them outside the slice."""
-    out = set(outside)
-    zones: dict[str, set[str]] = {}
-    for name in outside:   # every peer of a kept resource is kept: pairs outside only
-        value = model.resources[name].labels.get(ANTI_AFFINITY)
-        target = model.targets.get(located.get(name, ""))
-        if value is not None and target is not None and target.zone:
-            if target.zone in zones.setdefault(str(value), set()):
-                return False
-            zones[str(value)].add(target.zone)
-    # needs[type][state]: for each relation, the milestones its other end must have reached
-    # (ordering.lp's pairs whose own milestone a resource of the type in the state is at or past);
-    # missing[type][state]: the milestones of the type a resource in the state has not reached.
-    needs: dict[str, dict[str, dict[str, set[str]]]] = {}
-    missing: dict[str, dict[str, set[str]]] = {}
+def _needs(model: Model) -> dict[str, dict[str, dict[str, set[str]]]]:
+    """needs[type][state]: for each relation, the milestones its other end must have reached
+    (ordering.lp's pairs whose own milestone a resource of the type in the state is at or past)."""
+    out: dict[str, dict[str, dict[str, set[str]]]] = {}
     for tname, kind in model.kinds.items():
         ranks = {state: i for i, state in enumerate(kind.states)}
-        needs[tname], missing[tname] = {}, {}
+        out[tname] = {}
         for state, i in ranks.items():
             reached = {m for m, ms in kind.milestones if ranks[ms] <= i}
-            missing[tname][state] = {m for m, _ in kind.milestones} - reached
             wants: dict[str, set[str]] = {}
             for rel, mine, needed in PAIRS:
                 if mine in reached:
                     wants.setdefault(rel, set()).add(needed)
-            needs[tname][state] = wants
+            out[tname][state] = wants
+    return out
+
+
+def _outside_holds(model: Model, index: _Index, keep: set[str], located: Callable[[str], str | None]) -> bool:
+    """No hard rule is broken where the slice program cannot see it: between
+    two resources that keep their state, one of them outside the slice."""
     resources = model.resources
-    for name, res in resources.items():
-        if not (res.part_of or res.relations) or name in changing:
-            continue
-        wants = needs[res.type][res.current]
-        if not wants:
-            continue
-        mine_out = name in out
-        for kind, other in [("part_of", res.part_of), *res.relations] if res.part_of else res.relations:
-            needed = wants.get(kind)
-            if not needed or other in changing or not (mine_out or other in out):
+    zones: dict[str, set[str]] = {}
+    for value, names in index.members.items():   # every peer of a kept resource is kept: pairs outside only
+        for name in names:
+            if name in keep:
                 continue
-            theirs = resources[other]
-            if not needed.isdisjoint(missing[theirs.type][theirs.current]):
-                return False
+            target = model.targets.get(located(name) or "")
+            if target is not None and target.zone:
+                if target.zone in zones.setdefault(value, set()):
+                    return False
+                zones[value].add(target.zone)
+    # An ordering goal fails only where the other end has not reached a milestone: look at
+    # the relations to those resources (their parts and users), none else.
+    if not index.short:
+        return True
+    needs, missing = _needs(model), _missing(model)
+    changing = index.changing or set()
+    for other in index.short:
+        if other in changing:
+            continue
+        theirs = resources[other]
+        lacking = missing[theirs.type][theirs.current]
+        for name in {*index.children.get(other, ()), *index.users.get(other, ())}:
+            res = resources[name]
+            if name in changing or (name in keep and other in keep):
+                continue
+            wants = needs[res.type][res.current]
+            edges = [("part_of", res.part_of), *res.relations] if res.part_of else res.relations
+            for kind, target in edges:
+                needed = wants.get(kind)
+                if target == other and needed and not needed.isdisjoint(lacking):
+                    return False
     return True
 
 
-def _capacity_left(model: Model, outside: list[str], located: dict[str, str],
+def _capacity_left(model: Model, index: _Index, keep: set[str], located: Callable[[str], str | None],
                    initial: dict[str, str]) -> dict | None:
     """The targets with the capacity that resources outside the slice take
     subtracted; None when one is over capacity already."""
     used: dict[tuple[str, str], int] = {}
-    for name in outside:
-        res = model.resources[name]
-        if res.requires and name in located and _present(model, name, initial):
-            for key, amount in res.requires.items():
-                used[(located[name], key)] = used.get((located[name], key), 0) + amount
+    for name in index.takers:
+        if name in keep or not _present(model, name, initial):
+            continue
+        where = located(name)
+        if where is not None:
+            for key, amount in model.resources[name].requires.items():
+                used[(where, key)] = used.get((where, key), 0) + amount
     targets = {}
     for tname, target in model.targets.items():
         left = {key: amount - used.get((tname, key), 0) for key, amount in target.capacity.items()}

@@ -1,0 +1,210 @@
+"""The work a plan does for the resources a request leaves alone stays small and
+does not grow with what it need not look at (issue 12, "proportional to the
+change"; speed itself: benchmarks/bench_change.py): the cycle check, the
+slice's checks of what is left out, the journal's records read with the
+collector paused."""
+
+from __future__ import annotations
+
+import gc
+import random
+import sqlite3
+from pathlib import Path
+
+import networkx as nx
+import pytest
+import yaml
+
+from benchmarks.generate import write_project
+from domain.errors import DiagnosticsError
+from domain.formats import ObservedResource
+from domain.model import _acyclic, observed_record
+from domain.project import load_project
+from executor.journal import Journal, JournalError
+from executor.runs import load_with_journal
+from planner.core import load_policies
+from planner.slice import prune
+
+SMALL = """\
+name: small
+resources:
+- { name: new-svc, type: service }
+- { name: new-svc-net, type: network, part_of: new-svc }
+- name: new-svc-vnf
+  type: vnf
+  part_of: new-svc
+  requires: { vcpu: 4, memory_gb: 8 }
+- { name: new-svc-vnf-mod, type: vf-module, part_of: new-svc-vnf, uses: [mgmt-net, new-svc-net] }
+"""
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_cycle_check_agrees_with_networkx(seed: int) -> None:
+    rng = random.Random(seed)
+    nodes = [f"n{i}" for i in range(rng.randint(1, 30))]
+    graph: dict[str, list[str]] = {}
+    for _ in range(rng.randint(0, 45)):
+        graph.setdefault(rng.choice(nodes), []).append(rng.choice(nodes))
+    expected = nx.is_directed_acyclic_graph(nx.DiGraph([(a, b) for a, bs in graph.items() for b in bs]))
+    assert _acyclic(graph) is expected
+
+
+def test_the_cycle_check_walks_a_deep_chain_without_recursion() -> None:
+    chain = {f"n{i}": [f"n{i + 1}"] for i in range(20_000)}
+    assert _acyclic(chain)
+    chain["n20000"] = ["n0"]
+    assert not _acyclic(chain)
+
+
+def _applied(tmp_path: Path, n: int, extra: int) -> tuple[Path, list[ObservedResource]]:
+    """generate.py's project of n resources, every one recorded as its final
+    state (VNFs placed, each anti-affinity group in distinct zones), plus
+    ``extra`` active networks of the first service that take no capacity and
+    carry no label; its request is the small one."""
+    root = tmp_path / "project"
+    write_project(n, root)
+    model = load_project(root).model
+    zones: dict[str, int] = {}
+    records = []
+    for name, res in model.resources.items():
+        kind = model.kinds[res.type]
+        placement = None
+        if kind.placement:
+            group = str(res.labels.get("anti-affinity", name))
+            placement = ("region-east", "region-west", "region-north", "region-south")[zones.get(group, 0)]
+            zones[group] = zones.get(group, 0) + 1
+        records.append(observed_record(res, kind.final, placement, {}))
+    whole = next(r for r in model.resources.values() if r.type == "service").name
+    records += [ObservedResource(name=f"extra-net-{i:05}", type="network", state="active", part_of=whole)
+                for i in range(extra)]
+    (root / "request.yaml").write_text(SMALL)
+    return root, records
+
+
+class _Counted(dict):
+    """A model's resources that count the lookups of one resource by name."""
+
+    lookups = 0
+
+    def __getitem__(self, key: str):
+        type(self).lookups += 1
+        return super().__getitem__(key)
+
+
+def _lookups(root: Path, records: list[ObservedResource]) -> tuple[int, int]:
+    project = load_project(root, observed=records)
+    program = load_policies(project)
+    project.model.resources = _Counted(project.model.resources)
+    _Counted.lookups = 0
+    sliced = prune(program, project.model, project.enforcement, project.parameters)
+    assert sliced is not None
+    return _Counted.lookups, sliced.kept
+
+
+def test_the_slice_looks_up_no_resource_it_leaves_alone_that_takes_nothing(tmp_path: Path) -> None:
+    """Resources outside the slice that take no capacity, carry no anti-affinity
+    label and have reached every milestone cost the slice one pass, no lookup:
+    2,000 more of them change no count (before, each was looked up to locate it)."""
+    root, records = _applied(tmp_path, 200, 2000)
+    with_extra = _lookups(root, records)
+    without = _lookups(root, [r for r in records if not r.name.startswith("extra-net-")])
+    assert with_extra == without
+    assert with_extra[1] == 5   # the 4 new resources and mgmt-net
+
+
+def test_an_ordering_goal_broken_outside_the_slice_still_plans_the_whole_model(tmp_path: Path) -> None:
+    """An active module that uses a network only assigned (both left alone): the
+    slice cannot see it, so nothing is pruned and the full program explains it."""
+    root, records = _applied(tmp_path, 60, 0)
+    module = next(r for r in records if r.type == "vf-module" and r.uses and r.uses[0] != "mgmt-net")
+    broken = [r.model_copy(update={"state": "assigned"}) if r.name == module.uses[0] else r for r in records]
+    for state, pruned in ((records, True), (broken, False)):
+        project = load_project(root, observed=state)
+        sliced = prune(load_policies(project), project.model, project.enforcement, project.parameters)
+        assert (sliced is not None) is pruned
+
+
+def test_anti_affinity_broken_outside_the_slice_still_plans_the_whole_model(tmp_path: Path) -> None:
+    root, records = _applied(tmp_path, 60, 0)
+    group = next(r.labels["anti-affinity"] for r in records if "anti-affinity" in r.labels)
+    broken = [r.model_copy(update={"placement": "region-west"}) if r.labels.get("anti-affinity") == group else r
+              for r in records]
+    project = load_project(root, observed=broken)
+    assert prune(load_policies(project), project.model, project.enforcement, project.parameters) is None
+
+
+def _journal_with(tmp_path: Path, records: list[ObservedResource]) -> Path:
+    root = tmp_path / "journalled"
+    write_project(10, root)
+    (root / ".ordo").mkdir()
+    with Journal(root / ".ordo" / "journal.db"):
+        pass
+    with sqlite3.connect(root / ".ordo" / "journal.db") as db:
+        db.executemany("INSERT INTO state (resource, record, run, seq) VALUES (?, ?, 0, 0)",
+                       [(r.name, r.model_dump_json()) for r in records])
+    return root
+
+
+def test_the_journal_state_is_read_with_the_collector_paused(tmp_path: Path, monkeypatch) -> None:
+    """Reading 10,000 records makes as many objects and frees none: with the
+    collector running, its passes over them cost as much as the read."""
+    record = ObservedResource(name="mgmt-net", type="network", state="active")
+    root = _journal_with(tmp_path, [record])
+    seen = []
+    real = Journal.state
+
+    def state(self: Journal) -> dict[str, ObservedResource]:
+        seen.append(gc.isenabled())
+        return real(self)
+
+    monkeypatch.setattr(Journal, "state", state)
+    assert gc.isenabled()
+    project = load_with_journal(root, None, None, [], None)
+    assert seen == [False] and gc.isenabled()
+    assert project.model.resources["mgmt-net"].observed
+
+
+def test_a_damaged_record_is_still_named(tmp_path: Path) -> None:
+    root = _journal_with(tmp_path, [ObservedResource(name="mgmt-net", type="network", state="active")])
+    with sqlite3.connect(root / ".ordo" / "journal.db") as db:
+        db.execute("UPDATE state SET record = ? WHERE resource = 'mgmt-net'", ('{"name": "mgmt-net", "state": 3}',))
+    with pytest.raises(JournalError, match="the record of 'mgmt-net' is damaged"):
+        load_with_journal(root, None, None, [], None)
+    assert gc.isenabled()
+
+
+def test_too_much_capacity_in_the_state_is_still_reported(tmp_path: Path) -> None:
+    """The totals are added up unsorted and walked in order only past the limit:
+    the message still names the resource where the total first passes it."""
+    root, records = _applied(tmp_path, 60, 0)
+    vnfs = sorted(r.name for r in records if r.requires)
+    big = {vnfs[1]: 600_000_000, vnfs[2]: 600_000_000}
+    state = [r.model_copy(update={"requires": {"vcpu": big[r.name]}}) if r.name in big else r for r in records]
+    with pytest.raises(DiagnosticsError) as caught:
+        load_project(root, observed=state)
+    [problem] = [d for d in caught.value.diagnostics if d.code == "range"]
+    assert "more than 1,000,000,000 vcpu" in problem.summary
+
+
+def test_the_slice_locates_a_deep_chain_of_parts_without_recursion(tmp_path: Path) -> None:
+    """3,000 modules, each part of the next, under a placed VNF, all left alone:
+    the slice finds where each is by walking up the chain, not by recursing
+    (before: RecursionError when the deepest part came first)."""
+    root = tmp_path / "deep"
+    write_project(10, root)
+    (root / "request.yaml").write_text(SMALL)
+    inventory = yaml.safe_load((root / "inventory.yaml").read_text())
+    inventory["targets"]["region-west"]["capacity"]["vcpu"] = 10_000
+    (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    records = [ObservedResource(name="old-svc", type="service", state="active"),
+               ObservedResource(name="old-vnf", type="vnf", state="active", part_of="old-svc",
+                                placement="region-west", requires={"vcpu": 2})]
+    parents = ["old-vnf", *(f"m{i:04}" for i in range(2999, 0, -1))]
+    records += [ObservedResource(name=f"m{i:04}", type="vf-module", state="active", part_of=parent,
+                                 requires={"vcpu": 1})
+                for i, parent in zip(range(2999, -1, -1), parents, strict=True)]
+    project = load_project(root, observed=records)
+    sliced = prune(load_policies(project), project.model, project.enforcement, project.parameters)
+    assert sliced is not None and sliced.kept == 5
+    west = next(f for f in sliced.facts if f.startswith('capacity("region-west","vcpu",'))
+    assert west == f'capacity("region-west","vcpu",{10_000 - 2 - 3000}).'   # the chain's vcpu, located
