@@ -168,6 +168,10 @@ class Model:
     failed: set[tuple[str, str]] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)
     planned: dict[str, str] = field(default_factory=dict)
+    # The words the resources use, found as the model is built (build_model's
+    # survey): label keys, relationship kinds, requires keys and param names
+    # (planner/lint.py's vocabulary).
+    words: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _resolve_catalog(catalog: CatalogFile, src: Source, problems: list[Diagnostic]) -> dict[str, ResourceKind]:
@@ -458,7 +462,7 @@ def build_model(
         raise DiagnosticsError(problems)
     return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
                  resources=dict(sorted(resources.items())),
-                 request_name=(request.name or "") if request else "")
+                 request_name=(request.name or "") if request else "", words=survey.words)
 
 
 #: What a request may set for a resource that exists (observed, past its
@@ -683,7 +687,9 @@ class _Survey:
     whether a resource is part of, or related to, one the model does not have
     (``dangling``), the total of each ``requires`` key, the resources both part
     and member of one whole, and each relation kind's edges between resources of
-    the model (``graphs``, part_of included) for the cycle check."""
+    the model (``graphs``, part_of included) for the cycle check; and the
+    words the resources use (``words``: label keys, relationship kinds,
+    requires keys, param names) for the policies' vocabulary check."""
 
     def __init__(self, resources: dict[str, Resource]) -> None:
         self.dangling = False
@@ -692,6 +698,9 @@ class _Survey:
         part_of: dict[str, list[str]] = {}
         self.graphs: dict[str, dict[str, list[str]]] = {"part_of": part_of}
         totals, graphs = self.totals, self.graphs
+        labels: set[str] = set()
+        kinds: set[str] = set()
+        params: set[str] = set()
         for name, res in resources.items():
             whole = res.part_of
             if whole is not None:
@@ -706,10 +715,16 @@ class _Survey:
                 if whole is not None and ("member_of", whole) in res.relations:
                     self.both.append(name)
                 for kind, target in res.relations:
+                    kinds.add(kind)
                     if target in resources:
                         graphs.setdefault(kind, {}).setdefault(name, []).append(target)
                     else:
                         self.dangling = True
+            if res.labels:
+                labels.update(res.labels)
+            if res.params:
+                params.update(res.params)
+        self.words = {"label key": labels, "relationship kind": kinds, "capacity kind": set(totals), "param": params}
 
 
 def _sorted_graphs(resources: dict[str, Resource]) -> dict[str, dict[str, list[str]]]:

@@ -282,18 +282,16 @@ _VOCABULARY: dict[Sig, tuple[int, str]] = {
 
 
 def vocabulary(model) -> dict[str, set[str]]:
-    """What the models name, by kind, for vocabulary_lint."""
+    """What the models name, by kind, for vocabulary_lint. The resources'
+    words come from build_model's one pass over them (``model.words``)."""
     seen: dict[str, set[str]] = {kind: set() for _, kind in _VOCABULARY.values()}
     seen["resource type"] |= set(model.kinds)
     for target in model.targets.values():
         seen["capacity kind"] |= set(target.capacity)
         seen["target attribute"] |= set(target.attributes)
         seen["target label"] |= set(target.labels)
-    for res in model.resources.values():
-        seen["label key"] |= set(res.labels)
-        seen["relationship kind"] |= {kind for kind, _ in res.relations}
-        seen["capacity kind"] |= set(res.requires)
-        seen["param"] |= set(res.params)
+    for kind, words in model.words.items():
+        seen[kind] |= words
     seen["relationship kind"] |= {"uses", "hosted_on", "member_of"}
     return seen
 
