@@ -124,7 +124,8 @@ class _Index:
     resources that may change (None: more than half), each resource's parts and
     users, the anti-affinity groups, the resources that take capacity, and the
     resources short of one of their type's milestones (only a relation to one of
-    those can break an ordering goal)."""
+    those can break an ordering goal; ``missing``: _missing's table, which
+    found them)."""
 
     def __init__(self, model: Model, initial: dict[str, str]) -> None:
         self.changing: set[str] | None = set()
@@ -134,7 +135,7 @@ class _Index:
         self.gone: list[str] = []
         self.takers: list[str] = []
         self.short: list[str] = []
-        missing = _missing(model)
+        self.missing = missing = _missing(model)
         half = len(model.resources) // 2
         changing, children, users, members = self.changing, self.children, self.users, self.members
         for name, res in model.resources.items():
@@ -245,7 +246,7 @@ def _outside_holds(model: Model, index: _Index, keep: set[str], located: Callabl
     # the relations to those resources (their parts and users), none else.
     if not index.short:
         return True
-    needs, missing = _needs(model), _missing(model)
+    needs, missing = _needs(model), index.missing
     changing = index.changing or set()
     for other in index.short:
         if other in changing:
