@@ -47,56 +47,39 @@ class Source:
         most loads never report a problem, and a large file's positions are most of its loading."""
         src = cls(file=file, data=data, positions={}, sha256=sha256)
         del src.positions, src.key_positions
-        src._node, src._keys = node, {}
+        src._unwalked = (node, {})  # one attribute, read once per lookup: safe while another thread walks
         return src
 
     def __getattr__(self, name: str) -> Any:
         # only for positions and key_positions of a source made by unwalked(), on first use
-        if name not in ("positions", "key_positions") or "_node" not in self.__dict__:
+        unwalked = self.__dict__.get("_unwalked")
+        if name not in ("positions", "key_positions") or unwalked is None:
             raise AttributeError(name)
         walker = _Walker(self.file, aliases=False)
-        if self._node is not None:
-            walker.walk(self._node, ())
+        if unwalked[0] is not None:
+            walker.walk(unwalked[0], ())
         self.positions, self.key_positions = walker.positions, walker.key_positions
-        del self._node, self._keys
+        self.__dict__.pop("_unwalked", None)
         return getattr(self, name)
 
     def where_key(self, path: PathKey) -> tuple[int, int]:
-        if "_node" in self.__dict__:
-            node, key = self._find(tuple(path))
+        unwalked = self.__dict__.get("_unwalked")
+        if unwalked is not None:
+            node, key = _find(unwalked, tuple(path))
             return _mark(key or node)
         return self.key_positions.get(tuple(path)) or self.where(path)
 
     def where(self, path: PathKey) -> tuple[int, int]:
         """Line and column of the value at path, or of its nearest parent."""
         path = tuple(path)
-        if "_node" in self.__dict__:
-            return _mark(self._find(path)[0])
+        unwalked = self.__dict__.get("_unwalked")
+        if unwalked is not None:
+            return _mark(_find(unwalked, path)[0])
         while path:
             if path in self.positions:
                 return self.positions[path]
             path = path[:-1]
         return self.positions.get((), (1, 1))
-
-    def _find(self, path: PathKey) -> tuple[yaml.Node | None, yaml.Node | None]:
-        """In a source not walked yet: the node at path or its nearest parent, and the key
-        node of path's last step when path was found and ends in a mapping's key."""
-        node, key = self._node, None
-        for part in path:
-            key = None
-            if node.__class__ is yaml.MappingNode and isinstance(part, str):
-                keys = self._keys.get(id(node))
-                if keys is None:
-                    keys = self._keys[id(node)] = {k.value: (k, v) for k, v in reversed(node.value)}
-                key, child = keys.get(part, (None, None))
-            elif node.__class__ is yaml.SequenceNode and isinstance(part, int) and 0 <= part < len(node.value):
-                child = node.value[part]
-            else:
-                child = None
-            if child is None:
-                return node, None
-            node = child
-        return node, key
 
     def sub(self, path: PathKey) -> Source:
         """The value at path as a document of its own, positions kept (a model
@@ -406,3 +389,26 @@ class _Walker:
                 stack.extend((value, path + (str(key.value),), inner) for key, value in reversed(node.value))
             elif isinstance(node, yaml.SequenceNode):
                 stack.extend((item, path + (index,), inner) for index, item in reversed(list(enumerate(node.value))))
+
+
+def _find(unwalked: tuple, path: PathKey) -> tuple[yaml.Node | None, yaml.Node | None]:
+    """In a source not walked yet (its root node and its mappings' key indexes): the node at
+    path or its nearest parent, and the key node of path's last step when path was found and
+    ends in a mapping's key."""
+    node, index = unwalked
+    key = None
+    for part in path:
+        key = None
+        if node.__class__ is yaml.MappingNode and isinstance(part, str):
+            keys = index.get(id(node))
+            if keys is None:
+                keys = index[id(node)] = {k.value: (k, v) for k, v in reversed(node.value)}
+            key, child = keys.get(part, (None, None))
+        elif node.__class__ is yaml.SequenceNode and isinstance(part, int) and 0 <= part < len(node.value):
+            child = node.value[part]
+        else:
+            child = None
+        if child is None:
+            return node, None
+        node = child
+    return node, key
