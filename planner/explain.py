@@ -316,6 +316,13 @@ class MinimalConflict:
 #: switched (policies/internal/policy-switches.lp); the strict program's size.
 POLICY_SWITCHES = policies.internal("policy-switches")
 
+#: clasp's options for the conflict checks: one thread (deterministic), and
+#: no equivalence preprocessing, with which a satisfiable check after an
+#: unsatisfiable one took 0.3-0.6 s instead of 0.02-0.04 s at 10,000
+#: resources (benchmarks/README.md, "Explanations"). The conflict found does
+#: not depend on the solver's search (``_Switches.preferred``).
+CONFLICT_ARGS = ["--parallel-mode=1", "--eq=0"]
+
 
 class _Switches:
     """The assumption literals of a grounded conflict-mode program, asked
@@ -415,7 +422,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
 
     deadline = time.monotonic() + timeout
     names = {f.display: f.meta.name for f in program.files}
-    ctl, _ = _ground(program, facts, POLICY_SWITCHES, ["--parallel-mode=1"])
+    ctl, _ = _ground(program, facts, POLICY_SWITCHES, CONFLICT_ARGS)
     held = _Switches(ctl, deadline, ("__on",))
     try:
         core = held.conflicting(sorted(held.symbols))
@@ -434,7 +441,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     del ctl, held
 
     switched = ["__" + f if f.startswith("desired(") else f for f in facts]
-    ctl, _ = _ground(program, switched, SWITCHES, ["--parallel-mode=1"])
+    ctl, _ = _ground(program, switched, SWITCHES, CONFLICT_ARGS)
     free = _Switches(ctl, deadline, ("__on", "__goal"))
     free.checks = checks
     try:
