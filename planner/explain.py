@@ -474,17 +474,17 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     return MinimalConflict(rules=rules, goals=goals, minimal=minimal, checks=free.checks, policies=names)
 
 
-def _goal_dependent(program: Program) -> set[tuple[str, int]]:
+def _goal_dependent(unlabelled: list[ast.AST]) -> set[tuple[str, int]]:
     """The predicates whose atoms may change with the requested goals: desired/2
-    and whatever the program derives from it."""
+    and whatever the program derives from it. ``unlabelled``: the program's
+    statements but its labelled constraints, which define __violation/2
+    only, from which nothing derives."""
     from planner.lint import _split
 
-    statements = [stm for f in program.files for stm in f.statements]
+    statements = list(unlabelled)
     ast.parse_string(GLUE, statements.append)
     readers: dict[tuple[str, int], set[tuple[str, int]]] = {}
     for stm in statements:
-        if _labelled_constraint(stm):
-            continue   # defines __violation/2 only, which nothing derives from
         defined, read = _split(stm)
         for sig, _ in read:
             readers.setdefault(sig, set()).update(d for d, _ in defined)
@@ -498,10 +498,11 @@ def _goal_dependent(program: Program) -> set[tuple[str, int]]:
 
 
 def _labelled_constraint(stm: ast.AST) -> bool:
-    head = stm.head if stm.ast_type == ast.ASTType.Rule else None
-    return (head is not None and head.ast_type == ast.ASTType.Literal
-            and head.atom.ast_type == ast.ASTType.SymbolicAtom
-            and head.atom.symbol.ast_type == ast.ASTType.Function and head.atom.symbol.name == "__violation")
+    if stm.ast_type != ast.ASTType.Rule or (head := stm.head).ast_type != ast.ASTType.Literal:
+        return False
+    atom = head.atom
+    return (atom.ast_type == ast.ASTType.SymbolicAtom and (sym := atom.symbol).ast_type == ast.ASTType.Function
+            and sym.name == "__violation")
 
 
 class _Unbound(ast.Transformer):
@@ -529,12 +530,18 @@ def _conflict_whatever_goals(program: Program, held: clingo.Control, rules: list
     fact stays one; every other atom is free. Only bodies of plain literals,
     every variable bound by the instance and no #const word are tried (a
     comparison or a constant would need the rest of the program)."""
-    dependent = _goal_dependent(program)
+    labelled: list[ast.AST] = []
+    unlabelled: list[ast.AST] = []
+    constants: set[str] = set()
+    for stm in (stm for f in program.files for stm in f.statements):   # one pass: each AST read is a C call
+        (labelled if _labelled_constraint(stm) else unlabelled).append(stm)
+        if stm.ast_type == ast.ASTType.Definition:
+            constants.add(stm.name)
+    dependent = _goal_dependent(unlabelled)
     wanted = {rule.index: rule for rule in rules}
-    constants = {stm.name for f in program.files for stm in f.statements if stm.ast_type == ast.ASTType.Definition}
     text: list[str] = []
     read: set[tuple[str, int]] = set()
-    for stm in (stm for f in program.files for stm in f.statements if _labelled_constraint(stm)):
+    for stm in labelled:
         index = stm.head.atom.symbol.arguments[0]
         if index.ast_type != ast.ASTType.SymbolicTerm or index.symbol.number not in wanted:
             continue
