@@ -17,6 +17,7 @@ from clingo import ast
 
 import policies
 from domain.model import Model
+from domain.project import Project
 from planner.decode import Decoded, decode, find_cycle
 from planner.program import GLUE, Program, RuleInfo
 from planner.solve import relax, solve
@@ -403,7 +404,26 @@ def conflict_order(program: Program, symbols: dict[int, clingo.Symbol]) -> list[
     return sorted(symbols, key=key)
 
 
-def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float) -> MinimalConflict | None:
+def project_conflict(project: Project, *, timeout: float) -> MinimalConflict | None:
+    """``minimal_conflict`` of a project's policies (refused as
+    ``load_policies`` refuses them) and model, the facts parsed while the
+    policies are checked (``ground_alongside``). ``timeout`` counts from the
+    start of the grounding."""
+    import time
+
+    from planner.core import load_policies
+    from planner.facts import model_facts
+    from planner.solve import ground_alongside
+
+    started = time.monotonic()
+    facts = model_facts(project.model)
+    program, ctl = ground_alongside(lambda: load_policies(project), facts, POLICY_SWITCHES, CONFLICT_ARGS)
+    return minimal_conflict(program, facts, project.model, timeout=timeout - (time.monotonic() - started),
+                            control=ctl)
+
+
+def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float,
+                     control: clingo.Control | None = None) -> MinimalConflict | None:
     """A minimal set of hard policy rules and requested goals that conflict:
     an unsatisfiable core of switch assumptions, shrunk by deletion. None
     when the request has a plan.
@@ -415,14 +435,15 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     read (``_conflict_whatever_goals``), no goal takes part and M is the
     answer. Otherwise the goals are switched too, on a program about twice
     the size (a goal's resource may end in its current state or the asked
-    one), and the core is shrunk there."""
+    one), and the core is shrunk there. ``control``: the first program,
+    grounded already (``project_conflict``)."""
     import time
 
     from planner.solve import _ground
 
     deadline = time.monotonic() + timeout
     names = {f.display: f.meta.name for f in program.files}
-    ctl, _ = _ground(program, facts, POLICY_SWITCHES, CONFLICT_ARGS)
+    ctl = control if control is not None else _ground(program, facts, POLICY_SWITCHES, CONFLICT_ARGS)[0]
     held = _Switches(ctl, deadline, ("__on",))
     try:
         core = held.conflicting(sorted(held.symbols))
