@@ -407,7 +407,8 @@ def conflict_order(program: Program, symbols: dict[int, clingo.Symbol]) -> list[
 def project_conflict(project: Project, *, timeout: float) -> MinimalConflict | None:
     """``minimal_conflict`` of a project's policies (refused as
     ``load_policies`` refuses them) and model, the facts parsed while the
-    policies are checked (``ground_alongside``). ``timeout`` counts from the
+    policies are checked (``ground_alongside``). Their warnings are not
+    looked for: a conflict has none to show. ``timeout`` counts from the
     start of the grounding."""
     import time
 
@@ -417,7 +418,8 @@ def project_conflict(project: Project, *, timeout: float) -> MinimalConflict | N
 
     started = time.monotonic()
     facts = model_facts(project.model)
-    program, ctl = ground_alongside(lambda: load_policies(project), facts, POLICY_SWITCHES, CONFLICT_ARGS)
+    program, ctl = ground_alongside(lambda: load_policies(project, warnings=False), facts, POLICY_SWITCHES,
+                                    CONFLICT_ARGS)
     return minimal_conflict(program, facts, project.model, timeout=timeout - (time.monotonic() - started),
                             control=ctl)
 

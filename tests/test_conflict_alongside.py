@@ -57,3 +57,34 @@ def test_facts_clingo_cannot_parse_are_a_diagnostic(vfw_copy):
     with pytest.raises(DiagnosticsError) as raised:
         ground_alongside(lambda: program, ["p(."], POLICY_SWITCHES, CONFLICT_ARGS)
     assert "syntax error" in str(raised.value.diagnostics[0].summary) + raised.value.diagnostics[0].detail
+
+
+HEADER = "%@ name: {}\n%@ description: test\n%@ owner: t\n%@ enforcement: hard\n"
+TYPO = ':- label(R,"no-such-key",_), place(R,_).\n'   # no model file uses the label key: a warning
+
+
+def _with_policies(root, **policies: str):
+    listed = "    - policies/config-after-modules.lp\n"
+    text = (root / "ordo.yaml").read_text()
+    assert listed in text
+    for name, body in policies.items():
+        (root / "policies" / f"{name}.lp").write_text(HEADER.format(name) + body)
+        text = text.replace(listed, f"{listed}    - policies/{name}.lp\n")
+    (root / "ordo.yaml").write_text(text)
+    return load_project(root)
+
+
+def test_without_warnings_the_vocabulary_is_not_checked(vfw_copy):
+    project = _with_policies(vfw_copy, typo=TYPO)
+    assert any(d.code == "vocabulary" for d in load_policies(project).warnings)
+    assert not any(d.code == "vocabulary" for d in load_policies(project, warnings=False).warnings)
+
+
+def test_refused_without_warnings_as_with_them(vfw_copy):
+    project = _with_policies(vfw_copy, typo=TYPO, script="p(@f(1)).\n")
+    with pytest.raises(DiagnosticsError) as checked:
+        load_policies(project)
+    with pytest.raises(DiagnosticsError) as unwarned:
+        load_policies(project, warnings=False)
+    assert unwarned.value.diagnostics == checked.value.diagnostics
+    assert {d.code for d in checked.value.diagnostics} >= {"vocabulary", "script"}
