@@ -627,10 +627,9 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
 
     loaded = load_with_journal(project, target, inventory, list(extra_policies), journal)
     if conflict:
-        from planner.explain import minimal_conflict
-        from planner.facts import model_facts
+        from planner.explain import project_conflict
 
-        found = minimal_conflict(load_policies(loaded), model_facts(loaded.model), loaded.model, timeout=timeout)
+        found = project_conflict(loaded, timeout=timeout)
         if found is None:
             console.print("[green]A plan exists:[/] nothing conflicts. `ordo plan` shows it.")
             return

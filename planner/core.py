@@ -112,12 +112,16 @@ def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict
     return program
 
 
-def load_policies(project: Project) -> Program:
+def load_policies(project: Project, *, warnings: bool = True) -> Program:
     """The project's policies, refused (DiagnosticsError, with the warnings
-    too) on any error ``ordo check`` would report for them."""
+    too) on any error ``ordo check`` would report for them. ``warnings``
+    False: a caller that shows none skips the checks against the model, which
+    can only warn (the vocabulary), unless the policies are refused."""
     program = checked_program(policy_files(project), project.root, project.enforcement, project.source,
-                              project.model, project.parameters)
+                              project.model if warnings else None, project.parameters)
     if program.errors:
+        if not warnings:
+            return load_policies(project)   # refused: raises, with the warnings, as ordo check reports them
         raise DiagnosticsError(program.diagnostics)
     return program
 

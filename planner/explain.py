@@ -17,6 +17,7 @@ from clingo import ast
 
 import policies
 from domain.model import Model
+from domain.project import Project
 from planner.decode import Decoded, decode, find_cycle
 from planner.program import GLUE, Program, RuleInfo
 from planner.solve import relax, solve
@@ -316,6 +317,13 @@ class MinimalConflict:
 #: switched (policies/internal/policy-switches.lp); the strict program's size.
 POLICY_SWITCHES = policies.internal("policy-switches")
 
+#: clasp's options for the conflict checks: one thread (deterministic), and
+#: no equivalence preprocessing, with which a satisfiable check after an
+#: unsatisfiable one took 0.3-0.6 s instead of 0.02-0.04 s at 10,000
+#: resources (benchmarks/README.md, "Explanations"). The conflict found does
+#: not depend on the solver's search (``_Switches.preferred``).
+CONFLICT_ARGS = ["--parallel-mode=1", "--eq=0"]
+
 
 class _Switches:
     """The assumption literals of a grounded conflict-mode program, asked
@@ -396,7 +404,28 @@ def conflict_order(program: Program, symbols: dict[int, clingo.Symbol]) -> list[
     return sorted(symbols, key=key)
 
 
-def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float) -> MinimalConflict | None:
+def project_conflict(project: Project, *, timeout: float) -> MinimalConflict | None:
+    """``minimal_conflict`` of a project's policies (refused as
+    ``load_policies`` refuses them) and model, the facts parsed while the
+    policies are checked (``ground_alongside``). Their warnings are not
+    looked for: a conflict has none to show. ``timeout`` counts from the
+    start of the grounding."""
+    import time
+
+    from planner.core import load_policies
+    from planner.facts import model_facts
+    from planner.solve import ground_alongside
+
+    started = time.monotonic()
+    facts = model_facts(project.model)
+    program, ctl = ground_alongside(lambda: load_policies(project, warnings=False), facts, POLICY_SWITCHES,
+                                    CONFLICT_ARGS)
+    return minimal_conflict(program, facts, project.model, timeout=timeout - (time.monotonic() - started),
+                            control=ctl)
+
+
+def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float,
+                     control: clingo.Control | None = None) -> MinimalConflict | None:
     """A minimal set of hard policy rules and requested goals that conflict:
     an unsatisfiable core of switch assumptions, shrunk by deletion. None
     when the request has a plan.
@@ -408,14 +437,15 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     read (``_conflict_whatever_goals``), no goal takes part and M is the
     answer. Otherwise the goals are switched too, on a program about twice
     the size (a goal's resource may end in its current state or the asked
-    one), and the core is shrunk there."""
+    one), and the core is shrunk there. ``control``: the first program,
+    grounded already (``project_conflict``)."""
     import time
 
     from planner.solve import _ground
 
     deadline = time.monotonic() + timeout
     names = {f.display: f.meta.name for f in program.files}
-    ctl, _ = _ground(program, facts, POLICY_SWITCHES, ["--parallel-mode=1"])
+    ctl = control if control is not None else _ground(program, facts, POLICY_SWITCHES, CONFLICT_ARGS)[0]
     held = _Switches(ctl, deadline, ("__on",))
     try:
         core = held.conflicting(sorted(held.symbols))
@@ -434,7 +464,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     del ctl, held
 
     switched = ["__" + f if f.startswith("desired(") else f for f in facts]
-    ctl, _ = _ground(program, switched, SWITCHES, ["--parallel-mode=1"])
+    ctl, _ = _ground(program, switched, SWITCHES, CONFLICT_ARGS)
     free = _Switches(ctl, deadline, ("__on", "__goal"))
     free.checks = checks
     try:
@@ -467,17 +497,17 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     return MinimalConflict(rules=rules, goals=goals, minimal=minimal, checks=free.checks, policies=names)
 
 
-def _goal_dependent(program: Program) -> set[tuple[str, int]]:
+def _goal_dependent(unlabelled: list[ast.AST]) -> set[tuple[str, int]]:
     """The predicates whose atoms may change with the requested goals: desired/2
-    and whatever the program derives from it."""
+    and whatever the program derives from it. ``unlabelled``: the program's
+    statements but its labelled constraints, which define __violation/2
+    only, from which nothing derives."""
     from planner.lint import _split
 
-    statements = [stm for f in program.files for stm in f.statements]
+    statements = list(unlabelled)
     ast.parse_string(GLUE, statements.append)
     readers: dict[tuple[str, int], set[tuple[str, int]]] = {}
     for stm in statements:
-        if _labelled_constraint(stm):
-            continue   # defines __violation/2 only, which nothing derives from
         defined, read = _split(stm)
         for sig, _ in read:
             readers.setdefault(sig, set()).update(d for d, _ in defined)
@@ -491,10 +521,11 @@ def _goal_dependent(program: Program) -> set[tuple[str, int]]:
 
 
 def _labelled_constraint(stm: ast.AST) -> bool:
-    head = stm.head if stm.ast_type == ast.ASTType.Rule else None
-    return (head is not None and head.ast_type == ast.ASTType.Literal
-            and head.atom.ast_type == ast.ASTType.SymbolicAtom
-            and head.atom.symbol.ast_type == ast.ASTType.Function and head.atom.symbol.name == "__violation")
+    if stm.ast_type != ast.ASTType.Rule or (head := stm.head).ast_type != ast.ASTType.Literal:
+        return False
+    atom = head.atom
+    return (atom.ast_type == ast.ASTType.SymbolicAtom and (sym := atom.symbol).ast_type == ast.ASTType.Function
+            and sym.name == "__violation")
 
 
 class _Unbound(ast.Transformer):
@@ -522,12 +553,18 @@ def _conflict_whatever_goals(program: Program, held: clingo.Control, rules: list
     fact stays one; every other atom is free. Only bodies of plain literals,
     every variable bound by the instance and no #const word are tried (a
     comparison or a constant would need the rest of the program)."""
-    dependent = _goal_dependent(program)
+    labelled: list[ast.AST] = []
+    unlabelled: list[ast.AST] = []
+    constants: set[str] = set()
+    for stm in (stm for f in program.files for stm in f.statements):   # one pass: each AST read is a C call
+        (labelled if _labelled_constraint(stm) else unlabelled).append(stm)
+        if stm.ast_type == ast.ASTType.Definition:
+            constants.add(stm.name)
+    dependent = _goal_dependent(unlabelled)
     wanted = {rule.index: rule for rule in rules}
-    constants = {stm.name for f in program.files for stm in f.statements if stm.ast_type == ast.ASTType.Definition}
     text: list[str] = []
     read: set[tuple[str, int]] = set()
-    for stm in (stm for f in program.files for stm in f.statements if _labelled_constraint(stm)):
+    for stm in labelled:
         index = stm.head.atom.symbol.arguments[0]
         if index.ast_type != ast.ASTType.SymbolicTerm or index.symbol.number not in wanted:
             continue
