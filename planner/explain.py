@@ -203,7 +203,8 @@ def least_correction(ctl: clingo.Control, program: Program, symbols: list[clingo
             symbols = list(found)
     except TimeoutError:
         pass
-    solve_conf.opt_mode, solve_conf.models = saved
+    finally:   # the control goes on to other questions with its own settings, whatever happened here
+        solve_conf.opt_mode, solve_conf.models = saved
     return symbols
 
 
