@@ -23,6 +23,14 @@ def kinds(project: Path, run: int) -> list[str]:
         db.close()
 
 
+def wait_results(project: Path, run: int, count: int, log: Path | None = None, timeout: float = 60) -> None:
+    """Until the run has ``count`` results in the journal (the server's log in the failure)."""
+    deadline = time.monotonic() + timeout
+    while kinds(project, run).count("result") < count:
+        assert time.monotonic() < deadline, log.read_text() if log else f"fewer than {count} results"
+        time.sleep(0.02)
+
+
 def test_killed_mid_run_the_restarted_server_resumes_it(vfw_copy: Path, tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
@@ -30,10 +38,7 @@ def test_killed_mid_run_the_restarted_server_resumes_it(vfw_copy: Path, tmp_path
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
             run = api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Idempotency-Key": "k1"}).json()["id"]
-            deadline = time.monotonic() + 30
-            while kinds(vfw_copy, run).count("result") < 5:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.02)
+            wait_results(vfw_copy, run, 5, log, timeout=30)
             server.send_signal(signal.SIGKILL)
             server.wait(10)
         assert "run-ended" not in kinds(vfw_copy, run)  # killed mid-run

@@ -15,6 +15,7 @@ import networkx as nx
 import pytest
 import yaml
 
+from benchmarks.bench_change import SMALL_REQUEST
 from benchmarks.generate import write_project
 from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
@@ -24,18 +25,6 @@ from executor.journal import Journal, JournalError
 from executor.runs import load_with_journal
 from planner.core import load_policies
 from planner.slice import prune
-
-SMALL = """\
-name: small
-resources:
-- { name: new-svc, type: service }
-- { name: new-svc-net, type: network, part_of: new-svc }
-- name: new-svc-vnf
-  type: vnf
-  part_of: new-svc
-  requires: { vcpu: 4, memory_gb: 8 }
-- { name: new-svc-vnf-mod, type: vf-module, part_of: new-svc-vnf, uses: [mgmt-net, new-svc-net] }
-"""
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -77,7 +66,7 @@ def _applied(tmp_path: Path, n: int, extra: int) -> tuple[Path, list[ObservedRes
     whole = next(r for r in model.resources.values() if r.type == "service").name
     records += [ObservedResource(name=f"extra-net-{i:05}", type="network", state="active", part_of=whole)
                 for i in range(extra)]
-    (root / "request.yaml").write_text(SMALL)
+    (root / "request.yaml").write_text(SMALL_REQUEST)
     return root, records
 
 
@@ -192,7 +181,7 @@ def test_the_slice_locates_a_deep_chain_of_parts_without_recursion(tmp_path: Pat
     (before: RecursionError when the deepest part came first)."""
     root = tmp_path / "deep"
     write_project(10, root)
-    (root / "request.yaml").write_text(SMALL)
+    (root / "request.yaml").write_text(SMALL_REQUEST)
     inventory = yaml.safe_load((root / "inventory.yaml").read_text())
     inventory["targets"]["region-west"]["capacity"]["vcpu"] = 10_000
     (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))

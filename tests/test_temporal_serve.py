@@ -16,7 +16,7 @@ from executor.temporal.client import workflow_id
 from tests.conftest import require_server
 from tests.servicekit import INSTANTIATE, effects_once, free_port, process_server, wait_state
 from tests.temporalkit import TEMPORAL, dev_server, histories, with_client, workers
-from tests.test_service_restart import kinds
+from tests.test_service_restart import kinds, wait_results
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +50,7 @@ def test_a_run_of_the_service_on_temporal_outlives_its_server(temporal: str, vfw
                 run = first.json()["id"]
                 again = api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Idempotency-Key": "k1"})
                 assert again.json()["id"] == run
-                deadline = time.monotonic() + 60
-                while kinds(vfw_copy, run).count("result") < 3:
-                    assert time.monotonic() < deadline, log.read_text()
-                    time.sleep(0.05)
+                wait_results(vfw_copy, run, 3, log)
                 server.send_signal(signal.SIGKILL)
                 server.wait(10)
             at_kill = kinds(vfw_copy, run).count("result")
@@ -83,10 +80,7 @@ def test_a_run_of_the_service_on_temporal_is_aborted_by_signal(temporal: str, vf
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
                 run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
-                deadline = time.monotonic() + 60
-                while kinds(vfw_copy, run).count("result") < 2:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
+                wait_results(vfw_copy, run, 2)
                 answer = api.post(f"/v1/runs/{run}/abort")
                 assert answer.status_code == 202 and "Temporal workflow" in answer.json()["message"], answer.text
                 view = wait_state(api, run, ("aborted",), timeout=60)
