@@ -67,16 +67,28 @@ def symbol_texts(symbols: list[clingo.Symbol]) -> list[str]:
 
 
 def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> tuple[clingo.Control, list[str]]:
+    ctl, messages = _control(args)
+    _add_and_ground(ctl, messages, program, extra, facts)
+    return ctl, messages
+
+
+def _control(args: list[str]) -> tuple[clingo.Control, list[str]]:
+    """A Control whose messages are kept (the list returned), for diagnostics."""
     messages: list[str] = []
-    ctl = clingo.Control(args, logger=lambda _code, msg: messages.append(msg), message_limit=100)
+    return clingo.Control(args, logger=lambda _code, msg: messages.append(msg), message_limit=100), messages
+
+
+def _add_and_ground(ctl: clingo.Control, messages: list[str], program: Program, extra: str,
+                    facts: list[str] | None = None) -> None:
+    """The program, ordo's glue and ``extra`` (and ``facts``, unless added already) grounded."""
     try:
         program.add_to(ctl)
         ctl.add("base", [], GLUE + extra + program.enforcement_facts())
-        ctl.add("base", [], "\n".join(facts))
+        if facts is not None:
+            ctl.add("base", [], "\n".join(facts))
         ctl.ground([("base", [])])
     except RuntimeError:
         _grounding_failed(program, messages)
-    return ctl, messages
 
 
 def _grounding_failed(program: Program, messages: list[str]) -> None:
@@ -93,8 +105,7 @@ def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
     checks the program in this one (0.2-0.5 s each at 10,000 resources).
     Nothing of the program reaches clingo before ``build`` returns: a policy
     it refuses never runs."""
-    messages: list[str] = []
-    ctl = clingo.Control(args, logger=lambda _code, msg: messages.append(msg), message_limit=100)
+    ctl, messages = _control(args)
     failed: list[RuntimeError] = []
 
     def add_facts() -> None:
@@ -109,14 +120,9 @@ def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
         program = build()
     finally:
         adding.join()
-    try:
-        if failed:
-            raise failed[0]
-        program.add_to(ctl)
-        ctl.add("base", [], GLUE + extra + program.enforcement_facts())
-        ctl.ground([("base", [])])
-    except RuntimeError:
+    if failed:   # the facts did not parse: clingo's messages say why
         _grounding_failed(program, messages)
+    _add_and_ground(ctl, messages, program, extra)
     return program, ctl
 
 
