@@ -354,8 +354,8 @@ def build_model(
             check_target(obs.placement, inventory_src, path + ("placement",))
             res = Resource(
                 name=obs.name, type=obs.type, current=obs.state, part_of=obs.part_of,
-                placement=obs.placement, requires=dict(obs.requires), labels=dict(obs.labels),
-                attributes=dict(obs.attributes), observed=True,
+                placement=obs.placement, requires=obs.requires, labels=obs.labels,
+                attributes=obs.attributes, observed=True,
                 origin=Origin(inventory_src.file, inventory_src.where(path)[0]),
             )
             res.relations = _relations(obs)
@@ -377,8 +377,8 @@ def build_model(
         res = Resource(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,
             placement=record.placement if record.state != kind.initial else None,
-            requires=dict(record.requires), labels=dict(record.labels),
-            attributes=dict(record.attributes), relations=_relations(record), observed=True, origin=where)
+            requires=record.requires, labels=record.labels,  # the record's own: copied before a change
+            attributes=record.attributes, relations=_relations(record), observed=True, origin=where)
         previous = resources.get(record.name)
         if previous is not None:
             res.origin = previous.origin
@@ -425,8 +425,8 @@ def build_model(
             res.part_of = part_of or res.part_of
             res.relations |= _relations(desired)
             res.pinned = desired.placement
-            res.requires.update(desired.requires)
-            res.labels.update(desired.labels)
+            res.requires = {**res.requires, **desired.requires}   # a new dict: an observed one is the record's
+            res.labels = {**res.labels, **desired.labels}
             res.params = dict(desired.params)
             res.run = tuple(desired.run)
             res.priority = desired.priority

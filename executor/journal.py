@@ -34,6 +34,7 @@ event), so that one is found without reading every run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -43,6 +44,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import Json, TypeAdapter
 
 from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
@@ -578,9 +581,13 @@ class Journal:
 
     def state(self) -> dict[str, ObservedResource]:
         """What the journal knows of each resource now."""
+        return self.state_json()[0]
+
+    def state_json(self) -> tuple[dict[str, ObservedResource], list[str]]:
+        """The state, and each record's JSON as stored (in the same order)."""
         with self._read() as db:
             rows = db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall()
-        return self._records(rows)
+        return self._records(rows), [record for _, record in rows]
 
     def state_since(self, seq: int) -> tuple[dict[str, ObservedResource], int, int]:
         """The records written with events after ``seq``, how many records there are in all (fewer
@@ -591,15 +598,22 @@ class Journal:
         return self._records(rows), int(count), int(last)
 
     def _records(self, rows: list[tuple[str, str]]) -> dict[str, ObservedResource]:
-        out = {}
-        for name, record in rows:
-            try:
-                out[name] = ObservedResource.model_validate_json(record)
-            except ValueError as exc:  # pydantic's ValidationError: bad JSON or a bad field
-                raise JournalError(
-                    f"{self.path}: table state, the record of '{name}' is damaged ({_first_error(exc)}); "
-                    f"`ordo state rm {name}` forgets it (the inventory file speaks for it again)") from None
-        return out
+        """The rows' records, each validated (in one call: 10,000 calls cost a fifth more)."""
+        try:
+            records = _records_adapter().validate_python([record for _, record in rows])
+        except ValueError:  # pydantic's ValidationError: bad JSON or a bad field, said of the record alone
+            for name, record in rows:
+                self._record(name, record)
+            raise
+        return {name: record for (name, _), record in zip(rows, records, strict=True)}
+
+    def _record(self, name: str, record: str) -> ObservedResource:
+        try:
+            return ObservedResource.model_validate_json(record)
+        except ValueError as exc:  # pydantic's ValidationError: bad JSON or a bad field
+            raise JournalError(
+                f"{self.path}: table state, the record of '{name}' is damaged ({_first_error(exc)}); "
+                f"`ordo state rm {name}` forgets it (the inventory file speaks for it again)") from None
 
     def forget(self, names: list[str]) -> list[str]:
         """Drop the state records of these resources (an operator's correction:
@@ -612,6 +626,12 @@ class Journal:
         """For each recorded resource, the run that last wrote it."""
         with self._read() as db:
             return dict(db.execute("SELECT resource, run FROM state").fetchall())
+
+
+@functools.cache
+def _records_adapter() -> TypeAdapter[list[ObservedResource]]:
+    """Validates a list of records as stored (JSON text each), each parsed on its own."""
+    return TypeAdapter(list[Json[ObservedResource]])
 
 
 def _run_info(row: tuple, path: Path | JournalUrl) -> RunInfo:
