@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import TypeAdapter
 
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import (
@@ -106,20 +103,16 @@ def observed_digest(observed: list[ObservedResource], stored: list[str] | None =
 
     ``stored``: the same records as JSON text, in the same order (the journal's rows). When the
     records are in name order and ``stored`` is exactly their JSON (checked in one call that writes
-    the list out, a third of the cost of writing each record), it is hashed as it is."""
+    them out as an inventory's, a third of the cost of writing each record), it is hashed as it is."""
     if stored is not None and len(stored) == len(observed):
         names = [r.name for r in observed]
         if all(a < b for a, b in zip(names, names[1:], strict=False)) and (
-                _records_adapter().dump_json(observed) == f"[{','.join(stored)}]".encode()):
+                InventoryFile.model_construct(resources=observed).model_dump_json()
+                == '{"targets":{},"resources":[' + ",".join(stored) + "]}"):
             # each stored text is one JSON value, so the texts are the records' one by one
             return hashlib.sha256("\n".join(stored).encode()).hexdigest()
     text = "\n".join(r.model_dump_json() for r in sorted(observed, key=lambda r: r.name))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@functools.cache
-def _records_adapter() -> TypeAdapter[list[ObservedResource]]:
-    return TypeAdapter(list[ObservedResource])
 
 
 @paused_gc()

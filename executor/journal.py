@@ -45,8 +45,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Json, TypeAdapter
-
 from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
 from executor.core.event import Event
@@ -598,10 +596,11 @@ class Journal:
         return self._records(rows), int(count), int(last)
 
     def _records(self, rows: list[tuple[str, str]]) -> dict[str, ObservedResource]:
-        """The rows' records, each validated (in one call: 10,000 calls cost a fifth more)."""
+        """The rows' records, each parsed and validated on its own but in one call (10,000 calls
+        cost a fifth more); when one is damaged, it is read alone again to name it."""
         try:
             records = _records_adapter().validate_python([record for _, record in rows])
-        except ValueError:  # pydantic's ValidationError: bad JSON or a bad field, said of the record alone
+        except ValueError:  # pydantic's ValidationError: bad JSON or a bad field
             for name, record in rows:
                 self._record(name, record)
             raise
@@ -629,8 +628,11 @@ class Journal:
 
 
 @functools.cache
-def _records_adapter() -> TypeAdapter[list[ObservedResource]]:
-    """Validates a list of records as stored (JSON text each), each parsed on its own."""
+def _records_adapter() -> Any:
+    """The state table's records, each a JSON text. Built when first used, not at import (a plan builds
+    the records' validator anyway, for the inventory file's: this one then costs little)."""
+    from pydantic import Json, TypeAdapter
+
     return TypeAdapter(list[Json[ObservedResource]])
 
 
