@@ -364,6 +364,7 @@ def build_model(
 
     where = Origin(observed_file or "<journal>")
     in_journal = (_journal_source(where.file), ())
+    initial = {tname: kind.initial for tname, kind in kinds.items()}
     for record in observed:
         # The journal's record of what runs did: newer than the inventory file.
         kind = kinds.get(record.type)
@@ -376,14 +377,17 @@ def build_model(
             continue
         res = Resource(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,
-            placement=record.placement if record.state != kind.initial else None,
+            placement=record.placement if record.state != initial[record.type] else None,
             requires=record.requires, labels=record.labels,  # the record's own: copied before a change
-            attributes=record.attributes, relations=_relations(record), observed=True, origin=where)
+            attributes=record.attributes, observed=True, origin=where,
+            relations=_relations(record) if record.uses or record.member_of or record.hosted_on
+            or record.relations else set())
         previous = resources.get(record.name)
         if previous is not None:
             res.origin = previous.origin
+        else:
+            paths[record.name] = in_journal
         resources[record.name] = res
-        paths.setdefault(record.name, in_journal)
 
     if request is not None and request_src is not None:
         requested: dict[str, PathKey] = {}
@@ -663,6 +667,12 @@ def _acyclic(graph: dict[str, list[str]]) -> bool:
     path: set[str] = set()   # the nodes on the stack
     for root, edges in graph.items():
         if root in done:
+            continue
+        for target in edges:
+            if target in graph and target not in done:
+                break
+        else:   # every edge goes to a node with no edges or one cleared already: no cycle passes here
+            done.add(root)
             continue
         path.add(root)
         stack = [(root, iter(edges))]
