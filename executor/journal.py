@@ -597,13 +597,13 @@ class Journal:
 
     def _records(self, rows: list[tuple[str, str]]) -> dict[str, ObservedResource]:
         """The rows' records, each parsed and validated on its own but in one call (10,000 calls
-        cost a fifth more); when one is damaged, it is read alone again to name it."""
+        cost a fifth more); when one is damaged, each is read alone again to name the first."""
         try:
             records = _records_adapter().validate_python([record for _, record in rows])
-        except ValueError:  # pydantic's ValidationError: bad JSON or a bad field
+        except ValueError as exc:  # pydantic's ValidationError: bad JSON or a bad field
             for name, record in rows:
                 self._record(name, record)
-            raise
+            raise JournalError(f"{self.path}: table state is damaged ({_first_error(exc)})") from None
         return {name: record for (name, _), record in zip(rows, records, strict=True)}
 
     def _record(self, name: str, record: str) -> ObservedResource:
