@@ -354,8 +354,8 @@ def build_model(
             check_target(obs.placement, inventory_src, path + ("placement",))
             res = Resource(
                 name=obs.name, type=obs.type, current=obs.state, part_of=obs.part_of,
-                placement=obs.placement, requires=dict(obs.requires), labels=dict(obs.labels),
-                attributes=dict(obs.attributes), observed=True,
+                placement=obs.placement, requires=obs.requires, labels=obs.labels,
+                attributes=obs.attributes, observed=True,
                 origin=Origin(inventory_src.file, inventory_src.where(path)[0]),
             )
             res.relations = _relations(obs)
@@ -364,6 +364,7 @@ def build_model(
 
     where = Origin(observed_file or "<journal>")
     in_journal = (_journal_source(where.file), ())
+    initial = {tname: kind.initial for tname, kind in kinds.items()}
     for record in observed:
         # The journal's record of what runs did: newer than the inventory file.
         kind = kinds.get(record.type)
@@ -376,14 +377,17 @@ def build_model(
             continue
         res = Resource(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,
-            placement=record.placement if record.state != kind.initial else None,
-            requires=dict(record.requires), labels=dict(record.labels),
-            attributes=dict(record.attributes), relations=_relations(record), observed=True, origin=where)
+            placement=record.placement if record.state != initial[record.type] else None,
+            requires=record.requires, labels=record.labels,  # the record's own: copied before a change
+            attributes=record.attributes, observed=True, origin=where,
+            relations=_relations(record) if record.uses or record.member_of or record.hosted_on
+            or record.relations else set())
         previous = resources.get(record.name)
         if previous is not None:
             res.origin = previous.origin
+        else:
+            paths[record.name] = in_journal
         resources[record.name] = res
-        paths.setdefault(record.name, in_journal)
 
     if request is not None and request_src is not None:
         requested: dict[str, PathKey] = {}
@@ -425,8 +429,8 @@ def build_model(
             res.part_of = part_of or res.part_of
             res.relations |= _relations(desired)
             res.pinned = desired.placement
-            res.requires.update(desired.requires)
-            res.labels.update(desired.labels)
+            res.requires = {**res.requires, **desired.requires}   # a new dict: an observed one is the record's
+            res.labels = {**res.labels, **desired.labels}
             res.params = dict(desired.params)
             res.run = tuple(desired.run)
             res.priority = desired.priority
@@ -663,6 +667,12 @@ def _acyclic(graph: dict[str, list[str]]) -> bool:
     path: set[str] = set()   # the nodes on the stack
     for root, edges in graph.items():
         if root in done:
+            continue
+        for target in edges:
+            if target in graph and target not in done:
+                break
+        else:   # every edge goes to a node with no edges or one cleared already: no cycle passes here
+            done.add(root)
             continue
         path.add(root)
         stack = [(root, iter(edges))]

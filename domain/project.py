@@ -98,6 +98,23 @@ def _locate(path: Path | str | None, root: Path) -> Path | None:
     return path
 
 
+def observed_digest(observed: list[ObservedResource], stored: list[str] | None = None) -> str:
+    """The sha256 of the records' JSON, one a line, in name order: what the plan's digest counts of them.
+
+    ``stored``: the same records as JSON text, in the same order (the journal's rows). When the
+    records are in name order and ``stored`` is exactly their JSON (checked in one call that writes
+    them out as an inventory's, half the cost of writing each record), it is hashed as it is."""
+    if stored is not None and len(stored) == len(observed):
+        names = [r.name for r in observed]
+        if all(a < b for a, b in zip(names, names[1:], strict=False)) and (
+                InventoryFile.model_construct(resources=observed).model_dump_json()
+                == '{"targets":{},"resources":[' + ",".join(stored) + "]}"):
+            # each stored text is one JSON value, so the texts are the records' one by one
+            return hashlib.sha256("\n".join(stored).encode()).hexdigest()
+    text = "\n".join(r.model_dump_json() for r in sorted(observed, key=lambda r: r.name))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @paused_gc()
 def load_project(
     root: Path | str = ".",
@@ -108,6 +125,7 @@ def load_project(
     need_request: bool = True,
     observed: list[ObservedResource] | None = None,
     observed_name: str = "<journal>",
+    observed_json: list[str] | None = None,
     catalog: list[Path | Source] | None = None,
 ) -> Project:
     """Load and validate a project. Raises DiagnosticsError listing every problem.
@@ -116,7 +134,9 @@ def load_project(
     relative path is taken from the current folder if it is there, else from
     the project folder (so ``ordo plan -C examples/vfw requests/delete.yaml`` works).
     ``observed`` are the journal's records of what runs did, newer than the
-    inventory file; they are part of the plan's digest under ``observed_name``.
+    inventory file; they are part of the plan's digest under ``observed_name``
+    (``observed_json``: each one's JSON as the journal stores it, which spares
+    writing them out again when it is theirs: :func:`observed_digest`).
     ``request``, ``inventory`` and ``catalog`` (which replaces the project's
     catalog files) may also be sources already loaded, such as a model
     written inline in a policy test file.
@@ -171,8 +191,7 @@ def load_project(
                                             "name one on the command line or as 'request:' here"))
 
     if observed:
-        text = "\n".join(r.model_dump_json() for r in sorted(observed, key=lambda r: r.name))
-        inputs.append((observed_name, hashlib.sha256(text.encode()).hexdigest()))
+        inputs.append((observed_name, observed_digest(observed, observed_json)))
 
     guards, guard_sources, guard_problems = load_guards(root, list(project.guards), proj_src, display_path)
     problems.extend(guard_problems)

@@ -59,11 +59,12 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
     while the records are read, as while the model is built: domain/gcpause.py)."""
     root = project_root(project)
     path = _journal_at(root, journal)
-    observed = []
+    observed, stored = [], None
     if path.exists():
         with Journal(path, create=False) as jr:
-            observed = list(jr.state().values())
-    return load_project(project, request, inventory, extra, observed=observed,
+            state, stored = jr.state_json()
+            observed = list(state.values())
+    return load_project(project, request, inventory, extra, observed=observed, observed_json=stored,
                         observed_name=display_path(path, root))
 
 

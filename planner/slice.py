@@ -138,8 +138,11 @@ class _Index:
         self.missing = missing = _missing(model)
         half = len(model.resources) // 2
         changing, children, users, members = self.changing, self.children, self.users, self.members
+        placed = {tname for tname, kind in model.kinds.items() if kind.placement}
         for name, res in model.resources.items():
-            if _may_change(model, res, initial):
+            # what _may_change looks at, first without a call (most resources: none of it)
+            if (res.requested or res.run or res.pinned or res.params or (not res.placement and res.type in placed)) \
+                    and _may_change(model, res, initial):
                 changing.add(name)
                 if len(changing) > half:
                     self.changing = None
@@ -161,11 +164,6 @@ class _Index:
                 self.takers.append(name)
             if missing[res.type][res.current]:
                 self.short.append(name)
-
-
-def _present(model: Model, name: str, initial: dict[str, str]) -> bool:
-    res = model.resources[name]
-    return res.current != initial[res.type]
 
 
 def _may_change(model: Model, res: Resource, initial: dict[str, str]) -> bool:
@@ -272,11 +270,12 @@ def _capacity_left(model: Model, index: _Index, keep: set[str], located: Callabl
     subtracted; None when one is over capacity already."""
     used: dict[tuple[str, str], int] = {}
     for name in index.takers:
-        if name in keep or not _present(model, name, initial):
+        res = model.resources[name]
+        if name in keep or res.current == initial[res.type]:   # kept, or not present
             continue
-        where = located(name)
+        where = res.placement or located(name)   # a present resource is where it is placed
         if where is not None:
-            for key, amount in model.resources[name].requires.items():
+            for key, amount in res.requires.items():
                 used[(where, key)] = used.get((where, key), 0) + amount
     targets = {}
     for tname, target in model.targets.items():

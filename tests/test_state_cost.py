@@ -140,13 +140,13 @@ def test_the_journal_state_is_read_with_the_collector_paused(tmp_path: Path, mon
     record = ObservedResource(name="mgmt-net", type="network", state="active")
     root = _journal_with(tmp_path, [record])
     seen = []
-    real = Journal.state
+    real = Journal.state_json
 
-    def state(self: Journal) -> dict[str, ObservedResource]:
+    def state_json(self: Journal) -> tuple[dict[str, ObservedResource], list[str]]:
         seen.append(gc.isenabled())
         return real(self)
 
-    monkeypatch.setattr(Journal, "state", state)
+    monkeypatch.setattr(Journal, "state_json", state_json)
     assert gc.isenabled()
     project = load_with_journal(root, None, None, [], None)
     assert seen == [False] and gc.isenabled()

@@ -1,0 +1,153 @@
+"""Reading the journal's state for a plan: the records validated in one call, damaged ones still
+named alone, and the plan's digest of them taken from the rows as stored when they are exactly the
+records' JSON (its value unchanged, whatever form the rows were stored in)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from domain.formats import ObservedResource
+from domain.project import load_project, observed_digest
+from executor.journal import Journal, JournalError
+from executor.runs import load_with_journal
+
+
+def _records(n: int) -> list[ObservedResource]:
+    return [ObservedResource(name=f"net-{i:03}", type="network", state="active", part_of="svc",
+                             labels={"tier": i % 3, "zone": "é"}, attributes={"mtu": 1500.5, "ids": [i, None]},
+                             requires={"ip": i}) for i in range(n)]
+
+
+def _filled(url: str, records: list[ObservedResource]) -> Journal:
+    jr = Journal(url)
+    run = jr.start_run("/p", "r.yaml", {})
+    jr.append(run, [], state={r.name: r for r in records}, status="complete")
+    return jr
+
+
+def _set_row(jr: Journal, name: str, text: str) -> None:
+    jr._store.execute("UPDATE state SET record=? WHERE resource=?", (text, name))
+
+
+def _defined_digest(records: list[ObservedResource]) -> str:
+    """The digest of the records as a plan counts them (domain/project.py's definition)."""
+    text = "\n".join(r.model_dump_json() for r in sorted(records, key=lambda r: r.name))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_state_is_validated_in_one_call(journal_url: str, monkeypatch) -> None:
+    records = _records(40)
+    with _filled(journal_url, records) as jr:
+        calls = []
+        real = ObservedResource.model_validate_json.__func__
+        monkeypatch.setattr(ObservedResource, "model_validate_json",
+                            classmethod(lambda cls, *a, **k: calls.append(1) or real(cls, *a, **k)))
+        state, stored = jr.state_json()
+        assert calls == []   # before: one call per record
+        assert state == {r.name: r for r in records}
+        assert stored == [r.model_dump_json() for r in records]
+        assert jr.state() == state
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("not json", "Invalid JSON"),
+    ("", "Invalid JSON"),
+    ("[1]", "Input should be an object"),
+    ('{"name": "net-017", "type": "network"}', "state: Field required"),
+    ('{"name": "net-017", "type": "network", "state": "active", "extra": 1}', "extra: Extra inputs are not permitted"),
+    ('{"name": "net-017", "type": "network", "state": "active"}, {"name": "x", "type": "t", "state": "s"}',
+     "Invalid JSON"),
+])
+def test_a_damaged_record_among_many_is_named_as_when_read_alone(journal_url: str, text: str, said: str) -> None:
+    with _filled(journal_url, _records(40)) as jr:
+        _set_row(jr, "net-017", text)
+        with pytest.raises(JournalError) as caught:
+            jr.state()
+        message = str(caught.value)
+        assert "table state, the record of 'net-017' is damaged (" in message and said in message
+        assert "`ordo state rm net-017` forgets it" in message
+
+
+def test_a_record_named_other_than_its_row_is_kept_under_its_row(journal_url: str) -> None:
+    records = _records(5)
+    with _filled(journal_url, records) as jr:
+        _set_row(jr, "net-002", records[4].model_dump_json())
+        state = jr.state()
+    assert list(state) == [r.name for r in records]
+    assert state["net-002"] == records[4]
+
+
+def test_the_digest_of_canonical_rows_is_taken_from_them_without_writing_each_record(monkeypatch) -> None:
+    records = _records(30)
+    stored = [r.model_dump_json() for r in records]
+    expected = _defined_digest(records)
+    dumps = []
+    real = ObservedResource.model_dump_json
+    monkeypatch.setattr(ObservedResource, "model_dump_json", lambda self, **k: dumps.append(1) or real(self, **k))
+    assert observed_digest(records, stored) == expected
+    assert dumps == []   # before: one dump per record
+    assert observed_digest(records) == expected
+    assert len(dumps) == len(records)
+
+
+@pytest.mark.parametrize("form", ["spaced", "reordered", "escaped", "short", "unsorted", "fewer"])
+def test_the_digest_is_the_same_whatever_form_the_rows_were_stored_in(form: str) -> None:
+    """Rows an older ordo may have written (spacing, key order, escapes, defaults left out), or not
+    in name order: the digest is that of the records, as before."""
+    records = _records(12)
+    forms = {
+        "spaced": lambda r: json.dumps(json.loads(r.model_dump_json()), indent=1),
+        "reordered": lambda r: json.dumps(dict(reversed(json.loads(r.model_dump_json()).items()))),
+        "escaped": lambda r: json.dumps(json.loads(r.model_dump_json()), ensure_ascii=True, separators=(",", ":")),
+        "short": lambda r: r.model_dump_json(exclude_defaults=True),
+    }
+    ordered = records
+    if form == "unsorted":
+        ordered = list(reversed(records))
+    stored = [forms.get(form, lambda r: r.model_dump_json())(r) for r in ordered]
+    if form == "fewer":
+        stored = stored[1:]
+    assert [ObservedResource.model_validate_json(s) for s in stored] == ordered[1:] if form == "fewer" else ordered
+    assert observed_digest(ordered, stored) == _defined_digest(records)
+
+
+def _project(root: Path, request: str) -> Path:
+    root.mkdir()
+    (root / "catalog.yaml").write_text(
+        "controllers: {c: {}}\n"
+        "lifecycles: {l: {states: [absent, active], operations: {create: {from: absent, to: active}}}}\n"
+        "types: {network: {lifecycle: l, controller: c}, service: {lifecycle: l, controller: c}}\n")
+    (root / "inventory.yaml").write_text("resources: [{name: svc, type: service, state: active}]\n")
+    (root / "request.yaml").write_text(request)
+    (root / "ordo.yaml").write_text("catalog: [catalog.yaml]\ninventory: inventory.yaml\nrequest: request.yaml\n")
+    return root
+
+
+def test_a_plan_digest_counts_the_journal_as_before(tmp_path: Path) -> None:
+    """load_with_journal hands the rows to the digest: the plan's input for the journal has the
+    digest the records always had, stored canonically or not."""
+    root = _project(tmp_path / "p", "resources: []\n")
+    records = _records(20)
+    with _filled(str(root / ".ordo" / "journal.db"), records) as jr:
+        canonical = dict(load_with_journal(root, None, None, [], None).inputs)
+        _set_row(jr, "net-003", json.dumps(json.loads(records[3].model_dump_json()), indent=2))
+        spaced = dict(load_with_journal(root, None, None, [], None).inputs)
+    direct = dict(load_project(root, observed=records, observed_name=".ordo/journal.db").inputs)
+    assert canonical[".ordo/journal.db"] == spaced[".ordo/journal.db"] == direct[".ordo/journal.db"] \
+        == _defined_digest(records)
+
+
+def test_a_request_adding_to_a_recorded_resource_leaves_its_record_as_it_was(tmp_path: Path) -> None:
+    """The model shares a journal record's requires and labels until a request adds to them."""
+    root = _project(tmp_path / "p", "resources: [{name: net-001, type: network, requires: {vlan: 2}, "
+                                    "labels: {tier: 1, zone: é}}]\n")
+    records = _records(3)
+    before = [r.model_copy(deep=True) for r in records]
+    project = load_project(root, observed=records)
+    assert project.model.resources["net-001"].requires == {"ip": 1, "vlan": 2}
+    assert records == before
+    assert records[1].requires == {"ip": 1}
