@@ -138,11 +138,8 @@ class _Index:
         self.missing = missing = _missing(model)
         half = len(model.resources) // 2
         changing, children, users, members = self.changing, self.children, self.users, self.members
-        placed = {tname for tname, kind in model.kinds.items() if kind.placement}
         for name, res in model.resources.items():
-            # what _may_change looks at, first without a call (most resources: none of it)
-            if (res.requested or res.run or res.pinned or res.params or (not res.placement and res.type in placed)) \
-                    and _may_change(model, res, initial):
+            if _may_change(model, res, initial):
                 changing.add(name)
                 if len(changing) > half:
                     self.changing = None
