@@ -98,7 +98,9 @@ def _parts(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig
     functions it calls ("@name", location)."""
     found: dict[int, list[tuple[Sig, ast.Location]]] = {_DEFINES: [], _READS: [], _READS_IN_HEAD: []}
     calls = []
-    for node, kind, role in _walk(stm):
+    # A script call is a term written '@name(...)': with no '@' in the statement's text
+    # there is none, and the terms below its atoms need no walk (half of the nodes).
+    for node, kind, role in _walk(stm, atoms_only="@" not in str(stm)):
         if kind == T.Function and node.external:
             calls.append((f"@{node.name}", node.location))
         elif kind == T.SymbolicAtom and role in found:

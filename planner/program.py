@@ -156,24 +156,25 @@ def _source_line(path: str, line: int) -> str:
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
-class _Variables(ast.Transformer):
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def visit_Variable(self, node: ast.AST) -> ast.AST:  # noqa: N802 (clingo's naming)
-        if node.name != "_" and not node.name.startswith("_") and node.name not in self.names:
-            self.names.append(node.name)
-        return node
+#: A string term (skipped) or a variable's name, in a term's text: a name that
+#: starts with a capital; one that starts with '_' is anonymous (never a head's).
+_VARIABLE = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![A-Za-z0-9_\'])([A-Z][A-Za-z0-9_\']*)')
 
 
 def _global_variables(body: list[ast.AST]) -> list[str]:
-    """Variables bound by positive atoms at the top of a body (safe to put in a head)."""
-    finder = _Variables()
+    """Variables bound by positive atoms at the top of a body (safe to put in
+    a head), in the order they first occur. Read from each atom's text (one
+    call into clingo, where a walk of its terms takes one per node): clingo
+    writes a term's parts in the order they are held, and strings escaped."""
+    names: list[str] = []
     for lit in body:
-        if (lit.ast_type == ast.ASTType.Literal and lit.sign == ast.Sign.NoSign
-                and lit.atom.ast_type == ast.ASTType.SymbolicAtom):
-            finder(lit.atom)
-    return finder.names
+        if lit.ast_type == ast.ASTType.Literal and lit.sign == ast.Sign.NoSign:
+            atom = lit.atom
+            if atom.ast_type == ast.ASTType.SymbolicAtom:
+                for name in _VARIABLE.findall(str(atom)):
+                    if name and name not in names:
+                        names.append(name)
+    return names
 
 
 def _comment_before(lines: list[str], line: int) -> str:
