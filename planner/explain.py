@@ -406,12 +406,26 @@ def conflict_order(program: Program, symbols: dict[int, clingo.Symbol]) -> list[
     return sorted(symbols, key=key)
 
 
-def project_conflict(project: Project, *, timeout: float) -> MinimalConflict | None:
+def project_conflict(project: Project, *, timeout: float, memory_mb: int | None = None) -> MinimalConflict | None:
     """``minimal_conflict`` of a project's policies (refused as
-    ``load_policies`` refuses them) and model, the facts parsed while the
-    policies are checked (``ground_alongside``). Their warnings are not
-    looked for: a conflict has none to show. ``timeout`` counts from the
-    start of the grounding."""
+    ``load_policies`` refuses them) and model, in a child process within
+    ``timeout`` seconds and ``memory_mb`` (default the project's
+    settings.memory_limit_mb, else planner.bounded's): a policy can ground
+    without end, and clingo cannot stop a grounding. Past a limit,
+    PlanningLimitError naming the policy that grounds largest, as for a plan."""
+    from planner.bounded import conflict_bounded, default_memory_mb
+
+    return conflict_bounded(project, timeout=timeout,
+                            memory_mb=memory_mb or project.settings.memory_limit_mb or default_memory_mb())
+
+
+def conflict_here(project: Project, *, timeout: float, facts: list[str] | None = None,
+                  on_grounded: Callable[[clingo.Control], None] | None = None) -> MinimalConflict | None:
+    """``project_conflict`` in this process, the facts (the model's, unless
+    given) parsed while the policies are checked (``ground_alongside``).
+    Their warnings are not looked for: a conflict has none to show.
+    ``timeout`` counts from the start; ``on_grounded`` is given the grounded
+    Control (a child keeps it: freeing it takes time the answer waits for)."""
     import time
 
     from planner.core import load_policies
@@ -419,9 +433,11 @@ def project_conflict(project: Project, *, timeout: float) -> MinimalConflict | N
     from planner.solve import ground_alongside
 
     started = time.monotonic()
-    facts = model_facts(project.model)
+    facts = model_facts(project.model) if facts is None else facts
     program, ctl = ground_alongside(lambda: satisfiability(load_policies(project, warnings=False)), facts,
                                     POLICY_SWITCHES, CONFLICT_ARGS)
+    if on_grounded is not None:
+        on_grounded(ctl)
     return minimal_conflict(program, facts, project.model, timeout=timeout - (time.monotonic() - started),
                             control=ctl)
 

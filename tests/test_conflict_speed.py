@@ -1,9 +1,11 @@
 """What `ordo explain --conflict` leaves out or reads more cheaply, and that the
 answers stay what they were: files that only feed a preference are not
-grounded in conflict mode; labelling and lint read fewer of clingo's AST nodes."""
+grounded in conflict mode; labelling and lint read fewer of clingo's AST nodes;
+the search runs in a child within the time limit and memory cap."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import clingo
@@ -13,10 +15,11 @@ from clingo import ast
 from domain.project import load_project
 from planner import lint
 from planner.core import load_policies
-from planner.explain import CONFLICT_ARGS, POLICY_SWITCHES, minimal_conflict, satisfiability
+from planner.explain import CONFLICT_ARGS, POLICY_SWITCHES, conflict_here, minimal_conflict, satisfiability
 from planner.facts import model_facts
 from planner.program import _global_variables, load_program
 from planner.solve import ground_alongside
+from tests.conftest import run_ordo_process
 
 DELETE_MGMT = ("requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
 HEADER = "%@ name: {name}\n%@ description: t\n%@ owner: t\n%@ enforcement: soft\n"
@@ -131,3 +134,27 @@ def test_the_labelled_program_is_what_clingo_parses(tmp_path):
     ctl.ground([("base", [])])
     assert [str(a.symbol) for a in ctl.symbolic_atoms.by_signature("__violation", 2)] == \
         ['__violation(0,("a","t","v"))']
+
+
+def test_the_conflict_found_in_the_child_is_the_one_found_here(vfw_copy):
+    """`ordo explain --conflict` (a process of its own: no threads, so the search is forked)."""
+    run = run_ordo_process("explain", "-C", vfw_copy, *DELETE_MGMT[:1], "--inventory", DELETE_MGMT[1],
+                           "--conflict", "--json")
+    assert run.code == 3, run.text
+    expected = conflict_here(load_project(vfw_copy, *DELETE_MGMT), timeout=30)
+    assert json.loads(run.out) == json.loads(json.dumps(expected.to_dict()))
+
+
+def test_a_policy_that_grounds_without_end_is_stopped_and_named(vfw_copy):
+    """Before, `explain --conflict` grounded in the process itself, where nothing can stop clingo."""
+    ordo_yaml = vfw_copy / "ordo.yaml"
+    ordo_yaml.write_text(ordo_yaml.read_text(encoding="utf-8").replace(
+        "  solve_timeout: 20", "  solve_timeout: 20\n  memory_limit_mb: 1024"), encoding="utf-8")
+    bomb = vfw_copy / "bomb.lp"
+    bomb.write_text("%@ name: bomb\n%@ description: t\n%@ owner: t\n%@ enforcement: hard\n"
+                    "bomb_n(1..100000).\nbomb_pair(A,B) :- bomb_n(A), bomb_n(B).\n"
+                    ":- bomb_pair(A,A), A < 0.\n", encoding="utf-8")   # read by a constraint: not left out
+    run = run_ordo_process("explain", "-C", vfw_copy, *DELETE_MGMT[:1], "--inventory", DELETE_MGMT[1],
+                           "--conflict", "--policy", bomb, "--timeout", "2", timeout=60)
+    assert run.code in (1, 4), run.text
+    assert "grounding exceeded" in run.text and "the policy that grounds largest is bomb" in run.text, run.text
