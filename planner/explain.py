@@ -553,8 +553,8 @@ def _goal_dependent(unlabelled: list[ast.AST]) -> set[tuple[str, int]]:
     return out
 
 
-def _labelled_constraint(stm: ast.AST) -> bool:
-    if stm.ast_type != ast.ASTType.Rule or (head := stm.head).ast_type != ast.ASTType.Literal:
+def _labelled_constraint(stm: ast.AST, kind: ast.ASTType) -> bool:
+    if kind != ast.ASTType.Rule or (head := stm.head).ast_type != ast.ASTType.Literal:
         return False
     atom = head.atom
     return (atom.ast_type == ast.ASTType.SymbolicAtom and (sym := atom.symbol).ast_type == ast.ASTType.Function
@@ -590,8 +590,10 @@ def _conflict_whatever_goals(program: Program, held: clingo.Control, rules: list
     unlabelled: list[ast.AST] = []
     constants: set[str] = set()
     for stm in (stm for f in program.files for stm in f.statements):   # one pass: each AST read is a C call
-        (labelled if _labelled_constraint(stm) else unlabelled).append(stm)
-        if stm.ast_type == ast.ASTType.Definition:
+        kind = stm.ast_type
+        # a labelled constraint's text names __violation (its head): one call tells most statements apart
+        (labelled if "__violation" in str(stm) and _labelled_constraint(stm, kind) else unlabelled).append(stm)
+        if kind == ast.ASTType.Definition:
             constants.add(stm.name)
     dependent = _goal_dependent(unlabelled)
     wanted = {rule.index: rule for rule in rules}

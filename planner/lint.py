@@ -147,15 +147,16 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
     reads: list[tuple[Sig, At]] = []
     code: list[tuple[str, At]] = []
     for stm in statements:
-        if stm.ast_type == ast.ASTType.Script:
+        kind = stm.ast_type   # read once: each read is a call into clingo
+        if kind == ast.ASTType.Script:
             code.append(("#script", _at(stm.location)))
             continue
         got, read, calls = _parts(stm)
         code += [(name, _at(loc)) for name, loc in calls]
-        if stm.ast_type == ast.ASTType.Defined:
+        if kind == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
-        if stm.ast_type == ast.ASTType.Definition:
+        if kind == ast.ASTType.Definition:
             constants.append((stm.name, _at(stm.location)))
             continue
         defined += [(sig, _at(loc)) for sig, loc in got]
