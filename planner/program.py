@@ -492,14 +492,16 @@ def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[s
         return stm
     atom = head.atom
     if atom.ast_type == ast.ASTType.BooleanConstant and not atom.value:
-        names = _global_variables(list(stm.body))
+        body = list(stm.body)
+        names = _global_variables(body)
         info = RuleInfo(len(rules), "constraint", pfile.display, loc.begin.line, loc.begin.column,
                         _text(lines, loc), tuple(names), _comment_before(lines, loc.begin.line))
         rules.append(info)
         values = ast.Function(loc, "", [ast.Variable(loc, n) for n in names], False)
         new_head = ast.Function(loc, "__violation",
                                 [ast.SymbolicTerm(loc, clingo.Number(info.index)), values], False)
-        return stm.update(head=ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)))
+        # a Rule made anew, not stm.update(head=...): that reads every attribute again
+        return ast.Rule(loc, ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)), body)
     if atom.ast_type == ast.ASTType.SymbolicAtom:
         sym = atom.symbol
         if sym.ast_type == ast.ASTType.Function and sym.name == "before" and len(sym.arguments) == 2:
@@ -508,7 +510,7 @@ def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[s
             rules.append(info)
             new_head = ast.Function(loc, "__before",
                                     [*sym.arguments, ast.SymbolicTerm(loc, clingo.Number(info.index))], False)
-            return stm.update(head=ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)))
+            return ast.Rule(loc, ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)), stm.body)
     return stm
 
 
