@@ -478,13 +478,14 @@ def _included_display(pfile: PolicyFile, target: Path, root: Path) -> str:
 
 
 def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[str]) -> ast.AST:
-    if stm.ast_type == ast.ASTType.Minimize:
+    kind = stm.ast_type
+    if kind == ast.ASTType.Minimize:
         # Preferences count only in strict mode: explaining "no plan" needs
         # no optimal placement, only the fewest violated constraints.
         strict = ast.Literal(stm.location, ast.Sign.NoSign,
                              ast.SymbolicAtom(ast.Function(stm.location, "__strict", [], False)))
         return stm.update(body=[*stm.body, strict])
-    if stm.ast_type != ast.ASTType.Rule:
+    if kind != ast.ASTType.Rule:
         return stm
     head = stm.head
     loc = stm.location
