@@ -179,13 +179,14 @@ def _facts_of(pfile: PolicyFile) -> _FileFacts:
 
 
 def optimisation_only(program: Program) -> set[str]:
-    """The policy files (as displayed) whose rules only feed a preference: no
-    labelled rule; every statement a ``#minimize``, a weak constraint or a
-    rule whose head is one plain atom; none of them recursive; and nothing
-    they define read by another file, the base library or ordo's own
-    programs (``__`` names, before/2 ...). Whatever the rest of a model is,
-    such rules extend it in exactly one way: left out, no question of
-    satisfiability changes its answer (planner/explain.py's conflict mode)."""
+    """The policy files (as displayed) whose rules only feed a preference (or
+    nothing at all): no labelled rule; every statement a comment, a
+    ``#minimize``, a weak constraint or a rule whose head is one plain atom;
+    none of them recursive; and nothing they define read by another file,
+    the base library or ordo's own programs (``__`` names, before/2 ...).
+    Whatever the rest of a model is, such rules extend it in exactly one
+    way: left out, no question of satisfiability changes its answer
+    (planner/explain.py's conflict mode)."""
     with_rules = {rule.file for rule in program.rules}
     facts = {pfile.display: _facts_of(pfile) for pfile in program.files}
     out: set[str] = set()

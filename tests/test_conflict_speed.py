@@ -158,3 +158,9 @@ def test_a_policy_that_grounds_without_end_is_stopped_and_named(vfw_copy):
                            "--conflict", "--policy", bomb, "--timeout", "2", timeout=60)
     assert run.code in (1, 4), run.text
     assert "grounding exceeded" in run.text and "the policy that grounds largest is bomb" in run.text, run.text
+
+
+def test_rules_that_feed_nothing_are_left_out_too(tmp_path):
+    """No constraint reads what they derive: they cannot make a plan impossible (nor grow the grounding)."""
+    program = _program(tmp_path, {"idle.lp": "pair(A,B) :- resource(A,_), resource(B,_).\n"})
+    assert lint.optimisation_only(program) == {"idle.lp"}
