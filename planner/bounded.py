@@ -34,7 +34,8 @@ from clingo import ast
 
 from domain.errors import DiagnosticsError, OrdoError
 from domain.model import Model
-from planner.explain import Explanation, explain_no_plan
+from domain.project import Project
+from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, satisfiability
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
 from planner.solve import SolveResult, _ground, solve
@@ -76,6 +77,7 @@ class _Job:
     timeout: float
     memory_mb: int
     problem: str = ""        # why the program could not be rebuilt (fork server)
+    project: Project | None = None   # conflict_bounded's: the child checks and grounds its policies
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -114,6 +116,22 @@ def ground_bounded(program: Program, facts: list[str], *, timeout: float, memory
     return _answer(_ground_child, _Job(program, facts, None, time.monotonic() + timeout, timeout, memory_mb))[1]
 
 
+def conflict_bounded(project: Project, *, timeout: float, memory_mb: int) -> MinimalConflict | None:
+    """``explain.conflict_here`` in a forked child within ``timeout`` seconds
+    (grounding and search together) and ``memory_mb``: the policies are
+    checked, grounded and searched there, and the answer crosses back. The
+    facts are made here, before the fork (made there, every resource of the
+    model the child reads would be copied). From a process that runs threads
+    (no fork) it runs here, unbounded."""
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return conflict_here(project, timeout=timeout)
+    from planner.facts import model_facts
+
+    deadline = time.monotonic() + timeout
+    job = _Job(None, model_facts(project.model), project.model, deadline, timeout, memory_mb, project=project)
+    return _answer(_conflict_child, job)[1]
+
+
 def _answer(target, job: _Job) -> tuple:
     """The ("done", ...) message of ``target`` run in a child; errors and limits raise."""
     kind, grounded = "time", False
@@ -137,16 +155,21 @@ def _answer(target, job: _Job) -> tuple:
     limit, hint = ((f"the time limit ({job.timeout:g} s)", "settings.solve_timeout in ordo.yaml or --timeout")
                    if kind == "time" else
                    (f"the memory cap ({job.memory_mb} MB)", "settings.memory_limit_mb in ordo.yaml or --memory-limit"))
-    index = _largest(job.program, job.facts, min(job.timeout, PROBE_SECONDS), job.memory_mb)
+    program, facts = job.program, job.facts
+    if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
+        from planner.core import load_policies
+
+        program = satisfiability(load_policies(job.project, warnings=False))
+    index = _largest(program, facts, min(job.timeout, PROBE_SECONDS), job.memory_mb)
     if index is None:
         culprit = "not known (no policy file of the project or library grounds any atom)"
     elif index < 0:
-        culprit = f"none: the base library with the model's {len(job.facts)} facts is that large by itself"
+        culprit = f"none: the base library with the model's {len(facts)} facts is that large by itself"
     else:
-        culprit = f"{job.program.files[index].meta.name} ({job.program.files[index].display})"
+        culprit = f"{program.files[index].meta.name} ({program.files[index].display})"
     raise PlanningLimitError(kind, f"{'solving' if grounded else 'grounding'} exceeded {limit}; the policy "
                                    f"that grounds largest is {culprit}. Fix that policy, or raise {hint}",
-                             job.program.files[index].display if index is not None and index >= 0 else "")
+                             program.files[index].display if index is not None and index >= 0 else "")
 
 
 def _received(result: SolveResult) -> SolveResult:
@@ -294,6 +317,21 @@ def _plan_child(conn: Connection, job: _Job) -> None:
         return ("done", result, explanation, seconds)
 
     _reply(conn, plan)
+
+
+def _conflict_child(conn: Connection, job: _Job) -> None:
+    """Check and ground the project's policies, search for a minimal conflict;
+    send ("grounded",), then the answer. The ground program is never freed:
+    the process ends once the answer is sent."""
+    _start_child(job.memory_mb)
+    kept: list[clingo.Control] = []
+
+    def grounded(ctl: clingo.Control) -> None:
+        kept.append(ctl)
+        conn.send(("grounded",))
+
+    _reply(conn, lambda: ("done", conflict_here(job.project, timeout=max(0.0, job.deadline - time.monotonic()),
+                                                facts=job.facts, on_grounded=grounded)))
 
 
 def _ground_child(conn: Connection, job: _Job) -> None:

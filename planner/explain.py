@@ -9,6 +9,7 @@ above it, and the values of its variables (the resources involved).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -405,12 +406,26 @@ def conflict_order(program: Program, symbols: dict[int, clingo.Symbol]) -> list[
     return sorted(symbols, key=key)
 
 
-def project_conflict(project: Project, *, timeout: float) -> MinimalConflict | None:
+def project_conflict(project: Project, *, timeout: float, memory_mb: int | None = None) -> MinimalConflict | None:
     """``minimal_conflict`` of a project's policies (refused as
-    ``load_policies`` refuses them) and model, the facts parsed while the
-    policies are checked (``ground_alongside``). Their warnings are not
-    looked for: a conflict has none to show. ``timeout`` counts from the
-    start of the grounding."""
+    ``load_policies`` refuses them) and model, in a child process within
+    ``timeout`` seconds and ``memory_mb`` (default the project's
+    settings.memory_limit_mb, else planner.bounded's): a policy can ground
+    without end, and clingo cannot stop a grounding. Past a limit,
+    PlanningLimitError naming the policy that grounds largest, as for a plan."""
+    from planner.bounded import conflict_bounded, default_memory_mb
+
+    return conflict_bounded(project, timeout=timeout,
+                            memory_mb=memory_mb or project.settings.memory_limit_mb or default_memory_mb())
+
+
+def conflict_here(project: Project, *, timeout: float, facts: list[str] | None = None,
+                  on_grounded: Callable[[clingo.Control], None] | None = None) -> MinimalConflict | None:
+    """``project_conflict`` in this process, the facts (the model's, unless
+    given) parsed while the policies are checked (``ground_alongside``).
+    Their warnings are not looked for: a conflict has none to show.
+    ``timeout`` counts from the start; ``on_grounded`` is given the grounded
+    Control (a child keeps it: freeing it takes time the answer waits for)."""
     import time
 
     from planner.core import load_policies
@@ -418,11 +433,27 @@ def project_conflict(project: Project, *, timeout: float) -> MinimalConflict | N
     from planner.solve import ground_alongside
 
     started = time.monotonic()
-    facts = model_facts(project.model)
-    program, ctl = ground_alongside(lambda: load_policies(project, warnings=False), facts, POLICY_SWITCHES,
-                                    CONFLICT_ARGS)
+    facts = model_facts(project.model) if facts is None else facts
+    program, ctl = ground_alongside(lambda: satisfiability(load_policies(project, warnings=False)), facts,
+                                    POLICY_SWITCHES, CONFLICT_ARGS)
+    if on_grounded is not None:
+        on_grounded(ctl)
     return minimal_conflict(program, facts, project.model, timeout=timeout - (time.monotonic() - started),
                             control=ctl)
+
+
+def satisfiability(program: Program) -> Program:
+    """``program`` without the files that only feed a preference
+    (``planner.lint.optimisation_only``; at 10,000 resources the stock
+    prefer-cheaper-region alone grounds in 0.1 s): conflict mode asks only
+    whether a set of policies and goals can hold together. The program
+    itself when there are none."""
+    from planner.lint import optimisation_only
+
+    left_out = optimisation_only(program)
+    if not left_out:
+        return program
+    return dataclasses.replace(program, files=[f for f in program.files if f.display not in left_out])
 
 
 def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float,
@@ -445,6 +476,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     from planner.solve import _ground
 
     deadline = time.monotonic() + timeout
+    program = satisfiability(program)
     names = {f.display: f.meta.name for f in program.files}
     ctl = control if control is not None else _ground(program, facts, POLICY_SWITCHES, CONFLICT_ARGS)[0]
     held = _Switches(ctl, deadline, ("__on",))
@@ -521,8 +553,8 @@ def _goal_dependent(unlabelled: list[ast.AST]) -> set[tuple[str, int]]:
     return out
 
 
-def _labelled_constraint(stm: ast.AST) -> bool:
-    if stm.ast_type != ast.ASTType.Rule or (head := stm.head).ast_type != ast.ASTType.Literal:
+def _labelled_constraint(stm: ast.AST, kind: ast.ASTType) -> bool:
+    if kind != ast.ASTType.Rule or (head := stm.head).ast_type != ast.ASTType.Literal:
         return False
     atom = head.atom
     return (atom.ast_type == ast.ASTType.SymbolicAtom and (sym := atom.symbol).ast_type == ast.ASTType.Function
@@ -558,8 +590,10 @@ def _conflict_whatever_goals(program: Program, held: clingo.Control, rules: list
     unlabelled: list[ast.AST] = []
     constants: set[str] = set()
     for stm in (stm for f in program.files for stm in f.statements):   # one pass: each AST read is a C call
-        (labelled if _labelled_constraint(stm) else unlabelled).append(stm)
-        if stm.ast_type == ast.ASTType.Definition:
+        kind = stm.ast_type
+        # a labelled constraint's text names __violation (its head): one call tells most statements apart
+        (labelled if "__violation" in str(stm) and _labelled_constraint(stm, kind) else unlabelled).append(stm)
+        if kind == ast.ASTType.Definition:
             constants.add(stm.name)
     dependent = _goal_dependent(unlabelled)
     wanted = {rule.index: rule for rule in rules}

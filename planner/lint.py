@@ -98,7 +98,9 @@ def _parts(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig
     functions it calls ("@name", location)."""
     found: dict[int, list[tuple[Sig, ast.Location]]] = {_DEFINES: [], _READS: [], _READS_IN_HEAD: []}
     calls = []
-    for node, kind, role in _walk(stm):
+    # A script call is a term written '@name(...)': with no '@' in the statement's text
+    # there is none, and the terms below its atoms need no walk (half of the nodes).
+    for node, kind, role in _walk(stm, atoms_only="@" not in str(stm)):
         if kind == T.Function and node.external:
             calls.append((f"@{node.name}", node.location))
         elif kind == T.SymbolicAtom and role in found:
@@ -145,15 +147,16 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
     reads: list[tuple[Sig, At]] = []
     code: list[tuple[str, At]] = []
     for stm in statements:
-        if stm.ast_type == ast.ASTType.Script:
+        kind = stm.ast_type   # read once: each read is a call into clingo
+        if kind == ast.ASTType.Script:
             code.append(("#script", _at(stm.location)))
             continue
         got, read, calls = _parts(stm)
         code += [(name, _at(loc)) for name, loc in calls]
-        if stm.ast_type == ast.ASTType.Defined:
+        if kind == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
-        if stm.ast_type == ast.ASTType.Definition:
+        if kind == ast.ASTType.Definition:
             constants.append((stm.name, _at(stm.location)))
             continue
         defined += [(sig, _at(loc)) for sig, loc in got]
@@ -173,6 +176,77 @@ def _facts_of(pfile: PolicyFile) -> _FileFacts:
             _FACTS.clear()
         _FACTS[key] = _file_facts(pfile.statements)
     return _FACTS[key]
+
+
+def optimisation_only(program: Program) -> set[str]:
+    """The policy files (as displayed) whose rules only feed a preference (or
+    nothing at all): no labelled rule; every statement a comment, a
+    ``#minimize``, a weak constraint or a rule whose head is one plain atom;
+    none of them recursive; and nothing they define read by another file,
+    the base library or ordo's own programs (``__`` names, before/2 ...).
+    Whatever the rest of a model is, such rules extend it in exactly one
+    way: left out, no question of satisfiability changes its answer
+    (planner/explain.py's conflict mode)."""
+    with_rules = {rule.file for rule in program.rules}
+    facts = {pfile.display: _facts_of(pfile) for pfile in program.files}
+    out: set[str] = set()
+    for pfile in program.files:
+        mine = facts[pfile.display]
+        if pfile.origin == "base" or pfile.display in with_rules or mine.declared or mine.constants or mine.code:
+            continue
+        defined = {sig for sig, _ in mine.defined}
+        if any(sig[0].startswith("__") or sig in OPEN_SIGNATURES for sig in defined):
+            continue
+        if any(sig in defined for other in program.files if other is not pfile
+               for sig, _ in facts[other.display].reads):
+            continue
+        edges = _preference_rules(pfile.statements)
+        if edges is not None and _acyclic(edges):
+            out.add(pfile.display)
+    return out
+
+
+def _preference_rules(statements: list[ast.AST]) -> dict[Sig, set[Sig]] | None:
+    """What each atom the statements define is derived from; None unless every
+    statement is a comment, a #program part, a #minimize (or weak constraint)
+    or a rule with one plain atom for head."""
+    edges: dict[Sig, set[Sig]] = {}
+    for stm in statements:
+        kind = stm.ast_type
+        if kind in (T.Comment, T.Program, T.Minimize):
+            continue
+        if kind != T.Rule:
+            return None
+        head = stm.head
+        if (head.ast_type != T.Literal or head.sign != ast.Sign.NoSign or head.atom.ast_type != T.SymbolicAtom
+                or head.atom.symbol.ast_type != T.Function):
+            return None
+        defined, read = _split(stm)
+        for sig, _ in defined:
+            edges.setdefault(sig, set()).update(sig for sig, _ in read)
+    return edges
+
+
+def _acyclic(edges: dict[Sig, set[Sig]]) -> bool:
+    """Whether no atom is derived, through the rules ``edges`` describes, from itself."""
+    done: set[Sig] = set()
+    for start in edges:
+        if start in done:
+            continue
+        path, stack = {start}, [(start, iter(edges[start]))]
+        while stack:
+            sig, below = stack[-1]
+            step = next((s for s in below if s in edges and s not in done), None)
+            if step is None:
+                done.add(sig)
+                path.discard(sig)
+                stack.pop()
+            elif step in path:
+                return False
+            else:
+                path.add(step)
+                stack.append((step, iter(edges[step])))
+    return True
 
 
 def _signatures(text: str) -> frozenset[Sig]:

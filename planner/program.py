@@ -156,24 +156,25 @@ def _source_line(path: str, line: int) -> str:
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
-class _Variables(ast.Transformer):
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def visit_Variable(self, node: ast.AST) -> ast.AST:  # noqa: N802 (clingo's naming)
-        if node.name != "_" and not node.name.startswith("_") and node.name not in self.names:
-            self.names.append(node.name)
-        return node
+#: A string term (skipped) or a variable's name, in a term's text: a name that
+#: starts with a capital; one that starts with '_' is anonymous (never a head's).
+_VARIABLE = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![A-Za-z0-9_\'])([A-Z][A-Za-z0-9_\']*)')
 
 
 def _global_variables(body: list[ast.AST]) -> list[str]:
-    """Variables bound by positive atoms at the top of a body (safe to put in a head)."""
-    finder = _Variables()
+    """Variables bound by positive atoms at the top of a body (safe to put in
+    a head), in the order they first occur. Read from each atom's text (one
+    call into clingo, where a walk of its terms takes one per node): clingo
+    writes a term's parts in the order they are held, and strings escaped."""
+    names: list[str] = []
     for lit in body:
-        if (lit.ast_type == ast.ASTType.Literal and lit.sign == ast.Sign.NoSign
-                and lit.atom.ast_type == ast.ASTType.SymbolicAtom):
-            finder(lit.atom)
-    return finder.names
+        if lit.ast_type == ast.ASTType.Literal and lit.sign == ast.Sign.NoSign:
+            atom = lit.atom
+            if atom.ast_type == ast.ASTType.SymbolicAtom:
+                for name in _VARIABLE.findall(str(atom)):
+                    if name and name not in names:
+                        names.append(name)
+    return names
 
 
 def _comment_before(lines: list[str], line: int) -> str:
@@ -477,13 +478,14 @@ def _included_display(pfile: PolicyFile, target: Path, root: Path) -> str:
 
 
 def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[str]) -> ast.AST:
-    if stm.ast_type == ast.ASTType.Minimize:
+    kind = stm.ast_type
+    if kind == ast.ASTType.Minimize:
         # Preferences count only in strict mode: explaining "no plan" needs
         # no optimal placement, only the fewest violated constraints.
         strict = ast.Literal(stm.location, ast.Sign.NoSign,
                              ast.SymbolicAtom(ast.Function(stm.location, "__strict", [], False)))
         return stm.update(body=[*stm.body, strict])
-    if stm.ast_type != ast.ASTType.Rule:
+    if kind != ast.ASTType.Rule:
         return stm
     head = stm.head
     loc = stm.location
@@ -491,14 +493,16 @@ def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[s
         return stm
     atom = head.atom
     if atom.ast_type == ast.ASTType.BooleanConstant and not atom.value:
-        names = _global_variables(list(stm.body))
+        body = list(stm.body)
+        names = _global_variables(body)
         info = RuleInfo(len(rules), "constraint", pfile.display, loc.begin.line, loc.begin.column,
                         _text(lines, loc), tuple(names), _comment_before(lines, loc.begin.line))
         rules.append(info)
         values = ast.Function(loc, "", [ast.Variable(loc, n) for n in names], False)
         new_head = ast.Function(loc, "__violation",
                                 [ast.SymbolicTerm(loc, clingo.Number(info.index)), values], False)
-        return stm.update(head=ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)))
+        # a Rule made anew, not stm.update(head=...): that reads every attribute again
+        return ast.Rule(loc, ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)), body)
     if atom.ast_type == ast.ASTType.SymbolicAtom:
         sym = atom.symbol
         if sym.ast_type == ast.ASTType.Function and sym.name == "before" and len(sym.arguments) == 2:
@@ -507,7 +511,7 @@ def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[s
             rules.append(info)
             new_head = ast.Function(loc, "__before",
                                     [*sym.arguments, ast.SymbolicTerm(loc, clingo.Number(info.index))], False)
-            return stm.update(head=ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)))
+            return ast.Rule(loc, ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)), stm.body)
     return stm
 
 
