@@ -35,7 +35,7 @@ from clingo import ast
 from domain.errors import DiagnosticsError, OrdoError
 from domain.model import Model
 from domain.project import Project
-from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, satisfiability
+from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
 from planner.solve import SolveResult, _ground, solve
@@ -159,7 +159,7 @@ def _answer(target, job: _Job) -> tuple:
     if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
         from planner.core import load_policies
 
-        program = satisfiability(load_policies(job.project, warnings=False))
+        program = load_policies(job.project, warnings=False)
     index = _largest(program, facts, min(job.timeout, PROBE_SECONDS), job.memory_mb)
     if index is None:
         culprit = "not known (no policy file of the project or library grounds any atom)"

@@ -9,7 +9,6 @@ above it, and the values of its variables (the resources involved).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -434,26 +433,12 @@ def conflict_here(project: Project, *, timeout: float, facts: list[str] | None =
 
     started = time.monotonic()
     facts = model_facts(project.model) if facts is None else facts
-    program, ctl = ground_alongside(lambda: satisfiability(load_policies(project, warnings=False)), facts,
+    program, ctl = ground_alongside(lambda: load_policies(project, warnings=False), facts,
                                     POLICY_SWITCHES, CONFLICT_ARGS)
     if on_grounded is not None:
         on_grounded(ctl)
     return minimal_conflict(program, facts, project.model, timeout=timeout - (time.monotonic() - started),
                             control=ctl)
-
-
-def satisfiability(program: Program) -> Program:
-    """``program`` without the files that only feed a preference
-    (``planner.lint.optimisation_only``; at 10,000 resources the stock
-    prefer-cheaper-region alone grounds in 0.1 s): conflict mode asks only
-    whether a set of policies and goals can hold together. The program
-    itself when there are none."""
-    from planner.lint import optimisation_only
-
-    left_out = optimisation_only(program)
-    if not left_out:
-        return program
-    return dataclasses.replace(program, files=[f for f in program.files if f.display not in left_out])
 
 
 def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeout: float,
@@ -476,7 +461,6 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     from planner.solve import _ground
 
     deadline = time.monotonic() + timeout
-    program = satisfiability(program)
     names = {f.display: f.meta.name for f in program.files}
     ctl = control if control is not None else _ground(program, facts, POLICY_SWITCHES, CONFLICT_ARGS)[0]
     held = _Switches(ctl, deadline, ("__on",))

@@ -1,7 +1,6 @@
-"""What `ordo explain --conflict` leaves out or reads more cheaply, and that the
-answers stay what they were: files that only feed a preference are not
-grounded in conflict mode; labelling and lint read fewer of clingo's AST nodes;
-the search runs in a child within the time limit and memory cap."""
+"""What `ordo explain --conflict` reads more cheaply, and that the answers stay
+what they were: labelling and lint read fewer of clingo's AST nodes; the
+search runs in a child within the time limit and memory cap."""
 
 from __future__ import annotations
 
@@ -14,11 +13,8 @@ from clingo import ast
 
 from domain.project import load_project
 from planner import lint
-from planner.core import load_policies
-from planner.explain import CONFLICT_ARGS, POLICY_SWITCHES, conflict_here, minimal_conflict, satisfiability
-from planner.facts import model_facts
+from planner.explain import conflict_here
 from planner.program import _global_variables, load_program
-from planner.solve import ground_alongside
 from tests.conftest import run_ordo_process
 
 DELETE_MGMT = ("requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
@@ -32,55 +28,6 @@ def _program(folder: Path, files: dict[str, str]):
         path.write_text(HEADER.format(name=path.stem) + text)
         paths.append((path, name, "project"))
     return load_program(paths, folder)
-
-
-def test_the_stock_preference_is_not_grounded_in_conflict_mode(vfw_copy):
-    project = load_project(vfw_copy, *DELETE_MGMT)
-    program = load_policies(project)
-    assert "<library>/prefer-cheaper-region.lp" in lint.optimisation_only(program)
-    kept = satisfiability(program)
-    assert [f.display for f in kept.files] == [f.display for f in program.files
-                                               if f.display != "<library>/prefer-cheaper-region.lp"]
-    assert kept.rules == program.rules
-    facts = model_facts(project.model)
-    _, full = ground_alongside(lambda: program, facts, POLICY_SWITCHES, CONFLICT_ARGS)
-    _, left = ground_alongside(lambda: kept, facts, POLICY_SWITCHES, CONFLICT_ARGS)
-    assert any(True for _ in full.symbolic_atoms.by_signature("cheaper_region_homed", 1))
-    assert not any(True for _ in left.symbolic_atoms.by_signature("cheaper_region_homed", 1))
-
-
-def test_leaving_the_preference_out_names_the_same_conflict(vfw_copy, monkeypatch):
-    project = load_project(vfw_copy, *DELETE_MGMT)
-    facts = model_facts(project.model)
-    found = minimal_conflict(load_policies(project), facts, project.model, timeout=30)
-    monkeypatch.setattr(lint, "optimisation_only", lambda _program: set())
-    everything = minimal_conflict(load_policies(project), facts, project.model, timeout=30)
-    assert found is not None and found.rules
-    assert found.to_dict() == everything.to_dict()
-
-
-@pytest.mark.parametrize(("text", "left_out"), [
-    ("cheap(R) :- resource(R,_), not dear(R).\ndear(R) :- label(R,\"tier\",\"gold\").\n"
-     ":~ cheap(R). [1@1,R]\n#minimize { 2,R : dear(R) }.\n", True),
-    # a rule that reads itself through 'not' may have no model: kept
-    ("odd(R) :- resource(R,_), not odd(R).\n:~ odd(R). [1,R]\n", False),
-    ("loop(R) :- resource(R,_), again(R).\nagain(R) :- loop(R).\n:~ loop(R). [1,R]\n", False),
-    # a choice, a constant (global to the program), a constraint, a placement rule: kept
-    ("{ pick(R) } :- resource(R,_).\n:~ pick(R). [1,R]\n", False),
-    ("#const w = 2.\nheavy(R) :- resource(R,_).\n:~ heavy(R). [w,R]\n", False),
-    ("heavy(R) :- resource(R,_).\n:- heavy(R), label(R,\"x\",\"y\").\n", False),
-    ("before(op(R,\"create\"),op(R,\"activate\")) :- resource(R,_).\n", False),
-    ("-heavy(R) :- resource(R,_).\n:~ -heavy(R). [1,R]\n", False),
-])
-def test_only_files_that_feed_a_preference_alone_are_left_out(tmp_path, text, left_out):
-    program = _program(tmp_path, {"pref.lp": text})
-    assert (lint.optimisation_only(program) == {"pref.lp"}) is left_out
-
-
-def test_a_preference_another_file_reads_is_kept(tmp_path):
-    program = _program(tmp_path, {"pref.lp": "dear(R) :- label(R,\"tier\",\"gold\").\n:~ dear(R). [1,R]\n",
-                                  "hard.lp": ":- dear(R), place(R,\"region-one\").\n"})
-    assert lint.optimisation_only(program) == set()
 
 
 class _Walked(ast.Transformer):
@@ -153,14 +100,8 @@ def test_a_policy_that_grounds_without_end_is_stopped_and_named(vfw_copy):
     bomb = vfw_copy / "bomb.lp"
     bomb.write_text("%@ name: bomb\n%@ description: t\n%@ owner: t\n%@ enforcement: hard\n"
                     "bomb_n(1..100000).\nbomb_pair(A,B) :- bomb_n(A), bomb_n(B).\n"
-                    ":- bomb_pair(A,A), A < 0.\n", encoding="utf-8")   # read by a constraint: not left out
+                    ":- bomb_pair(A,A), A < 0.\n", encoding="utf-8")
     run = run_ordo_process("explain", "-C", vfw_copy, *DELETE_MGMT[:1], "--inventory", DELETE_MGMT[1],
                            "--conflict", "--policy", bomb, "--timeout", "2", timeout=60)
     assert run.code in (1, 4), run.text
     assert "grounding exceeded" in run.text and "the policy that grounds largest is bomb" in run.text, run.text
-
-
-def test_rules_that_feed_nothing_are_left_out_too(tmp_path):
-    """No constraint reads what they derive: they cannot make a plan impossible (nor grow the grounding)."""
-    program = _program(tmp_path, {"idle.lp": "pair(A,B) :- resource(A,_), resource(B,_).\n"})
-    assert lint.optimisation_only(program) == {"idle.lp"}
