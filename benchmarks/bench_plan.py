@@ -4,11 +4,14 @@ For each N (default 100, 1000, 10000):
 
 1. generate a project of N resources into benchmarks/out/nN/ (generate.py);
 2. run ``ordo plan -C DIR --out plan.json`` as a separate process, --repeat
-   times; wall time around the process, peak RSS of that one child from
-   ``os.wait4`` (its own rusage, not the harness's); report the median wall
-   time and the largest peak; ground size, status and #operations come from
-   plan.json (ordo's packages are byte-compiled first, as an installed ordo
-   is: ``compile_ordo``);
+   times, the sizes in turn (round k runs every N once, so all medians come
+   from the same minutes and time(2N) / time(N), printed where both sizes
+   are measured, is not skewed by a change of load between sizes); wall
+   time around the process, peak RSS of that one child from ``os.wait4``
+   (its own rusage, not the harness's); report the median wall time and the
+   largest peak; ground size, status and #operations come from plan.json
+   (ordo's packages are byte-compiled first, as an installed ordo is:
+   ``compile_ordo``);
 3. run ordo once more in-process (ordo_probe.py, in its own process) for the
    phase timings ordo records, and "clingo alone": the very same program
    grounded and solved by clingo in that process, with ordo's solver options
@@ -199,28 +202,42 @@ def compile_ordo() -> None:
     subprocess.run([PYTHON, "-m", "compileall", "-q", *folders], check=True, stdout=subprocess.DEVNULL)
 
 
-def bench_ordo(row: Row, folder: Path, repeat: int) -> None:
-    plan_file = folder / "plan.json"
-    peaks = []
+def bench_ordo(rows: list[Row], folders: dict[int, Path], repeat: int) -> None:
+    """Time ``ordo plan`` on every N, round-robin: round k runs each N once, so
+    that every N's median comes from the same minutes of the machine and the
+    ratios between sizes (time(20k) / time(10k)) are not skewed by a change of
+    load between one size's runs and the next's."""
+    peaks: dict[int, list[float]] = {row.n: [] for row in rows}
     for _ in range(repeat):
-        if plan_file.exists():
-            plan_file.unlink()
-        run = run_child([ORDO, "plan", "-C", str(folder), "--out", str(plan_file)], cwd=folder)
-        if run.returncode != 0 or not plan_file.exists():
-            row.errors.append(f"ordo plan exited {run.returncode}: {run.stderr.strip()[-500:]}")
-            row.ordo_status = "error"
-            return
-        row.ordo_walls.append(run.wall)
-        peaks.append(run.peak_mb)
-    row.ordo_wall = statistics.median(row.ordo_walls)
-    row.ordo_peak_mb = max(peaks)
-    plan = json.loads(plan_file.read_text())
-    row.ordo_status = plan.get("status", "?")
-    row.gap = gap_text(plan.get("cost", []))
-    row.ground_atoms = plan.get("ground_atoms")
-    row.ground_rules = plan.get("ground_rules")
-    row.operations = len(plan.get("operations", []))
-    row.waves = len(plan.get("waves", []))
+        for row in rows:
+            if row.ordo_status != "error":
+                peaks[row.n].append(run_ordo_once(row, folders[row.n]))
+    for row in rows:
+        if row.ordo_status == "error":
+            continue
+        row.ordo_wall = statistics.median(row.ordo_walls)
+        row.ordo_peak_mb = max(peaks[row.n])
+        plan = json.loads((folders[row.n] / "plan.json").read_text())
+        row.ordo_status = plan.get("status", "?")
+        row.gap = gap_text(plan.get("cost", []))
+        row.ground_atoms = plan.get("ground_atoms")
+        row.ground_rules = plan.get("ground_rules")
+        row.operations = len(plan.get("operations", []))
+        row.waves = len(plan.get("waves", []))
+
+
+def run_ordo_once(row: Row, folder: Path) -> float:
+    """One timed ``ordo plan`` of ``folder``: its wall time joins the row's, its peak RSS is returned."""
+    plan_file = folder / "plan.json"
+    if plan_file.exists():
+        plan_file.unlink()
+    run = run_child([ORDO, "plan", "-C", str(folder), "--out", str(plan_file)], cwd=folder)
+    if run.returncode != 0 or not plan_file.exists():
+        row.errors.append(f"ordo plan exited {run.returncode}: {run.stderr.strip()[-500:]}")
+        row.ordo_status = "error"
+        return 0.0
+    row.ordo_walls.append(run.wall)
+    return run.peak_mb
 
 
 def gap_text(levels: list[dict]) -> str:
@@ -448,8 +465,9 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     previous = previous_records(args.history, machine_key(info))
     rows: list[Row] = []
+    folders: dict[int, Path] = {}
     for n in sizes:
-        folder = args.out / f"n{n}"
+        folders[n] = folder = args.out / f"n{n}"
         if folder.exists():
             shutil.rmtree(folder)
         inst = generate.write_project(n, folder, args.seed)
@@ -459,9 +477,15 @@ def main(argv: list[str] | None = None) -> int:
                                "anti_affinity_vnfs": len(inst.anti_affinity)})
         row.previous = previous.get(str(n))
         print(f"N={n:,}: {row.counts}", flush=True)
-        bench_ordo(row, folder, args.repeat)
-        print(f"  ordo plan: {row.ordo_status} (gap {row.gap}), median {row.ordo_wall:.2f} s of {len(row.ordo_walls)}, "
-              f"peak {row.ordo_peak_mb:.0f} MB, {row.operations} operations", flush=True)
+        rows.append(row)
+    bench_ordo(rows, folders, args.repeat)
+    for row in rows:
+        n, folder = row.n, folders[row.n]
+        if row.ordo_status == "error":
+            print(f"N={n:,}: ordo plan failed", flush=True)
+        else:
+            print(f"N={n:,}: ordo plan: {row.ordo_status} (gap {row.gap}), median {row.ordo_wall:.2f} s of "
+                  f"{len(row.ordo_walls)}, peak {row.ordo_peak_mb:.0f} MB, {row.operations} operations", flush=True)
         if not args.no_probe and row.ordo_status != "error":
             bench_probe(row, folder)
             print(f"  in-process phases: {row.probe.get('timings')}, "
@@ -476,7 +500,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row.fd_detail}", flush=True)
         for error in row.errors:
             print(f"  note: {error}", flush=True)
-        rows.append(row)
+    for row in rows:
+        double = next((r for r in rows if r.n == 2 * row.n and r.ordo_wall), None)
+        if double and row.ordo_wall:
+            print(f"time({double.n:,}) / time({row.n:,}): {double.ordo_wall / row.ordo_wall:.2f} "
+                  f"(medians of runs taken in turn)", flush=True)
 
     body = table_rows(rows)
     print()
