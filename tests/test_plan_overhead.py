@@ -30,7 +30,10 @@ def collector_on():
     was = gc.isenabled()
     gc.enable()
     yield
-    if not was:
+    # as it was before, also when the test left it off (a later test in this worker expects it on)
+    if was:
+        gc.enable()
+    else:
         gc.disable()
 
 
