@@ -17,13 +17,16 @@ the pipeline, and prints one JSON line:
   ``make_plan`` records), as before, for benchmarks/bench_plan.py;
 - ``ground``: clingo alone, after the timed run (not part of the phases): the
   same program (base + library + project policies + facts + ordo's glue)
-  grounded and solved in this process with ordo's solver options, the
-  baseline that ordo's whole process is compared with (bench_plan.py's
-  "clingo alone" column), and a cross-check of the ground size in plan.json.
+  grounded and solved with ordo's solver options in a fresh process of its
+  own (``--clingo-alone``), with the collector off as in ordo's planning
+  child: the baseline that ordo's whole process is compared with
+  (bench_plan.py's "clingo alone" column), and a cross-check of the ground
+  size in plan.json.
 
 Usage::
 
     python benchmarks/ordo_probe.py PROJECT_DIR [PLAN_OUT]
+    python benchmarks/ordo_probe.py --clingo-alone PROJECT_DIR   # clingo alone only
 """
 
 from __future__ import annotations
@@ -32,22 +35,39 @@ import time
 
 STARTED = time.perf_counter()
 
+import gc  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
-def ground_size(project) -> dict:
-    """clingo alone: the very same program grounded and solved in this
-    process by ``planner.solve.solve`` (ordo's solver options and time limit;
-    no child process, no decoding, no plan), and its ground size."""
+def ground_size(folder: str) -> dict:
+    """clingo alone: the very same program grounded and solved by
+    ``planner.solve.solve`` (ordo's solver options and time limit; no child
+    process, no decoding, no plan) in a process of its own, started for it,
+    with the collector off as in ordo's planning child, and its ground size.
+    Measured in the probe's own process after the timed run, the collector
+    walked the timed run's whole heap while the solver's models became Python
+    objects: at 20,000 resources that tripled the solve, and flattered ordo."""
+    run = subprocess.run([sys.executable, __file__, "--clingo-alone", folder], capture_output=True, text=True,
+                         check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def clingo_alone(folder: str) -> dict:
+    """``ground_size``'s measurement, in this (fresh) process."""
+    from executor.runs import load_with_journal
     from planner.core import load_policies
     from planner.facts import model_facts
     from planner.solve import solve
 
+    project = load_with_journal(Path(folder), None, None, [], None)
     program = load_policies(project)
     facts = model_facts(project.model)
+    gc.disable()
     result = solve(program, facts, timeout=project.settings.solve_timeout)
     return {"facts": len(facts), "atoms": result.atoms, "rules": result.rules, "status": result.status,
             "ground_s": result.ground_seconds, "solve_s": result.solve_seconds}
@@ -79,6 +99,9 @@ class Timer:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--clingo-alone"]:
+        print(json.dumps(clingo_alone(os.path.abspath(argv[1]))))
+        return
     folder = os.path.abspath(argv[0])
     plan_out = argv[1] if len(argv) > 1 else os.path.join(tempfile.mkdtemp(prefix="ordo-probe-"), "plan.json")
     import executor.runs
@@ -132,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         out["plan_ground_rules"] = outcome.plan.ground_rules
         out["operations"] = len(outcome.plan.operations)
         out["waves"] = len(outcome.plan.waves)
-    out["ground"] = ground_size(timer.results["load_with_journal"])
+    out["ground"] = ground_size(folder)
     print(json.dumps(out))
 
 
