@@ -11,12 +11,13 @@ For each N (default 100, 1000, 10000):
    (its own rusage, not the harness's); report the median wall time and the
    largest peak; ground size, status and #operations come from plan.json
    (ordo's packages are byte-compiled first, as an installed ordo is:
-   ``compile_ordo``);
+   ``compile_ordo``); each ordo run is followed by one of "clingo alone"
+   (``ordo_probe.py --clingo-alone``, a fresh process): the very same program
+   grounded and solved by clingo, with ordo's solver options and time limit
+   but no child process, no decoding and no plan building; the ratio of the
+   medians, ordo wall / clingo alone, is ordo's overhead;
 3. run ordo once more in-process (ordo_probe.py, in its own process) for the
-   phase timings ordo records, and "clingo alone": the very same program
-   grounded and solved by clingo in that process, with ordo's solver options
-   and time limit but no child process, no decoding and no plan building
-   (the ratio ordo wall / clingo alone is ordo's overhead);
+   phase timings ordo records;
 4. build the same instance as a classical planning problem with
    unified-planning and solve it with ``OneshotPlanner(name="fast-downward")``
    (fd_encoding.py) in a separate process: its wall time covers interpreter
@@ -185,6 +186,7 @@ class Row:
     ordo_status: str = ""
     gap: str = ""                 # per cost level, cost - lower bound, when not proved optimal
     ordo_walls: list[float] = field(default_factory=list)
+    clingo_runs: list[float] = field(default_factory=list)   # clingo alone, ground + solve, one per round
     ordo_wall: float = float("nan")
     ordo_peak_mb: float = float("nan")
     ground_atoms: int | None = None
@@ -203,7 +205,10 @@ class Row:
 
     @property
     def clingo_s(self) -> float | None:
-        """clingo alone: ground + solve of the same program, in-process (ordo_probe.py)."""
+        """clingo alone: ground + solve of the same program (ordo_probe.py --clingo-alone), the
+        median of one run per round, taken in turn with ordo's (else the probe's one run)."""
+        if self.clingo_runs:
+            return statistics.median(self.clingo_runs)
         clingo = self.probe.get("ground", {})
         return clingo["ground_s"] + clingo["solve_s"] if "solve_s" in clingo else None
 
@@ -236,16 +241,21 @@ def compile_ordo() -> None:
     subprocess.run([PYTHON, "-m", "compileall", "-q", *folders], check=True, stdout=subprocess.DEVNULL)
 
 
-def bench_ordo(rows: list[Row], folders: dict[int, Path], repeat: int) -> None:
+def bench_ordo(rows: list[Row], folders: dict[int, Path], repeat: int, clingo: bool) -> None:
     """Time ``ordo plan`` on every N, round-robin: round k runs each N once, so
     that every N's median comes from the same minutes of the machine and the
     ratios between sizes (time(20k) / time(10k)) are not skewed by a change of
-    load between one size's runs and the next's."""
+    load between one size's runs and the next's. With ``clingo``, each ordo run
+    is followed by one of clingo alone on the same N, so that ordo/clingo is a
+    ratio of medians taken in turn too (one run of each swung it from 1.9 to
+    2.6 at 10,000 on this host)."""
     peaks: dict[int, list[float]] = {row.n: [] for row in rows}
     for _ in range(repeat):
         for row in rows:
             if row.ordo_status != "error":
                 peaks[row.n].append(run_ordo_once(row, folders[row.n]))
+            if clingo and row.ordo_status != "error":
+                run_clingo_once(row, folders[row.n])
     for row in rows:
         if row.ordo_status == "error":
             continue
@@ -258,6 +268,17 @@ def bench_ordo(rows: list[Row], folders: dict[int, Path], repeat: int) -> None:
         row.ground_rules = plan.get("ground_rules")
         row.operations = len(plan.get("operations", []))
         row.waves = len(plan.get("waves", []))
+
+
+def run_clingo_once(row: Row, folder: Path) -> None:
+    """One run of clingo alone on ``folder`` (ordo_probe.py --clingo-alone): its ground + solve joins the row's."""
+    run = run_child([PYTHON, str(HERE / "ordo_probe.py"), "--clingo-alone", str(folder.resolve())],
+                    capture=True, cwd=folder)
+    if run.returncode != 0:
+        row.errors.append(f"clingo alone exited {run.returncode}: {run.stderr.strip()[-500:]}")
+        return
+    measured = json.loads(run.stdout.strip().splitlines()[-1])
+    row.clingo_runs.append(measured["ground_s"] + measured["solve_s"])
 
 
 def run_ordo_once(row: Row, folder: Path) -> float:
@@ -448,14 +469,15 @@ ARGS_TIMEOUT = 120.0
 
 
 def detail_table(rows: list[Row]) -> tuple[tuple[str, ...], list[list[str]]]:
-    header = ("N", "status", "ordo runs s", "load_project s", "make_plan s", "ground s", "solve s",
-              "decode+schedule s", "waves", "FD status", "FD peak MB", "FD build s", "UP write+FD s",
+    header = ("N", "status", "ordo runs s", "clingo alone runs s", "load_project s", "make_plan s", "ground s",
+              "solve s", "decode+schedule s", "waves", "FD status", "FD peak MB", "FD build s", "UP write+FD s",
               "FD own s", "FD actions")
     body = []
     for r in rows:
         p, t, d = r.probe, r.probe.get("timings", {}), r.fd_detail
         body.append([
             f"{r.n:,}", r.ordo_status, "/".join(f"{w:.2f}" for w in r.ordo_walls),
+            "/".join(f"{w:.2f}" for w in r.clingo_runs) or "-",
             fmt(p.get("load_project_s"), ".2f"), fmt(p.get("make_plan_s"), ".2f"),
             fmt(t.get("ground"), ".2f"), fmt(t.get("solve"), ".2f"), fmt(t.get("decode"), ".2f"),
             fmt(r.waves, ","), r.fd_status,
@@ -512,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         row.previous = previous.get(str(n))
         print(f"N={n:,}: {row.counts}", flush=True)
         rows.append(row)
-    bench_ordo(rows, folders, args.repeat)
+    bench_ordo(rows, folders, args.repeat, clingo=not args.no_probe)
     for row in rows:
         n, folder = row.n, folders[row.n]
         if row.ordo_status == "error":
