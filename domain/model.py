@@ -380,8 +380,7 @@ def build_model(
             placement=record.placement if record.state != initial[record.type] else None,
             requires=record.requires, labels=record.labels,  # the record's own: copied before a change
             attributes=record.attributes, observed=True, origin=where,
-            relations=_relations(record) if record.uses or record.member_of or record.hosted_on
-            or record.relations else set())
+            relations=_relations(record))
         previous = resources.get(record.name)
         if previous is not None:
             res.origin = previous.origin

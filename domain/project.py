@@ -104,7 +104,7 @@ def observed_digest(observed: list[ObservedResource], stored: list[str] | None =
     ``stored``: the same records as JSON text, in the same order (the journal's rows). When the
     records are in name order and ``stored`` is exactly their JSON (checked in one call that writes
     them out as an inventory's, half the cost of writing each record), it is hashed as it is."""
-    if stored is not None and len(stored) == len(observed):
+    if stored is not None and len(stored) == len(observed) and all(type(text) is str for text in stored):
         names = [r.name for r in observed]
         if all(a < b for a, b in zip(names, names[1:], strict=False)) and (
                 InventoryFile.model_construct(resources=observed).model_dump_json()

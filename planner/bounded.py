@@ -55,6 +55,12 @@ class PlanningLimitError(OrdoError):
         self.file = file   # the policy file that grounds largest, as the user knows it
 
 
+def memory_for(project: Project, given: int | None = None) -> int:
+    """The memory cap of a child planning for ``project``: the one given, else
+    its settings.memory_limit_mb, else ``default_memory_mb``."""
+    return given or project.settings.memory_limit_mb or default_memory_mb()
+
+
 def default_memory_mb() -> int:
     """4 GB: ten times what a 10,000-resource plan takes; but at most half of
     the machine's memory, so that a runaway policy leaves room for the rest."""
@@ -78,6 +84,9 @@ class _Job:
     memory_mb: int
     problem: str = ""        # why the program could not be rebuilt (fork server)
     project: Project | None = None   # conflict_bounded's: the child checks and grounds its policies
+    #: what a user raises when the time limit or the memory cap strikes
+    hints: tuple[str, str] = ("settings.solve_timeout in ordo.yaml or --timeout",
+                              "settings.memory_limit_mb in ordo.yaml or --memory-limit")
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -123,12 +132,13 @@ def conflict_bounded(project: Project, *, timeout: float, memory_mb: int) -> Min
     facts are made here, before the fork (made there, every resource of the
     model the child reads would be copied). From a process that runs threads
     (no fork) it runs here, unbounded."""
-    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if not _can_fork():
         return conflict_here(project, timeout=timeout)
     from planner.facts import model_facts
 
     deadline = time.monotonic() + timeout
-    job = _Job(None, model_facts(project.model), project.model, deadline, timeout, memory_mb, project=project)
+    job = _Job(None, model_facts(project.model), project.model, deadline, timeout, memory_mb, project=project,
+               hints=("--timeout", "settings.memory_limit_mb in ordo.yaml"))
     return _answer(_conflict_child, job)[1]
 
 
@@ -152,9 +162,8 @@ def _answer(target, job: _Job) -> tuple:
                 raise OrdoError(message[1])
             elif tag == "ended":
                 raise OrdoError(f"the planning process ended unexpectedly (exit code {message[1]})")
-    limit, hint = ((f"the time limit ({job.timeout:g} s)", "settings.solve_timeout in ordo.yaml or --timeout")
-                   if kind == "time" else
-                   (f"the memory cap ({job.memory_mb} MB)", "settings.memory_limit_mb in ordo.yaml or --memory-limit"))
+    limit, hint = ((f"the time limit ({job.timeout:g} s)", job.hints[0]) if kind == "time" else
+                   (f"the memory cap ({job.memory_mb} MB)", job.hints[1]))
     program, facts = job.program, job.facts
     if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
         from planner.core import load_policies
@@ -233,8 +242,13 @@ class _Child:
         self.conn.close()
 
 
+def _can_fork() -> bool:
+    """Whether a child may be forked from this process: not from one that runs threads."""
+    return threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
 def _context() -> multiprocessing.context.BaseContext:
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+    if _can_fork():
         return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])

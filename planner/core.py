@@ -18,7 +18,7 @@ from domain.gcpause import paused_gc
 from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
-from planner.bounded import default_memory_mb, solve_bounded
+from planner.bounded import memory_for, solve_bounded
 from planner.decode import Decoded, decode, op_id
 from planner.explain import Explanation, conflicts_from, explain_cycle
 from planner.facts import model_facts
@@ -175,7 +175,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     facts = sliced.facts if sliced is not None else model_facts(project.model)
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
-    memory = memory_mb or project.settings.memory_limit_mb or default_memory_mb()
+    memory = memory_for(project, memory_mb)
     result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory)
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False)

@@ -411,11 +411,11 @@ def project_conflict(project: Project, *, timeout: float, memory_mb: int | None 
     ``timeout`` seconds and ``memory_mb`` (default the project's
     settings.memory_limit_mb, else planner.bounded's): a policy can ground
     without end, and clingo cannot stop a grounding. Past a limit,
-    PlanningLimitError naming the policy that grounds largest, as for a plan."""
-    from planner.bounded import conflict_bounded, default_memory_mb
+    PlanningLimitError naming the policy that grounds largest, as for a plan.
+    From a process that runs threads (no fork) it runs here, without limits."""
+    from planner.bounded import conflict_bounded, memory_for
 
-    return conflict_bounded(project, timeout=timeout,
-                            memory_mb=memory_mb or project.settings.memory_limit_mb or default_memory_mb())
+    return conflict_bounded(project, timeout=timeout, memory_mb=memory_for(project, memory_mb))
 
 
 def conflict_here(project: Project, *, timeout: float, facts: list[str] | None = None,
@@ -455,7 +455,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     answer. Otherwise the goals are switched too, on a program about twice
     the size (a goal's resource may end in its current state or the asked
     one), and the core is shrunk there. ``control``: the first program,
-    grounded already (``project_conflict``)."""
+    grounded already (``conflict_here``)."""
     import time
 
     from planner.solve import _ground

@@ -270,7 +270,7 @@ def _capacity_left(model: Model, index: _Index, keep: set[str], located: Callabl
         res = model.resources[name]
         if name in keep or res.current == initial[res.type]:   # kept, or not present
             continue
-        where = res.placement or located(name)   # a present resource is where it is placed
+        where = located(name)
         if where is not None:
             for key, amount in res.requires.items():
                 used[(where, key)] = used.get((where, key), 0) + amount

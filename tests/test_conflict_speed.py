@@ -105,3 +105,5 @@ def test_a_policy_that_grounds_without_end_is_stopped_and_named(vfw_copy):
                            "--conflict", "--policy", bomb, "--timeout", "2", timeout=60)
     assert run.code in (1, 4), run.text
     assert "grounding exceeded" in run.text and "the policy that grounds largest is bomb" in run.text, run.text
+    # explain's own option, not plan's setting (explain --timeout does not read settings.solve_timeout)
+    assert "raise --timeout" in run.text and "solve_timeout" not in run.text, run.text

@@ -141,6 +141,20 @@ def test_a_plan_digest_counts_the_journal_as_before(tmp_path: Path) -> None:
         == _defined_digest(records)
 
 
+def test_a_row_stored_as_bytes_is_read_and_counted_as_before(tmp_path: Path) -> None:
+    """SQLite keeps what it was given: a row written as a BLOB (by hand, or another tool) reads back
+    as bytes. It validates as before, and the digest is the records' (no TypeError joining rows)."""
+    import sqlite3
+
+    root = _project(tmp_path / "p", "resources: []\n")
+    records = _records(5)
+    _filled(str(root / ".ordo" / "journal.db"), records).close()
+    with sqlite3.connect(root / ".ordo" / "journal.db") as db:
+        db.execute("UPDATE state SET record = CAST(record AS BLOB) WHERE resource = 'net-001'")
+    project = load_with_journal(root, None, None, [], None)
+    assert dict(project.inputs)[".ordo/journal.db"] == _defined_digest(records)
+
+
 def test_a_request_adding_to_a_recorded_resource_leaves_its_record_as_it_was(tmp_path: Path) -> None:
     """The model shares a journal record's requires and labels until a request adds to them."""
     root = _project(tmp_path / "p", "resources: [{name: net-001, type: network, requires: {vlan: 2}, "
