@@ -114,8 +114,16 @@ def run_child(cmd: list[str], timeout: float | None = None, capture: bool = Fals
     """
     fd, report = tempfile.mkstemp(prefix="ordo-bench-", suffix=".run")
     os.close(fd)
+    try:
+        return _launched(cmd, Path(report), timeout, capture, cwd, env)
+    finally:
+        Path(report).unlink(missing_ok=True)
+
+
+def _launched(cmd: list[str], report: Path, timeout: float | None, capture: bool, cwd: Path | None,
+              env: dict[str, str] | None) -> Run:
     started = time.perf_counter()
-    proc = subprocess.Popen([PYTHON, "-S", "-c", LAUNCHER, report, *cmd],
+    proc = subprocess.Popen([PYTHON, "-S", "-c", LAUNCHER, str(report), *cmd],
                             stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=subprocess.PIPE,
                             cwd=cwd, start_new_session=True, text=True,
                             env=None if env is None else {**os.environ, **env})
@@ -131,37 +139,47 @@ def run_child(cmd: list[str], timeout: float | None = None, capture: bool = Fals
         reader.start()
     killed = threading.Event()
 
-    def kill() -> None:
-        killed.set()
-        # unified-planning starts Fast Downward in a session of its own, so
-        # killing the child's process group is not enough: kill the child's
-        # whole process tree, pid by pid, leaves first.
-        for pid in [*reversed(descendants(proc.pid)), proc.pid]:
+    def kill(pids: list[int]) -> None:
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    timer = threading.Timer(timeout, kill) if timeout else None
+    def time_out() -> None:
+        killed.set()
+        # unified-planning starts Fast Downward in a session of its own, so
+        # killing the command's process group is not enough: kill its whole
+        # process tree, pid by pid, leaves first. The launcher is left to reap
+        # the command and write its peak, and killed only if it does not end.
+        kill(list(reversed(descendants(proc.pid))))
+
+    timer = threading.Timer(timeout, time_out) if timeout else None
     if timer:
         timer.start()
-    proc.wait()
+    try:
+        proc.wait(timeout=None if timeout is None else timeout + 60)
+    except BaseException:   # the launcher did not end after the kill, or Ctrl-C here
+        kill([*reversed(descendants(proc.pid)), proc.pid])
+        proc.wait()
+        if not killed.is_set():
+            raise
     wall = time.perf_counter() - started
     if timer:
         timer.cancel()
     for reader in readers:
         reader.join(timeout=30)
-    measured = Path(report).read_text().split()
-    Path(report).unlink()
-    if len(measured) == 2:   # the launcher's own: the command alone, not the launcher's start
-        wall, peak_kib = float(measured[0]), int(measured[1])
+    measured = report.read_text().split()
+    returncode = proc.returncode
+    if len(measured) == 3:   # the launcher's own: the command alone, not the launcher's start
+        wall, peak_kib, returncode = float(measured[0]), int(measured[1]), int(measured[2])
     else:                    # killed before it wrote them
         peak_kib = 0
     return Run(wall=wall, peak_mb=peak_kib / 1024,  # KiB on Linux
-               returncode=None if killed.is_set() else proc.returncode,
+               returncode=None if killed.is_set() else returncode,
                stdout=chunks["stdout"], stderr=chunks["stderr"])
 
 
-#: Starts ``argv[2:]`` and reports its wall time and peak RSS (KiB) into the file ``argv[1]``;
-#: exits as the command did. See run_child.
+#: Starts ``argv[2:]`` and reports its wall time, peak RSS (KiB) and exit code (-N: signal N)
+#: into the file ``argv[1]``. See run_child.
 LAUNCHER = """
 import os, sys, time
 started = time.perf_counter()
@@ -169,13 +187,15 @@ pid = os.fork()
 if pid == 0:
     try:
         os.execvp(sys.argv[2], sys.argv[2:])
-    finally:
-        os._exit(127)
+    except OSError as exc:
+        os.write(2, f"{sys.argv[2]}: {exc}\\n".encode())
+    os._exit(127)
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - started
+code = os.waitstatus_to_exitcode(status)   # -N: ended by signal N
 with open(sys.argv[1], "w") as out:
-    out.write(f"{wall} {usage.ru_maxrss}")
-sys.exit(os.waitstatus_to_exitcode(status) % 256)
+    out.write(f"{wall} {usage.ru_maxrss} {code}")
+sys.exit(code % 256)
 """
 
 
