@@ -42,6 +42,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shutil
@@ -577,8 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         for error in row.errors:
             print(f"  note: {error}", flush=True)
     for row in rows:
-        double = next((r for r in rows if r.n == 2 * row.n and r.ordo_wall), None)
-        if double and row.ordo_wall:
+        double = next((r for r in rows if r.n == 2 * row.n and math.isfinite(r.ordo_wall)), None)
+        if double and math.isfinite(row.ordo_wall):
             print(f"time({double.n:,}) / time({row.n:,}): {double.ordo_wall / row.ordo_wall:.2f} "
                   f"(medians of runs taken in turn)", flush=True)
 
