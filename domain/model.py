@@ -364,7 +364,6 @@ def build_model(
 
     where = Origin(observed_file or "<journal>")
     in_journal = (_journal_source(where.file), ())
-    initial = {tname: kind.initial for tname, kind in kinds.items()}
     for record in observed:
         # The journal's record of what runs did: newer than the inventory file.
         kind = kinds.get(record.type)
@@ -377,7 +376,7 @@ def build_model(
             continue
         res = Resource(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,
-            placement=record.placement if record.state != initial[record.type] else None,
+            placement=record.placement if record.state != kind.initial else None,
             requires=record.requires, labels=record.labels,  # the record's own: copied before a change
             attributes=record.attributes, observed=True, origin=where,
             relations=_relations(record))
@@ -494,10 +493,9 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
     if part_of is not None and existing.part_of is None:  # a different part_of is refused before
         found.append((("part_of",) if desired.part_of else (),
                       f"it is not part of another resource {seen}; the request puts it under '{part_of}'"))
-    if desired.uses or desired.member_of or desired.hosted_on or desired.relations:
-        for kind, target in sorted(_relations(desired) - existing.relations):
-            found.append((_relation_path(src, path, kind, target)[len(path):],
-                          f"it has no relationship '{kind}' to '{target}' {seen}"))
+    for kind, target in sorted(_relations(desired) - existing.relations):
+        found.append((_relation_path(src, path, kind, target)[len(path):],
+                      f"it has no relationship '{kind}' to '{target}' {seen}"))
     if desired.placement is not None and desired.placement != existing.placement:
         found.append((("placement",), f"it is placed on {_shown(existing.placement)} {seen}, "
                                       f"not on '{desired.placement}'"))
@@ -659,9 +657,10 @@ def _relations(res: Any) -> set[tuple[str, str]]:
 
 def _acyclic(graph: dict[str, list[str]]) -> bool:
     """Whether the graph has no cycle: one iterative depth-first pass, each node
-    and edge looked at once. A target with no edges of its own (most of them:
-    the networks a module uses, the service a VNF is part of) ends no cycle and
-    is not entered."""
+    entered at most once. A target with no edges of its own (most of them: the
+    networks a module uses, the service a VNF is part of) ends no cycle and is
+    not entered; a root whose edges all end at such targets or at nodes cleared
+    already is cleared without being entered."""
     done: set[str] = set()
     path: set[str] = set()   # the nodes on the stack
     for root, edges in graph.items():

@@ -31,7 +31,6 @@ class Decoded:
     group_limits: dict[str, int] = field(default_factory=dict)
     order: list[str] | None = None                       # a topological order, once cycle() found none
 
-
     @cached_property
     def graph(self) -> nx.DiGraph:
         """The order as a networkx graph, built when asked for (a cycle to name, an explanation)."""

@@ -9,6 +9,7 @@ above it, and the values of its variables (the resources involved).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -120,8 +121,6 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
     Of the smallest correction sets, the one named is the least in the order
     of ``least_correction`` (not the solver's first): the same problem gives
     the same explanation however its policies are written."""
-    import time
-
     deadline = time.monotonic() + timeout
     if control is not None:
         result = relax(control, timeout)
@@ -242,8 +241,6 @@ def _solve_until(ctl: clingo.Control, assumptions: list, deadline: float,
     """One solve under ``assumptions``: how it ended, and the core (the
     assumption literals in conflict) when unsatisfiable. TimeoutError when
     ``deadline`` comes first."""
-    import time
-
     with ctl.solve(assumptions=assumptions, on_model=on_model, async_=True) as handle:
         finished = handle.wait(max(0.01, deadline - time.monotonic()))
         while not finished and time.monotonic() < deadline:
@@ -425,8 +422,6 @@ def conflict_here(project: Project, *, timeout: float, facts: list[str] | None =
     Their warnings are not looked for: a conflict has none to show.
     ``timeout`` counts from the start; ``on_grounded`` is given the grounded
     Control (a child keeps it: freeing it takes time the answer waits for)."""
-    import time
-
     from planner.core import load_policies
     from planner.facts import model_facts
     from planner.solve import ground_alongside
@@ -456,8 +451,6 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     the size (a goal's resource may end in its current state or the asked
     one), and the core is shrunk there. ``control``: the first program,
     grounded already (``conflict_here``)."""
-    import time
-
     from planner.solve import _ground
 
     deadline = time.monotonic() + timeout
@@ -632,8 +625,6 @@ def goals_to_drop(program: Program, facts: list[str], model: Model, *,
     """The fewest requested goals whose removal allows a plan with every hard
     policy kept: (resource, state, where requested). None when even giving
     up every goal leaves no plan, or in the time limit."""
-    import time
-
     from planner.solve import SolveResult, _ground, _search
 
     switched = ["__" + f if f.startswith("desired(") else f for f in facts]

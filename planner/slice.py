@@ -147,10 +147,7 @@ class _Index:
             if res.part_of:
                 children.setdefault(res.part_of, []).append(name)
             for _, other in res.relations:
-                if other in users:
-                    users[other].add(name)
-                else:
-                    users[other] = {name}
+                users.setdefault(other, set()).add(name)
             for ref in res.refs:
                 users.setdefault(ref.producer, set()).add(name)
             if res.labels and ANTI_AFFINITY in res.labels:
