@@ -208,6 +208,7 @@ class Row:
     gap: str = ""                 # per cost level, cost - lower bound, when not proved optimal
     ordo_walls: list[float] = field(default_factory=list)
     clingo_runs: list[float] = field(default_factory=list)   # clingo alone, ground + solve, one per round
+    clingo: dict = field(default_factory=dict)   # the last of those runs, whole (ground size too)
     ordo_wall: float = float("nan")
     ordo_peak_mb: float = float("nan")
     ground_atoms: int | None = None
@@ -298,8 +299,8 @@ def run_clingo_once(row: Row, folder: Path) -> None:
     if run.returncode != 0:
         row.errors.append(f"clingo alone exited {run.returncode}: {run.stderr.strip()[-500:]}")
         return
-    measured = json.loads(run.stdout.strip().splitlines()[-1])
-    row.clingo_runs.append(measured["ground_s"] + measured["solve_s"])
+    row.clingo = json.loads(run.stdout.strip().splitlines()[-1])
+    row.clingo_runs.append(row.clingo["ground_s"] + row.clingo["solve_s"])
 
 
 def run_ordo_once(row: Row, folder: Path) -> float:
@@ -325,12 +326,16 @@ def gap_text(levels: list[dict]) -> str:
 
 
 def bench_probe(row: Row, folder: Path) -> None:
-    run = run_child([PYTHON, str(HERE / "ordo_probe.py"), str(folder.resolve())], capture=True, cwd=folder)
+    """The in-process phases; clingo alone is the rounds' (the probe measures it only when they did not)."""
+    skip = ["--no-clingo-alone"] if row.clingo else []
+    run = run_child([PYTHON, str(HERE / "ordo_probe.py"), *skip, str(folder.resolve())], capture=True, cwd=folder)
     if run.returncode != 0:
         row.errors.append(f"probe exited {run.returncode}: {run.stderr.strip()[-500:]}")
         return
     row.probe = json.loads(run.stdout.strip().splitlines()[-1])
     row.probe["peak_mb"] = run.peak_mb
+    if row.clingo:
+        row.probe["ground"] = row.clingo
     ground = row.probe.get("ground", {})
     if not row.ground_atoms and ground.get("atoms"):
         row.errors.append(f"plan.json reports ground_atoms={row.ground_atoms}, ground_rules={row.ground_rules}; "

@@ -21,11 +21,12 @@ the pipeline, and prints one JSON line:
   own (``--clingo-alone``), with the collector off as in ordo's planning
   child: the baseline that ordo's whole process is compared with
   (bench_plan.py's "clingo alone" column), and a cross-check of the ground
-  size in plan.json.
+  size in plan.json. Left out with ``--no-clingo-alone`` (bench_plan.py,
+  which measures it in its rounds already).
 
 Usage::
 
-    python benchmarks/ordo_probe.py PROJECT_DIR [PLAN_OUT]
+    python benchmarks/ordo_probe.py [--no-clingo-alone] PROJECT_DIR [PLAN_OUT]
     python benchmarks/ordo_probe.py --clingo-alone PROJECT_DIR   # clingo alone only
 """
 
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["--clingo-alone"]:
         print(json.dumps(clingo_alone(os.path.abspath(argv[1]))))
         return
+    skip_clingo = "--no-clingo-alone" in argv
+    argv = [arg for arg in argv if arg != "--no-clingo-alone"]
     folder = os.path.abspath(argv[0])
     plan_out = argv[1] if len(argv) > 1 else os.path.join(tempfile.mkdtemp(prefix="ordo-probe-"), "plan.json")
     import executor.runs
@@ -155,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         out["plan_ground_rules"] = outcome.plan.ground_rules
         out["operations"] = len(outcome.plan.operations)
         out["waves"] = len(outcome.plan.waves)
-    out["ground"] = ground_size(folder)
+    if not skip_clingo:
+        out["ground"] = ground_size(folder)
     print(json.dumps(out))
 
 
