@@ -11,9 +11,13 @@ build them.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import Diagnostic, DiagnosticsError, OrdoError
+
+if TYPE_CHECKING:   # what __getattr__ imports on first use, for type checkers and editors
+    from domain.model import Model, Resource
+    from domain.project import Project, load_project
 
 _LAZY = {"Model": "domain.model", "Resource": "domain.model", "Project": "domain.project",
          "load_project": "domain.project"}

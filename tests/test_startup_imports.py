@@ -5,9 +5,14 @@ validators of the project's file formats it built."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import EXAMPLES
 
@@ -42,3 +47,19 @@ def test_plan_imports_and_builds_only_what_planning_reads(tmp_path):
               "executor.core.loop", "executor.core.state", "planner.whatif", "planner.why",
               "planner.verify", "planner.check", "ordo.runs", "ordo.progress", "ordo.testreport")
     assert not [m for m in seen["modules"] if m.startswith(unused)]
+
+
+@pytest.mark.parametrize("package", ["domain", "executor.core"])
+def test_every_lazy_name_is_also_imported_for_type_checkers(package):
+    """A package that imports its names on first use (``__getattr__``) imports
+    the same names under TYPE_CHECKING, so editors and type checkers see them."""
+    module = importlib.import_module(package)
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    checked = {alias.asname or alias.name
+               for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+               for stmt in node.body if isinstance(stmt, ast.ImportFrom) for alias in stmt.names}
+    eager = {alias.asname or alias.name for stmt in tree.body if isinstance(stmt, ast.ImportFrom)
+             for alias in stmt.names}
+    assert checked == set(module.__all__) - eager
+    for name in checked:   # and __getattr__ finds each where the type checker does
+        assert getattr(module, name) is not None

@@ -13,7 +13,45 @@ when a run is resumed from its journal.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:   # what __getattr__ imports on first use, for type checkers and editors
+    from executor.core.event import Event
+    from executor.core.loop import RunCore
+    from executor.core.messages import (
+        Abandon,
+        Admit,
+        Admitted,
+        Arrived,
+        Begin,
+        Call,
+        CallError,
+        Completed,
+        Concern,
+        Continue,
+        Denial,
+        Dispatch,
+        End,
+        ExecutionError,
+        Found,
+        Look,
+        NoPlan,
+        Observe,
+        Observed,
+        OpSpec,
+        Outcome,
+        Planned,
+        PlanSpec,
+        Probe,
+        Probed,
+        Record,
+        Replan,
+        Resumed,
+        Stop,
+        Tick,
+        Wait,
+    )
+    from executor.core.state import Failure, RunState
 
 __all__ = ["Abandon", "Admit", "Admitted", "Arrived", "Begin", "Call", "CallError", "Completed", "Concern",
            "Continue", "Denial", "Dispatch", "End", "Event", "ExecutionError", "Failure", "Found", "Look", "NoPlan",
