@@ -459,7 +459,7 @@ def build_model(
     problems.extend(_part_and_member(resources, paths, survey.both))
     for res, src, path in wired:
         res.refs = tuple(_references(res, resources, kinds, src, path, problems, check_references))
-    problems.extend(_cycles(resources, paths, survey.graphs))
+    problems.extend(_cycles(paths, survey.graphs))
     if problems:
         raise DiagnosticsError(problems)
     return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
@@ -735,21 +735,7 @@ class _Survey:
         self.words = {"label key": labels, "relationship kind": kinds, "capacity kind": set(totals), "param": params}
 
 
-def _sorted_graphs(resources: dict[str, Resource]) -> dict[str, dict[str, list[str]]]:
-    """For each relation kind (and part_of), each resource's edges to resources of the model,
-    nodes and edges sorted (to name cycles in a stable order)."""
-    graphs: dict[str, dict[str, list[str]]] = {}
-    for name, res in sorted(resources.items()):
-        if res.part_of in resources:
-            graphs.setdefault("part_of", {}).setdefault(name, []).append(res.part_of)
-        for kind, target in sorted(res.relations):
-            if target in resources:
-                graphs.setdefault(kind, {}).setdefault(name, []).append(target)
-    return graphs
-
-
-def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathKey]],
-            graphs: dict[str, dict[str, list[str]]]) -> list[Diagnostic]:
+def _cycles(paths: dict[str, tuple[Source, PathKey]], graphs: dict[str, dict[str, list[str]]]) -> list[Diagnostic]:
     """A resource that is (transitively) part of itself, uses itself, ... is an error.
 
     Every elementary cycle is named (at most 20 per kind), each starting at its
@@ -759,9 +745,8 @@ def _cycles(resources: dict[str, Resource], paths: dict[str, tuple[Source, PathK
     cyclic = [kind for kind, graph in sorted(graphs.items()) if graph and not _acyclic(graph)]
     if not cyclic:
         return problems
-    ordered = _sorted_graphs(resources)
     for kind in cyclic:   # in a stable order, the nodes and edges sorted, for the first 20 cycles
-        graph = ordered[kind]
+        graph = {name: sorted(graphs[kind][name]) for name in sorted(graphs[kind])}
         import networkx as nx  # only to name a cycle: a tenth of a second at start-up
 
         found = []

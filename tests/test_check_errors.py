@@ -585,6 +585,24 @@ def test_relationship_cycles(project: Project, request_text, expected) -> None:
     assert_reports(project.check(), *expected)
 
 
+def test_the_cycles_named_are_the_same_whatever_the_order_written(project: Project) -> None:
+    """Five networks that all use each other: 84 cycles, of which 20 are named,
+    the same 20 however the request lists the resources and their uses."""
+    names = ["a", "b", "c", "d", "e"]
+
+    def written(order: list[str]) -> str:
+        return "resources:\n" + "".join(
+            f"  - {{ name: {n}, type: network, uses: [{', '.join(m for m in reversed(order) if m != n)}] }}\n"
+            for n in order)
+
+    reports = []
+    for order in (names, names[::-1], ["c", "e", "a", "d", "b"]):
+        project.write(REQUEST, written(order))
+        reports.append([line[line.index("relationship cycle"):] for line in project.check().err.splitlines()
+                        if "relationship cycle" in line])
+    assert len(reports[0]) == 20 and reports[0] == reports[1] == reports[2]
+
+
 def test_overlapping_cycles_are_each_named(project: Project) -> None:
     project.write(REQUEST, "resources:\n"
                            "  - { name: a, type: network, uses: [b] }\n"
