@@ -58,13 +58,15 @@ def display_path(path: Path, root: Path) -> str:
         return str(path)
 
 
+def project_folder(root: Path | str = ".") -> tuple[Path, Path]:
+    """The project folder and its project file, not read: ``root`` names either."""
+    root = Path(root)
+    return (root.parent, root) if root.is_file() else (root, root / PROJECT_FILE)
+
+
 def read_project_file(root: Path | str = ".") -> tuple[Path, ProjectFile, Source]:
     """The project folder, its parsed ``ordo.yaml`` and the file's source."""
-    root = Path(root)
-    if root.is_file():
-        root_file, root = root, root.parent
-    else:
-        root_file = root / PROJECT_FILE
+    root, root_file = project_folder(root)
     if not root_file.exists():
         raise DiagnosticsError([Diagnostic(
             file=str(root_file), summary="no project file here",

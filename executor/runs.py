@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.gcpause import paused_gc
-from domain.project import Project, display_path, load_project, read_project_file
+from domain.project import Project, display_path, load_project, project_folder, read_project_file
 from executor.journal import Event, Journal, JournalError, JournalUrl, default_path
 from executor.store import is_url, location
 from planner.plan import Plan
@@ -56,8 +56,9 @@ def _journal_at(root: Path, journal: JournalArg) -> Path | JournalUrl:
 def load_with_journal(project: Path, request: Path | None, inventory: Path | None, extra: list[Path],
                       journal: JournalArg) -> Project:
     """The project, with what earlier runs recorded counting as observed (the collector paused
-    while the records are read, as while the model is built: domain/gcpause.py)."""
-    root = project_root(project)
+    while the records are read, as while the model is built: domain/gcpause.py). The project
+    file is read once, by load_project."""
+    root = project_folder(project)[0]
     path = _journal_at(root, journal)
     observed, stored = [], None
     if path.exists():

@@ -165,3 +165,17 @@ def test_a_request_adding_to_a_recorded_resource_leaves_its_record_as_it_was(tmp
     assert project.model.resources["net-001"].requires == {"ip": 1, "vlan": 2}
     assert records == before
     assert records[1].requires == {"ip": 1}
+
+
+@pytest.mark.parametrize("named", ["folder", "file"])
+def test_the_project_file_is_read_once_with_the_journal(tmp_path: Path, monkeypatch, named: str) -> None:
+    """load_with_journal finds the journal from the folder alone: ordo.yaml is read by load_project only."""
+    import domain.project
+
+    root = _project(tmp_path / "p", "resources: []\n")
+    _filled(str(root / ".ordo" / "journal.db"), _records(3)).close()
+    read, load_yaml = [], domain.project.load_yaml
+    monkeypatch.setattr(domain.project, "load_yaml", lambda path, *a, **k: read.append(Path(path).name)
+                        or load_yaml(path, *a, **k))
+    project = load_with_journal(root if named == "folder" else root / "ordo.yaml", None, None, [], None)
+    assert read.count("ordo.yaml") == 1 and {"net-000", "net-001", "net-002"} <= set(project.model.resources)
