@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -160,3 +162,42 @@ def test_the_console_script_exits_with_mains_codes(vfw_copy):
     assert "Plan: 10 to create" in changes.out
     broken = run_ordo_process("plan", "-C", vfw_copy / "nowhere")
     assert broken.code == 1 and broken.out == "" and "error:" in broken.err and "Traceback" not in broken.err
+
+
+END = """
+import atexit, sys, threading, time
+from pathlib import Path
+import ordo.cli
+
+out = Path(sys.argv[1])
+
+class Freed:
+    def __del__(self):   # runs only in the interpreter's teardown
+        (out / "freed").write_text("yes")
+
+kept = Freed()
+atexit.register(lambda: (out / "handler").write_text("ran"))
+print("buffered", end="")   # not flushed yet: a pipe is block-buffered
+if sys.argv[2] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), (out / "thread").write_text("done"))).start()
+if sys.argv[2] == "full":
+    sys.stdout = open("/dev/full", "w")
+    print("more")
+ordo.cli._end({"int": 3, "none": None, "text": "a message", "thread": 5, "full": 0}[sys.argv[2]])
+"""
+
+
+@pytest.mark.parametrize(("code", "status"), [("int", 3), ("none", 0), ("text", 1), ("thread", 5), ("full", 120)])
+def test_the_console_script_ends_without_the_interpreters_teardown(tmp_path, code, status):
+    """_end runs the exit handlers, flushes the streams and ends the process at
+    once, with the status sys.exit would give: the objects still alive are not
+    freed one by one. With another thread still running it ends the usual way."""
+    done = subprocess.run([sys.executable, "-c", END, str(tmp_path), code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == status, done.stderr
+    assert (tmp_path / "handler").read_text() == "ran"
+    if code != "full":
+        assert done.stdout == "buffered"
+    assert done.stderr == ("a message\n" if code == "text" else "")
+    waited = code == "thread"
+    assert (tmp_path / "thread").exists() == waited and (tmp_path / "freed").exists() == waited
