@@ -647,10 +647,11 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         return
     goals = None
     if outcome.status == "no_plan":
-        from planner.explain import goals_to_drop
+        from planner.bounded import goals_bounded, memory_for
         from planner.facts import model_facts
 
-        goals = goals_to_drop(load_policies(loaded), model_facts(loaded.model), loaded.model, timeout=timeout)
+        goals = goals_bounded(load_policies(loaded), model_facts(loaded.model), loaded.model, timeout=timeout,
+                              memory_mb=memory_for(loaded))
     if as_json:
         click.echo(json.dumps({"status": outcome.status, "explanation": outcome.explanation.to_dict()
                                if outcome.explanation else None,

@@ -35,7 +35,7 @@ from clingo import ast
 from domain.errors import DiagnosticsError, OrdoError
 from domain.model import Model
 from domain.project import Project
-from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan
+from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, goals_to_drop
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
 from planner.solve import SolveResult, _ground, solve
@@ -90,12 +90,17 @@ class _Job:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
+        if self.program is None:   # conflict_bounded's: the child checks and loads the project's policies
+            return state
         state["program"] = [(f.path, f.display, f.origin, f.sha256, f.meta) for f in self.program.files]
         state["parameters"] = {f.path.stem: f.parameters for f in self.program.files if f.origin == "library"}
         state["root"] = self.program.root
         return state
 
     def __setstate__(self, state: dict) -> None:
+        if state["program"] is None:
+            self.__dict__.update(state)
+            return
         files, root, parameters = state.pop("program"), state.pop("root"), state.pop("parameters")
         self.__dict__.update(state)
         # every file, included ones too, in the parent's order: an include of a file already listed is skipped
@@ -131,9 +136,7 @@ def conflict_bounded(project: Project, *, timeout: float, memory_mb: int) -> Min
     checked, grounded and searched there, and the answer crosses back. The
     facts are made here, before the fork (made there, every resource of the
     model the child reads would be copied). From a process that runs threads
-    (no fork) it runs here, unbounded."""
-    if not _can_fork():
-        return conflict_here(project, timeout=timeout)
+    the child comes from the fork server, the project pickled to it."""
     from planner.facts import model_facts
 
     deadline = time.monotonic() + timeout
@@ -142,8 +145,24 @@ def conflict_bounded(project: Project, *, timeout: float, memory_mb: int) -> Min
     return _answer(_conflict_child, job)[1]
 
 
-def _answer(target, job: _Job) -> tuple:
-    """The ("done", ...) message of ``target`` run in a child; errors and limits raise."""
+def goals_bounded(program: Program, facts: list[str], model: Model, *, timeout: float,
+                  memory_mb: int) -> list[tuple[str, str, str]] | None:
+    """``explain.goals_to_drop`` in a child within ``timeout`` seconds
+    (grounding and search together) and ``memory_mb``. None when a limit
+    strikes, as when its search finds nothing in time: the goals are the
+    second answer of ``ordo explain``, after the explanation of "no plan"
+    that the same limits allowed, so no policy is probed for the culprit."""
+    job = _Job(program, facts, model, time.monotonic() + timeout, timeout, memory_mb)
+    try:
+        return _answer(_goals_child, job, culprit=False)[1]
+    except PlanningLimitError:
+        return None
+
+
+def _answer(target, job: _Job, *, culprit: bool = True) -> tuple:
+    """The ("done", ...) message of ``target`` run in a child; errors and limits
+    raise (PlanningLimitError naming the policy that grounds largest, unless
+    ``culprit`` is False)."""
     kind, grounded = "time", False
     with _Child(target, job) as child:
         until = job.deadline
@@ -164,6 +183,8 @@ def _answer(target, job: _Job) -> tuple:
                 raise OrdoError(f"the planning process ended unexpectedly (exit code {message[1]})")
     limit, hint = ((f"the time limit ({job.timeout:g} s)", job.hints[0]) if kind == "time" else
                    (f"the memory cap ({job.memory_mb} MB)", job.hints[1]))
+    if not culprit:
+        raise PlanningLimitError(kind, f"{limit} struck; raise {hint}")
     program, facts = job.program, job.facts
     if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
         from planner.core import load_policies
@@ -346,6 +367,20 @@ def _conflict_child(conn: Connection, job: _Job) -> None:
 
     _reply(conn, lambda: ("done", conflict_here(job.project, timeout=max(0.0, job.deadline - time.monotonic()),
                                                 facts=job.facts, on_grounded=grounded)))
+
+
+def _goals_child(conn: Connection, job: _Job) -> None:
+    """The fewest goals to give up; send ("grounded",), then the answer. The
+    ground program is never freed: the process ends once the answer is sent."""
+    _start_child(job.memory_mb)
+    kept: list[clingo.Control] = []
+
+    def grounded(ctl: clingo.Control) -> None:
+        kept.append(ctl)
+        conn.send(("grounded",))
+
+    _reply(conn, lambda: ("done", goals_to_drop(job.program, job.facts, job.model, on_grounded=grounded,
+                                                timeout=max(0.0, job.deadline - time.monotonic()))))
 
 
 def _ground_child(conn: Connection, job: _Job) -> None:

@@ -620,18 +620,22 @@ def _conflict_whatever_goals(program: Program, held: clingo.Control, rules: list
 GOAL_SWITCHES = policies.internal("goal-switches")
 
 
-def goals_to_drop(program: Program, facts: list[str], model: Model, *,
-                  timeout: float) -> list[tuple[str, str, str]] | None:
+def goals_to_drop(program: Program, facts: list[str], model: Model, *, timeout: float,
+                  on_grounded: Callable[[clingo.Control], None] | None = None) -> list[tuple[str, str, str]] | None:
     """The fewest requested goals whose removal allows a plan with every hard
     policy kept: (resource, state, where requested). None when even giving
-    up every goal leaves no plan, or in the time limit."""
+    up every goal leaves no plan, or in the time limit. ``timeout`` counts
+    from the start (grounding too); ``on_grounded`` is given the grounded
+    Control (planner.bounded's child: the parent then waits for the search)."""
     from planner.solve import SolveResult, _ground, _search
 
+    started = time.monotonic()
     switched = ["__" + f if f.startswith("desired(") else f for f in facts]
     ctl, _ = _ground(program, switched, GOAL_SWITCHES,
                      ["--opt-strategy=usc,oll,disjoint", "--opt-mode=opt", "--models=0", "--parallel-mode=1"])
+    if on_grounded is not None:
+        on_grounded(ctl)
     result = SolveResult(status="timeout")
-    started = time.monotonic()
     _search(ctl, result, max(0.1, timeout - (time.monotonic() - started)), True)
     if result.status not in ("optimal", "satisfiable"):
         return None

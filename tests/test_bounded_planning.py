@@ -175,3 +175,51 @@ def test_the_fork_server_imports_ordo_not_a_policies_folder_in_the_current_folde
     proc = subprocess.run([sys.executable, str(script)], cwd=vfw_copy, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["optimal"]
+
+
+def test_explain_finds_the_goals_to_give_up_in_a_child_within_the_limits(vfw_copy):
+    """`ordo explain`'s second answer (the goals to give up) is searched in a
+    child under the same limits as the plan: the same goals as in-process,
+    and None, quickly and with no policy probed, when a limit strikes."""
+    from planner.explain import goals_to_drop
+
+    project = load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
+    program, facts = load_policies(project), model_facts(project.model)
+    here = goals_to_drop(program, facts, project.model, timeout=10)
+    assert here == [("onap-mgmt-net", "absent", "requests/delete-mgmt-net.yaml:5")]
+    assert bounded.goals_bounded(program, facts, project.model, timeout=10, memory_mb=1024) == here
+
+    add_policy(vfw_copy, "slow.lp", SLOW)
+    project = load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
+    program = load_policies(project)
+    started = time.monotonic()
+    assert bounded.goals_bounded(program, facts, project.model, timeout=1, memory_mb=1024) is None
+    assert time.monotonic() - started < 5   # no probe for the policy that grounds largest
+    (vfw_copy / "policies" / "slow.lp").write_text("% slow: now harmless\n")
+    add_policy(vfw_copy, "big.lp", BIG)
+    program = load_policies(load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml"))
+    started = time.monotonic()
+    assert bounded.goals_bounded(program, facts, project.model, timeout=60, memory_mb=200) is None
+    assert time.monotonic() - started < 30   # the memory cap struck, not the time limit
+
+
+def test_a_process_with_threads_searches_a_conflict_through_the_fork_server_within_the_limits(vfw_copy):
+    from planner.explain import project_conflict
+
+    args = ("requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
+    single = project_conflict(load_project(vfw_copy, *args), timeout=30).to_dict()
+    add_policy(vfw_copy, "big.lp", BIG, settings="  memory_limit_mb: 200\n")
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, daemon=True)
+    worker.start()
+    try:
+        assert bounded._context().get_start_method() == "forkserver"
+        (vfw_copy / "policies" / "big.lp").write_text("% big: now harmless\n")
+        assert project_conflict(load_project(vfw_copy, *args), timeout=30).to_dict() == single
+        (vfw_copy / "policies" / "big.lp").write_text(BIG)
+        with pytest.raises(PlanningLimitError) as caught:
+            project_conflict(load_project(vfw_copy, *args), timeout=30)
+        assert caught.value.kind == "memory" and caught.value.file == "policies/big.lp"
+    finally:
+        stop.set()
+        worker.join()
