@@ -3,12 +3,15 @@ and names the policy that grounds largest (planner/bounded.py)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import pickle
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +226,29 @@ def test_a_process_with_threads_searches_a_conflict_through_the_fork_server_with
     finally:
         stop.set()
         worker.join()
+
+
+def _zombies() -> int:
+    """This process's children that ended and were not reaped (Linux)."""
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        count += fields[0] == "Z" and int(fields[1]) == os.getpid()
+    return count
+
+
+def test_children_killed_and_not_waited_for_do_not_pile_up(vfw_copy):
+    """A planning child still alive when its answer is in is killed and not
+    waited for (its memory goes back on another core); multiprocessing reaps
+    it when the next child starts, so however many plans, at most one is left."""
+    project = load_project(vfw_copy)
+    multiprocessing.active_children()   # reaps what ended
+    before = _zombies()                 # another test's, not reaped
+    for _ in range(4):
+        assert make_plan(project).plan is not None
+        assert _zombies() <= before + 1
+    multiprocessing.active_children()
+    assert _zombies() <= before
