@@ -202,7 +202,7 @@ def test_explain_finds_the_goals_to_give_up_in_a_child_within_the_limits(vfw_cop
     add_policy(vfw_copy, "big.lp", BIG)
     program = load_policies(load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml"))
     started = time.monotonic()
-    assert bounded.goals_bounded(program, facts, project.model, timeout=60, memory_mb=200) is None
+    assert bounded.goals_bounded(program, facts, project.model, timeout=60, memory_mb=64) is None
     assert time.monotonic() - started < 30   # the memory cap struck, not the time limit
 
 
@@ -211,7 +211,7 @@ def test_a_process_with_threads_searches_a_conflict_through_the_fork_server_with
 
     args = ("requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
     single = project_conflict(load_project(vfw_copy, *args), timeout=30).to_dict()
-    add_policy(vfw_copy, "big.lp", BIG, settings="  memory_limit_mb: 200\n")
+    add_policy(vfw_copy, "big.lp", BIG, settings="  memory_limit_mb: 64\n")
     stop = threading.Event()
     worker = threading.Thread(target=stop.wait, daemon=True)
     worker.start()
