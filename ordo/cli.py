@@ -579,7 +579,7 @@ def show(run_id: int | None, project: Path, journal: Path | str | None, as_json:
 @click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Add a policy file (repeatable), as for ordo plan.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds the explanation may take.")
+              help="Seconds each search may take: the plan, then the goals to give up (or the conflict).")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @journal_option
 def explain(target: Path | None, operation: str | None, project: Path, inventory: Path | None, after: str | None,
@@ -645,6 +645,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         console.print("[green]A plan exists:[/] nothing to explain; `ordo plan` shows it, and "
                       "`ordo explain plan.json OPERATION` explains one of its operations.")
         return
+    if not as_json and outcome.explanation is not None:
+        render.explanation(console, outcome.explanation)   # shown while the goals are searched for
     goals = None
     if outcome.status == "no_plan":
         from planner.bounded import goals_bounded, memory_for
@@ -659,7 +661,6 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
                                    {"resource": r, "state": st, "where": w} for r, st, w in goals]},
                               indent=2, sort_keys=True))
     elif outcome.explanation is not None:
-        render.explanation(console, outcome.explanation)
         render.goals(console, "Or, keeping every policy, give up these requested goals:", goals or [])
         console.print("\n  `ordo explain --conflict` finds a minimal set of policies and goals that conflict.",
                       highlight=False)

@@ -55,6 +55,10 @@ class PlanningLimitError(OrdoError):
         self.file = file   # the policy file that grounds largest, as the user knows it
 
 
+class ChildEnded(OrdoError):
+    """The child ended without an answer (killed by the system, say, when out of memory)."""
+
+
 def memory_for(project: Project, given: int | None = None) -> int:
     """The memory cap of a child planning for ``project``: the one given, else
     its settings.memory_limit_mb, else ``default_memory_mb``."""
@@ -149,20 +153,21 @@ def goals_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
                   memory_mb: int) -> list[tuple[str, str, str]] | None:
     """``explain.goals_to_drop`` in a child within ``timeout`` seconds
     (grounding and search together) and ``memory_mb``. None when a limit
-    strikes, as when its search finds nothing in time: the goals are the
-    second answer of ``ordo explain``, after the explanation of "no plan"
-    that the same limits allowed, so no policy is probed for the culprit."""
+    strikes or the child ends without an answer, as when its search finds
+    nothing in time: the goals are the second answer of ``ordo explain``,
+    after the explanation of "no plan" that the same limits allowed, so no
+    policy is probed for the culprit."""
     job = _Job(program, facts, model, time.monotonic() + timeout, timeout, memory_mb)
     try:
-        return _answer(_goals_child, job, culprit=False)[1]
-    except PlanningLimitError:
+        return _answer(_goals_child, job, probe=False)[1]
+    except (PlanningLimitError, ChildEnded):
         return None
 
 
-def _answer(target, job: _Job, *, culprit: bool = True) -> tuple:
+def _answer(target, job: _Job, *, probe: bool = True) -> tuple:
     """The ("done", ...) message of ``target`` run in a child; errors and limits
-    raise (PlanningLimitError naming the policy that grounds largest, unless
-    ``culprit`` is False)."""
+    raise (PlanningLimitError naming the policy that grounds largest, found by
+    a probe child, unless ``probe`` is False)."""
     kind, grounded = "time", False
     with _Child(target, job) as child:
         until = job.deadline
@@ -180,10 +185,10 @@ def _answer(target, job: _Job, *, culprit: bool = True) -> tuple:
             elif tag == "error":
                 raise OrdoError(message[1])
             elif tag == "ended":
-                raise OrdoError(f"the planning process ended unexpectedly (exit code {message[1]})")
+                raise ChildEnded(f"the planning process ended unexpectedly (exit code {message[1]})")
     limit, hint = ((f"the time limit ({job.timeout:g} s)", job.hints[0]) if kind == "time" else
                    (f"the memory cap ({job.memory_mb} MB)", job.hints[1]))
-    if not culprit:
+    if not probe:
         raise PlanningLimitError(kind, f"{limit} struck; raise {hint}")
     program, facts = job.program, job.facts
     if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
@@ -341,8 +346,7 @@ def _plan_child(conn: Connection, job: _Job) -> None:
         return max(0.0, job.deadline - time.monotonic())
 
     def plan() -> tuple:
-        if job.problem:
-            raise OrdoError(job.problem)
+        _unchanged(job)
         result = solve(job.program, job.facts, timeout=job.timeout, keep_control=True, on_grounded=grounded)
         explanation, seconds = None, 0.0
         if result.status == "unsatisfiable":
@@ -384,13 +388,24 @@ def _goals_child(conn: Connection, job: _Job) -> None:
         kept.append(ctl)
         conn.send(("grounded",))
 
-    _reply(conn, lambda: ("done", goals_to_drop(job.program, job.facts, job.model, on_grounded=grounded,
-                                                timeout=max(0.0, job.deadline - time.monotonic()))))
+    def goals() -> tuple:
+        _unchanged(job)
+        return ("done", goals_to_drop(job.program, job.facts, job.model, on_grounded=grounded,
+                                      timeout=max(0.0, job.deadline - time.monotonic())))
+
+    _reply(conn, goals)
 
 
 def _ground_child(conn: Connection, job: _Job) -> None:
     _start_child(job.memory_mb)
-    _reply(conn, lambda: ("done", _ground(job.program, job.facts, STRICT, [])[1]))
+    _reply(conn, lambda: ("done", _ground(_unchanged(job).program, job.facts, STRICT, [])[1]))
+
+
+def _unchanged(job: _Job) -> _Job:
+    """The job, unless a policy file changed before a fork server's child read it again."""
+    if job.problem:
+        raise OrdoError(job.problem)
+    return job
 
 
 def _reply(conn: Connection, work) -> None:

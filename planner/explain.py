@@ -409,7 +409,7 @@ def project_conflict(project: Project, *, timeout: float, memory_mb: int | None 
     settings.memory_limit_mb, else planner.bounded's): a policy can ground
     without end, and clingo cannot stop a grounding. Past a limit,
     PlanningLimitError naming the policy that grounds largest, as for a plan.
-    From a process that runs threads (no fork) it runs here, without limits."""
+    From a process that runs threads the child comes from the fork server."""
     from planner.bounded import conflict_bounded, memory_for
 
     return conflict_bounded(project, timeout=timeout, memory_mb=memory_for(project, memory_mb))

@@ -180,10 +180,11 @@ def test_the_fork_server_imports_ordo_not_a_policies_folder_in_the_current_folde
     assert proc.stdout.split() == ["optimal"]
 
 
-def test_explain_finds_the_goals_to_give_up_in_a_child_within_the_limits(vfw_copy):
+def test_explain_finds_the_goals_to_give_up_in_a_child_within_the_limits(vfw_copy, monkeypatch):
     """`ordo explain`'s second answer (the goals to give up) is searched in a
     child under the same limits as the plan: the same goals as in-process,
-    and None, quickly and with no policy probed, when a limit strikes."""
+    and None, with no policy probed, when a limit strikes or the child ends
+    without an answer."""
     from planner.explain import goals_to_drop
 
     project = load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
@@ -192,18 +193,45 @@ def test_explain_finds_the_goals_to_give_up_in_a_child_within_the_limits(vfw_cop
     assert here == [("onap-mgmt-net", "absent", "requests/delete-mgmt-net.yaml:5")]
     assert bounded.goals_bounded(program, facts, project.model, timeout=10, memory_mb=1024) == here
 
+    def probed(*_args):
+        raise AssertionError("no policy is probed for the goals")
+
+    monkeypatch.setattr(bounded, "_largest", probed)
+    with monkeypatch.context() as patch:   # the child (forked: it has the patch too) dies without an answer
+        patch.setattr(bounded, "goals_to_drop", lambda *_a, **_k: os._exit(9))
+        assert bounded._context().get_start_method() == "fork"
+        assert bounded.goals_bounded(program, facts, project.model, timeout=10, memory_mb=1024) is None
     add_policy(vfw_copy, "slow.lp", SLOW)
     project = load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
     program = load_policies(project)
-    started = time.monotonic()
     assert bounded.goals_bounded(program, facts, project.model, timeout=1, memory_mb=1024) is None
-    assert time.monotonic() - started < 5   # no probe for the policy that grounds largest
     (vfw_copy / "policies" / "slow.lp").write_text("% slow: now harmless\n")
     add_policy(vfw_copy, "big.lp", BIG)
     program = load_policies(load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml"))
     started = time.monotonic()
     assert bounded.goals_bounded(program, facts, project.model, timeout=60, memory_mb=64) is None
     assert time.monotonic() - started < 30   # the memory cap struck, not the time limit
+
+
+def test_a_policy_changed_before_the_fork_server_reads_it_is_refused_by_every_child(vfw_copy):
+    from domain.errors import OrdoError
+
+    project = load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
+    program, facts = load_policies(project), model_facts(project.model)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, daemon=True)
+    worker.start()
+    try:
+        assert bounded._context().get_start_method() == "forkserver"
+        policy = vfw_copy / "policies" / "config-after-modules.lp"
+        policy.write_text(policy.read_text() + "\n% changed\n")
+        for call in (lambda: bounded.goals_bounded(program, facts, project.model, timeout=10, memory_mb=1024),
+                     lambda: bounded.ground_bounded(program, facts, timeout=10, memory_mb=1024)):
+            with pytest.raises(OrdoError, match="changed while planning"):
+                call()
+    finally:
+        stop.set()
+        worker.join()
 
 
 def test_a_process_with_threads_searches_a_conflict_through_the_fork_server_within_the_limits(vfw_copy):
@@ -245,10 +273,14 @@ def test_children_killed_and_not_waited_for_do_not_pile_up(vfw_copy):
     waited for (its memory goes back on another core); multiprocessing reaps
     it when the next child starts, so however many plans, at most one is left."""
     project = load_project(vfw_copy)
+    assert bounded._context().get_start_method() == "fork"   # a fork server reaps its children itself
     multiprocessing.active_children()   # reaps what ended
     before = _zombies()                 # another test's, not reaped
-    for _ in range(4):
+    for _ in range(6):
         assert make_plan(project).plan is not None
-        assert _zombies() <= before + 1
-    multiprocessing.active_children()
+        # the last child, and the one before it if it was still ending when the last started
+        assert _zombies() <= before + 2
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:   # reaps what ended
+        time.sleep(0.05)
     assert _zombies() <= before
