@@ -364,23 +364,21 @@ def _plan_child(conn: Connection, job: _Job) -> None:
 
 
 def _conflict_child(conn: Connection, job: _Job) -> None:
-    """Check and ground the project's policies, search for a minimal conflict;
-    send ("grounded",), then the answer. The ground program is never freed:
-    the process ends once the answer is sent."""
-    _start_child(job.memory_mb)
-    kept: list[clingo.Control] = []
-
-    def grounded(ctl: clingo.Control) -> None:
-        kept.append(ctl)
-        conn.send(("grounded",))
-
-    _reply(conn, lambda: ("done", conflict_here(job.project, timeout=max(0.0, job.deadline - time.monotonic()),
-                                                facts=job.facts, on_grounded=grounded)))
+    """Check and ground the project's policies, search for a minimal conflict."""
+    _search_child(conn, job, lambda grounded, left: conflict_here(job.project, timeout=left, facts=job.facts,
+                                                                  on_grounded=grounded))
 
 
 def _goals_child(conn: Connection, job: _Job) -> None:
-    """The fewest goals to give up; send ("grounded",), then the answer. The
-    ground program is never freed: the process ends once the answer is sent."""
+    """The fewest goals to give up."""
+    _search_child(conn, job, lambda grounded, left: goals_to_drop(job.program, job.facts, job.model, timeout=left,
+                                                                  on_grounded=grounded))
+
+
+def _search_child(conn: Connection, job: _Job, search) -> None:
+    """``search(grounded, seconds left)``, which calls ``grounded`` with its
+    grounded Control: send ("grounded",), then the answer. The ground program
+    is never freed: the process ends once the answer is sent."""
     _start_child(job.memory_mb)
     kept: list[clingo.Control] = []
 
@@ -388,12 +386,11 @@ def _goals_child(conn: Connection, job: _Job) -> None:
         kept.append(ctl)
         conn.send(("grounded",))
 
-    def goals() -> tuple:
+    def work() -> tuple:
         _unchanged(job)
-        return ("done", goals_to_drop(job.program, job.facts, job.model, on_grounded=grounded,
-                                      timeout=max(0.0, job.deadline - time.monotonic())))
+        return ("done", search(grounded, max(0.0, job.deadline - time.monotonic())))
 
-    _reply(conn, goals)
+    _reply(conn, work)
 
 
 def _ground_child(conn: Connection, job: _Job) -> None:
