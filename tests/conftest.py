@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -77,6 +78,22 @@ def run_ordo_process(*args: str | Path, cwd: Path | None = None, env: dict | Non
     return _no_bug(Run(proc.returncode, proc.stdout, proc.stderr), expect_bug=False)
 
 
+def run_ordo_forked(*args: str | Path, cwd: Path | None = None, env: dict | None = None,
+                    timeout: float = 120) -> Run:
+    """``run_ordo_process`` without the interpreter's start: a process forked from one that has
+    imported ordo (tests/zygote.py) runs the console script's entry point."""
+    from tests.zygote import shared
+
+    with tempfile.TemporaryDirectory() as folder:
+        out, err = Path(folder) / "out", Path(folder) / "err"
+        code, _, _ = shared().run(ordo_executable(), [str(a) for a in args], cwd or Path.cwd(), ordo_env(env), out,
+                                  timeout, error=err)
+        if code is None:
+            raise subprocess.TimeoutExpired(["ordo", *map(str, args)], timeout)
+        run = Run(code, out.read_text(), err.read_text())
+    return _no_bug(run, expect_bug=False)
+
+
 def _exit_code(exc: SystemExit) -> int:
     """The status a process would exit with after ``sys.exit(exc.code)``."""
     if exc.code is None:
@@ -127,6 +144,14 @@ def _check_left_behind(before: set[threading.Thread], handler: object) -> None:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
     left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
     assert not left, f"ordo left threads running: {left}"
+
+
+@pytest.fixture(scope="session")
+def zygote():
+    """A process that has imported ordo and forks ``ordo`` commands (tests/zygote.py), one per test worker."""
+    from tests.zygote import shared
+
+    return shared()
 
 
 @pytest.fixture

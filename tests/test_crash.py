@@ -27,7 +27,7 @@ from executor.controllers.simulated import read_ledger, read_world
 from executor.engine import CRASH_POINTS
 from executor.journal import Event, Journal
 from planner.plan import Plan
-from tests.conftest import ordo_env, ordo_executable, run_ordo, run_ordo_process
+from tests.conftest import ordo_env, ordo_executable, run_ordo, run_ordo_forked
 
 # --- helpers: the CLI, the world, the journal ---------------------------------
 
@@ -53,10 +53,11 @@ class Result:
 
 
 def ordo(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
-    """Run `ordo` in this process, or as the installed script when a crash point
-    is to kill it; ``env`` adds variables (the ORDO_* ones are not inherited)."""
+    """Run `ordo` in this process, or in a process of its own (forked from the
+    zygote, tests/zygote.py) when a crash point is to kill it; ``env`` adds
+    variables (the ORDO_* ones are not inherited)."""
     if env and "ORDO_CRASH_POINT" in env:
-        run = run_ordo_process(*args, env=env, timeout=timeout)
+        run = run_ordo_forked(*args, env=env, timeout=timeout)
     else:
         run = run_ordo(*args, env=env)
     return Result(run.code, run.out, run.err)

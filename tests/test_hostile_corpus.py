@@ -1,8 +1,12 @@
 """The hostile corpus (tests/hostile/cases.yaml): broken and hostile inputs.
 
-Each case runs the real ``ordo`` console script, as an operator or an
+Each case runs ``ordo`` in a process of its own, as an operator or an
 attacker would, in a copy of the vFW example whose journal holds a completed
-apply. Every run must end with a clear error (the file and line, or the
+apply. The processes are forked from a zygote that has imported ordo
+(tests/zygote.py): the console script's entry point without the
+interpreter's start, which would be most of each run;
+``test_the_zygote_runs_cases_as_the_console_script_does`` checks a sample
+of cases through the installed script too. Every run must end with a clear error (the file and line, or the
 field), no traceback, within 10 s and 1 GB, and must leave the journal
 byte for byte as it was. The file's header describes the case format.
 """
@@ -26,6 +30,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, VFW, ordo_executable
+from tests.zygote import Zygote
 
 CASES = yaml.safe_load((ROOT / "tests" / "hostile" / "cases.yaml").read_text(encoding="utf-8"))
 SECONDS = 10.0
@@ -33,11 +38,26 @@ MEMORY_KB = 1024 * 1024  # 1 GB of peak resident memory
 ADDRESS_SPACE = 4 << 30  # a safety net for the machine, well above what is measured
 
 
-def ordo(args: list[str], cwd: Path) -> tuple[int, str, float, int]:
-    """Run ordo; return (exit code, output, seconds, peak resident KB)."""
+def environment() -> dict[str, str]:
     env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
     env.pop("ORDO_JOURNAL", None)
     env.pop("ORDO_SIMULATION", None)
+    return env
+
+
+def forked(zygote: Zygote, args: list[str], cwd: Path) -> tuple[int, str, float, int]:
+    """``ordo args`` forked from the zygote; (exit code, output, seconds, peak resident KB)."""
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "out"
+        code, peak, seconds = zygote.run(ordo_executable(), args, cwd, environment(), log, SECONDS,
+                                         address_space=ADDRESS_SPACE)
+        out = log.read_bytes().decode("utf-8", "replace")
+    return (-9 if code is None else code), out, seconds, peak
+
+
+def ordo(args: list[str], cwd: Path) -> tuple[int, str, float, int]:
+    """Run the installed ordo script; return (exit code, output, seconds, peak resident KB)."""
+    env = environment()
 
     def limits() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
@@ -253,14 +273,14 @@ def runs_in(journal: Path) -> int:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_hostile_input_is_refused_cleanly(case: dict, tmp_path: Path, applied: Path) -> None:
+def test_hostile_input_is_refused_cleanly(case: dict, tmp_path: Path, applied: Path, zygote: Zygote) -> None:
     root = tmp_path / "vfw"
     journal = prepare(case, root, applied)
     before = journal.read_bytes() if journal.exists() else None
     expect = re.compile(case["expect"], re.S)
     allowed = case.get("exit", [1])
     for args in case["runs"]:
-        code, out, seconds, peak = ordo([*map(str, args), "-C", str(root)], root)
+        code, out, seconds, peak = forked(zygote, [*map(str, args), "-C", str(root)], root)
         shown = f"ordo {' '.join(map(str, args))} ({case['id']}) exited {code} in {seconds:.1f}s:\n{out[-3000:]}"
         assert code != -9, f"took over {SECONDS:g}s: " + shown
         assert "Traceback" not in out, shown
@@ -273,6 +293,31 @@ def test_hostile_input_is_refused_cleanly(case: dict, tmp_path: Path, applied: P
         else:
             assert runs_in(journal) == 0, "a run was recorded: " + shown
     assert not Path("/tmp/ordo-hostile-pwned").exists(), "a policy ran a command"
+
+
+#: A sample of the kinds of input, one command each: a policy the check refuses after grounding
+#: (in the planning child), a request, a saved plan, a journal, a simulation.
+SAMPLE = ("policy-defines-place", "request-moves-an-existing-vnf", "saved-plan-moves-a-placement",
+          "journal-corrupt-plan-event", "simulation-world-escapes-relative")
+
+
+def timeless(out: str) -> str:
+    """``out`` without the durations it reports ("in 1.29s")."""
+    return re.sub(r"\d+(\.\d+)? ?s\b", "<t>s", out)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["id"] in SAMPLE], ids=lambda c: c["id"])
+def test_the_zygote_runs_cases_as_the_console_script_does(case: dict, tmp_path: Path, applied: Path,
+                                                          zygote: Zygote) -> None:
+    """The same exit code and output, forked from the zygote or run by the installed script."""
+    root = tmp_path / "vfw"
+    prepare(case, root, applied)
+    for args in case["runs"]:
+        argv = [*map(str, args), "-C", str(root)]
+        script = ordo(argv, root)
+        fork = forked(zygote, argv, root)
+        assert (fork[0], timeless(fork[1])) == (script[0], timeless(script[1])), (argv, fork[:2], script[:2])
+        settle(root / ".ordo" / "journal.db")
 
 
 def test_the_corpus_is_large_and_named_uniquely() -> None:
