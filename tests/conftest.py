@@ -175,3 +175,11 @@ def require_server(name: str, found: bool, how: str) -> None:
 
 # journal backends (a PostgreSQL cluster for the session, `journal_url` on SQLite and PostgreSQL)
 from tests.stores import journal_url, postgres_server, postgres_url  # noqa: E402, F401
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files that hold slow tests (servers, `ordo` processes) run first, each file's tests
+    together and in order: on two workers, a 20-second test left for the end keeps one worker
+    busy while the other has nothing left to do."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)   # a stable sort: the order within stays
