@@ -56,10 +56,10 @@ def test_grounding_past_the_time_limit_exits_4_naming_the_policy(vfw_copy):
 def test_grounding_past_the_memory_cap_exits_1_naming_the_policy(vfw_copy):
     add_policy(vfw_copy, "big.lp", BIG)
     started = time.monotonic()
-    run = run_ordo("plan", "-C", vfw_copy, "--memory-limit", "150", "--timeout", "60")
+    run = run_ordo("plan", "-C", vfw_copy, "--memory-limit", "64", "--timeout", "60")
     took = time.monotonic() - started
     assert run.code == 1, run.text
-    assert ("grounding exceeded the memory cap (150 MB); the policy that grounds largest is big "
+    assert ("grounding exceeded the memory cap (64 MB); the policy that grounds largest is big "
             "(policies/big.lp)") in run.err
     assert "settings.memory_limit_mb" in run.err and "--memory-limit" in run.err
     assert "Traceback" not in run.text
@@ -67,13 +67,13 @@ def test_grounding_past_the_memory_cap_exits_1_naming_the_policy(vfw_copy):
 
 
 def test_the_memory_cap_is_a_project_setting(vfw_copy):
-    add_policy(vfw_copy, "big.lp", BIG, settings="  memory_limit_mb: 150\n")
+    add_policy(vfw_copy, "big.lp", BIG, settings="  memory_limit_mb: 64\n")
     project = load_project(vfw_copy)
-    assert project.settings.memory_limit_mb == 150
+    assert project.settings.memory_limit_mb == 64
     with pytest.raises(PlanningLimitError) as caught:
         make_plan(project, timeout=60)
     assert caught.value.kind == "memory"
-    assert "memory cap (150 MB)" in str(caught.value) and "big (policies/big.lp)" in str(caught.value)
+    assert "memory cap (64 MB)" in str(caught.value) and "big (policies/big.lp)" in str(caught.value)
 
 
 def test_without_a_limit_striking_the_policy_with_most_atoms_is_named(vfw_copy):

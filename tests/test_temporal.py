@@ -65,6 +65,11 @@ def workers(address: str, queue: str, folder: Path, count: int = 2, envs: list[d
     return vfw_workers(address, queue, folder, VFW, count, envs)
 
 
+#: The simulated calls' latency where a test does not depend on it: what it tests is the same with the
+#: scenario's own (up to 0.6 s a call), only slower.
+QUICK = {"latency": {"default": 0.05}}
+
+
 def _scenario(folder: Path, name: str, **changes) -> Path:
     data = {**yaml.safe_load((VFW / "simulations" / name).read_text()), **changes}
     data["idempotent"] = False
@@ -103,8 +108,9 @@ def vfw_run(temporal_server: str, tmp_path_factory: pytest.TempPathFactory):
     """The vFW with region-two refusing, applied through Temporal with two worker processes."""
     folder = tmp_path_factory.mktemp("vfw-temporal")
     with workers(temporal_server, "t1", folder):
-        done = subprocess.run(_apply_args(temporal_server, "t1", folder, _scenario(folder, "region-two-refuses.yaml")),
-                              capture_output=True, text=True, env=ordo_env(), timeout=120)
+        scenario = _scenario(folder, "region-two-refuses.yaml", **QUICK)
+        done = subprocess.run(_apply_args(temporal_server, "t1", folder, scenario), capture_output=True, text=True,
+                              env=ordo_env(), timeout=120)
     return folder, done
 
 
@@ -151,7 +157,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(temporal_serv
     it again (in a world that is not idempotent, sending it again would fail its precondition)."""
     from executor.temporal.client import workflow_id
 
-    scenario = _scenario(tmp_path, "region-two-refuses.yaml")
+    scenario = _scenario(tmp_path, "region-two-refuses.yaml", **QUICK)
     with workers(temporal_server, "t2", tmp_path, envs=[{"ORDO_CRASH_POINT": "applied:3"}, {}]) as procs:
         done = subprocess.run(_apply_args(temporal_server, "t2", tmp_path, scenario), capture_output=True,
                               text=True, env=ordo_env(), timeout=120)
@@ -177,7 +183,7 @@ async def _retried_calls(client, wid: str) -> int:
 
 @pytest.mark.slow
 def test_a_long_run_continues_as_new_and_rebuilds_its_state_from_the_journal(temporal_server: str, tmp_path: Path):
-    scenario = _scenario(tmp_path, "region-two-refuses.yaml")
+    scenario = _scenario(tmp_path, "region-two-refuses.yaml", **QUICK)
     with workers(temporal_server, "t3", tmp_path, count=1):
         done = subprocess.run(_apply_args(temporal_server, "t3", tmp_path, scenario), capture_output=True,
                               text=True, env=ordo_env({"ORDO_TEMPORAL_CONTINUE_EVERY": "8"}), timeout=120)
