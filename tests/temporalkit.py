@@ -16,11 +16,12 @@ from pathlib import Path
 
 from tests.conftest import ordo_env, ordo_executable
 from tests.servicekit import free_port
+from tests.zygote import Forked, shared
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
 
 
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+def stop(proc: subprocess.Popen | Forked, sig: int = signal.SIGTERM) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, sig)
         try:
@@ -80,17 +81,17 @@ async def _answers(client) -> None:
 
 @contextlib.contextmanager
 def workers(address: str, queue: str, folder: Path, project: Path, count: int = 2, envs: list[dict] | None = None,
-            extra: tuple[str, ...] = ()) -> Iterator[list[subprocess.Popen]]:
+            extra: tuple[str, ...] = ()) -> Iterator[list[Forked]]:
     """``count`` `ordo worker` processes serving the main queue ``queue`` and ``project``'s controllers'
     queues (``envs``: each one's environment variables; ``extra``: more arguments)."""
     procs = []
     envs = envs or [{}] * count
     try:
-        for i in range(count):
-            with (folder / f"worker-{queue}-{i}.log").open("wb") as log:
-                procs.append(subprocess.Popen(
-                    [ordo_executable(), "worker", "--temporal", address, "--main-queue", queue, "-C", str(project),
-                     *extra], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=ordo_env(envs[i])))
+        for i in range(count):   # forked from the zygote (tests/zygote.py): real processes, started sooner
+            (folder / f"worker-{queue}-{i}.log").write_bytes(b"")
+            procs.append(shared().spawn(
+                ordo_executable(), ["worker", "--temporal", address, "--main-queue", queue, "-C", str(project), *extra],
+                Path.cwd(), ordo_env(envs[i]), folder / f"worker-{queue}-{i}.log"))
         for i in range(count):
             log = folder / f"worker-{queue}-{i}.log"
             deadline = time.monotonic() + 90  # a loaded machine takes its time to import

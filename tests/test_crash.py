@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import random
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from executor.engine import CRASH_POINTS
 from executor.journal import Event, Journal
 from planner.plan import Plan
 from tests.conftest import ordo_env, ordo_executable, run_ordo, run_ordo_forked
+from tests.zygote import Forked, shared
 
 # --- helpers: the CLI, the world, the journal ---------------------------------
 
@@ -108,11 +110,12 @@ def resume_to_end(project: Path, *extra: str, tries: int = 2) -> list[Result]:
     raise AssertionError("the run did not complete after resuming:\n" + "\n".join(r.text for r in runs))
 
 
-def start_killable(args: list[str | Path], log: Path) -> subprocess.Popen:
-    """Start a CLI call writing its JSON events to ``log``; returns once the run has started."""
-    with log.open("w") as out:
-        proc = subprocess.Popen([ordo_executable(), *map(str, args)], stdout=out, stderr=subprocess.DEVNULL,
-                                env=ordo_env())
+def start_killable(args: list[str | Path], log: Path) -> Forked:
+    """Start a CLI call (forked from the zygote, tests/zygote.py) writing its JSON events to ``log``;
+    returns once the run has started."""
+    log.write_text("")
+    proc = shared().spawn(ordo_executable(), [str(a) for a in args], Path.cwd(), ordo_env(), log,
+                          error=Path(os.devnull))
     deadline = time.monotonic() + 60
     while True:
         text = log.read_text()
@@ -127,7 +130,7 @@ def start_killable(args: list[str | Path], log: Path) -> subprocess.Popen:
         time.sleep(0.005)
 
 
-def kill_after(proc: subprocess.Popen, delay: float) -> int:
+def kill_after(proc: Forked, delay: float) -> int:
     """SIGKILL ``proc`` ``delay`` seconds from now (unless it ended first); its exit code."""
     try:
         return proc.wait(timeout=delay)

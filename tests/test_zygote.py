@@ -3,8 +3,13 @@ script's are, and a child past its time is killed with what it started."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import VFW, ordo_env, ordo_executable, run_ordo_forked, run_ordo_process
 from tests.servicekit import free_port
@@ -38,3 +43,23 @@ def test_a_command_past_its_time_is_killed_with_its_process_group(zygote: Zygote
     # the zygote goes on serving
     code, _, _ = zygote.run(ordo_executable(), ["--version"], tmp_path, ordo_env(), tmp_path / "out2", timeout=30)
     assert code == 0 and "ordo" in (tmp_path / "out2").read_text()
+
+
+def test_a_spawned_command_is_waited_for_signalled_and_killed_when_the_zygote_ends(tmp_path: Path):
+    """What the Temporal tests use of a worker's handle; and no child outlives its zygote."""
+    zygote = Zygote()
+    try:
+        args = ["serve", "-C", str(VFW), "--listen", f"127.0.0.1:{free_port()}", "--journal", str(tmp_path / "j.db")]
+        first = zygote.spawn(ordo_executable(), args, tmp_path, ordo_env(), tmp_path / "first.log")
+        assert first.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            first.wait(0.2)
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(30) == -signal.SIGKILL and first.poll() == -signal.SIGKILL
+        args[4] = f"127.0.0.1:{free_port()}"
+        second = zygote.spawn(ordo_executable(), args, tmp_path, ordo_env(), tmp_path / "second.log")
+        assert second.poll() is None
+    finally:
+        zygote.close()
+    with pytest.raises(ProcessLookupError):   # killed and reaped by the zygote as it ended
+        os.kill(second.pid, 0)
