@@ -34,6 +34,14 @@ PLAIN_TERMINAL = {"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "500"}
 #: Variables that change what a CLI call does; never inherited from the test's environment.
 ORDO_ENV = ("ORDO_CRASH_POINT", "ORDO_SIMULATION", "ORDO_JOURNAL")
 
+# Python keeps its bytecode caches during the tests. A container may set PYTHONDONTWRITEBYTECODE;
+# then each test worker compiled and assertion-rewrote its 440 modules again at every run (10 s of
+# each worker's start on a slow 2-core machine: collection 11 s instead of 3.6 s), and every `ordo`
+# process a test starts compiled ordo's own modules (70 ms each). This file is loaded before the
+# workers start, so they and every process they start inherit the change; the caches go where
+# Python puts them (__pycache__ folders, which git ignores).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 @dataclass
 class Run:
