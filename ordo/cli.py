@@ -640,7 +640,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         else:
             render.minimal_conflict(console, found)
         sys.exit(EXIT_NO_PLAN)
-    outcome = make_plan(loaded, timeout=timeout)
+    program = load_policies(loaded)
+    outcome = make_plan(loaded, timeout=timeout, program=program)
     if outcome.plan is not None:
         console.print("[green]A plan exists:[/] nothing to explain; `ordo plan` shows it, and "
                       "`ordo explain plan.json OPERATION` explains one of its operations.")
@@ -652,7 +653,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         from planner.bounded import goals_bounded, memory_for
         from planner.facts import model_facts
 
-        goals = goals_bounded(load_policies(loaded), model_facts(loaded.model), loaded.model, timeout=timeout,
+        goals = goals_bounded(program, model_facts(loaded.model), loaded.model, timeout=timeout,
                               memory_mb=memory_for(loaded))
     if as_json:
         click.echo(json.dumps({"status": outcome.status, "explanation": outcome.explanation.to_dict()

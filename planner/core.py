@@ -162,15 +162,18 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
 
 @paused_gc()
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
-              memory_mb: int | None = None, prune: bool = True) -> Outcome:
+              memory_mb: int | None = None, prune: bool = True, program: Program | None = None) -> Outcome:
     """``timeout`` bounds grounding and solving together (default
     settings.solve_timeout), ``memory_mb`` their memory (default
     settings.memory_limit_mb); past either, PlanningLimitError. ``prune``:
     solve only the slice of the model the request changes, where
-    planner/slice.py shows that gives the same plan."""
+    planner/slice.py shows that gives the same plan. ``program``: the
+    project's policies as ``load_policies(project)`` gave them, for a caller
+    that needs them too (loaded here otherwise)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    program = load_policies(project)
+    if program is None:
+        program = load_policies(project)
     sliced = prune_model(program, project.model, project.enforcement, project.parameters) if prune else None
     facts = sliced.facts if sliced is not None else model_facts(project.model)
     timings["load"] = time.perf_counter() - started
@@ -178,7 +181,8 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     memory = memory_for(project, memory_mb)
     result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory)
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
-        return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False)
+        return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
+                         program=program)
     result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds

@@ -113,3 +113,17 @@ def test_explain_also_offers_the_goals_to_give_up(vfw_copy):
     data = json.loads(run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT, "--json").out)
     assert data["goals_to_drop"] == [
         {"resource": "onap-mgmt-net", "state": "absent", "where": "requests/delete-mgmt-net.yaml:5"}]
+
+
+def test_explain_checks_the_policies_once(vfw_copy, monkeypatch):
+    """`ordo explain` with no plan (the sliced solve, the whole model's, the goals to give up)
+    parses and checks the policies once, not once per search."""
+    import planner.core
+
+    calls = []
+    real = planner.core.checked_program
+    monkeypatch.setattr(planner.core, "checked_program", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run = run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT)
+    assert run.code == 3, run.text
+    assert "give up these requested goals" in run.out
+    assert len(calls) == 1
