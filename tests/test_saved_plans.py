@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+import planner.core
 import planner.plan
 import planner.verify
 from domain.errors import DiagnosticsError
@@ -187,6 +188,16 @@ def test_an_untouched_saved_plan_applies(project, capsys):
     run = apply(capsys, project, path)
     assert run.code == 0, run.text
     assert "Apply complete: 10 created" in run.out
+
+
+def test_a_saved_plan_is_verified_with_the_policies_checked_once(project, capsys, monkeypatch):
+    path = save(capsys, project)
+    loaded = load_project(project)
+    calls = []
+    real = planner.core.checked_program
+    monkeypatch.setattr(planner.core, "checked_program", lambda *a, **k: calls.append(1) or real(*a, **k))
+    verify_saved_plan(loaded, Plan.read(path), str(path))  # the digest and the plan made again
+    assert len(calls) == 1
 
 
 def test_a_journal_is_left_as_it_was_when_a_plan_is_refused(project, capsys):
