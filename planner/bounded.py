@@ -88,6 +88,7 @@ class _Job:
     memory_mb: int
     problem: str = ""        # why the program could not be rebuilt (fork server)
     project: Project | None = None   # conflict_bounded's: the child checks and grounds its policies
+    explain: bool = True     # _plan_child's: explain "no plan"
     #: what a user raises when the time limit or the memory cap strikes
     hints: tuple[str, str] = ("settings.solve_timeout in ordo.yaml or --timeout",
                               "settings.memory_limit_mb in ordo.yaml or --memory-limit")
@@ -117,14 +118,18 @@ class _Job:
         apply_parameters(self.program, parameters, None)  # as the parent did (planner.core.checked_program)
 
 
-def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float,
-                  memory_mb: int) -> tuple[SolveResult, Explanation | None, float]:
-    """Ground and solve in a child within ``timeout`` seconds together and
-    ``memory_mb``; with no plan, explain it there too. Returns the result
-    (shown atoms as text), the explanation and the seconds it took. Raises
-    PlanningLimitError when a limit strikes, DiagnosticsError on errors in
-    the policies."""
-    job = _Job(program, facts, model, time.monotonic() + timeout, timeout, memory_mb)
+def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float, memory_mb: int,
+                  deadline: float | None = None, explain: bool = True,
+                  ) -> tuple[SolveResult, Explanation | None, float]:
+    """Ground and solve in a child within ``timeout`` seconds together (or
+    by ``deadline``, a ``time.monotonic()``, when an earlier solve used part
+    of the time; ``timeout`` is then the limit the user set, as errors name
+    it) and ``memory_mb``; with no plan, explain it there too, unless not
+    ``explain``. Returns the result (shown atoms as text), the explanation
+    and the seconds it took. Raises PlanningLimitError when a limit strikes,
+    DiagnosticsError on errors in the policies."""
+    job = _Job(program, facts, model, time.monotonic() + timeout if deadline is None else deadline, timeout,
+               memory_mb, explain=explain)
     _, result, explanation, seconds = _answer(_plan_child, job)
     return _received(result), explanation, seconds
 
@@ -349,7 +354,7 @@ def _plan_child(conn: Connection, job: _Job) -> None:
         _unchanged(job)
         result = solve(job.program, job.facts, timeout=job.timeout, keep_control=True, on_grounded=grounded)
         explanation, seconds = None, 0.0
-        if result.status == "unsatisfiable":
+        if result.status == "unsatisfiable" and job.explain:
             started = time.perf_counter()
             explanation = explain_no_plan(job.program, job.facts, job.model, timeout=job.timeout,
                                           control=result.control)

@@ -162,14 +162,17 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
 
 @paused_gc()
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
-              memory_mb: int | None = None, prune: bool = True, program: Program | None = None) -> Outcome:
+              memory_mb: int | None = None, prune: bool = True, program: Program | None = None,
+              deadline: float | None = None) -> Outcome:
     """``timeout`` bounds grounding and solving together (default
     settings.solve_timeout), ``memory_mb`` their memory (default
     settings.memory_limit_mb); past either, PlanningLimitError. ``prune``:
     solve only the slice of the model the request changes, where
-    planner/slice.py shows that gives the same plan. ``program``: the
-    project's policies as ``load_policies(project)`` gave them, for a caller
-    that needs them too (loaded here otherwise)."""
+    planner/slice.py shows that gives the same plan; when the slice has no
+    plan, the whole model is solved again, to explain it, in the time left
+    (``deadline``, a ``time.monotonic()``). ``program``: the project's
+    policies as ``load_policies(project)`` gave them, for a caller that
+    needs them too (loaded here otherwise)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     if program is None:
@@ -179,10 +182,13 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
     memory = memory_for(project, memory_mb)
-    result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory)
+    if deadline is None:
+        deadline = time.monotonic() + limit
+    result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory,
+                                                   deadline=deadline, explain=sliced is None)
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
-                         program=program)
+                         program=program, deadline=deadline)
     result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds

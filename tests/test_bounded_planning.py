@@ -22,7 +22,7 @@ from planner.bounded import PlanningLimitError
 from planner.core import load_policies, make_plan
 from planner.facts import model_facts
 from planner.solve import ground_only, solve
-from tests.conftest import run_ordo
+from tests.conftest import EXAMPLES, run_ordo
 
 # 200^4 candidate bindings and none satisfies the comparison: grounding runs
 # for minutes and takes no memory.
@@ -97,13 +97,13 @@ def test_check_grounds_within_the_limits_too(vfw_copy):
                                       "is slow")
 
 
-def in_process(program, facts, model, *, timeout, memory_mb):
+def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True):
     """make_plan as it was: ground and solve in this process."""
     from planner.explain import explain_no_plan
 
     result = solve(program, facts, timeout=timeout, keep_control=True)
     explanation = None
-    if result.status == "unsatisfiable":
+    if result.status == "unsatisfiable" and explain:
         explanation = explain_no_plan(program, facts, model, timeout=timeout, control=result.control)
     result.control = None
     return result, explanation, 0.0
@@ -130,6 +130,33 @@ def test_explanations_are_the_same_as_in_process(vfw_copy, monkeypatch):
     assert child.status == here.status == "no_plan"
     assert child.explanation.conflicts
     assert child.explanation.to_dict() == here.explanation.to_dict()
+
+
+def test_a_sliced_no_plan_is_solved_again_by_the_same_deadline(tmp_path, monkeypatch):
+    # The slice's "no plan" is explained on the whole model, so the slice's child does not explain it,
+    # and the whole model's solve has what is left of the time limit, not a limit of its own.
+    from tests.test_slice import library_only
+
+    root = tmp_path / "vfw"
+    library_only(EXAMPLES / "vfw", root)   # stock policies only: the request's slice is solved
+    request = (root / "requests/instantiate.yaml").read_text()
+    (root / "requests/too-big.yaml").write_text(request.replace(
+        "    vnfs:\n", "    vnfs:\n      - name: vbig\n        requires: { vcpu: 80, memory_gb: 4 }\n", 1))
+    calls = []
+    real = core.solve_bounded
+
+    def recorded(program, facts, model, **kwargs):
+        calls.append((len(facts), kwargs["timeout"], kwargs["deadline"], kwargs["explain"]))
+        return real(program, facts, model, **kwargs)
+
+    monkeypatch.setattr(core, "solve_bounded", recorded)
+    started = time.monotonic()
+    outcome = make_plan(load_project(root, "requests/too-big.yaml", "inventory-deployed.yaml"), timeout=45)
+    assert outcome.status == "no_plan"
+    assert [c.policy for c in outcome.explanation.conflicts] == ["capacity"]
+    (sliced, _, first, explained), (whole, timeout, second, explained_whole) = calls
+    assert sliced < whole and not explained and explained_whole
+    assert timeout == 45 and first == second and started < first - 45 < time.monotonic()
 
 
 def test_a_process_with_threads_plans_through_a_fork_server(vfw_copy):
