@@ -86,8 +86,27 @@ class Reference:
     output: str
     operation: str | None  # the producer's operation that returns it (None: only observed)
     file: str = ""
-    line: int = 0
-    column: int = 0
+    #: (line, column) where it is written; or (source, path) in a source from the parse cache,
+    #: whose positions are found when a message first needs one (``Origin.at``'s reason)
+    at: tuple = field(default=(0, 0), compare=False)
+
+    @property
+    def line(self) -> int:
+        return self._position()[0]
+
+    @property
+    def column(self) -> int:
+        return self._position()[1]
+
+    def _position(self) -> tuple[int, int]:
+        at = self.at
+        if isinstance(at[0], Source):
+            at = at[0].where(at[1])
+            object.__setattr__(self, "at", at)
+        return at
+
+    def __reduce__(self) -> tuple:
+        return Reference, (self.param, self.producer, self.output, self.operation, self.file, self._position())
 
     @property
     def text(self) -> str:
@@ -118,12 +137,42 @@ class ResourceKind:
         raise KeyError(name)
 
 
-@dataclass(frozen=True)
 class Origin:
-    """Where a resource was declared, for messages."""
+    """Where a resource was declared, for messages: the file and the line.
+    ``Origin.at`` a source whose data came from the parse cache finds the line
+    when it is first read (only messages read it), not at load time."""
 
-    file: str
-    line: int = 0
+    __slots__ = ("file", "_line", "_at")
+
+    def __init__(self, file: str, line: int = 0):
+        self.file, self._line, self._at = file, line, None
+
+    @classmethod
+    def at(cls, src: Source, path: tuple) -> Origin:
+        if src.composed:
+            return cls(src.file, src.where(path)[0])
+        origin = cls(src.file)
+        origin._at = (src, path)
+        return origin
+
+    @property
+    def line(self) -> int:
+        at = self._at
+        if at is not None:
+            self._line, self._at = at[0].where(at[1])[0], None
+        return self._line
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Origin) and (self.file, self.line) == (other.file, other.line)
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.line))
+
+    def __repr__(self) -> str:
+        return f"Origin(file={self.file!r}, line={self.line!r})"
+
+    def __reduce__(self) -> tuple:
+        return Origin, (self.file, self.line)
 
 
 @dataclass
@@ -356,7 +405,7 @@ def build_model(
                 name=obs.name, type=obs.type, current=obs.state, part_of=obs.part_of,
                 placement=obs.placement, requires=obs.requires, labels=obs.labels,
                 attributes=obs.attributes, observed=True,
-                origin=Origin(inventory_src.file, inventory_src.where(path)[0]),
+                origin=Origin.at(inventory_src, path),
             )
             res.relations = _relations(obs)
             resources[obs.name] = res
@@ -432,7 +481,7 @@ def build_model(
             res.params = dict(desired.params)
             res.run = tuple(desired.run)
             res.priority = desired.priority
-            res.origin = Origin(request_src.file, request_src.where(path)[0])
+            res.origin = Origin.at(request_src, path)
             resources[desired.name] = res
             paths[desired.name] = (request_src, path)
             wired.append((res, request_src, path + ("params",)))
@@ -600,9 +649,8 @@ def _references(res: Resource, resources: dict[str, Resource], kinds: dict[str, 
                     _choices(output, declared) if declared else
                     f"declare it under the operation that returns it: types.{other.type}.operations.<op>.outputs"))
                 continue
-            line, column = src.where(where)
-            found.append(Reference(param=key, producer=producer, output=output,
-                                   operation=ops[0] if ops else None, file=src.file, line=line, column=column))
+            found.append(Reference(param=key, producer=producer, output=output, operation=ops[0] if ops else None,
+                                   file=src.file, at=src.where(where) if src.composed else (src, where)))
     return found
 
 

@@ -23,6 +23,8 @@ from domain.model import Model, build_model
 from domain.yamlsrc import Source, load_yaml
 
 PROJECT_FILE = "ordo.yaml"
+#: Where large model files' parses are kept (domain.yamlsrc.ParseCache), beside the journal.
+PARSE_CACHE = Path(".ordo", "cache", "yaml")
 
 
 @dataclass
@@ -144,12 +146,13 @@ def load_project(
     written inline in a policy test file.
     """
     root, project, proj_src = read_project_file(root)
+    cache = root / PARSE_CACHE
     problems: list[Diagnostic] = []
     inputs = [(proj_src.file, proj_src.sha256)]
 
     def load(path: Path | Source, model_cls: type):
         try:
-            src = path if isinstance(path, Source) else load_yaml(path, display_path(path, root))
+            src = path if isinstance(path, Source) else load_yaml(path, display_path(path, root), cache=cache)
             parsed = parse(model_cls, src)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
