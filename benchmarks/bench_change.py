@@ -27,11 +27,15 @@ that the ratios come from the same minutes of the same machine:
 Usage::
 
     .venv/bin/python benchmarks/bench_change.py [--n 10000] [--repeat 3] [--instances 1000] [--state DIR] [--rows ...]
+        [--parse-cache cold|warm]
 
 ``--state DIR`` keeps the prepared folders in DIR and reuses them when DIR
 already holds them (the apply takes a while): compare versions of ordo
 against the same journal. ``--rows`` measures only the rows named (small,
-small-state, tiny, no-change, conflict).
+small-state, tiny, no-change, conflict). ``--parse-cache``: ``cold`` (the
+default) empties each project's parse cache (``.ordo/cache``) before every
+run, as for the first command on a project; ``warm`` fills it with an
+untimed run of each row first, as for the commands after it.
 """
 
 from __future__ import annotations
@@ -86,6 +90,11 @@ def run(args: list[str], expect: tuple[int, ...]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def drop_parse_cache(cmd: list[str]) -> None:
+    """Empty the parse cache (domain.project.PARSE_CACHE, under .ordo/cache) of the project ``cmd`` runs on."""
+    shutil.rmtree(Path(cmd[cmd.index("-C") + 1], ".ordo", "cache"), ignore_errors=True)
+
+
 def set_up(root: Path, n: int, instances: int) -> None:
     write_project(n, root / "big")
     (root / "empty").mkdir()
@@ -122,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--state", type=Path, help="keep the prepared folders here; reuse them if there")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"rows to measure, of {','.join(ROWS)}")
+    parser.add_argument("--parse-cache", choices=("cold", "warm"), default="cold",
+                        help="cold: every run without the parse cache (.ordo/cache emptied first); "
+                             "warm: filled by an untimed run of each row first")
     args = parser.parse_args(argv)
     wanted = args.rows.split(",")
     with contextlib.ExitStack() as stack:
@@ -141,8 +153,14 @@ def main(argv: list[str] | None = None) -> None:
         times: dict[str, list[tuple[float, float]]] = {key: [] for key in rows}
         if "conflict" in rows:
             times["conflict-call"] = []
+        for key, cmd in rows.items():
+            drop_parse_cache(cmd)
+            if args.parse_cache == "warm":
+                run(cmd, (3,) if key == "conflict" else (0,))
         for i in range(args.repeat):
             for key, cmd in rows.items():
+                if args.parse_cache == "cold":
+                    drop_parse_cache(cmd)
                 times[key].append(run(cmd, (3,) if key == "conflict" else (0,)))
             if "conflict" in rows:
                 times["conflict-call"].append(conflict_in_process(root / "conflict"))
@@ -167,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         row("  of which minimal_conflict", "conflict-call"),
     ]
     body = [line for line in body if line is not None]
-    print(f"\nmedian of {args.repeat}; wall and CPU (user + system, children included) seconds, whole process "
+    print(f"\nparse cache {args.parse_cache}; median of {args.repeat}; wall and CPU (user + system, children "
+          "included) seconds, whole process "
           "unless said; ratios to the row the target names")
     print(text_table(("row", "wall s", "ratio", "CPU s", "ratio", "target"), body))
 

@@ -263,18 +263,27 @@ def compile_ordo() -> None:
     subprocess.run([PYTHON, "-m", "compileall", "-q", *folders], check=True, stdout=subprocess.DEVNULL)
 
 
-def bench_ordo(rows: list[Row], folders: dict[int, Path], repeat: int, clingo: bool) -> None:
+def bench_ordo(rows: list[Row], folders: dict[int, Path], repeat: int, clingo: bool, warm: bool = False) -> None:
     """Time ``ordo plan`` on every N, round-robin: round k runs each N once, so
     that every N's median comes from the same minutes of the machine and the
     ratios between sizes (time(20k) / time(10k)) are not skewed by a change of
     load between one size's runs and the next's. With ``clingo``, each ordo run
     is followed by one of clingo alone on the same N, so that ordo/clingo is a
     ratio of medians taken in turn too (one run of each swung it from 1.9 to
-    2.6 at 10,000 on this host)."""
+    2.6 at 10,000 on this host). ``warm``: the parse cache (.ordo/cache) is
+    filled by an untimed run of each N first; else each timed run starts
+    without it, as the first command on a project does."""
     peaks: dict[int, list[float]] = {row.n: [] for row in rows}
+    for row in rows:
+        shutil.rmtree(folders[row.n] / ".ordo" / "cache", ignore_errors=True)
+        if warm:
+            run_child([ORDO, "plan", "-C", str(folders[row.n]), "--out", str(folders[row.n] / "plan.json")],
+                      cwd=folders[row.n])
     for _ in range(repeat):
         for row in rows:
             if row.ordo_status != "error":
+                if not warm:
+                    shutil.rmtree(folders[row.n] / ".ordo" / "cache", ignore_errors=True)
                 peaks[row.n].append(run_ordo_once(row, folders[row.n]))
             if clingo and row.ordo_status != "error":
                 run_clingo_once(row, folders[row.n])
@@ -407,6 +416,7 @@ def history_record(info: dict, rows: list[Row], args: argparse.Namespace) -> dic
     """One run's figures per N, for benchmarks/history.jsonl."""
     return {"commit": commit(), "date": info.get("date"), "machine": machine_key(info),
             "clingo": info.get("clingo"), "python": info.get("python"), "repeat": args.repeat, "seed": args.seed,
+            "parse_cache": args.parse_cache,
             "rows": {str(r.n): {"status": r.ordo_status, "gap": r.gap, "ordo_wall": _round(r.ordo_wall),
                                 "peak_mb": _round(r.ordo_peak_mb, 0), "clingo_s": _round(r.clingo_s),
                                 "fd_status": r.fd_status, "fd_wall": _round(r.fd_wall)} for r in rows}}
@@ -416,9 +426,11 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None or value != value else round(value, digits)
 
 
-def previous_records(path: Path, key: str) -> dict[str, dict]:
+def previous_records(path: Path, key: str, parse_cache: str = "cold") -> dict[str, dict]:
     """Per N, the figures of the last record of machine ``key`` that measured
-    that N (with its commit and date): what this run is compared against."""
+    that N with the parse cache ``parse_cache`` (a record without one was
+    cold: it predates the cache), with its commit and date: what this run is
+    compared against."""
     found: dict[str, dict] = {}
     if not path.exists():
         return found
@@ -427,7 +439,8 @@ def previous_records(path: Path, key: str) -> dict[str, dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if not isinstance(record, dict) or record.get("machine") != key:
+        if not isinstance(record, dict) or record.get("machine") != key \
+                or record.get("parse_cache", "cold") != parse_cache:
             continue
         for n, figures in (record.get("rows") or {}).items():
             if isinstance(figures, dict) and figures.get("ordo_wall"):
@@ -530,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-max", type=int, default=1000,
                         help="replay ordo's plan in the FD encoding (validator) for N up to this")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--parse-cache", choices=("cold", "warm"), default="cold",
+                        help="cold: every timed run without the parse cache (.ordo/cache emptied first), as a "
+                             "project's first command; warm: filled by an untimed run first, as the next ones")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args(argv)
     ARGS_TIMEOUT = args.fd_timeout
@@ -543,9 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"# {info.get('date')}: {info.get('nproc')} CPUs ({info.get('cpu', '?')}), "
           f"{info.get('mem_gb', '?')} GB RAM, Python {info['python']}, clingo {info.get('clingo', '?')}, "
-          f"unified-planning {info.get('unified-planning', '?')}, up-fast-downward {info.get('up-fast-downward', '?')}",
-          flush=True)
-    previous = previous_records(args.history, machine_key(info))
+          f"unified-planning {info.get('unified-planning', '?')}, "
+          f"up-fast-downward {info.get('up-fast-downward', '?')}; parse cache {args.parse_cache}", flush=True)
+    previous = previous_records(args.history, machine_key(info), args.parse_cache)
     rows: list[Row] = []
     folders: dict[int, Path] = {}
     for n in sizes:
@@ -560,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         row.previous = previous.get(str(n))
         print(f"N={n:,}: {row.counts}", flush=True)
         rows.append(row)
-    bench_ordo(rows, folders, args.repeat, clingo=not args.no_probe)
+    bench_ordo(rows, folders, args.repeat, clingo=not args.no_probe, warm=args.parse_cache == "warm")
     for row in rows:
         n, folder = row.n, folders[row.n]
         if row.ordo_status == "error":

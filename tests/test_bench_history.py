@@ -8,9 +8,9 @@ from benchmarks.bench_plan import Row, change_text, gap_text, previous_records
 MACHINE = "Xeon x2, 23.5 GB"
 
 
-def record(commit: str, machine: str, walls: dict[int, float]) -> str:
+def record(commit: str, machine: str, walls: dict[int, float], **more) -> str:
     return json.dumps({"commit": commit, "date": "2026-12-02", "machine": machine,
-                       "rows": {str(n): {"status": "optimal", "ordo_wall": w} for n, w in walls.items()}})
+                       "rows": {str(n): {"status": "optimal", "ordo_wall": w} for n, w in walls.items()}, **more})
 
 
 def test_each_size_is_compared_with_the_last_record_of_the_same_machine(tmp_path):
@@ -27,6 +27,20 @@ def test_each_size_is_compared_with_the_last_record_of_the_same_machine(tmp_path
     assert change_text(row) == "1.20x (aaaaaaa)"
     assert change_text(Row(n=100, ordo_wall=1.0, previous=previous.get("100"))) == "-"
     assert previous_records(tmp_path / "none.jsonl", MACHINE) == {}
+
+
+def test_runs_with_a_warm_parse_cache_are_compared_with_their_own_kind(tmp_path):
+    history = tmp_path / "history.jsonl"
+    history.write_text("\n".join([
+        record("aaaaaaa", MACHINE, {10000: 4.0}),                          # before the cache: cold
+        record("bbbbbbb", MACHINE, {10000: 3.7}, parse_cache="warm"),
+        record("ccccccc", MACHINE, {10000: 4.1}, parse_cache="cold"),
+        record("ddddddd", MACHINE, {1000: 0.5}, parse_cache="warm"),
+    ]) + "\n")
+    assert previous_records(history, MACHINE)["10000"]["commit"] == "ccccccc"
+    warm = previous_records(history, MACHINE, "warm")
+    assert (warm["10000"]["commit"], warm["1000"]["commit"]) == ("bbbbbbb", "ddddddd")
+    assert "1000" not in previous_records(history, MACHINE, "cold")
 
 
 def test_gap_per_cost_level():
