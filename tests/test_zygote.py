@@ -63,3 +63,102 @@ def test_a_spawned_command_is_waited_for_signalled_and_killed_when_the_zygote_en
         zygote.close()
     with pytest.raises(ProcessLookupError):   # killed and reaped by the zygote as it ended
         os.kill(second.pid, 0)
+
+
+#: Entry points that end in ways the console script could; each is run forked and in a fresh interpreter.
+ENDINGS = '''
+import concurrent.futures, os, sys, threading, time
+
+def pool_then_exit():
+    """An idle thread pool still alive at sys.exit: the interpreter stops it; so must the harness."""
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    pool.submit(print, "worked").result()
+    sys.exit(3)
+
+def unflushable():
+    sys.stdout = open("/dev/full", "w")
+    print("x" * 10)
+    sys.exit(0)
+
+def uncaught():
+    raise LookupError("nobody caught this")
+
+def interrupted():
+    raise KeyboardInterrupt
+
+def message():
+    sys.exit("a message, status 1")
+
+def thread_then_exit():
+    """A non-daemon thread still running at sys.exit: waited for, then the exit handlers."""
+    import atexit
+    atexit.register(print, "exit handler ran")
+    threading.Thread(target=lambda: (time.sleep(0.3), print("thread done", flush=True))).start()
+    sys.exit(4)
+
+def slow_thread_then_exit():
+    print("waiting", flush=True)
+    threading.Thread(target=time.sleep, args=(30,)).start()
+    sys.exit(0)
+'''
+
+
+@pytest.mark.parametrize("name", ["pool_then_exit", "unflushable", "uncaught", "interrupted", "message",
+                                  "thread_then_exit"])
+def test_a_child_ends_as_a_fresh_interpreter_would(zygote: Zygote, tmp_path: Path, name: str):
+    (tmp_path / "endings.py").write_text(ENDINGS)
+    fresh = subprocess.run([os.sys.executable, "-c", f"import endings; endings.{name}()"], cwd=tmp_path,
+                           capture_output=True, text=True, env=ordo_env({"PYTHONPATH": str(tmp_path)}),
+                           timeout=30)
+    child = zygote.spawn("ordo", [], tmp_path, ordo_env(), tmp_path / "out", tmp_path / "err",
+                         entry=(str(tmp_path), "endings", name))
+    code = child.wait(30)
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert code == fresh.returncode, (name, err)
+    assert out == fresh.stdout, name
+    assert err.splitlines()[-1:] == fresh.stderr.splitlines()[-1:], (name, err, fresh.stderr)
+
+
+def test_ctrl_c_while_a_child_waits_for_its_threads_ends_it_alone(zygote: Zygote, tmp_path: Path):
+    """The harness's own code raising in a child (Ctrl-C as it waits for a thread) ends that child,
+    never the zygote's loop in it, which would kill the child's siblings."""
+    (tmp_path / "endings.py").write_text(ENDINGS)
+    sibling = zygote.spawn("ordo", [], tmp_path, ordo_env(), tmp_path / "sibling",
+                           entry=(str(tmp_path), "endings", "slow_thread_then_exit"))
+    child = zygote.spawn("ordo", [], tmp_path, ordo_env(), tmp_path / "out",
+                         entry=(str(tmp_path), "endings", "slow_thread_then_exit"))
+    deadline = time.monotonic() + 20
+    out = tmp_path / "out"
+    while not (out.exists() and "waiting" in out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)   # in the wait for its thread
+    child.send_signal(signal.SIGINT)
+    assert child.wait(20) == -signal.SIGINT
+    assert sibling.poll() is None
+    sibling.kill()
+    assert sibling.wait(20) == -signal.SIGKILL
+
+
+def test_an_environment_the_interpreter_reads_at_start_is_refused(zygote: Zygote, tmp_path: Path):
+    for name, value in (("PYTHONHASHSEED", "5"), ("PYTHONIOENCODING", "latin-1"), ("LC_ALL", "C")):
+        with pytest.raises(ValueError, match=name):
+            zygote.spawn(ordo_executable(), ["--version"], tmp_path, ordo_env({name: value}), tmp_path / "out")
+
+
+def test_a_dead_zygote_says_why_and_is_replaced(monkeypatch, tmp_path: Path):
+    from tests import zygote as harness
+
+    dead = Zygote()
+    monkeypatch.setattr(harness, "_shared", dead)
+    dead._proc.kill()
+    dead._proc.wait()
+    with pytest.raises(RuntimeError, match="the zygote ended"):
+        dead.spawn(ordo_executable(), ["--version"], tmp_path, ordo_env(), tmp_path / "out")
+    with pytest.warns(UserWarning, match="starting another"):
+        fresh = harness.shared()
+    try:
+        assert fresh is not dead and fresh.alive()
+        code, _, _ = fresh.run(ordo_executable(), ["--version"], tmp_path, ordo_env(), tmp_path / "out", 30)
+        assert code == 0
+    finally:
+        fresh.close()
