@@ -404,8 +404,9 @@ def commit() -> str:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               cwd=HERE, check=True).stdout.strip()
         # the history itself is not the measured code: a second run right after a first is clean
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)benchmarks/history.jsonl"], capture_output=True,
+        # (pathspecs from the repository's top: this runs in benchmarks/, and the whole tree counts)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                                ":(top,exclude)benchmarks/history.jsonl"], capture_output=True,
                                text=True, cwd=HERE, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"

@@ -47,3 +47,24 @@ def test_gap_per_cost_level():
     assert gap_text([{"priority": 1, "cost": 13250}]) == "0"
     assert gap_text([{"priority": 2, "cost": 0, "bound": 0},
                      {"priority": 1, "cost": 75852, "bound": 66630}]) == "0@2 (0.0%), 9,222@1 (12.2%)"
+
+
+def test_a_record_is_dirty_when_any_file_but_the_history_differs(tmp_path, monkeypatch):
+    import subprocess
+
+    from benchmarks import bench_plan
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "history.jsonl").write_text("")
+    (tmp_path / "planner.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    monkeypatch.setattr(bench_plan, "HERE", tmp_path / "benchmarks")
+    (tmp_path / "benchmarks" / "history.jsonl").write_text("{}\n")   # a run before this one
+    assert not bench_plan.commit().endswith("+dirty")
+    (tmp_path / "planner.py").write_text("x = 2\n")   # outside benchmarks/: the measured code changed
+    assert bench_plan.commit().endswith("+dirty")
