@@ -653,8 +653,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         from planner.bounded import goals_bounded, memory_for
         from planner.facts import model_facts
 
-        goals = goals_bounded(program, model_facts(loaded.model), loaded.model, timeout=timeout,
-                              memory_mb=memory_for(loaded))
+        facts = outcome.facts if outcome.facts is not None else model_facts(loaded.model)
+        goals = goals_bounded(program, facts, loaded.model, timeout=timeout, memory_mb=memory_for(loaded))
     if as_json:
         click.echo(json.dumps({"status": outcome.status, "explanation": outcome.explanation.to_dict()
                                if outcome.explanation else None,

@@ -53,6 +53,9 @@ class Outcome:
     explanation: Explanation | None = None
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
+    #: "no plan": the whole model's facts it was solved on, for a caller that searches them again
+    #: (``ordo explain``'s goals to give up), which need not make them a second time
+    facts: list[str] | None = field(default=None, repr=False)
 
 
 def library_files(names: list[str], src: Source) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
@@ -196,7 +199,8 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         return Outcome(status="timeout", timings=timings, warnings=result.warnings)
     if result.status == "unsatisfiable":
         timings["explain"] = explained
-        return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings)
+        return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings,
+                       facts=facts)
     started = time.perf_counter()
     decoded = decode(result)
     if sliced is not None:
