@@ -25,7 +25,7 @@ from domain.formats import (
     TypeSpec,
 )
 from domain.secrets import same_value
-from domain.yamlsrc import PathKey, Source, format_path
+from domain.yamlsrc import PathKey, Source, format_path, resolve
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,9 @@ class Reference:
     output: str
     operation: str | None  # the producer's operation that returns it (None: only observed)
     file: str = ""
-    #: (line, column) where it is written; or (source, path) in a source from the parse cache,
-    #: whose positions are found when a message first needs one (``Origin.at``'s reason)
-    at: tuple = field(default=(0, 0), compare=False)
+    #: where it is written: (line, column), or what ``Source.deferred`` gives for a file from the
+    #: parse cache, found when a message first needs it (``Origin.at``'s reason)
+    at: tuple = field(default=(0, 0), compare=False, repr=False)
 
     @property
     def line(self) -> int:
@@ -100,13 +100,10 @@ class Reference:
 
     def _position(self) -> tuple[int, int]:
         at = self.at
-        if isinstance(at[0], Source):
-            at = at[0].where(at[1])
+        if not isinstance(at[0], int):
+            at = resolve(at)
             object.__setattr__(self, "at", at)
         return at
-
-    def __reduce__(self) -> tuple:
-        return Reference, (self.param, self.producer, self.output, self.operation, self.file, self._position())
 
     @property
     def text(self) -> str:
@@ -139,28 +136,27 @@ class ResourceKind:
 
 class Origin:
     """Where a resource was declared, for messages: the file and the line.
-    ``Origin.at`` a source whose data came from the parse cache finds the line
-    when it is first read (only messages read it), not at load time."""
+    ``Origin.at`` a source from the parse cache keeps where to find the line
+    (``Source.deferred``) and finds it when it is first read: only messages
+    read it, and loading would otherwise parse the file it skipped."""
 
-    __slots__ = ("file", "_line", "_at")
+    __slots__ = ("file", "_at")
 
     def __init__(self, file: str, line: int = 0):
-        self.file, self._line, self._at = file, line, None
+        self.file, self._at = file, (line, 0)
 
     @classmethod
     def at(cls, src: Source, path: tuple) -> Origin:
-        if src.composed:
-            return cls(src.file, src.where(path)[0])
         origin = cls(src.file)
-        origin._at = (src, path)
+        origin._at = src.deferred(path)
         return origin
 
     @property
     def line(self) -> int:
         at = self._at
-        if at is not None:
-            self._line, self._at = at[0].where(at[1])[0], None
-        return self._line
+        if not isinstance(at[0], int):
+            at = self._at = resolve(at)
+        return at[0]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Origin) and (self.file, self.line) == (other.file, other.line)
@@ -171,8 +167,14 @@ class Origin:
     def __repr__(self) -> str:
         return f"Origin(file={self.file!r}, line={self.line!r})"
 
-    def __reduce__(self) -> tuple:
-        return Origin, (self.file, self.line)
+    def __reduce__(self) -> tuple:   # unresolved, with the file's text (pickled once per file), not its line
+        return _origin, (self.file, self._at)
+
+
+def _origin(file: str, at: tuple) -> Origin:
+    origin = Origin(file)
+    origin._at = at
+    return origin
 
 
 @dataclass
@@ -650,7 +652,7 @@ def _references(res: Resource, resources: dict[str, Resource], kinds: dict[str, 
                     f"declare it under the operation that returns it: types.{other.type}.operations.<op>.outputs"))
                 continue
             found.append(Reference(param=key, producer=producer, output=output, operation=ops[0] if ops else None,
-                                   file=src.file, at=src.where(where) if src.composed else (src, where)))
+                                   file=src.file, at=src.deferred(where)))
     return found
 
 

@@ -102,6 +102,16 @@ def _locate(path: Path | str | None, root: Path) -> Path | None:
     return path
 
 
+def _ours(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies in the project folder (symlinks resolved): only such files are kept in
+    the parse cache; one from elsewhere (a request on a temporary file system) may hold secrets that
+    its owner keeps out of the project."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 def observed_digest(observed: list[ObservedResource], stored: list[str] | None = None) -> str:
     """The sha256 of the records' JSON, one a line, in name order: what the plan's digest counts of them.
 
@@ -152,7 +162,8 @@ def load_project(
 
     def load(path: Path | Source, model_cls: type):
         try:
-            src = path if isinstance(path, Source) else load_yaml(path, display_path(path, root), cache=cache)
+            src = path if isinstance(path, Source) else load_yaml(path, display_path(path, root),
+                                                                  cache=cache if _ours(path, root) else None)
             parsed = parse(model_cls, src)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)

@@ -6,11 +6,13 @@ Error messages name the file, the line and the path inside the document
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,32 +53,29 @@ class Source:
         With ``text`` instead of a node (data from the parse cache), the text is composed then."""
         src = cls(file=file, data=data, positions={}, sha256=sha256)
         del src.positions, src.key_positions
-        src._unwalked = (node, {})  # one attribute, read once per lookup: safe while another thread walks
-        if text is not None:
-            src._text = text
+        # one attribute, read once per lookup: safe while another thread walks
+        src._unwalked = (node, {}) if text is None else TextPositions(text)
         return src
 
-    @property
-    def composed(self) -> bool:
-        """Whether positions cost no parsing: False for data from the parse cache, until a position
-        is first asked for (domain.model reads a resource's line then, not when it is loaded)."""
-        return "_text" not in self.__dict__
+    def deferred(self, path: PathKey) -> tuple:
+        """Where ``path`` stands as (line, column); for a source from the parse cache, not parsed
+        yet, (its ``TextPositions``, path) instead, to be resolved by ``resolve`` when a message
+        needs it (domain.model keeps a resource's and a reference's so, not the whole source)."""
+        unwalked = self.__dict__.get("_unwalked")
+        if isinstance(unwalked, TextPositions) and not unwalked.parsed:
+            return unwalked, tuple(path)
+        return self.where(path)
 
     def _tree(self) -> tuple | None:
         """``_unwalked``, the text composed first if the data came from the parse cache."""
         unwalked = self.__dict__.get("_unwalked")
-        text = self.__dict__.get("_text")
-        if unwalked is not None and text is not None:   # the same bytes parsed before: no error
-            unwalked = (_compose(text, _CLoader or _SafeLoader), {})
-            self._unwalked = unwalked
-            self.__dict__.pop("_text", None)
-        return unwalked
+        return unwalked.tree() if isinstance(unwalked, TextPositions) else unwalked
 
     def __getattr__(self, name: str) -> Any:
         # only for positions and key_positions of a source made by unwalked(), on first use
-        unwalked = self._tree() if "_unwalked" in self.__dict__ else None
-        if name not in ("positions", "key_positions") or unwalked is None:
+        if name not in ("positions", "key_positions") or "_unwalked" not in self.__dict__:
             raise AttributeError(name)
+        unwalked = self._tree()
         walker = _Walker(self.file, aliases=False)
         if unwalked[0] is not None:
             walker.walk(unwalked[0], ())
@@ -125,6 +124,39 @@ class Source:
         )
 
 
+class TextPositions:
+    """Where the values of a document from the parse cache stand, found by composing its text when
+    first asked for (the same bytes composed before, so without error). Shared by the resources
+    and references of one file (``Source.deferred``), and pickled as the text alone."""
+
+    __slots__ = ("text", "_tree")
+
+    def __init__(self, text: str):
+        self.text, self._tree = text, None
+
+    @property
+    def parsed(self) -> bool:
+        return self._tree is not None
+
+    def tree(self) -> tuple:
+        """(root node, key index), as ``Source.unwalked`` keeps them."""
+        tree = self._tree
+        if tree is None:
+            tree = self._tree = (_compose_text(self.text), {})   # one assignment: safe between threads
+        return tree
+
+    def where(self, path: PathKey) -> tuple[int, int]:
+        return _mark(_find(self.tree(), tuple(path))[0])
+
+    def __reduce__(self) -> tuple:
+        return TextPositions, (self.text,)
+
+
+def resolve(at: tuple) -> tuple[int, int]:
+    """(line, column) of what ``Source.deferred`` gave."""
+    return at[0].where(at[1]) if isinstance(at[0], TextPositions) else at
+
+
 def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = None) -> Source:
     """Read one YAML file. Raises DiagnosticsError naming file and line.
     ``cache``: a folder for the parse cache (``ParseCache``), used for files of
@@ -141,13 +173,8 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
     store = ParseCache(cache, path) if cache is not None and len(raw) >= CACHE_MIN_BYTES else None
     if store is not None and (hit := store.get(sha, len(raw))) is not None:
         return Source.unwalked(shown, hit[0], None, sha, text=text)
-    # libyaml's parser when present: ten times faster on large inventories.
-    # On a syntax error, the pure-Python parser's message says more.
     try:
-        try:
-            node = _compose(text, _CLoader or _SafeLoader)
-        except yaml.YAMLError:
-            node = _compose(text, _SafeLoader)
+        node = _compose_text(text)
         if "&" not in text:  # no anchor, no alias: built in one pass, positions recorded when first asked for
             fast = _plain(node)
             if fast is not _CHECK:
@@ -180,6 +207,8 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
 
 #: Files smaller than this are parsed every time: the cache would save them little.
 CACHE_MIN_BYTES = 64 * 1024
+#: An entry not written for this long is removed when another is written (a file renamed or gone).
+CACHE_DAYS = 30
 
 
 class ParseCache:
@@ -188,15 +217,19 @@ class ParseCache:
     bytes skips the parse (0.17 s of a 10,000-resource request, against 10 ms
     for the JSON). One entry per file (its name: a hash of the file's path),
     holding the file's sha256 and a fingerprint of the parser (this module's
-    source and PyYAML's version): a file that changed, or another ordo, is
-    parsed again and the entry replaced. Only documents of the plain kind are
-    kept (no anchors; text, numbers, booleans, null, lists and mappings with
-    text keys), the ones whose parse JSON gives back exactly; the caps on
-    depth and size were checked when they were parsed. Positions for messages
-    are found by parsing the text again, only when a message needs one. An
-    entry that cannot be read (damaged, or written by another version) is
-    ignored and replaced; a folder that cannot be written leaves the cache
-    off. Deleting the folder is always safe."""
+    source, PyYAML's and libyaml's versions): a file that changed, or another
+    ordo, is parsed again and the entry replaced. Only documents of the plain
+    kind are kept (no anchors; text, numbers, booleans, null, lists and
+    mappings with text keys), the ones whose parse JSON gives back exactly;
+    the caps on depth and size were checked when they were parsed. Positions
+    for messages are found by parsing the text again, only when a message
+    needs one (``TextPositions``). An entry that cannot be read (damaged, or
+    written by another version) is ignored and replaced; a folder that cannot
+    be written leaves the cache off; entries not written for ``CACHE_DAYS``
+    are removed when another is written. Deleting the folder is always safe.
+    The caller decides which files may be kept (domain.project: the
+    project's own, never a file from elsewhere, which may hold secrets its
+    owner keeps out of the project)."""
 
     def __init__(self, folder: Path, path: Path):
         self.folder = folder
@@ -220,7 +253,7 @@ class ParseCache:
         """Keep ``data`` for the file's bytes; nothing when the folder cannot be written."""
         try:
             text = json.dumps({"parser": _parser_fingerprint(), "sha256": sha256, "data": data},
-                              ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+                              ensure_ascii=False, separators=(",", ":"))
             _make_private(self.folder)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
             try:
@@ -230,29 +263,52 @@ class ParseCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            self._prune()
         except (OSError, ValueError, RecursionError, UnicodeError):
             pass
+
+    def _prune(self) -> None:
+        """Remove entries not written for CACHE_DAYS, and what a writer killed mid-write left (an hour on)."""
+        now = time.time()
+        with os.scandir(self.folder) as found:
+            for item in found:
+                age = now - item.stat(follow_symlinks=False).st_mtime
+                if (item.name.endswith(".json") and age > CACHE_DAYS * 86400 and item.path != str(self.entry)
+                        or item.name.startswith(".tmp-") and age > 3600):
+                    with contextlib.suppress(OSError):
+                        os.unlink(item.path)
 
 
 def _make_private(folder: Path) -> None:
     """``folder`` and the folders missing above it made as the journal makes ``.ordo`` (owner
-    only: a folder made here first must not be laxer), with a .gitignore keeping it out of git."""
+    only: a folder made here first must not be laxer), with a .gitignore keeping it out of git.
+    OSError when something else stands in its way (a file of that name)."""
     if folder.is_dir():
         return
     missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for part in reversed(missing):
-        part.mkdir(mode=0o700, exist_ok=True)
-    (missing[0] / ".gitignore").write_text("# ordo's parse cache: safe to delete\n*\n")
+    part = folder
+    while not part.exists() and not part.is_symlink():
+        missing.append(part)
+        part = part.parent
+    if not missing or not part.is_dir():
+        raise NotADirectoryError(f"{part} is not a folder")
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)
+    (folder / ".gitignore").write_text("# ordo's parse cache: safe to delete\n*\n")
 
 
 @functools.cache
 def _parser_fingerprint() -> str:
-    """What the cached data depends on besides the file: this module and PyYAML (with or without libyaml)."""
+    """What the cached data depends on besides the file: this module, PyYAML and libyaml."""
     own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    return f"{own}/{yaml.__version__}/{'libyaml' if _CLoader is not None else 'python'}"
+    libyaml = "none"
+    if _CLoader is not None:
+        with contextlib.suppress(Exception):
+            from yaml import _yaml
+
+            libyaml = _yaml.get_version_string()
+    return f"{own}/{yaml.__version__}/{libyaml}"
+
 
 _SIMPLE = "tag:yaml.org,2002:"
 
@@ -308,6 +364,16 @@ if _CSafeLoader is not None:
 
         def ascend_resolver(self) -> None:
             """Nothing to track without path resolvers."""
+
+
+def _compose_text(text: str) -> yaml.Node | None:
+    """libyaml's parser when present: ten times faster on large inventories. On a syntax error
+    (or text libyaml refuses and PyYAML takes: a tab opening a block scalar's line), the
+    pure-Python parser's, whose message says more."""
+    try:
+        return _compose(text, _CLoader or _SafeLoader)
+    except yaml.YAMLError:
+        return _compose(text, _SafeLoader)
 
 
 def _compose(text: str, loader_class: type) -> yaml.Node | None:

@@ -139,3 +139,70 @@ def test_small_files_are_not_cached(tmp_path):
     shutil.copytree(EXAMPLES / "vfw", root, ignore=shutil.ignore_patterns(".ordo"))
     load_project(root, *ARGS)
     assert not (root / ".ordo").exists()
+
+
+def test_text_only_pure_python_yaml_takes_gives_its_lines_from_the_cache(vfw, monkeypatch):
+    """libyaml refuses a tab opening a block scalar's line, PyYAML takes it: finding a line in such a
+    file from the cache parses it as the first load did."""
+    request = vfw / ARGS[0]
+    text = request.read_text().replace("name: vsink\n", "name: vsink\n        kind: oops\n", 1)
+    request.write_text(text + "notes: |\n \ta tab first\n")
+    messages = []
+    for _ in range(2):
+        with pytest.raises(DiagnosticsError) as caught:
+            load_project(vfw, *ARGS)
+        messages.append(str(caught.value))
+    assert len(entries(vfw)) == 3 and messages[0] == messages[1] and "kind" in messages[0]
+
+
+@pytest.mark.parametrize("blocked", [".ordo/cache/yaml", ".ordo/cache"])
+def test_a_file_where_the_cache_folder_goes_leaves_the_cache_off(vfw, blocked):
+    (vfw / blocked).parent.mkdir(parents=True, exist_ok=True)
+    (vfw / blocked).write_text("in the way")
+    assert make_plan(load_project(vfw, *ARGS)).status == "optimal"
+    assert (vfw / blocked).read_text() == "in the way"
+
+
+def test_a_model_from_the_cache_pickles_unparsed(vfw, monkeypatch):
+    """As a fork server receives it: the lines are not looked up (the text goes along, once per file)."""
+    load_project(vfw, *ARGS)
+    cached = load_project(vfw, *ARGS)
+    parsed = composes(monkeypatch, vfw)
+    data = pickle.dumps(cached.model)
+    copy = pickle.loads(data)
+    assert parsed == []
+    assert data.count((vfw / ARGS[0]).read_text()[:200].encode()) == 1
+    assert [r.origin.line for r in copy.resources.values()] == [r.origin.line for r in cached.model.resources.values()]
+
+
+def test_a_request_from_outside_the_project_is_not_kept(vfw, tmp_path):
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text((vfw / ARGS[0]).read_text())
+    load_project(vfw, outside, ARGS[1])
+    assert len(entries(vfw)) == 2   # the catalog and the inventory only
+
+
+def test_old_entries_and_leftovers_are_removed_when_an_entry_is_written(vfw):
+    import os
+    import time
+
+    load_project(vfw, *ARGS)
+    leftover = vfw / PARSE_CACHE / ".tmp-killed.json"   # a writer killed between writing and renaming
+    leftover.write_text("{")
+    month = time.time() - 31 * 86400
+    for path in [*entries(vfw), leftover]:
+        os.utime(path, (month, month))
+    request = vfw / ARGS[0]
+    request.write_text(request.read_text() + "\n# changed\n")
+    load_project(vfw, *ARGS)   # the request's entry written again: the month-old ones go
+    assert not leftover.exists()
+    assert len(entries(vfw)) == 1 and entries(vfw)[0].stat().st_mtime > month + 86400
+    load_project(vfw, *ARGS)
+    assert len(entries(vfw)) == 3
+
+
+def test_asking_a_cached_source_for_another_attribute_parses_nothing(vfw, monkeypatch):
+    load_project(vfw, *ARGS)
+    src = yamlsrc.load_yaml(vfw / ARGS[0], ARGS[0], cache=vfw / PARSE_CACHE)
+    parsed = composes(monkeypatch, vfw)
+    assert not hasattr(src, "something_else") and parsed == []
