@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -268,15 +269,22 @@ class ParseCache:
             pass
 
     def _prune(self) -> None:
-        """Remove entries not written for CACHE_DAYS, and what a writer killed mid-write left (an hour on)."""
+        """Remove entries not written for CACHE_DAYS, and what a writer killed mid-write left (an hour
+        on): only files named as this class names them, whatever else the folder holds."""
         now = time.time()
         with os.scandir(self.folder) as found:
             for item in found:
+                kind = _CACHE_NAMES.fullmatch(item.name)
+                if kind is None or item.path == str(self.entry) or not item.is_file(follow_symlinks=False):
+                    continue
                 age = now - item.stat(follow_symlinks=False).st_mtime
-                if (item.name.endswith(".json") and age > CACHE_DAYS * 86400 and item.path != str(self.entry)
-                        or item.name.startswith(".tmp-") and age > 3600):
+                if age > (3600 if kind[1] else CACHE_DAYS * 86400):
                     with contextlib.suppress(OSError):
                         os.unlink(item.path)
+
+
+#: An entry's name (32 hex digits) or a temporary one's (mkstemp's ".tmp-XXXXXXXX"), group 1 set for the latter.
+_CACHE_NAMES = re.compile(r"[0-9a-f]{32}\.json|(\.tmp-[A-Za-z0-9_]{8})\.json")
 
 
 def _make_private(folder: Path) -> None:

@@ -32,7 +32,8 @@ ARGS = ("requests/instantiate.yaml", "inventory.yaml")
 
 
 def entries(root):
-    return sorted((root / PARSE_CACHE).glob("*.json"))
+    """The cache's entries (a hash of the file's path, .json)."""
+    return sorted(p for p in (root / PARSE_CACHE).glob("*.json") if len(p.stem) == 32 and p.stem.isalnum())
 
 
 def composes(monkeypatch, root) -> list[str]:
@@ -187,15 +188,18 @@ def test_old_entries_and_leftovers_are_removed_when_an_entry_is_written(vfw):
     import time
 
     load_project(vfw, *ARGS)
-    leftover = vfw / PARSE_CACHE / ".tmp-killed.json"   # a writer killed between writing and renaming
+    leftover = vfw / PARSE_CACHE / ".tmp-killed_1.json"   # a writer killed between writing and renaming
     leftover.write_text("{")
+    others = [vfw / PARSE_CACHE / name for name in ("notes.json", ".tmp-mine.json", "b" * 32 + ".json.bak")]
+    for other in others:   # not named as the cache names its files: never removed (a folder shared by mistake)
+        other.write_text("kept")
     month = time.time() - 31 * 86400
-    for path in [*entries(vfw), leftover]:
+    for path in [*entries(vfw), leftover, *others]:
         os.utime(path, (month, month))
     request = vfw / ARGS[0]
     request.write_text(request.read_text() + "\n# changed\n")
     load_project(vfw, *ARGS)   # the request's entry written again: the month-old ones go
-    assert not leftover.exists()
+    assert not leftover.exists() and all(other.read_text() == "kept" for other in others)
     assert len(entries(vfw)) == 1 and entries(vfw)[0].stat().st_mtime > month + 86400
     load_project(vfw, *ARGS)
     assert len(entries(vfw)) == 3
