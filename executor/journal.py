@@ -587,12 +587,16 @@ class Journal:
             rows = db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall()
         return self._records(rows), [record for _, record in rows]
 
-    def state_since(self, seq: int) -> tuple[dict[str, ObservedResource], int, int]:
+    def state_since(self, seq: int, texts: dict[str, str] | None = None,
+                    ) -> tuple[dict[str, ObservedResource], int, int]:
         """The records written with events after ``seq``, how many records there are in all (fewer
-        than a copy holds: some were removed since), and the event of the last record written."""
+        than a copy holds: some were removed since), and the event of the last record written.
+        ``texts``: filled with each of those records' JSON as stored."""
         with self._read() as db:
             rows = db.execute("SELECT resource, record FROM state WHERE seq>? ORDER BY resource", (seq,)).fetchall()
             count, last = db.execute("SELECT count(*), coalesce(max(seq), 0) FROM state").fetchone()
+        if texts is not None:
+            texts.update(rows)
         return self._records(rows), int(count), int(last)
 
     def _records(self, rows: list[tuple[str, str]]) -> dict[str, ObservedResource]:
@@ -625,6 +629,49 @@ class Journal:
         """For each recorded resource, the run that last wrote it."""
         with self._read() as db:
             return dict(db.execute("SELECT resource, run FROM state").fetchall())
+
+
+def refreshed(journal: Journal, records: dict[str, ObservedResource], seen: int,
+              texts: dict[str, str] | None = None) -> tuple[dict[str, ObservedResource], int]:
+    """A copy of the journal's records (``records``, current as of the record written with event
+    ``seen``; -1: none yet) brought up to date, and the event it is now current as of: the records
+    written since (all of them at first, or when some were removed since, which the count shows),
+    not every record each time. ``texts``, if given, is kept alongside: each record's JSON as
+    stored (replaced, not updated, when all are read again: the returned records tell)."""
+    if seen >= 0:
+        changed, count, last = journal.state_since(seen, texts)
+        records.update(changed)
+        if len(records) == count:
+            return records, last
+    if texts is not None:
+        texts.clear()
+    records, _, last = journal.state_since(-1, texts)
+    return records, last
+
+
+class StateCopy:
+    """The journal's state as a long-lived process keeps it (`ordo serve`): brought up to date
+    before each plan by reading what was written since (``refreshed``), instead of reading and
+    validating every record each time. Thread-safe; the records it hands out are not to be changed."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, ObservedResource] = {}
+        self._texts: dict[str, str] = {}
+        self._seen = -1
+        self._view: tuple[int, list[ObservedResource], list[str]] | None = None
+        self._journal = ""   # the id of the journal copied: another one (made anew) is read whole
+        self._lock = threading.Lock()
+
+    def observed(self, journal: Journal) -> tuple[list[ObservedResource], list[str]]:
+        """The records in name order, and their JSON as stored (what ``load_project`` takes)."""
+        with self._lock:
+            if journal.id != self._journal:
+                self._journal, self._seen, self._view = journal.id, -1, None
+            self._records, self._seen = refreshed(journal, self._records, self._seen, self._texts)
+            if self._view is None or self._view[0] != self._seen or len(self._view[1]) != len(self._records):
+                names = sorted(self._records)
+                self._view = (self._seen, [self._records[n] for n in names], [self._texts[n] for n in names])
+            return list(self._view[1]), list(self._view[2])
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from domain.gcpause import paused_gc
 from domain.project import Project, display_path, load_project, project_folder, read_project_file
-from executor.journal import Event, Journal, JournalError, JournalUrl, default_path
+from executor.journal import Event, Journal, JournalError, JournalUrl, StateCopy, default_path
 from executor.store import is_url, location
 from planner.plan import Plan
 
@@ -54,17 +54,21 @@ def _journal_at(root: Path, journal: JournalArg) -> Path | JournalUrl:
 
 @paused_gc()
 def load_with_journal(project: Path, request: Path | None, inventory: Path | None, extra: list[Path],
-                      journal: JournalArg) -> Project:
+                      journal: JournalArg, state: StateCopy | None = None) -> Project:
     """The project, with what earlier runs recorded counting as observed (the collector paused
     while the records are read, as while the model is built: domain/gcpause.py). The project
-    file is read once, by load_project."""
+    file is read once, by load_project. ``state``: a long-lived process's copy of the records,
+    brought up to date instead of read whole."""
     root = project_folder(project)[0]
     path = _journal_at(root, journal)
     observed, stored = [], None
     if path.exists():
         with Journal(path, create=False) as jr:
-            state, stored = jr.state_json()
-            observed = list(state.values())
+            if state is not None:
+                observed, stored = state.observed(jr)
+            else:
+                records, stored = jr.state_json()
+                observed = list(records.values())
     return load_project(project, request, inventory, extra, observed=observed, observed_json=stored,
                         observed_name=display_path(path, root))
 

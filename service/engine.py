@@ -34,7 +34,7 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from executor import runs
 from executor.engine import ExecutionError, Executor, RunResult
-from executor.journal import Event, Journal, RequestRef, RunInfo, private_file
+from executor.journal import Event, Journal, RequestRef, RunInfo, StateCopy, private_file
 from executor.redact import Redactor
 from executor.shared import Shared
 from planner.core import Outcome, make_plan
@@ -154,6 +154,7 @@ class LocalEngine:
         self._threads: set[threading.Thread] = set()
         self._keys: dict[str, threading.Lock] = {}
         self._shared = Shared()  # the controllers' concurrency and the guards, across the runs side by side
+        self._state = StateCopy()   # the journal's records, kept current between plans
         self._accepting = False
         self._ready = False
 
@@ -210,7 +211,7 @@ class LocalEngine:
 
     def _load(self, request: dict[str, Any] | None) -> Any:
         path = self._save_request(request) if request is not None else None
-        return runs.load_with_journal(self.project, path, None, [], self.journal)
+        return runs.load_with_journal(self.project, path, None, [], self.journal, self._state)
 
     def _save_request(self, request: dict[str, Any]) -> Path:
         """The request, kept as a file beside the journal (named by its digest), so that the run

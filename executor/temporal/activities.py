@@ -37,7 +37,7 @@ from executor.controllers import OperationRequest
 from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
 from executor.core.loop import replanned
 from executor.engine import ApplyOptions, Executor
-from executor.journal import Journal, JournalError
+from executor.journal import Journal, JournalError, refreshed
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
@@ -356,16 +356,9 @@ class Activities:
 
 
 def _refresh(run: _Run) -> None:
-    """The executor's copy of the journal's records brought up to date: those written since the last
-    refresh (all of them at first, or when some were removed since), not every record each time."""
+    """The executor's copy of the journal's records brought up to date (executor.journal.refreshed)."""
     ex = run.executor
-    if run.seen >= 0:
-        changed, count, last = ex.journal.state_since(run.seen)
-        ex._records.update(changed)
-        if len(ex._records) == count:
-            run.seen = last
-            return
-    ex._records, _, run.seen = ex.journal.state_since(-1)
+    ex._records, run.seen = refreshed(ex.journal, ex._records, run.seen)
 
 
 def _core(rs: RunState) -> SimpleNamespace:
