@@ -22,7 +22,11 @@ that the ratios come from the same minutes of the same machine:
 * no change vs N state: ``ordo plan -C big`` (ratio: to the fixed start-up);
 * explain --conflict: ``ordo explain -C conflict --conflict --timeout 300`` (whole process; the
   default 10 s limit would cut a slow search short), and
-  its ``minimal_conflict`` call alone, in-process (what bench_explain.py's --conflict column measures).
+  its ``minimal_conflict`` call alone, in-process (what bench_explain.py's --conflict column measures);
+* resident (``--rows resident``): the small request planned in one long-lived process as ``ordo serve``
+  plans it, against the empty inventory, against the N state read whole each time and against the
+  state kept current between plans (``executor.journal.StateCopy``): medians of at least 5 runs taken
+  in turn after a first of each, the planning child's CPU not counted.
 
 Usage::
 
@@ -32,7 +36,7 @@ Usage::
 ``--state DIR`` keeps the prepared folders in DIR and reuses them when DIR
 already holds them (the apply takes a while): compare versions of ordo
 against the same journal. ``--rows`` measures only the rows named (small,
-small-state, tiny, no-change, conflict). ``--parse-cache``: ``cold`` (the
+small-state, tiny, no-change, conflict, resident). ``--parse-cache``: ``cold`` (the
 default) empties each project's parse cache (``.ordo/cache``) before every
 run, as for the first command on a project; ``warm`` fills it with an
 untimed run of each row first, as for the commands after it.
@@ -59,7 +63,7 @@ from benchmarks.generate import write_project  # noqa: E402
 from benchmarks.tables import fmt, text_table  # noqa: E402
 
 ORDO = str(Path(sys.executable).with_name("ordo"))
-ROWS = ("small", "small-state", "tiny", "no-change", "conflict")
+ROWS = ("small", "small-state", "tiny", "no-change", "conflict", "resident")
 
 SMALL_REQUEST = """\
 name: small
@@ -124,6 +128,46 @@ def conflict_in_process(folder: Path) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+RESIDENT = """
+import gc, statistics, sys, time
+from pathlib import Path
+from executor.journal import StateCopy
+from executor.runs import load_with_journal
+from planner.core import make_plan
+root = Path(sys.argv[1])
+small, big, empty = root / "small.yaml", root / "big", root / "empty"
+copy = StateCopy()
+cases = {"resident-small": lambda: load_with_journal(empty, small, None, [], None),
+         "resident-whole": lambda: load_with_journal(big, small, None, [], None),
+         "resident-kept": lambda: load_with_journal(big, small, None, [], None, copy)}
+for load in cases.values():
+    make_plan(load())   # the first of each: imports, validators, the copy's first read
+times = {key: [] for key in cases}
+for _ in range(int(sys.argv[2])):
+    for key, load in cases.items():
+        gc.collect()
+        started, cpu = time.perf_counter(), time.process_time()
+        make_plan(load())
+        times[key].append((time.perf_counter() - started, time.process_time() - cpu))
+for key, values in times.items():
+    print(key, statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+"""
+
+
+def resident(root: Path, repeat: int) -> dict[str, tuple[float, float]]:
+    """The small request planned in one long-lived process, as `ordo serve` plans (load_with_journal
+    and make_plan, after a first run of each): against the empty inventory, against the state read
+    whole each time, and against the state kept current between plans (executor.journal.StateCopy);
+    medians of ``repeat`` runs taken in turn, wall and CPU seconds (the planning child's not counted)."""
+    done = subprocess.run([sys.executable, "-c", RESIDENT, str(root), str(repeat)], capture_output=True, text=True,
+                          cwd=HERE.parent, check=True)
+    out = {}
+    for line in done.stdout.strip().splitlines():
+        key, wall, cpu = line.split()
+        out[key] = (float(wall), float(cpu))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10000)
@@ -150,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
             "conflict": ["explain", "-C", str(root / "conflict"), "--conflict", "--timeout", "300"],
         }
         rows = {key: cmd for key, cmd in rows.items() if key in wanted}
+        resident_times = resident(root, max(args.repeat, 5)) if "resident" in wanted else {}
         times: dict[str, list[tuple[float, float]]] = {key: [] for key in rows}
         if "conflict" in rows:
             times["conflict-call"] = []
@@ -168,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
                   file=sys.stderr)
     wall = {key: statistics.median(w for w, _ in values) for key, values in times.items()}
     cpu = {key: statistics.median(c for _, c in values) for key, values in times.items()}
+    for key, (w, c) in resident_times.items():
+        wall[key], cpu[key] = w, c
 
     def row(what: str, key: str, base: str | None = None, target: str = "") -> list[str] | None:
         if key not in wall:
@@ -183,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
         row(f"no change vs {n} state", "no-change", "tiny", "<= 1.5x"),
         row(f"explain --conflict, {n} / {args.instances:,} policies (process)", "conflict", None, "< 2 s"),
         row("  of which minimal_conflict", "conflict-call"),
+        row("resident (as ordo serve plans): small request vs empty inventory", "resident-small"),
+        row(f"  vs {n} state read whole each time", "resident-whole", "resident-small"),
+        row(f"  vs {n} state kept current (StateCopy)", "resident-kept", "resident-small"),
     ]
     body = [line for line in body if line is not None]
     print(f"\nparse cache {args.parse_cache}; median of {args.repeat}; wall and CPU (user + system, children "
