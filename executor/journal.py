@@ -437,6 +437,19 @@ class Journal:
                 raise JournalError(f"{self.path}: cannot read the journal: {self._store.describe(exc)}") from exc
 
     @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Backend]:
+        """``_read`` for several statements that must see one state of the journal (a writer may
+        commit between two statements of an autocommitting connection)."""
+        with self._read() as db:
+            db.begin_snapshot()
+            try:
+                yield db
+            finally:
+                if db.in_transaction():
+                    with contextlib.suppress(*db.errors):
+                        db.rollback()   # read only: nothing to keep
+
+    @contextlib.contextmanager
     def _write(self, run: int | None = None, *, whole: bool = False) -> Iterator[Backend]:
         """One write transaction, under the lock. It holds the write lock of ``run`` (its events),
         else (or if ``whole``) the whole journal's (starting, claiming, forgetting). The database's
@@ -591,8 +604,9 @@ class Journal:
                     ) -> tuple[dict[str, ObservedResource], int, int]:
         """The records written with events after ``seq``, how many records there are in all (fewer
         than a copy holds: some were removed since), and the event of the last record written.
-        ``texts``: filled with each of those records' JSON as stored."""
-        with self._read() as db:
+        ``texts``: filled with each of those records' JSON as stored. Both read one snapshot: a record
+        written between them would otherwise be counted, and its event seen, but not read."""
+        with self._snapshot() as db:
             rows = db.execute("SELECT resource, record FROM state WHERE seq>? ORDER BY resource", (seq,)).fetchall()
             count, last = db.execute("SELECT count(*), coalesce(max(seq), 0) FROM state").fetchone()
         if texts is not None:
@@ -641,7 +655,7 @@ def refreshed(journal: Journal, records: dict[str, ObservedResource], seen: int,
     if seen >= 0:
         changed, count, last = journal.state_since(seen, texts)
         records.update(changed)
-        if len(records) == count:
+        if len(records) == count and last >= seen:   # (a journal put back from a backup goes back in time)
             return records, last
     if texts is not None:
         texts.clear()
@@ -652,7 +666,11 @@ def refreshed(journal: Journal, records: dict[str, ObservedResource], seen: int,
 class StateCopy:
     """The journal's state as a long-lived process keeps it (`ordo serve`): brought up to date
     before each plan by reading what was written since (``refreshed``), instead of reading and
-    validating every record each time. Thread-safe; the records it hands out are not to be changed."""
+    validating every record each time. Thread-safe; the records it hands out are not to be changed
+    (nothing changes a record in place: a Resource built from one copies what it changes). A record
+    changed in the database without a new event (by hand, outside ordo) is not seen until the
+    process starts again; a journal put back from a backup is read whole when its last event is
+    older than the copy's, or when it is another journal (its id)."""
 
     def __init__(self) -> None:
         self._records: dict[str, ObservedResource] = {}

@@ -87,3 +87,49 @@ def test_a_plan_on_a_copy_is_the_plan_on_the_journal_read_whole(tmp_path: Path) 
     assert run.code == 0, run.text
     read, kept = plans()
     assert read == kept and '"operations":[]' in read   # applied: nothing left to do, seen by both
+
+
+def test_a_record_written_while_the_copy_reads_is_read_then_or_next_time(journal_url: str) -> None:
+    """A writer that commits between the copy's two statements (the records since, then the count and
+    the last event) must not leave its record unread for good: both read one snapshot."""
+    copy = StateCopy()
+    with Journal(journal_url) as writer, Journal(journal_url, create=False) as reader:
+        run = writer.start_run("/p", "a.yaml", {}, claims=["a"])
+        writer.append(run, [Event("result", op="a/create")], state={n: _record(n) for n in "abc"})
+        copy.observed(reader)
+        real, fired = reader._store.execute, []
+
+        def execute(sql, params=()):
+            out = real(sql, params)
+            if sql.startswith("SELECT resource, record FROM state WHERE seq>") and not fired:
+                fired.append(1)   # between the two statements
+                writer.append(run, [Event("result", op="b/update")], state={"b": _record("b", "assigned")})
+            return out
+
+        reader._store.execute = execute
+        copy.observed(reader)
+        reader._store.execute = real
+        assert fired
+        assert copy.observed(reader) == whole(reader)
+        assert {r.name: r.state for r in copy.observed(reader)[0]}["b"] == "assigned"
+
+
+def test_a_journal_put_back_from_a_backup_is_read_whole(tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / ".ordo" / "journal.db"
+    copy = StateCopy()
+    with Journal(path) as jr:
+        run = jr.start_run("/p", "a.yaml", {}, claims=["a"])
+        jr.append(run, [Event("result", op="a/create")], state={n: _record(n) for n in "ab"})
+    backup = tmp_path / "backup"
+    shutil.copytree(path.parent, backup)
+    with Journal(path, create=False) as jr:
+        jr.append(run, [Event("result", op="b/update")], state={"b": _record("b", "assigned")})
+        jr.append(run, [Event("result", op="a/update")], state={"a": _record("a", "assigned")})
+        assert copy.observed(jr) == whole(jr)
+    shutil.rmtree(path.parent)
+    shutil.copytree(backup, path.parent)   # the same journal (its id), back in time
+    with Journal(path, create=False) as jr:
+        assert copy.observed(jr) == whole(jr)
+        assert {r.state for r in copy.observed(jr)[0]} == {"active"}

@@ -76,6 +76,10 @@ class Backend:
         checking claims, forgetting state, migrating), else one run (appending to it)."""
         raise NotImplementedError
 
+    def begin_snapshot(self) -> None:
+        """Start a read-only transaction whose statements all see one snapshot of the database."""
+        self.execute("BEGIN")
+
     def lock(self, key: int) -> None:
         """Inside a write transaction, also hold ``key`` until it ends (taken before any row is
         written: transactions that hold the same key commit in the order they took it)."""

@@ -76,6 +76,9 @@ class PostgresBackend(Backend):
         self._db.execute("BEGIN")
         self._db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITE, lock))
 
+    def begin_snapshot(self) -> None:
+        self._db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")   # one snapshot for every statement
+
     def lock(self, key: int) -> None:
         self._db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITE, key))
 

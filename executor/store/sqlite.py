@@ -81,6 +81,9 @@ class SqliteBackend(Backend):
     def begin(self, lock: int) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # one writer at a time: every lock is the whole file's
 
+    def begin_snapshot(self) -> None:
+        self._db.execute("BEGIN")   # deferred: in WAL mode its first read fixes what the others see
+
     def lock(self, key: int) -> None:
         """Nothing more to take: a write transaction holds the whole file."""
 
