@@ -87,6 +87,17 @@ def test_a_plan_on_a_copy_is_the_plan_on_the_journal_read_whole(tmp_path: Path) 
     assert run.code == 0, run.text
     read, kept = plans()
     assert read == kept and '"operations":[]' in read   # applied: nothing left to do, seen by both
+    # the records a copy hands to every plan are never changed by one (what-if scenarios included)
+    from executor.journal import Journal
+    from planner.whatif import Scenario
+
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        before = [r.model_dump_json() for r in copy.observed(jr)[0]]
+    down = Scenario(targets_down=("region-one",))
+    make_plan(down.apply(load_with_journal(root, root / "requests" / "delete.yaml", None, [], None, copy)))
+    make_plan(load_with_journal(root, root / "requests" / "scale-out.yaml", None, [], None, copy))
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        assert [r.model_dump_json() for r in copy.observed(jr)[0]] == before
 
 
 def test_a_record_written_while_the_copy_reads_is_read_then_or_next_time(journal_url: str) -> None:
