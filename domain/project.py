@@ -103,13 +103,15 @@ def _locate(path: Path | str | None, root: Path) -> Path | None:
 
 
 def _ours(path: Path, root: Path) -> bool:
-    """Whether ``path`` lies in the project folder (symlinks resolved): only such files are kept in
-    the parse cache; one from elsewhere (a request on a temporary file system) may hold secrets that
-    its owner keeps out of the project."""
+    """Whether ``path`` is one of the project's own files (in its folder, symlinks resolved, and not
+    under ``.ordo``): only such files are kept in the parse cache. One from elsewhere (a request on a
+    temporary file system) may hold secrets that its owner keeps out of the project; the requests
+    the service keeps in ``.ordo/requests`` are each read a few times, and would only double there."""
     try:
-        return path.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError):
+        where = path.resolve().relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
         return False
+    return where.parts[:1] != (PARSE_CACHE.parts[0],)
 
 
 def observed_digest(observed: list[ObservedResource], stored: list[str] | None = None) -> str:

@@ -176,11 +176,16 @@ def test_a_model_from_the_cache_pickles_unparsed(vfw, monkeypatch):
     assert [r.origin.line for r in copy.resources.values()] == [r.origin.line for r in cached.model.resources.values()]
 
 
-def test_a_request_from_outside_the_project_is_not_kept(vfw, tmp_path):
+def test_a_request_from_outside_the_project_or_in_its_ordo_folder_is_not_kept(vfw, tmp_path):
     outside = tmp_path / "elsewhere.yaml"
     outside.write_text((vfw / ARGS[0]).read_text())
     load_project(vfw, outside, ARGS[1])
     assert len(entries(vfw)) == 2   # the catalog and the inventory only
+    kept = vfw / ".ordo" / "requests" / "r.yaml"   # where the service keeps the requests it accepted
+    kept.parent.mkdir(parents=True)
+    kept.write_text(outside.read_text())
+    load_project(vfw, kept, ARGS[1])
+    assert len(entries(vfw)) == 2
 
 
 def test_old_entries_and_leftovers_are_removed_when_an_entry_is_written(vfw):
