@@ -676,7 +676,6 @@ class StateCopy:
         self._records: dict[str, ObservedResource] = {}
         self._texts: dict[str, str] = {}
         self._seen = -1
-        self._view: tuple[int, list[ObservedResource], list[str]] | None = None
         self._journal = ""   # the id of the journal copied: another one (made anew) is read whole
         self._lock = threading.Lock()
 
@@ -684,12 +683,10 @@ class StateCopy:
         """The records in name order, and their JSON as stored (what ``load_project`` takes)."""
         with self._lock:
             if journal.id != self._journal:
-                self._journal, self._seen, self._view = journal.id, -1, None
+                self._journal, self._seen = journal.id, -1
             self._records, self._seen = refreshed(journal, self._records, self._seen, self._texts)
-            if self._view is None or self._view[0] != self._seen or len(self._view[1]) != len(self._records):
-                names = sorted(self._records)
-                self._view = (self._seen, [self._records[n] for n in names], [self._texts[n] for n in names])
-            return list(self._view[1]), list(self._view[2])
+            names = sorted(self._records)
+            return [self._records[n] for n in names], [self._texts[n] for n in names]
 
 
 @functools.cache
