@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.zygote import exit_status
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 VFW = EXAMPLES / "vfw"
@@ -102,16 +104,6 @@ def run_ordo_forked(*args: str | Path, cwd: Path | None = None, env: dict | None
     return _no_bug(run, expect_bug=False)
 
 
-def _exit_code(exc: SystemExit) -> int:
-    """The status a process would exit with after ``sys.exit(exc.code)``."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
-    print(exc.code, file=sys.stderr)  # sys.exit("text") prints it and exits 1
-    return 1
-
-
 def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None, expect_bug: bool = False) -> Run:
     """Run ``ordo`` in this process, as the console script would (``ordo.cli.main``).
 
@@ -136,7 +128,7 @@ def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None
             main([str(a) for a in args])
             code = 0
         except SystemExit as exc:
-            code = _exit_code(exc)
+            code = exit_status(exc.code)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

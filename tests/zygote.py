@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import IO
 
@@ -133,23 +134,17 @@ def _child(cmd: dict, resource) -> None:
             main()   # ends the process itself (os._exit), or raises SystemExit while threads still run
             status = 71   # main() returned: it never should
         except SystemExit as exc:
-            status = _status(exc.code)
+            status = exit_status(exc.code)
         except KeyboardInterrupt:
-            import traceback
-
             traceback.print_exc()
             status = -signal.SIGINT   # the interpreter ends itself with SIGINT then
         except BaseException:
-            import traceback
-
             traceback.print_exc()   # as an uncaught exception is reported
         status = _shut_down(status)
     except KeyboardInterrupt:   # Ctrl-C while the threads were waited for
         status = -signal.SIGINT
     except BaseException:
         with contextlib.suppress(BaseException):
-            import traceback
-
             traceback.print_exc()
     finally:
         if status < 0:   # killed by a signal, as the interpreter does it: the default action, then that signal
@@ -190,8 +185,8 @@ def _become(cmd: dict, resource):
     return main
 
 
-def _status(code: object) -> int:
-    """The status ``sys.exit(code)`` gives (a message is printed, and gives 1)."""
+def exit_status(code: object) -> int:
+    """The status a process exits with after ``sys.exit(code)`` (a message is printed, and gives 1)."""
     if code is None:
         return 0
     if isinstance(code, int):
@@ -214,8 +209,6 @@ def _shut_down(status: int) -> int:
         except Exception as exc:
             status = 120
             with contextlib.suppress(Exception):   # the interpreter's words for it
-                import traceback
-
                 os.write(2, f"Exception ignored in: {stream!r}\n{traceback.format_exception_only(exc)[-1]}".encode())
     return status
 
