@@ -38,7 +38,7 @@ from domain.project import Project
 from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, goals_to_drop
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
-from planner.solve import SolveResult, _ground, solve
+from planner.solve import SolveResult, _ground, solve, solve_parts
 
 #: Seconds at most for finding the policy that grounds largest, after a limit struck.
 PROBE_SECONDS = 10.0
@@ -89,6 +89,7 @@ class _Job:
     problem: str = ""        # why the program could not be rebuilt (fork server)
     project: Project | None = None   # conflict_bounded's: the child checks and grounds its policies
     explain: bool = True     # _plan_child's: explain "no plan"
+    parts: list[list[str]] | None = None   # _plan_child's: the facts of each part (planner/slice.py), or None
     #: what a user raises when the time limit or the memory cap strikes
     hints: tuple[str, str] = ("settings.solve_timeout in ordo.yaml or --timeout",
                               "settings.memory_limit_mb in ordo.yaml or --memory-limit")
@@ -119,7 +120,7 @@ class _Job:
 
 
 def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float, memory_mb: int,
-                  deadline: float | None = None, explain: bool = True,
+                  deadline: float | None = None, explain: bool = True, parts: list[list[str]] | None = None,
                   ) -> tuple[SolveResult, Explanation | None, float]:
     """Ground and solve in a child within ``timeout`` seconds together (or
     by ``deadline``, a ``time.monotonic()``, when an earlier solve used part
@@ -127,9 +128,11 @@ def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
     it) and ``memory_mb``; with no plan, explain it there too, unless not
     ``explain``. Returns the result (shown atoms as text), the explanation
     and the seconds it took. Raises PlanningLimitError when a limit strikes,
-    DiagnosticsError on errors in the policies."""
+    DiagnosticsError on errors in the policies. ``parts``: instead of
+    ``facts``, programs solved one after the other (``solve_parts``; a part
+    without a plan is not explained)."""
     job = _Job(program, facts, model, time.monotonic() + timeout if deadline is None else deadline, timeout,
-               memory_mb, explain=explain)
+               memory_mb, explain=explain and parts is None, parts=parts)
     _, result, explanation, seconds = _answer(_plan_child, job)
     return _received(result), explanation, seconds
 
@@ -195,7 +198,7 @@ def _answer(target, job: _Job, *, probe: bool = True) -> tuple:
                    (f"the memory cap ({job.memory_mb} MB)", job.hints[1]))
     if not probe:
         raise PlanningLimitError(kind, f"{limit} struck; raise {hint}")
-    program, facts = job.program, job.facts
+    program, facts = job.program, job.facts if job.parts is None else [f for part in job.parts for f in part]
     if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
         from planner.core import load_policies
 
@@ -352,6 +355,9 @@ def _plan_child(conn: Connection, job: _Job) -> None:
 
     def plan() -> tuple:
         _unchanged(job)
+        if job.parts is not None:
+            result = solve_parts(job.program, job.parts, timeout=job.timeout, on_grounded=grounded)
+            return ("done", result, None, 0.0)
         result = solve(job.program, job.facts, timeout=job.timeout, keep_control=True, on_grounded=grounded)
         explanation, seconds = None, 0.0
         if result.status == "unsatisfiable" and job.explain:

@@ -181,14 +181,16 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     if program is None:
         program = load_policies(project)
     sliced = prune_model(program, project.model, project.enforcement, project.parameters) if prune else None
-    facts = sliced.facts if sliced is not None else model_facts(project.model)
+    parts = sliced.parts if sliced is not None else [model_facts(project.model)]
+    facts = parts[0] if len(parts) == 1 else []
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
     memory = memory_for(project, memory_mb)
     if deadline is None:
         deadline = time.monotonic() + limit
     result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory,
-                                                   deadline=deadline, explain=sliced is None)
+                                                   deadline=deadline, explain=sliced is None,
+                                                   parts=parts if len(parts) > 1 else None)
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
                          program=program, deadline=deadline)

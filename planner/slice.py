@@ -31,6 +31,30 @@ program on generated instances and the examples):
   capacity already, nothing is pruned and the full program explains it.
 * A slice without a plan is planned again in full (the explanation then
   names the real capacities and every resource).
+
+A large slice (PART_MIN resources or more) is cut further, into parts solved
+one after the other, each a program of its own (``parts``): the solver's
+time grows faster than the program (each core of the optimisation makes it
+go over every assumption again), so two programs of half the size take less
+than half as long. The rule:
+
+* A resource *moves* when it may change (above) or a whole above it may (its
+  location follows its whole's); the others are *fixed*: their state and
+  place are what they are now, whatever the plan.
+* Moving resources related as the slice relates them (part_of, relations,
+  params read, anti-affinity peers) are in the same part; a part holds its
+  moving resources, the fixed ones they relate to (and the wholes above
+  those, for their location), so every rule instance that reads a moving
+  resource is in the part that holds it. A fixed resource may be in several
+  parts: it has the same atoms in each (no choice, no operation, no cost).
+* What a constraint says of fixed resources only is checked here, as for the
+  resources outside a slice; and capacity.lp's sum, the one rule over every
+  resource of a target, must be unable to bind: every moving resource's
+  requires on every target, plus what is fixed there, within its capacity.
+  Otherwise the slice is solved whole.
+* The parts' operations, order and placements are the slice's; their costs
+  add up (every cost element is a moving resource's). Where placements tie
+  on cost, the parts may meet another of them first, deterministically.
 """
 
 from __future__ import annotations
@@ -46,14 +70,19 @@ from planner.program import Program
 SLICEABLE = frozenset({"capacity", "anti-affinity", "prefer-cheaper-region", "protected-resources",
                        "strict-teardown"})
 ANTI_AFFINITY = "anti-affinity"   # anti-affinity.lp's default label_key
+CAPACITY = "capacity"
+#: A slice of at least PART_MIN resources is solved in parts of about PART_SIZE
+#: moving resources each, where it falls apart into independent groups.
+PART_MIN = 5000
+PART_SIZE = 2500
 #: ordering.lp's goals that cannot hold together: (relation, milestone of A, milestone of B).
 PAIRS = (("part_of", "assigned", "assigned"), ("uses", "created", "active"), ("hosted_on", "assigned", "active"))
 
 
 @dataclass
 class Slice:
-    facts: list[str]
-    placements: dict[str, str]   # place(R,T) of the resources left out, as the full program has them
+    parts: list[list[str]]       # the facts of each program to solve (one: the slice as one program)
+    placements: dict[str, str]   # place(R,T) of the resources in no part, as the full program has them
     kept: int                    # resources in the slice
 
 
@@ -69,15 +98,18 @@ def sliceable(program: Program, model: Model, enforcement: dict, parameters: dic
     return not any(res.priority is not None for res in model.resources.values())
 
 
-def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -> Slice | None:
-    """The facts of the slice, or None: plan the whole model."""
+def prune(program: Program, model: Model, enforcement: dict, parameters: dict, *,
+          part_min: int | None = None, part_size: int | None = None) -> Slice | None:
+    """The facts of the slice, in parts where it is large, or None: plan the
+    whole model as one program. ``part_min``, ``part_size``: PART_MIN and
+    PART_SIZE unless given."""
     if not sliceable(program, model, enforcement, parameters):
         return None
+    part_min = PART_MIN if part_min is None else part_min
+    part_size = PART_SIZE if part_size is None else part_size
     resources = model.resources
     initial = {name: kind.initial for name, kind in model.kinds.items()}
     index = _Index(model, initial)
-    if index.changing is None:
-        return None   # most of it changes: a slice would save little
     changing, children, users = index.changing, index.children, index.users
     # Parts that go away with their whole (lifecycle.lp: gone, cascade), also
     # under a whole asked to stay gone.
@@ -87,13 +119,43 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
             if not (resources[child].requested and resources[child].desired is not None) and child not in changing:
                 changing.add(child)
                 stack.append(child)
-    keep = set(changing)
-    for name in changing:
+    if len(changing) > len(resources) // 2:
+        keep = set(resources)   # most of it changes: the slice would leave little out
+    else:
+        keep = _closure(model, index)
+    if len(keep) < part_min and len(keep) == len(resources):
+        return None
+    located = _locator(model, initial)
+    if len(keep) == len(resources):
+        capacity = model.targets
+    elif not _outside_holds(model, index, keep, located) or (
+            capacity := _capacity_left(model, index, keep, located, initial)) is None:
+        return None
+    sub = replace(model, resources={n: r for n, r in resources.items() if n in keep}, targets=capacity)
+    groups = None
+    if len(keep) >= part_min:
+        groups = _parts(model, sub, index, located, initial,
+                        any(f.meta.name == CAPACITY for f in program.files), part_size)
+    if groups is None:
+        if len(keep) == len(resources):
+            return None
+        groups = [set(keep)]
+    placed = set().union(*groups)
+    placements = {n: res.placement for n, res in resources.items()
+                  if res.placement and n not in placed and res.current != initial[res.type]}
+    return Slice(parts=[model_facts(replace(sub, resources={n: r for n, r in sub.resources.items() if n in group}))
+                        for group in groups], placements=placements, kept=len(keep))
+
+
+def _closure(model: Model, index: _Index) -> set[str]:
+    """The slice: what may change and everything related to it (the module's docstring)."""
+    resources, children, users, members = model.resources, index.children, index.users, index.members
+    keep = set(index.changing)
+    for name in index.changing:
         res = resources[name]
         keep.update(other for _, other in res.relations)
         keep.update(ref.producer for ref in res.refs)
         keep.update(users.get(name, ()))
-    members = index.members
     stack = list(keep)
     while stack:   # every descendant, every ancestor and every anti-affinity peer of what is kept
         name = stack.pop()
@@ -105,30 +167,121 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
             if other not in keep:
                 keep.add(other)
                 stack.append(other)
-    if len(keep) == len(resources):
+    return keep
+
+
+def _parts(model: Model, sub: Model, index: _Index, located: Callable[[str], str | None],
+           initial: dict[str, str], capacity_rule: bool, size: int) -> list[set[str]] | None:
+    """The slice ``sub`` of ``model`` cut into parts that can be solved each on its own
+    (the module's docstring), each about ``size`` moving resources and sorted;
+    None when it cannot be cut, or would be one part."""
+    resources, changing = sub.resources, index.changing
+    moving: set[str] = set()
+    still: set[str] = set()
+    for name in resources:   # up the part_of chain to a whole that moves, or one known not to
+        below: list[str] = []
+        node: str | None = name
+        while node is not None and node in resources and node not in still and len(below) <= len(resources):
+            if node in moving or node in changing:
+                moving.add(node)
+                moving.update(below)
+                break
+            below.append(node)
+            node = resources[node].part_of
+        else:
+            still.update(below)
+    if len(moving) <= size:
+        return None   # one part at most
+    if not _outside_holds(model, index, moving, located):
+        return None   # the slice, solved whole, explains it
+    if capacity_rule and _capacity_may_bind(sub, moving, located, initial):
         return None
-    located = _locator(model, initial)
-    if not _outside_holds(model, index, keep, located):
+    parent = {name: name for name in moving}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    fixed_of: dict[str, list[str]] = {}   # the fixed resources each moving one relates to
+    for name in moving:
+        res = resources[name]
+        links = [other for _, other in res.relations]
+        if res.refs:
+            links += [ref.producer for ref in res.refs]
+        if res.part_of:
+            links.append(res.part_of)
+        if res.labels and ANTI_AFFINITY in res.labels:
+            links += index.members[str(res.labels[ANTI_AFFINITY])]
+        users = index.users.get(name)
+        fixed = [other for other in users if other not in moving and other in resources] if users else []
+        root = find(name)
+        for other in links:
+            if other in moving:
+                if (theirs := find(other)) != root:   # the smaller name stays the root
+                    if theirs < root:
+                        parent[root] = root = theirs
+                    else:
+                        parent[theirs] = root
+            elif other in resources:
+                fixed.append(other)
+        if fixed:
+            fixed_of[name] = fixed
+    components: dict[str, list[str]] = {}
+    for name in sorted(moving):
+        components.setdefault(find(name), []).append(name)
+    groups: list[set[str]] = []
+    members: set[str] = set()
+    for names in components.values():   # in the order of their first names
+        members.update(names)
+        if len(members) >= size:
+            groups.append(members)
+            members = set()
+    if members:
+        groups.append(members)
+    if len(groups) < 2:
         return None
-    capacity = _capacity_left(model, index, keep, located, initial)
-    if capacity is None:
-        return None
-    sub = replace(model, resources={n: r for n, r in resources.items() if n in keep}, targets=capacity)
-    placements = {n: res.placement for n, res in resources.items()
-                  if res.placement and n not in keep and res.current != initial[res.type]}
-    return Slice(facts=model_facts(sub), placements=placements, kept=len(keep))
+    for group in groups:
+        stack = [other for name in group for other in fixed_of.get(name, ())]
+        while stack:   # the fixed resources they relate to, and the wholes above those
+            name = stack.pop()
+            if name not in group:
+                group.add(name)
+                whole = resources[name].part_of
+                if whole is not None and whole in resources:
+                    stack.append(whole)
+    return groups
+
+
+def _capacity_may_bind(sub: Model, moving: set[str], located: Callable[[str], str | None],
+                       initial: dict[str, str]) -> bool:
+    """Whether capacity.lp could refuse some placement of the moving resources:
+    all of them on any one target, with what is fixed there, over its capacity."""
+    anywhere: dict[str, int] = {}
+    fixed: dict[tuple[str, str], int] = {}
+    for name, res in sub.resources.items():
+        if not res.requires:
+            continue
+        if name in moving:
+            for key, amount in res.requires.items():
+                anywhere[key] = anywhere.get(key, 0) + amount
+        elif res.current != initial[res.type] and (where := located(name)) is not None:
+            for key, amount in res.requires.items():
+                fixed[(where, key)] = fixed.get((where, key), 0) + amount
+    return any(anywhere.get(key, 0) + fixed.get((tname, key), 0) > amount
+               for tname, target in sub.targets.items() for key, amount in target.capacity.items())
 
 
 class _Index:
     """What the slice is built from, found in one pass over the model: the
-    resources that may change (None: more than half), each resource's parts and
-    users, the anti-affinity groups, the resources that take capacity, and the
-    resources short of one of their type's milestones (only a relation to one of
-    those can break an ordering goal; ``missing``: _missing's table, which
-    found them)."""
+    resources that may change, each resource's parts and users, the
+    anti-affinity groups, the resources that take capacity, and the resources
+    short of one of their type's milestones (only a relation to one of those
+    can break an ordering goal; ``missing``: _missing's table, which found them)."""
 
     def __init__(self, model: Model, initial: dict[str, str]) -> None:
-        self.changing: set[str] | None = set()
+        self.changing: set[str] = set()
         self.children: dict[str, list[str]] = {}
         self.users: dict[str, set[str]] = {}
         self.members: dict[str, set[str]] = {}
@@ -136,14 +289,10 @@ class _Index:
         self.takers: list[str] = []
         self.short: list[str] = []
         self.missing = missing = _missing(model)
-        half = len(model.resources) // 2
         changing, children, users, members = self.changing, self.children, self.users, self.members
         for name, res in model.resources.items():
             if _may_change(model, res, initial):
                 changing.add(name)
-                if len(changing) > half:
-                    self.changing = None
-                    return
             if res.part_of:
                 children.setdefault(res.part_of, []).append(name)
             for _, other in res.relations:
@@ -239,7 +388,7 @@ def _outside_holds(model: Model, index: _Index, keep: set[str], located: Callabl
     if not index.short:
         return True
     needs, missing = _needs(model), index.missing
-    changing = index.changing or set()
+    changing = index.changing
     for other in index.short:
         if other in changing:
             continue

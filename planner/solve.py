@@ -216,6 +216,89 @@ def relax(ctl: clingo.Control, timeout: float) -> SolveResult:
     return result
 
 
+def _args(optimise: bool) -> list[str]:
+    # usc with disjoint cores: half the time of plain usc on large placement
+    # instances (benchmarks/README.md); one thread, so results are deterministic.
+    return [f"--opt-strategy={PRIMARY}", "--opt-mode=opt", f"--models={0 if optimise else 1}", "--parallel-mode=1"]
+
+
+def _strict_cost(result: SolveResult) -> None:
+    """STRICT carries the relaxed objective switched off: not a cost of the plan."""
+    keep = [i for i, p in enumerate(result.priorities) if p != RELAXED_PRIORITY]
+    result.cost = [result.cost[i] for i in keep]
+    result.bound = [result.bound[i] for i in keep if i < len(result.bound)]
+    result.priorities = [result.priorities[i] for i in keep]
+
+
+def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30.0,
+                on_grounded: Callable[[float], float] | None = None) -> SolveResult:
+    """Solve the STRICT program of each part's facts on its own, one after the
+    other (planner/slice.py: the parts share no choice), and join the answers:
+    the shown atoms of all (each once), the costs added level by level, the
+    ground program's size added up. Optimal when every part is; satisfiable
+    (with the bounds added up, when every part has one) when the time limit
+    cut one short; unsatisfiable or timeout as soon as a part is. Each part
+    is grounded, searched and freed before the next: one ground program at a
+    time in memory. The search of a part has the share of the time left that
+    its facts are of those left, less what grounding the rest is expected to
+    take (at the first part's pace). ``on_grounded`` as for ``solve``, told
+    once the first part is grounded."""
+    optimise = program.has_objective or any(orders_siblings(facts) for facts in parts)
+    args = _args(optimise)
+    joined = SolveResult(status="optimal" if optimise else "satisfiable")
+    shown: dict[str, None] = {}
+    cost: dict[int, int] = {}
+    bound: dict[int, int] | None = {}
+    warnings: dict[str, Diagnostic] = {}
+    left = sum(len(facts) for facts in parts)
+    deadline = time.monotonic() + timeout
+    pace = 0.0
+    for number, facts in enumerate(parts):
+        started = time.perf_counter()
+        ctl, messages = _ground(program, facts, STRICT, args)
+        seconds = time.perf_counter() - started
+        joined.ground_seconds += seconds
+        left -= len(facts)
+        if number == 0:
+            pace = seconds / max(1, len(facts))
+            if on_grounded is not None:
+                deadline = time.monotonic() + on_grounded(seconds)
+        for message in messages:
+            warnings.setdefault(message, parse_message(message, program.displays))
+        part = SolveResult(status="timeout")
+        budget = max(0.0, deadline - time.monotonic() - pace * left)
+        _search(ctl, part, budget * len(facts) / (len(facts) + left), optimise)
+        _strict_cost(part)
+        joined.solve_seconds += part.solve_seconds
+        joined.atoms += part.atoms
+        joined.rules += part.rules
+        if part.status in ("unsatisfiable", "timeout"):
+            part.ground_seconds, part.solve_seconds = joined.ground_seconds, joined.solve_seconds
+            part.atoms, part.rules, part.warnings = joined.atoms, joined.rules, list(warnings.values())
+            part.symbols = []
+            return part
+        if part.status == "satisfiable" and optimise:
+            joined.status = "satisfiable"
+        for text in symbol_texts(part.symbols):
+            shown[text] = None
+        for priority, value in zip(part.priorities, part.cost, strict=True):
+            cost[priority] = cost.get(priority, 0) + value
+        if bound is not None and len(part.bound) == len(part.cost):
+            for priority, value in zip(part.priorities, part.bound, strict=True):
+                bound[priority] = bound.get(priority, 0) + value
+        else:
+            bound = None
+        del ctl, part
+    joined.priorities = sorted(cost, reverse=True)
+    joined.cost = [cost[p] for p in joined.priorities]
+    joined.bound = [bound[p] for p in joined.priorities] if bound is not None else []
+    if joined.status == "optimal":
+        joined.bound = list(joined.cost)
+    joined.shown = list(shown)
+    joined.warnings = list(warnings.values())
+    return joined
+
+
 def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout: float = 30.0,
           mode: str | None = None, keep_control: bool = False,
           on_grounded: Callable[[float], float] | None = None) -> SolveResult:
@@ -226,10 +309,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     ``on_grounded`` is told the seconds grounding took and returns the seconds
     the search may take (instead of ``timeout``)."""
     optimise = relaxed or mode is not None or program.has_objective or orders_siblings(facts)
-    # usc with disjoint cores: half the time of plain usc on large placement
-    # instances (benchmarks/README.md); one thread, so results are deterministic.
-    args = [f"--opt-strategy={PRIMARY}", "--opt-mode=opt", f"--models={0 if optimise else 1}",
-            "--parallel-mode=1"]
+    args = _args(optimise)
     started = time.perf_counter()
     ctl, messages = _ground(program, facts, mode if mode is not None else RELAXED if relaxed else STRICT, args)
     result = SolveResult(status="timeout")
@@ -240,11 +320,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
 
     _search(ctl, result, timeout, optimise)
     if not relaxed and mode is None:
-        # STRICT carries the relaxed objective switched off: not a cost of the plan.
-        keep = [i for i, p in enumerate(result.priorities) if p != RELAXED_PRIORITY]
-        result.cost = [result.cost[i] for i in keep]
-        result.bound = [result.bound[i] for i in keep if i < len(result.bound)]
-        result.priorities = [result.priorities[i] for i in keep]
+        _strict_cost(result)
     if keep_control:
         result.control = ctl
     return result

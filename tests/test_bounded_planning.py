@@ -97,10 +97,13 @@ def test_check_grounds_within_the_limits_too(vfw_copy):
                                       "is slow")
 
 
-def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True):
+def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True, parts=None):
     """make_plan as it was: ground and solve in this process."""
     from planner.explain import explain_no_plan
+    from planner.solve import solve_parts
 
+    if parts is not None:
+        return solve_parts(program, parts, timeout=timeout), None, 0.0
     result = solve(program, facts, timeout=timeout, keep_control=True)
     explanation = None
     if result.status == "unsatisfiable" and explain:
@@ -120,6 +123,21 @@ def test_plans_are_the_same_as_in_process(vfw_copy, monkeypatch):
     here = make_plan(load_project(vfw_copy)).plan
     assert here.violations and here.groups
     assert child.to_json() == here.to_json()
+
+
+def test_plans_in_parts_are_the_same_as_in_process(tmp_path, monkeypatch):
+    import planner.slice as slicing
+    from benchmarks.generate import write_project
+
+    write_project(200, tmp_path / "p")
+    monkeypatch.setattr(slicing, "PART_MIN", 100)
+    monkeypatch.setattr(slicing, "PART_SIZE", 50)
+    project = load_project(tmp_path / "p")
+    assert len(slicing.prune(load_policies(project), project.model, {}, {}).parts) > 1
+    child = make_plan(project).plan
+    monkeypatch.setattr(core, "solve_bounded", in_process)
+    here = make_plan(load_project(tmp_path / "p")).plan
+    assert child.status == "optimal" and child.to_json() == here.to_json()
 
 
 def test_explanations_are_the_same_as_in_process(vfw_copy, monkeypatch):

@@ -21,6 +21,7 @@ from benchmarks.generate import write_project
 from domain.errors import DiagnosticsError
 from domain.project import load_project
 from executor.runs import load_with_journal
+import planner.slice as slicing
 from planner.core import load_policies, make_plan
 from planner.slice import SLICEABLE, prune
 from tests.conftest import EXAMPLES, run_ordo
@@ -69,8 +70,18 @@ def library_only(src: Path, dest: Path) -> None:
     (dest / "ordo.yaml").write_text(yaml.safe_dump(doc))
 
 
+@pytest.fixture(params=[False, True], ids=["one-program", "in-parts"])
+def parts(request, monkeypatch) -> bool:
+    """Slices solved as one program, or cut into parts of a few resources
+    wherever they can be (PART_MIN and PART_SIZE lowered)."""
+    if request.param:
+        monkeypatch.setattr(slicing, "PART_MIN", 1)
+        monkeypatch.setattr(slicing, "PART_SIZE", 3)
+    return request.param
+
+
 @pytest.mark.parametrize("example", ["vfw", "vcpe"])
-def test_the_examples_plan_alike_pruned_or_not(tmp_path, example):
+def test_the_examples_plan_alike_pruned_or_not(tmp_path, example, parts):
     root = tmp_path / example
     library_only(EXAMPLES / example, root)
     compared = pruned = 0
@@ -129,7 +140,7 @@ def small_requests(draw) -> dict:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=small_requests())
-def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied, request):
+def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied, request, parts):
     path = applied / "small.yaml"
     path.write_text(yaml.safe_dump(request))
     kept = same_outcome(lambda: load_with_journal(applied, path, None, [], None))
@@ -154,3 +165,76 @@ def test_parts_of_a_whole_asked_to_stay_gone_go_too(tmp_path):
     kept = same_outcome(lambda: load_project(root, root / "gone.yaml"))
     assert kept is not None
     assert "old-net/delete" in [op.id for op in make_plan(load_project(root, root / "gone.yaml")).plan.operations]
+
+
+def sliced(project) -> slicing.Slice | None:
+    return prune(load_policies(project), project.model, project.enforcement, project.parameters)
+
+
+def test_a_large_request_is_solved_in_parts_that_plan_alike(tmp_path, monkeypatch):
+    """Every resource new (nothing to slice away): cut into parts of about 40
+    resources, the plan is the whole program's (but for ties), every part
+    holds what its resources relate to, and the same input gives the same
+    bytes."""
+    root = tmp_path / "p"
+    write_project(300, root)
+    monkeypatch.setattr(slicing, "PART_MIN", 100)
+    monkeypatch.setattr(slicing, "PART_SIZE", 40)
+    cut = sliced(load_project(root))
+    assert cut is not None and 5 <= len(cut.parts) <= 9 and cut.kept == 300
+    assert same_outcome(lambda: load_project(root)) == 300
+    first, again = (make_plan(load_project(root)).plan.to_json() for _ in range(2))
+    assert first == again
+    # the shared network, which keeps its state, is in the parts that use it; every service in one part
+    holding = [part for part in cut.parts if 'resource("mgmt-net","network").' in part]
+    assert 2 <= len(holding) <= len(cut.parts)
+    services = [{fact.split('"')[1].split("-")[1] for fact in part if fact.startswith('resource("svc-')}
+                for part in cut.parts]
+    assert sum(len(s) for s in services) == len(set().union(*services))
+
+
+def test_a_capacity_that_may_bind_keeps_the_program_whole(tmp_path, monkeypatch):
+    """capacity.lp sums over every resource of a target: where the moving
+    resources could fill one, the parts are not independent."""
+    root = tmp_path / "p"
+    write_project(300, root)
+    inventory = yaml.safe_load((root / "inventory.yaml").read_text())
+    needed = sum(r.get("requires", {}).get("vcpu", 0) for r in yaml.safe_load(
+        (root / "request.yaml").read_text())["resources"])
+    inventory["targets"]["region-west"]["capacity"]["vcpu"] = needed - 1
+    (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    monkeypatch.setattr(slicing, "PART_MIN", 100)
+    monkeypatch.setattr(slicing, "PART_SIZE", 40)
+    assert sliced(load_project(root)) is None
+    doc = yaml.safe_load((root / "ordo.yaml").read_text())
+    doc["policies"]["library"].remove("capacity")
+    (root / "ordo.yaml").write_text(yaml.safe_dump(doc))
+    assert len(sliced(load_project(root)).parts) > 1
+
+
+def test_parts_without_a_plan_are_explained_as_the_whole(tmp_path, monkeypatch):
+    """Two resources that keep their state and break anti-affinity between
+    them are in no part: checked before cutting, and the whole program
+    explains it; a part without a plan is explained by the whole too."""
+    root = tmp_path / "p"
+    write_project(120, root)
+    inventory = yaml.safe_load((root / "inventory.yaml").read_text())
+    inventory["resources"] += [
+        {"name": f"old-{i}", "type": "vnf", "state": "active", "placement": "region-west",
+         "labels": {"anti-affinity": "old-path"}, "requires": {"vcpu": 1, "memory_gb": 1}} for i in range(2)]
+    (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    monkeypatch.setattr(slicing, "PART_MIN", 50)
+    monkeypatch.setattr(slicing, "PART_SIZE", 20)
+    assert sliced(load_project(root)) is None
+    assert make_plan(load_project(root)).status == "no_plan"
+    same_outcome(lambda: load_project(root))
+    # a part without a plan: five VNFs kept apart in four zones
+    (root / "inventory.yaml").write_text(yaml.safe_dump({**inventory, "resources": inventory["resources"][:-2]}))
+    request = yaml.safe_load((root / "request.yaml").read_text())
+    request["resources"] += [{"name": f"new-{i}", "type": "vnf", "labels": {"anti-affinity": "crowd"}}
+                             for i in range(5)]   # (no capacity taken: capacity cannot bind)
+    (root / "request.yaml").write_text(yaml.safe_dump(request))
+    assert len(sliced(load_project(root)).parts) > 1
+    outcome = make_plan(load_project(root))
+    assert outcome.status == "no_plan" and "anti-affinity" in json.dumps(outcome.explanation.to_dict())
+    same_outcome(lambda: load_project(root))

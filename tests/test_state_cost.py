@@ -195,5 +195,38 @@ def test_the_slice_locates_a_deep_chain_of_parts_without_recursion(tmp_path: Pat
     project = load_project(root, observed=records)
     sliced = prune(load_policies(project), project.model, project.enforcement, project.parameters)
     assert sliced is not None and sliced.kept == 5
-    west = next(f for f in sliced.facts if f.startswith('capacity("region-west","vcpu",'))
+    west = next(f for f in sliced.parts[0] if f.startswith('capacity("region-west","vcpu",'))
     assert west == f'capacity("region-west","vcpu",{10_000 - 2 - 3000}).'   # the chain's vcpu, located
+
+
+def test_parts_find_the_wholes_of_a_deep_chain_without_recursion(tmp_path: Path, monkeypatch) -> None:
+    """The same chain, its deepest module used by a new service: cut into
+    parts (PART_MIN lowered), the part of that service holds the module and
+    every whole above it (their location is the module's), the other part none."""
+    import planner.slice as slicing
+    from planner.core import make_plan
+
+    root = tmp_path / "deep"
+    write_project(10, root)
+    request = yaml.safe_load(SMALL_REQUEST)
+    request["resources"] += [{"name": "far-svc", "type": "service"},
+                             {"name": "far-vnf", "type": "vnf", "part_of": "far-svc"},
+                             {"name": "far-mod", "type": "vf-module", "part_of": "far-vnf", "uses": ["m0000"]}]
+    (root / "request.yaml").write_text(yaml.safe_dump(request))
+    records = [ObservedResource(name="old-svc", type="service", state="active"),
+               ObservedResource(name="old-vnf", type="vnf", state="active", part_of="old-svc",
+                                placement="region-west")]
+    parents = ["old-vnf", *(f"m{i:04}" for i in range(2999, 0, -1))]
+    records += [ObservedResource(name=f"m{i:04}", type="vf-module", state="active", part_of=parent)
+                for i, parent in zip(range(2999, -1, -1), parents, strict=True)]
+    monkeypatch.setattr(slicing, "PART_MIN", 1)
+    monkeypatch.setattr(slicing, "PART_SIZE", 2)
+    project = load_project(root, observed=records)
+    sliced = prune(load_policies(project), project.model, project.enforcement, project.parameters)
+    assert sliced is not None and len(sliced.parts) == 2
+    far, new = sorted(sliced.parts, key=lambda facts: 'resource("far-mod","vf-module").' not in facts)
+    assert {'resource("m0000","vf-module").', 'resource("m2999","vf-module").', 'resource("old-svc","service").',
+            'placed("old-vnf","region-west").'} <= set(far)
+    assert not any(f.startswith(('resource("m0', 'resource("m1', 'resource("m2', 'resource("old-')) for f in new)
+    plan = make_plan(load_project(root, observed=records)).plan
+    assert plan.status == "optimal" and plan.placements["far-vnf"]
