@@ -16,18 +16,21 @@ the pipeline, and prints one JSON line:
 - ``import_s``, ``load_project_s``, ``make_plan_s``, ``timings`` (what
   ``make_plan`` records), as before, for benchmarks/bench_plan.py;
 - ``ground``: clingo alone, after the timed run (not part of the phases): the
-  same program (base + library + project policies + facts + ordo's glue)
-  grounded and solved with ordo's solver options in a fresh process of its
-  own (``--clingo-alone``), with the collector off as in ordo's planning
-  child: the baseline that ordo's whole process is compared with
-  (bench_plan.py's "clingo alone" column), and a cross-check of the ground
-  size in plan.json. Left out with ``--no-clingo-alone`` (bench_plan.py,
-  which measures it in its rounds already).
+  same programs (base + library + project policies + facts + ordo's glue;
+  the slice's, in the parts planner/slice.py cuts it into, as ``ordo plan``
+  solves them) grounded and solved with ordo's solver options in a fresh
+  process of its own (``--clingo-alone``), with the collector off as in
+  ordo's planning child: the baseline that ordo's whole process is compared
+  with (bench_plan.py's "clingo alone" column), and a cross-check of the
+  ground size in plan.json. Left out with ``--no-clingo-alone``
+  (bench_plan.py, which measures it in its rounds already). With
+  ``--one-program`` too: the whole model as one program, as ordo solved it
+  before it cut large slices into parts.
 
 Usage::
 
     python benchmarks/ordo_probe.py [--no-clingo-alone] PROJECT_DIR [PLAN_OUT]
-    python benchmarks/ordo_probe.py --clingo-alone PROJECT_DIR   # clingo alone only
+    python benchmarks/ordo_probe.py --clingo-alone [--one-program] PROJECT_DIR   # clingo alone only
 """
 
 from __future__ import annotations
@@ -58,19 +61,27 @@ def ground_size(folder: str) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def clingo_alone(folder: str) -> dict:
-    """``ground_size``'s measurement, in this (fresh) process."""
+def clingo_alone(folder: str, one_program: bool = False) -> dict:
+    """``ground_size``'s measurement, in this (fresh) process: the programs
+    ``ordo plan`` solves (its slice, in parts where planner/slice.py cuts it),
+    or with ``one_program`` the whole model as one program."""
     from executor.runs import load_with_journal
     from planner.core import load_policies
     from planner.facts import model_facts
-    from planner.solve import solve
+    from planner.slice import prune
+    from planner.solve import solve, solve_parts
 
     project = load_with_journal(Path(folder), None, None, [], None)
     program = load_policies(project)
-    facts = model_facts(project.model)
+    cut = None if one_program else prune(program, project.model, project.enforcement, project.parameters)
+    parts = cut.parts if cut is not None else [model_facts(project.model)]
     gc.disable()
-    result = solve(program, facts, timeout=project.settings.solve_timeout)
-    return {"facts": len(facts), "atoms": result.atoms, "rules": result.rules, "status": result.status,
+    if len(parts) > 1:
+        result = solve_parts(program, parts, timeout=project.settings.solve_timeout)
+    else:
+        result = solve(program, parts[0], timeout=project.settings.solve_timeout)
+    return {"facts": sum(len(p) for p in parts), "programs": len(parts), "atoms": result.atoms,
+            "rules": result.rules, "status": result.status,
             "ground_s": result.ground_seconds, "solve_s": result.solve_seconds}
 
 
@@ -101,7 +112,7 @@ class Timer:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--clingo-alone"]:
-        print(json.dumps(clingo_alone(os.path.abspath(argv[1]))))
+        print(json.dumps(clingo_alone(os.path.abspath(argv[-1]), one_program="--one-program" in argv)))
         return
     skip_clingo = "--no-clingo-alone" in argv
     argv = [arg for arg in argv if arg != "--no-clingo-alone"]
@@ -119,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     timer.wrap(executor.runs, "load_with_journal", "load_with_journal")
     timer.wrap(executor.runs, "load_project", "load")
     timer.wrap(planner.core, "make_plan", "make_plan")
-    for name, phase in (("load_policies", "policies"), ("model_facts", "facts"), ("solve_bounded", "child"),
+    for name, phase in (("load_policies", "policies"), ("model_facts", "facts"), ("prune_model", "facts"),
+                        ("solve_bounded", "child"),
                         ("decode", "decode"), ("find_cycle", "decode"), ("check_references", "check"),
                         ("build_plan", "build_plan"), ("schedule", "schedule")):
         timer.wrap(planner.core, name, phase)
