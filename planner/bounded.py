@@ -19,6 +19,7 @@ pickle).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -38,7 +39,7 @@ from domain.project import Project
 from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, goals_to_drop
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
-from planner.solve import SolveResult, _ground, solve, solve_parts
+from planner.solve import SolveResult, _ground, join, solve, solve_parts
 
 #: Seconds at most for finding the policy that grounds largest, after a limit struck.
 PROBE_SECONDS = 10.0
@@ -63,6 +64,18 @@ def memory_for(project: Project, given: int | None = None) -> int:
     """The memory cap of a child planning for ``project``: the one given, else
     its settings.memory_limit_mb, else ``default_memory_mb``."""
     return given or project.settings.memory_limit_mb or default_memory_mb()
+
+
+def workers_for(project: Project) -> int:
+    """How many children solve a plan's parts at once: settings.planning_workers, else 2, or 1
+    where this process may run on one CPU only."""
+    if project.settings.planning_workers:
+        return project.settings.planning_workers
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return min(2, cpus)
 
 
 def default_memory_mb() -> int:
@@ -90,6 +103,7 @@ class _Job:
     project: Project | None = None   # conflict_bounded's: the child checks and grounds its policies
     explain: bool = True     # _plan_child's: explain "no plan"
     parts: list[list[str]] | None = None   # _plan_child's: the facts of each part (planner/slice.py), or None
+    workers: int = 1         # children sharing memory_mb (each caps itself at its share)
     #: what a user raises when the time limit or the memory cap strikes
     hints: tuple[str, str] = ("settings.solve_timeout in ordo.yaml or --timeout",
                               "settings.memory_limit_mb in ordo.yaml or --memory-limit")
@@ -121,7 +135,7 @@ class _Job:
 
 def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float, memory_mb: int,
                   deadline: float | None = None, explain: bool = True, parts: list[list[str]] | None = None,
-                  ) -> tuple[SolveResult, Explanation | None, float]:
+                  workers: int = 1) -> tuple[SolveResult, Explanation | None, float]:
     """Ground and solve in a child within ``timeout`` seconds together (or
     by ``deadline``, a ``time.monotonic()``, when an earlier solve used part
     of the time; ``timeout`` is then the limit the user set, as errors name
@@ -130,11 +144,20 @@ def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
     and the seconds it took. Raises PlanningLimitError when a limit strikes,
     DiagnosticsError on errors in the policies. ``parts``: instead of
     ``facts``, programs solved one after the other (``solve_parts``; a part
-    without a plan is not explained)."""
-    job = _Job(program, facts, model, time.monotonic() + timeout if deadline is None else deadline, timeout,
-               memory_mb, explain=explain and parts is None, parts=parts)
-    _, result, explanation, seconds = _answer(_plan_child, job)
-    return _received(result), explanation, seconds
+    without a plan is not explained), by up to ``workers`` children at once,
+    each with a run of consecutive parts and its share of ``memory_mb``;
+    their answers are joined in the parts' order (``join``)."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout
+    if parts is None or workers < 2 or len(parts) < 2:
+        job = _Job(program, facts, model, deadline, timeout, memory_mb, explain=explain and parts is None,
+                   parts=parts)
+        _, result, explanation, seconds = _answer(_plan_child, job)
+        return _received(result), explanation, seconds
+    shares = _shares(parts, workers)
+    jobs = [_Job(program, [], model, deadline, timeout, memory_mb, explain=False, parts=share, workers=len(shares))
+            for share in shares]
+    return _received(join([answer[1] for answer in _answers(_plan_child, jobs)], True)), None, 0.0
 
 
 def ground_bounded(program: Program, facts: list[str], *, timeout: float, memory_mb: int) -> list[str]:
@@ -176,24 +199,23 @@ def _answer(target, job: _Job, *, probe: bool = True) -> tuple:
     """The ("done", ...) message of ``target`` run in a child; errors and limits
     raise (PlanningLimitError naming the policy that grounds largest, found by
     a probe child, unless ``probe`` is False)."""
-    kind, grounded = "time", False
-    with _Child(target, job) as child:
-        until = job.deadline
-        while (message := child.receive(until)) is not None:
-            tag = message[0]
-            if tag == "grounded":
-                grounded, until = True, job.deadline + job.timeout + GRACE_SECONDS  # the search stops itself
-            elif tag == "done":
-                return message
-            elif tag == "diagnostics":
-                raise DiagnosticsError(message[1])
-            elif tag == "memory":
-                kind = "memory"
+    return _answers(target, [job], probe=probe)[0]
+
+
+def _answers(target, jobs: list[_Job], *, probe: bool = True) -> list[tuple]:
+    """``_answer`` of each job, their children all running at once; the first
+    error or limit raises, and the other children are ended."""
+    with contextlib.ExitStack() as stack:
+        children = [stack.enter_context(_Child(target, job)) for job in jobs]
+        answers = []
+        for child, job in zip(children, jobs, strict=True):
+            answer = _wait(child, job)
+            if answer[0] != "done":
                 break
-            elif tag == "error":
-                raise OrdoError(message[1])
-            elif tag == "ended":
-                raise ChildEnded(f"the planning process ended unexpectedly (exit code {message[1]})")
+            answers.append(answer)
+        else:
+            return answers
+    _, kind, grounded = answer
     limit, hint = ((f"the time limit ({job.timeout:g} s)", job.hints[0]) if kind == "time" else
                    (f"the memory cap ({job.memory_mb} MB)", job.hints[1]))
     if not probe:
@@ -213,6 +235,42 @@ def _answer(target, job: _Job, *, probe: bool = True) -> tuple:
     raise PlanningLimitError(kind, f"{'solving' if grounded else 'grounding'} exceeded {limit}; the policy "
                                    f"that grounds largest is {culprit}. Fix that policy, or raise {hint}",
                              program.files[index].display if index is not None and index >= 0 else "")
+
+
+def _wait(child: _Child, job: _Job) -> tuple:
+    """The child's ("done", ...) message, or ("limit", "time" | "memory", whether it had grounded);
+    the child's errors raise."""
+    kind, grounded = "time", False
+    until = job.deadline
+    while (message := child.receive(until)) is not None:
+        tag = message[0]
+        if tag == "grounded":
+            grounded, until = True, job.deadline + job.timeout + GRACE_SECONDS  # the search stops itself
+        elif tag == "done":
+            return message
+        elif tag == "diagnostics":
+            raise DiagnosticsError(message[1])
+        elif tag == "memory":
+            kind = "memory"
+            break
+        elif tag == "error":
+            raise OrdoError(message[1])
+        elif tag == "ended":
+            raise ChildEnded(f"the planning process ended unexpectedly (exit code {message[1]})")
+    return ("limit", kind, grounded)
+
+
+def _shares(parts: list[list[str]], workers: int) -> list[list[list[str]]]:
+    """The parts in at most ``workers`` runs of consecutive parts, of about as many facts each."""
+    total = sum(len(part) for part in parts)
+    shares: list[list[list[str]]] = [[]]
+    done = 0
+    for part in parts:
+        if shares[-1] and len(shares) < workers and done >= total * len(shares) / workers:
+            shares.append([])
+        shares[-1].append(part)
+        done += len(part)
+    return shares
 
 
 def _received(result: SolveResult) -> SolveResult:
@@ -344,7 +402,7 @@ def _limit_memory(megabytes: int) -> None:
 
 def _plan_child(conn: Connection, job: _Job) -> None:
     """Ground, solve and explain "no plan"; send ("grounded",), then the answer."""
-    _start_child(job.memory_mb)
+    _start_child(job.memory_mb // job.workers)
     # The ground program and the symbols, freed only once the answer is sent (by
     # then the parent goes on, and ends this process if it is still freeing them).
     kept: list = []

@@ -18,7 +18,7 @@ from domain.gcpause import paused_gc
 from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
-from planner.bounded import memory_for, solve_bounded
+from planner.bounded import memory_for, solve_bounded, workers_for
 from planner.decode import Decoded, decode, op_id
 from planner.explain import Explanation, conflicts_from, explain_cycle
 from planner.facts import model_facts
@@ -190,7 +190,8 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         deadline = time.monotonic() + limit
     result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory,
                                                    deadline=deadline, explain=sliced is None,
-                                                   parts=parts if len(parts) > 1 else None)
+                                                   parts=parts if len(parts) > 1 else None,
+                                                   workers=workers_for(project))
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
                          program=program, deadline=deadline)

@@ -233,54 +233,64 @@ def _strict_cost(result: SolveResult) -> None:
 def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30.0,
                 on_grounded: Callable[[float], float] | None = None) -> SolveResult:
     """Solve the STRICT program of each part's facts on its own, one after the
-    other (planner/slice.py: the parts share no choice), and join the answers:
-    the shown atoms of all (each once), the costs added level by level, the
-    ground program's size added up. Optimal when every part is; satisfiable
-    (with the bounds added up, when every part has one) when the time limit
-    cut one short; unsatisfiable or timeout as soon as a part is. Each part
-    is grounded, searched and freed before the next: one ground program at a
-    time in memory. The search of a part has the share of the time left that
-    its facts are of those left, less what grounding the rest is expected to
-    take (at the first part's pace). ``on_grounded`` as for ``solve``, told
-    once the first part is grounded."""
+    other (planner/slice.py: the parts share no choice), and join the answers
+    (``join``). Each part is grounded, searched and freed before the next:
+    one ground program at a time in memory. The search of a part has the
+    share of the time left that its facts are of those left, less what
+    grounding the rest is expected to take (at the first part's pace).
+    ``on_grounded`` as for ``solve``, told once the first part is grounded."""
     optimise = program.has_objective or any(orders_siblings(facts) for facts in parts)
     args = _args(optimise)
-    joined = SolveResult(status="optimal" if optimise else "satisfiable")
-    shown: dict[str, None] = {}
-    cost: dict[int, int] = {}
-    bound: dict[int, int] | None = {}
-    warnings: dict[str, Diagnostic] = {}
+    done: list[SolveResult] = []
     left = sum(len(facts) for facts in parts)
     deadline = time.monotonic() + timeout
     pace = 0.0
     for number, facts in enumerate(parts):
         started = time.perf_counter()
         ctl, messages = _ground(program, facts, STRICT, args)
-        seconds = time.perf_counter() - started
-        joined.ground_seconds += seconds
+        part = SolveResult(status="timeout", ground_seconds=time.perf_counter() - started)
         left -= len(facts)
         if number == 0:
-            pace = seconds / max(1, len(facts))
+            pace = part.ground_seconds / max(1, len(facts))
             if on_grounded is not None:
-                deadline = time.monotonic() + on_grounded(seconds)
-        for message in messages:
-            warnings.setdefault(message, parse_message(message, program.displays))
-        part = SolveResult(status="timeout")
+                deadline = time.monotonic() + on_grounded(part.ground_seconds)
+        part.warnings = [parse_message(m, program.displays) for m in messages]
         budget = max(0.0, deadline - time.monotonic() - pace * left)
         _search(ctl, part, budget * len(facts) / (len(facts) + left), optimise)
         _strict_cost(part)
+        part.shown = symbol_texts(part.symbols) if part.status in ("optimal", "satisfiable") else []
+        part.symbols = []
+        done.append(part)
+        del ctl
+        if part.status in ("unsatisfiable", "timeout"):
+            break
+    return join(done, optimise)
+
+
+def join(parts: list[SolveResult], optimise: bool) -> SolveResult:
+    """The answers of parts that share no choice, as one: the shown atoms of all
+    (each once, in the parts' order), the costs added level by level, the
+    ground programs' sizes and seconds added up, each warning once. Optimal
+    when every part is; satisfiable (with the bounds added up, when every part
+    has one) when the time limit cut one short; unsatisfiable, else timeout,
+    when a part is."""
+    joined = SolveResult(status="optimal" if optimise else "satisfiable")
+    shown: dict[str, None] = {}
+    cost: dict[int, int] = {}
+    bound: dict[int, int] | None = {}
+    warnings: dict[tuple, Diagnostic] = {}
+    for part in parts:
+        joined.ground_seconds += part.ground_seconds
         joined.solve_seconds += part.solve_seconds
         joined.atoms += part.atoms
         joined.rules += part.rules
-        if part.status in ("unsatisfiable", "timeout"):
-            part.ground_seconds, part.solve_seconds = joined.ground_seconds, joined.solve_seconds
-            part.atoms, part.rules, part.warnings = joined.atoms, joined.rules, list(warnings.values())
-            part.symbols = []
-            return part
-        if part.status == "satisfiable" and optimise:
+        for warning in part.warnings:
+            warnings.setdefault((warning.file, warning.line, warning.column, warning.summary, warning.detail), warning)
+        if part.status == "unsatisfiable" or (part.status == "timeout" and joined.status != "unsatisfiable"):
+            joined.status = part.status
+        elif part.status == "satisfiable" and joined.status == "optimal":
             joined.status = "satisfiable"
-        for text in symbol_texts(part.symbols):
-            shown[text] = None
+        shown.update(dict.fromkeys(part.texts()))
         for priority, value in zip(part.priorities, part.cost, strict=True):
             cost[priority] = cost.get(priority, 0) + value
         if bound is not None and len(part.bound) == len(part.cost):
@@ -288,14 +298,15 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
                 bound[priority] = bound.get(priority, 0) + value
         else:
             bound = None
-        del ctl, part
+    joined.warnings = list(warnings.values())
+    if joined.status in ("unsatisfiable", "timeout"):
+        return joined
     joined.priorities = sorted(cost, reverse=True)
     joined.cost = [cost[p] for p in joined.priorities]
     joined.bound = [bound[p] for p in joined.priorities] if bound is not None else []
     if joined.status == "optimal":
         joined.bound = list(joined.cost)
     joined.shown = list(shown)
-    joined.warnings = list(warnings.values())
     return joined
 
 

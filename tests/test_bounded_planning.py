@@ -3,6 +3,7 @@ and names the policy that grounds largest (planner/bounded.py)."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import pickle
@@ -97,7 +98,7 @@ def test_check_grounds_within_the_limits_too(vfw_copy):
                                       "is slow")
 
 
-def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True, parts=None):
+def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True, parts=None, workers=1):
     """make_plan as it was: ground and solve in this process."""
     from planner.explain import explain_no_plan
     from planner.solve import solve_parts
@@ -125,7 +126,9 @@ def test_plans_are_the_same_as_in_process(vfw_copy, monkeypatch):
     assert child.to_json() == here.to_json()
 
 
-def test_plans_in_parts_are_the_same_as_in_process(tmp_path, monkeypatch):
+@pytest.fixture()
+def in_parts(tmp_path, monkeypatch) -> Path:
+    """generate.py's 200 resources, cut into parts of about 50 (PART_MIN, PART_SIZE lowered)."""
     import planner.slice as slicing
     from benchmarks.generate import write_project
 
@@ -133,11 +136,63 @@ def test_plans_in_parts_are_the_same_as_in_process(tmp_path, monkeypatch):
     monkeypatch.setattr(slicing, "PART_MIN", 100)
     monkeypatch.setattr(slicing, "PART_SIZE", 50)
     project = load_project(tmp_path / "p")
-    assert len(slicing.prune(load_policies(project), project.model, {}, {}).parts) > 1
-    child = make_plan(project).plan
+    assert len(slicing.prune(load_policies(project), project.model, {}, {}).parts) >= 3
+    return tmp_path / "p"
+
+
+def workers(root: Path, count: int) -> None:
+    ordo = root / "ordo.yaml"
+    ordo.write_text(ordo.read_text().replace("settings:\n", f"settings:\n  planning_workers: {count}\n", 1))
+
+
+def test_plans_in_parts_are_the_same_as_in_process(in_parts, monkeypatch):
+    child = make_plan(load_project(in_parts)).plan   # two children, by default on this machine's CPUs
     monkeypatch.setattr(core, "solve_bounded", in_process)
-    here = make_plan(load_project(tmp_path / "p")).plan
+    here = make_plan(load_project(in_parts)).plan
     assert child.status == "optimal" and child.to_json() == here.to_json()
+
+
+def test_parts_solved_by_one_or_several_children_give_the_same_plan(in_parts, monkeypatch):
+    shares = []
+    real = bounded._shares
+    monkeypatch.setattr(bounded, "_shares", lambda parts, n: shares.append(real(parts, n)) or shares[-1])
+    plans = []
+    for count in (1, 3, 2):
+        workers(in_parts, count)
+        body = json.loads(make_plan(load_project(in_parts)).plan.to_json())
+        del body["digest"], body["inputs"]   # (ordo.yaml differs)
+        plans.append(body)
+        (in_parts / "ordo.yaml").write_text((in_parts / "ordo.yaml").read_text().replace(
+            f"  planning_workers: {count}\n", ""))
+    assert plans[0] == plans[1] == plans[2]
+    assert [len(s) for s in shares] == [3, 2]   # (one worker: no shares, one child)
+
+
+def test_shares_are_runs_of_consecutive_parts_of_about_as_many_facts():
+    parts = [["a"] * n for n in (5, 1, 1, 1, 4, 4)]
+    shares = bounded._shares(parts, 2)
+    assert [p for share in shares for p in share] == parts
+    assert [sum(map(len, share)) for share in shares] == [8, 8]
+    assert len(bounded._shares(parts, 10)) == 6 and bounded._shares(parts[:1], 4) == [parts[:1]]
+
+
+def test_a_time_limit_in_one_child_of_several_names_the_limit(in_parts):
+    with pytest.raises(PlanningLimitError) as caught:
+        make_plan(load_project(in_parts), timeout=0.001)
+    assert caught.value.kind == "time" and "time limit (0.001 s)" in str(caught.value)
+
+
+def test_a_process_with_threads_plans_parts_through_a_fork_server(in_parts):
+    single = make_plan(load_project(in_parts)).plan.to_json()
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, daemon=True)
+    worker.start()
+    try:
+        assert bounded._context().get_start_method() == "forkserver"
+        assert make_plan(load_project(in_parts)).plan.to_json() == single
+    finally:
+        stop.set()
+        worker.join()
 
 
 def test_explanations_are_the_same_as_in_process(vfw_copy, monkeypatch):
