@@ -3,6 +3,7 @@ and names the policy that grounds largest (planner/bounded.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -184,15 +185,9 @@ def test_a_time_limit_in_one_child_of_several_names_the_limit(in_parts):
 
 def test_a_process_with_threads_plans_parts_through_a_fork_server(in_parts):
     single = make_plan(load_project(in_parts)).plan.to_json()
-    stop = threading.Event()
-    worker = threading.Thread(target=stop.wait, daemon=True)
-    worker.start()
-    try:
+    with another_thread():
         assert bounded._context().get_start_method() == "forkserver"
         assert make_plan(load_project(in_parts)).plan.to_json() == single
-    finally:
-        stop.set()
-        worker.join()
 
 
 def test_explanations_are_the_same_as_in_process(vfw_copy, monkeypatch):
@@ -232,17 +227,24 @@ def test_a_sliced_no_plan_is_solved_again_by_the_same_deadline(tmp_path, monkeyp
     assert timeout == 45 and first == second and started < first - 45 < time.monotonic()
 
 
-def test_a_process_with_threads_plans_through_a_fork_server(vfw_copy):
-    single = make_plan(load_project(vfw_copy)).plan.to_json()
+@contextlib.contextmanager
+def another_thread():
+    """A second thread running while the block runs: planning children then come from the fork server."""
     stop = threading.Event()
     worker = threading.Thread(target=stop.wait, daemon=True)
     worker.start()
     try:
-        assert bounded._context().get_start_method() == "forkserver"
-        assert make_plan(load_project(vfw_copy)).plan.to_json() == single
+        yield
     finally:
         stop.set()
         worker.join()
+
+
+def test_a_process_with_threads_plans_through_a_fork_server(vfw_copy):
+    single = make_plan(load_project(vfw_copy)).plan.to_json()
+    with another_thread():
+        assert bounded._context().get_start_method() == "forkserver"
+        assert make_plan(load_project(vfw_copy)).plan.to_json() == single
     assert bounded._context().get_start_method() == "fork"
 
 
