@@ -8,7 +8,10 @@ the pipeline, and prints one JSON line:
   validation, model; ``journal`` is the part of load_with_journal around
   load_project), policies (parse, lint: planner.core.load_policies), facts,
   child (the bounded child process: its clingo ``ground`` and ``solve``, and
-  ``child_other`` = start-up, answer transfer and what else it does), decode,
+  ``child_other`` = start-up, answer transfer and what else it does; where
+  several children solve a plan's parts at once, ``ground`` and ``solve``
+  are the seconds of all of them added up, and ``child_other`` is what the
+  child phase took less those: negative by the time they ran side by side), decode,
   check (references), schedule, build (the rest of build_plan), write
   (plan JSON), render (the text) and ``other`` (what none of these covers);
   ``whole`` is their total, from before the first import; ``clingo`` is
