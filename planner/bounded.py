@@ -39,7 +39,7 @@ from domain.project import Project
 from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, goals_to_drop
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
-from planner.solve import SolveResult, _ground, join, solve, solve_parts
+from planner.solve import SolveResult, _ground, join, solve, solve_parts, with_symbols
 
 #: Seconds at most for finding the policy that grounds largest, after a limit struck.
 PROBE_SECONDS = 10.0
@@ -153,11 +153,11 @@ def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
         job = _Job(program, facts, model, deadline, timeout, memory_mb, explain=explain and parts is None,
                    parts=parts)
         _, result, explanation, seconds = _answer(_plan_child, job)
-        return _received(result), explanation, seconds
+        return with_symbols(result), explanation, seconds
     shares = _shares(parts, workers)
     jobs = [_Job(program, [], model, deadline, timeout, memory_mb, explain=False, parts=share, workers=len(shares))
             for share in shares]
-    return _received(join([answer[1] for answer in _answers(_plan_child, jobs)], True)), None, 0.0
+    return join([answer[1] for answer in _answers(_plan_child, jobs)], True), None, 0.0
 
 
 def ground_bounded(program: Program, facts: list[str], *, timeout: float, memory_mb: int) -> list[str]:
@@ -220,7 +220,7 @@ def _answers(target, jobs: list[_Job], *, probe: bool = True) -> list[tuple]:
                    (f"the memory cap ({job.memory_mb} MB)", job.hints[1]))
     if not probe:
         raise PlanningLimitError(kind, f"{limit} struck; raise {hint}")
-    program, facts = job.program, job.facts if job.parts is None else [f for part in job.parts for f in part]
+    program, facts = job.program, job.facts if job.parts is None else max(job.parts, key=len)   # (the largest part)
     if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
         from planner.core import load_policies
 
@@ -272,14 +272,6 @@ def _shares(parts: list[list[str]], workers: int) -> list[list[list[str]]]:
         done += len(part)
     return shares
 
-
-def _received(result: SolveResult) -> SolveResult:
-    """A child's result: conflicts_from reads __violation and place atoms by
-    their arguments, so those (only when there are violations) become symbols again."""
-    texts = result.texts()
-    if any(text.startswith("__violation(") for text in texts):
-        result.symbols = [clingo.parse_term(t) for t in texts if t.startswith(("__violation(", "place("))]
-    return result
 
 
 def _largest(program: Program, facts: list[str], budget: float, memory_mb: int) -> int | None:

@@ -53,8 +53,12 @@ than half as long. The rule:
   requires on every target, plus what is fixed there, within its capacity.
   Otherwise the slice is solved whole.
 * The parts' operations, order and placements are the slice's; their costs
-  add up (every cost element is a moving resource's). Where placements tie
-  on cost, the parts may meet another of them first, deterministically.
+  add up: every cost element is a moving resource's, as long as no resource
+  that keeps its place could cost anything in prefer-cheaper-region.lp,
+  which ``sliceable`` makes sure of (no target with a negative cost, no
+  resource placed on a target the inventory does not list), for the slice
+  itself too. Where placements tie on cost, the parts may meet another of
+  them first, deterministically.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ SLICEABLE = frozenset({"capacity", "anti-affinity", "prefer-cheaper-region", "pr
                        "strict-teardown"})
 ANTI_AFFINITY = "anti-affinity"   # anti-affinity.lp's default label_key
 CAPACITY = "capacity"
+CHEAPER = "prefer-cheaper-region"
+COST, WEIGHT = "cost", "vcpu"     # prefer-cheaper-region.lp's default cost_key and weight_key
 #: A slice of at least PART_MIN resources is solved in parts of about PART_SIZE
 #: moving resources each, where it falls apart into independent groups.
 PART_MIN = 5000
@@ -95,7 +101,22 @@ def sliceable(program: Program, model: Model, enforcement: dict, parameters: dic
             return False
         if pfile.origin == "base" and not pfile.display.startswith("<base>/"):
             return False   # <replan>/ files
-    return not any(res.priority is not None for res in model.resources.values())
+    if any(res.priority is not None for res in model.resources.values()):
+        return False
+    return not (any(f.meta.name == CHEAPER for f in program.files) and _placed_resources_cost(model))
+
+
+def _placed_resources_cost(model: Model) -> bool:
+    """Whether prefer-cheaper-region may count a cost for a resource that keeps
+    its place (it must count none: such a resource is left out of the slice,
+    or held by several parts): one placed on a target the inventory does not
+    list (it is then never free), or any target with a negative cost (every
+    placed resource then has a cost level, if one of 0)."""
+    if any(isinstance(cost, int | float) and not isinstance(cost, bool) and cost < 0
+           for target in model.targets.values() if (cost := target.attributes.get(COST)) is not None):
+        return True
+    return any(res.placement is not None and res.placement not in model.targets and WEIGHT in res.requires
+               for res in model.resources.values())
 
 
 def prune(program: Program, model: Model, enforcement: dict, parameters: dict, *,
@@ -143,7 +164,7 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict, *
     placed = set().union(*groups)
     placements = {n: res.placement for n, res in resources.items()
                   if res.placement and n not in placed and res.current != initial[res.type]}
-    return Slice(parts=[model_facts(replace(sub, resources={n: r for n, r in sub.resources.items() if n in group}))
+    return Slice(parts=[model_facts(replace(sub, resources={n: sub.resources[n] for n in sorted(group)}))
                         for group in groups], placements=placements, kept=len(keep))
 
 
@@ -157,12 +178,14 @@ def _closure(model: Model, index: _Index) -> set[str]:
         keep.update(ref.producer for ref in res.refs)
         keep.update(users.get(name, ()))
     stack = list(keep)
+    labelled: set[str] = set()   # anti-affinity groups taken in already
     while stack:   # every descendant, every ancestor and every anti-affinity peer of what is kept
         name = stack.pop()
         res = resources[name]
         others = [*children.get(name, []), *([res.part_of] if res.part_of else [])]
-        if ANTI_AFFINITY in res.labels:
-            others += sorted(members[str(res.labels[ANTI_AFFINITY])])
+        if ANTI_AFFINITY in res.labels and (value := str(res.labels[ANTI_AFFINITY])) not in labelled:
+            labelled.add(value)
+            others += sorted(members[value])
         for other in others:
             if other not in keep:
                 keep.add(other)
@@ -205,6 +228,7 @@ def _parts(model: Model, sub: Model, index: _Index, located: Callable[[str], str
         return name
 
     fixed_of: dict[str, list[str]] = {}   # the fixed resources each moving one relates to
+    labelled: set[str] = set()            # anti-affinity groups joined already (once each: a group may be large)
     for name in moving:
         res = resources[name]
         links = [other for _, other in res.relations]
@@ -212,8 +236,9 @@ def _parts(model: Model, sub: Model, index: _Index, located: Callable[[str], str
             links += [ref.producer for ref in res.refs]
         if res.part_of:
             links.append(res.part_of)
-        if res.labels and ANTI_AFFINITY in res.labels:
-            links += index.members[str(res.labels[ANTI_AFFINITY])]
+        if res.labels and ANTI_AFFINITY in res.labels and (value := str(res.labels[ANTI_AFFINITY])) not in labelled:
+            labelled.add(value)
+            links += index.members[value]
         users = index.users.get(name)
         fixed = [other for other in users if other not in moving and other in resources] if users else []
         root = find(name)
@@ -374,7 +399,9 @@ def _outside_holds(model: Model, index: _Index, keep: set[str], located: Callabl
     two resources that keep their state, one of them outside the slice."""
     resources = model.resources
     zones: dict[str, set[str]] = {}
-    for value, names in index.members.items():   # every peer of a kept resource is kept: pairs outside only
+    # Every peer of a resource in the slice is in it: the pairs not in ``keep`` are pairs outside. (With the
+    # moving resources as ``keep``, pairs of fixed resources in the slice are checked too.)
+    for value, names in index.members.items():
         for name in names:
             if name in keep:
                 continue

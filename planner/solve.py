@@ -237,25 +237,29 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
     (``join``). Each part is grounded, searched and freed before the next:
     one ground program at a time in memory. The search of a part has the
     share of the time left that its facts are of those left, less what
-    grounding the rest is expected to take (at the first part's pace).
+    grounding the rest is expected to take (at the pace of the parts so
+    far); a part left no time at all is not grounded (a grounding cannot be
+    stopped), and the answer is then ``timeout``.
     ``on_grounded`` as for ``solve``, told once the first part is grounded."""
     optimise = program.has_objective or any(orders_siblings(facts) for facts in parts)
     args = _args(optimise)
     done: list[SolveResult] = []
     left = sum(len(facts) for facts in parts)
     deadline = time.monotonic() + timeout
-    pace = 0.0
+    grounded = grounding = 0.0   # facts grounded so far, and the seconds that took
     for number, facts in enumerate(parts):
+        if number and time.monotonic() >= deadline:
+            done.append(SolveResult(status="timeout"))   # no time to ground it: a grounding cannot be stopped
+            break
         started = time.perf_counter()
         ctl, messages = _ground(program, facts, STRICT, args)
         part = SolveResult(status="timeout", ground_seconds=time.perf_counter() - started)
         left -= len(facts)
-        if number == 0:
-            pace = part.ground_seconds / max(1, len(facts))
-            if on_grounded is not None:
-                deadline = time.monotonic() + on_grounded(part.ground_seconds)
+        grounded, grounding = grounded + len(facts), grounding + part.ground_seconds
+        if number == 0 and on_grounded is not None:
+            deadline = time.monotonic() + on_grounded(part.ground_seconds)
         part.warnings = [parse_message(m, program.displays) for m in messages]
-        budget = max(0.0, deadline - time.monotonic() - pace * left)
+        budget = max(0.0, deadline - time.monotonic() - grounding / max(1, grounded) * left)
         _search(ctl, part, budget * len(facts) / (len(facts) + left), optimise)
         _strict_cost(part)
         part.shown = symbol_texts(part.symbols) if part.status in ("optimal", "satisfiable") else []
@@ -307,7 +311,16 @@ def join(parts: list[SolveResult], optimise: bool) -> SolveResult:
     if joined.status == "optimal":
         joined.bound = list(joined.cost)
     joined.shown = list(shown)
-    return joined
+    return with_symbols(joined)
+
+
+def with_symbols(result: SolveResult) -> SolveResult:
+    """A result whose atoms are text only (``shown``) given back as symbols the
+    atoms read by their arguments (__violation, place), when it has violations."""
+    texts = result.texts()
+    if any(text.startswith("__violation(") for text in texts):
+        result.symbols = [clingo.parse_term(t) for t in texts if t.startswith(("__violation(", "place("))]
+    return result
 
 
 def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout: float = 30.0,

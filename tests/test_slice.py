@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from benchmarks.generate import write_project
 from domain.errors import DiagnosticsError
+from domain.formats import ObservedResource
 from domain.project import load_project
 from executor.runs import load_with_journal
 import planner.slice as slicing
@@ -238,3 +239,47 @@ def test_parts_without_a_plan_are_explained_as_the_whole(tmp_path, monkeypatch):
     outcome = make_plan(load_project(root))
     assert outcome.status == "no_plan" and "anti-affinity" in json.dumps(outcome.explanation.to_dict())
     same_outcome(lambda: load_project(root))
+
+
+GONE_TARGET = [ObservedResource(name="old-vnf", type="vnf", state="active", placement="region-gone",
+                                requires={"vcpu": 2})]
+
+
+@pytest.mark.parametrize("uses", [False, True], ids=["in-no-part", "in-two-parts"])
+def test_a_resource_that_keeps_a_costly_place_keeps_the_program_whole(tmp_path, parts, uses):
+    """prefer-cheaper-region counts a cost for a resource placed on a target the
+    inventory no longer lists (never free there), and a cost level for every
+    placed resource once a target costs less than nothing: such a resource is
+    neither left out nor held by several parts (the cost would be missed, or
+    counted twice), so nothing is pruned or cut."""
+    write_project(30, tmp_path)
+    if uses:
+        request = yaml.safe_load((tmp_path / "request.yaml").read_text())
+        for res in request["resources"]:
+            if res["type"] == "vf-module" and res["name"].endswith("mod-1"):
+                res["uses"] = [*res.get("uses", []), "old-vnf"]
+        (tmp_path / "request.yaml").write_text(yaml.safe_dump(request))
+    nets = [ObservedResource(name=f"old-net-{i}", type="network", state="active") for i in range(40)]
+    assert same_outcome(lambda: load_project(tmp_path, observed=GONE_TARGET + nets)) is None
+    inventory = yaml.safe_load((tmp_path / "inventory.yaml").read_text())
+    inventory["targets"]["region-south"]["attributes"]["cost"] = -1
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    placed = [GONE_TARGET[0].model_copy(update={"placement": "region-west"})]
+    assert same_outcome(lambda: load_project(tmp_path, observed=placed + nets)) is None
+
+
+def test_one_large_anti_affinity_group_is_joined_once(tmp_path, monkeypatch):
+    """Every VNF in one group: one part holds them all (joined once, not pair by pair)."""
+    write_project(200, tmp_path)
+    request = yaml.safe_load((tmp_path / "request.yaml").read_text())
+    vnfs = [res for res in request["resources"] if res["type"] == "vnf"]
+    for res in vnfs[:4]:   # four zones: four VNFs at most in one group
+        res["labels"] = {"anti-affinity": "everywhere"}
+    (tmp_path / "request.yaml").write_text(yaml.safe_dump(request))
+    monkeypatch.setattr(slicing, "PART_MIN", 1)
+    monkeypatch.setattr(slicing, "PART_SIZE", 3)
+    cut = sliced(load_project(tmp_path))
+    together = [part for part in cut.parts if any(f'resource("{vnfs[0]["name"]}",' in f for f in part)]
+    assert len(cut.parts) > 2 and len(together) == 1
+    assert all(f'resource("{res["name"]}","vnf").' in together[0] for res in vnfs[:4])
+    same_outcome(lambda: load_project(tmp_path))
