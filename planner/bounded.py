@@ -273,7 +273,6 @@ def _shares(parts: list[list[str]], workers: int) -> list[list[list[str]]]:
     return shares
 
 
-
 def _largest(program: Program, facts: list[str], budget: float, memory_mb: int) -> int | None:
     """The index of the policy file that grounds largest: the one the probe was
     grounding when it ran out of time or memory, else the one that grounded

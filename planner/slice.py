@@ -131,7 +131,8 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict, *
     resources = model.resources
     initial = {name: kind.initial for name, kind in model.kinds.items()}
     index = _Index(model, initial)
-    changing, children, users = index.changing, index.children, index.users
+    changing, children = index.changing, index.children
+    most = len(changing) > len(resources) // 2   # most of it changes: the slice would leave little out
     # Parts that go away with their whole (lifecycle.lp: gone, cascade), also
     # under a whole asked to stay gone.
     stack = list(index.gone)
@@ -140,10 +141,7 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict, *
             if not (resources[child].requested and resources[child].desired is not None) and child not in changing:
                 changing.add(child)
                 stack.append(child)
-    if len(changing) > len(resources) // 2:
-        keep = set(resources)   # most of it changes: the slice would leave little out
-    else:
-        keep = _closure(model, index)
+    keep = set(resources) if most else _closure(model, index)
     if len(keep) < part_min and len(keep) == len(resources):
         return None
     located = _locator(model, initial)

@@ -17,12 +17,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import planner.slice as slicing
 from benchmarks.generate import write_project
 from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
 from domain.project import load_project
 from executor.runs import load_with_journal
-import planner.slice as slicing
 from planner.core import load_policies, make_plan
 from planner.slice import SLICEABLE, prune
 from tests.conftest import EXAMPLES, run_ordo
