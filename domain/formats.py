@@ -339,8 +339,9 @@ class SettingsSpec(_Strict):
         None, description="megabytes grounding and solving may take (default 4096, or half the machine's memory "
                           "if that is less)")
     planning_workers: int | None = Field(
-        None, ge=1, le=64, description="processes that solve the independent parts of a large plan at once, "
-                                       "sharing memory_limit_mb (default 2, or 1 on a machine with one CPU)")
+        None, ge=1, le=64, description="processes that solve the independent parts of a large plan at once "
+                                       "(default 2; never more than the CPUs, nor than give each less than "
+                                       "1 GB of memory_limit_mb, which they share)")
 
 
 class ProjectFile(_Strict):

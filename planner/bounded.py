@@ -66,16 +66,18 @@ def memory_for(project: Project, given: int | None = None) -> int:
     return given or project.settings.memory_limit_mb or default_memory_mb()
 
 
-def workers_for(project: Project) -> int:
-    """How many children solve a plan's parts at once: settings.planning_workers, else 2, or 1
-    where this process may run on one CPU only."""
-    if project.settings.planning_workers:
-        return project.settings.planning_workers
+#: The least memory cap a planning child gets when several share one (threads' stacks and arenas count too).
+MIN_SHARE_MB = 1024
+
+
+def workers_for(project: Project, memory_mb: int) -> int:
+    """How many children solve a plan's parts at once: settings.planning_workers (default 2), no
+    more than the CPUs this process may run on, nor than leave each MIN_SHARE_MB of ``memory_mb``."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return min(2, cpus)
+    return max(1, min(project.settings.planning_workers or 2, cpus, memory_mb // MIN_SHARE_MB))
 
 
 def default_memory_mb() -> int:
@@ -203,21 +205,47 @@ def _answer(target, job: _Job, *, probe: bool = True) -> tuple:
 
 
 def _answers(target, jobs: list[_Job], *, probe: bool = True) -> list[tuple]:
-    """``_answer`` of each job, their children all running at once; the first
-    error or limit raises, and the other children are ended."""
+    """``_answer`` of each job, their children all running at once and heard
+    as they speak: the first error or limit of any raises, and ends the others."""
+    from multiprocessing.connection import wait
+
     with contextlib.ExitStack() as stack:
         children = [stack.enter_context(_Child(target, job)) for job in jobs]
-        answers = []
-        for child, job in zip(children, jobs, strict=True):
-            answer = _wait(child, job)
-            if answer[0] != "done":
-                break
-            answers.append(answer)
-        else:
+        answers: list[tuple | None] = [None] * len(jobs)
+        until = [job.deadline for job in jobs]   # a grounding cannot be stopped: the parent ends it
+        grounded = [False] * len(jobs)
+        failed: tuple[int, str] | None = None
+        while failed is None and (waiting := [i for i, answer in enumerate(answers) if answer is None]):
+            first = min(until[i] for i in waiting)
+            ready = set(wait([children[i].conn for i in waiting], max(0.0, first - time.monotonic())))
+            for i in waiting:
+                if children[i].conn not in ready:
+                    if time.monotonic() >= until[i]:
+                        failed = (i, "time")
+                        break
+                    continue
+                message = children[i].next()
+                tag = message[0]
+                if tag == "grounding":   # the next part (planner.solve.solve_parts)
+                    grounded[i], until[i] = False, jobs[i].deadline
+                elif tag == "grounded":
+                    grounded[i], until[i] = True, jobs[i].deadline + jobs[i].timeout + GRACE_SECONDS
+                elif tag == "done":
+                    answers[i] = message
+                elif tag == "memory":
+                    failed = (i, "memory")
+                    break
+                else:
+                    _raise(message)
+        if failed is None:
             return answers
-    _, kind, grounded = answer
+    i, kind = failed
+    job = jobs[i]
+    share = job.memory_mb // job.workers
+    cap = f"{job.memory_mb} MB" if job.workers == 1 else \
+        f"{job.memory_mb} MB, {share} MB for each of {job.workers} planning processes"
     limit, hint = ((f"the time limit ({job.timeout:g} s)", job.hints[0]) if kind == "time" else
-                   (f"the memory cap ({job.memory_mb} MB)", job.hints[1]))
+                   (f"the memory cap ({cap})", job.hints[1]))
     if not probe:
         raise PlanningLimitError(kind, f"{limit} struck; raise {hint}")
     program, facts = job.program, job.facts if job.parts is None else max(job.parts, key=len)   # (the largest part)
@@ -225,39 +253,28 @@ def _answers(target, jobs: list[_Job], *, probe: bool = True) -> list[tuple]:
         from planner.core import load_policies
 
         program = load_policies(job.project, warnings=False)
-    index = _largest(program, facts, min(job.timeout, PROBE_SECONDS), job.memory_mb)
+    index = _largest(program, facts, min(job.timeout, PROBE_SECONDS), share)
     if index is None:
         culprit = "not known (no policy file of the project or library grounds any atom)"
     elif index < 0:
         culprit = f"none: the base library with the model's {len(facts)} facts is that large by itself"
     else:
         culprit = f"{program.files[index].meta.name} ({program.files[index].display})"
-    raise PlanningLimitError(kind, f"{'solving' if grounded else 'grounding'} exceeded {limit}; the policy "
+    raise PlanningLimitError(kind, f"{'solving' if grounded[i] else 'grounding'} exceeded {limit}; the policy "
                                    f"that grounds largest is {culprit}. Fix that policy, or raise {hint}",
                              program.files[index].display if index is not None and index >= 0 else "")
 
 
-def _wait(child: _Child, job: _Job) -> tuple:
-    """The child's ("done", ...) message, or ("limit", "time" | "memory", whether it had grounded);
-    the child's errors raise."""
-    kind, grounded = "time", False
-    until = job.deadline
-    while (message := child.receive(until)) is not None:
-        tag = message[0]
-        if tag == "grounded":
-            grounded, until = True, job.deadline + job.timeout + GRACE_SECONDS  # the search stops itself
-        elif tag == "done":
-            return message
-        elif tag == "diagnostics":
-            raise DiagnosticsError(message[1])
-        elif tag == "memory":
-            kind = "memory"
-            break
-        elif tag == "error":
-            raise OrdoError(message[1])
-        elif tag == "ended":
-            raise ChildEnded(f"the planning process ended unexpectedly (exit code {message[1]})")
-    return ("limit", kind, grounded)
+def _raise(message: tuple) -> None:
+    """A child's error message, raised."""
+    tag = message[0]
+    if tag == "diagnostics":
+        raise DiagnosticsError(message[1])
+    if tag == "error":
+        raise OrdoError(message[1])
+    if tag == "ended":
+        raise ChildEnded(f"the planning process ended unexpectedly (exit code {message[1]})")
+    raise OrdoError(f"the planning process sent what it should not: {tag!r}")
 
 
 def _shares(parts: list[list[str]], workers: int) -> list[list[list[str]]]:
@@ -265,8 +282,8 @@ def _shares(parts: list[list[str]], workers: int) -> list[list[list[str]]]:
     total = sum(len(part) for part in parts)
     shares: list[list[list[str]]] = [[]]
     done = 0
-    for part in parts:
-        if shares[-1] and len(shares) < workers and done >= total * len(shares) / workers:
+    for part in parts:   # a part goes to the next run when more than half of it would be over this run's share
+        if shares[-1] and len(shares) < workers and done + len(part) / 2 > total * len(shares) / workers:
             shares.append([])
         shares[-1].append(part)
         done += len(part)
@@ -309,6 +326,10 @@ class _Child:
         """The next message; None at the deadline; ("ended", exit code) when the child is gone."""
         if not self.conn.poll(max(0.0, deadline - time.monotonic())):
             return None
+        return self.next()
+
+    def next(self) -> tuple:
+        """The next message, there to read (``wait`` said so); ("ended", exit code) when the child is gone."""
         try:
             return self.conn.recv()
         except EOFError:
@@ -392,7 +413,8 @@ def _limit_memory(megabytes: int) -> None:
 
 
 def _plan_child(conn: Connection, job: _Job) -> None:
-    """Ground, solve and explain "no plan"; send ("grounded",), then the answer."""
+    """Ground, solve and explain "no plan"; send ("grounded",), then the answer. In parts:
+    ("grounding",) before each part after the first, ("grounded",) after each."""
     _start_child(job.memory_mb // job.workers)
     # The ground program and the symbols, freed only once the answer is sent (by
     # then the parent goes on, and ends this process if it is still freeing them).
@@ -405,7 +427,8 @@ def _plan_child(conn: Connection, job: _Job) -> None:
     def plan() -> tuple:
         _unchanged(job)
         if job.parts is not None:
-            result = solve_parts(job.program, job.parts, timeout=job.timeout, on_grounded=grounded)
+            result = solve_parts(job.program, job.parts, timeout=job.timeout, on_grounded=grounded,
+                                 on_grounding=lambda: conn.send(("grounding",)))
             return ("done", result, None, 0.0)
         result = solve(job.program, job.facts, timeout=job.timeout, keep_control=True, on_grounded=grounded)
         explanation, seconds = None, 0.0

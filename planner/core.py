@@ -191,7 +191,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory,
                                                    deadline=deadline, explain=sliced is None,
                                                    parts=parts if len(parts) > 1 else None,
-                                                   workers=workers_for(project))
+                                                   workers=workers_for(project, memory))
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
                          program=program, deadline=deadline)

@@ -231,7 +231,8 @@ def _strict_cost(result: SolveResult) -> None:
 
 
 def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30.0,
-                on_grounded: Callable[[float], float] | None = None) -> SolveResult:
+                on_grounded: Callable[[float], float] | None = None,
+                on_grounding: Callable[[], None] | None = None) -> SolveResult:
     """Solve the STRICT program of each part's facts on its own, one after the
     other (planner/slice.py: the parts share no choice), and join the answers
     (``join``). Each part is grounded, searched and freed before the next:
@@ -240,7 +241,8 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
     grounding the rest is expected to take (at the pace of the parts so
     far); a part left no time at all is not grounded (a grounding cannot be
     stopped), and the answer is then ``timeout``.
-    ``on_grounded`` as for ``solve``, told once the first part is grounded."""
+    ``on_grounded`` as for ``solve``, told as each part is grounded;
+    ``on_grounding`` told before each part after the first is."""
     optimise = program.has_objective or any(orders_siblings(facts) for facts in parts)
     args = _args(optimise)
     done: list[SolveResult] = []
@@ -251,12 +253,14 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
         if number and time.monotonic() >= deadline:
             done.append(SolveResult(status="timeout"))   # no time to ground it: a grounding cannot be stopped
             break
+        if number and on_grounding is not None:
+            on_grounding()
         started = time.perf_counter()
         ctl, messages = _ground(program, facts, STRICT, args)
         part = SolveResult(status="timeout", ground_seconds=time.perf_counter() - started)
         left -= len(facts)
         grounded, grounding = grounded + len(facts), grounding + part.ground_seconds
-        if number == 0 and on_grounded is not None:
+        if on_grounded is not None:
             deadline = time.monotonic() + on_grounded(part.ground_seconds)
         part.warnings = [parse_message(m, program.displays) for m in messages]
         budget = max(0.0, deadline - time.monotonic() - grounding / max(1, grounded) * left)
@@ -276,8 +280,8 @@ def join(parts: list[SolveResult], optimise: bool) -> SolveResult:
     (each once, in the parts' order), the costs added level by level, the
     ground programs' sizes and seconds added up, each warning once. Optimal
     when every part is; satisfiable (with the bounds added up, when every part
-    has one) when the time limit cut one short; unsatisfiable, else timeout,
-    when a part is."""
+    has one) when the time limit cut one short; unsatisfiable or timeout as
+    the first part that is (in the parts' order, as ``solve_parts`` stops there)."""
     joined = SolveResult(status="optimal" if optimise else "satisfiable")
     shown: dict[str, None] = {}
     cost: dict[int, int] = {}
@@ -290,7 +294,9 @@ def join(parts: list[SolveResult], optimise: bool) -> SolveResult:
         joined.rules += part.rules
         for warning in part.warnings:
             warnings.setdefault((warning.file, warning.line, warning.column, warning.summary, warning.detail), warning)
-        if part.status == "unsatisfiable" or (part.status == "timeout" and joined.status != "unsatisfiable"):
+        if joined.status in ("unsatisfiable", "timeout"):
+            pass   # the first part that failed decides, as solve_parts stops there
+        elif part.status in ("unsatisfiable", "timeout"):
             joined.status = part.status
         elif part.status == "satisfiable" and joined.status == "optimal":
             joined.status = "satisfiable"

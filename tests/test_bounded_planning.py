@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.errors import DiagnosticsError
+from domain.errors import DiagnosticsError, OrdoError
 from domain.project import load_project
 from planner import bounded, core
 from planner.bounded import PlanningLimitError
@@ -166,15 +166,69 @@ def test_parts_solved_by_one_or_several_children_give_the_same_plan(in_parts, mo
         (in_parts / "ordo.yaml").write_text((in_parts / "ordo.yaml").read_text().replace(
             f"  planning_workers: {count}\n", ""))
     assert plans[0] == plans[1] == plans[2]
-    assert [len(s) for s in shares] == [3, 2]   # (one worker: no shares, one child)
+    cpus = len(os.sched_getaffinity(0))   # no more children than CPUs; one worker: one child, no shares
+    assert [len(s) for s in shares] == [n for n in (min(3, cpus), min(2, cpus)) if n > 1]
 
 
 def test_shares_are_runs_of_consecutive_parts_of_about_as_many_facts():
-    parts = [["a"] * n for n in (5, 1, 1, 1, 4, 4)]
-    shares = bounded._shares(parts, 2)
-    assert [p for share in shares for p in share] == parts
-    assert [sum(map(len, share)) for share in shares] == [8, 8]
-    assert len(bounded._shares(parts, 10)) == 6 and bounded._shares(parts[:1], 4) == [parts[:1]]
+    def sizes(counts, workers):
+        parts = [["a"] * n for n in counts]
+        shares = bounded._shares(parts, workers)
+        assert [p for share in shares for p in share] == parts
+        return [sum(map(len, share)) for share in shares]
+
+    assert sizes((5, 1, 1, 1, 4, 4), 2) == [8, 8]
+    assert sizes((10, 10, 10, 70), 2) == [30, 70] and sizes((1, 1, 100), 2) == [2, 100]
+    assert sizes((30, 30, 40), 3) == [30, 30, 40]
+    assert len(sizes((5, 1, 1, 1, 4, 4), 10)) == 6 and sizes((7,), 4) == [7]
+
+
+def test_several_children_need_a_gigabyte_each_and_a_cpu(vfw_copy):
+    project = load_project(vfw_copy)
+    cpus = len(os.sched_getaffinity(0))
+    assert bounded.workers_for(project, 4096) == min(2, cpus)
+    assert bounded.workers_for(project, 1500) == 1 and bounded.workers_for(project, 64) == 1
+
+
+def _stand_in(conn, job):
+    """A planning child that does what its job's ``problem`` names (for _answers)."""
+    if job.problem == "error at once":
+        conn.send(("error", "the second child failed"))
+        return
+    if job.problem == "grounding forever":
+        conn.send(("grounded",))
+        conn.send(("grounding",))   # the next part: its grounding never ends
+    time.sleep(60)
+    conn.send(("done", None))
+
+
+def stand_in(problem: str, seconds: float) -> bounded._Job:
+    return bounded._Job(None, [], None, time.monotonic() + seconds, seconds, 512, problem=problem)
+
+
+def test_the_first_child_to_fail_is_heard_at_once_not_after_the_others():
+    started = time.monotonic()
+    with pytest.raises(OrdoError, match="the second child failed"):
+        bounded._answers(_stand_in, [stand_in("slow", 30), stand_in("error at once", 30)], probe=False)
+    assert time.monotonic() - started < 20   # not after the first child's 60 s
+
+
+def test_a_later_part_grounding_past_the_deadline_is_stopped_at_the_deadline():
+    started = time.monotonic()
+    with pytest.raises(PlanningLimitError, match="time limit"):
+        bounded._answers(_stand_in, [stand_in("grounding forever", 1)], probe=False)
+    assert time.monotonic() - started < 20   # not the deadline + the limit + the grace given to a search
+
+
+def test_the_first_part_that_fails_decides_as_one_child_would():
+    from planner.solve import SolveResult, join
+
+    ok = SolveResult(status="optimal", cost=[3], priorities=[1], bound=[3], shown=['place("a","t")'])
+    late, none = SolveResult(status="timeout"), SolveResult(status="unsatisfiable")
+    assert join([ok, late, none], True).status == "timeout"
+    assert join([ok, none, late], True).status == "unsatisfiable"
+    both = join([ok, SolveResult(status="satisfiable", cost=[4], priorities=[1], bound=[2], shown=[])], True)
+    assert (both.status, both.cost, both.bound) == ("satisfiable", [7], [5])
 
 
 def test_a_time_limit_in_one_child_of_several_names_the_limit(in_parts):
