@@ -119,15 +119,11 @@ def _placed_resources_cost(model: Model) -> bool:
                for res in model.resources.values())
 
 
-def prune(program: Program, model: Model, enforcement: dict, parameters: dict, *,
-          part_min: int | None = None, part_size: int | None = None) -> Slice | None:
-    """The facts of the slice, in parts where it is large, or None: plan the
-    whole model as one program. ``part_min``, ``part_size``: PART_MIN and
-    PART_SIZE unless given."""
+def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -> Slice | None:
+    """The facts of the slice, in parts where it is large (PART_MIN, PART_SIZE),
+    or None: plan the whole model as one program."""
     if not sliceable(program, model, enforcement, parameters):
         return None
-    part_min = PART_MIN if part_min is None else part_min
-    part_size = PART_SIZE if part_size is None else part_size
     resources = model.resources
     initial = {name: kind.initial for name, kind in model.kinds.items()}
     index = _Index(model, initial)
@@ -142,7 +138,7 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict, *
                 changing.add(child)
                 stack.append(child)
     keep = set(resources) if most else _closure(model, index)
-    if len(keep) < part_min and len(keep) == len(resources):
+    if len(keep) < PART_MIN and len(keep) == len(resources):
         return None
     located = _locator(model, initial)
     if len(keep) == len(resources):
@@ -152,9 +148,9 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict, *
         return None
     sub = replace(model, resources={n: r for n, r in resources.items() if n in keep}, targets=capacity)
     groups = None
-    if len(keep) >= part_min:
+    if len(keep) >= PART_MIN:
         groups = _parts(model, sub, index, located, initial,
-                        any(f.meta.name == CAPACITY for f in program.files), part_size)
+                        any(f.meta.name == CAPACITY for f in program.files), PART_SIZE)
     if groups is None:
         if len(keep) == len(resources):
             return None
