@@ -159,7 +159,7 @@ def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
     shares = _shares(parts, workers)
     jobs = [_Job(program, [], model, deadline, timeout, memory_mb, explain=False, parts=share, workers=len(shares))
             for share in shares]
-    return join([answer[1] for answer in _answers(_plan_child, jobs)], True), None, 0.0
+    return with_symbols(join([answer[1] for answer in _answers(_plan_child, jobs)], True)), None, 0.0
 
 
 def ground_bounded(program: Program, facts: list[str], *, timeout: float, memory_mb: int) -> list[str]:

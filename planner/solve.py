@@ -317,12 +317,13 @@ def join(parts: list[SolveResult], optimise: bool) -> SolveResult:
     if joined.status == "optimal":
         joined.bound = list(joined.cost)
     joined.shown = list(shown)
-    return with_symbols(joined)
+    return joined
 
 
 def with_symbols(result: SolveResult) -> SolveResult:
-    """A result whose atoms are text only (``shown``) given back as symbols the
-    atoms read by their arguments (__violation, place), when it has violations."""
+    """A result whose atoms are text only (``shown``: a child's, or joined parts')
+    given back as symbols the atoms read by their arguments (__violation, place),
+    when it has violations: what conflicts_from reads."""
     texts = result.texts()
     if any(text.startswith("__violation(") for text in texts):
         result.symbols = [clingo.parse_term(t) for t in texts if t.startswith(("__violation(", "place("))]

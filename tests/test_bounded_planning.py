@@ -102,10 +102,10 @@ def test_check_grounds_within_the_limits_too(vfw_copy):
 def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True, parts=None, workers=1):
     """make_plan as it was: ground and solve in this process."""
     from planner.explain import explain_no_plan
-    from planner.solve import solve_parts
+    from planner.solve import solve_parts, with_symbols
 
     if parts is not None:
-        return solve_parts(program, parts, timeout=timeout), None, 0.0
+        return with_symbols(solve_parts(program, parts, timeout=timeout)), None, 0.0
     result = solve(program, facts, timeout=timeout, keep_control=True)
     explanation = None
     if result.status == "unsatisfiable" and explain:
