@@ -81,6 +81,43 @@ def test_every_wave_keeps_the_limits_and_the_order(problem):
     assert got.critical_path <= got.makespan + 1e-9
 
 
+
+def _reference_waves(problem: dict) -> list[list[str]]:
+    """The list schedule the docstring of planner/schedule.py describes, written plainly:
+    each wave takes the ready operations by longest remaining path, ties by id, skipping
+    those whose controller or group is full."""
+    nodes, edges, dur = problem["nodes"], problem["edges"], problem["duration"]
+    level: dict[str, float] = {}
+    for op in reversed(nodes):   # numbered in a topological order
+        level[op] = dur[op] + max((level[b] for a, b in edges if a == op), default=0.0)
+    done: set[str] = set()
+    waves = []
+    while len(done) < len(nodes):
+        ready = sorted((op for op in nodes if op not in done and all(a in done for a, b in edges if b == op)),
+                       key=lambda op: (-level[op], op))
+        wave: list[str] = []
+        for op in ready:
+            ctrl, mine = problem["controller"][op], problem["groups"][op]
+            if len(wave) == problem["limit"]:
+                break
+            if sum(problem["controller"][o] == ctrl for o in wave) >= problem["controller_limits"].get(ctrl, 99):
+                continue
+            if any(sum(g in problem["groups"][o] for o in wave) >= problem["group_limits"][g] for g in mine):
+                continue
+            wave.append(op)
+        done.update(wave)
+        waves.append(sorted(wave))
+    return waves
+
+
+@BOUNDED
+@given(scheduling_problems())
+def test_waves_take_the_longest_path_first_ties_by_id(problem):
+    succ = {op: [b for a, b in problem["edges"] if a == op] for op in problem["nodes"]}
+    got = schedule(succ, problem["duration"], problem["controller"], problem["limit"],
+                   problem["controller_limits"], problem["groups"], problem["group_limits"])
+    assert got.waves == _reference_waves(problem)
+
 # --- the journal's projections ------------------------------------------------------------
 
 NAMES = ("net", "vnf", "module")
