@@ -76,23 +76,28 @@ def decode(result: SolveResult) -> Decoded:
     groups: dict[str, list[str]] = {}
     limits: dict[str, int] = {}
     for text in result.texts():
-        head = text[:text.index("(")] if "(" in text else text
         parts = text.split('"')
-        if head == "op" and len(parts) == 5:
-            ops[op_id(parts[1], parts[3])] = (parts[1], parts[3])
-        elif head == "__before" and len(parts) == 9:
-            key = (op_id(parts[1], parts[3]), op_id(parts[5], parts[7]))
-            edges.setdefault(key, set()).add(int(parts[8].strip("),")))
-        elif head == "goal" and len(parts) == 5:
+        head = parts[0]   # 'op(', '__before(op(', ... when the first argument is a string
+        if (head == "__before(op(" or head == "__before(") and len(parts) == 9:
+            key = (parts[1] + "/" + parts[3], parts[5] + "/" + parts[7])   # op_id
+            rule = int(parts[8].strip("),"))
+            found = edges.get(key)
+            if found is None:
+                edges[key] = {rule}
+            else:
+                found.add(rule)
+        elif head == "op(" and len(parts) == 5:
+            ops[parts[1] + "/" + parts[3]] = (parts[1], parts[3])
+        elif head == "goal(" and len(parts) == 5:
             goals[parts[1]] = parts[3]
-        elif head == "why" and len(parts) == 5:
+        elif head == "why(" and len(parts) == 5:
             why.setdefault(parts[1], []).append(
                 f"part of {parts[3]}, which goes away" if parts[2].endswith("cascade(") else parts[3])
-        elif head == "place" and len(parts) == 5:
+        elif head == "place(" and len(parts) == 5:
             placements[parts[1]] = parts[3]
-        elif head == "group" and len(args := clingo.parse_term(text).arguments) == 2:
+        elif text.startswith("group(") and len(args := clingo.parse_term(text).arguments) == 2:
             groups.setdefault(_name(args[0]), []).append(_name(args[1]))
-        elif head == "group_limit" and len(args := clingo.parse_term(text).arguments) == 2 \
+        elif text.startswith("group_limit(") and len(args := clingo.parse_term(text).arguments) == 2 \
                 and args[1].type == clingo.SymbolType.Number:
             name = _name(args[0])
             limits[name] = max(1, min(limits.get(name, args[1].number), args[1].number))
