@@ -90,6 +90,7 @@ class Slice:
     parts: list[list[str]]       # the facts of each program to solve (one: the slice as one program)
     placements: dict[str, str]   # place(R,T) of the resources in no part, as the full program has them
     kept: int                    # resources in the slice
+    names: list[set[str]]        # the resources of each part (a fixed one may be in several)
 
 
 def sliceable(program: Program, model: Model, enforcement: dict, parameters: dict) -> bool:
@@ -159,7 +160,7 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
     placements = {n: res.placement for n, res in resources.items()
                   if res.placement and n not in placed and res.current != initial[res.type]}
     return Slice(parts=[model_facts(replace(sub, resources={n: sub.resources[n] for n in sorted(group)}))
-                        for group in groups], placements=placements, kept=len(keep))
+                        for group in groups], placements=placements, kept=len(keep), names=groups)
 
 
 def _closure(model: Model, index: _Index) -> set[str]:

@@ -9,7 +9,13 @@ told with the rule's comment, in words.
 A placement is explained by planning again with the resource fixed on each
 other target, under a time limit: either no plan exists there (the policies
 that rule it out, with file:line, from the relaxed solve of
-planner/explain.py), or one does, at its cost.
+planner/explain.py), or one does, at its cost, with the other resources it
+moves. Of the plans of least cost there, the one that moves fewest of the
+plan's other placements is taken (``KEEP_LEVEL``), so that the moves shown
+are those the resource's new place calls for, not another choice among
+placements that cost the same. Where planner/slice.py cuts the model into
+parts that share no choice, only the resource's part is planned again, and
+the rest of the plan keeps its cost.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ from domain.project import Project
 from planner.explain import Conflict, explain_no_plan
 from planner.plan import Plan, PlannedOperation
 from planner.program import RuleInfo
+
+#: The priority at which an alternative keeps the plan's other placements: one
+#: below every level a policy can set (numbers in the models are at most
+#: MAX_INT either way; clingo's priorities are 32-bit), so that it only chooses
+#: among the plans of least cost at every other level.
+KEEP_LEVEL = -(2 ** 31)
+KEEP_PLACEMENTS = ("#defined __plan_place/2.",
+                   f":~ place(R,T), __plan_place(R,P), T != P. [1@{KEEP_LEVEL},R]")
 
 
 class UnknownOperation(OrdoError):
@@ -180,21 +194,52 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
                       "(<base>/placement.lp)")
         return why
     why.reason = "chosen by the planner: of the targets every hard policy allows, the one of least cost"
-    facts = model_facts(project.model)
     others = sorted(t for t in project.model.targets if t != target)
     deadline = time.monotonic() + timeout
+    scope = _part(project, program, plan, resource, timeout / (len(others) + 1)) \
+        if not why.inputs_changed and plan.status == "optimal" else None
+    facts, rest = scope if scope is not None else (model_facts(project.model), {})
     for index, other in enumerate(others):
         budget = max(0.5, (deadline - time.monotonic()) / (len(others) - index))
-        why.alternatives.append(_alternative(program, facts, project.model, plan, resource, other, budget))
+        why.alternatives.append(_alternative(program, facts, project.model, plan, resource, other, budget, rest))
     return why
 
 
-def _alternative(program, facts: list[str], model, plan: Plan, resource: str, target: str,
-                 timeout: float) -> Alternative:
-    """Plan with ``resource`` fixed on ``target`` (a constraint no policy can relax)."""
+def _part(project: Project, program, plan: Plan, resource: str,
+          timeout: float) -> tuple[list[str], dict[int, int]] | None:
+    """The facts of the part of the model that ``resource`` is planned in
+    (planner/slice.py's parts, or its slice), and what the rest of ``plan``
+    costs at each priority: the parts share no choice, so the resource fixed
+    elsewhere changes the cost of its part only. For an optimal plan of the
+    project as it is now; None when the model is planned whole, or the part's
+    own optimum is not proven in ``timeout``."""
+    from planner.slice import prune
     from planner.solve import solve
 
-    fixed = [*facts, f':- not place("{resource}","{target}").']  # names match the models' pattern: no quotes
+    sliced = prune(program, project.model, project.enforcement, project.parameters)
+    holding = [facts for facts, names in zip(sliced.parts, sliced.names, strict=True)
+               if resource in names] if sliced is not None else []
+    if len(holding) != 1:
+        return None
+    alone = solve(program, holding[0], timeout=timeout)
+    if alone.status != "optimal":
+        return None
+    rest = {level.priority: level.cost for level in plan.cost}
+    for priority, cost in zip(alone.priorities, alone.cost, strict=True):
+        rest[priority] = rest.get(priority, 0) - cost
+    return holding[0], rest
+
+
+def _alternative(program, facts: list[str], model, plan: Plan, resource: str, target: str,
+                 timeout: float, rest: dict[int, int]) -> Alternative:
+    """Plan with ``resource`` fixed on ``target`` (a constraint no policy can
+    relax), the plan's other placements kept where that costs nothing
+    (``KEEP_LEVEL``); ``rest``: what the rest of the plan costs, when
+    ``facts`` are one part of the model."""
+    from planner.solve import solve
+
+    kept = [f'__plan_place("{r}","{t}").' for r, t in sorted(plan.placements.items()) if r != resource]
+    fixed = [*facts, f':- not place("{resource}","{target}").', *kept, *KEEP_PLACEMENTS]   # names: no quotes
     result = solve(program, fixed, timeout=timeout, keep_control=True)
     control, result.control = result.control, None
     if result.status == "timeout":
@@ -205,5 +250,9 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     placed = {str(s.arguments[0].string): str(s.arguments[1].string) for s in result.symbols
               if s.name == "place" and len(s.arguments) == 2}
     moves = tuple(sorted((r, t) for r, t in placed.items() if r != resource and plan.placements.get(r, t) != t))
-    return Alternative(target, "plan", cost=tuple(zip(result.priorities, result.cost, strict=False)),
+    cost = dict(rest)
+    for priority, value in zip(result.priorities, result.cost, strict=True):
+        if priority != KEEP_LEVEL:
+            cost[priority] = cost.get(priority, 0) + value
+    return Alternative(target, "plan", cost=tuple(sorted(cost.items(), reverse=True)),
                        optimal=result.status == "optimal", moves=moves)

@@ -1,0 +1,98 @@
+"""Why a resource is placed where it is (``ordo explain plan.json RESOURCE``) on
+a generated project: each other target's plan moves only the placements the
+resource's new place calls for, not another choice among placements that cost
+the same; and where planner/slice.py cuts the model into parts, only the
+resource's part is planned again, at the costs the whole model gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import planner.slice as slicing
+import planner.why as why_module
+from benchmarks.generate import write_project
+from domain.project import load_project
+from planner.core import load_policies, make_plan
+from planner.plan import Plan
+from planner.why import explain_placement
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[Path, Plan]:
+    """generate.py's 300 resources and their plan."""
+    root = tmp_path_factory.mktemp("why") / "p"
+    write_project(300, root)
+    outcome = make_plan(load_project(root))
+    assert outcome.status == "optimal"
+    return root, outcome.plan
+
+
+def _grouped(root: Path) -> tuple[str, set[str]]:
+    """A VNF with an anti-affinity label and its peers (the resources its place bears on)."""
+    request = (root / "request.yaml").read_text(encoding="utf-8")
+    labels = {r["name"]: r["labels"]["anti-affinity"] for r in yaml.safe_load(request)["resources"]
+              if "anti-affinity" in r.get("labels", {})}
+    name = sorted(labels)[0]
+    return name, {other for other, value in labels.items() if value == labels[name]}
+
+
+def _service(name: str) -> str:
+    return name.split("-vnf-")[0]
+
+
+def test_other_targets_move_only_what_the_new_place_calls_for(generated, monkeypatch):
+    """Planned whole (no slice: parts off), the alternative plans keep every
+    placement they can: what moves is the resource's anti-affinity peers, in
+    its own service; without KEEP_LEVEL the search met other placements of
+    the same cost all over the model."""
+    root, plan = generated
+    name, peers = _grouped(root)
+    monkeypatch.setattr(why_module, "_part", lambda *args: None)
+    why = explain_placement(load_project(root), plan, name, timeout=30)
+    assert len(why.alternatives) == 3 and all(alt.status == "plan" and alt.optimal for alt in why.alternatives)
+    moved = {r for alt in why.alternatives for r, _ in alt.moves}
+    assert moved <= peers, moved - peers
+
+
+def test_in_parts_only_the_resources_part_is_planned_again_at_the_whole_models_costs(generated, monkeypatch):
+    root, plan = generated
+    name, _ = _grouped(root)
+    monkeypatch.setattr(slicing, "PART_MIN", 100)
+    monkeypatch.setattr(slicing, "PART_SIZE", 40)
+    project = load_project(root)
+    program = load_policies(project)
+    cut = slicing.prune(program, project.model, project.enforcement, project.parameters)
+    assert cut is not None and len(cut.parts) >= 5
+    part = why_module._part(project, program, plan, name, 30)
+    assert part is not None
+    facts, rest = part
+    assert facts in cut.parts and len(facts) < sum(map(len, cut.parts)) / 3
+    assert rest.keys() == {level.priority for level in plan.cost}
+    in_parts = explain_placement(load_project(root), plan, name, timeout=30)
+    monkeypatch.setattr(why_module, "_part", lambda *args: None)
+    whole = explain_placement(load_project(root), plan, name, timeout=30)
+    assert [(a.target, a.status, a.cost, a.optimal, len(a.moves)) for a in in_parts.alternatives] == \
+        [(a.target, a.status, a.cost, a.optimal, len(a.moves)) for a in whole.alternatives]
+    assert {_service(r) for alt in in_parts.alternatives for r, _ in alt.moves} <= {_service(name)}
+
+
+def test_a_plan_cut_short_or_made_from_other_inputs_is_explained_on_the_whole_model(generated, monkeypatch):
+    """The rest of the plan keeps its cost only if it is the optimum of these inputs."""
+    root, plan = generated
+    name, _ = _grouped(root)
+    monkeypatch.setattr(slicing, "PART_MIN", 100)
+    monkeypatch.setattr(slicing, "PART_SIZE", 40)
+    asked = []
+    monkeypatch.setattr(why_module, "_part", lambda *args: asked.append(args) or None)
+    body = json.loads(plan.to_json())
+    body["status"] = "satisfiable"
+    explain_placement(load_project(root), Plan.from_json(json.dumps(body)), name, timeout=30)
+    body["status"], body["digest"] = "optimal", "sha256:" + "0" * 64
+    changed = explain_placement(load_project(root), Plan.from_json(json.dumps(body)), name, timeout=30)
+    assert changed.inputs_changed and asked == []
+    explain_placement(load_project(root), plan, name, timeout=30)
+    assert len(asked) == 1
