@@ -257,7 +257,9 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
                          timeout=timeout, concurrency=concurrency)
     loaded = load_with_journal(project, scenario.request or base_request, scenario.inventory or base_inventory,
                                list(scenario.with_policies), journal)
-    outcome = make_plan(scenario.apply(loaded), timeout=timeout, concurrency=concurrency)
+    # the scenario keeps the baseline's placements where that costs nothing: what differs is what it calls for
+    placed = base.placements if baseline is not None else base.plan.placements if base.plan is not None else None
+    outcome = make_plan(scenario.apply(loaded), timeout=timeout, concurrency=concurrency, keep=placed)
     described = scenario.describe()
     _print_diff(base, outcome, fmt, f"Baseline ({baseline})" if baseline is not None else "Baseline",
                 f"Scenario ({'; '.join(described)})" if described else "Scenario",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from domain.yamlsrc import Source
 from planner.bounded import memory_for, solve_bounded, workers_for
 from planner.decode import Decoded, decode, op_id
 from planner.explain import Explanation, conflicts_from, explain_cycle
-from planner.facts import model_facts
+from planner.facts import keep_placements, model_facts
 from planner.lint import lint, vocabulary_lint
 from planner.parameters import apply_parameters
 from planner.plan import (
@@ -166,7 +167,7 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
 @paused_gc()
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
               memory_mb: int | None = None, prune: bool = True, program: Program | None = None,
-              deadline: float | None = None) -> Outcome:
+              deadline: float | None = None, keep: Mapping[str, str] | None = None) -> Outcome:
     """``timeout`` bounds grounding and solving together (default
     settings.solve_timeout), ``memory_mb`` their memory (default
     settings.memory_limit_mb); past either, PlanningLimitError. ``prune``:
@@ -175,13 +176,18 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     plan, the whole model is solved again, to explain it, in the time left
     (``deadline``, a ``time.monotonic()``). ``program``: the project's
     policies as ``load_policies(project)`` gave them, for a caller that
-    needs them too (loaded here otherwise)."""
+    needs them too (loaded here otherwise). ``keep``: another plan's
+    placements, kept wherever that costs nothing (planner.facts.keep_placements:
+    a what-if scenario against its baseline)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     if program is None:
         program = load_policies(project)
     sliced = prune_model(program, project.model, project.enforcement, project.parameters) if prune else None
     parts = sliced.parts if sliced is not None else [model_facts(project.model)]
+    if keep:
+        kept = keep_placements(keep)
+        parts = [[*facts, *kept] for facts in parts]
     facts = parts[0] if len(parts) == 1 else []
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout
@@ -194,7 +200,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
                                                    workers=workers_for(project, memory))
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
-                         program=program, deadline=deadline)
+                         program=program, deadline=deadline, keep=keep)
     result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds

@@ -10,6 +10,7 @@ program text.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import clingo
@@ -54,10 +55,30 @@ def _fact(name: str, *args: Any) -> str:
     return f"{name}({','.join(_render(a) for a in args)})."
 
 
+#: The priority at which a plan keeps another's placements (``keep_placements``):
+#: one below every level a policy can set (numbers in the models are at most
+#: MAX_INT either way; clingo's priorities are 32-bit), so that it only chooses
+#: among the plans of least cost at every other level. Not a cost of the plan.
+KEEP_LEVEL = -(2 ** 31)
+
+
+def keep_placements(placements: Mapping[str, str], but: str | None = None) -> list[str]:
+    """Facts that make the plan keep ``placements`` (another plan's; ``but`` one
+    resource) wherever that costs nothing at any other level: of the plans of
+    least cost, the one that moves fewest of them. So that what differs from
+    that plan is what the change calls for, not another choice among
+    placements that cost the same (why a resource is placed where it is,
+    what-if scenarios)."""
+    kept = [f'__plan_place("{r}","{t}").' for r, t in sorted(placements.items()) if r != but]  # names: no quotes
+    return [*kept, "#defined __plan_place/2.", f":~ place(R,T), __plan_place(R,P), T != P. [1@{KEEP_LEVEL},R]"]
+
+
 def orders_siblings(facts: list[str]) -> bool:
-    """True when the request orders siblings (priority/2): the base library's
-    preference for that order (ordering.lp) is then to be optimised."""
-    return any(fact.startswith("priority(") for fact in facts)
+    """True when the facts ask for an optimisation of their own: the request
+    orders siblings (priority/2: the base library's preference for that order,
+    ordering.lp, is then to be optimised), or placements are to be kept
+    (``keep_placements``)."""
+    return any(fact.startswith(("priority(", "__plan_place(")) for fact in facts)
 
 
 def model_facts(model: Model) -> list[str]:

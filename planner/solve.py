@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import clingo
 
 from domain.errors import Diagnostic, DiagnosticsError
-from planner.facts import orders_siblings
+from planner.facts import KEEP_LEVEL, orders_siblings
 from planner.program import GLUE, RELAXED, RELAXED_PRIORITY, STRICT, Program, parse_message
 
 
@@ -223,8 +223,9 @@ def _args(optimise: bool) -> list[str]:
 
 
 def _strict_cost(result: SolveResult) -> None:
-    """STRICT carries the relaxed objective switched off: not a cost of the plan."""
-    keep = [i for i, p in enumerate(result.priorities) if p != RELAXED_PRIORITY]
+    """STRICT carries the relaxed objective switched off, and the facts may keep
+    another plan's placements (planner.facts.KEEP_LEVEL): not costs of the plan."""
+    keep = [i for i, p in enumerate(result.priorities) if p != RELAXED_PRIORITY and p != KEEP_LEVEL]
     result.cost = [result.cost[i] for i in keep]
     result.bound = [result.bound[i] for i in keep if i < len(result.bound)]
     result.priorities = [result.priorities[i] for i in keep]

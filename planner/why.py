@@ -11,7 +11,7 @@ other target, under a time limit: either no plan exists there (the policies
 that rule it out, with file:line, from the relaxed solve of
 planner/explain.py), or one does, at its cost, with the other resources it
 moves. Of the plans of least cost there, the one that moves fewest of the
-plan's other placements is taken (``KEEP_LEVEL``), so that the moves shown
+plan's other placements is taken (planner.facts.keep_placements), so that the moves shown
 are those the resource's new place calls for, not another choice among
 placements that cost the same. Where planner/slice.py cuts the model into
 parts that share no choice, only the resource's part is planned again, and
@@ -30,14 +30,6 @@ from domain.project import Project
 from planner.explain import Conflict, explain_no_plan
 from planner.plan import Plan, PlannedOperation
 from planner.program import RuleInfo
-
-#: The priority at which an alternative keeps the plan's other placements: one
-#: below every level a policy can set (numbers in the models are at most
-#: MAX_INT either way; clingo's priorities are 32-bit), so that it only chooses
-#: among the plans of least cost at every other level.
-KEEP_LEVEL = -(2 ** 31)
-KEEP_PLACEMENTS = ("#defined __plan_place/2.",
-                   f":~ place(R,T), __plan_place(R,P), T != P. [1@{KEEP_LEVEL},R]")
 
 
 class UnknownOperation(OrdoError):
@@ -234,12 +226,13 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
                  timeout: float, rest: dict[int, int]) -> Alternative:
     """Plan with ``resource`` fixed on ``target`` (a constraint no policy can
     relax), the plan's other placements kept where that costs nothing
-    (``KEEP_LEVEL``); ``rest``: what the rest of the plan costs, when
+    (planner.facts.keep_placements); ``rest``: what the rest of the plan costs, when
     ``facts`` are one part of the model."""
+    from planner.facts import keep_placements
     from planner.solve import solve
 
-    kept = [f'__plan_place("{r}","{t}").' for r, t in sorted(plan.placements.items()) if r != resource]
-    fixed = [*facts, f':- not place("{resource}","{target}").', *kept, *KEEP_PLACEMENTS]   # names: no quotes
+    fixed = [*facts, f':- not place("{resource}","{target}").',   # names match the models' pattern: no quotes
+             *keep_placements(plan.placements, but=resource)]
     result = solve(program, fixed, timeout=timeout, keep_control=True)
     control, result.control = result.control, None
     if result.status == "timeout":
@@ -252,7 +245,6 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     moves = tuple(sorted((r, t) for r, t in placed.items() if r != resource and plan.placements.get(r, t) != t))
     cost = dict(rest)
     for priority, value in zip(result.priorities, result.cost, strict=True):
-        if priority != KEEP_LEVEL:
-            cost[priority] = cost.get(priority, 0) + value
+        cost[priority] = cost.get(priority, 0) + value
     return Alternative(target, "plan", cost=tuple(sorted(cost.items(), reverse=True)),
                        optimal=result.status == "optimal", moves=moves)

@@ -227,9 +227,9 @@ class LocalEngine:
             part.replace(path)
         return path
 
-    def _make_plan(self, project: Any) -> Outcome:
+    def _make_plan(self, project: Any, keep: dict[str, str] | None = None) -> Outcome:
         began = time.perf_counter()
-        outcome = make_plan(project, timeout=self.plan_timeout)
+        outcome = make_plan(project, timeout=self.plan_timeout, keep=keep)
         self.hooks.planned(time.perf_counter() - began)
         return outcome
 
@@ -244,7 +244,8 @@ class LocalEngine:
 
         scenario = Scenario.from_options(targets_down, capacity, without_policies)
         base = self._make_plan(self._load(request))
-        outcome = self._make_plan(scenario.apply(self._load(request)))
+        outcome = self._make_plan(scenario.apply(self._load(request)),   # keeps what costs nothing to keep
+                                  keep=base.plan.placements if base.plan is not None else None)
         return diff_plans(base, outcome), scenario.describe()
 
     @contextmanager

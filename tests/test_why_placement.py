@@ -47,7 +47,7 @@ def _service(name: str) -> str:
 def test_other_targets_move_only_what_the_new_place_calls_for(generated, monkeypatch):
     """Planned whole (no slice: parts off), the alternative plans keep every
     placement they can: what moves is the resource's anti-affinity peers, in
-    its own service; without KEEP_LEVEL the search met other placements of
+    its own service; without planner.facts.keep_placements the search met other placements of
     the same cost all over the model."""
     root, plan = generated
     name, peers = _grouped(root)
