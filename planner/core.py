@@ -185,9 +185,11 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         program = load_policies(project)
     sliced = prune_model(program, project.model, project.enforcement, project.parameters) if prune else None
     parts = sliced.parts if sliced is not None else [model_facts(project.model)]
-    if keep:
-        kept = keep_placements(keep)
-        parts = [[*facts, *kept] for facts in parts]
+    if keep and sliced is not None:   # each part keeps the placements of its own resources
+        parts = [[*facts, *keep_placements({r: t for r, t in keep.items() if r in names})]
+                 for facts, names in zip(parts, sliced.names, strict=True)]
+    elif keep:
+        parts = [[*parts[0], *keep_placements(keep)]]
     facts = parts[0] if len(parts) == 1 else []
     timings["load"] = time.perf_counter() - started
     limit = timeout if timeout is not None else project.settings.solve_timeout

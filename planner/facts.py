@@ -56,9 +56,11 @@ def _fact(name: str, *args: Any) -> str:
 
 
 #: The priority at which a plan keeps another's placements (``keep_placements``):
-#: one below every level a policy can set (numbers in the models are at most
-#: MAX_INT either way; clingo's priorities are 32-bit), so that it only chooses
-#: among the plans of least cost at every other level. Not a cost of the plan.
+#: the lowest of clingo's 32-bit priorities, below every level the stock
+#: policies use and every number a model holds (at most MAX_INT either way),
+#: so that it only chooses among the plans of least cost at every other level.
+#: (A project policy's own arithmetic could reach it; its level would then be
+#: left out of the cost with this one, where placements are kept.)
 KEEP_LEVEL = -(2 ** 31)
 
 
@@ -68,17 +70,24 @@ def keep_placements(placements: Mapping[str, str], but: str | None = None) -> li
     least cost, the one that moves fewest of them. So that what differs from
     that plan is what the change calls for, not another choice among
     placements that cost the same (why a resource is placed where it is,
-    what-if scenarios)."""
+    what-if scenarios). Only the strict program counts it (``__strict``): an
+    explanation of "no plan" is the same with or without it. The level is
+    left out of the plan's cost (planner.solve); a plan that keeps nothing
+    else optimises is still only satisfiable."""
     kept = [f'__plan_place("{r}","{t}").' for r, t in sorted(placements.items()) if r != but]  # names: no quotes
-    return [*kept, "#defined __plan_place/2.", f":~ place(R,T), __plan_place(R,P), T != P. [1@{KEEP_LEVEL},R]"]
+    return [*kept, "#defined __plan_place/2.",
+            f":~ place(R,T), __plan_place(R,P), T != P, __strict. [1@{KEEP_LEVEL},R]"]
+
+
+def keeps_placements(facts: list[str]) -> bool:
+    """True when the facts keep another plan's placements (``keep_placements``)."""
+    return any(fact.startswith("__plan_place(") for fact in facts)
 
 
 def orders_siblings(facts: list[str]) -> bool:
-    """True when the facts ask for an optimisation of their own: the request
-    orders siblings (priority/2: the base library's preference for that order,
-    ordering.lp, is then to be optimised), or placements are to be kept
-    (``keep_placements``)."""
-    return any(fact.startswith(("priority(", "__plan_place(")) for fact in facts)
+    """True when the request orders siblings (priority/2): the base library's
+    preference for that order (ordering.lp) is then to be optimised."""
+    return any(fact.startswith("priority(") for fact in facts)
 
 
 def model_facts(model: Model) -> list[str]:

@@ -138,12 +138,12 @@ def schedule(graph: Successors, duration: dict[str, float], controller: dict[str
     succ = _lists(graph)
     ids = sorted(succ)
     number = {node: i for i, node in enumerate(ids)}
-    nexts = [[number[s] for s in succ[node]] for node in ids]
-    took = [duration[node] for node in ids]
-    ctrl_of = [controller[node] for node in ids]
     topo = [number[node] for node in (topological_order(succ) if order is None else order)]
     if len(topo) < len(ids):
         raise ValueError("the graph has a cycle")
+    nexts = [[number[s] for s in succ[node]] for node in ids]
+    took = [duration[node] for node in ids]
+    ctrl_of = [controller[node] for node in ids]
     level = [0.0] * len(ids)
     for i in reversed(topo):
         after = nexts[i]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import clingo
 
 from domain.errors import Diagnostic, DiagnosticsError
-from planner.facts import KEEP_LEVEL, orders_siblings
+from planner.facts import KEEP_LEVEL, keeps_placements, orders_siblings
 from planner.program import GLUE, RELAXED, RELAXED_PRIORITY, STRICT, Program, parse_message
 
 
@@ -222,10 +222,15 @@ def _args(optimise: bool) -> list[str]:
     return [f"--opt-strategy={PRIMARY}", "--opt-mode=opt", f"--models={0 if optimise else 1}", "--parallel-mode=1"]
 
 
-def _strict_cost(result: SolveResult) -> None:
-    """STRICT carries the relaxed objective switched off, and the facts may keep
-    another plan's placements (planner.facts.KEEP_LEVEL): not costs of the plan."""
-    keep = [i for i, p in enumerate(result.priorities) if p != RELAXED_PRIORITY and p != KEEP_LEVEL]
+def _strict_cost(result: SolveResult, own: bool = True, keeping: bool = False) -> None:
+    """STRICT carries the relaxed objective switched off, and facts that keep
+    another plan's placements (``keeping``: planner.facts.keep_placements) a
+    level of their own: not costs of the plan. Without an objective of the
+    program's own (``own``), an answer is satisfiable, however well it keeps
+    the placements."""
+    if keeping and not own and result.status == "optimal":
+        result.status = "satisfiable"
+    keep = [i for i, p in enumerate(result.priorities) if p != RELAXED_PRIORITY and not (keeping and p == KEEP_LEVEL)]
     result.cost = [result.cost[i] for i in keep]
     result.bound = [result.bound[i] for i in keep if i < len(result.bound)]
     result.priorities = [result.priorities[i] for i in keep]
@@ -244,7 +249,9 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
     stopped), and the answer is then ``timeout``.
     ``on_grounded`` as for ``solve``, told as each part is grounded;
     ``on_grounding`` told before each part after the first is."""
-    optimise = program.has_objective or any(orders_siblings(facts) for facts in parts)
+    own = program.has_objective or any(orders_siblings(facts) for facts in parts)
+    keeping = any(keeps_placements(facts) for facts in parts)
+    optimise = own or keeping
     args = _args(optimise)
     done: list[SolveResult] = []
     left = sum(len(facts) for facts in parts)
@@ -266,7 +273,7 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
         part.warnings = [parse_message(m, program.displays) for m in messages]
         budget = max(0.0, deadline - time.monotonic() - grounding / max(1, grounded) * left)
         _search(ctl, part, budget * len(facts) / (len(facts) + left), optimise)
-        _strict_cost(part)
+        _strict_cost(part, own, keeping)
         part.shown = symbol_texts(part.symbols) if part.status in ("optimal", "satisfiable") else []
         part.symbols = []
         done.append(part)
@@ -340,7 +347,9 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     optimises (planner.testing's probe of which constraints bite).
     ``on_grounded`` is told the seconds grounding took and returns the seconds
     the search may take (instead of ``timeout``)."""
-    optimise = relaxed or mode is not None or program.has_objective or orders_siblings(facts)
+    own = program.has_objective or orders_siblings(facts)
+    keeping = keeps_placements(facts)
+    optimise = relaxed or mode is not None or own or keeping
     args = _args(optimise)
     started = time.perf_counter()
     ctl, messages = _ground(program, facts, mode if mode is not None else RELAXED if relaxed else STRICT, args)
@@ -352,7 +361,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
 
     _search(ctl, result, timeout, optimise)
     if not relaxed and mode is None:
-        _strict_cost(result)
+        _strict_cost(result, own, keeping)
     if keep_control:
         result.control = ctl
     return result

@@ -189,11 +189,15 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
     others = sorted(t for t in project.model.targets if t != target)
     deadline = time.monotonic() + timeout
     scope = _part(project, program, plan, resource, timeout / (len(others) + 1)) \
-        if not why.inputs_changed and plan.status == "optimal" else None
-    facts, rest = scope if scope is not None else (model_facts(project.model), {})
+        if others and not why.inputs_changed and plan.status == "optimal" else None
+    facts, rest = scope if scope is not None else (model_facts(project.model), None)
     for index, other in enumerate(others):
         budget = max(0.5, (deadline - time.monotonic()) / (len(others) - index))
-        why.alternatives.append(_alternative(program, facts, project.model, plan, resource, other, budget, rest))
+        found = _alternative(program, facts, project.model, plan, resource, other, budget, rest)
+        if found.status == "no_plan" and rest is not None:   # explained on the whole model, its real capacities
+            found = _alternative(program, model_facts(project.model), project.model, plan, resource, other,
+                                 max(0.5, deadline - time.monotonic()), None)
+        why.alternatives.append(found)
     return why
 
 
@@ -223,11 +227,14 @@ def _part(project: Project, program, plan: Plan, resource: str,
 
 
 def _alternative(program, facts: list[str], model, plan: Plan, resource: str, target: str,
-                 timeout: float, rest: dict[int, int]) -> Alternative:
+                 timeout: float, rest: dict[int, int] | None) -> Alternative:
     """Plan with ``resource`` fixed on ``target`` (a constraint no policy can
     relax), the plan's other placements kept where that costs nothing
     (planner.facts.keep_placements); ``rest``: what the rest of the plan costs, when
-    ``facts`` are one part of the model."""
+    ``facts`` are one part of the model (None: they are the whole model). A
+    part without a plan is not explained here: its facts hold the capacity
+    left, not the targets' own (planner/slice.py), so the caller asks again
+    on the whole model."""
     from planner.facts import keep_placements
     from planner.solve import solve
 
@@ -238,12 +245,14 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     if result.status == "timeout":
         return Alternative(target, "timeout", summary="not decided within the time limit")
     if result.status == "unsatisfiable":
+        if rest is not None:
+            return Alternative(target, "no_plan")
         explanation = explain_no_plan(program, fixed, model, timeout=timeout, control=control)
         return Alternative(target, "no_plan", conflicts=tuple(explanation.conflicts), summary=explanation.summary)
     placed = {str(s.arguments[0].string): str(s.arguments[1].string) for s in result.symbols
               if s.name == "place" and len(s.arguments) == 2}
     moves = tuple(sorted((r, t) for r, t in placed.items() if r != resource and plan.placements.get(r, t) != t))
-    cost = dict(rest)
+    cost = dict(rest or {})
     for priority, value in zip(result.priorities, result.cost, strict=True):
         cost[priority] = cost.get(priority, 0) + value
     return Alternative(target, "plan", cost=tuple(sorted(cost.items(), reverse=True)),

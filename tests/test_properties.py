@@ -81,7 +81,6 @@ def test_every_wave_keeps_the_limits_and_the_order(problem):
     assert got.critical_path <= got.makespan + 1e-9
 
 
-
 def _reference_waves(problem: dict) -> list[list[str]]:
     """The list schedule the docstring of planner/schedule.py describes, written plainly:
     each wave takes the ready operations by longest remaining path, ties by id, skipping
@@ -110,13 +109,25 @@ def _reference_waves(problem: dict) -> list[list[str]]:
     return waves
 
 
+def _renamed(problem: dict, names: list[int]) -> dict:
+    """The problem with node i called op{names[i]}: ids no longer sort in a topological order."""
+    new = {op: f"op{names[i]:02d}" for i, op in enumerate(problem["nodes"])}
+    return {**problem, "nodes": [new[op] for op in problem["nodes"]],   # still listed in a topological order
+            "edges": [(new[a], new[b]) for a, b in problem["edges"]],
+            **{key: {new[op]: value for op, value in problem[key].items()}
+               for key in ("duration", "controller", "groups")}}
+
+
 @BOUNDED
-@given(scheduling_problems())
-def test_waves_take_the_longest_path_first_ties_by_id(problem):
-    succ = {op: [b for a, b in problem["edges"] if a == op] for op in problem["nodes"]}
+@given(scheduling_problems(), st.data())
+def test_waves_take_the_longest_path_first_ties_by_id(problem, data):
+    problem = _renamed(problem, data.draw(st.permutations(range(len(problem["nodes"])))))
+    inserted = data.draw(st.permutations(problem["nodes"]))   # the graph's keys in any order
+    succ = {op: [b for a, b in problem["edges"] if a == op] for op in inserted}
     got = schedule(succ, problem["duration"], problem["controller"], problem["limit"],
                    problem["controller_limits"], problem["groups"], problem["group_limits"])
     assert got.waves == _reference_waves(problem)
+
 
 # --- the journal's projections ------------------------------------------------------------
 

@@ -224,3 +224,17 @@ def test_a_scenario_moves_only_what_it_calls_for(tmp_path):
         diff = _json(run_ordo("whatif", "-C", root, "--target-down", down, "--format", "json", *args))
         assert [(c["resource"], c["before"], c["after"]) for c in diff["placements"]] == \
             [(c.resource, c.before, c.after) for c in changes]
+
+
+def test_keeping_the_baselines_placements_does_not_make_a_plan_optimal(vfw_copy, tmp_path):
+    """Without an objective of its own (no prefer-cheaper-region) a plan is only
+    satisfiable; keeping the baseline's placements (an optimisation of its own)
+    leaves it so, and a scenario that changes nothing differs in nothing."""
+    text = (vfw_copy / "ordo.yaml").read_text(encoding="utf-8")
+    (vfw_copy / "ordo.yaml").write_text(text.replace("    - prefer-cheaper-region\n", ""), encoding="utf-8")
+    saved = tmp_path / "plan.json"
+    assert run_ordo("plan", "-C", vfw_copy, "--out", saved).code == 0
+    diff = _json(run_ordo("whatif", "-C", vfw_copy, "--baseline", saved, "--format", "json"))
+    assert (diff["base"]["status"], diff["other"]["status"], diff["empty"]) == ("satisfiable", "satisfiable", True)
+    more = _json(run_ordo("whatif", "-C", vfw_copy, "--capacity", "region-one:vcpu=1000", "--format", "json"))
+    assert (more["base"]["status"], more["other"]["status"]) == ("satisfiable", "satisfiable")

@@ -7,6 +7,7 @@ resource's part is planned again, at the costs the whole model gives."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from domain.project import load_project
 from planner.core import load_policies, make_plan
 from planner.plan import Plan
 from planner.why import explain_placement
+from tests.conftest import VFW
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,33 @@ def test_a_plan_cut_short_or_made_from_other_inputs_is_explained_on_the_whole_mo
     assert changed.inputs_changed and asked == []
     explain_placement(load_project(root), plan, name, timeout=30)
     assert len(asked) == 1
+
+
+def test_another_target_without_a_plan_is_explained_with_its_real_capacity(tmp_path):
+    """A small request against vFW's deployed inventory, stock policies only:
+    the slice holds the capacity left on each region, but a region ruled out is
+    explained on the whole model, with the region's own capacity and what takes
+    it up."""
+    root = tmp_path / "p"
+    shutil.copytree(VFW, root)
+    text = (root / "ordo.yaml").read_text(encoding="utf-8")
+    for old, new in (("    - protected-resources\n", ""), ("    - avoid-refused-targets", "#"),
+                     ("    - policies/config-after-modules.lp\n", ""), ("  files:", "#"),
+                     ("inventory: inventory.yaml", "inventory: inventory-deployed.yaml"),
+                     ("request: requests/instantiate.yaml", "request: extra.yaml")):
+        assert old in text
+        text = text.replace(old, new)
+    (root / "ordo.yaml").write_text(text, encoding="utf-8")
+    (root / "extra.yaml").write_text("name: extra\nresources:\n- {name: svc-x, type: service}\n"
+                                     "- {name: vextra, type: vnf, part_of: svc-x, requires: {vcpu: 4, memory_gb: 8}}\n",
+                                     encoding="utf-8")
+    project = load_project(root)
+    program = load_policies(project)
+    assert slicing.prune(program, project.model, project.enforcement, project.parameters) is not None
+    plan = make_plan(project).plan
+    why = explain_placement(load_project(root), plan, "vextra", timeout=20)
+    ruled_out = {alt.target: alt for alt in why.alternatives if alt.status == "no_plan"}
+    assert list(ruled_out) == ["region-two"]
+    (conflict,) = ruled_out["region-two"].conflicts
+    assert (conflict.policy, dict(conflict.bindings)) == ("capacity", {"T": "region-two", "K": "vcpu", "C": "10"})
+    assert set(conflict.resources) == {"vextra", "vfw"}
