@@ -602,8 +602,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         double = next((r for r in rows if r.n == 2 * row.n and math.isfinite(r.ordo_wall)), None)
         if double and math.isfinite(row.ordo_wall):
+            solver = (f"; clingo alone on the same programs: {double.clingo_s / row.clingo_s:.2f}"
+                      if double.clingo_s and row.clingo_s else "")
             print(f"time({double.n:,}) / time({row.n:,}): {double.ordo_wall / row.ordo_wall:.2f} "
-                  f"(medians of runs taken in turn)", flush=True)
+                  f"(medians of runs taken in turn{solver})", flush=True)
 
     body = table_rows(rows)
     print()
