@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import policies
@@ -156,6 +156,10 @@ def apply_enforcement(program: Program, levels: dict, src: Source | None) -> lis
     return problems
 
 
+#: The input of a plan's digest that stands for the placements it kept (``make_plan(keep=...)``).
+KEPT = "<kept placements>"
+
+
 def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
     inputs = dict(project.inputs)
     inputs.update((pfile.display, pfile.sha256) for pfile in program.files)
@@ -221,6 +225,9 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         return Outcome(status="no_plan", explanation=explain_cycle(cycle, decoded, program.rules),
                        timings=timings, warnings=result.warnings)
     check_references(project.model, decoded)
+    if keep:   # what the plan kept is one of its inputs
+        kept = hashlib.sha256("".join(f"{r}\t{t}\n" for r, t in sorted(keep.items())).encode()).hexdigest()
+        project = replace(project, inputs=sorted({*project.inputs, (KEPT, kept)}))
     plan = build_plan(project, program, result, decoded, concurrency or project.settings.concurrency)
     timings["decode"] = time.perf_counter() - started
     return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings)

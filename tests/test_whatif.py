@@ -210,6 +210,7 @@ def test_a_scenario_moves_only_what_it_calls_for(tmp_path):
     alone = make_plan(scenario.apply(load_project(root)))
     assert kept.status == alone.status == "optimal"
     assert kept.plan.cost == alone.plan.cost   # the same cost at every level
+    assert "<kept placements>" in {i.path for i in kept.plan.inputs} and kept.plan.digest != alone.plan.digest
     groups: dict[str, str] = {r["name"]: r["labels"]["anti-affinity"] for r in yaml.safe_load(
         (root / "request.yaml").read_text(encoding="utf-8"))["resources"] if "anti-affinity" in r.get("labels", {})}
     shaken = {groups[r] for r, t in base.placements.items() if t == down and r in groups}
