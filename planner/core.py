@@ -190,7 +190,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     sliced = prune_model(program, project.model, project.enforcement, project.parameters) if prune else None
     parts = sliced.parts if sliced is not None else [model_facts(project.model)]
     if keep and sliced is not None:   # each part keeps the placements of its own resources
-        parts = [[*facts, *keep_placements({r: t for r, t in keep.items() if r in names})]
+        parts = [[*facts, *keep_placements({r: keep[r] for r in names if r in keep})]
                  for facts, names in zip(parts, sliced.names, strict=True)]
     elif keep:
         parts = [[*parts[0], *keep_placements(keep)]]

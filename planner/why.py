@@ -11,9 +11,9 @@ other target, under a time limit: either no plan exists there (the policies
 that rule it out, with file:line, from the relaxed solve of
 planner/explain.py), or one does, at its cost, with the other resources it
 moves. Of the plans of least cost there, the one that moves fewest of the
-plan's other placements is taken (planner.facts.keep_placements), so that the moves shown
-are those the resource's new place calls for, not another choice among
-placements that cost the same. Where planner/slice.py cuts the model into
+plan's other placements is taken (planner.facts.keep_placements), so that
+the moves shown are those the resource's new place calls for, not another
+choice among placements that cost the same. Where planner/slice.py cuts the model into
 parts that share no choice, only the resource's part is planned again, and
 the rest of the plan keeps its cost.
 """
@@ -195,8 +195,11 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
         budget = max(0.5, (deadline - time.monotonic()) / (len(others) - index))
         found = _alternative(program, facts, project.model, plan, resource, other, budget, rest)
         if found.status == "no_plan" and rest is not None:   # explained on the whole model, its real capacities
-            found = _alternative(program, model_facts(project.model), project.model, plan, resource, other,
-                                 max(0.5, deadline - time.monotonic()), None)
+            budget = max(0.5, (deadline - time.monotonic()) / (len(others) - index))
+            whole = _alternative(program, model_facts(project.model), project.model, plan, resource, other,
+                                 budget, None)
+            found = whole if whole.status != "timeout" else Alternative(
+                other, "no_plan", summary="no plan with it there (not explained within the time limit)")
         why.alternatives.append(found)
     return why
 
@@ -235,7 +238,7 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     part without a plan is not explained here: its facts hold the capacity
     left, not the targets' own (planner/slice.py), so the caller asks again
     on the whole model."""
-    from planner.facts import keep_placements
+    from planner.facts import keep_placements, orders_siblings
     from planner.solve import solve
 
     fixed = [*facts, f':- not place("{resource}","{target}").',   # names match the models' pattern: no quotes
@@ -255,5 +258,6 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     cost = dict(rest or {})
     for priority, value in zip(result.priorities, result.cost, strict=True):
         cost[priority] = cost.get(priority, 0) + value
-    return Alternative(target, "plan", cost=tuple(sorted(cost.items(), reverse=True)),
-                       optimal=result.status == "optimal", moves=moves)
+    # with nothing of its own to optimise, any plan there costs the least (keeping placements aside)
+    least = result.status == "optimal" or not (program.has_objective or orders_siblings(facts))
+    return Alternative(target, "plan", cost=tuple(sorted(cost.items(), reverse=True)), optimal=least, moves=moves)

@@ -239,3 +239,34 @@ def test_keeping_the_baselines_placements_does_not_make_a_plan_optimal(vfw_copy,
     assert (diff["base"]["status"], diff["other"]["status"], diff["empty"]) == ("satisfiable", "satisfiable", True)
     more = _json(run_ordo("whatif", "-C", vfw_copy, "--capacity", "region-one:vcpu=1000", "--format", "json"))
     assert (more["base"]["status"], more["other"]["status"]) == ("satisfiable", "satisfiable")
+
+
+def test_each_part_keeps_the_baselines_placements(tmp_path, monkeypatch):
+    """Cut into parts (PART_MIN, PART_SIZE lowered): given placements as cheap
+    as the plan's but another choice (two anti-affinity peers of the same
+    size swapped), planning again keeps every one of them, part by part."""
+    import planner.slice as slicing
+    from planner.core import load_policies
+
+    root = tmp_path / "p"
+    write_project(300, root)
+    monkeypatch.setattr(slicing, "PART_MIN", 100)
+    monkeypatch.setattr(slicing, "PART_SIZE", 40)
+    project = load_project(root)
+    cut = slicing.prune(load_policies(project), project.model, project.enforcement, project.parameters)
+    assert cut is not None and len(cut.parts) >= 5
+    base = make_plan(project).plan
+    resources = project.model.resources
+    groups: dict[tuple[str, int], list[str]] = {}
+    for name in sorted(base.placements):
+        res = resources[name]
+        if "anti-affinity" in res.labels:
+            groups.setdefault((str(res.labels["anti-affinity"]), res.requires["vcpu"]), []).append(name)
+    other = dict(base.placements)
+    for a, b, *_ in (members for members in groups.values() if len(members) >= 2):
+        other[a], other[b] = base.placements[b], base.placements[a]
+    swapped = {r for r in other if other[r] != base.placements[r]}
+    assert len({part for part, names in enumerate(cut.names) if swapped & names}) >= 2
+    kept = make_plan(load_project(root), keep=other)
+    assert (kept.status, kept.plan.cost) == ("optimal", base.cost)
+    assert dict(kept.plan.placements) == other

@@ -100,12 +100,9 @@ def test_a_plan_cut_short_or_made_from_other_inputs_is_explained_on_the_whole_mo
     assert len(asked) == 1
 
 
-def test_another_target_without_a_plan_is_explained_with_its_real_capacity(tmp_path):
-    """A small request against vFW's deployed inventory, stock policies only:
-    the slice holds the capacity left on each region, but a region ruled out is
-    explained on the whole model, with the region's own capacity and what takes
-    it up."""
-    root = tmp_path / "p"
+def _extra_on_deployed(root: Path) -> Plan:
+    """A small request against vFW's deployed inventory, stock policies only
+    (a slice): its plan."""
     shutil.copytree(VFW, root)
     text = (root / "ordo.yaml").read_text(encoding="utf-8")
     for old, new in (("    - protected-resources\n", ""), ("    - avoid-refused-targets", "#"),
@@ -121,10 +118,47 @@ def test_another_target_without_a_plan_is_explained_with_its_real_capacity(tmp_p
     project = load_project(root)
     program = load_policies(project)
     assert slicing.prune(program, project.model, project.enforcement, project.parameters) is not None
-    plan = make_plan(project).plan
+    return make_plan(project).plan
+
+
+def test_another_target_without_a_plan_is_explained_with_its_real_capacity(tmp_path):
+    """The slice holds the capacity left on each region, but a region ruled out
+    is explained on the whole model, with the region's own capacity and what
+    takes it up."""
+    root = tmp_path / "p"
+    plan = _extra_on_deployed(root)
     why = explain_placement(load_project(root), plan, "vextra", timeout=20)
     ruled_out = {alt.target: alt for alt in why.alternatives if alt.status == "no_plan"}
     assert list(ruled_out) == ["region-two"]
     (conflict,) = ruled_out["region-two"].conflicts
     assert (conflict.policy, dict(conflict.bindings)) == ("capacity", {"T": "region-two", "K": "vcpu", "C": "10"})
     assert set(conflict.resources) == {"vextra", "vfw"}
+
+
+def test_a_target_ruled_out_stays_so_when_its_explanation_runs_out_of_time(tmp_path, monkeypatch):
+    root = tmp_path / "p"
+    plan = _extra_on_deployed(root)
+    planned = why_module._alternative
+
+    def whole_model_times_out(program, facts, model, plan, resource, target, timeout, rest):
+        if rest is None:
+            return why_module.Alternative(target, "timeout", summary="not decided within the time limit")
+        return planned(program, facts, model, plan, resource, target, timeout, rest)
+
+    monkeypatch.setattr(why_module, "_alternative", whole_model_times_out)
+    why = explain_placement(load_project(root), plan, "vextra", timeout=20)
+    ruled_out = {alt.target: alt for alt in why.alternatives if alt.status == "no_plan"}
+    assert list(ruled_out) == ["region-two"] and not ruled_out["region-two"].conflicts
+    assert ruled_out["region-two"].summary == "no plan with it there (not explained within the time limit)"
+
+
+def test_without_an_objective_of_its_own_another_targets_plan_costs_the_least(vfw_copy):
+    """No prefer-cheaper-region: every plan costs nothing, so a plan on another
+    target is as good as any (keeping the plan's placements is no cost)."""
+    text = (vfw_copy / "ordo.yaml").read_text(encoding="utf-8")
+    (vfw_copy / "ordo.yaml").write_text(text.replace("    - prefer-cheaper-region\n", ""), encoding="utf-8")
+    plan = make_plan(load_project(vfw_copy)).plan
+    assert plan.status == "satisfiable"
+    why = explain_placement(load_project(vfw_copy), plan, "vsink", timeout=20)
+    possible = [alt for alt in why.alternatives if alt.status == "plan"]
+    assert possible and all(alt.optimal and alt.cost == () for alt in possible)
