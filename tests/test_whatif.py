@@ -7,9 +7,10 @@ import json
 import pytest
 import yaml
 
+import planner.slice as slicing
 from benchmarks.generate import write_project
 from domain.project import load_project
-from planner.core import make_plan
+from planner.core import load_policies, make_plan
 from planner.diff import diff_plans
 from planner.whatif import Scenario
 from tests.conftest import VFW, run_ordo, run_ordo_process
@@ -245,9 +246,6 @@ def test_each_part_keeps_the_baselines_placements(tmp_path, monkeypatch):
     """Cut into parts (PART_MIN, PART_SIZE lowered): given placements as cheap
     as the plan's but another choice (two anti-affinity peers of the same
     size swapped), planning again keeps every one of them, part by part."""
-    import planner.slice as slicing
-    from planner.core import load_policies
-
     root = tmp_path / "p"
     write_project(300, root)
     monkeypatch.setattr(slicing, "PART_MIN", 100)
