@@ -222,6 +222,13 @@ def _args(optimise: bool) -> list[str]:
     return [f"--opt-strategy={PRIMARY}", "--opt-mode=opt", f"--models={0 if optimise else 1}", "--parallel-mode=1"]
 
 
+def own_objective(program: Program, facts: list[str]) -> bool:
+    """Whether the program has something of its own to optimise with these
+    facts: a policy's objective, or the request's order among siblings (not
+    the placements the facts may keep: planner.facts.keep_placements)."""
+    return program.has_objective or orders_siblings(facts)
+
+
 def _strict_cost(result: SolveResult, own: bool = True, keeping: bool = False) -> None:
     """STRICT carries the relaxed objective switched off, and facts that keep
     another plan's placements (``keeping``: planner.facts.keep_placements) a
@@ -249,7 +256,7 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
     stopped), and the answer is then ``timeout``.
     ``on_grounded`` as for ``solve``, told as each part is grounded;
     ``on_grounding`` told before each part after the first is."""
-    own = program.has_objective or any(orders_siblings(facts) for facts in parts)
+    own = any(own_objective(program, facts) for facts in parts)
     keeping = any(keeps_placements(facts) for facts in parts)
     optimise = own or keeping
     args = _args(optimise)
@@ -347,7 +354,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     optimises (planner.testing's probe of which constraints bite).
     ``on_grounded`` is told the seconds grounding took and returns the seconds
     the search may take (instead of ``timeout``)."""
-    own = program.has_objective or orders_siblings(facts)
+    own = own_objective(program, facts)
     keeping = keeps_placements(facts)
     optimise = relaxed or mode is not None or own or keeping
     args = _args(optimise)

@@ -13,9 +13,9 @@ planner/explain.py), or one does, at its cost, with the other resources it
 moves. Of the plans of least cost there, the one that moves fewest of the
 plan's other placements is taken (planner.facts.keep_placements), so that
 the moves shown are those the resource's new place calls for, not another
-choice among placements that cost the same. Where planner/slice.py cuts the model into
-parts that share no choice, only the resource's part is planned again, and
-the rest of the plan keeps its cost.
+choice among placements that cost the same. Where planner/slice.py cuts the
+model into parts that share no choice, only the resource's part is planned
+again, and the rest of the plan keeps its cost.
 """
 
 from __future__ import annotations
@@ -238,8 +238,8 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     part without a plan is not explained here: its facts hold the capacity
     left, not the targets' own (planner/slice.py), so the caller asks again
     on the whole model."""
-    from planner.facts import keep_placements, orders_siblings
-    from planner.solve import solve
+    from planner.facts import keep_placements
+    from planner.solve import own_objective, solve
 
     fixed = [*facts, f':- not place("{resource}","{target}").',   # names match the models' pattern: no quotes
              *keep_placements(plan.placements, but=resource)]
@@ -259,5 +259,5 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     for priority, value in zip(result.priorities, result.cost, strict=True):
         cost[priority] = cost.get(priority, 0) + value
     # with nothing of its own to optimise, any plan there costs the least (keeping placements aside)
-    least = result.status == "optimal" or not (program.has_objective or orders_siblings(facts))
+    least = result.status == "optimal" or not own_objective(program, facts)
     return Alternative(target, "plan", cost=tuple(sorted(cost.items(), reverse=True)), optimal=least, moves=moves)
