@@ -337,8 +337,10 @@ def _flatten_request(request: RequestFile) -> list[tuple[DesiredResource, str, s
     def visit(res: DesiredResource, default_type: str | None, parent: str | None, path: PathKey) -> None:
         out.append((res, res.type or default_type or "", parent, path))
         for list_name, child_type in CHILD_LISTS.items():
-            for index, child in enumerate(getattr(res, list_name)):
-                visit(child, child_type, res.name, path + (list_name, index))
+            children = getattr(res, list_name)
+            if children:
+                for index, child in enumerate(children):
+                    visit(child, child_type, res.name, path + (list_name, index))
 
     for sname, spec in request.services.items():
         visit(spec.model_copy(update={"name": spec.name or sname}), "service", None, ("services", sname))
@@ -461,8 +463,9 @@ def build_model(
                 problems.append(request_src.diagnostic(
                     path, f"'{desired.name}' is part of '{existing.part_of}' in the inventory, not of '{part_of}'"))
                 continue
+            relations = _relations(desired)
             if existing is not None and kind is not None and existing.current != kind.initial:
-                problems.extend(_overrides(existing, desired, part_of, request_src, path))
+                problems.extend(_overrides(existing, desired, part_of, relations, request_src, path))
             if kind is not None and desired.state is not None:
                 check_state(kind, desired.state, request_src, path + ("state",))
             if kind is not None:
@@ -476,7 +479,7 @@ def build_model(
             res.requested = True
             res.desired = desired.state or (kind.final if kind else None)
             res.part_of = part_of or res.part_of
-            res.relations |= _relations(desired)
+            res.relations |= relations
             res.pinned = desired.placement
             res.requires = {**res.requires, **desired.requires}   # a new dict: an observed one is the record's
             res.labels = {**res.labels, **desired.labels}
@@ -524,11 +527,12 @@ def build_model(
 REQUEST_MAY_SET = ("state", "params", "run", "priority")
 
 
-def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None, src: Source,
-               path: PathKey) -> list[Diagnostic]:
+def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None, relations: set[tuple[str, str]],
+               src: Source, path: PathKey) -> list[Diagnostic]:
     """A request may restate what is observed of an existing resource, never
     change it: a label `protected: false` would lift a protection, `requires:
-    {vcpu: 0}` would free capacity that is in use."""
+    {vcpu: 0}` would free capacity that is in use. ``relations``: the
+    request's relationships of it (``_relations(desired)``)."""
     seen = f"in {existing.origin.file}" if existing.origin else "observed"
     found: list[tuple[PathKey, str]] = []
     for key, value in desired.requires.items():
@@ -544,7 +548,7 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
     if part_of is not None and existing.part_of is None:  # a different part_of is refused before
         found.append((("part_of",) if desired.part_of else (),
                       f"it is not part of another resource {seen}; the request puts it under '{part_of}'"))
-    for kind, target in sorted(_relations(desired) - existing.relations):
+    for kind, target in sorted(relations - existing.relations):
         found.append((_relation_path(src, path, kind, target)[len(path):],
                       f"it has no relationship '{kind}' to '{target}' {seen}"))
     if desired.placement is not None and desired.placement != existing.placement:
