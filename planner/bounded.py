@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 import clingo
 from clingo import ast
@@ -40,6 +41,10 @@ from planner.explain import Explanation, MinimalConflict, conflict_here, explain
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
 from planner.solve import SolveResult, _ground, join, solve, solve_parts, with_symbols
+
+if TYPE_CHECKING:
+    from planner.plan import Plan
+    from planner.why import PlacementWhy
 
 #: Seconds at most for finding the policy that grounds largest, after a limit struck.
 PROBE_SECONDS = 10.0
@@ -103,6 +108,7 @@ class _Job:
     memory_mb: int
     problem: str = ""        # why the program could not be rebuilt (fork server)
     project: Project | None = None   # conflict_bounded's: the child checks and grounds its policies
+    placement: tuple[Plan, str] | None = None   # placement_bounded's: the plan and the resource to explain
     explain: bool = True     # _plan_child's: explain "no plan"
     parts: list[list[str]] | None = None   # _plan_child's: the facts of each part (planner/slice.py), or None
     workers: int = 1         # children sharing memory_mb (each caps itself at its share)
@@ -180,6 +186,22 @@ def conflict_bounded(project: Project, *, timeout: float, memory_mb: int) -> Min
     job = _Job(None, model_facts(project.model), project.model, deadline, timeout, memory_mb, project=project,
                hints=("--timeout", "settings.memory_limit_mb in ordo.yaml"))
     return _answer(_conflict_child, job)[1]
+
+
+def placement_bounded(project: Project, program: Program, plan: Plan, resource: str, *, timeout: float,
+                      memory_mb: int) -> PlacementWhy:
+    """``why.placement_here`` in a forked child within ``timeout`` seconds
+    (every grounding it starts ends by then; a search it starts then has its
+    share of them) and ``memory_mb``: the resource is planned on each other
+    target there, and the answer crosses back. From a process that runs
+    threads the child comes from the fork server, the project and the plan
+    pickled to it."""
+    from planner.facts import model_facts
+
+    job = _Job(program, model_facts(project.model), project.model, time.monotonic() + timeout, timeout, memory_mb,
+               project=project, placement=(plan, resource),
+               hints=("--timeout", "settings.memory_limit_mb in ordo.yaml"))
+    return _answer(_placement_child, job)[1]
 
 
 def goals_bounded(program: Program, facts: list[str], model: Model, *, timeout: float,
@@ -450,6 +472,24 @@ def _conflict_child(conn: Connection, job: _Job) -> None:
     """Check and ground the project's policies, search for a minimal conflict."""
     _search_child(conn, job, lambda grounded, left: conflict_here(job.project, timeout=left, facts=job.facts,
                                                                   on_grounded=grounded))
+
+
+def _placement_child(conn: Connection, job: _Job) -> None:
+    """Plan the resource on each other target; ("grounding",) and ("grounded",) around each grounding."""
+    _start_child(job.memory_mb)
+
+    from planner.why import placement_here
+
+    def work() -> tuple:
+        _unchanged(job)
+        assert job.program is not None and job.project is not None and job.placement is not None
+        plan, resource = job.placement
+        return ("done", placement_here(job.project, job.program, plan, resource,
+                                       timeout=max(0.0, job.deadline - time.monotonic()), facts=job.facts,
+                                       on_grounding=lambda: conn.send(("grounding",)),
+                                       on_grounded=lambda: conn.send(("grounded",))))
+
+    _reply(conn, work)
 
 
 def _goals_child(conn: Connection, job: _Job) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from domain.errors import OrdoError
@@ -161,50 +162,123 @@ class PlacementWhy:
                 "alternatives": [a.to_dict() for a in self.alternatives], "inputs_changed": self.inputs_changed}
 
 
-def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: float) -> PlacementWhy:
+#: The reason of a placement that only planning it elsewhere explains.
+CHOSEN = "chosen by the planner: of the targets every hard policy allows, the one of least cost"
+
+
+def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: float,
+                      memory_mb: int | None = None) -> PlacementWhy:
     """Why ``plan`` puts ``resource`` where it does: for each other target,
     the policies that rule it out or the cost of the best plan with the
-    resource there. ``project`` is loaded as for ``ordo apply plan.json``."""
-    from planner.core import digest, load_policies
-    from planner.facts import model_facts
+    resource there. ``project`` is loaded as for ``ordo apply plan.json``.
+    The other targets are planned in a child within the limits, as a plan is
+    (``placement_here``, planner.bounded.placement_bounded): the project may
+    have changed since the plan was made, or the plan come from elsewhere,
+    and a policy can ground without end. ``timeout`` bounds the whole
+    explanation; ``memory_mb`` defaults to the project's
+    settings.memory_limit_mb. Past a limit, PlanningLimitError naming the
+    policy that grounds largest."""
+    from planner.bounded import memory_for, placement_bounded
+    from planner.core import load_policies
+
+    program = load_policies(project)
+    why = _placement_reason(project, program, plan, resource)
+    if why.reason != CHOSEN or not [t for t in project.model.targets if t != why.target]:
+        return why
+    return placement_bounded(project, program, plan, resource, timeout=timeout,
+                             memory_mb=memory_for(project, memory_mb))
+
+
+def _placement_reason(project: Project, program, plan: Plan, resource: str) -> PlacementWhy:
+    """The explanation without the other targets: the reason it is where it is."""
+    from planner.core import digest
 
     if resource not in plan.placements:
         placed = ", ".join(sorted(plan.placements)) or "none"
         raise UnknownOperation(f"the plan places no resource '{resource}' (it places: {placed})")
-    target = plan.placements[resource]
-    program = load_policies(project)
-    why = PlacementWhy(resource=resource, target=target, reason="",
+    why = PlacementWhy(resource=resource, target=plan.placements[resource], reason="",
                        cost=tuple((c.priority, c.cost) for c in plan.cost),
                        inputs_changed=digest(project, program)[0] != plan.digest)
     res = project.model.resources.get(resource)
-    new = any(c.resource == resource and c.placement for c in plan.resource_changes)
     if res is not None and res.pinned is not None:
         why.reason = f"the request pins it to {res.pinned}"
-        return why
-    if not new:
-        why.reason = (f"it is on {target} already; a resource moves only when it is replaced "
+    elif not any(c.resource == resource and c.placement for c in plan.resource_changes):
+        why.reason = (f"it is on {why.target} already; a resource moves only when it is replaced "
                       "(<base>/placement.lp)")
+    else:
+        why.reason = CHOSEN
+    return why
+
+
+@dataclass
+class _Limits:
+    """The time an explanation has, and a bounded child's parent to tell as
+    each grounding starts and ends (it ends a grounding that runs past
+    ``deadline``: a grounding cannot be stopped). No grounding starts that the
+    longest one so far would take past the deadline."""
+
+    deadline: float                                        # time.monotonic()
+    on_grounding: Callable[[], None] | None = None
+    on_grounded: Callable[[], None] | None = None
+    longest: float = 0.0
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def may_ground(self) -> bool:
+        return self.left() > self.longest
+
+    def solve(self, program, facts: list[str], timeout: float):
+        from planner.solve import solve
+
+        def grounded(seconds: float) -> float:
+            self.longest = max(self.longest, seconds)
+            if self.on_grounded is not None:
+                self.on_grounded()
+            return min(timeout, max(0.0, self.left()))
+
+        if self.on_grounding is not None:
+            self.on_grounding()
+        return solve(program, facts, timeout=timeout, keep_control=True, on_grounded=grounded)
+
+
+def placement_here(project: Project, program, plan: Plan, resource: str, *, timeout: float,
+                   facts: list[str] | None = None, on_grounding: Callable[[], None] | None = None,
+                   on_grounded: Callable[[], None] | None = None) -> PlacementWhy:
+    """``explain_placement`` in this process, with ``program`` (the project's
+    policies, checked) and ``facts`` (the model's, unless given). Each other
+    target has an equal share of the time left; one the time limit leaves
+    none for is not planned ("timeout"). ``on_grounding`` and
+    ``on_grounded`` are told as each grounding starts and ends."""
+    from planner.facts import model_facts
+
+    why = _placement_reason(project, program, plan, resource)
+    if why.reason != CHOSEN:
         return why
-    why.reason = "chosen by the planner: of the targets every hard policy allows, the one of least cost"
-    others = sorted(t for t in project.model.targets if t != target)
-    deadline = time.monotonic() + timeout
-    scope = _part(project, program, plan, resource, timeout / (len(others) + 1)) \
+    limits = _Limits(time.monotonic() + timeout, on_grounding, on_grounded)
+    others = sorted(t for t in project.model.targets if t != why.target)
+    whole = model_facts(project.model) if facts is None else facts
+    scope = _part(project, program, plan, resource, limits, timeout / (len(others) + 1)) \
         if others and not why.inputs_changed and plan.status == "optimal" else None
-    facts, rest = scope if scope is not None else (model_facts(project.model), None)
+    part, rest = scope if scope is not None else (whole, None)
     for index, other in enumerate(others):
-        budget = max(0.5, (deadline - time.monotonic()) / (len(others) - index))
-        found = _alternative(program, facts, project.model, plan, resource, other, budget, rest)
+        share = len(others) - index   # the targets left to plan, this one included
+        found = Alternative(other, "timeout", summary="not decided within the time limit")
+        if limits.may_ground():
+            found = _alternative(program, part, project.model, plan, resource, other, limits,
+                                 limits.left() / share, rest)
         if found.status == "no_plan" and rest is not None:   # explained on the whole model, its real capacities
-            budget = max(0.5, (deadline - time.monotonic()) / (len(others) - index))
-            whole = _alternative(program, model_facts(project.model), project.model, plan, resource, other,
-                                 budget, None)
-            found = whole if whole.status != "timeout" else Alternative(
+            again = None
+            if limits.may_ground():
+                again = _alternative(program, whole, project.model, plan, resource, other, limits,
+                                     limits.left() / share, None)
+            found = again if again is not None and again.status != "timeout" else Alternative(
                 other, "no_plan", summary="no plan with it there (not explained within the time limit)")
         why.alternatives.append(found)
     return why
 
 
-def _part(project: Project, program, plan: Plan, resource: str,
+def _part(project: Project, program, plan: Plan, resource: str, limits: _Limits,
           timeout: float) -> tuple[list[str], dict[int, int]] | None:
     """The facts of the part of the model that ``resource`` is planned in
     (planner/slice.py's parts, or its slice), and what the rest of ``plan``
@@ -213,14 +287,13 @@ def _part(project: Project, program, plan: Plan, resource: str,
     project as it is now; None when the model is planned whole, or the part's
     own optimum is not proven in ``timeout``."""
     from planner.slice import prune
-    from planner.solve import solve
 
     sliced = prune(program, project.model, project.enforcement, project.parameters)
     holding = [facts for facts, names in zip(sliced.parts, sliced.names, strict=True)
                if resource in names] if sliced is not None else []
     if len(holding) != 1:
         return None
-    alone = solve(program, holding[0], timeout=timeout)
+    alone = limits.solve(program, holding[0], timeout)
     if alone.status != "optimal":
         return None
     rest = {level.priority: level.cost for level in plan.cost}
@@ -229,7 +302,7 @@ def _part(project: Project, program, plan: Plan, resource: str,
     return holding[0], rest
 
 
-def _alternative(program, facts: list[str], model, plan: Plan, resource: str, target: str,
+def _alternative(program, facts: list[str], model, plan: Plan, resource: str, target: str, limits: _Limits,
                  timeout: float, rest: dict[int, int] | None) -> Alternative:
     """Plan with ``resource`` fixed on ``target`` (a constraint no policy can
     relax), the plan's other placements kept where that costs nothing
@@ -239,11 +312,11 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     left, not the targets' own (planner/slice.py), so the caller asks again
     on the whole model."""
     from planner.facts import keep_placements
-    from planner.solve import own_objective, solve
+    from planner.solve import own_objective
 
     fixed = [*facts, f':- not place("{resource}","{target}").',   # names match the models' pattern: no quotes
              *keep_placements(plan.placements, but=resource)]
-    result = solve(program, fixed, timeout=timeout, keep_control=True)
+    result = limits.solve(program, fixed, timeout)
     control, result.control = result.control, None
     if result.status == "timeout":
         return Alternative(target, "timeout", summary="not decided within the time limit")

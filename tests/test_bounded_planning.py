@@ -68,6 +68,27 @@ def test_grounding_past_the_memory_cap_exits_1_naming_the_policy(vfw_copy):
     assert took < 40
 
 
+def test_explaining_a_placement_grounds_within_the_limits(vfw_copy):
+    """`ordo explain plan.json RESOURCE` plans the resource elsewhere in a child
+    within the limits, as a plan is: here the project changed since the plan
+    was made (a policy added that grounds for minutes, then one that grounds
+    gigabytes), so the explanation grounds the whole model again."""
+    assert run_ordo("plan", "-C", vfw_copy, "--out", "plan.json").code == 0
+    add_policy(vfw_copy, "slow.lp", SLOW)
+    started = time.monotonic()
+    run = run_ordo("explain", "-C", vfw_copy, "plan.json", "vfw", "--timeout", "2")
+    assert run.code == 4, run.text
+    assert ("grounding exceeded the time limit (2 s); the policy that grounds largest is slow "
+            "(policies/slow.lp)") in run.err
+    assert "Traceback" not in run.text and time.monotonic() - started < 15
+    (vfw_copy / "policies" / "slow.lp").write_text("% slow: now harmless\n")
+    add_policy(vfw_copy, "big.lp", BIG, settings="  memory_limit_mb: 64\n")
+    run = run_ordo("explain", "-C", vfw_copy, "plan.json", "vfw", "--timeout", "60")
+    assert run.code == 1, run.text
+    assert ("grounding exceeded the memory cap (64 MB); the policy that grounds largest is big "
+            "(policies/big.lp)") in run.err
+
+
 def test_the_memory_cap_is_a_project_setting(vfw_copy):
     add_policy(vfw_copy, "big.lp", BIG, settings="  memory_limit_mb: 64\n")
     project = load_project(vfw_copy)
@@ -292,6 +313,17 @@ def another_thread():
     finally:
         stop.set()
         worker.join()
+
+
+def test_a_process_with_threads_explains_a_placement_through_a_fork_server(vfw_copy):
+    from planner.why import explain_placement
+
+    plan = make_plan(load_project(vfw_copy)).plan
+    alone = explain_placement(load_project(vfw_copy), plan, "vfw", timeout=20)
+    assert len(alone.alternatives) == 2 and all(alt.status == "plan" for alt in alone.alternatives)
+    with another_thread():
+        assert bounded._context().get_start_method() == "forkserver"
+        assert explain_placement(load_project(vfw_copy), plan, "vfw", timeout=20) == alone
 
 
 def test_a_process_with_threads_plans_through_a_fork_server(vfw_copy):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from benchmarks.generate import write_project
 from domain.project import load_project
 from planner.core import load_policies, make_plan
 from planner.plan import Plan
-from planner.why import explain_placement
+from planner.why import explain_placement, placement_here
 from tests.conftest import VFW
 
 
@@ -31,6 +32,12 @@ def generated(tmp_path_factory) -> tuple[Path, Plan]:
     outcome = make_plan(load_project(root))
     assert outcome.status == "optimal"
     return root, outcome.plan
+
+
+def _here(root: Path, plan: Plan, name: str, timeout: float = 30):
+    """The explanation made in this process (``placement_here``), where a test's monkeypatches hold."""
+    project = load_project(root)
+    return placement_here(project, load_policies(project), plan, name, timeout=timeout)
 
 
 def _grouped(root: Path) -> tuple[str, set[str]]:
@@ -54,7 +61,7 @@ def test_other_targets_move_only_what_the_new_place_calls_for(generated, monkeyp
     root, plan = generated
     name, peers = _grouped(root)
     monkeypatch.setattr(why_module, "_part", lambda *args: None)
-    why = explain_placement(load_project(root), plan, name, timeout=30)
+    why = _here(root, plan, name)
     assert len(why.alternatives) == 3 and all(alt.status == "plan" and alt.optimal for alt in why.alternatives)
     moved = {r for alt in why.alternatives for r, _ in alt.moves}
     assert moved <= peers, moved - peers
@@ -69,14 +76,14 @@ def test_in_parts_only_the_resources_part_is_planned_again_at_the_whole_models_c
     program = load_policies(project)
     cut = slicing.prune(program, project.model, project.enforcement, project.parameters)
     assert cut is not None and len(cut.parts) >= 5
-    part = why_module._part(project, program, plan, name, 30)
+    part = why_module._part(project, program, plan, name, why_module._Limits(time.monotonic() + 30), 30)
     assert part is not None
     facts, rest = part
     assert facts in cut.parts and len(facts) < sum(map(len, cut.parts)) / 3
     assert rest.keys() == {level.priority for level in plan.cost}
-    in_parts = explain_placement(load_project(root), plan, name, timeout=30)
+    in_parts = _here(root, plan, name)
     monkeypatch.setattr(why_module, "_part", lambda *args: None)
-    whole = explain_placement(load_project(root), plan, name, timeout=30)
+    whole = _here(root, plan, name)
     assert [(a.target, a.status, a.cost, a.optimal, len(a.moves)) for a in in_parts.alternatives] == \
         [(a.target, a.status, a.cost, a.optimal, len(a.moves)) for a in whole.alternatives]
     assert {_service(r) for alt in in_parts.alternatives for r, _ in alt.moves} <= {_service(name)}
@@ -92,11 +99,11 @@ def test_a_plan_cut_short_or_made_from_other_inputs_is_explained_on_the_whole_mo
     monkeypatch.setattr(why_module, "_part", lambda *args: asked.append(args) or None)
     body = json.loads(plan.to_json())
     body["status"] = "satisfiable"
-    explain_placement(load_project(root), Plan.from_json(json.dumps(body)), name, timeout=30)
+    _here(root, Plan.from_json(json.dumps(body)), name)
     body["status"], body["digest"] = "optimal", "sha256:" + "0" * 64
-    changed = explain_placement(load_project(root), Plan.from_json(json.dumps(body)), name, timeout=30)
+    changed = _here(root, Plan.from_json(json.dumps(body)), name)
     assert changed.inputs_changed and asked == []
-    explain_placement(load_project(root), plan, name, timeout=30)
+    _here(root, plan, name)
     assert len(asked) == 1
 
 
@@ -140,13 +147,13 @@ def test_a_target_ruled_out_stays_so_when_its_explanation_runs_out_of_time(tmp_p
     plan = _extra_on_deployed(root)
     planned = why_module._alternative
 
-    def whole_model_times_out(program, facts, model, plan, resource, target, timeout, rest):
+    def whole_model_times_out(program, facts, model, plan, resource, target, limits, timeout, rest):
         if rest is None:
             return why_module.Alternative(target, "timeout", summary="not decided within the time limit")
-        return planned(program, facts, model, plan, resource, target, timeout, rest)
+        return planned(program, facts, model, plan, resource, target, limits, timeout, rest)
 
     monkeypatch.setattr(why_module, "_alternative", whole_model_times_out)
-    why = explain_placement(load_project(root), plan, "vextra", timeout=20)
+    why = _here(root, plan, "vextra", timeout=20)
     ruled_out = {alt.target: alt for alt in why.alternatives if alt.status == "no_plan"}
     assert list(ruled_out) == ["region-two"] and not ruled_out["region-two"].conflicts
     assert ruled_out["region-two"].summary == "no plan with it there (not explained within the time limit)"
@@ -162,3 +169,15 @@ def test_without_an_objective_of_its_own_another_targets_plan_costs_the_least(vf
     why = explain_placement(load_project(vfw_copy), plan, "vsink", timeout=20)
     possible = [alt for alt in why.alternatives if alt.status == "plan"]
     assert possible and all(alt.optimal and alt.cost == () for alt in possible)
+
+
+def test_no_other_target_is_planned_once_the_time_limit_is_spent(vfw_copy):
+    """A grounding cannot be stopped: none starts after the deadline (a bounded
+    child's parent would end it there); the targets left read "timeout"."""
+    project = load_project(vfw_copy)
+    plan = make_plan(project).plan
+    started: list[str] = []
+    why = placement_here(project, load_policies(project), plan, "vsink", timeout=0,
+                         on_grounding=lambda: started.append("grounding"))
+    assert started == [] and len(why.alternatives) == 2
+    assert {(alt.status, alt.summary) for alt in why.alternatives} == {("timeout", "not decided within the time limit")}
