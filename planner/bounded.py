@@ -276,14 +276,20 @@ def _answers(target, jobs: list[_Job], *, probe: bool = True) -> list[tuple]:
 
         program = load_policies(job.project, warnings=False)
     index = _largest(program, facts, min(job.timeout, PROBE_SECONDS), share)
+    advice = f"Raise {hint}"
     if index is None:
         culprit = "not known (no policy file of the project or library grounds any atom)"
     elif index < 0:
         culprit = f"none: the base library with the model's {len(facts)} facts is that large by itself"
     else:
-        culprit = f"{program.files[index].meta.name} ({program.files[index].display})"
+        pfile = program.files[index]
+        culprit = f"{pfile.meta.name} ({pfile.display})"
+        if pfile.origin == "project":
+            advice = f"Fix that policy, or raise {hint}"
+        else:   # ordo's own, fixed by no one: the model is that large for the limit
+            culprit += ", one of ordo's own policies (the model is that large for this limit)"
     raise PlanningLimitError(kind, f"{'solving' if grounded[i] else 'grounding'} exceeded {limit}; the policy "
-                                   f"that grounds largest is {culprit}. Fix that policy, or raise {hint}",
+                                   f"that grounds largest is {culprit}. {advice}",
                              program.files[index].display if index is not None and index >= 0 else "")
 
 

@@ -258,6 +258,26 @@ def test_a_time_limit_in_one_child_of_several_names_the_limit(in_parts):
     assert caught.value.kind == "time" and "time limit (0.001 s)" in str(caught.value)
 
 
+@pytest.mark.parametrize("origin", ["library", "project"])
+def test_a_limit_asks_to_fix_only_a_policy_of_the_project(vfw_copy, monkeypatch, origin):
+    """Where the policy that grounds largest is one of ordo's own, the model is
+    that large for the limit: nobody can fix that policy, so only the limit is
+    offered."""
+    project = load_project(vfw_copy)
+    program = load_policies(project)
+    index = next(i for i, f in enumerate(program.files) if f.origin == origin)
+    monkeypatch.setattr(bounded, "_largest", lambda *args: index)
+    with pytest.raises(PlanningLimitError) as caught:
+        make_plan(project, timeout=0.001, program=program)
+    message = str(caught.value)
+    assert f"the policy that grounds largest is {program.files[index].meta.name}" in message
+    if origin == "library":
+        assert "one of ordo's own policies (the model is that large for this limit). Raise " in message
+        assert "Fix that policy" not in message
+    else:
+        assert "Fix that policy, or raise " in message and "ordo's own" not in message
+
+
 def test_a_process_with_threads_plans_parts_through_a_fork_server(in_parts):
     single = make_plan(load_project(in_parts)).plan.to_json()
     with another_thread():
