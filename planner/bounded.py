@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
@@ -44,7 +45,7 @@ from planner.solve import SolveResult, _ground, join, solve, solve_parts, with_s
 
 if TYPE_CHECKING:
     from planner.plan import Plan
-    from planner.why import PlacementWhy
+    from planner.why import Alternative, PlacementWhy
 
 #: Seconds at most for finding the policy that grounds largest, after a limit struck.
 PROBE_SECONDS = 10.0
@@ -189,19 +190,25 @@ def conflict_bounded(project: Project, *, timeout: float, memory_mb: int) -> Min
 
 
 def placement_bounded(project: Project, program: Program, plan: Plan, resource: str, *, timeout: float,
-                      memory_mb: int) -> PlacementWhy:
+                      memory_mb: int, decided: dict[str, Alternative]) -> PlacementWhy:
     """``why.placement_here`` in a forked child within ``timeout`` seconds
     (every grounding it starts ends by then; a search it starts then has its
     share of them) and ``memory_mb``: the resource is planned on each other
-    target there, and the answer crosses back. From a process that runs
+    target there, and the answer crosses back. Each target is put in
+    ``decided`` as the child decides it: when a limit strikes after one was,
+    PlanningLimitError without probing for the policy that grounds largest
+    (the caller answers with what was decided). From a process that runs
     threads the child comes from the fork server, the project and the plan
     pickled to it."""
     from planner.facts import model_facts
 
+    def heard(message: tuple) -> None:
+        decided[message[1].target] = message[1]
+
     job = _Job(program, model_facts(project.model), project.model, time.monotonic() + timeout, timeout, memory_mb,
                project=project, placement=(plan, resource),
                hints=("--timeout", "settings.memory_limit_mb in ordo.yaml"))
-    return _answer(_placement_child, job)[1]
+    return _answers(_placement_child, [job], probe=lambda: not decided, on_partial=heard)[0][1]
 
 
 def goals_bounded(program: Program, facts: list[str], model: Model, *, timeout: float,
@@ -226,9 +233,13 @@ def _answer(target, job: _Job, *, probe: bool = True) -> tuple:
     return _answers(target, [job], probe=probe)[0]
 
 
-def _answers(target, jobs: list[_Job], *, probe: bool = True) -> list[tuple]:
+def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = True,
+             on_partial: Callable[[tuple], None] | None = None) -> list[tuple]:
     """``_answer`` of each job, their children all running at once and heard
-    as they speak: the first error or limit of any raises, and ends the others."""
+    as they speak: the first error or limit of any raises, and ends the others.
+    ``on_partial`` is given each ("partial", ...) message, part of an answer
+    that stands if a limit strikes later; ``probe``, if a callable, is asked
+    then whether to probe for the policy that grounds largest."""
     from multiprocessing.connection import wait
 
     with contextlib.ExitStack() as stack:
@@ -254,6 +265,8 @@ def _answers(target, jobs: list[_Job], *, probe: bool = True) -> list[tuple]:
                     grounded[i], until[i] = True, jobs[i].deadline + jobs[i].timeout + GRACE_SECONDS
                 elif tag == "done":
                     answers[i] = message
+                elif tag == "partial" and on_partial is not None:
+                    on_partial(message)
                 elif tag == "memory":
                     failed = (i, "memory")
                     break
@@ -268,7 +281,7 @@ def _answers(target, jobs: list[_Job], *, probe: bool = True) -> list[tuple]:
         f"{job.memory_mb} MB, {share} MB for each of {job.workers} planning processes"
     limit, hint = ((f"the time limit ({job.timeout:g} s)", job.hints[0]) if kind == "time" else
                    (f"the memory cap ({cap})", job.hints[1]))
-    if not probe:
+    if not (probe() if callable(probe) else probe):
         raise PlanningLimitError(kind, f"{limit} struck; raise {hint}")
     program, facts = job.program, job.facts if job.parts is None else max(job.parts, key=len)   # (the largest part)
     if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
@@ -481,7 +494,8 @@ def _conflict_child(conn: Connection, job: _Job) -> None:
 
 
 def _placement_child(conn: Connection, job: _Job) -> None:
-    """Plan the resource on each other target; ("grounding",) and ("grounded",) around each grounding."""
+    """Plan the resource on each other target; ("grounding",) and ("grounded",) around each grounding,
+    ("partial", Alternative) as each target is decided."""
     _start_child(job.memory_mb)
 
     from planner.why import placement_here
@@ -493,7 +507,8 @@ def _placement_child(conn: Connection, job: _Job) -> None:
         return ("done", placement_here(job.project, job.program, plan, resource,
                                        timeout=max(0.0, job.deadline - time.monotonic()), facts=job.facts,
                                        on_grounding=lambda: conn.send(("grounding",)),
-                                       on_grounded=lambda: conn.send(("grounded",))))
+                                       on_grounded=lambda: conn.send(("grounded",)),
+                                       on_decided=lambda alternative: conn.send(("partial", alternative))))
 
     _reply(conn, work)
 

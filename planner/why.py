@@ -164,6 +164,10 @@ class PlacementWhy:
 
 #: The reason of a placement that only planning it elsewhere explains.
 CHOSEN = "chosen by the planner: of the targets every hard policy allows, the one of least cost"
+#: A target the time limit left no time to plan on.
+UNDECIDED = "not decided within the time limit"
+#: A target without a plan in the resource's part that the time limit left no time to explain on the whole model.
+UNEXPLAINED = "no plan with it there (not explained within the time limit)"
 
 
 def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: float,
@@ -178,24 +182,42 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
     explanation; ``memory_mb`` defaults to the project's
     settings.memory_limit_mb. Past a limit, PlanningLimitError naming the
     policy that grounds largest."""
-    from planner.bounded import memory_for, placement_bounded
+    from planner.bounded import PlanningLimitError, memory_for, placement_bounded
     from planner.core import load_policies
 
+    _placed(plan, resource)
     program = load_policies(project)
     why = _placement_reason(project, program, plan, resource)
-    if why.reason != CHOSEN or not [t for t in project.model.targets if t != why.target]:
+    others = _others(project, why)
+    if why.reason != CHOSEN or not others:
         return why
-    return placement_bounded(project, program, plan, resource, timeout=timeout,
-                             memory_mb=memory_for(project, memory_mb))
+    decided: dict[str, Alternative] = {}
+    try:
+        return placement_bounded(project, program, plan, resource, timeout=timeout,
+                                 memory_mb=memory_for(project, memory_mb), decided=decided)
+    except PlanningLimitError:
+        if not decided:
+            raise
+    # a grounding ran past the deadline after some targets were decided: those stand
+    why.alternatives = [decided.get(other, Alternative(other, "timeout", summary=UNDECIDED)) for other in others]
+    return why
+
+
+def _placed(plan: Plan, resource: str) -> None:
+    if resource not in plan.placements:
+        placed = ", ".join(sorted(plan.placements)) or "none"
+        raise UnknownOperation(f"the plan places no resource '{resource}' (it places: {placed})")
+
+
+def _others(project: Project, why: PlacementWhy) -> list[str]:
+    return sorted(t for t in project.model.targets if t != why.target)
 
 
 def _placement_reason(project: Project, program, plan: Plan, resource: str) -> PlacementWhy:
     """The explanation without the other targets: the reason it is where it is."""
     from planner.core import digest
 
-    if resource not in plan.placements:
-        placed = ", ".join(sorted(plan.placements)) or "none"
-        raise UnknownOperation(f"the plan places no resource '{resource}' (it places: {placed})")
+    _placed(plan, resource)
     why = PlacementWhy(resource=resource, target=plan.placements[resource], reason="",
                        cost=tuple((c.priority, c.cost) for c in plan.cost),
                        inputs_changed=digest(project, program)[0] != plan.digest)
@@ -228,7 +250,7 @@ class _Limits:
     def may_ground(self) -> bool:
         return self.left() > self.longest
 
-    def solve(self, program, facts: list[str], timeout: float):
+    def solve(self, program, facts: list[str], timeout: float, keep_control: bool = True):
         from planner.solve import solve
 
         def grounded(seconds: float) -> float:
@@ -239,41 +261,48 @@ class _Limits:
 
         if self.on_grounding is not None:
             self.on_grounding()
-        return solve(program, facts, timeout=timeout, keep_control=True, on_grounded=grounded)
+        return solve(program, facts, timeout=timeout, keep_control=keep_control, on_grounded=grounded)
 
 
 def placement_here(project: Project, program, plan: Plan, resource: str, *, timeout: float,
                    facts: list[str] | None = None, on_grounding: Callable[[], None] | None = None,
-                   on_grounded: Callable[[], None] | None = None) -> PlacementWhy:
+                   on_grounded: Callable[[], None] | None = None,
+                   on_decided: Callable[[Alternative], None] | None = None) -> PlacementWhy:
     """``explain_placement`` in this process, with ``program`` (the project's
     policies, checked) and ``facts`` (the model's, unless given). Each other
     target has an equal share of the time left; one the time limit leaves
     none for is not planned ("timeout"). ``on_grounding`` and
-    ``on_grounded`` are told as each grounding starts and ends."""
+    ``on_grounded`` are told as each grounding starts and ends,
+    ``on_decided`` each target as it is decided (a target without a plan in
+    the resource's part first as not explained, then as explained on the
+    whole model)."""
     from planner.facts import model_facts
 
     why = _placement_reason(project, program, plan, resource)
     if why.reason != CHOSEN:
         return why
     limits = _Limits(time.monotonic() + timeout, on_grounding, on_grounded)
-    others = sorted(t for t in project.model.targets if t != why.target)
+    others = _others(project, why)
     whole = model_facts(project.model) if facts is None else facts
     scope = _part(project, program, plan, resource, limits, timeout / (len(others) + 1)) \
-        if others and not why.inputs_changed and plan.status == "optimal" else None
+        if others and not why.inputs_changed and plan.status == "optimal" and limits.may_ground() else None
     part, rest = scope if scope is not None else (whole, None)
     for index, other in enumerate(others):
         share = len(others) - index   # the targets left to plan, this one included
-        found = Alternative(other, "timeout", summary="not decided within the time limit")
+        found = Alternative(other, "timeout", summary=UNDECIDED)
         if limits.may_ground():
             found = _alternative(program, part, project.model, plan, resource, other, limits,
                                  limits.left() / share, rest)
         if found.status == "no_plan" and rest is not None:   # explained on the whole model, its real capacities
-            again = None
+            found = Alternative(other, "no_plan", summary=UNEXPLAINED)
             if limits.may_ground():
+                if on_decided is not None:
+                    on_decided(found)   # what stands if the whole model's grounding runs past the deadline
                 again = _alternative(program, whole, project.model, plan, resource, other, limits,
                                      limits.left() / share, None)
-            found = again if again is not None and again.status != "timeout" else Alternative(
-                other, "no_plan", summary="no plan with it there (not explained within the time limit)")
+                found = again if again.status != "timeout" else found
+        if on_decided is not None:
+            on_decided(found)
         why.alternatives.append(found)
     return why
 
@@ -293,7 +322,7 @@ def _part(project: Project, program, plan: Plan, resource: str, limits: _Limits,
                if resource in names] if sliced is not None else []
     if len(holding) != 1:
         return None
-    alone = limits.solve(program, holding[0], timeout)
+    alone = limits.solve(program, holding[0], timeout, keep_control=False)
     if alone.status != "optimal":
         return None
     rest = {level.priority: level.cost for level in plan.cost}
@@ -319,11 +348,12 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     result = limits.solve(program, fixed, timeout)
     control, result.control = result.control, None
     if result.status == "timeout":
-        return Alternative(target, "timeout", summary="not decided within the time limit")
+        return Alternative(target, "timeout", summary=UNDECIDED)
     if result.status == "unsatisfiable":
         if rest is not None:
             return Alternative(target, "no_plan")
-        explanation = explain_no_plan(program, fixed, model, timeout=timeout, control=control)
+        explanation = explain_no_plan(program, fixed, model, timeout=min(timeout, max(0.0, limits.left())),
+                                      control=control)
         return Alternative(target, "no_plan", conflicts=tuple(explanation.conflicts), summary=explanation.summary)
     placed = {str(s.arguments[0].string): str(s.arguments[1].string) for s in result.symbols
               if s.name == "place" and len(s.arguments) == 2}

@@ -219,6 +219,11 @@ def _stand_in(conn, job):
     if job.problem == "grounding forever":
         conn.send(("grounded",))
         conn.send(("grounding",))   # the next part: its grounding never ends
+    if job.problem == "decided one, then grounding forever":
+        from planner.why import Alternative
+
+        conn.send(("partial", Alternative("region-a", "plan", cost=((1, 3),), optimal=True)))
+        conn.send(("grounding",))
     time.sleep(60)
     conn.send(("done", None))
 
@@ -239,6 +244,18 @@ def test_a_later_part_grounding_past_the_deadline_is_stopped_at_the_deadline():
     with pytest.raises(PlanningLimitError, match="time limit"):
         bounded._answers(_stand_in, [stand_in("grounding forever", 1)], probe=False)
     assert time.monotonic() - started < 20   # not the deadline + the limit + the grace given to a search
+
+
+def test_what_a_child_decided_before_a_limit_struck_is_kept_and_nothing_probed():
+    """explain plan.json RESOURCE: the targets decided before a later grounding
+    ran past the deadline stand (planner.bounded.placement_bounded)."""
+    decided = []
+    started = time.monotonic()
+    with pytest.raises(PlanningLimitError, match=r"^the time limit \(1 s\) struck; raise "):
+        bounded._answers(_stand_in, [stand_in("decided one, then grounding forever", 1)],
+                         probe=lambda: not decided, on_partial=lambda message: decided.append(message[1]))
+    assert [(alt.target, alt.status) for alt in decided] == [("region-a", "plan")]
+    assert time.monotonic() - started < 15   # no probe child
 
 
 def test_the_first_part_that_fails_decides_as_one_child_would():

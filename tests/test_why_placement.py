@@ -171,13 +171,44 @@ def test_without_an_objective_of_its_own_another_targets_plan_costs_the_least(vf
     assert possible and all(alt.optimal and alt.cost == () for alt in possible)
 
 
-def test_no_other_target_is_planned_once_the_time_limit_is_spent(vfw_copy):
+@pytest.mark.parametrize("sliced", [False, True])
+def test_no_other_target_is_planned_once_the_time_limit_is_spent(tmp_path, sliced):
     """A grounding cannot be stopped: none starts after the deadline (a bounded
-    child's parent would end it there); the targets left read "timeout"."""
-    project = load_project(vfw_copy)
-    plan = make_plan(project).plan
+    child's parent would end it there), not even the resource's part; the
+    targets left read "timeout"."""
+    root = tmp_path / "p"
+    if sliced:
+        plan, name = _extra_on_deployed(root), "vextra"
+    else:
+        shutil.copytree(VFW, root)
+        plan, name = make_plan(load_project(root)).plan, "vsink"
+    project = load_project(root)
     started: list[str] = []
-    why = placement_here(project, load_policies(project), plan, "vsink", timeout=0,
+    why = placement_here(project, load_policies(project), plan, name, timeout=0,
                          on_grounding=lambda: started.append("grounding"))
-    assert started == [] and len(why.alternatives) == 2
+    assert started == [] and len(why.alternatives) == len(project.model.targets) - 1
     assert {(alt.status, alt.summary) for alt in why.alternatives} == {("timeout", "not decided within the time limit")}
+
+
+def test_targets_decided_before_a_limit_struck_stand(tmp_path, monkeypatch):
+    """When a grounding runs past the deadline after some targets were decided
+    (the whole model's, after the part had no plan), the explanation keeps
+    them and the others read "timeout", instead of failing as a whole."""
+    import planner.bounded as bounded
+
+    root = tmp_path / "p"
+    plan = _extra_on_deployed(root)
+    first, *rest = sorted(t for t in load_project(root).model.targets if t != plan.placements["vextra"])
+
+    def decides_one(project, program, plan, resource, *, timeout, memory_mb, decided):
+        decided[first] = why_module.Alternative(first, "plan", cost=((1, 9),), optimal=True)
+        raise bounded.PlanningLimitError("time", "the time limit (1 s) struck; raise --timeout")
+
+    monkeypatch.setattr(bounded, "placement_bounded", decides_one)
+    why = explain_placement(load_project(root), plan, "vextra", timeout=1)
+    assert [(alt.target, alt.status) for alt in why.alternatives] == \
+        [(first, "plan"), *((other, "timeout") for other in rest)] and rest
+    monkeypatch.setattr(bounded, "placement_bounded", lambda *args, decided, **kwargs: (_ for _ in ()).throw(
+        bounded.PlanningLimitError("time", "nothing decided")))
+    with pytest.raises(bounded.PlanningLimitError, match="nothing decided"):
+        explain_placement(load_project(root), plan, "vextra", timeout=1)
