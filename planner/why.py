@@ -250,6 +250,13 @@ class _Limits:
     def may_ground(self) -> bool:
         return self.left() > self.longest
 
+    def share(self, targets: int) -> float:
+        """The search time of the first of ``targets`` still to plan: an equal share
+        of what their groundings, at the pace of the longest so far, leave of
+        the time (of what this one's leaves, when theirs would take it all)."""
+        spare = self.left() - self.longest * targets
+        return max(0.0, spare if spare > 0 else self.left() - self.longest) / targets
+
     def solve(self, program, facts: list[str], timeout: float, keep_control: bool = True):
         from planner.solve import solve
 
@@ -270,8 +277,9 @@ def placement_here(project: Project, program, plan: Plan, resource: str, *, time
                    on_decided: Callable[[Alternative], None] | None = None) -> PlacementWhy:
     """``explain_placement`` in this process, with ``program`` (the project's
     policies, checked) and ``facts`` (the model's, unless given). Each other
-    target has an equal share of the time left; one the time limit leaves
-    none for is not planned ("timeout"). ``on_grounding`` and
+    target's search has an equal share of the time its grounding and the
+    others' leave (``_Limits.share``); one the time limit leaves none for is
+    not planned ("timeout"). ``on_grounding`` and
     ``on_grounded`` are told as each grounding starts and ends,
     ``on_decided`` each target as it is decided (a target without a plan in
     the resource's part first as not explained, then as explained on the
@@ -292,14 +300,14 @@ def placement_here(project: Project, program, plan: Plan, resource: str, *, time
         found = Alternative(other, "timeout", summary=UNDECIDED)
         if limits.may_ground():
             found = _alternative(program, part, project.model, plan, resource, other, limits,
-                                 limits.left() / share, rest)
+                                 limits.share(share), rest)
         if found.status == "no_plan" and rest is not None:   # explained on the whole model, its real capacities
             found = Alternative(other, "no_plan", summary=UNEXPLAINED)
             if limits.may_ground():
                 if on_decided is not None:
                     on_decided(found)   # what stands if the whole model's grounding runs past the deadline
                 again = _alternative(program, whole, project.model, plan, resource, other, limits,
-                                     limits.left() / share, None)
+                                     limits.share(share), None)
                 found = again if again.status != "timeout" else found
         if on_decided is not None:
             on_decided(found)

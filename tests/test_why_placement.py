@@ -212,3 +212,17 @@ def test_targets_decided_before_a_limit_struck_stand(tmp_path, monkeypatch):
         bounded.PlanningLimitError("time", "nothing decided")))
     with pytest.raises(bounded.PlanningLimitError, match="nothing decided"):
         explain_placement(load_project(root), plan, "vextra", timeout=1)
+
+
+def test_each_target_searches_in_what_the_groundings_leave():
+    """Three targets, 1 s, groundings of 0.2 s: each search has (1 - 3 x 0.2) / 3,
+    so the last target is still ground and searched; where the groundings
+    would take it all, what this one's leaves is shared."""
+    limits = why_module._Limits(time.monotonic() + 1.0)
+    assert limits.share(3) == pytest.approx(1.0 / 3, abs=0.02)   # no grounding yet: nothing to leave for
+    limits.longest = 0.2
+    assert limits.share(3) == pytest.approx((1.0 - 3 * 0.2) / 3, abs=0.02)
+    limits.longest = 0.4
+    assert limits.share(3) == pytest.approx((1.0 - 0.4) / 3, abs=0.02)
+    limits.deadline = time.monotonic() - 1
+    assert limits.share(2) == 0.0 and not limits.may_ground()
