@@ -62,9 +62,12 @@ def summary(described: str, outcome: Outcome) -> dict[str, Any]:
 
 
 def run_local(batch: list[dict[str, Any]], workers: int | None = None) -> list[dict[str, Any]]:
-    """The jobs planned in a pool of ``workers`` processes (default: one per CPU), in order."""
+    """The jobs planned in a pool of ``workers`` processes (default: one per CPU this process may
+    use, its container's CPU quota counted: planner.machine), in order."""
+    from planner import machine
+
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no thread or lock of ours forked
-    with ProcessPoolExecutor(max_workers=min(workers or multiprocessing.cpu_count(), len(batch)),
+    with ProcessPoolExecutor(max_workers=min(workers or machine.cpus(), len(batch)),
                              mp_context=context) as pool:
         return list(pool.map(plan_job, batch))
 

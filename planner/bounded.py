@@ -38,6 +38,7 @@ from clingo import ast
 from domain.errors import DiagnosticsError, OrdoError
 from domain.model import Model
 from domain.project import Project
+from planner import machine
 from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, goals_to_drop
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
@@ -78,22 +79,18 @@ MIN_SHARE_MB = 1024
 
 def workers_for(project: Project, memory_mb: int) -> int:
     """How many children solve a plan's parts at once: settings.planning_workers (default 2), no
-    more than the CPUs this process may run on, nor than leave each MIN_SHARE_MB of ``memory_mb``."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(project.settings.planning_workers or 2, cpus, memory_mb // MIN_SHARE_MB))
+    more than the CPUs this process may use (its container's CPU quota too: planner.machine),
+    nor than leave each MIN_SHARE_MB of ``memory_mb``."""
+    return max(1, min(project.settings.planning_workers or 2, machine.cpus(), memory_mb // MIN_SHARE_MB))
 
 
 def default_memory_mb() -> int:
     """4 GB: ten times what a 10,000-resource plan takes; but at most half of
-    the machine's memory, so that a runaway policy leaves room for the rest."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    except (AttributeError, ValueError, OSError):
-        return 4096
-    return max(256, min(4096, total // 2))
+    the memory this process may use (the machine's, or its container's limit:
+    planner.machine), so that a runaway policy leaves room for the rest and
+    meets the cap, with a message, before the kernel's OOM killer."""
+    total = machine.memory_mb()
+    return 4096 if total is None else max(256, min(4096, total // 2))
 
 
 @dataclass
