@@ -132,6 +132,17 @@ class Hooks:
     planned: Callable[[float], None] = lambda seconds: None
 
 
+def plan_slots(project: Any) -> int:
+    """How many plans a server makes at once: one per CPU the process may use, no more than
+    fit the memory it may use at the project's memory cap each (planner.machine, planner.bounded)."""
+    from planner import machine
+    from planner.bounded import memory_for
+
+    memory = machine.memory_mb()
+    fit = memory // memory_for(project) if memory is not None else machine.cpus()
+    return max(1, min(machine.cpus(), fit))
+
+
 @dataclass
 class LocalEngine:
     """Runs on threads of this process, on the executor and journal ``ordo apply`` uses."""
@@ -141,6 +152,7 @@ class LocalEngine:
     simulation: Path | None = None
     plan_timeout: float | None = None
     hooks: Hooks = field(default_factory=Hooks)
+    plan_slots: int | None = None   # plans made at once (None: ``plan_slots``, from the machine)
 
     def __post_init__(self) -> None:
         self.root = runs.project_root(self.project)
@@ -157,6 +169,7 @@ class LocalEngine:
         self._state = StateCopy()   # the journal's records, kept current between plans
         self._accepting = False
         self._ready = False
+        self._plans: threading.BoundedSemaphore | None = None   # the plan slots, made at the first plan
 
     # --- life -------------------------------------------------------------------
 
@@ -228,10 +241,30 @@ class LocalEngine:
         return path
 
     def _make_plan(self, project: Any, keep: dict[str, str] | None = None) -> Outcome:
-        began = time.perf_counter()
-        outcome = make_plan(project, timeout=self.plan_timeout, keep=keep)
-        self.hooks.planned(time.perf_counter() - began)
+        with self._planning(project):
+            began = time.perf_counter()
+            outcome = make_plan(project, timeout=self.plan_timeout, keep=keep)
+            self.hooks.planned(time.perf_counter() - began)
         return outcome
+
+    @contextmanager
+    def _planning(self, project: Any) -> Iterator[None]:
+        """One of the plan slots while a plan is made (POST /v1/plans and /v1/runs, SO's requests):
+        each plan's children take CPUs and up to the project's memory cap between them, so a
+        burst of requests must not make them all at once. A plan past the slots waits for one,
+        at most a plan's time limit (the plans ahead take about that long at most), and is then
+        refused as Unavailable (503, Retry-After)."""
+        with self._lock:
+            if self._plans is None:
+                self._slots = self.plan_slots or plan_slots(project)
+                self._plans = threading.BoundedSemaphore(self._slots)
+            plans, slots = self._plans, self._slots
+        if not plans.acquire(timeout=self.plan_timeout or project.settings.solve_timeout):
+            raise Unavailable(f"the server is making {slots} plans at once, as many as it makes; try again")
+        try:
+            yield
+        finally:
+            plans.release()
 
     def plan(self, request: dict[str, Any] | None) -> Outcome:
         return self._make_plan(self._load(request))
@@ -278,7 +311,8 @@ class LocalEngine:
                                          submission.concurrency, submission.op_timeout)
             if submission.plan is not None:
                 plan = Plan.from_json(json.dumps(submission.plan), source="plan")
-                runs.check_saved_plan(project, plan, "plan", timeout=self.plan_timeout)
+                with self._planning(project):   # the saved plan is checked by planning again
+                    runs.check_saved_plan(project, plan, "plan", timeout=self.plan_timeout)
             else:
                 outcome = self._make_plan(project)
                 if outcome.plan is None:
