@@ -24,7 +24,7 @@ import difflib
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from domain.errors import OrdoError
 from domain.project import Project
@@ -195,11 +195,16 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
     try:
         return placement_bounded(project, program, plan, resource, timeout=timeout,
                                  memory_mb=memory_for(project, memory_mb), decided=decided)
-    except PlanningLimitError:
+    except PlanningLimitError as exc:
         if not decided:
             raise
-    # a grounding ran past the deadline after some targets were decided: those stand
-    why.alternatives = [decided.get(other, Alternative(other, "timeout", summary=UNDECIDED)) for other in others]
+        limit = "the time limit" if exc.kind == "time" else "the memory cap"
+    # a grounding ran past the deadline (or the cap) after some targets were decided: those stand
+    cut = (UNDECIDED, UNEXPLAINED)
+    why.alternatives = [replace(found, summary=found.summary.replace("the time limit", limit))
+                        if found.summary in cut else found
+                        for found in (decided.get(other, Alternative(other, "timeout", summary=UNDECIDED))
+                                      for other in others)]
     return why
 
 

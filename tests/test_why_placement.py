@@ -208,6 +208,17 @@ def test_targets_decided_before_a_limit_struck_stand(tmp_path, monkeypatch):
     why = explain_placement(load_project(root), plan, "vextra", timeout=1)
     assert [(alt.target, alt.status) for alt in why.alternatives] == \
         [(first, "plan"), *((other, "timeout") for other in rest)] and rest
+    assert why.alternatives[-1].summary == "not decided within the time limit"
+
+    def decides_one_then_memory(project, program, plan, resource, *, timeout, memory_mb, decided):
+        decided[first] = why_module.Alternative(first, "no_plan", summary=why_module.UNEXPLAINED)
+        raise bounded.PlanningLimitError("memory", "the memory cap (64 MB) struck; raise ...")
+
+    monkeypatch.setattr(bounded, "placement_bounded", decides_one_then_memory)
+    why = explain_placement(load_project(root), plan, "vextra", timeout=1)
+    assert [alt.summary for alt in why.alternatives] == \
+        ["no plan with it there (not explained within the memory cap)",
+         *("not decided within the memory cap" for _ in rest)]
     monkeypatch.setattr(bounded, "placement_bounded", lambda *args, decided, **kwargs: (_ for _ in ()).throw(
         bounded.PlanningLimitError("time", "nothing decided")))
     with pytest.raises(bounded.PlanningLimitError, match="nothing decided"):
