@@ -581,7 +581,8 @@ def show(run_id: int | None, project: Path, journal: Path | str | None, as_json:
 @click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Add a policy file (repeatable), as for ordo plan.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds each search may take: the plan, then the goals to give up (or the conflict).")
+              help="Seconds each search may take: the plan, then the goals to give up (or the conflict); "
+                   "with plan.json RESOURCE, the whole explanation.")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @journal_option
 def explain(target: Path | None, operation: str | None, project: Path, inventory: Path | None, after: str | None,

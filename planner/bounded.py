@@ -187,20 +187,21 @@ def conflict_bounded(project: Project, *, timeout: float, memory_mb: int) -> Min
 
 
 def placement_bounded(project: Project, program: Program, plan: Plan, resource: str, *, timeout: float,
-                      memory_mb: int, decided: dict[str, Alternative]) -> PlacementWhy:
+                      memory_mb: int, decided: dict[str, tuple[Alternative, bool]]) -> PlacementWhy:
     """``why.placement_here`` in a forked child within ``timeout`` seconds
     (every grounding it starts ends by then; a search it starts then has its
     share of them) and ``memory_mb``: the resource is planned on each other
     target there, and the answer crosses back. Each target is put in
-    ``decided`` as the child decides it: when a limit strikes after one was,
-    PlanningLimitError without probing for the policy that grounds largest
-    (the caller answers with what was decided). From a process that runs
+    ``decided`` as the child decides it, with whether only for now (its
+    explanation on the whole model under way): when a limit strikes after
+    one was, PlanningLimitError without probing for the policy that grounds
+    largest (the caller answers with what was decided). From a process that runs
     threads the child comes from the fork server, the project and the plan
     pickled to it."""
     from planner.facts import model_facts
 
     def heard(message: tuple) -> None:
-        decided[message[1].target] = message[1]
+        decided[message[1].target] = (message[1], message[2])
 
     job = _Job(program, model_facts(project.model), project.model, time.monotonic() + timeout, timeout, memory_mb,
                project=project, placement=(plan, resource),
@@ -250,7 +251,7 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
             ready = set(wait([children[i].conn for i in waiting], max(0.0, first - time.monotonic())))
             for i in waiting:
                 if children[i].conn not in ready:
-                    if time.monotonic() >= until[i]:
+                    if time.monotonic() >= until[i] and not children[i].conn.poll(0):   # (one there now is read)
                         failed = (i, "time")
                         break
                     continue
@@ -492,7 +493,7 @@ def _conflict_child(conn: Connection, job: _Job) -> None:
 
 def _placement_child(conn: Connection, job: _Job) -> None:
     """Plan the resource on each other target; ("grounding",) and ("grounded",) around each grounding,
-    ("partial", Alternative) as each target is decided."""
+    ("partial", Alternative, only for now) as each target is decided."""
     _start_child(job.memory_mb)
 
     from planner.why import placement_here
@@ -505,7 +506,8 @@ def _placement_child(conn: Connection, job: _Job) -> None:
                                        timeout=max(0.0, job.deadline - time.monotonic()), facts=job.facts,
                                        on_grounding=lambda: conn.send(("grounding",)),
                                        on_grounded=lambda: conn.send(("grounded",)),
-                                       on_decided=lambda alternative: conn.send(("partial", alternative))))
+                                       on_decided=lambda found, provisional: conn.send(
+                                           ("partial", found, provisional))))
 
     _reply(conn, work)
 

@@ -180,9 +180,11 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
     have changed since the plan was made, or the plan come from elsewhere,
     and a policy can ground without end. ``timeout`` bounds the whole
     explanation; ``memory_mb`` defaults to the project's
-    settings.memory_limit_mb. Past a limit, PlanningLimitError naming the
-    policy that grounds largest."""
-    from planner.bounded import PlanningLimitError, memory_for, placement_bounded
+    settings.memory_limit_mb. Past a limit before any other target is
+    decided, PlanningLimitError naming the policy that grounds largest (or
+    ChildEnded); after, the targets decided stand and the others say what
+    cut them short."""
+    from planner.bounded import ChildEnded, PlanningLimitError, memory_for, placement_bounded
     from planner.core import load_policies
 
     _placed(plan, resource)
@@ -191,20 +193,24 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
     others = _others(project, why)
     if why.reason != CHOSEN or not others:
         return why
-    decided: dict[str, Alternative] = {}
+    decided: dict[str, tuple[Alternative, bool]] = {}
     try:
         return placement_bounded(project, program, plan, resource, timeout=timeout,
                                  memory_mb=memory_for(project, memory_mb), decided=decided)
-    except PlanningLimitError as exc:
+    except (PlanningLimitError, ChildEnded) as exc:
         if not decided:
             raise
-        limit = "the time limit" if exc.kind == "time" else "the memory cap"
-    # a grounding ran past the deadline (or the cap) after some targets were decided: those stand
-    cut = (UNDECIDED, UNEXPLAINED)
-    why.alternatives = [replace(found, summary=found.summary.replace("the time limit", limit))
-                        if found.summary in cut else found
-                        for found in (decided.get(other, Alternative(other, "timeout", summary=UNDECIDED))
-                                      for other in others)]
+        cause = ("within the time limit" if isinstance(exc, PlanningLimitError) and exc.kind == "time" else
+                 "within the memory cap" if isinstance(exc, PlanningLimitError) else
+                 "before the planning process ended unexpectedly")
+    # a grounding ran past a limit after some targets were decided: those stand, the rest (and one
+    # whose explanation on the whole model was under way) say what cut them short
+    why.alternatives = []
+    for other in others:
+        found, provisional = decided.get(other, (Alternative(other, "timeout", summary=UNDECIDED), True))
+        if provisional:
+            found = replace(found, summary=found.summary.replace("within the time limit", cause))
+        why.alternatives.append(found)
     return why
 
 
@@ -279,16 +285,16 @@ class _Limits:
 def placement_here(project: Project, program, plan: Plan, resource: str, *, timeout: float,
                    facts: list[str] | None = None, on_grounding: Callable[[], None] | None = None,
                    on_grounded: Callable[[], None] | None = None,
-                   on_decided: Callable[[Alternative], None] | None = None) -> PlacementWhy:
+                   on_decided: Callable[[Alternative, bool], None] | None = None) -> PlacementWhy:
     """``explain_placement`` in this process, with ``program`` (the project's
     policies, checked) and ``facts`` (the model's, unless given). Each other
     target's search has an equal share of the time its grounding and the
     others' leave (``_Limits.share``); one the time limit leaves none for is
     not planned ("timeout"). ``on_grounding`` and
     ``on_grounded`` are told as each grounding starts and ends,
-    ``on_decided`` each target as it is decided (a target without a plan in
-    the resource's part first as not explained, then as explained on the
-    whole model)."""
+    ``on_decided`` each target as it is decided, and whether only for now (a
+    target without a plan in the resource's part, not explained yet, while it
+    is explained on the whole model)."""
     from planner.facts import model_facts
 
     why = _placement_reason(project, program, plan, resource)
@@ -310,12 +316,12 @@ def placement_here(project: Project, program, plan: Plan, resource: str, *, time
             found = Alternative(other, "no_plan", summary=UNEXPLAINED)
             if limits.may_ground():
                 if on_decided is not None:
-                    on_decided(found)   # what stands if the whole model's grounding runs past the deadline
+                    on_decided(found, True)   # what stands if the whole model's grounding runs past the deadline
                 again = _alternative(program, whole, project.model, plan, resource, other, limits,
                                      limits.share(share), None)
                 found = again if again.status != "timeout" else found
         if on_decided is not None:
-            on_decided(found)
+            on_decided(found, False)
         why.alternatives.append(found)
     return why
 

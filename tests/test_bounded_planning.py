@@ -222,7 +222,7 @@ def _stand_in(conn, job):
     if job.problem == "decided one, then grounding forever":
         from planner.why import Alternative
 
-        conn.send(("partial", Alternative("region-a", "plan", cost=((1, 3),), optimal=True)))
+        conn.send(("partial", Alternative("region-a", "plan", cost=((1, 3),), optimal=True), False))
         conn.send(("grounding",))
     time.sleep(60)
     conn.send(("done", None))
@@ -275,24 +275,29 @@ def test_a_time_limit_in_one_child_of_several_names_the_limit(in_parts):
     assert caught.value.kind == "time" and "time limit (0.001 s)" in str(caught.value)
 
 
-@pytest.mark.parametrize("origin", ["library", "project"])
+@pytest.mark.parametrize("origin", ["library", "project", "base", "none"])
 def test_a_limit_asks_to_fix_only_a_policy_of_the_project(vfw_copy, monkeypatch, origin):
     """Where the policy that grounds largest is one of ordo's own, the model is
     that large for the limit: nobody can fix that policy, so only the limit is
-    offered."""
+    offered; as where it is the base library with the facts, or not known."""
     project = load_project(vfw_copy)
     program = load_policies(project)
-    index = next(i for i, f in enumerate(program.files) if f.origin == origin)
+    index = {"base": -1, "none": None}.get(origin) if origin in ("base", "none") else \
+        next(i for i, f in enumerate(program.files) if f.origin == origin)
     monkeypatch.setattr(bounded, "_largest", lambda *args: index)
     with pytest.raises(PlanningLimitError) as caught:
         make_plan(project, timeout=0.001, program=program)
     message = str(caught.value)
-    assert f"the policy that grounds largest is {program.files[index].meta.name}" in message
-    if origin == "library":
-        assert "one of ordo's own policies (the model is that large for this limit). Raise " in message
-        assert "Fix that policy" not in message
-    else:
+    if origin == "project":
+        assert f"the policy that grounds largest is {program.files[index].meta.name}" in message
         assert "Fix that policy, or raise " in message and "ordo's own" not in message
+        return
+    assert "Fix that policy" not in message and ". Raise " in message
+    if origin == "library":
+        assert f"the policy that grounds largest is {program.files[index].meta.name}" in message
+        assert "one of ordo's own policies (the model is that large for this limit). Raise " in message
+    else:
+        assert ("none: the base library" if origin == "base" else "not known") in message
 
 
 def test_a_process_with_threads_plans_parts_through_a_fork_server(in_parts):

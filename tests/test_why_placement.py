@@ -201,7 +201,7 @@ def test_targets_decided_before_a_limit_struck_stand(tmp_path, monkeypatch):
     first, *rest = sorted(t for t in load_project(root).model.targets if t != plan.placements["vextra"])
 
     def decides_one(project, program, plan, resource, *, timeout, memory_mb, decided):
-        decided[first] = why_module.Alternative(first, "plan", cost=((1, 9),), optimal=True)
+        decided[first] = (why_module.Alternative(first, "plan", cost=((1, 9),), optimal=True), False)
         raise bounded.PlanningLimitError("time", "the time limit (1 s) struck; raise --timeout")
 
     monkeypatch.setattr(bounded, "placement_bounded", decides_one)
@@ -210,15 +210,23 @@ def test_targets_decided_before_a_limit_struck_stand(tmp_path, monkeypatch):
         [(first, "plan"), *((other, "timeout") for other in rest)] and rest
     assert why.alternatives[-1].summary == "not decided within the time limit"
 
-    def decides_one_then_memory(project, program, plan, resource, *, timeout, memory_mb, decided):
-        decided[first] = why_module.Alternative(first, "no_plan", summary=why_module.UNEXPLAINED)
-        raise bounded.PlanningLimitError("memory", "the memory cap (64 MB) struck; raise ...")
+    def explains_one_on_the_whole_model(cut_by):
+        def child(project, program, plan, resource, *, timeout, memory_mb, decided):
+            decided[first] = (why_module.Alternative(first, "no_plan", summary=why_module.UNEXPLAINED), True)
+            if rest:   # decided for good, cut by the time limit of its own search: said so, whatever ends the child
+                decided[rest[0]] = (why_module.Alternative(rest[0], "timeout", summary=why_module.UNDECIDED), False)
+            raise cut_by
+        return child
 
-    monkeypatch.setattr(bounded, "placement_bounded", decides_one_then_memory)
-    why = explain_placement(load_project(root), plan, "vextra", timeout=1)
-    assert [alt.summary for alt in why.alternatives] == \
-        ["no plan with it there (not explained within the memory cap)",
-         *("not decided within the memory cap" for _ in rest)]
+    for cut_by, cause in ((bounded.PlanningLimitError("memory", "the memory cap (64 MB) struck"),
+                           "within the memory cap"),
+                          (bounded.ChildEnded("the planning process ended unexpectedly (exit code -9)"),
+                           "before the planning process ended unexpectedly")):
+        monkeypatch.setattr(bounded, "placement_bounded", explains_one_on_the_whole_model(cut_by))
+        why = explain_placement(load_project(root), plan, "vextra", timeout=1)
+        assert [alt.summary for alt in why.alternatives] == \
+            [f"no plan with it there (not explained {cause})", "not decided within the time limit",
+             *(f"not decided {cause}" for _ in rest[1:])]
     monkeypatch.setattr(bounded, "placement_bounded", lambda *args, decided, **kwargs: (_ for _ in ()).throw(
         bounded.PlanningLimitError("time", "nothing decided")))
     with pytest.raises(bounded.PlanningLimitError, match="nothing decided"):
