@@ -297,7 +297,7 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
         culprit = f"{pfile.meta.name} ({pfile.display})"
         if pfile.origin == "project":
             advice = f"Fix that policy, or raise {hint}"
-        else:   # ordo's own, fixed by no one: the model is that large for the limit
+        else:   # ordo's own: not the project's to fix (it may leave it out); the model is that large for the limit
             culprit += ", one of ordo's own policies (the model is that large for this limit)"
     raise PlanningLimitError(kind, f"{'solving' if grounded[i] else 'grounding'} exceeded {limit}; the policy "
                                    f"that grounds largest is {culprit}. {advice}",
