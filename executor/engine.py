@@ -80,6 +80,7 @@ from executor.shared import GRACE, RETRY, Shared
 from planner.core import Outcome as PlanOutcome
 from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
+from planner.slots import PlanSlots
 
 #: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
 CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "failure-observed", "replanned")
@@ -149,9 +150,11 @@ class Executor:
 
     def __init__(self, journal: Journal, loader: ProjectLoader, *, options: ApplyOptions | None = None,
                  listener: Listener | None = None, shared: Shared | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, plans: PlanSlots | None = None) -> None:
         self.journal = journal
         self.shared = shared  # the limits and guards of the runs side by side (a server's), else the run's own
+        # the plan slots a re-plan takes (a long-lived process's: planner/slots.py), else none
+        self.plans = plans or (shared.plans if shared is not None else None)
         # The core's clock: seconds since the epoch that never go back within the process (a wait's
         # deadline is journaled on it and outlives the process); ``clock`` replaces it in tests.
         epoch = time.time() - time.monotonic()
@@ -601,7 +604,8 @@ class Executor:
             model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
         if cmd.mode == "rollback":
             _roll_back(model, cmd.snapshot)
-        outcome: PlanOutcome = make_plan(project, concurrency=self.options.concurrency)
+        with self.plans.slot(project) if self.plans is not None else contextlib.nullcontext():
+            outcome: PlanOutcome = make_plan(project, concurrency=self.options.concurrency)
         seconds = time.monotonic() - started
         if self._project is None:  # resumed after a fallout: the summary needs a model
             self._project = project

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +39,7 @@ from executor.redact import Redactor
 from executor.shared import Shared
 from planner.core import Outcome, make_plan
 from planner.plan import Plan
+from planner.slots import PlanSlots, SlotsBusy
 
 log = logging.getLogger("ordo.service")
 
@@ -132,17 +133,6 @@ class Hooks:
     planned: Callable[[float], None] = lambda seconds: None
 
 
-def plan_slots(project: Any) -> int:
-    """How many plans a server makes at once: one per CPU the process may use, no more than
-    fit the memory it may use at the project's memory cap each (planner.machine, planner.bounded)."""
-    from planner import machine
-    from planner.bounded import memory_for
-
-    memory = machine.memory_mb()
-    fit = memory // memory_for(project) if memory is not None else machine.cpus()
-    return max(1, min(machine.cpus(), fit))
-
-
 @dataclass
 class LocalEngine:
     """Runs on threads of this process, on the executor and journal ``ordo apply`` uses."""
@@ -152,7 +142,7 @@ class LocalEngine:
     simulation: Path | None = None
     plan_timeout: float | None = None
     hooks: Hooks = field(default_factory=Hooks)
-    plan_slots: int | None = None   # plans made at once (None: ``plan_slots``, from the machine)
+    plan_slots: int | None = None   # plans made at once (None: as many as fit the machine: planner/slots.py)
 
     def __post_init__(self) -> None:
         self.root = runs.project_root(self.project)
@@ -165,11 +155,11 @@ class LocalEngine:
         self._executors: set[Executor] = set()
         self._threads: set[threading.Thread] = set()
         self._keys: dict[str, threading.Lock] = {}
-        self._shared = Shared()  # the controllers' concurrency and the guards, across the runs side by side
+        # the controllers' concurrency, the guards and the plan slots, across the runs side by side
+        self._shared = Shared(PlanSlots(self.plan_slots, None) if self.plan_slots else None)
         self._state = StateCopy()   # the journal's records, kept current between plans
         self._accepting = False
         self._ready = False
-        self._plans: threading.BoundedSemaphore | None = None   # the plan slots, made at the first plan
 
     # --- life -------------------------------------------------------------------
 
@@ -249,22 +239,17 @@ class LocalEngine:
 
     @contextmanager
     def _planning(self, project: Any) -> Iterator[None]:
-        """One of the plan slots while a plan is made (POST /v1/plans and /v1/runs, SO's requests):
-        each plan's children take CPUs and up to the project's memory cap between them, so a
-        burst of requests must not make them all at once. A plan past the slots waits for one,
+        """One of the plan slots while a plan is made (POST /v1/plans and /v1/runs, SO's requests;
+        the runs' re-plans take them too: planner/slots.py). A plan past the slots waits for one,
         at most a plan's time limit (the plans ahead take about that long at most), and is then
         refused as Unavailable (503, Retry-After)."""
-        with self._lock:
-            if self._plans is None:
-                self._slots = self.plan_slots or plan_slots(project)
-                self._plans = threading.BoundedSemaphore(self._slots)
-            plans, slots = self._plans, self._slots
-        if not plans.acquire(timeout=self.plan_timeout or project.settings.solve_timeout):
-            raise Unavailable(f"the server is making {slots} plans at once, as many as it makes; try again")
-        try:
+        wait = self.plan_timeout or project.settings.solve_timeout
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self._shared.plans.slot(project, wait))
+            except SlotsBusy as exc:
+                raise Unavailable(f"the server is busy ({exc}); try again") from None
             yield
-        finally:
-            plans.release()
 
     def plan(self, request: dict[str, Any] | None) -> Outcome:
         return self._make_plan(self._load(request))

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
 from domain.project import load_project
+from planner.slots import PlanSlots, SlotsBusy
 from service import engine as engine_module
 from service.engine import LocalEngine, Unavailable
 from tests.servicekit import INSTANTIATE, thread_server
@@ -25,7 +27,7 @@ def test_a_plan_past_the_slots_waits_then_is_refused(vfw_copy: Path) -> None:
         project = load_project(vfw_copy)
         with engine._planning(project):   # the one slot, taken by a plan in progress
             started = time.monotonic()
-            with pytest.raises(Unavailable, match="making 1 plans at once"):
+            with pytest.raises(Unavailable, match=r"busy \(1 plan in progress, as many as"):
                 engine.plan(None)
             assert 0.4 < time.monotonic() - started < 5   # waited for a slot, up to the plan's time limit
         assert engine.plan(None).plan is not None
@@ -65,6 +67,17 @@ def test_plans_past_the_slots_wait_their_turn(vfw_copy: Path) -> None:
     assert results == ["optimal"] * 4 and most == 1
 
 
+def _at_once(slots: PlanSlots, project) -> int:
+    """How many plans of ``project`` the slots let in at once."""
+    with ExitStack() as stack:
+        for count in range(64):
+            try:
+                stack.enter_context(slots.slot(project, timeout=0))
+            except SlotsBusy:
+                return count
+    return 64
+
+
 def test_the_default_slots_fit_the_machine(vfw_copy: Path, monkeypatch) -> None:
     """One plan per CPU, no more than fit the memory at the project's cap each
     (by default half the memory, at most 4 GB)."""
@@ -73,18 +86,18 @@ def test_the_default_slots_fit_the_machine(vfw_copy: Path, monkeypatch) -> None:
     project = load_project(vfw_copy)
     monkeypatch.setattr(machine, "cpus", lambda: 8)
     monkeypatch.setattr(machine, "memory_mb", lambda: 8192)
-    assert engine_module.plan_slots(project) == 2      # caps of 4 GB in 8 GB
+    assert _at_once(PlanSlots.for_machine(), project) == 2      # caps of 4 GB in 8 GB
     monkeypatch.setattr(machine, "memory_mb", lambda: 65536)
-    assert engine_module.plan_slots(project) == 8      # one per CPU
+    assert _at_once(PlanSlots.for_machine(), project) == 8      # one per CPU
     monkeypatch.setattr(machine, "cpus", lambda: 1)
     monkeypatch.setattr(machine, "memory_mb", lambda: 300)
-    assert engine_module.plan_slots(project) == 1      # never none
+    assert _at_once(PlanSlots.for_machine(), project) == 1      # never none
 
 
 def test_over_the_api_a_plan_that_finds_no_slot_is_a_503(vfw_copy: Path, monkeypatch) -> None:
     text = (vfw_copy / "ordo.yaml").read_text()
     (vfw_copy / "ordo.yaml").write_text(text.replace("solve_timeout: 20 ", "solve_timeout: 1  "))
-    monkeypatch.setattr(engine_module, "plan_slots", lambda project: 1)
+    monkeypatch.setattr(PlanSlots, "for_machine", classmethod(lambda cls: cls(1, None)))
     planned = engine_module.make_plan
 
     def slow(*args, **kwargs):
@@ -101,5 +114,5 @@ def test_over_the_api_a_plan_that_finds_no_slot_is_a_503(vfw_copy: Path, monkeyp
         second = httpx.post(f"{url}/v1/plans", json={"request": INSTANTIATE}, timeout=60)
         first.join(60)
     assert second.status_code == 503 and second.headers["Retry-After"] == "5", second.text
-    assert "plans at once" in second.json()["detail"]
+    assert "as many as this process makes at once" in second.json()["detail"]
     assert [a.status_code for a in answers] == [200]

@@ -1,0 +1,102 @@
+"""How many plans a long-lived process makes at once (``ordo serve``, ``ordo worker``).
+
+A plan's children take CPUs, and up to its project's memory cap between them
+(planner/bounded.py), so a server answering a burst of requests, or a worker
+taking a sweep's scenarios, must not make them all at once. Each plan takes a
+slot: one CPU of those the process may use, and its project's memory cap out of
+the memory the process may use (planner/machine.py: the container's limits
+count). One plan is always let in, however large its cap. Plans past the slots
+wait their turn, first come first served: a plan with a large cap is not passed
+over again and again by small ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from domain.errors import OrdoError
+
+if TYPE_CHECKING:
+    from domain.project import Project
+
+
+class SlotsBusy(OrdoError):
+    """No plan slot came free within the time a caller would wait."""
+
+
+class PlanSlots:
+    """The plan slots of one process: ``cpus`` plans at once, whose memory caps add up to at most
+    ``memory_mb`` (None: no limit known, the CPUs alone count). Thread-safe."""
+
+    def __init__(self, cpus: int, memory_mb: int | None) -> None:
+        self.cpus = max(1, cpus)
+        self.memory_mb = memory_mb
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._used = 0
+        self._queue: deque[object] = deque()
+
+    @classmethod
+    def for_machine(cls) -> PlanSlots:
+        """The slots of this process: its CPUs and its memory, the container's limits counted."""
+        from planner import machine
+
+        return cls(machine.cpus(), machine.memory_mb())
+
+    @property
+    def busy(self) -> int:
+        """Plans being made now."""
+        with self._cond:
+            return self._busy
+
+    def need(self, project: Project) -> int:
+        """The memory a plan of ``project`` takes of the slots: its cap, at most all there is."""
+        from planner.bounded import memory_for
+
+        cap = memory_for(project)
+        return cap if self.memory_mb is None else min(cap, self.memory_mb)
+
+    @contextmanager
+    def slot(self, project: Project, timeout: float | None = None) -> Iterator[None]:
+        """A slot while a plan of ``project`` is made; SlotsBusy when none comes free within
+        ``timeout`` seconds (None: wait for one)."""
+        need = self.need(project)
+        if not self._acquire(need, timeout):
+            busy = self.busy
+            raise SlotsBusy(f"{busy} plan{'' if busy == 1 else 's'} in progress, as many as this process "
+                            "makes at once")
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._used -= need
+                self._cond.notify_all()
+
+    def _fits(self, need: int) -> bool:
+        if self._busy == 0:
+            return True
+        return self._busy < self.cpus and (self.memory_mb is None or self._used + need <= self.memory_mb)
+
+    def _acquire(self, need: int, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            try:
+                while not (self._queue[0] is ticket and self._fits(need)):
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._cond.wait(left)
+                self._busy += 1
+                self._used += need
+                return True
+            finally:
+                self._queue.remove(ticket)
+                self._cond.notify_all()   # the next in line may fit now, or be first

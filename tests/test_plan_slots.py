@@ -1,0 +1,178 @@
+"""How many plans a long-lived process makes at once (planner/slots.py): one per CPU, their
+memory caps within the memory, first come first served; and who takes the slots (a run's
+re-plan, a sweep's scenario)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from domain.project import load_project
+from executor import engine as engine_module
+from executor import sweeps
+from executor.engine import ApplyOptions, Executor
+from executor.journal import Journal, default_path
+from planner.core import make_plan
+from planner.slots import PlanSlots, SlotsBusy
+from tests.test_apply import REFUSED_REGION_TWO, loader_for
+
+
+def capped(mb: int) -> SimpleNamespace:
+    """A project as the slots read it: its settings' memory cap."""
+    return SimpleNamespace(settings=SimpleNamespace(memory_limit_mb=mb))
+
+
+def _hold(slots: PlanSlots, project, log: list, name: str, release: threading.Event) -> threading.Thread:
+    def hold() -> None:
+        with slots.slot(project):
+            log.append(name)
+            release.wait(10)
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    return thread
+
+
+def _until(check, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_at_most_one_plan_per_cpu() -> None:
+    slots = PlanSlots(2, None)
+    inside, most, lock = 0, 0, threading.Lock()
+
+    def plan() -> None:
+        nonlocal inside, most
+        with slots.slot(capped(100)):
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.05)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=plan) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert most == 2 and slots.busy == 0
+
+
+def test_memory_caps_add_up_to_the_memory_at_most() -> None:
+    slots = PlanSlots(8, 8192)
+    log: list[str] = []
+    release = threading.Event()
+    threads = [_hold(slots, capped(4096), log, name, release) for name in ("a", "b", "c")]
+    _until(lambda: len(log) == 2)
+    time.sleep(0.1)
+    assert len(log) == 2 and slots.busy == 2   # the third cap does not fit beside two
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(log) == ["a", "b", "c"] and slots.busy == 0
+
+
+def test_a_cap_larger_than_the_memory_runs_alone_and_is_not_refused() -> None:
+    slots = PlanSlots(4, 1024)
+    assert slots.need(capped(8192)) == 1024
+    with slots.slot(capped(8192), timeout=0.1), pytest.raises(SlotsBusy), slots.slot(capped(10), timeout=0.1):
+        pass
+    with slots.slot(capped(10), timeout=0.1):
+        assert slots.busy == 1
+
+
+def test_first_come_first_served_a_large_cap_is_not_passed_over() -> None:
+    """A small plan arriving after a large one that waits does not go before it, though it would fit."""
+    slots = PlanSlots(4, 8000)
+    log: list[str] = []
+    first = threading.Event()
+    _hold(slots, capped(1000), log, "small-1", first)
+    _until(lambda: log == ["small-1"])
+    big_done = threading.Event()
+    big = _hold(slots, capped(8000), log, "big", big_done)
+    time.sleep(0.1)   # the big one waits for the whole memory
+    late = threading.Event()
+    _hold(slots, capped(1000), log, "small-2", late)
+    time.sleep(0.1)
+    assert log == ["small-1"]   # small-2 would fit beside small-1, but big came first
+    first.set()
+    _until(lambda: log == ["small-1", "big"])
+    time.sleep(0.1)
+    assert log == ["small-1", "big"]   # small-2 does not fit beside big
+    big_done.set()
+    big.join(10)
+    _until(lambda: log == ["small-1", "big", "small-2"])
+    late.set()
+
+
+def test_a_wait_past_its_timeout_is_busy_and_leaves_the_line() -> None:
+    slots = PlanSlots(1, None)
+    log: list[str] = []
+    release = threading.Event()
+    holder = _hold(slots, capped(10), log, "holder", release)
+    _until(lambda: log == ["holder"])
+    started = time.monotonic()
+    busy = "1 plan in progress, as many as this process makes at once"
+    with pytest.raises(SlotsBusy, match=busy), slots.slot(capped(10), timeout=0.2):
+        pass
+    assert 0.15 < time.monotonic() - started < 5
+    release.set()
+    holder.join(10)
+    with slots.slot(capped(10), timeout=1):   # the one that gave up is not in the way
+        assert slots.busy == 1
+
+
+def test_the_machines_slots_follow_its_cpus_and_memory(monkeypatch) -> None:
+    from planner import machine
+
+    monkeypatch.setattr(machine, "cpus", lambda: 3)
+    monkeypatch.setattr(machine, "memory_mb", lambda: 6000)
+    slots = PlanSlots.for_machine()
+    assert (slots.cpus, slots.memory_mb) == (3, 6000)
+
+
+def test_a_runs_replan_takes_a_slot(vfw_copy: Path, monkeypatch) -> None:
+    """A run that fails re-plans within the process's slots (a server's runs, a worker's)."""
+    slots = PlanSlots(1, None)
+    seen: list[int] = []
+    planned = engine_module.make_plan
+
+    def counted(*args, **kwargs):
+        seen.append(slots.busy)
+        return planned(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "make_plan", counted)
+    project = load_project(vfw_copy)
+    plan = make_plan(project).plan
+    path = default_path(project.root)
+    with Journal(path) as jr:
+        executor = Executor(jr, loader_for(project, path), options=ApplyOptions(simulation=REFUSED_REGION_TWO),
+                            plans=slots)
+        try:
+            result = executor.apply(project, plan)
+        finally:
+            executor.close()
+    assert result.status == "complete"
+    assert seen and seen == [1] * len(seen) and slots.busy == 0
+
+
+def test_a_sweep_job_waits_for_a_slot(vfw_copy: Path) -> None:
+    """A sweep's scenario planned by a worker (executor.sweeps.plan_job) takes a slot: it waits while
+    the only one is taken."""
+    slots = PlanSlots(1, None)
+    job = sweeps.jobs(vfw_copy, None, None, None, [], None, None)[0]
+    done: list[dict] = []
+    with slots.slot(capped(10)):
+        thread = threading.Thread(target=lambda: done.append(sweeps.plan_job(job, slots)))
+        thread.start()
+        time.sleep(0.5)
+        assert not done   # waits for the slot
+    thread.join(60)
+    assert done and done[0]["status"] == "optimal"
