@@ -10,6 +10,7 @@ sets against the baseline's.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from domain.errors import OrdoError
 from planner.core import Outcome, make_plan
+from planner.slots import PlanSlots
 from planner.whatif import Scenario
 
 #: The most scenarios in one sweep (on Temporal, each is a pending activity; it allows 2,000).
@@ -37,8 +39,9 @@ def jobs(project: Path, request: Path | None, inventory: Path | None, journal: P
               for s in scenarios)]
 
 
-def plan_job(job: dict[str, Any]) -> dict[str, Any]:
-    """One job planned: its summary (a scenario that names nothing known is an ``error`` row)."""
+def plan_job(job: dict[str, Any], plans: PlanSlots | None = None) -> dict[str, Any]:
+    """One job planned: its summary (a scenario that names nothing known is an ``error`` row).
+    ``plans``: the slots of a process that plans jobs side by side with others (a Temporal worker)."""
     from executor.runs import load_with_journal
 
     scenario = Scenario(targets_down=tuple(job["targets_down"]), without_policies=tuple(job["without_policies"]))
@@ -46,7 +49,8 @@ def plan_job(job: dict[str, Any]) -> dict[str, Any]:
     project = load_with_journal(Path(job["project"]), Path(job["request"]) if job["request"] else None,
                                 Path(job["inventory"]) if job["inventory"] else None, [], job["journal"])
     try:
-        outcome = make_plan(scenario.apply(project), timeout=job["timeout"], concurrency=job["concurrency"])
+        with plans.slot(project) if plans is not None else contextlib.nullcontext():
+            outcome = make_plan(scenario.apply(project), timeout=job["timeout"], concurrency=job["concurrency"])
     except OrdoError as exc:
         return {"scenario": described, "status": "error", "error": str(exc)}
     return summary(described, outcome)

@@ -438,16 +438,18 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
 @cli.command(short_help="Run Temporal workers: runs' workflows, planning and controller calls.")
 @temporal_option
 @click.option("--task-queue", "queues", multiple=True, metavar="QUEUE",
-              help="A task queue to serve (repeatable; default: the main queue and one per controller of the "
-                   "project's catalog, <main>-<controller>).")
+              help="A task queue to serve (repeatable; default: the main queue, its planning queue "
+                   "<main>.planning, and one per controller of the project's catalog, <main>-<controller>).")
 @click.option("--main-queue", default="ordo", show_default=True,
-              help="The main queue: workflows, planning, journal writes; controller queues are named after it.")
+              help="The main queue: workflows, re-planning, journal writes; the planning and controller queues "
+                   "are named after it.")
 @project_option
 @journal_option
 def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, project: Path,
            journal: Path | None) -> None:
     """Serve ordo's runs on Temporal until SIGTERM or Ctrl-C. Run one next to the journal and the
-    planner (the main queue), and one next to each controller (its queue); any number of each."""
+    planner (the main queue and its planning queue), and one next to each controller (its queue);
+    any number of each. A worker makes as many plans at once as fit its CPUs and memory."""
     from executor.temporal import load_client
 
     if not temporal:

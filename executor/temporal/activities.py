@@ -41,6 +41,7 @@ from executor.journal import Journal, JournalError, refreshed
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
+from planner.slots import PlanSlots
 
 T = TypeVar("T")
 
@@ -71,6 +72,7 @@ class Activities:
         self._runs: dict[tuple[str, str, int], _Run] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ordo-activity")
+        self.plans = PlanSlots.for_machine()   # re-plans and sweeps' scenarios, made a few at a time
 
     def step_activities(self) -> list[Callable[..., Any]]:
         """The activities of the main queue (next to the journal and the planner)."""
@@ -280,7 +282,7 @@ class Activities:
     @activity.defn(name="ordo.whatif")
     def whatif(self, job: dict[str, Any]) -> dict[str, Any]:
         """One scenario of a what-if sweep planned (``executor.sweeps.plan_job``), heartbeating meanwhile."""
-        return self._beating(lambda: plan_job(job))
+        return self._beating(lambda: plan_job(job, self.plans))
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -299,7 +301,7 @@ class Activities:
                 options = ApplyOptions(concurrency=opts["concurrency"], max_replans=opts["max_replans"],
                                        on_failure=opts["on_failure"], default_timeout=opts["default_timeout"],
                                        simulation=opts["simulation"], crash=os.environ.get("ORDO_CRASH_POINT"))
-                run = self._runs[key] = _Run(Executor(jr, _loader(ref, path), options=options))
+                run = self._runs[key] = _Run(Executor(jr, _loader(ref, path), options=options, plans=self.plans))
         return run
 
     def _forget(self, ref: Ref) -> None:

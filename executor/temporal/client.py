@@ -34,7 +34,7 @@ from executor.journal import Event, Journal
 from executor.temporal import Temporal
 from executor.temporal.activities import Activities
 from executor.temporal.sweep import SWEEP, SweepWorkflow
-from executor.temporal.wire import Ref, queue_for
+from executor.temporal.wire import Ref, planning_queue, queue_for
 from executor.temporal.workflow import WORKFLOW, RunWorkflow
 from planner.plan import Plan
 
@@ -57,14 +57,16 @@ async def _connect(address: str) -> Client:
 # --- workers --------------------------------------------------------------------------
 
 def worker_queues(prefix: str, controllers: Iterable[str]) -> list[str]:
-    """The main queue (workflows, planning, journal) and one per controller (its calls)."""
-    return [prefix, *(queue_for(name, prefix) for name in sorted(controllers))]
+    """The main queue (workflows, re-planning, journal), the planning queue (sweeps' scenarios) and one
+    per controller (its calls)."""
+    return [prefix, planning_queue(prefix), *(queue_for(name, prefix) for name in sorted(controllers))]
 
 
 def run_workers(address: str, queues: list[str], prefix: str, *, journal: Path | None = None,
                 on_ready: Callable[[], None] | None = None) -> None:
     """Serve ``queues`` until SIGTERM or SIGINT: the main queue ``prefix`` runs workflows and the
-    steps' activities; every other queue runs controller calls."""
+    steps' activities; its planning queue, sweeps' scenarios, as many at once as this process has plan
+    slots (the activities' ``plans``: re-plans take them too); every other queue, controller calls."""
     asyncio.run(_serve(address, queues, prefix, journal, on_ready))
 
 
@@ -76,11 +78,12 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | N
     runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
     workers = []
     for queue in queues:
-        main = queue == prefix
+        main, planning = queue == prefix, queue == planning_queue(prefix)
         workers.append(Worker(
             client, task_queue=queue, workflows=[RunWorkflow, SweepWorkflow] if main else [],
-            activities=acts.step_activities() if main else [acts.call], activity_executor=pool,
-            workflow_runner=runner, max_concurrent_activities=64,
+            activities=acts.step_activities() if main else [acts.whatif] if planning else [acts.call],
+            activity_executor=pool, workflow_runner=runner,
+            max_concurrent_activities=acts.plans.cpus if planning else 64,
             # a workflow whose worker was lost moves to another one within seconds
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
             graceful_shutdown_timeout=timedelta(seconds=5)))

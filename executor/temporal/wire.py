@@ -48,6 +48,13 @@ def queue_for(controller: str, prefix: str) -> str:
     return f"{prefix}-{controller}"
 
 
+def planning_queue(prefix: str) -> str:
+    """The task queue of a sweep's scenarios: each worker on it plans as many at once as it has plan
+    slots (planner/slots.py), and the rest wait in Temporal for any worker with one free, not in a
+    worker's slots for the runs' steps. (No controller's queue: those are ``prefix-<name>``.)"""
+    return f"{prefix}.planning"
+
+
 # --- a plan and a run's state, as a workflow gets them ----------------------------------
 # The plan's JSON (about 530 bytes per operation) stays in the journal: a workflow gets an
 # outline of it (what the run core reads: operations, edges, groups, placements, and each
