@@ -249,8 +249,7 @@ def placement_why(console: Console, why) -> None:
                           + (f": {shown(values)}" if values else ""), highlight=False)
             if conflict.description:
                 console.print(f"      {shown(conflict.description)}", highlight=False)
-    if any(alt.status == "timeout" or (alt.status == "no_plan" and "not explained" in alt.summary)
-           for alt in why.alternatives):
+    if not why.complete:
         console.print("\n  [yellow]Not every other target was decided: raise --timeout (or "
                       "settings.memory_limit_mb in ordo.yaml, where the memory cap struck).[/]", highlight=False)
 

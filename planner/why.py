@@ -139,12 +139,14 @@ class Alternative:
     moves: tuple[tuple[str, str], ...] = ()       # other resources that plan places elsewhere than the plan
     conflicts: tuple[Conflict, ...] = ()          # no plan: the policies that rule it out
     summary: str = ""
+    complete: bool = True                         # False: a limit cut it short (not decided, or not explained)
 
     def to_dict(self) -> dict:
         return {"target": self.target, "status": self.status,
                 "cost": [{"priority": p, "cost": c} for p, c in self.cost], "optimal": self.optimal,
                 "moves": [{"resource": r, "target": t} for r, t in self.moves],
-                "conflicts": [c.to_dict() for c in self.conflicts], "summary": self.summary}
+                "conflicts": [c.to_dict() for c in self.conflicts], "summary": self.summary,
+                "complete": self.complete}
 
 
 @dataclass
@@ -159,7 +161,13 @@ class PlacementWhy:
     def to_dict(self) -> dict:
         return {"resource": self.resource, "target": self.target, "reason": self.reason,
                 "cost": [{"priority": p, "cost": c} for p, c in self.cost],
-                "alternatives": [a.to_dict() for a in self.alternatives], "inputs_changed": self.inputs_changed}
+                "alternatives": [a.to_dict() for a in self.alternatives], "inputs_changed": self.inputs_changed,
+                "complete": self.complete}
+
+    @property
+    def complete(self) -> bool:
+        """Every other target decided and explained: no limit cut the answer short."""
+        return all(alt.complete for alt in self.alternatives)
 
 
 #: The reason of a placement that only planning it elsewhere explains.
@@ -168,6 +176,10 @@ CHOSEN = "chosen by the planner: of the targets every hard policy allows, the on
 UNDECIDED = "not decided within the time limit"
 #: A target without a plan in the resource's part that the time limit left no time to explain on the whole model.
 UNEXPLAINED = "no plan with it there (not explained within the time limit)"
+
+
+def _undecided(target: str) -> Alternative:
+    return Alternative(target, "timeout", summary=UNDECIDED, complete=False)
 
 
 def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: float,
@@ -207,7 +219,7 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
     # whose explanation on the whole model was under way) say what cut them short
     why.alternatives = []
     for other in others:
-        found, provisional = decided.get(other, (Alternative(other, "timeout", summary=UNDECIDED), True))
+        found, provisional = decided.get(other, (_undecided(other), True))
         if provisional:
             found = replace(found, summary=found.summary.replace("within the time limit", cause))
         why.alternatives.append(found)
@@ -308,12 +320,12 @@ def placement_here(project: Project, program, plan: Plan, resource: str, *, time
     part, rest = scope if scope is not None else (whole, None)
     for index, other in enumerate(others):
         share = len(others) - index   # the targets left to plan, this one included
-        found = Alternative(other, "timeout", summary=UNDECIDED)
+        found = _undecided(other)
         if limits.may_ground():
             found = _alternative(program, part, project.model, plan, resource, other, limits,
                                  limits.share(share), rest)
         if found.status == "no_plan" and rest is not None:   # explained on the whole model, its real capacities
-            found = Alternative(other, "no_plan", summary=UNEXPLAINED)
+            found = Alternative(other, "no_plan", summary=UNEXPLAINED, complete=False)
             if limits.may_ground():
                 if on_decided is not None:
                     on_decided(found, True)   # what stands if the whole model's grounding runs past the deadline
@@ -367,7 +379,7 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
     result = limits.solve(program, fixed, timeout)
     control, result.control = result.control, None
     if result.status == "timeout":
-        return Alternative(target, "timeout", summary=UNDECIDED)
+        return _undecided(target)
     if result.status == "unsatisfiable":
         if rest is not None:
             return Alternative(target, "no_plan")

@@ -157,6 +157,9 @@ def test_a_target_ruled_out_stays_so_when_its_explanation_runs_out_of_time(tmp_p
     ruled_out = {alt.target: alt for alt in why.alternatives if alt.status == "no_plan"}
     assert list(ruled_out) == ["region-two"] and not ruled_out["region-two"].conflicts
     assert ruled_out["region-two"].summary == "no plan with it there (not explained within the time limit)"
+    assert not ruled_out["region-two"].complete and not why.complete   # said in the JSON too
+    shown = {alt["target"]: alt["complete"] for alt in why.to_dict()["alternatives"]}
+    assert why.to_dict()["complete"] is False and shown["region-two"] is False
 
 
 def test_without_an_objective_of_its_own_another_targets_plan_costs_the_least(vfw_copy):
@@ -169,6 +172,7 @@ def test_without_an_objective_of_its_own_another_targets_plan_costs_the_least(vf
     why = explain_placement(load_project(vfw_copy), plan, "vsink", timeout=20)
     possible = [alt for alt in why.alternatives if alt.status == "plan"]
     assert possible and all(alt.optimal and alt.cost == () for alt in possible)
+    assert why.complete and why.to_dict()["complete"] is True
 
 
 @pytest.mark.parametrize("sliced", [False, True])
@@ -188,6 +192,7 @@ def test_no_other_target_is_planned_once_the_time_limit_is_spent(tmp_path, slice
                          on_grounding=lambda: started.append("grounding"))
     assert started == [] and len(why.alternatives) == len(project.model.targets) - 1
     assert {(alt.status, alt.summary) for alt in why.alternatives} == {("timeout", "not decided within the time limit")}
+    assert not any(alt.complete for alt in why.alternatives)
 
 
 def test_targets_decided_before_a_limit_struck_stand(tmp_path, monkeypatch):
