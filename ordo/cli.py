@@ -460,6 +460,10 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
 
         chosen = load_client().worker_queues(main_queue, load_project(project).model.controllers)
     console = _console(stderr=True)
+    planning = load_client().planning_queue(main_queue)
+    if main_queue in chosen and planning not in chosen:
+        console.print(f"Note: this worker does not serve {planning}, the queue of sweeps' scenarios: "
+                      "`ordo sweep --engine temporal` waits until a worker does.", highlight=False, markup=False)
     load_client().run_workers(temporal, chosen, main_queue, journal=journal,
                 on_ready=lambda: console.print(f"Serving {', '.join(chosen)} on {temporal}.", highlight=False))
 

