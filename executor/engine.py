@@ -604,7 +604,8 @@ class Executor:
             model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
         if cmd.mode == "rollback":
             _roll_back(model, cmd.snapshot)
-        with self.plans.slot(project) if self.plans is not None else contextlib.nullcontext():
+        # urgent: the run waits on it, ahead of new plans and sweeps' scenarios
+        with self.plans.slot(project, urgent=True) if self.plans is not None else contextlib.nullcontext():
             outcome: PlanOutcome = make_plan(project, concurrency=self.options.concurrency)
         seconds = time.monotonic() - started
         if self._project is None:  # resumed after a fallout: the summary needs a model

@@ -7,14 +7,14 @@ slot: one CPU of those the process may use, and its project's memory cap out of
 the memory the process may use (planner/machine.py: the container's limits
 count). One plan is always let in, however large its cap. Plans past the slots
 wait their turn, first come first served: a plan with a large cap is not passed
-over again and again by small ones.
+over again and again by small ones. Urgent plans (a run's re-plan: the run
+waits on it) go ahead of the others waiting, behind the urgent ones before them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -39,7 +39,7 @@ class PlanSlots:
         self._cond = threading.Condition()
         self._busy = 0
         self._used = 0
-        self._queue: deque[object] = deque()
+        self._queue: list[tuple[bool, object]] = []   # the waiters in turn: (urgent, ticket)
 
     @classmethod
     def for_machine(cls) -> PlanSlots:
@@ -58,38 +58,49 @@ class PlanSlots:
         """The memory a plan of ``project`` takes of the slots: its cap, at most all there is."""
         from planner.bounded import memory_for
 
-        cap = memory_for(project)
+        return self._need(memory_for(project))
+
+    def _need(self, cap: int) -> int:
         return cap if self.memory_mb is None else min(cap, self.memory_mb)
 
+    def at_once(self, cap_mb: int) -> int:
+        """How many plans with a memory cap of ``cap_mb`` the slots let in at once."""
+        return self.cpus if self.memory_mb is None else max(1, min(self.cpus, self.memory_mb // self._need(cap_mb)))
+
     @contextmanager
-    def slot(self, project: Project, timeout: float | None = None) -> Iterator[None]:
+    def slot(self, project: Project, timeout: float | None = None, *, urgent: bool = False) -> Iterator[None]:
         """A slot while a plan of ``project`` is made; SlotsBusy when none comes free within
-        ``timeout`` seconds (None: wait for one)."""
+        ``timeout`` seconds (None: wait for one). ``urgent``: ahead of the plans waiting that are not."""
         need = self.need(project)
-        if not self._acquire(need, timeout):
-            busy = self.busy
-            raise SlotsBusy(f"{busy} plan{'' if busy == 1 else 's'} in progress, as many as this process "
-                            "makes at once")
+        taken = False
         try:
+            taken = self._acquire(need, timeout, urgent)
+            if not taken:
+                busy = self.busy
+                raise SlotsBusy(f"{busy} plan{'' if busy == 1 else 's'} in progress, as many as this process "
+                                "makes at once")
             yield
         finally:
-            with self._cond:
-                self._busy -= 1
-                self._used -= need
-                self._cond.notify_all()
+            if taken:
+                with self._cond:
+                    self._busy -= 1
+                    self._used -= need
+                    self._cond.notify_all()
 
     def _fits(self, need: int) -> bool:
         if self._busy == 0:
             return True
         return self._busy < self.cpus and (self.memory_mb is None or self._used + need <= self.memory_mb)
 
-    def _acquire(self, need: int, timeout: float | None) -> bool:
+    def _acquire(self, need: int, timeout: float | None, urgent: bool) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        ticket = object()
+        entry = (urgent, object())
         with self._cond:
-            self._queue.append(ticket)
+            # behind every waiter of its kind, ahead of the others (urgent ones are all at the front)
+            at = sum(1 for first, _ in self._queue if first) if urgent else len(self._queue)
+            self._queue.insert(at, entry)
             try:
-                while not (self._queue[0] is ticket and self._fits(need)):
+                while not (self._queue[0] is entry and self._fits(need)):
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         return False
@@ -98,5 +109,5 @@ class PlanSlots:
                 self._used += need
                 return True
             finally:
-                self._queue.remove(ticket)
+                self._queue.remove(entry)
                 self._cond.notify_all()   # the next in line may fit now, or be first

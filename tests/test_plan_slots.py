@@ -26,9 +26,10 @@ def capped(mb: int) -> SimpleNamespace:
     return SimpleNamespace(settings=SimpleNamespace(memory_limit_mb=mb))
 
 
-def _hold(slots: PlanSlots, project, log: list, name: str, release: threading.Event) -> threading.Thread:
+def _hold(slots: PlanSlots, project, log: list, name: str, release: threading.Event,
+          urgent: bool = False) -> threading.Thread:
     def hold() -> None:
-        with slots.slot(project):
+        with slots.slot(project, urgent=urgent):
             log.append(name)
             release.wait(10)
     thread = threading.Thread(target=hold, daemon=True)
@@ -97,10 +98,10 @@ def test_first_come_first_served_a_large_cap_is_not_passed_over() -> None:
     _until(lambda: log == ["small-1"])
     big_done = threading.Event()
     big = _hold(slots, capped(8000), log, "big", big_done)
-    time.sleep(0.1)   # the big one waits for the whole memory
+    _until(lambda: len(slots._queue) == 1)   # the big one waits for the whole memory
     late = threading.Event()
     _hold(slots, capped(1000), log, "small-2", late)
-    time.sleep(0.1)
+    _until(lambda: len(slots._queue) == 2)
     assert log == ["small-1"]   # small-2 would fit beside small-1, but big came first
     first.set()
     _until(lambda: log == ["small-1", "big"])
@@ -110,6 +111,32 @@ def test_first_come_first_served_a_large_cap_is_not_passed_over() -> None:
     big.join(10)
     _until(lambda: log == ["small-1", "big", "small-2"])
     late.set()
+
+
+def test_an_urgent_plan_goes_ahead_of_those_waiting_behind_the_urgent_before_it() -> None:
+    """A run's re-plan (urgent) is not held up by the scenarios of a sweep waiting before it."""
+    slots = PlanSlots(1, None)
+    log: list[str] = []
+    gates = {name: threading.Event() for name in ("running", "scenario-1", "scenario-2", "replan-1", "replan-2")}
+    threads = [_hold(slots, capped(10), log, "running", gates["running"])]
+    _until(lambda: log == ["running"])
+    for name, urgent in (("scenario-1", False), ("scenario-2", False), ("replan-1", True), ("replan-2", True)):
+        threads.append(_hold(slots, capped(10), log, name, gates[name], urgent=urgent))
+        _until(lambda: len(slots._queue) == len(threads) - 1)
+    for count, name in enumerate(("running", "replan-1", "replan-2", "scenario-1"), start=2):
+        gates[name].set()   # the one holding the slot is done: the next in line takes it
+        _until(lambda count=count: len(log) == count)
+    gates["scenario-2"].set()
+    for thread in threads:
+        thread.join(10)
+    assert log == ["running", "replan-1", "replan-2", "scenario-1", "scenario-2"]
+
+
+def test_how_many_plans_of_a_cap_fit_at_once() -> None:
+    assert PlanSlots(8, 8192).at_once(4096) == 2
+    assert PlanSlots(2, 65536).at_once(4096) == 2
+    assert PlanSlots(4, 1024).at_once(8192) == 1   # a cap past the memory still runs, alone
+    assert PlanSlots(3, None).at_once(4096) == 3
 
 
 def test_a_wait_past_its_timeout_is_busy_and_leaves_the_line() -> None:

@@ -116,3 +116,37 @@ def test_over_the_api_a_plan_that_finds_no_slot_is_a_503(vfw_copy: Path, monkeyp
     assert second.status_code == 503 and second.headers["Retry-After"] == "5", second.text
     assert "as many as this process makes at once" in second.json()["detail"]
     assert [a.status_code for a in answers] == [200]
+
+
+def test_a_runs_replan_takes_the_servers_slots(vfw_copy: Path, monkeypatch) -> None:
+    """A run of the server that fails re-plans within the server's plan slots (executor/shared.py),
+    as the server's own plans do."""
+    import yaml
+
+    from executor import engine as executor_engine
+    from service.engine import Submission
+    from tests.test_apply import REFUSED_REGION_TWO
+
+    simulation = vfw_copy / "sim.yaml"
+    simulation.write_text(yaml.safe_dump(REFUSED_REGION_TWO))
+    engine = LocalEngine(vfw_copy, simulation=simulation, plan_slots=1)
+    seen: list[int] = []
+    planned = executor_engine.make_plan
+
+    def counted(*args, **kwargs):
+        seen.append(engine._shared.plans.busy)
+        return planned(*args, **kwargs)
+
+    monkeypatch.setattr(executor_engine, "make_plan", counted)
+    engine.start()
+    try:
+        run = engine.submit(Submission(), "test").run
+        deadline = time.monotonic() + 120
+        while engine.driving(run):
+            assert time.monotonic() < deadline, engine.run(run).effective_status
+            time.sleep(0.05)
+        assert engine.run(run).status == "complete"
+    finally:
+        engine.shutdown(30)
+    assert seen == [1]   # one re-plan, made holding the server's one slot
+

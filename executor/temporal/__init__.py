@@ -14,7 +14,8 @@ from types import ModuleType
 
 from domain.errors import OrdoError
 
-#: The main task queue (workflows, planning, journal); each controller's calls go to ``<queue>-<controller>``.
+#: The main task queue (workflows, re-planning, journal); sweeps' scenarios go to ``<queue>.planning``, each
+#: controller's calls to ``<queue>-<controller>``.
 DEFAULT_QUEUE = "ordo"
 #: Operations settled before a workflow hands its history on (continue-as-new).
 DEFAULT_CONTINUE_EVERY = 1000

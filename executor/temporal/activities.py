@@ -191,19 +191,30 @@ class Activities:
         """A new plan (clingo), from the project loaded again with the journal's records and what was learnt,
         journaled (the event the run core makes of it); the head of its outline. The snapshot a rollback
         needs is read from the journal."""
+        def written(run: _Run, number: int) -> dict[str, Any] | None:
+            for ev in run.executor.journal.events(ref["run"], since=since, kinds=("replan",)):
+                if ev.data["number"] == number:  # written by an attempt whose answer was lost
+                    run.plans.pop(number, None)
+                    run.outlines.pop(number, None)
+                    return {"seq": ev.seq, "seconds": ev.data["seconds"],
+                            "head": self._outline(ref, run, number)["head"]}
+            return None
+
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
             number = plan_no + 1
-            for ev in ex.journal.events(ref["run"], since=since, kinds=("replan",)):
-                if ev.data["number"] == number:  # written by an attempt whose answer was lost
-                    return {"seq": ev.seq, "seconds": ev.data["seconds"],
-                            "head": self._outline(ref, run, number)["head"]}
+            if (done := written(run, number)) is not None:
+                return done
             rs = ex._rebuild(ref["run"])
             replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]],
                                "snapshot": rs.snapshot if cmd["mode"] == "rollback" else {}})
             answer = ex._replan(_core(rs), replan)
             if isinstance(answer, NoPlan):
                 return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
+            # another attempt (this one timed out while it waited for a plan slot or planned) may have
+            # written it meanwhile: that one stands
+            if (done := written(run, number)) is not None:
+                return done
             run.projects[number], run.plans[number] = ex._project, answer.plan
             run.outlines[number] = outline_out(answer.plan, answer.spec)
             event = replanned(number, cmd["reason"], cmd["mode"], answer.seconds, answer.plan, answer.snapshot)

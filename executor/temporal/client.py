@@ -36,6 +36,7 @@ from executor.temporal.activities import Activities
 from executor.temporal.sweep import SWEEP, SweepWorkflow
 from executor.temporal.wire import Ref, planning_queue, queue_for
 from executor.temporal.workflow import WORKFLOW, RunWorkflow
+from planner.bounded import default_memory_mb
 from planner.plan import Plan
 
 #: Modules the workflow sandbox takes from the worker as they are (deterministic, no I/O on import).
@@ -76,6 +77,10 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | N
     acts = Activities(journal=journal)
     pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ordo-worker")
     runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+    # Scenarios taken from the planning queue: as many as fit the slots at the default memory cap, one
+    # fewer when this worker re-plans runs too (the main queue), so that a re-plan finds a slot free.
+    fit = acts.plans.at_once(default_memory_mb())
+    scenarios = max(1, fit - 1) if prefix in queues else fit
     workers = []
     for queue in queues:
         main, planning = queue == prefix, queue == planning_queue(prefix)
@@ -83,7 +88,7 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | N
             client, task_queue=queue, workflows=[RunWorkflow, SweepWorkflow] if main else [],
             activities=acts.step_activities() if main else [acts.whatif] if planning else [acts.call],
             activity_executor=pool, workflow_runner=runner,
-            max_concurrent_activities=acts.plans.cpus if planning else 64,
+            max_concurrent_activities=scenarios if planning else 64,
             # a workflow whose worker was lost moves to another one within seconds
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
             graceful_shutdown_timeout=timedelta(seconds=5)))
@@ -306,11 +311,39 @@ def _causes(exc: BaseException) -> str:
     return ": ".join(parts)
 
 
+#: Seconds a sweep waits for a worker on each of its queues (one just started may not have polled yet).
+SERVED_WAIT = 10.0
+
+
+async def _served(client: Client, queue: str, kind: int) -> bool:
+    """Whether a worker polls ``queue`` for ``kind`` of tasks (Temporal lists those seen in the last
+    minutes), asking again for up to SERVED_WAIT seconds."""
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    ask = DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind)
+    for _ in range(int(SERVED_WAIT / 0.5)):
+        if (await client.workflow_service.describe_task_queue(ask)).pollers:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
 def sweep(temporal: Temporal, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A what-if sweep's jobs planned as activities across the workers of the main queue, in order."""
+    """A what-if sweep's jobs planned as activities across the workers of the planning queue, in order;
+    refused when no worker serves the main queue (the sweep's workflow) or the planning queue: it would
+    wait for one without a word."""
+    from temporalio.api.enums.v1 import TaskQueueType
+
     async def go() -> list[dict[str, Any]]:
         client = await _connect(temporal.address)
         try:
+            for queue, kind, what in ((temporal.queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "the main queue"),
+                                      (planning_queue(temporal.queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+                                       "the planning queue")):
+                if not await _served(client, queue, kind):
+                    raise TemporalError(f"no worker serves {queue} ({what} of a sweep) on {temporal.address}: "
+                                        f"start `ordo worker --main-queue {temporal.queue}` (it serves both)")
             return await client.execute_workflow(SWEEP, args=[temporal.queue, jobs], id=f"ordo-sweep-{uuid.uuid4()}",
                                                  task_queue=temporal.queue)
         except (WorkflowFailureError, RPCError) as exc:
