@@ -840,7 +840,12 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
     Runs are carried out in this process, recorded in the journal as `ordo apply`
     records them; on start, the runs it accepted and that were cut short are resumed.
     SIGTERM or Ctrl-C: stop taking requests, let the runs stop where they can resume."""
-    from service.server import Listen, Options, build
+    try:
+        from service.server import Listen, Options, build
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in ("fastapi", "starlette", "uvicorn", "prometheus_client"):
+            raise
+        raise OrdoError(f"ordo serve needs the serve extra (pip install 'ordo[serve]'): {exc}") from None
 
     if simulation is not None:
         from executor.controllers.simulated import load_simulation
@@ -944,9 +949,11 @@ def _main(argv: list[str] | None) -> None:
         render.diagnostics(_console(stderr=True), exc.diagnostics)
         sys.exit(EXIT_ERROR)
     except OrdoError as exc:
+        from ordo.render import terminal_safe_lines
         from planner.bounded import PlanningLimitError
 
-        _console(stderr=True).print(f"[red]error:[/] {exc}")
+        # its text may carry untrusted text (a path, a controller's answer): neither markup nor control characters
+        _console(stderr=True).print(f"[red]error:[/] {escape(terminal_safe_lines(str(exc)))}", highlight=False)
         sys.exit(EXIT_TIMEOUT if isinstance(exc, PlanningLimitError) and exc.kind == "time" else EXIT_ERROR)
     except click.exceptions.Abort:
         _console(stderr=True).print("Aborted.")

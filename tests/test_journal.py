@@ -346,6 +346,17 @@ def test_a_missing_journal_is_not_created_when_reading(tmp_path: Path) -> None:
 # --- the CLI's views of the journal ---------------------------------------------------------
 
 
+def test_an_error_naming_untrusted_text_shows_it_as_it_is(tmp_path: Path) -> None:
+    """An error's text is never read as markup (a tag that closes nothing crashed ordo with a traceback)
+    nor sent to the terminal raw (an escape sequence)."""
+    for name, shown in (("[/x]journal.db", "[/x]journal.db"), ("[red]journal.db", "[red]journal.db"),
+                        ("\x1b[31mjournal.db", "\\x1b[31mjournal.db")):
+        journal = tmp_path / name
+        run = run_ordo("show", "1", "-C", VFW, "--journal", journal)
+        assert run.code == 1 and f"{tmp_path}/{shown}: no journal here" in run.err, run.text
+        assert "\x1b" not in run.err
+
+
 def test_history_and_show_without_runs(tmp_path: Path) -> None:
     journal = tmp_path / "journal.db"
     run = run_ordo("history", "-C", VFW, "--journal", journal)

@@ -150,3 +150,15 @@ def test_a_runs_replan_takes_the_servers_slots(vfw_copy: Path, monkeypatch) -> N
         engine.shutdown(30)
     assert seen == [1]   # one re-plan, made holding the server's one slot
 
+
+def test_serve_without_the_serve_extra_says_which_extra_to_install(monkeypatch) -> None:
+    """ordo installed alone (pip install ordo): serve names the extra, not a bug in ordo."""
+    import sys
+
+    from tests.conftest import VFW, run_ordo
+
+    for name in [n for n in sys.modules if n == "service.server"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "uvicorn", None)   # import uvicorn: ModuleNotFoundError
+    done = run_ordo("serve", "-C", VFW, "--listen", "127.0.0.1:0")
+    assert done.code == 1 and "ordo serve needs the serve extra (pip install 'ordo[serve]')" in done.err, done.text
