@@ -21,10 +21,10 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from domain.errors import DiagnosticsError, OrdoError
 from domain.gcpause import paused_gc
+from ordo.safe import shown, shown_lines, terminal_safe
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_NO_PLAN, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -59,6 +59,14 @@ journal_option = click.option(
     help="Journal: an SQLite file (default: .ordo/journal.db in the project folder), or a PostgreSQL "
          "database shared by several ordo processes, postgresql://user@host:port/db (the password from "
          "PGPASSWORD or ~/.pgpass); env ORDO_JOURNAL.")
+
+
+def _write(path: Path, text: str) -> None:
+    """A file ordo was asked to write (--out, --out-dir): a path it cannot write is the user's error."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OrdoError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _console(stderr: bool = False) -> Console:
@@ -154,7 +162,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
         sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
     result = outcome.plan
     if out is not None:
-        out.write_text(result.to_json(), encoding="utf-8")
+        _write(out, result.to_json())
     if fmt == "json":
         click.echo(result.to_json(), nl=False)
     elif fmt == "dot":
@@ -168,7 +176,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     else:
         render.plan_text(console, result)
         if out is not None:
-            console.print(f"\nSaved the plan to: {out}")
+            console.print(f"\nSaved the plan to: {render.shown(out)}")
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)
 
@@ -182,7 +190,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
 
     diff = diff_plans(base, outcome)
     if outcome.plan is not None and out is not None:
-        out.write_text(outcome.plan.to_json(), encoding="utf-8")
+        _write(out, outcome.plan.to_json())
     console = _console()
     if fmt == "json":
         click.echo(json.dumps({**diff.to_dict(), **(extra or {})}, indent=2, sort_keys=True))
@@ -192,7 +200,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
             console.print()
             render.explanation(console, outcome.explanation)
         if outcome.plan is not None and out is not None:
-            console.print(f"\nSaved the plan to: {out}")
+            console.print(f"\nSaved the plan to: {render.shown(out)}")
     if outcome.plan is None:
         sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
 
@@ -426,12 +434,12 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
     console.print(f"Baseline: {base['status']}, {base.get('operations', '-')} operations", highlight=False)
     for row in compared:
         if "operations" not in row:
-            console.print(f"  {escape(row['scenario'])}: {row['status']} {escape(row.get('error', ''))}",
+            console.print(f"  {shown(row['scenario'])}: {row['status']} {shown(row.get('error', ''))}",
                           highlight=False)
             continue
         moved = ", ".join(row["moved"][:5]) + (" ..." if len(row["moved"]) > 5 else "")
-        console.print(f"  {escape(row['scenario'])}: {row['status']}, {row['operations_delta']:+d} operations, "
-                      f"{len(row['moved'])} placed elsewhere" + (f" ({escape(moved)})" if moved else ""),
+        console.print(f"  {shown(row['scenario'])}: {row['status']}, {row['operations_delta']:+d} operations, "
+                      f"{len(row['moved'])} placed elsewhere" + (f" ({shown(moved)})" if moved else ""),
                       highlight=False)
 
 
@@ -462,10 +470,11 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
     console = _console(stderr=True)
     planning = load_client().planning_queue(main_queue)
     if main_queue in chosen and planning not in chosen:
-        console.print(f"Note: this worker does not serve {planning}, the queue of sweeps' scenarios: "
-                      "`ordo sweep --engine temporal` waits until a worker does.", highlight=False, markup=False)
+        console.print(f"Note: this worker does not serve {terminal_safe(planning)}, the queue of sweeps' scenarios: "
+                      "`ordo sweep --engine temporal` is refused until one does.", highlight=False, markup=False)
     load_client().run_workers(temporal, chosen, main_queue, journal=journal,
-                on_ready=lambda: console.print(f"Serving {', '.join(chosen)} on {temporal}.", highlight=False))
+                on_ready=lambda: console.print(f"Serving {shown(', '.join(chosen))} on {shown(temporal)}.",
+                                              highlight=False))
 
 
 def _finish(console: Console, result, as_json: bool) -> int:
@@ -727,13 +736,13 @@ def policy_tests(paths: tuple[Path, ...], project: Path, coverage: bool, fail_un
         for path in paths:
             found = path if path.exists() or path.is_absolute() else root / path
             if not found.exists():
-                _console(stderr=True).print(f"[red]error:[/] file or folder not found: {path}")
+                _console(stderr=True).print(f"[red]error:[/] file or folder not found: {shown(path)}")
                 sys.exit(EXIT_TESTS_USAGE)
             located.append(found)
     else:
         located = [root / "tests"]
         if not located[0].is_dir():
-            console.print(f"no tests ran: no tests/ folder in {root} (name test files or folders)")
+            console.print(f"no tests ran: no tests/ folder in {shown(root)} (name test files or folders)")
             sys.exit(EXIT_NO_TESTS)
     fallback = root if (project.is_file() or (root / "ordo.yaml").is_file()) else None
     started = time.perf_counter()
@@ -811,10 +820,10 @@ def init(folder: Path) -> None:
 
     written = init_project(folder)
     console = _console()
-    console.print(f"Wrote a new ordo project in {folder}:", highlight=False, markup=False)
+    console.print(f"Wrote a new ordo project in {terminal_safe(folder)}:", highlight=False, markup=False)
     for path in written:
-        console.print(f"  {path.relative_to(folder).as_posix()}", highlight=False, markup=False)
-    where = "" if folder == Path(".") else f" -C {folder}"
+        console.print(f"  {terminal_safe(path.relative_to(folder).as_posix())}", highlight=False, markup=False)
+    where = "" if folder == Path(".") else f" -C {terminal_safe(folder)}"
     console.print(f"\nNext: ordo check{where}; ordo plan{where}; ordo test{where}", highlight=False, markup=False)
 
 
@@ -867,7 +876,7 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
     else:
         err.print("[yellow]ordo serve: no credentials configured (--tokens FILE or ORDO_TOKENS): listening on "
                   "loopback only, and every caller there is an operator.[/]", highlight=False)
-    err.print(f"ordo serve: {scheme}://{listen}/v1 (API docs at /docs)", highlight=False)
+    err.print(f"ordo serve: {scheme}://{shown(listen)}/v1 (API docs at /docs)", highlight=False)
     server.run()
 
 
@@ -883,10 +892,13 @@ def schema(kind: str | None, out_dir: Path | None) -> None:
     from domain.schema import json_schema
 
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OrdoError(f"cannot make the folder {out_dir}: {exc.strerror or exc}") from None
         for name in SCHEMAS:
-            (out_dir / f"{name}.schema.json").write_text(json_schema(name), encoding="utf-8")
-        click.echo(f"Wrote {len(SCHEMAS)} schemas to {out_dir}")
+            _write(out_dir / f"{name}.schema.json", json_schema(name))
+        click.echo(f"Wrote {len(SCHEMAS)} schemas to {terminal_safe(out_dir)}")
         return
     if kind is None:
         raise click.UsageError(f"name a kind ({', '.join(SCHEMAS)}) or give --out-dir")
@@ -949,11 +961,10 @@ def _main(argv: list[str] | None) -> None:
         render.diagnostics(_console(stderr=True), exc.diagnostics)
         sys.exit(EXIT_ERROR)
     except OrdoError as exc:
-        from ordo.render import terminal_safe_lines
         from planner.bounded import PlanningLimitError
 
         # its text may carry untrusted text (a path, a controller's answer): neither markup nor control characters
-        _console(stderr=True).print(f"[red]error:[/] {escape(terminal_safe_lines(str(exc)))}", highlight=False)
+        _console(stderr=True).print(f"[red]error:[/] {shown_lines(exc)}", highlight=False)
         sys.exit(EXIT_TIMEOUT if isinstance(exc, PlanningLimitError) and exc.kind == "time" else EXIT_ERROR)
     except click.exceptions.Abort:
         _console(stderr=True).print("Aborted.")
@@ -965,7 +976,7 @@ def _main(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception:  # noqa: BLE001 - anything else is a bug in ordo: one line, the traceback in a file
-        _console(stderr=True).print(f"[red]error:[/] {escape(_bug_report(argv))}", highlight=False)
+        _console(stderr=True).print(f"[red]error:[/] {shown(_bug_report(argv))}", highlight=False)
         sys.exit(EXIT_ERROR)
 
 

@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from rich.console import Console
-from rich.markup import escape
 
 from domain.errors import Diagnostic
 from domain.gcpause import paused_gc
+from ordo.safe import shown, terminal_safe, terminal_safe_lines
 from planner.explain import Explanation
 from planner.plan import CostLevel, Plan
-
-# C0 and C1 controls (ESC, CR, LF, BS ...), DEL, and the characters that reorder or split text on screen.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-_UNSAFE_IN_LINES = re.compile(_UNSAFE.pattern.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f"))
-
-
-def _escape(match: re.Match) -> str:
-    return f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100 else f"\\u{ord(match[0]):04x}"
-
-
-def terminal_safe(text: Any) -> str:
-    """Untrusted text (controller outputs and errors, journal contents) for a terminal: control
-    characters and bidirectional overrides become visible escapes (``\\x1b``, ``\\u202e``), so
-    they can neither colour, move the cursor, nor start a line of their own."""
-    return _UNSAFE.sub(_escape, str(text))
-
-
-def terminal_safe_lines(text: str) -> str:
-    """``terminal_safe`` of each line of ``text``, its line breaks kept."""
-    return _UNSAFE_IN_LINES.sub(_escape, text)
-
-
-def shown(text: Any) -> str:
-    """Untrusted text inside rich markup: terminal-safe, and never read as markup (``[red]``)."""
-    return escape(terminal_safe(text))
-
 
 SYMBOL = {"create": ("+", "green"), "delete": ("-", "red"), "update": ("~", "yellow"),
           "change": ("~", "yellow"), "run": ("*", "cyan")}

@@ -111,7 +111,7 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
         table.add_column(column)
     for r in runs:
         result = summary_line(r.effective_status, r.summary).split(": ", 1)[-1].rstrip(".") if r.summary else ""
-        table.add_row(str(r.id), _when(r.created), shown(r.request), r.effective_status, shown(result))
+        table.add_row(str(r.id), _when(r.created), shown(r.request), shown(r.effective_status), shown(result))
     console.print(table)
 
 
@@ -134,7 +134,7 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
         for ev in events:
             stream(ev)
         return
-    console.print(f"[bold]Run {info.id}[/]: {shown(info.request)}, {info.effective_status}", highlight=False)
+    console.print(f"[bold]Run {info.id}[/]: {shown(info.request)}, {shown(info.effective_status)}", highlight=False)
     console.print(f"  started {_when(info.created)} UTC, last event {_when(info.updated)} UTC", highlight=False)
     if info.summary:
         console.print(f"  {shown(summary_line(info.effective_status, info.summary))}", highlight=False)

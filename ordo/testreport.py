@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 
 from ordo import render
+from ordo.safe import shown_lines
 from planner.testing import CaseResult, Coverage, Report, Suite
 
 WIDTH = 80
@@ -32,14 +32,14 @@ class Progress:
     def suite(self, suite: Suite) -> None:
         self.end_line()
         if not self.verbose:
-            self.console.print(escape(suite.display) + " ", end="", highlight=False)
+            self.console.print(shown_lines(suite.display) + " ", end="", highlight=False)
             self.open = True
 
     def result(self, result: CaseResult) -> None:
         mark, colour = MARK[result.outcome]
         if self.verbose:
-            extra = f" ({escape(result.reason)})" if result.reason else ""
-            self.console.print(f"{escape(result.location)}: {escape(result.name)} "
+            extra = f" ({shown_lines(result.reason)})" if result.reason else ""
+            self.console.print(f"{shown_lines(result.location)}: {shown_lines(result.name)} "
                                f"[{colour}]{WORD[result.outcome]}[/]{extra}", highlight=False)
         else:
             self.console.print(f"[{colour}]{mark}[/]", end="", highlight=False)
@@ -74,10 +74,10 @@ def details(console: Console, report: Report) -> None:
         for result in failed:
             _case_title(console, result)
             for failure in result.failures:
-                console.print(f"{escape(failure.location)}: [red]{escape(failure.path)}[/]: "
-                              f"{escape(failure.message)}", highlight=False)
+                console.print(f"{shown_lines(failure.location)}: [red]{shown_lines(failure.path)}[/]: "
+                              f"{shown_lines(failure.message)}", highlight=False)
             for number, line in enumerate(result.got):
-                console.print(("  got: " if number == 0 else "       ") + escape(line), style="dim",
+                console.print(("  got: " if number == 0 else "       ") + shown_lines(line), style="dim",
                               highlight=False)
     errored = [r for r in report.results if r.outcome == "error"]
     if errored:
@@ -93,7 +93,7 @@ def _section(console: Console, title: str, char: str = "=") -> None:
 
 
 def _case_title(console: Console, result: CaseResult) -> None:
-    console.print(f"[red]{escape(ruler(f'{result.name} ({result.location})', '_'))}[/]", highlight=False)
+    console.print(f"[red]{shown_lines(ruler(f'{result.name} ({result.location})', '_'))}[/]", highlight=False)
 
 
 def short_summary(console: Console, report: Report) -> None:
@@ -104,8 +104,8 @@ def short_summary(console: Console, report: Report) -> None:
     for result in bad:
         first = result.failures[0].message if result.failures else (
             result.errors[0].summary if result.errors else "")
-        console.print(f"[red]{WORD[result.outcome]}[/] {escape(result.location)}: {escape(result.name)}"
-                      + (f" - {escape(first)}" if first else ""), highlight=False)
+        console.print(f"[red]{WORD[result.outcome]}[/] {shown_lines(result.location)}: {shown_lines(result.name)}"
+                      + (f" - {shown_lines(first)}" if first else ""), highlight=False)
     if report.errors:
         count = len(report.errors)
         console.print(f"[red]Interrupted: {count} error{'s' if count != 1 else ''} in test files[/]",
@@ -118,29 +118,29 @@ def coverage(console: Console, cov: Coverage, verbose: bool = False) -> None:
     width = max([len(f.file) for f in cov.files] + [5])
     for fc in cov.files:
         if not fc.rules:
-            console.print(f"{escape(fc.file.ljust(width))}     -        (no constraints or ordering rules)",
+            console.print(f"{shown_lines(fc.file.ljust(width))}     -        (no constraints or ordering rules)",
                           highlight=False, style="dim")
             continue
         share = 100.0 * fc.exercised / len(fc.rules)
         colour = "green" if fc.exercised == len(fc.rules) else "yellow"
-        console.print(f"{escape(fc.file.ljust(width))}  [{colour}]{fc.exercised:>3}/{len(fc.rules):<3} "
+        console.print(f"{shown_lines(fc.file.ljust(width))}  [{colour}]{fc.exercised:>3}/{len(fc.rules):<3} "
                       f"{share:4.0f}%[/]", highlight=False)
     console.print(f"{'TOTAL'.ljust(width)}  {cov.exercised:>3}/{cov.total:<3} {cov.percent:4.0f}%", highlight=False)
     if verbose:
         console.print("\nRules and the tests that exercised them:", highlight=False)
         for rule in (r for fc in cov.files for r in fc.rules if r.exercised):
-            console.print(f"  {escape(rule.file)}:{rule.line}: {rule.kind}: [green]"
-                          f"{escape(', '.join(rule.exercised_by))}[/]", highlight=False)
+            console.print(f"  {shown_lines(rule.file)}:{rule.line}: {rule.kind}: [green]"
+                          f"{shown_lines(', '.join(rule.exercised_by))}[/]", highlight=False)
     missing = [r for fc in cov.files for r in fc.rules if not r.exercised]
     if missing:
         console.print("\nNot exercised by any test:", highlight=False)
         for rule in missing:
             text = rule.text if len(rule.text) <= 100 else rule.text[:97] + "..."
-            console.print(f"  {escape(rule.file)}:{rule.line}: {rule.kind}: [dim]{escape(text)}[/]",
+            console.print(f"  {shown_lines(rule.file)}:{rule.line}: {rule.kind}: [dim]{shown_lines(text)}[/]",
                           highlight=False)
 
 
 def final(console: Console, report: Report) -> None:
     colour = "green" if report.ok and report.results and report.count("passed") else (
         "yellow" if report.ok else "red")
-    console.print(f"[{colour}]{escape(ruler(summary_line(report)))}[/]", highlight=False)
+    console.print(f"[{colour}]{shown_lines(ruler(summary_line(report)))}[/]", highlight=False)
