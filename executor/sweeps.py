@@ -11,15 +11,21 @@ sets against the baseline's.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
+import threading
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import OrdoError
-from planner.core import Outcome, make_plan
+from planner.core import Outcome, digest, load_policies, make_plan
 from planner.slots import PlanSlots
 from planner.whatif import Scenario
+
+if TYPE_CHECKING:
+    from domain.project import Project
 
 #: The most scenarios in one sweep (on Temporal, each is a pending activity; it allows 2,000).
 MAX_JOBS = 1000
@@ -41,19 +47,56 @@ def jobs(project: Path, request: Path | None, inventory: Path | None, journal: P
 
 def plan_job(job: dict[str, Any], plans: PlanSlots | None = None) -> dict[str, Any]:
     """One job planned: its summary (a scenario that names nothing known is an ``error`` row).
-    ``plans``: the slots of a process that plans jobs side by side with others (a Temporal worker)."""
-    from executor.runs import load_with_journal
-
+    A scenario keeps the baseline's placements wherever that costs nothing, as ``ordo whatif`` does
+    (otherwise a scenario that leaves a choice open, with no policy that prefers one target, shows
+    resources "placed elsewhere" that nothing moves): the baseline this process planned for the same
+    inputs (``_baseline``), planned here first if it has not. ``plans``: the slots of a process that
+    plans jobs side by side with others (a Temporal worker)."""
     scenario = Scenario(targets_down=tuple(job["targets_down"]), without_policies=tuple(job["without_policies"]))
     described = "; ".join(scenario.describe()) or "baseline"
-    project = load_with_journal(Path(job["project"]), Path(job["request"]) if job["request"] else None,
-                                Path(job["inventory"]) if job["inventory"] else None, [], job["journal"])
+    base = _load(job)
     try:
-        with plans.slot(project) if plans is not None else contextlib.nullcontext():
-            outcome = make_plan(scenario.apply(project), timeout=job["timeout"], concurrency=job["concurrency"])
+        baseline = _baseline(base, job, plans)
+        if scenario.empty:
+            return baseline
+        outcome = _plan(scenario.apply(_load(job)), job, plans, keep=baseline.get("placements"))
     except OrdoError as exc:
         return {"scenario": described, "status": "error", "error": str(exc)}
     return summary(described, outcome)
+
+
+def _load(job: dict[str, Any]) -> Project:
+    from executor.runs import load_with_journal
+
+    return load_with_journal(Path(job["project"]), Path(job["request"]) if job["request"] else None,
+                             Path(job["inventory"]) if job["inventory"] else None, [], job["journal"])
+
+
+def _plan(project: Project, job: dict[str, Any], plans: PlanSlots | None, **options: Any) -> Outcome:
+    with plans.slot(project) if plans is not None else contextlib.nullcontext():
+        return make_plan(project, timeout=job["timeout"], concurrency=job["concurrency"], **options)
+
+
+#: The baselines' summaries this process planned, newest last, by their inputs (the plan's digest) and limits.
+_BASELINES: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_BASELINES_KEPT = 4
+_BASELINE_LOCK = threading.Lock()   # a baseline is planned once, not by every job that needs it at once
+
+
+def _baseline(project: Project, job: dict[str, Any], plans: PlanSlots | None) -> dict[str, Any]:
+    """The baseline's summary for ``project`` as it is now: planned once per process and inputs. A plan
+    is the same for the same inputs, so the jobs of one sweep keep the placements its baseline row
+    shows, on any worker (unless a time limit cut the baseline's search short on one of them)."""
+    program = load_policies(project)
+    key = json.dumps([digest(project, program)[0], job["timeout"], job["concurrency"]])
+    with _BASELINE_LOCK:
+        if key in _BASELINES:
+            _BASELINES.move_to_end(key)
+        else:
+            _BASELINES[key] = summary("baseline", _plan(project, job, plans, program=program))
+            while len(_BASELINES) > _BASELINES_KEPT:
+                _BASELINES.popitem(last=False)
+        return dict(_BASELINES[key])
 
 
 def summary(described: str, outcome: Outcome) -> dict[str, Any]:
