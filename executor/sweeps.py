@@ -49,17 +49,19 @@ def plan_job(job: dict[str, Any], plans: PlanSlots | None = None) -> dict[str, A
     """One job planned: its summary (a scenario that names nothing known is an ``error`` row).
     A scenario keeps the baseline's placements wherever that costs nothing, as ``ordo whatif`` does
     (otherwise a scenario that leaves a choice open, with no policy that prefers one target, shows
-    resources "placed elsewhere" that nothing moves): the baseline this process planned for the same
-    inputs (``_baseline``), planned here first if it has not. ``plans``: the slots of a process that
-    plans jobs side by side with others (a Temporal worker)."""
+    resources "placed elsewhere" that nothing moves): the job's ``keep`` when it has one (a local
+    sweep plans its baseline first), else those of the baseline this process planned for the same
+    inputs (``_baseline``; a Temporal worker), planned here first if it has not. A baseline without
+    a plan, or that failed, keeps nothing. ``plans``: the slots of a process that plans jobs side by
+    side with others (a Temporal worker)."""
     scenario = Scenario(targets_down=tuple(job["targets_down"]), without_policies=tuple(job["without_policies"]))
     described = "; ".join(scenario.describe()) or "baseline"
-    base = _load(job)
+    project = _load(job)
+    if scenario.empty:
+        return _baseline(project, job, plans)
+    keep = job["keep"] if "keep" in job else _baseline(_load(job), job, plans).get("placements")
     try:
-        baseline = _baseline(base, job, plans)
-        if scenario.empty:
-            return baseline
-        outcome = _plan(scenario.apply(_load(job)), job, plans, keep=baseline.get("placements"))
+        outcome = _plan(scenario.apply(project), job, plans, keep=keep)
     except OrdoError as exc:
         return {"scenario": described, "status": "error", "error": str(exc)}
     return summary(described, outcome)
@@ -77,26 +79,43 @@ def _plan(project: Project, job: dict[str, Any], plans: PlanSlots | None, **opti
         return make_plan(project, timeout=job["timeout"], concurrency=job["concurrency"], **options)
 
 
-#: The baselines' summaries this process planned, newest last, by their inputs (the plan's digest) and limits.
+#: The baselines' summaries this process planned (an error row too), newest last, by their inputs
+#: (the plan's digest) and limits.
 _BASELINES: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _BASELINES_KEPT = 4
-_BASELINE_LOCK = threading.Lock()   # a baseline is planned once, not by every job that needs it at once
+_GUARD = threading.Lock()                       # _BASELINES and _PLANNING
+_PLANNING: dict[str, threading.Lock] = {}       # held while a baseline is planned: once, not by every job
 
 
 def _baseline(project: Project, job: dict[str, Any], plans: PlanSlots | None) -> dict[str, Any]:
-    """The baseline's summary for ``project`` as it is now: planned once per process and inputs. A plan
-    is the same for the same inputs, so the jobs of one sweep keep the placements its baseline row
-    shows, on any worker (unless a time limit cut the baseline's search short on one of them)."""
-    program = load_policies(project)
+    """The baseline's summary for ``project`` as it is now: planned once per process and inputs, and
+    kept, failed or not. A plan is the same for the same inputs, so the jobs of one sweep keep the
+    placements its baseline row shows, on any worker (unless a time limit cut the baseline's search
+    short on one of them)."""
+    try:
+        program = load_policies(project)
+    except OrdoError as exc:   # a policy that does not load: not kept (no digest), and quick to find again
+        return {"scenario": "baseline", "status": "error", "error": str(exc)}
     key = json.dumps([digest(project, program)[0], job["timeout"], job["concurrency"]])
-    with _BASELINE_LOCK:
+    with _GUARD:
         if key in _BASELINES:
             _BASELINES.move_to_end(key)
-        else:
-            _BASELINES[key] = summary("baseline", _plan(project, job, plans, program=program))
+            return dict(_BASELINES[key])
+        planning = _PLANNING.setdefault(key, threading.Lock())
+    with planning:
+        with _GUARD:
+            if key in _BASELINES:   # planned by the job this one waited for
+                return dict(_BASELINES[key])
+        try:
+            row = summary("baseline", _plan(project, job, plans, program=program))
+        except OrdoError as exc:
+            row = {"scenario": "baseline", "status": "error", "error": str(exc)}
+        with _GUARD:
+            _BASELINES[key] = row
             while len(_BASELINES) > _BASELINES_KEPT:
                 _BASELINES.popitem(last=False)
-        return dict(_BASELINES[key])
+            _PLANNING.pop(key, None)
+        return dict(row)
 
 
 def summary(described: str, outcome: Outcome) -> dict[str, Any]:
@@ -116,7 +135,9 @@ def run_local(batch: list[dict[str, Any]], workers: int | None = None) -> list[d
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no thread or lock of ours forked
     with ProcessPoolExecutor(max_workers=min(workers or machine.cpus(), len(batch)),
                              mp_context=context) as pool:
-        return list(pool.map(plan_job, batch))
+        # the baseline first: each scenario keeps its placements (plan_job), not each process its own
+        base = pool.submit(plan_job, batch[0]).result()
+        return [base, *pool.map(plan_job, [{**job, "keep": base.get("placements")} for job in batch[1:]])]
 
 
 def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -66,7 +66,7 @@ def _write(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise OrdoError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OrdoError(f"cannot write {terminal_safe(path)}: {exc.strerror or exc}") from None
 
 
 def _console(stderr: bool = False) -> Console:
@@ -433,9 +433,10 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
     console = _console()
     console.print(f"Baseline: {base['status']}, {base.get('operations', '-')} operations", highlight=False)
     for row in compared:
-        if "operations" not in row:
-            console.print(f"  {shown(row['scenario'])}: {row['status']} {shown(row.get('error', ''))}",
-                          highlight=False)
+        if "moved" not in row:   # no plan (an error), or none to compare with: the baseline has none
+            planned = f", {row['operations']} operations" if "operations" in row else ""
+            error = f" {shown_lines(row['error'])}" if row.get("error") else ""
+            console.print(f"  {shown(row['scenario'])}: {row['status']}{planned}{error}", highlight=False)
             continue
         moved = ", ".join(row["moved"][:5]) + (" ..." if len(row["moved"]) > 5 else "")
         console.print(f"  {shown(row['scenario'])}: {row['status']}, {row['operations_delta']:+d} operations, "
@@ -895,7 +896,7 @@ def schema(kind: str | None, out_dir: Path | None) -> None:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OrdoError(f"cannot make the folder {out_dir}: {exc.strerror or exc}") from None
+            raise OrdoError(f"cannot make the folder {terminal_safe(out_dir)}: {exc.strerror or exc}") from None
         for name in SCHEMAS:
             _write(out_dir / f"{name}.schema.json", json_schema(name))
         click.echo(f"Wrote {len(SCHEMAS)} schemas to {terminal_safe(out_dir)}")

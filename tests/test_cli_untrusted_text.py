@@ -59,3 +59,8 @@ def test_a_new_projects_folder(tmp_path: Path) -> None:
     run = run_ordo("init", tmp_path / f"p{HOSTILE}")
     assert run.code == 0, run.text
     assert f"p{SHOWN}" in run.out and "\x1b" not in run.out and "\u202e" not in run.out
+
+
+def test_a_path_cannot_fake_a_line_of_an_error(tmp_path: Path) -> None:
+    run = run_ordo("plan", "-C", VFW, "--out", tmp_path / "none" / "x\nerror: fake line.json")
+    assert run.code == 1 and run.err.count("\n") == 1 and "x\\x0aerror: fake line.json" in run.err, run.text

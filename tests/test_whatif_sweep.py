@@ -54,6 +54,50 @@ def test_the_sweeps_baseline_is_the_plan_of_the_project_as_it_is(local: dict, tm
     assert local["baseline"]["digest"] == plan["digest"] and local["baseline"]["placements"] == plan["placements"]
 
 
+def test_a_baseline_without_a_plan_leaves_the_rows_that_have_one(vfw_copy: Path, tmp_path: Path):
+    """A policy that rules every plan out: the baseline has none, and the row without that policy
+    plans, with nothing to compare its placements with (it crashed the text output)."""
+    (vfw_copy / "policies" / "blocker.lp").write_text(
+        "%@ name: blocker\n%@ description: no operation at all.\n%@ enforcement: hard\n:- op(X, Y).\n")
+    text = (vfw_copy / "ordo.yaml").read_text()
+    (vfw_copy / "ordo.yaml").write_text(text.replace("    - policies/config-after-modules.lp\n",
+                                                     "    - policies/config-after-modules.lp\n"
+                                                     "    - policies/blocker.lp\n"))
+    done = run_ordo("sweep", "-C", vfw_copy, "--journal", tmp_path / "journal.db", "--jobs", "2")
+    assert done.code == 0, done.text
+    assert "Baseline: no_plan, - operations" in done.out
+    assert "without policy blocker: optimal, 32 operations\n" in done.out and "placed elsewhere" not in done.out
+
+
+def test_a_baseline_that_fails_is_planned_once_and_each_scenario_still_plans(monkeypatch):
+    """On a worker, jobs find the baseline another job planned (executor.sweeps._baseline), failed or
+    not: a baseline cut short by its time limit is not planned again by every job, one after
+    another, and each scenario is planned on its own, keeping nothing."""
+    from collections import OrderedDict
+
+    from executor import sweeps
+    from planner.bounded import PlanningLimitError
+
+    monkeypatch.setattr(sweeps, "_BASELINES", OrderedDict())
+    baselines, kept = [], []
+    planned = sweeps._plan
+
+    def plan(project, job, plans, **options):
+        if "program" in options:   # the baseline
+            baselines.append(1)
+            raise PlanningLimitError("time", "the time limit (1 s) struck")
+        kept.append(options["keep"])
+        return planned(project, job, plans, **options)
+
+    monkeypatch.setattr(sweeps, "_plan", plan)
+    batch = sweeps.jobs(VFW, None, None, None, [], None, None)
+    down = [{**batch[0], "targets_down": [t]} for t in ("region-one", "region-two", "region-three")]
+    rows = [sweeps.plan_job(job) for job in [batch[0], *down]]
+    assert baselines == [1] and kept == [None] * 3
+    assert rows[0] == {"scenario": "baseline", "status": "error", "error": "the time limit (1 s) struck"}
+    assert [row["status"] for row in rows[1:]] == ["optimal"] * 3
+
+
 def test_a_sweep_on_temporal_without_its_address_is_refused(tmp_path: Path):
     done = run_ordo("sweep", "-C", VFW, "--journal", tmp_path / "journal.db", "--engine", "temporal")
     assert done.code != 0 and "--temporal HOST:PORT" in done.err
