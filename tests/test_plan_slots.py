@@ -54,7 +54,7 @@ def test_at_most_one_plan_per_cpu() -> None:
             with lock:
                 inside += 1
                 most = max(most, inside)
-            time.sleep(0.05)
+            time.sleep(0.2)   # long enough for the other slot's thread to be inside too
             with lock:
                 inside -= 1
 
@@ -190,9 +190,12 @@ def test_a_runs_replan_takes_a_slot(vfw_copy: Path, monkeypatch) -> None:
     assert seen and seen == [1] * len(seen) and slots.busy == 0
 
 
-def test_a_sweep_job_waits_for_a_slot(vfw_copy: Path) -> None:
+def test_a_sweep_job_waits_for_a_slot(vfw_copy: Path, monkeypatch) -> None:
     """A sweep's scenario planned by a worker (executor.sweeps.plan_job) takes a slot: it waits while
     the only one is taken."""
+    from collections import OrderedDict
+
+    monkeypatch.setattr(sweeps, "_BASELINES", OrderedDict())   # no baseline planned by an earlier test
     slots = PlanSlots(1, None)
     job = sweeps.jobs(vfw_copy, None, None, None, [], None, None)[0]
     done: list[dict] = []

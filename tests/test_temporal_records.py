@@ -36,3 +36,53 @@ def test_only_the_records_written_since_are_read_and_a_removal_is_noticed(tmp_pa
         _refresh(worker)
         assert sorted(worker.executor._records) == ["a", "c"]       # removed elsewhere: read again in full
         assert worker.executor._records == jr.state()
+
+
+def test_a_replan_whose_append_failed_is_not_kept_by_its_worker(vfw_copy, monkeypatch):
+    """Worker A's re-plan attempt fails to journal (retried by Temporal); the retry on worker B writes
+    plan 2. A must read plan 2 from the journal, not keep the one it never wrote (no server needed:
+    the activities' code, called as Temporal would)."""
+    import executor.temporal.activities as activities
+    from domain.project import load_project
+    from executor.core.loop import begun
+    from executor.engine import ApplyOptions, run_started
+    from executor.journal import Journal, JournalError
+    from executor.temporal import Temporal
+    from executor.temporal.client import reference
+    from planner.core import make_plan
+    from planner.plan import Plan
+
+    monkeypatch.setattr(activities.activity, "heartbeat", lambda *args: None)
+    project = load_project(vfw_copy)
+    plan = make_plan(project).plan
+    path = vfw_copy / ".ordo" / "journal.db"
+    path.parent.mkdir(exist_ok=True)
+    options = ApplyOptions()
+    with Journal(path) as jr:
+        run = jr.start_run(str(vfw_copy), "", options.as_dict())
+        jr.append(run, begun(plan, run_started(project, plan, options)))
+        ref = reference(project, options, jr, run, plan, Temporal("127.0.0.1:1", "ordo"))
+        since = jr.events(run)[-1].seq
+    cmd = {"reason": "failed", "mode": "forward", "failed": [], "refused": ["region-two"],
+           "placements": dict(plan.placements), "snapshot": {}}
+    other = {**cmd, "refused": ["region-one"]}   # B's plan differs from A's (vfw on region-one)
+    a, b = activities.Activities(), activities.Activities()
+    appended = Journal.append
+
+    def fails_once(self, *args, **kwargs):
+        monkeypatch.setattr(Journal, "append", appended)
+        raise JournalError("cannot write to the journal: database is locked")
+
+    try:
+        monkeypatch.setattr(Journal, "append", fails_once)
+        with pytest.raises(JournalError):
+            a.replan(ref, 1, since, cmd)
+        b.replan(ref, 1, since, other)
+        with Journal(path) as jr:
+            (journaled,) = [Plan.from_json(e.data["plan"]) for e in jr.events(run, kinds=("replan",))]
+        run_a = a._run(ref)
+        assert journaled.placements["vfw"] != "region-one"
+        assert a._plan(ref, run_a, 2).placements == journaled.placements
+    finally:
+        a.close()
+        b.close()

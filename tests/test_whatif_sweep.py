@@ -143,7 +143,7 @@ def test_a_sweep_that_no_worker_would_plan_is_refused_not_left_waiting(tmp_path:
     from executor.sweeps import jobs
     from executor.temporal import Temporal, client
 
-    monkeypatch.setattr(client, "SERVED_WAIT", 1.0)
+    monkeypatch.setattr(client, "SERVED_WAIT", 4.0)   # the main queue's worker, just started, polls within it
     batch = jobs(VFW, None, None, tmp_path / "journal.db", [], None, None)
     with (dev_server(tmp_path) as address,
           workers(address, "w2", tmp_path, VFW, count=1, extra=("--task-queue", "w2")),

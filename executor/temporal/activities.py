@@ -194,8 +194,8 @@ class Activities:
         def written(run: _Run, number: int) -> dict[str, Any] | None:
             for ev in run.executor.journal.events(ref["run"], since=since, kinds=("replan",)):
                 if ev.data["number"] == number:  # written by an attempt whose answer was lost
-                    run.plans.pop(number, None)
-                    run.outlines.pop(number, None)
+                    for cache in (run.projects, run.plans, run.outlines):   # the journal's stands
+                        cache.pop(number, None)
                     return {"seq": ev.seq, "seconds": ev.data["seconds"],
                             "head": self._outline(ref, run, number)["head"]}
             return None
@@ -209,17 +209,18 @@ class Activities:
             replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]],
                                "snapshot": rs.snapshot if cmd["mode"] == "rollback" else {}})
             answer = ex._replan(_core(rs), replan)
-            if isinstance(answer, NoPlan):
-                return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
             # another attempt (this one timed out while it waited for a plan slot or planned) may have
             # written it meanwhile: that one stands
             if (done := written(run, number)) is not None:
                 return done
+            if isinstance(answer, NoPlan):
+                return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
+            event = replanned(number, cmd["reason"], cmd["mode"], answer.seconds, answer.plan, answer.snapshot)
+            seq = ex.journal.append(ref["run"], [event])[-1].seq
+            # kept once journaled: a plan whose append failed is not this worker's plan N (the retry's is)
             run.projects[number], run.plans[number] = ex._project, answer.plan
             run.outlines[number] = outline_out(answer.plan, answer.spec)
-            event = replanned(number, cmd["reason"], cmd["mode"], answer.seconds, answer.plan, answer.snapshot)
-            return {"seq": ex.journal.append(ref["run"], [event])[-1].seq, "seconds": answer.seconds,
-                    "head": run.outlines[number]["head"]}
+            return {"seq": seq, "seconds": answer.seconds, "head": run.outlines[number]["head"]}
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.record")
@@ -361,8 +362,9 @@ class Activities:
     def _plan(self, ref: Ref, run: _Run, plan_no: int) -> Plan:
         if plan_no not in run.plans:
             for ev in run.executor.journal.events(ref["run"], kinds=("plan", "replan")):
-                if ev.data.get("number") == plan_no:
+                if ev.data.get("number") == plan_no:   # the first, as written() answers
                     run.plans[plan_no] = Plan.from_json(ev.data["plan"])
+                    break
         if plan_no not in run.plans:
             raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")
         return run.plans[plan_no]
