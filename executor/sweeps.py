@@ -59,7 +59,8 @@ def plan_job(job: dict[str, Any], plans: PlanSlots | None = None) -> dict[str, A
     project = _load(job)
     if scenario.empty:
         return _baseline(project, job, plans)
-    keep = job["keep"] if "keep" in job else _baseline(_load(job), job, plans).get("placements")
+    # planning reads the project, the scenario changes it: the baseline's comes first, from the same load
+    keep = job["keep"] if "keep" in job else _baseline(project, job, plans).get("placements")
     try:
         outcome = _plan(scenario.apply(project), job, plans, keep=keep)
     except OrdoError as exc:

@@ -176,7 +176,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     else:
         render.plan_text(console, result)
         if out is not None:
-            console.print(f"\nSaved the plan to: {render.shown(out)}")
+            console.print(f"\nSaved the plan to: {shown(out)}")
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)
 
@@ -200,7 +200,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
             console.print()
             render.explanation(console, outcome.explanation)
         if outcome.plan is not None and out is not None:
-            console.print(f"\nSaved the plan to: {render.shown(out)}")
+            console.print(f"\nSaved the plan to: {shown(out)}")
     if outcome.plan is None:
         sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
 
