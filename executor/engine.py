@@ -174,6 +174,9 @@ class Executor:
         self._workers = 0
         self._abandoned: set[int] = set()
         self.state: RunState | None = None  # the state of the run being driven (its core's)
+        # A Temporal activity's: its writes are looked for after this sequence number first, and
+        # not written again when another attempt of the same step wrote them (Journal.append_once).
+        self.once_since: int | None = None
         # The run being driven, as far as the core does not keep it:
         self._project: Project | None = None
         self._records: dict[str, ObservedResource] = {}   # the journal's state projection
@@ -722,8 +725,9 @@ class Executor:
 
     def _emit(self, rs: RunState, events: list[Event], *, state: dict[str, ObservedResource | None] | None = None,
               status: str | None = None, summary: dict[str, Any] | None = None) -> list[Event]:
-        stored = self.journal.append(rs.run, events, state=state, status=status, summary=summary)
-        for ev in stored:
+        stored, written = self.journal.append_once(rs.run, events, since=self.once_since, state=state, status=status,
+                                                   summary=summary)
+        for ev in stored if written else ():
             self.listener(ev)
         if stored:
             rs.seq = stored[-1].seq

@@ -40,7 +40,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -525,9 +525,26 @@ class Journal:
         Returns the events with their sequence numbers and times. A status other than
         "running" ends this process's ownership of the run.
         """
+        return self.append_once(run, list(events), since=None, state=state, status=status, summary=summary)[0]
+
+    def append_once(self, run: int, events: list[Event], *, since: int | None,
+                    same: Callable[[Event, Event], bool] | None = None,
+                    state: dict[str, ObservedResource | None] | None = None,
+                    status: str | None = None, summary: dict[str, Any] | None = None) -> tuple[list[Event], bool]:
+        """``append``, unless these events stand already after ``since``, written by another
+        attempt of the same step (a retried activity whose first attempt is still running, on
+        another worker): then nothing is written, and those are returned. The look and the write
+        are one transaction under the run's write lock, so of two attempts one writes and the
+        other finds. ``same(new, stored)``: whether two events are one write (default: the same
+        kind, operation, key and data, as redacted). Returns the events and whether this call
+        wrote them; with ``since`` None, ``append``."""
         now = time.time()
         stored = []
         with self._write(run) as db:
+            if since is not None and events:
+                found = self._standing(db, run, since, events, same or self._same)
+                if found is not None:
+                    return found, False
             if state:  # before any sequence number is taken: state rows commit in their seqs' order
                 db.lock(STATE)
             last = 0
@@ -555,7 +572,24 @@ class Journal:
         if status is not None and status != "running":
             with self._lock, contextlib.suppress(*self._store.errors):  # a lost connection lost its locks too
                 self._store.release(run)
-        return stored
+        return stored, True
+
+    def _standing(self, db: Backend, run: int, since: int, events: list[Event],
+                  same: Callable[[Event, Event], bool]) -> list[Event] | None:
+        """The stored run of events after ``since`` that ``events`` are, one by one; else None."""
+        after = [self._event(r) for r in db.execute(
+            "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>? ORDER BY seq",
+            (run, since)).fetchall()]
+        for i in range(len(after) - len(events) + 1):
+            if all(same(ev, after[i + j]) for j, ev in enumerate(events)):
+                return after[i:i + len(events)]
+        return None
+
+    def _same(self, new: Event, stored: Event) -> bool:
+        """One write: the same kind, operation, key and data (the new event's as it would be stored)."""
+        return (new.kind, new.op, new.key) == (stored.kind, stored.op, stored.key) and json.dumps(
+            self.redactor.event(new.data), sort_keys=True, default=str) == json.dumps(
+            stored.data, sort_keys=True, default=str)
 
     def events(self, run: int, since: int = 0, limit: int = -1, kinds: tuple[str, ...] | None = None) -> list[Event]:
         """The run's events after ``since``, in order (at most ``limit``; -1: all; only ``kinds`` if given)."""

@@ -34,24 +34,6 @@ def test_workflow_code_imports_no_solver_no_database_no_journal():
     assert out.strip() == "[]"
 
 
-def test_a_journal_write_retried_after_its_commit_is_not_written_twice(tmp_path: Path):
-    pytest.importorskip("temporalio")
-    from executor.core import Event
-    from executor.temporal.activities import _append
-
-    with Journal(tmp_path / "journal.db") as jr:
-        run = jr.start_run(str(tmp_path), "r", {})
-        first = jr.append(run, [Event("run-started", data={"snapshot": {}})])
-        batch = [Event("result", op="a/create", key="k1", data={"attempt": 1, "outputs": {"id": 1}}),
-                 Event("result", op="b/create", key="k2", data={"attempt": 1, "outputs": {}})]
-        written = _append(jr, run, first[-1].seq, batch)
-        again = _append(jr, run, first[-1].seq, batch)          # the answer was lost: the same write again
-        assert [e.seq for e in again] == [e.seq for e in written]
-        later = _append(jr, run, written[-1].seq, batch[:1])    # after what the workflow saw: a new event
-        assert later[0].seq > written[-1].seq
-        assert [e.kind for e in jr.events(run)] == ["run-started", "result", "result", "result"]
-
-
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory):
     """A Temporal dev server on 127.0.0.1 (its state in a temp file), stopped by PID at the end."""

@@ -38,19 +38,19 @@ def test_only_the_records_written_since_are_read_and_a_removal_is_noticed(tmp_pa
         assert worker.executor._records == jr.state()
 
 
-def test_a_replan_whose_append_failed_is_not_kept_by_its_worker(vfw_copy, monkeypatch):
-    """Worker A's re-plan attempt fails to journal (retried by Temporal); the retry on worker B writes
-    plan 2. A must read plan 2 from the journal, not keep the one it never wrote (no server needed:
-    the activities' code, called as Temporal would)."""
+def _two_replan_attempts(vfw_copy, monkeypatch):
+    """A vFW run on one journal as Temporal's activities see it, and two workers' activities, A and B:
+    (path, run, ref, since, A's re-plan command, B's, A, B). A re-plans with region-two refused (vfw goes
+    to region-one), B with region-one refused: their plans differ. No server: the activities' code,
+    called as Temporal would."""
+    pytest.importorskip("temporalio")
     import executor.temporal.activities as activities
     from domain.project import load_project
     from executor.core.loop import begun
     from executor.engine import ApplyOptions, run_started
-    from executor.journal import Journal, JournalError
     from executor.temporal import Temporal
     from executor.temporal.client import reference
     from planner.core import make_plan
-    from planner.plan import Plan
 
     monkeypatch.setattr(activities.activity, "heartbeat", lambda *args: None)
     project = load_project(vfw_copy)
@@ -65,16 +65,25 @@ def test_a_replan_whose_append_failed_is_not_kept_by_its_worker(vfw_copy, monkey
         since = jr.events(run)[-1].seq
     cmd = {"reason": "failed", "mode": "forward", "failed": [], "refused": ["region-two"],
            "placements": dict(plan.placements), "snapshot": {}}
-    other = {**cmd, "refused": ["region-one"]}   # B's plan differs from A's (vfw on region-one)
-    a, b = activities.Activities(), activities.Activities()
-    appended = Journal.append
+    return path, run, ref, since, cmd, {**cmd, "refused": ["region-one"]}, activities.Activities(), \
+        activities.Activities()
+
+
+def test_a_replan_whose_append_failed_is_not_kept_by_its_worker(vfw_copy, monkeypatch):
+    """Worker A's re-plan attempt fails to journal (retried by Temporal); the retry on worker B writes
+    plan 2. A must read plan 2 from the journal, not keep the one it never wrote."""
+    from executor.journal import JournalError
+    from planner.plan import Plan
+
+    path, run, ref, since, cmd, other, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    appended = Journal.append_once
 
     def fails_once(self, *args, **kwargs):
-        monkeypatch.setattr(Journal, "append", appended)
+        monkeypatch.setattr(Journal, "append_once", appended)
         raise JournalError("cannot write to the journal: database is locked")
 
     try:
-        monkeypatch.setattr(Journal, "append", fails_once)
+        monkeypatch.setattr(Journal, "append_once", fails_once)
         with pytest.raises(JournalError):
             a.replan(ref, 1, since, cmd)
         b.replan(ref, 1, since, other)
@@ -83,6 +92,36 @@ def test_a_replan_whose_append_failed_is_not_kept_by_its_worker(vfw_copy, monkey
         run_a = a._run(ref)
         assert journaled.placements["vfw"] != "region-one"
         assert a._plan(ref, run_a, 2).placements == journaled.placements
+    finally:
+        a.close()
+        b.close()
+
+
+def test_two_attempts_of_one_replan_journal_one_plan(vfw_copy, monkeypatch):
+    """Attempt A of a re-plan (timed out for Temporal, still running) and its retry B both plan; B
+    journals plan 2 after A last looked and before A appends. Only one plan 2 is journaled, and A
+    answers with B's (the look and the write are one transaction: Journal.append_once)."""
+    from planner.plan import Plan
+
+    path, run, ref, since, cmd, other, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    appended = Journal.append_once
+    answers = {}
+
+    def b_first(self, *args, **kwargs):   # A is about to append: B's whole attempt comes first
+        monkeypatch.setattr(Journal, "append_once", appended)
+        answers["b"] = b.replan(ref, 1, since, other)
+        return appended(self, *args, **kwargs)
+
+    try:
+        monkeypatch.setattr(Journal, "append_once", b_first)
+        answers["a"] = a.replan(ref, 1, since, cmd)
+        with Journal(path) as jr:
+            replans = jr.events(run, kinds=("replan",))
+        assert len(replans) == 1
+        journaled = Plan.from_json(replans[0].data["plan"])
+        assert journaled.placements["vfw"] == "region-two"   # B's
+        assert answers["a"]["seq"] == answers["b"]["seq"] == replans[0].seq
+        assert a._plan(ref, a._run(ref), 2).placements == journaled.placements
     finally:
         a.close()
         b.close()

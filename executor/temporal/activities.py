@@ -16,10 +16,10 @@ their commit are recognised and not written twice.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
@@ -136,7 +136,7 @@ class Activities:
                 request, intent, initial = ex._intent(rs, ops[call.op], call)
                 made.append((intent, {"request": asdict(request), "initial": initial,
                                       "controller": ops[call.op].controller}))
-            stored = _append(ex.journal, ref["run"], since, [m[0] for m in made])
+            stored = ex.journal.append_once(ref["run"], [m[0] for m in made], since=since)[0]
             return [{"event": event_out(ev), **m[1]} for ev, m in zip(stored, made, strict=True)]
         return self._locked(ref, work)
 
@@ -216,7 +216,13 @@ class Activities:
             if isinstance(answer, NoPlan):
                 return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
             event = replanned(number, cmd["reason"], cmd["mode"], answer.seconds, answer.plan, answer.snapshot)
-            seq = ex.journal.append(ref["run"], [event])[-1].seq
+            # plan N once: another attempt's, written between the look above and here, stands
+            (stored,), mine = ex.journal.append_once(
+                ref["run"], [event], since=since,
+                same=lambda new, old: old.kind == "replan" and old.data.get("number") == number)
+            if not mine:
+                return written(run, number)
+            seq = stored.seq
             # kept once journaled: a plan whose append failed is not this worker's plan N (the retry's is)
             run.projects[number], run.plans[number] = ex._project, answer.plan
             run.outlines[number] = outline_out(answer.plan, answer.spec)
@@ -231,9 +237,6 @@ class Activities:
         def work(run: _Run) -> int:
             ex = run.executor
             cmd = Record([event_in(e) for e in events], step)
-            written = _already(ex.journal, ref["run"], since, cmd.events)
-            if written is not None:
-                return written[-1].seq
             ops: dict[str, Any] = {}
             if step == "settled":
                 ex._project = self._project(ref, run, plan_no)
@@ -242,7 +245,8 @@ class Activities:
                             for oid, r in requests.items()}
             ex._found = {name: ObservedResource.model_validate(r) for name, r in found.items()}
             rs = RunState(run=ref["run"])
-            ex._record_events(SimpleNamespace(state=rs, plan=SimpleNamespace(ops=ops)), cmd)
+            with _once(ex, since):   # written already by an attempt whose answer was lost: found, not written again
+                ex._record_events(SimpleNamespace(state=rs, plan=SimpleNamespace(ops=ops)), cmd)
             return rs.seq
         return self._locked(ref, work)
 
@@ -258,7 +262,8 @@ class Activities:
                 info = ex.journal.run(ref["run"])
                 return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
             ex._project = self._project(ref, run, rs.plan_no) if rs.plan_no else ex.loader(list(ex._records.values()))
-            result = ex._end(_core(rs), End(status, reason))
+            with _once(ex, since):
+                result = ex._end(_core(rs), End(status, reason))
             return {"status": result.status, "summary": result.summary, "reason": result.reason}
         try:
             return self._locked(ref, work)
@@ -277,12 +282,13 @@ class Activities:
                 info = jr.run(number)
                 if info.status == "fallout":  # else: written by an attempt whose answer was lost
                     summary = {**info.summary, "status": "aborted", "reason": "aborted while fallout"}
-                    jr.append(number, [Event("run-ended", data={**summary, **asked})], status="aborted",
-                              summary=summary)
+                    jr.append_once(number, [Event("run-ended", data={**summary, **asked})], since=since,
+                                   status="aborted", summary=summary)
                     info = jr.run(number)
                 return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
             rollback = {"rollback": True} if decision["action"] == "rollback" else {}
-            seq = _append(jr, number, since, [Event("resume-requested", data={**asked, **rollback})])[-1].seq
+            asking = [Event("resume-requested", data={**asked, **rollback})]
+            seq = jr.append_once(number, asking, since=since)[0][-1].seq
             if jr.run(number).status == "fallout":
                 jr.claim(number)
             return {"seq": seq}
@@ -393,25 +399,12 @@ def _loader(ref: Ref, journal: Path) -> Callable[[list[ObservedResource]], Proje
     return load
 
 
-def _same(ev: Event, stored: Event, journal: Journal) -> bool:
-    data = json.dumps(journal.redactor.event(ev.data), sort_keys=True, default=str)
-    return (ev.kind, ev.op, ev.key) == (stored.kind, stored.op, stored.key) and data == json.dumps(
-        stored.data, sort_keys=True, default=str)
-
-
-def _already(journal: Journal, run: int, since: int, events: list[Event]) -> list[Event] | None:
-    """The stored events, when an attempt whose answer was lost wrote these already (after ``since``,
-    the last sequence number the workflow knew); None when they are still to be written."""
-    if not events:
-        return None
-    after = journal.events(run, since=since)
-    for i, stored in enumerate(after):
-        if _same(events[0], stored, journal) and len(after) - i >= len(events) and all(
-                _same(ev, after[i + j], journal) for j, ev in enumerate(events)):
-            return after[i:i + len(events)]
-    return None
-
-
-def _append(journal: Journal, run: int, since: int, events: list[Event]) -> list[Event]:
-    return _already(journal, run, since, events) or journal.append(run, events)
+@contextlib.contextmanager
+def _once(ex: Executor, since: int) -> Iterator[None]:
+    """The executor's journal writes within: not written again when they stand after ``since``."""
+    ex.once_since = since
+    try:
+        yield
+    finally:
+        ex.once_since = None
 

@@ -1,0 +1,66 @@
+"""Journal.append_once: a step's events written once when two attempts of it race (a retried
+Temporal activity whose first attempt still runs), on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+from executor.journal import Event, Journal
+
+
+def test_of_two_racing_attempts_one_writes_and_the_other_finds(journal_url):
+    with Journal(journal_url) as first, Journal(journal_url) as second:
+        run = first.start_run("/p", "r", {})
+        for round_ in range(12):
+            since = first.last_event(run).seq if first.last_event(run) else 0
+            events = [Event("intent", op=f"x{round_}/create", key=f"k{round_}", data={"n": round_}),
+                      Event("result", op=f"x{round_}/create", data={"ok": True})]
+            start, answers = threading.Barrier(2), {}
+
+            def attempt(jr: Journal, name: str, since=since, events=events, start=start, answers=answers) -> None:
+                start.wait()
+                answers[name] = jr.append_once(run, events, since=since)
+
+            threads = [threading.Thread(target=attempt, args=(jr, name)) for jr, name in ((first, "a"), (second, "b"))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert sorted(written for _, written in answers.values()) == [False, True]
+            stored = first.events(run, since=since)
+            assert [(e.kind, e.op) for e in stored] == [(e.kind, e.op) for e in events]
+            assert [e.seq for e in answers["a"][0]] == [e.seq for e in answers["b"][0]] == [e.seq for e in stored]
+
+
+def test_other_events_are_written_and_same_decides_what_is_one_write(journal_url):
+    with Journal(journal_url) as jr:
+        run = jr.start_run("/p", "r", {})
+        (one,), wrote = jr.append_once(run, [Event("replan", data={"number": 2, "plan": "A"})], since=0)
+        assert wrote
+        # different data: another write by default
+        (two,), wrote = jr.append_once(run, [Event("replan", data={"number": 2, "plan": "B"})], since=0)
+        assert wrote and two.seq > one.seq
+        # one plan per number: found, not written
+        by_number = lambda new, old: old.kind == "replan" and old.data["number"] == new.data["number"]  # noqa: E731
+        (found,), wrote = jr.append_once(run, [Event("replan", data={"number": 2, "plan": "C"})], since=0,
+                                         same=by_number)
+        assert not wrote and found.seq == one.seq and found.data["plan"] == "A"
+        # only what stands after `since` counts
+        (three,), wrote = jr.append_once(run, [Event("replan", data={"number": 2, "plan": "C"})], since=two.seq,
+                                         same=by_number)
+        assert wrote and three.seq > two.seq
+        assert len(jr.events(run, kinds=("replan",))) == 3
+
+
+def test_a_journal_write_retried_after_its_commit_is_not_written_twice(journal_url):
+    with Journal(journal_url) as jr:
+        run = jr.start_run("/p", "r", {})
+        first = jr.append(run, [Event("run-started", data={"snapshot": {}})])
+        batch = [Event("result", op="a/create", key="k1", data={"attempt": 1, "outputs": {"id": 1}}),
+                 Event("result", op="b/create", key="k2", data={"attempt": 1, "outputs": {}})]
+        written, wrote = jr.append_once(run, batch, since=first[-1].seq)
+        again, wrote_again = jr.append_once(run, batch, since=first[-1].seq)   # the answer was lost: the same write
+        assert wrote and not wrote_again and [e.seq for e in again] == [e.seq for e in written]
+        later, _ = jr.append_once(run, batch[:1], since=written[-1].seq)    # after what the workflow saw: a new event
+        assert later[0].seq > written[-1].seq
+        assert [e.kind for e in jr.events(run)] == ["run-started", "result", "result", "result"]
