@@ -37,6 +37,7 @@ from planner.plan import (
     ResourceChange,
     Status,
     Violation,
+    maker,
     trusted,
 )
 from planner.program import Program, load_program
@@ -311,8 +312,9 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
             per_resource.setdefault(decoded.ops[oid][0], []).append(oid)
     reasons = {res: _reason(model, res, decoded.goals.get(res, resources[res].current), decoded.why)
                for res in per_resource}
+    new_op, new_change, new_edge = maker(PlannedOperation), maker(ResourceChange), maker(Edge)
     operations = tuple(
-        trusted(PlannedOperation, id=oid, resource=res, type=resources[res].type, operation=opname,
+        new_op(id=oid, resource=res, type=resources[res].type, operation=opname,
                 from_state=op.from_state, to_state=op.to_state, controller=op.controller,
                 duration=float(op.duration), wave=wave_of[oid], reason=reasons[res])
         for oid, (res, opname), op in ((oid, decoded.ops[oid], op_of[oid]) for oid in sorted(decoded.ops)))
@@ -320,8 +322,8 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     for res, ids in sorted(per_resource.items()):
         r = resources[res]
         goal = decoded.goals.get(res, r.current)
-        changes.append(trusted(
-            ResourceChange, resource=res, type=r.type,
+        changes.append(new_change(
+            resource=res, type=r.type,
             actions=_actions(model, res, goal, [decoded.ops[i][1] for i in ids]), before=r.current, after=goal,
             placement=decoded.placements.get(res) if r.placement is None else None, operations=tuple(ids),
             reason=reasons[res]))
@@ -331,7 +333,7 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
         key = frozenset(idx)
         if key not in where:
             where[key] = tuple(sorted({program.rules[i].location for i in idx}))
-        edges.append(trusted(Edge, before=a, after=b, rules=where[key]))
+        edges.append(new_edge(before=a, after=b, rules=where[key]))
     placements = PLACEMENTS.validate_python({r: t for r, t in sorted(decoded.placements.items())})
     members: dict[str, list[str]] = {}
     for oid, gs in sorted(op_groups.items()):

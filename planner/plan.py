@@ -17,8 +17,10 @@ field. Whether the plan is the one ordo makes from the project is for
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
+from collections.abc import Callable
 from functools import cached_property
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -70,16 +72,36 @@ def trusted(cls: type[M], **values: Any) -> M:
     without validation: what ``cls(**values)`` gives for them, in a third of
     its time, as ``model_construct`` does (which is slower than validating).
     Every field must be given, with the type the model has (a tuple, not a
-    list; a float, not an int). Never for what is read: ``from_json``
-    validates every plan that comes from elsewhere."""
-    if values.keys() != cls.__pydantic_fields__.keys():
-        raise TypeError(f"{cls.__name__} takes the fields {sorted(cls.__pydantic_fields__)}, not {sorted(values)}")
-    obj = _new(cls)
-    _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", set(values))
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
+    list; a float, not an int); a field missing or unknown is a TypeError.
+    Never for what is read: ``from_json`` validates every plan that comes
+    from elsewhere. For many parts of one kind, ``maker(cls)`` once."""
+    return maker(cls)(**values)
+
+
+@functools.cache
+def maker(cls: type[M]) -> Callable[..., M]:
+    """``trusted`` for one model: a function taking exactly its fields, as
+    keywords (Python's own binding refuses a field missing or unknown), that
+    makes the model from them without validation: a ninth of the time
+    validation takes, a third of ``trusted``'s. Every part it makes shares one
+    set of the fields given, which nothing changes: they are all given, and
+    the models are frozen. Written as dataclasses write their ``__init__``."""
+    names = tuple(cls.__pydantic_fields__)
+    if not all(name.isidentifier() for name in names):
+        raise TypeError(f"{cls.__name__}: a field that is not an identifier")
+    given = set(names)
+    source = (f"def make(*, {', '.join(names)}):\n"
+              f"    obj = _new(cls)\n"
+              f"    _set(obj, '__dict__', {{{', '.join(f'{n!r}: {n}' for n in names)}}})\n"
+              f"    _set(obj, '__pydantic_fields_set__', given)\n"
+              f"    _set(obj, '__pydantic_extra__', None)\n"
+              f"    _set(obj, '__pydantic_private__', None)\n"
+              f"    return obj\n")
+    scope: dict[str, Any] = {"_new": _new, "_set": _set, "cls": cls, "given": given}
+    exec(source, scope)  # noqa: S102 (the fields' names only, checked above)
+    make = scope["make"]
+    make.__qualname__ = f"maker({cls.__name__})"
+    return make
 
 
 class InputFile(_Frozen):

@@ -10,7 +10,7 @@ import pytest
 
 from domain.project import load_project
 from planner.core import make_plan
-from planner.plan import CostLevel, Edge, Plan, PlannedOperation, trusted
+from planner.plan import CostLevel, Edge, Plan, PlannedOperation, maker, trusted
 from planner.schedule import schedule, topological_order
 from tests.test_bounded_planning import add_policy
 
@@ -64,6 +64,14 @@ def test_trusted_takes_every_field_and_nothing_else():
         trusted(Edge, before="a/x", after="b/y", rules=(), extra=1)
     with pytest.raises(ValueError, match="frozen"):
         edge.before = "c/z"   # still a frozen model
+    new_edge = maker(Edge)    # the same, for many parts: they share one set of the fields given
+    first, second = new_edge(before="a/x", after="b/y", rules=()), new_edge(before="b/y", after="c/z", rules=())
+    assert first.model_fields_set is second.model_fields_set and first.model_fields_set == set(Edge.model_fields)
+    changed = first.model_copy(update={"rules": ("r.lp:2",)})
+    assert changed.rules == ("r.lp:2",) and first.rules == ()
+    assert second.model_fields_set == {"before", "after", "rules"}
+    with pytest.raises(TypeError, match="rules"):
+        new_edge(before="a/x", after="b/y")
 
 
 def test_schedule_with_the_callers_order_is_the_same():
