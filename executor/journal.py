@@ -538,41 +538,47 @@ class Journal:
         other finds. ``same(new, stored)``: whether two events are one write (default: the same
         kind, operation, key and data, as redacted). Returns the events and whether this call
         wrote them; with ``since`` None, ``append``."""
-        now = time.time()
-        stored = []
+        found: list[Event] | None = None
         with self._write(run) as db:
             if since is not None and events:
                 found = self._standing(db, run, since, events, same or self._same)
-                if found is not None:
-                    return found, False
-            if state:  # before any sequence number is taken: state rows commit in their seqs' order
-                db.lock(STATE)
-            last = 0
-            for ev in events:
-                data = self.redactor.event(ev.data)
-                last = int(db.execute(
-                    "INSERT INTO events (run, at, kind, op, key, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-                    (run, now, ev.kind, ev.op, ev.key, json.dumps(data, sort_keys=True, default=str))).fetchone()[0])
-                stored.append(Event(kind=ev.kind, op=ev.op, key=ev.key, data=data, seq=last, run=run, at=now))
-                if ev.kind == "resume-requested" and isinstance(data.get("request_id"), str):
-                    self._request_id_locked(data["request_id"], run, data.get("original_request_id"), now)
-            for name, record in (state or {}).items():
-                if record is None:
-                    db.execute("DELETE FROM state WHERE resource=?", (name,))
-                else:
-                    db.execute("INSERT INTO state (resource, record, run, seq) VALUES (?, ?, ?, ?) "
-                               "ON CONFLICT (resource) DO UPDATE SET record=excluded.record, run=excluded.run, "
-                               "seq=excluded.seq", (name, self.redactor.record(record).model_dump_json(), run, last))
-            if status is not None or summary is not None:
-                db.execute("UPDATE runs SET status=coalesce(?, status), summary=coalesce(?, summary), "
-                           "updated=? WHERE id=?",
-                           (status, json.dumps(self.redactor.tree(summary), sort_keys=True)
-                            if summary is not None else None,
-                            now, run))
-        if status is not None and status != "running":
+            if found is None:
+                stored = self._insert(db, run, events, state, status, summary)
+        if status is not None and status != "running":   # this process carries the run on no more, either way
             with self._lock, contextlib.suppress(*self._store.errors):  # a lost connection lost its locks too
                 self._store.release(run)
-        return stored, True
+        return (stored, True) if found is None else (found, False)
+
+    def _insert(self, db: Backend, run: int, events: list[Event], state: dict[str, ObservedResource | None] | None,
+                status: str | None, summary: dict[str, Any] | None) -> list[Event]:
+        """``append``'s writes, in its transaction: the events, the records, the run's status."""
+        now = time.time()
+        stored = []
+        if state:  # before any sequence number is taken: state rows commit in their seqs' order
+            db.lock(STATE)
+        last = 0
+        for ev in events:
+            data = self.redactor.event(ev.data)
+            last = int(db.execute(
+                "INSERT INTO events (run, at, kind, op, key, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+                (run, now, ev.kind, ev.op, ev.key, json.dumps(data, sort_keys=True, default=str))).fetchone()[0])
+            stored.append(Event(kind=ev.kind, op=ev.op, key=ev.key, data=data, seq=last, run=run, at=now))
+            if ev.kind == "resume-requested" and isinstance(data.get("request_id"), str):
+                self._request_id_locked(data["request_id"], run, data.get("original_request_id"), now)
+        for name, record in (state or {}).items():
+            if record is None:
+                db.execute("DELETE FROM state WHERE resource=?", (name,))
+            else:
+                db.execute("INSERT INTO state (resource, record, run, seq) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (resource) DO UPDATE SET record=excluded.record, run=excluded.run, "
+                           "seq=excluded.seq", (name, self.redactor.record(record).model_dump_json(), run, last))
+        if status is not None or summary is not None:
+            db.execute("UPDATE runs SET status=coalesce(?, status), summary=coalesce(?, summary), "
+                       "updated=? WHERE id=?",
+                       (status, json.dumps(self.redactor.tree(summary), sort_keys=True)
+                        if summary is not None else None,
+                        now, run))
+        return stored
 
     def _standing(self, db: Backend, run: int, since: int, events: list[Event],
                   same: Callable[[Event, Event], bool]) -> list[Event] | None:
