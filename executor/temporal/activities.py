@@ -11,7 +11,8 @@ each activity: any worker can take any activity of any run.
 At-least-once made exactly-once: a call activity's second attempt (its worker
 was lost, or it timed out) observes the resource under the key of the intent
 before it sends anything again, and journal writes that are retried after
-their commit are recognised and not written twice.
+their commit, or while the first attempt still runs, are recognised and not
+written twice (``Journal.append_once``).
 """
 
 from __future__ import annotations
