@@ -4,6 +4,7 @@ Temporal activity whose first attempt still runs), on SQLite and on PostgreSQL."
 from __future__ import annotations
 
 import threading
+import time
 
 from executor.journal import Event, Journal
 
@@ -64,3 +65,33 @@ def test_a_journal_write_retried_after_its_commit_is_not_written_twice(journal_u
         later, _ = jr.append_once(run, batch[:1], since=written[-1].seq)    # after what the workflow saw: a new event
         assert later[0].seq > written[-1].seq
         assert [e.kind for e in jr.events(run)] == ["run-started", "result", "result", "result"]
+
+
+def test_the_look_sees_the_other_writer_whatever_the_servers_default_isolation(postgres_url):
+    """On PostgreSQL a write transaction is READ COMMITTED even where the database's default is
+    REPEATABLE READ: its look, after the run's lock, sees what the writer before it committed."""
+    import psycopg
+
+    from executor.store.postgres import WRITE
+
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {postgres_url.rsplit('/', 1)[1]} "
+                      "SET default_transaction_isolation = 'repeatable read'")
+    with Journal(postgres_url) as first, Journal(postgres_url) as second:
+        run = first.start_run("/p", "r", {})
+        since = first.events(run)[-1].seq if first.events(run) else 0
+        events = [Event("intent", op="x/create", key="k", data={"n": 1})]
+        with psycopg.connect(postgres_url, autocommit=True) as holder:
+            holder.execute("BEGIN")
+            holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITE, run))   # both attempts queue behind it
+            answers = []
+            threads = [threading.Thread(target=lambda jr=jr: answers.append(
+                jr.append_once(run, events, since=since)[1])) for jr in (first, second)]
+            for t in threads:
+                t.start()
+            time.sleep(0.5)
+            holder.execute("COMMIT")
+            for t in threads:
+                t.join()
+        assert sorted(answers) == [False, True]
+        assert len(first.events(run, since=since)) == 1

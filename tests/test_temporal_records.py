@@ -125,3 +125,41 @@ def test_two_attempts_of_one_replan_journal_one_plan(vfw_copy, monkeypatch):
     finally:
         a.close()
         b.close()
+
+
+def test_a_late_resume_attempt_does_not_claim_a_run_that_fell_out_again(vfw_copy, monkeypatch):
+    """decide(resume): attempt B writes resume-requested and claims; the run resumes and falls out
+    again; attempt A, late, finds B's event. The new fallout waits for a decision of its own: A must
+    not claim the run (on SQLite a claim by a live pid would refuse the next decision)."""
+    path, run, ref, since, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    decision = {"action": "resume", "principal": "alice", "record": {}}
+    fell_out = [Event("run-ended", data={"status": "fallout"})]
+    try:
+        with Journal(path) as jr:
+            jr.append(run, fell_out, status="fallout", summary={"status": "fallout"})
+            b.decide(ref, since, decision)
+            assert jr.run(run).status == "running"
+            b._forget(ref)
+            jr.append(run, fell_out, status="fallout", summary={"status": "fallout"})   # fell out again
+            a.decide(ref, since, decision)
+            assert jr.run(run).status == "fallout"
+            assert len(jr.events(run, kinds=("resume-requested",))) == 1
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_worker_redacts_the_catalogs_secrets_before_it_makes_a_controller(vfw_copy, monkeypatch):
+    """A record step may be written by a worker that has called no controller (another worker made
+    the call): the catalog's secret outputs are redacted there too, and a retry of it matches."""
+    catalog = vfw_copy / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("  network:\n    lifecycle: standard\n",
+                                                   "  network:\n    lifecycle: standard\n    secrets: [psk]\n", 1))
+    path, run, ref, since, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    try:
+        worker = a._run(ref)
+        a._project(ref, worker, 1)
+        assert worker.executor.journal.redactor.event({"outputs": {"psk": "s3cr3t"}}) != {"outputs": {"psk": "s3cr3t"}}
+    finally:
+        a.close()
+        b.close()

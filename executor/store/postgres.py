@@ -73,7 +73,10 @@ class PostgresBackend(Backend):
             cur.executemany(sql.replace("?", "%s"), list(rows))
 
     def begin(self, lock: int) -> None:
-        self._db.execute("BEGIN")
+        # READ COMMITTED whatever the server's default: each statement after the lock sees what the
+        # writers before it committed (Journal.append_once looks, then writes); under REPEATABLE READ
+        # the snapshot would be taken by the lock's own statement, before it waits
+        self._db.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         self._db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITE, lock))
 
     def begin_snapshot(self) -> None:

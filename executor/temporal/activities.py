@@ -290,7 +290,9 @@ class Activities:
             rollback = {"rollback": True} if decision["action"] == "rollback" else {}
             asking = [Event("resume-requested", data={**asked, **rollback})]
             seq = jr.append_once(number, asking, since=since)[0][-1].seq
-            if jr.run(number).status == "fallout":
+            # the decision is for the fallout before it: not for one after it (this attempt came late,
+            # its retry's resume ran and fell out again), which waits for a decision of its own
+            if jr.run(number).status == "fallout" and not jr.has_event(number, "run-ended", since=seq):
                 jr.claim(number)
             return {"seq": seq}
         try:
@@ -357,7 +359,11 @@ class Activities:
 
     def _project(self, ref: Ref, run: _Run, plan_no: int) -> Project:
         if plan_no not in run.projects:
-            run.projects[plan_no] = run.executor.loader(list(run.executor.journal.state().values()))
+            project = run.executor.loader(list(run.executor.journal.state().values()))
+            # the catalog's secret outputs are redacted from every write of this worker, not only once it
+            # has made a controller (a record written here may hold another worker's call's outputs)
+            run.executor.journal.redactor.add_names(n for kind in project.model.kinds.values() for n in kind.secrets)
+            run.projects[plan_no] = project
         return run.projects[plan_no]
 
     def _outline(self, ref: Ref, run: _Run, plan_no: int) -> dict[str, Any]:
