@@ -177,6 +177,7 @@ class Executor:
         # A Temporal activity's: its writes are looked for after this sequence number first, and
         # not written again when another attempt of the same step wrote them (Journal.append_once).
         self.once_since: int | None = None
+        self.once_same: Callable[[Event, Event], bool] | None = None
         # The run being driven, as far as the core does not keep it:
         self._project: Project | None = None
         self._records: dict[str, ObservedResource] = {}   # the journal's state projection
@@ -725,8 +726,8 @@ class Executor:
 
     def _emit(self, rs: RunState, events: list[Event], *, state: dict[str, ObservedResource | None] | None = None,
               status: str | None = None, summary: dict[str, Any] | None = None) -> list[Event]:
-        stored, written = self.journal.append_once(rs.run, events, since=self.once_since, state=state, status=status,
-                                                   summary=summary)
+        stored, written = self.journal.append_once(rs.run, events, since=self.once_since, same=self.once_same,
+                                                   state=state, status=status, summary=summary)
         for ev in stored if written else ():
             self.listener(ev)
         if stored:

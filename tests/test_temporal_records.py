@@ -163,3 +163,19 @@ def test_a_worker_redacts_the_catalogs_secrets_before_it_makes_a_controller(vfw_
     finally:
         a.close()
         b.close()
+
+
+def test_two_attempts_of_a_runs_end_journal_one_end(vfw_copy, monkeypatch):
+    """Attempt A of ``end`` looked before B wrote (has_event said no), and its summary differs from
+    B's (each made from its worker's copy): still one run-ended, B's."""
+    path, run, ref, since, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    try:
+        b.end(ref, "completed", "", since)
+        monkeypatch.setattr(Journal, "has_event", lambda *args, **kwargs: False)   # A looked before B wrote
+        a.end(ref, "completed", "a different reason", since)
+        with Journal(path) as jr:
+            ended = jr.events(run, kinds=("run-ended",))
+        assert len(ended) == 1 and "reason" not in ended[0].data
+    finally:
+        a.close()
+        b.close()

@@ -263,7 +263,8 @@ class Activities:
                 info = ex.journal.run(ref["run"])
                 return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
             ex._project = self._project(ref, run, rs.plan_no) if rs.plan_no else ex.loader(list(ex._records.values()))
-            with _once(ex, since):
+            # one end per run after since: two attempts' summaries, made from each worker's copy, may differ
+            with _once(ex, since, same=lambda new, old: old.kind == "run-ended"):
                 result = ex._end(_core(rs), End(status, reason))
             return {"status": result.status, "summary": result.summary, "reason": result.reason}
         try:
@@ -407,11 +408,12 @@ def _loader(ref: Ref, journal: Path) -> Callable[[list[ObservedResource]], Proje
 
 
 @contextlib.contextmanager
-def _once(ex: Executor, since: int) -> Iterator[None]:
-    """The executor's journal writes within: not written again when they stand after ``since``."""
-    ex.once_since = since
+def _once(ex: Executor, since: int, same: Callable[[Event, Event], bool] | None = None) -> Iterator[None]:
+    """The executor's journal writes within: not written again when they stand after ``since``
+    (``same``: what one write is, as ``Journal.append_once`` takes it)."""
+    ex.once_since, ex.once_same = since, same
     try:
         yield
     finally:
-        ex.once_since = None
+        ex.once_since, ex.once_same = None, None
 
