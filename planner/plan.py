@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import keyword
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from functools import cached_property
@@ -89,7 +90,8 @@ def maker(cls: type[M]) -> Callable[..., M]:
     set of the fields given, which nothing changes: they are all given, and
     the models are frozen. Written as dataclasses write their ``__init__``."""
     names = tuple(cls.__pydantic_fields__)   # a field's name never starts with '_': the names below are free
-    if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+    if not all(name.isidentifier() and not keyword.iskeyword(name) and unicodedata.normalize("NFKC", name) == name
+               for name in names):   # (source code reads a name in NFKC)
         raise TypeError(f"{cls.__name__}: a field whose name is no parameter's")
     given = set(names)
     source = (f"def make(*, {', '.join(names)}):\n"

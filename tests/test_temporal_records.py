@@ -172,9 +172,10 @@ def test_two_attempts_of_a_runs_end_journal_one_end(vfw_copy, monkeypatch):
     try:
         b.end(ref, "completed", "", since)
         monkeypatch.setattr(Journal, "has_event", lambda *args, **kwargs: False)   # A looked before B wrote
-        a.end(ref, "completed", "a different reason", since)
+        answer = a.end(ref, "completed", "a different reason", since)
         with Journal(path) as jr:
             ended = jr.events(run, kinds=("run-ended",))
+            assert answer["summary"] == jr.run(run).summary and answer["reason"] == ""   # the end that stands
         assert len(ended) == 1 and "reason" not in ended[0].data
     finally:
         a.close()

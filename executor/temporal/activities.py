@@ -258,15 +258,15 @@ class Activities:
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
             rs = ex._rebuild(ref["run"])
-            if ex.journal.has_event(ref["run"], "run-ended", since=since):
-                # written by an attempt whose answer was lost
-                info = ex.journal.run(ref["run"])
-                return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
-            ex._project = self._project(ref, run, rs.plan_no) if rs.plan_no else ex.loader(list(ex._records.values()))
-            # one end per run after since: two attempts' summaries, made from each worker's copy, may differ
-            with _once(ex, since, same=lambda new, old: old.kind == "run-ended"):
-                result = ex._end(_core(rs), End(status, reason))
-            return {"status": result.status, "summary": result.summary, "reason": result.reason}
+            if not ex.journal.has_event(ref["run"], "run-ended", since=since):
+                ex._project = (self._project(ref, run, rs.plan_no) if rs.plan_no
+                               else ex.loader(list(ex._records.values())))
+                # one end per run after since: two attempts' summaries, made from each worker's copy, may differ
+                with _once(ex, since, same=lambda new, old: old.kind == "run-ended"):
+                    ex._end(_core(rs), End(status, reason))
+            # the end the journal holds, this attempt's or another's (whose answer was lost, or which wrote first)
+            info = ex.journal.run(ref["run"])
+            return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
         try:
             return self._locked(ref, work)
         finally:
