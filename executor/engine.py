@@ -734,6 +734,10 @@ class Executor:
             rs.seq = stored[-1].seq
         return stored
 
+    def learn_secrets(self, project: Project) -> None:
+        """The catalog's secret params and outputs, redacted from every write of this executor's journal."""
+        self.journal.redactor.add_names(n for kind in project.model.kinds.values() for n in kind.secrets)
+
     def _controller(self, name: str) -> Controller:
         if name not in self._controllers:
             project = self._project
@@ -745,7 +749,7 @@ class Executor:
                                for r in project.model.resources.values() if r.observed],
                     targets=sorted(project.model.targets),
                     settings={"simulation": self.options.simulation or {}}, redactor=self.journal.redactor)
-            self.journal.redactor.add_names(n for kind in project.model.kinds.values() for n in kind.secrets)
+            self.learn_secrets(project)
             self._controllers.update(make_controllers(project.model.controllers, {name}, self._context))
         return self._controllers[name]
 

@@ -363,7 +363,7 @@ class Activities:
             project = run.executor.loader(list(run.executor.journal.state().values()))
             # the catalog's secret outputs are redacted from every write of this worker, not only once it
             # has made a controller (a record written here may hold another worker's call's outputs)
-            run.executor.journal.redactor.add_names(n for kind in project.model.kinds.values() for n in kind.secrets)
+            run.executor.learn_secrets(project)
             run.projects[plan_no] = project
         return run.projects[plan_no]
 
