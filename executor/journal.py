@@ -64,6 +64,10 @@ WHOLE = 0
 STATE = -1
 
 
+class RunEnded(JournalError):
+    """A run cannot be carried on: it ended for good (completed, aborted, superseded...) meanwhile."""
+
+
 @dataclass(frozen=True)
 class RunInfo:
     id: int
@@ -227,7 +231,12 @@ class Journal:
         if claims is not None:
             return self._start_claiming(project, request, options, sorted(set(claims)))
         with self._exclusive("wait for it, or `ordo abort {run}`", others_only=False) as db:
-            waiting = self._startable_locked(supersede)
+            waiting = []
+            for old in self._startable_locked(supersede):
+                db.lock(old.id)  # an append to it that looked at its status (append_once) commits first
+                old = self._run_locked(old.id)
+                if old.status in RESUMABLE:  # else it ended meanwhile (aborted): nothing to supersede
+                    waiting.append(old)
             run = self._insert_run(project, request, options)
             now = time.time()
             for old in waiting:
@@ -379,9 +388,14 @@ class Journal:
             raise ClaimError(f"{self.path}: {'; '.join(held)}: wait for it to end, resume or abort it")
 
     def claim(self, run_id: int) -> RunInfo:
-        """Take over a run to resume it: JournalError if a live process has it."""
+        """Take over a run to resume it: JournalError if a live process has it, RunEnded if it
+        ended for good (read under its lock: a supersede or an abort that came first is seen)."""
         with self._exclusive("wait for it, or `ordo abort {run}`", run=run_id) as db:
+            db.lock(run_id)
             run = self._run_locked(run_id)
+            if run.status not in RESUMABLE:
+                raise RunEnded(f"{self.path}: run {run_id} cannot be carried on: it is {run.status}"
+                               + (f" ({run.summary['reason']})" if run.summary.get("reason") else ""))
             self._hold(run_id)
             db.execute("UPDATE runs SET pid=?, host=?, status='running', updated=? WHERE id=?",
                        (os.getpid(), _host(), time.time(), run_id))
@@ -530,18 +544,24 @@ class Journal:
     def append_once(self, run: int, events: list[Event], *, since: int | None,
                     same: Callable[[Event, Event], bool] | None = None,
                     state: dict[str, ObservedResource | None] | None = None,
-                    status: str | None = None, summary: dict[str, Any] | None = None) -> tuple[list[Event], bool]:
+                    status: str | None = None, summary: dict[str, Any] | None = None,
+                    only_if: tuple[str, ...] | None = None) -> tuple[list[Event], bool]:
         """``append``, unless these events stand already after ``since``, written by another
         attempt of the same step (a retried activity whose first attempt is still running, on
         another worker): then nothing is written, and those are returned. The look and the write
         are one transaction under the run's write lock, so of two attempts one writes and the
         other finds. ``same(new, stored)``: whether two events are one write (default: the same
-        kind, operation, key and data, as redacted). Returns the events and whether this call
-        wrote them; with ``since`` None, ``append``."""
+        kind, operation, key and data, as redacted). ``only_if``: the run's statuses (as stored) in
+        which the events are written, read in the same transaction (else nothing is written and
+        nothing returned: the run moved on, as a run superseded meanwhile). Returns the events and
+        whether this call wrote them; with ``since`` None, nothing is looked for."""
         found: list[Event] | None = None
         with self._write(run) as db:
             if since is not None and events:
                 found = self._standing(db, run, since, events, same or self._same)
+            if found is None and only_if is not None and db.execute(
+                    "SELECT status FROM runs WHERE id=?", (run,)).fetchone()[0] not in only_if:
+                found = []
             if found is None:
                 stored = self._insert(db, run, events, state, status, summary)
         if status is not None and status != "running":   # this process carries the run on no more, either way
@@ -783,4 +803,5 @@ def _first_error(exc: Exception) -> str:
     return str(exc).splitlines()[0] or type(exc).__name__
 
 
-__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalUrl", "RequestRef", "RunInfo", "private_file"]
+__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalUrl", "RequestRef", "RunEnded", "RunInfo",
+           "private_file"]

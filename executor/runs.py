@@ -17,9 +17,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from domain.errors import OrdoError
 from domain.gcpause import paused_gc
 from domain.project import Project, display_path, load_project, project_folder, read_project_file
-from executor.journal import Event, Journal, JournalError, JournalUrl, StateCopy, default_path
+from executor.journal import Event, Journal, JournalError, JournalUrl, RunInfo, StateCopy, default_path
 from executor.store import is_url, location
 from planner.plan import Plan
 
@@ -158,9 +159,39 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Journa
     ``record`` is kept with the run's options (who asked for it, the idempotency key).
     With ``temporal``, the run is a Temporal workflow carried out by ``ordo worker`` processes.
     ``shared``: the controllers' concurrency and the guards of the runs going on beside it."""
+    path = _journal_at(project.root, journal)
+    waiting = _waiting_on_temporal(path) if supersede else []
+    try:
+        return _execute(project, plan, options, path, listener=listener, around=around, supersede=supersede,
+                        claims=claims, record=record, temporal=temporal, shared=shared)
+    finally:
+        if waiting:
+            _end_superseded(path, waiting)
+
+
+def _waiting_on_temporal(path: Path | JournalUrl) -> list[RunInfo]:
+    """The runs that fell out on Temporal, whose workflows wait for a decision (a supersede ends them)."""
+    with Journal(path) as jr:
+        return [r for r in jr.resumable() if r.options.get("engine") == "temporal" and r.status == "fallout"]
+
+
+def _end_superseded(path: Path | JournalUrl, waiting: list[RunInfo]) -> None:
+    """The workflows of the runs in ``waiting`` that were superseded told to end, as far as Temporal can be
+    reached (else a workflow waits on, for a decision that changes nothing: `temporal workflow terminate`)."""
+    from executor.temporal import load_client
+
+    with contextlib.suppress(OrdoError), Journal(path, create=False) as jr:
+        for info in waiting:
+            if jr.run(info.id).status == "superseded":
+                with contextlib.suppress(OrdoError):
+                    load_client().end_superseded(info.options["temporal"], jr.id, info.id)
+
+
+def _execute(project: Project, plan: Plan, options: ApplyOptions, path: Path | JournalUrl, *,
+             listener: Listener | None, around: Around | None, supersede: bool, claims: Iterable[str] | None,
+             record: dict[str, Any] | None, temporal: Temporal | None, shared: Shared | None) -> RunResult:
     from executor.engine import ExecutionError, Executor
 
-    path = _journal_at(project.root, journal)
     if temporal is not None:
         from executor.temporal import load_client
 
@@ -291,8 +322,12 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
                                     listener=lambda ev: None, around=_nothing) is not None:
                 return f"Run {run_id} aborted (it was fallout, its workflow waiting); nothing was undone."
         if status in ("crashed", "fallout", "interrupted", "failed"):
-            jr.append(run_id, [Event("run-ended", data={**info.summary, "status": "aborted",
-                                                         "reason": f"aborted while {status}", **record})],
-                      status="aborted", summary={**info.summary, "status": "aborted"})
+            # written only if nothing moved the run on meanwhile (a resume, a supersede)
+            if not jr.append_once(run_id, [Event("run-ended", data={**info.summary, "status": "aborted",
+                                                                     "reason": f"aborted while {status}", **record})],
+                                  since=None, status="aborted", summary={**info.summary, "status": "aborted"},
+                                  only_if=(info.status,))[1]:
+                raise ExecutionError(f"run {run_id} changed while it was aborted: it is "
+                                     f"{jr.run(run_id).effective_status} now; see `ordo history`")
             return f"Run {run_id} aborted (it was {status}); nothing was undone."
         raise ExecutionError(f"run {run_id} is {status}: there is nothing to abort")

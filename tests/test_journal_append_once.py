@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from executor.journal import Event, Journal
 
 
@@ -95,3 +97,63 @@ def test_the_look_sees_the_other_writer_whatever_the_servers_default_isolation(p
                 t.join()
         assert sorted(answers) == [False, True]
         assert len(first.events(run, since=since)) == 1
+
+
+def _fallen_out(jr: Journal) -> int:
+    """A run that fell out: resumable, carried on by no process (a supersede may end it)."""
+    run = jr.start_run("/p", "r", {})
+    jr.append(run, [Event("run-ended", data={"status": "fallout"})], status="fallout", summary={"status": "fallout"})
+    return run
+
+
+def test_only_if_writes_nothing_once_the_run_moved_on(journal_url):
+    with Journal(journal_url) as jr:
+        run = _fallen_out(jr)
+        aborted = [Event("run-ended", data={"status": "aborted"})]
+        jr.start_run("/p", "new", {}, supersede=True)
+        assert jr.append_once(run, aborted, since=None, status="aborted", only_if=("fallout",)) == ([], False)
+        assert jr.run(run).status == "superseded"
+        assert [e.data["status"] for e in jr.events(run, kinds=("run-ended",))] == ["fallout", "superseded"]
+
+
+def test_a_run_that_ended_is_not_claimed(journal_url):
+    """A claim reads the run's status under its lock: a supersede that came first is seen (a resume that
+    read "fallout" just before would otherwise carry a superseded run on, and mark it running)."""
+    from executor.journal import RunEnded
+
+    with Journal(journal_url) as jr:
+        run = _fallen_out(jr)
+        jr.start_run("/p", "new", {}, supersede=True)
+        with pytest.raises(RunEnded, match=rf"run {run} cannot be carried on: it is superseded \(superseded by run"):
+            jr.claim(run)
+        assert jr.run(run).status == "superseded"
+
+
+def test_a_supersede_waits_for_an_abort_that_looked_at_the_status(journal_url):
+    """An abort (append_once, only_if fallout) has read the status and is writing its run-ended when a
+    supersede starts: the supersede waits for it, sees the run aborted and leaves it. One end per run."""
+    with Journal(journal_url) as aborting, Journal(journal_url) as superseding:
+        run = _fallen_out(aborting)
+        inside, superseded = threading.Event(), threading.Event()
+        insert = aborting._insert
+
+        def slow_insert(*args, **kwargs):   # after the status was read, before the commit
+            inside.set()
+            superseded.wait(1.0)   # the supersede, if it does not wait for this transaction, is done by then
+            return insert(*args, **kwargs)
+
+        aborting._insert = slow_insert
+
+        def supersede() -> None:
+            inside.wait(5)
+            superseding.start_run("/p", "new", {}, supersede=True)
+            superseded.set()
+
+        other = threading.Thread(target=supersede)
+        other.start()
+        written = aborting.append_once(run, [Event("run-ended", data={"status": "aborted"})], since=None,
+                                       status="aborted", summary={"status": "aborted"}, only_if=("fallout",))[1]
+        other.join()
+        assert written
+        assert [e.data["status"] for e in aborting.events(run, kinds=("run-ended",))] == ["fallout", "aborted"]
+        assert aborting.run(run).status == "aborted"

@@ -7,6 +7,7 @@ ledger shows any effect applied twice.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 import subprocess
@@ -118,3 +119,21 @@ def test_a_run_fallen_out_is_aborted_by_the_decide_signal(temporal_server: str, 
         assert jr.run(1).status == "aborted"
     ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
     assert ended == ["fallout", "aborted"]
+
+
+def test_a_run_fallen_out_and_superseded_ends_its_workflow(temporal_server: str, tmp_path: Path):
+    """`ordo apply --supersede` ends the run that waited for a decision for good, and tells its workflow,
+    which ends with it instead of waiting on for a decision that could change nothing."""
+    with vfw_workers(temporal_server, "f3", tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, "f3", tmp_path)
+        _fix(tmp_path)
+        anew = run_ordo_process("apply", "-C", VFW, "--auto-approve", "--supersede", "--simulation",
+                                tmp_path / "scenario.yaml", "--journal", tmp_path / "journal.db", timeout=180)
+        assert anew.code == 0, anew.text
+        result = with_client(temporal_server, lambda c: asyncio.wait_for(c.get_workflow_handle(wid).result(), 60))
+        statuses, _ = with_client(temporal_server, lambda c: _workflow(c, wid))
+    assert result["status"] == "superseded" and statuses == ["COMPLETED"], (result, statuses)
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        assert jr.run(1).status == "superseded" and jr.run(2).status == "complete"
+    ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
+    assert ended == ["fallout", "superseded"]

@@ -180,3 +180,42 @@ def test_two_attempts_of_a_runs_end_journal_one_end(vfw_copy, monkeypatch):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("when", ["before", "after the resume-requested"])
+def test_a_decision_on_a_run_superseded_meanwhile_ends_the_workflow(vfw_copy, monkeypatch, when):
+    """A run fell out; `ordo apply --supersede` ends it before the decision's activity writes, or between
+    its resume-requested and its claim. The decision does not carry the superseded run on (nor mark it
+    running): it answers with the run's end, and the workflow ends with it."""
+    path, run, ref, since, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    decision = {"action": "resume", "principal": "alice", "record": {}}
+    appended = Journal.append_once
+
+    def supersede(where):
+        with Journal(where) as other:
+            other.start_run(str(vfw_copy), "another request", {}, supersede=True)
+
+    def superseded_after(self, *args, **kwargs):
+        answer = appended(self, *args, **kwargs)
+        supersede(path)
+        return answer
+
+    try:
+        with Journal(path) as jr:
+            jr.append(run, [Event("run-ended", data={"status": "fallout"})], status="fallout",
+                      summary={"status": "fallout"})
+        if when == "before":
+            supersede(path)
+        else:
+            monkeypatch.setattr(Journal, "append_once", superseded_after)
+        answer = a.decide(ref, since, decision)
+        assert answer["status"] == "superseded" and "seq" not in answer, answer
+        aborted = b.decide(ref, since, {**decision, "action": "abort"})
+        assert aborted["status"] == "superseded"
+        with Journal(path) as jr:
+            assert jr.run(run).status == "superseded"
+            assert [e.data["status"] for e in jr.events(run, kinds=("run-ended",))] == ["fallout", "superseded"]
+            assert len(jr.events(run, kinds=("resume-requested",))) == (0 if when == "before" else 1)
+    finally:
+        a.close()
+        b.close()

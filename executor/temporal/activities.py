@@ -38,7 +38,7 @@ from executor.controllers import OperationRequest
 from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
 from executor.core.loop import replanned
 from executor.engine import ApplyOptions, Executor
-from executor.journal import Journal, JournalError, refreshed
+from executor.journal import Journal, JournalError, RunEnded, refreshed
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
@@ -276,25 +276,41 @@ class Activities:
     def decide(self, ref: Ref, since: int, decision: dict[str, Any]) -> dict[str, Any]:
         """A decision on a run that fell out (the workflow's ``decide`` signal), journaled as ``ordo resume``,
         ``ordo rollback`` and ``ordo abort`` journal it: ``resume-requested`` (who asked) and the run held
-        again (unless the process that asked holds it already), or ``run-ended`` aborted."""
+        again (unless the process that asked holds it already): ``{"seq": ...}``; or ``run-ended`` aborted.
+        A run that ended meanwhile (``ordo apply --supersede`` ended it, or an ``ordo abort``) is not
+        carried on: the answer is then its end, as for an abort, and the workflow ends."""
         def work(run: _Run) -> dict[str, Any]:
             jr, number = run.executor.journal, ref["run"]
             asked = {**decision["record"], "principal": decision["principal"]}
+
+            def ended() -> dict[str, Any]:
+                info = jr.run(number)
+                return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
+
             if decision["action"] == "abort":
                 info = jr.run(number)
-                if info.status == "fallout":  # else: written by an attempt whose answer was lost
+                if info.status == "fallout":  # else: written by an attempt whose answer was lost, or superseded
                     summary = {**info.summary, "status": "aborted", "reason": "aborted while fallout"}
                     jr.append_once(number, [Event("run-ended", data={**summary, **asked})], since=since,
-                                   status="aborted", summary=summary)
-                    info = jr.run(number)
-                return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
+                                   status="aborted", summary=summary, only_if=("fallout",))
+                return ended()
             rollback = {"rollback": True} if decision["action"] == "rollback" else {}
             asking = [Event("resume-requested", data={**asked, **rollback})]
-            seq = jr.append_once(number, asking, since=since)[0][-1].seq
+            # "running": the process that asked holds the run (it follows the workflow)
+            written = jr.append_once(number, asking, since=since, only_if=("fallout", "running"))[0]
+            if not written:
+                return ended()
+            seq = written[-1].seq
             # the decision is for the fallout before it: not for one after it (this attempt came late,
             # its retry's resume ran and fell out again), which waits for a decision of its own
-            if jr.run(number).status == "fallout" and not jr.has_event(number, "run-ended", since=seq):
-                jr.claim(number)
+            status = jr.run(number).status
+            if status == "fallout" and not jr.has_event(number, "run-ended", since=seq):
+                try:
+                    jr.claim(number)
+                except RunEnded:  # superseded since
+                    return ended()
+            elif status not in ("fallout", "running"):  # superseded after the event was written
+                return ended()
             return {"seq": seq}
         try:
             return self._locked(ref, work)

@@ -226,10 +226,20 @@ async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[Workflow
 
 def stop_workflow(address: str, journal_id: str, run: int, reason: str) -> None:
     """Signal a run's workflow to stop (``ordo abort``)."""
+    _signal(address, journal_id, run, RunWorkflow.stop, reason)
+
+
+def end_superseded(address: str, journal_id: str, run: int) -> None:
+    """Let the workflow of a run that waited for a decision, and was superseded meanwhile, end: the
+    abort it is sent finds the run ended (``ordo.decide`` writes nothing) and the workflow ends with it."""
+    _signal(address, journal_id, run, RunWorkflow.decide, {"action": "abort", "principal": "", "record": {}})
+
+
+def _signal(address: str, journal_id: str, run: int, signal: Any, arg: Any) -> None:
     async def go() -> None:
         client = await _connect(address)
         try:
-            await client.get_workflow_handle(workflow_id(journal_id, run)).signal(RunWorkflow.stop, reason)
+            await client.get_workflow_handle(workflow_id(journal_id, run)).signal(signal, arg)
         except Exception as exc:  # gone, or completed meanwhile
             raise TemporalError(f"cannot signal run {run}'s workflow at {address}: {exc}") from None
         finally:

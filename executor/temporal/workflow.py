@@ -11,8 +11,9 @@ the calls completing and the ``stop`` signal; ``Abandon`` cancels the calls;
 the workflow waits (without a timeout of its own) for the ``decide`` signal: on
 ``resume`` or ``rollback`` an activity journals who asked, and the core is fed
 ``Resumed`` in the same workflow (it plans again: an activity), as ``ordo resume``
-feeds it on the local host; on ``abort`` the run ends aborted. Time is
-``workflow.now()``.
+feeds it on the local host; on ``abort`` the run ends aborted. A run superseded
+while it waited (``ordo apply --supersede``) is sent an abort, and its workflow
+ends with the end the journal holds. Time is ``workflow.now()``.
 
 The plan crosses no history: the workflow's input and what it hands on when it
 continues as new is a reference to the run (``wire.Ref``); the client (the
@@ -179,7 +180,7 @@ class RunWorkflow:
             decision, self._decision, self._awaiting = self._decision, None, False
             assert decision is not None
             taken = await self._step("ordo.decide", ref, self._seq, decision)
-            if decision["action"] == "abort":
+            if "seq" not in taken:  # aborted, or the run ended meanwhile (superseded)
                 rs.ended = taken["status"]
                 return taken
             self._seq = max(self._seq, taken["seq"])
