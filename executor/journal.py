@@ -545,22 +545,22 @@ class Journal:
                     same: Callable[[Event, Event], bool] | None = None,
                     state: dict[str, ObservedResource | None] | None = None,
                     status: str | None = None, summary: dict[str, Any] | None = None,
-                    only_if: tuple[str, ...] | None = None) -> tuple[list[Event], bool]:
+                    only_if: Callable[[RunInfo], bool] | None = None) -> tuple[list[Event], bool]:
         """``append``, unless these events stand already after ``since``, written by another
         attempt of the same step (a retried activity whose first attempt is still running, on
         another worker): then nothing is written, and those are returned. The look and the write
         are one transaction under the run's write lock, so of two attempts one writes and the
         other finds. ``same(new, stored)``: whether two events are one write (default: the same
-        kind, operation, key and data, as redacted). ``only_if``: the run's statuses (as stored) in
-        which the events are written, read in the same transaction (else nothing is written and
-        nothing returned: the run moved on, as a run superseded meanwhile). Returns the events and
-        whether this call wrote them; with ``since`` None, nothing is looked for."""
+        kind, operation, key and data, as redacted). ``only_if(run)``: whether the run, as read in
+        the same transaction (its status, and whether its owner is alive), is still in the state the
+        events are for; else nothing is written and nothing returned (the run moved on: superseded,
+        or taken over by a resume). Returns the events and whether this call wrote them; with
+        ``since`` None, nothing is looked for."""
         found: list[Event] | None = None
         with self._write(run) as db:
             if since is not None and events:
                 found = self._standing(db, run, since, events, same or self._same)
-            if found is None and only_if is not None and db.execute(
-                    "SELECT status FROM runs WHERE id=?", (run,)).fetchone()[0] not in only_if:
+            if found is None and only_if is not None and not only_if(self._run_locked(run)):
                 found = []
             if found is None:
                 stored = self._insert(db, run, events, state, status, summary)

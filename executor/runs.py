@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import OrdoError
 from domain.gcpause import paused_gc
 from domain.project import Project, display_path, load_project, project_folder, read_project_file
-from executor.journal import Event, Journal, JournalError, JournalUrl, RunInfo, StateCopy, default_path
+from executor.journal import Event, Journal, JournalError, JournalUrl, StateCopy, default_path
 from executor.store import is_url, location
 from planner.plan import Plan
 
@@ -160,29 +160,26 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Journa
     With ``temporal``, the run is a Temporal workflow carried out by ``ordo worker`` processes.
     ``shared``: the controllers' concurrency and the guards of the runs going on beside it."""
     path = _journal_at(project.root, journal)
-    waiting = _waiting_on_temporal(path) if supersede else []
+    if supersede:
+        with Journal(path) as jr:
+            last = jr.last_run() or 0
     try:
         return _execute(project, plan, options, path, listener=listener, around=around, supersede=supersede,
                         claims=claims, record=record, temporal=temporal, shared=shared)
     finally:
-        if waiting:
-            _end_superseded(path, waiting)
+        if supersede:
+            _end_superseded(path, last)
 
 
-def _waiting_on_temporal(path: Path | JournalUrl) -> list[RunInfo]:
-    """The runs that fell out on Temporal, whose workflows wait for a decision (a supersede ends them)."""
-    with Journal(path) as jr:
-        return [r for r in jr.resumable() if r.options.get("engine") == "temporal" and r.status == "fallout"]
-
-
-def _end_superseded(path: Path | JournalUrl, waiting: list[RunInfo]) -> None:
-    """The workflows of the runs in ``waiting`` that were superseded told to end, as far as Temporal can be
-    reached (else a workflow waits on, for a decision that changes nothing: `temporal workflow terminate`)."""
+def _end_superseded(path: Path | JournalUrl, last: int) -> None:
+    """The workflows of the runs on Temporal that a run after ``last`` superseded told to end, as far as
+    Temporal can be reached: one that fell out waits for a decision, which can change nothing now. Where
+    this is not done (Temporal out of reach, this process stopped first), `ordo abort N` tells it."""
     from executor.temporal import load_client
 
     with contextlib.suppress(OrdoError), Journal(path, create=False) as jr:
-        for info in waiting:
-            if jr.run(info.id).status == "superseded":
+        for info in jr.runs(status="superseded"):
+            if info.options.get("engine") == "temporal" and info.summary.get("superseded_by", 0) > last:
                 with contextlib.suppress(OrdoError):
                     load_client().end_superseded(info.options["temporal"], jr.id, info.id)
 
@@ -315,18 +312,25 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             return (f"Abort requested: run {run_id} (pid {info.pid}) will stop once its operations "
                     "in flight finish.")
-        if info.options.get("engine") == "temporal" and status == "fallout":
+        if info.options.get("engine") == "temporal" and status in ("fallout", "superseded"):
             from executor.temporal import load_client
 
-            if load_client().decide(jr.path, run_id, info.options["temporal"], "abort", record,
-                                    listener=lambda ev: None, around=_nothing) is not None:
+            # superseded: its workflow may still wait (the apply that superseded it stopped before telling it)
+            decided = load_client().decide(jr.path, run_id, info.options["temporal"], "abort", record,
+                                           listener=lambda ev: None, around=_nothing)
+            if decided is not None and status == "superseded":
+                return f"Run {run_id} was superseded; its workflow, which still waited for a decision, has ended."
+            if decided is not None:
+                if decided.status != "aborted":
+                    raise ExecutionError(f"run {run_id} was not aborted: it is {decided.status} "
+                                         f"({decided.reason or 'it changed meanwhile'}); see `ordo history`")
                 return f"Run {run_id} aborted (it was fallout, its workflow waiting); nothing was undone."
         if status in ("crashed", "fallout", "interrupted", "failed"):
-            # written only if nothing moved the run on meanwhile (a resume, a supersede)
-            if not jr.append_once(run_id, [Event("run-ended", data={**info.summary, "status": "aborted",
-                                                                     "reason": f"aborted while {status}", **record})],
-                                  since=None, status="aborted", summary={**info.summary, "status": "aborted"},
-                                  only_if=(info.status,))[1]:
+            # written only if nothing moved the run on meanwhile (a resume took it over, a supersede ended it)
+            summary = {**info.summary, "status": "aborted", "reason": f"aborted while {status}"}
+            if not jr.append_once(run_id, [Event("run-ended", data={**summary, **record})], since=None,
+                                  status="aborted", summary=summary,
+                                  only_if=lambda r: r.effective_status == status)[1]:
                 raise ExecutionError(f"run {run_id} changed while it was aborted: it is "
                                      f"{jr.run(run_id).effective_status} now; see `ordo history`")
             return f"Run {run_id} aborted (it was {status}); nothing was undone."

@@ -111,7 +111,8 @@ def test_only_if_writes_nothing_once_the_run_moved_on(journal_url):
         run = _fallen_out(jr)
         aborted = [Event("run-ended", data={"status": "aborted"})]
         jr.start_run("/p", "new", {}, supersede=True)
-        assert jr.append_once(run, aborted, since=None, status="aborted", only_if=("fallout",)) == ([], False)
+        fallen = lambda r: r.status == "fallout"  # noqa: E731
+        assert jr.append_once(run, aborted, since=None, status="aborted", only_if=fallen) == ([], False)
         assert jr.run(run).status == "superseded"
         assert [e.data["status"] for e in jr.events(run, kinds=("run-ended",))] == ["fallout", "superseded"]
 
@@ -152,8 +153,79 @@ def test_a_supersede_waits_for_an_abort_that_looked_at_the_status(journal_url):
         other = threading.Thread(target=supersede)
         other.start()
         written = aborting.append_once(run, [Event("run-ended", data={"status": "aborted"})], since=None,
-                                       status="aborted", summary={"status": "aborted"}, only_if=("fallout",))[1]
+                                       status="aborted", summary={"status": "aborted"},
+                                       only_if=lambda r: r.status == "fallout")[1]
         other.join()
         assert written
         assert [e.data["status"] for e in aborting.events(run, kinds=("run-ended",))] == ["fallout", "aborted"]
         assert aborting.run(run).status == "aborted"
+
+
+def test_a_claim_waits_for_an_abort_that_looked_at_the_status(journal_url):
+    """An abort (append_once, only_if fallout) is writing when a resume claims the run: the claim
+    waits for it and refuses the run aborted, rather than mark it running."""
+    from executor.journal import RunEnded
+
+    with Journal(journal_url) as aborting, Journal(journal_url) as claiming:
+        run = _fallen_out(aborting)
+        inside, claimed = threading.Event(), threading.Event()
+        insert, refused = aborting._insert, []
+
+        def slow_insert(*args, **kwargs):
+            inside.set()
+            claimed.wait(1.0)   # a claim that does not wait for this transaction is done by then
+            return insert(*args, **kwargs)
+
+        aborting._insert = slow_insert
+
+        def claim() -> None:
+            inside.wait(5)
+            try:
+                claiming.claim(run)
+            except RunEnded as exc:
+                refused.append(exc)
+            claimed.set()
+
+        other = threading.Thread(target=claim)
+        other.start()
+        assert aborting.append_once(run, [Event("run-ended", data={"status": "aborted"})], since=None,
+                                    status="aborted", summary={"status": "aborted"},
+                                    only_if=lambda r: r.status == "fallout")[1]
+        other.join()
+        assert aborting.run(run).status == "aborted" and len(refused) == 1
+
+
+def test_ordo_abort_leaves_a_crashed_run_that_a_resume_took_over(journal_url, tmp_path):
+    """`ordo abort` read the run crashed (status running, its owner gone); a resume claims it before
+    the abort writes: the abort writes nothing and says the run changed, the resume's end is the one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from executor import runs
+    from executor.engine import ExecutionError
+
+    root = str(Path(__file__).resolve().parent.parent)
+    started = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                              "from executor.journal import Journal; "
+                              "print(Journal(sys.argv[2]).start_run('/p', 'r', {}))",
+                              root, journal_url], capture_output=True, text=True, check=True)
+    run = int(started.stdout)
+    (tmp_path / "ordo.yaml").write_text("{}\n")
+    with Journal(journal_url) as resumer:
+        assert resumer.run(run).effective_status == "crashed"
+        appended = Journal.append_once
+
+        def resumed_first(self, *args, **kwargs):
+            if kwargs.get("only_if") is not None:
+                resumer.claim(run)
+            return appended(self, *args, **kwargs)
+
+        Journal.append_once = resumed_first
+        try:
+            with pytest.raises(ExecutionError, match=f"run {run} changed while it was aborted: it is running now"):
+                runs.abort(tmp_path, journal_url, run)
+        finally:
+            Journal.append_once = appended
+        resumer.append(run, [Event("run-ended", data={"status": "complete"})], status="complete")
+        assert [e.data["status"] for e in resumer.events(run, kinds=("run-ended",))] == ["complete"]

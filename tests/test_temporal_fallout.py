@@ -137,3 +137,45 @@ def test_a_run_fallen_out_and_superseded_ends_its_workflow(temporal_server: str,
         assert jr.run(1).status == "superseded" and jr.run(2).status == "complete"
     ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
     assert ended == ["fallout", "superseded"]
+
+
+def test_an_abort_after_a_resume_took_the_run_gives_way_to_the_resume(temporal_server: str, tmp_path: Path):
+    """`ordo resume` has taken the run (it signals next) when an `ordo abort` signal reaches the workflow
+    first, the two perhaps in one workflow task: the abort finds the run taken and ends nothing; the
+    resume's decision, kept, is taken next and the run completes."""
+    with vfw_workers(temporal_server, "f4", tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, "f4", tmp_path)
+        _fix(tmp_path)
+
+        async def both(client) -> dict:
+            handle = client.get_workflow_handle(wid)
+            await handle.signal("decide", {"action": "abort", "principal": "bob", "record": {}})
+            await handle.signal("decide", {"action": "resume", "principal": "alice", "record": {}})
+            return await asyncio.wait_for(handle.result(), 120)
+
+        with Journal(tmp_path / "journal.db", create=False) as jr:
+            jr.claim(1)   # the resume's process holds the run, as `ordo resume` does before it signals
+            result = with_client(temporal_server, both)
+    assert result["status"] == "complete", result
+    ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
+    assert ended == ["fallout", "complete"]
+    asked = [d["principal"] for k, d in _events(tmp_path) if k == "resume-requested"]
+    assert asked == ["alice"]
+
+
+def test_ordo_abort_ends_the_workflow_of_a_run_superseded_without_telling_it(temporal_server: str, tmp_path: Path):
+    """The apply that superseded a run which waited for a decision stopped before it told the run's
+    workflow (here: superseded in the journal alone): `ordo abort` tells it, and says so."""
+    with vfw_workers(temporal_server, "f5", tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, "f5", tmp_path)
+        with Journal(tmp_path / "journal.db", create=False) as jr:
+            jr.start_run(str(VFW), "another", {}, supersede=True)
+            jr.append(2, [], status="complete")
+        abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+        assert abort.code == 0 and "was superseded; its workflow" in abort.out, abort.text
+        result = with_client(temporal_server, lambda c: asyncio.wait_for(c.get_workflow_handle(wid).result(), 60))
+    assert result["status"] == "superseded", result
+    ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
+    assert ended == ["fallout", "superseded"]
+    again = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+    assert again.code != 0 and "run 1 is superseded: there is nothing to abort" in again.text, again.text

@@ -277,8 +277,9 @@ class Activities:
         """A decision on a run that fell out (the workflow's ``decide`` signal), journaled as ``ordo resume``,
         ``ordo rollback`` and ``ordo abort`` journal it: ``resume-requested`` (who asked) and the run held
         again (unless the process that asked holds it already): ``{"seq": ...}``; or ``run-ended`` aborted.
-        A run that ended meanwhile (``ordo apply --supersede`` ended it, or an ``ordo abort``) is not
-        carried on: the answer is then its end, as for an abort, and the workflow ends."""
+        Otherwise the answer is the run's status: an end (superseded by ``ordo apply --supersede``,
+        aborted) that the workflow ends with; or "running", for an abort that came after a resume took
+        the run (the resume's own decision follows), and the workflow waits for the next decision."""
         def work(run: _Run) -> dict[str, Any]:
             jr, number = run.executor.journal, ref["run"]
             asked = {**decision["record"], "principal": decision["principal"]}
@@ -292,12 +293,14 @@ class Activities:
                 if info.status == "fallout":  # else: written by an attempt whose answer was lost, or superseded
                     summary = {**info.summary, "status": "aborted", "reason": "aborted while fallout"}
                     jr.append_once(number, [Event("run-ended", data={**summary, **asked})], since=since,
-                                   status="aborted", summary=summary, only_if=("fallout",))
+                                   status="aborted", summary=summary, only_if=lambda r: r.status == "fallout")
+                # "running": not ended, a resume took the run first (its decision comes next); else its end
                 return ended()
             rollback = {"rollback": True} if decision["action"] == "rollback" else {}
             asking = [Event("resume-requested", data={**asked, **rollback})]
             # "running": the process that asked holds the run (it follows the workflow)
-            written = jr.append_once(number, asking, since=since, only_if=("fallout", "running"))[0]
+            written = jr.append_once(number, asking, since=since,
+                                     only_if=lambda r: r.status in ("fallout", "running"))[0]
             if not written:
                 return ended()
             seq = written[-1].seq

@@ -79,6 +79,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 WORKFLOW = "ordo-run"
+#: A run's statuses in which a decision did not end it: the workflow waits for the next.
+UNDECIDED = ("running", "fallout")
+#: Decisions kept waiting at most (more are dropped: one is taken at a time, and a resume drops the rest).
+MAX_DECISIONS = 8
 #: The ``decide`` signal's actions, for a run that fell out.
 DECISIONS = ("resume", "rollback", "abort")
 #: The core's records that are journaled with the plan (by the client, by ``ordo.replan``).
@@ -123,7 +127,7 @@ class RunWorkflow:
         self._found: dict[str, dict[str, Any]] = {}         # records of the observation under way
         self._settled = 0                                   # outcomes fed since this execution began
         self._frozen: float | None = None                   # the core's time while handing the history on
-        self._decision: dict[str, Any] | None = None        # after a fallout: resume, rollback or abort
+        self._decisions: list[dict[str, Any]] = []          # after a fallout: resume, rollback or abort, in turn
         self._awaiting = False                              # fallen out, waiting for the decision
 
     @workflow.signal
@@ -136,10 +140,10 @@ class RunWorkflow:
     def decide(self, decision: dict[str, Any]) -> None:
         """What to do with a run that fell out: ``{"action": resume | rollback | abort, "principal": ...,
         "record": {...}}`` (``record``: more for the journal's event). Taken once the run has fallen out."""
-        if self._decision is None and isinstance(decision, dict) and decision.get("action") in DECISIONS:
+        if len(self._decisions) < MAX_DECISIONS and isinstance(decision, dict) and decision.get("action") in DECISIONS:
             record = decision.get("record")
-            self._decision = {"action": decision["action"], "principal": str(decision.get("principal") or ""),
-                              "record": record if isinstance(record, dict) else {}}
+            self._decisions.append({"action": decision["action"], "principal": str(decision.get("principal") or ""),
+                                    "record": record if isinstance(record, dict) else {}})
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
@@ -175,14 +179,18 @@ class RunWorkflow:
             answer = await self._drive(ref, rs, core, inp)
             if answer["status"] != "fallout":
                 return answer
-            self._awaiting = True   # as long as it takes: a decision may come days later
-            await workflow.wait_condition(lambda: self._decision is not None)
-            decision, self._decision, self._awaiting = self._decision, None, False
-            assert decision is not None
-            taken = await self._step("ordo.decide", ref, self._seq, decision)
-            if "seq" not in taken:  # aborted, or the run ended meanwhile (superseded)
-                rs.ended = taken["status"]
-                return taken
+            while True:
+                self._awaiting = True   # as long as it takes: a decision may come days later
+                await workflow.wait_condition(lambda: bool(self._decisions))
+                decision, self._awaiting = self._decisions.pop(0), False
+                taken = await self._step("ordo.decide", ref, self._seq, decision)
+                if "seq" in taken:   # resumed: the decisions sent meanwhile were for this fallout too
+                    self._decisions.clear()
+                    break
+                if taken["status"] not in UNDECIDED:  # aborted, or the run ended meanwhile (superseded)
+                    rs.ended = taken["status"]
+                    return taken
+                # an abort after a resume took the run: the resume's decision is the next
             self._seq = max(self._seq, taken["seq"])
             rs.ended = None
             inp = Resumed("fallout", self._now(), rollback=decision["action"] == "rollback")
