@@ -248,9 +248,11 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
     try:
         info = jr.run(run_id)
         if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
+            from executor.temporal import workflow_id
+
             raise ExecutionError(f"run {run_id} runs on Temporal and its workflow may still be going on without "
                                  f"the process that started it: see `temporal workflow describe -w "
-                                 f"ordo-run-{jr.id[:12]}-{run_id}`, or `ordo abort {run_id}`")
+                                 f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
         if info.options.get("engine") == "temporal" and info.effective_status == "fallout":
             from executor.temporal import load_client
 

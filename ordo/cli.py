@@ -847,7 +847,8 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
           task_queue: str, continue_every: int | None) -> None:
     """Serve orchestration requests over HTTP (API under /v1, docs at /docs).
 
-    Runs are carried out in this process, recorded in the journal as `ordo apply`
+    Runs are carried out in this process (or, with --engine temporal, by `ordo worker`
+    processes, this one following them), recorded in the journal as `ordo apply`
     records them; on start, the runs it accepted and that were cut short are resumed.
     SIGTERM or Ctrl-C: stop taking requests, let the runs stop where they can resume."""
     try:

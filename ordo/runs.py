@@ -124,6 +124,7 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
         info = jr.run(run_id)
         events = jr.events(run_id)
         texts = _event_texts(jr.path, events)  # a damaged event names itself before anything is printed
+        journal_id = jr.id
     # journals written before redaction, and secrets of this environment: masked again on the way out
     redactor = Redactor()
     events = [replace(ev, data=redactor.event(ev.data)) for ev in events]
@@ -136,6 +137,11 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
         return
     console.print(f"[bold]Run {info.id}[/]: {shown(info.request)}, {shown(info.effective_status)}", highlight=False)
     console.print(f"  started {_when(info.created)} UTC, last event {_when(info.updated)} UTC", highlight=False)
+    if info.options.get("engine") == "temporal":
+        from executor.temporal import workflow_id
+
+        console.print(f"  on Temporal at {shown(info.options.get('temporal', '?'))}: workflow "
+                      f"{workflow_id(journal_id, info.id)}", highlight=False)
     if info.summary:
         console.print(f"  {shown(summary_line(info.effective_status, info.summary))}", highlight=False)
         if info.summary.get("reason"):

@@ -66,12 +66,13 @@ def _apply_args(address: str, queue: str, folder: Path, scenario: Path) -> list[
             "--json"]
 
 
-def _exactly_once(folder: Path) -> dict:
-    """The journal and the ledger agree, and no effect was applied twice; the run's summary."""
+def _exactly_once(folder: Path, journal: str | None = None) -> dict:
+    """The journal (``folder``'s file, else ``journal``) and the ledger in ``folder`` agree, and no effect
+    was applied twice; the run's summary."""
     ledger = read_ledger(folder / "simulated-world.db")
     keys = collections.Counter(row["key"] for row in ledger)
     assert ledger and max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]
-    with Journal(folder / "journal.db", create=False) as jr:
+    with Journal(journal or folder / "journal.db", create=False) as jr:
         info = jr.runs()[-1]
         events = jr.events(info.id)
     assert info.status == "complete", info.summary
@@ -152,6 +153,60 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(temporal_serv
         observed = [ev.op for ev in jr.events(1) if ev.kind == "result" and ev.data["observed"]]
     assert observed  # the effect of the lost answer, found applied
     assert with_client(temporal_server, lambda c: _retried_calls(c, wid)) >= 1
+
+
+@pytest.mark.slow
+def test_a_run_journaled_in_postgresql_completes_on_two_workers_exactly_once(temporal_server: str, postgres_url: str,
+                                                                               vfw_copy: Path):
+    """The journal in PostgreSQL (docs/deploy.md): one worker given the database's URL, one that takes it
+    from the workflow's input (no password, no query); the first is killed right after its third call
+    applied its effect, and the other carries the run to its end, each effect once."""
+    from executor.temporal.activities import Activities
+
+    scenario = _scenario(vfw_copy.parent, "region-two-refuses.yaml", **QUICK)
+    envs = [{"ORDO_CRASH_POINT": "applied:3", "ORDO_JOURNAL": postgres_url}, {}]
+    with vfw_workers(temporal_server, "tp", vfw_copy.parent, vfw_copy, 2, envs) as procs:
+        done = subprocess.run([ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server,
+                               "--task-queue", "tp", "-C", str(vfw_copy), "--auto-approve", "--simulation",
+                               str(scenario), "--journal", postgres_url, "--json"],
+                              capture_output=True, text=True, env=ordo_env(), timeout=180)
+        assert procs[0].poll() == -signal.SIGKILL
+    assert done.returncode == 0, done.stderr
+    summary = _exactly_once(vfw_copy / ".ordo", postgres_url)   # a database's files: the project's .ordo/
+    assert summary["replans"] == 1 and summary["created"] == 10 and summary["unfinished"] == 0
+    # a worker's own URL is taken whole (the password, a query such as sslmode), the input's as given
+    own, given = Activities(journal=f"{postgres_url}?sslmode=disable"), Activities()
+    try:
+        ref = {"journal": "postgresql://postgres@db.example/ordo", "root": str(vfw_copy)}
+        assert own._where(ref).url == f"{postgres_url}?sslmode=disable"
+        assert given._where(ref).url == ref["journal"] and given._where(ref).parent == vfw_copy / ".ordo"
+    finally:
+        own.close()
+        given.close()
+
+
+@pytest.mark.slow
+def test_a_run_no_worker_would_call_a_controller_for_is_refused_before_it_is_recorded(temporal_server: str,
+                                                                                       tmp_path: Path, monkeypatch):
+    """Workers of the main queue only (queues listed by hand): the calls to the vFW's controllers would
+    wait without a word, so the run is refused, naming the queue, and nothing is journaled."""
+    from domain.project import load_project
+    from executor import runs
+    from executor.engine import ApplyOptions
+    from executor.temporal import Temporal, client
+    from planner.core import make_plan
+
+    monkeypatch.setattr(client, "SERVED_WAIT", 2.0)
+    project = load_project(VFW)
+    plan = make_plan(project).plan
+    journal = tmp_path / "journal.db"
+    unserved = r"no worker serves the task queue t9-\w+ \(the calls to \w+\) on "
+    main_only = ("--task-queue", "t9", "--task-queue", "t9.planning")
+    with (vfw_workers(temporal_server, "t9", tmp_path, VFW, 1, extra=main_only),
+          pytest.raises(client.TemporalError, match=unserved)):
+        runs.execute(project, plan, ApplyOptions(), journal, temporal=Temporal(temporal_server, "t9"))
+    with Journal(journal, create=False) as jr:
+        assert jr.runs() == []
 
 
 async def _retried_calls(client, wid: str) -> int:

@@ -179,3 +179,5 @@ def test_ordo_abort_ends_the_workflow_of_a_run_superseded_without_telling_it(tem
     assert ended == ["fallout", "superseded"]
     again = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
     assert again.code != 0 and "run 1 is superseded: there is nothing to abort" in again.text, again.text
+    show = run_ordo_process("show", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
+    assert f"on Temporal at {temporal_server}: workflow {wid}" in show.out, show.text   # what to ask Temporal for

@@ -147,5 +147,6 @@ def test_a_sweep_that_no_worker_would_plan_is_refused_not_left_waiting(tmp_path:
     batch = jobs(VFW, None, None, tmp_path / "journal.db", [], None, None)
     with (dev_server(tmp_path) as address,
           workers(address, "w2", tmp_path, VFW, count=1, extra=("--task-queue", "w2")),
-          pytest.raises(client.TemporalError, match=r"no worker serves w2\.planning \(the planning queue")):
+          pytest.raises(client.TemporalError,
+                        match=r"no worker serves the task queue w2\.planning \(a sweep's scenarios\)")):
         client.sweep(Temporal(address, "w2"), batch)

@@ -30,6 +30,11 @@ class Temporal:
     continue_every: int = DEFAULT_CONTINUE_EVERY
 
 
+def workflow_id(journal_id: str, run: int) -> str:
+    """One workflow per run of a journal: a second submission of the run finds the first."""
+    return f"ordo-run-{journal_id[:12]}-{run}"
+
+
 def load_client() -> ModuleType:
     """``executor.temporal.client``; a clear error when the ``temporal`` extra is not installed."""
     try:

@@ -38,7 +38,8 @@ from executor.controllers import OperationRequest
 from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
 from executor.core.loop import replanned
 from executor.engine import ApplyOptions, Executor
-from executor.journal import Journal, JournalError, RunEnded, refreshed
+from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refreshed
+from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
@@ -68,7 +69,7 @@ class Activities:
     """One worker's activities. ``journal``: where this worker finds the journal, when its path
     differs from the client's (another machine's mount)."""
 
-    def __init__(self, *, journal: Path | None = None) -> None:
+    def __init__(self, *, journal: Path | str | None = None) -> None:
         self._journal = journal
         self._runs: dict[tuple[str, str, int], _Run] = {}
         self._lock = threading.Lock()
@@ -327,8 +328,14 @@ class Activities:
 
     # --- helpers ----------------------------------------------------------------------
 
+    def _where(self, ref: Ref) -> Path | JournalUrl:
+        """The run's journal from this worker: its own ``--journal`` (a database's URL with what the
+        workflow input leaves out, the password and the query), else the client's; a database's files
+        are kept in the project's ``.ordo/``, as the client keeps them."""
+        return location(self._journal or ref["journal"], Path(ref["root"]) / ".ordo")
+
     def _run(self, ref: Ref) -> _Run:
-        path = Path(self._journal or ref["journal"])
+        path = self._where(ref)
         key = (str(path), ref["journal_id"], ref["run"])
         with self._lock:
             run = self._runs.get(key)
@@ -347,7 +354,7 @@ class Activities:
 
     def _forget(self, ref: Ref) -> None:
         with self._lock:
-            run = self._runs.pop((str(Path(self._journal or ref["journal"])), ref["journal_id"], ref["run"]), None)
+            run = self._runs.pop((str(self._where(ref)), ref["journal_id"], ref["run"]), None)
         if run is not None:
             run.executor.close()
             run.executor.journal.close()
@@ -415,7 +422,7 @@ def _core(rs: RunState) -> SimpleNamespace:
                                                           if rs.plan else {}))
 
 
-def _loader(ref: Ref, journal: Path) -> Callable[[list[ObservedResource]], Project]:
+def _loader(ref: Ref, journal: Path | JournalUrl) -> Callable[[list[ObservedResource]], Project]:
     root = Path(ref["root"])
 
     def load(observed: list[ObservedResource]) -> Project:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ from domain.project import Project
 from executor.core.loop import begun
 from executor.engine import ApplyOptions, Listener, RunResult, run_started
 from executor.journal import Event, Journal
-from executor.temporal import Temporal
+from executor.temporal import Temporal, workflow_id
 from executor.temporal.activities import Activities
 from executor.temporal.sweep import SWEEP, SweepWorkflow
 from executor.temporal.wire import Ref, planning_queue, queue_for
@@ -63,7 +64,7 @@ def worker_queues(prefix: str, controllers: Iterable[str]) -> list[str]:
     return [prefix, planning_queue(prefix), *(queue_for(name, prefix) for name in sorted(controllers))]
 
 
-def run_workers(address: str, queues: list[str], prefix: str, *, journal: Path | None = None,
+def run_workers(address: str, queues: list[str], prefix: str, *, journal: Path | str | None = None,
                 on_ready: Callable[[], None] | None = None) -> None:
     """Serve ``queues`` until SIGTERM or SIGINT: the main queue ``prefix`` runs workflows and the
     steps' activities; its planning queue, sweeps' scenarios, as many at once as this process has plan
@@ -71,7 +72,7 @@ def run_workers(address: str, queues: list[str], prefix: str, *, journal: Path |
     asyncio.run(_serve(address, queues, prefix, journal, on_ready))
 
 
-async def _serve(address: str, queues: list[str], prefix: str, journal: Path | None,
+async def _serve(address: str, queues: list[str], prefix: str, journal: Path | str | None,
                  on_ready: Callable[[], None] | None) -> None:
     client = await _connect(address)
     acts = Activities(journal=journal)
@@ -109,11 +110,6 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | N
 
 
 # --- runs -------------------------------------------------------------------------------
-
-def workflow_id(journal_id: str, run: int) -> str:
-    """One workflow per run of a journal: a second submission of the run finds the first."""
-    return f"ordo-run-{journal_id[:12]}-{run}"
-
 
 async def submit(client: Client, ref: Ref, wid: str) -> tuple[WorkflowHandle, bool]:
     """Start the run's workflow, or find the one started already (never a second one, even after
@@ -164,13 +160,25 @@ def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, tempo
         return reference(project, options, jr, run, plan, temporal)
 
     stopper = Stopper()
+    controllers = sorted({op.controller for op in plan.operations})
     with Journal(path) as jr, around(stopper):
-        return asyncio.run(_apply(jr, start, temporal, listener, stopper))
+        return asyncio.run(_apply(jr, start, temporal, controllers, listener, stopper))
 
 
-async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Temporal, listener: Listener,
-                 stopper: Stopper) -> RunResult:
+async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Temporal, controllers: list[str],
+                 listener: Listener, stopper: Stopper) -> RunResult:
+    from temporalio.api.enums.v1 import TaskQueueType
+
     client = await _connect(temporal.address)
+    try:
+        # refused before the run is recorded: without a worker on a queue it would wait without a word
+        await _unserved(client, temporal, [(temporal.queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "runs")] + [
+            (queue_for(name, temporal.queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, f"the calls to {name}")
+            for name in controllers])
+    except BaseException:
+        del client
+        gc.collect()
+        raise
     ref = start(jr)
     try:
         return await _to_the_end(jr, ref["run"], submit(client, ref, workflow_id(jr.id, ref["run"])), listener,
@@ -332,11 +340,23 @@ async def _served(client: Client, queue: str, kind: int) -> bool:
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
     ask = DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind)
-    for _ in range(int(SERVED_WAIT / 0.5)):
+    deadline = time.monotonic() + SERVED_WAIT
+    while True:
         if (await client.workflow_service.describe_task_queue(ask)).pollers:
             return True
+        if time.monotonic() >= deadline:
+            return False
         await asyncio.sleep(0.5)
-    return False
+
+
+async def _unserved(client: Client, temporal: Temporal, queues: list[tuple[str, int, str]]) -> None:
+    """TemporalError naming the first of ``queues`` (name, kind of tasks, what they carry) that no worker
+    serves, and how to serve it."""
+    for queue, kind, what in queues:
+        if not await _served(client, queue, kind):
+            raise TemporalError(f"no worker serves the task queue {queue} ({what}) on {temporal.address}: start "
+                                f"`ordo worker --temporal {temporal.address} --main-queue {temporal.queue} -C PROJECT` "
+                                f"(it serves every queue of the project's catalog), or one with `--task-queue {queue}`")
 
 
 def sweep(temporal: Temporal, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -348,12 +368,9 @@ def sweep(temporal: Temporal, jobs: list[dict[str, Any]]) -> list[dict[str, Any]
     async def go() -> list[dict[str, Any]]:
         client = await _connect(temporal.address)
         try:
-            for queue, kind, what in ((temporal.queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "the main queue"),
-                                      (planning_queue(temporal.queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-                                       "the planning queue")):
-                if not await _served(client, queue, kind):
-                    raise TemporalError(f"no worker serves {queue} ({what} of a sweep) on {temporal.address}: "
-                                        f"start `ordo worker --main-queue {temporal.queue}` (it serves both)")
+            await _unserved(client, temporal, [
+                (temporal.queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "a sweep's workflow"),
+                (planning_queue(temporal.queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, "a sweep's scenarios")])
             return await client.execute_workflow(SWEEP, args=[temporal.queue, jobs], id=f"ordo-sweep-{uuid.uuid4()}",
                                                  task_queue=temporal.queue)
         except (WorkflowFailureError, RPCError) as exc:
