@@ -175,6 +175,8 @@ def test_ordo_abort_ends_the_workflow_of_a_run_superseded_without_telling_it(tem
         assert abort.code == 0 and "was superseded; its workflow" in abort.out, abort.text
         result = with_client(temporal_server, lambda c: asyncio.wait_for(c.get_workflow_handle(wid).result(), 60))
     assert result["status"] == "superseded", result
+    log = (tmp_path / "worker-f5-0.log").read_text()   # stopped by SIGTERM: it says so
+    assert "Stopping: polling no more" in log and log.rstrip().endswith("Stopped."), log
     ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
     assert ended == ["fallout", "superseded"]
     again = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)

@@ -65,15 +65,16 @@ def worker_queues(prefix: str, controllers: Iterable[str]) -> list[str]:
 
 
 def run_workers(address: str, queues: list[str], prefix: str, *, journal: Path | str | None = None,
-                on_ready: Callable[[], None] | None = None) -> None:
-    """Serve ``queues`` until SIGTERM or SIGINT: the main queue ``prefix`` runs workflows and the
-    steps' activities; its planning queue, sweeps' scenarios, as many at once as this process has plan
-    slots (the activities' ``plans``: re-plans take them too); every other queue, controller calls."""
-    asyncio.run(_serve(address, queues, prefix, journal, on_ready))
+                on_ready: Callable[[], None] | None = None, on_stop: Callable[[], None] | None = None) -> None:
+    """Serve ``queues`` until SIGTERM or SIGINT (then ``on_stop``, before the activities under way get
+    their last seconds): the main queue ``prefix`` runs workflows and the steps' activities; its planning
+    queue, sweeps' scenarios, as many at once as this process has plan slots (the activities' ``plans``:
+    re-plans take them too); every other queue, controller calls."""
+    asyncio.run(_serve(address, queues, prefix, journal, on_ready, on_stop))
 
 
 async def _serve(address: str, queues: list[str], prefix: str, journal: Path | str | None,
-                 on_ready: Callable[[], None] | None) -> None:
+                 on_ready: Callable[[], None] | None, on_stop: Callable[[], None] | None) -> None:
     client = await _connect(address)
     acts = Activities(journal=journal)
     pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ordo-worker")
@@ -101,6 +102,8 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | s
     if on_ready is not None:
         on_ready()
     await asyncio.wait([*tasks, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if stopping.is_set() and on_stop is not None:
+        on_stop()
     await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
     for task in tasks:
         if task.done() and task.exception() is not None:
