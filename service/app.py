@@ -29,6 +29,7 @@ from domain.errors import DiagnosticsError, OrdoError
 from executor.engine import ExecutionError
 from executor.journal import STATUSES, ClaimError, JournalError, RunInfo
 from executor.redact import Redactor
+from executor.temporal import TemporalError
 from service.auth import LOCAL, Credentials, Principal
 from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
 from service.metrics import CONTENT_TYPE, Metrics
@@ -422,6 +423,10 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
     @app.exception_handler(JournalError)
     def journal(request: Request, exc: JournalError) -> JSONResponse:
         return JSONResponse({"detail": public(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(TemporalError)
+    def temporal(request: Request, exc: TemporalError) -> JSONResponse:   # not the request's fault: later
+        return JSONResponse({"detail": public(exc)}, status_code=503, headers={"Retry-After": "30"})
 
     @app.exception_handler(OrdoError)
     def other(request: Request, exc: OrdoError) -> JSONResponse:

@@ -170,3 +170,19 @@ def test_a_shutdown_leaves_runs_resumable_and_the_next_start_resumes_them(vfw_co
         kinds = [e["kind"] for e in follow(api, run)]
         assert kinds.count("resume-requested") == 1 and kinds[-1] == "run-ended"
     effects_once(vfw_copy / ".ordo" / "simulated-world.db")
+
+
+def test_a_run_temporal_cannot_take_now_is_503_to_try_later(api: httpx.Client, monkeypatch) -> None:
+    """No worker serves a queue of the run (service on Temporal): the server's condition, not the request's,
+    so 503 with Retry-After, not 422; nothing was started."""
+    from executor import runs
+    from executor.temporal import TemporalError
+
+    def unserved(*args, **kwargs):
+        raise TemporalError("no worker serves the task queue ordo-so (the calls to so) on 127.0.0.1:7233: ...")
+
+    monkeypatch.setattr(runs, "execute", unserved)
+    refused = api.post("/v1/runs", json={"request": INSTANTIATE})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "30", refused.text
+    assert "no worker serves the task queue ordo-so" in refused.json()["detail"]
+    assert api.get("/v1/runs").json()["total"] == 0

@@ -219,3 +219,24 @@ def test_a_decision_on_a_run_superseded_meanwhile_ends_the_workflow(vfw_copy, mo
     finally:
         a.close()
         b.close()
+
+
+def test_a_sweep_names_a_database_without_its_password_and_a_worker_uses_its_own_journal(monkeypatch):
+    """Sweep jobs go into Temporal's history: a journal's URL without its password or query; a planning
+    worker given its own --journal plans on that."""
+    pytest.importorskip("temporalio")
+    import executor.temporal.activities as activities
+    from executor.temporal.client import crossing
+
+    url = "postgresql://ordo:s3cr3t-pw@db.example:5432/ordo?sslmode=verify-full&password=other"
+    jobs = crossing([{"journal": url, "project": "/p"}, {"journal": "/p/.ordo/journal.db"}, {"journal": None}])
+    assert jobs == [{"journal": "postgresql://ordo@db.example:5432/ordo", "project": "/p"},
+                    {"journal": "/p/.ordo/journal.db"}, {"journal": None}]
+    monkeypatch.setattr(activities, "plan_job", lambda job, plans: job)
+    monkeypatch.setattr(activities.activity, "heartbeat", lambda *args: None)
+    own, given = activities.Activities(journal=url), activities.Activities()
+    try:
+        assert own.whatif(jobs[0])["journal"] == url and given.whatif(jobs[0])["journal"] == jobs[0]["journal"]
+    finally:
+        own.close()
+        given.close()

@@ -18,7 +18,7 @@ from executor.journal import Journal
 from tests.conftest import run_ordo_process
 from tests.temporalkit import workers
 from tests.test_secret_outputs import PRODUCER, USER, ordered, user_calls
-from tests.test_secrets import BEARER, ENV_TOKEN, Api, api, leaks, ordo, project, secret_env
+from tests.test_secrets import BEARER, ENV_TOKEN, REQUEST, Api, api, leaks, ordo, project, secret_env
 from tests.test_temporal import temporal_server
 
 FIXTURES = (api, secret_env, temporal_server)  # other modules' fixtures, used here by name
@@ -82,3 +82,32 @@ def test_a_secret_output_of_the_same_run_is_refused_on_temporal(tmp_path: Path, 
     assert [c["path"].split("?")[0] for c in api.seen] == ["/things/good/create"]  # good was created
     assert user_calls(api) == []
     assert_refused(refusals(root, 1), out)
+    assert history_leaks(temporal_server, root, 1) == []   # good's secret output neither
+
+
+
+def history_leaks(address: str, root: Path, run: int) -> list[str]:
+    """The test secrets found in any event of ``run``'s workflow history (what Temporal persists and shows:
+    activities' inputs, results and failures, signals, the workflow's input and result)."""
+    from executor.temporal import workflow_id
+    from tests.temporalkit import with_client
+
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        wid = workflow_id(jr.id, run)
+
+    async def history(client) -> str:
+        return "\n".join(str(e) for e in (await client.get_workflow_handle(wid).fetch_history()).events)
+    return leaks(with_client(address, history))
+
+
+@pytest.mark.slow
+def test_no_secret_reaches_the_workflows_history(tmp_path: Path, api: Api, secret_env: None,
+                                                 temporal_server: str) -> None:
+    """A declared secret param, the controllers' credentials (a bearer token and a query key from the
+    environment, a token and a --password of a command) echoed back in outputs and in errors: the journal
+    keeps none of them, and neither does Temporal. The call takes the secret inputs where it runs."""
+    root = project(tmp_path / "p", api.url, REQUEST)
+    code, out = apply_on_temporal(temporal_server, "secrets-history", root)
+    assert "declared-pin" in json.dumps(api.seen)   # the controller got the value itself
+    assert history_leaks(temporal_server, root, 1) == []
+    assert leaks(b"".join(p.read_bytes() for p in (root / ".ordo").iterdir())) == [] and leaks(out) == []

@@ -30,6 +30,10 @@ class Temporal:
     continue_every: int = DEFAULT_CONTINUE_EVERY
 
 
+class TemporalError(OrdoError):
+    """The Temporal service cannot be reached, or refused what was asked (a queue no worker serves)."""
+
+
 def workflow_id(journal_id: str, run: int) -> str:
     """One workflow per run of a journal: a second submission of the run finds the first."""
     return f"ordo-run-{journal_id[:12]}-{run}"

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -34,11 +34,13 @@ from temporalio.exceptions import ApplicationError
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.project import Project, display_path, load_project
+from domain.secrets import is_fingerprint, same_value
 from executor.controllers import OperationRequest
 from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
 from executor.core.loop import replanned
 from executor.engine import ApplyOptions, Executor
 from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refreshed
+from executor.redact import MASK, Redactor
 from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
@@ -139,7 +141,10 @@ class Activities:
                 made.append((intent, {"request": asdict(request), "initial": initial,
                                       "controller": ops[call.op].controller}))
             stored = ex.journal.append_once(ref["run"], [m[0] for m in made], since=since)[0]
-            return [{"event": event_out(ev), **m[1]} for ev, m in zip(stored, made, strict=True)]
+            # the request crosses the workflow's history with its inputs as the intent was journaled (its
+            # secrets fingerprinted): the call takes their values again where it runs (_sent)
+            return [{"event": event_out(ev), **m[1], "request": {**m[1]["request"], "inputs": ev.data["inputs"]}}
+                    for ev, m in zip(stored, made, strict=True)]
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.call")
@@ -154,10 +159,15 @@ class Activities:
             if ex._project is None:
                 ex._project = self._project(ref, run, payload["plan_no"])
             ctl = ex._controller(payload["controller"])
-        request = OperationRequest(**{**payload["request"], "outputs": tuple(payload["request"]["outputs"])})
+            request = _sent(run, ref, payload["request"])
         in_doubt = payload["observe_first"] or activity.info().attempt > 1
         outcome = self._beating(lambda: ex._outcome(ctl, payload["token"], payload["op"], request, in_doubt,
                                                     payload["initial"]))
+        # what the workflow's history keeps is redacted as the journal is: outputs, the error's text
+        redactor = ex.journal.redactor
+        outcome = replace(outcome, outputs=redactor.tree(outcome.outputs) if outcome.outputs else outcome.outputs,
+                          error=replace(outcome.error, message=redactor.text(outcome.error.message))
+                          if outcome.error is not None else None)
         if outcome.error is not None and not outcome.error.transient:
             raise ApplicationError(outcome.error.message, outcome_out(outcome), type=PERMANENT, non_retryable=True)
         return outcome_out(outcome)
@@ -184,8 +194,10 @@ class Activities:
             ex._project = self._project(ref, run, plan_no)
             rs = RunState(run=ref["run"], plan=self._plan(ref, run, plan_no), plan_no=plan_no)
             observed = ex._observe(_core(rs), Observe([Concern(**c) for c in concerns]))
-            return {"found": [asdict(f) for f in observed.found],
-                    "records": {name: rec.model_dump(mode="json") for name, rec in ex._found.items()}}
+            redactor = ex.journal.redactor   # as the journal will have them: the history keeps them too
+            return {"found": [asdict(replace(f, error=redactor.text(f.error) if f.error else f.error))
+                              for f in observed.found],
+                    "records": {name: redactor.record(rec).model_dump(mode="json") for name, rec in ex._found.items()}}
         return self._locked(ref, work)
 
     @activity.defn(name="ordo.replan")
@@ -323,7 +335,10 @@ class Activities:
 
     @activity.defn(name="ordo.whatif")
     def whatif(self, job: dict[str, Any]) -> dict[str, Any]:
-        """One scenario of a what-if sweep planned (``executor.sweeps.plan_job``), heartbeating meanwhile."""
+        """One scenario of a what-if sweep planned (``executor.sweeps.plan_job``), heartbeating meanwhile;
+        on this worker's own journal when it was given one (the job's names a database without its password
+        or query)."""
+        job = {**job, "journal": self._journal} if self._journal and job.get("journal") else job
         return self._beating(lambda: plan_job(job, self.plans))
 
     # --- helpers ----------------------------------------------------------------------
@@ -372,8 +387,9 @@ class Activities:
             return self._beating(locked)
         except JournalError:
             raise  # the journal may be busy or back soon: retried
-        except OrdoError as exc:
-            raise ApplicationError(str(exc), type=INPUTS, non_retryable=True) from None
+        except OrdoError as exc:   # its text goes into the workflow's history: redacted
+            raise ApplicationError(run.executor.journal.redactor.text(str(exc)), type=INPUTS,
+                                   non_retryable=True) from None
 
     def _beating(self, fn: Callable[[], T]) -> T:
         """``fn`` on another thread, heartbeating meanwhile, so that a lost worker is noticed in seconds."""
@@ -408,6 +424,49 @@ class Activities:
         if plan_no not in run.plans:
             raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")
         return run.plans[plan_no]
+
+
+def _sent(run: _Run, ref: Ref, data: dict[str, Any]) -> OperationRequest:
+    """The request to send, from the one the workflow carries, whose secret inputs are fingerprinted (as its
+    intent is journaled): the inputs resolved again here, from the project and the journal's records, and
+    each checked against what the intent says (a fingerprint holds the value, a masked text masks it).
+    A permanent error when they differ: what was journaled as intended is what is sent, or nothing."""
+    ex = run.executor
+    carried = data["inputs"]
+    if _redacted(carried):
+        _refresh(run)
+        res = ex._project.model.resources[data["resource"]]
+        fresh = ex._inputs(RunState(run=ref["run"]), ex._project.model, res)
+        if not _holds(carried, fresh, ex.journal.redactor):
+            raise ApplicationError(f"the inputs of {data['resource']} changed after its intent was journaled "
+                                   "(a record it reads was written meanwhile): not sent", type=PERMANENT,
+                                   non_retryable=True)
+        carried = fresh
+    return OperationRequest(**{**data, "inputs": carried, "outputs": tuple(data["outputs"])})
+
+
+def _redacted(value: Any) -> bool:
+    """Whether a tree holds a fingerprint or a masked text (redaction changed it)."""
+    if isinstance(value, dict):
+        return any(_redacted(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_redacted(v) for v in value)
+    return isinstance(value, str) and (is_fingerprint(value) or MASK in value)
+
+
+def _holds(carried: Any, fresh: Any, redactor: Redactor) -> bool:
+    """Whether ``carried`` is ``fresh`` as the journal's redaction leaves it."""
+    if is_fingerprint(carried):
+        return same_value(carried, fresh)
+    if isinstance(carried, dict):
+        return isinstance(fresh, dict) and carried.keys() == fresh.keys() and all(
+            _holds(v, fresh[k], redactor) for k, v in carried.items())
+    if isinstance(carried, list):
+        return isinstance(fresh, list) and len(carried) == len(fresh) and all(
+            _holds(c, f, redactor) for c, f in zip(carried, fresh, strict=True))
+    if isinstance(carried, str) and isinstance(fresh, str) and carried != fresh:
+        return redactor.text(fresh) == carried
+    return carried == fresh
 
 
 def _refresh(run: _Run) -> None:

@@ -27,12 +27,12 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from domain.errors import OrdoError
 from domain.project import Project
 from executor.core.loop import begun
 from executor.engine import ApplyOptions, Listener, RunResult, run_started
 from executor.journal import Event, Journal
-from executor.temporal import Temporal, workflow_id
+from executor.store import is_url, location
+from executor.temporal import Temporal, TemporalError, workflow_id
 from executor.temporal.activities import Activities
 from executor.temporal.sweep import SWEEP, SweepWorkflow
 from executor.temporal.wire import Ref, planning_queue, queue_for
@@ -43,10 +43,6 @@ from planner.plan import Plan
 #: Modules the workflow sandbox takes from the worker as they are (deterministic, no I/O on import).
 PASSTHROUGH = ("executor.core", "executor.temporal.wire", "planner.plan", "planner.schedule", "domain",
                "networkx", "pydantic", "pydantic_core", "yaml")
-
-
-class TemporalError(OrdoError):
-    """The Temporal service cannot be reached, or refused what was asked."""
 
 
 async def _connect(address: str) -> Client:
@@ -178,12 +174,9 @@ async def _apply(jr: Journal, start: Callable[[Journal], Ref], temporal: Tempora
         await _unserved(client, temporal, [(temporal.queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "runs")] + [
             (queue_for(name, temporal.queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, f"the calls to {name}")
             for name in controllers])
-    except BaseException:
-        del client
-        gc.collect()
-        raise
-    ref = start(jr)
-    try:
+        if stopper.reason:   # Ctrl-C while the queues were asked about
+            raise TemporalError("stopped before the run was recorded: nothing was started")
+        ref = start(jr)
         return await _to_the_end(jr, ref["run"], submit(client, ref, workflow_id(jr.id, ref["run"])), listener,
                                  stopper)
     finally:
@@ -362,11 +355,20 @@ async def _unserved(client: Client, temporal: Temporal, queues: list[tuple[str, 
                                 f"(it serves every queue of the project's catalog), or one with `--task-queue {queue}`")
 
 
+def crossing(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sweep jobs as they go into Temporal's history: a journal's URL without its password or query (a
+    planning worker takes its own ``--journal``, else connects as the URL says, PGPASSWORD and the like)."""
+    return [{**job, "journal": str(location(job["journal"]))} if is_url(job.get("journal") or "") else job
+            for job in jobs]
+
+
 def sweep(temporal: Temporal, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A what-if sweep's jobs planned as activities across the workers of the planning queue, in order;
     refused when no worker serves the main queue (the sweep's workflow) or the planning queue: it would
-    wait for one without a word."""
+    wait for one without a word. A journal's URL crosses Temporal without its password or query."""
     from temporalio.api.enums.v1 import TaskQueueType
+
+    jobs = crossing(jobs)
 
     async def go() -> list[dict[str, Any]]:
         client = await _connect(temporal.address)
