@@ -247,22 +247,22 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
     jr = Journal(path, create=False)
     try:
         info = jr.run(run_id)
-        if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
-            from executor.temporal import workflow_id
-
-            raise ExecutionError(f"run {run_id} runs on Temporal and its workflow may still be going on without "
-                                 f"the process that started it: see `temporal workflow describe -w "
-                                 f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
-        if info.options.get("engine") == "temporal" and info.effective_status == "fallout":
-            from executor.temporal import load_client
+        # fallen out on Temporal, or crashed there (a resume that took the run died before its decision
+        # reached the workflow): the workflow that still waits for a decision carries the run on
+        if info.options.get("engine") == "temporal" and info.effective_status in ("fallout", "crashed"):
+            from executor.temporal import load_client, workflow_id
 
             jr.close()  # the decision follows the run on a journal of its own
             decided = load_client().decide(path, run_id, info.options["temporal"],
                                            "rollback" if rollback else "resume", record or {},
                                            listener=listener or (lambda ev: None), around=around or _nothing)
-            if decided is not None:  # its workflow waited for the decision and carried the run on
+            if decided is not None:
                 return decided
             jr = Journal(path, create=False)
+            if info.effective_status == "crashed":
+                raise ExecutionError(f"run {run_id} runs on Temporal and its workflow may still be going on "
+                                     f"without the process that started it: see `temporal workflow describe -w "
+                                     f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)
         if not any(ev.kind == "run-started" for ev in jr.events(run_id, limit=1)):
@@ -306,6 +306,14 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
         if info.options.get("engine") == "temporal" and status in ("running", "crashed"):
             from executor.temporal import load_client
 
+            # crashed while its workflow waits for a decision (the process that took it to resume it died)
+            if status == "crashed" and (decided := load_client().decide(
+                    jr.path, run_id, info.options["temporal"], "abort", record, listener=lambda ev: None,
+                    around=_nothing)) is not None:
+                if decided.status != "aborted":
+                    raise ExecutionError(f"run {run_id} was not aborted: it is {decided.status} "
+                                         f"({decided.reason or 'it changed meanwhile'}); see `ordo history`")
+                return f"Run {run_id} aborted (its workflow waited for a decision); nothing was undone."
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
             return (f"Abort requested: run {run_id} (a Temporal workflow) will stop once its operations "

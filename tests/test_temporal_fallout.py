@@ -11,6 +11,8 @@ import asyncio
 import collections
 import sqlite3
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,64 @@ def test_ordo_abort_ends_the_workflow_of_a_run_superseded_without_telling_it(tem
     assert again.code != 0 and "run 1 is superseded: there is nothing to abort" in again.text, again.text
     show = run_ordo_process("show", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
     assert f"on Temporal at {temporal_server}: workflow {wid}" in show.out, show.text   # what to ask Temporal for
+
+
+def _progress(address: str, wid: str) -> dict:
+    return with_client(address, lambda c: _workflow(c, wid))[1]
+
+
+def _until(what, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while not (found := what()):
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.05)
+    return found
+
+
+def test_a_decision_for_a_fallout_that_another_decision_resumed_is_dropped(temporal_server: str, tmp_path: Path):
+    """Alice's resume and Bob's abort were both sent for the first fallout; Bob's arrived once the run was
+    resumed (it falls out again: the regions still refuse). It is not taken at the second fallout, which
+    waits for a decision of its own: the one `ordo abort` sends for it."""
+    with vfw_workers(temporal_server, "f6", tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, "f6", tmp_path)
+        first = _progress(temporal_server, wid)["fallout"]
+        with Journal(tmp_path / "journal.db", create=False) as jr:
+            jr.claim(1)   # Alice's `ordo resume`, before it signals
+
+        def decide(action: str, who: str):
+            return lambda c: c.get_workflow_handle(wid).signal(
+                "decide", {"action": action, "principal": who, "record": {}, "fallout": first})
+
+        with_client(temporal_server, decide("resume", "alice"))
+        _until(lambda: "resumed" in [k for k, _ in _events(tmp_path)])
+        with_client(temporal_server, decide("abort", "bob"))
+        second = _until(lambda: (p := _progress(temporal_server, wid)).get("awaiting") == "decision"
+                        and p["fallout"] != first and p["fallout"])
+        ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
+        assert ended == ["fallout", "fallout"] and second > first, ended
+        abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+        assert abort.code == 0 and "aborted" in abort.out, abort.text
+    ended = [(d["status"], d.get("principal")) for k, d in _events(tmp_path) if k == "run-ended"]
+    assert [s for s, _ in ended] == ["fallout", "fallout", "aborted"] and ended[-1][1] != "bob", ended
+
+
+@pytest.mark.parametrize("decision", ["resume", "abort"])
+def test_a_run_whose_resume_died_before_its_decision_is_decided_by_the_next(temporal_server: str, tmp_path: Path,
+                                                                            decision: str):
+    """`ordo resume` took the run (its claim) and died before its signal: the run shows as crashed while its
+    workflow still waits for a decision. The next `ordo resume` or `ordo abort` sends it."""
+    queue = f"f7{decision}"
+    with vfw_workers(temporal_server, queue, tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, queue, tmp_path)
+        subprocess.run([sys.executable, "-c", "import sys; from executor.journal import Journal; "
+                        "Journal(sys.argv[1], create=False).claim(1)", str(tmp_path / "journal.db")],
+                       check=True, env=ordo_env(), cwd=Path(__file__).resolve().parent.parent)
+        with Journal(tmp_path / "journal.db", create=False) as jr:
+            assert jr.run(1).effective_status == "crashed"
+        _fix(tmp_path)
+        done = run_ordo_process(decision, "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=180)
+        assert done.code == 0, done.text
+        result = with_client(temporal_server, lambda c: asyncio.wait_for(c.get_workflow_handle(wid).result(), 60))
+    ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
+    expected = "complete" if decision == "resume" else "aborted"
+    assert result["status"] == expected and ended == ["fallout", expected], (result, ended)

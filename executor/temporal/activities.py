@@ -277,9 +277,12 @@ class Activities:
                 # one end per run after since: two attempts' summaries, made from each worker's copy, may differ
                 with _once(ex, since, same=lambda new, old: old.kind == "run-ended"):
                     ex._end(_core(rs), End(status, reason))
-            # the end the journal holds, this attempt's or another's (whose answer was lost, or which wrote first)
+            # the end the journal holds, this attempt's or another's (whose answer was lost, or which wrote first);
+            # its seq: a decision names the fallout it is for
             info = ex.journal.run(ref["run"])
-            return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
+            last = ex.journal.last_event(ref["run"], kinds=("run-ended",))
+            return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", ""),
+                    "seq": last.seq if last is not None else 0}
         try:
             return self._locked(ref, work)
         finally:
@@ -303,10 +306,12 @@ class Activities:
 
             if decision["action"] == "abort":
                 info = jr.run(number)
-                if info.status == "fallout":  # else: written by an attempt whose answer was lost, or superseded
+                # "crashed": a resume that took the run died before its decision reached the workflow
+                waiting = ("fallout", "crashed")
+                if info.effective_status in waiting:  # else: written by an attempt whose answer was lost, or ended
                     summary = {**info.summary, "status": "aborted", "reason": "aborted while fallout"}
                     jr.append_once(number, [Event("run-ended", data={**summary, **asked})], since=since,
-                                   status="aborted", summary=summary, only_if=lambda r: r.status == "fallout")
+                                   status="aborted", summary=summary, only_if=lambda r: r.effective_status in waiting)
                 # "running": not ended, a resume took the run first (its decision comes next); else its end
                 return ended()
             rollback = {"rollback": True} if decision["action"] == "rollback" else {}

@@ -268,18 +268,17 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
             handle = client.get_workflow_handle(workflow_id(jr.id, run))
             try:
                 running = (await handle.describe(rpc_timeout=_ASK)).status == WorkflowExecutionStatus.RUNNING
-                waiting = running and (await handle.query(RunWorkflow.progress, rpc_timeout=_ASK)).get(
-                    "awaiting") == "decision"
+                progress = await handle.query(RunWorkflow.progress, rpc_timeout=_ASK) if running else {}
             except (RPCError, WorkflowQueryFailedError):  # gone
                 return None
-            if not waiting:
+            if progress.get("awaiting") != "decision":
                 return None
             last = jr.last_event(run)
             since = last.seq if last is not None else 0
             if action != "abort":
                 jr.claim(run)  # this process follows it, as the local host would hold it
             await handle.signal(RunWorkflow.decide, {"action": action, "principal": record.get("principal", ""),
-                                                     "record": record})
+                                                     "record": record, "fallout": progress.get("fallout")})
             return await _to_the_end(jr, run, _existing(client, handle.id), listener, stopper, since=since)
         finally:
             del client

@@ -129,6 +129,7 @@ class RunWorkflow:
         self._frozen: float | None = None                   # the core's time while handing the history on
         self._decisions: list[dict[str, Any]] = []          # after a fallout: resume, rollback or abort, in turn
         self._awaiting = False                              # fallen out, waiting for the decision
+        self._fallout: int | None = None                    # the seq of that fallout's run-ended
 
     @workflow.signal
     def stop(self, reason: str) -> None:
@@ -139,11 +140,14 @@ class RunWorkflow:
     @workflow.signal
     def decide(self, decision: dict[str, Any]) -> None:
         """What to do with a run that fell out: ``{"action": resume | rollback | abort, "principal": ...,
-        "record": {...}}`` (``record``: more for the journal's event). Taken once the run has fallen out."""
+        "record": {...}, "fallout": seq}`` (``record``: more for the journal's event; ``fallout``: the
+        fallout it is for, the ``progress`` query's, and it is dropped at any other: a decision sent for
+        one that another decision resumed does not act on the next). Taken once the run has fallen out."""
         if len(self._decisions) < MAX_DECISIONS and isinstance(decision, dict) and decision.get("action") in DECISIONS:
-            record = decision.get("record")
+            record, fallout = decision.get("record"), decision.get("fallout")
             self._decisions.append({"action": decision["action"], "principal": str(decision.get("principal") or ""),
-                                    "record": record if isinstance(record, dict) else {}})
+                                    "record": record if isinstance(record, dict) else {},
+                                    "fallout": fallout if isinstance(fallout, int) else None})
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
@@ -153,7 +157,8 @@ class RunWorkflow:
         return {"run": rs.run, "plan": rs.plan_no, "done": len(rs.done),
                 "operations": len(rs.plan.operations) if rs.plan else 0, "in_flight": len(self._tasks),
                 "in_doubt": sorted(rs.in_doubt), "replans": rs.replans, "stopping": self._stop or "",
-                "ended": rs.ended or "", "awaiting": "decision" if self._awaiting else ""}
+                "ended": rs.ended or "", "awaiting": "decision" if self._awaiting else "",
+                "fallout": self._fallout if self._awaiting else None}
 
     @workflow.run
     async def run(self, ref: Ref) -> dict[str, Any]:
@@ -179,10 +184,14 @@ class RunWorkflow:
             answer = await self._drive(ref, rs, core, inp)
             if answer["status"] != "fallout":
                 return answer
+            self._fallout = answer.get("seq")   # (none from a worker before it answered with it: any is taken)
             while True:
                 self._awaiting = True   # as long as it takes: a decision may come days later
                 await workflow.wait_condition(lambda: bool(self._decisions))
-                decision, self._awaiting = self._decisions.pop(0), False
+                decision = self._decisions.pop(0)
+                if decision.pop("fallout") not in (None, self._fallout) and self._fallout is not None:
+                    continue   # for an earlier fallout
+                self._awaiting = False
                 taken = await self._step("ordo.decide", ref, self._seq, decision)
                 if "seq" in taken:   # resumed: the decisions sent meanwhile were for this fallout too
                     self._decisions.clear()
