@@ -469,6 +469,7 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
 
         chosen = load_client().worker_queues(main_queue, load_project(project).model.controllers)
     console = _console(stderr=True)
+    _worker_log()
     planning = load_client().planning_queue(main_queue)
     if main_queue in chosen and planning not in chosen:
         console.print(f"Note: this worker does not serve {terminal_safe(planning)}, the queue of sweeps' scenarios: "
@@ -479,6 +480,31 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
         on_stop=lambda: console.print("Stopping: polling no more; the activities under way have 5 s to finish "
                                       "(those cut short are retried on another worker).", highlight=False))
     console.print("Stopped.", highlight=False)
+
+
+def _worker_log() -> None:
+    """The Temporal SDK's records on stderr: an activity that failed as ordo expects (a controller's
+    permanent error, a refusal, a busy journal: retried) in one line, anything else (a bug) in full."""
+    import logging
+
+    from temporalio.exceptions import ApplicationError
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            exc = record.exc_info[1] if record.exc_info else None
+            if not isinstance(exc, ApplicationError | OrdoError):
+                return super().format(record)
+            info = getattr(record, "temporal_activity", None) or {}
+            then = "" if getattr(exc, "non_retryable", False) else "; Temporal retries it"
+            return (f"{info.get('activity_type', 'an activity')} (attempt {info.get('attempt', '?')}, "
+                    f"{info.get('workflow_id', '?')}) failed: {terminal_safe(str(exc))}{then}")
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLine("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("temporalio")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
 
 
 def _finish(console: Console, result, as_json: bool) -> int:

@@ -108,6 +108,10 @@ def test_vfw_with_a_refusing_region_completes_on_two_workers_exactly_once(vfw_ru
         (run,) = jr.runs()
         learnt = [ev.data["facts"] for ev in jr.events(run.id) if ev.kind == "learnt"]
     assert ["refused", "region-two"] in learnt[0]
+    # a controller's refusal is an expected failure: one line in the worker's log, no traceback
+    log = "".join(p.read_text() for p in folder.glob("worker-t1-*.log"))
+    assert "ordo.call (attempt 1, ordo-run-" in log and "failed: permanent: " in log, log
+    assert "Traceback" not in log, log
 
 
 @pytest.mark.slow
