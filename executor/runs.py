@@ -314,6 +314,16 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
                     raise ExecutionError(f"run {run_id} was not aborted: it is {decided.status} "
                                          f"({decided.reason or 'it changed meanwhile'}); see `ordo history`")
                 return f"Run {run_id} aborted (its workflow waited for a decision); nothing was undone."
+            # crashed, and its workflow is over or gone (terminated, its history removed): nothing carries it
+            # on, nothing would hear a stop; it is closed here, as a local run that crashed is
+            if status == "crashed" and load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
+                summary = {**info.summary, "status": "aborted", "reason": "aborted while crashed (its workflow gone)"}
+                if not jr.append_once(run_id, [Event("run-ended", data={**summary, **record})], since=None,
+                                      status="aborted", summary=summary,
+                                      only_if=lambda r: r.effective_status == "crashed")[1]:
+                    raise ExecutionError(f"run {run_id} changed while it was aborted: it is "
+                                         f"{jr.run(run_id).effective_status} now; see `ordo history`")
+                return f"Run {run_id} aborted (it was crashed, its workflow gone); nothing was undone."
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
             return (f"Abort requested: run {run_id} (a Temporal workflow) will stop once its operations "

@@ -246,3 +246,21 @@ def test_a_run_whose_resume_died_before_its_decision_is_decided_by_the_next(temp
     ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
     expected = "complete" if decision == "resume" else "aborted"
     assert result["status"] == expected and ended == ["fallout", expected], (result, ended)
+
+
+def test_a_crashed_run_whose_workflow_is_gone_is_closed_by_ordo_abort(temporal_server: str, tmp_path: Path):
+    """The run shows as crashed and its workflow was terminated (by hand, in Temporal): nothing carries
+    it on and nothing would hear a stop. `ordo resume` says so; `ordo abort` closes it in the journal."""
+    with vfw_workers(temporal_server, "f8", tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, "f8", tmp_path)
+        with_client(temporal_server, lambda c: c.get_workflow_handle(wid).terminate("by hand"))
+        subprocess.run([sys.executable, "-c", "import sys; from executor.journal import Journal; "
+                        "Journal(sys.argv[1], create=False).claim(1)", str(tmp_path / "journal.db")],
+                       check=True, env=ordo_env(), cwd=Path(__file__).resolve().parent.parent)
+        resume = run_ordo_process("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+        assert resume.code != 0 and "`ordo abort 1`" in resume.text and "Traceback" not in resume.text, resume.text
+        abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+        assert abort.code == 0 and "its workflow gone" in abort.out, abort.text
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        assert jr.run(1).status == "aborted"
+    assert [d["status"] for k, d in _events(tmp_path) if k == "run-ended"] == ["fallout", "aborted"]

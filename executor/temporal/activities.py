@@ -34,13 +34,26 @@ from temporalio.exceptions import ApplicationError
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.project import Project, display_path, load_project
-from domain.secrets import is_fingerprint, same_value
+from domain.secrets import fingerprint, is_fingerprint, same_value
 from executor.controllers import OperationRequest
-from executor.core import Admit, Call, Concern, End, Event, NoPlan, Observe, Record, Replan, RunState
+from executor.core import (
+    Admit,
+    Call,
+    CallError,
+    Concern,
+    End,
+    Event,
+    NoPlan,
+    Observe,
+    Outcome,
+    Record,
+    Replan,
+    RunState,
+)
 from executor.core.loop import replanned
 from executor.engine import ApplyOptions, Executor
 from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refreshed
-from executor.redact import MASK, Redactor
+from executor.redact import MASK
 from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
@@ -143,7 +156,8 @@ class Activities:
             stored = ex.journal.append_once(ref["run"], [m[0] for m in made], since=since)[0]
             # the request crosses the workflow's history with its inputs as the intent was journaled (its
             # secrets fingerprinted): the call takes their values again where it runs (_sent)
-            return [{"event": event_out(ev), **m[1], "request": {**m[1]["request"], "inputs": ev.data["inputs"]}}
+            return [{"event": event_out(ev), **m[1], "request": {**m[1]["request"], "inputs": ev.data["inputs"]},
+                     "inputs_digest": _digest(m[1]["request"]["inputs"])}
                     for ev, m in zip(stored, made, strict=True)]
         return self._locked(ref, work)
 
@@ -159,7 +173,7 @@ class Activities:
             if ex._project is None:
                 ex._project = self._project(ref, run, payload["plan_no"])
             ctl = ex._controller(payload["controller"])
-            request = _sent(run, ref, payload["request"])
+            request = _sent(run, ref, payload)
         in_doubt = payload["observe_first"] or activity.info().attempt > 1
         outcome = self._beating(lambda: ex._outcome(ctl, payload["token"], payload["op"], request, in_doubt,
                                                     payload["initial"]))
@@ -227,8 +241,9 @@ class Activities:
             # written it meanwhile: that one stands
             if (done := written(run, number)) is not None:
                 return done
-            if isinstance(answer, NoPlan):
-                return {"status": answer.status, "explanation": answer.explanation, "seconds": answer.seconds}
+            if isinstance(answer, NoPlan):   # into the workflow's history: a binding may be a secret param's
+                return {"status": answer.status, "explanation": ex.journal.redactor.tree(answer.explanation),
+                        "seconds": answer.seconds}
             event = replanned(number, cmd["reason"], cmd["mode"], answer.seconds, answer.plan, answer.snapshot)
             # plan N once: another attempt's, written between the look above and here, stands
             (stored,), mine = ex.journal.append_once(
@@ -431,23 +446,34 @@ class Activities:
         return run.plans[plan_no]
 
 
-def _sent(run: _Run, ref: Ref, data: dict[str, Any]) -> OperationRequest:
-    """The request to send, from the one the workflow carries, whose secret inputs are fingerprinted (as its
-    intent is journaled): the inputs resolved again here, from the project and the journal's records, and
-    each checked against what the intent says (a fingerprint holds the value, a masked text masks it).
-    A permanent error when they differ: what was journaled as intended is what is sent, or nothing."""
-    ex = run.executor
-    carried = data["inputs"]
-    if _redacted(carried):
+def _sent(run: _Run, ref: Ref, payload: dict[str, Any]) -> OperationRequest:
+    """The request to send, from the one the workflow carries, whose secret inputs are fingerprinted or
+    masked (as its intent is journaled): the inputs resolved again here, from the project and the
+    journal's records, and sent only if they are the ones the intent was made of (``inputs_digest``, a
+    salted digest of those); else a permanent error, nothing sent. The values are taught to this worker's
+    redactor, which redacts what the call answers."""
+    ex, data = run.executor, payload["request"]
+    inputs = data["inputs"]
+    if _redacted(inputs) and payload.get("inputs_digest"):
         _refresh(run)
         res = ex._project.model.resources[data["resource"]]
-        fresh = ex._inputs(RunState(run=ref["run"]), ex._project.model, res)
-        if not _holds(carried, fresh, ex.journal.redactor):
-            raise ApplicationError(f"the inputs of {data['resource']} changed after its intent was journaled "
-                                   "(a record it reads was written meanwhile): not sent", type=PERMANENT,
-                                   non_retryable=True)
-        carried = fresh
-    return OperationRequest(**{**data, "inputs": carried, "outputs": tuple(data["outputs"])})
+        inputs = ex._inputs(RunState(run=ref["run"]), ex._project.model, res)
+        if not same_value(payload["inputs_digest"], inputs):
+            why = (f"the inputs of {data['resource']} changed after its intent was journaled (a record they "
+                   "read was written meanwhile): not sent")
+            outcome = Outcome(payload["token"], payload["op"], error=CallError(why, code="inputs-changed",
+                                                                                applied=False))
+            raise ApplicationError(why, outcome_out(outcome), type=PERMANENT, non_retryable=True)
+    ex.journal.redactor.tree(inputs)   # learnt: a secret input's value is masked in what the call answers
+    return OperationRequest(**{**data, "inputs": inputs, "outputs": tuple(data["outputs"])})
+
+
+def _digest(inputs: dict[str, Any]) -> str | None:
+    """A salted digest of a call's inputs (None for values JSON cannot order: then they are not checked)."""
+    try:
+        return fingerprint(inputs)
+    except TypeError:
+        return None
 
 
 def _redacted(value: Any) -> bool:
@@ -457,21 +483,6 @@ def _redacted(value: Any) -> bool:
     if isinstance(value, list):
         return any(_redacted(v) for v in value)
     return isinstance(value, str) and (is_fingerprint(value) or MASK in value)
-
-
-def _holds(carried: Any, fresh: Any, redactor: Redactor) -> bool:
-    """Whether ``carried`` is ``fresh`` as the journal's redaction leaves it."""
-    if is_fingerprint(carried):
-        return same_value(carried, fresh)
-    if isinstance(carried, dict):
-        return isinstance(fresh, dict) and carried.keys() == fresh.keys() and all(
-            _holds(v, fresh[k], redactor) for k, v in carried.items())
-    if isinstance(carried, list):
-        return isinstance(fresh, list) and len(carried) == len(fresh) and all(
-            _holds(c, f, redactor) for c, f in zip(carried, fresh, strict=True))
-    if isinstance(carried, str) and isinstance(fresh, str) and carried != fresh:
-        return redactor.text(fresh) == carried
-    return carried == fresh
 
 
 def _refresh(run: _Run) -> None:

@@ -23,7 +23,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -228,6 +228,25 @@ async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[Workflow
     return RunResult(run=run, status=answer["status"], summary=answer["summary"], reason=answer.get("reason", ""))
 
 
+def workflow_gone(address: str, journal_id: str, run: int) -> bool:
+    """Whether a run's workflow is over or unknown to Temporal (completed, failed, terminated, or its
+    history gone): nothing will write to the run again."""
+    async def go() -> bool:
+        client = await _connect(address)
+        try:
+            described = await client.get_workflow_handle(workflow_id(journal_id, run)).describe(rpc_timeout=_ASK)
+            return described.status != WorkflowExecutionStatus.RUNNING
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return True
+            raise TemporalError(f"cannot ask Temporal at {address} about run {run}'s workflow: {exc}") from None
+        finally:
+            del client
+            gc.collect()
+
+    return asyncio.run(go())
+
+
 def stop_workflow(address: str, journal_id: str, run: int, reason: str) -> None:
     """Signal a run's workflow to stop (``ordo abort``)."""
     _signal(address, journal_id, run, RunWorkflow.stop, reason)
@@ -273,6 +292,9 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
                 return None
             if progress.get("awaiting") != "decision":
                 return None
+            ended = jr.last_event(run, kinds=("run-ended",))
+            if action != "abort" and progress.get("fallout") not in (None, ended.seq if ended is not None else None):
+                return None   # the journal has moved past the fallout the workflow waits on: not to be taken
             last = jr.last_event(run)
             since = last.seq if last is not None else 0
             if action != "abort":

@@ -280,7 +280,8 @@ class RunWorkflow:
             self._done.append(Outcome.refused(call.token, call.op, why))
             return
         payload = {"token": call.token, "op": call.op, "request": intent["request"], "initial": intent["initial"],
-                   "controller": intent["controller"], "observe_first": call.observe_first, "plan_no": plan_no}
+                   "controller": intent["controller"], "observe_first": call.observe_first, "plan_no": plan_no,
+                   "inputs_digest": intent.get("inputs_digest")}   # the request's secrets are fingerprinted
         timeout = timedelta(seconds=call.timeout)
         try:
             answer = await workflow.execute_activity(
