@@ -103,6 +103,9 @@ class Handler(BaseHTTPRequestHandler):
             code, answer = 400, {"error": f"denied {auth} {self.path} pin {pin}"}
         else:
             code, answer = 200, {"psk": OUTPUT, "seen": f"{auth} {self.path} pin {pin}"}
+        self.answer(code, answer)
+
+    def answer(self, code: int, answer: Any) -> None:
         data = json.dumps(answer).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

@@ -31,13 +31,7 @@ class Echo(Handler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
         self.server.seen.append({"path": self.path, "body": body})
         text = json.dumps(body)
-        code, answer = (400, {"error": f"denied {text}"}) if "/bad/" in self.path else (200, {"seen": text})
-        data = json.dumps(answer).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.answer(*((400, {"error": f"denied {text}"}) if "/bad/" in self.path else (200, {"seen": text})))
 
 
 @pytest.fixture
