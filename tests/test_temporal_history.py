@@ -87,7 +87,7 @@ def test_workers_split_by_queue_keep_the_secrets_out_of_the_history(tmp_path, ec
     resolves, and redacts the outputs and errors that echo them."""
     root = project(tmp_path / "p", echo.url, REQUEST)
     code, out, logs = apply(temporal_server, "h2", root, split=True)
-    assert any("/good/" in s["path"] for s in echo.seen), out
+    assert [s["body"]["inputs"]["pin"] for s in echo.seen if "/good/" in s["path"]] == [DECLARED], out
     assert found(history_all(temporal_server, root)) == [] and found(out) == [] and found(logs) == []
 
 
@@ -103,6 +103,7 @@ def test_inputs_json_does_not_carry_as_they_are_are_sent(tmp_path, echo, secret_
     root = project(tmp_path / "p", echo.url, INTKEYS)
     code, out, logs = apply(temporal_server, "h3", root)
     assert code == 0 and [s["body"]["inputs"]["ports"] for s in echo.seen] == [{"80": 8080}], out
+    assert [s["body"]["inputs"]["pin"] for s in echo.seen] == [DECLARED]   # the value, not its fingerprint
 
 
 QUOTED = f"""\

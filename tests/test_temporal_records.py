@@ -240,3 +240,56 @@ def test_a_sweep_names_a_database_without_its_password_and_a_worker_uses_its_own
     finally:
         own.close()
         given.close()
+
+
+def test_a_call_sends_the_inputs_its_intent_was_made_of_or_nothing(monkeypatch):
+    """ordo.call's _sent: the inputs crossed the history redacted, with a digest of the raw ones. Resolved
+    again where the call runs, they are sent when they match the digest, and the values the intent masked
+    inside a text are taught to this worker's redactor; a mismatch, a missing digest, or inputs that cannot
+    be resolved again are a permanent refusal with nothing applied, never a fingerprint sent."""
+    pytest.importorskip("temporalio")
+    from temporalio.exceptions import ApplicationError
+
+    import executor.temporal.activities as activities
+    from domain.secrets import fingerprint
+    from executor.engine import SecretUnavailable
+    from executor.redact import Redactor
+
+    monkeypatch.setattr(activities, "_refresh", lambda run: None)
+    raw = {"pin": "declared-pin-93c7", "note": "use tok-only-main-1234 here", "ports": {80: 8080}}
+    journaled = {"pin": fingerprint(raw["pin"]), "note": "use *** here", "ports": {"80": 8080}}
+    resolved = {"now": raw}
+
+    def inputs(rs, model, res):
+        if isinstance(resolved["now"], Exception):
+            raise resolved["now"]
+        return resolved["now"]
+
+    redactor = Redactor(environ={})
+    ex = SimpleNamespace(_project=SimpleNamespace(model=SimpleNamespace(resources={"r": object()})), _inputs=inputs,
+                         journal=SimpleNamespace(redactor=redactor))
+    run = SimpleNamespace(executor=ex)
+    request = {"run": "1", "key": "k", "resource": "r", "type": "t", "operation": "create", "from_state": "absent",
+               "to_state": "present", "inputs": journaled, "outputs": []}
+
+    def payload(**more):
+        return {"token": 7, "op": "r/create", "request": request, "inputs_digest": fingerprint(raw), **more}
+
+    sent = activities._sent(run, {"run": 1}, payload())
+    assert sent.inputs == raw
+    assert redactor.text("echo tok-only-main-1234") == "echo ***"   # learnt from the masked text
+
+    def refusal(**more) -> str:
+        with pytest.raises(ApplicationError) as caught:
+            activities._sent(run, {"run": 1}, payload(**more))
+        (details,) = caught.value.details
+        assert caught.value.non_retryable and details["error"]["code"] == "inputs-changed"
+        assert details["error"]["applied"] is False and details["token"] == 7
+        return str(caught.value)
+
+    assert "carries no digest" in refusal(inputs_digest=None)
+    resolved["now"] = {**raw, "pin": "another-pin"}
+    assert "changed after its intent was journaled" in refusal()
+    for error in (SecretUnavailable("db", "psk"), KeyError("psk")):
+        resolved["now"] = error
+        assert "cannot be resolved as its intent was" in refusal()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +52,7 @@ from executor.core import (
     RunState,
 )
 from executor.core.loop import replanned
-from executor.engine import ApplyOptions, Executor
+from executor.engine import ApplyOptions, Executor, SecretUnavailable
 from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refreshed
 from executor.redact import MASK
 from executor.store import location
@@ -170,8 +171,7 @@ class Activities:
         run = self._run(ref)
         with run.lock:
             ex = run.executor
-            if ex._project is None:
-                ex._project = self._project(ref, run, payload["plan_no"])
+            ex._project = self._project(ref, run, payload["plan_no"])   # the plan's (a re-plan may load anew)
             ctl = ex._controller(payload["controller"])
             request = _sent(run, ref, payload)
         in_doubt = payload["observe_first"] or activity.info().attempt > 1
@@ -450,22 +450,45 @@ def _sent(run: _Run, ref: Ref, payload: dict[str, Any]) -> OperationRequest:
     """The request to send, from the one the workflow carries, whose secret inputs are fingerprinted or
     masked (as its intent is journaled): the inputs resolved again here, from the project and the
     journal's records, and sent only if they are the ones the intent was made of (``inputs_digest``, a
-    salted digest of those); else a permanent error, nothing sent. The values are taught to this worker's
-    redactor, which redacts what the call answers."""
+    salted digest of those); else a permanent error, nothing sent (never a fingerprint in place of a
+    value). The values are taught to this worker's redactor, which redacts what the call answers: those
+    under secret keys, and those the intent masked inside a text (a secret this worker may not know)."""
     ex, data = run.executor, payload["request"]
-    inputs = data["inputs"]
-    if _redacted(inputs) and payload.get("inputs_digest"):
+    carried = inputs = data["inputs"]
+
+    def refused(why: str) -> ApplicationError:
+        outcome = Outcome(payload["token"], payload["op"], error=CallError(why, code="inputs-changed", applied=False))
+        return ApplicationError(why, outcome_out(outcome), type=PERMANENT, non_retryable=True)
+
+    if _redacted(carried):
+        if not payload.get("inputs_digest"):   # an intent made before digests were sent (an older worker)
+            raise refused(f"the intent of {data['resource']} carries no digest of its secret inputs: not sent")
         _refresh(run)
         res = ex._project.model.resources[data["resource"]]
-        inputs = ex._inputs(RunState(run=ref["run"]), ex._project.model, res)
+        try:
+            inputs = ex._inputs(RunState(run=ref["run"]), ex._project.model, res)
+        except (SecretUnavailable, KeyError) as exc:
+            raise refused(f"the inputs of {data['resource']} cannot be resolved as its intent was ({exc!r}): "
+                          "not sent") from None
         if not same_value(payload["inputs_digest"], inputs):
-            why = (f"the inputs of {data['resource']} changed after its intent was journaled (a record they "
-                   "read was written meanwhile): not sent")
-            outcome = Outcome(payload["token"], payload["op"], error=CallError(why, code="inputs-changed",
-                                                                                applied=False))
-            raise ApplicationError(why, outcome_out(outcome), type=PERMANENT, non_retryable=True)
+            raise refused(f"the inputs of {data['resource']} changed after its intent was journaled (a record "
+                          "they read was written meanwhile): not sent")
+        ex.journal.redactor.add_values(_masked(carried, inputs))
     ex.journal.redactor.tree(inputs)   # learnt: a secret input's value is masked in what the call answers
     return OperationRequest(**{**data, "inputs": inputs, "outputs": tuple(data["outputs"])})
+
+
+def _masked(carried: Any, fresh: Any) -> list[str]:
+    """The values a redaction masked in ``carried`` (``***`` in a text) where ``fresh`` has them."""
+    if isinstance(carried, dict) and isinstance(fresh, dict):
+        return [v for k in carried.keys() & fresh.keys() for v in _masked(carried[k], fresh[k])]
+    if isinstance(carried, list) and isinstance(fresh, list):
+        return [v for c, f in zip(carried, fresh, strict=False) for v in _masked(c, f)]
+    if not (isinstance(carried, str) and isinstance(fresh, str) and MASK in carried and carried != fresh):
+        return []
+    pattern = "(.+?)".join(re.escape(part) for part in carried.split(MASK))
+    found = re.fullmatch(pattern, fresh, re.DOTALL)
+    return list(found.groups()) if found is not None else [fresh]
 
 
 def _digest(inputs: dict[str, Any]) -> str | None:
