@@ -156,9 +156,10 @@ class Activities:
                                       "controller": ops[call.op].controller}))
             stored = ex.journal.append_once(ref["run"], [m[0] for m in made], since=since)[0]
             # the request crosses the workflow's history with its inputs as the intent was journaled (its
-            # secrets fingerprinted): the call takes their values again where it runs (_sent)
+            # secrets fingerprinted): the call takes their values again where it runs (_sent), checked
+            # against a digest of them (made only where redaction changed something)
             return [{"event": event_out(ev), **m[1], "request": {**m[1]["request"], "inputs": ev.data["inputs"]},
-                     "inputs_digest": _digest(m[1]["request"]["inputs"])}
+                     "inputs_digest": _digest(raw) if (raw := m[1]["request"]["inputs"]) != ev.data["inputs"] else None}
                     for ev, m in zip(stored, made, strict=True)]
         return self._locked(ref, work)
 
