@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import OrdoError
 from domain.gcpause import paused_gc
 from domain.project import Project, display_path, load_project, project_folder, read_project_file
-from executor.journal import Event, Journal, JournalError, JournalUrl, StateCopy, default_path
+from executor.journal import Event, Journal, JournalError, JournalUrl, RunInfo, StateCopy, default_path
 from executor.store import is_url, location
 from planner.plan import Plan
 
@@ -310,19 +310,12 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             if status == "crashed" and (decided := load_client().decide(
                     jr.path, run_id, info.options["temporal"], "abort", record, listener=lambda ev: None,
                     around=_nothing)) is not None:
-                if decided.status != "aborted":
-                    raise ExecutionError(f"run {run_id} was not aborted: it is {decided.status} "
-                                         f"({decided.reason or 'it changed meanwhile'}); see `ordo history`")
-                return f"Run {run_id} aborted (its workflow waited for a decision); nothing was undone."
+                return _aborted(decided, f"Run {run_id} aborted (its workflow waited for a decision); "
+                                         "nothing was undone.")
             # crashed, and its workflow is over or gone (terminated, its history removed): nothing carries it
             # on, nothing would hear a stop; it is closed here, as a local run that crashed is
             if status == "crashed" and load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
-                summary = {**info.summary, "status": "aborted", "reason": "aborted while crashed (its workflow gone)"}
-                if not jr.append_once(run_id, [Event("run-ended", data={**summary, **record})], since=None,
-                                      status="aborted", summary=summary,
-                                      only_if=lambda r: r.effective_status == "crashed")[1]:
-                    raise ExecutionError(f"run {run_id} changed while it was aborted: it is "
-                                         f"{jr.run(run_id).effective_status} now; see `ordo history`")
+                _close_aborted(jr, info, status, "aborted while crashed (its workflow gone)", record)
                 return f"Run {run_id} aborted (it was crashed, its workflow gone); nothing was undone."
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
@@ -341,17 +334,31 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             if decided is not None and status == "superseded":
                 return f"Run {run_id} was superseded; its workflow, which still waited for a decision, has ended."
             if decided is not None:
-                if decided.status != "aborted":
-                    raise ExecutionError(f"run {run_id} was not aborted: it is {decided.status} "
-                                         f"({decided.reason or 'it changed meanwhile'}); see `ordo history`")
-                return f"Run {run_id} aborted (it was fallout, its workflow waiting); nothing was undone."
+                return _aborted(decided, f"Run {run_id} aborted (it was fallout, its workflow waiting); "
+                                         "nothing was undone.")
         if status in ("crashed", "fallout", "interrupted", "failed"):
-            # written only if nothing moved the run on meanwhile (a resume took it over, a supersede ended it)
-            summary = {**info.summary, "status": "aborted", "reason": f"aborted while {status}"}
-            if not jr.append_once(run_id, [Event("run-ended", data={**summary, **record})], since=None,
-                                  status="aborted", summary=summary,
-                                  only_if=lambda r: r.effective_status == status)[1]:
-                raise ExecutionError(f"run {run_id} changed while it was aborted: it is "
-                                     f"{jr.run(run_id).effective_status} now; see `ordo history`")
+            _close_aborted(jr, info, status, f"aborted while {status}", record)
             return f"Run {run_id} aborted (it was {status}); nothing was undone."
         raise ExecutionError(f"run {run_id} is {status}: there is nothing to abort")
+
+
+def _aborted(decided: RunResult, done: str) -> str:
+    """``done``, when the abort a run's workflow was sent ended it; else why not (another decision came first)."""
+    from executor.engine import ExecutionError
+
+    if decided.status != "aborted":
+        raise ExecutionError(f"run {decided.run} was not aborted: it is {decided.status} "
+                             f"({decided.reason or 'it changed meanwhile'}); see `ordo history`")
+    return done
+
+
+def _close_aborted(jr: Journal, info: RunInfo, status: str, reason: str, record: dict[str, Any]) -> None:
+    """The run ended aborted in the journal, written only if it is still ``status`` (effective) then:
+    nothing moved it on meanwhile (a resume took it over, a supersede ended it)."""
+    from executor.engine import ExecutionError
+
+    summary = {**info.summary, "status": "aborted", "reason": reason}
+    if not jr.append_once(info.id, [Event("run-ended", data={**summary, **record})], since=None, status="aborted",
+                          summary=summary, only_if=lambda r: r.effective_status == status)[1]:
+        raise ExecutionError(f"run {info.id} changed while it was aborted: it is "
+                             f"{jr.run(info.id).effective_status} now; see `ordo history`")

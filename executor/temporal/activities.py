@@ -295,10 +295,8 @@ class Activities:
                     ex._end(_core(rs), End(status, reason))
             # the end the journal holds, this attempt's or another's (whose answer was lost, or which wrote first);
             # its seq: a decision names the fallout it is for
-            info = ex.journal.run(ref["run"])
             last = ex.journal.last_event(ref["run"], kinds=("run-ended",))
-            return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", ""),
-                    "seq": last.seq if last is not None else 0}
+            return {**_as_ended(ex.journal, ref["run"]), "seq": last.seq if last is not None else 0}
         try:
             return self._locked(ref, work)
         finally:
@@ -316,10 +314,6 @@ class Activities:
             jr, number = run.executor.journal, ref["run"]
             asked = {**decision["record"], "principal": decision["principal"]}
 
-            def ended() -> dict[str, Any]:
-                info = jr.run(number)
-                return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
-
             if decision["action"] == "abort":
                 info = jr.run(number)
                 # "crashed": a resume that took the run died before its decision reached the workflow
@@ -329,14 +323,14 @@ class Activities:
                     jr.append_once(number, [Event("run-ended", data={**summary, **asked})], since=since,
                                    status="aborted", summary=summary, only_if=lambda r: r.effective_status in waiting)
                 # "running": not ended, a resume took the run first (its decision comes next); else its end
-                return ended()
+                return _as_ended(jr, number)
             rollback = {"rollback": True} if decision["action"] == "rollback" else {}
             asking = [Event("resume-requested", data={**asked, **rollback})]
             # "running": the process that asked holds the run (it follows the workflow)
             written = jr.append_once(number, asking, since=since,
                                      only_if=lambda r: r.status in ("fallout", "running"))[0]
             if not written:
-                return ended()
+                return _as_ended(jr, number)
             seq = written[-1].seq
             # the decision is for the fallout before it: not for one after it (this attempt came late,
             # its retry's resume ran and fell out again), which waits for a decision of its own
@@ -345,9 +339,9 @@ class Activities:
                 try:
                     jr.claim(number)
                 except RunEnded:  # superseded since
-                    return ended()
+                    return _as_ended(jr, number)
             elif status not in ("fallout", "running"):  # superseded after the event was written
-                return ended()
+                return _as_ended(jr, number)
             return {"seq": seq}
         try:
             return self._locked(ref, work)
@@ -445,6 +439,12 @@ class Activities:
         if plan_no not in run.plans:
             raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")
         return run.plans[plan_no]
+
+
+def _as_ended(jr: Journal, run: int) -> dict[str, Any]:
+    """The run as the journal holds it, as an activity answers with a run's end."""
+    info = jr.run(run)
+    return {"status": info.status, "summary": info.summary, "reason": info.summary.get("reason", "")}
 
 
 def _sent(run: _Run, ref: Ref, payload: dict[str, Any]) -> OperationRequest:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -39,6 +39,8 @@ from executor.temporal.wire import Ref, planning_queue, queue_for
 from executor.temporal.workflow import WORKFLOW, RunWorkflow
 from planner.bounded import default_memory_mb
 from planner.plan import Plan
+
+T = TypeVar("T")
 
 #: Modules the workflow sandbox takes from the worker as they are (deterministic, no I/O on import).
 PASSTHROUGH = ("executor.core", "executor.temporal.wire", "planner.plan", "planner.schedule", "domain",
@@ -231,20 +233,15 @@ async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[Workflow
 def workflow_gone(address: str, journal_id: str, run: int) -> bool:
     """Whether a run's workflow is over or unknown to Temporal (completed, failed, terminated, or its
     history gone): nothing will write to the run again."""
-    async def go() -> bool:
-        client = await _connect(address)
+    async def gone(handle: WorkflowHandle) -> bool:
         try:
-            described = await client.get_workflow_handle(workflow_id(journal_id, run)).describe(rpc_timeout=_ASK)
-            return described.status != WorkflowExecutionStatus.RUNNING
+            return (await handle.describe(rpc_timeout=_ASK)).status != WorkflowExecutionStatus.RUNNING
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return True
             raise TemporalError(f"cannot ask Temporal at {address} about run {run}'s workflow: {exc}") from None
-        finally:
-            del client
-            gc.collect()
 
-    return asyncio.run(go())
+    return _on_workflow(address, journal_id, run, gone)
 
 
 def stop_workflow(address: str, journal_id: str, run: int, reason: str) -> None:
@@ -259,17 +256,26 @@ def end_superseded(address: str, journal_id: str, run: int) -> None:
 
 
 def _signal(address: str, journal_id: str, run: int, signal: Any, arg: Any) -> None:
-    async def go() -> None:
-        client = await _connect(address)
+    async def send(handle: WorkflowHandle) -> None:
         try:
-            await client.get_workflow_handle(workflow_id(journal_id, run)).signal(signal, arg)
+            await handle.signal(signal, arg)
         except Exception as exc:  # gone, or completed meanwhile
             raise TemporalError(f"cannot signal run {run}'s workflow at {address}: {exc}") from None
+
+    _on_workflow(address, journal_id, run, send)
+
+
+def _on_workflow(address: str, journal_id: str, run: int, ask: Callable[[WorkflowHandle], Awaitable[T]]) -> T:
+    """``ask`` of a run's workflow, on a client of its own that is gone before this returns (sdk-python#300)."""
+    async def go() -> T:
+        client = await _connect(address)
+        try:
+            return await ask(client.get_workflow_handle(workflow_id(journal_id, run)))
         finally:
             del client
             gc.collect()
 
-    asyncio.run(go())
+    return asyncio.run(go())
 
 
 #: How long a workflow's status and progress are waited for.
