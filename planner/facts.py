@@ -17,6 +17,9 @@ import clingo
 
 from domain.model import Model
 
+#: What a policy sees as the value of a secret param (``secrets:`` on its type).
+SECRET = "<secret>"
+
 #: name/arity of every predicate this module writes (the policy interface).
 FACT_SIGNATURES: frozenset[tuple[str, int]] = frozenset({
     ("resource", 2), ("state", 3), ("transition", 4), ("milestone", 3), ("final", 2),
@@ -152,7 +155,9 @@ def model_facts(model: Model) -> list[str]:
             wired = {ref.param for ref in res.refs}
             for key, value in res.params.items():
                 if isinstance(value, (str, int, bool)) and key not in wired:
-                    add(f"param({n},{q(key)},{q(value)}).")
+                    # A secret's value never reaches the solver: a policy could bind it and
+                    # an explanation would then print it. Policies see that it is set.
+                    add(f"param({n},{q(key)},{q(SECRET if key in kind.secrets else value)}).")
         for ref in res.refs:
             if ref.operation:
                 add(f"ref({n},{q(ref.producer)},{q(ref.operation)}).")

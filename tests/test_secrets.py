@@ -241,3 +241,15 @@ def test_redactor_masks_text_and_trees() -> None:
     assert redactor.text("pin 1234 wrong") == "pin *** wrong"  # a declared secret's value is masked from then on
     assert redact_argv(["ctl", "--password", "p1", "--api-key=k1", "-v", "x"]) == (
         ["ctl", "--password", "***", "--api-key=***", "-v", "x"], ["p1", "k1"])
+
+
+def test_a_policy_sees_that_a_secret_param_is_set_never_its_value(tmp_path: Path, api: Api, secret_env: None,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path / "p", api.url, REQUEST)
+    policy = root / "pin.lp"
+    policy.write_text('% a pin other than x\n:- param(R,"pin",V), requested(R), V != "x".\n')
+    for command in (("explain", "--policy"), ("plan", "--policy"), ("whatif", "--with-policy")):
+        code, out = ordo(capsys, *command, policy, "-C", root)
+        assert "violated for: R=good, V=<secret>" in out and leaks(out) == [], (command, out)
+    code, out = ordo(capsys, "explain", "-C", root, "--policy", policy, "--conflict")
+    assert code == 3 and leaks(out) == [], out
