@@ -98,13 +98,15 @@ def _grounding_failed(program: Program, messages: list[str]) -> None:
     raise DiagnosticsError(errors) from None
 
 
-def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
-                     args: list[str]) -> tuple[Program, clingo.Control]:
+def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str, args: list[str],
+                     meanwhile: Callable[[Program], object] | None = None) -> tuple[Program, clingo.Control]:
     """``build()`` grounded as ``_ground`` grounds it, with clingo parsing
     the facts in a thread (it lets go of the GIL) while ``build`` makes and
     checks the program in this one (0.2-0.5 s each at 10,000 resources).
     Nothing of the program reaches clingo before ``build`` returns: a policy
-    it refuses never runs."""
+    it refuses never runs. ``meanwhile(program)`` runs in a thread while the
+    program grounds (clingo lets go of the GIL there too); what it raises is
+    dropped: it is to prepare what the caller would otherwise work out after."""
     ctl, messages = _control(args)
     failed: list[RuntimeError] = []
 
@@ -114,16 +116,34 @@ def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
         except RuntimeError as exc:
             failed.append(exc)
 
-    adding = threading.Thread(target=add_facts, name="ordo-facts", daemon=True)
-    adding.start()
+    adding = _thread(add_facts, "ordo-facts")
     try:
         program = build()
     finally:
         adding.join()
     if failed:   # the facts did not parse: clingo's messages say why
         _grounding_failed(program, messages)
-    _add_and_ground(ctl, messages, program, extra)
+    beside = _thread(lambda: meanwhile(program), "ordo-meanwhile", quiet=True) if meanwhile is not None else None
+    try:
+        _add_and_ground(ctl, messages, program, extra)
+    finally:
+        if beside is not None:
+            beside.join()
     return program, ctl
+
+
+def _thread(work: Callable[[], object], name: str, quiet: bool = False) -> threading.Thread:
+    """``work`` started in a daemon thread; ``quiet``: what it raises is dropped."""
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            if not quiet:
+                raise
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def ground_only(program: Program, facts: list[str], *, timeout: float = 30.0,

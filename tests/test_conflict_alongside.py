@@ -52,6 +52,22 @@ def test_what_the_build_raises_is_raised_with_the_facts_thread_ended(vfw_copy):
     assert threading.active_count() == threads
 
 
+def test_meanwhile_sees_the_program_and_what_it_raises_is_dropped(vfw_copy):
+    project = load_project(vfw_copy)
+    program = load_policies(project)
+    seen = []
+
+    def meanwhile(built):
+        seen.append((built, threading.current_thread() is not threading.main_thread()))
+        raise ValueError("dropped")
+
+    threads = threading.active_count()
+    got, ctl = ground_alongside(lambda: program, model_facts(project.model), POLICY_SWITCHES, CONFLICT_ARGS,
+                                meanwhile=meanwhile)
+    assert got is program and seen == [(program, True)] and threading.active_count() == threads
+    assert len(ctl.symbolic_atoms) > 0
+
+
 def test_facts_clingo_cannot_parse_are_a_diagnostic(vfw_copy):
     program = load_policies(load_project(vfw_copy))
     with pytest.raises(DiagnosticsError) as raised:
