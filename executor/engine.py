@@ -77,6 +77,7 @@ from executor.core import (
 from executor.core.messages import Input
 from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
 from executor.shared import GRACE, RETRY, Shared
+from planner.bounded import PlanCancelled
 from planner.core import Outcome as PlanOutcome
 from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
@@ -315,13 +316,17 @@ class Executor:
             else:
                 return None
 
+    def _aborted(self, run: int) -> bool:
+        """Whether `ordo abort` (or the service) asked the run to stop since it started or resumed."""
+        return self.journal.has_event(run, "abort-requested", since=self._abort_since)
+
     def _wait(self, run: int) -> Input:
         """The next thing that happens: calls completing, a timer, a stop, an abort, an event that
         arrived for a waiting operation (written to the journal by `ordo event` or the service)."""
         now = time.monotonic()
         if now >= self._next_poll:
             self._next_poll = now + self.options.poll
-            if not self._stop_sent and self.journal.has_event(run, "abort-requested", since=self._abort_since):
+            if not self._stop_sent and self._aborted(run):
                 self._stop_sent = True
                 return Stop("aborted", self.clock())
             arrived = self._arrived(run)
@@ -596,9 +601,11 @@ class Executor:
             looks.append(Look(oid, state=state, attributes={**obs.attributes, **(obs.outputs or {})}))
         return Probed(looks, self.clock())
 
-    def _replan(self, core: RunCore, cmd: Replan) -> Planned | NoPlan:
+    def _replan(self, core: RunCore, cmd: Replan, *, stoppable: bool = True) -> Planned | NoPlan | Stop:
         """A new plan from the state now: the project loaded again from the journal's records, with
-        what was learnt (failed, refused) and the current placements (stability)."""
+        what was learnt (failed, refused) and the current placements (stability). ``stoppable`` (this
+        process drives the run): a stop or an abort while it waits for a plan slot or is being made
+        ends it (Stop: the run ends as asked, and a resume plans again)."""
         started = time.monotonic()
         project = self.loader(list(self._records.values()))
         model = project.model
@@ -608,9 +615,25 @@ class Executor:
             model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
         if cmd.mode == "rollback":
             _roll_back(model, cmd.snapshot)
-        # urgent: the run waits on it, ahead of new plans and sweeps' scenarios
-        with self.plans.slot(project, urgent=True) if self.plans is not None else contextlib.nullcontext():
-            outcome: PlanOutcome = make_plan(project, concurrency=self.options.concurrency)
+        run = core.state.run
+        stop: list[str] = []
+
+        def cancelled() -> bool:
+            if not stop and self._aborted(run):
+                stop.append("aborted")
+            elif not stop and self._stop.is_set():
+                stop.append("interrupted")
+            return bool(stop)
+
+        try:
+            # urgent: the run waits on it, ahead of new plans and sweeps' scenarios
+            asked = cancelled if stoppable else None
+            with self.plans.slot(project, urgent=True, cancelled=asked) if self.plans is not None \
+                    else contextlib.nullcontext():
+                outcome: PlanOutcome = make_plan(project, concurrency=self.options.concurrency, cancelled=asked)
+        except PlanCancelled:
+            self._stop_sent = True
+            return Stop(stop[0], self.clock())
         seconds = time.monotonic() - started
         if self._project is None:  # resumed after a fallout: the summary needs a model
             self._project = project

@@ -42,6 +42,7 @@ from planner import machine
 from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, goals_to_drop
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
+from planner.slots import CANCEL_POLL
 from planner.solve import SolveResult, _ground, join, solve, solve_parts, with_symbols
 
 if TYPE_CHECKING:
@@ -65,6 +66,10 @@ class PlanningLimitError(OrdoError):
 
 class ChildEnded(OrdoError):
     """The child ended without an answer (killed by the system, say, when out of memory)."""
+
+
+class PlanCancelled(OrdoError):
+    """The caller no longer wanted the plan (``cancelled`` said so): its children were ended."""
 
 
 def memory_for(project: Project, given: int | None = None) -> int:
@@ -141,7 +146,8 @@ class _Job:
 
 def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float, memory_mb: int,
                   deadline: float | None = None, explain: bool = True, parts: list[list[str]] | None = None,
-                  workers: int = 1) -> tuple[SolveResult, Explanation | None, float]:
+                  workers: int = 1, cancelled: Callable[[], bool] | None = None,
+                  ) -> tuple[SolveResult, Explanation | None, float]:
     """Ground and solve in a child within ``timeout`` seconds together (or
     by ``deadline``, a ``time.monotonic()``, when an earlier solve used part
     of the time; ``timeout`` is then the limit the user set, as errors name
@@ -152,18 +158,21 @@ def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
     ``facts``, programs solved one after the other (``solve_parts``; a part
     without a plan is not explained), by up to ``workers`` children at once,
     each with a run of consecutive parts and its share of ``memory_mb``;
-    their answers are joined in the parts' order (``join``)."""
+    their answers are joined in the parts' order (``join``). ``cancelled``:
+    asked every planner.slots.CANCEL_POLL seconds; once it says so, the
+    children are ended and PlanCancelled raised."""
     if deadline is None:
         deadline = time.monotonic() + timeout
     if parts is None or workers < 2 or len(parts) < 2:
         job = _Job(program, facts, model, deadline, timeout, memory_mb, explain=explain and parts is None,
                    parts=parts)
-        _, result, explanation, seconds = _answer(_plan_child, job)
+        _, result, explanation, seconds = _answers(_plan_child, [job], cancelled=cancelled)[0]
         return with_symbols(result), explanation, seconds
     shares = _shares(parts, workers)
     jobs = [_Job(program, [], model, deadline, timeout, memory_mb, explain=False, parts=share, workers=len(shares))
             for share in shares]
-    return with_symbols(join([answer[1] for answer in _answers(_plan_child, jobs)], True)), None, 0.0
+    answers = _answers(_plan_child, jobs, cancelled=cancelled)
+    return with_symbols(join([answer[1] for answer in answers], True)), None, 0.0
 
 
 def ground_bounded(program: Program, facts: list[str], *, timeout: float, memory_mb: int) -> list[str]:
@@ -232,12 +241,15 @@ def _answer(target, job: _Job, *, probe: bool = True) -> tuple:
 
 
 def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = True,
-             on_partial: Callable[[tuple], None] | None = None) -> list[tuple]:
+             on_partial: Callable[[tuple], None] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> list[tuple]:
     """``_answer`` of each job, their children all running at once and heard
     as they speak: the first error or limit of any raises, and ends the others.
     ``on_partial`` is given each ("partial", ...) message, part of an answer
     that stands if a limit strikes later; ``probe``, if a callable, is asked
-    then whether to probe for the policy that grounds largest."""
+    then whether to probe for the policy that grounds largest. ``cancelled``:
+    asked every CANCEL_POLL seconds; once it says so, PlanCancelled (the
+    children ended)."""
     from multiprocessing.connection import wait
 
     with contextlib.ExitStack() as stack:
@@ -248,7 +260,11 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
         failed: tuple[int, str] | None = None
         while failed is None and (waiting := [i for i, answer in enumerate(answers) if answer is None]):
             first = min(until[i] for i in waiting)
-            ready = set(wait([children[i].conn for i in waiting], max(0.0, first - time.monotonic())))
+            pause = max(0.0, first - time.monotonic())
+            ready = set(wait([children[i].conn for i in waiting], pause if cancelled is None else
+                             min(pause, CANCEL_POLL)))
+            if cancelled is not None and cancelled():
+                raise PlanCancelled("stopped while the plan was being made")
             for i in waiting:
                 if children[i].conn not in ready:
                     if time.monotonic() >= until[i] and not children[i].conn.poll(0):   # (one there now is read)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -172,7 +172,8 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
 @paused_gc()
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
               memory_mb: int | None = None, prune: bool = True, program: Program | None = None,
-              deadline: float | None = None, keep: Mapping[str, str] | None = None) -> Outcome:
+              deadline: float | None = None, keep: Mapping[str, str] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> Outcome:
     """``timeout`` bounds grounding and solving together (default
     settings.solve_timeout), ``memory_mb`` their memory (default
     settings.memory_limit_mb); past either, PlanningLimitError. ``prune``:
@@ -183,7 +184,9 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     policies as ``load_policies(project)`` gave them, for a caller that
     needs them too (loaded here otherwise). ``keep``: another plan's
     placements, kept wherever that costs nothing (planner.facts.keep_placements:
-    a what-if scenario against its baseline)."""
+    a what-if scenario against its baseline). ``cancelled``: asked while the
+    children plan (planner.bounded.solve_bounded); once it says so,
+    PlanCancelled."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     if program is None:
@@ -204,10 +207,10 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory,
                                                    deadline=deadline, explain=sliced is None,
                                                    parts=parts if len(parts) > 1 else None,
-                                                   workers=workers_for(project, memory))
+                                                   workers=workers_for(project, memory), cancelled=cancelled)
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
-                         program=program, deadline=deadline, keep=keep)
+                         program=program, deadline=deadline, keep=keep, cancelled=cancelled)
     result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,10 @@ from domain.errors import OrdoError
 
 if TYPE_CHECKING:
     from domain.project import Project
+
+
+#: Seconds between two questions whether a plan waiting for a slot, or being made, is still wanted.
+CANCEL_POLL = 0.25
 
 
 class SlotsBusy(OrdoError):
@@ -68,13 +72,20 @@ class PlanSlots:
         return self.cpus if self.memory_mb is None else max(1, min(self.cpus, self.memory_mb // self._need(cap_mb)))
 
     @contextmanager
-    def slot(self, project: Project, timeout: float | None = None, *, urgent: bool = False) -> Iterator[None]:
+    def slot(self, project: Project, timeout: float | None = None, *, urgent: bool = False,
+             cancelled: Callable[[], bool] | None = None) -> Iterator[None]:
         """A slot while a plan of ``project`` is made; SlotsBusy when none comes free within
-        ``timeout`` seconds (None: wait for one). ``urgent``: ahead of the plans waiting that are not."""
+        ``timeout`` seconds (None: wait for one). ``urgent``: ahead of the plans waiting that are not.
+        ``cancelled``: asked every ``CANCEL_POLL`` seconds while waiting (not under the slots' lock);
+        once it says so, PlanCancelled."""
         need = self.need(project)
         taken = False
         try:
-            taken = self._acquire(need, timeout, urgent)
+            taken = self._acquire(need, timeout, urgent, cancelled)
+            if not taken and cancelled is not None and cancelled():
+                from planner.bounded import PlanCancelled
+
+                raise PlanCancelled("stopped while the plan waited for a plan slot")
             if not taken:
                 busy = self.busy
                 raise SlotsBusy(f"{busy} plan{'' if busy == 1 else 's'} in progress, as many as this process "
@@ -92,22 +103,30 @@ class PlanSlots:
             return True
         return self._busy < self.cpus and (self.memory_mb is None or self._used + need <= self.memory_mb)
 
-    def _acquire(self, need: int, timeout: float | None, urgent: bool) -> bool:
+    def _acquire(self, need: int, timeout: float | None, urgent: bool,
+                 cancelled: Callable[[], bool] | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         entry = (urgent, object())
         with self._cond:
             # behind every waiter of its kind, ahead of the others (urgent ones are all at the front)
             at = sum(1 for first, _ in self._queue if first) if urgent else len(self._queue)
             self._queue.insert(at, entry)
-            try:
-                while not (self._queue[0] is entry and self._fits(need)):
+        try:
+            while True:
+                with self._cond:
+                    if self._queue[0] is entry and self._fits(need):
+                        self._busy += 1
+                        self._used += need
+                        return True
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         return False
+                    if cancelled is not None:
+                        left = CANCEL_POLL if left is None else min(left, CANCEL_POLL)
                     self._cond.wait(left)
-                self._busy += 1
-                self._used += need
-                return True
-            finally:
+                if cancelled is not None and cancelled():   # (asked outside the lock: it may read a journal)
+                    return False
+        finally:
+            with self._cond:
                 self._queue.remove(entry)
                 self._cond.notify_all()   # the next in line may fit now, or be first

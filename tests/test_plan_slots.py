@@ -37,6 +37,18 @@ def _hold(slots: PlanSlots, project, log: list, name: str, release: threading.Ev
     return thread
 
 
+def _refused(jr: Journal, project, path: Path, slots: PlanSlots | None = None) -> Executor:
+    """An executor of the vFW whose simulated region-two refuses creates (a re-plan follows)."""
+    return Executor(jr, loader_for(project, path), options=ApplyOptions(simulation=REFUSED_REGION_TWO), plans=slots)
+
+
+def _carried(executor: Executor, act):
+    try:
+        return act(executor)
+    finally:
+        executor.close()
+
+
 def _until(check, seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -139,17 +151,25 @@ def test_how_many_plans_of_a_cap_fit_at_once() -> None:
     assert PlanSlots(3, None).at_once(4096) == 3
 
 
-def test_a_wait_past_its_timeout_is_busy_and_leaves_the_line() -> None:
+@pytest.mark.parametrize("ends", ["timeout", "cancelled"])
+def test_a_wait_that_ends_unserved_raises_and_leaves_the_line(ends: str) -> None:
+    """Past its timeout: busy. Cancelled (a stop or an abort of the run whose re-plan waits): PlanCancelled."""
+    from planner.bounded import PlanCancelled
+
     slots = PlanSlots(1, None)
     log: list[str] = []
     release = threading.Event()
     holder = _hold(slots, capped(10), log, "holder", release)
     _until(lambda: log == ["holder"])
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
     started = time.monotonic()
-    busy = "1 plan in progress, as many as this process makes at once"
-    with pytest.raises(SlotsBusy, match=busy), slots.slot(capped(10), timeout=0.2):
+    raised = (pytest.raises(SlotsBusy, match="1 plan in progress, as many as this process makes at once")
+              if ends == "timeout" else pytest.raises(PlanCancelled, match="waited for a plan slot"))
+    with raised, slots.slot(capped(10), **({"timeout": 0.2} if ends == "timeout" else {"cancelled": stop.is_set})):
         pass
-    assert 0.15 < time.monotonic() - started < 5
+    assert (0.15 if ends == "timeout" else 0.25) < time.monotonic() - started < 5
+    assert slots._queue == []
     release.set()
     holder.join(10)
     with slots.slot(capped(10), timeout=1):   # the one that gave up is not in the way
@@ -180,12 +200,7 @@ def test_a_runs_replan_takes_a_slot(vfw_copy: Path, monkeypatch) -> None:
     plan = make_plan(project).plan
     path = default_path(project.root)
     with Journal(path) as jr:
-        executor = Executor(jr, loader_for(project, path), options=ApplyOptions(simulation=REFUSED_REGION_TWO),
-                            plans=slots)
-        try:
-            result = executor.apply(project, plan)
-        finally:
-            executor.close()
+        result = _carried(_refused(jr, project, path, slots), lambda ex: ex.apply(project, plan))
     assert result.status == "complete"
     assert seen and seen == [1] * len(seen) and slots.busy == 0
 
@@ -206,3 +221,50 @@ def test_a_sweep_job_waits_for_a_slot(vfw_copy: Path, monkeypatch) -> None:
         assert not done   # waits for the slot
     thread.join(60)
     assert done and done[0]["status"] == "optimal"
+
+
+def test_a_plan_no_longer_wanted_ends_its_children(vfw_copy: Path) -> None:
+    import multiprocessing
+
+    from planner.bounded import PlanCancelled
+
+    project = load_project(vfw_copy)
+    started = time.monotonic()
+    with pytest.raises(PlanCancelled, match="being made"):
+        make_plan(project, cancelled=lambda: time.monotonic() - started > 0.01)
+    assert time.monotonic() - started < 2
+    _until(lambda: not [p for p in multiprocessing.active_children() if p.name == "ordo-planner"])
+
+
+def test_a_stop_while_the_replan_waits_for_a_slot_ends_the_run_and_a_resume_plans_again(vfw_copy: Path) -> None:
+    """Ctrl-C (request_stop) while a run's re-plan waits for a slot another plan holds: the run ends
+    interrupted at once, not when the slot frees; `ordo resume` then plans again and completes."""
+    slots = PlanSlots(1, None)
+    log: list[str] = []
+    release = threading.Event()
+    project = load_project(vfw_copy)
+    plan = make_plan(project).plan
+    path = default_path(project.root)
+    with Journal(path) as jr:
+        executor = _refused(jr, project, path, slots)
+        holder = None
+        real = executor._replan
+
+        def replan(core, cmd):   # another plan takes the only slot just before the run's re-plan asks
+            nonlocal holder
+            holder = _hold(slots, capped(10), log, "other", release)
+            _until(lambda: log == ["other"])
+            threading.Timer(0.2, executor.request_stop).start()
+            return real(core, cmd)
+
+        executor._replan = replan
+        started = time.monotonic()
+        result = _carried(executor, lambda ex: ex.apply(project, plan))
+        assert result.status == "interrupted" and time.monotonic() - started < 8
+        assert slots.busy == 1 and slots._queue == []
+        release.set()
+        holder.join(10)
+        resumed = _carried(_refused(jr, project, path), lambda ex: ex.resume(result.run))
+        kinds = [ev.kind for ev in jr.events(result.run)]
+    assert resumed.status == "complete"
+    assert kinds.index("learnt") < kinds.index("run-ended") < kinds.index("resumed") < kinds.index("replan")

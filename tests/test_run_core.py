@@ -23,6 +23,7 @@ from executor.core import (
     CallError,
     Completed,
     Concern,
+    Continue,
     Denial,
     Dispatch,
     End,
@@ -37,6 +38,7 @@ from executor.core import (
     PlanSpec,
     Record,
     Replan,
+    Resumed,
     RunCore,
     RunState,
     Stop,
@@ -328,6 +330,21 @@ def test_stop_drains_the_calls_in_flight_and_dispatches_nothing_new(reason):
     assert not dispatched(cmds) and only(cmds, Wait)
     cmds = host.complete(3.0, second)
     assert cmds[-1] == End(reason) and len(host.core.state.done) == 2
+
+
+@pytest.mark.parametrize(("on_failure", "mode"), [("replan", "forward"), ("rollback", "rollback")])
+def test_a_stop_that_answers_a_replan_ends_the_run_and_a_resume_plans_again(on_failure, mode):
+    """The host answers a Replan with a Stop when a stop came while the plan waited for a slot or
+    was being made: the run ends as asked, and when resumed it plans again, as the options say."""
+    plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1)})
+    host, _ = begin(plan, on_failure=on_failure)
+    host.complete(1.0, "a/create", error=CallError("no", applied=False))
+    assert only(host.step(Observed([], 2.0)), Replan)[0].mode == mode
+    assert host.step(Stop("interrupted", 3.0)) == [End("interrupted")] and host.core.replanning is None
+    resumed = Host(RunCore(replayed(host.journal), key_prefix="ordo:j:1:", on_failure=on_failure))
+    assert only(resumed.step(Resumed("interrupted", 4.0)), Replan) == []
+    replan = only(resumed.step(Continue(spec_of(plan), False, 5.0)), Replan)[0]
+    assert replan.mode == mode and not dispatched([replan])
 
 
 # --- the state: the same from the journal as live --------------------------------------------

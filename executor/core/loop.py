@@ -204,8 +204,9 @@ class RunCore:
         self.spec = inp.spec
         if self.state.failures:
             return self._observe()
-        if self.state.pending_replan:
-            return [self._replan("resumed: the failure was observed, re-planning")]
+        if self.state.pending_replan:   # planned as after the observation (_observed): back, if the options say so
+            return [self._replan("resumed: the failure was observed, re-planning",
+                                 mode="rollback" if self.on_failure == "rollback" else None)]
         return self._start(inp.spec, inp.now)
 
     def _start(self, spec: PlanSpec, now: float) -> list[Command]:
@@ -469,6 +470,11 @@ class RunCore:
 
     def _stop(self, inp: Stop) -> list[Command]:
         self.stopping = self.stopping or inp.reason
+        if self.replanning is not None:
+            # The host's answer to a Replan when a stop came first (while the plan waited or was
+            # being made): nothing is in flight; a resume plans again (pending_replan).
+            self.replanning = None
+            return [End(self.stopping)]
         return self._advance(inp.now)
 
     def _tick(self, inp: Tick) -> list[Command]:

@@ -237,7 +237,7 @@ class Activities:
             rs = ex._rebuild(ref["run"])
             replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]],
                                "snapshot": rs.snapshot if cmd["mode"] == "rollback" else {}})
-            answer = ex._replan(_core(rs), replan)
+            answer = ex._replan(_core(rs), replan, stoppable=False)   # the workflow hears stops, not this
             # another attempt (this one timed out while it waited for a plan slot or planned) may have
             # written it meanwhile: that one stands
             if (done := written(run, number)) is not None:
