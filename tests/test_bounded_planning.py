@@ -120,7 +120,8 @@ def test_check_grounds_within_the_limits_too(vfw_copy):
                                       "is slow")
 
 
-def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True, parts=None, workers=1):
+def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True, parts=None, workers=1,
+               cancelled=None):
     """make_plan as it was: ground and solve in this process."""
     from planner.explain import explain_no_plan
     from planner.solve import solve_parts, with_symbols
