@@ -79,13 +79,16 @@ def _control(args: list[str]) -> tuple[clingo.Control, list[str]]:
 
 
 def _add_and_ground(ctl: clingo.Control, messages: list[str], program: Program, extra: str,
-                    facts: list[str] | None = None) -> None:
-    """The program, ordo's glue and ``extra`` (and ``facts``, unless added already) grounded."""
+                    facts: list[str] | None = None, added: Callable[[], object] | None = None) -> None:
+    """The program, ordo's glue and ``extra`` (and ``facts``, unless added already) grounded;
+    ``added()`` called once they are added, before grounding."""
     try:
         program.add_to(ctl)
         ctl.add("base", [], GLUE + extra + program.enforcement_facts())
         if facts is not None:
             ctl.add("base", [], "\n".join(facts))
+        if added is not None:
+            added()
         ctl.ground([("base", [])])
     except RuntimeError:
         _grounding_failed(program, messages)
@@ -105,8 +108,10 @@ def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
     checks the program in this one (0.2-0.5 s each at 10,000 resources).
     Nothing of the program reaches clingo before ``build`` returns: a policy
     it refuses never runs. ``meanwhile(program)`` runs in a thread while the
-    program grounds (clingo lets go of the GIL there too); what it raises is
-    dropped: it is to prepare what the caller would otherwise work out after."""
+    program grounds (clingo lets go of the GIL there too), started once the
+    program's statements are added (the builder reads them: their reference
+    counts are no two threads' at once); what it raises is dropped: it is to
+    prepare what the caller would otherwise work out after."""
     ctl, messages = _control(args)
     failed: list[RuntimeError] = []
 
@@ -123,12 +128,17 @@ def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
         adding.join()
     if failed:   # the facts did not parse: clingo's messages say why
         _grounding_failed(program, messages)
-    beside = _thread(lambda: meanwhile(program), "ordo-meanwhile", quiet=True) if meanwhile is not None else None
+    beside: list[threading.Thread] = []
+
+    def added() -> None:
+        if meanwhile is not None:
+            beside.append(_thread(lambda: meanwhile(program), "ordo-meanwhile", quiet=True))
+
     try:
-        _add_and_ground(ctl, messages, program, extra)
+        _add_and_ground(ctl, messages, program, extra, added=added)
     finally:
-        if beside is not None:
-            beside.join()
+        for thread in beside:
+            thread.join()
     return program, ctl
 
 
