@@ -202,9 +202,13 @@ class Resource:
     def changed(self) -> bool:
         """Requested params that differ from what was observed (a param that
         reads another resource's output is compared once resolved, by the executor)."""
+        return self.observed and bool(self.changed_params())
+
+    def changed_params(self) -> list[str]:
+        """The requested params, sorted, that differ from what was observed (a secret one by its
+        fingerprint); those that read another resource's output are not compared here."""
         wired = {ref.param for ref in self.refs}
-        return self.observed and any(not same_value(self.attributes.get(k), v)
-                                     for k, v in self.params.items() if k not in wired)
+        return sorted(k for k, v in self.params.items() if k not in wired and not same_value(self.attributes.get(k), v))
 
 
 @dataclass

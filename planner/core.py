@@ -274,8 +274,7 @@ def _reason(model: Model, name: str, goal: str, why: dict[str, list[str]]) -> st
     else:
         text = f"to reach {goal} (now {res.current})"
     if "changed" in causes:
-        changed = sorted(k for k, v in res.params.items() if res.attributes.get(k) != v)
-        text += f"; params changed: {', '.join(changed)}"
+        text += f"; params changed: {', '.join(res.changed_params())}"
     return text
 
 

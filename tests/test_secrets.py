@@ -202,6 +202,13 @@ def test_a_secret_param_is_compared_by_fingerprint(tmp_path: Path, api: Api, sec
     (root / "request.yaml").write_text(request.replace(DECLARED, "another-pin-1234"))
     code, out = ordo(capsys, "plan", "-C", root, "--detailed-exitcode")
     assert code == 2 and "thing.good  update" in out
+    _, shown = ordo(capsys, "plan", "-C", root, "--format", "json")
+    assert [c["reason"].rpartition("; ")[2] for c in json.loads(shown)["resource_changes"]] == [
+        "params changed: pin"]
+    (root / "request.yaml").write_text(request.replace("}}", ", size: 3}}"))   # the same pin, another size
+    _, shown = ordo(capsys, "plan", "-C", root, "--format", "json")
+    assert [c["reason"].rpartition("; ")[2] for c in json.loads(shown)["resource_changes"]] == [
+        "params changed: size"]   # not the secret pin, whose record is a fingerprint
 
 
 def test_journal_and_world_are_private(tmp_path: Path) -> None:
