@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -121,7 +122,7 @@ def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
         except RuntimeError as exc:
             failed.append(exc)
 
-    adding = _thread(add_facts, "ordo-facts")
+    adding = _started(add_facts, "ordo-facts")
     try:
         program = build()
     finally:
@@ -130,9 +131,13 @@ def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
         _grounding_failed(program, messages)
     beside: list[threading.Thread] = []
 
+    def quietly() -> None:
+        with contextlib.suppress(Exception):
+            meanwhile(program)
+
     def added() -> None:
         if meanwhile is not None:
-            beside.append(_thread(lambda: meanwhile(program), "ordo-meanwhile", quiet=True))
+            beside.append(_started(quietly, "ordo-meanwhile"))
 
     try:
         _add_and_ground(ctl, messages, program, extra, added=added)
@@ -142,16 +147,9 @@ def ground_alongside(build: Callable[[], Program], facts: list[str], extra: str,
     return program, ctl
 
 
-def _thread(work: Callable[[], object], name: str, quiet: bool = False) -> threading.Thread:
-    """``work`` started in a daemon thread; ``quiet``: what it raises is dropped."""
-    def run() -> None:
-        try:
-            work()
-        except Exception:
-            if not quiet:
-                raise
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
+def _started(work: Callable[[], object], name: str) -> threading.Thread:
+    """``work`` started in a daemon thread."""
+    thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
     return thread
 
