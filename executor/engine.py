@@ -615,6 +615,8 @@ class Executor:
             model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
         if cmd.mode == "rollback":
             _roll_back(model, cmd.snapshot)
+        if self._project is None:  # resumed after a fallout: the summary needs a model, even if stopped now
+            self._project = project
         run = core.state.run
         stop: list[str] = []
 
@@ -635,8 +637,6 @@ class Executor:
             self._stop_sent = True
             return Stop(stop[0], self.clock())
         seconds = time.monotonic() - started
-        if self._project is None:  # resumed after a fallout: the summary needs a model
-            self._project = project
         if outcome.plan is None:
             self._explanation = outcome.explanation
             return NoPlan(outcome.status, _explanation_data(outcome.explanation), seconds, self.clock())

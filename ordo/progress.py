@@ -116,6 +116,9 @@ class LiveView:
             self._print(f"[red bold]No plan after the failure:[/] {shown(summary)}")
         elif kind == "abort-requested":
             self._print("[yellow]Abort requested: finishing operations in flight[/]")
+        elif kind == "replan-stopped":
+            self._print(f"[yellow]Re-plan ({shown(data.get('mode', ''))}) stopped before it was made:[/] "
+                        f"{shown(data.get('reason', ''))}; a resume makes it")
 
 
 class JsonStream:

@@ -195,6 +195,8 @@ def _event_text(ev: Event) -> str:
         return f"observed {d.get('resource')}: {d.get('state', d.get('error'))}"
     if k == "learnt":
         return "learnt   " + ", ".join(f"{f[0]}({', '.join(f[1:])})" for f in d.get("facts", []))
+    if k == "replan-stopped":
+        return f"stopped  the {d.get('mode')} re-plan before it was made: {d.get('reason')}"
     if k == "no-plan":
         return f"no plan: {(d.get('explanation') or {}).get('summary', d.get('status'))}"
     if k == "run-ended":

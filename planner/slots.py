@@ -81,8 +81,9 @@ class PlanSlots:
         need = self.need(project)
         taken = False
         try:
-            taken = self._acquire(need, timeout, urgent, cancelled)
-            if not taken and cancelled is not None and cancelled():
+            outcome = self._acquire(need, timeout, urgent, cancelled)
+            taken = outcome == "taken"
+            if outcome == "cancelled":
                 from planner.bounded import PlanCancelled
 
                 raise PlanCancelled("stopped while the plan waited for a plan slot")
@@ -104,7 +105,8 @@ class PlanSlots:
         return self._busy < self.cpus and (self.memory_mb is None or self._used + need <= self.memory_mb)
 
     def _acquire(self, need: int, timeout: float | None, urgent: bool,
-                 cancelled: Callable[[], bool] | None = None) -> bool:
+                 cancelled: Callable[[], bool] | None = None) -> str:
+        """"taken", or why not: "timeout", "cancelled"."""
         deadline = None if timeout is None else time.monotonic() + timeout
         entry = (urgent, object())
         with self._cond:
@@ -117,15 +119,15 @@ class PlanSlots:
                     if self._queue[0] is entry and self._fits(need):
                         self._busy += 1
                         self._used += need
-                        return True
+                        return "taken"
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
-                        return False
+                        return "timeout"
                     if cancelled is not None:
                         left = CANCEL_POLL if left is None else min(left, CANCEL_POLL)
                     self._cond.wait(left)
                 if cancelled is not None and cancelled():   # (asked outside the lock: it may read a journal)
-                    return False
+                    return "cancelled"
         finally:
             with self._cond:
                 self._queue.remove(entry)

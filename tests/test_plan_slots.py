@@ -37,9 +37,10 @@ def _hold(slots: PlanSlots, project, log: list, name: str, release: threading.Ev
     return thread
 
 
-def _refused(jr: Journal, project, path: Path, slots: PlanSlots | None = None) -> Executor:
+def _refused(jr: Journal, project, path: Path, slots: PlanSlots | None = None, **options) -> Executor:
     """An executor of the vFW whose simulated region-two refuses creates (a re-plan follows)."""
-    return Executor(jr, loader_for(project, path), options=ApplyOptions(simulation=REFUSED_REGION_TWO), plans=slots)
+    return Executor(jr, loader_for(project, path), options=ApplyOptions(simulation=REFUSED_REGION_TWO, **options),
+                    plans=slots)
 
 
 def _carried(executor: Executor, act):
@@ -228,12 +229,15 @@ def test_a_plan_no_longer_wanted_ends_its_children(vfw_copy: Path) -> None:
 
     from planner.bounded import PlanCancelled
 
-    project = load_project(vfw_copy)
+    slow = vfw_copy / "slow.lp"   # grounds for seconds: its child would outlive the checks below
+    slow.write_text("%@ name: slow\n%@ description: grounds for a while\n%@ owner: t\n%@ enforcement: hard\n"
+                    "slow_n(1..1500).\nslow_pair(X,Y) :- slow_n(X), slow_n(Y).\n")
+    project = load_project(vfw_copy, extra_policy_files=[slow])
     started = time.monotonic()
     with pytest.raises(PlanCancelled, match="being made"):
-        make_plan(project, cancelled=lambda: time.monotonic() - started > 0.01)
-    assert time.monotonic() - started < 2
-    _until(lambda: not [p for p in multiprocessing.active_children() if p.name == "ordo-planner"])
+        make_plan(project, prune=False, cancelled=lambda: time.monotonic() - started > 0.3)
+    assert time.monotonic() - started < 1.5
+    _until(lambda: not [p for p in multiprocessing.active_children() if p.name == "ordo-planner"], seconds=0.5)
 
 
 def test_a_stop_while_the_replan_waits_for_a_slot_ends_the_run_and_a_resume_plans_again(vfw_copy: Path) -> None:
@@ -268,3 +272,28 @@ def test_a_stop_while_the_replan_waits_for_a_slot_ends_the_run_and_a_resume_plan
         kinds = [ev.kind for ev in jr.events(result.run)]
     assert resumed.status == "complete"
     assert kinds.index("learnt") < kinds.index("run-ended") < kinds.index("resumed") < kinds.index("replan")
+
+
+def test_a_resume_stopped_while_it_plans_keeps_the_summary_and_a_rollback_asked_for(vfw_copy: Path) -> None:
+    """A run fallen out (no re-plan allowed), then `ordo resume --rollback` stopped (Ctrl-C) while it
+    plans: the run's summary still counts what it did, and a plain `ordo resume` rolls back."""
+    project = load_project(vfw_copy)
+    plan = make_plan(project).plan
+    path = default_path(project.root)
+
+    def run(act, stop: bool = False):
+        executor = _refused(jr, project, path, max_replans=0)
+        if stop:
+            executor.request_stop()
+        return _carried(executor, act)
+
+    with Journal(path) as jr:
+        first = run(lambda ex: ex.apply(project, plan))
+        assert first.status == "fallout" and first.summary["created"] > 0
+        second = run(lambda ex: ex.resume(first.run, rollback=True), stop=True)
+        assert second.status == "interrupted"
+        assert (second.summary["created"], second.summary["unfinished"]) == (
+            first.summary["created"], first.summary["unfinished"])
+        third = run(lambda ex: ex.resume(first.run))
+        modes = [ev.data["mode"] for ev in jr.events(first.run) if ev.kind in ("replan-stopped", "replan")]
+    assert modes == ["rollback", "rollback"] and third.status == "rolled_back"

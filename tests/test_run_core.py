@@ -340,11 +340,30 @@ def test_a_stop_that_answers_a_replan_ends_the_run_and_a_resume_plans_again(on_f
     host, _ = begin(plan, on_failure=on_failure)
     host.complete(1.0, "a/create", error=CallError("no", applied=False))
     assert only(host.step(Observed([], 2.0)), Replan)[0].mode == mode
-    assert host.step(Stop("interrupted", 3.0)) == [End("interrupted")] and host.core.replanning is None
+    cmds = host.step(Stop("interrupted", 3.0))
+    assert kinds(cmds) == ["replan-stopped"] and cmds[-1] == End("interrupted") and host.core.replanning is None
+    stopped = only(cmds, Record)[0].events[0].data
+    assert stopped["mode"] == mode and stopped["reason"].endswith("a/create failed: no")
     resumed = Host(RunCore(replayed(host.journal), key_prefix="ordo:j:1:", on_failure=on_failure))
+    assert _state(resumed.core.state) == {**_state(host.core.state), "ended": "interrupted"}
     assert only(resumed.step(Resumed("interrupted", 4.0)), Replan) == []
     replan = only(resumed.step(Continue(spec_of(plan), False, 5.0)), Replan)[0]
     assert replan.mode == mode and not dispatched([replan])
+
+
+def test_a_rollback_asked_for_and_stopped_before_its_plan_is_still_a_rollback_when_resumed():
+    """`ordo resume --rollback` stopped while it plans: a plain resume then rolls back (the journal says so)."""
+    plan = plan_of({"a/create": ("c", 1)})
+    host, _ = begin(plan)
+    host.complete(1.0, "a/create", error=CallError("no", applied=False))
+    host.step(Observed([], 2.0))
+    assert host.step(NoPlan("no_plan", None, 0.1, 2.5))[-1].status == "fallout"
+    host.core = RunCore(replayed(host.journal), key_prefix="ordo:j:1:")   # `ordo resume --rollback`
+    assert only(host.step(Resumed("fallout", 3.0, rollback=True)), Replan)[0].mode == "rollback"
+    assert host.step(Stop("interrupted", 3.5))[-1] == End("interrupted")
+    host.core = RunCore(replayed(host.journal), key_prefix="ordo:j:1:")   # then a plain `ordo resume`
+    assert only(host.step(Resumed("interrupted", 4.0)), Replan) == []
+    assert only(host.step(Continue(spec_of(plan), False, 5.0)), Replan)[0].mode == "rollback"
 
 
 # --- the state: the same from the journal as live --------------------------------------------

@@ -204,9 +204,10 @@ class RunCore:
         self.spec = inp.spec
         if self.state.failures:
             return self._observe()
-        if self.state.pending_replan:   # planned as after the observation (_observed): back, if the options say so
-            return [self._replan("resumed: the failure was observed, re-planning",
-                                 mode="rollback" if self.on_failure == "rollback" else None)]
+        if self.state.pending_replan:
+            # the mode of the re-plan a stop cut short, else as after the observation (_observed)
+            mode = self.state.pending_mode or ("rollback" if self.on_failure == "rollback" else None)
+            return [self._replan("resumed: the failure was observed, re-planning", mode=mode)]
         return self._start(inp.spec, inp.now)
 
     def _start(self, spec: PlanSpec, now: float) -> list[Command]:
@@ -472,9 +473,11 @@ class RunCore:
         self.stopping = self.stopping or inp.reason
         if self.replanning is not None:
             # The host's answer to a Replan when a stop came first (while the plan waited or was
-            # being made): nothing is in flight; a resume plans again (pending_replan).
-            self.replanning = None
-            return [End(self.stopping)]
+            # being made): nothing is in flight. Journaled with its mode, so that a resume makes
+            # that re-plan (a rollback asked for stays one).
+            (reason, mode), self.replanning = self.replanning, None
+            events = [self._made(Event("replan-stopped", data={"reason": reason, "mode": mode}))]
+            return [Record(events, "replan-stopped"), End(self.stopping)]
         return self._advance(inp.now)
 
     def _tick(self, inp: Tick) -> list[Command]:

@@ -35,6 +35,7 @@ class RunState:
     keys: dict[str, str] = field(default_factory=dict)        # idempotency key of each op's last intent
     targets: dict[str, str | None] = field(default_factory=dict)  # target of each op's last intent
     pending_replan: bool = False   # failures were observed and learnt, the new plan not yet made
+    pending_mode: str | None = None   # the mode of a re-plan a stop cut short (replan-stopped), until a plan
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: set[tuple[str, str]] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)
@@ -77,7 +78,7 @@ def _plan(rs: RunState, ev: Event, plan: Plan | None) -> None:
     rs.plan = plan if plan is not None else Plan.from_json(data["plan"])
     rs.plan_no = data["number"]
     rs.done, rs.attempts, rs.failures = set(), {}, []  # in_doubt carries over: observed before a resend
-    rs.pending_replan = False
+    rs.pending_replan, rs.pending_mode = False, None
     if ev.kind == "replan":
         rs.replans += 1
         rs.mode = data.get("mode", rs.mode)
@@ -171,6 +172,11 @@ def _resumed(rs: RunState, ev: Event, plan: Plan | None) -> None:
         rs.failed, rs.refused = set(), set()
 
 
+def _replan_stopped(rs: RunState, ev: Event, plan: Plan | None) -> None:
+    """A stop came while the core waited for a re-plan: it is still owed, in the mode it was asked in."""
+    rs.pending_replan, rs.pending_mode = True, ev.data.get("mode")
+
+
 def _run_ended(rs: RunState, ev: Event, plan: Plan | None) -> None:
     rs.ended = ev.data.get("status")
 
@@ -183,4 +189,4 @@ _APPLY = {"run-started": _run_started, "plan": _plan, "replan": _plan, "intent":
           "observed": _observed, "retry": _retry_or_failed, "failed": _retry_or_failed, "learnt": _learnt,
           "no-plan": _no_plan, "guard-denied": _guard_denied, "resumed": _resumed, "run-ended": _run_ended,
           "abort-requested": _abort_requested, "waiting": _waiting, "sent": _sent,
-          "event-received": _event_received}
+          "event-received": _event_received, "replan-stopped": _replan_stopped}

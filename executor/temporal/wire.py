@@ -156,7 +156,8 @@ def state_out(rs: RunState) -> dict[str, Any]:
             "attempts": {o: rs.attempts[o] for o in open_ if o in rs.attempts},
             "in_doubt": sorted(rs.in_doubt), "keys": {o: rs.keys[o] for o in sorted(rs.in_doubt) if o in rs.keys},
             "targets": {o: rs.targets[o] for o in open_ if o in rs.targets}, "pending_replan": rs.pending_replan,
-            "failed": sorted(rs.failed), "refused": sorted(rs.refused), "failures": [asdict(f) for f in rs.failures],
+            "pending_mode": rs.pending_mode, "failed": sorted(rs.failed), "refused": sorted(rs.refused),
+            "failures": [asdict(f) for f in rs.failures],
             "replans": rs.replans, "mode": rs.mode, "denied": sorted(rs.denied), "ended": rs.ended,
             "abort_seq": rs.abort_seq}
 
@@ -166,7 +167,8 @@ def state_in(run: int, data: dict[str, Any], plan: Outline | None) -> RunState:
     return RunState(run=run, seq=data["seq"], plan=plan, plan_no=data["plan_no"],
                     done={ops[i].id for i in data["done"]}, attempts=dict(data["attempts"]),
                     in_doubt=set(data["in_doubt"]), keys=dict(data["keys"]), targets=dict(data["targets"]),
-                    pending_replan=data["pending_replan"], failed={tuple(f) for f in data["failed"]},
+                    pending_replan=data["pending_replan"], pending_mode=data.get("pending_mode"),
+                    failed={tuple(f) for f in data["failed"]},
                     refused=set(data["refused"]), failures=[Failure(**f) for f in data["failures"]],
                     replans=data["replans"], mode=data["mode"], denied={tuple(d) for d in data["denied"]},
                     ended=data["ended"], abort_seq=data["abort_seq"])  # an outline serves as the plan
