@@ -81,7 +81,7 @@ from planner.bounded import PlanCancelled
 from planner.core import Outcome as PlanOutcome
 from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
-from planner.slots import PlanSlots
+from planner.slots import CANCEL_POLL, PlanSlots
 
 #: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
 CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "failure-observed", "replanned")
@@ -619,11 +619,14 @@ class Executor:
             self._project = project
         run = core.state.run
         stop: list[str] = []
+        look = [0.0]   # when the journal is next read for an abort (asked at every wake-up of a slot's wait)
 
         def cancelled() -> bool:
-            if not stop and self._aborted(run):
-                stop.append("aborted")
-            elif not stop and self._stop.is_set():
+            if not stop and time.monotonic() >= look[0]:
+                look[0] = time.monotonic() + CANCEL_POLL
+                if self._aborted(run):
+                    stop.append("aborted")
+            if not stop and self._stop.is_set():
                 stop.append("interrupted")
             return bool(stop)
 

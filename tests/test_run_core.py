@@ -465,3 +465,22 @@ def test_through_the_local_host_the_state_read_back_equals_the_live_one(vfw_copy
         live = executor.state
         assert live is not None and live.ended == "complete"
         assert _state(Executor(jr, loader_for(project, path))._rebuild(result.run)) == _state(live)
+
+
+@pytest.mark.parametrize("cut", ["stopped", "crashed"])
+def test_a_resumes_replan_cut_short_is_made_in_its_own_mode(cut):
+    """on_failure rollback, the way back has no plan: the run falls out. Its resume plans forward; when a
+    stop (or a crash) cuts that re-plan short, the next resume plans forward too, not back."""
+    plan = plan_of({"a/create": ("c", 1)})
+    host, _ = begin(plan, on_failure="rollback")
+    host.complete(1.0, "a/create", error=CallError("no", applied=False))
+    assert only(host.step(Observed([], 2.0)), Replan)[0].mode == "rollback"
+    assert host.step(NoPlan("no_plan", None, 0.1, 2.5))[-1].status == "fallout"
+    host.core = RunCore(replayed(host.journal), key_prefix="ordo:j:1:", on_failure="rollback")
+    assert only(host.step(Resumed("fallout", 3.0)), Replan)[0].mode == "forward"
+    if cut == "stopped":
+        assert host.step(Stop("interrupted", 3.5))[-1] == End("interrupted")
+    for inputs_changed in (False, True):
+        core = RunCore(replayed(host.journal), key_prefix="ordo:j:1:", on_failure="rollback")
+        assert only(core.step(Resumed("interrupted" if cut == "stopped" else "crashed", 4.0)), Replan) == []
+        assert only(core.step(Continue(spec_of(plan), inputs_changed, 5.0)), Replan)[0].mode == "forward"

@@ -200,12 +200,13 @@ class RunCore:
 
     def _continue(self, inp: Continue) -> list[Command]:
         if inp.inputs_changed or inp.spec is None:
-            return [self._replan("inputs changed since the plan was made")]
+            return [self._replan("inputs changed since the plan was made", mode=self.state.pending_mode)]
         self.spec = inp.spec
         if self.state.failures:
             return self._observe()
         if self.state.pending_replan:
-            # the mode of the re-plan a stop cut short, else as after the observation (_observed)
+            # the mode of the re-plan owed (a resume's, or one a stop cut short), else as after the
+            # observation that learnt the failure (_observed)
             mode = self.state.pending_mode or ("rollback" if self.on_failure == "rollback" else None)
             return [self._replan("resumed: the failure was observed, re-planning", mode=mode)]
         return self._start(inp.spec, inp.now)

@@ -35,7 +35,7 @@ class RunState:
     keys: dict[str, str] = field(default_factory=dict)        # idempotency key of each op's last intent
     targets: dict[str, str | None] = field(default_factory=dict)  # target of each op's last intent
     pending_replan: bool = False   # failures were observed and learnt, the new plan not yet made
-    pending_mode: str | None = None   # the mode of a re-plan a stop cut short (replan-stopped), until a plan
+    pending_mode: str | None = None   # the mode of the re-plan owed: a resume's, or one a stop cut short
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: set[tuple[str, str]] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)
@@ -170,6 +170,9 @@ def _resumed(rs: RunState, ev: Event, plan: Plan | None) -> None:
         # (failed operations, refused targets) no longer holds.
         rs.replans, rs.failures = 0, []
         rs.failed, rs.refused = set(), set()
+    if ev.data.get("rollback") or ev.data.get("from") == "fallout":
+        # the core plans again at once (RunCore._resumed): owed, in that mode, until a plan is made
+        rs.pending_replan, rs.pending_mode = True, "rollback" if ev.data.get("rollback") else rs.mode
 
 
 def _replan_stopped(rs: RunState, ev: Event, plan: Plan | None) -> None:
