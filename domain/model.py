@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,13 +203,16 @@ class Resource:
     def changed(self) -> bool:
         """Requested params that differ from what was observed (a param that
         reads another resource's output is compared once resolved, by the executor)."""
-        return self.observed and bool(self.changed_params())
+        return self.observed and next(self._changed(), None) is not None
 
     def changed_params(self) -> list[str]:
         """The requested params, sorted, that differ from what was observed (a secret one by its
         fingerprint); those that read another resource's output are not compared here."""
+        return sorted(self._changed())
+
+    def _changed(self) -> Iterator[str]:
         wired = {ref.param for ref in self.refs}
-        return sorted(k for k, v in self.params.items() if k not in wired and not same_value(self.attributes.get(k), v))
+        return (k for k, v in self.params.items() if k not in wired and not same_value(self.attributes.get(k), v))
 
 
 @dataclass

@@ -77,11 +77,10 @@ from executor.core import (
 from executor.core.messages import Input
 from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
 from executor.shared import GRACE, RETRY, Shared
-from planner.bounded import PlanCancelled
 from planner.core import Outcome as PlanOutcome
 from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
-from planner.slots import CANCEL_POLL, PlanSlots
+from planner.slots import CANCEL_POLL, PlanCancelled, PlanSlots
 
 #: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
 CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "failure-observed", "replanned")

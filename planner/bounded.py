@@ -42,7 +42,7 @@ from planner import machine
 from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, goals_to_drop
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
-from planner.slots import CANCEL_POLL
+from planner.slots import CANCEL_POLL, PlanCancelled
 from planner.solve import SolveResult, _ground, join, solve, solve_parts, with_symbols
 
 if TYPE_CHECKING:
@@ -66,10 +66,6 @@ class PlanningLimitError(OrdoError):
 
 class ChildEnded(OrdoError):
     """The child ended without an answer (killed by the system, say, when out of memory)."""
-
-
-class PlanCancelled(OrdoError):
-    """The caller no longer wanted the plan (``cancelled`` said so): its children were ended."""
 
 
 def memory_for(project: Project, given: int | None = None) -> int:

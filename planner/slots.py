@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 CANCEL_POLL = 0.25
 
 
+class PlanCancelled(OrdoError):
+    """The caller no longer wanted the plan (``cancelled`` said so), waiting for a slot or being made
+    (planner/bounded.py: its children were ended)."""
+
+
 class SlotsBusy(OrdoError):
     """No plan slot came free within the time a caller would wait."""
 
@@ -84,8 +89,6 @@ class PlanSlots:
             outcome = self._acquire(need, timeout, urgent, cancelled)
             taken = outcome == "taken"
             if outcome == "cancelled":
-                from planner.bounded import PlanCancelled
-
                 raise PlanCancelled("stopped while the plan waited for a plan slot")
             if not taken:
                 busy = self.busy
@@ -106,7 +109,7 @@ class PlanSlots:
 
     def _acquire(self, need: int, timeout: float | None, urgent: bool,
                  cancelled: Callable[[], bool] | None = None) -> str:
-        """"taken", or why not: "timeout", "cancelled"."""
+        """Whether the slot was taken ("taken"), or why not ("timeout", "cancelled")."""
         deadline = None if timeout is None else time.monotonic() + timeout
         entry = (urgent, object())
         with self._cond:

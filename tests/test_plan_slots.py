@@ -17,7 +17,7 @@ from executor import sweeps
 from executor.engine import ApplyOptions, Executor
 from executor.journal import Journal, default_path
 from planner.core import make_plan
-from planner.slots import PlanSlots, SlotsBusy
+from planner.slots import PlanCancelled, PlanSlots, SlotsBusy
 from tests.test_apply import REFUSED_REGION_TWO, loader_for
 
 
@@ -155,8 +155,6 @@ def test_how_many_plans_of_a_cap_fit_at_once() -> None:
 @pytest.mark.parametrize("ends", ["timeout", "cancelled"])
 def test_a_wait_that_ends_unserved_raises_and_leaves_the_line(ends: str) -> None:
     """Past its timeout: busy. Cancelled (a stop or an abort of the run whose re-plan waits): PlanCancelled."""
-    from planner.bounded import PlanCancelled
-
     slots = PlanSlots(1, None)
     log: list[str] = []
     release = threading.Event()
@@ -226,8 +224,6 @@ def test_a_sweep_job_waits_for_a_slot(vfw_copy: Path, monkeypatch) -> None:
 
 def test_a_plan_no_longer_wanted_ends_its_children(vfw_copy: Path) -> None:
     import multiprocessing
-
-    from planner.bounded import PlanCancelled
 
     slow = vfw_copy / "slow.lp"   # grounds for seconds: its child would outlive the checks below
     slow.write_text("%@ name: slow\n%@ description: grounds for a while\n%@ owner: t\n%@ enforcement: hard\n"
