@@ -69,6 +69,33 @@ def _write(path: Path, text: str) -> None:
         raise OrdoError(f"cannot write {terminal_safe(path)}: {exc.strerror or exc}") from None
 
 
+def _save_plan(path: Path, plan, settings) -> None:
+    """``--out``: the plan as JSON, and a warning when it is larger than ordo reads back."""
+    from planner.plan import MB
+
+    text = plan.to_json()
+    _write(path, text)
+    if len(text) > settings.max_plan_mb * MB:   # (ASCII: characters are bytes)
+        _console(stderr=True).print(
+            f"[yellow]Warning:[/] the plan is {len(text) / MB:,.1f} MB, more than settings.max_plan_mb "
+            f"({settings.max_plan_mb:g} MB): ordo apply, ordo explain, --compare and --baseline refuse to read "
+            f"it back until that is raised in ordo.yaml", highlight=False)
+
+
+def _plan_limit(project: Path, *, required: bool = True) -> int:
+    """The largest plan file to read, in bytes: the project's settings.max_plan_mb (the default
+    where no project can be read, unless ``required``: then its error)."""
+    from domain.project import read_project_file
+    from planner.plan import MAX_PLAN_BYTES, MB
+
+    try:
+        return int(read_project_file(project)[1].settings.max_plan_mb * MB)
+    except DiagnosticsError:
+        if required:
+            raise
+        return MAX_PLAN_BYTES
+
+
 def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
@@ -138,13 +165,13 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     if compare is not None:
         from planner.whatif import read_plan
 
-        saved = read_plan(compare)
+        saved = read_plan(compare, _plan_limit(project))
     loaded = load_with_journal(project, request, inventory, list(extra_policies), journal)
     outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency, memory_mb=memory_limit)
     console = _console()
     render.warnings(_console(stderr=True), outcome.warnings)
     if saved is not None:
-        _print_diff(saved, outcome, fmt, f"Saved plan ({compare})", "New plan", out=out)
+        _print_diff(saved, outcome, fmt, f"Saved plan ({compare})", "New plan", out=out, settings=loaded.settings)
         if detailed_exitcode and outcome.plan is not None and outcome.plan.has_changes:
             sys.exit(EXIT_CHANGES)
         return
@@ -162,7 +189,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
         sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
     result = outcome.plan
     if out is not None:
-        _write(out, result.to_json())
+        _save_plan(out, result, loaded.settings)
     if fmt == "json":
         click.echo(result.to_json(), nl=False)
     elif fmt == "dot":
@@ -182,7 +209,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 
 
 def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, out: Path | None = None,
-                extra: dict | None = None) -> None:
+                settings=None, extra: dict | None = None) -> None:
     """The difference from ``base`` (a Plan or an Outcome) to ``outcome``;
     exits 3 (4 on timeout) when ``outcome`` has no plan."""
     from ordo import render
@@ -190,7 +217,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
 
     diff = diff_plans(base, outcome)
     if outcome.plan is not None and out is not None:
-        _write(out, outcome.plan.to_json())
+        _save_plan(out, outcome.plan, settings)
     console = _console()
     if fmt == "json":
         click.echo(json.dumps({**diff.to_dict(), **(extra or {})}, indent=2, sort_keys=True))
@@ -259,7 +286,7 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
         raise click.UsageError("name a change: --target-down, --capacity, --without-policy, --with-policy, "
                                "--request or --inventory (or compare with --baseline plan.json)")
     if baseline is not None:
-        base = read_plan(baseline)
+        base = read_plan(baseline, _plan_limit(project))
     else:
         base = make_plan(load_with_journal(project, base_request, base_inventory, [], journal),
                          timeout=timeout, concurrency=concurrency)
@@ -334,7 +361,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     refused if any input changed since it was made."""
     from executor import runs as library
     from ordo import render, runs
-    from planner.plan import Plan
+    from planner.plan import MB, Plan
 
     console = _console(stderr=as_json)
     engine_to = _engine(engine, temporal, task_queue, continue_every)
@@ -345,7 +372,8 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     options = library.apply_options(simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
     # simulation file is refused before anything is planned or shown
     if saved:
-        chosen = library.check_saved_plan(loaded, Plan.read(target), str(target), timeout=timeout)
+        chosen = library.check_saved_plan(loaded, Plan.read(target, int(loaded.settings.max_plan_mb * MB)), str(target),
+                                          timeout=timeout)
     else:
         from planner.core import make_plan
 
@@ -652,7 +680,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
 
         if operation is None:
             raise click.UsageError("name the OPERATION to explain (RESOURCE/OPERATION, e.g. vfw/create)")
-        saved = Plan.read(target)
+        saved = Plan.read(target, _plan_limit(project, required=False))
         if "/" not in operation and operation in saved.placements and after is None:
             from executor.runs import load_with_journal
             from planner.why import explain_placement

@@ -18,8 +18,10 @@ field. Whether the plan is the one ordo makes from the project is for
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import keyword
+import typing
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -31,15 +33,17 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.formats import Name
+from domain.formats import Name, SettingsSpec
 from domain.gcpause import paused_gc
 from domain.yamlsrc import format_path
 
 FORMAT_VERSION = "1.1"
 #: Versions ``from_json`` reads (1.0 had no concurrency groups; they default to none).
 READABLE_VERSIONS = ("1.0", FORMAT_VERSION)
-#: The largest plan file ``Plan.read`` accepts, in bytes (a plan of 10,000 resources is about 15 MB).
-MAX_PLAN_BYTES = 64 * 1024 * 1024
+MB = 1024 * 1024
+#: The largest plan file ``Plan.read`` accepts by default, in bytes: settings.max_plan_mb's
+#: default (a plan of 10,000 resources is about 17 MB, of 100,000 about 170 MB).
+MAX_PLAN_BYTES = int(SettingsSpec.model_fields["max_plan_mb"].default * MB)
 #: The most problems reported for one plan file.
 MAX_PROBLEMS = 20
 
@@ -65,6 +69,13 @@ class _Frozen(BaseModel):
 
 
 M = TypeVar("M", bound=_Frozen)
+T = TypeVar("T")
+#: A list of a plan: validation stops at its first bad item (``Field(fail_fast=True)``). Every
+#: error is an object of its own: 60 MB of operations with a bad value each were 727,000.
+Items = Annotated[tuple[T, ...], Field(fail_fast=True)]
+#: A mapping of a plan, read the same way.
+Names = Annotated[dict[Name, Name], Field(fail_fast=True)]
+Texts = Annotated[dict[str, str], Field(fail_fast=True)]
 _new = object.__new__
 _set = object.__setattr__
 
@@ -129,17 +140,17 @@ class PlannedOperation(_Frozen):
 class Edge(_Frozen):
     before: OpId
     after: OpId
-    rules: tuple[str, ...]
+    rules: Items[str]
 
 
 class ResourceChange(_Frozen):
     resource: Name
     type: Name
-    actions: tuple[Action, ...] = Field(min_length=1)
+    actions: Items[Action] = Field(min_length=1)
     before: Name
     after: Name
     placement: Name | None = None
-    operations: tuple[OpId, ...]
+    operations: Items[OpId]
     reason: str
 
 
@@ -148,7 +159,7 @@ class Group(_Frozen):
 
     name: str
     limit: Positive
-    operations: tuple[OpId, ...]
+    operations: Items[OpId]
 
 
 class Violation(_Frozen):
@@ -160,8 +171,8 @@ class Violation(_Frozen):
     line: Count
     description: str
     rule: str
-    bindings: dict[str, str]
-    resources: tuple[str, ...]
+    bindings: Texts
+    resources: Items[str]
 
 
 class CostLevel(_Frozen):
@@ -180,18 +191,18 @@ class Plan(_Frozen):
     status: Status
     request: str
     digest: str
-    inputs: tuple[InputFile, ...]
-    resource_changes: tuple[ResourceChange, ...]
-    operations: tuple[PlannedOperation, ...]
-    edges: tuple[Edge, ...]
-    waves: tuple[tuple[OpId, ...], ...]
-    placements: dict[Name, Name]
-    cost: tuple[CostLevel, ...]
+    inputs: Items[InputFile]
+    resource_changes: Items[ResourceChange]
+    operations: Items[PlannedOperation]
+    edges: Items[Edge]
+    waves: Items[Items[OpId]]
+    placements: Names
+    cost: Items[CostLevel]
     makespan: Seconds
     critical_path: Seconds
     concurrency: Positive
-    groups: tuple[Group, ...] = ()
-    violations: tuple[Violation, ...] = ()
+    groups: Items[Group] = ()
+    violations: Items[Violation] = ()
     ground_atoms: Count
     ground_rules: Count
 
@@ -243,6 +254,11 @@ class Plan(_Frozen):
             raise DiagnosticsError([Diagnostic(file=source, path="" if not isinstance(data, dict) else
                                                "format_version", summary=summary,
                                                detail=f"expected {' or '.join(READABLE_VERSIONS)}")])
+        problems = _unknown_or_missing(data, cls, ())
+        del data
+        if problems:
+            raise DiagnosticsError([Diagnostic(file=source, path=format_path(path), summary=summary)
+                                    for path, summary in problems])
         try:
             plan = cls.model_validate_json(text, strict=True)
         except ValidationError as exc:
@@ -255,7 +271,8 @@ class Plan(_Frozen):
 
     @classmethod
     def read(cls, path: Path, limit: int | None = None) -> Plan:
-        """A plan file from elsewhere: at most ``limit`` (MAX_PLAN_BYTES) bytes of UTF-8 JSON."""
+        """A plan file from elsewhere: at most ``limit`` (default MAX_PLAN_BYTES; the project's
+        settings.max_plan_mb where there is one) bytes of UTF-8 JSON."""
         source = str(path)
         limit = MAX_PLAN_BYTES if limit is None else limit
         try:
@@ -266,7 +283,7 @@ class Plan(_Frozen):
         if len(raw) > limit:
             raise DiagnosticsError([Diagnostic(
                 file=source, summary=f"the plan file is larger than {limit:,} bytes",
-                detail="ordo reads plan files up to planner.plan.MAX_PLAN_BYTES")])
+                detail="settings.max_plan_mb in ordo.yaml raises the limit")])
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -274,6 +291,7 @@ class Plan(_Frozen):
             column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
             raise DiagnosticsError([Diagnostic(file=source, line=line, column=column,
                                                summary="not UTF-8 text", detail=f"byte {exc.start}")]) from None
+        del raw   # not held while the plan is built: as large again as the text
         return cls.from_json(text, source)
 
     def _inconsistencies(self) -> list[tuple[str, str]]:
@@ -350,6 +368,70 @@ class Plan(_Frozen):
                  f"(wave {wave[e.after]})") for i, e in enumerate(self.edges) if wave[e.before] >= wave[e.after]]
 
 
+#: What pydantic says of a value of another JSON kind, by the kind a field takes.
+_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
+    dict: ((dict,), "Input should be an object"), tuple: ((list,), "Input should be a valid array"),
+    str: ((str,), "Input should be a valid string"), int: ((int,), "Input should be a valid integer"),
+    float: ((int, float), "Input should be a valid number")}
+
+
+def _kind(annotation: Any) -> tuple[tuple[type, ...], str] | None:
+    """The JSON kinds (as parsed) a field of this annotation takes, and the problem otherwise."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin = typing.get_origin(annotation)
+    if origin is Literal and all(isinstance(arg, str) for arg in typing.get_args(annotation)):
+        return _KINDS[str]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _KINDS[dict]
+    return _KINDS.get(origin or annotation)
+
+
+@functools.cache
+def _shape(model: type[_Frozen]) -> tuple[frozenset[str], frozenset[str], dict[str, tuple[tuple[type, ...], str]],
+                                          tuple[tuple[str, type[_Frozen], bool], ...]]:
+    """The fields of ``model``, those it requires, the JSON kind each takes (where known), and
+    those that hold parts of the plan: (name, their model, whether a list of them)."""
+    nested = []
+    for name, info in model.model_fields.items():
+        kind, args = info.annotation, typing.get_args(info.annotation)
+        if isinstance(kind, type) and issubclass(kind, _Frozen):
+            nested.append((name, kind, False))
+        elif typing.get_origin(kind) is tuple and args and isinstance(args[0], type) and issubclass(args[0], _Frozen):
+            nested.append((name, args[0], True))
+    kinds = {name: kind for name, info in model.model_fields.items() if (kind := _kind(info.annotation))}
+    return (frozenset(model.model_fields), frozenset(name for name, info in model.model_fields.items()
+                                                     if info.is_required()), kinds, tuple(nested))
+
+
+def _unknown_or_missing(data: Any, model: type[_Frozen], path: tuple) -> list[tuple[tuple, str]]:
+    """The first part of a parsed plan that has fields its model lacks, or lacks fields it
+    requires: (path of the field, problem) for each, with those of its fields whose value is
+    of another JSON kind (at most MAX_PROBLEMS in all); [] when none does. Checked before
+    validation, whose errors cost too much on such input: one for each field unknown
+    (millions in a file of 60 MB), and each for a missing field holds the whole object it
+    is missing from, made anew from the JSON (a file of 6 MB missing its top-level fields
+    took 1.4 GB to refuse)."""
+    if not isinstance(data, dict):
+        return []   # validation says what it should be
+    fields, required, kinds, nested = _shape(model)
+    if not data.keys() <= fields or not required <= data.keys():
+        problems = [((*path, name), "Extra inputs are not permitted")
+                    for name in itertools.islice((name for name in data if name not in fields), MAX_PROBLEMS)]
+        problems += [((*path, name), "Field required") for name in sorted(required - data.keys())]
+        problems += [((*path, name), kinds[name][1]) for name in sorted(data.keys() & kinds.keys())
+                     if not isinstance(data[name], kinds[name][0]) or data[name] is True or data[name] is False]
+        return sorted(problems)[:MAX_PROBLEMS]
+    for name, part, many in nested:
+        value = data.get(name)
+        items = enumerate(value) if many and isinstance(value, list) else () if many else ((None, value),)
+        for i, item in items:
+            found = _unknown_or_missing(item, part, (*path, name) if i is None else (*path, name, i))
+            if found:
+                return found
+    return []
+
+
 def _fields(obj: Any) -> dict[str, Any]:
     if isinstance(obj, _Frozen):
         return obj._json()
@@ -410,11 +492,11 @@ class _NotPlan(ValueError):
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _NotPlan(f"the key {key[:60]!r} appears twice in one object")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) < len(pairs):   # the first key seen twice, found again the slow way
+        seen: set[str] = set()
+        key = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _NotPlan(f"the key {key[:60]!r} appears twice in one object")
     return out
 
 

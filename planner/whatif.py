@@ -211,7 +211,7 @@ def _drop_policies(project: Project, names: tuple[str, ...]) -> None:
             project.enforcement.pop(dropped, None)
 
 
-def read_plan(path: Path) -> Plan:
+def read_plan(path: Path, limit: int | None = None) -> Plan:
     """A plan saved with ``ordo plan --out``, for comparison (not checked against the inputs,
-    only that it is well formed: ``Plan.read``)."""
-    return Plan.read(path)
+    only that it is well formed: ``Plan.read``, up to ``limit`` bytes)."""
+    return Plan.read(path, limit)
