@@ -424,6 +424,10 @@ def _unknown_or_missing(data: Any, model: type[_Frozen], path: tuple) -> list[tu
         return sorted(problems)[:MAX_PROBLEMS]
     for name, part, many in nested:
         value = data.get(name)
+        if many and isinstance(value, list) and not _shape(part)[3]:   # a list of leaves: the fast check first
+            keys, needed = _shape(part)[:2]
+            if all(type(item) is not dict or (item.keys() <= keys and needed <= item.keys()) for item in value):
+                continue
         items = enumerate(value) if many and isinstance(value, list) else () if many else ((None, value),)
         for i, item in items:
             found = _unknown_or_missing(item, part, (*path, name) if i is None else (*path, name, i))

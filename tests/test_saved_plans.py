@@ -191,6 +191,35 @@ def test_plan_files_over_the_projects_size_limit_are_refused(project, capsys):
     assert not default_path(project).exists()
 
 
+def test_parts_with_unknown_or_missing_fields_are_refused_before_validation(project, capsys):
+    """Found in the parsed file, at the first part that has them: each field named once, with
+    the fields beside them whose value is of another JSON kind."""
+    path = save(capsys, project)
+
+    def extra(data: dict[str, Any]) -> None:
+        op_of(data, "vfw/assign")["note"] = "x" * 1000
+
+    def missing(data: dict[str, Any]) -> None:
+        data["resource_changes"][1].pop("reason")
+        op_of(data, "vfw/assign")["note"] = "x"   # (a later part: not reached)
+
+    def top(data: dict[str, Any]) -> None:
+        del data["edges"], data["digest"]
+        data["operations"], data["makespan"], data["concurrency"] = {}, "1", True
+
+    plan = json.loads(path.read_text())
+    index = plan["operations"].index(op_of(plan, "vfw/assign"))
+    for edit, expected in ((extra, [(f"operations[{index}].note", "Extra inputs are not permitted")]),
+                           (missing, [("resource_changes[1].reason", "Field required")]),
+                           (top, [("concurrency", "Input should be a valid integer"),
+                                  ("digest", "Field required"), ("edges", "Field required"),
+                                  ("makespan", "Input should be a valid number"),
+                                  ("operations", "Input should be a valid array")])):
+        with pytest.raises(DiagnosticsError) as err:
+            Plan.read(edited(path, edit))
+        assert sorted((d.path, d.summary) for d in err.value.diagnostics) == expected
+
+
 def test_an_untouched_saved_plan_applies(project, capsys):
     path = save(capsys, project)
     run = apply(capsys, project, path)
