@@ -298,6 +298,8 @@ class Plan(_Frozen):
         """(field path, problem) for what no plan of ordo's has: operations
         named twice or under another id, references to operations the plan
         lacks, a cycle, waves that do not hold each operation once, in order."""
+        if self._consistent():   # as every plan of ordo's: only the order is left to check
+            return self._ordering_problems()
         problems: list[tuple[str, str]] = []
         ids = Counter(op.id for op in self.operations)
         for i, op in enumerate(self.operations):
@@ -345,6 +347,29 @@ class Plan(_Frozen):
         if not problems:
             problems += self._ordering_problems()
         return problems
+
+    def _consistent(self) -> bool:
+        """Whether ``_inconsistencies`` finds nothing before the order: the same conditions,
+        each checked a set at a time (its loops, which name each problem, take five times as
+        long on a large plan)."""
+        ops, edges = self.operations, self.edges
+        ids = {op.id for op in ops}
+        if len(ids) != len(ops) or any(op.id != f"{op.resource}/{op.operation}" for op in ops):
+            return False   # an operation named twice, or under another id
+        if not ({e.before for e in edges} <= ids and {e.after for e in edges} <= ids) or \
+                len({(e.before, e.after) for e in edges}) != len(edges):
+            return False   # an edge to an unknown operation, or listed twice
+        wave_of = {op_id: number for number, wave in enumerate(self.waves, start=1) for op_id in wave}
+        if sum(map(len, self.waves)) != len(wave_of) or not wave_of.keys() <= ids or \
+                any(wave_of.get(op.id) != op.wave for op in ops):
+            return False   # an unknown operation in a wave, one in two places, or one not in its wave
+        if not all(ids.issuperset(group.operations) for group in self.groups):
+            return False
+        resource_of = {op.id: op.resource for op in ops}
+        if not all(resource_of.get(op_id) == change.resource
+                   for change in self.resource_changes for op_id in change.operations):
+            return False   # an unknown operation in a change, or another resource's
+        return len({op_id for change in self.resource_changes for op_id in change.operations}) == len(ids)
 
     def _ordering_problems(self) -> list[tuple[str, str]]:
         """A cycle in the edges, or an edge whose operations' waves run the other way."""

@@ -220,6 +220,44 @@ def test_parts_with_unknown_or_missing_fields_are_refused_before_validation(proj
         assert sorted((d.path, d.summary) for d in err.value.diagnostics) == expected
 
 
+def _second_op(data: dict[str, Any]) -> dict[str, Any]:
+    return next(op for op in data["operations"] if op["resource"] != data["operations"][0]["resource"])
+
+
+#: One edit for each problem ``Plan._inconsistencies`` names before the order, and a words of its message.
+INCONSISTENT: dict[str, tuple[Edit, str]] = {
+    "id-not-resource-operation": (lambda d: d["operations"][0].update(id="vfw/elsewhere"), "is not"),
+    "operation-twice": (lambda d: d["operations"].append(dict(d["operations"][0])), "is listed 2 times"),
+    "edge-to-nothing": (missing_edge_end, "is not in the plan's operations"),
+    "edge-twice": (lambda d: d["edges"].append(dict(d["edges"][0])), "is listed 2 times"),
+    "wave-holds-nothing": (lambda d: d["waves"][0].append("ghost/create"), "is not in the plan's operations"),
+    "operation-in-two-waves": (lambda d: d["waves"][-1].append(d["waves"][0][0]), "more than one place"),
+    "operation-in-another-wave": (lambda d: d["operations"][0].update(wave=d["operations"][0]["wave"] + 1),
+                                  "is in wave"),
+    "operation-in-no-wave": (lambda d: d["waves"][-1].append("ghost/x") or d["waves"].__setitem__(
+        0, [o for o in d["waves"][0] if o != d["waves"][0][0]]), "is in no wave"),
+    "group-of-nothing": (lambda d: d.__setitem__("groups", [{"name": "g", "limit": 1, "operations": ["ghost/x"]}]),
+                         "is not in the plan's operations"),
+    "change-of-nothing": (lambda d: d["resource_changes"][0]["operations"].append("ghost/x"),
+                          "is not in the plan's operations"),
+    "change-of-another-resource": (lambda d: next(c for c in d["resource_changes"] if c["resource"] == d[
+        "operations"][0]["resource"])["operations"].append(_second_op(d)["id"]), "is not an operation of"),
+    "operation-in-no-change": (lambda d: [c["operations"].remove(d["operations"][0]["id"]) for c in d[
+        "resource_changes"] if d["operations"][0]["id"] in c["operations"]], "is in no resource change"),
+}
+
+
+@pytest.mark.parametrize("edit, words", INCONSISTENT.values(), ids=list(INCONSISTENT))
+def test_the_quick_consistency_check_misses_no_problem(project, capsys, edit, words):
+    """``Plan._consistent`` (a set at a time) passes a plan only when the loops that name the
+    problems would find none: each edit makes both see one."""
+    path = save(capsys, project)
+    assert Plan.model_validate_json(path.read_text(), strict=True)._consistent()
+    plan = Plan.model_validate_json(edited(path, edit).read_text(), strict=True)
+    assert not plan._consistent()
+    assert any(words in problem for _, problem in plan._inconsistencies()), plan._inconsistencies()
+
+
 def test_an_untouched_saved_plan_applies(project, capsys):
     path = save(capsys, project)
     run = apply(capsys, project, path)
