@@ -258,6 +258,27 @@ def test_the_quick_consistency_check_misses_no_problem(project, capsys, edit, wo
     assert any(words in problem for _, problem in plan._inconsistencies()), plan._inconsistencies()
 
 
+def test_an_edge_within_one_wave_is_refused():
+    """Its only problem: the waves do not order the edge (a cycle has none either)."""
+    def op(name: str) -> dict[str, Any]:
+        return {"id": f"{name}/create", "resource": name, "type": "t", "operation": "create", "from_state": "absent",
+                "to_state": "present", "controller": "c", "duration": 1.0, "wave": 1, "reason": "requested"}
+
+    plan = {"format_version": "1.1", "status": "optimal", "request": "r", "digest": "sha256:0", "inputs": [],
+            "operations": [op("a"), op("b")], "edges": [{"before": "a/create", "after": "b/create", "rules": []}],
+            "waves": [["a/create", "b/create"]], "placements": {}, "cost": [], "makespan": 1.0,
+            "critical_path": 1.0, "concurrency": 1, "ground_atoms": 0, "ground_rules": 0,
+            "resource_changes": [{"resource": r, "type": "t", "actions": ["create"], "before": "absent",
+                                  "after": "present", "operations": [f"{r}/create"], "reason": "requested"}
+                                 for r in "ab"]}
+    with pytest.raises(DiagnosticsError) as err:
+        Plan.from_json(json.dumps(plan), "p.json")
+    assert [(d.path, d.summary) for d in err.value.diagnostics] == [
+        ("edges[0]", "a/create (wave 1) must come before b/create (wave 1)")]
+    plan["waves"], plan["operations"][1]["wave"] = [["a/create"], ["b/create"]], 2
+    assert Plan.from_json(json.dumps(plan), "p.json").waves == (("a/create",), ("b/create",))
+
+
 def test_an_untouched_saved_plan_applies(project, capsys):
     path = save(capsys, project)
     run = apply(capsys, project, path)
