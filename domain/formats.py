@@ -347,6 +347,10 @@ class SettingsSpec(_Strict):
                                        "(default 2; never more than the CPUs, nor than give each less than "
                                        "1 GB of memory_limit_mb, which they share)")
 
+    @property
+    def max_plan_bytes(self) -> int:
+        return int(self.max_plan_mb * 1024 * 1024)
+
 
 class ProjectFile(_Strict):
     catalog: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v),

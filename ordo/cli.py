@@ -75,7 +75,7 @@ def _save_plan(path: Path, plan, settings) -> None:
 
     text = plan.to_json()
     _write(path, text)
-    if len(text) > settings.max_plan_mb * MB:   # (ASCII: characters are bytes)
+    if len(text) > settings.max_plan_bytes:   # (ASCII: characters are bytes)
         _console(stderr=True).print(
             f"[yellow]Warning:[/] the plan is {len(text) / MB:,.1f} MB, more than settings.max_plan_mb "
             f"({settings.max_plan_mb:g} MB): ordo apply, ordo explain, --compare and --baseline refuse to read "
@@ -86,10 +86,10 @@ def _plan_limit(project: Path, *, required: bool = True) -> int:
     """The largest plan file to read, in bytes: the project's settings.max_plan_mb (the default
     where no project can be read, unless ``required``: then its error)."""
     from domain.project import read_project_file
-    from planner.plan import MAX_PLAN_BYTES, MB
+    from planner.plan import MAX_PLAN_BYTES
 
     try:
-        return int(read_project_file(project)[1].settings.max_plan_mb * MB)
+        return read_project_file(project)[1].settings.max_plan_bytes
     except DiagnosticsError:
         if required:
             raise
@@ -361,7 +361,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     refused if any input changed since it was made."""
     from executor import runs as library
     from ordo import render, runs
-    from planner.plan import MB, Plan
+    from planner.plan import Plan
 
     console = _console(stderr=as_json)
     engine_to = _engine(engine, temporal, task_queue, continue_every)
@@ -372,7 +372,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     options = library.apply_options(simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
     # simulation file is refused before anything is planned or shown
     if saved:
-        chosen = library.check_saved_plan(loaded, Plan.read(target, int(loaded.settings.max_plan_mb * MB)), str(target),
+        chosen = library.check_saved_plan(loaded, Plan.read(target, loaded.settings.max_plan_bytes), str(target),
                                           timeout=timeout)
     else:
         from planner.core import make_plan

@@ -43,7 +43,7 @@ READABLE_VERSIONS = ("1.0", FORMAT_VERSION)
 MB = 1024 * 1024
 #: The largest plan file ``Plan.read`` accepts by default, in bytes: settings.max_plan_mb's
 #: default (a plan of 10,000 resources is about 17 MB, of 100,000 about 170 MB).
-MAX_PLAN_BYTES = int(SettingsSpec.model_fields["max_plan_mb"].default * MB)
+MAX_PLAN_BYTES = SettingsSpec.model_construct().max_plan_bytes
 #: The most problems reported for one plan file.
 MAX_PROBLEMS = 20
 
