@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -481,11 +482,20 @@ def _plain_node(node: yaml.Node, depth: int, count: list[int]) -> Any:
     if kind is yaml.ScalarNode:
         if node.tag == _STR:
             return node.value
+        if _too_long(node):
+            raise _Unusual   # named by the walk
         return _build(node, [0])
     raise _Unusual
 
 
 _MAP, _SEQ, _STR = _SIMPLE + "map", _SIMPLE + "seq", _SIMPLE + "str"
+
+
+def _too_long(node: yaml.ScalarNode) -> bool:
+    """An integer of more digits than Python converts from text (``sys.get_int_max_str_digits``,
+    4,300 unless set; 0: no limit): int() would raise, in the middle of building."""
+    limit = sys.get_int_max_str_digits()
+    return node.tag == _SIMPLE + "int" and 0 < limit < len(node.value)
 
 #: More nodes than this (through aliases) is an alias bomb, not a model.
 MAX_NODES = 2_000_000
@@ -553,6 +563,9 @@ class _Walker:
                 self._problem(node.start_mark, path, TOO_DEEP)
                 return
             if isinstance(node, yaml.ScalarNode):
+                if _too_long(node):
+                    self._problem(node.start_mark, path, f"an integer of more than {sys.get_int_max_str_digits():,} "
+                                                         "digits")
                 continue
             if id(node) in open_nodes:
                 self._problem(node.start_mark, path, "recursive YAML alias: a value contains itself")

@@ -545,6 +545,9 @@ def _parse(text: str, source: str) -> Any:
         raise DiagnosticsError([Diagnostic(file=source, summary=f"not an ordo plan: {exc}")]) from None
     except RecursionError:
         raise DiagnosticsError([Diagnostic(file=source, summary="not an ordo plan: nested too deeply")]) from None
+    except ValueError as exc:   # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise DiagnosticsError([Diagnostic(file=source, summary=f"not an ordo plan: {str(exc).split(':')[0]}")]) \
+            from None
 
 
 def _field_problems(exc: ValidationError, source: str) -> list[Diagnostic]:

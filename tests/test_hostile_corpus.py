@@ -105,6 +105,8 @@ def generate(spec: dict, root: Path, path: Path) -> bytes | None:
         return ("services: " + "[" * spec["depth"] + "]" * spec["depth"] + "\n").encode()
     if kind == "deep_json":
         return ("[" * spec["depth"] + "]" * spec["depth"]).encode()
+    if kind == "long_integer_yaml":
+        return b"name: evil\nresources:\n- {name: n1, type: network, params: {x: " + b"9" * spec["digits"] + b"}}\n"
     if kind == "big_string_yaml":
         return b'services:\n  s:\n    params: {x: "' + b"A" * (spec["megabytes"] << 20) + b'"}\n'
     if kind == "big_json":   # a plan of `megabytes` of `item`s (JSON), after the top-level fields `head`

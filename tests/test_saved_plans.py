@@ -151,6 +151,8 @@ JUNK = {
                       "the key 'format_version' appears twice in one object"),
     "nan": (b'{"format_version": "1.1", "makespan": NaN}', "NaN is not a number JSON allows"),
     "deep": (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "long-integer": (b'{"format_version": "1.1", "concurrency": ' + b"9" * 5000 + b"}",
+                     "not an ordo plan: Exceeds the limit (4300 digits) for integer string conversion"),
     "empty": (b"", "not valid JSON: Expecting value"),
 }
 
