@@ -424,6 +424,8 @@ def _build(node: yaml.Node, count: list[int]) -> Any:
         if tag == _SIMPLE + "str":
             return value
         if tag == _SIMPLE + "int" and value.lstrip("+-").isdigit():
+            if _too_long(node):
+                raise _Unusual   # int() would raise: named by the walk, which runs before the builders
             return int(value)
         if tag == _SIMPLE + "bool":
             return value.lower() in ("true", "yes", "on")
@@ -482,8 +484,6 @@ def _plain_node(node: yaml.Node, depth: int, count: list[int]) -> Any:
     if kind is yaml.ScalarNode:
         if node.tag == _STR:
             return node.value
-        if _too_long(node):
-            raise _Unusual   # named by the walk
         return _build(node, [0])
     raise _Unusual
 
@@ -493,9 +493,8 @@ _MAP, _SEQ, _STR = _SIMPLE + "map", _SIMPLE + "seq", _SIMPLE + "str"
 
 def _too_long(node: yaml.ScalarNode) -> bool:
     """An integer of more digits than Python converts from text (``sys.get_int_max_str_digits``,
-    4,300 unless set; 0: no limit): int() would raise, in the middle of building."""
-    limit = sys.get_int_max_str_digits()
-    return node.tag == _SIMPLE + "int" and 0 < limit < len(node.value)
+    4,300 unless set, never under 640; 0: no limit): int() would raise, in the middle of building."""
+    return len(node.value) > 640 and node.tag == _SIMPLE + "int" and 0 < sys.get_int_max_str_digits() < len(node.value)
 
 #: More nodes than this (through aliases) is an alias bomb, not a model.
 MAX_NODES = 2_000_000

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from functools import cached_property
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
@@ -49,7 +49,7 @@ MAX_PLAN_BYTES = SettingsSpec.model_construct().max_plan_bytes
 #: nothing but empty lists would take 22 times its size (1.4 GB at the default 64 MB), the
 #: densest that passes about 15 times. Ordo's plans have one in about 85 bytes; an edge
 #: between one-letter names with one rule, the densest part of one, one in 27.
-DENSE_FROM = 1024 * 1024
+DENSE_FROM = MB
 MIN_PART_BYTES = 16
 #: The most problems reported for one plan file.
 MAX_PROBLEMS = 20
@@ -426,11 +426,16 @@ def _kind(annotation: Any) -> tuple[tuple[type, ...], str] | None:
     return _KINDS.get(origin or annotation)
 
 
+class _Shape(NamedTuple):
+    fields: frozenset[str]
+    required: frozenset[str]
+    kinds: dict[str, tuple[tuple[type, ...], str]]       # the JSON kind each field takes, where known
+    nested: tuple[tuple[str, type[_Frozen], bool], ...]  # fields holding parts: (name, model, a list of them)
+
+
 @functools.cache
-def _shape(model: type[_Frozen]) -> tuple[frozenset[str], frozenset[str], dict[str, tuple[tuple[type, ...], str]],
-                                          tuple[tuple[str, type[_Frozen], bool], ...]]:
-    """The fields of ``model``, those it requires, the JSON kind each takes (where known), and
-    those that hold parts of the plan: (name, their model, whether a list of them)."""
+def _shape(model: type[_Frozen]) -> _Shape:
+    """What ``_unknown_or_missing`` checks of a part of ``model``, from its fields."""
     nested = []
     for name, info in model.model_fields.items():
         kind, args = info.annotation, typing.get_args(info.annotation)
@@ -439,8 +444,9 @@ def _shape(model: type[_Frozen]) -> tuple[frozenset[str], frozenset[str], dict[s
         elif typing.get_origin(kind) is tuple and args and isinstance(args[0], type) and issubclass(args[0], _Frozen):
             nested.append((name, args[0], True))
     kinds = {name: kind for name, info in model.model_fields.items() if (kind := _kind(info.annotation))}
-    return (frozenset(model.model_fields), frozenset(name for name, info in model.model_fields.items()
-                                                     if info.is_required()), kinds, tuple(nested))
+    return _Shape(frozenset(model.model_fields),
+                  frozenset(name for name, info in model.model_fields.items() if info.is_required()), kinds,
+                  tuple(nested))
 
 
 def _unknown_or_missing(data: Any, model: type[_Frozen], path: tuple) -> list[tuple[tuple, str]]:
@@ -463,8 +469,8 @@ def _unknown_or_missing(data: Any, model: type[_Frozen], path: tuple) -> list[tu
         return sorted(problems)[:MAX_PROBLEMS]
     for name, part, many in nested:
         value = data.get(name)
-        if many and isinstance(value, list) and not _shape(part)[3]:   # a list of leaves: the fast check first
-            keys, needed = _shape(part)[:2]
+        if many and isinstance(value, list) and not (leaf := _shape(part)).nested:   # leaves: one pass first
+            keys, needed = leaf.fields, leaf.required
             if all(type(item) is not dict or (item.keys() <= keys and needed <= item.keys()) for item in value):
                 continue
         items = enumerate(value) if many and isinstance(value, list) else () if many else ((None, value),)
