@@ -338,10 +338,11 @@ class SettingsSpec(_Strict):
     memory_limit_mb: PositiveInt | None = Field(
         None, description="megabytes grounding and solving may take (default 4096, or half the machine's memory "
                           "if that is less)")
-    max_plan_mb: PositiveFloat = Field(
-        64, description="largest plan file ordo reads back (apply and explain plan.json, plan --compare, "
-                        "whatif --baseline), in megabytes: a plan of 10,000 resources is about 17 MB, of "
-                        "100,000 about 170 MB, and reading one takes about 13 times its size in memory")
+    max_plan_mb: float = Field(
+        64, gt=0, le=16384, allow_inf_nan=False,
+        description="largest plan file ordo reads back (apply and explain plan.json, plan --compare, "
+                    "whatif --baseline), in megabytes, at most 16384: a plan of 10,000 resources is about 17 MB, "
+                    "of 100,000 about 170 MB, and reading one takes about 13 times its size in memory")
     planning_workers: int | None = Field(
         None, ge=1, le=64, description="processes that solve the independent parts of a large plan at once "
                                        "(default 2; never more than the CPUs, nor than give each less than "

@@ -83,17 +83,15 @@ def _save_plan(path: Path, plan, settings) -> None:
 
 
 def _plan_limit(project: Path, *, required: bool = True) -> int:
-    """The largest plan file to read, in bytes: the project's settings.max_plan_mb (the default
-    where no project can be read, unless ``required``: then its error)."""
-    from domain.project import read_project_file
+    """The largest plan file to read, in bytes: the project's settings.max_plan_mb; the default
+    where there is no project file, unless ``required``. A project file that does not load is
+    refused either way."""
+    from domain.project import project_folder, read_project_file
     from planner.plan import MAX_PLAN_BYTES
 
-    try:
-        return read_project_file(project)[1].settings.max_plan_bytes
-    except DiagnosticsError:
-        if required:
-            raise
+    if not required and not project_folder(project)[1].exists():
         return MAX_PLAN_BYTES
+    return read_project_file(project)[1].settings.max_plan_bytes
 
 
 def _console(stderr: bool = False) -> Console:
@@ -692,7 +690,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
             else:
                 render.placement_why(console, placed)
             return
-        why = explain_operation(saved, operation, after, _rules_if_loadable(project, inventory))
+        why = explain_operation(saved, operation, after, _project_rules(project, inventory))
         if as_json:
             click.echo(json.dumps(why.to_dict(), indent=2, sort_keys=True))
         else:
@@ -744,15 +742,15 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
     sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
 
 
-def _rules_if_loadable(project: Path, inventory: Path | None) -> list:
-    """The policy rules, for the descriptions of precedences; none if the project does not load."""
-    from domain.project import load_project
+def _project_rules(project: Path, inventory: Path | None) -> list:
+    """The policy rules, for the descriptions of precedences; none where there is no project
+    file (a plan explained on its own). A project that does not load is refused, as by check."""
+    from domain.project import load_project, project_folder
     from planner.core import load_policies
 
-    try:
-        return load_policies(load_project(project, None, inventory, need_request=False)).rules
-    except OrdoError:
+    if not project_folder(project)[1].exists():
         return []
+    return load_policies(load_project(project, None, inventory, need_request=False)).rules
 
 
 EXIT_TESTS_FAILED, EXIT_TESTS_INTERRUPTED, EXIT_TESTS_USAGE, EXIT_NO_TESTS = 1, 2, 4, 5  # `ordo test`, as pytest

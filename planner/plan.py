@@ -21,14 +21,18 @@ import functools
 import itertools
 import json
 import keyword
+import operator
+import os
+import types
 import typing
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
+from itertools import chain, repeat
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, TypeVar
+from typing import Annotated, Any, BinaryIO, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
@@ -51,6 +55,8 @@ MAX_PLAN_BYTES = SettingsSpec.model_construct().max_plan_bytes
 #: between one-letter names with one rule, the densest part of one, one in 27.
 DENSE_FROM = MB
 MIN_PART_BYTES = 16
+#: The most read at once of a plan file longer than it was found to be.
+READ_BYTES = 16 * MB
 #: The most problems reported for one plan file.
 MAX_PROBLEMS = 20
 
@@ -277,8 +283,7 @@ class Plan(_Frozen):
             raise DiagnosticsError(_field_problems(exc, source)) from None
         problems = plan._inconsistencies()
         if problems:
-            raise DiagnosticsError([Diagnostic(file=source, path=path, summary=summary)
-                                    for path, summary in problems[:MAX_PROBLEMS]])
+            raise DiagnosticsError([Diagnostic(file=source, path=path, summary=summary) for path, summary in problems])
         return plan
 
     @classmethod
@@ -289,10 +294,10 @@ class Plan(_Frozen):
         limit = MAX_PLAN_BYTES if limit is None else limit
         try:
             with path.open("rb") as handle:
-                raw = handle.read(limit + 1)
+                raw = _read_at_most(handle, limit)
         except OSError as exc:
             raise DiagnosticsError([Diagnostic(file=source, summary=f"cannot read the plan: {exc.strerror}")]) from None
-        if len(raw) > limit:
+        if raw is None:
             raise DiagnosticsError([Diagnostic(
                 file=source, summary=f"the plan file is larger than {limit:,} bytes",
                 detail="settings.max_plan_mb in ordo.yaml raises the limit")])
@@ -307,58 +312,57 @@ class Plan(_Frozen):
         return cls.from_json(text, source)
 
     def _inconsistencies(self) -> list[tuple[str, str]]:
-        """(field path, problem) for what no plan of ordo's has: operations
-        named twice or under another id, references to operations the plan
+        """(field path, problem), at most MAX_PROBLEMS, for what no plan of ordo's has:
+        operations named twice or under another id, references to operations the plan
         lacks, a cycle, waves that do not hold each operation once, in order."""
-        if self._consistent():   # as every plan of ordo's: only the order is left to check
-            return self._ordering_problems()
-        problems: list[tuple[str, str]] = []
+        # The first few only: a file of millions of bad references would take gigabytes to name them all.
+        named = [] if self._consistent() else list(itertools.islice(self._naming_problems(), MAX_PROBLEMS))
+        return named or self._ordering_problems()   # as for every plan of ordo's: only the order is left to check
+
+    def _naming_problems(self) -> Iterator[tuple[str, str]]:
         ids = Counter(op.id for op in self.operations)
         for i, op in enumerate(self.operations):
             if op.id != f"{op.resource}/{op.operation}":
-                problems.append((f"operations[{i}].id", f"'{op.id}' is not '{op.resource}/{op.operation}'"))
+                yield f"operations[{i}].id", f"'{op.id}' is not '{op.resource}/{op.operation}'"
             if ids[op.id] > 1:
-                problems.append((f"operations[{i}].id", f"operation '{op.id}' is listed {ids[op.id]} times"))
-
-        def unknown(path: str, op_id: str) -> None:
-            if op_id not in ids:
-                problems.append((path, f"operation '{op_id}' is not in the plan's operations"))
-
+                yield f"operations[{i}].id", f"operation '{op.id}' is listed {ids[op.id]} times"
+        unknown = "operation '{}' is not in the plan's operations"
         for i, edge in enumerate(self.edges):
-            unknown(f"edges[{i}].before", edge.before)
-            unknown(f"edges[{i}].after", edge.after)
+            if edge.before not in ids:
+                yield f"edges[{i}].before", unknown.format(edge.before)
+            if edge.after not in ids:
+                yield f"edges[{i}].after", unknown.format(edge.after)
         listed = Counter((e.before, e.after) for e in self.edges)
-        problems += [("edges", f"the edge {a} -> {b} is listed {n} times") for (a, b), n in sorted(listed.items())
-                     if n > 1]
+        yield from (("edges", f"the edge {a} -> {b} is listed {n} times") for (a, b), n in sorted(listed.items())
+                    if n > 1)
         seen: dict[str, int] = {}
         for w, wave in enumerate(self.waves):
             for j, op_id in enumerate(wave):
-                unknown(f"waves[{w}][{j}]", op_id)
+                if op_id not in ids:
+                    yield f"waves[{w}][{j}]", unknown.format(op_id)
                 if op_id in seen:
-                    problems.append((f"waves[{w}][{j}]", f"operation '{op_id}' is in more than one place in waves"))
+                    yield f"waves[{w}][{j}]", f"operation '{op_id}' is in more than one place in waves"
                 seen.setdefault(op_id, w + 1)
         for i, op in enumerate(self.operations):
             if seen.get(op.id, op.wave) != op.wave:
-                problems.append((f"operations[{i}].wave", f"operation '{op.id}' is in wave {seen[op.id]}, "
-                                 f"not {op.wave}"))
+                yield f"operations[{i}].wave", f"operation '{op.id}' is in wave {seen[op.id]}, not {op.wave}"
             elif op.id not in seen:
-                problems.append(("waves", f"operation '{op.id}' is in no wave"))
+                yield "waves", f"operation '{op.id}' is in no wave"
         for i, group in enumerate(self.groups):
             for j, op_id in enumerate(group.operations):
-                unknown(f"groups[{i}].operations[{j}]", op_id)
+                if op_id not in ids:
+                    yield f"groups[{i}].operations[{j}]", unknown.format(op_id)
         changed: dict[str, str] = {}
         for i, change in enumerate(self.resource_changes):
             for j, op_id in enumerate(change.operations):
-                unknown(f"resource_changes[{i}].operations[{j}]", op_id)
-                if op_id in ids and self.operation(op_id).resource != change.resource:
-                    problems.append((f"resource_changes[{i}].operations[{j}]",
-                                     f"operation '{op_id}' is not an operation of '{change.resource}'"))
+                if op_id not in ids:
+                    yield f"resource_changes[{i}].operations[{j}]", unknown.format(op_id)
+                elif self.operation(op_id).resource != change.resource:
+                    yield (f"resource_changes[{i}].operations[{j}]",
+                           f"operation '{op_id}' is not an operation of '{change.resource}'")
                 changed.setdefault(op_id, change.resource)
-        problems += [("resource_changes", f"operation '{op.id}' is in no resource change") for op in self.operations
-                     if op.id not in changed]
-        if not problems:
-            problems += self._ordering_problems()
-        return problems
+        yield from (("resource_changes", f"operation '{op.id}' is in no resource change") for op in self.operations
+                    if op.id not in changed)
 
     def _consistent(self) -> bool:
         """Whether ``_inconsistencies`` finds nothing before the order: the same conditions,
@@ -403,8 +407,9 @@ class Plan(_Frozen):
         if stuck:
             shown = ", ".join(stuck[:5]) + (f" and {len(stuck) - 5} more" if len(stuck) > 5 else "")
             return [("edges", f"the edges form a cycle through {shown}")]
-        return [(f"edges[{i}]", f"{e.before} (wave {wave[e.before]}) must come before {e.after} "
-                 f"(wave {wave[e.after]})") for i, e in enumerate(self.edges) if wave[e.before] >= wave[e.after]]
+        backwards = ((i, e) for i, e in enumerate(self.edges) if wave[e.before] >= wave[e.after])
+        return [(f"edges[{i}]", f"{e.before} (wave {wave[e.before]}) must come before {e.after} (wave {wave[e.after]})")
+                for i, e in itertools.islice(backwards, MAX_PROBLEMS)]
 
 
 #: What pydantic says of a value of another JSON kind, by the kind a field takes.
@@ -412,12 +417,19 @@ _KINDS: dict[type, tuple[tuple[type, ...], str]] = {
     dict: ((dict,), "Input should be an object"), tuple: ((list,), "Input should be a valid array"),
     str: ((str,), "Input should be a valid string"), int: ((int,), "Input should be a valid integer"),
     float: ((int, float), "Input should be a valid number")}
+#: The JSON kinds that can hold more than themselves.
+_CONTAINERS = frozenset({list, dict})
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
 
 
 def _kind(annotation: Any) -> tuple[tuple[type, ...], str] | None:
     """The JSON kinds (as parsed) a field of this annotation takes, and the problem otherwise."""
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
+    annotation = _unwrap(annotation)
     origin = typing.get_origin(annotation)
     if origin is Literal and all(isinstance(arg, str) for arg in typing.get_args(annotation)):
         return _KINDS[str]
@@ -426,40 +438,105 @@ def _kind(annotation: Any) -> tuple[tuple[type, ...], str] | None:
     return _KINDS.get(origin or annotation)
 
 
+class _Form(NamedTuple):
+    """What a field holds, as parsed JSON: ``kind`` (list, dict, a model, or None for a
+    value that holds nothing more: a string, a number, null), and what its items hold."""
+    kind: Any
+    items: _Form | None = None
+    problem: str = "Input should be a valid string"   # what pydantic says of another kind here
+
+
+def _form(annotation: Any) -> _Form:
+    annotation = _unwrap(annotation)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        return _form(next(arg for arg in args if arg is not type(None)))   # or null, which holds nothing
+    if isinstance(annotation, type) and issubclass(annotation, _Frozen):
+        return _Form(annotation, problem=_KINDS[dict][1])
+    if origin is tuple:
+        return _Form(list, _form(args[0]), _KINDS[tuple][1])
+    if origin is dict:
+        return _Form(dict, _form(args[1]), _KINDS[dict][1])
+    kind = _kind(annotation)
+    return _Form(None, problem=kind[1] if kind else "Input should be a valid value")
+
+
+def _wrong_form(value: Any, form: _Form, path: tuple) -> list[tuple[tuple, str]]:
+    """The first place in ``value`` that holds a list or an object where ``form`` has none,
+    or none where it has one: [(path, problem)], or []. Pydantic's error for such a
+    place keeps all it holds, converted from the JSON (2 GB for a 60 MB list of zeros)."""
+    kind, items = form.kind, form.items
+    if kind is None:
+        return [(path, form.problem)] if type(value) in _CONTAINERS else []
+    if isinstance(kind, type) and issubclass(kind, _Frozen):
+        return _unknown_or_missing(value, kind, path)
+    if type(value) is not kind:
+        return [(path, form.problem)]
+    if items.kind is None and _CONTAINERS.isdisjoint(map(type, value.values() if kind is dict else value)):
+        return []   # scalars: one pass first
+    for key in (value.keys() if kind is dict else range(len(value))):
+        found = _wrong_form(value[key], items, (*path, key))
+        if found:
+            return found
+    return []
+
+
 class _Shape(NamedTuple):
     fields: frozenset[str]
     required: frozenset[str]
-    kinds: dict[str, tuple[tuple[type, ...], str]]       # the JSON kind each field takes, where known
-    nested: tuple[tuple[str, type[_Frozen], bool], ...]  # fields holding parts: (name, model, a list of them)
+    kinds: dict[str, tuple[tuple[type, ...], str]]   # the JSON kind each field takes, where known
+    forms: tuple[tuple[str, _Form], ...]              # what each field holds
+    scalars: tuple[str, ...]                          # the fields that hold no list or object
+    holders: tuple[tuple[str, type], ...]             # those that hold a list (or an object) of such
+    flat: bool                                        # whether those are all its fields
 
 
 @functools.cache
 def _shape(model: type[_Frozen]) -> _Shape:
     """What ``_unknown_or_missing`` checks of a part of ``model``, from its fields."""
-    nested = []
-    for name, info in model.model_fields.items():
-        kind, args = info.annotation, typing.get_args(info.annotation)
-        if isinstance(kind, type) and issubclass(kind, _Frozen):
-            nested.append((name, kind, False))
-        elif typing.get_origin(kind) is tuple and args and isinstance(args[0], type) and issubclass(args[0], _Frozen):
-            nested.append((name, args[0], True))
-    kinds = {name: kind for name, info in model.model_fields.items() if (kind := _kind(info.annotation))}
-    return _Shape(frozenset(model.model_fields),
-                  frozenset(name for name, info in model.model_fields.items() if info.is_required()), kinds,
-                  tuple(nested))
+    fields = model.model_fields
+    forms = tuple((name, _form(info.annotation)) for name, info in fields.items())
+    scalars = tuple(name for name, form in forms if form.kind is None)
+    holders = tuple((name, form.kind) for name, form in forms if form.kind in (list, dict) and form.items.kind is None)
+    return _Shape(frozenset(fields), frozenset(name for name, info in fields.items() if info.is_required()),
+                  {name: kind for name, info in fields.items() if (kind := _kind(info.annotation))}, forms,
+                  scalars, holders, len(scalars) + len(holders) == len(fields))
+
+
+def _flat_parts(items: list, shape: _Shape) -> bool:
+    """Whether every item of a list of parts of a flat model (no part within) is an object
+    with the model's fields, each a list, an object or neither as the model says, and no
+    list or object within those: all values, or a field, at a time at C speed."""
+    if not ({dict} >= set(map(type, items)) and all(map(shape.fields.issuperset, items))):
+        return False
+    if not ({len(shape.fields)} >= set(map(len, items)) if shape.required == shape.fields else   # no field optional
+            all(map(operator.ge, map(dict.keys, items), repeat(shape.required)))):
+        return False
+    if not shape.holders:
+        return _CONTAINERS.isdisjoint(map(type, chain.from_iterable(map(dict.values, items))))
+    if not all(_CONTAINERS.isdisjoint(map(type, map(dict.get, items, repeat(name)))) for name in shape.scalars):
+        return False
+    for name, kind in shape.holders:
+        column = list(map(dict.get, items, repeat(name), repeat(kind())))
+        inner = chain.from_iterable(column if kind is list else map(dict.values, column))
+        if not ({kind} >= set(map(type, column)) and _CONTAINERS.isdisjoint(map(type, inner))):
+            return False
+    return True
 
 
 def _unknown_or_missing(data: Any, model: type[_Frozen], path: tuple) -> list[tuple[tuple, str]]:
-    """The first part of a parsed plan that has fields its model lacks, or lacks fields it
-    requires: (path of the field, problem) for each, with those of its fields whose value is
-    of another JSON kind (at most MAX_PROBLEMS in all); [] when none does. Checked before
+    """The first part of a parsed plan that has fields its model lacks, lacks fields it
+    requires, or holds a list or an object where its model has none (or none where it has
+    one): (path of the field, problem) for each, with those of its fields whose value is of
+    another JSON kind (at most MAX_PROBLEMS in all); [] when none does. Checked before
     validation, whose errors cost too much on such input: one for each field unknown
-    (millions in a file of 60 MB), and each for a missing field holds the whole object it
-    is missing from, made anew from the JSON (a file of 6 MB missing its top-level fields
-    took 1.4 GB to refuse)."""
+    (millions in a file of 60 MB); each for a missing field holds the whole object it is
+    missing from, made anew from the JSON (a file of 6 MB missing its top-level fields took
+    1.4 GB to refuse); each for a value of another kind holds that value."""
     if not isinstance(data, dict):
         return []   # validation says what it should be
-    fields, required, kinds, nested = _shape(model)
+    shape = _shape(model)
+    fields, required, kinds = shape.fields, shape.required, shape.kinds
     if not data.keys() <= fields or not required <= data.keys():
         problems = [((*path, name), "Extra inputs are not permitted")
                     for name in itertools.islice((name for name in data if name not in fields), MAX_PROBLEMS)]
@@ -467,17 +544,17 @@ def _unknown_or_missing(data: Any, model: type[_Frozen], path: tuple) -> list[tu
         problems += [((*path, name), kinds[name][1]) for name in sorted(data.keys() & kinds.keys())
                      if not isinstance(data[name], kinds[name][0]) or data[name] is True or data[name] is False]
         return sorted(problems)[:MAX_PROBLEMS]
-    for name, part, many in nested:
-        value = data.get(name)
-        if many and isinstance(value, list) and not (leaf := _shape(part)).nested:   # leaves: one pass first
-            keys, needed = leaf.fields, leaf.required
-            if all(type(item) is not dict or (item.keys() <= keys and needed <= item.keys()) for item in value):
-                continue
-        items = enumerate(value) if many and isinstance(value, list) else () if many else ((None, value),)
-        for i, item in items:
-            found = _unknown_or_missing(item, part, (*path, name) if i is None else (*path, name, i))
-            if found:
-                return found
+    for name, form in shape.forms:
+        if name not in data:
+            continue
+        value = data[name]
+        if form.kind is list and type(value) is list and isinstance(form.items.kind, type) and \
+                issubclass(form.items.kind, _Frozen) and (leaf := _shape(form.items.kind)).flat and \
+                _flat_parts(value, leaf):
+            continue
+        found = _wrong_form(value, form, (*path, name))
+        if found:
+            return found
     return []
 
 
@@ -538,6 +615,23 @@ PLACEMENTS = TypeAdapter(dict[Name, Name])
 
 class _NotPlan(ValueError):
     pass
+
+
+def _read_at_most(handle: BinaryIO, limit: int) -> bytes | None:
+    """The file's bytes, or None when there are more than ``limit``: read in one piece of the
+    size the file has (none larger is made ready for it), then in pieces of at most
+    READ_BYTES should it be longer than that (a pipe, or a file still being written)."""
+    size = os.fstat(handle.fileno()).st_size
+    if size > limit:
+        return None
+    raw = handle.read(size + 1)
+    if len(raw) <= size:
+        return raw
+    pieces, total = [raw], len(raw)
+    while total <= limit and (piece := handle.read(min(READ_BYTES, limit + 1 - total))):
+        pieces.append(piece)
+        total += len(piece)
+    return b"".join(pieces) if total <= limit else None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

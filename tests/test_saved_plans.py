@@ -5,7 +5,12 @@ field, without a traceback and without starting a run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ import planner.plan
 import planner.verify
 from domain.errors import DiagnosticsError
 from domain.project import load_project
+from domain.yamlsrc import format_path
 from executor.journal import Journal, default_path
 from planner.core import Outcome
 from planner.plan import Plan
@@ -193,6 +199,67 @@ def test_plan_files_over_the_projects_size_limit_are_refused(project, capsys):
     assert not default_path(project).exists()
 
 
+@pytest.mark.parametrize("value, words", [(1e300, "less than or equal to 16384"), (0, "greater than 0"),
+                                          (".nan", "a finite number")])
+def test_a_plan_size_limit_out_of_range_is_refused_by_check_and_every_reader(project, capsys, value, words):
+    """It crashed reading the plan (1e300), or took its size in memory first (100000); explain
+    read the plan with the default limit. Now what ordo check refuses, every reader refuses."""
+    path = save(capsys, project)
+    text = (project / "ordo.yaml").read_text()
+    (project / "ordo.yaml").write_text(text.replace("settings:\n", f"settings:\n  max_plan_mb: {value}\n", 1))
+    for args in (["check", "-C", project], ["apply", "-C", project, path, "--auto-approve"],
+                 ["explain", "-C", project, path, "vfw/create"], ["plan", "-C", project, "--compare", path]):
+        run = ordo(capsys, *args)
+        assert run.code == 1, run.text
+        assert "ordo.yaml:16:16: error: settings.max_plan_mb: input should be " + words in run.err, run.err
+        assert "Traceback" not in run.text
+
+
+def test_explain_refuses_a_project_that_does_not_load_and_reads_a_plan_without_one(project, capsys):
+    path = save(capsys, project)
+    alone = ordo(capsys, "explain", "-C", project.parent / "nowhere", path, "vfw/activate")
+    assert alone.code == 0 and "vfw/activate" in alone.out, alone.text
+    with (project / "policies" / "config-after-modules.lp").open("a") as policy:
+        policy.write("this is not a rule\n")
+    run = ordo(capsys, "explain", "-C", project, path, "vfw/activate")
+    assert run.code == 1 and "config-after-modules.lp" in run.err, run.text   # as ordo check refuses it
+
+
+def test_a_plan_read_from_a_pipe_is_bounded_too(project, capsys, tmp_path):
+    """Read by the size the file says it has: a pipe says none, and is read a piece at a time."""
+    text = save(capsys, project).read_bytes()
+    fifo = tmp_path / "plan.fifo"
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError):   # the reader stops at the limit
+            fifo.write_bytes(text)
+
+    for limit, readable in ((len(text), True), (len(text) - 1, False)):
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            if readable:
+                assert Plan.read(fifo, limit).to_json().encode() == text
+            else:
+                with pytest.raises(DiagnosticsError, match=f"larger than {limit:,} bytes"):
+                    Plan.read(fifo, limit)
+        finally:
+            writer.join(timeout=30)
+            fifo.unlink()
+
+
+def test_the_largest_limit_takes_no_memory_until_a_file_needs_it(project, capsys):
+    """16384 MB (the most settings.max_plan_mb allows) read a 100 KB plan in a process that may
+    take 1 GB: nothing of the limit's size is made ready before the file's size is known."""
+    path = save(capsys, project)
+    code = ("import resource, sys; from pathlib import Path; from planner.plan import Plan\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "print(len(Plan.read(Path(sys.argv[1]), 16384 << 20).operations))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == str(len(Plan.read(path).operations)), done.stderr
+
+
 def test_parts_with_unknown_or_missing_fields_are_refused_before_validation(project, capsys):
     """Found in the parsed file, at the first part that has them: each field named once, with
     the fields beside them whose value is of another JSON kind."""
@@ -260,25 +327,94 @@ def test_the_quick_consistency_check_misses_no_problem(project, capsys, edit, wo
     assert any(words in problem for _, problem in plan._inconsistencies()), plan._inconsistencies()
 
 
-def test_an_edge_within_one_wave_is_refused():
-    """Its only problem: the waves do not order the edge (a cycle has none either)."""
+def tiny_plan(names: str = "ab") -> dict[str, Any]:
+    """A plan of ordo's shape, as parsed JSON: one create of each of ``names``, all in wave 1."""
     def op(name: str) -> dict[str, Any]:
         return {"id": f"{name}/create", "resource": name, "type": "t", "operation": "create", "from_state": "absent",
                 "to_state": "present", "controller": "c", "duration": 1.0, "wave": 1, "reason": "requested"}
 
-    plan = {"format_version": "1.1", "status": "optimal", "request": "r", "digest": "sha256:0", "inputs": [],
-            "operations": [op("a"), op("b")], "edges": [{"before": "a/create", "after": "b/create", "rules": []}],
-            "waves": [["a/create", "b/create"]], "placements": {}, "cost": [], "makespan": 1.0,
-            "critical_path": 1.0, "concurrency": 1, "ground_atoms": 0, "ground_rules": 0,
+    return {"format_version": "1.1", "status": "optimal", "request": "r", "digest": "sha256:0", "inputs": [],
+            "operations": [op(name) for name in names], "edges": [], "waves": [[f"{n}/create" for n in names]],
+            "placements": {}, "cost": [], "makespan": 1.0, "critical_path": 1.0, "concurrency": 1,
+            "ground_atoms": 0, "ground_rules": 0,
             "resource_changes": [{"resource": r, "type": "t", "actions": ["create"], "before": "absent",
                                   "after": "present", "operations": [f"{r}/create"], "reason": "requested"}
-                                 for r in "ab"]}
+                                 for r in names]}
+
+
+def test_an_edge_within_one_wave_is_refused():
+    """Its only problem: the waves do not order the edge (a cycle has none either)."""
+    plan = tiny_plan()
+    plan["edges"] = [{"before": "a/create", "after": "b/create", "rules": []}]
     with pytest.raises(DiagnosticsError) as err:
         Plan.from_json(json.dumps(plan), "p.json")
     assert [(d.path, d.summary) for d in err.value.diagnostics] == [
         ("edges[0]", "a/create (wave 1) must come before b/create (wave 1)")]
     plan["waves"], plan["operations"][1]["wave"] = [["a/create"], ["b/create"]], 2
     assert Plan.from_json(json.dumps(plan), "p.json").waves == (("a/create",), ("b/create",))
+
+
+VIOLATION = {"policy": "p", "enforcement": "soft", "file": "p.lp", "line": 1, "description": "d", "rule": "r",
+             "resources": ["a"]}
+#: A list or an object where a plan has none, or none where it has one, and what is said of it.
+WRONG_KINDS: dict[str, tuple[Edit, str, str]] = {
+    "top-level-text-holds-a-list": (lambda d: d.update(request=[0, 0, 0]), "request", "a valid string"),
+    "number-holds-an-object": (lambda d: d.update(makespan={"a": 1}), "makespan", "a valid number"),
+    "operation-field-holds-a-list": (lambda d: d["operations"][1].update(wave=[1]), "operations[1].wave",
+                                     "a valid integer"),
+    "edge-rules-hold-an-object": (lambda d: d.update(edges=[{"before": "a/create", "after": "b/create",
+                                                              "rules": {"r": "x"}}]),
+                                  "edges[0].rules", "a valid array"),
+    "rule-holds-a-list": (lambda d: d.update(edges=[{"before": "a/create", "after": "b/create", "rules": ["r", []]}]),
+                          "edges[0].rules[1]", "a valid string"),
+    "wave-entry-holds-a-list": (lambda d: d["waves"][0].append(["x"]), "waves[0][2]", "a valid string"),
+    "wave-is-an-object": (lambda d: d["waves"].append({}), "waves[1]", "a valid array"),
+    "placement-holds-a-list": (lambda d: d.update(placements={"a": ["x"]}), "placements.a", "a valid string"),
+    "change-placement-holds-an-object": (lambda d: d["resource_changes"][1].update(placement={"x": 1}),
+                                         "resource_changes[1].placement", "a valid string"),
+    "change-operations-hold-an-object": (lambda d: d["resource_changes"][0].update(operations={}),
+                                         "resource_changes[0].operations", "a valid array"),
+    "bound-holds-a-list": (lambda d: d.update(cost=[{"priority": 1, "cost": 2, "bound": [1]}]), "cost[0].bound",
+                           "a valid integer"),
+    "binding-holds-a-list": (lambda d: d.update(violations=[{**VIOLATION, "bindings": {"X": ["y"]}}]),
+                             "violations[0].bindings.X", "a valid string"),
+    "group-operations-hold-a-list": (lambda d: d.update(groups=[{"name": "g", "limit": 1,
+                                                                  "operations": ["a/create", ["b/create"]]}]),
+                                     "groups[0].operations[1]", "a valid string"),
+}
+
+
+@pytest.mark.parametrize("edit, path, words", WRONG_KINDS.values(), ids=list(WRONG_KINDS))
+def test_lists_and_objects_out_of_place_are_refused_before_validation(edit, path, words):
+    """Pydantic's error for a value of another kind holds all the value holds, converted from
+    the JSON: a field holding a list of 60 MB took 2 GB to refuse. The parsed file is checked
+    first, wherever the list or object is."""
+    plan = tiny_plan()
+    assert Plan.from_json(json.dumps(plan), "p.json")   # as it is, the plan reads
+    edit(plan)
+    assert [(format_path(at), problem) for at, problem in planner.plan._unknown_or_missing(plan, Plan, ())] == [
+        (path, f"Input should be {words}")]
+    with pytest.raises(DiagnosticsError) as err:
+        Plan.from_json(json.dumps(plan), "p.json")
+    assert [(d.path, d.summary) for d in err.value.diagnostics] == [(path, f"Input should be {words}")]
+
+
+def test_at_most_twenty_problems_are_named_however_many_there_are():
+    """Named one by one as found, not all named and then cut: a file of millions of references
+    to operations the plan lacks took gigabytes to refuse."""
+    plan = tiny_plan()
+    plan["waves"][0] += ["ghost/create"] * 1000
+    found = Plan.model_validate_json(json.dumps(plan), strict=True)
+    assert len(found._inconsistencies()) == planner.plan.MAX_PROBLEMS
+    naming = found._naming_problems()
+    assert next(naming) == ("waves[0][2]", "operation 'ghost/create' is not in the plan's operations")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    plan = tiny_plan(letters)   # only the order is wrong: a chain of 25 edges within one wave
+    plan["edges"] = [{"before": f"{a}/create", "after": f"{b}/create", "rules": []}
+                     for a, b in zip(letters, letters[1:], strict=False)]
+    ordered = Plan.model_validate_json(json.dumps(plan), strict=True)
+    assert ordered._inconsistencies() == [(f"edges[{i}]", f"{a}/create (wave 1) must come before {b}/create (wave 1)")
+                                          for i, (a, b) in enumerate(zip(letters[:20], letters[1:], strict=False))]
 
 
 def test_an_untouched_saved_plan_applies(project, capsys):
