@@ -442,8 +442,12 @@ class _Form(NamedTuple):
     """What a field holds, as parsed JSON: ``kind`` (list, dict, a model, or None for a
     value that holds nothing more: a string, a number, null), and what its items hold."""
     kind: Any
+    problem: str   # what pydantic says of another kind here
     items: _Form | None = None
-    problem: str = "Input should be a valid string"   # what pydantic says of another kind here
+
+
+def _is_part(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, _Frozen)
 
 
 def _form(annotation: Any) -> _Form:
@@ -451,14 +455,14 @@ def _form(annotation: Any) -> _Form:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
         return _form(next(arg for arg in args if arg is not type(None)))   # or null, which holds nothing
-    if isinstance(annotation, type) and issubclass(annotation, _Frozen):
-        return _Form(annotation, problem=_KINDS[dict][1])
+    if _is_part(annotation):
+        return _Form(annotation, _KINDS[dict][1])
     if origin is tuple:
-        return _Form(list, _form(args[0]), _KINDS[tuple][1])
+        return _Form(list, _KINDS[tuple][1], _form(args[0]))
     if origin is dict:
-        return _Form(dict, _form(args[1]), _KINDS[dict][1])
+        return _Form(dict, _KINDS[dict][1], _form(args[1]))
     kind = _kind(annotation)
-    return _Form(None, problem=kind[1] if kind else "Input should be a valid value")
+    return _Form(None, kind[1] if kind else "Input should be a valid value")
 
 
 def _wrong_form(value: Any, form: _Form, path: tuple) -> list[tuple[tuple, str]]:
@@ -468,12 +472,14 @@ def _wrong_form(value: Any, form: _Form, path: tuple) -> list[tuple[tuple, str]]
     kind, items = form.kind, form.items
     if kind is None:
         return [(path, form.problem)] if type(value) in _CONTAINERS else []
-    if isinstance(kind, type) and issubclass(kind, _Frozen):
+    if _is_part(kind):
         return _unknown_or_missing(value, kind, path)
     if type(value) is not kind:
         return [(path, form.problem)]
     if items.kind is None and _CONTAINERS.isdisjoint(map(type, value.values() if kind is dict else value)):
         return []   # scalars: one pass first
+    if kind is list and _is_part(items.kind) and (leaf := _shape(items.kind)).flat and _flat_parts(value, leaf):
+        return []   # parts without parts: a field at a time first
     for key in (value.keys() if kind is dict else range(len(value))):
         found = _wrong_form(value[key], items, (*path, key))
         if found:
@@ -545,14 +551,7 @@ def _unknown_or_missing(data: Any, model: type[_Frozen], path: tuple) -> list[tu
                      if not isinstance(data[name], kinds[name][0]) or data[name] is True or data[name] is False]
         return sorted(problems)[:MAX_PROBLEMS]
     for name, form in shape.forms:
-        if name not in data:
-            continue
-        value = data[name]
-        if form.kind is list and type(value) is list and isinstance(form.items.kind, type) and \
-                issubclass(form.items.kind, _Frozen) and (leaf := _shape(form.items.kind)).flat and \
-                _flat_parts(value, leaf):
-            continue
-        found = _wrong_form(value, form, (*path, name))
+        found = name in data and _wrong_form(data[name], form, (*path, name))
         if found:
             return found
     return []
