@@ -10,11 +10,13 @@ be shown, and the planner then solves the whole model. The rule (documented in
 docs/architecture.md, checked by tests/test_slice.py against the full
 program on generated instances and the examples):
 
-* Only when every policy is the base library or a stock policy in
-  ``SLICEABLE`` with its own header's enforcement and default parameters: a
-  project's own rules may read any fact, so with any of them nothing is
-  pruned. Nor when a run re-plans (failed, refused, planned: a policy may
-  replace what is outside) or the request orders siblings (the objective).
+* Only when every policy is the base library, a stock policy in
+  ``SLICEABLE`` with its own header's enforcement and default parameters, or
+  a project's own rule file that reads only what a slice keeps
+  (planner/locality.py: every rule about resources anchored on one the plan
+  changes, and reading only those directly related to it). Nor when a run
+  re-plans (failed, refused, planned: a policy may replace what is outside)
+  or the request orders siblings (the objective).
 * The slice: every resource the request may change (asked for a state other
   than its current one, changed params, an operation to run, a pin) and the
   parts that go away with it; then everything related to one of those
@@ -68,6 +70,7 @@ from dataclasses import dataclass, replace
 
 from domain.model import Model, Resource
 from planner.facts import model_facts
+from planner.locality import nonlocal_rule
 from planner.program import Program
 
 #: Stock policies whose reads are known (see the module's docstring).
@@ -98,10 +101,13 @@ def sliceable(program: Program, model: Model, enforcement: dict, parameters: dic
     if enforcement or parameters or model.failed or model.refused or model.planned:
         return False
     for pfile in program.files:
-        if pfile.origin == "project" or (pfile.origin == "library" and pfile.meta.name not in SLICEABLE):
+        if pfile.origin == "library" and pfile.meta.name not in SLICEABLE:
             return False
         if pfile.origin == "base" and not pfile.display.startswith("<base>/"):
             return False   # <replan>/ files
+    project = [f for f in program.files if f.origin == "project"]
+    if project and nonlocal_rule(project, [f for f in program.files if f.origin != "project"]) is not None:
+        return False
     if any(res.priority is not None for res in model.resources.values()):
         return False
     return not (any(f.meta.name == CHEAPER for f in program.files) and _placed_resources_cost(model))

@@ -57,17 +57,26 @@ def same_outcome(project_of) -> int | None:
     return None if sliced is None else sliced.kept
 
 
-@pytest.mark.parametrize("example", ["vfw", "vcpe"])
-def test_nothing_is_pruned_when_a_project_has_policies_of_its_own(example):
-    project = load_project(EXAMPLES / example)
+def test_nothing_is_pruned_when_a_project_policy_reads_what_a_slice_leaves_out(tmp_path):
+    """vCPE's vg-follows-vgmux.lp keeps every connected pair together, whether
+    either changes or not (planner/locality.py)."""
+    root = tmp_path / "vcpe"
+    library_only(EXAMPLES / "vcpe", root, own=True)
+    project = load_project(root, root / "requests" / "add-customer.yaml", root / "inventory-deployed.yaml")
     assert prune(load_policies(project), project.model, project.enforcement, project.parameters) is None
+    library_only(EXAMPLES / "vcpe", tmp_path / "stock")   # the same without them is pruned
+    project = load_project(tmp_path / "stock", tmp_path / "stock" / "requests" / "add-customer.yaml",
+                           tmp_path / "stock" / "inventory-deployed.yaml")
+    assert prune(load_policies(project), project.model, project.enforcement, project.parameters) is not None
 
 
-def library_only(src: Path, dest: Path) -> None:
-    """A copy of an example whose policies are the stock ones that can be sliced."""
+def library_only(src: Path, dest: Path, own: bool = False) -> None:
+    """A copy of an example whose stock policies are those that can be sliced
+    (``own``: with the project's own rule files)."""
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".ordo"))
     doc = yaml.safe_load((dest / "ordo.yaml").read_text())
-    doc["policies"] = {"library": [p for p in doc["policies"]["library"] if p in SLICEABLE]}
+    doc["policies"] = {"library": [p for p in doc["policies"]["library"] if p in SLICEABLE],
+                       **({"files": doc["policies"]["files"]} if own else {})}
     (dest / "ordo.yaml").write_text(yaml.safe_dump(doc))
 
 
@@ -81,10 +90,11 @@ def parts(request, monkeypatch) -> bool:
     return request.param
 
 
-@pytest.mark.parametrize("example", ["vfw", "vcpe"])
-def test_the_examples_plan_alike_pruned_or_not(tmp_path, example, parts):
+@pytest.mark.parametrize(("example", "own"), [("vfw", False), ("vcpe", False), ("vfw", True)],
+                         ids=["vfw", "vcpe", "vfw-own-policies"])
+def test_the_examples_plan_alike_pruned_or_not(tmp_path, example, own, parts):
     root = tmp_path / example
-    library_only(EXAMPLES / example, root)
+    library_only(EXAMPLES / example, root, own)
     compared = pruned = 0
     for request, inventory in itertools.product(sorted((root / "requests").glob("*.yaml")),
                                                 sorted(root.glob("inventory*.yaml"))):
@@ -148,6 +158,70 @@ def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied
     assert kept is not None and kept < 60
 
 
+def add_rules(root: Path, files: dict[str, str]) -> Path:
+    """The project ``root`` with these rule files of its own."""
+    for name, text in files.items():
+        (root / name).write_text(text)
+    doc = yaml.safe_load((root / "ordo.yaml").read_text())
+    doc["policies"]["files"] = sorted(files)
+    (root / "ordo.yaml").write_text(yaml.safe_dump(doc))
+    return root
+
+
+def with_rules(applied: Path, dest: Path, files: dict[str, str]) -> Path:
+    """A copy of the applied project (its journal too) with rule files of its own."""
+    shutil.copytree(applied, dest)
+    return add_rules(dest, files)
+
+
+#: Rules of a project's own that planner/locality.py finds local: orders, a
+#: hard and a soft placement rule, costs and a concurrency group.
+LOCAL_RULES = {
+    "order.lp": 'before(X, op(V,"config-deploy")) :- op(V,"config-deploy"), part_of(M,V), '
+                'resource(M,"vf-module"), raises(M,"active",X).\n'
+                'before(X,Y) :- relation("uses",M,N), raises(N,"active",X), raises(M,"assigned",Y).\n'
+                ':- op(M,"create"), relation("uses",M,N), not reaches(N,"active"), has_milestone(N,"active").\n',
+    "place.lp": ':- op(V,"assign"), place(V,"region-west"), requires(V,"vcpu",C), C >= 4.\n'
+                'cheap(T) :- attr(T,"cost",C), C <= 2.\n'
+                ':- op(V,"assign"), place(V,T), cheap(T), requires(V,"vcpu",8).\n'
+                ':~ op(V,"assign"), place(V,T), zone(T,Z), part_of(V,S). [1@2,V,Z]\n'
+                'group(V,"small") :- op(V,"assign"), requires(V,"vcpu",2).\ngroup_limit("small",1).\n',
+    "soft.lp": '%@ name: spare-mgmt\n%@ enforcement: soft\n%@ weight: 3\n'
+               ':- op(M,"create"), relation("uses",M,"mgmt-net").\n',
+}
+
+
+@pytest.fixture(scope="module")
+def applied_own(applied, tmp_path_factory) -> Path:
+    return with_rules(applied, tmp_path_factory.mktemp("own") / "p", LOCAL_RULES)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=small_requests())
+def test_local_rules_of_a_project_plan_alike_pruned_or_not(applied_own, request, parts):
+    path = applied_own / "small.yaml"
+    path.write_text(yaml.safe_dump(request))
+    kept = same_outcome(lambda: load_with_journal(applied_own, path, None, [], None))
+    assert kept is not None and kept < 60
+
+
+def test_a_rule_that_is_not_local_would_plan_otherwise(applied, tmp_path, monkeypatch):
+    """A rule about resources that need not change (every active service must
+    be asked for) is refused by planner/locality.py; sliced anyway, the plan of
+    a new service ignores the services left out, where the whole has none."""
+    root = with_rules(applied, tmp_path / "p", {"all.lp": ':- resource(R,"service"), current(R,"active"), '
+                                                          'not requested(R).\n'})
+    (root / "new.yaml").write_text(yaml.safe_dump({"name": "new", "resources": [
+        {"name": "new-svc", "type": "service"}, {"name": "new-net", "type": "network", "part_of": "new-svc"}]}))
+    project_of = lambda: load_with_journal(root, root / "new.yaml", None, [], None)  # noqa: E731
+    assert same_outcome(project_of) is None
+    assert make_plan(project_of()).status == "no_plan"
+    monkeypatch.setattr(slicing, "nonlocal_rule", lambda *_: None)
+    assert make_plan(project_of()).status != "no_plan"
+    with pytest.raises(AssertionError):
+        same_outcome(project_of)
+
+
 def test_no_change_on_an_applied_project_solves_no_resource(applied):
     assert same_outcome(lambda: load_with_journal(applied, None, None, [], None)) == 0
 
@@ -192,6 +266,20 @@ def test_a_large_request_is_solved_in_parts_that_plan_alike(tmp_path, monkeypatc
     services = [{fact.split('"')[1].split("-")[1] for fact in part if fact.startswith('resource("svc-')}
                 for part in cut.parts]
     assert sum(len(s) for s in services) == len(set().union(*services))
+
+
+def test_local_rules_of_a_project_are_solved_in_parts_that_plan_alike(tmp_path, monkeypatch):
+    """The same as a project's own rules: their costs, orders, groups and
+    placements add up over the parts to the whole program's."""
+    root = tmp_path / "p"
+    write_project(300, root)
+    add_rules(root, LOCAL_RULES)
+    monkeypatch.setattr(slicing, "PART_MIN", 100)
+    monkeypatch.setattr(slicing, "PART_SIZE", 40)
+    assert len(sliced(load_project(root)).parts) >= 5
+    assert same_outcome(lambda: load_project(root)) == 300
+    plan = make_plan(load_project(root)).plan
+    assert plan.groups and len(plan.cost) == 2
 
 
 def test_a_capacity_that_may_bind_keeps_the_program_whole(tmp_path, monkeypatch):

@@ -1,0 +1,103 @@
+"""Which of a project's own rules let a plan be sliced (planner/locality.py):
+each rule below is read as a project's policy file, and the verdict is the
+module's, with the reason it names. tests/test_slice.py shows that the
+local ones plan alike pruned or not, and that a rule refused here would not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.generate import write_project
+from domain.project import load_project
+from planner.core import load_policies
+from planner.locality import nonlocal_rule
+
+
+def verdict(root: Path, text: str) -> str | None:
+    """The reason the rule file ``text`` is not local, or None."""
+    (root / "own.lp").write_text(text)
+    doc = yaml.safe_load((root / "ordo.yaml").read_text())
+    doc["policies"]["files"] = ["own.lp"]
+    (root / "ordo.yaml").write_text(yaml.safe_dump(doc))
+    program = load_policies(load_project(root))
+    assert not program.errors, program.errors
+    return nonlocal_rule([f for f in program.files if f.origin == "project"],
+                         [f for f in program.files if f.origin != "project"])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("locality") / "p"
+    write_project(20, out)
+    return out
+
+
+LOCAL = {
+    "config-after-modules": 'before(X, op(V,"config-deploy")) :- op(V,"config-deploy"), part_of(M,V), '
+                            'resource(M,"vf-module"), raises(M,"active",X).',
+    "either way of a relation": 'before(X,Y) :- relation("uses",M,N), raises(N,"active",X), '
+                                'raises(M,"assigned",Y).',
+    "a constraint on the anchor's place": ':- op(V,"assign"), place(V,T), requires(V,"vcpu",8), attr(T,"cost",4).',
+    "negated atoms of related resources": ':- op(M,"create"), relation("uses",M,N), not reaches(N,"active"), '
+                                          'has_milestone(N,"active").',
+    "any part, by _": ':- op(S,"activate"), resource(S,"service"), not part_of(_,S).',
+    "a constant related to the anchor": ':- op(M,"create"), relation("uses",M,"mgmt-net"), located(M,"region-south").',
+    "a weak constraint naming its anchor": ':~ op(V,"assign"), place(V,T), zone(T,Z), part_of(V,S). [1@2,V,Z]',
+    "a helper about targets": 'cheap(T) :- attr(T,"cost",C), C <= 2.\n'
+                              'group(V,"cheap") :- op(V,"assign"), place(V,T), cheap(T).\ngroup_limit("cheap",2).',
+    "targets only, no resource": 'group_limit("g", N) :- N = 3, target("region-east").',
+    "constants and declarations": '#const cost_key = "cost".\n#defined odd/1.\n#program base.\n'
+                                  ':- changed(R), label(R,"frozen",cost_key).',
+    "a comparison of two related resources": ':- pinned(A,T), part_of(A,B), placed(B,T2), T != T2, A != B.',
+}
+
+NOT_LOCAL = {
+    "vg-follows-vgmux: a pair that need not change": (
+        ':- relation("connects_to",G,M), located(G,T1), located(M,T2), T1 != T2.', "without an atom"),
+    "two relations away": (
+        ':- op(M,"create"), relation("uses",M,N), relation("uses",O,N), O != M, current(O,"active").',
+        "not directly related"),
+    "two anchors not related": (':- op(A,"assign"), op(B,"assign"), label(A,"k",V), label(B,"k",V), A < B.',
+                                "not directly related"),
+    "capacity": (':- op(V,"assign"), place(V,T), capacity(T,"vcpu",C), C < 10.', "capacity/3"),
+    "an aggregate": (':- op(V,"assign"), place(V,T), #count{ R : located(R,T) } > 3.', "aggregate"),
+    "a conditional literal": (':- op(V,"assign"), located(R,T) : part_of(R,V).', "conditional"),
+    "a weak constraint without its anchor": (':~ op(V,"assign"), place(V,T). [1@1,T]', "its anchor"),
+    "a weak constraint on no resource": (':~ target(T), attr(T,"cost",C). [C@1,T]', "mentions no resource"),
+    "a constraint on no resource": (':- target("region-east"), not zone("region-east",_).', "mentions no resource"),
+    "a helper about resources": ('vnf(R) :- resource(R,"vnf").\n:- op(R,"assign"), vnf(R).', "vnf/1"),
+    "before read back": (':- before(op(A,"create"),op(B,"create")), op(A,"create").', "before/2"),
+    "a named variable in a negated relation": (':- op(S,"activate"), resource(_X,"vnf"), not part_of(_X,S).',
+                                               "not directly related"),
+    "a show directive": ('#show place/2.', "ShowSignature"),
+    "a choice": ('{ extra(R) } :- op(R,"assign").', "choice"),
+    "replace": ('replace(R) :- op(R,"assign"), label(R,"k","v").', "replace/1"),
+    "replace, as a fact": ('replace("svc-00001").', "replace/1, which ordo's own rules define or read"),
+    "an end of before from elsewhere": ('before(X,op(V,"create")) :- op(V,"create"), attr(_,"k",X).', "an end is"),
+    "a term in a resource's place": (':- op(V,"assign"), resource(f(V),"vnf").', "resource's place"),
+    "group of an unrelated resource": ('group(W,"g") :- op(V,"assign"), resource(W,"vnf").', "not directly"),
+}
+
+
+@pytest.mark.parametrize("text", LOCAL.values(), ids=LOCAL.keys())
+def test_local_rules_are_recognised(root, text):
+    assert verdict(root, text) is None
+
+
+@pytest.mark.parametrize(("text", "why"), NOT_LOCAL.values(), ids=NOT_LOCAL.keys())
+def test_rules_that_read_what_a_slice_leaves_out_are_named(root, text, why):
+    found = verdict(root, text)
+    assert found is not None and found.startswith("own.lp:") and why in found, found
+
+
+def test_the_examples_own_policies(root):
+    """vFW's rule reads a VNF's own VF modules; vCPE's vg-follows-vgmux.lp keeps
+    a pair apart whether or not either changes."""
+    for example, expected in (("vfw", None), ("vcpe", "policies/vg-follows-vgmux.lp:18:")):
+        program = load_policies(load_project(Path(__file__).parent.parent / "examples" / example))
+        found = nonlocal_rule([f for f in program.files if f.origin == "project"],
+                              [f for f in program.files if f.origin != "project"])
+        assert (found is None) if expected is None else found.startswith(expected), found
