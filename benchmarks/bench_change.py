@@ -18,6 +18,12 @@ that the ratios come from the same minutes of the same machine:
 
 * small request vs empty inventory: ``ordo plan -C empty small.yaml``;
 * small request vs N state: ``ordo plan -C big small.yaml`` (ratio: to the row above);
+* the same two with a rule file of the project's own (``empty-own``, ``big-own``: copies of
+  ``empty`` and ``big``, the journal too, with examples/vfw's config-after-modules.lp, a rule
+  planner/locality.py finds local, so the plan is still sliced);
+* (only with ``--rows``) the whole N-resource request against the empty inventory, without and
+  with that rule: ``ordo plan -C empty`` and ``ordo plan -C empty-own`` (every resource new: the
+  model cut into parts either way);
 * fixed start-up: ``ordo plan -C tiny``;
 * no change vs N state: ``ordo plan -C big`` (ratio: to the fixed start-up);
 * explain --conflict: ``ordo explain -C conflict --conflict --timeout 300`` (whole process; the
@@ -36,7 +42,8 @@ Usage::
 ``--state DIR`` keeps the prepared folders in DIR and reuses them when DIR
 already holds them (the apply takes a while): compare versions of ordo
 against the same journal. ``--rows`` measures only the rows named (small,
-small-state, tiny, no-change, conflict, resident). ``--parse-cache``: ``cold`` (the
+small-state, small-own, small-state-own, tiny, no-change, conflict, resident;
+all-new and all-new-own only when named). ``--parse-cache``: ``cold`` (the
 default) empties each project's parse cache (``.ordo/cache``) before every
 run, as for the first command on a project; ``warm`` fills it with an
 untimed run of each row first, as for the commands after it.
@@ -63,7 +70,11 @@ from benchmarks.generate import write_project  # noqa: E402
 from benchmarks.tables import fmt, text_table  # noqa: E402
 
 ORDO = str(Path(sys.executable).with_name("ordo"))
-ROWS = ("small", "small-state", "tiny", "no-change", "conflict", "resident")
+ROWS = ("small", "small-state", "small-own", "small-state-own", "tiny", "no-change", "conflict", "resident")
+#: Not measured unless asked for (--rows): the whole N-resource request, without and with the rule.
+MORE_ROWS = ("all-new", "all-new-own")
+#: The project rule of the -own rows: a VNF is configured once its VF modules are up (local: sliced).
+OWN_RULE = HERE.parent / "examples" / "vfw" / "policies" / "config-after-modules.lp"
 
 SMALL_REQUEST = """\
 name: small
@@ -168,13 +179,23 @@ def resident(root: Path, repeat: int) -> dict[str, tuple[float, float]]:
     return out
 
 
+def with_own_rule(src: Path, dest: Path) -> None:
+    """A copy of the project ``src`` (its journal too) with OWN_RULE as a rule file of its own."""
+    if dest.exists():
+        return
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("cache"))
+    shutil.copy(OWN_RULE, dest / OWN_RULE.name)
+    text = (dest / "ordo.yaml").read_text()
+    (dest / "ordo.yaml").write_text(text.replace("settings:", f"  files:\n  - {OWN_RULE.name}\nsettings:", 1))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--instances", type=int, default=1000, help="policy instances of the conflict project")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--state", type=Path, help="keep the prepared folders here; reuse them if there")
-    parser.add_argument("--rows", default=",".join(ROWS), help=f"rows to measure, of {','.join(ROWS)}")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"rows to measure, of {','.join(ROWS + MORE_ROWS)}")
     parser.add_argument("--parse-cache", choices=("cold", "warm"), default="cold",
                         help="cold: every run without the parse cache (.ordo/cache emptied first); "
                              "warm: filled by an untimed run of each row first")
@@ -185,11 +206,17 @@ def main(argv: list[str] | None = None) -> None:
         if not (root / "big" / ".ordo" / "journal.db").exists():
             root.mkdir(parents=True, exist_ok=True)
             set_up(root, args.n, args.instances)
+        with_own_rule(root / "empty", root / "empty-own")
+        with_own_rule(root / "big", root / "big-own")
         small, big, tiny = str(root / "small.yaml"), str(root / "big"), str(root / "tiny")
         rows = {
             "small": ["plan", "-C", str(root / "empty"), small],
             "small-state": ["plan", "-C", big, small],
+            "small-own": ["plan", "-C", str(root / "empty-own"), small],
+            "small-state-own": ["plan", "-C", str(root / "big-own"), small],
             "tiny": ["plan", "-C", tiny],
+            "all-new": ["plan", "-C", str(root / "empty")],
+            "all-new-own": ["plan", "-C", str(root / "empty-own")],
             "no-change": ["plan", "-C", big],
             "conflict": ["explain", "-C", str(root / "conflict"), "--conflict", "--timeout", "300"],
         }
@@ -226,6 +253,10 @@ def main(argv: list[str] | None = None) -> None:
     body = [
         row("small request (4 resources) vs empty inventory", "small"),
         row(f"small request vs {n} state", "small-state", "small", "<= 1.3x"),
+        row("small request vs empty inventory, a rule of the project's own", "small-own"),
+        row(f"small request vs {n} state, a rule of the project's own", "small-state-own", "small-own", "<= 1.3x"),
+        row(f"all {n} resources new", "all-new"),
+        row(f"all {n} resources new, a rule of the project's own", "all-new-own", "all-new"),
         row("fixed start-up (ordo plan, 10 resources)", "tiny"),
         row(f"no change vs {n} state", "no-change", "tiny", "<= 1.5x"),
         row(f"explain --conflict, {n} / {args.instances:,} policies (process)", "conflict", None, "< 2 s"),
