@@ -115,7 +115,7 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 
     found = run_check(project, request, inventory)
     errors = [d for d in found if d.severity == "error"]
-    warnings = len(found) - len(errors)
+    warnings = sum(d.severity == "warning" for d in found)
     render.diagnostics(_console(stderr=True), found)
     if errors:
         _console(stderr=True).print(f"[red]{len(errors)} error(s)[/], {warnings} warning(s).")

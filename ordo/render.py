@@ -16,7 +16,7 @@ SYMBOL = {"create": ("+", "green"), "delete": ("-", "red"), "update": ("~", "yel
 
 def diagnostics(console: Console, items: list[Diagnostic]) -> None:
     for item in items:
-        colour = "red" if item.severity == "error" else "yellow"
+        colour = {"error": "red", "note": "cyan"}.get(item.severity, "yellow")
         where = shown(item.location)
         path = f"{shown(item.path)}: " if item.path else ""
         line = f"{where}: [{colour}]{item.severity}[/]: {path}{shown(item.summary)}"

@@ -3,7 +3,9 @@
 Stages, each run even when an earlier one found problems where it can be:
 project file; policy files (syntax, lint); models (YAML, schema, references,
 relationship cycles); grounding the policies with the model's facts (unsafe
-variables and other grounding errors).
+variables and other grounding errors). In a model of SLICE_NOTE_MIN
+resources or more, a note, not a problem, names a project rule that keeps
+every plan whole (planner/locality.py).
 
 A model file with schema errors would hide what the others get wrong (a
 request is not checked against a catalog or inventory that did not load):
@@ -29,7 +31,12 @@ from domain.project import _locate, display_path, load_project, project_policy_f
 from domain.yamlsrc import PathKey, Source, load_yaml
 from planner.core import all_policy_files, checked_program
 from planner.facts import model_facts
+from planner.locality import nonlocal_rule
 from planner.solve import ground_only
+
+#: From this many resources on, ``ordo check`` notes a project rule that keeps
+#: every plan whole (not a problem: below it, a whole plan costs little).
+SLICE_NOTE_MIN = 1000
 
 
 def check(root: Path | str = ".", request: Path | str | None = None,
@@ -50,6 +57,10 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     program = checked_program(files, root, dict(project_file.policies.enforcement), src, model,
                               dict(project_file.policies.parameters))
     diagnostics += program.diagnostics
+    if program.linted and not program.errors and model is not None and len(model.resources) >= SLICE_NOTE_MIN:
+        project = [f for f in program.files if f.origin == "project"]
+        if project and (note := nonlocal_rule(project, [f for f in program.files if f.origin != "project"])):
+            diagnostics.append(note)
     # Ground even when the models have errors (with no facts then): unsafe
     # variables do not depend on the facts. Not with #script or @-calls: they
     # are refused, and grounding would run them.

@@ -52,6 +52,8 @@ from collections.abc import Iterable, Iterator
 
 from clingo import ast
 
+from domain.errors import Diagnostic
+
 #: Known predicates: (name, arity) -> the argument places that hold a resource.
 RESOURCE_PLACES: dict[tuple[str, int], tuple[int, ...]] = {
     # ordo's facts (policies/base/interface.lp)
@@ -83,6 +85,7 @@ HEADS = {("__violation", 2): "constraint", ("__before", 3): "before", ("group", 
 HARMLESS = frozenset({ast.ASTType.Definition, ast.ASTType.Defined, ast.ASTType.Comment})
 
 
+GUIDE = 'policies/README.md, "Rules that keep a plan proportional to the change"'
 GLOBAL_COST = "a constraint or weak constraint that mentions no resource (each part would count it)"
 
 
@@ -90,9 +93,9 @@ class _NotLocal(Exception):
     """Why one statement is not local (a phrase)."""
 
 
-def nonlocal_rule(project_files: Iterable, other_files: Iterable) -> str | None:
-    """``file:line: why`` of the first statement of the project's files that
-    is not local (the module's docstring), or None when all are.
+def nonlocal_rule(project_files: Iterable, other_files: Iterable) -> Diagnostic | None:
+    """A note naming the first statement of the project's files that is not
+    local and why (the module's docstring), or None when all are.
     ``other_files``: the base library's and stock policies' files: what they
     define or read (``replace/1``) is no helper of the project's."""
     project = list(project_files)
@@ -120,7 +123,9 @@ def nonlocal_rule(project_files: Iterable, other_files: Iterable) -> str | None:
             try:
                 _check(stm, known, taken)
             except _NotLocal as why:
-                return f"{pfile.display}:{stm.location.begin.line}: {why}"
+                return Diagnostic(file=pfile.display, line=stm.location.begin.line,
+                                  summary=f"plans solve the whole model, not the slice a request changes: {why}",
+                                  detail=GUIDE, severity="note", code="slice")
     return None
 
 

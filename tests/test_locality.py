@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+import planner.check as check_module
 from benchmarks.generate import write_project
 from domain.project import load_project
 from planner.core import load_policies
 from planner.locality import nonlocal_rule
+from tests.conftest import EXAMPLES, run_ordo
 
 
 def verdict(root: Path, text: str) -> str | None:
@@ -24,8 +26,9 @@ def verdict(root: Path, text: str) -> str | None:
     (root / "ordo.yaml").write_text(yaml.safe_dump(doc))
     program = load_policies(load_project(root))
     assert not program.errors, program.errors
-    return nonlocal_rule([f for f in program.files if f.origin == "project"],
-                         [f for f in program.files if f.origin != "project"])
+    found = nonlocal_rule([f for f in program.files if f.origin == "project"],
+                          [f for f in program.files if f.origin != "project"])
+    return None if found is None else str(found)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +100,26 @@ def test_the_examples_own_policies(root):
     """vFW's rule reads a VNF's own VF modules; vCPE's vg-follows-vgmux.lp keeps
     a pair apart whether or not either changes."""
     for example, expected in (("vfw", None), ("vcpe", "policies/vg-follows-vgmux.lp:18:")):
-        program = load_policies(load_project(Path(__file__).parent.parent / "examples" / example))
+        program = load_policies(load_project(EXAMPLES / example))
         found = nonlocal_rule([f for f in program.files if f.origin == "project"],
                               [f for f in program.files if f.origin != "project"])
-        assert (found is None) if expected is None else found.startswith(expected), found
+        assert (found is None) if expected is None else str(found).startswith(expected), found
+
+
+def test_ordo_check_notes_a_rule_that_keeps_plans_whole(tmp_path, monkeypatch):
+    """Not a problem, and only where a whole plan costs (SLICE_NOTE_MIN
+    resources): the project is valid, and the note names the rule and where
+    to read more."""
+    write_project(1000, tmp_path)
+    rule = ':- op(A,"assign"), op(B,"assign"), part_of(A,S), part_of(B,S), placed(A,T), placed(B,T), A < B.'
+    verdict(tmp_path, rule)
+    checked = run_ordo("check", "-C", tmp_path)
+    # one warning (the file has no metadata header): the note is not one
+    assert (checked.code, checked.out) == (0, "Success! The project is valid, with 1 warning.\n"), checked.text
+    assert "own.lp:1: note: plans solve the whole model, not the slice a request changes: reads a resource not " \
+           "directly related" in checked.err and "Rules that keep a plan proportional" in checked.err
+    (tmp_path / "own.lp").write_text(LOCAL["config-after-modules"])
+    assert "note:" not in run_ordo("check", "-C", tmp_path).text
+    monkeypatch.setattr(check_module, "SLICE_NOTE_MIN", 1001)
+    (tmp_path / "own.lp").write_text(rule)
+    assert not [d for d in check_module.check(tmp_path) if d.severity == "note"]
