@@ -26,13 +26,20 @@ from domain.errors import Diagnostic, DiagnosticsError
 PathKey = tuple[str | int, ...]
 
 
+#: A key longer than this is shortened where a message names it (it may come from a hostile file).
+PATH_PART_MAX = 80
+
+
 def format_path(path: PathKey) -> str:
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            if len(text) > PATH_PART_MAX:
+                text = f"{text[:60]}...({len(text):,} characters)"
+            out += ("." if out else "") + text
     return out
 
 

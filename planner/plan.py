@@ -63,7 +63,7 @@ MAX_PROBLEMS = 20
 OpId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*/[A-Za-z0-9][A-Za-z0-9_.:-]*$",
                                         max_length=401)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0)]
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]   # clingo's statistics and line numbers fit in 64 bits
 Positive = Annotated[int, Field(ge=1)]
 
 # The answer to a planning request (planner.core.Outcome). Only optimal and satisfiable
@@ -337,6 +337,8 @@ class Plan(_Frozen):
                     if n > 1)
         seen: dict[str, int] = {}
         for w, wave in enumerate(self.waves):
+            if not wave:
+                yield f"waves[{w}]", "an empty wave (ordo writes none)"
             for j, op_id in enumerate(wave):
                 if op_id not in ids:
                     yield f"waves[{w}][{j}]", unknown.format(op_id)
@@ -376,9 +378,9 @@ class Plan(_Frozen):
                 len({(e.before, e.after) for e in edges}) != len(edges):
             return False   # an edge to an unknown operation, or listed twice
         wave_of = {op_id: number for number, wave in enumerate(self.waves, start=1) for op_id in wave}
-        if sum(map(len, self.waves)) != len(wave_of) or not wave_of.keys() <= ids or \
+        if not all(self.waves) or sum(map(len, self.waves)) != len(wave_of) or not wave_of.keys() <= ids or \
                 any(wave_of.get(op.id) != op.wave for op in ops):
-            return False   # an unknown operation in a wave, one in two places, or one not in its wave
+            return False   # an empty wave, an unknown operation in one, one in two places, or not in its own
         if not all(ids.issuperset(group.operations) for group in self.groups):
             return False
         resource_of = {op.id: op.resource for op in ops}

@@ -300,6 +300,7 @@ INCONSISTENT: dict[str, tuple[Edit, str]] = {
     "edge-to-nothing": (missing_edge_end, "is not in the plan's operations"),
     "edge-twice": (lambda d: d["edges"].append(dict(d["edges"][0])), "is listed 2 times"),
     "wave-holds-nothing": (lambda d: d["waves"][0].append("ghost/create"), "is not in the plan's operations"),
+    "empty-wave": (lambda d: d["waves"].append([]), "an empty wave"),
     "operation-in-two-waves": (lambda d: d["waves"][-1].append(d["waves"][0][0]), "more than one place"),
     "operation-in-another-wave": (lambda d: d["operations"][0].update(wave=d["operations"][0]["wave"] + 1),
                                   "is in wave"),
@@ -415,6 +416,31 @@ def test_at_most_twenty_problems_are_named_however_many_there_are():
     ordered = Plan.model_validate_json(json.dumps(plan), strict=True)
     assert ordered._inconsistencies() == [(f"edges[{i}]", f"{a}/create (wave 1) must come before {b}/create (wave 1)")
                                           for i, (a, b) in enumerate(zip(letters[:20], letters[1:], strict=False))]
+
+
+def test_a_long_key_an_empty_wave_and_a_huge_count_are_refused_briefly():
+    """What ordo never writes, each named in a message of a line: a key of a
+    megabyte, an empty wave, a count of 4,000 digits."""
+    plan = tiny_plan()
+    plan["k" * 1_000_000] = 1
+    with pytest.raises(DiagnosticsError) as err:
+        Plan.from_json(json.dumps(plan), "p.json")
+    assert [(d.path, d.summary) for d in err.value.diagnostics] == [
+        ("k" * 60 + "...(1,000,000 characters)", "Extra inputs are not permitted")]
+    plan = tiny_plan()
+    plan["waves"].insert(0, [])
+    for op in plan["operations"]:
+        op["wave"] = 2
+    with pytest.raises(DiagnosticsError) as err:
+        Plan.from_json(json.dumps(plan), "p.json")
+    assert [(d.path, d.summary) for d in err.value.diagnostics] == [("waves[0]", "an empty wave (ordo writes none)")]
+    plan = tiny_plan()
+    plan["ground_atoms"] = int("9" * 4000)
+    with pytest.raises(DiagnosticsError) as err:
+        Plan.from_json(json.dumps(plan), "p.json")
+    [problem] = err.value.diagnostics
+    assert problem.path == "ground_atoms" and "less than or equal to" in problem.summary
+    assert len(str(problem)) < 300
 
 
 def test_an_untouched_saved_plan_applies(project, capsys):
