@@ -109,11 +109,11 @@ def generate(spec: dict, root: Path, path: Path) -> bytes | None:
         return b"name: evil\nresources:\n- {name: n1, type: network, params: {x: " + b"9" * spec["digits"] + b"}}\n"
     if kind == "big_string_yaml":
         return b'services:\n  s:\n    params: {x: "' + b"A" * (spec["megabytes"] << 20) + b'"}\n'
-    if kind == "big_json":   # a plan of `megabytes` of `item`s (JSON), after the top-level fields `head`
+    if kind == "big_json":   # a plan of `megabytes` of `item`s (JSON) in `field`, after the top-level fields `head`
         one = spec.get("item", '{"id": "x/create", "resource": "x", "operation": "create"}').encode()
         count = (spec["megabytes"] << 20) // (len(one) + 1)
-        head = spec.get("head", "").encode()
-        return b'{"format_version": "1.1", ' + head + b'"operations": [' + b",".join([one] * count) + b"]}"
+        head, field = spec.get("head", "").encode(), spec.get("field", "operations").encode()
+        return b'{"format_version": "1.1", ' + head + b'"' + field + b'": [' + b",".join([one] * count) + b"]}"
     if kind == "many_keys":   # a plan object with `megabytes` of keys no plan has
         count = (spec["megabytes"] << 20) // len(b'"k0000000": 0, ')
         return b'{"format_version": "1.1", ' + b"".join(b'"k%07d": 0, ' % i for i in range(count)) + b'"x": 0}'
