@@ -349,7 +349,8 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     violations = tuple(Violation(
         policy=c.policy, enforcement=c.enforcement, file=c.file, line=c.line, description=c.description,
         rule=c.rule, bindings=dict(c.bindings), resources=c.resources)
-        for c in conflicts_from(result.symbols, program, model, levels=("soft", "advisory")))
+        for c in conflicts_from(result.symbols, program, model, levels=("soft", "advisory"),
+                                placements=decoded.placements))   # a slice's answer places only its own
     dig, inputs = digest(project, program)
     return trusted(
         Plan, format_version=FORMAT_VERSION, status=result.status,

@@ -84,13 +84,18 @@ def _resources_in(sym: clingo.Symbol, model: Model, out: list[str]) -> None:
 
 
 def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
-                   levels: tuple[str, ...] = ("hard",)) -> list[Conflict]:
-    """The violated constraint instances in an answer, of policies enforced at ``levels``."""
+                   levels: tuple[str, ...] = ("hard",), placements: dict[str, str] | None = None) -> list[Conflict]:
+    """The violated constraint instances in an answer, of policies enforced at ``levels``.
+    ``placements``: where the plan puts every resource, when the answer's place/2 atoms
+    hold only some (a plan solved on a slice of the model: planner/slice.py)."""
     rules = program.rules
     # Where the closest plan put things: a conflict about a target (capacity)
     # involves the resources placed on it.
     placed_on: dict[str, list[str]] = {}
-    for sym in symbols:
+    if placements is not None:
+        for name, target in placements.items():
+            placed_on.setdefault(target, []).append(name)
+    for sym in symbols if placements is None else ():
         if sym.name == "place" and len(sym.arguments) == 2:
             placed_on.setdefault(_text(sym.arguments[1]), []).append(_text(sym.arguments[0]))
     out = []

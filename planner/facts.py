@@ -93,11 +93,13 @@ def orders_siblings(facts: list[str]) -> bool:
     return any(fact.startswith("priority(") for fact in facts)
 
 
-def model_facts(model: Model) -> list[str]:
-    """Every fact of the model, sorted and without duplicates."""
+def model_facts(model: Model, types: set[str] | None = None) -> list[str]:
+    """Every fact of the model, sorted and without duplicates. The lifecycles
+    written are those of the resources' types, or of ``types`` (a slice of a
+    model has the whole model's: a policy may read a lifecycle on its own)."""
     out: list[str] = []
     add = out.append
-    used_types = {r.type for r in model.resources.values()}
+    used_types = {r.type for r in model.resources.values()} if types is None else types
     for tname in sorted(used_types):
         kind = model.kinds[tname]
         for rank, state in enumerate(kind.states):

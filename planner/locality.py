@@ -10,7 +10,9 @@ if every statement is *local*, which this module checks without grounding:
 * Every rule that mentions a resource is **anchored**: its body has a
   positive atom that holds only for a resource the plan changes (``op/2``,
   ``op_from/3``, ``op_to/3``, ``raises/3``, ``lowers/3``, ``changed/1``,
-  ``run/2``, ``pinned/2``), and every other resource it mentions (a variable,
+  ``run/2``, ``pinned/2``), named by a variable (not ``_``, which a
+  constraint's tuple of values leaves out: each part would count the
+  instance once), and every other resource it mentions (a variable,
   a constant or ``_`` in a resource's place of a known predicate) is related
   to that anchor *directly*, by a positive ``part_of/2``, ``relation/3`` or
   ``ref/3`` atom between the two, either way (or, for ``_``, a negated one:
@@ -21,7 +23,8 @@ if every statement is *local*, which this module checks without grounding:
   about those resources as the whole program has it. An instance whose anchor
   does not change has no anchor atom, in the whole program as in the slice.
 * A rule that mentions no resource (it reads the targets, or lifecycles) is
-  the same in every program.
+  the same in every program (a slice and each part have every target and
+  the lifecycles of every type the model has).
 * Heads: a constraint, ``before/2`` (each end ``op(R,O)`` with R one of the
   rule's resources, or the operation of a ``raises``/``lowers`` atom of its
   body), ``group/2`` (of one of its resources), ``group_limit/2``, or a
@@ -171,11 +174,11 @@ def _check(stm: ast.AST, helpers: set, taken: set) -> None:
             raise _NotLocal("a weak constraint whose terms do not name the resource the plan changes (its anchor)")
         return
     if kind != ast.ASTType.Rule:
-        raise _NotLocal(f"a {kind.name} statement")
+        raise _NotLocal(f"a statement of kind {kind.name}")
     head = stm.head
     if head.ast_type != ast.ASTType.Literal or head.sign != ast.Sign.NoSign \
             or head.atom.ast_type != ast.ASTType.SymbolicAtom or head.atom.symbol.ast_type != ast.ASTType.Function:
-        raise _NotLocal("a choice, disjunction or other head than one atom")
+        raise _NotLocal("a choice, disjunction, pool or other head than one atom")
     sym = head.atom.symbol
     sig = (sym.name, len(sym.arguments))
     role = HEADS.get(sig)
@@ -256,8 +259,8 @@ def _body_nodes(body: list[ast.AST], helpers: set) -> _Nodes:
         positive = lit.sign == ast.Sign.NoSign
         found = [_node(sym.arguments[i], fresh) for i in places]
         out.nodes.update(found)
-        if positive and sig in ANCHORS:
-            out.anchors.add(found[0])
+        if positive and sig in ANCHORS and found[0][0] not in "?=":
+            out.anchors.add(found[0])   # a named variable: it is in the constraint's tuple (planner/program.py)
         if sig in LINKS and (positive or found[0][0] == "?" or found[1][0] == "?"):
             out.links.add((found[0], found[1]))   # negated, only ``_`` is linked: "S has no part"
         if positive and sig in OPERATIONS and sym.arguments[2].ast_type == ast.ASTType.Variable:
@@ -280,6 +283,8 @@ def _node(term: ast.AST, fresh: list[int]) -> str:
 def _operation_end(term: ast.AST, body: list[ast.AST]) -> str:
     """The resource of one end of a before/2 head."""
     if term.ast_type == ast.ASTType.Function and term.name == "op" and len(term.arguments) == 2:
+        if term.arguments[0].ast_type == ast.ASTType.Variable and term.arguments[0].name.startswith("_"):
+            raise _NotLocal("before/2 of an operation of no named resource")
         return _node(term.arguments[0], [0])
     if term.ast_type == ast.ASTType.Variable:
         for lit in body:

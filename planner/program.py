@@ -158,7 +158,7 @@ def _source_line(path: str, line: int) -> str:
 
 #: A string term (skipped) or a variable's name, in a term's text: a name that
 #: starts with a capital; one that starts with '_' is anonymous (never a head's).
-_VARIABLE = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![A-Za-z0-9_\'])([A-Z][A-Za-z0-9_\']*)')
+_VARIABLE = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![A-Za-z0-9_\'])(_*[A-Z][A-Za-z0-9_\']*)')   # _X is a variable too
 
 
 def _global_variables(body: list[ast.AST]) -> list[str]:
@@ -243,12 +243,15 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
     relocate = _Relocate(str(path)) if includes or text != source else None
 
     long_numbers = _LONG_NUMBER.search(source) is not None
+    reserved = origin == "project" and "__" in source
 
     def on_statement(stm: ast.AST) -> None:
         if relocate is not None:
             stm = relocate(stm)
         if long_numbers:
             diagnostics.extend(_wrapped_numbers(stm, display, lines))
+        if reserved and stm.ast_type != ast.ASTType.Definition:   # (a #const is planner/lint.py's to name)
+            diagnostics.extend(_reserved_names(stm, display))
         pfile.statements.append(_label(stm, pfile, rules, lines))
 
     log = {"logger": lambda _code, msg: messages.append(msg), "message_limit": 50}
@@ -263,6 +266,19 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
     for msg in messages:
         diagnostics.append(_missing_period(parse_message(msg, {str(path): display, "<string>": display}), text))
     return pfile, includes
+
+
+_RESERVED = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![A-Za-z0-9_\'])(__[A-Za-z0-9_\']*)')
+
+
+def _reserved_names(stm: ast.AST, display: str) -> list[Diagnostic]:
+    """A project's statement that names a predicate or term ordo writes itself
+    (``__violation``, ``__before``, ...): it would pass for one of ordo's own."""
+    names = sorted({name for name in _RESERVED.findall(str(stm)) if name})
+    loc = stm.location.begin
+    return [Diagnostic(file=display, line=loc.line, column=loc.column, code="reserved",
+                       summary=f"uses '{name}', a name ordo reserves",
+                       detail="names that start with '__' are ordo's own") for name in names]
 
 
 #: clingo's integers are 32-bit: a longer literal wraps silently (99999999999999999999 reads as 1661992959).

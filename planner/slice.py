@@ -165,7 +165,8 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
     placed = set().union(*groups)
     placements = {n: res.placement for n, res in resources.items()
                   if res.placement and n not in placed and res.current != initial[res.type]}
-    return Slice(parts=[model_facts(replace(sub, resources={n: sub.resources[n] for n in sorted(group)}))
+    types = {res.type for res in resources.values()}   # the whole program's lifecycles, in every part
+    return Slice(parts=[model_facts(replace(sub, resources={n: sub.resources[n] for n in sorted(group)}), types)
                         for group in groups], placements=placements, kept=len(keep), names=groups)
 
 

@@ -37,7 +37,7 @@ class _Walked(ast.Transformer):
         self.names: list[str] = []
 
     def visit_Variable(self, node):  # noqa: N802 (clingo's naming)
-        if not node.name.startswith("_") and node.name not in self.names:
+        if node.name != "_" and node.name not in self.names:   # _V is a variable like V (only _ is anonymous)
             self.names.append(node.name)
         return node
 

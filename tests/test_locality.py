@@ -54,6 +54,7 @@ LOCAL = {
     "targets only, no resource": 'group_limit("g", N) :- N = 3, target("region-east").',
     "constants and declarations": '#const cost_key = "cost".\n#defined odd/1.\n#program base.\n'
                                   ':- changed(R), label(R,"frozen",cost_key).',
+    "an anchor named _A": ':- op(_A,"assign"), part_of(_A,S), label(S,"k","v").',
     "a comparison of two related resources": ':- pinned(A,T), part_of(A,B), placed(B,T2), T != T2, A != B.',
 }
 
@@ -75,7 +76,12 @@ NOT_LOCAL = {
     "before read back": (':- before(op(A,"create"),op(B,"create")), op(A,"create").', "before/2"),
     "a named variable in a negated relation": (':- op(S,"activate"), resource(_X,"vnf"), not part_of(_X,S).',
                                                "not directly related"),
-    "a show directive": ('#show place/2.', "ShowSignature"),
+    "an anonymous anchor": (':- op(_,"assign").', "without an atom"),
+    "an end of before with no named resource": (
+        'before(op(A,O),op(_,"x")) :- op(A,O), part_of(A,_).', "no named resource"),
+    "a pooled head": ('h(1;2).', "pool"),
+    "an external": ('#external e.', "kind External"),
+    "a show directive": ('#show place/2.', "kind ShowSignature"),
     "a choice": ('{ extra(R) } :- op(R,"assign").', "choice"),
     "replace": ('replace(R) :- op(R,"assign"), label(R,"k","v").', "replace/1"),
     "replace, as a fact": ('replace("svc-00001").', "replace/1, which ordo's own rules define or read"),
@@ -123,3 +129,13 @@ def test_ordo_check_notes_a_rule_that_keeps_plans_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(check_module, "SLICE_NOTE_MIN", 1001)
     (tmp_path / "own.lp").write_text(rule)
     assert not [d for d in check_module.check(tmp_path) if d.severity == "note"]
+
+
+def test_a_name_ordo_reserves_is_refused_in_a_project_rule(root):
+    """A hand-written __violation or __before would pass for one of ordo's own
+    (and crashed the planner); a string that starts with __ is only a string."""
+    (root / "own.lp").write_text('__violation(99,()) :- op(A,"assign").\np("__x") :- op(A,"assign"), p(A).\n')
+    for command in (["check"], ["plan"]):
+        run = run_ordo(*command, "-C", root)
+        assert run.code == 1 and "own.lp:1:1: error: uses '__violation', a name ordo reserves" in run.err, run.text
+        assert "__x" not in run.err and "Traceback" not in run.text

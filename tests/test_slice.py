@@ -205,6 +205,41 @@ def test_local_rules_of_a_project_plan_alike_pruned_or_not(applied_own, request,
     assert kept is not None and kept < 60
 
 
+SOFT = "%@ name: s\n%@ enforcement: soft\n%@ weight: 3\n"
+
+
+def new_services(count: int, vnf: bool = False) -> dict:
+    resources = []
+    for i in range(count):
+        resources += [{"name": f"n{i}-svc", "type": "service"},
+                      {"name": f"n{i}-net", "type": "network", "part_of": f"n{i}-svc"}]
+        if vnf:
+            resources.append({"name": f"n{i}-vnf", "type": "vnf", "part_of": f"n{i}-svc",
+                              "requires": {"vcpu": 2, "memory_gb": 4}})
+    return {"name": "new", "resources": resources}
+
+
+#: Local rules that once planned otherwise sliced (found by a review): a lifecycle of a type
+#: the slice has no resource of; a named variable starting with _ (once left out of the
+#: constraint's tuple, so each part counted it); a soft violation about a target, whose
+#: resources are all those placed there, in the slice or not.
+REVIEWED = {
+    "lifecycle-of-a-type-not-in-the-slice": (':- op(A,"assign"), not state("vnf","configured",_).', new_services(1),
+                                             False),
+    "underscored-anchor": (':- op(_A,"assign").', new_services(4), True),
+    "target-in-a-soft-violation": (':- op(V,"assign"), place(V,T).', new_services(1, vnf=True), True),
+}
+
+
+@pytest.mark.parametrize(("rule", "request_doc", "violated"), REVIEWED.values(), ids=REVIEWED.keys())
+def test_rules_found_by_review_plan_alike_pruned_or_not(applied, tmp_path, rule, request_doc, violated, parts):
+    root = with_rules(applied, tmp_path / "p", {"own.lp": SOFT + rule + "\n"})
+    (root / "new.yaml").write_text(yaml.safe_dump(request_doc))
+    project_of = lambda: load_with_journal(root, root / "new.yaml", None, [], None)  # noqa: E731
+    assert same_outcome(project_of) is not None
+    assert bool(make_plan(project_of()).plan.violations) == violated
+
+
 def test_a_rule_that_is_not_local_would_plan_otherwise(applied, tmp_path, monkeypatch):
     """A rule about resources that need not change (every active service must
     be asked for) is refused by planner/locality.py; sliced anyway, the plan of
