@@ -57,10 +57,9 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     program = checked_program(files, root, dict(project_file.policies.enforcement), src, model,
                               dict(project_file.policies.parameters))
     diagnostics += program.diagnostics
-    if program.linted and not program.errors and model is not None and len(model.resources) >= SLICE_NOTE_MIN:
-        project = [f for f in program.files if f.origin == "project"]
-        if project and (note := nonlocal_rule(project, [f for f in program.files if f.origin != "project"])):
-            diagnostics.append(note)
+    large = model is not None and len(model.resources) >= SLICE_NOTE_MIN
+    if large and program.linted and not program.errors and (note := nonlocal_rule(program.files)):
+        diagnostics.append(note)
     # Ground even when the models have errors (with no facts then): unsafe
     # variables do not depend on the facts. Not with #script or @-calls: they
     # are refused, and grounding would run them.

@@ -91,13 +91,12 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
     rules = program.rules
     # Where the closest plan put things: a conflict about a target (capacity)
     # involves the resources placed on it.
+    if placements is None:
+        placements = {_text(sym.arguments[0]): _text(sym.arguments[1]) for sym in symbols
+                      if sym.name == "place" and len(sym.arguments) == 2}
     placed_on: dict[str, list[str]] = {}
-    if placements is not None:
-        for name, target in placements.items():
-            placed_on.setdefault(target, []).append(name)
-    for sym in symbols if placements is None else ():
-        if sym.name == "place" and len(sym.arguments) == 2:
-            placed_on.setdefault(_text(sym.arguments[1]), []).append(_text(sym.arguments[0]))
+    for name, target in placements.items():
+        placed_on.setdefault(target, []).append(name)
     out = []
     for sym in symbols:
         if sym.name != "__violation":

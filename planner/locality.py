@@ -51,11 +51,13 @@ anchor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from itertools import chain
 
 from clingo import ast
 
 from domain.errors import Diagnostic
+from planner.lint import _facts_of, _split  # what a file or statement defines and reads, as lint finds it
 
 #: Known predicates: (name, arity) -> the argument places that hold a resource.
 RESOURCE_PLACES: dict[tuple[str, int], tuple[int, ...]] = {
@@ -96,19 +98,21 @@ class _NotLocal(Exception):
     """Why one statement is not local (a phrase)."""
 
 
-def nonlocal_rule(project_files: Iterable, other_files: Iterable) -> Diagnostic | None:
-    """A note naming the first statement of the project's files that is not
-    local and why (the module's docstring), or None when all are.
-    ``other_files``: the base library's and stock policies' files: what they
-    define or read (``replace/1``) is no helper of the project's."""
-    project = list(project_files)
+def nonlocal_rule(files: Iterable) -> Diagnostic | None:
+    """A note naming the first statement of the project's files (origin
+    "project") that is not local and why (the module's docstring), or None
+    when all are. What the other files (the base library, stock policies)
+    define or read, ``replace/1`` too, is no helper of the project's."""
+    files = list(files)
+    project = [f for f in files if f.origin == "project"]
     helpers: dict[tuple[str, int], list] = {}
     for pfile in project:
         for stm in pfile.statements:
-            for sig in _heads(stm):
+            for sig, _ in _split(stm)[0]:
                 if sig not in HEADS:
                     helpers.setdefault(sig, []).append(stm)
-    taken = {sig for pfile in other_files for stm in pfile.statements for sig in _uses(stm)} if helpers else set()
+    taken = {sig for f in files if f.origin != "project"
+             for sig, _ in chain(_facts_of(f).defined, _facts_of(f).reads)} if helpers else set()
     # A helper is global while every rule defining it mentions no resource (a fixpoint: helpers read helpers).
     known = set(helpers)
     changed = True
@@ -130,31 +134,6 @@ def nonlocal_rule(project_files: Iterable, other_files: Iterable) -> Diagnostic 
                                   summary=f"plans solve the whole model, not the slice a request changes: {why}",
                                   detail=GUIDE, severity="note", code="slice")
     return None
-
-
-def _heads(stm: ast.AST) -> Iterator[tuple[str, int]]:
-    if stm.ast_type != ast.ASTType.Rule:
-        return
-    head = stm.head
-    if head.ast_type == ast.ASTType.Literal and head.atom.ast_type == ast.ASTType.SymbolicAtom:
-        sym = head.atom.symbol
-        if sym.ast_type == ast.ASTType.Function:
-            yield sym.name, len(sym.arguments)
-    elif head.ast_type in (ast.ASTType.Aggregate, ast.ASTType.Disjunction):
-        for elem in head.elements:
-            lit = elem.literal
-            if lit.atom.ast_type == ast.ASTType.SymbolicAtom and lit.atom.symbol.ast_type == ast.ASTType.Function:
-                yield lit.atom.symbol.name, len(lit.atom.symbol.arguments)
-
-
-def _uses(stm: ast.AST) -> Iterator[tuple[str, int]]:
-    """The predicates a statement defines or reads (at the top of its body)."""
-    yield from _heads(stm)
-    for lit in getattr(stm, "body", ()):
-        atom = getattr(lit, "atom", None)
-        if atom is not None and atom.ast_type == ast.ASTType.SymbolicAtom \
-                and atom.symbol.ast_type == ast.ASTType.Function:
-            yield atom.symbol.name, len(atom.symbol.arguments)
 
 
 def _check(stm: ast.AST, helpers: set, taken: set) -> None:
@@ -192,7 +171,7 @@ def _check(stm: ast.AST, helpers: set, taken: set) -> None:
     heads: list[str] = []
     if role == "before":
         for end in sym.arguments[:2]:
-            heads.append(_operation_end(end, stm.body))
+            heads.append(_operation_end(end, nodes))
     elif role == "group":
         heads.append(_node(sym.arguments[0], [0]))
     if not nodes:
@@ -280,21 +259,14 @@ def _node(term: ast.AST, fresh: list[int]) -> str:
     raise _NotLocal(f"{term} in a resource's place (a variable or a constant is expected)")
 
 
-def _operation_end(term: ast.AST, body: list[ast.AST]) -> str:
+def _operation_end(term: ast.AST, nodes: _Nodes) -> str:
     """The resource of one end of a before/2 head."""
     if term.ast_type == ast.ASTType.Function and term.name == "op" and len(term.arguments) == 2:
         if term.arguments[0].ast_type == ast.ASTType.Variable and term.arguments[0].name.startswith("_"):
             raise _NotLocal("before/2 of an operation of no named resource")
         return _node(term.arguments[0], [0])
-    if term.ast_type == ast.ASTType.Variable:
-        for lit in body:
-            atom = getattr(lit, "atom", None)
-            if lit.ast_type == ast.ASTType.Literal and lit.sign == ast.Sign.NoSign \
-                    and atom.ast_type == ast.ASTType.SymbolicAtom and atom.symbol.ast_type == ast.ASTType.Function \
-                    and (atom.symbol.name, len(atom.symbol.arguments)) in OPERATIONS \
-                    and atom.symbol.arguments[2].ast_type == ast.ASTType.Variable \
-                    and atom.symbol.arguments[2].name == term.name:
-                return _node(atom.symbol.arguments[0], [0])
+    if term.ast_type == ast.ASTType.Variable and term.name in nodes.operations:
+        return nodes.operations[term.name]
     raise _NotLocal(f"before/2 of {term}: an end is op(R,O) or the operation of a raises or lowers atom")
 
 

@@ -105,8 +105,7 @@ def sliceable(program: Program, model: Model, enforcement: dict, parameters: dic
             return False
         if pfile.origin == "base" and not pfile.display.startswith("<base>/"):
             return False   # <replan>/ files
-    project = [f for f in program.files if f.origin == "project"]
-    if project and nonlocal_rule(project, [f for f in program.files if f.origin != "project"]) is not None:
+    if nonlocal_rule(program.files) is not None:
         return False
     if any(res.priority is not None for res in model.resources.values()):
         return False

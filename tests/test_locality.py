@@ -26,8 +26,7 @@ def verdict(root: Path, text: str) -> str | None:
     (root / "ordo.yaml").write_text(yaml.safe_dump(doc))
     program = load_policies(load_project(root))
     assert not program.errors, program.errors
-    found = nonlocal_rule([f for f in program.files if f.origin == "project"],
-                          [f for f in program.files if f.origin != "project"])
+    found = nonlocal_rule(program.files)
     return None if found is None else str(found)
 
 
@@ -107,8 +106,7 @@ def test_the_examples_own_policies(root):
     a pair apart whether or not either changes."""
     for example, expected in (("vfw", None), ("vcpe", "policies/vg-follows-vgmux.lp:18:")):
         program = load_policies(load_project(EXAMPLES / example))
-        found = nonlocal_rule([f for f in program.files if f.origin == "project"],
-                              [f for f in program.files if f.origin != "project"])
+        found = nonlocal_rule(program.files)
         assert (found is None) if expected is None else str(found).startswith(expected), found
 
 

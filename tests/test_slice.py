@@ -149,12 +149,18 @@ def small_requests(draw) -> dict:
     return {"name": "small", "resources": resources or [{"name": "svc-00003", "type": "service"}]}
 
 
+@pytest.fixture(params=["stock-policies", "local-rules"])
+def applied_project(request) -> Path:
+    """The applied project as it is, or with LOCAL_RULES of its own (``applied_own``)."""
+    return request.getfixturevalue("applied" if request.param == "stock-policies" else "applied_own")
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=small_requests())
-def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied, request, parts):
-    path = applied / "small.yaml"
+def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied_project, request, parts):
+    path = applied_project / "small.yaml"
     path.write_text(yaml.safe_dump(request))
-    kept = same_outcome(lambda: load_with_journal(applied, path, None, [], None))
+    kept = same_outcome(lambda: load_with_journal(applied_project, path, None, [], None))
     assert kept is not None and kept < 60
 
 
@@ -195,14 +201,6 @@ LOCAL_RULES = {
 def applied_own(applied, tmp_path_factory) -> Path:
     return with_rules(applied, tmp_path_factory.mktemp("own") / "p", LOCAL_RULES)
 
-
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(request=small_requests())
-def test_local_rules_of_a_project_plan_alike_pruned_or_not(applied_own, request, parts):
-    path = applied_own / "small.yaml"
-    path.write_text(yaml.safe_dump(request))
-    kept = same_outcome(lambda: load_with_journal(applied_own, path, None, [], None))
-    assert kept is not None and kept < 60
 
 
 SOFT = "%@ name: s\n%@ enforcement: soft\n%@ weight: 3\n"
