@@ -199,7 +199,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 
         click.echo(to_mermaid(result), nl=False)
     else:
-        render.plan_text(console, result)
+        render.plan_text(console, result, outcome.scope)
         if out is not None:
             console.print(f"\nSaved the plan to: {shown(out)}")
     if detailed_exitcode and result.has_changes:

@@ -9,6 +9,7 @@ from domain.gcpause import paused_gc
 from ordo.safe import shown, terminal_safe, terminal_safe_lines
 from planner.explain import Explanation
 from planner.plan import CostLevel, Plan
+from planner.slice import SLICE_NOTE_MIN, Scope
 
 SYMBOL = {"create": ("+", "green"), "delete": ("-", "red"), "update": ("~", "yellow"),
           "change": ("~", "yellow"), "run": ("*", "cyan")}
@@ -78,8 +79,24 @@ def _count(number: int, noun: str) -> str:
 
 
 @paused_gc()
-def plan_text(console: Console, plan: Plan) -> None:
-    _print_lines(console, plan_lines(plan))
+def plan_text(console: Console, plan: Plan, scope: Scope | None = None) -> None:
+    """The plan; with ``scope``, the line that says what the solver was given where that tells something."""
+    line = scope_line(scope) if scope is not None and plan.operations else None
+    _print_lines(console, plan_lines(plan) + ([(line, "dim")] if line else []))
+
+
+def scope_line(scope: Scope) -> str | None:
+    """What the plan was solved on: the slice the request changes, or the whole model and why
+    (only from SLICE_NOTE_MIN resources on, where that costs time)."""
+    if scope.whole is None:
+        parts = f", in {scope.parts} parts solved each on its own" if scope.parts > 1 else ""
+        if scope.planned == scope.resources:
+            return f"Scope: all {scope.resources:,} resources{parts}."
+        return (f"Scope: {scope.planned:,} of {scope.resources:,} resources{parts} (what the request may change, "
+                "and what relates to it); the rest keep their state.")
+    if scope.resources < SLICE_NOTE_MIN:
+        return None
+    return f"Scope: the whole model, {scope.resources:,} resources: {scope.whole}."
 
 
 def _print_lines(console: Console, lines: list[tuple[str, str]]) -> None:

@@ -32,11 +32,8 @@ from domain.yamlsrc import PathKey, Source, load_yaml
 from planner.core import all_policy_files, checked_program
 from planner.facts import model_facts
 from planner.locality import nonlocal_rule
+from planner.slice import SLICE_NOTE_MIN
 from planner.solve import ground_only
-
-#: From this many resources on, ``ordo check`` notes a project rule that keeps
-#: every plan whole (not a problem: below it, a whole plan costs little).
-SLICE_NOTE_MIN = 1000
 
 
 def check(root: Path | str = ".", request: Path | str | None = None,

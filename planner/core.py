@@ -42,6 +42,7 @@ from planner.plan import (
 )
 from planner.program import Program, load_program
 from planner.schedule import schedule
+from planner.slice import Scope
 from planner.slice import prune as prune_model
 from planner.solve import SolveResult
 
@@ -58,6 +59,8 @@ class Outcome:
     #: "no plan": the whole model's facts it was solved on, for a caller that searches them again
     #: (``ordo explain``'s goals to give up), which need not make them a second time
     facts: list[str] | None = field(default=None, repr=False)
+    #: what the solver was given: a slice of the model, or the whole model and why (planner/slice.py)
+    scope: Scope | None = None
 
 
 def library_files(names: list[str], src: Source) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
@@ -191,7 +194,11 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     started = time.perf_counter()
     if program is None:
         program = load_policies(project)
-    sliced = prune_model(program, project.model, project.enforcement, project.parameters) if prune else None
+    why = [] if prune else ["the whole model was asked for"]
+    sliced = prune_model(program, project.model, project.enforcement, project.parameters, why) if prune else None
+    total = len(project.model.resources)
+    scope = (Scope(total, sliced.kept, len(sliced.parts)) if sliced is not None
+             else Scope(total, total, whole=why[0]))
     parts = sliced.parts if sliced is not None else [model_facts(project.model)]
     if keep and sliced is not None:   # each part keeps the placements of its own resources
         parts = [[*facts, *keep_placements({r: keep[r] for r in names if r in keep})]
@@ -209,17 +216,19 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
                                                    parts=parts if len(parts) > 1 else None,
                                                    workers=workers_for(project, memory), cancelled=cancelled)
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
-        return make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
-                         program=program, deadline=deadline, keep=keep, cancelled=cancelled)
+        whole = make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
+                          program=program, deadline=deadline, keep=keep, cancelled=cancelled)
+        return replace(whole, scope=replace(scope, planned=scope.resources, parts=1,
+                                            whole="the slice has no plan: the whole model explains why"))
     result.warnings[:0] = program.warnings  # the policies' (ordo check's) first
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds
     if result.status == "timeout":
-        return Outcome(status="timeout", timings=timings, warnings=result.warnings)
+        return Outcome(status="timeout", timings=timings, warnings=result.warnings, scope=scope)
     if result.status == "unsatisfiable":
         timings["explain"] = explained
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings,
-                       facts=facts)
+                       facts=facts, scope=scope)
     started = time.perf_counter()
     decoded = decode(result)
     if sliced is not None:
@@ -227,14 +236,14 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     cycle = decoded.cycle()
     if cycle:
         return Outcome(status="no_plan", explanation=explain_cycle(cycle, decoded, program.rules),
-                       timings=timings, warnings=result.warnings)
+                       timings=timings, warnings=result.warnings, scope=scope)
     check_references(project.model, decoded)
     if keep:   # what the plan kept is one of its inputs
         kept = hashlib.sha256("".join(f"{r}\t{t}\n" for r, t in sorted(keep.items())).encode()).hexdigest()
         project = replace(project, inputs=sorted({*project.inputs, (KEPT, kept)}))
     plan = build_plan(project, program, result, decoded, concurrency or project.settings.concurrency)
     timings["decode"] = time.perf_counter() - started
-    return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings)
+    return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings, scope=scope)
 
 
 def check_references(model: Model, decoded: Decoded) -> None:

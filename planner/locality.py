@@ -94,6 +94,10 @@ GUIDE = 'policies/README.md, "Rules that keep a plan proportional to the change"
 GLOBAL_COST = "a constraint or weak constraint that mentions no resource (each part would count it)"
 
 
+#: How the note of a rule that is not local begins (the rest says why).
+NOT_LOCAL = "plans solve the whole model, not the slice a request changes: "
+
+
 class _NotLocal(Exception):
     """Why one statement is not local (a phrase)."""
 
@@ -131,7 +135,7 @@ def nonlocal_rule(files: Iterable) -> Diagnostic | None:
                 _check(stm, known, taken)
             except _NotLocal as why:
                 return Diagnostic(file=pfile.display, line=stm.location.begin.line,
-                                  summary=f"plans solve the whole model, not the slice a request changes: {why}",
+                                  summary=f"{NOT_LOCAL}{why}",
                                   detail=GUIDE, severity="note", code="slice")
     return None
 

@@ -70,7 +70,7 @@ from dataclasses import dataclass, replace
 
 from domain.model import Model, Resource
 from planner.facts import model_facts
-from planner.locality import nonlocal_rule
+from planner.locality import NOT_LOCAL, nonlocal_rule
 from planner.program import Program
 
 #: Stock policies whose reads are known (see the module's docstring).
@@ -84,6 +84,9 @@ COST, WEIGHT = "cost", "vcpu"     # prefer-cheaper-region.lp's default cost_key 
 #: moving resources each, where it falls apart into independent groups.
 PART_MIN = 5000
 PART_SIZE = 2500
+#: From this many resources on, a plan of the whole model costs enough that
+#: ``ordo check`` notes a project rule that keeps every plan whole, and ``ordo plan`` says why it solved the whole.
+SLICE_NOTE_MIN = 1000
 #: ordering.lp's goals that cannot hold together: (relation, milestone of A, milestone of B).
 PAIRS = (("part_of", "assigned", "assigned"), ("uses", "created", "active"), ("hosted_on", "assigned", "active"))
 
@@ -96,20 +99,44 @@ class Slice:
     names: list[set[str]]        # the resources of each part (a fixed one may be in several)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What a plan was solved on: ``planned`` of the model's ``resources``, in
+    ``parts`` programs; ``whole``, where the whole model was solved, says why
+    no slice would do (a phrase, from ``prune``)."""
+
+    resources: int
+    planned: int
+    parts: int = 1
+    whole: str | None = None
+
+
 def sliceable(program: Program, model: Model, enforcement: dict, parameters: dict) -> bool:
     """Whether the policies and the model allow pruning at all."""
-    if enforcement or parameters or model.failed or model.refused or model.planned:
-        return False
+    return unsliceable(program, model, enforcement, parameters) is None
+
+
+def unsliceable(program: Program, model: Model, enforcement: dict, parameters: dict) -> str | None:
+    """Why the policies or the model do not allow pruning at all (for ``ordo plan`` to say), or None."""
+    if enforcement:
+        return "the project sets enforcement levels (policies.enforcement)"
+    if parameters:
+        return "the project sets policy parameters (policies.parameters)"
+    if model.failed or model.refused or model.planned:
+        return "a run is re-planned (its failed and refused operations may change anything)"
     for pfile in program.files:
         if pfile.origin == "library" and pfile.meta.name not in SLICEABLE:
-            return False
+            return f"the stock policy '{pfile.meta.name}' is not one whose reads the slice knows"
         if pfile.origin == "base" and not pfile.display.startswith("<base>/"):
-            return False   # <replan>/ files
-    if nonlocal_rule(program.files) is not None:
-        return False
+            return "a run is re-planned (its failed and refused operations may change anything)"   # <replan>/
+    if (note := nonlocal_rule(program.files)) is not None:
+        return f"{note.location} {note.summary.removeprefix(NOT_LOCAL)}"
     if any(res.priority is not None for res in model.resources.values()):
-        return False
-    return not (any(f.meta.name == CHEAPER for f in program.files) and _placed_resources_cost(model))
+        return "the request orders resources (priority)"
+    if any(f.meta.name == CHEAPER for f in program.files) and _placed_resources_cost(model):
+        return ("prefer-cheaper-region may count a cost for a resource that keeps its place (a target with "
+                "a negative cost, or a resource placed on a target the inventory does not list)")
+    return None
 
 
 def _placed_resources_cost(model: Model) -> bool:
@@ -125,11 +152,14 @@ def _placed_resources_cost(model: Model) -> bool:
                for res in model.resources.values())
 
 
-def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -> Slice | None:
+def prune(program: Program, model: Model, enforcement: dict, parameters: dict,
+          why: list[str] | None = None) -> Slice | None:
     """The facts of the slice, in parts where it is large (PART_MIN, PART_SIZE),
-    or None: plan the whole model as one program."""
-    if not sliceable(program, model, enforcement, parameters):
-        return None
+    or None: plan the whole model as one program (``why``, when given, then
+    gets the reason, a phrase, for ``ordo plan`` to say)."""
+    reason = unsliceable(program, model, enforcement, parameters)
+    if reason is not None:
+        return _whole(why, reason)
     resources = model.resources
     initial = {name: kind.initial for name, kind in model.kinds.items()}
     index = _Index(model, initial)
@@ -144,14 +174,18 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
                 changing.add(child)
                 stack.append(child)
     keep = set(resources) if most else _closure(model, index)
+    everything = ("more than half of the resources may change" if most
+                  else "every resource is related to one the request may change")
     if len(keep) < PART_MIN and len(keep) == len(resources):
-        return None
+        return _whole(why, everything)
     located = _locator(model, initial)
     if len(keep) == len(resources):
         capacity = model.targets
-    elif not _outside_holds(model, index, keep, located) or (
-            capacity := _capacity_left(model, index, keep, located, initial)) is None:
-        return None
+    elif not _outside_holds(model, index, keep, located):
+        return _whole(why, "a policy does not hold for the resources the request leaves alone: "
+                           "the whole model explains it")
+    elif (capacity := _capacity_left(model, index, keep, located, initial)) is None:
+        return _whole(why, "a target is over capacity already: the whole model explains it")
     sub = replace(model, resources={n: r for n, r in resources.items() if n in keep}, targets=capacity)
     groups = None
     if len(keep) >= PART_MIN:
@@ -159,7 +193,7 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
                         any(f.meta.name == CAPACITY for f in program.files), PART_SIZE)
     if groups is None:
         if len(keep) == len(resources):
-            return None
+            return _whole(why, everything)
         groups = [set(keep)]
     placed = set().union(*groups)
     placements = {n: res.placement for n, res in resources.items()
@@ -167,6 +201,12 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict) -
     types = {res.type for res in resources.values()}   # the whole program's lifecycles, in every part
     return Slice(parts=[model_facts(replace(sub, resources={n: sub.resources[n] for n in sorted(group)}), types)
                         for group in groups], placements=placements, kept=len(keep), names=groups)
+
+
+def _whole(why: list[str] | None, reason: str) -> None:
+    if why is not None:
+        why.append(reason)
+    return None
 
 
 def _closure(model: Model, index: _Index) -> set[str]:

@@ -23,6 +23,7 @@ from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
 from domain.project import load_project
 from executor.runs import load_with_journal
+from ordo import render
 from planner.core import load_policies, make_plan
 from planner.slice import SLICEABLE, prune
 from tests.conftest import EXAMPLES, run_ordo
@@ -63,7 +64,10 @@ def test_nothing_is_pruned_when_a_project_policy_reads_what_a_slice_leaves_out(t
     root = tmp_path / "vcpe"
     library_only(EXAMPLES / "vcpe", root, own=True)
     project = load_project(root, root / "requests" / "add-customer.yaml", root / "inventory-deployed.yaml")
-    assert prune(load_policies(project), project.model, project.enforcement, project.parameters) is None
+    why: list[str] = []
+    assert prune(load_policies(project), project.model, project.enforcement, project.parameters, why) is None
+    assert why == ["policies/vg-follows-vgmux.lp:18 reads resources without an atom that holds only for one the "
+                   "plan changes (op, raises, lowers, changed, run, pinned)"]
     library_only(EXAMPLES / "vcpe", tmp_path / "stock")   # the same without them is pruned
     project = load_project(tmp_path / "stock", tmp_path / "stock" / "requests" / "add-customer.yaml",
                            tmp_path / "stock" / "inventory-deployed.yaml")
@@ -359,6 +363,7 @@ def test_parts_without_a_plan_are_explained_as_the_whole(tmp_path, monkeypatch):
     assert len(sliced(load_project(root)).parts) > 1
     outcome = make_plan(load_project(root))
     assert outcome.status == "no_plan" and "anti-affinity" in json.dumps(outcome.explanation.to_dict())
+    assert outcome.scope.whole == "the slice has no plan: the whole model explains why"
     same_outcome(lambda: load_project(root))
 
 
@@ -387,6 +392,8 @@ def test_a_resource_that_keeps_a_costly_place_keeps_the_program_whole(tmp_path, 
     (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inventory))
     placed = [GONE_TARGET[0].model_copy(update={"placement": "region-west"})]
     assert same_outcome(lambda: load_project(tmp_path, observed=placed + nets)) is None
+    assert make_plan(load_project(tmp_path, observed=placed + nets)).scope.whole.startswith(
+        "prefer-cheaper-region may count a cost for a resource that keeps its place")
 
 
 def test_one_large_anti_affinity_group_is_joined_once(tmp_path, monkeypatch):
@@ -404,3 +411,77 @@ def test_one_large_anti_affinity_group_is_joined_once(tmp_path, monkeypatch):
     assert len(cut.parts) > 2 and len(together) == 1
     assert all(f'resource("{res["name"]}","vnf").' in together[0] for res in vnfs[:4])
     same_outcome(lambda: load_project(tmp_path))
+
+
+def test_ordo_plan_says_what_it_solved_on(applied, tmp_path, monkeypatch):
+    """The slice a small request planned, out of how many resources; the whole model
+    and why (here, a rule of the project's own that reads every pair), only where
+    the model is large enough for that to cost (SLICE_NOTE_MIN); nothing on "no changes"."""
+    monkeypatch.setattr(render, "SLICE_NOTE_MIN", 60)
+    request = applied / "one.yaml"
+    request.write_text(yaml.safe_dump({"resources": [{"name": "new-svc", "type": "service"}, {
+        "name": "new-net", "type": "network", "part_of": "new-svc"}]}))
+    run = run_ordo("plan", "-C", applied, request)
+    assert run.code == 0 and run.out.endswith(
+        "\nScope: 2 of 62 resources (what the request may change, and what relates to it); the rest keep "
+        "their state.\n"), run.text
+    assert "Scope:" not in run_ordo("plan", "-C", applied).out   # no changes
+    pairs = with_rules(applied, tmp_path / "pairs", {"pairs.lp": ':- relation("uses",A,B), placed(A,T), placed(B,T), '
+                                                                 'resource(A,"vf-module"), A = B.\n'})
+    run = run_ordo("plan", "-C", pairs, request)
+    assert run.code == 0 and run.out.endswith(
+        "\nScope: the whole model, 62 resources: pairs.lp:1 reads resources without an atom that holds only for "
+        "one the plan changes (op, raises, lowers, changed, run, pinned).\n"), run.text
+    monkeypatch.setattr(render, "SLICE_NOTE_MIN", 63)
+    assert "Scope:" not in run_ordo("plan", "-C", pairs, request).out   # a small model: a whole plan costs little
+
+
+def test_every_reason_to_plan_the_whole_model_is_named(applied, tmp_path):
+    """``make_plan``'s scope: the slice (resources, parts) or the whole model with the reason
+    ``prune`` gave for it, one per way it declines."""
+    request = applied / "one.yaml"
+    request.write_text(yaml.safe_dump({"resources": [{"name": "new-svc", "type": "service"}]}))
+
+    def scope(root: Path = applied, req: Path = request):
+        return make_plan(load_with_journal(root, req, None, [], None)).scope
+
+    assert scope() == slicing.Scope(resources=61, planned=1, parts=1)
+    project = yaml.safe_load((applied / "ordo.yaml").read_text())
+    for change, reason in (
+            ({"enforcement": {"capacity": {"level": "soft"}}}, "the project sets enforcement levels"),
+            ({"parameters": {"anti-affinity": {"label_key": "site"}}}, "the project sets policy parameters"),
+            ({"library": [*project["policies"]["library"], "avoid-refused-targets"]},
+             "the stock policy 'avoid-refused-targets' is not one whose reads the slice knows")):
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        shutil.copytree(applied, root)
+        (root / "ordo.yaml").write_text(yaml.safe_dump({**project, "policies": {**project["policies"], **change}}))
+        found = scope(root)
+        assert (found.planned, found.resources) == (61, 61) and found.whole.startswith(reason), found
+    request.write_text(yaml.safe_dump({"resources": [{"name": "new-svc", "type": "service", "priority": 1}]}))
+    assert scope().whole == "the request orders resources (priority)"
+    assert scope(req=applied / "request.yaml") == slicing.Scope(resources=60, planned=0)   # no changes
+    write_project(60, tmp_path / "new")   # an inventory of mgmt-net alone
+    request.write_text(yaml.safe_dump({"resources": [{"name": "net", "type": "network", "uses": ["mgmt-net"]}]}))
+    assert scope(tmp_path / "new").whole == "every resource is related to one the request may change"
+    request.write_text(yaml.safe_dump({"resources": [{"name": "new-svc", "type": "service"}]}))
+    replanned = load_with_journal(applied, request, None, [], None)
+    replanned.model.refused.add("region-west")
+    why: list[str] = []
+    assert prune(load_policies(replanned), replanned.model, {}, {}, why) is None
+    assert why == ["a run is re-planned (its failed and refused operations may change anything)"]
+    full = tmp_path / "full"
+    shutil.copytree(applied, full)
+    inventory = yaml.safe_load((full / "inventory.yaml").read_text())
+    inventory["targets"]["region-west"]["capacity"]["vcpu"] = 1   # less than what is placed there
+    (full / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    assert scope(full).whole == "a target is over capacity already: the whole model explains it"
+    inventory = yaml.safe_load((applied / "inventory.yaml").read_text())
+    inventory["resources"] += [
+        {"name": f"old-{i}", "type": "vnf", "state": "active", "placement": "region-west",
+         "labels": {"anti-affinity": "old-path"}, "requires": {"vcpu": 1, "memory_gb": 1}} for i in range(2)]
+    (full / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    assert scope(full).whole == "a policy does not hold for the resources the request leaves alone: the whole " \
+                                  "model explains it"
+    resources = yaml.safe_load((applied / "request.yaml").read_text())["resources"]
+    request.write_text(yaml.safe_dump({"resources": [{**r, "state": "absent"} for r in resources]}))
+    assert scope().whole == "more than half of the resources may change"
