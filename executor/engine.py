@@ -600,11 +600,14 @@ class Executor:
             looks.append(Look(oid, state=state, attributes={**obs.attributes, **(obs.outputs or {})}))
         return Probed(looks, self.clock())
 
-    def _replan(self, core: RunCore, cmd: Replan, *, stoppable: bool = True) -> Planned | NoPlan | Stop:
+    def _replan(self, core: RunCore, cmd: Replan, *, stoppable: bool = True,
+                cancelled: Callable[[], bool] | None = None) -> Planned | NoPlan | Stop:
         """A new plan from the state now: the project loaded again from the journal's records, with
         what was learnt (failed, refused) and the current placements (stability). ``stoppable`` (this
         process drives the run): a stop or an abort while it waits for a plan slot or is being made
-        ends it (Stop: the run ends as asked, and a resume plans again)."""
+        ends it (Stop: the run ends as asked, and a resume plans again). ``cancelled``: another host's
+        question instead (a Temporal activity's: its workflow heard the stop); once it says so, the
+        planning ends and PlanCancelled is raised."""
         started = time.monotonic()
         project = self.loader(list(self._records.values()))
         model = project.model
@@ -620,7 +623,7 @@ class Executor:
         stop: list[str] = []
         look = [0.0]   # when the journal is next read for an abort (asked at every wake-up of a slot's wait)
 
-        def cancelled() -> bool:
+        def stop_asked() -> bool:
             if not stop and time.monotonic() >= look[0]:
                 look[0] = time.monotonic() + CANCEL_POLL
                 if self._aborted(run):
@@ -631,11 +634,13 @@ class Executor:
 
         try:
             # urgent: the run waits on it, ahead of new plans and sweeps' scenarios
-            asked = cancelled if stoppable else None
+            asked = cancelled if cancelled is not None else stop_asked if stoppable else None
             with self.plans.slot(project, urgent=True, cancelled=asked) if self.plans is not None \
                     else contextlib.nullcontext():
                 outcome: PlanOutcome = make_plan(project, concurrency=self.options.concurrency, cancelled=asked)
         except PlanCancelled:
+            if cancelled is not None:
+                raise
             self._stop_sent = True
             return Stop(stop[0], self.clock())
         seconds = time.monotonic() - started

@@ -7,6 +7,7 @@ ledger shows any effect applied twice.
 from __future__ import annotations
 
 import collections
+import shutil
 import signal
 import subprocess
 import sys
@@ -290,3 +291,86 @@ def _results(folder: Path) -> int:
         return 0
     with Journal(folder / "journal.db", create=False) as jr:
         return sum(ev.kind == "result" for ev in jr.events(1)) if jr.runs() else 0
+
+
+#: A rule that only a re-plan after a refusal reads, and that its solver cannot finish (12 pigeons, 11 holes).
+SLOW_REPLAN = """%@ name: slow-replan
+%@ description: A re-plan after a refusal that the solver cannot finish in time.
+%@ enforcement: hard
+
+hole(1..11).
+pigeon(1..12).
+{ nest(P,H) : hole(H) } = 1 :- pigeon(P), refused(_).
+:- nest(P,H), nest(Q,H), P < Q.
+"""
+
+
+@pytest.mark.slow
+def test_an_abort_ends_a_re_plan_under_way(temporal_server: str, tmp_path: Path):
+    """A stop reaches a re-plan on Temporal as it reaches the local host's: the workflow cancels the
+    activity, the worker's planning children are ended, no plan is journaled, and the run is aborted in
+    seconds, not when the solver's time limit (60 s here) strikes."""
+    project = tmp_path / "vfw"
+    shutil.copytree(VFW, project, ignore=shutil.ignore_patterns(".ordo"))
+    (project / "policies" / "slow-replan.lp").write_text(SLOW_REPLAN)
+    doc = yaml.safe_load((project / "ordo.yaml").read_text())
+    doc["policies"]["files"].append("policies/slow-replan.lp")
+    doc["settings"]["solve_timeout"] = 60
+    (project / "ordo.yaml").write_text(yaml.safe_dump(doc))
+    scenario = _scenario(tmp_path, "region-two-refuses.yaml", **QUICK)
+    journal = tmp_path / "journal.db"
+    with vfw_workers(temporal_server, "t9", tmp_path, project, count=1) as procs:
+        client = subprocess.Popen(
+            [ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server, "--task-queue", "t9",
+             "-C", str(project), "--auto-approve", "--simulation", str(scenario), "--journal", str(journal)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ordo_env())
+        try:
+            deadline = time.monotonic() + 90
+            while "learnt" not in _kinds(journal):   # the refusal learnt: the re-plan begins
+                assert client.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+            while not (planning := _planning(procs[0].pid)):   # its planning children at work on the rule
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            time.sleep(0.5)
+            abort = run_ordo_process("abort", "1", "-C", project, "--journal", journal)
+            asked = time.monotonic()
+            assert abort.code == 0, abort.text
+            while True:
+                with Journal(journal, create=False) as jr:
+                    info = jr.run(1)
+                if info.status != "running":
+                    break
+                assert time.monotonic() - asked < 30, "the abort waited for the re-plan"
+                time.sleep(0.1)
+            took = time.monotonic() - asked
+            assert client.wait(timeout=60) is not None
+            gone = time.monotonic() + 10
+            while _planning(procs[0].pid) & planning and time.monotonic() < gone:
+                time.sleep(0.1)
+            left = _planning(procs[0].pid) & planning
+        finally:
+            _stop(client, signal.SIGKILL)
+    assert info.status == "aborted" and took < 15, (info.summary, took)
+    kinds = _kinds(journal)
+    assert "replan" not in kinds and kinds[-2:] == ["replan-stopped", "run-ended"], kinds
+    assert not left, (planning, left)   # the worker's planning children are ended
+
+
+def _kinds(journal: Path) -> list[str]:
+    if not journal.exists():
+        return []
+    with Journal(journal, create=False) as jr:
+        return [ev.kind for ev in jr.events(1)] if jr.runs() else []
+
+
+def _planning(pid: int) -> set[int]:
+    """The planning children of the worker ``pid``: the children of its fork server (Linux's /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    servers = {child for child, parent in parents.items() if parent == pid}
+    return {child for child, parent in parents.items() if parent in servers}

@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
@@ -59,12 +59,14 @@ from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
-from planner.slots import PlanSlots
+from planner.slots import PlanCancelled, PlanSlots
 
 T = TypeVar("T")
 
 #: Seconds between heartbeats of a running activity (a lost worker is noticed after HEARTBEAT_TIMEOUT).
 HEARTBEAT_EVERY = 0.5
+#: Seconds at most between the heartbeats a worker sends on (it sends fewer than are made).
+HEARTBEAT_THROTTLE = 1.0
 HEARTBEAT_TIMEOUT = 3.0
 #: Error types a workflow does not retry: a controller's permanent failure, a problem in the inputs.
 PERMANENT = "permanent"
@@ -237,11 +239,14 @@ class Activities:
             rs = ex._rebuild(ref["run"])
             replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]],
                                "snapshot": rs.snapshot if cmd["mode"] == "rollback" else {}})
-            answer = ex._replan(_core(rs), replan, stoppable=False)   # the workflow hears stops, not this
+            # the workflow hears stops, not this; it cancels this activity, which ends the planning
+            answer = ex._replan(_core(rs), replan, stoppable=False, cancelled=cancel.is_set)
             # another attempt (this one timed out while it waited for a plan slot or planned) may have
             # written it meanwhile: that one stands
             if (done := written(run, number)) is not None:
                 return done
+            if cancel.is_set():   # nothing written: the workflow ends the run as its stop asks
+                raise PlanCancelled("the run was stopped while it was re-planned")
             if isinstance(answer, NoPlan):   # into the workflow's history: a binding may be a secret param's
                 return {"status": answer.status, "explanation": ex.journal.redactor.tree(answer.explanation),
                         "seconds": answer.seconds}
@@ -257,7 +262,8 @@ class Activities:
             run.projects[number], run.plans[number] = ex._project, answer.plan
             run.outlines[number] = outline_out(answer.plan, answer.spec)
             return {"seq": seq, "seconds": answer.seconds, "head": run.outlines[number]["head"]}
-        return self._locked(ref, work)
+        cancel = threading.Event()
+        return self._locked(ref, work, cancel)
 
     @activity.defn(name="ordo.record")
     def record(self, ref: Ref, plan_no: int, since: int, step: str, events: list[dict[str, Any]],
@@ -389,9 +395,9 @@ class Activities:
             run.executor.close()
             run.executor.journal.close()
 
-    def _locked(self, ref: Ref, work: Callable[[_Run], T]) -> T:
+    def _locked(self, ref: Ref, work: Callable[[_Run], T], cancel: threading.Event | None = None) -> T:
         """``work`` on the run, one activity of a run at a time in this worker, heartbeating;
-        a problem in the inputs is not retried."""
+        a problem in the inputs is not retried. ``cancel``: see ``_beating``."""
         run = self._run(ref)
 
         def locked() -> T:
@@ -399,21 +405,33 @@ class Activities:
                 _refresh(run)  # what other workers wrote counts
                 return work(run)
         try:
-            return self._beating(locked)
+            return self._beating(locked, cancel)
         except JournalError:
             raise  # the journal may be busy or back soon: retried
         except OrdoError as exc:   # its text goes into the workflow's history: redacted
             raise ApplicationError(run.executor.journal.redactor.text(str(exc)), type=INPUTS,
                                    non_retryable=True) from None
 
-    def _beating(self, fn: Callable[[], T]) -> T:
-        """``fn`` on another thread, heartbeating meanwhile, so that a lost worker is noticed in seconds."""
+    def _beating(self, fn: Callable[[], T], cancel: threading.Event | None = None) -> T:
+        """``fn`` on another thread, heartbeating meanwhile, so that a lost worker is noticed in seconds.
+        ``cancel``: set when the workflow cancels the activity (Temporal raises CancelledError in this
+        thread, in answer to a heartbeat), for ``fn`` to stop at a point where nothing is half done;
+        ``fn``'s answer then stands if it has one (it finished first), else (PlanCancelled) the
+        cancellation is acknowledged. Without ``cancel``, the activity is never cancelled."""
         future = self._pool.submit(fn)
         while True:
             try:
                 return future.result(timeout=HEARTBEAT_EVERY)
             except FutureTimeout:
                 activity.heartbeat()
+            except CancelledError:
+                if cancel is None:
+                    raise
+                cancel.set()
+                try:
+                    return future.result()
+                except PlanCancelled:
+                    raise CancelledError("cancelled while it was re-planned") from None
 
     def _project(self, ref: Ref, run: _Run, plan_no: int) -> Project:
         if plan_no not in run.projects:

@@ -33,7 +33,7 @@ from executor.engine import ApplyOptions, Listener, RunResult, run_started
 from executor.journal import Event, Journal
 from executor.store import is_url, location
 from executor.temporal import Temporal, TemporalError, workflow_id
-from executor.temporal.activities import Activities
+from executor.temporal.activities import HEARTBEAT_THROTTLE, Activities
 from executor.temporal.sweep import SWEEP, SweepWorkflow
 from executor.temporal.wire import Ref, planning_queue, queue_for
 from executor.temporal.workflow import WORKFLOW, RunWorkflow
@@ -91,6 +91,9 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | s
             max_concurrent_activities=scenarios if planning else 64,
             # a workflow whose worker was lost moves to another one within seconds
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+            # heartbeats sent within seconds (not 0.8 of the heartbeat timeout, 24 s for a step): a
+            # cancellation reaches an activity only in the answer to one (a re-plan stopped by an abort)
+            max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_THROTTLE),
             graceful_shutdown_timeout=timedelta(seconds=5)))
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -99,6 +99,8 @@ _HEARTBEAT = 3.0
 #: The steps' activities may hold the GIL for seconds (reading a plan of 30,000 operations, clingo's
 #: grounding), which stops the heartbeats of their worker: a lost main-queue worker is noticed later.
 _STEP_HEARTBEAT = 30.0
+#: The patch that lets a stop cancel a re-plan (``workflow.patched``: a history from before replays as it ran).
+_STOPPABLE_REPLAN = "stoppable-replan"
 
 
 #: Half of Temporal's default history limits (51,200 events, 50 MiB): past either, the workflow
@@ -107,6 +109,12 @@ _STEP_HEARTBEAT = 30.0
 #: every execution reads it again.
 _HISTORY_EVENTS = 25_600
 _HISTORY_BYTES = 25 * 2**20
+
+
+def _step_options(ref: Ref) -> dict[str, Any]:
+    """How a step's activity runs: on the main queue, retried, heartbeating."""
+    return {"task_queue": ref["queue"], "start_to_close_timeout": timedelta(minutes=10),
+            "heartbeat_timeout": timedelta(seconds=_STEP_HEARTBEAT), "retry_policy": _STEP_RETRY}
 
 
 def _history_half_full() -> bool:
@@ -318,8 +326,26 @@ class RunWorkflow:
         self._found = answer["records"]
         return Observed([found_in(f) for f in answer["found"]], self._now())
 
-    async def _replan(self, ref: Ref, rs: RunState, cmd: Replan) -> Planned | NoPlan:
-        answer = await self._step("ordo.replan", ref, rs.plan_no, self._seq, {**asdict(cmd), "snapshot": {}})
+    async def _replan(self, ref: Ref, rs: RunState, cmd: Replan) -> Planned | NoPlan | Stop:
+        """A new plan (``ordo.replan``). A stop meanwhile (``ordo abort``, an interrupt) cancels it, as the
+        local host's re-plan ends at one: the planning children are ended and nothing is journaled (Stop,
+        and a resume plans again), unless the plan was journaled first (then it stands, and the stop
+        is heard next)."""
+        args = (ref, rs.plan_no, self._seq, {**asdict(cmd), "snapshot": {}})
+        if not workflow.patched(_STOPPABLE_REPLAN):   # a history from before: the stop waited for the plan
+            answer = await self._step("ordo.replan", *args)
+        else:
+            step = self._start_step("ordo.replan", *args)
+            await workflow.wait_condition(lambda: step.done() or (self._stop is not None and not self._stop_sent))
+            if not step.done():
+                step.cancel()
+            try:
+                answer = await step
+            except ActivityError as exc:
+                if not isinstance(exc.cause, CancelledError) or self._stop is None:
+                    raise
+                self._stop_sent = True
+                return Stop(self._stop, self._now())
         if "head" not in answer:
             return NoPlan(answer["status"], answer["explanation"], answer["seconds"], self._now())
         self._seq = max(self._seq, answer["seq"])
@@ -357,9 +383,14 @@ class RunWorkflow:
         return outline_in(head, ops, edges)
 
     async def _step(self, name: str, ref: Ref, *args: Any) -> Any:
-        return await workflow.execute_activity(
-            name, args=[ref, *args], task_queue=ref["queue"], start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(seconds=_STEP_HEARTBEAT), retry_policy=_STEP_RETRY)
+        return await workflow.execute_activity(name, args=[ref, *args], **_step_options(ref))
+
+    def _start_step(self, name: str, ref: Ref, *args: Any) -> workflow.ActivityHandle[Any]:
+        """A step that may be cancelled: its cancellation waits for the activity's answer (a result
+        that stands, or the cancellation acknowledged), so that what it journaled is known."""
+        return workflow.start_activity(
+            name, args=[ref, *args], **_step_options(ref),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
 
     def _now(self) -> float:
         return workflow.now().timestamp() if self._frozen is None else self._frozen
