@@ -369,6 +369,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     loaded = library.load_with_journal(project, request, inventory, list(extra_policies), journal)
     options = library.apply_options(simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
     # simulation file is refused before anything is planned or shown
+    scope = None   # what the plan was solved on: said of a plan made here, not of a saved one
     if saved:
         chosen = library.check_saved_plan(loaded, Plan.read(target, loaded.settings.max_plan_bytes), str(target),
                                           timeout=timeout)
@@ -383,12 +384,12 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
                 sys.exit(EXIT_TIMEOUT)
             render.explanation(_console(stderr=True), outcome.explanation)
             sys.exit(EXIT_NO_PLAN)
-        chosen = outcome.plan
+        chosen, scope = outcome.plan, outcome.scope
     if not chosen.has_changes:
         console.print("[green]No changes.[/] The inventory already matches the request.")
         return
     if not as_json:
-        render.plan_text(console, chosen)
+        render.plan_text(console, chosen, scope)
     used = sorted({op.controller for op in chosen.operations})
     implicit = [c for c in used if "kind" not in loaded.model.controllers[c].model_fields_set]
     if implicit:

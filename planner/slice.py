@@ -99,6 +99,10 @@ class Slice:
     names: list[set[str]]        # the resources of each part (a fixed one may be in several)
 
 
+#: Why a re-plan is solved whole: what the run learnt and where it placed things may move anything.
+REPLANNED = "a run is re-planned (its failed operations, refusing targets and placements so far may change anything)"
+
+
 @dataclass(frozen=True)
 class Scope:
     """What a plan was solved on: ``planned`` of the model's ``resources``, in
@@ -123,12 +127,12 @@ def unsliceable(program: Program, model: Model, enforcement: dict, parameters: d
     if parameters:
         return "the project sets policy parameters (policies.parameters)"
     if model.failed or model.refused or model.planned:
-        return "a run is re-planned (its failed and refused operations may change anything)"
+        return REPLANNED
     for pfile in program.files:
         if pfile.origin == "library" and pfile.meta.name not in SLICEABLE:
             return f"the stock policy '{pfile.meta.name}' is not one whose reads the slice knows"
         if pfile.origin == "base" and not pfile.display.startswith("<base>/"):
-            return "a run is re-planned (its failed and refused operations may change anything)"   # <replan>/
+            return REPLANNED   # <replan>/ files
     if (note := nonlocal_rule(program.files)) is not None:
         return f"{note.location} {note.summary.removeprefix(NOT_LOCAL)}"
     if any(res.priority is not None for res in model.resources.values()):
@@ -182,10 +186,11 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict,
     if len(keep) == len(resources):
         capacity = model.targets
     elif not _outside_holds(model, index, keep, located):
-        return _whole(why, "a policy does not hold for the resources the request leaves alone: "
-                           "the whole model explains it")
+        return _whole(why, "resources the request leaves alone share an anti-affinity label in one zone, or "
+                           "break an ordering goal, as they are (a slice would not see them)")
     elif (capacity := _capacity_left(model, index, keep, located, initial)) is None:
-        return _whole(why, "a target is over capacity already: the whole model explains it")
+        return _whole(why, "the resources the request leaves alone take more than a target's capacity "
+                           "(a slice would not see them)")
     sub = replace(model, resources={n: r for n, r in resources.items() if n in keep}, targets=capacity)
     groups = None
     if len(keep) >= PART_MIN:

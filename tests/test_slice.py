@@ -434,6 +434,10 @@ def test_ordo_plan_says_what_it_solved_on(applied, tmp_path, monkeypatch):
         "one the plan changes (op, raises, lowers, changed, run, pinned).\n"), run.text
     monkeypatch.setattr(render, "SLICE_NOTE_MIN", 63)
     assert "Scope:" not in run_ordo("plan", "-C", pairs, request).out   # a small model: a whole plan costs little
+    copy = tmp_path / "copy"
+    shutil.copytree(applied, copy)
+    run = run_ordo("apply", "-C", copy, request, "--auto-approve", "--simulation", copy / "instant.yaml")
+    assert run.code == 0 and "\nScope: 2 of 62 resources (what the request" in run.out, run.text
 
 
 def test_every_reason_to_plan_the_whole_model_is_named(applied, tmp_path):
@@ -468,20 +472,38 @@ def test_every_reason_to_plan_the_whole_model_is_named(applied, tmp_path):
     replanned.model.refused.add("region-west")
     why: list[str] = []
     assert prune(load_policies(replanned), replanned.model, {}, {}, why) is None
-    assert why == ["a run is re-planned (its failed and refused operations may change anything)"]
+    assert why == [slicing.REPLANNED]
     full = tmp_path / "full"
     shutil.copytree(applied, full)
     inventory = yaml.safe_load((full / "inventory.yaml").read_text())
     inventory["targets"]["region-west"]["capacity"]["vcpu"] = 1   # less than what is placed there
     (full / "inventory.yaml").write_text(yaml.safe_dump(inventory))
-    assert scope(full).whole == "a target is over capacity already: the whole model explains it"
+    assert scope(full).whole == "the resources the request leaves alone take more than a target's capacity " \
+                                "(a slice would not see them)"
     inventory = yaml.safe_load((applied / "inventory.yaml").read_text())
     inventory["resources"] += [
         {"name": f"old-{i}", "type": "vnf", "state": "active", "placement": "region-west",
          "labels": {"anti-affinity": "old-path"}, "requires": {"vcpu": 1, "memory_gb": 1}} for i in range(2)]
     (full / "inventory.yaml").write_text(yaml.safe_dump(inventory))
-    assert scope(full).whole == "a policy does not hold for the resources the request leaves alone: the whole " \
-                                  "model explains it"
+    assert scope(full).whole == "resources the request leaves alone share an anti-affinity label in one zone, " \
+                                "or break an ordering goal, as they are (a slice would not see them)"
     resources = yaml.safe_load((applied / "request.yaml").read_text())["resources"]
     request.write_text(yaml.safe_dump({"resources": [{**r, "state": "absent"} for r in resources]}))
     assert scope().whole == "more than half of the resources may change"
+
+
+def test_the_scope_of_parts_counts_what_the_parts_hold(applied, monkeypatch):
+    """Cut into parts, a slice's fixed resources related to no moving one are in no part: the
+    scope counts the resources the parts hold, not the slice."""
+    monkeypatch.setattr(slicing, "PART_MIN", 1)
+    monkeypatch.setattr(slicing, "PART_SIZE", 1)
+    vnfs = [r["name"] for r in yaml.safe_load((applied / "request.yaml").read_text())["resources"]
+            if r["type"] == "vnf"][:2]
+    request = applied / "two.yaml"
+    request.write_text(yaml.safe_dump({"resources": [{"name": f"{vnf}-new", "type": "vf-module", "part_of": vnf}
+                                                     for vnf in vnfs]}))
+    project = load_with_journal(applied, request, None, [], None)
+    cut = sliced(project)
+    held = set().union(*cut.names)
+    assert len(cut.parts) == 2 and len(held) < cut.kept
+    assert make_plan(project).scope == slicing.Scope(resources=62, planned=len(held), parts=2)
