@@ -97,7 +97,7 @@ class Activities:
     def step_activities(self) -> list[Callable[..., Any]]:
         """The activities of the main queue (next to the journal and the planner)."""
         return [self.begin, self.state, self.outline, self.intents, self.admit, self.observe, self.replan,
-                self.record, self.end, self.decide, self.whatif]
+                self.replanned, self.record, self.end, self.decide, self.whatif]
 
     def close(self) -> None:
         with self._lock:
@@ -217,24 +217,16 @@ class Activities:
                     "records": {name: redactor.record(rec).model_dump(mode="json") for name, rec in ex._found.items()}}
         return self._locked(ref, work)
 
-    @activity.defn(name="ordo.replan")
+    @activity.defn(name="ordo.replan", no_thread_cancel_exception=True)
     def replan(self, ref: Ref, plan_no: int, since: int, cmd: dict[str, Any]) -> dict[str, Any]:
         """A new plan (clingo), from the project loaded again with the journal's records and what was learnt,
         journaled (the event the run core makes of it); the head of its outline. The snapshot a rollback
-        needs is read from the journal."""
-        def written(run: _Run, number: int) -> dict[str, Any] | None:
-            for ev in run.executor.journal.events(ref["run"], since=since, kinds=("replan",)):
-                if ev.data["number"] == number:  # written by an attempt whose answer was lost
-                    for cache in (run.projects, run.plans, run.outlines):   # the journal's stands
-                        cache.pop(number, None)
-                    return {"seq": ev.seq, "seconds": ev.data["seconds"],
-                            "head": self._outline(ref, run, number)["head"]}
-            return None
-
+        needs is read from the journal. Cancelled (the workflow heard a stop), it ends the planning and
+        journals nothing, unless it journaled the plan first (that answer stands)."""
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
             number = plan_no + 1
-            if (done := written(run, number)) is not None:
+            if (done := self._written(ref, run, since, number)) is not None:
                 return done
             rs = ex._rebuild(ref["run"])
             replan = Replan(**{**cmd, "failed": [tuple(f) for f in cmd["failed"]],
@@ -243,7 +235,7 @@ class Activities:
             answer = ex._replan(_core(rs), replan, stoppable=False, cancelled=cancel.is_set)
             # another attempt (this one timed out while it waited for a plan slot or planned) may have
             # written it meanwhile: that one stands
-            if (done := written(run, number)) is not None:
+            if (done := self._written(ref, run, since, number)) is not None:
                 return done
             if cancel.is_set():   # nothing written: the workflow ends the run as its stop asks
                 raise PlanCancelled("the run was stopped while it was re-planned")
@@ -256,7 +248,7 @@ class Activities:
                 ref["run"], [event], since=since,
                 same=lambda new, old: old.kind == "replan" and old.data.get("number") == number)
             if not mine:
-                return written(run, number)
+                return self._written(ref, run, since, number)
             seq = stored.seq
             # kept once journaled: a plan whose append failed is not this worker's plan N (the retry's is)
             run.projects[number], run.plans[number] = ex._project, answer.plan
@@ -264,6 +256,23 @@ class Activities:
             return {"seq": seq, "seconds": answer.seconds, "head": run.outlines[number]["head"]}
         cancel = threading.Event()
         return self._locked(ref, work, cancel)
+
+    @activity.defn(name="ordo.replanned")
+    def replanned(self, ref: Ref, plan_no: int, since: int) -> dict[str, Any] | None:
+        """Plan ``plan_no + 1`` as an attempt of ``ordo.replan`` journaled it (``ordo.replan``'s answer), or
+        None: asked once a stop cancelled the re-plan, since an attempt may have journaled it before its
+        answer was lost."""
+        return self._locked(ref, lambda run: self._written(ref, run, since, plan_no + 1))
+
+    def _written(self, ref: Ref, run: _Run, since: int, number: int) -> dict[str, Any] | None:
+        """``ordo.replan``'s answer for plan ``number`` when an attempt journaled it (after ``since``)."""
+        for ev in run.executor.journal.events(ref["run"], since=since, kinds=("replan",)):
+            if ev.data["number"] == number:  # written by an attempt whose answer was lost
+                for cache in (run.projects, run.plans, run.outlines):   # the journal's stands
+                    cache.pop(number, None)
+                return {"seq": ev.seq, "seconds": ev.data["seconds"],
+                        "head": self._outline(ref, run, number)["head"]}
+        return None
 
     @activity.defn(name="ordo.record")
     def record(self, ref: Ref, plan_no: int, since: int, step: str, events: list[dict[str, Any]],
@@ -414,24 +423,23 @@ class Activities:
 
     def _beating(self, fn: Callable[[], T], cancel: threading.Event | None = None) -> T:
         """``fn`` on another thread, heartbeating meanwhile, so that a lost worker is noticed in seconds.
-        ``cancel``: set when the workflow cancels the activity (Temporal raises CancelledError in this
-        thread, in answer to a heartbeat), for ``fn`` to stop at a point where nothing is half done;
-        ``fn``'s answer then stands if it has one (it finished first), else (PlanCancelled) the
-        cancellation is acknowledged. Without ``cancel``, the activity is never cancelled."""
+        ``cancel``, for an activity declared with ``no_thread_cancel_exception`` (Temporal then raises
+        nothing in this thread): set once the workflow has cancelled the activity (heard in a
+        heartbeat's answer), for ``fn`` to stop where nothing is half done; ``fn``'s answer then stands
+        if it has one (it finished first), else (PlanCancelled) the cancellation is acknowledged.
+        Heartbeats go on meanwhile."""
         future = self._pool.submit(fn)
         while True:
             try:
                 return future.result(timeout=HEARTBEAT_EVERY)
             except FutureTimeout:
                 activity.heartbeat()
-            except CancelledError:
-                if cancel is None:
+                if cancel is not None and not cancel.is_set() and activity.is_cancelled():
+                    cancel.set()
+            except PlanCancelled:
+                if cancel is None or not cancel.is_set():
                     raise
-                cancel.set()
-                try:
-                    return future.result()
-                except PlanCancelled:
-                    raise CancelledError("cancelled while it was re-planned") from None
+                raise CancelledError("cancelled while it was re-planned") from None
 
     def _project(self, ref: Ref, run: _Run, plan_no: int) -> Project:
         if plan_no not in run.projects:

@@ -91,9 +91,9 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | s
             max_concurrent_activities=scenarios if planning else 64,
             # a workflow whose worker was lost moves to another one within seconds
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
-            # heartbeats sent within seconds (not 0.8 of the heartbeat timeout, 24 s for a step): a
+            # the steps' heartbeats sent within a second (not 0.8 of the heartbeat timeout, 24 s): a
             # cancellation reaches an activity only in the answer to one (a re-plan stopped by an abort)
-            max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_THROTTLE),
+            **({"max_heartbeat_throttle_interval": timedelta(seconds=HEARTBEAT_THROTTLE)} if main else {}),
             graceful_shutdown_timeout=timedelta(seconds=5)))
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

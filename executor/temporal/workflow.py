@@ -337,15 +337,20 @@ class RunWorkflow:
         else:
             step = self._start_step("ordo.replan", *args)
             await workflow.wait_condition(lambda: step.done() or (self._stop is not None and not self._stop_sent))
-            if not step.done():
+            cancelled = not step.done()
+            if cancelled:
                 step.cancel()
             try:
                 answer = await step
-            except ActivityError as exc:
-                if not isinstance(exc.cause, CancelledError) or self._stop is None:
+            except ActivityError:
+                if not cancelled:
                     raise
-                self._stop_sent = True
-                return Stop(self._stop, self._now())
+                # Cancelled, or failed once the cancellation was asked (Temporal retries no attempt
+                # then): a plan an attempt journaled before its answer was lost stands.
+                answer = await self._step("ordo.replanned", ref, rs.plan_no, self._seq)
+                if answer is None:
+                    self._stop_sent = True
+                    return Stop(self._stop, self._now())
         if "head" not in answer:
             return NoPlan(answer["status"], answer["explanation"], answer["seconds"], self._now())
         self._seq = max(self._seq, answer["seq"])
