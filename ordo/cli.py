@@ -94,6 +94,14 @@ def _plan_limit(project: Path, *, required: bool = True) -> int:
     return read_project_file(project)[1].settings.max_plan_bytes
 
 
+def _print_scope(scope) -> None:
+    """After a timeout, on stderr: what the solver was given (ordo.render.scope_line), where that tells something."""
+    from ordo import render
+
+    if scope is not None and (line := render.scope_line(scope)):
+        _console(stderr=True).print(line, highlight=False, markup=False)
+
+
 def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
@@ -182,6 +190,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
             _console(stderr=True).print(
                 f"[red]Timeout:[/] the solver found no plan within {timeout or loaded.settings.solve_timeout:g}s; "
                 "raise --timeout or settings.solve_timeout.")
+            _print_scope(outcome.scope)
         elif outcome.explanation is not None:
             render.explanation(_console(stderr=True), outcome.explanation)
         sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
@@ -381,6 +390,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
         if outcome.plan is None:
             if outcome.status == "timeout":
                 _console(stderr=True).print("[red]Timeout:[/] the solver found no plan in time; raise --timeout.")
+                _print_scope(outcome.scope)
                 sys.exit(EXIT_TIMEOUT)
             render.explanation(_console(stderr=True), outcome.explanation)
             sys.exit(EXIT_NO_PLAN)

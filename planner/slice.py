@@ -134,7 +134,7 @@ def unsliceable(program: Program, model: Model, enforcement: dict, parameters: d
         if pfile.origin == "base" and not pfile.display.startswith("<base>/"):
             return REPLANNED   # <replan>/ files
     if (note := nonlocal_rule(program.files)) is not None:
-        return f"{note.location} {note.summary.removeprefix(NOT_LOCAL)}"
+        return f"{note.location}: {note.summary.removeprefix(NOT_LOCAL)}"
     if any(res.priority is not None for res in model.resources.values()):
         return "the request orders resources (priority)"
     if any(f.meta.name == CHEAPER for f in program.files) and _placed_resources_cost(model):

@@ -66,7 +66,7 @@ def test_nothing_is_pruned_when_a_project_policy_reads_what_a_slice_leaves_out(t
     project = load_project(root, root / "requests" / "add-customer.yaml", root / "inventory-deployed.yaml")
     why: list[str] = []
     assert prune(load_policies(project), project.model, project.enforcement, project.parameters, why) is None
-    assert why == ["policies/vg-follows-vgmux.lp:18 reads resources without an atom that holds only for one the "
+    assert why == ["policies/vg-follows-vgmux.lp:18: reads resources without an atom that holds only for one the "
                    "plan changes (op, raises, lowers, changed, run, pinned)"]
     library_only(EXAMPLES / "vcpe", tmp_path / "stock")   # the same without them is pruned
     project = load_project(tmp_path / "stock", tmp_path / "stock" / "requests" / "add-customer.yaml",
@@ -430,10 +430,18 @@ def test_ordo_plan_says_what_it_solved_on(applied, tmp_path, monkeypatch):
                                                                  'resource(A,"vf-module"), A = B.\n'})
     run = run_ordo("plan", "-C", pairs, request)
     assert run.code == 0 and run.out.endswith(
-        "\nScope: the whole model, 62 resources: pairs.lp:1 reads resources without an atom that holds only for "
+        "\nScope: the whole model, 62 resources: pairs.lp:1: reads resources without an atom that holds only for "
         "one the plan changes (op, raises, lowers, changed, run, pinned).\n"), run.text
     monkeypatch.setattr(render, "SLICE_NOTE_MIN", 63)
     assert "Scope:" not in run_ordo("plan", "-C", pairs, request).out   # a small model: a whole plan costs little
+    slow = with_rules(applied, tmp_path / "slow", {"slow.lp": "hole(1..11). pigeon(1..12).\n"
+                                                         "{ nest(P,H) : hole(H) } = 1 :- pigeon(P).\n"
+                                                         ":- nest(P,H), nest(Q,H), P < Q.\n"})
+    monkeypatch.setattr(render, "SLICE_NOTE_MIN", 60)
+    run = run_ordo("plan", "-C", slow, request, "--timeout", "1")   # where the whole model costs, most of all
+    assert run.code == 4 and run.err.endswith(
+        "\nScope: the whole model, 62 resources: slow.lp:2: a choice, disjunction, pool or other head than one "
+        "atom.\n"), run.text
     copy = tmp_path / "copy"
     shutil.copytree(applied, copy)
     run = run_ordo("apply", "-C", copy, request, "--auto-approve", "--simulation", copy / "instant.yaml")
