@@ -197,7 +197,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     why = [] if prune else ["the whole model was asked for"]
     sliced = prune_model(program, project.model, project.enforcement, project.parameters, why) if prune else None
     total = len(project.model.resources)
-    scope = (Scope(total, len(set().union(*sliced.names)), len(sliced.parts)) if sliced is not None
+    scope = (Scope(total, sliced.held, len(sliced.parts)) if sliced is not None
              else Scope(total, total, whole=why[0]))
     parts = sliced.parts if sliced is not None else [model_facts(project.model)]
     if keep and sliced is not None:   # each part keeps the placements of its own resources

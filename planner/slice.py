@@ -57,7 +57,7 @@ than half as long. The rule:
 * The parts' operations, order and placements are the slice's; their costs
   add up: every cost element is a moving resource's, as long as no resource
   that keeps its place could cost anything in prefer-cheaper-region.lp,
-  which ``sliceable`` makes sure of (no target with a negative cost, no
+  which ``unsliceable`` makes sure of (no target with a negative cost, no
   resource placed on a target the inventory does not list), for the slice
   itself too. Where placements tie on cost, the parts may meet another of
   them first, deterministically.
@@ -96,6 +96,7 @@ class Slice:
     parts: list[list[str]]       # the facts of each program to solve (one: the slice as one program)
     placements: dict[str, str]   # place(R,T) of the resources in no part, as the full program has them
     kept: int                    # resources in the slice
+    held: int                    # resources the parts hold (fewer than kept where a fixed one relates to none)
     names: list[set[str]]        # the resources of each part (a fixed one may be in several)
 
 
@@ -113,11 +114,6 @@ class Scope:
     planned: int
     parts: int = 1
     whole: str | None = None
-
-
-def sliceable(program: Program, model: Model, enforcement: dict, parameters: dict) -> bool:
-    """Whether the policies and the model allow pruning at all."""
-    return unsliceable(program, model, enforcement, parameters) is None
 
 
 def unsliceable(program: Program, model: Model, enforcement: dict, parameters: dict) -> str | None:
@@ -205,7 +201,8 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict,
                   if res.placement and n not in placed and res.current != initial[res.type]}
     types = {res.type for res in resources.values()}   # the whole program's lifecycles, in every part
     return Slice(parts=[model_facts(replace(sub, resources={n: sub.resources[n] for n in sorted(group)}), types)
-                        for group in groups], placements=placements, kept=len(keep), names=groups)
+                        for group in groups], placements=placements, kept=len(keep),
+                 held=len(placed), names=groups)
 
 
 def _whole(why: list[str] | None, reason: str) -> None:
