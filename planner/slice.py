@@ -35,10 +35,11 @@ program on generated instances and the examples):
   names the real capacities and every resource).
 
 A large slice (PART_MIN resources or more) is cut further, into parts solved
-one after the other, each a program of its own (``parts``): the solver's
-time grows faster than the program (each core of the optimisation makes it
-go over every assumption again), so two programs of half the size take less
-than half as long. The rule:
+one after the other, or by several children at once, each a program of its
+own (``parts``): the solver's time grows faster than the program (each core
+of the optimisation makes it go over every assumption again), so two
+programs of half the size take less than half as long, and two children
+ground them side by side. The rule:
 
 * A resource *moves* when it may change (above) or a whole above it may (its
   location follows its whole's); the others are *fixed*: their state and
@@ -81,8 +82,10 @@ CAPACITY = "capacity"
 CHEAPER = "prefer-cheaper-region"
 COST, WEIGHT = "cost", "vcpu"     # prefer-cheaper-region.lp's default cost_key and weight_key
 #: A slice of at least PART_MIN resources is solved in parts of about PART_SIZE
-#: moving resources each, where it falls apart into independent groups.
-PART_MIN = 5000
+#: moving resources each, where it falls apart into independent groups; of
+#: half of them each (at least PART_MIN // 2) where there are fewer than
+#: 2 x PART_SIZE, so that two children share the work (``_part_size``).
+PART_MIN = 500
 PART_SIZE = 2500
 #: From this many resources on, a plan of the whole model costs enough that
 #: ``ordo check`` notes a project rule that keeps every plan whole, and ``ordo plan`` says why it solved the whole.
@@ -256,6 +259,7 @@ def _parts(model: Model, sub: Model, index: _Index, located: Callable[[str], str
             node = resources[node].part_of
         else:
             still.update(below)
+    size = _part_size(len(moving), size)
     if len(moving) <= size:
         return None   # one part at most
     if not _outside_holds(model, index, moving, located):
@@ -320,6 +324,14 @@ def _parts(model: Model, sub: Model, index: _Index, located: Callable[[str], str
                 if whole is not None and whole in resources:
                     stack.append(whole)
     return groups
+
+
+def _part_size(moving: int, size: int) -> int:
+    """The moving resources a part packs: ``size``, or half of them where there
+    are fewer than twice that, but not below PART_MIN // 2, where the second
+    child would cost more than it saves. From the count alone, never from the
+    machine: the same model is cut the same way everywhere, so its plan is too."""
+    return min(size, max(PART_MIN // 2, -(-moving // 2)))
 
 
 def _capacity_may_bind(sub: Model, moving: set[str], located: Callable[[str], str | None],

@@ -305,6 +305,23 @@ def test_a_large_request_is_solved_in_parts_that_plan_alike(tmp_path, monkeypatc
     assert sum(len(s) for s in services) == len(set().union(*services))
 
 
+def test_a_model_of_some_hundreds_is_solved_by_two_children(tmp_path):
+    """With ordo's own sizes: 600 new resources (fewer than twice PART_SIZE)
+    are cut into two parts of half of them, so that two children share the
+    grounding; 400 (fewer than PART_MIN) stay one program. The plans are the
+    one program's."""
+    for n, parts in ((600, 2), (400, 1)):
+        root = tmp_path / str(n)
+        write_project(n, root)
+        cut = sliced(load_project(root))
+        assert (1 if cut is None else len(cut.parts)) == parts
+        if cut is not None:
+            moving = [sum(1 for fact in part if fact.startswith("resource(") and "mgmt-net" not in fact)
+                      for part in cut.parts]
+            assert sum(moving) == n - 1 and min(moving) >= slicing.PART_MIN // 2 - 10
+            assert same_outcome(lambda root=root: load_project(root)) == n
+
+
 def test_local_rules_of_a_project_are_solved_in_parts_that_plan_alike(tmp_path, monkeypatch):
     """The same as a project's own rules: their costs, orders, groups and
     placements add up over the parts to the whole program's."""
