@@ -194,7 +194,7 @@ def prune(program: Program, model: Model, enforcement: dict, parameters: dict,
     groups = None
     if len(keep) >= PART_MIN:
         groups = _parts(model, sub, index, located, initial,
-                        any(f.meta.name == CAPACITY for f in program.files), PART_SIZE)
+                        any(f.meta.name == CAPACITY for f in program.files))
     if groups is None:
         if len(keep) == len(resources):
             return _whole(why, everything)
@@ -240,9 +240,9 @@ def _closure(model: Model, index: _Index) -> set[str]:
 
 
 def _parts(model: Model, sub: Model, index: _Index, located: Callable[[str], str | None],
-           initial: dict[str, str], capacity_rule: bool, size: int) -> list[set[str]] | None:
+           initial: dict[str, str], capacity_rule: bool) -> list[set[str]] | None:
     """The slice ``sub`` of ``model`` cut into parts that can be solved each on its own
-    (the module's docstring), each about ``size`` moving resources and sorted;
+    (the module's docstring), each about ``_part_size`` moving resources and sorted;
     None when it cannot be cut, or would be one part."""
     resources, changing = sub.resources, index.changing
     moving: set[str] = set()
@@ -259,7 +259,7 @@ def _parts(model: Model, sub: Model, index: _Index, located: Callable[[str], str
             node = resources[node].part_of
         else:
             still.update(below)
-    size = _part_size(len(moving), size)
+    size = _part_size(len(moving))
     if len(moving) <= size:
         return None   # one part at most
     if not _outside_holds(model, index, moving, located):
@@ -326,12 +326,12 @@ def _parts(model: Model, sub: Model, index: _Index, located: Callable[[str], str
     return groups
 
 
-def _part_size(moving: int, size: int) -> int:
-    """The moving resources a part packs: ``size``, or half of them where there
+def _part_size(moving: int) -> int:
+    """The moving resources a part packs: PART_SIZE, or half of them where there
     are fewer than twice that, but not below PART_MIN // 2, where the second
     child would cost more than it saves. From the count alone, never from the
     machine: the same model is cut the same way everywhere, so its plan is too."""
-    return min(size, max(PART_MIN // 2, -(-moving // 2)))
+    return min(PART_SIZE, max(PART_MIN // 2, -(-moving // 2)))
 
 
 def _capacity_may_bind(sub: Model, moving: set[str], located: Callable[[str], str | None],
