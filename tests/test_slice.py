@@ -48,8 +48,11 @@ def same_outcome(project_of) -> int | None:
         assert bodies[0] == bodies[1]   # the same operations, order and cost
         # Placements too, but where several cost the same the two programs may
         # pick different ones (the search differs): only what the plan places
-        # may differ, never where an unchanged resource already is.
-        changed = {c["resource"] for c in json.loads(full.plan.to_json())["resource_changes"]}
+        # may differ, never where an unchanged resource already is. The plan
+        # places what it changes and what the inventory left unplaced (an
+        # active resource observed without a target gets one, with no operation).
+        unplaced = {r.name for r in project_of().model.resources.values() if r.placement is None}
+        changed = {c["resource"] for c in json.loads(full.plan.to_json())["resource_changes"]} | unplaced
         assert placed[0].keys() == placed[1].keys()
         assert {r: t for r, t in placed[0].items() if r not in changed} == \
             {r: t for r, t in placed[1].items() if r not in changed}
@@ -515,6 +518,27 @@ def test_every_reason_to_plan_the_whole_model_is_named(applied, tmp_path):
     resources = yaml.safe_load((applied / "request.yaml").read_text())["resources"]
     request.write_text(yaml.safe_dump({"resources": [{**r, "state": "absent"} for r in resources]}))
     assert scope().whole == "more than half of the resources may change"
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_where_an_unplaced_resource_lands_is_a_tie_the_parts_may_break_otherwise(monkeypatch):
+    """An active VNF observed without a target (svc-00003-vnf-1) is placed by the
+    plan with no operation. Cut into parts, the search may meet another target of
+    the same cost first: the plans agree on everything but where that lands.
+    (Found by a differential fuzz of pruned against whole-model plans.)"""
+    monkeypatch.setattr(slicing, "PART_MIN", 1)
+    monkeypatch.setattr(slicing, "PART_SIZE", 1)
+    root = FIXTURES / "unplaced-tie"
+
+    def project():
+        return load_project(root, root / "request.yaml", root / "inventory.yaml")
+    vnf = project().model.resources["svc-00003-vnf-1"]
+    assert vnf.current == "active" and vnf.placement is None and vnf.observed
+    outcome = make_plan(project())
+    assert outcome.scope.parts > 1 and "svc-00003-vnf-1" in json.loads(outcome.plan.to_json())["placements"]
+    same_outcome(project)
 
 
 def test_the_scope_of_parts_counts_what_the_parts_hold(applied, monkeypatch):
