@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
@@ -111,6 +111,7 @@ class _Job:
     explain: bool = True     # _plan_child's: explain "no plan"
     parts: list[list[str]] | None = None   # _plan_child's: the facts of each part (planner/slice.py), or None
     workers: int = 1         # children sharing memory_mb (each caps itself at its share)
+    parent: int = field(default_factory=os.getpid)   # the process that asked: the child ends with it
     #: what a user raises when the time limit or the memory cap strikes
     hints: tuple[str, str] = ("settings.solve_timeout in ordo.yaml or --timeout",
                               "settings.memory_limit_mb in ordo.yaml or --memory-limit")
@@ -439,13 +440,64 @@ def _start_forkserver() -> None:
                 os.environ["PYTHONSAFEPATH"] = saved
 
 
-def _start_child(megabytes: int) -> None:
-    """What every child does first: cap its memory; leave Ctrl-C to the parent,
-    which ends it; and no garbage collection, which would touch (and so copy)
-    every object it shares with a forked parent."""
+def _start_child(job: _Job, megabytes: int) -> None:
+    """What every child does first: end with the process that asked for it;
+    cap its memory; leave Ctrl-C to the parent, which ends it; and no garbage
+    collection, which would touch (and so copy) every object it shares with a
+    forked parent."""
+    _end_with(job.parent)
     _limit_memory(megabytes)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()
+
+
+#: prctl's option that has the kernel signal a process when its parent ends (linux/prctl.h)
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with(parent: int) -> None:
+    """Be killed when ordo's process ``parent`` ends, however it ends. Only the
+    parent ends a grounding that does not end, so a child of a parent killed
+    outright (SIGKILL, the kernel's OOM killer, a lost worker's host going on)
+    would otherwise go on grounding, up to its memory cap, with nobody to read
+    its answer. Linux signals a process when the one that forked it ends
+    (PR_SET_PDEATHSIG): ordo itself, or its fork server. The fork server ends
+    when no process holds its "alive" pipe open any more, and multiprocessing
+    hands that pipe to every child too (a child may start children of its
+    own; ours start none): the child closes it, so that the server ends with
+    ordo, and the child with the server. A parent that ended before the signal
+    was asked for is seen here, and the child ends at once. Elsewhere than on
+    Linux, nothing is done."""
+    if not sys.platform.startswith("linux"):
+        return
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(alive, int):
+        with contextlib.suppress(OSError):
+            os.close(alive)
+        server._forkserver_alive_fd = None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if not _running(parent):
+        os._exit(1)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` is running (not ended, nor a zombie waiting to be reaped). Linux."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read()
+    except OSError:
+        return False
+    return fields[fields.rindex(b")") + 2:][:1] not in (b"Z", b"X", b"x")
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -466,7 +518,7 @@ def _limit_memory(megabytes: int) -> None:
 def _plan_child(conn: Connection, job: _Job) -> None:
     """Ground, solve and explain "no plan"; send ("grounded",), then the answer. In parts:
     ("grounding",) before each part after the first, ("grounded",) after each."""
-    _start_child(job.memory_mb // job.workers)
+    _start_child(job, job.memory_mb // job.workers)
     # The ground program and the symbols, freed only once the answer is sent (by
     # then the parent goes on, and ends this process if it is still freeing them).
     kept: list = []
@@ -506,7 +558,7 @@ def _conflict_child(conn: Connection, job: _Job) -> None:
 def _placement_child(conn: Connection, job: _Job) -> None:
     """Plan the resource on each other target; ("grounding",) and ("grounded",) around each grounding,
     ("partial", Alternative, only for now) as each target is decided."""
-    _start_child(job.memory_mb)
+    _start_child(job, job.memory_mb)
 
     from planner.why import placement_here
 
@@ -534,7 +586,7 @@ def _search_child(conn: Connection, job: _Job, search) -> None:
     """``search(grounded, seconds left)``, which calls ``grounded`` with its
     grounded Control: send ("grounded",), then the answer. The ground program
     is never freed: the process ends once the answer is sent."""
-    _start_child(job.memory_mb)
+    _start_child(job, job.memory_mb)
     kept: list[clingo.Control] = []
 
     def grounded(ctl: clingo.Control) -> None:
@@ -549,7 +601,7 @@ def _search_child(conn: Connection, job: _Job, search) -> None:
 
 
 def _ground_child(conn: Connection, job: _Job) -> None:
-    _start_child(job.memory_mb)
+    _start_child(job, job.memory_mb)
     _reply(conn, lambda: ("done", _ground(_unchanged(job).program, job.facts, STRICT, [])[1]))
 
 
@@ -579,7 +631,7 @@ def _probe_child(conn: Connection, job: _Job) -> None:
     """Ground the base library with the facts, then each other policy file as
     its own program part (seeing what was grounded before it); send
     ("part", index) before each (-1: the base) and ("size", index, atoms) after."""
-    _start_child(job.memory_mb)
+    _start_child(job, job.memory_mb)
     ctl = clingo.Control(["--parallel-mode=1"], logger=lambda _code, _msg: None)
     parts = []
     with ast.ProgramBuilder(ctl) as builder:

@@ -516,3 +516,74 @@ def test_children_killed_and_not_waited_for_do_not_pile_up(vfw_copy):
     while multiprocessing.active_children() and time.monotonic() < deadline:   # reaps what ended
         time.sleep(0.05)
     assert _zombies() <= before
+
+
+# A process that plans vfw_copy with SLOW added: with a thread of its own
+# ("threads"), its planning child comes from its fork server.
+ASKER = """
+import sys, threading, time
+from pathlib import Path
+if sys.argv[2] == "threads":
+    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+from domain.project import load_project
+from planner.core import make_plan
+make_plan(load_project(Path(sys.argv[1])), timeout=300)
+"""
+
+
+def _state(stat: Path) -> tuple[str, int] | None:
+    """A process's state and parent, from its /proc/PID/stat; None once it has gone."""
+    try:
+        text = stat.read_text()
+    except OSError:
+        return None
+    state, parent = text[text.rindex(")") + 2:].split()[:2]
+    return state, int(parent)
+
+
+def _running(pid: int) -> bool:
+    found = _state(Path(f"/proc/{pid}/stat"))
+    return found is not None and found[0] not in "ZXx"
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes running under ``pid``, children and theirs (Linux's /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        if (found := _state(stat)) is not None and found[0] not in "ZXx":
+            children.setdefault(found[1], []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        found.update(more := children.get(todo.pop(), []))
+        todo += more
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a child ends with its parent on Linux only")
+@pytest.mark.parametrize(("asker", "processes"), [("one-thread", 1), ("threads", 3)])
+def test_a_planning_child_ends_with_the_process_that_asked_for_it(vfw_copy, asker, processes):
+    """ordo killed outright (SIGKILL, the OOM killer) ends nothing itself, and only the parent ends a
+    grounding: its planning child, forked by it or by its fork server, must not go on grounding a rule
+    for minutes with nobody to read its answer."""
+    add_policy(vfw_copy, "slow.lp", SLOW)
+    proc = subprocess.Popen([sys.executable, "-c", ASKER, str(vfw_copy), asker], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        # the planning child; with threads, multiprocessing's resource tracker and fork server too
+        while len(_descendants(proc.pid)) < processes:
+            assert proc.poll() is None and time.monotonic() < deadline, "no planning child"
+            time.sleep(0.05)
+        time.sleep(1.0)   # grounding
+        under = _descendants(proc.pid)
+        assert len(under) == processes and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+    gone_by = time.monotonic() + 10
+    while (left := {pid for pid in under if _running(pid)}) and time.monotonic() < gone_by:
+        time.sleep(0.05)
+    for pid in left:   # not to leave them grounding after the test fails
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    assert not left
