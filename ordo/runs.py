@@ -31,7 +31,11 @@ from planner.plan import Plan
 
 @contextmanager
 def _interrupts(executor: Executor, console: Console) -> Iterator[None]:
-    """Ctrl-C once: drain and save; twice: stop at once (the journal allows resume)."""
+    """Ctrl-C once: drain and save; twice: stop at once (the journal allows resume).
+    SIGTERM (a service manager stopping ordo, ``timeout``, a container's end) counts as
+    Ctrl-C for a run this process carries out: the operations in flight finish and the run
+    stays resumable. The client of a Temporal run only follows it: SIGTERM ends the client,
+    and the run goes on (docs/deploy.md)."""
     presses = 0
 
     def handler(signum: int, frame: Any) -> None:
@@ -39,16 +43,19 @@ def _interrupts(executor: Executor, console: Console) -> Iterator[None]:
         presses += 1
         if presses == 1:
             executor.request_stop()
-            console.print("\n[yellow]Stopping: letting the operations in flight finish "
+            why = " (SIGTERM)" if signum == signal.SIGTERM else ""
+            console.print(f"\n[yellow]Stopping{why}: letting the operations in flight finish "
                           "(Ctrl-C again to stop at once).[/]", highlight=False)
         else:
             raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, handler)
+    heard = (signal.SIGINT, signal.SIGTERM) if isinstance(executor, Executor) else (signal.SIGINT,)
+    previous = {sig: signal.signal(sig, handler) for sig in heard}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, was in previous.items():
+            signal.signal(sig, was)
 
 
 def _listener(as_json: bool, console: Console) -> Any:

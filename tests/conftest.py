@@ -110,7 +110,7 @@ def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None
     stdin is not a terminal, stdout and stderr are captured, the environment
     is that of ``run_ordo_process`` for the call only, and ``cwd`` is the
     working folder for the call only. The call may leave no thread running
-    and no SIGINT handler installed, and a bug in ordo fails the test unless
+    and no SIGINT or SIGTERM handler installed, and a bug in ordo fails the test unless
     ``expect_bug``.
     """
     from ordo.cli import main
@@ -120,7 +120,7 @@ def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None
     overrides: dict[str, str | None] = dict.fromkeys(ORDO_ENV)
     overrides.update({**PLAIN_TERMINAL, **(env or {})})
     threads = set(threading.enumerate())
-    handler = signal.getsignal(signal.SIGINT)
+    handler = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     runner = CliRunner()
     with runner.isolation(env=overrides, color=False) as (out, err, _), \
             contextlib.chdir(cwd if cwd is not None else Path.cwd()):
@@ -137,8 +137,9 @@ def run_ordo(*args: str | Path, cwd: Path | None = None, env: dict | None = None
                    expect_bug)
 
 
-def _check_left_behind(before: set[threading.Thread], handler: object) -> None:
-    assert signal.getsignal(signal.SIGINT) is handler, "ordo left its SIGINT handler installed"
+def _check_left_behind(before: set[threading.Thread], handler: tuple[object, object]) -> None:
+    assert signal.getsignal(signal.SIGINT) is handler[0], "ordo left its SIGINT handler installed"
+    assert signal.getsignal(signal.SIGTERM) is handler[1], "ordo left its SIGTERM handler installed"
     deadline = time.monotonic() + 10
     for thread in set(threading.enumerate()) - before:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -649,17 +649,19 @@ def test_abort_closes_a_fallen_out_run(vfw_copy, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_drains_then_resume_completes(vfw_copy, tmp_path):
+@pytest.mark.parametrize(("sent", "said"), [(signal.SIGINT, "Stopping:"), (signal.SIGTERM, "Stopping (SIGTERM):")])
+def test_ctrl_c_drains_then_resume_completes(vfw_copy, tmp_path, sent, said):
+    """Ctrl-C, or SIGTERM as a service manager or a container's end sends it, drains the run."""
     proc = start_hanging_apply(vfw_copy, tmp_path)  # Ctrl-C is the only way out
     try:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         code, text = finish(proc, timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert code == 130, text
-    assert "Stopping: letting the operations in flight finish" in text
+    assert f"{said} letting the operations in flight finish" in text
     assert "Apply interrupted:" in text
     assert "Traceback" not in text
     assert status(vfw_copy) == "interrupted"
