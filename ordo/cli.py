@@ -1034,7 +1034,11 @@ def _main(argv: list[str] | None) -> None:
         # its text may carry untrusted text (a path, a controller's answer): neither markup nor control characters
         _console(stderr=True).print(f"[red]error:[/] {shown_lines(exc)}", highlight=False)
         sys.exit(EXIT_TIMEOUT if isinstance(exc, PlanningLimitError) and exc.kind == "time" else EXIT_ERROR)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):   # click turns Ctrl-C into Abort
+            # a run stopped at once (a second Ctrl-C or SIGTERM) is interrupted and resumable: 130, as one drained
+            _console(stderr=True).print("Interrupted.")
+            sys.exit(EXIT_INTERRUPTED)
         _console(stderr=True).print("Aborted.")
         sys.exit(EXIT_ERROR)
     except click.ClickException as exc:

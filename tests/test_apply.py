@@ -576,14 +576,14 @@ def test_concurrency_group_from_a_policy(vfw_copy, tmp_path):
 HUNG = "vfw-base/create"
 
 
-def start_hanging_apply(project: Path, tmp_path: Path) -> subprocess.Popen:
+def start_hanging_apply(project: Path, tmp_path: Path, op_timeout: float = 0.3) -> subprocess.Popen:
     """`ordo apply` in its own process, in a run that cannot end by itself:
-    vfw-base/create hangs at every attempt (each given up on after 0.3 s, then
-    observed and sent again). Returns once that call is in flight."""
+    vfw-base/create hangs at every attempt (each given up on after ``op_timeout``
+    seconds, then observed and sent again). Returns once that call is in flight."""
     set_retry(project, initial_interval=0.01, max_interval=0.05, attempts=100000)
     sim = scenario(tmp_path, {"seed": 1, "latency": 0, "faults": [
         {"resource": "vfw-base", "operation": "create", "error": "hang", "times": 100000}]})
-    proc = start_ordo("apply", "-C", project, "--auto-approve", "--simulation", sim, "--op-timeout", "0.3")
+    proc = start_ordo("apply", "-C", project, "--auto-approve", "--simulation", sim, "--op-timeout", str(op_timeout))
     try:
         wait_for(lambda: has_event(project, "intent") and any(
             ev.kind == "intent" and ev.op == HUNG for ev in events(project)), what=f"{HUNG} to start")
@@ -675,6 +675,32 @@ def test_ctrl_c_drains_then_resume_completes(vfw_copy, tmp_path, sent, said):
     assert_all_active(vfw_copy)
     rows = ledger(vfw_copy)
     assert len(rows) == 32 and len({(r["resource"], r["operation"]) for r in rows}) == 32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_interrupt_stops_at_once_and_the_run_is_resumable(vfw_copy, tmp_path, sent):
+    """The second Ctrl-C (or SIGTERM) does not wait for the call in flight (60 s here): ordo ends at
+    once, exits 130 as for a drained run, and the run is interrupted, to be resumed."""
+    proc = start_hanging_apply(vfw_copy, tmp_path, op_timeout=60)
+    try:
+        proc.send_signal(sent)
+        time.sleep(0.5)   # the first is heard before the second comes
+        asked = time.monotonic()
+        proc.send_signal(sent)
+        code, text = finish(proc, timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 130 and took < 10, (code, took, text)
+    assert "Interrupted." in text and "Aborted" not in text and "Traceback" not in text
+    assert status(vfw_copy) == "interrupted"
+    fast = scenario(tmp_path, SMOOTH, "fast.yaml")
+    resumed = run_ordo("resume", "1", "-C", vfw_copy, "--simulation", fast)
+    assert resumed.code == 0, resumed.text
+    assert status(vfw_copy) == "complete"
 
 
 # --- many runs in one process ----------------------------------------------------------
