@@ -3,6 +3,7 @@ script's are, and a child past its time is killed with what it started."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -97,8 +98,8 @@ def thread_then_exit():
     sys.exit(4)
 
 def slow_thread_then_exit():
-    print("waiting", flush=True)
     threading.Thread(target=time.sleep, args=(30,)).start()
+    print("waiting", flush=True)
     sys.exit(0)
 '''
 
@@ -132,8 +133,14 @@ def test_ctrl_c_while_a_child_waits_for_its_threads_ends_it_alone(zygote: Zygote
     while not (out.exists() and "waiting" in out.read_text()) and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.2)   # in the wait for its thread
-    child.send_signal(signal.SIGINT)
-    assert child.wait(20) == -signal.SIGINT
+    # On a loaded machine the child may still be on its way to that wait: one that took Ctrl-C in its
+    # own code waits for its thread, and the next Ctrl-C reaches it there.
+    for _ in range(10):
+        child.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(2)
+            break
+    assert child.poll() == -signal.SIGINT
     assert sibling.poll() is None
     sibling.kill()
     assert sibling.wait(20) == -signal.SIGKILL
