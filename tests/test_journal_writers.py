@@ -5,6 +5,8 @@ benchmarks/bench_serve.py found it)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -33,3 +35,25 @@ def test_a_second_writer_in_the_process_waits_for_the_first_past_sqlites_busy_ti
         other.join(10)
         assert len(done) == 1 and isinstance(done[0], list), done
         assert [ev.kind for ev in first.events(run)] == ["note"]
+
+
+def test_another_process_closing_the_journal_keeps_the_wal_a_writer_here_uses(tmp_path: Path) -> None:
+    """A server holds a journal open and opens it again for another run; a CLI command reads it
+    and closes. The file's locks belong to the server's process, and closing any descriptor of
+    the file there dropped them all: the command, closing, took itself for the last user and
+    deleted the -wal file, and what the server wrote next went to a deleted file, lost."""
+    path = tmp_path / ".ordo" / "journal.db"
+    wal = path.with_name("journal.db-wal")
+    read = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+            "print(db.execute('SELECT count(*) FROM events').fetchone()[0]); db.close()")
+    with Journal(path) as server:
+        run = server.start_run("/p", "r", {})
+        server.append(run, [Event("note", data={"n": 1})])
+        with Journal(path) as again:   # the next run's journal, in the same process
+            again.runs()
+        command = subprocess.run([sys.executable, "-c", read, str(path)], capture_output=True, text=True, check=True)
+        assert int(command.stdout) >= 1
+        assert wal.exists(), "the -wal file was deleted under a writer"
+        server.append(run, [Event("note", data={"n": 2})])
+        seen = subprocess.run([sys.executable, "-c", read, str(path)], capture_output=True, text=True, check=True)
+        assert int(seen.stdout) == len(server.events(run)), "what the writer wrote since is lost to others"

@@ -26,9 +26,18 @@ _CANNOT = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlit
 def private_file(path: Path) -> None:
     """Create ``path`` (and its folder) readable by its owner only: folder 0700, file 0600.
     An existing file readable by others is narrowed; SQLite gives its -wal and -shm files the
-    database's permissions."""
+    database's permissions.
+
+    An existing file is never opened here. Its locks (POSIX's, which SQLite takes) belong to the
+    process, and closing any descriptor of the file drops them all, those of this process's SQLite
+    connections too: another process closing its last connection then took itself for the last
+    user and deleted the -wal file under a server still writing to it (events it had reported,
+    lost)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    except FileExistsError:
+        pass
     for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             if each.stat().st_mode & 0o077:
