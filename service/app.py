@@ -379,8 +379,8 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
     def public(exc: Exception) -> str:
         return str(exc).replace(f"{engine.path}: ", "")  # the server's own paths are not the caller's business
 
-    def answer(status: int, detail: str, **extra: Any) -> JSONResponse:
-        return JSONResponse({"detail": detail, **extra}, status_code=status)
+    def answer(code: int, detail: str, /, **extra: Any) -> JSONResponse:
+        return JSONResponse({"detail": detail, **extra}, status_code=code)
 
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,6 +3,7 @@ simulated controllers (the server runs in this process, on a thread)."""
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -101,6 +102,14 @@ def test_plans_the_plan_or_the_explanation(api: httpx.Client) -> None:
     assert none.json()["other"]["explanation"]
     unknown = api.post("/v1/plans", json={"whatif": {"target_down": ["region-nine"]}})
     assert unknown.status_code == 422 and "region-nine" in unknown.json()["detail"]
+    # a request that no target can take: no plan, with its explanation (it was a 500)
+    huge = copy.deepcopy(INSTANTIATE)
+    huge["services"]["vfw-service"]["vnfs"][2]["requires"]["vcpu"] = 100000
+    for call in ("/v1/plans", "/v1/runs"):
+        refused = api.post(call, json={"request": huge})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"] == "no plan exists" and refused.json()["status"] == "no_plan"
+        assert refused.json()["explanation"]
     # a saved plan is carried out as it is, and refused once stale
     accepted = api.post("/v1/runs", json={"request": INSTANTIATE, "plan": plan.json()})
     assert accepted.status_code == 202, accepted.text
