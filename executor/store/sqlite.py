@@ -9,6 +9,7 @@ on this host (a journal file is used from one machine).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -34,10 +35,8 @@ def private_file(path: Path) -> None:
     user and deleted the -wal file under a server still writing to it (events it had reported,
     lost)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-    except FileExistsError:
-        pass
     for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             if each.stat().st_mode & 0o077:
