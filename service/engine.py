@@ -104,6 +104,7 @@ class Engine(Protocol):
     """What the service needs of whatever carries runs out."""
 
     def start(self) -> None: ...
+    def stop(self) -> None: ...
     def shutdown(self, timeout: float) -> None: ...
     @property
     def ready(self) -> bool: ...
@@ -194,15 +195,20 @@ class LocalEngine:
     def ready(self) -> bool:
         return self._ready and self._accepting
 
-    def shutdown(self, timeout: float = 30.0) -> None:
+    def stop(self) -> None:
         """Take nothing new; ask every run driven here to stop once its operations in flight
-        finish (it ends "interrupted", and is resumed at the next start)."""
+        finish (it ends "interrupted", and is resumed at the next start). Does not wait."""
         with self._lock:
             self._accepting = False
             executors = list(self._executors)
-            threads = list(self._threads)
         for executor in executors:
             executor.request_stop()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """``stop``, then wait up to ``timeout`` seconds for the runs to end."""
+        self.stop()
+        with self._lock:
+            threads = list(self._threads)
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -51,6 +52,22 @@ class Options:
     temporal: Temporal | None = None          # runs as Temporal workflows (service/temporal_engine.py)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which asks the runs to stop as soon as it is told to exit (SIGTERM,
+    Ctrl-C). uvicorn first waits for the open connections to close (up to
+    ``timeout_graceful_shutdown``), and only then shuts the app down: an event stream that
+    someone follows (the web page) kept a run dispatching new operations meanwhile, or until it
+    ended."""
+
+    def __init__(self, config: uvicorn.Config, engine: LocalEngine) -> None:
+        super().__init__(config)
+        self._engine = engine
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self._engine.stop()
+
+
 def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
     """The server, ready to run; refused without credentials on anything but loopback."""
     credentials = Credentials.load(options.tokens, os.environ.get("ORDO_TOKENS"))
@@ -75,4 +92,4 @@ def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
                             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
                             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
                             timeout_graceful_shutdown=5, lifespan="on", server_header=False)
-    return uvicorn.Server(config), credentials
+    return _Server(config, engine), credentials

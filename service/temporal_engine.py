@@ -56,9 +56,12 @@ class TemporalEngine(LocalEngine):
 
         return self._launch(go, run_id)
 
-    def shutdown(self, timeout: float = 30.0) -> None:
-        """Take nothing new and stop following; the workflows go on (followed again at the next start)."""
+    def stop(self) -> None:
+        """Take nothing new; the workflows go on (followed again at the next start)."""
         with self._lock:
             self._accepting = False
             self._executors.clear()  # a stop would end the workflows "interrupted": nothing is asked of them
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Take nothing new and stop following."""
         super().shutdown(timeout=0.0)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.servicekit import INSTANTIATE, effects_once, free_port, process_server, wait_state
+from executor.journal import Journal
+from tests.servicekit import INSTANTIATE, effects_once, follow, free_port, process_server, wait_state
 
 
 def kinds(project: Path, run: int) -> list[str]:
@@ -54,3 +56,34 @@ def test_killed_mid_run_the_restarted_server_resumes_it(vfw_copy: Path, tmp_path
     assert after.index("resume-requested") < after.index("resumed") < after.index("run-ended")
     applied = effects_once(vfw_copy / ".ordo" / "simulated-world.db")
     assert applied[("vfw-base", "create")] == 1 and len(applied) == after.count("result")
+
+
+def test_sigterm_stops_the_runs_at_once_while_someone_follows_their_events(vfw_copy: Path, tmp_path: Path) -> None:
+    """uvicorn waits for open connections before it shuts the app down; an event stream followed
+    (the web page) kept the run dispatching until it ended, or for 5 s. The runs are asked to stop
+    at the signal: the run ends interrupted once its calls in flight finish, its stream ends with
+    it, and the server exits in about a call's time."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = process_server(vfw_copy, port, log, latency=0.4)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
+            run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+            streamed: list[list] = []
+            reader = threading.Thread(target=lambda: streamed.append(follow(api, run)), daemon=True)
+            reader.start()
+            wait_results(vfw_copy, run, 2, log, timeout=30)
+            server.send_signal(signal.SIGTERM)
+            asked = time.monotonic()
+            server.wait(30)
+            took = time.monotonic() - asked
+            reader.join(10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    after = kinds(vfw_copy, run)
+    assert after[-1] == "run-ended" and "result" in after and took < 3.5, (took, after[-8:], log.read_text()[-2000:])
+    assert streamed and streamed[0][-1]["kind"] == "run-ended"
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        assert jr.run(run).status == "interrupted"
