@@ -143,6 +143,10 @@ class RunResult:
     reason: str = ""
 
 
+#: What wakes an executor's wait on its queue of ended calls (a stop, an abort noticed), not a call's end.
+_WAKE = object()
+
+
 class Executor:
     """Carries plans out; one instance per run being driven. The local host of the run core
     (``executor/core/``): it carries out the core's commands with worker threads, the journal,
@@ -166,7 +170,9 @@ class Executor:
         self._stop = threading.Event()
         self._context: ControllerContext | None = None
         self._controllers: dict[str, Controller] = {}
-        self._queue: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Outcome | object] = queue.SimpleQueue()
+        self._held: list[Outcome] = []   # calls that ended as a stop came: given to the core after it
+        self._look = False               # the service asked a run it drives to stop: read the journal now
         # A pool of daemon workers: starting a thread per call costs more than
         # the call itself at thousands a second. A call given up on (no answer
         # in time) keeps its worker; a new one takes its place.
@@ -199,6 +205,13 @@ class Executor:
     def request_stop(self) -> None:
         """Drain: dispatch nothing new, let in-flight calls finish, save state (Ctrl-C once)."""
         self._stop.set()
+        self._queue.put(_WAKE)
+
+    def notice_abort(self) -> None:
+        """An abort was just journaled for the run driven here (the service's): look now, not at
+        the next poll, so that nothing new is dispatched meanwhile."""
+        self._look = True
+        self._queue.put(_WAKE)
 
     def apply(self, project: Project, plan: Plan, *, supersede: bool = False) -> RunResult:
         """Start a run of ``plan`` (made from ``project``) and carry it to an end. Refused while an
@@ -322,9 +335,12 @@ class Executor:
     def _wait(self, run: int) -> Input:
         """The next thing that happens: calls completing, a timer, a stop, an abort, an event that
         arrived for a waiting operation (written to the journal by `ordo event` or the service)."""
+        if self._held:   # the calls that ended as the stop came, now that the core knows of the stop
+            batch, self._held = self._held, []
+            return self._completed(run, batch)
         now = time.monotonic()
-        if now >= self._next_poll:
-            self._next_poll = now + self.options.poll
+        if now >= self._next_poll or self._look:
+            self._next_poll, self._look = now + self.options.poll, False
             if not self._stop_sent and self._aborted(run):
                 self._stop_sent = True
                 return Stop("aborted", self.clock())
@@ -347,6 +363,21 @@ class Executor:
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
+        ended: list[Outcome] = [done for done in batch if done is not _WAKE]  # type: ignore[misc]
+        if not self._stop_sent and (self._stop.is_set() or self._look):
+            # A stop (or an abort) came while the calls ended: the core hears it first, so that what
+            # the calls free is not given to new operations; the calls follow at the next wait.
+            self._next_poll, self._look = time.monotonic() + self.options.poll, False
+            why = "aborted" if self._aborted(run) else "interrupted" if self._stop.is_set() else None
+            if why is not None:
+                self._held, self._stop_sent = ended, True
+                return Stop(why, self.clock())
+        if not ended:
+            return Tick(self.clock())
+        return self._completed(run, ended)
+
+    def _completed(self, run: int, batch: list[Outcome]) -> Input:
+        """Calls that ended, fed to the core in one input (late answers of calls given up on dropped)."""
         outcomes = []
         for done in batch:
             oid = self._calls.pop(done.token, None)

@@ -331,7 +331,12 @@ class LocalEngine:
 
     def abort(self, run_id: int, principal: str) -> str:
         self.run(run_id)
-        return runs.abort(self.project, self.path, run_id, record={"principal": principal})
+        message = runs.abort(self.project, self.path, run_id, record={"principal": principal})
+        with self._lock:
+            executors = list(self._executors)
+        for executor in executors:   # the one driving the run reads the abort now, not at its next poll
+            executor.notice_abort()
+        return message
 
     def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int:
         """``record``: more to keep in its resume-requested event (a ``request_id`` the resume is known by,

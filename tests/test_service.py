@@ -195,3 +195,27 @@ def test_a_run_temporal_cannot_take_now_is_503_to_try_later(api: httpx.Client, m
     assert refused.status_code == 503 and refused.headers["retry-after"] == "30", refused.text
     assert "no worker serves the task queue ordo-so" in refused.json()["detail"]
     assert api.get("/v1/runs").json()["total"] == 0
+
+
+def test_an_abort_starts_nothing_new_in_the_run_driven_here(vfw_copy: Path) -> None:
+    """The engine tells the executor that drives the run, which reads the abort at once: it used to
+    find it at its next look at the journal (every 0.5 s), dispatching meanwhile."""
+    with thread_server(vfw_copy, latency=0.15) as url, httpx.Client(base_url=url, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+        deadline = time.monotonic() + 30
+        while not _results(vfw_copy, run, 3):   # mid-run
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert api.post(f"/v1/runs/{run}/abort").status_code == 202
+        wait_state(api, run, ("aborted",))
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        events = jr.events(run)
+    asked = next(e for e in events if e.kind == "abort-requested")
+    # (a dispatch under way as the abort came may still be journaled; the old poll found it up to 0.5 s later)
+    late = [(e.op, round(e.at - asked.at, 3)) for e in events if e.kind == "intent" and e.at > asked.at + 0.25]
+    assert not late, late
+
+
+def _results(project: Path, run: int, count: int) -> bool:
+    with Journal(project / ".ordo" / "journal.db", create=False) as jr:
+        return sum(e.kind == "result" for e in jr.events(run)) >= count
