@@ -135,6 +135,9 @@ class Stopper:
     def request_stop(self) -> None:
         self.reason = "interrupted"
 
+    def notice_abort(self) -> None:
+        """An abort reaches the workflow as a signal (``runs.abort``): nothing to hear here."""
+
 
 def reference(project: Project, options: ApplyOptions, journal: Journal, run: int, plan: Plan,
               temporal: Temporal) -> Ref:
