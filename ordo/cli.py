@@ -555,7 +555,10 @@ def _finish(console: Console, result, as_json: bool) -> int:
             console.print(f"  {render.terminal_safe(result.reason)}", highlight=False, markup=False)
         if result.explanation is not None:
             render.explanation(console, result.explanation)
-        if result.status in ("fallout", "interrupted", "failed"):
+        if result.status == "interrupted":   # stopped as asked: nothing to fix
+            console.print(f"  `ordo resume {result.run}` carries it on; or `ordo abort {result.run}`.",
+                          highlight=False, markup=False)
+        elif result.status in ("fallout", "failed"):
             console.print(f"  Fix the cause, then `ordo resume {result.run}`; or `ordo abort {result.run}`.",
                           highlight=False, markup=False)
     return {"complete": EXIT_OK, "fallout": EXIT_NO_PLAN, "interrupted": EXIT_INTERRUPTED}.get(

@@ -43,9 +43,9 @@ def _interrupts(executor: Executor, console: Console) -> Iterator[None]:
         presses += 1
         if presses == 1:
             executor.request_stop()
-            why = " (SIGTERM)" if signum == signal.SIGTERM else ""
+            why, again = (" (SIGTERM)", "SIGTERM or Ctrl-C") if signum == signal.SIGTERM else ("", "Ctrl-C")
             console.print(f"\n[yellow]Stopping{why}: letting the operations in flight finish "
-                          "(Ctrl-C again to stop at once).[/]", highlight=False)
+                          f"({again} again to stop at once).[/]", highlight=False)
         else:
             raise KeyboardInterrupt
 

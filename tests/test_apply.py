@@ -662,6 +662,7 @@ def test_ctrl_c_drains_then_resume_completes(vfw_copy, tmp_path, sent, said):
             proc.communicate()
     assert code == 130, text
     assert f"{said} letting the operations in flight finish" in text
+    assert "`ordo resume 1` carries it on; or `ordo abort 1`." in text and "Fix the cause" not in text
     assert "Apply interrupted:" in text
     assert "Traceback" not in text
     assert status(vfw_copy) == "interrupted"
