@@ -695,9 +695,11 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         saved = Plan.read(target, _plan_limit(project, required=False))
         if "/" not in operation and operation in saved.placements and after is None:
             from executor.runs import load_with_journal
+            from planner.verify import verify_explained_plan
             from planner.why import explain_placement
 
             loaded = load_with_journal(project, None, inventory, list(extra_policies), journal)
+            verify_explained_plan(loaded, saved, str(target), timeout=timeout)
             placed = explain_placement(loaded, saved, operation, timeout=timeout)
             if as_json:
                 click.echo(json.dumps(placed.to_dict(), indent=2, sort_keys=True))

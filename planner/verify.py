@@ -74,6 +74,15 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
         raise _refused(source, [(p, s.replace("{ordo}", against)) for p, s in found])
 
 
+def verify_explained_plan(project: Project, plan: Plan, source: str, *, timeout: float | None = None) -> None:
+    """Before a saved plan's choices are explained: a plan of the inputs as they are now must be
+    the plan ordo makes from them (``verify_saved_plan``: an edited one is refused as ``ordo apply``
+    refuses it, not explained as the planner's choice). A plan of other inputs (stale) is
+    explained as it is: the explanation names the inputs as changed."""
+    if plan.digest == digest(project, load_policies(project))[0]:
+        verify_saved_plan(project, plan, source, timeout=timeout)
+
+
 def _refuse(source: str, path: str, summary: str, detail: str = "") -> PlanRefused:
     return _refused(source, [(path, summary)], detail)
 

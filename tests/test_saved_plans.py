@@ -149,6 +149,23 @@ def test_an_edited_plan_is_refused_and_starts_no_run(project, capsys, edit, mess
     assert not default_path(project).exists()  # no run was started, no journal written
 
 
+def test_a_placement_of_an_edited_plan_is_refused_not_explained_as_the_planners(project, capsys):
+    """`ordo explain plan.json vfw` read an edited placement as the planner's choice ("of least
+    cost"); a plan of the inputs as they are must be ordo's, as for `ordo apply`. One made from other
+    inputs is still explained, with its inputs named as changed."""
+    path = save(capsys, project)
+    assert ordo(capsys, "explain", "-C", project, path, "vfw").code == 0
+    bad = edited(path, move_vfw)
+    run = ordo(capsys, "explain", "-C", project, bad, "vfw")
+    assert run.code == 1, run.text
+    assert f"{bad}: error: " in run.err and REFUSED_AT_VERIFY["moved-placement"][1] in run.err, run.err
+    assert "chosen by the planner" not in run.out and "Traceback" not in run.text
+    policy = project / "policies" / "config-after-modules.lp"
+    policy.write_text(policy.read_text() + "\n% changed since the plan was made\n")
+    stale = ordo(capsys, "explain", "-C", project, bad, "vfw")
+    assert stale.code == 0, stale.text
+
+
 JUNK = {
     "invalid-json": (b'{"format_version": "1.1", ', "not valid JSON: Expecting property name enclosed in double"),
     "not-utf8": (b'{"format_version": "1.1", "request": "\xff\xfe"}', "1:39: error: not UTF-8 text (byte 38)"),
