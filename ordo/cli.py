@@ -714,6 +714,9 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         return
     if operation is not None:
         raise click.UsageError("an OPERATION is explained within a saved plan: ordo explain plan.json OPERATION")
+    if target is not None and not target.suffix and not target.exists():   # `ordo explain vgmux`
+        raise click.UsageError(f"'{target}' is no request file: a resource or an operation is explained within a "
+                               f"saved plan: ordo plan --out plan.json, then ordo explain plan.json {target}")
     from executor.runs import load_with_journal
     from planner.core import load_policies, make_plan
 

@@ -131,3 +131,10 @@ def test_explain_checks_the_policies_once(vfw_copy, monkeypatch):
     assert run.code == 3, run.text
     assert "give up these requested goals" in run.out
     assert len(calls) == 1 and len(facts) == 1
+
+
+def test_a_resource_named_without_a_plan_says_to_name_the_plan_first(vfw_copy):
+    """`ordo explain vfw` read the word as a request file ("vfw: error: file not found")."""
+    run = run_ordo("explain", "-C", vfw_copy, "vfw", cwd=vfw_copy)
+    assert run.code == 1 and "'vfw' is no request file" in run.err and "ordo explain plan.json vfw" in run.err
+    assert "file not found" not in run.err
