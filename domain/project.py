@@ -162,22 +162,28 @@ def load_project(
     problems: list[Diagnostic] = []
     inputs = [(proj_src.file, proj_src.sha256)]
 
-    def load(path: Path | Source, model_cls: type):
+    def load(path: Path | Source, model_cls: type, named: tuple[str | int, ...] | None = None):
+        """``named``: where the project file names ``path``, which a file not found is reported at."""
         try:
             src = path if isinstance(path, Source) else load_yaml(path, display_path(path, root),
                                                                   cache=cache if _ours(path, root) else None)
             parsed = parse(model_cls, src)
         except DiagnosticsError as exc:
-            problems.extend(exc.diagnostics)
+            found = exc.diagnostics
+            if named is not None and [d.summary for d in found] == ["file not found"]:
+                found = [proj_src.diagnostic(named, f"{found[0].file}: file not found",
+                                             "expected a file, relative to the project folder")]
+            problems.extend(found)
             return None, None
         inputs.append((src.file, src.sha256))
         return parsed, src
 
+    named = catalog is None   # the project file's catalog files, not ones given
     catalog_paths = list(catalog) if catalog is not None else [root / rel for rel in project.catalog]
     catalog = CatalogFile()
     catalog_src = None
-    for item in catalog_paths:
-        part, src = load(item, CatalogFile)
+    for i, item in enumerate(catalog_paths):
+        part, src = load(item, CatalogFile, ("catalog", i) if named else None)
         if part is None:
             continue
         for section in ("controllers", "lifecycles", "types"):
@@ -196,14 +202,14 @@ def load_project(
         root / project.inventory if project.inventory else None)
     inv, inv_src = (InventoryFile(), None)
     if inv_path is not None:
-        inv, inv_src = load(inv_path, InventoryFile)
+        inv, inv_src = load(inv_path, InventoryFile, ("inventory",) if inventory is None else None)
         inv = inv or InventoryFile()
 
     req_path = (request if isinstance(request, Source) else _locate(request, root)) or (
         root / project.request if project.request else None)
     req, req_src = (None, None)
     if req_path is not None:
-        req, req_src = load(req_path, RequestFile)
+        req, req_src = load(req_path, RequestFile, ("request",) if request is None else None)
     elif need_request:
         problems.append(proj_src.diagnostic(("request",), "no request given",
                                             "name one on the command line or as 'request:' here"))

@@ -222,8 +222,9 @@ YAML_CASES = [
          "invalid start byte"],
         id="not-utf8"),
     pytest.param(
-        ((CATALOG, None, None),),
-        ["catalog.yaml: error: file not found"],
+        ((CATALOG, None, None),),   # reported where ordo.yaml names it
+        ["ordo.yaml:3:10: error: catalog[0]: catalog.yaml: file not found (expected a file, relative to the "
+         "project folder)"],
         id="file-not-found"),
 ]
 
