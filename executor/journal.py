@@ -57,6 +57,8 @@ from executor.store.sqlite import private_file
 STATUSES = ("running", "complete", "fallout", "interrupted", "aborted", "rolled_back", "failed", "superseded")
 #: Statuses from which `ordo resume` may continue ("running": when its owner is gone).
 RESUMABLE = ("running", "fallout", "interrupted", "failed")
+#: What to do about a run in progress when another would start.
+START_BUSY = "wait for it, or `ordo abort {run}`"
 
 #: The lock of write transactions that start, claim or check runs (others lock the run they write).
 WHOLE = 0
@@ -230,7 +232,7 @@ class Journal:
         beside the others."""
         if claims is not None:
             return self._start_claiming(project, request, options, sorted(set(claims)))
-        with self._exclusive("wait for it, or `ordo abort {run}`", others_only=False) as db:
+        with self._exclusive(START_BUSY, others_only=False) as db:
             waiting = []
             for old in self._startable_locked(supersede):
                 db.lock(old.id)  # an append to it that looked at its status (append_once) commits first
@@ -408,8 +410,10 @@ class Journal:
         return None
 
     def check_startable(self, supersede: bool = False) -> None:
-        """JournalError now if `start_run` would refuse for a resumable run (before planning)."""
+        """JournalError now if `start_run` would refuse, for a run in progress or one that can be
+        resumed (before planning: a plan made only to be refused is time lost and a screen misread)."""
         with self._read():
+            self._refuse_busy_locked(START_BUSY, others_only=False)
             self._startable_locked(supersede)
 
     def resumable(self) -> list[RunInfo]:
@@ -501,12 +505,15 @@ class Journal:
         ``others_only``, of this one) is in progress: one writer per working folder.
         ``then`` says what to do about it ({run} is the run in progress)."""
         with self._write(run, whole=True) as db:
-            busy = self._live_run_locked()
-            if busy is not None and not (others_only and busy.mine):
-                raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}"
-                                   + (f" on {busy.host}" if busy.host != _host() else "") + "); "
-                                   + then.format(run=busy.id))
+            self._refuse_busy_locked(then, others_only)
             yield db
+
+    def _refuse_busy_locked(self, then: str, others_only: bool) -> None:
+        busy = self._live_run_locked()
+        if busy is not None and not (others_only and busy.mine):
+            raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}"
+                               + (f" on {busy.host}" if busy.host != _host() else "") + "); "
+                               + then.format(run=busy.id))
 
     def run(self, run_id: int) -> RunInfo:
         with self._read():

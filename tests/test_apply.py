@@ -679,6 +679,21 @@ def test_ctrl_c_drains_then_resume_completes(vfw_copy, tmp_path, sent, said):
 
 
 @pytest.mark.slow
+def test_an_apply_while_a_run_is_in_progress_is_refused_before_it_plans(vfw_copy, tmp_path):
+    """It planned and printed a whole plan (from the half-done state) before it was refused."""
+    proc = start_hanging_apply(vfw_copy, tmp_path)
+    try:
+        second = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", scenario(tmp_path, SMOOTH,
+                                                                                                "fast.yaml"))
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert second.code == 1, second.text
+    assert "run 1 is in progress (pid" in second.err and "wait for it, or `ordo abort 1`" in second.err
+    assert "Solver:" not in second.text and "Wave 1" not in second.out, second.out
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
 def test_a_second_interrupt_stops_at_once_and_the_run_is_resumable(vfw_copy, tmp_path, sent):
     """The second Ctrl-C (or SIGTERM) does not wait for the call in flight (60 s here): ordo ends at
