@@ -81,16 +81,19 @@ async def _answers(client) -> None:
 
 @contextlib.contextmanager
 def workers(address: str, queue: str, folder: Path, project: Path, count: int = 2, envs: list[dict] | None = None,
-            extra: tuple[str, ...] = ()) -> Iterator[list[Forked]]:
+            extra: tuple[str, ...] = (), extras: list[tuple[str, ...]] | None = None) -> Iterator[list[Forked]]:
     """``count`` `ordo worker` processes serving the main queue ``queue`` and ``project``'s controllers'
-    queues (``envs``: each one's environment variables; ``extra``: more arguments)."""
+    queues (``envs``: each one's environment variables; ``extra``: more arguments; ``extras``: more
+    arguments of each one)."""
     procs = []
     envs = envs or [{}] * count
+    extras = extras or [()] * count
     try:
         for i in range(count):   # forked from the zygote (tests/zygote.py): real processes, started sooner
             (folder / f"worker-{queue}-{i}.log").write_bytes(b"")
             procs.append(shared().spawn(
-                ordo_executable(), ["worker", "--temporal", address, "--main-queue", queue, "-C", str(project), *extra],
+                ordo_executable(), ["worker", "--temporal", address, "--main-queue", queue, "-C", str(project), *extra,
+                                    *extras[i]],
                 Path.cwd(), ordo_env(envs[i]), folder / f"worker-{queue}-{i}.log"))
         for i in range(count):
             log = folder / f"worker-{queue}-{i}.log"

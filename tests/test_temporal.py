@@ -43,9 +43,10 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory):
         yield address
 
 
-def workers(address: str, queue: str, folder: Path, count: int = 2, envs: list[dict] | None = None):
+def workers(address: str, queue: str, folder: Path, count: int = 2, envs: list[dict] | None = None,
+            extras: list[tuple[str, ...]] | None = None):
     """`ordo worker` processes for the vFW."""
-    return vfw_workers(address, queue, folder, VFW, count, envs)
+    return vfw_workers(address, queue, folder, VFW, count, envs, extras=extras)
 
 
 #: The simulated calls' latency where a test does not depend on it: what it tests is the same with the
@@ -146,7 +147,11 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(temporal_serv
     from executor.temporal.client import workflow_id
 
     scenario = _scenario(tmp_path, "region-two-refuses.yaml", **QUICK)
-    with workers(temporal_server, "t2", tmp_path, envs=[{"ORDO_CRASH_POINT": "applied:3"}, {}]) as procs:
+    # The worker killed serves the controllers' queues only: had it held a step of the main queue too,
+    # that step would be retried after its 30 s heartbeat timeout, as designed, and the test took 35 s.
+    calls = tuple(arg for c in ("sdnc", "openstack", "cds", "so") for arg in ("--task-queue", f"t2-{c}"))
+    with workers(temporal_server, "t2", tmp_path, envs=[{"ORDO_CRASH_POINT": "applied:3"}, {}],
+                 extras=[calls, ()]) as procs:
         done = subprocess.run(_apply_args(temporal_server, "t2", tmp_path, scenario), capture_output=True,
                               text=True, env=ordo_env(), timeout=120)
         assert procs[0].poll() == -signal.SIGKILL
