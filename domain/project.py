@@ -178,12 +178,12 @@ def load_project(
         inputs.append((src.file, src.sha256))
         return parsed, src
 
-    named = catalog is None   # the project file's catalog files, not ones given
+    own_catalog = catalog is None   # the project file's catalog files, not ones given
     catalog_paths = list(catalog) if catalog is not None else [root / rel for rel in project.catalog]
     catalog = CatalogFile()
     catalog_src = None
     for i, item in enumerate(catalog_paths):
-        part, src = load(item, CatalogFile, ("catalog", i) if named else None)
+        part, src = load(item, CatalogFile, ("catalog", i) if own_catalog else None)
         if part is None:
             continue
         for section in ("controllers", "lifecycles", "types"):

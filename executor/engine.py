@@ -335,9 +335,6 @@ class Executor:
     def _wait(self, run: int) -> Input:
         """The next thing that happens: calls completing, a timer, a stop, an abort, an event that
         arrived for a waiting operation (written to the journal by `ordo event` or the service)."""
-        if self._held:   # the calls that ended as the stop came, now that the core knows of the stop
-            batch, self._held = self._held, []
-            return self._completed(run, batch)
         now = time.monotonic()
         if now >= self._next_poll or self._look:
             self._next_poll, self._look = now + self.options.poll, False
@@ -350,6 +347,9 @@ class Executor:
         if self._stop.is_set() and not self._stop_sent:
             self._stop_sent = True
             return Stop("interrupted", self.clock())
+        if self._held:   # the calls that ended as the stop came, now that the core knows of the stop
+            batch, self._held = self._held, []
+            return self._completed(run, batch)
         wait = self._next_poll - now
         if self._until is not None:
             wait = min(wait, self._until - self.clock())
@@ -365,13 +365,10 @@ class Executor:
                 break
         ended: list[Outcome] = [done for done in batch if done is not _WAKE]  # type: ignore[misc]
         if not self._stop_sent and (self._stop.is_set() or self._look):
-            # A stop (or an abort) came while the calls ended: the core hears it first, so that what
-            # the calls free is not given to new operations; the calls follow at the next wait.
-            self._next_poll, self._look = time.monotonic() + self.options.poll, False
-            why = "aborted" if self._aborted(run) else "interrupted" if self._stop.is_set() else None
-            if why is not None:
-                self._held, self._stop_sent = ended, True
-                return Stop(why, self.clock())
+            # A stop (or an abort) came while the calls ended: looked at as above, first, so that
+            # what the calls free is not given to new operations; the calls follow.
+            self._held = ended
+            return self._wait(run)
         if not ended:
             return Tick(self.clock())
         return self._completed(run, ended)

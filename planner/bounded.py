@@ -440,13 +440,13 @@ def _start_forkserver() -> None:
                 os.environ["PYTHONSAFEPATH"] = saved
 
 
-def _start_child(job: _Job, megabytes: int) -> None:
+def _start_child(job: _Job) -> None:
     """What every child does first: end with the process that asked for it;
-    cap its memory; leave Ctrl-C to the parent, which ends it; and no garbage
-    collection, which would touch (and so copy) every object it shares with a
-    forked parent."""
+    cap its memory at its share; leave Ctrl-C to the parent, which ends it;
+    and no garbage collection, which would touch (and so copy) every object
+    it shares with a forked parent."""
     _end_with(job.parent)
-    _limit_memory(megabytes)
+    _limit_memory(job.memory_mb // job.workers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()
 
@@ -518,7 +518,7 @@ def _limit_memory(megabytes: int) -> None:
 def _plan_child(conn: Connection, job: _Job) -> None:
     """Ground, solve and explain "no plan"; send ("grounded",), then the answer. In parts:
     ("grounding",) before each part after the first, ("grounded",) after each."""
-    _start_child(job, job.memory_mb // job.workers)
+    _start_child(job)
     # The ground program and the symbols, freed only once the answer is sent (by
     # then the parent goes on, and ends this process if it is still freeing them).
     kept: list = []
@@ -558,7 +558,7 @@ def _conflict_child(conn: Connection, job: _Job) -> None:
 def _placement_child(conn: Connection, job: _Job) -> None:
     """Plan the resource on each other target; ("grounding",) and ("grounded",) around each grounding,
     ("partial", Alternative, only for now) as each target is decided."""
-    _start_child(job, job.memory_mb)
+    _start_child(job)
 
     from planner.why import placement_here
 
@@ -586,7 +586,7 @@ def _search_child(conn: Connection, job: _Job, search) -> None:
     """``search(grounded, seconds left)``, which calls ``grounded`` with its
     grounded Control: send ("grounded",), then the answer. The ground program
     is never freed: the process ends once the answer is sent."""
-    _start_child(job, job.memory_mb)
+    _start_child(job)
     kept: list[clingo.Control] = []
 
     def grounded(ctl: clingo.Control) -> None:
@@ -601,7 +601,7 @@ def _search_child(conn: Connection, job: _Job, search) -> None:
 
 
 def _ground_child(conn: Connection, job: _Job) -> None:
-    _start_child(job, job.memory_mb)
+    _start_child(job)
     _reply(conn, lambda: ("done", _ground(_unchanged(job).program, job.facts, STRICT, [])[1]))
 
 
@@ -631,7 +631,7 @@ def _probe_child(conn: Connection, job: _Job) -> None:
     """Ground the base library with the facts, then each other policy file as
     its own program part (seeing what was grounded before it); send
     ("part", index) before each (-1: the base) and ("size", index, atoms) after."""
-    _start_child(job, job.memory_mb)
+    _start_child(job)
     ctl = clingo.Control(["--parallel-mode=1"], logger=lambda _code, _msg: None)
     parts = []
     with ast.ProgramBuilder(ctl) as builder:

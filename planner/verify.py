@@ -45,11 +45,13 @@ class PlanRefused(DiagnosticsError):
     """A saved plan that is stale, or not the plan ordo makes from the inputs."""
 
 
-def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: float | None = None) -> None:
-    """Raise PlanRefused unless ``plan`` is what ordo plans from ``project``."""
+def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: float | None = None,
+                      program: Program | None = None) -> None:
+    """Raise PlanRefused unless ``plan`` is what ordo plans from ``project`` (``program``: its
+    policies, when the caller has loaded them already)."""
     if plan.status not in ("optimal", "satisfiable"):
         raise _refuse(source, "status", f"the saved plan has status '{plan.status}'; there is nothing to apply")
-    program = load_policies(project)
+    program = program if program is not None else load_policies(project)
     now, inputs = digest(project, program)
     if now != plan.digest:
         before = {i.path: i.sha256 for i in plan.inputs}
@@ -79,8 +81,9 @@ def verify_explained_plan(project: Project, plan: Plan, source: str, *, timeout:
     the plan ordo makes from them (``verify_saved_plan``: an edited one is refused as ``ordo apply``
     refuses it, not explained as the planner's choice). A plan of other inputs (stale) is
     explained as it is: the explanation names the inputs as changed."""
-    if plan.digest == digest(project, load_policies(project))[0]:
-        verify_saved_plan(project, plan, source, timeout=timeout)
+    program = load_policies(project)
+    if plan.digest == digest(project, program)[0]:
+        verify_saved_plan(project, plan, source, timeout=timeout, program=program)
 
 
 def _refuse(source: str, path: str, summary: str, detail: str = "") -> PlanRefused:
