@@ -304,7 +304,7 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
         info = jr.run(run_id)
         status = info.effective_status
         if info.options.get("engine") == "temporal" and status in ("running", "crashed"):
-            from executor.temporal import load_client
+            from executor.temporal import TemporalError, load_client
 
             # crashed while its workflow waits for a decision (the process that took it to resume it died)
             if status == "crashed" and (decided := load_client().decide(
@@ -318,7 +318,11 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
                 _close_aborted(jr, info, status, "aborted while crashed (its workflow gone)", record)
                 return f"Run {run_id} aborted (it was crashed, its workflow gone); nothing was undone."
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
-            load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
+            try:
+                load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
+            except TemporalError as exc:
+                # the workflow may have read the abort from the journal and ended before the signal came
+                return _ended_first(jr, run_id, exc)
             return (f"Abort requested: run {run_id} (a Temporal workflow) will stop once its operations "
                     "in flight finish.")
         if status == "running":
@@ -340,6 +344,19 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             _close_aborted(jr, info, status, f"aborted while {status}", record)
             return f"Run {run_id} aborted (it was {status}); nothing was undone."
         raise ExecutionError(f"run {run_id} is {status}: there is nothing to abort")
+
+
+def _ended_first(jr: Journal, run_id: int, error: Exception) -> str:
+    """A run whose workflow could not be signalled to stop: aborted if it ended so meanwhile (its
+    workflow heard the abort-requested event first), else the signal's error stands."""
+    from executor.engine import ExecutionError
+
+    ended = jr.run(run_id).status
+    if ended == "running":
+        raise error   # nothing ended the run: the signal's own error stands
+    if ended != "aborted":
+        raise ExecutionError(f"run {run_id} ended {ended} before the abort reached it; see `ordo history`") from None
+    return f"Run {run_id} aborted; nothing was undone."
 
 
 def _aborted(decided: RunResult, done: str) -> str:

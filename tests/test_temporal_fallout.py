@@ -264,3 +264,39 @@ def test_a_crashed_run_whose_workflow_is_gone_is_closed_by_ordo_abort(temporal_s
     with Journal(tmp_path / "journal.db", create=False) as jr:
         assert jr.run(1).status == "aborted"
     assert [d["status"] for k, d in _events(tmp_path) if k == "run-ended"] == ["fallout", "aborted"]
+
+
+@pytest.mark.parametrize("end", [None, "aborted", "complete"])
+def test_an_abort_whose_workflow_ended_before_its_signal_says_what_the_run_became(
+        temporal_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str | None):
+    """The workflow reads the journal's abort-requested event, and under load it ended the run, and
+    itself, before `ordo abort`'s signal came: the signal fails (here: no such workflow, on a real
+    server). The run aborted is reported so (it once exited 1, "cannot signal"); a run that ended
+    otherwise first says so; one still running keeps the signal's error."""
+    from executor import runs
+    from executor.engine import ExecutionError
+    from executor.journal import Event
+    from executor.temporal import TemporalError
+
+    (tmp_path / "ordo.yaml").write_text("{}\n")
+    journal = tmp_path / "journal.db"
+    with Journal(journal) as jr:
+        run = jr.start_run("/p", "r", {"engine": "temporal", "temporal": temporal_server})
+    append = Journal.append
+
+    def the_workflow_ends_it(self, run_id, events, **kwargs):
+        append(self, run_id, events, **kwargs)
+        if end is not None and [e.kind for e in events] == ["abort-requested"]:
+            append(self, run_id, [Event("run-ended", data={"status": end})], status=end)
+
+    monkeypatch.setattr(Journal, "append", the_workflow_ends_it)
+    if end is None:
+        with pytest.raises(TemporalError, match=f"cannot signal run {run}'s workflow"):
+            runs.abort(tmp_path, journal, run)
+    elif end == "aborted":
+        assert runs.abort(tmp_path, journal, run) == f"Run {run} aborted; nothing was undone."
+    else:
+        with pytest.raises(ExecutionError, match=f"run {run} ended complete before the abort reached it"):
+            runs.abort(tmp_path, journal, run)
+    with Journal(journal, create=False) as jr:
+        assert jr.run(run).status == (end or "running")
