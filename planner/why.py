@@ -318,19 +318,21 @@ def placement_here(project: Project, program, plan: Plan, resource: str, *, time
     scope = _part(project, program, plan, resource, limits, timeout / (len(others) + 1)) \
         if others and not why.inputs_changed and plan.status == "optimal" and limits.may_ground() else None
     part, rest = scope if scope is not None else (whole, None)
+    res = project.model.resources.get(resource)
+    placed_now = res.placement if why.inputs_changed and res is not None else None
     for index, other in enumerate(others):
         share = len(others) - index   # the targets left to plan, this one included
         found = _undecided(other)
         if limits.may_ground():
             found = _alternative(program, part, project.model, plan, resource, other, limits,
-                                 limits.share(share), rest)
+                                 limits.share(share), rest, placed_now=placed_now)
         if found.status == "no_plan" and rest is not None:   # explained on the whole model, its real capacities
             found = Alternative(other, "no_plan", summary=UNEXPLAINED, complete=False)
             if limits.may_ground():
                 if on_decided is not None:
                     on_decided(found, True)   # what stands if the whole model's grounding runs past the deadline
                 again = _alternative(program, whole, project.model, plan, resource, other, limits,
-                                     limits.share(share), None)
+                                     limits.share(share), None, placed_now=placed_now)
                 found = again if again.status != "timeout" else found
         if on_decided is not None:
             on_decided(found, False)
@@ -363,14 +365,15 @@ def _part(project: Project, program, plan: Plan, resource: str, limits: _Limits,
 
 
 def _alternative(program, facts: list[str], model, plan: Plan, resource: str, target: str, limits: _Limits,
-                 timeout: float, rest: dict[int, int] | None) -> Alternative:
+                 timeout: float, rest: dict[int, int] | None, placed_now: str | None = None) -> Alternative:
     """Plan with ``resource`` fixed on ``target`` (a constraint no policy can
     relax), the plan's other placements kept where that costs nothing
     (planner.facts.keep_placements); ``rest``: what the rest of the plan costs, when
     ``facts`` are one part of the model (None: they are the whole model). A
     part without a plan is not explained here: its facts hold the capacity
     left, not the targets' own (planner/slice.py), so the caller asks again
-    on the whole model."""
+    on the whole model. ``placed_now``: where the resource is placed now, when the inputs changed since
+    the plan was made (a target it cannot move to for that reason alone is said so)."""
     from planner.facts import keep_placements
     from planner.solve import own_objective
 
@@ -385,6 +388,12 @@ def _alternative(program, facts: list[str], model, plan: Plan, resource: str, ta
             return Alternative(target, "no_plan")
         explanation = explain_no_plan(program, fixed, model, timeout=min(timeout, max(0.0, limits.left())),
                                       control=control)
+        if explanation.kind == "unknown" and placed_now not in (None, target):
+            # no policy to blame, and the resource was placed since the plan was made: the base's placement
+            # rule keeps it where it is unless it is replaced
+            return Alternative(target, "no_plan", summary=(
+                f"it is on {placed_now} now, observed since the plan was made, and a resource placed already "
+                "moves only when it is replaced (<base>/placement.lp)"))
         return Alternative(target, "no_plan", conflicts=tuple(explanation.conflicts), summary=explanation.summary)
     placed = {str(s.arguments[0].string): str(s.arguments[1].string) for s in result.symbols
               if s.name == "place" and len(s.arguments) == 2}

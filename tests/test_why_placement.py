@@ -147,10 +147,10 @@ def test_a_target_ruled_out_stays_so_when_its_explanation_runs_out_of_time(tmp_p
     plan = _extra_on_deployed(root)
     planned = why_module._alternative
 
-    def whole_model_times_out(program, facts, model, plan, resource, target, limits, timeout, rest):
+    def whole_model_times_out(program, facts, model, plan, resource, target, limits, timeout, rest, **kwargs):
         if rest is None:
             return why_module.Alternative(target, "timeout", summary="not decided within the time limit")
-        return planned(program, facts, model, plan, resource, target, limits, timeout, rest)
+        return planned(program, facts, model, plan, resource, target, limits, timeout, rest, **kwargs)
 
     monkeypatch.setattr(why_module, "_alternative", whole_model_times_out)
     why = _here(root, plan, "vextra", timeout=20)
@@ -250,3 +250,22 @@ def test_each_target_searches_in_what_the_groundings_leave():
     assert limits.share(3) == pytest.approx((1.0 - 0.4) / 3, abs=0.02)
     limits.deadline = time.monotonic() - 1
     assert limits.share(2) == 0.0 and not limits.may_ground()
+
+
+def test_a_target_ruled_out_because_the_resource_was_placed_since_the_plan_says_so(tmp_path):
+    """A plan made before the vFW was deployed, explained once it is (the inventory now has vfw active on
+    region-two): the other targets have no plan because vfw is placed and is not replaced, which the
+    explanation says, not "a resource to place and no target"."""
+    root = tmp_path / "p"
+    shutil.copytree(VFW, root, ignore=shutil.ignore_patterns(".ordo"))
+    plan = make_plan(load_project(root)).plan
+    text = (root / "ordo.yaml").read_text(encoding="utf-8")
+    assert "inventory: inventory.yaml" in text
+    (root / "ordo.yaml").write_text(text.replace("inventory: inventory.yaml", "inventory: inventory-deployed.yaml"),
+                                    encoding="utf-8")
+    why = explain_placement(load_project(root), plan, "vfw", timeout=30)
+    assert why.inputs_changed and why.target == "region-two"
+    assert [(alt.target, alt.status, alt.conflicts) for alt in why.alternatives] == \
+        [("region-one", "no_plan", ()), ("region-three", "no_plan", ())]
+    assert all(alt.summary.startswith("it is on region-two now, observed since the plan was made") and
+               "<base>/placement.lp" in alt.summary for alt in why.alternatives), why.alternatives
