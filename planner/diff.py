@@ -180,6 +180,13 @@ class PlanDiff:
                     or self.cost_changed or self.base.makespan != self.other.makespan
                     or self.base.critical_path != self.other.critical_path)
 
+    def _delta(self, name: str) -> dict[str, Any]:
+        """A side's figure, as the cost's: null on a side without a plan, and then no delta."""
+        before = getattr(self.base, name) if self.base.has_plan else None
+        after = getattr(self.other, name) if self.other.has_plan else None
+        delta = after - before if before is not None and after is not None else None
+        return {"before": before, "after": after, "delta": delta}
+
     def to_dict(self) -> dict[str, Any]:
         def items(values: tuple) -> list[dict[str, Any]]:
             return [v.to_dict() for v in values]
@@ -194,15 +201,11 @@ class PlanDiff:
             "resource_changes": items(self.resource_changes),
             "violations": {"added": items(self.violations_added), "removed": items(self.violations_removed)},
             "cost": [{"priority": p, "before": b, "after": a} for p, b, a in self.cost],
-            "makespan": _delta(self.base.makespan, self.other.makespan, self.comparable),
-            "critical_path": _delta(self.base.critical_path, self.other.critical_path, self.comparable),
+            "makespan": self._delta("makespan"),
+            "critical_path": self._delta("critical_path"),
         }
 
 
-def _delta(before: float, after: float, comparable: bool) -> dict[str, Any]:
-    if not comparable:
-        return {"before": None, "after": None, "delta": None}
-    return {"before": before, "after": after, "delta": after - before}
 
 
 def side(result: Any) -> tuple[Side, Plan | None]:

@@ -126,6 +126,11 @@ def test_scenario_without_plan_exits_3_with_explanation(vfw_copy):
                                "region-three", "--format", "json").out)
     assert body["comparable"] is False and body["other"]["status"] == "no_plan"
     assert body["other"]["explanation"]["conflicts"][0]["policy"] == "avoid-refused-targets"
+    # the side with a plan keeps its figures, as its cost: null only on the side without one
+    before = body["base"]
+    assert [c["before"] for c in body["cost"]] == [c["cost"] for c in before["cost"]]
+    assert body["makespan"] == {"before": before["makespan"], "after": None, "delta": None}
+    assert body["critical_path"] == {"before": before["critical_path"], "after": None, "delta": None}
 
 
 def test_plan_compare(vfw_copy, tmp_path):
