@@ -216,7 +216,33 @@ def load_program(files: list[tuple[Path, str, str]], root: Path) -> Program:
                 seen.add(target)
                 found.append((target, _included_display(pfile, target, root), origin, pfile.meta))
         todo.extend(reversed(found))
+    diagnostics += _name_clashes(parsed)
     return Program(files=parsed, rules=rules, diagnostics=diagnostics, root=root)
+
+
+_STOCK_FIRST = {"base": 0, "library": 1}
+
+
+def _name_clashes(files: list[PolicyFile]) -> list[Diagnostic]:
+    """A policy whose name another policy has already (a file included without a header of its own
+    is part of the policy that includes it, not another): ordo.yaml's enforcement levels,
+    ``--without-policy`` and tests pick policies by name, and would pick both. The stock policy, or
+    else the first file, keeps the name; each other is refused at its header."""
+    first: dict[str, PolicyFile] = {}
+    out = []
+    for pfile in sorted(files, key=lambda f: _STOCK_FIRST.get(f.origin, 2)):   # (stable: the load order within)
+        name = pfile.meta.name
+        owner = first.setdefault(name, pfile)
+        if owner.meta is pfile.meta:
+            continue
+        how = ("rename it in its %@ name: line" if pfile.meta.declared and pfile.meta.line else
+               "give it a %@ name: line of its own (a policy without one is named after its file)")
+        out.append(Diagnostic(
+            file=pfile.display, line=pfile.meta.line or 1, column=1, code="metadata",
+            summary=f"policy name '{name}' is taken by {owner.display}",
+            detail=f"every policy needs a name of its own: ordo.yaml's enforcement, --without-policy and "
+                   f"tests select policies by name; {how}"))
+    return out
 
 
 def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None, rules: list[RuleInfo],

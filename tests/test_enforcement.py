@@ -120,3 +120,30 @@ def test_lint_flags_missing_metadata_and_reserved_predicates(vfw_copy):
     assert "policies/config-after-modules.lp:2:1: error: defines 'goal/2', which the base library reserves" in run.err
     assert "policies/config-after-modules.lp:3:1: error: defines 'place/2', which the base library reserves" in run.err
     assert "before/2" not in run.err.split("reserves")[0]  # before/2 is open to policies
+
+
+def test_a_policy_may_not_take_another_policys_name(vfw_copy):
+    """A project policy named as a stock one, or two project files of one name, would both be picked by
+    that name: ordo.yaml's enforcement levels (here `capacity: advisory` turned the author's hard rule
+    advisory too), --without-policy and tests. The second of a name is refused at its header, by every
+    command; a file included without a header of its own stays part of its includer's policy."""
+    listed = "    - policies/config-after-modules.lp"
+    (vfw_copy / "policies" / "mine.lp").write_text(
+        "%@ name: capacity\n%@ enforcement: hard\n\n% mine: vsink never on region-two\n"
+        ":- place(\"vsink\",\"region-two\").\n")
+    (vfw_copy / "policies" / "config-after-modules.lp").write_text(
+        "%@ name: mine\n#include \"helper.lp\".\n" + (vfw_copy / "policies" / "config-after-modules.lp").read_text())
+    (vfw_copy / "policies" / "helper.lp").write_text("% no header: part of the policy mine\nspare(1).\n")
+    text = (vfw_copy / "ordo.yaml").read_text()
+    (vfw_copy / "ordo.yaml").write_text(text.replace(listed, listed + "\n    - policies/mine.lp"))
+    set_enforcement(vfw_copy, "    capacity: { level: advisory }\n")
+    for command in (["check"], ["plan"], ["whatif", "--without-policy", "capacity"], ["test"]):
+        run = run_ordo(*command, "-C", vfw_copy)
+        assert run.code != 0 and "Traceback" not in run.text, (command, run.text)
+        assert "policies/mine.lp:1:1: error: policy name 'capacity' is taken by <library>/capacity.lp" in run.text, \
+            (command, run.text)
+    assert "helper.lp" not in run_ordo("check", "-C", vfw_copy).err   # included: the same policy, no clash
+    (vfw_copy / "policies" / "mine.lp").write_text(":- place(\"vsink\",\"region-two\").\n")
+    run = run_ordo("check", "-C", vfw_copy)
+    assert "policies/mine.lp:1:1: error: policy name 'mine' is taken by policies/config-after-modules.lp" in run.err
+    assert "(a policy without one is named after its file)" in run.err
