@@ -55,6 +55,10 @@ PROBE_SECONDS = 10.0
 GRACE_SECONDS = 30.0
 
 
+#: Where the limits of a plan are set, unless the command gave them (planner.core.limit_hints).
+LIMIT_HINTS = ("settings.solve_timeout in ordo.yaml", "settings.memory_limit_mb in ordo.yaml")
+
+
 class PlanningLimitError(OrdoError):
     """Planning went past the time limit (``kind`` "time") or the memory cap ("memory")."""
 
@@ -113,8 +117,7 @@ class _Job:
     workers: int = 1         # children sharing memory_mb (each caps itself at its share)
     parent: int = field(default_factory=os.getpid)   # the process that asked: the child ends with it
     #: what a user raises when the time limit or the memory cap strikes
-    hints: tuple[str, str] = ("settings.solve_timeout in ordo.yaml or --timeout",
-                              "settings.memory_limit_mb in ordo.yaml or --memory-limit")
+    hints: tuple[str, str] = LIMIT_HINTS
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -144,7 +147,7 @@ class _Job:
 def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: float, memory_mb: int,
                   deadline: float | None = None, explain: bool = True, parts: list[list[str]] | None = None,
                   workers: int = 1, cancelled: Callable[[], bool] | None = None,
-                  ) -> tuple[SolveResult, Explanation | None, float]:
+                  hints: tuple[str, str] = LIMIT_HINTS) -> tuple[SolveResult, Explanation | None, float]:
     """Ground and solve in a child within ``timeout`` seconds together (or
     by ``deadline``, a ``time.monotonic()``, when an earlier solve used part
     of the time; ``timeout`` is then the limit the user set, as errors name
@@ -157,17 +160,18 @@ def solve_bounded(program: Program, facts: list[str], model: Model, *, timeout: 
     each with a run of consecutive parts and its share of ``memory_mb``;
     their answers are joined in the parts' order (``join``). ``cancelled``:
     asked every planner.slots.CANCEL_POLL seconds; once it says so, the
-    children are ended and PlanCancelled raised."""
+    children are ended and PlanCancelled raised. ``hints``: what the user raises when the time limit or
+    the memory cap strikes."""
     if deadline is None:
         deadline = time.monotonic() + timeout
     if parts is None or workers < 2 or len(parts) < 2:
         job = _Job(program, facts, model, deadline, timeout, memory_mb, explain=explain and parts is None,
-                   parts=parts)
+                   parts=parts, hints=hints)
         _, result, explanation, seconds = _answers(_plan_child, [job], cancelled=cancelled)[0]
         return with_symbols(result), explanation, seconds
     shares = _shares(parts, workers)
-    jobs = [_Job(program, [], model, deadline, timeout, memory_mb, explain=False, parts=share, workers=len(shares))
-            for share in shares]
+    jobs = [_Job(program, [], model, deadline, timeout, memory_mb, explain=False, parts=share, workers=len(shares),
+                 hints=hints) for share in shares]
     answers = _answers(_plan_child, jobs, cancelled=cancelled)
     return with_symbols(join([answer[1] for answer in answers], True)), None, 0.0
 

@@ -19,7 +19,7 @@ from domain.gcpause import paused_gc
 from domain.model import Model
 from domain.project import Project, display_path
 from domain.yamlsrc import Source
-from planner.bounded import memory_for, solve_bounded, workers_for
+from planner.bounded import LIMIT_HINTS, memory_for, solve_bounded, workers_for
 from planner.decode import Decoded, decode, op_id
 from planner.explain import Explanation, conflicts_from, explain_cycle
 from planner.facts import keep_placements, model_facts
@@ -173,6 +173,13 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
 
 
 @paused_gc()
+def limit_hints(timeout: float | None, memory_mb: int | None) -> tuple[str, str]:
+    """What a user raises when a limit strikes: the option that gave it (every command that takes a
+    limit calls it --timeout, --memory-limit), else the project's setting."""
+    return ("--timeout" if timeout is not None else LIMIT_HINTS[0],
+            "--memory-limit" if memory_mb is not None else LIMIT_HINTS[1])
+
+
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
               memory_mb: int | None = None, prune: bool = True, program: Program | None = None,
               deadline: float | None = None, keep: Mapping[str, str] | None = None,
@@ -214,7 +221,8 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     result, explanation, explained = solve_bounded(program, facts, project.model, timeout=limit, memory_mb=memory,
                                                    deadline=deadline, explain=sliced is None,
                                                    parts=parts if len(parts) > 1 else None,
-                                                   workers=workers_for(project, memory), cancelled=cancelled)
+                                                   workers=workers_for(project, memory), cancelled=cancelled,
+                                                   hints=limit_hints(timeout, memory_mb))
     if sliced is not None and result.status == "unsatisfiable":   # explained on the whole model
         whole = make_plan(project, timeout=timeout, concurrency=concurrency, memory_mb=memory_mb, prune=False,
                           program=program, deadline=deadline, keep=keep, cancelled=cancelled)

@@ -63,7 +63,7 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
     if unknown:
         raise _refused(source, unknown)
     limit = timeout if timeout is not None else project.settings.solve_timeout
-    outcome = make_plan(project, timeout=limit, concurrency=plan.concurrency, program=program)
+    outcome = make_plan(project, timeout=timeout, concurrency=plan.concurrency, program=program)
     if outcome.status == "no_plan":
         summary = outcome.explanation.summary if outcome.explanation else "no plan exists"
         raise _refuse(source, "", "ordo finds no plan from these inputs, so the saved plan cannot be one", summary)

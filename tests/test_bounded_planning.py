@@ -50,9 +50,13 @@ def test_grounding_past_the_time_limit_exits_4_naming_the_policy(vfw_copy):
     assert run.code == 4, run.text
     assert ("grounding exceeded the time limit (2 s); the policy that grounds largest is slow "
             "(policies/slow.lp)") in run.err
-    assert "settings.solve_timeout" in run.err and "--timeout" in run.err
+    assert "Fix that policy, or raise --timeout\n" in run.err   # the option that set the limit
     assert "Traceback" not in run.text
     assert took < 15  # 2 s to plan, at most 2 s to find the policy, and starting Python
+    (vfw_copy / "ordo.yaml").write_text((vfw_copy / "ordo.yaml").read_text().replace(
+        "solve_timeout: 20 ", "solve_timeout: 2 "))
+    run = run_ordo("plan", "-C", vfw_copy)   # the limit of the project's settings: the setting is named
+    assert run.code == 4 and "Fix that policy, or raise settings.solve_timeout in ordo.yaml\n" in run.err, run.text
 
 
 def test_grounding_past_the_memory_cap_exits_1_naming_the_policy(vfw_copy):
@@ -63,7 +67,7 @@ def test_grounding_past_the_memory_cap_exits_1_naming_the_policy(vfw_copy):
     assert run.code == 1, run.text
     assert ("grounding exceeded the memory cap (64 MB); the policy that grounds largest is big "
             "(policies/big.lp)") in run.err
-    assert "settings.memory_limit_mb" in run.err and "--memory-limit" in run.err
+    assert "Fix that policy, or raise --memory-limit" in run.err   # the option that set the cap
     assert "Traceback" not in run.text
     assert took < 40
 
@@ -121,7 +125,7 @@ def test_check_grounds_within_the_limits_too(vfw_copy):
 
 
 def in_process(program, facts, model, *, timeout, memory_mb, deadline=None, explain=True, parts=None, workers=1,
-               cancelled=None):
+               cancelled=None, hints=None):
     """make_plan as it was: ground and solve in this process."""
     from planner.explain import explain_no_plan
     from planner.solve import solve_parts, with_symbols

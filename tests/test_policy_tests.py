@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -388,3 +389,24 @@ def test_a_constraint_is_exercised_when_it_holds_a_plan_back():
     assert by_rule[("vg-follows-vgmux.lp", 27)] == ["ordering_test.yaml:11"]
     assert by_rule[("vg-follows-vgmux.lp", 31)] == []
     assert by_rule[("protected-resources.lp", 8)] == []
+
+
+def test_a_policy_that_grounds_without_end_errs_its_test_and_the_rest_are_not_run(vfw_copy):
+    """The first case waits for the time limit and errs, naming the policy and the setting to raise (not
+    a --timeout `ordo test` does not have); the cases after it would each wait as long, and are errors
+    that say why they did not run. Exit 1, as for any error in a case, not 4 (a usage error)."""
+    write(vfw_copy / "policies", "endless.lp", "%@ name: endless\nn(0).\nn(X+1) :- n(X).\n")
+    text = (vfw_copy / "ordo.yaml").read_text()
+    listed = "    - policies/config-after-modules.lp"
+    text = text.replace(listed, listed + "\n    - policies/endless.lp")
+    (vfw_copy / "ordo.yaml").write_text(re.sub(r"solve_timeout: \d+", "solve_timeout: 1", text))
+    assert "solve_timeout: 1 " in (vfw_copy / "ordo.yaml").read_text()
+    run = run_ordo("test", "tests/ordering_test.yaml", cwd=vfw_copy)
+    assert run.code == 1 and "Traceback" not in run.text, run.text
+    assert run.out.splitlines()[1] == "tests/ordering_test.yaml EEEEE"
+    assert ("tests/ordering_test.yaml:4:5: error: tests[0]: policies/endless.lp: grounding exceeded the time limit "
+            "(1 s); the policy that grounds largest is endless (policies/endless.lp). Fix that policy, or raise "
+            "settings.solve_timeout in ordo.yaml\n") in run.out
+    assert run.out.count("not run: planning struck the time limit in tests/ordering_test.yaml:4 "
+                         "(policies/endless.lp)") == 2 * 4   # the report and the summary, for each of the 4 after it
+    assert "--timeout" not in run.text

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from domain.errors import DiagnosticsError
+from planner.bounded import ChildEnded, PlanningLimitError
 from planner.core import make_plan
 from planner.testing.checking import brief, check_outcome
 from planner.testing.collection import Case, Collection, Suite
@@ -27,13 +28,16 @@ def run(collection: Collection, *, coverage: bool = False, base: Path | None = N
         return report
     seen: dict[tuple[str, int], list[tuple[str, int]]] = {}
     planned: list[CaseRun] = []
+    stopped: str | None = None   # why the cases after one that struck a planning limit are not run
     for suite in collection.suites:
         if not suite.cases:
             continue
         if on_suite is not None:
             on_suite(suite)
         for case in suite.cases:
-            done = run_case(case)
+            done = run_case(case) if stopped is None or case.spec.skip is not None else _not_run(case, stopped)
+            if stopped is None and done.limit is not None:
+                stopped = done.limit
             for key in done.exercised:
                 seen.setdefault(key, []).append((done.result.file, done.result.line))
             if coverage and done.program is not None:
@@ -67,6 +71,14 @@ def run_case(case: Case) -> CaseRun:
         result.outcome, result.errors = "error", exc.diagnostics
         result.seconds = time.perf_counter() - started
         return done
+    except (PlanningLimitError, ChildEnded) as exc:
+        where = exc.file if isinstance(exc, PlanningLimitError) and exc.file else "the planning process"
+        result.outcome, result.errors = "error", [diag(case, case.key, f"{where}: {exc}")]
+        result.seconds = time.perf_counter() - started
+        if isinstance(exc, PlanningLimitError):   # each other case would wait for the limit too: not run
+            done.limit = (f"not run: planning struck the {'time limit' if exc.kind == 'time' else 'memory cap'} "
+                          f"in {result.location} ({where}); fix that, then run the tests again")
+        return done
     result.status = outcome.status
     if outcome.status == "timeout":
         result.outcome = "error"
@@ -82,3 +94,10 @@ def run_case(case: Case) -> CaseRun:
             done.project, done.program = project, program
     result.seconds = time.perf_counter() - started
     return done
+
+
+def _not_run(case: Case, why: str) -> CaseRun:
+    """A case left out after another struck a planning limit: an error that says why."""
+    result = CaseResult(file=case.suite.display, line=case.line, name=case.name, outcome="error",
+                        errors=[diag(case, case.key, why)])
+    return CaseRun(result=result)
