@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from domain.errors import DiagnosticsError
+from domain.yamlsrc import MAX_DEPTH
 from executor.engine import ExecutionError
 from executor.journal import RESUMABLE, ClaimError, Event, RequestRef, RunInfo
 from executor.redact import Redactor
@@ -254,9 +255,26 @@ def _json(raw: bytes, *, required: bool) -> Any:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SoError(400, f"{SO_REQUEST}: the body is not JSON ({exc})") from None
+    except RecursionError:   # (a body of 1 MiB may open half a million brackets)
+        raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(value, dict):  # SO's bodies are objects; `null` is not "no body"
         raise SoError(400, f"{SO_REQUEST}: expected a JSON object, got {type(value).__name__}")
+    if _too_deep(value):
+        raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep")
     return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Nested deeper than request files may be (what reads the body recurses: the translation, the
+    redaction of what is kept), walked without recursion."""
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 async def _call(work: Callable[[], JSONResponse]) -> JSONResponse:

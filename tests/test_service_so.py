@@ -202,6 +202,25 @@ def test_no_json_unknown_ids_and_bad_filters(so_api: httpx.Client) -> None:
     assert so_api.delete(f"{CREATE}/bad%20name!").status_code == 400
 
 
+def test_a_body_nested_without_end_is_400_not_500(so_api: httpx.Client) -> None:
+    """A body far under the 1 MiB cap can nest deeper than the JSON parser recurses (a RecursionError
+    was a 500), or deep enough that what reads an accepted body does (the redaction of the details
+    kept): on each SO path that reads a body, a 400 in SO's shape, and nothing recorded."""
+    bottomless = b'{"requestDetails": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    deep = edited(("requestDetails", "requestParameters", "userParams", 0, "value"), None)
+    node = deep["requestDetails"]["requestParameters"]["userParams"][0]
+    for _ in range(800):
+        node["value"] = {"deeper": None}
+        node = node["value"]
+    tasks = f"{SO}/tasks/v1/nope-12/complete"
+    for method, url, body in (("POST", CREATE, bottomless), ("POST", CREATE, json.dumps(deep).encode()),
+                              ("DELETE", f"{CREATE}/vfw-service", bottomless), ("POST", tasks, bottomless)):
+        got = so_api.request(method, url, content=body, headers={"content-type": "application/json"})
+        assert got.status_code == 400, (method, url, got.status_code, got.text[:300])
+        assert "nested more than 100 levels deep" in so_error(got)
+    assert so_api.get("/v1/runs").json()["total"] == 0
+
+
 def test_so_clients_use_http_basic(vfw_copy: Path, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("so-operator-token-0123456789 operator vid\nso-reader-token-0123456789 reader dash\n")
