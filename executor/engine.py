@@ -757,7 +757,9 @@ class Executor:
 
     def _summary(self, rs: RunState) -> dict[str, Any]:
         """Resources that reached their goal, by what happened to them from the
-        start of the run (Terraform's summary), and those left short of it."""
+        start of the run (Terraform's summary), and those left short of it: every
+        resource the plan changes that is not at its goal, started or not (an
+        abort before most operations started leaves most of the plan unfinished)."""
         counts = {"created": 0, "changed": 0, "deleted": 0, "unfinished": 0}
         model = self._project.model if self._project else None
         goals = {c.resource: c.after for c in rs.plan.resource_changes} if rs.plan else {}
@@ -769,7 +771,7 @@ class Executor:
             before = rs.snapshot.get(name, {}).get("state", initial)
             now = record.state if record else model.resources[name].current
             if now != goals.get(name, now):
-                counts["unfinished"] += name in rs.touched
+                counts["unfinished"] += 1
             elif before == initial and now == initial:
                 continue  # created and removed again (a rollback): no net change
             elif before == initial and now != initial:

@@ -83,7 +83,9 @@ def test_abort_and_resume(vfw_copy: Path) -> None:
         assert api.post(f"/v1/runs/{run}/resume").status_code == 409  # it runs
         aborted = api.post(f"/v1/runs/{run}/abort")
         assert aborted.status_code == 202 and "Abort requested" in aborted.json()["message"]
-        assert wait_state(api, run, ("aborted",))["summary"]["unfinished"] > 0
+        summary = wait_state(api, run, ("aborted",))["summary"]
+        # each of the 10 resources the plan creates is created or unfinished, started or not
+        assert summary["unfinished"] > 0 and summary["created"] + summary["unfinished"] == 10, summary
         assert api.post(f"/v1/runs/{run}/resume").status_code == 409  # aborted is for good
         assert api.post(f"/v1/runs/{run}/abort").status_code == 409
         requested = [e for e in follow(api, run) if e["kind"] == "abort-requested"]
