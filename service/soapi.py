@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from domain.errors import DiagnosticsError
+from domain.project import Project
 from domain.yamlsrc import MAX_DEPTH
 from executor.engine import ExecutionError
 from executor.journal import RESUMABLE, ClaimError, Event, RequestRef, RunInfo
@@ -34,7 +35,7 @@ from service.so import status
 from service.so.mapping import Mapping, find_mapping, load_mapping
 from service.so.models import SO_REQUEST
 from service.so.status import SoRecord
-from service.so.translate import Translation, translate_create, translate_delete
+from service.so.translate import DELETE, Translation, translate_create, translate_delete
 
 PREFIX = "/onap/so/infra"
 #: Where an SO request is kept in its run's options.
@@ -180,7 +181,10 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     translation = translate(body, mapping)
     # Checked once more here, so that a problem is named at the SO field it came from
     # (the engine loads the same request again, as a request file, to plan and run it).
-    translation.load(engine.root, observed=list(engine.state().values()))
+    project = translation.load(engine.root, observed=list(engine.state().values()))
+    if translation.action == DELETE and not _exists(project, translation.service) and not _held(engine, translation):
+        raise SoError(404, f"no service instance {translation.service!r}: nothing ordo knows of (inventory or "
+                           "journal) has that serviceInstanceId, or it is deleted already")
     record = SoRecord(request_id=str(uuid.uuid4()), action=translation.action, instance_id=translation.service,
                       request_details=Redactor().tree((body or {}).get("requestDetails") or {}), received=time.time())
     try:
@@ -189,6 +193,21 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     except ClaimError as exc:
         raise _locked(engine, translation, exc) from None
     return JSONResponse(status.request_references(record.request_id, record.instance_id), 202)
+
+
+def _exists(project: Project, instance_id: str) -> bool:
+    """Whether a macro delete's service instance exists (observed, past its initial state), as SO looks
+    it up first: a mistyped id is a 404, not a request that completes having done nothing."""
+    res = project.model.resources.get(instance_id)
+    return res is not None and res.observed and res.current != project.model.kinds[res.type].initial
+
+
+def _held(engine: LocalEngine, translation: Translation) -> bool:
+    """Whether a run that may go on holds what the request touches (a create still under way, its
+    instance not observed yet): the answer is SO's "Locked instance", from the submission."""
+    wanted = set(translation.resources)
+    return any(wanted & set(engine.claims(info.id)) or not engine.claims(info.id)
+               for info in engine.runs() if info.effective_status in (*RESUMABLE, "crashed"))
 
 
 def _locked(engine: LocalEngine, translation: Translation, exc: ClaimError) -> SoError:

@@ -200,6 +200,10 @@ def test_no_json_unknown_ids_and_bad_filters(so_api: httpx.Client) -> None:
     assert so_api.get(REQUESTS).status_code == 400  # at least one filter, as SO
     assert so_api.get(f"{SO}/tasks/v1", params={"colour": "red"}).status_code == 400
     assert so_api.delete(f"{CREATE}/bad%20name!").status_code == 400
+    # a macro delete of an instance nothing has (a typo) is SO's 404, not a request that completes doing nothing
+    gone = so_api.delete(f"{CREATE}/vfw-servce")
+    assert gone.status_code == 404 and "no service instance 'vfw-servce'" in so_error(gone), gone.text
+    assert so_api.get("/v1/runs").json()["total"] == 0
 
 
 def test_a_body_nested_without_end_is_400_not_500(so_api: httpx.Client) -> None:
