@@ -24,9 +24,11 @@ from typing import Any
 
 from domain.errors import OrdoError
 from domain.formats import solver_value
+from domain.secrets import same_value
 from executor.core import ExecutionError, RunState
 from executor.engine import rebuild
 from executor.journal import Event, Journal
+from executor.redact import Redactor
 
 MAX_KEYS = 50
 MAX_TEXT = 4096
@@ -91,6 +93,13 @@ def waiting_op(rs: RunState, resource: str, event: str) -> str:
                          f"{', '.join(op.id for op in ops)})")
 
 
+def _same_data(recorded: dict[str, Any], sent: dict[str, Any], redactor: Redactor) -> bool:
+    """Whether an event's data as the journal holds it is what was sent again: a secret value by its
+    fingerprint, other text as masked when written."""
+    return recorded.keys() == sent.keys() and all(
+        same_value(recorded[k], v) or recorded[k] == redactor.tree(v) for k, v in sent.items())
+
+
 def deliver(jr: Journal, run_id: int, resource: str, event: str, data: Any, principal: str, *,
             now: float | None = None) -> Delivered:
     """Write event ``event`` for ``resource`` to run ``run_id``, for the operation that waits for it.
@@ -106,14 +115,19 @@ def deliver(jr: Journal, run_id: int, resource: str, event: str, data: Any, prin
         raise ExecutionError(f"run {run_id} is {status}: it waits for nothing")
     rs = rebuild(jr, run_id)
     oid = waiting_op(rs, resource, event)
+    wait = rs.waits[oid]
+    jr.redactor.add_names(wait.get("hidden", ()))
     if oid in rs.arrived:
+        # the same again (a retried callback) is no news; other data for an event that arrived is refused,
+        # not dropped in silence: the first stands
+        if not _same_data(rs.arrived[oid].get("data") or {}, data, jr.redactor):
+            raise ExecutionError(f"event '{event}' for {resource} arrived already with other data (run {run_id}, "
+                                 f"{oid}): the first stands, and nothing was written")
         return Delivered(run_id, oid, None, f"Event '{event}' for {resource} had arrived already (run {run_id}, "
                                             f"{oid}); nothing written.")
-    wait = rs.waits[oid]
     if (time.time() if now is None else now) > wait["deadline"]:
         raise ExecutionError(f"{oid} waited for '{event}' until its deadline ({wait['seconds']:g} s), which has "
                              f"passed: it fails when run {run_id} goes on")
-    jr.redactor.add_names(wait.get("hidden", ()))
     stored = jr.append(run_id, [Event("event-received", op=oid, data={
         "resource": resource, "event": event, "data": data, "principal": principal})])
     then = "it goes on at once" if status == "running" else f"`ordo resume {run_id}` goes on with it"

@@ -215,8 +215,14 @@ def test_an_event_over_http_completes_the_operation_and_bad_ones_are_refused(tmp
                    "data": {"ip_address": "10.0.0.9", "token": "t0ps3cret"}})
         assert ok.status_code == 202, ok.text
         assert "delivered" in ok.json()["message"]
-        again = post({"resource": "pnf-1", "event": "registered", "data": {"ip_address": "10.0.0.9"}})
-        assert again.status_code == 202 and "had arrived already" in again.json()["message"]
+        again = post({"resource": "pnf-1", "event": "registered",
+                      "data": {"ip_address": "10.0.0.9", "token": "t0ps3cret"}})   # a retried callback
+        assert again.status_code == 202 and "had arrived already" in again.json()["message"], again.text
+        for data in ({"ip_address": "10.0.0.8", "token": "t0ps3cret"}, {"ip_address": "10.0.0.9", "token": "other"},
+                     {"ip_address": "10.0.0.9"}):   # other data is refused, not dropped in silence
+            changed = post({"resource": "pnf-1", "event": "registered", "data": data})
+            assert changed.status_code == 409 and "arrived already with other data" in changed.json()["detail"], \
+                (data, changed.text)
         assert post({"resource": "web", "event": "deployed"}).status_code == 202
         assert wait_state(api, run, ("complete",), timeout=30)
         late = post({"resource": "web", "event": "deployed"})
