@@ -157,7 +157,11 @@ def goals(console: Console, title: str, items: list[tuple[str, str, str]]) -> No
 
 
 def minimal_conflict(console: Console, found) -> None:
-    """`ordo explain --conflict`: policies and goals that cannot hold together."""
+    """`ordo explain --conflict`: policies and goals that cannot hold together (or the cycle of
+    ordering rules that no policy takes part in)."""
+    if found.cycle is not None:
+        explanation(console, found.cycle)
+        return
     console.print(f"[red bold]No plan exists:[/] {shown(found.summary())}", highlight=False)
     if found.rules:
         console.print("\n  Policies:", highlight=False)

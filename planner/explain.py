@@ -297,8 +297,12 @@ class MinimalConflict:
     minimal: bool
     checks: int                         # solver calls made
     policies: dict[str, str] = field(default_factory=dict)  # rule file -> policy name
+    #: no constraint takes part: the ordering rules form a cycle, explained as ``ordo explain`` does
+    cycle: Explanation | None = None
 
     def summary(self) -> str:
+        if self.cycle is not None:
+            return self.cycle.summary
         names = sorted({self.policies.get(r.file, r.file) for r in self.rules})
         parts = [f"policies {', '.join(names)}" if names else "", f"{len(self.goals)} requested goal(s)"
                  if self.goals else ""]
@@ -312,6 +316,7 @@ class MinimalConflict:
             "policies": [{"policy": self.policies.get(r.file, r.file), "file": r.file, "line": r.line,
                           "rule": r.text, "description": r.comment} for r in self.rules],
             "goals": [{"resource": res, "state": s, "where": w} for res, s, w in self.goals],
+            "cycle": None if self.cycle is None else {"operations": self.cycle.cycle, "rules": self.cycle.cycle_rules},
         }
 
 
@@ -469,6 +474,10 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         return MinimalConflict(rules=[], goals=[], minimal=False, checks=held.checks)
     if core is None:
         return None   # a plan with every goal: with any
+    if not core:   # no plan with every constraint off: the order (a cycle of before/2 rules) or a choice rule
+        why = explain_no_plan(program, facts, model, timeout=max(0.0, deadline - time.monotonic()))
+        if why.kind == "cycle":   # (with the goals switched, giving up a goal would break it: not the cause)
+            return MinimalConflict(rules=[], goals=[], minimal=True, checks=held.checks + 1, policies=names, cycle=why)
     kept, minimal = held.preferred(conflict_order(program, held.symbols), core)
     rules = [program.rules[held.symbols[lit].arguments[0].number] for lit in kept]
     checks = held.checks

@@ -138,3 +138,24 @@ def test_a_resource_named_without_a_plan_says_to_name_the_plan_first(vfw_copy):
     run = run_ordo("explain", "-C", vfw_copy, "vfw", cwd=vfw_copy)
     assert run.code == 1 and "'vfw' is no request file" in run.err and "ordo explain plan.json vfw" in run.err
     assert "file not found" not in run.err
+
+
+def test_conflict_names_the_rules_of_an_ordering_cycle(vfw_copy):
+    """A before/2 rule of the author's closes a cycle with the base's order: no constraint takes part, so
+    --conflict names the cycle and its rules, as `ordo explain` does (it used to name a base constraint and
+    a goal, given up to break the cycle, and never the author's rule)."""
+    (vfw_copy / "policies" / "vfw-first.lp").write_text(
+        '%@ name: vfw-first\n\n% vfw first\nbefore(op("vfw","assign"), op("vfw-service","assign")) :- '
+        'op("vfw","assign"), op("vfw-service","assign").\n')
+    text = (vfw_copy / "ordo.yaml").read_text()
+    listed = "    - policies/config-after-modules.lp"
+    (vfw_copy / "ordo.yaml").write_text(text.replace(listed, listed + "\n    - policies/vfw-first.lp"))
+    run = run_ordo("explain", "-C", vfw_copy, "--conflict")
+    assert run.code == 3, run.text
+    assert ("No plan exists: the ordering rules form a cycle: vfw-service/assign -> vfw/assign -> "
+            "vfw-service/assign (resources: vfw, vfw-service)") in run.out
+    assert "vfw/assign  must come before the next, by policies/vfw-first.lp:4" in run.out
+    data = json.loads(run_ordo("explain", "-C", vfw_copy, "--conflict", "--json").out)
+    assert data["cycle"] == {"operations": ["vfw-service/assign", "vfw/assign"],
+                             "rules": [["<base>/ordering.lp:8"], ["policies/vfw-first.lp:4"]]}
+    assert data["policies"] == [] and data["goals"] == [] and data["minimal"] is True
