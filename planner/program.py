@@ -122,6 +122,10 @@ class Program:
                     builder.add(stm)
 
 
+#: A name with a hyphen written without quotes (region-one): clingo reads a subtraction.
+_MINUS_NAME = re.compile(r"\b[a-z_][A-Za-z0-9_']*(?:-[a-z_][A-Za-z0-9_']*)+\b")
+
+
 def parse_message(message: str, displays: dict[str, str]) -> Diagnostic:
     """A clingo log message as a diagnostic, with the path shown as the user wrote it."""
     first, _, rest = message.partition("\n")
@@ -144,6 +148,10 @@ def parse_message(message: str, displays: dict[str, str]) -> Diagnostic:
     for path, display in displays.items():
         rest = rest.replace(path, display)
     detail = " ".join(part.strip() for part in rest.splitlines() if part.strip())
+    if text.startswith("operation undefined") and (name := _MINUS_NAME.search(detail)):
+        text, detail = f"operation undefined: {detail}", (
+            f"unquoted, {name[0]} is a subtraction, which has no value, and the rule never applies: "
+            f"write the name in quotes, \"{name[0]}\"")
     return Diagnostic(file=file, line=line, column=int(match["col"]),
                       summary=text, detail=detail, severity=severity, code="asp")
 

@@ -823,3 +823,16 @@ def test_non_string_key_path(project: Project) -> None:
     assert len(result.diagnostics) == 1, result.stderr
     assert result.diagnostics[0].startswith("catalog.yaml:7:3: error: controllers.2: "), result.stderr
     assert "[key]" not in result.stderr
+
+
+def test_a_name_written_without_quotes_is_a_warning_saying_to_quote_it(project: Project) -> None:
+    """`region-one` unquoted is clingo's subtraction of two constants: the operation is undefined and the
+    rule never applies, in silence but for clingo's message at grounding. ordo plan showed it; ordo check,
+    the author's tool, kept only grounding errors. It is a warning of both, saying what to write."""
+    project.write(POLICY, '%@ name: cam\n\n% not there\n:- place("vsink",region-one).\n')
+    result = project.check()
+    assert result.code == 0 and "Traceback" not in result.output, result.output
+    assert result.diagnostics == [
+        'policies/config-after-modules.lp:4:18: warning: operation undefined: (region-one) (unquoted, region-one is '
+        'a subtraction, which has no value, and the rule never applies: write the name in quotes, "region-one")']
+    assert "Success! The project is valid, with 1 warning." in result.stdout
