@@ -53,16 +53,32 @@ class PolicyMeta:
                        priority=priority if priority is not None else self.priority)
 
 
+def _late_metadata(lines: list[str], first: int, display: str) -> list[Diagnostic]:
+    """Metadata lines below the first statement (line ``first``), which the header does not reach: the
+    policy would silently keep its defaults (hard, named after its file) where the author set others."""
+    out = []
+    for number, raw in enumerate(lines[first:], start=first + 1):
+        match = _LINE.match(raw.strip().split(" #", 1)[0].rstrip())
+        if match is not None and match["key"] in KEYS:
+            out.append(Diagnostic(
+                file=display, line=number, column=raw.index("%@") + 1, code="metadata",
+                summary=f"metadata '{match['key']}' below the first statement (line {first}) is not read",
+                detail="the %@ header is the comment block at the top of the file: move the line there"))
+    return out
+
+
 def read_metadata(source: str, display: str, default_name: str) -> tuple[PolicyMeta, list[Diagnostic]]:
     """The ``%@`` header of a policy file (the leading comment block)."""
     values: dict[str, tuple[str, int]] = {}
     problems: list[Diagnostic] = []
-    for number, raw in enumerate(source.splitlines(), start=1):
+    lines = source.splitlines()
+    for number, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text:
             continue
-        if not text.startswith("%"):
-            break  # the header is the comment block at the top
+        if not text.startswith("%"):   # the header is the comment block at the top
+            problems += _late_metadata(lines, number, display)
+            break
         if not text.startswith("%@"):
             continue
         match = _LINE.match(text.split(" #", 1)[0].rstrip())

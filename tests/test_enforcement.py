@@ -147,3 +147,22 @@ def test_a_policy_may_not_take_another_policys_name(vfw_copy):
     run = run_ordo("check", "-C", vfw_copy)
     assert "policies/mine.lp:1:1: error: policy name 'mine' is taken by policies/config-after-modules.lp" in run.err
     assert "(a policy without one is named after its file)" in run.err
+
+
+def test_metadata_below_the_first_statement_is_an_error_not_ignored(vfw_copy):
+    """`%@ enforcement: advisory` written under the rules was not read: the policy stayed hard, named after
+    its file, with only "policy has no metadata" at 1:1 to show for it. Each such line is an error at its line."""
+    listed = "    - policies/config-after-modules.lp"
+    (vfw_copy / "policies" / "late.lp").write_text(
+        "% my policy\n:- place(\"vsink\",\"region-one\").\n%@ name: late\n  %@ enforcement: advisory\n"
+        "% %@ is fine in prose, and an unknown %@ word too:\n%@ colour: blue\n")
+    text = (vfw_copy / "ordo.yaml").read_text()
+    (vfw_copy / "ordo.yaml").write_text(text.replace(listed, listed + "\n    - policies/late.lp"))
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1, run.text
+    errors = [line for line in run.err.splitlines() if ": error: " in line]
+    assert errors == [
+        "policies/late.lp:3:1: error: metadata 'name' below the first statement (line 2) is not read (the %@ "
+        "header is the comment block at the top of the file: move the line there)",
+        "policies/late.lp:4:3: error: metadata 'enforcement' below the first statement (line 2) is not read (the "
+        "%@ header is the comment block at the top of the file: move the line there)"], run.err
