@@ -108,7 +108,8 @@ def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict
     (planner/lint.py; the vocabulary too when there is a model). Every
     problem, error or warning, is in ``program.diagnostics``; nothing is
     grounded, so nothing a refused policy says has run. A file that does not
-    parse hides nothing the others get wrong: they are linted all the same."""
+    parse hides nothing the lint finds in the others: they are linted all the same (unsafe
+    variables, found by grounding, wait until every file parses: planner/check.py)."""
     program = load_program(files, root)
     unparsed = program.errors
     program.diagnostics += apply_enforcement(program, levels, src)
