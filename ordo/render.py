@@ -50,8 +50,10 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
         lines += [("", ""), ("Policies this plan does not satisfy (not hard)", "bold")]
         for v in plan.violations:
             values = ", ".join(f"{k}={val}" for k, val in v.bindings.items())
-            about = f" (resources: {', '.join(v.resources)})" if v.resources else ""
-            lines.append((f"  {v.enforcement}: {v.policy} ({v.file}:{v.line}): {values}{about}", "yellow"))
+            named = f"resources: {', '.join(v.resources)}" if v.resources else ""
+            about = f"{values} ({named})" if values and named else values or named   # a rule of no variable: no values
+            lines.append((f"  {v.enforcement}: {v.policy} ({v.file}:{v.line})" + (f": {about}" if about else ""),
+                          "yellow"))
             if v.description:
                 lines.append((f"    {v.description}", "dim"))
     counts = plan.counts()

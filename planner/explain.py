@@ -109,6 +109,7 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
         bindings = tuple(zip(info.variables, (_text(v) for v in values.arguments), strict=False))
         resources: list[str] = []
         _resources_in(values, model, resources)
+        resources += [name for name in info.strings if name in model.resources and name not in resources]
         for _, value in bindings:
             if value in model.targets:
                 resources += [r for r in sorted(placed_on.get(value, [])) if r not in resources]

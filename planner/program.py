@@ -45,6 +45,7 @@ class RuleInfo:
     text: str
     variables: tuple[str, ...] = ()
     comment: str = ""
+    strings: tuple[str, ...] = ()   # a constraint's string constants, sorted: the resources it names as written
 
     @property
     def location(self) -> str:
@@ -546,7 +547,7 @@ def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[s
         body = list(stm.body)
         names = _global_variables(body)
         info = RuleInfo(len(rules), "constraint", pfile.display, loc.begin.line, loc.begin.column,
-                        _text(lines, loc), tuple(names), _comment_before(lines, loc.begin.line))
+                        _text(lines, loc), tuple(names), _comment_before(lines, loc.begin.line), _strings(body))
         rules.append(info)
         values = ast.Function(loc, "", [ast.Variable(loc, n) for n in names], False)
         new_head = ast.Function(loc, "__violation",
@@ -563,6 +564,24 @@ def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[s
                                     [*sym.arguments, ast.SymbolicTerm(loc, clingo.Number(info.index))], False)
             return ast.Rule(loc, ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)), stm.body)
     return stm
+
+
+class _Strings(ast.Transformer):
+    def __init__(self) -> None:
+        self.found: set[str] = set()
+
+    def visit_SymbolicTerm(self, node: ast.AST) -> ast.AST:  # noqa: N802 (clingo's naming)
+        if node.symbol.type == clingo.SymbolType.String:
+            self.found.add(node.symbol.string)
+        return node
+
+
+def _strings(body: list[ast.AST]) -> tuple[str, ...]:
+    """The string constants a rule's body holds."""
+    walker = _Strings()
+    for literal in body:
+        walker(literal)
+    return tuple(sorted(walker.found))
 
 
 def policy_name(file: str) -> str:

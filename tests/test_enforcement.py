@@ -166,3 +166,23 @@ def test_metadata_below_the_first_statement_is_an_error_not_ignored(vfw_copy):
         "header is the comment block at the top of the file: move the line there)",
         "policies/late.lp:4:3: error: metadata 'enforcement' below the first statement (line 2) is not read (the "
         "%@ header is the comment block at the top of the file: move the line there)"], run.err
+
+
+def test_a_violated_rule_names_the_resources_it_names_as_written(vfw_copy):
+    """`:- place("vsink","region-one").` has no variable: its violation listed no resource, and a policy
+    test expecting it for vsink failed ("it is for: none"). The resources a constraint names in quotes
+    count as its resources; the text shows no empty values."""
+    (vfw_copy / "policies" / "not-one.lp").write_text(
+        '%@ name: not-one\n%@ enforcement: advisory\n\n% vsink not on region-one\n:- place("vsink","region-one").\n')
+    text = (vfw_copy / "ordo.yaml").read_text()
+    listed = "    - policies/config-after-modules.lp"
+    (vfw_copy / "ordo.yaml").write_text(text.replace(listed, listed + "\n    - policies/not-one.lp"))
+    result = plan(vfw_copy).plan
+    assert [(v.policy, v.bindings, v.resources) for v in result.violations] == [("not-one", {}, ("vsink",))]
+    run = run_ordo("plan", "-C", vfw_copy)
+    assert "  advisory: not-one (policies/not-one.lp:5): resources: vsink\n" in run.out, run.out
+    (vfw_copy / "tests" / "not_one_test.yaml").write_text(
+        "project: ..\ntests:\n- name: vsink is reported\n  expect:\n"
+        "    violations: [{policy: not-one, resources: [vsink]}]\n")
+    tested = run_ordo("test", "-C", vfw_copy, str(vfw_copy / "tests" / "not_one_test.yaml"))
+    assert tested.code == 0, tested.text
