@@ -341,10 +341,11 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
                               for name, record in engine.state().items()}}
 
     app.include_router(v1)
-    from service.soapi import so_router  # they depend on authorize, here
+    from service.soapi import so_http_errors, so_router  # they depend on authorize, here
     from service.web import web_router
 
     app.include_router(so_router(engine))
+    so_http_errors(app)
     app.include_router(web_router(engine))
     return app
 

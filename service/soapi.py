@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -95,6 +95,21 @@ def record_of(info: RunInfo) -> SoRecord | None:
     """The SO request a run answers (None for a run not started through SO)."""
     data = info.options.get(KEY)
     return SoRecord(**data) if isinstance(data, dict) else None
+
+
+def so_http_errors(app: FastAPI) -> None:
+    """Refusals made before an SO handler runs (401 and 403 of ``authorize``, 404 and 405 of a path or
+    method SO does not have) in SO's shape under its prefix, as the handlers' own errors are; others
+    as FastAPI answers them."""
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
+            return JSONResponse(status.request_error(str(exc.detail)), status_code=exc.status_code,
+                                headers=exc.headers)
+        return await http_exception_handler(request, exc)
 
 
 def so_router(engine: LocalEngine) -> APIRouter:

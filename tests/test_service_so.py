@@ -229,9 +229,12 @@ def test_so_clients_use_http_basic(vfw_copy: Path, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("so-operator-token-0123456789 operator vid\nso-reader-token-0123456789 reader dash\n")
     with thread_server(vfw_copy, tokens=tokens) as url, httpx.Client(base_url=url, timeout=60) as api:
-        assert api.get(f"{SO}/tasks/v1").status_code == 401
+        anonymous = api.get(f"{SO}/tasks/v1")
+        assert anonymous.status_code == 401 and "a bearer token" in so_error(anonymous)   # in SO's shape
+        assert anonymous.headers["www-authenticate"]
         reader = api.post(CREATE, json=INSTANTIATE, auth=("dash", "so-reader-token-0123456789"))
-        assert reader.status_code == 403
+        assert reader.status_code == 403 and "dash is a reader" in so_error(reader)
+        assert api.get("/v1/runs").json() == {"detail": "a bearer token (or HTTP basic) is needed"}   # /v1's own
         ok = api.post(CREATE, json=INSTANTIATE, auth=("vid", "so-operator-token-0123456789"))
         assert ok.status_code == 202, ok.text
         request_id = ok.json()["requestReferences"]["requestId"]
