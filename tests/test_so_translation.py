@@ -253,7 +253,7 @@ def test_progress_and_flow_status_follow_the_current_plan():
     assert progress(events).done == 1
     status = request_status(run_info("running", alive=True), events)
     assert (status["percentProgress"], status["flowStatus"]) == (
-        33, "Building blocks 1 of 3 completed. (plan 2, after 1 re-plan(s))")
+        33, "Building blocks 1 of 3 completed. (plan 2: a re-plan or a resume planned again)")
     done = request_status(run_info("complete", summary={"created": 10}), events)
     assert (done["percentProgress"], done["flowStatus"]) == (100, "Successfully completed all Building Blocks")
     assert done["statusMessage"] == "Completed: 10 created, 0 changed, 0 deleted"

@@ -131,7 +131,7 @@ def _flow(status: str, prog: Progress) -> str:
         return "All Rollback flows have completed successfully"
     if not prog.total:
         return "Waiting to start" if status == "pending" else "No building blocks to run"
-    replans = f" (plan {prog.plan}, after {prog.plan - 1} re-plan(s))" if prog.plan > 1 else ""
+    replans = f" (plan {prog.plan}: a re-plan or a resume planned again)" if prog.plan > 1 else ""
     return f"Building blocks {prog.done} of {prog.total} completed.{replans}"
 
 
