@@ -272,23 +272,30 @@ def _diag(display: str, at: At, summary: str, detail: str, code: str) -> Diagnos
 
 #: Interface predicates whose argument (by position) names something the
 #: models must contain: a label key, a relationship kind, a resource type ...
-_VOCABULARY: dict[Sig, tuple[int, str]] = {
-    ("label", 3): (1, "label key"),
-    ("relation", 3): (0, "relationship kind"),
-    ("resource", 2): (1, "resource type"),
-    ("requires", 3): (1, "capacity kind"),
-    ("capacity", 3): (1, "capacity kind"),
-    ("attr", 3): (1, "target attribute"),
-    ("target_label", 3): (1, "target label"),
-    ("param", 3): (1, "param"),
+_VOCABULARY: dict[Sig, tuple[tuple[int, str], ...]] = {
+    ("label", 3): ((1, "label key"),),
+    ("relation", 3): ((0, "relationship kind"),),
+    ("resource", 2): ((1, "resource type"),),
+    ("requires", 3): ((1, "capacity kind"),),
+    ("capacity", 3): ((1, "capacity kind"), (0, "target")),
+    ("attr", 3): ((1, "target attribute"), (0, "target")),
+    ("target_label", 3): ((1, "target label"), (0, "target")),
+    ("param", 3): ((1, "param"),),
+    ("target", 1): ((0, "target"),),
+    ("place", 2): ((1, "target"),),
+    ("located", 2): ((1, "target"),),
+    ("refused", 1): ((0, "target"),),
+    ("op", 2): ((1, "operation"),),
 }
 
 
 def vocabulary(model) -> dict[str, set[str]]:
     """What the models name, by kind, for vocabulary_lint. The resources'
     words come from build_model's one pass over them (``model.words``)."""
-    seen: dict[str, set[str]] = {kind: set() for _, kind in _VOCABULARY.values()}
+    seen: dict[str, set[str]] = {kind: set() for specs in _VOCABULARY.values() for _, kind in specs}
     seen["resource type"] |= set(model.kinds)
+    seen["target"] |= set(model.targets)
+    seen["operation"] |= {op.name for kind in model.kinds.values() for op in kind.operations}
     for target in model.targets.values():
         seen["capacity kind"] |= set(target.capacity)
         seen["target attribute"] |= set(target.attributes)
@@ -305,14 +312,12 @@ def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tup
     model names."""
     for stm in pfile.statements:
         for sym in _symbols(stm):
-            spec = _VOCABULARY.get((sym.name, len(sym.arguments)))
-            if spec is None:
-                continue
-            arg = sym.arguments[spec[0]]
-            if arg.ast_type != ast.ASTType.SymbolicTerm or arg.symbol.type.name != "String":
-                continue
-            if arg.symbol.string not in known[spec[1]]:
-                yield sym, spec[0], spec[1], arg.symbol.string
+            for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ()):
+                arg = sym.arguments[position]
+                if arg.ast_type != ast.ASTType.SymbolicTerm or arg.symbol.type.name != "String":
+                    continue
+                if arg.symbol.string not in known[kind]:
+                    yield sym, position, kind, arg.symbol.string
 
 
 def vocabulary_lint(program: Program, model) -> list[Diagnostic]:

@@ -34,6 +34,9 @@ _HOLDER = {"label": "no resource declares", "requires": "no resource declares", 
            "relation": "no resource declares", "capacity": "no target declares", "attr": "no target declares",
            "target_label": "no target declares", "resource": "the catalog names no such type"}
 
+#: ... or by the kind of word, where it is the same for every predicate that reads one.
+_KIND_HOLDER = {"target": "is no target of the inventory", "operation": "is no operation of any type in the catalog"}
+
 
 class _Substitute(ast.Transformer):
     """Puts each parameter's value where its constant is, and remembers where."""
@@ -109,7 +112,7 @@ def _never_binds(pfile: PolicyFile, entry: str, placed: dict[tuple[int, int], st
     for sym, position, kind, word in unknown_words(pfile, known):
         arg = sym.arguments[position]
         shown = ", ".join(f'"{word}"' if i == position else "_" for i in range(len(sym.arguments)))
-        summary = f"{pfile.meta.name} reads {sym.name}({shown}), which {_HOLDER[sym.name]}"
+        summary = f"{pfile.meta.name} reads {sym.name}({shown}), which {_KIND_HOLDER.get(kind) or _HOLDER[sym.name]}"
         if summary in seen:
             continue
         seen.add(summary)

@@ -129,6 +129,21 @@ def test_warnings_are_printed_never_fatal(vfw_copy: Path, capsys) -> None:
             in text), text
 
 
+def test_a_mistyped_target_or_operation_name_is_a_warning_with_a_did_you_mean(vfw_copy: Path, capsys) -> None:
+    """A target or operation named in quotes that no model file has makes the rule never apply, in
+    silence (label keys and types were checked, not these)."""
+    add_policy(vfw_copy, HEADER + ':- place("vsink","regon-one").\n:- op(R,"asign"), place(R,"region-two").\n'
+                                  ':- capacity("region-too",_,_).\n')
+    code, text = ordo(capsys, "check", "-C", vfw_copy)
+    assert code == 0, text
+    assert "policies/gold-tier.lp:5:4: warning: target 'regon-one' is not used by any model file (did you mean " \
+           "'region-one'?)" in text, text
+    assert "policies/gold-tier.lp:6:4: warning: operation 'asign' is not used by any model file (did you mean " \
+           "'assign'?)" in text
+    assert "policies/gold-tier.lp:7:4: warning: target 'region-too' is not used by any model file" in text
+    assert "'region-two'" not in text.replace("did you mean 'region-two'?", "")   # a target the inventory has
+
+
 # --- #include ------------------------------------------------------------------------
 
 
