@@ -252,6 +252,9 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
         project = replace(project, inputs=sorted({*project.inputs, (KEPT, kept)}))
     plan = build_plan(project, program, result, decoded, concurrency or project.settings.concurrency)
     timings["decode"] = time.perf_counter() - started
+    result.warnings += [Diagnostic(summary=f"concurrency group '{name}' has group_limit {value}: a group runs at "
+                                           "least one operation at a time, so it is read as 1", severity="warning",
+                                   code="schedule") for name, value in sorted(decoded.below_one.items())]
     return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings, scope=scope)
 
 

@@ -29,6 +29,7 @@ class Decoded:
     successors: dict[str, list[str]]                     # id -> the ids that wait for it (every id a key)
     groups: dict[str, list[str]] = field(default_factory=dict)   # resource -> concurrency groups
     group_limits: dict[str, int] = field(default_factory=dict)
+    below_one: dict[str, int] = field(default_factory=dict)   # group -> the limit under 1 a policy gave (read as 1)
     order: list[str] | None = None                       # a topological order, once cycle() found none
 
     @cached_property
@@ -75,6 +76,7 @@ def decode(result: SolveResult) -> Decoded:
     placements: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
     limits: dict[str, int] = {}
+    below: dict[str, int] = {}
     for text in result.texts():
         parts = text.split('"')
         head = parts[0]   # 'op(', '__before(op(', ... when the first argument is a string
@@ -100,6 +102,8 @@ def decode(result: SolveResult) -> Decoded:
         elif text.startswith("group_limit(") and len(args := clingo.parse_term(text).arguments) == 2 \
                 and args[1].type == clingo.SymbolType.Number:
             name = _name(args[0])
+            if args[1].number < 1:
+                below[name] = min(below.get(name, args[1].number), args[1].number)
             limits[name] = max(1, min(limits.get(name, args[1].number), args[1].number))
     edges = {key: edges[key] for key in sorted(edges) if key[0] in ops and key[1] in ops}
     successors: dict[str, list[str]] = {oid: [] for oid in sorted(ops)}
@@ -107,6 +111,6 @@ def decode(result: SolveResult) -> Decoded:
         successors[before].append(after)
     groups = {r: sorted(g for g in gs if g in limits) for r, gs in groups.items()}
     return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, successors=successors,
-                   groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits)
+                   groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits, below_one=below)
 
 

@@ -570,6 +570,18 @@ def test_concurrency_group_from_a_policy(vfw_copy, tmp_path):
             assert row["target"] == group_of[oid], row
 
 
+def test_a_group_limit_under_one_is_read_as_one_and_said(vfw_copy):
+    """group_limit(T,0) would let nothing of the group run: it is read as 1, and the plan says so (it was silent)."""
+    policy = vfw_copy / "policies" / "none-per-region.lp"
+    policy.write_text("% nothing per region at a time?\ngroup(R,T) :- located(R,T).\ngroup_limit(T,0) :- target(T).\n"
+                      'group_limit("region-one",-2).\n')
+    run = run_ordo("plan", "-C", vfw_copy, "--policy", policy)
+    assert run.code == 0, run.text
+    for group, value in (("region-one", -2), ("region-three", 0), ("region-two", 0)):
+        assert (f"warning: concurrency group '{group}' has group_limit {value}: a group runs at least one operation "
+                "at a time, so it is read as 1") in run.err, run.err
+
+
 # --- stopping a run ------------------------------------------------------------------
 
 
