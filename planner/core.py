@@ -173,7 +173,6 @@ def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
     return f"sha256:{whole}", listed
 
 
-@paused_gc()
 def limit_hints(timeout: float | None, memory_mb: int | None) -> tuple[str, str]:
     """What a user raises when a limit strikes: the option that gave it (every command that takes a
     limit calls it --timeout, --memory-limit), else the project's setting."""
@@ -181,6 +180,7 @@ def limit_hints(timeout: float | None, memory_mb: int | None) -> tuple[str, str]
             "--memory-limit" if memory_mb is not None else LIMIT_HINTS[1])
 
 
+@paused_gc()
 def make_plan(project: Project, *, timeout: float | None = None, concurrency: int | None = None,
               memory_mb: int | None = None, prune: bool = True, program: Program | None = None,
               deadline: float | None = None, keep: Mapping[str, str] | None = None,
