@@ -54,7 +54,7 @@ def test_grounding_past_the_time_limit_exits_4_naming_the_policy(vfw_copy):
     assert "Traceback" not in run.text
     assert took < 15  # 2 s to plan, at most 2 s to find the policy, and starting Python
     (vfw_copy / "ordo.yaml").write_text((vfw_copy / "ordo.yaml").read_text().replace(
-        "solve_timeout: 20 ", "solve_timeout: 2 "))
+        "solve_timeout: 20 ", "solve_timeout: 1 "))
     run = run_ordo("plan", "-C", vfw_copy)   # the limit of the project's settings: the setting is named
     assert run.code == 4 and "Fix that policy, or raise settings.solve_timeout in ordo.yaml\n" in run.err, run.text
 
