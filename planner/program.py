@@ -16,6 +16,7 @@ anything special:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -210,8 +211,13 @@ def load_program(files: list[tuple[Path, str, str]], root: Path) -> Program:
     rules: list[RuleInfo] = []
     diagnostics: list[Diagnostic] = []
     parsed: list[PolicyFile] = []
-    seen = {path.resolve() for path, _, _ in files}
-    todo: list[tuple[Path, str, str, PolicyMeta | None]] = [(p, d, o, None) for p, d, o in reversed(files)]
+    seen: set[Path] = set()
+    given = []
+    for path, display, origin in files:   # a file given twice (`--policy` of one ordo.yaml lists) is loaded once
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            given.append((path, display, origin))
+    todo: list[tuple[Path, str, str, PolicyMeta | None]] = [(p, d, o, None) for p, d, o in reversed(given)]
     while todo:
         path, display, origin, parent = todo.pop()
         pfile, includes = _parse_file(path, display, origin, parent, rules, diagnostics)
@@ -238,19 +244,38 @@ def _name_clashes(files: list[PolicyFile]) -> list[Diagnostic]:
     ``--without-policy`` and tests pick policies by name, and would pick both. The stock policy, or
     else the first file, keeps the name; each other is refused at its header."""
     first: dict[str, PolicyFile] = {}
+    stock = _stock_names()
     out = []
     for pfile in sorted(files, key=lambda f: _STOCK_FIRST.get(f.origin, 2)):   # (stable: the load order within)
         name = pfile.meta.name
         owner = first.setdefault(name, pfile)
-        if owner.meta is pfile.meta:
-            continue
+        if owner.meta is pfile.meta and (pfile.origin != "project" or name not in stock or owner is not pfile):
+            continue   # its own name, or its includer's (told once, at the includer)
+        # a project's policy may not take a stock policy's name either, loaded now or not: the library's
+        # are loaded when ordo.yaml enables them, the re-plan's at a re-plan, avoid-refused-targets by
+        # whatif --target-down
+        taken = owner.display if owner.meta is not pfile.meta else stock[name]
         how = ("rename it in its %@ name: line" if pfile.meta.declared and pfile.meta.line else
                "give it a %@ name: line of its own (a policy without one is named after its file)")
         out.append(Diagnostic(
             file=pfile.display, line=pfile.meta.line or 1, column=1, code="metadata",
-            summary=f"policy name '{name}' is taken by {owner.display}",
+            summary=f"policy name '{name}' is taken by {taken}",
             detail=f"every policy needs a name of its own: ordo.yaml's enforcement, --without-policy and "
                    f"tests select policies by name; {how}"))
+    return out
+
+
+@functools.cache
+def _stock_names() -> dict[str, str]:
+    """The name of every policy of ordo's own (base, library, re-plan), and the file that has it."""
+    folders = (("<base>", policies.base_files()), ("<library>", list(policies.library().values())),
+               ("<replan>", policies.replan_files()))
+    out: dict[str, str] = {}
+    for prefix, paths in folders:
+        for path in paths:
+            display = f"{prefix}/{path.name}"
+            out.setdefault(read_metadata(path.read_text(encoding="utf-8"), display, policy_name(display))[0].name,
+                           display)
     return out
 
 

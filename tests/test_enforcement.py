@@ -147,6 +147,17 @@ def test_a_policy_may_not_take_another_policys_name(vfw_copy):
     run = run_ordo("check", "-C", vfw_copy)
     assert "policies/mine.lp:1:1: error: policy name 'mine' is taken by policies/config-after-modules.lp" in run.err
     assert "(a policy without one is named after its file)" in run.err
+    # a stock policy's name is taken even when it is not loaded now: <replan>/recovery.lp comes in at a
+    # re-plan (and whatif --target-down), where the clash would first show
+    (vfw_copy / "policies" / "mine.lp").write_text("%@ name: recovery\n:- place(\"vsink\",\"region-two\").\n")
+    run = run_ordo("check", "-C", vfw_copy)
+    assert "policies/mine.lp:1:1: error: policy name 'recovery' is taken by <replan>/recovery.lp" in run.err, run.err
+
+
+def test_a_policy_file_given_twice_is_loaded_once_not_a_clash(vfw_copy):
+    """`--policy` naming a file ordo.yaml lists already loads it once (the name check took it for two)."""
+    run = run_ordo("plan", "-C", vfw_copy, "--policy", vfw_copy / "policies" / "config-after-modules.lp")
+    assert run.code == 0, run.text
 
 
 def test_metadata_below_the_first_statement_is_an_error_not_ignored(vfw_copy):
