@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -410,3 +411,19 @@ def test_a_policy_that_grounds_without_end_errs_its_test_and_the_rest_are_not_ru
     assert run.out.count("not run: planning struck the time limit in tests/ordering_test.yaml:4 "
                          "(policies/endless.lp)") == 2 * 4   # the report and the summary, for each of the 4 after it
     assert "--timeout" not in run.text
+    # a case without that policy runs, and so do the cases of another project
+    write(vfw_copy / "tests", "without_test.yaml", """
+        project: ..
+        tests:
+        - name: without the endless policy
+          policies: {without: [endless]}
+          expect: {status: plan}
+        """)
+    shutil.copytree(VCPE, vfw_copy.parent / "vcpe", ignore=shutil.ignore_patterns(".ordo"))
+    run = run_ordo("test", "tests/ordering_test.yaml", "tests/without_test.yaml",
+                   str(vfw_copy.parent / "vcpe" / "tests"), cwd=vfw_copy)
+    assert run.code == 1, run.text
+    lines = run.out.splitlines()
+    assert "tests/ordering_test.yaml EEEEE" in lines and "tests/without_test.yaml ." in lines, run.out
+    vcpe = [line for line in lines if "/vcpe/tests/" in line and line.endswith(".")]
+    assert len(vcpe) == 3 and all(set(line.split()[-1]) == {"."} for line in vcpe), run.out

@@ -111,4 +111,4 @@ class CaseRun:
     exercised: set[tuple[str, int]] = field(default_factory=set)
     project: Project | None = None
     program: Program | None = None
-    limit: str | None = None   # the case struck a planning limit: why the cases after it are not run
+    limit: tuple[str, str] | None = None   # it struck a planning limit: the policy file, and why others are not run

@@ -28,16 +28,19 @@ def run(collection: Collection, *, coverage: bool = False, base: Path | None = N
         return report
     seen: dict[tuple[str, int], list[tuple[str, int]]] = {}
     planned: list[CaseRun] = []
-    stopped: str | None = None   # why the cases after one that struck a planning limit are not run
+    # by project: the policy file that grounds largest where a case struck a planning limit, and why the
+    # cases after it that load that file are not run (each would wait for the limit too)
+    stopped: dict[Path | None, tuple[str, str]] = {}
     for suite in collection.suites:
         if not suite.cases:
             continue
         if on_suite is not None:
             on_suite(suite)
+        project = suite.project.resolve() if suite.project else None
         for case in suite.cases:
-            done = run_case(case) if stopped is None or case.spec.skip is not None else _not_run(case, stopped)
-            if stopped is None and done.limit is not None:
-                stopped = done.limit
+            done = run_case(case, stopped.get(project))
+            if done.limit is not None:
+                stopped.setdefault(project, done.limit)
             for key in done.exercised:
                 seen.setdefault(key, []).append((done.result.file, done.result.line))
             if coverage and done.program is not None:
@@ -52,8 +55,9 @@ def run(collection: Collection, *, coverage: bool = False, base: Path | None = N
     return report
 
 
-def run_case(case: Case) -> CaseRun:
-    """Load, plan and check one case."""
+def run_case(case: Case, stopped: tuple[str, str] | None = None) -> CaseRun:
+    """Load, plan and check one case. ``stopped``: a policy file (all, when "") that an earlier case of
+    the project struck a planning limit with, and why: a case that loads it is not run."""
     started = time.perf_counter()
     suite = case.suite
     result = CaseResult(file=suite.display, line=case.line, name=case.name, outcome="passed")
@@ -66,6 +70,9 @@ def run_case(case: Case) -> CaseRun:
         problems += resolve_expect(case, project.model, program)
         if problems:
             raise DiagnosticsError(problems)
+        if stopped is not None and (not stopped[0] or any(f.display == stopped[0] for f in program.files)):
+            result.outcome, result.errors = "error", [diag(case, case.key, stopped[1])]
+            return done
         outcome = make_plan(project)
     except DiagnosticsError as exc:
         result.outcome, result.errors = "error", exc.diagnostics
@@ -75,9 +82,10 @@ def run_case(case: Case) -> CaseRun:
         where = exc.file if isinstance(exc, PlanningLimitError) and exc.file else "the planning process"
         result.outcome, result.errors = "error", [diag(case, case.key, f"{where}: {exc}")]
         result.seconds = time.perf_counter() - started
-        if isinstance(exc, PlanningLimitError):   # each other case would wait for the limit too: not run
-            done.limit = (f"not run: planning struck the {'time limit' if exc.kind == 'time' else 'memory cap'} "
-                          f"in {result.location} ({where}); fix that, then run the tests again")
+        if isinstance(exc, PlanningLimitError):   # each other case with that file would wait for the limit too
+            limit = "time limit" if exc.kind == "time" else "memory cap"
+            done.limit = (exc.file, f"not run: planning struck the {limit} in {result.location} ({where}); fix that, "
+                                    "then run the tests again")
         return done
     result.status = outcome.status
     if outcome.status == "timeout":
@@ -95,9 +103,3 @@ def run_case(case: Case) -> CaseRun:
     result.seconds = time.perf_counter() - started
     return done
 
-
-def _not_run(case: Case, why: str) -> CaseRun:
-    """A case left out after another struck a planning limit: an error that says why."""
-    result = CaseResult(file=case.suite.display, line=case.line, name=case.name, outcome="error",
-                        errors=[diag(case, case.key, why)])
-    return CaseRun(result=result)
