@@ -24,7 +24,7 @@ from typing import Any
 
 from domain.errors import OrdoError
 from domain.formats import solver_value
-from domain.secrets import same_value
+from domain.secrets import fingerprint, same_value
 from executor.core import ExecutionError, RunState
 from executor.engine import rebuild
 from executor.journal import Event, Journal
@@ -93,9 +93,14 @@ def waiting_op(rs: RunState, resource: str, event: str) -> str:
                          f"{', '.join(op.id for op in ops)})")
 
 
-def _same_data(recorded: dict[str, Any], sent: dict[str, Any], redactor: Redactor) -> bool:
-    """Whether an event's data as the journal holds it is what was sent again: a secret value by its
-    fingerprint, other text as masked when written."""
+def _same_data(arrived: dict[str, Any], sent: dict[str, Any], redactor: Redactor) -> bool:
+    """Whether the data of an event that arrived (its event-received event's, as the journal holds it) is
+    what was sent again: by the salted fingerprint of all of it that the event keeps (``sent``); an
+    event written before it was kept, by its data as masked when written (text the masking hid counts
+    as the same)."""
+    if "sent" in arrived:
+        return same_value(arrived["sent"], sent)
+    recorded = arrived.get("data") or {}
     return recorded.keys() == sent.keys() and all(
         same_value(recorded[k], v) or recorded[k] == redactor.tree(v) for k, v in sent.items())
 
@@ -120,7 +125,7 @@ def deliver(jr: Journal, run_id: int, resource: str, event: str, data: Any, prin
     if oid in rs.arrived:
         # the same again (a retried callback) is no news; other data for an event that arrived is refused,
         # not dropped in silence: the first stands
-        if not _same_data(rs.arrived[oid].get("data") or {}, data, jr.redactor):
+        if not _same_data(rs.arrived[oid], data, jr.redactor):
             raise ExecutionError(f"event '{event}' for {resource} arrived already with other data (run {run_id}, "
                                  f"{oid}): the first stands, and nothing was written")
         return Delivered(run_id, oid, None, f"Event '{event}' for {resource} had arrived already (run {run_id}, "
@@ -129,7 +134,7 @@ def deliver(jr: Journal, run_id: int, resource: str, event: str, data: Any, prin
         raise ExecutionError(f"{oid} waited for '{event}' until its deadline ({wait['seconds']:g} s), which has "
                              f"passed: it fails when run {run_id} goes on")
     stored = jr.append(run_id, [Event("event-received", op=oid, data={
-        "resource": resource, "event": event, "data": data, "principal": principal})])
+        "resource": resource, "event": event, "data": data, "principal": principal, "sent": fingerprint(data)})])
     then = "it goes on at once" if status == "running" else f"`ordo resume {run_id}` goes on with it"
     return Delivered(run_id, oid, stored[-1].seq, f"Event '{event}' for {resource} delivered to run {run_id} "
                                                   f"({oid}); {then}.")

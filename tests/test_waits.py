@@ -212,14 +212,15 @@ def test_an_event_over_http_completes_the_operation_and_bad_ones_are_refused(tmp
         assert not [ev for ev in events(root, run) if ev.kind == "event-received"]   # nothing refused was written
 
         ok = post({"resource": "pnf-1", "event": "registered",
-                   "data": {"ip_address": "10.0.0.9", "token": "t0ps3cret"}})
+                   "data": {"ip_address": "10.0.0.9", "token": "t0ps3cret", "link": "http://h/p?a=1"}})
         assert ok.status_code == 202, ok.text
         assert "delivered" in ok.json()["message"]
-        again = post({"resource": "pnf-1", "event": "registered",
-                      "data": {"ip_address": "10.0.0.9", "token": "t0ps3cret"}})   # a retried callback
+        sent = {"ip_address": "10.0.0.9", "token": "t0ps3cret", "link": "http://h/p?a=1"}
+        again = post({"resource": "pnf-1", "event": "registered", "data": sent})   # a retried callback
         assert again.status_code == 202 and "had arrived already" in again.json()["message"], again.text
-        for data in ({"ip_address": "10.0.0.8", "token": "t0ps3cret"}, {"ip_address": "10.0.0.9", "token": "other"},
-                     {"ip_address": "10.0.0.9"}):   # other data is refused, not dropped in silence
+        for data in ({**sent, "ip_address": "10.0.0.8"}, {**sent, "token": "other"}, {**sent, "n": 1},
+                     {k: v for k, v in sent.items() if k != "token"},
+                     {**sent, "link": "http://h/p?a=2"}):   # (a difference the masking of text hides, too)
             changed = post({"resource": "pnf-1", "event": "registered", "data": data})
             assert changed.status_code == 409 and "arrived already with other data" in changed.json()["detail"], \
                 (data, changed.text)
