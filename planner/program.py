@@ -126,6 +126,7 @@ class Program:
 
 #: A name with a hyphen written without quotes (region-one): clingo reads a subtraction.
 _MINUS_NAME = re.compile(r"\b[a-z_][A-Za-z0-9_']*(?:-[a-z_][A-Za-z0-9_']*)+\b")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def parse_message(message: str, displays: dict[str, str]) -> Diagnostic:
@@ -150,7 +151,7 @@ def parse_message(message: str, displays: dict[str, str]) -> Diagnostic:
     for path, display in displays.items():
         rest = rest.replace(path, display)
     detail = " ".join(part.strip() for part in rest.splitlines() if part.strip())
-    if text.startswith("operation undefined") and (name := _MINUS_NAME.search(detail)):
+    if text.startswith("operation undefined") and (name := _MINUS_NAME.search(_QUOTED.sub('""', detail))):
         text, detail = f"operation undefined: {detail}", (
             f"unquoted, {name[0]} is a subtraction, which has no value, and the rule never applies: "
             f"write the name in quotes, \"{name[0]}\"")
@@ -602,10 +603,13 @@ class _Strings(ast.Transformer):
 
 
 def _strings(body: list[ast.AST]) -> tuple[str, ...]:
-    """The string constants a rule's body holds."""
+    """The string constants of a rule body's positive atoms: what the rule is about, not what it
+    compares with (R != "vfw") or needs to be false (not protected("x"))."""
     walker = _Strings()
     for literal in body:
-        walker(literal)
+        if (literal.ast_type == ast.ASTType.Literal and literal.sign == ast.Sign.NoSign
+                and literal.atom.ast_type == ast.ASTType.SymbolicAtom):
+            walker(literal)
     return tuple(sorted(walker.found))
 
 

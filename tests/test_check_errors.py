@@ -836,3 +836,7 @@ def test_a_name_written_without_quotes_is_a_warning_saying_to_quote_it(project: 
         'policies/config-after-modules.lp:4:18: warning: operation undefined: (region-one) (unquoted, region-one is '
         'a subtraction, which has no value, and the rule never applies: write the name in quotes, "region-one")']
     assert "Success! The project is valid, with 1 warning." in result.stdout
+    project.write(POLICY, '%@ name: cam\n\n% quoted, but no number\n:- place("vsink",T), T = "region-one" + 1.\n')
+    result = project.check()
+    assert result.code == 0 and "operation undefined" in result.output, result.output
+    assert "subtraction" not in result.output   # the name is quoted: that is not what is wrong

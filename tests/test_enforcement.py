@@ -197,3 +197,9 @@ def test_a_violated_rule_names_the_resources_it_names_as_written(vfw_copy):
         "    violations: [{policy: not-one, resources: [vsink]}]\n")
     tested = run_ordo("test", "-C", vfw_copy, str(vfw_copy / "tests" / "not_one_test.yaml"))
     assert tested.code == 0, tested.text
+    # a name the rule compares with, or needs false, is not what the rule is about
+    (vfw_copy / "policies" / "not-one.lp").write_text(
+        '%@ name: not-one\n%@ enforcement: advisory\n\n% VNFs but vfw not on region-one\n'
+        ':- resource(R,"vnf"), place(R,"region-one"), R != "vfw", not label("vpg","x","y").\n')
+    assert [(v.bindings, v.resources) for v in plan(vfw_copy).plan.violations] == [
+        ({"R": "vpg"}, ("vpg",)), ({"R": "vsink"}, ("vsink",))]
