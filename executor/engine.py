@@ -740,7 +740,7 @@ class Executor:
 
     def _end(self, core: RunCore, cmd: End) -> RunResult:
         rs = core.state
-        summary = self._summary(rs)
+        summary = self._summary(rs, cmd.status)
         summary["status"] = cmd.status
         if self._slots:  # nothing is in flight any more
             self.journal.release_slots(rs.run)
@@ -755,14 +755,19 @@ class Executor:
             result.explanation = self._explanation
         return result
 
-    def _summary(self, rs: RunState) -> dict[str, Any]:
+    def _summary(self, rs: RunState, status: str) -> dict[str, Any]:
         """Resources that reached their goal, by what happened to them from the
         start of the run (Terraform's summary), and those left short of it: every
         resource the plan changes that is not at its goal, started or not (an
-        abort before most operations started leaves most of the plan unfinished)."""
+        abort before most operations started leaves most of the plan unfinished),
+        and, in a run that did not complete, one whose change keeps its state (an
+        update, a run, a replacement) with operations of the plan not done."""
         counts = {"created": 0, "changed": 0, "deleted": 0, "unfinished": 0}
         model = self._project.model if self._project else None
-        goals = {c.resource: c.after for c in rs.plan.resource_changes} if rs.plan else {}
+        changes = rs.plan.resource_changes if rs.plan else ()
+        goals = {c.resource: c.after for c in changes}
+        pending = {c.resource for c in changes if c.before == c.after and not rs.done.issuperset(c.operations)} \
+            if status != "complete" else set()
         for name in sorted(set(rs.snapshot) | set(goals)):
             if model is None or name not in model.resources:
                 continue
@@ -770,7 +775,7 @@ class Executor:
             record = self._records.get(name)
             before = rs.snapshot.get(name, {}).get("state", initial)
             now = record.state if record else model.resources[name].current
-            if now != goals.get(name, now):
+            if now != goals.get(name, now) or name in pending:
                 counts["unfinished"] += 1
             elif before == initial and now == initial:
                 continue  # created and removed again (a rollback): no net change

@@ -77,6 +77,22 @@ def test_a_request_on_resources_in_progress_is_locked_a_disjoint_one_runs_beside
     effects_once(vfw_copy / ".ordo" / "simulated-world.db")
 
 
+def test_an_abort_counts_a_health_check_not_run_as_unfinished(vfw_copy: Path) -> None:
+    """A change that keeps the state (a health check, an update) left undone by an abort is unfinished too:
+    its resource is at its goal state already, so only its operations not done tell (it was counted nowhere)."""
+    import yaml
+
+    text = (vfw_copy / "ordo.yaml").read_text()
+    (vfw_copy / "ordo.yaml").write_text(text.replace("inventory: inventory.yaml", "inventory: inventory-deployed.yaml")
+                                        .replace("concurrency: 10 ", "concurrency: 1 "))
+    request = yaml.safe_load((vfw_copy / "requests" / "healthcheck.yaml").read_text())
+    with thread_server(vfw_copy, latency=0.5) as url, httpx.Client(base_url=url, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": request}).json()["id"]
+        assert api.post(f"/v1/runs/{run}/abort").status_code == 202
+        summary = wait_state(api, run, ("aborted",))["summary"]
+    assert summary["operations"] <= 1 and summary["unfinished"] == 2 - summary["operations"], summary
+
+
 def test_abort_and_resume(vfw_copy: Path) -> None:
     with thread_server(vfw_copy, latency=0.2) as url, httpx.Client(base_url=url, timeout=60) as api:
         run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
