@@ -206,8 +206,6 @@ class PlanDiff:
         }
 
 
-
-
 def side(result: Any) -> tuple[Side, Plan | None]:
     """A ``Plan``, or anything with ``status``, ``plan`` and ``explanation``
     (``planner.core.Outcome``), summed up."""

@@ -46,7 +46,7 @@ class RuleInfo:
     text: str
     variables: tuple[str, ...] = ()
     comment: str = ""
-    strings: tuple[str, ...] = ()   # a constraint's string constants, sorted: the resources it names as written
+    strings: tuple[str, ...] = ()   # a constraint's strings in positive atoms, sorted: what it names as written
 
     @property
     def location(self) -> str:

@@ -221,8 +221,12 @@ def _held(engine: LocalEngine, translation: Translation) -> bool:
     """Whether a run that may go on holds what the request touches (a create still under way, its
     instance not observed yet): the answer is SO's "Locked instance", from the submission."""
     wanted = set(translation.resources)
-    return any(wanted & set(engine.claims(info.id)) or not engine.claims(info.id)
-               for info in engine.runs() if info.effective_status in (*RESUMABLE, "crashed"))
+    for info in engine.runs():
+        if info.effective_status in (*RESUMABLE, "crashed"):
+            held = engine.claims(info.id)
+            if not held or wanted & set(held):   # (none: the run holds the whole journal)
+                return True
+    return False
 
 
 def _locked(engine: LocalEngine, translation: Translation, exc: ClaimError) -> SoError:

@@ -102,4 +102,3 @@ def run_case(case: Case, stopped: tuple[str, str] | None = None) -> CaseRun:
             done.project, done.program = project, program
     result.seconds = time.perf_counter() - started
     return done
-
