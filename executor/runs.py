@@ -75,11 +75,24 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
 
 
 def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None:
-    """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning."""
+    """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning;
+    and a supersede of a run whose Temporal workflow still carries it on (its client gone): the
+    journal would end it, and the workflow would go on acting on the same resources as the new run."""
     path = journal_path(project, journal)
     if path.exists():
         with Journal(path, create=False) as jr:
             jr.check_startable(supersede)
+            if supersede:
+                for info in jr.resumable():
+                    if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
+                        from executor.engine import ExecutionError
+                        from executor.temporal import load_client
+
+                        if not load_client().workflow_gone(info.options["temporal"], jr.id, info.id):
+                            raise ExecutionError(
+                                f"run {info.id} is carried on by its Temporal workflow (the process that "
+                                f"started it is gone): `ordo abort {info.id}` stops it, then apply again; "
+                                "a supersede now would leave the workflow acting beside the new run")
 
 
 def check_saved_plan(project: Project, plan: Plan, source: str, *, timeout: float | None = None) -> Plan:

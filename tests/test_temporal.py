@@ -264,7 +264,7 @@ async def _largest_event(client, wid: str) -> int:
 @pytest.mark.slow
 def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_server: str, tmp_path: Path):
     """The workflow does not need the process that started it; `ordo resume` refuses to drive it a
-    second time, and `ordo abort` reaches it."""
+    second time, `ordo apply --supersede` to start beside it, and `ordo abort` reaches it."""
     scenario = _scenario(tmp_path, "smooth.yaml", latency={"default": 0.6})
     with workers(temporal_server, "t4", tmp_path, count=1):
         client = subprocess.Popen(_apply_args(temporal_server, "t4", tmp_path, scenario), stdout=subprocess.DEVNULL,
@@ -277,6 +277,9 @@ def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_se
         where = ["-C", str(VFW), "--journal", str(tmp_path / "journal.db")]
         resume = run_ordo_process("resume", "1", *where)
         assert resume.code == 1 and "runs on Temporal" in resume.err
+        # nor may a new apply supersede it: the workflow would go on acting beside the new run
+        supersede = run_ordo_process("apply", "--auto-approve", "--supersede", *where)
+        assert supersede.code == 1 and "`ordo abort 1` stops it, then apply again" in supersede.err, supersede.text
         abort = run_ordo_process("abort", "1", *where)
         assert abort.code == 0 and "a Temporal workflow" in abort.out, abort.text
         while True:
