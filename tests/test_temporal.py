@@ -196,6 +196,54 @@ def test_a_run_journaled_in_postgresql_completes_on_two_workers_exactly_once(tem
 
 
 @pytest.mark.slow
+def test_a_run_journaled_in_postgresql_outlives_its_connections_being_closed(temporal_server: str, postgres_url: str,
+                                                                             vfw_copy: Path):
+    """PostgreSQL restarted (here: every connection to the journal's database terminated mid-run): the
+    worker's activities retry on connections of their own and the run completes, each effect once.
+    A worker kept its connection, closed for good, and every retry failed until the workflow did."""
+    import psycopg
+
+    scenario = _scenario(vfw_copy.parent, "smooth.yaml", latency={"default": 0.3})
+    with vfw_workers(temporal_server, "tq", vfw_copy.parent, vfw_copy, 1, [{"ORDO_JOURNAL": postgres_url}]):
+        client = subprocess.Popen([ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server,
+                                   "--task-queue", "tq", "-C", str(vfw_copy), "--auto-approve", "--simulation",
+                                   str(scenario), "--journal", postgres_url], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=ordo_env())
+        try:
+            deadline = time.monotonic() + 120
+            while _results_in(postgres_url) < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            database = postgres_url.rsplit("/", 1)[1]
+            with psycopg.connect(postgres_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as db:
+                ended = db.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = %s AND pid <> pg_backend_pid()", (database,)).fetchone()[0]
+            assert ended >= 1
+            while True:
+                with Journal(postgres_url, create=False) as jr:
+                    status = jr.runs()[-1].status
+                if status not in ("running",):
+                    break
+                assert time.monotonic() < deadline, "the run did not end"
+                time.sleep(0.2)
+        finally:
+            _stop(client, signal.SIGKILL)
+    summary = _exactly_once(vfw_copy / ".ordo", postgres_url)
+    assert summary["created"] == 10 and summary["unfinished"] == 0
+
+
+def _results_in(journal: str) -> int:
+    from executor.journal import JournalError
+
+    try:
+        with Journal(journal, create=False) as jr:
+            runs = jr.runs()
+            return sum(ev.kind == "result" for ev in jr.events(runs[-1].id)) if runs else 0
+    except JournalError:   # not made yet
+        return 0
+
+
+@pytest.mark.slow
 def test_a_run_no_worker_would_call_a_controller_for_is_refused_before_it_is_recorded(temporal_server: str,
                                                                                        tmp_path: Path, monkeypatch):
     """Workers of the main queue only (queues listed by hand): the calls to the vFW's controllers would

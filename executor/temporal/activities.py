@@ -416,7 +416,10 @@ class Activities:
         try:
             return self._beating(locked, cancel)
         except JournalError:
-            raise  # the journal may be busy or back soon: retried
+            # the journal may be busy or back soon: retried, on a connection of its own (a database restarted
+            # closed this one for good), with the run's state read again from the journal as another worker would
+            self._forget(ref)
+            raise
         except OrdoError as exc:   # its text goes into the workflow's history: redacted
             raise ApplicationError(run.executor.journal.redactor.text(str(exc)), type=INPUTS,
                                    non_retryable=True) from None
