@@ -245,7 +245,7 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
     @app.get("/readyz", tags=["health"], responses={503: {"description": "Not ready (yet, or any more)."}})
     def readyz() -> JSONResponse:
-        ready = engine.ready
+        ready = engine.ready and engine.reachable()
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], dependencies=[Depends(authorize)], response_class=Response,
@@ -423,6 +423,7 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
 
     @app.exception_handler(JournalError)
     def journal(request: Request, exc: JournalError) -> JSONResponse:
+        engine.reopen()   # (a database restarted: the next request reads on a connection of its own)
         return JSONResponse({"detail": public(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(TemporalError)

@@ -18,6 +18,7 @@ by a shutdown), as ``ordo resume`` would.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from executor import runs
 from executor.engine import ExecutionError, Executor, RunResult
-from executor.journal import Event, Journal, RequestRef, RunInfo, StateCopy, private_file
+from executor.journal import Event, Journal, JournalError, RequestRef, RunInfo, StateCopy, private_file
 from executor.redact import Redactor
 from executor.shared import Shared
 from planner.core import Outcome, make_plan
@@ -194,6 +195,31 @@ class LocalEngine:
     @property
     def ready(self) -> bool:
         return self._ready and self._accepting
+
+    def reachable(self) -> bool:
+        """Whether the journal answers now (``/readyz``); if not, its reader is opened anew for the
+        next request, as after any journal error (``reopen``)."""
+        try:
+            self._journal().last_run()
+            return True
+        except JournalError:
+            self.reopen()
+            return False
+
+    def reopen(self) -> None:
+        """The journal's reader opened anew, after a journal error: a database restarted closed its
+        connection for good, and every request would fail on it. Kept as it is while the journal
+        cannot be opened (the next error tries again)."""
+        with self._lock:
+            if self._reader is None:
+                return
+            try:
+                fresh = Journal(self.path, create=False)
+            except JournalError:
+                return
+            old, self._reader = self._reader, fresh
+        with contextlib.suppress(Exception):   # (closing a connection the server closed may complain)
+            old.close()
 
     def stop(self) -> None:
         """Take nothing new; ask every run driven here to stop once its operations in flight

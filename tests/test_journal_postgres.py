@@ -124,3 +124,29 @@ def release(client: httpx.Client, run: int, resource: str, timeout: float = 60) 
             return
         assert sent.status_code == 409 and time.monotonic() < deadline, sent.text
         time.sleep(0.1)
+
+
+def test_the_server_reads_on_after_postgresql_closed_its_connections(vfw_copy: Path, postgres_url: str,
+                                                                     tmp_path: Path) -> None:
+    """A PostgreSQL restart closes every connection for good: the server answered 503 ("the connection
+    is closed") to every request until it was restarted itself, while /readyz said ready. Now a journal
+    error opens the reader anew: a 503 at most once, then answers; /readyz says what it finds."""
+    import psycopg
+
+    port = free_port()
+    server = process_server(vfw_copy, port, tmp_path / "serve.log", latency=0.05, env={"ORDO_JOURNAL": postgres_url})
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
+            run = api.post("/v1/runs", json={"request": LAB}).json()["id"]
+            assert wait_state(api, run, ("complete",))
+            database = postgres_url.rsplit("/", 1)[1]
+            with psycopg.connect(postgres_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as db:
+                db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+            answers = [api.get("/v1/runs").status_code for _ in range(3)]
+            assert answers[-1] == 200 and answers.count(503) <= 1, answers
+            assert api.get(f"/v1/runs/{run}").json()["state"] == "complete"
+            assert api.get("/readyz").status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
