@@ -273,8 +273,13 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
                 return decided
             jr = Journal(path, create=False)
             if info.effective_status == "crashed":
-                raise ExecutionError(f"run {run_id} runs on Temporal and its workflow may still be going on "
-                                     f"without the process that started it: see `temporal workflow describe -w "
+                if load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
+                    raise ExecutionError(f"run {run_id} ran on Temporal, and its workflow is over or gone without "
+                                         f"having ended it (terminated, failed): nothing carries it on; `ordo abort "
+                                         f"{run_id}` closes it (`temporal workflow describe -w "
+                                         f"{workflow_id(jr.id, run_id)}` says how the workflow ended)")
+                raise ExecutionError(f"run {run_id} runs on Temporal and its workflow is still going on without "
+                                     f"the process that started it: see `temporal workflow describe -w "
                                      f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)

@@ -259,6 +259,7 @@ def test_a_crashed_run_whose_workflow_is_gone_is_closed_by_ordo_abort(temporal_s
                        check=True, env=ordo_env(), cwd=Path(__file__).resolve().parent.parent)
         resume = run_ordo_process("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
         assert resume.code != 0 and "`ordo abort 1`" in resume.text and "Traceback" not in resume.text, resume.text
+        assert "its workflow is over or gone without having ended it" in resume.err, resume.err   # not "may still"
         abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
         assert abort.code == 0 and "its workflow gone" in abort.out, abort.text
     with Journal(tmp_path / "journal.db", create=False) as jr:
