@@ -203,7 +203,7 @@ def test_a_run_journaled_in_postgresql_outlives_its_connections_being_closed(tem
     A worker kept its connection, closed for good, and every retry failed until the workflow did."""
     import psycopg
 
-    scenario = _scenario(vfw_copy.parent, "smooth.yaml", latency={"default": 0.3})
+    scenario = _scenario(vfw_copy.parent, "smooth.yaml", latency={"default": 0.15})
     with vfw_workers(temporal_server, "tq", vfw_copy.parent, vfw_copy, 1, [{"ORDO_JOURNAL": postgres_url}]):
         client = subprocess.Popen([ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server,
                                    "--task-queue", "tq", "-C", str(vfw_copy), "--auto-approve", "--simulation",
