@@ -312,8 +312,9 @@ async def _largest_event(client, wid: str) -> int:
 @pytest.mark.slow
 def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_server: str, tmp_path: Path):
     """The workflow does not need the process that started it; `ordo resume` refuses to drive it a
-    second time, `ordo apply --supersede` to start beside it, and `ordo abort` reaches it."""
-    scenario = _scenario(tmp_path, "smooth.yaml", latency={"default": 0.6})
+    second time, `ordo apply --supersede` to start beside it, and `ordo abort` reaches it (each step an
+    ordo process of its own: the operations take 2 s, so that under load the run is still going on)."""
+    scenario = _scenario(tmp_path, "smooth.yaml", latency={"default": 2.0})
     with workers(temporal_server, "t4", tmp_path, count=1):
         client = subprocess.Popen(_apply_args(temporal_server, "t4", tmp_path, scenario), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, env=ordo_env())
