@@ -409,12 +409,13 @@ class Journal:
                 return run
         return None
 
-    def check_startable(self, supersede: bool = False) -> None:
+    def check_startable(self, supersede: bool = False) -> list[RunInfo]:
         """JournalError now if `start_run` would refuse, for a run in progress or one that can be
-        resumed (before planning: a plan made only to be refused is time lost and a screen misread)."""
+        resumed (before planning: a plan made only to be refused is time lost and a screen misread);
+        else the runs a supersede would end."""
         with self._read():
             self._refuse_busy_locked(START_BUSY, others_only=False)
-            self._startable_locked(supersede)
+            return self._startable_locked(supersede)
 
     def resumable(self) -> list[RunInfo]:
         """The runs `ordo resume` could carry on (crashed, interrupted, failed, fallen out)."""

@@ -81,18 +81,16 @@ def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None
     path = journal_path(project, journal)
     if path.exists():
         with Journal(path, create=False) as jr:
-            jr.check_startable(supersede)
-            if supersede:
-                for info in jr.resumable():
-                    if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
-                        from executor.engine import ExecutionError
-                        from executor.temporal import load_client
+            for info in jr.check_startable(supersede):   # (none unless superseding)
+                if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
+                    from executor.engine import ExecutionError
+                    from executor.temporal import load_client
 
-                        if not load_client().workflow_gone(info.options["temporal"], jr.id, info.id):
-                            raise ExecutionError(
-                                f"run {info.id} is carried on by its Temporal workflow (the process that "
-                                f"started it is gone): `ordo abort {info.id}` stops it, then apply again; "
-                                "a supersede now would leave the workflow acting beside the new run")
+                    if not load_client().workflow_gone(info.options["temporal"], jr.id, info.id):
+                        raise ExecutionError(
+                            f"run {info.id} is carried on by its Temporal workflow (the process that "
+                            f"started it is gone): `ordo abort {info.id}` stops it, then apply again; "
+                            "a supersede now would leave the workflow acting beside the new run")
 
 
 def check_saved_plan(project: Project, plan: Plan, source: str, *, timeout: float | None = None) -> Plan:

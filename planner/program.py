@@ -250,12 +250,14 @@ def _name_clashes(files: list[PolicyFile]) -> list[Diagnostic]:
     for pfile in sorted(files, key=lambda f: _STOCK_FIRST.get(f.origin, 2)):   # (stable: the load order within)
         name = pfile.meta.name
         owner = first.setdefault(name, pfile)
-        if owner.meta is pfile.meta and (pfile.origin != "project" or name not in stock or owner is not pfile):
-            continue   # its own name, or its includer's (told once, at the includer)
-        # a project's policy may not take a stock policy's name either, loaded now or not: the library's
-        # are loaded when ordo.yaml enables them, the re-plan's at a re-plan, avoid-refused-targets by
-        # whatif --target-down
-        taken = owner.display if owner.meta is not pfile.meta else stock[name]
+        if owner.meta is not pfile.meta:   # another policy's name (not its includer's)
+            taken = owner.display
+        elif owner is pfile and pfile.origin == "project" and name in stock:
+            # a stock policy's name, loaded now or not: the library's are loaded when ordo.yaml enables
+            # them, the re-plan's at a re-plan, avoid-refused-targets by whatif --target-down
+            taken = stock[name]
+        else:
+            continue
         how = ("rename it in its %@ name: line" if pfile.meta.declared and pfile.meta.line else
                "give it a %@ name: line of its own (a policy without one is named after its file)")
         out.append(Diagnostic(

@@ -491,6 +491,10 @@ class LocalEngine:
     def claims(self, run_id: int) -> list[str]:
         return self._journal().claims(run_id)
 
+    def check_claims(self, resources: list[str]) -> None:
+        """ClaimError if a run that may go on holds any of ``resources`` (``Journal.check_claims``)."""
+        self._journal().check_claims(resources)
+
     def events(self, run_id: int, since: int = 0, limit: int = -1,
                kinds: tuple[str, ...] | None = None) -> list[Event]:
         redactor = Redactor()

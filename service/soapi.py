@@ -220,12 +220,10 @@ def _exists(project: Project, instance_id: str) -> bool:
 def _held(engine: LocalEngine, translation: Translation) -> bool:
     """Whether a run that may go on holds what the request touches (a create still under way, its
     instance not observed yet): the answer is SO's "Locked instance", from the submission."""
-    wanted = set(translation.resources)
-    for info in engine.runs():
-        if info.effective_status in (*RESUMABLE, "crashed"):
-            held = engine.claims(info.id)
-            if not held or wanted & set(held):   # (none: the run holds the whole journal)
-                return True
+    try:
+        engine.check_claims(translation.resources)
+    except ClaimError:
+        return True
     return False
 
 
