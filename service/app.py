@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import DiagnosticsError, OrdoError
@@ -217,6 +218,12 @@ def authorize(request: Request) -> Principal:
 
 
 Who = Annotated[Principal, Depends(authorize)]
+
+
+def _guarded(request: Request) -> bool:
+    """Whether the path asked for (as routed) depends on ``authorize``."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    return dependant is not None and any(dep.call is authorize for dep in dependant.dependencies)
 RunId = Annotated[int, Path(ge=1, le=MAX_RUN_ID)]
 
 
@@ -384,9 +391,16 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
         return JSONResponse({"detail": detail, **extra}, status_code=code)
 
     @app.exception_handler(RequestValidationError)
-    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         """As FastAPI answers, each problem with its field; without echoing the input when it holds
-        what JSON cannot carry (NaN, Infinity: rendering it failed with a 500)."""
+        what JSON cannot carry (NaN, Infinity: rendering it failed with a 500). On a path that asks
+        for credentials, only to a caller who has them: FastAPI reads a body (a malformed one fails
+        there) before it runs the path's dependencies, ``authorize`` among them."""
+        if _guarded(request):
+            try:
+                authorize(request)
+            except HTTPException as refused:
+                return await request.app.exception_handlers[StarletteHTTPException](request, refused)
         errors = jsonable_encoder(exc.errors())
         try:
             return JSONResponse({"detail": errors}, status_code=422)

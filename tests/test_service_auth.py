@@ -49,6 +49,22 @@ def test_no_token_401_reader_reads_only_operator_submits(vfw_copy: Path, tokens:
         assert OPERATOR.encode() not in fh.read()
 
 
+def test_credentials_are_asked_for_before_the_body_or_the_path_is_read(vfw_copy: Path, tokens: Path) -> None:
+    """A caller without credentials learns nothing of what the service would make of its input:
+    a malformed body, or a run number out of range, is 401 to it (403 to a reader who may not
+    POST), and 422 only to an operator."""
+    with thread_server(vfw_copy, tokens=tokens) as url, httpx.Client(base_url=url, timeout=60) as api:
+        broken = {"content": b'{"request": ', "headers": {"Content-Type": "application/json"}}
+        assert api.post("/v1/runs", **broken).status_code == 401
+        assert api.get("/v1/runs/0").status_code == 401
+        assert api.post("/v1/plans", json={"request": 7}).status_code == 401
+        reader = api.post("/v1/runs", content=broken["content"], headers={**broken["headers"], **bearer(READER)})
+        assert reader.status_code == 403 and "dashboard is a reader" in reader.json()["detail"]
+        assert api.get("/v1/runs/0", headers=bearer(READER)).status_code == 422
+        operator = api.post("/v1/runs", content=broken["content"], headers={**broken["headers"], **bearer(OPERATOR)})
+        assert operator.status_code == 422 and operator.json()["detail"][0]["type"] == "json_invalid", operator.text
+
+
 def test_without_credentials_only_loopback(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORDO_TOKENS", raising=False)
     with pytest.raises(ServeError, match="loopback only"):
