@@ -75,22 +75,39 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
 
 
 def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None:
-    """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning;
-    and a supersede of a run whose Temporal workflow still carries it on (its client gone): the
-    journal would end it, and the workflow would go on acting on the same resources as the new run."""
+    """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning.
+    A run whose Temporal workflow still carries it on (its client gone) is refused either way, with
+    what stops it: the journal counts it crashed, so a supersede would end it there while the workflow
+    went on acting on the same resources as the new run, and `ordo resume` would not take it over."""
     path = journal_path(project, journal)
-    if path.exists():
-        with Journal(path, create=False) as jr:
-            for info in jr.check_startable(supersede):   # (none unless superseding)
-                if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
-                    from executor.engine import ExecutionError
-                    from executor.temporal import load_client
+    if not path.exists():
+        return
+    with Journal(path, create=False) as jr:
+        for info in jr.check_startable(True):   # refuses a run in progress; the runs that could be resumed
+            if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
+                _refuse_carried_on(jr, info, supersede)
+        if not supersede:
+            jr.check_startable(False)
 
-                    if not load_client().workflow_gone(info.options["temporal"], jr.id, info.id):
-                        raise ExecutionError(
-                            f"run {info.id} is carried on by its Temporal workflow (the process that "
-                            f"started it is gone): `ordo abort {info.id}` stops it, then apply again; "
-                            "a supersede now would leave the workflow acting beside the new run")
+
+def _refuse_carried_on(jr: Journal, info: RunInfo, supersede: bool) -> None:
+    """ExecutionError if ``info``'s Temporal workflow still runs. Without a supersede, a Temporal
+    server that does not answer leaves the journal's own refusal to speak (it follows)."""
+    from executor.engine import ExecutionError
+    from executor.temporal import TemporalError, load_client
+
+    try:
+        gone = load_client().workflow_gone(info.options["temporal"], jr.id, info.id)
+    except TemporalError:
+        if supersede:
+            raise
+        return
+    if not gone:
+        raise ExecutionError(
+            f"run {info.id} is carried on by its Temporal workflow (the process that started it is gone): "
+            f"`ordo abort {info.id}` stops it, then apply again"
+            + ("; a supersede now would leave the workflow acting beside the new run" if supersede else
+               f" (`ordo resume {info.id}` cannot take it over while the workflow runs)"))
 
 
 def check_saved_plan(project: Project, plan: Plan, source: str, *, timeout: float | None = None) -> Plan:
@@ -244,13 +261,14 @@ def run_files(jr: Journal, run_id: int) -> dict[str, Any]:
 def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: int, simulation: Path | None,
            on_failure: str | None, max_replans: int | None, op_timeout: float | None, *,
            listener: Listener | None = None, around: Around | None = None, shared: Shared | None = None,
-           rollback: bool = False, record: dict[str, Any] | None = None) -> RunResult:
+           rollback: bool = False, record: dict[str, Any] | None = None, given: Iterable[str] = ()) -> RunResult:
     """Carry on a run that crashed, was interrupted, or fell out, from the files it was planned from.
     With ``rollback``, a run that fell out, failed or was interrupted is rolled back instead: planned from
     what is observed to the state before the run, within its resources (created ones removed, changed
     ones put back), and carried out; it ends rolled_back. A run that fell out on Temporal, whose workflow
     still waits for a decision, is carried on by that workflow (``record``: who asked, for its journal).
-    ``simulation`` and the options then stay those of the run."""
+    ``simulation`` and the options then stay those of the run: ``given``, the options a user named (as
+    ``--max-replans``), are refused then, not dropped in silence."""
     from executor.engine import ExecutionError, Executor
 
     root = project_root(project)
@@ -263,6 +281,11 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
         if info.options.get("engine") == "temporal" and info.effective_status in ("fallout", "crashed"):
             from executor.temporal import load_client, workflow_id
 
+            if given := sorted(given):
+                raise ExecutionError(
+                    f"run {run_id} is carried on by its Temporal workflow, which keeps the options the run "
+                    f"started with: {', '.join(given)} would change nothing; resume without "
+                    f"{'it' if len(given) == 1 else 'them'}, or `ordo abort {run_id}` and apply anew")
             jr.close()  # the decision follows the run on a journal of its own
             decided = load_client().decide(path, run_id, info.options["temporal"],
                                            "rollback" if rollback else "resume", record or {},

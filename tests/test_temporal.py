@@ -312,7 +312,7 @@ async def _largest_event(client, wid: str) -> int:
 @pytest.mark.slow
 def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_server: str, tmp_path: Path):
     """The workflow does not need the process that started it; `ordo resume` refuses to drive it a
-    second time, `ordo apply --supersede` to start beside it, and `ordo abort` reaches it (each step an
+    second time, `ordo apply` (with --supersede or not) to start beside it, and `ordo abort` reaches it (each step an
     ordo process of its own: the operations take 2 s, so that under load the run is still going on)."""
     scenario = _scenario(tmp_path, "smooth.yaml", latency={"default": 2.0})
     with workers(temporal_server, "t4", tmp_path, count=1):
@@ -326,9 +326,13 @@ def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_se
         where = ["-C", str(VFW), "--journal", str(tmp_path / "journal.db")]
         resume = run_ordo_process("resume", "1", *where)
         assert resume.code == 1 and "its workflow is still going on without the process" in resume.err, resume.err
-        # nor may a new apply supersede it: the workflow would go on acting beside the new run
+        # nor may a new apply supersede it: the workflow would go on acting beside the new run; without
+        # --supersede, the refusal names the abort, not a resume or a supersede that would be refused
         supersede = run_ordo_process("apply", "--auto-approve", "--supersede", *where)
         assert supersede.code == 1 and "`ordo abort 1` stops it, then apply again" in supersede.err, supersede.text
+        again = run_ordo_process("apply", "--auto-approve", *where)
+        assert again.code == 1 and "carried on by its Temporal workflow" in again.err, again.text
+        assert "--supersede" not in again.err and "cannot take it over" in again.err, again.err
         abort = run_ordo_process("abort", "1", *where)
         assert abort.code == 0 and "a Temporal workflow" in abort.out, abort.text
         while True:
