@@ -584,8 +584,12 @@ def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | s
     from ordo import runs
 
     console = _console(stderr=as_json)
+    ctx = click.get_current_context()
+    given = tuple(f"--{name.replace('_', '-')}" for name in ("inventory", "simulation", "on_failure", "max_replans",
+                                                             "op_timeout")
+                  if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE)
     result = runs.resume(project, inventory, journal, run_id, simulation, on_failure, max_replans, op_timeout,
-                         as_json=as_json, console=console, rollback=rollback)
+                         as_json=as_json, console=console, rollback=rollback, given=given)
     code = _finish(console, result, as_json)
     sys.exit(EXIT_OK if rollback and result.status == "rolled_back" else code)
 

@@ -82,10 +82,10 @@ def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path |
 
 def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: int, simulation: Path | None,
            on_failure: str | None, max_replans: int | None, op_timeout: float | None, *, as_json: bool,
-           console: Console, rollback: bool = False) -> RunResult:
+           console: Console, rollback: bool = False, given: tuple[str, ...] = ()) -> RunResult:
     view = _listener(as_json, console)
     return library.resume(project, inventory, journal, run_id, simulation, on_failure, max_replans, op_timeout,
-                          listener=view, around=_shown_live(view, console), rollback=rollback)
+                          listener=view, around=_shown_live(view, console), rollback=rollback, given=given)
 
 
 def _when(ts: float) -> str:

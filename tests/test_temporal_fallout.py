@@ -86,6 +86,10 @@ def test_a_run_fallen_out_waits_and_is_resumed_in_the_same_workflow(temporal_ser
         applied_before = len(read_ledger(tmp_path / "simulated-world.db"))
 
         _fix(tmp_path)
+        # the workflow keeps the run's options: one named on the command line is refused, not dropped
+        options = run_ordo_process("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db",
+                                   "--max-replans", "9", "--op-timeout", "5")
+        assert options.code == 1 and "--max-replans, --op-timeout would change nothing" in options.err, options.text
         resume = run_ordo_process("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=180)
         assert resume.code == 0, resume.text
 
