@@ -378,7 +378,7 @@ def test_transient_failures_converge_and_apply_each_operation_once(vfw_copy):
     assert plan is not None
     expected = sorted((op.resource, op.operation) for op in plan.operations)
     retried = 0
-    for seed in range(10):
+    for seed in range(6):
         journal = vfw_copy / f"journal-{seed}.db"
         sim = {"seed": seed, "latency": 0, "transient_rate": 0.2, "world": f"world-{seed}.db"}
         with Journal(journal) as jr:
@@ -393,7 +393,7 @@ def test_transient_failures_converge_and_apply_each_operation_once(vfw_copy):
         retried += kinds(evs).count("retry")
         rows = read_ledger(vfw_copy / f"world-{seed}.db")
         assert sorted((row["resource"], row["operation"]) for row in rows) == expected, seed
-    assert retried > 10 * 32 * 0.1      # about one attempt in five failed
+    assert retried > 6 * 32 * 0.1      # about one attempt in five failed
 
 
 def test_transient_failures_exhausted_count_as_permanent(vfw_copy):

@@ -80,9 +80,9 @@ def test_explaining_a_placement_grounds_within_the_limits(vfw_copy):
     assert run_ordo("plan", "-C", vfw_copy, "--out", "plan.json").code == 0
     add_policy(vfw_copy, "slow.lp", SLOW)
     started = time.monotonic()
-    run = run_ordo("explain", "-C", vfw_copy, "plan.json", "vfw", "--timeout", "2")
+    run = run_ordo("explain", "-C", vfw_copy, "plan.json", "vfw", "--timeout", "1")
     assert run.code == 4, run.text
-    assert ("grounding exceeded the time limit (2 s); the policy that grounds largest is slow "
+    assert ("grounding exceeded the time limit (1 s); the policy that grounds largest is slow "
             "(policies/slow.lp)") in run.err
     assert "Traceback" not in run.text and time.monotonic() - started < 15
     (vfw_copy / "policies" / "slow.lp").write_text("% slow: now harmless\n")
