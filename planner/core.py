@@ -101,11 +101,11 @@ def policy_files(project: Project) -> list[tuple[Path, str, str]]:
 
 
 def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict, src: Source | None,
-                    model: Model | None = None, parameters: dict | None = None) -> Program:
+                    model: Model | None = None, parameters: dict | None = None, *, warn: bool = True) -> Program:
     """The one policy pipeline of check, plan, apply, test, whatif and explain:
     parse the files (expanding ``#include``), apply the project's enforcement
     levels and the stock policies' parameters (planner/parameters.py), lint
-    (planner/lint.py; the vocabulary too when there is a model). Every
+    (planner/lint.py; the vocabulary too when there is a model, unless ``warn`` is False). Every
     problem, error or warning, is in ``program.diagnostics``; nothing is
     grounded, so nothing a refused policy says has run. A file that does not
     parse hides nothing the lint finds in the others: they are linted all the same (unsafe
@@ -113,9 +113,9 @@ def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict
     program = load_program(files, root)
     unparsed = program.errors
     program.diagnostics += apply_enforcement(program, levels, src)
-    program.diagnostics += apply_parameters(program, parameters or {}, src, model)
+    program.diagnostics += apply_parameters(program, parameters or {}, src, model, warn=warn)
     program.diagnostics += lint(program, unparsed)
-    if model is not None:
+    if model is not None and warn:
         program.diagnostics += vocabulary_lint(program, model)
     program.linted = not unparsed
     return program
@@ -124,10 +124,10 @@ def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict
 def load_policies(project: Project, *, warnings: bool = True) -> Program:
     """The project's policies, refused (DiagnosticsError, with the warnings
     too) on any error ``ordo check`` would report for them. ``warnings``
-    False: a caller that shows none skips the checks against the model, which
+    False: a caller that shows none skips the checks against the model that
     can only warn (the vocabulary), unless the policies are refused."""
     program = checked_program(policy_files(project), project.root, project.enforcement, project.source,
-                              project.model if warnings else None, project.parameters)
+                              project.model, project.parameters, warn=warnings)
     if program.errors:
         if not warnings:
             return load_policies(project)   # refused: raises, with the warnings, as ordo check reports them

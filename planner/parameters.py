@@ -25,6 +25,7 @@ from clingo import ast
 
 import policies
 from domain.errors import Diagnostic
+from domain.formats import MAX_INT
 from domain.yamlsrc import Source
 from planner.lint import unknown_words, vocabulary
 from planner.program import PolicyFile, Program
@@ -73,10 +74,13 @@ def declared(pfile: PolicyFile) -> dict[str, clingo.Symbol]:
             if stm.ast_type == ast.ASTType.Definition and stm.value.ast_type == ast.ASTType.SymbolicTerm}
 
 
-def apply_parameters(program: Program, given: dict[str, dict], src: Source | None, model=None) -> list[Diagnostic]:
+def apply_parameters(program: Program, given: dict[str, dict], src: Source | None, model=None, *,
+                     warn: bool = True) -> list[Diagnostic]:
     """Set the stock policies' parameters (``policies.parameters``) in their
-    rules; the problems with them, and (with a model) a warning for each atom
-    of a stock policy that no model file can make true."""
+    rules; the problems with them, and with a model, the products of
+    prefer-cheaper-region past the solver's range (``_costs_in_range``) and,
+    unless ``warn`` is False, a warning for each atom of a stock policy that no
+    model file can make true."""
     out: list[Diagnostic] = []
     stock = policies.library()
     for name in given:
@@ -84,7 +88,7 @@ def apply_parameters(program: Program, given: dict[str, dict], src: Source | Non
             close = difflib.get_close_matches(name, list(stock), n=1)
             out.append(_at_key(src, ("policies", "parameters", name), f"unknown library policy '{name}'",
                                f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(stock)}"))
-    known = vocabulary(model) if model is not None else None
+    known = vocabulary(model) if model is not None and warn else None
     for pfile in program.files:
         if pfile.origin != "library":
             continue
@@ -102,7 +106,36 @@ def apply_parameters(program: Program, given: dict[str, dict], src: Source | Non
                             if stm.ast_type != ast.ASTType.Definition]
         if known is not None:
             out += _never_binds(pfile, entry, substitute.placed, values, known, src)
+        if model is not None and entry == CHEAPER_REGION:
+            chosen = {k: values.get(k, v.string) for k, v in defaults.items()}   # (both are text)
+            out += _costs_in_range(pfile, model, chosen["cost_key"], chosen["weight_key"])
     return out
+
+
+#: The stock policy that multiplies: a target's cost times a resource's size.
+CHEAPER_REGION = "prefer-cheaper-region"
+
+
+def _costs_in_range(pfile: PolicyFile, model, cost_key: str, weight_key: str) -> list[Diagnostic]:
+    """prefer-cheaper-region multiplies a target's cost by a resource's size and adds the products up,
+    in clingo's 32-bit integers, which wrap without a word: a cost of 3e8 times 8 vcpu came out smaller
+    than a cost of 2e8 times 8, and the dearer region was the "optimal" one. Each number is within
+    MAX_INT (domain.formats), and so is the total of each ``requires`` key (domain.model); the largest
+    cost times that total bounds every product and every sum the policy makes."""
+    costs = [(abs(cost), name) for name, target in model.targets.items()
+             if isinstance(cost := target.attributes.get(cost_key), int) and not isinstance(cost, bool)]
+    total = sum(res.requires.get(weight_key, 0) for res in model.resources.values())
+    if not costs or max(costs)[0] * total <= MAX_INT:
+        return []
+    cost, name = max(costs)
+    return [Diagnostic(
+        file=pfile.display, code="range",
+        summary=f"{pfile.meta.name} would count past the solver's range: target '{name}' has {cost_key} "
+                f"{cost:,} and the resources require {total:,} {weight_key} in all; their product, "
+                f"{cost * total:,}, is more than {MAX_INT:,}",
+        detail="the solver multiplies and adds in 32-bit integers and wraps beyond, silently: state the "
+               f"targets' {cost_key} in a larger unit (so that the largest times {total:,} stays within "
+               f"{MAX_INT:,}), or leave {pfile.meta.name} out")]
 
 
 def _never_binds(pfile: PolicyFile, entry: str, placed: dict[tuple[int, int], str], values: dict,

@@ -134,6 +134,28 @@ def test_numbers_that_reach_the_solver_are_bounded(vfw: Path, capsys: pytest.Cap
             if "together" not in where else "(the planner adds these up in 32-bit integers)")
 
 
+@pytest.mark.parametrize("command", ["check", "plan", "whatif", "explain"])
+def test_costs_times_sizes_past_the_solvers_range_are_refused(vfw: Path, capsys: pytest.CaptureFixture,
+                                                              command: str) -> None:
+    """Each cost and size is within range, but prefer-cheaper-region multiplies them and adds the products
+    up: 300,000,000 x 8 vcpu wrapped in 32 bits, and the plan placed vfw on the dearer region as optimal."""
+    path = vfw / "inventory.yaml"
+    text = path.read_text()
+    assert "attributes: { cost: 5 }" in text and "attributes: { cost: 3 }" in text
+    path.write_text(text.replace("attributes: { cost: 5 }", "attributes: { cost: 300000000 }")
+                    .replace("attributes: { cost: 3 }", "attributes: { cost: 200000000 }"))
+    args = {"explain": ["explain", "--conflict"], "whatif": ["whatif", "--target-down", "region-two"]}.get(
+        command, [command])
+    code, text = ordo(capsys, *args)
+    refused(code, text, "<library>/prefer-cheaper-region.lp: error: prefer-cheaper-region would count past the "
+                        "solver's range: target 'region-three' has cost 300,000,000 and the resources require "
+                        "14 vcpu in all; their product, 4,200,000,000, is more than 1,000,000,000")
+    # within range (the largest cost times the total size): planned as before
+    path.write_text(path.read_text().replace("cost: 300000000", "cost: 71428571")   # x 14 <= 10^9
+                    .replace("cost: 200000000", "cost: 50000000"))
+    assert run_ordo("plan").code == 0
+
+
 def test_numbers_from_the_command_line_and_policy_headers_are_bounded(vfw: Path,
                                                                      capsys: pytest.CaptureFixture) -> None:
     code, text = ordo(capsys, "whatif", "--capacity", "region-two:vcpu=99999999999")
