@@ -36,8 +36,13 @@ def is_fingerprint(value: Any) -> bool:
 
 
 def same_value(recorded: Any, requested: Any) -> bool:
-    """Whether a recorded attribute (perhaps a fingerprint) holds the requested value."""
+    """Whether a recorded attribute (perhaps a fingerprint, or holding some inside: a secret under
+    a mapping's key, or in a list's name/value pair) holds the requested value."""
     if recorded == requested:
         return True
+    if isinstance(recorded, dict) and isinstance(requested, dict):
+        return recorded.keys() == requested.keys() and all(same_value(v, requested[k]) for k, v in recorded.items())
+    if isinstance(recorded, list) and isinstance(requested, list | tuple):
+        return len(recorded) == len(requested) and all(map(same_value, recorded, requested))
     match = _FINGERPRINT.fullmatch(recorded) if isinstance(recorded, str) else None
     return match is not None and hmac.compare_digest(match.group(2), _digest(match.group(1), requested))

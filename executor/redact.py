@@ -9,7 +9,9 @@ What counts as secret:
 
 * values under a key that is a declared secret (``secrets:`` on a type in the
   catalog: params and outputs) or whose name looks like one (:data:`NAMES`:
-  password, token, api_key, authorization, cookie ...), anywhere in a tree;
+  password, token, api_key, authorization, cookie ...), anywhere in a tree,
+  and the value of a name/value pair so named (``{"name": "password",
+  "value": ...}``, as SO's userParams are);
   they become a salted fingerprint (:mod:`domain.secrets`), so a changed value
   is still noticed, and the value is masked in text from then on;
 * known secret values anywhere in text: those of environment variables whose
@@ -86,6 +88,10 @@ def redact_argv(argv: Iterable[str]) -> tuple[list[str], list[str]]:
     return shown, found
 
 
+#: The keys of a name/value pair: the name's, then the value's.
+_PAIRS = (("name", "value"), ("key", "value"), ("Name", "Value"), ("Key", "Value"))
+
+
 class Redactor:
     """Masks secrets in trees and text. Thread-safe; learns names and values as controllers start."""
 
@@ -130,7 +136,8 @@ class Redactor:
         if isinstance(data, str):
             return self.text(data)
         if isinstance(data, Mapping):
-            return {k: self._hide(v) if self._secret_key(k) else self.tree(v) for k, v in data.items()}
+            named = self._named_secret(data)
+            return {k: self._hide(v) if self._secret_key(k) or k == named else self.tree(v) for k, v in data.items()}
         if isinstance(data, list | tuple):
             return [self.tree(v) for v in data]
         return data
@@ -147,6 +154,14 @@ class Redactor:
 
     def _secret_key(self, key: Any) -> bool:
         return key in self._names or secret_name(key)
+
+    def _named_secret(self, data: Mapping) -> str | None:
+        """The key of the value in a name/value pair whose name looks secret (SO's userParams
+        ``{"name": "password", "value": ...}``, a container's env, a tag ``{"Key": ..., "Value": ...}``)."""
+        for name, value in _PAIRS:
+            if value in data and isinstance(data.get(name), str) and self._secret_key(data[name]):
+                return value
+        return None
 
     def _hide(self, value: Any) -> str:
         """The fingerprint of a secret; its value is masked in text from now on (an error that quotes it)."""

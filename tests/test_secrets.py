@@ -211,6 +211,24 @@ def test_a_secret_param_is_compared_by_fingerprint(tmp_path: Path, api: Api, sec
         "params changed: size"]   # not the secret pin, whose record is a fingerprint
 
 
+def test_a_secret_nested_in_a_param_is_kept_out_and_compared_by_fingerprint(
+        tmp_path: Path, api: Api, secret_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """A secret under a mapping's key, or as the value of a name/value pair (SO's userParams), is
+    fingerprinted in the journal, and the same value asked again is no change."""
+    request = ('resources:\n  - {name: good, type: thing, params: {db: {password: "nested-pass-5678"}, '
+               'userParams: [{name: sdnc_password, value: "paired-pass-9012"}, {name: site, value: s1}]}}\n')
+    root = project(tmp_path / "p", api.url, request)
+    code, out = ordo(capsys, "apply", "-C", root, "--auto-approve")
+    assert code == 0, out
+    journal = b"".join(f.read_bytes() for f in (root / ".ordo").glob("journal.db*"))
+    assert b"nested-pass-5678" not in journal and b"paired-pass-9012" not in journal
+    assert b"s1" in journal   # what is not secret is kept
+    assert ordo(capsys, "plan", "-C", root, "--detailed-exitcode")[0] == 0   # the same values: nothing to do
+    (root / "request.yaml").write_text(request.replace("paired-pass-9012", "paired-pass-other"))
+    code, out = ordo(capsys, "plan", "-C", root, "--detailed-exitcode")
+    assert code == 2 and "thing.good  update" in out, out
+
+
 def test_journal_and_world_are_private(tmp_path: Path) -> None:
     path = tmp_path / "project" / ".ordo" / "journal.db"
     with Journal(path) as jr:
@@ -246,6 +264,10 @@ def test_redactor_masks_text_and_trees() -> None:
     assert data["inputs"]["pin"].startswith("<secret ") and data["inputs"]["X-Auth-Token"].startswith("<secret ")
     assert data["inputs"]["name"] == "n"
     assert redactor.text("pin 1234 wrong") == "pin *** wrong"  # a declared secret's value is masked from then on
+    pairs = redactor.tree({"userParams": [{"name": "password", "value": "pv-1"}, {"name": "site", "value": "s"},
+                                          {"Key": "pin", "Value": [1, 2]}]})["userParams"]
+    assert pairs[0]["value"].startswith("<secret ") and pairs[1]["value"] == "s"
+    assert pairs[2]["Value"].startswith("<secret ")
     assert redact_argv(["ctl", "--password", "p1", "--api-key=k1", "-v", "x"]) == (
         ["ctl", "--password", "***", "--api-key=***", "-v", "x"], ["p1", "k1"])
 

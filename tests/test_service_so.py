@@ -88,6 +88,21 @@ def test_create_poll_complete_lock_delete_and_the_record_survives_a_restart(vfw_
         assert api.get(f"{REQUESTS}/{request_id}").json()["request"]["requestStatus"]["requestState"] == "COMPLETE"
 
 
+def test_a_secret_in_user_params_name_value_pairs_is_kept_out_of_the_record(vfw_copy: Path) -> None:
+    """SO's clients send userParams as name/value pairs: one named like a secret is fingerprinted in the
+    request kept (journal and GET alike), as a secret under its own key is."""
+    body = copy.deepcopy(INSTANTIATE)
+    body["requestDetails"]["requestParameters"]["userParams"].append({"name": "password", "value": "so-pass-4321"})
+    with thread_server(vfw_copy, latency=0.01) as url, httpx.Client(base_url=url, timeout=60) as api:
+        accepted = api.post(CREATE, json=body)
+        assert accepted.status_code == 202, accepted.text
+        request = poll(api, accepted.json()["requestReferences"]["requestId"], ("COMPLETE",))
+    shown = json.dumps(request)
+    assert "so-pass-4321" not in shown and '"name": "password", "value": "<secret ' in shown, shown
+    journal = b"".join(f.read_bytes() for f in (vfw_copy / ".ordo").glob("journal.db*"))
+    assert b"so-pass-4321" not in journal
+
+
 def test_a_fallout_is_a_task_retried_then_aborted(vfw_copy: Path) -> None:
     refusing = VFW / "simulations" / "region-two-and-three-refuse.yaml"
     with thread_server(vfw_copy, simulation=refusing) as url, httpx.Client(base_url=url, timeout=60) as api:
