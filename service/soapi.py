@@ -241,7 +241,10 @@ def _locked(engine: LocalEngine, translation: Translation, exc: ClaimError) -> S
 def _complete(engine: LocalEngine, who: Principal, task_id: str, body: Any) -> JSONResponse:
     parsed = status.parse_task_id(task_id)
     found = _find(engine, parsed[0]) if parsed else None
-    if found is None or status.task_id(found[0], _events(engine, found[1].id)) != task_id:
+    # open while its run waits for a decision: not once a completion set it going again (and it was
+    # cut short, say, before a run-ended), nor when a later fallout is another task
+    if (found is None or found[1].effective_status != "fallout"
+            or status.task_id(found[0], _events(engine, found[1].id)) != task_id):
         raise SoError(404, f"no open task {task_id!r}")
     decision = status.task_decision(body)
     run = found[1].id

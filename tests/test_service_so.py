@@ -123,6 +123,8 @@ def test_a_fallout_is_a_task_retried_then_aborted(vfw_copy: Path) -> None:
         assert complete(first, "skip").status_code == 400
         retried = complete(first, "retry")
         assert retried.status_code == 202 and retried.json() == {"taskRequestReference": {"taskId": first}}
+        again = complete(first, "rollback")   # a client's retry after a timeout: the task is no longer open
+        assert again.status_code == 404 and "no open task" in so_error(again), again.text
         # the cause is still there (both regions refuse): it falls out again, as a new task
         second = next_task(api, first)
         assert complete(first, "abort").status_code == 404  # a task once completed is gone
