@@ -461,13 +461,25 @@ class LocalEngine:
         return int(box["run"])
 
     def _cut_short(self, run_id: int, exc: BaseException) -> None:
-        """A run whose driver failed after it started is left resumable, saying why."""
+        """A run whose driver failed after it started (a re-plan refused: a policy changed under it, or
+        no longer checks) is left resumable, saying why. While the server goes on, it falls out: it
+        waits for a decision (resume, rollback or abort; SO's manual task), as nothing here would resume
+        it before the next start. While the server stops, and for a run a Temporal workflow carries
+        on, it is interrupted, and resumed at the next start."""
         log.error("run %d stopped: %s", run_id, exc)
         try:
             jr = self._journal()
-            if jr.run(run_id).status == "running":
-                jr.append(run_id, [Event("interrupted", data={"how": f"its driver stopped: {exc}"})],
-                          status="interrupted")
+            info = jr.run(run_id)
+            if info.status != "running":
+                return
+            with self._lock:
+                going_on = self._accepting
+            how = f"its driver stopped: {exc}"
+            if going_on and info.options.get("engine") != "temporal":
+                summary = {**info.summary, "status": "fallout", "reason": how}
+                jr.append(run_id, [Event("run-ended", data=summary)], status="fallout", summary=summary)
+            else:
+                jr.append(run_id, [Event("interrupted", data={"how": how})], status="interrupted")
         except OrdoError as again:
             log.error("run %d: cannot record that it stopped: %s", run_id, again)
 

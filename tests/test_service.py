@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from executor.journal import Journal
+from tests.conftest import VFW
 from tests.servicekit import INSTANTIATE, LAB, effects_once, follow, thread_server, wait_state
 
 
@@ -237,3 +238,24 @@ def test_an_abort_starts_nothing_new_in_the_run_driven_here(vfw_copy: Path) -> N
 def _results(project: Path, run: int, count: int) -> bool:
     with Journal(project / ".ordo" / "journal.db", create=False) as jr:
         return sum(e.kind == "result" for e in jr.events(run)) >= count
+
+
+def test_a_run_whose_re_plan_is_refused_falls_out_instead_of_waiting_for_a_restart(vfw_copy: Path) -> None:
+    """A policy edited into an error while a run goes on: the re-plan after region-two's refusal is
+    refused, and the run's driver stops. The server goes on, so nothing would resume the run before
+    its next start: it falls out, saying why, and is resumed once the policy is mended."""
+    scenario = VFW / "simulations" / "region-two-refuses.yaml"   # (its first refusal comes a second in)
+    policy = vfw_copy / "policies" / "config-after-modules.lp"
+    good = policy.read_text()
+    with thread_server(vfw_copy, simulation=scenario) as url, httpx.Client(base_url=url, timeout=60) as api:
+        accepted = api.post("/v1/runs", json={"request": INSTANTIATE})
+        assert accepted.status_code == 202, accepted.text
+        run = accepted.json()["id"]
+        policy.write_text(good + "\nbroken(X :- .\n")
+        fallen = wait_state(api, run, ("fallout", "complete", "failed", "interrupted"))
+        assert fallen["state"] == "fallout", fallen
+        assert "its driver stopped" in fallen["summary"]["reason"], fallen
+        assert "config-after-modules.lp" in fallen["summary"]["reason"], fallen
+        policy.write_text(good)
+        assert api.post(f"/v1/runs/{run}/resume").status_code == 202
+        assert wait_state(api, run, ("complete", "fallout", "failed"))["state"] == "complete"
