@@ -198,6 +198,8 @@ def so_api(tmp_path_factory: pytest.TempPathFactory):
     ([1, 2], "expected a JSON object"),
     (edited((*VNFS, 0, "instanceName"), "not a name!"), "userParams[1].service.resources.vnfs[0].instanceName"),
     (edited(("requestDetails", "modelInfo", "modelName"), "vLB_Service"), "requestDetails.modelInfo"),
+    # two VNFs of one name: said so, at the second (not an internal field of the translation)
+    (edited((*VNFS, 0, "instanceName"), "vsink"), "resource 'vsink' is requested twice"),
 ])
 def test_a_bad_body_is_400_naming_the_field(so_api: httpx.Client, body: Any, where: str) -> None:
     got = so_api.post(CREATE, json=body)

@@ -196,6 +196,7 @@ class _Builder:
         resource.pop("name")
         names = [self.service]
         by_vnf: dict[str, dict[str, Any]] = {}
+        vnfs: list[dict[str, Any]] = []   # every VNF's entry: two of one name are one too many, said later
         for inst in instances:
             lists = {"vnf": "vnfs", "network": "networks", "pnf": "pnfs"}
             if inst.kind == "vfModule":
@@ -210,9 +211,10 @@ class _Builder:
                 entries.append(entry)
                 if inst.kind == "vnf":
                     by_vnf[inst.name] = entry
+                    vnfs.append(entry)
                     entry["__path"] = here
             names.append(inst.name)
-        for entry in by_vnf.values():
+        for entry in vnfs:
             entry.pop("__path")
         self.raise_problems()
         request = {"name": f"SO {CREATE} {self.service}", "services": {self.service: resource}}
