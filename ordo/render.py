@@ -221,7 +221,8 @@ def placement_why(console: Console, why) -> None:
         console.print("  [yellow]The project's inputs changed since the plan was made: this is what they give "
                       "now.[/]", highlight=False)
     if why.alternatives:
-        console.print(f"  Cost of this plan: {_cost_text(why.cost)}  [dim](cost@priority)[/]", highlight=False)
+        made = " (from the inputs it was made from)" if why.inputs_changed else ""
+        console.print(f"  Cost of this plan{made}: {_cost_text(why.cost)}  [dim](cost@priority)[/]", highlight=False)
     for alt in why.alternatives:
         if alt.status == "plan":
             proven = "" if alt.optimal else " (the best found in the time limit)"

@@ -172,6 +172,10 @@ class PlacementWhy:
 
 #: The reason of a placement that only planning it elsewhere explains.
 CHOSEN = "chosen by the planner: of the targets every hard policy allows, the one of least cost"
+#: The same, of a plan made from other inputs than today's (or edited): what it chose then is not
+#: claimed to be the least cost now; the other targets say what today's inputs give.
+CHOSEN_THEN = ("where this plan put it, made from other inputs than today's (or edited): not shown to be "
+               "the least cost now; the other targets are planned on today's inputs")
 #: A target the time limit left no time to plan on.
 UNDECIDED = "not decided within the time limit"
 #: A target without a plan in the resource's part that the time limit left no time to explain on the whole model.
@@ -203,7 +207,7 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
     program = load_policies(project)
     why = _placement_reason(project, program, plan, resource)
     others = _others(project, why)
-    if why.reason != CHOSEN or not others:
+    if why.reason not in (CHOSEN, CHOSEN_THEN) or not others:
         return why
     decided: dict[str, tuple[Alternative, bool]] = {}
     try:
@@ -251,7 +255,7 @@ def _placement_reason(project: Project, program, plan: Plan, resource: str) -> P
         why.reason = (f"it is on {why.target} already; a resource moves only when it is replaced "
                       "(<base>/placement.lp)")
     else:
-        why.reason = CHOSEN
+        why.reason = CHOSEN_THEN if why.inputs_changed else CHOSEN
     return why
 
 
@@ -310,7 +314,7 @@ def placement_here(project: Project, program, plan: Plan, resource: str, *, time
     from planner.facts import model_facts
 
     why = _placement_reason(project, program, plan, resource)
-    if why.reason != CHOSEN:
+    if why.reason not in (CHOSEN, CHOSEN_THEN):
         return why
     limits = _Limits(time.monotonic() + timeout, on_grounding, on_grounded)
     others = _others(project, why)

@@ -21,7 +21,7 @@ from domain.project import load_project
 from planner.core import load_policies, make_plan
 from planner.plan import Plan
 from planner.why import explain_placement, placement_here
-from tests.conftest import VFW
+from tests.conftest import VFW, run_ordo
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +269,24 @@ def test_a_target_ruled_out_because_the_resource_was_placed_since_the_plan_says_
         [("region-one", "no_plan", ()), ("region-three", "no_plan", ())]
     assert all(alt.summary.startswith("it is on region-two now, observed since the plan was made") and
                "<base>/placement.lp" in alt.summary for alt in why.alternatives), why.alternatives
+
+
+def test_an_edited_or_stale_plan_is_not_said_to_be_the_least_cost(tmp_path):
+    """A placement edited in a saved plan, its digest changed with it, reads as a plan of other inputs:
+    it is explained as where that plan put it, never as the planner's choice of least cost, and its
+    cost is the one it was made with; the other targets are planned on today's inputs."""
+    root = tmp_path / "p"
+    shutil.copytree(VFW, root, ignore=shutil.ignore_patterns(".ordo"))
+    data = json.loads(make_plan(load_project(root)).plan.to_json())
+    assert data["placements"]["vfw"] != "region-three"
+    data["placements"]["vfw"] = "region-three"
+    data["digest"] = "sha256:" + "0" * 64
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    run = run_ordo("explain", "-C", root, edited, "vfw")
+    assert run.code == 0, run.text
+    assert "chosen by the planner" not in run.out, run.out
+    assert "vfw is placed on region-three: where this plan put it, made from other inputs" in run.out
+    assert "Cost of this plan (from the inputs it was made from): 26@1" in run.out
+    why = explain_placement(load_project(root), Plan.from_json(edited.read_text()), "vfw", timeout=30)
+    assert why.inputs_changed and why.reason == why_module.CHOSEN_THEN and why.alternatives
