@@ -145,7 +145,8 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text",
               show_default=True, help="How to print the plan.")
 @click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 when there are no changes, 2 when there are (3: no plan, 1: error).")
+              help="Exit 0 when there are no changes, 2 when there are (3: no plan, 1: error); with --compare, "
+                   "changes from the saved plan.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
 @memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
@@ -177,8 +178,9 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     console = _console()
     render.warnings(_console(stderr=True), outcome.warnings)
     if saved is not None:
-        _print_diff(saved, outcome, fmt, f"Saved plan ({compare})", "New plan", out=out, settings=loaded.settings)
-        if detailed_exitcode and outcome.plan is not None and outcome.plan.has_changes:
+        diff = _print_diff(saved, outcome, fmt, f"Saved plan ({compare})", "New plan", out=out,
+                           settings=loaded.settings)
+        if detailed_exitcode and not diff.empty:   # what is printed: the difference, drift from the saved plan
             sys.exit(EXIT_CHANGES)
         return
     if outcome.plan is None:
@@ -216,8 +218,8 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 
 
 def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, out: Path | None = None,
-                settings=None, extra: dict | None = None) -> None:
-    """The difference from ``base`` (a Plan or an Outcome) to ``outcome``;
+                settings=None, extra: dict | None = None):
+    """The difference from ``base`` (a Plan or an Outcome) to ``outcome``, which it returns;
     exits 3 (4 on timeout) when ``outcome`` has no plan."""
     from ordo import render
     from planner.diff import diff_plans
@@ -237,6 +239,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
             console.print(f"\nSaved the plan to: {shown(out)}")
     if outcome.plan is None:
         sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+    return diff
 
 
 @cli.command()

@@ -142,12 +142,15 @@ def test_plan_compare(vfw_copy, tmp_path):
     assert same.code == 0, same.text
     assert same.out.splitlines()[0].startswith(f"Saved plan ({saved}): 10 to create")
     assert "No differences." in same.out
+    # --detailed-exitcode follows what is printed, the difference (the plan itself has changes: 10 to create)
+    assert run_ordo("plan", "-C", vfw_copy, "--compare", saved, "--detailed-exitcode").code == 0
     policy = vfw_copy / "policies/config-after-modules.lp"
     policy.write_text(policy.read_text() + '\n% vfw stays out of region-two\n:- located("vfw","region-two").\n')
     changed = run_ordo("plan", "-C", vfw_copy, "--compare", saved)
     assert changed.code == 0, changed.text
     assert "No differences." not in changed.out
     assert "Placements changed\n  ~ vfw: region-two -> " in changed.out
+    assert run_ordo("plan", "-C", vfw_copy, "--compare", saved, "--detailed-exitcode").code == 2
     diff = _json(run_ordo("plan", "-C", vfw_copy, "--compare", saved, "--format", "json"))
     assert diff["empty"] is False and _placement(diff, "vfw")[0] == "region-two"
 
