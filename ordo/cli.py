@@ -306,9 +306,24 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     placed = base.placements if baseline is not None else base.plan.placements if base.plan is not None else None
     outcome = make_plan(scenario.apply(loaded), timeout=timeout, concurrency=concurrency, keep=placed)
     described = scenario.describe()
+    extra: dict = {"scenario": described}
+    if baseline is not None:
+        # made from the inputs the project has now? Otherwise the difference is partly theirs, not the scenario's
+        extra["baseline_inputs_changed"] = changed = _made_from_other_inputs(base, project, journal)
+        if changed and fmt == "text":
+            _console().print(f"[yellow]Note:[/] {shown(baseline)} was made from other inputs than the project's "
+                             "now: the difference below is also theirs, not only the scenario's.\n", highlight=False)
     _print_diff(base, outcome, fmt, f"Baseline ({baseline})" if baseline is not None else "Baseline",
-                f"Scenario ({'; '.join(described)})" if described else "Scenario",
-                extra={"scenario": described})
+                f"Scenario ({'; '.join(described)})" if described else "Scenario", extra=extra)
+
+
+def _made_from_other_inputs(plan, project: Path, journal: Path | str | None) -> bool:
+    """Whether a saved plan's digest is not that of the project's inputs as they are now."""
+    from executor.runs import load_with_journal
+    from planner.core import digest, load_policies
+
+    now = load_with_journal(project, None, None, [], journal)
+    return digest(now, load_policies(now, warnings=False))[0] != plan.digest
 
 
 apply_options = [

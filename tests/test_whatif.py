@@ -162,6 +162,14 @@ def test_whatif_against_saved_baseline(vfw_copy, tmp_path):
     assert run.code == 0, run.text
     assert run.out.startswith(f"Baseline ({saved}): ")
     assert "  ~ vsink: region-one -> region-two" in run.out
+    args = ("whatif", "-C", vfw_copy, "--baseline", saved, "--target-down", "region-three")
+    assert _json(run_ordo(*args, "--format", "json"))["baseline_inputs_changed"] is False
+    # the inventory changed since the baseline was saved: part of the difference is that change, said so
+    inventory = vfw_copy / "inventory.yaml"
+    inventory.write_text(inventory.read_text().replace("attributes: { cost: 3 }", "attributes: { cost: 30 }"))
+    stale = run_ordo(*args)
+    assert stale.code == 0 and stale.out.startswith(f"Note: {saved} was made from other inputs"), stale.text
+    assert _json(run_ordo(*args, "--format", "json"))["baseline_inputs_changed"] is True
 
 
 def test_json_is_deterministic(vfw_copy):
