@@ -19,7 +19,7 @@ import yaml
 
 from executor.controllers.simulated import read_ledger
 from executor.journal import Journal
-from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_process
+from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_forked
 from tests.temporalkit import TEMPORAL, dev_server, histories, with_client
 from tests.temporalkit import stop as _stop
 from tests.temporalkit import workers as vfw_workers
@@ -177,11 +177,10 @@ def test_a_run_journaled_in_postgresql_completes_on_two_workers_exactly_once(tem
     scenario = _scenario(vfw_copy.parent, "region-two-refuses.yaml", **QUICK)
     envs = [{"ORDO_JOURNAL": postgres_url}, {}]
     with vfw_workers(temporal_server, "tp", vfw_copy.parent, vfw_copy, 2, envs):
-        done = subprocess.run([ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server,
-                               "--task-queue", "tp", "-C", str(vfw_copy), "--auto-approve", "--simulation",
-                               str(scenario), "--journal", postgres_url, "--json"],
-                              capture_output=True, text=True, env=ordo_env(), timeout=180)
-    assert done.returncode == 0, done.stderr
+        done = run_ordo_forked("apply", "--engine", "temporal", "--temporal", temporal_server, "--task-queue", "tp",
+                               "-C", vfw_copy, "--auto-approve", "--simulation", scenario, "--journal", postgres_url,
+                               "--json", timeout=180)
+    assert done.code == 0, done.err
     summary = _exactly_once(vfw_copy / ".ordo", postgres_url)   # a database's files: the project's .ordo/
     assert summary["replans"] == 1 and summary["created"] == 10 and summary["unfinished"] == 0
     # a worker's own URL is taken whole (the password, a query such as sslmode), the input's as given
@@ -324,16 +323,16 @@ def test_a_run_whose_client_is_gone_goes_on_and_is_aborted_by_signal(temporal_se
             time.sleep(0.1)
         _stop(client, signal.SIGKILL)
         where = ["-C", str(VFW), "--journal", str(tmp_path / "journal.db")]
-        resume = run_ordo_process("resume", "1", *where)
+        resume = run_ordo_forked("resume", "1", *where)
         assert resume.code == 1 and "its workflow is still going on without the process" in resume.err, resume.err
         # nor may a new apply supersede it: the workflow would go on acting beside the new run; without
         # --supersede, the refusal names the abort, not a resume or a supersede that would be refused
-        supersede = run_ordo_process("apply", "--auto-approve", "--supersede", *where)
+        supersede = run_ordo_forked("apply", "--auto-approve", "--supersede", *where)
         assert supersede.code == 1 and "`ordo abort 1` stops it, then apply again" in supersede.err, supersede.text
-        again = run_ordo_process("apply", "--auto-approve", *where)
+        again = run_ordo_forked("apply", "--auto-approve", *where)
         assert again.code == 1 and "carried on by its Temporal workflow" in again.err, again.text
         assert "--supersede" not in again.err and "cannot take it over" in again.err, again.err
-        abort = run_ordo_process("abort", "1", *where)
+        abort = run_ordo_forked("abort", "1", *where)
         assert abort.code == 0 and "a Temporal workflow" in abort.out, abort.text
         while True:
             with Journal(tmp_path / "journal.db", create=False) as jr:
@@ -394,7 +393,7 @@ def test_an_abort_ends_a_re_plan_under_way(temporal_server: str, tmp_path: Path)
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
             time.sleep(0.5)
-            abort = run_ordo_process("abort", "1", "-C", project, "--journal", journal)
+            abort = run_ordo_forked("abort", "1", "-C", project, "--journal", journal)
             asked = time.monotonic()
             assert abort.code == 0, abort.text
             while True:

@@ -20,7 +20,7 @@ import yaml
 
 from executor.controllers.simulated import read_ledger
 from executor.journal import Journal
-from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_process
+from tests.conftest import VFW, ordo_env, require_server, run_ordo_forked
 from tests.temporalkit import TEMPORAL, dev_server, with_client
 from tests.temporalkit import workers as vfw_workers
 
@@ -48,15 +48,13 @@ def _fall_out(address: str, queue: str, folder: Path) -> str:
     """The vFW applied through Temporal until it falls out; its workflow's id."""
     from executor.temporal.client import workflow_id
 
-    done = subprocess.run([ordo_executable(), "apply", "--engine", "temporal", "--temporal", address,
-                           "--task-queue", queue, "-C", str(VFW), "--auto-approve",
-                           "--simulation", str(_scenario(folder)),
-                           "--journal", str(folder / "journal.db"), "--json"],
-                          capture_output=True, text=True, env=ordo_env(), timeout=180)
+    done = run_ordo_forked("apply", "--engine", "temporal", "--temporal", address, "--task-queue", queue,
+                           "-C", VFW, "--auto-approve", "--simulation", _scenario(folder),
+                           "--journal", folder / "journal.db", "--json", timeout=180)
     with Journal(folder / "journal.db", create=False) as jr:
         info = jr.run(1)
         wid = workflow_id(jr.id, 1)
-    assert info.status == "fallout", (info.summary, done.stderr)
+    assert info.status == "fallout", (info.summary, done.err)
     return wid
 
 
@@ -87,10 +85,10 @@ def test_a_run_fallen_out_waits_and_is_resumed_in_the_same_workflow(temporal_ser
 
         _fix(tmp_path)
         # the workflow keeps the run's options: one named on the command line is refused, not dropped
-        options = run_ordo_process("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db",
+        options = run_ordo_forked("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db",
                                    "--max-replans", "9", "--op-timeout", "5")
         assert options.code == 1 and "--max-replans, --op-timeout would change nothing" in options.err, options.text
-        resume = run_ordo_process("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=180)
+        resume = run_ordo_forked("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=180)
         assert resume.code == 0, resume.text
 
         result = with_client(temporal_server, lambda c: c.get_workflow_handle(wid).result())
@@ -116,7 +114,7 @@ def test_a_run_fallen_out_waits_and_is_resumed_in_the_same_workflow(temporal_ser
 def test_a_run_fallen_out_is_aborted_by_the_decide_signal(temporal_server: str, tmp_path: Path):
     with vfw_workers(temporal_server, "f2", tmp_path, VFW, count=1):
         wid = _fall_out(temporal_server, "f2", tmp_path)
-        abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
+        abort = run_ordo_forked("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
         assert abort.code == 0 and "its workflow waiting" in abort.out, abort.text
         result = with_client(temporal_server, lambda c: c.get_workflow_handle(wid).result())
         statuses, _ = with_client(temporal_server, lambda c: _workflow(c, wid))
@@ -133,7 +131,7 @@ def test_a_run_fallen_out_and_superseded_ends_its_workflow(temporal_server: str,
     with vfw_workers(temporal_server, "f3", tmp_path, VFW, count=1):
         wid = _fall_out(temporal_server, "f3", tmp_path)
         _fix(tmp_path)
-        anew = run_ordo_process("apply", "-C", VFW, "--auto-approve", "--supersede", "--simulation",
+        anew = run_ordo_forked("apply", "-C", VFW, "--auto-approve", "--supersede", "--simulation",
                                 tmp_path / "scenario.yaml", "--journal", tmp_path / "journal.db", timeout=180)
         assert anew.code == 0, anew.text
         result = with_client(temporal_server, lambda c: asyncio.wait_for(c.get_workflow_handle(wid).result(), 60))
@@ -177,7 +175,7 @@ def test_ordo_abort_ends_the_workflow_of_a_run_superseded_without_telling_it(tem
         with Journal(tmp_path / "journal.db", create=False) as jr:
             jr.start_run(str(VFW), "another", {}, supersede=True)
             jr.append(2, [], status="complete")
-        abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+        abort = run_ordo_forked("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
         assert abort.code == 0 and "was superseded; its workflow" in abort.out, abort.text
         result = with_client(temporal_server, lambda c: asyncio.wait_for(c.get_workflow_handle(wid).result(), 60))
     assert result["status"] == "superseded", result
@@ -185,9 +183,9 @@ def test_ordo_abort_ends_the_workflow_of_a_run_superseded_without_telling_it(tem
     assert "Stopping: polling no more" in log and log.rstrip().endswith("Stopped."), log
     ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
     assert ended == ["fallout", "superseded"]
-    again = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+    again = run_ordo_forked("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
     assert again.code != 0 and "run 1 is superseded: there is nothing to abort" in again.text, again.text
-    show = run_ordo_process("show", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
+    show = run_ordo_forked("show", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
     assert f"on Temporal at {temporal_server}: workflow {wid}" in show.out, show.text   # what to ask Temporal for
 
 
@@ -224,7 +222,7 @@ def test_a_decision_for_a_fallout_that_another_decision_resumed_is_dropped(tempo
                         and p["fallout"] != first and p["fallout"])
         ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
         assert ended == ["fallout", "fallout"] and second > first, ended
-        abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+        abort = run_ordo_forked("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
         assert abort.code == 0 and "aborted" in abort.out, abort.text
     ended = [(d["status"], d.get("principal")) for k, d in _events(tmp_path) if k == "run-ended"]
     assert [s for s, _ in ended] == ["fallout", "fallout", "aborted"] and ended[-1][1] != "bob", ended
@@ -244,7 +242,7 @@ def test_a_run_whose_resume_died_before_its_decision_is_decided_by_the_next(temp
         with Journal(tmp_path / "journal.db", create=False) as jr:
             assert jr.run(1).effective_status == "crashed"
         _fix(tmp_path)
-        done = run_ordo_process(decision, "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=180)
+        done = run_ordo_forked(decision, "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=180)
         assert done.code == 0, done.text
         result = with_client(temporal_server, lambda c: asyncio.wait_for(c.get_workflow_handle(wid).result(), 60))
     ended = [d["status"] for k, d in _events(tmp_path) if k == "run-ended"]
@@ -261,10 +259,10 @@ def test_a_crashed_run_whose_workflow_is_gone_is_closed_by_ordo_abort(temporal_s
         subprocess.run([sys.executable, "-c", "import sys; from executor.journal import Journal; "
                         "Journal(sys.argv[1], create=False).claim(1)", str(tmp_path / "journal.db")],
                        check=True, env=ordo_env(), cwd=Path(__file__).resolve().parent.parent)
-        resume = run_ordo_process("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+        resume = run_ordo_forked("resume", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
         assert resume.code != 0 and "`ordo abort 1`" in resume.text and "Traceback" not in resume.text, resume.text
         assert "its workflow is over or gone without having ended it" in resume.err, resume.err   # not "may still"
-        abort = run_ordo_process("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
+        abort = run_ordo_forked("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=120)
         assert abort.code == 0 and "its workflow gone" in abort.out, abort.text
     with Journal(tmp_path / "journal.db", create=False) as jr:
         assert jr.run(1).status == "aborted"

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from executor.journal import Journal
-from tests.conftest import run_ordo_process
+from tests.conftest import run_ordo_forked
 from tests.temporalkit import workers
 from tests.test_secrets import DECLARED, REQUEST, SECRETS, Api, Handler, api, project, secret_env
 from tests.test_temporal import temporal_server
@@ -70,12 +70,12 @@ def apply(address, queue, root, split=False, env=None):
         beside = ("--task-queue", f"{queue}-api")
         with workers(address, queue, root.parent / "m", root, count=1, envs=[env], extra=main), \
              workers(address, queue, root.parent / "c", root, count=1, envs=[env], extra=beside):
-            run = run_ordo_process("apply", "-C", root, "--auto-approve", "--json", "--engine", "temporal",
+            run = run_ordo_forked("apply", "-C", root, "--auto-approve", "--json", "--engine", "temporal",
                                    "--temporal", address, "--task-queue", queue, timeout=180)
         logs = "".join(p.read_text() for p in root.parent.glob("*/worker-*.log"))
     else:
         with workers(address, queue, root.parent, root, count=1, envs=[env]):
-            run = run_ordo_process("apply", "-C", root, "--auto-approve", "--json", "--engine", "temporal",
+            run = run_ordo_forked("apply", "-C", root, "--auto-approve", "--json", "--engine", "temporal",
                                    "--temporal", address, "--task-queue", queue, timeout=180)
         logs = "".join(p.read_text() for p in root.parent.glob(f"worker-{queue}-*.log"))
     return run.code, run.out + run.err, logs

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from executor.journal import Journal
-from tests.conftest import run_ordo_process
+from tests.conftest import run_ordo_forked
 from tests.temporalkit import workers
 from tests.test_secret_outputs import PRODUCER, USER, ordered, user_calls
 from tests.test_secrets import BEARER, ENV_TOKEN, REQUEST, Api, api, leaks, ordo, project, secret_env
@@ -28,7 +28,7 @@ WORKER_ENV = {"ORDO_TEST_BEARER": BEARER, "ORDO_TEST_TOKEN": ENV_TOKEN}  # what 
 def apply_on_temporal(address: str, queue: str, root: Path) -> tuple[int, str]:
     """`ordo apply --engine temporal` of ``root`` with one worker on ``queue``: (exit code, output)."""
     with workers(address, queue, root.parent, root, count=1, envs=[WORKER_ENV]):
-        run = run_ordo_process("apply", "-C", root, "--auto-approve", "--json", "--engine", "temporal",
+        run = run_ordo_forked("apply", "-C", root, "--auto-approve", "--json", "--engine", "temporal",
                                "--temporal", address, "--task-queue", queue, timeout=180)
     logs = "".join(p.read_text() for p in root.parent.glob(f"worker-{queue}-*.log"))
     return run.code, run.out + run.err + logs
