@@ -66,6 +66,10 @@ WHOLE = 0
 STATE = -1
 
 
+class RequestIdTaken(JournalError):
+    """A run cannot start under a request id that another already has (a client's own id, sent twice)."""
+
+
 class RunEnded(JournalError):
     """A run cannot be carried on: it ended for good (completed, aborted, superseded...) meanwhile."""
 
@@ -274,6 +278,10 @@ class Journal:
             if isinstance(options.get("idempotency_key"), str):
                 self._key_locked(options["idempotency_key"], run)
             if isinstance(options.get("request_id"), str):
+                if db.execute("SELECT 1 FROM request_ids WHERE id=?", (options["request_id"],)).fetchone():
+                    # a client's own id (SO's X-ONAP-RequestID) names one request: checked with the run's
+                    # insert, so two servers on one journal cannot both take it
+                    raise RequestIdTaken(f"RequestId: {options['request_id']} already exists")
                 self._request_id_locked(options["request_id"], run, None, time.time())
         return run
 

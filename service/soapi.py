@@ -26,7 +26,7 @@ from domain.errors import DiagnosticsError
 from domain.project import Project
 from domain.yamlsrc import MAX_DEPTH
 from executor.engine import ExecutionError
-from executor.journal import RESUMABLE, ClaimError, Event, RequestRef, RunInfo
+from executor.journal import RESUMABLE, ClaimError, Event, RequestIdTaken, RequestRef, RunInfo
 from executor.redact import Redactor
 from service.app import Problem, Who, authorize
 from service.auth import Principal
@@ -120,15 +120,17 @@ def so_router(engine: LocalEngine) -> APIRouter:
     async def create(request: Request, who: Who) -> JSONResponse:
         """Macro create (SO's ServiceInstancesRequest): 202 ``{"requestReferences": ...}``."""
         raw = await request.body()
-        return await _call(lambda: _submit(engine, who, translate_create, _json(raw, required=True)))
+        given = request.headers.get(REQUEST_ID_HEADER)
+        return await _call(lambda: _submit(engine, who, translate_create, _json(raw, required=True), given))
 
     @router.delete("/serviceInstantiation/v7/serviceInstances/{serviceInstanceId}", status_code=202,
                    openapi_extra=_OPTIONAL_BODY)
     async def delete(request: Request, serviceInstanceId: InstanceId, who: Who) -> JSONResponse:  # noqa: N803
         """Macro delete of a service instance (its parts with it): 202 ``{"requestReferences": ...}``."""
         raw = await request.body()
+        given = request.headers.get(REQUEST_ID_HEADER)
         return await _call(lambda: _submit(engine, who, lambda body, m: translate_delete(serviceInstanceId, body, m),
-                                           _json(raw, required=False)))
+                                           _json(raw, required=False), given))
 
     @router.get("/orchestrationRequests/v7/{requestId}")
     async def orchestration_request(requestId: RequestId, format: Format = None) -> JSONResponse:  # noqa: N803
@@ -183,8 +185,27 @@ def so_router(engine: LocalEngine) -> APIRouter:
 
 # --- what the routes do ---------------------------------------------------------------
 
+#: The header an SO client names its request by: SO takes it as the request's id.
+REQUEST_ID_HEADER = "X-ONAP-RequestID"
+
+
+def _client_request_id(header: str | None) -> str | None:
+    """The request id the client chose (``X-ONAP-RequestID``), as SO takes it: a UUID, in its
+    canonical form; None when the header is absent or empty (ordo makes one)."""
+    value = (header or "").strip()
+    if not value:
+        return None
+    try:
+        return str(uuid.UUID(value[:100]))
+    except ValueError:
+        raise SoError(400, f"{REQUEST_ID_HEADER}: {value[:100]!r} is not a UUID") from None
+
+
 def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mapping], Translation],
-            body: Any) -> JSONResponse:
+            body: Any, header: str | None = None) -> JSONResponse:
+    request_id = _client_request_id(header)
+    if request_id is not None and engine.request(request_id) is not None:   # (before planning; the journal
+        raise SoError(400, f"RequestId: {request_id} already exists")        # checks again, with the run)
     path = find_mapping(engine.root)
     if path is None:
         raise SoError(501, "this project has no so-mapping.yaml next to its ordo.yaml: it does not answer SO "
@@ -200,13 +221,16 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     if translation.action == DELETE and not _exists(project, translation.service) and not _held(engine, translation):
         raise SoError(404, f"no service instance {translation.service!r}: nothing ordo knows of (inventory or "
                            "journal) has that serviceInstanceId, or it is deleted already")
-    record = SoRecord(request_id=str(uuid.uuid4()), action=translation.action, instance_id=translation.service,
+    record = SoRecord(request_id=request_id or str(uuid.uuid4()), action=translation.action,
+                      instance_id=translation.service,
                       request_details=Redactor().tree((body or {}).get("requestDetails") or {}), received=time.time())
     try:
         engine.submit(Submission(request=translation.request), who.name,
                       record={KEY: record.__dict__, "request_id": record.request_id})
     except ClaimError as exc:
         raise _locked(engine, translation, exc) from None
+    except RequestIdTaken as exc:
+        raise SoError(400, str(exc).replace(f"{engine.path}: ", "")) from None
     return JSONResponse(status.request_references(record.request_id, record.instance_id), 202)
 
 

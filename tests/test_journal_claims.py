@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from executor.journal import ClaimError, Event, Journal, JournalError
+from executor.journal import ClaimError, Event, Journal, JournalError, RequestIdTaken
 from tests.stores import Owner, eventually
 
 
@@ -77,3 +77,15 @@ def test_claims_hold_across_connections_racing_for_them(journal_url: str, round_
     with Journal(journal_url) as jr:
         holders = [r.id for r in jr.runs() if "shared" in jr.claims(r.id)]
         assert holders == won
+
+
+def test_a_request_id_names_one_run(journal_url):
+    """A client's own request id (SO's X-ONAP-RequestID) taken by a run is refused to the next, in the
+    transaction that would insert it (two servers on one journal), and nothing of that run is kept."""
+    with Journal(journal_url) as jr:
+        first = jr.start_run("p", "a", {"request_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"}, claims=["vfw"])
+        with pytest.raises(RequestIdTaken, match="RequestId: 1b4e28ba-2fa1-11d2-883f-0016d3cca427 already exists"):
+            jr.start_run("p", "b", {"request_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"}, claims=["lab-net"])
+        assert [r.id for r in jr.runs()] == [first]
+        assert jr.request("1b4e28ba-2fa1-11d2-883f-0016d3cca427")[1].id == first
+        jr.check_claims(["lab-net"])   # the refused run claimed nothing

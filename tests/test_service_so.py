@@ -88,6 +88,22 @@ def test_create_poll_complete_lock_delete_and_the_record_survives_a_restart(vfw_
         assert api.get(f"{REQUESTS}/{request_id}").json()["request"]["requestStatus"]["requestState"] == "COMPLETE"
 
 
+def test_the_clients_x_onap_requestid_is_the_request_id_and_names_one_request(vfw_copy: Path) -> None:
+    """SO takes the client's X-ONAP-RequestID as the request's id: the client polls by it, and the same id
+    again is refused (400, "already exists"), as SO's filter refuses it; one that is not a UUID is 400."""
+    mine = "5f0a7c3e-9b1d-4e2f-8a6b-1c2d3e4f5a6b"
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        accepted = api.post(CREATE, json=INSTANTIATE, headers={"X-ONAP-RequestID": mine.upper()})
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["requestReferences"]["requestId"] == mine
+        assert api.get(f"{REQUESTS}/{mine}").json()["request"]["requestId"] == mine
+        again = api.post(CREATE, json=INSTANTIATE, headers={"X-ONAP-RequestID": mine})
+        assert again.status_code == 400 and so_error(again) == f"RequestId: {mine} already exists", again.text
+        bad = api.post(CREATE, json=INSTANTIATE, headers={"X-ONAP-RequestID": "not-a-uuid"})
+        assert bad.status_code == 400 and "X-ONAP-RequestID: 'not-a-uuid' is not a UUID" in so_error(bad), bad.text
+        poll(api, mine, ("COMPLETE",))
+
+
 def test_a_secret_in_user_params_name_value_pairs_is_kept_out_of_the_record(vfw_copy: Path) -> None:
     """SO's clients send userParams as name/value pairs: one named like a secret is fingerprinted in the
     request kept (journal and GET alike), as a secret under its own key is."""
