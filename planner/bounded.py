@@ -68,6 +68,11 @@ class PlanningLimitError(OrdoError):
         self.file = file   # the policy file that grounds largest, as the user knows it
 
 
+class PoliciesChanged(OrdoError):
+    """A policy file changed between the parent's read and the planning child's: plan again (a
+    moment later, the files are read anew and agree)."""
+
+
 class ChildEnded(OrdoError):
     """The child ended without an answer (killed by the system, say, when out of memory)."""
 
@@ -328,6 +333,8 @@ def _raise(message: tuple) -> None:
         raise DiagnosticsError(message[1])
     if tag == "error":
         raise OrdoError(message[1])
+    if tag == "changed":
+        raise PoliciesChanged(message[1])
     if tag == "ended":
         raise ChildEnded(f"the planning process ended unexpectedly (exit code {message[1]})")
     raise OrdoError(f"the planning process sent what it should not: {tag!r}")
@@ -612,7 +619,7 @@ def _ground_child(conn: Connection, job: _Job) -> None:
 def _unchanged(job: _Job) -> _Job:
     """The job, unless a policy file changed before a fork server's child read it again."""
     if job.problem:
-        raise OrdoError(job.problem)
+        raise PoliciesChanged(job.problem)
     return job
 
 
@@ -623,6 +630,8 @@ def _reply(conn: Connection, work) -> None:
         conn.send(work())
     except DiagnosticsError as exc:
         conn.send(("diagnostics", exc.diagnostics))
+    except PoliciesChanged as exc:
+        conn.send(("changed", str(exc)))
     except OrdoError as exc:
         conn.send(("error", str(exc)))
     except MemoryError:

@@ -31,6 +31,7 @@ from executor.engine import ExecutionError
 from executor.journal import STATUSES, ClaimError, JournalError, RunInfo
 from executor.redact import Redactor
 from executor.temporal import TemporalError
+from planner.bounded import PoliciesChanged
 from service.auth import LOCAL, Credentials, Principal
 from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
 from service.metrics import CONTENT_TYPE, Metrics
@@ -439,6 +440,10 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
     def journal(request: Request, exc: JournalError) -> JSONResponse:
         engine.reopen()   # (a database restarted: the next request reads on a connection of its own)
         return JSONResponse({"detail": public(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(PoliciesChanged)
+    def changed(request: Request, exc: PoliciesChanged) -> JSONResponse:   # a policy file being written: again
+        return JSONResponse({"detail": public(exc)}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(TemporalError)
     def temporal(request: Request, exc: TemporalError) -> JSONResponse:   # not the request's fault: later

@@ -22,12 +22,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from domain.errors import DiagnosticsError
+from domain.errors import DiagnosticsError, OrdoError
 from domain.project import Project
 from domain.yamlsrc import MAX_DEPTH
 from executor.engine import ExecutionError
-from executor.journal import RESUMABLE, ClaimError, Event, RequestIdTaken, RequestRef, RunInfo
+from executor.journal import RESUMABLE, ClaimError, Event, JournalError, RequestIdTaken, RequestRef, RunInfo
 from executor.redact import Redactor
+from executor.temporal import TemporalError
+from planner.bounded import PoliciesChanged
 from service.app import Problem, Who, authorize
 from service.auth import Principal
 from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
@@ -360,6 +362,13 @@ async def _call(work: Callable[[], JSONResponse]) -> JSONResponse:
     except Unavailable as exc:
         return JSONResponse(status.request_error(str(exc), message_id=status.DETAILED_ERROR), status_code=503,
                             headers={"Retry-After": "5"})
+    except PoliciesChanged as exc:   # a policy file being written while the request was planned: send it again
+        return JSONResponse(status.request_error(str(exc), message_id=status.DETAILED_ERROR), status_code=503,
+                            headers={"Retry-After": "1"})
+    except (JournalError, TemporalError):
+        raise   # the app's own answer: 503, and the journal's reader opened anew (service/app.py)
+    except OrdoError as exc:   # as /v1 answers it (service/app.py), in SO's shape
+        return JSONResponse(status.request_error(str(exc), message_id=status.DETAILED_ERROR), status_code=422)
 
 
 __all__ = ["KEY", "PREFIX", "SoError", "record_of", "so_router"]

@@ -15,6 +15,7 @@ import pytest
 
 from executor.journal import Journal
 from tests.conftest import VFW
+from tests.servicekit import INSTANTIATE as INSTANTIATE_V1
 from tests.servicekit import effects_once, thread_server
 
 SO = "/onap/so/infra"
@@ -277,3 +278,28 @@ def test_so_clients_use_http_basic(vfw_copy: Path, tmp_path: Path) -> None:
         assert api.get("/v1/runs/1", auth=("dash", "so-reader-token-0123456789")).json()["principal"] == "vid"
         with httpx.Client(base_url=url, timeout=60, auth=("vid", "so-operator-token-0123456789")) as vid:
             poll(vid, request_id, ("COMPLETE",))
+
+
+@pytest.mark.parametrize("error, code", [
+    ("changed", 503),   # a policy file written while the request was planned: send it again
+    ("other", 422),     # any other refusal of the library's, as /v1 answers it
+])
+def test_a_planning_error_is_answered_in_sos_shape(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    error: str, code: int) -> None:
+    import planner.core
+    from domain.errors import OrdoError
+    from planner.bounded import PoliciesChanged
+
+    def refused(*args, **kwargs):
+        if error == "changed":
+            raise PoliciesChanged("a policy file changed while planning; plan again")
+        raise OrdoError("something the planner refuses")
+
+    monkeypatch.setattr(planner.core, "solve_bounded", refused)
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        so = api.post(CREATE, json=INSTANTIATE)
+        assert so.status_code == code and so_error(so), so.text
+        v1 = api.post("/v1/runs", json={"request": INSTANTIATE_V1})
+        assert v1.status_code == code and "detail" in v1.json(), v1.text
+        if code == 503:
+            assert so.headers["retry-after"] == v1.headers["retry-after"] == "1"
