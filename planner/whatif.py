@@ -73,6 +73,9 @@ class Scenario:
             if match is None:
                 raise ScenarioError(f"--capacity '{text}': expected TARGET:KEY=N with N a whole number "
                                     "of 0 or more, e.g. region-one:vcpu=20")
+            if any((where, key) == (match["where"], match["key"]) for where, key, _ in parsed):
+                raise ScenarioError(f"--capacity '{text}': {match['where']}:{match['key']} is given twice "
+                                    "(which one would the scenario mean?)")
             try:
                 parsed.append((match["where"], match["key"], solver_value(int(match["amount"]))))
             except ValueError as exc:

@@ -75,7 +75,9 @@ def _lookup(plan: Plan, op_id: str) -> PlannedOperation:
     except KeyError:
         ids = [op.id for op in plan.operations]
         own = [i for i in ids if i.split("/", 1)[0] == op_id]
-        close = difflib.get_close_matches(op_id, ids, n=3)
+        # a resource's name mistyped is nearer to the names than to the operations' ids
+        names = sorted(set(plan.placements) | {i.split("/", 1)[0] for i in ids}) if "/" not in op_id else ids
+        close = difflib.get_close_matches(op_id, names, n=3)
         hint = (f"'{op_id}' is a resource the plan does not place; its operations: {', '.join(own)}" if own else
                 f"did you mean {', '.join(close)}?" if close else
                 "operations are named RESOURCE/OPERATION; a placed resource is named alone")

@@ -79,6 +79,8 @@ def test_explain_operation_cli(vfw_copy):
     assert run.code == 1
     assert "the plan has no operation 'vfw-base/creat' (did you mean vfw-base/create" in run.err
     assert "Traceback" not in run.text
+    typo = run_ordo("explain", "-C", vfw_copy, out, "vfww")   # a placed resource's name, mistyped
+    assert typo.code == 1 and "(did you mean vfw?)" in typo.err, typo.text
     data = json.loads(run_ordo("explain", "-C", vfw_copy, out, "vfw/assign", "--json").out)
     assert data["operation"] == "vfw/assign" and data["wave"] >= 1
 

@@ -189,6 +189,7 @@ def test_json_is_deterministic(vfw_copy):
     (["--capacity", "region-one:vcpu=-2"], "expected TARGET:KEY=N"),
     (["--capacity", "region-tow:vcpu=3"], "no target 'region-tow' in the inventory (did you mean 'region-two'?)"),
     (["--capacity", "region-one:vpcu=3"], "did you mean 'vcpu'?"),
+    (["--capacity", "region-two:vcpu=5", "--capacity", "region-two:vcpu=20"], "region-two:vcpu is given twice"),
     (["--target-down", "regoin-two"], "did you mean 'region-two'?"),
     (["--without-policy", "anti-afinity"], "no policy named 'anti-afinity' (did you mean 'anti-affinity'?)"),
     (["--without-policy", "placement"], "part of the base library"),
