@@ -143,7 +143,8 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
             stream(ev)
         return
     console.print(f"[bold]Run {info.id}[/]: {shown(info.request)}, {shown(info.effective_status)}", highlight=False)
-    console.print(f"  started {_when(info.created)} UTC, last event {_when(info.updated)} UTC", highlight=False)
+    last = max([info.updated, *(ev.at for ev in events[-1:])])   # (the run's row changes with its status only)
+    console.print(f"  started {_when(info.created)} UTC, last event {_when(last)} UTC", highlight=False)
     if info.options.get("engine") == "temporal":
         from executor.temporal import workflow_id
 

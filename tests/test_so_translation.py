@@ -373,6 +373,14 @@ def test_timestamps_are_in_sos_format():
     assert re.fullmatch(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT", status["timestamp"])
 
 
+def test_the_timestamp_of_a_request_in_progress_is_its_last_event():
+    """The run's row changes only with its status; a client watching for a stalled request reads the
+    timestamp move with each operation done."""
+    events = [plan_event(1, ["a/x", "b/x"]), Event("result", op="a/x", seq=2, at=1_704_363_500.0)]
+    assert request_status(run_info("running", alive=True), events)["timestamp"] == "Thu, 04 Jan 2024 10:18:20 GMT"
+    assert request_status(run_info("running", alive=True), [])["timestamp"] == "Thu, 04 Jan 2024 10:12:12 GMT"
+
+
 def test_example_files_are_valid_json():
     for path in Path(VFW / "so").glob("*.json"):
         assert isinstance(json.loads(path.read_text()), dict)

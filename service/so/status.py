@@ -119,8 +119,8 @@ def request_status(run: RunInfo | None, events: list[Event], format: str | None 
     out: dict[str, Any] = {"requestState": request_state(status, format),
                            "statusMessage": _message(run, status, events),
                            "percentProgress": 100 if status in FINISHED else running, "flowStatus": _flow(status, prog)}
-    if run is not None:
-        out["timestamp"] = _time(run.updated)
+    if run is not None:   # the last thing that happened: the run's row changes only with its status
+        out["timestamp"] = _time(max([run.updated, *(e.at for e in events)]))
     return out
 
 
