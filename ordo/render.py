@@ -49,10 +49,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     if plan.violations:
         lines += [("", ""), ("Policies this plan does not satisfy (not hard)", "bold")]
         for v in plan.violations:
-            values = ", ".join(f"{k}={val}" for k, val in v.bindings.items())
-            named = f"resources: {', '.join(v.resources)}" if v.resources else ""
-            about = f"{values} ({named})" if values and named else values or named   # a rule of no variable: no values
-            lines.append((f"  {v.enforcement}: {v.policy} ({v.file}:{v.line})" + (f": {about}" if about else ""),
+            lines.append((f"  {v.enforcement}: {v.policy} ({v.file}:{v.line}){_about(v.bindings.items(), v.resources)}",
                           "yellow"))
             if v.description:
                 lines.append((f"    {v.description}", "dim"))
@@ -270,6 +267,15 @@ def _signed(value: float) -> str:
     return f"+{value:g}" if value > 0 else f"{value:g}"
 
 
+def _about(bindings, resources) -> str:
+    """": values (resources: ...)" of a violation, as much of it as there is (a rule of no variable
+    names no values; one about no resource, none)."""
+    values = ", ".join(f"{k}={val}" for k, val in bindings)
+    named = f"resources: {', '.join(resources)}" if resources else ""
+    about = f"{values} ({named})" if values and named else values or named
+    return f": {about}" if about else ""
+
+
 def plan_diff_lines(diff, base_label: str = "Baseline", other_label: str = "Scenario") -> list[tuple[str, str]]:
     """A planner.diff.PlanDiff as (text, rich style) lines: both sides' summary
     lines, then each section that differs, Terraform-like (+ added, - removed,
@@ -317,8 +323,7 @@ def plan_diff_lines(diff, base_label: str = "Baseline", other_label: str = "Scen
     section("Resources changed", changes)
 
     def violation(marker: str, v, colour: str) -> tuple[str, str]:
-        values = ", ".join(f"{k}={val}" for k, val in v.bindings)
-        return (f"  {marker} {v.enforcement}: {v.policy} ({v.location}): {values}", colour)
+        return (f"  {marker} {v.enforcement}: {v.policy} ({v.location}){_about(v.bindings, v.resources)}", colour)
 
     section("Policy violations", [violation("+", v, "yellow") for v in diff.violations_added]
             + [violation("-", v, "green") for v in diff.violations_removed])

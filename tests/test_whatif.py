@@ -287,3 +287,16 @@ def test_each_part_keeps_the_baselines_placements(tmp_path, monkeypatch):
     kept = make_plan(load_project(root), keep=other)
     assert (kept.status, kept.plan.cost) == ("optimal", base.cost)
     assert dict(kept.plan.placements) == other
+
+
+def test_a_violation_in_the_difference_names_its_resources_as_the_plan_does(vfw_copy, tmp_path):
+    """An advisory rule of no variable, about vsink: the difference lists it with vsink, as `ordo plan`
+    does, not with an empty list of values after a colon."""
+    rule = tmp_path / "stay-off-region-one.lp"
+    rule.write_text('%@ name: stay-off-region-one\n%@ description: vsink stays off region-one.\n%@ owner: t\n'
+                    '%@ enforcement: advisory\n\n:- place("vsink","region-one").\n')
+    run = run_ordo("whatif", "-C", vfw_copy, "--with-policy", rule)
+    assert run.code == 0, run.text
+    assert "Policy violations\n  + advisory: stay-off-region-one" in run.out, run.out
+    line = next(x for x in run.out.splitlines() if "+ advisory: stay-off-region-one" in x)
+    assert line.endswith("stay-off-region-one.lp:6): resources: vsink"), line
