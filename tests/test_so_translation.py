@@ -21,6 +21,7 @@ from planner.core import make_plan
 from service.so.mapping import load_mapping
 from service.so.status import (
     SoRecord,
+    locked_instance,
     orchestration_request,
     parse_filters,
     parse_task_id,
@@ -384,3 +385,15 @@ def test_the_timestamp_of_a_request_in_progress_is_its_last_event():
 def test_example_files_are_valid_json():
     for path in Path(VFW / "so").glob("*.json"):
         assert isinstance(json.loads(path.read_text()), dict)
+
+
+def test_a_lock_held_for_another_service_names_it():
+    """Claims are per resource: a create whose resources another service's request holds is told which
+    service that is, not that its own instance has a request (whose RequestId is the other's)."""
+    other = SoRecord(request_id="9d0c6a2b-1e3f-4a5b-8c7d-6e5f4a3b2c1d", action="createInstance",
+                     instance_id="other-svc", request_details={}, received=0.0)
+    text = locked_instance("vfw-service-d", other, "IN_PROGRESS")["requestError"]["serviceException"]["text"]
+    assert text.startswith("Error: Locked instance - This service (vfw-service-d) shares resources with other-svc, "
+                           "which has a request being worked with a status of IN_PROGRESS (RequestId - 9d0c6a2b"), text
+    own = locked_instance("other-svc", other, "IN_PROGRESS")["requestError"]["serviceException"]["text"]
+    assert own.startswith("Error: Locked instance - This service (other-svc) already has a request being worked"), own
