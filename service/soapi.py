@@ -191,6 +191,15 @@ def so_router(engine: LocalEngine) -> APIRouter:
 REQUEST_ID_HEADER = "X-ONAP-RequestID"
 
 
+def _canonical(request_id: str) -> str:
+    """A request id as kept: a UUID in its canonical form (lower case), as the client's own is kept;
+    anything else as it is."""
+    try:
+        return str(uuid.UUID(request_id)) if len(request_id) <= 100 else request_id
+    except ValueError:
+        return request_id
+
+
 def _client_request_id(header: str | None) -> str | None:
     """The request id the client chose (``X-ONAP-RequestID``), as SO takes it: a UUID, in its
     canonical form; None when the header is absent or empty (ordo makes one)."""
@@ -306,7 +315,7 @@ def _events(engine: LocalEngine, run: int) -> list[Event]:
 
 
 def _find(engine: LocalEngine, request_id: str) -> tuple[SoRecord, RunInfo]:
-    found = engine.request(request_id)
+    found = engine.request(_canonical(request_id))
     record = _record(*found) if found else None
     if found is None or record is None:
         raise SoError(404, f"no orchestration request {request_id!r}")

@@ -98,6 +98,7 @@ def test_the_clients_x_onap_requestid_is_the_request_id_and_names_one_request(vf
         assert accepted.status_code == 202, accepted.text
         assert accepted.json()["requestReferences"]["requestId"] == mine
         assert api.get(f"{REQUESTS}/{mine}").json()["request"]["requestId"] == mine
+        assert api.get(f"{REQUESTS}/{mine.upper()}").json()["request"]["requestId"] == mine   # as the client wrote it
         again = api.post(CREATE, json=INSTANTIATE, headers={"X-ONAP-RequestID": mine})
         assert again.status_code == 400 and so_error(again) == f"RequestId: {mine} already exists", again.text
         bad = api.post(CREATE, json=INSTANTIATE, headers={"X-ONAP-RequestID": "not-a-uuid"})
