@@ -77,11 +77,14 @@ from executor.core import (
 from executor.core.messages import Input
 from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
 from executor.shared import GRACE, RETRY, Shared
+from planner.bounded import PoliciesChanged
 from planner.core import Outcome as PlanOutcome
 from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
 from planner.slots import CANCEL_POLL, PlanCancelled, PlanSlots
 
+#: Reads of the policy files a re-plan makes when one is written while it plans (PoliciesChanged).
+POLICY_READS = 3
 #: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
 CRASH_POINTS = ("plan-saved", "intent-written", "applied", "result-written", "failure-observed", "replanned")
 
@@ -665,7 +668,7 @@ class Executor:
             asked = cancelled if cancelled is not None else stop_asked if stoppable else None
             with self.plans.slot(project, urgent=True, cancelled=asked) if self.plans is not None \
                     else contextlib.nullcontext():
-                outcome: PlanOutcome = make_plan(project, concurrency=self.options.concurrency, cancelled=asked)
+                outcome: PlanOutcome = self._make_plan(project, asked)
         except PlanCancelled:
             if cancelled is not None:
                 raise
@@ -678,6 +681,17 @@ class Executor:
         self._project = project
         return Planned(outcome.plan, self._spec(project, outcome.plan), seconds,
                        _snapshot(model, outcome.plan, core.state.snapshot), self.clock())
+
+    def _make_plan(self, project: Project, asked: Callable[[], bool] | None) -> PlanOutcome:
+        """make_plan; a policy file written while it planned (PoliciesChanged) is read again and the plan
+        made anew, up to POLICY_READS times in all, before the run's driver gives up on it."""
+        for read in range(1, POLICY_READS + 1):
+            try:
+                return make_plan(project, concurrency=self.options.concurrency, cancelled=asked)
+            except PoliciesChanged:
+                if read == POLICY_READS:
+                    raise
+        raise AssertionError("unreachable")
 
     def _spec(self, project: Project, plan: Plan) -> PlanSpec:
         """What the core needs of the catalog for ``plan``: limits, each operation's timeout and retries."""

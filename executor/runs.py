@@ -92,13 +92,14 @@ def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None
 
 def _refuse_carried_on(jr: Journal, info: RunInfo, supersede: bool) -> None:
     """ExecutionError if ``info``'s Temporal workflow still runs. Without a supersede, a Temporal
-    server that does not answer leaves the journal's own refusal to speak (it follows)."""
+    server that does not answer (or no Temporal client here) leaves the journal's own refusal to
+    speak (it follows)."""
     from executor.engine import ExecutionError
-    from executor.temporal import TemporalError, load_client
+    from executor.temporal import load_client
 
     try:
         gone = load_client().workflow_gone(info.options["temporal"], jr.id, info.id)
-    except TemporalError:
+    except OrdoError:   # Temporal does not answer, or its extra is not installed here
         if supersede:
             raise
         return
@@ -281,7 +282,8 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
         if info.options.get("engine") == "temporal" and info.effective_status in ("fallout", "crashed"):
             from executor.temporal import load_client, workflow_id
 
-            if given := sorted(given):
+            # (a workflow over or gone leaves the run to this engine below, where they apply)
+            if (given := sorted(given)) and not load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
                 raise ExecutionError(
                     f"run {run_id} is carried on by its Temporal workflow, which keeps the options the run "
                     f"started with: {', '.join(given)} would change nothing; resume without "

@@ -474,6 +474,8 @@ class LocalEngine:
                 return
             with self._lock:
                 going_on = self._accepting
+                if going_on:   # its end being written: a resume asked now waits for the driver to let go
+                    self._ending.add(run_id)
             how = f"its driver stopped: {exc}"
             if going_on and info.options.get("engine") != "temporal":
                 summary = {**info.summary, "status": "fallout", "reason": how}

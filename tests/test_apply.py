@@ -767,3 +767,26 @@ def test_two_executors_in_one_process(tmp_path):
     # Separate journals, separate keys.
     keys = [{row["key"].split(":")[1] for row in ledger(root)} for root in roots]
     assert len(keys[0]) == len(keys[1]) == 1 and keys[0] != keys[1]
+
+
+def test_a_policy_written_during_a_re_plan_is_read_again(vfw_copy, monkeypatch):
+    """A re-plan whose planning child found a policy file changed since it was read (PoliciesChanged)
+    reads the files again and plans, instead of the run's driver giving up on it."""
+    import executor.engine as engine_module
+    from planner.bounded import PoliciesChanged
+
+    real, calls = engine_module.make_plan, []
+
+    def changed_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise PoliciesChanged("a policy file changed while planning; plan again")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "make_plan", changed_once)
+    sim = {"seed": 1, "latency": 0, "faults": [
+        {"resource": "vfw-logs", "operation": "create", "error": "transient", "times": 5}]}
+    set_retry(vfw_copy, initial_interval=0.001, attempts=3)
+    result, evs = api_apply(vfw_copy, sim)   # (the first plan is api_apply's own; the re-plan, the engine's)
+    assert result.status == "complete" and result.summary["replans"] == 1, result.reason
+    assert len(calls) == 2
