@@ -162,7 +162,7 @@ def applied_project(request) -> Path:
     return request.getfixturevalue("applied" if request.param == "stock-policies" else "applied_own")
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=small_requests())
 def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied_project, request, parts):
     path = applied_project / "small.yaml"
