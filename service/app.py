@@ -219,13 +219,13 @@ def authorize(request: Request) -> Principal:
 
 
 Who = Annotated[Principal, Depends(authorize)]
+RunId = Annotated[int, Path(ge=1, le=MAX_RUN_ID)]
 
 
 def _guarded(request: Request) -> bool:
     """Whether the path asked for (as routed) depends on ``authorize``."""
     dependant = getattr(request.scope.get("route"), "dependant", None)
     return dependant is not None and any(dep.call is authorize for dep in dependant.dependencies)
-RunId = Annotated[int, Path(ge=1, le=MAX_RUN_ID)]
 
 
 def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int = MAX_BODY,
