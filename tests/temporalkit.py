@@ -51,13 +51,14 @@ def start_server(folder: Path, port: int, *, db: bool = True) -> subprocess.Pope
 
 @contextlib.contextmanager
 def dev_server(folder: Path, *, db: bool = True) -> Iterator[str]:
-    """A dev server for the block; its address."""
+    """A dev server for the block; its address. Killed at the end: it is thrown away with its state,
+    and a graceful stop takes it over a second."""
     port = free_port()
     proc = start_server(folder, port, db=db)
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        stop(proc)
+        stop(proc, signal.SIGKILL)
 
 
 def with_client(address: str, fn):
