@@ -685,13 +685,10 @@ class Executor:
     def _make_plan(self, project: Project, asked: Callable[[], bool] | None) -> PlanOutcome:
         """make_plan; a policy file written while it planned (PoliciesChanged) is read again and the plan
         made anew, up to POLICY_READS times in all, before the run's driver gives up on it."""
-        for read in range(1, POLICY_READS + 1):
-            try:
+        for _ in range(POLICY_READS - 1):
+            with contextlib.suppress(PoliciesChanged):
                 return make_plan(project, concurrency=self.options.concurrency, cancelled=asked)
-            except PoliciesChanged:
-                if read == POLICY_READS:
-                    raise
-        raise AssertionError("unreachable")
+        return make_plan(project, concurrency=self.options.concurrency, cancelled=asked)
 
     def _spec(self, project: Project, plan: Plan) -> PlanSpec:
         """What the core needs of the catalog for ``plan``: limits, each operation's timeout and retries."""

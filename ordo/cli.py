@@ -486,14 +486,14 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
         click.echo(json.dumps({"baseline": base, "scenarios": compared}, indent=2, sort_keys=True))
         return
     console = _console()
-    console.print(f"Baseline: {'no plan' if base['status'] == 'no_plan' else base['status']}, "
-                  f"{base.get('operations', '-')} operations", highlight=False)
+    console.print(f"Baseline: {base['status'].replace('_', ' ')}, {base.get('operations', '-')} operations",
+                  highlight=False)   # (no_plan in words; JSON keeps the word)
     for row in compared:
         if "moved" not in row:   # no plan (an error), or none to compare with: the baseline has none
             planned = f", {row['operations']} operations" if "operations" in row else ""
             error = f" {shown_lines(row['error'])}" if row.get("error") else ""
-            status = "no plan" if row["status"] == "no_plan" else row["status"]   # (JSON keeps the word)
-            console.print(f"  {shown(row['scenario'])}: {status}{planned}{error}", highlight=False)
+            console.print(f"  {shown(row['scenario'])}: {row['status'].replace('_', ' ')}{planned}{error}",
+                          highlight=False)
             continue
         moved = ", ".join(row["moved"][:5]) + (" ..." if len(row["moved"]) > 5 else "")
         console.print(f"  {shown(row['scenario'])}: {row['status']}, {row['operations_delta']:+d} operations, "

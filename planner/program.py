@@ -215,8 +215,8 @@ def load_program(files: list[tuple[Path, str, str]], root: Path) -> Program:
     seen: set[Path] = set()
     given = []
     for path, display, origin in files:   # a file given twice (`--policy` of one ordo.yaml lists) is loaded once
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
+        if (resolved := path.resolve()) not in seen:
+            seen.add(resolved)
             given.append((path, display, origin))
     todo: list[tuple[Path, str, str, PolicyMeta | None]] = [(p, d, o, None) for p, d, o in reversed(given)]
     while todo:

@@ -191,13 +191,18 @@ def so_router(engine: LocalEngine) -> APIRouter:
 REQUEST_ID_HEADER = "X-ONAP-RequestID"
 
 
-def _canonical(request_id: str) -> str:
-    """A request id as kept: a UUID in its canonical form (lower case), as the client's own is kept;
-    anything else as it is."""
+def _uuid(text: str) -> str | None:
+    """``text`` as a UUID in its canonical form (lower case), the form request ids are kept in; None
+    if it is not one."""
     try:
-        return str(uuid.UUID(request_id)) if len(request_id) <= 100 else request_id
+        return str(uuid.UUID(text)) if len(text) <= 100 else None
     except ValueError:
-        return request_id
+        return None
+
+
+def _canonical(request_id: str) -> str:
+    """A request id to look up: a UUID's canonical form, anything else as it is."""
+    return _uuid(request_id) or request_id
 
 
 def _client_request_id(header: str | None) -> str | None:
@@ -206,10 +211,9 @@ def _client_request_id(header: str | None) -> str | None:
     value = (header or "").strip()
     if not value:
         return None
-    try:
-        return str(uuid.UUID(value[:100]))
-    except ValueError:
-        raise SoError(400, f"{REQUEST_ID_HEADER}: {value[:100]!r} is not a UUID") from None
+    if (found := _uuid(value)) is None:
+        raise SoError(400, f"{REQUEST_ID_HEADER}: {value[:100]!r} is not a UUID")
+    return found
 
 
 def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mapping], Translation],
@@ -241,7 +245,7 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     except ClaimError as exc:
         raise _locked(engine, translation, exc) from None
     except RequestIdTaken as exc:
-        raise SoError(400, str(exc).replace(f"{engine.path}: ", "")) from None
+        raise SoError(400, str(exc)) from None
     return JSONResponse(status.request_references(record.request_id, record.instance_id), 202)
 
 

@@ -413,9 +413,9 @@ def diagnostics_error(exc: DiagnosticsError) -> dict[str, Any]:
 
 def locked_instance(instance_id: str, other: SoRecord, state: str) -> dict[str, Any]:
     """409's body when the instance has a request in progress, in SO's words."""
-    whose = ("This service ({}) already has a request" if other.instance_id == instance_id else
-             "This service ({}) shares resources with " + f"{other.instance_id}, which has a request")
+    whose = "already has" if other.instance_id == instance_id else \
+        f"shares resources with {other.instance_id}, which has"
     return request_error(
-        f"Error: Locked instance - {whose.format(instance_id)} being worked with a status of {state} (RequestId - "
-        f"{other.request_id}). The existing request must finish or be cleaned up before proceeding.",
-        message_id=DETAILED_ERROR)
+        f"Error: Locked instance - This service ({instance_id}) {whose} a request being worked with a status of "
+        f"{state} (RequestId - {other.request_id}). The existing request must finish or be cleaned up before "
+        "proceeding.", message_id=DETAILED_ERROR)
