@@ -53,6 +53,7 @@ def _two_replan_attempts(vfw_copy, monkeypatch):
     from planner.core import make_plan
 
     monkeypatch.setattr(activities.activity, "heartbeat", lambda *args: None)
+    monkeypatch.setattr(activities.activity, "is_cancelled", lambda: False)   # asked after each beat
     project = load_project(vfw_copy)
     plan = make_plan(project).plan
     path = vfw_copy / ".ordo" / "journal.db"
@@ -234,6 +235,7 @@ def test_a_sweep_names_a_database_without_its_password_and_a_worker_uses_its_own
                     {"journal": "/p/.ordo/journal.db"}, {"journal": None}]
     monkeypatch.setattr(activities, "plan_job", lambda job, plans: job)
     monkeypatch.setattr(activities.activity, "heartbeat", lambda *args: None)
+    monkeypatch.setattr(activities.activity, "is_cancelled", lambda: False)   # asked after each beat
     own, given = activities.Activities(journal=url), activities.Activities()
     try:
         assert own.whatif(jobs[0])["journal"] == url and given.whatif(jobs[0])["journal"] == jobs[0]["journal"]
