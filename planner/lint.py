@@ -170,7 +170,7 @@ _FACTS: dict[tuple[str, str], _FileFacts] = {}
 
 
 def _facts_of(pfile: PolicyFile) -> _FileFacts:
-    key = (str(pfile.path), pfile.sha256)
+    key = pfile.made_of or (str(pfile.path), pfile.sha256)   # (a stock policy's parameters may be in place)
     if key not in _FACTS:
         if len(_FACTS) >= 512:
             _FACTS.clear()
@@ -310,14 +310,27 @@ def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tup
     """(atom, argument's position, kind, word) of each interface atom in a
     policy file whose label key, relationship kind, type ... (a string) no
     model names."""
-    for stm in pfile.statements:
-        for sym in _symbols(stm):
-            for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ()):
-                arg = sym.arguments[position]
-                if arg.ast_type != ast.ASTType.SymbolicTerm or arg.symbol.type.name != "String":
-                    continue
-                if arg.symbol.string not in known[kind]:
-                    yield sym, position, kind, arg.symbol.string
+    return ((sym, position, kind, word) for sym, position, kind, word in _words_of(pfile) if word not in known[kind])
+
+
+#: The words of each file's interface atoms, by what its statements are made of (PolicyFile.made_of).
+_WORDS: dict[tuple, tuple[tuple[ast.AST, int, str, str], ...]] = {}
+
+
+def _words_of(pfile: PolicyFile) -> tuple[tuple[ast.AST, int, str, str], ...]:
+    """(atom, argument's position, kind, word) of each interface atom whose argument there is a string."""
+    words = _WORDS.get(pfile.made_of) if pfile.made_of else None
+    if words is None:
+        words = tuple((sym, position, kind, arg.symbol.string)
+                      for stm in pfile.statements for sym in _symbols(stm)
+                      for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ())
+                      if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm
+                      and arg.symbol.type.name == "String")
+        if pfile.made_of:
+            if len(_WORDS) >= 512:
+                _WORDS.clear()
+            _WORDS[pfile.made_of] = words
+    return words
 
 
 def vocabulary_lint(program: Program, model) -> list[Diagnostic]:

@@ -55,6 +55,28 @@ class _Substitute(ast.Transformer):
         return node
 
 
+#: Statements with their parameters' values in place, and where each was placed, by what they were
+#: made from (PolicyFile.made_of) and the values.
+_SUBSTITUTED: dict[tuple, tuple[tuple[ast.AST, ...], dict[tuple[int, int], str]]] = {}
+
+
+def _substitute(pfile: PolicyFile, values: dict[str, clingo.Symbol]) -> dict[tuple[int, int], str]:
+    """Each parameter's value in place of its constant in ``pfile``'s statements, its ``#const``
+    lines dropped; (line, column) -> the parameter placed there."""
+    key = (pfile.made_of, tuple(sorted(values.items(), key=lambda item: item[0])))
+    done = _SUBSTITUTED.get(key) if pfile.made_of else None
+    if done is None:
+        substitute = _Substitute(values)
+        done = (tuple(substitute(stm) for stm in pfile.statements if stm.ast_type != ast.ASTType.Definition),
+                substitute.placed)
+        if pfile.made_of:
+            if len(_SUBSTITUTED) >= 512:
+                _SUBSTITUTED.clear()
+            _SUBSTITUTED[key] = done
+    pfile.statements, pfile.made_of = list(done[0]), key if pfile.made_of else ()
+    return dict(done[1])
+
+
 def _symbol(value: bool | int | str) -> clingo.Symbol:
     """A value of ordo.yaml as the facts write it: strings, integers, true/false."""
     if isinstance(value, bool):
@@ -101,11 +123,9 @@ def apply_parameters(program: Program, given: dict[str, dict], src: Source | Non
                 out.append(_at_key(src, ("policies", "parameters", entry, key), f"'{entry}' has no parameter '{key}'",
                                    f"its parameters: {', '.join(sorted(defaults))}" if defaults else
                                    "it takes no parameters"))
-        substitute = _Substitute({k: _symbol(values[k]) if k in values else v for k, v in defaults.items()})
-        pfile.statements = [substitute(stm) for stm in pfile.statements
-                            if stm.ast_type != ast.ASTType.Definition]
+        placed = _substitute(pfile, {k: _symbol(values[k]) if k in values else v for k, v in defaults.items()})
         if known is not None:
-            out += _never_binds(pfile, entry, substitute.placed, values, known, src)
+            out += _never_binds(pfile, entry, placed, values, known, src)
         if model is not None and entry == CHEAPER_REGION:
             chosen = {k: values.get(k, v.string) for k, v in defaults.items()}   # (both are text)
             out += _costs_in_range(pfile, model, chosen["cost_key"], chosen["weight_key"])

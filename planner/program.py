@@ -62,6 +62,9 @@ class PolicyFile:
     statements: list[ast.AST] = field(default_factory=list)
     meta: PolicyMeta = field(default_factory=lambda: PolicyMeta(name=""))
     parameters: dict = field(default_factory=dict)  # a stock policy's values from ordo.yaml (planner/parameters.py)
+    #: What the statements are made from, for the caches of what is read from them (``_PARSED``,
+    #: planner/parameters.py, planner/lint.py); () where they are not cached.
+    made_of: tuple = ()
 
 
 @dataclass
@@ -282,18 +285,65 @@ def _stock_names() -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """What parsing and labelling one file gave: its statements, and what it added to the rules
+    and the diagnostics."""
+
+    meta: PolicyMeta
+    statements: tuple[ast.AST, ...]
+    rules: tuple[RuleInfo, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    includes: tuple[_Include, ...]
+
+
+#: Files parsed and labelled so far, by all that the result depends on: the path, the bytes'
+#: sha256, the display name, the origin, the including policy's metadata and the number of rules
+#: labelled before (each rule's index is written into its statement). A long-lived process
+#: (``ordo serve``, a worker, ``ordo test``'s cases) plans again and again with the same files;
+#: walking their statements in Python took most of a small plan's time.
+_PARSED: dict[tuple, _Parsed] = {}
+
+
 def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None, rules: list[RuleInfo],
                 diagnostics: list[Diagnostic]) -> tuple[PolicyFile | None, list[_Include]]:
-    """One policy file, parsed and labelled, and the ``#include`` directives it holds."""
-    pfile = PolicyFile(path=path, display=display, origin=origin)
-    messages: list[str] = []
+    """One policy file, parsed and labelled, and the ``#include`` directives it holds (``_PARSED``)."""
     try:
         raw = path.read_bytes()
-        source = raw.decode("utf-8")
+        raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         diagnostics.append(Diagnostic(file=display, summary=f"cannot read policy file: {exc}"))
         return None, []
-    pfile.sha256 = hashlib.sha256(raw).hexdigest()
+    key = (str(path), hashlib.sha256(raw).hexdigest(), display, origin, parent, len(rules))
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        before_rules, before_diagnostics = len(rules), len(diagnostics)
+        pfile, includes = _parse_new(path, raw, key[1], display, origin, parent, rules, diagnostics)
+        parsed = _Parsed(pfile.meta, tuple(pfile.statements), tuple(rules[before_rules:]),
+                         tuple(diagnostics[before_diagnostics:]), tuple(includes))
+        if _unchanged(path, raw):   # clingo read the file itself: only what it read from these bytes is kept
+            if len(_PARSED) >= 512:
+                _PARSED.clear()
+            _PARSED[key] = parsed
+    else:
+        rules.extend(parsed.rules)
+        diagnostics.extend(parsed.diagnostics)
+    return PolicyFile(path=path, display=display, origin=origin, sha256=key[1], statements=list(parsed.statements),
+                      meta=parsed.meta, made_of=key), list(parsed.includes)
+
+
+def _unchanged(path: Path, raw: bytes) -> bool:
+    try:
+        return path.read_bytes() == raw
+    except OSError:
+        return False
+
+
+def _parse_new(path: Path, raw: bytes, sha256: str, display: str, origin: str, parent: PolicyMeta | None,
+               rules: list[RuleInfo], diagnostics: list[Diagnostic]) -> tuple[PolicyFile, list[_Include]]:
+    pfile = PolicyFile(path=path, display=display, origin=origin, sha256=sha256)
+    messages: list[str] = []
+    source = raw.decode("utf-8")
     lines = source.splitlines()
     pfile.meta, problems = read_metadata(source, display, policy_name(display))
     if parent is not None and not pfile.meta.declared:

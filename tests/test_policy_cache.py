@@ -1,0 +1,108 @@
+"""The policy files parsed, labelled and given their parameters once per process (planner/program.py's
+``_PARSED``, planner/parameters.py's ``_SUBSTITUTED``, planner/lint.py's ``_WORDS``): a plan made again
+is the plan made afresh, byte for byte, without parsing; a changed file, another place among the
+rules or other parameter values make it anew."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from clingo import ast
+
+from domain.project import load_project
+from planner import lint, parameters, program
+from planner.core import load_policies, make_plan
+from tests.conftest import EXAMPLES
+
+
+def _forget() -> None:
+    for cache in (program._PARSED, parameters._SUBSTITUTED, lint._WORDS, lint._FACTS):
+        cache.clear()
+
+
+@pytest.fixture
+def vfw(tmp_path):
+    root = tmp_path / "vfw"
+    shutil.copytree(EXAMPLES / "vfw", root, ignore=shutil.ignore_patterns(".ordo"))
+    return root
+
+
+def _labels_agree(prog: program.Program) -> None:
+    """Each rule's index is its place in the list, and the number a labelled statement carries
+    names a rule of its own file and line."""
+    assert [rule.index for rule in prog.rules] == list(range(len(prog.rules)))
+    found = 0
+    for pfile in prog.files:
+        for stm in pfile.statements:
+            if stm.ast_type != ast.ASTType.Rule or stm.head.ast_type != ast.ASTType.Literal:
+                continue
+            atom = stm.head.atom
+            if atom.ast_type != ast.ASTType.SymbolicAtom or atom.symbol.ast_type != ast.ASTType.Function:
+                continue
+            name, args = atom.symbol.name, atom.symbol.arguments
+            if name in ("__violation", "__before"):
+                rule = prog.rules[(args[0] if name == "__violation" else args[2]).symbol.number]
+                assert (rule.file, rule.line) == (pfile.display, stm.location.begin.line), (rule, str(stm))
+                found += 1
+    assert found == len(prog.rules)
+
+
+@pytest.mark.parametrize(("example", "request_file", "inventory"), [
+    ("vfw", None, None), ("vfw", "requests/scale-out.yaml", "inventory-deployed.yaml"),
+    ("vcpe", None, None)])
+def test_a_plan_made_again_is_the_plan_made_afresh_without_parsing(example, request_file, inventory, monkeypatch):
+    root = EXAMPLES / example
+    _forget()
+    fresh = make_plan(load_project(root, request_file and root / request_file, inventory and root / inventory))
+
+    def parsed(*_args):
+        raise AssertionError("a file was parsed again")
+
+    monkeypatch.setattr(program, "_parse_new", parsed)
+    again = make_plan(load_project(root, request_file and root / request_file, inventory and root / inventory))
+    assert again.plan.to_json() == fresh.plan.to_json()
+    assert [str(d) for d in again.warnings] == [str(d) for d in fresh.warnings]
+
+
+def test_a_changed_file_is_parsed_again(vfw):
+    _forget()
+    before = make_plan(load_project(vfw))
+    assert before.plan is not None
+    (vfw / "policies" / "config-after-modules.lp").write_text(
+        (vfw / "policies" / "config-after-modules.lp").read_text() + '\n:- place(R, "region-two").\n')
+    after = make_plan(load_project(vfw))
+    assert "region-two" in before.plan.placements.values()
+    assert "region-two" not in after.plan.placements.values(), after.plan.placements
+
+
+def test_a_file_among_other_rules_is_labelled_for_its_place(vfw):
+    """The stock policies after fewer of them: each labelled rule carries its own index, cached or not."""
+    _forget()
+    for library in (["capacity", "anti-affinity", "protected-resources"], ["anti-affinity", "protected-resources"],
+                    ["protected-resources"], ["capacity", "anti-affinity", "protected-resources"]):
+        doc = yaml.safe_load((vfw / "ordo.yaml").read_text())
+        doc["policies"]["library"] = library
+        (vfw / "ordo.yaml").write_text(yaml.safe_dump(doc))
+        _labels_agree(load_policies(load_project(vfw)))
+
+
+def test_other_parameter_values_are_put_in_anew(vfw):
+    """prefer-cheaper-region reads a price where the project says so, in the same process that read
+    the default (cost) before: region-three is the cheapest by price."""
+    _forget()
+    for name in ("inventory.yaml", "inventory-deployed.yaml"):
+        text = (vfw / name).read_text()
+        for region, price in (("{ cost: 3 }", 7), ("{ cost: 1 }", 9), ("{ cost: 5 }", 2)):
+            text = text.replace(region, region.replace(" }", f", price: {price} }}"))
+        (vfw / name).write_text(text)
+    by_cost = make_plan(load_project(vfw)).plan.placements
+    doc = yaml.safe_load((vfw / "ordo.yaml").read_text())
+    doc["policies"]["parameters"] = {"prefer-cheaper-region": {"cost_key": "price"}}
+    (vfw / "ordo.yaml").write_text(yaml.safe_dump(doc))
+    by_price = make_plan(load_project(vfw)).plan.placements
+    assert by_cost["vfw"] == "region-two" and by_price["vfw"] == "region-three", (by_cost, by_price)
+    doc["policies"]["parameters"] = {"prefer-cheaper-region": {"cost_key": "cost"}}
+    (vfw / "ordo.yaml").write_text(yaml.safe_dump(doc))
+    assert make_plan(load_project(vfw)).plan.placements == by_cost
