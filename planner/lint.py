@@ -21,7 +21,7 @@ from clingo import ast
 
 from domain.errors import Diagnostic
 from planner.facts import FACT_SIGNATURES
-from planner.program import GLUE, PolicyFile, Program
+from planner.program import CACHES, GLUE, PolicyFile, Program
 
 Sig = tuple[str, int]
 
@@ -171,11 +171,11 @@ _FACTS: dict[tuple[str, str], _FileFacts] = {}
 
 def _facts_of(pfile: PolicyFile) -> _FileFacts:
     key = pfile.made_of or (str(pfile.path), pfile.sha256)   # (a stock policy's parameters may be in place)
-    if key not in _FACTS:
-        if len(_FACTS) >= 512:
-            _FACTS.clear()
-        _FACTS[key] = _file_facts(pfile.statements)
-    return _FACTS[key]
+    facts = _FACTS.get(key)
+    if facts is None:   # (plain data, no AST node: shared by the threads)
+        facts = _file_facts(pfile.statements)
+        CACHES.keep(_FACTS, key, facts)
+    return facts
 
 
 def _signatures(text: str) -> frozenset[Sig]:
@@ -313,13 +313,9 @@ def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tup
     return ((sym, position, kind, word) for sym, position, kind, word in _words_of(pfile) if word not in known[kind])
 
 
-#: The words of each file's interface atoms, by what its statements are made of (PolicyFile.made_of).
-_WORDS: dict[tuple, tuple[tuple[ast.AST, int, str, str], ...]] = {}
-
-
 def _words_of(pfile: PolicyFile) -> tuple[tuple[ast.AST, int, str, str], ...]:
     """(atom, argument's position, kind, word) of each interface atom whose argument there is a string."""
-    words = _WORDS.get(pfile.made_of) if pfile.made_of else None
+    words = CACHES.words.get(pfile.made_of) if pfile.made_of else None   # (by what the statements are made of)
     if words is None:
         words = tuple((sym, position, kind, arg.symbol.string)
                       for stm in pfile.statements for sym in _symbols(stm)
@@ -327,9 +323,7 @@ def _words_of(pfile: PolicyFile) -> tuple[tuple[ast.AST, int, str, str], ...]:
                       if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm
                       and arg.symbol.type.name == "String")
         if pfile.made_of:
-            if len(_WORDS) >= 512:
-                _WORDS.clear()
-            _WORDS[pfile.made_of] = words
+            CACHES.keep(CACHES.words, pfile.made_of, words)
     return words
 
 

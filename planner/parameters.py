@@ -28,7 +28,7 @@ from domain.errors import Diagnostic
 from domain.formats import MAX_INT
 from domain.yamlsrc import Source
 from planner.lint import unknown_words, vocabulary
-from planner.program import PolicyFile, Program
+from planner.program import CACHES, PolicyFile, Program
 
 #: Who would declare the word an interface atom reads, by predicate.
 _HOLDER = {"label": "no resource declares", "requires": "no resource declares", "param": "no resource declares",
@@ -55,24 +55,17 @@ class _Substitute(ast.Transformer):
         return node
 
 
-#: Statements with their parameters' values in place, and where each was placed, by what they were
-#: made from (PolicyFile.made_of) and the values.
-_SUBSTITUTED: dict[tuple, tuple[tuple[ast.AST, ...], dict[tuple[int, int], str]]] = {}
-
-
 def _substitute(pfile: PolicyFile, values: dict[str, clingo.Symbol]) -> dict[tuple[int, int], str]:
     """Each parameter's value in place of its constant in ``pfile``'s statements, its ``#const``
     lines dropped; (line, column) -> the parameter placed there."""
     key = (pfile.made_of, tuple(sorted(values.items(), key=lambda item: item[0])))
-    done = _SUBSTITUTED.get(key) if pfile.made_of else None
+    done = CACHES.substituted.get(key) if pfile.made_of else None   # (by what they were made from, and the values)
     if done is None:
         substitute = _Substitute(values)
         done = (tuple(substitute(stm) for stm in pfile.statements if stm.ast_type != ast.ASTType.Definition),
                 substitute.placed)
         if pfile.made_of:
-            if len(_SUBSTITUTED) >= 512:
-                _SUBSTITUTED.clear()
-            _SUBSTITUTED[key] = done
+            CACHES.keep(CACHES.substituted, key, done)
     pfile.statements, pfile.made_of = list(done[0]), key if pfile.made_of else ()
     return dict(done[1])
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,8 +63,8 @@ class PolicyFile:
     statements: list[ast.AST] = field(default_factory=list)
     meta: PolicyMeta = field(default_factory=lambda: PolicyMeta(name=""))
     parameters: dict = field(default_factory=dict)  # a stock policy's values from ordo.yaml (planner/parameters.py)
-    #: What the statements are made from, for the caches of what is read from them (``_PARSED``,
-    #: planner/parameters.py, planner/lint.py); () where they are not cached.
+    #: What the statements are made from, for the caches of what is read from them (``CACHES``);
+    #: () where they are not cached.
     made_of: tuple = ()
 
 
@@ -295,19 +296,41 @@ class _Parsed:
     rules: tuple[RuleInfo, ...]
     diagnostics: tuple[Diagnostic, ...]
     includes: tuple[_Include, ...]
+    inherited: bool   # meta is the including policy's
 
 
-#: Files parsed and labelled so far, by all that the result depends on: the path, the bytes'
-#: sha256, the display name, the origin, the including policy's metadata and the number of rules
-#: labelled before (each rule's index is written into its statement). A long-lived process
-#: (``ordo serve``, a worker, ``ordo test``'s cases) plans again and again with the same files;
-#: walking their statements in Python took most of a small plan's time.
-_PARSED: dict[tuple, _Parsed] = {}
+class _Caches(threading.local):
+    """What a thread made of policy files, kept for its next plan. A long-lived process (``ordo
+    serve``, a worker, ``ordo test``'s cases) plans again and again with the same files; walking
+    their statements in Python took most of a small plan's time. Each thread has its own:
+    every read of an AST node's attribute changes clingo's count of references to it, which is
+    not promised to be safe across threads, so no node is handed to two threads. At most ``LIMIT`` entries each."""
+
+    LIMIT = 512
+
+    def __init__(self) -> None:
+        #: Files parsed and labelled, by all that the result depends on: the path, the bytes'
+        #: sha256, the display name, the origin, the including policy's metadata and the number
+        #: of rules labelled before (each rule's index is written into its statement).
+        self.parsed: dict[tuple, _Parsed] = {}
+        #: A stock policy's statements with its parameters in place (planner/parameters.py).
+        self.substituted: dict[tuple, tuple] = {}
+        #: The words of a file's interface atoms (planner/lint.py).
+        self.words: dict[tuple, tuple] = {}
+
+    @staticmethod
+    def keep(cache: dict, key: tuple, value) -> None:
+        if len(cache) >= _Caches.LIMIT:
+            cache.clear()
+        cache[key] = value
+
+
+CACHES = _Caches()
 
 
 def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None, rules: list[RuleInfo],
                 diagnostics: list[Diagnostic]) -> tuple[PolicyFile | None, list[_Include]]:
-    """One policy file, parsed and labelled, and the ``#include`` directives it holds (``_PARSED``)."""
+    """One policy file, parsed and labelled, and the ``#include`` directives it holds (``CACHES``)."""
     try:
         raw = path.read_bytes()
         raw.decode("utf-8")
@@ -315,21 +338,23 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
         diagnostics.append(Diagnostic(file=display, summary=f"cannot read policy file: {exc}"))
         return None, []
     key = (str(path), hashlib.sha256(raw).hexdigest(), display, origin, parent, len(rules))
-    parsed = _PARSED.get(key)
+    parsed = CACHES.parsed.get(key)
     if parsed is None:
         before_rules, before_diagnostics = len(rules), len(diagnostics)
         pfile, includes = _parse_new(path, raw, key[1], display, origin, parent, rules, diagnostics)
+        if not _unchanged(path, raw):   # clingo read the file itself: what it read is not kept as these bytes'
+            return pfile, includes
         parsed = _Parsed(pfile.meta, tuple(pfile.statements), tuple(rules[before_rules:]),
-                         tuple(diagnostics[before_diagnostics:]), tuple(includes))
-        if _unchanged(path, raw):   # clingo read the file itself: only what it read from these bytes is kept
-            if len(_PARSED) >= 512:
-                _PARSED.clear()
-            _PARSED[key] = parsed
+                         tuple(diagnostics[before_diagnostics:]), tuple(includes), pfile.meta is parent)
+        CACHES.keep(CACHES.parsed, key, parsed)
     else:
         rules.extend(parsed.rules)
         diagnostics.extend(parsed.diagnostics)
+    # a file without a header of its own is part of the policy that includes it: its very metadata,
+    # which _name_clashes tells apart by identity (the includer's, parsed again, is another object)
+    meta = parent if parsed.inherited else parsed.meta
     return PolicyFile(path=path, display=display, origin=origin, sha256=key[1], statements=list(parsed.statements),
-                      meta=parsed.meta, made_of=key), list(parsed.includes)
+                      meta=meta, made_of=key), list(parsed.includes)
 
 
 def _unchanged(path: Path, raw: bytes) -> bool:

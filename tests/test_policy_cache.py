@@ -1,24 +1,25 @@
-"""The policy files parsed, labelled and given their parameters once per process (planner/program.py's
-``_PARSED``, planner/parameters.py's ``_SUBSTITUTED``, planner/lint.py's ``_WORDS``): a plan made again
-is the plan made afresh, byte for byte, without parsing; a changed file, another place among the
-rules or other parameter values make it anew."""
+"""The policy files parsed, labelled and given their parameters once per thread (planner/program.py's
+``CACHES``): a plan made again is the plan made afresh, byte for byte, without parsing; a changed
+file, another place among the rules or other parameter values make it anew; a file clingo read
+otherwise than the bytes hashed is not kept; no thread is handed another's statements."""
 
 from __future__ import annotations
 
 import shutil
+import threading
 
 import pytest
 import yaml
 from clingo import ast
 
 from domain.project import load_project
-from planner import lint, parameters, program
+from planner import lint, program
 from planner.core import load_policies, make_plan
 from tests.conftest import EXAMPLES
 
 
 def _forget() -> None:
-    for cache in (program._PARSED, parameters._SUBSTITUTED, lint._WORDS, lint._FACTS):
+    for cache in (program.CACHES.parsed, program.CACHES.substituted, program.CACHES.words, lint._FACTS):
         cache.clear()
 
 
@@ -106,3 +107,46 @@ def test_other_parameter_values_are_put_in_anew(vfw):
     doc["policies"]["parameters"] = {"prefer-cheaper-region": {"cost_key": "cost"}}
     (vfw / "ordo.yaml").write_text(yaml.safe_dump(doc))
     assert make_plan(load_project(vfw)).plan.placements == by_cost
+
+
+def test_a_file_included_without_a_header_stays_part_of_its_includer_when_that_is_edited(vfw):
+    """The included file is the includer's policy: its metadata is the includer's, parsed again or not
+    (not a policy of the same name, which would be refused as taking it)."""
+    _forget()
+    doc = yaml.safe_load((vfw / "ordo.yaml").read_text())
+    doc["policies"]["files"].append("policies/zones.lp")
+    (vfw / "ordo.yaml").write_text(yaml.safe_dump(doc))
+    (vfw / "policies" / "zones-extra.lp").write_text(':- place(R, "region-nowhere").\n')
+    for region in ("region-four", "region-five", "region-five"):
+        (vfw / "policies" / "zones.lp").write_text(
+            f'%@ name: zones\n#include "zones-extra.lp".\n:- place(R, "{region}").\n')
+        outcome = make_plan(load_project(vfw))
+        assert outcome.plan is not None, outcome.explanation
+        files = {f.display: f for f in load_policies(load_project(vfw)).files}
+        assert files["policies/zones-extra.lp"].meta is files["policies/zones.lp"].meta
+
+
+def test_a_file_clingo_read_otherwise_than_hashed_is_not_kept(vfw, monkeypatch):
+    _forget()
+    monkeypatch.setattr(program, "_unchanged", lambda path, raw: False)   # as if it changed while clingo read it
+    prog = load_policies(load_project(vfw))
+    assert prog.files and all(f.made_of == () for f in prog.files)
+    assert not program.CACHES.parsed and not program.CACHES.substituted and not program.CACHES.words
+
+
+def test_no_thread_is_handed_the_statements_another_parsed(vfw):
+    _forget()
+    mine = load_policies(load_project(vfw))
+    theirs = {}
+
+    def other() -> None:
+        theirs["before"] = len(program.CACHES.parsed)
+        theirs["program"] = load_policies(load_project(vfw))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert theirs["before"] == 0 and program.CACHES.parsed
+    shared = {id(stm) for f in mine.files for stm in f.statements} & \
+        {id(stm) for f in theirs["program"].files for stm in f.statements}
+    assert not shared
