@@ -124,7 +124,7 @@ def summary(described: str, outcome: Outcome) -> dict[str, Any]:
     if plan is None:
         return {"scenario": described, "status": outcome.status}
     return {"scenario": described, "status": outcome.status, "operations": len(plan.operations),
-            "cost": [[c.priority, c.cost] for c in plan.cost], "placements": dict(plan.placements),
+            "cost": [c.model_dump(mode="json") for c in plan.cost], "placements": dict(plan.placements),  # as plan.json
             "digest": plan.digest}
 
 

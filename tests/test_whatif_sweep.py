@@ -52,6 +52,7 @@ def test_the_sweeps_baseline_is_the_plan_of_the_project_as_it_is(local: dict, tm
     done = run_ordo("plan", "-C", VFW, "--journal", tmp_path / "journal.db", "--format", "json")
     plan = json.loads(done.out)
     assert local["baseline"]["digest"] == plan["digest"] and local["baseline"]["placements"] == plan["placements"]
+    assert local["baseline"]["cost"] == plan["cost"] and plan["cost"][0].keys() == {"priority", "cost"}  # its shape too
 
 
 def test_a_baseline_without_a_plan_leaves_the_rows_that_have_one(vfw_copy: Path, tmp_path: Path):
