@@ -164,17 +164,18 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
     return _FileFacts(tuple(defined), tuple(declared), tuple(constants), tuple(reads), tuple(code))
 
 
-#: Facts of the policy files linted so far, by (path, sha256 of the bytes):
+#: Facts of the policy files linted so far, by what their statements are made of (PolicyFile.made_of):
 #: ``ordo test`` plans many cases with the same files, walking them once.
-_FACTS: dict[tuple[str, str], _FileFacts] = {}
+_FACTS: dict[tuple, _FileFacts] = {}
 
 
 def _facts_of(pfile: PolicyFile) -> _FileFacts:
-    key = pfile.made_of or (str(pfile.path), pfile.sha256)   # (a stock policy's parameters may be in place)
-    facts = _FACTS.get(key)
+    if not pfile.made_of:   # statements from bytes other than those hashed: kept nowhere
+        return _file_facts(pfile.statements)
+    facts = _FACTS.get(pfile.made_of)   # (a stock policy's parameters may be in place)
     if facts is None:   # (plain data, no AST node: shared by the threads)
         facts = _file_facts(pfile.statements)
-        CACHES.keep(_FACTS, key, facts)
+        CACHES.keep(_FACTS, pfile.made_of, facts)
     return facts
 
 

@@ -132,6 +132,7 @@ def test_a_file_clingo_read_otherwise_than_hashed_is_not_kept(vfw, monkeypatch):
     prog = load_policies(load_project(vfw))
     assert prog.files and all(f.made_of == () for f in prog.files)
     assert not program.CACHES.parsed and not program.CACHES.substituted and not program.CACHES.words
+    assert not lint._FACTS
 
 
 def test_no_thread_is_handed_the_statements_another_parsed(vfw):
