@@ -434,3 +434,53 @@ def _planning(pid: int) -> set[int]:
             continue
     servers = {child for child, parent in parents.items() if parent == pid}
     return {child for child, parent in parents.items() if parent in servers}
+
+
+def _crashed_temporal_run(folder: Path) -> list[str]:
+    """A journal whose one run was started on Temporal at an address where nothing answers, by a process
+    that is gone (crashed); the options that point ordo at it."""
+    path = folder / "journal.db"
+    with Journal(path) as jr:
+        run = jr.start_run(str(VFW), "", {"engine": "temporal", "temporal": "127.0.0.1:1", "task_queue": "gone"})
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with Journal(path, create=False) as jr:
+        jr._store.execute("UPDATE runs SET pid=? WHERE id=?", (gone.pid, run))
+        assert jr.run(run).effective_status == "crashed"
+    return ["-C", str(VFW), "--journal", str(path)]
+
+
+def test_apply_beside_a_crashed_temporal_run_whose_server_does_not_answer(tmp_path: Path):
+    """Without --supersede the journal's own refusal speaks, at once (it offers the resume and the
+    supersede); with it, the refusal says that Temporal does not answer: the workflow may act on."""
+    pytest.importorskip("temporalio")
+    where = _crashed_temporal_run(tmp_path)
+    started = time.monotonic()
+    again = run_ordo_forked("apply", "--auto-approve", *where)
+    took = time.monotonic() - started
+    assert again.code == 1 and "ordo resume 1" in again.err and "--supersede" in again.err, again.text
+    assert "Traceback" not in again.text and took < 30, (took, again.text)
+    supersede = run_ordo_forked("apply", "--auto-approve", "--supersede", *where)
+    assert supersede.code == 1 and "127.0.0.1:1" in supersede.err and "Traceback" not in supersede.text, supersede.text
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        assert [r.effective_status for r in jr.runs()] == ["crashed"]   # nothing superseded, nothing started
+
+
+def test_apply_beside_a_crashed_temporal_run_without_the_temporal_extra(tmp_path: Path, monkeypatch):
+    """Where the temporal extra is not installed, the journal's own refusal speaks without --supersede,
+    and the missing extra is named with it."""
+    import executor.temporal
+    from domain.errors import OrdoError
+    from executor.journal import JournalError
+    from executor.runs import check_startable
+
+    _crashed_temporal_run(tmp_path)
+
+    def missing():
+        raise OrdoError("runs on Temporal need the temporal extra (pip install 'ordo[temporal]'): no module")
+
+    monkeypatch.setattr(executor.temporal, "load_client", missing)
+    with pytest.raises(JournalError, match="ordo resume 1"):
+        check_startable(VFW, tmp_path / "journal.db", False)
+    with pytest.raises(OrdoError, match="temporal extra"):
+        check_startable(VFW, tmp_path / "journal.db", True)
