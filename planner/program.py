@@ -306,7 +306,9 @@ class _Caches(threading.local):
     every read of an AST node's attribute changes clingo's count of references to it, which is
     not promised to be safe across threads, so no node is handed to two threads. At most ``LIMIT`` entries each."""
 
-    LIMIT = 512
+    #: A vFW program (10 files) takes 0.74 MB; each edit of a file makes another entry of it (and of
+    #: the files after it, when their rules' indices move): a thread keeps at most some 10 MB per cache.
+    LIMIT = 128
 
     def __init__(self) -> None:
         #: Files parsed and labelled, by all that the result depends on: the path, the bytes'
