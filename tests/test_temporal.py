@@ -442,10 +442,8 @@ def _crashed_temporal_run(folder: Path) -> list[str]:
     path = folder / "journal.db"
     with Journal(path) as jr:
         run = jr.start_run(str(VFW), "", {"engine": "temporal", "temporal": "127.0.0.1:1", "task_queue": "gone"})
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    with Journal(path, create=False) as jr:
-        jr._store.execute("UPDATE runs SET pid=? WHERE id=?", (gone.pid, run))
+    with Journal(path, create=False) as jr:   # another host's process: gone for this one, no PID to be reused
+        jr._store.execute("UPDATE runs SET host='elsewhere' WHERE id=?", (run,))
         assert jr.run(run).effective_status == "crashed"
     return ["-C", str(VFW), "--journal", str(path)]
 
@@ -459,7 +457,7 @@ def test_apply_beside_a_crashed_temporal_run_whose_server_does_not_answer(tmp_pa
     again = run_ordo_forked("apply", "--auto-approve", *where)
     took = time.monotonic() - started
     assert again.code == 1 and "ordo resume 1" in again.err and "--supersede" in again.err, again.text
-    assert "Traceback" not in again.text and took < 30, (took, again.text)
+    assert "Traceback" not in again.text and took < 10, (took, again.text)
     supersede = run_ordo_forked("apply", "--auto-approve", "--supersede", *where)
     assert supersede.code == 1 and "127.0.0.1:1" in supersede.err and "Traceback" not in supersede.text, supersede.text
     with Journal(tmp_path / "journal.db", create=False) as jr:
