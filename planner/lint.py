@@ -170,13 +170,8 @@ _FACTS: dict[tuple, _FileFacts] = {}
 
 
 def _facts_of(pfile: PolicyFile) -> _FileFacts:
-    if not pfile.made_of:   # statements from bytes other than those hashed: kept nowhere
-        return _file_facts(pfile.statements)
-    facts = _FACTS.get(pfile.made_of)   # (a stock policy's parameters may be in place)
-    if facts is None:   # (plain data, no AST node: shared by the threads)
-        facts = _file_facts(pfile.statements)
-        CACHES.keep(_FACTS, pfile.made_of, facts)
-    return facts
+    # (plain data, no AST node: shared by the threads; a stock policy's parameters may be in place)
+    return CACHES.kept(_FACTS, pfile.made_of, lambda: _file_facts(pfile.statements))
 
 
 def _signatures(text: str) -> frozenset[Sig]:
@@ -316,16 +311,11 @@ def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tup
 
 def _words_of(pfile: PolicyFile) -> tuple[tuple[ast.AST, int, str, str], ...]:
     """(atom, argument's position, kind, word) of each interface atom whose argument there is a string."""
-    words = CACHES.words.get(pfile.made_of) if pfile.made_of else None   # (by what the statements are made of)
-    if words is None:
-        words = tuple((sym, position, kind, arg.symbol.string)
-                      for stm in pfile.statements for sym in _symbols(stm)
-                      for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ())
-                      if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm
-                      and arg.symbol.type.name == "String")
-        if pfile.made_of:
-            CACHES.keep(CACHES.words, pfile.made_of, words)
-    return words
+    return CACHES.kept(CACHES.words, pfile.made_of, lambda: tuple(
+        (sym, position, kind, arg.symbol.string)
+        for stm in pfile.statements for sym in _symbols(stm)
+        for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ())
+        if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm and arg.symbol.type.name == "String"))
 
 
 def vocabulary_lint(program: Program, model) -> list[Diagnostic]:

@@ -58,16 +58,16 @@ class _Substitute(ast.Transformer):
 def _substitute(pfile: PolicyFile, values: dict[str, clingo.Symbol]) -> dict[tuple[int, int], str]:
     """Each parameter's value in place of its constant in ``pfile``'s statements, its ``#const``
     lines dropped; (line, column) -> the parameter placed there."""
-    key = (pfile.made_of, tuple(sorted(values.items(), key=lambda item: item[0])))
-    done = CACHES.substituted.get(key) if pfile.made_of else None   # (by what they were made from, and the values)
-    if done is None:
+    def made() -> tuple[tuple[ast.AST, ...], dict[tuple[int, int], str]]:
         substitute = _Substitute(values)
-        done = (tuple(substitute(stm) for stm in pfile.statements if stm.ast_type != ast.ASTType.Definition),
+        return (tuple(substitute(stm) for stm in pfile.statements if stm.ast_type != ast.ASTType.Definition),
                 substitute.placed)
-        if pfile.made_of:
-            CACHES.keep(CACHES.substituted, key, done)
-    pfile.statements, pfile.made_of = list(done[0]), key if pfile.made_of else ()
-    return dict(done[1])
+
+    # by what the statements were made from, and the values
+    key = (pfile.made_of, tuple(sorted(values.items(), key=lambda item: item[0]))) if pfile.made_of else ()
+    statements, placed = CACHES.kept(CACHES.substituted, key, made)
+    pfile.statements, pfile.made_of = list(statements), key
+    return dict(placed)
 
 
 def _symbol(value: bool | int | str) -> clingo.Symbol:

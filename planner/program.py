@@ -326,6 +326,16 @@ class _Caches(threading.local):
             cache.clear()
         cache[key] = value
 
+    @staticmethod
+    def kept(cache: dict, key: tuple, make):
+        """``make()``, kept in ``cache`` under ``key``; made each time, and kept nowhere, for a key ()."""
+        value = cache.get(key) if key else None
+        if value is None:
+            value = make()
+            if key:
+                _Caches.keep(cache, key, value)
+        return value
+
 
 CACHES = _Caches()
 
@@ -335,7 +345,7 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
     """One policy file, parsed and labelled, and the ``#include`` directives it holds (``CACHES``)."""
     try:
         raw = path.read_bytes()
-        raw.decode("utf-8")
+        source = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         diagnostics.append(Diagnostic(file=display, summary=f"cannot read policy file: {exc}"))
         return None, []
@@ -343,7 +353,7 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
     parsed = CACHES.parsed.get(key)
     if parsed is None:
         before_rules, before_diagnostics = len(rules), len(diagnostics)
-        pfile, includes = _parse_new(path, raw, key[1], display, origin, parent, rules, diagnostics)
+        pfile, includes = _parse_new(path, source, key[1], display, origin, parent, rules, diagnostics)
         if not _unchanged(path, raw):   # clingo read the file itself: what it read is not kept as these bytes'
             return pfile, includes
         parsed = _Parsed(pfile.meta, tuple(pfile.statements), tuple(rules[before_rules:]),
@@ -366,11 +376,10 @@ def _unchanged(path: Path, raw: bytes) -> bool:
         return False
 
 
-def _parse_new(path: Path, raw: bytes, sha256: str, display: str, origin: str, parent: PolicyMeta | None,
+def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, parent: PolicyMeta | None,
                rules: list[RuleInfo], diagnostics: list[Diagnostic]) -> tuple[PolicyFile, list[_Include]]:
     pfile = PolicyFile(path=path, display=display, origin=origin, sha256=sha256)
     messages: list[str] = []
-    source = raw.decode("utf-8")
     lines = source.splitlines()
     pfile.meta, problems = read_metadata(source, display, policy_name(display))
     if parent is not None and not pfile.meta.declared:
