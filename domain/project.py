@@ -142,6 +142,7 @@ def load_project(
     observed: list[ObservedResource] | None = None,
     observed_name: str = "<journal>",
     observed_json: list[str] | None = None,
+    observed_sha256: str | None = None,
     catalog: list[Path | Source] | None = None,
 ) -> Project:
     """Load and validate a project. Raises DiagnosticsError listing every problem.
@@ -152,7 +153,8 @@ def load_project(
     ``observed`` are the journal's records of what runs did, newer than the
     inventory file; they are part of the plan's digest under ``observed_name``
     (``observed_json``: each one's JSON as the journal stores it, which spares
-    writing them out again when it is theirs: :func:`observed_digest`).
+    writing them out again when it is theirs: :func:`observed_digest`; ``observed_sha256``: that
+    digest, when the caller has it already: executor.journal.StateCopy).
     ``request``, ``inventory`` and ``catalog`` (which replaces the project's
     catalog files) may also be sources already loaded, such as a model
     written inline in a policy test file.
@@ -215,7 +217,7 @@ def load_project(
                                             "name one on the command line or as 'request:' here"))
 
     if observed:
-        inputs.append((observed_name, observed_digest(observed, observed_json)))
+        inputs.append((observed_name, observed_sha256 or observed_digest(observed, observed_json)))
 
     guards, guard_sources, guard_problems = load_guards(root, list(project.guards), proj_src, display_path)
     problems.extend(guard_problems)

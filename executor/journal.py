@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import operator
 import os
 import threading
 import time
@@ -754,6 +755,8 @@ class StateCopy:
         self._seen = -1
         self._journal = ""   # the id of the journal copied: another one (made anew) is read whole
         self._lock = threading.Lock()
+        #: The last digest worked out (``digest``), with the records and texts it is of.
+        self._digest: tuple[list[ObservedResource], list[str], str] | None = None
 
     def observed(self, journal: Journal) -> tuple[list[ObservedResource], list[str]]:
         """The records in name order, and their JSON as stored (what ``load_project`` takes)."""
@@ -763,6 +766,22 @@ class StateCopy:
             self._records, self._seen = refreshed(journal, self._records, self._seen, self._texts)
             names = sorted(self._records)
             return [self._records[n] for n in names], [self._texts[n] for n in names]
+
+    def digest(self, records: list[ObservedResource], texts: list[str]) -> str:
+        """``domain.project.observed_digest(records, texts)`` of what ``observed`` handed out, worked
+        out again only when they are not the very objects of the last time: a record not written
+        since is the same object from one plan to the next, and neither records nor texts change
+        in place, so the same objects have the same digest (writing 10,000 records out to check
+        their texts took a fifth of a small request's plan against them: 0.02 of 0.10 s)."""
+        last = self._digest
+        if (last is not None and len(last[0]) == len(records) and len(last[1]) == len(texts)
+                and all(map(operator.is_, last[0], records)) and all(map(operator.is_, last[1], texts))):
+            return last[2]
+        from domain.project import observed_digest  # (the YAML reader and the models: not for every journal)
+
+        value = observed_digest(records, texts)
+        self._digest = (records, texts, value)   # one assignment: a thread reads the old entry or this one
+        return value
 
 
 @functools.cache

@@ -62,16 +62,17 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
     brought up to date instead of read whole."""
     root = project_folder(project)[0]
     path = _journal_at(root, journal)
-    observed, stored = [], None
+    observed, stored, sha256 = [], None, None
     if path.exists():
         with Journal(path, create=False) as jr:
             if state is not None:
                 observed, stored = state.observed(jr)
+                sha256 = state.digest(observed, stored)
             else:
                 records, stored = jr.state_json()
                 observed = list(records.values())
     return load_project(project, request, inventory, extra, observed=observed, observed_json=stored,
-                        observed_name=display_path(path, root))
+                        observed_sha256=sha256, observed_name=display_path(path, root))
 
 
 def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None:

@@ -144,3 +144,29 @@ def test_a_journal_put_back_from_a_backup_is_read_whole(tmp_path: Path) -> None:
     with Journal(path, create=False) as jr:
         assert copy.observed(jr) == whole(jr)
         assert {r.state for r in copy.observed(jr)[0]} == {"active"}
+
+
+def test_a_copys_digest_is_the_records_digest_worked_out_again_only_for_other_records(
+        journal_url: str, monkeypatch) -> None:
+    """``StateCopy.digest`` is observed_digest of what ``observed`` handed out: the same records
+    (the same objects) reuse the last one, any record written since makes it anew."""
+    import domain.project
+
+    made: list[int] = []
+    real = domain.project.observed_digest
+    monkeypatch.setattr(domain.project, "observed_digest",
+                        lambda records, texts: made.append(1) or real(records, texts))
+    copy = StateCopy()
+    with Journal(journal_url) as jr:
+        run = jr.start_run("/p", "a.yaml", {}, claims=["a"])
+        jr.append(run, [Event("result", op="a/create")], state={n: _record(n) for n in ("a", "b")})
+        first = copy.digest(*copy.observed(jr))
+        assert first == real(*whole(jr)) and len(made) == 1
+        assert copy.digest(*copy.observed(jr)) == first and len(made) == 1   # nothing written since
+        records, texts = whole(jr)   # equal records, but other objects: worked out again
+        assert copy.digest(records, texts) == first and len(made) == 2
+        jr.append(run, [Event("result", op="b/update")], state={"b": _record("b", "assigned")})
+        second = copy.digest(*copy.observed(jr))
+        assert second == real(*whole(jr)) != first and len(made) == 3
+        jr.append(run, [Event("result", op="c/create")], state={"c": _record("c")})   # one more record
+        assert copy.digest(*copy.observed(jr)) == real(*whole(jr)) and len(made) == 4
