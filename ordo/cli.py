@@ -47,12 +47,20 @@ class JournalParam(click.ParamType):
     name = "path|url"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
-        from executor.store import is_url
+        from executor.store import JournalError, is_url, location
 
+        if not isinstance(value, Path):
+            try:
+                location(str(value))   # a URL that does not parse, or of a scheme other than PostgreSQL's
+            except JournalError as exc:
+                self.fail(str(exc), param, ctx)
         if isinstance(value, Path) or not is_url(value):
             return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
         return str(value)
 
+
+#: A run's number: from 1 up to the largest the journal's databases store (a 64-bit integer).
+RUN_ID = click.IntRange(min=1, max=2**63 - 1)
 
 journal_option = click.option(
     "--journal", type=JournalParam(), envvar="ORDO_JOURNAL",
@@ -586,7 +594,7 @@ def _finish(console: Console, result, as_json: bool) -> int:
 
 
 @cli.command(short_help="Continue a run that crashed, was interrupted, or fell out.")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @project_option
 @inventory_option
 @journal_option
@@ -615,7 +623,7 @@ def resume(run_id: int, project: Path, inventory: Path | None, journal: Path | s
 
 
 @cli.command(short_help="Stop a run; nothing is undone.")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @project_option
 @journal_option
 def abort(run_id: int, project: Path, journal: Path | str | None) -> None:
@@ -627,7 +635,7 @@ def abort(run_id: int, project: Path, journal: Path | str | None) -> None:
 
 
 @cli.command(short_help="Deliver an outside event to a run's waiting operation.")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @click.argument("resource")
 @click.argument("name")
 @click.option("--data", "data", multiple=True, metavar="KEY=VALUE",
@@ -669,7 +677,7 @@ def history(project: Path, journal: Path | str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("run_id", metavar="RUN", type=int, required=False)
+@click.argument("run_id", metavar="RUN", type=RUN_ID, required=False)
 @project_option
 @journal_option
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON lines.")

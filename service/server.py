@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from domain.errors import OrdoError
+from executor.journal import Journal
 from executor.temporal import Temporal
 from service.app import MAX_BODY, create_app
 from service.auth import Credentials, loopback
@@ -87,6 +88,8 @@ def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
     else:
         engine = LocalEngine(options.project, options.journal, simulation=options.simulation,
                              plan_timeout=options.plan_timeout)
+    with Journal(engine.path):   # one that cannot be opened is refused here, not by a traceback at start-up
+        pass
     app = create_app(engine, credentials, max_body=options.max_body, drain=options.drain)
     config = uvicorn.Config(app, host=options.listen.host, port=options.listen.port, log_level="info",
                             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,

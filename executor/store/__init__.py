@@ -11,11 +11,17 @@ or a ``postgresql://`` URL (:func:`location`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from executor.store.base import Backend, ClaimError, JournalError, JournalUrl
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+#: Any URL's scheme: a journal given as ``mysql://...`` is refused, not taken for a file path.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+#: The password of a URL (``//user:password@``), masked in messages.
+_PASSWORD = re.compile(r"(//[^/@:]*):[^@/]*@")
 
 
 def is_url(where: object) -> bool:
@@ -28,8 +34,27 @@ def location(where: Path | str | JournalUrl, files: Path | None = None) -> Path 
     if isinstance(where, JournalUrl):
         return where
     if is_url(where):
+        _check_url(str(where))
         return JournalUrl(str(where), files if files is not None else Path(".ordo"))
+    if isinstance(where, str) and _SCHEME.match(where):
+        raise JournalError(f"{_masked(where)}: not a journal: expected a file or a postgresql:// URL")
     return Path(where)
+
+
+def _check_url(url: str) -> None:
+    """JournalError naming the URL (its password masked) when it does not parse: a port that
+    is not a number, or out of range, an unclosed ``[`` of an IPv6 address."""
+    try:
+        parts = urlsplit(url)
+        parts.port   # noqa: B018 (read to check it)
+        parts.hostname   # noqa: B018
+    except ValueError as exc:
+        raise JournalError(f"{_masked(url)}: not a journal URL ({exc}); expected "
+                           "postgresql://user@host:port/database") from None
+
+
+def _masked(url: str) -> str:
+    return _PASSWORD.sub(r"\1:***@", url)[:200]
 
 
 def open_backend(where: Path | JournalUrl) -> Backend:

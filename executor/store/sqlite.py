@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -39,10 +40,17 @@ def private_file(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
-            if each.stat().st_mode & 0o077:
-                each.chmod(0o600)
+            mode = each.stat().st_mode
         except FileNotFoundError:
-            pass
+            continue
+        if not stat.S_ISREG(mode):   # a device, a pipe, a folder: not narrowed (/dev/null made 0600 for all)
+            raise NotAFileError(f"{each} is not a file")
+        if mode & 0o077:
+            each.chmod(0o600)
+
+
+class NotAFileError(OSError):
+    """What ``private_file`` was given, or found beside it, is not a regular file."""
 
 
 _WRITERS: dict[str, threading.Lock] = {}

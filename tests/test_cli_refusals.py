@@ -1,0 +1,69 @@
+"""What an independent sweep of hostile input found the command line did with a traceback or
+an "this is a bug in ordo" (6 December): journals named by a URL that does not parse, run
+numbers past what a journal stores, ``ordo serve`` given a journal it cannot open. Each is now
+refused with one clear line and a non-zero exit code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_ordo, run_ordo_process
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("postgresql://u@127.0.0.1:abc/db", "Port could not be cast to integer value"),
+    ("postgresql://u@127.0.0.1:99999/db", "Port out of range"),
+    ("postgresql://u:hunter2@[::1:1/db", "Invalid IPv6 URL"),
+    ("mysql://u:hunter2@host/db", "expected a file or a postgresql:// URL"),
+])
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_a_journal_url_that_does_not_parse_is_refused_naming_it_without_its_password(
+        vfw_copy: Path, url: str, says: str, how: str) -> None:
+    args = ["history", "-C", str(vfw_copy)] + (["--journal", url] if how == "option" else [])
+    run = run_ordo(*args, env={"ORDO_JOURNAL": url} if how == "env" else None)
+    text = run.out + run.err
+    assert run.code != 0 and says in text and "Traceback" not in text, text
+    assert "hunter2" not in text and url.split("@")[-1][:10] in text
+    assert not any(p.name.startswith("mysql") for p in Path.cwd().iterdir())   # no file of that name made here
+
+
+@pytest.mark.parametrize("command", [["show"], ["abort"], ["resume"], ["event", "@", "x", "y"]])
+@pytest.mark.parametrize("number", ["9223372036854775808", "0"])
+def test_a_run_number_no_journal_stores_is_refused_as_a_usage_error(vfw_copy: Path, command: list[str],
+                                                                    number: str) -> None:
+    args = [command[0], number, *command[1:]]
+    args = [a.replace("@", "vfw-service") for a in args]
+    run = run_ordo(*args, "-C", str(vfw_copy))
+    text = run.out + run.err
+    assert run.code != 0 and "is not in the range 1<=x<=9223372036854775807" in text, text
+
+
+@pytest.mark.parametrize("journal", ["garbage", "postgresql://u@127.0.0.1:1/db"])
+def test_serve_refuses_a_journal_it_cannot_open_before_it_starts(vfw_copy: Path, tmp_path: Path, journal: str) -> None:
+    if journal == "garbage":
+        (tmp_path / "garbage.db").write_text("garbage\n")
+        journal = str(tmp_path / "garbage.db")
+    run = run_ordo_process("serve", "-C", vfw_copy, "--listen", "127.0.0.1:0", "--journal", journal, timeout=60)
+    text = run.out + run.err
+    assert run.code == 1 and "Traceback" not in text and "startup failed" not in text, text
+    assert text.strip().startswith("error: ") and len(text.strip().splitlines()) == 1, text
+
+
+def test_a_journal_that_is_not_a_file_is_refused_and_left_as_it_is(vfw_copy: Path, tmp_path: Path) -> None:
+    """The journal's file is made private (0600) when opened: given /dev/null (as root), that
+    narrowed the device for every user of the machine. What is not a regular file (here a pipe
+    and a folder, which a failing test would narrow harmlessly) is refused and left alone."""
+    fifo, folder = tmp_path / "fifo", tmp_path / "folder"
+    os.mkfifo(fifo, 0o644)
+    folder.mkdir(mode=0o755)
+    for journal, says in ((fifo, f"{fifo}: cannot open the journal: {fifo} is not a file"),
+                          (folder, f"'{folder}' is a directory")):
+        before = os.stat(journal).st_mode
+        for args in (["history"], ["apply", "--auto-approve"]):
+            run = run_ordo(*args, "-C", str(vfw_copy), "--journal", str(journal))
+            text = run.out + run.err
+            assert run.code == 1 and says in text, text
+        assert os.stat(journal).st_mode == before
