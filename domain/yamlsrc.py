@@ -172,7 +172,12 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
     ``CACHE_MIN_BYTES`` or more."""
     shown = display or str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_YAML_BYTES + 1)   # never more: /dev/zero, a file still growing
+        if len(raw) > MAX_YAML_BYTES:
+            raise DiagnosticsError([Diagnostic(
+                file=shown, summary=f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MB: not read",
+                detail="a model or request file of 100,000 resources is about 10 MB")])
         text = raw.decode("utf-8")
     except FileNotFoundError:
         raise DiagnosticsError([Diagnostic(file=shown, summary="file not found")]) from None
@@ -214,6 +219,8 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
                   sha256=sha)
 
 
+#: The largest YAML file read, in bytes (the node count, MAX_NODES, bounds what a smaller one builds).
+MAX_YAML_BYTES = 64 * 1024 * 1024
 #: Files smaller than this are parsed every time: the cache would save them little.
 CACHE_MIN_BYTES = 64 * 1024
 #: An entry not written for this long is removed when another is written (a file renamed or gone).

@@ -67,3 +67,17 @@ def test_a_journal_that_is_not_a_file_is_refused_and_left_as_it_is(vfw_copy: Pat
             text = run.out + run.err
             assert run.code == 1 and says in text, text
         assert os.stat(journal).st_mode == before
+
+
+@pytest.mark.parametrize("args", [["plan", "@"], ["check", "@"], ["plan", "--inventory", "@"],
+                                  ["apply", "--auto-approve", "--simulation", "@"], ["whatif", "--request", "@"]])
+def test_a_yaml_file_past_64_mb_is_refused_unread(vfw_copy: Path, tmp_path: Path, args: list[str]) -> None:
+    """A request, inventory or simulation file was read whole: /dev/zero took the machine's
+    memory (24 GB) until the kernel killed ordo. At most 64 MB is read; more is refused."""
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as out:
+        out.truncate(64 * 1024 * 1024 + 1)   # (sparse: no disk taken)
+    for source in [big] + ([Path("/dev/zero")] if Path("/dev/zero").exists() else []):
+        run = run_ordo(*[str(source) if a == "@" else a for a in args], "-C", str(vfw_copy))
+        text = run.out + run.err
+        assert run.code == 1 and f"{source}: error: file is larger than 64 MB: not read" in text, text
