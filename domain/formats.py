@@ -66,12 +66,14 @@ _BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_TEXT = 1 << 20
 
 
-def solver_value(value: Any) -> Any:
+def solver_value(value: Any, *, shown: bool = True) -> Any:
     """value unchanged if the solver can take it: a number within MAX_INT
-    either way, text without control characters. ValueError saying why not."""
+    either way, text without control characters. ValueError saying why not
+    (without the value when not ``shown``: a param's, which may be a secret)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not -MAX_INT <= value <= MAX_INT:
-        raise ValueError(f"{value} is out of range: numbers here are at most {MAX_INT:,} either way "
-                         "(the planner computes in 32-bit integers)")
+        raise ValueError(f"{value if shown else 'the number'} is out of range: numbers here are at most "
+                         f"{MAX_INT:,} either way (the planner computes in 32-bit integers)"
+                         + ("" if shown else "; a param's value is not shown, it may be a secret"))
     if isinstance(value, str) and len(value) > MAX_TEXT:
         raise ValueError(f"text of {len(value):,} characters is too long: at most {MAX_TEXT:,}")
     if isinstance(value, str) and (bad := _BAD_TEXT.search(value)):
@@ -84,9 +86,49 @@ def solver_value(value: Any) -> Any:
 Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals), AfterValidator(solver_value)]
 # A quantity the planner adds up (capacity, requires).
 Amount = Annotated[NonNegativeInt, AfterValidator(solver_value)]
-# A param: any value, as the controller takes it; a top-level number or text
-# is also a fact (param/3) for the policies.
-Param = Annotated[Any, AfterValidator(solver_value)]
+#: YAML's values that JSON has no form for, by what they are called in messages.
+_NOT_JSON = {"date": "a date", "datetime": "a date and time", "bytes": "binary data", "set": "a set"}
+
+
+def plain_value(value: Any) -> Any:
+    """value unchanged if JSON holds it as it is (text, numbers, booleans, null, lists, and
+    mappings whose keys are text), as the journal stores it and a plan compares it again.
+    ValueError otherwise: YAML reads ``2024-01-01`` as a date, ``!!binary`` as bytes, ``!!set``
+    as a set and ``1:`` as a number key; stored, such a value came back as something else (a
+    date as text: the same request then changed the resource again), or could not be stored
+    at all (binary data that is not UTF-8 ended a run half-way)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is None or isinstance(item, str | bool | int):
+            continue
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                raise ValueError(f"{item} is not a number JSON holds: write a finite number")
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"the key {key!r} is not text (YAML reads it as {type(key).__name__}): "
+                                     "quote it")
+                stack.append(inner)
+        else:
+            what = _NOT_JSON.get(type(item).__name__, f"a value of type {type(item).__name__}")
+            raise ValueError(f"{what} is not a value ordo takes: quote it to pass it as text"
+                             + (", or write a list" if isinstance(item, set | frozenset) else ""))
+    return value
+
+
+def _param_value(value: Any) -> Any:
+    return solver_value(value if isinstance(value, str | int) else plain_value(value), shown=False)
+
+
+# A param: any value JSON holds, as the controller takes it; a top-level number or
+# text is also a fact (param/3) for the policies.
+Param = Annotated[Any, AfterValidator(_param_value)]
+#: An observed attribute: any value JSON holds (a controller's output, or the inventory's).
+Attribute = Annotated[Any, AfterValidator(plain_value)]
 
 
 class _Strict(BaseModel):
@@ -247,7 +289,7 @@ class ObservedResource(_Related):
     type: Name
     state: Name
     placement: Name | None = Field(None, description="the target it is placed on")
-    attributes: dict[Name, Any] = Field(default_factory=dict, description="observed params and outputs")
+    attributes: dict[Name, Attribute] = Field(default_factory=dict, description="observed params and outputs")
 
 
 class InventoryFile(_Strict):

@@ -81,3 +81,44 @@ def test_a_yaml_file_past_64_mb_is_refused_unread(vfw_copy: Path, tmp_path: Path
         run = run_ordo(*[str(source) if a == "@" else a for a in args], "-C", str(vfw_copy))
         text = run.out + run.err
         assert run.code == 1 and f"{source}: error: file is larger than 64 MB: not read" in text, text
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("2024-01-01", "params.customer: a date is not a value ordo takes: quote it to pass it as text"),
+    ("2024-01-01 10:00:00", "params.customer: a date and time is not a value ordo takes"),
+    ("!!binary /w==", "params.customer: binary data is not a value ordo takes"),
+    ("!!set {a, b}", "params.customer: a set is not a value ordo takes: quote it to pass it as text, or write a list"),
+    ("{a: [1, {1: x}]}", "params.customer: the key 1 is not text (YAML reads it as int): quote it"),
+    ("[.nan]", "params.customer: nan is not a number JSON holds"),
+])
+@pytest.mark.parametrize("command", [["check"], ["apply", "--auto-approve"]])
+def test_a_param_json_does_not_hold_is_refused_where_it_is_written(vfw_copy: Path, tmp_path: Path, value: str,
+                                                                    says: str, command: list[str]) -> None:
+    """YAML reads dates, binary data, sets and number keys that JSON, and so the journal, has no
+    form for: a date was stored as text, so the same request changed the resource again; binary
+    data that is not UTF-8 passed check and plan, then ended apply half-way, the controller called."""
+    request = tmp_path / "r.yaml"
+    request.write_text(f"services:\n  vfw-service:\n    params:\n      customer: {value}\n")
+    run = run_ordo(*command, "-C", str(vfw_copy), str(request))
+    text = run.out + run.err
+    assert run.code == 1 and f"r.yaml:4:17: error: services.vfw-service.{says}" in text, text
+    assert "starting" not in text and not (vfw_copy / ".ordo" / "journal.db").exists()
+
+
+def test_an_inventory_attribute_json_does_not_hold_is_refused(vfw_copy: Path) -> None:
+    inventory = vfw_copy / "inventory.yaml"
+    inventory.write_text(inventory.read_text().replace("net-0001 }", "net-0001, since: 2024-01-01 }"))
+    run = run_ordo("check", "-C", str(vfw_copy))
+    text = run.out + run.err
+    says = "inventory.yaml:20:67: error: resources[0].attributes.since: a date is not a value ordo takes"
+    assert run.code == 1 and says in text, text
+
+
+def test_a_params_number_out_of_range_is_refused_without_the_number(vfw_copy: Path, tmp_path: Path) -> None:
+    """A param may be a secret (by its name, or as its type declares it): its value is not echoed."""
+    request = tmp_path / "r.yaml"
+    request.write_text("services:\n  vfw-service:\n    params: {customer: demo, password: 98765432109876543210}\n")
+    run = run_ordo("plan", "-C", str(vfw_copy), str(request))
+    text = run.out + run.err
+    assert run.code == 1 and "params.password: the number is out of range" in text, text
+    assert "98765432109876543210" not in text

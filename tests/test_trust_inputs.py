@@ -102,7 +102,7 @@ def test_a_request_may_restate_what_is_observed_and_set_state_params_run(
     ("x.yaml", None, "resources:\n  - {name: big, type: vnf, labels: {rank: -5000000000}}\n",
      "x.yaml:2:43: error: resources[0].labels.rank: -5000000000 is out of range"),
     ("x.yaml", None, "resources:\n  - {name: big, type: vnf, params: {vni: 4294967296}}\n",
-     "x.yaml:2:42: error: resources[0].params.vni: 4294967296 is out of range"),
+     "x.yaml:2:42: error: resources[0].params.vni: the number is out of range"),
     # each within the bound, together past it: the capacity policy's sum would wrap
     ("x.yaml", None, "resources:\n  - {name: a, type: vnf, requires: {vcpu: 600000000}}\n"
                      "  - {name: b, type: vnf, requires: {vcpu: 600000000}}\n",
