@@ -378,6 +378,29 @@ class Journal:
         with self._read():
             self._check_claims_locked(sorted(set(claims)))
 
+    def runs_now(self) -> tuple[frozenset[int], int]:
+        """The runs that can still go on, and the last run's number: taken before the state is read
+        for a plan, so that ``changed_since`` can tell whether that state was still being written."""
+        with self._read() as db:
+            active = frozenset(run.id for run in self._runs_locked(RESUMABLE))
+            return active, db.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+
+    def changed_since(self, runs_then: tuple[frozenset[int], int], claims: Iterable[str]) -> list[int]:
+        """The runs that may have changed any of these resources since ``runs_then`` (``runs_now``):
+        those that could go on then, and those started since, that claim one of them or the whole
+        journal. A plan made from the state read after ``runs_then`` was made from what such a run
+        had not written yet (or had, and then wrote more)."""
+        active, last = runs_then
+        wanted = set(claims)
+        out = []
+        with self._read() as db:
+            later = {run for (run,) in db.execute("SELECT id FROM runs WHERE id>?", (last,)).fetchall()}
+            for run in sorted(active | later):
+                names = {r for (r,) in db.execute("SELECT resource FROM claims WHERE run=?", (run,))}
+                if not names or names & wanted:
+                    out.append(run)
+        return out
+
     def claims(self, run_id: int) -> list[str]:
         """The resources a run holds while it can go on; [] for a run that holds the whole journal."""
         with self._read() as db:

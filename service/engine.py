@@ -50,6 +50,8 @@ RESUMED_FROM = ("crashed", "fallout", "interrupted", "failed")
 ROLLED_BACK_FROM = ("fallout", "interrupted", "failed")
 #: How long a resume waits for the driver of a run whose end is written to finish.
 DRIVER_FINISHING = 10.0
+#: Plans made for one submission when other runs keep changing its resources while it is planned.
+PLAN_ATTEMPTS = 3
 #: Who resumes the runs a restart finds cut short (recorded as their principal).
 RESTART = "ordo serve (restart)"
 #: Why a run cut short before its first event is closed rather than resumed.
@@ -323,22 +325,19 @@ class LocalEngine:
                     return Accepted(info.id, replayed=True)
             if not self._accepting:
                 raise Unavailable("the server is shutting down and takes no new runs")
-            project = self._load(submission.request)
             options = runs.apply_options(self.simulation, submission.on_failure, submission.max_replans,
                                          submission.concurrency, submission.op_timeout)
-            if submission.plan is not None:
-                plan = Plan.from_json(json.dumps(submission.plan), source="plan")
-                with self._planning(project):   # the saved plan is checked by planning again
-                    runs.check_saved_plan(project, plan, "plan", timeout=self.plan_timeout)
+            for _ in range(PLAN_ATTEMPTS):
+                runs_then = self._journal().runs_now()
+                project, plan, claims = self._planned(submission)
+                self._journal().check_claims(claims)  # before a thread is started; start_run checks again
+                # A run on these resources that went on while the state was read and planned (and
+                # ended since, or the check above would refuse) made that state stale: plan again.
+                if not self._journal().changed_since(runs_then, claims):
+                    break
             else:
-                outcome = self._make_plan(project)
-                if outcome.plan is None:
-                    raise NoPlan(outcome)
-                plan = outcome.plan
-            claims = runs.requested_resources(project, plan)
-            if not claims:
-                raise Conflict("the request names no resource: there is nothing to run")
-            self._journal().check_claims(claims)  # before a thread is started; start_run checks again
+                raise Conflict(f"other runs changed the resources of this request while it was planned, "
+                               f"{PLAN_ATTEMPTS} times: try again")
             record = {**(record or {}), "principal": principal, "idempotency_key": idempotency_key,
                       "submission": submission.digest}
 
@@ -346,6 +345,24 @@ class LocalEngine:
                 return self._execute(project, plan, options, listener, around, claims, record)
 
             return Accepted(self._launch(go, None))
+
+    def _planned(self, submission: Submission) -> tuple[Any, Plan, list[str]]:
+        """The project of a submission as the journal says now, its plan (the one given, checked by
+        planning again, or one made) and the resources the run will claim."""
+        project = self._load(submission.request)
+        if submission.plan is not None:
+            plan = Plan.from_json(json.dumps(submission.plan), source="plan")
+            with self._planning(project):   # the saved plan is checked by planning again
+                runs.check_saved_plan(project, plan, "plan", timeout=self.plan_timeout)
+        else:
+            outcome = self._make_plan(project)
+            if outcome.plan is None:
+                raise NoPlan(outcome)
+            plan = outcome.plan
+        claims = runs.requested_resources(project, plan)
+        if not claims:
+            raise Conflict("the request names no resource: there is nothing to run")
+        return project, plan, claims
 
     def _execute(self, project: Any, plan: Plan, options: Any, listener: Any, around: Any, claims: list[str],
                  record: dict[str, Any]) -> RunResult:

@@ -1,0 +1,91 @@
+"""A submission planned from a state that another run on the same resources was still
+writing (a race the hostile-input sweep of 6 December found): the claims check after planning
+passed once that run had ended, and the run went on with the stale plan (an ``unassign`` sent
+for a service the other run had just activated; a second delete of a deleted service
+accepted). The engine now plans again from the state as it is then, a few times at most."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from executor.journal import Event, Journal
+from service.engine import PLAN_ATTEMPTS, Conflict, LocalEngine, Submission
+
+
+def _other_run(engine: LocalEngine, claims: list[str]) -> int:
+    with Journal(engine.path) as jr:
+        return jr.start_run(str(engine.project), "other.yaml", {}, claims=claims)
+
+
+def _end(engine: LocalEngine, run: int) -> None:
+    with Journal(engine.path) as jr:
+        jr.append(run, [Event("run-ended", data={"status": "complete"})], status="complete",
+                  summary={"status": "complete"})
+
+
+def _wait(engine: LocalEngine, run: int) -> str:
+    deadline = time.monotonic() + 120
+    while engine.driving(run):
+        assert time.monotonic() < deadline, engine.run(run).effective_status
+        time.sleep(0.05)
+    return engine.run(run).status
+
+
+@pytest.fixture
+def engine(vfw_copy: Path) -> Iterator[LocalEngine]:
+    started = LocalEngine(vfw_copy)
+    started.start()
+    try:
+        yield started
+    finally:
+        started.shutdown(30)
+
+
+def planning_with(engine: LocalEngine, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[int], None]) -> list[int]:
+    """Each plan of a submission made with ``meanwhile(n)`` (n: 1 for the first) done after it,
+    before the claims are checked; the plans made, counted."""
+    planned = engine._planned
+    calls: list[int] = []
+
+    def planned_and_meanwhile(submission):
+        out = planned(submission)
+        calls.append(1)
+        meanwhile(len(calls))
+        return out
+
+    monkeypatch.setattr(engine, "_planned", planned_and_meanwhile)
+    return calls
+
+
+def test_a_run_on_the_same_resources_ending_while_it_is_planned_makes_it_plan_again(
+        engine: LocalEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = _other_run(engine, ["vfw-service"])
+    # it ends after the state was read, so the claims check after the plan passes
+    calls = planning_with(engine, monkeypatch, lambda n: _end(engine, other) if n == 1 else None)
+    run = engine.submit(Submission(), "test").run
+    assert len(calls) == 2   # planned again, from the state after the other run
+    assert _wait(engine, run) == "complete"
+
+
+def test_a_disjoint_run_ending_meanwhile_costs_no_second_plan(engine: LocalEngine,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    other = _other_run(engine, ["lab-net"])
+    calls = planning_with(engine, monkeypatch, lambda n: _end(engine, other) if n == 1 else None)
+    run = engine.submit(Submission(), "test").run
+    assert len(calls) == 1
+    assert _wait(engine, run) == "complete"
+
+
+def test_resources_changed_by_other_runs_at_every_plan_are_a_conflict(engine: LocalEngine,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run started and ended on the same resources while each plan was made (one started after
+    the state was read counts too): after PLAN_ATTEMPTS plans, 409 to try again; nothing runs."""
+    calls = planning_with(engine, monkeypatch, lambda n: _end(engine, _other_run(engine, ["vfw-service"])))
+    with pytest.raises(Conflict, match="changed the resources of this request while it was planned"):
+        engine.submit(Submission(), "test")
+    assert len(calls) == PLAN_ATTEMPTS
+    assert [info.request for info in engine.runs()] == ["other.yaml"] * PLAN_ATTEMPTS
