@@ -174,6 +174,10 @@ class Journal:
 
     def _setup(self, create: bool) -> None:
         db = self._store
+        foreign = db.foreign_tables()   # nothing is written to a file that is not a journal yet
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise JournalError(f"{self.path}: not an ordo journal: it holds another program's tables ({shown})")
         db.prepare()
         version = self._readable(db.version())
         if version == 0 and not create and isinstance(self.path, JournalUrl):

@@ -5,6 +5,7 @@ refused with one clear line and a non-zero exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -122,3 +123,21 @@ def test_a_params_number_out_of_range_is_refused_without_the_number(vfw_copy: Pa
     text = run.out + run.err
     assert run.code == 1 and "params.password: the number is out of range" in text, text
     assert "98765432109876543210" not in text
+
+
+def test_another_programs_database_is_refused_and_left_unchanged(vfw_copy: Path, tmp_path: Path) -> None:
+    """A journal named by mistake that is another program's SQLite database: ordo added its own
+    tables to it and switched it to WAL mode, even from `ordo history`, which writes nothing."""
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE foo (x)")
+        db.execute("INSERT INTO foo VALUES (1)")
+        db.commit()
+    before = other.read_bytes()
+    for args in (["history"], ["apply", "--auto-approve"]):
+        run = run_ordo(*args, "-C", str(vfw_copy), "--journal", str(other))
+        text = run.out + run.err
+        assert run.code == 1 and f"{other}: not an ordo journal: it holds another program's tables (foo)" in text
+    assert other.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db", "vfw"]

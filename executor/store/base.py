@@ -65,6 +65,12 @@ class Backend:
     def prepare(self) -> None:
         """Settings of the connection, before the schema is read (its errors say what the file is)."""
 
+    def foreign_tables(self) -> list[str] | None:
+        """Before ``prepare`` (which may change the store: SQLite's WAL mode stays in the file):
+        for a store with no ordo schema yet, the tables it holds, another program's; [] for an
+        empty one; None where that is not asked (a PostgreSQL database may be shared)."""
+        return None
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         raise NotImplementedError
 

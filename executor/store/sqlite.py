@@ -80,6 +80,12 @@ class SqliteBackend(Backend):
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"{path}: cannot open the journal: {exc}") from None
 
+    def foreign_tables(self) -> list[str] | None:
+        if self.version() != 0:
+            return None
+        return [name for (name,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
     def prepare(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
