@@ -35,7 +35,16 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from executor import runs
 from executor.engine import ExecutionError, Executor, RunResult
-from executor.journal import Event, Journal, JournalError, RequestRef, RunInfo, StateCopy, private_file
+from executor.journal import (
+    RESUMABLE,
+    Event,
+    Journal,
+    JournalError,
+    RequestRef,
+    RunInfo,
+    StateCopy,
+    private_file,
+)
 from executor.redact import Redactor
 from executor.shared import Shared
 from planner.core import Outcome, make_plan
@@ -52,6 +61,10 @@ ROLLED_BACK_FROM = ("fallout", "interrupted", "failed")
 DRIVER_FINISHING = 10.0
 #: Plans made for one submission when other runs keep changing its resources while it is planned.
 PLAN_ATTEMPTS = 3
+#: Seconds a request file that no run which can go on names is kept after its last use (the
+#: request of a plan, or of a refused submission), and how often the folder is swept at most.
+REQUEST_GRACE = 3600.0
+SWEEP_EVERY = 60.0
 #: Who resumes the runs a restart finds cut short (recorded as their principal).
 RESTART = "ordo serve (restart)"
 #: Why a run cut short before its first event is closed rather than resumed.
@@ -162,6 +175,7 @@ class LocalEngine:
         # the controllers' concurrency, the guards and the plan slots, across the runs side by side
         self._shared = Shared(PlanSlots(self.plan_slots, None) if self.plan_slots else None)
         self._state = StateCopy()   # the journal's records, kept current between plans
+        self._swept = -SWEEP_EVERY   # when the request files were last swept (time.monotonic)
         self._accepting = False
         self._ready = False
 
@@ -257,12 +271,41 @@ class LocalEngine:
         text = json.dumps(request, indent=2, ensure_ascii=True) + "\n"
         folder = self.path.parent / "requests"
         path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.yaml"  # JSON is YAML
-        if not path.exists():
+        try:
+            os.utime(path)   # in use again: not swept for another REQUEST_GRACE
+        except FileNotFoundError:
             part = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
             private_file(part)
             part.write_text(text, encoding="utf-8")
             part.replace(path)
+        self._sweep_requests(folder)
         return path
+
+    def _sweep_requests(self, folder: Path) -> None:
+        """Remove the request files that no run which can still go on names (a plan's request, a
+        refused submission's, a finished run's) once REQUEST_GRACE has passed since they were last
+        used; at most once every SWEEP_EVERY seconds. They may hold secrets, and any caller could
+        otherwise fill the disk with them."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._swept < SWEEP_EVERY or self._reader is None:
+                return
+            self._swept = now
+        jr = self._reader
+        wanted = set()
+        for info in jr.runs():
+            if info.status in RESUMABLE:
+                for event in jr.events(info.id, limit=1, kinds=("run-started",)):
+                    named = (event.data.get("files") or {}).get("request")
+                    if named:
+                        wanted.add(Path(named).name)
+        before = time.time() - REQUEST_GRACE
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if (entry.name not in wanted and entry.is_file(follow_symlinks=False)
+                            and entry.stat(follow_symlinks=False).st_mtime < before):
+                        os.unlink(entry.path)
 
     def _make_plan(self, project: Any, keep: dict[str, str] | None = None) -> Outcome:
         with self._planning(project):

@@ -89,3 +89,34 @@ def test_resources_changed_by_other_runs_at_every_plan_are_a_conflict(engine: Lo
         engine.submit(Submission(), "test")
     assert len(calls) == PLAN_ATTEMPTS
     assert [info.request for info in engine.runs()] == ["other.yaml"] * PLAN_ATTEMPTS
+
+
+def test_request_files_no_run_that_can_go_on_names_are_swept_after_a_grace(engine: LocalEngine) -> None:
+    """Every request to the service was kept as a file for good, the plan-only and the refused
+    ones too, secrets in them (the hostile-input sweep): those no run that can still go on names
+    are removed once REQUEST_GRACE has passed since their last use."""
+    import os
+
+    from service import engine as service_engine
+
+    folder = engine.path.parent / "requests"
+    lab = [{"services": {"lab": {"networks": [{"name": f"lab-net-{i}", "params": {"cidr": "10.9.0.0/24"}}]}}}
+           for i in range(4)]
+    old = time.time() - service_engine.REQUEST_GRACE - 60
+
+    def saved(i: int) -> Path:
+        engine._swept = -1e9   # the next save sweeps
+        engine.plan(lab[i])
+        return max(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+
+    plan_only, used_again, of_a_run = saved(0), saved(1), saved(2)
+    for path in (plan_only, used_again, of_a_run):
+        os.utime(path, (old, old))
+    with Journal(engine.path) as jr:   # a run that can still go on, started from the third
+        run = jr.start_run(str(engine.project), "lab", {}, claims=["lab-net-2"])
+        jr.append(run, [Event("run-started", data={"files": {"request": str(of_a_run)}})])
+    engine._swept = -1e9
+    engine.plan(lab[1])   # used again: its time is now
+    assert sorted(folder.iterdir()) == sorted([used_again, of_a_run])
+    fresh = saved(3)
+    assert sorted(folder.iterdir()) == sorted([used_again, of_a_run, fresh])
