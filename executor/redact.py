@@ -41,13 +41,14 @@ MASK = "***"
 MIN_VALUE = 4  # shorter known values are not searched for in free text (too many false hits)
 
 #: Parts of names (keys, headers, flags, environment variables) whose values are secret.
-NAMES = (r"passw(?:or)?d|passphrase|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential"
-         r"|private[-_]?key|access[-_]?key|signature")
+NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential"
+         r"|private[-_]?key|access[-_]?key|auth[-_]?key|ssh[-_]?key|shared[-_]?key|encryption[-_]?key|psk"
+         r"|signature")
 _NAME = re.compile(NAMES, re.IGNORECASE)
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
 _QUERY = re.compile(r"(?<=[?&])([^=&#\s\"'<>]+)=([^&#\s\"'<>]+)")
 _PAIR = re.compile(rf"(?i)\b([\w.-]*(?:{NAMES})[\w.-]*)([\"']?\s*[:=]\s*[\"']?)"
-                   r"((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)")
+                   r"(?!<secret )((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)")   # (a fingerprint is shown)
 _FLAG = re.compile(rf"(?i)((?:^|\s)--?[\w-]*(?:{NAMES})[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")
 
 
