@@ -9,6 +9,7 @@ in :mod:`domain.model`; here each file is checked on its own.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -91,33 +92,41 @@ _NOT_JSON = {"date": "a date", "datetime": "a date and time", "bytes": "binary d
 
 
 def plain_value(value: Any) -> Any:
-    """value unchanged if JSON holds it as it is (text, numbers, booleans, null, lists, and
-    mappings whose keys are text), as the journal stores it and a plan compares it again.
-    ValueError otherwise: YAML reads ``2024-01-01`` as a date, ``!!binary`` as bytes, ``!!set``
-    as a set and ``1:`` as a number key; stored, such a value came back as something else (a
-    date as text: the same request then changed the resource again), or could not be stored
-    at all (binary data that is not UTF-8 ended a run half-way)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if item is None or isinstance(item, str | bool | int):
-            continue
-        if isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
-                raise ValueError(f"{item} is not a number JSON holds: write a finite number")
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            for key, inner in item.items():
-                if not isinstance(key, str):
-                    raise ValueError(f"the key {key!r} is not text (YAML reads it as {type(key).__name__}): "
-                                     "quote it")
-                stack.append(inner)
-        else:
-            what = _NOT_JSON.get(type(item).__name__, f"a value of type {type(item).__name__}")
-            raise ValueError(f"{what} is not a value ordo takes: quote it to pass it as text"
-                             + (", or write a list" if isinstance(item, set | frozenset) else ""))
-    return value
+    """value as JSON holds it (text, numbers, booleans, null, lists, and mappings whose keys are
+    text), as the journal stores it and a plan compares it again: a key YAML reads as a number,
+    a boolean or null (``80: 8080``) becomes the text JSON writes for it (``"80"``). ValueError
+    for what JSON has no form for: YAML reads ``2024-01-01`` as a date, ``!!binary`` as bytes
+    and ``!!set`` as a set; stored, such a value came back as something else (a date as text:
+    the same request then changed the resource again) or could not be stored at all (binary
+    data that is not UTF-8 ended a run half-way)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{value} is not a number JSON holds: write a finite number")
+        return value
+    if isinstance(value, list):
+        return [plain_value(item) for item in value]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            text = key if isinstance(key, str) else _key_text(key)
+            if text in out:
+                raise ValueError(f"the keys {key!r} and {text!r} are the same text: keep one")
+            out[text] = plain_value(item)
+        return out
+    what = _NOT_JSON.get(type(value).__name__, f"a value of type {type(value).__name__}")
+    raise ValueError(f"{what} is not a value ordo takes: quote it to pass it as text"
+                     + (", or write a list" if isinstance(value, set | frozenset) else ""))
+
+
+def _key_text(key: Any) -> str:
+    """A mapping key that is not text, as JSON writes it."""
+    if key is None or isinstance(key, bool | int):
+        return json.dumps(key)
+    if isinstance(key, float) and key == key and key not in (float("inf"), float("-inf")):
+        return json.dumps(key)
+    raise ValueError(f"the key {key} is not text (YAML reads it as {type(key).__name__}): quote it")
 
 
 def _param_value(value: Any) -> Any:

@@ -52,9 +52,13 @@ _PAIR = re.compile(rf"(?i)\b([\w.-]*(?:{NAMES})[\w.-]*)([\"']?\s*[:=]\s*[\"']?)"
 _FLAG = re.compile(rf"(?i)((?:^|\s)--?[\w-]*(?:{NAMES})[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")
 
 
+#: Names that match NAMES but hold none: the shell's working folders (PWD, OLDPWD).
+NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+
+
 def secret_name(name: Any) -> bool:
     """Whether a key, header, flag or variable name looks like it holds a secret."""
-    return isinstance(name, str) and _NAME.search(name) is not None
+    return isinstance(name, str) and name not in NOT_SECRET and _NAME.search(name) is not None
 
 
 def scrub(text: str) -> str:

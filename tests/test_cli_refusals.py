@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from executor.journal import Journal
 from tests.conftest import run_ordo, run_ordo_process
 
 
@@ -89,7 +90,7 @@ def test_a_yaml_file_past_64_mb_is_refused_unread(vfw_copy: Path, tmp_path: Path
     ("2024-01-01 10:00:00", "params.customer: a date and time is not a value ordo takes"),
     ("!!binary /w==", "params.customer: binary data is not a value ordo takes"),
     ("!!set {a, b}", "params.customer: a set is not a value ordo takes: quote it to pass it as text, or write a list"),
-    ("{a: [1, {1: x}]}", "params.customer: the key 1 is not text (YAML reads it as int): quote it"),
+    ("{a: [1, {2024-01-01: x}]}", "params.customer: the key 2024-01-01 is not text (YAML reads it as date): quote it"),
     ("[.nan]", "params.customer: nan is not a number JSON holds"),
 ])
 @pytest.mark.parametrize("command", [["check"], ["apply", "--auto-approve"]])
@@ -141,3 +142,16 @@ def test_another_programs_database_is_refused_and_left_unchanged(vfw_copy: Path,
         text = run.out + run.err
         assert run.code == 1 and f"{other}: not an ordo journal: it holds another program's tables (foo)" in text
     assert other.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db", "vfw"]
+
+
+def test_a_params_number_keys_are_the_text_json_writes_so_a_repeat_changes_nothing(vfw_copy: Path) -> None:
+    """``ports: {80: 8080}``: the journal (JSON) keeps the key as "80"; compared with the
+    request's 80, the same request changed the resource again. Keys are JSON's text from the start."""
+    request = vfw_copy / "ports.yaml"
+    request.write_text((vfw_copy / "requests" / "instantiate.yaml").read_text().replace(
+        "service_type: vFW }", "service_type: vFW, ports: {80: 8080, true: 1} }"))
+    assert run_ordo("apply", "--auto-approve", "-C", str(vfw_copy), str(request)).code == 0
+    again = run_ordo("plan", "-C", str(vfw_copy), str(request))
+    assert again.code == 0 and "No changes." in again.out, again.out + again.err
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        assert jr.state()["vfw-service"].attributes["ports"] == {"80": 8080, "true": 1}

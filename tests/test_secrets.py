@@ -294,7 +294,7 @@ def test_more_names_that_hold_secrets_are_known(name: str) -> None:
     assert scrub(f"{name}=<secret 0a1b:2c3d>") == f"{name}=<secret 0a1b:2c3d>"   # a fingerprint stays visible
 
 
-@pytest.mark.parametrize("name", ["label_key", "idempotency_key", "keyboard", "customer", "cwd"])
+@pytest.mark.parametrize("name", ["label_key", "idempotency_key", "keyboard", "customer", "cwd", "PWD", "OLDPWD"])
 def test_names_that_hold_no_secret_are_left(name: str) -> None:
     from executor.redact import secret_name
 
