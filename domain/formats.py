@@ -500,8 +500,9 @@ def parse(model: type[M], source: Source, base: tuple = ()) -> M:
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             if loc and loc[-1] == "[key]":
-                # A bad mapping key: name the key (always text in the path) and point at it.
-                loc = loc[:-2] + (str(loc[-2]),)
+                # A bad mapping key: name the key (always text in the path, as JSON writes it) and point at it.
+                key = error.get("input")   # pydantic's loc has a key of true as 1
+                loc = loc[:-2] + (json.dumps(key) if isinstance(key, bool) or key is None else str(loc[-2]),)
                 summary, detail = _describe(error, model, loc)
                 line, column = source.where_key(base + loc)
                 problems.append(Diagnostic(file=source.file, line=line, column=column,

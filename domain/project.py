@@ -226,7 +226,8 @@ def load_project(
     policy_files, policy_problems = project_policy_files(root, project, proj_src)
     problems.extend(policy_problems)
     policy_files.extend(extra_policy_files or [])
-    problems += [Diagnostic(file=str(p), summary="no such policy file") for p in policy_files if not p.is_file()]
+    problems += [Diagnostic(file=str(p), summary="not a file (a policy file is clingo text)" if p.exists() else
+                            "no such policy file") for p in policy_files if not p.is_file()]
 
     model = None
     if catalog_src is not None:

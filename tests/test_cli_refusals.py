@@ -155,3 +155,18 @@ def test_a_params_number_keys_are_the_text_json_writes_so_a_repeat_changes_nothi
     assert again.code == 0 and "No changes." in again.out, again.out + again.err
     with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
         assert jr.state()["vfw-service"].attributes["ports"] == {"80": 8080, "true": 1}
+
+
+def test_a_param_named_true_is_named_so(vfw_copy: Path, tmp_path: Path) -> None:
+    """pydantic names a mapping key of true as 1: the message said params.1."""
+    request = tmp_path / "r.yaml"
+    request.write_text("services:\n  vfw-service:\n    params: {customer: demo, true: 1}\n")
+    run = run_ordo("check", "-C", str(vfw_copy), str(request))
+    assert run.code == 1 and "r.yaml:3:30: error: services.vfw-service.params.true: expected a string" in run.err
+
+
+def test_a_policy_file_that_is_not_a_file_says_so(vfw_copy: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.lp"   # (/dev/zero was said to be no such file)
+    os.mkfifo(fifo)
+    run = run_ordo("plan", "-C", str(vfw_copy), "--policy", str(fifo))
+    assert run.code == 1 and f"{fifo}: error: not a file (a policy file is clingo text)" in run.err, run.err
