@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import DiagnosticsError
-from domain.formats import ObservedResource
+from domain.formats import STORED, ObservedResource
 from executor.core.event import Event
 from executor.redact import Redactor
 from executor.store import Backend, ClaimError, JournalError, JournalUrl, location, open_backend
@@ -385,9 +385,9 @@ class Journal:
     def runs_now(self) -> tuple[frozenset[int], int]:
         """The runs that can still go on, and the last run's number: taken before the state is read
         for a plan, so that ``changed_since`` can tell whether that state was still being written."""
-        with self._read() as db:
-            active = frozenset(run.id for run in self._runs_locked(RESUMABLE))
-            return active, db.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+        with self._snapshot() as db:   # one state of the journal (else a run starting between the reads is in neither)
+            last = db.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+            return frozenset(run.id for run in self._runs_locked(RESUMABLE)), last
 
     def changed_since(self, runs_then: tuple[frozenset[int], int], claims: Iterable[str]) -> list[int]:
         """The runs that may have changed any of these resources since ``runs_then`` (``runs_now``):
@@ -721,7 +721,7 @@ class Journal:
         """The rows' records, each parsed and validated on its own but in one call (10,000 calls
         cost a fifth more); when one is damaged, each is read alone again to name the first."""
         try:
-            records = _records_adapter().validate_python([record for _, record in rows])
+            records = _records_adapter().validate_python([record for _, record in rows], context=STORED)
         except ValueError as exc:  # pydantic's ValidationError: bad JSON or a bad field
             for name, record in rows:
                 self._record(name, record)
@@ -730,7 +730,7 @@ class Journal:
 
     def _record(self, name: str, record: str) -> ObservedResource:
         try:
-            return ObservedResource.model_validate_json(record)
+            return ObservedResource.model_validate_json(record, context=STORED)
         except ValueError as exc:  # pydantic's ValidationError: bad JSON or a bad field
             raise JournalError(
                 f"{self.path}: table state, the record of '{name}' is damaged ({_first_error(exc)}); "

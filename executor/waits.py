@@ -69,7 +69,7 @@ def event_data(data: Any, where: str = "data") -> dict[str, Any]:
         if isinstance(value, str) and len(value) > MAX_TEXT:
             raise EventError(f"{where}.{key}: text of {len(value):,} characters, at most {MAX_TEXT:,}")
         try:
-            solver_value(value)
+            solver_value(value, shown=False)   # (an event may carry a secret)
         except ValueError as exc:
             raise EventError(f"{where}.{key}: {exc}") from None
     if len(json.dumps(data)) > MAX_BYTES:

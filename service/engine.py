@@ -278,6 +278,8 @@ class LocalEngine:
             private_file(part)
             part.write_text(text, encoding="utf-8")
             part.replace(path)
+        except OSError:   # there, but its time cannot be renewed (another owner's): read as it is
+            pass
         self._sweep_requests(folder)
         return path
 

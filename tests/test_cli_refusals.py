@@ -16,10 +16,14 @@ from tests.conftest import run_ordo, run_ordo_process
 
 
 @pytest.mark.parametrize(("url", "says"), [
-    ("postgresql://u@127.0.0.1:abc/db", "Port could not be cast to integer value"),
-    ("postgresql://u@127.0.0.1:99999/db", "Port out of range"),
-    ("postgresql://u:hunter2@[::1:1/db", "Invalid IPv6 URL"),
-    ("mysql://u:hunter2@host/db", "expected a file or a postgresql:// URL"),
+    ("postgresql://u@127.0.0.1:abc/db", "//***@127.0.0.1:abc/db: not a journal URL (its port is not a number)"),
+    ("postgresql://u@127.0.0.1:99999/db", "//***@127.0.0.1:99999/db: not a journal URL (its port is out of the range"),
+    ("postgresql://u:hunter2@[::1:1/db", "postgresql://***@[::1:1/db: not a journal URL (its host opens a ["),
+    ("mysql://u:hunter2@host/db", "mysql://***@host/db: not a journal: expected a file or a postgresql:// URL"),
+    ("postgresql://u@host:abc/db?password=hunter2", "postgresql://***@host:abc/db: not a journal URL"),
+    ("postgresql://u:hu/nter2@host:abc/db", "postgresql://***@host:abc/db: not a journal URL"),
+    ("postgresql://u:hun@ter2@host:abc/db", "postgresql://***@host:abc/db: not a journal URL"),
+    ("postgresql://u:hunter2@host:abc/db#x", "postgresql://***@host:abc/db: not a journal URL"),
 ])
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_a_journal_url_that_does_not_parse_is_refused_naming_it_without_its_password(
@@ -28,7 +32,7 @@ def test_a_journal_url_that_does_not_parse_is_refused_naming_it_without_its_pass
     run = run_ordo(*args, env={"ORDO_JOURNAL": url} if how == "env" else None)
     text = run.out + run.err
     assert run.code != 0 and says in text and "Traceback" not in text, text
-    assert "hunter2" not in text and url.split("@")[-1][:10] in text
+    assert "hunter" not in text and "nter2" not in text
     assert not any(p.name.startswith("mysql") for p in Path.cwd().iterdir())   # no file of that name made here
 
 
@@ -112,7 +116,7 @@ def test_an_inventory_attribute_json_does_not_hold_is_refused(vfw_copy: Path) ->
     inventory.write_text(inventory.read_text().replace("net-0001 }", "net-0001, since: 2024-01-01 }"))
     run = run_ordo("check", "-C", str(vfw_copy))
     text = run.out + run.err
-    says = "inventory.yaml:20:67: error: resources[0].attributes.since: a date is not a value ordo takes"
+    says = "error: resources[0].attributes: since: a date is not a value ordo takes"
     assert run.code == 1 and says in text, text
 
 
@@ -170,3 +174,18 @@ def test_a_policy_file_that_is_not_a_file_says_so(vfw_copy: Path, tmp_path: Path
     os.mkfifo(fifo)
     run = run_ordo("plan", "-C", str(vfw_copy), "--policy", str(fifo))
     assert run.code == 1 and f"{fifo}: error: not a file (a policy file is clingo text)" in run.err, run.err
+
+
+def test_a_controller_output_that_is_not_a_finite_number_is_recorded_as_null(tmp_path: Path) -> None:
+    """JSON from a controller may say NaN (Python's json reads it): the journal has always stored
+    null for it; the check of observed attributes must not end the run (the reviewer of 6 December)."""
+    from tests.test_terminal_safety import project
+
+    root = project(tmp_path / "p", "import json, sys\nrequest = json.load(sys.stdin)\n"
+                   "print(json.dumps({'exists': False}) if request['action'] == 'observe' else "
+                   "'{\"outputs\": {\"note\": NaN, \"deep\": {\"x\": [Infinity, 1]}}}')\n",
+                   outputs="note, deep", resources="  - {name: nice, type: thing}\n")
+    run = run_ordo("apply", "--auto-approve", "-C", str(root))
+    assert run.code == 0 and "Apply complete: 1 created" in run.out, run.out + run.err
+    with Journal(root / ".ordo" / "journal.db") as jr:
+        assert jr.state()["nice"].attributes == {"note": None, "deep": {"x": [None, 1]}}

@@ -120,3 +120,48 @@ def test_request_files_no_run_that_can_go_on_names_are_swept_after_a_grace(engin
     assert sorted(folder.iterdir()) == sorted([used_again, of_a_run])
     fresh = saved(3)
     assert sorted(folder.iterdir()) == sorted([used_again, of_a_run, fresh])
+
+
+def test_a_run_started_between_the_reads_of_runs_now_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runs_now read the runs that can go on, then the last run's number, in two statements: a run
+    committed between them was in neither, and changed_since missed it (the reviewer of 6 December)."""
+    path = tmp_path / "journal.db"
+    reader, other = Journal(path), Journal(path)
+    real = Journal._runs_locked
+    started: list[int] = []
+
+    def runs_locked(self, statuses=None):
+        out = real(self, statuses)
+        if self is reader and not started:
+            started.append(other.start_run("/p", "other.yaml", {}, claims=["svc"]))
+        return out
+
+    monkeypatch.setattr(Journal, "_runs_locked", runs_locked)
+    then = reader.runs_now()
+    monkeypatch.setattr(Journal, "_runs_locked", real)
+    other.append(started[0], [Event("run-ended", data={"status": "complete"})], status="complete",
+                 summary={"status": "complete"})
+    assert reader.changed_since(then, ["svc"]) == started
+    reader.close()
+    other.close()
+
+
+def test_a_journal_another_process_makes_between_two_reads_is_not_taken_for_foreign(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    """Its version read first (none yet), its tables after (made meanwhile, with the version, in one
+    transaction): read again, the version says the tables are ordo's (the reviewer of 6 December)."""
+    from executor.store.sqlite import SqliteBackend
+
+    path = tmp_path / "journal.db"
+    Journal(path).close()
+    first: list[int] = []
+    real = SqliteBackend.version
+
+    def version(self) -> int:
+        if not first:   # the first read: before the other process's transaction
+            first.append(0)
+            return 0
+        return real(self)
+
+    monkeypatch.setattr(SqliteBackend, "version", version)
+    Journal(path).close()   # not refused

@@ -29,17 +29,19 @@ else:
 """
 
 
-def project(root: Path) -> Path:
+def project(root: Path, program_text: str | None = None, outputs: str = "note",
+            resources: str = "  - {name: nice, type: thing}\n  - {name: evil, type: thing}\n") -> Path:
+    """A project of things made by a command controller (ctl.py: ``program_text``, else PROGRAM)."""
     root.mkdir()
     (root / "ordo.yaml").write_text("catalog: catalog.yaml\ninventory: inventory.yaml\nrequest: request.yaml\n")
     (root / "catalog.yaml").write_text(
         "controllers:\n  cmd: {kind: command, retry: {attempts: 1}, config: {command: [./ctl.py]}}\n"
         "lifecycles:\n  simple: {states: [absent, present], operations: {create: {from: absent, to: present}}}\n"
-        "types:\n  thing: {lifecycle: simple, controller: cmd, operations: {create: {outputs: [note]}}}\n")
+        f"types:\n  thing: {{lifecycle: simple, controller: cmd, operations: {{create: {{outputs: [{outputs}]}}}}}}\n")
     (root / "inventory.yaml").write_text("targets: {}\nresources: []\n")
-    (root / "request.yaml").write_text("resources:\n  - {name: nice, type: thing}\n  - {name: evil, type: thing}\n")
+    (root / "request.yaml").write_text(f"resources:\n{resources}")
     program = root / "ctl.py"
-    program.write_text(f"#!{sys.executable}\n{PROGRAM}")
+    program.write_text(f"#!{sys.executable}\n{PROGRAM if program_text is None else program_text}")
     program.chmod(0o755)
     return root
 

@@ -20,8 +20,12 @@ from executor.store.base import Backend, ClaimError, JournalError, JournalUrl
 URL_SCHEMES = ("postgresql://", "postgres://")
 #: Any URL's scheme: a journal given as ``mysql://...`` is refused, not taken for a file path.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-#: The password of a URL (``//user:password@``), masked in messages.
-_PASSWORD = re.compile(r"(//[^/@:]*):[^@/]*@")
+#: What comes between a URL's ``//`` and its last ``@``: the user and the password (which may
+#: hold ``/``, ``?`` or ``@`` of its own), masked in messages.
+_USERINFO = re.compile(r"//.*@")
+#: What urlsplit's messages say, in ordo's words (they quote the netloc, password included).
+_URL_PROBLEMS = (("Port could not be cast", "its port is not a number"), ("Port out of range", "its port is "
+                 "out of the range 0-65535"), ("Invalid IPv6 URL", "its host opens a [ it does not close"))
 
 
 def is_url(where: object) -> bool:
@@ -49,12 +53,14 @@ def _check_url(url: str) -> None:
         parts.port   # noqa: B018 (read to check it)
         parts.hostname   # noqa: B018
     except ValueError as exc:
-        raise JournalError(f"{_masked(url)}: not a journal URL ({exc}); expected "
+        said = next((ours for theirs, ours in _URL_PROBLEMS if str(exc).startswith(theirs)), "it does not parse")
+        raise JournalError(f"{_masked(url)}: not a journal URL ({said}); expected "
                            "postgresql://user@host:port/database") from None
 
 
 def _masked(url: str) -> str:
-    return _PASSWORD.sub(r"\1:***@", url)[:200]
+    """The URL without what may hold a password: its user part and its query."""
+    return _USERINFO.sub("//***@", url.split("#", 1)[0]).split("?", 1)[0][:200]
 
 
 def open_backend(where: Path | JournalUrl) -> Backend:

@@ -83,8 +83,11 @@ class SqliteBackend(Backend):
     def foreign_tables(self) -> list[str] | None:
         if self.version() != 0:
             return None
-        return [name for (name,) in self._db.execute(
+        tables = [name for (name,) in self._db.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        # another ordo may have made it a journal between the two reads (its tables and version
+        # are written in one transaction): the version read again tells
+        return tables if tables and self.version() == 0 else []
 
     def prepare(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
