@@ -6,6 +6,7 @@ refused with one clear line and a non-zero exit code."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -176,9 +177,11 @@ def test_a_policy_file_that_is_not_a_file_says_so(vfw_copy: Path, tmp_path: Path
     assert run.code == 1 and f"{fifo}: error: not a file (a policy file is clingo text)" in run.err, run.err
 
 
-def test_a_controller_output_that_is_not_a_finite_number_is_recorded_as_null(tmp_path: Path) -> None:
-    """JSON from a controller may say NaN (Python's json reads it): the journal has always stored
-    null for it; the check of observed attributes must not end the run (the reviewer of 6 December)."""
+def test_a_controller_answer_with_nan_is_not_json_and_fails_the_call(tmp_path: Path) -> None:
+    """JSON from a controller may say NaN (Python's json reads it): checked as an attribute, it ended
+    apply in 'this is a bug in ordo' after the call (the reviewer of 6 December); under ordo serve it
+    reached the journal's events and the event stream as text that is not JSON (the second sweep).
+    It is an answer that is not JSON: the call fails, naming the controller and the operation."""
     from tests.test_terminal_safety import project
 
     root = project(tmp_path / "p", "import json, sys\nrequest = json.load(sys.stdin)\n"
@@ -186,6 +189,15 @@ def test_a_controller_output_that_is_not_a_finite_number_is_recorded_as_null(tmp
                    "'{\"outputs\": {\"note\": NaN, \"deep\": {\"x\": [Infinity, 1]}}}')\n",
                    outputs="note, deep", resources="  - {name: nice, type: thing}\n")
     run = run_ordo("apply", "--auto-approve", "-C", str(root))
-    assert run.code == 0 and "Apply complete: 1 created" in run.out, run.out + run.err
+    assert run.code == 3 and "operation 'create' of 'nice': stdout: invalid JSON (NaN is not a JSON number)" \
+        in run.out, run.out + run.err
     with Journal(root / ".ordo" / "journal.db") as jr:
-        assert jr.state()["nice"].attributes == {"note": None, "deep": {"x": [None, 1]}}
+        for event in jr.events(1):
+            json.loads(json.dumps(event.data), parse_constant=lambda name: pytest.fail(f"{name} in the journal"))
+
+
+def test_an_attribute_that_is_not_a_finite_number_is_null_as_the_journal_stores_it() -> None:
+    from domain.formats import ObservedResource
+
+    record = ObservedResource(name="n", type="t", state="s", attributes={"a": float("nan"), "b": [float("inf"), 1]})
+    assert record.attributes == {"a": None, "b": [None, 1]}

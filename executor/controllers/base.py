@@ -19,6 +19,7 @@ intent. Controllers that honour keys (the simulated one, an HTTP API with an
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,20 @@ class PermanentError(ControllerError):
 
 class ConfigError(OrdoError):
     """A controller's settings in the catalog are wrong (names the field)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def answer_json(text: str | bytes) -> Any:
+    """A controller's answer parsed as JSON, strictly: ValueError for what is not JSON, ``NaN``
+    and ``Infinity`` too (Python's json reads them; the journal, a client of the events and
+    ``show --json`` then held text that is not JSON), and for an answer nested too deeply to read."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
 
 
 def check_keys(spec: dict[str, Any], allowed: tuple[str, ...], where: str, noun: str = "field") -> None:

@@ -52,6 +52,7 @@ from executor.controllers.base import (
     OperationRequest,
     PermanentError,
     TransientError,
+    answer_json,
     seconds,
     settings,
 )
@@ -167,7 +168,7 @@ class CommandController:
         if not text and executing:
             return {}
         try:
-            reply = json.loads(text)
+            reply = answer_json(text)
         except ValueError as exc:
             reply, problem = None, f"invalid JSON ({exc})"
         else:

@@ -80,6 +80,7 @@ from executor.controllers.base import (
     OperationRequest,
     PermanentError,
     TransientError,
+    answer_json,
     check_keys,
     seconds,
     settings,
@@ -316,7 +317,7 @@ class HttpController:
         if not body.strip():
             return {}
         try:
-            return json.loads(body)
+            return answer_json(body)
         except ValueError as exc:
             raise PermanentError(f"controller '{self.name}': {method} {url} answered {status} with invalid JSON "
                                  f"({exc}): {_snippet(body)}", applied=True) from None
