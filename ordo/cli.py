@@ -490,11 +490,15 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
 
         rows = load_client().sweep(where, batch)
     base, compared = rows[0], sweeps.compare(rows)
+    failed = base["status"] == "error"   # nothing to compare with: exit 1, as whatif (a baseline without a plan is one)
     if fmt == "json":
         click.echo(json.dumps({"baseline": base, "scenarios": compared}, indent=2, sort_keys=True))
+        if failed:
+            sys.exit(EXIT_ERROR)
         return
     console = _console()
-    console.print(f"Baseline: {base['status'].replace('_', ' ')}, {base.get('operations', '-')} operations",
+    console.print(f"Baseline: {base['status'].replace('_', ' ')}, {base.get('operations', '-')} operations"
+                  + (f" {shown_lines(base['error'])}" if base.get("error") else ""),
                   highlight=False)   # (no_plan in words; JSON keeps the word)
     for row in compared:
         if "moved" not in row:   # no plan (an error), or none to compare with: the baseline has none
@@ -507,6 +511,8 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
         console.print(f"  {shown(row['scenario'])}: {row['status']}, {row['operations_delta']:+d} operations, "
                       f"{len(row['moved'])} placed elsewhere" + (f" ({shown(moved)})" if moved else ""),
                       highlight=False)
+    if failed:
+        sys.exit(EXIT_ERROR)
 
 
 @cli.command(short_help="Run Temporal workers: runs' workflows, planning and controller calls.")

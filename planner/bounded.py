@@ -43,7 +43,7 @@ from planner.explain import Explanation, MinimalConflict, conflict_here, explain
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
 from planner.slots import CANCEL_POLL, PlanCancelled
-from planner.solve import SolveResult, _ground, join, solve, solve_parts, with_symbols
+from planner.solve import SolveResult, _ground, join, solve, solve_parts, solver_refused, with_symbols
 
 if TYPE_CHECKING:
     from planner.plan import Plan
@@ -637,6 +637,8 @@ def _reply(conn: Connection, work) -> None:
         conn.send(("error", str(exc)))
     except MemoryError:
         out_of_memory = True
+    except RuntimeError as exc:   # clingo's own refusals (a #minimize whose weights overflow ...)
+        conn.send(("error", solver_refused(exc)))
     if out_of_memory:  # sent once the exception (and the ground program it holds) is gone
         conn.send(("memory",))
 

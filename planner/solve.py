@@ -210,6 +210,18 @@ def _search(ctl: clingo.Control, result: SolveResult, timeout: float, optimise: 
         result.bound = list(result.cost) if result.status == "optimal" else []
 
 
+def solver_refused(exc: RuntimeError) -> str:
+    """What clingo's RuntimeError says, for the user: its last words, not its C++ function's
+    signature; for the weights of a #minimize or a weak constraint that clasp cannot add up,
+    what to do."""
+    said = str(exc).rsplit(": ", 1)[-1].strip() or type(exc).__name__
+    hint = ""
+    if "weight too large" in said:
+        hint = (": the weights of a #minimize or of weak constraints add up past 2,147,483,647 at one "
+                "priority level; lower them (or give the largest a priority of its own)")
+    return f"the solver refused the policies' program ({said}){hint}"
+
+
 def _run(ctl: clingo.Control, result: SolveResult, timeout: float) -> tuple[bool, clingo.SolveResult]:
     """One solve call of at most ``timeout`` seconds: whether it finished, and
     how. A model replaces the one in ``result`` only when it costs less."""

@@ -201,3 +201,29 @@ def test_an_attribute_that_is_not_a_finite_number_is_null_as_the_journal_stores_
 
     record = ObservedResource(name="n", type="t", state="s", attributes={"a": float("nan"), "b": [float("inf"), 1]})
     assert record.attributes == {"a": None, "b": [None, 1]}
+
+
+MININT = ("%@ name: minint\n%@ description: d\n%@ owner: o\n%@ enforcement: hard\n"
+          "#minimize { 2147483647@1,X : resource(X,_) }.\n")
+
+
+def test_weights_clasp_cannot_add_up_are_an_error_not_a_traceback(vfw_copy: Path) -> None:
+    """A #minimize weight of 2**31-1 passes the check of numbers, then overflows clasp's sum:
+    every planning command printed the planning child's traceback (the second sweep)."""
+    (vfw_copy / "policies" / "minint.lp").write_text(MININT)
+    ordo_yaml = vfw_copy / "ordo.yaml"
+    ordo_yaml.write_text(ordo_yaml.read_text().replace(
+        "    - policies/config-after-modules.lp", "    - policies/config-after-modules.lp\n    - policies/minint.lp"))
+    says = ("error: the solver refused the policies' program (weight too large): the weights of a #minimize "
+            "or of weak constraints add up past 2,147,483,647 at one priority level")
+    for args in (["plan"], ["whatif", "--target-down", "region-one"], ["sweep", "--jobs", "1"], ["test"]):
+        run = run_ordo(*args, "-C", str(vfw_copy))
+        text = run.out + run.err
+        assert run.code == 1 and says.removeprefix("error: ") in text and "Traceback" not in text, (args, text)
+
+
+def test_a_policy_test_naming_a_folder_says_so(vfw_copy: Path) -> None:
+    (vfw_copy / "tests" / "odd_test.yaml").write_text(
+        "tests:\n  - name: odd\n    request: ../requests\n    expect: {status: plan}\n")
+    run = run_ordo("test", "-C", str(vfw_copy))
+    assert run.code != 0 and "a folder, not a file: '../requests'" in run.out + run.err, run.out + run.err

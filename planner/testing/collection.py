@@ -145,7 +145,7 @@ def collect(files: list[Path], *, project: Path | None = None, base: Path | None
             for number, rel in enumerate(case.policies.files if case.policies else []):
                 if not (folder / rel).is_file():
                     problems.append(src.diagnostic(where + ("policies", "files", number),
-                                                   f"no such policy file '{rel}'",
+                                                   f"{_not_a_file(folder / rel, 'policy file')} '{rel}'",
                                                    "the path is relative to this test file"))
             problems += expect_problems(src, where + ("expect",), case.expect)
             if select is not None and select.lower() not in case.name.lower():
@@ -161,5 +161,13 @@ def collect(files: list[Path], *, project: Path | None = None, base: Path | None
 
 def _check_ref(src: Source, where: PathKey, value: Any, folder: Path) -> list[Diagnostic]:
     if isinstance(value, str) and not (folder / value).is_file():
-        return [src.diagnostic(where, f"no such file '{value}'", "the path is relative to this test file")]
+        return [src.diagnostic(where, f"{_not_a_file(folder / value, 'file')} '{value}'",
+                               "the path is relative to this test file")]
     return []
+
+
+def _not_a_file(path: Path, noun: str) -> str:
+    """Why a path named as a file is none: missing, a folder, or something else (a device, a pipe)."""
+    if path.is_dir():
+        return f"a folder, not a {noun}:"
+    return f"not a {noun} (not a regular file):" if path.exists() else f"no such {noun}"
