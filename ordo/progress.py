@@ -78,7 +78,7 @@ class LiveView:
         elif kind == "result":
             took = time.monotonic() - self.op_started.pop(ev.op, time.monotonic())
             outs = data.get("outputs") or {}
-            listed = " " + shown(f"[{', '.join(f'{k}={v}' for k, v in sorted(outs.items()))}]") if outs else ""
+            listed = " " + shown(f"[{', '.join(f'{k}={_short(v)}' for k, v in sorted(outs.items()))}]") if outs else ""
             how = " (found applied)" if data.get("observed") else ""
             self._print(f"[green]{shown(ev.op)}: done after {took:.2f}s{how}[/]{listed}")
             self.done += 1
@@ -166,3 +166,12 @@ def summary_line(status: str, summary: dict[str, Any]) -> str:
             "aborted": "Apply aborted", "rolled_back": "Apply rolled back", "failed": "Apply failed"}.get(
         status, f"Apply {status}")
     return f"{head}: {counts}{left}{tail}."
+
+
+#: The most of one output's value a progress line shows (the journal and `ordo show --json` keep it whole).
+SHOWN_VALUE = 80
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE]}... ({len(text):,} characters)"

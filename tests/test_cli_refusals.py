@@ -227,3 +227,21 @@ def test_a_policy_test_naming_a_folder_says_so(vfw_copy: Path) -> None:
         "tests:\n  - name: odd\n    request: ../requests\n    expect: {status: plan}\n")
     run = run_ordo("test", "-C", str(vfw_copy))
     assert run.code != 0 and "a folder, not a file: '../requests'" in run.out + run.err, run.out + run.err
+
+
+@pytest.mark.parametrize(("size", "code", "says"), [
+    (2_000_000, 3, "stdout: 2,000,026 characters, more than an answer may have (1,048,576 bytes)"),
+    (500, 0, "[note=" + "y" * 80 + "... (500 characters)]"),
+])
+def test_a_controllers_answer_is_bounded_and_its_values_shown_short(tmp_path: Path, size: int, code: int,
+                                                                     says: str) -> None:
+    """A command controller printing 20 MB: the whole value went to the journal and the screen (the
+    second sweep). Past MAX_ANSWER_BYTES the call fails; a long value is shown cut on the progress line."""
+    from tests.test_terminal_safety import project
+
+    root = project(tmp_path / "p", "import json, sys\nrequest = json.load(sys.stdin)\n"
+                   "print(json.dumps({'exists': False}) if request['action'] == 'observe' else "
+                   f"json.dumps({{'outputs': {{'note': 'y' * {size}}}}}))\n",
+                   resources="  - {name: nice, type: thing}\n")
+    run = run_ordo("apply", "--auto-approve", "-C", str(root))
+    assert run.code == code and says in run.out, run.out[-2000:] + run.err

@@ -29,7 +29,8 @@ class FakeSdnc(ThreadingHTTPServer):
 
     POST /networks/NAME: {"network": {"id": "net-NAME"}} and remembers NAME, except
     flaky (503 ``flaky`` times, then as usual), busy (429), broken (500), bad (400), full (507),
-    slow (no answer until the test ends), junk (invalid JSON), empty (204), list (a JSON list).
+    slow (no answer until the test ends), junk (invalid JSON), nan (NaN in it), huge (over 1 MB),
+    drip (a few bytes at a time until the test ends), empty (204), list (a JSON list).
     GET /networks/NAME: the remembered network (with the keys applied to it), else 404.
     Anything under /echo answers 200 with what it received.
     """
@@ -87,6 +88,18 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if name == "junk":
             return self.reply(200, raw=b"{not json")
+        if name == "nan":
+            return self.reply(200, raw=b'{"network": {"id": NaN}}')
+        if name == "huge":   # an answer past MAX_ANSWER_BYTES
+            return self.reply(200, raw=b'{"network": {"id": "' + b"y" * (1 << 20) + b'"}}')
+        if name == "drip":   # says its length, then sends a few bytes at a time: each read gets some
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            while not self.server.stop.wait(0.05):
+                self.wfile.write(b" " * 10)
+                self.wfile.flush()
+            return None
         if name == "empty":
             return self.reply(204)
         if name == "list":
@@ -257,12 +270,26 @@ def test_invalid_json_is_permanent(ctl: HttpController) -> None:
         ctl.execute(request("junk"))
 
 
-def test_timeout_is_transient_with_unknown_effect(ctl: HttpController) -> None:
+@pytest.mark.parametrize(("name", "says"), [
+    ("slow", "no answer within 0.3 s"),
+    # A server sending a few bytes every 50 ms never lets one read wait 0.3 s: the call held the
+    # operation for as long as the server went on (the second sweep, 6 December).
+    ("drip", "no whole answer within 0.3 s"),
+])
+def test_timeout_is_transient_with_unknown_effect_and_bounds_the_whole_answer(ctl: HttpController, name: str,
+                                                                              says: str) -> None:
     started = time.monotonic()
     with pytest.raises(TransientError) as info:
-        ctl.execute(request("slow"))
+        ctl.execute(request(name))
     assert time.monotonic() - started < 2
-    assert info.value.applied is None and "no answer within 0.3 s" in info.value.message
+    assert info.value.applied is None and says in info.value.message
+
+
+def test_an_answer_too_large_or_not_json_fails_the_call(ctl: HttpController) -> None:
+    with pytest.raises(PermanentError, match="the answer is larger than 1,048,576 bytes"):
+        ctl.execute(request("huge"))
+    with pytest.raises(PermanentError, match=r"invalid JSON \(NaN is not a JSON number\)"):
+        ctl.execute(request("nan"))
 
 
 def test_request_timeout_wins_when_smaller(sdnc: FakeSdnc, tmp_path: Path) -> None:

@@ -112,6 +112,11 @@ class ConfigError(OrdoError):
     """A controller's settings in the catalog are wrong (names the field)."""
 
 
+#: The largest answer a controller may give (its stdout, its HTTP body), in bytes: ids, addresses,
+#: states, small documents; a larger one fails the call rather than fill the journal and the screen.
+MAX_ANSWER_BYTES = 1 << 20
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 

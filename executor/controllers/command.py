@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.controllers.base import (
+    MAX_ANSWER_BYTES,
     ConfigError,
     ControllerContext,
     ControllerError,
@@ -139,6 +140,10 @@ class CommandController:
                 _kill_group(proc)
                 raise
         code = proc.returncode
+        if code == 0 and len(out) > MAX_ANSWER_BYTES:
+            raise PermanentError(f"{self._who()}: {what}: stdout: {len(out):,} characters, more than an answer may "
+                                 f"have ({MAX_ANSWER_BYTES:,} bytes)", applied=True if executing else None,
+                                 code="output")
         if code == 0:
             return self._parse(out, what, executing=executing)
         detail = f"{self._who()}: {what}: "

@@ -65,6 +65,7 @@ import re
 import socket
 import ssl
 import string
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ from typing import Any
 from urllib.parse import quote
 
 from executor.controllers.base import (
+    MAX_ANSWER_BYTES,
     ConfigError,
     ControllerContext,
     ControllerError,
@@ -271,10 +273,11 @@ class HttpController:
         method = call.method
         where = f"controller '{self.name}': {method} {shown}"
         wait = max(timeout, 0.001)
+        deadline = time.monotonic() + wait
         try:
             req = urllib.request.Request(url, data=data, headers=headers, method=method)
             with self._opener.open(req, timeout=wait) as response:
-                return response.status, response.read(), method, shown
+                return response.status, _body(response, deadline, where, wait), method, shown
         except urllib.error.HTTPError as exc:
             return exc.code, _drain(exc), method, shown
         except urllib.error.URLError as exc:
@@ -421,6 +424,23 @@ def _pick(data: Any, path: str) -> Any:
 
 def _text(value: Any) -> str | None:
     return None if value is _MISSING or value is None else str(value)
+
+
+def _body(response: Any, deadline: float, where: str, wait: float) -> bytes:
+    """The answer's body, read by pieces: the call's timeout bounds the whole answer (a server
+    sending a byte now and then held an operation until the run's own timeout), and at most
+    MAX_ANSWER_BYTES are read."""
+    pieces: list[bytes] = []
+    total = 0
+    while piece := response.read1(64 * 1024):
+        total += len(piece)
+        if total > MAX_ANSWER_BYTES:
+            raise PermanentError(f"{where}: the answer is larger than {MAX_ANSWER_BYTES:,} bytes", applied=None,
+                                 code="output")
+        if time.monotonic() > deadline:
+            raise TransientError(f"{where}: no whole answer within {wait:g} s", applied=None, code="timeout")
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def _snippet(body: bytes) -> str:
