@@ -172,8 +172,7 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
     ``CACHE_MIN_BYTES`` or more."""
     shown = display or str(path)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_YAML_BYTES + 1)   # never more: /dev/zero, a file still growing
+        raw = _read_at_most(path, MAX_YAML_BYTES)
         if len(raw) > MAX_YAML_BYTES:
             raise DiagnosticsError([Diagnostic(
                 file=shown, summary=f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MB: not read",
@@ -221,6 +220,25 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
 
 #: The largest YAML file read, in bytes (the node count, MAX_NODES, bounds what a smaller one builds).
 MAX_YAML_BYTES = 64 * 1024 * 1024
+
+
+def _read_at_most(path: Path, limit: int) -> bytes:
+    """The file's bytes, at most ``limit`` + 1 of them (never more: /dev/zero, a file still
+    growing): a regular file in one read of its size, anything else (a pipe, a device) by pieces."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size and size <= limit:
+            raw = handle.read(size + 1)
+            if len(raw) <= size:
+                return raw
+            pieces = [raw]   # it grew while read
+        else:
+            pieces = []
+        total = sum(len(piece) for piece in pieces)
+        while total <= limit and (piece := handle.read(min(1 << 20, limit + 1 - total))):
+            pieces.append(piece)
+            total += len(piece)
+        return b"".join(pieces)
 #: Files smaller than this are parsed every time: the cache would save them little.
 CACHE_MIN_BYTES = 64 * 1024
 #: An entry not written for this long is removed when another is written (a file renamed or gone).
