@@ -182,6 +182,63 @@ class BodyLimit:
                 await _plain(send, 413, f"the body is larger than {self.limit} bytes")
 
 
+class UniqueKeys:
+    """422 for a JSON body in which one object names a key twice: Python's json keeps the last,
+    while what reads the body before ordo (a proxy, a gateway's checks) may take the first, and a
+    saved plan with a key twice is refused already. The body is bounded by BodyLimit, around this.
+    SO's routes read their bodies themselves, and refuse it in SO's shape (service/soapi.py)."""
+
+    def __init__(self, app: ASGIApp, skip: str) -> None:
+        self.app = app
+        self.skip = skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD") or path == self.skip \
+                or path.startswith(self.skip + "/"):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        key = twice(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request"))
+        if key is not None:
+            await _plain(send, 422, f"the key {key[:60]!r} appears twice in one object of the body")
+            return
+
+        async def replayed() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replayed, send)
+
+
+class _Twice(Exception):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        raise _Twice(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return out
+
+
+def twice(body: bytes) -> str | None:
+    """The first key a JSON body names twice in one object; None when none is, or when the body is not
+    JSON at all (what reads it says so)."""
+    try:
+        json.loads(body, object_pairs_hook=_unique)
+    except _Twice as exc:
+        return str(exc.args[0])
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return None
+
+
 async def _plain(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
@@ -244,6 +301,9 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
                   description="Orchestration requests planned from models and policies, then carried out. "
                               "See docs/service.md.")
     app.state.credentials = credentials
+    from service.soapi import PREFIX
+
+    app.add_middleware(UniqueKeys, skip=PREFIX)   # inside BodyLimit (added after it: around it)
     app.add_middleware(BodyLimit, limit=max_body)
     _errors(app, engine)
 

@@ -162,6 +162,25 @@ def test_bad_input_is_refused_naming_the_field_never_500(api: httpx.Client) -> N
     assert api.get("/v1/runs", params={"limit": 0}).status_code == 422
 
 
+def test_a_body_naming_a_key_twice_is_refused(api: httpx.Client) -> None:
+    """json keeps the last of a key named twice; a proxy or gateway that read the body first may
+    have taken the first (the first hostile-input sweep). Refused on /v1 and, in SO's shape, under SO."""
+    body = b'{"request": {"services": {"lab": {}}}, "request": {"services": {"vfw-service": {}}}}'
+    for path in ("/v1/plans", "/v1/runs"):
+        twice = api.post(path, content=body, headers={"content-type": "application/json"})
+        assert twice.status_code == 422 and twice.json() == {
+            "detail": "the key 'request' appears twice in one object of the body"}, twice.text
+    nested = api.post("/v1/plans", content=b'{"request": {"services": {"a": {}, "a": {}}}}',
+                      headers={"content-type": "application/json"})
+    assert nested.status_code == 422 and "'a' appears twice" in nested.json()["detail"]
+    so = api.post("/onap/so/infra/serviceInstantiation/v7/serviceInstances",
+                  content=b'{"requestDetails": {}, "requestDetails": {}}', headers={"content-type": "application/json"})
+    assert so.status_code == 400 and "the key 'requestDetails' appears twice in one object" in \
+        so.json()["requestError"]["serviceException"]["text"], so.text
+    plain = api.post("/v1/plans", json={"request": INSTANTIATE})   # the body reaches the route whole
+    assert plain.status_code == 200 and plain.json()["operations"], plain.text
+
+
 def test_a_request_cannot_rewrite_what_is_observed(api: httpx.Client) -> None:
     """The management network exists (inventory): a request over HTTP may not move it."""
     request = {"services": {"vfw-service": {"networks": [{"name": "onap-mgmt-net", "placement": "region-three"}]}}}
