@@ -125,39 +125,38 @@ def _plain_as_it_is(value: Any, nonfinite_as_null: bool) -> bool:
         kind = type(item)
         if kind in _SCALARS:
             continue
-        if kind is float:
+        if kind is float or (kind is not bool and isinstance(item, float)):
             if item - item != 0:   # inf or nan
                 if not nonfinite_as_null:
                     raise ValueError(f"{item} is not a number JSON holds: write a finite number")
                 return False
-        elif kind is list:
+        elif kind is list or isinstance(item, list | tuple):   # (a plug-in's tuple: JSON writes a list)
             stack.extend(item)
-        elif kind is dict:
+        elif kind is dict or isinstance(item, dict):
             for key in item:
-                if type(key) is not str:
+                if not isinstance(key, str):
                     return False
             stack.extend(item.values())
-        else:
+        elif not isinstance(item, str | int):   # (a plug-in's str or int enum: JSON writes its value)
             _not_plain(item)
     return True
 
 
 def _made_plain(value: Any, nonfinite_as_null: bool) -> Any:
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is float:
+    if isinstance(value, float):
         if value - value == 0:
             return value
         if nonfinite_as_null:
             return None
         raise ValueError(f"{value} is not a number JSON holds: write a finite number")
-    if kind is list:
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, list | tuple):
         return [_made_plain(item, nonfinite_as_null) for item in value]
-    if kind is dict:
+    if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            text = key if type(key) is str else _key_text(key)
+            text = key if isinstance(key, str) else _key_text(key)
             if text in out:
                 raise ValueError(f"two keys are the text {text!r} (one of them written as {key!r}): keep one")
             out[text] = _made_plain(item, nonfinite_as_null)

@@ -637,6 +637,8 @@ def _reply(conn: Connection, work) -> None:
         conn.send(("error", str(exc)))
     except MemoryError:
         out_of_memory = True
+    except (RecursionError, NotImplementedError):   # RuntimeErrors of Python's, not clingo's: a bug
+        raise
     except RuntimeError as exc:   # clingo's own refusals (a #minimize whose weights overflow ...)
         conn.send(("error", solver_refused(exc)))
     if out_of_memory:  # sent once the exception (and the ground program it holds) is gone

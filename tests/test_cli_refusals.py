@@ -25,6 +25,7 @@ from tests.conftest import run_ordo, run_ordo_process
     ("postgresql://u:hu/nter2@host:abc/db", "postgresql://***@host:abc/db: not a journal URL"),
     ("postgresql://u:hun@ter2@host:abc/db", "postgresql://***@host:abc/db: not a journal URL"),
     ("postgresql://u:hunter2@host:abc/db#x", "postgresql://***@host:abc/db: not a journal URL"),
+    ("postgresql://u:hunt#er2@host:abc/db", "postgresql://***@host:abc/db: not a journal URL"),
 ])
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_a_journal_url_that_does_not_parse_is_refused_naming_it_without_its_password(
@@ -230,7 +231,7 @@ def test_a_policy_test_naming_a_folder_says_so(vfw_copy: Path) -> None:
 
 
 @pytest.mark.parametrize(("size", "code", "says"), [
-    (2_000_000, 3, "stdout: 2,000,026 characters, more than an answer may have (1,048,576 bytes)"),
+    (2_000_000, 3, "stdout: 2,000,026 characters, more than an answer may have (1,048,576)"),
     (500, 0, "[note=" + "y" * 80 + "... (500 characters)]"),
 ])
 def test_a_controllers_answer_is_bounded_and_its_values_shown_short(tmp_path: Path, size: int, code: int,
@@ -245,3 +246,59 @@ def test_a_controllers_answer_is_bounded_and_its_values_shown_short(tmp_path: Pa
                    resources="  - {name: nice, type: thing}\n")
     run = run_ordo("apply", "--auto-approve", "-C", str(root))
     assert run.code == code and says in run.out, run.out[-2000:] + run.err
+
+
+@pytest.mark.parametrize(("program", "code", "says"), [
+    # nested 700 deep: json reads it, the redaction of secrets recursed past Python's limit after the call
+    ("print('{\"outputs\": {\"note\": ' + '[' * 700 + ']' * 700 + '}}')", 3,
+     "stdout: invalid JSON (nested more than 100 levels deep)"),
+    # a failing program's error went whole into the message, the journal and the screen
+    ("print(json.dumps({'error': 'e' * 500_000})); sys.exit(1)", 3, "... (500,000 characters)"),
+    ("print('[' * 100000 + ']' * 100000); sys.exit(1)", 3, "exit code 1"),
+])
+def test_a_controllers_odd_answer_fails_the_call_in_words(tmp_path: Path, program: str, code: int,
+                                                           says: str) -> None:
+    """From the review of 6 December: answers the first mends still let through."""
+    from tests.test_terminal_safety import project
+
+    root = project(tmp_path / "p", "import json, sys\nrequest = json.load(sys.stdin)\n"
+                   "if request['action'] == 'observe':\n    print(json.dumps({'exists': False}))\n"
+                   f"else:\n    {program}\n", resources="  - {name: nice, type: thing}\n")
+    run = run_ordo("apply", "--auto-approve", "-C", str(root))
+    assert run.code == code and says in run.out and len(run.out) < 100_000, run.out[-3000:] + run.err
+
+
+def test_a_plug_ins_enum_is_a_value_json_holds() -> None:
+    import enum
+
+    from domain.formats import ObservedResource
+
+    class Size(enum.StrEnum):
+        SMALL = "small"
+
+    record = ObservedResource(name="n", type="t", state="s", attributes={"size": Size.SMALL, "pair": (1, 2)})
+    assert record.model_dump_json() == ('{"part_of":null,"uses":[],"hosted_on":null,"member_of":[],"relations":{},'
+                                        '"requires":{},"labels":{},"name":"n","type":"t","state":"s",'
+                                        '"placement":null,"attributes":{"size":"small","pair":[1,2]}}')
+
+
+def test_a_python_error_in_a_planning_child_is_not_called_the_solvers() -> None:
+    """RecursionError and NotImplementedError are RuntimeErrors: caught as clingo's refusals, a bug
+    in the child would have read 'the solver refused the policies' program'."""
+    from planner.bounded import _reply
+
+    sent: list = []
+
+    class Conn:
+        def send(self, message) -> None:
+            sent.append(message)
+
+    def boom():
+        raise RecursionError("maximum recursion depth exceeded")
+
+    with pytest.raises(RecursionError):
+        _reply(Conn(), boom)
+    _reply(Conn(), lambda: (_ for _ in ()).throw(RuntimeError("x.cpp@1: Value too large: weight too large")))
+    assert sent == [("error", "the solver refused the policies' program (weight too large): the weights of a "
+                              "#minimize or of weak constraints add up past 2,147,483,647 at one priority level; "
+                              "lower them (or give the largest a priority of its own)")]

@@ -121,14 +121,27 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+#: The deepest an answer may nest (what reads it walks it recursively: the redaction of secrets).
+MAX_ANSWER_DEPTH = 100
+
+
 def answer_json(text: str | bytes) -> Any:
     """A controller's answer parsed as JSON, strictly: ValueError for what is not JSON, ``NaN``
     and ``Infinity`` too (Python's json reads them; the journal, a client of the events and
-    ``show --json`` then held text that is not JSON), and for an answer nested too deeply to read."""
+    ``show --json`` then held text that is not JSON), and for an answer nested deeper than
+    MAX_ANSWER_DEPTH (one 700 deep ended apply in a RecursionError after the call)."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
-        raise ValueError("nested too deeply to read") from None
+        raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep") from None
+    todo = [(value, 1)]
+    while todo:   # (without recursion)
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_ANSWER_DEPTH:
+                raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep")
+            todo.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return value
 
 
 def check_keys(spec: dict[str, Any], allowed: tuple[str, ...], where: str, noun: str = "field") -> None:

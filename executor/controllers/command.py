@@ -63,6 +63,7 @@ DEFAULT_TIMEOUT = 300.0
 EX_TEMPFAIL = 75
 STDERR_TAIL = 500  # characters of stderr quoted in error messages
 STDOUT_HEAD = 200  # characters of unreadable stdout quoted in error messages
+ERROR_MOST = 2000  # characters of the error a failing program reports quoted in error messages
 _KEYS = ("command", "timeout", "env")
 _NONE = type(None)
 _OBSERVED = {"exists": (bool,), "state": (str, _NONE), "target": (str, _NONE), "attributes": (dict, _NONE),
@@ -140,10 +141,10 @@ class CommandController:
                 _kill_group(proc)
                 raise
         code = proc.returncode
-        if code == 0 and len(out) > MAX_ANSWER_BYTES:
+        if len(out) > MAX_ANSWER_BYTES:
             raise PermanentError(f"{self._who()}: {what}: stdout: {len(out):,} characters, more than an answer may "
-                                 f"have ({MAX_ANSWER_BYTES:,} bytes)", applied=True if executing else None,
-                                 code="output")
+                                 f"have ({MAX_ANSWER_BYTES:,})", applied=(True if executing else None) if code == 0
+                                 else None, code="output")
         if code == 0:
             return self._parse(out, what, executing=executing)
         detail = f"{self._who()}: {what}: "
@@ -187,10 +188,15 @@ class CommandController:
 def _reported(out: str) -> dict[str, Any] | None:
     """The error a failing program printed (an object with "error"), if any."""
     try:
-        reply = json.loads(out)
+        reply = answer_json(out)
     except ValueError:
         return None
-    return reply if isinstance(reply, dict) and "error" in reply else None
+    if not isinstance(reply, dict) or "error" not in reply:
+        return None
+    error = str(reply["error"])
+    if len(error) > ERROR_MOST:
+        error = f"{error[:ERROR_MOST]}... ({len(error):,} characters)"
+    return {**reply, "error": error}
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

@@ -94,6 +94,7 @@ FIELDS = ("resource", "type", "operation", "key", "run", "target", "attempt", "f
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_TRANSIENT = (408, 429, 500, 502, 503, 504)
 SNIPPET = 200  # characters of an answer's body quoted in error messages
+DRAINED = 64 * 1024  # bytes of an error answer read, at most (a message quotes its start)
 
 _TOP_KEYS = ("base_url", "headers", "timeout", "transient_status", "refused_status", "operations", "observe",
              "ca_bundle", "client_cert", "client_key")
@@ -279,7 +280,7 @@ class HttpController:
             with self._opener.open(req, timeout=wait) as response:
                 return response.status, _body(response, deadline, where, wait), method, shown
         except urllib.error.HTTPError as exc:
-            return exc.code, _drain(exc), method, shown
+            return exc.code, _drain(exc, deadline), method, shown
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, ssl.SSLCertVerificationError):
@@ -435,7 +436,7 @@ def _body(response: Any, deadline: float, where: str, wait: float) -> bytes:
     while piece := response.read1(64 * 1024):
         total += len(piece)
         if total > MAX_ANSWER_BYTES:
-            raise PermanentError(f"{where}: the answer is larger than {MAX_ANSWER_BYTES:,} bytes", applied=None,
+            raise PermanentError(f"{where}: the answer is larger than {MAX_ANSWER_BYTES:,} bytes", applied=True,
                                  code="output")
         if time.monotonic() > deadline:
             raise TransientError(f"{where}: no whole answer within {wait:g} s", applied=None, code="timeout")
@@ -447,14 +448,21 @@ def _snippet(body: bytes) -> str:
     return body[:SNIPPET * 4].decode("utf-8", "replace")[:SNIPPET].strip()
 
 
-def _drain(exc: urllib.error.HTTPError) -> bytes:
-    """The body of an error answer (b"" if it cannot be read), closing the connection."""
+def _drain(exc: urllib.error.HTTPError, deadline: float) -> bytes:
+    """The start of an error answer's body (b"" if it cannot be read), what a message quotes: read
+    by pieces until the call's deadline, at most DRAINED bytes; the connection is closed."""
+    pieces: list[bytes] = []
+    total = 0
     try:
-        return exc.read() if exc.fp is not None else b""
+        while exc.fp is not None and total < DRAINED and time.monotonic() < deadline and (
+                piece := exc.read1(DRAINED - total)):
+            pieces.append(piece)
+            total += len(piece)
     except (OSError, http.client.HTTPException):
-        return b""
+        pass
     finally:
         exc.close()
+    return b"".join(pieces)
 
 
 # -- configuration ----------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def _check_url(url: str) -> None:
 
 def _masked(url: str) -> str:
     """The URL without what may hold a password: its user part and its query."""
-    return _USERINFO.sub("//***@", url.split("#", 1)[0]).split("?", 1)[0][:200]
+    return re.split(r"[?#]", _USERINFO.sub("//***@", url), maxsplit=1)[0][:200]
 
 
 def open_backend(where: Path | JournalUrl) -> Backend:
