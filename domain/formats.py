@@ -117,8 +117,8 @@ _SCALARS = frozenset({str, bool, int, type(None)})
 
 def _plain_as_it_is(value: Any, nonfinite_as_null: bool) -> bool:
     """Whether value is plain as it is; False when a key or a number must change; ValueError for
-    what cannot be made plain. Walked without recursion (YAML bounds the depth, a controller's
-    JSON does not)."""
+    what cannot be made plain. Walked without recursion (YAML files and controllers' answers are
+    bounded in depth; a plug-in's outputs need not be)."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -165,7 +165,7 @@ def _made_plain(value: Any, nonfinite_as_null: bool) -> Any:
 
 
 def _not_plain(value: Any) -> None:
-    """ValueError: what JSON has no form for (a subclass of str, int, list or dict is not plain either)."""
+    """ValueError: what JSON has no form for (a date, binary data, a set ...)."""
     what = _NOT_JSON.get(type(value).__name__, f"a value of type {type(value).__name__}")
     raise ValueError(f"{what} is not a value ordo takes: quote it to pass it as text"
                      + (", or write a list" if isinstance(value, set | frozenset) else ""))
