@@ -224,11 +224,13 @@ class Executor:
         rs = RunState(run=0)
         for name in sorted({op.controller for op in plan.operations}):
             self._controller(name)  # a controller that cannot be set up fails before the run starts
-        if supersede:  # what the runs it ends left in doubt is observed before it is sent again
-            for old in self.journal.resumable():
-                prior = self._rebuild(old.id)
-                rs.in_doubt |= prior.in_doubt
-                rs.keys.update((oid, prior.keys[oid]) for oid in prior.in_doubt if oid in prior.keys)
+        # What earlier runs left in doubt is observed before it is sent again, under the key it was
+        # sent with: the runs this one ends (supersede), and runs aborted (an abort settles nothing:
+        # a new run after one sent their creates again, under new keys) whose doubtful resources no
+        # run has written since.
+        for doubt, keys in self._left_in_doubt(supersede):
+            rs.in_doubt |= doubt
+            rs.keys.update(keys)
         rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict(), supersede=supersede)
         started = run_started(project, plan, self.options)
         result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, self.clock()))
@@ -894,6 +896,21 @@ class Executor:
 
     def _rebuild(self, run_id: int) -> RunState:
         return rebuild(self.journal, run_id)
+
+    def _left_in_doubt(self, supersede: bool) -> list[tuple[set[str], dict[str, str]]]:
+        """For each earlier run that left operations in doubt and is not going on: those operations,
+        and the keys they were sent with. The runs ``supersede`` ends (all they left), and aborted
+        runs (what they left on resources whose record no run has written since their last event)."""
+        out = []
+        for old in (self.journal.resumable() if supersede else []) + self.journal.runs("aborted"):
+            prior = self._rebuild(old.id)
+            doubt = set(prior.in_doubt)
+            if old.status == "aborted" and doubt:
+                written = self.journal.written_since(prior.seq, {oid.split("/")[0] for oid in doubt})
+                doubt = {oid for oid in doubt if oid.split("/")[0] not in written}
+            if doubt:
+                out.append((doubt, {oid: prior.keys[oid] for oid in doubt if oid in prior.keys}))
+        return out
 
 
 #: The crash point reached once the events of a step of the core are written.

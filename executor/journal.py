@@ -743,6 +743,13 @@ class Journal:
         with self._exclusive("its records cannot be changed now", others_only=False) as db:
             return [n for n in names if db.execute("DELETE FROM state WHERE resource=?", (n,)).rowcount]
 
+    def written_since(self, seq: int, names: Iterable[str]) -> set[str]:
+        """Those of these resources whose state record was written after event ``seq``."""
+        wanted = sorted(set(names))
+        with self._read() as db:
+            return {name for name in wanted if db.execute(
+                "SELECT 1 FROM state WHERE resource=? AND seq>?", (name, seq)).fetchone() is not None}
+
     def state_runs(self) -> dict[str, int]:
         """For each recorded resource, the run that last wrote it."""
         with self._read() as db:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from executor.journal import Journal
+from domain.formats import ObservedResource
+from executor.journal import Event, Journal
 from tests.conftest import run_ordo, run_ordo_process
 
 
@@ -302,3 +303,30 @@ def test_a_python_error_in_a_planning_child_is_not_called_the_solvers() -> None:
     assert sent == [("error", "the solver refused the policies' program (weight too large): the weights of a "
                               "#minimize or of weak constraints add up past 2,147,483,647 at one priority level; "
                               "lower them (or give the largest a priority of its own)")]
+
+
+def test_what_an_aborted_run_left_in_doubt_is_observed_first_by_the_next_run(vfw_copy: Path) -> None:
+    """An operation sent, its answer never heard (lost, or the process killed), stays in doubt: a
+    resume or a supersede observes it before sending it again, under the same key; after an abort a
+    new run sent it again under a new key (the third sweep, 6 December: a real controller's second
+    create). Now the new run observes it first too, unless a run has written its resource since."""
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        first = jr.start_run(str(vfw_copy), "requests/instantiate.yaml", {})
+        jr.append(first, [Event("intent", op="vfw-service/assign", key="ordo:old:1:vfw-service/assign",
+                                data={"attempt": 1, "controller": "so"}),
+                          Event("intent", op="protected-net/create", key="ordo:old:1:protected-net/create",
+                                data={"attempt": 1, "controller": "sdnc"})])
+        jr.append(first, [Event("run-ended", data={"status": "aborted"})], status="aborted",
+                  summary={"status": "aborted"})
+        other = jr.start_run(str(vfw_copy), "other.yaml", {})   # a later run wrote protected-net: settled
+        jr.append(other, [Event("run-ended", data={"status": "complete"})], status="complete",
+                  summary={"status": "complete"},
+                  state={"protected-net": ObservedResource(name="protected-net", type="network", state="absent")})
+    run = run_ordo("apply", "--auto-approve", "-C", str(vfw_copy))
+    assert run.code == 0, run.out + run.err
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        intents = {ev.op: ev for ev in jr.events(3) if ev.kind == "intent"}
+    assert intents["vfw-service/assign"].key == "ordo:old:1:vfw-service/assign"
+    assert intents["vfw-service/assign"].data.get("observe_first") is True
+    assert intents["protected-net/create"].key != "ordo:old:1:protected-net/create"
+    assert not intents["protected-net/create"].data.get("observe_first")
