@@ -71,8 +71,8 @@ def parse_daily(text: str) -> tuple[int, int]:
     if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2):
         raise ValueError(f"invalid daily window {text!r}: hours run 00-23 (24:00 as an end), minutes 00-59")
     start, end = h1 * 3600 + m1 * 60, h2 * 3600 + m2 * 60
-    if start == end % 86400:
-        raise ValueError(f"invalid daily window {text!r}: it starts where it ends")
+    if start == end % 86400 and (start, end) != (0, 86400):   # (00:00-24:00: the whole day)
+        raise ValueError(f"invalid daily window {text!r}: it starts where it ends (the whole day is 00:00-24:00)")
     return start, end
 
 

@@ -95,6 +95,13 @@ def test_bad_daily_window(vfw_copy):
     assert problems(vfw_copy) == [
         "guards.yaml:4:12: error: guards[0].daily: invalid daily window '22:00-6': expected HH:MM-HH:MM in UTC, "
         "e.g. \"22:00-06:00\""]
+    write_guards(vfw_copy, 'guards:\n  - name: nightly\n    kind: window\n    daily: "10:00-10:00"\n')
+    assert problems(vfw_copy) == [
+        "guards.yaml:4:12: error: guards[0].daily: invalid daily window '10:00-10:00': it starts where it ends "
+        "(the whole day is 00:00-24:00)"]
+    write_guards(vfw_copy, 'guards:\n  - name: all-day\n    kind: window\n    daily: "00:00-24:00"\n')
+    # the whole day (the third sweep: refused as starting where it ends)
+    assert load_project(vfw_copy).guards[0].daily == ((0, 86400),)
 
 
 def test_bad_time(vfw_copy):
