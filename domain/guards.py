@@ -310,7 +310,8 @@ def load_guard_file(path: Path, display: str) -> tuple[list[Guard], Source]:
 
 
 def check_guards(guards: list[Guard], sources: dict[str, Source], model: Any) -> list[Diagnostic]:
-    """Names a guard uses that the catalog does not define; guard names used twice."""
+    """Names a guard uses that the catalog (or, for a target, the inventory) does not define; guard
+    names used twice."""
     problems: list[Diagnostic] = []
     types = sorted(model.kinds)
     operations = sorted({op.name for kind in model.kinds.values() for op in kind.operations})
@@ -342,6 +343,12 @@ def check_guards(guards: list[Guard], sources: dict[str, Source], model: Any) ->
         single = isinstance(_raw(src, base + ("types",)), str)
         for i, value in enumerate(guard.block_types):
             problems += _known(src, value, types, "resource type", base + (("types",) if single else ("types", i)))
+        # a target blocked that the inventory does not have would block nothing (a typo protects nothing);
+        # resources are not checked: a block list may name one a later request makes
+        single = isinstance(_raw(src, base + ("targets",)), str)
+        for i, value in enumerate(guard.block_targets):
+            problems += _known(src, value, sorted(model.targets), "target",
+                               base + (("targets",) if single else ("targets", i)))
         if guard.per is not None and guard.per not in PER_WORDS and guard.per not in model.kinds:
             close = difflib.get_close_matches(guard.per, list(PER_WORDS) + types, n=1)
             hint = (f"did you mean '{close[0]}'?" if close else

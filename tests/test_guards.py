@@ -104,6 +104,14 @@ def test_bad_daily_window(vfw_copy):
     assert load_project(vfw_copy).guards[0].daily == ((0, 86400),)
 
 
+def test_a_block_list_naming_a_target_the_inventory_lacks_is_refused(vfw_copy):
+    """A typo in a protective guard protected nothing, silently (the third sweep, 6 December)."""
+    write_guards(vfw_copy, "guards:\n  - name: a\n    kind: block_list\n    targets: [region-tow]\n"
+                           "    on_deny: fail\n")
+    assert problems(vfw_copy) == [
+        "guards.yaml:4:15: error: guards[0].targets[0]: unknown target 'region-tow' (did you mean 'region-two'?)"]
+
+
 def test_bad_time(vfw_copy):
     write_guards(vfw_copy, "guards:\n  - name: f\n    kind: freeze\n    start: tomorrow\n    end: '2027-01-01'\n")
     assert problems(vfw_copy) == [
