@@ -88,8 +88,11 @@ def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
     else:
         engine = LocalEngine(options.project, options.journal, simulation=options.simulation,
                              plan_timeout=options.plan_timeout)
-    with Journal(engine.path):   # one that cannot be opened is refused here, not by a traceback at start-up
-        pass
+    # A journal that cannot be opened is refused here, not by a traceback at start-up; none is made
+    # here (the server makes it when it starts: two processes made one at once, and one was refused)
+    if engine.path.exists():
+        with Journal(engine.path, create=False):
+            pass
     app = create_app(engine, credentials, max_body=options.max_body, drain=options.drain)
     config = uvicorn.Config(app, host=options.listen.host, port=options.listen.port, log_level="info",
                             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
