@@ -14,6 +14,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ def _writers(path: Path) -> threading.Lock:
 
 class SqliteBackend(Backend):
     errors = (sqlite3.Error,)
+    #: Seconds a statement waits for another process's lock (SQLite's busy timeout).
+    timeout = 10.0
     types = {"id": "INTEGER PRIMARY KEY", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER",
              "real": "REAL"}
 
@@ -76,7 +79,7 @@ class SqliteBackend(Backend):
         self.where = path
         try:
             private_file(path)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=self.timeout)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"{path}: cannot open the journal: {exc}") from None
 
@@ -90,7 +93,18 @@ class SqliteBackend(Backend):
         return tables if tables and self.version() == 0 else []
 
     def prepare(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL takes it whole, and SQLite answers "database is locked" at once,
+        # without its busy handler, while another process does (two ordo making one journal at the
+        # same moment: one was refused). Asked again until the connection's timeout has passed.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
 
