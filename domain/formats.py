@@ -89,6 +89,24 @@ def solver_value(value: Any, *, shown: bool = True) -> Any:
 Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals), AfterValidator(solver_value)]
 # A quantity the planner adds up (capacity, requires).
 Amount = Annotated[NonNegativeInt, AfterValidator(solver_value)]
+class DuplicateKey(ValueError):
+    """A JSON object names ``key`` twice (``json.loads`` keeps the last of them)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key[:60]!r} appears twice in one object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` that refuses a key named twice (DuplicateKey): what
+    read the text before ordo may have taken the first where json takes the last."""
+    out = dict(pairs)
+    if len(out) < len(pairs):   # the first key seen twice, found again the slow way
+        seen: set[str] = set()
+        raise DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return out
+
+
 #: YAML's values that JSON has no form for, by what they are called in messages.
 _NOT_JSON = {"date": "a date", "datetime": "a date and time", "bytes": "binary data", "set": "a set"}
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -172,8 +172,9 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
     ``CACHE_MIN_BYTES`` or more."""
     shown = display or str(path)
     try:
-        raw = _read_at_most(path, MAX_YAML_BYTES)
-        if len(raw) > MAX_YAML_BYTES:
+        with path.open("rb") as handle:
+            raw = read_at_most(handle, MAX_YAML_BYTES)
+        if raw is None:
             raise DiagnosticsError([Diagnostic(
                 file=shown, summary=f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MB: not read",
                 detail="a model or request file of 100,000 resources is about 10 MB")])
@@ -222,23 +223,27 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
 MAX_YAML_BYTES = 64 * 1024 * 1024
 
 
-def _read_at_most(path: Path, limit: int) -> bytes:
-    """The file's bytes, at most ``limit`` + 1 of them (never more: /dev/zero, a file still
-    growing): a regular file in one read of its size, anything else (a pipe, a device) by pieces."""
-    with path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size and size <= limit:
-            raw = handle.read(size + 1)
-            if len(raw) <= size:
-                return raw
-            pieces = [raw]   # it grew while read
-        else:
-            pieces = []
-        total = sum(len(piece) for piece in pieces)
-        while total <= limit and (piece := handle.read(min(1 << 20, limit + 1 - total))):
-            pieces.append(piece)
-            total += len(piece)
-        return b"".join(pieces)
+#: The largest piece read at once from a file that is not regular (a pipe) or grows while read.
+READ_BYTES = 16 * 1024 * 1024
+
+
+def read_at_most(handle: BinaryIO, limit: int) -> bytes | None:
+    """The file's bytes, or None when there are more than ``limit``: read in one piece of the
+    size the file has (none larger is made ready for it), then in pieces of at most
+    READ_BYTES should it be longer than that (a pipe, /dev/zero, a file still being written)."""
+    size = os.fstat(handle.fileno()).st_size
+    if size > limit:
+        return None
+    raw = handle.read(size + 1)
+    if len(raw) <= size:
+        return raw
+    pieces, total = [raw], len(raw)
+    while total <= limit and (piece := handle.read(min(READ_BYTES, limit + 1 - total))):
+        pieces.append(piece)
+        total += len(piece)
+    return b"".join(pieces) if total <= limit else None
+
+
 #: Files smaller than this are parsed every time: the cache would save them little.
 CACHE_MIN_BYTES = 64 * 1024
 #: An entry not written for this long is removed when another is written (a file renamed or gone).
@@ -362,6 +367,20 @@ def _mark(node: yaml.Node | None) -> tuple[int, int]:
 #: 50,000 levels deep ended in a RecursionError).
 MAX_DEPTH = 100
 TOO_DEEP = f"invalid YAML: nested more than {MAX_DEPTH} levels deep"
+
+
+def nested_deeper(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and mappings in ``value`` (data parsed from JSON) nest deeper than ``limit``,
+    as YAML files may not: what reads such data recurses (a translation, the redaction of secrets).
+    Walked without recursion."""
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 class _SafeLoader(yaml.SafeLoader):

@@ -22,7 +22,6 @@ import itertools
 import json
 import keyword
 import operator
-import os
 import types
 import typing
 import unicodedata
@@ -32,14 +31,14 @@ from functools import cached_property
 from itertools import chain, repeat
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Literal, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.formats import Name, SettingsSpec
+from domain.formats import DuplicateKey, Name, SettingsSpec, unique_keys
 from domain.gcpause import paused_gc
-from domain.yamlsrc import format_path
+from domain.yamlsrc import format_path, read_at_most
 
 FORMAT_VERSION = "1.1"
 #: Versions ``from_json`` reads (1.0 had no concurrency groups; they default to none).
@@ -55,8 +54,6 @@ MAX_PLAN_BYTES = SettingsSpec.model_construct().max_plan_bytes
 #: between one-letter names with one rule, the densest part of one, one in 27.
 DENSE_FROM = MB
 MIN_PART_BYTES = 16
-#: The most read at once of a plan file longer than it was found to be.
-READ_BYTES = 16 * MB
 #: The most problems reported for one plan file.
 MAX_PROBLEMS = 20
 
@@ -294,7 +291,7 @@ class Plan(_Frozen):
         limit = MAX_PLAN_BYTES if limit is None else limit
         try:
             with path.open("rb") as handle:
-                raw = _read_at_most(handle, limit)
+                raw = read_at_most(handle, limit)
         except OSError as exc:
             raise DiagnosticsError([Diagnostic(file=source, summary=f"cannot read the plan: {exc.strerror}")]) from None
         if raw is None:
@@ -618,43 +615,17 @@ class _NotPlan(ValueError):
     pass
 
 
-def _read_at_most(handle: BinaryIO, limit: int) -> bytes | None:
-    """The file's bytes, or None when there are more than ``limit``: read in one piece of the
-    size the file has (none larger is made ready for it), then in pieces of at most
-    READ_BYTES should it be longer than that (a pipe, or a file still being written)."""
-    size = os.fstat(handle.fileno()).st_size
-    if size > limit:
-        return None
-    raw = handle.read(size + 1)
-    if len(raw) <= size:
-        return raw
-    pieces, total = [raw], len(raw)
-    while total <= limit and (piece := handle.read(min(READ_BYTES, limit + 1 - total))):
-        pieces.append(piece)
-        total += len(piece)
-    return b"".join(pieces) if total <= limit else None
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) < len(pairs):   # the first key seen twice, found again the slow way
-        seen: set[str] = set()
-        key = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise _NotPlan(f"the key {key[:60]!r} appears twice in one object")
-    return out
-
-
 def _no_constant(name: str) -> float:
     raise _NotPlan(f"{name} is not a number JSON allows")
 
 
 def _parse(text: str, source: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise DiagnosticsError([Diagnostic(file=source, line=exc.lineno, column=exc.colno,
                                            summary=f"not valid JSON: {exc.msg}")]) from None
-    except _NotPlan as exc:
+    except (_NotPlan, DuplicateKey) as exc:
         raise DiagnosticsError([Diagnostic(file=source, summary=f"not an ordo plan: {exc}")]) from None
     except RecursionError:
         raise DiagnosticsError([Diagnostic(file=source, summary="not an ordo plan: nested too deeply")]) from None

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import DiagnosticsError, OrdoError
+from domain.formats import DuplicateKey, unique_keys
 from executor.engine import ExecutionError
 from executor.journal import STATUSES, ClaimError, JournalError, RunInfo
 from executor.redact import Redactor
@@ -215,25 +216,13 @@ class UniqueKeys:
         await self.app(scope, replayed, send)
 
 
-class _Twice(Exception):
-    pass
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) < len(pairs):
-        seen: set[str] = set()
-        raise _Twice(next(key for key, _ in pairs if key in seen or seen.add(key)))
-    return out
-
-
 def twice(body: bytes) -> str | None:
     """The first key a JSON body names twice in one object; None when none is, or when the body is not
     JSON at all (what reads it says so)."""
     try:
-        json.loads(body, object_pairs_hook=_unique)
-    except _Twice as exc:
-        return str(exc.args[0])
+        json.loads(body, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
+        return exc.key
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return None

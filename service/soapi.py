@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.errors import DiagnosticsError, OrdoError
 from domain.project import Project
-from domain.yamlsrc import MAX_DEPTH
+from domain.yamlsrc import MAX_DEPTH, nested_deeper
 from executor.engine import ExecutionError
 from executor.journal import RESUMABLE, ClaimError, Event, JournalError, RequestIdTaken, RequestRef, RunInfo
 from executor.redact import Redactor
@@ -339,22 +339,9 @@ def _json(raw: bytes, *, required: bool) -> Any:
         raise SoError(400, f"{SO_REQUEST}: expected a JSON object, got {type(value).__name__}")
     if (key := twice(raw)) is not None:   # json keeps the last; what read it before ordo may take the first
         raise SoError(400, f"{SO_REQUEST}: the key {key[:60]!r} appears twice in one object")
-    if _too_deep(value):
+    if nested_deeper(value):
         raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep")
     return value
-
-
-def _too_deep(value: Any) -> bool:
-    """Nested deeper than request files may be (what reads the body recurses: the translation, the
-    redaction of what is kept), walked without recursion."""
-    todo = [(value, 1)]
-    while todo:
-        item, depth = todo.pop()
-        if isinstance(item, dict | list):
-            if depth > MAX_DEPTH:
-                return True
-            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return False
 
 
 async def _call(work: Callable[[], JSONResponse]) -> JSONResponse:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from domain.errors import OrdoError
+from domain.yamlsrc import MAX_DEPTH, nested_deeper
 from executor.redact import Redactor
 
 
@@ -121,8 +122,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-#: The deepest an answer may nest (what reads it walks it recursively: the redaction of secrets).
-MAX_ANSWER_DEPTH = 100
+#: The deepest an answer may nest (what reads it walks it recursively: the redaction of secrets),
+#: as deep as a YAML file may.
+MAX_ANSWER_DEPTH = MAX_DEPTH
 
 
 def answer_json(text: str | bytes) -> Any:
@@ -134,13 +136,8 @@ def answer_json(text: str | bytes) -> Any:
         value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep") from None
-    todo = [(value, 1)]
-    while todo:   # (without recursion)
-        item, depth = todo.pop()
-        if isinstance(item, dict | list):
-            if depth > MAX_ANSWER_DEPTH:
-                raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep")
-            todo.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    if nested_deeper(value, MAX_ANSWER_DEPTH):
+        raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep")
     return value
 
 

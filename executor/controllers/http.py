@@ -428,20 +428,29 @@ def _text(value: Any) -> str | None:
 
 
 def _body(response: Any, deadline: float, where: str, wait: float) -> bytes:
-    """The answer's body, read by pieces: the call's timeout bounds the whole answer (a server
-    sending a byte now and then held an operation until the run's own timeout), and at most
-    MAX_ANSWER_BYTES are read."""
+    """The answer's body: the call's timeout bounds the whole answer (a server sending a byte now
+    and then held an operation until the run's own timeout), and at most MAX_ANSWER_BYTES are read."""
+    body, whole = _pieces(response, deadline, MAX_ANSWER_BYTES + 1)
+    if len(body) > MAX_ANSWER_BYTES:
+        raise PermanentError(f"{where}: the answer is larger than {MAX_ANSWER_BYTES:,} bytes", applied=True,
+                             code="output")
+    if not whole:
+        raise TransientError(f"{where}: no whole answer within {wait:g} s", applied=None, code="timeout")
+    return body
+
+
+def _pieces(stream: Any, deadline: float, most: int) -> tuple[bytes, bool]:
+    """What ``stream`` gives, read by pieces until its end, ``most`` bytes or ``deadline``; and
+    whether its end was reached."""
     pieces: list[bytes] = []
     total = 0
-    while piece := response.read1(64 * 1024):
-        total += len(piece)
-        if total > MAX_ANSWER_BYTES:
-            raise PermanentError(f"{where}: the answer is larger than {MAX_ANSWER_BYTES:,} bytes", applied=True,
-                                 code="output")
-        if time.monotonic() > deadline:
-            raise TransientError(f"{where}: no whole answer within {wait:g} s", applied=None, code="timeout")
+    while total < most and time.monotonic() <= deadline:
+        piece = stream.read1(min(64 * 1024, most - total))
+        if not piece:
+            return b"".join(pieces), True
         pieces.append(piece)
-    return b"".join(pieces)
+        total += len(piece)
+    return b"".join(pieces), False
 
 
 def _snippet(body: bytes) -> str:
@@ -450,19 +459,13 @@ def _snippet(body: bytes) -> str:
 
 def _drain(exc: urllib.error.HTTPError, deadline: float) -> bytes:
     """The start of an error answer's body (b"" if it cannot be read), what a message quotes: read
-    by pieces until the call's deadline, at most DRAINED bytes; the connection is closed."""
-    pieces: list[bytes] = []
-    total = 0
+    until the call's deadline, at most DRAINED bytes; the connection is closed."""
     try:
-        while exc.fp is not None and total < DRAINED and time.monotonic() < deadline and (
-                piece := exc.read1(DRAINED - total)):
-            pieces.append(piece)
-            total += len(piece)
+        return _pieces(exc, deadline, DRAINED)[0] if exc.fp is not None else b""
     except (OSError, http.client.HTTPException):
-        pass
+        return b""
     finally:
         exc.close()
-    return b"".join(pieces)
 
 
 # -- configuration ----------------------------------------------------------------------------
