@@ -224,15 +224,9 @@ class Executor:
         rs = RunState(run=0)
         for name in sorted({op.controller for op in plan.operations}):
             self._controller(name)  # a controller that cannot be set up fails before the run starts
-        # What earlier runs left in doubt is observed before it is sent again, under the key it was
-        # sent with: the runs this one ends (supersede), and runs aborted (an abort settles nothing:
-        # a new run after one sent their creates again, under new keys) whose doubtful resources no
-        # run has written since.
-        for doubt, keys in self._left_in_doubt(supersede):
-            rs.in_doubt |= doubt
-            rs.keys.update(keys)
+        inherited = left_in_doubt(self.journal, supersede)
         rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict(), supersede=supersede)
-        started = run_started(project, plan, self.options)
+        started = run_started(project, plan, self.options, inherited)
         result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, self.clock()))
         assert result is not None
         return result
@@ -897,20 +891,6 @@ class Executor:
     def _rebuild(self, run_id: int) -> RunState:
         return rebuild(self.journal, run_id)
 
-    def _left_in_doubt(self, supersede: bool) -> list[tuple[set[str], dict[str, str]]]:
-        """For each earlier run that left operations in doubt and is not going on: those operations,
-        and the keys they were sent with. The runs ``supersede`` ends (all they left), and aborted
-        runs (what they left on resources whose record no run has written since their last event)."""
-        out = []
-        for old in (self.journal.resumable() if supersede else []) + self.journal.runs("aborted"):
-            prior = self._rebuild(old.id)
-            doubt = set(prior.in_doubt)
-            if old.status == "aborted" and doubt:
-                written = self.journal.written_since(prior.seq, {oid.split("/")[0] for oid in doubt})
-                doubt = {oid for oid in doubt if oid.split("/")[0] not in written}
-            if doubt:
-                out.append((doubt, {oid: prior.keys[oid] for oid in doubt if oid in prior.keys}))
-        return out
 
 
 #: The crash point reached once the events of a step of the core are written.
@@ -927,6 +907,23 @@ def rebuild(journal: Journal, run_id: int) -> RunState:
         except UNREADABLE as exc:
             raise damaged_event(journal.path, ev, exc) from None
     return rs
+
+
+def left_in_doubt(journal: Journal, supersede: bool) -> dict[str, str | None]:
+    """What earlier runs left in doubt, for a new run to take over (observed before it is sent again,
+    under the key it was sent with, if any): all that the runs ``supersede`` ends left, and what aborted
+    runs left (an abort settles nothing) on resources whose record no run has written since their last
+    event. Each host puts it in the new run's ``run-started`` event, where ``RunState`` reads it again
+    on a resume (the command line's and the service's runs, and those on Temporal)."""
+    out: dict[str, str | None] = {}
+    for old in (journal.resumable() if supersede else []) + journal.runs("aborted"):
+        prior = rebuild(journal, old.id)
+        doubt = set(prior.in_doubt)
+        if old.status == "aborted" and doubt:
+            written = journal.written_since(prior.seq, {oid.split("/")[0] for oid in doubt})
+            doubt = {oid for oid in doubt if oid.split("/")[0] not in written}
+        out.update({oid: prior.keys.get(oid) for oid in sorted(doubt)})
+    return out
 
 
 # --- pure helpers ---------------------------------------------------------------
@@ -996,13 +993,18 @@ def _judge(obs: Observation, request: OperationRequest, initial: str) -> str:
             f"cannot tell whether {request.operation} was applied")
 
 
-def run_started(project: Project, plan: Plan, options: ApplyOptions) -> dict[str, Any]:
-    """The data of a run's ``run-started`` event: what it was planned from, and its snapshot for rollback."""
-    return {"request": project.model.request_name or project.request_file or "", "project": str(project.root),
+def run_started(project: Project, plan: Plan, options: ApplyOptions,
+                inherited: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """The data of a run's ``run-started`` event: what it was planned from, and its snapshot for rollback;
+    ``inherited``: what earlier runs left in doubt that this one takes over (:func:`left_in_doubt`)."""
+    data = {"request": project.model.request_name or project.request_file or "", "project": str(project.root),
             "snapshot": _snapshot(project.model, plan, {}), "options": options.as_dict(),
             "files": {"request": str(project.request_path) if project.request_path else None,
                       "inventory": str(project.inventory_file) if project.inventory_file else None,
                       "policies": [str(p) for p in project.extra_policy_files]}}
+    if inherited:
+        data["in_doubt"] = dict(sorted(inherited.items()))
+    return data
 
 
 def _snapshot(model: Model, plan: Plan, known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

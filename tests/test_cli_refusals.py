@@ -305,11 +305,8 @@ def test_a_python_error_in_a_planning_child_is_not_called_the_solvers() -> None:
                               "lower them (or give the largest a priority of its own)")]
 
 
-def test_what_an_aborted_run_left_in_doubt_is_observed_first_by_the_next_run(vfw_copy: Path) -> None:
-    """An operation sent, its answer never heard (lost, or the process killed), stays in doubt: a
-    resume or a supersede observes it before sending it again, under the same key; after an abort a
-    new run sent it again under a new key (the third sweep, 6 December: a real controller's second
-    create). Now the new run observes it first too, unless a run has written its resource since."""
+def _aborted_with_two_in_doubt(vfw_copy: Path) -> None:
+    """Run 1 aborted with two operations in doubt; run 2 wrote one of their resources since."""
     with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
         first = jr.start_run(str(vfw_copy), "requests/instantiate.yaml", {})
         jr.append(first, [Event("intent", op="vfw-service/assign", key="ordo:old:1:vfw-service/assign",
@@ -322,11 +319,40 @@ def test_what_an_aborted_run_left_in_doubt_is_observed_first_by_the_next_run(vfw
         jr.append(other, [Event("run-ended", data={"status": "complete"})], status="complete",
                   summary={"status": "complete"},
                   state={"protected-net": ObservedResource(name="protected-net", type="network", state="absent")})
-    run = run_ordo("apply", "--auto-approve", "-C", str(vfw_copy))
-    assert run.code == 0, run.out + run.err
-    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
-        intents = {ev.op: ev for ev in jr.events(3) if ev.kind == "intent"}
+
+
+def _observed_first_under_the_old_key(intents: dict[str, Event]) -> None:
     assert intents["vfw-service/assign"].key == "ordo:old:1:vfw-service/assign"
     assert intents["vfw-service/assign"].data.get("observe_first") is True
     assert intents["protected-net/create"].key != "ordo:old:1:protected-net/create"
     assert not intents["protected-net/create"].data.get("observe_first")
+
+
+def test_what_an_aborted_run_left_in_doubt_is_observed_first_by_the_next_run(vfw_copy: Path) -> None:
+    """An operation sent, its answer never heard (lost, or the process killed), stays in doubt: a
+    resume or a supersede observes it before sending it again, under the same key; after an abort a
+    new run sent it again under a new key (the third sweep, 6 December: a real controller's second
+    create). Now the new run observes it first too, unless a run has written its resource since."""
+    _aborted_with_two_in_doubt(vfw_copy)
+    run = run_ordo("apply", "--auto-approve", "-C", str(vfw_copy))
+    assert run.code == 0, run.out + run.err
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        intents = {ev.op: ev for ev in jr.events(3) if ev.kind == "intent"}
+    _observed_first_under_the_old_key(intents)
+
+
+def test_what_a_new_run_took_over_is_still_observed_first_when_it_is_resumed(vfw_copy: Path) -> None:
+    """What a new run takes over from an aborted one is in its ``run-started`` event: a new run that
+    crashed before sending it, resumed, still observes it first under the old key (it was held in the
+    new run's memory only: its resume sent it again under a new key)."""
+    _aborted_with_two_in_doubt(vfw_copy)
+    crashed = run_ordo_process("apply", "--auto-approve", "-C", str(vfw_copy), env={"ORDO_CRASH_POINT": "plan-saved"})
+    assert crashed.code != 0
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        assert not [ev for ev in jr.events(3) if ev.kind == "intent"]
+    run = run_ordo("resume", "3", "-C", str(vfw_copy))
+    assert run.code == 0, run.out + run.err
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        assert jr.run(3).status == "complete"
+        intents = {ev.op: ev for ev in jr.events(3) if ev.kind == "intent"}
+    _observed_first_under_the_old_key(intents)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from executor.controllers.simulated import read_ledger
-from executor.journal import Journal
+from executor.journal import Event, Journal
 from tests.conftest import VFW, ordo_env, ordo_executable, require_server, run_ordo_forked
 from tests.temporalkit import TEMPORAL, dev_server, histories, with_client
 from tests.temporalkit import stop as _stop
@@ -273,6 +273,30 @@ async def _retried_calls(client, wid: str) -> int:
     return sum(1 for e in history.events if e.HasField("activity_task_started_event_attributes")
                and e.activity_task_started_event_attributes.attempt > 1
                and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "ordo.call")
+
+
+@pytest.mark.slow
+def test_a_run_on_temporal_takes_over_what_an_aborted_run_left_in_doubt(temporal_server: str, tmp_path: Path):
+    """An abort settles nothing: an operation sent, its answer never heard, stays in doubt. A new run
+    started on Temporal sent it again under a new key (the local engine observed it first since the
+    third sweep): it now takes it over as the local engine does, from its ``run-started`` event."""
+    with Journal(tmp_path / "journal.db") as jr:
+        first = jr.start_run(str(VFW), "requests/instantiate.yaml", {})
+        jr.append(first, [Event("intent", op="vfw-service/assign", key="ordo:old:1:vfw-service/assign",
+                                data={"attempt": 1, "controller": "so"})])
+        jr.append(first, [Event("run-ended", data={"status": "aborted"})], status="aborted",
+                  summary={"status": "aborted"})
+    scenario = _scenario(tmp_path, "smooth.yaml", **QUICK)
+    with workers(temporal_server, "t5", tmp_path, count=1):
+        done = subprocess.run(_apply_args(temporal_server, "t5", tmp_path, scenario), capture_output=True,
+                              text=True, env=ordo_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    _exactly_once(tmp_path)
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        intents = {ev.op: ev for ev in jr.events(2) if ev.kind == "intent"}
+    assert intents["vfw-service/assign"].key == "ordo:old:1:vfw-service/assign"
+    assert intents["vfw-service/assign"].data.get("observe_first") is True
+    assert not intents["protected-net/create"].data.get("observe_first")
 
 
 @pytest.mark.slow

@@ -71,6 +71,10 @@ class RunState:
 
 def _run_started(rs: RunState, ev: Event, plan: Plan | None) -> None:
     rs.snapshot = dict(ev.data.get("snapshot", {}))
+    # what earlier runs left in doubt, taken over: observed before it is sent again, under its key
+    inherited = ev.data.get("in_doubt") or {}
+    rs.in_doubt.update(inherited)
+    rs.keys.update({op: key for op, key in inherited.items() if key})
 
 
 def _plan(rs: RunState, ev: Event, plan: Plan | None) -> None:

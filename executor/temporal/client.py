@@ -29,7 +29,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from domain.project import Project
 from executor.core.loop import begun
-from executor.engine import ApplyOptions, Listener, RunResult, run_started
+from executor.engine import ApplyOptions, Listener, RunResult, left_in_doubt, run_started
 from executor.journal import Event, Journal
 from executor.store import is_url, location
 from executor.temporal import Temporal, TemporalError, workflow_id
@@ -160,10 +160,11 @@ def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, tempo
     The run is recorded once Temporal answers (an unreachable service leaves nothing to resume)."""
     def start(jr: Journal) -> Ref:
         request = project.model.request_name or project.request_file or ""
+        inherited = left_in_doubt(jr, supersede)
         run = jr.start_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
                                                          "temporal": temporal.address},
                            supersede=supersede, claims=claims)
-        jr.append(run, begun(plan, run_started(project, plan, options)))  # the plan confirmed, in the journal
+        jr.append(run, begun(plan, run_started(project, plan, options, inherited)))  # the plan confirmed
         return reference(project, options, jr, run, plan, temporal)
 
     stopper = Stopper()
