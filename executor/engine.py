@@ -898,10 +898,11 @@ _CRASH_AFTER = {"planned": "plan-saved", "settled": "result-written", "observed"
                 "replanned": "replanned"}
 
 
-def rebuild(journal: Journal, run_id: int) -> RunState:
-    """The run's state, read back from its journal through :meth:`RunState.apply`."""
+def rebuild(journal: Journal, run_id: int, events: list[Event] | None = None) -> RunState:
+    """The run's state, read back from its journal through :meth:`RunState.apply` (``events``: those of
+    its events to read, in order, else all)."""
     rs = RunState(run=run_id)
-    for ev in journal.events(run_id):
+    for ev in journal.events(run_id) if events is None else events:
         try:
             rs.apply(ev)
         except UNREADABLE as exc:
@@ -917,10 +918,11 @@ def left_in_doubt(journal: Journal, supersede: bool) -> dict[str, str | None]:
     on a resume (the command line's and the service's runs, and those on Temporal)."""
     out: dict[str, str | None] = {}
     for old in (journal.resumable() if supersede else []) + journal.runs("aborted"):
-        prior = rebuild(journal, old.id)
+        events, last = journal.doubt_events(old.id)
+        prior = rebuild(journal, old.id, events)
         doubt = set(prior.in_doubt)
         if old.status == "aborted" and doubt:
-            written = journal.written_since(prior.seq, {oid.split("/")[0] for oid in doubt})
+            written = journal.written_since(last, {oid.split("/")[0] for oid in doubt})
             doubt = {oid for oid in doubt if oid.split("/")[0] not in written}
         out.update({oid: prior.keys.get(oid) for oid in sorted(doubt)})
     return out
