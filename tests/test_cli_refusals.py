@@ -232,7 +232,7 @@ def test_a_policy_test_naming_a_folder_says_so(vfw_copy: Path) -> None:
 
 
 @pytest.mark.parametrize(("size", "code", "says"), [
-    (2_000_000, 3, "stdout: 2,000,026 characters, more than an answer may have (1,048,576)"),
+    (2_000_000, 3, "stdout: 2,000,026 bytes, more than an answer may have (1,048,576)"),
     (500, 0, "[note=" + "y" * 80 + "... (500 characters)]"),
 ])
 def test_a_controllers_answer_is_bounded_and_its_values_shown_short(tmp_path: Path, size: int, code: int,

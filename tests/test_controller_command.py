@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -200,3 +201,29 @@ def test_env_path_is_used_to_find_the_program(tmp_path: Path) -> None:
     ctl = CommandController("cds", {"command": "python3", "env": {"PATH": os.path.dirname(sys.executable)}},
                             ControllerContext(workdir=tmp_path, root=tmp_path))
     assert Path(ctl.argv[0]).parent == Path(sys.executable).parent
+
+
+def test_a_program_printing_gigabytes_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """Its stdout past an answer's limit is read and dropped, not kept: 256 MB printed, the call fails in
+    words and the process that made it grew by far less (it held all of it, twice: bytes and text)."""
+    program = tmp_path / "loud.py"
+    program.write_text("import sys\nchunk = b' ' * (1 << 20)\nfor _ in range(256):\n"
+                       "    sys.stdout.buffer.write(chunk)\nsys.stderr.write('e' * 300_000 + 'the end')\n")
+    code = f"""
+import resource, sys
+from pathlib import Path
+sys.path[:0] = {[str(Path(__file__).resolve().parents[1])]!r}
+from tests.test_controller_command import make, request
+from executor.controllers import PermanentError
+ctl = make(Path({str(tmp_path)!r}), command=[sys.executable, {str(program)!r}])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    ctl.execute(request("ok"))
+except PermanentError as exc:
+    print(exc)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    said, grew = done.stdout.strip().splitlines()[-2:]
+    assert "stdout: 268,435,456 bytes, more than an answer may have (1,048,576)" in said, done.stdout + done.stderr
+    assert int(grew) < 64, f"grew by {grew} MB"

@@ -37,10 +37,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
+import selectors
 import shlex
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,7 @@ from executor.redact import redact_argv, scrub, secret_name
 DEFAULT_TIMEOUT = 300.0
 EX_TEMPFAIL = 75
 STDERR_TAIL = 500  # characters of stderr quoted in error messages
+STDERR_KEEP = 64 * 1024  # bytes of stderr kept (its end), of which the last STDERR_TAIL characters are quoted
 STDOUT_HEAD = 200  # characters of unreadable stdout quoted in error messages
 ERROR_MOST = 2000  # characters of the error a failing program reports quoted in error messages
 _KEYS = ("command", "timeout", "env")
@@ -126,13 +130,13 @@ class CommandController:
         wait = max(timeout, 0.001)
         try:
             proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
-                                    cwd=self.cwd, env={**os.environ, **self.env}, start_new_session=True)
+                                    stderr=subprocess.PIPE, cwd=self.cwd, env={**os.environ, **self.env},
+                                    start_new_session=True)
         except OSError as exc:
             raise PermanentError(f"{self._who()}: cannot run: {exc}", applied=False, code="exec") from None
         with proc:
             try:
-                out, err = proc.communicate(json.dumps(payload), timeout=wait)
+                raw, written, raw_err = _communicate(proc, json.dumps(payload).encode(), wait)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 raise TransientError(f"{self._who()}: {what}: no answer within {wait:g} s (killed)",
@@ -141,10 +145,11 @@ class CommandController:
                 _kill_group(proc)
                 raise
         code = proc.returncode
-        if len(out) > MAX_ANSWER_BYTES:
-            raise PermanentError(f"{self._who()}: {what}: stdout: {len(out):,} characters, more than an answer may "
+        if written > MAX_ANSWER_BYTES:
+            raise PermanentError(f"{self._who()}: {what}: stdout: {written:,} bytes, more than an answer may "
                                  f"have ({MAX_ANSWER_BYTES:,})", applied=(True if executing else None) if code == 0
                                  else None, code="output")
+        out, err = raw.decode("utf-8", "replace"), raw_err.decode("utf-8", "replace")
         if code == 0:
             return self._parse(out, what, executing=executing)
         detail = f"{self._who()}: {what}: "
@@ -199,8 +204,50 @@ def _reported(out: str) -> dict[str, Any] | None:
     return {**reply, "error": error}
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """Kill the program and everything it started, then collect what is left of its output."""
+def _communicate(proc: subprocess.Popen[bytes], data: bytes, timeout: float) -> tuple[bytes, int, bytes]:
+    """``proc.communicate(data, timeout)`` with what is kept bounded: the first ``MAX_ANSWER_BYTES`` + 1
+    bytes of stdout, how many it wrote in all, and the last ``STDERR_KEEP`` bytes of stderr. The rest
+    is read and dropped, so the program is not blocked on a full pipe and its exit code still counts
+    (a program writing gigabytes within its timeout held them all in memory, then was refused)."""
+    deadline = time.monotonic() + timeout
+    out, err, written, sent = bytearray(), bytearray(), 0, 0
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    with selectors.DefaultSelector() as sel:
+        if data:
+            sel.register(proc.stdin, selectors.EVENT_WRITE)
+        else:
+            proc.stdin.close()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            for key, _ in sel.select(left):
+                if key.fileobj is proc.stdin:
+                    try:
+                        sent += os.write(key.fd, data[sent:sent + select.PIPE_BUF])
+                    except BrokenPipeError:   # it stopped reading: what it printed says the rest
+                        sent = len(data)
+                    if sent >= len(data):
+                        sel.unregister(proc.stdin)
+                        proc.stdin.close()
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                elif key.fileobj is proc.stdout:
+                    written += len(chunk)
+                    out += chunk[:max(MAX_ANSWER_BYTES + 1 - len(out), 0)]
+                else:
+                    err += chunk
+                    del err[:-STDERR_KEEP]
+    proc.wait(max(deadline - time.monotonic(), 0.001))
+    return bytes(out), written, bytes(err)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the program and everything it started, and reap it."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # the pid is not reaped yet, so it still names this group
     except ProcessLookupError:
@@ -209,7 +256,7 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         proc.kill()
     # a descendant that left the group may keep the pipes open; Popen.__exit__ then closes our ends
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.communicate(timeout=5)
+        proc.wait(timeout=5)
 
 
 def _signal_name(number: int) -> str:
