@@ -58,6 +58,18 @@ from executor.store.sqlite import private_file
 STATUSES = ("running", "complete", "fallout", "interrupted", "aborted", "rolled_back", "failed", "superseded")
 #: Statuses from which `ordo resume` may continue ("running": when its owner is gone).
 RESUMABLE = ("running", "fallout", "interrupted", "failed")
+#: A claim on a target (a run adds load to it) is its name after this mark, which no resource's name holds.
+TARGET_MARK = "@"
+
+
+def target_claim(target: str) -> str:
+    """The claim of a run that adds load to ``target`` (beside the resources it claims)."""
+    return f"{TARGET_MARK}{target}"
+
+
+def claimed(claim: str) -> str:
+    """A claim as a message names it: a resource's name, or ``target NAME``."""
+    return f"target {claim[len(TARGET_MARK):]}" if claim.startswith(TARGET_MARK) else claim
 #: What to do about a run in progress when another would start.
 START_BUSY = "wait for it, or `ordo abort {run}`"
 
@@ -419,7 +431,7 @@ class Journal:
             if not names:
                 held.append(f"run {run.id} ({run.effective_status}) holds the whole journal")
             elif names & wanted:
-                shown = sorted(names & wanted)
+                shown = [claimed(name) for name in sorted(names & wanted)]
                 more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
                 held.append(f"run {run.id} ({run.effective_status}) holds {', '.join(shown[:5])}{more}")
         if held:

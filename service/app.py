@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import DuplicateKey, unique_keys
 from executor.engine import ExecutionError
-from executor.journal import STATUSES, ClaimError, JournalError, RunInfo
+from executor.journal import STATUSES, TARGET_MARK, ClaimError, JournalError, RunInfo
 from executor.redact import Redactor
 from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
@@ -245,7 +245,13 @@ def run_view(engine: LocalEngine, info: RunInfo) -> dict[str, Any]:
     return {"id": info.id, "url": f"/v1/runs/{info.id}", "events": f"/v1/runs/{info.id}/events",
             "request": info.request, "state": info.effective_status, "created": _when(info.created),
             "updated": _when(info.updated), "summary": Redactor().tree(info.summary),
-            "principal": info.options.get("principal"), "claims": engine.claims(info.id)}
+            "principal": info.options.get("principal"), **_claims(engine.claims(info.id))}
+
+
+def _claims(names: list[str]) -> dict[str, list[str]]:
+    """A run's claims: the resources, and the targets it adds load to."""
+    return {"claims": [n for n in names if not n.startswith(TARGET_MARK)],
+            "targets": [n[len(TARGET_MARK):] for n in names if n.startswith(TARGET_MARK)]}
 
 
 # --- the app ------------------------------------------------------------------------

@@ -404,7 +404,7 @@ class LocalEngine:
             if outcome.plan is None:
                 raise NoPlan(outcome)
             plan = outcome.plan
-        claims = runs.requested_resources(project, plan)
+        claims = runs.run_claims(project, plan)
         if not claims:
             raise Conflict("the request names no resource: there is nothing to run")
         return project, plan, claims

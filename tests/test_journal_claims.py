@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from executor.journal import ClaimError, Event, Journal, JournalError, RequestIdTaken
+from executor.journal import ClaimError, Event, Journal, JournalError, RequestIdTaken, target_claim
 from tests.stores import Owner, eventually
 
 
@@ -18,6 +18,11 @@ def test_disjoint_claims_go_side_by_side_overlapping_ones_are_refused(journal_ur
         assert (first, second) == (1, 2) and jr.claims(first) == ["vfw", "vfw-base"]
         with pytest.raises(ClaimError, match=r"run 1 \(running\) holds vfw-base"):
             jr.start_run("p", "c", {}, claims=["vfw-base", "other"])
+        region = target_claim("region-two")   # a run adding load to a target holds it as well
+        third = jr.start_run("p", "t", {}, claims=["vnf-a", region])
+        with pytest.raises(ClaimError, match=rf"run {third} \(running\) holds target region-two: wait"):
+            jr.start_run("p", "u", {}, claims=["vnf-b", region])
+        jr.append(third, [Event("run-ended", data={"status": "complete"})], status="complete")
         with pytest.raises(JournalError, match="in progress"):  # `ordo apply` needs the whole journal
             jr.start_run("p", "d", {})
         jr.append(first, [Event("run-ended", data={"status": "complete"})], status="complete")

@@ -34,6 +34,7 @@ def test_the_vfw_submitted_followed_to_the_end_and_its_state(api: httpx.Client, 
     view = api.get(f"/v1/runs/{run}").json()
     assert view["state"] == "complete" and view["summary"]["operations"] == kinds.count("result")
     assert "vfw" in view["claims"] and view["principal"].startswith("local")
+    assert view["targets"] == ["region-one", "region-two"]   # where it placed its VNFs
     state = api.get("/v1/state").json()["resources"]
     assert state["vfw"]["state"] == "active" and state["vfw-base"]["state"] == "active"
     applied = effects_once(vfw_copy / ".ordo" / "simulated-world.db")

@@ -165,3 +165,28 @@ def test_a_journal_another_process_makes_between_two_reads_is_not_taken_for_fore
 
     monkeypatch.setattr(SqliteBackend, "version", version)
     Journal(path).close()   # not refused
+
+
+def _vnf_request(name: str) -> dict:
+    return {"name": name, "resources": [{"name": name, "type": "vnf", "requires": {"vcpu": 8, "memory_gb": 16}}]}
+
+
+def test_runs_placing_on_one_target_at_once_do_not_overcommit_it(engine: LocalEngine,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two submissions each wanting 8 of a region's 10 vcpu, the second planned and run while the
+    first was planned: both went to the cheapest region (the hostile-input sweep of 6 December: six
+    at once put 48 vcpu there, and every later plan had no answer). A run claims the targets it
+    adds load to, so the first plans again and sees the second's VNF there."""
+    def meanwhile(n: int) -> None:
+        if n == 1:   # after the first plan of vnf-a: vnf-b planned (n == 2) and run to its end
+            other = engine.submit(Submission(request=_vnf_request("vnf-b")), "test").run
+            assert _wait(engine, other) == "complete"
+
+    calls = planning_with(engine, monkeypatch, meanwhile)
+    run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+    assert _wait(engine, run) == "complete"
+    assert len(calls) == 3   # vnf-a's, vnf-b's, and vnf-a's again
+    state = engine.state()
+    assert state["vnf-b"].placement == "region-two"   # the cheapest
+    assert state["vnf-a"].placement not in (None, "region-two"), state["vnf-a"]
+    assert engine.claims(run) == ["@" + state["vnf-a"].placement, "vnf-a"]
