@@ -184,10 +184,9 @@ class BodyLimit:
 
 
 class UniqueKeys:
-    """422 for a JSON body in which one object names a key twice: Python's json keeps the last,
-    while what reads the body before ordo (a proxy, a gateway's checks) may take the first, and a
-    saved plan with a key twice is refused already. The body is bounded by BodyLimit, around this.
-    SO's routes read their bodies themselves, and refuse it in SO's shape (service/soapi.py)."""
+    """422 for a JSON body ordo does not take (:func:`body_problem`: a key named twice in one object,
+    NaN, a lone surrogate), wherever it is. The body is bounded by BodyLimit, around this. SO's routes
+    read their bodies themselves, and refuse it in SO's shape (service/soapi.py)."""
 
     def __init__(self, app: ASGIApp, skip: str) -> None:
         self.app = app
@@ -205,9 +204,9 @@ class UniqueKeys:
             messages.append(message)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
-        key = twice(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request"))
-        if key is not None:
-            await _plain(send, 422, f"the key {key[:60]!r} appears twice in one object of the body")
+        problem = body_problem(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request"))
+        if problem is not None:
+            await _plain(send, 422, f"the body: {problem}")
             return
 
         async def replayed() -> Message:
@@ -216,16 +215,32 @@ class UniqueKeys:
         await self.app(scope, replayed, send)
 
 
-def twice(body: bytes) -> str | None:
-    """The first key a JSON body names twice in one object; None when none is, or when the body is not
-    JSON at all (what reads it says so)."""
+def body_problem(body: bytes) -> str | None:
+    """What makes a JSON body one that ordo does not take, whatever field it is in: a key named twice
+    in one object (json keeps the last; what read the body before ordo may take the first), a number
+    JSON has no form for (NaN, Infinity: Python's json reads them), a lone surrogate (not Unicode
+    text: nothing can write it out again, and a field nobody reads, kept with a run, made every later
+    answer about that run a 500). None when there is none, or when the body is not JSON at all (what
+    reads it says so)."""
+    def constant(name: str) -> Any:
+        raise _NotJson(f"{name} is not a JSON number")
+
     try:
-        json.loads(body, object_pairs_hook=unique_keys)
+        value = json.loads(body, object_pairs_hook=unique_keys, parse_constant=constant)
+        json.dumps(value, ensure_ascii=False).encode()
     except DuplicateKey as exc:
-        return exc.key
+        return f"the key {exc.key[:60]!r} appears twice in one object"
+    except _NotJson as exc:
+        return str(exc)
+    except UnicodeEncodeError as exc:
+        return f"a text holds a lone surrogate ({exc.object[exc.start:exc.end]!r}), which is not Unicode text"
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return None
+
+
+class _NotJson(ValueError):
+    pass
 
 
 async def _plain(send: Send, status: int, detail: str) -> None:

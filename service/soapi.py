@@ -30,7 +30,7 @@ from executor.journal import RESUMABLE, ClaimError, Event, JournalError, Request
 from executor.redact import Redactor
 from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
-from service.app import Problem, Who, authorize, twice
+from service.app import Problem, Who, authorize, body_problem
 from service.auth import Principal
 from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
 from service.so import status
@@ -337,8 +337,8 @@ def _json(raw: bytes, *, required: bool) -> Any:
         raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(value, dict):  # SO's bodies are objects; `null` is not "no body"
         raise SoError(400, f"{SO_REQUEST}: expected a JSON object, got {type(value).__name__}")
-    if (key := twice(raw)) is not None:   # json keeps the last; what read it before ordo may take the first
-        raise SoError(400, f"{SO_REQUEST}: the key {key[:60]!r} appears twice in one object")
+    if (problem := body_problem(raw)) is not None:
+        raise SoError(400, f"{SO_REQUEST}: {problem}")
     if nested_deeper(value):
         raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep")
     return value
