@@ -428,9 +428,19 @@ class ServiceSpec(DesiredResource):
     name: Name | None = None  # type: ignore[assignment]  # the mapping key names it
 
 
+def _one_line(value: str) -> str:
+    """Text shown on one line (a request's name, in run lists): no control character, not even a tab
+    or a line break, no mark that turns the direction of what follows around, no unpaired surrogate."""
+    if (bad := _BAD_TEXT.search(value) or re.search("[\t\n\r\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]",
+                                                    value)) is not None:
+        raise ValueError(f"text holds the control character {bad.group()!r} at position {bad.start()}: "
+                         "a name is one line of printable characters")
+    return value
+
+
 class RequestFile(_Strict):
-    name: str | None = None
-    description: str = ""
+    name: Annotated[str, StringConstraints(max_length=200), AfterValidator(_one_line)] | None = None
+    description: Annotated[str, AfterValidator(solver_value)] = ""
     services: dict[Name, ServiceSpec] = Field(default_factory=dict)
     resources: list[DesiredResource] = Field(default_factory=list, description="top-level resources of any type")
 

@@ -184,9 +184,9 @@ class BodyLimit:
 
 
 class UniqueKeys:
-    """422 for a JSON body ordo does not take (:func:`body_problem`: a key named twice in one object,
-    NaN, a lone surrogate), wherever it is. The body is bounded by BodyLimit, around this. SO's routes
-    read their bodies themselves, and refuse it in SO's shape (service/soapi.py)."""
+    """422 for a JSON body in which one object names a key twice (:func:`body_problem`). The body is
+    bounded by BodyLimit, around this. SO's routes read their bodies themselves, and refuse it in SO's
+    shape (service/soapi.py)."""
 
     def __init__(self, app: ASGIApp, skip: str) -> None:
         self.app = app
@@ -215,19 +215,20 @@ class UniqueKeys:
         await self.app(scope, replayed, send)
 
 
-def body_problem(body: bytes) -> str | None:
-    """What makes a JSON body one that ordo does not take, whatever field it is in: a key named twice
-    in one object (json keeps the last; what read the body before ordo may take the first), a number
-    JSON has no form for (NaN, Infinity: Python's json reads them), a lone surrogate (not Unicode
-    text: nothing can write it out again, and a field nobody reads, kept with a run, made every later
-    answer about that run a 500). None when there is none, or when the body is not JSON at all (what
-    reads it says so)."""
+def body_problem(body: bytes, *, unreadable: bool = False) -> str | None:
+    """What makes a JSON body one that ordo does not take: a key named twice in one object (json keeps
+    the last; what read the body before ordo may take the first); with ``unreadable``, also a number
+    JSON has no form for (NaN, Infinity: Python's json reads them) or a lone surrogate (not Unicode
+    text) anywhere, for a body kept whole (SO's: a field nobody reads, kept with a run, made every later
+    answer about that run a 500; /v1's fields refuse them with their names). None when there is none,
+    or when the body is not JSON at all (what reads it says so)."""
     def constant(name: str) -> Any:
         raise _NotJson(f"{name} is not a JSON number")
 
     try:
-        value = json.loads(body, object_pairs_hook=unique_keys, parse_constant=constant)
-        json.dumps(value, ensure_ascii=False).encode()
+        value = json.loads(body, object_pairs_hook=unique_keys, parse_constant=constant if unreadable else None)
+        if unreadable:
+            json.dumps(value, ensure_ascii=False).encode()
     except DuplicateKey as exc:
         return f"the key {exc.key[:60]!r} appears twice in one object"
     except _NotJson as exc:

@@ -337,7 +337,7 @@ def _json(raw: bytes, *, required: bool) -> Any:
         raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(value, dict):  # SO's bodies are objects; `null` is not "no body"
         raise SoError(400, f"{SO_REQUEST}: expected a JSON object, got {type(value).__name__}")
-    if (problem := body_problem(raw)) is not None:
+    if (problem := body_problem(raw, unreadable=True)) is not None:   # kept whole with the run
         raise SoError(400, f"{SO_REQUEST}: {problem}")
     if nested_deeper(value):
         raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep")

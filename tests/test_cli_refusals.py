@@ -356,3 +356,12 @@ def test_what_a_new_run_took_over_is_still_observed_first_when_it_is_resumed(vfw
         assert jr.run(3).status == "complete"
         intents = {ev.op: ev for ev in jr.events(3) if ev.kind == "intent"}
     _observed_first_under_the_old_key(intents)
+
+
+@pytest.mark.parametrize(("name", "char"), [("a\\x1bb", "'\\x1b'"), ("a\\nb", "'\\n'"), ("a\\u202eb", "'\\u202e'")])
+def test_a_request_name_is_one_line_of_printable_characters(vfw_copy: Path, name: str, char: str) -> None:
+    """A request's name is shown in run lists and kept with its run: control characters, line breaks
+    and direction overrides were taken as they were (the fourth hostile-input sweep)."""
+    (vfw_copy / "odd.yaml").write_text(f'name: "{name}"\nservices: {{}}\n')
+    run = run_ordo("plan", "-C", str(vfw_copy), str(vfw_copy / "odd.yaml"))
+    assert run.code == 1 and f"name: text holds the control character {char}" in run.err, run.out + run.err

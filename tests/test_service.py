@@ -191,7 +191,7 @@ def test_a_body_json_cannot_hold_is_refused_wherever_it_is(api: httpx.Client, te
     """Python's json reads NaN, Infinity and lone surrogates; nothing writes them out again. In a field
     SO's translation does not read (kept with the run), SO's status answers about the request were a 500
     for good, after a restart too; a request's name with a surrogate made POST /v1/runs a 500 (the
-    fourth hostile-input sweep). Refused as the body arrives: 422 on /v1, 400 in SO's shape under SO."""
+    fourth hostile-input sweep). Refused: as the body arrives in SO's shape (400), by the field on /v1 (422)."""
     so_body = json.loads((VFW / "so" / "instantiate.json").read_text())
     so_body["requestDetails"]["extraThing"] = "PLACEHOLDER"
     so = api.post("/onap/so/infra/serviceInstantiation/v7/serviceInstances",
@@ -201,7 +201,7 @@ def test_a_body_json_cannot_hold_is_refused_wherever_it_is(api: httpx.Client, te
     named = api.post("/v1/runs", headers={"content-type": "application/json"},
                      content=b'{"request": {"name": NAME, "resources": [{"name": "s1", "type": "network"}]}}'
                      .replace(b"NAME", text.encode()))
-    assert named.status_code == 422 and named.json() == {"detail": f"the body: {says}"}, named.text
+    assert named.status_code == 422 and ("request.name" in named.text or '"path":"name"' in named.text), named.text
     assert api.get("/v1/runs").json()["runs"] == []
 
 
