@@ -190,10 +190,10 @@ class Journal:
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise JournalError(f"{self.path}: not an ordo journal: it holds another program's tables ({shown})")
+        if not create and db.version() == 0:   # (an empty file is not made one by a command that only reads)
+            raise JournalError(f"{self.path}: no journal here (nothing was applied with this journal)")
         db.prepare()
         version = self._readable(db.version())
-        if version == 0 and not create and isinstance(self.path, JournalUrl):
-            raise JournalError(f"{self.path}: no journal here (nothing was applied with this journal)")
         if version < SCHEMA_VERSION:
             self._migrate()
         self.id = db.execute("SELECT value FROM meta WHERE key='id'").fetchone()[0]

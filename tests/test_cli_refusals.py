@@ -365,3 +365,29 @@ def test_a_request_name_is_one_line_of_printable_characters(vfw_copy: Path, name
     (vfw_copy / "odd.yaml").write_text(f'name: "{name}"\nservices: {{}}\n')
     run = run_ordo("plan", "-C", str(vfw_copy), str(vfw_copy / "odd.yaml"))
     assert run.code == 1 and f"name: text holds the control character {char}" in run.err, run.out + run.err
+
+
+def test_a_file_given_as_the_journal_by_mistake_is_left_as_it_was(tmp_path: Path, vfw_copy: Path) -> None:
+    """A text file, another program's database or an empty file given as ``--journal``: refused, and
+    left as it was (the fourth sweep: each was narrowed to 0600 first, and ``ordo history``, which only
+    reads, made the empty file an 86 KB journal). An ordo journal readable by others is still narrowed."""
+    import sqlite3
+    import stat
+
+    text, empty, foreign = tmp_path / "other.txt", tmp_path / "empty.db", tmp_path / "foreign.db"
+    text.write_text("hello\n")
+    empty.write_bytes(b"")
+    with contextlib.closing(sqlite3.connect(foreign)) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+    for path, says in ((text, "not an ordo journal"), (empty, "no journal here"), (foreign, "another program's")):
+        path.chmod(0o644)
+        before = path.read_bytes()
+        run = run_ordo("history", "-C", str(vfw_copy), "--journal", str(path))
+        assert run.code == 1 and says in run.err, run.err
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_bytes() == before, path
+    with Journal(tmp_path / "j.db"):
+        pass
+    (tmp_path / "j.db").chmod(0o644)
+    assert run_ordo("history", "-C", str(vfw_copy), "--journal", str(tmp_path / "j.db")).code == 0
+    assert stat.S_IMODE((tmp_path / "j.db").stat().st_mode) == 0o600

@@ -26,10 +26,11 @@ _CANNOT = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlit
            sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM}
 
 
-def private_file(path: Path) -> None:
+def private_file(path: Path, *, narrow: bool = True) -> None:
     """Create ``path`` (and its folder) readable by its owner only: folder 0700, file 0600.
-    An existing file readable by others is narrowed; SQLite gives its -wal and -shm files the
-    database's permissions.
+    An existing file readable by others is narrowed (unless not ``narrow``: a journal's file is
+    narrowed once it is known to be one, not a file given by mistake); SQLite gives its -wal and
+    -shm files the database's permissions.
 
     An existing file is never opened here. Its locks (POSIX's, which SQLite takes) belong to the
     process, and closing any descriptor of the file drops them all, those of this process's SQLite
@@ -46,7 +47,7 @@ def private_file(path: Path) -> None:
             continue
         if not stat.S_ISREG(mode):   # a device, a pipe, a folder: not narrowed (/dev/null made 0600 for all)
             raise NotAFileError(f"{each} is not a file")
-        if mode & 0o077:
+        if mode & 0o077 and narrow:
             each.chmod(0o600)
 
 
@@ -78,7 +79,7 @@ class SqliteBackend(Backend):
     def __init__(self, path: Path) -> None:
         self.where = path
         try:
-            private_file(path)
+            private_file(path, narrow=False)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=self.timeout)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"{path}: cannot open the journal: {exc}") from None
@@ -107,6 +108,10 @@ class SqliteBackend(Backend):
                 time.sleep(0.01)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        try:
+            private_file(self.where)   # a journal, or an empty file about to be one: now narrowed
+        except OSError as exc:
+            raise JournalError(f"{self.where}: cannot open the journal: {exc}") from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, params)
