@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import operator
 import os
 import threading
@@ -734,6 +735,10 @@ class Journal:
         return None if row is None else self._event(row)
 
     def _event(self, r: tuple) -> Event:
+        # _EVENT_COLUMNS, written out: read for every event, a third as costly as a loop over them
+        if not (type(r[0]) is int and type(r[1]) is int and type(r[2]) in (float, int) and -math.inf < r[2] < math.inf
+                and type(r[3]) is str and (r[4] is None or type(r[4]) is str) and (r[5] is None or type(r[5]) is str)):
+            raise JournalError(f"{self.path}: table events, event {r[0]} is damaged: {_misfit(r, _EVENT_COLUMNS)}")
         return Event(seq=r[0], run=r[1], at=r[2], kind=r[3], op=r[4], key=r[5],
                      data=_json(r[6], self.path, f"table events, event {r[0]} ({r[3]} of run {r[1]})"))
 
@@ -879,16 +884,58 @@ def _records_adapter() -> Any:
 
 def _run_info(row: tuple, path: Path | JournalUrl) -> RunInfo:
     where = f"table runs, run {row[0]}"
+    if not _columns_fit(row, _RUN_COLUMNS):
+        raise JournalError(f"{path}: {where} is damaged: {_misfit(row, _RUN_COLUMNS)}")
     return RunInfo(id=row[0], created=row[1], updated=row[2], project=row[3], request=row[4], status=row[5],
                    pid=row[6], host=row[7], options=_json(row[8], path, f"{where}, its options"),
                    summary=_json(row[9], path, f"{where}, its summary"),
                    held=None if row[10] is None else bool(row[10]))
 
 
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _pid(value: Any) -> bool:
+    return value is None or (type(value) is int and 0 < value < 2**31)
+
+
+def _text(value: Any) -> bool:
+    return type(value) is str
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _whole(value: Any) -> bool:
+    return type(value) is int
+
+
+#: What each column of a row of runs (as Journal._columns reads it) and of events holds, by name: a
+#: row written by another program (or by hand) is refused in words, not read into a crash later.
+_RUN_COLUMNS = (("id", _whole), ("created", _number), ("updated", _number), ("project", _text),
+                ("request", _text), ("status", _text), ("pid", _pid), ("host", _text_or_none))
+_EVENT_COLUMNS = (("seq", _whole), ("run", _whole), ("at", _number), ("kind", _text), ("op", _text_or_none),
+                  ("key", _text_or_none))
+
+
+def _columns_fit(row: tuple, columns: tuple) -> bool:
+    return all(fits(value) for (_, fits), value in zip(columns, row, strict=False))
+
+
+def _misfit(row: tuple, columns: tuple) -> str:
+    name, value = next((name, value) for (name, fits), value in zip(columns, row, strict=False) if not fits(value))
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
+    return f"its {name} is {shown}, which that column does not hold"
+
+
 def _json(text: str, path: Path | JournalUrl, where: str) -> dict[str, Any]:
     """A JSON object stored in the journal; a JournalError naming the record when it is damaged."""
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise JournalError(f"{path}: {where} is damaged: nested too deep to read") from None
     except (TypeError, ValueError) as exc:
         raise JournalError(f"{path}: {where} is damaged: not valid JSON ({exc})") from None
     if not isinstance(value, dict):

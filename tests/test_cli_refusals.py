@@ -391,3 +391,29 @@ def test_a_file_given_as_the_journal_by_mistake_is_left_as_it_was(tmp_path: Path
     (tmp_path / "j.db").chmod(0o644)
     assert run_ordo("history", "-C", str(vfw_copy), "--journal", str(tmp_path / "j.db")).code == 0
     assert stat.S_IMODE((tmp_path / "j.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(("sql", "says"), [
+    ("UPDATE runs SET pid='abc'", "table runs, run 1 is damaged: its pid is 'abc', which that column does not hold"),
+    ("UPDATE runs SET pid=-1", "its pid is -1"),
+    ("UPDATE runs SET pid=9223372036854775807", "its pid is 9223372036854775807"),
+    ("UPDATE runs SET created='yesterday'", "its created is 'yesterday'"),
+    ("UPDATE runs SET created=1e999", "its created is inf"),
+    ("UPDATE runs SET status=x'7374'", "its status is b'st'"),   # (a status of other text is shown as it is)
+    ("UPDATE events SET at='noon' WHERE seq=2", "table events, event 2 is damaged: its at is 'noon'"),
+    ("UPDATE events SET data='{\"a\":' || replace(hex(zeroblob(5000)), '00', '{\"a\":') || '1' "
+     "|| replace(hex(zeroblob(5001)), '00', '}') WHERE seq=2", "is damaged: nested too deep to read"),
+])
+def test_a_journal_column_of_the_wrong_kind_is_named(vfw_copy: Path, sql: str, says: str) -> None:
+    """A row written by another program or by hand: a pid, a time or a status of the wrong kind, or
+    data nested past what json reads, ended every command that read it in a Python error (the fourth
+    sweep: TypeError in owner_alive, in the time shown, RecursionError). Now named, as bad JSON is."""
+    import sqlite3
+
+    assert run_ordo("apply", "--auto-approve", "-C", str(vfw_copy)).code == 0
+    with contextlib.closing(sqlite3.connect(vfw_copy / ".ordo" / "journal.db")) as db:
+        db.execute(sql)
+        db.commit()
+    for args in [["show", "1"]] + ([["history"]] if "UPDATE runs" in sql else []):   # (history reads no events)
+        run = run_ordo(*args, "-C", str(vfw_copy))
+        assert run.code == 1 and says in run.err, (args, run.out + run.err)
