@@ -50,7 +50,7 @@ from typing import Any
 from domain.errors import DiagnosticsError
 from domain.formats import STORED, ObservedResource
 from executor.core.event import Event
-from executor.redact import Redactor
+from executor.redact import Redactor, scrub
 from executor.store import Backend, ClaimError, JournalError, JournalUrl, location, open_backend
 from executor.store.schema import SCHEMA_VERSION, steps
 from executor.store.sqlite import private_file
@@ -278,7 +278,8 @@ class Journal:
         run = int(self._store.execute(
             "INSERT INTO runs (created, updated, project, request, status, pid, host, options) "
             "VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
-            (now, now, project, request, os.getpid(), _host(), json.dumps(options, sort_keys=True))).fetchone()[0])
+            (now, now, project, self.redactor.text(request), os.getpid(), _host(),
+             json.dumps(options, sort_keys=True))).fetchone()[0])
         self._hold(run)
         return run
 
@@ -886,7 +887,8 @@ def _run_info(row: tuple, path: Path | JournalUrl) -> RunInfo:
     where = f"table runs, run {row[0]}"
     if not _columns_fit(row, _RUN_COLUMNS):
         raise JournalError(f"{path}: {where} is damaged: {_misfit(row, _RUN_COLUMNS)}")
-    return RunInfo(id=row[0], created=row[1], updated=row[2], project=row[3], request=row[4], status=row[5],
+    # the request's name masked again on the way out (a journal written before it was on the way in)
+    return RunInfo(id=row[0], created=row[1], updated=row[2], project=row[3], request=scrub(row[4]), status=row[5],
                    pid=row[6], host=row[7], options=_json(row[8], path, f"{where}, its options"),
                    summary=_json(row[9], path, f"{where}, its summary"),
                    held=None if row[10] is None else bool(row[10]))

@@ -417,3 +417,18 @@ def test_a_journal_column_of_the_wrong_kind_is_named(vfw_copy: Path, sql: str, s
     for args in [["show", "1"]] + ([["history"]] if "UPDATE runs" in sql else []):   # (history reads no events)
         run = run_ordo(*args, "-C", str(vfw_copy))
         assert run.code == 1 and says in run.err, (args, run.out + run.err)
+
+
+def test_a_secret_in_a_requests_name_is_masked_where_runs_are_listed(vfw_copy: Path) -> None:
+    """The run-started event masked it; the runs table kept it, and history, show and the service's
+    views showed it (the fourth sweep). Masked as it is written, and again as it is read. (The plan
+    keeps the name as the request gave it: plans are kept as they were made.)"""
+    request = vfw_copy / "requests" / "instantiate.yaml"
+    request.write_text("name: deploy with password=Hunter2Secret\n" + request.read_text())
+    assert run_ordo("apply", "--auto-approve", "-C", str(vfw_copy)).code == 0
+    for args in (["history"], ["show", "1"], ["history", "--json"]):
+        run = run_ordo(*args, "-C", str(vfw_copy))
+        assert run.code == 0 and "Hunter2Secret" not in run.out and "password=" in run.out, (args, run.out)
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:   # one written before: masked as it is read
+        jr._store.execute("UPDATE runs SET request='x password=Hunter2Secret'")
+        assert "Hunter2Secret" not in jr.run(1).request
