@@ -566,6 +566,13 @@ def _unwrap(ann: Any) -> Any:
     return ann
 
 
+def _quoted(value: Any, most: int = 60) -> str:
+    """A value a message quotes, cut short: what was given in the wrong place may be a whole file (a
+    secret, or megabytes of text), and the message goes to a screen or a log."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most]}... ({len(text):,} characters)"
+
+
 def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str]:
     kind = error["type"]
     if kind == "missing":
@@ -577,11 +584,12 @@ def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str
         return f"unknown field '{loc[-1]}'", detail
     if kind == "string_pattern_mismatch":
         return (
-            f"invalid name {error.get('input')!r}",
+            f"invalid name {_quoted(error.get('input'))}",
             "expected letters, digits and _ . : - (starting with a letter or digit)",
         )
     got = error.get("input")
-    got_text = f", got {type(got).__name__} {got!r}" if got is not None and not isinstance(got, (dict, list)) else ""
+    got_text = f", got {type(got).__name__} {_quoted(got)}" if got is not None and not isinstance(got, (dict, list)) \
+        else ""
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"])), ""
     if kind in _TYPE_WORDS:

@@ -432,3 +432,13 @@ def test_a_secret_in_a_requests_name_is_masked_where_runs_are_listed(vfw_copy: P
     with Journal(vfw_copy / ".ordo" / "journal.db") as jr:   # one written before: masked as it is read
         jr._store.execute("UPDATE runs SET request='x password=Hunter2Secret'")
         assert "Hunter2Secret" not in jr.run(1).request
+
+
+def test_a_value_in_the_wrong_place_is_quoted_short(vfw_copy: Path) -> None:
+    """A file of 2 MB of text given as the request was quoted whole in its error (and a wrong file
+    given as the request, a secret's, was shown on the screen: the fourth sweep)."""
+    (vfw_copy / "big.yaml").write_text("x" * 2_000_000 + "\n")
+    (vfw_copy / "odd.yaml").write_text(f"services: {'y' * 500}\n")
+    for name, says in (("big.yaml", "got str 'xxxx"), ("odd.yaml", "services: expected a mapping")):
+        run = run_ordo("plan", "-C", str(vfw_copy), str(vfw_copy / name))
+        assert run.code == 1 and says in run.err and "characters)" in run.err and len(run.err) < 400, run.err[:600]
