@@ -176,6 +176,7 @@ class LocalEngine:
         self._shared = Shared(PlanSlots(self.plan_slots, None) if self.plan_slots else None)
         self._state = StateCopy()   # the journal's records, kept current between plans
         self._swept = -SWEEP_EVERY   # when the request files were last swept (time.monotonic)
+        self._reading: dict[Path, int] = {}   # request files being read now: how many times
         self._accepting = False
         self._ready = False
 
@@ -261,16 +262,40 @@ class LocalEngine:
     # --- planning and submitting ------------------------------------------------------
 
     def _load(self, request: dict[str, Any] | None) -> Any:
-        path = self._save_request(request) if request is not None else None
-        return runs.load_with_journal(self.project, path, None, [], self.journal, self._state)
+        """The project with ``request`` (kept as a file, :meth:`_save_request`). A request refused
+        (it has problems) is not kept when this call wrote its file: any caller could fill the disk
+        with them, 25 MB a second (a file that was there is another's, and is left to the sweep)."""
+        if request is None:
+            return runs.load_with_journal(self.project, None, None, [], self.journal, self._state)
+        text, path = self._request_file(request)
+        with self._lock:   # counted before it is written: another thread's refusal does not remove it
+            self._reading[path] = self._reading.get(path, 0) + 1
+        made, refused = False, True
+        try:
+            made = self._save_request(text, path)
+            project = runs.load_with_journal(self.project, path, None, [], self.journal, self._state)
+            refused = False
+            return project
+        finally:
+            with self._lock:
+                self._reading[path] -= 1
+                last = not self._reading[path]
+                if last:
+                    del self._reading[path]
+                if last and made and refused:
+                    path.unlink(missing_ok=True)
 
-    def _save_request(self, request: dict[str, Any]) -> Path:
-        """The request, kept as a file beside the journal (named by its digest), so that the run
-        it starts is planned again and resumed from it as from any request file. It is read back
-        through the same loader as a request file: untrusted, every problem with its path."""
+    def _request_file(self, request: dict[str, Any]) -> tuple[str, Path]:
+        """The text of a request as it is kept, and its file (named by its digest)."""
         text = json.dumps(request, indent=2, ensure_ascii=True) + "\n"
-        folder = self.path.parent / "requests"
-        path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.yaml"  # JSON is YAML
+        return text, self.path.parent / "requests" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.yaml"
+
+    def _save_request(self, text: str, path: Path) -> bool:
+        """The request, kept as a file beside the journal, so that the run it starts is planned again
+        and resumed from it as from any request file (JSON is YAML). It is read back through the
+        same loader as a request file: untrusted, every problem with its path. Whether it was written
+        now (else it was there, and is in use again)."""
+        made = False
         try:
             os.utime(path)   # in use again: not swept for another REQUEST_GRACE
         except FileNotFoundError:
@@ -278,10 +303,11 @@ class LocalEngine:
             private_file(part)
             part.write_text(text, encoding="utf-8")
             part.replace(path)
+            made = True
         except OSError:   # there, but its time cannot be renewed (another owner's): read as it is
             pass
-        self._sweep_requests(folder)
-        return path
+        self._sweep_requests(path.parent)
+        return made
 
     def _sweep_requests(self, folder: Path) -> None:
         """Remove the request files that no run which can still go on names (a plan's request, a

@@ -122,6 +122,26 @@ def test_request_files_no_run_that_can_go_on_names_are_swept_after_a_grace(engin
     assert sorted(folder.iterdir()) == sorted([used_again, of_a_run, fresh])
 
 
+def test_a_refused_request_leaves_no_file(engine: LocalEngine) -> None:
+    """A request with problems was kept as a file for an hour: one client sending distinct invalid
+    requests of 1 MB wrote 25 MB a second (the fourth sweep). Not kept; one that is there already
+    (another's, in use) is left as it is."""
+    from domain.errors import DiagnosticsError
+
+    folder = engine.path.parent / "requests"
+    for i in range(3):
+        with pytest.raises(DiagnosticsError):
+            engine.plan({"services": {"lab": {"networks": [{"name": f"n{i}", "bogus": "x" * 1000}]}}})
+    assert not list(folder.glob("*.yaml"))
+    good = {"services": {"lab": {"networks": [{"name": "lab-net-9", "params": {"cidr": "10.9.0.0/24"}}]}}}
+    engine.plan(good)
+    (kept,) = folder.glob("*.yaml")
+    kept.write_text(kept.read_text().replace('"lab-net-9"', '"lab-net-9", "bogus": 1'))   # refused when read again
+    with pytest.raises(DiagnosticsError):
+        engine.plan(good)
+    assert list(folder.glob("*.yaml")) == [kept]
+
+
 def test_a_run_started_between_the_reads_of_runs_now_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """runs_now read the runs that can go on, then the last run's number, in two statements: a run
     committed between them was in neither, and changed_since missed it (the reviewer of 6 December)."""
