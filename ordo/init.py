@@ -8,6 +8,7 @@ policy test. ``ordo check``, ``ordo plan`` and ``ordo test`` pass on it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from domain.errors import OrdoError
@@ -164,8 +165,22 @@ def init_project(folder: Path) -> list[Path]:
                         "ordo init DIR)")
     if folder.exists() and not folder.is_dir():
         raise OrdoError(f"{folder} is not a folder")
-    for path, text in zip(targets, FILES.values(), strict=True):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("x", encoding="utf-8") as out:  # never overwrite, even a file that just appeared
-            out.write(text)
+    # the folders it makes (deepest last), removed again with what it wrote when a write fails
+    made = sorted({p for t in targets for p in [t.parent, *t.parent.parents] if not p.exists()},
+                  key=lambda p: len(p.parts))
+    written: list[Path] = []
+    try:
+        for path, text in zip(targets, FILES.values(), strict=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("x", encoding="utf-8") as out:  # never overwrite, even a file that just appeared
+                written.append(path)
+                out.write(text)
+    except OSError as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        for each in reversed(made):
+            with contextlib.suppress(OSError):
+                each.rmdir()
+        raise OrdoError(f"cannot write the project in {folder}: {exc.strerror or exc}"
+                        + (f": {exc.filename}" if exc.filename else "") + " (nothing was left behind)") from None
     return targets

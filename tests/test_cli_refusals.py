@@ -442,3 +442,19 @@ def test_a_value_in_the_wrong_place_is_quoted_short(vfw_copy: Path) -> None:
     for name, says in (("big.yaml", "got str 'xxxx"), ("odd.yaml", "services: expected a mapping")):
         run = run_ordo("plan", "-C", str(vfw_copy), str(vfw_copy / name))
         assert run.code == 1 and says in run.err and "characters)" in run.err and len(run.err) < 400, run.err[:600]
+
+
+def test_ordo_init_that_cannot_write_says_so_and_leaves_nothing(tmp_path: Path) -> None:
+    """A folder under a file, or one whose tests folder cannot be made: 'this is a bug in ordo', and
+    in the second case half a project that a second init then refused to complete (the fourth sweep)."""
+    (tmp_path / "afile").write_text("x")
+    run = run_ordo("init", str(tmp_path / "afile" / "sub"))
+    assert run.code == 1 and "cannot write the project in" in run.err and "Not a directory" in run.err, run.err
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "tests").write_text("a file where the folder goes")
+    run = run_ordo("init", str(half))
+    assert run.code == 1 and "cannot write the project in" in run.err and "nothing was left behind" in run.err
+    assert sorted(p.name for p in half.iterdir()) == ["tests"]
+    (half / "tests").unlink()
+    assert run_ordo("init", str(half)).code == 0
