@@ -464,8 +464,9 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        """As FastAPI answers, each problem with its field; without echoing the input when it holds
-        what JSON cannot carry (NaN, Infinity: rendering it failed with a 500). On a path that asks
+        """As FastAPI answers, each problem with its field, without the input it echoes (the caller
+        sent it: a value under a secret's name came back in clear, a 100,000-character name whole,
+        and NaN or Infinity made the answer a 500). On a path that asks
         for credentials, only to a caller who has them: FastAPI reads a body (a malformed one fails
         there) before it runs the path's dependencies, ``authorize`` among them."""
         if _guarded(request):
@@ -473,12 +474,8 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
                 authorize(request)
             except HTTPException as refused:
                 return await request.app.exception_handlers[StarletteHTTPException](request, refused)
-        errors = jsonable_encoder(exc.errors())
-        try:
-            return JSONResponse({"detail": errors}, status_code=422)
-        except ValueError:
-            return JSONResponse({"detail": [{k: v for k, v in e.items() if k != "input"} for e in errors]},
-                                status_code=422)
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(DiagnosticsError)
     def diagnostics(request: Request, exc: DiagnosticsError) -> JSONResponse:

@@ -302,3 +302,14 @@ def test_a_run_whose_re_plan_is_refused_falls_out_instead_of_waiting_for_a_resta
         policy.write_text(good)
         assert api.post(f"/v1/runs/{run}/resume").status_code == 202
         assert wait_state(api, run, ("complete", "fallout", "failed"))["state"] == "complete"
+
+
+def test_a_422_does_not_echo_what_was_sent(api: httpx.Client) -> None:
+    """FastAPI's 422 quotes each wrong value: one under a secret's name came back in clear (four times,
+    once per type it might have been), a 100,000-character name whole (the fourth sweep)."""
+    secret = api.post("/v1/runs/1/events", json={"resource": "vsink", "event": "registered",
+                                                 "data": {"password": {"x": "NESTEDSECRET6"}}})
+    assert secret.status_code == 422 and "NESTEDSECRET6" not in secret.text, secret.text
+    assert secret.json()["detail"][0]["loc"] == ["body", "data", "password", "str"]
+    long = api.post("/v1/runs/1/events", json={"resource": "v" * 100_000, "event": "registered", "data": {}})
+    assert long.status_code == 422 and len(long.text) < 500 and "at most 200 characters" in long.text, long.text[:600]
