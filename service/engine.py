@@ -171,7 +171,7 @@ class LocalEngine:
         self._let_go = threading.Condition(self._lock)  # a driver let go of its run
         self._executors: set[Executor] = set()
         self._threads: set[threading.Thread] = set()
-        self._keys: dict[str, threading.Lock] = {}
+        self._keys: dict[str, tuple[threading.Lock, int]] = {}   # per idempotency key in use: lock, users
         # the controllers' concurrency, the guards and the plan slots, across the runs side by side
         self._shared = Shared(PlanSlots(self.plan_slots, None) if self.plan_slots else None)
         self._state = StateCopy()   # the journal's records, kept current between plans
@@ -373,14 +373,24 @@ class LocalEngine:
 
     @contextmanager
     def _key(self, key: str | None) -> Iterator[None]:
-        """One submission at a time per idempotency key."""
+        """One submission at a time per idempotency key (its lock kept while a submission holds or
+        waits for it: a lock kept for every key ever sent grew the server's memory without bound)."""
         if key is None:
             yield
             return
         with self._lock:
-            lock = self._keys.setdefault(key, threading.Lock())
-        with lock:
-            yield
+            lock, users = self._keys.get(key) or (threading.Lock(), 0)
+            self._keys[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._keys[key]
+                if users == 1:
+                    del self._keys[key]
+                else:
+                    self._keys[key] = (lock, users - 1)
 
     def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None, *,
                record: dict[str, Any] | None = None) -> Accepted:

@@ -142,6 +142,16 @@ def test_a_refused_request_leaves_no_file(engine: LocalEngine) -> None:
     assert list(folder.glob("*.yaml")) == [kept]
 
 
+def test_no_lock_is_kept_for_an_idempotency_key_no_submission_holds(engine: LocalEngine) -> None:
+    """A lock was kept for every key ever sent, for good (the fourth sweep, by reading)."""
+    from domain.errors import DiagnosticsError
+
+    for i in range(3):
+        with pytest.raises(DiagnosticsError):
+            engine.submit(Submission(request={"services": {"lab": {"bogus": i}}}), "test", f"key-{i}")
+    assert engine._keys == {}
+
+
 def test_a_run_started_between_the_reads_of_runs_now_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """runs_now read the runs that can go on, then the last run's number, in two statements: a run
     committed between them was in neither, and changed_since missed it (the reviewer of 6 December)."""
