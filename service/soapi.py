@@ -26,7 +26,7 @@ from domain.errors import DiagnosticsError, OrdoError
 from domain.project import Project
 from domain.yamlsrc import MAX_DEPTH, nested_deeper
 from executor.engine import ExecutionError
-from executor.journal import RESUMABLE, ClaimError, Event, JournalError, RequestIdTaken, RequestRef, RunInfo
+from executor.journal import RESUMABLE, ClaimError, JournalError, RequestIdTaken, RequestRef, RunInfo
 from executor.redact import Redactor
 from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
@@ -139,7 +139,7 @@ def so_router(engine: LocalEngine) -> APIRouter:
         """SO's GetOrchestrationResponse: the request and its requestStatus."""
         def get() -> JSONResponse:
             record, info = _find(engine, requestId)
-            return JSONResponse(status.orchestration_request(record, info, _events(engine, info.id), format))
+            return JSONResponse(status.orchestration_request(record, info, status.read_events(engine, info.id), format))
         return await _call(get)
 
     @router.get("/orchestrationRequests/v7")
@@ -149,8 +149,8 @@ def so_router(engine: LocalEngine) -> APIRouter:
             filters = status.parse_filters(request.query_params.getlist("filter"))
             # filtered on the runs' rows; only the requests listed have their events read
             found = [(rec, info) for rec, info in _records(engine) if status.matches(rec, info, filters)]
-            return JSONResponse(status.request_list([(rec, info, _events(engine, info.id)) for rec, info in found],
-                                                    [], format))
+            return JSONResponse(status.request_list(
+                [(rec, info, status.read_events(engine, info.id)) for rec, info in found], [], format))
         return await _call(get)
 
     @router.post("/orchestrationRequests/v7/{requestId}/resume", status_code=202)
@@ -171,7 +171,7 @@ def so_router(engine: LocalEngine) -> APIRouter:
             query = {k: v[:300] for k, v in request.query_params.items()}
             # the runs that fell out only (one task each, under its latest request id)
             latest = {info.id: (rec, info) for rec, info in _records(engine, ("fallout",))}
-            return JSONResponse(status.task_list([(rec, info, _events(engine, info.id))
+            return JSONResponse(status.task_list([(rec, info, status.read_events(engine, info.id))
                                                   for rec, info in latest.values()], query))
         return await _call(get)
 
@@ -283,7 +283,7 @@ def _complete(engine: LocalEngine, who: Principal, task_id: str, body: Any) -> J
     # open while its run waits for a decision: not once a completion set it going again (and it was
     # cut short, say, before a run-ended), nor when a later fallout is another task
     if (found is None or found[1].effective_status != "fallout"
-            or status.task_id(found[0], _events(engine, found[1].id)) != task_id):
+            or status.task_id(found[0], status.read_events(engine, found[1].id)) != task_id):
         raise SoError(404, f"no open task {task_id!r}")
     decision = status.task_decision(body)
     run = found[1].id
@@ -309,13 +309,6 @@ def _records(engine: LocalEngine, statuses: tuple[str, ...] | None = None) -> li
     """Every SO request (of runs of these statuses), in the order they were made, from the journal's
     index of request ids and the runs' rows: no events read."""
     return [(rec, info) for ref, info in engine.requests(statuses) if (rec := _record(ref, info)) is not None]
-
-
-def _events(engine: LocalEngine, run: int) -> list[Event]:
-    """What SO's answers read of a run's events (status.status_events), in a few indexed reads."""
-    last = [engine.last_event(run, kinds) for kinds in status.LAST_EVENTS]
-    plan = last[0]
-    return status.status_events(last, engine.events(run, since=plan.seq, kinds=("result",)) if plan else [])
 
 
 def _find(engine: LocalEngine, request_id: str) -> tuple[SoRecord, RunInfo]:

@@ -97,3 +97,32 @@ def test_names_and_reasons_cannot_inject_html(vfw_copy: Path) -> None:
             assert "<img src=x" not in page and "<script>alert" not in page
             assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
         assert api.get("/ui/runs/999").status_code == 404
+
+
+def test_the_list_of_runs_reads_a_few_events_of_each_and_an_ended_runs_once(vfw_copy: Path) -> None:
+    """The list read every event of its 200 runs, their plans whole, at every refresh (1.5 s for ten
+    runs of 400 resources: the fourth sweep). It reads what SO's answers read, and a run that ended
+    once."""
+    import time
+
+    from service.engine import LocalEngine, Submission
+    from service.web import runs_page
+
+    engine = LocalEngine(vfw_copy)
+    engine.start()
+    try:
+        run = engine.submit(Submission(), "test").run
+        deadline = time.monotonic() + 60
+        while engine.driving(run) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        total = sum(1 for ev in engine.events(run) if ev.kind == "result")
+        reads: list[dict] = []
+        real = engine.events
+        engine.events = lambda run_id, **options: reads.append(options) or real(run_id, **options)  # type: ignore
+        ended: dict = {}
+        page = runs_page(engine, ended)
+        assert f"{total}/{total}" in page and reads and all(r.get("kinds") == ("result",) for r in reads), reads
+        reads.clear()
+        assert runs_page(engine, ended) == page and reads == []
+    finally:
+        engine.shutdown(30)

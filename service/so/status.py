@@ -87,6 +87,14 @@ class Progress:
 LAST_EVENTS = (("plan", "replan"), ("no-plan",), ("failed",), ("run-ended",))
 
 
+def read_events(engine: Any, run: int) -> list[Event]:
+    """What the answers here read of a run's events (:func:`status_events`), in a few indexed reads
+    (``engine``: the service's, with ``last_event`` and ``events``)."""
+    last = [engine.last_event(run, kinds) for kinds in LAST_EVENTS]
+    plan = last[0]
+    return status_events(last, engine.events(run, since=plan.seq, kinds=("result",)) if plan else [])
+
+
 def status_events(last: list[Event | None], results: list[Event]) -> list[Event]:
     """The events the answers here need, in order: the last of each of :data:`LAST_EVENTS` and the
     results after the last plan; each answer reads the same from them as from all of the run's."""
