@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import math
 import os
 import sys
 import threading
@@ -58,6 +59,20 @@ class JournalParam(click.ParamType):
             return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
         return str(value)
 
+
+class FiniteRange(click.FloatRange):
+    """click's FloatRange without NaN (it passes the range's checks: ``--fail-under nan`` was never
+    enforced) or infinity (``--timeout inf`` ended in an OverflowError)."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+#: Seconds a time limit may be: up to some 115 days.
+SECONDS_MOST = 1e7
 
 #: A run's number: from 1 up to the largest the journal's databases store (a 64-bit integer).
 RUN_ID = click.IntRange(min=1, max=2**63 - 1)
@@ -155,7 +170,7 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are (3: no plan, 1: error); with --compare, "
                    "changes from the saved plan.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
+@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds.")
 @memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json",
@@ -272,7 +287,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
               help="The inventory of the baseline (and of the scenario, unless --inventory).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How to print the difference.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds, per plan.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @journal_option
 def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, ...],
@@ -342,7 +357,7 @@ apply_options = [
                       "to the state before the run, or stop (resume later)."),
     click.option("--max-replans", type=click.IntRange(min=0), help="Re-plans allowed (default settings.max_replans)."),
     click.option("--json", "as_json", is_flag=True, help="Write the run's events as JSON lines, no live display."),
-    click.option("--op-timeout", type=click.FloatRange(min=0.01),
+    click.option("--op-timeout", type=FiniteRange(min=0.01, max=SECONDS_MOST),
                  help="Seconds an operation may take when the catalog sets no timeout (default 600)."),
 ]
 
@@ -374,7 +389,7 @@ def _with(options: list) -> callable:
 @click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Add a policy file for this run (repeatable).")
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds.")
+@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds.")
 @memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the plan).")
 @click.option("--supersede", is_flag=True,
@@ -462,7 +477,7 @@ def _engine(engine: str, address: str | None, queue: str, continue_every: int | 
 @click.option("--inventory", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
               help="The inventory to plan from, instead of the project's.")
 @journal_option
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds, per plan.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Plans at once in this machine's pool (default: one per CPU).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -703,7 +718,7 @@ def show(run_id: int | None, project: Path, journal: Path | str | None, as_json:
 @click.option("--conflict", is_flag=True, help="No plan: a minimal set of policies and goals that conflict.")
 @click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Add a policy file (repeatable), as for ordo plan.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), default=10.0, show_default=True,
               help="Seconds each search may take: the plan, then the goals to give up (or the conflict); "
                    "with plan.json RESOURCE, the whole explanation.")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
@@ -818,7 +833,7 @@ EXIT_TESTS_FAILED, EXIT_TESTS_INTERRUPTED, EXIT_TESTS_USAGE, EXIT_NO_TESTS = 1, 
 @project_option
 @click.option("--coverage", is_flag=True,
               help="Report the policy rules (constraints, ordering rules) no test exercised.")
-@click.option("--fail-under", type=click.FloatRange(0, 100), metavar="PCT",
+@click.option("--fail-under", type=FiniteRange(0, 100), metavar="PCT",
               help="Exit 1 when fewer than PCT percent of the rules are exercised (implies --coverage).")
 @click.option("-k", "select", metavar="TEXT", help="Run only the tests whose name contains TEXT (any case).")
 @click.option("-v", "--verbose", is_flag=True, help="One line per test.")
@@ -952,7 +967,7 @@ def init(folder: Path) -> None:
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="TLS private key.")
 @click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
               help="Scenario for simulated controllers, for every run (YAML; env ORDO_SIMULATION).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds, per plan.")
 @_with(engine_options)
 def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path | None, tls_cert: Path | None,
           tls_key: Path | None, simulation: Path | None, timeout: float | None, engine: str, temporal: str | None,

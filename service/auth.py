@@ -51,12 +51,13 @@ LOCAL = Principal("local (no credentials configured)", "operator")
 def _entry(token: object, role: object, name: object, where: str) -> tuple[str, Principal]:
     if not isinstance(name, str) or not name or any(c.isspace() or c == ":" for c in name):
         raise CredentialsError(f"{where}: expected a name without spaces or ':'")
+    # (not named by its name here: an entry written in another order has its token where the name goes)
     if role not in ROLES:
-        raise CredentialsError(f"{where} ({name}): role must be one of {', '.join(ROLES)}")
+        raise CredentialsError(f"{where}: role must be one of {', '.join(ROLES)} (expected TOKEN ROLE NAME)")
     if not isinstance(token, str) or len(token) < MIN_TOKEN or any(c.isspace() or not c.isprintable()
                                                                     for c in token):
-        raise CredentialsError(f"{where} ({name}): the token must be at least {MIN_TOKEN} printable characters "
-                               "without spaces")
+        raise CredentialsError(f"{where}: the token must be at least {MIN_TOKEN} printable characters "
+                               "without spaces (expected TOKEN ROLE NAME)")
     return token, Principal(name, role)
 
 

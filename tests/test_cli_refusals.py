@@ -458,3 +458,16 @@ def test_ordo_init_that_cannot_write_says_so_and_leaves_nothing(tmp_path: Path) 
     assert sorted(p.name for p in half.iterdir()) == ["tests"]
     (half / "tests").unlink()
     assert run_ordo("init", str(half)).code == 0
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["plan", "--timeout", "nan"], "'nan' is not a finite number"),
+    (["plan", "--timeout", "inf"], "is not in the range"),
+    (["apply", "--op-timeout", "1e308"], "is not in the range"),
+    (["test", "--fail-under", "nan"], "'nan' is not a finite number"),
+])
+def test_a_number_option_is_finite(vfw_copy: Path, args: list[str], says: str) -> None:
+    """NaN passes click's range checks ('--fail-under nan' was never enforced, '--timeout nan' planned
+    with a limit of nan seconds) and infinity ended in an OverflowError (the fourth sweep)."""
+    run = run_ordo(*args, "-C", str(vfw_copy))
+    assert run.code != 0 and says in run.err, run.out + run.err

@@ -83,6 +83,9 @@ def test_without_credentials_only_loopback(vfw_copy: Path, monkeypatch: pytest.M
     (f"{OPERATOR} operator", "expected TOKEN ROLE NAME"),
     (f"{OPERATOR} operator a\n{OPERATOR} reader b", "given twice"),
     (f"tokens:\n  - {{token: {OPERATOR}, role: operator, name: portal, extra: 1}}", "tokens\\[0\\]"),
+    (f"portal operator {OPERATOR}", "at least 16"),   # in another order: its token where the name goes
+    (f"tokens:\n  - {{token: portal, role: operator, name: {OPERATOR}}}", "at least 16"),
+    (f"operator {OPERATOR} portal", "role must be one of"),
 ])
 def test_bad_credentials_are_named_never_shown(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "tokens"
