@@ -59,6 +59,9 @@ from executor.store.sqlite import private_file
 STATUSES = ("running", "complete", "fallout", "interrupted", "aborted", "rolled_back", "failed", "superseded")
 #: Statuses from which `ordo resume` may continue ("running": when its owner is gone).
 RESUMABLE = ("running", "fallout", "interrupted", "failed")
+#: Seconds a command that only reads waits for a journal file of version 0 to be made one (by the
+#: process that created it) before it says there is no journal.
+MAKING = 2.0
 #: A claim on a target (a run adds load to it) is its name after this mark, which no resource's name holds.
 TARGET_MARK = "@"
 
@@ -82,6 +85,11 @@ STATE = -1
 
 class RequestIdTaken(JournalError):
     """A run cannot start under a request id that another already has (a client's own id, sent twice)."""
+
+
+class NoJournal(JournalError):
+    """Where a journal was to be read there is none yet: no file, or one that no ordo has made a
+    journal of (empty, or another process's, being made one at this moment)."""
 
 
 class RunEnded(JournalError):
@@ -167,7 +175,7 @@ class Journal:
                  redactor: Redactor | None = None) -> None:
         self.path = location(path)
         if not create and isinstance(self.path, Path) and not self.path.exists():
-            raise JournalError(f"{self.path}: no journal here (nothing was applied with this working folder)")
+            raise NoJournal(f"{self.path}: no journal here (nothing was applied with this working folder)")
         self.redactor = redactor or Redactor()
         self._store: Backend = open_backend(self.path)
         self._lock = threading.Lock()
@@ -191,13 +199,23 @@ class Journal:
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise JournalError(f"{self.path}: not an ordo journal: it holds another program's tables ({shown})")
-        if not create and db.version() == 0:   # (an empty file is not made one by a command that only reads)
-            raise JournalError(f"{self.path}: no journal here (nothing was applied with this journal)")
+        if not create and not self._made_meanwhile(db):   # (a command that only reads makes none of an empty file)
+            raise NoJournal(f"{self.path}: no journal here (nothing was applied with this journal)")
         db.prepare()
         version = self._readable(db.version())
         if version < SCHEMA_VERSION:
             self._migrate()
         self.id = db.execute("SELECT value FROM meta WHERE key='id'").fetchone()[0]
+
+    def _made_meanwhile(self, db: Backend) -> bool:
+        """Whether the journal has a schema, or a file of version 0 is given one within MAKING seconds
+        (another process, which created the file a moment ago, is making it a journal)."""
+        deadline = time.monotonic() + (MAKING if isinstance(self.path, Path) else 0)
+        while db.version() == 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def _readable(self, version: int) -> int:
         """The schema version, if this ordo reads it or can bring it up to date."""
@@ -971,5 +989,5 @@ def _first_error(exc: Exception) -> str:
     return str(exc).splitlines()[0] or type(exc).__name__
 
 
-__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalUrl", "RequestRef", "RunEnded", "RunInfo",
-           "private_file"]
+__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalUrl", "NoJournal", "RequestRef", "RunEnded",
+           "RunInfo", "private_file"]

@@ -25,6 +25,7 @@ from executor.journal import (
     Journal,
     JournalError,
     JournalUrl,
+    NoJournal,
     RunInfo,
     StateCopy,
     default_path,
@@ -73,7 +74,7 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
     path = _journal_at(root, journal)
     observed, stored, sha256 = [], None, None
     if path.exists():
-        with Journal(path, create=False) as jr:
+        with contextlib.suppress(NoJournal), Journal(path, create=False) as jr:   # (one being made: nothing yet)
             if state is not None:
                 observed, stored = state.observed(jr)
                 sha256 = state.digest(observed, stored)
@@ -92,7 +93,7 @@ def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None
     path = journal_path(project, journal)
     if not path.exists():
         return
-    with Journal(path, create=False) as jr:
+    with contextlib.suppress(NoJournal), Journal(path, create=False) as jr:
         for info in jr.check_startable(True):   # refuses a run in progress; the runs that could be resumed
             if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
                 _refuse_carried_on(jr, info, supersede)

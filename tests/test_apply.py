@@ -23,7 +23,7 @@ import yaml
 from domain.project import Project, load_project
 from executor.controllers.simulated import read_ledger, read_world
 from executor.engine import ApplyOptions, Executor, RunResult
-from executor.journal import Event, Journal, default_path
+from executor.journal import Event, Journal, NoJournal, default_path
 from planner.core import make_plan
 from planner.plan import Plan
 from tests.conftest import VFW, ordo_env, ordo_executable, run_ordo
@@ -127,8 +127,11 @@ def has_event(project: Path, kind: str, run: int = 1) -> bool:
     path = default_path(project)
     if not path.exists():
         return False
-    with Journal(path, create=False) as jr:
-        return bool(jr.runs()) and jr.has_event(run, kind)
+    try:
+        with Journal(path, create=False) as jr:
+            return bool(jr.runs()) and jr.has_event(run, kind)
+    except NoJournal:   # the apply is making it
+        return False
 
 
 def start_ordo(*args: str | Path) -> subprocess.Popen:

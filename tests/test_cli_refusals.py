@@ -386,6 +386,14 @@ def test_a_file_given_as_the_journal_by_mistake_is_left_as_it_was(tmp_path: Path
         run = run_ordo("history", "-C", str(vfw_copy), "--journal", str(path))
         assert run.code == 1 and says in run.err, run.err
         assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_bytes() == before, path
+    # a file another process is making a journal of (created a moment ago): read once it is one
+    import threading
+
+    making = threading.Timer(0.3, lambda: Journal(empty).close())
+    making.start()
+    with Journal(empty, create=False) as jr:
+        assert jr.runs() == []
+    making.join()
     with Journal(tmp_path / "j.db"):
         pass
     (tmp_path / "j.db").chmod(0o644)
