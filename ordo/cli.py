@@ -739,12 +739,16 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
     from ordo import render
 
     console = _console()
-    if target is not None and target.suffix == ".json":
+    # a saved plan: named *.json (any case), or followed by what to explain in it
+    if target is not None and (target.suffix.lower() == ".json" or operation is not None):
         from planner.plan import Plan
         from planner.why import explain_operation
 
         if operation is None:
             raise click.UsageError("name the OPERATION to explain (RESOURCE/OPERATION, e.g. vfw/create)")
+        if after is not None and "/" not in operation:
+            raise click.UsageError(f"--after orders operations: name one (RESOURCE/OPERATION, e.g. "
+                                   f"{operation}/create), not the resource '{operation}'")
         saved = Plan.read(target, _plan_limit(project, required=False))
         if "/" not in operation and operation in saved.placements and after is None:
             from executor.runs import load_with_journal

@@ -479,3 +479,15 @@ def test_a_number_option_is_finite(vfw_copy: Path, args: list[str], says: str) -
     with a limit of nan seconds) and infinity ended in an OverflowError (the fourth sweep)."""
     run = run_ordo(*args, "-C", str(vfw_copy))
     assert run.code != 0 and says in run.err, run.out + run.err
+
+
+def test_explain_reads_a_saved_plan_by_what_follows_it_and_after_needs_an_operation(vfw_copy: Path) -> None:
+    """A saved plan named plan.txt or PLAN.JSON was taken for a request ('an OPERATION is explained
+    within a saved plan'), and --after with a resource said the plan does not place it (the fourth sweep)."""
+    assert run_ordo("plan", "-C", str(vfw_copy), "--out", str(vfw_copy / "p.json")).code == 0
+    for name in ("plan.txt", "PLAN.JSON"):
+        (vfw_copy / name).write_bytes((vfw_copy / "p.json").read_bytes())
+        run = run_ordo("explain", "-C", str(vfw_copy), str(vfw_copy / name), "vfw")
+        assert run.code == 0 and "vfw is placed on region-two" in run.out, run.out + run.err
+    run = run_ordo("explain", "-C", str(vfw_copy), str(vfw_copy / "p.json"), "vfw", "--after", "vfw/assign")
+    assert run.code != 0 and "--after orders operations: name one" in run.err, run.out + run.err
