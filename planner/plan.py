@@ -61,7 +61,9 @@ OpId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*/[
                                         max_length=401)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=2**63 - 1)]   # clingo's statistics and line numbers fit in 64 bits
-Positive = Annotated[int, Field(ge=1)]
+Positive = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# A cost or a priority level: clasp's sums are 32-bit (weights adding up past that are refused).
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 
 # The answer to a planning request (planner.core.Outcome). Only optimal and satisfiable
 # come with a plan; a saved plan that claims another is refused by verify_saved_plan.
@@ -186,11 +188,11 @@ class Violation(_Frozen):
 
 
 class CostLevel(_Frozen):
-    priority: int
-    cost: int
+    priority: Int32
+    cost: Int32
     # The solver's proven lower bound, when the time limit struck before the
     # cost was proved optimal (status satisfiable): cost - bound is the gap.
-    bound: int | None = Field(None, exclude_if=lambda v: v is None)
+    bound: Int32 | None = Field(None, exclude_if=lambda v: v is None)
 
     def _json(self) -> dict[str, Any]:
         return self.__dict__ if self.bound is not None else {k: v for k, v in self.__dict__.items() if k != "bound"}

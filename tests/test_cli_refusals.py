@@ -491,3 +491,19 @@ def test_explain_reads_a_saved_plan_by_what_follows_it_and_after_needs_an_operat
         assert run.code == 0 and "vfw is placed on region-two" in run.out, run.out + run.err
     run = run_ordo("explain", "-C", str(vfw_copy), str(vfw_copy / "p.json"), "vfw", "--after", "vfw/assign")
     assert run.code != 0 and "--after orders operations: name one" in run.err, run.out + run.err
+
+
+@pytest.mark.parametrize(("field", "value"), [("cost", 10**30), ("cost", -(10**30)), ("concurrency", 10**30)])
+def test_a_saved_plans_numbers_are_bounded(vfw_copy: Path, field: str, value: int) -> None:
+    """A baseline edited to a cost of 10^30 was read and shown ('cost -999...@1': the fourth sweep);
+    costs and priorities are clasp's 32-bit sums, counts of operations at once 32-bit too."""
+    assert run_ordo("plan", "-C", str(vfw_copy), "--out", str(vfw_copy / "p.json")).code == 0
+    plan = json.loads((vfw_copy / "p.json").read_text())
+    if field == "cost":
+        plan["cost"][0]["cost"] = value
+    else:
+        plan[field] = value
+    (vfw_copy / "edited.json").write_text(json.dumps(plan))
+    run = run_ordo("whatif", "-C", str(vfw_copy), "--baseline", str(vfw_copy / "edited.json"),
+                   "--target-down", "region-one")
+    assert run.code == 1 and "edited.json: error:" in run.err and field in run.err, run.out + run.err
