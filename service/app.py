@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -195,8 +196,8 @@ class UniqueKeys:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD") or path == self.skip \
-                or path.startswith(self.skip + "/"):
-            await self.app(scope, receive, send)
+                or path.startswith(self.skip + "/") or not self._authenticated(scope):
+            await self.app(scope, receive, send)   # (a caller without credentials: the route answers 401)
             return
         messages: list[Message] = []
         while True:
@@ -213,6 +214,15 @@ class UniqueKeys:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replayed, send)
+
+    @staticmethod
+    def _authenticated(scope: Scope) -> bool:
+        """Whether the caller may have its body read (a megabyte parsed for anyone, and a 422 where the
+        route answers 401): credentials valid, or none configured."""
+        app = scope.get("app")
+        credentials = getattr(getattr(app, "state", None), "credentials", None)
+        return credentials is None or not credentials.configured or \
+            credentials.authenticate(Headers(scope=scope).get("authorization")) is not None
 
 
 def body_problem(body: bytes, *, unreadable: bool = False) -> str | None:

@@ -63,6 +63,11 @@ def test_credentials_are_asked_for_before_the_body_or_the_path_is_read(vfw_copy:
         assert api.get("/v1/runs/0", headers=bearer(READER)).status_code == 422
         operator = api.post("/v1/runs", content=broken["content"], headers={**broken["headers"], **bearer(OPERATOR)})
         assert operator.status_code == 422 and operator.json()["detail"][0]["type"] == "json_invalid", operator.text
+        # a key named twice: 401 too (it was read and answered 422 before credentials: the fourth sweep)
+        twice = {"content": b'{"request": {}, "request": {}}', "headers": {"Content-Type": "application/json"}}
+        assert api.post("/v1/plans", **twice).status_code == 401
+        assert api.post("/v1/plans", content=twice["content"],
+                        headers={**twice["headers"], **bearer(OPERATOR)}).status_code == 422
 
 
 def test_without_credentials_only_loopback(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
