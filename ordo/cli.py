@@ -678,6 +678,8 @@ def event(run_id: int, resource: str, name: str, data: tuple[str, ...], project:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--data")
+        if key in values:   # (the last was kept, silently)
+            raise click.BadParameter(f"{key!r} is given twice", param_hint="--data")
         values[key] = value
     try:
         user = getpass.getuser()

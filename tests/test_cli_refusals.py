@@ -507,3 +507,9 @@ def test_a_saved_plans_numbers_are_bounded(vfw_copy: Path, field: str, value: in
     run = run_ordo("whatif", "-C", str(vfw_copy), "--baseline", str(vfw_copy / "edited.json"),
                    "--target-down", "region-one")
     assert run.code == 1 and "edited.json: error:" in run.err and field in run.err, run.out + run.err
+
+
+def test_an_events_value_given_twice_is_refused(vfw_copy: Path) -> None:
+    """'--data a=1 --data a=2' kept the last, silently (the fourth sweep)."""
+    run = run_ordo("event", "1", "vsink", "registered", "--data", "a=1", "--data", "a=2", "-C", str(vfw_copy))
+    assert run.code != 0 and "'a' is given twice" in run.err, run.out + run.err
