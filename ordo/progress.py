@@ -76,11 +76,12 @@ class LiveView:
             check = ", observing first" if data.get("observe_first") else ""
             self._print(f"{shown(ev.op)}: starting on {shown(data['controller'])}{extra}{check}")
         elif kind == "result":
-            took = time.monotonic() - self.op_started.pop(ev.op, time.monotonic())
+            began = self.op_started.pop(ev.op, None)   # (None: sent before this process, which resumed the run)
+            took = f" after {time.monotonic() - began:.2f}s" if began is not None else ""
             outs = data.get("outputs") or {}
             listed = " " + shown(f"[{', '.join(f'{k}={_short(v)}' for k, v in sorted(outs.items()))}]") if outs else ""
             how = " (found applied)" if data.get("observed") else ""
-            self._print(f"[green]{shown(ev.op)}: done after {took:.2f}s{how}[/]{listed}")
+            self._print(f"[green]{shown(ev.op)}: done{took}{how}[/]{listed}")
             self.done += 1
             if self.progress is not None:
                 self.progress.update(self.task, completed=self.done)

@@ -513,3 +513,21 @@ def test_an_events_value_given_twice_is_refused(vfw_copy: Path) -> None:
     """'--data a=1 --data a=2' kept the last, silently (the fourth sweep)."""
     run = run_ordo("event", "1", "vsink", "registered", "--data", "a=1", "--data", "a=2", "-C", str(vfw_copy))
     assert run.code != 0 and "'a' is given twice" in run.err, run.out + run.err
+
+
+def test_a_result_of_a_call_sent_before_a_resume_has_no_duration() -> None:
+    """A resumed run's view showed 'done after -0.00s' for a call another process had sent (the fourth
+    sweep): it has no start here, and no duration is shown."""
+    import io
+
+    from rich.console import Console
+
+    from ordo.progress import LiveView
+
+    out = io.StringIO()
+    view = LiveView(Console(file=out, width=200))
+    view(Event("result", op="vfw/create", data={"outputs": {}}, run=1, seq=9))
+    view(Event("intent", op="vfw/activate", key="k", data={"attempt": 1, "controller": "so"}, run=1, seq=10))
+    view(Event("result", op="vfw/activate", data={"outputs": {}}, run=1, seq=11))
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("vfw/create: done") and "vfw/activate: done after 0.0" in lines[2], lines
