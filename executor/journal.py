@@ -126,7 +126,7 @@ class RunInfo:
             return False
         except PermissionError:
             return True
-        return _not_zombie(self.pid)
+        return _could_own(self.pid, self.updated)
 
     @property
     def mine(self) -> bool:
@@ -145,12 +145,32 @@ def _host() -> str:
     return os.uname().nodename
 
 
-def _not_zombie(pid: int) -> bool:
+#: Seconds by which a process may seem to have started after it wrote its pid into a run's row.
+OWNER_MARGIN = 60.0
+
+
+def _could_own(pid: int, since: float) -> bool:
+    """Whether the live process ``pid`` can be the one that wrote its pid into a run's row, which was
+    last updated at ``since``: not a zombie, and started before then (a pid the system gave to another
+    process since, after a crash or a reboot, left the run held by it for good). Where /proc does not
+    tell, it can."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
+            fields = fh.read().rsplit(") ", 1)[1].split()
+        if fields[0] == "Z":
+            return False
+        started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
         return True
+    # a minute's margin: the boot time is whole seconds, and moves with the clock when it is set (a
+    # step of the clock must not make a live owner look younger than its run's row)
+    return started <= since + OWNER_MARGIN
+
+
+@functools.cache
+def _boot_time() -> float:
+    with open("/proc/stat") as fh:
+        return float(next(line.split()[1] for line in fh if line.startswith("btime ")))
 
 
 @dataclass(frozen=True)

@@ -531,3 +531,28 @@ def test_a_result_of_a_call_sent_before_a_resume_has_no_duration() -> None:
     view(Event("result", op="vfw/activate", data={"outputs": {}}, run=1, seq=11))
     lines = out.getvalue().splitlines()
     assert lines[0].endswith("vfw/create: done") and "vfw/activate: done after 0.0" in lines[2], lines
+
+
+def test_a_run_whose_pid_went_to_another_process_is_not_held_by_it(vfw_copy: Path) -> None:
+    """A run crashed; its pid went to another process (after a reboot, or in time): the run was 'in
+    progress (pid N)' for as long as that process lived, and neither resume, abort nor a supersede
+    could take it (the fourth sweep). A process started after the run's row was last written is not
+    its owner; one started before it may be."""
+    import subprocess
+    import sys
+    import time
+
+    older = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+            run = jr.start_run(str(vfw_copy), "r.yaml", {})
+            jr._store.execute("UPDATE runs SET pid=?, updated=? WHERE id=?", (older.pid, time.time(), run))
+            assert jr.run(run).owner_alive   # started before: it may be the owner
+            jr._store.execute("UPDATE runs SET updated=? WHERE id=?", (time.time() - 3600, run))
+            assert not jr.run(run).owner_alive   # started an hour after the pid was written: another's
+        resumed = run_ordo("abort", str(run), "-C", str(vfw_copy))
+        assert resumed.code == 0 and "in progress" not in resumed.out + resumed.err, resumed.out + resumed.err
+    finally:
+        older.kill()
+        older.wait()
