@@ -235,8 +235,15 @@ def body_problem(body: bytes, *, unreadable: bool = False) -> str | None:
     def constant(name: str) -> Any:
         raise _NotJson(f"{name} is not a JSON number")
 
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):   # (1e400: read as infinity)
+            raise _NotJson(f"{text[:40]} is too large a number (it reads as infinity)")
+        return value
+
+    checks = {"parse_constant": constant, "parse_float": number} if unreadable else {}
     try:
-        value = json.loads(body, object_pairs_hook=unique_keys, parse_constant=constant if unreadable else None)
+        value = json.loads(body, object_pairs_hook=unique_keys, **checks)
         if unreadable:
             json.dumps(value, ensure_ascii=False).encode()
     except DuplicateKey as exc:

@@ -185,6 +185,7 @@ def test_a_body_naming_a_key_twice_is_refused(api: httpx.Client) -> None:
 
 @pytest.mark.parametrize(("text", "says"), [
     ("NaN", "NaN is not a JSON number"), ("-Infinity", "-Infinity is not a JSON number"),
+    ("1e400", "1e400 is too large a number (it reads as infinity)"),   # (the review of 6 December)
     ('"\\ud800x"', "a text holds a lone surrogate ('\\ud800'), which is not Unicode text"),
 ])
 def test_a_body_json_cannot_hold_is_refused_wherever_it_is(api: httpx.Client, text: str, says: str) -> None:
