@@ -24,7 +24,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,7 +224,7 @@ class Executor:
         rs = RunState(run=0)
         for name in sorted({op.controller for op in plan.operations}):
             self._controller(name)  # a controller that cannot be set up fails before the run starts
-        inherited = left_in_doubt(self.journal, supersede)
+        inherited = left_in_doubt(self.journal, supersede, self.journal.start_claims())
         rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict(), supersede=supersede)
         started = run_started(project, plan, self.options, inherited)
         result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, self.clock()))
@@ -910,12 +910,15 @@ def rebuild(journal: Journal, run_id: int, events: list[Event] | None = None) ->
     return rs
 
 
-def left_in_doubt(journal: Journal, supersede: bool) -> dict[str, str | None]:
+def left_in_doubt(journal: Journal, supersede: bool, claims: Iterable[str] | None = None) -> dict[str, str | None]:
     """What earlier runs left in doubt, for a new run to take over (observed before it is sent again,
     under the key it was sent with, if any): all that the runs ``supersede`` ends left, and what aborted
     runs left (an abort settles nothing) on resources whose record no run has written since their last
-    event. Each host puts it in the new run's ``run-started`` event, where ``RunState`` reads it again
-    on a resume (the command line's and the service's runs, and those on Temporal)."""
+    event; of a run that claims some resources only (``claims``: the service's), what is on those (it
+    observes what it takes over, and writes the records: not of resources another run may hold). Each
+    host puts it in the new run's ``run-started`` event, where ``RunState`` reads it again on a resume
+    (the command line's and the service's runs, and those on Temporal)."""
+    held = None if claims is None else set(claims)
     out: dict[str, str | None] = {}
     for old in (journal.resumable() if supersede else []) + journal.runs("aborted"):
         events, last = journal.doubt_events(old.id)
@@ -924,7 +927,8 @@ def left_in_doubt(journal: Journal, supersede: bool) -> dict[str, str | None]:
         if old.status == "aborted" and doubt:
             written = journal.written_since(last, {oid.split("/")[0] for oid in doubt})
             doubt = {oid for oid in doubt if oid.split("/")[0] not in written}
-        out.update({oid: prior.keys.get(oid) for oid in sorted(doubt)})
+        out.update({oid: prior.keys.get(oid) for oid in sorted(doubt)
+                    if held is None or oid.rpartition("/")[0] in held})
     return out
 
 

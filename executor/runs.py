@@ -191,6 +191,9 @@ class _ClaimingJournal(Journal):
         return super().start_run(project, request, {**options, **self._record}, supersede=supersede,
                                  claims=self._claims if claims is None else claims)
 
+    def start_claims(self) -> list[str] | None:
+        return self._claims
+
 
 def _nothing(executor: Executor) -> AbstractContextManager[Any]:
     return contextlib.nullcontext()

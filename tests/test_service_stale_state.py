@@ -152,6 +152,23 @@ def test_no_lock_is_kept_for_an_idempotency_key_no_submission_holds(engine: Loca
     assert engine._keys == {}
 
 
+def test_a_service_run_takes_over_only_what_is_in_doubt_on_its_own_resources(engine: LocalEngine) -> None:
+    """A run observes what it takes over from an aborted run, and writes the records: one of the
+    service's took over all of it, and wrote the record of a resource another run may hold (the
+    review of 6 December). It takes over what is on the resources it claims."""
+    from tests.servicekit import LAB
+
+    with Journal(engine.path) as jr:
+        old = jr.start_run(str(engine.project), "old.yaml", {}, claims=["onap-mgmt-net", "lab-net"])
+        jr.append(old, [Event("intent", op="onap-mgmt-net/update", key="k-mgmt", data={"attempt": 1}),
+                        Event("intent", op="lab-net/create", key="k-lab", data={"attempt": 1})])
+        jr.append(old, [Event("run-ended", data={"status": "aborted"})], status="aborted")
+    run = engine.submit(Submission(request=LAB), "test").run
+    assert _wait(engine, run) == "complete"
+    started = engine.events(run)[0]
+    assert started.kind == "run-started" and started.data["in_doubt"] == {"lab-net/create": "k-lab"}
+
+
 def test_a_run_started_between_the_reads_of_runs_now_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """runs_now read the runs that can go on, then the last run's number, in two statements: a run
     committed between them was in neither, and changed_since missed it (the reviewer of 6 December)."""

@@ -160,7 +160,7 @@ def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, tempo
     The run is recorded once Temporal answers (an unreachable service leaves nothing to resume)."""
     def start(jr: Journal) -> Ref:
         request = project.model.request_name or project.request_file or ""
-        inherited = left_in_doubt(jr, supersede)
+        inherited = left_in_doubt(jr, supersede, claims)
         run = jr.start_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
                                                          "temporal": temporal.address},
                            supersede=supersede, claims=claims)
