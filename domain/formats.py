@@ -428,11 +428,15 @@ class ServiceSpec(DesiredResource):
     name: Name | None = None  # type: ignore[assignment]  # the mapping key names it
 
 
+#: Besides _BAD_TEXT, what a name shown on one line may not hold: tabs and line breaks (Unicode's
+#: too), marks that turn the direction of what follows around, and characters that show nothing.
+_NOT_ONE_LINE = re.compile("[\t\n\r\u0085\u2028\u2029\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+
+
 def _one_line(value: str) -> str:
     """Text shown on one line (a request's name, in run lists): no control character, not even a tab
     or a line break, no mark that turns the direction of what follows around, no unpaired surrogate."""
-    if (bad := _BAD_TEXT.search(value) or re.search("[\t\n\r\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]",
-                                                    value)) is not None:
+    if (bad := _BAD_TEXT.search(value) or _NOT_ONE_LINE.search(value)) is not None:
         raise ValueError(f"text holds the control character {bad.group()!r} at position {bad.start()}: "
                          "a name is one line of printable characters")
     return value
@@ -588,8 +592,9 @@ def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str
             "expected letters, digits and _ . : - (starting with a letter or digit)",
         )
     got = error.get("input")
-    got_text = f", got {type(got).__name__} {_quoted(got)}" if got is not None and not isinstance(got, (dict, list)) \
-        else ""
+    # (not the value of a whole file of the wrong kind: a secret's file given as the request was shown)
+    got_text = "" if got is None or isinstance(got, (dict, list)) else \
+        f", got {type(got).__name__}" + (f" {_quoted(got)}" if loc else "")
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"])), ""
     if kind in _TYPE_WORDS:

@@ -43,7 +43,8 @@ MIN_VALUE = 4  # shorter known values are not searched for in free text (too man
 #: Parts of names (keys, headers, flags, environment variables) whose values are secret.
 NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential"
          r"|private[-_]?key|access[-_]?key|auth[-_]?key|shared[-_]?key|encryption[-_]?key|psk"
-         r"|signature|(?<=[_.-])pass(?![a-z])")   # (admin_pass, DB_PASS, vnf-pass; not a word's "pass")
+         r"|signature|(?<=[_.-])pass(?![a-z])|(?-i:(?<=[a-z0-9])Pass)(?![a-z])")
+#   (admin_pass, DB_PASS, vnf-pass, adminPass: not a word's "pass", as in passport or bypass)
 _NAME = re.compile(NAMES, re.IGNORECASE)
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
 _QUERY = re.compile(r"(?<=[?&])([^=&#\s\"'<>]+)=([^&#\s\"'<>]+)")
