@@ -177,6 +177,7 @@ class LocalEngine:
         self._state = StateCopy()   # the journal's records, kept current between plans
         self._swept = -SWEEP_EVERY   # when the request files were last swept (time.monotonic)
         self._reading: dict[Path, int] = {}   # request files being read now: how many times
+        self._read_well: set[Path] = set()   # of those, the ones a reader took (a run may start from it)
         self._accepting = False
         self._ready = False
 
@@ -279,11 +280,14 @@ class LocalEngine:
         finally:
             with self._lock:
                 self._reading[path] -= 1
-                last = not self._reading[path]
-                if last:
+                if not refused:
+                    self._read_well.add(path)
+                if not self._reading[path]:   # the last reader: removes the file it wrote if no reader took it
                     del self._reading[path]
-                if last and made and refused:
-                    path.unlink(missing_ok=True)
+                    taken = path in self._read_well
+                    self._read_well.discard(path)
+                    if made and refused and not taken:
+                        path.unlink(missing_ok=True)
 
     def _request_file(self, request: dict[str, Any]) -> tuple[str, Path]:
         """The text of a request as it is kept, and its file (named by its digest)."""

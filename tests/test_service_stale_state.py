@@ -142,6 +142,42 @@ def test_a_refused_request_leaves_no_file(engine: LocalEngine) -> None:
     assert list(folder.glob("*.yaml")) == [kept]
 
 
+def test_a_request_file_another_thread_took_is_not_removed_by_a_refusal(engine: LocalEngine,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thread A writes a request's file and is refused on reading it (the state changed meanwhile),
+    after thread B read the same file well and may start a run from it: A, the last reader, removed
+    it (the review of 6 December)."""
+    import threading
+
+    from domain.errors import OrdoError
+    from executor import runs
+    from tests.servicekit import LAB
+
+    real, b_read = runs.load_with_journal, threading.Event()
+
+    def load(*args, **options):
+        if threading.current_thread().name == "A":
+            b_read.wait(10)
+            raise OrdoError("refused on this read")
+        return real(*args, **options)
+
+    monkeypatch.setattr(runs, "load_with_journal", load)
+    refused: list[str] = []
+
+    def a() -> None:
+        with pytest.raises(OrdoError):
+            engine._load(LAB)
+        refused.append("A")
+
+    first = threading.Thread(target=a, name="A")
+    first.start()
+    time.sleep(0.2)   # A has written the file and waits in its read
+    project = engine._load(LAB)
+    b_read.set()
+    first.join(10)
+    assert refused == ["A"] and project.request_path.exists()
+
+
 def test_no_lock_is_kept_for_an_idempotency_key_no_submission_holds(engine: LocalEngine) -> None:
     """A lock was kept for every key ever sent, for good (the fourth sweep, by reading)."""
     from domain.errors import DiagnosticsError
