@@ -570,7 +570,7 @@ def _unwrap(ann: Any) -> Any:
     return ann
 
 
-def _quoted(value: Any, most: int = 60) -> str:
+def quoted(value: Any, most: int = 60) -> str:
     """A value a message quotes, cut short: what was given in the wrong place may be a whole file (a
     secret, or megabytes of text), and the message goes to a screen or a log."""
     text = repr(value)
@@ -588,13 +588,13 @@ def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str
         return f"unknown field '{loc[-1]}'", detail
     if kind == "string_pattern_mismatch":
         return (
-            f"invalid name {_quoted(error.get('input'))}",
+            f"invalid name {quoted(error.get('input'))}",
             "expected letters, digits and _ . : - (starting with a letter or digit)",
         )
     got = error.get("input")
     # (not the value of a whole file of the wrong kind: a secret's file given as the request was shown)
     got_text = "" if got is None or isinstance(got, (dict, list)) else \
-        f", got {type(got).__name__}" + (f" {_quoted(got)}" if loc else "")
+        f", got {type(got).__name__}" + (f" {quoted(got)}" if loc else "")
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"])), ""
     if kind in _TYPE_WORDS:

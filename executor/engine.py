@@ -892,7 +892,6 @@ class Executor:
         return rebuild(self.journal, run_id)
 
 
-
 #: The crash point reached once the events of a step of the core are written.
 _CRASH_AFTER = {"planned": "plan-saved", "settled": "result-written", "observed": "failure-observed",
                 "replanned": "replanned"}
@@ -925,8 +924,8 @@ def left_in_doubt(journal: Journal, supersede: bool, claims: Iterable[str] | Non
         prior = rebuild(journal, old.id, events)
         doubt = set(prior.in_doubt)
         if old.status == "aborted" and doubt:
-            written = journal.written_since(last, {oid.split("/")[0] for oid in doubt})
-            doubt = {oid for oid in doubt if oid.split("/")[0] not in written}
+            written = journal.written_since(last, {oid.rpartition("/")[0] for oid in doubt})
+            doubt = {oid for oid in doubt if oid.rpartition("/")[0] not in written}
         out.update({oid: prior.keys.get(oid) for oid in sorted(doubt)
                     if held is None or oid.rpartition("/")[0] in held})
     return out

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import DiagnosticsError
-from domain.formats import STORED, ObservedResource
+from domain.formats import STORED, ObservedResource, quoted
 from executor.core.event import Event
 from executor.redact import Redactor, scrub
 from executor.store import Backend, ClaimError, JournalError, JournalUrl, location, open_backend
@@ -971,8 +971,7 @@ def _columns_fit(row: tuple, columns: tuple) -> bool:
 
 def _misfit(row: tuple, columns: tuple) -> str:
     name, value = next((name, value) for (name, fits), value in zip(columns, row, strict=False) if not fits(value))
-    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
-    return f"its {name} is {shown}, which that column does not hold"
+    return f"its {name} is {quoted(value, 40)}, which that column does not hold"
 
 
 def _json(text: str, path: Path | JournalUrl, where: str) -> dict[str, Any]:

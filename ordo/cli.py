@@ -73,6 +73,8 @@ class FiniteRange(click.FloatRange):
 
 #: Seconds a time limit may be: up to some 115 days.
 SECONDS_MOST = 1e7
+#: The solver's time limit in seconds.
+SOLVER_SECONDS = FiniteRange(min=0.1, max=SECONDS_MOST)
 
 #: A run's number: from 1 up to the largest the journal's databases store (a 64-bit integer).
 RUN_ID = click.IntRange(min=1, max=2**63 - 1)
@@ -170,7 +172,7 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are (3: no plan, 1: error); with --compare, "
                    "changes from the saved plan.")
-@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds.")
+@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds.")
 @memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json",
@@ -287,7 +289,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
               help="The inventory of the baseline (and of the scenario, unless --inventory).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How to print the difference.")
-@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds, per plan.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @journal_option
 def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, ...],
@@ -389,7 +391,7 @@ def _with(options: list) -> callable:
 @click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Add a policy file for this run (repeatable).")
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds.")
+@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds.")
 @memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the plan).")
 @click.option("--supersede", is_flag=True,
@@ -477,7 +479,7 @@ def _engine(engine: str, address: str | None, queue: str, continue_every: int | 
 @click.option("--inventory", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
               help="The inventory to plan from, instead of the project's.")
 @journal_option
-@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds, per plan.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Plans at once in this machine's pool (default: one per CPU).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -720,7 +722,7 @@ def show(run_id: int | None, project: Path, journal: Path | str | None, as_json:
 @click.option("--conflict", is_flag=True, help="No plan: a minimal set of policies and goals that conflict.")
 @click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Add a policy file (repeatable), as for ordo plan.")
-@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), default=10.0, show_default=True,
+@click.option("--timeout", type=SOLVER_SECONDS, default=10.0, show_default=True,
               help="Seconds each search may take: the plan, then the goals to give up (or the conflict); "
                    "with plan.json RESOURCE, the whole explanation.")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
@@ -973,7 +975,7 @@ def init(folder: Path) -> None:
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="TLS private key.")
 @click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
               help="Scenario for simulated controllers, for every run (YAML; env ORDO_SIMULATION).")
-@click.option("--timeout", type=FiniteRange(min=0.1, max=SECONDS_MOST), help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds, per plan.")
 @_with(engine_options)
 def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path | None, tls_cert: Path | None,
           tls_key: Path | None, simulation: Path | None, timeout: float | None, engine: str, temporal: str | None,
