@@ -71,6 +71,20 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+class QueueName(click.ParamType):
+    """A Temporal task queue's name: 1-200 printable characters. Temporal refuses a longer one only
+    when it is used (a 3,000-character --task-queue ended apply in "this is a bug in ordo", after the
+    plan; a worker said "Serving" and served nothing); the controllers' queues add to it."""
+
+    name = "queue"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not 0 < len(text) <= 200 or not text.isprintable():
+            self.fail(f"a task queue's name is 1-200 printable characters (got {len(text):,} characters)", param, ctx)
+        return text
+
+
 #: Seconds a time limit may be: up to some 115 days.
 SECONDS_MOST = 1e7
 #: The solver's time limit in seconds.
@@ -370,7 +384,8 @@ engine_options = [
     click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
                  help="Carry the run out in this process, or as a Temporal workflow on `ordo worker`s."),
     temporal_option,
-    click.option("--task-queue", default="ordo", show_default=True, help="With --engine temporal: the main queue."),
+    click.option("--task-queue", type=QueueName(), default="ordo", show_default=True,
+                 help="With --engine temporal: the main queue."),
     click.option("--continue-every", type=click.IntRange(min=1), envvar="ORDO_TEMPORAL_CONTINUE_EVERY",
                  help="With --engine temporal: operations after which the workflow continues as new (default 1000)."),
 ]
@@ -486,7 +501,8 @@ def _engine(engine: str, address: str | None, queue: str, continue_every: int | 
 @click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
               help="Plan in a local process pool, or as planning activities across `ordo worker`s.")
 @temporal_option
-@click.option("--task-queue", default="ordo", show_default=True, help="With --engine temporal: the main queue.")
+@click.option("--task-queue", type=QueueName(), default="ordo", show_default=True,
+                 help="With --engine temporal: the main queue.")
 def sweep(project: Path, request: Path | None, inventory: Path | None, journal: Path | str | None,
           timeout: float | None, concurrency: int | None, jobs: int | None, fmt: str, engine: str,
           temporal: str | None, task_queue: str) -> None:
@@ -534,10 +550,10 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
 
 @cli.command(short_help="Run Temporal workers: runs' workflows, planning and controller calls.")
 @temporal_option
-@click.option("--task-queue", "queues", multiple=True, metavar="QUEUE",
+@click.option("--task-queue", "queues", type=QueueName(), multiple=True, metavar="QUEUE",
               help="A task queue to serve (repeatable; default: the main queue, its planning queue "
                    "<main>.planning, and one per controller of the project's catalog, <main>-<controller>).")
-@click.option("--main-queue", default="ordo", show_default=True,
+@click.option("--main-queue", type=QueueName(), default="ordo", show_default=True,
               help="The main queue: workflows, re-planning, journal writes; the planning and controller queues "
                    "are named after it.")
 @project_option

@@ -561,3 +561,14 @@ def test_a_run_whose_pid_went_to_another_process_is_not_held_by_it(vfw_copy: Pat
     finally:
         older.kill()
         older.wait()
+
+
+@pytest.mark.parametrize("args", [["apply", "--engine", "temporal", "--temporal", "127.0.0.1:1", "--task-queue"],
+                                  ["worker", "--temporal", "127.0.0.1:1", "--main-queue"],
+                                  ["sweep", "--engine", "temporal", "--temporal", "127.0.0.1:1", "--task-queue"]])
+def test_a_task_queue_name_temporal_refuses_is_refused_first(vfw_copy: Path, args: list[str]) -> None:
+    """Temporal refuses a queue's name of more than its limit only when it is used: a 3,000-character
+    --task-queue ended apply in 'this is a bug in ordo' after the plan was shown; a worker said
+    'Serving' (the sweep of the Temporal paths, 6 December)."""
+    run = run_ordo(*args, "x" * 3000, "-C", str(vfw_copy))
+    assert run.code != 0 and "a task queue's name is 1-200 printable characters" in run.err, run.out + run.err
