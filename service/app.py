@@ -246,9 +246,7 @@ def body_problem(body: bytes, *, unreadable: bool = False) -> str | None:
         value = json.loads(body, object_pairs_hook=unique_keys, **checks)
         if unreadable:
             json.dumps(value, ensure_ascii=False).encode()
-    except DuplicateKey as exc:
-        return f"the key {exc.key[:60]!r} appears twice in one object"
-    except _NotJson as exc:
+    except (DuplicateKey, _NotJson) as exc:
         return str(exc)
     except UnicodeEncodeError as exc:
         return f"a text holds a lone surrogate ({exc.object[exc.start:exc.end]!r}), which is not Unicode text"

@@ -176,8 +176,8 @@ class LocalEngine:
         self._shared = Shared(PlanSlots(self.plan_slots, None) if self.plan_slots else None)
         self._state = StateCopy()   # the journal's records, kept current between plans
         self._swept = -SWEEP_EVERY   # when the request files were last swept (time.monotonic)
-        self._reading: dict[Path, int] = {}   # request files being read now: how many times
-        self._read_well: set[Path] = set()   # of those, the ones a reader took (a run may start from it)
+        # request files being read now: by how many readers, and whether one took it (a run may start from it)
+        self._reading: dict[Path, list] = {}
         self._accepting = False
         self._ready = False
 
@@ -270,7 +270,7 @@ class LocalEngine:
             return runs.load_with_journal(self.project, None, None, [], self.journal, self._state)
         text, path = self._request_file(request)
         with self._lock:   # counted before it is written: another thread's refusal does not remove it
-            self._reading[path] = self._reading.get(path, 0) + 1
+            self._reading.setdefault(path, [0, False])[0] += 1
         made, refused = False, True
         try:
             made = self._save_request(text, path)
@@ -279,14 +279,12 @@ class LocalEngine:
             return project
         finally:
             with self._lock:
-                self._reading[path] -= 1
-                if not refused:
-                    self._read_well.add(path)
-                if not self._reading[path]:   # the last reader: removes the file it wrote if no reader took it
+                reading = self._reading[path]
+                reading[0] -= 1
+                reading[1] = reading[1] or not refused
+                if not reading[0]:   # the last reader: removes the file it wrote if no reader took it
                     del self._reading[path]
-                    taken = path in self._read_well
-                    self._read_well.discard(path)
-                    if made and refused and not taken:
+                    if made and refused and not reading[1]:
                         path.unlink(missing_ok=True)
 
     def _request_file(self, request: dict[str, Any]) -> tuple[str, Path]:
