@@ -32,6 +32,7 @@ from domain.formats import ObservedResource
 from domain.model import REFERENCE, Model, Resource, observed_record, references_in
 from domain.project import Project, display_path
 from domain.secrets import is_fingerprint
+from executor.claims import run_claims
 from executor.controllers import (
     Controller,
     ControllerContext,
@@ -75,7 +76,16 @@ from executor.core import (
     Wait,
 )
 from executor.core.messages import Input
-from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
+from executor.journal import (
+    TARGET_MARK,
+    UNREADABLE,
+    Event,
+    Journal,
+    JournalError,
+    claimed,
+    damaged_event,
+    target_claim,
+)
 from executor.shared import GRACE, RETRY, Shared
 from planner.bounded import PoliciesChanged
 from planner.core import Outcome as PlanOutcome
@@ -83,6 +93,9 @@ from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
 from planner.slots import CANCEL_POLL, PlanCancelled, PlanSlots
 
+#: Reads of the state a re-plan of a run that shares the journal makes while runs beside it that could
+#: have written what its plan works on end meanwhile (executor.engine.Executor._plan_holding).
+STALE_READS = 3
 #: Reads of the policy files a re-plan makes when one is written while it plans (PoliciesChanged).
 POLICY_READS = 3
 #: Where a test may have the process killed (ORDO_CRASH_POINT=name[:N]).
@@ -636,17 +649,26 @@ class Executor:
         question instead (a Temporal activity's: its workflow heard the stop); once it says so, the
         planning ends and PlanCancelled is raised."""
         started = time.monotonic()
-        project = self.loader(list(self._records.values()))
+        run = core.state.run
+        holds = set(self.journal.claims(run))   # empty: the run holds the whole journal
+
+        def load() -> Project:
+            if holds:   # what other runs wrote since this one started (they may have ended since)
+                self._records = _with_others(self._records, self.journal.state(), holds)
+            project = self.loader(list(self._records.values()))
+            model = project.model
+            model.failed = set(cmd.failed)
+            model.refused = set(cmd.refused)
+            if core.state.plan is not None:
+                model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
+            if cmd.mode == "rollback":
+                _roll_back(model, cmd.snapshot)
+            return project
+
+        project = load()
         model = project.model
-        model.failed = set(cmd.failed)
-        model.refused = set(cmd.refused)
-        if core.state.plan is not None:
-            model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
-        if cmd.mode == "rollback":
-            _roll_back(model, cmd.snapshot)
         if self._project is None:  # resumed after a fallout: the summary needs a model, even if stopped now
             self._project = project
-        run = core.state.run
         stop: list[str] = []
         look = [0.0]   # when the journal is next read for an abort (asked at every wake-up of a slot's wait)
 
@@ -664,19 +686,57 @@ class Executor:
             asked = cancelled if cancelled is not None else stop_asked if stoppable else None
             with self.plans.slot(project, urgent=True, cancelled=asked) if self.plans is not None \
                     else contextlib.nullcontext():
-                outcome: PlanOutcome = self._make_plan(project, asked)
+                if holds:
+                    project, outcome = self._plan_holding(run, project, load, asked)
+                    model = project.model
+                else:
+                    outcome = self._make_plan(project, asked)
         except PlanCancelled:
             if cancelled is not None:
                 raise
             self._stop_sent = True
             return Stop(stop[0], self.clock())
         seconds = time.monotonic() - started
+        if isinstance(outcome, str):   # a resource the new plan works on is another run's now
+            return NoPlan("held", {"kind": "unknown", "summary": outcome, "conflicts": [], "cycle": [],
+                                   "cycle_rules": [], "goals": []}, seconds, self.clock())
         if outcome.plan is None:
             self._explanation = outcome.explanation
             return NoPlan(outcome.status, _explanation_data(outcome.explanation), seconds, self.clock())
         self._project = project
         return Planned(outcome.plan, self._spec(project, outcome.plan), seconds,
                        _snapshot(model, outcome.plan, core.state.snapshot), self.clock())
+
+    def _plan_holding(self, run: int, project: Project, load: Callable[[], Project],
+                      asked: Callable[[], bool] | None) -> tuple[Project, PlanOutcome | str]:
+        """The re-plan of a run that holds claims (it shares the journal with other runs), and the claims
+        its new plan needs beyond those it holds (``executor.claims.run_claims``), taken with it. A target
+        another run holds is one it places nothing new on (``held``): planned again without it; the state
+        read again and planned again when a run that could have written there (one going on when it was
+        read, or started since) has ended meanwhile. A resource another run holds: why there is no plan."""
+        for _ in range(STALE_READS):
+            then = self.journal.runs_now()
+            held: set[str] = set()
+            while True:
+                project.model.held = held
+                outcome = self._make_plan(project, asked)
+                if outcome.plan is None:
+                    return project, outcome
+                wanted = run_claims(project, outcome.plan)
+                taken = self.journal.extend_claims(run, wanted)
+                targets = {c[len(TARGET_MARK):] for c in taken if c.startswith(TARGET_MARK)}
+                if not taken:
+                    break
+                if len(targets) < len(taken) or targets <= held:
+                    name = (sorted(set(taken) - {target_claim(t) for t in held}) or sorted(taken))[0]
+                    return project, (f"the new plan works on {claimed(name)}, which run {taken[name]} holds: "
+                                     f"resume this run once that one has ended")
+                held |= targets
+            if not [other for other in self.journal.changed_since(then, wanted) if other != run]:
+                return project, outcome
+            project = load()   # a run that may have written there ended while this plan was made
+        return project, (f"runs beside this one kept changing what its new plan works on ({STALE_READS} reads "
+                         "of the state): resume it once they have ended")
 
     def _make_plan(self, project: Project, asked: Callable[[], bool] | None) -> PlanOutcome:
         """make_plan; a policy file written while it planned (PoliciesChanged) is read again and the plan
@@ -1048,6 +1108,15 @@ def _model_inputs(project: Project, skip: set[str]) -> dict[str, str]:
 def _model_inputs_of_plan(plan: Plan, skip: set[str]) -> dict[str, str]:
     return {i.path: i.sha256 for i in plan.inputs
             if not i.path.startswith("<") and not i.path.endswith(".lp") and i.path not in skip}
+
+
+def _with_others(records: dict[str, ObservedResource], journal: dict[str, ObservedResource],
+                 holds: set[str]) -> dict[str, ObservedResource]:
+    """A run's records (``records``: of the resources it holds, which no other run writes) with the
+    journal's of all others (other runs wrote them, or forgot them, since this run read them)."""
+    out = {name: record for name, record in journal.items() if name not in holds}
+    out.update((name, record) for name, record in records.items() if name in holds)
+    return dict(sorted(out.items()))
 
 
 def _explanation_data(explanation: Any) -> dict[str, Any] | None:

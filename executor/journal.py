@@ -468,15 +468,43 @@ class Journal:
             return [r for (r,) in db.execute(
                 "SELECT resource FROM claims WHERE run=? ORDER BY resource", (run_id,)).fetchall()]
 
-    def _check_claims_locked(self, claims: list[str]) -> None:
-        wanted = set(claims)
-        held = []
+    def extend_claims(self, run_id: int, claims: Iterable[str]) -> dict[str, int]:
+        """Add these claims to those of run ``run_id`` (a re-plan's: what its new plan works on and adds
+        load to), all or none: the ones another run that can still go on holds, each with that run
+        (nothing is taken then); {} when they were taken, or when ``run_id`` holds the whole journal."""
+        with self._write() as db:
+            own = {r for (r,) in db.execute("SELECT resource FROM claims WHERE run=?", (run_id,))}
+            wanted = set(claims) - own
+            if not own or not wanted:
+                return {}
+            held: dict[str, int] = {}
+            for run, names in self._holders_locked(wanted, besides=run_id):
+                for name in sorted(wanted if names is None else names):
+                    held.setdefault(name, run.id)
+            if not held:
+                db.executemany("INSERT INTO claims (run, resource) VALUES (?, ?)",
+                               [(run_id, name) for name in sorted(wanted)])
+            return held
+
+    def _holders_locked(self, wanted: set[str], besides: int | None = None) -> list[tuple[RunInfo, set[str] | None]]:
+        """The runs that can still go on (but ``besides``) holding any of ``wanted``, each with those it
+        holds (None: it holds the whole journal)."""
+        out: list[tuple[RunInfo, set[str] | None]] = []
         for run in self._runs_locked(RESUMABLE):
+            if run.id == besides:
+                continue
             names = {r for (r,) in self._store.execute("SELECT resource FROM claims WHERE run=?", (run.id,))}
-            if not names:
+            if not names or names & wanted:
+                out.append((run, (names & wanted) or None))
+        return out
+
+    def _check_claims_locked(self, claims: list[str]) -> None:
+        held = []
+        for run, names in self._holders_locked(set(claims)):
+            if names is None:
                 held.append(f"run {run.id} ({run.effective_status}) holds the whole journal")
-            elif names & wanted:
-                shown = [claimed(name) for name in sorted(names & wanted)]
+            else:
+                shown = [claimed(name) for name in sorted(names)]
                 more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
                 held.append(f"run {run.id} ({run.effective_status}) holds {', '.join(shown[:5])}{more}")
         if held:

@@ -29,7 +29,6 @@ from executor.journal import (
     RunInfo,
     StateCopy,
     default_path,
-    target_claim,
 )
 from executor.store import is_url, location
 from planner.plan import Plan
@@ -148,33 +147,6 @@ def apply_options(simulation: Path | None, on_failure: str | None, max_replans: 
         simulation=scenario,
         crash=os.environ.get("ORDO_CRASH_POINT"),
     )
-
-
-def run_claims(project: Project, plan: Plan) -> list[str]:
-    """What a run of ``plan`` claims: the resources its request names and those its operations touch,
-    and the targets it adds load to (``executor.journal.target_claim``): where it places a resource it
-    creates, changes or moves, or the whole that resource is part of is placed. Two runs placing on one
-    target at once would each plan with the capacity the other takes, and could break an
-    anti-affinity between their resources; a policy that couples resources on different targets
-    (a zone's) is not covered."""
-    model = project.model
-    names = {name for name, res in model.resources.items() if res.requested}
-    names.update(op.resource for op in plan.operations)
-    targets = set()
-    for change in plan.resource_changes:
-        if set(change.actions) <= {"delete", "run"}:   # takes nothing more anywhere
-            continue
-        node: str | None = change.resource
-        for _ in range(len(model.resources) + 1):   # up the part_of chain to the placed whole
-            res = model.resources.get(node) if node is not None else None
-            where = plan.placements.get(node) if node is not None else None
-            where = where or (res.placement if res is not None else None)
-            if where is not None or res is None:
-                break
-            node = res.part_of
-        if where is not None:
-            targets.add(target_claim(where))
-    return sorted(names | targets)
 
 
 class _ClaimingJournal(Journal):

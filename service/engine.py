@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from executor import runs
+from executor.claims import run_claims
 from executor.engine import ExecutionError, Executor, RunResult
 from executor.journal import (
     RESUMABLE,
@@ -442,7 +443,7 @@ class LocalEngine:
             if outcome.plan is None:
                 raise NoPlan(outcome)
             plan = outcome.plan
-        claims = runs.run_claims(project, plan)
+        claims = run_claims(project, plan)
         if not claims:
             raise Conflict("the request names no resource: there is nothing to run")
         return project, plan, claims

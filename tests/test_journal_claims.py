@@ -94,3 +94,22 @@ def test_a_request_id_names_one_run(journal_url):
         assert [r.id for r in jr.runs()] == [first]
         assert jr.request("1b4e28ba-2fa1-11d2-883f-0016d3cca427")[1].id == first
         jr.check_claims(["lab-net"])   # the refused run claimed nothing
+
+
+def test_a_run_extends_its_claims_all_or_none(journal_url: str) -> None:
+    """What a re-plan takes beyond the claims its run started with (executor/engine.py)."""
+    with Journal(journal_url) as jr:
+        first = jr.start_run("p", "a", {}, claims=["vnf-a", target_claim("region-two")])
+        second = jr.start_run("p", "b", {}, claims=["vnf-b", target_claim("region-one")])
+        assert jr.extend_claims(first, ["vnf-a", target_claim("region-one"), target_claim("region-three")]) == {
+            target_claim("region-one"): second}
+        assert jr.claims(first) == ["@region-two", "vnf-a"]   # none taken
+        assert jr.extend_claims(first, ["vnf-a", target_claim("region-three")]) == {}
+        assert jr.claims(first) == ["@region-three", "@region-two", "vnf-a"]
+        with pytest.raises(ClaimError, match=rf"run {first} \(running\) holds target region-three"):
+            jr.check_claims([target_claim("region-three")])
+        jr.append(second, [Event("run-ended", data={"status": "complete"})], status="complete")
+        assert jr.extend_claims(first, ["vnf-b"]) == {} and "vnf-b" in jr.claims(first)
+        jr.append(first, [Event("run-ended", data={"status": "complete"})], status="complete")
+        whole = jr.start_run("p", "apply", {})
+        assert jr.extend_claims(whole, ["anything"]) == {} and jr.claims(whole) == []

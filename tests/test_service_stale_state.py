@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from executor.claims import run_claims
 from executor.journal import Event, Journal
 from service.engine import PLAN_ATTEMPTS, Conflict, LocalEngine, Submission
 
@@ -273,3 +274,90 @@ def test_runs_placing_on_one_target_at_once_do_not_overcommit_it(engine: LocalEn
     assert state["vnf-b"].placement == "region-two"   # the cheapest
     assert state["vnf-a"].placement not in (None, "region-two"), state["vnf-a"]
     assert engine.claims(run) == ["@" + state["vnf-a"].placement, "vnf-a"]
+
+
+def test_a_re_plan_does_not_place_on_a_target_another_run_holds(vfw_copy: Path) -> None:
+    """A run's claims were taken when it started; a re-plan after a failure that moved a resource
+    to another target placed it there even while another run held that target (each then planned
+    with capacity the other was taking). The re-plan now claims what its plan adds load to, and a
+    target another run holds is one it does not place on: region-two refuses, region-one (the next
+    cheapest) is held, so the VNF goes to region-three."""
+    refusing = vfw_copy / "simulations" / "assign-refused.yaml"
+    refusing.write_text("faults:\n  - { target: region-two, operation: assign, error: refused }\n")
+    engine = LocalEngine(vfw_copy, simulation=refusing)
+    engine.start()
+    try:
+        other = _other_run(engine, ["@region-one", "elsewhere"])
+        run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+        assert _wait(engine, run) == "complete"
+        assert engine.state()["vnf-a"].placement == "region-three"
+        assert engine.claims(run) == ["@region-three", "@region-two", "vnf-a"]
+        replans = [ev for ev in engine.events(run) if ev.kind == "replan"]
+        assert len(replans) == 1 and engine.claims(other) == ["@region-one", "elsewhere"]
+    finally:
+        engine.shutdown(30)
+
+
+def test_a_re_plan_working_on_a_resource_another_run_holds_falls_out_naming_it(
+        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its new plan would work on a resource another run holds (here: as if the plan touched it): the
+    run falls out, saying which run holds what, and takes none of the claims."""
+    import executor.engine
+
+    def claims_and_elsewhere(project, plan):
+        return [*run_claims(project, plan), "elsewhere"]
+
+    monkeypatch.setattr(executor.engine, "run_claims", claims_and_elsewhere)
+    refusing = vfw_copy / "simulations" / "assign-refused.yaml"
+    refusing.write_text("faults:\n  - { target: region-two, operation: assign, error: refused }\n")
+    engine = LocalEngine(vfw_copy, simulation=refusing)
+    engine.start()
+    try:
+        other = _other_run(engine, ["elsewhere"])
+        run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+        assert _wait(engine, run) == "fallout"
+        ended = [ev for ev in engine.events(run) if ev.kind == "no-plan"]
+        assert len(ended) == 1 and ended[0].data["status"] == "held"
+        assert ended[0].data["explanation"]["summary"] == (
+            f"the new plan works on elsewhere, which run {other} holds: resume this run once that one has ended")
+        assert engine.claims(run) == ["@region-two", "vnf-a"]
+    finally:
+        engine.shutdown(30)
+
+
+def test_a_re_plan_reads_the_state_again_when_a_run_there_ended_while_it_planned(
+        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another run held region-one when the re-plan read the state, and placed a VNF of 8 vcpu there
+    and ended while the re-plan was made: the claims were then free, but the plan was made without
+    that VNF (region-one with 16 of its 10 vcpu). The re-plan reads the state again and plans again."""
+    import executor.engine
+    from domain.formats import ObservedResource
+
+    other: list[int] = []
+    plans: list[int] = []
+    make_plan = executor.engine.Executor._make_plan
+
+    def and_the_other_ends(self, project, asked):
+        out = make_plan(self, project, asked)
+        plans.append(1)
+        if len(plans) == 1:
+            vnf = ObservedResource(name="vnf-b", type="vnf", state="active", placement="region-one",
+                                   requires={"vcpu": 8, "memory_gb": 16})
+            with Journal(engine.path) as jr:
+                jr.append(other[0], [Event("run-ended", data={"status": "complete"})], state={"vnf-b": vnf},
+                          status="complete", summary={"status": "complete"})
+        return out
+
+    monkeypatch.setattr(executor.engine.Executor, "_make_plan", and_the_other_ends)
+    refusing = vfw_copy / "simulations" / "assign-refused.yaml"
+    refusing.write_text("faults:\n  - { target: region-two, operation: assign, error: refused }\n")
+    engine = LocalEngine(vfw_copy, simulation=refusing)
+    engine.start()
+    try:
+        other.append(_other_run(engine, ["@region-one", "vnf-b"]))
+        run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+        assert _wait(engine, run) == "complete"
+        assert len(plans) == 2   # the re-plan, and the same after reading the state again
+        assert engine.state()["vnf-a"].placement == "region-three"
+    finally:
+        engine.shutdown(30)

@@ -1,0 +1,38 @@
+"""What a run holds while it goes on: the resources it works on and the targets it adds load to.
+
+Decided here once, for a run's start (the service: executor/runs.py's callers) and for each re-plan
+of a run that holds claims (executor/engine.py, on either host): runs on disjoint claims go side by
+side on one journal (executor.journal: the claims table)."""
+
+from __future__ import annotations
+
+from domain.project import Project
+from executor.journal import target_claim
+from planner.plan import Plan
+
+
+def run_claims(project: Project, plan: Plan) -> list[str]:
+    """What a run of ``plan`` claims: the resources its request names and those its operations touch,
+    and the targets it adds load to (``executor.journal.target_claim``): where it places a resource it
+    creates, changes or moves, or the whole that resource is part of is placed. Two runs placing on one
+    target at once would each plan with the capacity the other takes, and could break an
+    anti-affinity between their resources; a policy that couples resources on different targets
+    (a zone's) is not covered."""
+    model = project.model
+    names = {name for name, res in model.resources.items() if res.requested}
+    names.update(op.resource for op in plan.operations)
+    targets = set()
+    for change in plan.resource_changes:
+        if set(change.actions) <= {"delete", "run"}:   # takes nothing more anywhere
+            continue
+        node: str | None = change.resource
+        for _ in range(len(model.resources) + 1):   # up the part_of chain to the placed whole
+            res = model.resources.get(node) if node is not None else None
+            where = plan.placements.get(node) if node is not None else None
+            where = where or (res.placement if res is not None else None)
+            if where is not None or res is None:
+                break
+            node = res.part_of
+        if where is not None:
+            targets.add(target_claim(where))
+    return sorted(names | targets)
