@@ -218,7 +218,9 @@ class Journal:
         foreign = db.foreign_tables()   # nothing is written to a file that is not a journal yet
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise JournalError(f"{self.path}: not an ordo journal: it holds another program's tables ({shown})")
+            own = "a file" if isinstance(self.path, Path) else "a database"
+            raise JournalError(f"{self.path}: not an ordo journal: it holds another program's tables ({shown}); "
+                               f"give the journal {own} of its own")
         if not create and not self._made_meanwhile(db):   # (a command that only reads makes none of an empty file)
             raise NoJournal(f"{self.path}: no journal here (nothing was applied with this journal)")
         db.prepare()

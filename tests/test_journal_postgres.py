@@ -150,3 +150,23 @@ def test_the_server_reads_on_after_postgresql_closed_its_connections(vfw_copy: P
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_a_database_with_another_programs_tables_of_ordos_names_is_refused(vfw_copy: Path, postgres_url: str) -> None:
+    """A shared database whose 'runs' and 'events' are another program's: ordo took it for an empty
+    journal, `history` said "No runs yet" and `apply` failed on a raw SQL message after planning. Now
+    every command refuses it, naming those tables, and writes nothing there."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, owner TEXT)")
+        db.execute("CREATE TABLE events (at TIMESTAMPTZ, what TEXT)")
+        db.execute("CREATE TABLE invoices (id INTEGER)")   # other names are none of ordo's business
+    said = f"{postgres_url}: not an ordo journal: it holds another program's tables (events, runs); " \
+           "give the journal a database of its own"
+    for args in (("history",), ("apply", "--auto-approve")):
+        result = run_ordo(*args, "-C", vfw_copy, "--journal", postgres_url)
+        assert result.code != 0 and said in result.err and "Traceback" not in result.text, result.text
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        tables = {name for (name,) in db.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    assert tables == {"runs", "events", "invoices"}

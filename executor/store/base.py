@@ -44,7 +44,8 @@ class JournalUrl:
         raise ValueError(f"{self} is not a path")
 
     def exists(self) -> bool:
-        """Whether the database holds an ordo journal (False when nothing was written to it yet)."""
+        """Whether the database holds an ordo journal, or tables of its names that are another program's
+        (opening it then says so); False when nothing was written to it yet."""
         from executor.store.postgres import journal_exists
 
         return journal_exists(self)

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from executor.store.base import Backend, JournalError, JournalUrl
+from executor.store.schema import TABLES
 
 #: Advisory lock classes (the first key of the two-key form): a run's owner; a write transaction.
 OWNER = 0x6F72
@@ -88,6 +89,15 @@ class PostgresBackend(Backend):
     def in_transaction(self) -> bool:
         return self._db.info.transaction_status != self._idle
 
+    def foreign_tables(self) -> list[str] | None:
+        """A database may hold other programs' tables beside a journal: only those named as ordo's
+        tables are, in a database with no ordo schema yet (``CREATE TABLE IF NOT EXISTS`` would keep
+        them, and the journal would read and write another program's rows)."""
+        if self.version() != 0:
+            return None
+        taken = sorted(name for name in TABLES if self._db.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0])
+        return taken if taken and self.version() == 0 else []
+
     def version(self) -> int:
         if self._db.execute("SELECT to_regclass('ordo_schema')").fetchone()[0] is None:
             return 0
@@ -121,7 +131,7 @@ class PostgresBackend(Backend):
 def journal_exists(where: JournalUrl) -> bool:
     backend = PostgresBackend(where)
     try:
-        return backend.version() > 0
+        return backend.version() > 0 or bool(backend.foreign_tables())   # (the latter: opened, then refused)
     except backend.errors as exc:
         raise JournalError(f"{where}: cannot read the journal: {backend.describe(exc)}") from None
     finally:

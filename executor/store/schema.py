@@ -9,6 +9,8 @@ transaction; one of a newer version is refused: it was written by a newer ordo.
 
 from __future__ import annotations
 
+import re
+
 #: The version this ordo writes and reads.
 SCHEMA_VERSION = 4
 
@@ -93,3 +95,9 @@ def steps(after: int, types: dict[str, str]) -> list[str]:
         text = MIGRATIONS[version].format(**types)
         out.extend(s.strip() for s in text.split(";") if s.strip())
     return out
+
+
+#: The tables the migrations make (a store that holds one of these names but no ordo schema is another
+#: program's: executor/store/postgres.py).
+TABLES: tuple[str, ...] = tuple(dict.fromkeys(
+    re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", "".join(MIGRATIONS.values()))))
