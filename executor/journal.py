@@ -855,7 +855,13 @@ class Journal:
             for name, record in rows:
                 self._record(name, record)
             raise JournalError(f"{self.path}: table state is damaged ({_first_error(exc)})") from None
-        return {name: record for (name, _), record in zip(rows, records, strict=True)}
+        out = {name: record for (name, _), record in zip(rows, records, strict=True)}
+        if any(record.name != name for name, record in out.items()):   # (written by hand: it would stand for another)
+            name, record = next((n, r) for n, r in out.items() if r.name != n)
+            raise JournalError(
+                f"{self.path}: table state, the record of '{name}' is damaged (it is named {quoted(record.name)}); "
+                f"`ordo state rm {name}` forgets it (the inventory file speaks for it again)")
+        return out
 
     def _record(self, name: str, record: str) -> ObservedResource:
         try:
