@@ -572,3 +572,19 @@ def test_a_task_queue_name_temporal_refuses_is_refused_first(vfw_copy: Path, arg
     'Serving' (the sweep of the Temporal paths, 6 December)."""
     run = run_ordo(*args, "x" * 3000, "-C", str(vfw_copy))
     assert run.code != 0 and "a task queue's name is 1-200 printable characters" in run.err, run.out + run.err
+
+
+def test_the_hint_of_a_queue_no_worker_serves_quotes_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue's name may hold spaces: the command the hint gives is one a shell runs as it reads."""
+    import asyncio
+
+    from executor.temporal import Temporal, TemporalError, client
+
+    async def never(*args: object) -> bool:
+        return False
+
+    monkeypatch.setattr(client, "_served", never)
+    with pytest.raises(TemporalError) as caught:
+        asyncio.run(client._unserved(None, Temporal("127.0.0.1:7233", "our queue"), [("our queue", 1, "workflows")]))
+    assert "--main-queue 'our queue' -C PROJECT`" in str(caught.value)
+    assert "--task-queue 'our queue'`" in str(caught.value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
+import shlex
 import signal
 import time
 import uuid
@@ -51,7 +53,18 @@ async def _connect(address: str) -> Client:
     try:
         return await Client.connect(address, namespace="default")
     except Exception as exc:  # the SDK raises RuntimeError with the transport's text
-        raise TemporalError(f"cannot reach Temporal at {address}: {exc}") from None
+        raise TemporalError(f"cannot reach Temporal at {address}: {transport_said(str(exc))} (is a Temporal "
+                            "server listening there? `temporal server start-dev` starts one)") from None
+
+
+def transport_said(text: str) -> str:
+    """What the SDK's connection error says, without the Rust types around it: 'Connection refused',
+    not 'Failed client connect: Server connection error: tonic::transport::Error(Transport, ...'."""
+    found = re.search(r'\b(?:message|error): "([^"]{1,300})"', text)
+    if found:
+        return found.group(1)
+    first = (text.strip().splitlines() or [""])[0].removeprefix("Failed client connect: ")
+    return first[:300] or "no answer"
 
 
 # --- workers --------------------------------------------------------------------------
@@ -384,9 +397,10 @@ async def _unserved(client: Client, temporal: Temporal, queues: list[tuple[str, 
     serves, and how to serve it."""
     for queue, kind, what in queues:
         if not await _served(client, queue, kind):
+            main, named = shlex.quote(temporal.queue), shlex.quote(queue)   # (a queue's name may hold spaces)
             raise TemporalError(f"no worker serves the task queue {queue} ({what}) on {temporal.address}: start "
-                                f"`ordo worker --temporal {temporal.address} --main-queue {temporal.queue} -C PROJECT` "
-                                f"(it serves every queue of the project's catalog), or one with `--task-queue {queue}`")
+                                f"`ordo worker --temporal {temporal.address} --main-queue {main} -C PROJECT` "
+                                f"(it serves every queue of the project's catalog), or one with `--task-queue {named}`")
 
 
 def crossing(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
