@@ -207,6 +207,9 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 
     if compare is not None and fmt not in ("text", "json"):
         raise click.UsageError("--compare prints a difference: use --format text or json")
+    if out is not None and str(out) == "-":   # (it wrote a file named '-')
+        raise click.BadParameter("'-' is not a file here: `--format json` prints the plan as JSON",
+                                 param_hint="'--out'")
     saved = None
     if compare is not None:
         from planner.whatif import read_plan

@@ -588,3 +588,10 @@ def test_the_hint_of_a_queue_no_worker_serves_quotes_its_name(monkeypatch: pytes
         asyncio.run(client._unserved(None, Temporal("127.0.0.1:7233", "our queue"), [("our queue", 1, "workflows")]))
     assert "--main-queue 'our queue' -C PROJECT`" in str(caught.value)
     assert "--task-queue 'our queue'`" in str(caught.value)
+
+
+def test_plan_out_dash_is_refused_not_written_as_a_file_named_dash(vfw_copy: Path, tmp_path: Path) -> None:
+    """`--out -` wrote a file named '-' in the working folder; '-' is stdout to most tools."""
+    run = run_ordo("plan", "-C", str(vfw_copy), "--out", "-", cwd=tmp_path)
+    assert run.code == 1 and "'-' is not a file here: `--format json` prints the plan as JSON" in run.err
+    assert not (tmp_path / "-").exists()
