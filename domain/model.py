@@ -228,7 +228,7 @@ class Model:
     refused: set[str] = field(default_factory=set)
     planned: dict[str, str] = field(default_factory=dict)
     # Targets another run on the journal holds now (executor/claims.py): nothing new goes there.
-    held: set[str] = field(default_factory=set)
+    claimed_elsewhere: set[str] = field(default_factory=set)
     # The words the resources use, found as the model is built (build_model's
     # survey): label keys, relationship kinds, requires keys and param names
     # (planner/lint.py's vocabulary).

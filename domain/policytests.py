@@ -100,6 +100,8 @@ class Learnt(_Strict):
 
     failed: list[str] = Field(default_factory=list, description="RESOURCE/OPERATION that failed for good")
     refused: list[Name] = Field(default_factory=list, description="targets that refused an operation")
+    claimed_elsewhere: list[Name] = Field(
+        default_factory=list, description="targets another run on the journal adds load to now")
     planned: dict[Name, Name] = Field(default_factory=dict, description="resource -> target the last plan chose")
 
 

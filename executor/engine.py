@@ -84,7 +84,6 @@ from executor.journal import (
     JournalError,
     claimed,
     damaged_event,
-    target_claim,
 )
 from executor.shared import GRACE, RETRY, Shared
 from planner.bounded import PoliciesChanged
@@ -650,11 +649,12 @@ class Executor:
         planning ends and PlanCancelled is raised."""
         started = time.monotonic()
         run = core.state.run
-        holds = set(self.journal.claims(run))   # empty: the run holds the whole journal
+        holds = bool(self.journal.claims(run))   # False: the run holds the whole journal, no run writes beside it
 
         def load() -> Project:
-            if holds:   # what other runs wrote since this one started (they may have ended since)
-                self._records = _with_others(self._records, self.journal.state(), holds)
+            if holds:   # the journal's records, with what other runs wrote since this one read them (and
+                # what it observed that the journal is about to have): as the service plans a new run
+                self._records = {**self.journal.state(), **self._found}
             project = self.loader(list(self._records.values()))
             model = project.model
             model.failed = set(cmd.failed)
@@ -665,6 +665,7 @@ class Executor:
                 _roll_back(model, cmd.snapshot)
             return project
 
+        then = self.journal.runs_now() if holds else None   # before the state is read: see _plan_holding
         project = load()
         model = project.model
         if self._project is None:  # resumed after a fallout: the summary needs a model, even if stopped now
@@ -686,8 +687,8 @@ class Executor:
             asked = cancelled if cancelled is not None else stop_asked if stoppable else None
             with self.plans.slot(project, urgent=True, cancelled=asked) if self.plans is not None \
                     else contextlib.nullcontext():
-                if holds:
-                    project, outcome = self._plan_holding(run, project, load, asked)
+                if then is not None:
+                    project, outcome = self._plan_holding(run, project, load, then, asked)
                     model = project.model
                 else:
                     outcome = self._make_plan(project, asked)
@@ -697,9 +698,8 @@ class Executor:
             self._stop_sent = True
             return Stop(stop[0], self.clock())
         seconds = time.monotonic() - started
-        if isinstance(outcome, str):   # a resource the new plan works on is another run's now
-            return NoPlan("held", {"kind": "unknown", "summary": outcome, "conflicts": [], "cycle": [],
-                                   "cycle_rules": [], "goals": []}, seconds, self.clock())
+        if isinstance(outcome, Held):   # what the new plan works on is another run's now
+            return NoPlan(outcome.status, outcome.explanation, seconds, self.clock())
         if outcome.plan is None:
             self._explanation = outcome.explanation
             return NoPlan(outcome.status, _explanation_data(outcome.explanation), seconds, self.clock())
@@ -708,35 +708,38 @@ class Executor:
                        _snapshot(model, outcome.plan, core.state.snapshot), self.clock())
 
     def _plan_holding(self, run: int, project: Project, load: Callable[[], Project],
-                      asked: Callable[[], bool] | None) -> tuple[Project, PlanOutcome | str]:
+                      then: tuple[frozenset[int], int], asked: Callable[[], bool] | None,
+                      ) -> tuple[Project, PlanOutcome | Held]:
         """The re-plan of a run that holds claims (it shares the journal with other runs), and the claims
         its new plan needs beyond those it holds (``executor.claims.run_claims``), taken with it. A target
-        another run holds is one it places nothing new on (``held``): planned again without it; the state
-        read again and planned again when a run that could have written there (one going on when it was
-        read, or started since) has ended meanwhile. A resource another run holds: why there is no plan."""
-        for _ in range(STALE_READS):
-            then = self.journal.runs_now()
-            held: set[str] = set()
+        another run holds is one it places nothing new on (``claimed_elsewhere``): planned again without
+        it. The state read again and planned again when a run that could have written there (one going
+        on at ``then``, taken before the state was read, or started since) has ended meanwhile. Held: a
+        resource another run holds, no plan without the targets others hold, or runs that kept ending."""
+        for attempt in range(STALE_READS):
+            if attempt:   # a run that may have written there ended while the plan was made
+                then = self.journal.runs_now()
+                project = load()
+            elsewhere: dict[str, int] = {}   # target -> the run that holds it
             while True:
-                project.model.held = held
+                project.model.claimed_elsewhere = set(elsewhere)
                 outcome = self._make_plan(project, asked)
                 if outcome.plan is None:
-                    return project, outcome
+                    return project, (_no_plan_beside(elsewhere, outcome) if elsewhere else outcome)
                 wanted = run_claims(project, outcome.plan)
                 taken = self.journal.extend_claims(run, wanted)
-                targets = {c[len(TARGET_MARK):] for c in taken if c.startswith(TARGET_MARK)}
                 if not taken:
                     break
-                if len(targets) < len(taken) or targets <= held:
-                    name = (sorted(set(taken) - {target_claim(t) for t in held}) or sorted(taken))[0]
-                    return project, (f"the new plan works on {claimed(name)}, which run {taken[name]} holds: "
-                                     f"resume this run once that one has ended")
-                held |= targets
+                targets = {c[len(TARGET_MARK):]: r for c, r in taken.items() if c.startswith(TARGET_MARK)}
+                if len(targets) < len(taken) or targets.keys() <= elsewhere.keys():
+                    name = (sorted(c for c in taken if not c.startswith(TARGET_MARK)) or sorted(taken))[0]
+                    return project, Held("held", f"the new plan works on {claimed(name)}, which run {taken[name]} "
+                                                 "holds: resume this run once that one has ended")
+                elsewhere.update(targets)
             if not [other for other in self.journal.changed_since(then, wanted) if other != run]:
                 return project, outcome
-            project = load()   # a run that may have written there ended while this plan was made
-        return project, (f"runs beside this one kept changing what its new plan works on ({STALE_READS} reads "
-                         "of the state): resume it once they have ended")
+        return project, Held("stale", f"runs beside this one kept changing what its new plan works on "
+                                      f"({STALE_READS} reads of the state): resume it once they have ended")
 
     def _make_plan(self, project: Project, asked: Callable[[], bool] | None) -> PlanOutcome:
         """make_plan; a policy file written while it planned (PoliciesChanged) is read again and the plan
@@ -1110,13 +1113,28 @@ def _model_inputs_of_plan(plan: Plan, skip: set[str]) -> dict[str, str]:
             if not i.path.startswith("<") and not i.path.endswith(".lp") and i.path not in skip}
 
 
-def _with_others(records: dict[str, ObservedResource], journal: dict[str, ObservedResource],
-                 holds: set[str]) -> dict[str, ObservedResource]:
-    """A run's records (``records``: of the resources it holds, which no other run writes) with the
-    journal's of all others (other runs wrote them, or forgot them, since this run read them)."""
-    out = {name: record for name, record in journal.items() if name not in holds}
-    out.update((name, record) for name, record in records.items() if name in holds)
-    return dict(sorted(out.items()))
+@dataclass(frozen=True)
+class Held:
+    """Why a re-plan of a run that shares the journal has no plan: what it needs is other runs' now."""
+
+    status: str   # held: another run holds what the plan needs; stale: runs beside it kept ending
+    summary: str
+    planner: dict[str, Any] | None = None   # the planner's explanation, where it had no plan
+
+    @property
+    def explanation(self) -> dict[str, Any]:
+        from planner.explain import Explanation
+
+        return {**(self.planner or Explanation(kind="unknown", summary="").to_dict()), "summary": self.summary}
+
+
+def _no_plan_beside(elsewhere: dict[str, int], outcome: PlanOutcome) -> Held:
+    """No plan without the targets other runs hold: those runs named first, then what the planner said."""
+    held = ", ".join(f"{target} (run {run})" for target, run in sorted(elsewhere.items()))
+    said = outcome.explanation.summary if outcome.explanation is not None else f"status {outcome.status}"
+    return Held("held", f"no plan places nothing new on the targets other runs hold now, {held}: resume this run "
+                        f"once they have ended (without them: {said})",
+                outcome.explanation.to_dict() if outcome.explanation is not None else None)
 
 
 def _explanation_data(explanation: Any) -> dict[str, Any] | None:

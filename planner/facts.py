@@ -27,7 +27,7 @@ FACT_SIGNATURES: frozenset[tuple[str, int]] = frozenset({
     ("part_of", 2), ("relation", 3), ("changed", 1), ("run", 2), ("requested", 1),
     ("placeable", 1), ("placed", 2), ("pinned", 2), ("requires", 3), ("label", 3),
     ("param", 3), ("target", 1), ("zone", 2), ("capacity", 3), ("attr", 3),
-    ("target_label", 3), ("ref", 3), ("failed", 2), ("refused", 1), ("held", 1), ("planned", 2),
+    ("target_label", 3), ("ref", 3), ("failed", 2), ("refused", 1), ("claimed_elsewhere", 1), ("planned", 2),
     ("priority", 2),
 })
 
@@ -168,8 +168,8 @@ def model_facts(model: Model, types: set[str] | None = None) -> list[str]:
         add(_fact("failed", name, opname))
     for target in model.refused:
         add(_fact("refused", target))
-    for target in sorted(model.held):
-        add(_fact("held", target))
+    for target in sorted(model.claimed_elsewhere):
+        add(_fact("claimed_elsewhere", target))
     for name, target in model.planned.items():
         add(_fact("planned", name, target))
     return sorted(set(out))

@@ -281,7 +281,7 @@ _VOCABULARY: dict[Sig, tuple[tuple[int, str], ...]] = {
     ("place", 2): ((1, "target"),),
     ("located", 2): ((1, "target"),),
     ("refused", 1): ((0, "target"),),
-    ("held", 1): ((0, "target"),),
+    ("claimed_elsewhere", 1): ((0, "target"),),
     ("op", 2): ((1, "operation"),),
 }
 

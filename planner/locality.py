@@ -69,7 +69,7 @@ RESOURCE_PLACES: dict[tuple[str, int], tuple[int, ...]] = {
     ("part_of", 2): (0, 1), ("relation", 3): (1, 2), ("ref", 3): (0, 1),
     ("state", 3): (), ("transition", 4): (), ("milestone", 3): (), ("final", 2): (), ("update", 2): (),
     ("controller", 3): (), ("duration", 3): (), ("target", 1): (), ("zone", 2): (), ("attr", 3): (),
-    ("target_label", 3): (), ("refused", 1): (), ("held", 1): (),
+    ("target_label", 3): (), ("refused", 1): (), ("claimed_elsewhere", 1): (),
     # derived by the base library (lifecycle.lp, placement.lp)
     ("initial", 2): (), ("goal", 2): (0,), ("present", 1): (0,), ("op", 2): (0,), ("op_from", 3): (0,),
     ("op_to", 3): (0,), ("raises", 3): (0,), ("lowers", 3): (0,), ("reaches", 2): (0,),

@@ -44,12 +44,12 @@ def messages(result: testing.CaseResult) -> list[str]:
 def test_vfw_example_tests_pass_with_full_coverage():
     run = run_ordo("test", "-C", VFW, "--coverage")
     assert run.code == 0, run.text
-    assert run.out.startswith("collected 19 tests in 4 files")
+    assert run.out.startswith("collected 20 tests in 4 files")
     assert "examples/vfw/tests/placement_test.yaml ......\n" in run.out
     assert "<library>/avoid-refused-targets.lp               2/2    100%" in run.out
     assert "TOTAL                                            6/6    100%" in run.out
     assert run.out.rstrip().endswith("=")
-    assert " 19 passed in " in run.out.splitlines()[-1]
+    assert " 20 passed in " in run.out.splitlines()[-1]
 
 
 def test_vcpe_example_tests_pass_with_full_coverage():

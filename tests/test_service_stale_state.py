@@ -276,30 +276,59 @@ def test_runs_placing_on_one_target_at_once_do_not_overcommit_it(engine: LocalEn
     assert engine.claims(run) == ["@" + state["vnf-a"].placement, "vnf-a"]
 
 
-def test_a_re_plan_does_not_place_on_a_target_another_run_holds(vfw_copy: Path) -> None:
+@pytest.fixture
+def refusing(vfw_copy: Path) -> Iterator[LocalEngine]:
+    """An engine on the vFW whose region-two refuses to assign a VNF: its run re-plans."""
+    world = vfw_copy / "simulations" / "assign-refused.yaml"
+    world.write_text("faults:\n  - { target: region-two, operation: assign, error: refused }\n")
+    started = LocalEngine(vfw_copy, simulation=world)
+    started.start()
+    try:
+        yield started
+    finally:
+        started.shutdown(30)
+
+
+def _no_plan(engine: LocalEngine, run: int) -> Event:
+    ended = [ev for ev in engine.events(run) if ev.kind == "no-plan"]
+    assert len(ended) == 1, ended
+    return ended[0]
+
+
+def test_a_re_plan_does_not_place_on_a_target_another_run_holds(refusing: LocalEngine) -> None:
     """A run's claims were taken when it started; a re-plan after a failure that moved a resource
     to another target placed it there even while another run held that target (each then planned
     with capacity the other was taking). The re-plan now claims what its plan adds load to, and a
     target another run holds is one it does not place on: region-two refuses, region-one (the next
     cheapest) is held, so the VNF goes to region-three."""
-    refusing = vfw_copy / "simulations" / "assign-refused.yaml"
-    refusing.write_text("faults:\n  - { target: region-two, operation: assign, error: refused }\n")
-    engine = LocalEngine(vfw_copy, simulation=refusing)
-    engine.start()
-    try:
-        other = _other_run(engine, ["@region-one", "elsewhere"])
-        run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
-        assert _wait(engine, run) == "complete"
-        assert engine.state()["vnf-a"].placement == "region-three"
-        assert engine.claims(run) == ["@region-three", "@region-two", "vnf-a"]
-        replans = [ev for ev in engine.events(run) if ev.kind == "replan"]
-        assert len(replans) == 1 and engine.claims(other) == ["@region-one", "elsewhere"]
-    finally:
-        engine.shutdown(30)
+    engine = refusing
+    other = _other_run(engine, ["@region-one", "elsewhere"])
+    run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+    assert _wait(engine, run) == "complete"
+    assert engine.state()["vnf-a"].placement == "region-three"
+    assert engine.claims(run) == ["@region-three", "@region-two", "vnf-a"]
+    replans = [ev for ev in engine.events(run) if ev.kind == "replan"]
+    assert len(replans) == 1 and engine.claims(other) == ["@region-one", "elsewhere"]
+
+
+def test_a_re_plan_with_no_target_left_but_held_ones_names_their_runs(refusing: LocalEngine) -> None:
+    """region-two refuses, and other runs hold region-one and region-three: no plan, and the runs
+    holding them are named first (the planner alone would say to relax avoid-refused-targets)."""
+    engine = refusing
+    first, second = _other_run(engine, ["@region-one"]), _other_run(engine, ["@region-three"])
+    run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+    assert _wait(engine, run) == "fallout"
+    ended = _no_plan(engine, run)
+    summary = ended.data["explanation"]["summary"]
+    assert ended.data["status"] == "held" and summary.startswith(
+        f"no plan places nothing new on the targets other runs hold now, region-one (run {first}), "
+        f"region-three (run {second}): resume this run once they have ended (without them: ")
+    assert ended.data["explanation"]["kind"] == "conflict"   # the planner's explanation is kept
+    assert engine.claims(run) == ["@region-two", "vnf-a"]
 
 
 def test_a_re_plan_working_on_a_resource_another_run_holds_falls_out_naming_it(
-        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        refusing: LocalEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Its new plan would work on a resource another run holds (here: as if the plan touched it): the
     run falls out, saying which run holds what, and takes none of the claims."""
     import executor.engine
@@ -308,56 +337,63 @@ def test_a_re_plan_working_on_a_resource_another_run_holds_falls_out_naming_it(
         return [*run_claims(project, plan), "elsewhere"]
 
     monkeypatch.setattr(executor.engine, "run_claims", claims_and_elsewhere)
-    refusing = vfw_copy / "simulations" / "assign-refused.yaml"
-    refusing.write_text("faults:\n  - { target: region-two, operation: assign, error: refused }\n")
-    engine = LocalEngine(vfw_copy, simulation=refusing)
-    engine.start()
-    try:
-        other = _other_run(engine, ["elsewhere"])
-        run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
-        assert _wait(engine, run) == "fallout"
-        ended = [ev for ev in engine.events(run) if ev.kind == "no-plan"]
-        assert len(ended) == 1 and ended[0].data["status"] == "held"
-        assert ended[0].data["explanation"]["summary"] == (
-            f"the new plan works on elsewhere, which run {other} holds: resume this run once that one has ended")
-        assert engine.claims(run) == ["@region-two", "vnf-a"]
-    finally:
-        engine.shutdown(30)
+    engine = refusing
+    other = _other_run(engine, ["elsewhere"])
+    run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+    assert _wait(engine, run) == "fallout"
+    ended = _no_plan(engine, run)
+    assert ended.data["status"] == "held" and ended.data["explanation"]["summary"] == (
+        f"the new plan works on elsewhere, which run {other} holds: resume this run once that one has ended")
+    assert engine.claims(run) == ["@region-two", "vnf-a"]
 
 
-def test_a_re_plan_reads_the_state_again_when_a_run_there_ended_while_it_planned(
-        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another run held region-one when the re-plan read the state, and placed a VNF of 8 vcpu there
-    and ended while the re-plan was made: the claims were then free, but the plan was made without
-    that VNF (region-one with 16 of its 10 vcpu). The re-plan reads the state again and plans again."""
-    import executor.engine
+def _ending_other_on_region_one(engine: LocalEngine, other: list[int]) -> None:
+    """The other run places vnf-b (8 of region-one's 10 vcpu) there and ends."""
     from domain.formats import ObservedResource
 
-    other: list[int] = []
-    plans: list[int] = []
-    make_plan = executor.engine.Executor._make_plan
+    vnf = ObservedResource(name="vnf-b", type="vnf", state="active", placement="region-one",
+                           requires={"vcpu": 8, "memory_gb": 16})
+    with Journal(engine.path) as jr:
+        jr.append(other[0], [Event("run-ended", data={"status": "complete"})], state={"vnf-b": vnf},
+                  status="complete", summary={"status": "complete"})
+
+
+@pytest.mark.parametrize("when", ["while-it-plans", "after-the-state-is-read"])
+def test_a_re_plan_reads_the_state_again_when_a_run_there_ended_meanwhile(
+        refusing: LocalEngine, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """Another run held region-one when the re-plan read the state, and placed a VNF of 8 vcpu there
+    and ended while the re-plan was made (or between the read and the plan: the review of 6 December
+    found the runs going on taken after the read, which missed it): the claims were then free, but the
+    plan was made without that VNF (region-one with 16 of its 10 vcpu). The re-plan reads the state
+    again and plans again."""
+    import executor.engine
+
+    engine, other, plans, replans = refusing, [], [], []
+    make_plan, replan, state = executor.engine.Executor._make_plan, executor.engine.Executor._replan, Journal.state
 
     def and_the_other_ends(self, project, asked):
         out = make_plan(self, project, asked)
         plans.append(1)
-        if len(plans) == 1:
-            vnf = ObservedResource(name="vnf-b", type="vnf", state="active", placement="region-one",
-                                   requires={"vcpu": 8, "memory_gb": 16})
-            with Journal(engine.path) as jr:
-                jr.append(other[0], [Event("run-ended", data={"status": "complete"})], state={"vnf-b": vnf},
-                          status="complete", summary={"status": "complete"})
+        if len(plans) == 1 and when == "while-it-plans":
+            _ending_other_on_region_one(engine, other)
+        return out
+
+    def replanning(self, *args, **kwargs):
+        replans.append(1)
+        return replan(self, *args, **kwargs)
+
+    def read_then_the_other_ends(self):   # the re-plan's first read of the state
+        out = state(self)
+        if replans == [1] and when == "after-the-state-is-read" and len(other) == 1:
+            _ending_other_on_region_one(engine, other)
+            other.append(0)
         return out
 
     monkeypatch.setattr(executor.engine.Executor, "_make_plan", and_the_other_ends)
-    refusing = vfw_copy / "simulations" / "assign-refused.yaml"
-    refusing.write_text("faults:\n  - { target: region-two, operation: assign, error: refused }\n")
-    engine = LocalEngine(vfw_copy, simulation=refusing)
-    engine.start()
-    try:
-        other.append(_other_run(engine, ["@region-one", "vnf-b"]))
-        run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
-        assert _wait(engine, run) == "complete"
-        assert len(plans) == 2   # the re-plan, and the same after reading the state again
-        assert engine.state()["vnf-a"].placement == "region-three"
-    finally:
-        engine.shutdown(30)
+    monkeypatch.setattr(executor.engine.Executor, "_replan", replanning)
+    monkeypatch.setattr(Journal, "state", read_then_the_other_ends)
+    other.append(_other_run(engine, ["@region-one", "vnf-b"]))
+    run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+    assert _wait(engine, run) == "complete"
+    assert len(plans) == 2   # the re-plan, and the same after reading the state again
+    assert engine.state()["vnf-a"].placement == "region-three"

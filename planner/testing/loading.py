@@ -80,11 +80,12 @@ def _learn(case: Case, model: Model) -> list[Diagnostic]:
         else:
             res, op = text.split("/", 1)
             model.failed.add((res, op))
-    for index, target in enumerate(learnt.refused):
-        if target not in model.targets:
-            problems.append(diag(case, where + ("refused", index), f"unknown target '{target}'",
-                                 _choices(target, model.targets)))
-        model.refused.add(target)
+    for key, targets in (("refused", learnt.refused), ("claimed_elsewhere", learnt.claimed_elsewhere)):
+        for index, target in enumerate(targets):
+            if target not in model.targets:
+                problems.append(diag(case, where + (key, index), f"unknown target '{target}'",
+                                     _choices(target, model.targets)))
+            getattr(model, key).add(target)
     for res, target in learnt.planned.items():
         if res not in model.resources:
             problems.append(diag(case, where + ("planned", res), f"unknown resource '{res}'",
