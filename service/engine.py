@@ -68,6 +68,10 @@ REQUEST_GRACE = 3600.0
 SWEEP_EVERY = 60.0
 #: Who resumes the runs a restart finds cut short (recorded as their principal).
 RESTART = "ordo serve (restart)"
+#: Seconds between looks for runs cut short that no process carries on (their server, or its connection
+#: to the journal, died): a server takes them over, as it does at its start.
+TAKEOVER_EVERY = 30.0
+TAKEOVER = "ordo serve (takeover)"
 #: Why a run cut short before its first event is closed rather than resumed.
 NEVER_BEGAN = ("cut short before it began (no event recorded, so no 202 was answered and nothing was sent "
                "to a controller): closed; the same request may be sent again")
@@ -181,25 +185,54 @@ class LocalEngine:
         self._reading: dict[Path, list] = {}
         self._accepting = False
         self._ready = False
+        self._stopping = threading.Event()   # set when the server stops: the takeover's watch ends
+        self._tried: set[int] = set()   # runs a takeover (or the start) tried to resume
 
     # --- life -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the journal and resume what a restart finds cut short."""
+        """Open the journal and resume what a restart finds cut short; then, while the server goes on,
+        take over the runs that crash (``TAKEOVER_EVERY``)."""
         self._reader = Journal(self.path)
         self._accepting = True
-        for info in self._reader.runs():
-            if info.options.get("principal") is None or info.effective_status not in ("crashed", "interrupted"):
-                continue  # runs of `ordo apply`, and runs that wait for a decision, are left as they are
-            if not self._reader.events(info.id, limit=1):
+        self._take_over(("crashed", "interrupted"), RESTART)
+        self._ready = True
+        watch = threading.Thread(target=self._watch, name="ordo-takeover", daemon=True)
+        with self._lock:
+            self._threads.add(watch)
+        watch.start()
+
+    def _take_over(self, statuses: tuple[str, ...], principal: str) -> None:
+        """Resume the service's runs of these statuses (those of `ordo apply`, those that wait for a decision,
+        and those a Temporal workflow may carry on are left as they are), each once in this process's life:
+        one that could not be is left to a resume asked for, or to the next start, rather than asked again
+        (each try is a journal event)."""
+        for info in self._journal().resumable():
+            status = info.effective_status
+            if (info.options.get("principal") is None or status not in statuses or info.id in self._tried
+                    or (principal == TAKEOVER and info.options.get("engine") == "temporal") or self.driving(info.id)):
+                continue   # (one driven here whose connection died: its driver stops at its next write)
+            self._tried.add(info.id)
+            if not self._journal().events(info.id, limit=1):
                 self._close_unbegun(info)
                 continue
             try:
-                self.resume(info.id, RESTART)
-                log.info("resumed run %d (it was %s)", info.id, info.effective_status)
+                self.resume(info.id, principal)
+                log.info("resumed run %d (it was %s)", info.id, status)
             except OrdoError as exc:
                 log.warning("run %d cannot be resumed: %s", info.id, exc)
-        self._ready = True
+
+    def _watch(self) -> None:
+        """Every TAKEOVER_EVERY seconds, until the server stops: the runs cut short since, taken over (a server
+        sharing the journal died or was stopped, or the journal failed under a run driven here)."""
+        while not self._stopping.wait(TAKEOVER_EVERY):
+            try:
+                self._take_over(("crashed", "interrupted"), TAKEOVER)
+            except OrdoError as exc:   # the journal does not answer: opened anew, looked at again next time
+                log.warning("looking for runs to take over: %s", exc)
+                self.reopen()
+            except Exception:  # noqa: BLE001 - the watch goes on; the server's answers are not its business
+                log.exception("looking for runs to take over")
 
     def _close_unbegun(self, info: RunInfo) -> None:
         """A run killed between its row and its first event (run-started, naming the request it
@@ -246,6 +279,7 @@ class LocalEngine:
         with self._lock:
             self._accepting = False
             executors = list(self._executors)
+        self._stopping.set()
         for executor in executors:
             executor.request_stop()
 
@@ -564,9 +598,10 @@ class LocalEngine:
     def _cut_short(self, run_id: int, exc: BaseException) -> None:
         """A run whose driver failed after it started (a re-plan refused: a policy changed under it, or
         no longer checks) is left resumable, saying why. While the server goes on, it falls out: it
-        waits for a decision (resume, rollback or abort; SO's manual task), as nothing here would resume
-        it before the next start. While the server stops, and for a run a Temporal workflow carries
-        on, it is interrupted, and resumed at the next start."""
+        waits for a decision (resume, rollback or abort; SO's manual task). Where the journal failed
+        (its database restarted: the driver could not write on), while the server stops, and for a run
+        a Temporal workflow carries on, it is interrupted: taken over by the next look (``_watch``)
+        or start. Where nothing can be written, it is crashed (no owner), and taken over the same."""
         log.error("run %d stopped: %s", run_id, exc)
         try:
             jr = self._journal()
@@ -578,7 +613,7 @@ class LocalEngine:
                 if going_on:   # its end being written: a resume asked now waits for the driver to let go
                     self._ending.add(run_id)
             how = f"its driver stopped: {exc}"
-            if going_on and info.options.get("engine") != "temporal":
+            if going_on and info.options.get("engine") != "temporal" and not isinstance(exc, JournalError):
                 summary = {**info.summary, "status": "fallout", "reason": how}
                 jr.append(run_id, [Event("run-ended", data=summary)], status="fallout", summary=summary)
             else:

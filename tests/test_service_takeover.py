@@ -1,0 +1,115 @@
+"""Runs of `ordo serve` that crash while the server goes on (the journal's database restarted under
+them, or a server sharing the journal died) are taken over within TAKEOVER_EVERY seconds, as a
+server's start takes over what it finds cut short: before, they waited for some server's restart."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+import service.engine
+from executor.journal import Journal
+from service.engine import TAKEOVER, LocalEngine, Submission
+from tests.servicekit import LAB
+
+
+def _terminate_connections(url: str) -> None:
+    """What a PostgreSQL restart does to ordo: every connection to its database closed."""
+    import psycopg
+
+    base, database = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as db:
+        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                   "AND pid <> pg_backend_pid()", (database,))
+
+
+@pytest.fixture
+def slow_world(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Operations of 0.4 s in a simulated world, and servers that look for runs to take over every 0.2 s."""
+    monkeypatch.setattr(service.engine, "TAKEOVER_EVERY", 0.2)
+    world = vfw_copy / "simulations" / "slow.yaml"
+    world.write_text("latency: 0.4\n")
+    return world
+
+
+def _first_intent(engine: LocalEngine) -> tuple[int, float]:
+    """A run of the lab network submitted, once its first operation is sent; and a deadline."""
+    run = engine.submit(Submission(request=LAB), "test").run
+    deadline = time.monotonic() + 60
+    while not [ev for ev in engine.events(run) if ev.kind == "intent"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return run, deadline
+
+
+def test_a_run_whose_connection_died_is_taken_over_while_the_server_goes_on(
+        vfw_copy: Path, postgres_url: str, slow_world: Path) -> None:
+    engine = LocalEngine(vfw_copy, journal=postgres_url, simulation=slow_world)
+    engine.start()
+    try:
+        run, deadline = _first_intent(engine)
+        _terminate_connections(postgres_url)   # the run's driver cannot write on: it stops, the run crashed
+        while True:
+            assert time.monotonic() < deadline, "the run was not taken over"
+            try:
+                info = engine.run(run)
+            except Exception:  # noqa: BLE001 - the reader's connection was closed too (opened anew on errors)
+                engine.reopen()
+                continue
+            if info.status == "complete":
+                break
+            time.sleep(0.1)
+        with Journal(postgres_url, create=False) as jr:
+            resumed = [ev.data.get("principal") for ev in jr.events(run) if ev.kind == "resume-requested"]
+            assert resumed == [TAKEOVER]
+            assert jr.state()["lab-net"].state == "active"
+    finally:
+        engine.shutdown(30)
+
+
+def test_a_run_of_a_stopped_server_is_taken_over_by_one_sharing_its_journal(
+        vfw_copy: Path, postgres_url: str, slow_world: Path) -> None:
+    """A rolling restart: the first server stops (its run ends interrupted once its operation in flight
+    is done) and is not back yet; the second carries the run on, once."""
+    first = LocalEngine(vfw_copy, journal=postgres_url, simulation=slow_world)
+    second = LocalEngine(vfw_copy, journal=postgres_url, simulation=slow_world)
+    first.start()
+    try:
+        run, deadline = _first_intent(first)
+        second.start()
+        first.shutdown(30)
+        while second.run(run).status != "complete":
+            assert time.monotonic() < deadline, second.run(run)
+            time.sleep(0.1)
+        resumed = [ev.data.get("principal") for ev in second.events(run) if ev.kind == "resume-requested"]
+        assert resumed == [TAKEOVER]
+    finally:
+        first.shutdown(30)
+        second.shutdown(30)
+
+
+def test_two_servers_looking_at_once_carry_a_run_on_once(
+        vfw_copy: Path, postgres_url: str, slow_world: Path) -> None:
+    first, *others = (LocalEngine(vfw_copy, journal=postgres_url, simulation=slow_world) for _ in range(3))
+    first.start()
+    try:
+        run, deadline = _first_intent(first)
+        for other in others:
+            other.start()
+        first.shutdown(30)
+        while others[0].run(run).status != "complete":
+            assert time.monotonic() < deadline, others[0].run(run)
+            time.sleep(0.1)
+        kinds = [ev.kind for ev in others[0].events(run)]
+        assert kinds.count("resumed") == 1 and kinds.count("run-ended") == 2   # interrupted, then complete
+        with Journal(postgres_url, create=False) as jr:
+            assert {name: r.state for name, r in jr.state().items()} == {"lab": "active", "lab-net": "active"}
+        with sqlite3.connect(vfw_copy / ".ordo" / "simulated-world.db") as world_db:   # each operation sent once
+            sent = world_db.execute("SELECT resource, operation FROM ledger").fetchall()
+        assert sent and len(sent) == len(set(sent)), sent
+    finally:
+        for engine in (first, *others):
+            engine.shutdown(30)
