@@ -1132,8 +1132,8 @@ def _no_plan_beside(elsewhere: dict[str, int], outcome: PlanOutcome) -> Held:
     """No plan without the targets other runs hold: those runs named first, then what the planner said."""
     held = ", ".join(f"{target} (run {run})" for target, run in sorted(elsewhere.items()))
     said = outcome.explanation.summary if outcome.explanation is not None else f"status {outcome.status}"
-    return Held("held", f"no plan places nothing new on the targets other runs hold now, {held}: resume this run "
-                        f"once they have ended (without them: {said})",
+    return Held("held", f"no plan keeps off the targets other runs hold now, {held}: resume this run once they "
+                        f"have ended (the planner, without them: {said})",
                 outcome.explanation.to_dict() if outcome.explanation is not None else None)
 
 

@@ -204,9 +204,9 @@ class LocalEngine:
 
     def _take_over(self, statuses: tuple[str, ...], principal: str) -> None:
         """Resume the service's runs of these statuses (those of `ordo apply`, those that wait for a decision,
-        and those a Temporal workflow may carry on are left as they are), each once in this process's life:
-        one that could not be is left to a resume asked for, or to the next start, rather than asked again
-        (each try is a journal event)."""
+        and those a Temporal workflow may carry on are left as they are). A run whose resume failed before it
+        was driven is not tried again in this process's life (each try is a journal event): it is left to a
+        resume asked for, or to the next start; one that was driven here and cut short again is."""
         for info in self._journal().resumable():
             status = info.effective_status
             if (info.options.get("principal") is None or status not in statuses or info.id in self._tried
@@ -582,6 +582,8 @@ class LocalEngine:
                 with self._lock:
                     self._driving.discard(box["run"])
                     self._ending.discard(box["run"])
+                    if "error" not in box:   # it was driven: cut short again later, it may be taken over again
+                        self._tried.discard(box["run"])
                     self._threads.discard(threading.current_thread())
                     self._let_go.notify_all()
                 ready.set()

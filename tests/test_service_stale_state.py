@@ -321,8 +321,8 @@ def test_a_re_plan_with_no_target_left_but_held_ones_names_their_runs(refusing: 
     ended = _no_plan(engine, run)
     summary = ended.data["explanation"]["summary"]
     assert ended.data["status"] == "held" and summary.startswith(
-        f"no plan places nothing new on the targets other runs hold now, region-one (run {first}), "
-        f"region-three (run {second}): resume this run once they have ended (without them: ")
+        f"no plan keeps off the targets other runs hold now, region-one (run {first}), "
+        f"region-three (run {second}): resume this run once they have ended (the planner, without them: ")
     assert ended.data["explanation"]["kind"] == "conflict"   # the planner's explanation is kept
     assert engine.claims(run) == ["@region-two", "vnf-a"]
 
