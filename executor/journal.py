@@ -51,7 +51,7 @@ from domain.errors import DiagnosticsError
 from domain.formats import STORED, ObservedResource, quoted
 from executor.core.event import Event
 from executor.redact import Redactor, scrub
-from executor.store import Backend, ClaimError, JournalError, JournalUrl, location, open_backend
+from executor.store import Backend, ClaimError, JournalError, JournalLost, JournalUrl, location, open_backend
 from executor.store.schema import SCHEMA_VERSION, steps
 from executor.store.sqlite import private_file
 
@@ -118,15 +118,14 @@ class RunInfo:
             return self.held
         if self.pid is None or self.host != _host():
             return False
-        if self.pid == os.getpid():
-            return True
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _could_own(self.pid, self.updated)
+        return self.pid == os.getpid() or _lives(self.pid, self.updated)
+
+    @property
+    def owner_gone(self) -> bool:
+        """Whether the process that ran it is known to be gone (on this host, its pid no longer lives, or
+        is another process's): nothing it sent can still be under way. Not known of one elsewhere."""
+        return (self.pid is not None and self.host == _host() and self.pid != os.getpid()
+                and not _lives(self.pid, self.updated))
 
     @property
     def mine(self) -> bool:
@@ -143,6 +142,18 @@ class RunInfo:
 
 def _host() -> str:
     return os.uname().nodename
+
+
+def _lives(pid: int, since: float) -> bool:
+    """Whether process ``pid`` of this host lives and can be the one that wrote it into a run's row
+    last updated at ``since``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _could_own(pid, since)
 
 
 #: Seconds by which a process may seem to have started after it wrote its pid into a run's row.
@@ -500,9 +511,9 @@ class Journal:
                 out.append((run, (names & wanted) or None))
         return out
 
-    def _check_claims_locked(self, claims: list[str]) -> None:
+    def _check_claims_locked(self, claims: list[str], besides: int | None = None) -> None:
         held = []
-        for run, names in self._holders_locked(set(claims)):
+        for run, names in self._holders_locked(set(claims), besides):
             if names is None:
                 held.append(f"run {run.id} ({run.effective_status}) holds the whole journal")
             else:
@@ -514,8 +525,16 @@ class Journal:
 
     def claim(self, run_id: int) -> RunInfo:
         """Take over a run to resume it: JournalError if a live process has it, RunEnded if it
-        ended for good (read under its lock: a supersede or an abort that came first is seen)."""
-        with self._exclusive("wait for it, or `ordo abort {run}`", run=run_id) as db:
+        ended for good (read under its lock: a supersede or an abort that came first is seen). A run
+        holding the whole journal is refused while a run of another live process goes on; one holding
+        claims (the service's) only while another run holds some of them or the whole journal, as when
+        it started: servers sharing a journal take over each other's runs while they run their own."""
+        with self._write(run_id, whole=True) as db:
+            own = [r for (r,) in db.execute("SELECT resource FROM claims WHERE run=?", (run_id,))]
+            if own:
+                self._check_claims_locked(own, besides=run_id)
+            else:
+                self._refuse_busy_locked("wait for it, or `ordo abort {run}`", True)
             db.lock(run_id)
             run = self._run_locked(run_id)
             if run.status not in RESUMABLE:
@@ -576,7 +595,8 @@ class Journal:
             try:
                 yield self._store
             except self._store.errors as exc:
-                raise JournalError(f"{self.path}: cannot read the journal: {self._store.describe(exc)}") from exc
+                error = JournalLost if self._store.lost(exc) else JournalError
+                raise error(f"{self.path}: cannot read the journal: {self._store.describe(exc)}") from exc
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[Backend]:
@@ -604,7 +624,8 @@ class Journal:
             except db.errors as exc:
                 then = (f"; run {run} stopped at its last recorded event: once that is fixed, `ordo resume {run}`"
                         if run is not None else "")
-                raise JournalError(f"{self.path}: cannot write to the journal: {db.describe(exc)}{then}") from exc
+                error = JournalLost if db.lost(exc) else JournalError
+                raise error(f"{self.path}: cannot write to the journal: {db.describe(exc)}{then}") from exc
 
     @contextlib.contextmanager
     def _transaction(self, lock: int) -> Iterator[Backend]:
@@ -623,12 +644,11 @@ class Journal:
             raise
 
     @contextlib.contextmanager
-    def _exclusive(self, then: str, *, run: int | None = None,
-                   others_only: bool = True) -> Iterator[Backend]:
+    def _exclusive(self, then: str, *, others_only: bool = True) -> Iterator[Backend]:
         """A write transaction refused while a run of another live process (or, unless
         ``others_only``, of this one) is in progress: one writer per working folder.
         ``then`` says what to do about it ({run} is the run in progress)."""
-        with self._write(run, whole=True) as db:
+        with self._write(whole=True) as db:
             self._refuse_busy_locked(then, others_only)
             yield db
 
@@ -1049,5 +1069,5 @@ def _first_error(exc: Exception) -> str:
     return str(exc).splitlines()[0] or type(exc).__name__
 
 
-__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalUrl", "NoJournal", "RequestRef", "RunEnded",
-           "RunInfo", "private_file"]
+__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalLost", "JournalUrl", "NoJournal", "RequestRef",
+           "RunEnded", "RunInfo", "private_file"]

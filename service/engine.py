@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
+from domain.project import load_project
 from executor import runs
 from executor.claims import run_claims
 from executor.engine import ExecutionError, Executor, RunResult
@@ -41,6 +42,7 @@ from executor.journal import (
     Event,
     Journal,
     JournalError,
+    JournalLost,
     RequestRef,
     RunInfo,
     StateCopy,
@@ -71,6 +73,10 @@ RESTART = "ordo serve (restart)"
 #: Seconds between looks for runs cut short that no process carries on (their server, or its connection
 #: to the journal, died): a server takes them over, as it does at its start.
 TAKEOVER_EVERY = 30.0
+#: Seconds, beyond the longest an operation of the run may take, that a run is left quiet (no event
+#: written) before it is taken over: a driver that lost its connection to the journal cannot write, but
+#: the call it had sent may still be under way; after its timeout it is over, whatever its answer.
+TAKEOVER_MARGIN = 60.0
 TAKEOVER = "ordo serve (takeover)"
 #: Why a run cut short before its first event is closed rather than resumed.
 NEVER_BEGAN = ("cut short before it began (no event recorded, so no 202 was answered and nothing was sent "
@@ -186,7 +192,8 @@ class LocalEngine:
         self._accepting = False
         self._ready = False
         self._stopping = threading.Event()   # set when the server stops: the takeover's watch ends
-        self._tried: set[int] = set()   # runs a takeover (or the start) tried to resume
+        self._tried: dict[int, int] = {}   # run -> its last event when a takeover (or the start) tried it
+        self._longest = 0.0   # the longest timeout the catalog gives an operation (TAKEOVER_MARGIN)
 
     # --- life -------------------------------------------------------------------
 
@@ -195,6 +202,7 @@ class LocalEngine:
         take over the runs that crash (``TAKEOVER_EVERY``)."""
         self._reader = Journal(self.path)
         self._accepting = True
+        self._longest = _longest_timeout(self.project)
         self._take_over(("crashed", "interrupted"), RESTART)
         self._ready = True
         watch = threading.Thread(target=self._watch, name="ordo-takeover", daemon=True)
@@ -204,16 +212,28 @@ class LocalEngine:
 
     def _take_over(self, statuses: tuple[str, ...], principal: str) -> None:
         """Resume the service's runs of these statuses (those of `ordo apply`, those that wait for a decision,
-        and those a Temporal workflow may carry on are left as they are). A run whose resume failed before it
-        was driven is not tried again in this process's life (each try is a journal event): it is left to a
-        resume asked for, or to the next start; one that was driven here and cut short again is."""
-        for info in self._journal().resumable():
+        and those a Temporal workflow may carry on are left as they are). A run that was stopped once its
+        calls were done (its last event: run-ended, interrupted), or whose owner is known to be gone (a
+        process of this host that no longer lives), is taken at once; any other waits until it has been
+        quiet for longer than an operation of it may take (``_quiet``): its driver may live on without
+        the journal, a call of it under way. A run is tried again only once it has written something
+        since (each try is a journal event)."""
+        jr = self._journal()
+        for info in jr.resumable():
             status = info.effective_status
-            if (info.options.get("principal") is None or status not in statuses or info.id in self._tried
-                    or (principal == TAKEOVER and info.options.get("engine") == "temporal") or self.driving(info.id)):
+            if (info.options.get("principal") is None or status not in statuses or self.driving(info.id)
+                    or (principal == TAKEOVER and info.options.get("engine") == "temporal")):
                 continue   # (one driven here whose connection died: its driver stops at its next write)
-            self._tried.add(info.id)
-            if not self._journal().events(info.id, limit=1):
+            last = jr.last_event(info.id)
+            seq = last.seq if last is not None else 0
+            if self._tried.get(info.id) == seq:
+                continue
+            drained = last is not None and last.kind == "run-ended"   # stopped once its calls were done
+            if not (drained or info.owner_gone) and \
+                    time.time() - (last.at if last is not None else info.updated) < self._quiet(info):
+                continue   # its driver may live on, a call of it under way
+            self._tried[info.id] = seq
+            if last is None:
                 self._close_unbegun(info)
                 continue
             try:
@@ -221,6 +241,14 @@ class LocalEngine:
                 log.info("resumed run %d (it was %s)", info.id, status)
             except OrdoError as exc:
                 log.warning("run %d cannot be resumed: %s", info.id, exc)
+
+    def _quiet(self, info: RunInfo) -> float:
+        """Seconds a run must have written nothing before a takeover: its operations' longest timeout
+        (the catalog's, or the run's default) and TAKEOVER_MARGIN. Its driver, if it lives on without
+        the journal, has had every call it sent come back by then, and stops at its next write."""
+        default = info.options.get("default_timeout")
+        default = float(default) if isinstance(default, (int, float)) and default > 0 else 600.0
+        return max(default, self._longest) + TAKEOVER_MARGIN
 
     def _watch(self) -> None:
         """Every TAKEOVER_EVERY seconds, until the server stops: the runs cut short since, taken over (a server
@@ -582,8 +610,6 @@ class LocalEngine:
                 with self._lock:
                     self._driving.discard(box["run"])
                     self._ending.discard(box["run"])
-                    if "error" not in box:   # it was driven: cut short again later, it may be taken over again
-                        self._tried.discard(box["run"])
                     self._threads.discard(threading.current_thread())
                     self._let_go.notify_all()
                 ready.set()
@@ -600,10 +626,11 @@ class LocalEngine:
     def _cut_short(self, run_id: int, exc: BaseException) -> None:
         """A run whose driver failed after it started (a re-plan refused: a policy changed under it, or
         no longer checks) is left resumable, saying why. While the server goes on, it falls out: it
-        waits for a decision (resume, rollback or abort; SO's manual task). Where the journal failed
-        (its database restarted: the driver could not write on), while the server stops, and for a run
-        a Temporal workflow carries on, it is interrupted: taken over by the next look (``_watch``)
-        or start. Where nothing can be written, it is crashed (no owner), and taken over the same."""
+        waits for a decision (resume, rollback or abort; SO's manual task). Where the journal's database
+        went away under it (JournalLost: a PostgreSQL restart), while the server stops, and for a run a
+        Temporal workflow carries on, it is interrupted: taken over by a later look (``_watch``) or the
+        next start. Where nothing can be written, it stays as the journal has it: on PostgreSQL crashed
+        (its connection, which owned it, is gone) and taken over the same."""
         log.error("run %d stopped: %s", run_id, exc)
         try:
             jr = self._journal()
@@ -615,7 +642,7 @@ class LocalEngine:
                 if going_on:   # its end being written: a resume asked now waits for the driver to let go
                     self._ending.add(run_id)
             how = f"its driver stopped: {exc}"
-            if going_on and info.options.get("engine") != "temporal" and not isinstance(exc, JournalError):
+            if going_on and info.options.get("engine") != "temporal" and not isinstance(exc, JournalLost):
                 summary = {**info.summary, "status": "fallout", "reason": how}
                 jr.append(run_id, [Event("run-ended", data=summary)], status="fallout", summary=summary)
             else:
@@ -677,3 +704,13 @@ def _redacted(ev: Event, redactor: Redactor) -> Event:
 
 __all__ = ["Accepted", "Conflict", "Engine", "ExecutionError", "Hooks", "LocalEngine", "NoPlan", "Submission",
            "Unavailable", "UnknownRun"]
+
+
+def _longest_timeout(project: Path) -> float:
+    """The longest timeout the project's catalog gives an operation (0 where none does, or where the
+    project does not load now: its runs' own default then counts)."""
+    try:
+        loaded = load_project(project, need_request=False)
+    except OrdoError:
+        return 0.0
+    return max((op.timeout or 0.0 for kind in loaded.model.kinds.values() for op in kind.operations), default=0.0)

@@ -113,3 +113,16 @@ def test_a_run_extends_its_claims_all_or_none(journal_url: str) -> None:
         jr.append(first, [Event("run-ended", data={"status": "complete"})], status="complete")
         whole = jr.start_run("p", "apply", {})
         assert jr.extend_claims(whole, ["anything"]) == {} and jr.claims(whole) == []
+
+
+def test_a_run_with_claims_is_taken_over_while_another_process_runs_others(journal_url: str) -> None:
+    """Resuming a service run was refused while any other process had a run in progress, even on other
+    resources, so servers sharing a journal could not take over each other's runs while they ran their
+    own (the review of 6 December). Now it is refused only by a run on its resources or on the whole
+    journal, as when it started (no run starts on them while it can be resumed)."""
+    with Journal(journal_url) as jr:
+        cut = jr.start_run("p", "a", {"principal": "x"}, claims=["vfw"])
+        jr.append(cut, [Event("interrupted", data={})], status="interrupted")
+    with Owner(journal_url, claims=["lab-net"]), Journal(journal_url) as jr:
+        assert jr.claim(cut).id == cut and jr.run(cut).effective_status == "running"
+        jr.append(cut, [Event("run-ended", data={"status": "complete"})], status="complete")

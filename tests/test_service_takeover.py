@@ -1,10 +1,13 @@
 """Runs of `ordo serve` that crash while the server goes on (the journal's database restarted under
-them, or a server sharing the journal died) are taken over within TAKEOVER_EVERY seconds, as a
-server's start takes over what it finds cut short: before, they waited for some server's restart."""
+them, or a server sharing the journal died) are taken over, as a server's start takes over what it
+finds cut short: before, they waited for some server's restart. A look every TAKEOVER_EVERY seconds
+takes a run once it has been quiet for longer than its operations may take (a driver that lost the
+journal may still have a call under way) and TAKEOVER_MARGIN."""
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -28,16 +31,22 @@ def _terminate_connections(url: str) -> None:
 
 @pytest.fixture
 def slow_world(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Operations of 0.4 s in a simulated world, and servers that look for runs to take over every 0.2 s."""
+    """Operations of 0.4 s in a simulated world, and servers that look for runs to take over every 0.2 s,
+    once a run has been quiet for its operations' timeout (OP_TIMEOUT) and half a second."""
     monkeypatch.setattr(service.engine, "TAKEOVER_EVERY", 0.2)
+    monkeypatch.setattr(service.engine, "TAKEOVER_MARGIN", 0.5)
     world = vfw_copy / "simulations" / "slow.yaml"
     world.write_text("latency: 0.4\n")
     return world
 
 
+#: The timeout of the runs' operations (the catalog gives none).
+OP_TIMEOUT = 2.0
+
+
 def _first_intent(engine: LocalEngine) -> tuple[int, float]:
     """A run of the lab network submitted, once its first operation is sent; and a deadline."""
-    run = engine.submit(Submission(request=LAB), "test").run
+    run = engine.submit(Submission(request=LAB, op_timeout=OP_TIMEOUT), "test").run
     deadline = time.monotonic() + 60
     while not [ev for ev in engine.events(run) if ev.kind == "intent"]:
         assert time.monotonic() < deadline
@@ -125,3 +134,40 @@ def test_two_servers_looking_at_once_carry_a_run_on_once(
     finally:
         for engine in (first, *others):
             engine.shutdown(30)
+
+
+def test_a_run_whose_driver_lost_the_journal_mid_call_is_not_taken_over_before_the_call_is_over(
+        vfw_copy: Path, postgres_url: str, slow_world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the connection that owns the run is closed (a network drop): its driver lives on in the first
+    server, its call of 3 s under way. The second server took the run over at its next look and sent the
+    same operation again while the first call went on (the review of 6 December). It now waits until the
+    run has been quiet for the operation's timeout: the call is over (done, or given up when the first
+    driver stopped), and what it did is observed before anything is sent again."""
+    import psycopg
+
+    slow_world.write_text("latency: 3\n")
+    monkeypatch.setattr(sys.modules[__name__], "OP_TIMEOUT", 5.0)
+    first = LocalEngine(vfw_copy, journal=postgres_url, simulation=slow_world)
+    second = LocalEngine(vfw_copy, journal=postgres_url, simulation=slow_world)
+    first.start()
+    second.start()
+    try:
+        run, deadline = _first_intent(first)
+        base, database = postgres_url.rsplit("/", 1)
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as db:   # the owner's connection only
+            closed = db.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND classid = %s AND objid = %s AND objsubid = 2", (0x6F72, run)).fetchall()
+        assert closed
+        while second.run(run).status != "complete":
+            assert time.monotonic() < deadline + 30, second.run(run)
+            time.sleep(0.1)
+        events = second.events(run)
+        taken = next(ev for ev in events if ev.kind == "resume-requested")
+        quiet = taken.at - max(ev.at for ev in events if ev.seq < taken.seq)
+        assert taken.data["principal"] == TAKEOVER and quiet >= 5.0, quiet
+        with sqlite3.connect(vfw_copy / ".ordo" / "simulated-world.db") as world_db:   # each applied once
+            applied = world_db.execute("SELECT resource, operation FROM ledger").fetchall()
+        assert len(applied) == len(set(applied)) == 5, applied
+    finally:
+        first.shutdown(30)
+        second.shutdown(30)

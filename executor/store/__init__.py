@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from executor.store.base import Backend, ClaimError, JournalError, JournalUrl
+from executor.store.base import Backend, ClaimError, JournalError, JournalLost, JournalUrl
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 #: Any URL's scheme: a journal given as ``mysql://...`` is refused, not taken for a file path.
@@ -74,4 +74,4 @@ def open_backend(where: Path | JournalUrl) -> Backend:
     return SqliteBackend(where)
 
 
-__all__ = ["Backend", "ClaimError", "JournalError", "JournalUrl", "is_url", "location", "open_backend"]
+__all__ = ["Backend", "ClaimError", "JournalError", "JournalLost", "JournalUrl", "is_url", "location", "open_backend"]

@@ -16,6 +16,11 @@ class JournalError(OrdoError):
     """The journal cannot be opened or is used wrongly (names the file or the database)."""
 
 
+class JournalLost(JournalError):
+    """The journal's database went away under a command (a PostgreSQL restart or a network drop closed
+    the connection): opened anew, it may answer; what it holds is not in question."""
+
+
 class ClaimError(JournalError):
     """A run cannot start: another run that can still go on holds resources it needs."""
 
@@ -123,6 +128,10 @@ class Backend:
     def describe(self, exc: BaseException) -> str:
         """The driver's error in words."""
         return str(exc).strip() or type(exc).__name__
+
+    def lost(self, exc: BaseException) -> bool:
+        """Whether an error of a statement says the connection is gone (not what the journal holds)."""
+        return False
 
     def unusable(self, exc: BaseException) -> bool:
         """Whether an error while opening is about reaching the journal (not about what it holds)."""

@@ -55,6 +55,7 @@ class PostgresBackend(Backend):
         psycopg = _driver()
         self.where = where
         self.errors = (psycopg.Error,)
+        self._lost = (psycopg.OperationalError, psycopg.InterfaceError)   # closed, terminated, unreachable
         self._idle = psycopg.pq.TransactionStatus.IDLE
         self._held: set[int] = set()
         try:
@@ -120,6 +121,9 @@ class PostgresBackend(Backend):
         if run in self._held:
             self._held.discard(run)
             self._db.execute("SELECT pg_advisory_unlock(%s, %s)", (OWNER, run))
+
+    def lost(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._lost)
 
     def describe(self, exc: BaseException) -> str:
         return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
