@@ -87,6 +87,15 @@ class RequestIdTaken(JournalError):
     """A run cannot start under a request id that another already has (a client's own id, sent twice)."""
 
 
+class KeyTaken(JournalError):
+    """A run cannot start under an Idempotency-Key that another run took meanwhile (a server beside this one
+    started it): ``run`` is that run."""
+
+    def __init__(self, message: str, run: int) -> None:
+        super().__init__(message)
+        self.run = run
+
+
 class NoJournal(JournalError):
     """Where a journal was to be read there is none yet: no file, or one that no ordo has made a
     journal of (empty, or another process's, being made one at this moment)."""
@@ -362,7 +371,16 @@ class Journal:
 
     # --- idempotency keys (the service's) ------------------------------------
 
-    def _key_locked(self, key: str, run: int) -> None:
+    def _key_locked(self, key: str, run: int, *, migrating: bool = False) -> None:
+        """Index ``key`` as run ``run``'s; KeyTaken if another run that began has it (one that never began,
+        killed before its first event, gives it up: the client sends its request again). ``migrating``:
+        the runs of an older journal, indexed in order (the last with a key has it, as before)."""
+        row = None if migrating else self._store.execute(
+            "SELECT runs.id, runs.summary FROM idempotency JOIN runs ON runs.id = idempotency.run "
+            "WHERE idempotency.key=?", (key,)).fetchone()
+        if row is not None and row[0] != run and not _json(row[1], self.path, f"run {row[0]}'s summary").get(
+                "never_began"):
+            raise KeyTaken(f"{self.path}: the Idempotency-Key is run {row[0]}'s", row[0])
         self._store.execute("INSERT INTO idempotency (key, run) VALUES (?, ?) "
                             "ON CONFLICT (key) DO UPDATE SET run=excluded.run", (key, run))
 
@@ -372,7 +390,7 @@ class Journal:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 key = json.loads(options).get("idempotency_key")
                 if isinstance(key, str):
-                    self._key_locked(key, run)
+                    self._key_locked(key, run, migrating=True)
 
     def run_of_key(self, key: str) -> int | None:
         """The run last started with this idempotency key (kept with the run's options), if any."""
@@ -474,6 +492,14 @@ class Journal:
                 if not names or names & wanted:
                     out.append(run)
         return out
+
+    def held_targets(self) -> dict[str, int]:
+        """The targets runs that can still go on add load to (their ``@TARGET`` claims), each with its run."""
+        with self._read() as db:
+            going = {run.id for run in self._runs_locked(RESUMABLE)}
+            rows = db.execute("SELECT resource, run FROM claims WHERE resource LIKE ? ORDER BY resource, run",
+                              (f"{TARGET_MARK}%",)).fetchall()
+        return {name[len(TARGET_MARK):]: run for name, run in rows if run in going}
 
     def claims(self, run_id: int) -> list[str]:
         """The resources a run holds while it can go on; [] for a run that holds the whole journal."""
@@ -1069,5 +1095,5 @@ def _first_error(exc: Exception) -> str:
     return str(exc).splitlines()[0] or type(exc).__name__
 
 
-__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalLost", "JournalUrl", "NoJournal", "RequestRef",
-           "RunEnded", "RunInfo", "private_file"]
+__all__ = ["ClaimError", "Event", "Journal", "JournalError", "JournalLost", "JournalUrl", "KeyTaken", "NoJournal",
+           "RequestRef", "RunEnded", "RunInfo", "private_file"]

@@ -39,10 +39,12 @@ from executor.claims import run_claims
 from executor.engine import ExecutionError, Executor, RunResult
 from executor.journal import (
     RESUMABLE,
+    ClaimError,
     Event,
     Journal,
     JournalError,
     JournalLost,
+    KeyTaken,
     RequestRef,
     RunInfo,
     StateCopy,
@@ -236,11 +238,11 @@ class LocalEngine:
             if last is None:
                 self._close_unbegun(info)
                 continue
-            try:
+            try:   # warnings, as the server's log shows by default: an operator wants to know
                 self.resume(info.id, principal)
-                log.info("resumed run %d (it was %s)", info.id, status)
+                log.warning("run %d was %s: carried on here (%s)", info.id, status, principal)
             except OrdoError as exc:
-                log.warning("run %d cannot be resumed: %s", info.id, exc)
+                log.warning("run %d was %s, and is not carried on here: %s", info.id, status, exc)
 
     def _quiet(self, info: RunInfo) -> float:
         """Seconds a run must have written nothing before a takeover: its operations' longest timeout
@@ -461,36 +463,57 @@ class LocalEngine:
                record: dict[str, Any] | None = None) -> Accepted:
         """``record``: more to keep with the run's options (e.g. the SO request it answers)."""
         with self._key(idempotency_key):
-            earlier = self._journal().run_of_key(idempotency_key) if idempotency_key is not None else None
-            if earlier is not None:
-                info = self._journal().run(earlier)
-                if not info.summary.get("never_began"):
-                    if info.options.get("submission") != submission.digest:
-                        raise Conflict(f"the Idempotency-Key '{idempotency_key}' was used for another "
-                                       f"request (run {info.id}); use a new key for a new request")
-                    return Accepted(info.id, replayed=True)
-            if not self._accepting:
-                raise Unavailable("the server is shutting down and takes no new runs")
-            options = runs.apply_options(self.simulation, submission.on_failure, submission.max_replans,
-                                         submission.concurrency, submission.op_timeout)
-            for _ in range(PLAN_ATTEMPTS):
-                runs_then = self._journal().runs_now()
-                project, plan, claims = self._planned(submission)
-                self._journal().check_claims(claims)  # before a thread is started; start_run checks again
-                # A run on these resources that went on while the state was read and planned (and
-                # ended since, or the check above would refuse) made that state stale: plan again.
-                if not self._journal().changed_since(runs_then, claims):
-                    break
-            else:
-                raise Conflict(f"other runs changed the resources of this request while it was planned, "
-                               f"{PLAN_ATTEMPTS} times: try again")
-            record = {**(record or {}), "principal": principal, "idempotency_key": idempotency_key,
-                      "submission": submission.digest}
+            replayed = self._replayed(idempotency_key, submission)
+            if replayed is not None:
+                return replayed
+            try:
+                return self._accept(submission, principal, idempotency_key, record)
+            except (ClaimError, KeyTaken):
+                # another server took the same key meanwhile (the key's lock is this process's): the key,
+                # indexed in the transaction that started its run, answers the same
+                replayed = self._replayed(idempotency_key, submission)
+                if replayed is not None:
+                    return replayed
+                raise
 
-            def go(listener: Any, around: Any) -> RunResult:
-                return self._execute(project, plan, options, listener, around, claims, record)
+    def _replayed(self, key: str | None, submission: Submission) -> Accepted | None:
+        """The run an Idempotency-Key started with this submission; Conflict if it started another."""
+        earlier = self._journal().run_of_key(key) if key is not None else None
+        if earlier is None:
+            return None
+        info = self._journal().run(earlier)
+        if info.summary.get("never_began"):
+            return None
+        if info.options.get("submission") != submission.digest:
+            raise Conflict(f"the Idempotency-Key '{key}' was used for another request (run {info.id}); use a new "
+                           "key for a new request")
+        return Accepted(info.id, replayed=True)
 
-            return Accepted(self._launch(go, None))
+    def _accept(self, submission: Submission, principal: str, idempotency_key: str | None,
+                record: dict[str, Any] | None) -> Accepted:
+        """Plan a submission, and start its run (the caller holds its key's lock)."""
+        if not self._accepting:
+            raise Unavailable("the server is shutting down and takes no new runs")
+        options = runs.apply_options(self.simulation, submission.on_failure, submission.max_replans,
+                                     submission.concurrency, submission.op_timeout)
+        for _ in range(PLAN_ATTEMPTS):
+            runs_then = self._journal().runs_now()
+            project, plan, claims = self._planned(submission)
+            self._journal().check_claims(claims)  # before a thread is started; start_run checks again
+            # A run on these resources that went on while the state was read and planned (and
+            # ended since, or the check above would refuse) made that state stale: plan again.
+            if not self._journal().changed_since(runs_then, claims):
+                break
+        else:
+            raise Conflict(f"other runs changed the resources of this request while it was planned, "
+                           f"{PLAN_ATTEMPTS} times: try again")
+        record = {**(record or {}), "principal": principal, "idempotency_key": idempotency_key,
+                  "submission": submission.digest}
+
+        def go(listener: Any, around: Any) -> RunResult:
+            return self._execute(project, plan, options, listener, around, claims, record)
+
+        return Accepted(self._launch(go, None))
 
     def _planned(self, submission: Submission) -> tuple[Any, Plan, list[str]]:
         """The project of a submission as the journal says now, its plan (the one given, checked by
@@ -501,7 +524,13 @@ class LocalEngine:
             with self._planning(project):   # the saved plan is checked by planning again
                 runs.check_saved_plan(project, plan, "plan", timeout=self.plan_timeout)
         else:
+            # nothing new where other runs add load now: a region free of them is taken rather than
+            # the cheapest refused with 409 (the claims are checked again once the run starts)
+            project.model.claimed_elsewhere = held = set(self._journal().held_targets())
             outcome = self._make_plan(project)
+            if outcome.plan is None and held:   # only where others add load: planned as if free, refused (409) below
+                project.model.claimed_elsewhere = set()
+                outcome = self._make_plan(project)
             if outcome.plan is None:
                 raise NoPlan(outcome)
             plan = outcome.plan

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from executor.claims import run_claims
-from executor.journal import Event, Journal
+from executor.journal import ClaimError, Event, Journal
 from service.engine import PLAN_ATTEMPTS, Conflict, LocalEngine, Submission
 
 
@@ -397,3 +397,51 @@ def test_a_re_plan_reads_the_state_again_when_a_run_there_ended_meanwhile(
     assert _wait(engine, run) == "complete"
     assert len(plans) == 2   # the re-plan, and the same after reading the state again
     assert engine.state()["vnf-a"].placement == "region-three"
+
+
+def test_a_submission_is_placed_where_no_other_run_adds_load(engine: LocalEngine) -> None:
+    """Another run holds region-two, the cheapest: a VNF was planned there and refused with 409 while
+    region-one was free (the sweep of 6 December). It is now planned on region-one and runs. With every
+    region held it is planned as before, and refused with 409 naming the run in its way (not 422)."""
+    other = _other_run(engine, ["@region-two"])
+    run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+    assert _wait(engine, run) == "complete" and engine.state()["vnf-a"].placement == "region-one"
+    _other_run(engine, ["@region-one", "@region-three"])
+    with pytest.raises(ClaimError, match=rf"run {other} \(running\) holds target region-two"):
+        engine.submit(Submission(request=_vnf_request("vnf-b")), "test")
+
+
+def test_one_idempotency_key_sent_to_two_servers_at_once_answers_one_run(
+        engine: LocalEngine, vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key's lock is one server's: the second server found no run for the key, planned, and was refused
+    with 409 by the first's run on the same resources (the sweep of 6 December). It now reads the key
+    again when refused, and answers the same run, replayed."""
+    import threading
+
+    other = LocalEngine(vfw_copy)
+    other.start()
+    try:
+        started = threading.Event()
+        planned = other._planned
+
+        def after_the_first_started(submission):
+            assert started.wait(60)
+            return planned(submission)
+
+        monkeypatch.setattr(other, "_planned", after_the_first_started)
+        answers: dict[str, object] = {}
+        request = Submission(request=_vnf_request("vnf-a"))
+
+        def send() -> None:
+            answers["other"] = other.submit(request, "test", "key-1")
+
+        second = threading.Thread(target=send)
+        second.start()
+        answers["first"] = engine.submit(request, "test", "key-1")
+        started.set()
+        second.join(60)
+        first, again = answers["first"], answers["other"]
+        assert (first.run, first.replayed) == (again.run, False) and again.replayed
+        assert _wait(engine, first.run) == "complete"
+    finally:
+        other.shutdown(30)

@@ -171,6 +171,24 @@ def test_a_small_request_on_an_applied_project_plans_alike_pruned_or_not(applied
     assert kept is not None and kept < 60
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=small_requests(), held=st.lists(st.integers(0, 3), max_size=2, unique=True))
+def test_targets_other_runs_hold_plan_alike_pruned_or_not(applied, request, held, parts):
+    """A submission to `ordo serve` is planned with the targets other runs hold (claimed_elsewhere: the
+    base library places nothing new there); the slice stays on, and gives the whole model's plan."""
+    path = applied / "small.yaml"
+    path.write_text(yaml.safe_dump(request))
+
+    def loaded():
+        project = load_with_journal(applied, path, None, [], None)
+        targets = sorted(project.model.targets)
+        project.model.claimed_elsewhere = {targets[i % len(targets)] for i in held}
+        return project
+
+    kept = same_outcome(loaded)
+    assert kept is not None and kept < 60
+
+
 def add_rules(root: Path, files: dict[str, str]) -> Path:
     """The project ``root`` with these rule files of its own."""
     for name, text in files.items():
