@@ -130,13 +130,6 @@ class RunInfo:
         return self.pid == os.getpid() or _lives(self.pid, self.updated)
 
     @property
-    def owner_gone(self) -> bool:
-        """Whether the process that ran it is known to be gone (on this host, its pid no longer lives, or
-        is another process's): nothing it sent can still be under way. Not known of one elsewhere."""
-        return (self.pid is not None and self.host == _host() and self.pid != os.getpid()
-                and not _lives(self.pid, self.updated))
-
-    @property
     def mine(self) -> bool:
         """Whether this process runs it."""
         return self.pid == os.getpid() and self.host == _host()
@@ -563,6 +556,9 @@ class Journal:
                 self._refuse_busy_locked("wait for it, or `ordo abort {run}`", True)
             db.lock(run_id)
             run = self._run_locked(run_id)
+            if run.status == "running" and run.owner_alive and not run.mine:   # (a pid of this host that lives)
+                raise JournalError(f"{self.path}: run {run_id} is in progress (pid {run.pid}); wait for it, or "
+                                   f"`ordo abort {run_id}`")
             if run.status not in RESUMABLE:
                 raise RunEnded(f"{self.path}: run {run_id} cannot be carried on: it is {run.status}"
                                + (f" ({run.summary['reason']})" if run.summary.get("reason") else ""))

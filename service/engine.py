@@ -194,7 +194,6 @@ class LocalEngine:
         self._accepting = False
         self._ready = False
         self._stopping = threading.Event()   # set when the server stops: the takeover's watch ends
-        self._tried: dict[int, int] = {}   # run -> its last event when a takeover (or the start) tried it
         self._longest = 0.0   # the longest timeout the catalog gives an operation (TAKEOVER_MARGIN)
 
     # --- life -------------------------------------------------------------------
@@ -214,12 +213,13 @@ class LocalEngine:
 
     def _take_over(self, statuses: tuple[str, ...], principal: str) -> None:
         """Resume the service's runs of these statuses (those of `ordo apply`, those that wait for a decision,
-        and those a Temporal workflow may carry on are left as they are). A run that was stopped once its
-        calls were done (its last event: run-ended, interrupted), or whose owner is known to be gone (a
-        process of this host that no longer lives), is taken at once; any other waits until it has been
-        quiet for longer than an operation of it may take (``_quiet``): its driver may live on without
-        the journal, a call of it under way. A run is tried again only once it has written something
-        since (each try is a journal event)."""
+        and those a Temporal workflow may carry on are left as they are); close those cut short before their
+        first event (nothing was sent for them). At a start, at once, as before there were looks. A look
+        (TAKEOVER) takes at once only a run stopped once its calls were done (its last event run-ended,
+        interrupted); any other once it has been quiet for longer than its calls may take (``_quiet``): its
+        driver may live on without the journal (another server whose connection dropped), and a call it
+        sent, or a controller's program, may outlive even a driver that died. A try that fails wrote its
+        resume-requested event: the run is quiet for a while again before the next (no event every look)."""
         jr = self._journal()
         for info in jr.resumable():
             status = info.effective_status
@@ -227,16 +227,10 @@ class LocalEngine:
                     or (principal == TAKEOVER and info.options.get("engine") == "temporal")):
                 continue   # (one driven here whose connection died: its driver stops at its next write)
             last = jr.last_event(info.id)
-            seq = last.seq if last is not None else 0
-            if self._tried.get(info.id) == seq:
-                continue
-            drained = last is not None and last.kind == "run-ended"   # stopped once its calls were done
-            if not (drained or info.owner_gone) and \
-                    time.time() - (last.at if last is not None else info.updated) < self._quiet(info):
-                continue   # its driver may live on, a call of it under way
-            self._tried[info.id] = seq
             if last is None:
                 self._close_unbegun(info)
+                continue
+            if principal == TAKEOVER and last.kind != "run-ended" and time.time() - last.at < self._quiet(info):
                 continue
             try:   # warnings, as the server's log shows by default: an operator wants to know
                 self.resume(info.id, principal)
@@ -245,12 +239,13 @@ class LocalEngine:
                 log.warning("run %d was %s, and is not carried on here: %s", info.id, status, exc)
 
     def _quiet(self, info: RunInfo) -> float:
-        """Seconds a run must have written nothing before a takeover: its operations' longest timeout
-        (the catalog's, or the run's default) and TAKEOVER_MARGIN. Its driver, if it lives on without
-        the journal, has had every call it sent come back by then, and stops at its next write."""
+        """Seconds a run must have written nothing before a look takes it over: twice its operations'
+        longest timeout (the catalog's, or the run's default; a call in doubt is observed, then sent, each
+        within it) and TAKEOVER_MARGIN. A driver that lives on without the journal has had every call it
+        sent come back by then, and stops at its next write."""
         default = info.options.get("default_timeout")
         default = float(default) if isinstance(default, (int, float)) and default > 0 else 600.0
-        return max(default, self._longest) + TAKEOVER_MARGIN
+        return 2 * max(default, self._longest) + TAKEOVER_MARGIN
 
     def _watch(self) -> None:
         """Every TAKEOVER_EVERY seconds, until the server stops: the runs cut short since, taken over (a server

@@ -126,3 +126,16 @@ def test_a_run_with_claims_is_taken_over_while_another_process_runs_others(journ
     with Owner(journal_url, claims=["lab-net"]), Journal(journal_url) as jr:
         assert jr.claim(cut).id == cut and jr.run(cut).effective_status == "running"
         jr.append(cut, [Event("run-ended", data={"status": "complete"})], status="complete")
+
+
+def test_a_run_another_live_process_resumed_is_not_claimed_again(journal_url: str) -> None:
+    """The claim of a run with claims checked only other runs' claims (so that servers take over each
+    other's runs while they run their own), and on SQLite, whose owner is a pid, let a second process
+    claim a run a live one had just resumed (the review of 6 December): both would have driven it."""
+    with Journal(journal_url) as jr:
+        cut = jr.start_run("p", "a", {"principal": "x"}, claims=["vfw"])
+        jr.append(cut, [Event("interrupted", data={})], status="interrupted")
+    with Owner(journal_url, resume=cut), Journal(journal_url) as jr:
+        assert jr.run(cut).effective_status == "running"
+        with pytest.raises(JournalError, match=rf"run {cut} is (in progress|carried on by another process)"):
+            jr.claim(cut)

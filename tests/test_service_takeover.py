@@ -164,10 +164,42 @@ def test_a_run_whose_driver_lost_the_journal_mid_call_is_not_taken_over_before_t
         events = second.events(run)
         taken = next(ev for ev in events if ev.kind == "resume-requested")
         quiet = taken.at - max(ev.at for ev in events if ev.seq < taken.seq)
-        assert taken.data["principal"] == TAKEOVER and quiet >= 5.0, quiet
+        assert taken.data["principal"] == TAKEOVER and quiet >= 10.0, quiet   # twice the timeout: observe, then send
         with sqlite3.connect(vfw_copy / ".ordo" / "simulated-world.db") as world_db:   # each applied once
             applied = world_db.execute("SELECT resource, operation FROM ledger").fetchall()
         assert len(applied) == len(set(applied)) == 5, applied
     finally:
         first.shutdown(30)
         second.shutdown(30)
+
+
+def test_a_failed_takeover_is_not_tried_again_at_every_look(vfw_copy: Path, slow_world: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each try writes its resume-requested event. The run is then not drained (its last event is that
+    one): the next look waits until it has been quiet again, and does not write an event every look."""
+    from executor.journal import Event
+
+    engine = LocalEngine(vfw_copy, simulation=slow_world)
+    with Journal(engine.path) as jr:   # a service run stopped once its calls were done: taken at once
+        run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test"}, claims=["lab"])
+        jr.append(run, [Event("run-started", data={}), Event("run-ended", data={"status": "interrupted"})],
+                  status="interrupted")
+    tries: list[int] = []
+
+    def failing(run_id: int, principal: str, record: object = None) -> int:
+        tries.append(run_id)
+        with Journal(engine.path) as jr:
+            jr.append(run_id, [Event("resume-requested", data={"principal": principal})])
+        raise service.engine.Conflict("not now")
+
+    monkeypatch.setattr(engine, "resume", failing)
+    engine.start()
+    try:
+        time.sleep(1.5)   # seven looks
+        assert tries == [run]   # at the start; no look tries it again
+        with Journal(engine.path) as jr:   # something else written (it was drained again): tried again
+            jr.append(run, [Event("run-ended", data={"status": "interrupted"})], status="interrupted")
+        time.sleep(0.6)
+        assert tries == [run, run]
+    finally:
+        engine.shutdown(30)

@@ -55,7 +55,7 @@ class PostgresBackend(Backend):
         psycopg = _driver()
         self.where = where
         self.errors = (psycopg.Error,)
-        self._lost = (psycopg.OperationalError, psycopg.InterfaceError)   # closed, terminated, unreachable
+        self._operational, self._interface = psycopg.OperationalError, psycopg.InterfaceError
         self._idle = psycopg.pq.TransactionStatus.IDLE
         self._held: set[int] = set()
         try:
@@ -123,7 +123,13 @@ class PostgresBackend(Backend):
             self._db.execute("SELECT pg_advisory_unlock(%s, %s)", (OWNER, run))
 
     def lost(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._lost)
+        # the connection closed (no SQLSTATE: libpq's own), a connection exception (class 08), or the
+        # server shutting down or restarting (57P01-57P03); not a deadlock, a full disk or a timeout
+        if isinstance(exc, self._interface) or self._db.broken:
+            return True
+        state = getattr(exc, "sqlstate", None)
+        return isinstance(exc, self._operational) and (
+            state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03"))
 
     def describe(self, exc: BaseException) -> str:
         return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
