@@ -731,10 +731,20 @@ __all__ = ["Accepted", "Conflict", "Engine", "ExecutionError", "Hooks", "LocalEn
 
 
 def _longest_timeout(project: Path) -> float:
-    """The longest timeout the project's catalog gives an operation (0 where none does, or where the
-    project does not load now: its runs' own default then counts)."""
+    """The longest a call of the project's catalog may take: the timeouts it gives operations and
+    controllers, and each http or command controller's own call timeout (its config's, else the
+    adapter's default), within which a call in doubt is observed (0 where the project does not load
+    now: its runs' own default then counts)."""
+    from executor.controllers import command, http
+
     try:
-        loaded = load_project(project, need_request=False)
+        model = load_project(project, need_request=False).model
     except OrdoError:
         return 0.0
-    return max((op.timeout or 0.0 for kind in loaded.model.kinds.values() for op in kind.operations), default=0.0)
+    adapters = {"command": command.DEFAULT_TIMEOUT, "http": http.DEFAULT_TIMEOUT}
+    found = [op.timeout or 0.0 for kind in model.kinds.values() for op in kind.operations]
+    for spec in model.controllers.values():
+        found.append(spec.timeout or 0.0)
+        own = spec.config.get("timeout", adapters.get(spec.kind, 0.0))
+        found.append(float(own) if isinstance(own, (int, float)) and not isinstance(own, bool) else 0.0)
+    return max(found, default=0.0)

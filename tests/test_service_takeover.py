@@ -203,3 +203,23 @@ def test_a_failed_takeover_is_not_tried_again_at_every_look(vfw_copy: Path, slow
         assert tries == [run, run]
     finally:
         engine.shutdown(30)
+
+
+@pytest.mark.parametrize(("controllers", "longest"), [
+    ({}, 0.0),   # simulated controllers, no timeout given: the runs' own default counts
+    ({"cds": "{ concurrency: 2, timeout: 700 }"}, 700.0),
+    ({"openstack": '{ kind: command, config: { command: ["true"] } }'}, 300.0),   # the adapter's default
+    ({"openstack": '{ kind: command, config: { command: ["true"], timeout: 900 } }',
+      "sdnc": "{ kind: http, config: { base_url: 'http://127.0.0.1:1' } }"}, 900.0),
+])
+def test_the_quiet_time_covers_the_longest_call_the_catalog_allows(vfw_copy: Path, controllers: dict[str, str],
+                                                                   longest: float) -> None:
+    """A call in doubt is observed within the controller's own call timeout, which may be longer than
+    any operation's (the third review of 6 December): the quiet time counts it."""
+    catalog = vfw_copy / "catalog.yaml"
+    text = catalog.read_text()
+    for name, spec in controllers.items():
+        start = text.index(f"  {name}:")
+        text = text[:start] + f"  {name}: {spec}\n" + text[text.index("\n", start) + 1:]
+    catalog.write_text(text)
+    assert service.engine._longest_timeout(vfw_copy) == longest
