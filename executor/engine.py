@@ -82,6 +82,7 @@ from executor.journal import (
     Event,
     Journal,
     JournalError,
+    JournalLost,
     claimed,
     damaged_event,
 )
@@ -307,7 +308,18 @@ class Executor:
 
     def _drive(self, core: RunCore, inp: Input) -> RunResult | None:
         """Step the core and carry its commands out until the run ends; None when the core waits
-        for an input only the caller can give (:class:`Continue` after :class:`Resumed`)."""
+        for an input only the caller can give (:class:`Continue` after :class:`Resumed`). The journal's
+        database gone under a read says, as under a write, how the run is carried on."""
+        try:
+            return self._steps(core, inp)
+        except JournalLost as exc:
+            if "`ordo resume" in str(exc):
+                raise
+            run = core.state.run
+            raise JournalLost(f"{exc}; run {run} stopped at its last recorded event: once the journal answers, "
+                              f"`ordo resume {run}`") from exc
+
+    def _steps(self, core: RunCore, inp: Input) -> RunResult | None:
         self._next_poll = time.monotonic() + self.options.poll
         while True:
             follow: Input | None = None

@@ -170,3 +170,4 @@ def test_a_database_with_another_programs_tables_of_ordos_names_is_refused(vfw_c
     with psycopg.connect(postgres_url, autocommit=True) as db:
         tables = {name for (name,) in db.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
     assert tables == {"runs", "events", "invoices"}
+

@@ -185,3 +185,25 @@ def test_the_project_file_is_read_once_with_the_journal(tmp_path: Path, monkeypa
                         or load_yaml(path, *a, **k))
     project = load_with_journal(root if named == "folder" else root / "ordo.yaml", None, None, [], None)
     assert read.count("ordo.yaml") == 1 and {"net-000", "net-001", "net-002"} <= set(project.model.resources)
+
+
+def test_a_journal_gone_under_a_read_says_how_the_run_is_carried_on(vfw_copy: Path, monkeypatch) -> None:
+    """A write the database cut short named the run and `ordo resume`; a read (the look for an abort
+    between calls) said only 'cannot read the journal' (the Temporal/PostgreSQL sweep of 6 December)."""
+    from domain.project import load_project
+    from executor import engine, runs
+    from executor.journal import JournalLost
+    from planner.core import make_plan
+
+    project = load_project(vfw_copy)
+    plan = make_plan(project).plan
+
+    def gone(self, run: int) -> bool:
+        raise JournalLost("postgresql://db/ordo: cannot read the journal: terminating connection due to "
+                          "administrator command")
+
+    monkeypatch.setattr(engine.Executor, "_aborted", gone)
+    with pytest.raises(JournalLost) as caught:
+        runs.execute(project, plan, engine.ApplyOptions(poll=0.0), vfw_copy / ".ordo" / "journal.db")
+    assert str(caught.value).endswith("administrator command; run 1 stopped at its last recorded event: once the "
+                                      "journal answers, `ordo resume 1`")
