@@ -433,6 +433,10 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
 
     console = _console(stderr=as_json)
     engine_to = _engine(engine, temporal, task_queue, continue_every)
+    if engine_to is not None:
+        from executor.temporal import load_client
+
+        load_client().reachable(engine_to.address)
     saved = target is not None and target.suffix == ".json"
     request = None if saved else target
     library.check_startable(project, journal, supersede)

@@ -595,3 +595,11 @@ def test_plan_out_dash_is_refused_not_written_as_a_file_named_dash(vfw_copy: Pat
     run = run_ordo("plan", "-C", str(vfw_copy), "--out", "-", cwd=tmp_path)
     assert run.code == 1 and "'-' is not a file here: `--format json` prints the plan as JSON" in run.err
     assert not (tmp_path / "-").exists()
+
+
+def test_apply_on_a_temporal_that_does_not_answer_plans_nothing(vfw_copy: Path) -> None:
+    """It planned, showed the plan and made the journal, then could not reach Temporal."""
+    run = run_ordo("apply", "-C", str(vfw_copy), "--engine", "temporal", "--temporal", "127.0.0.1:1",
+                   "--auto-approve")
+    assert run.code == 1 and "cannot reach Temporal at 127.0.0.1:1: Connection refused" in run.err
+    assert "Solver:" not in run.out + run.err and not (vfw_copy / ".ordo" / "journal.db").exists()

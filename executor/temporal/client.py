@@ -250,6 +250,17 @@ async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[Workflow
     return RunResult(run=run, status=answer["status"], summary=answer["summary"], reason=answer.get("reason", ""))
 
 
+def reachable(address: str) -> None:
+    """TemporalError now if Temporal does not answer at ``address`` (an apply asks before it plans: the
+    plan, shown and confirmed, was otherwise thrown away, and the journal made, for nothing)."""
+    async def go() -> None:
+        client = await _connect(address)
+        del client
+        gc.collect()   # (sdk-python#300: a client of its own, gone before this returns)
+
+    asyncio.run(go())
+
+
 def workflow_gone(address: str, journal_id: str, run: int) -> bool:
     """Whether a run's workflow is over or unknown to Temporal (completed, failed, terminated, or its
     history gone): nothing will write to the run again."""
