@@ -77,12 +77,12 @@ from executor.core import (
 )
 from executor.core.messages import Input
 from executor.journal import (
-    TARGET_MARK,
     UNREADABLE,
     Event,
     Journal,
     JournalError,
     JournalLost,
+    claim_target,
     claimed,
     damaged_event,
 )
@@ -313,11 +313,11 @@ class Executor:
         try:
             return self._steps(core, inp)
         except JournalLost as exc:
-            if "`ordo resume" in str(exc):
+            if exc.run is not None:   # a write's: it says so already
                 raise
             run = core.state.run
             raise JournalLost(f"{exc}; run {run} stopped at its last recorded event: once the journal answers, "
-                              f"`ordo resume {run}`") from exc
+                              f"`ordo resume {run}`", run=run) from exc
 
     def _steps(self, core: RunCore, inp: Input) -> RunResult | None:
         self._next_poll = time.monotonic() + self.options.poll
@@ -742,9 +742,9 @@ class Executor:
                 taken = self.journal.extend_claims(run, wanted)
                 if not taken:
                     break
-                targets = {c[len(TARGET_MARK):]: r for c, r in taken.items() if c.startswith(TARGET_MARK)}
+                targets = {t: r for c, r in taken.items() if (t := claim_target(c)) is not None}
                 if len(targets) < len(taken) or targets.keys() <= elsewhere.keys():
-                    name = (sorted(c for c in taken if not c.startswith(TARGET_MARK)) or sorted(taken))[0]
+                    name = (sorted(c for c in taken if claim_target(c) is None) or sorted(taken))[0]
                     return project, Held("held", f"the new plan works on {claimed(name)}, which run {taken[name]} "
                                                  "holds: resume this run once that one has ended")
                 elsewhere.update(targets)

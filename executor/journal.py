@@ -71,9 +71,15 @@ def target_claim(target: str) -> str:
     return f"{TARGET_MARK}{target}"
 
 
+def claim_target(claim: str) -> str | None:
+    """The target a claim is of (``target_claim``'s), or None for a resource's."""
+    return claim[len(TARGET_MARK):] if claim.startswith(TARGET_MARK) else None
+
+
 def claimed(claim: str) -> str:
     """A claim as a message names it: a resource's name, or ``target NAME``."""
-    return f"target {claim[len(TARGET_MARK):]}" if claim.startswith(TARGET_MARK) else claim
+    target = claim_target(claim)
+    return claim if target is None else f"target {target}"
 #: What to do about a run in progress when another would start.
 START_BUSY = "wait for it, or `ordo abort {run}`"
 
@@ -368,11 +374,8 @@ class Journal:
         """Index ``key`` as run ``run``'s; KeyTaken if another run that began has it (one that never began,
         killed before its first event, gives it up: the client sends its request again). ``migrating``:
         the runs of an older journal, indexed in order (the last with a key has it, as before)."""
-        row = None if migrating else self._store.execute(
-            "SELECT runs.id, runs.summary FROM idempotency JOIN runs ON runs.id = idempotency.run "
-            "WHERE idempotency.key=?", (key,)).fetchone()
-        if row is not None and row[0] != run and not _json(row[1], self.path, f"run {row[0]}'s summary").get(
-                "never_began"):
+        row = None if migrating else self._store.execute("SELECT run FROM idempotency WHERE key=?", (key,)).fetchone()
+        if row is not None and row[0] != run and not self._run_locked(row[0]).summary.get("never_began"):
             raise KeyTaken(f"{self.path}: the Idempotency-Key is run {row[0]}'s", row[0])
         self._store.execute("INSERT INTO idempotency (key, run) VALUES (?, ?) "
                             "ON CONFLICT (key) DO UPDATE SET run=excluded.run", (key, run))
@@ -481,31 +484,35 @@ class Journal:
         with self._read() as db:
             later = {run for (run,) in db.execute("SELECT id FROM runs WHERE id>?", (last,)).fetchall()}
             for run in sorted(active | later):
-                names = {r for (r,) in db.execute("SELECT resource FROM claims WHERE run=?", (run,))}
+                names = set(self._claims_locked(run))
                 if not names or names & wanted:
                     out.append(run)
         return out
 
     def held_targets(self) -> dict[str, int]:
         """The targets runs that can still go on add load to (their ``@TARGET`` claims), each with its run."""
+        marks = ", ".join("?" * len(RESUMABLE))
         with self._read() as db:
-            going = {run.id for run in self._runs_locked(RESUMABLE)}
-            rows = db.execute("SELECT resource, run FROM claims WHERE resource LIKE ? ORDER BY resource, run",
-                              (f"{TARGET_MARK}%",)).fetchall()
-        return {name[len(TARGET_MARK):]: run for name, run in rows if run in going}
+            rows = db.execute(f"SELECT claims.resource, claims.run FROM claims JOIN runs ON runs.id = claims.run "
+                              f"WHERE claims.resource LIKE ? AND runs.status IN ({marks}) "
+                              "ORDER BY claims.resource, claims.run", (f"{TARGET_MARK}%", *RESUMABLE)).fetchall()
+        return {claim_target(name): run for name, run in rows}
 
     def claims(self, run_id: int) -> list[str]:
         """The resources a run holds while it can go on; [] for a run that holds the whole journal."""
-        with self._read() as db:
-            return [r for (r,) in db.execute(
-                "SELECT resource FROM claims WHERE run=? ORDER BY resource", (run_id,)).fetchall()]
+        with self._read():
+            return self._claims_locked(run_id)
+
+    def _claims_locked(self, run_id: int) -> list[str]:
+        return [r for (r,) in self._store.execute(
+            "SELECT resource FROM claims WHERE run=? ORDER BY resource", (run_id,)).fetchall()]
 
     def extend_claims(self, run_id: int, claims: Iterable[str]) -> dict[str, int]:
         """Add these claims to those of run ``run_id`` (a re-plan's: what its new plan works on and adds
         load to), all or none: the ones another run that can still go on holds, each with that run
         (nothing is taken then); {} when they were taken, or when ``run_id`` holds the whole journal."""
         with self._write() as db:
-            own = {r for (r,) in db.execute("SELECT resource FROM claims WHERE run=?", (run_id,))}
+            own = set(self._claims_locked(run_id))
             wanted = set(claims) - own
             if not own or not wanted:
                 return {}
@@ -525,7 +532,7 @@ class Journal:
         for run in self._runs_locked(RESUMABLE):
             if run.id == besides:
                 continue
-            names = {r for (r,) in self._store.execute("SELECT resource FROM claims WHERE run=?", (run.id,))}
+            names = set(self._claims_locked(run.id))
             if not names or names & wanted:
                 out.append((run, (names & wanted) or None))
         return out
@@ -549,7 +556,7 @@ class Journal:
         claims (the service's) only while another run holds some of them or the whole journal, as when
         it started: servers sharing a journal take over each other's runs while they run their own."""
         with self._write(run_id, whole=True) as db:
-            own = [r for (r,) in db.execute("SELECT resource FROM claims WHERE run=?", (run_id,))]
+            own = self._claims_locked(run_id)
             if own:
                 self._check_claims_locked(own, besides=run_id)
             else:
@@ -557,8 +564,7 @@ class Journal:
             db.lock(run_id)
             run = self._run_locked(run_id)
             if run.status == "running" and run.owner_alive and not run.mine:   # (a pid of this host that lives)
-                raise JournalError(f"{self.path}: run {run_id} is in progress (pid {run.pid}); wait for it, or "
-                                   f"`ordo abort {run_id}`")
+                raise self._in_progress(run, "wait for it, or `ordo abort {run}`")
             if run.status not in RESUMABLE:
                 raise RunEnded(f"{self.path}: run {run_id} cannot be carried on: it is {run.status}"
                                + (f" ({run.summary['reason']})" if run.summary.get("reason") else ""))
@@ -646,8 +652,8 @@ class Journal:
             except db.errors as exc:
                 then = (f"; run {run} stopped at its last recorded event: once that is fixed, `ordo resume {run}`"
                         if run is not None else "")
-                error = JournalLost if db.lost(exc) else JournalError
-                raise error(f"{self.path}: cannot write to the journal: {db.describe(exc)}{then}") from exc
+                message = f"{self.path}: cannot write to the journal: {db.describe(exc)}{then}"
+                raise (JournalLost(message, run=run) if db.lost(exc) else JournalError(message)) from exc
 
     @contextlib.contextmanager
     def _transaction(self, lock: int) -> Iterator[Backend]:
@@ -677,9 +683,11 @@ class Journal:
     def _refuse_busy_locked(self, then: str, others_only: bool) -> None:
         busy = self._live_run_locked()
         if busy is not None and not (others_only and busy.mine):
-            raise JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}"
-                               + (f" on {busy.host}" if busy.host != _host() else "") + "); "
-                               + then.format(run=busy.id))
+            raise self._in_progress(busy, then)
+
+    def _in_progress(self, busy: RunInfo, then: str) -> JournalError:
+        return JournalError(f"{self.path}: run {busy.id} is in progress (pid {busy.pid}"
+                            + (f" on {busy.host}" if busy.host != _host() else "") + "); " + then.format(run=busy.id))
 
     def run(self, run_id: int) -> RunInfo:
         with self._read():
@@ -898,8 +906,9 @@ class Journal:
                 self._record(name, record)
             raise JournalError(f"{self.path}: table state is damaged ({_first_error(exc)})") from None
         out = {name: record for (name, _), record in zip(rows, records, strict=True)}
-        if any(record.name != name for name, record in out.items()):   # (written by hand: it would stand for another)
-            name, record = next((n, r) for n, r in out.items() if r.name != n)
+        wrong = next(((n, r) for n, r in out.items() if r.name != n), None)   # (by hand: it would stand for another)
+        if wrong is not None:
+            name, record = wrong
             raise JournalError(
                 f"{self.path}: table state, the record of '{name}' is damaged (it is named {quoted(record.name)}); "
                 f"`ordo state rm {name}` forgets it (the inventory file speaks for it again)")

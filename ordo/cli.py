@@ -383,12 +383,13 @@ apply_options = [
 
 temporal_option = click.option("--temporal", metavar="HOST:PORT", envvar="ORDO_TEMPORAL",
                                help="The Temporal frontend (env ORDO_TEMPORAL).")
+task_queue_option = click.option("--task-queue", type=QueueName(), default="ordo", show_default=True,
+                                 help="With --engine temporal: the main queue.")
 engine_options = [
     click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
                  help="Carry the run out in this process, or as a Temporal workflow on `ordo worker`s."),
     temporal_option,
-    click.option("--task-queue", type=QueueName(), default="ordo", show_default=True,
-                 help="With --engine temporal: the main queue."),
+    task_queue_option,
     click.option("--continue-every", type=click.IntRange(min=1), envvar="ORDO_TEMPORAL_CONTINUE_EVERY",
                  help="With --engine temporal: operations after which the workflow continues as new (default 1000)."),
 ]
@@ -508,8 +509,7 @@ def _engine(engine: str, address: str | None, queue: str, continue_every: int | 
 @click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
               help="Plan in a local process pool, or as planning activities across `ordo worker`s.")
 @temporal_option
-@click.option("--task-queue", type=QueueName(), default="ordo", show_default=True,
-                 help="With --engine temporal: the main queue.")
+@task_queue_option
 def sweep(project: Path, request: Path | None, inventory: Path | None, journal: Path | str | None,
           timeout: float | None, concurrency: int | None, jobs: int | None, fmt: str, engine: str,
           temporal: str | None, task_queue: str) -> None:

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import DuplicateKey, unique_keys
 from executor.engine import ExecutionError
-from executor.journal import STATUSES, TARGET_MARK, ClaimError, JournalError, RunInfo
+from executor.journal import STATUSES, ClaimError, JournalError, RunInfo, claim_target
 from executor.redact import Redactor
 from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
@@ -281,8 +281,8 @@ def run_view(engine: LocalEngine, info: RunInfo) -> dict[str, Any]:
 
 def _claims(names: list[str]) -> dict[str, list[str]]:
     """A run's claims: the resources, and the targets it adds load to."""
-    return {"claims": [n for n in names if not n.startswith(TARGET_MARK)],
-            "targets": [n[len(TARGET_MARK):] for n in names if n.startswith(TARGET_MARK)]}
+    return {"claims": [n for n in names if claim_target(n) is None],
+            "targets": [t for n in names if (t := claim_target(n)) is not None]}
 
 
 # --- the app ------------------------------------------------------------------------

@@ -75,11 +75,13 @@ RESTART = "ordo serve (restart)"
 #: Seconds between looks for runs cut short that no process carries on (their server, or its connection
 #: to the journal, died): a server takes them over, as it does at its start.
 TAKEOVER_EVERY = 30.0
-#: Seconds, beyond the longest an operation of the run may take, that a run is left quiet (no event
+#: Seconds, beyond twice the longest a call of the run may take, that a run is left quiet (no event
 #: written) before it is taken over: a driver that lost its connection to the journal cannot write, but
 #: the call it had sent may still be under way; after its timeout it is over, whatever its answer.
 TAKEOVER_MARGIN = 60.0
 TAKEOVER = "ordo serve (takeover)"
+#: The statuses of runs a start or a look takes over (the others wait for a decision, or have ended).
+CUT_SHORT = ("crashed", "interrupted")
 #: Why a run cut short before its first event is closed rather than resumed.
 NEVER_BEGAN = ("cut short before it began (no event recorded, so no 202 was answered and nothing was sent "
                "to a controller): closed; the same request may be sent again")
@@ -194,7 +196,7 @@ class LocalEngine:
         self._accepting = False
         self._ready = False
         self._stopping = threading.Event()   # set when the server stops: the takeover's watch ends
-        self._longest = 0.0   # the longest timeout the catalog gives an operation (TAKEOVER_MARGIN)
+        self._longest = 0.0   # the longest a call of the catalog may take (_longest_timeout)
 
     # --- life -------------------------------------------------------------------
 
@@ -204,26 +206,27 @@ class LocalEngine:
         self._reader = Journal(self.path)
         self._accepting = True
         self._longest = _longest_timeout(self.project)
-        self._take_over(("crashed", "interrupted"), RESTART)
+        self._take_over(RESTART)
         self._ready = True
         watch = threading.Thread(target=self._watch, name="ordo-takeover", daemon=True)
         with self._lock:
             self._threads.add(watch)
         watch.start()
 
-    def _take_over(self, statuses: tuple[str, ...], principal: str) -> None:
-        """Resume the service's runs of these statuses (those of `ordo apply`, those that wait for a decision,
-        and those a Temporal workflow may carry on are left as they are); close those cut short before their
-        first event (nothing was sent for them). At a start, at once, as before there were looks. A look
-        (TAKEOVER) takes at once only a run stopped once its calls were done (its last event run-ended,
-        interrupted); any other once it has been quiet for longer than its calls may take (``_quiet``): its
-        driver may live on without the journal (another server whose connection dropped), and a call it
-        sent, or a controller's program, may outlive even a driver that died. A try that fails wrote its
-        resume-requested event: the run is quiet for a while again before the next (no event every look)."""
+    def _take_over(self, principal: str) -> None:
+        """Resume the service's runs that crashed or were interrupted (CUT_SHORT; those of `ordo apply`,
+        those that wait for a decision, and those a Temporal workflow may carry on are left as they are);
+        close those cut short before their first event (nothing was sent for them). At a start, at once,
+        as before there were looks. A look (TAKEOVER) takes at once only a run stopped once its calls were
+        done (its last event run-ended, interrupted); any other once it has been quiet for longer than its
+        calls may take (``_quiet``): its driver may live on without the journal (another server whose
+        connection dropped), and a call it sent, or a controller's program, may outlive even a driver that
+        died. A try that fails wrote its resume-requested event: the run is quiet for a while again before
+        the next (no event every look)."""
         jr = self._journal()
         for info in jr.resumable():
             status = info.effective_status
-            if (info.options.get("principal") is None or status not in statuses or self.driving(info.id)
+            if (info.options.get("principal") is None or status not in CUT_SHORT or self.driving(info.id)
                     or (principal == TAKEOVER and info.options.get("engine") == "temporal")):
                 continue   # (one driven here whose connection died: its driver stops at its next write)
             last = jr.last_event(info.id)
@@ -252,7 +255,7 @@ class LocalEngine:
         sharing the journal died or was stopped, or the journal failed under a run driven here)."""
         while not self._stopping.wait(TAKEOVER_EVERY):
             try:
-                self._take_over(("crashed", "interrupted"), TAKEOVER)
+                self._take_over(TAKEOVER)
             except OrdoError as exc:   # the journal does not answer: opened anew, looked at again next time
                 log.warning("looking for runs to take over: %s", exc)
                 self.reopen()
@@ -726,10 +729,6 @@ def _redacted(ev: Event, redactor: Redactor) -> Event:
     return Event(kind=ev.kind, op=ev.op, key=ev.key, data=redactor.event(ev.data), seq=ev.seq, run=ev.run, at=ev.at)
 
 
-__all__ = ["Accepted", "Conflict", "Engine", "ExecutionError", "Hooks", "LocalEngine", "NoPlan", "Submission",
-           "Unavailable", "UnknownRun"]
-
-
 def _longest_timeout(project: Path) -> float:
     """The longest a call of the project's catalog may take: the timeouts it gives operations and
     controllers, and each http or command controller's own call timeout (its config's, else the
@@ -748,3 +747,8 @@ def _longest_timeout(project: Path) -> float:
         own = spec.config.get("timeout", adapters.get(spec.kind, 0.0))
         found.append(float(own) if isinstance(own, (int, float)) and not isinstance(own, bool) else 0.0)
     return max(found, default=0.0)
+
+
+__all__ = ["Accepted", "Conflict", "Engine", "ExecutionError", "Hooks", "LocalEngine", "NoPlan", "Submission",
+           "Unavailable", "UnknownRun"]
+

@@ -18,7 +18,12 @@ class JournalError(OrdoError):
 
 class JournalLost(JournalError):
     """The journal's database went away under a command (a PostgreSQL restart or a network drop closed
-    the connection): opened anew, it may answer; what it holds is not in question."""
+    the connection): opened anew, it may answer; what it holds is not in question. ``run``: the run
+    whose events were being written (the message says how to carry it on)."""
+
+    def __init__(self, message: str, *, run: int | None = None) -> None:
+        super().__init__(message)
+        self.run = run
 
 
 class ClaimError(JournalError):
