@@ -6,8 +6,11 @@ side on one journal (executor.journal: the claims table)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from domain.project import Project
 from executor.journal import target_claim
+from planner.core import Outcome
 from planner.plan import Plan
 
 
@@ -36,3 +39,20 @@ def run_claims(project: Project, plan: Plan) -> list[str]:
         if where is not None:
             targets.add(target_claim(where))
     return sorted(names | targets)
+
+
+def plan_beside(project: Project, make: Callable[[], Outcome], held: Mapping[str, int],
+                ) -> tuple[Outcome, Outcome | None]:
+    """``make()``, the plan of ``project``, placing nothing new on the targets other runs add load to
+    now (``held``: target -> run; the planner's ``claimed_elsewhere``): a target free of them is taken
+    rather than one a run holds, which its claims would refuse. When no plan keeps off them, the plan
+    is made again as if they were free, and returned with the one that kept off them: a plan then
+    says that only the runs holding them stand in its way; none, that there is no plan at all. The
+    one decision of where a plan beside other runs may go: a service's submission and a re-plan of
+    a run that holds claims (executor/engine.py) make it here."""
+    project.model.claimed_elsewhere = set(held)
+    outcome = make()
+    if outcome.plan is not None or not held:
+        return outcome, None
+    project.model.claimed_elsewhere = set()
+    return make(), outcome

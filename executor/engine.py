@@ -26,13 +26,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from domain.formats import ObservedResource
 from domain.model import REFERENCE, Model, Resource, observed_record, references_in
 from domain.project import Project, display_path
 from domain.secrets import is_fingerprint
-from executor.claims import run_claims
+from executor.claims import plan_beside, run_claims
 from executor.controllers import (
     Controller,
     ControllerContext,
@@ -723,21 +724,24 @@ class Executor:
                       then: tuple[frozenset[int], int], asked: Callable[[], bool] | None,
                       ) -> tuple[Project, PlanOutcome | Held]:
         """The re-plan of a run that holds claims (it shares the journal with other runs), and the claims
-        its new plan needs beyond those it holds (``executor.claims.run_claims``), taken with it. A target
-        another run holds is one it places nothing new on (``claimed_elsewhere``): planned again without
-        it. The state read again and planned again when a run that could have written there (one going
-        on at ``then``, taken before the state was read, or started since) has ended meanwhile. Held: a
-        resource another run holds, no plan without the targets others hold, or runs that kept ending."""
+        its new plan needs beyond those it holds (``executor.claims.run_claims``), taken with it. It places
+        nothing new on the targets other runs hold (``executor.claims.plan_beside``), nor on one a run
+        claims before this one does: planned again without it. The state read again and planned again
+        when a run that could have written there (one going on at ``then``, taken before the state was
+        read, or started since) has ended meanwhile. Held: a resource another run holds, no plan without
+        the targets others hold, or runs that kept ending."""
         for attempt in range(STALE_READS):
             if attempt:   # a run that may have written there ended while the plan was made
                 then = self.journal.runs_now()
                 project = load()
-            elsewhere: dict[str, int] = {}   # target -> the run that holds it
+            # target -> the run that holds it: those held now, and any a run claims before this one does
+            elsewhere = {target: other for target, other in self.journal.held_targets().items() if other != run}
             while True:
-                project.model.claimed_elsewhere = set(elsewhere)
-                outcome = self._make_plan(project, asked)
+                outcome, kept_off = plan_beside(project, partial(self._make_plan, project, asked), elsewhere)
+                if kept_off is not None and outcome.plan is not None:   # a plan only on targets others hold
+                    return project, _no_plan_beside(elsewhere, kept_off)
                 if outcome.plan is None:
-                    return project, (_no_plan_beside(elsewhere, outcome) if elsewhere else outcome)
+                    return project, outcome
                 wanted = run_claims(project, outcome.plan)
                 taken = self.journal.extend_claims(run, wanted)
                 if not taken:

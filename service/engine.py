@@ -35,7 +35,7 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.project import load_project
 from executor import runs
-from executor.claims import run_claims
+from executor.claims import plan_beside, run_claims
 from executor.engine import ExecutionError, Executor, RunResult
 from executor.journal import (
     RESUMABLE,
@@ -522,13 +522,8 @@ class LocalEngine:
             with self._planning(project):   # the saved plan is checked by planning again
                 runs.check_saved_plan(project, plan, "plan", timeout=self.plan_timeout)
         else:
-            # nothing new where other runs add load now: a region free of them is taken rather than
-            # the cheapest refused with 409 (the claims are checked again once the run starts)
-            project.model.claimed_elsewhere = held = set(self._journal().held_targets())
-            outcome = self._make_plan(project)
-            if outcome.plan is None and held:   # only where others add load: planned as if free, refused (409) below
-                project.model.claimed_elsewhere = set()
-                outcome = self._make_plan(project)
+            # a plan only on targets other runs hold is refused (409) once the run claims them, naming them
+            outcome, _ = plan_beside(project, lambda: self._make_plan(project), self._journal().held_targets())
             if outcome.plan is None:
                 raise NoPlan(outcome)
             plan = outcome.plan

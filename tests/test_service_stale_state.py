@@ -295,16 +295,27 @@ def _no_plan(engine: LocalEngine, run: int) -> Event:
     return ended[0]
 
 
-def test_a_re_plan_does_not_place_on_a_target_another_run_holds(refusing: LocalEngine) -> None:
+def test_a_re_plan_does_not_place_on_a_target_another_run_holds(refusing: LocalEngine,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A run's claims were taken when it started; a re-plan after a failure that moved a resource
     to another target placed it there even while another run held that target (each then planned
     with capacity the other was taking). The re-plan now claims what its plan adds load to, and a
     target another run holds is one it does not place on: region-two refuses, region-one (the next
-    cheapest) is held, so the VNF goes to region-three."""
-    engine = refusing
+    cheapest) is held, so the VNF goes to region-three, in one plan (the targets held were found one
+    plan at a time before: a plan for each)."""
+    import executor.engine
+
+    engine, plans, make_plan = refusing, [], executor.engine.Executor._make_plan
+
+    def counted(self, project, asked):
+        plans.append(sorted(project.model.claimed_elsewhere))
+        return make_plan(self, project, asked)
+
+    monkeypatch.setattr(executor.engine.Executor, "_make_plan", counted)
     other = _other_run(engine, ["@region-one", "elsewhere"])
     run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
     assert _wait(engine, run) == "complete"
+    assert plans == [["region-one"]]   # one plan, keeping off the target held when it began
     assert engine.state()["vnf-a"].placement == "region-three"
     assert engine.claims(run) == ["@region-three", "@region-two", "vnf-a"]
     replans = [ev for ev in engine.events(run) if ev.kind == "replan"]
@@ -361,11 +372,11 @@ def _ending_other_on_region_one(engine: LocalEngine, other: list[int]) -> None:
 @pytest.mark.parametrize("when", ["while-it-plans", "after-the-state-is-read"])
 def test_a_re_plan_reads_the_state_again_when_a_run_there_ended_meanwhile(
         refusing: LocalEngine, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
-    """Another run held region-one when the re-plan read the state, and placed a VNF of 8 vcpu there
-    and ended while the re-plan was made (or between the read and the plan: the review of 6 December
-    found the runs going on taken after the read, which missed it): the claims were then free, but the
-    plan was made without that VNF (region-one with 16 of its 10 vcpu). The re-plan reads the state
-    again and plans again."""
+    """Another run placed a VNF of 8 vcpu on region-one and ended while the re-plan was made (it
+    started after the re-plan read which targets runs hold), or held region-one when the re-plan read
+    the state and ended before it planned (the review of 6 December found the runs going on taken
+    after the read, which missed it): the claims were then free, but the plan was made without that
+    VNF (region-one with 16 of its 10 vcpu). The re-plan reads the state again and plans again."""
     import executor.engine
 
     engine, other, plans, replans = refusing, [], [], []
@@ -375,6 +386,7 @@ def test_a_re_plan_reads_the_state_again_when_a_run_there_ended_meanwhile(
         out = make_plan(self, project, asked)
         plans.append(1)
         if len(plans) == 1 and when == "while-it-plans":
+            other.append(_other_run(engine, ["@region-one", "vnf-b"]))
             _ending_other_on_region_one(engine, other)
         return out
 
@@ -392,7 +404,8 @@ def test_a_re_plan_reads_the_state_again_when_a_run_there_ended_meanwhile(
     monkeypatch.setattr(executor.engine.Executor, "_make_plan", and_the_other_ends)
     monkeypatch.setattr(executor.engine.Executor, "_replan", replanning)
     monkeypatch.setattr(Journal, "state", read_then_the_other_ends)
-    other.append(_other_run(engine, ["@region-one", "vnf-b"]))
+    if when == "after-the-state-is-read":
+        other.append(_other_run(engine, ["@region-one", "vnf-b"]))
     run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
     assert _wait(engine, run) == "complete"
     assert len(plans) == 2   # the re-plan, and the same after reading the state again
