@@ -14,6 +14,7 @@ import gc
 import json
 import math
 import os
+import stat
 import sys
 import threading
 import time
@@ -101,9 +102,33 @@ journal_option = click.option(
 
 
 def _write(path: Path, text: str) -> None:
-    """A file ordo was asked to write (--out, --out-dir): a path it cannot write is the user's error."""
+    """A file ordo was asked to write (--out, --out-dir): a path it cannot write is the user's error.
+    A regular file (or none yet) is written whole or not at all: into a new file beside it, then put
+    in its place, so that a full disk, Ctrl-C or a kill while it is written leaves the file that was
+    there (a plan saved earlier) as it was, never cut short. Through a symbolic link, the file it
+    names is the one replaced, with its permissions; anything else (a pipe, a device) is written to
+    as it is."""
     try:
-        path.write_text(text, encoding="utf-8")
+        target = Path(os.path.realpath(path))
+        try:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            with target.open("w", encoding="utf-8") as out:
+                out.write(text)
+            return
+        part = target.with_name(f".{target.name}.{os.getpid()}.ordo-part")
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies, as to a new file
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                if mode is not None:
+                    os.fchmod(out.fileno(), stat.S_IMODE(mode))
+                out.write(text)
+            os.replace(part, target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise OrdoError(f"cannot write {terminal_safe(path)}: {exc.strerror or exc}") from None
 
