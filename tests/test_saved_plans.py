@@ -512,7 +512,7 @@ def test_a_plan_cut_short_is_checked_with_its_placements(project, capsys):
                 change["placement"] = data["placements"][change["resource"]] = "region-one"
 
     for edit, message in ((crowded, "placements: the saved placements break the hard policy anti-affinity "
-                                    "(<library>/anti-affinity.lp:8) for vfw, vpg, vsink"),
+                                    "(<library>/anti-affinity.lp:8) for vfw, vpg"),
                           (lambda d: (satisfiable(d), delete_protected(d)),
                            "operation onap-mgmt-net/delete is not in the plan ordo makes from these inputs "
                            "with the saved placements"),
