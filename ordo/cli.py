@@ -840,8 +840,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         if as_json:
             click.echo(json.dumps(found.to_dict(), indent=2, sort_keys=True))
         else:
-            render.minimal_conflict(console, found)
-        sys.exit(EXIT_NO_PLAN)
+            render.minimal_conflict(console, found, timeout)
+        sys.exit(EXIT_NO_PLAN if found.found else EXIT_TIMEOUT)
     program = load_policies(loaded)
     outcome = make_plan(loaded, timeout=timeout, program=program)
     if outcome.plan is not None:

@@ -155,11 +155,15 @@ def goals(console: Console, title: str, items: list[tuple[str, str, str]]) -> No
         console.print(f"    {shown(resource)}: {shown(state)}  [dim]({shown(where)})[/]", highlight=False)
 
 
-def minimal_conflict(console: Console, found) -> None:
+def minimal_conflict(console: Console, found, timeout: float) -> None:
     """`ordo explain --conflict`: policies and goals that cannot hold together (or the cycle of
-    ordering rules that no policy takes part in)."""
+    ordering rules that no policy takes part in; or nothing found within ``timeout`` seconds)."""
     if found.cycle is not None:
         explanation(console, found.cycle)
+        return
+    if not found.found:
+        console.print(f"[red]Timeout:[/] no conflicting set was found within {timeout:g}s (nor whether a plan "
+                      "exists); raise --timeout.", highlight=False)
         return
     console.print(f"[red bold]No plan exists:[/] {shown(found.summary())}", highlight=False)
     if found.rules:

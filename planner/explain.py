@@ -291,7 +291,10 @@ SWITCHES = policies.internal("switches")
 class MinimalConflict:
     """Policies (rules) and goals that cannot hold together; dropping any one
     of them allows a plan (when ``minimal``; else the time limit cut the
-    shrinking short and the set may hold more than it needs)."""
+    shrinking short and the set may hold more than it needs). Cut short
+    before any set was found: not ``found``. Cut short once the policies
+    were found that conflict with every requested goal held, but not which
+    of the goals take part: ``every_goal``, and no goals listed."""
 
     rules: list[RuleInfo]
     goals: list[tuple[str, str, str]]   # resource, state, where requested
@@ -300,19 +303,26 @@ class MinimalConflict:
     policies: dict[str, str] = field(default_factory=dict)  # rule file -> policy name
     #: no constraint takes part: the ordering rules form a cycle, explained as ``ordo explain`` does
     cycle: Explanation | None = None
+    found: bool = True
+    every_goal: bool = False
 
     def summary(self) -> str:
         if self.cycle is not None:
             return self.cycle.summary
+        if not self.found:
+            return "no conflicting set was found within the time limit (nor whether a plan exists)"
         names = sorted({self.policies.get(r.file, r.file) for r in self.rules})
-        parts = [f"policies {', '.join(names)}" if names else "", f"{len(self.goals)} requested goal(s)"
-                 if self.goals else ""]
+        parts = [f"policies {', '.join(names)}" if names else "",
+                 "the requested goals" if self.every_goal else
+                 f"{len(self.goals)} requested goal(s)" if self.goals else ""]
         what = " and ".join(p for p in parts if p)
-        return (f"{'a minimal' if self.minimal else 'a'} conflicting set: {what} cannot hold together"
-                + ("" if self.minimal else " (not shrunk to minimal within the time limit)"))
+        cut = (" (not shrunk within the time limit: which of the requested goals take part was not found)"
+               if self.every_goal else "" if self.minimal else " (not shrunk to minimal within the time limit)")
+        return f"{'a minimal' if self.minimal else 'a'} conflicting set: {what} cannot hold together{cut}"
 
     def to_dict(self) -> dict:
         return {
+            "found": self.found, "every_goal": self.every_goal,
             "minimal": self.minimal, "checks": self.checks, "summary": self.summary(),
             "policies": [{"policy": self.policies.get(r.file, r.file), "file": r.file, "line": r.line,
                           "rule": r.text, "description": r.comment} for r in self.rules],
@@ -472,7 +482,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
     try:
         core = held.conflicting(sorted(held.symbols))
     except TimeoutError:
-        return MinimalConflict(rules=[], goals=[], minimal=False, checks=held.checks)
+        return MinimalConflict(rules=[], goals=[], minimal=False, checks=held.checks, policies=names, found=False)
     if core is None:
         return None   # a plan with every goal: with any
     if not core:   # no plan with every constraint off: the order (a cycle of before/2 rules) or a choice rule
@@ -503,8 +513,10 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         core = free.conflicting(rules_only) if 0 < len(rules_only) < len(free.symbols) else None
         if core is None:
             core = free.conflicting(sorted(free.symbols))
-    except TimeoutError:
-        return MinimalConflict(rules=[], goals=[], minimal=False, checks=free.checks)
+    except TimeoutError:   # the rules found with every goal held are a conflicting set with them
+        rules.sort(key=lambda r: (r.file, r.line))
+        return MinimalConflict(rules=rules, goals=[], minimal=False, checks=free.checks, policies=names,
+                               every_goal=True)
     if core is None:
         return None
     kept, minimal = free.preferred(conflict_order(program, free.symbols), core)

@@ -161,3 +161,46 @@ def test_conflict_names_the_rules_of_an_ordering_cycle(vfw_copy):
     assert data["cycle"] == {"operations": ["vfw-service/assign", "vfw/assign"],
                              "rules": [["<base>/ordering.lp:8"], ["policies/vfw-first.lp:4"]]}
     assert data["policies"] == [] and data["goals"] == [] and data["minimal"] is True
+
+
+def _cut_short(monkeypatch, phase: int) -> None:
+    """The conflict search's checks past the time limit: all of them (phase 1), or those of the second
+    stage only, where the requested goals are switched too (phase 2)."""
+    import planner.explain
+
+    real = planner.explain._Switches.conflicting
+
+    def conflicting(self, enabled):
+        if phase == 1 or any(sym.name == "__goal" for sym in self.symbols.values()):
+            raise TimeoutError
+        return real(self, enabled)
+
+    monkeypatch.setattr(planner.explain._Switches, "conflicting", conflicting)
+
+
+def test_a_conflict_search_cut_short_says_what_it_found_and_nothing_more(vfw_copy, monkeypatch):
+    """The time limit struck before the conflict search had an answer: it showed an empty set ("a
+    conflicting set:  cannot hold together", the sweep of 6 December). Now it says nothing was
+    found; or, once the policies that conflict with every requested goal held were found, names
+    them with the request's goals (which of those take part was not found)."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ordo import render
+
+    project = load_project(vfw_copy, "requests/delete-mgmt-net.yaml", "inventory-deployed.yaml")
+    _cut_short(monkeypatch, 2)
+    found = minimal_conflict(load_policies(project), model_facts(project.model), project.model, timeout=10)
+    assert found.found and found.every_goal and not found.minimal and found.goals == []
+    assert [(found.policies[r.file], r.location) for r in found.rules] == [("ordering", "<base>/ordering.lp:34")]
+    assert found.summary() == ("a conflicting set: policies ordering and the requested goals cannot hold together "
+                               "(not shrunk within the time limit: which of the requested goals take part was not "
+                               "found)")
+    _cut_short(monkeypatch, 1)
+    found = minimal_conflict(load_policies(project), model_facts(project.model), project.model, timeout=10)
+    assert not found.found and found.rules == [] and found.to_dict()["found"] is False
+    out = StringIO()
+    render.minimal_conflict(Console(file=out, width=200), found, 2.0)
+    assert out.getvalue() == ("Timeout: no conflicting set was found within 2s (nor whether a plan exists); "
+                              "raise --timeout.\n")
