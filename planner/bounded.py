@@ -43,7 +43,17 @@ from planner.explain import Explanation, MinimalConflict, conflict_here, explain
 from planner.parameters import apply_parameters
 from planner.program import GLUE, STRICT, Program, load_program
 from planner.slots import CANCEL_POLL, PlanCancelled
-from planner.solve import SolveResult, _ground, join, solve, solve_parts, solver_refused, with_symbols
+from planner.solve import (
+    SEARCH_RESERVE_MB,
+    SolveResult,
+    _ground,
+    join,
+    keep_search_reserve,
+    solve,
+    solve_parts,
+    solver_refused,
+    with_symbols,
+)
 
 if TYPE_CHECKING:
     from planner.plan import Plan
@@ -264,6 +274,7 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
         until = [job.deadline for job in jobs]   # a grounding cannot be stopped: the parent ends it
         grounded = [False] * len(jobs)
         failed: tuple[int, str] | None = None
+        ended: int | None = None   # how a child that hit the memory cap ended, when it did not say so itself
         while failed is None and (waiting := [i for i, answer in enumerate(answers) if answer is None]):
             first = min(until[i] for i in waiting)
             pause = max(0.0, first - time.monotonic())
@@ -287,8 +298,9 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
                     answers[i] = message
                 elif tag == "partial" and on_partial is not None:
                     on_partial(message)
-                elif tag == "memory":
+                elif tag == "memory" or (tag == "ended" and message[1] in ENDED_AT_CAP):
                     failed = (i, "memory")
+                    ended = message[1] if tag == "ended" else None
                     break
                 else:
                     _raise(message)
@@ -301,6 +313,9 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
         f"{job.memory_mb} MB, {share} MB for each of {job.workers} planning processes"
     limit, hint = ((f"the time limit ({job.timeout:g} s)", job.hints[0]) if kind == "time" else
                    (f"the memory cap ({cap})", job.hints[1]))
+    if ended is not None:   # (the C library's or clingo's own end, not a MemoryError the child reported)
+        limit += f" (the planning process ended with {_how(ended)}, as clingo and the C library may when an " \
+                 "allocation fails there)"
     if not (probe() if callable(probe) else probe):
         raise PlanningLimitError(kind, f"{limit} struck; raise {hint}")
     program, facts = job.program, job.facts if job.parts is None else max(job.parts, key=len)   # (the largest part)
@@ -451,13 +466,18 @@ def _start_forkserver() -> None:
                 os.environ["PYTHONSAFEPATH"] = saved
 
 
-def _start_child(job: _Job) -> None:
+def _start_child(job: _Job, *, searches: bool = True) -> None:
     """What every child does first: end with the process that asked for it;
-    cap its memory at its share; leave Ctrl-C to the parent, which ends it;
-    and no garbage collection, which would touch (and so copy) every object
-    it shares with a forked parent."""
+    cap its memory at its share (one malloc arena; a child that ``searches``
+    keeps part of it aside for its searches' thread: planner.solve.searching);
+    leave Ctrl-C to the parent, which ends it; and no garbage collection,
+    which would touch (and so copy) every object it shares with a forked parent."""
     _end_with(job.parent)
-    _limit_memory(job.memory_mb // job.workers)
+    _one_arena()
+    share = job.memory_mb // job.workers
+    _limit_memory(share)
+    if searches and share >= 3 * SEARCH_RESERVE_MB:   # (below, the reserve would take what a small plan needs)
+        keep_search_reserve(SEARCH_RESERVE_MB)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()
 
@@ -510,6 +530,34 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return fields[fields.rindex(b")") + 2:][:1] not in (b"Z", b"X", b"x")
+
+
+#: How a child under the memory cap may end when an allocation fails where nothing reports it: the
+#: C library's dynamic loader when it finds no room for a new thread's thread-local data (exit 127),
+#: clingo's grounder on some of its paths (SIGSEGV; SIGBUS, SIGABRT alike). Taken as the cap striking:
+#: the message says how the process ended.
+ENDED_AT_CAP = frozenset({127, -signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT})
+
+
+def _how(code: int) -> str:
+    return f"signal {-code}" if code < 0 else f"exit code {code}"
+
+#: mallopt's parameter for the number of malloc arenas (glibc's malloc.h)
+M_ARENA_MAX = -8
+
+
+def _one_arena() -> None:
+    """One malloc arena for the child's threads (glibc): each thread's arena of its own sets 64 MB
+    of address space aside, which the memory cap (RLIMIT_AS) counts, and a search's thread then
+    found no room for its thread-local data near the cap, ending the child with the C library's
+    message instead of the cap's. The child's threads are clingo's search and the facts' parse,
+    which rarely allocate at the same moment. Elsewhere than glibc: nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -613,7 +661,7 @@ def _search_child(conn: Connection, job: _Job, search) -> None:
 
 
 def _ground_child(conn: Connection, job: _Job) -> None:
-    _start_child(job)
+    _start_child(job, searches=False)
     _reply(conn, lambda: ("done", _ground(_unchanged(job).program, job.facts, STRICT, [])[1]))
 
 
@@ -649,7 +697,7 @@ def _probe_child(conn: Connection, job: _Job) -> None:
     """Ground the base library with the facts, then each other policy file as
     its own program part (seeing what was grounded before it); send
     ("part", index) before each (-1: the base) and ("size", index, atoms) after."""
-    _start_child(job)
+    _start_child(job, searches=False)
     ctl = clingo.Control(["--parallel-mode=1"], logger=lambda _code, _msg: None)
     parts = []
     with ast.ProgramBuilder(ctl) as builder:
@@ -661,9 +709,9 @@ def _probe_child(conn: Connection, job: _Job) -> None:
                 if stm.ast_type == ast.ASTType.Program and stm.name == "base":
                     stm = stm.update(name=part)
                 builder.add(stm)
-    ctl.add("base", [], GLUE + "\n".join(job.facts))
     out_of_memory = False
     try:
+        ctl.add("base", [], GLUE + "\n".join(job.facts))
         conn.send(("part", -1))
         ctl.ground([("base", [])])
         before = len(ctl.symbolic_atoms)

@@ -246,7 +246,9 @@ def _solve_until(ctl: clingo.Control, assumptions: list, deadline: float,
     """One solve under ``assumptions``: how it ended, and the core (the
     assumption literals in conflict) when unsatisfiable. TimeoutError when
     ``deadline`` comes first."""
-    with ctl.solve(assumptions=assumptions, on_model=on_model, async_=True) as handle:
+    from planner.solve import searching
+
+    with searching(), ctl.solve(assumptions=assumptions, on_model=on_model, async_=True) as handle:
         finished = handle.wait(max(0.01, deadline - time.monotonic()))
         while not finished and time.monotonic() < deadline:
             finished = handle.wait(max(0.01, deadline - time.monotonic()))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import clingo
@@ -68,6 +69,8 @@ def symbol_texts(symbols: list[clingo.Symbol]) -> list[str]:
 
 
 def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> tuple[clingo.Control, list[str]]:
+    if _capped:   # a search since gave its reserve back, and what it held may be freed by now
+        keep_search_reserve()
     ctl, messages = _control(args)
     _add_and_ground(ctl, messages, program, extra, facts)
     return ctl, messages
@@ -222,6 +225,43 @@ def solver_refused(exc: RuntimeError) -> str:
     return f"the solver refused the policies' program ({said}){hint}"
 
 
+#: Address space (MB) a planning child under a memory cap keeps aside for the thread each search runs
+#: on (planner.bounded): given back while the search runs, taken again before the next grounding.
+#: Without it a grounding that came close to the cap left no room for that thread's stack and
+#: thread-local data, and the C library ended the child ("cannot allocate memory for thread-local
+#: data", exit 127) instead of the cap's message naming what to raise (the sweep of 6 December).
+SEARCH_RESERVE_MB = 12
+_reserve: list[mmap.mmap] = []
+_capped: list[int] = []   # [megabytes] once this process keeps a reserve (a planning child)
+
+
+def keep_search_reserve(megabytes: int | None = None) -> None:
+    """Set ``megabytes`` of address space aside for the next search's thread, from a planning
+    child's start on (its stack, 8 MB, and thread-local data); none when it does not fit now (a
+    grounding will not either, and says so)."""
+    if megabytes is not None:
+        _capped[:] = [megabytes]
+    if not _reserve and _capped and _capped[0] > 0:
+        with contextlib.suppress(OSError, ValueError):
+            _reserve.append(mmap.mmap(-1, _capped[0] << 20))
+
+
+@contextlib.contextmanager
+def searching() -> Iterator[None]:
+    """Around a search on a thread of clingo's: the reserve (in a planning child) given back for it.
+    A search that ran out of memory is a MemoryError, as a grounding's is (clingo says RuntimeError
+    "bad_alloc" there; and nothing more when the search's thread could not start for want of it)."""
+    kept = bool(_reserve)
+    if kept:
+        _reserve.pop().close()
+    try:
+        yield
+    except RuntimeError as exc:
+        if str(exc) == "bad_alloc" or (_capped and not str(exc)):
+            raise MemoryError("the search ran out of memory") from None
+        raise
+
+
 def _run(ctl: clingo.Control, result: SolveResult, timeout: float) -> tuple[bool, clingo.SolveResult]:
     """One solve call of at most ``timeout`` seconds: whether it finished, and
     how. A model replaces the one in ``result`` only when it costs less."""
@@ -235,7 +275,7 @@ def _run(ctl: clingo.Control, result: SolveResult, timeout: float) -> tuple[bool
         result.priorities = list(model.priority)
 
     deadline = time.monotonic() + timeout
-    with ctl.solve(on_model=on_model, async_=True) as handle:
+    with searching(), ctl.solve(on_model=on_model, async_=True) as handle:
         finished = handle.wait(timeout)
         while not finished and time.monotonic() < deadline:  # a wait may return early
             finished = handle.wait(max(0.0, deadline - time.monotonic()))

@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -229,6 +230,11 @@ def _stand_in(conn, job):
 
         conn.send(("partial", Alternative("region-a", "plan", cost=((1, 3),), optimal=True), False))
         conn.send(("grounding",))
+    if job.problem in ("exit 127", "segfault"):   # as the C library and clingo end a child at the cap
+        conn.send(("grounded",))
+        if job.problem == "exit 127":
+            os._exit(127)
+        os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(60)
     conn.send(("done", None))
 
@@ -591,3 +597,49 @@ def test_a_planning_child_ends_with_the_process_that_asked_for_it(vfw_copy, aske
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
     assert not left
+
+
+@pytest.mark.parametrize(("problem", "how"), [("exit 127", "exit code 127"), ("segfault", "signal 11")])
+def test_a_child_ended_by_the_c_library_or_clingo_at_the_cap_is_the_memory_cap(problem: str, how: str) -> None:
+    """Near the memory cap the C library ends a child that finds no room for a new thread's
+    thread-local data (exit 127), and clingo's grounder may end with SIGSEGV: they were "the planning
+    process ended unexpectedly (exit code 127)", naming nothing to raise (the sweep of 6 December)."""
+    with pytest.raises(PlanningLimitError) as raised:
+        bounded._answers(_stand_in, [stand_in(problem, 30)], probe=False)
+    assert raised.value.kind == "memory"
+    assert str(raised.value) == (f"the memory cap (512 MB) (the planning process ended with {how}, as clingo "
+                                 "and the C library may when an allocation fails there) struck; raise "
+                                 "settings.memory_limit_mb in ordo.yaml")
+
+
+def _search_at_the_cap(conn, job) -> None:
+    """Ground a small program, take every byte the cap leaves, then search: the search's thread
+    needs a stack and thread-local data of its own."""
+    from planner.solve import SolveResult, _args, _ground, _run
+
+    bounded._start_child(job)
+    ctl, _ = _ground(job.program, job.facts, "", _args(False))
+    hoard = []
+    with contextlib.suppress(MemoryError):
+        while True:
+            hoard.append(bytearray(1 << 20))
+    with contextlib.suppress(MemoryError):
+        while True:
+            hoard.append(bytearray(1 << 12))
+    try:
+        finished, outcome = _run(ctl, SolveResult(status="timeout"), 10)
+        answer = ("done", finished and outcome.satisfiable)
+    except MemoryError:
+        answer = ("done", "memory")
+    hoard.clear()
+    conn.send(answer)
+
+
+def test_a_search_starts_when_its_grounding_left_nothing_under_the_cap(vfw_copy) -> None:
+    """A planning child keeps address space aside for its search's thread (planner.solve.searching)
+    and its threads share one malloc arena: a grounding that took all the rest of the cap left the
+    thread no room, and the C library ended the child (exit 127)."""
+    project = load_project(vfw_copy)
+    job = bounded._Job(load_policies(project), model_facts(project.model), project.model,
+                       time.monotonic() + 30, 30, 64)
+    assert bounded._answers(_search_at_the_cap, [job], probe=False)[0] == ("done", True)
