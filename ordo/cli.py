@@ -256,9 +256,12 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
                     "explanation": outcome.explanation.to_dict() if outcome.explanation else None}
             click.echo(json.dumps(body, indent=2, sort_keys=True))
         elif outcome.status == "timeout":
+            limit = timeout or loaded.settings.solve_timeout
+            why = (f" (grounding the model's parts alone would take about {outcome.needs:.1f}s at the pace of the "
+                   "first: it stopped there)" if outcome.needs else "")
             _console(stderr=True).print(
-                f"[red]Timeout:[/] the solver found no plan within {timeout or loaded.settings.solve_timeout:g}s; "
-                "raise --timeout or settings.solve_timeout.")
+                f"[red]Timeout:[/] the solver found no plan within {limit:g}s{why}; raise --timeout or "
+                "settings.solve_timeout.", highlight=False)
             _print_scope(outcome.scope)
         elif outcome.explanation is not None:
             render.explanation(_console(stderr=True), outcome.explanation)

@@ -61,6 +61,8 @@ class Outcome:
     facts: list[str] | None = field(default=None, repr=False)
     #: what the solver was given: a slice of the model, or the whole model and why (planner/slice.py)
     scope: Scope | None = None
+    #: a timeout called before the limit: the seconds grounding the model's parts was expected to take
+    needs: float = 0.0
 
 
 def library_files(names: list[str], src: Source) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
@@ -233,7 +235,7 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
     timings["ground"] = result.ground_seconds
     timings["solve"] = result.solve_seconds
     if result.status == "timeout":
-        return Outcome(status="timeout", timings=timings, warnings=result.warnings, scope=scope)
+        return Outcome(status="timeout", timings=timings, warnings=result.warnings, scope=scope, needs=result.needs)
     if result.status == "unsatisfiable":
         timings["explain"] = explained
         return Outcome(status="no_plan", explanation=explanation, timings=timings, warnings=result.warnings,

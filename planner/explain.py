@@ -139,7 +139,8 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
             "no plan exists, and no single policy constraint is to blame: a choice rule or "
             "aggregate cannot be satisfied at all (for instance a resource to place and no target)"))
     if result.status == "timeout":
-        return Explanation(kind="unknown", summary="no plan exists; the explanation timed out")
+        return Explanation(kind="unknown", summary="no plan exists; explaining why did not finish within the time "
+                                                   "limit (a longer one gives it time)")
     conflicts = conflicts_from(result.symbols, program, model)
     if conflicts:
         names = sorted({c.policy for c in conflicts})

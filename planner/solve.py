@@ -33,6 +33,9 @@ class SolveResult:
     warnings: list[Diagnostic] = field(default_factory=list)
     control: clingo.Control | None = None   # kept (keep_control) to explain "no plan" without grounding again
     shown: list[str] | None = None          # the shown atoms as text, once asked for (texts())
+    #: a timeout called before the limit (solve_parts): the seconds grounding every part was expected
+    #: to take, at the pace of the parts grounded, past what the limit left for it
+    needs: float = 0.0
 
     def texts(self) -> list[str]:
         """The shown atoms as text (what planner/decode.py reads)."""
@@ -359,6 +362,8 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
             deadline = time.monotonic() + on_grounded(part.ground_seconds)
         part.warnings = [parse_message(m, program.displays) for m in messages]
         budget = max(0.0, deadline - time.monotonic() - grounding / max(1, grounded) * left)
+        if not budget and left:   # the parts left would not be grounded in time, let alone searched
+            part.needs = grounding / max(1, grounded) * (grounded + left)
         _search(ctl, part, budget * len(facts) / (len(facts) + left), optimise)
         _strict_cost(part, own, keeping)
         part.shown = symbol_texts(part.symbols) if part.status in ("optimal", "satisfiable") else []
@@ -383,6 +388,7 @@ def join(parts: list[SolveResult], optimise: bool) -> SolveResult:
     bound: dict[int, int] | None = {}
     warnings: dict[tuple, Diagnostic] = {}
     for part in parts:
+        joined.needs = max(joined.needs, part.needs)
         joined.ground_seconds += part.ground_seconds
         joined.solve_seconds += part.solve_seconds
         joined.atoms += part.atoms

@@ -643,3 +643,16 @@ def test_a_search_starts_when_its_grounding_left_nothing_under_the_cap(vfw_copy)
     job = bounded._Job(load_policies(project), model_facts(project.model), project.model,
                        time.monotonic() + 30, 30, 64)
     assert bounded._answers(_search_at_the_cap, [job], probe=False)[0] == ("done", True)
+
+
+def test_parts_left_no_time_say_how_long_their_grounding_would_take(vfw_copy) -> None:
+    """A plan in parts stopped before its time limit when grounding the parts left would not end
+    in time, and said only "no plan within 2s" (the sweep of 6 December: after 1.78 s of 2). The
+    answer now says how long their grounding was expected to take."""
+    from planner.solve import solve_parts
+
+    project = load_project(vfw_copy)
+    facts = model_facts(project.model)
+    cut = solve_parts(load_policies(project), [facts, facts, facts], timeout=0.001)
+    assert cut.status == "timeout" and cut.needs > 0
+    assert solve_parts(load_policies(project), [facts], timeout=0.001).needs == 0   # nothing left to ground
