@@ -328,7 +328,8 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
     if index is None:
         culprit = "not known (no policy file of the project or library grounds any atom)"
     elif index < 0:
-        culprit = f"none: the base library with the model's {len(facts)} facts is that large by itself"
+        whose = "the model's" if job.parts is None else "the largest part's"
+        culprit = f"none: the base library with {whose} {len(facts):,} facts is that large by itself"
     else:
         pfile = program.files[index]
         culprit = f"{pfile.meta.name} ({pfile.display})"
