@@ -799,6 +799,18 @@ class _Survey:
         self.words = {"label key": labels, "relationship kind": kinds, "capacity kind": set(totals), "param": params}
 
 
+#: The resources of a cycle a message names, at most: the first ones, and how many more.
+CYCLE_SHOWN = 12
+
+
+def _cycle_text(cycle: list[str]) -> str:
+    """``a -> b -> c -> a``; a long cycle by its first CYCLE_SHOWN resources and how many more (one of
+    2,000 resources was a message of 17 KB)."""
+    if len(cycle) <= CYCLE_SHOWN:
+        return " -> ".join([*cycle, cycle[0]])
+    return f"{' -> '.join(cycle[:CYCLE_SHOWN])} -> ... ({len(cycle) - CYCLE_SHOWN:,} more) -> {cycle[0]}"
+
+
 def _cycles(paths: dict[str, tuple[Source, PathKey]], graphs: dict[str, dict[str, list[str]]]) -> list[Diagnostic]:
     """A resource that is (transitively) part of itself, uses itself, ... is an error.
 
@@ -822,6 +834,6 @@ def _cycles(paths: dict[str, tuple[Source, PathKey]], graphs: dict[str, dict[str
         for cycle in sorted(found, key=lambda c: (c[0], len(c), c)):
             src, path = paths[cycle[0]]
             problems.append(src.diagnostic(
-                path, f"relationship cycle in '{kind}': {' -> '.join(cycle + [cycle[0]])}",
+                path, f"relationship cycle in '{kind}': {_cycle_text(cycle)}",
                 "a resource cannot depend on itself", code="cycle"))
     return problems

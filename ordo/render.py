@@ -135,7 +135,7 @@ def explanation(console: Console, expl: Explanation) -> None:
                 named = set(v for _, v in conflict.bindings)
                 others = [r for r in conflict.resources if r not in named]
                 if others:
-                    values += f" (resources: {', '.join(others)})"
+                    values += f" (resources: {_names(others)})"
                 console.print(f"    violated for: {shown(values)}", highlight=False)
     goals(console, "The request asks for:", expl.goals)
     if expl.cycle:
@@ -271,11 +271,23 @@ def _signed(value: float) -> str:
     return f"+{value:g}" if value > 0 else f"{value:g}"
 
 
+#: Resources a line names at most (a capacity conflict at 10,000 resources named the 700 on a target);
+#: `--json` has them all.
+NAMES_SHOWN = 20
+
+
+def _names(names) -> str:
+    names = list(names)
+    if len(names) <= NAMES_SHOWN:
+        return ", ".join(names)
+    return f"{', '.join(names[:NAMES_SHOWN])} and {len(names) - NAMES_SHOWN:,} more"
+
+
 def _about(bindings, resources) -> str:
     """": values (resources: ...)" of a violation, as much of it as there is (a rule of no variable
     names no values; one about no resource, none)."""
     values = ", ".join(f"{k}={val}" for k, val in bindings)
-    named = f"resources: {', '.join(resources)}" if resources else ""
+    named = f"resources: {_names(resources)}" if resources else ""
     about = f"{values} ({named})" if values and named else values or named
     return f": {about}" if about else ""
 

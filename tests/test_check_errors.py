@@ -577,6 +577,13 @@ CYCLE_CASES = [
          "requests/instantiate.yaml:4:5: error: resources[2]: relationship cycle in 'hosted_on': x -> y -> x "
          "(a resource cannot depend on itself)"],
         id="two-kinds"),
+    pytest.param(
+        "resources:\n" + "".join(f"  - {{ name: n{i:02d}, type: network, uses: [n{(i + 1) % 30:02d}] }}\n"
+                                 for i in range(30)),
+        ["requests/instantiate.yaml:2:5: error: resources[0]: relationship cycle in 'uses': "
+         + " -> ".join(f"n{i:02d}" for i in range(12)) + " -> ... (18 more) -> n00 "
+         "(a resource cannot depend on itself)"],
+        id="long: its first resources"),   # (one of 2,000 was a message of 17 KB: the sweep of 6 December)
 ]
 
 

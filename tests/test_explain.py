@@ -204,3 +204,24 @@ def test_a_conflict_search_cut_short_says_what_it_found_and_nothing_more(vfw_cop
     render.minimal_conflict(Console(file=out, width=200), found, 2.0)
     assert out.getvalue() == ("Timeout: no conflicting set was found within 2s (nor whether a plan exists); "
                               "raise --timeout.\n")
+
+
+def test_a_conflict_about_many_resources_names_the_first_of_them_on_its_line():
+    """A capacity conflict at 10,000 resources named the 700 placed on the target in one line (the
+    sweep of 6 December); the text names the first 20 and counts the rest, `--json` has them all."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ordo import render
+    from planner.explain import Conflict, Explanation
+
+    names = tuple(f"vnf-{i:03d}" for i in range(700))
+    conflict = Conflict(policy="capacity", enforcement="hard", file="<library>/capacity.lp", line=9, rule=":- ...",
+                        description="", bindings=(("T", "region-west"),), resources=names)
+    out = StringIO()
+    render.explanation(Console(file=out, width=10_000), Explanation(kind="conflict", summary="s", conflicts=[conflict]))
+    line = next(text for text in out.getvalue().splitlines() if "violated for" in text)
+    assert line == ("    violated for: T=region-west (resources: " + ", ".join(names[:20]) + " and 680 more)")
+    assert Explanation(kind="conflict", summary="s", conflicts=[conflict]).to_dict()["conflicts"][0]["resources"] \
+        == list(names)
