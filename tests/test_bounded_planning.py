@@ -234,6 +234,9 @@ def _stand_in(conn, job):
         conn.send(("grounded",))
         if job.problem == "exit 127":
             os._exit(127)
+        import faulthandler
+
+        faulthandler.disable()   # (pytest's, inherited: it would print the test's stack as a crash's)
         os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(60)
     conn.send(("done", None))
