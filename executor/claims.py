@@ -45,14 +45,15 @@ def plan_beside(project: Project, make: Callable[[], Outcome], held: Mapping[str
                 ) -> tuple[Outcome, Outcome | None]:
     """``make()``, the plan of ``project``, placing nothing new on the targets other runs add load to
     now (``held``: target -> run; the planner's ``claimed_elsewhere``): a target free of them is taken
-    rather than one a run holds, which its claims would refuse. When no plan keeps off them, the plan
-    is made again as if they were free, and returned with the one that kept off them: a plan then
-    says that only the runs holding them stand in its way; none, that there is no plan at all. The
-    one decision of where a plan beside other runs may go: a service's submission and a re-plan of
-    a run that holds claims (executor/engine.py) make it here."""
+    rather than one a run holds, which its claims would refuse. When there is no plan so (status
+    no_plan: a timeout proves nothing), the plan is made again as if they were free, and returned
+    with the one that kept off them: a plan then works on targets the runs hold (their claims tell
+    which); none, that there is no plan at all. The one decision of where a plan beside other runs
+    may go: a service's submission and a re-plan of a run that holds claims (executor/engine.py)
+    make it here."""
     project.model.claimed_elsewhere = set(held)
     outcome = make()
-    if outcome.plan is not None or not held:
+    if outcome.status != "no_plan" or not held:
         return outcome, None
     project.model.claimed_elsewhere = set()
     return make(), outcome

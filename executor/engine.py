@@ -738,15 +738,15 @@ class Executor:
             elsewhere = {target: other for target, other in self.journal.held_targets().items() if other != run}
             while True:
                 outcome, kept_off = plan_beside(project, partial(self._make_plan, project, asked), elsewhere)
-                if kept_off is not None and outcome.plan is not None:   # a plan only on targets others hold
-                    return project, _no_plan_beside(elsewhere, kept_off)
                 if outcome.plan is None:
                     return project, outcome
                 wanted = run_claims(project, outcome.plan)
                 taken = self.journal.extend_claims(run, wanted)
-                if not taken:
+                if not taken:   # (with kept_off: the runs that held its targets have ended since)
                     break
                 targets = {t: r for c, r in taken.items() if (t := claim_target(c)) is not None}
+                if kept_off is not None and len(targets) == len(taken):   # only held targets stand in its way
+                    return project, _no_plan_beside(targets, kept_off)
                 if len(targets) < len(taken) or targets.keys() <= elsewhere.keys():
                     name = (sorted(c for c in taken if claim_target(c) is None) or sorted(taken))[0]
                     return project, Held("held", f"the new plan works on {claimed(name)}, which run {taken[name]} "
@@ -1144,12 +1144,13 @@ class Held:
         return {**(self.planner or Explanation(kind="unknown", summary="").to_dict()), "summary": self.summary}
 
 
-def _no_plan_beside(elsewhere: dict[str, int], outcome: PlanOutcome) -> Held:
-    """No plan without the targets other runs hold: those runs named first, then what the planner said."""
-    held = ", ".join(f"{target} (run {run})" for target, run in sorted(elsewhere.items()))
+def _no_plan_beside(in_the_way: dict[str, int], outcome: PlanOutcome) -> Held:
+    """No plan without the targets other runs hold: the targets the plan made as if they were free would
+    add load to, and the runs holding them, named first; then what the planner said without them."""
+    held = ", ".join(f"{target} (run {run})" for target, run in sorted(in_the_way.items()))
     said = outcome.explanation.summary if outcome.explanation is not None else f"status {outcome.status}"
-    return Held("held", f"no plan keeps off the targets other runs hold now, {held}: resume this run once they "
-                        f"have ended (the planner, without them: {said})",
+    return Held("held", f"no plan keeps off the targets other runs hold now; it would add load to {held}: resume "
+                        f"this run once they have ended (the planner, without them: {said})",
                 outcome.explanation.to_dict() if outcome.explanation is not None else None)
 
 

@@ -14,6 +14,7 @@ import gc
 import json
 import math
 import os
+import secrets
 import stat
 import sys
 import threading
@@ -103,27 +104,38 @@ journal_option = click.option(
 
 def _write(path: Path, text: str) -> None:
     """A file ordo was asked to write (--out, --out-dir): a path it cannot write is the user's error.
-    A regular file (or none yet) is written whole or not at all: into a new file beside it, then put
+    A regular file of this user's (or none yet) is written whole into a new file beside it, then put
     in its place, so that a full disk, Ctrl-C or a kill while it is written leaves the file that was
-    there (a plan saved earlier) as it was, never cut short. Through a symbolic link, the file it
-    names is the one replaced, with its permissions; anything else (a pipe, a device) is written to
-    as it is."""
+    there (a plan saved earlier) as it was, never cut short (a power cut may: it is not synced).
+    Through a symbolic link, the file it names is the one replaced, with its permissions. Anything
+    else is written to as it is: a pipe or a device (/dev/stdout, whatever it is), another user's file or one with
+    other names (hard links), whose owner and links a new file would not keep, and a file in a
+    folder where no new file can be made."""
     try:
-        target = Path(os.path.realpath(path))
         try:
-            mode = os.stat(target).st_mode
+            found = os.stat(path)   # (through links: /dev/stdout is the pipe, not its /proc name)
         except FileNotFoundError:
-            mode = None
-        if mode is not None and not stat.S_ISREG(mode):
-            with target.open("w", encoding="utf-8") as out:
+            found = None
+        in_place = found is not None and (not stat.S_ISREG(found.st_mode) or found.st_nlink != 1
+                                          or found.st_uid != os.geteuid()
+                                          or os.path.realpath(path).startswith(("/dev/", "/proc/")))
+        if not in_place:
+            target = Path(os.path.realpath(path))
+            part = target.with_name(f".{target.name[:200]}.{secrets.token_hex(4)}.ordo-part")
+            try:   # the umask applies, as to any new file; a name taken (left by a kill) is never reused
+                fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except PermissionError:
+                if found is None:
+                    raise
+                in_place = True
+        if in_place:
+            with Path(path).open("w", encoding="utf-8") as out:
                 out.write(text)
             return
-        part = target.with_name(f".{target.name}.{os.getpid()}.ordo-part")
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies, as to a new file
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                if mode is not None:
-                    os.fchmod(out.fileno(), stat.S_IMODE(mode))
+                if found is not None:
+                    os.fchmod(out.fileno(), stat.S_IMODE(found.st_mode))
                 out.write(text)
             os.replace(part, target)
         except BaseException:
@@ -257,8 +269,8 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
             click.echo(json.dumps(body, indent=2, sort_keys=True))
         elif outcome.status == "timeout":
             limit = timeout or loaded.settings.solve_timeout
-            why = (f" (grounding the model's parts alone would take about {outcome.needs:.1f}s at the pace of the "
-                   "first: it stopped there)" if outcome.needs else "")
+            why = (f" (grounding the model's parts alone would take about {outcome.needs:.1f}s at the pace so "
+                   "far: it stopped there)" if outcome.needs else "")
             _console(stderr=True).print(
                 f"[red]Timeout:[/] the solver found no plan within {limit:g}s{why}; raise --timeout or "
                 "settings.solve_timeout.", highlight=False)

@@ -313,11 +313,14 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
         f"{job.memory_mb} MB, {share} MB for each of {job.workers} planning processes"
     limit, hint = ((f"the time limit ({job.timeout:g} s)", job.hints[0]) if kind == "time" else
                    (f"the memory cap ({cap})", job.hints[1]))
-    if ended is not None:   # (the C library's or clingo's own end, not a MemoryError the child reported)
-        limit += f" (the planning process ended with {_how(ended)}, as clingo and the C library may when an " \
-                 "allocation fails there)"
+    phase = "solving" if grounded[i] else "grounding"
+    struck, exceeded = f"{limit} struck", f"{phase} exceeded {limit}"
+    if ended is not None:   # the C library's or clingo's own end, not a MemoryError the child reported: likely
+        how = (f"the planning process ended with {_how(ended)}, most likely at {limit} (clingo and the C library "
+               "end it so when an allocation fails there)")
+        struck, exceeded = how, f"{phase}: {how}"
     if not (probe() if callable(probe) else probe):
-        raise PlanningLimitError(kind, f"{limit} struck; raise {hint}")
+        raise PlanningLimitError(kind, f"{struck}; raise {hint}")
     program, facts = job.program, job.facts if job.parts is None else max(job.parts, key=len)   # (the largest part)
     if program is None:   # built in the child (conflict_bounded): built again, as it was, to be probed
         from planner.core import load_policies
@@ -337,8 +340,7 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
             advice = f"Fix that policy, or raise {hint}"
         else:   # ordo's own: not the project's to fix (it may leave it out); the model is that large for the limit
             culprit += ", one of ordo's own policies (the model is that large for this limit)"
-    raise PlanningLimitError(kind, f"{'solving' if grounded[i] else 'grounding'} exceeded {limit}; the policy "
-                                   f"that grounds largest is {culprit}. {advice}",
+    raise PlanningLimitError(kind, f"{exceeded}; the policy that grounds largest is {culprit}. {advice}",
                              program.files[index].display if index is not None and index >= 0 else "")
 
 

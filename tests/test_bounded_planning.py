@@ -610,8 +610,8 @@ def test_a_child_ended_by_the_c_library_or_clingo_at_the_cap_is_the_memory_cap(p
     with pytest.raises(PlanningLimitError) as raised:
         bounded._answers(_stand_in, [stand_in(problem, 30)], probe=False)
     assert raised.value.kind == "memory"
-    assert str(raised.value) == (f"the memory cap (512 MB) (the planning process ended with {how}, as clingo "
-                                 "and the C library may when an allocation fails there) struck; raise "
+    assert str(raised.value) == (f"the planning process ended with {how}, most likely at the memory cap (512 MB) "
+                                 "(clingo and the C library end it so when an allocation fails there); raise "
                                  "settings.memory_limit_mb in ordo.yaml")
 
 

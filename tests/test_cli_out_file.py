@@ -15,7 +15,7 @@ import pytest
 
 from domain.errors import OrdoError
 from ordo import cli
-from tests.conftest import VFW, run_ordo
+from tests.conftest import VFW, run_ordo, run_ordo_process
 
 
 def _parts(folder: Path) -> list[str]:
@@ -81,3 +81,36 @@ def test_a_device_is_written_to_not_replaced() -> None:
     run = run_ordo("plan", "-C", VFW, "--out", "/dev/null")
     assert run.code == 0, run.text
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_standard_output_is_written_to_whatever_it_is() -> None:
+    """`--out /dev/stdout` names the pipe it is through /proc: a file beside it cannot be made there
+    (the review of 6 December: "cannot write /dev/stdout: No such file or directory")."""
+    run = run_ordo_process("plan", "-C", VFW, "--out", "/dev/stdout")   # (its output: a pipe)
+    assert run.code == 0, run.text
+    assert run.out.startswith('{"concurrency":') and "Saved the plan to: /dev/stdout" in run.out
+
+
+def test_a_file_with_other_names_or_in_a_folder_closed_to_new_files_is_written_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replacing a file would cut its other hard links off (and give it this user as owner); a folder
+    where no new file may be made, around a file that may be written, was written before."""
+    saved, other = tmp_path / "plan.json", tmp_path / "also.json"
+    saved.write_text("old")
+    os.link(saved, other)
+    cli._write(saved, "new")
+    assert other.read_text() == "new" and saved.stat().st_nlink == 2
+    other.unlink()
+    real_open = os.open
+
+    def closed(file, flags, *args, **kwargs):
+        if str(file).endswith(".ordo-part"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", closed)
+    cli._write(saved, "newer")
+    assert saved.read_text() == "newer"
+    with pytest.raises(OrdoError, match=r"cannot write .*/none\.json: Permission denied"):
+        cli._write(tmp_path / "none.json", "{}")   # no file there to write in place
+    assert _parts(tmp_path) == []

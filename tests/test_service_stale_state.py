@@ -323,17 +323,19 @@ def test_a_re_plan_does_not_place_on_a_target_another_run_holds(refusing: LocalE
 
 
 def test_a_re_plan_with_no_target_left_but_held_ones_names_their_runs(refusing: LocalEngine) -> None:
-    """region-two refuses, and other runs hold region-one and region-three: no plan, and the runs
-    holding them are named first (the planner alone would say to relax avoid-refused-targets)."""
+    """region-two refuses, and other runs hold region-one and region-three: no plan, and the run
+    holding the target its plan would take were they free is named first (the planner alone would
+    say to relax avoid-refused-targets); not every target runs hold (there may be hundreds)."""
     engine = refusing
-    first, second = _other_run(engine, ["@region-one"]), _other_run(engine, ["@region-three"])
+    first, _ = _other_run(engine, ["@region-one"]), _other_run(engine, ["@region-three"])
+    _other_run(engine, [f"@region-{n:03d}" for n in range(40)])   # held, and no target of this project
     run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
     assert _wait(engine, run) == "fallout"
     ended = _no_plan(engine, run)
     summary = ended.data["explanation"]["summary"]
     assert ended.data["status"] == "held" and summary.startswith(
-        f"no plan keeps off the targets other runs hold now, region-one (run {first}), "
-        f"region-three (run {second}): resume this run once they have ended (the planner, without them: ")
+        f"no plan keeps off the targets other runs hold now; it would add load to region-one (run {first}): "
+        "resume this run once they have ended (the planner, without them: "), summary
     assert ended.data["explanation"]["kind"] == "conflict"   # the planner's explanation is kept
     assert engine.claims(run) == ["@region-two", "vnf-a"]
 
@@ -458,3 +460,24 @@ def test_one_idempotency_key_sent_to_two_servers_at_once_answers_one_run(
         assert _wait(engine, first.run) == "complete"
     finally:
         other.shutdown(30)
+
+
+def test_a_plan_beside_held_targets_is_made_as_if_they_were_free_only_when_there_is_none() -> None:
+    """A search that ran out of time with the held targets kept off proves nothing: it was made again
+    as if they were free, and the run fell out saying they stood in its way (the review of 6 December)."""
+    from types import SimpleNamespace
+
+    from executor.claims import plan_beside
+    from planner.core import Outcome
+
+    project = SimpleNamespace(model=SimpleNamespace(claimed_elsewhere=set()))
+    for status, expected in (("timeout", [["region-one"]]), ("no_plan", [["region-one"], []])):
+        asked: list[list[str]] = []
+
+        def make(status: str = status, asked: list = asked) -> Outcome:
+            asked.append(sorted(project.model.claimed_elsewhere))
+            return Outcome(status=status)
+
+        outcome, kept_off = plan_beside(project, make, {"region-one": 7})
+        assert asked == expected and outcome.status == status
+        assert (kept_off is None) == (status == "timeout")
