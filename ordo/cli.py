@@ -108,19 +108,19 @@ def _write(path: Path, text: str) -> None:
     in its place, so that a full disk, Ctrl-C or a kill while it is written leaves the file that was
     there (a plan saved earlier) as it was, never cut short (a power cut may: it is not synced).
     Through a symbolic link, the file it names is the one replaced, with its permissions. Anything
-    else is written to as it is: a pipe or a device (/dev/stdout, whatever it is), another user's file or one with
-    other names (hard links), whose owner and links a new file would not keep, and a file in a
-    folder where no new file can be made."""
+    else is written to as it is: a pipe or a device (/dev/stdout, whatever it is), another user's
+    file or one with other names (hard links), whose owner and links a new file would not keep, and
+    a file in a folder where no new file can be made."""
     try:
         try:
             found = os.stat(path)   # (through links: /dev/stdout is the pipe, not its /proc name)
         except FileNotFoundError:
             found = None
+        target = Path(os.path.realpath(path))
         in_place = found is not None and (not stat.S_ISREG(found.st_mode) or found.st_nlink != 1
                                           or found.st_uid != os.geteuid()
-                                          or os.path.realpath(path).startswith(("/dev/", "/proc/")))
+                                          or str(target).startswith(("/dev/", "/proc/")))
         if not in_place:
-            target = Path(os.path.realpath(path))
             part = target.with_name(f".{target.name[:200]}.{secrets.token_hex(4)}.ordo-part")
             try:   # the umask applies, as to any new file; a name taken (left by a kill) is never reused
                 fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

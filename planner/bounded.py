@@ -537,8 +537,8 @@ def _running(pid: int) -> bool:
 
 #: How a child under the memory cap may end when an allocation fails where nothing reports it: the
 #: C library's dynamic loader when it finds no room for a new thread's thread-local data (exit 127),
-#: clingo's grounder on some of its paths (SIGSEGV; SIGBUS, SIGABRT alike). Taken as the cap striking:
-#: the message says how the process ended.
+#: clingo's grounder on some of its paths (SIGSEGV; SIGBUS, SIGABRT alike). Reported as the cap,
+#: most likely, having struck: the message says how the process ended.
 ENDED_AT_CAP = frozenset({127, -signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT})
 
 

@@ -34,7 +34,7 @@ class SolveResult:
     control: clingo.Control | None = None   # kept (keep_control) to explain "no plan" without grounding again
     shown: list[str] | None = None          # the shown atoms as text, once asked for (texts())
     #: a timeout called before the limit (solve_parts): the seconds grounding every part was expected
-    #: to take, at the pace of the parts grounded, past what the limit left for it
+    #: to take at the pace of the parts grounded, more than the limit left
     needs: float = 0.0
 
     def texts(self) -> list[str]:
@@ -252,15 +252,16 @@ def keep_search_reserve(megabytes: int | None = None) -> None:
 @contextlib.contextmanager
 def searching() -> Iterator[None]:
     """Around a search on a thread of clingo's: the reserve (in a planning child) given back for it.
-    A search that ran out of memory is a MemoryError, as a grounding's is (clingo says RuntimeError
-    "bad_alloc" there; and nothing more when the search's thread could not start for want of it)."""
+    In a planning child, a search that ran out of memory is a MemoryError, as a grounding's is, which
+    the child reports as the cap striking (clingo says RuntimeError "bad_alloc" there; and nothing
+    more when the search's thread could not start for want of memory)."""
     kept = bool(_reserve)
     if kept:
         _reserve.pop().close()
     try:
         yield
     except RuntimeError as exc:
-        if str(exc) == "bad_alloc" or (_capped and not str(exc)):
+        if _capped and str(exc) in ("bad_alloc", ""):
             raise MemoryError("the search ran out of memory") from None
         raise
 
