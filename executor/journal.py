@@ -538,16 +538,19 @@ class Journal:
         return out
 
     def _check_claims_locked(self, claims: list[str], besides: int | None = None) -> None:
-        held = []
+        held, taken, whole = [], {}, False
         for run, names in self._holders_locked(set(claims), besides):
             if names is None:
+                whole = True
                 held.append(f"run {run.id} ({run.effective_status}) holds the whole journal")
             else:
+                taken.update(dict.fromkeys(names, run.id))
                 shown = [claimed(name) for name in sorted(names)]
                 more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
                 held.append(f"run {run.id} ({run.effective_status}) holds {', '.join(shown[:5])}{more}")
         if held:
-            raise ClaimError(f"{self.path}: {'; '.join(held)}: wait for it to end, resume or abort it")
+            raise ClaimError(f"{self.path}: {'; '.join(held)}: wait for it to end, resume or abort it",
+                             None if whole else taken)
 
     def claim(self, run_id: int) -> RunInfo:
         """Take over a run to resume it: JournalError if a live process has it, RunEnded if it

@@ -48,6 +48,7 @@ from executor.journal import (
     RequestRef,
     RunInfo,
     StateCopy,
+    claim_target,
     private_file,
 )
 from executor.redact import Redactor
@@ -494,10 +495,19 @@ class LocalEngine:
             raise Unavailable("the server is shutting down and takes no new runs")
         options = runs.apply_options(self.simulation, submission.on_failure, submission.max_replans,
                                      submission.concurrency, submission.op_timeout)
-        for _ in range(PLAN_ATTEMPTS):
+        for attempt in range(PLAN_ATTEMPTS):
             runs_then = self._journal().runs_now()
-            project, plan, claims = self._planned(submission)
-            self._journal().check_claims(claims)  # before a thread is started; start_run checks again
+            project, plan, claims, held = self._planned(submission)
+            try:
+                self._journal().check_claims(claims)  # before a thread is started; start_run checks again
+            except ClaimError as exc:
+                # only targets a run claimed while this one was planned (a burst of requests plans
+                # them all on the cheapest region at once): planned again, beside that run too
+                targets = {claim_target(name) for name in exc.held}
+                if (attempt + 1 < PLAN_ATTEMPTS and exc.held and None not in targets
+                        and not targets <= held.keys()):
+                    continue
+                raise
             # A run on these resources that went on while the state was read and planned (and
             # ended since, or the check above would refuse) made that state stale: plan again.
             if not self._journal().changed_since(runs_then, claims):
@@ -513,24 +523,27 @@ class LocalEngine:
 
         return Accepted(self._launch(go, None))
 
-    def _planned(self, submission: Submission) -> tuple[Any, Plan, list[str]]:
+    def _planned(self, submission: Submission) -> tuple[Any, Plan, list[str], dict[str, int]]:
         """The project of a submission as the journal says now, its plan (the one given, checked by
-        planning again, or one made) and the resources the run will claim."""
+        planning again, or one made), the resources the run will claim, and the targets other runs
+        held as it was planned (none for a plan given)."""
         project = self._load(submission.request)
+        held: dict[str, int] = {}
         if submission.plan is not None:
             plan = Plan.from_json(json.dumps(submission.plan), source="plan")
             with self._planning(project):   # the saved plan is checked by planning again
                 runs.check_saved_plan(project, plan, "plan", timeout=self.plan_timeout)
         else:
             # a plan only on targets other runs hold is refused (409) once the run claims them, naming them
-            outcome, _ = plan_beside(project, lambda: self._make_plan(project), self._journal().held_targets())
+            held = self._journal().held_targets()
+            outcome, _ = plan_beside(project, lambda: self._make_plan(project), held)
             if outcome.plan is None:
                 raise NoPlan(outcome)
             plan = outcome.plan
         claims = run_claims(project, plan)
         if not claims:
             raise Conflict("the request names no resource: there is nothing to run")
-        return project, plan, claims
+        return project, plan, claims, held
 
     def _execute(self, project: Any, plan: Plan, options: Any, listener: Any, around: Any, claims: list[str],
                  record: dict[str, Any]) -> RunResult:

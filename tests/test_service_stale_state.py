@@ -481,3 +481,25 @@ def test_a_plan_beside_held_targets_is_made_as_if_they_were_free_only_when_there
         outcome, kept_off = plan_beside(project, make, {"region-one": 7})
         assert asked == expected and outcome.status == status
         assert (kept_off is None) == (status == "timeout")
+
+
+def test_a_target_a_run_claims_while_a_submission_is_planned_makes_it_plan_again_beside_it(
+        engine: LocalEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests that arrive together are planned together, all on the cheapest region: the first to
+    start claimed it, and the others were refused with 409 while three regions were free (the sweep
+    of 6 December: 20 at once, one accepted). A target claimed after the held ones were read is
+    planned again beside; one held already when it was planned is still refused (409)."""
+    others: list[int] = []
+
+    def meanwhile(n: int) -> None:
+        if n == 1:   # vnf-a planned on region-two, the cheapest: another run claims it now
+            others.append(_other_run(engine, ["@region-two", "vnf-b"]))
+
+    calls = planning_with(engine, monkeypatch, meanwhile)
+    run = engine.submit(Submission(request=_vnf_request("vnf-a")), "test").run
+    assert _wait(engine, run) == "complete"
+    assert len(calls) == 2 and engine.state()["vnf-a"].placement == "region-one"
+    _other_run(engine, ["@region-one", "@region-three"])   # every region held before it is planned
+    with pytest.raises(ClaimError):
+        engine.submit(Submission(request=_vnf_request("vnf-c")), "test")
+    assert len(calls) == 3   # planned once (then as if free: one plan call), not again and again

@@ -27,7 +27,13 @@ class JournalLost(JournalError):
 
 
 class ClaimError(JournalError):
-    """A run cannot start: another run that can still go on holds resources it needs."""
+    """A run cannot start: another run that can still go on holds resources it needs. ``held``: each
+    claim of those asked for that another run holds, with that run (empty when a run holds the whole
+    journal)."""
+
+    def __init__(self, message: str, held: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.held = dict(held or {})
 
 
 @dataclass(frozen=True)
