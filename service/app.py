@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import math
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import DuplicateKey, unique_keys
+from domain.yamlsrc import MAX_DEPTH
 from executor.engine import ExecutionError
 from executor.journal import STATUSES, ClaimError, JournalError, RunInfo, claim_target
 from executor.redact import Redactor
@@ -250,8 +252,12 @@ def body_problem(body: bytes, *, unreadable: bool = False) -> str | None:
         return str(exc)
     except UnicodeEncodeError as exc:
         return f"a text holds a lone surrogate ({exc.object[exc.start:exc.end]!r}), which is not Unicode text"
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
+    except RecursionError:   # (what reads it next said only "There was an error parsing the body")
+        return f"it is nested more than {MAX_DEPTH} levels deep"
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None   # not JSON: what reads it says where
+    except ValueError:   # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        return f"a number has more than {sys.get_int_max_str_digits():,} digits"
     return None
 
 

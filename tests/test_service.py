@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -162,6 +163,16 @@ def test_bad_input_is_refused_naming_the_field_never_500(api: httpx.Client) -> N
     assert api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Idempotency-Key": "a b"}).status_code == 422
     assert api.get("/v1/runs", params={"state": "sleeping"}).status_code == 422
     assert api.get("/v1/runs", params={"limit": 0}).status_code == 422
+
+
+def test_a_body_nested_too_deeply_or_with_a_number_too_long_is_refused_saying_so(api: httpx.Client) -> None:
+    """Both were "400 There was an error parsing the body" (the sweep of 6 December)."""
+    deep = b'{"request": ' + b'{"a": ' * 3000 + b'1' + b'}' * 3001
+    long = b'{"request": {"resources": [{"name": "n", "type": "network", "params": {"p": ' + b'9' * 5000 + b'}}]}}'
+    for body, said in ((deep, "the body: it is nested more than 100 levels deep"),
+                       (long, f"the body: a number has more than {sys.get_int_max_str_digits():,} digits")):
+        answer = api.post("/v1/runs", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 422 and answer.json() == {"detail": said}, answer.text
 
 
 def test_a_body_naming_a_key_twice_is_refused(api: httpx.Client) -> None:
