@@ -197,6 +197,20 @@ def test_a_conflict_search_cut_short_says_what_it_found_and_nothing_more(vfw_cop
     assert found.summary() == ("a conflicting set: policies ordering and the requested goals cannot hold together "
                                "(not shrunk within the time limit: which of the requested goals take part was not "
                                "found)")
+    import planner.explain
+
+    monkeypatch.undo()
+    real = planner.explain._Switches.preferred
+
+    def cut_while_shrinking(self, ordered, core):   # the second stage's shrinking cut short: all but the goals
+        if any(sym.name == "__goal" for sym in self.symbols.values()):
+            return [lit for lit in ordered if self.symbols[lit].name == "__on"], False
+        return real(self, ordered, core)
+
+    monkeypatch.setattr(planner.explain._Switches, "preferred", cut_while_shrinking)
+    again = minimal_conflict(load_policies(project), model_facts(project.model), project.model, timeout=10)
+    assert again.every_goal and not again.minimal and again.rules == found.rules   # the first stage's, not all
+    monkeypatch.undo()
     _cut_short(monkeypatch, 1)
     found = minimal_conflict(load_policies(project), model_facts(project.model), project.model, timeout=10)
     assert not found.found and found.rules == [] and found.to_dict()["found"] is False
