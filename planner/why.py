@@ -206,6 +206,9 @@ def explain_placement(project: Project, plan: Plan, resource: str, *, timeout: f
     from planner.core import load_policies
 
     _placed(plan, resource)
+    if resource not in project.model.resources:   # (every other target: "no plan", pinning what is not there)
+        raise UnknownOperation(f"the project has no resource '{resource}' now: the plan was made from other "
+                               "inputs (`ordo plan` makes one of these)")
     program = load_policies(project)
     why = _placement_reason(project, program, plan, resource)
     others = _others(project, why)

@@ -290,3 +290,17 @@ def test_an_edited_or_stale_plan_is_not_said_to_be_the_least_cost(tmp_path):
     assert "Cost of this plan (from the inputs it was made from): 26@1" in run.out
     why = explain_placement(load_project(root), Plan.from_json(edited.read_text()), "vfw", timeout=30)
     assert why.inputs_changed and why.reason == why_module.CHOSEN_THEN and why.alternatives
+
+
+def test_a_resource_the_project_no_longer_has_is_said_so_not_planned_on_every_target(tmp_path):
+    """A plan of other inputs that places a resource the request no longer names: every other target
+    was "no plan exists" (pinning what is not there), exit 0 (the sweep of 6 December)."""
+    root = tmp_path / "p"
+    shutil.copytree(VFW, root, ignore=shutil.ignore_patterns(".ordo"))
+    saved = tmp_path / "plan.json"
+    saved.write_text(make_plan(load_project(root)).plan.to_json())
+    request = root / "requests" / "instantiate.yaml"
+    request.write_text(request.read_text().replace("vsink", "vsinc"))
+    run = run_ordo("explain", "-C", root, saved, "vsink")
+    assert run.code == 1, run.text
+    assert "the project has no resource 'vsink' now: the plan was made from other inputs" in run.err, run.text
