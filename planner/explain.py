@@ -132,8 +132,9 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
     else:
         result = solve(program, facts, relaxed=True, timeout=timeout, keep_control=True)
         control, result.control = result.control, None
-    if result.status == "optimal":
-        result.symbols = least_correction(control, program, result.symbols, deadline)
+    least = result.status == "optimal"
+    if least:
+        result.symbols, least = least_correction(control, program, result.symbols, deadline)
     if result.status == "unsatisfiable":
         return Explanation(kind="unknown", summary=(
             "no plan exists, and no single policy constraint is to blame: a choice rule or "
@@ -144,8 +145,10 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
     conflicts = conflicts_from(result.symbols, program, model)
     if conflicts:
         names = sorted({c.policy for c in conflicts})
+        cut = "" if least else (" (the time limit cut the search for the least set of violations short: a "
+                                "longer one may name other instances)")
         return Explanation(kind="conflict", conflicts=conflicts, goals=_goals(conflicts, model), summary=(
-            f"no plan satisfies every policy; drop or relax: {', '.join(names)}"))
+            f"no plan satisfies every policy; drop or relax: {', '.join(names)}{cut}"))
     decoded = decode(result)
     cycle = find_cycle(decoded.graph)
     if cycle:
@@ -154,9 +157,10 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
 
 
 def least_correction(ctl: clingo.Control, program: Program, symbols: list[clingo.Symbol],
-                     deadline: float) -> list[clingo.Symbol]:
+                     deadline: float) -> tuple[list[clingo.Symbol], bool]:
     """The answer (shown atoms) of the least of the smallest correction sets,
-    starting from ``symbols``, an optimal answer of the relaxed solve on ``ctl``.
+    starting from ``symbols``, an optimal answer of the relaxed solve on ``ctl``,
+    and whether it is that (False: the time limit came first).
 
     The order, among sets of violated hard constraint instances of one size:
     fewer instances of stock policies (the base and the library) first, so a
@@ -207,10 +211,10 @@ def least_correction(ctl: clingo.Control, program: Program, symbols: list[clingo
                 break
             symbols = list(found)
     except TimeoutError:
-        pass
+        return symbols, False
     finally:   # the control goes on to other questions with its own settings, whatever happened here
         solve_conf.opt_mode, solve_conf.models = saved
-    return symbols
+    return symbols, True
 
 
 def _less_than(ctl: clingo.Control, chosen: set[int], ordered: list[tuple[int, bool]]) -> int:
