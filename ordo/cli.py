@@ -188,6 +188,10 @@ def cli() -> None:
     """ordo: plans computed from models and policies, then carried out."""
 
 
+#: Warnings past which `ordo check` lists its errors again at the end, where they are seen.
+ERRORS_REPEATED_PAST = 20
+
+
 @cli.command()
 @request_argument
 @project_option
@@ -202,6 +206,9 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
     warnings = sum(d.severity == "warning" for d in found)
     render.diagnostics(_console(stderr=True), found)
     if errors:
+        if len(found) > len(errors) + ERRORS_REPEATED_PAST:   # (one error among thousands of warnings: lost)
+            _console(stderr=True).print(f"\n[red]The {len(errors)} error(s) again[/], without the warnings:")
+            render.diagnostics(_console(stderr=True), errors)
         _console(stderr=True).print(f"[red]{len(errors)} error(s)[/], {warnings} warning(s).")
         sys.exit(EXIT_ERROR)
     if warnings:

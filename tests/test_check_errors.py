@@ -847,3 +847,16 @@ def test_a_name_written_without_quotes_is_a_warning_saying_to_quote_it(project: 
     result = project.check()
     assert result.code == 0 and "operation undefined" in result.output, result.output
     assert "subtraction" not in result.output   # the name is quoted: that is not what is wrong
+
+
+def test_errors_among_many_warnings_are_listed_again_at_the_end(project: Project) -> None:
+    """One syntax error among 9,997 warnings was line 8,000 of 9,999 (the sweep of 6 December)."""
+    rules = [f':- place(R,T), label(R,"key{i}","v").' for i in range(30)]
+    rules[20] = ':- place(R,T) label(R,"k","v").'
+    project.write("policies/config-after-modules.lp", "\n".join(rules) + "\n")
+    result = project.check()
+    assert result.code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 2 and errors[0] == errors[1], result.stderr   # in file order, then again
+    assert lines[-3:] == ["The 1 error(s) again, without the warnings:", errors[0], "1 error(s), 30 warning(s)."]
