@@ -91,6 +91,10 @@ class QueueName(click.ParamType):
 SECONDS_MOST = 1e7
 #: The solver's time limit in seconds.
 SOLVER_SECONDS = FiniteRange(min=0.1, max=SECONDS_MOST)
+#: --timeout's help: what the limit bounds, and the probe that may follow it (planner/bounded.py).
+TIMEOUT_HELP = ("Time limit in seconds for grounding and solving together (default settings.solve_timeout); when "
+                "it strikes, up to 10 s more find the policy that grounds largest.")
+TIMEOUT_HELP_EACH = TIMEOUT_HELP.replace("for grounding and solving together", "for each plan's grounding and solving")
 
 #: A run's number: from 1 up to the largest the journal's databases store (a 64-bit integer).
 RUN_ID = click.IntRange(min=1, max=2**63 - 1)
@@ -230,7 +234,7 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are (3: no plan, 1: error); with --compare, "
                    "changes from the saved plan.")
-@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds.")
+@click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP)
 @memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json",
@@ -353,7 +357,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
               help="The inventory of the baseline (and of the scenario, unless --inventory).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How to print the difference.")
-@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP_EACH)
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @journal_option
 def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, ...],
@@ -457,7 +461,7 @@ def _with(options: list) -> callable:
 @click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Add a policy file for this run (repeatable).")
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds.")
+@click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP)
 @memory_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the plan).")
 @click.option("--supersede", is_flag=True,
@@ -549,7 +553,7 @@ def _engine(engine: str, address: str | None, queue: str, continue_every: int | 
 @click.option("--inventory", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
               help="The inventory to plan from, instead of the project's.")
 @journal_option
-@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP_EACH)
 @click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Plans at once in this machine's pool (default: one per CPU).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -1045,7 +1049,7 @@ def init(folder: Path) -> None:
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="TLS private key.")
 @click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
               help="Scenario for simulated controllers, for every run (YAML; env ORDO_SIMULATION).")
-@click.option("--timeout", type=SOLVER_SECONDS, help="Solver time limit in seconds, per plan.")
+@click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP_EACH)
 @_with(engine_options)
 def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path | None, tls_cert: Path | None,
           tls_key: Path | None, simulation: Path | None, timeout: float | None, engine: str, temporal: str | None,
