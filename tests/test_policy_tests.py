@@ -423,3 +423,18 @@ def test_a_policy_that_grounds_without_end_errs_its_test_and_the_rest_are_not_ru
     assert run.out.count("not run: planning struck the time limit in tests/ordering_test.yaml:4 "
                          "(policies/endless.lp)") == 2 * 4   # the report and the summary, for each of the 4 after it
     assert "--timeout" not in run.text
+
+
+def test_what_the_planner_answered_is_shown_in_a_few_lines_however_large_the_model():
+    """A failure in a test of 5,000 resources showed its 1,196 placements on one line of 38 KB (the
+    sweep of 6 December): the first 20 of each list, and how many more."""
+    from types import SimpleNamespace
+
+    from planner.testing.checking import brief
+
+    placements = {f"vnf-{i:04d}": "region-a" for i in range(1196)}
+    plan = SimpleNamespace(status="optimal", operations=(), waves=(), placements=placements, violations=(),
+                           counts=lambda: {"create": 0, "change": 0, "delete": 0, "run": 0})
+    lines = brief(SimpleNamespace(plan=plan))
+    assert lines[1] == ("placements: " + ", ".join(f"vnf-{i:04d} -> region-a" for i in range(20))
+                        + " and 1,176 more")

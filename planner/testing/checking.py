@@ -152,22 +152,37 @@ def _check_plan(case: Case, where: PathKey, plan: Plan) -> list[Failure]:
     return failures
 
 
+#: Items a line of ``brief`` names at most, and its lines of conflicts or violations: a failure in a
+#: test of 5,000 resources showed its 1,196 placements on one line of 38 KB.
+BRIEF_MOST = 20
+
+
+def _first(items: list[str]) -> str:
+    more = len(items) - BRIEF_MOST
+    return ", ".join(items[:BRIEF_MOST]) + (f" and {more:,} more" if more > 0 else "")
+
+
 def brief(outcome: Outcome) -> list[str]:
     """What the planner answered, in a few lines, shown under a failure."""
     plan = outcome.plan
     if plan is None:
         explanation = outcome.explanation
         lines = [f"no plan: {explanation.summary}" if explanation else "no plan"]
-        for c in explanation.conflicts if explanation else []:
+        conflicts = explanation.conflicts if explanation else []
+        for c in conflicts[:BRIEF_MOST]:
             values = ", ".join(f"{k}={v}" for k, v in c.bindings)
             lines.append(f"  {c.policy} ({c.location}): {values}")
+        if len(conflicts) > BRIEF_MOST:
+            lines.append(f"  and {len(conflicts) - BRIEF_MOST:,} more")
         return lines
     counts = plan.counts()
     lines = [f"a plan ({plan.status}): {len(plan.operations)} operations in {len(plan.waves)} waves; "
              f"{counts['create']} to create, {counts['change']} to change, {counts['delete']} to delete"]
     if plan.placements:
-        lines.append("placements: " + ", ".join(f"{r} -> {t}" for r, t in sorted(plan.placements.items())))
-    for v in plan.violations:
+        lines.append("placements: " + _first([f"{r} -> {t}" for r, t in sorted(plan.placements.items())]))
+    for v in plan.violations[:BRIEF_MOST]:
         lines.append(f"violates {v.policy} ({v.enforcement}, {v.file}:{v.line})"
-                     + (f" for {', '.join(v.resources)}" if v.resources else ""))
+                     + (f" for {_first(list(v.resources))}" if v.resources else ""))
+    if len(plan.violations) > BRIEF_MOST:
+        lines.append(f"and {len(plan.violations) - BRIEF_MOST:,} more violations")
     return lines
