@@ -47,3 +47,10 @@ class DiagnosticsError(OrdoError):
     def __init__(self, diagnostics: list[Diagnostic]):
         self.diagnostics = sorted(diagnostics)
         super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+def first_of(items: list[str], most: int) -> str:
+    """``items`` joined with commas, the first ``most`` of them and how many more: a message about
+    thousands of resources names a few."""
+    more = len(items) - most
+    return ", ".join(items[:most]) + (f" and {more:,} more" if more > 0 else "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from domain.project import Project
-from executor.journal import target_claim
+from executor.journal import claim_target, target_claim
 from planner.core import Outcome
 from planner.plan import Plan
 
@@ -57,3 +57,11 @@ def plan_beside(project: Project, make: Callable[[], Outcome], held: Mapping[str
         return outcome, None
     project.model.claimed_elsewhere = set()
     return make(), outcome
+
+
+def targets_only(refused: Mapping[str, int]) -> dict[str, int] | None:
+    """The targets of the claims another run holds (claim -> that run, as the journal refuses them),
+    when every one is a target's: a plan may go beside them; None when one is a resource's, or none is
+    named (a run holds the whole journal)."""
+    targets = {target: run for claim, run in refused.items() if (target := claim_target(claim)) is not None}
+    return targets if refused and len(targets) == len(refused) else None

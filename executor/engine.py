@@ -33,7 +33,7 @@ from domain.formats import ObservedResource
 from domain.model import REFERENCE, Model, Resource, observed_record, references_in
 from domain.project import Project, display_path
 from domain.secrets import is_fingerprint
-from executor.claims import plan_beside, run_claims
+from executor.claims import plan_beside, run_claims, targets_only
 from executor.controllers import (
     Controller,
     ControllerContext,
@@ -744,10 +744,10 @@ class Executor:
                 taken = self.journal.extend_claims(run, wanted)
                 if not taken:   # (with kept_off: the runs that held its targets have ended since)
                     break
-                targets = {t: r for c, r in taken.items() if (t := claim_target(c)) is not None}
-                if kept_off is not None and len(targets) == len(taken):   # only held targets stand in its way
+                targets = targets_only(taken)
+                if kept_off is not None and targets is not None:   # only held targets stand in its way
                     return project, _no_plan_beside(targets, kept_off)
-                if len(targets) < len(taken) or targets.keys() <= elsewhere.keys():
+                if targets is None or targets.keys() <= elsewhere.keys():
                     name = (sorted(c for c in taken if claim_target(c) is None) or sorted(taken))[0]
                     return project, Held("held", f"the new plan works on {claimed(name)}, which run {taken[name]} "
                                                  "holds: resume this run once that one has ended")

@@ -210,7 +210,7 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
     warnings = sum(d.severity == "warning" for d in found)
     render.diagnostics(_console(stderr=True), found)
     if errors:
-        if len(found) > len(errors) + ERRORS_REPEATED_PAST:   # (one error among thousands of warnings: lost)
+        if warnings > ERRORS_REPEATED_PAST:   # (one error among thousands of warnings: lost)
             _console(stderr=True).print(f"\n[red]The {len(errors)} error(s) again[/], without the warnings:")
             render.diagnostics(_console(stderr=True), errors)
         _console(stderr=True).print(f"[red]{len(errors)} error(s)[/], {warnings} warning(s).")

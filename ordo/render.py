@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from domain.errors import Diagnostic
+from domain.errors import Diagnostic, first_of
 from domain.gcpause import paused_gc
 from ordo.safe import shown, terminal_safe, terminal_safe_lines
 from planner.explain import Explanation
@@ -277,10 +277,7 @@ NAMES_SHOWN = 20
 
 
 def _names(names) -> str:
-    names = list(names)
-    if len(names) <= NAMES_SHOWN:
-        return ", ".join(names)
-    return f"{', '.join(names[:NAMES_SHOWN])} and {len(names) - NAMES_SHOWN:,} more"
+    return first_of(list(names), NAMES_SHOWN)
 
 
 def _about(bindings, resources) -> str:

@@ -72,8 +72,7 @@ def symbol_texts(symbols: list[clingo.Symbol]) -> list[str]:
 
 
 def _ground(program: Program, facts: list[str], extra: str, args: list[str]) -> tuple[clingo.Control, list[str]]:
-    if _capped:   # a search since gave its reserve back, and what it held may be freed by now
-        keep_search_reserve()
+    keep_search_reserve()   # (a planning child's: a search since gave it back, and what it held may be freed now)
     ctl, messages = _control(args)
     _add_and_ground(ctl, messages, program, extra, facts)
     return ctl, messages
@@ -234,19 +233,21 @@ def solver_refused(exc: RuntimeError) -> str:
 #: thread-local data, and the C library ended the child ("cannot allocate memory for thread-local
 #: data", exit 127) instead of the cap's message naming what to raise (the sweep of 6 December).
 SEARCH_RESERVE_MB = 12
-_reserve: list[mmap.mmap] = []
-_capped: list[int] = []   # [megabytes] once this process keeps a reserve (a planning child)
+_reserve: list[mmap.mmap] = []   # the mapping kept aside now, if any
+_reserve_mb = 0   # what this process keeps aside (set once in a planning child; 0: none)
 
 
 def keep_search_reserve(megabytes: int | None = None) -> None:
     """Set ``megabytes`` of address space aside for the next search's thread, from a planning
-    child's start on (its stack, 8 MB, and thread-local data); none when it does not fit now (a
-    grounding will not either, and says so)."""
+    child's start on (its stack, 8 MB, and thread-local data); without ``megabytes``, what was set
+    once, again if a search took it; none when it does not fit now (a grounding will not either,
+    and says so)."""
+    global _reserve_mb
     if megabytes is not None:
-        _capped[:] = [megabytes]
-    if not _reserve and _capped and _capped[0] > 0:
+        _reserve_mb = megabytes
+    if not _reserve and _reserve_mb > 0:
         with contextlib.suppress(OSError, ValueError):
-            _reserve.append(mmap.mmap(-1, _capped[0] << 20))
+            _reserve.append(mmap.mmap(-1, _reserve_mb << 20))
 
 
 @contextlib.contextmanager
@@ -261,7 +262,7 @@ def searching() -> Iterator[None]:
     try:
         yield
     except RuntimeError as exc:
-        if _capped and str(exc) in ("bad_alloc", ""):
+        if _reserve_mb and str(exc) in ("bad_alloc", ""):
             raise MemoryError("the search ran out of memory") from None
         raise
 

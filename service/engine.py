@@ -35,7 +35,7 @@ from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.project import load_project
 from executor import runs
-from executor.claims import plan_beside, run_claims
+from executor.claims import plan_beside, run_claims, targets_only
 from executor.engine import ExecutionError, Executor, RunResult
 from executor.journal import (
     RESUMABLE,
@@ -48,7 +48,6 @@ from executor.journal import (
     RequestRef,
     RunInfo,
     StateCopy,
-    claim_target,
     private_file,
 )
 from executor.redact import Redactor
@@ -503,9 +502,8 @@ class LocalEngine:
             except ClaimError as exc:
                 # only targets a run claimed while this one was planned (a burst of requests plans
                 # them all on the cheapest region at once): planned again, beside that run too
-                targets = {claim_target(name) for name in exc.held}
-                if (attempt + 1 < PLAN_ATTEMPTS and exc.held and None not in targets
-                        and not targets <= held.keys()):
+                targets = targets_only(exc.held)
+                if attempt + 1 < PLAN_ATTEMPTS and targets is not None and not targets.keys() <= held.keys():
                     continue
                 raise
             # A run on these resources that went on while the state was read and planned (and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from domain.errors import first_of
 from domain.policytests import PLAN_KEYS, PolicyExpect
 from domain.yamlsrc import PathKey, format_path
 from planner.core import Outcome
@@ -157,11 +158,6 @@ def _check_plan(case: Case, where: PathKey, plan: Plan) -> list[Failure]:
 BRIEF_MOST = 20
 
 
-def _first(items: list[str]) -> str:
-    more = len(items) - BRIEF_MOST
-    return ", ".join(items[:BRIEF_MOST]) + (f" and {more:,} more" if more > 0 else "")
-
-
 def brief(outcome: Outcome) -> list[str]:
     """What the planner answered, in a few lines, shown under a failure."""
     plan = outcome.plan
@@ -179,10 +175,11 @@ def brief(outcome: Outcome) -> list[str]:
     lines = [f"a plan ({plan.status}): {len(plan.operations)} operations in {len(plan.waves)} waves; "
              f"{counts['create']} to create, {counts['change']} to change, {counts['delete']} to delete"]
     if plan.placements:
-        lines.append("placements: " + _first([f"{r} -> {t}" for r, t in sorted(plan.placements.items())]))
+        lines.append("placements: " + first_of([f"{r} -> {t}" for r, t in sorted(plan.placements.items())],
+                                                 BRIEF_MOST))
     for v in plan.violations[:BRIEF_MOST]:
         lines.append(f"violates {v.policy} ({v.enforcement}, {v.file}:{v.line})"
-                     + (f" for {_first(list(v.resources))}" if v.resources else ""))
+                     + (f" for {first_of(list(v.resources), BRIEF_MOST)}" if v.resources else ""))
     if len(plan.violations) > BRIEF_MOST:
         lines.append(f"and {len(plan.violations) - BRIEF_MOST:,} more violations")
     return lines
