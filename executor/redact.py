@@ -26,6 +26,7 @@ What counts as secret:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -59,13 +60,43 @@ NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 
 def secret_name(name: Any) -> bool:
     """Whether a key, header, flag or variable name looks like it holds a secret."""
-    return isinstance(name, str) and name not in NOT_SECRET and _NAME.search(name) is not None
+    return isinstance(name, str) and _secret_str(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_str(name: str) -> bool:
+    """(An event's keys are a few names over and over: each is searched once.)"""
+    return name not in NOT_SECRET and _NAME.search(name) is not None
+
+
+#: Every name NAMES matches holds one of these, in ASCII lower case.
+_NAME_PARTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential", "psk", "signature")
+
+
+def _may_name(text: str) -> bool:
+    """Whether ``text`` may hold a name NAMES matches: a look at its letters in a tenth of the
+    search's time. Text that is not ASCII may (matching regardless of case goes beyond ASCII there:
+    'ſ' is an 's', 'ı' an 'i', the Kelvin sign a 'k')."""
+    if not text.isascii():
+        return True
+    low = text.lower()
+    for part in _NAME_PARTS:   # noqa: SIM110 (any() over a generator takes twice as long)
+        if part in low:
+            return True
+    return False
 
 
 def scrub(text: str) -> str:
-    """``text`` with the secret-looking parts masked (no known values: see Redactor.text)."""
-    text = _USERINFO.sub(rf"\1:{MASK}@", text)
-    text = _QUERY.sub(rf"\1={MASK}", text)
+    """``text`` with the secret-looking parts masked (no known values: see Redactor.text).
+    Each pattern is tried only where it could match: a user's password needs ``://`` and
+    ``@``, a query string ``=``, a pair or a flag a secret-looking name (``ordo show`` of a run
+    of 60,000 events tried all four on 230,000 strings: 5 s)."""
+    if "@" in text and "://" in text:
+        text = _USERINFO.sub(rf"\1:{MASK}@", text)
+    if "=" in text:
+        text = _QUERY.sub(rf"\1={MASK}", text)
+    if not _may_name(text) or _NAME.search(text) is None:   # each match of _PAIR and of _FLAG holds one
+        return text
     text = _PAIR.sub(rf"\1\2{MASK}", text)
     return _FLAG.sub(rf"\1\2{MASK}", text)
 
