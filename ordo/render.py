@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.console import Console
 
 from domain.errors import Diagnostic, first_of
@@ -81,7 +82,7 @@ def _count(number: int, noun: str) -> str:
 def plan_text(console: Console, plan: Plan, scope: Scope | None = None) -> None:
     """The plan; with ``scope``, the line that says what the solver was given where that tells something."""
     line = scope_line(scope) if scope is not None and plan.operations else None
-    _print_lines(console, plan_lines(plan) + ([(line, "dim")] if line else []))
+    print_lines(console, plan_lines(plan) + ([(line, "dim")] if line else []))
 
 
 def scope_line(scope: Scope) -> str | None:
@@ -98,7 +99,21 @@ def scope_line(scope: Scope) -> str | None:
     return f"Scope: the whole model, {scope.resources:,} resources: {scope.whole}."
 
 
-def _print_lines(console: Console, lines: list[tuple[str, str]]) -> None:
+def columns(console: Console, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Rows under bold headers, each column as wide as its widest cell, two spaces between (rich's
+    Table measured each of 10,000 rows' cells: 3.5 s of `ordo state` at 10,000 resources). Cells
+    are untrusted plain text, made safe here; a line longer than a terminal wraps there."""
+    safe = [tuple(terminal_safe(cell) for cell in row) for row in rows]
+    widths = [max([cell_len(header), *(cell_len(row[i]) for row in safe)]) for i, header in enumerate(headers)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(cell + " " * (width - cell_len(cell)) for cell, width in zip(cells, widths, strict=True)
+                         ).rstrip()
+
+    print_lines(console, [(line(headers), "bold"), *((line(row), "") for row in safe)])
+
+
+def print_lines(console: Console, lines: list[tuple[str, str]]) -> None:
     """(text, style) lines, made safe for a terminal."""
     if not console.is_terminal:
         # Plain text in one write: rich per line costs seconds on 30,000 lines;
@@ -362,4 +377,4 @@ def plan_diff_lines(diff, base_label: str = "Baseline", other_label: str = "Scen
 
 
 def plan_diff(console: Console, diff, base_label: str = "Baseline", other_label: str = "Scenario") -> None:
-    _print_lines(console, plan_diff_lines(diff, base_label, other_label))
+    print_lines(console, plan_diff_lines(diff, base_label, other_label))

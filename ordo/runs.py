@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from domain.project import Project, display_path
 from executor import runs as library
@@ -25,7 +24,7 @@ from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_e
 from executor.redact import Redactor
 from executor.runs import journal_path
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line, wait_text
-from ordo.render import shown
+from ordo.render import columns, print_lines, shown
 from planner.plan import Plan
 
 
@@ -111,15 +110,10 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
     if not runs:
         console.print("No runs yet.")
         return
-    if not console.is_terminal:  # a pipe or a file: no wrapping at 80 columns
-        console = Console(file=console.file, width=200, highlight=False, no_color=console.no_color)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("RUN", "STARTED (UTC)", "REQUEST", "STATUS", "RESULT"):
-        table.add_column(column)
-    for r in runs:
-        result = summary_line(r.effective_status, r.summary).split(": ", 1)[-1].rstrip(".") if r.summary else ""
-        table.add_row(str(r.id), _when(r.created), shown(r.request), shown(r.effective_status), shown(result))
-    console.print(table)
+    columns(console, ("RUN", "STARTED (UTC)", "REQUEST", "STATUS", "RESULT"), [
+        (str(r.id), _when(r.created), r.request, r.effective_status,
+         summary_line(r.effective_status, r.summary).split(": ", 1)[-1].rstrip(".") if r.summary else "")
+        for r in runs])
 
 
 def show(console: Console, project: Path, journal: Path | None, run_id: int | None, as_json: bool) -> None:
@@ -156,8 +150,8 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
             console.print(f"  {shown(info.summary['reason'])}", highlight=False)
     console.print()
     start = events[0].at if events else 0.0
-    for ev, text in zip(events, texts, strict=True):
-        console.print(f"  {ev.seq:>5} {ev.at - start:8.3f}s  {shown(text)}", highlight=False, soft_wrap=True)
+    print_lines(console, [(f"  {ev.seq:>5} {ev.at - start:8.3f}s  {text}", "") for ev, text in zip(events, texts,
+                                                                                                   strict=True)])
 
 
 def _event_texts(path: Path, events: list[Event]) -> list[str]:
@@ -245,15 +239,9 @@ def state_list(console: Console, project: Path, journal: Path | None, export: bo
     if not records:
         console.print("The journal records no resources: plans start from the inventory file alone.")
         return
-    if not console.is_terminal:
-        console = Console(file=console.file, width=200, highlight=False, no_color=console.no_color)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("RESOURCE", "TYPE", "STATE", "PLACEMENT", "RUN"):
-        table.add_column(column)
-    for name, record in records.items():
-        table.add_row(shown(name), shown(record.type), shown(record.state), shown(record.placement or "-"),
-                      str(runs_of.get(name, "")))
-    console.print(table)
+    columns(console, ("RESOURCE", "TYPE", "STATE", "PLACEMENT", "RUN"), [
+        (name, record.type, record.state, record.placement or "-", str(runs_of.get(name, "")))
+        for name, record in records.items()])
 
 
 def state_rm(project: Path, journal: Path | None, names: list[str]) -> str:
