@@ -86,5 +86,5 @@ def test_columns_line_up_by_the_cells_text_takes_and_are_inert() -> None:
 
     out = io.StringIO()
     columns(Console(file=out, width=20), ("A", "B"), [("日本", "x"), ("abc", "\x1b[31m"), ("a-much-longer-cell", "")])
-    assert out.getvalue().splitlines() == ["A                   B", "日本                x", "abc                 \\x1b[31m",
-                                           "a-much-longer-cell"]
+    assert out.getvalue().splitlines() == ["A                   B", "日本                x",
+                                           "abc                 \\x1b[31m", "a-much-longer-cell"]
