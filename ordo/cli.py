@@ -10,6 +10,7 @@ error, 5 no tests collected.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import math
@@ -19,6 +20,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -391,13 +393,15 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     if baseline is not None:
         base = read_plan(baseline, _plan_limit(project))
     else:
-        base = make_plan(load_with_journal(project, base_request, base_inventory, [], journal),
-                         timeout=timeout, concurrency=concurrency)
+        with _limit_of("the baseline"):
+            base = make_plan(load_with_journal(project, base_request, base_inventory, [], journal),
+                             timeout=timeout, concurrency=concurrency)
     loaded = load_with_journal(project, scenario.request or base_request, scenario.inventory or base_inventory,
                                list(scenario.with_policies), journal)
     # the scenario keeps the baseline's placements where that costs nothing: what differs is what it calls for
     placed = base.placements if baseline is not None else base.plan.placements if base.plan is not None else None
-    outcome = make_plan(scenario.apply(loaded), timeout=timeout, concurrency=concurrency, keep=placed)
+    with _limit_of("the scenario"):
+        outcome = make_plan(scenario.apply(loaded), timeout=timeout, concurrency=concurrency, keep=placed)
     described = scenario.describe()
     extra: dict = {"scenario": described}
     if baseline is not None:
@@ -408,6 +412,18 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
                              "now: the difference below is also theirs, not only the scenario's.\n", highlight=False)
     _print_diff(base, outcome, fmt, f"Baseline ({baseline})" if baseline is not None else "Baseline",
                 f"Scenario ({'; '.join(described)})" if described else "Scenario", extra=extra)
+
+
+@contextlib.contextmanager
+def _limit_of(side: str) -> Iterator[None]:
+    """A limit that strikes while ``side`` ("the baseline", "the scenario") is planned says so
+    (--timeout bounds each)."""
+    from planner.bounded import PlanningLimitError
+
+    try:
+        yield
+    except PlanningLimitError as exc:
+        raise PlanningLimitError(exc.kind, f"planning {side}: {exc}", exc.file) from None
 
 
 def _made_from_other_inputs(plan, project: Path, journal: Path | str | None) -> bool:

@@ -659,3 +659,18 @@ def test_parts_left_no_time_say_how_long_their_grounding_would_take(vfw_copy) ->
     cut = solve_parts(load_policies(project), [facts, facts, facts], timeout=0.001)
     assert cut.status == "timeout" and cut.needs > 0
     assert solve_parts(load_policies(project), [facts], timeout=0.001).needs == 0   # nothing left to ground
+
+
+def test_whatif_says_whether_the_baseline_or_the_scenario_struck_the_limit(vfw_copy):
+    """--timeout bounds each of the two plans: the message says which one it stopped."""
+    slow = vfw_copy / "slow.lp"
+    slow.write_text(SLOW)
+    run = run_ordo("whatif", "-C", vfw_copy, "--with-policy", slow, "--timeout", "1")
+    assert run.code == 4, run.text
+    assert "error: planning the scenario: grounding exceeded the time limit (1 s); the policy that grounds " \
+           "largest is slow (slow.lp)" in run.err, run.text
+    add_policy(vfw_copy, "slow.lp", SLOW)
+    run = run_ordo("whatif", "-C", vfw_copy, "--without-policy", "slow", "--timeout", "1")
+    assert run.code == 4, run.text
+    assert "error: planning the baseline: grounding exceeded the time limit (1 s)" in run.err, run.text
+    assert "Traceback" not in run.text
