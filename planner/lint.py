@@ -5,7 +5,10 @@
 * ``#script`` or an ``@function(...)`` call in any policy file (policies are
   rules, not code: nothing a policy says may run as a script);
 * a policy defining a predicate the base library reserves (``op/2``,
-  ``place/2``, a fact of the interface ...);
+  ``place/2``, a fact of the interface ...), in a pool (``op(R,"a";R,"b")``)
+  or by classical negation (``-place(R,T)``) too;
+* ``#show`` of a term (the planner reads the shown atoms as its answer) and
+  ``#program NAME`` other than base (never grounded);
 * (warnings) a label key, relationship kind, type ... that a project policy
   reads but no model file uses.
 """
@@ -82,13 +85,27 @@ def _walk(stm: ast.AST, atoms_only: bool = False) -> Iterator[tuple[ast.AST, ast
         stack.extend(reversed(children))
 
 
+def _atoms(symbol: ast.AST) -> Iterator[tuple[str, ast.AST]]:
+    """(predicate name, function term) of each atom a symbolic atom's term stands for: ``p(X,Y)``;
+    each of a pool's, ``p(1;2)`` or ``p(R,"a";R,"b")`` (clingo's parser makes it a pool of the
+    whole atoms); and ``-p(X)``, classical negation, as the predicate ``-p`` (which clingo keeps
+    apart from ``p``, save that both may not hold: a hidden constraint on ``p``)."""
+    kind = symbol.ast_type
+    if kind == T.Function:
+        yield symbol.name, symbol
+    elif kind == T.Pool:
+        for each in symbol.arguments:
+            yield from _atoms(each)
+    elif kind == T.UnaryOperation and symbol.operator_type == ast.UnaryOperator.Minus:
+        yield from ((f"-{name}", function) for name, function in _atoms(symbol.argument))
+
+
 def _symbols(stm: ast.AST) -> Iterator[ast.AST]:
     """The function terms of the symbolic atoms (p(X,Y) in a literal) of a statement."""
     for node, kind, _ in _walk(stm, atoms_only=True):
         if kind == T.SymbolicAtom:
-            symbol = node.symbol
-            if symbol.ast_type == T.Function:
-                yield symbol
+            for _, function in _atoms(node.symbol):
+                yield function
 
 
 def _parts(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig, ast.Location]],
@@ -104,9 +121,8 @@ def _parts(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig
         if kind == T.Function and node.external:
             calls.append((f"@{node.name}", node.location))
         elif kind == T.SymbolicAtom and role in found:
-            symbol = node.symbol
-            if symbol.ast_type == T.Function:
-                found[role].append(((symbol.name, len(symbol.arguments)), symbol.location))
+            found[role].extend(((name, len(function.arguments)), function.location)
+                               for name, function in _atoms(node.symbol))
     return found[_DEFINES], found[_READS] + found[_READS_IN_HEAD], calls
 
 
@@ -115,6 +131,11 @@ def _split(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig
     defined, read, _ = _parts(stm)
     return defined, read
 
+
+#: Why a policy may not ``#show`` a term: (summary, detail).
+REFUSED_SHOW = ("'#show' of a term is not allowed in policy files",
+                "the planner reads the shown atoms as its answer (op/2, place/2 ...): a shown term would put in "
+                "the plan what no rule derived, past every policy; derive atoms in rules instead")
 
 #: Heads that planner/program.py writes when it labels constraints and before/2 rules.
 LABELS: frozenset[Sig] = frozenset({("__violation", 2), ("__before", 3)})
@@ -134,6 +155,7 @@ class _FileFacts:
     constants: tuple[tuple[str, At], ...]  # #const
     reads: tuple[tuple[Sig, At], ...]
     code: tuple[tuple[str, At], ...]  # "#script" or "@name", where
+    refused: tuple[tuple[str, At], ...] = ()  # "#show" of a term, "#program NAME" (not base), where
 
 
 def _at(loc: ast.Location) -> At:
@@ -146,11 +168,14 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
     constants: list[tuple[str, At]] = []
     reads: list[tuple[Sig, At]] = []
     code: list[tuple[str, At]] = []
+    refused: list[tuple[str, At]] = []
     for stm in statements:
         kind = stm.ast_type   # read once: each read is a call into clingo
         if kind == ast.ASTType.Script:
             code.append(("#script", _at(stm.location)))
             continue
+        if kind == ast.ASTType.ShowTerm or (kind == ast.ASTType.Program and stm.name != "base"):
+            refused.append(("#show" if kind == ast.ASTType.ShowTerm else stm.name, _at(stm.location)))
         got, read, calls = _parts(stm)
         code += [(name, _at(loc)) for name, loc in calls]
         if kind == ast.ASTType.Defined:
@@ -161,7 +186,7 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
             continue
         defined += [(sig, _at(loc)) for sig, loc in got]
         reads += [(sig, _at(loc)) for sig, loc in read]
-    return _FileFacts(tuple(defined), tuple(declared), tuple(constants), tuple(reads), tuple(code))
+    return _FileFacts(tuple(defined), tuple(declared), tuple(constants), tuple(reads), tuple(code), tuple(refused))
 
 
 #: Facts of the policy files linted so far, by what their statements are made of (PolicyFile.made_of):
@@ -230,12 +255,19 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None) -> list[Dia
         defined.update(facts.declared)
         if pfile.origin == "base":
             continue
+        for what, at in facts.refused:
+            out.append(_diag(pfile.display, at, *(REFUSED_SHOW if what == "#show" else (
+                f"'#program {what}.' is never grounded: the rules after it would not apply",
+                "ordo grounds the base program only: drop the line, or write '#program base.'")), "statement"))
         for sig, at in facts.defined:
             if sig in LABELS:
                 continue  # the labelling rewrite's own heads (planner/program.py)
-            if sig in reserved or sig[0].startswith("__"):
+            positive = (sig[0].lstrip("-"), sig[1])
+            if positive in reserved or sig[0].lstrip("-").startswith("__"):
+                negated = "" if positive == sig else \
+                    f", the classical negation of '{positive[0]}/{positive[1]}' (a constraint on it: both may not hold)"
                 out.append(_diag(
-                    pfile.display, at, f"defines '{sig[0]}/{sig[1]}', which the base library reserves",
+                    pfile.display, at, f"defines '{sig[0]}/{sig[1]}'{negated}, which the base library reserves",
                     "policies read it; they may define only before/2, replace/1, group/2, group_limit/2 "
                     "and predicates of their own", "reserved"))
         for name, at in facts.constants:

@@ -389,6 +389,10 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
                                 owner=pfile.meta.owner or "ordo", declared=True)  # always hard
     diagnostics.extend(problems)
     includes, text = _includes(source)
+    unreadable = _unreadable_character(source, display)
+    if unreadable is not None:   # (clingo's message would cut the character in two: its logger cannot decode it)
+        diagnostics.append(unreadable)
+        return pfile, includes
     relocate = _Relocate(str(path)) if includes or text != source else None
 
     long_numbers = _LONG_NUMBER.search(source) is not None
@@ -432,6 +436,42 @@ def _reserved_names(stm: ast.AST, display: str) -> list[Diagnostic]:
 
 #: clingo's integers are 32-bit: a longer literal wraps silently (99999999999999999999 reads as 1661992959).
 CLINGO_MAX_INT = 2**31 - 1
+#: A policy's text as clingo's lexer sees it: strings, comments (block, line), anything else.
+_LEXED = re.compile(r'"(?:[^"\\\n]|\\.)*"|%\*.*?\*%|%[^\n]*|[^"%]+|.', re.DOTALL)
+_UNREADABLE = re.compile(r"[^\t\n\r\x20-\x7e]")
+
+
+def _unreadable_character(source: str, display: str) -> Diagnostic | None:
+    """A character clingo cannot read where it stands: outside a string or a comment, one that is
+    not printable ASCII (a byte order mark, a letter with an accent, a quote pasted from a
+    document: clingo's message about it cuts it in two, and a process reading that message
+    ends); a NUL anywhere (it would end the text there)."""
+    if source.isascii() and "\0" not in source and _UNREADABLE.search(source) is None:
+        return None
+    at = source.find("\0")
+    if at < 0:
+        at = next((token.start() + found.start() for token in _LEXED.finditer(source)
+                   if token.group()[0] not in '"%' or len(token.group()) == 1
+                   for found in [_UNREADABLE.search(token.group())] if found is not None), -1)
+    if at < 0:
+        return None
+    char = source[at]
+    line = source.count("\n", 0, at) + 1
+    column = at - (source.rfind("\n", 0, at) + 1) + 1
+    code = f"U+{ord(char):04X}"
+    if char == "\ufeff":
+        what, detail = f"a byte order mark ({code})", "save the file as UTF-8 without one"
+    elif char == "\0":
+        what, detail = f"a NUL character ({code})", "a policy file is text"
+    elif char.isprintable():
+        what, detail = f"'{char}' ({code})", "clingo reads only ASCII there: write it in ASCII, or inside a string"
+    else:
+        what, detail = f"a control character ({code})", "clingo reads only printable ASCII there"
+    where = "in a policy file" if char == "\0" else "outside a string or a comment"
+    return Diagnostic(file=display, line=line, column=column, summary=f"{what} is not allowed {where}",
+                      detail=detail, code="asp")
+
+
 _LONG_NUMBER = re.compile(r"\d{10}")
 
 

@@ -91,6 +91,25 @@ BROKEN = [
                  id="include-relative"),
     pytest.param("#include <incmode>.\n",
                  "policies/gold-tier.lp:5:1: error: expected #include \"FILE\".", id="include-library"),
+    # (the hostile sweep of 6 December: each of these passed ordo check, then forged or crashed a plan)
+    pytest.param('#show op("onap-mgmt-net","delete").\n',
+                 "policies/gold-tier.lp:5:1: error: '#show' of a term is not allowed in policy files", id="show-term"),
+    pytest.param('op(R,"create";R,"x") :- resource(R,_).\n',
+                 "policies/gold-tier.lp:5:1: error: defines 'op/2', which the base library reserves", id="pool"),
+    pytest.param('capacity(T,"vcpu",1;T,"vcpu",1) :- target(T).\n',
+                 "policies/gold-tier.lp:5:1: error: defines 'capacity/3', which the base library reserves",
+                 id="pool-fact"),
+    pytest.param('-place("vfw","region-two").\n',
+                 "policies/gold-tier.lp:5:1: error: defines '-place/2', the classical negation of 'place/2' (a "
+                 "constraint on it: both may not hold), which the base library reserves", id="negation"),
+    pytest.param("#program other.\n:- resource(R,_).\n",
+                 "policies/gold-tier.lp:5:1: error: '#program other.' is never grounded", id="program"),
+    pytest.param(":- resource(R,_), R = \u201cvfw\u201d.\n",
+                 "policies/gold-tier.lp:5:23: error: '\u201c' (U+201C) is not allowed outside a string or a comment",
+                 id="non-ascii"),
+    pytest.param(':- resource(R,_), R = "\0".\n',
+                 "policies/gold-tier.lp:5:24: error: a NUL character (U+0000) is not allowed in a policy file",
+                 id="nul"),
 ]
 
 
@@ -277,3 +296,10 @@ def test_a_number_clingo_cannot_hold_is_refused_at_its_place(vfw_copy: Path, cap
         assert code == 1, text
         assert "policies/gold-tier.lp:6:30: error: the number 99999999999999999999 is too large" in text
         assert "gold-tier.lp:5" not in text  # the largest 32-bit number is fine
+
+
+def test_pools_and_classical_negation_of_a_policys_own_predicates_pass(vfw_copy: Path) -> None:
+    """A pool defines each of its atoms (it was read as defining none: 'foo/1 is read but never
+    defined'); text outside ASCII in comments and strings is fine."""
+    add_policy(vfw_copy, HEADER + '% caf\u00e9\nfoo(1;2).\n-bar(3).\n:- foo(3), -bar(3), resource("\u00fc",_).\n')
+    assert [str(d) for d in check(vfw_copy) if d.severity == "error"] == []
