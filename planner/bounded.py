@@ -609,7 +609,7 @@ def _plan_child(conn: Connection, job: _Job) -> None:
         result.symbols = []
         return ("done", result, explanation, seconds)
 
-    _reply(conn, plan)
+    _reply(conn, plan, job.program)
 
 
 def _conflict_child(conn: Connection, job: _Job) -> None:
@@ -675,8 +675,9 @@ def _unchanged(job: _Job) -> _Job:
     return job
 
 
-def _reply(conn: Connection, work) -> None:
-    """Send what ``work()`` returns, or what went wrong."""
+def _reply(conn: Connection, work, program: Program | None = None) -> None:
+    """Send what ``work()`` returns, or what went wrong (``program``: the policies it grounds, which
+    a refusal of their weights names)."""
     out_of_memory = False
     try:
         conn.send(work())
@@ -691,7 +692,7 @@ def _reply(conn: Connection, work) -> None:
     except (RecursionError, NotImplementedError):   # RuntimeErrors of Python's, not clingo's: a bug
         raise
     except RuntimeError as exc:   # clingo's own refusals (a #minimize whose weights overflow ...)
-        conn.send(("error", solver_refused(exc)))
+        conn.send(("error", solver_refused(exc, program)))
     if out_of_memory:  # sent once the exception (and the ground program it holds) is gone
         conn.send(("memory",))
 

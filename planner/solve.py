@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import clingo
+from clingo import ast
 
-from domain.errors import Diagnostic, DiagnosticsError
+from domain.errors import Diagnostic, DiagnosticsError, first_of
 from planner.facts import KEEP_LEVEL, keeps_placements, orders_siblings
 from planner.program import GLUE, RELAXED, RELAXED_PRIORITY, STRICT, Program, parse_message
 
@@ -215,16 +216,36 @@ def _search(ctl: clingo.Control, result: SolveResult, timeout: float, optimise: 
         result.bound = list(result.cost) if result.status == "optimal" else []
 
 
-def solver_refused(exc: RuntimeError) -> str:
+def solver_refused(exc: RuntimeError, program: Program | None = None) -> str:
     """What clingo's RuntimeError says, for the user: its last words, not its C++ function's
     signature; for the weights of a #minimize or a weak constraint that clasp cannot add up,
-    what to do."""
+    what to do, and (``program``) where the weights come from."""
     said = str(exc).rsplit(": ", 1)[-1].strip() or type(exc).__name__
     hint = ""
     if "weight too large" in said:
         hint = (": the weights of a #minimize or of weak constraints add up past 2,147,483,647 at one "
                 "priority level; lower them (or give the largest a priority of its own)")
+        if program is not None:
+            hint += _weighing(program)
     return f"the solver refused the policies' program ({said}){hint}"
+
+
+def _weighing(program: Program) -> str:
+    """Where a program's weights come from: its soft policies, heaviest first, and the first weak
+    constraint or #minimize of each file of the project's or library's that has one."""
+    soft = sorted({(-f.meta.weight, f.meta.priority, f.meta.name, f.display) for f in program.files
+                   if f.meta.enforcement == "soft"})
+    stated = [f"{f.display}:{line}" for f in program.files if f.origin != "base"
+              for line in [next((s.location.begin.line for s in f.statements
+                                 if s.ast_type == ast.ASTType.Minimize), 0)] if line]
+    out = ""
+    if soft:
+        out += ". Soft policies, heaviest first: " + first_of(
+            [f"{name} ({display}) weight {-weight:,} at priority {priority}"
+             for weight, priority, name, display in soft], 3)
+    if stated:
+        out += ". Weak constraints or #minimize: " + first_of(stated, 3)
+    return out
 
 
 #: Address space (MB) a planning child under a memory cap keeps aside for the thread each search runs

@@ -217,7 +217,10 @@ def test_weights_clasp_cannot_add_up_are_an_error_not_a_traceback(vfw_copy: Path
     ordo_yaml.write_text(ordo_yaml.read_text().replace(
         "    - policies/config-after-modules.lp", "    - policies/config-after-modules.lp\n    - policies/minint.lp"))
     says = ("error: the solver refused the policies' program (weight too large): the weights of a #minimize "
-            "or of weak constraints add up past 2,147,483,647 at one priority level")
+            "or of weak constraints add up past 2,147,483,647 at one priority level; lower them (or give the "
+            "largest a priority of its own). Soft policies, heaviest first: prefer-cheaper-region "
+            "(<library>/prefer-cheaper-region.lp) weight 1 at priority 1. Weak constraints or #minimize: "
+            "<library>/prefer-cheaper-region.lp:20, policies/minint.lp:5")   # (where, the sweep of 6 December)
     for args in (["plan"], ["whatif", "--target-down", "region-one"], ["sweep", "--jobs", "1"], ["test"]):
         run = run_ordo(*args, "-C", str(vfw_copy))
         text = run.out + run.err
