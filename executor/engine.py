@@ -76,6 +76,7 @@ from executor.core import (
     Tick,
     Wait,
 )
+from executor.core.loop import begun
 from executor.core.messages import Input
 from executor.journal import (
     UNREADABLE,
@@ -211,6 +212,7 @@ class Executor:
         self._tickets: dict[str, int] = {}                 # operation in flight -> its guard ticket
         self._slots: set[str] = set()                      # operations in flight holding a controller slot
         self._explanation: Any = None
+        self._begun: list[Event] = []   # a new run's first events, written with its row: not again
         self._until: float | None = None
         self._next_poll = 0.0
         self._abort_since = 0
@@ -239,8 +241,10 @@ class Executor:
         for name in sorted({op.controller for op in plan.operations}):
             self._controller(name)  # a controller that cannot be set up fails before the run starts
         inherited = left_in_doubt(self.journal, supersede, self.journal.start_claims())
-        rs.run = self.journal.start_run(str(project.root), request, self.options.as_dict(), supersede=supersede)
         started = run_started(project, plan, self.options, inherited)
+        # the run's first events (the core's Record of them is written already) with its row
+        rs.run, self._begun = self.journal.begin_run(str(project.root), request, self.options.as_dict(),
+                                                     begun(plan, started), supersede=supersede)
         result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, self.clock()))
         assert result is not None
         return result
@@ -436,7 +440,13 @@ class Executor:
                     self._records[op.resource] = state[op.resource] = record
         elif cmd.step == "observed":
             state, self._found = dict(self._found), {}
-        self._emit(core.state, cmd.events, state=state)
+        if cmd.step == "planned" and self._begun:   # begin_run wrote them (the same: loop.begun)
+            stored, self._begun = self._begun, []
+            for ev in stored:
+                self.listener(ev)
+            core.state.seq = stored[-1].seq
+        else:
+            self._emit(core.state, cmd.events, state=state)
         point = _CRASH_AFTER.get(cmd.step)
         if point:
             self.crash.hit(point)

@@ -303,7 +303,15 @@ class Journal:
 
     def start_run(self, project: str, request: str, options: dict[str, Any], *, supersede: bool = False,
                   claims: Iterable[str] | None = None) -> int:
-        """A new run owned by this process. JournalError if another live
+        """A new run owned by this process, with no event yet (``begin_run`` writes its first ones with it)."""
+        return self.begin_run(project, request, options, [], supersede=supersede, claims=claims)[0]
+
+    def begin_run(self, project: str, request: str, options: dict[str, Any], events: list[Event], *,
+                  supersede: bool = False, claims: Iterable[str] | None = None) -> tuple[int, list[Event]]:
+        """A new run owned by this process, and its first ``events`` (run-started, which names what it
+        takes over, and its plan) in the same transaction: a process killed between the two left a run
+        that could not be resumed, and lost what the runs it superseded had left in doubt. Returns the
+        run and its events as stored. JournalError if another live
         process holds a run in this journal (one writer per working folder),
         or if an earlier run can still be resumed (crashed, interrupted, failed,
         fallen out): its plan would go stale. With ``supersede`` those runs end
@@ -312,7 +320,7 @@ class Journal:
         that can still go on holds one of them or the whole journal, else it starts
         beside the others."""
         if claims is not None:
-            return self._start_claiming(project, request, options, sorted(set(claims)))
+            return self._start_claiming(project, request, options, sorted(set(claims)), events)
         with self._exclusive(START_BUSY, others_only=False) as db:
             waiting = []
             for old in self._startable_locked(supersede):
@@ -329,7 +337,8 @@ class Journal:
                            (old.id, now, json.dumps(summary, sort_keys=True)))
                 db.execute("UPDATE runs SET status='superseded', summary=?, updated=? WHERE id=?",
                            (json.dumps(summary, sort_keys=True), now, old.id))
-        return run
+            stored = self._insert(db, run, events, None, None, None)
+        return run, stored
 
     def start_claims(self) -> list[str] | None:
         """What ``start_run`` claims when it is given no claims: None, the whole journal (a handle for
@@ -351,7 +360,8 @@ class Journal:
         if not self._store.hold(run):
             raise JournalError(f"{self.path}: run {run} is carried on by another process")
 
-    def _start_claiming(self, project: str, request: str, options: dict[str, Any], claims: list[str]) -> int:
+    def _start_claiming(self, project: str, request: str, options: dict[str, Any], claims: list[str],
+                        events: list[Event]) -> tuple[int, list[Event]]:
         if not claims:
             raise JournalError(f"{self.path}: a run started with claims must claim at least one resource")
         with self._write() as db:
@@ -366,7 +376,8 @@ class Journal:
                     # insert, so two servers on one journal cannot both take it
                     raise RequestIdTaken(f"RequestId: {options['request_id']} already exists")
                 self._request_id_locked(options["request_id"], run, None, time.time())
-        return run
+            stored = self._insert(db, run, events, None, None, None)
+        return run, stored
 
     # --- idempotency keys (the service's) ------------------------------------
 

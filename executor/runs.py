@@ -158,9 +158,9 @@ class _ClaimingJournal(Journal):
         self._claims = None if claims is None else sorted(set(claims))
         self._record = record
 
-    def start_run(self, project: str, request: str, options: dict[str, Any], *, supersede: bool = False,
-                  claims: Iterable[str] | None = None) -> int:
-        return super().start_run(project, request, {**options, **self._record}, supersede=supersede,
+    def begin_run(self, project: str, request: str, options: dict[str, Any], events: list[Event], *,
+                  supersede: bool = False, claims: Iterable[str] | None = None) -> tuple[int, list[Event]]:
+        return super().begin_run(project, request, {**options, **self._record}, events, supersede=supersede,
                                  claims=self._claims if claims is None else claims)
 
     def start_claims(self) -> list[str] | None:

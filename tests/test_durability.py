@@ -358,3 +358,22 @@ def test_a_damaged_state_record_can_be_forgotten(applied, tmp_path, cli):
     done = cli("state", "-C", project, "rm", "vfw")
     assert done.code == 0 and "Forgot 1 record(s): vfw." in done.out, done
     assert cli("plan", "-C", project).code == 0
+
+
+def test_a_run_begins_with_its_first_events_or_not_at_all(journal_url):
+    """begin_run writes the run's row, the end of the runs it supersedes and its first events in
+    one transaction. A process killed between the row and its run-started event left a run that
+    could not be resumed, and what the superseded run had left in doubt (handed on in that event)
+    was lost: sent again under new keys, not observed first (the crash sweep of 6 December)."""
+    with Journal(journal_url) as jr:
+        run = jr.start_run("/p", "r", {})
+        jr.append(run, [Event("run-ended", data={"status": "fallout"})], status="fallout", summary={"status": "x"})
+        unwritable = Event(None, data={"inherited": {"a/create": "k1"}})   # fails in the write: a kind is NOT NULL
+        with pytest.raises(JournalError):
+            jr.begin_run("/p", "r", {}, [unwritable], supersede=True)
+        assert [(r.id, r.status) for r in jr.runs()] == [(1, "fallout")]   # nothing of it stands
+        started = Event("run-started", data={"inherited": {"a/create": "k1"}})
+        new, stored = jr.begin_run("/p", "r", {}, [started, Event("plan", data={"number": 1})], supersede=True)
+        assert [(r.id, r.status) for r in jr.runs()] == [(1, "superseded"), (new, "running")]
+        assert [(ev.kind, ev.seq) for ev in stored] == [(ev.kind, ev.seq) for ev in jr.events(new)]
+        assert jr.events(new)[0].data == {"inherited": {"a/create": "k1"}}

@@ -174,10 +174,10 @@ def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, tempo
     def start(jr: Journal) -> Ref:
         request = project.model.request_name or project.request_file or ""
         inherited = left_in_doubt(jr, supersede, claims)
-        run = jr.start_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
-                                                         "temporal": temporal.address},
-                           supersede=supersede, claims=claims)
-        jr.append(run, begun(plan, run_started(project, plan, options, inherited)))  # the plan confirmed
+        run, _ = jr.begin_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
+                                                            "temporal": temporal.address},
+                              begun(plan, run_started(project, plan, options, inherited)),   # the plan confirmed
+                              supersede=supersede, claims=claims)
         return reference(project, options, jr, run, plan, temporal)
 
     stopper = Stopper()
