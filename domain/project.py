@@ -52,6 +52,12 @@ class Project:
         return display_path(path, self.root)
 
 
+#: The journal's records among a plan's inputs: one name for every journal and every spelling of its
+#: path (named as given, a plan made with ``--journal j/journal.db`` was stale when resumed from another
+#: folder as ``../j/journal.db``: "inputs changed"). Their digest tells whether they changed.
+JOURNAL_INPUT = "<journal>"
+
+
 def display_path(path: Path, root: Path) -> str:
     """A path as messages and plans show it: relative to the project when inside it."""
     try:
@@ -151,7 +157,8 @@ def load_project(
     relative path is taken from the current folder if it is there, else from
     the project folder (so ``ordo plan -C examples/vfw requests/delete.yaml`` works).
     ``observed`` are the journal's records of what runs did, newer than the
-    inventory file; they are part of the plan's digest under ``observed_name``
+    inventory file (``observed_name``: the journal, as messages name it); they are part of the
+    plan's digest as JOURNAL_INPUT, whatever the journal's path and however it was spelled
     (``observed_json``: each one's JSON as the journal stores it, which spares
     writing them out again when it is theirs: :func:`observed_digest`; ``observed_sha256``: that
     digest, when the caller has it already: executor.journal.StateCopy).
@@ -217,7 +224,7 @@ def load_project(
                                             "name one on the command line or as 'request:' here"))
 
     if observed:
-        inputs.append((observed_name, observed_sha256 or observed_digest(observed, observed_json)))
+        inputs.append((JOURNAL_INPUT, observed_sha256 or observed_digest(observed, observed_json)))
 
     guards, guard_sources, guard_problems = load_guards(root, list(project.guards), proj_src, display_path)
     problems.extend(guard_problems)

@@ -143,8 +143,7 @@ def test_a_plan_digest_counts_the_journal_as_before(tmp_path: Path) -> None:
         _set_row(jr, "net-003", json.dumps(json.loads(records[3].model_dump_json()), indent=2))
         spaced = dict(load_with_journal(root, None, None, [], None).inputs)
     direct = dict(load_project(root, observed=records, observed_name=".ordo/journal.db").inputs)
-    assert canonical[".ordo/journal.db"] == spaced[".ordo/journal.db"] == direct[".ordo/journal.db"] \
-        == _defined_digest(records)
+    assert canonical["<journal>"] == spaced["<journal>"] == direct["<journal>"] == _defined_digest(records)
 
 
 def test_a_row_stored_as_bytes_is_read_and_counted_as_before(tmp_path: Path) -> None:
@@ -158,7 +157,7 @@ def test_a_row_stored_as_bytes_is_read_and_counted_as_before(tmp_path: Path) -> 
     with sqlite3.connect(root / ".ordo" / "journal.db") as db:
         db.execute("UPDATE state SET record = CAST(record AS BLOB) WHERE resource = 'net-001'")
     project = load_with_journal(root, None, None, [], None)
-    assert dict(project.inputs)[".ordo/journal.db"] == _defined_digest(records)
+    assert dict(project.inputs)["<journal>"] == _defined_digest(records)
 
 
 def test_a_request_adding_to_a_recorded_resource_leaves_its_record_as_it_was(tmp_path: Path) -> None:

@@ -585,3 +585,18 @@ def test_a_resource_change_listed_twice_is_refused(project, capsys):
     assert run.code == 1, run.text
     assert "resource_changes: the change of vfw is listed more than once" in run.err, run.err
     assert not default_path(project).exists()
+
+
+def test_a_journal_named_another_way_is_the_same_input(vfw_copy: Path) -> None:
+    """A plan's inputs name the journal's records the same however its path is spelled: a plan
+    made with --journal j/journal.db was stale when applied from the project folder as
+    ../j/journal.db (and a run resumed so re-planned: "inputs changed"; the crash sweep of 6 December)."""
+    smooth = vfw_copy / "simulations" / "smooth.yaml"
+    outside = vfw_copy.parent
+    assert run_ordo("apply", "-C", "vfw", "--journal", "j/journal.db", "--auto-approve", "--simulation", smooth,
+                    cwd=outside).code == 0
+    made = run_ordo("plan", "-C", "vfw", "--journal", "j/journal.db", "--out", "plan.json", cwd=outside)
+    assert made.code == 0, made.text
+    applied = run_ordo("apply", "../plan.json", "--journal", "../j/journal.db", "--auto-approve",
+                       "--simulation", smooth, cwd=vfw_copy)
+    assert applied.code == 0 and "No changes" in applied.out, applied.text
