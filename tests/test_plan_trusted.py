@@ -90,14 +90,14 @@ def test_plain_text_output_is_made_safe_line_by_line():
 
     from rich.console import Console
 
-    from ordo.render import _print_lines, terminal_safe, terminal_safe_lines
+    from ordo.render import print_lines, terminal_safe, terminal_safe_lines
 
     hostile = ["plain", "esc \x1b[31m red", "bidi \u202e txt", "", "nul \x00 and del \x7f", "tab\tok"]
     text = "\n".join(hostile)
     assert terminal_safe_lines(text) == "\n".join(terminal_safe(line) for line in hostile)
     for lines in (hostile, hostile + ["a line\nbreak inside", "cr\r"]):
         out = io.StringIO()
-        _print_lines(Console(file=out), [(line, "") for line in lines])
+        print_lines(Console(file=out), [(line, "") for line in lines])
         assert out.getvalue() == "\n".join(terminal_safe(line) for line in lines) + "\n"
 
 
