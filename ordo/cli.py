@@ -27,7 +27,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from domain.errors import DiagnosticsError, OrdoError
+from domain.errors import Diagnostic, DiagnosticsError, OrdoError
 from domain.gcpause import paused_gc
 from ordo.safe import shown, shown_lines, terminal_safe
 
@@ -162,6 +162,30 @@ def _save_plan(path: Path, plan, settings) -> None:
             f"[yellow]Warning:[/] the plan is {len(text) / MB:,.1f} MB, more than settings.max_plan_mb "
             f"({settings.max_plan_mb:g} MB): ordo apply, ordo explain, --compare and --baseline refuse to read "
             f"it back until that is raised in ordo.yaml", highlight=False)
+
+
+def _made_from(plan, source: Path, project: Path, inventory: Path | None) -> tuple[Path | None, Path | None]:
+    """The request and the inventory file a saved plan was made from, to load the project as it was
+    planned (the digest then checks them); ``inventory``, given, replaces the plan's. None: the
+    project's own (a plan of format 1.1 or before names none). The names are untrusted: only files
+    inside the project folder are read."""
+    from domain.project import project_folder
+
+    root = project_folder(project)[0]
+
+    def inside(name: str, field: str, what: str) -> Path | None:
+        if not name:
+            return None
+        path = Path(name)
+        if path.is_absolute() or ".." in path.parts:
+            raise DiagnosticsError([Diagnostic(
+                file=str(source), path=field, summary=f"the plan was made from {what} outside the project folder "
+                f"({terminal_safe(name[:200])}): ordo reads a saved plan's {what} from the project folder only",
+                detail=f"move {what} into the project folder and plan again, or apply it itself")])
+        return root / path
+
+    return inside(plan.request_file, "request_file", "a request"), \
+        inventory or inside(plan.inventory_file, "inventory_file", "an inventory")
 
 
 def _plan_limit(project: Path, *, required: bool = True) -> int:
@@ -505,16 +529,15 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
         from executor.temporal import load_client
 
         load_client().reachable(engine_to.address)
-    saved = target is not None and target.suffix == ".json"
-    request = None if saved else target
+    saved = Plan.read(target, _plan_limit(project)) if target is not None and target.suffix == ".json" else None
+    request, inventory = _made_from(saved, target, project, inventory) if saved is not None else (target, inventory)
     library.check_startable(project, journal, supersede)
     loaded = library.load_with_journal(project, request, inventory, list(extra_policies), journal)
     options = library.apply_options(simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
     # simulation file is refused before anything is planned or shown
     scope = None   # what the plan was solved on: said of a plan made here, not of a saved one
-    if saved:
-        chosen = library.check_saved_plan(loaded, Plan.read(target, loaded.settings.max_plan_bytes), str(target),
-                                          timeout=timeout)
+    if saved is not None:
+        chosen = library.check_saved_plan(loaded, saved, str(target), timeout=timeout)
     else:
         from planner.core import make_plan
 
@@ -849,7 +872,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
             from planner.verify import verify_explained_plan
             from planner.why import explain_placement
 
-            loaded = load_with_journal(project, None, inventory, list(extra_policies), journal)
+            loaded = load_with_journal(project, *_made_from(saved, target, project, inventory), list(extra_policies),
+                                       journal)
             verify_explained_plan(loaded, saved, str(target), timeout=timeout)
             placed = explain_placement(loaded, saved, operation, timeout=timeout)
             if as_json:

@@ -377,7 +377,9 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     dig, inputs = digest(project, program)
     return trusted(
         Plan, format_version=FORMAT_VERSION, status=result.status,
-        request=project.model.request_name or (project.request_file or ""), digest=dig, inputs=tuple(inputs),
+        request=project.model.request_name or (project.request_file or ""), request_file=project.request_file or "",
+        inventory_file=display_path(project.inventory_file, project.root) if project.inventory_file else "",
+        digest=dig, inputs=tuple(inputs),
         resource_changes=tuple(changes), operations=operations, edges=tuple(edges),
         waves=tuple(tuple(w) for w in sched.waves), placements=placements, cost=cost,
         makespan=float(sched.makespan), critical_path=float(sched.critical_path), concurrency=concurrency,

@@ -40,9 +40,10 @@ from domain.formats import DuplicateKey, Name, SettingsSpec, unique_keys
 from domain.gcpause import paused_gc
 from domain.yamlsrc import format_path, read_at_most
 
-FORMAT_VERSION = "1.1"
-#: Versions ``from_json`` reads (1.0 had no concurrency groups; they default to none).
-READABLE_VERSIONS = ("1.0", FORMAT_VERSION)
+FORMAT_VERSION = "1.2"
+#: Versions ``from_json`` reads (1.0 had no concurrency groups, 1.1 not the files it was made from;
+#: they default to none).
+READABLE_VERSIONS = ("1.0", "1.1", FORMAT_VERSION)
 MB = 1024 * 1024
 #: The largest plan file ``Plan.read`` accepts by default, in bytes: settings.max_plan_mb's
 #: default (a plan of 10,000 resources is about 17 MB, of 100,000 about 170 MB).
@@ -202,6 +203,11 @@ class Plan(_Frozen):
     format_version: str = FORMAT_VERSION
     status: Status
     request: str
+    #: The request and the inventory file it was made from, as its inputs name them (relative to the
+    #: project folder when inside it; "": none, or a plan of 1.1 or before): what ``ordo apply
+    #: plan.json`` loads again (ordo/cli.py), which the digest then checks.
+    request_file: str = ""
+    inventory_file: str = ""
     digest: str
     inputs: Items[InputFile]
     resource_changes: Items[ResourceChange]

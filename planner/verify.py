@@ -30,8 +30,9 @@ from planner.plan import MAX_PROBLEMS, Plan
 from planner.program import Program
 from planner.solve import solve
 
-#: Fields that describe the grounding, not the plan: never compared.
-STATISTICS = frozenset({"ground_atoms", "ground_rules"})
+#: Fields that describe the grounding or the file, not the plan: never compared (the format's version:
+#: a plan saved by the ordo before is the same plan; the files it was made from: the digest checked them).
+UNCOMPARED = frozenset({"ground_atoms", "ground_rules", "format_version", "request_file", "inventory_file"})
 #: What may differ when the saved placements stand in for an optimisation that was cut short.
 SEARCH = frozenset({"status", "cost"})
 
@@ -67,9 +68,9 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
     if outcome.status == "no_plan":
         summary = outcome.explanation.summary if outcome.explanation else "no plan exists"
         raise _refuse(source, "", "ordo finds no plan from these inputs, so the saved plan cannot be one", summary)
-    fresh, skip, against = outcome.plan, STATISTICS, "the plan ordo makes from these inputs"
+    fresh, skip, against = outcome.plan, UNCOMPARED, "the plan ordo makes from these inputs"
     if fresh is None or _cut_short(program, fresh) or _cut_short(program, plan):
-        fresh, skip = _plan_with_placements(project, program, plan, source, limit), STATISTICS | SEARCH
+        fresh, skip = _plan_with_placements(project, program, plan, source, limit), UNCOMPARED | SEARCH
         against = "the plan ordo makes from these inputs with the saved placements"
     found = differences(plan, fresh, skip)
     if found:
@@ -179,7 +180,7 @@ def _keyed(field: str, what: str, saved: dict[Any, Any], ordo: dict[Any, Any]) -
     return out
 
 
-def differences(saved: Plan, ordo: Plan, skip: frozenset[str] = STATISTICS) -> list[tuple[str, str]]:
+def differences(saved: Plan, ordo: Plan, skip: frozenset[str] = UNCOMPARED) -> list[tuple[str, str]]:
     """(field path, what differs) between a saved plan and ordo's; each text has
     an ``{ordo}`` slot for the name of ordo's plan."""
     a, b = saved.model_dump(mode="json"), ordo.model_dump(mode="json")

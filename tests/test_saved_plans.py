@@ -134,7 +134,7 @@ REFUSED_AT_LOAD = {
     "cycle": (cycle, "edges: the edges form a cycle through"),
     "wrong-type": (wave_as_text, "operations[0].wave: Input should be a valid integer"),
     "unknown-edge-end": (missing_edge_end, "operation 'ghost/create' is not in the plan's operations"),
-    "format-version": (future_version, "format_version '9.0' is not one ordo reads (expected 1.0 or 1.1)"),
+    "format-version": (future_version, "format_version '9.0' is not one ordo reads (expected 1.0 or 1.1 or 1.2)"),
 }
 
 
@@ -600,3 +600,30 @@ def test_a_journal_named_another_way_is_the_same_input(vfw_copy: Path) -> None:
     applied = run_ordo("apply", "../plan.json", "--journal", "../j/journal.db", "--auto-approve",
                        "--simulation", smooth, cwd=vfw_copy)
     assert applied.code == 0 and "No changes" in applied.out, applied.text
+
+
+def test_a_plan_of_another_request_and_inventory_is_applied_as_it_was_made(vfw_copy: Path) -> None:
+    """`ordo plan requests/delete.yaml --inventory inventory-deployed.yaml --out plan.json`, then `ordo
+    apply plan.json`: the apply loaded the project's own request and inventory, and refused the plan
+    as stale. A plan names the files it was made from (format 1.2); a name outside the project
+    folder is refused (the plan is untrusted); a plan of 1.1 is applied with the project's own."""
+    smooth = vfw_copy / "simulations" / "smooth.yaml"
+    made = run_ordo("plan", "-C", vfw_copy, "requests/delete.yaml", "--inventory", "inventory-deployed.yaml",
+                    "--out", vfw_copy / "delete.json")
+    assert made.code == 0, made.text
+    data = json.loads((vfw_copy / "delete.json").read_text())
+    assert (data["request_file"], data["inventory_file"]) == ("requests/delete.yaml", "inventory-deployed.yaml")
+    for name in ("../outside.yaml", "/etc/passwd", "requests/../../x.yaml"):
+        (vfw_copy / "edited.json").write_text(json.dumps({**data, "request_file": name}))
+        refused = run_ordo("apply", "-C", vfw_copy, vfw_copy / "edited.json", "--auto-approve")
+        assert refused.code == 1 and "request_file: the plan was made from a request outside the project folder" \
+            in refused.err, refused.text
+    applied = run_ordo("apply", "-C", vfw_copy, vfw_copy / "delete.json", "--auto-approve", "--simulation", smooth)
+    assert applied.code == 0 and "Apply complete: 0 created, 0 changed, 10 deleted." in applied.out, applied.text
+
+    made = run_ordo("plan", "-C", vfw_copy, "--out", vfw_copy / "plan.json")
+    older = {k: v for k, v in json.loads((vfw_copy / "plan.json").read_text()).items()
+             if k not in ("request_file", "inventory_file")}
+    (vfw_copy / "older.json").write_text(json.dumps({**older, "format_version": "1.1"}))
+    applied = run_ordo("apply", "-C", vfw_copy, vfw_copy / "older.json", "--auto-approve", "--simulation", smooth)
+    assert applied.code == 0 and "Apply complete: 10 created" in applied.out, applied.text
