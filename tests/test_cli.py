@@ -62,7 +62,8 @@ def test_saved_plan_round_trips(tmp_path):
     assert run.code == 0, run.err
     plan = Plan.from_json(out.read_text())
     assert plan.to_json() == out.read_text()
-    assert plan.format_version == "1.2" and (plan.request_file, plan.inventory_file) == ("requests/instantiate.yaml", "inventory.yaml")
+    assert plan.format_version == "1.2"
+    assert (plan.request_file, plan.inventory_file) == ("requests/instantiate.yaml", "inventory.yaml")
     assert plan.digest.startswith("sha256:")
     paths = [i.path for i in plan.inputs]
     assert "catalog.yaml" in paths and "<base>/ordering.lp" in paths and "<library>/capacity.lp" in paths
