@@ -19,6 +19,30 @@ def op_id(resource: str, operation: str) -> str:
     return f"{resource}/{operation}"
 
 
+#: The stray before/2 atoms a decode keeps, at most (for a message: the first few).
+STRAY_MOST = 20
+
+
+def _node(term: clingo.Symbol) -> str:
+    """An end of a before/2 atom: an operation's id, else the term as clingo writes it."""
+    args = term.arguments if term.type == clingo.SymbolType.Function and term.name == "op" else ()
+    if len(args) == 2 and all(a.type == clingo.SymbolType.String for a in args):
+        return op_id(args[0].string, args[1].string)
+    return str(term)
+
+
+def every_edge(result: SolveResult) -> dict[tuple[str, str], set[int]]:
+    """Every before/2 atom of an answer, between what it orders (an operation's id, else the term
+    itself) with its rules: those between operations the plan does not take, or things that are no
+    operation, too (``decode`` keeps the plan's). For an explanation: a cycle there has no plan."""
+    edges: dict[tuple[str, str], set[int]] = {}
+    for text in result.texts():
+        if text.startswith("__before("):
+            a, b, rule = clingo.parse_term(text).arguments
+            edges.setdefault((_node(a), _node(b)), set()).add(rule.number)
+    return edges
+
+
 @dataclass
 class Decoded:
     ops: dict[str, tuple[str, str]]                      # id -> (resource, operation)
@@ -30,6 +54,8 @@ class Decoded:
     groups: dict[str, list[str]] = field(default_factory=dict)   # resource -> concurrency groups
     group_limits: dict[str, int] = field(default_factory=dict)
     below_one: dict[str, int] = field(default_factory=dict)   # group -> the limit under 1 a policy gave (read as 1)
+    #: before/2 atoms that order what is not an operation ("a", "b", rule index), the first STRAY_MOST
+    stray: list[tuple[str, str, int]] = field(default_factory=list)
     order: list[str] | None = None                       # a topological order, once cycle() found none
 
     @cached_property
@@ -77,6 +103,7 @@ def decode(result: SolveResult) -> Decoded:
     groups: dict[str, list[str]] = {}
     limits: dict[str, int] = {}
     below: dict[str, int] = {}
+    stray: list[tuple[str, str, int]] = []
     for text in result.texts():
         parts = text.split('"')
         head = parts[0]   # 'op(', '__before(op(', ... when the first argument is a string
@@ -88,6 +115,9 @@ def decode(result: SolveResult) -> Decoded:
                 edges[key] = {rule}
             else:
                 found.add(rule)
+        elif head.startswith("__before(") and len(stray) < STRAY_MOST:   # an end that is no operation
+            a, b, rule = clingo.parse_term(text).arguments
+            stray.append((_node(a), _node(b), rule.number))
         elif head == "op(" and len(parts) == 5:
             ops[parts[1] + "/" + parts[3]] = (parts[1], parts[3])
         elif head == "goal(" and len(parts) == 5:
@@ -111,6 +141,7 @@ def decode(result: SolveResult) -> Decoded:
         successors[before].append(after)
     groups = {r: sorted(g for g in gs if g in limits) for r, gs in groups.items()}
     return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, successors=successors,
-                   groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits, below_one=below)
+                   groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits, below_one=below,
+                   stray=sorted(stray))
 
 

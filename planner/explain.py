@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import clingo
 from clingo import ast
@@ -19,7 +19,7 @@ from clingo import ast
 import policies
 from domain.model import Model
 from domain.project import Project
-from planner.decode import Decoded, decode, find_cycle
+from planner.decode import Decoded, decode, every_edge, find_cycle
 from planner.program import GLUE, Program, RuleInfo
 from planner.solve import relax, solve
 
@@ -153,6 +153,13 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
     cycle = find_cycle(decoded.graph)
     if cycle:
         return explain_cycle(cycle, decoded, program.rules)
+    edges = every_edge(result)   # the order of operations the plan does not take, or of what is none
+    if len(edges) > len(decoded.edges):
+        import networkx as nx
+
+        cycle = find_cycle(nx.DiGraph(sorted(edges)))
+        if cycle:
+            return explain_cycle(cycle, replace(decoded, edges=edges), program.rules)
     return Explanation(kind="unknown", summary="no plan exists, for a reason ordo could not name")
 
 

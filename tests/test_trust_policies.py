@@ -303,3 +303,18 @@ def test_pools_and_classical_negation_of_a_policys_own_predicates_pass(vfw_copy:
     defined'); text outside ASCII in comments and strings is fine."""
     add_policy(vfw_copy, HEADER + '% caf\u00e9\nfoo(1;2).\n-bar(3).\n:- foo(3), -bar(3), resource("\u00fc",_).\n')
     assert [str(d) for d in check(vfw_copy) if d.severity == "error"] == []
+
+
+def test_an_order_of_what_is_no_operation_is_named(vfw_copy: Path, capsys) -> None:
+    """before/2 between things that are no operation orders nothing: a warning says so, and a cycle
+    of them (which leaves no plan) is explained as the cycle it is, at its rules (it was "no plan
+    exists, for a reason ordo could not name"; the sweep of 6 December)."""
+    add_policy(vfw_copy, HEADER + 'before(S,R) :- relation("uses",R,S).\n')
+    code, out = ordo(capsys, "plan", "-C", vfw_copy)
+    assert code == 0 and "policies/gold-tier.lp:5: warning: before/2 orders what is no operation: " \
+                         '"onap-mgmt-net" before "vfw-base"' in out, out
+    add_policy(vfw_copy, HEADER + 'before(a,b) :- resource("vfw",_).\nbefore(b,a) :- resource("vfw",_).\n')
+    code, out = ordo(capsys, "plan", "-C", vfw_copy)
+    assert code == 3 and "the ordering rules form a cycle: a -> b -> a" in out, out
+    assert "a  must come before the next, by policies/gold-tier.lp:5" in out
+    assert "b  must come before the next, by policies/gold-tier.lp:6" in out
