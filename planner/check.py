@@ -64,10 +64,14 @@ def check(root: Path | str = ".", request: Path | str | None = None,
         try:
             settings = project_file.settings
             # its warnings too, as ordo plan shows them (an operation undefined: a rule that never applies),
-            # but an atom no rule derives, which the lint names better (planner/lint.py: did you mean)
+            # but an atom of a predicate no rule defines, which the lint names better there (planner/lint.py:
+            # did you mean); one of a predicate defined for other atoms only (foo(2), where a rule gives foo(1))
+            # is clingo's alone to name
+            named = {(d.file, d.line) for d in program.diagnostics if d.code == "undefined"}
             diagnostics += [d for d in ground_only(program, model_facts(model) if model else [],
                                                    timeout=settings.solve_timeout, memory_mb=settings.memory_limit_mb)
-                            if not d.summary.startswith("atom does not occur in any rule head")]
+                            if not (d.summary.startswith("atom does not occur in any rule head")
+                                    and (d.file, d.line) in named)]
         except DiagnosticsError as exc:
             diagnostics += exc.diagnostics
     return sorted(set(diagnostics))

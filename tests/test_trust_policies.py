@@ -318,3 +318,12 @@ def test_an_order_of_what_is_no_operation_is_named(vfw_copy: Path, capsys) -> No
     assert code == 3 and "the ordering rules form a cycle: a -> b -> a" in out, out
     assert "a  must come before the next, by policies/gold-tier.lp:5" in out
     assert "b  must come before the next, by policies/gold-tier.lp:6" in out
+
+
+def test_check_warns_of_an_atom_no_rule_gives_as_plan_does(vfw_copy: Path, capsys) -> None:
+    """ordo check left out clingo's "atom does not occur in any rule head" for foo(2) where a rule
+    gives foo(1) (the lint names only predicates no rule defines): ordo plan printed it."""
+    add_policy(vfw_copy, HEADER + "foo(1) :- foo(2).\n:- lable(R,\"a\",1), resource(R,_).\n")
+    found = [str(d) for d in check(vfw_copy)]
+    assert any("5:11: warning: atom does not occur in any rule head" in d and "foo(2)" in d for d in found), found
+    assert not any(":6:" in d and "rule head" in d for d in found), found   # lable/3: the lint's error names it
