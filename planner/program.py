@@ -512,10 +512,13 @@ def _missing_period(diag: Diagnostic, text: str) -> Diagnostic:
     if not match or not diag.line:
         return diag
     lines = text.split("\n")
-    if diag.line > len(lines):
-        return diag
-    offset = sum(len(line) + 1 for line in lines[:diag.line - 1]) + diag.column - 1
     token = match[1].rstrip(",")
+    if diag.line <= len(lines):
+        offset = sum(len(line) + 1 for line in lines[:diag.line - 1]) + diag.column - 1
+    elif token == "EOF":   # a file that ends with no line break: clingo's end is on the line after its last
+        offset = len(text)
+    else:
+        return diag
     starts_line = not text[offset - diag.column + 1:offset].strip()
     if not (starts_line or token in (":-", "EOF") or token.startswith("#")):
         return diag

@@ -47,6 +47,7 @@ def test_help_cuts_no_description() -> None:
     ("% a policy\np(1).\nq(X) :- p(X)\n% the next rule\n\n:- q(2).\n", (3, 13), "6:1"),
     ("p(1).\nq(X) :- p(X)   % a comment with a . in it\nr(X) :- q(X).\n", (2, 13), "3:1"),
     ("p(1).\nq(X) :- p(X)\n", (2, 13), "3:1"),                      # at the end of the file
+    ("p(1).\nq(X) :- p(X)", (2, 13), "3:1"),                        # with no line break at the end (a sweep's)
     ('p(1).\nq("a") :- p(1)\n#minimize { 1 : p(1) }.\n', (2, 15), "3:1"),
     ("p(1)\nq(1).\n", (1, 5), "2:1"),
 ])
