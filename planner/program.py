@@ -346,8 +346,15 @@ def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None
     try:
         raw = path.read_bytes()
         source = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         diagnostics.append(Diagnostic(file=display, summary=f"cannot read policy file: {exc}"))
+        return None, []
+    except UnicodeDecodeError as exc:   # where, as an editor shows it (not the byte's offset)
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = len(raw[raw.rfind(b"\n", 0, exc.start) + 1:exc.start].decode("utf-8", "replace")) + 1
+        diagnostics.append(Diagnostic(file=display, line=line, column=column, code="asp",
+                                      summary=f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                                      detail="a policy file is UTF-8 text: save it so"))
         return None, []
     key = (str(path), hashlib.sha256(raw).hexdigest(), display, origin, parent, len(rules))
     parsed = CACHES.parsed.get(key)

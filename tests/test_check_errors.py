@@ -646,8 +646,8 @@ POLICY_CASES = [
         id="include-not-found"),
     pytest.param(
         ((POLICY, None, b"bar(1).\n\xff\n"),),
-        ["policies/config-after-modules.lp: error: cannot read policy file: 'utf-8' codec can't decode byte 0xff "
-         "in position 8: invalid start byte"],
+        ["policies/config-after-modules.lp:2:1: error: not UTF-8 text (byte 0xff) (a policy file is UTF-8 "
+         "text: save it so)"],
         id="not-utf8"),
     pytest.param(
         ((POLICY, None, "blocked(X) :- reachs(X,_).\n:- blocked(X), op(X,_).\n"),),
