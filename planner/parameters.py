@@ -70,6 +70,16 @@ def _substitute(pfile: PolicyFile, values: dict[str, clingo.Symbol]) -> dict[tup
     return dict(placed)
 
 
+#: What a parameter whose default is text or a number must be: (said as, test).
+_WANTED = {clingo.SymbolType.String: ("text", lambda v: isinstance(v, str)),
+           clingo.SymbolType.Number: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool))}
+
+
+def _shown(value: bool | int | str) -> str:
+    """A parameter's value as ordo.yaml (YAML) writes it."""
+    return ("true" if value else "false") if isinstance(value, bool) else repr(value)
+
+
 def _symbol(value: bool | int | str) -> clingo.Symbol:
     """A value of ordo.yaml as the facts write it: strings, integers, true/false."""
     if isinstance(value, bool):
@@ -104,6 +114,11 @@ def apply_parameters(program: Program, given: dict[str, dict], src: Source | Non
             out.append(_at_key(src, ("policies", "parameters", name), f"unknown library policy '{name}'",
                                f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(stock)}"))
     known = vocabulary(model) if model is not None and warn else None
+    loaded = {pfile.path.stem for pfile in program.files if pfile.origin == "library"}
+    for name in sorted(set(given) & set(stock) - loaded) if src is not None else ():
+        out.append(dataclasses.replace(_at_key(
+            src, ("policies", "parameters", name), f"parameters for '{name}', which policies.library does not "
+            "enable", "they have no effect: add it to policies.library, or drop them"), severity="warning"))
     for pfile in program.files:
         if pfile.origin != "library":
             continue
@@ -111,11 +126,17 @@ def apply_parameters(program: Program, given: dict[str, dict], src: Source | Non
         defaults = declared(pfile)
         values = given.get(entry, {})
         pfile.parameters = dict(values)
-        for key in values:
-            if key not in defaults and src is not None:
-                out.append(_at_key(src, ("policies", "parameters", entry, key), f"'{entry}' has no parameter '{key}'",
+        for key, value in values.items():
+            if src is None:
+                continue
+            where = ("policies", "parameters", entry, key)
+            if key not in defaults:
+                out.append(_at_key(src, where, f"'{entry}' has no parameter '{key}'",
                                    f"its parameters: {', '.join(sorted(defaults))}" if defaults else
                                    "it takes no parameters"))
+            elif (wanted := _WANTED.get(defaults[key].type)) and not wanted[1](value):   # (label_key: 5 never bound)
+                out.append(_at_key(src, where, f"{entry}.{key} is {wanted[0]}, not {_shown(value)}",
+                                   f"its default: {defaults[key]}"))
         placed = _substitute(pfile, {k: _symbol(values[k]) if k in values else v for k, v in defaults.items()})
         if known is not None:
             out += _never_binds(pfile, entry, placed, values, known, src)

@@ -132,6 +132,22 @@ def test_parameter_mistakes_are_errors_in_ordo_yaml(vfw_copy: Path) -> None:
     ]
 
 
+def test_a_parameter_of_the_wrong_kind_or_of_a_policy_left_out_is_named(vfw_copy: Path) -> None:
+    """label_key: 5 never bound, and parameters of a stock policy not enabled had no effect, without a
+    word (the sweep of 6 December)."""
+    _cpu_project(vfw_copy, "    anti-affinity: { label_key: 5 }\n    strict-teardown: { x: 1 }\n"
+                           "    prefer-cheaper-region: { weight_key: cpu, cost_key: true }\n")
+    found = [str(d) for d in check(vfw_copy) if d.code != "vocabulary"]
+    assert found == [
+        "ordo.yaml:14:22: error: policies.parameters.anti-affinity.label_key: anti-affinity.label_key is text, "
+        "not 5 (its default: \"anti-affinity\")",
+        "ordo.yaml:15:5: warning: policies.parameters.strict-teardown: parameters for 'strict-teardown', which "
+        "policies.library does not enable (they have no effect: add it to policies.library, or drop them)",
+        "ordo.yaml:16:47: error: policies.parameters.prefer-cheaper-region.cost_key: prefer-cheaper-region.cost_key "
+        "is text, not true (its default: \"cost\")",
+    ], found
+
+
 def test_a_stock_policys_parameter_is_its_own_constant(vfw_copy: Path) -> None:
     """A project file may use the name of a stock policy's parameter: no clash."""
     policy = vfw_copy / "policies" / "config-after-modules.lp"
