@@ -102,8 +102,8 @@ def short_summary(console: Console, report: Report) -> None:
         return
     console.print(ruler("short test summary info"), highlight=False)
     for result in bad:
-        first = result.failures[0].message if result.failures else (
-            result.errors[0].summary if result.errors else "")
+        worst = sorted(result.errors, key=lambda d: d.severity != "error")   # an error before the warnings
+        first = result.failures[0].message if result.failures else (worst[0].summary if worst else "")
         console.print(f"[red]{WORD[result.outcome]}[/] {shown_lines(result.location)}: {shown_lines(result.name)}"
                       + (f" - {shown_lines(first)}" if first else ""), highlight=False)
     if report.errors:

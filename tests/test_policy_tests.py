@@ -438,3 +438,12 @@ def test_what_the_planner_answered_is_shown_in_a_few_lines_however_large_the_mod
     lines = brief(SimpleNamespace(plan=plan))
     assert lines[1] == ("placements: " + ", ".join(f"vnf-{i:04d} -> region-a" for i in range(20))
                         + " and 1,176 more")
+
+
+def test_the_summary_line_of_a_test_in_error_names_its_error_not_a_warning(vfw_copy):
+    """A test loading a policy file with no header and a syntax error: the summary named the warning."""
+    (vfw_copy / "policies" / "broken.lp").write_text("foo(1) :- \n")
+    (vfw_copy / "tests" / "odd_test.yaml").write_text(
+        "tests:\n  - name: broken\n    policies: { files: [../policies/broken.lp] }\n    expect: {status: plan}\n")
+    run = run_ordo("test", "-C", vfw_copy, vfw_copy / "tests" / "odd_test.yaml")
+    assert run.code != 0 and "odd_test.yaml:2: broken - syntax error, unexpected EOF" in run.out, run.text
