@@ -680,6 +680,10 @@ def _resolve_include(pfile: PolicyFile, include: _Include, root: Path,
         problem(f"#include of '{include.target}': outside the project folder",
                 "a policy may include only files inside the project folder, where ordo.yaml is")
         return None
+    if target.is_dir():
+        problem(f"#include of '{include.target}': a folder, not a file",
+                "include each file of it by its name, or list the folder in ordo.yaml's policies.files")
+        return None
     if not target.is_file():
         problem("file could not be opened:", include.target)
         return None

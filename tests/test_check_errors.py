@@ -645,6 +645,11 @@ POLICY_CASES = [
         ["policies/config-after-modules.lp:1:1: error: file could not be opened: (nothere.lp)"],
         id="include-not-found"),
     pytest.param(
+        ((POLICY, None, '#include "../policies".\n'),),
+        ["policies/config-after-modules.lp:1:1: error: #include of '../policies': a folder, not a file (include "
+         "each file of it by its name, or list the folder in ordo.yaml's policies.files)"],
+        id="include-folder"),
+    pytest.param(
         ((POLICY, None, b"bar(1).\n\xff\n"),),
         ["policies/config-after-modules.lp:2:1: error: not UTF-8 text (byte 0xff) (a policy file is UTF-8 "
          "text: save it so)"],
