@@ -389,7 +389,8 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     dig, inputs = digest(project, program)
     return trusted(
         Plan, format_version=FORMAT_VERSION, status=result.status,
-        request=project.model.request_name or (project.request_file or ""), request_file=project.request_file or "",
+        request=project.model.request_name or (project.request_file or ""),
+        request_file=project.request_file or "" if project.request_path is not None else "",   # a file's, not a text's
         inventory_file=display_path(project.inventory_file, project.root) if project.inventory_file else "",
         digest=dig, inputs=tuple(inputs),
         resource_changes=tuple(changes), operations=operations, edges=tuple(edges),

@@ -38,7 +38,7 @@ from tests.conftest import VFW
 
 CREATE = json.loads((VFW / "so" / "instantiate.json").read_text())
 DELETE = json.loads((VFW / "so" / "delete.json").read_text())
-SAME_PLAN = {"digest", "inputs", "request"}  # what names the request file; the rest must be equal
+SAME_PLAN = {"digest", "inputs", "request", "request_file"}  # what names the request file; the rest must be equal
 
 
 @pytest.fixture(scope="module")
