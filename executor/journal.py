@@ -227,7 +227,10 @@ class Journal:
             self._store.close()
             if self._store.unusable(exc):  # the file or the server, not what it holds
                 raise JournalError(f"{self.path}: cannot open the journal: {self._store.describe(exc)}") from None
-            raise JournalError(f"{self.path}: not an ordo journal ({exc})") from None
+            damaged = "malformed" in str(exc)   # (SQLite's words: a database whose pages do not hold together)
+            raise JournalError(f"{self.path}: {'the journal is damaged' if damaged else 'not an ordo journal'} "
+                               f"({exc})" + ("; restore a backup of it (SQLite's .recover may save some of what it "
+                                             "held)" if damaged else "")) from None
         except BaseException:  # a journal of another schema: do not leave the connection open
             self._store.close()
             raise

@@ -308,6 +308,20 @@ def test_an_unknown_run_is_named(journal: Journal) -> None:
 # --- opening ---------------------------------------------------------------------------
 
 
+def test_a_damaged_journal_says_so(tmp_path: Path) -> None:
+    """Pages overwritten past the header: SQLite's "malformed" was shown as "not an ordo journal"
+    (the crash sweep of 6 December)."""
+    path = tmp_path / "journal.db"
+    with Journal(path) as jr:
+        jr.start_run("/p", "r", {"filler": "x" * 20_000})
+    data = bytearray(path.read_bytes())
+    data[4096:] = bytes(range(256)) * ((len(data) - 4096) // 256) + bytes((len(data) - 4096) % 256)
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalError, match=f"{path}: the journal is damaged \\(database disk image is malformed\\); "
+                                           "restore a backup of it"):
+        Journal(path)
+
+
 def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     text = tmp_path / "notes.db"
     text.write_text("this is not a database, only text long enough to fill a header page " * 20)
