@@ -443,3 +443,19 @@ def test_state_lists_exports_and_forgets_records(vfw_copy, tmp_path):
     assert run.code == 0 and "Forgot 1 record(s): vfw-base." in run.out
     run = run_ordo("plan", "-C", vfw_copy)
     assert "Plan: 1 to create, 0 to change, 0 to delete." in run.out
+
+
+def test_a_journal_in_a_folder_that_cannot_be_written_says_so(tmp_path: Path) -> None:
+    """Even a reader makes SQLite's files beside the journal: in a folder made immutable (or read-only,
+    for a user other than root) every command said only 'unable to open database file'."""
+    folder = tmp_path / ".ordo"
+    with Journal(folder / "journal.db") as jr:
+        jr.start_run("/p", "r", {})
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not allowed here (root on a file system that has it)")
+    try:
+        with pytest.raises(JournalError, match=f"{folder}/journal.db: cannot open the journal: its folder {folder} "
+                                               "is not writable, and SQLite keeps files beside the journal"):
+            Journal(folder / "journal.db", create=False)
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)

@@ -146,6 +146,10 @@ class SqliteBackend(Backend):
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
         if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _no_room(self.where)):
             return f"the disk is full ({exc})"
+        if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR) \
+                and self.where.parent.is_dir() and not os.access(self.where.parent, os.W_OK):
+            # (even a reader makes the write-ahead log's files beside the journal)
+            return f"its folder {self.where.parent} is not writable, and SQLite keeps files beside the journal ({exc})"
         return str(exc)
 
     def unusable(self, exc: BaseException) -> bool:
