@@ -84,6 +84,18 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
                         observed_sha256=sha256, observed_name=display_path(path, root))
 
 
+def unfinished_runs(project: Path, journal: JournalArg) -> list[RunInfo]:
+    """The runs that can still be resumed (crashed, interrupted, failed, fallen out): a new apply is
+    refused until each is resumed, aborted or superseded, and what a crashed one did last may not be
+    in the journal's state yet. None without a journal."""
+    path = journal_path(project, journal)
+    if not path.exists():
+        return []
+    with contextlib.suppress(NoJournal), Journal(path, create=False) as jr:
+        return jr.resumable()
+    return []
+
+
 def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None:
     """Refuse a new apply while an earlier run can be resumed (unless superseding it), before planning.
     A run whose Temporal workflow still carries it on (its client gone) is refused either way, with

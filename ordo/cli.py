@@ -27,7 +27,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from domain.errors import Diagnostic, DiagnosticsError, OrdoError
+from domain.errors import Diagnostic, DiagnosticsError, OrdoError, first_of
 from domain.gcpause import paused_gc
 from ordo.safe import shown, shown_lines, terminal_safe
 
@@ -164,6 +164,22 @@ def _save_plan(path: Path, plan, settings) -> None:
             f"it back until that is raised in ordo.yaml", highlight=False)
 
 
+def _note_unfinished(project: Path, journal: Path | str | None) -> None:
+    """A note (on stderr) of the runs that can still be resumed: the state a plan starts from may lack
+    what a crashed one did last, and ordo apply refuses until they are resumed, aborted or superseded."""
+    from executor.runs import unfinished_runs
+
+    runs = unfinished_runs(project, journal)
+    if runs:
+        crashed = " (what a crashed run did last may not be in the state yet)" if any(
+            r.effective_status == "crashed" for r in runs) else ""
+        first = runs[0].id
+        named = first_of([f"run {r.id} is {r.effective_status}" for r in runs], 3)
+        _console(stderr=True).print(
+            f"[yellow]Note:[/] {shown(named)}{crashed}: `ordo resume {first}` carries it on, `ordo abort {first}` "
+            "closes it; ordo apply refuses until then (or `--supersede`).", highlight=False)
+
+
 def _made_from(plan, source: Path, project: Path, inventory: Path | None) -> tuple[Path | None, Path | None]:
     """The request and the inventory file a saved plan was made from, to load the project as it was
     planned (the digest then checks them); ``inventory``, given, replaces the plan's. None: the
@@ -293,6 +309,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency, memory_mb=memory_limit)
     console = _console()
     render.warnings(_console(stderr=True), outcome.warnings)
+    _note_unfinished(project, journal)
     if saved is not None:
         diff = _print_diff(saved, outcome, fmt, f"Saved plan ({compare})", "New plan", out=out,
                            settings=loaded.settings)
@@ -1040,6 +1057,7 @@ def state(ctx: click.Context, project: Path, journal: Path | str | None, export:
     from ordo import runs
 
     runs.state_list(_console(), project, journal, export)
+    _note_unfinished(project, journal)
 
 
 @state.command("rm")

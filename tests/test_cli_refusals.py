@@ -606,3 +606,17 @@ def test_apply_on_a_temporal_that_does_not_answer_plans_nothing(vfw_copy: Path) 
                    "--auto-approve")
     assert run.code == 1 and "cannot reach Temporal at 127.0.0.1:1: Connection refused" in run.err
     assert "Solver:" not in run.out + run.err and not (vfw_copy / ".ordo" / "journal.db").exists()
+
+
+def test_plan_and_state_say_a_run_is_left_to_resume(vfw_copy: Path) -> None:
+    """After a crash, ordo plan and ordo state said nothing of the run: the state they show may lack
+    what it did last, and ordo apply refuses until it is resumed (the crash sweep of 6 December)."""
+    crashed = run_ordo_process("apply", "--auto-approve", "-C", str(vfw_copy), env={"ORDO_CRASH_POINT": "plan-saved"})
+    assert crashed.code != 0
+    note = ("Note: run 1 is crashed (what a crashed run did last may not be in the state yet): `ordo resume 1` "
+            "carries it on, `ordo abort 1` closes it; ordo apply refuses until then (or `--supersede`).")
+    for args in (("plan",), ("plan", "--format", "json"), ("state",)):
+        run = run_ordo(*args, "-C", str(vfw_copy))
+        assert run.code == 0 and note in " ".join(run.err.split()), (args, run.text)
+    assert run_ordo("resume", "1", "-C", str(vfw_copy)).code == 0
+    assert "Note:" not in run_ordo("plan", "-C", str(vfw_copy)).err
