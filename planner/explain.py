@@ -17,9 +17,11 @@ import clingo
 from clingo import ast
 
 import policies
+from domain.errors import first_of
 from domain.model import Model
 from domain.project import Project
 from planner.decode import Decoded, decode, every_edge, find_cycle
+from planner.lint import _split  # what a statement defines, as the lint finds it
 from planner.program import GLUE, Program, RuleInfo
 from planner.solve import relax, solve
 
@@ -136,9 +138,12 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
     if least:
         result.symbols, least = least_correction(control, program, result.symbols, deadline)
     if result.status == "unsatisfiable":
+        hidden = hidden_constraints(program)
+        where = f"; rules of the policies that constrain so: {first_of(hidden, 5)}" if hidden else \
+            " (for instance a resource to place and no target)"
         return Explanation(kind="unknown", summary=(
-            "no plan exists, and no single policy constraint is to blame: a choice rule or "
-            "aggregate cannot be satisfied at all (for instance a resource to place and no target)"))
+            "no plan exists, and no single policy constraint is to blame: a choice rule, an aggregate, an #edge "
+            f"or a classical negation cannot be satisfied at all{where}"))
     if result.status == "timeout":
         return Explanation(kind="unknown", summary="no plan exists; explaining why did not finish within the time "
                                                    "limit (a longer one gives it time)")
@@ -161,6 +166,30 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
         if cycle:
             return explain_cycle(cycle, replace(decoded, edges=edges), program.rules)
     return Explanation(kind="unknown", summary="no plan exists, for a reason ordo could not name")
+
+
+def hidden_constraints(program: Program) -> list[str]:
+    """Where the project's and the library's policies constrain without a constraint ordo labels
+    (and can name when it does not hold): a choice rule with bounds, a head aggregate, an #edge, a
+    classical negation in a head (``file:line (what)``, in the files' order)."""
+    found = []
+    for pfile in program.files:
+        if pfile.origin == "base":
+            continue
+        for stm in pfile.statements:
+            kind, what = stm.ast_type, None
+            if kind == ast.ASTType.Edge:
+                what = "#edge"
+            elif kind == ast.ASTType.Rule:
+                head = stm.head
+                if head.ast_type == ast.ASTType.HeadAggregate or (
+                        head.ast_type == ast.ASTType.Aggregate and (head.left_guard or head.right_guard)):
+                    what = "a choice or an aggregate with bounds"
+                elif "-" in str(head) and any(sig[0].startswith("-") for sig, _ in _split(stm)[0]):
+                    what = "a classical negation"
+            if what is not None:
+                found.append(f"{pfile.display}:{stm.location.begin.line} ({what})")
+    return list(dict.fromkeys(found))
 
 
 def least_correction(ctl: clingo.Control, program: Program, symbols: list[clingo.Symbol],
@@ -315,7 +344,8 @@ class MinimalConflict:
     minimal: bool
     checks: int                         # solver calls made
     policies: dict[str, str] = field(default_factory=dict)  # rule file -> policy name
-    #: no constraint takes part: the ordering rules form a cycle, explained as ``ordo explain`` does
+    #: no constraint takes part: the ordering rules form a cycle, or a choice, aggregate, #edge or
+    #: classical negation of a policy cannot hold; explained as ``ordo explain`` does
     cycle: Explanation | None = None
     found: bool = True
     every_goal: bool = False
@@ -341,7 +371,8 @@ class MinimalConflict:
             "policies": [{"policy": self.policies.get(r.file, r.file), "file": r.file, "line": r.line,
                           "rule": r.text, "description": r.comment} for r in self.rules],
             "goals": [{"resource": res, "state": s, "where": w} for res, s, w in self.goals],
-            "cycle": None if self.cycle is None else {"operations": self.cycle.cycle, "rules": self.cycle.cycle_rules},
+            "cycle": None if self.cycle is None or self.cycle.kind != "cycle" else
+            {"operations": self.cycle.cycle, "rules": self.cycle.cycle_rules},
         }
 
 
@@ -501,7 +532,7 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         return None   # a plan with every goal: with any
     if not core:   # no plan with every constraint off: the order (a cycle of before/2 rules) or a choice rule
         why = explain_no_plan(program, facts, model, timeout=max(0.0, deadline - time.monotonic()))
-        if why.kind == "cycle":   # (with the goals switched, giving up a goal would break it: not the cause)
+        if why.kind in ("cycle", "unknown"):   # (the goals switched, giving up a goal would break it: not the cause)
             return MinimalConflict(rules=[], goals=[], minimal=True, checks=held.checks + 1, policies=names, cycle=why)
     kept, minimal = held.preferred(conflict_order(program, held.symbols), core)
     rules = [program.rules[held.symbols[lit].arguments[0].number] for lit in kept]
@@ -562,8 +593,6 @@ def _goal_dependent(unlabelled: list[ast.AST]) -> set[tuple[str, int]]:
     and whatever the program derives from it. ``unlabelled``: the program's
     statements but its labelled constraints, which define __violation/2
     only, from which nothing derives."""
-    from planner.lint import _split
-
     statements = list(unlabelled)
     ast.parse_string(GLUE, statements.append)
     readers: dict[tuple[str, int], set[tuple[str, int]]] = {}

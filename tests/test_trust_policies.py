@@ -327,3 +327,20 @@ def test_check_warns_of_an_atom_no_rule_gives_as_plan_does(vfw_copy: Path, capsy
     found = [str(d) for d in check(vfw_copy)]
     assert any("5:11: warning: atom does not occur in any rule head" in d and "foo(2)" in d for d in found), found
     assert not any(":6:" in d and "rule head" in d for d in found), found   # lable/3: the lint's error names it
+
+
+@pytest.mark.parametrize(("rule", "what"), [
+    ('1 { pick(R,T) : target(T), attr(T,"cost",C), C > 100 } 1 :- resource(R,"vnf").\n',
+     "a choice or an aggregate with bounds"),
+    ("#edge (a,b). #edge (b,a).\n", "#edge"),
+    ("-own(1). own(1).\n", "a classical negation"),
+])
+def test_no_plan_that_no_constraint_explains_names_the_rules_that_can_cause_it(vfw_copy: Path, capsys, rule: str,
+                                                                               what: str) -> None:
+    """No plan for a reason no labelled constraint gives: ordo plan said a choice rule or aggregate
+    cannot hold, naming none, and explain --conflict showed an empty 'minimal conflicting set'."""
+    add_policy(vfw_copy, HEADER + rule)
+    named = f"rules of the policies that constrain so: policies/gold-tier.lp:5 ({what})"
+    for args in (("plan",), ("explain", "--conflict")):
+        code, out = ordo(capsys, *args, "-C", vfw_copy)
+        assert code == 3 and named in " ".join(out.split()) and "conflicting set" not in out, (args, out)
