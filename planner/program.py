@@ -20,6 +20,7 @@ import functools
 import hashlib
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -443,8 +444,6 @@ def _reserved_names(stm: ast.AST, display: str) -> list[Diagnostic]:
 
 #: clingo's integers are 32-bit: a longer literal wraps silently (99999999999999999999 reads as 1661992959).
 CLINGO_MAX_INT = 2**31 - 1
-#: A policy's text as clingo's lexer sees it: strings, comments (block, line), anything else.
-_LEXED = re.compile(r'"(?:[^"\\\n]|\\.)*"|%\*.*?\*%|%[^\n]*|[^"%]+|.', re.DOTALL)
 _UNREADABLE = re.compile(r"[^\t\n\r\x20-\x7e]")
 
 
@@ -453,13 +452,12 @@ def _unreadable_character(source: str, display: str) -> Diagnostic | None:
     not printable ASCII (a byte order mark, a letter with an accent, a quote pasted from a
     document: clingo's message about it cuts it in two, and a process reading that message
     ends); a NUL anywhere (it would end the text there)."""
-    if source.isascii() and "\0" not in source and _UNREADABLE.search(source) is None:
+    if _UNREADABLE.search(source) is None:
         return None
     at = source.find("\0")
-    if at < 0:
-        at = next((token.start() + found.start() for token in _LEXED.finditer(source)
-                   if token.group()[0] not in '"%' or len(token.group()) == 1
-                   for found in [_UNREADABLE.search(token.group())] if found is not None), -1)
+    if at < 0:   # the first one in code (a #script block's text is read as it is, as clingo reads it)
+        at = next((found.start() for kind, start, end in _lexed(source) if kind in ("code", "script")
+                   for found in [_UNREADABLE.search(source, start, end)] if found is not None), -1)
     if at < 0:
         return None
     char = source[at]
@@ -541,29 +539,16 @@ def _missing_period(diag: Diagnostic, text: str) -> Diagnostic:
 
 def _last_code(text: str, stop: int) -> int | None:
     """The offset of the last character before ``stop`` that is neither
-    blank nor in a comment (``%`` to the end of the line, ``%* *%`` nested);
-    strings are code."""
-    last, index, depth = None, 0, 0
-    while index < stop:
-        if depth:
-            if text.startswith("*%", index):
-                depth, index = depth - 1, index + 2
-            elif text.startswith("%*", index):
-                depth, index = depth + 1, index + 2
-            else:
-                index += 1
-        elif text.startswith("%*", index):
-            depth, index = 1, index + 2
-        elif text[index] == "%":
-            index = _line_end(text, index)
-        elif text[index] == '"':
-            match = _STRING_RE.match(text, index)
-            end = match.end() if match else index + 1
-            last, index = end - 1, end
-        else:
-            if not text[index].isspace():
-                last = index
-            index += 1
+    blank nor in a comment (``_lexed``); strings are code."""
+    last = None
+    for kind, start, end in _lexed(text):
+        if start >= stop:
+            break
+        if kind != "comment":
+            end = min(end, stop)
+            code = text[start:end].rstrip()
+            if code:
+                last = start + len(code) - 1
     return last
 
 
@@ -584,6 +569,57 @@ _DIRECTIVE = re.compile(r"#include(?![A-Za-z0-9_])\s*(?:(" + _STRING + r")\s*\.)
 _KEYWORD_END = re.compile(r"(?![A-Za-z0-9_])")
 
 
+def _lexed(source: str) -> Iterator[tuple[str, int, int]]:
+    """A policy's text as clingo's lexer (libgringo's) sees it, as far as ordo reads it: (kind, start,
+    end) spans, in order, that cover it. Kinds: "comment" (``%`` and ``#!`` to the end of the line;
+    ``%* *%``, which nest, and within which a ``%`` starts a line comment), "string", "script" (a
+    ``#script`` block to its ``#end``: read as it is), "include" (an ``#include`` directive and what
+    it names) and "code"."""
+    index, size = 0, len(source)
+    while index < size:
+        char = source[index]
+        if source.startswith("%*", index):
+            start, depth, index = index, 1, index + 2
+            while depth and index < size:
+                if source.startswith("*%", index):
+                    depth, index = depth - 1, index + 2
+                elif source.startswith("%*", index):
+                    depth, index = depth + 1, index + 2
+                elif source[index] == "%":
+                    index = _line_end(source, index)
+                else:
+                    index += 1
+            yield "comment", start, index
+        elif char == "%" or source.startswith("#!", index):
+            end = _line_end(source, index)
+            yield "comment", index, end
+            index = end
+        elif char == '"':
+            match = _STRING_RE.match(source, index)
+            end = match.end() if match else index + 1
+            yield "string", index, end
+            index = end
+        elif source.startswith("#script", index) and _KEYWORD_END.match(source, index + 7):
+            end = source.find("#end", index)
+            end = size if end < 0 else end + 4
+            yield "script", index, end
+            index = end
+        elif source.startswith("#include", index) and _KEYWORD_END.match(source, index + 8):
+            match = _DIRECTIVE.match(source, index)
+            assert match is not None
+            yield "include", index, match.end()
+            index = match.end()
+        else:
+            match = _CODE_RE.match(source, index)
+            end = match.end() if match else index + 1
+            yield "code", index, end
+            index = end
+
+
+#: A run of code: up to the next character that may start a comment, a string or a directive.
+_CODE_RE = re.compile(r'[^%"#]+')
+
+
 def _includes(source: str) -> tuple[list[_Include], str]:
     """The ``#include`` directives of a policy file, and its text with each
     one blanked (lines and columns kept) for clingo to parse. Comments,
@@ -595,39 +631,16 @@ def _includes(source: str) -> tuple[list[_Include], str]:
     found: list[_Include] = []
     strings: list[tuple[int, int]] = []
     spans: list[tuple[int, int]] = []
-    index, depth, size = 0, 0, len(source)
-    while index < size:
-        if depth:  # in a block comment: they nest, and a '%' starts a line comment
-            if source.startswith("*%", index):
-                depth, index = depth - 1, index + 2
-            elif source.startswith("%*", index):
-                depth, index = depth + 1, index + 2
-            elif source[index] == "%":
-                index = _line_end(source, index)
-            else:
-                index += 1
-        elif source.startswith("%*", index):
-            depth, index = 1, index + 2
-        elif source[index] == "%" or source.startswith("#!", index):
-            index = _line_end(source, index)
-        elif source[index] == '"':
-            match = _STRING_RE.match(source, index)
-            end = match.end() if match else index + 1
+    for kind, index, end in _lexed(source):
+        if kind == "string":
             strings.append((index, end))
-            index = end
-        elif source.startswith("#script", index) and _KEYWORD_END.match(source, index + 7):
-            end = source.find("#end", index)
-            index = size if end < 0 else end + 4
-        elif source.startswith("#include", index) and _KEYWORD_END.match(source, index + 8):
+        elif kind == "include":
             match = _DIRECTIVE.match(source, index)
             assert match is not None
             line = source.count("\n", 0, index) + 1
             column = index - source.rfind("\n", 0, index)
             found.append(_Include(line, column, _unquote(match[1][1:-1]) if match[1] else None))
-            spans.append((index, match.end()))
-            index = match.end()
-        else:
-            index += 1
+            spans.append((index, end))
     start = source.find("#include")
     while start >= 0:  # the rest, in comments and scripts: clingo skips them too, blanked all the same
         if not any(a <= start < b for a, b in strings):
