@@ -118,14 +118,14 @@ def decode(result: SolveResult) -> Decoded:
         elif head.startswith("__before(") and len(stray) < STRAY_MOST:   # an end that is no operation
             a, b, rule = clingo.parse_term(text).arguments
             stray.append((_node(a), _node(b), rule.number))
-        elif head == "op(" and len(parts) == 5:
+        elif head == "op(" and len(parts) == 5 and parts[4] == ")":   # (op/2 alone: no atom of another arity)
             ops[parts[1] + "/" + parts[3]] = (parts[1], parts[3])
-        elif head == "goal(" and len(parts) == 5:
+        elif head == "goal(" and len(parts) == 5 and parts[4] == ")":
             goals[parts[1]] = parts[3]
         elif head == "why(" and len(parts) == 5:
             why.setdefault(parts[1], []).append(
                 f"part of {parts[3]}, which goes away" if parts[2].endswith("cascade(") else parts[3])
-        elif head == "place(" and len(parts) == 5:
+        elif head == "place(" and len(parts) == 5 and parts[4] == ")":
             placements[parts[1]] = parts[3]
         elif text.startswith("group(") and len(args := clingo.parse_term(text).arguments) == 2:
             groups.setdefault(_name(args[0]), []).append(_name(args[1]))

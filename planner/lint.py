@@ -7,7 +7,7 @@
 * a policy defining a predicate the base library reserves (``op/2``,
   ``place/2``, a fact of the interface ...), in a pool (``op(R,"a";R,"b")``)
   or by classical negation (``-place(R,T)``) too;
-* ``#show`` of a term (the planner reads the shown atoms as its answer) and
+* ``#show`` (the planner reads the shown atoms as its answer) and
   ``#program NAME`` other than base (never grounded);
 * (warnings) a label key, relationship kind, type ... that a project policy
   reads but no model file uses.
@@ -132,10 +132,15 @@ def _split(stm: ast.AST) -> tuple[list[tuple[Sig, ast.Location]], list[tuple[Sig
     return defined, read
 
 
-#: Why a policy may not ``#show`` a term: (summary, detail).
-REFUSED_SHOW = ("'#show' of a term is not allowed in policy files",
-                "the planner reads the shown atoms as its answer (op/2, place/2 ...): a shown term would put in "
-                "the plan what no rule derived, past every policy; derive atoms in rules instead")
+#: Why a policy may not ``#show``, nor define before/2 but as a rule's one head: (summary, detail).
+REFUSED = {"#show": ("'#show' is not allowed in policy files",
+                "the planner reads the shown atoms as its answer (op/2, place/2 ...): a shown term or an atom of "
+                "another arity would put in the plan what no rule derived, past every policy; derive atoms in "
+                "rules instead"),
+           "before": ("before/2 is defined here other than as the one head of a rule",
+                      "ordo keeps the order of a rule 'before(A,B) :- ...' in the plan, each edge with its rule; in "
+                      "a pool, a choice, a disjunction or an #external it would bind the solver but be missing from "
+                      "the plan: write one rule per edge")}
 
 #: Heads that planner/program.py writes when it labels constraints and before/2 rules.
 LABELS: frozenset[Sig] = frozenset({("__violation", 2), ("__before", 3)})
@@ -155,7 +160,18 @@ class _FileFacts:
     constants: tuple[tuple[str, At], ...]  # #const
     reads: tuple[tuple[Sig, At], ...]
     code: tuple[tuple[str, At], ...]  # "#script" or "@name", where
-    refused: tuple[tuple[str, At], ...] = ()  # "#show" of a term, "#program NAME" (not base), where
+    refused: tuple[tuple[str, At], ...] = ()  # "#show", "#program NAME" (not base), "before" (other form)
+
+
+def _plain_before(stm: ast.AST, kind: ast.ASTType) -> bool:
+    """Whether the statement is a rule whose head is one before/2 atom: the form ordo labels, so that the
+    plan's edges name their rules (program.py). In a pool, a choice, a disjunction or an #external, an
+    order would bind the solver's answer and be missing from the plan."""
+    if kind != T.Rule or (head := stm.head).ast_type != T.Literal or head.sign != ast.Sign.NoSign:
+        return False
+    atom = head.atom
+    return (atom.ast_type == T.SymbolicAtom and (sym := atom.symbol).ast_type == T.Function
+            and sym.name == "before" and len(sym.arguments) == 2)
 
 
 def _at(loc: ast.Location) -> At:
@@ -174,10 +190,13 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
         if kind == ast.ASTType.Script:
             code.append(("#script", _at(stm.location)))
             continue
-        if kind == ast.ASTType.ShowTerm or (kind == ast.ASTType.Program and stm.name != "base"):
-            refused.append(("#show" if kind == ast.ASTType.ShowTerm else stm.name, _at(stm.location)))
+        if kind in (ast.ASTType.ShowTerm, ast.ASTType.ShowSignature) or (
+                kind == ast.ASTType.Program and stm.name != "base"):
+            refused.append(("#program " + stm.name if kind == ast.ASTType.Program else "#show", _at(stm.location)))
         got, read, calls = _parts(stm)
         code += [(name, _at(loc)) for name, loc in calls]
+        if not _plain_before(stm, kind) and any(sig == ("before", 2) for sig, _ in got):
+            refused.append(("before", _at(stm.location)))
         if kind == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
@@ -256,8 +275,8 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None) -> list[Dia
         if pfile.origin == "base":
             continue
         for what, at in facts.refused:
-            out.append(_diag(pfile.display, at, *(REFUSED_SHOW if what == "#show" else (
-                f"'#program {what}.' is never grounded: the rules after it would not apply",
+            out.append(_diag(pfile.display, at, *REFUSED.get(what, (
+                f"'{what}.' is never grounded: the rules after it would not apply",
                 "ordo grounds the base program only: drop the line, or write '#program base.'")), "statement"))
         for sig, at in facts.defined:
             if sig in LABELS:

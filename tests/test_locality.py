@@ -80,7 +80,6 @@ NOT_LOCAL = {
         'before(op(A,O),op(_,"x")) :- op(A,O), part_of(A,_).', "no named resource"),
     "a pooled head": ('h(1;2).', "pool"),
     "an external": ('#external e.', "kind External"),
-    "a show directive": ('#show place/2.', "kind ShowSignature"),
     "a choice": ('{ extra(R) } :- op(R,"assign").', "choice"),
     "replace": ('replace(R) :- op(R,"assign"), label(R,"k","v").', "replace/1"),
     "replace, as a fact": ('replace("svc-00001").', "replace/1, which ordo's own rules define or read"),

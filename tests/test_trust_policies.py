@@ -93,7 +93,9 @@ BROKEN = [
                  "policies/gold-tier.lp:5:1: error: expected #include \"FILE\".", id="include-library"),
     # (the hostile sweep of 6 December: each of these passed ordo check, then forged or crashed a plan)
     pytest.param('#show op("onap-mgmt-net","delete").\n',
-                 "policies/gold-tier.lp:5:1: error: '#show' of a term is not allowed in policy files", id="show-term"),
+                 "policies/gold-tier.lp:5:1: error: '#show' is not allowed in policy files", id="show-term"),
+    pytest.param('op("onap-mgmt-net","delete",1).\n#show op/3.\n',   # (read as op/2 by the decoding: a review's)
+                 "policies/gold-tier.lp:6:1: error: '#show' is not allowed in policy files", id="show-signature"),
     pytest.param('op(R,"create";R,"x") :- resource(R,_).\n',
                  "policies/gold-tier.lp:5:1: error: defines 'op/2', which the base library reserves", id="pool"),
     pytest.param('capacity(T,"vcpu",1;T,"vcpu",1) :- target(T).\n',
@@ -102,11 +104,21 @@ BROKEN = [
     pytest.param('-place("vfw","region-two").\n',
                  "policies/gold-tier.lp:5:1: error: defines '-place/2', the classical negation of 'place/2' (a "
                  "constraint on it: both may not hold), which the base library reserves", id="negation"),
+    pytest.param('before(op("vsink-base","activate"),op("vfw-base","create");'
+                 'op("vsink-base","activate"),op("vpg-base","create")).\n',   # (bound the solver, not in the plan)
+                 "policies/gold-tier.lp:5:1: error: before/2 is defined here other than as the one head of a rule",
+                 id="pooled-before"),
+    pytest.param('{ before(op(R,"create"),op(S,"create")) } :- relation("uses",R,S).\n',
+                 "policies/gold-tier.lp:5:1: error: before/2 is defined here other than as the one head of a rule",
+                 id="chosen-before"),
     pytest.param("#program other.\n:- resource(R,_).\n",
                  "policies/gold-tier.lp:5:1: error: '#program other.' is never grounded", id="program"),
     pytest.param(":- resource(R,_), R = \u201cvfw\u201d.\n",
                  "policies/gold-tier.lp:5:23: error: '\u201c' (U+201C) is not allowed outside a string or a comment",
                  id="non-ascii"),
+    pytest.param("#script (python)\nx = '%*'\n#end.\n:- resource(R,_), R = \u201cvfw\u201d.\n% *%\n",   # (read raw)
+                 "policies/gold-tier.lp:8:23: error: '\u201c' (U+201C) is not allowed outside a string or a comment",
+                 id="non-ascii-after-a-script"),
     pytest.param(':- resource(R,_), R = "\0".\n',
                  "policies/gold-tier.lp:5:24: error: a NUL character (U+0000) is not allowed in a policy file",
                  id="nul"),
@@ -301,7 +313,8 @@ def test_a_number_clingo_cannot_hold_is_refused_at_its_place(vfw_copy: Path, cap
 def test_pools_and_classical_negation_of_a_policys_own_predicates_pass(vfw_copy: Path) -> None:
     """A pool defines each of its atoms (it was read as defining none: 'foo/1 is read but never
     defined'); text outside ASCII in comments and strings is fine."""
-    add_policy(vfw_copy, HEADER + '% caf\u00e9\nfoo(1;2).\n-bar(3).\n:- foo(3), -bar(3), resource("\u00fc",_).\n')
+    add_policy(vfw_copy, HEADER + '% caf\u00e9\nfoo(1;2).\n-bar(3).\n:- foo(3), -bar(3), resource("\u00fc",_).\n'
+                         '%* block comments nest: %* caf\u00e9 *% still one *%\n')
     assert [str(d) for d in check(vfw_copy) if d.severity == "error"] == []
 
 
@@ -323,10 +336,11 @@ def test_an_order_of_what_is_no_operation_is_named(vfw_copy: Path, capsys) -> No
 def test_check_warns_of_an_atom_no_rule_gives_as_plan_does(vfw_copy: Path, capsys) -> None:
     """ordo check left out clingo's "atom does not occur in any rule head" for foo(2) where a rule
     gives foo(1) (the lint names only predicates no rule defines): ordo plan printed it."""
-    add_policy(vfw_copy, HEADER + "foo(1) :- foo(2).\n:- lable(R,\"a\",1), resource(R,_).\n")
+    add_policy(vfw_copy, HEADER + "foo(1) :- foo(2).\n:- lable(R,\"a\",1), resource(R,_).\n"
+                                  ":- lable(R,\"b\",1), resource(R,_).\n")   # (the lint names lable/3 once)
     found = [str(d) for d in check(vfw_copy)]
     assert any("5:11: warning: atom does not occur in any rule head" in d and "foo(2)" in d for d in found), found
-    assert not any(":6:" in d and "rule head" in d for d in found), found   # lable/3: the lint's error names it
+    assert not any("rule head" in d and "lable" in d for d in found), found   # lable/3: the lint's error names it
 
 
 @pytest.mark.parametrize(("rule", "what"), [
