@@ -58,12 +58,24 @@ class Project:
 JOURNAL_INPUT = "<journal>"
 
 
-def display_path(path: Path, root: Path) -> str:
-    """A path as messages and plans show it: relative to the project when inside it."""
+def input_name(path: Path, root: Path) -> str:
+    """A file as a plan's inputs name it: relative to the project when inside it, else its full path,
+    resolved: the same however it was spelled (``../inventory.yaml`` from the project folder and
+    ``p/../inventory.yaml`` from its parent are one input, or a saved plan would be stale)."""
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except (ValueError, OSError, RuntimeError):  # outside the project; a symlink loop (RuntimeError before 3.13)
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before 3.13)
         return str(path)
+    try:
+        return resolved.relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):  # outside the project
+        return str(resolved)
+
+
+def display_path(path: Path, root: Path) -> str:
+    """A path as messages show it: relative to the project when inside it, else as it was given."""
+    name = input_name(path, root)
+    return str(path) if Path(name).is_absolute() else name
 
 
 def project_folder(root: Path | str = ".") -> tuple[Path, Path]:
@@ -184,7 +196,7 @@ def load_project(
                                              "expected a file, relative to the project folder")]
             problems.extend(found)
             return None, None
-        inputs.append((src.file, src.sha256))
+        inputs.append((input_name(path, root) if isinstance(path, Path) else src.file, src.sha256))
         return parsed, src
 
     own_catalog = catalog is None   # the project file's catalog files, not ones given
@@ -228,7 +240,8 @@ def load_project(
 
     guards, guard_sources, guard_problems = load_guards(root, list(project.guards), proj_src, display_path)
     problems.extend(guard_problems)
-    inputs.extend((src.file, src.sha256) for src in guard_sources.values())
+    named = {display_path(root / rel, root): input_name(root / rel, root) for rel in project.guards}
+    inputs.extend((named.get(src.file, src.file), src.sha256) for src in guard_sources.values())
 
     policy_files, policy_problems = project_policy_files(root, project, proj_src)
     problems.extend(policy_problems)

@@ -180,28 +180,46 @@ def _note_unfinished(project: Path, journal: Path | str | None) -> None:
             "closes it; ordo apply refuses until then (or `--supersede`).", highlight=False)
 
 
-def _made_from(plan, source: Path, project: Path, inventory: Path | None) -> tuple[Path | None, Path | None]:
+def _made_from(plan, source: Path, project: Path, inventory: Path | None, *,
+               strict: bool = True) -> tuple[Path | None, Path | None]:
     """The request and the inventory file a saved plan was made from, to load the project as it was
     planned (the digest then checks them); ``inventory``, given, replaces the plan's. None: the
-    project's own (a plan of format 1.1 or before names none). The names are untrusted: only files
-    inside the project folder are read."""
-    from domain.project import project_folder
+    project's own (the files ordo.yaml names, wherever they are, and those of a plan of format 1.1 or
+    before, which names none). The names are untrusted: other files are read only from inside the
+    project folder; ``strict``: one from elsewhere is refused, else the project's own is taken (what
+    then differs, the digest names)."""
+    from domain.project import read_project_file
 
-    root = project_folder(project)[0]
+    root, project_file, _ = read_project_file(project)
+    own = {"request_file": project_file.request, "inventory_file": project_file.inventory}
 
-    def inside(name: str, field: str, what: str) -> Path | None:
+    def made_from(field: str, what: str, instead: str) -> Path | None:
+        name = getattr(plan, field)
         if not name:
             return None
+        readable = name.isprintable() and len(name) <= 1000   # (a NUL is no path)
+        if readable and own[field] and _same_file(root / own[field], root / name):
+            return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
         path = Path(name)
-        if path.is_absolute() or ".." in path.parts:
-            raise DiagnosticsError([Diagnostic(
-                file=str(source), path=field, summary=f"the plan was made from {what} outside the project folder "
-                f"({terminal_safe(name[:200])}): ordo reads a saved plan's {what} from the project folder only",
-                detail=f"move {what} into the project folder and plan again, or apply it itself")])
-        return root / path
+        if readable and not path.is_absolute() and ".." not in path.parts:
+            return root / path
+        if not strict:
+            return None
+        raise DiagnosticsError([Diagnostic(
+            file=str(source), path=field, summary=f"the plan was made from the {what} file "
+            f"{terminal_safe(name[:200])!r}, outside the project folder: a saved plan's {what} file is read "
+            "only from inside it", detail=f"move the {what} file into the project folder and plan again, or "
+            f"{instead}")])
 
-    return inside(plan.request_file, "request_file", "a request"), \
-        inventory or inside(plan.inventory_file, "inventory_file", "an inventory")
+    return made_from("request_file", "request", "apply the request itself (ordo apply REQUEST)"), \
+        inventory or made_from("inventory_file", "inventory", "name it: ordo apply plan.json --inventory FILE")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):   # (a symlink loop)
+        return False
 
 
 def _plan_limit(project: Path, *, required: bool = True) -> int:
@@ -889,8 +907,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
             from planner.verify import verify_explained_plan
             from planner.why import explain_placement
 
-            loaded = load_with_journal(project, *_made_from(saved, target, project, inventory), list(extra_policies),
-                                       journal)
+            loaded = load_with_journal(project, *_made_from(saved, target, project, inventory, strict=False),
+                                       list(extra_policies), journal)
             verify_explained_plan(loaded, saved, str(target), timeout=timeout)
             placed = explain_placement(loaded, saved, operation, timeout=timeout)
             if as_json:

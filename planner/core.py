@@ -17,7 +17,7 @@ import policies
 from domain.errors import Diagnostic, DiagnosticsError, first_of
 from domain.gcpause import paused_gc
 from domain.model import Model
-from domain.project import Project, display_path
+from domain.project import Project, display_path, input_name
 from domain.yamlsrc import Source
 from planner.bounded import LIMIT_HINTS, memory_for, solve_bounded, workers_for
 from planner.decode import Decoded, decode, op_id
@@ -169,7 +169,8 @@ KEPT = "<kept placements>"
 
 def digest(project: Project, program: Program) -> tuple[str, list[InputFile]]:
     inputs = dict(project.inputs)
-    inputs.update((pfile.display, pfile.sha256) for pfile in program.files)
+    inputs.update((input_name(pfile.path, project.root) if pfile.origin == "project" else pfile.display, pfile.sha256)
+                  for pfile in program.files)
     listed = [InputFile(path=p, sha256=h) for p, h in sorted(inputs.items())]
     whole = hashlib.sha256("".join(f"{i.path}\0{i.sha256}\n" for i in listed).encode()).hexdigest()
     return f"sha256:{whole}", listed
@@ -390,8 +391,8 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     return trusted(
         Plan, format_version=FORMAT_VERSION, status=result.status,
         request=project.model.request_name or (project.request_file or ""),
-        request_file=project.request_file or "" if project.request_path is not None else "",   # a file's, not a text's
-        inventory_file=display_path(project.inventory_file, project.root) if project.inventory_file else "",
+        request_file=input_name(project.request_path, project.root) if project.request_path is not None else "",
+        inventory_file=input_name(project.inventory_file, project.root) if project.inventory_file else "",
         digest=dig, inputs=tuple(inputs),
         resource_changes=tuple(changes), operations=operations, edges=tuple(edges),
         waves=tuple(tuple(w) for w in sched.waves), placements=placements, cost=cost,

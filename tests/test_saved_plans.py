@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ from executor.journal import Journal, default_path
 from planner.core import Outcome
 from planner.plan import Plan
 from planner.verify import PlanRefused, verify_saved_plan
-from tests.conftest import Run, run_ordo
+from tests.conftest import VFW, Run, run_ordo
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -587,6 +588,19 @@ def test_a_resource_change_listed_twice_is_refused(project, capsys):
     assert not default_path(project).exists()
 
 
+def test_a_plan_of_a_project_whose_inventory_is_outside_it_is_applied(tmp_path: Path) -> None:
+    """ordo.yaml may name an inventory outside the project folder: a saved plan of it names that file,
+    which is the project's own, however the folder is spelled (a review's, 6 December)."""
+    shutil.copytree(VFW, tmp_path / "p", ignore=shutil.ignore_patterns(".ordo"))
+    (tmp_path / "p" / "inventory.yaml").rename(tmp_path / "inventory.yaml")
+    ordo_yaml = tmp_path / "p" / "ordo.yaml"
+    ordo_yaml.write_text(ordo_yaml.read_text().replace("inventory: inventory.yaml", "inventory: ../inventory.yaml"))
+    assert run_ordo("plan", "-C", "p", "--out", "p/plan.json", cwd=tmp_path).code == 0
+    applied = run_ordo("apply", "plan.json", "--auto-approve", "--simulation", "simulations/smooth.yaml",
+                       cwd=tmp_path / "p")
+    assert applied.code == 0 and "Apply complete: 10 created" in applied.out, applied.text
+
+
 def test_a_journal_named_another_way_is_the_same_input(vfw_copy: Path) -> None:
     """A plan's inputs name the journal's records the same however its path is spelled: a plan
     made with --journal j/journal.db was stale when applied from the project folder as
@@ -613,15 +627,20 @@ def test_a_plan_of_another_request_and_inventory_is_applied_as_it_was_made(vfw_c
     assert made.code == 0, made.text
     data = json.loads((vfw_copy / "delete.json").read_text())
     assert (data["request_file"], data["inventory_file"]) == ("requests/delete.yaml", "inventory-deployed.yaml")
-    for name in ("../outside.yaml", "/etc/passwd", "requests/../../x.yaml"):
+    for name in ("../outside.yaml", "/etc/passwd", "requests/../../x.yaml", "a\u0000b", "x" * 5000):
         (vfw_copy / "edited.json").write_text(json.dumps({**data, "request_file": name}))
         refused = run_ordo("apply", "-C", vfw_copy, vfw_copy / "edited.json", "--auto-approve")
-        assert refused.code == 1 and "request_file: the plan was made from a request outside the project folder" \
-            in refused.err, refused.text
+        assert refused.code == 1 and "request_file: the plan was made from the request file" in refused.err \
+            and "outside the project folder: a saved plan's request file is read only from inside it" in refused.err, \
+            refused.text
     applied = run_ordo("apply", "-C", vfw_copy, vfw_copy / "delete.json", "--auto-approve", "--simulation", smooth)
     assert applied.code == 0 and "Apply complete: 0 created, 0 changed, 10 deleted." in applied.out, applied.text
 
     made = run_ordo("plan", "-C", vfw_copy, "--out", vfw_copy / "plan.json")
+    placed = json.loads((vfw_copy / "plan.json").read_text())
+    (vfw_copy / "edited.json").write_text(json.dumps({**placed, "request_file": "../outside.yaml"}))
+    explained = run_ordo("explain", "-C", vfw_copy, vfw_copy / "edited.json", "vfw")   # (the project's own, then)
+    assert explained.code == 0 and "vfw" in explained.out, explained.text
     older = {k: v for k, v in json.loads((vfw_copy / "plan.json").read_text()).items()
              if k not in ("request_file", "inventory_file")}
     (vfw_copy / "older.json").write_text(json.dumps({**older, "format_version": "1.1"}))
