@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -67,11 +68,12 @@ def check(root: Path | str = ".", request: Path | str | None = None,
             # but an atom of a predicate no rule defines, which the lint names better there (planner/lint.py:
             # did you mean); one of a predicate defined for other atoms only (foo(2), where a rule gives foo(1))
             # is clingo's alone to name
-            named = {(d.file, d.line) for d in program.diagnostics if d.code == "undefined"}
+            named = {m[1] for d in program.diagnostics if d.code == "undefined"
+                     and (m := re.match(r"predicate '(-?[a-z_][A-Za-z0-9_']*)/\d+'", d.summary))}
             diagnostics += [d for d in ground_only(program, model_facts(model) if model else [],
                                                    timeout=settings.solve_timeout, memory_mb=settings.memory_limit_mb)
                             if not (d.summary.startswith("atom does not occur in any rule head")
-                                    and (d.file, d.line) in named)]
+                                    and re.sub(r"^\(|\(.*$|\)$", "", d.detail.strip()) in named)]
         except DiagnosticsError as exc:
             diagnostics += exc.diagnostics
     return sorted(set(diagnostics))
