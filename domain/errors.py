@@ -49,8 +49,9 @@ class DiagnosticsError(OrdoError):
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
 
-def first_of(items: list[str], most: int) -> str:
+def first_of(items: list[str], most: int, total: int | None = None) -> str:
     """``items`` joined with commas, the first ``most`` of them and how many more: a message about
-    thousands of resources names a few."""
-    more = len(items) - most
+    thousands of resources names a few. ``total``: how many there are, where ``items`` holds the
+    first of them only."""
+    more = (len(items) if total is None else total) - most
     return ", ".join(items[:most]) + (f" and {more:,} more" if more > 0 else "")

@@ -60,12 +60,14 @@ NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 
 def secret_name(name: Any) -> bool:
     """Whether a key, header, flag or variable name looks like it holds a secret."""
-    return isinstance(name, str) and _secret_str(name)
+    if not isinstance(name, str):
+        return False
+    return _secret_str(name) if len(name) <= 100 else name not in NOT_SECRET and _NAME.search(name) is not None
 
 
 @functools.lru_cache(maxsize=4096)
 def _secret_str(name: str) -> bool:
-    """(An event's keys are a few names over and over: each is searched once.)"""
+    """(An event's keys are a few names over and over: each is searched once; a long one, not kept.)"""
     return name not in NOT_SECRET and _NAME.search(name) is not None
 
 

@@ -87,7 +87,7 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
 def unfinished_runs(project: Path, journal: JournalArg) -> list[RunInfo]:
     """The runs that can still be resumed (crashed, interrupted, failed, fallen out): a new apply is
     refused until each is resumed, aborted or superseded, and what a crashed one did last may not be
-    in the journal's state yet. None without a journal."""
+    in the journal's state yet. None (an empty list) without a journal."""
     path = journal_path(project, journal)
     if not path.exists():
         return []

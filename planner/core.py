@@ -259,15 +259,16 @@ def make_plan(project: Project, *, timeout: float | None = None, concurrency: in
                                            "least one operation at a time, so it is read as 1", severity="warning",
                                    code="schedule") for name, value in sorted(decoded.below_one.items())]
     if decoded.stray:
-        result.warnings.append(_stray_order(decoded.stray, program))
+        result.warnings.append(_stray_order(decoded.stray, decoded.strays, program))
     return Outcome(status=plan.status, plan=plan, timings=timings, warnings=result.warnings, scope=scope)
 
 
-def _stray_order(stray: list[tuple[str, str, int]], program: Program) -> Diagnostic:
-    """A warning for before/2 atoms whose ends are no operation: they order nothing (a plan's order
-    is between its operations, op(R,O)), and a cycle of them leaves no plan."""
+def _stray_order(stray: list[tuple[str, str, int]], count: int, program: Program) -> Diagnostic:
+    """A warning for before/2 atoms whose ends are no operation (``count``, the first of them ``stray``):
+    they order nothing (a plan's order is between its operations, op(R,O)), and a cycle of them leaves
+    no plan."""
     first = program.rules[stray[0][2]]
-    shown = first_of([f"{a} before {b}" for a, b, _ in stray], 5)
+    shown = first_of([f"{a} before {b}" for a, b, _ in stray], 5, count)
     return Diagnostic(file=first.file, line=first.line, summary=f"before/2 orders what is no operation: {shown}",
                       detail="an order is between operations, before(op(R1,O1),op(R2,O2)); these order nothing",
                       severity="warning", code="ordering")

@@ -54,8 +54,10 @@ class Decoded:
     groups: dict[str, list[str]] = field(default_factory=dict)   # resource -> concurrency groups
     group_limits: dict[str, int] = field(default_factory=dict)
     below_one: dict[str, int] = field(default_factory=dict)   # group -> the limit under 1 a policy gave (read as 1)
-    #: before/2 atoms that order what is not an operation ("a", "b", rule index), the first STRAY_MOST
+    #: before/2 atoms that order what is not an operation ("a", "b", rule index), STRAY_MOST of them, and
+    #: how many there are
     stray: list[tuple[str, str, int]] = field(default_factory=list)
+    strays: int = 0
     order: list[str] | None = None                       # a topological order, once cycle() found none
 
     @cached_property
@@ -104,6 +106,7 @@ def decode(result: SolveResult) -> Decoded:
     limits: dict[str, int] = {}
     below: dict[str, int] = {}
     stray: list[tuple[str, str, int]] = []
+    strays = 0
     for text in result.texts():
         parts = text.split('"')
         head = parts[0]   # 'op(', '__before(op(', ... when the first argument is a string
@@ -115,9 +118,11 @@ def decode(result: SolveResult) -> Decoded:
                 edges[key] = {rule}
             else:
                 found.add(rule)
-        elif head.startswith("__before(") and len(stray) < STRAY_MOST:   # an end that is no operation
-            a, b, rule = clingo.parse_term(text).arguments
-            stray.append((_node(a), _node(b), rule.number))
+        elif head.startswith("__before("):   # an end that is no operation
+            strays += 1
+            if len(stray) < STRAY_MOST:
+                a, b, rule = clingo.parse_term(text).arguments
+                stray.append((_node(a), _node(b), rule.number))
         elif head == "op(" and len(parts) == 5 and parts[4] == ")":   # (op/2 alone: no atom of another arity)
             ops[parts[1] + "/" + parts[3]] = (parts[1], parts[3])
         elif head == "goal(" and len(parts) == 5 and parts[4] == ")":
@@ -142,6 +147,6 @@ def decode(result: SolveResult) -> Decoded:
     groups = {r: sorted(g for g in gs if g in limits) for r, gs in groups.items()}
     return Decoded(ops=ops, edges=edges, goals=goals, why=why, placements=placements, successors=successors,
                    groups={r: gs for r, gs in groups.items() if gs}, group_limits=limits, below_one=below,
-                   stray=sorted(stray))
+                   stray=sorted(stray), strays=strays)
 
 

@@ -59,6 +59,7 @@ class Explanation:
     cycle_rules: list[list[str]] = field(default_factory=list)
     # what the request asks of the resources involved: (resource, state, where)
     goals: list[tuple[str, str, str]] = field(default_factory=list)
+    finished: bool = True   # False: the time limit cut the explaining short
 
     def to_dict(self) -> dict:
         return {
@@ -146,7 +147,7 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
             f"or a classical negation cannot be satisfied at all{where}"))
     if result.status == "timeout":
         return Explanation(kind="unknown", summary="no plan exists; explaining why did not finish within the time "
-                                                   "limit (a longer one gives it time)")
+                                                   "limit (a longer one gives it time)", finished=False)
     conflicts = conflicts_from(result.symbols, program, model)
     if conflicts:
         names = sorted({c.policy for c in conflicts})
@@ -532,6 +533,9 @@ def minimal_conflict(program: Program, facts: list[str], model: Model, *, timeou
         return None   # a plan with every goal: with any
     if not core:   # no plan with every constraint off: the order (a cycle of before/2 rules) or a choice rule
         why = explain_no_plan(program, facts, model, timeout=max(0.0, deadline - time.monotonic()))
+        if not why.finished:
+            return MinimalConflict(rules=[], goals=[], minimal=False, checks=held.checks + 1, policies=names,
+                                   found=False)
         if why.kind in ("cycle", "unknown"):   # (the goals switched, giving up a goal would break it: not the cause)
             return MinimalConflict(rules=[], goals=[], minimal=True, checks=held.checks + 1, policies=names, cycle=why)
     kept, minimal = held.preferred(conflict_order(program, held.symbols), core)

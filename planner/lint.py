@@ -296,7 +296,7 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None) -> list[Dia
         reads.extend((sig, at, pfile.display) for sig, at in facts.reads)
     names = sorted(f"{n}/{a}" for n, a in defined if not n.startswith("__"))
     for sig, at, display in sorted(reads, key=lambda r: (r[2], r[1])):
-        if sig in defined or unsure is None or sig[0] in unsure:
+        if sig in defined or unsure is None or sig[0].lstrip("-") in unsure:   # (-p: the word is p)
             continue
         text = f"{sig[0]}/{sig[1]}"
         close = difflib.get_close_matches(text, names, n=1, cutoff=0.6)
