@@ -115,8 +115,11 @@ def _locate(path: Path | str | None, root: Path) -> Path | None:
     if path is None:
         return None
     path = Path(path)
-    if not path.is_absolute() and not path.exists() and (root / path).exists():
-        return root / path
+    try:
+        if not path.is_absolute() and not path.exists() and (root / path).exists():
+            return root / path
+    except OSError:   # a name too long for the file system: not there (Python 3.11 raises for it)
+        pass
     return path
 
 

@@ -200,16 +200,16 @@ def _made_from(plan, source: Path, project: Path, inventory: Path | None, *,
         readable = name.isprintable() and len(name) <= 1000   # (a NUL is no path)
         if readable and own[field] and _same_file(root / own[field], root / name):
             return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
-        path = Path(name)
-        if readable and not path.is_absolute() and ".." not in path.parts:
-            return root / path
+        path = root / name
+        if readable and not Path(name).is_absolute() and ".." not in Path(name).parts and _inside(path, root):
+            return path
         if not strict:
             return None
         raise DiagnosticsError([Diagnostic(
             file=str(source), path=field, summary=f"the plan was made from the {what} file "
-            f"{terminal_safe(name[:200])!r}, outside the project folder: a saved plan's {what} file is read "
-            "only from inside it", detail=f"move the {what} file into the project folder and plan again, or "
-            f"{instead}")])
+            f"{terminal_safe(name[:200])!r}, which is not a file inside the project folder (symlinks followed): a "
+            f"saved plan's {what} file is read only from inside it", detail=f"move the {what} file into the "
+            f"project folder and plan again, or {instead}")])
 
     return made_from("request_file", "request", "apply the request itself (ordo apply REQUEST)"), \
         inventory or made_from("inventory_file", "inventory", "name it: ordo apply plan.json --inventory FILE")
@@ -218,7 +218,15 @@ def _made_from(plan, source: Path, project: Path, inventory: Path | None, *,
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):   # (a symlink loop)
+    except (OSError, RuntimeError):   # (a name too long, a symlink loop)
+        return False
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, symlinks followed, is in the folder ``root``."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
         return False
 
 

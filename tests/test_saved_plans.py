@@ -627,11 +627,15 @@ def test_a_plan_of_another_request_and_inventory_is_applied_as_it_was_made(vfw_c
     assert made.code == 0, made.text
     data = json.loads((vfw_copy / "delete.json").read_text())
     assert (data["request_file"], data["inventory_file"]) == ("requests/delete.yaml", "inventory-deployed.yaml")
-    for name in ("../outside.yaml", "/etc/passwd", "requests/../../x.yaml", "a\u0000b", "x" * 5000):
+    (vfw_copy.parent / "outside").mkdir()
+    (vfw_copy.parent / "outside" / "x.yaml").write_text("password: hunter2\n")
+    (vfw_copy / "requests" / "link").symlink_to(vfw_copy.parent / "outside")   # (a sweep's: read, and quoted)
+    for name in ("../outside.yaml", "/etc/passwd", "requests/../../x.yaml", "a\u0000b", "x" * 5000,
+                 "requests/link/x.yaml"):
         (vfw_copy / "edited.json").write_text(json.dumps({**data, "request_file": name}))
         refused = run_ordo("apply", "-C", vfw_copy, vfw_copy / "edited.json", "--auto-approve")
         assert refused.code == 1 and "request_file: the plan was made from the request file" in refused.err \
-            and "outside the project folder: a saved plan's request file is read only from inside it" in refused.err, \
+            and "which is not a file inside the project folder" in refused.err and "password" not in refused.err, \
             refused.text
     applied = run_ordo("apply", "-C", vfw_copy, vfw_copy / "delete.json", "--auto-approve", "--simulation", smooth)
     assert applied.code == 0 and "Apply complete: 0 created, 0 changed, 10 deleted." in applied.out, applied.text
