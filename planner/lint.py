@@ -278,11 +278,12 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None) -> list[Dia
             out.append(_diag(pfile.display, at, *REFUSED.get(what, (
                 f"'{what}.' is never grounded: the rules after it would not apply",
                 "ordo grounds the base program only: drop the line, or write '#program base.'")), "statement"))
-        for sig, at in facts.defined:
+        for sig, at in dict.fromkeys(facts.defined):   # (a pool defines its atoms at one place)
             if sig in LABELS:
                 continue  # the labelling rewrite's own heads (planner/program.py)
             positive = (sig[0].lstrip("-"), sig[1])
-            if positive in reserved or sig[0].lstrip("-").startswith("__"):
+            if positive in reserved or positive[0].startswith("__") or (
+                    positive != sig and positive in OPEN_SIGNATURES):   # (-before: a hidden constraint on the order)
                 negated = "" if positive == sig else \
                     f", the classical negation of '{positive[0]}/{positive[1]}' (a constraint on it: both may not hold)"
                 out.append(_diag(

@@ -67,11 +67,18 @@ def _late_metadata(lines: list[str], first: int, display: str) -> list[Diagnosti
     return out
 
 
+def clingo_lines(text: str) -> list[str]:
+    """A policy's lines as clingo numbers them: at each line feed only (``str.splitlines`` also breaks
+    at a lone CR, a form feed, U+2028 ...: a comment holding one put every line after it off by one,
+    and the check of numbers too large read the wrong lines), without a CRLF's CR."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def read_metadata(source: str, display: str, default_name: str) -> tuple[PolicyMeta, list[Diagnostic]]:
     """The ``%@`` header of a policy file (the leading comment block)."""
     values: dict[str, tuple[str, int]] = {}
     problems: list[Diagnostic] = []
-    lines = source.splitlines()
+    lines = clingo_lines(source)
     for number, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text:

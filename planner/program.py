@@ -30,7 +30,7 @@ from clingo import ast
 import policies
 from domain.errors import Diagnostic
 from domain.project import display_path
-from planner.metadata import PolicyMeta, read_metadata
+from planner.metadata import PolicyMeta, clingo_lines, read_metadata
 
 _MSG = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?: (?P<sev>\w+): (?P<text>.*)$",
                   re.S)
@@ -166,7 +166,7 @@ def parse_message(message: str, displays: dict[str, str]) -> Diagnostic:
 
 def _source_line(path: str, line: int) -> str:
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = clingo_lines(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return ""
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
@@ -388,7 +388,7 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
                rules: list[RuleInfo], diagnostics: list[Diagnostic]) -> tuple[PolicyFile, list[_Include]]:
     pfile = PolicyFile(path=path, display=display, origin=origin, sha256=sha256)
     messages: list[str] = []
-    lines = source.splitlines()
+    lines = clingo_lines(source)
     pfile.meta, problems = read_metadata(source, display, policy_name(display))
     if parent is not None and not pfile.meta.declared:
         pfile.meta = parent

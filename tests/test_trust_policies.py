@@ -111,6 +111,9 @@ BROKEN = [
     pytest.param('{ before(op(R,"create"),op(S,"create")) } :- relation("uses",R,S).\n',
                  "policies/gold-tier.lp:5:1: error: before/2 is defined here other than as the one head of a rule",
                  id="chosen-before"),
+    pytest.param('-before(op("vfw","assign"),op("vfw","config-assign")).\n',
+                 "policies/gold-tier.lp:5:1: error: defines '-before/2', the classical negation of 'before/2'",
+                 id="negated-before"),
     pytest.param("#program other.\n:- resource(R,_).\n",
                  "policies/gold-tier.lp:5:1: error: '#program other.' is never grounded", id="program"),
     pytest.param(":- resource(R,_), R = \u201cvfw\u201d.\n",
@@ -119,6 +122,8 @@ BROKEN = [
     pytest.param("#script (python)\nx = '%*'\n#end.\n:- resource(R,_), R = \u201cvfw\u201d.\n% *%\n",   # (read raw)
                  "policies/gold-tier.lp:8:23: error: '\u201c' (U+201C) is not allowed outside a string or a comment",
                  id="non-ascii-after-a-script"),
+    pytest.param("% a\r lone CR, which clingo does not count as a line's end\nm(99999999999).\n",   # (a sweep's)
+                 "policies/gold-tier.lp:6:3: error: the number 99999999999 is too large", id="cr-in-a-comment"),
     pytest.param(':- resource(R,_), R = "\0".\n',
                  "policies/gold-tier.lp:5:24: error: a NUL character (U+0000) is not allowed in a policy file",
                  id="nul"),
