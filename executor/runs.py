@@ -17,7 +17,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import OrdoError
+from domain.errors import Diagnostic, DiagnosticsError, OrdoError
+from domain.formats import quoted
 from domain.gcpause import paused_gc
 from domain.project import Project, display_path, load_project, project_folder, read_project_file
 from executor.journal import (
@@ -82,6 +83,54 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
                 observed = list(records.values())
     return load_project(project, request, inventory, extra, observed=observed, observed_json=stored,
                         observed_sha256=sha256, observed_name=display_path(path, root))
+
+
+def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | None, *,
+                     strict: bool = True) -> tuple[Path | None, Path | None]:
+    """The request and the inventory file a saved plan was made from, to load the project as it was
+    planned (the digest then checks them); ``inventory``, given, replaces the plan's. None: the
+    project's own (the files ordo.yaml names, wherever they are, and those of a plan of format 1.1 or
+    before, which names none). The names are untrusted: other files are read only from inside the
+    project folder; ``strict``: one from elsewhere is refused, else the project's own is taken (what
+    then differs, the digest names)."""
+    root, project_file, _ = read_project_file(project)
+    own = {"request_file": project_file.request, "inventory_file": project_file.inventory}
+
+    def made_from(field: str, what: str, instead: str) -> Path | None:
+        name = getattr(plan, field)
+        if not name:
+            return None
+        readable = name.isprintable() and len(name) <= 1000   # (a NUL is no path)
+        if readable and own[field] and _same_file(root / own[field], root / name):
+            return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
+        path = root / name
+        if readable and not Path(name).is_absolute() and ".." not in Path(name).parts and _inside(path, root):
+            return path
+        if not strict:
+            return None
+        raise DiagnosticsError([Diagnostic(
+            file=str(source), path=field, summary=f"the plan was made from the {what} file "
+            f"{quoted(name)}, which is not a file inside the project folder (symlinks followed): a "
+            f"saved plan's {what} file is read only from inside it", detail=f"move the {what} file into the "
+            f"project folder and plan again, or {instead}")])
+
+    return made_from("request_file", "request", "apply the request itself (ordo apply REQUEST)"), \
+        inventory or made_from("inventory_file", "inventory", "name it: ordo apply plan.json --inventory FILE")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):   # (a name too long, a symlink loop)
+        return False
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, symlinks followed, is in the folder ``root``."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def unfinished_runs(project: Path, journal: JournalArg) -> list[RunInfo]:

@@ -27,7 +27,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from domain.errors import Diagnostic, DiagnosticsError, OrdoError, first_of
+from domain.errors import DiagnosticsError, OrdoError, first_of
 from domain.gcpause import paused_gc
 from ordo.safe import shown, shown_lines, terminal_safe
 
@@ -178,56 +178,6 @@ def _note_unfinished(project: Path, journal: Path | str | None) -> None:
         _console(stderr=True).print(
             f"[yellow]Note:[/] {shown(named)}{crashed}: `ordo resume {first}` carries it on, `ordo abort {first}` "
             "closes it; ordo apply refuses until then (or `--supersede`).", highlight=False)
-
-
-def _made_from(plan, source: Path, project: Path, inventory: Path | None, *,
-               strict: bool = True) -> tuple[Path | None, Path | None]:
-    """The request and the inventory file a saved plan was made from, to load the project as it was
-    planned (the digest then checks them); ``inventory``, given, replaces the plan's. None: the
-    project's own (the files ordo.yaml names, wherever they are, and those of a plan of format 1.1 or
-    before, which names none). The names are untrusted: other files are read only from inside the
-    project folder; ``strict``: one from elsewhere is refused, else the project's own is taken (what
-    then differs, the digest names)."""
-    from domain.project import read_project_file
-
-    root, project_file, _ = read_project_file(project)
-    own = {"request_file": project_file.request, "inventory_file": project_file.inventory}
-
-    def made_from(field: str, what: str, instead: str) -> Path | None:
-        name = getattr(plan, field)
-        if not name:
-            return None
-        readable = name.isprintable() and len(name) <= 1000   # (a NUL is no path)
-        if readable and own[field] and _same_file(root / own[field], root / name):
-            return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
-        path = root / name
-        if readable and not Path(name).is_absolute() and ".." not in Path(name).parts and _inside(path, root):
-            return path
-        if not strict:
-            return None
-        raise DiagnosticsError([Diagnostic(
-            file=str(source), path=field, summary=f"the plan was made from the {what} file "
-            f"{terminal_safe(name[:200])!r}, which is not a file inside the project folder (symlinks followed): a "
-            f"saved plan's {what} file is read only from inside it", detail=f"move the {what} file into the "
-            f"project folder and plan again, or {instead}")])
-
-    return made_from("request_file", "request", "apply the request itself (ordo apply REQUEST)"), \
-        inventory or made_from("inventory_file", "inventory", "name it: ordo apply plan.json --inventory FILE")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):   # (a name too long, a symlink loop)
-        return False
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """Whether ``path``, symlinks followed, is in the folder ``root``."""
-    try:
-        return path.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError):
-        return False
 
 
 def _plan_limit(project: Path, *, required: bool = True) -> int:
@@ -573,7 +523,8 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
 
         load_client().reachable(engine_to.address)
     saved = Plan.read(target, _plan_limit(project)) if target is not None and target.suffix == ".json" else None
-    request, inventory = _made_from(saved, target, project, inventory) if saved is not None else (target, inventory)
+    request, inventory = library.saved_plan_files(saved, target, project, inventory) if saved is not None \
+        else (target, inventory)
     library.check_startable(project, journal, supersede)
     loaded = library.load_with_journal(project, request, inventory, list(extra_policies), journal)
     options = library.apply_options(simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
@@ -911,11 +862,11 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
                                    f"{operation}/create), not the resource '{operation}'")
         saved = Plan.read(target, _plan_limit(project, required=False))
         if "/" not in operation and operation in saved.placements and after is None:
-            from executor.runs import load_with_journal
+            from executor.runs import load_with_journal, saved_plan_files
             from planner.verify import verify_explained_plan
             from planner.why import explain_placement
 
-            loaded = load_with_journal(project, *_made_from(saved, target, project, inventory, strict=False),
+            loaded = load_with_journal(project, *saved_plan_files(saved, target, project, inventory, strict=False),
                                        list(extra_policies), journal)
             verify_explained_plan(loaded, saved, str(target), timeout=timeout)
             placed = explain_placement(loaded, saved, operation, timeout=timeout)

@@ -7,8 +7,9 @@
 * a policy defining a predicate the base library reserves (``op/2``,
   ``place/2``, a fact of the interface ...), in a pool (``op(R,"a";R,"b")``)
   or by classical negation (``-place(R,T)``) too;
-* ``#show`` (the planner reads the shown atoms as its answer) and
-  ``#program NAME`` other than base (never grounded);
+* ``#show`` (the planner reads the shown atoms as its answer),
+  ``#program NAME`` other than base (never grounded), and before/2 other than
+  as a rule's one head (the plan would lack the order the solver kept);
 * (warnings) a label key, relationship kind, type ... that a project policy
   reads but no model file uses.
 """
