@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,23 +60,24 @@ JOURNAL_INPUT = "<journal>"
 
 
 def input_name(path: Path, root: Path) -> str:
-    """A file as a plan's inputs name it: relative to the project when inside it, else its full path,
-    resolved: the same however it was spelled (``../inventory.yaml`` from the project folder and
-    ``p/../inventory.yaml`` from its parent are one input, or a saved plan would be stale)."""
+    """A file as a plan's inputs name it: its path resolved, relative to the project folder resolved
+    (``../inventory.yaml`` for one beside it): the same however it was spelled (from the project
+    folder, or as ``p/../inventory.yaml`` from its parent), and after the project was moved or copied
+    with it."""
     try:
-        resolved = path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before 3.13)
+        return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop (RuntimeError before 3.13); another drive
         return str(path)
-    try:
-        return resolved.relative_to(root.resolve()).as_posix()
-    except (ValueError, OSError, RuntimeError):  # outside the project
-        return str(resolved)
+
+
+def _outside(name: str) -> bool:
+    return name.startswith("../") or name == ".." or Path(name).is_absolute()
 
 
 def display_path(path: Path, root: Path) -> str:
     """A path as messages show it: relative to the project when inside it, else as it was given."""
     name = input_name(path, root)
-    return str(path) if Path(name).is_absolute() else name
+    return str(path) if _outside(name) else name
 
 
 def project_folder(root: Path | str = ".") -> tuple[Path, Path]:

@@ -105,7 +105,7 @@ def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | 
             return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
         path = root / name
         if readable and not Path(name).is_absolute() and ".." not in Path(name).parts and _inside(path, root):
-            return path
+            return path.resolve()   # (what was checked: a symlink swapped in since is not followed)
         if not strict:
             return None
         raise DiagnosticsError([Diagnostic(

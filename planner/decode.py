@@ -110,7 +110,8 @@ def decode(result: SolveResult) -> Decoded:
     for text in result.texts():
         parts = text.split('"')
         head = parts[0]   # 'op(', '__before(op(', ... when the first argument is a string
-        if (head == "__before(op(" or head == "__before(") and len(parts) == 9:
+        if (head == "__before(op(" and len(parts) == 9 and parts[2] == parts[6] == "," and parts[4] == "),op("
+                and parts[8].startswith("),") and parts[8][2:-1].isdigit()):   # (op to op: no other shape)
             key = (parts[1] + "/" + parts[3], parts[5] + "/" + parts[7])   # op_id
             rule = int(parts[8].strip("),"))
             found = edges.get(key)

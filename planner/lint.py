@@ -287,8 +287,10 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None) -> list[Dia
                     positive != sig and positive in OPEN_SIGNATURES):   # (-before: a hidden constraint on the order)
                 negated = "" if positive == sig else \
                     f", the classical negation of '{positive[0]}/{positive[1]}' (a constraint on it: both may not hold)"
+                owned = (", which the base library reserves" if positive not in OPEN_SIGNATURES else
+                         ": policies may define it, not its negation (a constraint says what may not hold)")
                 out.append(_diag(
-                    pfile.display, at, f"defines '{sig[0]}/{sig[1]}'{negated}, which the base library reserves",
+                    pfile.display, at, f"defines '{sig[0]}/{sig[1]}'{negated}{owned}",
                     "policies read it; they may define only before/2, replace/1, group/2, group_limit/2 "
                     "and predicates of their own", "reserved"))
         for name, at in facts.constants:

@@ -454,9 +454,15 @@ def _unreadable_character(source: str, display: str) -> Diagnostic | None:
     ends); a NUL anywhere (it would end the text there)."""
     if _UNREADABLE.search(source) is None:
         return None
-    at = source.find("\0")
+    at, theory = source.find("\0"), False
     if at < 0:   # the first one in code (a #script block's text is read as it is, as clingo reads it)
-        at = next((found.start() for kind, start, end in _lexed(source) if kind in ("code", "script")
+        spans = list(_lexed(source))
+        # theory terms (#theory, &atoms) are read by a lexer of their own, without strings: in a file
+        # that has them, a string is code too (an accent there ended the process as well)
+        theory = any(kind == "code" and ("&" in source[start:end] or source.startswith("#theory", start))
+                     for kind, start, end in spans)
+        code = ("code", "script", "string") if theory else ("code", "script")
+        at = next((found.start() for kind, start, end in spans if kind in code
                    for found in [_UNREADABLE.search(source, start, end)] if found is not None), -1)
     if at < 0:
         return None
@@ -472,7 +478,8 @@ def _unreadable_character(source: str, display: str) -> Diagnostic | None:
         what, detail = f"'{char}' ({code})", "clingo reads only ASCII there: write it in ASCII, or inside a string"
     else:
         what, detail = f"a control character ({code})", "clingo reads only printable ASCII there"
-    where = "in a policy file" if char == "\0" else "outside a string or a comment"
+    where = ("in a policy file" if char == "\0" else "outside a comment in a file with theory terms (#theory, &)"
+             if theory else "outside a string or a comment")
     return Diagnostic(file=display, line=line, column=column, summary=f"{what} is not allowed {where}",
                       detail=detail, code="asp")
 
@@ -488,7 +495,8 @@ def _wrapped_numbers(stm: ast.AST, display: str, lines: list[str]) -> list[Diagn
         node = stack.pop()
         if node.ast_type == ast.ASTType.SymbolicTerm and node.symbol.type == clingo.SymbolType.Number:
             begin, end = node.location.begin, node.location.end
-            written = lines[begin.line - 1][begin.column - 1:end.column - 1] if begin.line == end.line else ""
+            written = (lines[begin.line - 1].encode()[begin.column - 1:end.column - 1].decode(errors="replace")
+                       if begin.line == end.line else "")   # (clingo counts columns in bytes)
             if written.isdigit() and int(written) > CLINGO_MAX_INT:
                 out.append(Diagnostic(file=display, line=begin.line, column=begin.column,
                                       summary=f"the number {written} is too large",

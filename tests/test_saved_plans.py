@@ -596,6 +596,10 @@ def test_a_plan_of_a_project_whose_inventory_is_outside_it_is_applied(tmp_path: 
     ordo_yaml = tmp_path / "p" / "ordo.yaml"
     ordo_yaml.write_text(ordo_yaml.read_text().replace("inventory: inventory.yaml", "inventory: ../inventory.yaml"))
     assert run_ordo("plan", "-C", "p", "--out", "p/plan.json", cwd=tmp_path).code == 0
+    shutil.copytree(tmp_path, tmp_path / "copy" / "of")   # (the project moved with its inventory: a review's)
+    applied = run_ordo("apply", "plan.json", "--auto-approve", "--simulation", "simulations/smooth.yaml",
+                       cwd=tmp_path / "copy" / "of" / "p")
+    assert applied.code == 0 and "Apply complete: 10 created" in applied.out, applied.text
     applied = run_ordo("apply", "plan.json", "--auto-approve", "--simulation", "simulations/smooth.yaml",
                        cwd=tmp_path / "p")
     assert applied.code == 0 and "Apply complete: 10 created" in applied.out, applied.text
