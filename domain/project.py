@@ -64,6 +64,8 @@ def input_name(path: Path, root: Path) -> str:
     (``../inventory.yaml`` for one beside it): the same however it was spelled (from the project
     folder, or as ``p/../inventory.yaml`` from its parent), and after the project was moved or copied
     with it."""
+    if not isinstance(path, Path):   # (a journal's URL: executor.store.JournalUrl)
+        return str(path)
     try:
         return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
     except (OSError, RuntimeError, ValueError):  # a symlink loop (RuntimeError before 3.13); another drive

@@ -37,9 +37,8 @@ def every_edge(result: SolveResult) -> dict[tuple[str, str], set[int]]:
     operation, too (``decode`` keeps the plan's). For an explanation: a cycle there has no plan."""
     edges: dict[tuple[str, str], set[int]] = {}
     for text in result.texts():
-        if text.startswith("__before("):
-            a, b, rule = clingo.parse_term(text).arguments
-            edges.setdefault((_node(a), _node(b)), set()).add(rule.number)
+        if text.startswith("__before(") and len(args := clingo.parse_term(text).arguments) == 3:
+            edges.setdefault((_node(args[0]), _node(args[1])), set()).add(args[2].number)
     return edges
 
 
@@ -121,9 +120,8 @@ def decode(result: SolveResult) -> Decoded:
                 found.add(rule)
         elif head.startswith("__before("):   # an end that is no operation
             strays += 1
-            if len(stray) < STRAY_MOST:
-                a, b, rule = clingo.parse_term(text).arguments
-                stray.append((_node(a), _node(b), rule.number))
+            if len(stray) < STRAY_MOST and len(args := clingo.parse_term(text).arguments) == 3:
+                stray.append((_node(args[0]), _node(args[1]), args[2].number))
         elif head == "op(" and len(parts) == 5 and parts[4] == ")":   # (op/2 alone: no atom of another arity)
             ops[parts[1] + "/" + parts[3]] = (parts[1], parts[3])
         elif head == "goal(" and len(parts) == 5 and parts[4] == ")":

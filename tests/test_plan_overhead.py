@@ -114,11 +114,13 @@ def _decoded(shown: list[str]):
 
 def test_decoded_successors_graph_and_cycle():
     ops = ['op("a","create")', 'op("b","create")', 'op("c","create")']
-    acyclic = _decoded(ops + ['__before("a","create","b","create",0)', '__before("a","create","c","create",1)'])
+    acyclic = _decoded(ops + ['__before(op("a","create"),op("b","create"),0)',
+                              '__before(op("a","create"),op("c","create"),1)'])
     assert acyclic.successors == {"a/create": ["b/create", "c/create"], "b/create": [], "c/create": []}
     assert sorted(acyclic.graph.edges) == [("a/create", "b/create"), ("a/create", "c/create")]
     assert acyclic.cycle() == []
-    cyclic = _decoded(ops + ['__before("a","create","b","create",0)', '__before("b","create","a","create",1)'])
+    cyclic = _decoded(ops + ['__before(op("a","create"),op("b","create"),0)',
+                             '__before(op("b","create"),op("a","create"),1)'])
     assert sorted(cyclic.cycle()) == ["a/create", "b/create"]
     assert cyclic.cycle() == find_cycle(cyclic.graph)
 
