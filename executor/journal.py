@@ -628,9 +628,8 @@ class Journal:
             runs = "; ".join(f"run {r.id} is {r.effective_status}" for r in waiting)
             first = waiting[0].id
             raise JournalError(
-                f"{self.path}: {runs}, and can be resumed: `ordo resume {first}` carries it on, "
-                f"`ordo abort {first}` closes it, or `ordo apply --supersede` starts anew (a superseded run "
-                "can never be resumed)")
+                f"{self.path}: {runs}, and can be resumed: {resume_or_abort(first)}, or `ordo apply --supersede` "
+                "starts anew (a superseded run can never be resumed)")
         return waiting
 
     @contextlib.contextmanager
@@ -1028,6 +1027,11 @@ def _records_adapter() -> Any:
     from pydantic import Json, TypeAdapter
 
     return TypeAdapter(list[Json[ObservedResource]])
+
+
+def resume_or_abort(run: int) -> str:
+    """What to do with a run left to resume, as messages say it."""
+    return f"`ordo resume {run}` carries it on, `ordo abort {run}` closes it"
 
 
 def _run_info(row: tuple, path: Path | JournalUrl) -> RunInfo:

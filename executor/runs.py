@@ -101,11 +101,12 @@ def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | 
         if not name:
             return None
         readable = name.isprintable() and len(name) <= 1000   # (a NUL is no path)
-        if readable and own[field] and _same_file(root / own[field], root / name):
+        path = _resolved(root / name) if readable else None
+        if path is not None and own[field] and path == _resolved(root / own[field]):
             return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
-        path = root / name
-        if readable and not Path(name).is_absolute() and ".." not in Path(name).parts and _inside(path, root):
-            return path.resolve()   # (what was checked: a symlink swapped in since is not followed)
+        if path is not None and not Path(name).is_absolute() and ".." not in Path(name).parts \
+                and path.is_relative_to(root.resolve()):
+            return path   # (resolved, as checked: a symlink swapped in since is not followed)
         if not strict:
             return None
         raise DiagnosticsError([Diagnostic(
@@ -118,19 +119,12 @@ def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | 
         inventory or made_from("inventory_file", "inventory", "name it: ordo apply plan.json --inventory FILE")
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _resolved(path: Path) -> Path | None:
+    """``path`` with symlinks followed; None for a name too long or a symlink loop."""
     try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):   # (a name too long, a symlink loop)
-        return False
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """Whether ``path``, symlinks followed, is in the folder ``root``."""
-    try:
-        return path.resolve().is_relative_to(root.resolve())
+        return path.resolve()
     except (OSError, RuntimeError):
-        return False
+        return None
 
 
 def unfinished_runs(project: Path, journal: JournalArg) -> list[RunInfo]:

@@ -167,6 +167,7 @@ def _save_plan(path: Path, plan, settings) -> None:
 def _note_unfinished(project: Path, journal: Path | str | None) -> None:
     """A note (on stderr) of the runs that can still be resumed: the state a plan starts from may lack
     what a crashed one did last, and ordo apply refuses until they are resumed, aborted or superseded."""
+    from executor.journal import resume_or_abort
     from executor.runs import unfinished_runs
 
     runs = unfinished_runs(project, journal)
@@ -176,8 +177,8 @@ def _note_unfinished(project: Path, journal: Path | str | None) -> None:
         first = runs[0].id
         named = first_of([f"run {r.id} is {r.effective_status}" for r in runs], 3)
         _console(stderr=True).print(
-            f"[yellow]Note:[/] {shown(named)}{crashed}: `ordo resume {first}` carries it on, `ordo abort {first}` "
-            "closes it; ordo apply refuses until then (or `--supersede`).", highlight=False)
+            f"[yellow]Note:[/] {shown(named)}{crashed}: {resume_or_abort(first)}; ordo apply refuses until then "
+            "(or `--supersede`).", highlight=False)
 
 
 def _plan_limit(project: Path, *, required: bool = True) -> int:

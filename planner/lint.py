@@ -25,7 +25,7 @@ from clingo import ast
 
 from domain.errors import Diagnostic
 from planner.facts import FACT_SIGNATURES
-from planner.program import CACHES, GLUE, PolicyFile, Program
+from planner.program import CACHES, GLUE, PolicyFile, Program, before_head
 
 Sig = tuple[str, int]
 
@@ -164,17 +164,6 @@ class _FileFacts:
     refused: tuple[tuple[str, At], ...] = ()  # "#show", "#program NAME" (not base), "before" (other form)
 
 
-def _plain_before(stm: ast.AST, kind: ast.ASTType) -> bool:
-    """Whether the statement is a rule whose head is one before/2 atom: the form ordo labels, so that the
-    plan's edges name their rules (program.py). In a pool, a choice, a disjunction or an #external, an
-    order would bind the solver's answer and be missing from the plan."""
-    if kind != T.Rule or (head := stm.head).ast_type != T.Literal or head.sign != ast.Sign.NoSign:
-        return False
-    atom = head.atom
-    return (atom.ast_type == T.SymbolicAtom and (sym := atom.symbol).ast_type == T.Function
-            and sym.name == "before" and len(sym.arguments) == 2)
-
-
 def _at(loc: ast.Location) -> At:
     return loc.begin.line, loc.begin.column
 
@@ -196,7 +185,7 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
             refused.append(("#program " + stm.name if kind == ast.ASTType.Program else "#show", _at(stm.location)))
         got, read, calls = _parts(stm)
         code += [(name, _at(loc)) for name, loc in calls]
-        if not _plain_before(stm, kind) and any(sig == ("before", 2) for sig, _ in got):
+        if any(sig == ("before", 2) for sig, _ in got) and before_head(stm) is None:
             refused.append(("before", _at(stm.location)))
         if kind == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))

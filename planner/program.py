@@ -447,6 +447,11 @@ CLINGO_MAX_INT = 2**31 - 1
 _UNREADABLE = re.compile(r"[^\t\n\r\x20-\x7e]")
 
 
+def _position(text: str, at: int) -> tuple[int, int]:
+    """The line and column (from 1, in characters) of offset ``at`` of ``text``."""
+    return text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+
+
 def _unreadable_character(source: str, display: str) -> Diagnostic | None:
     """A character clingo cannot read where it stands: outside a string or a comment, one that is
     not printable ASCII (a byte order mark, a letter with an accent, a quote pasted from a
@@ -467,8 +472,7 @@ def _unreadable_character(source: str, display: str) -> Diagnostic | None:
     if at < 0:
         return None
     char = source[at]
-    line = source.count("\n", 0, at) + 1
-    column = at - (source.rfind("\n", 0, at) + 1) + 1
+    line, column = _position(source, at)
     code = f"U+{ord(char):04X}"
     if char == "\ufeff":
         what, detail = f"a byte order mark ({code})", "save the file as UTF-8 without one"
@@ -538,8 +542,7 @@ def _missing_period(diag: Diagnostic, text: str) -> Diagnostic:
     end = _last_code(text, offset)
     if end is None or not _ENDS_STATEMENT.match(text[end]):
         return diag
-    line = text.count("\n", 0, end) + 1
-    column = end - text.rfind("\n", 0, end) + 1  # just after the last character
+    line, column = _position(text, end + 1)   # just after the last character
     return Diagnostic(file=diag.file, line=line, column=column, summary="syntax error: missing '.'?",
                       detail=f"no '.' ends the statement here; clingo, at {diag.line}:{diag.column}: {diag.summary}",
                       severity=diag.severity, code=diag.code)
@@ -645,9 +648,7 @@ def _includes(source: str) -> tuple[list[_Include], str]:
         elif kind == "include":
             match = _DIRECTIVE.match(source, index)
             assert match is not None
-            line = source.count("\n", 0, index) + 1
-            column = index - source.rfind("\n", 0, index)
-            found.append(_Include(line, column, _unquote(match[1][1:-1]) if match[1] else None))
+            found.append(_Include(*_position(source, index), _unquote(match[1][1:-1]) if match[1] else None))
             spans.append((index, end))
     start = source.find("#include")
     while start >= 0:  # the rest, in comments and scripts: clingo skips them too, blanked all the same
@@ -743,16 +744,26 @@ def _label(stm: ast.AST, pfile: PolicyFile, rules: list[RuleInfo], lines: list[s
                                 [ast.SymbolicTerm(loc, clingo.Number(info.index)), values], False)
         # a Rule made anew, not stm.update(head=...): that reads every attribute again
         return ast.Rule(loc, ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)), body)
-    if atom.ast_type == ast.ASTType.SymbolicAtom:
-        sym = atom.symbol
-        if sym.ast_type == ast.ASTType.Function and sym.name == "before" and len(sym.arguments) == 2:
-            info = RuleInfo(len(rules), "before", pfile.display, loc.begin.line, loc.begin.column,
-                            _text(lines, loc), (), _comment_before(lines, loc.begin.line))
-            rules.append(info)
-            new_head = ast.Function(loc, "__before",
-                                    [*sym.arguments, ast.SymbolicTerm(loc, clingo.Number(info.index))], False)
-            return ast.Rule(loc, ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)), stm.body)
+    sym = before_head(stm)
+    if sym is not None:
+        info = RuleInfo(len(rules), "before", pfile.display, loc.begin.line, loc.begin.column,
+                        _text(lines, loc), (), _comment_before(lines, loc.begin.line))
+        rules.append(info)
+        new_head = ast.Function(loc, "__before",
+                                [*sym.arguments, ast.SymbolicTerm(loc, clingo.Number(info.index))], False)
+        return ast.Rule(loc, ast.Literal(loc, ast.Sign.NoSign, ast.SymbolicAtom(new_head)), stm.body)
     return stm
+
+
+def before_head(stm: ast.AST) -> ast.AST | None:
+    """The before/2 atom that is a rule's one head (``before(A,B) :- ...``), or None: the form ordo
+    labels, so that a plan's edges name their rules (in a pool, a choice, a disjunction or an
+    #external, an order would bind the solver and be missing from the plan: planner/lint.py)."""
+    if stm.ast_type != ast.ASTType.Rule or (head := stm.head).ast_type != ast.ASTType.Literal \
+            or head.sign != ast.Sign.NoSign or (atom := head.atom).ast_type != ast.ASTType.SymbolicAtom:
+        return None
+    sym = atom.symbol
+    return sym if sym.ast_type == ast.ASTType.Function and sym.name == "before" and len(sym.arguments) == 2 else None
 
 
 class _Strings(ast.Transformer):
