@@ -104,16 +104,23 @@ def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | 
         path = _resolved(root / name) if readable else None
         if path is not None and own[field] and path == _resolved(root / own[field]):
             return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
-        if path is not None and not Path(name).is_absolute() and ".." not in Path(name).parts \
-                and path.is_relative_to(root.resolve()):
+        if path is None:
+            why = "which is no file name ordo reads (a control character, or more than 1,000 characters)"
+        elif Path(name).is_absolute() or ".." in Path(name).parts:
+            why = "which is named by an absolute path or through '..': a saved plan names its files from " \
+                  "inside the project folder"
+        elif not path.is_relative_to(root.resolve()):
+            why = f"which is not a file inside the project folder (symlinks followed): a saved plan's {what} " \
+                  "file is read only from inside it"
+        elif path.exists() and not path.is_file():   # (a FIFO would hang the read; stat opens nothing)
+            why = "which is not a regular file"
+        else:
             return path   # (resolved, as checked: a symlink swapped in since is not followed)
         if not strict:
             return None
         raise DiagnosticsError([Diagnostic(
-            file=str(source), path=field, summary=f"the plan was made from the {what} file "
-            f"{quoted(name)}, which is not a file inside the project folder (symlinks followed): a "
-            f"saved plan's {what} file is read only from inside it", detail=f"move the {what} file into the "
-            f"project folder and plan again, or {instead}")])
+            file=str(source), path=field, summary=f"the plan was made from the {what} file {quoted(name)}, {why}",
+            detail=f"plan again from a {what} file inside the project folder, or {instead}")])
 
     return made_from("request_file", "request", "apply the request itself (ordo apply REQUEST)"), \
         inventory or made_from("inventory_file", "inventory", "name it: ordo apply plan.json --inventory FILE")

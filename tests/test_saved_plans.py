@@ -634,13 +634,18 @@ def test_a_plan_of_another_request_and_inventory_is_applied_as_it_was_made(vfw_c
     (vfw_copy.parent / "outside").mkdir()
     (vfw_copy.parent / "outside" / "x.yaml").write_text("password: hunter2\n")
     (vfw_copy / "requests" / "link").symlink_to(vfw_copy.parent / "outside")   # (a sweep's: read, and quoted)
-    for name in ("../outside.yaml", "/etc/passwd", "requests/../../x.yaml", "a\u0000b", "x" * 5000,
-                 "requests/link/x.yaml"):
+    os.mkfifo(vfw_copy / "requests" / "fifo.yaml")   # (a read of it would wait for a writer: a sweep's)
+    for name, why in (("../outside.yaml", "named by an absolute path or through '..'"),
+                      ("/etc/passwd", "named by an absolute path or through '..'"),
+                      ("requests/../../x.yaml", "named by an absolute path or through '..'"),
+                      ("requests/../requests/x.yaml", "named by an absolute path or through '..'"),
+                      ("a\u0000b", "no file name ordo reads"), ("x" * 5000, "no file name ordo reads"),
+                      ("requests/link/x.yaml", "not a file inside the project folder (symlinks followed)"),
+                      ("requests/fifo.yaml", "not a regular file"), ("requests", "not a regular file")):
         (vfw_copy / "edited.json").write_text(json.dumps({**data, "request_file": name}))
         refused = run_ordo("apply", "-C", vfw_copy, vfw_copy / "edited.json", "--auto-approve")
         assert refused.code == 1 and "request_file: the plan was made from the request file" in refused.err \
-            and "which is not a file inside the project folder" in refused.err and "password" not in refused.err, \
-            refused.text
+            and f"which is {why}" in refused.err and "password" not in refused.err, refused.text
     applied = run_ordo("apply", "-C", vfw_copy, vfw_copy / "delete.json", "--auto-approve", "--simulation", smooth)
     assert applied.code == 0 and "Apply complete: 0 created, 0 changed, 10 deleted." in applied.out, applied.text
 
