@@ -425,7 +425,8 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
         if not messages:
             messages.append(f"{path}:1:1: error: could not parse the file")
     for msg in messages:
-        diagnostics.append(_missing_period(parse_message(msg, {str(path): display, "<string>": display}), text))
+        diagnostics.append(_unclosed_comment(
+            _missing_period(parse_message(msg, {str(path): display, "<string>": display}), text), text))
     return pfile, includes
 
 
@@ -548,6 +549,20 @@ def _missing_period(diag: Diagnostic, text: str) -> Diagnostic:
                       severity=diag.severity, code=diag.code)
 
 
+def _unclosed_comment(diag: Diagnostic, text: str) -> Diagnostic:
+    """clingo reports a block comment never closed at the end of the file ("lexer error, unexpected
+    <EOF>"); point at where it opens instead."""
+    if diag.summary != "lexer error, unexpected <EOF>":
+        return diag
+    start = next((start for kind, start, _ in _lexed(text) if kind == "unclosed comment"), None)
+    if start is None:
+        return diag
+    line, column = _position(text, start)
+    return Diagnostic(file=diag.file, line=line, column=column, summary="a '%*' comment that is never closed",
+                      detail=f"end it with '*%', and each '%*' inside it too (they nest); clingo, at "
+                             f"{diag.line}:{diag.column}: {diag.summary}", severity=diag.severity, code=diag.code)
+
+
 def _last_code(text: str, stop: int) -> int | None:
     """The offset of the last character before ``stop`` that is neither
     blank nor in a comment (``_lexed``); strings are code."""
@@ -555,7 +570,7 @@ def _last_code(text: str, stop: int) -> int | None:
     for kind, start, end in _lexed(text):
         if start >= stop:
             break
-        if kind != "comment":
+        if not kind.endswith("comment"):
             end = min(end, stop)
             code = text[start:end].rstrip()
             if code:
@@ -583,7 +598,8 @@ _KEYWORD_END = re.compile(r"(?![A-Za-z0-9_])")
 def _lexed(source: str) -> Iterator[tuple[str, int, int]]:
     """A policy's text as clingo's lexer (libgringo's) sees it, as far as ordo reads it: (kind, start,
     end) spans, in order, that cover it. Kinds: "comment" (``%`` and ``#!`` to the end of the line;
-    ``%* *%``, which nest, and within which a ``%`` starts a line comment), "string", "script" (a
+    ``%* *%``, which nest, and within which a ``%`` starts a line comment; "unclosed comment" for one
+    that the file ends in), "string", "script" (a
     ``#script`` block to its ``#end``: read as it is), "include" (an ``#include`` directive and what
     it names) and "code"."""
     index, size = 0, len(source)
@@ -600,7 +616,7 @@ def _lexed(source: str) -> Iterator[tuple[str, int, int]]:
                     index = _line_end(source, index)
                 else:
                     index += 1
-            yield "comment", start, index
+            yield "comment" if depth == 0 else "unclosed comment", start, index
         elif char == "%" or source.startswith("#!", index):
             end = _line_end(source, index)
             yield "comment", index, end

@@ -61,6 +61,20 @@ def test_missing_period_points_at_the_end_of_the_rule(tmp_path: Path, text: str,
     assert f"clingo, at {clingo_at}: syntax error, unexpected" in diag.detail
 
 
+@pytest.mark.parametrize(("text", "where"), [
+    ("p(1).\n%* a comment\nleft open\n\nq(1).\n", (2, 1)),
+    ("p(1).  %* one %* nested *% but the outer\nnot closed\n", (1, 8)),   # (they nest)
+    ('p("%*").\n% %* in a line comment\nq(1). %* x\n', (3, 7)),          # (not in a string or a line comment)
+])
+def test_a_comment_never_closed_is_shown_where_it_opens(tmp_path: Path, text: str, where: tuple[int, int]) -> None:
+    """clingo reports it at the end of the file (a sweep's, 6 December)."""
+    path = tmp_path / "p.lp"
+    path.write_text(text, encoding="utf-8")
+    [diag] = load_program([(path, "p.lp", "project")], tmp_path).diagnostics
+    assert (diag.line, diag.column, diag.summary) == (*where, "a '%*' comment that is never closed"), diag
+    assert "lexer error, unexpected <EOF>" in diag.detail
+
+
 @pytest.mark.parametrize("text", [
     "a(1..).\n",                   # not a missing period: the message stays clingo's
     "p(X) :- q(X) r(X).\n",        # a missing comma in the middle of a line
