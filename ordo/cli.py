@@ -409,7 +409,11 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
         raise click.UsageError("name a change: --target-down, --capacity, --without-policy, --with-policy, "
                                "--request or --inventory (or compare with --baseline plan.json)")
     if baseline is not None:
+        from executor.runs import saved_plan_files
+
         base = read_plan(baseline, _plan_limit(project))
+        # the request and inventory it was made from (one it may not read: the project's) are the scenario's too
+        base_request, base_inventory = saved_plan_files(base, baseline, project, None, strict=False)
     else:
         with _limit_of("the baseline"):
             base = make_plan(load_with_journal(project, base_request, base_inventory, [], journal),
@@ -424,7 +428,8 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     extra: dict = {"scenario": described}
     if baseline is not None:
         # made from the inputs the project has now? Otherwise the difference is partly theirs, not the scenario's
-        extra["baseline_inputs_changed"] = changed = _made_from_other_inputs(base, project, journal)
+        extra["baseline_inputs_changed"] = changed = _made_from_other_inputs(base, project, base_request,
+                                                                            base_inventory, journal)
         if changed and fmt == "text":
             _console().print(f"[yellow]Note:[/] {shown(baseline)} was made from other inputs than the project's "
                              "now: the difference below is also theirs, not only the scenario's.\n", highlight=False)
@@ -444,12 +449,14 @@ def _limit_of(side: str) -> Iterator[None]:
         raise PlanningLimitError(exc.kind, f"planning {side}: {exc}", exc.file) from None
 
 
-def _made_from_other_inputs(plan, project: Path, journal: Path | str | None) -> bool:
-    """Whether a saved plan's digest is not that of the project's inputs as they are now."""
+def _made_from_other_inputs(plan, project: Path, request: Path | None, inventory: Path | None,
+                            journal: Path | str | None) -> bool:
+    """Whether a saved plan's digest is not that of its inputs (the project's, with ``request`` and
+    ``inventory``) as they are now."""
     from executor.runs import load_with_journal
     from planner.core import digest, load_policies
 
-    now = load_with_journal(project, None, None, [], journal)
+    now = load_with_journal(project, request, inventory, [], journal)
     return digest(now, load_policies(now, warnings=False))[0] != plan.digest
 
 

@@ -171,6 +171,20 @@ def test_whatif_against_saved_baseline(vfw_copy, tmp_path):
     assert _json(run_ordo(*args, "--format", "json"))["baseline_inputs_changed"] is True
 
 
+def test_whatif_against_a_saved_plan_of_another_request(vfw_copy, tmp_path):
+    """The scenario is planned from the request and inventory the baseline was made from (format 1.2
+    names them): it was planned from the project's own, and the whole difference was theirs."""
+    assert run_ordo("plan", "-C", vfw_copy, "requests/delete.yaml", "--inventory", "inventory-deployed.yaml",
+                    "--out", vfw_copy / "delete.json").code == 0
+    args = ("whatif", "-C", vfw_copy, "--baseline", vfw_copy / "delete.json", "--target-down", "region-two")
+    run = run_ordo(*args)
+    assert run.code == 0 and "No differences." in run.out and "Note:" not in run.out, run.text
+    assert _json(run_ordo(*args, "--format", "json"))["baseline_inputs_changed"] is False
+    # --request still names the scenario's own
+    run = run_ordo(*args, "--request", vfw_copy / "requests" / "instantiate.yaml")
+    assert run.code == 0 and "No differences." not in run.out, run.text
+
+
 def test_json_is_deterministic(vfw_copy):
     # this process (its own hash seed) and another process with another seed
     args = ("whatif", "-C", vfw_copy, "--target-down", "region-two", "--without-policy", "anti-affinity",
