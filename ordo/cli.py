@@ -174,10 +174,15 @@ def _note_unfinished(project: Path, journal: Path | str | None) -> None:
     if runs:
         crashed = " (what a crashed run did last may not be in the state yet)" if any(
             r.effective_status == "crashed" for r in runs) else ""
-        first = runs[0].id
+        first = runs[0]
         named = first_of([f"run {r.id} is {r.effective_status}" for r in runs], 3)
+        what = resume_or_abort(first.id)
+        if first.options.get("engine") == "temporal" and first.effective_status == "crashed":
+            # (asking Temporal here would cost every plan a call): resume refuses while its workflow runs
+            what = (f"if its Temporal workflow still runs, `ordo abort {first.id}` stops it; if not, "
+                    f"`ordo resume {first.id}` carries it on")
         _console(stderr=True).print(
-            f"[yellow]Note:[/] {shown(named)}{crashed}: {resume_or_abort(first)}; ordo apply refuses until then "
+            f"[yellow]Note:[/] {shown(named)}{crashed}: {what}; ordo apply refuses until then "
             "(or `--supersede`).", highlight=False)
 
 

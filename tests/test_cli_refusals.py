@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -620,3 +621,15 @@ def test_plan_and_state_say_a_run_is_left_to_resume(vfw_copy: Path) -> None:
         assert run.code == 0 and note in " ".join(run.err.split()), (args, run.text)
     assert run_ordo("resume", "1", "-C", str(vfw_copy)).code == 0
     assert "Note:" not in run_ordo("plan", "-C", str(vfw_copy)).err
+    # a run on Temporal whose client is gone may still be carried on by its workflow: resume refuses that
+    crashed = run_ordo_process("apply", "--auto-approve", "-C", str(vfw_copy), "requests/delete.yaml",
+                               env={"ORDO_CRASH_POINT": "plan-saved"})
+    assert crashed.code != 0
+    with sqlite3.connect(vfw_copy / ".ordo" / "journal.db") as db:
+        options = json.loads(db.execute("SELECT options FROM runs WHERE id = 2").fetchone()[0])
+        db.execute("UPDATE runs SET options = ? WHERE id = 2",
+                   (json.dumps({**options, "engine": "temporal", "temporal": "127.0.0.1:1"}),))
+    run = run_ordo("plan", "-C", str(vfw_copy))
+    assert run.code == 0 and ("run 2 is crashed (what a crashed run did last may not be in the state yet): if its "
+                              "Temporal workflow still runs, `ordo abort 2` stops it; if not, `ordo resume 2` "
+                              "carries it on;") in " ".join(run.err.split()), run.text
