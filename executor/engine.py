@@ -203,7 +203,7 @@ class Executor:
         self.once_since: int | None = None
         self.once_same: Callable[[Event, Event], bool] | None = None
         # The run being driven, as far as the core does not keep it:
-        self._project: Project | None = None
+        self._loaded: Project | None = None             # (``_project``)
         self._records: dict[str, ObservedResource] = {}   # the journal's state projection
         self._calls: dict[int, str] = {}                   # token in flight -> operation
         self._requests: dict[str, OperationRequest] = {}   # operation -> its last request
@@ -894,6 +894,19 @@ class Executor:
         if stored:
             rs.seq = stored[-1].seq
         return stored
+
+    @property
+    def _project(self) -> Project | None:
+        """The project of the run being driven (its plan's, or the re-plan's)."""
+        return self._loaded
+
+    @_project.setter
+    def _project(self, project: Project | None) -> None:
+        # its catalog's secrets are redacted from every write from now on: a resumed run's first
+        # intents were written before a controller (which taught them) was made
+        self._loaded = project
+        if project is not None:
+            self.learn_secrets(project)
 
     def learn_secrets(self, project: Project) -> None:
         """The catalog's secret params and outputs, redacted from every write of this executor's journal."""

@@ -25,7 +25,7 @@ import pytest
 from executor.controllers.simulated import World
 from executor.journal import Journal
 from executor.redact import Redactor, redact_argv
-from tests.conftest import run_ordo
+from tests.conftest import run_ordo, run_ordo_process
 
 BEARER = "bearer-from-env-7f3a9c"          # read by the http controller as {env[ORDO_TEST_BEARER]}
 ENV_TOKEN = "env-token-2b8d41e0"           # in the environment under a secret-looking name
@@ -227,6 +227,27 @@ def test_a_secret_nested_in_a_param_is_kept_out_and_compared_by_fingerprint(
     (root / "request.yaml").write_text(request.replace("paired-pass-9012", "paired-pass-other"))
     code, out = ordo(capsys, "plan", "-C", root, "--detailed-exitcode")
     assert code == 2 and "thing.good  update" in out, out
+
+
+def test_a_resumed_run_writes_no_declared_secret(tmp_path: Path) -> None:
+    """A run killed once its first intents were written, then resumed: the resume wrote its intents
+    before it made a controller (which taught the journal the catalog's secret names), and so wrote
+    the declared secret param in clear (the executor's review of 6 December)."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "catalog.yaml").write_text(
+        "controllers:\n  c: { description: simulated }\nlifecycles:\n  simple:\n    states: [absent, present]\n"
+        "    operations:\n      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
+        "types:\n  thing: {lifecycle: simple, controller: c, secrets: [pin]}\n")
+    (root / "request.yaml").write_text(f'resources:\n  - {{name: a, type: thing, params: {{pin: "{DECLARED}"}}}}\n')
+    (root / "inventory.yaml").write_text("resources: []\n")
+    (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n")
+    crashed = run_ordo_process("apply", "-C", root, "--auto-approve", env={"ORDO_CRASH_POINT": "intent-written"})
+    assert crashed.code != 0 and (root / ".ordo" / "journal.db").exists(), crashed.text
+    resumed = run_ordo("resume", "1", "-C", root)
+    assert resumed.code == 0 and leaks(resumed.text) == [], resumed.text
+    journal = b"".join(p.read_bytes() for p in (root / ".ordo").glob("journal.db*"))   # (not the world's)
+    assert b"<secret " in journal and leaks(journal) == []
 
 
 def test_journal_and_world_are_private(tmp_path: Path) -> None:
