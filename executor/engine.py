@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from domain.formats import ObservedResource
+from domain.formats import ObservedResource, quoted
 from domain.model import REFERENCE, Model, Resource, observed_record, references_in
 from domain.project import Project, display_path
 from domain.secrets import is_fingerprint
@@ -542,8 +542,8 @@ class Executor:
                 if verdict == "applied":
                     return Outcome(token, oid, outputs=dict(obs.outputs or {}), observed=True,
                                    seconds=time.monotonic() - started)
-                if verdict != "resend":
-                    return Outcome(token, oid, error=CallError(verdict, applied=False),
+                if verdict != "resend":   # (still in doubt: a new key is sent only once it is known not applied)
+                    return Outcome(token, oid, error=CallError(verdict, applied=None),
                                    seconds=time.monotonic() - started)
             outputs = ctl.execute(request)
             self.crash.hit("applied")
@@ -639,7 +639,12 @@ class Executor:
             if obs.state is None and obs.exists:
                 found.append(Found(res.name))  # the controller cannot tell
                 continue
-            now_state = obs.state if obs.exists and obs.state in kind.states else kind.initial
+            if obs.exists and obs.state not in kind.states:   # not absent: whatever was done stays in doubt
+                found.append(Found(res.name, error=f"it exists in a state its lifecycle does not have, "
+                                                   f"{quoted(obs.state)} (type {res.type}: "
+                                                   f"{', '.join(kind.states)})"))
+                continue
+            now_state = obs.state if obs.exists else kind.initial
             target = obs.target if now_state != kind.initial else None
             record = self._record(model, res, now_state, None, dict(obs.attributes),
                                   target=target or self._target(core.state, model, res.name))

@@ -187,3 +187,50 @@ def test_controllers_without_a_kind_are_announced_as_simulated(vfw_copy: Path) -
     use_controllers(vfw_copy, "{ kind: simulated }")
     run = run_ordo("apply", "-C", vfw_copy, "--auto-approve")
     assert "name no kind" not in run.err
+
+
+DEGRADING = """\
+import json, os, sys
+req = json.load(sys.stdin)
+world = json.load(open("world.json")) if os.path.exists("world.json") else {}
+with open("calls.log", "a") as log:
+    log.write(json.dumps([req["action"], (req.get("request") or {}).get("key") or req.get("key")]) + "\\n")
+if req["action"] == "observe":
+    state = world.get(req["resource"])
+    print(json.dumps({"exists": state is not None, "state": state, "applied": None, "outputs": None}))
+    sys.exit(0)
+if req["resource"] in world:
+    print(json.dumps({"error": "already exists: a second create", "applied": False}))
+    sys.exit(1)
+world[req["resource"]] = "degraded"
+json.dump(world, open("world.json", "w"))
+print(json.dumps({"error": "half-way: the stack is degraded", "applied": None}))
+sys.exit(1)
+"""
+
+
+def test_a_resource_found_in_a_state_its_lifecycle_lacks_is_never_created_twice(tmp_path: Path) -> None:
+    """A create whose answer said "maybe applied" leaves the resource in a state the lifecycle does not
+    have. It was read as absent (the initial state), and the judge's "cannot tell" as "not applied":
+    create was sent again under new keys, without observing first (the executor's review of 6 December).
+    The create stays in doubt, is observed before any new attempt, and the run falls out saying why."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "ctl.py").write_text(DEGRADING)
+    (root / "catalog.yaml").write_text(
+        f"controllers:\n  c: {{ kind: command, retry: {{attempts: 1}}, "
+        f"config: {{ command: [{json.dumps(sys.executable)}, ctl.py] }} }}\n"
+        "lifecycles:\n  simple:\n    states: [absent, present]\n    operations:\n"
+        "      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
+        "types:\n  thing: {lifecycle: simple, controller: c}\n")
+    (root / "request.yaml").write_text("resources:\n  - {name: a, type: thing}\n")
+    (root / "inventory.yaml").write_text("resources: []\n")
+    (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code != 0 and "Apply fell out" in run.out, run.text
+    assert "'a' is degraded, neither absent nor present: cannot tell whether create was applied" in run.out
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert [key for action, key in calls if action == "execute"] == [calls[0][1]], calls   # sent once
+    shown = run_ordo("show", "1", "-C", root)
+    assert "observed a: it exists in a state its lifecycle does not have, 'degraded' (type thing: absent, " \
+           "present)" in shown.out, shown.text
