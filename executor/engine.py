@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from domain.formats import ObservedResource, quoted
-from domain.model import REFERENCE, Model, Resource, observed_record, references_in
+from domain.model import REFERENCE, Model, Resource, observed_record, references_in, replace_references
 from domain.project import Project, display_path
 from domain.secrets import is_fingerprint
 from executor.claims import plan_beside, run_claims, targets_only
@@ -1074,7 +1074,7 @@ def _resolve(value: Any, value_of: Callable[[str, str], Any]) -> Any:
                 producer, _, output = m.group(1).rpartition(".outputs.")
                 return str(value_of(producer, output))
 
-            return REFERENCE.sub(sub, value)
+            return replace_references(value, sub)
         except KeyError:
             return _MISSING
     if isinstance(value, dict):

@@ -865,3 +865,23 @@ def test_errors_among_many_warnings_are_listed_again_at_the_end(project: Project
     errors = [line for line in lines if ": error: " in line]
     assert len(errors) == 2 and errors[0] == errors[1], result.stderr   # in file order, then again
     assert lines[-3:] == ["The 1 error(s) again, without the warnings:", errors[0], "1 error(s), 30 warning(s)."]
+
+
+def test_references_are_found_as_before_in_time_linear_in_the_text() -> None:
+    """A param of '${' 100,000 times took a minute to search (each '${' with no '}' after it was
+    scanned to the end; an HTTP sweep's, 6 December): the search now ends at the last '}'. The same
+    references, and the same text with them replaced, as the plain search on random texts."""
+    import random
+
+    from domain.model import REFERENCE, references_in, replace_references
+
+    rng = random.Random(20261206)
+    pieces = ["${", "}", "{", "$", "a", ".outputs.", "x}", " "]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        assert [inner for _, inner in references_in(text)] == [m.group(1) for m in REFERENCE.finditer(text)], text
+        assert replace_references(text, lambda m: f"<{m.group(1)}>") == \
+            REFERENCE.sub(lambda m: f"<{m.group(1)}>", text), text
+    hostile = "}" + "${" * 100_000
+    assert references_in(hostile) == [] and replace_references(hostile, lambda m: "") == hostile
+    assert references_in({"p": ["${" * 100_000 + "}"]}) == [(("p", 0), "${" * 99_999)]
