@@ -47,9 +47,15 @@ NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[
          r"|signature|(?<=[_.-])pass(?![a-z])|(?-i:(?<=[a-z0-9])Pass)(?![a-z])")
 #   (admin_pass, DB_PASS, vnf-pass, adminPass: not a word's "pass", as in passport or bypass)
 _NAME = re.compile(NAMES, re.IGNORECASE)
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
-_QUERY = re.compile(r"(?<=[?&])([^=&#\s\"'<>]+)=([^&#\s\"'<>]+)")
-_PAIR = re.compile(rf"(?i)\b([\w.-]*(?:{NAMES})[\w.-]*)([\"']?\s*[:=]\s*[\"']?)"
+# Each pattern starts only where a run of the characters its name (a scheme, a key) is made of starts,
+# not at every word boundary in it, and a query's key holds no '?': a match that fails then scans each
+# character a bounded number of times. Started anywhere in a run, each start scanned the run to its
+# end: quadratic, 20 s for a text of 16 KB (an HTTP sweep's). Pairs and flags are masked as before;
+# a URL's password also where its scheme starts with a digit or follows '_' ("x_http://u:pw@h"), and
+# a query's value also after an empty key ("?=v", "?a?=v").
+_USERINFO = re.compile(r"((?<![a-z0-9+.-])[a-z0-9+.-]+://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
+_QUERY = re.compile(r"(?<=[?&])([^=&#?\s\"'<>]*)=([^&#\s\"'<>]+)")
+_PAIR = re.compile(rf"(?i)(?<![\w.-])([\w.-]*(?:{NAMES})[\w.-]*)([\"']?\s*[:=]\s*[\"']?)"
                    r"(?!<secret )((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)")   # (a fingerprint is shown)
 _FLAG = re.compile(rf"(?i)((?:^|\s)--?[\w-]*(?:{NAMES})[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")
 

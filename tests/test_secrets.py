@@ -347,3 +347,44 @@ def test_scrub_tries_only_the_patterns_that_could_match() -> None:
     for pattern in (redact._USERINFO, redact._QUERY, redact._PAIR, redact._FLAG):   # each masks some of them
         assert sum(pattern.sub(redact.MASK, t) != t for t in texts) > 10, pattern
     assert [redact.scrub(t) for t in texts] == [every_pattern(t) for t in texts]
+
+
+def test_the_patterns_start_once_per_run_and_mask_what_they_masked() -> None:
+    """Started at every word boundary, a pattern scanned the rest of a run each time: a text of 16 KB
+    took 20 s to mask, on every read of it (an HTTP sweep's, 6 December). Against the patterns as they
+    were, on pieces put together at random: pairs and flags are masked alike; a URL's password and a
+    query's value wherever they were, and a few more (``masked more`` leaves the text as it was
+    masked then unchanged). Then the sweep's texts, each masked as it should be."""
+    import random
+    import re
+
+    from executor import redact
+
+    names = redact.NAMES
+    before = {
+        "_USERINFO": (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE), r"\1:***@"),
+        "_QUERY": (re.compile(r"(?<=[?&])([^=&#\s\"'<>]+)=([^&#\s\"'<>]+)"), r"\1=***"),
+        "_PAIR": (re.compile(rf"(?i)\b([\w.-]*(?:{names})[\w.-]*)([\"']?\s*[:=]\s*[\"']?)"
+                             r"(?!<secret )((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)"), r"\1\2***"),
+        "_FLAG": (re.compile(rf"(?i)((?:^|\s)--?[\w-]*(?:{names})[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)"), r"\1\2***"),
+    }
+    pieces = ["-", ".", "a", "_", "?", "&", "=", ":", "@", "/", "://", " ", "token", "pass", "Pass", "password",
+              "api_key", "http", "1", '"', "'", "bearer ", "--", "<secret ", "\u00e9", "\n", "#", "+"]
+    rng = random.Random(20261206)
+    more = dict.fromkeys(before, 0)
+    for _ in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
+        for name, (old, mask) in before.items():
+            new = getattr(redact, name)
+            was, now = old.sub(mask, text), new.sub(mask, text)
+            if name in ("_PAIR", "_FLAG"):
+                assert now == was, (name, text)
+            elif now != was:
+                more[name] += 1
+                assert new.sub(mask, was) == now, (name, text, was, now)
+    assert more["_USERINFO"] and more["_QUERY"], more
+    for text, masked in (("-a" * 8_000 + " token: abc", "-a" * 8_000 + " token: ***"),
+                         ("?a" * 50_000 + "=x", "?a" * 50_000 + "=***"),
+                         ("a." * 50_000 + " ://x@", "a." * 50_000 + " ://x@"),
+                         ("a." * 5 + "http://u:pw@h", "a." * 5 + "http://u:***@h")):
+        assert redact.scrub(text) == masked
