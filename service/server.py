@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import uvicorn
 
 from domain.errors import OrdoError
 from executor.journal import Journal
+from executor.redact import MASK, secret_name
 from executor.temporal import Temporal
 from service.app import MAX_BODY, create_app
 from service.auth import Credentials, loopback
@@ -69,6 +72,28 @@ class _Server(uvicorn.Server):
         self._engine.stop()
 
 
+def masked_query(target: str) -> str:
+    """A request's target (path and query) with the values of its secret-looking query parameters
+    masked (``?token=...``, ``&password=...``): what the access log may show."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    items = [f"{key}={MASK}" if eq and secret_name(unquote(key)) else item
+             for item in query.split("&") for key, eq, _ in [item.partition("=")]]
+    return f"{path}?{'&'.join(items)}"
+
+
+class _MaskedAccess(logging.Filter):
+    """uvicorn's access log line, its request target's secret query values masked: the log is kept
+    and shipped where the journal is not (the journal and the answers mask them already)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(masked_query(arg) if isinstance(arg, str) and "?" in arg else arg
+                                for arg in record.args)
+        return True
+
+
 def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
     """The server, ready to run; refused without credentials on anything but loopback."""
     credentials = Credentials.load(options.tokens, os.environ.get("ORDO_TOKENS"))
@@ -98,4 +123,7 @@ def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
                             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
                             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
                             timeout_graceful_shutdown=5, lifespan="on", server_header=False)
+    access = logging.getLogger("uvicorn.access")   # (configured by uvicorn.Config just now)
+    if not any(isinstance(f, _MaskedAccess) for f in access.filters):
+        access.addFilter(_MaskedAccess())
     return _Server(config, engine), credentials
