@@ -87,8 +87,17 @@ def solver_value(value: Any, *, shown: bool = True) -> Any:
 
 # A value policies read: names and text, whole numbers, booleans.
 Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals), AfterValidator(solver_value)]
+def _no_bool(value: Any) -> Any:
+    """A number, never a boolean: YAML's and JSON's true is no 1 (pydantic's lax mode reads it so)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    return value
+
+
+#: Before a number's validation: a boolean is refused.
+NOT_BOOL = BeforeValidator(_no_bool)
 # A quantity the planner adds up (capacity, requires).
-Amount = Annotated[NonNegativeInt, AfterValidator(solver_value)]
+Amount = Annotated[NonNegativeInt, NOT_BOOL, AfterValidator(solver_value)]
 class DuplicateKey(ValueError):
     """A JSON object names ``key`` twice (``json.loads`` keeps the last of them)."""
 
@@ -411,7 +420,7 @@ class DesiredResource(_Related):
     params: dict[Name, Param] = Field(default_factory=dict, description="desired configuration")
     placement: Name | None = Field(None, description="pin to this target")
     run: list[Name] = Field(default_factory=list, description="extra operations to run (healthcheck)")
-    priority: Annotated[int, AfterValidator(solver_value)] | None = Field(
+    priority: Annotated[int, NOT_BOOL, AfterValidator(solver_value)] | None = Field(
         None, description="order among its siblings (the parts of one whole, or the top-level resources), lower "
                           "first on the way up and last on the way down: a preference the plan keeps where no "
                           "dependency says otherwise (SO's processing priority)")

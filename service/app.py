@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import DiagnosticsError, OrdoError
-from domain.formats import DuplicateKey, unique_keys
+from domain.formats import NOT_BOOL, DuplicateKey, unique_keys
 from domain.yamlsrc import MAX_DEPTH
 from executor.engine import ExecutionError
 from executor.journal import STATUSES, ClaimError, JournalError, RunInfo, claim_target
@@ -102,10 +102,10 @@ class RunBody(_Body):
         None, description="A plan saved earlier (`ordo plan --format json`, POST /v1/plans), made from "
                           "`request`; refused unless it is the plan ordo makes from the inputs as they are now.")
     on_failure: Literal["replan", "rollback", "stop"] | None = None
-    max_replans: int | None = Field(None, ge=0, le=1000)
-    concurrency: int | None = Field(None, ge=1, le=10_000)
-    op_timeout: float | None = Field(None, gt=0, le=86_400, description="Seconds an operation may take "
-                                                                        "when the catalog sets no timeout.")
+    max_replans: Annotated[int, NOT_BOOL] | None = Field(None, ge=0, le=1000)
+    concurrency: Annotated[int, NOT_BOOL] | None = Field(None, ge=1, le=10_000)
+    op_timeout: Annotated[float, NOT_BOOL] | None = Field(
+        None, gt=0, le=86_400, description="Seconds an operation may take when the catalog sets no timeout.")
 
 
 class EventBody(_Body):

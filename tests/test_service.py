@@ -149,6 +149,14 @@ def test_bad_input_is_refused_naming_the_field_never_500(api: httpx.Client) -> N
     unknown = api.post("/v1/runs", json={"request": INSTANTIATE, "priority": 1})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "priority"]
     assert api.post("/v1/runs", json={"request": INSTANTIATE, "concurrency": 0}).status_code == 422
+    for field in ("max_replans", "concurrency", "op_timeout"):   # true was read as 1 (an HTTP sweep's)
+        boolean = api.post("/v1/runs", json={"request": INSTANTIATE, field: True})
+        assert boolean.status_code == 422 and boolean.json()["detail"][0]["loc"] == ["body", field], boolean.text
+        assert "expected a number, not true" in boolean.json()["detail"][0]["msg"], boolean.text
+    boolean = api.post("/v1/plans", json={"request": {"resources": [
+        {"name": "zz", "type": "vnf", "priority": True, "requires": {"vcpu": False}}]}})
+    assert boolean.status_code == 422 and sorted(d["path"] for d in boolean.json()["diagnostics"]) == \
+        ["resources[0].priority", "resources[0].requires.vcpu"], boolean.text
     assert api.post("/v1/runs", content=b"{not json", headers={"content-type": "application/json"}
                     ).status_code == 422
     assert api.post("/v1/runs", json={"request": "services"}).status_code == 422
