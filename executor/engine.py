@@ -482,14 +482,22 @@ class Executor:
     def _request(self, rs: RunState, op: PlannedOperation, key: str, attempt: int,
                  timeout: float) -> tuple[OperationRequest, str | None]:
         """The request of one operation (its target and inputs resolved), and why it must not be
-        sent when an input is a secret output known only by its fingerprint (else None)."""
+        sent when an input is a secret output known only by its fingerprint, or an output no one
+        returned (else None)."""
         model = self._project.model
         res = model.resources[op.resource]
         why = None
+        missing: list[tuple[str, str]] = []
         try:
-            inputs = self._inputs(rs, model, res)
+            inputs = self._inputs(rs, model, res, missing)
         except SecretUnavailable as exc:
             inputs, why = {}, exc.explain(res)
+        if why is None and missing and op.to_state != model.kinds[res.type].initial:   # (going away: not read)
+            producer, output = missing[0]
+            param = next((r.param for r in res.refs if (r.producer, r.output) == (producer, output)), "?")
+            why = (f"param '{param}' of '{res.name}' reads ${{{producer}.outputs.{output}}}, which has no value: "
+                   f"'{producer}' returned none and none was observed (its operation's answer may have been lost "
+                   "and the operation found done by observing it), so nothing was sent")
         request = OperationRequest(
             run=str(rs.run), key=key, resource=op.resource, type=op.type,
             operation=op.operation, from_state=op.from_state, to_state=op.to_state,
@@ -954,7 +962,10 @@ class Executor:
             name = res.part_of or ""
         return None
 
-    def _inputs(self, rs: RunState, model: Model, res: Resource) -> dict[str, Any]:
+    def _inputs(self, rs: RunState, model: Model, res: Resource,
+                missing: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        """``res``'s params with the outputs they read; a param that reads one not known is left out
+        (and the output added to ``missing``)."""
         if not res.refs:
             return dict(res.params)
 
@@ -973,6 +984,8 @@ class Executor:
             other = model.resources.get(producer)
             if other is not None and output in other.attributes:
                 return other.attributes[output]
+            if missing is not None:
+                missing.append((producer, output))
             raise KeyError(output)
 
         return {k: v for k, v in ((k, _resolve(v, value_of)) for k, v in res.params.items()) if v is not _MISSING}

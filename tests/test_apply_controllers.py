@@ -234,3 +234,46 @@ def test_a_resource_found_in_a_state_its_lifecycle_lacks_is_never_created_twice(
     shown = run_ordo("show", "1", "-C", root)
     assert "observed a: it exists in a state its lifecycle does not have, 'degraded' (type thing: absent, " \
            "present)" in shown.out, shown.text
+
+
+LOSING = """\
+import json, os, sys
+req = json.load(sys.stdin)
+world = json.load(open("world.json")) if os.path.exists("world.json") else {}
+if req["action"] == "observe":
+    state = world.get(req["resource"])
+    print(json.dumps({"exists": state is not None, "state": state, "applied": None, "outputs": None}))
+    sys.exit(0)
+world[req["resource"]] = req["to"]
+json.dump(world, open("world.json", "w"))
+with open("calls.log", "a") as log:
+    log.write(json.dumps([req["resource"], req["inputs"]]) + "\\n")
+if req["resource"] == "a" and not os.path.exists("lost-once"):
+    open("lost-once", "w").close()
+    sys.exit(75)   # applied, and the answer lost
+print(json.dumps({"outputs": {"addr": "10.0.0.1"} if req["resource"] == "a" else {}}))
+"""
+
+
+def test_a_param_whose_output_was_lost_is_never_sent_without_it(tmp_path: Path) -> None:
+    """a's create was applied and its answer lost; observing found it done, with no outputs. b's param
+    `peer: ${a.outputs.addr}` was then left out and b created without it, and the run completed (the
+    executor's review of 6 December). b is now not sent, saying why, and the re-plan explains it."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "ctl.py").write_text(LOSING)
+    (root / "catalog.yaml").write_text(
+        f"controllers:\n  c: {{ kind: command, retry: {{attempts: 3, initial_interval: 0.05}}, "
+        f"config: {{ command: [{json.dumps(sys.executable)}, ctl.py] }} }}\n"
+        "lifecycles:\n  simple:\n    states: [absent, present]\n    operations:\n"
+        "      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
+        "types:\n  thing: {lifecycle: simple, controller: c, operations: {create: {outputs: [addr]}}}\n")
+    (root / "request.yaml").write_text('resources:\n  - {name: a, type: thing}\n'
+                                       '  - {name: b, type: thing, params: {peer: "${a.outputs.addr}", other: x}}\n')
+    (root / "inventory.yaml").write_text("resources: []\n")
+    (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code != 0 and "Apply complete" not in run.out, run.text
+    assert "b/create: failed: param 'peer' of 'b' reads ${a.outputs.addr}, which has no value" in run.out, run.text
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert [name for name, _ in calls] == ["a"], calls   # b never sent
