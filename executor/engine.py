@@ -492,12 +492,15 @@ class Executor:
             inputs = self._inputs(rs, model, res, missing)
         except SecretUnavailable as exc:
             inputs, why = {}, exc.explain(res)
-        if why is None and missing and op.to_state != model.kinds[res.type].initial:   # (going away: not read)
-            producer, output = missing[0]
-            param = next((r.param for r in res.refs if (r.producer, r.output) == (producer, output)), "?")
-            why = (f"param '{param}' of '{res.name}' reads ${{{producer}.outputs.{output}}}, which has no value: "
-                   f"'{producer}' returned none and none was observed (its operation's answer may have been lost "
-                   "and the operation found done by observing it), so nothing was sent")
+        # Left out while the operation that returns it is still to come; once it is done, never (its answer
+        # may have been lost, the operation found done by observing it). Going away, the params are not read.
+        lost = next((r for r in res.refs if (r.producer, r.output) in missing and r.operation
+                     and f"{r.producer}/{r.operation}" in rs.done), None) if missing else None
+        if why is None and lost is not None and op.to_state != model.kinds[res.type].initial:
+            why = (f"param '{lost.param}' of '{res.name}' reads ${{{lost.producer}.outputs.{lost.output}}}, which "
+                   f"has no value: {lost.producer}/{lost.operation} is done, but returned none and none was "
+                   "observed (its answer may have been lost, and the operation found done by observing it), so "
+                   "nothing was sent")
         request = OperationRequest(
             run=str(rs.run), key=key, resource=op.resource, type=op.type,
             operation=op.operation, from_state=op.from_state, to_state=op.to_state,

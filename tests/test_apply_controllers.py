@@ -189,6 +189,24 @@ def test_controllers_without_a_kind_are_announced_as_simulated(vfw_copy: Path) -
     assert "name no kind" not in run.err
 
 
+def command_project(root: Path, script: str, retry: str, thing: str, resources: str) -> Path:
+    """A project of one type, ``thing`` (absent <-> present), whose controller c is ``script`` run by
+    this Python (``ctl.py`` in the project folder), with ``retry``, and a request of ``resources``."""
+    root.mkdir()
+    (root / "ctl.py").write_text(script)
+    (root / "catalog.yaml").write_text(
+        f"controllers:\n  c: {{ kind: command, retry: {retry}, "
+        f"config: {{ command: [{json.dumps(sys.executable)}, ctl.py] }} }}\n"
+        "lifecycles:\n  simple:\n    states: [absent, present]\n    milestones: {created: present, active: present}\n"
+        "    operations:\n"
+        "      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
+        f"types:\n  thing: {thing}\n")
+    (root / "request.yaml").write_text(f"resources:\n{resources}")
+    (root / "inventory.yaml").write_text("resources: []\n")
+    (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n")
+    return root
+
+
 DEGRADING = """\
 import json, os, sys
 req = json.load(sys.stdin)
@@ -214,18 +232,8 @@ def test_a_resource_found_in_a_state_its_lifecycle_lacks_is_never_created_twice(
     have. It was read as absent (the initial state), and the judge's "cannot tell" as "not applied":
     create was sent again under new keys, without observing first (the executor's review of 6 December).
     The create stays in doubt, is observed before any new attempt, and the run falls out saying why."""
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "ctl.py").write_text(DEGRADING)
-    (root / "catalog.yaml").write_text(
-        f"controllers:\n  c: {{ kind: command, retry: {{attempts: 1}}, "
-        f"config: {{ command: [{json.dumps(sys.executable)}, ctl.py] }} }}\n"
-        "lifecycles:\n  simple:\n    states: [absent, present]\n    operations:\n"
-        "      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
-        "types:\n  thing: {lifecycle: simple, controller: c}\n")
-    (root / "request.yaml").write_text("resources:\n  - {name: a, type: thing}\n")
-    (root / "inventory.yaml").write_text("resources: []\n")
-    (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n")
+    root = command_project(tmp_path / "p", DEGRADING, "{attempts: 1}", "{lifecycle: simple, controller: c}",
+                           "  - {name: a, type: thing}\n")
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code != 0 and "Apply fell out" in run.out, run.text
     assert "'a' is degraded, neither absent nor present: cannot tell whether create was applied" in run.out
@@ -259,19 +267,10 @@ def test_a_param_whose_output_was_lost_is_never_sent_without_it(tmp_path: Path) 
     """a's create was applied and its answer lost; observing found it done, with no outputs. b's param
     `peer: ${a.outputs.addr}` was then left out and b created without it, and the run completed (the
     executor's review of 6 December). b is now not sent, saying why, and the re-plan explains it."""
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "ctl.py").write_text(LOSING)
-    (root / "catalog.yaml").write_text(
-        f"controllers:\n  c: {{ kind: command, retry: {{attempts: 3, initial_interval: 0.05}}, "
-        f"config: {{ command: [{json.dumps(sys.executable)}, ctl.py] }} }}\n"
-        "lifecycles:\n  simple:\n    states: [absent, present]\n    operations:\n"
-        "      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
-        "types:\n  thing: {lifecycle: simple, controller: c, operations: {create: {outputs: [addr]}}}\n")
-    (root / "request.yaml").write_text('resources:\n  - {name: a, type: thing}\n'
-                                       '  - {name: b, type: thing, params: {peer: "${a.outputs.addr}", other: x}}\n')
-    (root / "inventory.yaml").write_text("resources: []\n")
-    (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n")
+    root = command_project(tmp_path / "p", LOSING, "{attempts: 3, initial_interval: 0.05}",
+                           "{lifecycle: simple, controller: c, operations: {create: {outputs: [addr]}}}",
+                           '  - {name: a, type: thing}\n'
+                           '  - {name: b, type: thing, params: {peer: "${a.outputs.addr}", other: x}}\n')
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code != 0 and "Apply complete" not in run.out, run.text
     assert "b/create: failed: param 'peer' of 'b' reads ${a.outputs.addr}, which has no value" in run.out, run.text
