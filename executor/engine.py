@@ -266,10 +266,12 @@ class Executor:
             raise ExecutionError(f"run {run_id} cannot be resumed: {why}")
         # A journal that cannot be read back is refused before the run is claimed.
         self._records, rs = self.journal.state(), self._rebuild(run_id)
+        # an abort asked before this resume does not stop it; one asked since it was read does (`ordo
+        # abort` right after the claim below saw the run running, and said it would stop)
+        self._abort_since = rs.abort_seq
         self.journal.claim(run_id)
         if self.journal.events(run_id, since=rs.seq, limit=1):  # another process carried it on meanwhile
             self._records, rs = self.journal.state(), self._rebuild(run_id)
-        self._abort_since = rs.abort_seq
         core = self._core(rs)
         result = self._drive(core, Resumed(status, self.clock(), rollback=rollback))
         if result is not None or status == "fallout":  # a run that fell out plans again from the state now

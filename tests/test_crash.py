@@ -430,3 +430,38 @@ def test_observed_doubt_stays_settled_across_a_crash(vfw_copy, fault):
     again = [ev for ev in later if ev.kind == "intent" and ev.op == "vfw-base/activate"]
     assert again and all(ev.key != first_key and not ev.data["observe_first"] for ev in again), \
         [ev.as_dict() for ev in again]
+
+
+def test_an_abort_asked_right_after_a_resume_claimed_the_run_stops_it(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ordo abort` between `ordo resume`'s claim of the run and its second read saw the run running,
+    wrote its request and said the run would stop; the resume took that request for one made before
+    it, and completed the run (the executor's review of 6 December)."""
+    from executor import runs
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "catalog.yaml").write_text(
+        "controllers:\n  c: { description: simulated }\nlifecycles:\n  simple:\n    states: [absent, present]\n"
+        "    operations:\n      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
+        "types:\n  thing: {lifecycle: simple, controller: c}\n")
+    (root / "request.yaml").write_text("resources:\n" + "".join(f"  - {{name: r{i}, type: thing}}\n" for i in range(6)))
+    (root / "inventory.yaml").write_text("resources: []\n")
+    (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n"
+                                    "settings: {concurrency: 1}\n")
+    (root / "sim.yaml").write_text("seed: 1\nlatency: 0.1\n")
+    crashed = subprocess.run([ordo_executable(), "apply", "-C", root, "--auto-approve", "--simulation",
+                              root / "sim.yaml"], env={**ordo_env(), "ORDO_CRASH_POINT": "intent-written"},
+                             capture_output=True, timeout=120)
+    assert crashed.returncode != 0
+    claim, said = Journal.claim, []
+
+    def claimed_then_aborted(self: Journal, run_id: int) -> Any:
+        info = claim(self, run_id)
+        said.append(runs.abort(root, None, run_id))   # another process's `ordo abort`, on its own connection
+        return info
+
+    monkeypatch.setattr(Journal, "claim", claimed_then_aborted)
+    result = runs.resume(root, None, None, 1, root / "sim.yaml", None, None, None)
+    assert said and said[0].startswith("Abort requested: run 1"), said
+    assert result.status == "aborted", result
