@@ -484,3 +484,23 @@ def test_a_resumes_replan_cut_short_is_made_in_its_own_mode(cut):
         core = RunCore(replayed(host.journal), key_prefix="ordo:j:1:", on_failure="rollback")
         assert only(core.step(Resumed("interrupted" if cut == "stopped" else "crashed", 4.0)), Replan) == []
         assert only(core.step(Continue(spec_of(plan), inputs_changed, 5.0)), Replan)[0].mode == "forward"
+
+
+def test_a_failure_not_yet_learnt_is_learnt_before_a_resume_plans_edited_inputs() -> None:
+    """A run crashed after a target refused an operation, before the failure was observed and learnt.
+    Resumed with its request edited, it re-planned at once: without the refused target (the new plan
+    could go straight back to it) and without observing the operation still in doubt (the executor's
+    review of 6 December). It observes and learns first, then re-plans."""
+    plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1)}, placements={"a": "r1", "b": "r1"})
+    host, _ = begin(plan)
+    host.complete(1.0, "a/create", error=CallError("region full", scope="target", applied=False))
+    rs = RunState(run=1)
+    for ev in host.journal:   # the crash: rebuilt from what the journal holds (b still in flight)
+        rs.apply(ev)
+    core = RunCore(rs, key_prefix="ordo:j:1:")
+    core.step(Resumed("crashed", now=2.0))
+    [observe] = only(core.step(Continue(None, True, now=2.0)), Observe)
+    assert [(c.resource, c.ops) for c in observe.concerns] == [("a", ["a/create"]), ("b", ["b/create"])]
+    cmds = core.step(Observed([Found("a", state="absent"), Found("b", state="absent")], now=3.0))
+    [replan] = only(cmds, Replan)
+    assert replan.refused == ["r1"] and replan.failed == [("a", "create")], replan

@@ -199,11 +199,12 @@ class RunCore:
         return cmds
 
     def _continue(self, inp: Continue) -> list[Command]:
+        if self.state.failures:   # observed and learnt first (a target that refused), whatever the inputs now
+            self.spec = inp.spec
+            return self._observe()
         if inp.inputs_changed or inp.spec is None:
             return [self._replan("inputs changed since the plan was made", mode=self.state.pending_mode)]
         self.spec = inp.spec
-        if self.state.failures:
-            return self._observe()
         if self.state.pending_replan:
             # the mode of the re-plan owed (a resume's, or one a stop cut short), else as after the
             # observation that learnt the failure (_observed)
