@@ -471,3 +471,22 @@ def test_strict_teardown_in_policy_tests(tmp_path: Path) -> None:
     assert result.code == 0, result.text
     [line] = [x for x in result.out.splitlines() if x.startswith("<library>/strict-teardown.lp")]
     assert line.split()[1:] == ["2/2", "100%"]  # both its rules make edges of a test's plan
+
+
+def test_a_reader_whose_lifecycle_has_no_created_milestone_waits_for_the_value(tmp_path: Path) -> None:
+    """The rule of data orders the operation that raises the reader to "created"; a lifecycle with no
+    such milestone (absent -> present) had none, so its create ran beside the producer's and went
+    without the param (the engine leaves out a value not known yet). Every operation of the reader
+    now comes after the producer's."""
+    (tmp_path / "catalog.yaml").write_text(
+        "controllers:\n  c: {}\nlifecycles:\n  plain:\n    states: [absent, present]\n    operations:\n"
+        "      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
+        "types:\n  thing: {lifecycle: plain, controller: c, operations: {create: {outputs: [addr]}}}\n")
+    (tmp_path / "inventory.yaml").write_text(EMPTY_INVENTORY)
+    (tmp_path / "request.yaml").write_text('resources:\n  - {name: a, type: thing}\n'
+                                           '  - {name: b, type: thing, params: {peer: "${a.outputs.addr}"}}\n'
+                                           '  - {name: c, type: thing}\n')
+    (tmp_path / "ordo.yaml").write_text("catalog: catalog.yaml\ninventory: inventory.yaml\nrequest: request.yaml\n")
+    plan = plan_of(tmp_path)
+    assert rules_of(plan, "a/create", "b/create") == ("<base>/ordering.lp:79",)
+    assert [sorted(wave) for wave in plan.waves] == [["a/create", "c/create"], ["b/create"]]
