@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource, quoted
 from domain.model import REFERENCE, Model, Resource, observed_record, references_in, replace_references
 from domain.project import Project, display_path
@@ -89,7 +90,7 @@ from executor.journal import (
     damaged_event,
 )
 from executor.shared import GRACE, RETRY, Shared
-from planner.bounded import PoliciesChanged
+from planner.bounded import ChildEnded, PlanningLimitError, PoliciesChanged
 from planner.core import Outcome as PlanOutcome
 from planner.core import make_plan
 from planner.plan import Plan, PlannedOperation
@@ -707,7 +708,12 @@ class Executor:
             return project
 
         then = self.journal.runs_now() if holds else None   # before the state is read: see _plan_holding
-        project = load()
+        try:
+            project = load()
+        except DiagnosticsError as exc:
+            if self._project is None:   # (no model for the summary: refused as it was given)
+                raise
+            return self._unplanned(exc, started)
         model = project.model
         if self._project is None:  # resumed after a fallout: the summary needs a model, even if stopped now
             self._project = project
@@ -738,6 +744,8 @@ class Executor:
                 raise
             self._stop_sent = True
             return Stop(stop[0], self.clock())
+        except (DiagnosticsError, PlanningLimitError, PoliciesChanged, ChildEnded) as exc:
+            return self._unplanned(exc, started)
         seconds = time.monotonic() - started
         if isinstance(outcome, Held):   # what the new plan works on is another run's now
             return NoPlan(outcome.status, outcome.explanation, seconds, self.clock())
@@ -747,6 +755,13 @@ class Executor:
         self._project = project
         return Planned(outcome.plan, self._spec(project, outcome.plan), seconds,
                        _snapshot(model, outcome.plan, core.state.snapshot), self.clock())
+
+    def _unplanned(self, exc: OrdoError, started: float) -> NoPlan:
+        """A re-plan that could not be made of the inputs as they are now (edited into errors, a limit
+        struck, the planning process ended): the run falls out saying why, rather than ending as if its
+        own process had crashed (a resume, once the cause is fixed, plans again)."""
+        status = "timeout" if isinstance(exc, PlanningLimitError) and exc.kind == "time" else "error"
+        return NoPlan(status, {"summary": str(exc)}, time.monotonic() - started, self.clock())
 
     def _plan_holding(self, run: int, project: Project, load: Callable[[], Project],
                       then: tuple[frozenset[int], int], asked: Callable[[], bool] | None,

@@ -274,5 +274,8 @@ def test_a_param_whose_output_was_lost_is_never_sent_without_it(tmp_path: Path) 
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code != 0 and "Apply complete" not in run.out, run.text
     assert "b/create: failed: param 'peer' of 'b' reads ${a.outputs.addr}, which has no value" in run.out, run.text
+    # the re-plan cannot be made (check_references): the run falls out saying why; it ended as crashed
+    assert "No plan after the failure: request.yaml:3:" in run.out and "Apply fell out" in run.out, run.text
+    assert "fallout" in run_ordo("history", "-C", root).out
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
     assert [name for name, _ in calls] == ["a"], calls   # b never sent

@@ -305,8 +305,9 @@ def _results(project: Path, run: int, count: int) -> bool:
 
 def test_a_run_whose_re_plan_is_refused_falls_out_instead_of_waiting_for_a_restart(vfw_copy: Path) -> None:
     """A policy edited into an error while a run goes on: the re-plan after region-two's refusal is
-    refused, and the run's driver stops. The server goes on, so nothing would resume the run before
-    its next start: it falls out, saying why, and is resumed once the policy is mended."""
+    refused. The server goes on, so nothing would resume the run before its next start: it falls out
+    (no plan after the failure, the policy's error as the reason), and is resumed once the policy is
+    mended."""
     scenario = VFW / "simulations" / "region-two-refuses.yaml"   # (its first refusal comes a second in)
     policy = vfw_copy / "policies" / "config-after-modules.lp"
     good = policy.read_text()
@@ -317,8 +318,9 @@ def test_a_run_whose_re_plan_is_refused_falls_out_instead_of_waiting_for_a_resta
         policy.write_text(good + "\nbroken(X :- .\n")
         fallen = wait_state(api, run, ("fallout", "complete", "failed", "interrupted"))
         assert fallen["state"] == "fallout", fallen
-        assert "its driver stopped" in fallen["summary"]["reason"], fallen
-        assert "config-after-modules.lp" in fallen["summary"]["reason"], fallen
+        assert fallen["summary"]["reason"].startswith("no plan after failure: vfw-logs/create failed"), fallen
+        [no_plan] = [ev for ev in follow(api, run) if ev["kind"] == "no-plan"]
+        assert "config-after-modules.lp" in json.dumps(no_plan), no_plan
         policy.write_text(good)
         assert api.post(f"/v1/runs/{run}/resume").status_code == 202
         assert wait_state(api, run, ("complete", "fallout", "failed"))["state"] == "complete"
