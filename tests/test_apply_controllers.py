@@ -215,33 +215,41 @@ with open("calls.log", "a") as log:
     log.write(json.dumps([req["action"], (req.get("request") or {}).get("key") or req.get("key")]) + "\\n")
 if req["action"] == "observe":
     state = world.get(req["resource"])
-    print(json.dumps({"exists": state is not None, "state": state, "applied": None, "outputs": None}))
+    print(json.dumps({"exists": req["resource"] in world, "state": state, "applied": None, "outputs": None}))
     sys.exit(0)
 if req["resource"] in world:
     print(json.dumps({"error": "already exists: a second create", "applied": False}))
     sys.exit(1)
-world[req["resource"]] = "degraded"
+world[req["resource"]] = STATE
 json.dump(world, open("world.json", "w"))
 print(json.dumps({"error": "half-way: the stack is degraded", "applied": None}))
 sys.exit(1)
 """
 
 
-def test_a_resource_found_in_a_state_its_lifecycle_lacks_is_never_created_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("state", "judged", "observed"), [
+    ('"degraded"', "'a' is degraded, neither absent nor present: cannot tell whether create was applied",
+     "observed a: it exists in a state its lifecycle does not have, 'degraded' (type thing: absent, present)"),
+    ("None", "'a' exists, and its controller does not say in what state: cannot tell whether create was applied",
+     None),
+])
+def test_a_resource_found_in_a_state_its_lifecycle_lacks_is_never_created_twice(
+        tmp_path: Path, state: str, judged: str, observed: str | None) -> None:
     """A create whose answer said "maybe applied" leaves the resource in a state the lifecycle does not
-    have. It was read as absent (the initial state), and the judge's "cannot tell" as "not applied":
-    create was sent again under new keys, without observing first (the executor's review of 6 December).
-    The create stays in doubt, is observed before any new attempt, and the run falls out saying why."""
-    root = command_project(tmp_path / "p", DEGRADING, "{attempts: 1}", "{lifecycle: simple, controller: c}",
-                           "  - {name: a, type: thing}\n")
+    have, or one its controller does not say. The first was read as absent (the initial state), and
+    the judge's "cannot tell" as "not applied"; the second, judged, as "resend": create was sent again
+    under new keys, without observing first (the executor's review of 6 December). The create stays in
+    doubt, is observed before any new attempt, and the run falls out saying why."""
+    root = command_project(tmp_path / "p", f"STATE = {state}\n{DEGRADING}", "{attempts: 1}",
+                           "{lifecycle: simple, controller: c}", "  - {name: a, type: thing}\n")
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code != 0 and "Apply fell out" in run.out, run.text
-    assert "'a' is degraded, neither absent nor present: cannot tell whether create was applied" in run.out
+    assert judged in run.out, run.text
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
     assert [key for action, key in calls if action == "execute"] == [calls[0][1]], calls   # sent once
-    shown = run_ordo("show", "1", "-C", root)
-    assert "observed a: it exists in a state its lifecycle does not have, 'degraded' (type thing: absent, " \
-           "present)" in shown.out, shown.text
+    if observed is not None:
+        shown = run_ordo("show", "1", "-C", root)
+        assert observed in shown.out, shown.text
 
 
 LOSING = """\
