@@ -85,8 +85,6 @@ def solver_value(value: Any, *, shown: bool = True) -> Any:
     return value
 
 
-# A value policies read: names and text, whole numbers, booleans.
-Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals), AfterValidator(solver_value)]
 def _no_bool(value: Any) -> Any:
     """A number, never a boolean: YAML's and JSON's true is no 1 (pydantic's lax mode reads it so)."""
     if isinstance(value, bool):
@@ -96,6 +94,8 @@ def _no_bool(value: Any) -> Any:
 
 #: Before a number's validation: a boolean is refused.
 NOT_BOOL = BeforeValidator(_no_bool)
+# A value policies read: names and text, whole numbers, booleans.
+Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals), AfterValidator(solver_value)]
 # A quantity the planner adds up (capacity, requires).
 Amount = Annotated[NonNegativeInt, NOT_BOOL, AfterValidator(solver_value)]
 class DuplicateKey(ValueError):

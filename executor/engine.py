@@ -1128,7 +1128,7 @@ def _judge(obs: Observation, request: OperationRequest, initial: str) -> str:
     if request.from_state == request.to_state:
         return "resend"  # a same-state operation cannot be told apart: it must be idempotent
     state = obs.state if obs.exists else initial
-    if state is None:   # it exists, in a state the controller does not say: gone on the way down, not up
+    if state is None:   # it exists, its state not said: not deleted (resent), else cannot tell
         if request.to_state == initial:
             return "resend"
         return (f"'{request.resource}' exists, and its controller does not say in what state: cannot tell "

@@ -104,8 +104,10 @@ def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | 
         path = _resolved(root / name) if readable else None
         if path is not None and own[field] and path == _resolved(root / own[field]):
             return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
-        if path is None:
+        if not readable:
             why = "which is no file name ordo reads (a control character, or more than 1,000 characters)"
+        elif path is None:
+            why = "which is a symbolic link loop, or too long a name for the system to resolve"
         elif Path(name).is_absolute() or ".." in Path(name).parts:
             why = "which is named by an absolute path or through '..': a saved plan names its files from " \
                   "inside the project folder"

@@ -635,13 +635,15 @@ def test_a_plan_of_another_request_and_inventory_is_applied_as_it_was_made(vfw_c
     (vfw_copy.parent / "outside" / "x.yaml").write_text("password: hunter2\n")
     (vfw_copy / "requests" / "link").symlink_to(vfw_copy.parent / "outside")   # (a sweep's: read, and quoted)
     os.mkfifo(vfw_copy / "requests" / "fifo.yaml")   # (a read of it would wait for a writer: a sweep's)
+    (vfw_copy / "requests" / "loop.yaml").symlink_to("loop.yaml")
     for name, why in (("../outside.yaml", "named by an absolute path or through '..'"),
                       ("/etc/passwd", "named by an absolute path or through '..'"),
                       ("requests/../../x.yaml", "named by an absolute path or through '..'"),
                       ("requests/../requests/x.yaml", "named by an absolute path or through '..'"),
                       ("a\u0000b", "no file name ordo reads"), ("x" * 5000, "no file name ordo reads"),
                       ("requests/link/x.yaml", "not a file inside the project folder (symlinks followed)"),
-                      ("requests/fifo.yaml", "not a regular file"), ("requests", "not a regular file")):
+                      ("requests/fifo.yaml", "not a regular file"), ("requests", "not a regular file"),
+                      ("requests/loop.yaml", "a symbolic link loop")):
         (vfw_copy / "edited.json").write_text(json.dumps({**data, "request_file": name}))
         refused = run_ordo("apply", "-C", vfw_copy, vfw_copy / "edited.json", "--auto-approve")
         assert refused.code == 1 and "request_file: the plan was made from the request file" in refused.err \
