@@ -490,3 +490,27 @@ def test_a_reader_whose_lifecycle_has_no_created_milestone_waits_for_the_value(t
     plan = plan_of(tmp_path)
     assert rules_of(plan, "a/create", "b/create") == ("<base>/ordering.lp:79",)
     assert [sorted(wave) for wave in plan.waves] == [["a/create", "c/create"], ["b/create"]]
+
+
+def test_a_replaced_producer_holds_only_the_readers_way_up(tmp_path: Path) -> None:
+    """The rule above first held every operation of the reader, its teardown too: a part that reads its
+    whole's output, the whole replaced, had no plan (a cycle through the part's unassign; a review's).
+    Only the operation that takes the reader to its goal waits for the value."""
+    (tmp_path / "catalog.yaml").write_text(
+        "controllers: {c: {}}\nlifecycles:\n  twostep:\n    states: [absent, assigned, active]\n"
+        "    operations:\n      assign: {from: absent, to: assigned}\n      activate: {from: assigned, to: active}\n"
+        "      deactivate: {from: active, to: assigned}\n      unassign: {from: assigned, to: absent}\n"
+        "types:\n  whole: {lifecycle: twostep, controller: c, operations: {assign: {outputs: [id]}}}\n"
+        "  part: {lifecycle: twostep, controller: c}\n")
+    (tmp_path / "inventory.yaml").write_text("targets: {}\nresources:\n"
+                                             "  - {name: w, type: whole, state: active, attributes: {id: w1}}\n"
+                                             "  - {name: p, type: part, state: active, part_of: w}\n")
+    (tmp_path / "request.yaml").write_text('resources:\n  - {name: w, type: whole}\n'
+                                           '  - {name: p, type: part, part_of: w, params: {wid: "${w.outputs.id}"}}\n')
+    (tmp_path / "renew.lp").write_text("%@ name: renew\n%@ description: the whole is replaced\n%@ owner: t\n"
+                                       '%@ enforcement: hard\nreplace("w").\n')
+    (tmp_path / "ordo.yaml").write_text("catalog: catalog.yaml\ninventory: inventory.yaml\nrequest: request.yaml\n"
+                                        "policies:\n  files: [renew.lp]\n")
+    plan = plan_of(tmp_path)
+    assert ordered(plan, "p/unassign", "w/unassign") and ordered(plan, "w/assign", "p/activate")
+    assert rules_of(plan, "w/assign", "p/activate") == ("<base>/ordering.lp:79",)
