@@ -284,7 +284,9 @@ class Executor:
         journal = {display_path(self.journal.path, project.root), str(self.journal.path)}
         self._project = project
         if rs.plan is None or _model_inputs(project, journal) != _model_inputs_of_plan(rs.plan, journal):
-            result = self._drive(core, Continue(None, True, self.clock()))
+            # (the spec's limits, such as max_replans, stand while failures recorded before are learnt)
+            spec = self._spec(project, rs.plan) if rs.plan is not None else None
+            result = self._drive(core, Continue(spec, True, self.clock()))
         else:
             self._replay_guards(rs)
             result = self._drive(core, Continue(self._spec(project, rs.plan), False, self.clock()))
@@ -496,10 +498,11 @@ class Executor:
         except SecretUnavailable as exc:
             inputs, why = {}, exc.explain(res)
         # Left out while the operation that returns it is still to come; once it is done, never (its answer
-        # may have been lost, the operation found done by observing it). Going away, the params are not read.
+        # may have been lost, the operation found done by observing it). On the way down, not read.
         lost = next((r for r in res.refs if (r.producer, r.output) in missing and r.operation
                      and f"{r.producer}/{r.operation}" in rs.done), None) if missing else None
-        if why is None and lost is not None and op.to_state != model.kinds[res.type].initial:
+        states = model.kinds[res.type].states
+        if why is None and lost is not None and states.index(op.to_state) >= states.index(op.from_state):
             why = (f"param '{lost.param}' of '{res.name}' reads ${{{lost.producer}.outputs.{lost.output}}}, which "
                    f"has no value: {lost.producer}/{lost.operation} is done, but returned none and none was "
                    "observed (its answer may have been lost, and the operation found done by observing it), so "

@@ -492,14 +492,15 @@ def test_a_failure_not_yet_learnt_is_learnt_before_a_resume_plans_edited_inputs(
     could go straight back to it) and without observing the operation still in doubt (the executor's
     review of 6 December). It observes and learns first, then re-plans."""
     plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1)}, placements={"a": "r1", "b": "r1"})
-    host, _ = begin(plan)
+    host, _ = begin(plan, spec_of(plan, max_replans=10))
     host.complete(1.0, "a/create", error=CallError("region full", scope="target", applied=False))
     rs = RunState(run=1)
     for ev in host.journal:   # the crash: rebuilt from what the journal holds (b still in flight)
         rs.apply(ev)
+    rs.replans = 3   # (the project allows 10: the engine gives the old plan's spec, with the project's limits)
     core = RunCore(rs, key_prefix="ordo:j:1:")
     core.step(Resumed("crashed", now=2.0))
-    [observe] = only(core.step(Continue(None, True, now=2.0)), Observe)
+    [observe] = only(core.step(Continue(spec_of(plan, max_replans=10), True, now=2.0)), Observe)
     assert [(c.resource, c.ops) for c in observe.concerns] == [("a", ["a/create"]), ("b", ["b/create"])]
     cmds = core.step(Observed([Found("a", state="absent"), Found("b", state="absent")], now=3.0))
     [replan] = only(cmds, Replan)
