@@ -93,6 +93,7 @@ from executor.shared import GRACE, RETRY, Shared
 from planner.bounded import ChildEnded, PlanningLimitError, PoliciesChanged
 from planner.core import Outcome as PlanOutcome
 from planner.core import make_plan
+from planner.decode import op_id
 from planner.plan import Plan, PlannedOperation
 from planner.slots import CANCEL_POLL, PlanCancelled, PlanSlots
 
@@ -500,7 +501,7 @@ class Executor:
         # Left out while the operation that returns it is still to come; once it is done, never (its answer
         # may have been lost, the operation found done by observing it). On the way down, not read.
         lost = next((r for r in res.refs if (r.producer, r.output) in missing and r.operation
-                     and f"{r.producer}/{r.operation}" in rs.done), None) if missing else None
+                     and op_id(r.producer, r.operation) in rs.done), None) if missing else None
         states = model.kinds[res.type].states
         if why is None and lost is not None and states.index(op.to_state) >= states.index(op.from_state):
             why = (f"param '{lost.param}' of '{res.name}' reads ${{{lost.producer}.outputs.{lost.output}}}, which "

@@ -71,7 +71,7 @@ def secret_name(name: Any) -> bool:
     """Whether a key, header, flag or variable name looks like it holds a secret."""
     if not isinstance(name, str):
         return False
-    return _secret_str(name) if len(name) <= 100 else name not in NOT_SECRET and _NAME.search(name) is not None
+    return _secret_str(name) if len(name) <= 100 else _secret_str.__wrapped__(name)
 
 
 @functools.lru_cache(maxsize=4096)

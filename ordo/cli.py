@@ -401,7 +401,7 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     The baseline is the project as it is (with the journal's state), or a
     saved plan (--baseline plan.json). Exit 0 when the scenario has a plan,
     3 when it has none (with the explanation), 4 on timeout, 1 on bad input."""
-    from executor.runs import load_with_journal
+    from executor.runs import load_with_journal, saved_plan_files
     from planner.core import make_plan
     from planner.whatif import Scenario, read_plan
 
@@ -414,8 +414,6 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
         raise click.UsageError("name a change: --target-down, --capacity, --without-policy, --with-policy, "
                                "--request or --inventory (or compare with --baseline plan.json)")
     if baseline is not None:
-        from executor.runs import saved_plan_files
-
         base = read_plan(baseline, _plan_limit(project))
         # the request and inventory it was made from (one it may not read: the project's) are the scenario's too
         base_request, base_inventory = saved_plan_files(base, baseline, project, None, strict=False)
