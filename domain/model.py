@@ -8,6 +8,7 @@ resources, relationship cycles) and reports all problems at once.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from domain.formats import (
     TargetSpec,
     TypeSpec,
 )
-from domain.secrets import same_value
+from domain.secrets import is_fingerprint, same_value
 from domain.yamlsrc import PathKey, Source, format_path, resolve
 
 
@@ -195,24 +196,30 @@ class Resource:
     run: tuple[str, ...] = ()
     priority: int | None = None  # the request's order among siblings (a goal: never observed)
     refs: tuple[Reference, ...] = ()
+    #: the params that read outputs (``refs``) and, with those outputs as known now, hold another value
+    #: than this resource, at its goal already, was last sent (build_model: ``_rewired``)
+    rewired: tuple[str, ...] = ()
     observed: bool = False
     requested: bool = False
     origin: Origin | None = None
 
     @property
     def changed(self) -> bool:
-        """Requested params that differ from what was observed (a param that
-        reads another resource's output is compared once resolved, by the executor)."""
+        """Requested params that differ from what was observed (a param that reads another
+        resource's output: once resolved with that output as known now, ``rewired``)."""
         return self.observed and next(self._changed(), None) is not None
 
     def changed_params(self) -> list[str]:
         """The requested params, sorted, that differ from what was observed (a secret one by its
-        fingerprint); those that read another resource's output are not compared here."""
+        fingerprint; one that reads another resource's output, as ``rewired`` says)."""
         return sorted(self._changed())
 
     def _changed(self) -> Iterator[str]:
+        if not self.refs:
+            return (k for k, v in self.params.items() if not same_value(self.attributes.get(k), v))
         wired = {ref.param for ref in self.refs}
-        return (k for k, v in self.params.items() if k not in wired and not same_value(self.attributes.get(k), v))
+        return itertools.chain(self.rewired, (k for k, v in self.params.items()
+                                              if k not in wired and not same_value(self.attributes.get(k), v)))
 
 
 @dataclass
@@ -427,6 +434,7 @@ def build_model(
 
     where = Origin(observed_file or "<journal>")
     in_journal = (_journal_source(where.file), ())
+    recorded = {record.name for record in observed}
     for record in observed:
         # The journal's record of what runs did: newer than the inventory file.
         kind = kinds.get(record.type)
@@ -523,6 +531,8 @@ def build_model(
     problems.extend(_part_and_member(resources, paths, survey.both))
     for res, src, path in wired:
         res.refs = tuple(_references(res, resources, kinds, src, path, problems, check_references))
+        if res.refs and res.observed and res.current == res.desired:
+            res.rewired = _rewired(res, resources, res.name in recorded)
     problems.extend(_cycles(paths, survey.graphs))
     if problems:
         raise DiagnosticsError(problems)
@@ -633,6 +643,39 @@ def replace_references(text: str, value_of: Callable[[re.Match[str]], str]) -> s
     return REFERENCE.sub(value_of, text[:end]) + text[end:]
 
 
+#: What :func:`resolve_value` gives for a param that reads an output not known.
+MISSING: Any = object()
+
+
+def resolve_value(value: Any, value_of: Callable[[str, str], Any]) -> Any:
+    """A param with each ``${R.outputs.X}`` replaced by ``value_of(R, X)`` (a param that is one
+    reference whole takes the value as it is; one inside a text, as text); MISSING when
+    ``value_of`` raises KeyError for one (not known yet)."""
+    if isinstance(value, str):
+        whole = REFERENCE.fullmatch(value)
+        try:
+            if whole:
+                producer, _, output = whole.group(1).rpartition(".outputs.")
+                return value_of(producer, output)
+            if not references_in(value):
+                return value
+
+            def sub(m: Any) -> str:
+                producer, _, output = m.group(1).rpartition(".outputs.")
+                return str(value_of(producer, output))
+
+            return replace_references(value, sub)
+        except KeyError:
+            return MISSING
+    if isinstance(value, dict):
+        out = {k: resolve_value(v, value_of) for k, v in value.items()}
+        return MISSING if any(v is MISSING for v in out.values()) else out
+    if isinstance(value, list):
+        items = [resolve_value(v, value_of) for v in value]
+        return MISSING if any(v is MISSING for v in items) else items
+    return value
+
+
 def references_in(value: Any, path: PathKey = ()) -> list[tuple[PathKey, str]]:
     """Every ``${...}`` in a param value (nested in mappings and lists), with its path."""
     if isinstance(value, str):
@@ -681,6 +724,39 @@ def _references(res: Resource, resources: dict[str, Resource], kinds: dict[str, 
             found.append(Reference(param=key, producer=producer, output=output, operation=ops[0] if ops else None,
                                    file=src.file, at=src.deferred(where)))
     return found
+
+
+class _Unknowable(Exception):
+    """An output known only by its fingerprint (a secret): what it holds cannot be compared."""
+
+
+def _rewired(res: Resource, resources: dict[str, Resource], recorded: bool) -> tuple[str, ...]:
+    """The params of ``res`` (observed, at its goal) that read other resources' outputs and, resolved
+    with those outputs as observed now, differ from what ``res`` was last sent, or cannot be resolved
+    yet (the producer is new, or has not returned the output): an update sends them, after the
+    operation that returns the output (policies/base/ordering.lp). Without this, a param edited to read
+    a new resource's output was never sent, and the plan said there was nothing to change.
+
+    What was sent is known from a record of the journal (``recorded``), which holds every param a run
+    sent: one it lacks was never sent. An inventory file's entry may leave out the params: one it lacks
+    counts only when its value cannot be known yet. A secret output known only by its fingerprint
+    cannot be compared: taken as unchanged."""
+    def value_of(producer: str, output: str) -> Any:
+        value = resources[producer].attributes[output]   # KeyError: not known
+        if is_fingerprint(value):
+            raise _Unknowable
+        return value
+
+    out = []
+    for param in sorted({ref.param for ref in res.refs}):
+        try:
+            value = resolve_value(res.params[param], value_of)
+        except _Unknowable:
+            continue
+        if value is MISSING or (param in res.attributes and not same_value(res.attributes[param], value)) \
+                or (recorded and param not in res.attributes):
+            out.append(param)
+    return tuple(out)
 
 
 def _journal_source(name: str) -> Source:

@@ -31,7 +31,7 @@ from typing import Any
 
 from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource, quoted
-from domain.model import REFERENCE, Model, Resource, observed_record, references_in, replace_references
+from domain.model import MISSING, Model, Resource, observed_record, resolve_value
 from domain.project import Project, display_path
 from domain.secrets import is_fingerprint
 from executor.claims import plan_beside, run_claims, targets_only
@@ -1012,7 +1012,7 @@ class Executor:
                 missing.append((producer, output))
             raise KeyError(output)
 
-        return {k: v for k, v in ((k, _resolve(v, value_of)) for k, v in res.params.items()) if v is not _MISSING}
+        return {k: v for k, v in ((k, resolve_value(v, value_of)) for k, v in res.params.items()) if v is not MISSING}
 
     def _record(self, model: Model, res: Resource, state: str, request: OperationRequest | None,
                 outputs: dict[str, Any], target: str | None = None) -> ObservedResource:
@@ -1077,9 +1077,6 @@ def left_in_doubt(journal: Journal, supersede: bool, claims: Iterable[str] | Non
 
 # --- pure helpers ---------------------------------------------------------------
 
-_MISSING = object()
-
-
 class SecretUnavailable(Exception):
     """A param reads a secret output that is known here only by its fingerprint (an earlier run's,
     from the journal: the value itself was never written down)."""
@@ -1094,33 +1091,6 @@ class SecretUnavailable(Exception):
                 f"output of '{self.producer}' from an earlier run: the journal keeps only its fingerprint and "
                 "this run does not have the value, so nothing was sent. Give the value in the request (a "
                 f"param of '{res.name}'), or have '{self.producer}' return it again in the same run")
-
-
-def _resolve(value: Any, value_of: Callable[[str, str], Any]) -> Any:
-    """A param with ``${R.outputs.X}`` replaced by the value; _MISSING if one is not known yet."""
-    if isinstance(value, str):
-        whole = REFERENCE.fullmatch(value)
-        try:
-            if whole:
-                producer, _, output = whole.group(1).rpartition(".outputs.")
-                return value_of(producer, output)
-            if not references_in(value):
-                return value
-
-            def sub(m: Any) -> str:
-                producer, _, output = m.group(1).rpartition(".outputs.")
-                return str(value_of(producer, output))
-
-            return replace_references(value, sub)
-        except KeyError:
-            return _MISSING
-    if isinstance(value, dict):
-        out = {k: _resolve(v, value_of) for k, v in value.items()}
-        return _MISSING if any(v is _MISSING for v in out.values()) else out
-    if isinstance(value, list):
-        items = [_resolve(v, value_of) for v in value]
-        return _MISSING if any(v is _MISSING for v in items) else items
-    return value
 
 
 def _judge(obs: Observation, request: OperationRequest, initial: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import pytest
 import yaml
 
@@ -280,6 +281,61 @@ def test_producer_neither_created_nor_observed_is_a_plan_time_error(vfw_copy):
     assert "reads ${spare-net.outputs.network_id}, which has no value" in run.err
     assert "'create' operation is not in this plan" in run.err
     assert "Traceback" not in run.text
+
+
+def test_a_param_edited_to_read_a_new_output_is_sent_by_an_update(vfw_copy, tmp_path):
+    """An existing network's param edited to read the id of a network the same request adds: the plan
+    updates it once that id is known, and the world has it. The plan used to create the new network
+    only, and say so; the param was never sent, and the next plan found nothing to change."""
+    sim = scenario(tmp_path, SMOOTH)
+    assert run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sim).code == 0
+    request = vfw_copy / "requests" / "instantiate.yaml"
+    request.write_text(request.read_text().replace(
+        "        params: { cidr: 192.168.20.0/24 }\n",
+        "        params: { cidr: 192.168.20.0/24, peer: '${extra-net.outputs.network_id}' }\n"
+        "      - name: extra-net\n        params: { cidr: 192.168.30.0/24 }\n", 1))
+    saved = vfw_copy / "plan.json"
+    run = run_ordo("plan", "-C", vfw_copy, "--out", saved)
+    assert run.code == 0, run.text
+    assert "update" in run.out and "params changed: peer" in saved.read_text()
+    plan = Plan.from_json(saved.read_text())
+    assert nx.has_path(nx.DiGraph([(e.before, e.after) for e in plan.edges]),
+                       "extra-net/create", "protected-net/update")
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sim)
+    assert run.code == 0 and "1 created, 1 changed, 0 deleted" in run.out, run.text
+    found = world(vfw_copy)
+    assert found["protected-net"]["attributes"]["peer"] == found["extra-net"]["attributes"]["network_id"]
+    again = run_ordo("plan", "-C", vfw_copy)
+    assert again.code == 0 and "No changes." in again.out, again.text
+
+
+def test_a_recorded_param_that_reads_an_output_is_compared_with_that_output_now():
+    """What a journal record of a resource at its goal holds of a param that reads an output, against
+    that output as observed now: a record lacking it was never sent it. An inventory file's entry may
+    leave its params out (inventory-deployed.yaml does): only what it holds is compared. A secret output
+    known only by its fingerprint cannot be compared."""
+    from domain.formats import ObservedResource
+    from domain.secrets import fingerprint
+
+    deployed = yaml.safe_load((VFW / "inventory-deployed.yaml").read_text())["resources"]
+    entry = {r["name"]: r for r in deployed}
+    sent = {"unprotected_net_id": "net-0002", "protected_net_id": "net-0003", "mgmt_net_id": "net-0001"}
+
+    def base(**attributes: Any) -> ObservedResource:
+        return ObservedResource.model_validate({**entry["vfw-base"], "attributes": attributes})
+
+    def changed(*observed: ObservedResource) -> list[str]:
+        project = load_project(VFW, VFW / "requests" / "instantiate.yaml", VFW / "inventory-deployed.yaml",
+                               observed=list(observed))
+        return project.model.resources["vfw-base"].changed_params()
+
+    assert changed() == []
+    assert changed(base(**sent)) == []
+    assert changed(base(**{**sent, "protected_net_id": "net-0009"})) == ["protected_net_id"]
+    assert changed(base(unprotected_net_id="net-0002")) == ["mgmt_net_id", "protected_net_id"]
+    secret = ObservedResource.model_validate(
+        {**entry["protected-net"], "attributes": {"network_id": fingerprint("net-0003")}})
+    assert changed(base(**{**sent, "protected_net_id": fingerprint("net-0003")}), secret) == []
 
 
 # --- failures and re-planning ----------------------------------------------------------
