@@ -114,11 +114,32 @@ def deliver(jr: Journal, run_id: int, resource: str, event: str, data: Any, prin
         if not isinstance(value, str) or not _NAME.match(value):
             raise EventError(f"{field}: {str(value)[:80]!r} is not a name")
     data = event_data(data)
+    for _ in range(_TRIES):
+        done = _deliver(jr, run_id, resource, event, data, principal, now)
+        if done is not None:
+            return done
+    raise ExecutionError(f"run {run_id} moved on while event '{event}' for {resource} was delivered, "
+                         f"{_TRIES} times: nothing was written; send it again")
+
+
+#: How many times a delivery reads the run again when something was written for its operation meanwhile.
+_TRIES = 5
+
+
+def _deliver(jr: Journal, run_id: int, resource: str, event: str, data: dict[str, Any], principal: str,
+             now: float | None) -> Delivered | None:
+    """One try of ``deliver``: the run read, the event written in one transaction with a look at what
+    was written since that read. None: the run ended, or something was written for the operation
+    (another delivery of the event, its deadline's failure), between the read and the write; nothing
+    was written, and the next try decides on the run as it is then. Two deliveries at once, with
+    other data each, were both written and both answered "delivered", and the second one's data was
+    dropped (the run takes the first)."""
     info = jr.run(run_id)
     status = info.effective_status
     if status not in OPEN:
         raise ExecutionError(f"run {run_id} is {status}: it waits for nothing")
-    rs = rebuild(jr, run_id)
+    events = jr.events(run_id)
+    rs = rebuild(jr, run_id, events)
     oid = waiting_op(rs, resource, event)
     wait = rs.waits[oid]
     jr.redactor.add_names(wait.get("hidden", ()))
@@ -133,8 +154,12 @@ def deliver(jr: Journal, run_id: int, resource: str, event: str, data: Any, prin
     if (time.time() if now is None else now) > wait["deadline"]:
         raise ExecutionError(f"{oid} waited for '{event}' until its deadline ({wait['seconds']:g} s), which has "
                              f"passed: it fails when run {run_id} goes on")
-    stored = jr.append(run_id, [Event("event-received", op=oid, data={
-        "resource": resource, "event": event, "data": data, "principal": principal, "sent": fingerprint(data)})])
+    stored, written = jr.append_once(run_id, [Event("event-received", op=oid, data={
+        "resource": resource, "event": event, "data": data, "principal": principal, "sent": fingerprint(data)})],
+        since=events[-1].seq if events else 0, same=lambda new, old: old.op == new.op,
+        only_if=lambda now_info: now_info.effective_status in OPEN)
+    if not written:
+        return None
     then = "it goes on at once" if status == "running" else f"`ordo resume {run_id}` goes on with it"
     return Delivered(run_id, oid, stored[-1].seq, f"Event '{event}' for {resource} delivered to run {run_id} "
                                                   f"({oid}); {then}.")

@@ -22,6 +22,7 @@ from domain.errors import DiagnosticsError
 from domain.project import load_project
 from executor.controllers.base import OperationRequest
 from executor.controllers.simulated import World
+from executor.core import ExecutionError
 from executor.engine import ApplyOptions, Executor, RunResult, rebuild
 from executor.journal import Event, Journal
 from planner.core import make_plan
@@ -344,6 +345,39 @@ def test_an_event_for_a_run_nobody_carries_out_is_kept_for_its_resume(tmp_path: 
     assert result[0].op == "pnf-1/register" and result[0].data["outputs"] == {"ip_address": "10.1.1.1"}
     ended = run_ordo("event", "1", "pnf-1", "registered", "-C", root)
     assert ended.code == 1 and "run 1 is complete: it waits for nothing" in ended.err
+
+
+def test_of_two_deliveries_at_once_with_other_data_one_is_written_and_the_other_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each delivery read the run, found the event not arrived, and wrote it: both were answered
+    "delivered", and the run took the first one's data only (the hostile sweep of 6 December). The
+    other delivery is made here between one's read of the run and its write."""
+    import executor.waits as waits
+    from executor.waits import deliver
+
+    root = project(tmp_path, PNF)
+    run = Driven(root)
+    wait_for(root, "waiting", "pnf-1/register")
+    assert run.stop().status == "interrupted"
+    read = waits.rebuild
+    others: list[str] = []
+
+    def read_then_another_delivers(jr: Journal, run_id: int, evs: list[Event] | None = None) -> object:
+        rs = read(jr, run_id, evs)
+        if not others:
+            others.append("")
+            others[0] = deliver(jr, run_id, "pnf-1", "registered", {"ip_address": "10.0.0.1"}, "other").message
+        return rs
+
+    monkeypatch.setattr(waits, "rebuild", read_then_another_delivers)
+    with Journal(journal_of(root), create=False) as jr:
+        with pytest.raises(ExecutionError, match="arrived already with other data"):
+            deliver(jr, 1, "pnf-1", "registered", {"ip_address": "10.0.0.2"}, "late")
+        assert "delivered to run 1" in others[0]
+        again = deliver(jr, 1, "pnf-1", "registered", {"ip_address": "10.0.0.1"}, "late")
+        assert "had arrived already" in again.message and again.seq is None
+    received = [ev for ev in events(root) if ev.kind == "event-received"]
+    assert [ev.data["principal"] for ev in received] == ["other"]
 
 
 @pytest.mark.parametrize(("wait", "message"), [
