@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, NonNegativeInt
 
 from domain.errors import Diagnostic
-from domain.formats import EnforcementSpec, Name, _Strict
+from domain.formats import NOT_BOOL, EnforcementSpec, Name, _Strict
 from domain.yamlsrc import PathKey, Source
 
 #: File names collected from folders (a file named on the command line is run whatever its name).
@@ -68,13 +68,17 @@ class PolicyExpect(_Strict):
 PolicyItem = Annotated[PolicyExpect, BeforeValidator(_policy_item)]
 
 
+#: A count a test expects (``true`` is no count: pydantic would take it as 1).
+Count = Annotated[NonNegativeInt, NOT_BOOL]
+
+
 class CountExpect(_Strict):
-    operations: NonNegativeInt | None = None
-    waves: NonNegativeInt | None = None
-    create: NonNegativeInt | None = Field(None, description="resources to create")
-    change: NonNegativeInt | None = Field(None, description="resources to change")
-    delete: NonNegativeInt | None = Field(None, description="resources to delete")
-    run: NonNegativeInt | None = Field(None, description="resources to run an operation on")
+    operations: Count | None = None
+    waves: Count | None = None
+    create: Count | None = Field(None, description="resources to create")
+    change: Count | None = Field(None, description="resources to change")
+    delete: Count | None = Field(None, description="resources to delete")
+    run: Count | None = Field(None, description="resources to run an operation on")
 
 
 class Expect(_Strict):
@@ -86,7 +90,7 @@ class Expect(_Strict):
         None, description="operations not in the plan: RESOURCE/OPERATION, or RESOURCE for none on it")
     before: list[Annotated[list[str], BeforeValidator(_pair)]] | None = Field(
         None, description="[A, B]: a chain of precedences leads from operation A to operation B")
-    placements: dict[Name, Annotated[list[Name], BeforeValidator(_one_or_more)]] | None = Field(
+    placements: dict[Name, Annotated[list[Name], BeforeValidator(_one_or_more), Field(min_length=1)]] | None = Field(
         None, description="resource -> the target the plan puts it on (or a list: one of them)")
     violations: list[PolicyItem] | None = Field(
         None, description="exactly the soft or advisory policies the plan violates ([] for none)")

@@ -315,6 +315,26 @@ def test_file_problems_are_all_reported_and_nothing_runs(tmp_path):
     ]
 
 
+def test_a_boolean_count_and_an_empty_list_of_targets_are_refused(tmp_path):
+    """`waves: true` was taken as 1 and passed; `placements: {vfw: []}` failed at run time as
+    "expected vfw on , got region-two" (the hostile sweep of 6 December)."""
+    path = write(tmp_path, "lax_test.yaml", f"""
+        project: {VFW}
+        tests:
+          - name: lax
+            expect:
+              count: {{ waves: true, delete: 0 }}
+              placements: {{ vfw: [] }}
+    """)
+    report = run_files(path)
+    assert report.results == []
+    assert [str(d) for d in report.errors] == [
+        "lax_test.yaml:5:23: error: tests[0].expect.count.waves: expected a number, not true",
+        "lax_test.yaml:6:26: error: tests[0].expect.placements.vfw: value should have at least 1 item after "
+        "validation, not 0",
+    ]
+
+
 def test_bad_yaml_and_missing_project(tmp_path):
     write(tmp_path, "syntax_test.yaml", "tests:\n  - name: [unclosed\n")
     write(tmp_path, "noproject_test.yaml", "project: nowhere\ntests:\n  - name: x\n    expect: { status: plan }\n")
