@@ -187,9 +187,10 @@ class BodyLimit:
 
 
 class UniqueKeys:
-    """422 for a JSON body in which one object names a key twice (:func:`body_problem`). The body is
-    bounded by BodyLimit, around this. SO's routes read their bodies themselves, and refuse it in SO's
-    shape (service/soapi.py)."""
+    """422 for a JSON body in which one object names a key twice (:func:`body_problem`), and 401 for a
+    caller without valid credentials under /v1 before its body is read. The body is bounded by
+    BodyLimit, around this. SO's routes read their bodies themselves, and refuse it in SO's shape
+    (service/soapi.py)."""
 
     def __init__(self, app: ASGIApp, skip: str) -> None:
         self.app = app
@@ -198,8 +199,14 @@ class UniqueKeys:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD") or path == self.skip \
-                or path.startswith(self.skip + "/") or not self._authenticated(scope):
-            await self.app(scope, receive, send)   # (a caller without credentials: the route answers 401)
+                or path.startswith(self.skip + "/"):
+            await self.app(scope, receive, send)
+            return
+        if not self._authenticated(scope):
+            if path.startswith("/v1/"):   # every route there asks for credentials: 401 before the body is read
+                await _plain(send, 401, NO_CREDENTIALS, CHALLENGE)   # (the route parsed it first: a 400 for junk)
+            else:
+                await self.app(scope, receive, send)
             return
         messages: list[Message] = []
         while True:
@@ -265,10 +272,11 @@ class _NotJson(ValueError):
     pass
 
 
-async def _plain(send: Send, status: int, detail: str) -> None:
+async def _plain(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -293,6 +301,10 @@ def _claims(names: list[str]) -> dict[str, list[str]]:
 
 # --- the app ------------------------------------------------------------------------
 
+NO_CREDENTIALS = "a bearer token (or HTTP basic) is needed"
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ordo", Basic realm="ordo"'}
+
+
 def authorize(request: Request) -> Principal:
     """Who calls: 401 without valid credentials, 403 for a reader asking for more than GET."""
     credentials: Credentials = request.app.state.credentials
@@ -300,8 +312,7 @@ def authorize(request: Request) -> Principal:
         return LOCAL
     who = credentials.authenticate(request.headers.get("authorization"))
     if who is None:
-        raise HTTPException(401, "a bearer token (or HTTP basic) is needed",
-                            headers={"WWW-Authenticate": 'Bearer realm="ordo", Basic realm="ordo"'})
+        raise HTTPException(401, NO_CREDENTIALS, headers=CHALLENGE)
     if request.method not in ("GET", "HEAD") and not who.operator:
         raise HTTPException(403, f"{who.name} is a reader: only an operator may {request.method}")
     return who

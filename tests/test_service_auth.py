@@ -68,6 +68,12 @@ def test_credentials_are_asked_for_before_the_body_or_the_path_is_read(vfw_copy:
         assert api.post("/v1/plans", **twice).status_code == 401
         assert api.post("/v1/plans", content=twice["content"],
                         headers={**twice["headers"], **bearer(OPERATOR)}).status_code == 422
+        # nested too deep for the route's parser, which read it before credentials: 400 (the sweep of 6 December)
+        deep = {"content": b'{"resource": "a", "event": "b", "data": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+                "headers": {"Content-Type": "application/json"}}
+        refused = api.post("/v1/runs/1/events", **deep)
+        assert refused.status_code == 401 and "Bearer" in refused.headers["www-authenticate"], refused.text
+        assert refused.json() == {"detail": "a bearer token (or HTTP basic) is needed"}
 
 
 def test_without_credentials_only_loopback(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
