@@ -23,6 +23,7 @@ from domain.project import load_project
 from executor.controllers.base import OperationRequest
 from executor.controllers.simulated import World
 from executor.core import ExecutionError
+from executor.core.loop import WAIT_GRACE
 from executor.engine import ApplyOptions, Executor, RunResult, rebuild
 from executor.journal import Event, Journal
 from planner.core import make_plan
@@ -307,12 +308,36 @@ def test_a_resumed_wait_keeps_its_original_deadline(tmp_path: Path) -> None:
     wait_for(root, "resumed", None)
     time.sleep(0.2)
     assert run.thread.is_alive()
-    now[0] = 1600.5
+    now[0] = 1600.5    # past the deadline, not past its grace: an event accepted at the deadline may be on its way
+    time.sleep(0.2)
+    assert run.thread.is_alive()
+    now[0] = 1600 + WAIT_GRACE + 0.5
     assert run.end().status == "fallout"
     journaled = events(root)
     assert [ev.data["deadline"] for ev in journaled if ev.kind == "waiting"] == [1600.0]   # journaled once
     failed = [ev for ev in journaled if ev.kind == "failed"]
     assert len(failed) == 1 and failed[0].data["code"] == "deadline"
+
+
+def test_an_event_accepted_at_the_deadline_completes_the_operation(tmp_path: Path) -> None:
+    """`ordo event` (or the service) accepts an event up to the wait's deadline and says the run goes on
+    with it; the run, which reads the journal for events every poll, failed the wait at the deadline
+    itself, and an event written just before was dropped. It fails WAIT_GRACE later."""
+    from executor.waits import deliver
+
+    root = project(tmp_path, PNF)
+    now = [1000.0]
+    run = Driven(root, clock=lambda: now[0])
+    assert wait_for(root, "waiting", "pnf-1/register").data["deadline"] == 1600.0
+    now[0] = 1600.2    # the host's clock is past the deadline ...
+    time.sleep(0.1)
+    with Journal(journal_of(root), create=False) as jr:   # ... as the event, accepted just before it, is written
+        done = deliver(jr, 1, "pnf-1", "registered", {"ip_address": "10.0.0.9"}, "callback", now=1599.99)
+    assert "it goes on at once" in done.message
+    assert run.end().status == "complete"
+    results = [ev for ev in events(root) if ev.kind == "result"]
+    assert results[0].op == "pnf-1/register" and results[0].data["outputs"] == {"ip_address": "10.0.0.9"}
+    assert not [ev for ev in events(root) if ev.kind == "failed"]
 
 
 def test_an_event_for_a_run_nobody_carries_out_is_kept_for_its_resume(tmp_path: Path) -> None:
@@ -452,8 +477,9 @@ def test_the_core_takes_an_event_that_came_during_the_call_and_a_wait_holds_no_s
     assert dispatched(cmds) == ["b/create"]
     check()
     cmds = host.complete(3.0, "b/create")
-    assert not only(cmds, Probe) and only(cmds, Wait)[0].until == 5.0    # p waits for its deadline
-    cmds = host.step(Tick(5.0))
+    assert not only(cmds, Probe) and only(cmds, Wait)[0].until == 5.0 + WAIT_GRACE   # p waits for its deadline
+    assert not [ev for ev in host.journal if ev.kind == "failed"]
+    cmds = host.step(Tick(5.0 + WAIT_GRACE))
     failed = [ev for ev in host.journal if ev.kind == "failed"]
     assert [(ev.op, ev.data["code"], ev.data["in_doubt"]) for ev in failed] == [("p/create", "deadline", False)]
     assert only(cmds, Observe)

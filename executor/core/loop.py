@@ -67,9 +67,17 @@ class Running:
     key: str
 
 
+#: Seconds past a wait's deadline at which the operation fails: an event accepted up to the deadline (by
+#: `ordo event` or the service, which refuse one after it) is written to the journal then, and a host reads
+#: the journal for events every half second (ApplyOptions.poll). Failed at the deadline itself, an event
+#: accepted just before it ("it goes on at once") was written beside the failure and dropped.
+WAIT_GRACE = 1.0
+
+
 @dataclass
 class Waiting:
-    """A waiting operation of the plan: when it fails (``deadline``), when it is observed next (``poll``)."""
+    """A waiting operation of the plan: when it fails (``deadline``: the wait's, plus WAIT_GRACE), when it
+    is observed next (``poll``)."""
 
     deadline: float
     poll: float | None
@@ -381,7 +389,7 @@ class RunCore:
         begun = [self._made(self._waiting(oid, now)) for oid in starting if oid not in rs.waits]
         for oid in starting:
             observing = p.spec.ops[oid].wait.event is None
-            p.waits[oid] = Waiting(deadline=rs.waits[oid]["deadline"], poll=now if observing else None)
+            p.waits[oid] = Waiting(deadline=rs.waits[oid]["deadline"] + WAIT_GRACE, poll=now if observing else None)
         events: list[Event] = []
         released: list[str] = []
         for oid in sorted(p.waits):
