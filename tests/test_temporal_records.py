@@ -295,3 +295,49 @@ def test_a_call_sends_the_inputs_its_intent_was_made_of_or_nothing(monkeypatch):
     for error in (SecretUnavailable("db", "psk"), KeyError("psk")):
         resolved["now"] = error
         assert "cannot be resolved as its intent was" in refusal()
+
+
+def test_a_call_that_cannot_read_the_journal_lets_its_connection_go(vfw_copy, monkeypatch):
+    """A worker that serves only the controllers' queues: its call activity, which reads the journal (the
+    project of a new plan, the records a secret input reads), failed on a connection a PostgreSQL restart
+    had closed, and every retry failed the same (the sweep of 6 December). As the steps do, it lets the
+    run's connection go on a journal error: the retry opens one of its own."""
+    from executor.journal import JournalError
+
+    _, _, ref, _, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    b.close()
+
+    def closed(*args):
+        raise JournalError("cannot read the journal: the connection is closed")
+
+    try:
+        monkeypatch.setattr(a, "_project", closed)
+        with pytest.raises(JournalError):
+            a.call(ref, {"plan_no": 1, "controller": "sdnc"})
+        assert a._runs == {}
+    finally:
+        a.close()
+
+
+def test_a_run_no_activity_used_for_a_while_is_let_go(vfw_copy, monkeypatch):
+    """Each run a worker served kept its executor and journal connection until ``ordo.end``, which a
+    worker of the controllers' queues never runs: one PostgreSQL connection per run ever called (the
+    sweep of 6 December). A run idle for RUN_IDLE is let go when another is taken; one in use is kept."""
+    import executor.temporal.activities as activities
+
+    _, _, ref, _, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    b.close()
+    other = {**ref, "run": ref["run"] + 1}
+    try:
+        with a._use(ref) as first:
+            pass
+        with a._use(other):
+            pass
+        assert len(a._runs) == 2    # idle for less than RUN_IDLE: kept
+        monkeypatch.setattr(activities, "RUN_IDLE", 0.0)
+        with a._use(other):
+            assert list(a._runs.values()) != [first] and first not in a._runs.values()   # let go, closed
+        with a._use(ref) as again, a._use(other):
+            assert again is not first and len(a._runs) == 2   # in use: kept
+    finally:
+        a.close()

@@ -21,6 +21,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -68,6 +69,8 @@ HEARTBEAT_EVERY = 0.5
 #: Seconds at most between the heartbeats a worker sends on (it sends fewer than are made).
 HEARTBEAT_THROTTLE = 1.0
 HEARTBEAT_TIMEOUT = 3.0
+#: Seconds after which a run no activity of this worker used is let go (its journal connection closed).
+RUN_IDLE = 300.0
 #: Error types a workflow does not retry: a controller's permanent failure, a problem in the inputs.
 PERMANENT = "permanent"
 INPUTS = "ordo-inputs"
@@ -81,6 +84,8 @@ class _Run:
     plans: dict[int, Plan] = field(default_factory=dict)
     seen: int = -1                                                 # the journal's records are read up to here
     outlines: dict[int, dict[str, Any]] = field(default_factory=dict)
+    busy: int = 0          # activities using it now
+    used: float = 0.0      # when the last one ended (time.monotonic())
 
 
 class Activities:
@@ -171,15 +176,19 @@ class Activities:
         any attempt after the first (the one before may have been applied). A permanent failure is a
         non-retryable error carrying the outcome; a transient one is an outcome (the run core retries it,
         journaled, with the catalog's backoff)."""
-        run = self._run(ref)
-        with run.lock:
-            ex = run.executor
-            ex._project = self._project(ref, run, payload["plan_no"])   # the plan's (a re-plan may load anew)
-            ctl = ex._controller(payload["controller"])
-            request = _sent(run, ref, payload)
-        in_doubt = payload["observe_first"] or activity.info().attempt > 1
-        outcome = self._beating(lambda: ex._outcome(ctl, payload["token"], payload["op"], request, in_doubt,
-                                                    payload["initial"]))
+        with self._use(ref) as run:
+            try:
+                with run.lock:
+                    ex = run.executor
+                    ex._project = self._project(ref, run, payload["plan_no"])   # the plan's (a re-plan may load anew)
+                    ctl = ex._controller(payload["controller"])
+                    request = _sent(run, ref, payload)
+            except JournalError:   # as _locked: retried on a connection of its own
+                self._forget(ref)
+                raise
+            in_doubt = payload["observe_first"] or activity.info().attempt > 1
+            outcome = self._beating(lambda: ex._outcome(ctl, payload["token"], payload["op"], request, in_doubt,
+                                                        payload["initial"]))
         # what the workflow's history keeps is redacted as the journal is: outputs, the error's text
         redactor = ex.journal.redactor
         outcome = replace(outcome, outputs=redactor.tree(outcome.outputs) if outcome.outputs else outcome.outputs,
@@ -379,10 +388,27 @@ class Activities:
         are kept in the project's ``.ordo/``, as the client keeps them."""
         return location(self._journal or ref["journal"], Path(ref["root"]) / ".ordo")
 
+    @contextlib.contextmanager
+    def _use(self, ref: Ref) -> Iterator[_Run]:
+        """The run's executor, kept while activities use it; one no activity used for RUN_IDLE seconds is
+        closed when another run's is taken (a worker that serves only controller queues never runs
+        ``ordo.end``, which closes it: each run ever called kept a journal connection open)."""
+        run = self._run(ref)
+        try:
+            yield run
+        finally:
+            with self._lock:
+                run.busy -= 1
+                run.used = time.monotonic()
+
     def _run(self, ref: Ref) -> _Run:
+        """The run's executor, counted busy (``_use`` ends that)."""
         path = self._where(ref)
         key = (str(path), ref["journal_id"], ref["run"])
         with self._lock:
+            now = time.monotonic()
+            idle = [k for k, r in self._runs.items() if k != key and not r.busy and now - r.used > RUN_IDLE]
+            closing = [self._runs.pop(k) for k in idle]
             run = self._runs.get(key)
             if run is None:
                 jr = Journal(path, create=False)
@@ -395,34 +421,36 @@ class Activities:
                                        on_failure=opts["on_failure"], default_timeout=opts["default_timeout"],
                                        simulation=opts["simulation"], crash=os.environ.get("ORDO_CRASH_POINT"))
                 run = self._runs[key] = _Run(Executor(jr, _loader(ref, path), options=options, plans=self.plans))
+            run.busy += 1
+        for old in closing:
+            _close(old)
         return run
 
     def _forget(self, ref: Ref) -> None:
         with self._lock:
             run = self._runs.pop((str(self._where(ref)), ref["journal_id"], ref["run"]), None)
         if run is not None:
-            run.executor.close()
-            run.executor.journal.close()
+            _close(run)
 
     def _locked(self, ref: Ref, work: Callable[[_Run], T], cancel: threading.Event | None = None) -> T:
         """``work`` on the run, one activity of a run at a time in this worker, heartbeating;
         a problem in the inputs is not retried. ``cancel``: see ``_beating``."""
-        run = self._run(ref)
-
-        def locked() -> T:
-            with run.lock:
-                _refresh(run)  # what other workers wrote counts
-                return work(run)
-        try:
-            return self._beating(locked, cancel)
-        except JournalError:
-            # the journal may be busy or back soon: retried, on a connection of its own (a database restarted
-            # closed this one for good), with the run's state read again from the journal as another worker would
-            self._forget(ref)
-            raise
-        except OrdoError as exc:   # its text goes into the workflow's history: redacted
-            raise ApplicationError(run.executor.journal.redactor.text(str(exc)), type=INPUTS,
-                                   non_retryable=True) from None
+        with self._use(ref) as run:
+            def locked() -> T:
+                with run.lock:
+                    _refresh(run)  # what other workers wrote counts
+                    return work(run)
+            try:
+                return self._beating(locked, cancel)
+            except JournalError:
+                # the journal may be busy or back soon: retried, on a connection of its own (a database
+                # restarted closed this one for good), with the run's state read again from the journal as
+                # another worker would
+                self._forget(ref)
+                raise
+            except OrdoError as exc:   # its text goes into the workflow's history: redacted
+                raise ApplicationError(run.executor.journal.redactor.text(str(exc)), type=INPUTS,
+                                       non_retryable=True) from None
 
     def _beating(self, fn: Callable[[], T], cancel: threading.Event | None = None) -> T:
         """``fn`` on another thread, heartbeating meanwhile, so that a lost worker is noticed in seconds.
@@ -468,6 +496,11 @@ class Activities:
         if plan_no not in run.plans:
             raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")
         return run.plans[plan_no]
+
+
+def _close(run: _Run) -> None:
+    run.executor.close()
+    run.executor.journal.close()
 
 
 def _as_ended(jr: Journal, run: int) -> dict[str, Any]:
