@@ -26,7 +26,7 @@ from domain.formats import (
     TargetSpec,
     TypeSpec,
 )
-from domain.secrets import is_fingerprint, same_value
+from domain.secrets import redacted, same_value
 from domain.yamlsrc import PathKey, Source, format_path, resolve
 
 
@@ -727,34 +727,50 @@ def _references(res: Resource, resources: dict[str, Resource], kinds: dict[str, 
 
 
 class _Unknowable(Exception):
-    """An output known only by its fingerprint (a secret): what it holds cannot be compared."""
+    """An output whose value cannot be known here: redacted (a fingerprint, a masked text), or not
+    observed and not to come from an operation of this plan."""
 
 
 def _rewired(res: Resource, resources: dict[str, Resource], recorded: bool) -> tuple[str, ...]:
     """The params of ``res`` (observed, at its goal) that read other resources' outputs and, resolved
-    with those outputs as observed now, differ from what ``res`` was last sent, or cannot be resolved
-    yet (the producer is new, or has not returned the output): an update sends them, after the
-    operation that returns the output (policies/base/ordering.lp). Without this, a param edited to read
-    a new resource's output was never sent, and the plan said there was nothing to change.
+    with those outputs as observed now, differ from what ``res`` was last sent, or read an output that
+    comes only in this plan (the producer is new, or on its way to its goal): an update sends them,
+    after the operation that returns the output (policies/base/ordering.lp). Without this, a param
+    edited to read a new resource's output was never sent, and the plan said there was nothing to change.
 
     What was sent is known from a record of the journal (``recorded``), which holds every param a run
-    sent: one it lacks was never sent. An inventory file's entry may leave out the params: one it lacks
-    counts only when its value cannot be known yet. A secret output known only by its fingerprint
-    cannot be compared: taken as unchanged."""
+    sent: one it lacks was never sent (a change, whatever it reads). An inventory file's entry may leave
+    out the params: one it lacks counts only when its value comes in this plan. A value redaction hid
+    (an output known by its fingerprint, or masked in a text; a param recorded masked, where the
+    journal's masking of a secret's value hit it) cannot be compared: taken as unchanged. An output
+    neither observed nor to come cannot be sent: not a change either (the plan's reference check names
+    it if something else updates the resource)."""
     def value_of(producer: str, output: str) -> Any:
-        value = resources[producer].attributes[output]   # KeyError: not known
-        if is_fingerprint(value):
-            raise _Unknowable
-        return value
+        other = resources.get(producer)
+        if other is None:
+            raise _Unknowable   # (reported as an unknown resource)
+        if output in other.attributes:
+            value = other.attributes[output]
+            if redacted(value):
+                raise _Unknowable
+            return value
+        if not other.observed or (other.desired is not None and other.current != other.desired):
+            raise KeyError(output)   # comes in this plan: MISSING
+        raise _Unknowable
 
     out = []
     for param in sorted({ref.param for ref in res.refs}):
+        if param not in res.attributes:
+            if recorded:
+                out.append(param)
+                continue
+        elif redacted(res.attributes[param], fingerprints=False):   # (a fingerprint is compared)
+            continue
         try:
             value = resolve_value(res.params[param], value_of)
         except _Unknowable:
             continue
-        if value is MISSING or (param in res.attributes and not same_value(res.attributes[param], value)) \
-                or (recorded and param not in res.attributes):
+        if value is MISSING or (param in res.attributes and not same_value(res.attributes[param], value)):
             out.append(param)
     return tuple(out)
 

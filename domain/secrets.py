@@ -35,6 +35,21 @@ def is_fingerprint(value: Any) -> bool:
     return isinstance(value, str) and _FINGERPRINT.fullmatch(value) is not None
 
 
+#: What a secret's value is replaced with inside a text (executor.redact masks it wherever it is).
+MASK = "***"
+
+
+def redacted(value: Any, *, fingerprints: bool = True) -> bool:
+    """Whether a tree holds a fingerprint or a masked text: what redaction changed, which no longer
+    holds the value (it cannot be sent in its place). ``fingerprints`` False: a masked text only (which
+    cannot be compared with a value either; a fingerprint can, :func:`same_value`)."""
+    if isinstance(value, dict):
+        return any(redacted(v, fingerprints=fingerprints) for v in value.values())
+    if isinstance(value, list):
+        return any(redacted(v, fingerprints=fingerprints) for v in value)
+    return isinstance(value, str) and (MASK in value or (fingerprints and is_fingerprint(value)))
+
+
 def same_value(recorded: Any, requested: Any) -> bool:
     """Whether a recorded attribute (perhaps a fingerprint, or holding some inside: a secret under
     a mapping's key, or in a list's name/value pair) holds the requested value."""

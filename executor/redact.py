@@ -37,9 +37,8 @@ from typing import Any
 from urllib.parse import quote
 
 from domain.formats import ObservedResource
-from domain.secrets import fingerprint, is_fingerprint
+from domain.secrets import MASK, fingerprint, is_fingerprint
 
-MASK = "***"
 MIN_VALUE = 4  # shorter known values are not searched for in free text (too many false hits)
 
 #: Parts of names (keys, headers, flags, environment variables) whose values are secret.

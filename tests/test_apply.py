@@ -336,6 +336,15 @@ def test_a_recorded_param_that_reads_an_output_is_compared_with_that_output_now(
     secret = ObservedResource.model_validate(
         {**entry["protected-net"], "attributes": {"network_id": fingerprint("net-0003")}})
     assert changed(base(**{**sent, "protected_net_id": fingerprint("net-0003")}), secret) == []
+    # never sent (the record lacks it), whatever the output is now: a fingerprint too (the review of 6 December)
+    assert changed(base(**{k: v for k, v in sent.items() if k != "protected_net_id"}), secret) == ["protected_net_id"]
+    # hidden by the journal's masking (a value seen under a secret key elsewhere): not compared, never resent
+    masked = ObservedResource.model_validate({**entry["protected-net"], "attributes": {"network_id": "***"}})
+    assert changed(base(**sent), masked) == []
+    assert changed(base(**{**sent, "protected_net_id": "***"})) == []
+    # an output neither observed nor to come (the producer is at its goal): no update could send it
+    unknown = ObservedResource.model_validate({**entry["protected-net"], "attributes": {"cidr": "192.168.20.0/24"}})
+    assert changed(base(**sent), unknown) == []
 
 
 # --- failures and re-planning ----------------------------------------------------------

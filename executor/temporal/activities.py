@@ -36,7 +36,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.project import Project, display_path, load_project
-from domain.secrets import fingerprint, is_fingerprint, same_value
+from domain.secrets import MASK, fingerprint, redacted, same_value
 from executor.controllers import OperationRequest
 from executor.core import (
     Admit,
@@ -55,7 +55,6 @@ from executor.core import (
 from executor.core.loop import replanned
 from executor.engine import ApplyOptions, Executor, SecretUnavailable
 from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refreshed
-from executor.redact import MASK
 from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
@@ -523,7 +522,7 @@ def _sent(run: _Run, ref: Ref, payload: dict[str, Any]) -> OperationRequest:
         outcome = Outcome(payload["token"], payload["op"], error=CallError(why, code="inputs-changed", applied=False))
         return ApplicationError(why, outcome_out(outcome), type=PERMANENT, non_retryable=True)
 
-    if _redacted(carried):
+    if redacted(carried):
         if not payload.get("inputs_digest"):   # an intent made before digests were sent (an older worker)
             raise refused(f"the intent of {data['resource']} carries no digest of its secret inputs: not sent")
         _refresh(run)
@@ -560,15 +559,6 @@ def _digest(inputs: dict[str, Any]) -> str | None:
         return fingerprint(inputs)
     except TypeError:
         return None
-
-
-def _redacted(value: Any) -> bool:
-    """Whether a tree holds a fingerprint or a masked text (redaction changed it)."""
-    if isinstance(value, dict):
-        return any(_redacted(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_redacted(v) for v in value)
-    return isinstance(value, str) and (is_fingerprint(value) or MASK in value)
 
 
 def _refresh(run: _Run) -> None:
