@@ -289,12 +289,11 @@ def _execute(project: Project, plan: Plan, options: ApplyOptions, path: Path | J
     from executor.engine import ExecutionError, Executor
 
     if temporal is not None:
-        from executor.temporal import load_client
+        from executor.temporal import load_client, waits_refused
 
-        waits = sorted(op.id for op in plan.operations if _waits(project, op.resource, op.operation))
-        if waits:
-            raise ExecutionError(f"the Temporal engine does not carry out declared waits yet ({', '.join(waits[:5])}"
-                                 f"{' ...' if len(waits) > 5 else ''}): apply without --engine temporal")
+        refused = waits_refused([op.id for op in plan.operations if _waits(project, op.resource, op.operation)])
+        if refused is not None:
+            raise ExecutionError(refused)
 
         return load_client().apply(project, plan, options, path, temporal, listener=listener or (lambda ev: None),
                                    around=around or _nothing, supersede=supersede, claims=claims, record=record)

@@ -341,3 +341,27 @@ def test_a_run_no_activity_used_for_a_while_is_let_go(vfw_copy, monkeypatch):
             assert again is not first and len(a._runs) == 2   # in use: kept
     finally:
         a.close()
+
+
+def test_a_replan_whose_operations_wait_is_refused_on_temporal(vfw_copy, monkeypatch):
+    """The first plan of a run on Temporal is refused when an operation waits (``wait:``, which the engine
+    does not carry out yet); a re-plan's was taken, and its waits silently dropped: the operations after
+    them went on before what they waited for (the sweep of 6 December). The run falls out, saying why."""
+    from executor.journal import Journal as J
+
+    catalog = vfw_copy / "catalog.yaml"
+    text = catalog.read_text()
+    waits = "      activate: { wait: { observe: { state: active }, every: 1, deadline: 30 } }\n"
+    catalog.write_text(text.replace("      healthcheck:   { controller: cds }\n",
+                                    "      healthcheck:   { controller: cds }\n" + waits))
+    assert catalog.read_text() != text
+    path, run, ref, since, cmd, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    try:
+        answer = a.replan(ref, 1, since, cmd)
+        assert answer["status"] == "error", answer
+        assert "does not carry out declared waits yet (vfw/activate" in answer["explanation"]["summary"]
+        with J(path) as jr:
+            assert jr.events(run, kinds=("replan",)) == []
+    finally:
+        a.close()
+        b.close()

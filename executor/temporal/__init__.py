@@ -39,6 +39,16 @@ def workflow_id(journal_id: str, run: int) -> str:
     return f"ordo-run-{journal_id[:12]}-{run}"
 
 
+def waits_refused(ops: list[str]) -> str | None:
+    """Why a plan whose operations ``ops`` wait (``wait:`` in the catalog) is not carried out on Temporal;
+    None when none waits. Checked for the first plan and for each re-plan (a rollback's plan may delete what
+    the first only created, and its delete wait)."""
+    if not ops:
+        return None
+    shown = ", ".join(sorted(ops)[:5]) + (" ..." if len(ops) > 5 else "")
+    return f"the Temporal engine does not carry out declared waits yet ({shown}): apply without --engine temporal"
+
+
 def load_client() -> ModuleType:
     """``executor.temporal.client``; a clear error when the ``temporal`` extra is not installed."""
     try:

@@ -48,6 +48,7 @@ from executor.core import (
     NoPlan,
     Observe,
     Outcome,
+    Planned,
     Record,
     Replan,
     RunState,
@@ -57,6 +58,7 @@ from executor.engine import ApplyOptions, Executor, SecretUnavailable
 from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refreshed
 from executor.store import location
 from executor.sweeps import plan_job
+from executor.temporal import waits_refused
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
 from planner.slots import PlanCancelled, PlanSlots
@@ -247,6 +249,10 @@ class Activities:
                 return done
             if cancel.is_set():   # nothing written: the workflow ends the run as its stop asks
                 raise PlanCancelled("the run was stopped while it was re-planned")
+            refused = waits_refused([oid for oid, spec in answer.spec.ops.items() if spec.wait is not None]) \
+                if isinstance(answer, Planned) else None
+            if refused is not None:   # the run falls out saying so (the first plan is refused before it starts)
+                answer = NoPlan("error", {"summary": refused}, answer.seconds, answer.now)
             if isinstance(answer, NoPlan):   # into the workflow's history: a binding may be a secret param's
                 return {"status": answer.status, "explanation": ex.journal.redactor.tree(answer.explanation),
                         "seconds": answer.seconds}
