@@ -351,6 +351,20 @@ def test_a_stop_that_answers_a_replan_ends_the_run_and_a_resume_plans_again(on_f
     assert replan.mode == mode and not dispatched([replan])
 
 
+def test_a_stop_carried_into_the_next_execution_dispatches_nothing():
+    """A Temporal workflow hands on its history (continue-as-new) with a stop it heard: the next execution
+    starts its core from the journal with Continue. The stop came only as a later input, after the core had
+    dispatched a new batch (an abort, then five calls sent: the sweep of 6 December)."""
+    plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1), "d/create": ("c", 1)})
+    host, _ = begin(plan, spec_of(plan, limit=1))
+    host.complete(1.0, "a/create")
+    handed_on = Host(RunCore(replayed(host.journal), key_prefix="ordo:j:1:"))
+    cmds = handed_on.step(Continue(spec_of(plan, limit=1), False, 2.0, stop="aborted"))
+    assert not dispatched(cmds) and cmds[-1] == End("aborted")
+    going_on = Host(RunCore(replayed(host.journal), key_prefix="ordo:j:1:"))
+    assert dispatched(going_on.step(Continue(spec_of(plan, limit=1), False, 2.0)))
+
+
 def test_a_rollback_asked_for_and_stopped_before_its_plan_is_still_a_rollback_when_resumed():
     """`ordo resume --rollback` stopped while it plans: a plain resume then rolls back (the journal says so)."""
     plan = plan_of({"a/create": ("c", 1)})

@@ -207,6 +207,7 @@ class RunCore:
         return cmds
 
     def _continue(self, inp: Continue) -> list[Command]:
+        self.stopping = self.stopping or inp.stop
         if self.state.failures:   # observed and learnt first (a target that refused), whatever the inputs now
             self.spec = inp.spec
             return self._observe()

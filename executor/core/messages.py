@@ -74,11 +74,13 @@ class Resumed:
 
 @dataclass(frozen=True)
 class Continue:
-    """After :class:`Resumed`: the project as it is now; ``inputs_changed`` when the plan is stale."""
+    """After :class:`Resumed`: the project as it is now; ``inputs_changed`` when the plan is stale;
+    ``stop``: a stop asked before (a workflow handed on while it stopped): nothing new is dispatched."""
 
     spec: PlanSpec | None
     inputs_changed: bool
     now: float
+    stop: str = ""
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,10 @@ class RunWorkflow:
                           if carried["head"] else (None, None))
             rs = state_in(ref["run"], carried["state"], plan)
             self._seq = rs.seq
-            inp = Continue(spec, False, self._now())
+            # a stop the execution before heard (an abort as it handed on): told with the state, before
+            # anything is dispatched (as a later input, it came after a batch of new calls went out)
+            inp = Continue(spec, False, self._now(), stop=self._stop or "")
+            self._stop_sent = self._stop is not None
         else:
             rs = RunState(run=ref["run"])
             begun = await self._step("ordo.begin", ref)
