@@ -101,6 +101,13 @@ _HEARTBEAT = 3.0
 _STEP_HEARTBEAT = 30.0
 #: The patch that lets a stop cancel a re-plan (``workflow.patched``: a history from before replays as it ran).
 _STOPPABLE_REPLAN = "stoppable-replan"
+#: The patch that tells a carried stop with the state (Continue), before anything is dispatched.
+_CARRIED_STOP = "carried-stop"
+#: The patch that journals a batch's intents a page at a time (INTENTS_PER_STEP), not in one activity.
+_PAGED_INTENTS = "paged-intents"
+#: Intents per ``ordo.intents`` activity: its answer carries each call's inputs, and a payload is at most
+#: 2 MiB (a wave of 800 calls with 3 KB of inputs each failed the run; 100 such calls make 0.4 MiB).
+INTENTS_PER_STEP = 100
 
 
 #: Half of Temporal's default history limits (51,200 events, 50 MiB): past either, the workflow
@@ -180,8 +187,11 @@ class RunWorkflow:
             self._seq = rs.seq
             # a stop the execution before heard (an abort as it handed on): told with the state, before
             # anything is dispatched (as a later input, it came after a batch of new calls went out)
-            inp = Continue(spec, False, self._now(), stop=self._stop or "")
-            self._stop_sent = self._stop is not None
+            if workflow.patched(_CARRIED_STOP):
+                inp = Continue(spec, False, self._now(), stop=self._stop or "")
+                self._stop_sent = self._stop is not None
+            else:   # a history from before: the stop came at the first wait
+                inp = Continue(spec, False, self._now())
         else:
             rs = RunState(run=ref["run"])
             begun = await self._step("ordo.begin", ref)
@@ -276,13 +286,16 @@ class RunWorkflow:
             self._found = {}
 
     async def _dispatch(self, ref: Ref, rs: RunState, cmd: Dispatch) -> None:
-        made = await self._step("ordo.intents", ref, rs.plan_no, self._seq, [asdict(c) for c in cmd.calls])
-        for call, intent in zip(cmd.calls, made, strict=True):
-            ev = event_in(intent["event"])
-            rs.apply(ev)
-            self._seq = max(self._seq, ev.seq)
-            self._requests[call.op] = intent["request"]
-            self._tasks[call.token] = asyncio.create_task(self._call(ref, rs.plan_no, call, intent))
+        page = INTENTS_PER_STEP if workflow.patched(_PAGED_INTENTS) else len(cmd.calls)
+        for start in range(0, len(cmd.calls), page):
+            calls = cmd.calls[start:start + page]
+            made = await self._step("ordo.intents", ref, rs.plan_no, self._seq, [asdict(c) for c in calls])
+            for call, intent in zip(calls, made, strict=True):
+                ev = event_in(intent["event"])
+                rs.apply(ev)
+                self._seq = max(self._seq, ev.seq)
+                self._requests[call.op] = intent["request"]
+                self._tasks[call.token] = asyncio.create_task(self._call(ref, rs.plan_no, call, intent))
 
     async def _call(self, ref: Ref, plan_no: int, call: Call, intent: dict[str, Any]) -> None:
         why = intent["event"]["data"].get("refused")
