@@ -225,6 +225,9 @@ def test_a_run_journaled_in_postgresql_outlives_its_connections_being_closed(tem
                     break
                 assert time.monotonic() < deadline, "the run did not end"
                 time.sleep(0.2)
+            # the client followed the run on a connection of its own: it exited 1 at once, and the run
+            # read as crashed while its workflow went on (the sweep of 6 December)
+            assert client.wait(timeout=60) == 0 and status == "complete", status
         finally:
             _stop(client, signal.SIGKILL)
     summary = _exactly_once(vfw_copy / ".ordo", postgres_url)

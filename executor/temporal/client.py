@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import re
 import shlex
@@ -32,7 +33,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from domain.project import Project
 from executor.core.loop import begun
 from executor.engine import ApplyOptions, Listener, RunResult, left_in_doubt, run_started
-from executor.journal import Event, Journal
+from executor.journal import Event, Journal, JournalError, JournalLost, RunEnded
 from executor.store import is_url, location
 from executor.temporal import Temporal, TemporalError, workflow_id
 from executor.temporal.activities import HEARTBEAT_THROTTLE, Activities
@@ -229,15 +230,53 @@ async def _existing(client: Client, wid: str) -> tuple[WorkflowHandle, bool]:
     return client.get_workflow_handle(wid), False
 
 
+class _Reader:
+    """The journal a run's follower reads. Its database gone under it (JournalLost: a PostgreSQL restart,
+    a network drop), it is opened anew and the run held again (the lost connection held it: the run read
+    as crashed while its workflow went on), for up to REOPEN_FOR seconds; the process that followed
+    the run exited with the error."""
+
+    def __init__(self, jr: Journal, run: int) -> None:
+        self.jr, self.run, self._opened = jr, run, []
+
+    async def events(self, since: int) -> list[Event]:
+        give_up = time.monotonic() + REOPEN_FOR
+        while True:
+            try:
+                return self.jr.events(self.run, since=since)
+            except JournalLost:
+                if time.monotonic() > give_up:
+                    raise
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(JournalError):   # (not back yet: tried again)
+                fresh = Journal(self.jr.path, create=False)
+                self._opened.append(fresh)
+                self.jr = fresh
+                # ended meanwhile (its end is read next), or taken over by a resume: read, not held
+                with contextlib.suppress(RunEnded, JournalError):
+                    fresh.claim(self.run)
+
+    def close(self) -> None:
+        for jr in self._opened:
+            with contextlib.suppress(Exception):
+                jr.close()
+
+
+#: Seconds a run's follower tries to open its journal again once its database went away.
+REOPEN_FOR = 60.0
+
+
 async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[WorkflowHandle, bool]], listener: Listener,
                       stopper: Stopper, since: int = 0) -> RunResult:
     """The run's workflow followed to its end (or its fallout: the workflow then waits for a decision);
     a workflow that failed, or a Temporal that cannot be reached, ends the run ``failed`` in the journal
     if its workflow did not write its end."""
+    reader = _Reader(jr, run)
     try:
         handle, _ = await handle_of
-        answer = await follow(handle, jr, run, listener, stopper, since=since)
+        answer = await follow(handle, reader, listener, stopper, since=since)
     except (WorkflowFailureError, TemporalError, RPCError) as exc:
+        jr = reader.jr
         why = _causes(exc)
         info = jr.run(run)
         if info.status == "running":  # the workflow did not get to write its end
@@ -247,6 +286,8 @@ async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[Workflow
             if ev.kind == "run-ended":
                 listener(ev)
         return RunResult(run=run, status="failed", summary=jr.run(run).summary, reason=why)
+    finally:
+        reader.close()
     return RunResult(run=run, status=answer["status"], summary=answer["summary"], reason=answer.get("reason", ""))
 
 
@@ -348,7 +389,7 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
         return asyncio.run(go(jr, stopper))
 
 
-async def follow(handle: WorkflowHandle, jr: Journal, run: int, listener: Listener, stopper: Stopper | None = None,
+async def follow(handle: WorkflowHandle, reader: _Reader, listener: Listener, stopper: Stopper | None = None,
                  poll: float = 0.25, since: int = 0) -> dict[str, Any]:
     """The run's events after ``since`` as the workers journal them, to ``listener``, until the workflow
     ends or the run falls out (the workflow waits for ``decide``); an ``ordo abort`` (its journal event)
@@ -357,7 +398,7 @@ async def follow(handle: WorkflowHandle, jr: Journal, run: int, listener: Listen
     seq, signalled = since, False
     while True:
         finished = result.done()
-        for ev in jr.events(run, since=seq):
+        for ev in await reader.events(seq):
             seq = ev.seq
             listener(ev)
             if ev.kind == "run-ended" and ev.data.get("status") == "fallout" and not finished:
