@@ -29,6 +29,9 @@ _KIND_STATE = {"intent": "running", "result": "done", "failed": "failed", "retry
 NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 200, 48, 70, 16, 24
 MAX_LABEL = 26
 LIST_LIMIT = 200
+#: Operations a plan may have to be drawn: a larger one is shown as its waves, counted by look (the graph of a
+#: 10,000-resource run, 31,000 operations, was a page of 20 MB that a browser could not lay out).
+MAX_DRAWN = 1000
 
 
 def web_router(engine: LocalEngine) -> APIRouter:
@@ -124,7 +127,12 @@ def run_view(info: RunInfo, events: list[Event], *, live: bool) -> str:
     last = events[-1].seq if events else 0
     state = info.effective_status
     ops = plan.get("operations") if plan else None
-    graph = plan_svg(plan, states) if ops else "<p>No plan (yet).</p>"
+    if not ops:
+        graph = "<p>No plan (yet).</p>"
+    elif isinstance(ops, list) and len(ops) > MAX_DRAWN:
+        graph = waves_table(plan, states)
+    else:
+        graph = plan_svg(plan, states)
     prog = so_status.progress(events)
     head = (f'<p><a href="/">&larr; runs</a></p><h1>Run {info.id}</h1>'
             f'<p><span id="run-state" class="state {_cls(state)}">{escape(state)}</span> '
@@ -136,7 +144,8 @@ def run_view(info: RunInfo, events: list[Event], *, live: bool) -> str:
     body = (head + why + _explanation(events) + f'<h2>Plan</h2><div class="legend">{legend}</div>'
             f'<div class="graph">{graph}</div>' + _replan_list(events) + _failures(events))
     script = _SCRIPT.replace("%RUN%", str(info.id)).replace("%SINCE%", str(last)).replace(
-        "%PLANSEQ%", str(plan_seq)) if live else ""
+        "%PLANSEQ%", str(plan_seq)).replace("%DONE%", str(prog.done)).replace("%TOTAL%", str(prog.total)) \
+        if live else ""
     return _page(f"ordo: run {info.id}", body, script=script)
 
 
@@ -185,6 +194,23 @@ def plan_svg(plan: dict[str, Any], states: dict[str, str]) -> str:
             f'</text></g>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def waves_table(plan: dict[str, Any], states: dict[str, str]) -> str:
+    """A plan too large to draw: each wave's operations counted by look."""
+    ops = {str(op.get("id")) for op in plan.get("operations") or [] if isinstance(op, dict)}
+    waves = [[str(o) for o in wave if str(o) in ops] for wave in plan.get("waves") or [] if isinstance(wave, list)]
+    rows = []
+    for number, wave in enumerate(waves, 1):
+        counts = dict.fromkeys(OP_STATES, 0)
+        for oid in wave:
+            counts[states.get(oid, "pending")] += 1
+        rows.append(f"<tr><td>{number}</td><td>{len(wave)}</td>"
+                    + "".join(f"<td>{counts[look]}</td>" for look in OP_STATES) + "</tr>")
+    head = "".join(f"<th>{look}</th>" for look in OP_STATES)
+    return (f'<p id="not-drawn">{len(ops):,} operations: more than {MAX_DRAWN:,} are not drawn; the waves as they '
+            f"stood when the page was made.</p><table><thead><tr><th>wave</th><th>operations</th>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def _short(text: str) -> str:
@@ -269,17 +295,18 @@ _SCRIPT = """<script>
   var looks = {intent: "running", result: "done", failed: "failed", retry: "retried"};
   var nodes = {};
   document.querySelectorAll("g.op").forEach(function (g) { nodes[g.getAttribute("data-op")] = g; });
-  var done = document.querySelectorAll("g.op.done").length;
-  var total = document.querySelectorAll("g.op").length;
+  var drawn = Object.keys(nodes).length > 0;   // else a plan too large to draw: only the count goes on
+  var done = %DONE%;
+  var total = %TOTAL%;
   var source = new EventSource("/v1/runs/%RUN%/events?since=%SINCE%");
   function look(ev) {
     var data = JSON.parse(ev.data);
     if (data.seq <= %PLANSEQ%) { return; }
     if (ev.type === "replan" || ev.type === "run-ended") { source.close(); location.reload(); return; }
     var g = nodes[data.op];
-    if (!g) { return; }
-    var was = g.classList.contains("done");
-    g.setAttribute("class", "op " + looks[ev.type]);
+    if (drawn && !g) { return; }
+    var was = g ? g.classList.contains("done") : false;
+    if (g) { g.setAttribute("class", "op " + looks[ev.type]); }
     if (looks[ev.type] === "done" && !was) { done += 1; }
     document.getElementById("progress").textContent = done + "/" + total;
   }

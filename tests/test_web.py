@@ -99,6 +99,25 @@ def test_names_and_reasons_cannot_inject_html(vfw_copy: Path) -> None:
         assert api.get("/ui/runs/999").status_code == 404
 
 
+def test_a_plan_too_large_to_draw_is_shown_as_its_waves(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The graph of a 10,000-resource run (31,000 operations) was a page of 20 MB that no browser lays out;
+    past MAX_DRAWN operations the page shows each wave's operations counted by look."""
+    from service import web
+    from tests.servicekit import wait_state
+
+    monkeypatch.setattr(web, "MAX_DRAWN", 3)
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+        wait_state(api, run, ("complete",))
+        operations = first_plan(api, run)["operations"]
+        page = api.get(f"/ui/runs/{run}").text
+    assert '<svg xmlns="http://www.w3.org/2000/svg" id="plan"' not in page
+    assert f"{len(operations)} operations: more than 3 are not drawn" in page
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>", page)
+    assert sum(int(r[1]) for r in rows) == len(operations) == sum(int(r[4]) for r in rows)   # all done
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
+
+
 def test_the_list_of_runs_reads_a_few_events_of_each_and_an_ended_runs_once(vfw_copy: Path) -> None:
     """The list read every event of its 200 runs, their plans whole, at every refresh (1.5 s for ten
     runs of 400 resources: the fourth sweep). It reads what SO's answers read, and a run that ended
