@@ -33,7 +33,7 @@ from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource, quoted
 from domain.model import MISSING, Model, Resource, observed_record, resolve_value
 from domain.project import Project, display_path
-from domain.secrets import redacted
+from domain.secrets import is_fingerprint
 from executor.claims import plan_beside, run_claims, targets_only
 from executor.controllers import (
     Controller,
@@ -995,7 +995,7 @@ class Executor:
 
         def value_of(producer: str, output: str) -> Any:
             value = found(producer, output)
-            if redacted(value):   # a fingerprint, or a text the journal masked: never sent in its place
+            if is_fingerprint(value):
                 raise SecretUnavailable(producer, output)
             return value
 
@@ -1088,10 +1088,9 @@ class SecretUnavailable(Exception):
     def explain(self, res: Resource) -> str:
         param = next((r.param for r in res.refs if (r.producer, r.output) == (self.producer, self.output)), "?")
         return (f"param '{param}' of '{res.name}' reads ${{{self.producer}.outputs.{self.output}}}, a secret "
-                f"output of '{self.producer}' from an earlier run (or one that holds a secret): the journal keeps "
-                "only its fingerprint, or masks it, and this run does not have the value, so nothing was sent. "
-                f"Give the value in the request (a param of '{res.name}'), or have '{self.producer}' return it "
-                "again in the same run")
+                f"output of '{self.producer}' from an earlier run: the journal keeps only its fingerprint and "
+                "this run does not have the value, so nothing was sent. Give the value in the request (a "
+                f"param of '{res.name}'), or have '{self.producer}' return it again in the same run")
 
 
 def _judge(obs: Observation, request: OperationRequest, initial: str) -> str:

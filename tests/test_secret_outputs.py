@@ -58,25 +58,3 @@ def test_a_secret_output_of_the_same_run_is_passed_on(tmp_path: Path, api: Api, 
     assert code == 0, out
     assert [c["body"]["inputs"]["key"] for c in user_calls(api)] == [OUTPUT]
 
-
-def test_an_output_the_journal_masked_is_refused_not_sent(tmp_path: Path, api: Api, secret_env: None,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """A recorded output the journal masked (a value it saw under a secret-looking key elsewhere: '***'
-    in its text) is no value: it was sent as it stood, '***' and all (the review of 6 December)."""
-    import sqlite3
-
-    root = ordered(project(tmp_path / "p", api.url, "resources:\n" + PRODUCER))
-    code, out = ordo(capsys, "apply", "-C", root, "--auto-approve")
-    assert code == 0, out
-    with sqlite3.connect(root / ".ordo" / "journal.db") as db:
-        (record,) = db.execute("SELECT record FROM state WHERE resource = 'good'").fetchone()
-        data = json.loads(record)
-        data["attributes"]["psk"] = "psk-***-tail"
-        db.execute("UPDATE state SET record = ? WHERE resource = 'good'", (json.dumps(data),))
-    (root / "request.yaml").write_text("resources:\n" + PRODUCER + USER)
-    code, out = ordo(capsys, "apply", "-C", root, "--auto-approve", "--json")
-    assert code != 0, out
-    assert user_calls(api) == []
-    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
-        failed = [e for e in jr.events(2) if e.kind == "failed" and e.op == "user/create"]
-    assert failed and "masks it" in failed[0].data["error"], out
