@@ -177,7 +177,10 @@ class RunWorkflow:
 
     @workflow.run
     async def run(self, ref: Ref) -> dict[str, Any]:
-        self._stop = ref.get("stop") or None
+        carried_stop = workflow.patched(_CARRIED_STOP)
+        # the stop the execution before heard; a stop signalled before this execution's first task is
+        # applied before this runs (it was overwritten, and an abort as the history was handed on lost)
+        self._stop = (self._stop if carried_stop else None) or ref.get("stop") or None
         inp: Input
         if ref.get("carried"):
             carried = await self._step("ordo.state", ref)
@@ -185,13 +188,11 @@ class RunWorkflow:
                           if carried["head"] else (None, None))
             rs = state_in(ref["run"], carried["state"], plan)
             self._seq = rs.seq
-            # a stop the execution before heard (an abort as it handed on): told with the state, before
-            # anything is dispatched (as a later input, it came after a batch of new calls went out)
-            if workflow.patched(_CARRIED_STOP):
-                inp = Continue(spec, False, self._now(), stop=self._stop or "")
-                self._stop_sent = self._stop is not None
-            else:   # a history from before: the stop came at the first wait
-                inp = Continue(spec, False, self._now())
+            # the stop told with the state, before anything is dispatched (as a later input, it came after
+            # a batch of new calls went out); told again at the first wait, as a stop is (so that a re-plan
+            # the carried state's failure asks for is cancelled by it, as by a stop signalled then)
+            inp = Continue(spec, False, self._now(), stop=self._stop or "") if carried_stop else \
+                Continue(spec, False, self._now())
         else:
             rs = RunState(run=ref["run"])
             begun = await self._step("ordo.begin", ref)
