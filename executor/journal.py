@@ -590,6 +590,18 @@ class Journal:
                        (os.getpid(), _host(), time.time(), run_id))
         return run
 
+    def hold_again(self, run_id: int) -> bool:
+        """Hold a run this process carries on again, on this connection, after the one that held it was
+        lost (a PostgreSQL restart): only while it is still running and no other live process holds it
+        (a run that fell out, or ended, meanwhile stays as it is, unlike ``claim``). Whether it is held."""
+        with self._write(run_id, whole=True) as db:
+            run = self._run_locked(run_id)
+            if run.status != "running" or (run.owner_alive and not run.mine) or not self._store.hold(run_id):
+                return False
+            db.execute("UPDATE runs SET pid=?, host=?, updated=? WHERE id=?",
+                       (os.getpid(), _host(), time.time(), run_id))
+        return True
+
     def _live_run_locked(self) -> RunInfo | None:
         for run in self._runs_locked(("running",)):
             if run.owner_alive:

@@ -3,6 +3,7 @@ read (Journal.state_since), and read again in full when some were removed meanwh
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -339,6 +340,12 @@ def test_a_run_no_activity_used_for_a_while_is_let_go(vfw_copy, monkeypatch):
             assert list(a._runs.values()) != [first] and first not in a._runs.values()   # let go, closed
         with a._use(ref) as again, a._use(other):
             assert again is not first and len(a._runs) == 2   # in use: kept
+        # let go (a journal error) while another activity uses it: closed once that one ends, not under it
+        with a._use(ref) as busy:
+            a._forget(ref)
+            assert busy.executor.journal.run(ref["run"]).id == ref["run"]
+        with pytest.raises(Exception):   # noqa: B017 (closed: whatever the store raises)
+            busy.executor.journal.run(ref["run"])
     finally:
         a.close()
 
@@ -365,3 +372,44 @@ def test_a_replan_whose_operations_wait_is_refused_on_temporal(vfw_copy, monkeyp
     finally:
         a.close()
         b.close()
+
+
+def test_a_follower_that_lost_its_connection_holds_again_only_a_run_that_runs(tmp_path: Path, monkeypatch):
+    """The process following a run on Temporal opens the journal anew after its connection was lost, and
+    holds the run again. It took it with ``claim``, which also takes a run that fell out (or failed) to
+    resume it: the run read as running, then as crashed once the follower exited (a review's repro)."""
+    import asyncio
+
+    pytest.importorskip("temporalio")
+    from executor.journal import JournalLost
+    from executor.temporal import client
+
+    path = tmp_path / "journal.db"
+    with Journal(path) as jr:
+        falls = jr.start_run(str(tmp_path), "r", {})
+        jr.append(falls, [Event("run-ended", data={"status": "fallout"})], status="fallout")
+    lost = {"once": True}
+    events = Journal.events
+
+    def lose_once(self, *args, **kwargs):
+        if lost.pop("once", False):
+            raise JournalLost("cannot read the journal: the connection is closed")
+        return events(self, *args, **kwargs)
+
+    monkeypatch.setattr(Journal, "events", lose_once)
+    monkeypatch.setattr(client, "REOPEN_FOR", 5.0)
+    with Journal(path) as jr:
+        reader = client._Reader(jr, falls)
+        try:
+            assert [ev.kind for ev in asyncio.run(reader.events(0))] == ["run-ended"]
+        finally:
+            reader.close()
+        assert jr.run(falls).status == "fallout" and not jr.hold_again(falls)
+    other = tmp_path / "other.db"   # a run that runs, its holder gone: held again by this process
+    with Journal(other) as jr:
+        runs = jr.start_run(str(tmp_path), "r", {})
+    with sqlite3.connect(other) as db:
+        db.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", (runs,))
+    with Journal(other) as jr:
+        assert jr.run(runs).effective_status == "crashed"
+        assert jr.hold_again(runs) and jr.run(runs).effective_status == "running"

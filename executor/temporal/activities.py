@@ -87,6 +87,7 @@ class _Run:
     outlines: dict[int, dict[str, Any]] = field(default_factory=dict)
     busy: int = 0          # activities using it now
     used: float = 0.0      # when the last one ended (time.monotonic())
+    forgotten: bool = False   # let go while in use: closed when the last activity using it ends
 
 
 class Activities:
@@ -405,6 +406,9 @@ class Activities:
             with self._lock:
                 run.busy -= 1
                 run.used = time.monotonic()
+                closing = run.forgotten and not run.busy
+            if closing:
+                _close(run)
 
     def _run(self, ref: Ref) -> _Run:
         """The run's executor, counted busy (``_use`` ends that)."""
@@ -432,9 +436,15 @@ class Activities:
         return run
 
     def _forget(self, ref: Ref) -> None:
+        """Let the run go: the next activity opens it anew. Closed now, or, while other activities use it
+        (one of them hit a journal error), once the last of them ends: closed under them, their calls
+        failed on it and let the next go in turn."""
         with self._lock:
             run = self._runs.pop((str(self._where(ref)), ref["journal_id"], ref["run"]), None)
-        if run is not None:
+            if run is not None:
+                run.forgotten = True
+                closing = not run.busy
+        if run is not None and closing:
             _close(run)
 
     def _locked(self, ref: Ref, work: Callable[[_Run], T], cancel: threading.Event | None = None) -> T:

@@ -33,7 +33,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from domain.project import Project
 from executor.core.loop import begun
 from executor.engine import ApplyOptions, Listener, RunResult, left_in_doubt, run_started
-from executor.journal import Event, Journal, JournalError, JournalLost, RunEnded
+from executor.journal import Event, Journal, JournalError, JournalLost
 from executor.store import is_url, location
 from executor.temporal import Temporal, TemporalError, workflow_id
 from executor.temporal.activities import HEARTBEAT_THROTTLE, Activities
@@ -252,9 +252,10 @@ class _Reader:
                 fresh = Journal(self.jr.path, create=False)
                 self._opened.append(fresh)
                 self.jr = fresh
-                # ended meanwhile (its end is read next), or taken over by a resume: read, not held
-                with contextlib.suppress(RunEnded, JournalError):
-                    fresh.claim(self.run)
+                # held again while it runs; fallen out or ended meanwhile (its end is read next), or taken
+                # over by another process: read, not held
+                with contextlib.suppress(JournalError):
+                    fresh.hold_again(self.run)
 
     def close(self) -> None:
         for jr in self._opened:
