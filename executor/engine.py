@@ -51,6 +51,7 @@ from executor.core import (
     Begin,
     Call,
     CallError,
+    Collect,
     Completed,
     Continue,
     Denial,
@@ -351,6 +352,8 @@ class Executor:
                     follow = self._observe(core, cmd)
                 elif kind is Probe:
                     follow = self._probe(core, cmd)
+                elif kind is Collect:   # the events that came, read before the waits past their deadline fail
+                    follow = Arrived(self._arrived(core.state.run), self.clock())
                 elif kind is Replan:
                     follow = self._replan(core, cmd)
                 elif kind is End:

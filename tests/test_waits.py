@@ -340,6 +340,32 @@ def test_an_event_accepted_at_the_deadline_completes_the_operation(tmp_path: Pat
     assert not [ev for ev in events(root) if ev.kind == "failed"]
 
 
+def test_an_event_accepted_before_the_deadline_is_taken_after_a_slow_observation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host was busy observing another waiting resource (a slow controller) from before the deadline
+    until past its grace: the wait failed on the clock alone, and the event accepted before the deadline
+    was dropped (a review's repro). The journal is looked at for its event first (Collect)."""
+    from executor.waits import deliver
+
+    root = project(tmp_path, PNF + "  - { name: b, type: box }\n", deadline=100)   # (b's: 600 s)
+    now = [1000.0]
+    observed = Executor._probe
+
+    def slow(self: Executor, core: Any, cmd: Any) -> Any:
+        if now[0] < 1100:   # once: the event is accepted during the look, which ends past the grace
+            with Journal(journal_of(root), create=False) as jr:
+                deliver(jr, 1, "pnf-1", "registered", {"ip_address": "10.0.0.8"}, "callback", now=1099.7)
+            now[0] = 1100 + WAIT_GRACE + 1
+        return observed(self, core, cmd)
+
+    monkeypatch.setattr(Executor, "_probe", slow)
+    run = Driven(root, clock=lambda: now[0])
+    assert wait_for(root, "waiting", "pnf-1/register").data["deadline"] == 1100.0
+    wait_for(root, "result", "pnf-1/register")
+    assert not [ev for ev in events(root) if ev.kind == "failed"]
+    run.stop()
+
+
 def test_an_event_for_a_run_nobody_carries_out_is_kept_for_its_resume(tmp_path: Path) -> None:
     root = project(tmp_path, PNF)
     run = Driven(root)
@@ -446,7 +472,7 @@ def test_the_core_takes_an_event_that_came_during_the_call_and_a_wait_holds_no_s
     from dataclasses import replace
 
     from domain.model import WaitRule
-    from executor.core import Arrived, Observe, Probe, Tick, Wait
+    from executor.core import Arrived, Collect, Observe, Probe, Tick, Wait
     from tests.test_run_core import _state, begin, dispatched, only, plan_of, replayed, spec_of
 
     plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1), "p/create": ("c", 1)})
@@ -479,7 +505,9 @@ def test_the_core_takes_an_event_that_came_during_the_call_and_a_wait_holds_no_s
     cmds = host.complete(3.0, "b/create")
     assert not only(cmds, Probe) and only(cmds, Wait)[0].until == 5.0 + WAIT_GRACE   # p waits for its deadline
     assert not [ev for ev in host.journal if ev.kind == "failed"]
-    cmds = host.step(Tick(5.0 + WAIT_GRACE))
+    cmds = host.step(Tick(5.0 + WAIT_GRACE))   # the journal is looked at for its event first: none came
+    assert only(cmds, Collect) == [Collect(["p/create"])] and not [ev for ev in host.journal if ev.kind == "failed"]
+    cmds = host.step(Arrived([], 5.0 + WAIT_GRACE))
     failed = [ev for ev in host.journal if ev.kind == "failed"]
     assert [(ev.op, ev.data["code"], ev.data["in_doubt"]) for ev in failed] == [("p/create", "deadline", False)]
     assert only(cmds, Observe)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:   # what __getattr__ imports on first use, for type checkers a
         Begin,
         Call,
         CallError,
+        Collect,
         Completed,
         Concern,
         Continue,
@@ -53,7 +54,7 @@ if TYPE_CHECKING:   # what __getattr__ imports on first use, for type checkers a
     )
     from executor.core.state import Failure, RunState
 
-__all__ = ["Abandon", "Admit", "Admitted", "Arrived", "Begin", "Call", "CallError", "Completed", "Concern",
+__all__ = ["Abandon", "Admit", "Admitted", "Arrived", "Begin", "Call", "CallError", "Collect", "Completed", "Concern",
            "Continue", "Denial", "Dispatch", "End", "Event", "ExecutionError", "Failure", "Found", "Look", "NoPlan",
            "Observe", "Observed", "OpSpec", "Outcome", "PlanSpec", "Planned", "Probe", "Probed", "Record", "Replan",
            "Resumed", "RunCore", "RunState", "Stop", "Tick", "Wait"]

@@ -25,6 +25,7 @@ from executor.core.messages import (
     Begin,
     Call,
     CallError,
+    Collect,
     Command,
     Completed,
     Concern,
@@ -184,6 +185,9 @@ class RunCore:
         self.concerns: dict[str, list[str]] = {}     # an Observe is out
         self.replanning: tuple[str, str] | None = None  # (reason, mode) of a Replan that is out
         self.probing = False                         # a Probe is out
+        self.overdue: set[str] = set()               # event waits past their deadline, to look for first
+        self.collecting: list[str] = []              # a Collect is out, for these
+        self.collected: set[str] = set()             # looked for since their deadline passed: they fail
 
     def step(self, inp: Input) -> list[Command]:
         """The commands that follow from ``inp``, in order."""
@@ -272,7 +276,12 @@ class RunCore:
                     return [End("rolled_back" if rs.mode == "rollback" else "complete")]
                 raise ExecutionError(f"run {rs.run}: operations left that can never start "
                                      f"({', '.join(sorted(set(p.ops) - rs.done)[:5])})")
-        if not rs.failures and not self.stopping and not self.probing:
+        if not rs.failures and not self.stopping and not self.probing and not self.collecting:
+            overdue = sorted(oid for oid in self.overdue if oid in p.waits)
+            self.overdue.clear()
+            if overdue:
+                self.collecting = overdue
+                return [Collect(overdue)]
             due = sorted(oid for oid, w in p.waits.items() if w.poll is not None and w.poll <= now)
             if due:
                 self.probing = True
@@ -389,6 +398,7 @@ class RunCore:
         starting, p.starting = sorted(p.starting), []
         begun = [self._made(self._waiting(oid, now)) for oid in starting if oid not in rs.waits]
         for oid in starting:
+            self.collected.discard(oid)   # (a wait begun anew, in a new plan)
             observing = p.spec.ops[oid].wait.event is None
             p.waits[oid] = Waiting(deadline=rs.waits[oid]["deadline"] + WAIT_GRACE, poll=now if observing else None)
         events: list[Event] = []
@@ -398,6 +408,10 @@ class RunCore:
                 events.append(self._met(oid, rs.arrived[oid].get("data") or {}, "event", now))
                 released.extend(p.finish(oid))
             elif p.waits[oid].deadline <= now:
+                if p.spec.ops[oid].wait.event is not None and oid not in self.collected:
+                    self.overdue.add(oid)   # the journal looked at first (Collect), then it fails
+                    continue
+                self.collected.discard(oid)
                 del p.waits[oid]
                 w = p.spec.ops[oid].wait
                 events.append(self._made(Event("failed", op=oid, key=rs.keys.get(oid), data={
@@ -424,6 +438,8 @@ class RunCore:
     def _arrived(self, inp: Arrived) -> list[Command]:
         for ev in inp.events:
             self.state.apply(ev)
+        self.collected.update(self.collecting)   # (the answer to a Collect: looked for, they may fail now)
+        self.collecting = []
         return self._advance(inp.now)
 
     def _probed(self, inp: Probed) -> list[Command]:

@@ -289,6 +289,16 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Collect:
+    """The waits of these operations for an event are past their deadline: the ``event-received``
+    events the journal holds for the run, as :class:`Arrived` (none, if none came), before they fail.
+    An event accepted up to the deadline (``ordo event`` and the service refuse one after it) is then
+    taken, however long the host was busy (a slow observation) after the deadline passed."""
+
+    ops: list[str]
+
+
+@dataclass(frozen=True)
 class Replan:
     """Plan again from the state now with what was learnt; answer :class:`Planned` or :class:`NoPlan`."""
 
@@ -316,4 +326,4 @@ class End:
 
 
 Input = Begin | Resumed | Continue | Completed | Tick | Stop | Admitted | Observed | Planned | NoPlan | Arrived | Probed
-Command = Record | Dispatch | Abandon | Admit | Observe | Replan | Wait | End | Probe
+Command = Record | Dispatch | Abandon | Admit | Observe | Replan | Wait | End | Probe | Collect
