@@ -28,6 +28,11 @@ from tests.conftest import run_ordo, run_ordo_process
     ("postgresql://u:hun@ter2@host:abc/db", "postgresql://***@host:abc/db: not a journal URL"),
     ("postgresql://u:hunter2@host:abc/db#x", "postgresql://***@host:abc/db: not a journal URL"),
     ("postgresql://u:hunt#er2@host:abc/db", "postgresql://***@host:abc/db: not a journal URL"),
+    # a password not percent-encoded: the driver's message quoted it (and 'ter2' was looked up as a host)
+    ("postgresql://u:hunter2%zz@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (its user part"),
+    ("postgresql://u:hun ter2@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (its user part"),
+    ("postgresql://u:hun@ter2/x@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (its user part"),
+    ("postgresql://u@127.0.0.1:1/db?password=hunter2%zz", "postgresql://u@127.0.0.1:1/db: cannot open the journal"),
 ])
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_a_journal_url_that_does_not_parse_is_refused_naming_it_without_its_password(
@@ -150,6 +155,23 @@ def test_another_programs_database_is_refused_and_left_unchanged(vfw_copy: Path,
         text = run.out + run.err
         assert run.code == 1 and f"{other}: not an ordo journal: it holds another program's tables (foo)" in text
     assert other.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db", "vfw"]
+    # one that sets a version of its own (applications do): it was switched to WAL and narrowed to 0600
+    with contextlib.closing(sqlite3.connect(other)) as db:
+        db.execute("PRAGMA user_version=2")
+    other.chmod(0o644)
+    before = other.read_bytes()
+    run = run_ordo("history", "-C", str(vfw_copy), "--journal", str(other))
+    assert run.code == 1 and "it holds another program's tables (foo)" in run.out + run.err, run.out + run.err
+    assert other.read_bytes() == before and other.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_journal_made_read_only_stays_so(vfw_copy: Path) -> None:
+    """A journal readable by others is narrowed to its owner: to 0600, which made one of 0444 writable."""
+    assert run_ordo("apply", "--auto-approve", "-C", str(vfw_copy)).code == 0
+    journal = vfw_copy / ".ordo" / "journal.db"
+    journal.chmod(0o444)
+    assert run_ordo("history", "-C", str(vfw_copy)).code == 0
+    assert journal.stat().st_mode & 0o777 == 0o400
 
 
 def test_a_params_number_keys_are_the_text_json_writes_so_a_repeat_changes_nothing(vfw_copy: Path) -> None:

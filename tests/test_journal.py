@@ -337,8 +337,10 @@ def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match=f"{other}: not an ordo journal"):
         Journal(other)
 
-    newer = tmp_path / "newer.db"
+    newer = tmp_path / "newer.db"   # (ordo's first tables, as any of its journals holds them)
     with sqlite3.connect(newer) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY)")
         db.execute("PRAGMA user_version=99")
     db.close()
     with pytest.raises(JournalError, match=f"{newer}: journal schema version 99 was written by a newer ordo: "

@@ -45,9 +45,21 @@ def location(where: Path | str | JournalUrl, files: Path | None = None) -> Path 
     return Path(where)
 
 
+#: A user part a URL can hold (``user:password``): no '/', '@' or blank, and '%' only as an escape.
+_PLAIN_USERINFO = re.compile(r"(?:[^/@\s%]|%[0-9A-Fa-f]{2})*")
+
+
 def _check_url(url: str) -> None:
     """JournalError naming the URL (its password masked) when it does not parse: a port that
-    is not a number, or out of range, an unclosed ``[`` of an IPv6 address."""
+    is not a number, or out of range, an unclosed ``[`` of an IPv6 address, a user part with a
+    '/', '@', blank or stray '%' (a password not percent-encoded: it was taken apart, a piece of it
+    looked up as a host name, and the driver's message quoted the rest)."""
+    rest = re.split(r"[?#]", url.partition("//")[2], maxsplit=1)[0]
+    userinfo = rest.rpartition("@")[0]
+    if "@" in rest and (not _PLAIN_USERINFO.fullmatch(userinfo) or "/" in rest[:rest.rfind("@")]):
+        raise JournalError(f"{_masked(url)}: not a journal URL (its user part holds a '/', '@', blank or '%' "
+                           "that is not escaped); percent-encode them in the password (%2F, %40, %20, %25), "
+                           "or give it in PGPASSWORD or ~/.pgpass")
     try:
         parts = urlsplit(url)
         parts.port   # noqa: B018 (read to check it)

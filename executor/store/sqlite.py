@@ -48,7 +48,7 @@ def private_file(path: Path, *, narrow: bool = True) -> None:
         if not stat.S_ISREG(mode):   # a device, a pipe, a folder: not narrowed (/dev/null made 0600 for all)
             raise NotAFileError(f"{each} is not a file")
         if mode & 0o077 and narrow:
-            each.chmod(0o600)
+            each.chmod(stat.S_IMODE(mode) & 0o700)   # (a file made read-only stays so: 0444 becomes 0400)
 
 
 class NotAFileError(OSError):
@@ -85,10 +85,12 @@ class SqliteBackend(Backend):
             raise JournalError(f"{path}: cannot open the journal: {exc}") from None
 
     def foreign_tables(self) -> list[str] | None:
-        if self.version() != 0:
-            return None
         tables = [name for (name,) in self._db.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        if self.version() != 0:
+            # a version of its own, without ordo's tables: another program's file (applications set
+            # user_version too), which was switched to WAL and narrowed before anything refused it
+            return [] if {"meta", "runs"} <= set(tables) else tables or ["none of ordo's"]
         # another ordo may have made it a journal between the two reads (its tables and version
         # are written in one transaction): the version read again tells
         return tables if tables and self.version() == 0 else []
