@@ -85,15 +85,20 @@ class SqliteBackend(Backend):
             raise JournalError(f"{path}: cannot open the journal: {exc}") from None
 
     def foreign_tables(self) -> list[str] | None:
-        tables = [name for (name,) in self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        if self.version() != 0:
-            # a version of its own, without ordo's tables: another program's file (applications set
-            # user_version too), which was switched to WAL and narrowed before anything refused it
-            return [] if {"meta", "runs"} <= set(tables) else tables or ["none of ordo's"]
-        # another ordo may have made it a journal between the two reads (its tables and version
-        # are written in one transaction): the version read again tells
-        return tables if tables and self.version() == 0 else []
+        def tables() -> list[str]:
+            return [name for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+        first = self.version()
+        found = tables()
+        # another ordo may make it a journal between the reads (its tables and version are written in
+        # one transaction): the version read again tells
+        if first == 0 and self.version() == 0:
+            return found
+        # a version of its own without ordo's tables: another program's file (applications set
+        # user_version too), which was switched to WAL and narrowed before anything refused it
+        found = tables()
+        return [] if {"meta", "runs"} <= set(found) else found or ["none of ordo's"]
 
     def prepare(self) -> None:
         # Switching a new file to WAL takes it whole, and SQLite answers "database is locked" at once,
