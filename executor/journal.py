@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import math
 import operator
 import os
 import threading
@@ -249,7 +248,11 @@ class Journal:
         version = self._readable(db.version())
         if version < SCHEMA_VERSION:
             self._migrate()
-        self.id = db.execute("SELECT value FROM meta WHERE key='id'").fetchone()[0]
+        row = db.execute("SELECT value FROM meta WHERE key='id'").fetchone()
+        if row is None or type(row[0]) is not str:
+            raise JournalError(f"{self.path}: the journal is damaged: table meta holds no id of the journal "
+                               "(runs on Temporal and the service's requests are named by it); restore a backup")
+        self.id = row[0]
 
     def _made_meanwhile(self, db: Backend) -> bool:
         """Whether the journal has a schema, or a file of version 0 is given one within MAKING seconds
@@ -888,7 +891,7 @@ class Journal:
 
     def _event(self, r: tuple) -> Event:
         # _EVENT_COLUMNS, written out: read for every event, a third as costly as a loop over them
-        if not (type(r[0]) is int and type(r[1]) is int and type(r[2]) in (float, int) and -math.inf < r[2] < math.inf
+        if not (type(r[0]) is int and type(r[1]) is int and type(r[2]) in (float, int) and -MAX_TIME < r[2] < MAX_TIME
                 and type(r[3]) is str and (r[4] is None or type(r[4]) is str) and (r[5] is None or type(r[5]) is str)):
             raise JournalError(f"{self.path}: table events, event {r[0]} is damaged: {_misfit(r, _EVENT_COLUMNS)}")
         return Event(seq=r[0], run=r[1], at=r[2], kind=r[3], op=r[4], key=r[5],
@@ -1050,15 +1053,36 @@ def _run_info(row: tuple, path: Path | JournalUrl) -> RunInfo:
     where = f"table runs, run {row[0]}"
     if not _columns_fit(row, _RUN_COLUMNS):
         raise JournalError(f"{path}: {where} is damaged: {_misfit(row, _RUN_COLUMNS)}")
+    options = _json(row[8], path, f"{where}, its options")
+    bad = next((key for key, fits in _OPTIONS.items() if options.get(key) is not None and not fits(options[key])), None)
+    if bad is None and options.get("engine") == "temporal" and type(options.get("temporal")) is not str:
+        bad = "temporal"
+    if bad is not None:   # (a resume takes them as the run's, a stop of a Temporal run its address)
+        raise JournalError(f"{path}: {where} is damaged: its options hold {bad} {quoted(options.get(bad), 40)}")
     # the request's name masked again on the way out (a journal written before it was on the way in)
     return RunInfo(id=row[0], created=row[1], updated=row[2], project=row[3], request=scrub(row[4]), status=row[5],
-                   pid=row[6], host=row[7], options=_json(row[8], path, f"{where}, its options"),
-                   summary=_json(row[9], path, f"{where}, its summary"),
+                   pid=row[6], host=row[7], options=options, summary=_json(row[9], path, f"{where}, its summary"),
                    held=None if row[10] is None else bool(row[10]))
 
 
-def _number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+#: What a run's stored options may hold (ApplyOptions.as_dict, and the engine's), each checked when read.
+_OPTIONS: dict[str, Callable[[Any], bool]] = {
+    "concurrency": lambda v: type(v) is int and v >= 1,
+    "max_replans": lambda v: type(v) is int and v >= 0,
+    "on_failure": lambda v: v in ("replan", "rollback", "stop"),
+    "default_timeout": lambda v: type(v) in (int, float) and 0 < v < MAX_TIME,
+    "simulation": lambda v: isinstance(v, dict),
+    "engine": lambda v: type(v) is str,
+}
+
+
+#: A time the journal holds (epoch seconds) is within this of 1970: a datetime can show it (one of 1e300
+#: was read, and every command that showed it, and the service's list of runs, failed on it).
+MAX_TIME = 1e11
+
+
+def _time(value: Any) -> bool:
+    return type(value) in (int, float) and -MAX_TIME < value < MAX_TIME
 
 
 def _pid(value: Any) -> bool:
@@ -1079,9 +1103,9 @@ def _whole(value: Any) -> bool:
 
 #: What each column of a row of runs (as Journal._columns reads it) and of events holds, by name: a
 #: row written by another program (or by hand) is refused in words, not read into a crash later.
-_RUN_COLUMNS = (("id", _whole), ("created", _number), ("updated", _number), ("project", _text),
+_RUN_COLUMNS = (("id", _whole), ("created", _time), ("updated", _time), ("project", _text),
                 ("request", _text), ("status", _text), ("pid", _pid), ("host", _text_or_none))
-_EVENT_COLUMNS = (("seq", _whole), ("run", _whole), ("at", _number), ("kind", _text), ("op", _text_or_none),
+_EVENT_COLUMNS = (("seq", _whole), ("run", _whole), ("at", _time), ("kind", _text), ("op", _text_or_none),
                   ("key", _text_or_none))
 
 
@@ -1108,7 +1132,7 @@ def _json(text: str, path: Path | JournalUrl, where: str) -> dict[str, Any]:
 
 
 #: What reading an event's data back raises when the stored data is damaged.
-UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, DiagnosticsError)
+UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, DiagnosticsError)
 
 
 def damaged_event(path: Path | JournalUrl, ev: Event, exc: Exception) -> JournalError:

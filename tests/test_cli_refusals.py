@@ -655,3 +655,14 @@ def test_plan_and_state_say_a_run_is_left_to_resume(vfw_copy: Path) -> None:
     assert run.code == 0 and ("run 2 is crashed (what a crashed run did last may not be in the state yet): if its "
                               "Temporal workflow still runs, `ordo abort 2` stops it; if not, `ordo resume 2` "
                               "carries it on;") in " ".join(run.err.split()), run.text
+
+
+@pytest.mark.parametrize(("journal", "said"), [
+    ("", "the journal's path is empty"),
+    ("a" * 300 + "/j.db", "the journal's path is longer than the system allows"),
+])
+def test_a_journal_path_that_names_no_file_is_refused(vfw_copy: Path, journal: str, said: str) -> None:
+    for command in (["history"], ["apply", "--auto-approve"]):
+        run = run_ordo(*command, "-C", str(vfw_copy), "--journal", journal)
+        text = run.out + run.err
+        assert run.code != 0 and said in text and "a bug in ordo" not in text and "Traceback" not in text, text

@@ -11,6 +11,7 @@ or a ``postgresql://`` URL (:func:`location`).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,6 +43,11 @@ def location(where: Path | str | JournalUrl, files: Path | None = None) -> Path 
         return JournalUrl(str(where), files if files is not None else Path(".ordo"))
     if isinstance(where, str) and _SCHEME.match(where):
         raise JournalError(f"{_masked(where)}: not a journal: expected a file or a postgresql:// URL")
+    text = os.fspath(where)
+    if not text.strip():
+        raise JournalError("the journal's path is empty: expected a file or a postgresql:// URL")
+    if len(os.fsencode(text)) >= 4096 or any(len(os.fsencode(part)) > 255 for part in Path(text).parts):
+        raise JournalError(f"{text[:80]}...: the journal's path is longer than the system allows")
     return Path(where)
 
 
