@@ -930,6 +930,7 @@ class Journal:
     def _records(self, rows: list[tuple[str, str]]) -> dict[str, ObservedResource]:
         """The rows' records, each parsed and validated on its own but in one call (10,000 calls
         cost a fifth more); when one is damaged, each is read alone again to name the first."""
+        self._named(rows)
         try:
             records = _records_adapter().validate_python([record for _, record in rows], context=STORED)
         except ValueError as exc:  # pydantic's ValidationError: bad JSON or a bad field
@@ -970,7 +971,14 @@ class Journal:
     def state_runs(self) -> dict[str, int]:
         """For each recorded resource, the run that last wrote it."""
         with self._read() as db:
-            return dict(db.execute("SELECT resource, run FROM state").fetchall())
+            return dict(self._named(db.execute("SELECT resource, run FROM state").fetchall()))
+
+    def _named(self, rows: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        """The state's rows, each naming its resource (no `ordo state rm` can name one that does not)."""
+        if any(type(name) is not str for name, _ in rows):
+            raise JournalError(f"{self.path}: table state is damaged: a row names no resource; delete it "
+                               "(DELETE FROM state WHERE resource IS NULL) or restore a backup")
+        return rows
 
 
 def refreshed(journal: Journal, records: dict[str, ObservedResource], seen: int,

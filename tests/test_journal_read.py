@@ -208,19 +208,27 @@ def test_a_journal_gone_under_a_read_says_how_the_run_is_carried_on(vfw_copy: Pa
                                       "journal answers, `ordo resume 1`")
 
 
-@pytest.mark.parametrize(("damage", "said"), [
-    ("UPDATE runs SET created = 1e300", "table runs, run 1 is damaged: its created is 1e+300"),
-    ("UPDATE events SET at = -1e300 WHERE seq = 2", "table events, event 2 is damaged: its at is -1e+300"),
+RUNS = (["history"], ["show", "1"], ["resume", "1"])
+
+
+@pytest.mark.parametrize(("damage", "said", "refusing"), [
+    ("UPDATE runs SET created = 1e300", "table runs, run 1 is damaged: its created is 1e+300", RUNS),
+    ("UPDATE events SET at = -1e300 WHERE seq = 2", "table events, event 2 is damaged: its at is -1e+300",
+     (["show", "1"],)),
     ("""UPDATE runs SET options = json_set(options, '$.concurrency', 'lots')""",
-     "table runs, run 1 is damaged: its options hold concurrency 'lots'"),
+     "table runs, run 1 is damaged: its options hold concurrency 'lots'", RUNS),
     ("""UPDATE runs SET options = json_set(options, '$.engine', 'temporal')""",
-     "table runs, run 1 is damaged: its options hold temporal None"),
-    ("DELETE FROM meta", "the journal is damaged: table meta holds no id of the journal"),
+     "table runs, run 1 is damaged: its options hold temporal None", RUNS),
+    ("DELETE FROM meta", "the journal is damaged: table meta holds no id of the journal", RUNS + (["plan"],)),
+    ("UPDATE state SET resource = NULL WHERE resource = 'vpg'", "table state is damaged: a row names no resource",
+     (["plan"], ["state", "rm", "vpg"])),
 ])
-def test_damage_a_command_could_not_show_is_named(vfw_copy: Path, damage: str, said: str) -> None:
+def test_damage_a_command_could_not_show_is_named(vfw_copy: Path, damage: str, said: str,
+                                                   refusing: tuple[list[str], ...]) -> None:
     """Rows edited by hand (a hostile sweep's): a time no date can show made `ordo history` and the
     service's list of runs fail with an internal error, options a resume or a stop takes as they are
-    (a concurrency of 'lots', a Temporal run without its address) and a journal without its id too."""
+    (a concurrency of 'lots', a Temporal run without its address), a journal without its id and a state
+    row without its resource's name too."""
     import sqlite3
 
     from tests.conftest import run_ordo
@@ -228,10 +236,8 @@ def test_damage_a_command_could_not_show_is_named(vfw_copy: Path, damage: str, s
     assert run_ordo("apply", "--auto-approve", "-C", str(vfw_copy)).code == 0
     with sqlite3.connect(vfw_copy / ".ordo" / "journal.db") as db:
         db.execute(damage)
-    for command in (["history"], ["show", "1"], ["resume", "1"]):
+    for command in refusing:
         run = run_ordo(*command, "-C", str(vfw_copy))
         text = run.out + run.err
-        if command == ["show", "1"] and "events" in damage:
-            assert run.code == 1 and said in text, text
-        elif "events" not in damage:
-            assert run.code == 1 and said in text and "Traceback" not in text and "a bug in ordo" not in text, text
+        assert run.code == 1 and said in text and "Traceback" not in text and "a bug in ordo" not in text, \
+            (command, text)
