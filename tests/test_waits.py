@@ -431,6 +431,27 @@ def test_of_two_deliveries_at_once_with_other_data_one_is_written_and_the_other_
     assert [ev.data["principal"] for ev in received] == ["other"]
 
 
+def test_a_stopping_run_with_a_wait_past_its_deadline_is_not_woken_again_and_again() -> None:
+    """A stop lets the calls in flight finish; an event wait past its deadline then waits for the journal to
+    be read (Collect), which a stopping run does not ask: its deadline, in the past, was the next timer,
+    and the host woke the core at once, again and again, until the calls ended."""
+    from dataclasses import replace
+
+    from domain.model import WaitRule
+    from executor.core import Collect, Stop, Tick, Wait
+    from tests.test_run_core import begin, dispatched, only, plan_of, spec_of
+
+    plan = plan_of({"a/create": ("c", 1), "p/create": ("c", 1)})
+    spec = spec_of(plan, limit=2, timeout=30.0)
+    ops = dict(spec.ops)
+    ops["p/create"] = replace(ops["p/create"], wait=WaitRule(deadline=5.0, event="gone", send=False))
+    host, cmds = begin(plan, replace(spec, ops=ops))
+    assert dispatched(cmds) == ["a/create"]
+    host.step(Stop("interrupted", 1.0))
+    cmds = host.step(Tick(10.0))
+    assert not only(cmds, Collect) and only(cmds, Wait)[0].until == 30.0   # a's timeout, not p's deadline
+
+
 @pytest.mark.parametrize(("wait", "message"), [
     ("{ event: x, observe: { state: registered }, deadline: 5 }", "give either 'event' or 'observe'"),
     ("{ event: x }", "deadline"),

@@ -158,14 +158,18 @@ class PlanState:
         return take_ready(self.ready, self.spec.limit - len(self.running), self.spec.controller_limits,
                           self.groups, self.group_limit, self.per_ctl, self.per_group)
 
-    def next_timer(self) -> float | None:
+    def next_timer(self, overdue: set[str] | frozenset[str] = frozenset()) -> float | None:
+        """When the core must be woken next; ``overdue``: waits past their deadline that wait for the journal
+        to be read (Collect), not for a time (while a stop lets calls in flight finish, say: woken at once
+        for them, the core was woken again and again until the calls ended)."""
         times = [r.deadline for r in self.running.values()]
         if self.retries:
             times.append(self.retries[0][0])
         if self.rechecks:
             times.append(self.rechecks[0][0])
-        for w in self.waits.values():
-            times.append(w.deadline if w.poll is None else min(w.deadline, w.poll))
+        for oid, w in self.waits.items():
+            if oid not in overdue:
+                times.append(w.deadline if w.poll is None else min(w.deadline, w.poll))
         return min(times) if times else None
 
 
@@ -286,7 +290,7 @@ class RunCore:
             if due:
                 self.probing = True
                 return [Probe(due)]
-        return [Wait(p.next_timer())]
+        return [Wait(p.next_timer(self.overdue))]
 
     def _dispatch(self, batch: list[str], now: float) -> list[Command]:
         """The calls of ``batch``, after the ``waiting`` events of those that wait once sent (a wait's
