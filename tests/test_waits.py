@@ -441,15 +441,41 @@ def test_a_stopping_run_with_a_wait_past_its_deadline_is_not_woken_again_and_aga
     from executor.core import Collect, Stop, Tick, Wait
     from tests.test_run_core import begin, dispatched, only, plan_of, spec_of
 
-    plan = plan_of({"a/create": ("c", 1), "p/create": ("c", 1)})
-    spec = spec_of(plan, limit=2, timeout=30.0)
+    plan = plan_of({"a/create": ("c", 1), "p/create": ("c", 1), "q/create": ("c", 1)})
+    spec = spec_of(plan, limit=3, timeout=30.0)
     ops = dict(spec.ops)
     ops["p/create"] = replace(ops["p/create"], wait=WaitRule(deadline=5.0, event="gone", send=False))
+    ops["q/create"] = replace(ops["q/create"], wait=WaitRule(deadline=100.0, state="present", every=0.5,
+                                                             send=False))
     host, cmds = begin(plan, replace(spec, ops=ops))
     assert dispatched(cmds) == ["a/create"]
     host.step(Stop("interrupted", 1.0))
     cmds = host.step(Tick(10.0))
-    assert not only(cmds, Collect) and only(cmds, Wait)[0].until == 30.0   # a's timeout, not p's deadline
+    # a's timeout: not p's deadline, nor q's next look (no Probe goes out while the run stops), both past
+    assert not only(cmds, Collect) and only(cmds, Wait)[0].until == 30.0
+
+
+def test_a_wait_past_its_deadline_while_a_failure_drains_is_looked_for_and_fails_with_it() -> None:
+    """A failure leaves calls in flight to finish before it is observed; an event wait past its deadline
+    meanwhile was kept for the next plan, where it failed at once and cost a re-plan of its own."""
+    from dataclasses import replace
+
+    from domain.model import WaitRule
+    from executor.core import Arrived, CallError, Collect, Tick
+    from tests.test_run_core import begin, dispatched, only, plan_of, spec_of
+
+    plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1), "p/create": ("c", 1)})
+    spec = spec_of(plan, limit=3, timeout=300.0)
+    ops = dict(spec.ops)
+    ops["p/create"] = replace(ops["p/create"], wait=WaitRule(deadline=5.0, event="gone", send=False))
+    host, cmds = begin(plan, replace(spec, ops=ops))
+    assert sorted(dispatched(cmds)) == ["a/create", "b/create"]
+    host.complete(2.0, "b/create", error=CallError("no", applied=False))
+    cmds = host.step(Tick(10.0))
+    assert only(cmds, Collect) == [Collect(["p/create"])]
+    host.step(Arrived([], 10.0))
+    failed = sorted(ev.op for ev in host.journal if ev.kind == "failed")
+    assert failed == ["b/create", "p/create"]   # in plan 1, with b's
 
 
 @pytest.mark.parametrize(("wait", "message"), [

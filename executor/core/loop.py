@@ -158,10 +158,11 @@ class PlanState:
         return take_ready(self.ready, self.spec.limit - len(self.running), self.spec.controller_limits,
                           self.groups, self.group_limit, self.per_ctl, self.per_group)
 
-    def next_timer(self, overdue: set[str] | frozenset[str] = frozenset()) -> float | None:
+    def next_timer(self, overdue: set[str] | frozenset[str] = frozenset(), polls: bool = True) -> float | None:
         """When the core must be woken next; ``overdue``: waits past their deadline that wait for the journal
         to be read (Collect), not for a time (while a stop lets calls in flight finish, say: woken at once
-        for them, the core was woken again and again until the calls ended)."""
+        for them, the core was woken again and again until the calls ended); ``polls``: whether a wait's
+        next look counts (not while no Probe goes out: a failure drains, a stop; the same)."""
         times = [r.deadline for r in self.running.values()]
         if self.retries:
             times.append(self.retries[0][0])
@@ -169,7 +170,7 @@ class PlanState:
             times.append(self.rechecks[0][0])
         for oid, w in self.waits.items():
             if oid not in overdue:
-                times.append(w.deadline if w.poll is None else min(w.deadline, w.poll))
+                times.append(w.deadline if w.poll is None or not polls else min(w.deadline, w.poll))
         return min(times) if times else None
 
 
@@ -270,6 +271,13 @@ class RunCore:
         """The plan's end once nothing is in flight, else a wait for the next call or timer."""
         p, rs = self.plan, self.state
         assert p is not None
+        overdue = sorted(oid for oid in self.overdue if oid in p.waits)
+        if overdue and not self.stopping and not self.probing and not self.collecting:
+            # also while a failure drains, and before it is observed: those that came complete, the others
+            # fail with it (kept for the next plan, each cost a re-plan of its own)
+            self.overdue.clear()
+            self.collecting = overdue
+            return [Collect(overdue)]
         if not p.running:
             if rs.failures:
                 return self._observe()
@@ -280,17 +288,13 @@ class RunCore:
                     return [End("rolled_back" if rs.mode == "rollback" else "complete")]
                 raise ExecutionError(f"run {rs.run}: operations left that can never start "
                                      f"({', '.join(sorted(set(p.ops) - rs.done)[:5])})")
-        if not rs.failures and not self.stopping and not self.probing and not self.collecting:
-            overdue = sorted(oid for oid in self.overdue if oid in p.waits)
-            self.overdue.clear()
-            if overdue:
-                self.collecting = overdue
-                return [Collect(overdue)]
+        probes = not rs.failures and not self.stopping
+        if probes and not self.probing and not self.collecting:
             due = sorted(oid for oid, w in p.waits.items() if w.poll is not None and w.poll <= now)
             if due:
                 self.probing = True
                 return [Probe(due)]
-        return [Wait(p.next_timer(self.overdue))]
+        return [Wait(p.next_timer(self.overdue, polls=probes))]
 
     def _dispatch(self, batch: list[str], now: float) -> list[Command]:
         """The calls of ``batch``, after the ``waiting`` events of those that wait once sent (a wait's
