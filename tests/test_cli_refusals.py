@@ -666,3 +666,18 @@ def test_a_journal_path_that_names_no_file_is_refused(vfw_copy: Path, journal: s
         run = run_ordo(*command, "-C", str(vfw_copy), "--journal", journal)
         text = run.out + run.err
         assert run.code != 0 and said in text and "a bug in ordo" not in text and "Traceback" not in text, text
+
+
+def test_a_journal_url_with_an_at_in_its_database_name_is_taken_and_a_short_password_is_not_spelt_out() -> None:
+    """'team@ordo' after the host's '/' is a database's name (the user-part check took it for a password's
+    '@'); a password of one letter was masked wherever that letter stood in the driver's message."""
+    from executor.journal import Journal, JournalError
+    from executor.store import location
+
+    for url in ("postgresql://localhost/team@ordo", "postgresql:///team@ordo?host=/var/run/postgresql",
+                "postgresql://u@localhost/team@ordo", "postgresql://u:ok%40pw@localhost/ordo"):
+        assert location(url).url == url
+    with pytest.raises(JournalError) as caught:
+        Journal("postgresql://ordo:o@127.0.0.1:1/ordo")
+    assert str(caught.value).endswith("cannot open the journal: (the driver's message is not shown: it may "
+                                      "hold the password)")

@@ -241,3 +241,19 @@ def test_damage_a_command_could_not_show_is_named(vfw_copy: Path, damage: str, s
         text = run.out + run.err
         assert run.code == 1 and said in text and "Traceback" not in text and "a bug in ordo" not in text, \
             (command, text)
+
+
+def test_a_run_an_older_ordo_started_with_no_time_limit_is_listed(vfw_copy: Path) -> None:
+    """`--op-timeout inf` was taken before its range was bounded: such a run's options are no damage."""
+    import sqlite3
+
+    from tests.conftest import run_ordo
+
+    assert run_ordo("apply", "--auto-approve", "-C", str(vfw_copy)).code == 0
+    with sqlite3.connect(vfw_copy / ".ordo" / "journal.db") as db:   # as Python's json wrote it: Infinity
+        (options,) = db.execute("SELECT options FROM runs WHERE id = 1").fetchone()
+        db.execute("UPDATE runs SET options = ?", (json.dumps({**json.loads(options), "default_timeout": 1e999}),))
+    for command in (["history"], ["show", "1"]):
+        run = run_ordo(*command, "-C", str(vfw_copy))
+        assert run.code == 0, run.out + run.err
+

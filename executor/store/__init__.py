@@ -61,8 +61,11 @@ def _check_url(url: str) -> None:
     '/', '@', blank or stray '%' (a password not percent-encoded: it was taken apart, a piece of it
     looked up as a host name, and the driver's message quoted the rest)."""
     rest = re.split(r"[?#]", url.partition("//")[2], maxsplit=1)[0]
-    userinfo = rest.rpartition("@")[0]
-    if "@" in rest and (not _PLAIN_USERINFO.fullmatch(userinfo) or "/" in rest[:rest.rfind("@")]):
+    at = rest.rfind("@")
+    # the user part ends at the last '@' that a host and a path follow ('u:p/w@host/db'); else at the last
+    # '@' before the path ('team@ordo' in 'host/team@ordo' is the database's name)
+    userinfo = rest[:at] if at >= 0 and "/" in rest[at + 1:] else rest.split("/", 1)[0].rpartition("@")[0]
+    if not _PLAIN_USERINFO.fullmatch(userinfo):
         raise JournalError(f"{_masked(url)}: not a journal URL (its user part holds a '/', '@', blank or '%' "
                            "that is not escaped); percent-encode them in the password (%2F, %40, %20, %25), "
                            "or give it in PGPASSWORD or ~/.pgpass")

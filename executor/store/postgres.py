@@ -72,7 +72,9 @@ class PostgresBackend(Backend):
         except psycopg.Error as exc:
             said = self.describe(exc)
             for secret in _passwords(where.url):   # the driver's message may quote one it could not parse
-                said = said.replace(secret, "***")
+                if secret in said:   # (a short one is in any text: which letters were masked would tell it)
+                    said = said.replace(secret, "***") if len(secret) >= 4 else \
+                        "(the driver's message is not shown: it may hold the password)"
             raise JournalError(f"{where}: cannot open the journal: {said}") from None
 
     def prepare(self) -> None:
