@@ -478,6 +478,30 @@ def test_a_wait_past_its_deadline_while_a_failure_drains_is_looked_for_and_fails
     assert failed == ["b/create", "p/create"]   # in plan 1, with b's
 
 
+def test_a_wait_that_follows_a_wait_begins_when_the_first_is_met() -> None:
+    """Two operations that send nothing and wait, one after the other: the first's event released the
+    second, which was left out of the waits, and the run stopped on "operations left that can never start"
+    (a review's fuzzing of the run core)."""
+    from dataclasses import replace
+
+    from domain.model import WaitRule
+    from executor.core import Arrived, Wait
+    from tests.test_run_core import begin, only, plan_of, spec_of
+
+    plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1)}, (("a/create", "b/create"),))
+    spec = spec_of(plan)
+    ops = dict(spec.ops)
+    for oid, event in (("a/create", "first"), ("b/create", "second")):
+        ops[oid] = replace(ops[oid], wait=WaitRule(deadline=60.0, event=event, send=False))
+    host, _ = begin(plan, replace(spec, ops=ops))
+    came = Event("event-received", op="a/create", data={"resource": "a", "event": "first", "data": {},
+                                                         "principal": "test"}, seq=len(host.journal) + 1, run=1)
+    host.journal.append(came)
+    cmds = host.step(Arrived([came], 1.0))
+    assert [(ev.kind, ev.op) for ev in host.journal[-2:]] == [("result", "a/create"), ("waiting", "b/create")]
+    assert only(cmds, Wait)
+
+
 @pytest.mark.parametrize(("wait", "message"), [
     ("{ event: x, observe: { state: registered }, deadline: 5 }", "give either 'event' or 'observe'"),
     ("{ event: x }", "deadline"),

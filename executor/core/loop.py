@@ -400,15 +400,30 @@ class RunCore:
 
     def _waits(self, now: float) -> list[Command]:
         """Operations that begin to wait (journaled once: a wait resumed keeps its deadline), then those
-        whose event arrived (complete) or whose deadline passed (failed for good, not in doubt)."""
+        whose event arrived (complete) or whose deadline passed (failed for good, not in doubt); again for
+        those a completed one released that wait without sending anything (they were left out, and the
+        run stopped on "operations left that can never start")."""
         p, rs = self.plan, self.state
         assert p is not None
-        starting, p.starting = sorted(p.starting), []
-        begun = [self._made(self._waiting(oid, now)) for oid in starting if oid not in rs.waits]
-        for oid in starting:
-            self.collected.discard(oid)   # (a wait begun anew, in a new plan)
-            observing = p.spec.ops[oid].wait.event is None
-            p.waits[oid] = Waiting(deadline=rs.waits[oid]["deadline"] + WAIT_GRACE, poll=now if observing else None)
+        cmds: list[Command] = []
+        while True:
+            starting, p.starting = sorted(p.starting), []
+            begun = [self._made(self._waiting(oid, now)) for oid in starting if oid not in rs.waits]
+            for oid in starting:
+                self.collected.discard(oid)   # (a wait begun anew, in a new plan)
+                observing = p.spec.ops[oid].wait.event is None
+                p.waits[oid] = Waiting(deadline=rs.waits[oid]["deadline"] + WAIT_GRACE,
+                                       poll=now if observing else None)
+            if begun:
+                cmds.append(Record(begun, "waiting"))
+            cmds.extend(self._waits_over(now))
+            if not p.starting:
+                return cmds
+
+    def _waits_over(self, now: float) -> list[Command]:
+        """The waits whose event arrived (complete) or whose deadline passed (failed for good)."""
+        p, rs = self.plan, self.state
+        assert p is not None
         events: list[Event] = []
         released: list[str] = []
         for oid in sorted(p.waits):
@@ -428,8 +443,7 @@ class RunCore:
                     "error": f"no {w.describe()} within the deadline of {w.deadline:g} s"})))
         for nxt in sorted(released):
             p.release(nxt)
-        cmds: list[Command] = [Record(begun, "waiting")] if begun else []
-        return cmds + ([Record(events, "settled")] if events else [])
+        return [Record(events, "settled")] if events else []
 
     def _met(self, oid: str, found: dict[str, Any], how: str, now: float) -> Event:
         """The wait of ``oid`` is over: its result, with the outputs of its call and those it declares
