@@ -976,8 +976,8 @@ class Journal:
     def _named(self, rows: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
         """The state's rows, each naming its resource (no `ordo state rm` can name one that does not)."""
         if any(type(name) is not str for name, _ in rows):
-            raise JournalError(f"{self.path}: table state is damaged: a row names no resource; delete it "
-                               "(DELETE FROM state WHERE resource IS NULL) or restore a backup")
+            raise JournalError(f"{self.path}: table state is damaged: a row names no resource; delete it (SQLite: "
+                               "DELETE FROM state WHERE typeof(resource) <> 'text') or restore a backup")
         return rows
 
 

@@ -194,6 +194,11 @@ def check_saved_plan(project: Project, plan: Plan, source: str, *, timeout: floa
     return plan
 
 
+#: The longest an operation may take: a stored time limit past it is taken as it (--op-timeout's bound,
+#: ordo/cli.py SECONDS_MOST).
+MOST_SECONDS = 1e7
+
+
 def apply_options(simulation: Path | None, on_failure: str | None, max_replans: int | None,
                   concurrency: int | None, op_timeout: float | None,
                   stored: dict[str, Any] | None = None) -> ApplyOptions:
@@ -207,7 +212,8 @@ def apply_options(simulation: Path | None, on_failure: str | None, max_replans: 
         concurrency=concurrency if concurrency is not None else stored.get("concurrency"),
         max_replans=max_replans if max_replans is not None else stored.get("max_replans"),
         on_failure=on_failure or stored.get("on_failure") or "replan",
-        default_timeout=op_timeout or stored.get("default_timeout") or 600.0,
+        # (an older ordo took --op-timeout inf: no call would end, no slot lease expire)
+        default_timeout=min(op_timeout or stored.get("default_timeout") or 600.0, MOST_SECONDS),
         simulation=scenario,
         crash=os.environ.get("ORDO_CRASH_POINT"),
     )

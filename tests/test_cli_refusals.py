@@ -29,9 +29,9 @@ from tests.conftest import run_ordo, run_ordo_process
     ("postgresql://u:hunter2@host:abc/db#x", "postgresql://***@host:abc/db: not a journal URL"),
     ("postgresql://u:hunt#er2@host:abc/db", "postgresql://***@host:abc/db: not a journal URL"),
     # a password not percent-encoded: the driver's message quoted it (and 'ter2' was looked up as a host)
-    ("postgresql://u:hunter2%zz@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (its user part"),
-    ("postgresql://u:hun ter2@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (its user part"),
-    ("postgresql://u:hun@ter2/x@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (its user part"),
+    ("postgresql://u:hunter2%zz@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (a '/'"),
+    ("postgresql://u:hun ter2@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (a '/'"),
+    ("postgresql://u:hun@ter2/x@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (a '/'"),
     ("postgresql://u@127.0.0.1:1/db?password=hunter2%zz", "postgresql://u@127.0.0.1:1/db: cannot open the journal"),
 ])
 @pytest.mark.parametrize("how", ["option", "env"])
@@ -668,16 +668,22 @@ def test_a_journal_path_that_names_no_file_is_refused(vfw_copy: Path, journal: s
         assert run.code != 0 and said in text and "a bug in ordo" not in text and "Traceback" not in text, text
 
 
-def test_a_journal_url_with_an_at_in_its_database_name_is_taken_and_a_short_password_is_not_spelt_out() -> None:
-    """'team@ordo' after the host's '/' is a database's name (the user-part check took it for a password's
-    '@'); a password of one letter was masked wherever that letter stood in the driver's message."""
+def test_an_at_after_the_host_is_escaped_and_a_password_in_the_drivers_message_hides_it() -> None:
+    """An '@' after a '/' ends a password that holds a '/' ('u:2024/pw@host' is host u, port 2024 to the
+    driver, and the password's end was sent as a database's name) or is a database's own ('host/team@ordo'):
+    either is escaped (%40). A password the driver's message holds, masked where it stood, was spelt out
+    by the words masked ('failed to *** host' for 'resolve'): the message is not shown."""
     from executor.journal import Journal, JournalError
     from executor.store import location
 
-    for url in ("postgresql://localhost/team@ordo", "postgresql:///team@ordo?host=/var/run/postgresql",
-                "postgresql://u@localhost/team@ordo", "postgresql://u:ok%40pw@localhost/ordo"):
+    for url in ("postgresql://localhost/team%40ordo", "postgresql://u:ok%40pw@localhost/ordo",
+                "postgresql:///db?host=/var/run/postgresql", "postgresql://u@[::1]:5432/db"):
         assert location(url).url == url
-    with pytest.raises(JournalError) as caught:
-        Journal("postgresql://ordo:o@127.0.0.1:1/ordo")
-    assert str(caught.value).endswith("cannot open the journal: (the driver's message is not shown: it may "
-                                      "hold the password)")
+    for url in ("postgresql://ordo:2024/s3cretpw@db.example", "postgresql://localhost/team@ordo"):
+        with pytest.raises(JournalError, match="percent-encode them in a password .* or a database's name"):
+            location(url)
+    for password in ("o", "resolve"):
+        with pytest.raises(JournalError) as caught:
+            Journal(f"postgresql://ordo:{password}@nowhere.invalid:1/ordo")
+        assert str(caught.value).endswith("cannot open the journal: (the driver's message is not shown: it holds "
+                                          "the password)"), str(caught.value)

@@ -61,14 +61,13 @@ def _check_url(url: str) -> None:
     '/', '@', blank or stray '%' (a password not percent-encoded: it was taken apart, a piece of it
     looked up as a host name, and the driver's message quoted the rest)."""
     rest = re.split(r"[?#]", url.partition("//")[2], maxsplit=1)[0]
-    at = rest.rfind("@")
-    # the user part ends at the last '@' that a host and a path follow ('u:p/w@host/db'); else at the last
-    # '@' before the path ('team@ordo' in 'host/team@ordo' is the database's name)
-    userinfo = rest[:at] if at >= 0 and "/" in rest[at + 1:] else rest.split("/", 1)[0].rpartition("@")[0]
-    if not _PLAIN_USERINFO.fullmatch(userinfo):
-        raise JournalError(f"{_masked(url)}: not a journal URL (its user part holds a '/', '@', blank or '%' "
-                           "that is not escaped); percent-encode them in the password (%2F, %40, %20, %25), "
-                           "or give it in PGPASSWORD or ~/.pgpass")
+    # An '@' after a '/' ends a password that holds a '/' ('u:p/w@host/db'), or is a database's own
+    # ('host/team@ordo'): no rule tells them apart ('u:2024/pw@host' is host u, port 2024 to libpq, and
+    # the password's end is sent as a database's name), so either is escaped (%40).
+    if not _PLAIN_USERINFO.fullmatch(rest.rpartition("@")[0]) and "@" in rest:
+        raise JournalError(f"{_masked(url)}: not a journal URL (a '/', '@', blank or '%' that is not escaped "
+                           "before its last '@'); percent-encode them in a password (%2F, %40, %20, %25) or a "
+                           "database's name (%40), or give the password in PGPASSWORD or ~/.pgpass")
     try:
         parts = urlsplit(url)
         parts.port   # noqa: B018 (read to check it)

@@ -45,11 +45,11 @@ def _driver() -> Any:
 
 
 def _passwords(url: str) -> list[str]:
-    """The password of a URL, in its user part or its query, as written and unescaped, longest first."""
+    """The password of a URL, in its user part or its query, as written and unescaped."""
     parts = urlsplit(url)
     written = [parts.netloc.rpartition("@")[0].partition(":")[2],
                *(value for key, _, value in (kv.partition("=") for kv in parts.query.split("&")) if key == "password")]
-    return sorted({v for raw in written for v in (raw, unquote(raw)) if v}, key=len, reverse=True)
+    return sorted({v for raw in written for v in (raw, unquote(raw)) if v})
 
 
 class PostgresBackend(Backend):
@@ -71,10 +71,9 @@ class PostgresBackend(Backend):
             self._db = psycopg.connect(where.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
             said = self.describe(exc)
-            for secret in _passwords(where.url):   # the driver's message may quote one it could not parse
-                if secret in said:   # (a short one is in any text: which letters were masked would tell it)
-                    said = said.replace(secret, "***") if len(secret) >= 4 else \
-                        "(the driver's message is not shown: it may hold the password)"
+            if any(secret in said for secret in _passwords(where.url)):   # one it could not parse, quoted
+                # (masked where it stands, which words or letters were masked would spell it out)
+                said = "(the driver's message is not shown: it holds the password)"
             raise JournalError(f"{where}: cannot open the journal: {said}") from None
 
     def prepare(self) -> None:
