@@ -418,6 +418,14 @@ class Activities:
             now = time.monotonic()
             idle = [k for k, r in self._runs.items() if k != key and not r.busy and now - r.used > RUN_IDLE]
             closing = [self._runs.pop(k) for k in idle]
+        try:
+            return self._taken(ref, path, key)
+        finally:
+            for old in closing:
+                _close(old)
+
+    def _taken(self, ref: Ref, path: Path | JournalUrl, key: tuple[str, str, int]) -> _Run:
+        with self._lock:
             run = self._runs.get(key)
             if run is None:
                 jr = Journal(path, create=False)
@@ -431,8 +439,6 @@ class Activities:
                                        simulation=opts["simulation"], crash=os.environ.get("ORDO_CRASH_POINT"))
                 run = self._runs[key] = _Run(Executor(jr, _loader(ref, path), options=options, plans=self.plans))
             run.busy += 1
-        for old in closing:
-            _close(old)
         return run
 
     def _forget(self, ref: Ref) -> None:
