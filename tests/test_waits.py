@@ -478,6 +478,31 @@ def test_a_wait_past_its_deadline_while_a_failure_drains_is_looked_for_and_fails
     assert failed == ["b/create", "p/create"]   # in plan 1, with b's
 
 
+def test_a_resume_that_observes_a_failure_fails_a_wait_past_its_deadline_with_it() -> None:
+    """The run stopped while a failure drained and a wait passed its deadline; resumed, it observed the
+    failure and planned again, where the wait failed at once and cost a re-plan of its own (a run with
+    max_replans 1 fell out). It fails with the failure, before the first re-plan, as in a run going on."""
+    from dataclasses import replace
+
+    from domain.model import WaitRule
+    from executor.core import CallError, Continue, Observe, Record, Resumed, RunCore
+    from tests.test_run_core import Host, begin, only, plan_of, replayed, spec_of
+
+    plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1), "p/create": ("c", 1)})
+    spec = spec_of(plan, limit=3, timeout=300.0)
+    ops = dict(spec.ops)
+    ops["p/create"] = replace(ops["p/create"], wait=WaitRule(deadline=5.0, event="gone", send=False))
+    spec = replace(spec, ops=ops)
+    host, _ = begin(plan, spec)
+    host.complete(2.0, "b/create", error=CallError("no", applied=False))   # a still runs: the process dies
+    resumed = Host(RunCore(replayed(host.journal), key_prefix="ordo:j:1:"))
+    resumed.step(Resumed("crashed", 10.0))
+    cmds = resumed.step(Continue(spec, False, 10.0))
+    [failed] = [ev for cmd in only(cmds, Record) for ev in cmd.events if ev.kind == "failed"]
+    assert failed.op == "p/create" and failed.data["code"] == "deadline"
+    assert {c.resource for c in only(cmds, Observe)[0].concerns} >= {"b", "p"}   # observed with b's failure
+
+
 def test_a_wait_that_follows_a_wait_begins_when_the_first_is_met() -> None:
     """Two operations that send nothing and wait, one after the other: the first's event released the
     second, which was left out of the waits, and the run stopped on "operations left that can never start"

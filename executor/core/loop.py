@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.core.messages import (
     Abandon,
@@ -54,6 +54,9 @@ from executor.core.messages import (
 from executor.core.state import RunState
 from planner.plan import Plan, PlannedOperation
 from planner.schedule import take_ready
+
+if TYPE_CHECKING:
+    from domain.model import WaitRule
 
 _NO_SPEC = OpSpec(timeout=0.0)
 
@@ -219,7 +222,7 @@ class RunCore:
         self.stopping = self.stopping or inp.stop
         if self.state.failures:   # observed and learnt first (a target that refused), whatever the inputs now
             self.spec = inp.spec
-            return self._observe()
+            return self._past_deadline(inp) + self._observe()
         if inp.inputs_changed or inp.spec is None:
             return [self._replan("inputs changed since the plan was made", mode=self.state.pending_mode)]
         self.spec = inp.spec
@@ -229,6 +232,23 @@ class RunCore:
             mode = self.state.pending_mode or ("rollback" if self.on_failure == "rollback" else None)
             return [self._replan("resumed: the failure was observed, re-planning", mode=mode)]
         return self._start(inp.spec, inp.now)
+
+    def _past_deadline(self, inp: Continue) -> list[Command]:
+        """Waits the run left past their deadline (and grace), on a resume that observes a failure first:
+        they fail with it, as while the run went on (the journal was read whole: an event that came is in
+        the state), rather than in the next plan, at once, each costing a re-plan of its own."""
+        rs, ops = self.state, inp.spec.ops if inp.spec is not None else {}
+        due = [oid for oid, w in sorted(rs.waits.items()) if oid not in rs.arrived and oid not in rs.done
+               and oid in ops and ops[oid].wait is not None and w["deadline"] + WAIT_GRACE <= inp.now]
+        events = [self._deadline_failed(oid, ops[oid].wait) for oid in due]
+        return [Record(events, "settled")] if events else []
+
+    def _deadline_failed(self, oid: str, w: WaitRule) -> Event:
+        """The failure of a wait whose deadline passed: for good, not in doubt."""
+        rs = self.state
+        return self._made(Event("failed", op=oid, key=rs.keys.get(oid), data={
+            "attempt": max(rs.attempts.get(oid, 0), 1), "transient": False, "scope": "resource", "code": "deadline",
+            "in_doubt": False, "error": f"no {w.describe()} within the deadline of {w.deadline:g} s"}))
 
     def _start(self, spec: PlanSpec, now: float) -> list[Command]:
         assert self.state.plan is not None
@@ -436,11 +456,7 @@ class RunCore:
                     continue
                 self.collected.discard(oid)
                 del p.waits[oid]
-                w = p.spec.ops[oid].wait
-                events.append(self._made(Event("failed", op=oid, key=rs.keys.get(oid), data={
-                    "attempt": max(rs.attempts.get(oid, 0), 1), "transient": False, "scope": "resource",
-                    "code": "deadline", "in_doubt": False,
-                    "error": f"no {w.describe()} within the deadline of {w.deadline:g} s"})))
+                events.append(self._deadline_failed(oid, p.spec.ops[oid].wait))
         for nxt in sorted(released):
             p.release(nxt)
         return [Record(events, "settled")] if events else []
