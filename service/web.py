@@ -151,12 +151,7 @@ def run_view(info: RunInfo, events: list[Event], *, live: bool) -> str:
 
 def plan_svg(plan: dict[str, Any], states: dict[str, str]) -> str:
     """The plan as SVG: one column per wave, left to right, and an arrow per dependency."""
-    ops = {str(op.get("id")): op for op in plan.get("operations") or [] if isinstance(op, dict)}
-    waves = [[str(o) for o in wave if str(o) in ops] for wave in plan.get("waves") or []]
-    placed = {o for wave in waves for o in wave}
-    leftover = sorted(set(ops) - placed)
-    if leftover:
-        waves.append(leftover)
+    ops, waves = _waves(plan)
     where: dict[str, tuple[int, int]] = {}
     for col, wave in enumerate(waves):
         for row, oid in enumerate(wave):
@@ -196,10 +191,19 @@ def plan_svg(plan: dict[str, Any], states: dict[str, str]) -> str:
     return "".join(parts)
 
 
+def _waves(plan: dict[str, Any]) -> tuple[dict[str, Any], list[list[str]]]:
+    """The plan's operations by id, and its waves of their ids (those in no wave last, as one more)."""
+    ops = {str(op.get("id")): op for op in plan.get("operations") or [] if isinstance(op, dict)}
+    waves = [[str(o) for o in wave if str(o) in ops] for wave in plan.get("waves") or [] if isinstance(wave, list)]
+    leftover = sorted(set(ops) - {o for wave in waves for o in wave})
+    if leftover:
+        waves.append(leftover)
+    return ops, waves
+
+
 def waves_table(plan: dict[str, Any], states: dict[str, str]) -> str:
     """A plan too large to draw: each wave's operations counted by look."""
-    ops = {str(op.get("id")) for op in plan.get("operations") or [] if isinstance(op, dict)}
-    waves = [[str(o) for o in wave if str(o) in ops] for wave in plan.get("waves") or [] if isinstance(wave, list)]
+    ops, waves = _waves(plan)
     rows = []
     for number, wave in enumerate(waves, 1):
         counts = dict.fromkeys(OP_STATES, 0)

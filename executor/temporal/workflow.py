@@ -191,8 +191,7 @@ class RunWorkflow:
             # the stop told with the state, before anything is dispatched (as a later input, it came after
             # a batch of new calls went out); told again at the first wait, as a stop is (so that a re-plan
             # the carried state's failure asks for is cancelled by it, as by a stop signalled then)
-            inp = Continue(spec, False, self._now(), stop=self._stop or "") if carried_stop else \
-                Continue(spec, False, self._now())
+            inp = Continue(spec, False, self._now(), stop=(self._stop or "") if carried_stop else "")
         else:
             rs = RunState(run=ref["run"])
             begun = await self._step("ordo.begin", ref)
