@@ -403,6 +403,7 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     3 when it has none (with the explanation), 4 on timeout, 1 on bad input."""
     from executor.runs import load_with_journal, saved_plan_files
     from planner.core import make_plan
+    from planner.verify import verify_explained_plan
     from planner.whatif import Scenario, read_plan
 
     scenario = Scenario.from_options(targets_down, capacities, without_policies, with_policies,
@@ -417,6 +418,9 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
         base = read_plan(baseline, _plan_limit(project))
         # the request and inventory it was made from (one it may not read: the project's) are the scenario's too
         base_request, base_inventory = saved_plan_files(base, baseline, project, None, strict=False)
+        now = load_with_journal(project, base_request, base_inventory, [], journal)
+        # made from the inputs as they are now: refused if edited, as ordo explain and ordo apply refuse it
+        verify_explained_plan(now, base, str(baseline), timeout=timeout)
     else:
         with _limit_of("the baseline"):
             base = make_plan(load_with_journal(project, base_request, base_inventory, [], journal),
@@ -431,8 +435,7 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     extra: dict = {"scenario": described}
     if baseline is not None:
         # made from the inputs the project has now? Otherwise the difference is partly theirs, not the scenario's
-        extra["baseline_inputs_changed"] = changed = _made_from_other_inputs(base, project, base_request,
-                                                                            base_inventory, journal)
+        extra["baseline_inputs_changed"] = changed = _made_from_other_inputs(base, now)
         if changed and fmt == "text":
             _console().print(f"[yellow]Note:[/] {shown(baseline)} was made from other inputs than the project's "
                              "now: the difference below is also theirs, not only the scenario's.\n", highlight=False)
@@ -452,14 +455,11 @@ def _limit_of(side: str) -> Iterator[None]:
         raise PlanningLimitError(exc.kind, f"planning {side}: {exc}", exc.file) from None
 
 
-def _made_from_other_inputs(plan, project: Path, request: Path | None, inventory: Path | None,
-                            journal: Path | str | None) -> bool:
-    """Whether a saved plan's digest is not that of its inputs (the project's, with ``request`` and
-    ``inventory``) as they are now."""
-    from executor.runs import load_with_journal
+def _made_from_other_inputs(plan, now) -> bool:
+    """Whether a saved plan's digest is not that of its inputs as they are now (``now``: the project
+    loaded with the request and inventory it names)."""
     from planner.core import digest, load_policies
 
-    now = load_with_journal(project, request, inventory, [], journal)
     return digest(now, load_policies(now, warnings=False))[0] != plan.digest
 
 
@@ -866,7 +866,11 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         from planner.plan import Plan
         from planner.why import explain_operation
 
+        if conflict:
+            raise click.UsageError("--conflict explains why no plan exists for a request, not a saved plan: "
+                                   "ordo explain [REQUEST] --conflict")
         if operation is None:
+            Plan.read(target, _plan_limit(project, required=False))   # (a request in JSON: named as no plan)
             raise click.UsageError("name the OPERATION to explain (RESOURCE/OPERATION, e.g. vfw/create)")
         if after is not None and "/" not in operation:
             raise click.UsageError(f"--after orders operations: name one (RESOURCE/OPERATION, e.g. "
@@ -886,6 +890,9 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
             else:
                 render.placement_why(console, placed)
             return
+        if extra_policies:
+            raise click.UsageError("--policy is for a request or a placement: an operation is explained from "
+                                   "the saved plan as it was made")
         why = explain_operation(saved, operation, after, _project_rules(project, inventory))
         if as_json:
             click.echo(json.dumps(why.to_dict(), indent=2, sort_keys=True))
@@ -921,6 +928,10 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         return
     if not as_json and outcome.explanation is not None:
         render.explanation(console, outcome.explanation)   # shown while the goals are searched for
+    elif not as_json and outcome.status == "timeout":
+        _console(stderr=True).print(
+            f"[red]Timeout:[/] within {timeout:g}s the solver neither found a plan nor showed that none "
+            "exists; raise --timeout.", highlight=False)
     goals = None
     if outcome.status == "no_plan":
         from planner.bounded import goals_bounded, memory_for

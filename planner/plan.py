@@ -274,9 +274,14 @@ class Plan(_Frozen):
             found = "none" if version is None else repr(version)
             summary = ("not an ordo plan: expected a JSON object" if not isinstance(data, dict) else
                        f"format_version {found[:60]} is not one ordo reads")
+            detail = f"expected {' or '.join(READABLE_VERSIONS)}"
+            if isinstance(data, dict) and version is None and "operations" not in data:
+                # (a request written in JSON, as `ordo plan` reads one: here a .json file is a saved plan)
+                summary = "not an ordo plan (no format_version, no operations): a .json file is read as a plan " \
+                          "saved by `ordo plan --out`"
+                detail = "a request written in JSON is read as one when named *.yaml: YAML reads JSON"
             raise DiagnosticsError([Diagnostic(file=source, path="" if not isinstance(data, dict) else
-                                               "format_version", summary=summary,
-                                               detail=f"expected {' or '.join(READABLE_VERSIONS)}")])
+                                               "format_version", summary=summary, detail=detail)])
         problems = _unknown_or_missing(data, cls, ())
         del data
         if problems:

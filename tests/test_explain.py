@@ -261,3 +261,33 @@ def test_no_plan_explained_before_the_least_set_was_found_says_so(vfw_copy, monk
     short = explain_no_plan(program, facts, project.model, timeout=10)
     assert short.summary == ("no plan satisfies every policy; drop or relax: nowhere (the time limit cut the search "
                              "for the least set of violations short: a longer one may name other instances)")
+
+
+def test_a_time_limit_that_strikes_before_any_answer_says_so(vfw_copy, monkeypatch):
+    """With no plan and no explanation in time (the sweep of 6 December: 8,000 VNFs, --timeout 1),
+    `ordo explain` ended with status 4 and printed nothing."""
+    import planner.core
+    from planner.core import Outcome
+
+    monkeypatch.setattr(planner.core, "make_plan", lambda *a, **k: Outcome(status="timeout"))
+    run = run_ordo("explain", "-C", vfw_copy, "--timeout", "1")
+    assert run.code == 4 and run.err.startswith("Timeout: within 1s the solver neither found a plan nor showed "
+                                                "that none exists; raise --timeout."), run.text
+
+
+def test_a_saved_plan_is_explained_as_it_was_made_and_a_request_in_json_is_named_as_no_plan(vfw_copy):
+    """--conflict and --policy were ignored with a saved plan (a broken policy file too); a request
+    written in JSON, named *.json, was asked for the OPERATION to explain (the same sweep)."""
+    out = vfw_copy / "plan.json"
+    assert run_ordo("plan", "-C", vfw_copy, "--out", out).code == 0
+    (vfw_copy / "broken.lp").write_text("this is not ASP\n")
+    for option, said in ((("--conflict",), "--conflict explains why no plan exists for a request"),
+                         (("--policy", vfw_copy / "broken.lp"), "--policy is for a request or a placement")):
+        run = run_ordo("explain", "-C", vfw_copy, out, "vfw/create", *option)
+        assert run.code != 0 and said in run.err, run.text
+    (vfw_copy / "request.json").write_text('{"services": {"vfw-service": {"state": "absent"}}}')
+    for command in (("explain",), ("apply", "--auto-approve")):
+        run = run_ordo(*command, "-C", vfw_copy, vfw_copy / "request.json")
+        assert run.code == 1 and "request.json: error: format_version: not an ordo plan (no format_version, no " \
+                                 "operations): a .json file is read as a plan saved by `ordo plan --out`" in run.err
+        assert "a request written in JSON is read as one when named *.yaml" in run.err, run.text

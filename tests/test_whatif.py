@@ -313,3 +313,17 @@ def test_a_violation_in_the_difference_names_its_resources_as_the_plan_does(vfw_
     assert "Policy violations\n  + advisory: stay-off-region-one" in run.out, run.out
     line = next(x for x in run.out.splitlines() if "+ advisory: stay-off-region-one" in x)
     assert line.endswith("stay-off-region-one.lp:6): resources: vsink"), line
+
+
+def test_an_edited_baseline_is_refused_as_ordo_explain_refuses_it(vfw_copy, tmp_path):
+    """--baseline took a saved plan whose placements were edited (a resource the project does not
+    have, a target the inventory does not have) and printed them as the baseline's (the sweep of
+    6 December); ordo explain and ordo apply refused the same file."""
+    saved = tmp_path / "base.json"
+    assert run_ordo("plan", "-C", vfw_copy, "--out", saved).code == 0
+    data = json.loads(saved.read_text())
+    data["placements"].update(vfw="nowhere", ghost="region-one")
+    saved.write_text(json.dumps(data))
+    run = run_ordo("whatif", "-C", vfw_copy, "--baseline", saved, "--target-down", "region-two")
+    assert run.code == 1 and "placements.ghost: there is no resource 'ghost' in the project" in run.err
+    assert "placements.vfw: there is no target 'nowhere' in the inventory" in run.err and not run.out, run.text
