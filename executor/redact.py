@@ -147,6 +147,8 @@ def _LONGEST_FIRST(value: str) -> tuple[int, str]:   # noqa: N802 (a sort key, n
 
 #: The keys of a name/value pair: the name's, then the value's.
 _PAIRS = (("name", "value"), ("key", "value"), ("Name", "Value"), ("Key", "Value"))
+#: A mapping of at most this many keys is also a pair in any other spelling of those keys ("NAME", "VALUE").
+_PAIR_KEYS = 8
 
 
 class Redactor:
@@ -227,6 +229,13 @@ class Redactor:
         for name, value in _PAIRS:
             if value in data and isinstance(data.get(name), str) and self._secret_key(data[name]):
                 return value
+        if len(data) > _PAIR_KEYS:
+            return None
+        # any other spelling ("NAME"/"VALUE"): looked for in mappings of a few keys, as pairs are
+        value = next((k for k in data if type(k) is str and len(k) == 5 and k.lower() == "value"), None)
+        if value is not None and any(type(k) is str and len(k) <= 4 and k.lower() in ("name", "key")
+                                     and isinstance(data[k], str) and self._secret_key(data[k]) for k in data):
+            return value
         return None
 
     def _hide(self, value: Any) -> str:

@@ -289,6 +289,11 @@ def test_redactor_masks_text_and_trees() -> None:
                                           {"Key": "pin", "Value": [1, 2]}]})["userParams"]
     assert pairs[0]["value"].startswith("<secret ") and pairs[1]["value"] == "s"
     assert pairs[2]["Value"].startswith("<secret ")
+    # any spelling of the keys (the SO sweep of 6 December: "NAME"/"VALUE" was shown as sent)
+    pairs = redactor.tree([{"NAME": "PASSWORD", "VALUE": "HUNTERCSECRET"}, {"kEy": "api_key", "vALUE": 7},
+                           {"NAME": "site", "VALUE": "s"}])
+    assert pairs[0]["VALUE"].startswith("<secret ") and pairs[1]["vALUE"].startswith("<secret ")
+    assert pairs[2] == {"NAME": "site", "VALUE": "s"} and redactor.text("HUNTERCSECRET!") == "***!"
     assert redact_argv(["ctl", "--password", "p1", "--api-key=k1", "-v", "x"]) == (
         ["ctl", "--password", "***", "--api-key=***", "-v", "x"], ["p1", "k1"])
 
