@@ -49,6 +49,12 @@ class DiagnosticsError(OrdoError):
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
 
+def clipped(text: str, most: int) -> str:
+    """``text`` cut to ``most`` characters, an ellipsis last where it was cut (an answer over HTTP
+    that would quote an input's megabytes)."""
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
 def first_of(items: list[str], most: int, total: int | None = None) -> str:
     """``items`` joined with commas, the first ``most`` of them and how many more: a message about
     thousands of resources names a few. ``total``: how many there are, where ``items`` holds the

@@ -608,7 +608,39 @@ def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str
         return str(error.get("ctx", {}).get("error", error["msg"])), ""
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}{got_text}", ""
+    if kind == "union_type":   # (_unions_as_one)
+        return f"expected {error['words']}{got_text}", ""
     return error["msg"][0].lower() + error["msg"][1:], ""
+
+
+#: How pydantic names the members of a union in an error's location ("constrained-str": a str with limits).
+_UNION_TAGS = re.compile(r"(?:constrained-)?(?:str|int|float|bool)|none|(?:list|dict|tuple|set)\[.*\]")
+
+
+def _unions_as_one(errors: list[dict]) -> list[dict]:
+    """A value that is none of a union's kinds is one problem, not one per kind ("expected a
+    string", "expected a whole number", ... at ``cidr.constrained-str``, ``cidr.int``, ...): the
+    kinds' words joined, at the value's own place."""
+    members: dict[tuple, list[dict]] = {}
+    for error in errors:
+        loc = error["loc"]
+        if error["type"] in _TYPE_WORDS and loc and isinstance(loc[-1], str) and _UNION_TAGS.fullmatch(loc[-1]):
+            members.setdefault(loc[:-1], []).append(error)
+    out, done = [], set()
+    for error in errors:
+        loc = error["loc"]
+        group = members.get(loc[:-1]) if loc else None
+        if group is None or len(group) < 2 or not any(e is error for e in group):
+            out.append(error)
+        elif loc[:-1] not in done:
+            done.add(loc[:-1])
+            words = list(dict.fromkeys(_TYPE_WORDS[e["type"]] for e in group))
+            if "a number" in words and "a whole number" in words:
+                words.remove("a whole number")
+            words = [w.replace("true or false", "true/false") for w in words]
+            out.append({**error, "loc": loc[:-1], "type": "union_type",
+                        "words": ", ".join(words[:-1]) + " or " + words[-1]})
+    return out
 
 
 def parse(model: type[M], source: Source, base: tuple = ()) -> M:
@@ -618,7 +650,7 @@ def parse(model: type[M], source: Source, base: tuple = ()) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
+        for error in _unions_as_one(exc.errors()):
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             if loc and loc[-1] == "[key]":
                 # A bad mapping key: name the key (always text in the path, as JSON writes it) and point at it.

@@ -36,11 +36,13 @@ def format_path(path: PathKey) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            text = str(part)
-            if len(text) > PATH_PART_MAX:
-                text = f"{text[:60]}...({len(text):,} characters)"
-            out += ("." if out else "") + text
+            out += ("." if out else "") + path_part(str(part))
     return out
+
+
+def path_part(text: str) -> str:
+    """A key as ``format_path`` writes it: one longer than PATH_PART_MAX cut short."""
+    return text if len(text) <= PATH_PART_MAX else f"{text[:60]}...({len(text):,} characters)"
 
 
 @dataclass

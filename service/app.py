@@ -28,7 +28,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain.errors import DiagnosticsError, OrdoError
+from domain.errors import DiagnosticsError, OrdoError, clipped
 from domain.formats import NOT_BOOL, DuplicateKey, unique_keys
 from domain.yamlsrc import MAX_DEPTH
 from executor.engine import ExecutionError
@@ -46,6 +46,8 @@ STATES = (*STATUSES, "crashed")
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"   # printable ASCII, no spaces
 POLL = 0.2                  # seconds between looks at the journal for a stream of events
 KEEPALIVE = 15.0            # seconds of silence before a comment keeps a stream open
+#: A 422 names this many problems of the input at most, each text in at most MOST_CHARACTERS.
+MOST_DIAGNOSTICS, MOST_CHARACTERS = 100, 2000
 
 
 # --- bodies -------------------------------------------------------------------------
@@ -511,9 +513,13 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
 
     @app.exception_handler(DiagnosticsError)
     def diagnostics(request: Request, exc: DiagnosticsError) -> JSONResponse:
-        return answer(422, "the input has problems", diagnostics=[
-            {"file": d.file, "line": d.line, "column": d.column, "path": d.path, "summary": d.summary,
-             "detail": d.detail} for d in exc.diagnostics])
+        """The first MOST_DIAGNOSTICS problems, each text cut at MOST_CHARACTERS, and how many
+        more (``omitted``): a body of a few hundred KB can have problems enough for 10 MB."""
+        found, most = exc.diagnostics, MOST_CHARACTERS
+        return answer(422, "the input has problems", omitted=max(0, len(found) - MOST_DIAGNOSTICS), diagnostics=[
+            {"file": d.file, "line": d.line, "column": d.column, "path": clipped(d.path, most),
+             "summary": clipped(d.summary, most), "detail": clipped(d.detail, most)}
+            for d in found[:MOST_DIAGNOSTICS]])
 
     @app.exception_handler(NoPlan)
     def no_plan(request: Request, exc: NoPlan) -> JSONResponse:

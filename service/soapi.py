@@ -169,6 +169,7 @@ def so_router(engine: LocalEngine) -> APIRouter:
         """Manual tasks: the requests whose run fell out and waits for a decision (SO's TaskList)."""
         def get() -> JSONResponse:
             query = {k: v[:300] for k, v in request.query_params.items()}
+            status.check_task_query(query)   # (before the runs' events are read)
             # the runs that fell out only (one task each, under its latest request id)
             latest = {info.id: (rec, info) for rec, info in _records(engine, ("fallout",))}
             return JSONResponse(status.task_list([(rec, info, status.read_events(engine, info.id))

@@ -163,7 +163,11 @@ def test_bad_input_is_refused_naming_the_field_never_500(api: httpx.Client) -> N
     wrong = api.post("/v1/runs", json={"request": {"services": {"vfw-service": {"vnfs": [{"name": "x",
                                                                                            "colour": 1}]}}}})
     assert wrong.status_code == 422, wrong.text
-    assert any("colour" in d["path"] for d in wrong.json()["diagnostics"])
+    assert any("colour" in d["path"] for d in wrong.json()["diagnostics"]) and wrong.json()["omitted"] == 0
+    many = api.post("/v1/plans", json={"request": {"resources": [   # (3,000 problems: the first 100 named)
+        {"name": f"r{i}", "type": "vnf", "colour" + "x" * 200: 1} for i in range(3000)]}})
+    assert many.status_code == 422 and many.json()["omitted"] == 2900 and len(many.json()["diagnostics"]) == 100
+    assert len(many.content) < 600_000, len(many.content)
     big = api.post("/v1/runs", content=b" " * (2 << 20), headers={"content-type": "application/json"})
     assert big.status_code == 413
     chunked = api.post("/v1/plans", content=iter([b" " * (1 << 19)] * 4), headers={"content-type": "application/json"})

@@ -243,6 +243,22 @@ def test_no_json_unknown_ids_and_bad_filters(so_api: httpx.Client) -> None:
     assert so_api.get("/v1/runs").json()["total"] == 0
 
 
+def test_an_error_answer_is_bounded_and_names_no_line_of_a_body(so_api: httpx.Client) -> None:
+    """A 50 KB query of 8,000 unknown keys was answered with 2.6 MB naming each, a 700 KB body of 15,000
+    bad fields with 10 MB; a body's problems were placed at a made-up "SO request:1:1" (the sweep of
+    6 December)."""
+    keys = "&".join(f"k{i}" for i in range(7000)) + "&" + "x" * 20_000
+    got = so_api.get(f"{SO}/tasks/v1?{keys}")
+    error = got.json()["requestError"]["serviceException"]
+    assert got.status_code == 400 and len(got.content) < 50_000, len(got.content)
+    assert error["text"].startswith("7,001 problems: query: error: k0: unknown query parameter 'k0'")
+    assert error["variables"][-1] == "and 6,981 more problems" and len(error["variables"]) == 21
+    body = edited((*VNFS, 0, "vfModules"), [{"modelInfo": {"modelCustomizationName": "q"}}] * 500)
+    got = so_api.post(CREATE, json=body)
+    assert got.status_code == 400 and len(got.content) < 100_000, len(got.content)
+    assert so_error(got).startswith("500 problems: SO request: error: requestDetails."), so_error(got)[:200]
+
+
 def test_a_body_nested_without_end_is_400_not_500(so_api: httpx.Client) -> None:
     """A body far under the 1 MiB cap can nest deeper than the JSON parser recurses (a RecursionError
     was a 500), or deep enough that what reads an accepted body does (the redaction of the details

@@ -173,14 +173,34 @@ def test_an_ambiguous_model_reference_names_the_mapping_line(mapping):
     (lambda b: vnfs(b)[1].update(instanceName="onap-mgmt-net"),
      f"{USER}.resources.vnfs[1]", "'onap-mgmt-net' is a network in the inventory, not a vnf"),
 ])
-def test_what_the_loader_refuses_is_named_at_the_so_field(mapping, edit, path, summary):
-    # The loader's own checks apply to the translated request; each problem is said at the SO field
-    translation = translate_create(body(edit), mapping)
+@pytest.mark.parametrize("length", [11, 100, 183, 200])
+def test_what_the_loader_refuses_is_named_at_the_so_field(mapping, edit, path, summary, length):
+    """The loader's own checks apply to the translated request; each problem is said at the SO field,
+    also under an instance name of SO's 200 characters (one of 81 and more, cut short in the
+    loader's paths, was named at them; one of 183 and more was refused as the request's too long a
+    name: the sweep of 6 December)."""
+    name = ("vfw-service" + "x" * 200)[:length]
+
+    def edited(b: dict) -> None:
+        edit(b)
+        b["requestDetails"]["requestInfo"]["instanceName"] = name
+    translation = translate_create(body(edited), mapping)
     with pytest.raises(DiagnosticsError) as exc:
         translation.load(VFW)
     found = [d for d in exc.value.diagnostics if d.path == path]
     assert found and found[0].summary.startswith(summary), str(exc.value)
-    assert "ordo request: services.vfw-service." in found[0].detail
+    assert "ordo request: services.vfw-service" in found[0].detail and len(exc.value.diagnostics) == 1
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, [1]])
+def test_an_instance_param_of_no_kind_it_may_have_is_one_problem(mapping, value):
+    """One problem per kind of the union (text, whole number, number, true/false), named by
+    pydantic's inner names (cidr.constrained-str, cidr.int ...): the sweep of 6 December."""
+    with pytest.raises(DiagnosticsError) as exc:
+        translate_create(body(lambda b: service(b)["resources"]["networks"][0].update(
+            instanceParams=[{"cidr": value}])), mapping)
+    assert problems(exc) == [(f"{USER}.resources.networks[0].instanceParams[0].cidr",
+                              "expected a string, a number or true/false")]
 
 
 # --- the mapping file ----------------------------------------------------------------

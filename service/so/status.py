@@ -11,13 +11,14 @@ docs/service-so.md.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-from domain.errors import Diagnostic, DiagnosticsError
+from domain.errors import Diagnostic, DiagnosticsError, clipped
+from domain.formats import quoted
 from executor.journal import UNREADABLE, Event, RunInfo, damaged_event
 from service.so.models import SO_REQUEST, TasksRequest, validate
 
@@ -364,13 +365,20 @@ def task(record: SoRecord, run: RunInfo, events: list[Event]) -> dict[str, Any] 
     return {k: v for k, v in out.items() if v is not None}
 
 
+def check_task_query(query: dict[str, str]) -> None:
+    """DiagnosticsError for a query parameter SO's TasksHandler does not know (each named once,
+    cut short: a key may be 60 KB long; diagnostics_error shows the first few)."""
+    unknown = sorted(set(query) - set(TASK_QUERY))
+    if unknown:
+        raise DiagnosticsError([_query_problem(k if k.isprintable() and len(k) <= 60 else "",
+                                               f"unknown query parameter {quoted(k)}",
+                                               f"expected: {', '.join(TASK_QUERY)}") for k in unknown])
+
+
 def task_list(requests: list[tuple[SoRecord, RunInfo | None, list[Event]]], query: dict[str, str]) -> dict[str, Any]:
     """GET /onap/so/infra/tasks/v1[?taskId=..&originalRequestId=..]: ``{"taskList": [...]}``.
     DiagnosticsError for a query parameter SO's TasksHandler does not know."""
-    unknown = sorted(set(query) - set(TASK_QUERY))
-    if unknown:
-        raise DiagnosticsError([_query_problem(k, f"unknown query parameter {k!r}",
-                                               f"expected: {', '.join(TASK_QUERY)}") for k in unknown])
+    check_task_query(query)
     tasks = [t for rec, run, evs in requests if run is not None and (t := task(rec, run, evs)) is not None]
     return {"taskList": [t for t in tasks if all(str(t.get(k)) == v for k, v in query.items())]}
 
@@ -413,10 +421,21 @@ def request_error(text: str, variables: list[str] | None = None, message_id: str
                                                   "variables": list(variables or [])}}}
 
 
+#: An error body names this many problems at most, each in at most MOST_CHARACTERS: a body of 700 KB
+#: with 15,000 bad fields was answered with 10 MB (a sweep's, 6 December).
+MOST_SHOWN, MOST_CHARACTERS = 20, 2000
+
+
 def diagnostics_error(exc: DiagnosticsError) -> dict[str, Any]:
-    """A DiagnosticsError (a bad SO body, filter or mapping problem) as SO's error body (400)."""
-    lines = [str(d) for d in exc.diagnostics]
-    return request_error(lines[0] if len(lines) == 1 else f"{len(lines)} problems: " + "; ".join(lines), lines)
+    """A DiagnosticsError (a bad SO body, filter or mapping problem) as SO's error body (400): the
+    first MOST_SHOWN problems, and how many more. A problem in the body or the query has no line
+    (they came over HTTP, not from a file)."""
+    found = [replace(d, line=0, column=0) if d.file in (SO_REQUEST, "query") else d for d in exc.diagnostics]
+    lines = [clipped(str(d), MOST_CHARACTERS) for d in found[:MOST_SHOWN]]
+    if len(found) > MOST_SHOWN:
+        lines.append(f"and {len(found) - MOST_SHOWN:,} more problems")
+    return request_error(lines[0] if len(found) == 1 else f"{len(found):,} problems: " + "; ".join(lines), lines)
+
 
 
 def locked_instance(instance_id: str, other: SoRecord, state: str) -> dict[str, Any]:

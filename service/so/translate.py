@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import Name
 from domain.project import Project, load_project
-from domain.yamlsrc import PathKey, Source, format_path
+from domain.yamlsrc import PathKey, Source, format_path, path_part
 from service.so.mapping import KINDS, REFERENCE, FromRequest, Mapping, ModelSpec, strings_in
 from service.so.models import SO_REQUEST, CloudConfiguration, ModelInfo, ServiceInstancesRequest, validate
 
@@ -67,12 +67,26 @@ class Translation:
     def _relabel(self, diag: Diagnostic) -> Diagnostic:
         if diag.file != self.name:
             return diag
-        best = max((p for p in self.origins if _within(diag.path, p)), key=len, default=None)
+        origins = self._as_written()
+        best = max((p for p in origins if _within(diag.path, p)), key=len, default=None)
         if best is None:
             return diag
         detail = "; ".join(x for x in (diag.detail, f"ordo request: {diag.path}") if x)
-        return Diagnostic(file=diag.file, summary=diag.summary, path=self.origins[best], detail=detail,
+        return Diagnostic(file=diag.file, summary=diag.summary, path=origins[best], detail=detail,
                           severity=diag.severity, code=diag.code)
+
+    def _as_written(self) -> dict[str, str]:
+        """``origins`` with their ordo paths as a problem's path is written: a name of more than
+        PATH_PART_MAX characters cut short there (an instance name of SO's 200, say)."""
+        long = sorted({n for n in (self.service, *self.resources) if path_part(n) != n}, key=len, reverse=True)
+        if not long:
+            return self.origins
+        out = {}
+        for path, origin in self.origins.items():
+            for name in long:
+                path = path.replace(name, path_part(name))
+            out[path] = origin
+        return out
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -99,10 +113,17 @@ def translate_delete(instance_id: str, body: Any, mapping: Mapping, *, name: str
                   "expected the instanceId a create answered (letters, digits and _ . : -)")
     b.raise_problems()
     svc = mapping.spec.service
-    request = {"name": f"SO {DELETE} {instance_id}",
+    request = {"name": _request_name(DELETE, instance_id),
                "services": {instance_id: {"type": svc.type or "service", "state": svc.absent_state}}}
     return Translation(request=request, service=instance_id, action=DELETE, resources=[instance_id],
                        origins={f"services.{instance_id}": "serviceInstanceId"}, name=name)
+
+
+def _request_name(action: str, instance: str) -> str:
+    """The ordo request's name (200 characters at most, as a request file's): an instance id of the
+    200 characters SO allows, and the action before it, made one too long to be loaded."""
+    name = f"SO {action} {instance}"
+    return name if len(name) <= 200 else name[:199] + "…"
 
 
 def _valid_name(text: str) -> bool:
@@ -217,7 +238,7 @@ class _Builder:
         for entry in vnfs:
             entry.pop("__path")
         self.raise_problems()
-        request = {"name": f"SO {CREATE} {self.service}", "services": {self.service: resource}}
+        request = {"name": _request_name(CREATE, self.service), "services": {self.service: resource}}
         return Translation(request=request, service=self.service, action=CREATE, resources=names,
                            origins=self.origins, name=self.name)
 
