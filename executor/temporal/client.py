@@ -396,24 +396,54 @@ async def follow(handle: WorkflowHandle, reader: _Reader, listener: Listener, st
     ends or the run falls out (the workflow waits for ``decide``); an ``ordo abort`` (its journal event)
     and a Ctrl-C (``stopper``) become the ``stop`` signal."""
     result = asyncio.ensure_future(handle.result())
-    seq, signalled = since, False
+    seq, signalled, aborted = since, False, False
     while True:
         finished = result.done()
+        if finished and not result.cancelled() and _unreachable(result.exception()):
+            # Temporal cannot be reached (restarted, the network cut) and the client has stopped trying
+            # (after some 6 s): the workflow is not known to have ended, and goes on when Temporal is back.
+            # The run is followed on, in the journal, and its end asked for again (it was ended failed
+            # here while its workflow went on, and a resume in between carried it out beside it).
+            finished, result = False, asyncio.ensure_future(_after(REACH_AGAIN, handle.result))
         for ev in await reader.events(seq):
             seq = ev.seq
             listener(ev)
             if ev.kind == "run-ended" and ev.data.get("status") == "fallout" and not finished:
                 result.cancel()
                 return {"status": "fallout", "summary": ev.data, "reason": ev.data.get("reason", "")}
-            if ev.kind == "abort-requested" and not signalled:
-                signalled = True
-                await handle.signal(RunWorkflow.stop, "aborted")
+            aborted = aborted or ev.kind == "abort-requested"
+        if aborted and not signalled:
+            signalled = await _signalled(handle, "aborted")
         if finished:
             return result.result()
         if stopper is not None and stopper.reason and not signalled:
-            signalled = True
-            await handle.signal(RunWorkflow.stop, stopper.reason)
+            signalled = await _signalled(handle, stopper.reason)
         await asyncio.wait([result], timeout=poll)
+
+
+#: Seconds between asks for a followed run's end while Temporal cannot be reached.
+REACH_AGAIN = 2.0
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """Whether an error of Temporal's client says only that Temporal did not answer (not what it did)."""
+    return isinstance(exc, RPCError) and exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+
+
+async def _after(seconds: float, ask: Callable[[], Awaitable[T]]) -> T:
+    await asyncio.sleep(seconds)
+    return await ask()
+
+
+async def _signalled(handle: WorkflowHandle, reason: str) -> bool:
+    """The ``stop`` signal sent; False while Temporal cannot be reached (sent at a later look)."""
+    try:
+        await handle.signal(RunWorkflow.stop, reason)
+    except RPCError as exc:
+        if not _unreachable(exc):
+            raise
+        return False
+    return True
 
 
 def _causes(exc: BaseException) -> str:
