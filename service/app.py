@@ -463,6 +463,12 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
     return app
 
 
+def _goes_on(info: RunInfo) -> bool:
+    """A run on Temporal whose server stopped following it (crashed, as the journal sees it): its
+    workflow goes on, and writes its end (a stream ended early, at the server's death or restart)."""
+    return info.effective_status == "crashed" and info.options.get("engine") == "temporal"
+
+
 async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) -> AsyncIterator[str]:
     quiet = 0.0
     while True:
@@ -474,7 +480,7 @@ async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) 
             quiet = 0.0
             continue
         info = await run_in_threadpool(engine.run, run_id)
-        if info.effective_status != "running" and not engine.driving(run_id):
+        if info.effective_status != "running" and not engine.driving(run_id) and not _goes_on(info):
             if not await run_in_threadpool(engine.events, run_id, seq, 1):
                 return  # the run is over (or waits for a decision) and everything was sent
             continue

@@ -226,8 +226,7 @@ class LocalEngine:
         jr = self._journal()
         for info in jr.resumable():
             status = info.effective_status
-            if (info.options.get("principal") is None or status not in CUT_SHORT or self.driving(info.id)
-                    or (principal == TAKEOVER and info.options.get("engine") == "temporal")):
+            if info.options.get("principal") is None or status not in CUT_SHORT or self.driving(info.id):
                 continue   # (one driven here whose connection died: its driver stops at its next write)
             last = jr.last_event(info.id)
             if last is None:
@@ -235,11 +234,18 @@ class LocalEngine:
                 continue
             if principal == TAKEOVER and last.kind != "run-ended" and time.time() - last.at < self._quiet(info):
                 continue
+            if principal == TAKEOVER and info.options.get("engine") == "temporal" and not self._workflow_gone(info):
+                continue   # its workflow goes on, and writes its end
             try:   # warnings, as the server's log shows by default: an operator wants to know
                 self.resume(info.id, principal)
                 log.warning("run %d was %s: carried on here (%s)", info.id, status, principal)
             except OrdoError as exc:
                 log.warning("run %d was %s, and is not carried on here: %s", info.id, status, exc)
+
+    def _workflow_gone(self, info: RunInfo) -> bool:
+        """Whether a run on Temporal has no workflow going on (service/temporal_engine.py asks Temporal;
+        a server of the embedded engine leaves such runs to the servers that follow them)."""
+        return False
 
     def _quiet(self, info: RunInfo) -> float:
         """Seconds a run must have written nothing before a look takes it over: twice its operations'
@@ -596,11 +602,20 @@ class LocalEngine:
                                listener=listener, around=around, shared=self._shared, rollback=rollback,
                                record=data)  # on Temporal, the decision's (the same event is not written twice)
 
-        return self._launch(go, run_id)
+        try:
+            return self._launch(go, run_id)
+        except JournalError:
+            # another server took it first (two resumes at once, through two servers): theirs goes on,
+            # as a resume of a run driven here is refused (it was a 503, to be tried again later)
+            if self.run(run_id).effective_status == "running":
+                raise Conflict(f"run {run_id} is being carried out now (resumed by another server)") from None
+            raise
 
-    def _launch(self, go: Callable[[Any, Any], RunResult], run_id: int | None) -> int:
+    def _launch(self, go: Callable[[Any, Any], RunResult], run_id: int | None, counted: int = 0) -> int:
         """Drive a run on a thread of its own; return once it is in the journal (its first event
-        written), or raise what stopped it before that."""
+        written), or raise what stopped it before that. ``counted``: the events up to this one are
+        the journal's read again (a run on Temporal followed again), not reported to the hooks (the
+        server that followed them counted them: a takeover counted every operation twice)."""
         ready = threading.Event()
         box: dict[str, Any] = {"run": run_id}
 
@@ -613,6 +628,8 @@ class LocalEngine:
             if ev.kind == "run-ended":
                 with self._lock:
                     self._ending.add(ev.run)
+            if 0 < ev.seq <= counted:
+                return
             try:
                 self.hooks.event(ev)
             except Exception:  # noqa: BLE001 - metrics never stop a run

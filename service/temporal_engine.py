@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from domain.errors import OrdoError
 from executor.engine import RunResult
+from executor.journal import RunInfo
 from executor.temporal import Temporal, load_client
 from planner.plan import Plan
 from service.engine import Conflict, LocalEngine, Unavailable
@@ -39,11 +41,15 @@ class TemporalEngine(LocalEngine):
         return runs.execute(project, plan, options, self.path, listener=listener, around=around, claims=claims,
                             record=record, temporal=self._where())
 
-    def resume(self, run_id: int, principal: str) -> int:
+    def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int:
         info = self.run(run_id)
         if info.options.get("engine") != "temporal" or info.effective_status != "crashed":
-            return super().resume(run_id, principal)
-        # Its workflow went on without the server that followed it: follow it again.
+            return super().resume(run_id, principal, record=record)
+        # Its workflow went on without the server that followed it: follow it again. (An SO resume,
+        # which names a request of its own, asks to carry on a run that stopped: this one goes on.)
+        if record is not None:
+            raise Conflict(f"run {run_id} goes on in its workflow on Temporal (the server that followed it "
+                           "stopped): there is nothing to resume")
         if not self._accepting:
             raise Unavailable("the server is shutting down and resumes nothing")
         with self._lock:
@@ -54,7 +60,23 @@ class TemporalEngine(LocalEngine):
         def go(listener: Any, around: Any) -> RunResult:
             return load_client().follow_again(self.path, run_id, self._where(), listener=listener, around=around)
 
-        return self._launch(go, run_id)
+        try:
+            last = self._journal().last_event(run_id)
+        except BaseException:
+            with self._lock:
+                self._driving.discard(run_id)
+            raise
+        return self._launch(go, run_id, counted=last.seq if last is not None else 0)
+
+    def _workflow_gone(self, info: RunInfo) -> bool:
+        """Whether Temporal knows no workflow of the run going on: a look then follows it again here
+        (its end is then written: failed, for a workflow never started because its server died between
+        journaling the run and starting it, which held the run's resources for good)."""
+        address = info.options.get("temporal")
+        try:
+            return isinstance(address, str) and load_client().workflow_gone(address, self._journal().id, info.id)
+        except OrdoError:   # (Temporal cannot be reached: nothing is known; asked again at the next look)
+            return False
 
     def stop(self) -> None:
         """Take nothing new; the workflows go on (followed again at the next start)."""

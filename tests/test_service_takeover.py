@@ -139,14 +139,14 @@ def test_two_servers_looking_at_once_carry_a_run_on_once(
 def test_a_run_whose_driver_lost_the_journal_mid_call_is_not_taken_over_before_the_call_is_over(
         vfw_copy: Path, postgres_url: str, slow_world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the connection that owns the run is closed (a network drop): its driver lives on in the first
-    server, its call of 3 s under way. The second server took the run over at its next look and sent the
+    server, its call of 2 s under way. The second server took the run over at its next look and sent the
     same operation again while the first call went on (the review of 6 December). It now waits until the
     run has been quiet for the operation's timeout: the call is over (done, or given up when the first
     driver stopped), and what it did is observed before anything is sent again."""
     import psycopg
 
-    slow_world.write_text("latency: 3\n")
-    monkeypatch.setattr(sys.modules[__name__], "OP_TIMEOUT", 5.0)
+    slow_world.write_text("latency: 2\n")
+    monkeypatch.setattr(sys.modules[__name__], "OP_TIMEOUT", 3.0)
     first = LocalEngine(vfw_copy, journal=postgres_url, simulation=slow_world)
     second = LocalEngine(vfw_copy, journal=postgres_url, simulation=slow_world)
     first.start()
@@ -164,7 +164,7 @@ def test_a_run_whose_driver_lost_the_journal_mid_call_is_not_taken_over_before_t
         events = second.events(run)
         taken = next(ev for ev in events if ev.kind == "resume-requested")
         quiet = taken.at - max(ev.at for ev in events if ev.seq < taken.seq)
-        assert taken.data["principal"] == TAKEOVER and quiet >= 10.0, quiet   # twice the timeout: observe, then send
+        assert taken.data["principal"] == TAKEOVER and quiet >= 6.0, quiet   # twice the timeout: observe, then send
         with sqlite3.connect(vfw_copy / ".ordo" / "simulated-world.db") as world_db:   # each applied once
             applied = world_db.execute("SELECT resource, operation FROM ledger").fetchall()
         assert len(applied) == len(set(applied)) == 5, applied
@@ -223,3 +223,37 @@ def test_the_quiet_time_covers_the_longest_call_the_catalog_allows(vfw_copy: Pat
         text = text[:start] + f"  {name}: {spec}\n" + text[text.index("\n", start) + 1:]
     catalog.write_text(text)
     assert service.engine._longest_timeout(vfw_copy) == longest
+
+
+def test_a_resume_that_another_server_took_first_is_a_conflict(vfw_copy: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two resumes of a run that fell out, through two servers at once: the one that lost found the run
+    in progress when it claimed it, and answered 503 (try again later: a client that obeys would resume
+    once more, perhaps a later fallout) where a resume of a run driven here is a 409 (the review of
+    6 December)."""
+    import subprocess
+
+    from executor.journal import Event, JournalError
+
+    engine = LocalEngine(vfw_copy)
+    engine.start()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # the other server
+    try:
+        with Journal(engine.path) as jr:
+            run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test"})
+            jr.append(run, [Event("run-started", data={}), Event("run-ended", data={"status": "fallout"})],
+                      status="fallout")
+
+        def taken_first(*args: object, **kwargs: object) -> None:   # the other server's claim came first
+            with sqlite3.connect(engine.path) as db:
+                db.execute("UPDATE runs SET status='running', pid=? WHERE id=?", (sleeper.pid, run))
+            db.close()
+            raise JournalError(f"{engine.path}: run {run} is in progress (pid {sleeper.pid})")
+
+        monkeypatch.setattr(service.engine.runs, "resume", taken_first)
+        with pytest.raises(service.engine.Conflict, match=f"run {run} is being carried out now"):
+            engine.resume(run, "test")
+    finally:
+        engine.shutdown(5)
+        sleeper.kill()
+        sleeper.wait()

@@ -90,3 +90,160 @@ def test_a_run_of_the_service_on_temporal_is_aborted_by_signal(temporal: str, vf
     assert view["summary"]["status"] == "aborted" and 2 <= kinds(vfw_copy, run).count("result") < 25
     assert _executions(vfw_copy, temporal, run) == ["COMPLETED"]
     effects_once(vfw_copy / ".ordo" / "simulated-world.db")
+
+
+def test_an_so_resume_of_a_run_on_temporal_is_answered_not_a_500(vfw_copy: Path):
+    """SO's resume names a request of its own (``record``); the Temporal engine's resume took no record,
+    and every SO resume on Temporal was a 500 (the review of 6 December). No server is needed: the
+    run is over, and the answer is the embedded engine's."""
+    from executor.journal import Event
+    from executor.temporal import Temporal
+    from service.engine import Conflict
+    from service.temporal_engine import TemporalEngine
+
+    engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"))
+    with Journal(engine.path) as jr:
+        run = jr.start_run(str(vfw_copy), "r.yaml",
+                           {"principal": "test", "engine": "temporal", "temporal": "127.0.0.1:1"})
+        jr.append(run, [Event("run-started", data={}), Event("run-ended", data={"status": "complete"})],
+                  status="complete")
+    engine.start()
+    try:
+        with pytest.raises(Conflict, match=f"run {run} is complete: it cannot be resumed"):
+            engine.resume(run, "so", record={"request_id": "r-2", "original_request_id": "r-1"})
+    finally:
+        engine.shutdown(5)
+
+
+def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkeypatch: pytest.MonkeyPatch):
+    """A run on Temporal reads as crashed while no server follows it (the one that did died, or is
+    restarting): its workflow goes on. Streams of its events ended there, without its end (the
+    review of 6 December); they go on until its run-ended. A run of the embedded engine left so ends
+    its stream, as before (nothing goes on until a resume)."""
+    import asyncio
+
+    import service.app
+    from executor.journal import Event, RunInfo
+
+    monkeypatch.setattr(service.app, "POLL", 0.01)
+
+    class Engine:
+        def __init__(self, engine: str) -> None:
+            self.engine, self.looks, self.ended = engine, 0, False
+
+        def events(self, run: int, since: int = 0, limit: int = -1) -> list[Event]:
+            evs = [Event("run-started", data={}, seq=1, run=1, at=0.0)]
+            if self.ended:
+                evs.append(Event("run-ended", data={"status": "complete"}, seq=2, run=1, at=1.0))
+            return [ev for ev in evs if ev.seq > since][:None if limit < 0 else limit]
+
+        def run(self, run: int) -> RunInfo:
+            self.looks += 1
+            self.ended = self.ended or self.looks >= 20   # the workflow writes its end, 20 looks later
+            return RunInfo(id=1, created=0.0, updated=0.0, project="p", request="r",
+                           status="complete" if self.ended else "running", pid=None, host=None,
+                           options={"engine": self.engine}, summary={}, held=False)
+
+        def driving(self, run: int) -> bool:
+            return False
+
+    class Request:
+        async def is_disconnected(self) -> bool:
+            return False
+
+    async def kinds(engine: Engine) -> list[str]:
+        return [chunk.split("\n")[1] async for chunk in service.app._stream(engine, Request(), 1, 0)
+                if chunk.startswith("id:")]
+
+    assert asyncio.run(kinds(Engine("temporal"))) == ["event: run-started", "event: run-ended"]
+    assert asyncio.run(kinds(Engine("local"))) == ["event: run-started"]
+
+
+@pytest.mark.parametrize("gone", [True, False])
+def test_a_look_follows_again_a_run_on_temporal_whose_workflow_is_gone(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      gone: bool):
+    """A server killed between journaling a run and starting its workflow left the run crashed, its
+    resources held, for good: looks left every run on Temporal to its workflow (the review of 6 December).
+    A look now follows again one whose workflow Temporal does not have going on (which ends it), once it
+    has been quiet as long as any run before a takeover; one whose workflow goes on is left to it."""
+    import subprocess
+    import sys
+
+    import executor.temporal.client
+    from executor.journal import Event
+    from executor.temporal import Temporal
+    from service.engine import TAKEOVER
+    from service.temporal_engine import TemporalEngine
+    from tests.test_journal import set_owner
+
+    engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"))
+    engine.start()
+    try:
+        with Journal(engine.path) as jr:
+            run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                          "temporal": "127.0.0.1:9"}, claims=["vfw-service"])
+            jr.append(run, [Event("run-started", data={})])
+            dead = subprocess.Popen([sys.executable, "-c", "pass"])
+            dead.wait()
+            set_owner(jr, run, dead.pid)
+        asked, resumed = [], []
+        monkeypatch.setattr(executor.temporal.client, "workflow_gone",
+                            lambda address, journal, r: asked.append((address, r)) or gone)
+        monkeypatch.setattr(engine, "resume", lambda r, principal: resumed.append((r, principal)) or r)
+        engine._take_over(TAKEOVER)
+        assert asked == [] and resumed == []   # not quiet for long enough yet
+        monkeypatch.setattr(engine, "_quiet", lambda info: 0.0)
+        engine._take_over(TAKEOVER)
+        assert asked == [("127.0.0.1:9", run)] and resumed == ([(run, TAKEOVER)] if gone else [])
+    finally:
+        engine.shutdown(5)
+
+
+def test_a_run_followed_again_counts_only_what_happens_from_then_on(vfw_copy: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    """Following a run again reads its events from the first; each went to the server's hooks (its
+    metrics), and a takeover counted every operation of the run once more (the review of 6 December)."""
+    import subprocess
+    import sys
+
+    import executor.temporal.client
+    from executor.engine import RunResult
+    from executor.journal import Event
+    from executor.temporal import Temporal
+    from service.engine import Hooks
+    from service.temporal_engine import TemporalEngine
+    from tests.test_journal import set_owner
+
+    seen: list[str] = []
+    engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"),
+                            hooks=Hooks(event=lambda ev: seen.append(ev.kind)))
+    engine.start()
+    try:
+        with Journal(engine.path) as jr:
+            run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                          "temporal": "127.0.0.1:9"})
+            jr.append(run, [Event("run-started", data={}), Event("intent", op="a/create", data={})])
+            dead = subprocess.Popen([sys.executable, "-c", "pass"])
+            dead.wait()
+            set_owner(jr, run, dead.pid)
+
+        def follow_again(path: Path, r: int, temporal: Temporal, *, listener, around) -> RunResult:
+            with Journal(path, create=False) as jr:
+                jr.claim(r)
+                for ev in jr.events(r):   # as the client does: from the first
+                    listener(ev)
+                jr.append(r, [Event("intent", op="b/create", data={}), Event("run-ended", data={"status": "complete"})],
+                          status="complete")
+                for ev in jr.events(r)[2:]:
+                    listener(ev)
+            return RunResult(run=r, status="complete", summary={})
+
+        monkeypatch.setattr(executor.temporal.client, "follow_again", follow_again)
+        assert engine.resume(run, "test") == run
+        deadline = time.monotonic() + 10
+        while engine.driving(run):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert seen == ["intent", "run-ended"]
+    finally:
+        engine.shutdown(5)
