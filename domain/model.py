@@ -470,6 +470,12 @@ def build_model(
             requested[desired.name] = path
             kind = check_type(tname, request_src, path)
             existing = resources.get(desired.name)
+            if existing is not None and (gone := kinds.get(existing.type)) is not None \
+                    and existing.current == gone.initial:
+                # not there (deleted by a run, or not made yet): the request says what it is anew, its
+                # type and whole too (a name a delete freed, taken under another service), and none of
+                # the record's relations, labels, requirements or outputs remain
+                existing = None
             if existing is not None and tname and existing.type != tname:
                 problems.append(request_src.diagnostic(
                     path + ("type",), f"'{desired.name}' is a {existing.type} in the inventory, not a {tname}"))

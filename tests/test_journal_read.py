@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
 from domain.project import load_project, observed_digest
 from executor.journal import Journal, JournalError
@@ -261,3 +262,23 @@ def test_a_run_an_older_ordo_started_with_no_time_limit_is_listed(vfw_copy: Path
     assert apply_options(None, None, None, None, None, stored={"default_timeout": 1e999}).default_timeout \
         == MOST_SECONDS
 
+
+
+def test_a_name_a_delete_freed_is_taken_anew_under_another_whole_or_type(tmp_path: Path) -> None:
+    """A resource deleted by a run (its record at its lifecycle's first state) kept its whole and type:
+    re-created under another service, it was refused ("is part of 'old' in the inventory, not of
+    'svc2'"), and its record's relations, labels and requirements stayed (the SO sweep of 6 December)."""
+    root = _project(tmp_path / "p", "resources:\n- {name: svc2, type: service}\n"
+                                    "- {name: net-1, type: network, part_of: svc2}\n"
+                                    "- {name: old, type: network}\n")
+    gone = [ObservedResource(name="net-1", type="network", state="absent", part_of="old", uses=["svc"],
+                             requires={"ip": 4}, labels={"protected": True}, attributes={"id": "n-1"}),
+            ObservedResource(name="old", type="service", state="absent")]
+    model = load_project(root, observed=gone).model
+    net, old = model.resources["net-1"], model.resources["old"]
+    assert (net.part_of, net.relations, net.requires, net.labels, net.attributes) == ("svc2", set(), {}, {}, {})
+    assert (old.type, old.current, old.desired) == ("network", "absent", "active")
+    # one that is there is still its record's: its whole and type are not the request's to change
+    there = [gone[0].model_copy(update={"state": "active"}), gone[1]]
+    with pytest.raises(DiagnosticsError, match="'net-1' is part of 'old' in the inventory, not of 'svc2'"):
+        load_project(root, observed=there)
