@@ -352,6 +352,15 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
     jr = Journal(path, create=False)
     try:
         info = jr.run(run_id)
+        if info.options.get("engine") == "temporal" and info.effective_status == "interrupted":
+            from executor.temporal import load_client, workflow_id
+
+            # its follower stopped (the journal lost for longer than it waits), not its workflow: carried
+            # out here too, its operations would be sent twice
+            if not load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
+                raise ExecutionError(f"run {run_id} runs on Temporal and its workflow is still going on without "
+                                     f"the process that followed it: see `temporal workflow describe -w "
+                                     f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
         # fallen out on Temporal, or crashed there (a resume that took the run died before its decision
         # reached the workflow): the workflow that still waits for a decision carries the run on
         if info.options.get("engine") == "temporal" and info.effective_status in ("fallout", "crashed"):

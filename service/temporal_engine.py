@@ -43,7 +43,9 @@ class TemporalEngine(LocalEngine):
 
     def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int:
         info = self.run(run_id)
-        if info.options.get("engine") != "temporal" or info.effective_status != "crashed":
+        followed = info.effective_status == "crashed" or (
+            info.effective_status == "interrupted" and not self._workflow_gone(info))   # (its follower stopped)
+        if info.options.get("engine") != "temporal" or not followed:
             return super().resume(run_id, principal, record=record)
         # Its workflow went on without the server that followed it: follow it again. (An SO resume,
         # which names a request of its own, asks to carry on a run that stopped: this one goes on.)

@@ -247,3 +247,48 @@ def test_a_run_followed_again_counts_only_what_happens_from_then_on(vfw_copy: Pa
         assert seen == ["intent", "run-ended"]
     finally:
         engine.shutdown(5)
+
+
+def test_a_run_on_temporal_whose_follower_stopped_is_followed_again_not_carried_out_here(
+        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    """A server whose follower of a run failed (the journal lost for longer than it waits) leaves the
+    run interrupted while its workflow goes on. A resume, the next start's too, carried it out on the
+    embedded engine beside the workflow (the review of 6 December): the service follows it again, and
+    `ordo resume` refuses while the workflow goes on."""
+    import executor.temporal.client
+    from executor import runs
+    from executor.engine import ExecutionError, RunResult
+    from executor.journal import Event
+    from executor.temporal import Temporal
+    from service.temporal_engine import TemporalEngine
+
+    engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"))
+    engine.start()
+    try:
+        with Journal(engine.path) as jr:
+            run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                          "temporal": "127.0.0.1:9"})
+            jr.append(run, [Event("run-started", data={}), Event("interrupted", data={"how": "lost"})],
+                      status="interrupted")
+        followed: list[int] = []
+
+        def follow_again(path: Path, r: int, temporal: Temporal, *, listener, around) -> RunResult:
+            with Journal(path, create=False) as jr:
+                jr.claim(r)
+                for ev in jr.events(r):
+                    listener(ev)
+            followed.append(r)
+            return RunResult(run=r, status="complete", summary={})
+
+        monkeypatch.setattr(executor.temporal.client, "workflow_gone", lambda address, journal, r: False)
+        monkeypatch.setattr(executor.temporal.client, "follow_again", follow_again)
+        with pytest.raises(ExecutionError, match=f"run {run} runs on Temporal and its workflow is still going on"):
+            runs.resume(vfw_copy, None, None, run, None, None, None, None)
+        assert engine.resume(run, "test") == run
+        deadline = time.monotonic() + 10
+        while engine.driving(run):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert followed == [run]
+    finally:
+        engine.shutdown(5)
