@@ -292,3 +292,40 @@ def test_a_run_on_temporal_whose_follower_stopped_is_followed_again_not_carried_
         assert followed == [run]
     finally:
         engine.shutdown(5)
+
+
+@pytest.mark.parametrize("outage", ["lost answer", "down for good", "refused"])
+def test_a_start_that_temporal_does_not_answer_is_asked_again(monkeypatch: pytest.MonkeyPatch, outage: str):
+    """A start whose answer was lost (Temporal restarting) failed the run while its workflow had started
+    (a suspicion of the review of 6 December). Asked again while Temporal does not answer, the start
+    finds the workflow started; Temporal down for longer, or an error that is an answer, fails it."""
+    import asyncio
+
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    import executor.temporal.client as client_module
+
+    monkeypatch.setattr(client_module, "REACH_AGAIN", 0.01)
+    monkeypatch.setattr(client_module, "START_FOR", 0.2)
+    tries: list[int] = []
+
+    class Client:
+        async def start_workflow(self, *args: object, **kwargs: object) -> object:
+            tries.append(1)
+            if outage == "refused":
+                raise RPCError("no", RPCStatusCode.INVALID_ARGUMENT, b"")
+            if outage == "down for good" or len(tries) < 3:
+                raise RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b"")
+            raise WorkflowAlreadyStartedError("w", "RunWorkflow")   # the first try had started it
+
+        def get_workflow_handle(self, wid: str) -> str:
+            return f"handle of {wid}"
+
+    go = client_module.submit(Client(), {"queue": "q"}, "w")
+    if outage == "lost answer":
+        assert asyncio.run(go) == ("handle of w", False) and len(tries) == 3
+    else:
+        with pytest.raises(RPCError):
+            asyncio.run(go)
+        assert len(tries) == 1 if outage == "refused" else len(tries) > 3

@@ -131,13 +131,25 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | s
 
 async def submit(client: Client, ref: Ref, wid: str) -> tuple[WorkflowHandle, bool]:
     """Start the run's workflow, or find the one started already (never a second one, even after
-    the first completed): (handle, started now)."""
-    try:
-        handle = await client.start_workflow(WORKFLOW, ref, id=wid, task_queue=ref["queue"],
-                                             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-        return handle, True
-    except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle(wid), False
+    the first completed): (handle, started now). While Temporal does not answer, asked again for up
+    to START_FOR seconds: an answer lost after the workflow started would otherwise end the run
+    failed while its workflow went on (asked again, the start finds it)."""
+    give_up = time.monotonic() + START_FOR
+    while True:
+        try:
+            handle = await client.start_workflow(WORKFLOW, ref, id=wid, task_queue=ref["queue"],
+                                                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+            return handle, True
+        except WorkflowAlreadyStartedError:
+            return client.get_workflow_handle(wid), False
+        except RPCError as exc:
+            if not _unreachable(exc) or time.monotonic() > give_up:
+                raise
+        await asyncio.sleep(REACH_AGAIN)
+
+
+#: Seconds a run's workflow is tried to be started while Temporal does not answer.
+START_FOR = 60.0
 
 
 class Stopper:
