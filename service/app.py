@@ -134,7 +134,8 @@ REFUSALS = {400: "The request cannot be read (e.g. a bad Content-Length).",
             404: "No such run.", 409: "Not in this state, a resource is locked by another run, or the "
                                       "Idempotency-Key was used for another request.",
             413: "The body is over the size limit.",
-            422: "The input does not match (`detail` names each field) or has problems (`diagnostics`).",
+            422: "The input does not match (`detail` names each field) or has problems (`diagnostics`, the "
+                 "first 100; `omitted`: how many more).",
             503: "Shutting down, or the journal is busy: try again (Retry-After)."}
 
 
