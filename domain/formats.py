@@ -620,27 +620,35 @@ _UNION_TAGS = re.compile(r"(?:constrained-)?(?:str|int|float|bool)|none|(?:list|
 def _unions_as_one(errors: list[dict]) -> list[dict]:
     """A value that is none of a union's kinds is one problem, not one per kind ("expected a
     string", "expected a whole number", ... at ``cidr.constrained-str``, ``cidr.int``, ...): the
-    kinds' words joined, at the value's own place."""
-    members: dict[tuple, list[dict]] = {}
+    kinds' words joined, at the value's own place; one of a kind that breaks a limit of it (too long
+    a text) is that problem alone. A union's errors are told by their places (a member's name last,
+    each once) and their input (the one value, the same object for each member): mapping keys that
+    are such names ({str: 1, int: 2}) are not a union's."""
+    groups: dict[tuple, list[dict]] = {}
     for error in errors:
         loc = error["loc"]
-        if error["type"] in _TYPE_WORDS and loc and isinstance(loc[-1], str) and _UNION_TAGS.fullmatch(loc[-1]):
-            members.setdefault(loc[:-1], []).append(error)
-    out, done = [], set()
-    for error in errors:
-        loc = error["loc"]
-        group = members.get(loc[:-1]) if loc else None
-        if group is None or len(group) < 2 or not any(e is error for e in group):
-            out.append(error)
-        elif loc[:-1] not in done:
-            done.add(loc[:-1])
+        if loc and isinstance(loc[-1], str) and _UNION_TAGS.fullmatch(loc[-1]):
+            groups.setdefault(loc[:-1], []).append(error)
+    instead: dict[int, list[dict]] = {}
+    for parent, group in groups.items():
+        if len(group) < 2 or len({e["loc"][-1] for e in group}) < len(group) \
+                or any(e.get("input") is not group[0].get("input") for e in group):
+            continue
+        closest = [{**e, "loc": parent} for e in group if e["type"] not in _TYPE_WORDS]
+        if closest:
+            one = closest
+        else:
             words = list(dict.fromkeys(_TYPE_WORDS[e["type"]] for e in group))
             if "a number" in words and "a whole number" in words:
                 words.remove("a whole number")
+            if len(words) < 2:
+                continue
             words = [w.replace("true or false", "true/false") for w in words]
-            out.append({**error, "loc": loc[:-1], "type": "union_type",
-                        "words": ", ".join(words[:-1]) + " or " + words[-1]})
-    return out
+            one = [{**group[0], "loc": parent, "type": "union_type",
+                    "words": ", ".join(words[:-1]) + " or " + words[-1]}]
+        instead.update({id(e): [] for e in group})
+        instead[id(group[0])] = one
+    return [one for error in errors for one in instead.get(id(error), [error])]
 
 
 def parse(model: type[M], source: Source, base: tuple = ()) -> M:

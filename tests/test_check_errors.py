@@ -885,3 +885,34 @@ def test_references_are_found_as_before_in_time_linear_in_the_text() -> None:
     hostile = "}" + "${" * 100_000
     assert references_in(hostile) == [] and replace_references(hostile, lambda m: "") == hostile
     assert references_in({"p": ["${" * 100_000 + "}"]}) == [(("p", 0), "${" * 99_999)]
+
+
+def test_a_value_of_none_of_a_unions_kinds_is_one_problem_and_keys_named_like_kinds_are_not_a_union():
+    """pydantic names one problem per kind of a union (cidr.constrained-str, cidr.int ...); they are one
+    problem at the value, or the one problem of the kind the value is (too long a text). Mapping keys
+    named like kinds ({str: 1, int: 2}) were taken for a union's and made one broken problem (a review's)."""
+    from typing import Annotated
+
+    from pydantic import BaseModel, StringConstraints
+
+    from domain.errors import DiagnosticsError
+    from domain.formats import RequestFile, parse
+    from domain.yamlsrc import Source
+
+    class Model(BaseModel):
+        p: dict[str, Annotated[str, StringConstraints(max_length=5)] | int | float | bool | None] = {}
+
+    def problems(model, data) -> list[tuple[str, str]]:
+        with pytest.raises(DiagnosticsError) as exc:
+            parse(model, Source(file="f", data=data, positions={}))
+        return [(d.path, d.summary) for d in exc.value.diagnostics]
+
+    assert problems(Model, {"p": {"a": {"x": 1}}}) == [("p.a", "expected a string, a number or true/false")]
+    assert problems(Model, {"p": {"a": "toolong"}}) == [("p.a", "string should have at most 5 characters")]
+    assert sorted(problems(RequestFile, {"services": {"str": 1, "int": 2}})) == [
+        ("services.int", "expected a mapping (key: value), got int 2"),
+        ("services.str", "expected a mapping (key: value), got int 1")]
+    wrong = {"resources": [{"name": "a", "type": "vnf", "requires": {"int": "x", "float": "x"}}]}
+    assert sorted(problems(RequestFile, wrong)) == [
+        ("resources[0].requires.float", "expected a whole number, got str 'x'"),
+        ("resources[0].requires.int", "expected a whole number, got str 'x'")]
