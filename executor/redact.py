@@ -147,8 +147,6 @@ def _LONGEST_FIRST(value: str) -> tuple[int, str]:   # noqa: N802 (a sort key, n
 
 #: The keys of a name/value pair: the name's, then the value's.
 _PAIRS = (("name", "value"), ("key", "value"), ("Name", "Value"), ("Key", "Value"))
-#: A mapping of at most this many keys is also a pair in any other spelling of those keys ("NAME", "VALUE").
-_PAIR_KEYS = 8
 
 
 class Redactor:
@@ -204,8 +202,8 @@ class Redactor:
         if isinstance(data, str):
             return self.text(data)
         if isinstance(data, Mapping):
-            named = self._named_secret(data)
-            return {k: self._hide(v) if self._secret_key(k) or k == named else self.tree(v) for k, v in data.items()}
+            named = self._named_secrets(data)
+            return {k: self._hide(v) if self._secret_key(k) or k in named else self.tree(v) for k, v in data.items()}
         if isinstance(data, list | tuple):
             return [self.tree(v) for v in data]
         return data
@@ -223,20 +221,20 @@ class Redactor:
     def _secret_key(self, key: Any) -> bool:
         return key in self._names or secret_name(key)
 
-    def _named_secret(self, data: Mapping) -> str | None:
-        """The key of the value in a name/value pair whose name looks secret (SO's userParams
-        ``{"name": "password", "value": ...}``, a container's env, a tag ``{"Key": ..., "Value": ...}``)."""
-        for name, value in _PAIRS:
+    def _named_secrets(self, data: Mapping) -> tuple[str, ...]:
+        """The keys of the value in a name/value pair whose name looks secret (SO's userParams
+        ``{"name": "password", "value": ...}``, a container's env, a tag ``{"Key": ..., "Value": ...}``),
+        in any spelling of those keys ("NAME", "VALUE"): every key that is "value" in lower case."""
+        values = tuple(k for k in data if type(k) is str and len(k) == 5 and k.lower() == "value")
+        if not values:
+            return ()
+        for name, value in _PAIRS:   # (the usual spellings: found without a look at every key)
             if value in data and isinstance(data.get(name), str) and self._secret_key(data[name]):
-                return value
-        if len(data) > _PAIR_KEYS:
-            return None
-        # any other spelling ("NAME"/"VALUE"): looked for in mappings of a few keys, as pairs are
-        value = next((k for k in data if type(k) is str and len(k) == 5 and k.lower() == "value"), None)
-        if value is not None and any(type(k) is str and len(k) <= 4 and k.lower() in ("name", "key")
-                                     and isinstance(data[k], str) and self._secret_key(data[k]) for k in data):
-            return value
-        return None
+                return values
+        if any(type(k) is str and len(k) <= 4 and k.lower() in ("name", "key") and isinstance(v, str)
+               and self._secret_key(v) for k, v in data.items()):
+            return values
+        return ()
 
     def _hide(self, value: Any) -> str:
         """The fingerprint of a secret; its value is masked in text from now on (an error that quotes it)."""

@@ -294,6 +294,10 @@ def test_redactor_masks_text_and_trees() -> None:
                            {"NAME": "site", "VALUE": "s"}])
     assert pairs[0]["VALUE"].startswith("<secret ") and pairs[1]["vALUE"].startswith("<secret ")
     assert pairs[2] == {"NAME": "site", "VALUE": "s"} and redactor.text("HUNTERCSECRET!") == "***!"
+    # however many keys the mapping has, and every spelling of its value's key (a review's)
+    pair = redactor.tree({"NAME": "password", "VALUE": "hunter4hunter4", "value": "also-this",
+                          **{f"k{i}": i for i in range(8)}})
+    assert pair["VALUE"].startswith("<secret ") and pair["value"].startswith("<secret ") and pair["k7"] == 7
     assert redact_argv(["ctl", "--password", "p1", "--api-key=k1", "-v", "x"]) == (
         ["ctl", "--password", "***", "--api-key=***", "-v", "x"], ["p1", "k1"])
 
