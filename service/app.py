@@ -465,9 +465,10 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
 
 def _goes_on(info: RunInfo) -> bool:
-    """A run on Temporal whose server stopped following it (crashed, as the journal sees it): its
-    workflow goes on, and writes its end (a stream ended early, at the server's death or restart)."""
-    return info.effective_status == "crashed" and info.options.get("engine") == "temporal"
+    """A run on Temporal whose server stopped following it (crashed, as the journal sees it, or
+    interrupted: its follower failed): its workflow goes on, and writes its end (a stream ended early,
+    at the server's death or restart). One whose workflow is gone is ended by a look."""
+    return info.effective_status in ("crashed", "interrupted") and info.options.get("engine") == "temporal"
 
 
 async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) -> AsyncIterator[str]:

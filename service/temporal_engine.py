@@ -45,13 +45,12 @@ class TemporalEngine(LocalEngine):
         info = self.run(run_id)
         followed = info.effective_status == "crashed" or (
             info.effective_status == "interrupted" and not self._workflow_gone(info))   # (its follower stopped)
-        if info.options.get("engine") != "temporal" or not followed:
+        if info.options.get("engine") != "temporal" or not followed or record is not None:
+            # (an SO resume, which names a request of its own, asks for a decision: runs.resume sends it
+            # to a workflow that waits for one, a resume that died before its decision reached it, and
+            # refuses, naming why, one whose workflow goes on or is gone)
             return super().resume(run_id, principal, record=record)
-        # Its workflow went on without the server that followed it: follow it again. (An SO resume,
-        # which names a request of its own, asks to carry on a run that stopped: this one goes on.)
-        if record is not None:
-            raise Conflict(f"run {run_id} goes on in its workflow on Temporal (the server that followed it "
-                           "stopped): there is nothing to resume")
+        # Its workflow went on without the server that followed it: follow it again.
         if not self._accepting:
             raise Unavailable("the server is shutting down and resumes nothing")
         with self._lock:

@@ -128,8 +128,8 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
     monkeypatch.setattr(service.app, "POLL", 0.01)
 
     class Engine:
-        def __init__(self, engine: str) -> None:
-            self.engine, self.looks, self.ended = engine, 0, False
+        def __init__(self, engine: str, status: str = "running") -> None:   # (running, not held: crashed)
+            self.engine, self.status, self.looks, self.ended = engine, status, 0, False
 
         def events(self, run: int, since: int = 0, limit: int = -1) -> list[Event]:
             evs = [Event("run-started", data={}, seq=1, run=1, at=0.0)]
@@ -141,7 +141,7 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
             self.looks += 1
             self.ended = self.ended or self.looks >= 20   # the workflow writes its end, 20 looks later
             return RunInfo(id=1, created=0.0, updated=0.0, project="p", request="r",
-                           status="complete" if self.ended else "running", pid=None, host=None,
+                           status="complete" if self.ended else self.status, pid=None, host=None,
                            options={"engine": self.engine}, summary={}, held=False)
 
         def driving(self, run: int) -> bool:
@@ -155,8 +155,9 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
         return [chunk.split("\n")[1] async for chunk in service.app._stream(engine, Request(), 1, 0)
                 if chunk.startswith("id:")]
 
-    assert asyncio.run(kinds(Engine("temporal"))) == ["event: run-started", "event: run-ended"]
-    assert asyncio.run(kinds(Engine("local"))) == ["event: run-started"]
+    for status in ("running", "interrupted"):   # (interrupted: the server's follower failed)
+        assert asyncio.run(kinds(Engine("temporal", status))) == ["event: run-started", "event: run-ended"]
+        assert asyncio.run(kinds(Engine("local", status))) == ["event: run-started"]
 
 
 @pytest.mark.parametrize("gone", [True, False])
@@ -329,3 +330,85 @@ def test_a_start_that_temporal_does_not_answer_is_asked_again(monkeypatch: pytes
         with pytest.raises(RPCError):
             asyncio.run(go)
         assert len(tries) == 1 if outage == "refused" else len(tries) > 3
+
+
+def test_following_again_ignores_an_old_fallout_and_ends_with_the_journal_while_temporal_is_down(
+        monkeypatch: pytest.MonkeyPatch):
+    """A run followed again reads its events from the first: a fallout decided long ago ended the
+    follow at once, leaving the run running with nothing following it. And while Temporal did not
+    answer, the follow went on after the journal had the run's end (the review of 6 December)."""
+    import asyncio
+
+    from temporalio.service import RPCError, RPCStatusCode
+
+    import executor.temporal.client as client_module
+    from executor.journal import Event
+
+    monkeypatch.setattr(client_module, "REACH_AGAIN", 0.01)
+    history = [Event("run-started", seq=1), Event("run-ended", data={"status": "fallout"}, seq=2),
+               Event("resume-requested", seq=3), Event("intent", op="a/create", seq=4)]
+
+    class Reader:
+        def __init__(self, later: list[Event]) -> None:
+            self.looks, self.later = 0, later
+
+        async def events(self, since: int) -> list[Event]:
+            self.looks += 1
+            evs = history + (self.later if self.looks > 3 else [])
+            return [ev for ev in evs if ev.seq > since]
+
+    class Handle:
+        def __init__(self, down: bool) -> None:
+            self.down = down
+
+        async def result(self) -> dict:
+            await asyncio.sleep(0.05)
+            if self.down:
+                raise RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b"")
+            return {"status": "complete", "summary": {}}
+
+    seen: list[str] = []
+    answer = asyncio.run(client_module.follow(Handle(down=False), Reader([]), lambda ev: seen.append(ev.kind),
+                                              poll=0.01, past=4))
+    assert answer["status"] == "complete" and seen == ["run-started", "run-ended", "resume-requested", "intent"]
+    ended = Event("run-ended", data={"status": "complete", "reason": ""}, seq=5)
+    answer = asyncio.run(asyncio.wait_for(client_module.follow(Handle(down=True), Reader([ended]), lambda ev: None,
+                                                               poll=0.01, past=4), 10))
+    assert answer == {"status": "complete", "summary": ended.data, "reason": ""}
+
+
+def test_an_so_resume_of_a_crashed_run_on_temporal_is_decided_as_ordo_resume_decides_it(
+        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    """An SO resume of a run that reads as crashed on Temporal was refused as going on in its workflow,
+    without asking Temporal: also one whose workflow waits for the decision a resume that died did not
+    send (the review of 6 December). It is decided as `ordo resume` decides it: the decision sent to a
+    workflow that waits for one, a refusal that says why for one that goes on."""
+    import subprocess
+    import sys
+
+    import executor.temporal.client
+    from executor.engine import ExecutionError
+    from executor.journal import Event
+    from executor.temporal import Temporal
+    from service.temporal_engine import TemporalEngine
+    from tests.test_journal import set_owner
+
+    engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"))
+    engine.start()
+    try:
+        with Journal(engine.path) as jr:
+            run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                          "temporal": "127.0.0.1:9"})
+            jr.append(run, [Event("run-started", data={})])
+            dead = subprocess.Popen([sys.executable, "-c", "pass"])
+            dead.wait()
+            set_owner(jr, run, dead.pid)
+        decisions: list[tuple] = []
+        monkeypatch.setattr(executor.temporal.client, "decide",
+                            lambda path, r, address, action, record, **k: decisions.append((r, action)) or None)
+        monkeypatch.setattr(executor.temporal.client, "workflow_gone", lambda address, journal, r: False)
+        with pytest.raises(ExecutionError, match=f"run {run} runs on Temporal and its workflow is still going on"):
+            engine.resume(run, "so", record={"request_id": "r-2"})
+        assert decisions == [(run, "resume")]
+    finally:
+        engine.shutdown(5)

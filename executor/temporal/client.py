@@ -227,7 +227,8 @@ def follow_again(path: Path, run: int, temporal: Temporal, *, listener: Listener
     async def go(jr: Journal, stopper: Stopper) -> RunResult:
         client = await _connect(temporal.address)
         try:
-            return await _to_the_end(jr, run, _existing(client, workflow_id(jr.id, run)), listener, stopper)
+            return await _to_the_end(jr, run, _existing(client, workflow_id(jr.id, run)), listener, stopper,
+                                     past=past)
         finally:
             del client
             gc.collect()
@@ -235,6 +236,8 @@ def follow_again(path: Path, run: int, temporal: Temporal, *, listener: Listener
     stopper = Stopper()
     with Journal(path, create=False) as jr, around(stopper):
         jr.claim(run)
+        last = jr.last_event(run)
+        past = last.seq if last is not None else 0   # (a fallout before: resumed since, or it would not be run)
         return asyncio.run(go(jr, stopper))
 
 
@@ -280,14 +283,15 @@ REOPEN_FOR = 60.0
 
 
 async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[WorkflowHandle, bool]], listener: Listener,
-                      stopper: Stopper, since: int = 0) -> RunResult:
+                      stopper: Stopper, since: int = 0, past: int = 0) -> RunResult:
     """The run's workflow followed to its end (or its fallout: the workflow then waits for a decision);
     a workflow that failed, or a Temporal that cannot be reached, ends the run ``failed`` in the journal
-    if its workflow did not write its end."""
+    if its workflow did not write its end. ``past``: the events up to this one are read again, not news
+    (``follow``)."""
     reader = _Reader(jr, run)
     try:
         handle, _ = await handle_of
-        answer = await follow(handle, reader, listener, stopper, since=since)
+        answer = await follow(handle, reader, listener, stopper, since=since, past=past)
     except (WorkflowFailureError, TemporalError, RPCError) as exc:
         jr = reader.jr
         why = _causes(exc)
@@ -403,12 +407,13 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
 
 
 async def follow(handle: WorkflowHandle, reader: _Reader, listener: Listener, stopper: Stopper | None = None,
-                 poll: float = 0.25, since: int = 0) -> dict[str, Any]:
+                 poll: float = 0.25, since: int = 0, past: int = 0) -> dict[str, Any]:
     """The run's events after ``since`` as the workers journal them, to ``listener``, until the workflow
     ends or the run falls out (the workflow waits for ``decide``); an ``ordo abort`` (its journal event)
-    and a Ctrl-C (``stopper``) become the ``stop`` signal."""
+    and a Ctrl-C (``stopper``) become the ``stop`` signal. ``past``: the events up to this one are the
+    run's history read again (a run followed again): a fallout among them was decided since."""
     result = asyncio.ensure_future(handle.result())
-    seq, signalled, aborted = since, False, False
+    seq, signalled, aborted, cut_off, end = since, False, False, False, None
     while True:
         finished = result.done()
         if finished and not result.cancelled() and _unreachable(result.exception()):
@@ -416,14 +421,20 @@ async def follow(handle: WorkflowHandle, reader: _Reader, listener: Listener, st
             # (after some 6 s): the workflow is not known to have ended, and goes on when Temporal is back.
             # The run is followed on, in the journal, and its end asked for again (it was ended failed
             # here while its workflow went on, and a resume in between carried it out beside it).
-            finished, result = False, asyncio.ensure_future(_after(REACH_AGAIN, handle.result))
+            finished, cut_off = False, True
+            result = asyncio.ensure_future(_after(REACH_AGAIN, handle.result))
         for ev in await reader.events(seq):
             seq = ev.seq
             listener(ev)
-            if ev.kind == "run-ended" and ev.data.get("status") == "fallout" and not finished:
-                result.cancel()
-                return {"status": "fallout", "summary": ev.data, "reason": ev.data.get("reason", "")}
+            if ev.kind == "run-ended" and ev.seq > past:
+                end = ev
             aborted = aborted or ev.kind == "abort-requested"
+        if end is not None and not finished and (cut_off or end.data.get("status") == "fallout"):
+            # fallen out: the workflow waits for a decision; any other end, while Temporal does not
+            # answer, is the workflow's (its last activity journaled it)
+            result.cancel()
+            return {"status": end.data.get("status", "failed"), "summary": end.data,
+                    "reason": end.data.get("reason", "")}
         if aborted and not signalled:
             signalled = await _signalled(handle, "aborted")
         if finished:
