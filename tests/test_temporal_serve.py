@@ -37,6 +37,23 @@ def _executions(project: Path, address: str, run: int) -> list[str]:
     return [status for status, _, _ in with_client(address, lambda c: histories(c, wid))]
 
 
+def _crashed_run_on_temporal(path: Path, project: Path, events: list, claims: list[str] | None = None) -> int:
+    """A run on Temporal (at 127.0.0.1:9) with ``events``, whose owner is a process that is gone: crashed."""
+    import subprocess
+    import sys
+
+    from tests.test_journal import set_owner
+
+    with Journal(path) as jr:
+        run = jr.start_run(str(project), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                     "temporal": "127.0.0.1:9"}, claims=claims)
+        jr.append(run, events)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        set_owner(jr, run, dead.pid)
+    return run
+
+
 @pytest.mark.slow
 def test_a_run_of_the_service_on_temporal_outlives_its_server(temporal: str, vfw_copy: Path, tmp_path: Path):
     port = free_port()
@@ -167,26 +184,17 @@ def test_a_look_follows_again_a_run_on_temporal_whose_workflow_is_gone(vfw_copy:
     resources held, for good: looks left every run on Temporal to its workflow (the review of 6 December).
     A look now follows again one whose workflow Temporal does not have going on (which ends it), once it
     has been quiet as long as any run before a takeover; one whose workflow goes on is left to it."""
-    import subprocess
-    import sys
 
     import executor.temporal.client
     from executor.journal import Event
     from executor.temporal import Temporal
     from service.engine import TAKEOVER
     from service.temporal_engine import TemporalEngine
-    from tests.test_journal import set_owner
 
     engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"))
     engine.start()
     try:
-        with Journal(engine.path) as jr:
-            run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
-                                                          "temporal": "127.0.0.1:9"}, claims=["vfw-service"])
-            jr.append(run, [Event("run-started", data={})])
-            dead = subprocess.Popen([sys.executable, "-c", "pass"])
-            dead.wait()
-            set_owner(jr, run, dead.pid)
+        run = _crashed_run_on_temporal(engine.path, vfw_copy, [Event("run-started", data={})], ["vfw-service"])
         asked, resumed = [], []
         monkeypatch.setattr(executor.temporal.client, "workflow_gone",
                             lambda address, journal, r: asked.append((address, r)) or gone)
@@ -204,8 +212,6 @@ def test_a_run_followed_again_counts_only_what_happens_from_then_on(vfw_copy: Pa
                                                                     monkeypatch: pytest.MonkeyPatch):
     """Following a run again reads its events from the first; each went to the server's hooks (its
     metrics), and a takeover counted every operation of the run once more (the review of 6 December)."""
-    import subprocess
-    import sys
 
     import executor.temporal.client
     from executor.engine import RunResult
@@ -213,20 +219,14 @@ def test_a_run_followed_again_counts_only_what_happens_from_then_on(vfw_copy: Pa
     from executor.temporal import Temporal
     from service.engine import Hooks
     from service.temporal_engine import TemporalEngine
-    from tests.test_journal import set_owner
 
     seen: list[str] = []
     engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"),
                             hooks=Hooks(event=lambda ev: seen.append(ev.kind)))
     engine.start()
     try:
-        with Journal(engine.path) as jr:
-            run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
-                                                          "temporal": "127.0.0.1:9"})
-            jr.append(run, [Event("run-started", data={}), Event("intent", op="a/create", data={})])
-            dead = subprocess.Popen([sys.executable, "-c", "pass"])
-            dead.wait()
-            set_owner(jr, run, dead.pid)
+        run = _crashed_run_on_temporal(engine.path, vfw_copy, [Event("run-started", data={}),
+                                                               Event("intent", op="a/create", data={})])
 
         def follow_again(path: Path, r: int, temporal: Temporal, *, listener, around) -> RunResult:
             with Journal(path, create=False) as jr:
@@ -383,26 +383,17 @@ def test_an_so_resume_of_a_crashed_run_on_temporal_is_decided_as_ordo_resume_dec
     without asking Temporal: also one whose workflow waits for the decision a resume that died did not
     send (the review of 6 December). It is decided as `ordo resume` decides it: the decision sent to a
     workflow that waits for one, a refusal that says why for one that goes on."""
-    import subprocess
-    import sys
 
     import executor.temporal.client
     from executor.engine import ExecutionError
     from executor.journal import Event
     from executor.temporal import Temporal
     from service.temporal_engine import TemporalEngine
-    from tests.test_journal import set_owner
 
     engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"))
     engine.start()
     try:
-        with Journal(engine.path) as jr:
-            run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
-                                                          "temporal": "127.0.0.1:9"})
-            jr.append(run, [Event("run-started", data={})])
-            dead = subprocess.Popen([sys.executable, "-c", "pass"])
-            dead.wait()
-            set_owner(jr, run, dead.pid)
+        run = _crashed_run_on_temporal(engine.path, vfw_copy, [Event("run-started", data={})])
         decisions: list[tuple] = []
         monkeypatch.setattr(executor.temporal.client, "decide",
                             lambda path, r, address, action, record, **k: decisions.append((r, action)) or None)
