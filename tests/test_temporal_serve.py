@@ -403,3 +403,25 @@ def test_an_so_resume_of_a_crashed_run_on_temporal_is_decided_as_ordo_resume_dec
         assert decisions == [(run, "resume")]
     finally:
         engine.shutdown(5)
+
+
+def test_a_stop_for_a_workflow_that_ended_meanwhile_is_no_error():
+    """A stop signal sent again once Temporal answers may find the workflow over (NOT_FOUND): nothing
+    to stop, the follow reads how it ended; that was an error, and the run read as failed (a review's)."""
+    import asyncio
+
+    from temporalio.service import RPCError, RPCStatusCode
+
+    import executor.temporal.client as client_module
+
+    class Handle:
+        def __init__(self, status: RPCStatusCode) -> None:
+            self.status = status
+
+        async def signal(self, *args: object) -> None:
+            raise RPCError("no", self.status, b"")
+
+    assert asyncio.run(client_module._signalled(Handle(RPCStatusCode.NOT_FOUND), "aborted")) is True
+    assert asyncio.run(client_module._signalled(Handle(RPCStatusCode.UNAVAILABLE), "aborted")) is False
+    with pytest.raises(RPCError):
+        asyncio.run(client_module._signalled(Handle(RPCStatusCode.PERMISSION_DENIED), "aborted"))

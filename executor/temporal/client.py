@@ -459,10 +459,13 @@ async def _after(seconds: float, ask: Callable[[], Awaitable[T]]) -> T:
 
 
 async def _signalled(handle: WorkflowHandle, reason: str) -> bool:
-    """The ``stop`` signal sent; False while Temporal cannot be reached (sent at a later look)."""
+    """The ``stop`` signal sent (or the workflow over: nothing to stop, its result tells how it ended);
+    False while Temporal cannot be reached (sent at a later look)."""
     try:
         await handle.signal(RunWorkflow.stop, reason)
     except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return True
         if not _unreachable(exc):
             raise
         return False
