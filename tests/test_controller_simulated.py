@@ -513,3 +513,37 @@ def test_contexts_do_not_share_worlds(sim: Harness) -> None:
     assert two.observe("vpg", "vnf").state == "absent"
     assert also_one.observe("vpg", "vnf").state == "assigned"
     assert len(read_ledger(two.world.path)) == 0
+
+
+def test_a_world_named_as_the_journal_or_its_files_is_refused_and_the_journal_kept(vfw_copy: Path) -> None:
+    """`world: journal.db-wal` wrote the world into the journal's write-ahead log: ordo apply said
+    "Apply complete" and the run was gone from the journal; `journal.db` got the world's tables, and
+    `journal.db-shm` was a bug in ordo (the CLI sweep of 6 December)."""
+    import sqlite3
+
+    from tests.conftest import run_ordo
+
+    smooth = vfw_copy / "simulations" / "smooth.yaml"
+    assert run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", smooth).code == 0
+    journal = vfw_copy / ".ordo" / "journal.db"
+
+    def events() -> int:
+        with sqlite3.connect(journal) as db:
+            count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+        db.close()
+        return count
+
+    before = events()
+    (vfw_copy / ".ordo" / "notes.txt").write_text("not a database\n")
+    evil = vfw_copy / "simulations" / "evil.yaml"
+    for world, said in (("journal.db-wal", "is a name SQLite gives a database's own files"),
+                        ("x-journal", "is a name SQLite gives a database's own files"),
+                        ("journal.db", "not a simulated world: it holds other tables (claims, events"),
+                        ("notes.txt", "not a simulated world (not an SQLite database)")):
+        evil.write_text(f"seed: 1\nworld: {world}\n")
+        run = run_ordo("apply", "-C", vfw_copy, "requests/scale-out.yaml", "--auto-approve", "--simulation", evil)
+        assert run.code == 1 and said in run.err, (world, run.text)
+    assert events() == before and (vfw_copy / ".ordo" / "notes.txt").read_text() == "not a database\n"
+    with sqlite3.connect(journal) as db:
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone()
+    db.close()

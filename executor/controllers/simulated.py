@@ -167,7 +167,15 @@ def _world(value: Any, where: PathKey) -> str | None:
     if not isinstance(value, str) or not _WORLD.fullmatch(value) or {".", ".."} & set(value.split("/")):
         raise SettingError(where, f"expected a file name inside the journal folder (a relative path of "
                                   f"letters, digits and _ . -, without '..'), not {value!r}")
+    if value.endswith(_COMPANIONS):
+        raise SettingError(where, f"{value!r} is a name SQLite gives a database's own files (its write-ahead "
+                                  "log, shared memory, rollback journal): a world there would overwrite the "
+                                  "journal's; name another file")
     return value
+
+
+#: The endings of the files SQLite keeps beside a database (the journal's among them).
+_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -280,6 +288,21 @@ def _field(item: Any, *names: str) -> Any:
 # --- the world ----------------------------------------------------------------
 
 
+def _no_other_file(path: Path) -> None:
+    """ConfigError for a file there that is no SQLite database (the journal's write-ahead log, say:
+    opened as a world, a run's events were lost from the journal)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(16)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"{path}: the simulated world cannot be read: {exc.strerror or exc}") from None
+    if head and head != b"SQLite format 3\x00":
+        raise ConfigError(f"{path}: not a simulated world (not an SQLite database): name another file in the "
+                          "simulation's world")
+
+
 class World:
     """The simulated resources and the ledger of applied effects, in one SQLite file.
 
@@ -294,10 +317,16 @@ class World:
         self._lock = threading.Lock()
         self._closed = False
         self._waiters: set[threading.Event] = set()
+        _no_other_file(self.path)
         private_file(self.path)
         self._db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA busy_timeout = 5000")
+            tables = sorted(row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+            if tables and "resources" not in tables:   # (before anything is written to it)
+                raise ConfigError(f"{self.path}: not a simulated world: it holds other tables "
+                                  f"({', '.join(tables[:5])}; the journal's?): name another file in the "
+                                  "simulation's world")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._setup(list(inventory or ()))
