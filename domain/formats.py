@@ -494,13 +494,18 @@ class PoliciesSpec(_Strict):
                                           "keys it reads (policies/README.md)")
 
 
+#: The most operations at once a run may be given (a plan holds at most 2**31 - 1; the service takes
+#: as many), and the most megabytes planning may be given (16 TB; more does not fit the system's limit).
+MOST_AT_ONCE, MOST_MEMORY_MB = 10_000, 1 << 24
+
+
 class SettingsSpec(_Strict):
-    concurrency: PositiveInt = Field(10, description="operations running at once, in all")
+    concurrency: PositiveInt = Field(10, le=MOST_AT_ONCE, description="operations running at once, in all")
     solve_timeout: PositiveFloat = Field(30.0, description="seconds grounding and solving may take together")
-    max_replans: NonNegativeInt = Field(3, description="re-plans one run may make after failures")
+    max_replans: NonNegativeInt = Field(3, le=1000, description="re-plans one run may make after failures")
     memory_limit_mb: PositiveInt | None = Field(
-        None, description="megabytes grounding and solving may take (default 4096, or half the machine's memory "
-                          "if that is less)")
+        None, le=MOST_MEMORY_MB, description="megabytes grounding and solving may take (default 4096, or half "
+                                             "the machine's memory if that is less)")
     max_plan_mb: float = Field(
         64, gt=0, le=16384, allow_inf_nan=False,
         description="largest plan file ordo reads back (apply and explain plan.json, plan --compare, "

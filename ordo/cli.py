@@ -41,8 +41,10 @@ inventory_option = click.option(
     "--inventory", type=click.Path(dir_okay=False, path_type=Path),
     help="Inventory file to plan from, instead of the project's.")
 request_argument = click.argument("request", required=False, type=click.Path(dir_okay=False, path_type=Path))
+#: Operations at once a run may be given (settings.concurrency's bound, the service's too).
+AT_ONCE = click.IntRange(min=1, max=10_000)
 memory_option = click.option(
-    "--memory-limit", type=click.IntRange(min=16), metavar="MB",
+    "--memory-limit", type=click.IntRange(min=16, max=1 << 24), metavar="MB",
     help="Memory grounding and solving may take (default settings.memory_limit_mb, else 4096 or half the memory).")
 
 
@@ -260,7 +262,7 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
                    "changes from the saved plan.")
 @click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP)
 @memory_option
-@click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
+@click.option("--concurrency", type=AT_ONCE, help="Operations at once (default from the project).")
 @click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json",
               help="Print the difference from this saved plan to the new one instead of the plan "
                    "(with --format json: the difference as JSON).")
@@ -383,7 +385,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How to print the difference.")
 @click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP_EACH)
-@click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
+@click.option("--concurrency", type=AT_ONCE, help="Operations at once (default from the project).")
 @journal_option
 def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, ...],
            without_policies: tuple[str, ...], with_policies: tuple[Path, ...], scenario_request: Path | None,
@@ -469,7 +471,8 @@ apply_options = [
     click.option("--on-failure", type=click.Choice(["replan", "rollback", "stop"]), default=None,
                  help="When an operation fails for good: plan again toward the goal (default), plan back "
                       "to the state before the run, or stop (resume later)."),
-    click.option("--max-replans", type=click.IntRange(min=0), help="Re-plans allowed (default settings.max_replans)."),
+    click.option("--max-replans", type=click.IntRange(min=0, max=1000),
+                 help="Re-plans allowed (default settings.max_replans)."),
     click.option("--json", "as_json", is_flag=True, help="Write the run's events as JSON lines, no live display."),
     click.option("--op-timeout", type=FiniteRange(min=0.01, max=SECONDS_MOST),
                  help="Seconds an operation may take when the catalog sets no timeout (default 600)."),
@@ -507,7 +510,7 @@ def _with(options: list) -> callable:
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP)
 @memory_option
-@click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the plan).")
+@click.option("--concurrency", type=AT_ONCE, help="Operations at once (default from the plan).")
 @click.option("--supersede", is_flag=True,
               help="Start anew although an earlier run can be resumed; that run ends for good (superseded).")
 @journal_option
@@ -598,7 +601,7 @@ def _engine(engine: str, address: str | None, queue: str, continue_every: int | 
               help="The inventory to plan from, instead of the project's.")
 @journal_option
 @click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP_EACH)
-@click.option("--concurrency", type=click.IntRange(min=1), help="Operations at once (default from the project).")
+@click.option("--concurrency", type=AT_ONCE, help="Operations at once (default from the project).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Plans at once in this machine's pool (default: one per CPU).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,

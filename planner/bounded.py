@@ -574,7 +574,7 @@ def _limit_memory(megabytes: int) -> None:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = held + megabytes * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
-    except (ImportError, OSError, ValueError):
+    except (ImportError, OSError, ValueError, OverflowError):
         pass
 
 

@@ -687,3 +687,23 @@ def test_an_at_after_the_host_is_escaped_and_a_password_in_the_drivers_message_h
             Journal(f"postgresql://ordo:{password}@nowhere.invalid:1/ordo")
         assert str(caught.value).endswith("cannot open the journal: (the driver's message is not shown: it holds "
                                           "the password)"), str(caught.value)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["apply", "--auto-approve", "--concurrency", "9" * 23],
+     f"'--concurrency': {'9' * 23} is not in the range 1<=x<=10000"),
+    (["plan", "--memory-limit", "9" * 14], f"'--memory-limit': {'9' * 14} is not in the range 16<=x<=16777216"),
+    (["apply", "--auto-approve", "--max-replans", "1001"], "'--max-replans': 1001 is not in the range 0<=x<=1000"),
+])
+def test_run_options_past_what_a_run_can_take_are_refused_before_anything_is_journaled(
+        vfw_copy: Path, args: list[str], says: str) -> None:
+    """A --concurrency past 2**31 - 1 journaled a plan no ordo could read back: the run stayed crashed,
+    and show, resume and abort failed on it for good; a huge --memory-limit was a traceback in the
+    planning process (the CLI sweep of 6 December). The service took at most 10,000 and 1,000 already."""
+    run = run_ordo(*args[:1], "-C", vfw_copy, *args[1:])
+    assert run.code == 1 and says in run.err, run.text   # (ordo's usage errors end 1)
+    assert not (vfw_copy / ".ordo" / "journal.db").exists()
+    text = (vfw_copy / "ordo.yaml").read_text()
+    (vfw_copy / "ordo.yaml").write_text(text.replace("settings:\n", f"settings:\n  memory_limit_mb: {'9' * 14}\n", 1))
+    run = run_ordo("plan", "-C", vfw_copy)
+    assert run.code == 1 and "settings.memory_limit_mb: input should be less than or equal to 16777216" in run.err
