@@ -27,7 +27,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from domain.errors import DiagnosticsError, OrdoError, first_of
+from domain.errors import DiagnosticsError, OrdoError, clipped, first_of
 from domain.gcpause import paused_gc
 from ordo.safe import shown, shown_lines, terminal_safe
 
@@ -797,12 +797,13 @@ def event(run_id: int, resource: str, name: str, data: tuple[str, ...], project:
     from executor.runs import deliver_event
 
     values: dict[str, str] = {}
-    for item in data:
+    for number, item in enumerate(data, 1):
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--data")
+        if not sep or not key:   # (not shown: what was meant as KEY=VALUE may hold a secret, and be long)
+            raise click.BadParameter(f"the {_ordinal(number)} one has {'no =' if not sep else 'no KEY before ='}: "
+                                     "expected KEY=VALUE", param_hint="--data")
         if key in values:   # (the last was kept, silently)
-            raise click.BadParameter(f"{key!r} is given twice", param_hint="--data")
+            raise click.BadParameter(f"{clipped(repr(key), 80)} is given twice", param_hint="--data")
         values[key] = value
     try:
         user = getpass.getuser()
@@ -953,6 +954,10 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         console.print("\n  `ordo explain --conflict` finds a minimal set of policies and goals that conflict.",
                       highlight=False)
     sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+
+
+def _ordinal(number: int) -> str:
+    return f"{number}{'th' if 10 <= number % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th')}"
 
 
 def _project_rules(project: Path, inventory: Path | None) -> list:

@@ -159,15 +159,18 @@ def init_project(folder: Path) -> list[Path]:
     """Write a new project into ``folder`` (created if needed); refuse, and
     write nothing, if any of its files exists already."""
     targets = [folder / rel for rel in FILES]
-    present = [str(p) for p in targets if p.exists() or p.is_symlink()]
-    if present:
-        raise OrdoError(f"not overwriting existing files: {', '.join(present)} (choose an empty folder: "
-                        "ordo init DIR)")
-    if folder.exists() and not folder.is_dir():
-        raise OrdoError(f"{folder} is not a folder")
-    # the folders it makes (deepest last), removed again with what it wrote when a write fails
-    made = sorted({p for t in targets for p in [t.parent, *t.parent.parents] if not p.exists()},
-                  key=lambda p: len(p.parts))
+    try:   # (a name too long, a folder that may not be looked into: said as a write that fails is)
+        present = [str(p) for p in targets if p.exists() or p.is_symlink()]
+        if present:
+            raise OrdoError(f"not overwriting existing files: {', '.join(present)} (choose an empty folder: "
+                            "ordo init DIR)")
+        if folder.exists() and not folder.is_dir():
+            raise OrdoError(f"{folder} is not a folder")
+        # the folders it makes (deepest last), removed again with what it wrote when a write fails
+        made = sorted({p for t in targets for p in [t.parent, *t.parent.parents] if not p.exists()},
+                      key=lambda p: len(p.parts))
+    except OSError as exc:
+        raise OrdoError(f"cannot write the project in {folder}: {exc.strerror or exc}") from None
     written: list[Path] = []
     try:
         for path, text in zip(targets, FILES.values(), strict=True):

@@ -19,7 +19,7 @@ from planner.core import make_plan
 from planner.plan import Plan
 from planner.program import load_program
 from planner.why import UnknownOperation, explain_operation, explain_placement
-from tests.conftest import VFW
+from tests.conftest import VFW, run_ordo
 
 
 def invoke(*args: str | Path):
@@ -322,6 +322,13 @@ def test_init_writes_a_project_that_checks_plans_and_tests(tmp_path: Path) -> No
     tested = invoke("test", "-C", folder, "--fail-under", "100")
     assert tested.exit_code == 0, tested.output
     assert "4 passed" in tested.output
+
+
+def test_init_says_why_it_cannot_look_at_its_folder(tmp_path: Path) -> None:
+    """A name too long for the system to look at was a bug in ordo (OSError; the CLI sweep of 6 December)."""
+    run = run_ordo("init", tmp_path / ("a" * 300))
+    assert run.code == 1 and "cannot write the project in" in run.err and "File name too long" in run.err, run.text
+    assert not list(tmp_path.iterdir())
 
 
 def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

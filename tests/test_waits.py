@@ -381,11 +381,17 @@ def test_an_event_for_a_run_nobody_carries_out_is_kept_for_its_resume(tmp_path: 
     for args, message in refused.items():
         done = run_ordo("event", *args, "-C", root)
         assert done.code == 1 and message in done.err, (args, done.err)
-    for data, message in (("novalue", "expected KEY=VALUE"), ("bad key=1", "key 'bad key' is not a name"),
+    for data, message in (("novalue", "the 1st one has no =: expected KEY=VALUE"),
+                          ("=hunter2", "the 1st one has no KEY before =: expected KEY=VALUE"),
+                          ("bad key=1", "key 'bad key' is not a name"),
                           ("k=" + "x" * 5000, "data.k: text of 5,000 characters")):
         done = run_ordo("event", "1", "pnf-1", "registered", "--data", data, "-C", root)
         assert done.code == 1 and message in done.err, (data, done.err)
         assert "Traceback" not in done.err
+    # what was meant as KEY=VALUE is not shown: it may hold a secret, and be long (the CLI sweep of 6 December)
+    done = run_ordo("event", "1", "pnf-1", "registered", "--data", "a=1", "--data", "password:hunter2SECRET",
+                    "-C", root)
+    assert done.code == 1 and "the 2nd one has no =" in done.err and "hunter2" not in done.err, done.err
     assert not [ev for ev in events(root) if ev.kind == "event-received"]
 
     done = run_ordo("event", "1", "pnf-1", "registered", "--data", "ip_address=10.1.1.1", "-C", root)
