@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import gc
 import json
 import math
@@ -1255,9 +1256,21 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(EXIT_TESTS_USAGE if usage_of_test else EXIT_ERROR)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_WRITE:
+            _console(stderr=True).print(f"[red]error:[/] {shown(_bug_report(argv))}", highlight=False)
+            sys.exit(EXIT_ERROR)
+        # the output cannot be written (a full disk, a closed pipe): said, if it can be, as Python's exit would
+        with contextlib.suppress(OSError, ValueError):
+            print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(120)
     except Exception:  # noqa: BLE001 - anything else is a bug in ordo: one line, the traceback in a file
         _console(stderr=True).print(f"[red]error:[/] {shown(_bug_report(argv))}", highlight=False)
         sys.exit(EXIT_ERROR)
+
+
+#: The errors of writing the output that are no bug of ordo's: a full disk or file, a closed pipe, the device's.
+_CANNOT_WRITE = (errno.ENOSPC, errno.EFBIG, errno.EPIPE, errno.EIO, errno.EDQUOT)
 
 
 def _bug_report(argv: list[str] | None) -> str:

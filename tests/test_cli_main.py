@@ -201,3 +201,18 @@ def test_the_console_script_ends_without_the_interpreters_teardown(tmp_path, cod
     assert done.stderr == ("a message\n" if code == "text" else "")
     waited = code == "thread"
     assert (tmp_path / "thread").exists() == waited and (tmp_path / "freed").exists() == waited
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_said_so_not_a_bug_in_ordo() -> None:
+    """`ordo plan --format json > /dev/full` was "this is a bug in ordo (OSError)" (the CLI sweep of
+    6 December): a full disk is no bug; status 120, as Python's own exit gives."""
+    import subprocess
+
+    from tests.conftest import VFW, ordo_env, ordo_executable
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([ordo_executable(), "plan", "-C", str(VFW), "--format", "json"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, env=ordo_env(), timeout=60)
+    assert done.returncode == 120, done.stderr
+    assert "cannot write the output: No space left on device" in done.stderr and "bug" not in done.stderr
