@@ -1163,7 +1163,7 @@ SCHEMAS = ("project", "catalog", "inventory", "request", "guards")
 @cli.command()
 @click.argument("kind", type=click.Choice(SCHEMAS), required=False)
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write every schema as <kind>.schema.json into this folder.")
+              help="Write the schema as <kind>.schema.json into this folder (every one, when no kind is named).")
 def schema(kind: str | None, out_dir: Path | None) -> None:
     """Print the JSON Schema of a file kind, for editors."""
     from domain.schema import json_schema
@@ -1173,9 +1173,10 @@ def schema(kind: str | None, out_dir: Path | None) -> None:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OrdoError(f"cannot make the folder {terminal_safe(out_dir)}: {exc.strerror or exc}") from None
-        for name in SCHEMAS:
+        names = [kind] if kind is not None else list(SCHEMAS)
+        for name in names:
             _write(out_dir / f"{name}.schema.json", json_schema(name))
-        click.echo(f"Wrote {len(SCHEMAS)} schemas to {terminal_safe(out_dir)}")
+        click.echo(f"Wrote {len(names)} schema{'s' if len(names) > 1 else ''} to {terminal_safe(out_dir)}")
         return
     if kind is None:
         raise click.UsageError(f"name a kind ({', '.join(SCHEMAS)}) or give --out-dir")

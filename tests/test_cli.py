@@ -97,6 +97,9 @@ def test_schema_is_json_schema(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "catalog.schema.json", "guards.schema.json", "inventory.schema.json", "project.schema.json",
         "request.schema.json"]
+    # a kind named: that one only (every one was written: the CLI sweep of 6 December)
+    run = run_ordo("schema", "request", "--out-dir", tmp_path / "one")
+    assert run.code == 0 and [p.name for p in (tmp_path / "one").iterdir()] == ["request.schema.json"], run.text
 
 
 def test_usage_error_exits_1_without_traceback():
