@@ -15,6 +15,7 @@ ended (interrupted, failed) is resumed as with the embedded engine.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,11 +81,20 @@ class TemporalEngine(LocalEngine):
             return False
 
     def stop(self) -> None:
-        """Take nothing new; the workflows go on (followed again at the next start)."""
+        """Take nothing new, look for runs to take over no more; the workflows go on (followed again at
+        the next start)."""
         with self._lock:
             self._accepting = False
             self._executors.clear()  # a stop would end the workflows "interrupted": nothing is asked of them
+        self._stopping.set()   # (the takeover's watch ends: it outlived the server in a process that went on)
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Take nothing new and stop following."""
+        """Take nothing new and stop following (the watch for runs to take over waited for, up to
+        ``timeout`` seconds: it may be asking Temporal; the followers not: their workflows go on)."""
+        self.stop()
+        with self._lock:
+            watches = [t for t in self._threads if t.name == "ordo-takeover"]
+        deadline = time.monotonic() + timeout
+        for watch in watches:
+            watch.join(max(0.0, deadline - time.monotonic()))
         super().shutdown(timeout=0.0)
