@@ -42,10 +42,13 @@ from domain.secrets import MASK, fingerprint, is_fingerprint
 MIN_VALUE = 4  # shorter known values are not searched for in free text (too many false hits)
 
 #: Parts of names (keys, headers, flags, environment variables) whose values are secret.
-NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential"
+NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential|community"
          r"|private[-_]?key|access[-_]?key|auth[-_]?key|shared[-_]?key|encryption[-_]?key|psk"
-         r"|signature|(?<=[_.-])pass(?![a-z])|(?-i:(?<=[a-z0-9])Pass)(?![a-z])")
-#   (admin_pass, DB_PASS, vnf-pass, adminPass: not a word's "pass", as in passport or bypass)
+         r"|signature|(?<=[_.-])pass(?![a-z])|(?-i:(?<=[a-z0-9])Pass)(?![a-z])"
+         r"|(?<![a-z0-9])pin(?![a-z])|passcode")
+#   (admin_pass, DB_PASS, vnf-pass, adminPass: not a word's "pass", as in passport or bypass; a name that is
+#   "pin" as a word of it (sim_pin, not spinner or pinned), a passcode, SNMP's community string. Not "pass", "auth" nor
+#   "bearer" alone: a check that passes, a method's name, a radio bearer)
 _NAME = re.compile(NAMES, re.IGNORECASE)
 # Each pattern starts only where a run of the characters its name (a scheme, a key) is made of starts,
 # not at every word boundary in it, a query's key holds no '?', and a pair's or a flag's name is looked
@@ -80,7 +83,8 @@ def _secret_str(name: str) -> bool:
 
 
 #: Every name NAMES matches holds one of these, in ASCII lower case.
-_NAME_PARTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential", "psk", "signature")
+_NAME_PARTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential", "psk", "signature",
+               "community", "pin")
 
 
 def _may_name(text: str) -> bool:

@@ -316,7 +316,9 @@ def test_a_policy_sees_that_a_secret_param_is_set_never_its_value(tmp_path: Path
 
 @pytest.mark.parametrize("name", ["pwd", "db_pwd", "psk", "wpa-psk", "auth_key", "pre_shared_key",
                                   "encryption_key", "admin_pass", "DB_PASS", "vnf-pass",   # (the fourth sweep)
-                                  "adminPass", "dbPass"])   # (OpenStack's; the review of 6 December)
+                                  "adminPass", "dbPass",   # (OpenStack's; the review of 6 December)
+                                  "community", "snmp_community", "pin", "PIN", "sim_pin", "pin-code",
+                                  "passcode"])   # (a CLI sweep's)
 def test_more_names_that_hold_secrets_are_known(name: str) -> None:
     """Names the hostile-input sweep found stored in plain text (6 December)."""
     from executor.redact import scrub, secret_name
@@ -327,7 +329,8 @@ def test_more_names_that_hold_secrets_are_known(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["label_key", "idempotency_key", "keyboard", "customer", "cwd", "PWD", "OLDPWD",
                                   "ssh_key",   # (often a public key, read by other resources' params)
-                                  "pass", "passport", "bypass", "pass_through", "compass", "Passenger", "surPassing"])
+                                  "pass", "passport", "bypass", "pass_through", "compass", "Passenger", "surPassing",
+                                  "spinner", "pinned", "opinion", "auth_method", "bearer"])
 def test_names_that_hold_no_secret_are_left(name: str) -> None:
     from executor.redact import secret_name
 
