@@ -470,17 +470,20 @@ def build_model(
             requested[desired.name] = path
             kind = check_type(tname, request_src, path)
             existing = resources.get(desired.name)
+            part_of = parent or desired.part_of
             if existing is not None and (gone := kinds.get(existing.type)) is not None \
-                    and existing.current == gone.initial:
-                # not there (deleted by a run, or not made yet): the request says what it is anew, its
-                # type and whole too (a name a delete freed, taken under another service), and none of
-                # the record's relations, labels, requirements or outputs remain
+                    and existing.current == gone.initial \
+                    and ((tname and existing.type != tname) or (existing.part_of and part_of
+                                                                 and existing.part_of != part_of)):
+                # not there (deleted by a run, or not made yet), and asked for as another type or under
+                # another whole (a name a delete freed, taken under another service): said anew, none of
+                # the record's relations, labels, requirements or outputs kept. Asked for as it was (a
+                # rollback's request, an inventory's entry of what is to be made), it keeps them.
                 existing = None
             if existing is not None and tname and existing.type != tname:
                 problems.append(request_src.diagnostic(
                     path + ("type",), f"'{desired.name}' is a {existing.type} in the inventory, not a {tname}"))
                 continue
-            part_of = parent or desired.part_of
             if parent and desired.part_of and desired.part_of != parent:
                 nested_part_of.append((desired.part_of, parent, request_src, path + ("part_of",)))
             if existing is not None and existing.part_of and part_of and existing.part_of != part_of:

@@ -278,6 +278,12 @@ def test_a_name_a_delete_freed_is_taken_anew_under_another_whole_or_type(tmp_pat
     net, old = model.resources["net-1"], model.resources["old"]
     assert (net.part_of, net.relations, net.requires, net.labels, net.attributes) == ("svc2", set(), {}, {}, {})
     assert (old.type, old.current, old.desired) == ("network", "absent", "active")
+    # asked for as it was (a rollback's request re-creates what the run deleted): its record's, as before
+    again = _project(tmp_path / "again", "resources:\n- {name: old, type: service}\n"
+                                         "- {name: net-1, type: network, part_of: old}\n")
+    net = load_project(again, observed=gone).model.resources["net-1"]
+    assert (net.part_of, net.relations, net.requires, net.labels) == ("old", {("uses", "svc")}, {"ip": 4},
+                                                                      {"protected": True})
     # one that is there is still its record's: its whole and type are not the request's to change
     there = [gone[0].model_copy(update={"state": "active"}), gone[1]]
     with pytest.raises(DiagnosticsError, match="'net-1' is part of 'old' in the inventory, not of 'svc2'"):
