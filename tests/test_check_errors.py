@@ -912,6 +912,9 @@ def test_a_value_of_none_of_a_unions_kinds_is_one_problem_and_keys_named_like_ki
     assert sorted(problems(RequestFile, {"services": {"str": 1, "int": 2}})) == [
         ("services.int", "expected a mapping (key: value), got int 2"),
         ("services.str", "expected a mapping (key: value), got int 1")]
+    for keys in ({"str": -1, "int": -1}, {"int": -1, "float": -1}):   # (the same small int: one object)
+        assert sorted(problems(RequestFile, {"resources": [{"name": "a", "type": "vnf", "requires": keys}]})) == [
+            (f"resources[0].requires.{key}", "input should be greater than or equal to 0") for key in sorted(keys)]
     wrong = {"resources": [{"name": "a", "type": "vnf", "requires": {"int": "x", "float": "x"}}]}
     assert sorted(problems(RequestFile, wrong)) == [
         ("resources[0].requires.float", "expected a whole number, got str 'x'"),
