@@ -535,15 +535,21 @@ def test_a_world_named_as_the_journal_or_its_files_is_refused_and_the_journal_ke
 
     before = events()
     (vfw_copy / ".ordo" / "notes.txt").write_text("not a database\n")
+    sqlite3.connect(vfw_copy / ".ordo" / "other.db").close()   # (an empty database, as another journal)
+    (vfw_copy / ".ordo" / "copy.db").write_bytes(journal.read_bytes())
     evil = vfw_copy / "simulations" / "evil.yaml"
-    for world, said in (("journal.db-wal", "is a name SQLite gives a database's own files"),
-                        ("x-journal", "is a name SQLite gives a database's own files"),
-                        ("journal.db", "not a simulated world: it holds other tables (claims, events"),
+    for world, said in (("journal.db-wal", "is the journal's file, or one SQLite keeps beside it"),
+                        ("journal.db", "is the journal's file, or one SQLite keeps beside it"),
+                        ("other.db-journal", "SQLite keeps this file beside the database other.db"),
+                        ("copy.db", "not a simulated world: it holds other tables (claims, events"),
                         ("notes.txt", "not a simulated world (not an SQLite database)")):
         evil.write_text(f"seed: 1\nworld: {world}\n")
         run = run_ordo("apply", "-C", vfw_copy, "requests/scale-out.yaml", "--auto-approve", "--simulation", evil)
         assert run.code == 1 and said in run.err, (world, run.text)
     assert events() == before and (vfw_copy / ".ordo" / "notes.txt").read_text() == "not a database\n"
+    evil.write_text("seed: 1\nworld: sim-journal\n")   # (a name of those endings, beside no database: a world)
+    run = run_ordo("apply", "-C", vfw_copy, "requests/scale-out.yaml", "--auto-approve", "--simulation", evil)
+    assert run.code == 0 and (vfw_copy / ".ordo" / "sim-journal").is_file(), run.text
     with sqlite3.connect(journal) as db:
         assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone()
     db.close()

@@ -167,15 +167,16 @@ def _world(value: Any, where: PathKey) -> str | None:
     if not isinstance(value, str) or not _WORLD.fullmatch(value) or {".", ".."} & set(value.split("/")):
         raise SettingError(where, f"expected a file name inside the journal folder (a relative path of "
                                   f"letters, digits and _ . -, without '..'), not {value!r}")
-    if value.endswith(_COMPANIONS):
-        raise SettingError(where, f"{value!r} is a name SQLite gives a database's own files (its write-ahead "
-                                  "log, shared memory, rollback journal): a world there would overwrite the "
-                                  "journal's; name another file")
+    if value.rsplit("/", 1)[-1] in _JOURNALS:
+        raise SettingError(where, f"{value!r} is the journal's file, or one SQLite keeps beside it: a world there "
+                                  "would overwrite the journal; name another file")
     return value
 
 
-#: The endings of the files SQLite keeps beside a database (the journal's among them).
+#: The endings of the files SQLite keeps beside a database: its write-ahead log, shared memory, rollback journal.
 _COMPANIONS = ("-wal", "-shm", "-journal")
+#: The journal's file as ordo names it in a project's .ordo, and those beside it.
+_JOURNALS = frozenset({"journal.db", *(f"journal.db{end}" for end in _COMPANIONS)})
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,12 @@ def _field(item: Any, *names: str) -> Any:
 
 def _no_other_file(path: Path) -> None:
     """ConfigError for a file there that is no SQLite database (the journal's write-ahead log, say:
-    opened as a world, a run's events were lost from the journal)."""
+    opened as a world, a run's events were lost from the journal), or a name SQLite gives a file
+    beside a database that is there (a journal named otherwise)."""
+    for end in _COMPANIONS:
+        if path.name.endswith(end) and path.with_name(path.name.removesuffix(end)).is_file():
+            raise ConfigError(f"{path}: SQLite keeps this file beside the database {path.name.removesuffix(end)} "
+                              "(the journal's?): name another file in the simulation's world")
     try:
         with path.open("rb") as file:
             head = file.read(16)
