@@ -1261,7 +1261,7 @@ def _main(argv: list[str] | None) -> None:
         if exc.errno not in _CANNOT_WRITE:
             _console(stderr=True).print(f"[red]error:[/] {shown(_bug_report(argv))}", highlight=False)
             sys.exit(EXIT_ERROR)
-        # the output cannot be written (a full disk, a closed pipe): said, if it can be, as Python's exit would
+        # the output cannot be written (a full disk or file): said, if it can be (a closed pipe is click's: status 1)
         with contextlib.suppress(OSError, ValueError):
             print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
         sys.exit(120)
@@ -1270,8 +1270,8 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(EXIT_ERROR)
 
 
-#: The errors of writing the output that are no bug of ordo's: a full disk or file, a closed pipe, the device's.
-_CANNOT_WRITE = (errno.ENOSPC, errno.EFBIG, errno.EPIPE, errno.EIO, errno.EDQUOT)
+#: The errors of writing the output that are no bug of ordo's: a full disk, file or quota, the device's.
+_CANNOT_WRITE = (errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT)
 
 
 def _bug_report(argv: list[str] | None) -> str:
