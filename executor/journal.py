@@ -569,9 +569,11 @@ class Journal:
             raise ClaimError(f"{self.path}: {'; '.join(held)}: wait for it to end, resume or abort it",
                              None if whole else taken)
 
-    def claim(self, run_id: int) -> RunInfo:
+    def claim(self, run_id: int, only: tuple[str, ...] | None = None) -> RunInfo:
         """Take over a run to resume it: JournalError if a live process has it, RunEnded if it
-        ended for good (read under its lock: a supersede or an abort that came first is seen). A run
+        ended for good (read under its lock: a supersede or an abort that came first is seen), or is
+        in none of the statuses ``only`` names (read under its lock too: a run on Temporal followed
+        again that fell out meanwhile is its workflow's, waiting for a decision). A run
         holding the whole journal is refused while a run of another live process goes on; one holding
         claims (the service's) only while another run holds some of them or the whole journal, as when
         it started: servers sharing a journal take over each other's runs while they run their own."""
@@ -585,7 +587,7 @@ class Journal:
             run = self._run_locked(run_id)
             if run.status == "running" and run.owner_alive and not run.mine:   # (a pid of this host that lives)
                 raise self._in_progress(run, "wait for it, or `ordo abort {run}`")
-            if run.status not in RESUMABLE:
+            if run.status not in RESUMABLE or (only is not None and run.status not in only):
                 raise RunEnded(f"{self.path}: run {run_id} cannot be carried on: it is {run.status}"
                                + (f" ({run.summary['reason']})" if run.summary.get("reason") else ""))
             self._hold(run_id)

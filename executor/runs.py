@@ -158,7 +158,7 @@ def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None
         return
     with contextlib.suppress(NoJournal), Journal(path, create=False) as jr:
         for info in jr.check_startable(True):   # refuses a run in progress; the runs that could be resumed
-            if info.options.get("engine") == "temporal" and info.effective_status == "crashed":
+            if info.options.get("engine") == "temporal" and info.effective_status in ("crashed", "interrupted"):
                 _refuse_carried_on(jr, info, supersede)
         if not supersede:
             jr.check_startable(False)
@@ -352,18 +352,11 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
     jr = Journal(path, create=False)
     try:
         info = jr.run(run_id)
-        if info.options.get("engine") == "temporal" and info.effective_status == "interrupted":
-            from executor.temporal import load_client, workflow_id
-
-            # its follower stopped (the journal lost for longer than it waits), not its workflow: carried
-            # out here too, its operations would be sent twice
-            if not load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
-                raise ExecutionError(f"run {run_id} runs on Temporal and its workflow is still going on without "
-                                     f"the process that followed it: see `temporal workflow describe -w "
-                                     f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
         # fallen out on Temporal, or crashed there (a resume that took the run died before its decision
-        # reached the workflow): the workflow that still waits for a decision carries the run on
-        if info.options.get("engine") == "temporal" and info.effective_status in ("fallout", "crashed"):
+        # reached the workflow), or interrupted (its follower failed): the workflow that still waits for a
+        # decision carries the run on
+        if info.options.get("engine") == "temporal" and info.effective_status in ("fallout", "crashed",
+                                                                                   "interrupted"):
             from executor.temporal import load_client, workflow_id
 
             # (a workflow over or gone leaves the run to this engine below, where they apply)
@@ -379,6 +372,13 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
             if decided is not None:
                 return decided
             jr = Journal(path, create=False)
+            if info.effective_status == "interrupted" and not load_client().workflow_gone(
+                    info.options["temporal"], jr.id, run_id):
+                # its follower stopped (the journal lost for longer than it waits), not its workflow: carried
+                # out here too, its operations would be sent twice
+                raise ExecutionError(f"run {run_id} runs on Temporal and its workflow is still going on without "
+                                     f"the process that followed it: see `temporal workflow describe -w "
+                                     f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
             if info.effective_status == "crashed":
                 if load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
                     raise ExecutionError(f"run {run_id} ran on Temporal, and its workflow is over or gone without "
@@ -428,20 +428,21 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
     with Journal(journal_path(project, journal), create=False) as jr:
         info = jr.run(run_id)
         status = info.effective_status
-        if info.options.get("engine") == "temporal" and status in ("running", "crashed"):
+        if info.options.get("engine") == "temporal" and status in ("running", "crashed", "interrupted"):
             from executor.temporal import TemporalError, load_client
 
-            # crashed while its workflow waits for a decision (the process that took it to resume it died)
-            if status == "crashed" and (decided := load_client().decide(
+            # crashed (or interrupted: its follower failed) while its workflow waits for a decision (the process
+            # that took it to resume it died)
+            if status != "running" and (decided := load_client().decide(
                     jr.path, run_id, info.options["temporal"], "abort", record, listener=lambda ev: None,
                     around=_nothing)) is not None:
                 return _aborted(decided, f"Run {run_id} aborted (its workflow waited for a decision); "
                                          "nothing was undone.")
             # crashed, and its workflow is over or gone (terminated, its history removed): nothing carries it
             # on, nothing would hear a stop; it is closed here, as a local run that crashed is
-            if status == "crashed" and load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
-                _close_aborted(jr, info, status, "aborted while crashed (its workflow gone)", record)
-                return f"Run {run_id} aborted (it was crashed, its workflow gone); nothing was undone."
+            if status != "running" and load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
+                _close_aborted(jr, info, status, f"aborted while {status} (its workflow gone)", record)
+                return f"Run {run_id} aborted (it was {status}, its workflow gone); nothing was undone."
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             try:
                 load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")

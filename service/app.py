@@ -464,11 +464,17 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
     return app
 
 
-def _goes_on(info: RunInfo) -> bool:
+async def _goes_on(engine: LocalEngine, info: RunInfo) -> bool:
     """A run on Temporal whose server stopped following it (crashed, as the journal sees it, or
-    interrupted: its follower failed): its workflow goes on, and writes its end (a stream ended early,
-    at the server's death or restart). One whose workflow is gone is ended by a look."""
-    return info.effective_status in ("crashed", "interrupted") and info.options.get("engine") == "temporal"
+    interrupted by its follower's failure, not by its workflow's end): its workflow goes on, and writes
+    its end (a stream ended early, at the server's death or restart). One whose workflow is gone is
+    ended by a look."""
+    if info.options.get("engine") != "temporal" or info.effective_status not in ("crashed", "interrupted"):
+        return False
+    if info.effective_status == "crashed":
+        return True
+    last = await run_in_threadpool(engine.last_event, info.id, ("interrupted", "run-ended"))
+    return last is not None and last.kind == "interrupted"
 
 
 async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) -> AsyncIterator[str]:
@@ -482,7 +488,7 @@ async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) 
             quiet = 0.0
             continue
         info = await run_in_threadpool(engine.run, run_id)
-        if info.effective_status != "running" and not engine.driving(run_id) and not _goes_on(info):
+        if info.effective_status != "running" and not engine.driving(run_id) and not await _goes_on(engine, info):
             if not await run_in_threadpool(engine.events, run_id, seq, 1):
                 return  # the run is over (or waits for a decision) and everything was sent
             continue

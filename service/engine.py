@@ -576,12 +576,15 @@ class LocalEngine:
         (``runs.resume(rollback=True)``): it ends rolled_back."""
         return self._resume(run_id, principal, rollback=True)
 
-    def _resume(self, run_id: int, principal: str, *, rollback: bool, record: dict[str, Any] | None = None) -> int:
+    def _resume(self, run_id: int, principal: str, *, rollback: bool, record: dict[str, Any] | None = None,
+                lost: bool = False) -> int:
+        """``lost``: the decision of a resume that died before it reached the run's workflow, asked for
+        again (a crashed run is then rolled back too)."""
         info = self.run(run_id)
         if not self._accepting:
             raise Unavailable("the server is shutting down and resumes nothing")
         status = info.effective_status
-        if status not in (ROLLED_BACK_FROM if rollback else RESUMED_FROM):
+        if status not in (ROLLED_BACK_FROM if rollback else RESUMED_FROM) + (RESUMED_FROM if lost else ()):
             raise Conflict(f"run {run_id} is {status}: it cannot be {'rolled back' if rollback else 'resumed'}")
         with self._lock:
             if run_id in self._ending:  # its end is written (a client saw it), its driver is finishing

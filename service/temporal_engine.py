@@ -43,15 +43,29 @@ class TemporalEngine(LocalEngine):
                             record=record, temporal=self._where())
 
     def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int:
+        """A run on Temporal that no server follows (crashed; interrupted: its follower failed) is what its
+        workflow does: one that waits for a decision (the resume that took the run died before its
+        decision reached it) gets the decision asked for then, as ``ordo resume`` sends it; one that goes on
+        is followed again here (an SO resume, which names a request of its own, is refused before anything
+        is journaled: there is nothing to resume); one that is gone is resumed here if the workflow ended it
+        (interrupted), else followed again, which ends it failed. Any other run: as the embedded engine."""
         info = self.run(run_id)
-        followed = info.effective_status == "crashed" or (
-            info.effective_status == "interrupted" and not self._workflow_gone(info))   # (its follower stopped)
-        if info.options.get("engine") != "temporal" or not followed or record is not None:
-            # (an SO resume, which names a request of its own, asks for a decision: runs.resume sends it
-            # to a workflow that waits for one, a resume that died before its decision reached it, and
-            # refuses, naming why, one whose workflow goes on or is gone)
+        status = info.effective_status
+        if info.options.get("engine") != "temporal" or status not in ("crashed", "interrupted"):
             return super().resume(run_id, principal, record=record)
-        # Its workflow went on without the server that followed it: follow it again.
+        state = self._workflow_state(info)   # (TemporalError: Temporal does not answer, nothing is known)
+        if state == "waits":   # (the decision asked for last: a rollback's is a rollback)
+            asked = self._journal().last_event(run_id, ("resume-requested",))
+            rollback = record is None and asked is not None and bool(asked.data.get("rollback"))
+            return self._resume(run_id, principal, rollback=rollback, record=record, lost=True)
+        if state == "gone" and status == "interrupted":
+            return super().resume(run_id, principal, record=record)
+        if record is not None:
+            raise Conflict(f"run {run_id} goes on in its workflow on Temporal (no server follows it now): there is "
+                           "nothing to resume" if state == "goes on" else
+                           f"run {run_id} ran on Temporal and its workflow is over without having ended it: "
+                           f"`ordo abort {run_id}` closes it")
+        # Its workflow went on without the server that followed it (or is gone: following ends it): follow it.
         if not self._accepting:
             raise Unavailable("the server is shutting down and resumes nothing")
         with self._lock:
@@ -70,13 +84,21 @@ class TemporalEngine(LocalEngine):
             raise
         return self._launch(go, run_id, counted=last.seq if last is not None else 0)
 
-    def _workflow_gone(self, info: RunInfo) -> bool:
-        """Whether Temporal knows no workflow of the run going on: a look then follows it again here
-        (its end is then written: failed, for a workflow never started because its server died between
-        journaling the run and starting it, which held the run's resources for good)."""
+    def _workflow_state(self, info: RunInfo) -> str:
+        """``executor.temporal.client.workflow_state`` of the run's workflow (TemporalError if Temporal
+        does not answer; a run that names no Temporal: gone)."""
         address = info.options.get("temporal")
+        if not isinstance(address, str):
+            return "gone"
+        return load_client().workflow_state(address, self._journal().id, info.id)
+
+    def _workflow_gone(self, info: RunInfo) -> bool:
+        """Whether a look takes the run over: Temporal knows no workflow of it going on (a look then
+        follows it again here, which ends it failed: a workflow never started because its server died
+        between journaling the run and starting it held the run's resources for good), or its workflow
+        waits for the decision a resume that died did not send (sent then)."""
         try:
-            return isinstance(address, str) and load_client().workflow_gone(address, self._journal().id, info.id)
+            return self._workflow_state(info) != "goes on"
         except OrdoError:   # (Temporal cannot be reached: nothing is known; asked again at the next look)
             return False
 

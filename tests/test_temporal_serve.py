@@ -158,11 +158,17 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
             self.looks += 1
             self.ended = self.ended or self.looks >= 20   # the workflow writes its end, 20 looks later
             return RunInfo(id=1, created=0.0, updated=0.0, project="p", request="r",
-                           status="complete" if self.ended else self.status, pid=None, host=None,
+                           status="complete" if self.ended else self.status.split()[-1], pid=None, host=None,
                            options={"engine": self.engine}, summary={}, held=False)
 
         def driving(self, run: int) -> bool:
             return False
+
+        def last_event(self, run: int, kinds: tuple[str, ...]) -> Event:
+            # interrupted by its follower's failure (the server journals "interrupted"), or by its workflow
+            # (a Ctrl-C of the apply that followed it: the workflow ends the run interrupted, and is over)
+            return Event("run-ended" if self.ended or self.status == "ended interrupted" else "interrupted",
+                         seq=1, run=1)
 
     class Request:
         async def is_disconnected(self) -> bool:
@@ -175,15 +181,18 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
     for status in ("running", "interrupted"):   # (interrupted: the server's follower failed)
         assert asyncio.run(kinds(Engine("temporal", status))) == ["event: run-started", "event: run-ended"]
         assert asyncio.run(kinds(Engine("local", status))) == ["event: run-started"]
+    # one its workflow ended interrupted is over: its stream ends (it stayed open: a review's)
+    assert asyncio.run(kinds(Engine("temporal", "ended interrupted"))) == ["event: run-started"]
 
 
-@pytest.mark.parametrize("gone", [True, False])
+@pytest.mark.parametrize("state", ["gone", "waits", "goes on"])
 def test_a_look_follows_again_a_run_on_temporal_whose_workflow_is_gone(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                      gone: bool):
+                                                                      state: str):
     """A server killed between journaling a run and starting its workflow left the run crashed, its
     resources held, for good: looks left every run on Temporal to its workflow (the review of 6 December).
     A look now follows again one whose workflow Temporal does not have going on (which ends it), once it
-    has been quiet as long as any run before a takeover; one whose workflow goes on is left to it."""
+    has been quiet as long as any run before a takeover, and one whose workflow waits for the decision
+    a resume that died did not send; one whose workflow goes on is left to it."""
 
     import executor.temporal.client
     from executor.journal import Event
@@ -196,14 +205,14 @@ def test_a_look_follows_again_a_run_on_temporal_whose_workflow_is_gone(vfw_copy:
     try:
         run = _crashed_run_on_temporal(engine.path, vfw_copy, [Event("run-started", data={})], ["vfw-service"])
         asked, resumed = [], []
-        monkeypatch.setattr(executor.temporal.client, "workflow_gone",
-                            lambda address, journal, r: asked.append((address, r)) or gone)
+        monkeypatch.setattr(executor.temporal.client, "workflow_state",
+                            lambda address, journal, r: asked.append((address, r)) or state)
         monkeypatch.setattr(engine, "resume", lambda r, principal: resumed.append((r, principal)) or r)
         engine._take_over(TAKEOVER)
         assert asked == [] and resumed == []   # not quiet for long enough yet
         monkeypatch.setattr(engine, "_quiet", lambda info: 0.0)
         engine._take_over(TAKEOVER)
-        assert asked == [("127.0.0.1:9", run)] and resumed == ([(run, TAKEOVER)] if gone else [])
+        assert asked == [("127.0.0.1:9", run)] and resumed == ([] if state == "goes on" else [(run, TAKEOVER)])
     finally:
         engine.shutdown(5)
 
@@ -240,6 +249,7 @@ def test_a_run_followed_again_counts_only_what_happens_from_then_on(vfw_copy: Pa
             return RunResult(run=r, status="complete", summary={})
 
         monkeypatch.setattr(executor.temporal.client, "follow_again", follow_again)
+        monkeypatch.setattr(executor.temporal.client, "workflow_state", lambda address, journal, r: "goes on")
         assert engine.resume(run, "test") == run
         deadline = time.monotonic() + 10
         while engine.driving(run):
@@ -282,6 +292,8 @@ def test_a_run_on_temporal_whose_follower_stopped_is_followed_again_not_carried_
             return RunResult(run=r, status="complete", summary={})
 
         monkeypatch.setattr(executor.temporal.client, "workflow_gone", lambda address, journal, r: False)
+        monkeypatch.setattr(executor.temporal.client, "workflow_state", lambda address, journal, r: "goes on")
+        monkeypatch.setattr(executor.temporal.client, "decide", lambda *a, **k: None)   # (it waits for none)
         monkeypatch.setattr(executor.temporal.client, "follow_again", follow_again)
         with pytest.raises(ExecutionError, match=f"run {run} runs on Temporal and its workflow is still going on"):
             runs.resume(vfw_copy, None, None, run, None, None, None, None)
@@ -379,28 +391,39 @@ def test_following_again_ignores_an_old_fallout_and_ends_with_the_journal_while_
 
 def test_an_so_resume_of_a_crashed_run_on_temporal_is_decided_as_ordo_resume_decides_it(
         vfw_copy: Path, monkeypatch: pytest.MonkeyPatch):
-    """An SO resume of a run that reads as crashed on Temporal was refused as going on in its workflow,
-    without asking Temporal: also one whose workflow waits for the decision a resume that died did not
-    send (the review of 6 December). It is decided as `ordo resume` decides it: the decision sent to a
-    workflow that waits for one, a refusal that says why for one that goes on."""
+    """A run that reads as crashed on Temporal while its workflow waits for the decision a resume that
+    died did not send was followed again (for ever: nothing decided it), and an SO resume of it was
+    refused without asking Temporal (the reviews of 6 December). What the workflow does decides: one
+    that waits gets the decision (a resume's, or the rollback the dead one asked for), as `ordo resume`
+    sends it; for one that goes on, an SO resume is refused before anything is journaled."""
 
     import executor.temporal.client
     from executor.engine import ExecutionError
     from executor.journal import Event
     from executor.temporal import Temporal
+    from service.engine import TAKEOVER, Conflict
     from service.temporal_engine import TemporalEngine
 
     engine = TemporalEngine(vfw_copy, temporal=Temporal("127.0.0.1:1"))
     engine.start()
     try:
-        run = _crashed_run_on_temporal(engine.path, vfw_copy, [Event("run-started", data={})])
+        run = _crashed_run_on_temporal(engine.path, vfw_copy, [
+            Event("run-started", data={}), Event("resume-requested", data={"principal": "p", "rollback": True})])
         decisions: list[tuple] = []
+        state = "goes on"
         monkeypatch.setattr(executor.temporal.client, "decide",
                             lambda path, r, address, action, record, **k: decisions.append((r, action)) or None)
+        monkeypatch.setattr(executor.temporal.client, "workflow_state", lambda address, journal, r: state)
         monkeypatch.setattr(executor.temporal.client, "workflow_gone", lambda address, journal, r: False)
-        with pytest.raises(ExecutionError, match=f"run {run} runs on Temporal and its workflow is still going on"):
+        with pytest.raises(Conflict, match=f"run {run} goes on in its workflow on Temporal"):
             engine.resume(run, "so", record={"request_id": "r-2"})
-        assert decisions == [(run, "resume")]
+        assert engine.request("r-2") is None and decisions == []   # nothing journaled
+        state = "waits"
+        with pytest.raises(ExecutionError):   # (decide is stubbed: it waits for none after all)
+            engine.resume(run, TAKEOVER)   # a look's, or the next start's: the rollback the dead resume asked for
+        with pytest.raises(ExecutionError, match=f"run {run} runs on Temporal and its workflow is still going on"):
+            engine.resume(run, "so", record={"request_id": "r-3"})
+        assert decisions == [(run, "rollback"), (run, "resume")]
     finally:
         engine.shutdown(5)
 
@@ -425,3 +448,45 @@ def test_a_stop_for_a_workflow_that_ended_meanwhile_is_no_error():
     assert asyncio.run(client_module._signalled(Handle(RPCStatusCode.UNAVAILABLE), "aborted")) is False
     with pytest.raises(RPCError):
         asyncio.run(client_module._signalled(Handle(RPCStatusCode.PERMISSION_DENIED), "aborted"))
+
+
+def test_an_interrupted_run_whose_workflow_goes_on_is_stopped_by_abort_and_not_superseded(
+        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    """A run on Temporal left interrupted by its follower's failure, while its workflow goes on: `ordo
+    abort` closed it in the journal and sent no stop (its workflow went on acting, and wrote its end over
+    the abort), and `--supersede` started a run beside it; following it again while Temporal was down
+    left it running with nobody following it; and one that fell out meanwhile was claimed, running with
+    nothing to decide it (a review of 6 December)."""
+    import executor.temporal.client
+    from executor import runs
+    from executor.engine import ExecutionError
+    from executor.journal import Event, RunEnded
+    from executor.temporal import Temporal, TemporalError
+
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                      "temporal": "127.0.0.1:9"})
+        jr.append(run, [Event("run-started", data={}), Event("interrupted", data={"how": "lost"})],
+                  status="interrupted")
+
+    def down(address: str) -> None:
+        raise TemporalError("Temporal at 127.0.0.1:9 does not answer")
+
+    monkeypatch.setattr(executor.temporal.client, "_connect", down)
+    with pytest.raises(TemporalError):
+        executor.temporal.client.follow_again(vfw_copy / ".ordo" / "journal.db", run, Temporal("127.0.0.1:9"),
+                                              listener=lambda ev: None, around=runs._nothing)
+    stopped: list[int] = []
+    monkeypatch.setattr(executor.temporal.client, "workflow_gone", lambda address, journal, r: False)
+    monkeypatch.setattr(executor.temporal.client, "decide", lambda *a, **k: None)
+    monkeypatch.setattr(executor.temporal.client, "stop_workflow", lambda address, journal, r, why: stopped.append(r))
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        assert jr.run(run).status == "interrupted"   # as it was
+    with pytest.raises(ExecutionError, match="carried on by its Temporal workflow"):
+        runs.check_startable(vfw_copy, None, supersede=True)
+    assert runs.abort(vfw_copy, None, run).startswith(f"Abort requested: run {run} (a Temporal workflow)")
+    assert stopped == [run]
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        jr.append(run, [Event("run-ended", data={"status": "fallout"})], status="fallout")
+        with pytest.raises(RunEnded, match="it is fallout"):
+            jr.claim(run, only=("running", "interrupted"))

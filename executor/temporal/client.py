@@ -225,8 +225,13 @@ def follow_again(path: Path, run: int, temporal: Temporal, *, listener: Listener
     """Follow a run whose workflow went on without the process that followed it (``ordo serve``
     restarted): this process holds the run in the journal again, its events go to ``listener``."""
     async def go(jr: Journal, stopper: Stopper) -> RunResult:
-        client = await _connect(temporal.address)
+        client = await _connect(temporal.address)   # (before the run is held: Temporal down leaves it as it was)
         try:
+            # held only while it still reads as followed by nobody (one that fell out meanwhile waits for a
+            # decision; a claim made it running with nothing to decide it)
+            jr.claim(run, only=("running", "interrupted"))
+            last = jr.last_event(run)
+            past = last.seq if last is not None else 0   # (a fallout before: decided since)
             return await _to_the_end(jr, run, _existing(client, workflow_id(jr.id, run)), listener, stopper,
                                      past=past)
         finally:
@@ -235,9 +240,6 @@ def follow_again(path: Path, run: int, temporal: Temporal, *, listener: Listener
 
     stopper = Stopper()
     with Journal(path, create=False) as jr, around(stopper):
-        jr.claim(run)
-        last = jr.last_event(run)
-        past = last.seq if last is not None else 0   # (a fallout before: resumed since, or it would not be run)
         return asyncio.run(go(jr, stopper))
 
 
@@ -317,6 +319,26 @@ def reachable(address: str) -> None:
         gc.collect()   # (sdk-python#300: a client of its own, gone before this returns)
 
     asyncio.run(go())
+
+
+def workflow_state(address: str, journal_id: str, run: int) -> str:
+    """What a run's workflow does: "gone" (over, or unknown to Temporal), "waits" (for a decision: the
+    run fell out, or the resume that took it died before its decision reached it) or "goes on".
+    TemporalError when Temporal does not answer."""
+    async def state(handle: WorkflowHandle) -> str:
+        try:
+            if (await handle.describe(rpc_timeout=_ASK)).status != WorkflowExecutionStatus.RUNNING:
+                return "gone"
+            progress = await handle.query(RunWorkflow.progress, rpc_timeout=_ASK)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return "gone"
+            raise TemporalError(f"cannot ask Temporal at {address} about run {run}'s workflow: {exc}") from None
+        except WorkflowQueryFailedError:   # (it ended between the two asks)
+            return "gone"
+        return "waits" if progress.get("awaiting") == "decision" else "goes on"
+
+    return _on_workflow(address, journal_id, run, state)
 
 
 def workflow_gone(address: str, journal_id: str, run: int) -> bool:
