@@ -130,6 +130,11 @@ def test_an_so_resume_of_a_run_on_temporal_is_answered_not_a_500(vfw_copy: Path)
             engine.resume(run, "so", record={"request_id": "r-2", "original_request_id": "r-1"})
     finally:
         engine.shutdown(5)
+    # its watch for runs to take over ends with it (it outlived it: later plans of this process went
+    # through the fork server, as in a process with threads)
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "ordo-takeover" and t.is_alive()]
 
 
 def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkeypatch: pytest.MonkeyPatch):
