@@ -234,7 +234,8 @@ class LocalEngine:
                 continue
             if principal == TAKEOVER and last.kind != "run-ended" and time.time() - last.at < self._quiet(info):
                 continue
-            if principal == TAKEOVER and info.options.get("engine") == "temporal" and not self._workflow_gone(info):
+            if principal == TAKEOVER and info.options.get("engine") == "temporal" \
+                    and not self._no_workflow_goes_on(info):
                 continue   # its workflow goes on, and writes its end
             try:   # warnings, as the server's log shows by default: an operator wants to know
                 self.resume(info.id, principal)
@@ -242,9 +243,10 @@ class LocalEngine:
             except OrdoError as exc:
                 log.warning("run %d was %s, and is not carried on here: %s", info.id, status, exc)
 
-    def _workflow_gone(self, info: RunInfo) -> bool:
-        """Whether a run on Temporal has no workflow going on (service/temporal_engine.py asks Temporal;
-        a server of the embedded engine leaves such runs to the servers that follow them)."""
+    def _no_workflow_goes_on(self, info: RunInfo) -> bool:
+        """Whether a look may take over a run on Temporal: no workflow of it goes on (it is gone, or waits
+        for a decision; service/temporal_engine.py asks Temporal; a server of the embedded engine leaves
+        such runs to the servers that follow them)."""
         return False
 
     def _quiet(self, info: RunInfo) -> float:

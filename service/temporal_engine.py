@@ -92,7 +92,7 @@ class TemporalEngine(LocalEngine):
             return "gone"
         return load_client().workflow_state(address, self._journal().id, info.id)
 
-    def _workflow_gone(self, info: RunInfo) -> bool:
+    def _no_workflow_goes_on(self, info: RunInfo) -> bool:
         """Whether a look takes the run over: Temporal knows no workflow of it going on (a look then
         follows it again here, which ends it failed: a workflow never started because its server died
         between journaling the run and starting it held the run's resources for good), or its workflow
