@@ -158,10 +158,22 @@ def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None
         return
     with contextlib.suppress(NoJournal), Journal(path, create=False) as jr:
         for info in jr.check_startable(True):   # refuses a run in progress; the runs that could be resumed
-            if info.options.get("engine") == "temporal" and info.effective_status in ("crashed", "interrupted"):
+            if info.options.get("engine") == "temporal" and unfollowed(jr, info):
                 _refuse_carried_on(jr, info, supersede)
         if not supersede:
             jr.check_startable(False)
+
+
+def unfollowed(jr: Journal, info: RunInfo) -> bool:
+    """Whether a run on Temporal may be its workflow's while no process follows it: crashed (its follower
+    died), or interrupted by its follower's failure (its last word an ``interrupted`` event), not by its
+    workflow's end (a Ctrl-C of the apply that followed it: the workflow ended the run, and is over)."""
+    if info.effective_status == "crashed":
+        return True
+    if info.effective_status != "interrupted":
+        return False
+    last = jr.last_event(info.id, kinds=("interrupted", "run-ended"))
+    return last is not None and last.kind == "interrupted"
 
 
 def _refuse_carried_on(jr: Journal, info: RunInfo, supersede: bool) -> None:
@@ -355,8 +367,7 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
         # fallen out on Temporal, or crashed there (a resume that took the run died before its decision
         # reached the workflow), or interrupted (its follower failed): the workflow that still waits for a
         # decision carries the run on
-        if info.options.get("engine") == "temporal" and info.effective_status in ("fallout", "crashed",
-                                                                                   "interrupted"):
+        if info.options.get("engine") == "temporal" and (info.effective_status == "fallout" or unfollowed(jr, info)):
             from executor.temporal import load_client, workflow_id
 
             # (a workflow over or gone leaves the run to this engine below, where they apply)
@@ -428,7 +439,7 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
     with Journal(journal_path(project, journal), create=False) as jr:
         info = jr.run(run_id)
         status = info.effective_status
-        if info.options.get("engine") == "temporal" and status in ("running", "crashed", "interrupted"):
+        if info.options.get("engine") == "temporal" and (status == "running" or unfollowed(jr, info)):
             from executor.temporal import TemporalError, load_client
 
             # crashed (or interrupted: its follower failed) while its workflow waits for a decision (the process

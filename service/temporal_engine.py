@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import OrdoError
+from executor import runs
 from executor.engine import RunResult
 from executor.journal import RunInfo
 from executor.temporal import Temporal, load_client
 from planner.plan import Plan
-from service.engine import Conflict, LocalEngine, Unavailable
+from service.engine import RESTART, TAKEOVER, Conflict, LocalEngine, Unavailable
 
 
 @dataclass
@@ -37,32 +38,40 @@ class TemporalEngine(LocalEngine):
 
     def _execute(self, project: Any, plan: Plan, options: Any, listener: Any, around: Any, claims: list[str],
                  record: dict[str, Any]) -> RunResult:
-        from executor import runs
-
         return runs.execute(project, plan, options, self.path, listener=listener, around=around, claims=claims,
                             record=record, temporal=self._where())
 
     def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int:
-        """A run on Temporal that no server follows (crashed; interrupted: its follower failed) is what its
-        workflow does: one that waits for a decision (the resume that took the run died before its
-        decision reached it) gets the decision asked for then, as ``ordo resume`` sends it; one that goes on
-        is followed again here (an SO resume, which names a request of its own, is refused before anything
-        is journaled: there is nothing to resume); one that is gone is resumed here if the workflow ended it
-        (interrupted), else followed again, which ends it failed. Any other run: as the embedded engine."""
+        return self._carried_on(run_id, principal, record, rollback=False)
+
+    def rollback(self, run_id: int, principal: str) -> int:
+        return self._carried_on(run_id, principal, None, rollback=True)
+
+    def _carried_on(self, run_id: int, principal: str, record: dict[str, Any] | None, *, rollback: bool) -> int:
+        """A run on Temporal that no server follows (crashed; interrupted by its follower's failure:
+        ``runs.unfollowed``) is what its workflow does: one that waits for a decision (the resume that took
+        the run died before its decision reached it) gets the one asked for, as ``ordo resume`` sends it (a
+        look's or a start's: the one the dead resume asked for); one that goes on is followed again here (a
+        resume that names a request of its own, an SO one, or a rollback is refused before anything is
+        journaled: there is nothing to resume); one that is gone is resumed here if its follower stopped,
+        else followed again, which ends it failed. Any other run: as the embedded engine."""
         info = self.run(run_id)
         status = info.effective_status
-        if info.options.get("engine") != "temporal" or status not in ("crashed", "interrupted"):
-            return super().resume(run_id, principal, record=record)
+        if info.options.get("engine") != "temporal" or not runs.unfollowed(self._journal(), info):
+            return super().rollback(run_id, principal) if rollback else \
+                super().resume(run_id, principal, record=record)
         state = self._workflow_state(info)   # (TemporalError: Temporal does not answer, nothing is known)
-        if state == "waits":   # (the decision asked for last: a rollback's is a rollback)
-            asked = self._journal().last_event(run_id, ("resume-requested",))
-            rollback = record is None and asked is not None and bool(asked.data.get("rollback"))
+        if state == "waits":
+            if principal in (TAKEOVER, RESTART):   # the decision the resume that died asked for
+                asked = self._journal().last_event(run_id, ("resume-requested",))
+                rollback = asked is not None and bool(asked.data.get("rollback"))
             return self._resume(run_id, principal, rollback=rollback, record=record, lost=True)
         if state == "gone" and status == "interrupted":
-            return super().resume(run_id, principal, record=record)
-        if record is not None:
+            return super().rollback(run_id, principal) if rollback else \
+                super().resume(run_id, principal, record=record)
+        if record is not None or rollback:
             raise Conflict(f"run {run_id} goes on in its workflow on Temporal (no server follows it now): there is "
-                           "nothing to resume" if state == "goes on" else
+                           "nothing to resume or roll back" if state == "goes on" else
                            f"run {run_id} ran on Temporal and its workflow is over without having ended it: "
                            f"`ordo abort {run_id}` closes it")
         # Its workflow went on without the server that followed it (or is gone: following ends it): follow it.

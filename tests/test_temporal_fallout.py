@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from executor.controllers.simulated import read_ledger
-from executor.journal import Journal
+from executor.journal import Event, Journal
 from tests.conftest import VFW, ordo_env, require_server, run_ordo_forked
 from tests.temporalkit import TEMPORAL, dev_server, with_client
 from tests.temporalkit import workers as vfw_workers
@@ -228,12 +228,14 @@ def test_a_decision_for_a_fallout_that_another_decision_resumed_is_dropped(tempo
     assert [s for s, _ in ended] == ["fallout", "fallout", "aborted"] and ended[-1][1] != "bob", ended
 
 
-@pytest.mark.parametrize("decision", ["resume", "abort"])
+@pytest.mark.parametrize(("decision", "left"), [("resume", "crashed"), ("abort", "crashed"), ("abort", "interrupted")])
 def test_a_run_whose_resume_died_before_its_decision_is_decided_by_the_next(temporal_server: str, tmp_path: Path,
-                                                                            decision: str):
+                                                                            decision: str, left: str):
     """`ordo resume` took the run (its claim) and died before its signal: the run shows as crashed while its
-    workflow still waits for a decision. The next `ordo resume` or `ordo abort` sends it."""
-    queue = f"f7{decision}"
+    workflow still waits for a decision. The next `ordo resume` or `ordo abort` sends it. Interrupted (the
+    resume stopped at once by a second Ctrl-C, which journals it so): the workflow's decision activity
+    wrote nothing, and ended the workflow with the run left interrupted (a review of 6 December)."""
+    queue = f"f7{decision}{left}"
     with vfw_workers(temporal_server, queue, tmp_path, VFW, count=1):
         wid = _fall_out(temporal_server, queue, tmp_path)
         subprocess.run([sys.executable, "-c", "import sys; from executor.journal import Journal; "
@@ -241,6 +243,8 @@ def test_a_run_whose_resume_died_before_its_decision_is_decided_by_the_next(temp
                        check=True, env=ordo_env(), cwd=Path(__file__).resolve().parent.parent)
         with Journal(tmp_path / "journal.db", create=False) as jr:
             assert jr.run(1).effective_status == "crashed"
+            if left == "interrupted":
+                jr.append(1, [Event("interrupted", data={"how": "stopped at once"})], status="interrupted")
         _fix(tmp_path)
         done = run_ordo_forked(decision, "1", "-C", VFW, "--journal", tmp_path / "journal.db", timeout=180)
         assert done.code == 0, done.text

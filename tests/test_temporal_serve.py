@@ -429,6 +429,12 @@ def test_an_so_resume_of_a_crashed_run_on_temporal_is_decided_as_ordo_resume_dec
         with pytest.raises(ExecutionError, match=f"run {run} runs on Temporal and its workflow is still going on"):
             engine.resume(run, "so", record={"request_id": "r-3"})
         assert decisions == [(run, "rollback"), (run, "resume")]
+        # one a person asks for is theirs, a resume or a rollback (a resume was sent as the dead one's rollback)
+        with pytest.raises(ExecutionError):
+            engine.resume(run, "alice")
+        with pytest.raises(ExecutionError):
+            engine.rollback(run, "alice")
+        assert decisions[2:] == [(run, "resume"), (run, "rollback")]
     finally:
         engine.shutdown(5)
 
@@ -495,3 +501,27 @@ def test_an_interrupted_run_whose_workflow_goes_on_is_stopped_by_abort_and_not_s
         jr.append(run, [Event("run-ended", data={"status": "fallout"})], status="fallout")
         with pytest.raises(RunEnded, match="it is fallout"):
             jr.claim(run, only=("running", "interrupted"))
+
+
+def test_a_run_its_workflow_ended_interrupted_is_aborted_or_superseded_without_temporal(
+        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    """A run whose workflow ended it interrupted (a Ctrl-C of the apply that followed it) is over on
+    Temporal: abort and --supersede need no Temporal to answer for it (they did, for a while, on 6
+    December: a review's), as one interrupted by its follower's failure does."""
+    import executor.temporal.client
+    from executor import runs
+    from executor.journal import Event
+    from executor.temporal import TemporalError
+
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                      "temporal": "127.0.0.1:9"})
+        jr.append(run, [Event("run-started", data={}), Event("run-ended", data={"status": "interrupted"})],
+                  status="interrupted")
+
+    def down(address: str) -> None:
+        raise TemporalError("Temporal at 127.0.0.1:9 does not answer")
+
+    monkeypatch.setattr(executor.temporal.client, "_connect", down)
+    runs.check_startable(vfw_copy, None, supersede=True)
+    assert runs.abort(vfw_copy, None, run) == f"Run {run} aborted (it was interrupted); nothing was undone."

@@ -347,7 +347,8 @@ class Activities:
             if decision["action"] == "abort":
                 info = jr.run(number)
                 # "crashed": a resume that took the run died before its decision reached the workflow
-                waiting = ("fallout", "crashed")
+                # ("interrupted": the same resume stopped at once, a second Ctrl-C, which journals it so)
+                waiting = ("fallout", "crashed", "interrupted")
                 if info.effective_status in waiting:  # else: written by an attempt whose answer was lost, or ended
                     summary = {**info.summary, "status": "aborted", "reason": "aborted while fallout"}
                     jr.append_once(number, [Event("run-ended", data={**summary, **asked})], since=since,
@@ -358,19 +359,19 @@ class Activities:
             asking = [Event("resume-requested", data={**asked, **rollback})]
             # "running": the process that asked holds the run (it follows the workflow)
             written = jr.append_once(number, asking, since=since,
-                                     only_if=lambda r: r.status in ("fallout", "running"))[0]
+                                     only_if=lambda r: r.status in ("fallout", "running", "interrupted"))[0]
             if not written:
                 return _as_ended(jr, number)
             seq = written[-1].seq
             # the decision is for the fallout before it: not for one after it (this attempt came late,
             # its retry's resume ran and fell out again), which waits for a decision of its own
             status = jr.run(number).status
-            if status == "fallout" and not jr.has_event(number, "run-ended", since=seq):
+            if status in ("fallout", "interrupted") and not jr.has_event(number, "run-ended", since=seq):
                 try:
                     jr.claim(number)
                 except RunEnded:  # superseded since
                     return _as_ended(jr, number)
-            elif status not in ("fallout", "running"):  # superseded after the event was written
+            elif status not in ("fallout", "running", "interrupted"):  # superseded after the event was written
                 return _as_ended(jr, number)
             return {"seq": seq}
         try:
