@@ -54,6 +54,24 @@ def _crashed_run_on_temporal(path: Path, project: Path, events: list, claims: li
     return run
 
 
+def _interrupted_run_on_temporal(project: Path, last: object, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A run on Temporal (at 127.0.0.1:9) left interrupted, ``last`` its last event; Temporal down."""
+    import executor.temporal.client
+    from executor.journal import Event
+    from executor.temporal import TemporalError
+
+    with Journal(project / ".ordo" / "journal.db") as jr:
+        run = jr.start_run(str(project), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                     "temporal": "127.0.0.1:9"})
+        jr.append(run, [Event("run-started", data={}), last], status="interrupted")
+
+    def down(address: str) -> None:
+        raise TemporalError("Temporal at 127.0.0.1:9 does not answer")
+
+    monkeypatch.setattr(executor.temporal.client, "_connect", down)
+    return run
+
+
 @pytest.mark.slow
 def test_a_run_of_the_service_on_temporal_outlives_its_server(temporal: str, vfw_copy: Path, tmp_path: Path):
     port = free_port()
@@ -474,16 +492,7 @@ def test_an_interrupted_run_whose_workflow_goes_on_is_stopped_by_abort_and_not_s
     from executor.journal import Event, RunEnded
     from executor.temporal import Temporal, TemporalError
 
-    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
-        run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
-                                                      "temporal": "127.0.0.1:9"})
-        jr.append(run, [Event("run-started", data={}), Event("interrupted", data={"how": "lost"})],
-                  status="interrupted")
-
-    def down(address: str) -> None:
-        raise TemporalError("Temporal at 127.0.0.1:9 does not answer")
-
-    monkeypatch.setattr(executor.temporal.client, "_connect", down)
+    run = _interrupted_run_on_temporal(vfw_copy, Event("interrupted", data={"how": "lost"}), monkeypatch)
     with pytest.raises(TemporalError):
         executor.temporal.client.follow_again(vfw_copy / ".ordo" / "journal.db", run, Temporal("127.0.0.1:9"),
                                               listener=lambda ev: None, around=runs._nothing)
@@ -508,20 +517,9 @@ def test_a_run_its_workflow_ended_interrupted_is_aborted_or_superseded_without_t
     """A run whose workflow ended it interrupted (a Ctrl-C of the apply that followed it) is over on
     Temporal: abort and --supersede need no Temporal to answer for it (they did, for a while, on 6
     December: a review's), as one interrupted by its follower's failure does."""
-    import executor.temporal.client
     from executor import runs
     from executor.journal import Event
-    from executor.temporal import TemporalError
 
-    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
-        run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
-                                                      "temporal": "127.0.0.1:9"})
-        jr.append(run, [Event("run-started", data={}), Event("run-ended", data={"status": "interrupted"})],
-                  status="interrupted")
-
-    def down(address: str) -> None:
-        raise TemporalError("Temporal at 127.0.0.1:9 does not answer")
-
-    monkeypatch.setattr(executor.temporal.client, "_connect", down)
+    run = _interrupted_run_on_temporal(vfw_copy, Event("run-ended", data={"status": "interrupted"}), monkeypatch)
     runs.check_startable(vfw_copy, None, supersede=True)
     assert runs.abort(vfw_copy, None, run) == f"Run {run} aborted (it was interrupted); nothing was undone."
