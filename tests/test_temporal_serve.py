@@ -523,3 +523,50 @@ def test_a_run_its_workflow_ended_interrupted_is_aborted_or_superseded_without_t
     run = _interrupted_run_on_temporal(vfw_copy, Event("run-ended", data={"status": "interrupted"}), monkeypatch)
     runs.check_startable(vfw_copy, None, supersede=True)
     assert runs.abort(vfw_copy, None, run) == f"Run {run} aborted (it was interrupted); nothing was undone."
+
+
+def test_a_decision_that_cannot_be_sent_lets_the_run_go(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    """A resume held the run, then its signal failed (Temporal did not answer): the run stayed running
+    under the live process, which nothing then took over or decided (a review of 6 December). It is let
+    go as a stopped follower's (interrupted), and a later resume sends the decision."""
+    from types import SimpleNamespace
+
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
+    import executor.temporal.client
+    from executor import runs
+    from executor.journal import Event
+    from executor.temporal import TemporalError
+
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        run = jr.start_run(str(vfw_copy), "r.yaml", {"principal": "test", "engine": "temporal",
+                                                      "temporal": "127.0.0.1:9"})
+        jr.append(run, [Event("run-started", data={})])
+        fallout = jr.append(run, [Event("run-ended", data={"status": "fallout"})], status="fallout")[-1].seq
+
+    class Handle:
+        id = "w"
+
+        async def describe(self, **kwargs: object) -> SimpleNamespace:
+            return SimpleNamespace(status=WorkflowExecutionStatus.RUNNING)
+
+        async def query(self, *args: object, **kwargs: object) -> dict:
+            return {"awaiting": "decision", "fallout": fallout}
+
+        async def signal(self, *args: object) -> None:
+            raise RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b"")
+
+    class Client:
+        def get_workflow_handle(self, wid: str) -> Handle:
+            return Handle()
+
+    async def connect(address: str) -> Client:
+        return Client()
+
+    monkeypatch.setattr(executor.temporal.client, "_connect", connect)
+    with pytest.raises(TemporalError, match=f"cannot send the decision to run {run}'s workflow"):
+        runs.resume(vfw_copy, None, None, run, None, None, None, None)
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        info = jr.run(run)
+        assert info.status == "interrupted" and runs.unfollowed(jr, info)

@@ -416,8 +416,17 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
             since = last.seq if last is not None else 0
             if action != "abort":
                 jr.claim(run)  # this process follows it, as the local host would hold it
-            await handle.signal(RunWorkflow.decide, {"action": action, "principal": record.get("principal", ""),
-                                                     "record": record, "fallout": progress.get("fallout")})
+            try:
+                await handle.signal(RunWorkflow.decide, {"action": action, "principal": record.get("principal", ""),
+                                                         "record": record, "fallout": progress.get("fallout")})
+            except RPCError as exc:
+                # not sent (Temporal did not answer): the run, held here, is let go as a stopped follower's
+                # (it stayed running under a live server, nothing deciding it); a resume sends the decision
+                if action != "abort":
+                    with contextlib.suppress(JournalError):
+                        jr.append(run, [Event("interrupted", data={"how": f"the decision was not sent: {exc}"})],
+                                  status="interrupted")
+                raise TemporalError(f"cannot send the decision to run {run}'s workflow: {exc}") from None
             return await _to_the_end(jr, run, _existing(client, handle.id), listener, stopper, since=since)
         finally:
             del client
