@@ -416,6 +416,12 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
         return load_project(root, Path(request) if request else None, inv, extra, observed=observed,
                             observed_name=display_path(path, root))
 
+    if inventory is not None:   # a file given now: refused before the run is taken (each try journaled `resumed`)
+        try:
+            loader(list(jr.state().values()))
+        except BaseException:
+            jr.close()
+            raise
     executor = Executor(jr, loader, options=options, listener=listener, shared=shared)
     return _drive(jr, executor, around, lambda: executor.resume(run_id, rollback=rollback))
 

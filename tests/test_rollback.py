@@ -96,3 +96,19 @@ def test_so_task_completed_with_rollback_ends_rolled_back(vfw_copy: Path) -> Non
     with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
         asked = [ev.data for ev in jr.events(run) if ev.kind == "resume-requested"]
     assert asked and asked[-1]["rollback"] is True and asked[-1]["principal"].endswith("(SO requestor ops)")
+
+
+def test_a_resume_given_an_inventory_it_cannot_read_journals_nothing(vfw_copy: Path) -> None:
+    """`ordo resume N --inventory BAD` journaled `resumed` each time before it refused the file (the CLI
+    sweep of 6 December): the file is read first."""
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation",
+                   vfw_copy / "simulations" / "region-two-refuses.yaml", "--on-failure", "stop")
+    assert run.code == 1, run.text
+    (vfw_copy / "bad.yaml").write_text("resources: [1, 2\n")
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        before = len(jr.events(1))
+    for _ in range(2):
+        refused = run_ordo("resume", "1", "-C", vfw_copy, "--inventory", vfw_copy / "bad.yaml")
+        assert refused.code == 1 and "bad.yaml:2:1: error: invalid YAML" in refused.err, refused.text
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        assert len(jr.events(1)) == before and jr.run(1).status == "failed"
