@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from domain.errors import Diagnostic, DiagnosticsError
+from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS
 from domain.yamlsrc import Source, format_path
 
 Name = Annotated[
@@ -494,15 +495,10 @@ class PoliciesSpec(_Strict):
                                           "keys it reads (policies/README.md)")
 
 
-#: The most operations at once a run may be given (a plan holds at most 2**31 - 1; the service takes
-#: as many), and the most megabytes planning may be given (16 TB; more does not fit the system's limit).
-MOST_AT_ONCE, MOST_MEMORY_MB = 10_000, 1 << 24
-
-
 class SettingsSpec(_Strict):
     concurrency: PositiveInt = Field(10, le=MOST_AT_ONCE, description="operations running at once, in all")
     solve_timeout: PositiveFloat = Field(30.0, description="seconds grounding and solving may take together")
-    max_replans: NonNegativeInt = Field(3, le=1000, description="re-plans one run may make after failures")
+    max_replans: NonNegativeInt = Field(3, le=MOST_REPLANS, description="re-plans one run may make after failures")
     memory_limit_mb: PositiveInt | None = Field(
         None, le=MOST_MEMORY_MB, description="megabytes grounding and solving may take (default 4096, or half "
                                              "the machine's memory if that is less)")

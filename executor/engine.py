@@ -129,7 +129,7 @@ class CrashPoints:
             name, _, count = part.partition(":")
             if name not in CRASH_POINTS:
                 raise ExecutionError(f"unknown crash point '{name}' (expected one of: {', '.join(CRASH_POINTS)})")
-            self._at[name] = int(count) if count.isascii() and count.isdigit() and 0 < len(count) < 10 \
+            self._at[name] = int(count) if count.isascii() and count.isdigit() and len(count) < 10 \
                 and int(count) > 0 else 1
 
     def hit(self, name: str) -> None:

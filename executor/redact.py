@@ -149,8 +149,6 @@ def _LONGEST_FIRST(value: str) -> tuple[int, str]:   # noqa: N802 (a sort key, n
     return -len(value), value
 
 
-#: The keys of a name/value pair: the name's, then the value's.
-_PAIRS = (("name", "value"), ("key", "value"), ("Name", "Value"), ("Key", "Value"))
 
 
 class Redactor:
@@ -230,13 +228,8 @@ class Redactor:
         ``{"name": "password", "value": ...}``, a container's env, a tag ``{"Key": ..., "Value": ...}``),
         in any spelling of those keys ("NAME", "VALUE"): every key that is "value" in lower case."""
         values = tuple(k for k in data if type(k) is str and len(k) == 5 and k.lower() == "value")
-        if not values:
-            return ()
-        for name, value in _PAIRS:   # (the usual spellings: found without a look at every key)
-            if value in data and isinstance(data.get(name), str) and self._secret_key(data[name]):
-                return values
-        if any(type(k) is str and len(k) <= 4 and k.lower() in ("name", "key") and isinstance(v, str)
-               and self._secret_key(v) for k, v in data.items()):
+        if values and any(type(k) is str and len(k) <= 4 and k.lower() in ("name", "key") and isinstance(v, str)
+                          and self._secret_key(v) for k, v in data.items()):
             return values
         return ()
 

@@ -164,10 +164,11 @@ def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None
             jr.check_startable(False)
 
 
-def unfollowed(jr: Journal, info: RunInfo) -> bool:
+def unfollowed(jr: Journal | Any, info: RunInfo) -> bool:
     """Whether a run on Temporal may be its workflow's while no process follows it: crashed (its follower
     died), or interrupted by its follower's failure (its last word an ``interrupted`` event), not by its
-    workflow's end (a Ctrl-C of the apply that followed it: the workflow ended the run, and is over)."""
+    workflow's end (a Ctrl-C of the apply that followed it: the workflow ended the run, and is over).
+    ``jr``: what reads the run's last event (a journal, or the service's engine)."""
     if info.effective_status == "crashed":
         return True
     if info.effective_status != "interrupted":

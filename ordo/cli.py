@@ -30,6 +30,7 @@ from rich.console import Console
 
 from domain.errors import DiagnosticsError, OrdoError, clipped, first_of
 from domain.gcpause import paused_gc
+from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS
 from ordo.safe import shown, shown_lines, terminal_safe
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_NO_PLAN, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -43,9 +44,9 @@ inventory_option = click.option(
     help="Inventory file to plan from, instead of the project's.")
 request_argument = click.argument("request", required=False, type=click.Path(dir_okay=False, path_type=Path))
 #: Operations at once a run may be given (settings.concurrency's bound, the service's too).
-AT_ONCE = click.IntRange(min=1, max=10_000)
+AT_ONCE = click.IntRange(min=1, max=MOST_AT_ONCE)
 memory_option = click.option(
-    "--memory-limit", type=click.IntRange(min=16, max=1 << 24), metavar="MB",
+    "--memory-limit", type=click.IntRange(min=16, max=MOST_MEMORY_MB), metavar="MB",
     help="Memory grounding and solving may take (default settings.memory_limit_mb, else 4096 or half the memory).")
 
 
@@ -472,7 +473,7 @@ apply_options = [
     click.option("--on-failure", type=click.Choice(["replan", "rollback", "stop"]), default=None,
                  help="When an operation fails for good: plan again toward the goal (default), plan back "
                       "to the state before the run, or stop (resume later)."),
-    click.option("--max-replans", type=click.IntRange(min=0, max=1000),
+    click.option("--max-replans", type=click.IntRange(min=0, max=MOST_REPLANS),
                  help="Re-plans allowed (default settings.max_replans)."),
     click.option("--json", "as_json", is_flag=True, help="Write the run's events as JSON lines, no live display."),
     click.option("--op-timeout", type=FiniteRange(min=0.01, max=SECONDS_MOST),

@@ -30,10 +30,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import DiagnosticsError, OrdoError, clipped
 from domain.formats import NOT_BOOL, DuplicateKey, unique_keys
+from domain.limits import MOST_AT_ONCE, MOST_REPLANS
 from domain.yamlsrc import MAX_DEPTH
 from executor.engine import ExecutionError
 from executor.journal import STATUSES, ClaimError, JournalError, RunInfo, claim_target
 from executor.redact import Redactor
+from executor.runs import unfollowed
 from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
 from service.auth import LOCAL, Credentials, Principal
@@ -104,8 +106,8 @@ class RunBody(_Body):
         None, description="A plan saved earlier (`ordo plan --format json`, POST /v1/plans), made from "
                           "`request`; refused unless it is the plan ordo makes from the inputs as they are now.")
     on_failure: Literal["replan", "rollback", "stop"] | None = None
-    max_replans: Annotated[int, NOT_BOOL] | None = Field(None, ge=0, le=1000)
-    concurrency: Annotated[int, NOT_BOOL] | None = Field(None, ge=1, le=10_000)
+    max_replans: Annotated[int, NOT_BOOL] | None = Field(None, ge=0, le=MOST_REPLANS)
+    concurrency: Annotated[int, NOT_BOOL] | None = Field(None, ge=1, le=MOST_AT_ONCE)
     op_timeout: Annotated[float, NOT_BOOL] | None = Field(
         None, gt=0, le=86_400, description="Seconds an operation may take when the catalog sets no timeout.")
 
@@ -465,16 +467,10 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
 
 async def _goes_on(engine: LocalEngine, info: RunInfo) -> bool:
-    """A run on Temporal whose server stopped following it (crashed, as the journal sees it, or
-    interrupted by its follower's failure, not by its workflow's end): its workflow goes on, and writes
-    its end (a stream ended early, at the server's death or restart). One whose workflow is gone is
-    ended by a look."""
-    if info.options.get("engine") != "temporal" or info.effective_status not in ("crashed", "interrupted"):
-        return False
-    if info.effective_status == "crashed":
-        return True
-    last = await run_in_threadpool(engine.last_event, info.id, ("interrupted", "run-ended"))
-    return last is not None and last.kind == "interrupted"
+    """A run on Temporal whose server stopped following it (``executor.runs.unfollowed``): its workflow
+    goes on, and writes its end (a stream ended early, at the server's death or restart). One whose
+    workflow is gone is ended by a look."""
+    return info.options.get("engine") == "temporal" and await run_in_threadpool(unfollowed, engine, info)
 
 
 async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) -> AsyncIterator[str]:

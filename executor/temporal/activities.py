@@ -358,8 +358,7 @@ class Activities:
             rollback = {"rollback": True} if decision["action"] == "rollback" else {}
             asking = [Event("resume-requested", data={**asked, **rollback})]
             # "running": the process that asked holds the run (it follows the workflow)
-            written = jr.append_once(number, asking, since=since,
-                                     only_if=lambda r: r.status in ("fallout", "running", "interrupted"))[0]
+            written = jr.append_once(number, asking, since=since, only_if=lambda r: r.status in _DECIDABLE)[0]
             if not written:
                 return _as_ended(jr, number)
             seq = written[-1].seq
@@ -371,7 +370,7 @@ class Activities:
                     jr.claim(number)
                 except RunEnded:  # superseded since
                     return _as_ended(jr, number)
-            elif status not in ("fallout", "running", "interrupted"):  # superseded after the event was written
+            elif status not in _DECIDABLE:  # superseded after the event was written
                 return _as_ended(jr, number)
             return {"seq": seq}
         try:
@@ -523,6 +522,10 @@ class Activities:
 def _close(run: _Run) -> None:
     run.executor.close()
     run.executor.journal.close()
+
+
+#: The statuses a run takes a resume or rollback decision in ("running": the process that asked holds it).
+_DECIDABLE = ("fallout", "running", "interrupted")
 
 
 def _as_ended(jr: Journal, run: int) -> dict[str, Any]:

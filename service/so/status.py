@@ -437,7 +437,6 @@ def diagnostics_error(exc: DiagnosticsError) -> dict[str, Any]:
     return request_error(lines[0] if len(found) == 1 else f"{len(found):,} problems: " + "; ".join(lines), lines)
 
 
-
 def locked_instance(instance_id: str, other: SoRecord, state: str) -> dict[str, Any]:
     """409's body when the instance has a request in progress, in SO's words."""
     whose = "already has" if other.instance_id == instance_id else \

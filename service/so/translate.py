@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
-from domain.errors import Diagnostic, DiagnosticsError
+from domain.errors import Diagnostic, DiagnosticsError, clipped
 from domain.formats import Name
 from domain.project import Project, load_project
 from domain.yamlsrc import PathKey, Source, format_path, path_part
@@ -62,12 +62,12 @@ class Translation:
 
     def relabel(self, exc: DiagnosticsError) -> DiagnosticsError:
         """The loader's problems with this request, at the SO fields they came from."""
-        return DiagnosticsError([self._relabel(d) for d in exc.diagnostics])
+        origins = self._as_written()   # (once: a body may have thousands of problems)
+        return DiagnosticsError([self._relabel(d, origins) for d in exc.diagnostics])
 
-    def _relabel(self, diag: Diagnostic) -> Diagnostic:
+    def _relabel(self, diag: Diagnostic, origins: dict[str, str]) -> Diagnostic:
         if diag.file != self.name:
             return diag
-        origins = self._as_written()
         best = max((p for p in origins if _within(diag.path, p)), key=len, default=None)
         if best is None:
             return diag
@@ -122,8 +122,7 @@ def translate_delete(instance_id: str, body: Any, mapping: Mapping, *, name: str
 def _request_name(action: str, instance: str) -> str:
     """The ordo request's name (200 characters at most, as a request file's): an instance id of the
     200 characters SO allows, and the action before it, made one too long to be loaded."""
-    name = f"SO {action} {instance}"
-    return name if len(name) <= 200 else name[:199] + "…"
+    return clipped(f"SO {action} {instance}", 200)
 
 
 def _valid_name(text: str) -> bool:

@@ -1,0 +1,10 @@
+"""The bounds of a run's options, wherever they are given: the project file's settings, the command
+line, a service request. One place, so that what one refuses the others refuse too (a --concurrency
+past 2**31 - 1 once journaled a plan no ordo could read back)."""
+
+#: Operations at once (a plan holds at most 2**31 - 1).
+MOST_AT_ONCE = 10_000
+#: Re-plans one run may make.
+MOST_REPLANS = 1000
+#: Megabytes planning may be given (16 TB; more does not fit the system's limit).
+MOST_MEMORY_MB = 1 << 24
