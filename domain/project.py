@@ -26,6 +26,8 @@ from domain.yamlsrc import Source, load_yaml
 PROJECT_FILE = "ordo.yaml"
 #: Where large model files' parses are kept (domain.yamlsrc.ParseCache), beside the journal.
 PARSE_CACHE = Path(".ordo", "cache", "yaml")
+#: Where what each policy file defines and reads is kept (planner/lint.py), beside them.
+POLICY_CACHE = Path(".ordo", "cache", "policies")
 
 
 @dataclass

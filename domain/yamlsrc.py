@@ -270,12 +270,18 @@ class ParseCache:
     are removed when another is written. Deleting the folder is always safe.
     The caller decides which files may be kept (domain.project: the
     project's own, never a file from elsewhere, which may hold secrets its
-    owner keeps out of the project)."""
+    owner keeps out of the project).
 
-    def __init__(self, folder: Path, path: Path):
+    Other derived data is kept the same way (planner/lint.py: what each policy
+    file defines and reads): ``path`` is then the text the entry is named by,
+    and ``fingerprint`` what makes the data, instead of the parser's."""
+
+    def __init__(self, folder: Path, path: Path | str, fingerprint: str | None = None):
         self.folder = folder
-        name = hashlib.sha256(str(path.absolute()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        named = str(path.absolute()) if isinstance(path, Path) else path
+        name = hashlib.sha256(named.encode("utf-8", "surrogateescape")).hexdigest()[:32]
         self.entry = folder / f"{name}.json"
+        self.fingerprint = fingerprint
 
     def get(self, sha256: str, size: int) -> tuple[Any] | None:
         """``(data,)`` as parsed from the file whose bytes have ``sha256`` and ``size``; None on a miss."""
@@ -284,7 +290,7 @@ class ParseCache:
                 text = f.read(4 * size + 4096)   # JSON of a document is about its size: never read more
             entry = json.loads(text)
             if (isinstance(entry, dict) and entry.get("sha256") == sha256
-                    and entry.get("parser") == _parser_fingerprint() and "data" in entry):
+                    and entry.get("parser") == (self.fingerprint or _parser_fingerprint()) and "data" in entry):
                 return (entry["data"],)
         except (OSError, ValueError, RecursionError):
             pass
@@ -293,7 +299,7 @@ class ParseCache:
     def put(self, sha256: str, data: Any) -> None:
         """Keep ``data`` for the file's bytes; nothing when the folder cannot be written."""
         try:
-            text = json.dumps({"parser": _parser_fingerprint(), "sha256": sha256, "data": data},
+            text = json.dumps({"parser": self.fingerprint or _parser_fingerprint(), "sha256": sha256, "data": data},
                               ensure_ascii=False, separators=(",", ":"))
             _make_private(self.folder)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")

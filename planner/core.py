@@ -17,7 +17,7 @@ import policies
 from domain.errors import Diagnostic, DiagnosticsError, first_of
 from domain.gcpause import paused_gc
 from domain.model import Model
-from domain.project import Project, display_path, input_name
+from domain.project import POLICY_CACHE, Project, display_path, input_name
 from domain.yamlsrc import Source
 from planner.bounded import LIMIT_HINTS, memory_for, solve_bounded, workers_for
 from planner.decode import Decoded, decode, op_id
@@ -116,7 +116,7 @@ def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict
     unparsed = program.errors
     program.diagnostics += apply_enforcement(program, levels, src)
     program.diagnostics += apply_parameters(program, parameters or {}, src, model, warn=warn)
-    program.diagnostics += lint(program, unparsed)
+    program.diagnostics += lint(program, unparsed, root / POLICY_CACHE)
     if model is not None and warn:
         program.diagnostics += vocabulary_lint(program, model)
     program.linted = not unparsed

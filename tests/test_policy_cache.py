@@ -5,6 +5,7 @@ otherwise than the bytes hashed is not kept; no thread is handed another's state
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 
@@ -12,7 +13,8 @@ import pytest
 import yaml
 from clingo import ast
 
-from domain.project import load_project
+from domain.errors import DiagnosticsError
+from domain.project import POLICY_CACHE, load_project
 from planner import lint, program
 from planner.core import load_policies, make_plan
 from tests.conftest import EXAMPLES
@@ -133,6 +135,91 @@ def test_a_file_clingo_read_otherwise_than_hashed_is_not_kept(vfw, monkeypatch):
     assert prog.files and all(f.made_of == () for f in prog.files)
     assert not program.CACHES.parsed and not program.CACHES.substituted and not program.CACHES.words
     assert not lint._FACTS
+    assert not list((vfw / POLICY_CACHE).glob("*.json"))
+
+
+def _kept(root):
+    return sorted((root / POLICY_CACHE).glob("*.json"))
+
+
+def _not_walked(*_args):
+    raise AssertionError("a policy file was walked again")
+
+
+def test_the_next_command_reads_what_the_files_define_from_the_project_folder(vfw, monkeypatch):
+    """What each file defines and reads is kept in .ordo/cache/policies: the next process (here: the
+    caches of this one forgotten) reports the same, byte for byte, without walking a statement."""
+    _forget()
+    fresh = checked(vfw)
+    assert len(_kept(vfw)) == len(load_policies(load_project(vfw)).files)
+    _forget()
+    monkeypatch.setattr(lint, "_file_facts", _not_walked)
+    assert checked(vfw) == fresh
+    assert make_plan(load_project(vfw)).plan is not None
+
+
+def checked(root):
+    return [str(d) for d in load_policies(load_project(root)).diagnostics]
+
+
+def test_an_edited_file_is_walked_again_and_its_refusal_stands(vfw):
+    """An entry kept for a file's old bytes never stands for its new ones: what the lint refuses in
+    the edited file is refused, by every command that checks the policies."""
+    _forget()
+    checked(vfw)
+    policy = vfw / "policies" / "config-after-modules.lp"
+    policy.write_text(policy.read_text() + "\nbefore(A, B) :- nowhere_defined(A, B).\n#script (python)\n"
+                      "def f(): pass\n#end.\n")
+    _forget()
+    with pytest.raises(DiagnosticsError) as refused:
+        load_policies(load_project(vfw))
+    found = " ".join(str(d) for d in refused.value.diagnostics)
+    assert "#script is not allowed" in found and "nowhere_defined/2" in found, found
+
+
+@pytest.mark.parametrize("damage", [b"", b"{", b'{"parser": 1}', None, [1, 2], [[["x"]], [], [], [], [], []],
+                                    [[[["x", "1"], [1, 1]]], [], [], [], [], []]])
+def test_a_damaged_entry_is_walked_again_and_written_anew(vfw, damage, monkeypatch):
+    _forget()
+    fresh = checked(vfw)
+    for entry in _kept(vfw):
+        if isinstance(damage, bytes):
+            entry.write_bytes(damage)
+        else:   # the right parser and key, data of the wrong shape
+            doc = json.loads(entry.read_text())
+            entry.write_text(json.dumps({**doc, "data": damage}))
+    walked = []
+    monkeypatch.setattr(lint, "_file_facts", lambda statements: walked.append(1) or real_facts(statements))
+    _forget()
+    assert checked(vfw) == fresh
+    assert len(walked) == len(_kept(vfw))
+    _forget()
+    walked.clear()
+    assert checked(vfw) == fresh and not walked
+
+
+real_facts = lint._file_facts
+
+
+def test_another_planner_walks_again(vfw, monkeypatch):
+    """An entry written by other planner code (another ordo, an edited lint) is not read."""
+    _forget()
+    fresh = checked(vfw)
+    monkeypatch.setattr(lint, "_walk_fingerprint", lambda: "facts/another")
+    walked = []
+    monkeypatch.setattr(lint, "_file_facts", lambda statements: walked.append(1) or real_facts(statements))
+    _forget()
+    assert checked(vfw) == fresh and walked
+
+
+def test_a_folder_that_cannot_be_written_leaves_the_cache_off(vfw):
+    (vfw / ".ordo").mkdir()
+    (vfw / ".ordo" / "cache").write_text("not a folder")
+    _forget()
+    fresh = checked(vfw)
+    _forget()
+    assert checked(vfw) == fresh
+    assert (vfw / ".ordo" / "cache").read_text() == "not a folder"
 
 
 def test_no_thread_is_handed_the_statements_another_parsed(vfw):
