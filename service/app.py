@@ -307,7 +307,10 @@ def _claims(names: list[str]) -> dict[str, list[str]]:
 # --- the app ------------------------------------------------------------------------
 
 NO_CREDENTIALS = "a bearer token (or HTTP basic) is needed"
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ordo", Basic realm="ordo"'}
+#: Basic first: a browser reads the first scheme of a challenge only, and asks for a name and
+#: password only when that is Basic (chromium never did on "Bearer ..., Basic ..."); API clients
+#: send their bearer token without waiting to be asked.
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="ordo", Bearer realm="ordo"'}
 
 
 def authorize(request: Request) -> Principal:

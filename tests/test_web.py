@@ -85,6 +85,23 @@ def test_the_plan_graph_turns_from_running_to_done_live(browser, server: str, tm
     print(f"screenshots: {tmp_path}")
 
 
+def test_a_browser_is_asked_for_a_password_where_tokens_are_needed(browser, vfw_copy: Path, tmp_path: Path) -> None:
+    """With credentials configured, a browser given a name and a token as password (HTTP basic, which it
+    sends only when the server's challenge asks for Basic first) sees the pages; without, 401."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("rd-0c9e8b7a6f5d4c3b reader dashboard\n")
+    with thread_server(vfw_copy, tokens=tokens) as url:
+        context = browser.new_context(http_credentials={"username": "dashboard", "password": "rd-0c9e8b7a6f5d4c3b"})
+        try:
+            page = context.new_page()
+            assert page.goto(f"{url}/").status == 200
+            assert page.locator("table, p").count() > 0
+        finally:
+            context.close()
+        refused = httpx.get(f"{url}/", timeout=30)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic ")
+
+
 def test_names_and_reasons_cannot_inject_html(vfw_copy: Path) -> None:
     """Untrusted text (a request's name, a reason) is shown as text, never as markup."""
     hostile = {**INSTANTIATE, "name": '<img src=x onerror="alert(1)"><script>alert(2)</script>'}
