@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import math
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -47,6 +48,10 @@ MAX_RUN_ID = 1 << 62
 STATES = (*STATUSES, "crashed")
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"   # printable ASCII, no spaces
 POLL = 0.2                  # seconds between looks at the journal for a stream of events
+BATCH = 500                 # events read, written out and sent at once by a stream
+#: Event streams open at once; more are refused (503, Retry-After), not queued: each holds a batch of
+#: events and takes turns of the thread pool, and 200 clients that never read made /healthz wait 16 s.
+MOST_STREAMS = 100
 KEEPALIVE = 15.0            # seconds of silence before a comment keeps a stream open
 #: A 422 names this many problems of the input at most, each text in at most MOST_CHARACTERS.
 MOST_DIAGNOSTICS, MOST_CHARACTERS = 100, 2000
@@ -352,6 +357,7 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
                   description="Orchestration requests planned from models and policies, then carried out. "
                               "See docs/service.md.")
     app.state.credentials = credentials
+    streams = app.state.streams = _Streams()
     from service.soapi import PREFIX
 
     app.add_middleware(UniqueKeys, skip=PREFIX)   # inside BodyLimit (added after it: around it)
@@ -359,7 +365,8 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
     _errors(app, engine)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # (on the event loop, not the thread pool: a liveness probe is answered while reads queue there)
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], responses={503: {"description": "Not ready (yet, or any more)."}})
@@ -450,7 +457,12 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
         Last-Event-ID (or ?since=SEQ) carries on after that event. The stream ends with the run."""
         await run_in_threadpool(engine.run, run_id)  # 404 before the stream starts
         start = last_event_id if last_event_id is not None else since
-        return StreamingResponse(_stream(engine, request, run_id, start), media_type="text/event-stream",
+        slot = streams.take()
+        if slot is None:
+            raise HTTPException(503, f"{MOST_STREAMS} event streams are open, the most this server serves at once: "
+                                     "try again later", headers={"Retry-After": "5"})
+        return StreamingResponse(_held(slot, _stream(engine, request, run_id, start)),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @v1.get("/state", tags=["state"])
@@ -469,6 +481,48 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
     return app
 
 
+class _Streams:
+    """The event streams open (``MOST_STREAMS`` at most): a slot is taken before a stream's response,
+    and given back when the stream ends, or when it never started (the client gone first: the slot
+    goes with the stream that held it)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> _Slot | None:
+        with self._lock:
+            if self.open >= MOST_STREAMS:
+                return None
+            self.open += 1
+            return _Slot(self)
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.open -= 1
+
+
+class _Slot:
+    def __init__(self, streams: _Streams) -> None:
+        self._streams: _Streams | None = streams
+
+    def free(self) -> None:
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            streams.give_back()
+
+    def __del__(self) -> None:
+        self.free()
+
+
+async def _held(slot: _Slot, stream: AsyncIterator[str]) -> AsyncIterator[str]:
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        slot.free()
+
+
 async def _goes_on(engine: LocalEngine, info: RunInfo) -> bool:
     """A run on Temporal whose server stopped following it (``executor.runs.unfollowed``): its workflow
     goes on, and writes its end (a stream ended early, at the server's death or restart). One whose
@@ -476,15 +530,27 @@ async def _goes_on(engine: LocalEngine, info: RunInfo) -> bool:
     return info.options.get("engine") == "temporal" and await run_in_threadpool(unfollowed, engine, info)
 
 
+def _next_events(engine: LocalEngine, run_id: int, seq: int) -> tuple[str, int]:
+    """The run's next events after ``seq`` (at most BATCH) as Server-Sent Events, and the last one's seq
+    (``seq`` when there are none): read and written out in a thread, sent in one piece."""
+    batch = engine.events(run_id, seq, BATCH)
+    text = "".join(f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.as_dict(), sort_keys=True)}\n\n"
+                   for ev in batch)
+    return text, batch[-1].seq if batch else seq
+
+
 async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) -> AsyncIterator[str]:
+    """A run's events, a batch at a time: one write each (a client gone mid-batch failed each of its
+    events' writes, and asyncio logged a line for each: 480 lines per client that left early, a
+    sweep's), and no batch after the client is gone."""
     quiet = 0.0
     while True:
-        batch = await run_in_threadpool(engine.events, run_id, seq, 500)
-        for ev in batch:
-            seq = ev.seq
-            yield f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.as_dict(), sort_keys=True)}\n\n"
-        if batch:
+        text, seq = await run_in_threadpool(_next_events, engine, run_id, seq)
+        if text:
+            yield text
             quiet = 0.0
+            if await request.is_disconnected():
+                return
             continue
         info = await run_in_threadpool(engine.run, run_id)
         if info.effective_status != "running" and not engine.driving(run_id) and not await _goes_on(engine, info):

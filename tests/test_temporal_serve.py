@@ -4,6 +4,7 @@ workflow going on, and the restarted server follows it again to its end; abort i
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
@@ -198,8 +199,8 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
             return False
 
     async def kinds(engine: Engine) -> list[str]:
-        return [chunk.split("\n")[1] async for chunk in service.app._stream(engine, Request(), 1, 0)
-                if chunk.startswith("id:")]
+        sent = "".join([chunk async for chunk in service.app._stream(engine, Request(), 1, 0)])
+        return re.findall(r"^event: .*$", sent, re.MULTILINE)
 
     for status in ("running", "interrupted"):   # (interrupted: the server's follower failed)
         assert asyncio.run(kinds(Engine("temporal", status))) == ["event: run-started", "event: run-ended"]
