@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import re
 from collections.abc import Iterator
@@ -210,29 +209,37 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
 _FACTS: dict[tuple, _FileFacts] = {}
 
 
-def _facts_of(pfile: PolicyFile, kept: Path | None = None) -> _FileFacts:
+def _facts_of(pfile: PolicyFile, kept: Path | None = None, whole: bool = True) -> _FileFacts:
     """``kept``: the project's folder of them (``domain.project.POLICY_CACHE``), read and filled when
-    this process has not walked the file yet."""
+    this process has not walked the file yet. ``whole``: False for a file whose parse reported an
+    error: its statements may be fewer than its text holds (clingo stopped part-way; the depth at
+    which a deeply nested term fails depends on the thread's stack), so they are walked and kept
+    nowhere, neither for the next command nor for another thread, which may parse them whole."""
+    if not whole:
+        return _file_facts(pfile.statements)
     # (plain data, no AST node: shared by the threads; a stock policy's parameters may be in place)
     return CACHES.kept(_FACTS, pfile.made_of, lambda: _kept_facts(pfile, kept))
 
 
 def _kept_facts(pfile: PolicyFile, folder: Path | None) -> _FileFacts:
     """The file's facts as an earlier command on the project found them, else walked now and kept
-    for the next (``ParseCache``: an entry by all that the statements are made from, written by
-    the same walk: the fingerprint of ordo's planner and of clingo's parser). Walking the
-    statements is half of a command's policy check (0.03 s of 0.06 at 1,000 resources); reading
-    the entry, a millisecond. A damaged entry is ignored and written again."""
+    for the next (``ParseCache``: an entry named by a hash of all that the statements are made
+    from, holding their count and their facts, and the fingerprint of ordo's planner and of
+    clingo's version). Walking the statements is half of a command's policy check (0.02-0.03 s
+    of 0.05-0.06 at 1,000 resources); reading the entry, a millisecond. An entry is not read for
+    statements of another count, nor for a file holding a ``#script`` (whatever it says: the
+    check that keeps scripts from running does not rest on it); a damaged one is walked again
+    and written anew."""
     key = repr(pfile.made_of) if folder is not None and pfile.made_of and _plain(pfile.made_of) else None
-    if key is None:
+    if key is None or _WALK_FINGERPRINT is None:
         return _file_facts(pfile.statements)
-    store = ParseCache(folder, key, _walk_fingerprint())
+    store = ParseCache(folder, key, _WALK_FINGERPRINT)
     sha = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
     hit = store.get(sha, _MOST_KEPT)
-    facts = _facts_from(hit[0]) if hit is not None else None
-    if facts is None:
+    facts = _facts_from(hit[0], len(pfile.statements)) if hit is not None else None
+    if facts is None or any(stm.ast_type == ast.ASTType.Script for stm in pfile.statements):
         facts = _file_facts(pfile.statements)
-        store.put(sha, astuple(facts))
+        store.put(sha, {"statements": len(pfile.statements), "facts": astuple(facts)})
     return facts
 
 
@@ -250,18 +257,27 @@ def _plain(key: Any) -> bool:
     return key is None or type(key) in (str, int, bool, clingo.Symbol)
 
 
-@functools.cache
-def _walk_fingerprint() -> str:
+def _walk_fingerprint() -> str | None:
     """What a file's facts depend on besides its statements' sources: the planner's code (that
-    parses, labels, substitutes and walks them) and clingo's version."""
+    parses, labels, substitutes and walks them) and clingo's version; taken when this module is
+    imported, of the code this process runs (not of files upgraded under a long-lived server).
+    None, and nothing kept, where the planner's source files are not there to be read."""
     digest = hashlib.sha256(clingo.__version__.encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return "facts/" + digest.hexdigest()[:32]
+    try:
+        sources = sorted(Path(__file__).parent.glob("*.py"))
+        for path in sources:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    except OSError:
+        return None
+    return "facts/" + digest.hexdigest()[:32] if sources else None
 
 
-def _facts_from(data: Any) -> _FileFacts | None:
-    """The facts of a kept entry (``astuple(_FileFacts)`` as JSON); None for one not of that shape."""
+_WALK_FINGERPRINT = _walk_fingerprint()
+
+
+def _facts_from(entry: Any, statements: int) -> _FileFacts | None:
+    """The facts of a kept entry (the count of statements walked, and ``astuple(_FileFacts)`` as
+    JSON); None for one not of that shape, or of another count of statements."""
     def pairs(items: Any, first: Any) -> tuple:
         if not isinstance(items, list) or not all(isinstance(i, list) and len(i) == 2 for i in items):
             raise ValueError
@@ -277,6 +293,9 @@ def _facts_from(data: Any) -> _FileFacts | None:
             raise ValueError
         return value
 
+    if not isinstance(entry, dict) or entry.get("statements") != statements or type(statements) is not int:
+        return None
+    data = entry.get("facts")
     try:
         if not isinstance(data, list) or len(data) != 6 or not isinstance(data[1], list):
             return None
@@ -326,16 +345,17 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None, kept: Path 
     that failed to parse names it. ``kept``: the project's folder of what
     each file defines and reads (``_kept_facts``)."""
     unsure = _maybe_defined(program, unparsed) if unparsed else set()
+    broken = {d.file for d in unparsed or ()}
     defined: set[Sig] = set(FACT_SIGNATURES) | set(GLUE_SIGNATURES)
     reads: list[tuple[Sig, At, str]] = []
     out: list[Diagnostic] = []
     reserved: set[Sig] = set(FACT_SIGNATURES)
     for pfile in program.files:
         if pfile.origin == "base":
-            reserved.update(sig for sig, _ in _facts_of(pfile, kept).defined)
+            reserved.update(sig for sig, _ in _facts_of(pfile, kept, pfile.display not in broken).defined)
     reserved -= OPEN_SIGNATURES
     for pfile in program.files:
-        facts = _facts_of(pfile, kept)
+        facts = _facts_of(pfile, kept, pfile.display not in broken)
         if pfile.origin != "base" and not pfile.meta.declared:
             out.append(Diagnostic(
                 file=pfile.display, line=1, column=1, summary="policy has no metadata",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 import yaml
@@ -205,11 +206,89 @@ def test_another_planner_walks_again(vfw, monkeypatch):
     """An entry written by other planner code (another ordo, an edited lint) is not read."""
     _forget()
     fresh = checked(vfw)
-    monkeypatch.setattr(lint, "_walk_fingerprint", lambda: "facts/another")
+    monkeypatch.setattr(lint, "_WALK_FINGERPRINT", "facts/another")
     walked = []
     monkeypatch.setattr(lint, "_file_facts", lambda statements: walked.append(1) or real_facts(statements))
     _forget()
     assert checked(vfw) == fresh and walked
+
+
+def _deep(vfw) -> Path:
+    """A project policy whose parse is cut short in one process (as a deeply nested term's is, at a
+    depth that depends on the thread's stack), after which it reads what nothing defines and defines
+    what the base library reserves."""
+    doc = yaml.safe_load((vfw / "ordo.yaml").read_text())
+    doc["policies"]["files"].append("policies/deep.lp")
+    (vfw / "ordo.yaml").write_text(yaml.safe_dump(doc))
+    policy = vfw / "policies" / "deep.lp"
+    policy.write_text("%@ name: deep\nbefore(A, B) :- x(A, B, f(a)).\nrelocate(R) :- resource(R, _).\n")
+    return policy
+
+
+def test_a_file_whose_parse_was_cut_short_is_kept_nowhere(vfw, monkeypatch):
+    """A parse that stopped part-way (an error) left fewer statements: their facts, kept, hid the
+    refusals of the rest from the next command that parsed the file whole (a review's)."""
+    policy = _deep(vfw)
+    real = ast.parse_files
+
+    def cut_short(files, callback, **kwargs):
+        if files != [str(policy)]:
+            return real(files, callback, **kwargs)
+        seen = []
+
+        def first_only(stm):
+            seen.append(stm)
+            if len(seen) > 2:
+                raise RecursionError("maximum recursion depth exceeded")
+            callback(stm)
+        return real(files, first_only, **kwargs)
+
+    monkeypatch.setattr(ast, "parse_files", cut_short)
+    _forget()
+    with pytest.raises(DiagnosticsError) as first:
+        load_policies(load_project(vfw))
+    assert "could not parse the file" in " ".join(str(d) for d in first.value.diagnostics)
+    monkeypatch.setattr(ast, "parse_files", real)
+    program.CACHES.parsed.clear()   # another thread (its own parses), the same process (the facts shared)
+    with pytest.raises(DiagnosticsError) as again:
+        load_policies(load_project(vfw))
+    _forget()
+    with pytest.raises(DiagnosticsError) as next_command:
+        load_policies(load_project(vfw))
+    for refused in (again, next_command):
+        found = " ".join(str(d) for d in refused.value.diagnostics)
+        assert "x/3" in found and "relocate/1" in found, found
+
+
+def test_an_entry_of_another_count_of_statements_or_for_a_script_is_not_read(vfw):
+    policy = _deep(vfw)
+    _forget()
+    with pytest.raises(DiagnosticsError):
+        load_policies(load_project(vfw))
+    policy.write_text(policy.read_text() + "#script (python)\ndef f(): pass\n#end.\n")
+    _forget()
+    with pytest.raises(DiagnosticsError):
+        load_policies(load_project(vfw))
+    for entry in _kept(vfw):   # every entry says: nothing defined, read or called
+        doc = json.loads(entry.read_text())
+        doc["data"]["facts"] = [[], [], [], [], [], []]
+        entry.write_text(json.dumps(doc))
+    _forget()
+    with pytest.raises(DiagnosticsError) as refused:
+        load_policies(load_project(vfw))
+    assert "#script is not allowed" in " ".join(str(d) for d in refused.value.diagnostics)
+    policy.write_text(policy.read_text().split("#script")[0] + "% again\n")   # (another key: new entries)
+    _forget()
+    with pytest.raises(DiagnosticsError):
+        load_policies(load_project(vfw))
+    for entry in _kept(vfw):   # nothing defined, read or called, in as many statements and one more
+        doc = json.loads(entry.read_text())
+        doc["data"] = {"statements": doc["data"]["statements"] + 1, "facts": [[], [], [], [], [], []]}
+        entry.write_text(json.dumps(doc))
+    _forget()
+    with pytest.raises(DiagnosticsError) as refused:
+        load_policies(load_project(vfw))
+    assert "relocate/1" in " ".join(str(d) for d in refused.value.diagnostics)
 
 
 def test_a_folder_that_cannot_be_written_leaves_the_cache_off(vfw):
