@@ -24,8 +24,9 @@ from service.engine import LocalEngine
 from service.so import status as so_status
 
 #: An operation's look, from the events of the plan it belongs to.
-OP_STATES = ("pending", "running", "done", "failed", "retried")
-_KIND_STATE = {"intent": "running", "result": "done", "failed": "failed", "retry": "retried"}
+OP_STATES = ("pending", "running", "waiting", "done", "failed", "retried")
+#: (waiting: for an outside event, `wait:` in the catalog; one that sends nothing first has no intent)
+_KIND_STATE = {"intent": "running", "waiting": "waiting", "result": "done", "failed": "failed", "retry": "retried"}
 NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 200, 48, 70, 16, 24
 MAX_LABEL = 26
 LIST_LIMIT = 200
@@ -144,8 +145,8 @@ def run_view(info: RunInfo, events: list[Event], *, live: bool) -> str:
     body = (head + why + _explanation(events) + f'<h2>Plan</h2><div class="legend">{legend}</div>'
             f'<div class="graph">{graph}</div>' + _replan_list(events) + _failures(events))
     script = _SCRIPT.replace("%RUN%", str(info.id)).replace("%SINCE%", str(last)).replace(
-        "%PLANSEQ%", str(plan_seq)).replace("%DONE%", str(prog.done)).replace("%TOTAL%", str(prog.total)) \
-        if live else ""
+        "%PLANSEQ%", str(plan_seq)).replace("%DONE%", str(prog.done)).replace("%TOTAL%", str(prog.total)).replace(
+        "%LOOKS%", json.dumps(_KIND_STATE, sort_keys=True)) if live else ""
     return _page(f"ordo: run {info.id}", body, script=script)
 
 
@@ -281,12 +282,13 @@ th{background:#f1f3f6;font-weight:600}
 .op rect{fill:#f3f4f6;stroke:#9ca3af;stroke-width:1.5}
 .op text{font-size:12px;fill:#1f2933}.op .name{font-weight:600}.op .what{fill:#4b5563}
 .op.running rect{fill:#dbeafe;stroke:#2563eb;stroke-width:2.5}
+.op.waiting rect{fill:#fef9c3;stroke:#ca8a04;stroke-width:2.5}
 .op.done rect{fill:#dcfce7;stroke:#16a34a}
 .op.failed rect{fill:#fee2e2;stroke:#dc2626;stroke-width:2.5}
 .op.retried rect{fill:#ffedd5;stroke:#ea580c;stroke-width:2.5}
 .legend{margin:0 0 8px}.key{display:inline-block;margin-right:10px;padding:1px 8px;border-radius:4px;
 border:1.5px solid #9ca3af;background:#f3f4f6;font-size:12px}
-.key.running{background:#dbeafe;border-color:#2563eb}.key.done{background:#dcfce7;border-color:#16a34a}
+.key.running{background:#dbeafe;border-color:#2563eb}.key.waiting{background:#fef9c3;border-color:#ca8a04}.key.done{background:#dcfce7;border-color:#16a34a}
 .key.failed{background:#fee2e2;border-color:#dc2626}.key.retried{background:#ffedd5;border-color:#ea580c}
 .fallout{background:#fff5f5;border:1px solid #fecaca;border-radius:6px;padding:4px 16px}
 .reason{color:#991b1b}code{background:#f1f3f6;padding:0 3px;border-radius:3px}
@@ -296,11 +298,12 @@ border:1.5px solid #9ca3af;background:#f3f4f6;font-size:12px}
 # it only sets classes and text, never HTML. A new plan, or the end, reloads the page.
 _SCRIPT = """<script>
 (function () {
-  var looks = {intent: "running", result: "done", failed: "failed", retry: "retried"};
+  var looks = %LOOKS%;
   var nodes = {};
   document.querySelectorAll("g.op").forEach(function (g) { nodes[g.getAttribute("data-op")] = g; });
   var drawn = Object.keys(nodes).length > 0;   // else a plan too large to draw: only the count goes on
   var done = %DONE%;
+  var counted = {};   // (a plan too large to draw: the operations counted done since the page was made)
   var total = %TOTAL%;
   var source = new EventSource("/v1/runs/%RUN%/events?since=%SINCE%");
   function look(ev) {
@@ -309,12 +312,12 @@ _SCRIPT = """<script>
     if (ev.type === "replan" || ev.type === "run-ended") { source.close(); location.reload(); return; }
     var g = nodes[data.op];
     if (drawn && !g) { return; }
-    var was = g ? g.classList.contains("done") : false;
+    var was = g ? g.classList.contains("done") : counted[data.op] === 1;
     if (g) { g.setAttribute("class", "op " + looks[ev.type]); }
-    if (looks[ev.type] === "done" && !was) { done += 1; }
+    if (looks[ev.type] === "done" && !was) { done += 1; counted[data.op] = 1; }
     document.getElementById("progress").textContent = done + "/" + total;
   }
-  ["intent", "result", "failed", "retry", "replan", "run-ended"].forEach(function (kind) {
+  Object.keys(looks).concat(["replan", "run-ended"]).forEach(function (kind) {
     source.addEventListener(kind, look);
   });
 })();

@@ -9,6 +9,7 @@ injected host clock: nothing sleeps long.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -614,3 +615,19 @@ def test_the_core_takes_an_event_that_came_during_the_call_and_a_wait_holds_no_s
     assert [(ev.op, ev.data["code"], ev.data["in_doubt"]) for ev in failed] == [("p/create", "deadline", False)]
     assert only(cmds, Observe)
     check()
+
+
+def test_the_web_page_shows_an_operation_waiting_for_its_event_as_waiting(tmp_path: Path) -> None:
+    """An operation that sends nothing and waits has a `waiting` event and no intent: the page drew it
+    pending, as if nothing had started, for as long as it waited (a sweep's)."""
+    root = project(tmp_path)
+    with thread_server(root) as url, httpx.Client(base_url=url, timeout=30) as api:
+        run = api.post("/v1/runs", json={}).json()["id"]
+        wait_for(root, "waiting", "pnf-1/register", run=run)
+        page = api.get(f"/ui/runs/{run}").text
+        assert re.search(r'<g class="op waiting" id="op-\d+" data-op="pnf-1/register"', page), page
+        assert '"waiting": "waiting"' in page and '<span class="key waiting">' in page   # the live script, the legend
+        assert api.post(f"/v1/runs/{run}/events", json={"resource": "pnf-1", "event": "registered"}).status_code == 202
+        wait_for(root, "sent", "web/deploy", run=run)
+        assert api.post(f"/v1/runs/{run}/events", json={"resource": "web", "event": "deployed"}).status_code == 202
+        wait_state(api, run, ("complete",), timeout=30)
