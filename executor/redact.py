@@ -18,7 +18,8 @@ What counts as secret:
   name looks secret, those a controller reads from the environment or sends
   as credentials (``Redactor.add_values``), at least :data:`MIN_VALUE`
   characters long, also percent-quoted or JSON-escaped;
-* in text: the values of URL query strings, the password of ``user:pass@``,
+* in text: private keys in PEM and JSON Web Tokens, whatever holds them;
+  the values of URL query strings, the password of ``user:pass@``,
   ``name=value`` and ``name: value`` for secret-looking names (headers such as
   ``Authorization: Bearer ...``), and the argument after a secret-looking
   command-line flag (``--password X``).
@@ -44,11 +45,14 @@ MIN_VALUE = 4  # shorter known values are not searched for in free text (too man
 #: Parts of names (keys, headers, flags, environment variables) whose values are secret.
 NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential|community"
          r"|private[-_]?key|access[-_]?key|auth[-_]?key|shared[-_]?key|encryption[-_]?key|psk"
+         r"|(?:tls|ssl|client|signing)[-_]?key|jwt|totp|mfa[-_]?seed"
          r"|signature|(?<=[_.-])pass(?![a-z])|(?-i:(?<=[a-z0-9])Pass)(?![a-z])"
-         r"|(?<![a-z0-9])pin(?![a-z])|passcode")
+         r"|(?<![a-z0-9])(?:pin|otp)(?![a-z])|(?-i:(?<=[a-z0-9])(?:Pin|PIN|Otp|OTP))(?![a-z])|passcode")
 #   (admin_pass, DB_PASS, vnf-pass, adminPass: not a word's "pass", as in passport or bypass; a name that is
-#   "pin" as a word of it (sim_pin, not spinner or pinned), a passcode, SNMP's community string. Not "pass", "auth" nor
-#   "bearer" alone: a check that passes, a method's name, a radio bearer)
+#   "pin" or "otp" as a word of it (sim_pin, adminPin, userPIN, not spinner or pinned), a passcode, SNMP's
+#   community string, a TLS client's or a signing key. Not "pass", "auth" nor "bearer" alone: a check that
+#   passes, a method's name, a radio bearer; nor any "key" (a label_key, a sort key, an ssh_key, often a public
+#   key that other resources' params read: a private one is masked by its value, _PEM))
 _NAME = re.compile(NAMES, re.IGNORECASE)
 # Each pattern starts only where a run of the characters its name (a scheme, a key) is made of starts,
 # not at every word boundary in it, a query's key holds no '?', and a pair's or a flag's name is looked
@@ -62,6 +66,10 @@ _USERINFO = re.compile(r"((?<![a-z0-9+.-])[a-z0-9+.-]+://[^/\s:@]*):[^@\s/]*@", 
 _QUERY = re.compile(r"(?<=[?&])([^=&#?\s\"'<>]*)=([^&#\s\"'<>]+)")
 _PAIR = re.compile(rf"(?i)(?<![\w.-])(?=[\w.-]*(?:{NAMES}))([\w.-]+)([\"']?\s*[:=]\s*[\"']?)"
                    r"(?!<secret )((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)")   # (a fingerprint is shown)
+#: A private key in PEM (an SSH or TLS key pasted into a param), to its END line or the end of the text.
+_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.DOTALL)
+#: A JSON Web Token: three base64url parts, the first two JSON objects ("eyJ" is '{"').
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _FLAG = re.compile(rf"(?i)((?:^|\s)--?(?=[\w-]*(?:{NAMES}))[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")
 
 
@@ -84,7 +92,7 @@ def _secret_str(name: str) -> bool:
 
 #: Every name NAMES matches holds one of these, in ASCII lower case.
 _NAME_PARTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential", "psk", "signature",
-               "community", "pin")
+               "community", "pin", "jwt", "otp", "seed")
 
 
 def _may_name(text: str) -> bool:
@@ -105,6 +113,10 @@ def scrub(text: str) -> str:
     Each pattern is tried only where it could match: a user's password needs ``://`` and
     ``@``, a query string ``=``, a pair or a flag a secret-looking name (``ordo show`` of a run
     of 60,000 events tried all four on 230,000 strings: 5 s)."""
+    if "-----BEGIN " in text:
+        text = _PEM.sub(rf"-----BEGIN \1-----{MASK}-----END \1-----", text)
+    if "eyJ" in text:
+        text = _JWT.sub(MASK, text)
     if "@" in text and "://" in text:
         text = _USERINFO.sub(rf"\1:{MASK}@", text)
     if "=" in text:

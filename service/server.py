@@ -72,14 +72,20 @@ class _Server(uvicorn.Server):
         self._engine.stop()
 
 
+#: The query parameters of ordo's own routes (the runs' list, an event stream, SO's status queries):
+#: the access log shows their values, and masks every other's, as the journal masks every query value
+#: in text: a client may put a credential in the URL under any name (``?auth=``, ``?sig=``).
+SHOWN_QUERY = frozenset({"state", "offset", "limit", "since", "format", "filter"})
+
+
 def masked_query(target: str) -> str:
-    """A request's target (path and query) with the values of its secret-looking query parameters
-    masked (``?token=...``, ``&password=...``): what the access log may show."""
+    """A request's target (path and query) with the values of its query parameters masked, but
+    those of ordo's own (``SHOWN_QUERY``) that do not look secret: what the access log may show."""
     path, sep, query = target.partition("?")
     if not sep:
         return target
-    items = [f"{key}={MASK}" if eq and secret_name(unquote(key)) else item
-             for item in query.split("&") for key, eq, _ in [item.partition("=")]]
+    items = [item if not eq or (unquote(key) in SHOWN_QUERY and not secret_name(value)) else f"{key}={MASK}"
+             for item in query.split("&") for key, eq, value in [item.partition("=")]]
     return f"{path}?{'&'.join(items)}"
 
 

@@ -318,7 +318,9 @@ def test_a_policy_sees_that_a_secret_param_is_set_never_its_value(tmp_path: Path
                                   "encryption_key", "admin_pass", "DB_PASS", "vnf-pass",   # (the fourth sweep)
                                   "adminPass", "dbPass",   # (OpenStack's; the review of 6 December)
                                   "community", "snmp_community", "pin", "PIN", "sim_pin", "pin-code",
-                                  "passcode"])   # (a CLI sweep's)
+                                  "passcode",   # (a CLI sweep's)
+                                  "adminPin", "simPin", "userPIN", "otp", "userOtp", "totp_seed", "mfa_seed", "jwt",
+                                  "tls_key", "ssl-key", "client_key", "signingKey"])   # (a sweep of the web page)
 def test_more_names_that_hold_secrets_are_known(name: str) -> None:
     """Names the hostile-input sweep found stored in plain text (6 December)."""
     from executor.redact import scrub, secret_name
@@ -330,11 +332,29 @@ def test_more_names_that_hold_secrets_are_known(name: str) -> None:
 @pytest.mark.parametrize("name", ["label_key", "idempotency_key", "keyboard", "customer", "cwd", "PWD", "OLDPWD",
                                   "ssh_key",   # (often a public key, read by other resources' params)
                                   "pass", "passport", "bypass", "pass_through", "compass", "Passenger", "surPassing",
-                                  "spinner", "pinned", "opinion", "auth_method", "bearer"])
+                                  "spinner", "pinned", "opinion", "auth_method", "bearer", "sshKey", "cert_key",
+                                  "Pinned", "pinterest", "hotplug", "footprint", "options", "OTPs", "monkey"])
 def test_names_that_hold_no_secret_are_left(name: str) -> None:
     from executor.redact import secret_name
 
     assert not secret_name(name)
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n-----END OPENSSH PRIVATE KEY-----\n",
+     "-----BEGIN OPENSSH PRIVATE KEY-----***-----END OPENSSH PRIVATE KEY-----\n"),
+    ("key: -----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA (cut short)",
+     "key: -----BEGIN RSA PRIVATE KEY-----***-----END RSA PRIVATE KEY-----"),
+    ("a -----BEGIN PUBLIC KEY-----\nMFkwEwYH\n-----END PUBLIC KEY----- stays",
+     "a -----BEGIN PUBLIC KEY-----\nMFkwEwYH\n-----END PUBLIC KEY----- stays"),
+    ("session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0 ended", "session *** ended"),
+    ("glued: xeyJhbGciOiJI.eyJzdWIi.x", "glued: xeyJhbGciOiJI.eyJzdWIi.x")])
+def test_private_keys_and_web_tokens_are_masked_whatever_holds_them(text: str, shown: str) -> None:
+    """A private key pasted into a param named sshKey, a JWT in a message: found by their values (a sweep's)."""
+    from executor.redact import Redactor, scrub
+
+    assert scrub(text) == shown
+    assert Redactor().tree({"sshKey": text, "items": [text]}) == {"sshKey": shown, "items": [shown]}
 
 
 def test_scrub_tries_only_the_patterns_that_could_match() -> None:
