@@ -39,6 +39,13 @@ Name = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=200),
 ]
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
+
+
+def is_name(value: Any) -> bool:
+    """Whether ``value`` is a Name: text of letters, digits and ``_.:-``, not starting with one of
+    those four, at most 200 characters."""
+    return type(value) is str and _NAME.fullmatch(value) is not None
 
 
 def _no_decimals(value: Any) -> Any:

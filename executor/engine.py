@@ -43,6 +43,7 @@ from executor.controllers import (
     OperationRequest,
     make_controllers,
 )
+from executor.controllers.base import misnamed
 from executor.core import (
     Abandon,
     Admit,
@@ -562,14 +563,13 @@ class Executor:
                 obs = ctl.observe(request.resource, request.type, request)
                 verdict = _judge(obs, request, initial)
                 if verdict == "applied":
-                    return Outcome(token, oid, outputs=dict(obs.outputs or {}), observed=True,
-                                   seconds=time.monotonic() - started)
+                    return _answered(token, oid, obs.outputs, started, observed=True)
                 if verdict != "resend":   # (still in doubt: a new key is sent only once it is known not applied)
                     return Outcome(token, oid, error=CallError(verdict, applied=None),
                                    seconds=time.monotonic() - started)
             outputs = ctl.execute(request)
             self.crash.hit("applied")
-            return Outcome(token, oid, outputs=dict(outputs or {}), seconds=time.monotonic() - started)
+            return _answered(token, oid, outputs, started)
         except ControllerError as exc:
             return Outcome(token, oid, error=CallError(exc.message, exc.transient, exc.scope, exc.code, exc.applied),
                            seconds=time.monotonic() - started)
@@ -666,6 +666,9 @@ class Executor:
                                                    f"{quoted(obs.state)} (type {res.type}: "
                                                    f"{', '.join(kind.states)})"))
                 continue
+            if (problem := misnamed(obs.attributes, "an attribute")) is not None:
+                found.append(Found(res.name, error=problem))
+                continue
             now_state = obs.state if obs.exists else kind.initial
             target = obs.target if now_state != kind.initial else None
             record = self._record(model, res, now_state, None, dict(obs.attributes),
@@ -686,7 +689,11 @@ class Executor:
                 looks.append(Look(oid, error=exc.message))
                 continue
             state = obs.state if obs.exists else model.kinds[op.type].initial
-            looks.append(Look(oid, state=state, attributes={**obs.attributes, **(obs.outputs or {})}))
+            attributes = {**obs.attributes, **(obs.outputs or {})}
+            if (problem := misnamed(attributes, "an attribute")) is not None:
+                looks.append(Look(oid, error=problem))
+                continue
+            looks.append(Look(oid, state=state, attributes=attributes))
         return Probed(looks, self.clock())
 
     def _replan(self, core: RunCore, cmd: Replan, *, stoppable: bool = True,
@@ -1038,6 +1045,18 @@ class Executor:
 
     def _rebuild(self, run_id: int) -> RunState:
         return rebuild(self.journal, run_id)
+
+
+def _answered(token: int, oid: str, outputs: dict[str, Any] | None, started: float, *,
+              observed: bool = False) -> Outcome:
+    """A call's outputs as its outcome; an error when one of them cannot be recorded (a resource's
+    attributes are named: one named otherwise failed the run's record of it after the call, and
+    each resume made the call again)."""
+    seconds = time.monotonic() - started
+    problem = misnamed(outputs, "an output")
+    if problem is not None:
+        return Outcome(token, oid, error=CallError(problem, code="output", applied=True), seconds=seconds)
+    return Outcome(token, oid, outputs=dict(outputs or {}), observed=observed, seconds=seconds)
 
 
 #: The crash point reached once the events of a step of the core are written.

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import OrdoError
-from domain.formats import solver_value
+from domain.formats import is_name, solver_value
 from domain.secrets import fingerprint, same_value
 from executor.core import ExecutionError, RunState
 from executor.engine import rebuild
@@ -33,7 +32,6 @@ from executor.redact import Redactor
 MAX_KEYS = 50
 MAX_TEXT = 4096
 MAX_BYTES = 16 * 1024
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 #: Runs that can still take an event: going on, or resumable.
 OPEN = ("running", "crashed", "interrupted", "fallout", "failed")
 
@@ -59,7 +57,7 @@ def event_data(data: Any, where: str = "data") -> dict[str, Any]:
     if len(data) > MAX_KEYS:
         raise EventError(f"{where}: {len(data)} keys, at most {MAX_KEYS}")
     for key, value in data.items():
-        if not isinstance(key, str) or not _NAME.match(key):
+        if not is_name(key):
             raise EventError(f"{where}: key {str(key)[:80]!r} is not a name (letters, digits, '_.:-', "
                              "starting with a letter or digit)")
         if value is not None and not isinstance(value, bool | int | float | str):
@@ -111,7 +109,7 @@ def deliver(jr: Journal, run_id: int, resource: str, event: str, data: Any, prin
     EventError: no such resource or event, bad data; ExecutionError: the run has ended, nothing waits,
     the deadline passed. The same event again is not written twice (a controller's retried callback)."""
     for value, field in ((resource, "resource"), (event, "event")):
-        if not isinstance(value, str) or not _NAME.match(value):
+        if not is_name(value):
             raise EventError(f"{field}: {str(value)[:80]!r} is not a name")
     data = event_data(data)
     for _ in range(_TRIES):

@@ -9,8 +9,9 @@ from typing import Any
 
 from rich.markup import escape
 
-# C0 and C1 controls (ESC, CR, LF, BS ...), DEL, and the characters that reorder or split text on screen.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls (ESC, CR, LF, BS ...), DEL, the characters that reorder or split text on screen, and
+# halves of UTF-16 pairs (no text: writing one to the terminal raised UnicodeEncodeError).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 _UNSAFE_IN_LINES = re.compile(_UNSAFE.pattern.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f"))

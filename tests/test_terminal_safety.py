@@ -73,6 +73,7 @@ def test_hostile_outputs_are_inert_in_every_view(tmp_path: Path, capsys: pytest.
 def test_terminal_safe_escapes_controls_and_bidi() -> None:
     assert terminal_safe("a\x1b[1mb\r\nc\u202ed\x9b\x7f\u2028") == "a\\x1b[1mb\\x0d\\x0ac\\u202ed\\x9b\\x7f\\u2028"
     assert terminal_safe("plain ünïcode → ok") == "plain ünïcode → ok"
+    assert terminal_safe("half \udfff of a pair") == "half \\udfff of a pair"   # (a journal written before)
     assert shown("[bold]x\x1b") == "\\[bold]x\\x1b"
 
 
@@ -88,3 +89,42 @@ def test_columns_line_up_by_the_cells_text_takes_and_are_inert() -> None:
     columns(Console(file=out, width=20), ("A", "B"), [("日本", "x"), ("abc", "\x1b[31m"), ("a-much-longer-cell", "")])
     assert out.getvalue().splitlines() == ["A                   B", "日本                x",
                                            "abc                 \\x1b[31m", "a-much-longer-cell"]
+
+
+UNTEXT = """\
+import json, sys
+request = json.load(sys.stdin)
+if request["action"] == "observe":
+    print(json.dumps({"exists": False}))
+elif request["resource"] == "lone":
+    print('{"outputs": {"note": "\\\\ud800x"}}')
+elif request["resource"] == "nameless":
+    print(json.dumps({"outputs": {"note": "ok", "": 1}}))
+elif request["resource"] == "long":
+    print(json.dumps({"outputs": {"K" * 300: 1}}))
+elif request["resource"] == "escaped":
+    print(json.dumps({"outputs": {"a\\x1b[31mb": 1}}))
+else:
+    print('{"error": "bad \\\\udfff thing"}')
+    sys.exit(1)
+"""
+
+
+def test_answers_that_are_no_text_or_name_no_record_fail_the_call_not_the_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Half a UTF-16 pair in an output, or an output named '', 300 characters long or with an escape:
+    the journal's record of the result failed after the call (a bug in ordo, and each resume made the
+    call again); half a pair in an error was stored, and `ordo show` failed on it every time after
+    (a sweep's). Each is now the call's failure, named (an error that is no text is not quoted); every
+    view shows the run."""
+    names = ("lone", "nameless", "long", "escaped", "failing")
+    root = project(tmp_path / "p", UNTEXT, resources="".join(f"  - {{name: {n}, type: thing}}\n" for n in names))
+    code, applied = ordo(capsys, "apply", "-C", root, "--auto-approve")
+    assert code == 3 and "bug in ordo" not in applied, applied
+    assert "unpaired surrogate ('\\ud800')" in applied
+    assert "an output named ''" in applied and "an output named 'KKKK" in applied
+    assert "an output named 'a\\x1b[31mb'" in applied and "\x1b" not in applied
+    for args in (("show",), ("show", "--json"), ("history",), ("state", "--export")):
+        code, out = ordo(capsys, *args, "-C", root)
+        assert code == 0 and "bug in ordo" not in out, (args, out)
+    assert "operation 'create' of 'failing': exit code 1" in ordo(capsys, "show", "-C", root)[1]   # (no text to show)

@@ -20,13 +20,15 @@ intent. Controllers that honour keys (the simulated one, an HTTP API with an
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from domain.errors import OrdoError
+from domain.errors import OrdoError, clipped
+from domain.formats import is_name
 from domain.yamlsrc import MAX_DEPTH, nested_deeper
 from executor.redact import Redactor
 
@@ -130,15 +132,38 @@ MAX_ANSWER_DEPTH = MAX_DEPTH
 def answer_json(text: str | bytes) -> Any:
     """A controller's answer parsed as JSON, strictly: ValueError for what is not JSON, ``NaN``
     and ``Infinity`` too (Python's json reads them; the journal, a client of the events and
-    ``show --json`` then held text that is not JSON), and for an answer nested deeper than
-    MAX_ANSWER_DEPTH (one 700 deep ended apply in a RecursionError after the call)."""
+    ``show --json`` then held text that is not JSON), for an answer nested deeper than
+    MAX_ANSWER_DEPTH (one 700 deep ended apply in a RecursionError after the call), and for one
+    holding half of a UTF-16 pair (``"\\ud800"``): no text (it cannot be written as UTF-8; the
+    journal's write of the result failed after the call, and ``ordo show`` of an error quoting it)."""
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep") from None
     if nested_deeper(value, MAX_ANSWER_DEPTH):
         raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep")
+    if _SURROGATE_ESCAPE.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"an unpaired surrogate ({exc.object[exc.start]!r}): not text") from None
     return value
+
+
+#: A JSON escape of a UTF-16 surrogate: whole pairs are read as one character, a lone half is no text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def misnamed(values: dict[str, Any] | None, what: str) -> str | None:
+    """Why a controller's outputs or attributes (``what``) cannot be recorded: the first key that is
+    no name (letters, digits and ``_.:-``, at most 200 characters), which a resource's attributes
+    must be; None when every key is one. (The call was made: it is an answer that cannot be kept.)"""
+    for key in values or ():
+        if not is_name(key):
+            shown = clipped(key, 60) if isinstance(key, str) else repr(key)
+            return (f"its answer holds {what} named {shown!r}, which is not a name (letters, digits and _.:-, "
+                    "starting with a letter or digit, at most 200 characters)")
+    return None
 
 
 def check_keys(spec: dict[str, Any], allowed: tuple[str, ...], where: str, noun: str = "field") -> None:
