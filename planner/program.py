@@ -397,7 +397,7 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
                                 owner=pfile.meta.owner or "ordo", declared=True)  # always hard
     diagnostics.extend(problems)
     includes, text = _includes(source)
-    unreadable = _unreadable_character(source, display)
+    unreadable = _unreadable_character(source, display) or _too_deep(source, display)
     if unreadable is not None:   # (clingo's message would cut the character in two: its logger cannot decode it)
         diagnostics.append(unreadable)
         return pfile, includes
@@ -406,7 +406,12 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
     long_numbers = _LONG_NUMBER.search(source) is not None
     reserved = origin == "project" and "__" in source
 
+    too_long: list[ast.Position] = []   # (the statement's start: clingo raises the exception anew, without it)
+
     def on_statement(stm: ast.AST) -> None:
+        if _length(stm.location, lines) > MOST_STATEMENT:
+            too_long.append(stm.location.begin)
+            raise _TooLong
         if relocate is not None:
             stm = relocate(stm)
         if long_numbers:
@@ -421,6 +426,13 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
             ast.parse_files([str(path)], on_statement, **log)
         else:
             ast.parse_string(text, on_statement, **log)
+    except _TooLong:
+        begin = too_long[0]
+        diagnostics.append(Diagnostic(
+            file=display, line=begin.line, column=begin.column, code="asp",
+            summary=f"a statement of more than {MOST_STATEMENT:,} characters",
+            detail="ordo reads statements of at most that many (a term nested thousands of levels deep ended "
+                   "the process): split it into rules of their own"))
     except RuntimeError:
         if not messages:
             messages.append(f"{path}:1:1: error: could not parse the file")
@@ -446,6 +458,47 @@ def _reserved_names(stm: ast.AST, display: str) -> list[Diagnostic]:
 #: clingo's integers are 32-bit: a longer literal wraps silently (99999999999999999999 reads as 1661992959).
 CLINGO_MAX_INT = 2**31 - 1
 _UNREADABLE = re.compile(r"[^\t\n\r\x20-\x7e]")
+
+
+#: The deepest a policy's parentheses nest, and the longest a statement may be, in characters: clingo
+#: writes a statement out (and ordo walks it) recursively, and a term 20,000 levels deep ended the process
+#: (a segmentation fault, no message); ordo's own walks of the statements give up far earlier.
+MOST_NESTED = 100
+MOST_STATEMENT = 10_000
+
+
+class _TooLong(Exception):
+    """A statement longer than MOST_STATEMENT, which stops the parse."""
+
+
+def _length(location: ast.Location, lines: list[str]) -> int:
+    """About how many characters a statement spans (clingo's columns count bytes)."""
+    begin, end = location.begin, location.end
+    if begin.line == end.line:
+        return end.column - begin.column
+    inside = sum(len(lines[n]) + 1 for n in range(begin.line, min(end.line - 1, len(lines))))
+    return len(lines[begin.line - 1]) - begin.column + 1 + inside + end.column if begin.line <= len(lines) else 0
+
+
+def _too_deep(source: str, display: str) -> Diagnostic | None:
+    """Parentheses nested more than MOST_NESTED levels deep, in code (strings and comments aside)."""
+    if source.count("(") <= MOST_NESTED:   # (nothing nests so deep: the text is not lexed)
+        return None
+    depth = 0
+    for kind, start, end in _lexed(source):
+        if kind != "code":
+            continue
+        for found in _PARENS.finditer(source, start, end):
+            depth += 1 if found[0] == "(" else -1
+            if depth > MOST_NESTED:
+                line, column = _position(source, found.start())
+                return Diagnostic(file=display, line=line, column=column, code="asp",
+                                  summary=f"parentheses nested more than {MOST_NESTED} levels deep",
+                                  detail="ordo reads terms of at most that depth: write the term flatter")
+    return None
+
+
+_PARENS = re.compile(r"[()]")
 
 
 def _position(text: str, at: int) -> tuple[int, int]:
@@ -713,7 +766,12 @@ def _resolve_include(pfile: PolicyFile, include: _Include, root: Path,
     if include.target is None:
         problem('expected #include "FILE".', "a policy includes a file of the project by its path, in quotes")
         return None
-    target = (pfile.path.parent / include.target).resolve()
+    try:
+        target = (pfile.path.parent / include.target).resolve()
+    except (OSError, RuntimeError):   # (it was "a bug in ordo")
+        problem(f"#include of '{include.target}': a loop of symbolic links, or a name too long to resolve",
+                "include a file of the project by a name that leads to it")
+        return None
     if not target.is_relative_to(folder.resolve()):
         problem(f"#include of '{include.target}': outside the project folder",
                 "a policy may include only files inside the project folder, where ordo.yaml is")

@@ -89,6 +89,13 @@ BROKEN = [
     pytest.param('#include "../../outside.lp".\n',
                  "policies/gold-tier.lp:5:1: error: #include of '../../outside.lp': outside the project folder",
                  id="include-relative"),
+    pytest.param(":- place(R,T), R = " + "f(" * 20000 + "1" + ")" * 20000 + ".\n",   # (a segmentation fault: a sweep's)
+                 "policies/gold-tier.lp:5:221: error: parentheses nested more than 100 levels deep", id="deep"),
+    pytest.param(":- place(R,T), R = " + "+".join(["1"] * 20000) + ".\n",
+                 "policies/gold-tier.lp:5:1: error: a statement of more than 10,000 characters", id="long"),
+    pytest.param('#include "loop1.lp".\n',
+                 "policies/gold-tier.lp:5:1: error: #include of 'loop1.lp': a loop of symbolic links, or a name too "
+                 "long to resolve", id="include-loop"),
     pytest.param("#include <incmode>.\n",
                  "policies/gold-tier.lp:5:1: error: expected #include \"FILE\".", id="include-library"),
     # (the hostile sweep of 6 December: each of these passed ordo check, then forged or crashed a plan)
@@ -138,6 +145,8 @@ BROKEN = [
 @pytest.mark.parametrize(("rule", "message"), BROKEN)
 def test_every_command_refuses_what_check_refuses(vfw_copy: Path, capsys, rule: str, message: str) -> None:
     (vfw_copy.parent / "outside.lp").write_text("x(1).\n", encoding="utf-8")
+    (vfw_copy / "policies" / "loop1.lp").symlink_to("loop2.lp")
+    (vfw_copy / "policies" / "loop2.lp").symlink_to("loop1.lp")
     add_policy(vfw_copy, HEADER + rule)
     checked = [str(d) for d in check(vfw_copy) if d.severity == "error"]
     assert any(line.startswith(message) for line in checked), checked
