@@ -30,7 +30,8 @@ class FakeSdnc(ThreadingHTTPServer):
     POST /networks/NAME: {"network": {"id": "net-NAME"}} and remembers NAME, except
     flaky (503 ``flaky`` times, then as usual), busy (429), broken (500), bad (400), full (507),
     slow (no answer until the test ends), junk (invalid JSON), nan (NaN in it), huge (over 1 MB),
-    drip (a few bytes at a time until the test ends), empty (204), list (a JSON list).
+    drip (a few bytes at a time until the test ends), header-drip (its headers so), empty (204),
+    list (a JSON list).
     GET /networks/NAME: the remembered network (with the keys applied to it), else 404.
     Anything under /echo answers 200 with what it received.
     """
@@ -98,6 +99,12 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             while not self.server.stop.wait(0.05):
                 self.wfile.write(b" " * 10)
+                self.wfile.flush()
+            return None
+        if name == "header-drip":   # the status line, then a header a byte at a time: each read gets one
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not self.server.stop.wait(0.05):
+                self.wfile.write(b"a")
                 self.wfile.flush()
             return None
         if name == "empty":
@@ -276,6 +283,7 @@ def test_invalid_json_is_permanent(ctl: HttpController) -> None:
     # operation for as long as the server went on (the second sweep, 6 December).
     ("drip", "no whole answer within 0.3 s"),
     ("drip-503", "answered 503"),   # an error answer is read until the deadline, then quoted as it is
+    ("header-drip", "answer within 0.3 s"),   # (a minute for a call of 5 s: a sweep's)
 ])
 def test_timeout_is_transient_with_unknown_effect_and_bounds_the_whole_answer(ctl: HttpController, name: str,
                                                                               says: str) -> None:

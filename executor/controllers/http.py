@@ -58,6 +58,7 @@ query values and passwords masked.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -65,6 +66,7 @@ import re
 import socket
 import ssl
 import string
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -137,6 +139,71 @@ class _Call:
     attributes: str = "attributes"
 
 
+class _Watch:
+    """Shuts a call's connection down at the call's deadline, so that its timeout bounds the whole
+    answer, the status line and headers too: the socket's own timeout bounds each read, and a server
+    sending a header's byte now and then held a call of 5 s for a minute (a sweep's). The body's
+    reads check the deadline themselves (``_pieces``); this ends a read that waits past it."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._sock: socket.socket | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self._timer is None:
+                self._timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                self.fired = True
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+    def end(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._sock = None
+
+
+def _watched(base: type[http.client.HTTPConnection], req: urllib.request.Request) -> Any:
+    """A connection class of ``base`` whose socket the request's ``_Watch`` (``req.watch``) watches."""
+    watch = getattr(req, "watch", None)
+
+    def connection(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = base(*args, **kwargs)
+        connect = conn.connect
+
+        def connected() -> None:
+            connect()
+            if watch is not None and conn.sock is not None:
+                watch.watch(conn.sock)
+
+        conn.connect = connected  # type: ignore[method-assign]
+        return conn
+
+    return connection
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def http_open(self, req):  # type: ignore[no-untyped-def]
+        return self.do_open(_watched(http.client.HTTPConnection, req), req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def https_open(self, req):  # type: ignore[no-untyped-def]
+        return self.do_open(_watched(http.client.HTTPSConnection, req), req, context=self._context,
+                            check_hostname=self._check_hostname)
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Report 3xx answers as they are instead of following them."""
 
@@ -174,7 +241,7 @@ class HttpController:
         self.env = _environment(config)
         context.redactor.add_values(self.env.values())
         tls = _tls(config, Path(context.root))
-        self._opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=tls))
+        self._opener = urllib.request.build_opener(_NoRedirect(), _HTTP(), _HTTPS(context=tls))
 
     # -- the controller interface ------------------------------------------------------------
 
@@ -275,12 +342,29 @@ class HttpController:
         where = f"controller '{self.name}': {method} {shown}"
         wait = max(timeout, 0.001)
         deadline = time.monotonic() + wait
+        watch = _Watch(deadline)
         try:
-            req = urllib.request.Request(url, data=data, headers=headers, method=method)
+            answer = self._transport(urllib.request.Request(url, data=data, headers=headers, method=method), watch,
+                                     deadline, where, wait)
+        except ControllerError as exc:
+            if watch.fired and exc.code != "timeout":   # (shut down at the deadline: whatever broke, that is why)
+                raise TransientError(f"{where}: no answer within {wait:g} s", applied=None, code="timeout") from None
+            raise
+        finally:
+            watch.end()
+        if watch.fired and 200 <= answer[0] < 300:   # (a body cut short there ends as if whole: not taken)
+            raise TransientError(f"{where}: no whole answer within {wait:g} s", applied=None, code="timeout")
+        return answer[0], answer[1], method, shown
+
+    def _transport(self, req: urllib.request.Request, watch: _Watch, deadline: float, where: str,
+                   wait: float) -> tuple[int, bytes]:
+        """The status and body of the answer to ``req``; the transport's failures as ControllerErrors."""
+        try:
+            req.watch = watch  # type: ignore[attr-defined]
             with self._opener.open(req, timeout=wait) as response:
-                return response.status, _body(response, deadline, where, wait), method, shown
+                return response.status, _body(response, deadline, where, wait)
         except urllib.error.HTTPError as exc:
-            return exc.code, _drain(exc, deadline), method, shown
+            return exc.code, _drain(exc, deadline)
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, ssl.SSLCertVerificationError):
