@@ -45,12 +45,13 @@ MIN_VALUE = 4  # shorter known values are not searched for in free text (too man
 #: Parts of names (keys, headers, flags, environment variables) whose values are secret.
 NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential|community"
          r"|private[-_]?key|access[-_]?key|auth[-_]?key|shared[-_]?key|encryption[-_]?key|psk"
-         r"|(?:tls|ssl|client|signing)[-_]?key|jwt|totp|mfa[-_]?seed"
+         r"|(?:(?:tls|ssl|client|signing)[-_]?key|jwt|(?<![a-z0-9])t?otp|(?:t?otp|mfa)[-_]?seed)(?![-_.]?[a-z])"
          r"|signature|(?<=[_.-])pass(?![a-z])|(?-i:(?<=[a-z0-9])Pass)(?![a-z])"
-         r"|(?<![a-z0-9])(?:pin|otp)(?![a-z])|(?-i:(?<=[a-z0-9])(?:Pin|PIN|Otp|OTP))(?![a-z])|passcode")
+         r"|(?<![a-z0-9])pin(?![a-z])|(?-i:(?<=[a-z0-9])(?:Pin|PIN|Otp|OTP))(?![a-z])|passcode")
 #   (admin_pass, DB_PASS, vnf-pass, adminPass: not a word's "pass", as in passport or bypass; a name that is
-#   "pin" or "otp" as a word of it (sim_pin, adminPin, userPIN, not spinner or pinned), a passcode, SNMP's
-#   community string, a TLS client's or a signing key. Not "pass", "auth" nor "bearer" alone: a check that
+#   "pin" as a word of it (sim_pin, adminPin, userPIN, not spinner or pinned), a passcode, SNMP's community
+#   string; a TLS client's or a signing key, a JWT, a one-time password or its seed as the name's last word
+#   (not signing_key_id, tls_key_path, jwt_issuer, otp_enabled). Not "pass", "auth" nor "bearer" alone: a check that
 #   passes, a method's name, a radio bearer; nor any "key" (a label_key, a sort key, an ssh_key, often a public
 #   key that other resources' params read: a private one is masked by its value, _PEM))
 _NAME = re.compile(NAMES, re.IGNORECASE)

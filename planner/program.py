@@ -409,7 +409,7 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
     too_long: list[ast.Position] = []   # (the statement's start: clingo raises the exception anew, without it)
 
     def on_statement(stm: ast.AST) -> None:
-        if _length(stm.location, lines) > MOST_STATEMENT:
+        if _length(stm.location, lines) > MOST_OPERATORS and _operators(stm.location, lines) > MOST_OPERATORS:
             too_long.append(stm.location.begin)
             raise _TooLong
         if relocate is not None:
@@ -430,9 +430,9 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
         begin = too_long[0]
         diagnostics.append(Diagnostic(
             file=display, line=begin.line, column=begin.column, code="asp",
-            summary=f"a statement of more than {MOST_STATEMENT:,} characters",
-            detail="ordo reads statements of at most that many (a term nested thousands of levels deep ended "
-                   "the process): split it into rules of their own"))
+            summary=f"a statement of more than {MOST_OPERATORS:,} operators and parentheses",
+            detail="ordo reads statements of at most that many (a sum of 20,000 terms ended the process: clingo "
+                   "writes it out a level at a time): split it into rules of their own"))
     except RuntimeError:
         if not messages:
             messages.append(f"{path}:1:1: error: could not parse the file")
@@ -460,24 +460,37 @@ CLINGO_MAX_INT = 2**31 - 1
 _UNREADABLE = re.compile(r"[^\t\n\r\x20-\x7e]")
 
 
-#: The deepest a policy's parentheses nest, and the longest a statement may be, in characters: clingo
-#: writes a statement out (and ordo walks it) recursively, and a term 20,000 levels deep ended the process
-#: (a segmentation fault, no message); ordo's own walks of the statements give up far earlier.
+#: The deepest a policy's parentheses nest, and the most operators and parentheses a statement may hold
+#: (outside its strings and comments): clingo writes a statement out (and ordo walks it) a level of its
+#: terms at a time, and a term 20,000 levels deep, or a sum of 20,000 terms, ended the process (a
+#: segmentation fault, no message); a flat pool of thousands of strings is no deeper than one.
 MOST_NESTED = 100
-MOST_STATEMENT = 10_000
+MOST_OPERATORS = 5_000
 
 
 class _TooLong(Exception):
-    """A statement longer than MOST_STATEMENT, which stops the parse."""
+    """A statement of more than MOST_OPERATORS operators, which stops the parse."""
 
 
 def _length(location: ast.Location, lines: list[str]) -> int:
-    """About how many characters a statement spans (clingo's columns count bytes)."""
+    """At least how many characters a statement spans (clingo's columns count bytes): a cheap first look."""
     begin, end = location.begin, location.end
     if begin.line == end.line:
         return end.column - begin.column
-    inside = sum(len(lines[n]) + 1 for n in range(begin.line, min(end.line - 1, len(lines))))
-    return len(lines[begin.line - 1]) - begin.column + 1 + inside + end.column if begin.line <= len(lines) else 0
+    return sum(len(lines[n]) for n in range(begin.line - 1, min(end.line, len(lines)))) - begin.column
+
+
+def _operators(location: ast.Location, lines: list[str]) -> int:
+    """How many operators and parentheses the statement's text holds outside its strings and comments."""
+    begin, end = location.begin, location.end
+    raw = "\n".join(lines[begin.line - 1:end.line]).encode()
+    start = begin.column - 1
+    stop = len(raw) - (len(lines[end.line - 1].encode()) - (end.column - 1)) if end.line <= len(lines) else len(raw)
+    text = _STRINGS_AND_COMMENTS.sub("", raw[start:stop].decode("utf-8", "replace"))
+    return sum(map(text.count, "+-*/\\^&|~("))
+
+
+_STRINGS_AND_COMMENTS = re.compile(r'"(?:[^"\\]|\\.)*"|%\*.*?\*%|%[^\n]*', re.DOTALL)
 
 
 def _too_deep(source: str, display: str) -> Diagnostic | None:

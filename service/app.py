@@ -488,7 +488,7 @@ class _Streams:
 
     def __init__(self) -> None:
         self.open = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()   # (a slot collected inside take() gives itself back on the same thread)
 
     def take(self) -> _Slot | None:
         with self._lock:

@@ -13,7 +13,7 @@ import uvicorn
 
 from domain.errors import OrdoError
 from executor.journal import Journal
-from executor.redact import MASK, secret_name
+from executor.redact import MASK
 from executor.temporal import Temporal
 from service.app import MAX_BODY, create_app
 from service.auth import Credentials, loopback
@@ -80,12 +80,12 @@ SHOWN_QUERY = frozenset({"state", "offset", "limit", "since", "format", "filter"
 
 def masked_query(target: str) -> str:
     """A request's target (path and query) with the values of its query parameters masked, but
-    those of ordo's own (``SHOWN_QUERY``) that do not look secret: what the access log may show."""
+    those of ordo's own (``SHOWN_QUERY``): what the access log may show."""
     path, sep, query = target.partition("?")
     if not sep:
         return target
-    items = [item if not eq or (unquote(key) in SHOWN_QUERY and not secret_name(value)) else f"{key}={MASK}"
-             for item in query.split("&") for key, eq, value in [item.partition("=")]]
+    items = [item if not eq or unquote(key) in SHOWN_QUERY else f"{key}={MASK}"
+             for item in query.split("&") for key, eq, _ in [item.partition("=")]]
     return f"{path}?{'&'.join(items)}"
 
 

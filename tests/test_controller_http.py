@@ -91,6 +91,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, raw=b"{not json")
         if name == "nan":
             return self.reply(200, raw=b'{"network": {"id": NaN}}')
+        if name == "surrogate":   # half of a UTF-16 pair, as UTF-8 bytes would encode it (no text)
+            return self.reply(200, raw=b'{"network": {"id": "\xed\xa0\x80"}}')
         if name == "huge":   # an answer past MAX_ANSWER_BYTES
             return self.reply(200, raw=b'{"network": {"id": "' + b"y" * (1 << 20) + b'"}}')
         if name in ("drip", "drip-503"):   # says its length, then sends a few bytes at a time: each read gets some
@@ -299,6 +301,8 @@ def test_an_answer_too_large_or_not_json_fails_the_call(ctl: HttpController) -> 
         ctl.execute(request("huge"))
     with pytest.raises(PermanentError, match=r"invalid JSON \(NaN is not a JSON number\)"):
         ctl.execute(request("nan"))
+    with pytest.raises(PermanentError, match=r"invalid JSON \('utf-8' codec can't decode byte 0xed"):
+        ctl.execute(request("surrogate"))   # (it went through, and the run's record of it failed: a review's)
 
 
 def test_request_timeout_wins_when_smaller(sdnc: FakeSdnc, tmp_path: Path) -> None:

@@ -136,13 +136,15 @@ def answer_json(text: str | bytes) -> Any:
     MAX_ANSWER_DEPTH (one 700 deep ended apply in a RecursionError after the call), and for one
     holding half of a UTF-16 pair (``"\\ud800"``): no text (it cannot be written as UTF-8; the
     journal's write of the result failed after the call, and ``ordo show`` of an error quoting it)."""
+    if isinstance(text, bytes):   # UTF-8, strictly (json.loads of bytes let the bytes of a surrogate through)
+        text = text.decode("utf-8-sig")
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep") from None
     if nested_deeper(value, MAX_ANSWER_DEPTH):
         raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep")
-    if _SURROGATE_ESCAPE.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+    if _SURROGATE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -150,8 +152,8 @@ def answer_json(text: str | bytes) -> Any:
     return value
 
 
-#: A JSON escape of a UTF-16 surrogate: whole pairs are read as one character, a lone half is no text.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: A UTF-16 surrogate, or its JSON escape: whole pairs are read as one character, a lone half is no text.
+_SURROGATE = re.compile("[\ud800-\udfff]|\\\\u[dD][89a-fA-F]")
 
 
 def misnamed(values: dict[str, Any] | None, what: str) -> str | None:

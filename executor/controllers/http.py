@@ -148,30 +148,48 @@ class _Watch:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.fired = False
+        self._conn: http.client.HTTPConnection | None = None
         self._sock: socket.socket | None = None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._over = False
 
-    def watch(self, sock: socket.socket) -> None:
+    def start(self, conn: http.client.HTTPConnection) -> None:
+        """Watch ``conn`` from before it connects (a proxy's answer to CONNECT is read in ``connect``)."""
         with self._lock:
-            self._sock = sock
-            if self._timer is None:
-                self._timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._fire)
-                self._timer.daemon = True
-                self._timer.start()
+            if self._over or self._timer is not None:
+                return
+            self._conn = conn
+            self._timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def hold(self, sock: socket.socket) -> None:
+        """The connected socket (urllib drops the connection's reference to it once the answer began)."""
+        with self._lock:
+            if not self._over:
+                self._sock = sock
 
     def _fire(self) -> None:
         with self._lock:
-            if self._sock is not None:
-                self.fired = True
-                with contextlib.suppress(OSError):
-                    self._sock.shutdown(socket.SHUT_RDWR)
+            sock = self._sock or (self._conn.sock if self._conn is not None else None)
+            if self._over:
+                return
+            if sock is None:   # (still connecting: bounded by the socket's timeout; looked at again soon)
+                self._timer = threading.Timer(0.05, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def end(self) -> None:
         with self._lock:
+            self._over = True
             if self._timer is not None:
                 self._timer.cancel()
-            self._sock = None
+            self._conn = self._sock = None
 
 
 def _watched(base: type[http.client.HTTPConnection], req: urllib.request.Request) -> Any:
@@ -183,9 +201,11 @@ def _watched(base: type[http.client.HTTPConnection], req: urllib.request.Request
         connect = conn.connect
 
         def connected() -> None:
+            if watch is not None:
+                watch.start(conn)
             connect()
             if watch is not None and conn.sock is not None:
-                watch.watch(conn.sock)
+                watch.hold(conn.sock)
 
         conn.connect = connected  # type: ignore[method-assign]
         return conn
