@@ -397,8 +397,9 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
                                 owner=pfile.meta.owner or "ordo", declared=True)  # always hard
     diagnostics.extend(problems)
     includes, text = _includes(source)
+    # a character clingo's message would cut in two (its logger cannot decode it), or a nest too deep for it
     unreadable = _unreadable_character(source, display) or _too_deep(source, display)
-    if unreadable is not None:   # (clingo's message would cut the character in two: its logger cannot decode it)
+    if unreadable is not None:
         diagnostics.append(unreadable)
         return pfile, includes
     relocate = _Relocate(str(path)) if includes or text != source else None
