@@ -91,6 +91,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, raw=b"{not json")
         if name == "nan":
             return self.reply(200, raw=b'{"network": {"id": NaN}}')
+        if name == "twice":   # one key twice: json keeps the last
+            return self.reply(200, raw=b'{"network": {"id": "a", "id": "b"}}')
+        if name == "cut":   # says 100 bytes, sends 12 and closes
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"network": ')
+            return None
         if name == "surrogate":   # half of a UTF-16 pair, as UTF-8 bytes would encode it (no text)
             return self.reply(200, raw=b'{"network": {"id": "\xed\xa0\x80"}}')
         if name == "huge":   # an answer past MAX_ANSWER_BYTES
@@ -303,6 +311,11 @@ def test_an_answer_too_large_or_not_json_fails_the_call(ctl: HttpController) -> 
         ctl.execute(request("nan"))
     with pytest.raises(PermanentError, match=r"invalid JSON \('utf-8' codec can't decode byte 0xed"):
         ctl.execute(request("surrogate"))   # (it went through, and the run's record of it failed: a review's)
+    with pytest.raises(PermanentError, match=r"invalid JSON \(the key 'id' appears twice in one object\)"):
+        ctl.execute(request("twice"))   # (a sweep's: the last was taken)
+    with pytest.raises(TransientError, match="the answer ended 88 bytes before its Content-Length") as cut:
+        ctl.execute(request("cut"))   # (a sweep's: what came was taken as the whole answer)
+    assert cut.value.applied is None
 
 
 def test_request_timeout_wins_when_smaller(sdnc: FakeSdnc, tmp_path: Path) -> None:

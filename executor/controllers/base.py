@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from domain.errors import OrdoError, clipped
-from domain.formats import is_name
+from domain.formats import is_name, unique_keys
 from domain.yamlsrc import MAX_DEPTH, nested_deeper
 from executor.redact import Redactor
 
@@ -133,13 +133,14 @@ def answer_json(text: str | bytes) -> Any:
     """A controller's answer parsed as JSON, strictly: ValueError for what is not JSON, ``NaN``
     and ``Infinity`` too (Python's json reads them; the journal, a client of the events and
     ``show --json`` then held text that is not JSON), for an answer nested deeper than
-    MAX_ANSWER_DEPTH (one 700 deep ended apply in a RecursionError after the call), and for one
+    MAX_ANSWER_DEPTH (one 700 deep ended apply in a RecursionError after the call), for an object
+    naming a key twice (json keeps the last, what the controller meant may be the first), and for one
     holding half of a UTF-16 pair (``"\\ud800"``): no text (it cannot be written as UTF-8; the
     journal's write of the result failed after the call, and ``ordo show`` of an error quoting it)."""
     if isinstance(text, bytes):   # UTF-8, strictly (json.loads of bytes let the bytes of a surrogate through)
         text = text.decode("utf-8-sig")
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant, object_pairs_hook=unique_keys)
     except RecursionError:
         raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep") from None
     if nested_deeper(value, MAX_ANSWER_DEPTH):

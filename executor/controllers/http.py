@@ -368,7 +368,8 @@ class HttpController:
                                      deadline, where, wait)
         except ControllerError as exc:
             if watch.fired and exc.code != "timeout":   # (shut down at the deadline: whatever broke, that is why)
-                raise TransientError(f"{where}: no answer within {wait:g} s", applied=None, code="timeout") from None
+                what = "no whole answer" if exc.code == "truncated" else "no answer"
+                raise TransientError(f"{where}: {what} within {wait:g} s", applied=None, code="timeout") from None
             raise
         finally:
             watch.end()
@@ -540,6 +541,9 @@ def _body(response: Any, deadline: float, where: str, wait: float) -> bytes:
                              code="output")
     if not whole:
         raise TransientError(f"{where}: no whole answer within {wait:g} s", applied=None, code="timeout")
+    if getattr(response, "length", None):   # (http.client's read of a body cut short ends as at its end)
+        raise TransientError(f"{where}: the answer ended {response.length:,} bytes before its Content-Length",
+                             applied=None, code="truncated")
     return body
 
 
