@@ -413,3 +413,49 @@ def test_a_follower_that_lost_its_connection_holds_again_only_a_run_that_runs(tm
     with Journal(other) as jr:
         assert jr.run(runs).effective_status == "crashed"
         assert jr.hold_again(runs) and jr.run(runs).effective_status == "running"
+
+
+def test_a_forged_decision_cannot_rewrite_the_end_it_journals(vfw_copy, monkeypatch):
+    """The decide signal is sent by whoever may signal the workflow: its record made an aborted run's
+    end event say "complete, 999 created", kind "run-started", with a 300 KB principal (a sweep's). The
+    run's summary stands, the event's kind is its own, the principal and the record are bounded."""
+    from executor.core.event import Event as CoreEvent
+
+    path, run, ref, since, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    forged = {"action": "abort", "principal": "\x1b[2J" + "p" * 300_000,
+              "record": {"status": "complete", "reason": "all good", "created": 999, "kind": "run-started",
+                         "seq": 1, "nested": {"deep": [1, 2]}, "request_id": "r-1", "bad name": "x"}}
+    try:
+        with Journal(path) as jr:
+            jr.append(run, [Event("run-ended", data={"status": "fallout"})], status="fallout",
+                      summary={"status": "fallout", "created": 3})
+        a.decide(ref, since, forged)
+        with Journal(path) as jr:
+            end = jr.events(run, kinds=("run-ended",))[-1]
+            assert jr.run(run).status == "aborted"
+        assert end.data["status"] == "aborted" and end.data["created"] == 3
+        assert end.data["reason"] == "aborted while fallout" and end.data["request_id"] == "r-1"
+        assert "nested" not in end.data and "bad name" not in end.data and len(end.data["principal"]) == 200
+        shown = end.as_dict()
+        assert shown["kind"] == "run-ended" and shown["seq"] == end.seq
+        assert CoreEvent("result", data={"kind": "x", "seq": 0}, seq=5).as_dict()["kind"] == "result"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_run_that_ended_is_not_begun_again(vfw_copy, monkeypatch):
+    """A workflow started by hand with a finished run's input (copied from its history) carried its plan
+    out again, every call sent anew and a second end journaled (a sweep's): its first step refuses."""
+    from temporalio.exceptions import ApplicationError
+
+    path, run, ref, since, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    try:
+        with Journal(path) as jr:
+            jr.append(run, [Event("run-ended", data={"status": "complete"})], status="complete",
+                      summary={"status": "complete"})
+        with pytest.raises(ApplicationError, match=f"run {run} is complete: its plan is not carried out again"):
+            a.begin(ref)
+    finally:
+        a.close()
+        b.close()

@@ -29,5 +29,7 @@ class Event:
             out["op"] = self.op
         if self.key is not None:
             out["key"] = self.key
-        out.update(self.data)
+        # (the data's own keys never stand for the envelope's: an event whose data says "kind" or "seq",
+        # a forged decision's, was shown as another kind of event)
+        out.update((k, v) for k, v in self.data.items() if k not in out)
         return out

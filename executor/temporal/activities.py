@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from domain.errors import OrdoError
-from domain.formats import ObservedResource
+from domain.errors import OrdoError, clipped
+from domain.formats import ObservedResource, is_name
 from domain.project import Project, display_path, load_project
 from domain.secrets import MASK, fingerprint, redacted, same_value
 from executor.controllers import OperationRequest
@@ -122,6 +122,12 @@ class Activities:
         confirmed: nothing is planned again), refused unless its digest is the one in the reference;
         its outline's head and the ``run-started`` data without the snapshot (kept in the journal)."""
         def work(run: _Run) -> dict[str, Any]:
+            # (a workflow started by hand with a finished run's input, copied from its history, carried
+            # the run's plan out again and wrote a second end: a sweep's)
+            status = run.executor.journal.run(ref["run"]).status
+            if status != "running":
+                raise ApplicationError(f"run {ref['run']} is {status}: its plan is not carried out again",
+                                       type=INPUTS, non_retryable=True)
             started, planned = (run.executor.journal.events(ref["run"], limit=2) + [None, None])[:2]
             if planned is None or planned.kind != "plan" or planned.data.get("digest") != ref["digest"]:
                 raise ApplicationError(f"run {ref['run']}: the journal does not hold the plan confirmed "
@@ -342,7 +348,7 @@ class Activities:
         the run (the resume's own decision follows), and the workflow waits for the next decision."""
         def work(run: _Run) -> dict[str, Any]:
             jr, number = run.executor.journal, ref["run"]
-            asked = {**decision["record"], "principal": decision["principal"]}
+            asked = _asked(decision)
 
             if decision["action"] == "abort":
                 info = jr.run(number)
@@ -351,7 +357,7 @@ class Activities:
                 waiting = ("fallout", "crashed", "interrupted")
                 if info.effective_status in waiting:  # else: written by an attempt whose answer was lost, or ended
                     summary = {**info.summary, "status": "aborted", "reason": "aborted while fallout"}
-                    jr.append_once(number, [Event("run-ended", data={**summary, **asked})], since=since,
+                    jr.append_once(number, [Event("run-ended", data={**asked, **summary})], since=since,
                                    status="aborted", summary=summary, only_if=lambda r: r.effective_status in waiting)
                 # "running": not ended, a resume took the run first (its decision comes next); else its end
                 return _as_ended(jr, number)
@@ -526,6 +532,23 @@ def _close(run: _Run) -> None:
 
 #: The statuses a run takes a resume or rollback decision in ("running": the process that asked holds it).
 _DECIDABLE = ("fallout", "running", "interrupted")
+
+
+#: What a decision (the workflow's ``decide`` signal: anyone who may signal the workflow sends it) may
+#: add to its journal event: entries named as names, of text, whole numbers, booleans or null, at most these many
+#: and this long; the principal at most MOST_PRINCIPAL characters. Nothing it adds stands for the run's
+#: summary (its status, reason, counts): a forged record made an aborted run's end say "complete".
+MOST_ASKED, MOST_ASKED_TEXT, MOST_PRINCIPAL = 20, 1000, 200
+
+
+def _asked(decision: dict[str, Any]) -> dict[str, Any]:
+    """The record and the principal of a decision, as its journal event keeps them (``MOST_ASKED``)."""
+    record = decision.get("record") if isinstance(decision.get("record"), dict) else {}
+    kept = {key: clipped(value, MOST_ASKED_TEXT) if isinstance(value, str) else value
+            for key, value in list(record.items())[:MOST_ASKED]
+            if is_name(key) and key != "principal" and (value is None or type(value) in (str, bool, int))}
+    principal = decision.get("principal")
+    return {**kept, "principal": clipped(principal, MOST_PRINCIPAL) if isinstance(principal, str) else ""}
 
 
 def _as_ended(jr: Journal, run: int) -> dict[str, Any]:
