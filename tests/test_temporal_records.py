@@ -459,3 +459,32 @@ def test_a_run_that_ended_is_not_begun_again(vfw_copy, monkeypatch):
     finally:
         a.close()
         b.close()
+
+
+def test_an_activity_of_another_workflow_than_the_run_s_own_is_refused(vfw_copy, monkeypatch):
+    """A workflow started by hand with a running run's input (another id) carried the run out beside its
+    own, every call sent twice (a sweep's): each of its activities is refused."""
+    from types import SimpleNamespace
+
+    from temporalio.exceptions import ApplicationError
+
+    from executor.temporal import workflow_id
+
+    path, run, ref, since, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    try:
+        with Journal(path) as jr:
+            own = workflow_id(jr.id, run)
+        monkeypatch.setattr(activities_module().activity, "info", lambda: SimpleNamespace(workflow_id="hostile-1"))
+        with pytest.raises(ApplicationError, match=f"workflow 'hostile-1' is not run {run}'s \\({own}\\)"):
+            a.begin(ref)
+        monkeypatch.setattr(activities_module().activity, "info", lambda: SimpleNamespace(workflow_id=own))
+        assert a.begin(ref)["seq"] > 0
+    finally:
+        a.close()
+        b.close()
+
+
+def activities_module():
+    import executor.temporal.activities as activities
+
+    return activities

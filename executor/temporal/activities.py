@@ -58,7 +58,7 @@ from executor.engine import ApplyOptions, Executor, SecretUnavailable
 from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refreshed
 from executor.store import location
 from executor.sweeps import plan_job
-from executor.temporal import waits_refused
+from executor.temporal import waits_refused, workflow_id
 from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
 from planner.slots import PlanCancelled, PlanSlots
@@ -462,9 +462,11 @@ class Activities:
     def _locked(self, ref: Ref, work: Callable[[_Run], T], cancel: threading.Event | None = None) -> T:
         """``work`` on the run, one activity of a run at a time in this worker, heartbeating;
         a problem in the inputs is not retried. ``cancel``: see ``_beating``."""
+        asking = _asking()   # (here: the work runs on a thread of its own, outside the activity's context)
         with self._use(ref) as run:
             def locked() -> T:
                 with run.lock:
+                    _own_workflow(ref, run, asking)
                     _refresh(run)  # what other workers wrote counts
                     return work(run)
             try:
@@ -532,6 +534,25 @@ def _close(run: _Run) -> None:
 
 #: The statuses a run takes a resume or rollback decision in ("running": the process that asked holds it).
 _DECIDABLE = ("fallout", "running", "interrupted")
+
+
+def _asking() -> str | None:
+    """The id of the workflow whose activity this is; None outside an activity (called directly)."""
+    try:
+        return activity.info().workflow_id
+    except RuntimeError:
+        return None
+
+
+def _own_workflow(ref: Ref, run: _Run, asking: str | None) -> None:
+    """Refuse an activity of a workflow that is not the run's own (``workflow_id``): one started by hand
+    with the run's input, copied from its history, carried the run out beside its own (a sweep's)."""
+    if asking is None:
+        return
+    own = workflow_id(run.executor.journal.id, ref["run"])
+    if asking != own:
+        raise ApplicationError(f"workflow {clipped(asking, 80)!r} is not run {ref['run']}'s ({own}): refused",
+                               type=INPUTS, non_retryable=True)
 
 
 #: What a decision (the workflow's ``decide`` signal: anyone who may signal the workflow sends it) may
