@@ -35,17 +35,18 @@ from domain.errors import Diagnostic, DiagnosticsError
 from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS
 from domain.yamlsrc import Source, format_path
 
+_NAME_PATTERN, _NAME_MOST = r"[A-Za-z0-9][A-Za-z0-9_.:-]*", 200
 Name = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=200),
+    StringConstraints(pattern=f"^{_NAME_PATTERN}$", max_length=_NAME_MOST),
 ]
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
+_NAME = re.compile(_NAME_PATTERN)
 
 
 def is_name(value: Any) -> bool:
     """Whether ``value`` is a Name: text of letters, digits and ``_.:-``, not starting with one of
     those four, at most 200 characters."""
-    return type(value) is str and _NAME.fullmatch(value) is not None
+    return type(value) is str and len(value) <= _NAME_MOST and _NAME.fullmatch(value) is not None
 
 
 def _no_decimals(value: Any) -> Any:

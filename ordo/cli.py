@@ -1258,15 +1258,13 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(EXIT_TESTS_USAGE if usage_of_test else EXIT_ERROR)
     except KeyboardInterrupt:
         sys.exit(130)
-    except OSError as exc:
-        if exc.errno not in _CANNOT_WRITE:
-            _console(stderr=True).print(f"[red]error:[/] {shown(_bug_report(argv))}", highlight=False)
-            sys.exit(EXIT_ERROR)
-        # the output cannot be written (a full disk or file): said, if it can be (a closed pipe is click's: status 1)
-        with contextlib.suppress(OSError, ValueError):
-            print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-        sys.exit(120)
-    except Exception:  # noqa: BLE001 - anything else is a bug in ordo: one line, the traceback in a file
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug in ordo: one line, the traceback in a file
+        if isinstance(exc, OSError) and exc.errno in _CANNOT_WRITE:
+            # the output cannot be written (a full disk or file): said, if it can be (a closed pipe is click's:
+            # status 1)
+            with contextlib.suppress(OSError, ValueError):
+                print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+            sys.exit(120)
         _console(stderr=True).print(f"[red]error:[/] {shown(_bug_report(argv))}", highlight=False)
         sys.exit(EXIT_ERROR)
 

@@ -58,8 +58,7 @@ class TemporalEngine(LocalEngine):
         info = self.run(run_id)
         status = info.effective_status
         if info.options.get("engine") != "temporal" or not runs.unfollowed(self._journal(), info):
-            return super().rollback(run_id, principal) if rollback else \
-                super().resume(run_id, principal, record=record)
+            return self._embedded(run_id, principal, record, rollback=rollback)
         state = self._workflow_state(info)   # (TemporalError: Temporal does not answer, nothing is known)
         if state == "waits":
             if principal in (TAKEOVER, RESTART):   # the decision the resume that died asked for
@@ -67,8 +66,7 @@ class TemporalEngine(LocalEngine):
                 rollback = asked is not None and bool(asked.data.get("rollback"))
             return self._resume(run_id, principal, rollback=rollback, record=record, lost=True)
         if state == "gone" and status == "interrupted":
-            return super().rollback(run_id, principal) if rollback else \
-                super().resume(run_id, principal, record=record)
+            return self._embedded(run_id, principal, record, rollback=rollback)
         if record is not None or rollback:
             raise Conflict(f"run {run_id} goes on in its workflow on Temporal (no server follows it now): there is "
                            "nothing to resume or roll back" if state == "goes on" else
@@ -92,6 +90,12 @@ class TemporalEngine(LocalEngine):
                 self._driving.discard(run_id)
             raise
         return self._launch(go, run_id, counted=last.seq if last is not None else 0)
+
+    def _embedded(self, run_id: int, principal: str, record: dict[str, Any] | None, *, rollback: bool) -> int:
+        """The run resumed or rolled back as the embedded engine does it."""
+        if rollback:
+            return super().rollback(run_id, principal)
+        return super().resume(run_id, principal, record=record)
 
     def _workflow_state(self, info: RunInfo) -> str:
         """``executor.temporal.client.workflow_state`` of the run's workflow (TemporalError if Temporal

@@ -145,8 +145,8 @@ def run_view(info: RunInfo, events: list[Event], *, live: bool) -> str:
     body = (head + why + _explanation(events) + f'<h2>Plan</h2><div class="legend">{legend}</div>'
             f'<div class="graph">{graph}</div>' + _replan_list(events) + _failures(events))
     script = _SCRIPT.replace("%RUN%", str(info.id)).replace("%SINCE%", str(last)).replace(
-        "%PLANSEQ%", str(plan_seq)).replace("%DONE%", str(prog.done)).replace("%TOTAL%", str(prog.total)).replace(
-        "%LOOKS%", json.dumps(_KIND_STATE, sort_keys=True)) if live else ""
+        "%PLANSEQ%", str(plan_seq)).replace("%DONE%", str(prog.done)).replace("%TOTAL%", str(prog.total)) \
+        if live else ""
     return _page(f"ordo: run {info.id}", body, script=script)
 
 
@@ -321,4 +321,4 @@ _SCRIPT = """<script>
     source.addEventListener(kind, look);
   });
 })();
-</script>"""
+</script>""".replace("%LOOKS%", json.dumps(_KIND_STATE, sort_keys=True))

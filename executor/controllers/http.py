@@ -160,9 +160,12 @@ class _Watch:
             if self._over or self._timer is not None:
                 return
             self._conn = conn
-            self._timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            self._fire_in(max(self.deadline - time.monotonic(), 0.0))
+
+    def _fire_in(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
 
     def hold(self, sock: socket.socket) -> None:
         """The connected socket (urllib drops the connection's reference to it once the answer began)."""
@@ -176,9 +179,7 @@ class _Watch:
             if self._over:
                 return
             if sock is None:   # (still connecting: bounded by the socket's timeout; looked at again soon)
-                self._timer = threading.Timer(0.05, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
+                self._fire_in(0.05)
                 return
             self.fired = True
             with contextlib.suppress(OSError):
@@ -364,8 +365,7 @@ class HttpController:
         deadline = time.monotonic() + wait
         watch = _Watch(deadline)
         try:
-            answer = self._transport(urllib.request.Request(url, data=data, headers=headers, method=method), watch,
-                                     deadline, where, wait)
+            answer = self._transport(url, data, headers, method, watch, where, wait)
         except ControllerError as exc:
             if watch.fired and exc.code != "timeout":   # (shut down at the deadline: whatever broke, that is why)
                 what = "no whole answer" if exc.code == "truncated" else "no answer"
@@ -377,10 +377,12 @@ class HttpController:
             raise TransientError(f"{where}: no whole answer within {wait:g} s", applied=None, code="timeout")
         return answer[0], answer[1], method, shown
 
-    def _transport(self, req: urllib.request.Request, watch: _Watch, deadline: float, where: str,
-                   wait: float) -> tuple[int, bytes]:
-        """The status and body of the answer to ``req``; the transport's failures as ControllerErrors."""
+    def _transport(self, url: str, data: bytes | None, headers: dict[str, str], method: str, watch: _Watch,
+                   where: str, wait: float) -> tuple[int, bytes]:
+        """The status and body of the answer; the transport's failures as ControllerErrors."""
+        deadline = watch.deadline
         try:
+            req = urllib.request.Request(url, data=data, headers=headers, method=method)
             req.watch = watch  # type: ignore[attr-defined]
             with self._opener.open(req, timeout=wait) as response:
                 return response.status, _body(response, deadline, where, wait)

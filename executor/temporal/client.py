@@ -326,15 +326,13 @@ def workflow_state(address: str, journal_id: str, run: int) -> str:
     run fell out, or the resume that took it died before its decision reached it) or "goes on".
     TemporalError when Temporal does not answer."""
     async def state(handle: WorkflowHandle) -> str:
+        if await _over(handle, address, run):
+            return "gone"
         try:
-            if (await handle.describe(rpc_timeout=_ASK)).status != WorkflowExecutionStatus.RUNNING:
-                return "gone"
-            progress = await handle.query(RunWorkflow.progress, rpc_timeout=_ASK)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return "gone"
-            raise TemporalError(f"cannot ask Temporal at {address} about run {run}'s workflow: {exc}") from None
+            progress = await _asked_of(handle.query(RunWorkflow.progress, rpc_timeout=_ASK), address, run)
         except WorkflowQueryFailedError:   # (it ended between the two asks)
+            return "gone"
+        if progress is None:
             return "gone"
         return "waits" if progress.get("awaiting") == "decision" else "goes on"
 
@@ -344,15 +342,25 @@ def workflow_state(address: str, journal_id: str, run: int) -> str:
 def workflow_gone(address: str, journal_id: str, run: int) -> bool:
     """Whether a run's workflow is over or unknown to Temporal (completed, failed, terminated, or its
     history gone): nothing will write to the run again."""
-    async def gone(handle: WorkflowHandle) -> bool:
-        try:
-            return (await handle.describe(rpc_timeout=_ASK)).status != WorkflowExecutionStatus.RUNNING
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return True
-            raise TemporalError(f"cannot ask Temporal at {address} about run {run}'s workflow: {exc}") from None
+    return _on_workflow(address, journal_id, run, lambda handle: _over(handle, address, run))
 
-    return _on_workflow(address, journal_id, run, gone)
+
+async def _over(handle: WorkflowHandle, address: str, run: int) -> bool:
+    """Whether the workflow is not running (or unknown to Temporal); TemporalError when Temporal does
+    not answer."""
+    described = await _asked_of(handle.describe(rpc_timeout=_ASK), address, run)
+    return described is None or described.status != WorkflowExecutionStatus.RUNNING
+
+
+async def _asked_of(ask: Awaitable[T], address: str, run: int) -> T | None:
+    """Temporal's answer about a run's workflow; None when it knows no such workflow, TemporalError
+    when it does not answer."""
+    try:
+        return await ask
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise TemporalError(f"cannot ask Temporal at {address} about run {run}'s workflow: {exc}") from None
 
 
 def stop_workflow(address: str, journal_id: str, run: int, reason: str) -> None:
