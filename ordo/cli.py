@@ -615,7 +615,9 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
           temporal: str | None, task_queue: str) -> None:
     """Plan the baseline and one what-if scenario per target down and per policy
     switched off (as `ordo whatif --target-down T` / `--without-policy P`), side by
-    side, and print what each changes: operations, resources placed elsewhere."""
+    side, and print what each changes: operations, resources placed elsewhere.
+    Exit 0 when the baseline has a plan, 3 when it has none (the scenarios are
+    still planned: which policy off lets one exist?), 1 when it fails."""
     from executor import sweeps
     from executor.runs import load_with_journal
     from planner.whatif import sweep as scenarios
@@ -630,12 +632,11 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
 
         rows = load_client().sweep(where, batch)
     base, compared = rows[0], sweeps.compare(rows)
-    failed = base["status"] == "error"   # nothing to compare with: exit 1, as whatif (a baseline without a plan is one)
+    # nothing to compare with: exit 1, as whatif; the project as it is has no plan: 3, as ordo plan
+    code = {"error": EXIT_ERROR, "no_plan": EXIT_NO_PLAN}.get(base["status"], EXIT_OK)
     if fmt == "json":
         click.echo(json.dumps({"baseline": base, "scenarios": compared}, indent=2, sort_keys=True))
-        if failed:
-            sys.exit(EXIT_ERROR)
-        return
+        sys.exit(code)
     console = _console()
     console.print(f"Baseline: {base['status'].replace('_', ' ')}, {base.get('operations', '-')} operations"
                   + (f" {shown_lines(base['error'])}" if base.get("error") else ""),
@@ -651,8 +652,7 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
         console.print(f"  {shown(row['scenario'])}: {row['status']}, {row['operations_delta']:+d} operations, "
                       f"{len(row['moved'])} placed elsewhere" + (f" ({shown(moved)})" if moved else ""),
                       highlight=False)
-    if failed:
-        sys.exit(EXIT_ERROR)
+    sys.exit(code)
 
 
 @cli.command(short_help="Run Temporal workers: runs' workflows, planning and controller calls.")

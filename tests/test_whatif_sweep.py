@@ -57,7 +57,8 @@ def test_the_sweeps_baseline_is_the_plan_of_the_project_as_it_is(local: dict, tm
 
 def test_a_baseline_without_a_plan_leaves_the_rows_that_have_one(vfw_copy: Path, tmp_path: Path):
     """A policy that rules every plan out: the baseline has none, and the row without that policy
-    plans, with nothing to compare its placements with (it crashed the text output)."""
+    plans, with nothing to compare its placements with (it crashed the text output). The sweep exits 3,
+    as `ordo plan` does for the project as it is (it exited 0)."""
     (vfw_copy / "policies" / "blocker.lp").write_text(
         "%@ name: blocker\n%@ description: no operation at all.\n%@ enforcement: hard\n:- op(X, Y).\n")
     text = (vfw_copy / "ordo.yaml").read_text()
@@ -65,7 +66,7 @@ def test_a_baseline_without_a_plan_leaves_the_rows_that_have_one(vfw_copy: Path,
                                                      "    - policies/config-after-modules.lp\n"
                                                      "    - policies/blocker.lp\n"))
     done = run_ordo("sweep", "-C", vfw_copy, "--journal", tmp_path / "journal.db", "--jobs", "2")
-    assert done.code == 0, done.text
+    assert done.code == 3, done.text
     assert "Baseline: no plan, - operations" in done.out   # in words (JSON keeps no_plan)
     assert ": no plan" in done.out and "no_plan" not in done.out
     assert "without policy blocker: optimal, 32 operations\n" in done.out and "placed elsewhere" not in done.out
