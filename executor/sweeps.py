@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import OrdoError
+from executor.temporal.wire import MAX_SWEEP_JOBS as MAX_JOBS
 from planner.core import Outcome, digest, load_policies, make_plan
 from planner.slots import PlanSlots
 from planner.whatif import Scenario
 
 if TYPE_CHECKING:
     from domain.project import Project
-
-#: The most scenarios in one sweep (on Temporal, each is a pending activity; it allows 2,000).
-MAX_JOBS = 1000
 
 
 def jobs(project: Path, request: Path | None, inventory: Path | None, journal: Path | str | None,

@@ -28,7 +28,7 @@ from tests.temporalkit import workers as vfw_workers
 def test_workflow_code_imports_no_solver_no_database_no_journal():
     """The workflow runs in Temporal's sandbox and is replayed: clingo, SQLite and the journal stay out."""
     pytest.importorskip("temporalio")
-    code = ("import sys, executor.temporal.workflow; "
+    code = ("import sys, executor.temporal.workflow, executor.temporal.sweep; "
             "print(sorted(m for m in ('clingo', 'sqlite3', 'executor.journal', 'executor.engine', "
             "'executor.temporal.activities', 'planner.core') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -59,7 +59,7 @@ from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refres
 from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal import waits_refused, workflow_id
-from executor.temporal.wire import Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
+from executor.temporal.wire import INPUTS, Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
 from planner.plan import Plan
 from planner.slots import PlanCancelled, PlanSlots
 
@@ -74,7 +74,6 @@ HEARTBEAT_TIMEOUT = 3.0
 RUN_IDLE = 300.0
 #: Error types a workflow does not retry: a controller's permanent failure, a problem in the inputs.
 PERMANENT = "permanent"
-INPUTS = "ordo-inputs"
 
 
 @dataclass

@@ -10,8 +10,9 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
-from executor.temporal.wire import planning_queue
+from executor.temporal.wire import INPUTS, MAX_SWEEP_JOBS, planning_queue, queue_problem
 
 SWEEP = "ordo-sweep"
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
@@ -21,7 +22,13 @@ _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_inter
 @workflow.defn(name=SWEEP)
 class SweepWorkflow:
     @workflow.run
-    async def run(self, queue: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def run(self, queue: Any, jobs: Any) -> list[dict[str, Any]]:   # (Any: checked here, not decoded)
+        problem = queue_problem(queue)
+        if problem is None and (not isinstance(jobs, list) or not 0 < len(jobs) <= MAX_SWEEP_JOBS
+                                or not all(isinstance(job, dict) for job in jobs)):
+            problem = f"the jobs must be a list of 1-{MAX_SWEEP_JOBS:,} JSON objects"
+        if problem is not None:   # ordo's client sends none such: someone else started this workflow
+            raise ApplicationError(f"not a sweep's input: {problem}", type=INPUTS, non_retryable=True)
         return list(await asyncio.gather(*(workflow.execute_activity(
             "ordo.whatif", job, task_queue=planning_queue(queue), start_to_close_timeout=timedelta(hours=1),
             heartbeat_timeout=timedelta(seconds=3), retry_policy=_RETRY) for job in jobs)))

@@ -172,3 +172,82 @@ def state_in(run: int, data: dict[str, Any], plan: Outline | None) -> RunState:
                     refused=set(data["refused"]), failures=[Failure(**f) for f in data["failures"]],
                     replans=data["replans"], mode=data["mode"], denied={tuple(d) for d in data["denied"]},
                     ended=data["ended"], abort_seq=data["abort_seq"])  # an outline serves as the plan
+
+
+# --- what a workflow is started with -------------------------------------------------------
+# Anyone who may start workflows in the namespace chooses a workflow's input: one that is not what
+# ordo's client sends fails the workflow at once, saying why (raised in the workflow, a Python error
+# failed its first task again and again, and the workflow stayed running).
+
+#: The type of the failure of a workflow, or an activity, whose inputs are refused: not retried.
+INPUTS = "ordo-inputs"
+#: A run's number, at most: the largest the journal's databases store (a 64-bit integer).
+MAX_RUN = 2**63 - 1
+#: Characters in a path, digest or id of a reference, at most; in a task queue's name (as the CLI's).
+MAX_REF_TEXT, MAX_QUEUE_NAME = 4096, 200
+#: Policy files a run names beside the project's, at most.
+MAX_REF_POLICIES = 1000
+#: The most scenarios in one sweep, baseline included (on Temporal, each is a pending activity; it allows
+#: 2,000): ``executor.sweeps`` makes no more jobs, a sweep workflow takes no more.
+MAX_SWEEP_JOBS = 1000
+ON_FAILURE = ("replan", "rollback", "stop")
+
+
+def _text(value: Any, most: int = MAX_REF_TEXT) -> bool:
+    """A text of 1 to ``most`` characters, no NUL (no path has one)."""
+    return isinstance(value, str) and 0 < len(value) <= most and "\0" not in value
+
+
+def _count(value: Any, least: int) -> bool:
+    return type(value) is int and least <= value <= MAX_RUN
+
+
+def queue_problem(queue: Any) -> str | None:
+    """What is wrong with a task queue's name as a workflow's input names it (None: nothing)."""
+    if not _text(queue, MAX_QUEUE_NAME) or not queue.isprintable() or not queue.strip():
+        return f"the task queue must be a name of 1-{MAX_QUEUE_NAME} printable characters, not only spaces"
+    return None
+
+
+def ref_problem(ref: Any) -> str | None:
+    """What is wrong with a run workflow's input as the reference ordo's client makes (``reference``)."""
+    if not isinstance(ref, dict):
+        return f"a run's reference is a JSON object, not {type(ref).__name__}"
+    for key in ("journal", "journal_id", "root", "digest"):
+        if not _text(ref.get(key)):
+            return f"'{key}' must be a text of 1-{MAX_REF_TEXT:,} characters"
+    for key in ("request", "inventory"):
+        if ref.get(key) is not None and not _text(ref[key]):
+            return f"'{key}' must be null or a text of 1-{MAX_REF_TEXT:,} characters"
+    policies = ref.get("policies")
+    if not isinstance(policies, list) or len(policies) > MAX_REF_POLICIES or not all(_text(p) for p in policies):
+        return f"'policies' must be a list of at most {MAX_REF_POLICIES:,} paths"
+    if not _count(ref.get("run"), 1):
+        return f"'run' must be a run's number, 1 to {MAX_RUN}"
+    if not _count(ref.get("continue_every"), 1):
+        return "'continue_every' must be a whole number of operations, at least 1"
+    problem = queue_problem(ref.get("queue"))
+    if problem is not None:
+        return problem
+    if ref.get("stop") not in (None, "", "aborted", "interrupted") or ref.get("carried") not in (None, False, True):
+        return "'stop' must be aborted or interrupted, 'carried' true or false"
+    return _options_problem(ref.get("options"))
+
+
+def _options_problem(options: Any) -> str | None:
+    """What is wrong with a reference's ``options`` (``ApplyOptions.as_dict``)."""
+    if not isinstance(options, dict):
+        return "'options' must be a JSON object"
+    if options.get("on_failure") not in ON_FAILURE:
+        return f"'options.on_failure' must be one of {', '.join(ON_FAILURE)}"
+    if options.get("concurrency") is not None and not _count(options["concurrency"], 1):
+        return "'options.concurrency' must be null or a whole number, at least 1"
+    if options.get("max_replans") is not None and not _count(options["max_replans"], 0):
+        return "'options.max_replans' must be null or a whole number, at least 0"
+    timeout = options.get("default_timeout")
+    if type(timeout) not in (int, float) or not 0 < timeout <= 1e7:
+        return "'options.default_timeout' must be a number of seconds, more than 0 and at most 10,000,000"
+    if options.get("simulation") is not None and not isinstance(options["simulation"], dict):
+        return "'options.simulation' must be null or a JSON object"
+    return None
+

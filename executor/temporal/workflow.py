@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from executor.core.messages import Input, PlanSpec
     from executor.temporal.wire import (
+        INPUTS,
         PAGE_EDGES,
         PAGE_OPS,
         Outline,
@@ -75,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         outcome_in,
         outline_in,
         queue_for,
+        ref_problem,
         state_in,
     )
 
@@ -176,7 +178,10 @@ class RunWorkflow:
                 "fallout": self._fallout if self._awaiting else None}
 
     @workflow.run
-    async def run(self, ref: Ref) -> dict[str, Any]:
+    async def run(self, ref: Any) -> dict[str, Any]:   # (Any: what is no reference is refused below, not decoded)
+        problem = ref_problem(ref)
+        if problem is not None:   # ordo's client sends none such: someone else started this workflow
+            raise ApplicationError(f"not a run's reference: {problem}", type=INPUTS, non_retryable=True)
         carried_stop = workflow.patched(_CARRIED_STOP)
         # the stop the execution before heard; a stop signalled before this execution's first task is
         # applied before this runs (it was overwritten, and an abort as the history was handed on lost)
