@@ -144,18 +144,28 @@ def _ours(path: Path, root: Path) -> bool:
 def observed_digest(observed: list[ObservedResource], stored: list[str] | None = None) -> str:
     """The sha256 of the records' JSON, one a line, in name order: what the plan's digest counts of them.
 
-    ``stored``: the same records as JSON text, in the same order (the journal's rows). When the
-    records are in name order and ``stored`` is exactly their JSON (checked in one call that writes
-    them out as an inventory's, half the cost of writing each record), it is hashed as it is."""
-    if stored is not None and len(stored) == len(observed) and all(type(text) is str for text in stored):
-        names = [r.name for r in observed]
-        if all(a < b for a, b in zip(names, names[1:], strict=False)) and (
-                InventoryFile.model_construct(resources=observed).model_dump_json()
-                == '{"targets":{},"resources":[' + ",".join(stored) + "]}"):
-            # each stored text is one JSON value, so the texts are the records' one by one
-            return hashlib.sha256("\n".join(stored).encode()).hexdigest()
-    text = "\n".join(r.model_dump_json() for r in sorted(observed, key=lambda r: r.name))
-    return hashlib.sha256(text.encode()).hexdigest()
+    ``stored``: the same records as JSON text, in the same order (the journal's rows). When they
+    are exactly the records' JSON (:func:`written_as_stored`), they are hashed as they are."""
+    if stored is not None and written_as_stored(observed, stored):
+        return texts_digest(stored)
+    return texts_digest([r.model_dump_json() for r in sorted(observed, key=lambda r: r.name)])
+
+
+def texts_digest(texts: list[str]) -> str:
+    """The sha256 of records' JSON texts, one a line: :func:`observed_digest` of the records they are."""
+    return hashlib.sha256("\n".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def written_as_stored(observed: list[ObservedResource], stored: list[str]) -> bool:
+    """Whether ``stored`` is, text for text, what the records (in name order) write out as JSON:
+    checked in one call that writes them out as an inventory's, half the cost of writing each."""
+    if len(stored) != len(observed) or not all(type(text) is str for text in stored):
+        return False
+    names = [r.name for r in observed]
+    # each stored text is one JSON value, so the texts are the records' one by one
+    return all(a < b for a, b in zip(names, names[1:], strict=False)) and (
+        InventoryFile.model_construct(resources=observed).model_dump_json()
+        == '{"targets":{},"resources":[' + ",".join(stored) + "]}")
 
 
 @paused_gc()

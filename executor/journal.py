@@ -35,15 +35,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import operator
 import os
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from domain.errors import DiagnosticsError
@@ -912,9 +915,13 @@ class Journal:
 
     def state_json(self) -> tuple[dict[str, ObservedResource], list[str]]:
         """The state, and each record's JSON as stored (in the same order)."""
-        with self._read() as db:
-            rows = db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall()
+        rows = self.state_rows()
         return self._records(rows), [record for _, record in rows]
+
+    def state_rows(self) -> list[tuple[str, str]]:
+        """Each record's resource and JSON as stored, in name order, not read (``_records`` reads them)."""
+        with self._read() as db:
+            return self._named(db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall())
 
     def state_since(self, seq: int, texts: dict[str, str] | None = None,
                     ) -> tuple[dict[str, ObservedResource], int, int]:
@@ -1043,6 +1050,86 @@ class StateCopy:
         value = observed_digest(records, texts)
         self._digest = (records, texts, value)   # one assignment: a thread reads the old entry or this one
         return value
+
+
+class RecordValues(SimpleNamespace):
+    """A record read back as the values of its JSON, unvalidated: the fields of an
+    ``ObservedResource``, for a record this very text of which was read and validated before
+    (``read_state``), and only to be read."""
+
+
+#: Where a project keeps the digests of the journal states it read, each record validated (``read_state``).
+STATE_CACHE = Path(".ordo", "cache", "state")
+
+
+def read_state(journal: Journal, folder: Path | None) -> tuple[list[Any], str]:
+    """The journal's records in name order, and their digest (``domain.project.observed_digest``),
+    for a command that plans from them.
+
+    Every record is parsed and validated (``Journal._records``: half of reading a 10,000-record
+    state, and writing them out again to digest them nearly as much), except for a state read so
+    before: when the project's ``folder`` (STATE_CACHE) holds an entry of this journal (its id) for
+    the sha256 of these very texts, made by the same ordo (the code that validates and digests
+    records) when each text was found to be exactly what its valid record writes out, the texts are
+    only parsed as JSON (``RecordValues``: the values validation gave then) and that sha256 is their
+    digest. One entry a project, of the last state read: a state written since, by any run, or
+    another journal's, is read and validated whole, and its entry replaces the old. Whoever can
+    write ``folder`` can make damaged records pass unchecked, as one who can write the journal can
+    change them (docs/security.md)."""
+    # (the YAML reader and the models: not for every journal)
+    from domain.project import observed_digest, texts_digest, written_as_stored
+    from domain.yamlsrc import ParseCache
+
+    rows = journal.state_rows()
+    texts = [text for _, text in rows]
+    cache = digest = None
+    fingerprint = _state_fingerprint() if folder is not None else None
+    if fingerprint is not None and all(type(text) is str for text in texts):   # (else: damaged, as _records says)
+        cache, digest = ParseCache(folder, "state", fingerprint), texts_digest(texts)
+        if cache.get(digest, 0) == ({"journal": journal.id, "written_as_stored": True},):
+            records = _record_values(rows)
+            if records is not None:
+                return records, digest
+    observed = list(journal._records(rows).values())
+    if not written_as_stored(observed, texts):
+        return observed, observed_digest(observed)
+    if cache is not None:
+        cache.put(digest, {"journal": journal.id, "written_as_stored": True})
+    return observed, digest or texts_digest(texts)
+
+
+def _record_values(rows: list[tuple[str, str]]) -> list[RecordValues] | None:
+    """The rows' records as the values of their JSON; None when one is not an object named as its row."""
+    from pydantic_core import from_json
+
+    try:
+        values = from_json("[" + ",".join(text for _, text in rows) + "]")
+    except ValueError:
+        return None
+    if len(values) != len(rows) or not all(   # (one empty text and no text at all hash alike)
+            type(v) is dict and v.get("name") == name for (name, _), v in zip(rows, values, strict=True)):
+        return None
+    return [RecordValues(**v) for v in values]
+
+
+@functools.cache
+def _state_fingerprint() -> str | None:
+    """What a state's entry depends on besides its texts: the code that validates records, writes
+    them out and digests them (taken once a process, of the code it runs), and pydantic's version;
+    None, and no entry read or kept, where that code's source files are not there to be read."""
+    import pydantic
+    import pydantic_core
+
+    import domain.formats
+    import domain.project
+
+    digest = hashlib.sha256(f"{pydantic.VERSION}/{pydantic_core.__version__}".encode())
+    try:
+        for module in (domain.formats, domain.project, sys.modules[__name__]):
+            digest.update(Path(module.__file__).read_bytes())
+    except (OSError, TypeError):   # (TypeError: a module without a file)
+        return None
+    return "state/" + digest.hexdigest()[:32]
 
 
 @functools.cache

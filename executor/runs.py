@@ -22,6 +22,7 @@ from domain.formats import quoted
 from domain.gcpause import paused_gc
 from domain.project import Project, display_path, load_project, project_folder, read_project_file
 from executor.journal import (
+    STATE_CACHE,
     Event,
     Journal,
     JournalError,
@@ -30,6 +31,7 @@ from executor.journal import (
     RunInfo,
     StateCopy,
     default_path,
+    read_state,
 )
 from executor.store import is_url, location
 from planner.plan import Plan
@@ -79,8 +81,7 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
                 observed, stored = state.observed(jr)
                 sha256 = state.digest(observed, stored)
             else:
-                records, stored = jr.state_json()
-                observed = list(records.values())
+                observed, sha256 = read_state(jr, root / STATE_CACHE)
     return load_project(project, request, inventory, extra, observed=observed, observed_json=stored,
                         observed_sha256=sha256, observed_name=display_path(path, root))
 

@@ -7,7 +7,9 @@ collector paused."""
 from __future__ import annotations
 
 import gc
+import json
 import random
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from benchmarks.generate import write_project
 from domain.errors import DiagnosticsError
 from domain.formats import ObservedResource
 from domain.model import _acyclic, observed_record
-from domain.project import load_project
+from domain.project import load_project, texts_digest
 from executor.journal import Journal, JournalError
 from executor.runs import load_with_journal
 from planner.core import load_policies
@@ -140,13 +142,13 @@ def test_the_journal_state_is_read_with_the_collector_paused(tmp_path: Path, mon
     record = ObservedResource(name="mgmt-net", type="network", state="active")
     root = _journal_with(tmp_path, [record])
     seen = []
-    real = Journal.state_json
+    real = Journal.state_rows
 
-    def state_json(self: Journal) -> tuple[dict[str, ObservedResource], list[str]]:
+    def state_rows(self: Journal) -> list[tuple[str, str]]:
         seen.append(gc.isenabled())
         return real(self)
 
-    monkeypatch.setattr(Journal, "state_json", state_json)
+    monkeypatch.setattr(Journal, "state_rows", state_rows)
     assert gc.isenabled()
     project = load_with_journal(root, None, None, [], None)
     assert seen == [False] and gc.isenabled()
@@ -230,3 +232,114 @@ def test_parts_find_the_wholes_of_a_deep_chain_without_recursion(tmp_path: Path,
     assert not any(f.startswith(('resource("m0', 'resource("m1', 'resource("m2', 'resource("old-')) for f in new)
     plan = make_plan(load_project(root, observed=records)).plan
     assert plan.status == "optimal" and plan.placements["far-vnf"]
+
+
+def _records_of(tmp_path: Path) -> list[ObservedResource]:
+    """generate.py's 10 resources, as a run records them at their goal, with outputs."""
+    root, records = _applied(tmp_path, 10, 0)
+    return [r.model_copy(update={"attributes": {"id": f"{r.name}-id", "mtu": 1500, "ok": True, "x": None}})
+            for r in records]
+
+
+def _planned(root: Path) -> tuple[dict, str]:
+    """What the model makes of the journal's records (each resource's fields), and the plan's digest input."""
+    from domain.project import JOURNAL_INPUT
+
+    project = load_with_journal(root, None, None, [], None)
+    return ({name: vars(res) | {"origin": str(res.origin)} for name, res in project.model.resources.items()},
+            dict(project.inputs)[JOURNAL_INPUT])
+
+
+def test_a_state_read_before_is_not_validated_again_and_makes_the_same_model(tmp_path: Path, monkeypatch) -> None:
+    """The second command reading the same records parses them as JSON only (the entry the first left in
+    .ordo/cache/state says this ordo validated these very texts): the same model and the same digest."""
+    from executor import journal
+
+    root = _journal_with(tmp_path, _records_of(tmp_path))
+    validated = []
+    real = Journal._records
+    monkeypatch.setattr(Journal, "_records", lambda self, rows: validated.append(len(rows)) or real(self, rows))
+    first = _planned(root)
+    assert validated == [10] and len(list((root / journal.STATE_CACHE).glob("*.json"))) == 1
+    assert _planned(root) == first and validated == [10]
+    with sqlite3.connect(root / ".ordo" / "journal.db") as db:   # a run writes a record: the state is read anew
+        db.execute("UPDATE state SET record = replace(record, '\"mtu\":1500', '\"mtu\":9000') "
+                   "WHERE resource = 'mgmt-net'")
+    changed = _planned(root)
+    assert validated == [10, 10] and changed[1] != first[1]
+    assert changed[0]["mgmt-net"]["attributes"]["mtu"] == 9000
+    assert _planned(root) == changed and validated == [10, 10]
+    shutil.rmtree(root / ".ordo" / "cache")   # (always safe to delete)
+    assert _planned(root) == changed and validated == [10, 10, 10]
+
+
+@pytest.mark.parametrize("damage", ["text", "row name", "fingerprint", "journal"])
+def test_a_state_damaged_since_it_was_read_is_validated_and_named(tmp_path: Path, damage: str) -> None:
+    """The entry vouches for the texts it was made of and nothing else: a record damaged since, a row renamed
+    under its text, an entry of another ordo or of another journal, and the records are read and checked."""
+    from executor import journal
+
+    root = _journal_with(tmp_path, _records_of(tmp_path))
+    _planned(root)
+    entry = next((root / journal.STATE_CACHE).glob("*.json"))
+    with sqlite3.connect(root / ".ordo" / "journal.db") as db:
+        if damage == "text":
+            db.execute("""UPDATE state SET record = replace(record, '"state":"active"', '"state":3')
+                          WHERE resource = 'mgmt-net'""")
+        elif damage == "row name":   # the same texts, in the same order: the row's name is checked
+            db.execute("UPDATE state SET resource = 'mgmt-net2' WHERE resource = 'mgmt-net'")
+    if damage in ("fingerprint", "journal"):
+        kept = json.loads(entry.read_text())
+        if damage == "fingerprint":
+            kept["parser"] = "state/another"
+        else:
+            kept["data"]["journal"] = "another"
+        for record in ("mgmt-net",):   # damaged in the journal, but the entry would vouch for it
+            with sqlite3.connect(root / ".ordo" / "journal.db") as db:
+                db.execute("UPDATE state SET record = ? WHERE resource = ?", ('{"name": "mgmt-net", "state": 3}',
+                                                                             record))
+        kept["sha256"] = texts_digest([t for _, t in Journal(root / ".ordo" / "journal.db").state_rows()])
+        entry.write_text(json.dumps(kept))
+    message = "is named 'mgmt-net'" if damage == "row name" else "the record of 'mgmt-net' is damaged"
+    with pytest.raises(JournalError, match=message):
+        load_with_journal(root, None, None, [], None)
+
+
+def test_records_not_written_as_this_ordo_writes_them_are_read_whole_every_time(tmp_path: Path) -> None:
+    """Texts another writer spaced otherwise: valid, and digested as the records write out (the digest is
+    the same as theirs), but no entry is kept (the values of the JSON would not be the records')."""
+    from executor import journal
+
+    records = _records_of(tmp_path)
+    root = _journal_with(tmp_path, records)
+    expected = _planned(root)
+    with sqlite3.connect(root / ".ordo" / "journal.db") as db:
+        db.executemany("UPDATE state SET record = ? WHERE resource = ?",
+                       [(json.dumps(r.model_dump(mode="json"), indent=1), r.name) for r in records])
+    shutil.rmtree(root / ".ordo" / "cache")
+    assert _planned(root) == expected and _planned(root) == expected
+    assert not (root / journal.STATE_CACHE).exists() or not list((root / journal.STATE_CACHE).glob("*.json"))
+
+
+def test_a_damaged_row_that_hashes_as_the_empty_state_read_before_is_named(tmp_path: Path) -> None:
+    """No text at all and one empty text join to the same text: the empty state's entry does not vouch
+    for a row whose record is empty (it crashed: "this is a bug in ordo")."""
+    root = _journal_with(tmp_path, [])
+    load_with_journal(root, None, None, [], None)
+    with sqlite3.connect(root / ".ordo" / "journal.db") as db:
+        db.execute("INSERT INTO state (resource, record, run, seq) VALUES ('mgmt-net', '', 0, 0)")
+    with pytest.raises(JournalError, match="the record of 'mgmt-net' is damaged"):
+        load_with_journal(root, None, None, [], None)
+
+
+def test_without_the_source_of_the_code_that_validates_records_nothing_is_kept(tmp_path: Path, monkeypatch) -> None:
+    from executor import journal
+
+    journal._state_fingerprint.cache_clear()
+    monkeypatch.setattr("domain.formats.__file__", str(tmp_path / "gone.py"))
+    try:
+        root = _journal_with(tmp_path, _records_of(tmp_path))
+        assert _planned(root) == _planned(root)
+        assert not (root / journal.STATE_CACHE).exists()
+    finally:
+        journal._state_fingerprint.cache_clear()
