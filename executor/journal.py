@@ -1103,7 +1103,7 @@ def _record_values(rows: list[tuple[str, str]]) -> list[RecordValues] | None:
     from pydantic_core import from_json
 
     try:
-        values = from_json("[" + ",".join(text for _, text in rows) + "]")
+        values = from_json("[" + ",".join(text for _, text in rows) + "]", cache_strings=False)
     except ValueError:
         return None
     if len(values) != len(rows) or not all(   # (one empty text and no text at all hash alike)
