@@ -21,7 +21,8 @@ from domain.formats import (
 from domain.gcpause import paused_gc
 from domain.guards import Guard, check_guards, load_guards
 from domain.model import Model, build_model
-from domain.yamlsrc import Source, load_yaml
+from domain.modelcache import MODEL_CACHE, ModelCache, inputs_key
+from domain.yamlsrc import CACHE_MIN_BYTES, MAX_YAML_BYTES, Source, load_yaml, read_at_most
 
 PROJECT_FILE = "ordo.yaml"
 #: Where large model files' parses are kept (domain.yamlsrc.ParseCache), beside the journal.
@@ -141,6 +142,54 @@ def _ours(path: Path, root: Path) -> bool:
     return where.parts[:1] != (PARSE_CACHE.parts[0],)
 
 
+#: Records in the journal from which a model is kept (domain.modelcache) whatever the size of its files.
+MEMO_MIN_RECORDS = 1000
+
+
+@dataclass
+class _Memo:
+    """Where the model of a load's inputs is kept, and its name there."""
+
+    cache: ModelCache
+    key: str
+    inputs: list[tuple[str, str]]   # the files' and the journal's, as a plan's inputs name them
+
+
+def _memo(root: Path, proj_src: Source, catalog_paths: list[Path | Source], inv_path: Path | Source | None,
+          req_path: Path | Source | None, observed: int, observed_sha256: str | None,
+          observed_name: str) -> _Memo | None:
+    """The name of the model made of these files and this journal state in the project's model cache
+    (domain.modelcache); None when none is kept: a file that is not the project's own (``_ours``) or
+    not read here (loading says why), or a small model (files of less than CACHE_MIN_BYTES in all, and
+    fewer than MEMO_MIN_RECORDS records: built in less time than a kept one is read)."""
+    files: list[tuple[str, str, str] | None] = []
+    size = 0
+    for path in [*catalog_paths, inv_path, req_path]:
+        if path is None:
+            files.append(None)
+            continue
+        if not isinstance(path, Path) or not _ours(path, root) or not path.is_file():
+            return None
+        try:
+            with path.open("rb") as handle:
+                raw = read_at_most(handle, MAX_YAML_BYTES)
+        except OSError:
+            return None
+        if raw is None:
+            return None
+        size += len(raw)
+        files.append((display_path(path, root), input_name(path, root), hashlib.sha256(raw).hexdigest()))
+    if size < CACHE_MIN_BYTES and observed < MEMO_MIN_RECORDS:
+        return None
+    key = inputs_key([proj_src.file, proj_src.sha256, files, observed_sha256, observed_name])
+    if key is None:
+        return None
+    inputs = [(name, sha) for _, name, sha in filter(None, files)]
+    if observed_sha256 is not None:
+        inputs.append((JOURNAL_INPUT, observed_sha256))
+    return _Memo(ModelCache(root / MODEL_CACHE), key, inputs)
+
+
 def observed_digest(observed: list[ObservedResource], stored: list[str] | None = None) -> str:
     """The sha256 of the records' JSON, one a line, in name order: what the plan's digest counts of them.
 
@@ -196,6 +245,9 @@ def load_project(
     ``request``, ``inventory`` and ``catalog`` (which replaces the project's
     catalog files) may also be sources already loaded, such as a model
     written inline in a policy test file.
+
+    The model of a large project's own files is kept (``.ordo/cache/model``, domain.modelcache) and
+    read back by the next load of the very same inputs instead of being built again.
     """
     root, project, proj_src = read_project_file(root)
     cache = root / PARSE_CACHE
@@ -220,6 +272,18 @@ def load_project(
 
     own_catalog = catalog is None   # the project file's catalog files, not ones given
     catalog_paths = list(catalog) if catalog is not None else [root / rel for rel in project.catalog]
+    inv_path = (inventory if isinstance(inventory, Source) else _locate(inventory, root)) or (
+        root / project.inventory if project.inventory else None)
+    req_path = (request if isinstance(request, Source) else _locate(request, root)) or (
+        root / project.request if project.request else None)
+    observed_sha256 = (observed_sha256 or observed_digest(observed, observed_json)) if observed else None
+    memo = _memo(root, proj_src, catalog_paths, inv_path, req_path, len(observed or ()), observed_sha256,
+                 observed_name) \
+        if own_catalog and not isinstance(inventory, Source) and not isinstance(request, Source) else None
+    kept = memo.cache.get(memo.key) if memo is not None else None
+    if isinstance(kept, Model):
+        return _project(root, project, proj_src, kept, [*inputs, *memo.inputs], req_path, inv_path,
+                        extra_policy_files, [])
     catalog = CatalogFile()
     catalog_src = None
     for i, item in enumerate(catalog_paths):
@@ -238,15 +302,11 @@ def load_project(
         )
         catalog_src = catalog_src or src
 
-    inv_path = (inventory if isinstance(inventory, Source) else _locate(inventory, root)) or (
-        root / project.inventory if project.inventory else None)
     inv, inv_src = (InventoryFile(), None)
     if inv_path is not None:
         inv, inv_src = load(inv_path, InventoryFile, ("inventory",) if inventory is None else None)
         inv = inv or InventoryFile()
 
-    req_path = (request if isinstance(request, Source) else _locate(request, root)) or (
-        root / project.request if project.request else None)
     req, req_src = (None, None)
     if req_path is not None:
         req, req_src = load(req_path, RequestFile, ("request",) if request is None else None)
@@ -255,19 +315,8 @@ def load_project(
                                             "name one on the command line or as 'request:' here"))
 
     if observed:
-        inputs.append((JOURNAL_INPUT, observed_sha256 or observed_digest(observed, observed_json)))
-
-    guards, guard_sources, guard_problems = load_guards(root, list(project.guards), proj_src, display_path)
-    problems.extend(guard_problems)
-    named = {display_path(root / rel, root): input_name(root / rel, root) for rel in project.guards}
-    inputs.extend((named.get(src.file, src.file), src.sha256) for src in guard_sources.values())
-
-    policy_files, policy_problems = project_policy_files(root, project, proj_src)
-    problems.extend(policy_problems)
-    policy_files.extend(extra_policy_files or [])
-    problems += [Diagnostic(file=str(p), summary="not a file (a policy file is clingo text)" if p.exists() else
-                            "no such policy file") for p in policy_files if not p.is_file()]
-
+        inputs.append((JOURNAL_INPUT, observed_sha256))
+    loaded = not problems   # (what the model is made of read without a problem: it may be kept)
     model = None
     if catalog_src is not None:
         # Cross-check what did load, so one bad file does not hide the others'
@@ -279,6 +328,28 @@ def load_project(
                                 observed=observed or (), observed_file=observed_name)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
+    if model is not None and loaded and memo is not None:
+        memo.cache.put(memo.key, model)
+    return _project(root, project, proj_src, model, inputs, req_path, inv_path, extra_policy_files, problems)
+
+
+def _project(root: Path, project: ProjectFile, proj_src: Source, model: Model | None,
+             inputs: list[tuple[str, str]], req_path: Path | Source | None, inv_path: Path | Source | None,
+             extra_policy_files: list[Path] | None, problems: list[Diagnostic]) -> Project:
+    """The project of its model (None: not built), with the guards and policy files the project file
+    names, checked (each command reads them anew: they are no part of a kept model); raises
+    DiagnosticsError with ``problems`` and theirs, every one found."""
+    guards, guard_sources, guard_problems = load_guards(root, list(project.guards), proj_src, display_path)
+    problems.extend(guard_problems)
+    named = {display_path(root / rel, root): input_name(root / rel, root) for rel in project.guards}
+    inputs.extend((named.get(src.file, src.file), src.sha256) for src in guard_sources.values())
+
+    policy_files, policy_problems = project_policy_files(root, project, proj_src)
+    problems.extend(policy_problems)
+    policy_files.extend(extra_policy_files or [])
+    problems += [Diagnostic(file=str(p), summary="not a file (a policy file is clingo text)" if p.exists() else
+                            "no such policy file") for p in policy_files if not p.is_file()]
+
     if model is not None and guards:
         problems.extend(check_guards(guards, guard_sources, model))
     if problems or model is None:
@@ -287,7 +358,8 @@ def load_project(
         root=root, model=model, settings=project.settings, library=list(project.policies.library),
         enforcement=dict(project.policies.enforcement), parameters=dict(project.policies.parameters), guards=guards,
         policy_files=policy_files, inputs=sorted(inputs),
-        request_file=req_src.file if req_src else None,
+        request_file=(req_path.file if isinstance(req_path, Source) else display_path(req_path, root))
+        if req_path is not None else None,
         source=proj_src, request_path=req_path.resolve() if isinstance(req_path, Path) else None,
         inventory_file=inv_path.resolve() if isinstance(inv_path, Path) else None,
         extra_policy_files=list(extra_policy_files or []),

@@ -301,7 +301,7 @@ class ParseCache:
         try:
             text = json.dumps({"parser": self.fingerprint or _parser_fingerprint(), "sha256": sha256, "data": data},
                               ensure_ascii=False, separators=(",", ":"))
-            _make_private(self.folder)
+            make_private(self.folder)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -333,7 +333,7 @@ class ParseCache:
 _CACHE_NAMES = re.compile(r"[0-9a-f]{32}\.json|(\.tmp-[A-Za-z0-9_]{8})\.json")
 
 
-def _make_private(folder: Path) -> None:
+def make_private(folder: Path) -> None:
     """``folder`` and the folders missing above it made as the journal makes ``.ordo`` (owner
     only: a folder made here first must not be laxer), with a .gitignore keeping it out of git.
     OSError when something else stands in its way (a file of that name)."""

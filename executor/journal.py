@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -1062,54 +1062,74 @@ class RecordValues(SimpleNamespace):
 STATE_CACHE = Path(".ordo", "cache", "state")
 
 
-def read_state(journal: Journal, folder: Path | None) -> tuple[list[Any], str]:
+def read_state(journal: Journal, folder: Path | None) -> tuple[Sequence[Any], str]:
     """The journal's records in name order, and their digest (``domain.project.observed_digest``),
     for a command that plans from them.
 
     Every record is parsed and validated (``Journal._records``: half of reading a 10,000-record
     state, and writing them out again to digest them nearly as much), except for a state read so
     before: when the project's ``folder`` (STATE_CACHE) holds an entry of this journal (its id) for
-    the sha256 of these very texts, made by the same ordo (the code that validates and digests
-    records) when each text was found to be exactly what its valid record writes out, the texts are
-    only parsed as JSON (``RecordValues``: the values validation gave then) and that sha256 is their
-    digest. One entry a project, of the last state read: a state written since, by any run, or
-    another journal's, is read and validated whole, and its entry replaces the old. Whoever can
-    write ``folder`` can make damaged records pass unchecked, as one who can write the journal can
-    change them (docs/security.md)."""
+    the sha256 of these very texts and of the rows' names, made by the same ordo (the code that
+    validates and digests records) when each text was found to be exactly what its valid record
+    writes out, the texts are only parsed as JSON, and only when first read (``RecordsLater``: a
+    command whose model is kept reads none), and that sha256 is their digest. One entry a project,
+    of the last state read: a state written since, by any run, or another journal's, is read and
+    validated whole, and its entry replaces the old. Whoever can write ``folder`` can make damaged
+    records pass unchecked, as one who can write the journal can change them (docs/security.md)."""
     # (the YAML reader and the models: not for every journal)
     from domain.project import observed_digest, texts_digest, written_as_stored
     from domain.yamlsrc import ParseCache
 
     rows = journal.state_rows()
     texts = [text for _, text in rows]
-    cache = digest = None
+    cache = digest = vouched = None
     fingerprint = _state_fingerprint() if folder is not None else None
     if fingerprint is not None and all(type(text) is str for text in texts):   # (else: damaged, as _records says)
         cache, digest = ParseCache(folder, "state", fingerprint), texts_digest(texts)
-        if cache.get(digest, 0) == ({"journal": journal.id, "written_as_stored": True},):
-            records = _record_values(rows)
-            if records is not None:
-                return records, digest
+        vouched = {"journal": journal.id, "names": texts_digest([name for name, _ in rows]), "written_as_stored": True}
+        if cache.get(digest, 0) == (vouched,):
+            return RecordsLater(journal, rows), digest
     observed = list(journal._records(rows).values())
     if not written_as_stored(observed, texts):
         return observed, observed_digest(observed)
     if cache is not None:
-        cache.put(digest, {"journal": journal.id, "written_as_stored": True})
+        cache.put(digest, vouched)
     return observed, digest or texts_digest(texts)
 
 
-def _record_values(rows: list[tuple[str, str]]) -> list[RecordValues] | None:
-    """The rows' records as the values of their JSON; None when one is not an object named as its row."""
-    from pydantic_core import from_json
+class RecordsLater(Sequence):
+    """The records of a state read and validated before (``read_state``), as the values of their JSON
+    (``RecordValues``: what validation gave then), parsed when first read."""
 
-    try:
-        values = from_json("[" + ",".join(text for _, text in rows) + "]", cache_strings=False)
-    except ValueError:
-        return None
-    if len(values) != len(rows) or not all(   # (one empty text and no text at all hash alike)
-            type(v) is dict and v.get("name") == name for (name, _), v in zip(rows, values, strict=True)):
-        return None
-    return [RecordValues(**v) for v in values]
+    def __init__(self, journal: Journal, rows: list[tuple[str, str]]) -> None:
+        self._journal, self._rows = journal, rows
+        self._records: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._parsed()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._parsed())
+
+    def _parsed(self) -> list[Any]:
+        records = self._records
+        if records is None:
+            from pydantic_core import from_json
+
+            rows = self._rows
+            try:
+                values = from_json("[" + ",".join(text for _, text in rows) + "]", cache_strings=False)
+                records = [RecordValues(**v) for v in values] if len(values) == len(rows) else None
+            except (ValueError, TypeError):
+                records = None
+            if records is None or any(r.name != name for (name, _), r in zip(rows, records, strict=True)):
+                # not as the entry said (forged, or a sha256 shared by other texts): read as any state is
+                records = list(self._journal._records(rows).values())
+            self._records = records
+        return records
 
 
 @functools.cache
