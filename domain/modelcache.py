@@ -14,10 +14,11 @@ another ordo: another name, and the model is built anew.
 An entry is written the second time in a row that the same inputs are built (the first time
 only their name is kept): writing 10,000 resources out costs about as much as reading them back,
 and a command whose inputs change every time (a plan, then its apply, against a state the apply
-changes) would pay it for nothing. Entries are pickles read by an unpickler that makes nothing
-but this package's data classes (``_Unpickler``), checked against the sha256 written beside
-them (a damaged file is ignored); one entry a project, of at most ``MOST_BYTES``. Deleting the
-folder is always safe. Whoever can write ``.ordo/`` can forge an entry, as they can forge the
+changes) would pay it for nothing. An entry is a pickle of calls of one maker per data class
+(``_maker``), the only names its unpickler finds (``_Unpickler``): it can call no other function
+and change no class. It is checked against the sha256 written beside it (a damaged entry is
+ignored, and written again by the next build); one entry a project, of at most ``MOST_BYTES``.
+Deleting the folder is always safe. Whoever can write ``.ordo/`` can forge an entry, as they can forge the
 parse cache's: docs/security.md.
 """
 
@@ -33,6 +34,8 @@ import os
 import pickle
 import sys
 import tempfile
+import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +57,13 @@ _HEADER_MOST = 4096
 @functools.cache
 def fingerprint() -> str | None:
     """The code a model is made by: this package's sources (taken once a process, of the code it
-    runs), pydantic's and Python's versions; None, and nothing read or kept, where the sources are
+    runs), pydantic's, Python's, PyYAML's and libyaml's versions; None, and nothing read or kept, where the sources are
     not there to be read."""
     import pydantic
     import pydantic_core
 
-    digest = hashlib.sha256(f"{sys.version}/{pydantic.VERSION}/{pydantic_core.__version__}".encode())
+    digest = hashlib.sha256(f"{sys.version}/{pydantic.VERSION}/{pydantic_core.__version__}/"
+                            f"{domain.yamlsrc.parser_fingerprint()}".encode())
     try:
         for path in sorted(Path(__file__).parent.glob("*.py")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -84,7 +88,7 @@ class ModelCache:
         self.folder = folder
         self.entry = folder / _ENTRY
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: str) -> domain.model.Model | None:
         """The model kept for ``key``, made anew from the entry; None on a miss or a damaged entry."""
         try:
             with self.entry.open("rb") as f:
@@ -97,7 +101,8 @@ class ModelCache:
                 blob = f.read(size + 1)
             if len(blob) != size or hashlib.sha256(blob).hexdigest() != header["sha256"]:
                 return None
-            return _Unpickler(io.BytesIO(blob)).load()
+            model = _Unpickler(io.BytesIO(blob)).load()
+            return model if isinstance(model, domain.model.Model) else None
         except (OSError, ValueError, pickle.UnpicklingError, EOFError, TypeError, AttributeError, KeyError,
                 IndexError, RecursionError, MemoryError, UnicodeError):
             return None
@@ -106,14 +111,16 @@ class ModelCache:
         """After ``model`` was built for ``key``: kept when the entry names ``key`` already (built twice in
         a row), else ``key`` alone is noted. Nothing when the folder cannot be written."""
         try:
-            seen = False
+            seen = False   # (a model kept for ``key`` that ``get`` could not read is written again)
             with contextlib.suppress(OSError, ValueError):
                 with self.entry.open("rb") as f:
                     header = json.loads(f.readline(_HEADER_MOST))
                 seen = isinstance(header, dict) and header.get("key") == key
-            if seen and "sha256" in header:
-                return   # (kept already: another process wrote it meanwhile)
-            blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL) if seen else b""
+            blob = b""
+            if seen:
+                buffer = io.BytesIO()
+                _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(model)
+                blob = buffer.getvalue()
             if len(blob) > MOST_BYTES:
                 blob, seen = b"", False
             head = {"key": key, "sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)} if seen else {"key": key}
@@ -131,18 +138,82 @@ class ModelCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        now = time.time()   # what a writer killed mid-write left, an hour on
+        for left in self.folder.glob(".tmp-*.bin"):
+            with contextlib.suppress(OSError):
+                if now - left.stat(follow_symlinks=False).st_mtime > 3600 and left.is_file(follow_symlinks=False):
+                    left.unlink()
+
+
+def _kept_classes() -> tuple[type, ...]:
+    """What a kept model is made of: domain.model's dataclasses and ``Origin``, domain.formats'
+    pydantic models, ``TextPositions``."""
+    found: list[type] = [domain.model.Origin, TextPositions]
+    for module in (domain.model, domain.formats):
+        for _name, value in sorted(vars(module).items()):
+            if isinstance(value, type) and value.__module__ == module.__name__ and (
+                    dataclasses.is_dataclass(value) or issubclass(value, BaseModel)):
+                found.append(value)
+    return tuple(found)
+
+
+def _maker(cls: type) -> Any:
+    """The function that makes a ``cls`` of the state ``_Pickler`` wrote of one: the only things an
+    entry can name, each taking that one argument. None of them hands out a class, so no entry can
+    change one (pickle's BUILD sets attributes on whatever it is given: here, at most on one of
+    these functions, which read none of theirs)."""
+    new, put, origin = object.__new__, object.__setattr__, domain.model._origin
+    if cls is TextPositions:
+        def make(state: Any) -> Any:
+            return TextPositions(str(state))
+    elif cls is domain.model.Origin:
+        def make(state: Any) -> Any:
+            file, at = state
+            return origin(str(file), tuple(at))
+    elif issubclass(cls, BaseModel):
+        def make(state: Any) -> Any:
+            obj = new(cls)
+            obj.__setstate__(state)
+            return obj
+    else:
+        def make(state: Any) -> Any:
+            obj = new(cls)
+            put(obj, "__dict__", state)   # (a frozen one too; TypeError for what is no dict)
+            return obj
+    where = cls.__module__.rpartition(".")[2]
+    make.__name__ = make.__qualname__ = f"_make_{where}_{cls.__name__}"   # (pickled by its name in this module)
+    make.__module__ = __name__
+    return make
+
+
+_MAKERS = {cls: _maker(cls) for cls in _kept_classes()}
+_BY_NAME = {make.__name__: make for make in _MAKERS.values()}
+_FUNCTIONS = frozenset(_BY_NAME.values())
+_PLAIN = (int, float, str, bytes, bool, type(None), list, tuple, dict, set, frozenset)
+globals().update(_BY_NAME)
+
+
+class _Pickler(pickle.Pickler):
+    """Writes every object of the model as a call of its kind's maker with its state; one of any
+    other kind (no model holds one) fails the entry."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        make = _MAKERS.get(type(obj))
+        if make is None:
+            if isinstance(obj, _PLAIN) or (isinstance(obj, types.FunctionType) and obj in _FUNCTIONS):
+                return NotImplemented   # (plain values; a maker itself, pickled by its name)
+            raise pickle.PicklingError(f"{type(obj).__name__} is not kept in a model")
+        if type(obj) is TextPositions:
+            return make, (obj.text,)
+        if type(obj) is domain.model.Origin:
+            return make, ((obj.file, obj._at),)
+        return make, (obj.__getstate__() if isinstance(obj, BaseModel) else obj.__dict__,)
 
 
 class _Unpickler(pickle.Unpickler):
-    """Makes this package's data classes (dataclasses and pydantic models of ``domain``) and the
-    function that remakes an ``Origin``; nothing else, so an entry names no function to call."""
+    """Finds the makers (``_maker``) and nothing else."""
 
     def find_class(self, module: str, name: str) -> Any:
-        found = getattr(_MODULES[module], name, None) if module in _MODULES else None
-        if isinstance(found, type) and (dataclasses.is_dataclass(found) or issubclass(found, BaseModel)) \
-                or found is TextPositions or found is domain.model._origin:
-            return found
+        if module == __name__ and name in _BY_NAME:
+            return _BY_NAME[name]
         raise pickle.UnpicklingError(f"{module}.{name} is not kept in a model")
-
-
-_MODULES = {"domain.model": domain.model, "domain.formats": domain.formats, "domain.yamlsrc": domain.yamlsrc}

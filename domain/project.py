@@ -181,7 +181,10 @@ def _memo(root: Path, proj_src: Source, catalog_paths: list[Path | Source], inv_
         files.append((display_path(path, root), input_name(path, root), hashlib.sha256(raw).hexdigest()))
     if size < CACHE_MIN_BYTES and observed < MEMO_MIN_RECORDS:
         return None
-    key = inputs_key([proj_src.file, proj_src.sha256, files, observed_sha256, observed_name])
+    # (the journal's name is in the model only through its records: a command without a journal, or
+    # naming it otherwise, reads the model of a project that has none)
+    key = inputs_key([proj_src.file, proj_src.sha256, files, observed_sha256,
+                      observed_name if observed_sha256 is not None else None])
     if key is None:
         return None
     inputs = [(name, sha) for _, name, sha in filter(None, files)]
@@ -279,9 +282,10 @@ def load_project(
     observed_sha256 = (observed_sha256 or observed_digest(observed, observed_json)) if observed else None
     memo = _memo(root, proj_src, catalog_paths, inv_path, req_path, len(observed or ()), observed_sha256,
                  observed_name) \
-        if own_catalog and not isinstance(inventory, Source) and not isinstance(request, Source) else None
+        if own_catalog and not isinstance(inventory, Source) and not isinstance(request, Source) \
+        and (req_path is not None or not need_request) else None   # (no request, asked for one: said below)
     kept = memo.cache.get(memo.key) if memo is not None else None
-    if isinstance(kept, Model):
+    if kept is not None:
         return _project(root, project, proj_src, kept, [*inputs, *memo.inputs], req_path, inv_path,
                         extra_policy_files, [])
     catalog = CatalogFile()
@@ -328,8 +332,8 @@ def load_project(
                                 observed=observed or (), observed_file=observed_name)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
-    if model is not None and loaded and memo is not None:
-        memo.cache.put(memo.key, model)
+    if model is not None and loaded and memo is not None and inputs[1:] == memo.inputs:
+        memo.cache.put(memo.key, model)   # (unless a file changed between its name and its load)
     return _project(root, project, proj_src, model, inputs, req_path, inv_path, extra_policy_files, problems)
 
 

@@ -290,7 +290,7 @@ class ParseCache:
                 text = f.read(4 * size + 4096)   # JSON of a document is about its size: never read more
             entry = json.loads(text)
             if (isinstance(entry, dict) and entry.get("sha256") == sha256
-                    and entry.get("parser") == (self.fingerprint or _parser_fingerprint()) and "data" in entry):
+                    and entry.get("parser") == (self.fingerprint or parser_fingerprint()) and "data" in entry):
                 return (entry["data"],)
         except (OSError, ValueError, RecursionError):
             pass
@@ -299,7 +299,7 @@ class ParseCache:
     def put(self, sha256: str, data: Any) -> None:
         """Keep ``data`` for the file's bytes; nothing when the folder cannot be written."""
         try:
-            text = json.dumps({"parser": self.fingerprint or _parser_fingerprint(), "sha256": sha256, "data": data},
+            text = json.dumps({"parser": self.fingerprint or parser_fingerprint(), "sha256": sha256, "data": data},
                               ensure_ascii=False, separators=(",", ":"))
             make_private(self.folder)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
@@ -352,7 +352,7 @@ def make_private(folder: Path) -> None:
 
 
 @functools.cache
-def _parser_fingerprint() -> str:
+def parser_fingerprint() -> str:
     """What the cached data depends on besides the file: this module, PyYAML and libyaml."""
     own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
     libyaml = "none"

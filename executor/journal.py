@@ -1125,7 +1125,8 @@ class RecordsLater(Sequence):
                 records = [RecordValues(**v) for v in values] if len(values) == len(rows) else None
             except (ValueError, TypeError):
                 records = None
-            if records is None or any(r.name != name for (name, _), r in zip(rows, records, strict=True)):
+            if records is None or any(getattr(r, "name", None) != name
+                                      for (name, _), r in zip(rows, records, strict=True)):
                 # not as the entry said (forged, or a sha256 shared by other texts): read as any state is
                 records = list(self._journal._records(rows).values())
             self._records = records

@@ -162,25 +162,99 @@ def test_guards_and_policy_files_are_checked_on_every_load(vfw_copy: Path, count
     assert counted == [1, 1]   # the model itself was read back
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped", "another global", "header"])
-def test_a_damaged_or_forged_entry_is_ignored(vfw_copy: Path, counted, damage: str, tmp_path: Path):
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "header", "another global", "a class changed"])
+def test_a_damaged_or_forged_entry_is_ignored_and_written_again(vfw_copy: Path, counted, damage: str,
+                                                                 tmp_path: Path):
+    import hashlib
+
+    from domain.model import Resource
+
     for _ in range(2):
         expected = _shape(load_project(vfw_copy))
     entry = vfw_copy / MODEL_CACHE / "model.bin"
     head, blob = entry.read_bytes().split(b"\n", 1)
+    header = json.loads(head)
+    marker = tmp_path / "ran"
+    forged = {   # pickles that call a function, or set an attribute of a class (BUILD on the class)
+        "another global": b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.",
+        "a class changed": b"cdomain.model\nResource\n(N}S'forged'\nI1\nstb.",
+    }
     if damage == "truncated":
         entry.write_bytes(head + b"\n" + blob[:-10])
     elif damage == "flipped":
         entry.write_bytes(head + b"\n" + blob[:100] + bytes([blob[100] ^ 1]) + blob[101:])
     elif damage == "header":
         entry.write_bytes(b"{not json\n" + blob)
-    else:   # a pickle that calls a function: refused by the unpickler, even with a sha256 that matches it
-        marker = tmp_path / "ran"
-        forged = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
-        header = json.loads(head)
-        import hashlib
+    else:   # refused by the unpickler, even with a sha256 that matches
+        header.update(sha256=hashlib.sha256(forged[damage]).hexdigest(), size=len(forged[damage]))
+        entry.write_bytes(json.dumps(header).encode() + b"\n" + forged[damage])
+        assert ModelCache(vfw_copy / MODEL_CACHE).get(header["key"]) is None
+        assert not marker.exists() and "forged" not in vars(Resource)
+    assert _shape(load_project(vfw_copy)) == expected and counted == [1, 1, 1]   # built, and written again
+    again = [1] if damage == "header" else []   # (no header: the entry is noted anew, as at first)
+    assert _shape(load_project(vfw_copy)) == expected and counted == [1, 1, 1, *again]
+    assert _shape(load_project(vfw_copy)) == expected and counted == [1, 1, 1, *again]
 
-        header.update(sha256=hashlib.sha256(forged).hexdigest(), size=len(forged))
-        entry.write_bytes(json.dumps(header).encode() + b"\n" + forged)
-        assert ModelCache(vfw_copy / MODEL_CACHE).get(header["key"]) is None and not marker.exists()
-    assert _shape(load_project(vfw_copy)) == expected and counted == [1, 1, 1]
+
+def test_an_entry_that_sets_attributes_of_its_makers_changes_nothing(vfw_copy: Path, counted):
+    """BUILD on the only things an entry can name (the makers): they read none of their attributes."""
+    import hashlib
+
+    from domain import modelcache
+
+    for _ in range(2):
+        expected = _shape(load_project(vfw_copy))
+    entry = vfw_copy / MODEL_CACHE / "model.bin"
+    head, _ = entry.read_bytes().split(b"\n", 1)
+    header = json.loads(head)
+    forged = b"cdomain.modelcache\n_make_model_Resource\n(N}S'__defaults__'\n(I1\ntstb."
+    header.update(sha256=hashlib.sha256(forged).hexdigest(), size=len(forged))
+    entry.write_bytes(json.dumps(header).encode() + b"\n" + forged)
+    assert ModelCache(vfw_copy / MODEL_CACHE).get(header["key"]) is None   # (not a model)
+    assert modelcache._make_model_Resource.__defaults__ == (1,)
+    try:
+        assert _shape(load_project(vfw_copy)) == expected
+        assert _shape(load_project(vfw_copy)) == expected and counted == [1, 1, 1]
+    finally:
+        modelcache._make_model_Resource.__defaults__ = None
+
+
+def test_a_file_changed_while_it_is_loaded_is_not_kept_under_its_old_bytes(vfw_copy: Path, counted, monkeypatch):
+    """The model is kept only when the files it was built of are the bytes its name was made of."""
+    request = vfw_copy / "requests" / "instantiate.yaml"
+    original = request.read_text()
+    real = domain.project._memo
+
+    def memo(*args, **kwargs):
+        found = real(*args, **kwargs)
+        request.write_text(original.replace("192.168.10.0/24", "10.1.0.0/24"))   # after its name was made
+        return found
+
+    monkeypatch.setattr(domain.project, "_memo", memo)
+    for _ in range(3):
+        request.write_text(original)
+        load_project(vfw_copy)
+    monkeypatch.setattr(domain.project, "_memo", real)
+    request.write_text(original)
+    cidr = load_project(vfw_copy).model.resources["unprotected-net"].params["cidr"]
+    assert cidr == "192.168.10.0/24"
+
+
+def test_a_project_loaded_without_its_request_is_not_read_back_when_one_is_needed(vfw_copy: Path, counted):
+    text = (vfw_copy / "ordo.yaml").read_text()
+    (vfw_copy / "ordo.yaml").write_text("\n".join(line for line in text.splitlines()
+                                                  if not line.startswith("request:")) + "\n")
+    for _ in range(3):
+        load_project(vfw_copy, need_request=False)
+    with pytest.raises(DiagnosticsError, match="no request given"):
+        load_project(vfw_copy)
+
+
+def test_commands_that_name_no_journal_or_a_missing_one_read_the_same_model(vfw_copy: Path, counted):
+    """`ordo plan` names the project's journal (which does not exist), `ordo check` none: one model."""
+    for _ in range(2):
+        load_with_journal(vfw_copy, None, None, [], None)
+    for _ in range(2):
+        load_project(vfw_copy)
+        load_with_journal(vfw_copy, None, None, [], None)
+    assert counted == [1, 1]

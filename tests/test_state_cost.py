@@ -343,3 +343,15 @@ def test_without_the_source_of_the_code_that_validates_records_nothing_is_kept(t
         assert not (root / journal.STATE_CACHE).exists()
     finally:
         journal._state_fingerprint.cache_clear()
+
+
+def test_records_read_later_that_are_not_as_their_entry_said_are_read_and_named(tmp_path: Path) -> None:
+    """A text without a name, vouched for by a (forged) entry: read as any state is, and named."""
+    from executor.journal import RecordsLater
+
+    root = _journal_with(tmp_path, [])
+    with Journal(root / ".ordo" / "journal.db") as jr:
+        later = RecordsLater(jr, [("a", '{"type": "network", "state": "active"}')])
+        assert len(later) == 1
+        with pytest.raises(JournalError, match="the record of 'a' is damaged"):
+            list(later)
