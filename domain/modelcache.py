@@ -44,7 +44,7 @@ from pydantic import BaseModel
 import domain.formats
 import domain.model
 import domain.yamlsrc
-from domain.yamlsrc import TextPositions, make_private
+from domain.yamlsrc import TextPositions, make_private, open_entry, own_folder
 
 #: Where a project's last model is kept, beside the journal.
 MODEL_CACHE = Path(".ordo", "cache", "model")
@@ -91,7 +91,7 @@ class ModelCache:
     def get(self, key: str) -> domain.model.Model | None:
         """The model kept for ``key``, made anew from the entry; None on a miss or a damaged entry."""
         try:
-            with self.entry.open("rb") as f:
+            with open_entry(self.entry) as f:
                 header = json.loads(f.readline(_HEADER_MOST))
                 if not isinstance(header, dict) or header.get("key") != key or "sha256" not in header:
                     return None
@@ -112,8 +112,10 @@ class ModelCache:
         a row), else ``key`` alone is noted. Nothing when the folder cannot be written."""
         try:
             seen = False   # (a model kept for ``key`` that ``get`` could not read is written again)
+            if not own_folder(self.folder):
+                return
             with contextlib.suppress(OSError, ValueError):
-                with self.entry.open("rb") as f:
+                with open_entry(self.entry) as f:
                     header = json.loads(f.readline(_HEADER_MOST))
                 seen = isinstance(header, dict) and header.get("key") == key
             blob = b""

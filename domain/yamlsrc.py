@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -286,7 +287,7 @@ class ParseCache:
     def get(self, sha256: str, size: int) -> tuple[Any] | None:
         """``(data,)`` as parsed from the file whose bytes have ``sha256`` and ``size``; None on a miss."""
         try:
-            with self.entry.open("rb") as f:
+            with open_entry(self.entry) as f:
                 text = f.read(4 * size + 4096)   # JSON of a document is about its size: never read more
             entry = json.loads(text)
             if (isinstance(entry, dict) and entry.get("sha256") == sha256
@@ -299,6 +300,8 @@ class ParseCache:
     def put(self, sha256: str, data: Any) -> None:
         """Keep ``data`` for the file's bytes; nothing when the folder cannot be written."""
         try:
+            if not own_folder(self.folder):
+                return
             text = json.dumps({"parser": self.fingerprint or parser_fingerprint(), "sha256": sha256, "data": data},
                               ensure_ascii=False, separators=(",", ":"))
             make_private(self.folder)
@@ -331,6 +334,29 @@ class ParseCache:
 
 #: An entry's name (32 hex digits) or a temporary one's (mkstemp's ".tmp-XXXXXXXX"), group 1 set for the latter.
 _CACHE_NAMES = re.compile(r"[0-9a-f]{32}\.json|(\.tmp-[A-Za-z0-9_]{8})\.json")
+
+
+def open_entry(path: Path) -> BinaryIO:
+    """A cache entry opened for reading, as a regular file of its own folder (``own_folder``): never
+    waited on (a FIFO put in its place would hang the command: it is opened without blocking, and
+    refused) nor read through a folder that leads elsewhere. OSError for anything else."""
+    if not own_folder(path.parent):
+        raise OSError(f"{path.parent}: a symbolic link, not a folder of the project's")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def own_folder(folder: Path) -> bool:
+    """Whether a cache's folder (``.ordo/cache/<kind>``) and the cache folder above it are folders and
+    not symbolic links: ordo makes them, and one that leads elsewhere is not written or read through
+    (it would write, read and prune outside the project)."""
+    return not (folder.is_symlink() or folder.parent.is_symlink())
 
 
 def make_private(folder: Path) -> None:

@@ -1122,15 +1122,23 @@ class RecordsLater(Sequence):
             rows = self._rows
             try:
                 values = from_json("[" + ",".join(text for _, text in rows) + "]", cache_strings=False)
-                records = [RecordValues(**v) for v in values] if len(values) == len(rows) else None
+                fields = _record_fields()
+                records = [RecordValues(**v) for v in values] \
+                    if len(values) == len(rows) and all(type(v) is dict and v.keys() == fields for v in values) \
+                    else None
             except (ValueError, TypeError):
                 records = None
-            if records is None or any(getattr(r, "name", None) != name
-                                      for (name, _), r in zip(rows, records, strict=True)):
+            if records is None or any(r.name != name for (name, _), r in zip(rows, records, strict=True)):
                 # not as the entry said (forged, or a sha256 shared by other texts): read as any state is
                 records = list(self._journal._records(rows).values())
             self._records = records
         return records
+
+
+@functools.cache
+def _record_fields() -> Any:
+    """The keys of a record's JSON as ordo writes it: every field of ``ObservedResource``."""
+    return {}.fromkeys(ObservedResource.model_fields).keys()
 
 
 @functools.cache

@@ -16,7 +16,7 @@ from domain.modelcache import MODEL_CACHE, ModelCache
 from domain.project import load_project
 from executor.journal import Journal
 from executor.runs import load_with_journal
-from tests.conftest import run_ordo
+from tests.conftest import run_ordo, run_ordo_process
 
 
 @pytest.fixture
@@ -87,13 +87,13 @@ def test_a_kept_model_plans_as_a_built_one_byte_for_byte(vfw_copy: Path, tmp_pat
     assert run_ordo("plan", "-C", root, "--format", "json").out == plans[0]
 
 
-def _record(journal: Path, network_id: str) -> None:
+def _record(journal: Path, network_id: str, name: str = "onap-mgmt-net") -> None:
     """The journal's record of the management network, with this output."""
     import sqlite3
 
     from domain.formats import ObservedResource
 
-    record = ObservedResource(name="onap-mgmt-net", type="network", state="active",
+    record = ObservedResource(name=name, type="network", state="active",
                               attributes={"network_id": network_id})
     with Journal(journal):
         pass
@@ -258,3 +258,36 @@ def test_commands_that_name_no_journal_or_a_missing_one_read_the_same_model(vfw_
         load_project(vfw_copy)
         load_with_journal(vfw_copy, None, None, [], None)
     assert counted == [1, 1]
+
+
+@pytest.mark.parametrize("where", ["model", "state", "yaml"])
+def test_a_fifo_in_place_of_an_entry_is_not_waited_on(tmp_path: Path, where: str):
+    """A named pipe where an entry stands hung `ordo plan` for ever (an entry is opened without
+    blocking, and only a regular file is read)."""
+    import os
+
+    from benchmarks.generate import write_project
+
+    root = tmp_path / "big"
+    write_project(700, root)
+    if where == "state":   # a journal with a record: its state is read
+        (root / ".ordo").mkdir()
+        _record(root / ".ordo" / "journal.db", "net-1", "mgmt-net")
+    expected = run_ordo("plan", "-C", root, "--format", "json").out
+    run_ordo("plan", "-C", root, "--format", "json")
+    folder = root / ".ordo" / "cache" / where
+    for entry in [p for p in folder.iterdir() if p.name != ".gitignore"]:
+        entry.unlink()
+        os.mkfifo(entry)
+    done = run_ordo_process("plan", "-C", root, "--format", "json", timeout=60)   # (a process: a hang ends)
+    assert done.code == 0 and done.out == expected, done.err
+
+
+def test_a_cache_folder_that_is_a_symbolic_link_is_not_followed(vfw_copy: Path, counted, tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (vfw_copy / ".ordo").mkdir()
+    (vfw_copy / ".ordo" / "cache").symlink_to(elsewhere)
+    for _ in range(3):
+        load_project(vfw_copy)
+    assert counted == [1, 1, 1] and not list(elsewhere.iterdir())

@@ -345,13 +345,17 @@ def test_without_the_source_of_the_code_that_validates_records_nothing_is_kept(t
         journal._state_fingerprint.cache_clear()
 
 
-def test_records_read_later_that_are_not_as_their_entry_said_are_read_and_named(tmp_path: Path) -> None:
-    """A text without a name, vouched for by a (forged) entry: read as any state is, and named."""
+@pytest.mark.parametrize("text", ['{"type": "network", "state": "active"}',
+                                  ObservedResource(name="a", type="network", state="active").model_dump_json()[:-1]
+                                  + ',"__class__":1}'])
+def test_records_read_later_that_are_not_as_their_entry_said_are_read_and_named(tmp_path: Path, text: str) -> None:
+    """A text without a name, or with a field no record has, vouched for by a (forged) entry: read as
+    any state is, and named (the first crashed; the second was planned)."""
     from executor.journal import RecordsLater
 
     root = _journal_with(tmp_path, [])
     with Journal(root / ".ordo" / "journal.db") as jr:
-        later = RecordsLater(jr, [("a", '{"type": "network", "state": "active"}')])
+        later = RecordsLater(jr, [("a", text)])
         assert len(later) == 1
         with pytest.raises(JournalError, match="the record of 'a' is damaged"):
             list(later)

@@ -275,7 +275,7 @@ class RunWorkflow:
                 workflow.continue_as_new({**ref, "carried": True, "stop": self._stop or ""})
             if not waiting:
                 raise ApplicationError(f"run {rs.run}: the run core is waiting for an input this host cannot give",
-                                       type="ordo-inputs", non_retryable=True)
+                                       type=INPUTS, non_retryable=True)
             inp = await self._wait(None if draining else until)
 
     # --- carrying commands out ---------------------------------------------------------
