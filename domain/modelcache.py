@@ -17,7 +17,8 @@ and a command whose inputs change every time (a plan, then its apply, against a 
 changes) would pay it for nothing. An entry is a pickle of calls of one maker per data class
 (``_maker``), the only names its unpickler finds (``_Unpickler``): it can call no other function
 and change no class. It is checked against the sha256 written beside it (a damaged entry is
-ignored, and written again by the next build); one entry a project, of at most ``MOST_BYTES``.
+ignored, and written again by the next build); two entries a project (the last model with journal
+records, the last without: ``ENTRIES``), each of at most ``MOST_BYTES``.
 Deleting the folder is always safe. Whoever can write ``.ordo/`` can forge an entry, as they can forge the
 parse cache's: docs/security.md.
 """
@@ -50,7 +51,9 @@ from domain.yamlsrc import TextPositions, make_private, open_entry, own_folder
 MODEL_CACHE = Path(".ordo", "cache", "model")
 #: The largest entry written (a pickled model of some 100,000 resources): a larger one is not kept.
 MOST_BYTES = 64 * 2**20
-_ENTRY = "model.bin"
+#: The entries a project keeps: the last model with journal records, and the last without (ordo check
+#: reads no journal; ordo plan does: taking turns, neither would find its own).
+ENTRIES = ("model.bin", "model-files.bin")
 _HEADER_MOST = 4096
 
 
@@ -82,11 +85,12 @@ def inputs_key(parts: list[Any]) -> str | None:
 
 
 class ModelCache:
-    """The project's entry: ``get(key)`` the model kept for ``key``, ``put(key, model)`` after a build."""
+    """A project's entry: ``get(key)`` the model kept for ``key``, ``put(key, model)`` after a build."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, recorded: bool = True) -> None:
+        """``recorded``: the entry of a model with the journal's records, else that of one without."""
         self.folder = folder
-        self.entry = folder / _ENTRY
+        self.entry = folder / ENTRIES[0 if recorded else 1]
 
     def get(self, key: str) -> domain.model.Model | None:
         """The model kept for ``key``, made anew from the entry; None on a miss or a damaged entry."""

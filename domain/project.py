@@ -190,7 +190,7 @@ def _memo(root: Path, proj_src: Source, catalog_paths: list[Path | Source], inv_
     inputs = [(name, sha) for _, name, sha in filter(None, files)]
     if observed_sha256 is not None:
         inputs.append((JOURNAL_INPUT, observed_sha256))
-    return _Memo(ModelCache(root / MODEL_CACHE), key, inputs)
+    return _Memo(ModelCache(root / MODEL_CACHE, recorded=observed_sha256 is not None), key, inputs)
 
 
 def observed_digest(observed: list[ObservedResource], stored: list[str] | None = None) -> str:

@@ -68,7 +68,7 @@ def _shape(project) -> tuple:
 
 def test_the_second_build_of_the_same_inputs_is_kept_and_the_third_load_reads_it(vfw_copy: Path, counted):
     first = _shape(load_project(vfw_copy))
-    entry = vfw_copy / MODEL_CACHE / "model.bin"
+    entry = vfw_copy / MODEL_CACHE / "model-files.bin"   # (no journal)
     assert counted == [1] and entry.stat().st_size < 200   # the inputs' name only
     assert _shape(load_project(vfw_copy)) == first and counted == [1, 1] and entry.stat().st_size > 1000
     for _ in range(2):
@@ -82,7 +82,7 @@ def test_a_kept_model_plans_as_a_built_one_byte_for_byte(vfw_copy: Path, tmp_pat
     root = tmp_path / "big"
     write_project(700, root)
     plans = [run_ordo("plan", "-C", root, "--format", "json").out for _ in range(3)]
-    assert (root / MODEL_CACHE / "model.bin").stat().st_size > 100_000 and plans[0] == plans[1] == plans[2]
+    assert (root / MODEL_CACHE / "model-files.bin").stat().st_size > 100_000 and plans[0] == plans[1] == plans[2]
     shutil.rmtree(root / ".ordo" / "cache")   # always safe to delete
     assert run_ordo("plan", "-C", root, "--format", "json").out == plans[0]
 
@@ -148,8 +148,8 @@ def test_a_load_with_problems_keeps_nothing_and_reports_every_one(vfw_copy: Path
             load_project(vfw_copy)
         files = {d.file for d in failed.value.diagnostics}
         assert any("instantiate.yaml" in f for f in files) and any("guards.yaml" in f for f in files)
-    assert not (vfw_copy / MODEL_CACHE / "model.bin").exists() or \
-        b"sha256" not in (vfw_copy / MODEL_CACHE / "model.bin").read_bytes()[:200]
+    assert not (vfw_copy / MODEL_CACHE / "model-files.bin").exists() or \
+        b"sha256" not in (vfw_copy / MODEL_CACHE / "model-files.bin").read_bytes()[:200]
 
 
 def test_guards_and_policy_files_are_checked_on_every_load(vfw_copy: Path, counted):
@@ -171,7 +171,7 @@ def test_a_damaged_or_forged_entry_is_ignored_and_written_again(vfw_copy: Path, 
 
     for _ in range(2):
         expected = _shape(load_project(vfw_copy))
-    entry = vfw_copy / MODEL_CACHE / "model.bin"
+    entry = vfw_copy / MODEL_CACHE / "model-files.bin"
     head, blob = entry.read_bytes().split(b"\n", 1)
     header = json.loads(head)
     marker = tmp_path / "ran"
@@ -188,7 +188,7 @@ def test_a_damaged_or_forged_entry_is_ignored_and_written_again(vfw_copy: Path, 
     else:   # refused by the unpickler, even with a sha256 that matches
         header.update(sha256=hashlib.sha256(forged[damage]).hexdigest(), size=len(forged[damage]))
         entry.write_bytes(json.dumps(header).encode() + b"\n" + forged[damage])
-        assert ModelCache(vfw_copy / MODEL_CACHE).get(header["key"]) is None
+        assert ModelCache(vfw_copy / MODEL_CACHE, recorded=False).get(header["key"]) is None
         assert not marker.exists() and "forged" not in vars(Resource)
     assert _shape(load_project(vfw_copy)) == expected and counted == [1, 1, 1]   # built, and written again
     again = [1] if damage == "header" else []   # (no header: the entry is noted anew, as at first)
@@ -204,13 +204,13 @@ def test_an_entry_that_sets_attributes_of_its_makers_changes_nothing(vfw_copy: P
 
     for _ in range(2):
         expected = _shape(load_project(vfw_copy))
-    entry = vfw_copy / MODEL_CACHE / "model.bin"
+    entry = vfw_copy / MODEL_CACHE / "model-files.bin"
     head, _ = entry.read_bytes().split(b"\n", 1)
     header = json.loads(head)
     forged = b"cdomain.modelcache\n_make_model_Resource\n(N}S'__defaults__'\n(I1\ntstb."
     header.update(sha256=hashlib.sha256(forged).hexdigest(), size=len(forged))
     entry.write_bytes(json.dumps(header).encode() + b"\n" + forged)
-    assert ModelCache(vfw_copy / MODEL_CACHE).get(header["key"]) is None   # (not a model)
+    assert ModelCache(vfw_copy / MODEL_CACHE, recorded=False).get(header["key"]) is None   # (not a model)
     assert modelcache._make_model_Resource.__defaults__ == (1,)
     try:
         assert _shape(load_project(vfw_copy)) == expected
@@ -291,3 +291,16 @@ def test_a_cache_folder_that_is_a_symbolic_link_is_not_followed(vfw_copy: Path, 
     for _ in range(3):
         load_project(vfw_copy)
     assert counted == [1, 1, 1] and not list(elsewhere.iterdir())
+
+
+def test_a_command_that_reads_no_journal_and_one_that_does_each_find_their_own(vfw_copy: Path, counted):
+    """ordo check reads no journal, ordo plan does: taking turns, each reads back the model it kept."""
+    (vfw_copy / ".ordo").mkdir()
+    _record(vfw_copy / ".ordo" / "journal.db", "net-1")
+    for _ in range(2):
+        load_project(vfw_copy)
+        load_with_journal(vfw_copy, None, None, [], None)
+    for _ in range(3):
+        load_project(vfw_copy)
+        load_with_journal(vfw_copy, None, None, [], None)
+    assert counted == [1, 1, 1, 1]
