@@ -122,14 +122,19 @@ class ModelCache:
                 with open_entry(self.entry) as f:
                     header = json.loads(f.readline(_HEADER_MOST))
                 seen = isinstance(header, dict) and header.get("key") == key
+                if seen and header.get("larger"):
+                    return   # (written out once for these inputs already: too large to keep)
             blob = b""
             if seen:
                 buffer = io.BytesIO()
                 _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(model)
                 blob = buffer.getvalue()
             if len(blob) > MOST_BYTES:
-                blob, seen = b"", False
-            head = {"key": key, "sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)} if seen else {"key": key}
+                head: dict[str, Any] = {"key": key, "larger": True}
+                blob = b""
+            else:
+                head = {"key": key, "sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)} if seen \
+                    else {"key": key}
             self._write(json.dumps(head).encode() + b"\n" + blob)
         except (OSError, pickle.PicklingError, TypeError, ValueError, RecursionError, MemoryError):
             pass

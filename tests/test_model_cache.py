@@ -304,3 +304,16 @@ def test_a_command_that_reads_no_journal_and_one_that_does_each_find_their_own(v
         load_project(vfw_copy)
         load_with_journal(vfw_copy, None, None, [], None)
     assert counted == [1, 1, 1, 1]
+
+
+def test_a_model_too_large_to_keep_is_written_out_once(vfw_copy: Path, counted, monkeypatch):
+    """Not again at every load of the same inputs (a pickle of 170,000 resources takes a second)."""
+    from domain import modelcache
+
+    monkeypatch.setattr(modelcache, "MOST_BYTES", 100)
+    dumps = []
+    real = modelcache._Pickler.dump
+    monkeypatch.setattr(modelcache._Pickler, "dump", lambda self, obj: dumps.append(1) or real(self, obj))
+    for _ in range(4):
+        load_project(vfw_copy)
+    assert counted == [1, 1, 1, 1] and dumps == [1]
