@@ -8,7 +8,7 @@ The entry is named by a sha256 of everything the model is made of: the bytes of 
 file, catalog, inventory and request files (each the project's own: inside its folder, not
 under ``.ordo``, so never a request kept elsewhere, which may hold secrets), the names messages
 give them, the journal state's digest, and a fingerprint of the code that builds models (this
-package's sources, pydantic's and Python's versions). A file edited, a record written by any run,
+package's sources; pydantic's, Python's, PyYAML's and libyaml's versions). A file edited, a record written by any run,
 another ordo: another name, and the model is built anew.
 
 An entry is written the second time in a row that the same inputs are built (the first time
@@ -18,9 +18,9 @@ changes) would pay it for nothing. An entry is a pickle of calls of one maker pe
 (``_maker``), the only names its unpickler finds (``_Unpickler``): it can call no other function
 and change no class. It is checked against the sha256 written beside it (a damaged entry is
 ignored, and written again by the next build); two entries a project (the last model with journal
-records, the last without: ``ENTRIES``), each of at most ``MOST_BYTES``.
-Deleting the folder is always safe. Whoever can write ``.ordo/`` can forge an entry, as they can forge the
-parse cache's: docs/security.md.
+records, the last without: ``ENTRIES``), each of at most ``MOST_BYTES``. Deleting the folder is
+always safe. Whoever can write ``.ordo/`` can forge an entry, as they can forge the parse cache's:
+docs/security.md.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from domain.yamlsrc import TextPositions, make_private, open_entry, own_folder
 
 #: Where a project's last model is kept, beside the journal.
 MODEL_CACHE = Path(".ordo", "cache", "model")
-#: The largest entry written (a pickled model of some 100,000 resources): a larger one is not kept.
+#: The largest entry written (a pickled model of some 170,000 resources): a larger one is not kept.
 MOST_BYTES = 64 * 2**20
 #: The entries a project keeps: the last model with journal records, and the last without (ordo check
 #: reads no journal; ordo plan does: taking turns, neither would find its own).
@@ -60,14 +60,14 @@ _HEADER_MOST = 4096
 @functools.cache
 def fingerprint() -> str | None:
     """The code a model is made by: this package's sources (taken once a process, of the code it
-    runs), pydantic's, Python's, PyYAML's and libyaml's versions; None, and nothing read or kept, where the sources are
-    not there to be read."""
+    runs), pydantic's, Python's, PyYAML's and libyaml's versions; None, and nothing read or kept,
+    where the sources are not there to be read."""
     import pydantic
     import pydantic_core
 
-    digest = hashlib.sha256(f"{sys.version}/{pydantic.VERSION}/{pydantic_core.__version__}/"
-                            f"{domain.yamlsrc.parser_fingerprint()}".encode())
     try:
+        digest = hashlib.sha256(f"{sys.version}/{pydantic.VERSION}/{pydantic_core.__version__}/"
+                                f"{domain.yamlsrc.parser_fingerprint()}".encode())
         for path in sorted(Path(__file__).parent.glob("*.py")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     except OSError:

@@ -52,6 +52,7 @@ from typing import Any
 from domain.errors import DiagnosticsError
 from domain.formats import STORED, ObservedResource, quoted
 from executor.core.event import Event
+from executor.core.options import ON_FAILURE
 from executor.redact import Redactor, scrub
 from executor.store import Backend, ClaimError, JournalError, JournalLost, JournalUrl, location, open_backend
 from executor.store.schema import SCHEMA_VERSION, steps
@@ -1195,7 +1196,7 @@ def _run_info(row: tuple, path: Path | JournalUrl) -> RunInfo:
 _OPTIONS: dict[str, Callable[[Any], bool]] = {
     "concurrency": lambda v: type(v) is int and v >= 1,
     "max_replans": lambda v: type(v) is int and v >= 0,
-    "on_failure": lambda v: v in ("replan", "rollback", "stop"),
+    "on_failure": lambda v: v in ON_FAILURE,
     "default_timeout": lambda v: type(v) in (int, float) and v > 0,   # (inf: an older ordo took --op-timeout inf)
     "simulation": lambda v: isinstance(v, dict),
     "engine": lambda v: type(v) is str,

@@ -31,6 +31,7 @@ from rich.console import Console
 from domain.errors import DiagnosticsError, OrdoError, clipped, first_of
 from domain.gcpause import paused_gc
 from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS
+from executor.core.options import ON_FAILURE
 from ordo.safe import shown, shown_lines, terminal_safe
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_NO_PLAN, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -470,7 +471,7 @@ def _made_from_other_inputs(plan, now) -> bool:
 apply_options = [
     click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
                  help="Scenario for simulated controllers: latencies and faults (YAML; env ORDO_SIMULATION)."),
-    click.option("--on-failure", type=click.Choice(["replan", "rollback", "stop"]), default=None,
+    click.option("--on-failure", type=click.Choice(ON_FAILURE), default=None,
                  help="When an operation fails for good: plan again toward the goal (default), plan back "
                       "to the state before the run, or stop (resume later)."),
     click.option("--max-replans", type=click.IntRange(min=0, max=MOST_REPLANS),

@@ -33,6 +33,7 @@ from domain.errors import DiagnosticsError, OrdoError, clipped
 from domain.formats import NOT_BOOL, DuplicateKey, unique_keys
 from domain.limits import MOST_AT_ONCE, MOST_REPLANS
 from domain.yamlsrc import MAX_DEPTH
+from executor.core.options import ON_FAILURE
 from executor.engine import ExecutionError
 from executor.journal import STATUSES, ClaimError, JournalError, RunInfo, claim_target
 from executor.redact import Redactor
@@ -110,7 +111,7 @@ class RunBody(_Body):
     plan: dict[str, Any] | None = Field(
         None, description="A plan saved earlier (`ordo plan --format json`, POST /v1/plans), made from "
                           "`request`; refused unless it is the plan ordo makes from the inputs as they are now.")
-    on_failure: Literal["replan", "rollback", "stop"] | None = None
+    on_failure: Literal[ON_FAILURE] | None = None  # type: ignore[valid-type]
     max_replans: Annotated[int, NOT_BOOL] | None = Field(None, ge=0, le=MOST_REPLANS)
     concurrency: Annotated[int, NOT_BOOL] | None = Field(None, ge=1, le=MOST_AT_ONCE)
     op_timeout: Annotated[float, NOT_BOOL] | None = Field(

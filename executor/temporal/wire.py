@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from domain.model import RetryPolicy
 from executor.core import CallError, Denial, Event, Failure, Found, OpSpec, Outcome, PlanSpec, RunState
+from executor.core.options import ON_FAILURE
 from planner.plan import Plan
 
 #: A run's reference: journal, project files, run number, options (all JSON values).
@@ -190,7 +191,6 @@ MAX_REF_POLICIES = 1000
 #: The most scenarios in one sweep, baseline included (on Temporal, each is a pending activity; it allows
 #: 2,000): ``executor.sweeps`` makes no more jobs, a sweep workflow takes no more.
 MAX_SWEEP_JOBS = 1000
-ON_FAILURE = ("replan", "rollback", "stop")
 
 
 def _text(value: Any, most: int = MAX_REF_TEXT) -> bool:
