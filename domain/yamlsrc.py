@@ -342,7 +342,7 @@ def open_entry(path: Path) -> BinaryIO:
     refused) nor read through a folder that leads elsewhere. OSError for anything else."""
     if not own_folder(path.parent):
         raise OSError(f"{path.parent}: a symbolic link, not a folder of the project's")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{path}: not a regular file")
