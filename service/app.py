@@ -375,6 +375,15 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
         ready = engine.ready and engine.reachable()
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
+    # Probes that ask with HEAD (some load balancers do) get the same status, without the body.
+    @app.head("/healthz", include_in_schema=False)
+    async def healthz_head() -> Response:
+        return Response(status_code=200)
+
+    @app.head("/readyz", include_in_schema=False)
+    def readyz_head() -> Response:
+        return Response(status_code=readyz().status_code)
+
     @app.get("/metrics", tags=["health"], dependencies=[Depends(authorize)], response_class=Response,
              responses={200: {"content": {CONTENT_TYPE: {}}}, **refusals(401)})
     def prometheus() -> Response:

@@ -241,6 +241,9 @@ def test_a_request_cannot_rewrite_what_is_observed(api: httpx.Client) -> None:
 def test_health_readiness_metrics_openapi(api: httpx.Client) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").status_code == 200
+    for probe in ("/healthz", "/readyz"):   # (a load balancer's HEAD was answered 405)
+        asked = api.head(probe)
+        assert asked.status_code == 200 and asked.content == b"", (probe, asked.status_code)
     run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
     wait_state(api, run, ("complete",))
     deadline = time.monotonic() + 5
