@@ -45,7 +45,7 @@ from pydantic import BaseModel
 import domain.formats
 import domain.model
 import domain.yamlsrc
-from domain.yamlsrc import TextPositions, make_private, open_entry, own_folder
+from domain.yamlsrc import TextPositions, code_fingerprint, make_private, open_entry, own_folder
 
 #: Where a project's last model is kept, beside the journal.
 MODEL_CACHE = Path(".ordo", "cache", "model")
@@ -66,13 +66,11 @@ def fingerprint() -> str | None:
     import pydantic_core
 
     try:
-        digest = hashlib.sha256(f"{sys.version}/{pydantic.VERSION}/{pydantic_core.__version__}/"
-                                f"{domain.yamlsrc.parser_fingerprint()}".encode())
-        for path in sorted(Path(__file__).parent.glob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        parser = domain.yamlsrc.parser_fingerprint()
     except OSError:
         return None
-    return "model/" + digest.hexdigest()[:32]
+    return code_fingerprint("model", sorted(Path(__file__).parent.glob("*.py")), sys.version, pydantic.VERSION,
+                            pydantic_core.__version__, parser)
 
 
 def inputs_key(parts: list[Any]) -> str | None:

@@ -162,14 +162,20 @@ def _memo(root: Path, proj_src: Source, catalog_paths: list[Path | Source], inv_
     (domain.modelcache); None when none is kept: a file that is not the project's own (``_ours``) or
     not read here (loading says why), or a small model (files of less than CACHE_MIN_BYTES in all, and
     fewer than MEMO_MIN_RECORDS records: built in less time than a kept one is read)."""
+    paths = [*catalog_paths, inv_path, req_path]
+    if not all(path is None or isinstance(path, Path) and _ours(path, root) and path.is_file() for path in paths):
+        return None
+    try:   # (a small model is not read twice: its files' sizes say so)
+        if sum(path.stat().st_size for path in paths if path is not None) < CACHE_MIN_BYTES \
+                and observed < MEMO_MIN_RECORDS:
+            return None
+    except OSError:
+        return None
     files: list[tuple[str, str, str] | None] = []
-    size = 0
-    for path in [*catalog_paths, inv_path, req_path]:
+    for path in paths:
         if path is None:
             files.append(None)
             continue
-        if not isinstance(path, Path) or not _ours(path, root) or not path.is_file():
-            return None
         try:
             with path.open("rb") as handle:
                 raw = read_at_most(handle, MAX_YAML_BYTES)
@@ -177,10 +183,7 @@ def _memo(root: Path, proj_src: Source, catalog_paths: list[Path | Source], inv_
             return None
         if raw is None:
             return None
-        size += len(raw)
         files.append((display_path(path, root), input_name(path, root), hashlib.sha256(raw).hexdigest()))
-    if size < CACHE_MIN_BYTES and observed < MEMO_MIN_RECORDS:
-        return None
     # (the journal's name is in the model only through its records: a command without a journal, or
     # naming it otherwise, reads the model of a project that has none)
     key = inputs_key([proj_src.file, proj_src.sha256, files, observed_sha256,

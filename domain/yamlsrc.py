@@ -16,6 +16,7 @@ import stat
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -375,6 +376,23 @@ def make_private(folder: Path) -> None:
     for made in reversed(missing):
         made.mkdir(mode=0o700, exist_ok=True)
     (folder / ".gitignore").write_text("# ordo's parse cache: safe to delete\n*\n")
+
+
+def code_fingerprint(kind: str, files: Iterable[Path | str | None], *versions: str) -> str | None:
+    """``kind/`` and a sha256 of ``versions`` and of the ``files``' names and bytes: what a cache's
+    data depends on besides its inputs (the code that makes it, taken of the code this process runs,
+    and the versions of what it uses); None, and nothing read or kept, where a file is not there
+    to be read (a module without a file: None)."""
+    digest = hashlib.sha256("/".join(versions).encode())
+    try:
+        for path in files:
+            if path is None:
+                return None
+            path = Path(path)
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    except OSError:
+        return None
+    return f"{kind}/{digest.hexdigest()[:32]}"
 
 
 @functools.cache

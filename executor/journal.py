@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import operator
 import os
@@ -1137,9 +1136,9 @@ class RecordsLater(Sequence):
 
 
 @functools.cache
-def _record_fields() -> Any:
+def _record_fields() -> frozenset[str]:
     """The keys of a record's JSON as ordo writes it: every field of ``ObservedResource``."""
-    return {}.fromkeys(ObservedResource.model_fields).keys()
+    return frozenset(ObservedResource.model_fields)
 
 
 @functools.cache
@@ -1152,14 +1151,10 @@ def _state_fingerprint() -> str | None:
 
     import domain.formats
     import domain.project
+    from domain.yamlsrc import code_fingerprint
 
-    digest = hashlib.sha256(f"{pydantic.VERSION}/{pydantic_core.__version__}".encode())
-    try:
-        for module in (domain.formats, domain.project, sys.modules[__name__]):
-            digest.update(Path(module.__file__).read_bytes())
-    except (OSError, TypeError):   # (TypeError: a module without a file)
-        return None
-    return "state/" + digest.hexdigest()[:32]
+    return code_fingerprint("state", [m.__file__ for m in (domain.formats, domain.project, sys.modules[__name__])],
+                            pydantic.VERSION, pydantic_core.__version__)
 
 
 @functools.cache

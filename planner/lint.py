@@ -28,7 +28,7 @@ import clingo
 from clingo import ast
 
 from domain.errors import Diagnostic
-from domain.yamlsrc import ParseCache
+from domain.yamlsrc import ParseCache, code_fingerprint
 from planner.facts import FACT_SIGNATURES
 from planner.metadata import PolicyMeta
 from planner.program import CACHES, GLUE, PolicyFile, Program, before_head
@@ -262,14 +262,8 @@ def _walk_fingerprint() -> str | None:
     parses, labels, substitutes and walks them) and clingo's version; taken when this module is
     imported, of the code this process runs (not of files upgraded under a long-lived server).
     None, and nothing kept, where the planner's source files are not there to be read."""
-    digest = hashlib.sha256(clingo.__version__.encode())
-    try:
-        sources = sorted(Path(__file__).parent.glob("*.py"))
-        for path in sources:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    except OSError:
-        return None
-    return "facts/" + digest.hexdigest()[:32] if sources else None
+    sources = sorted(Path(__file__).parent.glob("*.py"))
+    return code_fingerprint("facts", sources, clingo.__version__) if sources else None
 
 
 _WALK_FINGERPRINT = _walk_fingerprint()

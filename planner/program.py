@@ -487,11 +487,9 @@ def _operators(location: ast.Location, lines: list[str]) -> int:
     raw = "\n".join(lines[begin.line - 1:end.line]).encode()
     start = begin.column - 1
     stop = len(raw) - (len(lines[end.line - 1].encode()) - (end.column - 1)) if end.line <= len(lines) else len(raw)
-    text = _STRINGS_AND_COMMENTS.sub("", raw[start:stop].decode("utf-8", "replace"))
-    return sum(map(text.count, "+-*/\\^&|~("))
-
-
-_STRINGS_AND_COMMENTS = re.compile(r'"(?:[^"\\]|\\.)*"|%\*.*?\*%|%[^\n]*', re.DOTALL)
+    text = raw[start:stop].decode("utf-8", "replace")
+    return sum(text.count(op, first, last) for kind, first, last in _lexed(text) if kind == "code"
+               for op in "+-*/\\^&|~(")
 
 
 def _too_deep(source: str, display: str) -> Diagnostic | None:
