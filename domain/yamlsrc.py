@@ -526,7 +526,7 @@ def _build(node: yaml.Node, count: list[int]) -> Any:
         value = node.value
         if tag == _SIMPLE + "str":
             return value
-        if tag == _SIMPLE + "int" and value.lstrip("+-").isdigit():
+        if tag == _SIMPLE + "int" and value.lstrip("+-").isascii() and value.lstrip("+-").isdigit():
             if _too_long(node):
                 raise _Unusual   # int() would raise: named by the walk, which runs before the builders
             return int(value)
@@ -534,7 +534,8 @@ def _build(node: yaml.Node, count: list[int]) -> Any:
             return value.lower() in ("true", "yes", "on")
         if tag == _SIMPLE + "null":
             return None
-        if tag == _SIMPLE + "float" and value.lstrip("+-").replace(".", "", 1).replace("e", "", 1).isdigit():
+        if tag == _SIMPLE + "float" and value.isascii() \
+                and value.lstrip("+-").replace(".", "", 1).replace("e", "", 1).isdigit():
             return float(value)
         raise _Unusual
     if isinstance(node, yaml.SequenceNode) and tag == _SIMPLE + "seq":
@@ -592,6 +593,8 @@ def _plain_node(node: yaml.Node, depth: int, count: list[int]) -> Any:
 
 
 _MAP, _SEQ, _STR = _SIMPLE + "map", _SIMPLE + "seq", _SIMPLE + "str"
+#: The scalar types whose PyYAML constructors raise on text that is not one of theirs (not a YAMLError).
+_BUILT_TAGS = frozenset(_SIMPLE + name for name in ("int", "float", "bool", "null", "timestamp"))
 
 
 def _too_long(node: yaml.ScalarNode) -> bool:
@@ -649,6 +652,27 @@ class _Walker:
         self.problems.append(Diagnostic(file=self.file, line=mark.line + 1, column=mark.column + 1,
                                         path=format_path(path), summary=summary))
 
+    def _unbuildable(self, node: yaml.ScalarNode) -> str | None:
+        """What is wrong with a scalar whose text is not a value of its type (``0x_``, ``!!int ²``,
+        ``!!timestamp soon``: PyYAML's constructors would raise mid-build), or None."""
+        if node.tag == _STR or node.tag not in _BUILT_TAGS:
+            return None   # (a tag of no type: the constructor names it, at its place)
+        try:
+            _build(node, [0])
+            return None
+        except _Unusual:
+            pass
+        loader = _SafeLoader("")
+        try:
+            loader.construct_object(node)
+            return None
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError):
+            return f"invalid YAML: not a valid {node.tag.rpartition(':')[2]} (written or tagged as one)"
+        except yaml.YAMLError:
+            return None   # (named by the build, with its place)
+        finally:
+            loader.dispose()
+
     def walk(self, root: yaml.Node, path: PathKey) -> None:
         # Iterative, with the chain of open nodes, so that a recursive alias
         # is reported instead of recursing forever.
@@ -668,6 +692,8 @@ class _Walker:
                 if _too_long(node):
                     self._problem(node.start_mark, path, f"an integer of more than {sys.get_int_max_str_digits():,} "
                                                          "digits")
+                elif (why := self._unbuildable(node)) is not None:
+                    self._problem(node.start_mark, path, why)
                 continue
             if id(node) in open_nodes:
                 self._problem(node.start_mark, path, "recursive YAML alias: a value contains itself")
@@ -677,6 +703,8 @@ class _Walker:
                 seen: set[str] = set()
                 for key_node, _ in node.value:
                     key = str(key_node.value)
+                    if isinstance(key_node, yaml.ScalarNode) and (why := self._unbuildable(key_node)) is not None:
+                        self._problem(key_node.start_mark, path + (key,), why)
                     if key in seen:
                         self._problem(key_node.start_mark, path + (key,), f"duplicate key '{key}'")
                     seen.add(key)

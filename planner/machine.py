@@ -123,4 +123,4 @@ def _read(path: Path) -> str | None:
 
 
 def _positive(text: str) -> bool:
-    return text.isdigit() and int(text) > 0
+    return text.isascii() and text.isdigit() and int(text) > 0

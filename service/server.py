@@ -32,7 +32,7 @@ class Listen:
     @classmethod
     def parse(cls, text: str) -> Listen:
         host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535 or not host:
             raise ServeError(f"--listen '{text}': expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
         return cls(host.strip("[]"), int(port))
 

@@ -339,7 +339,7 @@ def task_id(record: SoRecord, events: list[Event]) -> str | None:
 def parse_task_id(text: str) -> tuple[str, int] | None:
     """(request id, seq) of a task id; None if it is not one ordo made."""
     request_id, _, seq = text.rpartition("-")
-    return (request_id, int(seq)) if request_id and seq.isdigit() and len(text) <= 300 else None
+    return (request_id, int(seq)) if request_id and seq.isascii() and seq.isdigit() and len(text) <= 300 else None
 
 
 def task(record: SoRecord, run: RunInfo, events: list[Event]) -> dict[str, Any] | None:
