@@ -1121,7 +1121,7 @@ class RecordsLater(Sequence):
 
             rows = self._rows
             try:
-                values = from_json("[" + ",".join(text for _, text in rows) + "]", cache_strings=False)
+                values = from_json("[" + ",".join(text for _, text in rows) + "]")
                 fields = _record_fields()
                 records = [RecordValues(**v) for v in values] \
                     if len(values) == len(rows) and all(type(v) is dict and v.keys() == fields for v in values) \
