@@ -223,6 +223,36 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
                   sha256=sha)
 
 
+def dump_yaml(data: Any) -> str:
+    """YAML text that :func:`load_yaml` reads back as ``data`` (plain JSON values: text, numbers,
+    true/false, null, lists and mappings with text keys), in ASCII, its keys in their order. JSON's
+    own text is not that: a float without a point (``1e+20``) reads as text, and a key of more than
+    1,024 characters cannot be read at all."""
+    options = {"sort_keys": False, "default_flow_style": False, "allow_unicode": False, "width": 2**30}
+    if _CDumper is not None:
+        try:
+            return yaml.dump(data, Dumper=_CDumper, **options)
+        except UnicodeEncodeError:   # (a lone surrogate, which libyaml cannot write: Python's escapes it)
+            pass
+    return yaml.dump(data, Dumper=_Dumper, **options)
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, each value written out where it stands (no anchors and aliases)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+_CDumper = None
+if getattr(yaml, "CSafeDumper", None) is not None:
+    class _CDumper(yaml.CSafeDumper):
+        """libyaml's safe dumper, each value written out where it stands."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+
 #: The largest YAML file read, in bytes (the node count, MAX_NODES, bounds what a smaller one builds).
 MAX_YAML_BYTES = 64 * 1024 * 1024
 

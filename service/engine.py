@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from domain.errors import OrdoError
 from domain.formats import ObservedResource
 from domain.project import load_project
+from domain.yamlsrc import dump_yaml
 from executor import runs
 from executor.claims import plan_beside, run_claims, targets_only
 from executor.engine import ExecutionError, Executor, RunResult
@@ -360,12 +361,12 @@ class LocalEngine:
 
     def _request_file(self, request: dict[str, Any]) -> tuple[str, Path]:
         """The text of a request as it is kept, and its file (named by its digest)."""
-        text = json.dumps(request, indent=2, ensure_ascii=True) + "\n"
+        text = dump_yaml(request)
         return text, self.path.parent / "requests" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.yaml"
 
     def _save_request(self, text: str, path: Path) -> bool:
         """The request, kept as a file beside the journal, so that the run it starts is planned again
-        and resumed from it as from any request file (JSON is YAML). It is read back through the
+        and resumed from it as from any request file. It is read back through the
         same loader as a request file: untrusted, every problem with its path. Whether it was written
         now (else it was there, and is in use again)."""
         made = False

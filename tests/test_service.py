@@ -342,3 +342,20 @@ def test_a_422_does_not_echo_what_was_sent(api: httpx.Client) -> None:
     assert secret.json()["detail"][0]["loc"] == ["body", "data", "password", "str"]
     long = api.post("/v1/runs/1/events", json={"resource": "v" * 100_000, "event": "registered", "data": {}})
     assert long.status_code == 422 and len(long.text) < 500 and "at most 200 characters" in long.text, long.text[:600]
+
+
+def test_a_request_reads_as_sent_floats_with_exponents_and_long_keys_too(api: httpx.Client) -> None:
+    """The request is kept as a file and read back from it: a float JSON writes without a point (1e20)
+    read back as text, and slipped past the range check, a key of more than 1,024 characters as
+    invalid YAML in the server's own file (an HTTP sweep's)."""
+    def network(params: dict) -> dict:
+        return {"request": {"services": {"lab": {"networks": [{"name": "n9", "params": params}]}}}}
+
+    big = api.post("/v1/plans", json=network({"cidr": "10.9.0.0/24", "mtu": 1e20}))
+    assert big.status_code == 422 and big.json()["diagnostics"][0]["path"] == "services.lab.networks[0].params.mtu"
+    assert "out of range" in big.json()["diagnostics"][0]["summary"], big.text
+    assert api.post("/v1/plans", json=network({"cidr": "10.9.0.0/24", "ratio": 1e-05})).status_code == 200
+    long = api.post("/v1/plans", json=network({"cidr": "10.9.0.0/24", "k" * 1100: "v"}))
+    assert long.status_code == 422 and long.json()["diagnostics"][0]["summary"] == \
+        "string should have at most 200 characters", long.text
+

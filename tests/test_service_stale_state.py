@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from executor.claims import run_claims
 from executor.journal import ClaimError, Event, Journal
@@ -137,7 +138,9 @@ def test_a_refused_request_leaves_no_file(engine: LocalEngine) -> None:
     good = {"services": {"lab": {"networks": [{"name": "lab-net-9", "params": {"cidr": "10.9.0.0/24"}}]}}}
     engine.plan(good)
     (kept,) = folder.glob("*.yaml")
-    kept.write_text(kept.read_text().replace('"lab-net-9"', '"lab-net-9", "bogus": 1'))   # refused when read again
+    text = yaml.safe_load(kept.read_text())
+    text["services"]["lab"]["networks"][0]["bogus"] = 1
+    kept.write_text(yaml.safe_dump(text))   # refused when read again
     with pytest.raises(DiagnosticsError):
         engine.plan(good)
     assert list(folder.glob("*.yaml")) == [kept]
