@@ -197,6 +197,47 @@ class BodyLimit:
                 await _plain(send, 413, f"the body is larger than {self.limit} bytes")
 
 
+class SameOrigin:
+    """403 for a request that changes something (any method but GET, HEAD and OPTIONS) which a browser
+    sent on another site's behalf: its ``Sec-Fetch-Site`` is neither ``same-origin`` nor ``none`` (typed
+    by the user), or, from a browser that does not send that, its ``Origin`` names another host than
+    the one it was sent to (``Host``, or ``X-Forwarded-Host`` behind a proxy: a page cannot set either
+    without the server's leave). The web view asks browsers for Basic credentials, which they send again
+    with any form another site posts here; programs send neither header, and are not affected."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
+                and (why := cross_site(Headers(scope=scope))) is not None:
+            await _plain(send, 403, why)
+            return
+        await self.app(scope, receive, send)
+
+
+def cross_site(headers: Headers) -> str | None:
+    """Why a request that changes something is refused as sent from another site (:class:`SameOrigin`),
+    or None."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        if site in ("same-origin", "none"):
+            return None
+        return CROSS_SITE + " (its Sec-Fetch-Site header says so)"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    ours = {name.strip().lower() for value in [headers.get("host") or "", *headers.getlist("x-forwarded-host")]
+            for name in value.split(",")} - {""}
+    scheme, sep, host = origin.partition("://")
+    if sep and scheme.lower() in ("http", "https") and host.lower() in ours:
+        return None
+    return CROSS_SITE + " (its Origin header names another host than this one)"
+
+
+CROSS_SITE = "a request a browser sent from another site's page may not change anything here"
+
+
 class UniqueKeys:
     """422 for a JSON body in which one object names a key twice (:func:`body_problem`), and 401 for a
     caller without valid credentials under /v1 before its body is read. The body is bounded by
@@ -363,6 +404,7 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
     app.add_middleware(UniqueKeys, skip=PREFIX)   # inside BodyLimit (added after it: around it)
     app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(SameOrigin)   # (outermost: nothing of a cross-site request is read)
     _errors(app, engine)
 
     @app.get("/healthz", tags=["health"])

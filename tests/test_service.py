@@ -359,3 +359,26 @@ def test_a_request_reads_as_sent_floats_with_exponents_and_long_keys_too(api: ht
     assert long.status_code == 422 and long.json()["diagnostics"][0]["summary"] == \
         "string should have at most 200 characters", long.text
 
+
+def test_a_browser_post_from_another_sites_page_is_refused(api: httpx.Client) -> None:
+    """The web view asks browsers for Basic credentials, which they send again with a form another
+    site's page posts here (an HTTP sweep aborted a run so, and started one through SO's route with a
+    text/plain form): what a browser says of a request's origin is checked before anything is read."""
+    host = api.base_url.netloc.decode()
+    submitted = api.post("/v1/runs", json={"request": INSTANTIATE})
+    assert submitted.status_code == 202, submitted.text
+    run = submitted.json()["id"]
+    so = "/onap/so/infra/serviceInstantiation/v7/serviceInstances"
+    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Origin": f"http://{host}.evil"},
+                    {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site", "Origin": f"http://{host}"}):
+        for url, body in ((f"/v1/runs/{run}/abort", b"x=1"), ("/v1/runs", json.dumps({"request": INSTANTIATE})),
+                          (so, b'{"requestDetails": {}}')):
+            refused = api.post(url, content=body, headers={**headers, "content-type": "text/plain"})
+            assert refused.status_code == 403 and "another site" in refused.json()["detail"], (url, headers)
+            assert "evil" not in refused.text
+    assert api.get(f"/v1/runs/{run}").json()["state"] != "aborted"
+    # the page's own origin, a request the user typed, a proxy's name for this server, and programs
+    for headers in ({"Origin": f"http://{host}"}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
+                    {"Origin": "https://ordo.example", "X-Forwarded-Host": "ordo.example"}, {}):
+        assert api.post("/v1/runs/999/abort", headers=headers).status_code == 404, headers
+    assert api.get(f"/v1/runs/{run}", headers={"Origin": "https://evil.example"}).status_code == 200
