@@ -47,7 +47,7 @@ from planner.program import policy_name
 #: The stock policy that gives ``refused/1`` its meaning (nothing new goes there).
 DOWN_POLICY = "avoid-refused-targets"
 
-_CAPACITY = re.compile(r"^(?P<where>.+):(?P<key>[^:=]+)=(?P<amount>\d+)$")
+_CAPACITY = re.compile(r"^(?P<where>.+):(?P<key>[^:=]+)=(?P<amount>[0-9]+)$")
 
 
 class ScenarioError(OrdoError):

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Qu
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -112,9 +112,9 @@ class RunBody(_Body):
         None, description="A plan saved earlier (`ordo plan --format json`, POST /v1/plans), made from "
                           "`request`; refused unless it is the plan ordo makes from the inputs as they are now.")
     on_failure: Literal[ON_FAILURE] | None = None  # type: ignore[valid-type]
-    max_replans: Annotated[int, NOT_BOOL] | None = Field(None, ge=0, le=MOST_REPLANS)
-    concurrency: Annotated[int, NOT_BOOL] | None = Field(None, ge=1, le=MOST_AT_ONCE)
-    op_timeout: Annotated[float, NOT_BOOL] | None = Field(
+    max_replans: Annotated[int, NOT_BOOL, Strict()] | None = Field(None, ge=0, le=MOST_REPLANS)
+    concurrency: Annotated[int, NOT_BOOL, Strict()] | None = Field(None, ge=1, le=MOST_AT_ONCE)
+    op_timeout: Annotated[float, NOT_BOOL, Strict()] | None = Field(
         None, gt=0, le=86_400, description="Seconds an operation may take when the catalog sets no timeout.")
 
 

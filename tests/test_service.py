@@ -382,3 +382,14 @@ def test_a_browser_post_from_another_sites_page_is_refused(api: httpx.Client) ->
                     {"Origin": "https://ordo.example", "X-Forwarded-Host": "ordo.example"}, {}):
         assert api.post("/v1/runs/999/abort", headers=headers).status_code == 404, headers
     assert api.get(f"/v1/runs/{run}", headers={"Origin": "https://evil.example"}).status_code == 200
+
+
+def test_numbers_are_json_numbers_and_ascii_digits(api: httpx.Client) -> None:
+    """A run option sent as text ("1_0", " 3 ", "1e2") was read as the number it spells, and a
+    what-if capacity's amount in other digits ("٥٠", "５０") as 50 (an HTTP sweep's)."""
+    for field, text in (("max_replans", "1_0"), ("concurrency", " 3 "), ("op_timeout", "1e2"), ("concurrency", "3")):
+        refused = api.post("/v1/runs", json={"request": INSTANTIATE, field: text})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", field], refused.text
+    for amount in ("٥٠", "５０"):
+        refused = api.post("/v1/plans", json={"whatif": {"capacity": [f"region-one:vcpu={amount}"]}})
+        assert refused.status_code == 422 and "expected TARGET:KEY=N" in refused.json()["detail"], refused.text
