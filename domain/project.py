@@ -163,9 +163,10 @@ def _memo(root: Path, proj_src: Source, catalog_paths: list[Path | Source], inv_
     not read here (loading says why), or a small model (files of less than CACHE_MIN_BYTES in all, and
     fewer than MEMO_MIN_RECORDS records: built in less time than a kept one is read)."""
     paths = [*catalog_paths, inv_path, req_path]
-    if not all(path is None or isinstance(path, Path) and _ours(path, root) and path.is_file() for path in paths):
-        return None
-    try:   # (a small model is not read twice: its files' sizes say so)
+    try:   # (a name too long, a folder not to be searched: OSError; loading says why. A small model is not
+        # read twice: its files' sizes say so)
+        if not all(path is None or isinstance(path, Path) and _ours(path, root) and path.is_file() for path in paths):
+            return None
         if sum(path.stat().st_size for path in paths if path is not None) < CACHE_MIN_BYTES \
                 and observed < MEMO_MIN_RECORDS:
             return None

@@ -170,11 +170,27 @@ def resolve(at: tuple) -> tuple[int, int]:
     return at[0].where(at[1]) if isinstance(at[0], TextPositions) else at
 
 
+def name_problem(*names: str) -> Diagnostic | None:
+    """A file's names (as given, as messages show it) that are no UTF-8 text (a byte the system's
+    encoding cannot read, kept as a lone surrogate): the plan names its files, as text; None when
+    they are text."""
+    for name in names:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = names[-1].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return Diagnostic(file=shown, summary="the file's name is not UTF-8 text",
+                              detail="rename it: a plan and every message name their files as text")
+    return None
+
+
 def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = None) -> Source:
     """Read one YAML file. Raises DiagnosticsError naming file and line.
     ``cache``: a folder for the parse cache (``ParseCache``), used for files of
     ``CACHE_MIN_BYTES`` or more."""
     shown = display or str(path)
+    if (problem := name_problem(str(path), shown)) is not None:
+        raise DiagnosticsError([problem])
     try:
         with path.open("rb") as handle:
             raw = read_at_most(handle, MAX_YAML_BYTES)

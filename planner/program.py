@@ -30,6 +30,7 @@ from clingo import ast
 import policies
 from domain.errors import Diagnostic
 from domain.project import display_path
+from domain.yamlsrc import name_problem
 from planner.metadata import PolicyMeta, clingo_lines, read_metadata
 
 _MSG = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?: (?P<sev>\w+): (?P<text>.*)$",
@@ -344,6 +345,9 @@ CACHES = _Caches()
 def _parse_file(path: Path, display: str, origin: str, parent: PolicyMeta | None, rules: list[RuleInfo],
                 diagnostics: list[Diagnostic]) -> tuple[PolicyFile | None, list[_Include]]:
     """One policy file, parsed and labelled, and the ``#include`` directives it holds (``CACHES``)."""
+    if (problem := name_problem(str(path), display)) is not None:
+        diagnostics.append(problem)
+        return None, []
     try:
         raw = path.read_bytes()
         source = raw.decode("utf-8")
