@@ -640,6 +640,12 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
             except HTTPException as refused:
                 return await request.app.exception_handlers[StarletteHTTPException](request, refused)
         errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        from service.so.status import request_error
+        from service.soapi import PREFIX
+
+        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):   # SO's shape, as its routes'
+            named = [f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors[:20]]
+            return JSONResponse(request_error("; ".join(named)[:2000]), status_code=400)
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(DiagnosticsError)

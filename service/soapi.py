@@ -67,14 +67,16 @@ class SoErrorBody(BaseModel):
     requestError: _RequestError  # noqa: N815
 
 
-#: What the SO routes refuse, and why. A refusal before a route runs (credentials, the body's
-#: size, a path parameter out of bounds) has ordo's own Problem body, a route's own SO's.
-SO_REFUSALS = {400: "The body, a filter or the project's SO mapping has problems (each named).",
+#: What the SO routes refuse, and why. The body's size refused before a route runs has ordo's own
+#: Problem body; every other refusal has SO's (credentials, a path or query parameter out of bounds:
+#: service/app.py's handlers).
+SO_REFUSALS = {400: "The body, a filter, a path or query parameter or the project's SO mapping has problems "
+                    "(each named).",
                401: "Credentials are needed.", 403: "A reader may only GET.",
                404: "No such request or task.",
                409: "Locked instance: a request on it is in progress; or not in a state for this.",
                413: "The body is over the size limit.",
-               422: "No plan exists for the request (with the explanation), or a parameter does not match.",
+               422: "No plan exists for the request (with the explanation).",
                501: "The project has no SO mapping.",
                503: "Shutting down, the journal is busy, or the project has no SO mapping."}
 

@@ -243,6 +243,17 @@ def test_no_json_unknown_ids_and_bad_filters(so_api: httpx.Client) -> None:
     assert so_api.get("/v1/runs").json()["total"] == 0
 
 
+def test_a_path_or_query_parameter_out_of_bounds_is_400_in_sos_shape(so_api: httpx.Client) -> None:
+    """A path or query parameter FastAPI refuses was answered as /v1's 422 (an HTTP sweep's): SO's
+    clients read requestError.serviceException."""
+    for url, params, where in ((f"{REQUESTS}/{'x' * 301}", None, "requestId"),
+                               (f"{CREATE}/{'x' * 201}", None, "serviceInstanceId"),
+                               (f"{REQUESTS}/{uuid.uuid4()}", {"format": "x" * 51}, "format")):
+        got = so_api.get(url, params=params) if where != "serviceInstanceId" else so_api.delete(url)
+        assert got.status_code == 400 and where in so_error(got), got.text
+        assert "x" * 51 not in got.text
+
+
 def test_an_error_answer_is_bounded_and_names_no_line_of_a_body(so_api: httpx.Client) -> None:
     """A 50 KB query of 8,000 unknown keys was answered with 2.6 MB naming each, a 700 KB body of 15,000
     bad fields with 10 MB; a body's problems were placed at a made-up "SO request:1:1" (the sweep of
