@@ -693,6 +693,7 @@ class _Walker:
         self.key_positions: dict[PathKey, tuple[int, int]] = {}
         self.problems: list[Diagnostic] = []
         self.visited = 0
+        self._loader: _SafeLoader | None = None
 
     def _problem(self, mark: yaml.Mark, path: PathKey, summary: str) -> None:
         self.problems.append(Diagnostic(file=self.file, line=mark.line + 1, column=mark.column + 1,
@@ -708,16 +709,15 @@ class _Walker:
             return None
         except _Unusual:
             pass
-        loader = _SafeLoader("")
+        if self._loader is None:   # (one for the walk: a file of 100,000 hex numbers made as many)
+            self._loader = _SafeLoader("")
         try:
-            loader.construct_object(node)
+            self._loader.construct_object(node)
             return None
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError):
             return f"invalid YAML: not a valid {node.tag.rpartition(':')[2]} (written or tagged as one)"
         except yaml.YAMLError:
             return None   # (named by the build, with its place)
-        finally:
-            loader.dispose()
 
     def walk(self, root: yaml.Node, path: PathKey) -> None:
         # Iterative, with the chain of open nodes, so that a recursive alias
