@@ -16,6 +16,7 @@ import pytest
 from executor.controllers import (
     ConfigError,
     ControllerContext,
+    ControllerError,
     OperationRequest,
     PermanentError,
     TransientError,
@@ -116,6 +117,19 @@ class Handler(BaseHTTPRequestHandler):
             while not self.server.stop.wait(0.05):
                 self.wfile.write(b"a")
                 self.wfile.flush()
+            return None
+        if name == "inf":   # a number too large for a float: Python reads it as infinity
+            return self.reply(200, raw=b'{"network": {"id": 1e400}}')
+        if name in ("hints", "endless-hints"):   # interim answers (102, 103) before the final one
+            for status in (102, 103) if name == "hints" else [103] * 50:
+                self.wfile.write(b"HTTP/1.1 %d Interim\r\nLink: </x.css>; rel=preload\r\n\r\n" % status)
+            if name == "endless-hints":
+                return None
+        if name == "moved":   # done, and "see there"
+            self.send_response(303)
+            self.send_header("Location", "/networks/moved-1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return None
         if name == "empty":
             return self.reply(204)
@@ -275,6 +289,23 @@ def test_refused_status_blames_the_target(ctl: HttpController) -> None:
     assert info.value.scope == "target" and info.value.applied is False and info.value.code == "507"
 
 
+def test_interim_answers_are_read_past_to_the_final_one(ctl: HttpController, sdnc: FakeSdnc) -> None:
+    """http.client skips 100 only: a 103 Early Hints (proxies send them) was taken for the answer, and
+    the operation failed as not applied while the controller carried it out (a controller sweep's)."""
+    assert ctl.execute(request("hints")) == {"network_id": "net-hints"}
+    with pytest.raises(ControllerError, match="interim") as info:
+        ctl.execute(request("endless-hints"))
+    assert info.value.applied is None
+
+
+def test_a_redirect_of_a_change_may_have_been_carried_out(ctl: HttpController) -> None:
+    """A 303 to a POST says "done, see there": not followed, and not known not to be applied (it was
+    said so: the operation was then sent again without a look)."""
+    with pytest.raises(PermanentError, match="answered 303") as info:
+        ctl.execute(request("moved"))
+    assert info.value.applied is None and info.value.code == "303"
+
+
 def test_status_not_listed_is_permanent(sdnc: FakeSdnc, tmp_path: Path) -> None:
     ctl = make(sdnc.url, tmp_path, transient_status=[503])
     with pytest.raises(PermanentError) as info:
@@ -313,6 +344,8 @@ def test_an_answer_too_large_or_not_json_fails_the_call(ctl: HttpController) -> 
         ctl.execute(request("surrogate"))   # (it went through, and the run's record of it failed: a review's)
     with pytest.raises(PermanentError, match=r"invalid JSON \(the key 'id' appears twice in one object\)"):
         ctl.execute(request("twice"))   # (a sweep's: the last was taken)
+    with pytest.raises(PermanentError, match=r"invalid JSON \(1e400 is too large a number"):
+        ctl.execute(request("inf"))   # (a sweep's: the journal held Infinity, which is no JSON)
     with pytest.raises(TransientError, match="the answer ended 88 bytes before its Content-Length") as cut:
         ctl.execute(request("cut"))   # (a sweep's: what came was taken as the whole answer)
     assert cut.value.applied is None

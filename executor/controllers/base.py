@@ -20,6 +20,7 @@ intent. Controllers that honour keys (the simulated one, an HTTP API with an
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -124,15 +125,25 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent; ValueError for one too large for a float (``1e400``:
+    Python reads it as infinity, which the journal would then hold as ``Infinity``, no JSON)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large a number (it reads as infinity)")
+    return value
+
+
 #: The deepest an answer may nest (what reads it walks it recursively: the redaction of secrets),
 #: as deep as a YAML file may.
 MAX_ANSWER_DEPTH = MAX_DEPTH
 
 
 def answer_json(text: str | bytes) -> Any:
-    """A controller's answer parsed as JSON, strictly: ValueError for what is not JSON, ``NaN``
-    and ``Infinity`` too (Python's json reads them; the journal, a client of the events and
-    ``show --json`` then held text that is not JSON), for an answer nested deeper than
+    """A controller's answer parsed as JSON, strictly: ValueError for what is not JSON, ``NaN``,
+    ``Infinity`` and a number too large for a float too (``1e400``: Python's json reads them; the
+    journal, a client of the events and ``show --json`` then held text that is not JSON), for an
+    answer nested deeper than
     MAX_ANSWER_DEPTH (one 700 deep ended apply in a RecursionError after the call), for an object
     naming a key twice (json keeps the last, what the controller meant may be the first), and for one
     holding half of a UTF-16 pair (``"\\ud800"``): no text (it cannot be written as UTF-8; the
@@ -140,7 +151,7 @@ def answer_json(text: str | bytes) -> Any:
     if isinstance(text, bytes):   # UTF-8, strictly (json.loads of bytes let the bytes of a surrogate through)
         text = text.decode("utf-8-sig")
     try:
-        value = json.loads(text, parse_constant=_no_constant, object_pairs_hook=unique_keys)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=unique_keys)
     except RecursionError:
         raise ValueError(f"nested more than {MAX_ANSWER_DEPTH} levels deep") from None
     if nested_deeper(value, MAX_ANSWER_DEPTH):

@@ -45,7 +45,10 @@ Answers: 2xx gives the outputs (the ``outputs`` paths if configured, else the
 JSON object as a whole); a status in ``transient_status`` raises
 TransientError (``applied`` unknown, except 429: not applied); one in
 ``refused_status`` raises PermanentError with scope "target"; any other
-raises PermanentError. A refused connection is a TransientError that was not
+raises PermanentError (not applied, except an answer below 400 to a call that
+changes something: a redirect, not followed, may say it was done; its effect
+is unknown). Interim answers (1xx but 101) are read past to the final one.
+A refused connection is a TransientError that was not
 applied; no answer in time is a TransientError whose effect is unknown. A
 server certificate that does not verify (or another TLS handshake failure) is
 a PermanentError that was not applied, saying what failed.
@@ -199,6 +202,7 @@ def _watched(base: type[http.client.HTTPConnection], req: urllib.request.Request
 
     def connection(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
         conn = base(*args, **kwargs)
+        conn.response_class = _FinalAnswer
         connect = conn.connect
 
         def connected() -> None:
@@ -212,6 +216,25 @@ def _watched(base: type[http.client.HTTPConnection], req: urllib.request.Request
         return conn
 
     return connection
+
+
+class _FinalAnswer(http.client.HTTPResponse):
+    """An answer read past the interim ones (1xx but 101: 102 Processing, 103 Early Hints, which
+    proxies send) to the final one, as HTTP says: http.client skips 100 only, and took a 103 for the
+    answer, the operation failed as not applied where the controller went on to carry it out. At most
+    MAX_INTERIM of them; each one's headers are bounded as any answer's are."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INTERIM):
+            version, status, reason = super()._read_status()
+            if not 101 < status < 200:
+                return version, status, reason
+            http.client.parse_headers(self.fp)   # (the interim answer's headers, read and left)
+        raise http.client.HTTPException(f"more than {MAX_INTERIM} interim (1xx) answers")
+
+
+#: The interim answers (1xx) read before a final one, at most.
+MAX_INTERIM = 20
 
 
 class _HTTP(urllib.request.HTTPHandler):
@@ -418,6 +441,9 @@ class HttpController:
         message = f"controller '{self.name}': {method} {url} answered {status}"
         if body:
             message += f": {_snippet(body)}"
+        if status < 400 and method not in ("GET", "HEAD"):   # (a redirect, 101, 304: not a refusal; the
+            # controller may have done it, a 303 "done, see there" says it did: observed before it is sent again)
+            return PermanentError(message, applied=None, code=str(status))
         if status in self.refused_status:
             return PermanentError(message, scope="target", applied=False, code=str(status))
         if status in self.transient_status:
