@@ -254,9 +254,12 @@ class UniqueKeys:
                 or path.startswith(self.skip + "/"):
             await self.app(scope, receive, send)
             return
-        if not self._authenticated(scope):
-            if path.startswith("/v1/"):   # every route there asks for credentials: 401 before the body is read
-                await _plain(send, 401, NO_CREDENTIALS, CHALLENGE)   # (the route parsed it first: a 400 for junk)
+        who = self._caller(scope)
+        if who is None or not who.operator:
+            if path.startswith("/v1/"):   # every route there asks for credentials: 401 (403 to a reader) before
+                # the body is read (the route parsed it first: a 400 for junk, a 422 for a key named twice)
+                await (_plain(send, 401, NO_CREDENTIALS, CHALLENGE) if who is None
+                       else _plain(send, 403, only_operators(who, scope["method"])))
             else:
                 await self.app(scope, receive, send)
             return
@@ -277,13 +280,14 @@ class UniqueKeys:
         await self.app(scope, replayed, send)
 
     @staticmethod
-    def _authenticated(scope: Scope) -> bool:
-        """Whether the caller may have its body read (a megabyte parsed for anyone, and a 422 where the
-        route answers 401): credentials valid, or none configured."""
+    def _caller(scope: Scope) -> Principal | None:
+        """Who calls, for whether the body is to be read (a megabyte parsed for anyone, and a 422 where the
+        route answers 401 or 403): None without valid credentials; LOCAL when none are configured."""
         app = scope.get("app")
         credentials = getattr(getattr(app, "state", None), "credentials", None)
-        return credentials is None or not credentials.configured or \
-            credentials.authenticate(Headers(scope=scope).get("authorization")) is not None
+        if credentials is None or not credentials.configured:
+            return LOCAL
+        return credentials.authenticate(Headers(scope=scope).get("authorization"))
 
 
 def body_problem(body: bytes, *, unreadable: bool = False) -> str | None:
@@ -369,8 +373,13 @@ def authorize(request: Request) -> Principal:
     if who is None:
         raise HTTPException(401, NO_CREDENTIALS, headers=CHALLENGE)
     if request.method not in ("GET", "HEAD") and not who.operator:
-        raise HTTPException(403, f"{who.name} is a reader: only an operator may {request.method}")
+        raise HTTPException(403, only_operators(who, request.method))
     return who
+
+
+def only_operators(who: Principal, method: str) -> str:
+    """Why a reader is refused a ``method`` that changes something (403)."""
+    return f"{who.name} is a reader: only an operator may {method}"
 
 
 Who = Annotated[Principal, Depends(authorize)]

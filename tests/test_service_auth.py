@@ -68,6 +68,9 @@ def test_credentials_are_asked_for_before_the_body_or_the_path_is_read(vfw_copy:
         assert api.post("/v1/plans", **twice).status_code == 401
         assert api.post("/v1/plans", content=twice["content"],
                         headers={**twice["headers"], **bearer(OPERATOR)}).status_code == 422
+        # and 403 to a reader (it was 422: the body was read for any valid credentials, an HTTP sweep's)
+        read = api.post("/v1/plans", content=twice["content"], headers={**twice["headers"], **bearer(READER)})
+        assert read.status_code == 403 and "dashboard is a reader" in read.json()["detail"], read.text
         # nested too deep for the route's parser, which read it before credentials: 400 (the sweep of 6 December)
         deep = {"content": b'{"resource": "a", "event": "b", "data": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
                 "headers": {"Content-Type": "application/json"}}
