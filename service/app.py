@@ -211,7 +211,12 @@ class SameOrigin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
                 and (why := cross_site(Headers(scope=scope))) is not None:
-            await _plain(send, 403, why)
+            from service.so.status import request_error
+            from service.soapi import PREFIX
+
+            path = scope.get("path", "")
+            await (_json(send, 403, request_error(why)) if path == PREFIX or path.startswith(PREFIX + "/")
+                   else _plain(send, 403, why))   # (SO's shape under its prefix, as its other refusals)
             return
         await self.app(scope, receive, send)
 
@@ -227,15 +232,22 @@ def cross_site(headers: Headers) -> str | None:
     origin = headers.get("origin")
     if origin is None:
         return None
-    ours = {name.strip().lower() for value in [headers.get("host") or "", *headers.getlist("x-forwarded-host")]
+    ours = {_no_default_port(name) for value in [headers.get("host") or "", *headers.getlist("x-forwarded-host")]
             for name in value.split(",")} - {""}
     scheme, sep, host = origin.partition("://")
-    if sep and scheme.lower() in ("http", "https") and host.lower() in ours:
+    if sep and scheme.lower() in ("http", "https") and _no_default_port(host) in ours:
         return None
     return CROSS_SITE + " (its Origin header names another host than this one)"
 
 
 CROSS_SITE = "a request a browser sent from another site's page may not change anything here"
+
+
+def _no_default_port(host: str) -> str:
+    """``host`` as compared: lower case, without a port of 80 or 443 (a browser's Origin leaves out
+    its scheme's own; a proxy may write it)."""
+    host = host.strip().lower()
+    return host.removesuffix(":80").removesuffix(":443")
 
 
 class UniqueKeys:
@@ -329,7 +341,11 @@ class _NotJson(ValueError):
 
 
 async def _plain(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    await _json(send, status, {"detail": detail}, headers)
+
+
+async def _json(send: Send, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(value).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())]})

@@ -306,6 +306,14 @@ def test_a_redirect_of_a_change_may_have_been_carried_out(ctl: HttpController) -
     assert info.value.applied is None and info.value.code == "303"
 
 
+def test_a_status_the_config_lists_is_taken_as_listed(sdnc: FakeSdnc, tmp_path: Path) -> None:
+    with pytest.raises(TransientError, match="answered 303"):
+        make(sdnc.url, tmp_path, transient_status=[303]).execute(request("moved"))
+    with pytest.raises(PermanentError, match="answered 303") as info:
+        make(sdnc.url, tmp_path, refused_status=[303]).execute(request("moved"))
+    assert info.value.scope == "target" and info.value.applied is False
+
+
 def test_status_not_listed_is_permanent(sdnc: FakeSdnc, tmp_path: Path) -> None:
     ctl = make(sdnc.url, tmp_path, transient_status=[503])
     with pytest.raises(PermanentError) as info:

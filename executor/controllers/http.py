@@ -46,8 +46,8 @@ JSON object as a whole); a status in ``transient_status`` raises
 TransientError (``applied`` unknown, except 429: not applied); one in
 ``refused_status`` raises PermanentError with scope "target"; any other
 raises PermanentError (not applied, except an answer below 400 to a call that
-changes something: a redirect, not followed, may say it was done; its effect
-is unknown). Interim answers (1xx but 101) are read past to the final one.
+changes something, unless listed: a redirect, not followed, may say it was
+done; its effect is unknown). Interim answers (1xx but 101) are read past to the final one.
 A refused connection is a TransientError that was not
 applied; no answer in time is a TransientError whose effect is unknown. A
 server certificate that does not verify (or another TLS handshake failure) is
@@ -441,14 +441,14 @@ class HttpController:
         message = f"controller '{self.name}': {method} {url} answered {status}"
         if body:
             message += f": {_snippet(body)}"
-        if status < 400 and method not in ("GET", "HEAD"):   # (a redirect, 101, 304: not a refusal; the
-            # controller may have done it, a 303 "done, see there" says it did: observed before it is sent again)
-            return PermanentError(message, applied=None, code=str(status))
         if status in self.refused_status:
             return PermanentError(message, scope="target", applied=False, code=str(status))
         if status in self.transient_status:
             return TransientError(message, applied=False if status == 429 else None, code=str(status))
-        return PermanentError(message, applied=False, code=str(status))
+        # a redirect, 101, 304 (none of them listed) is no refusal: the controller may have done it (a 303
+        # "done, see there" says it did), so it is observed before it is sent again
+        return PermanentError(message, applied=None if status < 400 and method not in ("GET", "HEAD") else False,
+                              code=str(status))
 
     def _json(self, body: bytes, method: str, url: str, status: int) -> Any:
         if not body.strip():
