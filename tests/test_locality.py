@@ -132,6 +132,9 @@ def test_a_name_ordo_reserves_is_refused_in_a_project_rule(root):
     """A hand-written __violation or __before would pass for one of ordo's own
     (and crashed the planner); a string that starts with __ is only a string."""
     (root / "own.lp").write_text('__violation(99,()) :- op(A,"assign").\np("__x") :- op(A,"assign"), p(A).\n')
+    doc = yaml.safe_load((root / "ordo.yaml").read_text())   # (named here: not left so by another test)
+    doc["policies"]["files"] = ["own.lp"]
+    (root / "ordo.yaml").write_text(yaml.safe_dump(doc))
     for command in (["check"], ["plan"]):
         run = run_ordo(*command, "-C", root)
         assert run.code == 1 and "own.lp:1:1: error: uses '__violation', a name ordo reserves" in run.err, run.text
