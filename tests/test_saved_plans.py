@@ -27,7 +27,7 @@ from domain.project import load_project
 from domain.yamlsrc import format_path
 from executor.journal import Journal, default_path
 from planner.core import Outcome
-from planner.plan import Plan
+from planner.plan import CostLevel, Plan
 from planner.verify import PlanRefused, verify_saved_plan
 from tests.conftest import VFW, Run, run_ordo
 
@@ -524,6 +524,10 @@ def test_a_plan_cut_short_is_checked_with_its_placements(project, capsys):
         assert message in run.err, run.err
         assert "Traceback" not in run.text
     assert not default_path(project).exists()
+    # a cheaper placement given up, said to be the best the search found in time: refused while the cost
+    # it shows is not what its placements cost (it was shown, and carried out, with the optimum's)
+    run = apply(capsys, project, edited(path, lambda d: (satisfiable(d), move_vfw(d)), "cut-short.json"))
+    assert run.code == 1 and "cost: cost is" in run.err and "'cost': 58" in run.err, run.text
     assert apply(capsys, project, edited(path, satisfiable)).code == 0
 
 
@@ -533,7 +537,9 @@ def test_a_replan_that_times_out_falls_back_to_the_saved_placements(project, cap
     loaded = load_project(project)
     verify_saved_plan(loaded, Plan.read(path), str(path))  # the saved plan is valid: no error
     moved = Plan.read(edited(path, move_vfw))
-    verify_saved_plan(loaded, moved, "moved.json")  # region-three breaks no hard policy
+    with pytest.raises(PlanRefused, match=r"cost: cost is .*'cost': 26.*with the saved placements has .*'cost': 58"):
+        verify_saved_plan(loaded, moved, "moved.json")   # region-three costs more than the plan says
+    verify_saved_plan(loaded, moved.model_copy(update={"cost": (CostLevel(priority=1, cost=58),)}), "moved.json")
     with pytest.raises(PlanRefused) as refused:
         verify_saved_plan(loaded, Plan.read(edited(path, delete_protected)), "forged.json")
     assert "operation onap-mgmt-net/delete is not in" in str(refused.value)
