@@ -570,6 +570,16 @@ def test_each_field_of_a_plan_is_reported_with_its_problems(project, capsys):
     assert paths == {"operations[0].duration", "operations[0].controller", "concurrency"}
 
 
+def test_a_plans_concurrency_is_bounded_as_the_projects_is(project, capsys):
+    """A plan said 2147483647 at once, past what settings and --concurrency take (a sweep's):
+    its confirmation showed it and its run used it."""
+    path = save(capsys, project)
+    with pytest.raises(DiagnosticsError) as err:
+        Plan.read(edited(path, lambda d: d.update(concurrency=2**31 - 1)))
+    assert [(d.path, d.summary) for d in err.value.diagnostics] == [
+        ("concurrency", "Input should be less than or equal to 10000")]
+
+
 def test_a_forged_reason_is_refused_and_shown_harmlessly(project, capsys):
     """What people read when they confirm is part of the plan too."""
     def forge(data: dict[str, Any]) -> None:
