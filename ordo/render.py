@@ -216,7 +216,10 @@ def operation_why(console: Console, why) -> None:
                 console.print(f"      {shown(text)}", highlight=False)
 
     if why.after is not None:
-        if why.chain is None:
+        if why.chain is None and why.reverse:
+            hops(f"{op.id} does not wait for {why.after}: it comes first, and {why.after} waits for it:",
+                 why.reverse, lambda h: f"{h.before} -> {h.after}")
+        elif why.chain is None:
             console.print(f"\n  {shown(op.id)} does not wait for {shown(why.after)}: no chain of precedences "
                           "joins them, so they may run in parallel (waves only reflect the limits).",
                           highlight=False)

@@ -57,7 +57,9 @@ class OperationWhy:
     waits_for: list[Hop] = field(default_factory=list)
     needed_by: list[Hop] = field(default_factory=list)
     after: str | None = None
-    chain: list[Hop] | None = None   # from `after` to the operation; None: no chain (independent)
+    chain: list[Hop] | None = None   # from `after` to the operation; None: no chain
+    #: without that chain, one from the operation to `after` (it comes first); None: neither (independent)
+    reverse: list[Hop] | None = None
 
     def to_dict(self) -> dict:
         op = self.operation
@@ -66,6 +68,7 @@ class OperationWhy:
             "controller": op.controller, "wave": op.wave, "reason": self.reason, "path": self.path,
             "waits_for": [h.to_dict() for h in self.waits_for], "needed_by": [h.to_dict() for h in self.needed_by],
             "after": self.after, "chain": None if self.chain is None else [h.to_dict() for h in self.chain],
+            "reverse": None if self.reverse is None else [h.to_dict() for h in self.reverse],
         }
 
 
@@ -105,6 +108,8 @@ def explain_operation(plan: Plan, op_id: str, after: str | None = None,
     if after is not None:
         why.after = after
         why.chain = _chain(after, op.id, succ, edges, hop)
+        if why.chain is None:   # (asked the wrong way round: it comes first, and `after` waits for it)
+            why.reverse = _chain(op.id, after, succ, edges, hop)
     return why
 
 

@@ -65,7 +65,12 @@ def test_why_one_operation_comes_after_another(vfw_copy):
     assert [(h.before, h.after) for h in why.chain] == [
         ("unprotected-net/assign", "unprotected-net/create"), ("unprotected-net/create", "unprotected-net/activate"),
         ("unprotected-net/activate", "vfw-service/activate")]
-    assert explain_operation(plan, "vpg/assign", after="vfw/assign").chain is None
+    independent = explain_operation(plan, "vpg/assign", after="vfw/assign")
+    assert independent.chain is None and independent.reverse is None
+    # asked the wrong way round: it comes first (it was said to be independent: a sweep's)
+    first = explain_operation(plan, "unprotected-net/assign", after="vfw-service/activate")
+    assert first.chain is None and [(h.before, h.after) for h in first.reverse] == [
+        (h.before, h.after) for h in why.chain]
 
 
 def test_explain_operation_cli(vfw_copy):
@@ -75,6 +80,9 @@ def test_explain_operation_cli(vfw_copy):
     assert run.code == 0, run.text
     assert "Why it comes after vsink/assign:" in run.out
     assert "vsink/assign -> vsink-base/assign  by <base>/ordering.lp:" in run.out
+    back = run_ordo("explain", "-C", vfw_copy, out, "vsink/assign", "--after", "vsink-base/create")
+    assert "vsink/assign does not wait for vsink-base/create: it comes first, and vsink-base/create waits for it:" \
+        in back.out and "vsink/assign -> vsink-base/assign  by <base>/ordering.lp:" in back.out, back.text
     run = run_ordo("explain", "-C", vfw_copy, out, "vfw-base/creat")
     assert run.code == 1
     assert "the plan has no operation 'vfw-base/creat' (did you mean vfw-base/create" in run.err
