@@ -71,11 +71,14 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
         raise _refuse(source, "", "ordo finds no plan from these inputs, so the saved plan cannot be one", summary)
     fresh, skip, against = outcome.plan, UNCOMPARED, "the plan ordo makes from these inputs"
     if fresh is None or _cut_short(program, fresh) or _cut_short(program, plan):
-        fresh = _plan_with_placements(project, program, plan, source, limit)
-        # the status may differ; the cost is what these placements cost, once that is known (a plan that
-        # said "satisfiable" and kept its cost of 26 was shown and carried out with placements of cost 31)
-        skip = UNCOMPARED | (SEARCH if _cut_short(program, fresh) else {"status"})
+        fresh, skip = _plan_with_placements(project, program, plan, source, limit), UNCOMPARED | SEARCH
         against = "the plan ordo makes from these inputs with the saved placements"
+        # the status and the bound may differ; the cost is what these placements cost, once that is known
+        # (a plan that said "satisfiable" and kept the optimum's cost was carried out with dearer placements)
+        costs = [(c.priority, c.cost) for c in plan.cost], [(c.priority, c.cost) for c in fresh.cost]
+        if not _cut_short(program, fresh) and costs[0] != costs[1]:
+            raise _refuse(source, "cost", f"the plan's cost is {_levels(costs[0])}, what its placements cost "
+                                          f"is {_levels(costs[1])} ({against})")
     found = differences(plan, fresh, skip)
     if found:
         raise _refused(source, [(p, s.replace("{ordo}", against)) for p, s in found])
@@ -100,6 +103,11 @@ def _refused(source: str, problems: list[tuple[str, str]], detail: str = "") -> 
     if len(problems) > MAX_PROBLEMS:
         out.append(Diagnostic(file=source, summary=f"and {len(problems) - MAX_PROBLEMS} more problems"))
     return PlanRefused(out)
+
+
+def _levels(costs: list[tuple[int, int]]) -> str:
+    """Costs as ordo plan shows them: ``26@1``."""
+    return ", ".join(f"{cost}@{priority}" for priority, cost in costs) or "none"
 
 
 def _cut_short(program: Program, plan: Plan) -> bool:
