@@ -252,7 +252,10 @@ def dump_yaml(data: Any) -> str:
     the JSON text is written with a point in each such float and those characters escaped; where
     that is not enough (such a key, a lone surrogate), PyYAML writes the document (six times
     slower: 0.33 s for 10,000 resources)."""
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError:   # (NaN, an infinity: JSON's words for them read as text; YAML's own, .nan and .inf)
+        return _dumped(data)
     if _UNREADABLE.search(text) is not None:
         if _SURROGATE.search(text) is not None:
             return _dumped(data)
@@ -613,8 +616,8 @@ def _build(node: yaml.Node, count: list[int]) -> Any:
             if _too_long(node):
                 raise _Unusual   # int() would raise: named by the walk, which runs before the builders
             return int(value)
-        if tag == _SIMPLE + "bool":
-            return value.lower() in ("true", "yes", "on")
+        if tag == _SIMPLE + "bool" and value.lower() in _BOOLS:   # (another, tagged !!bool: the walk names it)
+            return _BOOLS[value.lower()]
         if tag == _SIMPLE + "null":
             return None
         if tag == _SIMPLE + "float" and value.isascii() \
@@ -679,6 +682,8 @@ _MAP, _SEQ, _STR = _SIMPLE + "map", _SIMPLE + "seq", _SIMPLE + "str"
 #: The scalar types whose PyYAML constructors raise on text that is not one of theirs (not a YAMLError).
 _BUILT_TAGS = frozenset(_SIMPLE + name for name in ("int", "float", "bool", "null", "timestamp"))
 _NUMBER_TAGS = frozenset((_SIMPLE + "int", _SIMPLE + "float"))
+#: YAML 1.1's words for true and false, as PyYAML reads them.
+_BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
 
 
 def _too_long(node: yaml.ScalarNode) -> bool:

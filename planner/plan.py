@@ -38,7 +38,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import DuplicateKey, Name, SettingsSpec, unique_keys
 from domain.gcpause import paused_gc
-from domain.limits import MOST_AT_ONCE
 from domain.yamlsrc import format_path, read_at_most
 
 FORMAT_VERSION = "1.2"
@@ -219,7 +218,9 @@ class Plan(_Frozen):
     cost: Items[CostLevel]
     makespan: Seconds
     critical_path: Seconds
-    concurrency: Annotated[int, Field(ge=1, le=MOST_AT_ONCE)]   # (as settings and --concurrency: domain.limits)
+    # (a plan from elsewhere is held to MOST_AT_ONCE by planner.verify; a run journaled before the bound
+    # was set may hold more, and is still read)
+    concurrency: Positive
     groups: Items[Group] = ()
     violations: Items[Violation] = ()
     ground_atoms: Count

@@ -8,8 +8,10 @@ operations, edges, placements, waves, groups, resource changes, cost.
 
 When the solver's time limit cut the optimisation short (status
 ``satisfiable`` with an objective, on either side) or the new plan timed
-out, another answer is legitimate. Then the saved placements (the only
-choice the base library makes) are fixed and the rest is planned from them:
+out, another answer is legitimate. Then the saved placements (the base
+library's choice; a request that orders siblings by priority adds another,
+which of those orders to keep, that is not fixed here: such a plan cut short
+is refused unless ordo keeps the same ones) are fixed and the rest is planned from them:
 the hard policies must hold for them, and everything else (the operations
 the lifecycles give, the precedences the policies require, the schedule,
 and the cost, unless that plan too was cut short) must come out as saved.
@@ -22,6 +24,7 @@ from collections import Counter
 from typing import Any
 
 from domain.errors import Diagnostic, DiagnosticsError
+from domain.limits import MOST_AT_ONCE
 from domain.project import Project
 from planner.core import build_plan, check_references, digest, load_policies, make_plan
 from planner.decode import decode, find_cycle
@@ -53,6 +56,9 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
     policies, when the caller has loaded them already)."""
     if plan.status not in ("optimal", "satisfiable"):
         raise _refuse(source, "status", f"the saved plan has status '{plan.status}'; there is nothing to apply")
+    if plan.concurrency > MOST_AT_ONCE:   # (as settings, --concurrency and the service bound it)
+        raise _refuse(source, "concurrency", f"the saved plan runs {plan.concurrency:,} operations at once; "
+                                             f"ordo plans at most {MOST_AT_ONCE:,}")
     program = program if program is not None else load_policies(project)
     now, inputs = digest(project, program)
     if now != plan.digest:

@@ -28,9 +28,16 @@ def back(value: Any, tmp_path: Path) -> Any:
     {"": "", "yes": "no", "~": "null", "<<": "=", "---": "...", "? a": "- b", "#": "&a *b !t", "1e+20": "1e+20"},
     {"q": 'he said "1e+20": ok', "r": '\\"1e+5":', "list": [[], {}, [{"a": None}]], "t": True},
     {"lone": "\ud800x"},
+    {"inf": float("inf"), "-inf": float("-inf")},   # (JSON's Infinity reads as text)
 ])
 def test_values_read_back_as_written(value: Any, tmp_path: Path) -> None:
     assert repr(back(value, tmp_path)) == repr(value)
+
+
+def test_nan_reads_back_as_nan(tmp_path: Path) -> None:
+    import math
+
+    assert math.isnan(back({"nan": float("nan")}, tmp_path)["nan"])
 
 
 def test_random_documents_read_back_as_written(tmp_path: Path) -> None:

@@ -573,13 +573,17 @@ def test_each_field_of_a_plan_is_reported_with_its_problems(project, capsys):
 
 
 def test_a_plans_concurrency_is_bounded_as_the_projects_is(project, capsys):
-    """A plan said 2147483647 at once, past what settings and --concurrency take (a sweep's):
-    its confirmation showed it and its run used it."""
+    """A plan said 2147483647 at once, past what settings and --concurrency take (a sweep's): its
+    confirmation showed it and its run used it. Refused as a saved plan; a run journaled before the
+    bound, which may hold more, is still read."""
     path = save(capsys, project)
-    with pytest.raises(DiagnosticsError) as err:
-        Plan.read(edited(path, lambda d: d.update(concurrency=2**31 - 1)))
-    assert [(d.path, d.summary) for d in err.value.diagnostics] == [
-        ("concurrency", "Input should be less than or equal to 10000")]
+    many = Plan.read(edited(path, lambda d: d.update(concurrency=2**31 - 1)))
+    with pytest.raises(PlanRefused) as refused:
+        verify_saved_plan(load_project(project), many, "many.json")
+    assert [(d.path, d.summary) for d in refused.value.diagnostics] == [
+        ("concurrency", "the saved plan runs 2,147,483,647 operations at once; ordo plans at most 10,000")]
+    run = apply(capsys, project, edited(path, lambda d: d.update(concurrency=20_000)))
+    assert run.code == 1 and "ordo plans at most 10,000" in run.err, run.text
 
 
 def test_a_forged_reason_is_refused_and_shown_harmlessly(project, capsys):
