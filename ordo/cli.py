@@ -605,7 +605,8 @@ def _engine(engine: str, address: str | None, queue: str, continue_every: int | 
 @journal_option
 @click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP_EACH)
 @click.option("--concurrency", type=AT_ONCE, help="Operations at once (default from the project).")
-@click.option("--jobs", type=click.IntRange(min=1), help="Plans at once in this machine's pool (default: one per CPU).")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="Plans at once in this machine's pool (default: one per CPU; at most two per CPU).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
               help="Plan in a local process pool, or as planning activities across `ordo worker`s.")

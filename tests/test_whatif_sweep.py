@@ -154,3 +154,42 @@ def test_a_sweep_that_no_worker_would_plan_is_refused_not_left_waiting(tmp_path:
           pytest.raises(client.TemporalError,
                         match=r"no worker serves the task queue w2\.planning \(a sweep's scenarios\)")):
         client.sweep(Temporal(address, "w2"), batch)
+
+
+def test_a_pool_has_at_most_two_processes_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs 100000 started a process per scenario (67 on 2 CPUs, 1.5 GB more: a sweep's): planning
+    keeps a CPU busy, so more than two a CPU only adds memory."""
+    from concurrent.futures import Future
+
+    from executor import sweeps
+    from planner import machine
+
+    sizes = []
+
+    class Pool:
+        def __init__(self, max_workers: int, mp_context) -> None:
+            sizes.append(max_workers)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+        def submit(self, fn, job):
+            done = Future()
+            done.set_result(fn(job))
+            return done
+
+        def map(self, fn, jobs):
+            return [fn(job) for job in jobs]
+
+    monkeypatch.setattr(sweeps, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(sweeps, "plan_job", lambda job: {"n": job["n"], "placements": {}})
+    monkeypatch.setattr(machine, "cpus", lambda: 2)
+    batch = [{"n": i} for i in range(67)]
+    for asked, pool in ((100_000, 4), (None, 2), (3, 3), (1, 1)):
+        assert [row["n"] for row in sweeps.run_local(batch, asked)] == list(range(67))
+        assert sizes.pop() == pool, asked
+    sweeps.run_local(batch[:2], 100_000)
+    assert sizes.pop() == 2
