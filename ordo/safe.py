@@ -9,9 +9,12 @@ from typing import Any
 
 from rich.markup import escape
 
-# C0 and C1 controls (ESC, CR, LF, BS ...), DEL, the characters that reorder or split text on screen, and
-# halves of UTF-16 pairs (no text: writing one to the terminal raised UnicodeEncodeError).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# C0 and C1 controls (ESC, CR, LF, BS ...), DEL, the characters that reorder or split text on screen, the
+# ones that show nothing (a soft hyphen, zero-width spaces and joiners, U+2060-2064, a BOM: "vfw" and
+# "v\u200bfw" looked alike), and halves of UTF-16 pairs (no text: writing one to the terminal raised
+# UnicodeEncodeError).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+                     "\u2066-\u2069\ufeff\ud800-\udfff]")
 
 
 _UNSAFE_IN_LINES = re.compile(_UNSAFE.pattern.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f"))

@@ -64,3 +64,13 @@ def test_a_new_projects_folder(tmp_path: Path) -> None:
 def test_a_path_cannot_fake_a_line_of_an_error(tmp_path: Path) -> None:
     run = run_ordo("plan", "-C", VFW, "--out", tmp_path / "none" / "x\nerror: fake line.json")
     assert run.code == 1 and run.err.count("\n") == 1 and "x\\x0aerror: fake line.json" in run.err, run.text
+
+
+def test_characters_that_show_nothing_are_shown_escaped() -> None:
+    """An event's data with a zero-width space was shown as it is (a hostile sweep's): "vfw" and
+    "v<U+200B>fw" look alike on screen. Letters of any script, and emoji, are shown as they are."""
+    from ordo.safe import terminal_safe
+
+    assert terminal_safe("v\u200bfw") == "v\\u200bfw"
+    assert terminal_safe("\u00ad\u200c\u200d\u2060\ufeff\u180e") == "\\xad\\u200c\\u200d\\u2060\\ufeff\\u180e"
+    assert terminal_safe("é ü ж 中 😀") == "é ü ж 中 😀"
