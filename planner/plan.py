@@ -639,7 +639,9 @@ def _parse(text: str, source: str) -> Any:
         return json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise DiagnosticsError([Diagnostic(file=source, line=exc.lineno, column=exc.colno,
-                                           summary=f"not valid JSON: {exc.msg}")]) from None
+                                           summary=f"not valid JSON: {exc.msg}",
+                                           detail="a saved plan is the JSON `ordo plan --out FILE` writes"
+                                           if exc.pos == 0 else "")]) from None
     except (_NotPlan, DuplicateKey) as exc:
         raise DiagnosticsError([Diagnostic(file=source, summary=f"not an ordo plan: {exc}")]) from None
     except RecursionError:

@@ -87,6 +87,9 @@ def test_explain_operation_cli(vfw_copy):
     assert run.code == 1
     assert "the plan has no operation 'vfw-base/creat' (did you mean vfw-base/create" in run.err
     assert "Traceback" not in run.text
+    request = run_ordo("explain", "-C", vfw_copy, vfw_copy / "requests" / "instantiate.yaml", "vfw/assign")
+    assert request.code == 1 and "not valid JSON: Expecting value (a saved plan is the JSON `ordo plan --out " \
+        "FILE` writes)" in request.err, request.text   # (a request's YAML: "not valid JSON" alone, a sweep's)
     typo = run_ordo("explain", "-C", vfw_copy, out, "vfww")   # a placed resource's name, mistyped
     assert typo.code == 1 and "(did you mean vfw?)" in typo.err, typo.text
     data = json.loads(run_ordo("explain", "-C", vfw_copy, out, "vfw/assign", "--json").out)
