@@ -292,20 +292,15 @@ def _dumped(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, **options)
 
 
-class _Dumper(yaml.SafeDumper):
-    """PyYAML's safe dumper, each value written out where it stands (no anchors and aliases)."""
+class _NoAliases:
+    """A dumper that writes each value out where it stands (no anchors and aliases)."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
-_CDumper = None
-if getattr(yaml, "CSafeDumper", None) is not None:
-    class _CDumper(yaml.CSafeDumper):
-        """libyaml's safe dumper, each value written out where it stands."""
-
-        def ignore_aliases(self, data: Any) -> bool:
-            return True
+_Dumper = type("_Dumper", (_NoAliases, yaml.SafeDumper), {})   # PyYAML's safe dumper
+_CDumper = type("_CDumper", (_NoAliases, yaml.CSafeDumper), {}) if hasattr(yaml, "CSafeDumper") else None
 
 
 #: The largest YAML file read, in bytes (the node count, MAX_NODES, bounds what a smaller one builds).
@@ -745,7 +740,7 @@ class _Walker:
     def _unbuildable(self, node: yaml.ScalarNode) -> str | None:
         """What is wrong with a scalar whose text is not a value of its type (``0x_``, ``!!int ²``,
         ``!!timestamp soon``: PyYAML's constructors would raise mid-build), or None."""
-        if node.tag == _STR or node.tag not in _BUILT_TAGS:
+        if node.tag not in _BUILT_TAGS:
             return None   # (a tag of no type: the constructor names it, at its place)
         if not node.value.isascii() and node.tag in _NUMBER_TAGS:   # (!!int ٣: PyYAML reads it as 3)
             return f"invalid YAML: not a valid {node.tag.rpartition(':')[2]} (its digits are not 0-9)"

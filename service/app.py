@@ -43,6 +43,7 @@ from planner.bounded import PoliciesChanged
 from service.auth import LOCAL, Credentials, Principal
 from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
 from service.metrics import CONTENT_TYPE, Metrics
+from service.so.status import request_error
 
 MAX_BODY = 1 << 20          # bytes a request body may have (413 beyond)
 MAX_RUN_ID = 1 << 62
@@ -205,18 +206,16 @@ class SameOrigin:
     without the server's leave). The web view asks browsers for Basic credentials, which they send again
     with any form another site posts here; programs send neither header, and are not affected."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, so: str) -> None:
+        """``so``: the prefix of SO's routes, under which a refusal is in SO's shape, as their others."""
         self.app = app
+        self.so = so
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
                 and (why := cross_site(Headers(scope=scope))) is not None:
-            from service.so.status import request_error
-            from service.soapi import PREFIX
-
-            path = scope.get("path", "")
-            await (_json(send, 403, request_error(why)) if path == PREFIX or path.startswith(PREFIX + "/")
-                   else _plain(send, 403, why))   # (SO's shape under its prefix, as its other refusals)
+            await (_json(send, 403, request_error(why)) if under(scope.get("path", ""), self.so)
+                   else _plain(send, 403, why))
             return
         await self.app(scope, receive, send)
 
@@ -243,6 +242,11 @@ def cross_site(headers: Headers) -> str | None:
 CROSS_SITE = "a request a browser sent from another site's page may not change anything here"
 
 
+def under(path: str, prefix: str) -> bool:
+    """Whether a request's ``path`` is ``prefix`` or below it (SO's routes: ``service.soapi.PREFIX``)."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def _no_default_port(host: str) -> str:
     """``host`` as compared: lower case, without a port of 80 or 443 (a browser's Origin leaves out
     its scheme's own; a proxy may write it)."""
@@ -262,8 +266,7 @@ class UniqueKeys:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD") or path == self.skip \
-                or path.startswith(self.skip + "/"):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD") or under(path, self.skip):
             await self.app(scope, receive, send)
             return
         who = self._caller(scope)
@@ -429,8 +432,8 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
     app.add_middleware(UniqueKeys, skip=PREFIX)   # inside BodyLimit (added after it: around it)
     app.add_middleware(BodyLimit, limit=max_body)
-    app.add_middleware(SameOrigin)   # (outermost: nothing of a cross-site request is read)
-    _errors(app, engine)
+    app.add_middleware(SameOrigin, so=PREFIX)   # (outermost: nothing of a cross-site request is read)
+    _errors(app, engine, PREFIX)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -643,8 +646,9 @@ async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) 
             yield ": keep-alive\n\n"
 
 
-def _errors(app: FastAPI, engine: LocalEngine) -> None:
-    """Library errors as answers: the input's problems 422, unknown ids 404, conflicts 409."""
+def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
+    """Library errors as answers: the input's problems 422, unknown ids 404, conflicts 409 (``so``: the
+    prefix of SO's routes, whose refused parameters are answered in SO's shape)."""
 
     def public(exc: Exception) -> str:
         return str(exc).replace(f"{engine.path}: ", "")  # the server's own paths are not the caller's business
@@ -665,10 +669,7 @@ def _errors(app: FastAPI, engine: LocalEngine) -> None:
             except HTTPException as refused:
                 return await request.app.exception_handlers[StarletteHTTPException](request, refused)
         errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
-        from service.so.status import request_error
-        from service.soapi import PREFIX
-
-        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):   # SO's shape, as its routes'
+        if under(request.url.path, so):   # SO's shape, as its routes'
             named = [f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors[:20]]
             return JSONResponse(request_error("; ".join(named)[:2000]), status_code=400)
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)

@@ -30,7 +30,7 @@ from executor.journal import RESUMABLE, ClaimError, JournalError, RequestIdTaken
 from executor.redact import Redactor
 from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
-from service.app import Problem, Who, authorize, body_problem
+from service.app import Problem, Who, authorize, body_problem, under
 from service.auth import Principal
 from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
 from service.so import status
@@ -110,7 +110,7 @@ def so_http_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
+        if under(request.url.path, PREFIX):
             return JSONResponse(status.request_error(str(exc.detail)), status_code=exc.status_code,
                                 headers=exc.headers)
         return await http_exception_handler(request, exc)
