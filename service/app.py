@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import json
 import math
 import sys
@@ -254,6 +255,71 @@ def _no_default_port(host: str) -> str:
     return host.removesuffix(":80").removesuffix(":443")
 
 
+class LoopbackHost:
+    """403 for a request addressed to any host name but a loopback one (``localhost``, a name under
+    ``.localhost``, 127.0.0.0/8, ``::1``), on a server without credentials, where every caller is an
+    operator and which listens on loopback only. A page of another site can still reach it: its name,
+    resolved again to 127.0.0.1 once the page has loaded (DNS rebinding), makes the browser take this
+    server for the page's own origin, so that SameOrigin lets its requests through; they are
+    addressed to that name. Programs on this machine use a loopback name, and send no other."""
+
+    def __init__(self, app: ASGIApp, so: str) -> None:
+        self.app = app
+        self.so = so
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            hosts = [value for key, value in scope.get("headers", ()) if key in (b"host", b"x-forwarded-host")]
+            if not all(loopback_host(value) for value in hosts):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                elif under(scope.get("path", ""), self.so):
+                    await _json(send, 403, request_error(NOT_LOOPBACK))
+                else:
+                    await _plain(send, 403, NOT_LOOPBACK)
+                return
+        await self.app(scope, receive, send)
+
+
+NOT_LOOPBACK = ("this server has no credentials configured, and answers only requests addressed to a loopback "
+                "name (localhost, 127.0.0.1, [::1]); to serve another name, configure credentials "
+                "(--tokens FILE or ORDO_TOKENS)")
+
+
+def loopback_host(value: bytes) -> bool:
+    """Whether a Host (or X-Forwarded-Host) header names this machine's loopback only, with or without
+    a port: ``localhost``, ``*.localhost``, 127.0.0.0/8 or ``[::1]`` (``a, b`` from a chain of
+    proxies: each of them)."""
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    for item in text.split(","):
+        host = item.strip().lower()
+        if host.startswith("["):
+            name, sep, rest = host[1:].partition("]")
+            if not sep or (rest and not _port(rest)):
+                return False
+        else:
+            name, colon, port = host.partition(":")
+            if colon and not _port(":" + port):
+                return False
+        name = name.removesuffix(".")
+        if name == "localhost" or name.endswith(".localhost"):
+            continue
+        try:
+            if not ipaddress.ip_address(name).is_loopback:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def _port(text: str) -> bool:
+    """``:PORT``, digits only."""
+    return text.startswith(":") and 1 <= len(text) <= 6 and text[1:].isascii() and text[1:].isdigit()
+
+
 class UniqueKeys:
     """422 for a JSON body in which one object names a key twice (:func:`body_problem`), and 401 for a
     caller without valid credentials under /v1 before its body is read. The body is bounded by
@@ -423,7 +489,10 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
         yield
         await run_in_threadpool(engine.shutdown, drain)
 
+    # (no /docs or /redoc: FastAPI's pages load their scripts from a CDN, into this server's origin, where a
+    # browser may hold credentials; /openapi.json describes the API to any viewer)
     app = FastAPI(title="ordo", version="1", lifespan=lifespan, responses=refusals(400, 413),
+                  docs_url=None, redoc_url=None,
                   description="Orchestration requests planned from models and policies, then carried out. "
                               "See docs/service.md.")
     app.state.credentials = credentials
@@ -432,7 +501,9 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
     app.add_middleware(UniqueKeys, skip=PREFIX)   # inside BodyLimit (added after it: around it)
     app.add_middleware(BodyLimit, limit=max_body)
-    app.add_middleware(SameOrigin, so=PREFIX)   # (outermost: nothing of a cross-site request is read)
+    app.add_middleware(SameOrigin, so=PREFIX)   # (nothing of a cross-site request is read)
+    if not credentials.configured:   # (outermost: every caller there is an operator)
+        app.add_middleware(LoopbackHost, so=PREFIX)
     _errors(app, engine, PREFIX)
 
     @app.get("/healthz", tags=["health"])

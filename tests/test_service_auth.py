@@ -45,6 +45,10 @@ def test_no_token_401_reader_reads_only_operator_submits(vfw_copy: Path, tokens:
         assert api.post("/v1/runs/1/abort", headers={"Authorization": f"Basic {basic}"}).status_code == 409
         wrong_name = base64.b64encode(f"dashboard:{OPERATOR}".encode()).decode()
         assert api.get("/v1/runs", headers={"Authorization": f"Basic {wrong_name}"}).status_code == 401
+        # with credentials, any name a proxy gives this server (without them, loopback names only)
+        for host in ({"Host": "ordo.example"}, {"X-Forwarded-Host": "ordo.example:443"}):
+            assert api.get("/v1/runs", headers={**host, **bearer(READER)}).status_code == 200
+            assert httpx.get(f"{url}/v1/runs", headers=host).status_code == 401
     with open(vfw_copy / ".ordo" / "journal.db", "rb") as fh:  # the token is nowhere in the journal
         assert OPERATOR.encode() not in fh.read()
 

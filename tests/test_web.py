@@ -63,9 +63,14 @@ def test_the_plan_graph_turns_from_running_to_done_live(browser, server: str, tm
         run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
         operations = first_plan(api, run)["operations"]
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{server}/ui/runs/{run}")
+    answer = page.goto(f"{server}/ui/runs/{run}")
     nodes = page.locator("svg#plan g.op")
     assert nodes.count() == len(operations) > 3
+    # only the page's own script runs (by its digest: it follows the run below); one put in later does not
+    policy = answer.headers["content-security-policy"] if answer is not None else ""
+    assert "script-src 'sha256-" in policy and "unsafe-inline' img" not in policy and "frame-ancestors 'none'" in policy
+    assert page.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.put = 1';
+                                    document.body.appendChild(s); return window.put === undefined; }""")
     assert sorted(nodes.evaluate_all("gs => gs.map(g => g.getAttribute('data-op'))")) == sorted(
         op["id"] for op in operations)
     # one operation seen running, then the same one done, while the page stays open (events over SSE)
@@ -163,3 +168,41 @@ def test_the_list_of_runs_reads_a_few_events_of_each_and_an_ended_runs_once(vfw_
         assert runs_page(engine, ended) == page and reads == []
     finally:
         engine.shutdown(30)
+
+
+def test_a_page_of_another_name_resolved_to_loopback_changes_nothing(server: str) -> None:
+    """DNS rebinding: a page of another site whose name is resolved again to 127.0.0.1 once it has
+    loaded is, to the browser, of this server's origin, so what the browser says of its origin lets
+    it through. Without credentials every caller is an operator: such a page started runs (a sweep
+    of the web view's). The server answers only requests addressed to a loopback name then."""
+    require_server("Chromium", CHROMIUM.exists(), "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    port = server.rsplit(":", 1)[1]
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=[*ARGS, "--host-resolver-rules=MAP rebound.test 127.0.0.1"])
+        try:
+            page = chromium.new_page()
+            first = page.goto(f"http://rebound.test:{port}/healthz")
+            assert first is not None and first.status == 403 and "loopback" in page.content()
+            said = page.evaluate("""async (request) => {
+                const r = await fetch('/v1/runs', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                   body: JSON.stringify({request: request})});
+                return [r.status, await r.text()]; }""", INSTANTIATE)
+            assert said[0] == 403 and "loopback" in said[1], said
+            assert page.evaluate("async () => (await fetch('/v1/state')).status") == 403
+            # the same browser, by a loopback name: the web view as usual
+            assert page.goto(f"http://localhost:{port}/") is not None and page.locator("h1").count() >= 1
+        finally:
+            chromium.close()
+    with httpx.Client(base_url=server, timeout=60) as api:
+        assert api.get("/v1/runs").json()["runs"] == []
+        for host in ("localhost", f"localhost:{port}", "127.0.0.2:1", f"[::1]:{port}", "ordo.localhost"):
+            assert api.get("/healthz", headers={"Host": host}).status_code == 200, host
+        for host in ("rebound.test", f"127.0.0.1.nip.io:{port}", "[::2]", "localhost:x", "0.0.0.0", "127.0.0.1:"):
+            refused = api.post("/v1/runs", json={"request": INSTANTIATE}, headers={"Host": host})
+            assert refused.status_code == 403, host
+        so = api.get("/onap/so/infra/orchestrationRequests/v7", headers={"Host": "rebound.test"})
+        assert so.status_code == 403 and "loopback" in so.json()["requestError"]["serviceException"]["text"]
+        assert api.get("/v1/runs", headers={"X-Forwarded-Host": "rebound.test"}).status_code == 403
