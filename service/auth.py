@@ -3,7 +3,8 @@
 Credentials come from a file (``--tokens FILE``) or the environment (``ORDO_TOKENS``),
 in either of two forms::
 
-    # one a line: TOKEN ROLE NAME   (ORDO_TOKENS: entries separated by newlines or commas)
+    # one a line: TOKEN ROLE NAME   (ORDO_TOKENS: entries separated by newlines or commas;
+    # a NAME shorter than any token: an entry in another order is refused, not its token taken for a name)
     3q0c...f9 operator portal
 
     tokens:                         # or YAML
@@ -73,7 +74,14 @@ def _parse_lines(text: str, source: str, separators: str = "\n") -> list[tuple[s
         if len(parts) != 3:
             raise CredentialsError(f"{source}, entry {number}: expected TOKEN ROLE NAME "
                                    f"({len(parts)} field{'s' if len(parts) != 1 else ''} found)")
-        entries.append(_entry(parts[0], parts[1], parts[2], f"{source}, entry {number}"))
+        token, role, name = parts
+        if len(name) >= MIN_TOKEN:
+            # (a name as long as a token may be one: an entry written NAME ROLE TOKEN was taken with its
+            # token as the name, shown on the page and written in the journal)
+            raise CredentialsError(f"{source}, entry {number}: a name on a line has fewer than {MIN_TOKEN} "
+                                   "characters, so that a token is never taken for one (expected TOKEN ROLE NAME; "
+                                   "a longer name goes in the YAML form, tokens: [{token, role, name}])")
+        entries.append(_entry(token, role, name, f"{source}, entry {number}"))
     return entries
 
 

@@ -101,7 +101,9 @@ def test_without_credentials_only_loopback(vfw_copy: Path, monkeypatch: pytest.M
     (f"{OPERATOR} operator", "expected TOKEN ROLE NAME"),
     (f"{OPERATOR} operator a\n{OPERATOR} reader b", "given twice"),
     (f"tokens:\n  - {{token: {OPERATOR}, role: operator, name: portal, extra: 1}}", "tokens\\[0\\]"),
-    (f"portal operator {OPERATOR}", "at least 16"),   # in another order: its token where the name goes
+    (f"portal operator {OPERATOR}", "expected TOKEN ROLE NAME"),   # in another order: its token where the name goes
+    # NAME ROLE TOKEN with a name as long as a token: the token was taken for the name (a web sweep's)
+    ("dcae-closed-loop-ctl operator 3b1f0c0e9d8a4f27b6c5", "a name on a line has fewer than 16"),
     (f"tokens:\n  - {{token: portal, role: operator, name: {OPERATOR}}}", "at least 16"),
     (f"operator {OPERATOR} portal", "role must be one of"),
 ])
@@ -115,8 +117,10 @@ def test_bad_credentials_are_named_never_shown(tmp_path: Path, text: str, messag
 
 def test_yaml_tokens_file(tmp_path: Path) -> None:
     path = tmp_path / "tokens.yaml"
-    path.write_text(f"tokens:\n  - {{token: {OPERATOR}, role: operator, name: portal}}\n")
+    path.write_text(f"tokens:\n  - {{token: {OPERATOR}, role: operator, name: portal}}\n"
+                    f"  - {{token: {READER}, role: reader, name: dcae-closed-loop-controller}}\n")
     credentials = Credentials.load(path)
     assert credentials.authenticate(f"Bearer {OPERATOR}").name == "portal"
+    assert credentials.authenticate(f"Bearer {READER}").name == "dcae-closed-loop-controller"   # (long: YAML's)
     assert credentials.authenticate(f"bearer {OPERATOR[:-1]}") is None
     assert credentials.authenticate("Basic !!!") is None
