@@ -14,6 +14,7 @@ import datetime as dt
 import ipaddress
 import json
 import math
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -724,6 +725,15 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
     def public(exc: Exception) -> str:
         return str(exc).replace(f"{engine.path}: ", "")  # the server's own paths are not the caller's business
 
+    # (a request is kept as a file beside the journal: its problems name that file relative to the folder)
+    folders = sorted({f"{folder}{os.sep}" for folder in (engine.path.parent, engine.root)}, key=len, reverse=True)
+
+    def shown(text: str) -> str:
+        if text:
+            for folder in folders:
+                text = text.replace(folder, "")
+        return text
+
     def answer(code: int, detail: str, /, **extra: Any) -> JSONResponse:
         return JSONResponse({"detail": detail, **extra}, status_code=code)
 
@@ -751,8 +761,8 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
         more (``omitted``): a body of a few hundred KB can have problems enough for 10 MB."""
         found, most = exc.diagnostics, MOST_CHARACTERS
         return answer(422, "the input has problems", omitted=max(0, len(found) - MOST_DIAGNOSTICS), diagnostics=[
-            {"file": d.file, "line": d.line, "column": d.column, "path": clipped(d.path, most),
-             "summary": clipped(d.summary, most), "detail": clipped(d.detail, most)}
+            {"file": shown(d.file), "line": d.line, "column": d.column, "path": clipped(d.path, most),
+             "summary": clipped(shown(d.summary), most), "detail": clipped(shown(d.detail), most)}
             for d in found[:MOST_DIAGNOSTICS]])
 
     @app.exception_handler(NoPlan)

@@ -84,7 +84,8 @@ def masked_query(target: str) -> str:
     path, sep, query = target.partition("?")
     if not sep:
         return target
-    items = [item if not eq or unquote(key) in SHOWN_QUERY else f"{key}={MASK}"
+    # (an item without '=' is masked whole: a credential too, as `?TOKEN` or `?token%3DTOKEN`)
+    items = [item if not item or unquote(key) in SHOWN_QUERY else f"{key}={MASK}" if eq else MASK
              for item in query.split("&") for key, eq, _ in [item.partition("=")]]
     return f"{path}?{'&'.join(items)}"
 

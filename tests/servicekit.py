@@ -41,11 +41,12 @@ def scenario(project: Path, latency: float = 0.01, name: str = "sim.yaml") -> Pa
 
 @contextmanager
 def thread_server(project: Path, *, latency: float = 0.01, tokens: Path | None = None,
-                  max_body: int | None = None, simulation: Path | None = None) -> Iterator[str]:
+                  max_body: int | None = None, simulation: Path | None = None,
+                  journal: Path | None = None) -> Iterator[str]:
     """``ordo serve`` in this process, on a thread: its base URL (``simulation``: a scenario
-    file instead of one with this ``latency``)."""
+    file instead of one with this ``latency``; ``journal``: another than the project's)."""
     port = free_port()
-    options = Options(project=project, listen=Listen("127.0.0.1", port), tokens=tokens,
+    options = Options(project=project, listen=Listen("127.0.0.1", port), tokens=tokens, journal=journal,
                       simulation=simulation or scenario(project, latency), drain=10.0)
     if max_body is not None:
         options.max_body = max_body

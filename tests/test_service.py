@@ -401,3 +401,14 @@ def test_numbers_are_json_numbers_and_ascii_digits(api: httpx.Client) -> None:
     for amount in ("٥٠", "５０"):
         refused = api.post("/v1/plans", json={"whatif": {"capacity": [f"region-one:vcpu={amount}"]}})
         assert refused.status_code == 422 and "expected TARGET:KEY=N" in refused.json()["detail"], refused.text
+
+
+def test_a_requests_problems_do_not_name_the_servers_folders(vfw_copy: Path, tmp_path: Path) -> None:
+    """A request is kept as a file beside the journal; its problems named that file by the server's
+    absolute path (a web sweep's): now by its name in the journal's folder."""
+    journal = tmp_path / "elsewhere" / "journal.db"
+    with thread_server(vfw_copy, journal=journal) as url, httpx.Client(base_url=url, timeout=60) as api:
+        broken = api.post("/v1/plans", json={"request": {"services": 5}})
+    assert broken.status_code == 422, broken.text
+    assert broken.json()["diagnostics"][0]["file"].startswith("requests/"), broken.text
+    assert str(tmp_path) not in broken.text and str(vfw_copy) not in broken.text
