@@ -33,6 +33,15 @@ from tests.conftest import run_ordo, run_ordo_process
     ("postgresql://u:hun ter2@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (a '/'"),
     ("postgresql://u:hun@ter2/x@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (a '/'"),
     ("postgresql://u@127.0.0.1:1/db?password=hunter2%zz", "postgresql://u@127.0.0.1:1/db: cannot open the journal"),
+    # '#' and '?' are a password's own characters to libpq: urllib cut there, and 'u:hun' was shown as host
+    # and port; a password's key escaped, and a percent-escape or host name the driver raised on (a sweep's)
+    ("postgresql://u:hun#ter2@127.0.0.1:1/db", "postgresql://u@127.0.0.1:1/db: cannot open the journal"),
+    ("postgresql://u:hun?ter2@127.0.0.1:1/db", "postgresql://u@127.0.0.1:1/db: cannot open the journal"),
+    ("postgresql://u:2024#hunter2@127.0.0.1:1/db", "postgresql://u@127.0.0.1:1/db: cannot open the journal"),
+    ("postgresql://u@127.0.0.1:1/db?pass%77ord=hunter2%ZZ", "postgresql://u@127.0.0.1:1/db: cannot open the journal"),
+    ("postgresql://u:hunter2@db..example:1/db", "cannot open the journal: a host name in it is not a valid name"),
+    ("postgresql://u:hunter2@127.0.0.1:1/d%FFb", "cannot open the journal: a host name in it is not a valid name"),
+    ("postgresql:///db?host=/nonexistent/x&password=hunter2", "postgresql:///db: cannot open the journal"),
 ])
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_a_journal_url_that_does_not_parse_is_refused_naming_it_without_its_password(

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from executor.journal import Journal
 from tests.conftest import run_ordo
@@ -65,6 +67,25 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(vfw_cop
         run = run_ordo(*command, "-C", vfw_copy, "--journal", url)
         assert run.code == 1 and "Traceback" not in run.text, (command, run.text)
         assert f"postgresql://ordo@{url.split('@')[1]}: cannot " in run.err and "s3cret" not in run.text, command
+
+
+@pytest.mark.parametrize("encoding", ["SQL_ASCII", "LATIN1"])
+def test_a_database_not_in_utf8_is_refused_before_anything_is_written(vfw_copy: Path, postgres_server: str,
+                                                                      encoding: str) -> None:
+    """SQL_ASCII (what initdb makes under LANG=C) gave text back as bytes, and a new journal was said
+    to be damaged; LATIN1 took runs until a record of a name outside it, which failed mid-run, the
+    run left crashed (a sweep's)."""
+    import psycopg
+
+    name = f"e_{encoding.lower()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'")
+    for command in (["history"], ["apply", "--auto-approve"]):
+        run = run_ordo(*command, "-C", vfw_copy, "--journal", f"{postgres_server}/{name}")
+        assert run.code == 1 and "Traceback" not in run.text, run.text
+        assert f"the database's encoding is {encoding}, not UTF8" in run.err and "createdb -E UTF8" in run.err
+    with psycopg.connect(f"{postgres_server}/{name}", autocommit=True) as db:   # nothing written there
+        assert db.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
 
 
 def test_two_servers_share_a_journal_on_postgresql(vfw_copy: Path, postgres_url: str, tmp_path: Path) -> None:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from executor.store.base import Backend, ClaimError, JournalError, JournalLost, JournalUrl
+from executor.store.base import Backend, ClaimError, JournalError, JournalLost, JournalUrl, split_url
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 #: Any URL's scheme: a journal given as ``mysql://...`` is refused, not taken for a file path.
@@ -24,9 +23,6 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 #: What comes between a URL's ``//`` and its last ``@``: the user and the password (which may
 #: hold ``/``, ``?`` or ``@`` of its own), masked in messages.
 _USERINFO = re.compile(r"//.*@")
-#: What urlsplit's messages say, in ordo's words (they quote the netloc, password included).
-_URL_PROBLEMS = (("Port could not be cast", "its port is not a number"), ("Port out of range", "its port is "
-                 "out of the range 0-65535"), ("Invalid IPv6 URL", "its host opens a [ it does not close"))
 
 
 def is_url(where: object) -> bool:
@@ -60,7 +56,7 @@ def _check_url(url: str) -> None:
     is not a number, or out of range, an unclosed ``[`` of an IPv6 address, a user part with a
     '/', '@', blank or stray '%' (a password not percent-encoded: it was taken apart, a piece of it
     looked up as a host name, and the driver's message quoted the rest)."""
-    rest = re.split(r"[?#]", url.partition("//")[2], maxsplit=1)[0]
+    rest = url.partition("//")[2].partition("?")[0]
     # An '@' after a '/' ends a password that holds a '/' ('u:p/w@host/db'), or is a database's own
     # ('host/team@ordo'): no rule tells them apart ('u:2024/pw@host' is host u, port 2024 to libpq, and
     # the password's end is sent as a database's name), so either is escaped (%40).
@@ -68,14 +64,28 @@ def _check_url(url: str) -> None:
         raise JournalError(f"{_masked(url)}: not a journal URL (a '/', '@', blank or '%' that is not escaped "
                            "before its last '@'); percent-encode them in a password (%2F, %40, %20, %25) or a "
                            "database's name (%40), or give the password in PGPASSWORD or ~/.pgpass")
-    try:
-        parts = urlsplit(url)
-        parts.port   # noqa: B018 (read to check it)
-        parts.hostname   # noqa: B018
-    except ValueError as exc:
-        said = next((ours for theirs, ours in _URL_PROBLEMS if str(exc).startswith(theirs)), "it does not parse")
+    said = next((problem for host in split_url(url).hosts.split(",") if (problem := _host_problem(host))), None)
+    if said is not None:
         raise JournalError(f"{_masked(url)}: not a journal URL ({said}); expected "
-                           "postgresql://user@host:port/database") from None
+                           "postgresql://user@host:port/database")
+
+
+def _host_problem(host: str) -> str | None:
+    """What is wrong with one ``host[:port]`` of a URL's hosts (``[v6]:port`` too), or None."""
+    if host.startswith("["):
+        name, closed, port = host[1:].partition("]")
+        if not closed:
+            return "its host opens a [ it does not close"
+        if port and not port.startswith(":"):
+            return "something follows its host's ] that is not a port"
+        port = port[1:]
+    else:
+        port = host.partition(":")[2]
+    if port and not (port.isascii() and port.isdigit()):
+        return "its port is not a number"
+    if port and int(port) > 65535:
+        return "its port is out of the range 0-65535"
+    return None
 
 
 def _masked(url: str) -> str:

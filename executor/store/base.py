@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 from domain.errors import OrdoError
 
@@ -36,6 +36,52 @@ class ClaimError(JournalError):
         self.held = dict(held or {})
 
 
+class UrlParts(NamedTuple):
+    """A ``postgresql://`` URL's parts, as written (percent-escapes kept): ``password`` None without a
+    ':' in the user part; ``database`` None without a '/' after the hosts."""
+
+    scheme: str
+    user: str
+    password: str | None
+    hosts: str
+    database: str | None
+    query: str
+
+    @property
+    def passwords(self) -> list[str]:
+        """Its password, in its user part or its query (``password=``, the key maybe escaped), as
+        written and unescaped."""
+        written = [self.password or "", *(value for key, _, value in (item.partition("=")
+                                                                      for item in self.query.split("&"))
+                                          if _unescaped(key) == "password")]
+        return sorted({v for raw in written for v in (raw, _unescaped(raw)) if v})
+
+
+def split_url(url: str) -> UrlParts:
+    """A URL taken apart as libpq takes it, not as urllib does: the user part runs to the first '@'
+    that comes before any '/' ('#' and '?' are a password's own characters there), the hosts to the
+    next '/' or '?', the database's name to the '?' ('#' is its own character too). urllib cut
+    ``u:2024#Winter@host`` at the '#', and a message showed ``u:2024``, the password's start, as a
+    host and port."""
+    scheme, _, rest = url.partition("://")
+    user, password = "", None
+    end = next((i for i, c in enumerate(rest) if c in "@/"), len(rest))
+    if end < len(rest) and rest[end] == "@":
+        user, colon, written = rest[:end].partition(":")
+        password = written if colon else None
+        rest = rest[end + 1:]
+    where, _, query = rest.partition("?")
+    hosts, slash, database = where.partition("/")
+    return UrlParts(scheme, user, password, hosts, database if slash else None, query)
+
+
+def _unescaped(text: str) -> str:
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        return text
+
+
 @dataclass(frozen=True)
 class JournalUrl:
     """A journal on a database server, taken where a journal file is taken: shown as its URL
@@ -46,12 +92,9 @@ class JournalUrl:
     parent: Path
 
     def __str__(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        netloc = (f"{parts.username}@" if parts.username else "") + (f"[{host}]" if ":" in host else host)
-        if parts.port:
-            netloc += f":{parts.port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))  # no password, no query (it may hold one)
+        parts = split_url(self.url)   # no password, no query (it may hold one)
+        return (f"{parts.scheme}://{parts.user + '@' if parts.user else ''}{parts.hosts}"
+                f"{'/' + parts.database if parts.database is not None else ''}")
 
     def resolve(self) -> JournalUrl:
         return self
@@ -78,6 +121,9 @@ class Backend:
     types: dict[str, str] = {}
     #: SQL over ``runs``: whether the run's owner holds it now; NULL where the pid on this host says.
     held: str = "NULL"
+    #: What follows a text column in ORDER BY for the order of Python's strings (code points), whatever
+    #: the database's collation: a state listed in another order than SQLite's, and its cache never used.
+    by_code_point: str = ""
 
     def prepare(self) -> None:
         """Settings of the connection, before the schema is read (its errors say what the file is)."""
