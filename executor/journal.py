@@ -515,7 +515,8 @@ class Journal:
         with self._read() as db:
             rows = db.execute(f"SELECT claims.resource, claims.run FROM claims JOIN runs ON runs.id = claims.run "
                               f"WHERE claims.resource LIKE ? AND runs.status IN ({marks}) "
-                              "ORDER BY claims.resource, claims.run", (f"{TARGET_MARK}%", *RESUMABLE)).fetchall()
+                              f"ORDER BY claims.resource{db.by_code_point}, claims.run",
+                              (f"{TARGET_MARK}%", *RESUMABLE)).fetchall()
         return {claim_target(name): run for name, run in rows}
 
     def claims(self, run_id: int) -> list[str]:
@@ -525,7 +526,8 @@ class Journal:
 
     def _claims_locked(self, run_id: int) -> list[str]:
         return [r for (r,) in self._store.execute(
-            "SELECT resource FROM claims WHERE run=? ORDER BY resource", (run_id,)).fetchall()]
+            f"SELECT resource FROM claims WHERE run=? ORDER BY resource{self._store.by_code_point}",
+            (run_id,)).fetchall()]
 
     def extend_claims(self, run_id: int, claims: Iterable[str]) -> dict[str, int]:
         """Add these claims to those of run ``run_id`` (a re-plan's: what its new plan works on and adds
@@ -921,7 +923,8 @@ class Journal:
     def state_rows(self) -> list[tuple[str, str]]:
         """Each record's resource and JSON as stored, in name order, not read (``_records`` reads them)."""
         with self._read() as db:
-            return self._named(db.execute("SELECT resource, record FROM state ORDER BY resource").fetchall())
+            return self._named(db.execute(
+                f"SELECT resource, record FROM state ORDER BY resource{db.by_code_point}").fetchall())
 
     def state_since(self, seq: int, texts: dict[str, str] | None = None,
                     ) -> tuple[dict[str, ObservedResource], int, int]:
@@ -930,7 +933,8 @@ class Journal:
         ``texts``: filled with each of those records' JSON as stored. Both read one snapshot: a record
         written between them would otherwise be counted, and its event seen, but not read."""
         with self._snapshot() as db:
-            rows = db.execute("SELECT resource, record FROM state WHERE seq>? ORDER BY resource", (seq,)).fetchall()
+            rows = db.execute(f"SELECT resource, record FROM state WHERE seq>? ORDER BY resource{db.by_code_point}",
+                              (seq,)).fetchall()
             count, last = db.execute("SELECT count(*), coalesce(max(seq), 0) FROM state").fetchone()
         if texts is not None:
             texts.update(rows)

@@ -52,3 +52,27 @@ def test_a_record_never_commits_behind_one_already_seen(journal_url: str, tmp_pa
         assert "b" not in seen, "run b's record committed while run a's, with a smaller seq, was not yet"
         later, _, _ = reader.state_since(last)
         assert set(later) == {"a", "b"}
+
+
+def test_the_state_is_in_the_order_of_pythons_strings_whatever_the_databases_collation(
+        postgres_server: str, tmp_path: Path) -> None:
+    """A database whose collation is a language's (ICU en-US) listed 'cpe_public' before 'cpe-x', where
+    SQLite and Python put '-' first; the journal's state cache, which checks that order, then never held
+    (a sweep's). Every listing by name is in code point order on either backend."""
+    import uuid
+
+    import psycopg
+
+    name = f"icu_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu "
+                   "ICU_LOCALE 'en-US' LOCALE 'C'")
+    names = ["cpe_public", "cpe-x", "Cpe", "cpe.b", "cpeZ", "cpe:1"]
+    for where in (f"{postgres_server}/{name}", str(tmp_path / "journal.db")):
+        with Journal(where) as journal:
+            run = journal.start_run("/p", "r.yaml", {}, claims=names)
+            journal.append(run, [Event("result", op=f"{n}/create") for n in names],
+                           state={n: _record(n) for n in names})
+            assert [n for n, _ in journal.state_rows()] == sorted(names), where
+            assert list(journal.state_since(-1)[0]) == sorted(names), where
+            assert journal.claims(run) == sorted(names), where
