@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS
+from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
 from domain.yamlsrc import Source, format_path
 
 _NAME_PATTERN, _NAME_MOST = r"[A-Za-z0-9][A-Za-z0-9_.:-]*", 200
@@ -505,7 +505,8 @@ class PoliciesSpec(_Strict):
 
 class SettingsSpec(_Strict):
     concurrency: PositiveInt = Field(10, le=MOST_AT_ONCE, description="operations running at once, in all")
-    solve_timeout: PositiveFloat = Field(30.0, description="seconds grounding and solving may take together")
+    solve_timeout: PositiveFloat = Field(30.0, le=MOST_SECONDS, allow_inf_nan=False,
+                                         description="seconds grounding and solving may take together")
     max_replans: NonNegativeInt = Field(3, le=MOST_REPLANS, description="re-plans one run may make after failures")
     memory_limit_mb: PositiveInt | None = Field(
         None, le=MOST_MEMORY_MB, description="megabytes grounding and solving may take (default 4096, or half "

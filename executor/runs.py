@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import Diagnostic, DiagnosticsError, OrdoError
 from domain.formats import quoted
 from domain.gcpause import paused_gc
+from domain.limits import MOST_SECONDS
 from domain.project import Project, display_path, load_project, project_folder, read_project_file
 from executor.journal import (
     STATE_CACHE,
@@ -208,9 +209,6 @@ def check_saved_plan(project: Project, plan: Plan, source: str, *, timeout: floa
     return plan
 
 
-#: The longest an operation may take: a stored time limit past it is taken as it (--op-timeout's bound,
-#: ordo/cli.py SECONDS_MOST).
-MOST_SECONDS = 1e7
 
 
 def apply_options(simulation: Path | None, on_failure: str | None, max_replans: int | None,

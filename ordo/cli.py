@@ -30,7 +30,7 @@ from rich.console import Console
 
 from domain.errors import DiagnosticsError, OrdoError, clipped, first_of
 from domain.gcpause import paused_gc
-from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS
+from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
 from executor.core.options import ON_FAILURE
 from ordo.safe import shown, shown_lines, terminal_safe
 
@@ -94,10 +94,8 @@ class QueueName(click.ParamType):
         return text
 
 
-#: Seconds a time limit may be: up to some 115 days.
-SECONDS_MOST = 1e7
 #: The solver's time limit in seconds.
-SOLVER_SECONDS = FiniteRange(min=0.1, max=SECONDS_MOST)
+SOLVER_SECONDS = FiniteRange(min=0.1, max=MOST_SECONDS)
 #: --timeout's help: what the limit bounds, and the probe that may follow it (planner/bounded.py).
 TIMEOUT_HELP = ("Time limit in seconds for grounding and solving together (default settings.solve_timeout); when "
                 "it strikes, up to 10 s more find the policy that grounds largest.")
@@ -477,7 +475,7 @@ apply_options = [
     click.option("--max-replans", type=click.IntRange(min=0, max=MOST_REPLANS),
                  help="Re-plans allowed (default settings.max_replans)."),
     click.option("--json", "as_json", is_flag=True, help="Write the run's events as JSON lines, no live display."),
-    click.option("--op-timeout", type=FiniteRange(min=0.01, max=SECONDS_MOST),
+    click.option("--op-timeout", type=FiniteRange(min=0.01, max=MOST_SECONDS),
                  help="Seconds an operation may take when the catalog sets no timeout (default 600)."),
 ]
 

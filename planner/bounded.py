@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 
 #: Seconds at most for finding the policy that grounds largest, after a limit struck.
 PROBE_SECONDS = 10.0
+#: The longest the parent waits for its children at once (it waits again while the limit is ahead).
+LONGEST_WAIT = 3600.0
 #: Seconds a child has, past its own time limits, to hand its answer over.
 GRACE_SECONDS = 30.0
 
@@ -277,7 +279,9 @@ def _answers(target, jobs: list[_Job], *, probe: bool | Callable[[], bool] = Tru
         ended: int | None = None   # how a child that hit the memory cap ended, when it did not say so itself
         while failed is None and (waiting := [i for i, answer in enumerate(answers) if answer is None]):
             first = min(until[i] for i in waiting)
-            pause = max(0.0, first - time.monotonic())
+            # (in spells of at most LONGEST_WAIT: the system's wait takes no longer one, and a limit of
+            # 1e6 s or more, doubled once grounded, was "a bug in ordo")
+            pause = min(max(0.0, first - time.monotonic()), LONGEST_WAIT)
             ready = set(wait([children[i].conn for i in waiting], pause if cancelled is None else
                              min(pause, CANCEL_POLL)))
             if cancelled is not None and cancelled():

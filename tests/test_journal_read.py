@@ -257,7 +257,8 @@ def test_a_run_an_older_ordo_started_with_no_time_limit_is_listed(vfw_copy: Path
     for command in (["history"], ["show", "1"]):
         run = run_ordo(*command, "-C", str(vfw_copy))
         assert run.code == 0, run.out + run.err
-    from executor.runs import MOST_SECONDS, apply_options  # a resume takes it as the longest there is
+    from domain.limits import MOST_SECONDS
+    from executor.runs import apply_options  # a resume takes it as the longest there is
 
     assert apply_options(None, None, None, None, None, stored={"default_timeout": 1e999}).default_timeout \
         == MOST_SECONDS

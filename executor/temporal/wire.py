@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+from domain.limits import MOST_SECONDS
 from domain.model import RetryPolicy
 from executor.core import CallError, Denial, Event, Failure, Found, OpSpec, Outcome, PlanSpec, RunState
 from executor.core.options import ON_FAILURE
@@ -245,7 +246,7 @@ def _options_problem(options: Any) -> str | None:
     if options.get("max_replans") is not None and not _count(options["max_replans"], 0):
         return "'options.max_replans' must be null or a whole number, at least 0"
     timeout = options.get("default_timeout")
-    if type(timeout) not in (int, float) or not 0 < timeout <= 1e7:
+    if type(timeout) not in (int, float) or not 0 < timeout <= MOST_SECONDS:
         return "'options.default_timeout' must be a number of seconds, more than 0 and at most 10,000,000"
     if options.get("simulation") is not None and not isinstance(options["simulation"], dict):
         return "'options.simulation' must be null or a JSON object"
