@@ -222,8 +222,8 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
         # Without an anchor ('&') there is no alias: each node is visited once,
         # and the walk's own count bounds the size.
         walker = _Walker(shown, aliases="&" in text)
-        if node is not None and walker.aliases and _expanded_size(node, MAX_NODES) > MAX_NODES:
-            walker._problem(node.start_mark, (), _too_large())  # an alias bomb: refused without expanding it
+        if node is not None and walker.aliases and (too_large := _expanded_problem(node)) is not None:
+            walker._problem(node.start_mark, (), too_large)  # an alias bomb: refused without expanding it
         elif node is not None:
             walker.walk(node, ())
         if walker.problems:
@@ -694,12 +694,29 @@ def _too_large() -> str:
     return f"document too large: more than {MAX_NODES:,} values (are aliases expanding without end?)"
 
 
-def _expanded_size(root: yaml.Node, limit: int) -> int:
-    """How many values the document holds with its aliases expanded, capped
-    just past ``limit``. Each distinct node is counted once and its size reused
-    wherever an alias stands for it, so this costs what the file's text does,
+#: More characters than this in a document's scalars, its aliases expanded: a 1 MB string named by
+#: 2,000 aliases was a request of 1 MB that took 4 GB to apply. As much as the largest file holds.
+MAX_EXPANDED_TEXT = MAX_YAML_BYTES
+
+
+def _expanded_problem(root: yaml.Node) -> str | None:
+    """Why the document, its aliases expanded, is too large (more than MAX_NODES values, or more than
+    MAX_EXPANDED_TEXT characters in its keys and values), or None."""
+    values, text = _expanded_size(root, MAX_NODES, MAX_EXPANDED_TEXT)
+    if values > MAX_NODES:
+        return _too_large()
+    if text > MAX_EXPANDED_TEXT:
+        return (f"document too large: more than {MAX_EXPANDED_TEXT:,} characters of text with its aliases "
+                "expanded (an alias repeats its anchor's whole value)")
+    return None
+
+
+def _expanded_size(root: yaml.Node, limit: int, text_limit: int) -> tuple[int, int]:
+    """How many values the document holds with its aliases expanded, and how many characters its
+    scalars (keys too) hold then, each capped just past its limit. Each distinct node is counted once
+    and its size reused wherever an alias stands for it, so this costs what the file's text does,
     however large the expansion (a billion values in a few lines)."""
-    size: dict[int, int] = {}
+    size: dict[int, tuple[int, int]] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -708,16 +725,21 @@ def _expanded_size(root: yaml.Node, limit: int) -> int:
         if key in size or (key in open_nodes and not children_done):
             continue  # known; or a node inside itself, which the walker names
         if isinstance(node, yaml.ScalarNode):
-            size[key] = 1
+            size[key] = (1, len(node.value))
             continue
-        kids = [value for _, value in node.value] if isinstance(node, yaml.MappingNode) else node.value
+        mapping = isinstance(node, yaml.MappingNode)
+        kids = [value for _, value in node.value] if mapping else node.value
+        keys = [k for k, _ in node.value] if mapping else []
         if children_done:
             open_nodes.discard(key)
-            size[key] = min(limit + 1, 1 + sum(size.get(id(kid), 1) for kid in kids))
+            known = [size.get(id(kid), (1, 0)) for kid in kids]
+            texts = [size.get(id(k), (1, 0))[1] for k in keys]
+            size[key] = (min(limit + 1, 1 + sum(n for n, _ in known)),
+                         min(text_limit + 1, sum(t for _, t in known) + sum(texts)))
             continue
         open_nodes.add(key)
         stack.append((node, True))
-        stack.extend((kid, False) for kid in kids)
+        stack.extend((kid, False) for kid in (*keys, *kids))
     return size[id(root)]
 
 

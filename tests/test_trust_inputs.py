@@ -269,3 +269,24 @@ def test_an_alias_bomb_is_refused_without_expanding_it(tmp_path: Path, monkeypat
     with pytest.raises(DiagnosticsError, match=f"bomb.yaml:1:1: error: document too large: more than "
                                                f"{yamlsrc.MAX_NODES:,}"):
         yamlsrc.load_yaml(bomb, "bomb.yaml")
+
+
+def test_a_long_string_named_by_many_aliases_is_refused_at_load(vfw: Path, capsys: pytest.CaptureFixture) -> None:
+    """A request of 1 MB, one string of a million characters named by 2,000 aliases, held few values
+    but 2 GB of text once built: check and plan called it valid, and apply took 4 GB before the journal
+    refused it (an authoring sweep's). The text an expansion holds is counted as its values are: a
+    document may hold, expanded, as much text as the largest file."""
+    from domain import yamlsrc
+
+    text = ("services:\n  s:\n    params:\n      p0: &b " + "x" * 1_000_000 + "\n      plist: ["
+            + ",".join(["*b"] * 2000) + "]\n")
+    (vfw / "big.yaml").write_text(text)
+    for command in (["check", "big.yaml"], ["plan", "big.yaml"]):
+        code, out = ordo(capsys, *command)
+        refused(code, out, f"big.yaml:1:1: error: document too large: more than {yamlsrc.MAX_EXPANDED_TEXT:,} "
+                           "characters of text with its aliases expanded")
+    # an expansion within the bound is read as before
+    (vfw / "small.yaml").write_text("services:\n  s:\n    params:\n      p0: &b " + "x" * 1000 + "\n      plist: ["
+                                    + ",".join(["*b"] * 20) + "]\n")
+    code, out = ordo(capsys, "check", "small.yaml")
+    assert "document too large" not in out and code == 0, out
