@@ -103,18 +103,30 @@ def read_project_file(root: Path | str = ".") -> tuple[Path, ProjectFile, Source
 
 
 def project_policy_files(root: Path, project: ProjectFile, src: Source) -> tuple[list[Path], list[Diagnostic]]:
-    """The project's own rule files, folders expanded, in a stable order."""
+    """The project's own rule files, folders expanded (their ``*.lp`` files, hidden ones left out, as a
+    shell leaves them: an editor's lock or backup), in a stable order. What is not a regular file is a
+    problem, named, and not read: every command that reads policies (check too) lists them here, and a
+    pipe in a folder hung ``ordo check`` while ``ordo plan`` refused it."""
     files: list[Path] = []
     problems: list[Diagnostic] = []
     for index, rel in enumerate(project.policies.files):
         path = root / rel
         if path.is_dir():
-            files.extend(sorted(path.glob("*.lp")))
+            for found in sorted(p for p in path.glob("*.lp") if not p.name.startswith(".")):
+                if found.is_file():
+                    files.append(found)
+                else:
+                    problems.append(Diagnostic(file=display_path(found, root), summary=_not_a_policy_file(found)))
         elif path.is_file():
             files.append(path)
         else:
-            problems.append(src.diagnostic(("policies", "files", index), f"no such policy file '{rel}'"))
+            problems.append(src.diagnostic(("policies", "files", index), f"'{rel}' is not a file (a policy file is "
+                                           "clingo text)" if path.exists() else f"no such policy file '{rel}'"))
     return files, problems
+
+
+def _not_a_policy_file(path: Path) -> str:
+    return "not a file (a policy file is clingo text)" if path.exists() else "no such policy file"
 
 
 def _locate(path: Path | str | None, root: Path) -> Path | None:
@@ -355,8 +367,7 @@ def _project(root: Path, project: ProjectFile, proj_src: Source, model: Model | 
     policy_files, policy_problems = project_policy_files(root, project, proj_src)
     problems.extend(policy_problems)
     policy_files.extend(extra_policy_files or [])
-    problems += [Diagnostic(file=str(p), summary="not a file (a policy file is clingo text)" if p.exists() else
-                            "no such policy file") for p in policy_files if not p.is_file()]
+    problems += [Diagnostic(file=str(p), summary=_not_a_policy_file(p)) for p in policy_files if not p.is_file()]
 
     if model is not None and guards:
         problems.extend(check_guards(guards, guard_sources, model))

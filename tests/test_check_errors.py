@@ -919,3 +919,28 @@ def test_a_value_of_none_of_a_unions_kinds_is_one_problem_and_keys_named_like_ki
     assert sorted(problems(RequestFile, wrong)) == [
         ("resources[0].requires.float", "expected a whole number, got str 'x'"),
         ("resources[0].requires.int", "expected a whole number, got str 'x'")]
+
+
+def test_what_is_not_a_policy_file_is_refused_alike_by_check_and_plan(vfw_copy: Path) -> None:
+    """A pipe in a policy folder hung ``ordo check`` (it read it) while ``ordo plan`` said "not a file";
+    a dangling emacs lock file (.#a.lp) was read by check as its target's name; a pipe listed by name
+    was "no such policy file" (an authoring sweep's). One listing now: hidden files are left out of a
+    folder, and what is not a regular file is named, by every command, and never opened."""
+    import os
+
+    folder = vfw_copy / "policies" / "more"
+    folder.mkdir()
+    (folder / "a.lp").write_text("% a: nothing\n")
+    os.mkfifo(folder / "fifo.lp")
+    (folder / ".#a.lp").symlink_to("root@host.1234:1")
+    os.mkfifo(vfw_copy / "policies" / "listed.lp")
+    config = vfw_copy / "ordo.yaml"
+    config.write_text(config.read_text().replace("    - policies/config-after-modules.lp\n",
+                                                 "    - policies/config-after-modules.lp\n    - policies/more\n"
+                                                 "    - policies/listed.lp\n"))
+    for command in ("check", "plan", "test"):
+        run = run_ordo_process(command, "-C", str(vfw_copy), timeout=60)
+        assert run.code == 1 and "Traceback" not in run.text, (command, run.text)
+        said = "policies/more/fifo.lp: error: not a file (a policy file is clingo text)"
+        assert said in run.text, (command, run.text)
+        assert "'policies/listed.lp' is not a file" in run.text and ".#a.lp" not in run.text, (command, run.text)
