@@ -726,7 +726,9 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
         return str(exc).replace(f"{engine.path}: ", "")  # the server's own paths are not the caller's business
 
     # (a request is kept as a file beside the journal: its problems name that file relative to the folder)
-    folders = sorted({f"{folder}{os.sep}" for folder in (engine.path.parent, engine.root)}, key=len, reverse=True)
+    # (absolute, and never the root: '/' or './' taken out of a text changed the caller's own words)
+    folders = sorted({f"{where}{os.sep}" for folder in (engine.path.parent, engine.root)
+                      if (where := os.path.abspath(folder)) != os.sep}, key=len, reverse=True)
 
     def shown(text: str) -> str:
         if text:

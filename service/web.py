@@ -14,7 +14,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import re
 from html import escape
 from typing import Annotated, Any
 
@@ -56,12 +55,19 @@ def web_router(engine: LocalEngine) -> APIRouter:
     return router
 
 
-def _html(body: str) -> HTMLResponse:
-    """The page, with a policy that lets the browser run only the page's own scripts, by their digest
-    (an inline script or handler someone else's text brought in would not run, were one ever let
-    through ``escape``), and no other site frame it."""
-    scripts = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
-                       for text in _SCRIPTS.findall(body)) or "'none'"
+class Page(str):
+    """A page's HTML, and the text of the one script it was made with (``_page``): what its policy lets
+    run, whatever else the HTML holds."""
+
+    script: str = ""
+
+
+def _html(body: Page) -> HTMLResponse:
+    """The page, with a policy that lets the browser run only the page's own script, by its digest
+    (a script or handler someone else's text brought in would not run, were one ever let through
+    ``escape``), and no other site frame it."""
+    own = body.script if isinstance(body, Page) else ""
+    scripts = f"'sha256-{base64.b64encode(hashlib.sha256(own.encode()).digest()).decode()}'" if own else "'none'"
     return HTMLResponse(body, headers={
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
@@ -69,13 +75,10 @@ def _html(body: str) -> HTMLResponse:
                                    "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"})
 
 
-#: The page's scripts (its texts are escaped: none of theirs can open one).
-_SCRIPTS = re.compile(r"<script>(.*?)</script>", re.S)
-
 
 # --- the list of runs ---------------------------------------------------------------------
 
-def runs_page(engine: LocalEngine, ended: dict[int, so_status.Progress]) -> str:
+def runs_page(engine: LocalEngine, ended: dict[int, so_status.Progress]) -> Page:
     """The list of runs, the last LIST_LIMIT. Each one's progress from the few events SO's answers
     read (every event of 200 runs, their plans whole, was read at each refresh: 1.5 s for ten runs of
     400 resources), and once only for a run that ended (``ended``: kept here)."""
@@ -136,7 +139,7 @@ def op_states(events: list[Event], since: int) -> dict[str, str]:
     return states
 
 
-def run_view(info: RunInfo, events: list[Event], *, live: bool) -> str:
+def run_view(info: RunInfo, events: list[Event], *, live: bool) -> Page:
     plan, plan_seq = current_plan(events)
     states = op_states(events, plan_seq)
     last = events[-1].seq if events else 0
@@ -272,10 +275,14 @@ def _when(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _page(title: str, body: str, *, script: str = "", refresh: bool = False) -> str:
+def _page(title: str, body: str, *, script: str = "", refresh: bool = False) -> Page:
+    """``script``: the text of the page's script, without its tags."""
     meta = '<meta http-equiv="refresh" content="5">' if refresh else ""
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}<title>{escape(title)}</title>'
-            f"<style>{_STYLE}</style></head><body>{body}{script}</body></html>")
+    page = Page(f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}<title>{escape(title)}</title>'
+                f"<style>{_STYLE}</style></head><body>{body}"
+                f"{'<script>' + script + '</script>' if script else ''}</body></html>")
+    page.script = script
+    return page
 
 
 _STYLE = """
@@ -310,7 +317,7 @@ border:1.5px solid #9ca3af;background:#f3f4f6;font-size:12px}
 
 # Follows the run's events after the ones drawn (Last-Event-ID carries on after a reconnect);
 # it only sets classes and text, never HTML. A new plan, or the end, reloads the page.
-_SCRIPT = """<script>
+_SCRIPT = """
 (function () {
   var looks = %LOOKS%;
   var nodes = {};
@@ -335,4 +342,4 @@ _SCRIPT = """<script>
     source.addEventListener(kind, look);
   });
 })();
-</script>""".replace("%LOOKS%", json.dumps(_KIND_STATE, sort_keys=True))
+""".replace("%LOOKS%", json.dumps(_KIND_STATE, sort_keys=True))

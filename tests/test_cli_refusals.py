@@ -42,6 +42,9 @@ from tests.conftest import run_ordo, run_ordo_process
     ("postgresql://u:hunter2@db..example:1/db", "cannot open the journal: a host name in it is not a valid name"),
     ("postgresql://u:hunter2@127.0.0.1:1/d%FFb", "cannot open the journal: a host name in it is not a valid name"),
     ("postgresql:///db?host=/nonexistent/x&password=hunter2", "postgresql:///db: cannot open the journal"),
+    # a '?' and then an '@' in a password: the part after the '@' was taken for the host, and shown (a review's)
+    ("postgresql://u:p?x@hunter2@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (a '/'"),
+    ("postgresql://u:2024?hunter2/x@127.0.0.1:1/db", "postgresql://***@127.0.0.1:1/db: not a journal URL (a '/'"),
 ])
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_a_journal_url_that_does_not_parse_is_refused_naming_it_without_its_password(

@@ -412,3 +412,14 @@ def test_a_requests_problems_do_not_name_the_servers_folders(vfw_copy: Path, tmp
     assert broken.status_code == 422, broken.text
     assert broken.json()["diagnostics"][0]["file"].startswith("requests/"), broken.text
     assert str(tmp_path) not in broken.text and str(vfw_copy) not in broken.text
+
+
+
+def test_a_relative_journal_leaves_the_callers_words_as_they_are(vfw_copy: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folders taken out of a request's problems were './' for a journal given by a relative path:
+    a name 'x../y' came back as 'x.y' (a review's)."""
+    monkeypatch.chdir(tmp_path)
+    with thread_server(vfw_copy, journal=Path("j.db")) as url, httpx.Client(base_url=url, timeout=60) as api:
+        broken = api.post("/v1/plans", json={"request": {"resources": [{"name": "x../y", "type": "vnf"}]}})
+    assert broken.status_code == 422 and "'x../y'" in broken.text, broken.text

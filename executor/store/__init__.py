@@ -56,15 +56,19 @@ def _check_url(url: str) -> None:
     is not a number, or out of range, an unclosed ``[`` of an IPv6 address, a user part with a
     '/', '@', blank or stray '%' (a password not percent-encoded: it was taken apart, a piece of it
     looked up as a host name, and the driver's message quoted the rest)."""
-    rest = url.partition("//")[2].partition("?")[0]
-    # An '@' after a '/' ends a password that holds a '/' ('u:p/w@host/db'), or is a database's own
-    # ('host/team@ordo'): no rule tells them apart ('u:2024/pw@host' is host u, port 2024 to libpq, and
-    # the password's end is sent as a database's name), so either is escaped (%40).
-    if not _PLAIN_USERINFO.fullmatch(rest.rpartition("@")[0]) and "@" in rest:
+    parts = split_url(url)
+    userinfo = parts.user + (f":{parts.password}" if parts.password is not None else "")
+    # An '@' past the user part ends a password that holds a '/' ('u:p/w@host/db') or a second '@'
+    # ('u:p?x@pw@host'), or is a database's own ('host/team@ordo'): no rule tells them apart ('u:2024/pw@host'
+    # is host u, port 2024 to libpq, and the password's end is sent as a database's name), so either is
+    # escaped (%40). A query item without '=' is a password's end too ('u:2024?Winter/x@host': libpq
+    # takes 'u:2024' as host and port, and its message quoted the rest).
+    if "@" in f"{parts.hosts}/{parts.database or ''}" or not _PLAIN_USERINFO.fullmatch(userinfo) \
+            or any(item and "=" not in item for item in parts.query.split("&")):
         raise JournalError(f"{_masked(url)}: not a journal URL (a '/', '@', blank or '%' that is not escaped "
                            "before its last '@'); percent-encode them in a password (%2F, %40, %20, %25) or a "
                            "database's name (%40), or give the password in PGPASSWORD or ~/.pgpass")
-    said = next((problem for host in split_url(url).hosts.split(",") if (problem := _host_problem(host))), None)
+    said = next((problem for host in parts.hosts.split(",") if (problem := _host_problem(host))), None)
     if said is not None:
         raise JournalError(f"{_masked(url)}: not a journal URL ({said}); expected "
                            "postgresql://user@host:port/database")
