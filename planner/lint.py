@@ -187,8 +187,11 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
             code.append(("#script", _at(stm.location)))
             continue
         if kind in (ast.ASTType.ShowTerm, ast.ASTType.ShowSignature) or (
-                kind == ast.ASTType.Program and stm.name != "base"):
-            refused.append(("#program " + stm.name if kind == ast.ASTType.Program else "#show", _at(stm.location)))
+                kind == ast.ASTType.Program and (stm.name != "base" or len(stm.parameters))):
+            # (base with parameters is another program: '#program base(k).' turned the rules after it off)
+            refused.append(("#program " + stm.name + (f"({','.join(p.name for p in stm.parameters)})"
+                                                      if len(stm.parameters) else "")
+                            if kind == ast.ASTType.Program else "#show", _at(stm.location)))
         got, read, calls = _parts(stm)
         code += [(name, _at(loc)) for name, loc in calls]
         if any(sig == ("before", 2) for sig, _ in got) and before_head(stm) is None:

@@ -124,6 +124,8 @@ BROKEN = [
                  "constraint on it: both may not hold): policies may define it, not its negation", id="negated-before"),
     pytest.param("#program other.\n:- resource(R,_).\n",
                  "policies/gold-tier.lp:5:1: error: '#program other.' is never grounded", id="program"),
+    pytest.param('#program base(k).\n:- place("vfw","region-two").\n',   # (another program: an authoring sweep's)
+                 "policies/gold-tier.lp:5:1: error: '#program base(k).' is never grounded", id="program-base-k"),
     pytest.param(":- resource(R,_), R = \u201cvfw\u201d.\n",
                  "policies/gold-tier.lp:5:23: error: '\u201c' (U+201C) is not allowed outside a string or a comment",
                  id="non-ascii"),
