@@ -130,6 +130,31 @@ def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | 
         inventory or made_from("inventory_file", "inventory", "name it: ordo apply plan.json --inventory FILE")
 
 
+def load_saved_plan_inputs(plan: Plan, source: Path, project: Path, inventory: Path | None, extra: list[Path],
+                           journal: JournalArg, *, strict: bool = True) -> tuple[Project, Path | None, Path | None]:
+    """The project loaded from the files a saved plan was made from (``saved_plan_files``), and those
+    files. Their names are the plan's, untrusted: where one of them does not load as what the plan says
+    it is, the refusal names the plan's field first (a plan naming ordo.yaml as its request had every
+    key of ordo.yaml refused, and nothing said the plan had named it)."""
+    request, inventory_file = saved_plan_files(plan, source, project, inventory, strict=strict)
+    try:
+        return load_with_journal(project, request, inventory_file, extra, journal), request, inventory_file
+    except DiagnosticsError as exc:
+        root = project_folder(project)[0]
+        blamed = {_resolved(root / d.file) for d in exc.diagnostics if d.file}
+        notes = [Diagnostic(file=str(source), path=field, summary=f"the plan was made from the {what} file "
+                            f"{quoted(getattr(plan, field))}, which does not load as a {what} file (below)",
+                            detail=f"plan again from a {what} file, or {instead}")
+                 for field, what, path, instead in (
+                     ("request_file", "request", request, "apply the request itself (ordo apply REQUEST)"),
+                     ("inventory_file", "inventory", inventory_file if inventory is None else None,
+                      "name one: --inventory FILE"))
+                 if path is not None and path in blamed]
+        if notes:
+            raise DiagnosticsError(notes + list(exc.diagnostics)) from None
+        raise
+
+
 def _resolved(path: Path) -> Path | None:
     """``path`` with symlinks followed; None for a name too long or a symlink loop."""
     try:

@@ -404,7 +404,7 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     The baseline is the project as it is (with the journal's state), or a
     saved plan (--baseline plan.json). Exit 0 when the scenario has a plan,
     3 when it has none (with the explanation), 4 on timeout, 1 on bad input."""
-    from executor.runs import load_with_journal, saved_plan_files
+    from executor.runs import load_saved_plan_inputs, load_with_journal
     from planner.core import make_plan
     from planner.verify import verify_explained_plan
     from planner.whatif import Scenario, read_plan
@@ -420,8 +420,8 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     if baseline is not None:
         base = read_plan(baseline, _plan_limit(project))
         # the request and inventory it was made from (one it may not read: the project's) are the scenario's too
-        base_request, base_inventory = saved_plan_files(base, baseline, project, None, strict=False)
-        now = load_with_journal(project, base_request, base_inventory, [], journal)
+        now, base_request, base_inventory = load_saved_plan_inputs(base, baseline, project, None, [], journal,
+                                                                   strict=False)
         # made from the inputs as they are now: refused if edited, as ordo explain and ordo apply refuse it
         verify_explained_plan(now, base, str(baseline), timeout=timeout)
     else:
@@ -538,10 +538,9 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
 
         load_client().reachable(engine_to.address)
     saved = Plan.read(target, _plan_limit(project)) if target is not None and target.suffix == ".json" else None
-    request, inventory = library.saved_plan_files(saved, target, project, inventory) if saved is not None \
-        else (target, inventory)
     library.check_startable(project, journal, supersede)
-    loaded = library.load_with_journal(project, request, inventory, list(extra_policies), journal)
+    loaded = library.load_saved_plan_inputs(saved, target, project, inventory, list(extra_policies), journal)[0] \
+        if saved is not None else library.load_with_journal(project, target, inventory, list(extra_policies), journal)
     options = library.apply_options(simulation, on_failure, max_replans, concurrency, op_timeout)  # a bad
     # simulation file is refused before anything is planned or shown
     scope = None   # what the plan was solved on: said of a plan made here, not of a saved one
@@ -883,12 +882,12 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
                                    f"{operation}/create), not the resource '{operation}'")
         saved = Plan.read(target, _plan_limit(project, required=False))
         if "/" not in operation and operation in saved.placements and after is None:
-            from executor.runs import load_with_journal, saved_plan_files
+            from executor.runs import load_saved_plan_inputs
             from planner.verify import verify_explained_plan
             from planner.why import explain_placement
 
-            loaded = load_with_journal(project, *saved_plan_files(saved, target, project, inventory, strict=False),
-                                       list(extra_policies), journal)
+            loaded = load_saved_plan_inputs(saved, target, project, inventory, list(extra_policies), journal,
+                                            strict=False)[0]
             verify_explained_plan(loaded, saved, str(target), timeout=timeout)
             placed = explain_placement(loaded, saved, operation, timeout=timeout)
             if as_json:

@@ -683,3 +683,23 @@ def test_a_plan_of_another_request_and_inventory_is_applied_as_it_was_made(vfw_c
     (vfw_copy / "older.json").write_text(json.dumps({**older, "format_version": "1.1"}))
     applied = run_ordo("apply", "-C", vfw_copy, vfw_copy / "older.json", "--auto-approve", "--simulation", smooth)
     assert applied.code == 0 and "Apply complete: 10 created" in applied.out, applied.text
+
+
+def test_a_plan_naming_a_project_file_as_its_request_is_refused_naming_the_plan(vfw_copy: Path) -> None:
+    """A plan whose request_file was ordo.yaml (or whose inventory_file a policy test) had that file
+    refused key by key as a request, blaming a valid project file, and nothing said the plan had named
+    it (an authoring sweep's). The plan's field comes first now, in every command that reads one."""
+    made = run_ordo("plan", "-C", vfw_copy, "--out", vfw_copy / "plan.json")
+    assert made.code == 0, made.text
+    data = json.loads((vfw_copy / "plan.json").read_text())
+    for field, name in (("request_file", "ordo.yaml"), ("request_file", "catalog.yaml"),
+                        ("inventory_file", "tests/placement_test.yaml")):
+        (vfw_copy / "edited.json").write_text(json.dumps({**data, field: name}))
+        for command in (["apply", vfw_copy / "edited.json", "--auto-approve"],
+                        ["whatif", "--baseline", vfw_copy / "edited.json", "--target-down", "region-two"],
+                        ["explain", vfw_copy / "edited.json", "vfw"]):
+            refused = run_ordo(command[0], "-C", vfw_copy, *command[1:])
+            said = refused.err.splitlines()
+            assert refused.code == 1 and said, (command, refused.text)
+            assert said[0].startswith(f"{vfw_copy / 'edited.json'}: error: {field}: the plan was made from the ") \
+                and f"file '{name}', which does not load as a" in said[0], (command, refused.text)
