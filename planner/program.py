@@ -562,8 +562,9 @@ _LONG_NUMBER = re.compile(r"\d{10}")
 
 
 def _wrapped_numbers(stm: ast.AST, display: str, lines: list[str]) -> list[Diagnostic]:
-    """A diagnostic for each number literal of ``stm`` that clingo cannot hold (it would wrap)."""
-    out = []
+    """A diagnostic for each number literal of ``stm`` that clingo cannot hold (it would wrap): one for
+    each place (a #minimize element's weight is a child of the statement twice over)."""
+    out: dict[tuple[int, int], Diagnostic] = {}
     stack = [stm]
     while stack:
         node = stack.pop()
@@ -572,9 +573,9 @@ def _wrapped_numbers(stm: ast.AST, display: str, lines: list[str]) -> list[Diagn
             written = (lines[begin.line - 1].encode()[begin.column - 1:end.column - 1].decode(errors="replace")
                        if begin.line == end.line else "")   # (clingo counts columns in bytes)
             if written.isdigit() and int(written) > CLINGO_MAX_INT:
-                out.append(Diagnostic(file=display, line=begin.line, column=begin.column,
-                                      summary=f"the number {written} is too large",
-                                      detail=f"clingo's integers are 32-bit: at most {CLINGO_MAX_INT}", code="number"))
+                out[begin.line, begin.column] = Diagnostic(
+                    file=display, line=begin.line, column=begin.column, summary=f"the number {written} is too large",
+                    detail=f"clingo's integers are 32-bit: at most {CLINGO_MAX_INT}", code="number")
             continue
         for key in node.child_keys:
             child = getattr(node, key)
@@ -582,7 +583,7 @@ def _wrapped_numbers(stm: ast.AST, display: str, lines: list[str]) -> list[Diagn
                 stack.append(child)
             elif child is not None:
                 stack.extend(child)
-    return out
+    return list(out.values())
 
 
 #: A token that can end a statement: the last one before a missing '.'.

@@ -145,6 +145,17 @@ BROKEN = [
 ]
 
 
+def test_a_number_too_large_is_named_once_by_every_command(vfw_copy: Path, capsys) -> None:
+    """A #minimize weight too large was named twice by plan, whatif, explain and test (check removed
+    the copy): the weight is a child of the statement twice over (an authoring sweep's)."""
+    add_policy(vfw_copy, HEADER + "#minimize { 1000000000000,X : resource(X,_) }.\n")
+    message = "policies/gold-tier.lp:5:13: error: the number 1000000000000 is too large"
+    for name, args in {"check": ["check", "-C", vfw_copy], **commands(vfw_copy)}.items():
+        code, text = ordo(capsys, *args)
+        once = 5 if name == "test" else 1   # (ordo test: once for each of the file's five tests)
+        assert code == 1 and text.count(message) == once, f"ordo {name}:\n{text}"
+
+
 @pytest.mark.parametrize(("rule", "message"), BROKEN)
 def test_every_command_refuses_what_check_refuses(vfw_copy: Path, capsys, rule: str, message: str) -> None:
     (vfw_copy.parent / "outside.lp").write_text("x(1).\n", encoding="utf-8")
