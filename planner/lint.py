@@ -466,15 +466,40 @@ def _words_of(pfile: PolicyFile) -> tuple[tuple[ast.AST, int, str, str], ...]:
         if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm and arg.symbol.type.name == "String"))
 
 
+def _constants_of(pfile: PolicyFile) -> tuple[tuple[ast.AST, str, str], ...]:
+    """(atom, kind, name) of each interface atom whose argument at a word's place is a constant
+    (``region_two``, not ``"region-two"``)."""
+    return tuple(
+        (sym, kind, arg.symbol.name)
+        for stm in pfile.statements for sym in _symbols(stm)
+        for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ())
+        if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm
+        and arg.symbol.type.name == "Function" and arg.symbol.name and not arg.symbol.arguments)
+
+
 def vocabulary_lint(program: Program, model) -> list[Diagnostic]:
     """Warn when a project policy reads a label, relationship kind, ... that no
-    model file uses: usually a typo that silently switches the policy off.
+    model file uses: usually a typo that silently switches the policy off; and
+    when it writes one as a constant (``place(R, region_two)``), which no word of
+    the models, all strings, ever matches, unless a ``#const`` gives it a value.
     (Stock policies: planner/parameters.py.)"""
     known = vocabulary(model)
     out = []
+    defined = {stm.name for pfile in program.files for stm in pfile.statements
+               if stm.ast_type == ast.ASTType.Definition}
     for pfile in program.files:
         if pfile.origin != "project":
             continue
+        for sym, kind, name in _constants_of(pfile):
+            if name in defined:
+                continue
+            close = difflib.get_close_matches(name, sorted(known[kind]), n=1) or \
+                difflib.get_close_matches(name.replace("_", "-"), sorted(known[kind]), n=1)
+            out.append(Diagnostic(
+                file=pfile.display, line=sym.location.begin.line, column=sym.location.begin.column,
+                summary=f"{kind} written as the constant {name}, which no model's {kind} (a string) ever matches",
+                detail=f'did you mean "{close[0]}"?' if close else "write it as a string, in double quotes",
+                severity="warning", code="vocabulary"))
         for sym, _, kind, word in unknown_words(pfile, known):
             close = difflib.get_close_matches(word, sorted(known[kind]), n=1)
             detail = f"did you mean '{close[0]}'?" if close else "the rule can never apply"

@@ -215,6 +215,22 @@ def test_a_mistyped_target_or_operation_name_is_a_warning_with_a_did_you_mean(vf
     assert "'region-two'" not in text.replace("did you mean 'region-two'?", "")   # a target the inventory has
 
 
+def test_a_word_written_as_a_constant_is_a_warning(vfw_copy: Path, capsys) -> None:
+    """place(R, region_two) never matches: every word the models give is a string. Check called the
+    policy valid, and it did nothing (an authoring sweep's). A constant a #const gives a value is not
+    one of these."""
+    add_policy(vfw_copy, HEADER + ':- place(R, region_two), resource(R, vnf).\n#const t = "region-one".\n'
+                                  ':- place(R, t), resource(R, "vnf"), op(R, create).\n')
+    code, text = ordo(capsys, "check", "-C", vfw_copy)
+    assert code == 0, text
+    assert 'policies/gold-tier.lp:5:4: warning: target written as the constant region_two, which no model\'s ' \
+           'target (a string) ever matches (did you mean "region-two"?)' in text, text
+    assert "policies/gold-tier.lp:5:26: warning: resource type written as the constant vnf" in text
+    assert 'policies/gold-tier.lp:7:37: warning: operation written as the constant create, which no model\'s ' \
+           'operation (a string) ever matches (did you mean "create"?)' in text, text
+    assert "constant t," not in text and text.count("written as the constant") == 3, text
+
+
 # --- #include ------------------------------------------------------------------------
 
 
