@@ -181,6 +181,10 @@ def test_program_vanished_after_construction(tmp_path: Path) -> None:
     ({"command": "no-such-program-ordo-test"}, "program 'no-such-program-ordo-test' not found on PATH"),
     ({"command": "./missing.py"}, "program './missing.py' not found"),
     ({"command": "true", "timeout": 0}, "config.timeout: expected a positive number"),
+    # (past the longest one wait of the system's: apply ended in "a bug in ordo", OverflowError; a review's)
+    ({"command": "true", "timeout": 1e7}, "config.timeout: expected a positive number of seconds, at most 2,000,000"),
+    ({"command": "true", "timeout": float("inf")}, "config.timeout: expected a positive number of seconds, at most"),
+    ({"command": "true", "timeout": float("nan")}, "config.timeout: expected a positive number of seconds, at most"),
     ({"command": "true", "env": ["A"]}, "config.env: expected a mapping"),
     ({"command": "true", "env": {"A": {"b": 1}}}, "config.env.A: expected a string or number"),
     ({"command": "true", "comand": "x"}, "config.comand: unknown field"),

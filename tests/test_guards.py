@@ -129,8 +129,8 @@ def test_a_window_or_wait_past_the_longest_time_limit_is_refused(vfw_copy):
     write_guards(vfw_copy, "guards:\n  - name: g\n    kind: rate_limit\n    max: 2\n    seconds: 1.0e+308\n"
                            "    retry_after: 1.0e+9\n")
     assert problems(vfw_copy) == [
-        "guards.yaml:5:14: error: guards[0].seconds: input should be less than or equal to 10000000",
-        "guards.yaml:6:18: error: guards[0].retry_after: input should be less than or equal to 10000000"]
+        "guards.yaml:5:14: error: guards[0].seconds: input should be less than or equal to 2000000",
+        "guards.yaml:6:18: error: guards[0].retry_after: input should be less than or equal to 2000000"]
 
 
 def test_unknown_field_says_did_you_mean(vfw_copy):

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from domain.errors import OrdoError, clipped
 from domain.formats import is_name, unique_keys
+from domain.limits import MOST_SECONDS
 from domain.yamlsrc import MAX_DEPTH, nested_deeper
 from executor.redact import Redactor
 
@@ -200,9 +201,10 @@ def settings(config: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
 
 
 def seconds(value: Any, where: str) -> float:
-    """A positive number of seconds, else ConfigError naming ``where``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
+    """A positive number of seconds up to MOST_SECONDS, else ConfigError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MOST_SECONDS:
+        raise ConfigError(f"{where}: expected a positive number of seconds, at most {MOST_SECONDS:,}, "
+                          f"got {value!r}")
     return float(value)
 
 
