@@ -109,6 +109,10 @@ class NoJournal(JournalError):
     journal of (empty, or another process's, being made one at this moment)."""
 
 
+class NoRun(JournalError):
+    """The journal holds no run of that number (not a passing trouble: asking again will not help)."""
+
+
 class RunEnded(JournalError):
     """A run cannot be carried on: it ended for good (completed, aborted, superseded...) meanwhile."""
 
@@ -736,7 +740,7 @@ class Journal:
         if row is None:
             last = self._store.execute("SELECT max(id) FROM runs").fetchone()[0]
             hint = f"runs are numbered 1 to {last}" if last else "no run was recorded yet"
-            raise JournalError(f"{self.path}: no run {run_id} ({hint}; see `ordo history`)")
+            raise NoRun(f"{self.path}: no run {run_id} ({hint}; see `ordo history`)")
         return _run_info(row, self.path)
 
     def runs(self, status: str | None = None) -> list[RunInfo]:

@@ -684,8 +684,10 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
     if main_queue in chosen and planning not in chosen:
         console.print(f"Note: this worker does not serve {terminal_safe(planning)}, the queue of sweeps' scenarios: "
                       "`ordo sweep --engine temporal` is refused until one does.", highlight=False, markup=False)
+    from domain.project import project_folder
+
     load_client().run_workers(
-        temporal, chosen, main_queue, journal=journal,
+        temporal, chosen, main_queue, journal=journal, project=project_folder(project)[0],
         on_ready=lambda: console.print(f"Serving {shown(', '.join(chosen))} on {shown(temporal)}.", highlight=False),
         on_stop=lambda: console.print("Stopping: polling no more; the activities under way have 5 s to finish "
                                       "(those cut short are retried on another worker).", highlight=False))

@@ -39,9 +39,17 @@ RUNS = [("garbage", "a run's reference is a JSON object, not str"),
         (_ref(**{"options.on_failure": "explode"}), "'options.on_failure' must be one of"),
         (_ref(queue="   "), "the task queue must be a name"),
         (_ref(policies="x"), "'policies' must be a list"),
-        (_ref(stop="now"), "'stop' must be aborted or interrupted")]
+        (_ref(stop="now"), "'stop' must be aborted or interrupted"),
+        # (carried by hand, it skipped the first step's checks: an aborted run's plan was carried out again)
+        (_ref(carried=True), "'carried' is set only by the run's own workflow, continued as new")]
 SWEEPS = [(["hostile", "garbage"], "the jobs must be a list"), (["hostile", []], "the jobs must be a list"),
-          (["hostile", [1, 2]], "the jobs must be a list"), (["", [{}]], "the task queue must be a name")]
+          (["hostile", [1, 2]], "job 0: a job is a JSON object of exactly"),
+          (["", [{}]], "the task queue must be a name"),
+          # (a job of {} printed a KeyError's traceback in the worker's log, five times: a sweep's)
+          (["hostile", [{}]], "job 0: a job is a JSON object of exactly concurrency, inventory, journal, project"),
+          (["hostile", [{"project": "/p", "request": 5, "inventory": None, "journal": None, "timeout": None,
+                         "concurrency": None, "targets_down": [], "without_policies": []}]],
+           "job 0: 'request' must be null or a text")]
 
 
 def test_a_workflow_started_with_what_is_no_runs_input_fails_at_once_saying_why(tmp_path: Path):

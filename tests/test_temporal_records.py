@@ -61,7 +61,7 @@ def _two_replan_attempts(vfw_copy, monkeypatch):
     path.parent.mkdir(exist_ok=True)
     options = ApplyOptions()
     with Journal(path) as jr:
-        run = jr.start_run(str(vfw_copy), "", options.as_dict())
+        run = jr.start_run(str(vfw_copy), "", {**options.as_dict(), "engine": "temporal", "temporal": "127.0.0.1:1"})
         jr.append(run, begun(plan, run_started(project, plan, options)))
         ref = reference(project, options, jr, run, plan, Temporal("127.0.0.1:1", "ordo"))
         since = jr.events(run)[-1].seq
@@ -231,9 +231,11 @@ def test_a_sweep_names_a_database_without_its_password_and_a_worker_uses_its_own
     from executor.temporal.client import crossing
 
     url = "postgresql://ordo:s3cr3t-pw@db.example:5432/ordo?sslmode=verify-full&password=other"
-    jobs = crossing([{"journal": url, "project": "/p"}, {"journal": "/p/.ordo/journal.db"}, {"journal": None}])
-    assert jobs == [{"journal": "postgresql://ordo@db.example:5432/ordo", "project": "/p"},
-                    {"journal": "/p/.ordo/journal.db"}, {"journal": None}]
+    job = {"project": "/p", "request": None, "inventory": None, "timeout": None, "concurrency": None,
+           "targets_down": [], "without_policies": []}
+    jobs = crossing([{**job, "journal": url}, {**job, "journal": "/p/.ordo/journal.db"}, {**job, "journal": None}])
+    assert jobs == [{**job, "journal": "postgresql://ordo@db.example:5432/ordo"},
+                    {**job, "journal": "/p/.ordo/journal.db"}, {**job, "journal": None}]
     monkeypatch.setattr(activities, "plan_job", lambda job, plans: job)
     monkeypatch.setattr(activities.activity, "heartbeat", lambda *args: None)
     monkeypatch.setattr(activities.activity, "is_cancelled", lambda: False)   # asked after each beat
@@ -326,9 +328,12 @@ def test_a_run_no_activity_used_for_a_while_is_let_go(vfw_copy, monkeypatch):
     sweep of 6 December). A run idle for RUN_IDLE is let go when another is taken; one in use is kept."""
     import executor.temporal.activities as activities
 
-    _, _, ref, _, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    path, _, ref, _, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
     b.close()
-    other = {**ref, "run": ref["run"] + 1}
+    with Journal(path) as jr:   # another run of the journal's (a worker refuses one the journal does not hold)
+        jr.append(ref["run"], [Event("run-ended", data={"status": "complete"})], status="complete",
+                  summary={"status": "complete"})
+        other = {**ref, "run": jr.start_run(str(vfw_copy), "", {"engine": "temporal", "temporal": "127.0.0.1:1"})}
     try:
         with a._use(ref) as first:
             pass
@@ -488,3 +493,40 @@ def activities_module():
     import executor.temporal.activities as activities
 
     return activities
+
+
+def test_a_worker_carries_out_only_its_projects_runs_on_temporal_that_have_not_ended(vfw_copy, monkeypatch, tmp_path):
+    """A hostile sweep of the Temporal host started workflows by hand: with "carried" (the first step's checks
+    skipped) an aborted run's plan was carried out again; a run of the embedded engine, live, had calls
+    dispatched beside it; a reference naming another folder had that folder's catalog's controllers run.
+    Each is refused for good (not retried 20 times, as a run the journal does not hold was)."""
+    import shutil
+
+    from temporalio.exceptions import ApplicationError
+
+    path, run, ref, _, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(vfw_copy, elsewhere, ignore=shutil.ignore_patterns(".ordo"))
+    from executor.temporal.activities import Activities
+
+    serving_other = Activities(project=elsewhere)
+    try:
+        def refused(activities, ref, words):
+            with pytest.raises(ApplicationError, match=words) as caught:
+                activities.begin(ref)
+            assert caught.value.non_retryable and caught.value.type == "ordo-inputs"
+
+        refused(b, {**ref, "run": 99}, "no run 99")
+        refused(b, {**ref, "root": str(elsewhere)}, r"project is .* \(as its journal recorded it\), not the reference")
+        refused(serving_other, ref, "this worker serves")
+        with Journal(path) as jr:
+            jr.append(run, [Event("run-ended", data={"status": "aborted"})], status="aborted",
+                      summary={"status": "aborted"})
+            local = jr.start_run(str(vfw_copy), "", {})   # the embedded engine's
+        refused(b, {**ref, "run": local}, f"run {local} was not started on Temporal")
+        with pytest.raises(ApplicationError, match=f"run {run} is aborted: its plan is not carried out again"):
+            a.state(ref)   # (the first step of a workflow continued as new)
+    finally:
+        a.close()
+        b.close()
+        serving_other.close()

@@ -55,11 +55,21 @@ from executor.core import (
 )
 from executor.core.loop import replanned
 from executor.engine import ApplyOptions, Executor, SecretUnavailable
-from executor.journal import Journal, JournalError, JournalUrl, RunEnded, refreshed
+from executor.journal import RESUMABLE, Journal, JournalError, JournalUrl, NoRun, RunEnded, refreshed
 from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal import waits_refused, workflow_id
-from executor.temporal.wire import INPUTS, Ref, event_in, event_out, outcome_out, outline_out, outline_page, state_out
+from executor.temporal.wire import (
+    INPUTS,
+    Ref,
+    event_in,
+    event_out,
+    job_problem,
+    outcome_out,
+    outline_out,
+    outline_page,
+    state_out,
+)
 from planner.plan import Plan
 from planner.slots import PlanCancelled, PlanSlots
 
@@ -93,8 +103,10 @@ class Activities:
     """One worker's activities. ``journal``: where this worker finds the journal, when its path
     differs from the client's (another machine's mount)."""
 
-    def __init__(self, *, journal: Path | str | None = None) -> None:
+    def __init__(self, *, journal: Path | str | None = None, project: Path | None = None) -> None:
         self._journal = journal
+        #: The project folder this worker serves (``ordo worker -C``): a run of another is refused.
+        self._serves = _resolved(project) if project is not None else None
         self._runs: dict[tuple[str, str, int], _Run] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ordo-activity")
@@ -141,6 +153,10 @@ class Activities:
         """The run's state read back from its journal (a workflow continued as new takes it up), and the
         head of its plan's outline."""
         def work(run: _Run) -> dict[str, Any]:
+            status = run.executor.journal.run(ref["run"]).status
+            if status not in RESUMABLE:   # (as begin refuses it: an ended run is not taken up again)
+                raise ApplicationError(f"run {ref['run']} is {status}: its plan is not carried out again",
+                                       type=INPUTS, non_retryable=True)
             rs = RunState(run=ref["run"])
             for ev in run.executor.journal.events(ref["run"]):
                 rs.apply(ev, self._plan(ref, run, ev.data["number"]) if ev.kind in ("plan", "replan") else None)
@@ -388,6 +404,12 @@ class Activities:
         """One scenario of a what-if sweep planned (``executor.sweeps.plan_job``), heartbeating meanwhile;
         on this worker's own journal when it was given one (the job's names a database without its password
         or query)."""
+        problem = job_problem(job)
+        if problem is None and self._serves is not None and _resolved(Path(job["project"])) != self._serves:
+            problem = f"it is of the project at {clipped(job['project'], 200)!r}; this worker serves " \
+                      f"{str(self._serves)!r} (ordo worker -C)"
+        if problem is not None:   # (a job naming another folder was planned there, its cache written: a sweep's)
+            raise ApplicationError(f"not a sweep's job: {problem}", type=INPUTS, non_retryable=True)
         job = {**job, "journal": self._journal} if self._journal and job.get("journal") else job
         return self._beating(lambda: plan_job(job, self.plans))
 
@@ -438,6 +460,11 @@ class Activities:
                     jr.close()
                     raise ApplicationError(f"{path}: not the journal of this run (its id is not {ref['journal_id']})",
                                            type=INPUTS, non_retryable=True)
+                try:
+                    self._ours(jr, ref)
+                except BaseException:
+                    jr.close()
+                    raise
                 opts = ref["options"]
                 options = ApplyOptions(concurrency=opts["concurrency"], max_replans=opts["max_replans"],
                                        on_failure=opts["on_failure"], default_timeout=opts["default_timeout"],
@@ -445,6 +472,28 @@ class Activities:
                 run = self._runs[key] = _Run(Executor(jr, _loader(ref, path), options=options, plans=self.plans))
             run.busy += 1
         return run
+
+    def _ours(self, jr: Journal, ref: Ref) -> None:
+        """Refuse (for good) a reference to a run that is not one of this worker's to carry out: a run
+        the journal does not hold (retried 20 times: a sweep's), one not started on Temporal (its
+        owner carries it out: a workflow started by hand with such a run's reference dispatched calls
+        beside it), or one whose project is not the folder the journal recorded for it, or not the
+        one this worker serves (a reference naming another folder had its catalog's controllers run)."""
+        try:
+            info = jr.run(ref["run"])
+        except NoRun as exc:
+            raise ApplicationError(str(exc), type=INPUTS, non_retryable=True) from None
+        if info.options.get("engine") != "temporal":
+            raise ApplicationError(f"run {ref['run']} was not started on Temporal: the process that started it "
+                                   "carries it out", type=INPUTS, non_retryable=True)
+        root = _resolved(Path(ref["root"]))
+        if root is None or root != _resolved(Path(info.project)):
+            raise ApplicationError(f"run {ref['run']}'s project is {clipped(info.project, 200)!r} (as its journal "
+                                   f"recorded it), not the reference's {clipped(ref['root'], 200)!r}",
+                                   type=INPUTS, non_retryable=True)
+        if self._serves is not None and root != self._serves:
+            raise ApplicationError(f"run {ref['run']} is of the project at {clipped(ref['root'], 200)!r}; this worker "
+                                   f"serves {str(self._serves)!r} (ordo worker -C)", type=INPUTS, non_retryable=True)
 
     def _forget(self, ref: Ref) -> None:
         """Let the run go: the next activity opens it anew. Closed now, or, while other activities use it
@@ -524,6 +573,13 @@ class Activities:
         if plan_no not in run.plans:
             raise JournalError(f"run {ref['run']}: plan {plan_no} is not in the journal (yet)")
         return run.plans[plan_no]
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _close(run: _Run) -> None:

@@ -77,18 +77,20 @@ def worker_queues(prefix: str, controllers: Iterable[str]) -> list[str]:
 
 
 def run_workers(address: str, queues: list[str], prefix: str, *, journal: Path | str | None = None,
+                project: Path | None = None,
                 on_ready: Callable[[], None] | None = None, on_stop: Callable[[], None] | None = None) -> None:
     """Serve ``queues`` until SIGTERM or SIGINT (then ``on_stop``, before the activities under way get
     their last seconds): the main queue ``prefix`` runs workflows and the steps' activities; its planning
     queue, sweeps' scenarios, as many at once as this process has plan slots (the activities' ``plans``:
-    re-plans take them too); every other queue, controller calls."""
-    asyncio.run(_serve(address, queues, prefix, journal, on_ready, on_stop))
+    re-plans take them too); every other queue, controller calls. ``project``: the project folder whose
+    runs this worker carries out (a run of another is refused)."""
+    asyncio.run(_serve(address, queues, prefix, journal, project, on_ready, on_stop))
 
 
-async def _serve(address: str, queues: list[str], prefix: str, journal: Path | str | None,
+async def _serve(address: str, queues: list[str], prefix: str, journal: Path | str | None, project: Path | None,
                  on_ready: Callable[[], None] | None, on_stop: Callable[[], None] | None) -> None:
     client = await _connect(address)
-    acts = Activities(journal=journal)
+    acts = Activities(journal=journal, project=project)
     pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ordo-worker")
     runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
     # Scenarios taken from the planning queue: as many as fit the slots at the default memory cap, one

@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from executor.temporal.wire import INPUTS, MAX_SWEEP_JOBS, planning_queue, queue_problem
+from executor.temporal.wire import INPUTS, MAX_SWEEP_JOBS, job_problem, planning_queue, queue_problem
 
 SWEEP = "ordo-sweep"
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
@@ -24,9 +24,10 @@ class SweepWorkflow:
     @workflow.run
     async def run(self, queue: Any, jobs: Any) -> list[dict[str, Any]]:   # (Any: checked here, not decoded)
         problem = queue_problem(queue)
-        if problem is None and (not isinstance(jobs, list) or not 0 < len(jobs) <= MAX_SWEEP_JOBS
-                                or not all(isinstance(job, dict) for job in jobs)):
+        if problem is None and (not isinstance(jobs, list) or not 0 < len(jobs) <= MAX_SWEEP_JOBS):
             problem = f"the jobs must be a list of 1-{MAX_SWEEP_JOBS:,} JSON objects"
+        if problem is None:   # (a job of {} printed a KeyError's traceback in the worker's log, five times)
+            problem = next((f"job {i}: {why}" for i, job in enumerate(jobs) if (why := job_problem(job))), None)
         if problem is not None:   # ordo's client sends none such: someone else started this workflow
             raise ApplicationError(f"not a sweep's input: {problem}", type=INPUTS, non_retryable=True)
         return list(await asyncio.gather(*(workflow.execute_activity(

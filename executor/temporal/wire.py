@@ -247,8 +247,33 @@ def _options_problem(options: Any) -> str | None:
         return "'options.max_replans' must be null or a whole number, at least 0"
     timeout = options.get("default_timeout")
     if type(timeout) not in (int, float) or not 0 < timeout <= MOST_SECONDS:
-        return "'options.default_timeout' must be a number of seconds, more than 0 and at most 10,000,000"
+        return f"'options.default_timeout' must be a number of seconds, more than 0 and at most {MOST_SECONDS:,}"
     if options.get("simulation") is not None and not isinstance(options["simulation"], dict):
         return "'options.simulation' must be null or a JSON object"
     return None
 
+
+#: The fields of a sweep's job (``executor.sweeps.jobs``), all of them.
+JOB_FIELDS = frozenset({"project", "request", "inventory", "journal", "timeout", "concurrency", "targets_down",
+                        "without_policies"})
+
+
+def job_problem(job: Any) -> str | None:
+    """What is wrong with one job of a sweep's input as ordo's client makes it (``executor.sweeps.jobs``)."""
+    if not isinstance(job, dict) or set(job) != JOB_FIELDS:
+        return f"a job is a JSON object of exactly {', '.join(sorted(JOB_FIELDS))}"
+    if not _text(job["project"]):
+        return f"'project' must be a text of 1-{MAX_REF_TEXT:,} characters"
+    for key in ("request", "inventory", "journal"):
+        if job[key] is not None and not _text(job[key]):
+            return f"'{key}' must be null or a text of 1-{MAX_REF_TEXT:,} characters"
+    timeout = job["timeout"]
+    if timeout is not None and (type(timeout) not in (int, float) or not 0 < timeout <= MOST_SECONDS):
+        return f"'timeout' must be null or a number of seconds, more than 0 and at most {MOST_SECONDS:,}"
+    if job["concurrency"] is not None and not _count(job["concurrency"], 1):
+        return "'concurrency' must be null or a whole number, at least 1"
+    for key in ("targets_down", "without_policies"):
+        names = job[key]
+        if not isinstance(names, list) or len(names) > MAX_REF_POLICIES or not all(_text(n, 200) for n in names):
+            return f"'{key}' must be a list of at most {MAX_REF_POLICIES:,} names"
+    return None

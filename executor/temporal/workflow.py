@@ -182,6 +182,12 @@ class RunWorkflow:
         problem = ref_problem(ref)
         if problem is not None:   # ordo's client sends none such: someone else started this workflow
             raise ApplicationError(f"not a run's reference: {problem}", type=INPUTS, non_retryable=True)
+        if ref.get("carried") and workflow.info().continued_run_id is None:
+            # (a carried reference comes from the run's own workflow continued as new, never from a start:
+            # one started by hand with "carried" skipped the first step's checks, and carried out an
+            # aborted run's plan again: a sweep's)
+            raise ApplicationError("not a run's reference: 'carried' is set only by the run's own workflow, "
+                                   "continued as new", type=INPUTS, non_retryable=True)
         carried_stop = workflow.patched(_CARRIED_STOP)
         # the stop the execution before heard; a stop signalled before this execution's first task is
         # applied before this runs (it was overwritten, and an abort as the history was handed on lost)
