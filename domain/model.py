@@ -527,6 +527,16 @@ def build_model(
             problems.append(src.diagnostic(path, f"says part_of '{own}' but is listed under '{parent}'",
                                            "drop part_of here, or move the resource under its parent"))
     survey = _Survey(resources)
+    if survey.dangling and observed:
+        # A record's relation to a resource that has none yet: another run, under way, assigned a VF
+        # module before the network it uses (the order of their milestones allows it). That run's own
+        # request names the network; any other plan made meanwhile was refused "unknown resource",
+        # naming another run's resources (a sweep of the service's). What no file names and the
+        # journal does not hold is no resource of this plan: the relation is left out of it.
+        for name, res in resources.items():
+            if paths[name] is in_journal and res.relations and any(t not in resources for _, t in res.relations):
+                res.relations = {(kind_name, t) for kind_name, t in res.relations if t in resources}
+        survey = _Survey(resources)
     for name, res in sorted(resources.items()) if check_references and survey.dangling else ():
         src, path = paths[name]
         if res.part_of is not None and res.part_of not in resources:
