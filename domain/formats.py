@@ -495,7 +495,8 @@ class EnforcementSpec(_Strict):
 
 class PoliciesSpec(_Strict):
     library: list[Name] = Field(default_factory=list, description="stock policies shipped with ordo, by name")
-    files: list[str] = Field(default_factory=list, description="rule files or folders of this project")
+    files: list[str] = Field(default_factory=list, description="rule files or folders of this project (a "
+                                                               "folder's *.lp files, hidden ones left out)")
     enforcement: dict[Name, EnforcementSpec] = Field(
         default_factory=dict, description="policy name -> enforcement level, overriding the policy file's header")
     parameters: dict[Name, dict[Name, Scalar]] = Field(

@@ -115,8 +115,9 @@ def project_policy_files(root: Path, project: ProjectFile, src: Source) -> tuple
             for found in sorted(p for p in path.glob("*.lp") if not p.name.startswith(".")):
                 if found.is_file():
                     files.append(found)
-                else:
-                    problems.append(Diagnostic(file=display_path(found, root), summary=_not_a_policy_file(found)))
+                else:   # (named by the link's own name: display_path follows links, to a name never written)
+                    problems.append(Diagnostic(file=str(Path(display_path(path, root)) / found.name),
+                                               summary=_not_a_policy_file(found)))
         elif path.is_file():
             files.append(path)
         else:
@@ -126,7 +127,9 @@ def project_policy_files(root: Path, project: ProjectFile, src: Source) -> tuple
 
 
 def _not_a_policy_file(path: Path) -> str:
-    return "not a file (a policy file is clingo text)" if path.exists() else "no such policy file"
+    if path.exists():
+        return "not a file (a policy file is clingo text)"
+    return "a symbolic link to no file" if path.is_symlink() else "no such policy file"
 
 
 def _locate(path: Path | str | None, root: Path) -> Path | None:

@@ -142,9 +142,10 @@ def load_saved_plan_inputs(plan: Plan, source: Path, project: Path, inventory: P
     except DiagnosticsError as exc:
         root = project_folder(project)[0]
         blamed = {_resolved(root / d.file) for d in exc.diagnostics if d.file}
-        notes = [Diagnostic(file=str(source), path=field, summary=f"the plan was made from the {what} file "
-                            f"{quoted(getattr(plan, field))}, which does not load as a {what} file (below)",
-                            detail=f"plan again from a {what} file, or {instead}")
+        # (said as what the plan names, not as its fault: the file may only have been edited since)
+        notes = [Diagnostic(file=str(source), path=field, summary=f"the plan names {quoted(getattr(plan, field))} as "
+                            f"its {what} file, which does not load as one now (below)",
+                            detail=f"mend that file, or plan again from a {what} file, or {instead}")
                  for field, what, path, instead in (
                      ("request_file", "request", request, "apply the request itself (ordo apply REQUEST)"),
                      ("inventory_file", "inventory", inventory_file if inventory is None else None,

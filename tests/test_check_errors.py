@@ -933,6 +933,7 @@ def test_what_is_not_a_policy_file_is_refused_alike_by_check_and_plan(vfw_copy: 
     (folder / "a.lp").write_text("% a: nothing\n")
     os.mkfifo(folder / "fifo.lp")
     (folder / ".#a.lp").symlink_to("root@host.1234:1")
+    (folder / "d.lp").symlink_to("nowhere.lp")   # (named by the link's name, not its target's: a review's)
     os.mkfifo(vfw_copy / "policies" / "listed.lp")
     config = vfw_copy / "ordo.yaml"
     config.write_text(config.read_text().replace("    - policies/config-after-modules.lp\n",
@@ -944,3 +945,4 @@ def test_what_is_not_a_policy_file_is_refused_alike_by_check_and_plan(vfw_copy: 
         said = "policies/more/fifo.lp: error: not a file (a policy file is clingo text)"
         assert said in run.text, (command, run.text)
         assert "'policies/listed.lp' is not a file" in run.text and ".#a.lp" not in run.text, (command, run.text)
+        assert "policies/more/d.lp: error: a symbolic link to no file" in run.text and "nowhere" not in run.text

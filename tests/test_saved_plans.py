@@ -701,5 +701,5 @@ def test_a_plan_naming_a_project_file_as_its_request_is_refused_naming_the_plan(
             refused = run_ordo(command[0], "-C", vfw_copy, *command[1:])
             said = refused.err.splitlines()
             assert refused.code == 1 and said, (command, refused.text)
-            assert said[0].startswith(f"{vfw_copy / 'edited.json'}: error: {field}: the plan was made from the ") \
-                and f"file '{name}', which does not load as a" in said[0], (command, refused.text)
+            assert said[0].startswith(f"{vfw_copy / 'edited.json'}: error: {field}: the plan names '{name}' as its ") \
+                and "file, which does not load as one now (below)" in said[0], (command, refused.text)
