@@ -148,8 +148,10 @@ def so_router(engine: LocalEngine) -> APIRouter:
     async def request_list(request: Request, format: Format = None) -> JSONResponse:
         """``?filter=KEY:OP:VALUE`` (repeatable, at least one): SO's GetOrchestrationListResponse."""
         def get() -> JSONResponse:
-            filters = status.parse_filters(request.query_params.getlist("filter"))
-            # filtered on the runs' rows; only the requests listed have their events read
+            filters = [replace(f, values=(_canonical(f.values[0]),)) if f.key == "requestId" and f.op != "LIKE"
+                       else f for f in status.parse_filters(request.query_params.getlist("filter"))]
+            # (a request id as it is kept, as a path's: an upper-case one matched nothing) filtered on the runs'
+            # rows; only the requests listed have their events read
             found = [(rec, info) for rec, info in _records(engine) if status.matches(rec, info, filters)]
             return JSONResponse(status.request_list(
                 [(rec, info, status.read_events(engine, info.id)) for rec, info in found], [], format))
@@ -172,6 +174,10 @@ def so_router(engine: LocalEngine) -> APIRouter:
         def get() -> JSONResponse:
             query = {k: v[:300] for k, v in request.query_params.items()}
             status.check_task_query(query)   # (before the runs' events are read)
+            if "taskId" in query:   # (request ids in the form they are kept in, as a path's)
+                query["taskId"] = _canonical_task(query["taskId"])
+            if "originalRequestId" in query:
+                query["originalRequestId"] = _canonical(query["originalRequestId"])
             # the runs that fell out only (one task each, under its latest request id)
             latest = {info.id: (rec, info) for rec, info in _records(engine, ("fallout",))}
             return JSONResponse(status.task_list([(rec, info, status.read_events(engine, info.id))
@@ -280,7 +286,15 @@ def _locked(engine: LocalEngine, translation: Translation, exc: ClaimError) -> S
                    message_id=status.DETAILED_ERROR)
 
 
+def _canonical_task(task_id: str) -> str:
+    """A task id with its request id in the canonical form request ids are kept in (an upper-case id
+    named a request in a path, but no task: a sweep's)."""
+    parsed = status.parse_task_id(task_id)
+    return f"{_canonical(parsed[0])}-{parsed[1]}" if parsed else task_id
+
+
 def _complete(engine: LocalEngine, who: Principal, task_id: str, body: Any) -> JSONResponse:
+    task_id = _canonical_task(task_id)
     parsed = status.parse_task_id(task_id)
     found = _find(engine, parsed[0]) if parsed else None
     # open while its run waits for a decision: not once a completion set it going again (and it was

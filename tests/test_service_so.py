@@ -132,6 +132,15 @@ def test_a_fallout_is_a_task_retried_then_aborted(vfw_copy: Path) -> None:
         assert [t["originalRequestId"] for t in tasks] == [request_id]
         first = tasks[0]["taskId"]
         assert api.get(f"{SO}/tasks/v1", params={"originalRequestId": "nobody"}).json()["taskList"] == []
+        # a field the task does not have matches nothing ("None" matched every task); a request id in upper
+        # case names the task as it names the request in a path (it matched nothing: an SO sweep's)
+        assert api.get(f"{SO}/tasks/v1", params={"nfRole": "None"}).json()["taskList"] == []
+        upper = {"originalRequestId": request_id.upper()}
+        assert [t["taskId"] for t in api.get(f"{SO}/tasks/v1", params=upper).json()["taskList"]] == [first]
+        assert [t["taskId"] for t in api.get(f"{SO}/tasks/v1", params={"taskId": first.upper()}).json()["taskList"]] \
+            == [first]
+        listed = api.get(REQUESTS, params={"filter": f"requestId:EQUALS:{request_id.upper()}"}).json()
+        assert [r["request"]["requestId"] for r in listed["requestList"]] == [request_id], listed
 
         def complete(task: str, value: str) -> httpx.Response:
             return api.post(f"{SO}/tasks/v1/{task}/complete",
@@ -139,6 +148,7 @@ def test_a_fallout_is_a_task_retried_then_aborted(vfw_copy: Path) -> None:
                                                                      "requestorId": "ops"}}})
 
         assert complete(first, "skip").status_code == 400
+        assert complete(first.upper(), "skip").status_code == 400   # (the task found: its answer refused)
         retried = complete(first, "retry")
         assert retried.status_code == 202 and retried.json() == {"taskRequestReference": {"taskId": first}}
         again = complete(first, "rollback")   # a client's retry after a timeout: the task is no longer open

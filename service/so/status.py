@@ -380,7 +380,8 @@ def task_list(requests: list[tuple[SoRecord, RunInfo | None, list[Event]]], quer
     DiagnosticsError for a query parameter SO's TasksHandler does not know."""
     check_task_query(query)
     tasks = [t for rec, run, evs in requests if run is not None and (t := task(rec, run, evs)) is not None]
-    return {"taskList": [t for t in tasks if all(str(t.get(k)) == v for k, v in query.items())]}
+    # (a field the task does not have matches nothing: it compared as "None", and ?nfRole=None matched every task)
+    return {"taskList": [t for t in tasks if all(t.get(k) is not None and str(t[k]) == v for k, v in query.items())]}
 
 
 @dataclass(frozen=True)
