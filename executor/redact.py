@@ -212,15 +212,19 @@ class Redactor:
                 text = text.replace(value, MASK)
         return scrub(text)
 
-    def tree(self, data: Any) -> Any:
-        """A copy of ``data`` with secret keys' values fingerprinted and every string masked."""
+    def tree(self, data: Any, *, compared: bool = True) -> Any:
+        """A copy of ``data`` with secret keys' values fingerprinted and every string masked.
+        ``compared`` False: what nothing will compare (a copy kept to be shown, as SO's request records):
+        secret values are masked whole, not fingerprinted (a salted SHA-256 of a weak password, shown to a
+        reader, was guessed in a hundred tries: an SO sweep's)."""
         if isinstance(data, str):
             return self.text(data)
         if isinstance(data, Mapping):
             named = self._named_secrets(data)
-            return {k: self._hide(v) if self._secret_key(k) or k in named else self.tree(v) for k, v in data.items()}
+            return {k: self._hide(v, compared) if self._secret_key(k) or k in named else self.tree(v, compared=compared)
+                    for k, v in data.items()}
         if isinstance(data, list | tuple):
-            return [self.tree(v) for v in data]
+            return [self.tree(v, compared=compared) for v in data]
         return data
 
     def event(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -246,10 +250,11 @@ class Redactor:
             return values
         return ()
 
-    def _hide(self, value: Any) -> str:
-        """The fingerprint of a secret; its value is masked in text from now on (an error that quotes it)."""
+    def _hide(self, value: Any, compared: bool = True) -> str:
+        """The fingerprint of a secret (MASK when it is not ``compared``); its value is masked in text from
+        now on (an error that quotes it)."""
         self.add_values(_leaves(value))
-        return fingerprint(value)
+        return fingerprint(value) if compared else MASK
 
 
 def _leaves(value: Any) -> list[Any]:

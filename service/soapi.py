@@ -247,7 +247,8 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
                            "journal) has that serviceInstanceId, or it is deleted already")
     record = SoRecord(request_id=request_id or str(uuid.uuid4()), action=translation.action,
                       instance_id=translation.service,
-                      request_details=Redactor().tree((body or {}).get("requestDetails") or {}), received=time.time())
+                      request_details=Redactor().tree((body or {}).get("requestDetails") or {}, compared=False),
+                      received=time.time())
     try:
         engine.submit(Submission(request=translation.request), who.name,
                       record={KEY: record.__dict__, "request_id": record.request_id})
