@@ -4,6 +4,7 @@ its end written once."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -41,6 +42,10 @@ def test_the_temporal_server_killed_and_restarted_mid_run(tmp_path: Path):
             server = start_server(tmp_path, port)
             out, err = client.communicate(timeout=180)
         assert client.returncode == 0, err
+        # --json: every line of stdout is JSON (the SDK's own warnings while the server was down came there,
+        # in colour: a sweep of the Temporal host's)
+        for line in filter(None, out.splitlines()):
+            assert json.loads(line) is not None, line
     finally:
         stop(server)
     summary = _exactly_once(tmp_path)

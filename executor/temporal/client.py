@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import re
 import shlex
 import signal
@@ -26,6 +27,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -50,9 +52,24 @@ PASSTHROUGH = ("executor.core", "executor.temporal.wire", "planner.plan", "plann
                "networkx", "pydantic", "pydantic_core", "yaml")
 
 
+_RUNTIME: Runtime | None = None
+
+
+def _runtime() -> Runtime:
+    """The SDK's runtime of this process, made once: its core's log records go to Python's logging
+    (errors only), where ordo's commands show them, on stderr. By default the core wrote its own
+    warnings to stdout, in colour, while a server was down: `ordo apply --json` was no JSON then."""
+    global _RUNTIME
+    if _RUNTIME is None:
+        _RUNTIME = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+            filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"),
+            forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")))))
+    return _RUNTIME
+
+
 async def _connect(address: str) -> Client:
     try:
-        return await Client.connect(address, namespace="default")
+        return await Client.connect(address, namespace="default", runtime=_runtime())
     except Exception as exc:  # the SDK raises RuntimeError with the transport's text
         raise TemporalError(f"cannot reach Temporal at {address}: {transport_said(str(exc))} (is a Temporal "
                             "server listening there? `temporal server start-dev` starts one)") from None
