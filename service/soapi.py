@@ -37,7 +37,7 @@ from service.so import status
 from service.so.mapping import Mapping, find_mapping, load_mapping
 from service.so.models import SO_REQUEST
 from service.so.status import SoRecord
-from service.so.translate import DELETE, Translation, translate_create, translate_delete
+from service.so.translate import CREATE, DELETE, Translation, translate_create, translate_delete
 
 PREFIX = "/onap/so/infra"
 #: Where an SO request is kept in its run's options.
@@ -245,6 +245,12 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     if translation.action == DELETE and not _exists(project, translation.service) and not _held(engine, translation):
         raise SoError(404, f"no service instance {translation.service!r}: nothing ordo knows of (inventory or "
                            "journal) has that serviceInstanceId, or it is deleted already")
+    if translation.action == CREATE and _exists(project, translation.service) and not _held(engine, translation):
+        # (as SO refuses a service instance name that exists: a create sent again with other values changed
+        # the live instance in place, '1 changed': a sweep of SO's API)
+        raise SoError(409, f"service instance {translation.service!r} exists already: a createInstance makes a new "
+                           "one (delete it first; a run of it that fell out is resumed: orchestrationRequests/v7/"
+                           "{requestId}/resume)")
     record = SoRecord(request_id=request_id or str(uuid.uuid4()), action=translation.action,
                       instance_id=translation.service,
                       request_details=Redactor().tree((body or {}).get("requestDetails") or {}, compared=False),

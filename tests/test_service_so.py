@@ -72,6 +72,14 @@ def test_create_poll_complete_lock_delete_and_the_record_survives_a_restart(vfw_
         assert [r["request"]["requestId"] for r in listed] == [request_id]
         state = api.get("/v1/state").json()["resources"]
         assert state["vfw"]["state"] == "active"
+        # the same instance again once it exists, other values in it: refused, as SO refuses a name that exists
+        # (it changed the live instance in place: a sweep of SO's API)
+        changed = copy.deepcopy(INSTANTIATE)
+        changed["requestDetails"]["requestParameters"]["userParams"].append({"name": "customer", "value": "other"})
+        exists = api.post(CREATE, json=changed)
+        assert exists.status_code == 409 and "exists already" in so_error(exists), exists.text
+        assert api.get("/v1/state").json()["resources"] == state
+        assert len(api.get("/v1/runs").json()["runs"]) == 1
 
         deleted = delete(api, "vfw-service")
         assert deleted.status_code == 202, deleted.text
