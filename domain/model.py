@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,6 +240,9 @@ class Model:
     # survey): label keys, relationship kinds, requires keys and param names
     # (planner/lint.py's vocabulary).
     words: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
+    # Made while a run under way had written part of what it makes: a relation of one of its records to a
+    # resource it has not recorded yet is left out (build_model's ``in_flight``). Not to be kept.
+    transient: bool = field(default=False, repr=False, compare=False)
 
 
 def _resolve_catalog(catalog: CatalogFile, src: Source, problems: list[Diagnostic]) -> dict[str, ResourceKind]:
@@ -373,6 +376,7 @@ def build_model(
     *, check_references: bool = True,
     observed: list[ObservedResource] | tuple[ObservedResource, ...] = (),
     observed_file: str = "",
+    in_flight: Callable[[], Collection[str]] | None = None,
 ) -> Model:
     """Resolve and cross-check the three files. Raises DiagnosticsError.
 
@@ -527,15 +531,21 @@ def build_model(
             problems.append(src.diagnostic(path, f"says part_of '{own}' but is listed under '{parent}'",
                                            "drop part_of here, or move the resource under its parent"))
     survey = _Survey(resources)
-    if survey.dangling and observed:
+    transient = False
+    if survey.dangling and observed and in_flight is not None:
         # A record's relation to a resource that has none yet: another run, under way, assigned a VF
         # module before the network it uses (the order of their milestones allows it). That run's own
         # request names the network; any other plan made meanwhile was refused "unknown resource",
-        # naming another run's resources (a sweep of the service's). What no file names and the
-        # journal does not hold is no resource of this plan: the relation is left out of it.
+        # naming another run's resources (a sweep of the service's). A relation of a record that a run
+        # under way wrote (``in_flight``: their names, asked only now), to what no file names and the
+        # journal does not hold, is left out of this plan; any other (a resource removed with
+        # `ordo state rm` that a record still uses) is refused, as it was.
+        writing = set(in_flight())
         for name, res in resources.items():
-            if paths[name] is in_journal and res.relations and any(t not in resources for _, t in res.relations):
+            if name in writing and paths[name] is in_journal and res.relations \
+                    and any(t not in resources for _, t in res.relations):
                 res.relations = {(kind_name, t) for kind_name, t in res.relations if t in resources}
+                transient = True
         survey = _Survey(resources)
     for name, res in sorted(resources.items()) if check_references and survey.dangling else ():
         src, path = paths[name]
@@ -555,7 +565,8 @@ def build_model(
     problems.extend(_cycles(paths, survey.graphs))
     if problems:
         raise DiagnosticsError(problems)
-    return Model(kinds=kinds, controllers=dict(catalog.controllers), targets=dict(inventory.targets),
+    return Model(transient=transient, kinds=kinds, controllers=dict(catalog.controllers),
+                 targets=dict(inventory.targets),
                  resources=dict(sorted(resources.items())),
                  request_name=(request.name or "") if request else "", words=survey.words)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,6 +252,7 @@ def load_project(
     observed_name: str = "<journal>",
     observed_json: list[str] | None = None,
     observed_sha256: str | None = None,
+    observed_in_flight: Callable[[], Collection[str]] | None = None,
     catalog: list[Path | Source] | None = None,
 ) -> Project:
     """Load and validate a project. Raises DiagnosticsError listing every problem.
@@ -348,10 +350,11 @@ def load_project(
         try:
             model = build_model(catalog, catalog_src, inv, inv_src, req, req_src,
                                 check_references=not inventory_failed,
-                                observed=observed or (), observed_file=observed_name)
+                                observed=observed or (), observed_file=observed_name,
+                                in_flight=observed_in_flight)
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
-    if model is not None and loaded and memo is not None and inputs[1:] == memo.inputs:
+    if model is not None and not model.transient and loaded and memo is not None and inputs[1:] == memo.inputs:
         memo.cache.put(memo.key, model)   # (unless a file changed between its name and its load)
     return _project(root, project, proj_src, model, inputs, req_path, inv_path, extra_policy_files, problems)
 

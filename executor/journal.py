@@ -930,6 +930,13 @@ class Journal:
             return self._named(db.execute(
                 f"SELECT resource, record FROM state ORDER BY resource{db.by_code_point}").fetchall())
 
+    def written_by_runs_under_way(self) -> set[str]:
+        """The resources whose records were written last by a run that may go on (RESUMABLE)."""
+        marks = ", ".join("?" * len(RESUMABLE))
+        with self._read() as db:
+            return {name for (name,) in db.execute(f"SELECT state.resource FROM state JOIN runs ON runs.id = state.run "
+                                                   f"WHERE runs.status IN ({marks})", RESUMABLE).fetchall()}
+
     def state_since(self, seq: int, texts: dict[str, str] | None = None,
                     ) -> tuple[dict[str, ObservedResource], int, int]:
         """The records written with events after ``seq``, how many records there are in all (fewer

@@ -84,7 +84,15 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
             else:
                 observed, sha256 = read_state(jr, root / STATE_CACHE)
     return load_project(project, request, inventory, extra, observed=observed, observed_json=stored,
-                        observed_sha256=sha256, observed_name=display_path(path, root))
+                        observed_sha256=sha256, observed_name=display_path(path, root),
+                        observed_in_flight=lambda: _written_under_way(path))
+
+
+def _written_under_way(path: Path | JournalUrl) -> set[str]:
+    """The resources whose records runs that may go on wrote last (asked only when a record names a
+    resource the journal does not hold: ``domain.model.build_model``'s ``in_flight``)."""
+    with Journal(path, create=False) as jr:
+        return jr.written_by_runs_under_way()
 
 
 def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | None, *,

@@ -306,3 +306,11 @@ def test_a_record_related_to_a_resource_not_recorded_yet_does_not_stop_other_pla
         jr.append(run, [Event("result", op="other-mod/assign")], state={"other-mod": module})
     planned = run_ordo("plan", "-C", vfw_copy)
     assert planned.code == 0 and "unknown resource" not in planned.text, planned.text
+    assert run_ordo("plan", "-C", vfw_copy).code == 0   # (again: such a model is not kept, and read back)
+    # once no run that may go on wrote it, the record's relation to a resource no one has is refused, as it was
+    # (a resource removed with `ordo state rm` that a record still uses: a review's)
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        jr.append(run, [Event("run-ended", data={"status": "complete"})], status="complete",
+                  summary={"status": "complete"})
+    refused = run_ordo("plan", "-C", vfw_copy)
+    assert refused.code == 1 and "unknown resource 'other-net'" in refused.err, refused.text
