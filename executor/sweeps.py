@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import OrdoError
+from domain.project import project_folder
 from executor.temporal.wire import MAX_SWEEP_JOBS as MAX_JOBS
 from planner.core import Outcome, digest, load_policies, make_plan
 from planner.slots import PlanSlots
@@ -34,7 +35,8 @@ def jobs(project: Path, request: Path | None, inventory: Path | None, journal: P
     """The baseline's job, then one per scenario."""
     if len(scenarios) + 1 > MAX_JOBS:
         raise OrdoError(f"a sweep of {len(scenarios)} scenarios: at most {MAX_JOBS - 1}")
-    common = {"project": str(Path(project).resolve()), "request": str(request.resolve()) if request else None,
+    common = {"project": str(project_folder(project)[0].resolve()),   # (the folder, as a worker serves it)
+              "request": str(request.resolve()) if request else None,
               "inventory": str(inventory.resolve()) if inventory else None,
               "journal": str(Path(journal).resolve()) if isinstance(journal, Path) else journal,
               "timeout": timeout, "concurrency": concurrency}

@@ -686,8 +686,11 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
                       "`ordo sweep --engine temporal` is refused until one does.", highlight=False, markup=False)
     from domain.project import project_folder
 
+    # (the project it serves: its runs only; a worker of controllers' queues started where there is no
+    # project file serves any project's calls)
+    root, project_file = project_folder(project)
     load_client().run_workers(
-        temporal, chosen, main_queue, journal=journal, project=project_folder(project)[0],
+        temporal, chosen, main_queue, journal=journal, project=root if project_file.is_file() else None,
         on_ready=lambda: console.print(f"Serving {shown(', '.join(chosen))} on {shown(temporal)}.", highlight=False),
         on_stop=lambda: console.print("Stopping: polling no more; the activities under way have 5 s to finish "
                                       "(those cut short are retried on another worker).", highlight=False))

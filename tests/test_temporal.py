@@ -509,3 +509,39 @@ def test_apply_beside_a_crashed_temporal_run_without_the_temporal_extra(tmp_path
         check_startable(VFW, tmp_path / "journal.db", False)
     with pytest.raises(OrdoError, match="temporal extra"):
         check_startable(VFW, tmp_path / "journal.db", True)
+
+
+def test_a_client_in_its_project_folder_a_worker_of_controllers_elsewhere_and_a_sweep_by_its_file(
+        temporal_server: str, tmp_path: Path):
+    """A review's: the journal recorded the project as the client spelled it ('.' without -C), and a
+    worker compared that with the reference's folder: every run of a client without -C was refused. A
+    worker of the controllers' queues started where there is no project file refused every call (it
+    served that folder). A sweep named by its project file sent the file for its project."""
+    scenario = _scenario(tmp_path, "smooth.yaml", **QUICK)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    log = tmp_path / "controllers.log"
+    queues = [arg for name in ("cds", "openstack", "sdnc", "so") for arg in ("--task-queue", f"t12-{name}")]
+    with open(log, "wb") as out:
+        calls = subprocess.Popen([ordo_executable(), "worker", "--temporal", temporal_server, "--main-queue", "t12",
+                                  *queues], cwd=elsewhere, env=ordo_env(), stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 90
+        while b"Serving" not in log.read_bytes():
+            assert calls.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        main_only = ("--task-queue", "t12", "--task-queue", "t12.planning")
+        with vfw_workers(temporal_server, "t12", tmp_path, VFW, 1, extra=main_only):
+            done = subprocess.run([ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server,
+                                   "--task-queue", "t12", "--auto-approve", "--simulation", str(scenario),
+                                   "--journal", str(tmp_path / "journal.db")], cwd=VFW, capture_output=True,
+                                  text=True, env=ordo_env(), timeout=180)
+            assert done.returncode == 0, done.stdout + done.stderr
+            swept = subprocess.run([ordo_executable(), "sweep", "-C", str(VFW / "ordo.yaml"), "--engine", "temporal",
+                                    "--temporal", temporal_server, "--task-queue", "t12", "--journal",
+                                    str(tmp_path / "journal.db")], capture_output=True, text=True, env=ordo_env(),
+                                   timeout=180)
+            assert swept.returncode == 0, swept.stdout + swept.stderr
+    finally:
+        _stop(calls)
+    assert _exactly_once(tmp_path)["created"] == 10

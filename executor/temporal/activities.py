@@ -35,7 +35,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from domain.errors import OrdoError, clipped
 from domain.formats import ObservedResource, is_name
-from domain.project import Project, display_path, load_project
+from domain.limits import MOST_SECONDS
+from domain.project import Project, display_path, load_project, project_folder
 from domain.secrets import MASK, fingerprint, redacted, same_value
 from executor.controllers import OperationRequest
 from executor.core import (
@@ -405,7 +406,8 @@ class Activities:
         on this worker's own journal when it was given one (the job's names a database without its password
         or query)."""
         problem = job_problem(job)
-        if problem is None and self._serves is not None and _resolved(Path(job["project"])) != self._serves:
+        if problem is None and self._serves is not None \
+                and _resolved(project_folder(Path(job["project"]))[0]) != self._serves:
             problem = f"it is of the project at {clipped(job['project'], 200)!r}; this worker serves " \
                       f"{str(self._serves)!r} (ordo worker -C)"
         if problem is not None:   # (a job naming another folder was planned there, its cache written: a sweep's)
@@ -467,7 +469,8 @@ class Activities:
                     raise
                 opts = ref["options"]
                 options = ApplyOptions(concurrency=opts["concurrency"], max_replans=opts["max_replans"],
-                                       on_failure=opts["on_failure"], default_timeout=opts["default_timeout"],
+                                       on_failure=opts["on_failure"],
+                                       default_timeout=min(opts["default_timeout"], MOST_SECONDS),
                                        simulation=opts["simulation"], crash=os.environ.get("ORDO_CRASH_POINT"))
                 run = self._runs[key] = _Run(Executor(jr, _loader(ref, path), options=options, plans=self.plans))
             run.busy += 1
@@ -487,7 +490,8 @@ class Activities:
             raise ApplicationError(f"run {ref['run']} was not started on Temporal: the process that started it "
                                    "carries it out", type=INPUTS, non_retryable=True)
         root = _resolved(Path(ref["root"]))
-        if root is None or root != _resolved(Path(info.project)):
+        # (a run recorded before its folder was recorded resolved has '.' or the like: compared to the worker's)
+        if root is None or (Path(info.project).is_absolute() and root != _resolved(Path(info.project))):
             raise ApplicationError(f"run {ref['run']}'s project is {clipped(info.project, 200)!r} (as its journal "
                                    f"recorded it), not the reference's {clipped(ref['root'], 200)!r}",
                                    type=INPUTS, non_retryable=True)

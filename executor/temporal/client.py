@@ -206,8 +206,10 @@ def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, tempo
     def start(jr: Journal) -> Ref:
         request = project.model.request_name or project.request_file or ""
         inherited = left_in_doubt(jr, supersede, claims)
-        run, _ = jr.begin_run(str(project.root), request, {**options.as_dict(), **(record or {}), "engine": "temporal",
-                                                            "temporal": temporal.address},
+        # (the folder resolved, as the reference names it: a worker compares the two, and '.' is another
+        # folder to each process)
+        recorded = {**options.as_dict(), **(record or {}), "engine": "temporal", "temporal": temporal.address}
+        run, _ = jr.begin_run(str(Path(project.root).resolve()), request, recorded,
                               begun(plan, run_started(project, plan, options, inherited)),   # the plan confirmed
                               supersede=supersede, claims=claims)
         return reference(project, options, jr, run, plan, temporal)

@@ -235,6 +235,11 @@ def ref_problem(ref: Any) -> str | None:
     return _options_problem(ref.get("options"))
 
 
+#: The bound of a time limit before 7 December (domain.limits.MOST_SECONDS since): a workflow an older
+#: client started, replayed or continued as new, is taken, its limit cut to MOST_SECONDS where it is used.
+EARLIER_MOST_SECONDS = 1e7
+
+
 def _options_problem(options: Any) -> str | None:
     """What is wrong with a reference's ``options`` (``ApplyOptions.as_dict``)."""
     if not isinstance(options, dict):
@@ -246,7 +251,7 @@ def _options_problem(options: Any) -> str | None:
     if options.get("max_replans") is not None and not _count(options["max_replans"], 0):
         return "'options.max_replans' must be null or a whole number, at least 0"
     timeout = options.get("default_timeout")
-    if type(timeout) not in (int, float) or not 0 < timeout <= MOST_SECONDS:
+    if type(timeout) not in (int, float) or not 0 < timeout <= EARLIER_MOST_SECONDS:
         return f"'options.default_timeout' must be a number of seconds, more than 0 and at most {MOST_SECONDS:,}"
     if options.get("simulation") is not None and not isinstance(options["simulation"], dict):
         return "'options.simulation' must be null or a JSON object"
