@@ -164,6 +164,12 @@ def _LONGEST_FIRST(value: str) -> tuple[int, str]:   # noqa: N802 (a sort key, n
 
 
 
+#: The keys of a name/value pair's name and value, in lower case (an SO sweep found the SDNC and param forms
+#: echoed in clear).
+_PAIR_NAMES = frozenset({"name", "key", "attribute_name", "paramname", "param_name"})
+_PAIR_VALUES = frozenset({"value", "attribute_value", "paramvalue", "param_value"})
+
+
 class Redactor:
     """Masks secrets in trees and text. Thread-safe; learns names and values as controllers start."""
 
@@ -242,10 +248,11 @@ class Redactor:
 
     def _named_secrets(self, data: Mapping) -> tuple[str, ...]:
         """The keys of the value in a name/value pair whose name looks secret (SO's userParams
-        ``{"name": "password", "value": ...}``, a container's env, a tag ``{"Key": ..., "Value": ...}``),
-        in any spelling of those keys ("NAME", "VALUE"): every key that is "value" in lower case."""
-        values = tuple(k for k in data if type(k) is str and len(k) == 5 and k.lower() == "value")
-        if values and any(type(k) is str and len(k) <= 4 and k.lower() in ("name", "key") and isinstance(v, str)
+        ``{"name": "password", "value": ...}``, a container's env, a tag ``{"Key": ..., "Value": ...}``,
+        SDNC's ``{"attribute_name": ..., "attribute_value": ...}``, ``paramName``/``paramValue``), in any
+        spelling of those keys ("NAME", "VALUE"): every key that is one of _PAIR_VALUES in lower case."""
+        values = tuple(k for k in data if type(k) is str and len(k) <= 15 and k.lower() in _PAIR_VALUES)
+        if values and any(type(k) is str and len(k) <= 14 and k.lower() in _PAIR_NAMES and isinstance(v, str)
                           and self._secret_key(v) for k, v in data.items()):
             return values
         return ()

@@ -289,6 +289,12 @@ def test_redactor_masks_text_and_trees() -> None:
                                           {"Key": "pin", "Value": [1, 2]}]})["userParams"]
     assert pairs[0]["value"].startswith("<secret ") and pairs[1]["value"] == "s"
     assert pairs[2]["Value"].startswith("<secret ")
+    # SDNC's attribute pairs and param pairs (sdnc_directives: an SO sweep's of 7 December, echoed in clear)
+    pairs = redactor.tree([{"attribute_name": "admin_password", "attribute_value": "NestedPw77"},
+                           {"paramName": "api_token", "paramValue": "pv-2"},
+                           {"attribute_name": "vnf", "attribute_value": "v"}])
+    assert pairs[0]["attribute_value"].startswith("<secret ") and pairs[1]["paramValue"].startswith("<secret ")
+    assert pairs[2] == {"attribute_name": "vnf", "attribute_value": "v"}
     # any spelling of the keys (the SO sweep of 6 December: "NAME"/"VALUE" was shown as sent)
     pairs = redactor.tree([{"NAME": "PASSWORD", "VALUE": "HUNTERCSECRET"}, {"kEy": "api_key", "vALUE": 7},
                            {"NAME": "site", "VALUE": "s"}])
