@@ -109,6 +109,10 @@ class NoJournal(JournalError):
     journal of (empty, or another process's, being made one at this moment)."""
 
 
+class NotAJournal(JournalError):
+    """What was opened as a journal is another program's, or damaged: asking again will not help."""
+
+
 class NoRun(JournalError):
     """The journal holds no run of that number (not a passing trouble: asking again will not help)."""
 
@@ -234,7 +238,7 @@ class Journal:
             if self._store.unusable(exc):  # the file or the server, not what it holds
                 raise JournalError(f"{self.path}: cannot open the journal: {self._store.describe(exc)}") from None
             damaged = "malformed" in str(exc)   # (SQLite's words: a database whose pages do not hold together)
-            raise JournalError(f"{self.path}: {'the journal is damaged' if damaged else 'not an ordo journal'} "
+            raise NotAJournal(f"{self.path}: {'the journal is damaged' if damaged else 'not an ordo journal'} "
                                f"({exc})" + ("; restore a backup of it (SQLite's .recover may save some of what it "
                                              "held)" if damaged else "")) from None
         except BaseException:  # a journal of another schema: do not leave the connection open
@@ -247,7 +251,7 @@ class Journal:
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             own = "a file" if isinstance(self.path, Path) else "a database"
-            raise JournalError(f"{self.path}: not an ordo journal: it holds another program's tables ({shown}); "
+            raise NotAJournal(f"{self.path}: not an ordo journal: it holds another program's tables ({shown}); "
                                f"give the journal {own} of its own")
         if not create and not self._made_meanwhile(db):   # (a command that only reads makes none of an empty file)
             raise NoJournal(f"{self.path}: no journal here (nothing was applied with this journal)")

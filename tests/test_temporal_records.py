@@ -517,6 +517,9 @@ def test_a_worker_carries_out_only_its_projects_runs_on_temporal_that_have_not_e
             assert caught.value.non_retryable and caught.value.type == "ordo-inputs"
 
         refused(b, {**ref, "run": 99}, "no run 99")
+        (tmp_path / "garbage.db").write_text("not a database\n" * 100)
+        refused(b, {**ref, "journal": str(tmp_path / "garbage.db")}, "not an ordo journal")
+        refused(b, {**ref, "journal": str(tmp_path / "none.db")}, "no journal here")
         refused(b, {**ref, "root": str(elsewhere)}, r"project is .* \(as its journal recorded it\), not the reference")
         refused(serving_other, ref, "this worker serves")
         with Journal(path) as jr:

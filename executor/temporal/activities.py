@@ -56,7 +56,17 @@ from executor.core import (
 )
 from executor.core.loop import replanned
 from executor.engine import ApplyOptions, Executor, SecretUnavailable
-from executor.journal import RESUMABLE, Journal, JournalError, JournalUrl, NoRun, RunEnded, refreshed
+from executor.journal import (
+    RESUMABLE,
+    Journal,
+    JournalError,
+    JournalUrl,
+    NoJournal,
+    NoRun,
+    NotAJournal,
+    RunEnded,
+    refreshed,
+)
 from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal import waits_refused, workflow_id
@@ -457,7 +467,10 @@ class Activities:
         with self._lock:
             run = self._runs.get(key)
             if run is None:
-                jr = Journal(path, create=False)
+                try:
+                    jr = Journal(path, create=False)
+                except (NoJournal, NotAJournal) as exc:   # (retried 20 times, each a minute: a sweep's)
+                    raise ApplicationError(str(exc), type=INPUTS, non_retryable=True) from None
                 if jr.id != ref["journal_id"]:
                     jr.close()
                     raise ApplicationError(f"{path}: not the journal of this run (its id is not {ref['journal_id']})",
