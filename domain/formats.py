@@ -20,7 +20,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -241,12 +240,18 @@ class _Strict(BaseModel):
 # --- catalog -----------------------------------------------------------------
 
 
+#: A number of seconds a catalog gives (a timeout, a wait, a deadline): finite, at most MOST_SECONDS (a
+#: timeout of 1e308 passed check and ended apply in "a bug in ordo", OverflowError).
+Seconds = Annotated[float, Field(gt=0, le=MOST_SECONDS, allow_inf_nan=False)]
+NonNegativeSeconds = Annotated[float, Field(ge=0, le=MOST_SECONDS, allow_inf_nan=False)]
+
+
 class RetrySpec(_Strict):
     """How transient failures are retried: exponential backoff (Temporal's retry policy)."""
 
-    initial_interval: NonNegativeFloat = Field(1.0, description="seconds before the first retry")
+    initial_interval: NonNegativeSeconds = Field(1.0, description="seconds before the first retry")
     coefficient: Annotated[float, Field(ge=1.0)] = Field(2.0, description="each wait is this times the last")
-    max_interval: NonNegativeFloat = Field(60.0, description="longest wait between attempts, in seconds")
+    max_interval: NonNegativeSeconds = Field(60.0, description="longest wait between attempts, in seconds")
     attempts: PositiveInt = Field(5, description="attempts in all, the first included (1 = never retry)")
 
 
@@ -258,7 +263,7 @@ class ControllerSpec(_Strict):
     description: str = ""
     config: dict[str, Any] = Field(default_factory=dict, description="adapter settings")
     retry: RetrySpec | None = Field(None, description="retry policy for its operations unless a type sets one")
-    timeout: PositiveFloat | None = Field(None, description="seconds an operation may take before it is in doubt")
+    timeout: Seconds | None = Field(None, description="seconds an operation may take before it is in doubt")
 
 
 class TransitionSpec(_Strict):
@@ -303,8 +308,8 @@ class WaitSpec(_Strict):
 
     event: Name | None = Field(None, description="the name of the event that completes it")
     observe: ObserveSpec | None = Field(None, description="what a polled observation must show")
-    every: PositiveFloat | None = Field(None, description="seconds between observations (observe only; default 10)")
-    deadline: PositiveFloat = Field(description="seconds from its first dispatch until it fails")
+    every: Seconds | None = Field(None, description="seconds between observations (observe only; default 10)")
+    deadline: Seconds = Field(description="seconds from its first dispatch until it fails")
     send: bool = Field(True, description="call the controller first (false: only wait)")
 
     @model_validator(mode="after")
@@ -324,7 +329,7 @@ class OperationSpec(_Strict):
         None, description="expected duration in seconds, for scheduling")
     outputs: list[Name] = Field(default_factory=list, description="values it returns that later params may read")
     retry: RetrySpec | None = Field(None, description="retry policy for transient failures")
-    timeout: PositiveFloat | None = Field(None, description="seconds it may take before its outcome is in doubt")
+    timeout: Seconds | None = Field(None, description="seconds it may take before its outcome is in doubt")
     wait: WaitSpec | None = Field(None, description="complete on an outside event or an observation, "
                                   "with a deadline (policies/README.md: Waiting)")
 

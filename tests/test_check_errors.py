@@ -946,3 +946,18 @@ def test_what_is_not_a_policy_file_is_refused_alike_by_check_and_plan(vfw_copy: 
         assert said in run.text, (command, run.text)
         assert "'policies/listed.lp' is not a file" in run.text and ".#a.lp" not in run.text, (command, run.text)
         assert "policies/more/d.lp: error: a symbolic link to no file" in run.text and "nowhere" not in run.text
+
+
+def test_a_catalogs_seconds_past_the_longest_time_limit_are_refused(vfw_copy: Path) -> None:
+    """A timeout, a retry's wait, a wait's deadline of 1e308 (or .inf) passed check: one bound for every
+    time limit (domain.limits.MOST_SECONDS), in the catalog too, named at its line."""
+    catalog = vfw_copy / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace(
+        "      delete: { controller: openstack, duration: 2 }",
+        "      delete: { controller: openstack, duration: 2, timeout: 1.0e+308, retry: { max_interval: .inf } }"))
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1, run.text
+    assert "catalog.yaml:58:62: error: types.network.operations.delete.timeout: input should be less than or " \
+           "equal to 2000000" in run.err, run.err
+    assert "catalog.yaml:58:95: error: types.network.operations.delete.retry.max_interval: input should be a " \
+           "finite number" in run.err, run.err
