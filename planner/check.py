@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -38,7 +39,11 @@ from planner.solve import ground_only
 
 
 def check(root: Path | str = ".", request: Path | str | None = None,
-          inventory: Path | str | None = None) -> list[Diagnostic]:
+          inventory: Path | str | None = None, *,
+          controller_problems: Callable[[dict], list[tuple[str, str]]] | None = None) -> list[Diagnostic]:
+    """Every problem of the project, at once. ``controller_problems``: (controller, what is wrong) of the
+    catalog's controllers, as the layer that makes them judges them (``executor.controllers.kind_problems``:
+    the planner does not know the adapters)."""
     diagnostics: list[Diagnostic] = []
     try:
         root, project_file, src = read_project_file(root)
@@ -52,6 +57,9 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     diagnostics += problems
     if model is not None:
         diagnostics += lifecycle_problems(model, [root / rel for rel in project_file.catalog], root)
+        if controller_problems is not None:
+            diagnostics += _controller_diagnostics(controller_problems(model.controllers),
+                                                   [root / rel for rel in project_file.catalog], root)
     program = checked_program(files, root, dict(project_file.policies.enforcement), src, model,
                               dict(project_file.policies.parameters))
     diagnostics += program.diagnostics
@@ -246,6 +254,26 @@ def lifecycle_problems(model: Model, catalogs: list[Path], root: Path) -> list[D
         diag = (where.diagnostic(("types", kind.name, "lifecycle"), summary, detail, code="lifecycle")
                 if where is not None else Diagnostic(summary=summary, detail=detail))
         out.append(dataclasses.replace(diag, severity="warning", code="lifecycle"))
+    return out
+
+
+def _controller_diagnostics(found: list[tuple[str, str]], catalogs: list[Path], root: Path) -> list[Diagnostic]:
+    """Each controller's problem at its ``kind`` in the catalog that names it (a ``kind: htpp`` passed
+    check, and apply refused it)."""
+    if not found:
+        return []
+    sources = []
+    for path in catalogs:
+        try:
+            sources.append(load_yaml(path, display_path(path, root)))
+        except DiagnosticsError:
+            continue
+    out = []
+    for name, why in found:
+        where = next((src for src in sources if isinstance(src.data, dict)
+                      and name in (src.data.get("controllers") or {})), None)
+        out.append(where.diagnostic(("controllers", name, "kind"), why, code="controller") if where is not None
+                   else Diagnostic(path=f"controllers.{name}.kind", summary=why, code="controller"))
     return out
 
 

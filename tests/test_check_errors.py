@@ -961,3 +961,18 @@ def test_a_catalogs_seconds_past_the_longest_time_limit_are_refused(vfw_copy: Pa
            "equal to 2000000" in run.err, run.err
     assert "catalog.yaml:58:95: error: types.network.operations.delete.retry.max_interval: input should be a " \
            "finite number" in run.err, run.err
+
+
+def test_a_controller_of_a_kind_ordo_has_no_adapter_for_is_refused_by_check(vfw_copy: Path) -> None:
+    """`kind: htpp` passed check, and apply refused it: check asks the adapters' registry too (without
+    making an adapter, which reads its environment), at the kind's line."""
+    catalog = vfw_copy / "catalog.yaml"
+    text = catalog.read_text()
+    catalog.write_text(text.replace("  so:        { concurrency: 10, description: the orchestrator's own bookkeeping }",
+                                    "  so:        { concurrency: 10, kind: htpp }"))
+    assert "kind: htpp" in catalog.read_text()
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1 and "catalog.yaml:8:39: error: controllers.so.kind: unknown controller kind 'htpp' " \
+                             "(did you mean 'http'?)" in run.err, run.text
+    applied = run_ordo("apply", "-C", vfw_copy, "--auto-approve")   # (what check refuses, apply refuses too)
+    assert applied.code == 1 and "unknown controller kind 'htpp'" in applied.err, applied.text

@@ -72,6 +72,19 @@ def load_adapter(kind: str) -> Factory:
     return factory
 
 
+def kind_problems(specs: dict[str, Any]) -> list[tuple[str, str]]:
+    """(controller, what is wrong) for each controller of the catalog whose ``kind`` names no adapter
+    this ordo has, or one that does not import: what apply would refuse, found without making one
+    (``ordo check``; an adapter reads its environment when it is made)."""
+    out = []
+    for name, spec in sorted(specs.items()):
+        try:
+            load_adapter(spec.kind)
+        except ConfigError as exc:
+            out.append((name, str(exc)))
+    return out
+
+
 def make_controllers(specs: dict[str, Any], names: set[str], context: ControllerContext) -> dict[str, Controller]:
     """One adapter instance per controller the plan uses. ``specs`` maps names
     to the catalog's ControllerSpec. Errors name ``controllers.NAME``."""
