@@ -235,12 +235,7 @@ def lifecycle_problems(model: Model, catalogs: list[Path], root: Path) -> list[D
             file=origin.file if origin else "", line=origin.line if origin else 0,
             summary=f"'{res.name}' cannot go from '{res.current}' to '{goal}'{why}: type '{kind.name}' has no "
                     f"operations that lead there", detail=_missing(kind, res.current, goal), code="lifecycle"))
-    sources = []
-    for path in catalogs:
-        try:
-            sources.append(load_yaml(path, display_path(path, root)))
-        except DiagnosticsError:
-            continue
+    sources = _catalog_sources(catalogs, root)
     for kind in sorted(model.kinds.values(), key=lambda k: k.name):
         up = _reachable(kind, kind.initial)
         stuck = [s for s in kind.states if s in up and kind.initial not in _reachable(kind, s)]
@@ -262,12 +257,7 @@ def _controller_diagnostics(found: list[tuple[str, str]], catalogs: list[Path], 
     check, and apply refused it)."""
     if not found:
         return []
-    sources = []
-    for path in catalogs:
-        try:
-            sources.append(load_yaml(path, display_path(path, root)))
-        except DiagnosticsError:
-            continue
+    sources = _catalog_sources(catalogs, root)
     out = []
     for name, why in found:
         where = next((src for src in sources if isinstance(src.data, dict)
@@ -275,6 +265,17 @@ def _controller_diagnostics(found: list[tuple[str, str]], catalogs: list[Path], 
         out.append(where.diagnostic(("controllers", name, "kind"), why, code="controller") if where is not None
                    else Diagnostic(path=f"controllers.{name}.kind", summary=why, code="controller"))
     return out
+
+
+def _catalog_sources(catalogs: list[Path], root: Path) -> list[Source]:
+    """The catalog files that load, to name a line in (one that does not was reported already)."""
+    sources = []
+    for path in catalogs:
+        try:
+            sources.append(load_yaml(path, display_path(path, root)))
+        except DiagnosticsError:
+            continue
+    return sources
 
 
 def _goal(res, model: Model) -> tuple[str | None, str | None]:
