@@ -111,8 +111,8 @@ def saved_plan_files(plan: Plan, source: Path, project: Path, inventory: Path | 
         if not name:
             return None
         readable = name.isprintable() and len(name) <= 1000   # (a NUL is no path)
-        path = _resolved(root / name) if readable else None
-        if path is not None and own[field] and path == _resolved(root / own[field]):
+        path = resolved_path(root / name) if readable else None
+        if path is not None and own[field] and path == resolved_path(root / own[field]):
             return None   # (an inventory or request outside the project, as ordo.yaml names it: its own)
         if not readable:
             why = "which is no file name ordo reads (a control character, or more than 1,000 characters)"
@@ -149,7 +149,7 @@ def load_saved_plan_inputs(plan: Plan, source: Path, project: Path, inventory: P
         return load_with_journal(project, request, inventory_file, extra, journal), request, inventory_file
     except DiagnosticsError as exc:
         root = project_folder(project)[0]
-        blamed = {_resolved(root / d.file) for d in exc.diagnostics if d.file}
+        blamed = {resolved_path(root / d.file) for d in exc.diagnostics if d.file}
         # (said as what the plan names, not as its fault: the file may only have been edited since)
         notes = [Diagnostic(file=str(source), path=field, summary=f"the plan names {quoted(getattr(plan, field))} as "
                             f"its {what} file, which does not load as one now (below)",
@@ -164,7 +164,7 @@ def load_saved_plan_inputs(plan: Plan, source: Path, project: Path, inventory: P
         raise
 
 
-def _resolved(path: Path) -> Path | None:
+def resolved_path(path: Path) -> Path | None:
     """``path`` with symlinks followed; None for a name too long or a symlink loop."""
     try:
         return path.resolve()
@@ -241,8 +241,6 @@ def check_saved_plan(project: Project, plan: Plan, source: str, *, timeout: floa
 
     verify_saved_plan(project, plan, source, timeout=timeout)
     return plan
-
-
 
 
 def apply_options(simulation: Path | None, on_failure: str | None, max_replans: int | None,

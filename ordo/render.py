@@ -9,7 +9,7 @@ from domain.errors import Diagnostic, first_of
 from domain.gcpause import paused_gc
 from ordo.safe import shown, terminal_safe, terminal_safe_lines
 from planner.explain import Explanation
-from planner.plan import CostLevel, Plan
+from planner.plan import CostLevel, Plan, cost_text
 from planner.slice import SLICE_NOTE_MIN, Scope
 
 SYMBOL = {"create": ("+", "green"), "delete": ("-", "red"), "update": ("~", "yellow"),
@@ -241,11 +241,11 @@ def placement_why(console: Console, why) -> None:
                       "now.[/]", highlight=False)
     if why.alternatives:
         made = " (from the inputs it was made from)" if why.inputs_changed else ""
-        console.print(f"  Cost of this plan{made}: {_cost_text(why.cost)}  [dim](cost@priority)[/]", highlight=False)
+        console.print(f"  Cost of this plan{made}: {cost_text(why.cost)}  [dim](cost@priority)[/]", highlight=False)
     for alt in why.alternatives:
         if alt.status == "plan":
             proven = "" if alt.optimal else " (the best found in the time limit)"
-            console.print(f"\n  {shown(alt.target)}: possible, at cost {_cost_text(alt.cost)}{proven}",
+            console.print(f"\n  {shown(alt.target)}: possible, at cost {cost_text(alt.cost)}{proven}",
                           highlight=False)
             if alt.moves:
                 moved = ", ".join(f"{r} -> {t}" for r, t in alt.moves)
@@ -266,10 +266,6 @@ def placement_why(console: Console, why) -> None:
                       "settings.memory_limit_mb in ordo.yaml, where the memory cap struck).[/]", highlight=False)
 
 
-def _cost_text(cost: tuple[tuple[int, int], ...]) -> str:
-    return ", ".join(f"{c}@{p}" for p, c in cost) if cost else "none"
-
-
 def diff_side_line(label: str, side) -> str:
     """One side of a comparison in a line (planner.diff.Side)."""
     if not side.has_plan:
@@ -282,7 +278,7 @@ def diff_side_line(label: str, side) -> str:
     return (f"{label}: {counts.get('create', 0)} to create, {counts.get('change', 0)} to change, "
             f"{counts.get('delete', 0)} to delete{runs}; {_count(side.operations, 'operation')} in "
             f"{_count(side.waves, 'wave')}, estimated {side.makespan:g}s, critical path {side.critical_path:g}s; "
-            f"cost {_cost_text(side.cost)} ({side.status})")
+            f"cost {cost_text(side.cost)} ({side.status})")
 
 
 def _signed(value: float) -> str:

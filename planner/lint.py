@@ -457,24 +457,27 @@ def unknown_words(pfile: PolicyFile, known: dict[str, set[str]]) -> Iterator[tup
     return ((sym, position, kind, word) for sym, position, kind, word in _words_of(pfile) if word not in known[kind])
 
 
+def _at_word_places(pfile: PolicyFile) -> Iterator[tuple[ast.AST, int, str, clingo.Symbol]]:
+    """(atom, argument's position, kind, symbol) of each interface atom whose argument at a word's place
+    (``_VOCABULARY``) is a symbol written out (not a variable or a term)."""
+    return ((sym, position, kind, arg.symbol)
+            for stm in pfile.statements for sym in _symbols(stm)
+            for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ())
+            if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm)
+
+
 def _words_of(pfile: PolicyFile) -> tuple[tuple[ast.AST, int, str, str], ...]:
     """(atom, argument's position, kind, word) of each interface atom whose argument there is a string."""
     return CACHES.kept(CACHES.words, pfile.made_of, lambda: tuple(
-        (sym, position, kind, arg.symbol.string)
-        for stm in pfile.statements for sym in _symbols(stm)
-        for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ())
-        if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm and arg.symbol.type.name == "String"))
+        (sym, position, kind, symbol.string) for sym, position, kind, symbol in _at_word_places(pfile)
+        if symbol.type.name == "String"))
 
 
 def _constants_of(pfile: PolicyFile) -> tuple[tuple[ast.AST, str, str], ...]:
     """(atom, kind, name) of each interface atom whose argument at a word's place is a constant
     (``region_two``, not ``"region-two"``)."""
-    return tuple(
-        (sym, kind, arg.symbol.name)
-        for stm in pfile.statements for sym in _symbols(stm)
-        for position, kind in _VOCABULARY.get((sym.name, len(sym.arguments)), ())
-        if (arg := sym.arguments[position]).ast_type == ast.ASTType.SymbolicTerm
-        and arg.symbol.type.name == "Function" and arg.symbol.name and not arg.symbol.arguments)
+    return tuple((sym, kind, symbol.name) for sym, _, kind, symbol in _at_word_places(pfile)
+                 if symbol.type.name == "Function" and symbol.name and not symbol.arguments)
 
 
 def vocabulary_lint(program: Program, model) -> list[Diagnostic]:

@@ -26,7 +26,7 @@ import types
 import typing
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from itertools import chain, repeat
 from json.encoder import encode_basestring_ascii
@@ -186,6 +186,11 @@ class Violation(_Frozen):
     rule: str
     bindings: Texts
     resources: Items[str]
+
+
+def cost_text(levels: Iterable[tuple[int, int]]) -> str:
+    """(priority, cost) levels as ordo shows them: ``26@1, 3@0``; ``none`` for no level."""
+    return ", ".join(f"{cost}@{priority}" for priority, cost in levels) or "none"
 
 
 class CostLevel(_Frozen):

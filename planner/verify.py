@@ -30,7 +30,7 @@ from planner.core import build_plan, check_references, digest, load_policies, ma
 from planner.decode import decode, find_cycle
 from planner.explain import explain_no_plan
 from planner.facts import model_facts
-from planner.plan import MAX_PROBLEMS, Plan
+from planner.plan import MAX_PROBLEMS, Plan, cost_text
 from planner.program import Program
 from planner.solve import solve
 
@@ -83,8 +83,8 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
         # (a plan that said "satisfiable" and kept the optimum's cost was carried out with dearer placements)
         costs = [(c.priority, c.cost) for c in plan.cost], [(c.priority, c.cost) for c in fresh.cost]
         if not _cut_short(program, fresh) and costs[0] != costs[1]:
-            raise _refuse(source, "cost", f"the plan's cost is {_levels(costs[0])}, what its placements cost "
-                                          f"is {_levels(costs[1])} ({against})")
+            raise _refuse(source, "cost", f"the plan's cost is {cost_text(costs[0])}, what its placements cost "
+                                          f"is {cost_text(costs[1])} ({against})")
     found = differences(plan, fresh, skip)
     if found:
         raise _refused(source, [(p, s.replace("{ordo}", against)) for p, s in found])
@@ -109,11 +109,6 @@ def _refused(source: str, problems: list[tuple[str, str]], detail: str = "") -> 
     if len(problems) > MAX_PROBLEMS:
         out.append(Diagnostic(file=source, summary=f"and {len(problems) - MAX_PROBLEMS} more problems"))
     return PlanRefused(out)
-
-
-def _levels(costs: list[tuple[int, int]]) -> str:
-    """Costs as ordo plan shows them: ``26@1``."""
-    return ", ".join(f"{cost}@{priority}" for priority, cost in costs) or "none"
 
 
 def _cut_short(program: Program, plan: Plan) -> bool:

@@ -216,10 +216,14 @@ class SameOrigin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
                 and (why := cross_site(Headers(scope=scope))) is not None:
-            await (_json(send, 403, request_error(why)) if under(scope.get("path", ""), self.so)
-                   else _plain(send, 403, why))
+            await _forbidden(send, scope, self.so, why)
             return
         await self.app(scope, receive, send)
+
+
+async def _forbidden(send: Send, scope: Scope, so: str, why: str) -> None:
+    """403 saying ``why``, in SO's shape under its prefix ``so`` (as its routes answer), else ordo's."""
+    await (_json(send, 403, request_error(why)) if under(scope.get("path", ""), so) else _plain(send, 403, why))
 
 
 def cross_site(headers: Headers) -> str | None:
@@ -274,10 +278,8 @@ class LoopbackHost:
             if not all(loopback_host(value) for value in hosts):
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
-                elif under(scope.get("path", ""), self.so):
-                    await _json(send, 403, request_error(NOT_LOOPBACK))
                 else:
-                    await _plain(send, 403, NOT_LOOPBACK)
+                    await _forbidden(send, scope, self.so, NOT_LOOPBACK)
                 return
         await self.app(scope, receive, send)
 

@@ -72,8 +72,6 @@ class PostgresBackend(Backend):
             raise JournalError(f"{where}: cannot open the journal: a host name in it is not a valid name, or a "
                                "percent-escape in it is not UTF-8") from None
         encoding = self._db.info.parameter_status("server_encoding")
-        if isinstance(encoding, bytes):
-            encoding = encoding.decode(errors="replace")
         if encoding != "UTF8":
             self._db.close()
             # (LATIN1: a record of a name or param outside it failed mid-run, the run left crashed; SQL_ASCII,

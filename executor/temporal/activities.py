@@ -67,6 +67,7 @@ from executor.journal import (
     RunEnded,
     refreshed,
 )
+from executor.runs import resolved_path
 from executor.store import location
 from executor.sweeps import plan_job
 from executor.temporal import waits_refused, workflow_id
@@ -117,7 +118,7 @@ class Activities:
     def __init__(self, *, journal: Path | str | None = None, project: Path | None = None) -> None:
         self._journal = journal
         #: The project folder this worker serves (``ordo worker -C``): a run of another is refused.
-        self._serves = _resolved(project) if project is not None else None
+        self._serves = resolved_path(project) if project is not None else None
         self._runs: dict[tuple[str, str, int], _Run] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ordo-activity")
@@ -146,10 +147,7 @@ class Activities:
         def work(run: _Run) -> dict[str, Any]:
             # (a workflow started by hand with a finished run's input, copied from its history, carried
             # the run's plan out again and wrote a second end: a sweep's)
-            status = run.executor.journal.run(ref["run"]).status
-            if status != "running":
-                raise ApplicationError(f"run {ref['run']} is {status}: its plan is not carried out again",
-                                       type=INPUTS, non_retryable=True)
+            _going_on(run, ref, ("running",))
             started, planned = (run.executor.journal.events(ref["run"], limit=2) + [None, None])[:2]
             if planned is None or planned.kind != "plan" or planned.data.get("digest") != ref["digest"]:
                 raise ApplicationError(f"run {ref['run']}: the journal does not hold the plan confirmed "
@@ -164,10 +162,7 @@ class Activities:
         """The run's state read back from its journal (a workflow continued as new takes it up), and the
         head of its plan's outline."""
         def work(run: _Run) -> dict[str, Any]:
-            status = run.executor.journal.run(ref["run"]).status
-            if status not in RESUMABLE:   # (as begin refuses it: an ended run is not taken up again)
-                raise ApplicationError(f"run {ref['run']} is {status}: its plan is not carried out again",
-                                       type=INPUTS, non_retryable=True)
+            _going_on(run, ref, RESUMABLE)   # (as begin: an ended run is not taken up again)
             rs = RunState(run=ref["run"])
             for ev in run.executor.journal.events(ref["run"]):
                 rs.apply(ev, self._plan(ref, run, ev.data["number"]) if ev.kind in ("plan", "replan") else None)
@@ -417,7 +412,7 @@ class Activities:
         or query)."""
         problem = job_problem(job)
         if problem is None and self._serves is not None \
-                and _resolved(project_folder(Path(job["project"]))[0]) != self._serves:
+                and resolved_path(project_folder(Path(job["project"]))[0]) != self._serves:
             problem = f"it is of the project at {clipped(job['project'], 200)!r}; this worker serves " \
                       f"{str(self._serves)!r} (ordo worker -C)"
         if problem is not None:   # (a job naming another folder was planned there, its cache written: a sweep's)
@@ -502,9 +497,9 @@ class Activities:
         if info.options.get("engine") != "temporal":
             raise ApplicationError(f"run {ref['run']} was not started on Temporal: the process that started it "
                                    "carries it out", type=INPUTS, non_retryable=True)
-        root = _resolved(Path(ref["root"]))
+        root = resolved_path(Path(ref["root"]))
         # (a run recorded before its folder was recorded resolved has '.' or the like: compared to the worker's)
-        if root is None or (Path(info.project).is_absolute() and root != _resolved(Path(info.project))):
+        if root is None or (Path(info.project).is_absolute() and root != resolved_path(Path(info.project))):
             raise ApplicationError(f"run {ref['run']}'s project is {clipped(info.project, 200)!r} (as its journal "
                                    f"recorded it), not the reference's {clipped(ref['root'], 200)!r}",
                                    type=INPUTS, non_retryable=True)
@@ -592,11 +587,13 @@ class Activities:
         return run.plans[plan_no]
 
 
-def _resolved(path: Path) -> Path | None:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return None
+def _going_on(run: _Run, ref: Ref, statuses: tuple[str, ...]) -> None:
+    """Refuse, for good, a run whose status is none of ``statuses``: it ended, and its plan is not
+    carried out again."""
+    status = run.executor.journal.run(ref["run"]).status
+    if status not in statuses:
+        raise ApplicationError(f"run {ref['run']} is {status}: its plan is not carried out again",
+                               type=INPUTS, non_retryable=True)
 
 
 def _close(run: _Run) -> None:

@@ -199,6 +199,14 @@ def _text(value: Any, most: int = MAX_REF_TEXT) -> bool:
     return isinstance(value, str) and 0 < len(value) <= most and "\0" not in value
 
 
+def _null_or_text(data: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    """What is wrong with the first of ``keys`` whose value is neither null nor a text (``_text``)."""
+    for key in keys:
+        if data.get(key) is not None and not _text(data[key]):
+            return f"'{key}' must be null or a text of 1-{MAX_REF_TEXT:,} characters"
+    return None
+
+
 def _count(value: Any, least: int) -> bool:
     return type(value) is int and least <= value <= MAX_RUN
 
@@ -217,9 +225,8 @@ def ref_problem(ref: Any) -> str | None:
     for key in ("journal", "journal_id", "root", "digest"):
         if not _text(ref.get(key)):
             return f"'{key}' must be a text of 1-{MAX_REF_TEXT:,} characters"
-    for key in ("request", "inventory"):
-        if ref.get(key) is not None and not _text(ref[key]):
-            return f"'{key}' must be null or a text of 1-{MAX_REF_TEXT:,} characters"
+    if (problem := _null_or_text(ref, ("request", "inventory"))) is not None:
+        return problem
     policies = ref.get("policies")
     if not isinstance(policies, list) or len(policies) > MAX_REF_POLICIES or not all(_text(p) for p in policies):
         return f"'policies' must be a list of at most {MAX_REF_POLICIES:,} paths"
@@ -269,9 +276,8 @@ def job_problem(job: Any) -> str | None:
         return f"a job is a JSON object of exactly {', '.join(sorted(JOB_FIELDS))}"
     if not _text(job["project"]):
         return f"'project' must be a text of 1-{MAX_REF_TEXT:,} characters"
-    for key in ("request", "inventory", "journal"):
-        if job[key] is not None and not _text(job[key]):
-            return f"'{key}' must be null or a text of 1-{MAX_REF_TEXT:,} characters"
+    if (problem := _null_or_text(job, ("request", "inventory", "journal"))) is not None:
+        return problem
     timeout = job["timeout"]
     if timeout is not None and (type(timeout) not in (int, float) or not 0 < timeout <= MOST_SECONDS):
         return f"'timeout' must be null or a number of seconds, more than 0 and at most {MOST_SECONDS:,}"
