@@ -1109,7 +1109,7 @@ def init(folder: Path) -> None:
     console.print(f"\nNext: ordo check{where}; ordo plan{where}; ordo test{where}", highlight=False, markup=False)
 
 
-@cli.command(short_help="Serve orchestration requests over HTTP (API under /v1, docs at /docs).")
+@cli.command(short_help="Serve orchestration requests over HTTP (API under /v1, described at /openapi.json).")
 @project_option
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
               help="Address to listen on; anything but loopback needs credentials.")
@@ -1126,7 +1126,7 @@ def init(folder: Path) -> None:
 def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path | None, tls_cert: Path | None,
           tls_key: Path | None, simulation: Path | None, timeout: float | None, engine: str, temporal: str | None,
           task_queue: str, continue_every: int | None) -> None:
-    """Serve orchestration requests over HTTP (API under /v1, docs at /docs).
+    """Serve orchestration requests over HTTP (API under /v1, described at /openapi.json).
 
     Runs are carried out in this process (or, with --engine temporal, by `ordo worker`
     processes, this one following them), recorded in the journal as `ordo apply`
@@ -1159,7 +1159,7 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
     else:
         err.print("[yellow]ordo serve: no credentials configured (--tokens FILE or ORDO_TOKENS): listening on "
                   "loopback only, and every caller there is an operator.[/]", highlight=False)
-    err.print(f"ordo serve: {scheme}://{shown(listen)}/v1 (API docs at /docs)", highlight=False)
+    err.print(f"ordo serve: {scheme}://{shown(listen)}/v1 (the API described at /openapi.json)", highlight=False)
     server.run()
 
 

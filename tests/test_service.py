@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -257,6 +258,27 @@ def test_health_readiness_metrics_openapi(api: httpx.Client) -> None:
     # no page that runs another site's scripts here (FastAPI's /docs loads Swagger UI from a CDN), where a
     # browser may have credentials for this server
     assert api.get("/docs").status_code == api.get("/redoc").status_code == 404
+
+
+def test_the_pages_serve_names_in_its_help_are_served(api: httpx.Client, monkeypatch) -> None:
+    # (its help and start-up line named /docs after that page was taken away)
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    import service.server
+    from ordo.cli import cli
+
+    idle = SimpleNamespace(run=lambda: None)
+    monkeypatch.setattr(service.server, "build", lambda options: (idle, SimpleNamespace(configured=False)))
+    started = CliRunner().invoke(cli, ["serve", "-C", str(VFW)])
+    assert started.exit_code == 0 and "/v1" in started.output, started.output
+    shown = started.output + CliRunner().invoke(cli, ["serve", "--help"]).output + \
+        CliRunner().invoke(cli, ["--help"]).output
+    named = set(re.findall(r"(?<![\w.@~:/])(/[a-z][\w./-]*[\w])", shown))
+    assert named >= {"/openapi.json"}, shown
+    for path in named - {"/v1"}:
+        assert api.get(path).status_code == 200, path
 
 
 def test_a_shutdown_leaves_runs_resumable_and_the_next_start_resumes_them(vfw_copy: Path) -> None:
