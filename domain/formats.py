@@ -32,6 +32,7 @@ from pydantic import (
 
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
+from domain.secrets import secret_name
 from domain.yamlsrc import Source, format_path
 
 _NAME_PATTERN, _NAME_MOST = r"[A-Za-z0-9][A-Za-z0-9_.:-]*", 200
@@ -617,11 +618,16 @@ def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str
             "expected letters, digits and _ . : - (starting with a letter or digit)",
         )
     got = error.get("input")
-    # (not the value of a whole file of the wrong kind: a secret's file given as the request was shown)
+    # (not the value of a whole file of the wrong kind: a secret's file given as the request was shown; nor
+    # one under a name that looks like a secret's, wherever it is: `requires: {api_key: ...}`)
+    hidden = any(secret_name(part) for part in loc)
     got_text = "" if got is None or isinstance(got, (dict, list)) else \
-        f", got {type(got).__name__}" + (f" {quoted(got)}" if loc else "")
+        f", got {type(got).__name__}" + (f" {quoted(got)}" if loc and not hidden else "")
     if kind == "value_error":
-        return str(error.get("ctx", {}).get("error", error["msg"])), ""
+        message = str(error.get("ctx", {}).get("error", error["msg"]))
+        if hidden and isinstance(got, int | str) and str(got) and str(got) in message:
+            return message.replace(str(got), "the value"), "the value is not shown: its name looks like a secret's"
+        return message, ""
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}{got_text}", ""
     if kind == "union_type":   # (_unions_as_one)

@@ -8,6 +8,7 @@ compares requested params with recorded ones through :func:`same_value`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -61,3 +62,35 @@ def same_value(recorded: Any, requested: Any) -> bool:
         return len(recorded) == len(requested) and all(map(same_value, recorded, requested))
     match = _FINGERPRINT.fullmatch(recorded) if isinstance(recorded, str) else None
     return match is not None and hmac.compare_digest(match.group(2), _digest(match.group(1), requested))
+
+
+#: Parts of names (keys, headers, flags, environment variables) whose values are secret.
+NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential|community"
+         r"|private[-_]?key|access[-_]?key|auth[-_]?key|shared[-_]?key|encryption[-_]?key|psk"
+         r"|(?:(?:tls|ssl|client|signing)[-_]?key|jwt|(?<![a-z0-9])t?otp|(?:t?otp|mfa)[-_]?seed)(?![-_.]?[a-z])"
+         r"|signature|(?<=[_.-])pass(?![a-z])|(?-i:(?<=[a-z0-9])Pass)(?![a-z])"
+         r"|(?<![a-z0-9])pin(?![a-z])|(?-i:(?<=[a-z0-9])(?:Pin|PIN|Otp|OTP))(?![a-z])|passcode")
+#   (admin_pass, DB_PASS, vnf-pass, adminPass: not a word's "pass", as in passport or bypass; a name that is
+#   "pin" as a word of it (sim_pin, adminPin, userPIN, not spinner or pinned), a passcode, SNMP's community
+#   string; a TLS client's or a signing key, a JWT, a one-time password or its seed as the name's last word
+#   (not signing_key_id, tls_key_path, jwt_issuer, otp_enabled). Not "pass", "auth" nor "bearer" alone: a check that
+#   passes, a method's name, a radio bearer; nor any "key" (a label_key, a sort key, an ssh_key, often a public
+#   key that other resources' params read: a private one is masked by its value, _PEM))
+SECRET_NAME = re.compile(NAMES, re.IGNORECASE)
+
+
+#: Names that match NAMES but hold none: the shell's working folders (PWD, OLDPWD).
+NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+
+
+def secret_name(name: Any) -> bool:
+    """Whether a key, header, flag or variable name looks like it holds a secret."""
+    if not isinstance(name, str):
+        return False
+    return _secret_str(name) if len(name) <= 100 else _secret_str.__wrapped__(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_str(name: str) -> bool:
+    """(An event's keys are a few names over and over: each is searched once; a long one, not kept.)"""
+    return name not in NOT_SECRET and SECRET_NAME.search(name) is not None

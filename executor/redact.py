@@ -28,7 +28,6 @@ What counts as secret:
 from __future__ import annotations
 
 import bisect
-import functools
 import json
 import os
 import re
@@ -38,23 +37,10 @@ from typing import Any
 from urllib.parse import quote
 
 from domain.formats import ObservedResource
-from domain.secrets import MASK, fingerprint, is_fingerprint
+from domain.secrets import MASK, NAMES, SECRET_NAME, fingerprint, is_fingerprint, secret_name
 
 MIN_VALUE = 4  # shorter known values are not searched for in free text (too many false hits)
 
-#: Parts of names (keys, headers, flags, environment variables) whose values are secret.
-NAMES = (r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_]?key|apikey|authori[sz]ation|cookie|credential|community"
-         r"|private[-_]?key|access[-_]?key|auth[-_]?key|shared[-_]?key|encryption[-_]?key|psk"
-         r"|(?:(?:tls|ssl|client|signing)[-_]?key|jwt|(?<![a-z0-9])t?otp|(?:t?otp|mfa)[-_]?seed)(?![-_.]?[a-z])"
-         r"|signature|(?<=[_.-])pass(?![a-z])|(?-i:(?<=[a-z0-9])Pass)(?![a-z])"
-         r"|(?<![a-z0-9])pin(?![a-z])|(?-i:(?<=[a-z0-9])(?:Pin|PIN|Otp|OTP))(?![a-z])|passcode")
-#   (admin_pass, DB_PASS, vnf-pass, adminPass: not a word's "pass", as in passport or bypass; a name that is
-#   "pin" as a word of it (sim_pin, adminPin, userPIN, not spinner or pinned), a passcode, SNMP's community
-#   string; a TLS client's or a signing key, a JWT, a one-time password or its seed as the name's last word
-#   (not signing_key_id, tls_key_path, jwt_issuer, otp_enabled). Not "pass", "auth" nor "bearer" alone: a check that
-#   passes, a method's name, a radio bearer; nor any "key" (a label_key, a sort key, an ssh_key, often a public
-#   key that other resources' params read: a private one is masked by its value, _PEM))
-_NAME = re.compile(NAMES, re.IGNORECASE)
 # Each pattern starts only where a run of the characters its name (a scheme, a key) is made of starts,
 # not at every word boundary in it, a query's key holds no '?', and a pair's or a flag's name is looked
 # for ahead (the run is then taken whole, once): a match that fails scans each character a bounded
@@ -72,23 +58,6 @@ _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----.*?(?
 #: A JSON Web Token: three base64url parts, the first two JSON objects ("eyJ" is '{"').
 _JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _FLAG = re.compile(rf"(?i)((?:^|\s)--?(?=[\w-]*(?:{NAMES}))[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")
-
-
-#: Names that match NAMES but hold none: the shell's working folders (PWD, OLDPWD).
-NOT_SECRET = frozenset({"PWD", "OLDPWD"})
-
-
-def secret_name(name: Any) -> bool:
-    """Whether a key, header, flag or variable name looks like it holds a secret."""
-    if not isinstance(name, str):
-        return False
-    return _secret_str(name) if len(name) <= 100 else _secret_str.__wrapped__(name)
-
-
-@functools.lru_cache(maxsize=4096)
-def _secret_str(name: str) -> bool:
-    """(An event's keys are a few names over and over: each is searched once; a long one, not kept.)"""
-    return name not in NOT_SECRET and _NAME.search(name) is not None
 
 
 #: Every name NAMES matches holds one of these, in ASCII lower case.
@@ -122,7 +91,7 @@ def scrub(text: str) -> str:
         text = _USERINFO.sub(rf"\1:{MASK}@", text)
     if "=" in text:
         text = _QUERY.sub(rf"\1={MASK}", text)
-    if not _may_name(text) or _NAME.search(text) is None:   # each match of _PAIR and of _FLAG holds one
+    if not _may_name(text) or SECRET_NAME.search(text) is None:   # each match of _PAIR and of _FLAG holds one
         return text
     text = _PAIR.sub(rf"\1\2{MASK}", text)
     return _FLAG.sub(rf"\1\2{MASK}", text)
@@ -218,6 +187,24 @@ class Redactor:
                 text = text.replace(value, MASK)
         return scrub(text)
 
+    def excerpt(self, text: str, most: int, *, end: bool = False) -> str:
+        """At most ``most`` characters of ``text``, its start (or with ``end`` its end), masked
+        before they are cut: a secret cut in two is not shown in part (an HTTP answer that
+        quoted a secret past its first 188 characters showed twelve of its sixteen: a sweep's).
+        Only a window around the cut is masked, grown until the masked window reaches past the cut
+        by more than the longest known value (a value the window's far edge cut in two is then
+        not in what is kept) and what scrub can add there."""
+        with self._lock:
+            longest = max(map(len, self._known), default=0)
+        margin = 3 * longest + 64   # (a pair "k=v" masked grows by two: at most one per two characters)
+        size = most + margin
+        while True:
+            window = text[-size:] if end else text[:size]
+            masked = self.text(window)
+            if len(window) == len(text) or len(masked) >= most + margin:
+                return masked[-most:] if end else masked[:most]
+            size *= 2
+
     def tree(self, data: Any, *, compared: bool = True) -> Any:
         """A copy of ``data`` with secret keys' values fingerprinted and every string masked.
         ``compared`` False: what nothing will compare (a copy kept to be shown, as SO's request records):
@@ -239,9 +226,12 @@ class Redactor:
                 for k, v in data.items()}
 
     def record(self, record: ObservedResource) -> ObservedResource:
-        """A state record with its secret attributes fingerprinted."""
-        attributes = self.tree(record.attributes)
-        return record if attributes == record.attributes else record.model_copy(update={"attributes": attributes})
+        """A state record with its secret attributes and labels fingerprinted (a label under a
+        secret-looking name was kept in clear: a sweep's)."""
+        attributes, labels = self.tree(record.attributes), self.tree(record.labels)
+        if attributes == record.attributes and labels == record.labels:
+            return record
+        return record.model_copy(update={"attributes": attributes, "labels": labels})
 
     def _secret_key(self, key: Any) -> bool:
         return key in self._names or secret_name(key)

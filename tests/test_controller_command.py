@@ -231,3 +231,23 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
     said, grew = done.stdout.strip().splitlines()[-2:]
     assert "stdout: 268,435,456 bytes, more than an answer may have (1,048,576)" in said, done.stdout + done.stderr
     assert int(grew) < 64, f"grew by {grew} MB"
+
+
+LEAKS = {   # a program quoting a secret where its message is cut: the end of stderr, the start of the rest
+    "stderr": "import os, sys; sys.stderr.write(os.environ['CTL_TOKEN'] + 'z' * 492); sys.exit(1)",
+    "error": "import json, os, sys; print(json.dumps({'error': 'E' * 1992 + os.environ['CTL_TOKEN']})); sys.exit(2)",
+    "stdout": "import os; print('E' * 190 + os.environ['CTL_TOKEN'])",
+}
+
+
+@pytest.mark.parametrize("where", sorted(LEAKS))
+def test_a_secret_cut_in_two_by_a_message_is_not_shown_in_part(tmp_path: Path, where: str) -> None:
+    # (stderr's last 500 characters, the first 2,000 of a reported error and 200 of unreadable stdout were
+    # cut, then masked: the part of the secret left in them was shown and journaled)
+    ctl = make(tmp_path, command=[sys.executable, "-c", LEAKS[where]], env={"CTL_TOKEN": "DECL2S3CRETMARK42"})
+    with pytest.raises(PermanentError) as info:
+        ctl.execute(request("n1"))
+    message = info.value.message
+    assert ("z" * 400 if where == "stderr" else "E" * 180) in message, message
+    for part in ("DECL", "MARK42", "S3C"):
+        assert part not in message, (part, message[-300:])

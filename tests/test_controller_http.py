@@ -133,6 +133,8 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if name == "empty":
             return self.reply(204)
+        if name == "leak":   # an error that quotes a secret header past its 188th character
+            return self.reply(400, raw=b"E" * 188 + self.headers.get("X-Sig", "").encode())
         if name == "list":
             return self.reply(200, [1, 2])
         self.server.networks.setdefault(name, []).append(self.headers.get("Idempotency-Key", ""))
@@ -456,6 +458,19 @@ def test_env_templates_are_read_once_and_required(sdnc: FakeSdnc, tmp_path: Path
     ctl.execute(request("n1"))
     assert sdnc.requests[-1]["headers"]["Authorization"] == "Bearer tok-abcdef"
     assert context.redactor.text("got tok-abcdef") == "got ***"
+
+
+def test_a_secret_an_error_quotes_past_the_cut_is_not_shown_in_part(sdnc: FakeSdnc, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # (the body was cut to 200 characters, then masked: twelve of the secret's sixteen were shown)
+    monkeypatch.setenv("ORDO_TEST_SIG", "HP1S3CRETMARK42a")
+    ctl = HttpController("sdnc", {"base_url": sdnc.url, "headers": {"X-Sig": "{env[ORDO_TEST_SIG]}"},
+                                  "operations": {"default": {"url": "/networks/{resource}"}}},
+                         ControllerContext(workdir=tmp_path))
+    with pytest.raises(PermanentError) as info:
+        ctl.execute(request("leak"))
+    assert sdnc.requests[-1]["headers"]["X-Sig"] == "HP1S3CRETMARK42a"
+    assert "answered 400: " + "E" * 188 in info.value.message and "HP1S" not in info.value.message
 
 
 def openssl(*args: str | Path) -> None:

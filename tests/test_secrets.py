@@ -229,25 +229,63 @@ def test_a_secret_nested_in_a_param_is_kept_out_and_compared_by_fingerprint(
     assert code == 2 and "thing.good  update" in out, out
 
 
-def test_a_resumed_run_writes_no_declared_secret(tmp_path: Path) -> None:
-    """A run killed once its first intents were written, then resumed: the resume wrote its intents
-    before it made a controller (which taught the journal the catalog's secret names), and so wrote
-    the declared secret param in clear (the executor's review of 6 December)."""
-    root = tmp_path / "p"
+def simple_project(root: Path, request: str, secrets: str = "[]") -> Path:
+    """A project of one simulated controller and one type, ``thing``, with the catalog's ``secrets``."""
     root.mkdir()
     (root / "catalog.yaml").write_text(
         "controllers:\n  c: { description: simulated }\nlifecycles:\n  simple:\n    states: [absent, present]\n"
         "    operations:\n      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
-        "types:\n  thing: {lifecycle: simple, controller: c, secrets: [pin]}\n")
-    (root / "request.yaml").write_text(f'resources:\n  - {{name: a, type: thing, params: {{pin: "{DECLARED}"}}}}\n')
+        f"types:\n  thing: {{lifecycle: simple, controller: c, secrets: {secrets}}}\n")
+    (root / "request.yaml").write_text(request)
     (root / "inventory.yaml").write_text("resources: []\n")
     (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n")
+    return root
+
+
+def test_a_resumed_run_writes_no_declared_secret(tmp_path: Path) -> None:
+    """A run killed once its first intents were written, then resumed: the resume wrote its intents
+    before it made a controller (which taught the journal the catalog's secret names), and so wrote
+    the declared secret param in clear (the executor's review of 6 December)."""
+    root = simple_project(tmp_path / "p", f'resources:\n  - {{name: a, type: thing, params: {{pin: "{DECLARED}"}}}}\n',
+                          secrets="[pin]")
     crashed = run_ordo_process("apply", "-C", root, "--auto-approve", env={"ORDO_CRASH_POINT": "intent-written"})
     assert crashed.code != 0 and (root / ".ordo" / "journal.db").exists(), crashed.text
     resumed = run_ordo("resume", "1", "-C", root)
     assert resumed.code == 0 and leaks(resumed.text) == [], resumed.text
     journal = b"".join(p.read_bytes() for p in (root / ".ordo").glob("journal.db*"))   # (not the world's)
     assert b"<secret " in journal and leaks(journal) == []
+
+
+def test_a_label_under_a_secret_looking_name_is_kept_as_a_fingerprint(tmp_path: Path) -> None:
+    """Labels were kept in the journal's state as the request gave them, and `ordo state --export`
+    printed them: one under a secret-looking name is fingerprinted as an attribute is, the same value
+    asked again is no change, and a value that differs is refused without showing either."""
+    request = 'resources:\n  - {name: a, type: thing, labels: {api_token: "label-token-7c1e", tier: db}}\n'
+    root = simple_project(tmp_path / "p", request)
+    applied = run_ordo("apply", "-C", root, "--auto-approve")
+    assert applied.code == 0, applied.text
+    journal = b"".join(p.read_bytes() for p in (root / ".ordo").glob("journal.db*"))
+    assert b"label-token-7c1e" not in journal and b"<secret " in journal
+    exported = run_ordo("state", "-C", root, "--export")
+    assert exported.code == 0 and "label-token-7c1e" not in exported.text and "tier: db" in exported.text, \
+        exported.text
+    again = run_ordo("plan", "-C", root, "--detailed-exitcode")
+    assert again.code == 0, again.text
+    (root / "request.yaml").write_text(request.replace("label-token-7c1e", "label-token-other"))
+    changed = run_ordo("plan", "-C", root)
+    assert changed.code != 0 and "label 'api_token' has another value" in changed.text, changed.text
+    assert "label-token" not in changed.text and "<secret " not in changed.text, changed.text
+
+
+def test_a_value_refused_under_a_secret_looking_name_is_not_quoted(tmp_path: Path) -> None:
+    # (params' values were not shown; a secret-looking label's or requirement's were: "got str '...'")
+    root = simple_project(tmp_path / "p", "resources:\n  - {name: a, type: thing, requires: {api_key: req-key-9d2f},\n"
+                                            "     labels: {db_password: 998877665544, tier: 99999999999}}\n")
+    checked = run_ordo("check", "-C", root)
+    assert checked.code != 0 and "requires.api_key: expected a whole number, got str" in checked.text
+    assert "labels.db_password: the value is out of range" in checked.text, checked.text
+    assert "req-key-9d2f" not in checked.text and "998877665544" not in checked.text, checked.text
+    assert "labels.tier: 99999999999 is out of range" in checked.text   # what is not secret-looking is shown
 
 
 def test_journal_and_world_are_private(tmp_path: Path) -> None:
@@ -458,3 +496,23 @@ def test_a_redactor_that_knows_thousands_of_values_masks_as_one_that_knows_a_few
     tree = {k: v for i in range(16_000) for k, v in ((f"token{i}", f"v{i:05d}"), (f"note{i}", f"says v{i:05d}"))}
     masked = Redactor(environ={}).tree(tree)
     assert all(masked[f"note{i}"] == "says ***" for i in range(16_000))
+
+
+def test_an_excerpt_is_masked_before_it_is_cut_wherever_the_cut_falls() -> None:
+    import random
+
+    secrets = ["S3CRETabcdefgh", "Q7pass-word-0123456789", "tok%"]   # (the last: shorter than MIN_VALUE + 1)
+    redactor = Redactor(values=secrets, environ={})
+    rng = random.Random(7)
+    for _ in range(300):
+        parts = [rng.choice([*secrets[:2], "x" * rng.randint(1, 40), "token=", "&=", " "])
+                 for _ in range(rng.randint(1, 60))]
+        text = "".join(parts)
+        most, end = rng.randint(1, 120), rng.random() < 0.5
+        shown = redactor.excerpt(text, most, end=end)
+        assert len(shown) <= most
+        for secret in secrets[:2]:
+            for i in range(len(secret) - 3):
+                assert secret[i:i + 4] not in shown, (text, most, end, shown)
+        if secrets[0] not in text and secrets[1] not in text and "=" not in text:
+            assert shown == (text[-most:] if end else text[:most])

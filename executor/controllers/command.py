@@ -60,7 +60,7 @@ from executor.controllers.base import (
     seconds,
     settings,
 )
-from executor.redact import redact_argv, scrub, secret_name
+from executor.redact import Redactor, redact_argv, scrub, secret_name
 
 DEFAULT_TIMEOUT = 300.0
 EX_TEMPFAIL = 75
@@ -112,7 +112,7 @@ class CommandController:
         for key, kinds in _OBSERVED.items():
             if not isinstance(reply.get(key), kinds):
                 raise PermanentError(f"{self._who()}: {what}: '{key}' has the wrong type or is missing: "
-                                     f"{json.dumps(reply)[:STDOUT_HEAD]}", applied=None)
+                                     f"{self.context.redactor.excerpt(json.dumps(reply), STDOUT_HEAD)}", applied=None)
         return Observation(exists=reply["exists"], state=reply.get("state"), target=reply.get("target"),
                            attributes=reply.get("attributes") or {}, applied=reply.get("applied"),
                            outputs=reply.get("outputs"))
@@ -154,13 +154,13 @@ class CommandController:
             return self._parse(out, what, executing=executing)
         detail = f"{self._who()}: {what}: "
         detail += f"killed by signal {_signal_name(-code)}" if code < 0 else f"exit code {code}"
-        tail = err.strip()[-STDERR_TAIL:]
+        tail = self.context.redactor.excerpt(err.strip(), STDERR_TAIL, end=True)   # (masked, then cut)
         stderr = f"; stderr: {tail}" if tail else ""
         if code == EX_TEMPFAIL:
             raise TransientError(f"{detail} (temporary failure){stderr}", applied=None, code=str(code))
         if code < 0:
             raise PermanentError(f"{detail}{stderr}", applied=None, code=f"signal {-code}")
-        reported = _reported(out)
+        reported = _reported(out, self.context.redactor)
         if reported is None:
             raise PermanentError(f"{detail}{stderr}", applied=False, code=str(code))
         applied = reported.get("applied", False)
@@ -185,13 +185,14 @@ class CommandController:
         else:
             problem = f"expected a JSON object, got {type(reply).__name__}"
         if not isinstance(reply, dict):
-            raise PermanentError(f"{self._who()}: {what}: stdout: {problem}: {text[:STDOUT_HEAD]!r}",
+            shown = self.context.redactor.excerpt(text, STDOUT_HEAD)
+            raise PermanentError(f"{self._who()}: {what}: stdout: {problem}: {shown!r}",
                                  applied=True if executing else None, code="output")
         return reply
 
 
-def _reported(out: str) -> dict[str, Any] | None:
-    """The error a failing program printed (an object with "error"), if any."""
+def _reported(out: str, redactor: Redactor) -> dict[str, Any] | None:
+    """The error a failing program printed (an object with "error"), if any; a long one masked, then cut."""
     try:
         reply = answer_json(out)
     except ValueError:
@@ -200,7 +201,7 @@ def _reported(out: str) -> dict[str, Any] | None:
         return None
     error = str(reply["error"])
     if len(error) > ERROR_MOST:
-        error = f"{error[:ERROR_MOST]}... ({len(error):,} characters)"
+        error = f"{redactor.excerpt(error, ERROR_MOST)}... ({len(error):,} characters)"
     return {**reply, "error": error}
 
 

@@ -310,7 +310,7 @@ class HttpController:
             if value is _MISSING:
                 raise PermanentError(
                     f"controller '{self.name}': {method} {url} answered {status} without '{path}' "
-                    f"(output '{out}' of operation '{request.operation}'): {_snippet(body)}", applied=True)
+                    f"(output '{out}' of operation '{request.operation}'): {self._snippet(body)}", applied=True)
             outputs[out] = value
         return outputs
 
@@ -332,7 +332,7 @@ class HttpController:
             attributes = {}
         if not isinstance(attributes, dict):
             raise PermanentError(f"controller '{self.name}': {method} {url}: '{call.attributes}' is not an "
-                                 f"object: {_snippet(body)}", applied=None)
+                                 f"object: {self._snippet(body)}", applied=None)
         applied = None
         keys = answer.get("applied_keys") if isinstance(answer, dict) else None
         if request is not None and isinstance(keys, list):
@@ -437,10 +437,15 @@ class HttpController:
         except ValueError as exc:  # a header value or URL http.client will not send
             raise PermanentError(f"{where}: cannot send: {exc}", applied=False) from None
 
+    def _snippet(self, body: bytes) -> str:
+        """The start of an answer's body for a message, masked before it is cut (a secret cut in
+        two would not be masked)."""
+        return self.context.redactor.excerpt(body.decode("utf-8", "replace"), SNIPPET).strip()
+
     def _status_error(self, status: int, method: str, url: str, body: bytes) -> ControllerError:
         message = f"controller '{self.name}': {method} {url} answered {status}"
         if body:
-            message += f": {_snippet(body)}"
+            message += f": {self._snippet(body)}"
         if status in self.refused_status:
             return PermanentError(message, scope="target", applied=False, code=str(status))
         if status in self.transient_status:
@@ -457,7 +462,7 @@ class HttpController:
             return answer_json(body)
         except ValueError as exc:
             raise PermanentError(f"controller '{self.name}': {method} {url} answered {status} with invalid JSON "
-                                 f"({exc}): {_snippet(body)}", applied=True) from None
+                                 f"({exc}): {self._snippet(body)}", applied=True) from None
 
 
 # -- templates --------------------------------------------------------------------------------
@@ -589,8 +594,6 @@ def _pieces(stream: Any, deadline: float, most: int) -> tuple[bytes, bool]:
     return b"".join(pieces), False
 
 
-def _snippet(body: bytes) -> str:
-    return body[:SNIPPET * 4].decode("utf-8", "replace")[:SNIPPET].strip()
 
 
 def _drain(exc: urllib.error.HTTPError, deadline: float) -> bytes:
