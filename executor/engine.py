@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from domain.errors import DiagnosticsError, OrdoError
-from domain.formats import ObservedResource, quoted
+from domain.formats import ObservedResource, is_name, quoted
 from domain.model import MISSING, Model, Resource, observed_record, resolve_value
 from domain.project import Project, display_path
 from domain.secrets import is_fingerprint
@@ -560,7 +560,12 @@ class Executor:
         started = time.monotonic()
         try:
             if in_doubt:
-                obs = ctl.observe(request.resource, request.type, request)
+                try:
+                    obs = ctl.observe(request.resource, request.type, request)
+                except ControllerError as exc:   # whether the call took effect is still not known, whatever
+                    # the observe's own error says of the observe (a failed check resent it under a new key)
+                    return Outcome(token, oid, error=CallError(exc.message, exc.transient, "resource", exc.code,
+                                                               applied=None), seconds=time.monotonic() - started)
                 verdict = _judge(obs, request, initial)
                 if verdict == "applied":
                     return _answered(token, oid, obs.outputs, started, observed=True)
@@ -671,6 +676,9 @@ class Executor:
                 continue
             now_state = obs.state if obs.exists else kind.initial
             target = obs.target if now_state != kind.initial else None
+            if target is not None and kind.placement and (problem := _unknown_target(target, model)) is not None:
+                found.append(Found(res.name, error=problem))   # (recorded, it failed the run and each resume)
+                continue
             record = self._record(model, res, now_state, None, dict(obs.attributes),
                                   target=target or self._target(core.state, model, res.name))
             self._records[res.name] = self._found[res.name] = record
@@ -1045,6 +1053,17 @@ class Executor:
 
     def _rebuild(self, run_id: int) -> RunState:
         return rebuild(self.journal, run_id)
+
+
+def _unknown_target(target: Any, model: Model) -> str | None:
+    """Why an observed ``target`` cannot be recorded as a placement: not a name, or none the
+    inventory has; None when it can."""
+    if not is_name(target):
+        return (f"its answer places it on {quoted(target if isinstance(target, str) else repr(target))}, which is "
+                "not a name (letters, digits and _.:-, starting with a letter or digit, at most 200 characters)")
+    if target not in model.targets:
+        return f"its answer places it on '{target}', a target the inventory does not have"
+    return None
 
 
 def _answered(token: int, oid: str, outputs: dict[str, Any] | None, started: float, *,

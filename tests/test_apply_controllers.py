@@ -287,3 +287,57 @@ def test_a_param_whose_output_was_lost_is_never_sent_without_it(tmp_path: Path) 
     assert "fallout" in run_ordo("history", "-C", root).out
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
     assert [name for name, _ in calls] == ["a"], calls   # b never sent
+
+
+DOUBTFUL = """\
+import json, os, sys
+req = json.load(sys.stdin)
+with open("calls.log", "a") as log:
+    log.write(json.dumps([req["action"], req.get("key")]) + "\\n")
+if req["action"] == "observe":
+    sys.exit(1)   # the check before a resend fails
+sys.exit(75)      # applied, and the answer lost: whether it took effect is not known
+"""
+
+
+def test_an_operation_in_doubt_whose_check_fails_is_not_sent_again(tmp_path: Path) -> None:
+    """A create's answer was lost (exit 75) and the observe before resending it failed: the failed
+    observe's own "not applied" was taken for the create's, and the next plan sent the create again under
+    a new key without observing (a fault sweep's). It stays in doubt: observed first, never sent again."""
+    root = command_project(tmp_path / "p", DOUBTFUL, "{attempts: 3, initial_interval: 0.01}",
+                           "{lifecycle: simple, controller: c}", "  - {name: a, type: thing}\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code != 0 and "Apply fell out" in run.out, run.text
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert [action for action, _ in calls].count("execute") == 1, calls
+    assert [action for action, _ in calls].count("observe") >= 2, calls   # each attempt after it checks first
+
+
+PLACED_ODDLY = """\
+import json, sys
+req = json.load(sys.stdin)
+if req["action"] == "observe":
+    print(json.dumps({"exists": True, "state": "present", "target": TARGET}))
+    sys.exit(0)
+print(json.dumps({"error": "refused", "applied": False}))
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize(("target", "said"), [
+    ('"no where"', "its answer places it on 'no where', which is not a name"),
+    ('"t" * 300', "its answer places it on 'tttt"),
+    ('"elsewhere"', "its answer places it on 'elsewhere', a target the inventory does not have"),
+])
+def test_an_observed_placement_that_is_no_target_is_refused_not_recorded(tmp_path: Path, target: str,
+                                                                         said: str) -> None:
+    """An observation placing the resource on what is not a name crashed the run ("a bug in ordo"),
+    and every resume the same way; on a target the inventory does not have, it was recorded."""
+    root = command_project(tmp_path / "p", f"TARGET = {target}\n{PLACED_ODDLY}", "{attempts: 1}",
+                           "{lifecycle: simple, controller: c, placement: true}", "  - {name: a, type: thing}\n")
+    (root / "inventory.yaml").write_text("targets:\n  r1: {}\nresources: []\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code == 3 and "Apply fell out" in run.out and "bug in ordo" not in run.text, run.text
+    assert f"could not observe a: {said}" in run.out, run.text
+    state = run_ordo("state", "-C", root, "--export")
+    assert state.code == 0 and "elsewhere" not in state.out and "no where" not in state.out, state.text
