@@ -251,3 +251,76 @@ def test_a_secret_cut_in_two_by_a_message_is_not_shown_in_part(tmp_path: Path, w
     assert ("z" * 400 if where == "stderr" else "E" * 180) in message, message
     for part in ("DECL", "MARK42", "S3C"):
         assert part not in message, (part, message[-300:])
+
+
+def test_an_answer_that_is_not_utf8_is_refused_not_altered(tmp_path: Path) -> None:
+    # (it was decoded with replacement characters, and the altered outputs recorded as the call's)
+    ctl = make(tmp_path, command=[sys.executable, "-c",
+                                  "import sys; sys.stdout.buffer.write(b'{\"outputs\": {\"a\": \"\\xff\\xfe\"}}')"])
+    with pytest.raises(PermanentError) as info:
+        ctl.execute(request("n1"))
+    assert "stdout: invalid JSON" in info.value.message and "utf-8" in info.value.message, info.value.message
+    assert info.value.applied is True   # it exited 0: carried out, its answer unreadable
+    marked = "import sys; sys.stdout.buffer.write(b'\\xef\\xbb\\xbf{\"outputs\": {\"a\": 1}}')"
+    with_mark = make(tmp_path, command=[sys.executable, "-c", marked])
+    assert with_mark.execute(request("n1")) == {"a": 1}   # a byte-order mark first is UTF-8
+
+
+@pytest.mark.parametrize(("code", "kept"), [
+    ('"E42"', "E42"), ("7", "7"), ('"\\u001b[31mC" * 50000', "2"), ('"x" * 101', "2"), ("True", "2"),
+    ("[1]", "2"), ('""', "2"),
+])
+def test_the_code_a_failing_program_reports_is_kept_only_when_short_and_printable(
+        tmp_path: Path, code: str, kept: str) -> None:
+    script = f"import json, sys; print(json.dumps({{'error': 'no', 'code': {code}}})); sys.exit(2)"
+    with pytest.raises(PermanentError) as info:
+        make(tmp_path, command=[sys.executable, "-c", script]).execute(request("n1"))
+    assert info.value.code == kept
+
+
+SLEEPER = """\
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+open("pids", "w").write(f"{os.getpid()} {child.pid}")
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
+    return status not in ("Z", "X")
+
+
+def test_closing_ends_the_programs_of_calls_still_running(tmp_path: Path) -> None:
+    """A run stopped at once (a second Ctrl-C) closes its controllers: the programs of the calls in
+    flight, and what they started, went on running on their own, no timeout bounding them, beside what
+    a resume sent again (a fault sweep's)."""
+    import threading
+
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    ctl = CommandController("cds", {"command": [sys.executable, str(tmp_path / "sleeper.py")]},
+                            ControllerContext(workdir=tmp_path, root=tmp_path))
+    errors: list[BaseException] = []
+    call = threading.Thread(target=lambda: errors.append(pytest.raises(PermanentError, ctl.execute,
+                                                                       request("n1")).value))
+    call.start()
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "pids").exists() or len((tmp_path / "pids").read_text().split()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    program, child = map(int, (tmp_path / "pids").read_text().split())
+    ctl.close()
+    call.join(10)
+    assert not call.is_alive() and errors and errors[0].applied is None, errors
+    assert "killed by signal SIGKILL" in errors[0].message
+    deadline = time.monotonic() + 5
+    while _alive(child) or _alive(program):
+        assert time.monotonic() < deadline, "a program outlived its controller"
+        time.sleep(0.05)
+    with pytest.raises(TransientError, match="ended as it started") as late:   # a call after: nothing left running
+        ctl.execute(request("n2"))
+    assert late.value.applied is None

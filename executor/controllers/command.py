@@ -43,6 +43,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,9 @@ class CommandController:
         self.label = shlex.join(shown)
         self.argv = [_program(argv[0], self.cwd, self.env.get("PATH", os.environ.get("PATH"))), *argv[1:]]
         self.timeout = seconds(config.get("timeout", DEFAULT_TIMEOUT), "config.timeout")
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()   # the calls' programs, while they run
+        self._closed = False
 
     def execute(self, request: OperationRequest) -> dict[str, Any]:
         """Run the program for one operation; return the outputs it prints."""
@@ -118,7 +122,17 @@ class CommandController:
                            outputs=reply.get("outputs"))
 
     def close(self) -> None:
-        """Nothing to release: each call's process is gone when the call returns."""
+        """End the programs still running, with everything they started: each call's process is gone
+        when the call returns, so these are the calls of a run stopped at once (a second Ctrl-C or
+        SIGTERM), which left them running on their own, unbounded by any timeout, beside what a resume
+        sends (a sweep's). Their operations stay in doubt: a resume observes them first."""
+        with self._lock:
+            self._closed = True
+            running = list(self._running)
+        for proc in running:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
 
     # -- one run -------------------------------------------------------------------------------
 
@@ -134,6 +148,25 @@ class CommandController:
                                     start_new_session=True)
         except OSError as exc:
             raise PermanentError(f"{self._who()}: cannot run: {exc}", applied=False, code="exec") from None
+        with self._lock:
+            self._running.add(proc)
+            closed = self._closed
+        if closed:   # (closed while it started)
+            with proc:
+                _kill_group(proc)
+            with self._lock:
+                self._running.discard(proc)
+            raise TransientError(f"{self._who()}: {what}: ended as it started (ordo is stopping)", applied=None,
+                                 code="stopped")
+        try:
+            return self._answer(proc, payload, wait, what, executing=executing)
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+
+    def _answer(self, proc: subprocess.Popen[bytes], payload: dict[str, Any], wait: float, what: str, *,
+                executing: bool) -> dict[str, Any]:
+        """What the program started for one call answered: its stdout as an object, or a ControllerError."""
         with proc:
             try:
                 raw, written, raw_err = _communicate(proc, json.dumps(payload).encode(), wait)
@@ -149,9 +182,9 @@ class CommandController:
             raise PermanentError(f"{self._who()}: {what}: stdout: {written:,} bytes, more than an answer may "
                                  f"have ({MAX_ANSWER_BYTES:,})", applied=(True if executing else None) if code == 0
                                  else None, code="output")
-        out, err = raw.decode("utf-8", "replace"), raw_err.decode("utf-8", "replace")
+        err = raw_err.decode("utf-8", "replace")
         if code == 0:
-            return self._parse(out, what, executing=executing)
+            return self._parse(raw, what, executing=executing)
         detail = f"{self._who()}: {what}: "
         detail += f"killed by signal {_signal_name(-code)}" if code < 0 else f"exit code {code}"
         tail = self.context.redactor.excerpt(err.strip(), STDERR_TAIL, end=True)   # (masked, then cut)
@@ -160,7 +193,7 @@ class CommandController:
             raise TransientError(f"{detail} (temporary failure){stderr}", applied=None, code=str(code))
         if code < 0:
             raise PermanentError(f"{detail}{stderr}", applied=None, code=f"signal {-code}")
-        reported = _reported(out, self.context.redactor)
+        reported = _reported(raw, self.context.redactor)
         if reported is None:
             raise PermanentError(f"{detail}{stderr}", applied=False, code=str(code))
         applied = reported.get("applied", False)
@@ -168,11 +201,11 @@ class CommandController:
             f"{detail}: {reported['error']}{stderr}",
             scope="target" if reported.get("scope") == "target" else "resource",
             applied=applied if applied is None or isinstance(applied, bool) else False,
-            code=str(reported.get("code", code)),
+            code=_reported_code(reported.get("code"), code),
         )
         raise error
 
-    def _parse(self, out: str, what: str, *, executing: bool) -> dict[str, Any]:
+    def _parse(self, out: bytes, what: str, *, executing: bool) -> dict[str, Any]:
         """The object a successful run printed. After ``execute`` empty output means no outputs, and
         unreadable output still means the operation was carried out (the program said so by exiting 0)."""
         text = out.strip()
@@ -185,13 +218,13 @@ class CommandController:
         else:
             problem = f"expected a JSON object, got {type(reply).__name__}"
         if not isinstance(reply, dict):
-            shown = self.context.redactor.excerpt(text, STDOUT_HEAD)
+            shown = self.context.redactor.excerpt(text.decode("utf-8", "replace"), STDOUT_HEAD)
             raise PermanentError(f"{self._who()}: {what}: stdout: {problem}: {shown!r}",
                                  applied=True if executing else None, code="output")
         return reply
 
 
-def _reported(out: str, redactor: Redactor) -> dict[str, Any] | None:
+def _reported(out: bytes, redactor: Redactor) -> dict[str, Any] | None:
     """The error a failing program printed (an object with "error"), if any; a long one masked, then cut."""
     try:
         reply = answer_json(out)
@@ -203,6 +236,21 @@ def _reported(out: str, redactor: Redactor) -> dict[str, Any] | None:
     if len(error) > ERROR_MOST:
         error = f"{redactor.excerpt(error, ERROR_MOST)}... ({len(error):,} characters)"
     return {**reply, "error": error}
+
+
+#: The most characters of the code a failing program reports (longer, or not printable: its exit code stands).
+CODE_MOST = 100
+
+
+def _reported_code(value: Any, exit_code: int) -> str:
+    """The code a failing program reported ("code": text or a whole number), as each failure event
+    keeps it; its exit code where it reported none it could keep (one 300,000 characters long, of
+    terminal escapes, was kept in every failure event of a run: a sweep's)."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        text = str(value)
+        if 0 < len(text) <= CODE_MOST and text.isprintable():
+            return text
+    return str(exit_code)
 
 
 def _communicate(proc: subprocess.Popen[bytes], data: bytes, timeout: float) -> tuple[bytes, int, bytes]:
