@@ -14,6 +14,7 @@ a list of :class:`Guard`, plain frozen values the executor's guard engine
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import re
@@ -206,6 +207,7 @@ class Guard:
     blocker: Selector | None = None                    # exclusive: what blocks while in flight
     file: str = ""
     line: int = 0
+    index: int = 0                                     # its place in its file's list
 
     @property
     def where(self) -> str:
@@ -217,7 +219,7 @@ class Guard:
         return bool(self.match.target or self.block_targets or self.per == "target")
 
 
-def _normalise(spec: GuardSpec, file: str, line: int) -> Guard:
+def _normalise(spec: GuardSpec, file: str, line: int, index: int) -> Guard:
     daily: list[tuple[int, int]] = []
     for text in spec.daily or ():
         start, end = parse_daily(text)
@@ -233,7 +235,7 @@ def _normalise(spec: GuardSpec, file: str, line: int) -> Guard:
         on_deny=spec.on_deny, retry_after=spec.retry_after, max=spec.max, min=spec.min, seconds=spec.seconds,
         per=spec.per, block_resources=tuple(spec.resources or ()), block_types=tuple(spec.types or ()),
         block_targets=tuple(spec.targets or ()), periods=periods, daily=tuple(sorted(daily)),
-        blocker=Selector.of(spec.while_) if spec.kind == "exclusive" else None, file=file, line=line)
+        blocker=Selector.of(spec.while_) if spec.kind == "exclusive" else None, file=file, line=line, index=index)
 
 
 # --- loading -------------------------------------------------------------------------
@@ -297,19 +299,37 @@ def _path(path: PathKey) -> str:
     return format_path(path)
 
 
-def load_guard_file(path: Path, display: str) -> tuple[list[Guard], Source]:
-    """One guard file, parsed and checked on its own. Raises DiagnosticsError."""
+def load_guard_file(path: Path, display: str) -> tuple[list[Guard], Source, list[Diagnostic]]:
+    """One guard file, parsed and checked on its own: its well-formed guards and the problems of
+    the others, every one (a guard of an unknown kind hid the other guards' missing fields and
+    what check_guards finds of them: a review's). Raises DiagnosticsError when the file cannot be
+    read, or its shape is not a list of guards."""
     src = load_yaml(path, display)
-    parsed = parse(GuardsFile, src)
     problems: list[Diagnostic] = []
+    try:
+        specs = list(enumerate(parse(GuardsFile, src).guards))
+    except DiagnosticsError as exc:
+        specs, problems = _well_formed(src, exc), list(exc.diagnostics)
     guards: list[Guard] = []
-    for index, spec in enumerate(parsed.guards):
+    for index, spec in specs:
         base: PathKey = ("guards", index)
         problems += _kind_problems(spec, src, base)
-        guards.append(_normalise(spec, src.file, src.where(base)[0]))
-    if problems:
-        raise DiagnosticsError(problems)
-    return guards, src
+        guards.append(_normalise(spec, src.file, src.where(base)[0], index))
+    return guards, src, problems
+
+
+def _well_formed(src: Source, failed: DiagnosticsError) -> list[tuple[int, GuardSpec]]:
+    """The guards of a file that did not validate whole, each validated on its own: those without a
+    problem (the whole file's validation named every problem of the others); ``failed`` raised again
+    when the file is not a list of guards."""
+    data = src.data
+    if not isinstance(data, dict) or not isinstance(data.get("guards"), list):
+        raise failed
+    specs = []
+    for index in range(len(data["guards"])):
+        with contextlib.suppress(DiagnosticsError):
+            specs.append((index, parse(GuardSpec, src.sub(("guards", index)))))
+    return specs
 
 
 def check_guards(guards: list[Guard], sources: dict[str, Source], model: Any) -> list[Diagnostic]:
@@ -320,12 +340,9 @@ def check_guards(guards: list[Guard], sources: dict[str, Source], model: Any) ->
     operations = sorted({op.name for kind in model.kinds.values() for op in kind.operations})
     controllers = sorted(model.controllers)
     first: dict[str, Guard] = {}
-    index_in_file: dict[str, int] = {}
     for guard in guards:
-        index = index_in_file.get(guard.file, 0)
-        index_in_file[guard.file] = index + 1
         src = sources[guard.file]
-        base: PathKey = ("guards", index)
+        base: PathKey = ("guards", guard.index)
         if guard.name in first:
             other = first[guard.name]
             problems.append(src.diagnostic(base + ("name",), f"guard '{guard.name}' is defined twice",
@@ -391,10 +408,11 @@ def load_guards(root: Path, rels: list[str], project_src: Source,
             problems.append(project_src.diagnostic(("guards", index), f"no such guard file '{rel}'"))
             continue
         try:
-            found, src = load_guard_file(path, display(path, root))
+            found, src, file_problems = load_guard_file(path, display(path, root))
         except DiagnosticsError as exc:
             problems.extend(exc.diagnostics)
             continue
+        problems.extend(file_problems)
         if src.file in sources:
             problems.append(project_src.diagnostic(("guards", index), f"guard file '{rel}' is named twice"))
             continue

@@ -170,6 +170,22 @@ def test_names_are_checked_against_the_catalog(vfw_copy):
         "(did you mean 'openstack'?)"]
 
 
+def test_every_problem_of_every_guard_at_once(vfw_copy):
+    # (one guard of an unknown kind hid the others' missing fields, unknown names and duplicates: they
+    # showed one stage at a time, as each was fixed)
+    write_guards(vfw_copy, "guards:\n"
+                           "  - name: g\n    kind: rate_limt\n    max: 1\n"
+                           "  - name: h\n    kind: rate_limit\n    max: 1\n"
+                           "  - name: i\n    kind: max_instances\n    max: 3\n    type: vf-modul\n"
+                           "  - name: h\n    kind: freeze\n    daily: '01:00-02:00'\n")
+    assert problems(vfw_copy) == [
+        "guards.yaml:3:11: error: guards[0].kind: unknown kind 'rate_limt' (did you mean 'rate_limit'?)",
+        "guards.yaml:6:5: error: guards[1]: missing required field 'seconds' (the sliding window of a rate_limit "
+        "guard, in seconds)",
+        "guards.yaml:11:11: error: guards[2].type: unknown resource type 'vf-modul' (did you mean 'vf-module'?)",
+        "guards.yaml:12:11: error: guards[3].name: guard 'h' is defined twice (first at guards.yaml:5)"]
+
+
 def test_missing_guard_file_points_into_ordo_yaml(vfw_copy):
     (vfw_copy / "guards.yaml").unlink()
     assert problems(vfw_copy) == ["ordo.yaml:19:5: error: guards[0]: no such guard file 'guards.yaml'"]
