@@ -831,7 +831,7 @@ def history(project: Path, journal: Path | str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("run_id", metavar="RUN", type=RUN_ID, required=False)
+@click.argument("run_id", metavar="[RUN]", type=RUN_ID, required=False)
 @project_option
 @journal_option
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON lines.")

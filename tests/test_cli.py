@@ -155,3 +155,14 @@ def test_plan_lists_only_new_placements():
     assert "Placements (new)" not in run.out  # a VF module is located by its VNF, not placed
     run = run_ordo("plan", "-C", VFW)
     assert "Placements (new)\n  vfw -> region-two\n  vpg -> region-one\n  vsink -> region-one\n" in run.out
+
+
+def test_an_optional_run_is_shown_optional_in_usage() -> None:
+    # (`ordo show` said RUN where none is needed: the last run is shown)
+    from click.testing import CliRunner
+
+    from ordo.cli import cli
+
+    assert "Usage: cli show [OPTIONS] [RUN]" in CliRunner().invoke(cli, ["show", "--help"]).output
+    for needed in ("resume", "abort"):
+        assert f"Usage: cli {needed} [OPTIONS] RUN" in CliRunner().invoke(cli, [needed, "--help"]).output
