@@ -229,11 +229,11 @@ ERRORS_REPEATED_PAST = 20
 @inventory_option
 def check(request: Path | None, project: Path, inventory: Path | None) -> None:
     """Validate models and policies; report every problem at once."""
-    from executor.controllers import kind_problems
+    from executor.controllers import controller_problems
     from ordo import render
     from planner.check import check as run_check
 
-    found = run_check(project, request, inventory, controller_problems=kind_problems)
+    found = run_check(project, request, inventory, controller_problems=controller_problems)
     errors = [d for d in found if d.severity == "error"]
     warnings = sum(d.severity == "warning" for d in found)
     render.diagnostics(_console(stderr=True), found)

@@ -30,7 +30,7 @@ from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import CatalogFile, InventoryFile, ProjectFile, RequestFile
 from domain.model import Model
 from domain.project import _locate, display_path, load_project, project_policy_files, read_project_file
-from domain.yamlsrc import PathKey, Source, load_yaml
+from domain.yamlsrc import PathKey, Source, format_path, load_yaml
 from planner.core import all_policy_files, checked_program
 from planner.facts import model_facts
 from planner.locality import nonlocal_rule
@@ -40,10 +40,10 @@ from planner.solve import ground_only
 
 def check(root: Path | str = ".", request: Path | str | None = None,
           inventory: Path | str | None = None, *,
-          controller_problems: Callable[[dict], list[tuple[str, str]]] | None = None) -> list[Diagnostic]:
-    """Every problem of the project, at once. ``controller_problems``: (controller, what is wrong) of the
-    catalog's controllers, as the layer that makes them judges them (``executor.controllers.kind_problems``:
-    the planner does not know the adapters)."""
+          controller_problems: Callable[[dict, Path], list[tuple[str, str, str]]] | None = None) -> list[Diagnostic]:
+    """Every problem of the project, at once. ``controller_problems``: (controller, its field, what is
+    wrong) of the catalog's controllers, given the project's folder, as the layer that makes them
+    judges them (``executor.controllers.controller_problems``: the planner does not know the adapters)."""
     diagnostics: list[Diagnostic] = []
     try:
         root, project_file, src = read_project_file(root)
@@ -58,7 +58,7 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     if model is not None:
         diagnostics += lifecycle_problems(model, [root / rel for rel in project_file.catalog], root)
         if controller_problems is not None:
-            diagnostics += _controller_diagnostics(controller_problems(model.controllers),
+            diagnostics += _controller_diagnostics(controller_problems(model.controllers, root),
                                                    [root / rel for rel in project_file.catalog], root)
     program = checked_program(files, root, dict(project_file.policies.enforcement), src, model,
                               dict(project_file.policies.parameters))
@@ -252,19 +252,26 @@ def lifecycle_problems(model: Model, catalogs: list[Path], root: Path) -> list[D
     return out
 
 
-def _controller_diagnostics(found: list[tuple[str, str]], catalogs: list[Path], root: Path) -> list[Diagnostic]:
-    """Each controller's problem at its ``kind`` in the catalog that names it (a ``kind: htpp`` passed
-    check, and apply refused it)."""
+def _controller_diagnostics(found: list[tuple[str, str, str]], catalogs: list[Path],
+                            root: Path) -> list[Diagnostic]:
+    """Each controller's problem at its field (``kind``, ``config.timeout`` ...) in the catalog that
+    names it (a ``kind: htpp``, a ``config: {timeout: "5"}`` passed check, and apply refused them)."""
     if not found:
         return []
     sources = _catalog_sources(catalogs, root)
     out = []
-    for name, why in found:
+    for name, field, why in found:
         where = next((src for src in sources if isinstance(src.data, dict)
                       and name in (src.data.get("controllers") or {})), None)
-        out.append(where.diagnostic(("controllers", name, "kind"), why, code="controller") if where is not None
-                   else Diagnostic(path=f"controllers.{name}.kind", summary=why, code="controller"))
+        path = ("controllers", name, *_field_path(field))
+        out.append(where.diagnostic(path, why, code="controller") if where is not None
+                   else Diagnostic(path=format_path(path), summary=why, code="controller"))
     return out
+
+
+def _field_path(text: str) -> PathKey:
+    """``config.operations.create.body.a[0]`` as a path (``format_path``'s inverse, for names without dots)."""
+    return tuple(int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", text))
 
 
 def _catalog_sources(catalogs: list[Path], root: Path) -> list[Source]:

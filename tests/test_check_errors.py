@@ -976,3 +976,31 @@ def test_a_controller_of_a_kind_ordo_has_no_adapter_for_is_refused_by_check(vfw_
                              "(did you mean 'http'?)" in run.err, run.text
     applied = run_ordo("apply", "-C", vfw_copy, "--auto-approve")   # (what check refuses, apply refuses too)
     assert applied.code == 1 and "unknown controller kind 'htpp'" in applied.err, applied.text
+
+
+def test_a_controller_config_apply_would_refuse_is_refused_by_check_at_its_field(vfw_copy: Path) -> None:
+    """Check said "Success!" of a config that apply refused once it had planned (a fault sweep's): each
+    adapter checks its config without being made, and without what it would read of the machine that
+    runs it (an unset {env[NAME]}, a program on the PATH)."""
+    catalog = vfw_copy / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace(
+        '  sdnc:      { concurrency: 4, description: "SDN controller: assign, activate" }\n'
+        '  openstack: { concurrency: 3, description: "cloud: create and delete stacks" }\n'
+        '  cds:       { concurrency: 2, description: "controller design studio: config" }\n',
+        "  sdnc:\n    kind: http\n    config:\n      base_url: http://127.0.0.1:9\n"
+        "      headers: {Authorization: 'Bearer {env[ORDO_TEST_NEVER_SET]}'}\n      timeout: '5'\n"
+        "  openstack:\n    kind: command\n    config: {command: [./missing-tool.py]}\n"
+        "  cds:\n    kind: simulated\n    config: {latency: {create: -1}}\n"))
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1, run.text
+    assert "catalog.yaml:10:16: error: controllers.sdnc.config.timeout: expected a positive number of seconds" \
+           in run.err, run.text
+    assert "catalog.yaml:13:23: error: controllers.openstack.config.command: program './missing-tool.py' not " \
+           "found" in run.err, run.text
+    assert "catalog.yaml:16:32: error: controllers.cds.config.latency.create: expected a number of at least 0" \
+           in run.err, run.text
+    assert "ORDO_TEST_NEVER_SET" not in run.err and "3 error(s)" in run.err, run.text
+    catalog.write_text(catalog.read_text().replace("timeout: '5'", "timeout: 5").replace(
+        "./missing-tool.py", "some-tool-on-the-path").replace("create: -1", "create: 1"))
+    passed = run_ordo("check", "-C", vfw_copy)   # (the environment and the PATH are the running machine's)
+    assert passed.code == 0, passed.text

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from executor.controllers.base import (
@@ -72,16 +73,28 @@ def load_adapter(kind: str) -> Factory:
     return factory
 
 
-def kind_problems(specs: dict[str, Any]) -> list[tuple[str, str]]:
-    """(controller, what is wrong) for each controller of the catalog whose ``kind`` names no adapter
-    this ordo has, or one that does not import: what apply would refuse, found without making one
-    (``ordo check``; an adapter reads its environment when it is made)."""
+def controller_problems(specs: dict[str, Any], root: Path) -> list[tuple[str, str, str]]:
+    """(controller, field under it, what is wrong) for each controller of the catalog that apply
+    would refuse to make: a ``kind`` naming no adapter this ordo has (or one that does not import),
+    a ``config`` its adapter refuses (``check_config``: what it would read of the machine that runs
+    it, its environment variables, a program on its PATH, is not asked). For ``ordo check``: a
+    config that apply refused was passed as valid."""
     out = []
     for name, spec in sorted(specs.items()):
         try:
-            load_adapter(spec.kind)
+            factory = load_adapter(spec.kind)
         except ConfigError as exc:
-            out.append((name, str(exc)))
+            out.append((name, "kind", str(exc)))
+            continue
+        checker = getattr(factory, "check_config", None)
+        if checker is None:
+            continue
+        try:
+            checker(dict(spec.config), root)
+        except ConfigError as exc:
+            field, sep, why = str(exc).partition(": ")
+            at_field = sep and field.startswith("config") and " " not in field
+            out.append((name, field if at_field else "config", why if at_field else str(exc)))
     return out
 
 

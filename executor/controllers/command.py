@@ -94,6 +94,17 @@ class CommandController:
         self._running: set[subprocess.Popen[bytes]] = set()   # the calls' programs, while they run
         self._closed = False
 
+    @staticmethod
+    def check_config(config: dict[str, Any], root: Path) -> None:
+        """ConfigError for what making the controller of ``config`` would refuse (``ordo check``), but
+        a program named without a path (found on the PATH of the machine that runs it)."""
+        config = settings(config, _KEYS)
+        env = _env(config.get("env"))
+        argv = _argv(config.get("command"))
+        if "/" in argv[0] or (root / argv[0]).is_file():
+            _program(argv[0], root.absolute(), env.get("PATH", os.environ.get("PATH")))
+        seconds(config.get("timeout", DEFAULT_TIMEOUT), "config.timeout")
+
     def execute(self, request: OperationRequest) -> dict[str, Any]:
         """Run the program for one operation; return the outputs it prints."""
         timeout = self.timeout if request.timeout is None else min(self.timeout, request.timeout)

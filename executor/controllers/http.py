@@ -261,6 +261,19 @@ class HttpController:
     def __init__(self, name: str, config: dict[str, Any], context: ControllerContext) -> None:
         self.name = name
         self.context = context
+        tls = self._configure(config, Path(context.root))
+        self.env = _environment(config)
+        context.redactor.add_values(self.env.values())
+        self._opener = urllib.request.build_opener(_NoRedirect(), _HTTP(), _HTTPS(context=tls))
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any], root: Path) -> None:
+        """ConfigError for what making the controller of ``config`` would refuse (``ordo check``), but
+        the environment variables it reads (``{env[NAME]}``: the machine's that runs it)."""
+        cls.__new__(cls)._configure(config, root)
+
+    def _configure(self, config: dict[str, Any], root: Path) -> ssl.SSLContext:
+        """The settings of ``config`` (ConfigError naming the field that is wrong); its TLS context."""
         config = settings(config, _TOP_KEYS)
         base_url = config.get("base_url")
         if base_url is None or base_url == "":
@@ -282,10 +295,7 @@ class HttpController:
         self.operations = {str(op): _call(spec, f"operations.{op}", observe=False) for op, spec in operations.items()}
         observe = config.get("observe")
         self.observe_call = None if observe is None else _call(observe, "observe", observe=True)
-        self.env = _environment(config)
-        context.redactor.add_values(self.env.values())
-        tls = _tls(config, Path(context.root))
-        self._opener = urllib.request.build_opener(_NoRedirect(), _HTTP(), _HTTPS(context=tls))
+        return _tls(config, root)
 
     # -- the controller interface ------------------------------------------------------------
 

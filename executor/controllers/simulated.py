@@ -521,16 +521,27 @@ class SimulatedController:
     def __init__(self, name: str, config: dict[str, Any], context: ControllerContext) -> None:
         self.name = name
         scenario = Scenario.parse(context.settings.get("simulation"))
-        config = _mapping(config, ("config",))
-        _check_keys(config, CONFIG_KEYS, ("config",))
-        own_latency = _latency(config["latency"], ("config", "latency")) if "latency" in config else {}
-        own_jitter = _number(config["jitter"], ("config", "jitter"), high=1) if "jitter" in config else 0.0
+        own_latency, own_jitter = self._settings(config)
         self.latency: Mapping[str, float] = scenario.latency if scenario.latency is not None else own_latency
         self.jitter: float = scenario.jitter if scenario.jitter is not None else own_jitter
         path = Path(context.workdir) / (scenario.world or DEFAULT_FILE)
         self.world: World = context.shared(SHARED_NAME, lambda: World(path, context.inventory, scenario))
         self._stop = threading.Event()
         self.world.attach(self._stop)
+
+    @staticmethod
+    def _settings(config: Any) -> tuple[dict[str, float], float]:
+        """The latency table and jitter ``config`` sets; SettingError naming the field that is wrong."""
+        config = _mapping(config, ("config",))
+        _check_keys(config, CONFIG_KEYS, ("config",))
+        latency = _latency(config["latency"], ("config", "latency")) if "latency" in config else {}
+        jitter = _number(config["jitter"], ("config", "jitter"), high=1) if "jitter" in config else 0.0
+        return latency, jitter
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any], root: Path) -> None:
+        """ConfigError for what making the controller of ``config`` would refuse (``ordo check``)."""
+        cls._settings(config)
 
     @property
     def scenario(self) -> Scenario:
