@@ -672,12 +672,33 @@ def test_plan_and_state_say_a_run_is_left_to_resume(vfw_copy: Path) -> None:
 @pytest.mark.parametrize(("journal", "said"), [
     ("", "the journal's path is empty"),
     ("a" * 300 + "/j.db", "the journal's path is longer than the system allows"),
+    # (SQLite's own names: a journal in memory took a run's records with it, reporting success; a URI's options
+    # turned its locking off, and its file was not the one made private)
+    (":memory:", ":memory:: not a journal: SQLite's in-memory database"),
+    ("file:run.db", "file:run.db: not a journal: SQLite's URI"),
+    ("FILE:nl.db?nolock=1", "FILE:nl.db?nolock=1: not a journal: SQLite's URI"),
 ])
 def test_a_journal_path_that_names_no_file_is_refused(vfw_copy: Path, journal: str, said: str) -> None:
     for command in (["history"], ["apply", "--auto-approve"]):
         run = run_ordo(*command, "-C", str(vfw_copy), "--journal", journal)
         text = run.out + run.err
         assert run.code != 0 and said in text and "a bug in ordo" not in text and "Traceback" not in text, text
+
+
+def test_a_journal_whose_name_sqlite_would_read_as_options_is_the_file_it_names(tmp_path: Path) -> None:
+    # (the backend opened its path as SQLite takes a name: one starting 'file:' is a URI of SQLite's)
+    import stat
+
+    from executor.journal import Journal
+
+    folder = tmp_path / "file:here"
+    folder.mkdir()
+    for name in ("j?mode=memory#x.db", "plain.db"):
+        with Journal(folder / name) as jr:
+            jr.begin_run("p", "r", {}, [])
+        assert (folder / name).is_file() and stat.S_IMODE((folder / name).stat().st_mode) == 0o600
+        with Journal(folder / name, create=False) as jr:
+            assert [run.id for run in jr.runs()] == [1]
 
 
 def test_an_at_after_the_host_is_escaped_and_a_password_in_the_drivers_message_hides_it() -> None:

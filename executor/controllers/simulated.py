@@ -325,7 +325,8 @@ class World:
         self._waiters: set[threading.Event] = set()
         _no_other_file(self.path)
         private_file(self.path)
-        self._db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path.absolute().as_uri(), uri=True, timeout=5.0, isolation_level=None,
+                                   check_same_thread=False)   # (its own file: ':memory:' or 'file:' no database)
         try:
             self._db.execute("PRAGMA busy_timeout = 5000")
             tables = sorted(row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))

@@ -39,6 +39,12 @@ def location(where: Path | str | JournalUrl, files: Path | None = None) -> Path 
         return JournalUrl(str(where), files if files is not None else Path(".ordo"))
     if isinstance(where, str) and _SCHEME.match(where):
         raise JournalError(f"{_masked(where)}: not a journal: expected a file or a postgresql:// URL")
+    if isinstance(where, str) and (where == ":memory:" or where[:5].lower() == "file:"):
+        # (SQLite's own names: a database in memory, which a run's records did not outlive, or a URI whose
+        # options, mode=memory or nolock=1, were SQLite's to take, and whose file was not the one checked)
+        what = "in-memory database" if where == ":memory:" else "URI"
+        raise JournalError(f"{where[:80]}: not a journal: SQLite's {what}; expected a file's path or a "
+                           "postgresql:// URL")
     text = os.fspath(where)
     if not text.strip():
         raise JournalError("the journal's path is empty: expected a file or a postgresql:// URL")

@@ -80,7 +80,9 @@ class SqliteBackend(Backend):
         self.where = path
         try:
             private_file(path, narrow=False)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=self.timeout)
+            # (a URI of the file itself: SQLite reads a name starting 'file:' as a URI of its own, with options)
+            self._db = sqlite3.connect(Path(path).absolute().as_uri(), uri=True, check_same_thread=False,
+                                       isolation_level=None, timeout=self.timeout)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"{path}: cannot open the journal: {exc}") from None
 
