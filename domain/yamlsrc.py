@@ -607,7 +607,10 @@ def _build(node: yaml.Node, count: list[int]) -> Any:
         value = node.value
         if tag == _SIMPLE + "str":
             return value
-        if tag == _SIMPLE + "int" and value.lstrip("+-").isascii() and value.lstrip("+-").isdigit():
+        digits = value.lstrip("+-")
+        if tag == _SIMPLE + "int" and digits.isascii() and digits.isdigit() and (digits[0] != "0" or digits == "0"):
+            # (a leading zero is YAML 1.1's octal, PyYAML's to read: 012 was 12 here, and 10 where anything
+            # else in the file sent the whole file to PyYAML)
             if _too_long(node):
                 raise _Unusual   # int() would raise: named by the walk, which runs before the builders
             return int(value)

@@ -126,7 +126,9 @@ def test_decoded_successors_graph_and_cycle():
 
 
 SCALARS = ["a", "yes", "No", "on", "~", "null", "''", "1", "-7", "0x1F", "0o17", "1_000", "1.5", "1e3", ".inf",
-           "-.Inf", ".nan", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "true", "'yes'", '"1"']
+           "-.Inf", ".nan", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "true", "'yes'", '"1"',
+           # (a leading zero is YAML 1.1's octal: the fast builder read 012 as 12, PyYAML as 10)
+           "012", "-012", "+0777", "0", "-0", "00", "08", "012.5", "0.5"]
 
 
 @pytest.mark.parametrize("text", SCALARS)
