@@ -685,6 +685,13 @@ def test_a_journal_path_that_names_no_file_is_refused(vfw_copy: Path, journal: s
         assert run.code != 0 and said in text and "a bug in ordo" not in text and "Traceback" not in text, text
 
 
+def test_a_journal_under_a_file_says_the_file_is_no_folder(vfw_copy: Path) -> None:
+    # (it said "[Errno 17] File exists: 'ordo.yaml'")
+    for journal in (vfw_copy / "ordo.yaml" / "j.db", vfw_copy / "ordo.yaml" / "x" / "j.db"):
+        run = run_ordo("apply", "-C", str(vfw_copy), "--auto-approve", "--journal", str(journal))
+        assert run.code == 1 and f"{vfw_copy / 'ordo.yaml'} is not a folder" in run.err, run.text
+
+
 def test_a_journal_whose_name_sqlite_would_read_as_options_is_the_file_it_names(tmp_path: Path) -> None:
     # (the backend opened its path as SQLite takes a name: one starting 'file:' is a URI of SQLite's)
     import stat

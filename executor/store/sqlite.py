@@ -37,7 +37,12 @@ def private_file(path: Path, *, narrow: bool = True) -> None:
     connections too: another process closing its last connection then took itself for the last
     user and deleted the -wal file under a server still writing to it (events it had reported,
     lost)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):   # (a file where a folder of the path is: "[Errno 17] File
+        # exists: 'ordo.yaml'")
+        above = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+        raise NotAFileError(f"{above or path.parent} is not a folder") from None
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
