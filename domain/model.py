@@ -428,7 +428,10 @@ def build_model(
             check_target(obs.placement, inventory_src, path + ("placement",))
             res = Resource(
                 name=obs.name, type=obs.type, current=obs.state, part_of=obs.part_of,
-                placement=obs.placement, requires=obs.requires, labels=obs.labels,
+                # (in its initial state it exists nowhere, as a journal's record of it: a placement kept pinned
+                # its creation to a target that had no room, and a pin in the request could not move it)
+                placement=obs.placement if kind is None or obs.state != kind.initial else None,
+                requires=obs.requires, labels=obs.labels,
                 attributes=obs.attributes, observed=True,
                 origin=Origin.at(inventory_src, path),
             )

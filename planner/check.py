@@ -249,6 +249,38 @@ def lifecycle_problems(model: Model, catalogs: list[Path], root: Path) -> list[D
         diag = (where.diagnostic(("types", kind.name, "lifecycle"), summary, detail, code="lifecycle")
                 if where is not None else Diagnostic(summary=summary, detail=detail))
         out.append(dataclasses.replace(diag, severity="warning", code="lifecycle"))
+    return out + _unordered(model, sources)
+
+
+#: The milestones the base ordering (ordering.lp) speaks of.
+ORDERING_MILESTONES = ("assigned", "created", "active")
+
+
+def _unordered(model: Model, sources: list[Source]) -> list[Diagnostic]:
+    """A warning for each type whose lifecycle has none of the milestones the base ordering speaks of,
+    and whose resources are related to others: the ordering of those relationships says nothing of
+    them (a planner sweep's: a resource destroyed while another still used it)."""
+    related: dict[str, str] = {}
+    resources = model.resources
+    for res in sorted(resources.values(), key=lambda r: r.name):
+        others = [target for _, target in sorted(res.relations)] + ([res.part_of] if res.part_of else [])
+        for name in [res.name, *others] if others else ():
+            if name in resources:
+                related.setdefault(resources[name].type, name)
+    out = []
+    for tname, example in sorted(related.items()):
+        kind = model.kinds.get(tname)
+        if kind is None or any(m in ORDERING_MILESTONES for m, _ in kind.milestones):
+            continue
+        where = next((src for src in sources if isinstance(src.data, dict)
+                      and tname in (src.data.get("types") or {})), None)
+        summary = (f"type '{tname}' has no milestone 'assigned', 'created' or 'active' (a state of that name, or "
+                   f"milestones: {{created: STATE}} on its lifecycle): the base ordering of part_of, uses, hosted_on "
+                   f"and member_of says nothing of when its resources ('{example}' ...) come and go")
+        detail = f"its states: {', '.join(kind.states)}"
+        diag = (where.diagnostic(("types", tname, "lifecycle"), summary, detail) if where is not None
+                else Diagnostic(summary=summary, detail=detail))
+        out.append(dataclasses.replace(diag, severity="warning", code="lifecycle"))
     return out
 
 
