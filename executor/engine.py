@@ -278,7 +278,8 @@ class Executor:
         if self.journal.events(run_id, since=rs.seq, limit=1):  # another process carried it on meanwhile
             self._records, rs = self.journal.state(), self._rebuild(run_id)
         core = self._core(rs)
-        result = self._drive(core, Resumed(status, self.clock(), rollback=rollback))
+        taken = "embedded" if info.options.get("engine") == "temporal" else ""   # (its workflow over: runs.resume)
+        result = self._drive(core, Resumed(status, self.clock(), rollback=rollback, host=taken))
         if result is not None or status == "fallout":  # a run that fell out plans again from the state now
             assert result is not None
             return result

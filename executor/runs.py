@@ -200,15 +200,25 @@ def check_startable(project: Path, journal: JournalArg, supersede: bool) -> None
             jr.check_startable(False)
 
 
+def on_temporal(jr: Journal | Any, info: RunInfo) -> bool:
+    """Whether a run is its Temporal workflow's: started on Temporal, and not taken up since by the
+    embedded engine (``ordo resume`` of a run its workflow ended, failed: the ``resumed`` event says
+    so). A run taken up so that crashed was refused a resume, as if its workflow had left it unended."""
+    if info.options.get("engine") != "temporal":
+        return False
+    resumed = jr.last_event(info.id, kinds=("resumed",))
+    return resumed is None or resumed.data.get("host") != "embedded"
+
+
 def unfollowed(jr: Journal | Any, info: RunInfo) -> bool:
     """Whether a run on Temporal may be its workflow's while no process follows it: crashed (its follower
     died), or interrupted by its follower's failure (its last word an ``interrupted`` event), not by its
     workflow's end (a Ctrl-C of the apply that followed it: the workflow ended the run, and is over).
     ``jr``: what reads the run's last event (a journal, or the service's engine)."""
+    if info.effective_status not in ("crashed", "interrupted") or not on_temporal(jr, info):
+        return False   # (taken up by the embedded engine since its workflow ended it: a crash of that is its own)
     if info.effective_status == "crashed":
         return True
-    if info.effective_status != "interrupted":
-        return False
     last = jr.last_event(info.id, kinds=("interrupted", "run-ended"))
     return last is not None and last.kind == "interrupted"
 
@@ -399,7 +409,7 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
         # fallen out on Temporal, or crashed there (a resume that took the run died before its decision
         # reached the workflow), or interrupted (its follower failed): the workflow that still waits for a
         # decision carries the run on
-        if info.options.get("engine") == "temporal" and (info.effective_status == "fallout" or unfollowed(jr, info)):
+        if on_temporal(jr, info) and (info.effective_status == "fallout" or unfollowed(jr, info)):
             from executor.temporal import load_client, workflow_id
 
             # (a workflow over or gone leaves the run to this engine below, where they apply)
@@ -477,7 +487,7 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
     with Journal(journal_path(project, journal), create=False) as jr:
         info = jr.run(run_id)
         status = info.effective_status
-        if info.options.get("engine") == "temporal" and (status == "running" or unfollowed(jr, info)):
+        if on_temporal(jr, info) and (status == "running" or unfollowed(jr, info)):
             from executor.temporal import TemporalError, load_client
 
             # crashed (or interrupted: its follower failed) while its workflow waits for a decision (the process
@@ -504,7 +514,7 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
             return (f"Abort requested: run {run_id} (pid {info.pid}) will stop once its operations "
                     "in flight finish.")
-        if info.options.get("engine") == "temporal" and status in ("fallout", "superseded"):
+        if on_temporal(jr, info) and status in ("fallout", "superseded"):
             from executor.temporal import load_client
 
             # superseded: its workflow may still wait (the apply that superseded it stopped before telling it)

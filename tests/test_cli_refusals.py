@@ -669,6 +669,30 @@ def test_plan_and_state_say_a_run_is_left_to_resume(vfw_copy: Path) -> None:
                               "carries it on;") in " ".join(run.err.split()), run.text
 
 
+def test_a_run_its_workflow_ended_taken_up_here_that_crashed_is_resumed_here(vfw_copy: Path) -> None:
+    """A run on Temporal that its workflow ended failed was resumed on this engine (its workflow over); that
+    resume crashed. The next resume was refused as a Temporal run whose workflow left it unended, and
+    nothing could carry it on (a fault sweep's): the run is this engine's since the resume took it up."""
+    from executor.journal import Event, Journal
+
+    crashed = run_ordo_process("apply", "--auto-approve", "-C", str(vfw_copy), env={"ORDO_CRASH_POINT": "applied"})
+    assert crashed.code != 0
+    with sqlite3.connect(vfw_copy / ".ordo" / "journal.db") as db:   # as a run its workflow started
+        options = json.loads(db.execute("SELECT options FROM runs WHERE id = 1").fetchone()[0])
+        db.execute("UPDATE runs SET options = ? WHERE id = 1",
+                   (json.dumps({**options, "engine": "temporal", "temporal": "127.0.0.1:1"}),))
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:   # ... and ended, failed
+        jr.append(1, [Event("run-ended", data={"status": "failed", "reason": "its workflow failed"})],
+                  status="failed", summary={"reason": "its workflow failed"})
+    taken = run_ordo_process("resume", "1", "-C", str(vfw_copy), env={"ORDO_CRASH_POINT": "applied"})
+    assert taken.code != 0 and "cannot reach Temporal" not in taken.text, taken.text
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        assert jr.run(1).effective_status == "crashed"
+        assert jr.last_event(1, kinds=("resumed",)).data == {"from": "failed", "host": "embedded"}
+    resumed = run_ordo("resume", "1", "-C", str(vfw_copy))
+    assert resumed.code == 0 and "Apply complete" in resumed.out, resumed.text
+
+
 @pytest.mark.parametrize(("journal", "said"), [
     ("", "the journal's path is empty"),
     ("a" * 300 + "/j.db", "the journal's path is longer than the system allows"),

@@ -111,9 +111,23 @@ def test_a_run_fallen_out_waits_and_is_resumed_in_the_same_workflow(temporal_ser
     assert max(results.values()) == 1 and set(results) <= set(keys)
 
 
-def test_a_run_fallen_out_is_aborted_by_the_decide_signal(temporal_server: str, tmp_path: Path):
+def test_a_run_fallen_out_is_aborted_by_the_decide_signal(temporal_server: str, tmp_path: Path, monkeypatch):
+    from datetime import timedelta
+
+    import executor.temporal.client as client_module
+    from executor.runs import abort as abort_run
+    from executor.temporal import TemporalError
+
     with vfw_workers(temporal_server, "f2", tmp_path, VFW, count=1):
         wid = _fall_out(temporal_server, "f2", tmp_path)
+    # no worker: what the workflow waits for cannot be asked (a query needs one). It was taken for gone, the
+    # run closed in the journal and its workflow left waiting for good (a fault sweep's): refused, nothing changed
+    monkeypatch.setattr(client_module, "_ASK", timedelta(seconds=1))
+    with pytest.raises(TemporalError, match="run 1's workflow is running, but no worker answers it"):
+        abort_run(VFW, tmp_path / "journal.db", 1)
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        assert jr.run(1).status == "fallout"
+    with vfw_workers(temporal_server, "f2", tmp_path, VFW, count=1):
         abort = run_ordo_forked("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
         assert abort.code == 0 and "its workflow waiting" in abort.out, abort.text
         result = with_client(temporal_server, lambda c: c.get_workflow_handle(wid).result())

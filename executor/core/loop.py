@@ -209,7 +209,8 @@ class RunCore:
         return [Record(events, "planned"), *self._start(inp.spec, inp.now)]
 
     def _resumed(self, inp: Resumed) -> list[Command]:
-        events = [Event("resumed", data={"from": inp.previous, **({"rollback": True} if inp.rollback else {})})]
+        events = [Event("resumed", data={"from": inp.previous, **({"rollback": True} if inp.rollback else {}),
+                                         **({"host": inp.host} if inp.host else {})})]
         self._apply(events)
         cmds: list[Command] = [Record(events, "resumed")]
         if inp.rollback:

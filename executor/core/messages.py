@@ -70,6 +70,10 @@ class Resumed:
     previous: str
     now: float
     rollback: bool = False
+    #: Who takes the run up, where it is not the host that started it: "embedded" when this process
+    #: carries on a run its Temporal workflow ended (kept in the ``resumed`` event: the run is no
+    #: workflow's any more, and a crash of this process leaves it to be resumed here again).
+    host: str = ""
 
 
 @dataclass(frozen=True)

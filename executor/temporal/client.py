@@ -32,6 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from domain.errors import clipped
 from domain.project import Project
 from executor.core.loop import begun
 from executor.engine import ApplyOptions, Listener, RunResult, left_in_doubt, run_started
@@ -433,9 +434,18 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
             handle = client.get_workflow_handle(workflow_id(jr.id, run))
             try:
                 running = (await handle.describe(rpc_timeout=_ASK)).status == WorkflowExecutionStatus.RUNNING
-                progress = await handle.query(RunWorkflow.progress, rpc_timeout=_ASK) if running else {}
-            except (RPCError, WorkflowQueryFailedError):  # gone
+            except RPCError:  # gone
                 return None
+            if not running:
+                return None
+            try:
+                progress = await handle.query(RunWorkflow.progress, rpc_timeout=_ASK)
+            except (RPCError, WorkflowQueryFailedError) as exc:
+                # running, and no worker answers (a query needs one): taken for gone, the run was closed or
+                # carried on here while its workflow waited on for a decision no one could send it any more
+                raise TemporalError(f"run {run}'s workflow is running, but no worker answers it "
+                                    f"({clipped(str(exc), 200)}): start `ordo worker` for it, then try again "
+                                    f"(`temporal workflow describe -w {handle.id}`)") from None
             if progress.get("awaiting") != "decision":
                 return None
             ended = jr.last_event(run, kinds=("run-ended",))
