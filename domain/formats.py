@@ -32,7 +32,7 @@ from pydantic import (
 
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
-from domain.secrets import secret_name
+from domain.secrets import MASK, secret_name
 from domain.yamlsrc import Source, format_path
 
 _NAME_PATTERN, _NAME_MOST = r"[A-Za-z0-9][A-Za-z0-9_.:-]*", 200
@@ -625,8 +625,8 @@ def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str
         f", got {type(got).__name__}" + (f" {quoted(got)}" if loc and not hidden else "")
     if kind == "value_error":
         message = str(error.get("ctx", {}).get("error", error["msg"]))
-        if hidden and isinstance(got, int | str) and str(got) and str(got) in message:
-            return message.replace(str(got), "the value"), "the value is not shown: its name looks like a secret's"
+        if hidden and isinstance(got, int | float | str) and str(got) and str(got) in message:
+            return message.replace(str(got), MASK), "the value is not shown: its name looks like a secret's"
         return message, ""
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}{got_text}", ""

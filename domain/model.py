@@ -26,7 +26,7 @@ from domain.formats import (
     TargetSpec,
     TypeSpec,
 )
-from domain.secrets import is_fingerprint, redacted, same_value, secret_name
+from domain.secrets import redacted, same_value, secret_name
 from domain.yamlsrc import PathKey, Source, format_path, resolve
 
 
@@ -595,8 +595,6 @@ def _overrides(existing: Resource, desired: DesiredResource, part_of: str | None
     for key, value in desired.labels.items():
         # policies read labels with any meaning (protected: true): none is added or changed
         now = existing.labels.get(key)
-        if key in existing.labels and is_fingerprint(now) and same_value(now, value):
-            continue   # (the journal keeps a fingerprint of a label under a secret-looking name)
         if key not in existing.labels or now != value or type(now) is not type(value):  # true is not 1
             if secret_name(key):   # (its values not shown)
                 was = "has another value" if key in existing.labels else "is not set"

@@ -676,8 +676,9 @@ class Executor:
                 found.append(Found(res.name, error=problem))
                 continue
             now_state = obs.state if obs.exists else kind.initial
-            target = obs.target if now_state != kind.initial else None
-            if target is not None and kind.placement and (problem := _unknown_target(target, model)) is not None:
+            # (a type without placement is placed nowhere: what its controller says of a target is not kept, nor shown)
+            target = obs.target if now_state != kind.initial and kind.placement else None
+            if target is not None and (problem := _unknown_target(target, model)) is not None:
                 found.append(Found(res.name, error=problem))   # (recorded, it failed the run and each resume)
                 continue
             record = self._record(model, res, now_state, None, dict(obs.attributes),

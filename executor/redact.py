@@ -55,6 +55,8 @@ _PAIR = re.compile(rf"(?i)(?<![\w.-])(?=[\w.-]*(?:{NAMES}))([\w.-]+)([\"']?\s*[:
                    r"(?!<secret )((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)")   # (a fingerprint is shown)
 #: A private key in PEM (an SSH or TLS key pasted into a param), to its END line or the end of the text.
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.DOTALL)
+#: A private key's END line with no BEGIN line before it: the text starts inside the key.
+_PEM_HEADLESS = re.compile(r"(?:(?!-----BEGIN ).)*?-----END ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----", re.DOTALL)
 #: A JSON Web Token: three base64url parts, the first two JSON objects ("eyJ" is '{"').
 _JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _FLAG = re.compile(rf"(?i)((?:^|\s)--?(?=[\w-]*(?:{NAMES}))[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")
@@ -85,6 +87,8 @@ def scrub(text: str) -> str:
     of 60,000 events tried all four on 230,000 strings: 5 s)."""
     if "-----BEGIN " in text:
         text = _PEM.sub(rf"-----BEGIN \1-----{MASK}-----END \1-----", text)
+    if "-----END " in text and (head := _PEM_HEADLESS.match(text)) is not None:
+        text = f"{MASK}-----END {head[1]}-----{text[head.end():]}"   # (its start cut off: stderr's last 64 KiB)
     if "eyJ" in text:
         text = _JWT.sub(MASK, text)
     if "@" in text and "://" in text:
@@ -189,21 +193,12 @@ class Redactor:
 
     def excerpt(self, text: str, most: int, *, end: bool = False) -> str:
         """At most ``most`` characters of ``text``, its start (or with ``end`` its end), masked
-        before they are cut: a secret cut in two is not shown in part (an HTTP answer that
-        quoted a secret past its first 188 characters showed twelve of its sixteen: a sweep's).
-        Only a window around the cut is masked, grown until the masked window reaches past the cut
-        by more than the longest known value (a value the window's far edge cut in two is then
-        not in what is kept) and what scrub can add there."""
-        with self._lock:
-            longest = max(map(len, self._known), default=0)
-        margin = 3 * longest + 64   # (a pair "k=v" masked grows by two: at most one per two characters)
-        size = most + margin
-        while True:
-            window = text[-size:] if end else text[:size]
-            masked = self.text(window)
-            if len(window) == len(text) or len(masked) >= most + margin:
-                return masked[-most:] if end else masked[:most]
-            size *= 2
+        whole before they are cut: a secret cut in two is not recognised (an HTTP answer that quoted
+        a secret past its first 188 characters showed twelve of its sixteen: a sweep's), and a window
+        around the cut missed a private key or a token that began before it (a review's). What
+        is cut from is bounded by its reader (an answer: 1 MiB; stderr: its last 64 KiB)."""
+        masked = self.text(text)
+        return masked[-most:] if end else masked[:most]
 
     def tree(self, data: Any, *, compared: bool = True) -> Any:
         """A copy of ``data`` with secret keys' values fingerprinted and every string masked.
@@ -226,12 +221,12 @@ class Redactor:
                 for k, v in data.items()}
 
     def record(self, record: ObservedResource) -> ObservedResource:
-        """A state record with its secret attributes and labels fingerprinted (a label under a
-        secret-looking name was kept in clear: a sweep's)."""
-        attributes, labels = self.tree(record.attributes), self.tree(record.labels)
-        if attributes == record.attributes and labels == record.labels:
-            return record
-        return record.model_copy(update={"attributes": attributes, "labels": labels})
+        """A state record with its secret attributes fingerprinted. Its labels are kept as they are:
+        policies read them (`protected: true`, an anti-affinity group), and a label key such as
+        ``cpu-pin`` looks secret; fingerprinted, they changed what the next plan did (docs/security.md:
+        labels hold no secrets)."""
+        attributes = self.tree(record.attributes)
+        return record if attributes == record.attributes else record.model_copy(update={"attributes": attributes})
 
     def _secret_key(self, key: Any) -> bool:
         return key in self._names or secret_name(key)

@@ -341,3 +341,13 @@ def test_an_observed_placement_that_is_no_target_is_refused_not_recorded(tmp_pat
     assert f"could not observe a: {said}" in run.out, run.text
     state = run_ordo("state", "-C", root, "--export")
     assert state.code == 0 and "elsewhere" not in state.out and "no where" not in state.out, state.text
+
+
+def test_what_a_controller_says_of_the_target_of_a_type_without_placement_is_not_kept(tmp_path: Path) -> None:
+    # (only placeable types' targets were checked: 180 KB of another's was kept in the observed event and shown)
+    root = command_project(tmp_path / "p", f"TARGET = {'no where ' * 20000!r}\n{PLACED_ODDLY}", "{attempts: 1}",
+                           "{lifecycle: simple, controller: c}", "  - {name: a, type: thing}\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code == 0 and "observed a: present\n" in run.out and "no where" not in run.text, run.text[:2000]
+    shown = run_ordo("show", "1", "-C", root, "--json")
+    assert "no where" not in shown.out and len(shown.out) < 100_000, len(shown.out)

@@ -1004,3 +1004,24 @@ def test_a_controller_config_apply_would_refuse_is_refused_by_check_at_its_field
         "./missing-tool.py", "some-tool-on-the-path").replace("create: -1", "create: 1"))
     passed = run_ordo("check", "-C", vfw_copy)   # (the environment and the PATH are the running machine's)
     assert passed.code == 0, passed.text
+
+
+def test_check_of_a_controller_config_neither_crashes_nor_asks(vfw_copy: Path, tmp_path: Path) -> None:
+    """A program's name longer than the system takes crashed check ("a bug in ordo (OSError)"), and an
+    encrypted client key made OpenSSL ask for its passphrase on the terminal (a review's)."""
+    import subprocess
+
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=x", "-passout", "pass:secret123"], check=True, capture_output=True, timeout=60)
+    catalog = vfw_copy / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace(
+        '  sdnc:      { concurrency: 4, description: "SDN controller: assign, activate" }\n'
+        '  openstack: { concurrency: 3, description: "cloud: create and delete stacks" }\n',
+        f"  sdnc:\n    kind: http\n    config: {{base_url: 'http://127.0.0.1:9', client_cert: '{cert}', "
+        f"client_key: '{key}'}}\n"
+        f"  openstack:\n    kind: command\n    config: {{command: [{'x' * 300}]}}\n"))
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1 and "bug in ordo" not in run.text and "pass phrase" not in run.text.lower(), run.text
+    assert "controllers.openstack.config.command: program 'xxxx" in run.err and "File name too long" in run.err
+    assert "controllers.sdnc.config.client_key: the key is encrypted with a passphrase" in run.err, run.text

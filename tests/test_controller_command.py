@@ -324,3 +324,12 @@ def test_closing_ends_the_programs_of_calls_still_running(tmp_path: Path) -> Non
     with pytest.raises(TransientError, match="ended as it started") as late:   # a call after: nothing left running
         ctl.execute(request("n2"))
     assert late.value.applied is None
+
+
+def test_a_failing_programs_report_that_is_not_utf8_still_says_whether_it_applied(tmp_path: Path) -> None:
+    # (read strictly too, its "applied": true was lost and the call taken for not applied: a review's)
+    script = ("import sys; sys.stdout.buffer.write(b'{\"error\": \"disk full on /var/caf\\xe9\", \"applied\": true}');"
+              " sys.exit(1)")
+    with pytest.raises(PermanentError) as info:
+        make(tmp_path, command=[sys.executable, "-c", script]).execute(request("n1"))
+    assert info.value.applied is True and "disk full on /var/caf\ufffd" in info.value.message, info.value.message

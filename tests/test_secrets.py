@@ -24,7 +24,7 @@ import pytest
 
 from executor.controllers.simulated import World
 from executor.journal import Journal
-from executor.redact import Redactor, redact_argv
+from executor.redact import Redactor, redact_argv, scrub
 from tests.conftest import run_ordo, run_ordo_process
 
 BEARER = "bearer-from-env-7f3a9c"          # read by the http controller as {env[ORDO_TEST_BEARER]}
@@ -256,35 +256,42 @@ def test_a_resumed_run_writes_no_declared_secret(tmp_path: Path) -> None:
     assert b"<secret " in journal and leaks(journal) == []
 
 
-def test_a_label_under_a_secret_looking_name_is_kept_as_a_fingerprint(tmp_path: Path) -> None:
-    """Labels were kept in the journal's state as the request gave them, and `ordo state --export`
-    printed them: one under a secret-looking name is fingerprinted as an attribute is, the same value
-    asked again is no change, and a value that differs is refused without showing either."""
-    request = 'resources:\n  - {name: a, type: thing, labels: {api_token: "label-token-7c1e", tier: db}}\n'
+def test_labels_are_kept_as_given_for_the_policies_that_read_them(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labels are what policies read: fingerprinted in the journal's records (a key such as cpu-pin looks
+    secret) or masked where an environment secret's value was part of one, the next plan deleted a
+    protected resource, and refused an unchanged request (a review's). They are kept as given; a label that
+    a request restates with another value is refused without showing either value."""
+    monkeypatch.setenv("ORDO_TEST_API_TOKEN", "prod")   # a value inside a label's ("production")
+    request = ('resources:\n  - {name: a, type: thing, labels: {cpu-pin: true, tier: production, '
+               'api_token: "label-token-7c1e"}}\n')
     root = simple_project(tmp_path / "p", request)
-    applied = run_ordo("apply", "-C", root, "--auto-approve")
-    assert applied.code == 0, applied.text
-    journal = b"".join(p.read_bytes() for p in (root / ".ordo").glob("journal.db*"))
-    assert b"label-token-7c1e" not in journal and b"<secret " in journal
+    (root / "ordo.yaml").write_text((root / "ordo.yaml").read_text() + "policies:\n  library: [protected-resources]\n"
+                                    "  parameters: {protected-resources: {label_key: cpu-pin}}\n")
+    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
     exported = run_ordo("state", "-C", root, "--export")
-    assert exported.code == 0 and "label-token-7c1e" not in exported.text and "tier: db" in exported.text, \
-        exported.text
-    again = run_ordo("plan", "-C", root, "--detailed-exitcode")
-    assert again.code == 0, again.text
+    assert "cpu-pin: true" in exported.out and "tier: production" in exported.out, exported.text
+    assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0   # unchanged: nothing to do
+    (root / "delete.yaml").write_text("resources:\n  - {name: a, type: thing, state: absent}\n")
+    refused = run_ordo("plan", "-C", root, "delete.yaml")
+    assert refused.code != 0 and "protected-resources" in refused.text, refused.text
     (root / "request.yaml").write_text(request.replace("label-token-7c1e", "label-token-other"))
     changed = run_ordo("plan", "-C", root)
     assert changed.code != 0 and "label 'api_token' has another value" in changed.text, changed.text
-    assert "label-token" not in changed.text and "<secret " not in changed.text, changed.text
+    assert "label-token" not in changed.text, changed.text
 
 
 def test_a_value_refused_under_a_secret_looking_name_is_not_quoted(tmp_path: Path) -> None:
     # (params' values were not shown; a secret-looking label's or requirement's were: "got str '...'")
     root = simple_project(tmp_path / "p", "resources:\n  - {name: a, type: thing, requires: {api_key: req-key-9d2f},\n"
-                                            "     labels: {db_password: 998877665544, tier: 99999999999}}\n")
+                                            "     labels: {db_password: 998877665544, tier: 99999999999, "
+                                            "sim-pin: 4711.25}}\n")
     checked = run_ordo("check", "-C", root)
     assert checked.code != 0 and "requires.api_key: expected a whole number, got str" in checked.text
-    assert "labels.db_password: the value is out of range" in checked.text, checked.text
+    assert "labels.db_password: *** is out of range" in checked.text, checked.text
     assert "req-key-9d2f" not in checked.text and "998877665544" not in checked.text, checked.text
+    assert "4711" not in checked.text and "labels.sim-pin: decimal number *** is not supported" in checked.text, \
+        checked.text
     assert "labels.tier: 99999999999 is out of range" in checked.text   # what is not secret-looking is shown
 
 
@@ -516,3 +523,19 @@ def test_an_excerpt_is_masked_before_it_is_cut_wherever_the_cut_falls() -> None:
                 assert secret[i:i + 4] not in shown, (text, most, end, shown)
         if secrets[0] not in text and secrets[1] not in text and "=" not in text:
             assert shown == (text[-most:] if end else text[:most])
+
+
+def test_an_excerpt_hides_what_the_patterns_find_wherever_it_starts() -> None:
+    # (only a window around the cut was masked: a private key or a bearer token that began before it was shown,
+    # and a token whose payload ran past it: a review's)
+    key = "-----BEGIN PRIVATE KEY-----\n" + "MIIEvQIBADANBgkqhkiG9w0BAQEF\n" * 60 + "-----END PRIVATE KEY-----"
+    bearer = "Authorization: Bearer " + "A" * 1500
+    jwt = "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIn0" * 40 + ".c2lnbmF0dXJl"
+    redactor = Redactor(environ={})
+    for text in (f"error\n{key}\n", f"error: {bearer}"):
+        shown = redactor.excerpt(text, 500, end=True)
+        assert "MIIEvQ" not in shown and "AAAA" not in shown, shown
+    assert "eyJzdWIi" not in redactor.excerpt(f"{jwt} and more", 200)
+    # a text that starts inside a key (stderr's last 64 KiB): masked to its END line
+    headless = key[key.index("\n", 300):] + "\ntrailing words"
+    assert scrub(headless) == "***-----END PRIVATE KEY-----\ntrailing words"

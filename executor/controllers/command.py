@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from domain.errors import clipped
 from executor.controllers.base import (
     MAX_ANSWER_BYTES,
     ConfigError,
@@ -101,7 +102,11 @@ class CommandController:
         config = settings(config, _KEYS)
         env = _env(config.get("env"))
         argv = _argv(config.get("command"))
-        if "/" in argv[0] or (root / argv[0]).is_file():
+        try:
+            local = "/" in argv[0] or _in_project(argv[0], root)
+        except OSError:
+            local = True   # (_program names what is wrong with it)
+        if local:
             _program(argv[0], root.absolute(), env.get("PATH", os.environ.get("PATH")))
         seconds(config.get("timeout", DEFAULT_TIMEOUT), "config.timeout")
 
@@ -236,9 +241,11 @@ class CommandController:
 
 
 def _reported(out: bytes, redactor: Redactor) -> dict[str, Any] | None:
-    """The error a failing program printed (an object with "error"), if any; a long one masked, then cut."""
+    """The error a failing program printed (an object with "error"), if any; a long one masked, then cut.
+    Read as UTF-8 with a replacement character for what is not: what it says of itself ("applied": true)
+    stands, as it did before its outputs were read strictly (only a successful answer's are recorded)."""
     try:
-        reply = answer_json(out)
+        reply = answer_json(out.decode("utf-8", "replace"))
     except ValueError:
         return None
     if not isinstance(reply, dict) or "error" not in reply:
@@ -346,19 +353,28 @@ def _argv(command: Any) -> list[str]:
 
 def _program(program: str, root: Path, path: str | None) -> str:
     """The program to run: a path (relative ones against ``root``) or a name on PATH."""
-    candidate = Path(program)
-    if not candidate.is_absolute() and ("/" in program or (root / program).is_file()):
-        candidate = root / program
-    if candidate.is_absolute():
-        if not candidate.is_file():
-            raise ConfigError(f"config.command: program '{program}' not found ({candidate})")
-        if not os.access(candidate, os.X_OK):
-            raise ConfigError(f"config.command: program '{program}' is not executable ({candidate})")
-        return str(candidate)
-    found = shutil.which(program, path=path)
+    try:
+        candidate = Path(program)
+        if not candidate.is_absolute() and ("/" in program or _in_project(program, root)):
+            candidate = root / program
+        if candidate.is_absolute():
+            if not candidate.is_file():
+                raise ConfigError(f"config.command: program '{program}' not found ({candidate})")
+            if not os.access(candidate, os.X_OK):
+                raise ConfigError(f"config.command: program '{program}' is not executable ({candidate})")
+            return str(candidate)
+        found = shutil.which(program, path=path)
+    except OSError as exc:   # (a name longer than the system takes: "this is a bug in ordo (OSError)", a review's)
+        raise ConfigError(f"config.command: program '{clipped(program, 80)}' cannot be looked up: "
+                          f"{exc.strerror or exc}") from None
     if found is None:
         raise ConfigError(f"config.command: program '{program}' not found on PATH")
     return found
+
+
+def _in_project(program: str, root: Path) -> bool:
+    """Whether ``program`` names a file in the project folder (a name without a path: else one on PATH)."""
+    return (root / program).is_file()
 
 
 def _env(env: Any) -> dict[str, str]:

@@ -681,6 +681,13 @@ def _environment(config: dict[str, Any]) -> dict[str, str]:
     return {n: os.environ[n] for n in names}
 
 
+def _no_passphrase() -> str:
+    """An encrypted client key's passphrase: none is taken. OpenSSL asked for one on the terminal, from
+    `ordo check` and from a run alike (a review's); the load fails instead, saying the key is encrypted."""
+    raise ConfigError("config.client_key: the key is encrypted with a passphrase, which ordo does not take: "
+                      "give it the key unencrypted (a file only its user may read)")
+
+
 def _tls(config: dict[str, Any], root: Path) -> ssl.SSLContext:
     """The TLS settings: the system's CAs, or ``ca_bundle``; a client certificate if one is set.
     Relative paths are taken from the project folder."""
@@ -692,7 +699,11 @@ def _tls(config: dict[str, Any], root: Path) -> ssl.SSLContext:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"config.{key}: expected the path of a PEM file")
         path = root / value
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:   # (a name longer than the system takes)
+            raise ConfigError(f"config.{key}: cannot be looked up: {exc.strerror or exc}") from None
+        if not found:
             raise ConfigError(f"config.{key}: no such file: {path}")
         paths[key] = str(path)
     if "client_key" in paths and "client_cert" not in paths:
@@ -704,7 +715,7 @@ def _tls(config: dict[str, Any], root: Path) -> ssl.SSLContext:
                           f"{exc.reason or exc}") from None
     if "client_cert" in paths:
         try:
-            context.load_cert_chain(paths["client_cert"], paths.get("client_key"))
+            context.load_cert_chain(paths["client_cert"], paths.get("client_key"), password=_no_passphrase)
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError(f"config.client_cert: cannot load the client certificate and key: "
                               f"{getattr(exc, 'reason', None) or exc}") from None
