@@ -726,6 +726,7 @@ class Executor:
             model = project.model
             model.failed = set(cmd.failed)
             model.refused = set(cmd.refused)
+            _ran_once(model, core.state.ran)
             if core.state.plan is not None:
                 model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
             if cmd.mode == "rollback":
@@ -1183,6 +1184,17 @@ def _snapshot(model: Model, plan: Plan, known: dict[str, dict[str, Any]]) -> dic
         out[change.resource] = {"state": res.current, "placement": res.placement,
                                 "attributes": dict(res.attributes)}
     return out
+
+
+def _ran_once(model: Model, done: set[str]) -> None:
+    """The operations a request asks to run (``run: [healthcheck]``) that this run carried out already are
+    not asked again: each re-plan, and each resume, sent them anew (a health check that passed, five times
+    in one run: a sweep's)."""
+    for oid in done:
+        name, _, operation = oid.rpartition("/")
+        res = model.resources.get(name)
+        if res is not None and operation in res.run:
+            res.run = tuple(o for o in res.run if o != operation)
 
 
 def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:

@@ -858,3 +858,33 @@ def test_a_policy_written_during_a_re_plan_is_read_again(vfw_copy, monkeypatch):
     result, evs = api_apply(vfw_copy, sim)   # (the first plan is api_apply's own; the re-plan, the engine's)
     assert result.status == "complete" and result.summary["replans"] == 1, result.reason
     assert len(calls) == 2
+
+
+def test_an_operation_a_request_runs_is_run_once_across_re_plans_and_resumes(vfw_copy: Path) -> None:
+    """vfw's health check fails for good; each re-plan (and the resume after the fallout) asked vpg's,
+    which had passed, again: five times in one run (a sweep's). A run operation carried out is not asked
+    again in the same run."""
+    scenario = vfw_copy / "hc.yaml"
+    scenario.write_text("seed: 1\nlatency: 0.01\nfaults:\n"
+                        "  - { resource: vfw, operation: healthcheck, error: permanent }\n")
+    run = run_ordo("apply", "-C", vfw_copy, "requests/healthcheck.yaml", "--inventory", "inventory-deployed.yaml",
+                   "--auto-approve", "--simulation", scenario)
+    assert run.code == 3 and "Apply fell out" in run.out, run.text
+    resumed = run_ordo("resume", "1", "-C", vfw_copy, "--inventory", "inventory-deployed.yaml",
+                       "--simulation", vfw_copy / "simulations" / "smooth.yaml")
+    assert resumed.code == 0, resumed.text
+    checks = [(row["resource"], row["operation"]) for row in ledger(vfw_copy) if row["operation"] == "healthcheck"]
+    assert checks == [("vpg", "healthcheck"), ("vfw", "healthcheck")], checks
+
+
+def test_a_part_under_a_whole_that_stays_on_a_refusing_target_is_not_sent_there_again(vfw_copy: Path) -> None:
+    """A VF module added to a VNF that stays on region-one, which refused its create once its assign had
+    passed: each re-plan sent the create there again (it was no longer 'new'), until the re-plans ran out
+    (a sweep's). The run falls out at the refusal, naming the policy."""
+    scenario = vfw_copy / "r1.yaml"
+    scenario.write_text("seed: 1\nlatency: 0\nfaults:\n  - { target: region-one, operation: create, error: refused }\n")
+    run = run_ordo("apply", "-C", vfw_copy, "requests/scale-out.yaml", "--inventory", "inventory-deployed.yaml",
+                   "--auto-approve", "--simulation", scenario)
+    assert run.code == 3 and "avoid-refused-targets" in run.out, run.text
+    intents = [ev.key for ev in events(vfw_copy) if ev.kind == "intent" and ev.op == "vpg-scale-1/create"]
+    assert len(intents) == 1, intents

@@ -30,6 +30,7 @@ class RunState:
     plan: Plan | None = None
     plan_no: int = 0
     done: set[str] = field(default_factory=set)
+    ran: set[str] = field(default_factory=set)   # every operation completed in the run, whichever plan had it
     attempts: dict[str, int] = field(default_factory=dict)
     in_doubt: set[str] = field(default_factory=set)
     keys: dict[str, str] = field(default_factory=dict)        # idempotency key of each op's last intent
@@ -103,6 +104,7 @@ def _intent(rs: RunState, ev: Event, plan: Plan | None) -> None:
 def _result(rs: RunState, ev: Event, plan: Plan | None) -> None:
     resource = ev.op.rpartition("/")[0]
     rs.done.add(ev.op)
+    rs.ran.add(ev.op)
     # No earlier attempt on the resource is in doubt any more (its key names a settled
     # attempt; the operation, if run again, gets a new key).
     rs.in_doubt.difference_update([oid for oid in rs.in_doubt if oid.rpartition("/")[0] == resource])

@@ -151,7 +151,8 @@ def outline_in(head: dict[str, Any], ops: list[list[Any]], edges: list[list[int]
 def state_out(rs: RunState) -> dict[str, Any]:
     """What a workflow continued as new needs of the run's state (read from the journal by a worker):
     done operations as indices into the plan, the rest of :class:`RunState` for operations not done.
-    Outputs, resources touched and the snapshot stay in the journal (activities read them there)."""
+    Outputs, resources touched, the operations the run carried out (``ran``) and the snapshot stay in the
+    journal (activities read them there)."""
     ops = [op.id for op in rs.plan.operations] if rs.plan else []
     open_ = [oid for oid in ops if oid not in rs.done]
     return {"seq": rs.seq, "plan_no": rs.plan_no, "done": [i for i, oid in enumerate(ops) if oid in rs.done],
