@@ -492,9 +492,14 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
 
             # crashed (or interrupted: its follower failed) while its workflow waits for a decision (the process
             # that took it to resume it died)
-            if status != "running" and (decided := load_client().decide(
-                    jr.path, run_id, info.options["temporal"], "abort", record, listener=lambda ev: None,
-                    around=_nothing)) is not None:
+            decided = None
+            if status != "running":
+                try:
+                    decided = load_client().decide(jr.path, run_id, info.options["temporal"], "abort", record,
+                                                   listener=lambda ev: None, around=_nothing)
+                except TemporalError:   # no worker answers what it waits for: it is asked to stop below, as a
+                    decided = None      # signal waits for a worker (refused, the abort could not be asked: a review's)
+            if decided is not None:
                 return _aborted(decided, f"Run {run_id} aborted (its workflow waited for a decision); "
                                          "nothing was undone.")
             # crashed, and its workflow is over or gone (terminated, its history removed): nothing carries it

@@ -235,8 +235,7 @@ class LocalEngine:
                 continue
             if principal == TAKEOVER and last.kind != "run-ended" and time.time() - last.at < self._quiet(info):
                 continue
-            if principal == TAKEOVER and info.options.get("engine") == "temporal" \
-                    and not self._no_workflow_goes_on(info):
+            if principal == TAKEOVER and runs.on_temporal(jr, info) and not self._no_workflow_goes_on(info):
                 continue   # its workflow goes on, and writes its end
             try:   # warnings, as the server's log shows by default: an operator wants to know
                 self.resume(info.id, principal)

@@ -333,3 +333,8 @@ def test_a_failing_programs_report_that_is_not_utf8_still_says_whether_it_applie
     with pytest.raises(PermanentError) as info:
         make(tmp_path, command=[sys.executable, "-c", script]).execute(request("n1"))
     assert info.value.applied is True and "disk full on /var/caf\ufffd" in info.value.message, info.value.message
+    marked = ("import sys; sys.stdout.buffer.write(b'\\xef\\xbb\\xbf{\"error\": \"quota\", \"applied\": true}');"
+              " sys.exit(1)")
+    with pytest.raises(PermanentError) as info:
+        make(tmp_path, command=[sys.executable, "-c", marked]).execute(request("n1"))
+    assert info.value.applied is True and info.value.message.endswith(": quota"), info.value.message

@@ -345,7 +345,7 @@ def test_a_real_fallout_is_a_manual_task(mapping, tmp_path):
         run, events = j.run(1), j.events(1)
     status = request_status(run, events)
     assert status["requestState"] == "PENDING_MANUAL_TASK" and 0 < status["percentProgress"] < 100
-    assert "avoid-refused-targets (<library>/avoid-refused-targets.lp:22) on vfw" in status["statusMessage"]
+    assert "avoid-refused-targets (<library>/avoid-refused-targets.lp:24) on vfw" in status["statusMessage"]
     got = task(RECORD, run, events)
     assert parse_task_id(got["taskId"]) == (RECORD.request_id, events[-1].seq)
     # the last stack creation a refusing region failed (the VF module's or its volume group's)

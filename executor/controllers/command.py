@@ -245,7 +245,7 @@ def _reported(out: bytes, redactor: Redactor) -> dict[str, Any] | None:
     Read as UTF-8 with a replacement character for what is not: what it says of itself ("applied": true)
     stands, as it did before its outputs were read strictly (only a successful answer's are recorded)."""
     try:
-        reply = answer_json(out.decode("utf-8", "replace"))
+        reply = answer_json(out.decode("utf-8-sig", "replace"))   # (a byte-order mark first is UTF-8's)
     except ValueError:
         return None
     if not isinstance(reply, dict) or "error" not in reply:

@@ -432,11 +432,10 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
         client = await _connect(address)
         try:
             handle = client.get_workflow_handle(workflow_id(jr.id, run))
-            try:
-                running = (await handle.describe(rpc_timeout=_ASK)).status == WorkflowExecutionStatus.RUNNING
-            except RPCError:  # gone
-                return None
-            if not running:
+            # gone only where Temporal says it knows no such workflow: one that did not answer in time was taken
+            # for gone, and the run carried on here while its workflow still waited (a review's)
+            described = await _asked_of(handle.describe(rpc_timeout=_ASK), address, run)
+            if described is None or described.status != WorkflowExecutionStatus.RUNNING:
                 return None
             try:
                 progress = await handle.query(RunWorkflow.progress, rpc_timeout=_ASK)

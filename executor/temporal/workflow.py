@@ -89,14 +89,13 @@ MAX_DECISIONS = 8
 DECISIONS = ("resume", "rollback", "abort")
 #: The core's records that are journaled with the plan (by the client, by ``ordo.replan``).
 _WRITTEN_WITH_THE_PLAN = ("planned", "replanned")
-#: The steps' activities (journal, planner, guards, observation): retried unless the inputs are wrong,
-#: for as long as it takes (what fails them is the journal's database or a worker, which come back;
-#: after 20 attempts, some 85 s, a database restarted in a minute and a half failed the workflow, and
-#: the run with it: a fault sweep's), at most every STEP_RETRY_MOST; a lost worker is noticed by its
-#: missing heartbeat.
-STEP_RETRY_MOST = timedelta(seconds=30)
-_STEP_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=STEP_RETRY_MOST,
-                          maximum_attempts=0, non_retryable_error_types=["ordo-inputs", "permanent"])
+#: The steps' activities (journal, planner, guards, observation): retried unless the inputs are wrong;
+#: a lost worker is noticed by its missing heartbeat. 20 attempts, some 85 s: a journal's database down
+#: longer fails the workflow (the run is then resumed on the embedded engine). Retried for as long as it
+#: takes, errors that never pass (a damaged journal row, a missing plan) held the run, and an abort with
+#: it, for good: which journal errors pass is not told apart yet.
+_STEP_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
+                          maximum_attempts=20, non_retryable_error_types=["ordo-inputs", "permanent"])
 #: A call is retried by Temporal only when its worker was lost or its attempt failed outside the
 #: controller (the next attempt observes first); the controller's own errors are the core's to retry.
 _CALL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
