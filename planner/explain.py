@@ -86,6 +86,22 @@ def _resources_in(sym: clingo.Symbol, model: Model, out: list[str]) -> None:
             _resources_in(arg, model, out)
 
 
+def _parts_located(model: Model, placements: dict[str, str]) -> dict[str, str]:
+    """Where each part that requires capacity is: with its whole, up its part_of chain, where the whole is
+    placed (parts have no place/2 of their own)."""
+    out = {}
+    resources = model.resources
+    for name, res in resources.items():
+        if not res.requires or name in placements or res.part_of is None:
+            continue
+        whole, hops = res.part_of, 0
+        while whole is not None and whole not in placements and hops <= len(resources):
+            whole, hops = (resources[whole].part_of if whole in resources else None), hops + 1
+        if whole is not None and whole in placements:
+            out[name] = placements[whole]
+    return out
+
+
 def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
                    levels: tuple[str, ...] = ("hard",), placements: dict[str, str] | None = None) -> list[Conflict]:
     """The violated constraint instances in an answer, of policies enforced at ``levels``.
@@ -100,6 +116,8 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
     placed_on: dict[str, list[str]] = {}
     for name, target in placements.items():
         placed_on.setdefault(target, []).append(name)
+    for name, target in _parts_located(model, placements).items():   # (a part that takes capacity there was
+        placed_on.setdefault(target, []).append(name)                 # left out of a capacity conflict: a sweep's)
     out = []
     for sym in symbols:
         if sym.name != "__violation":

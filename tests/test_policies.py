@@ -144,6 +144,20 @@ def test_capacity_conflict_names_target_and_the_resources_on_it(vfw_copy):
     assert [g[0] for g in outcome.explanation.goals] == list(conflict.resources)
 
 
+def test_capacity_conflict_names_the_part_that_overflows_the_target(vfw_copy):
+    # a VF module added to vPG on region-one, 7 vcpu there: the conflict named vpg and vsink (6, which fit), not
+    # the new part that overflows (parts have no place/2 of their own: a sweep's)
+    inventory = vfw_copy / "inventory-deployed.yaml"
+    text = inventory.read_text()
+    one = "  region-one:\n    zone: az1\n    capacity: { vcpu: 10,"
+    assert text.count(one) == 1, text[:400]
+    inventory.write_text(text.replace(one, one.replace("vcpu: 10,", "vcpu: 7,")))
+    outcome = plan(vfw_copy, "scale-out.yaml", "inventory-deployed.yaml")
+    assert outcome.status == "no_plan"
+    [conflict] = outcome.explanation.conflicts
+    assert conflict.policy == "capacity" and conflict.resources == ("vpg", "vpg-scale-1", "vsink"), conflict
+
+
 def test_anti_affinity_grounds_in_proportion_to_the_targets_of_a_zone(vfw_copy):
     """A pair of labelled resources was read through every pair of targets of one zone: the square
     of the targets a zone has (the sweep of 6 December: 500 targets in 7 zones grounded 5.6 million
