@@ -1193,8 +1193,9 @@ def _ran_once(model: Model, done: set[str]) -> None:
     for oid in done:
         name, _, operation = oid.rpartition("/")
         res = model.resources.get(name)
-        if res is not None and operation in res.run:
-            res.run = tuple(o for o in res.run if o != operation)
+        if res is None or operation not in res.run or res.changed or (res.desired not in (None, res.current)):
+            continue   # (one the new plan changes is checked again after the change: a review's)
+        res.run = tuple(o for o in res.run if o != operation)
 
 
 def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:

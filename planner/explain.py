@@ -92,8 +92,9 @@ def _parts_located(model: Model, placements: dict[str, str]) -> dict[str, str]:
     out = {}
     resources = model.resources
     for name, res in resources.items():
-        if not res.requires or name in placements or res.part_of is None:
-            continue
+        if not res.requires or name in placements or res.part_of is None \
+                or (res.desired is not None and res.desired == model.kinds[res.type].initial):
+            continue   # (one the plan deletes frees its capacity)
         whole, hops = res.part_of, 0
         while whole is not None and whole not in placements and hops <= len(resources):
             whole, hops = (resources[whole].part_of if whole in resources else None), hops + 1

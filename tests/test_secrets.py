@@ -539,5 +539,9 @@ def test_an_excerpt_hides_what_the_patterns_find_wherever_it_starts() -> None:
     # a text that starts inside a key (stderr's last 64 KiB): masked to its END line
     headless = key[key.index("\n", 300):] + "\ntrailing words"
     assert scrub(headless) == "***-----END PRIVATE KEY-----\ntrailing words"
+    # indented (YAML), escaped (JSON), a space before CRLF: shown where only base64 was taken (a review's)
+    for shape in ("    " + headless.replace("\n", "\n    "), headless.replace("\n", "\\n"),
+                  headless.replace("\n", " \r\n")):
+        assert "MIIEvQ" not in scrub(shape) and "BAQEF" not in scrub(shape), shape[:80]
     said = "step 3 failed: key.pem: unexpected trailer -----END RSA PRIVATE KEY----- (line 28); retrying"
     assert scrub(said) == said   # a text that only names the line is left as it is

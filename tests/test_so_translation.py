@@ -345,7 +345,9 @@ def test_a_real_fallout_is_a_manual_task(mapping, tmp_path):
         run, events = j.run(1), j.events(1)
     status = request_status(run, events)
     assert status["requestState"] == "PENDING_MANUAL_TASK" and 0 < status["percentProgress"] < 100
-    assert "avoid-refused-targets (<library>/avoid-refused-targets.lp:24) on vfw" in status["statusMessage"]
+    library = Path(__file__).parents[1] / "policies" / "library" / "avoid-refused-targets.lp"
+    line = library.read_text().splitlines().index(":- place(R,T), refused(T), replace(R).") + 1
+    assert f"avoid-refused-targets (<library>/avoid-refused-targets.lp:{line}) on vfw" in status["statusMessage"]
     got = task(RECORD, run, events)
     assert parse_task_id(got["taskId"]) == (RECORD.request_id, events[-1].seq)
     # the last stack creation a refusing region failed (the VF module's or its volume group's)
