@@ -55,9 +55,11 @@ _PAIR = re.compile(rf"(?i)(?<![\w.-])(?=[\w.-]*(?:{NAMES}))([\w.-]+)([\"']?\s*[:
                    r"(?!<secret )((?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;&}\]]+)")   # (a fingerprint is shown)
 #: A private key in PEM (an SSH or TLS key pasted into a param), to its END line or the end of the text.
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.DOTALL)
-#: A text that starts inside a private key: base64 lines, then the key's END line (a text that only names
-#: such a line, "unexpected trailer -----END RSA PRIVATE KEY-----", is left as it is: a review's).
-_PEM_HEADLESS = re.compile(r"[A-Za-z0-9+/=\s\\\"']{16,}-----END ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
+#: A text that starts inside a private key: lines of base64 (indented, quoted, or ended by an escaped line
+#: break), then the key's END line. A text that only names such a line ("unexpected trailer -----END RSA
+#: PRIVATE KEY-----", "the file ends with ...") is left as it is (reviews').
+_PEM_HEADLESS = re.compile(r"(?:[ \t\"']*[A-Za-z0-9+/=]*[ \t\"',]*(?:\r?\n|\\r\\n|\\n))+[ \t\"']*"
+                           r"-----END ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
 #: A JSON Web Token: three base64url parts, the first two JSON objects ("eyJ" is '{"').
 _JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _FLAG = re.compile(rf"(?i)((?:^|\s)--?(?=[\w-]*(?:{NAMES}))[\w-]*)(\s+)(?!-)([^\s'\")\]}}]+)")

@@ -877,19 +877,6 @@ def test_an_operation_a_request_runs_is_run_once_across_re_plans_and_resumes(vfw
     assert checks == [("vpg", "healthcheck"), ("vfw", "healthcheck")], checks
 
 
-def test_a_part_under_a_whole_that_stays_on_a_refusing_target_is_not_sent_there_again(vfw_copy: Path) -> None:
-    """A VF module added to a VNF that stays on region-one, which refused its create once its assign had
-    passed: each re-plan sent the create there again (it was no longer 'new'), until the re-plans ran out
-    (a sweep's). The run falls out at the refusal, naming the policy."""
-    scenario = vfw_copy / "r1.yaml"
-    scenario.write_text("seed: 1\nlatency: 0\nfaults:\n  - { target: region-one, operation: create, error: refused }\n")
-    run = run_ordo("apply", "-C", vfw_copy, "requests/scale-out.yaml", "--inventory", "inventory-deployed.yaml",
-                   "--auto-approve", "--simulation", scenario)
-    assert run.code == 3 and "avoid-refused-targets" in run.out, run.text
-    intents = [ev.key for ev in events(vfw_copy) if ev.kind == "intent" and ev.op == "vpg-scale-1/create"]
-    assert len(intents) == 1, intents
-
-
 def test_a_run_operation_carried_out_is_asked_again_where_the_resource_changes_since() -> None:
     # (left out whatever the new plan did to the resource, a passed check was not run after its update: a review's)
     from executor.engine import _ran_once
