@@ -493,12 +493,12 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             # crashed (or interrupted: its follower failed) while its workflow waits for a decision (the process
             # that took it to resume it died)
             decided = None
-            if status != "running":
-                try:
+            # (no worker answers what it waits for: it is asked to stop below, as a signal waits for a worker;
+            # refused, the abort could not be asked: a review's)
+            with contextlib.suppress(TemporalError):
+                if status != "running":
                     decided = load_client().decide(jr.path, run_id, info.options["temporal"], "abort", record,
                                                    listener=lambda ev: None, around=_nothing)
-                except TemporalError:   # no worker answers what it waits for: it is asked to stop below, as a
-                    decided = None      # signal waits for a worker (refused, the abort could not be asked: a review's)
             if decided is not None:
                 return _aborted(decided, f"Run {run_id} aborted (its workflow waited for a decision); "
                                          "nothing was undone.")

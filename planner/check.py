@@ -56,10 +56,10 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     model, problems = _load_model(root, project_file, request, inventory)
     diagnostics += problems
     if model is not None:
-        diagnostics += lifecycle_problems(model, [root / rel for rel in project_file.catalog], root)
+        catalogs = _catalog_sources([root / rel for rel in project_file.catalog], root)
+        diagnostics += lifecycle_problems(model, catalogs)
         if controller_problems is not None:
-            diagnostics += _controller_diagnostics(controller_problems(model.controllers, root),
-                                                   [root / rel for rel in project_file.catalog], root)
+            diagnostics += _controller_diagnostics(controller_problems(model.controllers, root), catalogs)
     program = checked_program(files, root, dict(project_file.policies.enforcement), src, model,
                               dict(project_file.policies.parameters))
     diagnostics += program.diagnostics
@@ -217,7 +217,7 @@ def _shift(positions: dict, removed: PathKey) -> dict:
     return out
 
 
-def lifecycle_problems(model: Model, catalogs: list[Path], root: Path) -> list[Diagnostic]:
+def lifecycle_problems(model: Model, sources: list[Source]) -> list[Diagnostic]:
     """A lifecycle with no way down, named by type and missing transition:
     an error where a resource needs it (its goal cannot be reached from its
     state; the planner would only blame its base rule), else a warning where
@@ -235,20 +235,15 @@ def lifecycle_problems(model: Model, catalogs: list[Path], root: Path) -> list[D
             file=origin.file if origin else "", line=origin.line if origin else 0,
             summary=f"'{res.name}' cannot go from '{res.current}' to '{goal}'{why}: type '{kind.name}' has no "
                     f"operations that lead there", detail=_missing(kind, res.current, goal), code="lifecycle"))
-    sources = _catalog_sources(catalogs, root)
     for kind in sorted(model.kinds.values(), key=lambda k: k.name):
         up = _reachable(kind, kind.initial)
         stuck = [s for s in kind.states if s in up and kind.initial not in _reachable(kind, s)]
         if not stuck or kind.name in blamed:
             continue
-        where = next((src for src in sources if isinstance(src.data, dict)
-                      and kind.name in (src.data.get("types") or {})), None)
         summary = (f"type '{kind.name}' has no way down from '{stuck[0]}' to '{kind.initial}': once there, "
                    "it can never be deleted or replaced")
-        detail = _missing(kind, stuck[0], kind.initial)
-        diag = (where.diagnostic(("types", kind.name, "lifecycle"), summary, detail, code="lifecycle")
-                if where is not None else Diagnostic(summary=summary, detail=detail))
-        out.append(dataclasses.replace(diag, severity="warning", code="lifecycle"))
+        out.append(_in_catalog(sources, ("types", kind.name, "lifecycle"), summary,
+                               _missing(kind, stuck[0], kind.initial), code="lifecycle", severity="warning"))
     return out + _unordered(model, sources)
 
 
@@ -272,33 +267,31 @@ def _unordered(model: Model, sources: list[Source]) -> list[Diagnostic]:
         kind = model.kinds.get(tname)
         if kind is None or any(m in ORDERING_MILESTONES for m, _ in kind.milestones):
             continue
-        where = next((src for src in sources if isinstance(src.data, dict)
-                      and tname in (src.data.get("types") or {})), None)
         summary = (f"type '{tname}' has no milestone 'assigned', 'created' or 'active' (a state of that name, or "
                    f"milestones: {{created: STATE}} on its lifecycle): the base ordering of part_of, uses, hosted_on "
                    f"and member_of says nothing of when its resources ('{example}' ...) come and go")
-        detail = f"its states: {', '.join(kind.states)}"
-        diag = (where.diagnostic(("types", tname, "lifecycle"), summary, detail) if where is not None
-                else Diagnostic(summary=summary, detail=detail))
-        out.append(dataclasses.replace(diag, severity="warning", code="lifecycle"))
+        out.append(_in_catalog(sources, ("types", tname, "lifecycle"), summary, f"its states: {', '.join(kind.states)}",
+                               code="lifecycle", severity="warning"))
     return out
 
 
-def _controller_diagnostics(found: list[tuple[str, str, str]], catalogs: list[Path],
-                            root: Path) -> list[Diagnostic]:
+def _controller_diagnostics(found: list[tuple[str, str, str]], sources: list[Source]) -> list[Diagnostic]:
     """Each controller's problem at its field (``kind``, ``config.timeout`` ...) in the catalog that
     names it (a ``kind: htpp``, a ``config: {timeout: "5"}`` passed check, and apply refused them)."""
-    if not found:
-        return []
-    sources = _catalog_sources(catalogs, root)
-    out = []
-    for name, field, why in found:
-        where = next((src for src in sources if isinstance(src.data, dict)
-                      and name in (src.data.get("controllers") or {})), None)
-        path = ("controllers", name, *_field_path(field))
-        out.append(where.diagnostic(path, why, code="controller") if where is not None
-                   else Diagnostic(path=format_path(path), summary=why, code="controller"))
-    return out
+    return [_in_catalog(sources, ("controllers", name, *_field_path(field)), why, code="controller")
+            for name, field, why in found]
+
+
+def _in_catalog(sources: list[Source], path: PathKey, summary: str, detail: str = "", *, code: str,
+                severity: str = "error") -> Diagnostic:
+    """A problem at ``path`` (section, name, ...) in the catalog file that defines that name; at no line where
+    none does."""
+    section, name = path[0], path[1]
+    where = next((src for src in sources if isinstance(src.data, dict) and name in (src.data.get(section) or {})),
+                 None)
+    diag = (where.diagnostic(path, summary, detail, code=code) if where is not None
+            else Diagnostic(path=format_path(path), summary=summary, detail=detail, code=code))
+    return diag if severity == "error" else dataclasses.replace(diag, severity=severity)
 
 
 def _field_path(text: str) -> PathKey:
