@@ -123,8 +123,9 @@ def test_a_run_fallen_out_is_aborted_by_the_decide_signal(temporal_server: str, 
     # no worker: what the workflow waits for cannot be asked (a query needs one). It was taken for gone, the
     # run closed in the journal and its workflow left waiting for good (a fault sweep's): refused, nothing changed
     monkeypatch.setattr(client_module, "_ASK", timedelta(seconds=1))
-    with pytest.raises(TemporalError, match="run 1's workflow is running, but no worker answers it"):
+    with pytest.raises(TemporalError, match="run 1's workflow is running, but no worker answers it") as refused:
         abort_run(VFW, tmp_path / "journal.db", 1)
+    assert f"temporal workflow terminate -w {wid}" in str(refused.value)   # the way out without a worker
     with Journal(tmp_path / "journal.db", create=False) as jr:
         assert jr.run(1).status == "fallout"
     with vfw_workers(temporal_server, "f2", tmp_path, VFW, count=1):
@@ -321,3 +322,16 @@ def test_an_abort_whose_workflow_ended_before_its_signal_says_what_the_run_becam
             runs.abort(tmp_path, journal, run)
     with Journal(journal, create=False) as jr:
         assert jr.run(run).status == (end or "running")
+
+
+def test_a_run_fallen_out_is_aborted_without_a_worker_once_its_workflow_is_terminated(temporal_server: str,
+                                                                                       tmp_path: Path):
+    # what the refusal above names as the way out without a worker: the workflow ended by Temporal itself
+    with vfw_workers(temporal_server, "f3", tmp_path, VFW, count=1):
+        wid = _fall_out(temporal_server, "f3", tmp_path)
+    subprocess.run([str(TEMPORAL), "workflow", "terminate", "-w", wid, "--address", temporal_server],
+                   check=True, capture_output=True, timeout=60)
+    abort = run_ordo_forked("abort", "1", "-C", VFW, "--journal", tmp_path / "journal.db")
+    assert abort.code == 0 and "aborted (it was fallout)" in abort.out, abort.text
+    with Journal(tmp_path / "journal.db", create=False) as jr:
+        assert jr.run(1).status == "aborted"

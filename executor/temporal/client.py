@@ -442,9 +442,13 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
             except (RPCError, WorkflowQueryFailedError) as exc:
                 # running, and no worker answers (a query needs one): taken for gone, the run was closed or
                 # carried on here while its workflow waited on for a decision no one could send it any more
+                # an abort may do without a worker: a workflow ended by Temporal itself is gone, and the run
+                # is then aborted here (the journal holds it)
+                without = (f"; or end the workflow (`temporal workflow terminate -w {handle.id}`) and abort "
+                           "again, without one" if action == "abort" else "")
                 raise TemporalError(f"run {run}'s workflow is running, but no worker answers it "
                                     f"({clipped(str(exc), 200)}): start `ordo worker` for it, then try again "
-                                    f"(`temporal workflow describe -w {handle.id}`)") from None
+                                    f"(`temporal workflow describe -w {handle.id}`){without}") from None
             if progress.get("awaiting") != "decision":
                 return None
             ended = jr.last_event(run, kinds=("run-ended",))
