@@ -1183,6 +1183,8 @@ def _snapshot(model: Model, plan: Plan, known: dict[str, dict[str, Any]]) -> dic
         res = model.resources[change.resource]
         out[change.resource] = {"state": res.current, "placement": res.placement,
                                 "attributes": dict(res.attributes)}
+        if res.params:   # the names the request sends: their values before the run are among the attributes
+            out[change.resource]["params"] = sorted(res.params)
     return out
 
 
@@ -1209,10 +1211,29 @@ def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:
         res.requested = True
         res.desired = before["state"]
         res.run = ()
-        res.params = {}
+        res.params = _params_before(model, res, before)
         res.refs = ()
         res.pinned = before.get("placement")
     model.planned = {}
+
+
+def _params_before(model: Model, res: Resource, before: dict[str, Any]) -> dict[str, Any]:
+    """The params a rollback sends ``res`` (the request's, ``before``: its snapshot): each the run sent
+    as it was before the run (its attribute then), the others as the request gives them now (one the
+    run added, or a secret, whose value was kept only as its fingerprint: neither can be put back);
+    none that reads another resource's output. None at all where an update would be needed and cannot
+    run in the state before the run: the resource is then put back in state only (a params change
+    there has no plan)."""
+    known = before.get("attributes") or {}
+    old = {k: known[k] for k in before.get("params") or () if k in known and not is_fingerprint(known[k])}
+    if not old:
+        return {}
+    kind = model.kinds[res.type]
+    if res.current != kind.initial and not any(
+            op.name == kind.update and op.from_state == op.to_state == before["state"] for op in kind.operations):
+        return {}
+    wired = {ref.param for ref in res.refs}
+    return {**{k: v for k, v in res.params.items() if k not in wired}, **old}
 
 
 def _model_inputs(project: Project, skip: set[str]) -> dict[str, str]:

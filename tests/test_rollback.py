@@ -112,3 +112,48 @@ def test_a_resume_given_an_inventory_it_cannot_read_journals_nothing(vfw_copy: P
         assert refused.code == 1 and "bad.yaml:2:1: error: invalid YAML" in refused.err, refused.text
     with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
         assert len(jr.events(1)) == before and jr.run(1).status == "failed"
+
+
+def test_a_rollback_puts_back_params_an_update_changed(vfw_copy: Path) -> None:
+    """The run widened a network's subnet in place, then a health check failed: the rollback sends
+    the update again with the subnet as it was, not only the state (it left the new one before)."""
+    done = run_ordo("apply", "--auto-approve", "--simulation", VFW / "simulations" / "smooth.yaml",
+                    "requests/instantiate.yaml", cwd=vfw_copy)
+    assert done.code == 0, done.text
+    (vfw_copy / "requests" / "widen.yaml").write_text(
+        "services:\n  vfw-service:\n    networks:\n      - {name: protected-net, params: {cidr: 192.168.16.0/20}}\n"
+        "    vnfs:\n      - {name: vfw, run: [healthcheck]}\n")
+    (vfw_copy / "failing-check.yaml").write_text(
+        "seed: 1\nfaults:\n  - {resource: vfw, operation: healthcheck, error: permanent}\n")
+    rolled = run_ordo("apply", "--auto-approve", "--on-failure", "rollback", "--simulation", "failing-check.yaml",
+                      "requests/widen.yaml", cwd=vfw_copy)
+    assert rolled.code == 1 and "Apply rolled back" in rolled.out, rolled.text   # (the request was not met)
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        updates = [ev.data.get("operation") for ev in jr.events(2) if ev.kind == "intent"]
+        assert jr.state()["protected-net"].attributes["cidr"] == "192.168.20.0/24"
+    assert updates.count("update") == 2, updates   # the change, then its undoing
+    world = read_world(vfw_copy / ".ordo" / "simulated-world.db")
+    assert world["protected-net"]["attributes"]["cidr"] == "192.168.20.0/24", world["protected-net"]
+    again = run_ordo("plan", "requests/instantiate.yaml", cwd=vfw_copy)
+    assert again.code == 0 and "No changes" in again.text, again.text
+
+
+def test_what_a_rollback_cannot_put_back_is_left_as_the_request_gives_it(vfw_copy: Path) -> None:
+    from domain.project import load_project
+    from domain.secrets import fingerprint
+    from executor.engine import _params_before
+
+    model = load_project(vfw_copy, request="requests/instantiate.yaml").model
+    net = model.resources["protected-net"]
+    net.current, net.params = "active", {"cidr": "b", "password": "now", "added": 1}
+    before = {"state": "active", "attributes": {"cidr": "a", "password": fingerprint("then"), "network_id": "n-1"},
+              "params": ["cidr", "password", "added"]}
+    # the subnet as it was; the secret (its fingerprint only) and the param the run added as they are now
+    assert _params_before(model, net, before) == {"cidr": "a", "password": "now", "added": 1}
+    # before the run it was "created", where the network's update does not run: put back in state only
+    assert _params_before(model, net, {**before, "state": "created"}) == {}
+    # gone now: re-created with the params it had
+    net.current = "absent"
+    assert _params_before(model, net, {**before, "state": "created"}) == {"cidr": "a", "password": "now", "added": 1}
+    # a snapshot journalled before the params were kept: as before, the state only
+    assert _params_before(model, net, {"state": "active", "attributes": {"cidr": "a"}}) == {}
