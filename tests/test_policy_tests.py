@@ -467,3 +467,19 @@ def test_the_summary_line_of_a_test_in_error_names_its_error_not_a_warning(vfw_c
         "tests:\n  - name: broken\n    policies: { files: [../policies/broken.lp] }\n    expect: {status: plan}\n")
     run = run_ordo("test", "-C", vfw_copy, vfw_copy / "tests" / "odd_test.yaml")
     assert run.code != 0 and "odd_test.yaml:2: broken - syntax error, unexpected EOF" in run.out, run.text
+
+
+def test_a_case_that_leaves_out_a_policy_check_refuses_is_an_error_not_a_pass(tmp_path):
+    """Two files named alike are refused by ordo check; a case that leaves that name out (`without`)
+    dropped both and passed: what check refuses never runs, in a test either."""
+    project = tmp_path / "p"
+    assert run_ordo("init", project).code == 0
+    write(project, "policies/dup.lp", '%@ name: private-db\n:- place(R,"site-a"), resource(R,"database").\n')
+    text = (project / "ordo.yaml").read_text()
+    (project / "ordo.yaml").write_text(text.replace("    - policies/private-db.lp\n",
+                                                    "    - policies/private-db.lp\n    - policies/dup.lp\n"))
+    assert run_ordo("check", "-C", project).code == 1
+    done = run_ordo("test", "-C", project)
+    assert done.code == 1 and "PASSED" not in done.out, done.text
+    assert "without private-db" in done.out and "policy name 'private-db' is taken" in done.out, done.text
+    assert "passed" not in done.out.splitlines()[-1], done.text

@@ -193,3 +193,16 @@ def test_a_pool_has_at_most_two_processes_per_cpu(monkeypatch: pytest.MonkeyPatc
         assert sizes.pop() == pool, asked
     sweeps.run_local(batch[:2], 100_000)
     assert sizes.pop() == 2
+
+
+def test_a_project_check_refuses_is_not_swept(vfw_copy: Path, tmp_path: Path):
+    """A scenario that leaves the offending policy out would plan (`without policy X: optimal`): refused
+    as ordo check refuses it, with its message, and nothing planned."""
+    (vfw_copy / "policies" / "dup.lp").write_text("%@ name: capacity\n:- place(R,\"region-one\"), resource(R,_).\n")
+    text = (vfw_copy / "ordo.yaml").read_text()
+    assert "policies/config-after-modules.lp" in text
+    (vfw_copy / "ordo.yaml").write_text(text.replace("policies/config-after-modules.lp",
+                                                     "policies/config-after-modules.lp\n    - policies/dup.lp"))
+    assert run_ordo("check", "-C", vfw_copy).code == 1
+    done = run_ordo("sweep", "-C", vfw_copy, "--journal", tmp_path / "journal.db")
+    assert done.code == 1 and "policy name 'capacity' is taken" in done.err and "Baseline" not in done.out, done.text
