@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from executor.journal import Event
 from ordo.render import shown
+from ordo.safe import shown_lines
 from planner.plan import Plan
 
 DONE_WORD = {"create": "created", "delete": "deleted", "update": "updated", "change": "changed", "run": "ran"}
@@ -114,7 +115,7 @@ class LiveView:
             self._print(f"  plan {data['number']}: {self.total} operations{shown(moved)}")
         elif kind == "no-plan":
             summary = (data.get("explanation") or {}).get("summary", data["status"])
-            self._print(f"[red bold]No plan after the failure:[/] {shown(summary)}")
+            self._print(f"[red bold]No plan after the failure:[/] {shown_lines(summary)}")
         elif kind == "abort-requested":
             self._print("[yellow]Abort requested: finishing operations in flight[/]")
         elif kind == "replan-stopped":

@@ -576,6 +576,24 @@ def test_a_result_of_a_call_sent_before_a_resume_has_no_duration() -> None:
     assert lines[0].endswith("vfw/create: done") and "vfw/activate: done after 0.0" in lines[2], lines
 
 
+def test_a_re_plan_refused_on_several_lines_is_shown_a_line_each() -> None:
+    """A policy edited into errors under a run: the no-plan event's summary, one diagnostic a line, was
+    printed on one line with each break as \\x0a (a policy author's sweep); a control character still is not."""
+    import io
+
+    from rich.console import Console
+
+    from ordo.progress import LiveView
+
+    out = io.StringIO()
+    view = LiveView(Console(file=out, width=300))
+    summary = "p.lp:5:4: error: syntax error\np.lp:7:1: error: unsafe variable\x1b[2J"
+    view(Event("no-plan", data={"status": "error", "explanation": {"summary": summary}}, run=1, seq=9))
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("No plan after the failure: p.lp:5:4: error: syntax error"), lines
+    assert lines[1].startswith("p.lp:7:1: error: unsafe variable") and "\x1b" not in out.getvalue(), lines
+
+
 def test_a_run_whose_pid_went_to_another_process_is_not_held_by_it(vfw_copy: Path) -> None:
     """A run crashed; its pid went to another process (after a reboot, or in time): the run was 'in
     progress (pid N)' for as long as that process lived, and neither resume, abort nor a supersede
