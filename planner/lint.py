@@ -351,6 +351,12 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None, kept: Path 
         if pfile.origin == "base":
             reserved.update(sig for sig, _ in _facts_of(pfile, kept, pfile.display not in broken).defined)
     reserved -= OPEN_SIGNATURES
+    stock: dict[Sig, PolicyFile] = {}   # what the stock policies loaded define, but the open predicates
+    for pfile in program.files:
+        if pfile.origin == "library":
+            for sig, _ in _facts_of(pfile, kept, pfile.display not in broken).defined:
+                if (sig[0].lstrip("-"), sig[1]) not in OPEN_SIGNATURES | reserved:
+                    stock.setdefault(sig, pfile)
     for pfile in program.files:
         facts = _facts_of(pfile, kept, pfile.display not in broken)
         if pfile.origin != "base" and not pfile.meta.declared:
@@ -385,6 +391,13 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None, kept: Path 
                     pfile.display, at, f"defines '{sig[0]}/{sig[1]}'{negated}{owned}",
                     "policies read it; they may define only before/2, replace/1, group/2, group_limit/2 "
                     "and predicates of their own", "reserved"))
+            elif pfile.origin == "project" and (owner := stock.get(sig)) is not None:
+                out.append(Diagnostic(
+                    file=pfile.display, line=at[0], column=at[1], severity="warning", code="stock-helper",
+                    summary=f"defines '{sig[0]}/{sig[1]}', which the stock policy {owner.meta.name} "
+                            f"({owner.display}) defines too",
+                    detail=f"their rules then act together: what this file makes happen is {owner.meta.name}'s "
+                           f"in explanations and --without-policy; give the predicate a name of this policy's own"))
         for name, at in facts.constants:
             if name.startswith("__"):
                 out.append(_diag(pfile.display, at, f"defines the constant '{name}', which ordo reserves",

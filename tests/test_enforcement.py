@@ -122,6 +122,26 @@ def test_lint_flags_missing_metadata_and_reserved_predicates(vfw_copy):
     assert "before/2" not in run.err.split("reserves")[0]  # before/2 is open to policies
 
 
+def test_a_project_policy_that_defines_a_stock_policys_helper_is_warned(vfw_copy):
+    """A project rule that reused anti-affinity's helper (anti_affinity_zone/2) passed check; its rules
+    acted with anti-affinity's, and "no plan" blamed anti-affinity, never the file that caused it (a policy
+    author's sweep): check names the clash, at the rule. A stock policy the project does not load is no
+    clash; a predicate of the file's own name is none either."""
+    (vfw_copy / "policies" / "zones.lp").write_text(
+        "%@ name: vnf-zones\n%@ description: every VNF's zone\n\n"
+        "anti_affinity_zone(R,\"az9\") :- resource(R,\"vnf\").\nmy_zone(R,\"az9\") :- resource(R,\"vnf\").\n"
+        "refused_target_kept(R,T) :- place(R,T), resource(R,\"vnf\").\n")
+    text = (vfw_copy / "ordo.yaml").read_text()
+    (vfw_copy / "ordo.yaml").write_text(text.replace("    - policies/config-after-modules.lp",
+                                                     "    - policies/config-after-modules.lp\n    - policies/zones.lp")
+                                        .replace("    - avoid-refused-targets", ""))
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 0, run.text
+    assert ("policies/zones.lp:4:1: warning: defines 'anti_affinity_zone/2', which the stock policy anti-affinity "
+            "(<library>/anti-affinity.lp) defines too") in run.err, run.err
+    assert "my_zone" not in run.err and "refused_target_kept" not in run.err, run.err
+
+
 def test_a_policy_may_not_take_another_policys_name(vfw_copy):
     """A project policy named as a stock one, or two project files of one name, would both be picked by
     that name: ordo.yaml's enforcement levels (here `capacity: advisory` turned the author's hard rule
