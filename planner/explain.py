@@ -109,7 +109,7 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
     ``placements``: where the plan puts every resource, when the answer's place/2 atoms
     hold only some (a plan solved on a slice of the model: planner/slice.py)."""
     rules = program.rules
-    # Where the closest plan put things: a conflict about a target (capacity)
+    # Where the closest plan put things: a conflict about a target alone (capacity)
     # involves the resources placed on it.
     if placements is None:
         placements = {_text(sym.arguments[0]): _text(sym.arguments[1]) for sym in symbols
@@ -132,9 +132,10 @@ def conflicts_from(symbols: list[clingo.Symbol], program: Program, model: Model,
         resources: list[str] = []
         _resources_in(values, model, resources)
         resources += [name for name in info.strings if name in model.resources and name not in resources]
-        for _, value in bindings:
-            if value in model.targets:
-                resources += [r for r in sorted(placed_on.get(value, [])) if r not in resources]
+        if not resources:   # a rule of targets alone (capacity): what is placed there; not where it names
+            for _, value in bindings:   # resources (R=db, T=site-a was "resources: web", placed there too)
+                if value in model.targets:
+                    resources += [r for r in sorted(placed_on.get(value, [])) if r not in resources]
         out.append(Conflict(
             policy=meta.name, enforcement=meta.enforcement, file=info.file, line=info.line, rule=info.text,
             description=info.comment, bindings=bindings, resources=tuple(resources)))

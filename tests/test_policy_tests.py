@@ -184,6 +184,27 @@ def test_soft_violations_with_resources(tmp_path):
         "(it is for: vfw, vsink)"]
 
 
+def test_a_violation_names_the_resources_its_rule_binds_not_all_placed_on_its_target(tmp_path):
+    """private-db binds R=db, T=site-a: "resources: web" passed too, since web was placed on site-a (a policy
+    author's sweep). A rule of targets alone (capacity, above) still names what is placed there."""
+    project = tmp_path / "p"
+    assert run_ordo("init", project).code == 0
+    path = write(project / "tests", "viol_test.yaml", """
+        tests:
+          - name: db only
+            policies: { enforcement: { private-db: { level: soft } } }
+            expect:
+              violations: [{ policy: private-db, resources: [db] }]
+          - name: not web
+            policies: { enforcement: { private-db: { level: soft } } }
+            expect:
+              violations: [{ policy: private-db, resources: [web] }]
+    """)
+    first, second = run_files(path).results
+    assert first.outcome == "passed", messages(first)
+    assert second.outcome == "failed" and "private-db is not violated for web (it is for: db)" in messages(second)[0]
+
+
 # --- models inline or by path, learnt facts, policy changes -----------------------------
 
 
