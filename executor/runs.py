@@ -223,6 +223,37 @@ def unfollowed(jr: Journal | Any, info: RunInfo) -> bool:
     return last is not None and last.kind == "interrupted"
 
 
+def carried_on(run: int, status: str, workflow: str, wid: str, *, follower: bool, rollback: bool = False,
+               request: bool = False) -> str:
+    """How a run on Temporal that no process follows (``unfollowed``: ``status`` crashed or interrupted) is
+    carried on, given what its workflow ``wid`` does (``workflow_state``): "decide" (it waits for a
+    decision: the one asked for is sent), "here" (it is gone and the run was interrupted by its follower's
+    failure: this engine resumes the run), "follow" (a ``follower``, ``ordo serve``, follows it again to its
+    end, as it takes runs over; where the workflow is gone that ends the run failed). ExecutionError where
+    neither: a command follows no run it did not start, and a rollback or a resume of a ``request`` of its
+    own has nothing to act on. The command line and the service ask this one decision."""
+    from executor.core.messages import ExecutionError
+
+    if workflow == "waits":
+        return "decide"
+    if workflow == "gone" and status == "interrupted":
+        return "here"
+    if follower and not (rollback or request):
+        return "follow"
+    describe = f"`temporal workflow describe -w {wid}`"
+    if workflow == "gone":
+        raise ExecutionError(f"run {run} ran on Temporal, and its workflow is over or gone without having ended "
+                             f"it (terminated, failed): nothing carries it on; `ordo abort {run}` closes it "
+                             f"({describe} says how the workflow ended)")
+    if rollback or request:
+        raise ExecutionError(f"run {run} goes on in its workflow on Temporal (no process follows it now): there is "
+                             f"nothing to {'roll back' if rollback else 'resume'}; see {describe}, or `ordo abort "
+                             f"{run}`")
+    whose = "started" if status == "crashed" else "followed"
+    raise ExecutionError(f"run {run} runs on Temporal and its workflow is still going on without the process that "
+                         f"{whose} it: see {describe}, or `ordo abort {run}`")
+
+
 def _refuse_carried_on(jr: Journal, info: RunInfo, supersede: bool) -> None:
     """ExecutionError if ``info``'s Temporal workflow still runs. Without a supersede, a Temporal
     server that does not answer (or no Temporal client here) leaves the journal's own refusal to
@@ -425,22 +456,13 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
             if decided is not None:
                 return decided
             jr = Journal(path, create=False)
-            if info.effective_status == "interrupted" and not load_client().workflow_gone(
-                    info.options["temporal"], jr.id, run_id):
-                # its follower stopped (the journal lost for longer than it waits), not its workflow: carried
-                # out here too, its operations would be sent twice
-                raise ExecutionError(f"run {run_id} runs on Temporal and its workflow is still going on without "
-                                     f"the process that followed it: see `temporal workflow describe -w "
-                                     f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
-            if info.effective_status == "crashed":
-                if load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
-                    raise ExecutionError(f"run {run_id} ran on Temporal, and its workflow is over or gone without "
-                                         f"having ended it (terminated, failed): nothing carries it on; `ordo abort "
-                                         f"{run_id}` closes it (`temporal workflow describe -w "
-                                         f"{workflow_id(jr.id, run_id)}` says how the workflow ended)")
-                raise ExecutionError(f"run {run_id} runs on Temporal and its workflow is still going on without "
-                                     f"the process that started it: see `temporal workflow describe -w "
-                                     f"{workflow_id(jr.id, run_id)}`, or `ordo abort {run_id}`")
+            if info.effective_status in ("crashed", "interrupted"):
+                # (an interrupted one whose follower stopped, not its workflow: carried out here too, its
+                # operations would be sent twice; a command follows no run it did not start)
+                workflow = load_client().workflow_state(info.options["temporal"], jr.id, run_id)
+                if carried_on(run_id, info.effective_status, workflow, workflow_id(jr.id, run_id), follower=False,
+                              rollback=rollback) == "decide":   # (it fell out since decide asked)
+                    raise ExecutionError(f"run {run_id}'s workflow waits for a decision now: resume it again")
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)
         if not any(ev.kind == "run-started" for ev in jr.events(run_id, limit=1)):

@@ -21,9 +21,9 @@ from typing import Any
 
 from domain.errors import OrdoError
 from executor import runs
-from executor.engine import RunResult
+from executor.engine import ExecutionError, RunResult
 from executor.journal import RunInfo
-from executor.temporal import Temporal, load_client
+from executor.temporal import Temporal, load_client, workflow_id
 from planner.plan import Plan
 from service.engine import RESTART, TAKEOVER, Conflict, LocalEngine, Unavailable
 
@@ -49,29 +49,30 @@ class TemporalEngine(LocalEngine):
 
     def _carried_on(self, run_id: int, principal: str, record: dict[str, Any] | None, *, rollback: bool) -> int:
         """A run on Temporal that no server follows (crashed; interrupted by its follower's failure:
-        ``runs.unfollowed``) is what its workflow does: one that waits for a decision (the resume that took
-        the run died before its decision reached it) gets the one asked for, as ``ordo resume`` sends it (a
-        look's or a start's: the one the dead resume asked for); one that goes on is followed again here (a
-        resume that names a request of its own, an SO one, or a rollback is refused before anything is
-        journaled: there is nothing to resume); one that is gone is resumed here if its follower stopped,
-        else followed again, which ends it failed. Any other run: as the embedded engine."""
+        ``runs.unfollowed``) is what its workflow does, as ``runs.carried_on`` decides for a follower: one
+        that waits for a decision (the resume that took the run died before its decision reached it) gets
+        the one asked for, as ``ordo resume`` sends it (a look's or a start's: the one the dead resume asked
+        for); one that goes on is followed again here (a resume that names a request of its own, an SO one,
+        or a rollback is refused before anything is journaled: there is nothing to resume); one that is
+        gone is resumed here if its follower stopped, else followed again, which ends it failed. Any other
+        run: as the embedded engine."""
         info = self.run(run_id)
         status = info.effective_status
         if info.options.get("engine") != "temporal" or not runs.unfollowed(self._journal(), info):
             return self._embedded(run_id, principal, record, rollback=rollback)
         state = self._workflow_state(info)   # (TemporalError: Temporal does not answer, nothing is known)
-        if state == "waits":
+        try:
+            way = runs.carried_on(run_id, status, state, workflow_id(self._journal().id, run_id), follower=True,
+                                  rollback=rollback, request=record is not None)
+        except ExecutionError as exc:
+            raise Conflict(str(exc)) from None
+        if way == "decide":
             if principal in (TAKEOVER, RESTART):   # the decision the resume that died asked for
                 asked = self._journal().last_event(run_id, ("resume-requested",))
                 rollback = asked is not None and bool(asked.data.get("rollback"))
             return self._resume(run_id, principal, rollback=rollback, record=record, lost=True)
-        if state == "gone" and status == "interrupted":
+        if way == "here":
             return self._embedded(run_id, principal, record, rollback=rollback)
-        if record is not None or rollback:
-            raise Conflict(f"run {run_id} goes on in its workflow on Temporal (no server follows it now): there is "
-                           "nothing to resume or roll back" if state == "goes on" else
-                           f"run {run_id} ran on Temporal and its workflow is over without having ended it: "
-                           f"`ordo abort {run_id}` closes it")
         # Its workflow went on without the server that followed it (or is gone: following ends it): follow it.
         if not self._accepting:
             raise Unavailable("the server is shutting down and resumes nothing")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import sqlite3
 import subprocess
 import sys
@@ -335,3 +336,34 @@ def test_a_run_fallen_out_is_aborted_without_a_worker_once_its_workflow_is_termi
     assert abort.code == 0 and "aborted (it was fallout)" in abort.out, abort.text
     with Journal(tmp_path / "journal.db", create=False) as jr:
         assert jr.run(1).status == "aborted"
+
+
+@pytest.mark.parametrize(("status", "workflow", "follower", "asked", "way"), [
+    ("crashed", "waits", False, "", "decide"), ("interrupted", "waits", True, "rollback", "decide"),
+    ("interrupted", "gone", False, "", "here"), ("interrupted", "gone", True, "request", "here"),
+    # a server follows a workflow that goes on, or one gone that left the run crashed (which ends it failed)
+    ("crashed", "goes on", True, "", "follow"), ("interrupted", "goes on", True, "", "follow"),
+    ("crashed", "gone", True, "", "follow"),
+    # a command follows no run it did not start; nothing to roll back or to resume with a request of its own
+    ("crashed", "goes on", False, "", "still going on without the process that started it"),
+    ("interrupted", "goes on", False, "", "still going on without the process that followed it"),
+    ("crashed", "gone", False, "", "nothing carries it on; `ordo abort 7` closes it"),
+    ("crashed", "goes on", True, "rollback", "there is nothing to roll back"),
+    ("crashed", "goes on", True, "request", "there is nothing to resume"),
+    ("crashed", "gone", True, "rollback", "nothing carries it on"),
+])
+def test_how_a_run_no_process_follows_is_carried_on_is_one_decision(status, workflow, follower, asked, way):
+    """`ordo resume` and the service's resume and rollback asked it each in their own words, and answered
+    differently (a layering review's): one table now, the server a follower, a command not."""
+    from executor.core.messages import ExecutionError
+    from executor.runs import carried_on
+
+    def ask() -> str:
+        return carried_on(7, status, workflow, "ordo-run-x-7", follower=follower, rollback=asked == "rollback",
+                          request=asked == "request")
+
+    if way in ("decide", "here", "follow"):
+        assert ask() == way
+    else:
+        with pytest.raises(ExecutionError, match=re.escape(way)):
+            ask()

@@ -445,7 +445,7 @@ def test_an_so_resume_of_a_crashed_run_on_temporal_is_decided_as_ordo_resume_dec
         state = "waits"
         with pytest.raises(ExecutionError):   # (decide is stubbed: it waits for none after all)
             engine.resume(run, TAKEOVER)   # a look's, or the next start's: the rollback the dead resume asked for
-        with pytest.raises(ExecutionError, match=f"run {run} runs on Temporal and its workflow is still going on"):
+        with pytest.raises(ExecutionError, match=f"run {run}'s workflow waits for a decision now"):   # (stubbed)
             engine.resume(run, "so", record={"request_id": "r-3"})
         assert decisions == [(run, "rollback"), (run, "resume")]
         # one a person asks for is theirs, a resume or a rollback (a resume was sent as the dead one's rollback)
