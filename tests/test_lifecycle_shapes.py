@@ -514,3 +514,16 @@ def test_a_replaced_producer_holds_only_the_readers_way_up(tmp_path: Path) -> No
     plan = plan_of(tmp_path)
     assert ordered(plan, "p/unassign", "w/unassign") and ordered(plan, "w/assign", "p/activate")
     assert rules_of(plan, "w/assign", "p/activate") == ("<base>/ordering.lp:79",)
+
+
+def test_a_replacement_plans_without_the_base_librarys_own_warnings(tmp_path: Path) -> None:
+    """Replacing a volume group of the deployed vFW printed clingo's "operation undefined: ((D+-1))" six times,
+    at <base>/lifecycle.lp (the grounder's #min of a distance it does not know yet: #sup, less 1): words of
+    ordo's own library, no author's to act on."""
+    from tests.conftest import VFW
+
+    renew = tmp_path / "renew.lp"
+    renew.write_text('%@ name: renew-logs\n%@ description: the logs volume anew\nreplace("vfw-logs").\n')
+    done = run_ordo("plan", "-C", VFW, "--inventory", VFW / "inventory-deployed.yaml", "--policy", renew)
+    assert done.code == 0 and "vfw-logs" in done.out and "delete" in done.out, done.text
+    assert "warning" not in done.err.lower(), done.err
