@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import operator
 import re
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -393,6 +394,13 @@ class ObservedResource(_Related):
     state: Name
     placement: Name | None = Field(None, description="the target it is placed on")
     attributes: dict[Name, Any] = Field(default_factory=dict, description="observed params and outputs")
+    # (left out of its JSON when empty: a record without params is written as before there were any)
+    params: list[Name] = Field(default_factory=list, exclude_if=operator.not_,
+                               description="which attributes are params ordo sent it (the others are outputs): "
+                                           "what making it again sends, where the request gives it none")
+    reads_outputs: list[Name] = Field(default_factory=list, exclude_if=operator.not_,
+                                      description="which of those params read other resources' outputs (their "
+                                                  "values, those outputs as they were: not sent again)")
 
     @field_validator("attributes")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +202,10 @@ class Resource:
     observed: bool = False
     requested: bool = False
     origin: Origin | None = None
+    #: which of its observed attributes are params ordo sent it (its record's ``params``): what making it
+    #: again sends, where the request gives it none (a resource moved, or put back, that it does not name)
+    sent: tuple[str, ...] = ()
+    sent_reading: tuple[str, ...] = ()   # those of them that read other resources' outputs (not sent again)
 
     @property
     def changed(self) -> bool:
@@ -234,6 +238,8 @@ class Model:
     failed: set[tuple[str, str]] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)
     planned: dict[str, str] = field(default_factory=dict)
+    #: a re-plan's: the state the run's previous plan took each resource the request does not name to
+    planned_goals: dict[str, str] = field(default_factory=dict)
     # Targets another run on the journal holds now (executor/claims.py): nothing new goes there.
     claimed_elsewhere: set[str] = field(default_factory=set)
     # The words the resources use, found as the model is built (build_model's
@@ -432,7 +438,8 @@ def build_model(
                 # its creation to a target that had no room, and a pin in the request could not move it)
                 placement=obs.placement if kind is None or obs.state != kind.initial else None,
                 requires=obs.requires, labels=obs.labels,
-                attributes=obs.attributes, observed=True,
+                attributes=obs.attributes, observed=True, sent=tuple(obs.params),
+                sent_reading=tuple(obs.reads_outputs),
                 origin=Origin.at(inventory_src, path),
             )
             res.relations = _relations(obs)
@@ -456,7 +463,8 @@ def build_model(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,
             placement=record.placement if record.state != kind.initial else None,
             requires=record.requires, labels=record.labels,  # the record's own: copied before a change
-            attributes=record.attributes, observed=True, origin=where,
+            attributes=record.attributes, observed=True, origin=where, sent=tuple(record.params),
+            sent_reading=tuple(record.reads_outputs),
             relations=_relations(record))
         previous = resources.get(record.name)
         if previous is not None:
@@ -518,6 +526,7 @@ def build_model(
             res.requires = {**res.requires, **desired.requires}   # a new dict: an observed one is the record's
             res.labels = {**res.labels, **desired.labels}
             res.params = dict(desired.params)
+            res.sent_reading = ()   # (the request says which of its params read outputs: its refs)
             res.run = tuple(desired.run)
             res.priority = desired.priority
             res.origin = Origin.at(request_src, path)
@@ -816,9 +825,10 @@ def _journal_source(name: str) -> Source:
     return Source(file=name, data={}, positions={}, key_positions={}, sha256="")
 
 
-def observed_record(res: Resource, state: str, placement: str | None,
-                    attributes: dict[str, Any]) -> ObservedResource:
-    """res as the inventory would list it, in ``state``: what a run records."""
+def observed_record(res: Resource, state: str, placement: str | None, attributes: dict[str, Any],
+                    params: Iterable[str] = (), reading: Iterable[str] = ()) -> ObservedResource:
+    """res as the inventory would list it, in ``state``: what a run records (``params``: which of the
+    ``attributes`` are params; ``reading``: which of those read other resources' outputs)."""
     uses = sorted(t for k, t in res.relations if k == "uses")
     hosted = sorted(t for k, t in res.relations if k == "hosted_on")
     members = sorted(t for k, t in res.relations if k == "member_of")
@@ -829,7 +839,8 @@ def observed_record(res: Resource, state: str, placement: str | None,
     return ObservedResource(
         name=res.name, type=res.type, state=state, placement=placement, part_of=res.part_of,
         uses=uses, hosted_on=hosted[0] if hosted else None, member_of=members, relations=others,
-        requires=dict(res.requires), labels=dict(res.labels), attributes=attributes)
+        requires=dict(res.requires), labels=dict(res.labels), attributes=attributes, params=sorted(params),
+        reads_outputs=sorted(reading))
 
 
 def _relation_path(src: Source, path: PathKey, kind: str, target: str) -> PathKey:

@@ -33,7 +33,7 @@ from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource, is_name, quoted
 from domain.model import MISSING, Model, Resource, observed_record, resolve_value
 from domain.project import Project, display_path
-from domain.secrets import is_fingerprint
+from domain.secrets import is_fingerprint, redacted
 from executor.claims import plan_beside, run_claims, targets_only
 from executor.controllers import (
     Controller,
@@ -500,15 +500,32 @@ class Executor:
         res = model.resources[op.resource]
         why = None
         missing: list[tuple[str, str]] = []
+        states = model.kinds[res.type].states
         try:
             inputs = self._inputs(rs, model, res, missing)
         except SecretUnavailable as exc:
             inputs, why = {}, exc.explain(res)
+        up = states.index(op.to_state) > states.index(op.from_state)
+        if up and not res.requested and res.sent:
+            # on its way up where the request does not name it (moved, or put back by a re-plan): with the
+            # params it was last sent, but those that read outputs (the values they read then may be gone)
+            inputs = {k: res.attributes[k] for k in res.sent if k in res.attributes and k not in res.sent_reading}
+        if up and op.from_state == states[0] and (res.sent_reading or not res.requested):
+            # made again without a param it had: it reads another resource's output (its value then may be
+            # gone), or holds a secret the journal keeps only the fingerprint of (a record's, or a rollback's)
+            reads = sorted(res.sent_reading)
+            kept = next((k for k, v in sorted(inputs.items()) if redacted(v)), None)
+            if reads or kept is not None:
+                what = (f"its param '{reads[0]}' read another resource's output, which may have changed since (the "
+                        "journal keeps the value it read, not where from)" if reads else
+                        f"its param '{kept}' holds a secret the journal keeps only the fingerprint of")
+                inputs, why = {}, (
+                    f"'{res.name}' would be made again with the params it had, but {what}: nothing was sent; "
+                    f"give '{res.name}' in the request with its params")
         # Left out while the operation that returns it is still to come; once it is done, never (its answer
         # may have been lost, the operation found done by observing it). On the way down, not read.
         lost = next((r for r in res.refs if (r.producer, r.output) in missing and r.operation
                      and op_id(r.producer, r.operation) in rs.done), None) if missing else None
-        states = model.kinds[res.type].states
         if why is None and lost is not None and states.index(op.to_state) >= states.index(op.from_state):
             why = (f"param '{lost.param}' of '{res.name}' reads ${{{lost.producer}.outputs.{lost.output}}}, which "
                    f"has no value: {lost.producer}/{lost.operation} is done, but returned none and none was "
@@ -729,6 +746,10 @@ class Executor:
             _ran_once(model, core.state.ran)
             if core.state.plan is not None:
                 model.planned = {r: t for r, t in cmd.placements.items() if r in model.resources}
+                # what the request does not name stays the previous plan's to reach (a replacement torn down
+                # when one of its operations failed was left half made, and the run ended complete)
+                model.planned_goals = {c.resource: c.after for c in core.state.plan.resource_changes
+                                       if c.resource in model.resources and not model.resources[c.resource].requested}
             if cmd.mode == "rollback":
                 _roll_back(model, cmd.snapshot)
             return project
@@ -1041,8 +1062,16 @@ class Executor:
         kind = model.kinds[res.type]
         previous = self._records.get(res.name)
         attributes = dict(previous.attributes if previous else res.attributes)
+        sent = set(previous.params if previous else res.sent)
+        reading = set(previous.reads_outputs if previous else res.sent_reading)
+        if request is not None:
+            sent |= set(request.inputs)
+            if res.requested:   # which params read outputs: the request says, for those it gives
+                reading = (reading - set(res.params)) | {ref.param for ref in res.refs}
         if state == kind.initial:
-            attributes = {}
+            # its params stay, to be sent again if it is made again where the request gives it none (a move,
+            # a rollback: it was made again with none, broken); its outputs went with it
+            attributes = {k: v for k, v in attributes.items() if k in sent}
             placement = None
         else:
             if request is not None:
@@ -1052,7 +1081,7 @@ class Executor:
             # Only placeable resources carry a placement of their own; parts inherit it.
             if not kind.placement:
                 placement = None
-        return observed_record(res, state, placement, attributes)
+        return observed_record(res, state, placement, attributes, sent, reading & sent)
 
     def _rebuild(self, run_id: int) -> RunState:
         return rebuild(self.journal, run_id)
@@ -1183,8 +1212,12 @@ def _snapshot(model: Model, plan: Plan, known: dict[str, dict[str, Any]]) -> dic
         res = model.resources[change.resource]
         out[change.resource] = {"state": res.current, "placement": res.placement,
                                 "attributes": dict(res.attributes)}
-        if res.params:   # the names the request sends: their values before the run are among the attributes
-            out[change.resource]["params"] = sorted(res.params)
+        if res.params or res.sent:   # the names of its params: their values before the run are among its attributes
+            names = set(res.params) | set(res.sent)
+            out[change.resource]["params"] = sorted(names)
+            reads = names & ({ref.param for ref in res.refs} | set(res.sent_reading))
+            if reads:   # those that read other resources' outputs: their values then may be gone
+                out[change.resource]["reads"] = sorted(reads)
     return out
 
 
@@ -1212,20 +1245,24 @@ def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:
         res.desired = before["state"]
         res.run = ()
         res.params = _params_before(model, res, before)
+        # what read outputs cannot be put back as it was: a resource made again without it is refused
+        res.sent_reading = tuple(k for k in before.get("reads") or () if k not in res.params)
         res.refs = ()
         res.pinned = before.get("placement")
     model.planned = {}
+    model.planned_goals = {}
 
 
 def _params_before(model: Model, res: Resource, before: dict[str, Any]) -> dict[str, Any]:
     """The params a rollback sends ``res`` (the request's, ``before``: its snapshot): each the run sent
     as it was before the run (its attribute then), the others as the request gives them now (one the
     run added, or a secret, whose value was kept only as its fingerprint: neither can be put back);
-    none that reads another resource's output. None at all where an update would be needed and cannot
-    run in the state before the run: the resource is then put back in state only (a params change
-    there has no plan)."""
-    known = before.get("attributes") or {}
-    old = {k: known[k] for k in before.get("params") or () if k in known and not is_fingerprint(known[k])}
+    none that reads another resource's output (then or now: the value it read may be gone). None at
+    all where an update would be needed and cannot run in the state before the run: the resource is
+    then put back in state only (a params change there has no plan)."""
+    known, reads = before.get("attributes") or {}, set(before.get("reads") or ())
+    old = {k: known[k] for k in before.get("params") or ()
+           if k in known and k not in reads and not redacted(known[k])}
     if not old:
         return {}
     kind = model.kinds[res.type]

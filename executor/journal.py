@@ -1142,8 +1142,9 @@ class RecordsLater(Sequence):
             try:
                 values = from_json("[" + ",".join(text for _, text in rows) + "]")
                 fields = _record_fields()
-                records = [RecordValues(**v) for v in values] \
-                    if len(values) == len(rows) and all(type(v) is dict and v.keys() == fields for v in values) \
+                records = [RecordValues(**{**_NO_PARAMS, **v}) for v in values] \
+                    if len(values) == len(rows) and all(type(v) is dict and v.keys() | _NO_PARAMS.keys() == fields
+                                                        for v in values) \
                     else None
             except (ValueError, TypeError):
                 records = None
@@ -1152,6 +1153,10 @@ class RecordsLater(Sequence):
                 records = list(self._journal._records(rows).values())
             self._records = records
         return records
+
+
+#: The fields a record is written without when they are empty (``ObservedResource``: exclude_if).
+_NO_PARAMS: dict[str, list] = {"params": [], "reads_outputs": []}
 
 
 @functools.cache

@@ -28,6 +28,7 @@ FACT_SIGNATURES: frozenset[tuple[str, int]] = frozenset({
     ("placeable", 1), ("placed", 2), ("pinned", 2), ("requires", 3), ("label", 3),
     ("param", 3), ("target", 1), ("zone", 2), ("capacity", 3), ("attr", 3),
     ("target_label", 3), ("ref", 3), ("failed", 2), ("refused", 1), ("claimed_elsewhere", 1), ("planned", 2),
+    ("planned_goal", 2),
     ("priority", 2),
 })
 
@@ -172,4 +173,6 @@ def model_facts(model: Model, types: set[str] | None = None) -> list[str]:
         add(_fact("claimed_elsewhere", target))
     for name, target in model.planned.items():
         add(_fact("planned", name, target))
+    for name, state in model.planned_goals.items():
+        add(_fact("planned_goal", name, state))
     return sorted(set(out))

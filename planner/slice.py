@@ -125,7 +125,7 @@ def unsliceable(program: Program, model: Model, enforcement: dict, parameters: d
         return "the project sets enforcement levels (policies.enforcement)"
     if parameters:
         return "the project sets policy parameters (policies.parameters)"
-    if model.failed or model.refused or model.planned:
+    if model.failed or model.refused or model.planned or model.planned_goals:
         return REPLANNED
     for pfile in program.files:
         if pfile.origin == "library" and pfile.meta.name not in SLICEABLE:

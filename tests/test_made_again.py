@@ -1,0 +1,92 @@
+"""A resource made again where the request does not name it (a policy replaces it, a re-plan puts it
+back, a rollback re-creates what a run deleted) is sent the params it had: the journal's record says
+which of its attributes are params (``params``), and keeps them when it is gone. Those that read other
+resources' outputs are not sent again (the value they read may be gone with what returned it): the
+operation is refused, nothing sent, and the run falls out saying so. A re-plan keeps the goals the
+run's plan gave what the request does not name: a replacement cut short is not left half made and the
+run ended complete (an operator's sweep)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from executor.journal import Journal
+from tests.conftest import run_ordo
+from tests.test_lifecycle_shapes import project
+
+REQUEST = """\
+resources:
+  - { name: db-net, type: network, params: { cidr: 10.0.0.0/24 } }
+  - { name: box, type: host, params: { size: 3, tags: [a, b] } }
+  - { name: app, type: app, uses: [db-net], params: { net: "${db-net.outputs.network_id}", mode: fast } }
+  - { name: spare, type: host }
+"""
+OTHER = "resources:\n  - { name: extra, type: host }\n"
+
+
+def _applied(tmp_path: Path) -> Path:
+    root = project(tmp_path, REQUEST)
+    (root / "other.yaml").write_text(OTHER)
+    done = run_ordo("apply", "-C", root, "--auto-approve")
+    assert done.code == 0, done.text
+    return root
+
+
+def _policy(root: Path, rule: str) -> Path:
+    path = root / "renew.lp"
+    path.write_text(f"%@ name: renew\n%@ description: make it anew\n{rule}\n")
+    return path
+
+
+def _intents(root: Path, run: int, resource: str) -> list[tuple[str, dict]]:
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        return [(ev.data["operation"], ev.data.get("inputs", {})) for ev in jr.events(run)
+                if ev.kind == "intent" and ev.data.get("resource") == resource]
+
+
+def test_a_resource_replaced_without_being_named_is_made_again_with_its_params(tmp_path: Path) -> None:
+    root = _applied(tmp_path)
+    done = run_ordo("apply", "-C", root, "other.yaml", "--policy", _policy(root, 'replace("box").'), "--auto-approve")
+    assert done.code == 0, done.text
+    sent = _intents(root, 2, "box")
+    ups = [inputs for op, inputs in sent if op in ("assign", "create", "activate")]
+    assert len(ups) == 3 and all(inputs == {"size": 3, "tags": ["a", "b"]} for inputs in ups), sent   # was {}
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        box = jr.state()["box"]
+    assert box.state == "active" and box.params == ["size", "tags"] and box.attributes["size"] == 3
+    again = run_ordo("plan", "-C", root)
+    assert again.code == 0 and "No changes" in again.out, again.text   # (it was: params changed, no plan)
+
+
+def test_one_whose_params_read_outputs_is_refused_and_the_run_falls_out_not_complete(tmp_path: Path) -> None:
+    root = _applied(tmp_path)
+    done = run_ordo("apply", "-C", root, "other.yaml", "--policy", _policy(root, 'replace("app").'), "--auto-approve")
+    assert done.code == 3 and "Apply fell out" in done.out, done.text
+    assert "'app' would be made again with the params it had, but its param 'net' read another resource's " \
+           "output" in done.out and "give 'app' in the request with its params" in done.out, done.text
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        refused = [ev for ev in jr.events(2) if ev.kind == "intent" and ev.data.get("resource") == "app"
+                   and ev.data.get("operation") == "assign"]
+        app, run = jr.state()["app"], jr.run(2)
+    assert refused and all(ev.data.get("refused") for ev in refused), [ev.data for ev in refused]   # never sent
+    # the re-plans kept the goal the run's plan gave it (active): before, the first re-plan took its state
+    # then (torn down) for its goal, and the run ended complete with app gone
+    assert run.status == "fallout" and app.state == "absent"
+
+
+def test_a_record_keeps_the_params_of_what_is_gone_and_none_of_its_outputs(tmp_path: Path) -> None:
+    root = _applied(tmp_path)
+    (root / "gone.yaml").write_text("resources:\n  - { name: app, type: app, state: absent }\n"
+                                    "  - { name: db-net, type: network, state: absent }\n")
+    assert run_ordo("apply", "-C", root, "gone.yaml", "--auto-approve").code == 0
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        state = jr.state()
+        net, app = state["db-net"], state["app"]
+        rows = dict(jr._store.execute("SELECT resource, record FROM state").fetchall())
+    # the subnet stays, the network's id (an output) went with it; the param that read it is marked so
+    assert net.state == "absent" and net.attributes == {"cidr": "10.0.0.0/24"} and net.params == ["cidr"]
+    assert app.state == "absent" and set(app.attributes) == {"mode", "net"} and app.reads_outputs == ["net"]
+    assert json.loads(rows["box"])["params"] == ["size", "tags"]
+    # a record without params is written as before there were any (older journals' texts, kept as they are)
+    assert "params" not in json.loads(rows["spare"]) and "reads_outputs" not in json.loads(rows["spare"])
