@@ -52,6 +52,9 @@ class Project:
     enforcement: dict[str, EnforcementSpec] = field(default_factory=dict)  # policy name -> level (ordo.yaml)
     parameters: dict[str, dict] = field(default_factory=dict)  # stock policy -> parameter -> value (ordo.yaml)
     guards: list[Guard] = field(default_factory=list)  # runtime guards (ordo.yaml `guards:`), in order
+    #: what the store of the observed records said of itself before they were read (a journal's
+    #: ``state_mark``): a run of a plan made from them starts only while it says the same
+    observed_mark: tuple | None = None
 
     def display(self, path: Path) -> str:
         return display_path(path, self.root)

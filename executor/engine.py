@@ -249,7 +249,8 @@ class Executor:
         started = run_started(project, plan, self.options, inherited)
         # the run's first events (the core's Record of them is written already) with its row
         rs.run, self._begun = self.journal.begin_run(str(project.root), request, self.options.as_dict(),
-                                                     begun(plan, started), supersede=supersede)
+                                                     begun(plan, started), supersede=supersede,
+                                                     unchanged=project.observed_mark)
         result = self._drive(self._core(rs), Begin(plan, self._spec(project, plan), started, self.clock()))
         assert result is not None
         return result

@@ -324,7 +324,8 @@ class Journal:
         return self.begin_run(project, request, options, [], supersede=supersede, claims=claims)[0]
 
     def begin_run(self, project: str, request: str, options: dict[str, Any], events: list[Event], *,
-                  supersede: bool = False, claims: Iterable[str] | None = None) -> tuple[int, list[Event]]:
+                  supersede: bool = False, claims: Iterable[str] | None = None,
+                  unchanged: tuple | None = None) -> tuple[int, list[Event]]:
         """A new run owned by this process, and its first ``events`` (run-started, which names what it
         takes over, and its plan) in the same transaction: a process killed between the two left a run
         that could not be resumed, and lost what the runs it superseded had left in doubt. Returns the
@@ -335,10 +336,16 @@ class Journal:
         as "superseded" instead, in the same transaction, and can never be resumed.
         With ``claims`` (resource names), the run holds those alone: ClaimError if a run
         that can still go on holds one of them or the whole journal, else it starts
-        beside the others."""
+        beside the others. ``unchanged``: the ``state_mark`` the run's plan was made from: JournalError,
+        nothing started, if the state moved since (a run ended meanwhile: `ordo apply` confirmed at its
+        prompt while another apply ran, and sent a plan of a state gone); not with ``claims`` (a run of
+        the service holds what it changes, and plans again where another changed it)."""
         if claims is not None:
             return self._start_claiming(project, request, options, sorted(set(claims)), events)
         with self._exclusive(START_BUSY, others_only=False) as db:
+            if unchanged is not None and _mark(db) != tuple(unchanged):
+                raise JournalError("the journal's state changed since the plan was made (a run ended "
+                                   "meanwhile): nothing was started; plan again")
             waiting = []
             for old in self._startable_locked(supersede):
                 db.lock(old.id)  # an append to it that looked at its status (append_once) commits first
@@ -356,6 +363,12 @@ class Journal:
                            (json.dumps(summary, sort_keys=True), now, old.id))
             stored = self._insert(db, run, events, None, None, None)
         return run, stored
+
+    def state_mark(self) -> tuple[int, int]:
+        """What tells whether the state changed: its records, and the last event that wrote one (a
+        record written, added or forgotten changes it)."""
+        with self._read() as db:
+            return _mark(db)
 
     def start_claims(self) -> list[str] | None:
         """What ``start_run`` claims when it is given no claims: None, the whole journal (a handle for
@@ -1153,6 +1166,15 @@ class RecordsLater(Sequence):
                 records = list(self._journal._records(rows).values())
             self._records = records
         return records
+
+
+#: The ``state_mark`` of a journal with no records (or none yet).
+EMPTY_MARK = (0, 0)
+
+
+def _mark(db: Any) -> tuple[int, int]:
+    count, last = db.execute("SELECT COUNT(*), MAX(seq) FROM state").fetchone()
+    return int(count), int(last or 0)
 
 
 #: The fields a record is written without when they are empty (``ObservedResource``: exclude_if).

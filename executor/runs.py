@@ -23,6 +23,7 @@ from domain.gcpause import paused_gc
 from domain.limits import MOST_SECONDS
 from domain.project import Project, display_path, load_project, project_folder, read_project_file
 from executor.journal import (
+    EMPTY_MARK,
     STATE_CACHE,
     Event,
     Journal,
@@ -76,16 +77,20 @@ def load_with_journal(project: Path, request: Path | None, inventory: Path | Non
     root = project_folder(project)[0]
     path = _journal_at(root, journal)
     observed, stored, sha256 = [], None, None
+    mark = EMPTY_MARK if state is None else None   # (the service's runs claim what they change instead)
     if path.exists():
         with contextlib.suppress(NoJournal), Journal(path, create=False) as jr:   # (one being made: nothing yet)
             if state is not None:
                 observed, stored = state.observed(jr)
                 sha256 = state.digest(observed, stored)
             else:
+                mark = jr.state_mark()   # (before the records: a write between makes a start refused, safely)
                 observed, sha256 = read_state(jr, root / STATE_CACHE)
-    return load_project(project, request, inventory, extra, observed=observed, observed_json=stored,
-                        observed_sha256=sha256, observed_name=display_path(path, root),
-                        observed_in_flight=lambda: _written_under_way(path))
+    loaded = load_project(project, request, inventory, extra, observed=observed, observed_json=stored,
+                          observed_sha256=sha256, observed_name=display_path(path, root),
+                          observed_in_flight=lambda: _written_under_way(path))
+    loaded.observed_mark = mark
+    return loaded
 
 
 def _written_under_way(path: Path | JournalUrl) -> set[str]:
@@ -314,9 +319,10 @@ class _ClaimingJournal(Journal):
         self._record = record
 
     def begin_run(self, project: str, request: str, options: dict[str, Any], events: list[Event], *,
-                  supersede: bool = False, claims: Iterable[str] | None = None) -> tuple[int, list[Event]]:
+                  supersede: bool = False, claims: Iterable[str] | None = None,
+                  unchanged: tuple | None = None) -> tuple[int, list[Event]]:
         return super().begin_run(project, request, {**options, **self._record}, events, supersede=supersede,
-                                 claims=self._claims if claims is None else claims)
+                                 claims=self._claims if claims is None else claims, unchanged=unchanged)
 
     def start_claims(self) -> list[str] | None:
         return self._claims

@@ -887,3 +887,30 @@ def test_a_run_operation_carried_out_is_asked_again_where_the_resource_changes_s
     model.resources["vpg"].params = {**model.resources["vpg"].params, "rate": 20}   # changed since the check
     _ran_once(model, {"vpg/healthcheck", "vfw/healthcheck"})
     assert "healthcheck" in model.resources["vpg"].run and "healthcheck" not in model.resources["vfw"].run
+
+
+def test_a_plan_confirmed_after_another_run_changed_the_state_is_not_started(vfw_copy, monkeypatch):
+    """An apply waited at its prompt while another apply ran to its end; its "yes" started the plan of the
+    state gone, sent vfw-service/assign again (a real controller: a duplicate create) and journaled the run
+    "complete: 10 created" (an upgrade sweep's). Refused now, nothing started; planned again, it has no work."""
+    import click
+
+    from tests.conftest import run_ordo_process
+
+    def meanwhile(*_args, **_kwargs) -> bool:   # the other apply, while this one waits for its answer
+        other = run_ordo_process("apply", "-C", vfw_copy, "--auto-approve")
+        assert other.code == 0, other.text
+        return True
+
+    import click.testing
+
+    # a terminal to answer at (the runner's streams are none)
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda self: True, raising=False)
+    monkeypatch.setattr(click, "confirm", meanwhile)
+    late = run_ordo("apply", "-C", vfw_copy)
+    assert late.code == 1 and "the journal's state changed since the plan was made" in late.err, late.text
+    assert "plan again" in late.err and "Traceback" not in late.text
+    with Journal(default_path(vfw_copy), create=False) as jr:
+        assert [r.id for r in jr.runs()] == [1] and jr.run(1).status == "complete"
+    again = run_ordo("plan", "-C", vfw_copy)
+    assert again.code == 0 and "No changes" in again.out, again.text

@@ -212,7 +212,7 @@ def apply(project: Project, plan: Plan, options: ApplyOptions, path: Path, tempo
         recorded = {**options.as_dict(), **(record or {}), "engine": "temporal", "temporal": temporal.address}
         run, _ = jr.begin_run(str(Path(project.root).resolve()), request, recorded,
                               begun(plan, run_started(project, plan, options, inherited)),   # the plan confirmed
-                              supersede=supersede, claims=claims)
+                              supersede=supersede, claims=claims, unchanged=project.observed_mark)
         return reference(project, options, jr, run, plan, temporal)
 
     stopper = Stopper()
