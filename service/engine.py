@@ -408,10 +408,11 @@ class LocalEngine:
                             and entry.stat(follow_symlinks=False).st_mtime < before):
                         os.unlink(entry.path)
 
-    def _make_plan(self, project: Any, keep: dict[str, str] | None = None) -> Outcome:
+    def _make_plan(self, project: Any, keep: dict[str, str] | None = None, concurrency: int | None = None) -> Outcome:
+        """``concurrency``: a run's own (its plan's waves as the run keeps them), else the project's."""
         with self._planning(project):
             began = time.perf_counter()
-            outcome = make_plan(project, timeout=self.plan_timeout, keep=keep)
+            outcome = make_plan(project, timeout=self.plan_timeout, keep=keep, concurrency=concurrency)
             self.hooks.planned(time.perf_counter() - began)
         return outcome
 
@@ -542,7 +543,8 @@ class LocalEngine:
         else:
             # a plan only on targets other runs hold is refused (409) once the run claims them, naming them
             held = self._journal().held_targets()
-            outcome, _ = plan_beside(project, lambda: self._make_plan(project), held)
+            outcome, _ = plan_beside(project, lambda: self._make_plan(project, concurrency=submission.concurrency),
+                                     held)
             if outcome.plan is None:
                 raise NoPlan(outcome)
             plan = outcome.plan

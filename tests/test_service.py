@@ -47,6 +47,20 @@ def test_the_vfw_submitted_followed_to_the_end_and_its_state(api: httpx.Client, 
     assert api.get("/v1/runs", params={"state": "fallout"}).json()["runs"] == []
 
 
+def test_a_run_submitted_with_its_concurrency_journals_the_plan_made_for_it(api: httpx.Client, vfw_copy: Path) -> None:
+    """The plan was made for the project's concurrency (10: 10 waves, 22 s) while the run kept 2 (17 waves),
+    and the events, the web view and SO's progress showed a schedule the run did not follow (a layering
+    review's): made for the run's own, as `ordo apply --concurrency 2` makes it."""
+    from planner.plan import Plan
+
+    run = api.post("/v1/runs", json={"request": INSTANTIATE, "concurrency": 2}).json()["id"]
+    events = follow(api, run)
+    assert events[-1]["status"] == "complete", events[-1]
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        plan = Plan.from_json(next(ev.data["plan"] for ev in jr.events(run) if ev.kind == "plan"))
+    assert plan.concurrency == 2 and all(len(wave) <= 2 for wave in plan.waves), plan.waves
+
+
 def test_events_carry_on_after_last_event_id(api: httpx.Client) -> None:
     run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
     everything = follow(api, run)
