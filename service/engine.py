@@ -19,6 +19,7 @@ by a shutdown), as ``ordo resume`` would.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -714,15 +715,19 @@ class LocalEngine:
             raise Unavailable("the engine is not started")
         return self._reader
 
+    # What the engine reads of runs is masked again on its way out, as events are (journals written before
+    # redaction, secrets of this server's environment): REST, the web view and SO's status read it here.
+
     def runs(self) -> list[RunInfo]:
-        return self._journal().runs()
+        redactor = Redactor()
+        return [_shown(info, redactor) for info in self._journal().runs()]
 
     def run(self, run_id: int) -> RunInfo:
         jr = self._journal()
         last = jr.last_run()
         if last is None or not 1 <= run_id <= last:  # runs are numbered from 1, none is ever deleted
             raise UnknownRun(f"no run {run_id}")
-        return jr.run(run_id)
+        return _shown(jr.run(run_id), Redactor())
 
     def claims(self, run_id: int) -> list[str]:
         return self._journal().claims(run_id)
@@ -741,10 +746,12 @@ class LocalEngine:
         return None if ev is None else _redacted(ev, Redactor())
 
     def request(self, request_id: str) -> tuple[RequestRef, RunInfo] | None:
-        return self._journal().request(request_id)
+        found = self._journal().request(request_id)
+        return None if found is None else (found[0], _shown(found[1], Redactor()))
 
     def requests(self, statuses: tuple[str, ...] | None = None) -> list[tuple[RequestRef, RunInfo]]:
-        return self._journal().requests(statuses)
+        redactor = Redactor()
+        return [(ref, _shown(info, redactor)) for ref, info in self._journal().requests(statuses)]
 
     def state(self) -> dict[str, ObservedResource]:
         redactor = Redactor()
@@ -753,6 +760,10 @@ class LocalEngine:
     def driving(self, run_id: int) -> bool:
         with self._lock:
             return run_id in self._driving
+
+
+def _shown(info: RunInfo, redactor: Redactor) -> RunInfo:
+    return dataclasses.replace(info, summary=redactor.tree(info.summary))
 
 
 def _redacted(ev: Event, redactor: Redactor) -> Event:

@@ -121,6 +121,26 @@ def test_names_and_reasons_cannot_inject_html(vfw_copy: Path) -> None:
         assert api.get("/ui/runs/999").status_code == 404
 
 
+def test_a_reason_journaled_unmasked_is_masked_on_the_run_page(vfw_copy: Path) -> None:
+    """A journal written before redaction (or a secret this server's environment knows) held a run's
+    reason unmasked: `ordo show` and REST masked it again on the way out, the web page and SO's status
+    message showed it (a layering review's). The engine masks what it reads of runs, for all of them."""
+    import json
+    import sqlite3
+
+    from tests.conftest import run_ordo
+
+    assert run_ordo("apply", "-C", vfw_copy, "--auto-approve").code == 0
+    with sqlite3.connect(vfw_copy / ".ordo" / "journal.db") as db:
+        summary = json.loads(db.execute("SELECT summary FROM runs WHERE id=1").fetchone()[0])
+        summary["reason"] = "the controller said: Authorization: Bearer abcdef123456 password=hunter2"
+        db.execute("UPDATE runs SET status='failed', summary=? WHERE id=1", (json.dumps(summary),))
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        page, view = api.get("/ui/runs/1").text, api.get("/v1/runs/1").text
+    assert "the controller said" in page and "hunter2" not in page and "abcdef123456" not in page, page
+    assert "hunter2" not in view and "abcdef123456" not in view, view
+
+
 def test_a_plan_too_large_to_draw_is_shown_as_its_waves(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The graph of a 10,000-resource run (31,000 operations) was a page of 20 MB that no browser lays out;
     past MAX_DRAWN operations the page shows each wave's operations counted by look."""
