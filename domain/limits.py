@@ -12,3 +12,6 @@ MOST_MEMORY_MB = 1 << 24
 #: longest one wait of the system's takes (2**31 ms: a command controller's timeout of 1e7 s, and a
 #: solve_timeout of 1e308, were "a bug in ordo").
 MOST_SECONDS = 2_000_000
+#: Seconds an operation's time limit may be at least, where a run's options give one (``--op-timeout``,
+#: a service request's ``op_timeout``).
+LEAST_OP_SECONDS = 0.01

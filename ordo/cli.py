@@ -30,7 +30,7 @@ from rich.console import Console
 
 from domain.errors import DiagnosticsError, OrdoError, clipped, first_of
 from domain.gcpause import paused_gc
-from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
+from domain.limits import LEAST_OP_SECONDS, MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
 from executor.core.options import ON_FAILURE
 from ordo.safe import shown, shown_lines, terminal_safe
 
@@ -476,7 +476,7 @@ apply_options = [
     click.option("--max-replans", type=click.IntRange(min=0, max=MOST_REPLANS),
                  help="Re-plans allowed (default settings.max_replans)."),
     click.option("--json", "as_json", is_flag=True, help="Write the run's events as JSON lines, no live display."),
-    click.option("--op-timeout", type=FiniteRange(min=0.01, max=MOST_SECONDS),
+    click.option("--op-timeout", type=FiniteRange(min=LEAST_OP_SECONDS, max=MOST_SECONDS),
                  help="Seconds an operation may take when the catalog sets no timeout (default 600)."),
 ]
 

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import DiagnosticsError, OrdoError, clipped
 from domain.formats import NOT_BOOL, DuplicateKey, unique_keys
-from domain.limits import MOST_AT_ONCE, MOST_REPLANS
+from domain.limits import LEAST_OP_SECONDS, MOST_AT_ONCE, MOST_REPLANS, MOST_SECONDS
 from domain.yamlsrc import MAX_DEPTH
 from executor.core.options import ON_FAILURE
 from executor.engine import ExecutionError
@@ -118,7 +118,8 @@ class RunBody(_Body):
     max_replans: Annotated[int, NOT_BOOL, Strict()] | None = Field(None, ge=0, le=MOST_REPLANS)
     concurrency: Annotated[int, NOT_BOOL, Strict()] | None = Field(None, ge=1, le=MOST_AT_ONCE)
     op_timeout: Annotated[float, NOT_BOOL, Strict()] | None = Field(
-        None, gt=0, le=86_400, description="Seconds an operation may take when the catalog sets no timeout.")
+        None, ge=LEAST_OP_SECONDS, le=MOST_SECONDS,
+        description="Seconds an operation may take when the catalog sets no timeout.")
 
 
 class EventBody(_Body):

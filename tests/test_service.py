@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from executor.journal import Journal
-from tests.conftest import VFW
+from tests.conftest import VFW, run_ordo
 from tests.servicekit import INSTANTIATE, LAB, effects_once, follow, thread_server, wait_state
 
 
@@ -155,7 +155,7 @@ def test_plans_the_plan_or_the_explanation(api: httpx.Client) -> None:
     assert stale.status_code == 422 and "stale" in stale.json()["diagnostics"][0]["summary"]
 
 
-def test_bad_input_is_refused_naming_the_field_never_500(api: httpx.Client) -> None:
+def test_bad_input_is_refused_naming_the_field_never_500(api: httpx.Client, vfw_copy: Path) -> None:
     assert api.get("/v1/runs/999").status_code == 404
     assert api.post("/v1/runs/999/abort").status_code == 404
     assert api.get("/v1/runs/999/events").status_code == 404
@@ -164,6 +164,10 @@ def test_bad_input_is_refused_naming_the_field_never_500(api: httpx.Client) -> N
     unknown = api.post("/v1/runs", json={"request": INSTANTIATE, "priority": 1})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "priority"]
     assert api.post("/v1/runs", json={"request": INSTANTIATE, "concurrency": 0}).status_code == 422
+    # op_timeout bounded as --op-timeout is (domain.limits): 0.001 s was taken, 100,000 s refused (a review's)
+    small = api.post("/v1/runs", json={"request": INSTANTIATE, "op_timeout": 0.001})
+    assert small.status_code == 422 and small.json()["detail"][0]["loc"] == ["body", "op_timeout"], small.text
+    assert run_ordo("apply", "-C", vfw_copy, "--op-timeout", "0.001", "--auto-approve").code == 1
     for field in ("max_replans", "concurrency", "op_timeout"):   # true was read as 1 (an HTTP sweep's)
         boolean = api.post("/v1/runs", json={"request": INSTANTIATE, field: True})
         assert boolean.status_code == 422 and boolean.json()["detail"][0]["loc"] == ["body", field], boolean.text

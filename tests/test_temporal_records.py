@@ -533,3 +533,18 @@ def test_a_worker_carries_out_only_its_projects_runs_on_temporal_that_have_not_e
         a.close()
         b.close()
         serving_other.close()
+
+
+def test_an_abort_decided_for_a_crashed_run_says_it_was_crashed(vfw_copy, monkeypatch):
+    """The decide activity wrote "aborted while fallout" whatever the run was (a crashed one: the resume
+    that took it died before its decision reached the workflow); `ordo abort` says what it was (a
+    layering review's): the same words now."""
+    path, run, ref, since, _, _, a, _ = _two_replan_attempts(vfw_copy, monkeypatch)
+    with Journal(path) as jr:
+        jr._store.execute("UPDATE runs SET pid=1, host='elsewhere' WHERE id=?", (run,))   # its owner is gone
+        assert jr.run(run).effective_status == "crashed"
+    a.decide(ref, since, {"action": "abort", "principal": "alice", "record": {}})
+    with Journal(path) as jr:
+        end = jr.events(run, kinds=("run-ended",))[-1]
+        assert jr.run(run).status == "aborted"
+    assert end.data["reason"] == "aborted while crashed", end.data

@@ -377,7 +377,8 @@ class Activities:
                 # ("interrupted": the same resume stopped at once, a second Ctrl-C, which journals it so)
                 waiting = ("fallout", "crashed", "interrupted")
                 if info.effective_status in waiting:  # else: written by an attempt whose answer was lost, or ended
-                    summary = {**info.summary, "status": "aborted", "reason": "aborted while fallout"}
+                    summary = {**info.summary, "status": "aborted",
+                               "reason": f"aborted while {info.effective_status}"}   # (as runs.abort says it)
                     jr.append_once(number, [Event("run-ended", data={**asked, **summary})], since=since,
                                    status="aborted", summary=summary, only_if=lambda r: r.effective_status in waiting)
                 # "running": not ended, a resume took the run first (its decision comes next); else its end
