@@ -13,7 +13,7 @@ from planner.plan import CostLevel, Plan, cost_text
 from planner.slice import SLICE_NOTE_MIN, Scope
 
 SYMBOL = {"create": ("+", "green"), "delete": ("-", "red"), "update": ("~", "yellow"),
-          "change": ("~", "yellow"), "run": ("*", "cyan")}
+          "change": ("~", "yellow"), "run": ("*", "cyan"), "replace": ("-/+", "magenta")}
 
 
 def diagnostics(console: Console, items: list[Diagnostic]) -> None:
@@ -31,7 +31,8 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     """The plan as (text, rich style) lines, Terraform-like."""
     if not plan.operations:
         return [("No changes. The inventory already matches the request.", "green")]
-    action_of = {op: SYMBOL[change.actions[0]] for change in plan.resource_changes for op in change.operations}
+    action_of = {op: SYMBOL[change.actions[0] if len(change.actions) == 1 else "replace"]
+                 for change in plan.resource_changes for op in change.operations}
     lines = [("ordo will perform the following operations, in waves that run in parallel:", ""), ("", "")]
     width = max(len(op.resource) + len(op.type) + 1 for op in plan.operations)
     line_of = {}

@@ -323,6 +323,8 @@ def _actions(model: Model, name: str, goal: str, ops: list[str]) -> tuple[str, .
     if goal == kind.initial and res.current != kind.initial:
         return ("delete",)
     if res.current == goal:
+        if any(kind.operation(o).to_state == kind.initial for o in ops):   # down, and up again: replaced
+            return ("delete", "create")
         if any(o == kind.update for o in ops):
             return ("update",)
         return ("run",)
@@ -364,7 +366,9 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
         changes.append(new_change(
             resource=res, type=r.type,
             actions=_actions(model, res, goal, [decoded.ops[i][1] for i in ids]), before=r.current, after=goal,
-            placement=decoded.placements.get(res) if r.placement is None else None, operations=tuple(ids),
+            # where it is placed anew: newly, or elsewhere than it is (moved)
+            placement=placed if (placed := decoded.placements.get(res)) != r.placement else None,
+            operations=tuple(ids),
             reason=reasons[res]))
     where: dict[frozenset[int], tuple[str, ...]] = {}
     edges = []

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from planner.plan import Plan
 
-_SHAPE = {"create": "+", "delete": "-", "update": "~", "change": "~", "run": "*"}
+_SHAPE = {"create": "+", "delete": "-", "update": "~", "change": "~", "run": "*", "replace": "-/+"}
 
 
 def _symbols(plan: Plan) -> dict[str, str]:
     out = {}
     for change in plan.resource_changes:
         for op in change.operations:
-            out[op] = _SHAPE[change.actions[0]]
+            out[op] = _SHAPE[change.actions[0] if len(change.actions) == 1 else "replace"]
     return out
 
 

@@ -237,11 +237,12 @@ class Plan(_Frozen):
 
     def counts(self) -> dict[str, int]:
         """Resources to create, change (update in place or another state), delete,
-        and run an operation on without changing them (Terraform's summary, plus runs)."""
+        and run an operation on without changing them (Terraform's summary, plus runs); one
+        replaced (torn down, made again) counts as deleted and created, as in Terraform's."""
         counts = {"create": 0, "change": 0, "delete": 0, "run": 0}
         for change in self.resource_changes:
-            action = change.actions[0]
-            counts[action if action in counts else "change"] += 1
+            for action in dict.fromkeys(change.actions):
+                counts[action if action in counts else "change"] += 1
         return counts
 
     @cached_property

@@ -527,3 +527,27 @@ def test_a_replacement_plans_without_the_base_librarys_own_warnings(tmp_path: Pa
     done = run_ordo("plan", "-C", VFW, "--inventory", VFW / "inventory-deployed.yaml", "--policy", renew)
     assert done.code == 0 and "vfw-logs" in done.out and "delete" in done.out, done.text
     assert "warning" not in done.err.lower(), done.err
+
+
+def test_a_resource_moved_shows_as_replaced_and_where_it_goes(tmp_path: Path) -> None:
+    """vfw, torn down on region-two and made again on region-three, showed as "*" (3 to run) with no new
+    placement: what an operator approves hid the move (an operator's sweep). Replaced now: -/+, counted as
+    deleted and created (Terraform's), its new target listed; and a run of it claims that target."""
+    from domain.project import load_project
+    from executor.claims import run_claims, target_claim
+    from ordo.render import plan_lines
+    from tests.conftest import VFW
+
+    move = tmp_path / "move.lp"
+    move.write_text('%@ name: move-vfw\n%@ description: off region-two\n'
+                    'replace("vfw").\n:- place("vfw","region-two").\n')
+    project = load_project(VFW, VFW / "requests" / "scale-out.yaml", VFW / "inventory-deployed.yaml", [move])
+    plan = make_plan(project).plan
+    changes = {c.resource: c for c in plan.resource_changes}
+    assert changes["vfw"].actions == ("delete", "create") and changes["vfw"].placement == "region-three"
+    assert changes["vfw-base"].actions == ("delete", "create") and changes["vfw-base"].placement is None
+    assert plan.counts() == {"create": 4, "change": 0, "delete": 3, "run": 0}
+    lines = [text for text, _ in plan_lines(plan)]
+    assert any(t.startswith("  -/+ vnf.vfw ") for t in lines) and "  vfw -> region-three" in lines, lines
+    assert target_claim("region-three") in run_claims(project, plan)   # (not claimed: actions were "run")
+    assert Plan.from_json(plan.to_json()) == plan   # read back as written
