@@ -163,8 +163,8 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
         where = f"; rules of the policies that constrain so: {first_of(hidden, 5)}" if hidden else \
             " (for instance a resource to place and no target)"
         return Explanation(kind="unknown", summary=(
-            "no plan exists, and no single policy constraint is to blame: a choice rule, an aggregate, an #edge "
-            f"or a classical negation cannot be satisfied at all{where}"))
+            "no plan exists, and no single policy constraint is to blame: a choice rule, an aggregate, an #edge, "
+            f"a disjunction or a classical negation cannot be satisfied at all{where}"))
     if result.status == "timeout":
         return Explanation(kind="unknown", summary="no plan exists; explaining why did not finish within the time "
                                                    "limit (a longer one gives it time)", finished=False)
@@ -192,7 +192,8 @@ def explain_no_plan(program: Program, facts: list[str], model: Model, *, timeout
 def hidden_constraints(program: Program) -> list[str]:
     """Where the project's and the library's policies constrain without a constraint ordo labels
     (and can name when it does not hold): a choice rule with bounds, a head aggregate, an #edge, a
-    classical negation in a head (``file:line (what)``, in the files' order)."""
+    disjunction (a conditional head whose condition holds for none is a constraint), a classical
+    negation in a head (``file:line (what)``, in the files' order)."""
     found = []
     for pfile in program.files:
         if pfile.origin == "base":
@@ -206,6 +207,8 @@ def hidden_constraints(program: Program) -> list[str]:
                 if head.ast_type == ast.ASTType.HeadAggregate or (
                         head.ast_type == ast.ASTType.Aggregate and (head.left_guard or head.right_guard)):
                     what = "a choice or an aggregate with bounds"
+                elif head.ast_type == ast.ASTType.Disjunction:   # (one of them must hold: none may, a constraint)
+                    what = "a disjunction or a conditional head"
                 elif "-" in str(head) and any(sig[0].startswith("-") for sig, _ in _split(stm)[0]):
                     what = "a classical negation"
             if what is not None:
