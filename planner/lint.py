@@ -518,9 +518,11 @@ def vocabulary_lint(program: Program, model) -> list[Diagnostic]:
                 severity="warning", code="vocabulary"))
         for sym, _, kind, word in unknown_words(pfile, known):
             close = difflib.get_close_matches(word, sorted(known[kind]), n=1)
-            detail = f"did you mean '{close[0]}'?" if close else "the rule can never apply"
+            # (the model of the request read: another request of the project may name it)
+            detail = f"did you mean '{close[0]}'?" if close else \
+                "the catalog, the inventory and the request read: the rule applies to nothing here"
             out.append(Diagnostic(
                 file=pfile.display, line=sym.location.begin.line, column=sym.location.begin.column,
-                summary=f"{kind} '{word}' is not used by any model file", detail=detail,
+                summary=f"{kind} '{word}' is in no model file read", detail=detail,
                 severity="warning", code="vocabulary"))
     return out

@@ -123,12 +123,12 @@ def test_check_warns_about_labels_no_model_uses(vfw_copy):
         'before(X,Y) :- relation("uses_",A,B), raises(B,"active",X), raises(A,"created",Y).\n')
     found = [str(d) for d in check(vfw_copy)]
     assert found == [
-        "policies/config-after-modules.lp:4:4: warning: label key 'anti_affinity' is not used by any model "
-        "file (did you mean 'anti-affinity'?)",
-        "policies/config-after-modules.lp:4:33: warning: label key 'anti_affinity' is not used by any model "
-        "file (did you mean 'anti-affinity'?)",
-        "policies/config-after-modules.lp:5:16: warning: relationship kind 'uses_' is not used by any model "
-        "file (did you mean 'uses'?)",
+        "policies/config-after-modules.lp:4:4: warning: label key 'anti_affinity' is in no model file "
+        "read (did you mean 'anti-affinity'?)",
+        "policies/config-after-modules.lp:4:33: warning: label key 'anti_affinity' is in no model file "
+        "read (did you mean 'anti-affinity'?)",
+        "policies/config-after-modules.lp:5:16: warning: relationship kind 'uses_' is in no model file "
+        "read (did you mean 'uses'?)",
     ]
 
 

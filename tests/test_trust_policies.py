@@ -196,7 +196,7 @@ def test_warnings_are_printed_never_fatal(vfw_copy: Path, capsys) -> None:
     add_policy(vfw_copy, HEADER + ':- place(R,T), label(R,"tier","gold"), not target_label(T,"tier","gold").\n')
     code, text = ordo(capsys, "plan", "-C", vfw_copy)
     assert code == 0, text
-    assert ("Warning: policies/gold-tier.lp:5:16: warning: label key 'tier' is not used by any model file"
+    assert ("Warning: policies/gold-tier.lp:5:16: warning: label key 'tier' is in no model file read"
             in text), text
 
 
@@ -207,11 +207,11 @@ def test_a_mistyped_target_or_operation_name_is_a_warning_with_a_did_you_mean(vf
                                   ':- capacity("region-too",_,_).\n')
     code, text = ordo(capsys, "check", "-C", vfw_copy)
     assert code == 0, text
-    assert "policies/gold-tier.lp:5:4: warning: target 'regon-one' is not used by any model file (did you mean " \
+    assert "policies/gold-tier.lp:5:4: warning: target 'regon-one' is in no model file read (did you mean " \
            "'region-one'?)" in text, text
-    assert "policies/gold-tier.lp:6:4: warning: operation 'asign' is not used by any model file (did you mean " \
+    assert "policies/gold-tier.lp:6:4: warning: operation 'asign' is in no model file read (did you mean " \
            "'assign'?)" in text
-    assert "policies/gold-tier.lp:7:4: warning: target 'region-too' is not used by any model file" in text
+    assert "policies/gold-tier.lp:7:4: warning: target 'region-too' is in no model file read" in text
     assert "'region-two'" not in text.replace("did you mean 'region-two'?", "")   # a target the inventory has
 
 
