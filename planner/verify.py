@@ -65,6 +65,10 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
         before = {i.path: i.sha256 for i in plan.inputs}
         after = {i.path: i.sha256 for i in inputs}
         changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+        if plan.format_version in ("1.0", "1.1"):   # (read with the project's own files: they may not be its)
+            raise _refuse(source, "digest", f"the plan is stale: {', '.join(changed) or 'its digest'} differ from "
+                          f"what it was made from (a plan of format {plan.format_version} names no request or "
+                          "inventory file, so the project's own were read); plan again")
         raise _refuse(source, "digest", f"the plan is stale: {', '.join(changed) or 'its digest'} changed "
                       "since it was made; plan again")
     unknown = _unknown_to_catalog(project, plan)

@@ -683,6 +683,12 @@ def test_a_plan_of_another_request_and_inventory_is_applied_as_it_was_made(vfw_c
     (vfw_copy / "older.json").write_text(json.dumps({**older, "format_version": "1.1"}))
     applied = run_ordo("apply", "-C", vfw_copy, vfw_copy / "older.json", "--auto-approve", "--simulation", smooth)
     assert applied.code == 0 and "Apply complete: 10 created" in applied.out, applied.text
+    # one of 1.1 made from other files: those were not read, and did not change (an upgrade sweep's)
+    other = {k: v for k, v in data.items() if k not in ("request_file", "inventory_file")}
+    (vfw_copy / "other.json").write_text(json.dumps({**other, "format_version": "1.1"}))
+    stale = run_ordo("apply", "-C", vfw_copy, vfw_copy / "other.json", "--auto-approve")
+    assert stale.code == 1 and "requests/delete.yaml" in stale.err and "changed since" not in stale.err, stale.text
+    assert "a plan of format 1.1 names no request or inventory file, so the project's own were read" in stale.err
 
 
 def test_a_plan_naming_a_project_file_as_its_request_is_refused_naming_the_plan(vfw_copy: Path) -> None:
