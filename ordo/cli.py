@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -250,6 +250,19 @@ def check(request: Path | None, project: Path, inventory: Path | None) -> None:
     _console().print("[green]Success![/] The project is valid.")
 
 
+def _unappliable(plan: Any, out: Path, project: Path) -> None:
+    """Warn where `ordo apply` of the plan just saved would refuse the files it names (a request given
+    through a symlink to outside the project folder: it names the file the link leads to)."""
+    from executor.runs import saved_plan_files
+
+    try:
+        saved_plan_files(plan, out, project, None)
+    except DiagnosticsError as exc:
+        _console(stderr=True).print(f"[yellow]Warning:[/] `ordo apply {shown(out)}` will refuse this plan: "
+                                    f"{shown(exc.diagnostics[0].summary)}; apply the request itself instead",
+                                    highlight=False)
+
+
 @cli.command()
 @request_argument
 @project_option
@@ -321,6 +334,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     result = outcome.plan
     if out is not None:
         _save_plan(out, result, loaded.settings)
+        _unappliable(result, out, project)
     if fmt == "json":
         click.echo(result.to_json(), nl=False)
     elif fmt == "dot":

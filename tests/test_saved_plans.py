@@ -709,3 +709,20 @@ def test_a_plan_naming_a_project_file_as_its_request_is_refused_naming_the_plan(
             assert refused.code == 1 and said, (command, refused.text)
             assert said[0].startswith(f"{vfw_copy / 'edited.json'}: error: {field}: the plan names '{name}' as its ") \
                 and "file, which does not load as one now (below)" in said[0], (command, refused.text)
+
+
+def test_a_plan_saved_of_a_request_linked_from_outside_warns_that_apply_will_refuse_it(vfw_copy: Path) -> None:
+    """A request given through a symlink in the project to a file outside it: the plan names the file the
+    link leads to (../outside.yaml), which `ordo apply plan.json` refuses, and planning again made the
+    same plan (an upgrade sweep's). The plan says so when it is saved, in apply's own words."""
+    (vfw_copy.parent / "outside.yaml").write_text((vfw_copy / "requests" / "scale-out.yaml").read_text())
+    (vfw_copy / "requests" / "linked.yaml").symlink_to(vfw_copy.parent / "outside.yaml")
+    made = run_ordo("plan", "-C", vfw_copy, "requests/linked.yaml", "--inventory", "inventory-deployed.yaml",
+                    "--out", vfw_copy / "linked.json")
+    assert made.code == 0 and "will refuse this plan: the plan was made from the request file " \
+                              "'../outside.yaml'" in made.err, made.text
+    refused = run_ordo("apply", "-C", vfw_copy, vfw_copy / "linked.json", "--auto-approve")
+    assert refused.code == 1 and "'../outside.yaml'" in refused.err, refused.text
+    plain = run_ordo("plan", "-C", vfw_copy, "requests/scale-out.yaml", "--inventory", "inventory-deployed.yaml",
+                     "--out", vfw_copy / "plain.json")
+    assert plain.code == 0 and "Warning" not in plain.err, plain.text
