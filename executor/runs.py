@@ -229,15 +229,17 @@ def unfollowed(jr: Journal | Any, info: RunInfo) -> bool:
 
 
 def carried_on(run: int, status: str, workflow: str, wid: str, *, follower: bool, rollback: bool = False,
-               request: bool = False) -> str:
+               request: bool = False, address: str | None = None) -> str:
     """How a run on Temporal that no process follows (``unfollowed``: ``status`` crashed or interrupted) is
     carried on, given what its workflow ``wid`` does (``workflow_state``): "decide" (it waits for a
     decision: the one asked for is sent), "here" (it is gone and the run was interrupted by its follower's
     failure: this engine resumes the run), "follow" (a ``follower``, ``ordo serve``, follows it again to its
     end, as it takes runs over; where the workflow is gone that ends the run failed). ExecutionError where
     neither: a command follows no run it did not start, and a rollback or a resume of a ``request`` of its
-    own has nothing to act on. The command line and the service ask this one decision."""
+    own has nothing to act on. The command line and the service ask this one decision. ``address``: the
+    run's Temporal, which the commands its messages name need."""
     from executor.core.messages import ExecutionError
+    from executor.temporal import workflow_command
 
     if workflow == "waits":
         return "decide"
@@ -245,7 +247,7 @@ def carried_on(run: int, status: str, workflow: str, wid: str, *, follower: bool
         return "here"
     if follower and not (rollback or request):
         return "follow"
-    describe = f"`temporal workflow describe -w {wid}`"
+    describe = workflow_command("describe", wid, address)
     if workflow == "gone":
         raise ExecutionError(f"run {run} ran on Temporal, and its workflow is over or gone without having ended "
                              f"it (terminated, failed): nothing carries it on; `ordo abort {run}` closes it "
@@ -466,8 +468,9 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
                 # (an interrupted one whose follower stopped, not its workflow: carried out here too, its
                 # operations would be sent twice; a command follows no run it did not start)
                 workflow = load_client().workflow_state(info.options["temporal"], jr.id, run_id)
+                # (it fell out since decide asked)
                 if carried_on(run_id, info.effective_status, workflow, workflow_id(jr.id, run_id), follower=False,
-                              rollback=rollback) == "decide":   # (it fell out since decide asked)
+                              rollback=rollback, address=info.options["temporal"]) == "decide":
                     raise ExecutionError(f"run {run_id}'s workflow waits for a decision now: resume it again")
         options = apply_options(simulation, on_failure, max_replans, None, op_timeout, stored=info.options)
         files = run_files(jr, run_id)

@@ -63,7 +63,8 @@ class TemporalEngine(LocalEngine):
         state = self._workflow_state(info)   # (TemporalError: Temporal does not answer, nothing is known)
         try:
             way = runs.carried_on(run_id, status, state, workflow_id(self._journal().id, run_id), follower=True,
-                                  rollback=rollback, request=record is not None)
+                                  rollback=rollback, request=record is not None,
+                                  address=info.options.get("temporal"))
         except ExecutionError as exc:
             raise Conflict(str(exc)) from None
         if way == "decide":

@@ -347,7 +347,8 @@ def test_a_run_fallen_out_is_aborted_without_a_worker_once_its_workflow_is_termi
     # a command follows no run it did not start; nothing to roll back or to resume with a request of its own
     ("crashed", "goes on", False, "", "still going on without the process that started it"),
     ("interrupted", "goes on", False, "", "still going on without the process that followed it"),
-    ("crashed", "gone", False, "", "nothing carries it on; `ordo abort 7` closes it"),
+    ("crashed", "gone", False, "", "nothing carries it on; `ordo abort 7` closes it "
+                                   "(`temporal workflow describe -w ordo-run-x-7 --address 127.0.0.1:7999` says"),
     ("crashed", "goes on", True, "rollback", "there is nothing to roll back"),
     ("crashed", "goes on", True, "request", "there is nothing to resume"),
     ("crashed", "gone", True, "rollback", "nothing carries it on"),
@@ -360,7 +361,7 @@ def test_how_a_run_no_process_follows_is_carried_on_is_one_decision(status, work
 
     def ask() -> str:
         return carried_on(7, status, workflow, "ordo-run-x-7", follower=follower, rollback=asked == "rollback",
-                          request=asked == "request")
+                          request=asked == "request", address="127.0.0.1:7999")
 
     if way in ("decide", "here", "follow"):
         assert ask() == way

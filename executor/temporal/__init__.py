@@ -39,6 +39,13 @@ def workflow_id(journal_id: str, run: int) -> str:
     return f"ordo-run-{journal_id[:12]}-{run}"
 
 
+def workflow_command(verb: str, wid: str, address: str | None) -> str:
+    """The `temporal` command that does ``verb`` (describe, terminate) to workflow ``wid``, at the address
+    the run's Temporal has (the CLI's own default is another), quoted as a message shows it."""
+    where = f" --address {address}" if address else ""
+    return f"`temporal workflow {verb} -w {wid}{where}`"
+
+
 def waits_refused(ops: list[str]) -> str | None:
     """Why a plan whose operations ``ops`` wait (``wait:`` in the catalog) is not carried out on Temporal;
     None when none waits. Checked for the first plan and for each re-plan (a rollback's plan may delete what

@@ -38,7 +38,7 @@ from executor.core.loop import begun
 from executor.engine import ApplyOptions, Listener, RunResult, left_in_doubt, run_started
 from executor.journal import Event, Journal, JournalError, JournalLost
 from executor.store import is_url, location
-from executor.temporal import Temporal, TemporalError, workflow_id
+from executor.temporal import Temporal, TemporalError, workflow_command, workflow_id
 from executor.temporal.activities import HEARTBEAT_THROTTLE, Activities
 from executor.temporal.sweep import SWEEP, SweepWorkflow
 from executor.temporal.wire import Ref, planning_queue, queue_for
@@ -444,11 +444,11 @@ def decide(path: Path, run: int, address: str, action: str, record: dict[str, An
                 # carried on here while its workflow waited on for a decision no one could send it any more
                 # an abort may do without a worker: a workflow ended by Temporal itself is gone, and the run
                 # is then aborted here (the journal holds it)
-                without = (f"; or end the workflow (`temporal workflow terminate -w {handle.id}`) and abort "
-                           "again, without one" if action == "abort" else "")
+                without = (f"; or end the workflow ({workflow_command('terminate', handle.id, address)}) and "
+                           "abort again, without one" if action == "abort" else "")
                 raise TemporalError(f"run {run}'s workflow is running, but no worker answers it "
                                     f"({clipped(str(exc), 200)}): start `ordo worker` for it, then try again "
-                                    f"(`temporal workflow describe -w {handle.id}`){without}") from None
+                                    f"({workflow_command('describe', handle.id, address)}){without}") from None
             if progress.get("awaiting") != "decision":
                 return None
             ended = jr.last_event(run, kinds=("run-ended",))
