@@ -439,7 +439,7 @@ def build_model(
                 placement=obs.placement if kind is None or obs.state != kind.initial else None,
                 requires=obs.requires, labels=obs.labels,
                 attributes=obs.attributes, observed=True, sent=tuple(obs.params),
-                sent_reading=tuple(obs.reads_outputs),
+                sent_reading=tuple(k for k in obs.reads_outputs if k in obs.params),
                 origin=Origin.at(inventory_src, path),
             )
             res.relations = _relations(obs)
@@ -464,7 +464,7 @@ def build_model(
             placement=record.placement if record.state != kind.initial else None,
             requires=record.requires, labels=record.labels,  # the record's own: copied before a change
             attributes=record.attributes, observed=True, origin=where, sent=tuple(record.params),
-            sent_reading=tuple(record.reads_outputs),
+            sent_reading=tuple(k for k in record.reads_outputs if k in record.params),
             relations=_relations(record))
         previous = resources.get(record.name)
         if previous is not None:

@@ -33,7 +33,7 @@ from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource, is_name, quoted
 from domain.model import MISSING, Model, Resource, observed_record, resolve_value
 from domain.project import Project, display_path
-from domain.secrets import is_fingerprint, redacted
+from domain.secrets import is_fingerprint, redacted, same_value
 from executor.claims import plan_beside, run_claims, targets_only
 from executor.controllers import (
     Controller,
@@ -507,22 +507,21 @@ class Executor:
         except SecretUnavailable as exc:
             inputs, why = {}, exc.explain(res)
         up = states.index(op.to_state) > states.index(op.from_state)
-        if up and not res.requested and res.sent:
-            # on its way up where the request does not name it (moved, or put back by a re-plan): with the
-            # params it was last sent, but those that read outputs (the values they read then may be gone)
-            inputs = {k: res.attributes[k] for k in res.sent if k in res.attributes and k not in res.sent_reading}
-        if up and op.from_state == states[0] and (res.sent_reading or not res.requested):
-            # made again without a param it had: it reads another resource's output (its value then may be
-            # gone), or holds a secret the journal keeps only the fingerprint of (a record's, or a rollback's)
-            reads = sorted(res.sent_reading)
-            kept = next((k for k, v in sorted(inputs.items()) if redacted(v)), None)
-            if reads or kept is not None:
-                what = (f"its param '{reads[0]}' read another resource's output, which may have changed since (the "
-                        "journal keeps the value it read, not where from)" if reads else
-                        f"its param '{kept}' holds a secret the journal keeps only the fingerprint of")
-                inputs, why = {}, (
-                    f"'{res.name}' would be made again with the params it had, but {what}: nothing was sent; "
-                    f"give '{res.name}' in the request with its params")
+        kept = up and not res.requested and bool(res.sent)
+        if kept:   # on its way up where the request does not name it (moved, or put back by a re-plan)
+            inputs = {k: res.attributes[k] for k in res.sent if k in res.attributes}
+        # on its way up with params it had (a record's, or a rollback's): one that read another resource's
+        # output (its value then may be gone), or a secret kept only as its fingerprint, cannot be sent
+        lacking = sorted(set(res.sent_reading) & set(res.sent if kept else res.sent_reading)) if up else []
+        lacking += [k for k, v in sorted(inputs.items()) if kept and redacted(v) and k not in lacking]
+        if lacking:
+            k = lacking[0]
+            what = (f"its param '{k}' holds a secret the journal keeps only the fingerprint of"
+                    if redacted(inputs.get(k)) or redacted(res.attributes.get(k)) else
+                    f"its param '{k}' read another resource's output, which may have changed since (the journal "
+                    "keeps the value it read, not where from)")
+            inputs, why = {}, (f"'{res.name}' would be brought up again with the params it had, but {what}: "
+                               f"nothing was sent; give '{res.name}' in the request with its params")
         # Left out while the operation that returns it is still to come; once it is done, never (its answer
         # may have been lost, the operation found done by observing it). On the way down, not read.
         lost = next((r for r in res.refs if (r.producer, r.output) in missing and r.operation
@@ -945,6 +944,13 @@ class Executor:
         goals = {c.resource: c.after for c in changes}
         pending = {c.resource for c in changes if c.before == c.after and not rs.done.issuperset(c.operations)} \
             if status != "complete" else set()
+        torn = set()   # what went down to its initial state on the way (an operation of this run)
+        for oid in rs.done if model is not None else ():
+            name, _, operation = oid.rpartition("/")
+            res = model.resources.get(name)
+            kind = model.kinds.get(res.type) if res is not None else None
+            if kind is not None and any(o.name == operation and o.to_state == kind.initial for o in kind.operations):
+                torn.add(name)
         for name in sorted(set(rs.snapshot) | set(goals)):
             if model is None or name not in model.resources:
                 continue
@@ -959,6 +965,9 @@ class Executor:
             elif before == initial and now != initial:
                 counts["created"] += 1
             elif before != initial and now == initial:
+                counts["deleted"] += 1
+            elif name in torn:   # torn down and made again (moved, replaced): deleted and created, as planned
+                counts["created"] += 1
                 counts["deleted"] += 1
             elif name in rs.touched:
                 counts["changed"] += 1
@@ -1065,6 +1074,9 @@ class Executor:
         attributes = dict(previous.attributes if previous else res.attributes)
         sent = set(previous.params if previous else res.sent)
         reading = set(previous.reads_outputs if previous else res.sent_reading)
+        if state != kind.initial and (previous.state if previous else res.current) == kind.initial:
+            # made anew: what it has is what it is sent now, not the params kept of its earlier life
+            attributes, sent, reading = {}, set(), set()
         if request is not None:
             sent |= set(request.inputs)
             if res.requested:   # which params read outputs: the request says, for those it gives
@@ -1247,7 +1259,10 @@ def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:
         res.run = ()
         res.params = _params_before(model, res, before)
         # what read outputs cannot be put back as it was: a resource made again without it is refused
-        res.sent_reading = tuple(k for k in before.get("reads") or () if k not in res.params)
+        # (and a secret kept only as its fingerprint, the request not giving it now)
+        known, reads = before.get("attributes") or {}, set(before.get("reads") or ())
+        res.sent_reading = tuple(k for k in before.get("params") or ()
+                                 if k not in res.params and (k in reads or redacted(known.get(k))))
         res.refs = ()
         res.pinned = before.get("placement")
     model.planned = {}
@@ -1259,19 +1274,22 @@ def _params_before(model: Model, res: Resource, before: dict[str, Any]) -> dict[
     as it was before the run (its attribute then), the others as the request gives them now (one the
     run added, or a secret, whose value was kept only as its fingerprint: neither can be put back);
     none that reads another resource's output (then or now: the value it read may be gone). None at
-    all where an update would be needed and cannot run in the state before the run: the resource is
-    then put back in state only (a params change there has no plan)."""
+    all where they differ from what it has and an update cannot run in the state before the run: the
+    resource is then put back in state only (a params change there has no plan); where they do not
+    differ, they are what its way back up sends (a part left half torn down, made again)."""
     known, reads = before.get("attributes") or {}, set(before.get("reads") or ())
     old = {k: known[k] for k in before.get("params") or ()
            if k in known and k not in reads and not redacted(known[k])}
     if not old:
         return {}
     kind = model.kinds[res.type]
-    if res.current != kind.initial and not any(
-            op.name == kind.update and op.from_state == op.to_state == before["state"] for op in kind.operations):
-        return {}
     wired = {ref.param for ref in res.refs}
-    return {**{k: v for k, v in res.params.items() if k not in wired}, **old}
+    params = {**{k: v for k, v in res.params.items() if k not in wired}, **old}
+    if res.current != kind.initial and not any(
+            op.name == kind.update and op.from_state == op.to_state == before["state"] for op in kind.operations) \
+            and any(not same_value(res.attributes.get(k), v) for k, v in params.items()):
+        return {}
+    return params
 
 
 def _model_inputs(project: Project, skip: set[str]) -> dict[str, str]:

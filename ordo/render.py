@@ -36,8 +36,10 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     lines = [("ordo will perform the following operations, in waves that run in parallel:", ""), ("", "")]
     width = max(len(op.resource) + len(op.type) + 1 for op in plan.operations)
     line_of = {}
+    wide = max(len(symbol) for symbol, _ in action_of.values())   # (-/+ beside + lines up)
     for op in plan.operations:
         symbol, colour = action_of[op.id]
+        symbol = symbol.rjust(wide)
         address = f"{op.type}.{op.resource}".ljust(width)
         line_of[op.id] = (f"  {symbol} {address}  {op.operation:<14} {op.from_state} -> {op.to_state}"
                           f"  [{op.controller}]", colour)

@@ -322,9 +322,9 @@ def _actions(model: Model, name: str, goal: str, ops: list[str]) -> tuple[str, .
         return ("create",)
     if goal == kind.initial and res.current != kind.initial:
         return ("delete",)
+    if any(kind.operation(o).to_state == kind.initial for o in ops):   # down, and up again: replaced
+        return ("delete", "create")
     if res.current == goal:
-        if any(kind.operation(o).to_state == kind.initial for o in ops):   # down, and up again: replaced
-            return ("delete", "create")
         if any(o == kind.update for o in ops):
             return ("update",)
         return ("run",)

@@ -551,3 +551,17 @@ def test_a_resource_moved_shows_as_replaced_and_where_it_goes(tmp_path: Path) ->
     assert any(t.startswith("  -/+ vnf.vfw ") for t in lines) and "  vfw -> region-three" in lines, lines
     assert target_claim("region-three") in run_claims(project, plan)   # (not claimed: actions were "run")
     assert Plan.from_json(plan.to_json()) == plan   # read back as written
+
+
+def test_a_move_a_stock_policy_makes_on_a_re_plan_shows_as_replaced(vfw_copy: Path) -> None:
+    """region-two refused vfw's stack: the re-plan moved vfw, half built there, to region-three, but showed
+    it and its parts as changed (~), since their goal was not their state then (a review's)."""
+    from executor.journal import Journal
+
+    done = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation",
+                    vfw_copy / "simulations" / "region-two-refuses.yaml")
+    assert done.code == 0 and "moves vfw: region-two -> region-three" in done.out, done.text
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        replanned = Plan.from_json([ev.data["plan"] for ev in jr.events(1) if ev.kind == "replan"][0])
+    vfw = next(c for c in replanned.resource_changes if c.resource == "vfw")
+    assert vfw.actions == ("delete", "create") and vfw.placement == "region-three", vfw

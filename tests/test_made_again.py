@@ -49,6 +49,9 @@ def test_a_resource_replaced_without_being_named_is_made_again_with_its_params(t
     root = _applied(tmp_path)
     done = run_ordo("apply", "-C", root, "other.yaml", "--policy", _policy(root, 'replace("box").'), "--auto-approve")
     assert done.code == 0, done.text
+    # as planned: box deleted and created (-/+), extra created (the apply said "1 changed", the plan "1 to delete")
+    assert "Plan: 2 to create, 0 to change, 1 to delete." in done.out, done.out
+    assert "Apply complete: 2 created, 0 changed, 1 deleted." in done.out, done.out
     sent = _intents(root, 2, "box")
     ups = [inputs for op, inputs in sent if op in ("assign", "create", "activate")]
     assert len(ups) == 3 and all(inputs == {"size": 3, "tags": ["a", "b"]} for inputs in ups), sent   # was {}
@@ -63,7 +66,7 @@ def test_one_whose_params_read_outputs_is_refused_and_the_run_falls_out_not_comp
     root = _applied(tmp_path)
     done = run_ordo("apply", "-C", root, "other.yaml", "--policy", _policy(root, 'replace("app").'), "--auto-approve")
     assert done.code == 3 and "Apply fell out" in done.out, done.text
-    assert "'app' would be made again with the params it had, but its param 'net' read another resource's " \
+    assert "'app' would be brought up again with the params it had, but its param 'net' read another resource's " \
            "output" in done.out and "give 'app' in the request with its params" in done.out, done.text
     with Journal(root / ".ordo" / "journal.db", create=False) as jr:
         refused = [ev for ev in jr.events(2) if ev.kind == "intent" and ev.data.get("resource") == "app"
@@ -90,3 +93,70 @@ def test_a_record_keeps_the_params_of_what_is_gone_and_none_of_its_outputs(tmp_p
     assert json.loads(rows["box"])["params"] == ["size", "tags"]
     # a record without params is written as before there were any (older journals' texts, kept as they are)
     assert "params" not in json.loads(rows["spare"]) and "reads_outputs" not in json.loads(rows["spare"])
+
+
+def _ledger(root: Path, resource: str, run: int | None = None) -> list[tuple[str, dict]]:
+    """What the simulated controllers were sent for ``resource`` (in ``run``)."""
+    from executor.controllers.simulated import read_ledger
+
+    return [(row["operation"], json.loads(row["inputs"]) if isinstance(row["inputs"], str) else row["inputs"])
+            for row in read_ledger(root / ".ordo" / "simulated-world.db")
+            if row["resource"] == resource and (run is None or str(row["run"]) == str(run))]
+
+
+def test_one_brought_up_from_half_way_down_is_not_sent_a_secrets_fingerprint(tmp_path: Path) -> None:
+    """A replacement cut short half way down (another operation failed), then put back by the re-plan: its
+    create and activate were sent the journal's fingerprint as its password (a review's). Refused, nothing
+    sent: the request gives it no value to send."""
+    root = project(tmp_path, "resources:\n  - { name: box, type: host, params: { size: 3, password: s3cret } }\n",
+                   library=("replace-failed",))
+    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    (root / "other.yaml").write_text(OTHER)
+    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01, delete: 0.5 }\n"
+                                   "faults:\n  - { resource: extra, operation: create, error: permanent, times: 1 }\n")
+    renew = _policy(root, 'replace("box") :- current("box","active").')
+    done = run_ordo("apply", "-C", root, "other.yaml", "--policy", renew, "--simulation", root / "sim.yaml",
+                    "--auto-approve")
+    sent = [inputs for op, inputs in _ledger(root, "box")]
+    assert not any("<secret" in json.dumps(inputs) for inputs in sent), sent
+    assert "box/create: failed: 'box' would be brought up again with the params it had, but its param 'password' " \
+           "holds a secret the journal keeps only the fingerprint of" in done.out, done.text
+    # (replace-failed then replaced it: observed at its controller, its password came back from there)
+
+
+def test_a_resource_made_anew_by_the_request_keeps_none_of_its_earlier_params(tmp_path: Path) -> None:
+    """Created with {size: 3, tags}, deleted, made again with {size: 5}: its record kept tags from its
+    earlier life, and a later move sent them (a review's)."""
+    root = _applied(tmp_path)
+    (root / "gone.yaml").write_text("resources:\n  - { name: box, type: host, state: absent }\n")
+    (root / "again.yaml").write_text("resources:\n  - { name: box, type: host, params: { size: 5 } }\n")
+    assert run_ordo("apply", "-C", root, "gone.yaml", "--auto-approve").code == 0
+    assert run_ordo("apply", "-C", root, "again.yaml", "--auto-approve").code == 0
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        box = jr.state()["box"]
+    assert box.attributes == {"size": 5} and box.params == ["size"], box
+    moved = run_ordo("apply", "-C", root, "other.yaml", "--policy", _policy(root, 'replace("box").'), "--auto-approve")
+    assert moved.code == 0, moved.text
+    ups = [inputs for op, inputs in _ledger(root, "box")[-3:]]
+    assert ups == [{"size": 5}] * 3, _ledger(root, "box")
+
+
+def test_a_rollback_that_brings_a_part_back_from_half_way_sends_its_params_or_refuses(tmp_path: Path) -> None:
+    """The request deleted a service and its part; another operation failed, and the rollback brought the
+    part back up from where its teardown stopped: sent {} (its params left out where no update was needed),
+    and a secret the journal keeps only the fingerprint of left out without a word (a review's)."""
+    root = project(tmp_path, "resources:\n  - { name: w, type: service }\n"
+                             "  - { name: p, type: host, part_of: w, params: { size: 3 } }\n"
+                             "  - { name: q, type: host, part_of: w, params: { size: 4, password: s3cret } }\n")
+    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    (root / "del.yaml").write_text("resources:\n  - { name: w, type: service, state: absent }\n"
+                                   "  - { name: extra, type: host }\n")
+    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01, create: 0.8 }\n"
+                                   "faults:\n  - { resource: extra, operation: create, error: permanent }\n")
+    done = run_ordo("apply", "-C", root, "del.yaml", "--on-failure", "rollback", "--simulation", root / "sim.yaml",
+                    "--auto-approve")
+    p_up = [inputs for op, inputs in _ledger(root, "p", 2) if op in ("assign", "create", "activate")]
+    assert p_up and all(inputs == {"size": 3} for inputs in p_up), _ledger(root, "p", 2)
+    q_up = [inputs for op, inputs in _ledger(root, "q", 2) if op in ("assign", "create", "activate")]
+    assert q_up == [], _ledger(root, "q", 2)   # refused: the password cannot be put back
+    assert "its param 'password' holds a secret" in done.out, done.text
