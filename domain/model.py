@@ -206,6 +206,7 @@ class Resource:
     #: again sends, where the request gives it none (a resource moved, or put back, that it does not name)
     sent: tuple[str, ...] = ()
     sent_reading: tuple[str, ...] = ()   # those of them that read other resources' outputs (not sent again)
+    restored: tuple[str, ...] = ()   # a rollback's: the params put back from the journal (its values then)
 
     @property
     def changed(self) -> bool:

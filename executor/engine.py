@@ -510,16 +510,18 @@ class Executor:
         kept = up and not res.requested and bool(res.sent)
         if kept:   # on its way up where the request does not name it (moved, or put back by a re-plan)
             inputs = {k: res.attributes[k] for k in res.sent if k in res.attributes}
-        # on its way up with params it had (a record's, or a rollback's): one that read another resource's
-        # output (its value then may be gone), or a secret kept only as its fingerprint, cannot be sent
-        lacking = sorted(set(res.sent_reading) & set(res.sent if kept else res.sent_reading)) if up else []
-        lacking += [k for k, v in sorted(inputs.items()) if kept and redacted(v) and k not in lacking]
+        restored = set(inputs) & (set(res.sent) if kept else set(res.restored))   # (the journal's values)
+        # on its way up with params it had (a record's, or a rollback's): never a secret the journal keeps
+        # only the fingerprint of; and, made again from its initial state, not one that read another
+        # resource's output (the value it read may be gone: the value is kept, not where from)
+        lacking = [k for k in sorted(restored) if redacted(inputs[k])] if up else []
+        if up and op.from_state == states[0]:
+            lacking += [k for k in sorted(set(res.sent_reading) & restored) if k not in lacking]
         if lacking:
             k = lacking[0]
-            what = (f"its param '{k}' holds a secret the journal keeps only the fingerprint of"
-                    if redacted(inputs.get(k)) or redacted(res.attributes.get(k)) else
-                    f"its param '{k}' read another resource's output, which may have changed since (the journal "
-                    "keeps the value it read, not where from)")
+            what = (f"its param '{k}' holds a secret the journal keeps only the fingerprint of" if redacted(inputs[k])
+                    else f"its param '{k}' read another resource's output, which may have changed since (the "
+                         "journal keeps the value it read, not where from)")
             inputs, why = {}, (f"'{res.name}' would be brought up again with the params it had, but {what}: "
                                f"nothing was sent; give '{res.name}' in the request with its params")
         # Left out while the operation that returns it is still to come; once it is done, never (its answer
@@ -1079,8 +1081,9 @@ class Executor:
             attributes, sent, reading = {}, set(), set()
         if request is not None:
             sent |= set(request.inputs)
-            if res.requested:   # which params read outputs: the request says, for those it gives
-                reading = (reading - set(res.params)) | {ref.param for ref in res.refs}
+            if res.requested:   # which params read outputs: the request says, for those it gives (a rollback's
+                # resource: its snapshot)
+                reading = (reading - set(res.params)) | {ref.param for ref in res.refs} | set(res.sent_reading)
         if state == kind.initial:
             # its params stay, to be sent again if it is made again where the request gives it none (a move,
             # a rollback: it was made again with none, broken); its outputs went with it
@@ -1257,39 +1260,38 @@ def _roll_back(model: Model, snapshot: dict[str, dict[str, Any]]) -> None:
         res.requested = True
         res.desired = before["state"]
         res.run = ()
-        res.params = _params_before(model, res, before)
-        # what read outputs cannot be put back as it was: a resource made again without it is refused
-        # (and a secret kept only as its fingerprint, the request not giving it now)
-        known, reads = before.get("attributes") or {}, set(before.get("reads") or ())
-        res.sent_reading = tuple(k for k in before.get("params") or ()
-                                 if k not in res.params and (k in reads or redacted(known.get(k))))
+        res.params, res.restored = _params_before(model, res, before)
+        res.sent_reading = tuple(sorted(set(before.get("reads") or ()) & set(res.restored)))
         res.refs = ()
         res.pinned = before.get("placement")
     model.planned = {}
     model.planned_goals = {}
 
 
-def _params_before(model: Model, res: Resource, before: dict[str, Any]) -> dict[str, Any]:
-    """The params a rollback sends ``res`` (the request's, ``before``: its snapshot): each the run sent
-    as it was before the run (its attribute then), the others as the request gives them now (one the
-    run added, or a secret, whose value was kept only as its fingerprint: neither can be put back);
-    none that reads another resource's output (then or now: the value it read may be gone). None at
-    all where they differ from what it has and an update cannot run in the state before the run: the
-    resource is then put back in state only (a params change there has no plan); where they do not
-    differ, they are what its way back up sends (a part left half torn down, made again)."""
-    known, reads = before.get("attributes") or {}, set(before.get("reads") or ())
-    old = {k: known[k] for k in before.get("params") or ()
-           if k in known and k not in reads and not redacted(known[k])}
-    if not old:
-        return {}
-    kind = model.kinds[res.type]
+def _params_before(model: Model, res: Resource, before: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The params a rollback sends ``res`` (the request's, ``before``: its snapshot), and which of them
+    are put back from the journal: each it had before the run as it was then (its attribute), the
+    others as the request gives them now (one the run added); a secret as the request gives it now,
+    else as the journal keeps it, its fingerprint, which ``Executor._request`` never sends; one that
+    read another resource's output as it was (sent again to what still exists; what is made again
+    from its initial state is refused: the value it read may be gone). None at all where they differ
+    from what it has and an update cannot run in the state before the run: the resource is then put
+    back in state only (a params change there has no plan)."""
+    known = before.get("attributes") or {}
+    old = {k: known[k] for k in before.get("params") or () if k in known}
+    if not old:   # (none before the run, or a snapshot journalled before params were kept: state only)
+        return {}, ()
     wired = {ref.param for ref in res.refs}
-    params = {**{k: v for k, v in res.params.items() if k not in wired}, **old}
+    now = {k: v for k, v in res.params.items() if k not in wired}
+    restored = tuple(sorted(k for k, v in old.items() if not (k in now and redacted(v))))
+    params = {**now, **{k: old[k] for k in restored}}
+    kind = model.kinds[res.type]
     if res.current != kind.initial and not any(
             op.name == kind.update and op.from_state == op.to_state == before["state"] for op in kind.operations) \
-            and any(not same_value(res.attributes.get(k), v) for k, v in params.items()):
-        return {}
-    return params
+            and any(not (same_value(res.attributes.get(k), v) or same_value(v, res.attributes.get(k)))
+                    for k, v in params.items()):   # (either may be a fingerprint: the journal's, or observed)
+        return {}, ()
+    return params, restored
 
 
 def _model_inputs(project: Project, skip: set[str]) -> dict[str, str]:

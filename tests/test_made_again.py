@@ -160,3 +160,44 @@ def test_a_rollback_that_brings_a_part_back_from_half_way_sends_its_params_or_re
     q_up = [inputs for op, inputs in _ledger(root, "q", 2) if op in ("assign", "create", "activate")]
     assert q_up == [], _ledger(root, "q", 2)   # refused: the password cannot be put back
     assert "its param 'password' holds a secret" in done.out, done.text
+
+
+def test_a_rollback_sends_a_secret_the_request_gives_now(tmp_path: Path) -> None:
+    """A part whose only param is a secret, named with it by the request that deleted it: the rollback
+    refused it (as if it read an output) and fell out, where docs/service.md says the request's value is
+    sent (a review's)."""
+    root = project(tmp_path, "resources:\n  - { name: w, type: service }\n"
+                             "  - { name: q, type: host, part_of: w, params: { password: s3cret } }\n")
+    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    (root / "del.yaml").write_text("resources:\n  - { name: w, type: service, state: absent }\n"
+                                   "  - { name: q, type: host, part_of: w, state: absent,"
+                                   " params: { password: s3cret } }\n"
+                                   "  - { name: extra, type: host }\n")
+    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01, create: 0.8 }\n"
+                                   "faults:\n  - { resource: extra, operation: create, error: permanent }\n")
+    done = run_ordo("apply", "-C", root, "del.yaml", "--on-failure", "rollback", "--simulation", root / "sim.yaml",
+                    "--auto-approve")
+    assert "Apply rolled back" in done.out, done.text
+    ups = [inputs for op, inputs in _ledger(root, "q", 2) if op in ("create", "activate")]
+    assert ups and all(inputs == {"password": "s3cret"} for inputs in ups), _ledger(root, "q", 2)
+
+
+def test_a_rollback_brings_back_what_was_only_deactivated_with_the_values_its_params_read(tmp_path: Path) -> None:
+    """The vFW's delete, a teardown failing half way: the rollback's vfw-base/activate (created -> active,
+    never deleted) was refused for its params that read the networks' ids, and the rollback fell out for
+    good (a review's). What still exists is sent them as they were; only one made again is refused."""
+    import shutil
+
+    from tests.conftest import VFW
+
+    root = tmp_path / "vfw"
+    shutil.copytree(VFW, root, ignore=shutil.ignore_patterns(".ordo"))
+    smooth = root / "simulations" / "smooth.yaml"
+    assert run_ordo("apply", "-C", root, "--auto-approve", "--simulation", smooth).code == 0
+    (root / "rb.yaml").write_text("seed: 3\nlatency: { default: 0.05 }\n"
+                                  "faults:\n  - { resource: vsink-base, operation: deactivate, error: permanent }\n")
+    done = run_ordo("apply", "-C", root, "requests/delete.yaml", "--on-failure", "rollback", "--simulation",
+                    root / "rb.yaml", "--auto-approve")
+    assert "Apply rolled back" in done.out, done.text
+    ups = [inputs for op, inputs in _ledger(root, "vfw-base", 2) if op == "activate"]
+    assert ups and all(set(inputs) == {"mgmt_net_id", "protected_net_id", "unprotected_net_id"} for inputs in ups), ups
