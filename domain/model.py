@@ -526,8 +526,7 @@ def build_model(
             res.pinned = desired.placement
             res.requires = {**res.requires, **desired.requires}   # a new dict: an observed one is the record's
             res.labels = {**res.labels, **desired.labels}
-            res.params = dict(desired.params)
-            res.sent_reading = ()   # (the request says which of its params read outputs: its refs)
+            res.params = dict(desired.params)   # (which read outputs: its refs; the record's stay for a rollback)
             res.run = tuple(desired.run)
             res.priority = desired.priority
             res.origin = Origin.at(request_src, path)

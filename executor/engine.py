@@ -515,6 +515,8 @@ class Executor:
         # only the fingerprint of; and, made again from its initial state, not one that read another
         # resource's output (the value it read may be gone: the value is kept, not where from)
         lacking = [k for k in sorted(restored) if redacted(inputs[k])] if up else []
+        if not up:   # (on the way down, or an update in place: sent without it, never a fingerprint)
+            inputs = {k: v for k, v in inputs.items() if k not in restored or not redacted(v)}
         if up and op.from_state == states[0]:
             lacking += [k for k in sorted(set(res.sent_reading) & restored) if k not in lacking]
         if lacking:
@@ -1083,7 +1085,8 @@ class Executor:
             sent |= set(request.inputs)
             if res.requested:   # which params read outputs: the request says, for those it gives (a rollback's
                 # resource: its snapshot)
-                reading = (reading - set(res.params)) | {ref.param for ref in res.refs} | set(res.sent_reading)
+                reading = (reading - set(res.params)) | {ref.param for ref in res.refs} \
+                    | (set(res.sent_reading) & set(res.restored))
         if state == kind.initial:
             # its params stay, to be sent again if it is made again where the request gives it none (a move,
             # a rollback: it was made again with none, broken); its outputs went with it

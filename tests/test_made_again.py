@@ -201,3 +201,35 @@ def test_a_rollback_brings_back_what_was_only_deactivated_with_the_values_its_pa
     assert "Apply rolled back" in done.out, done.text
     ups = [inputs for op, inputs in _ledger(root, "vfw-base", 2) if op == "activate"]
     assert ups and all(set(inputs) == {"mgmt_net_id", "protected_net_id", "unprotected_net_id"} for inputs in ups), ups
+
+
+def test_a_rollback_never_sends_a_fingerprint_in_an_update_or_a_teardown(tmp_path: Path) -> None:
+    """A router's size changed in place, then another operation failed: the rollback's update put its
+    password back as the journal keeps it, its fingerprint, and sent that (a review's). Sent without it."""
+    root = project(tmp_path, "resources:\n  - { name: q, type: router, params: { password: s3cret, size: 1 } }\n")
+    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    (root / "upd.yaml").write_text("resources:\n  - { name: q, type: router, params: { size: 2 } }\n"
+                                   "  - { name: extra, type: host }\n")
+    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01, assign: 0.5 }\n"
+                                   "faults:\n  - { resource: extra, operation: create, error: permanent }\n")
+    done = run_ordo("apply", "-C", root, "upd.yaml", "--on-failure", "rollback", "--simulation", root / "sim.yaml",
+                    "--auto-approve")
+    assert "Apply rolled back" in done.out, done.text
+    sent = _ledger(root, "q", 2)
+    assert ("update", {"size": 1}) in sent and "<secret" not in json.dumps(sent), sent
+
+
+def test_a_rollback_refuses_to_make_again_what_read_an_output_the_request_names_without_it(tmp_path: Path) -> None:
+    """The delete request named app without its params: the snapshot lost that its `net` read the network's
+    id, and the rollback made app again with the old id while the network was being made again (a review's)."""
+    root = project(tmp_path, "resources:\n  - { name: n, type: network, params: { cidr: 10.0.0.0/24 } }\n"
+                             "  - { name: app, type: app, uses: [n], params: { net: \"${n.outputs.network_id}\" } }\n")
+    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    (root / "del.yaml").write_text("resources:\n  - { name: n, type: network, state: absent }\n"
+                                   "  - { name: app, type: app, state: absent }\n")
+    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01 }\n"
+                                   "faults:\n  - { resource: n, operation: unassign, error: permanent }\n")
+    done = run_ordo("apply", "-C", root, "del.yaml", "--on-failure", "rollback", "--simulation", root / "sim.yaml",
+                    "--auto-approve")
+    assert [op for op, _ in _ledger(root, "app", 2) if op == "assign"] == [], _ledger(root, "app", 2)
+    assert "its param 'net' read another resource's output" in done.out, done.text
