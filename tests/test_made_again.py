@@ -141,6 +141,14 @@ def test_a_resource_made_anew_by_the_request_keeps_none_of_its_earlier_params(tm
     assert ups == [{"size": 5}] * 3, _ledger(root, "box")
 
 
+def _rolled_back(root: Path, request: str, simulation: str, name: str = "del.yaml"):
+    """``request`` applied with ``--on-failure rollback`` under the faults of ``simulation``."""
+    (root / name).write_text(request)
+    (root / "sim.yaml").write_text(simulation)
+    return run_ordo("apply", "-C", root, name, "--on-failure", "rollback", "--simulation", root / "sim.yaml",
+                    "--auto-approve")
+
+
 def test_a_rollback_that_brings_a_part_back_from_half_way_sends_its_params_or_refuses(tmp_path: Path) -> None:
     """The request deleted a service and its part; another operation failed, and the rollback brought the
     part back up from where its teardown stopped: sent {} (its params left out where no update was needed),
@@ -149,12 +157,10 @@ def test_a_rollback_that_brings_a_part_back_from_half_way_sends_its_params_or_re
                              "  - { name: p, type: host, part_of: w, params: { size: 3 } }\n"
                              "  - { name: q, type: host, part_of: w, params: { size: 4, password: s3cret } }\n")
     assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
-    (root / "del.yaml").write_text("resources:\n  - { name: w, type: service, state: absent }\n"
-                                   "  - { name: extra, type: host }\n")
-    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01, create: 0.8 }\n"
-                                   "faults:\n  - { resource: extra, operation: create, error: permanent }\n")
-    done = run_ordo("apply", "-C", root, "del.yaml", "--on-failure", "rollback", "--simulation", root / "sim.yaml",
-                    "--auto-approve")
+    done = _rolled_back(root, "resources:\n  - { name: w, type: service, state: absent }\n"
+                              "  - { name: extra, type: host }\n",
+                              "seed: 1\nlatency: { default: 0.01, create: 0.8 }\n"
+                              "faults:\n  - { resource: extra, operation: create, error: permanent }\n")
     p_up = [inputs for op, inputs in _ledger(root, "p", 2) if op in ("assign", "create", "activate")]
     assert p_up and all(inputs == {"size": 3} for inputs in p_up), _ledger(root, "p", 2)
     q_up = [inputs for op, inputs in _ledger(root, "q", 2) if op in ("assign", "create", "activate")]
@@ -169,14 +175,12 @@ def test_a_rollback_sends_a_secret_the_request_gives_now(tmp_path: Path) -> None
     root = project(tmp_path, "resources:\n  - { name: w, type: service }\n"
                              "  - { name: q, type: host, part_of: w, params: { password: s3cret } }\n")
     assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
-    (root / "del.yaml").write_text("resources:\n  - { name: w, type: service, state: absent }\n"
-                                   "  - { name: q, type: host, part_of: w, state: absent,"
-                                   " params: { password: s3cret } }\n"
-                                   "  - { name: extra, type: host }\n")
-    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01, create: 0.8 }\n"
-                                   "faults:\n  - { resource: extra, operation: create, error: permanent }\n")
-    done = run_ordo("apply", "-C", root, "del.yaml", "--on-failure", "rollback", "--simulation", root / "sim.yaml",
-                    "--auto-approve")
+    done = _rolled_back(root, "resources:\n  - { name: w, type: service, state: absent }\n"
+                              "  - { name: q, type: host, part_of: w, state: absent,"
+                              " params: { password: s3cret } }\n"
+                              "  - { name: extra, type: host }\n",
+                              "seed: 1\nlatency: { default: 0.01, create: 0.8 }\n"
+                              "faults:\n  - { resource: extra, operation: create, error: permanent }\n")
     assert "Apply rolled back" in done.out, done.text
     ups = [inputs for op, inputs in _ledger(root, "q", 2) if op in ("create", "activate")]
     assert ups and all(inputs == {"password": "s3cret"} for inputs in ups), _ledger(root, "q", 2)
@@ -208,12 +212,11 @@ def test_a_rollback_never_sends_a_fingerprint_in_an_update_or_a_teardown(tmp_pat
     password back as the journal keeps it, its fingerprint, and sent that (a review's). Sent without it."""
     root = project(tmp_path, "resources:\n  - { name: q, type: router, params: { password: s3cret, size: 1 } }\n")
     assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
-    (root / "upd.yaml").write_text("resources:\n  - { name: q, type: router, params: { size: 2 } }\n"
-                                   "  - { name: extra, type: host }\n")
-    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01, assign: 0.5 }\n"
-                                   "faults:\n  - { resource: extra, operation: create, error: permanent }\n")
-    done = run_ordo("apply", "-C", root, "upd.yaml", "--on-failure", "rollback", "--simulation", root / "sim.yaml",
-                    "--auto-approve")
+    done = _rolled_back(root, "resources:\n  - { name: q, type: router, params: { size: 2 } }\n"
+                              "  - { name: extra, type: host }\n",
+                              "seed: 1\nlatency: { default: 0.01, assign: 0.5 }\n"
+                              "faults:\n  - { resource: extra, operation: create, error: permanent }\n",
+                              name="upd.yaml")
     assert "Apply rolled back" in done.out, done.text
     sent = _ledger(root, "q", 2)
     assert ("update", {"size": 1}) in sent and "<secret" not in json.dumps(sent), sent
@@ -225,11 +228,9 @@ def test_a_rollback_refuses_to_make_again_what_read_an_output_the_request_names_
     root = project(tmp_path, "resources:\n  - { name: n, type: network, params: { cidr: 10.0.0.0/24 } }\n"
                              "  - { name: app, type: app, uses: [n], params: { net: \"${n.outputs.network_id}\" } }\n")
     assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
-    (root / "del.yaml").write_text("resources:\n  - { name: n, type: network, state: absent }\n"
-                                   "  - { name: app, type: app, state: absent }\n")
-    (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01 }\n"
-                                   "faults:\n  - { resource: n, operation: unassign, error: permanent }\n")
-    done = run_ordo("apply", "-C", root, "del.yaml", "--on-failure", "rollback", "--simulation", root / "sim.yaml",
-                    "--auto-approve")
+    done = _rolled_back(root, "resources:\n  - { name: n, type: network, state: absent }\n"
+                              "  - { name: app, type: app, state: absent }\n",
+                              "seed: 1\nlatency: { default: 0.01 }\n"
+                              "faults:\n  - { resource: n, operation: unassign, error: permanent }\n")
     assert [op for op, _ in _ledger(root, "app", 2) if op == "assign"] == [], _ledger(root, "app", 2)
     assert "its param 'net' read another resource's output" in done.out, done.text
