@@ -1087,7 +1087,10 @@ class StateCopy:
 class RecordValues(SimpleNamespace):
     """A record read back as the values of its JSON, unvalidated: the fields of an
     ``ObservedResource``, for a record this very text of which was read and validated before
-    (``read_state``), and only to be read."""
+    (``read_state``), and only to be read. The fields its JSON leaves out when empty, here."""
+
+    params: tuple = ()
+    reads_outputs: tuple = ()
 
 
 #: Where a project keeps the digests of the journal states it read, each record validated (``read_state``).
@@ -1154,10 +1157,9 @@ class RecordsLater(Sequence):
             rows = self._rows
             try:
                 values = from_json("[" + ",".join(text for _, text in rows) + "]")
-                fields = _record_fields()
-                records = [RecordValues(**{**_NO_PARAMS, **v}) for v in values] \
-                    if len(values) == len(rows) and all(type(v) is dict and v.keys() | _NO_PARAMS.keys() == fields
-                                                        for v in values) \
+                shapes = _record_shapes()
+                records = [RecordValues(**v) for v in values] \
+                    if len(values) == len(rows) and all(type(v) is dict and v.keys() in shapes for v in values) \
                     else None
             except (ValueError, TypeError):
                 records = None
@@ -1178,7 +1180,14 @@ def _mark(db: Any) -> tuple[int, int]:
 
 
 #: The fields a record is written without when they are empty (``ObservedResource``: exclude_if).
-_NO_PARAMS: dict[str, list] = {"params": [], "reads_outputs": []}
+_NO_PARAMS = ("params", "reads_outputs")
+
+
+@functools.cache
+def _record_shapes() -> tuple[frozenset[str], ...]:
+    """The keys a record's JSON may have as ordo writes it: every field, less those left out when empty."""
+    fields = _record_fields()
+    return (fields - set(_NO_PARAMS), fields - {"reads_outputs"}, fields)
 
 
 @functools.cache
