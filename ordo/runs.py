@@ -150,8 +150,13 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
             console.print(f"  {shown(info.summary['reason'])}", highlight=False)
     console.print()
     start = events[0].at if events else 0.0
-    print_lines(console, [(f"  {ev.seq:>5} {ev.at - start:8.3f}s  {text}", "") for ev, text in zip(events, texts,
-                                                                                                   strict=True)])
+    rows = []
+    for ev, text in zip(events, texts, strict=True):
+        # a no-plan's summary, the planner's diagnostics one a line, a line each (indented under its event)
+        first, *more = text.split("\n") if ev.kind == "no-plan" else (text,)
+        rows.append((f"  {ev.seq:>5} {ev.at - start:8.3f}s  {first}", ""))
+        rows += [(f"{'':>19}{line}", "") for line in more]
+    print_lines(console, rows)
 
 
 def _event_texts(path: Path, events: list[Event]) -> list[str]:

@@ -594,6 +594,21 @@ def test_a_re_plan_refused_on_several_lines_is_shown_a_line_each() -> None:
     assert lines[1].startswith("p.lp:7:1: error: unsafe variable") and "\x1b" not in out.getvalue(), lines
 
 
+def test_ordo_show_lists_a_no_plan_summary_a_line_each(vfw_copy: Path) -> None:
+    """`ordo show` printed the same summary with its breaks as \\x0a (a review's); its lines now stand under
+    the event, and a control character in them is still escaped."""
+    with Journal(vfw_copy / ".ordo" / "journal.db") as jr:
+        run = jr.start_run(str(vfw_copy), "requests/instantiate.yaml", {})
+        summary = "p.lp:5:4: error: syntax error\np.lp:7:1: error: unsafe variable\x1b[2J"
+        jr.append(run, [Event("no-plan", data={"status": "error", "explanation": {"summary": summary}})],
+                  status="fallout")
+    shown = run_ordo("show", str(run), "-C", vfw_copy)
+    assert shown.code == 0, shown.text
+    lines = shown.out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "no plan: p.lp:5:4: error: syntax error" in line)
+    assert lines[at + 1].strip().startswith("p.lp:7:1: error: unsafe variable") and "\x1b[2J" not in shown.out, lines
+
+
 def test_a_run_whose_pid_went_to_another_process_is_not_held_by_it(vfw_copy: Path) -> None:
     """A run crashed; its pid went to another process (after a reboot, or in time): the run was 'in
     progress (pid N)' for as long as that process lived, and neither resume, abort nor a supersede
