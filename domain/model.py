@@ -135,6 +135,10 @@ class ResourceKind:
                 return op
         raise KeyError(name)
 
+    def tears_down(self, name: str) -> bool:
+        """Whether operation ``name`` takes a resource to the initial state: gone (a replacement's way down)."""
+        return any(op.name == name and op.to_state == self.initial for op in self.operations)
+
 
 class Origin:
     """Where a resource was declared, for messages: the file and the line.
@@ -439,8 +443,7 @@ def build_model(
                 # its creation to a target that had no room, and a pin in the request could not move it)
                 placement=obs.placement if kind is None or obs.state != kind.initial else None,
                 requires=obs.requires, labels=obs.labels,
-                attributes=obs.attributes, observed=True, sent=tuple(obs.params),
-                sent_reading=tuple(k for k in obs.reads_outputs if k in obs.params),
+                attributes=obs.attributes, observed=True, **_sent(obs),
                 origin=Origin.at(inventory_src, path),
             )
             res.relations = _relations(obs)
@@ -464,8 +467,7 @@ def build_model(
             name=record.name, type=record.type, current=record.state, part_of=record.part_of,
             placement=record.placement if record.state != kind.initial else None,
             requires=record.requires, labels=record.labels,  # the record's own: copied before a change
-            attributes=record.attributes, observed=True, origin=where, sent=tuple(record.params),
-            sent_reading=tuple(k for k in record.reads_outputs if k in record.params),
+            attributes=record.attributes, observed=True, origin=where, **_sent(record),
             relations=_relations(record))
         previous = resources.get(record.name)
         if previous is not None:
@@ -823,6 +825,12 @@ def _rewired(res: Resource, resources: dict[str, Resource], recorded: bool) -> t
 
 def _journal_source(name: str) -> Source:
     return Source(file=name, data={}, positions={}, key_positions={}, sha256="")
+
+
+def _sent(record: Any) -> dict[str, tuple[str, ...]]:
+    """A record's ``params`` and ``reads_outputs`` (those of its params alone) as a resource keeps them."""
+    return {"sent": tuple(record.params),
+            "sent_reading": tuple(k for k in record.reads_outputs if k in record.params)}
 
 
 def observed_record(res: Resource, state: str, placement: str | None, attributes: dict[str, Any],

@@ -953,7 +953,7 @@ class Executor:
             name, _, operation = oid.rpartition("/")
             res = model.resources.get(name)
             kind = model.kinds.get(res.type) if res is not None else None
-            if kind is not None and any(o.name == operation and o.to_state == kind.initial for o in kind.operations):
+            if kind is not None and kind.tears_down(operation):
                 torn.add(name)
         for name in sorted(set(rs.snapshot) | set(goals)):
             if model is None or name not in model.resources:

@@ -28,16 +28,19 @@ What counts as secret:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from domain.formats import ObservedResource
 from domain.secrets import MASK, NAMES, SECRET_NAME, fingerprint, is_fingerprint, secret_name
+
+T = TypeVar("T")
 
 MIN_VALUE = 4  # shorter known values are not searched for in free text (too many false hits)
 
@@ -222,6 +225,10 @@ class Redactor:
         """An event's data; a plan (JSON the planner made from the models, no params) is kept as it is."""
         return {k: v if k == "plan" else self._hide(v) if self._secret_key(k) else self.tree(v)
                 for k, v in data.items()}
+
+    def run(self, info: T) -> T:
+        """A run's row (``RunInfo``) with its summary masked: read back, as its events are, to be shown."""
+        return dataclasses.replace(info, summary=self.tree(info.summary))
 
     def record(self, record: ObservedResource) -> ObservedResource:
         """A state record with its secret attributes fingerprinted. Its labels are kept as they are:

@@ -101,7 +101,7 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
         return
     with Journal(path, create=False) as jr:
         redactor = Redactor()
-        runs = [replace(r, summary=redactor.tree(r.summary)) for r in jr.runs()]
+        runs = [redactor.run(r) for r in jr.runs()]
     if as_json:
         console.file.write(json.dumps([{
             "run": r.id, "started": _when(r.created), "updated": _when(r.updated), "request": r.request,
@@ -129,7 +129,7 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
     # journals written before redaction, and secrets of this environment: masked again on the way out
     redactor = Redactor()
     events = [replace(ev, data=redactor.event(ev.data)) for ev in events]
-    info = replace(info, summary=redactor.tree(info.summary))
+    info = redactor.run(info)
     texts = [redactor.text(t) for t in texts]
     if as_json:
         stream = JsonStream(console.file.write)

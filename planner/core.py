@@ -322,7 +322,7 @@ def _actions(model: Model, name: str, goal: str, ops: list[str]) -> tuple[str, .
         return ("create",)
     if goal == kind.initial and res.current != kind.initial:
         return ("delete",)
-    if any(kind.operation(o).to_state == kind.initial for o in ops):   # down, and up again: replaced
+    if any(map(kind.tears_down, ops)):   # down, and up again: replaced
         return ("delete", "create")
     if res.current == goal:
         if any(o == kind.update for o in ops):

@@ -19,7 +19,6 @@ by a shutdown), as ``ordo resume`` would.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -720,14 +719,14 @@ class LocalEngine:
 
     def runs(self) -> list[RunInfo]:
         redactor = Redactor()
-        return [_shown(info, redactor) for info in self._journal().runs()]
+        return [redactor.run(info) for info in self._journal().runs()]
 
     def run(self, run_id: int) -> RunInfo:
         jr = self._journal()
         last = jr.last_run()
         if last is None or not 1 <= run_id <= last:  # runs are numbered from 1, none is ever deleted
             raise UnknownRun(f"no run {run_id}")
-        return _shown(jr.run(run_id), Redactor())
+        return Redactor().run(jr.run(run_id))
 
     def claims(self, run_id: int) -> list[str]:
         return self._journal().claims(run_id)
@@ -747,11 +746,11 @@ class LocalEngine:
 
     def request(self, request_id: str) -> tuple[RequestRef, RunInfo] | None:
         found = self._journal().request(request_id)
-        return None if found is None else (found[0], _shown(found[1], Redactor()))
+        return None if found is None else (found[0], Redactor().run(found[1]))
 
     def requests(self, statuses: tuple[str, ...] | None = None) -> list[tuple[RequestRef, RunInfo]]:
         redactor = Redactor()
-        return [(ref, _shown(info, redactor)) for ref, info in self._journal().requests(statuses)]
+        return [(ref, redactor.run(info)) for ref, info in self._journal().requests(statuses)]
 
     def state(self) -> dict[str, ObservedResource]:
         redactor = Redactor()
@@ -760,10 +759,6 @@ class LocalEngine:
     def driving(self, run_id: int) -> bool:
         with self._lock:
             return run_id in self._driving
-
-
-def _shown(info: RunInfo, redactor: Redactor) -> RunInfo:
-    return dataclasses.replace(info, summary=redactor.tree(info.summary))
 
 
 def _redacted(ev: Event, redactor: Redactor) -> Event:

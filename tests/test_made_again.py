@@ -25,11 +25,17 @@ resources:
 OTHER = "resources:\n  - { name: extra, type: host }\n"
 
 
-def _applied(tmp_path: Path) -> Path:
-    root = project(tmp_path, REQUEST)
-    (root / "other.yaml").write_text(OTHER)
+def _deployed(tmp_path: Path, request: str, **project_args) -> Path:
+    """A project of ``request`` (tests/test_lifecycle_shapes.py's catalog), applied."""
+    root = project(tmp_path, request, **project_args)
     done = run_ordo("apply", "-C", root, "--auto-approve")
     assert done.code == 0, done.text
+    return root
+
+
+def _applied(tmp_path: Path) -> Path:
+    root = _deployed(tmp_path, REQUEST)
+    (root / "other.yaml").write_text(OTHER)
     return root
 
 
@@ -108,9 +114,8 @@ def test_one_brought_up_from_half_way_down_is_not_sent_a_secrets_fingerprint(tmp
     """A replacement cut short half way down (another operation failed), then put back by the re-plan: its
     create and activate were sent the journal's fingerprint as its password (a review's). Refused, nothing
     sent: the request gives it no value to send."""
-    root = project(tmp_path, "resources:\n  - { name: box, type: host, params: { size: 3, password: s3cret } }\n",
-                   library=("replace-failed",))
-    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    root = _deployed(tmp_path, "resources:\n  - { name: box, type: host, params: { size: 3, password: s3cret } }\n",
+                    library=("replace-failed",))
     (root / "other.yaml").write_text(OTHER)
     (root / "sim.yaml").write_text("seed: 1\nlatency: { default: 0.01, delete: 0.5 }\n"
                                    "faults:\n  - { resource: extra, operation: create, error: permanent, times: 1 }\n")
@@ -153,10 +158,9 @@ def test_a_rollback_that_brings_a_part_back_from_half_way_sends_its_params_or_re
     """The request deleted a service and its part; another operation failed, and the rollback brought the
     part back up from where its teardown stopped: sent {} (its params left out where no update was needed),
     and a secret the journal keeps only the fingerprint of left out without a word (a review's)."""
-    root = project(tmp_path, "resources:\n  - { name: w, type: service }\n"
-                             "  - { name: p, type: host, part_of: w, params: { size: 3 } }\n"
-                             "  - { name: q, type: host, part_of: w, params: { size: 4, password: s3cret } }\n")
-    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    root = _deployed(tmp_path, "resources:\n  - { name: w, type: service }\n"
+                              "  - { name: p, type: host, part_of: w, params: { size: 3 } }\n"
+                              "  - { name: q, type: host, part_of: w, params: { size: 4, password: s3cret } }\n")
     done = _rolled_back(root, "resources:\n  - { name: w, type: service, state: absent }\n"
                               "  - { name: extra, type: host }\n",
                               "seed: 1\nlatency: { default: 0.01, create: 0.8 }\n"
@@ -172,9 +176,8 @@ def test_a_rollback_sends_a_secret_the_request_gives_now(tmp_path: Path) -> None
     """A part whose only param is a secret, named with it by the request that deleted it: the rollback
     refused it (as if it read an output) and fell out, where docs/service.md says the request's value is
     sent (a review's)."""
-    root = project(tmp_path, "resources:\n  - { name: w, type: service }\n"
-                             "  - { name: q, type: host, part_of: w, params: { password: s3cret } }\n")
-    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    root = _deployed(tmp_path, "resources:\n  - { name: w, type: service }\n"
+                              "  - { name: q, type: host, part_of: w, params: { password: s3cret } }\n")
     done = _rolled_back(root, "resources:\n  - { name: w, type: service, state: absent }\n"
                               "  - { name: q, type: host, part_of: w, state: absent,"
                               " params: { password: s3cret } }\n"
@@ -210,8 +213,7 @@ def test_a_rollback_brings_back_what_was_only_deactivated_with_the_values_its_pa
 def test_a_rollback_never_sends_a_fingerprint_in_an_update_or_a_teardown(tmp_path: Path) -> None:
     """A router's size changed in place, then another operation failed: the rollback's update put its
     password back as the journal keeps it, its fingerprint, and sent that (a review's). Sent without it."""
-    root = project(tmp_path, "resources:\n  - { name: q, type: router, params: { password: s3cret, size: 1 } }\n")
-    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    root = _deployed(tmp_path, "resources:\n  - { name: q, type: router, params: { password: s3cret, size: 1 } }\n")
     done = _rolled_back(root, "resources:\n  - { name: q, type: router, params: { size: 2 } }\n"
                               "  - { name: extra, type: host }\n",
                               "seed: 1\nlatency: { default: 0.01, assign: 0.5 }\n"
@@ -225,9 +227,8 @@ def test_a_rollback_never_sends_a_fingerprint_in_an_update_or_a_teardown(tmp_pat
 def test_a_rollback_refuses_to_make_again_what_read_an_output_the_request_names_without_it(tmp_path: Path) -> None:
     """The delete request named app without its params: the snapshot lost that its `net` read the network's
     id, and the rollback made app again with the old id while the network was being made again (a review's)."""
-    root = project(tmp_path, "resources:\n  - { name: n, type: network, params: { cidr: 10.0.0.0/24 } }\n"
-                             "  - { name: app, type: app, uses: [n], params: { net: \"${n.outputs.network_id}\" } }\n")
-    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    root = _deployed(tmp_path, "resources:\n  - { name: n, type: network, params: { cidr: 10.0.0.0/24 } }\n"
+                              "  - { name: app, type: app, uses: [n], params: { net: \"${n.outputs.network_id}\" } }\n")
     done = _rolled_back(root, "resources:\n  - { name: n, type: network, state: absent }\n"
                               "  - { name: app, type: app, state: absent }\n",
                               "seed: 1\nlatency: { default: 0.01 }\n"

@@ -82,10 +82,8 @@ class CommandController:
     def __init__(self, name: str, config: dict[str, Any], context: ControllerContext) -> None:
         self.name = name
         self.context = context
-        config = settings(config, _KEYS)
-        self.env = _env(config.get("env"))
+        config, self.env, argv = _read(config)
         self.cwd = Path(context.root).absolute()
-        argv = _argv(config.get("command"))
         shown, hidden = redact_argv(argv)
         context.redactor.add_values([*hidden, *(v for k, v in self.env.items() if secret_name(k))])
         self.label = shlex.join(shown)
@@ -99,9 +97,7 @@ class CommandController:
     def check_config(config: dict[str, Any], root: Path) -> None:
         """ConfigError for what making the controller of ``config`` would refuse (``ordo check``), but
         a program named without a path (found on the PATH of the machine that runs it)."""
-        config = settings(config, _KEYS)
-        env = _env(config.get("env"))
-        argv = _argv(config.get("command"))
+        config, env, argv = _read(config)
         try:
             local = "/" in argv[0] or _in_project(argv[0], root)
         except OSError:
@@ -349,6 +345,13 @@ def _argv(command: Any) -> list[str]:
     if not argv or not argv[0]:
         raise ConfigError("config.command: empty")
     return argv
+
+
+def _read(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """``config``'s settings, the environment it gives the program, and its command (ConfigError naming
+    the field that is wrong): what making the controller and ``check_config`` read alike."""
+    config = settings(config, _KEYS)
+    return config, _env(config.get("env")), _argv(config.get("command"))
 
 
 def _program(program: str, root: Path, path: str | None) -> str:
