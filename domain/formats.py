@@ -218,7 +218,37 @@ def _key_text(key: Any) -> str:
 
 
 def _param_value(value: Any) -> Any:
-    return solver_value(value if isinstance(value, str | int) else plain_value(value), shown=False)
+    if isinstance(value, str | int):
+        return solver_value(value, shown=False)
+    value = plain_value(value)
+    if isinstance(value, list | dict):
+        _nested_text(value)
+    return value
+
+
+def _nested_text(value: list | dict) -> None:
+    """ValueError, naming where, for text inside a param's lists and mappings (keys too) that a
+    top-level param's would be refused for: a control character, an unpaired surrogate (the
+    journal cannot store one: a run that sent it crashed once the controller had acted), more
+    than MAX_TEXT characters."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, list):
+            stack.extend((inner, f"{where}[{i}]") for i, inner in enumerate(item))
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                _text_at(key, f"a key of {where.lstrip('.') or 'it'}")
+                stack.append((inner, f"{where}.{key}" if is_name(key) else f"{where}[{json.dumps(key)}]"))
+        elif isinstance(item, str):
+            _text_at(item, f"the text at {where.lstrip('.')}")
+
+
+def _text_at(text: str, what: str) -> None:
+    try:
+        solver_value(text, shown=False)
+    except ValueError as exc:
+        raise ValueError(f"inside it, {what}: {exc}") from None
 
 
 # A param: any value JSON holds, as the controller takes it; a top-level number or

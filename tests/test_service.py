@@ -248,6 +248,16 @@ def test_a_body_json_cannot_hold_is_refused_wherever_it_is(api: httpx.Client, te
     assert api.get("/v1/runs").json()["runs"] == []
 
 
+def test_a_lone_surrogate_inside_a_param_is_refused_by_its_field(api: httpx.Client) -> None:
+    """POST /v1/runs took a lone surrogate inside a param's list (202); the run sent it and fell out once
+    the journal could not store what the controller did, keeping its claim (the encodings sweep)."""
+    sent = api.post("/v1/runs", headers={"content-type": "application/json"},
+                    content=b'{"request": {"resources": [{"name": "n5", "type": "network", '
+                            b'"params": {"x": {"a": ["\\ud83d"]}}}]}}')
+    assert sent.status_code == 422 and "inside it, the text at a[0]" in sent.text, sent.text
+    assert api.get("/v1/runs").json()["runs"] == []
+
+
 def test_a_request_cannot_rewrite_what_is_observed(api: httpx.Client) -> None:
     """The management network exists (inventory): a request over HTTP may not move it."""
     request = {"services": {"vfw-service": {"networks": [{"name": "onap-mgmt-net", "placement": "region-three"}]}}}

@@ -218,6 +218,25 @@ def test_control_characters_in_a_label_value(vfw: Path, capsys: pytest.CaptureFi
     assert "lexer error" not in text
 
 
+@pytest.mark.parametrize("params, where", [
+    ('{x: ["\\ud83d"]}', "inside it, the text at [0]: text holds the control character '\\ud83d'"),
+    ('{x: {"a\\ud800": 1}}', "inside it, a key of it: text holds the control character '\\ud800'"),
+    ('{x: {a: [{"b c": "\\e[2J"}]}}', "inside it, the text at a[0][\"b c\"]: text holds the control character"),
+])
+def test_text_inside_a_param_is_held_to_a_top_level_params_rules(vfw: Path, capsys: pytest.CaptureFixture,
+                                                                 params: str, where: str) -> None:
+    """A lone surrogate inside a param's list passed check and plan; apply sent it, and the journal could
+    not store what the controller had done ("this is a bug in ordo", the run crashed, and every resume
+    sent it again); a control character inside one was stored and sent (the encodings sweep). Refused
+    where a top-level param's text is, naming where inside it."""
+    (vfw / "x.yaml").write_text(f"resources:\n  - name: n6\n    type: network\n    params: {params}\n")
+    code, text = ordo(capsys, "plan", "x.yaml")
+    refused(code, text, f"x.yaml:4:17: error: resources[0].params.x: {where}")
+    code, text = ordo(capsys, "apply", "--auto-approve", "x.yaml", "--simulation", "simulations/smooth.yaml")
+    refused(code, text, f"resources[0].params.x: {where}")
+    assert not (vfw / ".ordo" / "simulated-world.db").exists()
+
+
 # --- 4. simulation files: the capped loader, and the world stays in the journal folder ---------------------
 
 
