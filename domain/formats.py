@@ -104,6 +104,10 @@ def _no_bool(value: Any) -> Any:
 
 #: Before a number's validation: a boolean is refused.
 NOT_BOOL = BeforeValidator(_no_bool)
+#: Numbers of settings (YAML's ``yes`` and ``on`` are true, not 1: ``concurrency: yes`` ran one at a time).
+AtLeastOne = Annotated[PositiveInt, NOT_BOOL]
+AtLeastZero = Annotated[NonNegativeInt, NOT_BOOL]
+AboveZero = Annotated[PositiveFloat, NOT_BOOL]
 # A value policies read: names and text, whole numbers, booleans.
 Scalar = Annotated[bool | int | str, BeforeValidator(_no_decimals), AfterValidator(solver_value)]
 # A quantity the planner adds up (capacity, requires).
@@ -218,9 +222,7 @@ def _key_text(key: Any) -> str:
 
 
 def _param_value(value: Any) -> Any:
-    if isinstance(value, str | int):
-        return solver_value(value, shown=False)
-    value = plain_value(value)
+    value = solver_value(value if isinstance(value, str | int) else plain_value(value), shown=False)
     if isinstance(value, list | dict):
         _nested_text(value)
     return value
@@ -274,24 +276,24 @@ class _Strict(BaseModel):
 
 #: A number of seconds a catalog gives (a timeout, a wait, a deadline): finite, at most MOST_SECONDS (a
 #: timeout of 1e308 passed check and ended apply in "a bug in ordo", OverflowError).
-Seconds = Annotated[float, Field(gt=0, le=MOST_SECONDS, allow_inf_nan=False)]
-NonNegativeSeconds = Annotated[float, Field(ge=0, le=MOST_SECONDS, allow_inf_nan=False)]
+Seconds = Annotated[float, NOT_BOOL, Field(gt=0, le=MOST_SECONDS, allow_inf_nan=False)]
+NonNegativeSeconds = Annotated[float, NOT_BOOL, Field(ge=0, le=MOST_SECONDS, allow_inf_nan=False)]
 
 
 class RetrySpec(_Strict):
     """How transient failures are retried: exponential backoff (Temporal's retry policy)."""
 
     initial_interval: NonNegativeSeconds = Field(1.0, description="seconds before the first retry")
-    coefficient: Annotated[float, Field(ge=1.0)] = Field(2.0, description="each wait is this times the last")
+    coefficient: Annotated[float, NOT_BOOL, Field(ge=1.0)] = Field(2.0, description="each wait is this times the last")
     max_interval: NonNegativeSeconds = Field(60.0, description="longest wait between attempts, in seconds")
-    attempts: PositiveInt = Field(5, description="attempts in all, the first included (1 = never retry)")
+    attempts: AtLeastOne = Field(5, description="attempts in all, the first included (1 = never retry)")
 
 
 class ControllerSpec(_Strict):
     """A controller that carries out operations (SDN-C, a cloud, CDS ...)."""
 
     kind: Name = Field("simulated", description="adapter name: simulated, http, command, or a plug-in")
-    concurrency: PositiveInt | None = Field(None, description="at most this many of its operations at once")
+    concurrency: AtLeastOne | None = Field(None, description="at most this many of its operations at once")
     description: str = ""
     config: dict[str, Any] = Field(default_factory=dict, description="adapter settings")
     retry: RetrySpec | None = Field(None, description="retry policy for its operations unless a type sets one")
@@ -357,7 +359,7 @@ class OperationSpec(_Strict):
     """Per-type settings of one operation."""
 
     controller: Name | None = None
-    duration: Annotated[PositiveFloat, AfterValidator(solver_value)] | None = Field(
+    duration: Annotated[PositiveFloat, NOT_BOOL, AfterValidator(solver_value)] | None = Field(
         None, description="expected duration in seconds, for scheduling")
     outputs: list[Name] = Field(default_factory=list, description="values it returns that later params may read")
     retry: RetrySpec | None = Field(None, description="retry policy for transient failures")
@@ -531,9 +533,9 @@ class EnforcementSpec(_Strict):
 
     level: Literal["hard", "soft", "advisory"] = Field(
         description="hard: every plan satisfies it; soft: violations cost weight@priority; advisory: reported only")
-    weight: Annotated[PositiveInt, AfterValidator(solver_value)] | None = Field(
+    weight: Annotated[PositiveInt, NOT_BOOL, AfterValidator(solver_value)] | None = Field(
         None, description="soft: the cost of each violated instance")
-    priority: Annotated[int, AfterValidator(solver_value)] | None = Field(
+    priority: Annotated[int, NOT_BOOL, AfterValidator(solver_value)] | None = Field(
         None, description="soft: the priority level of that cost")
 
 
@@ -549,19 +551,19 @@ class PoliciesSpec(_Strict):
 
 
 class SettingsSpec(_Strict):
-    concurrency: PositiveInt = Field(10, le=MOST_AT_ONCE, description="operations running at once, in all")
-    solve_timeout: PositiveFloat = Field(30.0, le=MOST_SECONDS, allow_inf_nan=False,
+    concurrency: AtLeastOne = Field(10, le=MOST_AT_ONCE, description="operations running at once, in all")
+    solve_timeout: AboveZero = Field(30.0, le=MOST_SECONDS, allow_inf_nan=False,
                                          description="seconds grounding and solving may take together")
-    max_replans: NonNegativeInt = Field(3, le=MOST_REPLANS, description="re-plans one run may make after failures")
-    memory_limit_mb: PositiveInt | None = Field(
+    max_replans: AtLeastZero = Field(3, le=MOST_REPLANS, description="re-plans one run may make after failures")
+    memory_limit_mb: AtLeastOne | None = Field(
         None, le=MOST_MEMORY_MB, description="megabytes grounding and solving may take (default 4096, or half "
                                              "the machine's memory if that is less)")
-    max_plan_mb: float = Field(
+    max_plan_mb: Annotated[float, NOT_BOOL] = Field(
         64, gt=0, le=16384, allow_inf_nan=False,
         description="largest plan file ordo reads back (apply and explain plan.json, plan --compare, "
                     "whatif --baseline), in megabytes, at most 16384: a plan of 10,000 resources is about 17 MB, "
                     "of 100,000 about 170 MB, and reading one takes about 13 times its size in memory")
-    planning_workers: int | None = Field(
+    planning_workers: Annotated[int, NOT_BOOL] | None = Field(
         None, ge=1, le=64, description="processes that solve the independent parts of a large plan at once "
                                        "(default 2; never more than the CPUs, nor than give each less than "
                                        "1 GB of memory_limit_mb, which they share)")

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveFloat, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.formats import Name, _Strict, parse
+from domain.formats import AboveZero, AtLeastZero, Name, _Strict, parse
 from domain.limits import MOST_SECONDS
 from domain.yamlsrc import PathKey, Source, format_path, load_yaml
 
@@ -112,11 +112,11 @@ class GuardSpec(SelectorSpec):
     description: str = ""
     kind: str = Field(description=f"one of: {', '.join(KINDS)}")
     on_deny: str = Field("wait", description="wait (re-check later), replan, or fail")
-    retry_after: PositiveFloat | None = Field(None, le=MOST_SECONDS, allow_inf_nan=False,
+    retry_after: AboveZero | None = Field(None, le=MOST_SECONDS, allow_inf_nan=False,
                                               description="wait: seconds before checking again")
-    max: NonNegativeInt | None = Field(None, description="rate_limit: operations per window; max_instances: count")
-    min: NonNegativeInt | None = Field(None, description="min_instances: fewest resources to keep")
-    seconds: PositiveFloat | None = Field(None, le=MOST_SECONDS, allow_inf_nan=False,   # (1e308: apply's overflow)
+    max: AtLeastZero | None = Field(None, description="rate_limit: operations per window; max_instances: count")
+    min: AtLeastZero | None = Field(None, description="min_instances: fewest resources to keep")
+    seconds: AboveZero | None = Field(None, le=MOST_SECONDS, allow_inf_nan=False,   # (1e308: apply's overflow)
                                           description="rate_limit: the sliding window, in seconds")
     per: str | None = Field(None, description="count or block separately per resource, part_of, type, target, "
                                               "controller, or per resource of the named type")

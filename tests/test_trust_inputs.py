@@ -167,6 +167,31 @@ def test_numbers_from_the_command_line_and_policy_headers_are_bounded(vfw: Path,
     refused(code, text, "policies/config-after-modules.lp:5:1: error: priority: -3000000000 is out of range")
 
 
+@pytest.mark.parametrize("file, old, new, where", [
+    ("ordo.yaml", "concurrency: 10 ", "concurrency: yes", "ordo.yaml:16:16: error: settings.concurrency: expected a "
+                                                          "number, not true"),
+    ("ordo.yaml", "solve_timeout: 20", "solve_timeout: on", "ordo.yaml:17:18: error: settings.solve_timeout: "
+                                                            "expected a number, not true"),
+    ("catalog.yaml", "sdnc:      { concurrency: 4,", "sdnc:      { concurrency: yes,",
+     "catalog.yaml:5:29: error: controllers.sdnc.concurrency: expected a number, not true"),
+    ("catalog.yaml", "sdnc:      { concurrency: 4,", "sdnc:      { concurrency: 4, timeout: on,",
+     "catalog.yaml:5:41: error: controllers.sdnc.timeout: expected a number, not true"),
+    ("guards.yaml", "    max: 2\n", "    max: yes\n",
+     "guards.yaml:11:10: error: guards[0].max: expected a number, not true"),
+])
+def test_a_boolean_is_no_number_in_project_files(vfw: Path, capsys: pytest.CaptureFixture, file: str, old: str,
+                                                 new: str, where: str) -> None:
+    """YAML reads yes and on as true, and pydantic's lax mode read true as 1: `concurrency: yes` passed
+    check and ran one operation at a time, `timeout: on` gave a one-second timeout (the encodings sweep);
+    HTTP bodies were already refused so."""
+    path = vfw / file
+    text = path.read_text()
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, new))
+    code, text = ordo(capsys, "check")
+    refused(code, text, where)
+
+
 # --- 3. no traceback ---------------------------------------------------------------------------------------
 
 
