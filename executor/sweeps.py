@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import OrdoError
-from domain.project import project_folder
+from domain.project import _locate, project_folder
 from executor.temporal.wire import MAX_SWEEP_JOBS as MAX_JOBS
+from planner.bounded import PlanningLimitError
 from planner.core import Outcome, digest, load_policies, make_plan
 from planner.slots import PlanSlots
 from planner.whatif import Scenario
@@ -35,7 +36,9 @@ def jobs(project: Path, request: Path | None, inventory: Path | None, journal: P
     """The baseline's job, then one per scenario."""
     if len(scenarios) + 1 > MAX_JOBS:
         raise OrdoError(f"a sweep of {len(scenarios)} scenarios: at most {MAX_JOBS - 1}")
-    common = {"project": str(project_folder(project)[0].resolve()),   # (the folder, as a worker serves it)
+    folder = project_folder(project)[0]
+    request, inventory = _locate(request, folder), _locate(inventory, folder)   # (as every command finds them)
+    common = {"project": str(folder.resolve()),   # (the folder, as a worker serves it)
               "request": str(request.resolve()) if request else None,
               "inventory": str(inventory.resolve()) if inventory else None,
               "journal": str(Path(journal).resolve()) if isinstance(journal, Path) else journal,
@@ -64,7 +67,7 @@ def plan_job(job: dict[str, Any], plans: PlanSlots | None = None) -> dict[str, A
     try:
         outcome = _plan(scenario.apply(project), job, plans, keep=keep)
     except OrdoError as exc:
-        return {"scenario": described, "status": "error", "error": str(exc)}
+        return failed(described, exc)
     return summary(described, outcome)
 
 
@@ -110,13 +113,20 @@ def _baseline(project: Project, job: dict[str, Any], plans: PlanSlots | None) ->
         try:
             row = summary("baseline", _plan(project, job, plans, program=program))
         except OrdoError as exc:
-            row = {"scenario": "baseline", "status": "error", "error": str(exc)}
+            row = failed("baseline", exc)
         with _GUARD:
             _BASELINES[key] = row
             while len(_BASELINES) > _BASELINES_KEPT:
                 _BASELINES.popitem(last=False)
             _PLANNING.pop(key, None)
         return dict(row)
+
+
+def failed(described: str, exc: OrdoError) -> dict[str, Any]:
+    """The row of a plan that failed: ``timeout`` when the time limit struck while it was grounded (as
+    when it struck in the search, and as ``ordo plan`` exits for both), else ``error``."""
+    limit = isinstance(exc, PlanningLimitError) and exc.kind == "time"
+    return {"scenario": described, "status": "timeout" if limit else "error", "error": str(exc)}
 
 
 def summary(described: str, outcome: Outcome) -> dict[str, Any]:

@@ -356,7 +356,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, out: Path | None = None,
                 settings=None, extra: dict | None = None):
     """The difference from ``base`` (a Plan or an Outcome) to ``outcome``, which it returns;
-    exits 3 (4 on timeout) when ``outcome`` has no plan."""
+    exits 3 (4 on timeout) when ``outcome`` has no plan, and 4 when ``base`` is an Outcome that timed out."""
     from ordo import render
     from planner.diff import diff_plans
 
@@ -375,6 +375,8 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
             console.print(f"\nSaved the plan to: {shown(out)}")
     if outcome.plan is None:
         sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+    if getattr(base, "status", None) == "timeout":   # a baseline with no plan in time: nothing was compared
+        sys.exit(EXIT_TIMEOUT)
     return diff
 
 
@@ -418,7 +420,8 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
 
     The baseline is the project as it is (with the journal's state), or a
     saved plan (--baseline plan.json). Exit 0 when the scenario has a plan,
-    3 when it has none (with the explanation), 4 on timeout, 1 on bad input."""
+    3 when it has none (with the explanation), 4 on timeout (the baseline's
+    or the scenario's), 1 on bad input."""
     from executor.runs import load_saved_plan_inputs, load_with_journal
     from planner.core import make_plan
     from planner.verify import verify_explained_plan
@@ -631,7 +634,8 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
     switched off (as `ordo whatif --target-down T` / `--without-policy P`), side by
     side, and print what each changes: operations, resources placed elsewhere.
     Exit 0 when the baseline has a plan, 3 when it has none (the scenarios are
-    still planned: which policy off lets one exist?), 1 when it fails."""
+    still planned: which policy off lets one exist?), 4 when the time limit
+    struck before it had one, 1 when it fails."""
     from executor import sweeps
     from executor.runs import load_with_journal
     from planner.core import load_policies
@@ -649,8 +653,9 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
 
         rows = load_client().sweep(where, batch)
     base, compared = rows[0], sweeps.compare(rows)
-    # nothing to compare with: exit 1, as whatif; the project as it is has no plan: 3, as ordo plan
-    code = {"error": EXIT_ERROR, "no_plan": EXIT_NO_PLAN}.get(base["status"], EXIT_OK)
+    # nothing to compare with: exit 1, as whatif; the project as it is has no plan: 3, as ordo plan; no
+    # plan within the time limit: 4, as ordo plan
+    code = {"error": EXIT_ERROR, "no_plan": EXIT_NO_PLAN, "timeout": EXIT_TIMEOUT}.get(base["status"], EXIT_OK)
     if fmt == "json":
         click.echo(json.dumps({"baseline": base, "scenarios": compared}, indent=2, sort_keys=True))
         sys.exit(code)

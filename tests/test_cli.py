@@ -126,6 +126,24 @@ def test_solver_timeout_exits_4(vfw_copy):
     assert "Timeout: the solver found no plan within 0.5s" in run.err
 
 
+def test_a_baseline_with_no_plan_in_time_exits_4_in_sweep_and_whatif(vfw_copy):
+    """sweep said "Baseline: timeout" and exited 0 (its JSON too), whatif printed "no plan (the solver
+    timed out)" for its baseline and exited 0 as its scenario had one: a CI job read "fine" (the CLI
+    contract sweep)."""
+    (vfw_copy / "policies" / "pigeons.lp").write_text(
+        "%@ name: pigeons\n%@ description: a deliberately hard puzzle, to hit the time limit\n%@ owner: tests\n"
+        "%@ enforcement: hard\n{ hole(P,H) : H = 1..12 } = 1 :- P = 1..13.\n:- hole(P1,H), hole(P2,H), P1 < P2.\n")
+    config = vfw_copy / "ordo.yaml"
+    config.write_text(config.read_text().replace("    - policies/config-after-modules.lp\n",
+                                                 "    - policies/config-after-modules.lp\n    - policies/pigeons.lp\n"))
+    for fmt in ("text", "json"):
+        run = run_ordo("sweep", "-C", vfw_copy, "--timeout", "0.3", "--format", fmt, "--jobs", "2")
+        assert run.code == 4, run.text
+    assert json.loads(run.out)["baseline"]["status"] == "timeout"
+    run = run_ordo("whatif", "-C", vfw_copy, "--timeout", "0.3", "--without-policy", "pigeons")
+    assert run.code == 4 and "Baseline: no plan (the solver timed out)" in run.out, run.text
+
+
 def test_the_longest_time_limit_the_options_take_plans(vfw_copy):
     """--timeout took up to 1e7 s, but from about 1.08e6 on the wait for the planning child, the limit
     doubled once grounded, overflowed the system's ("a bug in ordo"); a solve_timeout of 1e308 in
@@ -147,6 +165,10 @@ def test_paths_on_the_command_line_fall_back_to_the_project(tmp_path):
                    cwd=tmp_path)
     assert run.code == 0, run.err
     assert "10 to delete" in run.out
+    # sweep too (it planned its jobs from the paths as given: "file not found", the CLI contract sweep)
+    run = run_ordo("sweep", "-C", VFW, "--request", "requests/delete.yaml", "--inventory", "inventory-deployed.yaml",
+                   "--format", "json", "--jobs", "1", "--journal", tmp_path / "j.db", cwd=tmp_path)
+    assert run.code == 0 and json.loads(run.out)["baseline"]["status"] == "optimal", run.text
 
 
 def test_plan_lists_only_new_placements():

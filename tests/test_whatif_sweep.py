@@ -97,7 +97,7 @@ def test_a_baseline_that_fails_is_planned_once_and_each_scenario_still_plans(mon
     down = [{**batch[0], "targets_down": [t]} for t in ("region-one", "region-two", "region-three")]
     rows = [sweeps.plan_job(job) for job in [batch[0], *down]]
     assert baselines == [1] and kept == [None] * 3
-    assert rows[0] == {"scenario": "baseline", "status": "error", "error": "the time limit (1 s) struck"}
+    assert rows[0] == {"scenario": "baseline", "status": "timeout", "error": "the time limit (1 s) struck"}
     assert [row["status"] for row in rows[1:]] == ["optimal"] * 3
 
 
