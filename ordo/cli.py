@@ -580,7 +580,7 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     if not chosen.has_changes:
         console.print("[green]No changes.[/] The inventory already matches the request.")
         return
-    if not as_json:
+    if not as_json or not auto_approve:   # (with --json, on stderr: whoever confirms sees what)
         render.plan_text(console, chosen, scope)
     used = sorted({op.controller for op in chosen.operations})
     implicit = [c for c in used if "kind" not in loaded.model.controllers[c].model_fields_set]
@@ -592,7 +592,8 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     if not auto_approve:
         if not sys.stdin.isatty():
             raise click.UsageError("not a terminal, so there is no one to confirm: pass --auto-approve")
-        if not click.confirm("\nDo you want to perform these operations?", default=False):
+        # (with --json, stdout carries only the events)
+        if not click.confirm("\nDo you want to perform these operations?", default=False, err=as_json):
             console.print("Apply cancelled.")
             sys.exit(EXIT_ERROR)
     result = runs.execute(loaded, chosen, options, journal, as_json=as_json, console=console, supersede=supersede,
@@ -946,7 +947,10 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
 
         found = project_conflict(loaded, timeout=timeout)
         if found is None:
-            console.print("[green]A plan exists:[/] nothing conflicts. `ordo plan` shows it.")
+            if as_json:   # (what a conflict found says, none found: a plan exists)
+                click.echo(json.dumps({"found": False, "plan_exists": True}, indent=2, sort_keys=True))
+            else:
+                console.print("[green]A plan exists:[/] nothing conflicts. `ordo plan` shows it.")
             return
         if as_json:
             click.echo(json.dumps(found.to_dict(), indent=2, sort_keys=True))
@@ -956,8 +960,12 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
     program = load_policies(loaded)
     outcome = make_plan(loaded, timeout=timeout, program=program)
     if outcome.plan is not None:
-        console.print("[green]A plan exists:[/] nothing to explain; `ordo plan` shows it, and "
-                      "`ordo explain plan.json OPERATION` explains one of its operations.")
+        if as_json:   # (as for no plan, with nothing to explain)
+            click.echo(json.dumps({"status": outcome.status, "explanation": None, "goals_to_drop": None},
+                                  indent=2, sort_keys=True))
+        else:
+            console.print("[green]A plan exists:[/] nothing to explain; `ordo plan` shows it, and "
+                          "`ordo explain plan.json OPERATION` explains one of its operations.")
         return
     if not as_json and outcome.explanation is not None:
         render.explanation(console, outcome.explanation)   # shown while the goals are searched for

@@ -914,3 +914,26 @@ def test_a_plan_confirmed_after_another_run_changed_the_state_is_not_started(vfw
         assert [r.id for r in jr.runs()] == [1] and jr.run(1).status == "complete"
     again = run_ordo("plan", "-C", vfw_copy)
     assert again.code == 0 and "No changes" in again.out, again.text
+
+
+def test_apply_json_asks_on_stderr_after_showing_the_plan_there(vfw_copy, monkeypatch):
+    """`ordo apply --json` at a terminal asked to confirm a plan it never showed, and wrote its question
+    to stdout, the first event's line then began with it (the CLI contract sweep): the plan and the
+    question go to stderr, stdout carries the events alone."""
+    import click
+    import click.testing
+
+    asked = []
+
+    def confirm(text, **options) -> bool:
+        asked.append(options.get("err"))
+        return True
+
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda self: True, raising=False)
+    monkeypatch.setattr(click, "confirm", confirm)
+    run = run_ordo("apply", "-C", vfw_copy, "--json", "--simulation", vfw_copy / "simulations" / "smooth.yaml")
+    assert run.code == 0 and asked == [True], run.text
+    assert "10 to create" in run.err, run.err
+    events = [json.loads(line) for line in run.out.splitlines()]
+    assert events and all("at" in event for event in events)
+

@@ -128,6 +128,16 @@ def test_explain_also_offers_the_goals_to_give_up(vfw_copy):
         {"resource": "onap-mgmt-net", "state": "absent", "where": "requests/delete-mgmt-net.yaml:5"}]
 
 
+def test_explain_json_is_json_when_a_plan_exists(vfw_copy):
+    """`ordo explain --json` (and with --conflict) printed "A plan exists: ..." as text on stdout, which
+    a pipeline's JSON parser refused (the CLI contract sweep)."""
+    for conflict in ([], ["--conflict"]):
+        run = run_ordo("explain", "-C", vfw_copy, *conflict, "--json")
+        assert run.code == 0, run.text
+        assert json.loads(run.out) == ({"found": False, "plan_exists": True} if conflict else
+                                       {"status": "optimal", "explanation": None, "goals_to_drop": None}), run.out
+
+
 def test_explain_checks_the_policies_once(vfw_copy, monkeypatch):
     """`ordo explain` with no plan (the sliced solve, the whole model's, the goals to give up)
     parses and checks the policies once, not once per search."""
