@@ -383,6 +383,11 @@ class Journal:
             "VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
             (now, now, project, self.redactor.text(request), os.getpid(), _host(),
              json.dumps(options, sort_keys=True))).fetchone()[0])
+        if self._store.execute("SELECT 1 FROM events WHERE run = ? LIMIT 1", (run,)).fetchone() is not None:
+            # the runs' table lost rows that its events still name (a damaged page): a new run given the
+            # id of a run lost would mix its events into that run's (the transaction is undone)
+            raise JournalError(f"{self.path}: the journal is damaged: events of run {run} are stored, but its "
+                               "run is not; restore a backup (`ordo history` says what it cannot read)")
         self._hold(run)
         return run
 

@@ -5,6 +5,7 @@ The tests that take ``journal`` or ``journal_url`` run on SQLite and on PostgreS
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -320,6 +321,25 @@ def test_a_damaged_journal_says_so(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match=f"{path}: the journal is damaged \\(database disk image is malformed\\); "
                                            "restore a backup of it"):
         Journal(path)
+
+
+def test_a_run_is_never_given_the_id_of_one_whose_row_was_lost(tmp_path: Path) -> None:
+    """The runs' page damaged (rows lost, their events kept): `ordo history` refused, but apply started a
+    run under the id of the last one lost, and its events were stored among that run's (`ordo show 1`
+    then showed another request's events under the new run's name: the filesystem-faults sweep)."""
+    path = tmp_path / "journal.db"
+    with Journal(path) as jr:
+        first = jr.start_run("/p", "r", {})
+        jr.append(first, [Event(kind="op-started", op="a/create")], status="complete")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("DELETE FROM runs WHERE id = ?", (first,))   # (as a damaged page loses it)
+    with Journal(path, create=False) as jr:
+        with pytest.raises(JournalError, match="the journal is damaged: events of run 1 are stored, but its run "
+                                               "is not; restore a backup"):
+            jr.start_run("/p", "other", {})
+        assert jr.runs() == []   # nothing started: the transaction was undone
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT run, count(*) FROM events GROUP BY run").fetchall() == [(1, 1)]
 
 
 def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
