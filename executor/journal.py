@@ -228,6 +228,7 @@ class Journal:
         self.redactor = redactor or Redactor()
         self._store: Backend = open_backend(self.path)
         self._lock = threading.Lock()
+        self._carrying: set[int] = set()   # the runs this journal's process holds and carries on
         self._columns = ("runs.id, runs.created, runs.updated, runs.project, runs.request, runs.status, runs.pid, "
                          f"runs.host, runs.options, runs.summary, {self._store.held}")
         self._runs = f"SELECT {self._columns} FROM runs"
@@ -394,6 +395,7 @@ class Journal:
     def _hold(self, run: int) -> None:
         if not self._store.hold(run):
             raise JournalError(f"{self.path}: run {run} is carried on by another process")
+        self._carrying.add(run)
 
     def _start_claiming(self, project: str, request: str, options: dict[str, Any], claims: list[str],
                         events: list[Event]) -> tuple[int, list[Event]]:
@@ -634,6 +636,7 @@ class Journal:
             run = self._run_locked(run_id)
             if run.status != "running" or (run.owner_alive and not run.mine) or not self._store.hold(run_id):
                 return False
+            self._carrying.add(run_id)
             db.execute("UPDATE runs SET pid=?, host=?, updated=? WHERE id=?",
                        (os.getpid(), _host(), time.time(), run_id))
         return True
@@ -714,8 +717,10 @@ class Journal:
                 with self._transaction(WHOLE if run is None or whole else run):
                     yield db
             except db.errors as exc:
+                # how to carry on: for a run this process carries on, not a write about one it does not (an
+                # abort, a resume's takeover: `ordo resume` there would carry on what was to be stopped)
                 then = (f"; run {run} stopped at its last recorded event: once that is fixed, `ordo resume {run}`"
-                        if run is not None else "")
+                        if run in self._carrying else "; nothing was written" if run is not None else "")
                 message = f"{self.path}: cannot write to the journal: {db.describe(exc)}{then}"
                 raise (JournalLost(message, run=run) if db.lost(exc) else JournalError(message)) from exc
 
@@ -810,6 +815,7 @@ class Journal:
             if found is None:
                 stored = self._insert(db, run, events, state, status, summary)
         if status is not None and status != "running":   # this process carries the run on no more, either way
+            self._carrying.discard(run)
             with self._lock, contextlib.suppress(*self._store.errors):  # a lost connection lost its locks too
                 self._store.release(run)
         return (stored, True) if found is None else (found, False)

@@ -342,6 +342,30 @@ def test_a_run_is_never_given_the_id_of_one_whose_row_was_lost(tmp_path: Path) -
         assert db.execute("SELECT run, count(*) FROM events GROUP BY run").fetchall() == [(1, 1)]
 
 
+def test_a_failed_write_says_resume_only_of_a_run_this_process_carries_on(tmp_path: Path, monkeypatch) -> None:
+    """A write that failed (a full disk, a read-only file) said "run 1 stopped at its last recorded event:
+    once that is fixed, `ordo resume 1`" of an abort and of a resume --rollback's takeover too: followed,
+    it carried forward the run the operator had asked to stop or roll back (the filesystem-faults sweep)."""
+    def full(*_args, **_kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    path = tmp_path / "journal.db"
+    with Journal(path) as carrier:
+        run = carrier.start_run("/p", "r", {})
+        with Journal(path, create=False) as other:
+            monkeypatch.setattr(Journal, "_insert", full)
+            with pytest.raises(JournalError) as caught:
+                carrier.append(run, [Event(kind="op-started", op="a/create")])
+            assert str(caught.value).endswith("once that is fixed, `ordo resume 1`"), caught.value
+            with pytest.raises(JournalError) as caught:   # (as `ordo abort` writes, for a run it does not carry)
+                other.append(run, [Event(kind="run-ended")], status="aborted")
+            assert str(caught.value).endswith("database or disk is full; nothing was written"), caught.value
+            monkeypatch.setattr(Journal, "_claims_locked", full)
+            with pytest.raises(JournalError) as caught:   # (a resume's takeover)
+                other.claim(run)
+            assert "ordo resume" not in str(caught.value) and "nothing was written" in str(caught.value)
+
+
 def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     text = tmp_path / "notes.db"
     text.write_text("this is not a database, only text long enough to fill a header page " * 20)
