@@ -366,6 +366,40 @@ def test_a_failed_write_says_resume_only_of_a_run_this_process_carries_on(tmp_pa
             assert "ordo resume" not in str(caught.value) and "nothing was written" in str(caught.value)
 
 
+def test_a_journal_linked_to_a_volume_not_mounted_is_refused(tmp_path: Path) -> None:
+    """A journal kept as a link to a volume not mounted was read as no journal: `ordo history` said "No
+    runs yet", `ordo plan` planned everything anew and apply made it, in a new journal inside the empty
+    mount point (the filesystem-faults sweep)."""
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    with Journal(volume / "journal.db") as jr:
+        jr.start_run("/p", "r", {})
+    link = tmp_path / "project" / ".ordo" / "journal.db"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(volume / "journal.db")
+    volume.rename(tmp_path / "vol.unmounted")
+    volume.mkdir()   # (the empty mount point)
+    for create in (True, False):
+        with pytest.raises(JournalError, match=f"{link}: the journal is a link to {volume / 'journal.db'}, which "
+                                               "does not exist \\(a volume not mounted\\?\\)"):
+            Journal(link, create=create)
+    assert list(volume.iterdir()) == []
+    run = run_ordo("history", "-C", VFW, "--journal", link)
+    assert run.code == 1 and "which does not exist" in run.err and "No runs" not in run.out, run.text
+
+
+def test_a_side_file_of_sqlite_is_no_journal(tmp_path: Path) -> None:
+    """`--journal journal.db-wal` kept runs in a file that SQLite, opening journal.db next, took for its
+    write-ahead log and deleted (the filesystem-faults sweep)."""
+    with Journal(tmp_path / "journal.db") as jr:
+        jr.start_run("/p", "r", {})
+    for side in ("-wal", "-shm", "-journal"):
+        with pytest.raises(JournalError, match=f"journal.db{side}: SQLite's {side[1:]} file of the journal"):
+            Journal(tmp_path / f"journal.db{side}")
+    with Journal(tmp_path / "other-journal") as jr:   # (a name that ends so, beside no database of its stem)
+        assert jr.runs() == []
+
+
 def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     text = tmp_path / "notes.db"
     text.write_text("this is not a database, only text long enough to fill a header page " * 20)

@@ -11,6 +11,7 @@ or a ``postgresql://`` URL (:func:`location`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -50,7 +51,19 @@ def location(where: Path | str | JournalUrl, files: Path | None = None) -> Path 
         raise JournalError("the journal's path is empty: expected a file or a postgresql:// URL")
     if len(os.fsencode(text)) >= 4096 or any(len(os.fsencode(part)) > 255 for part in Path(text).parts):
         raise JournalError(f"{text[:80]}...: the journal's path is longer than the system allows")
-    return Path(where)
+    path = Path(where)
+    with contextlib.suppress(OSError):
+        if path.is_symlink() and not path.exists():
+            # (a journal kept on a volume not mounted: read as "no runs yet", and apply made everything anew
+            # in a new journal, one the volume hid once mounted again)
+            raise JournalError(f"{text}: the journal is a link to {os.readlink(path)}, which does not exist (a "
+                               "volume not mounted?): make it reachable, or remove the link for a new journal")
+        for side in ("-wal", "-shm", "-journal"):
+            if text.endswith(side) and Path(text[:-len(side)]).is_file():
+                # (SQLite takes such a file for the side file of that database, and deletes it)
+                raise JournalError(f"{text}: SQLite's {side[1:]} file of the journal {text[:-len(side)]}, which "
+                                   "SQLite may delete: give that journal's path, or another name")
+    return path
 
 
 #: A user part a URL can hold (``user:password``): no '/', '@' or blank, and '%' only as an escape.
