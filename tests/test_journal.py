@@ -400,6 +400,34 @@ def test_a_side_file_of_sqlite_is_no_journal(tmp_path: Path) -> None:
         assert jr.runs() == []
 
 
+def test_a_write_refused_names_the_side_file_or_the_size_limit(tmp_path: Path, monkeypatch) -> None:
+    """A read of a read-only journal leaves its -shm read-only: the journal made writable again was still
+    "an attempt to write a readonly database", naming only journal.db; a write past `ulimit -f` was a
+    "disk I/O error", which reads as failing hardware (the filesystem-faults sweep). (Root writes what its
+    modes forbid: who may write is asked of os.access.)"""
+    from executor.store import sqlite as store
+
+    path = tmp_path / "journal.db"
+    with Journal(path) as jr:
+        jr.start_run("/p", "r", {})
+        backend = jr._store
+        shm = Path(f"{path}-shm")
+        assert shm.is_file()
+        readonly = sqlite3.OperationalError("attempt to write a readonly database")
+        readonly.sqlite_errorcode = sqlite3.SQLITE_READONLY
+        monkeypatch.setattr(store.os, "access", lambda where, _mode: Path(where) != shm)
+        assert backend.describe(readonly) == f"{shm} is not writable (attempt to write a readonly database)"
+        monkeypatch.undo()
+        assert backend.describe(readonly) == "attempt to write a readonly database"
+        io = sqlite3.OperationalError("disk I/O error")
+        io.sqlite_errorcode = sqlite3.SQLITE_IOERR
+        size = path.stat().st_size
+        monkeypatch.setattr(store.resource, "getrlimit", lambda _what: (size, store.resource.RLIM_INFINITY))
+        assert backend.describe(io) == f"{path} reached this process's file size limit (ulimit -f) (disk I/O error)"
+        monkeypatch.setattr(store.resource, "getrlimit", lambda _what: (size * 100, store.resource.RLIM_INFINITY))
+        assert backend.describe(io) == "disk I/O error"
+
+
 def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     text = tmp_path / "notes.db"
     text.write_text("this is not a database, only text long enough to fill a header page " * 20)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import sqlite3
 import stat
 import threading
@@ -164,6 +165,14 @@ class SqliteBackend(Backend):
                 and self.where.parent.is_dir() and not os.access(self.where.parent, os.W_OK):
             # (even a reader makes the write-ahead log's files beside the journal)
             return f"its folder {self.where.parent} is not writable, and SQLite keeps files beside the journal ({exc})"
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
+            stuck = [side for side in (self.where, *(Path(f"{self.where}{s}") for s in ("-wal", "-shm")))
+                     if side.is_file() and not os.access(side, os.W_OK)]
+            if stuck:   # (a read of a read-only journal leaves its -shm so: the journal made writable again
+                # was still refused, with nothing naming the file)
+                return f"{', '.join(map(str, stuck))} {'is' if len(stuck) == 1 else 'are'} not writable ({exc})"
+        if code == sqlite3.SQLITE_IOERR and (full := _at_size_limit(self.where)):
+            return f"{full} reached this process's file size limit (ulimit -f) ({exc})"
         return str(exc)
 
     def unusable(self, exc: BaseException) -> bool:
@@ -171,6 +180,19 @@ class SqliteBackend(Backend):
 
     def close(self) -> None:
         self._db.close()
+
+
+def _at_size_limit(path: Path) -> Path | None:
+    """The journal's file (or its write-ahead log) that this process's file size limit (RLIMIT_FSIZE)
+    stopped, within a few pages: SQLite says "disk I/O error" of a write refused so (EFBIG)."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    for side in (path, Path(f"{path}-wal")):
+        with contextlib.suppress(OSError):
+            if side.stat().st_size > limit - (1 << 16):
+                return side
+    return None
 
 
 def _no_room(path: Path) -> bool:
