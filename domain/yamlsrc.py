@@ -203,7 +203,9 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
         text = raw.decode("utf-8")
     except FileNotFoundError:
         raise DiagnosticsError([Diagnostic(file=shown, summary="file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DiagnosticsError([not_utf8(shown, raw, exc.start, "a YAML file")]) from None
+    except OSError as exc:
         raise DiagnosticsError([Diagnostic(file=shown, summary=f"cannot read file: {exc}")]) from None
     sha = hashlib.sha256(raw).hexdigest()
     store = ParseCache(cache, path) if cache is not None and len(raw) >= CACHE_MIN_BYTES else None
@@ -235,10 +237,26 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
         problem = exc.problem or exc.context or "syntax error"
         raise DiagnosticsError(
             [Diagnostic(file=shown, line=line, column=column, summary=f"invalid YAML: {problem}")]) from None
+    except yaml.reader.ReaderError as exc:   # a character YAML does not take (a control character)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise DiagnosticsError([Diagnostic(
+            file=shown, line=line, column=column,
+            summary=f"invalid YAML: the character {chr(exc.character)!r} is not allowed in YAML, even in a comment",
+            detail="remove it (a control character: pasted terminal colours, say)")]) from None
     except yaml.YAMLError as exc:
         raise DiagnosticsError([Diagnostic(file=shown, summary=f"invalid YAML: {exc}")]) from None
     return Source(file=shown, data=data, positions=walker.positions, key_positions=walker.key_positions,
                   sha256=sha)
+
+
+def not_utf8(shown: str, raw: bytes, start: int, what: str) -> Diagnostic:
+    """The first byte of ``raw`` that is not UTF-8, where an editor shows it (not its offset): ``what``
+    (a YAML file, a policy file) is UTF-8 text."""
+    line = raw.count(b"\n", 0, start) + 1
+    column = len(raw[raw.rfind(b"\n", 0, start) + 1:start].decode("utf-8", "replace")) + 1
+    return Diagnostic(file=shown, line=line, column=column, summary=f"not UTF-8 text (byte 0x{raw[start]:02x})",
+                      detail=f"{what} is UTF-8 text: save it so (an editor's 'Latin-1' or 'UTF-16' is not)")
 
 
 def dump_yaml(data: Any) -> str:

@@ -96,11 +96,12 @@ class Project:
         else:
             target.write_text(text, encoding="utf-8")
 
-    def replace(self, rel: str, old: str, new: str) -> None:
-        """Replace text that occurs exactly once (so a changed example fails loudly here)."""
+    def replace(self, rel: str, old: str, new: str | bytes) -> None:
+        """Replace text that occurs exactly once (so a changed example fails loudly here); ``new`` in
+        bytes: the file's bytes are replaced (UTF-8 around it)."""
         text = self.read(rel)
         assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {rel}"
-        self.write(rel, text.replace(old, new))
+        self.write(rel, text.encode().replace(old.encode(), new) if isinstance(new, bytes) else text.replace(old, new))
 
     def apply(self, edits: tuple[tuple[str, str | None, str | bytes | None], ...]) -> None:
         """(file, old, new): replace old by new; old None: write new as the file; new None: delete."""
@@ -218,9 +219,19 @@ YAML_CASES = [
         id="unhashable-key"),
     pytest.param(
         ((CATALOG, None, b"\xff\xfe controllers: {}\n"),),
-        ["catalog.yaml: error: cannot read file: 'utf-8' codec can't decode byte 0xff in position 0: "
-         "invalid start byte"],
+        ["catalog.yaml:1:1: error: not UTF-8 text (byte 0xff) (a YAML file is UTF-8 text: save it so (an "
+         "editor's 'Latin-1' or 'UTF-16' is not))"],
         id="not-utf8"),
+    pytest.param(   # (it said "position 3485", not where: the encodings sweep)
+        ((CATALOG, "\ntypes:\n", "\n# caf\xe9\ntypes:\n".encode("latin-1")),),
+        ["catalog.yaml:48:6: error: not UTF-8 text (byte 0xe9) (a YAML file is UTF-8 text: save it so (an "
+         "editor's 'Latin-1' or 'UTF-16' is not))"],
+        id="latin-1"),
+    pytest.param(   # (a character offset, and the library's own line break as \x0a: the encodings sweep)
+        ((CATALOG, "\ntypes:\n", "\n# note \x1b[31m\ntypes:\n"),),
+        ["catalog.yaml:48:8: error: invalid YAML: the character '\\x1b' is not allowed in YAML, even in a "
+         "comment (remove it (a control character: pasted terminal colours, say))"],
+        id="control-character"),
     pytest.param(
         ((CATALOG, None, None),),   # reported where ordo.yaml names it
         ["ordo.yaml:3:10: error: catalog[0]: catalog.yaml: file not found (expected a file, relative to the "
@@ -627,6 +638,11 @@ def test_overlapping_cycles_are_each_named(project: Project) -> None:
 # --- policies ----------------------------------------------------------------
 
 POLICY_CASES = [
+    pytest.param(   # (three false "metadata below the first statement" errors too: the encodings sweep)
+        ((POLICY, "%@ name: config-after-modules\n", b"\xef\xbb\xbf%@ name: config-after-modules\n"),),
+        ["policies/config-after-modules.lp:1:1: error: a byte order mark (U+FEFF) is not allowed outside a string "
+         "or a comment (save the file as UTF-8 without one)"],
+        id="byte-order-mark"),
     pytest.param(
         ((ORDO, "    - policies/config-after-modules.lp", "    - policies/missing.lp"),),
         ["ordo.yaml:14:7: error: policies.files[0]: no such policy file 'policies/missing.lp'"],
@@ -652,7 +668,7 @@ POLICY_CASES = [
     pytest.param(
         ((POLICY, None, b"bar(1).\n\xff\n"),),
         ["policies/config-after-modules.lp:2:1: error: not UTF-8 text (byte 0xff) (a policy file is UTF-8 "
-         "text: save it so)"],
+         "text: save it so (an editor's 'Latin-1' or 'UTF-16' is not))"],
         id="not-utf8"),
     pytest.param(
         ((POLICY, None, "blocked(X) :- reachs(X,_).\n:- blocked(X), op(X,_).\n"),),
@@ -742,8 +758,8 @@ INVENTORY_BREAKS = [
         id="not-a-mapping"),
     pytest.param(
         ((INVENTORY, None, b"\xff\xfe bad"),),
-        ["inventory.yaml: error: cannot read file: 'utf-8' codec can't decode byte 0xff in position 0: "
-         "invalid start byte"],
+        ["inventory.yaml:1:1: error: not UTF-8 text (byte 0xff) (a YAML file is UTF-8 text: save it so (an "
+         "editor's 'Latin-1' or 'UTF-16' is not))"],
         id="not-utf8"),
     pytest.param(
         ((INVENTORY, "targets:\n", "targets: [\n"),),

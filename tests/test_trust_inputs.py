@@ -224,7 +224,7 @@ def test_state_export_with_an_invalid_inventory(vfw: Path, capsys: pytest.Captur
      "sim.yaml:3:33: error: faults[0].error: expected one of refused, permanent, transient, lost, hang, not 'refusd'"),
     (b"seed: 1\nlatency: {default: -1}\n", "sim.yaml:2:20: error: latency.default: expected a number of at least 0"),
     (b"seed: 1\nlatnecy: 0\n", "sim.yaml:2:10: error: latnecy: unknown setting (did you mean 'latency'?)"),
-    (b"seed: \xff\xfe\n", "sim.yaml: error: cannot read file: 'utf-8' codec can't decode byte 0xff"),
+    (b"seed: \xff\xfe\n", "sim.yaml:1:7: error: not UTF-8 text (byte 0xff)"),
 ])
 def test_a_bad_simulation_file_is_blamed_with_its_line(vfw: Path, capsys: pytest.CaptureFixture, content: bytes,
                                                       where: str) -> None:
