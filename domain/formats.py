@@ -715,6 +715,11 @@ def _unions_as_one(errors: list[dict]) -> list[dict]:
     return [one for error in errors for one in instead.get(id(error), [error])]
 
 
+#: What YAML reads a key that is not text as, for messages.
+_YAML_READS = {"bool": "a boolean", "int": "a number", "float": "a number", "NoneType": "null", "date": "a date",
+               "datetime": "a date and time"}
+
+
 def parse(model: type[M], source: Source, base: tuple = ()) -> M:
     """Validate source.data against model; every problem becomes a diagnostic."""
     data = source.data if source.data is not None else {}
@@ -727,8 +732,13 @@ def parse(model: type[M], source: Source, base: tuple = ()) -> M:
             if loc and loc[-1] == "[key]":
                 # A bad mapping key: name the key (always text in the path, as JSON writes it) and point at it.
                 key = error.get("input")   # pydantic's loc has a key of true as 1
-                loc = loc[:-2] + (json.dumps(key) if isinstance(key, bool) or key is None else str(loc[-2]),)
+                written = source.key_written(base + loc[:-2], key)   # (`on:` read as true: named as written)
+                loc = loc[:-2] + (written if written is not None else json.dumps(key)
+                                  if isinstance(key, bool) or key is None else str(loc[-2]),)
                 summary, detail = _describe(error, model, loc)
+                if written is not None:
+                    detail = (f"YAML reads {written} as {_YAML_READS.get(type(key).__name__, 'a value')}, not text: "
+                              f"quote it ('{written}')")
                 line, column = source.where_key(base + loc)
                 problems.append(Diagnostic(file=source.file, line=line, column=column,
                                            path=format_path(source.prefix + base + loc), summary=summary, detail=detail,

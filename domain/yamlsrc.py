@@ -96,6 +96,21 @@ class Source:
         self.__dict__.pop("_unwalked", None)
         return getattr(self, name)
 
+    def key_written(self, parent: PathKey, key: Any) -> str | None:
+        """How a key of the mapping at ``parent`` that YAML read as something else than text (``on``:
+        true, ``2024-01-01``: a date) is written in the file (positions keep keys so); None when not
+        found."""
+        if isinstance(key, str):
+            return None
+        parent = tuple(parent)
+        for path in self.key_positions:
+            if len(path) == len(parent) + 1 and path[:-1] == parent and isinstance(path[-1], str):
+                with contextlib.suppress(yaml.YAMLError):
+                    read = yaml.safe_load(path[-1])
+                    if type(read) is type(key) and read == key:
+                        return path[-1]
+        return None
+
     def where_key(self, path: PathKey) -> tuple[int, int]:
         unwalked = self._tree()
         if unwalked is not None:

@@ -207,6 +207,20 @@ def test_a_param_named_true_is_named_so(vfw_copy: Path, tmp_path: Path) -> None:
     assert run.code == 1 and "r.yaml:3:30: error: services.vfw-service.params.true: expected a string" in run.err
 
 
+def test_a_key_yaml_reads_as_no_text_is_named_as_written_where_it_is(vfw_copy: Path, tmp_path: Path) -> None:
+    """`on:` and `2024-01-01:` were reported at the mapping's first key, under the paths params.true and
+    params.datetime.date(2024, 1, 1), which nothing in the file says (the encodings sweep)."""
+    request = tmp_path / "r.yaml"
+    request.write_text("resources:\n  - name: n1\n    type: network\n    params:\n      cidr: 10.0.0.0/24\n"
+                       "      on: true\n      2024-01-01: x\n")
+    run = run_ordo("check", "-C", str(vfw_copy), str(request))
+    assert run.code == 1, run.text
+    assert "r.yaml:6:7: error: resources[0].params.on: expected a string, got bool True (YAML reads on as a " \
+           "boolean, not text: quote it ('on'))" in run.err, run.err
+    assert "r.yaml:7:7: error: resources[0].params.2024-01-01: expected a string" in run.err, run.err
+    assert "(YAML reads 2024-01-01 as a date, not text: quote it ('2024-01-01'))" in run.err, run.err
+
+
 def test_a_policy_file_that_is_not_a_file_says_so(vfw_copy: Path, tmp_path: Path) -> None:
     fifo = tmp_path / "fifo.lp"   # (/dev/zero was said to be no such file)
     os.mkfifo(fifo)
