@@ -935,6 +935,9 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         return
     if operation is not None:
         raise click.UsageError("an OPERATION is explained within a saved plan: ordo explain plan.json OPERATION")
+    if after is not None:   # (it was taken, and nothing said of it)
+        raise click.UsageError("--after orders the operations of a saved plan: ordo explain plan.json OPERATION "
+                               "--after OPERATION")
     if target is not None and not target.suffix and not target.exists():   # `ordo explain vgmux`
         raise click.UsageError(f"'{target}' is no request file: a resource or an operation is explained within a "
                                f"saved plan: ordo plan --out plan.json, then ordo explain plan.json {target}")
@@ -1051,6 +1054,9 @@ def policy_tests(paths: tuple[Path, ...], project: Path, coverage: bool, fail_un
                 sys.exit(EXIT_TESTS_USAGE)
             located.append(found)
     else:
+        if not root.exists():   # (a usage error, as a path given that is not there: not "no tests")
+            _console(stderr=True).print(f"[red]error:[/] no such project folder: {shown(project)}")
+            sys.exit(EXIT_TESTS_USAGE)
         located = [root / "tests"]
         if not located[0].is_dir():
             console.print(f"no tests ran: no tests/ folder in {shown(root)} (name test files or folders)")
@@ -1097,6 +1103,8 @@ def state(ctx: click.Context, project: Path, journal: Path | str | None, export:
     """What the journal knows of each resource (it counts as observed, over the inventory file)."""
     ctx.obj = (project, journal)
     if ctx.invoked_subcommand is not None:
+        if export:   # (it was done, and nothing exported)
+            raise click.UsageError(f"--export prints the state; `ordo state {ctx.invoked_subcommand}` takes none")
         return
     from ordo import runs
 

@@ -188,3 +188,16 @@ def test_an_optional_run_is_shown_optional_in_usage() -> None:
     assert "Usage: cli show [OPTIONS] [RUN]" in CliRunner().invoke(cli, ["show", "--help"]).output
     for needed in ("resume", "abort"):
         assert f"Usage: cli {needed} [OPTIONS] RUN" in CliRunner().invoke(cli, [needed, "--help"]).output
+
+
+def test_options_that_would_be_ignored_are_refused(vfw_copy, tmp_path):
+    """`explain REQUEST --after X` and `state --export rm NAME` took the option and did without it; `ordo
+    test -C` of no folder said "no tests ran" (5), not the usage error (4) its help names (the CLI
+    contract sweep)."""
+    run = run_ordo("explain", "-C", vfw_copy, "--after", "vfw/create")
+    assert run.code == 1 and "--after orders the operations of a saved plan" in run.err, run.text
+    run = run_ordo("state", "-C", vfw_copy, "--export", "rm", "vfw")
+    assert run.code == 1 and "--export prints the state; `ordo state rm` takes none" in run.err, run.text
+    run = run_ordo("test", "-C", tmp_path / "nowhere")
+    assert run.code == 4 and "no such project folder" in run.err, run.text
+
