@@ -303,6 +303,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
     if compare is not None:
         from planner.whatif import read_plan
 
+        compare = _located(compare, project)
         saved = read_plan(compare, _plan_limit(project))
     loaded = load_with_journal(project, request, inventory, list(extra_policies), journal)
     outcome = make_plan(loaded, timeout=timeout, concurrency=concurrency, memory_mb=memory_limit)
@@ -436,6 +437,7 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
         raise click.UsageError("name a change: --target-down, --capacity, --without-policy, --with-policy, "
                                "--request or --inventory (or compare with --baseline plan.json)")
     if baseline is not None:
+        baseline = _located(baseline, project)
         base = read_plan(baseline, _plan_limit(project))
         # the request and inventory it was made from (one it may not read: the project's) are the scenario's too
         now, base_request, base_inventory = load_saved_plan_inputs(base, baseline, project, None, [], journal,
@@ -555,6 +557,8 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
         from executor.temporal import load_client
 
         load_client().reachable(engine_to.address)
+    if target is not None and target.suffix == ".json":
+        target = _located(target, project)
     saved = Plan.read(target, _plan_limit(project)) if target is not None and target.suffix == ".json" else None
     library.check_startable(project, journal, supersede)
     loaded = library.load_saved_plan_inputs(saved, target, project, inventory, list(extra_policies), journal)[0] \
@@ -599,6 +603,17 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     result = runs.execute(loaded, chosen, options, journal, as_json=as_json, console=console, supersede=supersede,
                           temporal=engine_to)
     sys.exit(_finish(console, result, as_json))
+
+
+def _located(path: Path, project: Path) -> Path:
+    """A saved plan's path found as every command-line path is: relative to the current folder, or
+    else to the project's (``-C``)."""
+    from domain.project import _locate, project_folder
+
+    try:
+        return _locate(path, project_folder(project)[0]) or path
+    except OrdoError:   # (no project there: what reads the plan says what is missing)
+        return path
 
 
 def _engine(engine: str, address: str | None, queue: str, continue_every: int | None):
@@ -898,6 +913,8 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
     # a saved plan: named *.json (any case), or followed by what to explain in it
     if target is not None and (target.suffix.lower() == ".json" or operation is not None):
         from planner.plan import Plan
+
+        target = _located(target, project)
         from planner.why import explain_operation
 
         if conflict:

@@ -201,3 +201,19 @@ def test_options_that_would_be_ignored_are_refused(vfw_copy, tmp_path):
     run = run_ordo("test", "-C", tmp_path / "nowhere")
     assert run.code == 4 and "no such project folder" in run.err, run.text
 
+
+def test_a_saved_plan_is_found_in_the_project_as_requests_are(vfw_copy, tmp_path):
+    """`ordo plan -C P --out P/p.json`, then `ordo explain p.json ... -C P` (and plan --compare, whatif
+    --baseline, apply) said "cannot read the plan: No such file or directory", where a request, an
+    inventory or a policy named so is found in the project (the CLI contract sweep)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert run_ordo("plan", "-C", vfw_copy, "--out", vfw_copy / "p.json", cwd=elsewhere).code == 0
+    assert run_ordo("explain", "p.json", "vfw/activate", "-C", vfw_copy, cwd=elsewhere).code == 0
+    assert run_ordo("plan", "-C", vfw_copy, "--compare", "p.json", cwd=elsewhere).code == 0
+    run = run_ordo("whatif", "-C", vfw_copy, "--baseline", "p.json", "--target-down", "region-two", cwd=elsewhere)
+    assert run.code == 0, run.text
+    run = run_ordo("apply", "p.json", "-C", vfw_copy, "--auto-approve", "--simulation",
+                   vfw_copy / "simulations" / "smooth.yaml", cwd=elsewhere)
+    assert run.code == 0 and "Apply complete" in run.out, run.text
+
