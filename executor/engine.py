@@ -231,6 +231,15 @@ class Executor:
         self._stop.set()
         self._queue.put(_WAKE)
 
+    def halt(self) -> None:
+        """Stop at once, from another thread (a server whose drain ran out): nothing new is dispatched,
+        and the controllers end what they run for the calls in flight (a command's programs), which
+        return as failed with their effect unknown: in doubt, observed first by a resume."""
+        self.request_stop()
+        for ctl in list(self._controllers.values()):
+            with contextlib.suppress(Exception):
+                ctl.close()
+
     def notice_abort(self) -> None:
         """An abort was just journaled for the run driven here (the service's): look now, not at
         the next poll, so that nothing new is dispatched meanwhile."""

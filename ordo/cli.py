@@ -1177,16 +1177,20 @@ def init(folder: Path) -> None:
 @click.option("--simulation", type=click.Path(dir_okay=False, path_type=Path), envvar="ORDO_SIMULATION",
               help="Scenario for simulated controllers, for every run (YAML; env ORDO_SIMULATION).")
 @click.option("--timeout", type=SOLVER_SECONDS, help=TIMEOUT_HELP_EACH)
+@click.option("--drain", type=FiniteRange(min=0, max=3600), default=30.0, show_default=True, metavar="SECONDS",
+              help="On SIGTERM or Ctrl-C, how long the runs' calls in flight may take to finish; then the "
+                   "programs still running are ended and their operations left in doubt.")
 @_with(engine_options)
 def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path | None, tls_cert: Path | None,
-          tls_key: Path | None, simulation: Path | None, timeout: float | None, engine: str, temporal: str | None,
-          task_queue: str, continue_every: int | None) -> None:
+          tls_key: Path | None, simulation: Path | None, timeout: float | None, drain: float, engine: str,
+          temporal: str | None, task_queue: str, continue_every: int | None) -> None:
     """Serve orchestration requests over HTTP (API under /v1, described at /openapi.json).
 
     Runs are carried out in this process (or, with --engine temporal, by `ordo worker`
     processes, this one following them), recorded in the journal as `ordo apply`
     records them; on start, the runs it accepted and that were cut short are resumed.
-    SIGTERM or Ctrl-C: stop taking requests, let the runs stop where they can resume."""
+    SIGTERM or Ctrl-C: stop taking requests, let the runs stop where they can resume
+    (within --drain seconds; a second signal: at once)."""
     try:
         from service.server import Listen, Options, build
     except ModuleNotFoundError as exc:
@@ -1204,7 +1208,7 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
 
     options = Options(project=project.resolve(), listen=Listen.parse(listen), journal=absolute(journal),
                       tokens=absolute(tokens), tls_cert=absolute(tls_cert), tls_key=absolute(tls_key),
-                      simulation=absolute(simulation), plan_timeout=timeout,
+                      simulation=absolute(simulation), plan_timeout=timeout, drain=drain,
                       temporal=_engine(engine, temporal, task_queue, continue_every))
     server, credentials = build(options)
     err = _console(stderr=True)

@@ -33,13 +33,15 @@ def _interrupts(executor: Executor, console: Console) -> Iterator[None]:
     """Ctrl-C once: drain and save; twice: stop at once (the journal allows resume).
     SIGTERM (a service manager stopping ordo, ``timeout``, a container's end) counts as
     Ctrl-C for a run this process carries out: the operations in flight finish and the run
-    stays resumable. The client of a Temporal run only follows it: SIGTERM ends the client,
-    and the run goes on (docs/deploy.md)."""
+    stays resumable; SIGHUP (its terminal gone) as a second one. The client of a Temporal run
+    only follows it: SIGTERM ends the client, and the run goes on (docs/deploy.md)."""
     presses = 0
 
     def handler(signum: int, frame: Any) -> None:
         nonlocal presses
         presses += 1
+        if signum == signal.SIGHUP:   # the terminal is gone (an ssh session dropped): nobody sees a drain, and
+            raise KeyboardInterrupt   # SIGHUP's default left the calls' programs running, orphaned: at once
         if presses == 1:
             executor.request_stop()
             why, again = (" (SIGTERM)", "SIGTERM or Ctrl-C") if signum == signal.SIGTERM else ("", "Ctrl-C")
@@ -48,7 +50,7 @@ def _interrupts(executor: Executor, console: Console) -> Iterator[None]:
         else:
             raise KeyboardInterrupt
 
-    heard = (signal.SIGINT, signal.SIGTERM) if isinstance(executor, Executor) else (signal.SIGINT,)
+    heard = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if isinstance(executor, Executor) else (signal.SIGINT,)
     previous = {sig: signal.signal(sig, handler) for sig in heard}
     try:
         yield

@@ -158,6 +158,10 @@ class Engine(Protocol):
     def driving(self, run_id: int) -> bool: ...
 
 
+#: Seconds the runs have, once halted (``LocalEngine.shutdown``), to journal that they stopped.
+HALT_SECONDS = 5.0
+
+
 @dataclass
 class Hooks:
     """Where the engine reports progress: every journaled event, and how long each planning took."""
@@ -320,13 +324,24 @@ class LocalEngine:
             executor.request_stop()
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """``stop``, then wait up to ``timeout`` seconds for the runs to end."""
+        """``stop``, then wait up to ``timeout`` seconds for the runs to end; then stop them at once, as a
+        second Ctrl-C stops ``ordo apply``: the programs of the calls still in flight are ended (they
+        ran on, orphaned, and a restart's resume, told "not applied", sent the operation again beside
+        them), their operations left in doubt, and the runs end interrupted, to be resumed."""
         self.stop()
         with self._lock:
             threads = list(self._threads)
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            with self._lock:
+                executors = list(self._executors)
+            for executor in executors:
+                executor.halt()
+            deadline = time.monotonic() + HALT_SECONDS
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
         if self._reader is not None:
             self._reader.close()
             self._reader = None

@@ -129,7 +129,9 @@ def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
     config = uvicorn.Config(app, host=options.listen.host, port=options.listen.port, log_level="info",
                             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
                             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
-                            timeout_graceful_shutdown=5, lifespan="on", server_header=False)
+                            # (open connections, an event stream followed, end with the runs: within the
+                            # drain, not cut at 5 s with a traceback in the log and the stream's end lost)
+                            timeout_graceful_shutdown=options.drain + 5, lifespan="on", server_header=False)
     access = logging.getLogger("uvicorn.access")   # (configured by uvicorn.Config just now)
     if not any(isinstance(f, _MaskedAccess) for f in access.filters):
         access.addFilter(_MaskedAccess())

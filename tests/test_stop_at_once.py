@@ -1,0 +1,94 @@
+"""A run stopped at once where nobody can wait for its calls in flight (a server whose drain ran out,
+an `ordo apply` whose terminal hung up): the programs of those calls are ended with it, their
+operations left in doubt, and the run ends interrupted. They ran on, orphaned, and a resume, told
+"not applied" while they still ran, sent the operation again beside them (the signals sweep)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from executor.journal import Journal
+from service.engine import LocalEngine, Submission
+from tests.conftest import ordo_executable
+from tests.test_apply_controllers import command_project
+
+SLOW = """\
+import json, os, sys, time
+req = json.load(sys.stdin)
+if req["action"] == "observe":
+    print(json.dumps({"exists": os.path.exists("made"), "state": "present" if os.path.exists("made") else None,
+                      "applied": None, "outputs": None}))
+    sys.exit(0)
+open("pid", "w").write(str(os.getpid()))
+time.sleep(60)
+open("made", "w").write("1")
+print("{}")
+"""
+
+
+def _started(root: Path, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while not (root / "pid").exists() or not (root / "pid").read_text():
+        assert time.monotonic() < deadline, "the program never started"
+        time.sleep(0.02)
+    return int((root / "pid").read_text())
+
+
+def _gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as stat:   # (a zombie: ended, not reaped by its parent yet)
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def _status(root: Path, run: int) -> str:
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        return jr.run(run).status
+
+
+def test_a_server_whose_drain_runs_out_ends_the_programs_of_its_calls(tmp_path: Path) -> None:
+    root = command_project(tmp_path / "p", SLOW, "{ attempts: 1 }", "{ lifecycle: simple, "
+                           "operations: { create: { controller: c }, delete: { controller: c } } }",
+                           "  - { name: a, type: thing }\n")
+    engine = LocalEngine(root)
+    engine.start()
+    try:
+        run = engine.submit(Submission(), "test").run
+        pid = _started(root)
+        asked = time.monotonic()
+        engine.shutdown(0.5)
+        took = time.monotonic() - asked
+    finally:
+        engine.shutdown(0)
+    assert _gone(pid), "the program outlived the server"
+    assert took < 10 and _status(root, run) == "interrupted", took
+
+
+def test_an_apply_whose_terminal_hangs_up_stops_at_once(tmp_path: Path) -> None:
+    root = command_project(tmp_path / "p", SLOW, "{ attempts: 1 }", "{ lifecycle: simple, "
+                           "operations: { create: { controller: c }, delete: { controller: c } } }",
+                           "  - { name: a, type: thing }\n")
+    proc = subprocess.Popen([ordo_executable(), "apply", "-C", str(root), "--auto-approve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        pid = _started(root)
+        proc.send_signal(signal.SIGHUP)
+        out = proc.communicate(timeout=30)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and "Traceback" not in out, out
+    assert _gone(pid), "the program outlived ordo apply"
+    assert _status(root, 1) == "interrupted"
