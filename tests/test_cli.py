@@ -217,3 +217,22 @@ def test_a_saved_plan_is_found_in_the_project_as_requests_are(vfw_copy, tmp_path
                    vfw_copy / "simulations" / "smooth.yaml", cwd=elsewhere)
     assert run.code == 0 and "Apply complete" in run.out, run.text
 
+
+def test_a_resumed_run_is_not_shown_with_its_last_stops_result(tmp_path):
+    """While a run was resumed, `ordo history` showed it running with "0 created, 0 changed, 0 deleted; 10
+    left unfinished", and `ordo show` "Apply running: ...": the summary of its last stop (the signals
+    sweep)."""
+    from executor.journal import Event, Journal
+
+    path = tmp_path / "j.db"
+    with Journal(path) as jr:
+        run = jr.start_run(str(VFW), "requests/instantiate.yaml", {})
+        summary = {"status": "interrupted", "created": 0, "changed": 0, "deleted": 0, "unfinished": 10}
+        jr.append(run, [Event("run-ended", data=summary)], status="interrupted", summary=summary)
+        jr.claim(run)   # (resumed by this process, which lives)
+        history = run_ordo("history", "-C", VFW, "--journal", path)
+        shown = run_ordo("show", "1", "-C", VFW, "--journal", path)
+    assert history.code == 0 and "left unfinished" not in history.out and "running" in history.out, history.out
+    assert "resumed; when it stopped (interrupted): 0 created, 0 changed, 0 deleted; 10 left unfinished." \
+        in shown.out and "Apply running" not in shown.out, shown.out
+
