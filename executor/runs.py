@@ -341,8 +341,8 @@ def _drive(jr: Journal, executor: Executor, around: Around | None, start: Callab
                 return start()
         finally:
             executor.close()
-    except KeyboardInterrupt:
-        mark_interrupted(jr)
+    except KeyboardInterrupt as exc:
+        exc.runs = mark_interrupted(jr)   # (what the CLI names: how the run is carried on)
         raise
     finally:
         jr.close()
@@ -499,14 +499,18 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
     return _drive(jr, executor, around, lambda: executor.resume(run_id, rollback=rollback))
 
 
-def mark_interrupted(jr: Journal) -> None:
-    """Best effort after a second Ctrl-C: the run is resumable either way."""
+def mark_interrupted(jr: Journal) -> list[int]:
+    """Best effort after a second Ctrl-C: the run is resumable either way. The runs of this process
+    it found running (marked interrupted, unless the journal could not be written)."""
+    found = []
     try:
         for run in jr.runs(status="running"):
             if run.pid == os.getpid():
+                found.append(run.id)
                 jr.append(run.id, [Event("interrupted", data={"how": "stopped at once"})], status="interrupted")
     except (JournalError, OSError, Exception):  # noqa: BLE001 - nothing may hide the interrupt
         pass
+    return found
 
 
 def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, Any] | None = None) -> str:

@@ -1312,7 +1312,10 @@ def _main(argv: list[str] | None) -> None:
     except click.exceptions.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):   # click turns Ctrl-C into Abort
             # a run stopped at once (a second Ctrl-C or SIGTERM) is interrupted and resumable: 130, as one drained
-            _console(stderr=True).print("Interrupted.")
+            runs = getattr(exc.__context__, "runs", None) or []
+            _console(stderr=True).print("Interrupted." + "".join(
+                f" Run {run} stopped at once: `ordo resume {run}` carries it on (the operations it had in flight "
+                f"are observed first); or `ordo abort {run}`." for run in runs), highlight=False)
             sys.exit(EXIT_INTERRUPTED)
         _console(stderr=True).print("Aborted.")
         sys.exit(EXIT_ERROR)

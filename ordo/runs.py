@@ -209,6 +209,9 @@ def _event_text(ev: Event) -> str:
         return f"observed {d.get('resource')}: {d.get('state', d.get('error'))}"
     if k == "learnt":
         return "learnt   " + ", ".join(f"{f[0]}({', '.join(f[1:])})" for f in d.get("facts", []))
+    if k == "interrupted":   # (a second Ctrl-C, SIGTERM or SIGHUP: a drained run ends with run-ended)
+        how = str(d.get("how", "stopped at once")).removeprefix("stopped ")
+        return f"stopped  {how}: the operations in flight are in doubt, observed on resume"
     if k == "replan-stopped":
         return f"stopped  the {d.get('mode')} re-plan before it was made: {d.get('reason')}"
     if k == "no-plan":

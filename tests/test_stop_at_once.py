@@ -13,7 +13,7 @@ from pathlib import Path
 
 from executor.journal import Journal
 from service.engine import LocalEngine, Submission
-from tests.conftest import ordo_executable
+from tests.conftest import ordo_executable, run_ordo
 from tests.test_apply_controllers import command_project
 
 SLOW = """\
@@ -90,5 +90,10 @@ def test_an_apply_whose_terminal_hangs_up_stops_at_once(tmp_path: Path) -> None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130 and "Traceback" not in out, out
+    # (it said "Interrupted." alone, and show printed the event's raw JSON: the signals sweep)
+    assert "Interrupted. Run 1 stopped at once: `ordo resume 1` carries it on" in out, out
     assert _gone(pid), "the program outlived ordo apply"
     assert _status(root, 1) == "interrupted"
+    shown = run_ordo("show", "1", "-C", root)
+    assert "stopped  at once: the operations in flight are in doubt, observed on resume" in shown.out, \
+        shown.out
