@@ -34,6 +34,7 @@ event), so that one is found without reading every run.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import json
 import operator
@@ -66,6 +67,12 @@ RESUMABLE = ("running", "fallout", "interrupted", "failed")
 MAKING = 2.0
 #: A claim on a target (a run adds load to it) is its name after this mark, which no resource's name holds.
 TARGET_MARK = "@"
+
+
+def utc_text(ts: float) -> str:
+    """A journal time (seconds since the epoch) as machine-readable outputs give it: RFC 3339, UTC, to
+    the millisecond (``2026-12-07T09:29:30.123Z``)."""
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def target_claim(target: str) -> str:

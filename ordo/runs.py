@@ -20,7 +20,7 @@ from rich.console import Console
 from domain.project import Project, display_path
 from executor import runs as library
 from executor.engine import ApplyOptions, Executor, RunResult
-from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event
+from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event, utc_text
 from executor.redact import Redactor
 from executor.runs import journal_path
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line, wait_text
@@ -106,7 +106,7 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
         runs = [redactor.run(r) for r in jr.runs()]
     if as_json:
         console.file.write(json.dumps([{
-            "run": r.id, "started": _when(r.created), "updated": _when(r.updated), "request": r.request,
+            "run": r.id, "started": utc_text(r.created), "updated": utc_text(r.updated), "request": r.request,
             "status": r.effective_status, "summary": r.summary} for r in runs], indent=2, sort_keys=True) + "\n")
         return
     if not runs:

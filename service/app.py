@@ -10,7 +10,6 @@ the same verification as ``ordo apply plan.json``.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ipaddress
 import json
 import math
@@ -37,7 +36,7 @@ from domain.limits import LEAST_OP_SECONDS, MOST_AT_ONCE, MOST_REPLANS, MOST_SEC
 from domain.yamlsrc import MAX_DEPTH
 from executor.core.options import ON_FAILURE
 from executor.engine import ExecutionError
-from executor.journal import STATUSES, ClaimError, JournalError, RunInfo, claim_target
+from executor.journal import STATUSES, ClaimError, JournalError, RunInfo, claim_target, utc_text
 from executor.redact import Redactor
 from executor.runs import unfollowed
 from executor.temporal import TemporalError
@@ -427,14 +426,10 @@ async def _json(send: Send, status: int, value: Any, headers: dict[str, str] | N
 
 # --- views -------------------------------------------------------------------------
 
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def run_view(engine: LocalEngine, info: RunInfo) -> dict[str, Any]:
     return {"id": info.id, "url": f"/v1/runs/{info.id}", "events": f"/v1/runs/{info.id}/events",
-            "request": info.request, "state": info.effective_status, "created": _when(info.created),
-            "updated": _when(info.updated), "summary": Redactor().tree(info.summary),
+            "request": info.request, "state": info.effective_status, "created": utc_text(info.created),
+            "updated": utc_text(info.updated), "summary": Redactor().tree(info.summary),
             "principal": info.options.get("principal"), **_claims(engine.claims(info.id))}
 
 

@@ -8,6 +8,7 @@ what was applied, the journal (PROJECT/.ordo/journal.db) what ordo recorded.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -206,6 +207,8 @@ def test_apply_vfw_then_nothing_left_to_do(vfw_copy, tmp_path):
     runs = json.loads(history.out)
     assert [(r["run"], r["status"]) for r in runs] == [(1, "complete")]
     assert runs[0]["summary"]["created"] == 10 and runs[0]["summary"]["operations"] == 32
+    # times as the service gives them, RFC 3339 in UTC ("2026-12-07 09:29:30" said no zone: the CLI sweep)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", runs[0]["started"]), runs[0]
 
     show = run_ordo("show", "1", "-C", vfw_copy)
     assert show.code == 0, show.text
