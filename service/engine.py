@@ -201,6 +201,7 @@ class LocalEngine:
         self._accepting = False
         self._ready = False
         self._stopping = threading.Event()   # set when the server stops: the takeover's watch ends
+        self._stop_asked: float | None = None   # when the first stop was asked (time.monotonic): the drain's start
         self._longest = 0.0   # the longest a call of the catalog may take (_longest_timeout)
 
     # --- life -------------------------------------------------------------------
@@ -313,32 +314,47 @@ class LocalEngine:
         with contextlib.suppress(Exception):   # (closing a connection the server closed may complain)
             old.close()
 
-    def stop(self) -> None:
+    def stop(self, drain: float | None = None) -> None:
         """Take nothing new; ask every run driven here to stop once its operations in flight
-        finish (it ends "interrupted", and is resumed at the next start). Does not wait."""
+        finish (it ends "interrupted", and is resumed at the next start). Does not wait. ``drain``:
+        seconds from the first stop after which the runs still going are stopped at once (``halt``):
+        the server's, asked at its signal, while it waits for its open connections (an event stream
+        followed ends with its run, so only once its run is halted)."""
         with self._lock:
             self._accepting = False
             executors = list(self._executors)
+            first = self._stop_asked is None
+            if first:
+                self._stop_asked = time.monotonic()
         self._stopping.set()
         for executor in executors:
             executor.request_stop()
+        if drain is not None and first:
+            timer = threading.Timer(drain, self.halt)
+            timer.daemon = True
+            timer.start()
+
+    def halt(self) -> bool:
+        """Stop the runs driven here at once, as a second Ctrl-C stops ``ordo apply``: the programs of the
+        calls still in flight are ended (they ran on, orphaned, and a restart's resume, told "not applied",
+        sent the operation again beside them), their operations left in doubt, and the runs end
+        interrupted, to be resumed. Whether there were runs to stop."""
+        with self._lock:
+            executors = list(self._executors)
+        for executor in executors:
+            executor.halt()
+        return bool(executors)
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """``stop``, then wait up to ``timeout`` seconds for the runs to end; then stop them at once, as a
-        second Ctrl-C stops ``ordo apply``: the programs of the calls still in flight are ended (they
-        ran on, orphaned, and a restart's resume, told "not applied", sent the operation again beside
-        them), their operations left in doubt, and the runs end interrupted, to be resumed."""
+        """``stop``, then wait for the runs to end until ``timeout`` seconds after the first stop was
+        asked; then ``halt`` them, and give them HALT_SECONDS to journal it."""
         self.stop()
         with self._lock:
             threads = list(self._threads)
-        deadline = time.monotonic() + timeout
+            since = self._stop_asked if self._stop_asked is not None else time.monotonic()
         for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in threads):
-            with self._lock:
-                executors = list(self._executors)
-            for executor in executors:
-                executor.halt()
+            thread.join(max(0.0, since + timeout - time.monotonic()))
+        if any(thread.is_alive() for thread in threads) and self.halt():
             deadline = time.monotonic() + HALT_SECONDS
             for thread in threads:
                 thread.join(max(0.0, deadline - time.monotonic()))

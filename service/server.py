@@ -17,7 +17,7 @@ from executor.redact import MASK
 from executor.temporal import Temporal
 from service.app import MAX_BODY, create_app
 from service.auth import Credentials, loopback
-from service.engine import LocalEngine
+from service.engine import HALT_SECONDS, LocalEngine
 
 
 class ServeError(OrdoError):
@@ -63,13 +63,14 @@ class _Server(uvicorn.Server):
     someone follows (the web page) kept a run dispatching new operations meanwhile, or until it
     ended."""
 
-    def __init__(self, config: uvicorn.Config, engine: LocalEngine) -> None:
+    def __init__(self, config: uvicorn.Config, engine: LocalEngine, drain: float) -> None:
         super().__init__(config)
         self._engine = engine
+        self._drain = drain
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
-        self._engine.stop()
+        self._engine.stop(drain=self._drain)   # (the drain counts from the signal, not from the app's shutdown)
 
 
 #: The query parameters of ordo's own routes (the runs' list, an event stream, SO's status queries):
@@ -129,10 +130,15 @@ def build(options: Options) -> tuple[uvicorn.Server, Credentials]:
     config = uvicorn.Config(app, host=options.listen.host, port=options.listen.port, log_level="info",
                             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
                             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
-                            # (open connections, an event stream followed, end with the runs: within the
-                            # drain, not cut at 5 s with a traceback in the log and the stream's end lost)
-                            timeout_graceful_shutdown=options.drain + 5, lifespan="on", server_header=False)
+                            timeout_graceful_shutdown=_open_for(options), lifespan="on", server_header=False)
     access = logging.getLogger("uvicorn.access")   # (configured by uvicorn.Config just now)
     if not any(isinstance(f, _MaskedAccess) for f in access.filters):
         access.addFilter(_MaskedAccess())
-    return _Server(config, engine), credentials
+    return _Server(config, engine, options.drain), credentials
+
+
+def _open_for(options: Options) -> float:
+    """How long uvicorn waits for open connections once told to exit: an event stream someone follows
+    ends with its run, so the drain and the halt's time (it cut the stream at 5 s, a traceback in the
+    log); a Temporal run goes on without this server, and its stream with it: 5 s."""
+    return 5.0 if options.temporal is not None else options.drain + HALT_SECONDS + 1

@@ -117,9 +117,9 @@ class TemporalEngine(LocalEngine):
         except OrdoError:   # (Temporal cannot be reached: nothing is known; asked again at the next look)
             return False
 
-    def stop(self) -> None:
+    def stop(self, drain: float | None = None) -> None:
         """Take nothing new, look for runs to take over no more; the workflows go on (followed again at
-        the next start)."""
+        the next start): there is nothing to drain."""
         with self._lock:
             self._accepting = False
             self._executors.clear()  # a stop would end the workflows "interrupted": nothing is asked of them

@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import httpx
+
 from executor.journal import Journal
 from service.engine import LocalEngine, Submission
-from tests.conftest import ordo_executable, run_ordo
+from tests.conftest import VFW, ordo_executable, run_ordo
+from tests.servicekit import follow, free_port
 from tests.test_apply_controllers import command_project
 
 SLOW = """\
@@ -97,3 +101,71 @@ def test_an_apply_whose_terminal_hangs_up_stops_at_once(tmp_path: Path) -> None:
     shown = run_ordo("show", "1", "-C", root)
     assert "stopped  at once: the operations in flight are in doubt, observed on resume" in shown.out, \
         shown.out
+
+
+def test_a_followed_server_halts_its_runs_when_the_drain_runs_out(tmp_path: Path) -> None:
+    """The drain counted from the app's shutdown, which uvicorn holds back while a stream is open: with a
+    run's events followed, the program was ended at twice the drain and more, the stream cut first with a
+    traceback in the log (a review). The drain counts from the signal; the stream ends with its run."""
+    root = command_project(tmp_path / "p", SLOW, "{ attempts: 1 }", "{ lifecycle: simple, "
+                           "operations: { create: { controller: c }, delete: { controller: c } } }",
+                           "  - { name: a, type: thing }\n")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("ab") as out:
+        server = subprocess.Popen([ordo_executable(), "serve", "-C", str(root), "--listen", f"127.0.0.1:{port}",
+                                   "--drain", "1"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if api.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+                time.sleep(0.1)
+            run = api.post("/v1/runs", json={}).json()["id"]
+            pid = _started(root)
+            streamed: list[list] = []
+            reader = threading.Thread(target=lambda: streamed.append(follow(api, run)), daemon=True)
+            reader.start()
+            time.sleep(0.3)
+            server.send_signal(signal.SIGTERM)
+            asked = time.monotonic()
+            assert _gone(pid), "the program outlived the drain"
+            halted = time.monotonic() - asked
+            server.wait(30)
+            reader.join(10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    assert halted < 4, (halted, log.read_text()[-2000:])
+    assert streamed and streamed[0][-1]["kind"] == "run-ended", log.read_text()[-2000:]
+    assert "Traceback" not in log.read_text() and _status(root, run) == "interrupted"
+
+
+def test_a_server_on_temporal_does_not_wait_for_a_drain(tmp_path: Path) -> None:
+    """A Temporal run goes on without the server, and its event stream with it: the server waited the
+    drain's length and more for such a stream (40 s where it took 5: a review), and the halt's time for
+    runs it does not drive."""
+    from dataclasses import replace
+
+    from executor.temporal import Temporal
+    from service.engine import HALT_SECONDS
+    from service.server import Listen, Options, _open_for
+    from service.temporal_engine import TemporalEngine
+
+    options = Options(project=tmp_path, listen=Listen.parse("127.0.0.1:8080"), drain=30.0,
+                      temporal=Temporal("127.0.0.1:7233"))
+    assert _open_for(options) == 5.0 and _open_for(replace(options, temporal=None)) == 30.0 + HALT_SECONDS + 1
+    engine = TemporalEngine(VFW, tmp_path / "j.db", temporal=Temporal("127.0.0.1:7233"))
+    follower = threading.Thread(target=time.sleep, args=(3,), daemon=True)   # (a run followed, on Temporal)
+    follower.start()
+    engine._threads.add(follower)
+    asked = time.monotonic()
+    engine.shutdown(30.0)
+    assert time.monotonic() - asked < 1.0
+
