@@ -246,6 +246,35 @@ def _nested_text(value: list | dict) -> None:
             _text_at(item, f"the text at {where.lstrip('.')}")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable(value: Any) -> str | None:
+    """Where ``value`` (plain: what JSON holds) has an unpaired surrogate, a key too, in words: no
+    journal stores one (an inventory's attribute or a controller's output that held one crashed the
+    run once its operation was done); None when it has none."""
+    stack: list[tuple[Any, tuple]] = [(value, ())]
+    while stack:
+        item, where = stack.pop()
+        if type(item) is str:
+            bad = None if item.isascii() else _SURROGATE.search(item)
+        elif isinstance(item, dict):
+            bad = None
+            for key, inner in item.items():
+                if isinstance(key, str) and not key.isascii() and (bad := _SURROGATE.search(key)):
+                    break
+                stack.append((inner, (*where, key)))
+        else:
+            if isinstance(item, list | tuple):
+                stack.extend((inner, (*where, i)) for i, inner in enumerate(item))
+            continue
+        if bad is not None:
+            at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where).lstrip(".")
+            return (f"{at + ': ' if at else ''}{'a key' if isinstance(item, dict) else 'its text'} holds an unpaired "
+                    f"surrogate ({bad.group()!r}), which is not text")
+    return None
+
+
 def _text_at(text: str, what: str) -> None:
     try:
         solver_value(text, shown=False)
@@ -448,6 +477,8 @@ class ObservedResource(_Related):
                 plain = plain_value(value, nonfinite_as_null=True)
             except ValueError as exc:
                 raise ValueError(f"{key}: {exc}") from None
+            if (problem := unstorable(plain)) is not None:
+                raise ValueError(f"{key}{'.' if not problem.startswith(('its', 'a key')) else ': '}{problem}")
             if plain is not value:
                 out = out if out is not None else dict(attributes)
                 out[key] = plain

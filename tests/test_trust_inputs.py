@@ -262,6 +262,27 @@ def test_text_inside_a_param_is_held_to_a_top_level_params_rules(vfw: Path, caps
     assert not (vfw / ".ordo" / "simulated-world.db").exists()
 
 
+def test_an_unpaired_surrogate_in_an_inventorys_attributes_is_refused(vfw: Path, capsys: pytest.CaptureFixture) -> None:
+    """A lone surrogate inside an inventory attribute passed check; apply sent the run's operations, then
+    crashed writing the record ("this is a bug in ordo"): no journal stores one (a review of d84cd8b)."""
+    path = vfw / "inventory-deployed.yaml"
+    text = path.read_text()
+    old = "attributes: { customer: demo, service_type: vFW }"
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, 'attributes: { customer: demo, service_type: vFW, '
+                                      'notes: { tags: ["a\\ud800b"] } }'))
+    code, text = ordo(capsys, "check", "--inventory", "inventory-deployed.yaml")
+    refused(code, text, "inventory-deployed.yaml:", "attributes: notes.tags[0]: its text holds an unpaired surrogate "
+                        "('\\ud800'), which is not text")
+    # a controller's answer that holds one (a plug-in's: the HTTP and command adapters refuse it as JSON) is a
+    # failed call that was applied, not a run crashed after it
+    from executor.controllers.base import misnamed
+
+    assert misnamed({"id": ["\ud800"]}, "an output") == (
+        "its answer holds an output that no journal can store: id[0]: its text holds an unpaired surrogate "
+        "('\\ud800'), which is not text")
+
+
 # --- 4. simulation files: the capped loader, and the world stays in the journal folder ---------------------
 
 

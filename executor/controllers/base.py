@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from domain.errors import OrdoError, clipped
-from domain.formats import is_name, unique_keys
+from domain.formats import is_name, unique_keys, unstorable
 from domain.limits import MOST_SECONDS
 from domain.yamlsrc import MAX_DEPTH, nested_deeper
 from executor.redact import Redactor
@@ -172,12 +172,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]|\\\\u[dD][89a-fA-F]")
 def misnamed(values: dict[str, Any] | None, what: str) -> str | None:
     """Why a controller's outputs or attributes (``what``) cannot be recorded: the first key that is
     no name (letters, digits and ``_.:-``, at most 200 characters), which a resource's attributes
-    must be; None when every key is one. (The call was made: it is an answer that cannot be kept.)"""
+    must be, or an unpaired surrogate in them; None when there is neither. (The call was made: it
+    is an answer that cannot be kept.)"""
     for key in values or ():
         if not is_name(key):
             shown = clipped(key, 60) if isinstance(key, str) else repr(key)
             return (f"its answer holds {what} named {shown!r}, which is not a name (letters, digits and _.:-, "
                     "starting with a letter or digit, at most 200 characters)")
+    if values and (problem := unstorable(values)) is not None:   # (no journal stores one)
+        return f"its answer holds {what} that no journal can store: {problem}"
     return None
 
 
