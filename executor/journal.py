@@ -720,14 +720,20 @@ class Journal:
         errors become a JournalError naming the journal (and, for ``run``, how to carry it on)."""
         with self._lock, self._store.writers():
             db = self._store
+            carried = run in self._carrying   # (before: a takeover that holds it in this transaction)
             try:
                 with self._transaction(WHOLE if run is None or whole else run):
                     yield db
             except db.errors as exc:
+                if run is not None and not carried and run in self._carrying:   # a takeover that did not commit
+                    self._carrying.discard(run)
+                    with contextlib.suppress(*db.errors):
+                        db.release(run)
                 # how to carry on: for a run this process carries on, not a write about one it does not (an
                 # abort, a resume's takeover: `ordo resume` there would carry on what was to be stopped)
                 then = (f"; run {run} stopped at its last recorded event: once that is fixed, `ordo resume {run}`"
-                        if run in self._carrying else "; nothing was written" if run is not None else "")
+                        if carried else "; nothing was written: once that is fixed, run the command again"
+                        if run is not None else "")
                 message = f"{self.path}: cannot write to the journal: {db.describe(exc)}{then}"
                 raise (JournalLost(message, run=run) if db.lost(exc) else JournalError(message)) from exc
 

@@ -359,11 +359,21 @@ def test_a_failed_write_says_resume_only_of_a_run_this_process_carries_on(tmp_pa
             assert str(caught.value).endswith("once that is fixed, `ordo resume 1`"), caught.value
             with pytest.raises(JournalError) as caught:   # (as `ordo abort` writes, for a run it does not carry)
                 other.append(run, [Event(kind="run-ended")], status="aborted")
-            assert str(caught.value).endswith("database or disk is full; nothing was written"), caught.value
+            assert str(caught.value).endswith("database or disk is full; nothing was written: once that is fixed, "
+                                              "run the command again"), caught.value
             monkeypatch.setattr(Journal, "_claims_locked", full)
             with pytest.raises(JournalError) as caught:   # (a resume's takeover)
                 other.claim(run)
             assert "ordo resume" not in str(caught.value) and "nothing was written" in str(caught.value)
+    monkeypatch.undo()
+    with Journal(path, create=False) as jr:   # a takeover whose commit fails (a full disk): it holds the run
+        jr.append(run, [], status="failed")     # before its commit, and was taken as carried on (a review)
+    with Journal(path, create=False) as other:
+        monkeypatch.setattr(other._store, "commit", full)
+        with pytest.raises(JournalError) as caught:
+            other.claim(run)
+        assert "ordo resume" not in str(caught.value) and "nothing was written" in str(caught.value), caught.value
+        assert run not in other._carrying
 
 
 def test_a_journal_linked_to_a_volume_not_mounted_is_refused(tmp_path: Path) -> None:
@@ -386,6 +396,13 @@ def test_a_journal_linked_to_a_volume_not_mounted_is_refused(tmp_path: Path) -> 
     assert list(volume.iterdir()) == []
     run = run_ordo("history", "-C", VFW, "--journal", link)
     assert run.code == 1 and "which does not exist" in run.err and "No runs" not in run.out, run.text
+    # the journal's folder kept so (`.ordo -> /vol/ordo-state`): history said "No runs yet" (a review)
+    folder = tmp_path / "other" / ".ordo"
+    folder.parent.mkdir()
+    folder.symlink_to(volume / "ordo-state")
+    with pytest.raises(JournalError, match=f"its folder {folder} is a link to {volume / 'ordo-state'}, which does "
+                                           "not exist"):
+        Journal(folder / "journal.db", create=False)
 
 
 def test_a_side_file_of_sqlite_is_no_journal(tmp_path: Path) -> None:
@@ -397,6 +414,9 @@ def test_a_side_file_of_sqlite_is_no_journal(tmp_path: Path) -> None:
         with pytest.raises(JournalError, match=f"journal.db{side}: SQLite's {side[1:]} file of the journal"):
             Journal(tmp_path / f"journal.db{side}")
     with Journal(tmp_path / "other-journal") as jr:   # (a name that ends so, beside no database of its stem)
+        assert jr.runs() == []
+    (tmp_path / "deploy").write_text("a file, not a database\n")   # (refused too: a review)
+    with Journal(tmp_path / "deploy-journal") as jr:
         assert jr.runs() == []
 
 

@@ -53,17 +53,29 @@ def location(where: Path | str | JournalUrl, files: Path | None = None) -> Path 
         raise JournalError(f"{text[:80]}...: the journal's path is longer than the system allows")
     path = Path(where)
     with contextlib.suppress(OSError):
-        if path.is_symlink() and not path.exists():
-            # (a journal kept on a volume not mounted: read as "no runs yet", and apply made everything anew
-            # in a new journal, one the volume hid once mounted again)
-            raise JournalError(f"{text}: the journal is a link to {os.readlink(path)}, which does not exist (a "
-                               "volume not mounted?): make it reachable, or remove the link for a new journal")
+        if not path.exists():
+            # (a journal, or its folder, kept on a volume not mounted: read as "no runs yet", and apply made
+            # everything anew in a new journal, one the volume hid once mounted again)
+            for link in (path, *path.parents):
+                if link.is_symlink() and not link.exists():
+                    what = "the journal" if link == path else f"its folder {link}"
+                    raise JournalError(f"{text}: {what} is a link to {os.readlink(link)}, which does not exist (a "
+                                       "volume not mounted?): make it reachable, or remove the link for a new journal")
         for side in ("-wal", "-shm", "-journal"):
-            if text.endswith(side) and Path(text[:-len(side)]).is_file():
+            if text.endswith(side) and _sqlite_file(Path(text[:-len(side)])):
                 # (SQLite takes such a file for the side file of that database, and deletes it)
                 raise JournalError(f"{text}: SQLite's {side[1:]} file of the journal {text[:-len(side)]}, which "
                                    "SQLite may delete: give that journal's path, or another name")
     return path
+
+
+def _sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is a file that starts as SQLite's databases do."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\0"
+    except OSError:
+        return False
 
 
 #: A user part a URL can hold (``user:password``): no '/', '@' or blank, and '%' only as an escape.
