@@ -169,3 +169,46 @@ def test_a_server_on_temporal_does_not_wait_for_a_drain(tmp_path: Path) -> None:
     engine.shutdown(30.0)
     assert time.monotonic() - asked < 1.0
 
+
+LEFT_RUNNING = """\
+import json, os, sys, time
+req = json.load(sys.stdin)
+if req["action"] == "observe":
+    made = os.path.exists("made")
+    print(json.dumps({"exists": made, "state": "present" if made else None, "applied": None, "outputs": None}))
+    sys.exit(0)
+open("pid", "w").write(str(os.getpid()))
+if os.path.exists("slow"):
+    time.sleep(60)
+with open("applied.log", "a") as log:
+    log.write(req["key"] + "\\n")
+open("made", "w").write("1")
+print("{}")
+"""
+
+
+def test_a_program_left_running_by_an_ordo_killed_at_once_is_ended_before_its_operation_is_observed(
+        tmp_path: Path) -> None:
+    """`ordo apply` killed with -9 (or by the out-of-memory killer) mid-call left the command's program
+    running; `ordo resume` observed the operation "not applied" and sent it again beside it: the effect
+    landed twice, under one idempotency key (the signals sweep). The resume ends it first."""
+    root = command_project(tmp_path / "p", LEFT_RUNNING, "{ attempts: 1 }", "{ lifecycle: simple, "
+                           "operations: { create: { controller: c }, delete: { controller: c } } }",
+                           "  - { name: a, type: thing }\n")
+    (root / "slow").write_text("")
+    proc = subprocess.Popen([ordo_executable(), "apply", "-C", str(root), "--auto-approve"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        left = _started(root)
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not _gone(left, timeout=0.5)   # (nothing ended it: it runs on, orphaned)
+    (root / "slow").unlink()
+    resumed = run_ordo("resume", "1", "-C", root)
+    assert resumed.code == 0, resumed.text
+    assert _gone(left, timeout=1)
+    assert len((root / "applied.log").read_text().splitlines()) == 1   # (the resend's alone)
+

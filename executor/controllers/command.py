@@ -30,6 +30,12 @@ unknown; any other a PermanentError that was not applied, unless stdout is
 killed by a signal gives a PermanentError whose effect is unknown. A call
 that outlasts the timeout is killed with its whole process group and is a
 TransientError whose effect is unknown.
+
+An ``execute``'s program has the operation's idempotency key in its
+environment (``ORDO_OPERATION_KEY``), as has what it starts. Before an
+operation in doubt is observed, the programs still running for it are
+killed: those an ordo killed at once (-9, the out-of-memory killer) left
+behind, which would otherwise make the operation beside its resend.
 """
 
 from __future__ import annotations
@@ -110,7 +116,8 @@ class CommandController:
         """Run the program for one operation; return the outputs it prints."""
         timeout = self.timeout if request.timeout is None else min(self.timeout, request.timeout)
         what = f"operation '{request.operation}' of '{request.resource}'"
-        reply = self._run({"action": "execute", **request.as_dict()}, timeout, what, executing=True)
+        reply = self._run({"action": "execute", **request.as_dict()}, timeout, what, executing=True,
+                          key=request.key)
         outputs = reply.get("outputs")
         if outputs is None:
             return {}
@@ -124,6 +131,10 @@ class CommandController:
         payload = {"action": "observe", "resource": resource, "type": type,
                    "request": None if request is None else request.as_dict()}
         what = f"observe of '{resource}'"
+        if request is not None and request.key:
+            # an operation in doubt: a program still running for it (left by an ordo killed with -9, or by
+            # the out-of-memory killer) would make it as this observe says it is not, beside the resend
+            _end_leftovers(request.key)
         reply = self._run(payload, self.timeout, what, executing=False)
         for key, kinds in _OBSERVED.items():
             if not isinstance(reply.get(key), kinds):
@@ -151,13 +162,16 @@ class CommandController:
     def _who(self) -> str:
         return f"controller '{self.name}' ({self.label})"
 
-    def _run(self, payload: dict[str, Any], timeout: float, what: str, *, executing: bool) -> dict[str, Any]:
-        """Run the program once with ``payload``; its stdout as an object, or a ControllerError."""
+    def _run(self, payload: dict[str, Any], timeout: float, what: str, *, executing: bool,
+             key: str | None = None) -> dict[str, Any]:
+        """Run the program once with ``payload``; its stdout as an object, or a ControllerError. ``key``:
+        the operation's idempotency key, in the program's environment (``KEY_VARIABLE``), by which a
+        later process finds it, and what it started, if they outlive this one."""
         wait = max(timeout, 0.001)
+        env = {**os.environ, **self.env, **({KEY_VARIABLE: key} if key else {})}
         try:
             proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, cwd=self.cwd, env={**os.environ, **self.env},
-                                    start_new_session=True)
+                                    stderr=subprocess.PIPE, cwd=self.cwd, env=env, start_new_session=True)
         except OSError as exc:
             raise PermanentError(f"{self._who()}: cannot run: {exc}", applied=False, code="exec") from None
         with self._lock:
@@ -234,6 +248,53 @@ class CommandController:
             raise PermanentError(f"{self._who()}: {what}: stdout: {problem}: {shown!r}",
                                  applied=True if executing else None, code="output")
         return reply
+
+
+#: The environment variable that holds, for a program run for an operation, the operation's idempotency key.
+KEY_VARIABLE = "ORDO_OPERATION_KEY"
+#: Seconds a program left running for an operation (and what it started) may take to end once killed.
+LEFTOVER_SECONDS = 10.0
+
+
+def _end_leftovers(key: str) -> None:
+    """End the programs still running for the operation of ``key`` (and what they started, which
+    inherits the marker): those an earlier ordo process left when it was killed at once (-9, the
+    out-of-memory killer), which nothing ended. They ran on, and a resume, told "not applied" by the
+    observe, sent the operation again beside them: its effect landed twice. Where /proc cannot be
+    read (another system), nothing is found."""
+    marker = f"{KEY_VARIABLE}={key}".encode()
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                    if marker in handle.read().split(b"\0"):
+                        found.append(int(entry.name))
+            except OSError:   # (gone meanwhile, or another user's)
+                continue
+    for pid in found:
+        with contextlib.suppress(OSError):
+            group = os.getpgid(pid)
+            if group != os.getpgrp():   # (its own session's group, as _run starts it: never this process's)
+                os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + LEFTOVER_SECONDS
+    while found and time.monotonic() < deadline:
+        found = [pid for pid in found if _alive(pid)]
+        if found:
+            time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs still (a zombie, ended but not reaped by its parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _reported(out: bytes, redactor: Redactor) -> dict[str, Any] | None:
