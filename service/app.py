@@ -478,7 +478,7 @@ def _guarded(request: Request) -> bool:
 
 def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int = MAX_BODY,
                drain: float = 30.0) -> FastAPI:
-    metrics = Metrics(engine.runs)
+    metrics = Metrics(engine.run_counts)
     engine.hooks.event = metrics.event
     engine.hooks.planned = metrics.planned
 
@@ -568,9 +568,8 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
                   offset: Annotated[int, Query(ge=0, le=MAX_RUN_ID)] = 0,
                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
         """Runs, newest first, optionally in one state."""
-        found = [r for r in reversed(engine.runs()) if state is None or r.effective_status == state]
-        return {"runs": [run_view(engine, r) for r in found[offset:offset + limit]], "total": len(found),
-                "offset": offset, "limit": limit}
+        found, total = engine.runs_page(state, offset, limit)
+        return {"runs": [run_view(engine, r) for r in found], "total": total, "offset": offset, "limit": limit}
 
     @v1.get("/runs/{run_id}", tags=["runs"], responses=refusals(404))
     def get_run(run_id: RunId) -> dict[str, Any]:

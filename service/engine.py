@@ -147,6 +147,8 @@ class Engine(Protocol):
     def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int: ...
     def rollback(self, run_id: int, principal: str) -> int: ...
     def runs(self) -> list[RunInfo]: ...
+    def runs_page(self, state: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[RunInfo], int]: ...
+    def run_counts(self) -> dict[str, int]: ...
     def run(self, run_id: int) -> RunInfo: ...
     def claims(self, run_id: int) -> list[str]: ...
     def events(self, run_id: int, since: int = 0, limit: int = -1,
@@ -425,7 +427,7 @@ class LocalEngine:
             self._swept = now
         jr = self._reader
         wanted = set()
-        for info in jr.runs():
+        for info in jr.runs(RESUMABLE):
             if info.status in RESUMABLE:
                 for event in jr.events(info.id, limit=1, kinds=("run-started",)):
                     named = (event.data.get("files") or {}).get("request")
@@ -751,6 +753,15 @@ class LocalEngine:
     def runs(self) -> list[RunInfo]:
         redactor = Redactor()
         return [redactor.run(info) for info in self._journal().runs()]
+
+    def runs_page(self, state: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[RunInfo], int]:
+        """A page of the runs, newest first (in ``state`` when given), and how many there are in all."""
+        redactor = Redactor()
+        found, total = self._journal().runs_newest(state, offset, limit)
+        return [redactor.run(info) for info in found], total
+
+    def run_counts(self) -> dict[str, int]:
+        return self._journal().run_counts()
 
     def run(self, run_id: int) -> RunInfo:
         jr = self._journal()

@@ -9,39 +9,38 @@ One registry per server (not the process-wide default), so tests can start sever
 from __future__ import annotations
 
 import threading
-from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from executor.journal import STATUSES, Event, RunInfo
+from executor.journal import STATUSES, Event
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class _RunsByState(Collector):
-    def __init__(self, runs: Callable[[], list[RunInfo]]) -> None:
-        self._runs = runs
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("ordo_runs", "Orchestration requests (runs) in the journal, by state",
                                    labels=["state"])
         try:
-            counts = Tally(run.effective_status for run in self._runs())
+            counts = self._counts()   # (counted by the journal: every run read at each scrape, 0.7 s at 20,000)
         except Exception:  # noqa: BLE001 - a scrape while the journal is closed reports nothing
-            counts = Tally()
+            counts = {}
         for state in (*STATUSES, "crashed"):
             family.add_metric([state], counts.get(state, 0))
         yield family
 
 
 class Metrics:
-    def __init__(self, runs: Callable[[], list[RunInfo]]) -> None:
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_RunsByState(runs))
+        self.registry.register(_RunsByState(counts))
         self.dispatched = Counter("ordo_operations_dispatched", "Operations sent to controllers (intents)",
                                   registry=self.registry)
         self.failed = Counter("ordo_operations_failed", "Operations that failed for good", registry=self.registry)

@@ -83,10 +83,10 @@ def runs_page(engine: LocalEngine, ended: dict[int, so_status.Progress]) -> Page
     read (every event of 200 runs, their plans whole, was read at each refresh: 1.5 s for ten runs of
     400 resources), and once only for a run that ended (``ended``: kept here)."""
     rows = []
-    runs = list(reversed(engine.runs()))
-    if len(ended) > 2 * LIST_LIMIT:
-        ended.clear()
-    for info in runs[:LIST_LIMIT]:
+    runs, total = engine.runs_page(None, 0, LIST_LIMIT)   # (a page: the whole history was read at each refresh)
+    for gone in set(ended) - {info.id for info in runs}:   # (those shown no more; it was cleared whole, and the
+        del ended[gone]                                    # next refresh read 200 runs' plans again)
+    for info in runs:
         prog = ended.get(info.id)
         if prog is None:
             prog = so_status.progress(so_status.read_events(engine, info.id))
@@ -104,7 +104,7 @@ def runs_page(engine: LocalEngine, ended: dict[int, so_status.Progress]) -> Page
             f'<td>{escape(str(info.request))}</td>'
             f'<td>{escape(str(so.get("request_id") or ""))}</td>'
             f'<td>{escape(str(who))}</td><td>{_when(info.created)}</td></tr>')
-    more = f"<p>{len(runs) - LIST_LIMIT} older runs not shown.</p>" if len(runs) > LIST_LIMIT else ""
+    more = f"<p>{total - LIST_LIMIT} older runs not shown.</p>" if total > LIST_LIMIT else ""
     table = ("<table><thead><tr><th>run</th><th>state</th><th>progress</th><th>request</th>"
              "<th>SO request</th><th>by</th><th>started</th></tr></thead><tbody>"
              + "".join(rows) + "</tbody></table>") if rows else "<p>No runs yet.</p>"
