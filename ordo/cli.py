@@ -705,7 +705,7 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
 @journal_option
 def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, project: Path,
            journal: Path | None) -> None:
-    """Serve ordo's runs on Temporal until SIGTERM or Ctrl-C. Run one next to the journal and the
+    """Serve ordo's runs on Temporal until SIGTERM, Ctrl-C or SIGHUP. Run one next to the journal and the
     planner (the main queue and its planning queue), and one next to each controller (its queue);
     any number of each. A worker makes as many plans at once as fit its CPUs and memory."""
     from executor.temporal import load_client
@@ -1190,7 +1190,7 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
     processes, this one following them), recorded in the journal as `ordo apply`
     records them; on start, the runs it accepted and that were cut short are resumed.
     SIGTERM or Ctrl-C: stop taking requests, let the runs stop where they can resume
-    (within --drain seconds; a second signal: at once)."""
+    (within --drain seconds; a second signal, or SIGHUP: at once)."""
     try:
         from service.server import Listen, Options, build
     except ModuleNotFoundError as exc:

@@ -140,6 +140,9 @@ class Engine(Protocol):
     def shutdown(self, timeout: float) -> None: ...
     @property
     def ready(self) -> bool: ...
+    @property
+    def stopping(self) -> bool: ...
+    def halt(self) -> bool: ...
     def plan(self, request: dict[str, Any] | None) -> Outcome: ...
     def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None, *,
                record: dict[str, Any] | None = None) -> Accepted: ...
@@ -290,6 +293,11 @@ class LocalEngine:
     @property
     def ready(self) -> bool:
         return self._ready and self._accepting
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the server was told to stop (its runs drain, it takes nothing new)."""
+        return self._stopping.is_set()
 
     def reachable(self) -> bool:
         """Whether the journal answers now (``/readyz``); if not, its reader is opened anew for the

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +73,37 @@ class _Server(uvicorn.Server):
         self._drain = drain
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        super().handle_exit(sig, frame)
-        self._engine.stop(drain=self._drain)   # (the drain counts from the signal, not from the app's shutdown)
+        again = self.should_exit
+        if sig == signal.SIGHUP:   # (as uvicorn's first SIGTERM, but not raised again once the server is down)
+            self.should_exit = True
+        else:
+            super().handle_exit(sig, frame)
+        # (in a thread: the handler may have interrupted the loop's thread holding the engine's lock; not a
+        # daemon: the process waits for it, even when uvicorn's second Ctrl-C skips the app's shutdown)
+        threading.Thread(target=self._stop, args=(again or sig == signal.SIGHUP,), name="ordo-stop").start()
+
+    def _stop(self, at_once: bool) -> None:
+        """The runs asked to stop (the drain counts from the signal, not from the app's shutdown); a second
+        signal, or SIGHUP (the terminal gone), stops them at once: their calls' programs ended, not left
+        running on their own as the process exits (a second Ctrl-C made uvicorn skip the shutdown)."""
+        self._engine.stop(drain=self._drain)
+        if at_once:
+            self._engine.halt()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's (SIGINT, SIGTERM), and SIGHUP: an ssh session dropped killed the server at once, its
+        calls' programs left running and its runs crashed."""
+        if threading.current_thread() is not threading.main_thread():
+            with super().capture_signals():
+                yield
+            return
+        before = signal.signal(signal.SIGHUP, self.handle_exit)
+        try:
+            with super().capture_signals():
+                yield
+        finally:
+            signal.signal(signal.SIGHUP, before)
 
 
 #: The query parameters of ordo's own routes (the runs' list, an event stream, SO's status queries):

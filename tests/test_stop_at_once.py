@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from executor.journal import Journal
 from service.engine import LocalEngine, Submission
@@ -103,6 +104,48 @@ def test_an_apply_whose_terminal_hangs_up_stops_at_once(tmp_path: Path) -> None:
         shown.out
 
 
+def _serve(root: Path, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int, Path]:
+    """``ordo serve`` of ``root`` as a process of its own, ready: the process, its port and its log."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("ab") as out:
+        server = subprocess.Popen([ordo_executable(), "serve", "-C", str(root), "--listen", f"127.0.0.1:{port}",
+                                   *args], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return server, port, log
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGHUP], [signal.SIGTERM, signal.SIGTERM], [signal.SIGINT, signal.SIGINT]])
+def test_a_server_hung_up_or_told_twice_halts_its_runs_at_once(tmp_path: Path, signals: list[int]) -> None:
+    """SIGHUP (an ssh session dropped) killed `ordo serve` at once, its call's program left running on its
+    own and its run crashed; a second SIGTERM did nothing, and a second Ctrl-C skipped the halt (a review):
+    the runs are halted, their programs ended, whatever the drain (60 s here)."""
+    root = command_project(tmp_path / "p", SLOW, "{ attempts: 1 }", "{ lifecycle: simple, "
+                           "operations: { create: { controller: c }, delete: { controller: c } } }",
+                           "  - { name: a, type: thing }\n")
+    server, port, log = _serve(root, tmp_path, "--drain", "60")
+    try:
+        run = httpx.post(f"http://127.0.0.1:{port}/v1/runs", json={}, timeout=60).json()["id"]
+        pid = _started(root)
+        for sent in signals:
+            server.send_signal(sent)
+            time.sleep(0.3)
+        assert _gone(pid), ("the program outlived the server's stop", log.read_text()[-2000:])
+        server.wait(30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    assert _status(root, run) == "interrupted", log.read_text()[-2000:]
+
+
 def test_a_followed_server_halts_its_runs_when_the_drain_runs_out(tmp_path: Path) -> None:
     """The drain counted from the app's shutdown, which uvicorn holds back while a stream is open: with a
     run's events followed, the program was ended at twice the drain and more, the stream cut first with a
@@ -110,22 +153,9 @@ def test_a_followed_server_halts_its_runs_when_the_drain_runs_out(tmp_path: Path
     root = command_project(tmp_path / "p", SLOW, "{ attempts: 1 }", "{ lifecycle: simple, "
                            "operations: { create: { controller: c }, delete: { controller: c } } }",
                            "  - { name: a, type: thing }\n")
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("ab") as out:
-        server = subprocess.Popen([ordo_executable(), "serve", "-C", str(root), "--listen", f"127.0.0.1:{port}",
-                                   "--drain", "1"], stdout=out, stderr=subprocess.STDOUT)
+    server, port, log = _serve(root, tmp_path, "--drain", "1")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if api.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and server.poll() is None, log.read_text()
-                time.sleep(0.1)
             run = api.post("/v1/runs", json={}).json()["id"]
             pid = _started(root)
             streamed: list[list] = []
@@ -211,4 +241,36 @@ def test_a_program_left_running_by_an_ordo_killed_at_once_is_ended_before_its_op
     assert resumed.code == 0, resumed.text
     assert _gone(left, timeout=1)
     assert len((root / "applied.log").read_text().splitlines()) == 1   # (the resend's alone)
+
+
+def test_a_stream_of_a_run_another_process_drives_ends_when_the_server_stops(tmp_path: Path) -> None:
+    """A server following a run another process drives (an `ordo apply` on the same journal) held its
+    exit the drain's length and more for that stream, then cut it with a traceback (a review): the stream
+    ends at the stop, and the client carries on elsewhere with Last-Event-ID."""
+    root = command_project(tmp_path / "p", SLOW, "{ attempts: 1 }", "{ lifecycle: simple, "
+                           "operations: { create: { controller: c }, delete: { controller: c } } }",
+                           "  - { name: a, type: thing }\n")
+    apply = subprocess.Popen([ordo_executable(), "apply", "-C", str(root), "--auto-approve"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = None
+    try:
+        _started(root)
+        server, port, log = _serve(root, tmp_path, "--drain", "30")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
+            streamed: list[list] = []
+            reader = threading.Thread(target=lambda: streamed.append(follow(api, 1)), daemon=True)
+            reader.start()
+            time.sleep(0.5)
+            asked = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            server.wait(60)
+            took = time.monotonic() - asked
+            reader.join(10)
+    finally:
+        for proc in (server, apply):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert took < 5 and streamed, (took, log.read_text()[-2000:])
+    assert "Traceback" not in log.read_text()
 

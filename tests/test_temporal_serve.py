@@ -188,6 +188,8 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
         def driving(self, run: int) -> bool:
             return False
 
+        stopping = False   # (the server goes on)
+
         def last_event(self, run: int, kinds: tuple[str, ...]) -> Event:
             # interrupted by its follower's failure (the server journals "interrupted"), or by its workflow
             # (a Ctrl-C of the apply that followed it: the workflow ends the run interrupted, and is over)

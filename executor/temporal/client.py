@@ -97,7 +97,7 @@ def worker_queues(prefix: str, controllers: Iterable[str]) -> list[str]:
 def run_workers(address: str, queues: list[str], prefix: str, *, journal: Path | str | None = None,
                 project: Path | None = None,
                 on_ready: Callable[[], None] | None = None, on_stop: Callable[[], None] | None = None) -> None:
-    """Serve ``queues`` until SIGTERM or SIGINT (then ``on_stop``, before the activities under way get
+    """Serve ``queues`` until SIGTERM, SIGINT or SIGHUP (then ``on_stop``, before the activities under way get
     their last seconds): the main queue ``prefix`` runs workflows and the steps' activities; its planning
     queue, sweeps' scenarios, as many at once as this process has plan slots (the activities' ``plans``:
     re-plans take them too); every other queue, controller calls. ``project``: the project folder whose
@@ -131,8 +131,8 @@ async def _serve(address: str, queues: list[str], prefix: str, journal: Path | s
             graceful_shutdown_timeout=timedelta(seconds=5)))
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):   # (SIGHUP, a terminal gone, killed it at once:
+        loop.add_signal_handler(sig, stopping.set)                 # its calls' programs left running on their own)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     if on_ready is not None:
         on_ready()
