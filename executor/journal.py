@@ -164,6 +164,12 @@ class RunInfo:
             return "crashed"
         return self.status
 
+    @property
+    def summary_is_current(self) -> bool:
+        """Whether the summary is of the run as it is now, not of an earlier stop: a run resumed keeps
+        the summary its last stop wrote (figures and reason) while it runs again, or once it crashed."""
+        return self.summary.get("status", self.effective_status) == self.effective_status
+
 
 def _host() -> str:
     return os.uname().nodename

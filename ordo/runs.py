@@ -115,7 +115,7 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
     columns(console, ("RUN", "STARTED (UTC)", "REQUEST", "STATUS", "RESULT"), [
         (str(r.id), _when(r.created), r.request, r.effective_status,
          summary_line(r.effective_status, r.summary).split(": ", 1)[-1].rstrip(".")
-         if r.summary and r.effective_status != "running" else "")   # (running: it has no result yet)
+         if r.summary and r.summary_is_current else "")   # (resumed, then running or crashed: none yet)
         for r in runs])
 
 
@@ -147,10 +147,12 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
 
         console.print(f"  on Temporal at {shown(info.options.get('temporal', '?'))}: workflow "
                       f"{workflow_id(journal_id, info.id)}", highlight=False)
-    if info.summary and info.effective_status == "running":   # resumed: what the summary says is of its last stop
+    if info.summary and not info.summary_is_current:   # resumed: what the summary says is of its last stop
         stopped = str(info.summary.get("status", "stopped"))
         console.print(f"  resumed; when it stopped ({shown(stopped)}): "
                       f"{shown(summary_line(stopped, info.summary).split(': ', 1)[-1])}", highlight=False)
+        if info.summary.get("reason"):
+            console.print(f"  (then: {shown(info.summary['reason'])})", highlight=False)
     elif info.summary:
         console.print(f"  {shown(summary_line(info.effective_status, info.summary))}", highlight=False)
         if info.summary.get("reason"):

@@ -157,7 +157,9 @@ def run_view(info: RunInfo, events: list[Event], *, live: bool) -> Page:
             f'{escape(str(info.request))} · started {_when(info.created)} · '
             f'<span id="progress">{prog.done}/{prog.total}</span> operations of plan {prog.plan or "-"}</p>')
     reason = (info.summary or {}).get("reason")
-    why = f'<p class="reason">{escape(str(reason))}</p>' if reason and state != "complete" else ""
+    # (a run resumed keeps its last stop's reason while it runs again, or once it crashed: not its own)
+    why = f'<p class="reason">{escape(str(reason))}</p>' if reason and state != "complete" \
+        and info.summary_is_current else ""
     legend = "".join(f'<span class="key {s}">{s}</span>' for s in OP_STATES)
     body = (head + why + _explanation(events) + f'<h2>Plan</h2><div class="legend">{legend}</div>'
             f'<div class="graph">{graph}</div>' + _replan_list(events) + _failures(events))

@@ -235,4 +235,30 @@ def test_a_resumed_run_is_not_shown_with_its_last_stops_result(tmp_path):
     assert history.code == 0 and "left unfinished" not in history.out and "running" in history.out, history.out
     assert "resumed; when it stopped (interrupted): 0 created, 0 changed, 0 deleted; 10 left unfinished." \
         in shown.out and "Apply running" not in shown.out, shown.out
+    # resumed, then crashed: history showed the last stop's figures as the crash's, show its reason as the
+    # crash's, and the web page that reason as the running run's (a review)
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    from executor.journal import RunInfo
+    from service.web import run_view
+
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    with Journal(path, create=False) as jr:
+        jr._store.execute("UPDATE runs SET pid = ?, summary = ? WHERE id = ?",
+                          (gone, json.dumps({**summary, "reason": "no plan after failure: vfw"}), run))
+        assert jr.run(run).effective_status == "crashed"
+    history = run_ordo("history", "-C", VFW, "--journal", path)
+    shown = run_ordo("show", "1", "-C", VFW, "--journal", path)
+    assert "crashed" in history.out and "left unfinished" not in history.out, history.out
+    assert "Apply crashed" not in shown.out and "resumed; when it stopped (interrupted)" in shown.out, shown.out
+    assert "(then: no plan after failure: vfw)" in shown.out, shown.out
+    running = RunInfo(id=1, created=0.0, updated=0.0, project="p", request="r", status="running", pid=None,
+                      host=None, options={}, summary={"status": "fallout", "reason": "no plan after failure: vfw"},
+                      held=True)
+    page = run_view(running, [], live=True)
+    assert "no plan after failure" not in str(page)
+    assert "no plan after failure" in str(run_view(replace(running, status="fallout"), [], live=True))
 

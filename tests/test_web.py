@@ -134,6 +134,7 @@ def test_a_reason_journaled_unmasked_is_masked_on_the_run_page(vfw_copy: Path) -
     with sqlite3.connect(vfw_copy / ".ordo" / "journal.db") as db:
         summary = json.loads(db.execute("SELECT summary FROM runs WHERE id=1").fetchone()[0])
         summary["reason"] = "the controller said: Authorization: Bearer abcdef123456 password=hunter2"
+        summary["status"] = "failed"   # (as a failed run's own summary says)
         db.execute("UPDATE runs SET status='failed', summary=? WHERE id=1", (json.dumps(summary),))
     with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
         page, view = api.get("/ui/runs/1").text, api.get("/v1/runs/1").text
