@@ -141,12 +141,15 @@ def plain_value(value: Any, *, nonfinite_as_null: bool = False) -> Any:
     for what JSON has no form for: YAML reads ``2024-01-01`` as a date, ``!!binary`` as bytes
     and ``!!set`` as a set; stored, such a value came back as something else (a date as text:
     the same request then changed the resource again) or could not be stored at all (binary
-    data that is not UTF-8 ended a run half-way). A number that is not finite (YAML's ``.nan``,
+    data that is not UTF-8 ended a run half-way), nor for an unpaired surrogate, which is not text
+    (a controller acted, and its record could not be written). A number that is not finite (YAML's ``.nan``,
     JSON's ``NaN`` from a controller) is refused, or with ``nonfinite_as_null`` becomes null, as
     the journal stores it. The value itself is returned, not a copy, unless something in it
     changes (a key, a number): records read back from the journal are checked, never rebuilt."""
     kind = type(value)
     if kind in _SCALARS or (kind is float and value - value == 0):
+        if kind is str and not value.isascii() and _SURROGATE.search(value):
+            raise ValueError(unstorable(value))
         return value
     if _plain_as_it_is(value, nonfinite_as_null):
         return value
@@ -165,6 +168,8 @@ def _plain_as_it_is(value: Any, nonfinite_as_null: bool) -> bool:
         item = stack.pop()
         kind = type(item)
         if kind in _SCALARS:
+            if kind is str and not item.isascii() and _SURROGATE.search(item):
+                raise ValueError(unstorable(value))   # (no journal stores one: where, in words)
             continue
         if kind is float or (kind is not bool and isinstance(item, float)):
             if item - item != 0:   # inf or nan
@@ -177,6 +182,8 @@ def _plain_as_it_is(value: Any, nonfinite_as_null: bool) -> bool:
             for key in item:
                 if not isinstance(key, str):
                     return False
+                if not key.isascii() and _SURROGATE.search(key):
+                    raise ValueError(unstorable(value))
             stack.extend(item.values())
         elif not isinstance(item, str | int):   # (a plug-in's str or int enum: JSON writes its value)
             _not_plain(item)
@@ -190,6 +197,8 @@ def _made_plain(value: Any, nonfinite_as_null: bool) -> Any:
         if nonfinite_as_null:
             return None
         raise ValueError(f"{value} is not a number JSON holds: write a finite number")
+    if isinstance(value, str) and not value.isascii() and _SURROGATE.search(value):
+        raise ValueError(unstorable(value))
     if value is None or isinstance(value, str | int):
         return value
     if isinstance(value, list | tuple):
@@ -198,6 +207,8 @@ def _made_plain(value: Any, nonfinite_as_null: bool) -> Any:
         out = {}
         for key, item in value.items():
             text = key if isinstance(key, str) else _key_text(key)
+            if not text.isascii() and _SURROGATE.search(text):
+                raise ValueError(unstorable({text: None}))
             if text in out:
                 raise ValueError(f"two keys are the text {text!r} (one of them written as {key!r}): keep one")
             out[text] = _made_plain(item, nonfinite_as_null)
@@ -468,7 +479,8 @@ class ObservedResource(_Related):
     def _plain_attributes(cls, attributes: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         """Each value as JSON holds it (``plain_value``): the inventory's and a controller's
         outputs; a number that is not finite (a controller's NaN) is null, as the journal has
-        always stored it. Not walked for records read back from the journal (``STORED``)."""
+        always stored it; no unpaired surrogate (no journal stores one). Not walked for records read
+        back from the journal (``STORED``)."""
         if not attributes or (info.context is not None and info.context.get("stored")):
             return attributes
         out = None
@@ -477,8 +489,6 @@ class ObservedResource(_Related):
                 plain = plain_value(value, nonfinite_as_null=True)
             except ValueError as exc:
                 raise ValueError(f"{key}: {exc}") from None
-            if (problem := unstorable(plain)) is not None:
-                raise ValueError(f"{key}{'.' if not problem.startswith(('its', 'a key')) else ': '}{problem}")
             if plain is not value:
                 out = out if out is not None else dict(attributes)
                 out[key] = plain

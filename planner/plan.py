@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import DuplicateKey, Name, SettingsSpec, unique_keys
 from domain.gcpause import paused_gc
-from domain.yamlsrc import format_path, read_at_most
+from domain.yamlsrc import format_path, not_utf8, read_at_most
 
 FORMAT_VERSION = "1.2"
 #: Versions ``from_json`` reads (1.0 had no concurrency groups, 1.1 not the files it was made from;
@@ -321,11 +321,8 @@ class Plan(_Frozen):
                 detail="settings.max_plan_mb in ordo.yaml raises the limit")])
         try:
             text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise DiagnosticsError([Diagnostic(file=source, line=line, column=column,
-                                               summary="not UTF-8 text", detail=f"byte {exc.start}")]) from None
+        except UnicodeDecodeError as exc:   # (as a YAML or a policy file says it: "byte 38" read as its value)
+            raise DiagnosticsError([not_utf8(source, raw, exc.start, "a saved plan")]) from None
         del raw   # not held while the plan is built: as large again as the text
         return cls.from_json(text, source)
 

@@ -169,7 +169,8 @@ def test_a_placement_of_an_edited_plan_is_refused_not_explained_as_the_planners(
 
 JUNK = {
     "invalid-json": (b'{"format_version": "1.1", ', "not valid JSON: Expecting property name enclosed in double"),
-    "not-utf8": (b'{"format_version": "1.1", "request": "\xff\xfe"}', "1:39: error: not UTF-8 text (byte 38)"),
+    "not-utf8": (b'{"format_version": "1.1", "request": "\xff\xfe"}',
+                  "1:39: error: not UTF-8 text (byte 0xff) (a saved plan is UTF-8 text"),
     "not-an-object": (b"[1, 2, 3]", "not an ordo plan: expected a JSON object"),
     "duplicate-key": (b'{"format_version": "1.1", "format_version": "1.1"}',
                       "the key 'format_version' appears twice in one object"),

@@ -254,7 +254,7 @@ def test_a_lone_surrogate_inside_a_param_is_refused_by_its_field(api: httpx.Clie
     sent = api.post("/v1/runs", headers={"content-type": "application/json"},
                     content=b'{"request": {"resources": [{"name": "n5", "type": "network", '
                             b'"params": {"x": {"a": ["\\ud83d"]}}}]}}')
-    assert sent.status_code == 422 and "inside it, the text at a[0]" in sent.text, sent.text
+    assert sent.status_code == 422 and "a[0]: its text holds an unpaired surrogate" in sent.text, sent.text
     assert api.get("/v1/runs").json()["runs"] == []
 
 
