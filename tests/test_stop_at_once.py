@@ -5,6 +5,7 @@ operations left in doubt, and the run ends interrupted. They ran on, orphaned, a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -273,4 +274,46 @@ def test_a_stream_of_a_run_another_process_drives_ends_when_the_server_stops(tmp
                 proc.wait(10)
     assert took < 5 and streamed, (took, log.read_text()[-2000:])
     assert "Traceback" not in log.read_text()
+
+
+DAEMON = """\
+import json, os, subprocess, sys, time
+req = json.load(sys.stdin)
+if req["action"] == "observe":
+    alive = os.path.exists("daemon.pid") and os.path.exists(f"/proc/{open('daemon.pid').read()}")
+    print(json.dumps({"exists": alive, "state": "present" if alive else None, "applied": True if alive else None,
+                      "outputs": {} if alive else None}))
+    sys.exit(0)
+daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+open("daemon.pid", "w").write(str(daemon.pid))
+with open("creates.log", "a") as log:
+    log.write(req["key"] + "\\n")
+if not os.path.exists("hung"):
+    open("hung", "w").write("1")
+    time.sleep(60)   # (the first call hangs once it made its effect: in doubt after its timeout)
+print("{}")
+"""
+
+
+def test_what_an_operation_started_and_detached_is_not_taken_for_a_program_left_running(tmp_path: Path) -> None:
+    """An operation whose effect is a process it starts detached (a local service): its call hung, was
+    killed at its timeout and was in doubt; the observe before the retry killed the service, found it
+    absent, and the retry made it again (a review of the first way leftovers were found, by a variable in
+    their environment, which the service inherited). Only the noted program and its group are ended."""
+    root = command_project(tmp_path / "p", DAEMON, "{ attempts: 3, initial_interval: 0 }", "{ lifecycle: simple, "
+                           "operations: { create: { controller: c }, delete: { controller: c } } }",
+                           "  - { name: a, type: thing }\n")
+    catalog = root / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("config: {", "config: { timeout: 2,"))
+    daemon = None
+    try:
+        run = run_ordo("apply", "-C", root, "--auto-approve")
+        daemon = int((root / "daemon.pid").read_text())
+        assert run.code == 0, run.text
+        assert len((root / "creates.log").read_text().splitlines()) == 1   # (not made again)
+        assert not _gone(daemon, timeout=0.5), "the operation's effect was killed"
+    finally:
+        if daemon is not None:
+            with contextlib.suppress(OSError):
+                os.kill(daemon, signal.SIGKILL)
 

@@ -31,16 +31,18 @@ killed by a signal gives a PermanentError whose effect is unknown. A call
 that outlasts the timeout is killed with its whole process group and is a
 TransientError whose effect is unknown.
 
-An ``execute``'s program has the operation's idempotency key in its
-environment (``ORDO_OPERATION_KEY``), as has what it starts. Before an
-operation in doubt is observed, the programs still running for it are
-killed: those an ordo killed at once (-9, the out-of-memory killer) left
-behind, which would otherwise make the operation beside its resend.
+An ``execute``'s program is noted, while it runs, by its operation's key
+beside the journal (``calls/``). Before an operation in doubt is observed,
+the program a note names is killed if it still runs, with its process group:
+one an ordo killed at once (-9, the out-of-memory killer) left behind, which
+would otherwise make the operation beside its resend. What it started and
+detached from its group (a daemon that is the operation's effect) is left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import select
@@ -97,6 +99,7 @@ class CommandController:
         self.timeout = seconds(config.get("timeout", DEFAULT_TIMEOUT), "config.timeout")
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()   # the calls' programs, while they run
+        self._calls = _Calls(Path(context.workdir) / "calls")
         self._closed = False
 
     @staticmethod
@@ -134,7 +137,7 @@ class CommandController:
         if request is not None and request.key:
             # an operation in doubt: a program still running for it (left by an ordo killed with -9, or by
             # the out-of-memory killer) would make it as this observe says it is not, beside the resend
-            _end_leftovers(request.key)
+            self._calls.end(request.key)
         reply = self._run(payload, self.timeout, what, executing=False)
         for key, kinds in _OBSERVED.items():
             if not isinstance(reply.get(key), kinds):
@@ -165,13 +168,13 @@ class CommandController:
     def _run(self, payload: dict[str, Any], timeout: float, what: str, *, executing: bool,
              key: str | None = None) -> dict[str, Any]:
         """Run the program once with ``payload``; its stdout as an object, or a ControllerError. ``key``:
-        the operation's idempotency key, in the program's environment (``KEY_VARIABLE``), by which a
-        later process finds it, and what it started, if they outlive this one."""
+        the operation's idempotency key, under which the program is noted while it runs (``_Calls``), for
+        a later process to end it if it outlives this one."""
         wait = max(timeout, 0.001)
-        env = {**os.environ, **self.env, **({KEY_VARIABLE: key} if key else {})}
         try:
             proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, cwd=self.cwd, env=env, start_new_session=True)
+                                    stderr=subprocess.PIPE, cwd=self.cwd, env={**os.environ, **self.env},
+                                    start_new_session=True)
         except OSError as exc:
             raise PermanentError(f"{self._who()}: cannot run: {exc}", applied=False, code="exec") from None
         with self._lock:
@@ -184,11 +187,14 @@ class CommandController:
                 self._running.discard(proc)
             raise TransientError(f"{self._who()}: {what}: ended as it started (ordo is stopping)", applied=None,
                                  code="stopped")
+        noted = self._calls.note(key, proc.pid) if key else None
         try:
             return self._answer(proc, payload, wait, what, executing=executing)
         finally:
             with self._lock:
                 self._running.discard(proc)
+            if noted is not None:
+                self._calls.forget(noted)
 
     def _answer(self, proc: subprocess.Popen[bytes], payload: dict[str, Any], wait: float, what: str, *,
                 executing: bool) -> dict[str, Any]:
@@ -250,51 +256,71 @@ class CommandController:
         return reply
 
 
-#: The environment variable that holds, for a program run for an operation, the operation's idempotency key.
-KEY_VARIABLE = "ORDO_OPERATION_KEY"
-#: Seconds a program left running for an operation (and what it started) may take to end once killed.
+#: Seconds a program left running for an operation (and its process group) may take to end once killed.
 LEFTOVER_SECONDS = 10.0
 
 
-def _end_leftovers(key: str) -> None:
-    """End the programs still running for the operation of ``key`` (and what they started, which
-    inherits the marker): those an earlier ordo process left when it was killed at once (-9, the
-    out-of-memory killer), which nothing ended. They ran on, and a resume, told "not applied" by the
-    observe, sent the operation again beside them: its effect landed twice. Where /proc cannot be
-    read (another system), nothing is found."""
-    marker = f"{KEY_VARIABLE}={key}".encode()
-    found = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                    if marker in handle.read().split(b"\0"):
-                        found.append(int(entry.name))
-            except OSError:   # (gone meanwhile, or another user's)
-                continue
-    for pid in found:
+class _Calls:
+    """The programs running for operations, noted by their operation's idempotency key in files of
+    ``folder`` (beside the journal): the program's pid and its start (the kernel's, so that a pid used
+    again is not taken for it), written when it starts and removed when its call returns. A note an
+    ordo killed at once (-9, the out-of-memory killer) left names a program that may still run: it ran
+    on, orphaned, a resume was told "not applied" by the observe and sent the operation again beside
+    it, the effect landing twice. ``end`` kills it, with its process group (what it started in it, as
+    the timeout does), before the operation is observed; what it started and detached (a daemon that
+    is the operation's effect) is left."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _file(self, key: str) -> Path:
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pid"
+
+    def note(self, key: str, pid: int) -> Path | None:
+        """The note of ``pid`` run for ``key``; None where it cannot be written (then nothing is found)."""
+        started = _started(pid)
+        if started is None:
+            return None
+        path = self._file(key)
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.write_text(f"{pid} {started}\n")
+        except OSError:
+            return None
+        return path
+
+    @staticmethod
+    def forget(path: Path) -> None:
         with contextlib.suppress(OSError):
-            group = os.getpgid(pid)
-            if group != os.getpgrp():   # (its own session's group, as _run starts it: never this process's)
-                os.killpg(group, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + LEFTOVER_SECONDS
-    while found and time.monotonic() < deadline:
-        found = [pid for pid in found if _alive(pid)]
-        if found:
-            time.sleep(0.02)
+            path.unlink()
+
+    def end(self, key: str) -> None:
+        """Kill the program a note for ``key`` names, if it runs still, and its process group; wait
+        until it is gone (at most LEFTOVER_SECONDS)."""
+        path = self._file(key)
+        try:
+            pid, started = (int(part) for part in path.read_text().split())
+        except (OSError, ValueError):
+            return
+        if _started(pid) == started:   # (it, not another process given its pid since)
+            with contextlib.suppress(OSError):
+                if os.getpgid(pid) == pid:   # (its own group, as _run starts it)
+                    os.killpg(pid, signal.SIGKILL)
+            deadline = time.monotonic() + LEFTOVER_SECONDS
+            while _started(pid) == started and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self.forget(path)
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs still (a zombie, ended but not reaped by its parent, does not)."""
+def _started(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot: /proc), or None when it does not run (a zombie,
+    ended but not reaped by its parent, does not) or /proc cannot say (another system)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+            fields = handle.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return None
+    return None if fields[0] == b"Z" else int(fields[19])
 
 
 def _reported(out: bytes, redactor: Redactor) -> dict[str, Any] | None:
