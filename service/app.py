@@ -706,7 +706,7 @@ async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) 
             if not await run_in_threadpool(engine.events, run_id, seq, 1):
                 return  # the run is over (or waits for a decision) and everything was sent
             continue
-        if engine.stopping and not engine.driving(run_id):
+        if engine.stopping and not engine.stops_with_server(run_id):
             return   # the server stops, the run goes on elsewhere (another process's, a Temporal workflow): a
             # client carries on with Last-Event-ID (it held the server's exit until uvicorn cut it, a traceback)
         if await request.is_disconnected():

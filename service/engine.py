@@ -142,7 +142,8 @@ class Engine(Protocol):
     def ready(self) -> bool: ...
     @property
     def stopping(self) -> bool: ...
-    def halt(self) -> bool: ...
+    def halt(self, wait: bool = False) -> bool: ...
+    def stops_with_server(self, run_id: int) -> bool: ...
     def plan(self, request: dict[str, Any] | None) -> Outcome: ...
     def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None, *,
                record: dict[str, Any] | None = None) -> Accepted: ...
@@ -344,15 +345,22 @@ class LocalEngine:
             timer.daemon = True
             timer.start()
 
-    def halt(self) -> bool:
+    def halt(self, wait: bool = False) -> bool:
         """Stop the runs driven here at once, as a second Ctrl-C stops ``ordo apply``: the programs of the
         calls still in flight are ended (they ran on, orphaned, and a restart's resume, told "not applied",
         sent the operation again beside them), their operations left in doubt, and the runs end
-        interrupted, to be resumed. Whether there were runs to stop."""
+        interrupted, to be resumed; with ``wait``, given HALT_SECONDS to journal it (a process that
+        exits at once ended them before: crashed). Whether there were runs to stop."""
         with self._lock:
             executors = list(self._executors)
+            threads = list(self._threads)
         for executor in executors:
             executor.halt()
+        if wait and executors:
+            deadline = time.monotonic() + HALT_SECONDS
+            for thread in threads:
+                if thread.name.startswith("ordo-run-"):
+                    thread.join(max(0.0, deadline - time.monotonic()))
         return bool(executors)
 
     def shutdown(self, timeout: float = 30.0) -> None:
@@ -364,10 +372,8 @@ class LocalEngine:
             since = self._stop_asked if self._stop_asked is not None else time.monotonic()
         for thread in threads:
             thread.join(max(0.0, since + timeout - time.monotonic()))
-        if any(thread.is_alive() for thread in threads) and self.halt():
-            deadline = time.monotonic() + HALT_SECONDS
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            self.halt(wait=True)
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -809,6 +815,10 @@ class LocalEngine:
     def driving(self, run_id: int) -> bool:
         with self._lock:
             return run_id in self._driving
+
+    def stops_with_server(self, run_id: int) -> bool:
+        """Whether the run ends when this server stops (drained, or halted): one it drives."""
+        return self.driving(run_id)
 
 
 def _redacted(ev: Event, redactor: Redactor) -> Event:

@@ -71,11 +71,12 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._engine = engine
         self._drain = drain
+        self._hung_up = False
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         again = self.should_exit
-        if sig == signal.SIGHUP:   # (as uvicorn's first SIGTERM, but not raised again once the server is down)
-            self.should_exit = True
+        if sig == signal.SIGHUP:   # (as uvicorn's first SIGTERM; raised again once the server is down)
+            self.should_exit = self._hung_up = True
         else:
             super().handle_exit(sig, frame)
         # (in a thread: the handler may have interrupted the loop's thread holding the engine's lock; not a
@@ -87,8 +88,8 @@ class _Server(uvicorn.Server):
         signal, or SIGHUP (the terminal gone), stops them at once: their calls' programs ended, not left
         running on their own as the process exits (a second Ctrl-C made uvicorn skip the shutdown)."""
         self._engine.stop(drain=self._drain)
-        if at_once:
-            self._engine.halt()
+        if at_once:   # (this thread is waited for at exit: the runs journal that they stopped first)
+            self._engine.halt(wait=True)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -104,6 +105,8 @@ class _Server(uvicorn.Server):
                 yield
         finally:
             signal.signal(signal.SIGHUP, before)
+        if self._hung_up:   # (ended by it, as uvicorn ends by a SIGTERM it caught: a supervisor reads why)
+            signal.raise_signal(signal.SIGHUP)
 
 
 #: The query parameters of ordo's own routes (the runs' list, an event stream, SO's status queries):

@@ -125,6 +125,10 @@ class TemporalEngine(LocalEngine):
             self._executors.clear()  # a stop would end the workflows "interrupted": nothing is asked of them
         self._stopping.set()   # (the takeover's watch ends: it outlived the server in a process that went on)
 
+    def stops_with_server(self, run_id: int) -> bool:
+        """None does: a workflow goes on without the server that follows it."""
+        return False
+
     def shutdown(self, timeout: float = 30.0) -> None:
         """Take nothing new and stop following (the watch for runs to take over waited for, up to
         ``timeout`` seconds: it may be asking Temporal; the followers not: their workflows go on)."""

@@ -85,7 +85,8 @@ def runs_page(engine: LocalEngine, ended: dict[int, so_status.Progress]) -> Page
     rows = []
     runs, total = engine.runs_page(None, 0, LIST_LIMIT)   # (a page: the whole history was read at each refresh)
     for gone in set(ended) - {info.id for info in runs}:   # (those shown no more; it was cleared whole, and the
-        del ended[gone]                                    # next refresh read 200 runs' plans again)
+        ended.pop(gone, None)                              # next refresh read 200 runs' plans again; another
+        # refresh may take it out at the same time)
     for info in runs:
         prog = ended.get(info.id)
         if prog is None:

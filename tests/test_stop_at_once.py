@@ -135,7 +135,7 @@ def test_a_server_hung_up_or_told_twice_halts_its_runs_at_once(tmp_path: Path, s
     try:
         run = httpx.post(f"http://127.0.0.1:{port}/v1/runs", json={}, timeout=60).json()["id"]
         pid = _started(root)
-        for sent in signals:
+        for sent in signals:   # (apart: two sent at once may reach the process as one, which drains)
             server.send_signal(sent)
             time.sleep(0.3)
         assert _gone(pid), ("the program outlived the server's stop", log.read_text()[-2000:])

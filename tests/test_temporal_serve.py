@@ -209,6 +209,12 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
         assert asyncio.run(kinds(Engine("local", status))) == ["event: run-started"]
     # one its workflow ended interrupted is over: its stream ends (it stayed open: a review's)
     assert asyncio.run(kinds(Engine("temporal", "ended interrupted"))) == ["event: run-started"]
+    # the server stops: a workflow's stream ends then, the workflow going on (it held the server's exit until
+    # uvicorn cut it, a traceback in the log: a third review), as the stream of a run it drives does not
+    stopping = Engine("temporal", "running")
+    stopping.stopping, stopping.stops_with_server = True, lambda run: False
+    stopping.driving = lambda run: True   # (a TemporalEngine counts the runs it follows so)
+    assert asyncio.run(asyncio.wait_for(kinds(stopping), 10)) == ["event: run-started"] and stopping.looks < 20
 
 
 @pytest.mark.parametrize("state", ["gone", "waits", "goes on"])
