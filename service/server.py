@@ -99,7 +99,9 @@ class _Server(uvicorn.Server):
             with super().capture_signals():
                 yield
             return
-        before = signal.signal(signal.SIGHUP, self.handle_exit)
+        before = signal.getsignal(signal.SIGHUP)
+        if before != signal.SIG_IGN:   # (`nohup ordo serve`: the one who started it asked for it not to stop so)
+            signal.signal(signal.SIGHUP, self.handle_exit)
         try:
             with super().capture_signals():
                 yield

@@ -317,3 +317,34 @@ def test_what_an_operation_started_and_detached_is_not_taken_for_a_program_left_
             with contextlib.suppress(OSError):
                 os.kill(daemon, signal.SIGKILL)
 
+
+def test_a_group_whose_program_is_gone_is_ended_and_a_note_is_its_own_programs(tmp_path: Path) -> None:
+    """A wrapper killed (SIGPIPE once ordo was gone) whose child did the work went on: only a note whose
+    program still ran had its group ended, and the resend ran beside the child; and a call that returned
+    removed the note another attempt of its operation had written since (a fourth review)."""
+    from executor.controllers.command import _Calls
+
+    calls = _Calls(tmp_path / "calls")
+    wrapper = subprocess.Popen(["sh", "-c", "sleep 60 & echo $! > child; sleep 0.5; exit 0"], cwd=tmp_path,
+                               start_new_session=True)
+    note = calls.note("key-1", wrapper.pid)
+    assert note is not None
+    wrapper.wait(10)   # (gone: its child, in its group, goes on)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "child").exists() or not (tmp_path / "child").read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    child = int((tmp_path / "child").read_text())
+    try:
+        assert not _gone(child, timeout=0.2)
+        calls.end("key-1")
+        assert _gone(child, timeout=1) and not note.exists()
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(child, signal.SIGKILL)
+    other = calls.note("key-2", os.getpid())
+    calls.forget(other, os.getpid() + 1)   # (a call of another attempt returning)
+    assert other.exists()
+    calls.forget(other, os.getpid())
+    assert not other.exists()
+

@@ -194,7 +194,7 @@ class CommandController:
             with self._lock:
                 self._running.discard(proc)
             if noted is not None:
-                self._calls.forget(noted)
+                self._calls.forget(noted, proc.pid)
 
     def _answer(self, proc: subprocess.Popen[bytes], payload: dict[str, Any], wait: float, what: str, *,
                 executing: bool) -> dict[str, Any]:
@@ -266,9 +266,9 @@ class _Calls:
     again is not taken for it), written when it starts and removed when its call returns. A note an
     ordo killed at once (-9, the out-of-memory killer) left names a program that may still run: it ran
     on, orphaned, a resume was told "not applied" by the observe and sent the operation again beside
-    it, the effect landing twice. ``end`` kills it, with its process group (what it started in it, as
-    the timeout does), before the operation is observed; what it started and detached (a daemon that
-    is the operation's effect) is left."""
+    it, the effect landing twice. ``end`` kills its process group (it, and what it started in it, as the
+    timeout does) while any of it runs, before the operation is observed; what it started and detached
+    (a daemon that is the operation's effect) is left."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -290,26 +290,50 @@ class _Calls:
         return path
 
     @staticmethod
-    def forget(path: Path) -> None:
-        with contextlib.suppress(OSError):
-            path.unlink()
+    def forget(path: Path, pid: int | None = None) -> None:
+        """Remove the note, unless it names another program than ``pid`` (another attempt of the same
+        operation, which noted its own since)."""
+        with contextlib.suppress(OSError, ValueError):
+            if pid is None or int(path.read_text().split()[0]) == pid:
+                path.unlink()
 
     def end(self, key: str) -> None:
-        """Kill the program a note for ``key`` names, if it runs still, and its process group; wait
-        until it is gone (at most LEFTOVER_SECONDS)."""
+        """Kill the process group of the program a note for ``key`` names, while any of it runs (the
+        program may be gone and what it started in its group not: a wrapper's child doing the work);
+        wait until it is gone (at most LEFTOVER_SECONDS)."""
         path = self._file(key)
         try:
             pid, started = (int(part) for part in path.read_text().split())
         except (OSError, ValueError):
             return
-        if _started(pid) == started:   # (it, not another process given its pid since)
+        now = _started(pid)
+        # its group is its pid's (as _run starts it); a pid is not given again while a group of that id
+        # has members: the group is the program's unless another process runs under its pid now
+        if now is None or now == started:
             with contextlib.suppress(OSError):
-                if os.getpgid(pid) == pid:   # (its own group, as _run starts it)
-                    os.killpg(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)
             deadline = time.monotonic() + LEFTOVER_SECONDS
-            while _started(pid) == started and time.monotonic() < deadline:
+            while time.monotonic() < deadline and _group_runs(pid):
                 time.sleep(0.02)
         self.forget(path)
+
+
+def _group_runs(group: int) -> bool:
+    """Whether a process of ``group`` runs still (a zombie does not: ended, waiting to be reaped)."""
+    try:
+        os.killpg(group, 0)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError), os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                        fields = handle.read().rsplit(b")", 1)[1].split()
+                    if int(fields[2]) == group and fields[0] != b"Z":
+                        return True
+        return False
+    return True
 
 
 def _started(pid: int) -> int | None:
