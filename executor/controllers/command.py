@@ -33,10 +33,10 @@ TransientError whose effect is unknown.
 
 An ``execute``'s program is noted, while it runs, by its operation's key
 beside the journal (``calls/``). Before an operation in doubt is observed,
-the program a note names is killed if it still runs, with its process group:
-one an ordo killed at once (-9, the out-of-memory killer) left behind, which
-would otherwise make the operation beside its resend. What it started and
-detached from its group (a daemon that is the operation's effect) is left.
+the process group of the program a note names is killed while any of it
+runs: what an ordo killed at once (-9, the out-of-memory killer) left behind,
+which would otherwise make the operation beside its resend. What it started
+and detached from its group (a daemon that is the operation's effect) is left.
 """
 
 from __future__ import annotations
