@@ -22,6 +22,8 @@ from tests.conftest import VFW, ordo_executable, run_ordo
 from tests.servicekit import follow, free_port
 from tests.test_apply_controllers import command_project
 
+pytestmark = pytest.mark.slow   # (servers and ordo processes: run first, as the other slow files are)
+
 SLOW = """\
 import json, os, sys, time
 req = json.load(sys.stdin)
