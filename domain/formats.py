@@ -12,6 +12,7 @@ import difflib
 import json
 import operator
 import re
+from collections.abc import Iterator
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -148,7 +149,7 @@ def plain_value(value: Any, *, nonfinite_as_null: bool = False) -> Any:
     changes (a key, a number): records read back from the journal are checked, never rebuilt."""
     kind = type(value)
     if kind in _SCALARS or (kind is float and value - value == 0):
-        if kind is str and not value.isascii() and _SURROGATE.search(value):
+        if kind is str and _surrogate(value):
             raise ValueError(unstorable(value))
         return value
     if _plain_as_it_is(value, nonfinite_as_null):
@@ -168,7 +169,7 @@ def _plain_as_it_is(value: Any, nonfinite_as_null: bool) -> bool:
         item = stack.pop()
         kind = type(item)
         if kind in _SCALARS:
-            if kind is str and not item.isascii() and _SURROGATE.search(item):
+            if kind is str and _surrogate(item):
                 raise ValueError(unstorable(value))   # (no journal stores one: where, in words)
             continue
         if kind is float or (kind is not bool and isinstance(item, float)):
@@ -182,7 +183,7 @@ def _plain_as_it_is(value: Any, nonfinite_as_null: bool) -> bool:
             for key in item:
                 if not isinstance(key, str):
                     return False
-                if not key.isascii() and _SURROGATE.search(key):
+                if _surrogate(key):
                     raise ValueError(unstorable(value))
             stack.extend(item.values())
         elif not isinstance(item, str | int):   # (a plug-in's str or int enum: JSON writes its value)
@@ -197,7 +198,7 @@ def _made_plain(value: Any, nonfinite_as_null: bool) -> Any:
         if nonfinite_as_null:
             return None
         raise ValueError(f"{value} is not a number JSON holds: write a finite number")
-    if isinstance(value, str) and not value.isascii() and _SURROGATE.search(value):
+    if isinstance(value, str) and _surrogate(value):
         raise ValueError(unstorable(value))
     if value is None or isinstance(value, str | int):
         return value
@@ -207,7 +208,7 @@ def _made_plain(value: Any, nonfinite_as_null: bool) -> Any:
         out = {}
         for key, item in value.items():
             text = key if isinstance(key, str) else _key_text(key)
-            if not text.isascii() and _SURROGATE.search(text):
+            if _surrogate(text):
                 raise ValueError(unstorable({text: None}))
             if text in out:
                 raise ValueError(f"two keys are the text {text!r} (one of them written as {key!r}): keep one")
@@ -244,44 +245,45 @@ def _nested_text(value: list | dict) -> None:
     top-level param's would be refused for: a control character, an unpaired surrogate (the
     journal cannot store one: a run that sent it crashed once the controller had acted), more
     than MAX_TEXT characters."""
-    stack: list[tuple[Any, str]] = [(value, "")]
+    for text, where, key in _texts(value):
+        at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" if is_name(p) else f"[{json.dumps(p)}]"
+                     for p in where).lstrip(".")
+        _text_at(text, f"a key of {at or 'it'}" if key else f"the text at {at}")
+
+
+def _texts(value: Any) -> Iterator[tuple[str, tuple, bool]]:
+    """Each text of a plain ``value``, with where it is (the keys and indexes to it; a key's: its
+    mapping's) and whether it is a key: a mapping's keys before what they hold."""
+    stack: list[tuple[Any, tuple]] = [(value, ())]
     while stack:
         item, where = stack.pop()
-        if isinstance(item, list):
-            stack.extend((inner, f"{where}[{i}]") for i, inner in enumerate(item))
+        if type(item) is str:
+            yield item, where, False
         elif isinstance(item, dict):
             for key, inner in item.items():
-                _text_at(key, f"a key of {where.lstrip('.') or 'it'}")
-                stack.append((inner, f"{where}.{key}" if is_name(key) else f"{where}[{json.dumps(key)}]"))
-        elif isinstance(item, str):
-            _text_at(item, f"the text at {where.lstrip('.')}")
+                if isinstance(key, str):
+                    yield key, where, True
+                stack.append((inner, (*where, key)))
+        elif isinstance(item, list | tuple):
+            stack.extend((inner, (*where, i)) for i, inner in enumerate(item))
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate(text: str) -> re.Match | None:
+    """An unpaired surrogate in ``text`` (none in ASCII: asked first, as nearly all text is)."""
+    return None if text.isascii() else _SURROGATE.search(text)
 
 
 def unstorable(value: Any) -> str | None:
     """Where ``value`` (plain: what JSON holds) has an unpaired surrogate, a key too, in words: no
     journal stores one (an inventory's attribute or a controller's output that held one crashed the
     run once its operation was done); None when it has none."""
-    stack: list[tuple[Any, tuple]] = [(value, ())]
-    while stack:
-        item, where = stack.pop()
-        if type(item) is str:
-            bad = None if item.isascii() else _SURROGATE.search(item)
-        elif isinstance(item, dict):
-            bad = None
-            for key, inner in item.items():
-                if isinstance(key, str) and not key.isascii() and (bad := _SURROGATE.search(key)):
-                    break
-                stack.append((inner, (*where, key)))
-        else:
-            if isinstance(item, list | tuple):
-                stack.extend((inner, (*where, i)) for i, inner in enumerate(item))
-            continue
-        if bad is not None:
+    for text, where, key in _texts(value):
+        if bad := _surrogate(text):
             at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where).lstrip(".")
-            return (f"{at + ': ' if at else ''}{'a key' if isinstance(item, dict) else 'its text'} holds an unpaired "
+            return (f"{at + ': ' if at else ''}{'a key' if key else 'its text'} holds an unpaired "
                     f"surrogate ({bad.group()!r}), which is not text")
     return None
 

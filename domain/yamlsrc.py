@@ -266,8 +266,7 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
         raise DiagnosticsError(
             [Diagnostic(file=shown, line=line, column=column, summary=f"invalid YAML: {problem}")]) from None
     except yaml.reader.ReaderError as exc:   # a character YAML does not take (a control character)
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        line, column = text_position(text, exc.position)
         raise DiagnosticsError([Diagnostic(
             file=shown, line=line, column=column,
             summary=f"invalid YAML: the character {chr(exc.character)!r} is not allowed in YAML, even in a comment",
@@ -276,6 +275,11 @@ def load_yaml(path: Path, display: str | None = None, *, cache: Path | None = No
         raise DiagnosticsError([Diagnostic(file=shown, summary=f"invalid YAML: {exc}")]) from None
     return Source(file=shown, data=data, positions=walker.positions, key_positions=walker.key_positions,
                   sha256=sha)
+
+
+def text_position(text: str, at: int) -> tuple[int, int]:
+    """The line and column (from 1, in characters) of offset ``at`` of ``text``."""
+    return text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
 
 
 def not_utf8(shown: str, raw: bytes, start: int, what: str) -> Diagnostic:

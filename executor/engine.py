@@ -236,6 +236,9 @@ class Executor:
         and the controllers end what they run for the calls in flight (a command's programs), which
         return as failed with their effect unknown: in doubt, observed first by a resume."""
         self.request_stop()
+        self._close_controllers()
+
+    def _close_controllers(self) -> None:
         for ctl in list(self._controllers.values()):
             with contextlib.suppress(Exception):
                 ctl.close()
@@ -316,9 +319,7 @@ class Executor:
         for _ in range(self._workers):
             self._jobs.put(None)
         self._workers = 0
-        for ctl in self._controllers.values():
-            with contextlib.suppress(Exception):
-                ctl.close()
+        self._close_controllers()
         self._controllers = {}
         if self._context is not None:
             self._context.close()

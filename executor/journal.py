@@ -51,6 +51,7 @@ from typing import Any
 
 from domain.errors import DiagnosticsError
 from domain.formats import STORED, ObservedResource, quoted
+from domain.procs import stat_fields
 from executor.core.event import Event
 from executor.core.options import ON_FAILURE
 from executor.redact import Redactor, scrub
@@ -196,11 +197,12 @@ def _could_own(pid: int, since: float) -> bool:
     last updated at ``since``: not a zombie, and started before then (a pid the system gave to another
     process since, after a crash or a reboot, left the run held by it for good). Where /proc does not
     tell, it can."""
+    fields = stat_fields(pid)
+    if fields is None:
+        return True
+    if fields[0] == "Z":
+        return False
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(") ", 1)[1].split()
-        if fields[0] == "Z":
-            return False
         started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError, StopIteration):
         return True

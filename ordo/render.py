@@ -31,7 +31,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     """The plan as (text, rich style) lines, Terraform-like."""
     if not plan.operations:
         return [("No changes. The inventory already matches the request.", "green")]
-    action_of = {op: SYMBOL[change.actions[0] if len(change.actions) == 1 else "replace"]
+    action_of = {op: SYMBOL[change.shape]
                  for change in plan.resource_changes for op in change.operations}
     lines = [("ordo will perform the following operations, in waves that run in parallel:", ""), ("", "")]
     width = max(len(op.resource) + len(op.type) + 1 for op in plan.operations)

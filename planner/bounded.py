@@ -37,6 +37,7 @@ from clingo import ast
 
 from domain.errors import DiagnosticsError, OrdoError
 from domain.model import Model
+from domain.procs import stat_fields
 from domain.project import Project
 from planner import machine
 from planner.explain import Explanation, MinimalConflict, conflict_here, explain_no_plan, goals_to_drop
@@ -531,12 +532,8 @@ def _end_with(parent: int) -> None:
 
 def _running(pid: int) -> bool:
     """Whether process ``pid`` is running (not ended, nor a zombie waiting to be reaped). Linux."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read()
-    except OSError:
-        return False
-    return fields[fields.rindex(b")") + 2:][:1] not in (b"Z", b"X", b"x")
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X", "x")
 
 
 #: How a child under the memory cap may end when an allocation fails where nothing reports it: the

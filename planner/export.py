@@ -11,7 +11,7 @@ def _symbols(plan: Plan) -> dict[str, str]:
     out = {}
     for change in plan.resource_changes:
         for op in change.operations:
-            out[op] = _SHAPE[change.actions[0] if len(change.actions) == 1 else "replace"]
+            out[op] = _SHAPE[change.shape]
     return out
 
 

@@ -166,6 +166,11 @@ class ResourceChange(_Frozen):
     operations: Items[OpId]
     reason: str
 
+    @property
+    def shape(self) -> str:
+        """Its action as a plan shows it: ``replace`` for a replacement (torn down, made again)."""
+        return self.actions[0] if len(self.actions) == 1 else "replace"
+
 
 class Group(_Frozen):
     """A concurrency group named in policies: at most ``limit`` of its operations at once."""

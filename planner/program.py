@@ -30,7 +30,7 @@ from clingo import ast
 import policies
 from domain.errors import Diagnostic
 from domain.project import display_path
-from domain.yamlsrc import name_problem, not_utf8
+from domain.yamlsrc import name_problem, not_utf8, text_position
 from planner.metadata import PolicyMeta, clingo_lines, read_metadata
 
 _MSG = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?: (?P<sev>\w+): (?P<text>.*)$",
@@ -504,7 +504,7 @@ def _too_deep(source: str, display: str) -> Diagnostic | None:
         for found in _PARENS.finditer(source, start, end):
             depth += 1 if found[0] == "(" else -1
             if depth > MOST_NESTED:
-                line, column = _position(source, found.start())
+                line, column = text_position(source, found.start())
                 return Diagnostic(file=display, line=line, column=column, code="asp",
                                   summary=f"parentheses nested more than {MOST_NESTED} levels deep",
                                   detail="ordo reads terms of at most that depth: write the term flatter")
@@ -512,11 +512,6 @@ def _too_deep(source: str, display: str) -> Diagnostic | None:
 
 
 _PARENS = re.compile(r"[()]")
-
-
-def _position(text: str, at: int) -> tuple[int, int]:
-    """The line and column (from 1, in characters) of offset ``at`` of ``text``."""
-    return text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
 
 
 def _unreadable_character(source: str, display: str) -> Diagnostic | None:
@@ -539,7 +534,7 @@ def _unreadable_character(source: str, display: str) -> Diagnostic | None:
     if at < 0:
         return None
     char = source[at]
-    line, column = _position(source, at)
+    line, column = text_position(source, at)
     code = f"U+{ord(char):04X}"
     if char == "\ufeff":
         what, detail = f"a byte order mark ({code})", "save the file as UTF-8 without one"
@@ -610,7 +605,7 @@ def _missing_period(diag: Diagnostic, text: str) -> Diagnostic:
     end = _last_code(text, offset)
     if end is None or not _ENDS_STATEMENT.match(text[end]):
         return diag
-    line, column = _position(text, end + 1)   # just after the last character
+    line, column = text_position(text, end + 1)   # just after the last character
     return Diagnostic(file=diag.file, line=line, column=column, summary="syntax error: missing '.'?",
                       detail=f"no '.' ends the statement here; clingo, at {diag.line}:{diag.column}: {diag.summary}",
                       severity=diag.severity, code=diag.code)
@@ -624,7 +619,7 @@ def _unclosed_comment(diag: Diagnostic, text: str) -> Diagnostic:
     start = next((start for kind, start, _ in _lexed(text) if kind == "unclosed comment"), None)
     if start is None:
         return diag
-    line, column = _position(text, start)
+    line, column = text_position(text, start)
     return Diagnostic(file=diag.file, line=line, column=column, summary="a '%*' comment that is never closed",
                       detail=f"end it with '*%', and each '%*' inside it too (they nest); clingo, at "
                              f"{diag.line}:{diag.column}: {diag.summary}", severity=diag.severity, code=diag.code)
@@ -731,7 +726,7 @@ def _includes(source: str) -> tuple[list[_Include], str]:
         elif kind == "include":
             match = _DIRECTIVE.match(source, index)
             assert match is not None
-            found.append(_Include(*_position(source, index), _unquote(match[1][1:-1]) if match[1] else None))
+            found.append(_Include(*text_position(source, index), _unquote(match[1][1:-1]) if match[1] else None))
             spans.append((index, end))
     start = source.find("#include")
     while start >= 0:  # the rest, in comments and scripts: clingo skips them too, blanked all the same

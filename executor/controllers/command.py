@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import clipped
+from domain.procs import stat_fields
 from executor.controllers.base import (
     MAX_ANSWER_BYTES,
     ConfigError,
@@ -326,12 +327,9 @@ def _group_runs(group: int) -> bool:
         return False
     with contextlib.suppress(OSError), os.scandir("/proc") as entries:
         for entry in entries:
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                        fields = handle.read().rsplit(b")", 1)[1].split()
-                    if int(fields[2]) == group and fields[0] != b"Z":
-                        return True
+            fields = stat_fields(int(entry.name)) if entry.name.isdigit() else None
+            if fields is not None and fields[2] == str(group) and fields[0] != "Z":
+                return True
         return False
     return True
 
@@ -339,12 +337,8 @@ def _group_runs(group: int) -> bool:
 def _started(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot: /proc), or None when it does not run (a zombie,
     ended but not reaped by its parent, does not) or /proc cannot say (another system)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] == b"Z" else int(fields[19])
+    fields = stat_fields(pid)
+    return None if fields is None or fields[0] == "Z" else int(fields[19])
 
 
 def _reported(out: bytes, redactor: Redactor) -> dict[str, Any] | None:

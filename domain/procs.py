@@ -1,0 +1,16 @@
+"""What Linux's /proc says of a process, read alike wherever ordo asks (whether a run's owner
+lives, whether a planning child's parent does, what a command controller's program left)."""
+
+from __future__ import annotations
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the process's name (which may hold spaces and
+    parentheses): the state first ("Z" a zombie), the process group third, the start time (clock
+    ticks since boot) twentieth; None where /proc does not say (the process is gone, or another
+    system)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].decode("ascii", "replace").split()
+    except (OSError, IndexError):
+        return None
