@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.limits import MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
+from domain.limits import LEAST_POLL_SECONDS, MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
 from domain.secrets import MASK, secret_name
 from domain.yamlsrc import Source, format_path
 
@@ -319,6 +319,7 @@ class _Strict(BaseModel):
 #: A number of seconds a catalog gives (a timeout, a wait, a deadline): finite, at most MOST_SECONDS (a
 #: timeout of 1e308 passed check and ended apply in "a bug in ordo", OverflowError).
 Seconds = Annotated[float, NOT_BOOL, Field(gt=0, le=MOST_SECONDS, allow_inf_nan=False)]
+PollSeconds = Annotated[float, NOT_BOOL, Field(ge=LEAST_POLL_SECONDS, le=MOST_SECONDS, allow_inf_nan=False)]
 NonNegativeSeconds = Annotated[float, NOT_BOOL, Field(ge=0, le=MOST_SECONDS, allow_inf_nan=False)]
 
 
@@ -384,7 +385,8 @@ class WaitSpec(_Strict):
 
     event: Name | None = Field(None, description="the name of the event that completes it")
     observe: ObserveSpec | None = Field(None, description="what a polled observation must show")
-    every: Seconds | None = Field(None, description="seconds between observations (observe only; default 10)")
+    every: PollSeconds | None = Field(None, description="seconds between observations (observe only; default 10; "
+                                                        f"at least {LEAST_POLL_SECONDS})")
     deadline: Seconds = Field(description="seconds from its first dispatch until it fails")
     send: bool = Field(True, description="call the controller first (false: only wait)")
 

@@ -15,3 +15,6 @@ MOST_SECONDS = 2_000_000
 #: Seconds an operation's time limit may be at least, where a run's options give one (``--op-timeout``,
 #: a service request's ``op_timeout``).
 LEAST_OP_SECONDS = 0.01
+#: Seconds between a wait's observations at least (``wait.every``): a typo of 1e-6 polled the
+#: controller back to back, as fast as it answered.
+LEAST_POLL_SECONDS = 0.01

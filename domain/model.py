@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +41,15 @@ class RetryPolicy:
     attempts: int = 5
 
     def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): at most ``max_interval``,
+        however many attempts (the growth is not worked out past it: a float power overflowed at
+        attempt 1,025 of the default coefficient, at the third of 1e200, and crashed every resume)."""
+        if self.initial_interval >= self.max_interval:
+            return self.max_interval
+        if self.initial_interval <= 0 or self.coefficient == 1:
+            return self.initial_interval
+        if attempt - 1 >= math.log(self.max_interval / self.initial_interval, self.coefficient):
+            return self.max_interval
         return min(self.max_interval, self.initial_interval * self.coefficient ** (attempt - 1))
 
 

@@ -182,6 +182,19 @@ def test_transient_failures_are_retried_with_backoff_then_fail():
     assert only(cmds, Observe) == [Observe([Concern("a", ["a/create"], "c")])]
 
 
+
+def test_the_backoff_stays_at_its_longest_however_many_attempts():
+    """A float power overflowed past the longest wait (attempt 1,025 of coefficient 2, the third of
+    1e200): the run crashed there, and at every resume (a sweep of clocks and time's)."""
+    steady = RetryPolicy(initial_interval=1.0, coefficient=2.0, max_interval=60.0, attempts=2000)
+    assert [steady.delay(n) for n in (1, 2, 6, 7, 1025, 10**9)] == [1.0, 2.0, 32.0, 60.0, 60.0, 60.0]
+    steep = RetryPolicy(initial_interval=0.5, coefficient=1e200, max_interval=30.0, attempts=5)
+    assert [steep.delay(n) for n in (1, 2, 3, 4)] == [0.5, 30.0, 30.0, 30.0]
+    assert RetryPolicy(initial_interval=0.0, coefficient=1e200, max_interval=0.0).delay(5000) == 0.0
+    assert RetryPolicy(initial_interval=0.0, coefficient=3.0, max_interval=9.0).delay(5000) == 0.0
+    assert RetryPolicy(initial_interval=5.0, coefficient=1.0, max_interval=9.0).delay(5000) == 5.0
+    assert RetryPolicy(initial_interval=20.0, coefficient=2.0, max_interval=9.0).delay(1) == 9.0
+
 # --- in doubt -------------------------------------------------------------------------
 
 

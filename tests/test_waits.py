@@ -541,6 +541,8 @@ def test_a_wait_that_follows_a_wait_begins_when_the_first_is_met() -> None:
     ("{ observe: { output: status }, deadline: 5 }", "'output' and 'equals' go together"),
     ("{ observe: { state: up }, deadline: 5 }", "unknown state 'up'"),
     ("{ event: x, deadline: 0 }", "greater than 0"),
+    # a typo polled the controller back to back (a sweep of clocks and time's)
+    ("{ observe: { state: registered }, every: 0.000001, deadline: 5 }", "greater than or equal to 0.01"),
 ])
 def test_a_wrong_wait_in_the_catalog_is_named(tmp_path: Path, wait: str, message: str) -> None:
     root = project(tmp_path, PNF)
