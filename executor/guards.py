@@ -135,6 +135,7 @@ class GuardEngine:
         self._counted = [g for g in self.guards if g.kind in ("max_instances", "min_instances")]
         self._counted_types = {t for g in self._counted for t in g.match.type}
         self._hits: dict[str, collections.deque] = {name: collections.deque() for name in self._windows}
+        self._latest = 0   # the latest time (ms) a hit was counted at: now is later, unless the clock went back
         self._running: dict[int, tuple[Any, list[Any], list[tuple[str, str, int]], OpInfo]] = {}
         self._done: collections.deque = collections.deque()   # (finished ms, ticket), oldest first
         self._logged: dict[int, tuple[Any, Any]] = {}          # ticket -> started and finished facts
@@ -223,6 +224,7 @@ class GuardEngine:
         with self._lock:
             previous = self._enter()
             try:
+                self._set_back(now_ms)
                 for g in a_side:
                     decision = self._decide(g, op, now, now_ms)
                     if decision is not None:
@@ -239,13 +241,16 @@ class GuardEngine:
         with self._lock:
             previous = self._enter()
             try:
+                self._set_back(now_ms)
                 self._expire(now_ms)
                 started = self._assert("started", ticket, op.id, op.resource, op.type, op.operation,
                                        op.target or "", op.controller, now_ms)
                 for g in a_side:
                     if g.kind == "rate_limit":
-                        hit = self._assert("hit", g.name, self._key_of(g, op), ticket, now_ms)
-                        self._hits[g.name].append((now_ms, hit))
+                        key = self._key_of(g, op)
+                        self._hits[g.name].append((now_ms, self._assert("hit", g.name, key, ticket, now_ms),
+                                                   key, ticket))
+                        self._latest = max(self._latest, now_ms)
                 blocking = [self._assert("blocking", g.name, self._key_of(g, op), ticket, op.id) for g in b_side]
                 reserved = []
                 if (op.creates or op.deletes) and op.type in self._counted_types:
@@ -453,6 +458,24 @@ class GuardEngine:
         n = (n or 0) + delta
         self._counts[(gname, key)] = n
         self._assert("instances", gname, key, n)
+
+    def _set_back(self, now_ms: int) -> None:
+        """Starts counted later than ``now_ms`` (the wall clock was set back since, or a resume read
+        them from the journal before the step) counted as starts now: they end a window from now.
+        Counted at their own time, an hour's step back held the operations a rate limit selects for
+        that hour, every check saying to wait that long (a sweep of clocks and time's)."""
+        if now_ms >= self._latest:
+            return
+        for gname, hits in self._hits.items():
+            if any(hit[0] > now_ms for hit in hits):
+                kept = []
+                for at, fact, key, ticket in hits:
+                    if at > now_ms:
+                        self._retract(fact)
+                        at, fact = now_ms, self._assert("hit", gname, key, ticket, now_ms)
+                    kept.append((at, fact, key, ticket))
+                self._hits[gname] = collections.deque(sorted(kept, key=lambda hit: hit[0]))
+        self._latest = now_ms
 
     def _expire(self, now_ms: int) -> None:
         """Forget what no guard can count any more: rate-limit hits older than their window,

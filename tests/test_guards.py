@@ -226,6 +226,21 @@ def test_rate_limit_per_target_and_its_window():
     assert engine.check(op("m3"), T0 + 10).allowed            # the first is out of the window
 
 
+def test_rate_limit_after_the_clock_is_set_back_holds_for_its_window_not_for_the_step():
+    """Starts counted at their own time after the wall clock went back an hour held the operations
+    for that hour ("checked again in 3600 s"), and a resume after the step, reading them from the
+    journal, would too: a start later than now counts as one now (a sweep of clocks and time's)."""
+    engine = GuardEngine([Guard(name="one-per-2s", kind="rate_limit", match=Selector(operation=("create",)),
+                                max=1, seconds=2)])
+    assert engine.admit(op("m1"), T0)[0].allowed
+    back = T0 - 3600 + 0.5                                 # the clock set back an hour
+    denied = engine.check(op("m2"), back)
+    assert not denied.allowed and denied.retry_after == pytest.approx(2.0)
+    assert not engine.check(op("m2"), back + 1.9).allowed
+    assert engine.admit(op("m2"), back + 2)[0].allowed
+    assert engine.check(op("m3"), back + 2.5).retry_after == pytest.approx(1.5)
+
+
 def test_rate_limit_facts_expire():
     engine = GuardEngine([Guard(name="rl", kind="rate_limit", max=1000, seconds=5)])
     base = engine.facts
