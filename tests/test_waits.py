@@ -25,7 +25,7 @@ from executor.controllers.base import OperationRequest
 from executor.controllers.simulated import World
 from executor.core import ExecutionError
 from executor.core.loop import WAIT_GRACE
-from executor.engine import ApplyOptions, Executor, RunResult, rebuild
+from executor.engine import ApplyOptions, Executor, HostClock, RunResult, rebuild
 from executor.journal import Event, Journal
 from planner.core import make_plan
 from tests.conftest import run_ordo
@@ -532,6 +532,27 @@ def test_a_wait_that_follows_a_wait_begins_when_the_first_is_met() -> None:
     cmds = host.step(Arrived([came], 1.0))
     assert [(ev.kind, ev.op) for ev in host.journal[-2:]] == [("result", "a/create"), ("waiting", "b/create")]
     assert only(cmds, Wait)
+
+
+def test_the_hosts_clock_follows_the_wall_clock_set_forward_and_never_goes_back() -> None:
+    """Deadlines are journaled on the host's clock and read by other processes against their wall
+    clock: kept on the monotonic clock alone, a step forward of the wall clock (NTP, a VM resumed)
+    journaled a wait's deadline already past, and `ordo event` refused its event at once (a sweep of
+    clocks and time's). A step back is not followed: the run's timers would stall for its length."""
+    wall, mono = [1000.0], [50.0]
+    clock = HostClock(wall=lambda: wall[0], mono=lambda: mono[0])
+    assert clock() == 1000.0
+    mono[0] += 2
+    wall[0] += 2.5                       # slewed, not stepped: the monotonic clock is kept
+    assert clock() == 1002.0
+    wall[0] += 300                       # set forward five minutes
+    assert clock() == 1302.5
+    mono[0] += 1
+    wall[0] += 1
+    assert clock() == 1303.5
+    wall[0] -= 3600                      # set back an hour: the clock goes on from where it was
+    mono[0] += 1
+    assert clock() == 1304.5
 
 
 @pytest.mark.parametrize(("wait", "message"), [
