@@ -14,3 +14,12 @@ def stat_fields(pid: int) -> list[str] | None:
             return handle.read().rsplit(b")", 1)[1].decode("ascii", "replace").split()
     except (OSError, IndexError):
         return None
+
+
+def boot_id() -> str | None:
+    """This boot's id (Linux gives each boot a new one), or None where the system does not say."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None

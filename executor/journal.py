@@ -51,7 +51,7 @@ from typing import Any
 
 from domain.errors import DiagnosticsError
 from domain.formats import STORED, ObservedResource, quoted
-from domain.procs import stat_fields
+from domain.procs import boot_id, stat_fields
 from executor.core.event import Event
 from executor.core.options import ON_FAILURE
 from executor.redact import Redactor, scrub
@@ -143,6 +143,8 @@ class RunInfo:
     summary: dict[str, Any]
     #: Whether its owner's connection holds it (a journal on a server); None: judged by pid on this host.
     held: bool | None = None
+    #: Its owner process as ``_owner`` wrote it ("PID BOOT_ID START_TICKS"), or None (an older ordo's row).
+    owner: str | None = None
 
     @property
     def owner_alive(self) -> bool:
@@ -151,7 +153,7 @@ class RunInfo:
             return self.held
         if self.pid is None or self.host != _host():
             return False
-        return self.pid == os.getpid() or _lives(self.pid, self.updated)
+        return self.pid == os.getpid() or _lives(self.pid, self.updated, self.owner)
 
     @property
     def mine(self) -> bool:
@@ -176,15 +178,33 @@ def _host() -> str:
     return os.uname().nodename
 
 
-def _lives(pid: int, since: float) -> bool:
+def _owner() -> str | None:
+    """This process as a run's row names its owner: its pid, this boot's id and its start (clock ticks
+    since boot), which a process given the pid later (after a crash, or a reboot) does not share; None
+    where /proc does not say."""
+    fields, boot = stat_fields(os.getpid()), boot_id()
+    if fields is None or boot is None or len(fields) < 20 or not fields[19].isdigit():
+        return None
+    return f"{os.getpid()} {boot} {fields[19]}"
+
+
+def _lives(pid: int, since: float, owner: str | None = None) -> bool:
     """Whether process ``pid`` of this host lives and can be the one that wrote it into a run's row
-    last updated at ``since``."""
+    last updated at ``since`` (``owner``: the row's mark of it, when it has one)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    mark = owner.split() if owner else []
+    if len(mark) == 3 and mark[0] == str(pid):
+        # the process that wrote the row is told apart exactly: no wall clock comes in (a step of the clock
+        # by more than OWNER_MARGIN forward made a live owner look younger than its row, and a resume took
+        # its run over while it ran: a sweep of clocks and time's)
+        fields = stat_fields(pid)
+        if fields is not None and len(fields) >= 20 and boot_id() is not None:
+            return fields[0] != "Z" and mark[1:] == [boot_id(), fields[19]]
     return _could_own(pid, since)
 
 
@@ -245,7 +265,7 @@ class Journal:
         self._lock = threading.Lock()
         self._carrying: set[int] = set()   # the runs this journal's process holds and carries on
         self._columns = ("runs.id, runs.created, runs.updated, runs.project, runs.request, runs.status, runs.pid, "
-                         f"runs.host, runs.options, runs.summary, {self._store.held}")
+                         f"runs.host, runs.options, runs.summary, {self._store.held}, runs.owner")
         self._runs = f"SELECT {self._columns} FROM runs"
         try:
             self._setup(create)
@@ -395,10 +415,10 @@ class Journal:
         """The run's row, owned by this process (inside the transaction: it is never seen unowned)."""
         now = time.time()
         run = int(self._store.execute(
-            "INSERT INTO runs (created, updated, project, request, status, pid, host, options) "
-            "VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
+            "INSERT INTO runs (created, updated, project, request, status, pid, host, options, owner) "
+            "VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id",
             (now, now, project, self.redactor.text(request), os.getpid(), _host(),
-             json.dumps(options, sort_keys=True))).fetchone()[0])
+             json.dumps(options, sort_keys=True), _owner())).fetchone()[0])
         if self._store.execute("SELECT 1 FROM events WHERE run = ? LIMIT 1", (run,)).fetchone() is not None:
             # the runs' table lost rows that its events still name (a damaged page): a new run given the
             # id of a run lost would mix its events into that run's (the transaction is undone)
@@ -639,8 +659,8 @@ class Journal:
                 raise RunEnded(f"{self.path}: run {run_id} cannot be carried on: it is {run.status}"
                                + (f" ({run.summary['reason']})" if run.summary.get("reason") else ""))
             self._hold(run_id)
-            db.execute("UPDATE runs SET pid=?, host=?, status='running', updated=? WHERE id=?",
-                       (os.getpid(), _host(), time.time(), run_id))
+            db.execute("UPDATE runs SET pid=?, host=?, owner=?, status='running', updated=? WHERE id=?",
+                       (os.getpid(), _host(), _owner(), time.time(), run_id))
         return run
 
     def hold_again(self, run_id: int) -> bool:
@@ -652,8 +672,8 @@ class Journal:
             if run.status != "running" or (run.owner_alive and not run.mine) or not self._store.hold(run_id):
                 return False
             self._carrying.add(run_id)
-            db.execute("UPDATE runs SET pid=?, host=?, updated=? WHERE id=?",
-                       (os.getpid(), _host(), time.time(), run_id))
+            db.execute("UPDATE runs SET pid=?, host=?, owner=?, updated=? WHERE id=?",
+                       (os.getpid(), _host(), _owner(), time.time(), run_id))
         return True
 
     def _live_run_locked(self) -> RunInfo | None:
@@ -1296,7 +1316,7 @@ def _run_info(row: tuple, path: Path | JournalUrl) -> RunInfo:
     # the request's name masked again on the way out (a journal written before it was on the way in)
     return RunInfo(id=row[0], created=row[1], updated=row[2], project=row[3], request=scrub(row[4]), status=row[5],
                    pid=row[6], host=row[7], options=options, summary=_json(row[9], path, f"{where}, its summary"),
-                   held=None if row[10] is None else bool(row[10]))
+                   held=None if row[10] is None else bool(row[10]), owner=row[11] if type(row[11]) is str else None)
 
 
 #: What a run's stored options may hold (ApplyOptions.as_dict, and the engine's), each checked when read.

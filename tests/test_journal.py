@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from domain.formats import ObservedResource
+from domain.procs import stat_fields
 from executor.journal import SCHEMA_VERSION, Event, Journal, JournalError
 from tests.conftest import ROOT, VFW, run_ordo
 from tests.stores import Owner, eventually
@@ -235,6 +236,32 @@ def test_a_zombie_owner_counts_as_dead(sqlite_journal: Journal, sleeper: subproc
         time.sleep(0.02)
     os.kill(sleeper.pid, 0)
     assert journal.run(run).effective_status == "crashed"
+
+
+def test_a_live_owner_is_told_apart_by_its_start_not_by_the_wall_clock(tmp_path: Path, sleeper) -> None:
+    """The owner was judged by its start (the boot time, which moves with the wall clock, plus its
+    ticks) against its row's last update: after a step of the clock forward by more than a minute, a
+    live `ordo apply` looked crashed and `ordo resume` took its run over while it ran (a sweep of clocks
+    and time's). The row names its owner by pid, boot and start ticks; a process given the pid later
+    (a crash, a reboot) is not it."""
+    path = tmp_path / "journal.db"
+    with Journal(path) as jr, Owner(str(path)) as owner:
+        with sqlite3.connect(path) as db:   # its row written an hour "before" its process started
+            db.execute("UPDATE runs SET updated = updated - 3600 WHERE id = ?", (owner.run,))
+        db.close()
+        info = jr.run(owner.run)
+        assert info.owner is not None and info.owner.split()[0] == str(owner.proc.pid)
+        assert info.owner_alive and info.effective_status == "running"
+        with pytest.raises(JournalError, match="in progress"):
+            jr.claim(owner.run)
+        # the pid given to another process since: its start is not the owner's
+        boot, started = info.owner.split()[1], int(stat_fields(sleeper.pid)[19])
+        for ticks, status in ((started + 1, "crashed"), (started, "running")):
+            with sqlite3.connect(path) as db:
+                db.execute("UPDATE runs SET pid = ?, owner = ?, updated = ? WHERE id = ?",
+                           (sleeper.pid, f"{sleeper.pid} {boot} {ticks}", time.time() + 3600, owner.run))
+            db.close()
+            assert jr.run(owner.run).effective_status == status
 
 
 def test_a_run_whose_owner_is_gone_is_crashed(sqlite_journal: Journal) -> None:

@@ -67,7 +67,7 @@ def test_a_version_1_journal_is_migrated_in_place(tmp_path: Path, claims: bool) 
         assert jr.append(run, [Event("plan")])[0].seq == 2
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"events_run", "claims_run", "runs_status", "request_ids_run"} <= indexes
     finally:
@@ -104,7 +104,7 @@ def test_a_postgresql_journal_is_created_once_by_many_at_once(postgres_url: str)
     import psycopg
 
     with psycopg.connect(postgres_url) as db:
-        assert db.execute("SELECT version FROM ordo_schema ORDER BY version").fetchall() == [(4,)]
+        assert db.execute("SELECT version FROM ordo_schema ORDER BY version").fetchall() == [(5,)]
 
 
 def test_opening_a_postgresql_journal_that_is_not_there(postgres_url: str) -> None:
@@ -129,12 +129,12 @@ def test_a_migration_never_sets_a_newer_journal_back(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     with Journal(path) as jr:
         other = sqlite3.connect(path)
-        other.execute("PRAGMA user_version=5")
+        other.execute("PRAGMA user_version=6")
         other.close()
-        with pytest.raises(JournalError, match="schema version 5 was written by a newer ordo"):
+        with pytest.raises(JournalError, match="schema version 6 was written by a newer ordo"):
             jr._migrate()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 6
     finally:
         db.close()

@@ -1,6 +1,7 @@
 """The journal's schema, by version, written once for every backend (the column types that
 differ are the backend's ``types``: ``{id}`` a run's number, ``{serial}`` an event's sequence
-number, ``{int}`` a 64-bit integer, ``{real}`` a time).
+number, ``{int}`` a 64-bit integer, ``{real}`` a time, ``{add_column}`` a column added, once however
+many open a new journal at once).
 
 A journal records its version (SQLite's ``user_version``, PostgreSQL's ``ordo_schema``
 table). Opening one of an older version applies the missing steps in place, in one
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 
 #: The version this ordo writes and reads.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Each version's steps, from the one before it. Statements are idempotent (IF NOT EXISTS).
 MIGRATIONS: dict[int, str] = {
@@ -84,6 +85,11 @@ CREATE TABLE IF NOT EXISTS request_ids (
     at {real} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS request_ids_run ON request_ids(run);
+""",
+    # the process that runs a run, told apart from another given its pid later by its boot and start
+    # (the kernel's clock ticks since boot: a step of the wall clock does not move them)
+    5: """
+ALTER TABLE runs {add_column} owner TEXT;
 """,
 }
 

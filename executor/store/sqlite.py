@@ -80,7 +80,7 @@ class SqliteBackend(Backend):
     #: Seconds a statement waits for another process's lock (SQLite's busy timeout).
     timeout = 10.0
     types = {"id": "INTEGER PRIMARY KEY", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER",
-             "real": "REAL"}
+             "real": "REAL", "add_column": "ADD COLUMN"}   # (under the journal's write lock: once)
 
     def __init__(self, path: Path) -> None:
         self.where = path
