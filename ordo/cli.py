@@ -127,8 +127,7 @@ def _write(path: Path, text: str) -> None:
             found = None
         target = Path(os.path.realpath(path))
         in_place = found is not None and (not stat.S_ISREG(found.st_mode) or found.st_nlink != 1
-                                          or found.st_uid != os.geteuid()
-                                          or str(target).startswith(("/dev/", "/proc/")))
+                                          or found.st_uid != os.geteuid() or _special(target))
         if not in_place:
             part = target.with_name(f".{target.name[:200]}.{secrets.token_hex(4)}.ordo-part")
             try:   # the umask applies, as to any new file; a name taken (left by a kill) is never reused
@@ -152,6 +151,13 @@ def _write(path: Path, text: str) -> None:
             raise
     except OSError as exc:
         raise OrdoError(f"cannot write {terminal_safe(path)}: {exc.strerror or exc}") from None
+
+
+def _special(path: Path) -> bool:
+    """Whether ``path`` (real) is one of the system's special names, written to as it is: /proc, and
+    /dev but for /dev/shm, a file system of files in memory (a plan there was written in place, left
+    cut short by a kill as on no other file system)."""
+    return path.is_relative_to("/proc") or (path.is_relative_to("/dev") and not path.is_relative_to("/dev/shm"))
 
 
 def _save_plan(path: Path, plan, settings) -> None:
