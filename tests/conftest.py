@@ -36,6 +36,29 @@ PLAIN_TERMINAL = {"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "500"}
 #: Variables that change what a CLI call does; never inherited from the test's environment.
 ORDO_ENV = ("ORDO_CRASH_POINT", "ORDO_SIMULATION", "ORDO_JOURNAL")
 
+# The tests' files in memory where the machine has room for them (/dev/shm, tmpfs): they write
+# journals, plans and servers' data by the thousand, and on a disk the journals' syncs cost the
+# suite a tenth of its time on two cores (5 min 29 s against 4 min 57 s, 7 December). A TMPDIR
+# given is kept. Set here, before the workers start: they and every process they start inherit it.
+def _tests_in_memory(least: int = 8 << 30) -> None:
+    shm = Path("/dev/shm")
+    if os.environ.get("TMPDIR") or not shm.is_dir() or not os.access(shm, os.W_OK | os.X_OK):
+        return
+    found = os.statvfs(shm)
+    if found.f_bavail * found.f_frsize < least:
+        return
+    folder = shm / f"ordo-tests-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir()
+    if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.geteuid():
+        return
+    folder.chmod(0o711)   # others may pass, not look: PostgreSQL runs as its own user in a folder of its own
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = None
+
+
+_tests_in_memory()
+
 # Python keeps its bytecode caches during the tests. A container may set PYTHONDONTWRITEBYTECODE;
 # then each test worker compiled and assertion-rewrote its 440 modules again at every run (10 s of
 # each worker's start on a slow 2-core machine: collection 11 s instead of 3.6 s), and every `ordo`
