@@ -567,8 +567,32 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
                                          "nothing was undone.")
         if status in ("crashed", "fallout", "interrupted", "failed"):
             _close_aborted(jr, info, status, f"aborted while {status}", record)
-            return f"Run {run_id} aborted (it was {status}); nothing was undone."
+            ended = _end_left_running(jr, run_id) if status == "crashed" else 0
+            return f"Run {run_id} aborted (it was {status}); nothing was undone." + _left_ended(ended)
         raise ExecutionError(f"run {run_id} is {status}: there is nothing to abort")
+
+
+def _end_left_running(jr: Journal, run_id: int) -> int:
+    """The command controllers' programs a crashed run left running for its operations in doubt (an
+    ordo killed with -9, or by the out-of-memory killer, mid-call): ended, as a resume ends them before
+    it observes. Aborted, the run was said to be stopped while they ran on and made their effect
+    (the fourth review of 7 December). How many ran."""
+    from executor.controllers.command import end_left_running
+    from executor.engine import rebuild
+
+    prior = rebuild(jr, run_id)
+    keys = sorted(key for oid in prior.in_doubt if (key := prior.keys.get(oid)))
+    return end_left_running(jr.path.parent, keys) if keys else 0
+
+
+def _left_ended(count: int) -> str:
+    if not count:
+        return ""
+    if count == 1:
+        return (" The program it left running (its ordo was killed at once) was ended; the next run observes "
+                "what it did.")
+    return (f" The {count} programs it left running (its ordo was killed at once) were ended; the next run observes "
+            "what they did.")
 
 
 def _ended_first(jr: Journal, run_id: int, error: Exception) -> str:

@@ -220,11 +220,8 @@ print("{}")
 """
 
 
-def test_a_program_left_running_by_an_ordo_killed_at_once_is_ended_before_its_operation_is_observed(
-        tmp_path: Path) -> None:
-    """`ordo apply` killed with -9 (or by the out-of-memory killer) mid-call left the command's program
-    running; `ordo resume` observed the operation "not applied" and sent it again beside it: the effect
-    landed twice, under one idempotency key (the signals sweep). The resume ends it first."""
+def _left_by_an_ordo_killed_at_once(tmp_path: Path) -> tuple[Path, int]:
+    """A project whose `ordo apply` was killed with -9 mid-call: the program it ran (its pid) runs on."""
     root = command_project(tmp_path / "p", LEFT_RUNNING, "{ attempts: 1 }", "{ lifecycle: simple, "
                            "operations: { create: { controller: c }, delete: { controller: c } } }",
                            "  - { name: a, type: thing }\n")
@@ -238,12 +235,38 @@ def test_a_program_left_running_by_an_ordo_killed_at_once_is_ended_before_its_op
     finally:
         if proc.poll() is None:
             proc.kill()
+    return root, left
+
+
+def test_a_program_left_running_by_an_ordo_killed_at_once_is_ended_before_its_operation_is_observed(
+        tmp_path: Path) -> None:
+    """`ordo apply` killed with -9 (or by the out-of-memory killer) mid-call left the command's program
+    running; `ordo resume` observed the operation "not applied" and sent it again beside it: the effect
+    landed twice, under one idempotency key (the signals sweep). The resume ends it first."""
+    root, left = _left_by_an_ordo_killed_at_once(tmp_path)
     assert not _gone(left, timeout=0.5)   # (nothing ended it: it runs on, orphaned)
     (root / "slow").unlink()
     resumed = run_ordo("resume", "1", "-C", root)
     assert resumed.code == 0, resumed.text
     assert _gone(left, timeout=1)
     assert len((root / "applied.log").read_text().splitlines()) == 1   # (the resend's alone)
+
+
+def test_an_abort_of_a_run_whose_ordo_was_killed_at_once_ends_the_program_it_left_running(tmp_path: Path) -> None:
+    """`ordo abort` of such a run said it was stopped while the program ran on and made its effect
+    after the abort (the fourth review of 7 December): the abort ends it, as a resume does."""
+    root, left = _left_by_an_ordo_killed_at_once(tmp_path)
+    assert not _gone(left, timeout=0.5)
+    (root / "slow").unlink()   # (left running, it would make its effect at once)
+    aborted = run_ordo("abort", "1", "-C", root)
+    assert aborted.code == 0, aborted.text
+    assert "Run 1 aborted (it was crashed); nothing was undone. The program it left running (its ordo was killed " \
+           "at once) was ended; the next run observes what it did." in aborted.out, aborted.text
+    assert _gone(left, timeout=1)
+    assert not (root / "applied.log").exists()
+    assert not list((root / ".ordo" / "calls").iterdir())
+    again = run_ordo("abort", "1", "-C", root)   # (ended: nothing more to abort)
+    assert again.code != 0
 
 
 def test_a_stream_of_a_run_another_process_drives_ends_when_the_server_stops(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -298,25 +299,35 @@ class _Calls:
             if pid is None or int(path.read_text().split()[0]) == pid:
                 path.unlink()
 
-    def end(self, key: str) -> None:
+    def end(self, key: str) -> bool:
         """Kill the process group of the program a note for ``key`` names, while any of it runs (the
         program may be gone and what it started in its group not: a wrapper's child doing the work);
-        wait until it is gone (at most LEFTOVER_SECONDS)."""
+        wait until it is gone (at most LEFTOVER_SECONDS). Whether any of it ran."""
         path = self._file(key)
         try:
             pid, started = (int(part) for part in path.read_text().split())
         except (OSError, ValueError):
-            return
+            return False
         now = _started(pid)
+        ran = False
         # its group is its pid's (as _run starts it); a pid is not given again while a group of that id
         # has members: the group is the program's unless another process runs under its pid now
         if now is None or now == started:
+            ran = _group_runs(pid)
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
             deadline = time.monotonic() + LEFTOVER_SECONDS
             while time.monotonic() < deadline and _group_runs(pid):
                 time.sleep(0.02)
         self.forget(path)
+        return ran
+
+
+def end_left_running(workdir: Path, keys: Iterable[str]) -> int:
+    """The programs noted for ``keys`` (the operations in doubt of a run whose ordo was killed at
+    once) that still run, ended as a resume's observe ends them first: how many ran."""
+    calls = _Calls(Path(workdir) / "calls")
+    return sum(calls.end(key) for key in keys)
 
 
 def _group_runs(group: int) -> bool:
