@@ -202,11 +202,12 @@ from tests.stores import journal_url, postgres_server, postgres_url  # noqa: E40
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: two workers more than the cores. A good part of the suite waits (on servers it
+    """`-n auto`: three workers more than the cores. A good part of the suite waits (on servers it
     started, on `ordo` processes, on timeouts it tests): with a worker per core, a core then has
     nothing to do. On two cores, three workers took 4 min 7 s where two took 4 min 55 s (6 December);
-    on a slower machine of two cores, four took 4 min 54 s where three took 5 min 35 s (7 December)."""
-    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 2
+    on a slower machine of two cores, four took 4 min 54 s where three took 5 min 35 s, and with the
+    tests' files in memory five took 4 min 47 s where four took 4 min 58 s (7 December)."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 3
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

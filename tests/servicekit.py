@@ -10,7 +10,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,16 +73,25 @@ def process_server(project: Path, port: int, log: Path, *, latency: float, env: 
         proc = subprocess.Popen([ordo_executable(), "serve", "-C", str(project), "--listen", f"127.0.0.1:{port}",
                                  "--simulation", str(scenario(project, latency)), *args],
                                 stdout=out, stderr=subprocess.STDOUT, env={**environ, **(env or {})})
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
+    ready(port, lambda: proc.poll() is None, log)
+    return proc
+
+
+def ready(port: int, running: Callable[[], bool], log: Path, timeout: float = 60) -> None:
+    """Once the server on ``port`` says it is ready (while ``running``; else its log fails the test).
+    One client for the whole wait: each new one loads the system's certificates (a client a tenth of
+    a second made some 2% of the suite's time)."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2) as probe:
+        while True:
+            try:
+                if probe.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert running(), log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
 
 
 def follow(client: httpx.Client, run: int, last: int | None = None, timeout: float = 60) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import pytest
 from executor.journal import Journal
 from service.engine import LocalEngine, Submission
 from tests.conftest import VFW, ordo_executable, run_ordo
-from tests.servicekit import follow, free_port
+from tests.servicekit import follow, free_port, ready
 from tests.test_apply_controllers import command_project
 
 pytestmark = pytest.mark.slow   # (servers and ordo processes: run first, as the other slow files are)
@@ -114,15 +114,8 @@ def _serve(root: Path, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, in
     with log.open("ab") as out:
         server = subprocess.Popen([ordo_executable(), "serve", "-C", str(root), "--listen", f"127.0.0.1:{port}",
                                    *args], stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return server, port, log
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline and server.poll() is None, log.read_text()
-        time.sleep(0.1)
+    ready(port, lambda: server.poll() is None, log)
+    return server, port, log
 
 
 @pytest.mark.parametrize("signals", [[signal.SIGHUP], [signal.SIGTERM, signal.SIGTERM], [signal.SIGINT, signal.SIGINT]])
