@@ -170,30 +170,6 @@ class RunResult:
 _WAKE = object()
 
 
-class HostClock:
-    """The core's clock: seconds since the epoch that never go back within the process, and that
-    follow the wall clock when it is set forward. A wait's deadline is journaled on it and outlives
-    the process: other processes (`ordo event`, a resume) read it against their wall clock. Kept on
-    the monotonic clock alone, a step forward of the wall clock (NTP, a VM resumed) journaled
-    deadlines already past for everyone else: `ordo event` refused the event of a wait just begun
-    (a sweep of clocks and time's). A step back is not followed (timers would stall for its length)."""
-
-    #: Seconds the wall clock may run ahead before the clock follows it (slewing is not a step).
-    STEP = 1.0
-
-    def __init__(self, wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic) -> None:
-        self._wall, self._mono = wall, mono
-        self._epoch = wall() - mono()
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            mono, wall = self._mono(), self._wall()
-            if wall > self._epoch + mono + self.STEP:
-                self._epoch = wall - mono
-            return self._epoch + mono
-
-
 class Executor:
     """Carries plans out; one instance per run being driven. The local host of the run core
     (``executor/core/``): it carries out the core's commands with worker threads, the journal,
@@ -206,8 +182,10 @@ class Executor:
         self.shared = shared  # the limits and guards of the runs side by side (a server's), else the run's own
         # the plan slots a re-plan takes (a long-lived process's: planner/slots.py), else none
         self.plans = plans or (shared.plans if shared is not None else None)
-        # The core's clock (HostClock); ``clock`` replaces it in tests.
-        self.clock = clock or HostClock()
+        # The core's clock: seconds since the epoch that never go back within the process (a wait's
+        # deadline is journaled on it and outlives the process); ``clock`` replaces it in tests.
+        epoch = time.time() - time.monotonic()
+        self.clock = clock or (lambda: epoch + time.monotonic())
         self.loader = loader
         self.options = options or ApplyOptions()
         self.listener = listener or (lambda event: None)

@@ -149,7 +149,13 @@ def _deliver(jr: Journal, run_id: int, resource: str, event: str, data: dict[str
                                  f"{oid}): the first stands, and nothing was written")
         return Delivered(run_id, oid, None, f"Event '{event}' for {resource} had arrived already (run {run_id}, "
                                             f"{oid}); nothing written.")
-    if (time.time() if now is None else now) > wait["deadline"]:
+    # the deadline on the run's clock, and the wait's length from when its start was journaled (on the wall
+    # clock): the run's clock is monotonic, and after the wall clock was set forward the deadline it journaled
+    # for a wait just begun was past for every other process (a sweep of clocks and time's)
+    began = next((ev.at for ev in reversed(events) if ev.kind == "waiting" and ev.op == oid
+                  and ev.data.get("deadline") == wait["deadline"]), None)
+    deadline = wait["deadline"] if began is None else max(wait["deadline"], began + wait["seconds"])
+    if (time.time() if now is None else now) > deadline:
         raise ExecutionError(f"{oid} waited for '{event}' until its deadline ({wait['seconds']:g} s), which has "
                              f"passed: it fails when run {run_id} goes on")
     stored, written = jr.append_once(run_id, [Event("event-received", op=oid, data={
