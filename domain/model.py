@@ -48,9 +48,14 @@ class RetryPolicy:
             return self.max_interval
         if self.initial_interval <= 0 or self.coefficient == 1:
             return self.initial_interval
-        if attempt - 1 >= math.log(self.max_interval / self.initial_interval, self.coefficient):
+        # in logarithms: the quotient of the two may be past a float (an initial interval of 1e-320, a review's)
+        grown = math.log(self.initial_interval) + (attempt - 1) * math.log(self.coefficient)
+        if grown >= math.log(self.max_interval):
             return self.max_interval
-        return min(self.max_interval, self.initial_interval * self.coefficient ** (attempt - 1))
+        try:
+            return min(self.max_interval, self.initial_interval * self.coefficient ** (attempt - 1))
+        except OverflowError:   # (the power alone past a float, the product not)
+            return min(self.max_interval, math.exp(grown))
 
 
 @dataclass(frozen=True)

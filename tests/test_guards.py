@@ -241,6 +241,18 @@ def test_rate_limit_after_the_clock_is_set_back_holds_for_its_window_not_for_the
     assert engine.check(op("m3"), back + 2.5).retry_after == pytest.approx(1.5)
 
 
+def test_a_start_replayed_at_its_own_time_moves_no_other_start():
+    """A resume replays its run's journal into the engine the runs of a server share, at the times
+    written: that moved the live runs' starts back to the replayed time, and the limit let more through
+    than its max (a review of 7 December)."""
+    engine = GuardEngine([Guard(name="two-per-hour", kind="rate_limit", match=Selector(operation=("create",)),
+                                max=2, seconds=3600)])
+    assert engine.admit(op("a1"), T0)[0].allowed and engine.admit(op("a2"), T0)[0].allowed
+    engine.finished(engine.started(op("b1"), now=T0 - 3000), ok=False, now=T0 - 3000)
+    denied = engine.check(op("a3"), T0 + 660)
+    assert not denied.allowed and denied.retry_after == pytest.approx(2940.0)   # (when a1 and a2 leave the window)
+
+
 def test_rate_limit_facts_expire():
     engine = GuardEngine([Guard(name="rl", kind="rate_limit", max=1000, seconds=5)])
     base = engine.facts

@@ -194,6 +194,9 @@ def test_the_backoff_stays_at_its_longest_however_many_attempts():
     assert RetryPolicy(initial_interval=0.0, coefficient=3.0, max_interval=9.0).delay(5000) == 0.0
     assert RetryPolicy(initial_interval=5.0, coefficient=1.0, max_interval=9.0).delay(5000) == 5.0
     assert RetryPolicy(initial_interval=20.0, coefficient=2.0, max_interval=9.0).delay(1) == 9.0
+    tiny = RetryPolicy(initial_interval=1e-320, coefficient=2.0, max_interval=60.0, attempts=2000)   # (a review's)
+    assert tiny.delay(1) == 1e-320 and 0 < tiny.delay(1060) < 60.0 and tiny.delay(1025) < tiny.delay(1060)
+    assert tiny.delay(1100) == tiny.delay(10**9) == 60.0
 
 # --- in doubt -------------------------------------------------------------------------
 
