@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import clipped
-from domain.procs import stat_fields
+from domain.procs import boot_id, stat_fields
 from executor.controllers.base import (
     MAX_ANSWER_BYTES,
     ConfigError,
@@ -264,8 +264,8 @@ LEFTOVER_SECONDS = 10.0
 
 class _Calls:
     """The programs running for operations, noted by their operation's idempotency key in files of
-    ``folder`` (beside the journal): the program's pid and its start (the kernel's, so that a pid used
-    again is not taken for it), written when it starts and removed when its call returns. A note an
+    ``folder`` (beside the journal): the program's pid, its start (the kernel's, so that a pid used
+    again is not taken for it) and the boot's id, written when it starts and removed when its call returns. A note an
     ordo killed at once (-9, the out-of-memory killer) left names a program that may still run: it ran
     on, orphaned, a resume was told "not applied" by the observe and sent the operation again beside
     it, the effect landing twice. ``end`` kills its process group (it, and what it started in it, as the
@@ -286,7 +286,7 @@ class _Calls:
         path = self._file(key)
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.write_text(f"{pid} {started}\n")
+            path.write_text(f"{pid} {started} {boot_id() or '-'}\n")
         except OSError:
             return None
         return path
@@ -305,14 +305,17 @@ class _Calls:
         wait until it is gone (at most LEFTOVER_SECONDS). Whether any of it ran."""
         path = self._file(key)
         try:
-            pid, started = (int(part) for part in path.read_text().split())
+            pid_text, started_text, *boot = path.read_text().split()
+            pid, started = int(pid_text), int(started_text)
         except (OSError, ValueError):
             return False
         now = _started(pid)
         ran = False
         # its group is its pid's (as _run starts it); a pid is not given again while a group of that id
-        # has members: the group is the program's unless another process runs under its pid now
-        if now is None or now == started:
+        # has members: the group is the program's unless another process runs under its pid now, or the
+        # note is of another boot (a reboot since, or another host sharing the folder), where a group of
+        # that id is another's (the abort of a run crashed before a reboot killed it: a review's)
+        if (now is None or now == started) and boot[:1] in ([], [boot_id() or "-"]):
             ran = _group_runs(pid)
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
