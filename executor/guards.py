@@ -265,10 +265,13 @@ class GuardEngine:
         return ticket
 
     def admit(self, op: OpInfo, now: float | None = None) -> tuple[Decision, int | None]:
-        """check() and, when allowed, started(): (decision, ticket or None)."""
+        """check() and, when allowed, started(): (decision, ticket or None), as one step under the
+        engine's lock: the runs of a server share it, and two of them both passing the check before
+        either was counted went past the limit together (a review's)."""
         now = self.clock() if now is None else now
-        decision = self.check(op, now)
-        return decision, (self.started(op, now) if decision.allowed else None)
+        with self._lock:
+            decision = self.check(op, now)
+            return decision, (self.started(op, now) if decision.allowed else None)
 
     def finished(self, ticket: int, ok: bool, now: float | None = None) -> None:
         """The dispatch ``ticket`` ended: ``ok`` if the operation was applied."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -251,6 +252,29 @@ def test_a_start_replayed_at_its_own_time_moves_no_other_start():
     engine.finished(engine.started(op("b1"), now=T0 - 3000), ok=False, now=T0 - 3000)
     denied = engine.check(op("a3"), T0 + 660)
     assert not denied.allowed and denied.retry_after == pytest.approx(2940.0)   # (when a1 and a2 leave the window)
+
+
+def test_runs_side_by_side_admitted_at_once_stay_within_the_limit():
+    """A server's runs share one engine: two of them both passing the check before either was counted
+    went past the limit together (303 of 300 in a review's trials). Here each check takes a while."""
+    engine = GuardEngine([Guard(name="one", kind="rate_limit", match=Selector(operation=("create",)), max=1,
+                                seconds=3600)])
+    check = engine.check
+
+    def slow_check(operation, now=None):
+        decision = check(operation, now)
+        time.sleep(0.2)   # (the other run's thread asks meanwhile)
+        return decision
+
+    engine.check = slow_check
+    admitted = []
+    threads = [threading.Thread(target=lambda i=i: admitted.append(engine.admit(op(f"m{i}"), T0)[0].allowed))
+               for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(admitted) == [False, True]
 
 
 def test_rate_limit_facts_expire():
