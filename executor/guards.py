@@ -463,12 +463,12 @@ class GuardEngine:
 
     def _set_back(self, now_ms: int) -> None:
         """Starts counted later than ``now_ms`` (the wall clock was set back since, or a resume read
-        them from the journal before the step) counted as starts now: they end a window from now. Asked
-        by a check only, at the time now: a start recorded at an earlier time (a resume replays its
-        run's journal into the engine the runs of a server share) is no step back, and moved the other
-        runs' starts back to it (a review's).
+        them from the journal before the step) counted as starts now: they end a window from now.
         Counted at their own time, an hour's step back held the operations a rate limit selects for
-        that hour, every check saying to wait that long (a sweep of clocks and time's)."""
+        that hour, every check saying to wait that long (a sweep of clocks and time's). Asked by a
+        check only, at the time now: a start recorded at an earlier time (a resume replays its run's
+        journal into the engine the runs of a server share) is no step back, and moved the other
+        runs' starts back to it (a review's)."""
         if now_ms >= self._latest:
             return
         for gname, hits in self._hits.items():

@@ -586,13 +586,12 @@ def _end_left_running(jr: Journal, run_id: int) -> int:
 
 
 def _left_ended(count: int) -> str:
+    """What abort says of the programs it ended (none: nothing)."""
     if not count:
         return ""
-    if count == 1:
-        return (" The program it left running (its ordo was killed at once) was ended; the next run observes "
-                "what it did.")
-    return (f" The {count} programs it left running (its ordo was killed at once) were ended; the next run observes "
-            "what they did.")
+    one = count == 1
+    return (f" {'The program' if one else f'The {count} programs'} it left running (its ordo was killed at once) "
+            f"{'was' if one else 'were'} ended; the next run observes what {'it' if one else 'they'} did.")
 
 
 def _ended_first(jr: Journal, run_id: int, error: Exception) -> str:

@@ -265,12 +265,13 @@ LEFTOVER_SECONDS = 10.0
 class _Calls:
     """The programs running for operations, noted by their operation's idempotency key in files of
     ``folder`` (beside the journal): the program's pid, its start (the kernel's, so that a pid used
-    again is not taken for it) and the boot's id, written when it starts and removed when its call returns. A note an
-    ordo killed at once (-9, the out-of-memory killer) left names a program that may still run: it ran
-    on, orphaned, a resume was told "not applied" by the observe and sent the operation again beside
-    it, the effect landing twice. ``end`` kills its process group (it, and what it started in it, as the
-    timeout does) while any of it runs, before the operation is observed; what it started and detached
-    (a daemon that is the operation's effect) is left."""
+    again is not taken for it) and the boot's id (a note of another boot is not acted on), written
+    when it starts and removed when its call returns. A note an ordo killed at once (-9, the
+    out-of-memory killer) left names a program that may still run: it ran on, orphaned, a resume was
+    told "not applied" by the observe and sent the operation again beside it, the effect landing
+    twice. ``end`` kills its process group (it, and what it started in it, as the timeout does) while
+    any of it runs, before the operation is observed (and when the run is aborted); what it started
+    and detached (a daemon that is the operation's effect) is left."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
