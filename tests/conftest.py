@@ -59,6 +59,21 @@ def _tests_in_memory(least: int = 8 << 30) -> None:
 
 _tests_in_memory()
 
+
+def _compiled() -> None:
+    """ordo's own modules compiled once, here, before the workers start: from a fresh clone each worker
+    compiled every module it imported, all of them at once (where bytecode may be written)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    import compileall
+
+    for package in ("domain", "planner", "executor", "service", "ordo", "policies"):
+        if (ROOT / package).is_dir():
+            compileall.compile_dir(ROOT / package, quiet=2, workers=1)
+
+
+_compiled()
+
 # Python keeps its bytecode caches during the tests. A container may set PYTHONDONTWRITEBYTECODE;
 # then each test worker compiled and assertion-rewrote its 440 modules again at every run (10 s of
 # each worker's start on a slow 2-core machine: collection 11 s instead of 3.6 s), and every `ordo`
@@ -202,12 +217,13 @@ from tests.stores import journal_url, postgres_server, postgres_url  # noqa: E40
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: three workers more than the cores. A good part of the suite waits (on servers it
+    """`-n auto`: two workers more than the cores. A good part of the suite waits (on servers it
     started, on `ordo` processes, on timeouts it tests): with a worker per core, a core then has
     nothing to do. On two cores, three workers took 4 min 7 s where two took 4 min 55 s (6 December);
-    on a slower machine of two cores, four took 4 min 54 s where three took 5 min 35 s, and with the
-    tests' files in memory five took 4 min 47 s where four took 4 min 58 s (7 December)."""
-    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 3
+    on a slower machine of two cores, four took 4 min 54 s where three took 5 min 35 s; five took 4 min
+    47 s where four took 4 min 58 s in a working tree, but 5 min 42 s where four took 5 min 10 s from a
+    fresh clone (each worker compiles what it imports there first) (7 December)."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 2
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
