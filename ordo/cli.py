@@ -349,9 +349,14 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
 
         click.echo(to_dot(result), nl=False)
     elif fmt == "mermaid":
-        from planner.export import to_mermaid
+        from planner.export import mermaid_too_large, to_mermaid
 
-        click.echo(to_mermaid(result), nl=False)
+        text = to_mermaid(result)
+        click.echo(text, nl=False)
+        if (large := mermaid_too_large(result, text)) is not None:
+            _console(stderr=True).print(f"[yellow]Warning:[/] the diagram has {large} unless the page that draws "
+                                        "it raises that limit; `--format dot` draws a plan of any size.",
+                                        highlight=False)
     else:
         render.plan_text(console, result, outcome.scope)
         if out is not None:

@@ -36,6 +36,21 @@ def to_dot(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: What Mermaid draws at most unless the page that renders it says otherwise (its maxEdges and
+#: maxTextSize): a larger diagram is refused there, whatever it holds.
+MERMAID_MOST_EDGES = 500
+MERMAID_MOST_TEXT = 50_000
+
+
+def mermaid_too_large(plan: Plan, text: str) -> str | None:
+    """Why Mermaid would refuse ``text`` (``to_mermaid(plan)``) as it is set up by default, or None."""
+    if len(plan.edges) > MERMAID_MOST_EDGES:
+        return f"{len(plan.edges):,} edges, more than the {MERMAID_MOST_EDGES} Mermaid draws (maxEdges)"
+    if len(text) > MERMAID_MOST_TEXT:
+        return f"{len(text):,} characters, more than the {MERMAID_MOST_TEXT:,} Mermaid reads (maxTextSize)"
+    return None
+
+
 def to_mermaid(plan: Plan) -> str:
     symbols = _symbols(plan)
     ids = {op.id: f"op{i}" for i, op in enumerate(plan.operations)}

@@ -78,6 +78,20 @@ def test_digest_follows_every_input(vfw_copy):
     assert first != second
 
 
+def test_a_mermaid_diagram_larger_than_mermaid_draws_is_said_to_be(tmp_path) -> None:
+    """Past 500 edges Mermaid refuses a diagram ("Edge limit exceeded"), from some 150 resources: the
+    command wrote one without a word (the scale sweep of 7 December)."""
+    from benchmarks.generate import write_project
+
+    write_project(150, tmp_path / "p")
+    run = run_ordo("plan", "-C", tmp_path / "p", "--format", "mermaid")
+    assert run.code == 0 and run.out.startswith("flowchart LR") and run.out.count("-->") > 500, run.err
+    assert "Warning: the diagram has " in run.err and "edges, more than the 500 Mermaid draws (maxEdges) unless " \
+           "the page that draws it raises that limit; `--format dot` draws a plan of any size." in run.err, run.err
+    small = run_ordo("plan", "-C", VFW, "--format", "mermaid")
+    assert small.code == 0 and "Warning" not in small.err
+
+
 def test_dot_and_mermaid():
     dot = run_ordo("plan", "-C", VFW, "--format", "dot")
     assert dot.code == 0 and dot.out.startswith("digraph plan {")
