@@ -16,6 +16,15 @@ def stat_fields(pid: int) -> list[str] | None:
         return None
 
 
+def started(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, which no step of the wall clock moves), or None
+    when it does not run (a zombie, ended but not reaped by its parent, does not) or /proc cannot say."""
+    fields = stat_fields(pid)
+    if fields is None or fields[0] == "Z" or len(fields) < 20 or not fields[19].isdigit():
+        return None
+    return int(fields[19])
+
+
 def boot_id() -> str | None:
     """This boot's id (Linux gives each boot a new one), or None where the system does not say."""
     try:

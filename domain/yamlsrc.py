@@ -108,21 +108,23 @@ class Source:
         key position for each key, a request of 10,000 `on:` took 27 s to check)."""
         if isinstance(key, str):
             return None
-        written = self.__dict__.get("_keys_read")
-        if written is None:
-            written = {}
-            for path in self.key_positions:
-                text = path[-1] if path else None
-                if isinstance(text, str) and not _YAML_TEXT.fullmatch(text):
-                    with contextlib.suppress(yaml.YAMLError):
-                        read = yaml.safe_load(text)
-                        if not isinstance(read, str):
-                            written.setdefault(path[:-1], []).append((text, read))
-            self.__dict__["_keys_read"] = written
-        for text, read in written.get(tuple(parent), ()):
+        for text, read in self._keys_read.get(tuple(parent), ()):
             if type(read) is type(key) and read == key:
                 return text
         return None
+
+    @functools.cached_property
+    def _keys_read(self) -> dict[PathKey, list[tuple[str, Any]]]:
+        """The keys YAML read as something else than text, as written and as read, by their mapping."""
+        written: dict[PathKey, list[tuple[str, Any]]] = {}
+        for path in self.key_positions:
+            text = path[-1] if path else None
+            if isinstance(text, str) and not _YAML_TEXT.fullmatch(text):
+                with contextlib.suppress(yaml.YAMLError):
+                    read = yaml.safe_load(text)
+                    if not isinstance(read, str):
+                        written.setdefault(path[:-1], []).append((text, read))
+        return written
 
     def where_key(self, path: PathKey) -> tuple[int, int]:
         unwalked = self._tree()

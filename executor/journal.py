@@ -51,7 +51,7 @@ from typing import Any
 
 from domain.errors import DiagnosticsError
 from domain.formats import STORED, ObservedResource, quoted
-from domain.procs import boot_id, stat_fields
+from domain.procs import boot_id, started, stat_fields
 from executor.core.event import Event
 from executor.core.options import ON_FAILURE
 from executor.redact import Redactor, scrub
@@ -182,10 +182,8 @@ def _owner() -> str | None:
     """This process as a run's row names its owner: its pid, this boot's id and its start (clock ticks
     since boot), which a process given the pid later (after a crash, or a reboot) does not share; None
     where /proc does not say."""
-    fields, boot = stat_fields(os.getpid()), boot_id()
-    if fields is None or boot is None or len(fields) < 20 or not fields[19].isdigit():
-        return None
-    return f"{os.getpid()} {boot} {fields[19]}"
+    began, boot = started(os.getpid()), boot_id()
+    return None if began is None or boot is None else f"{os.getpid()} {boot} {began}"
 
 
 def _lives(pid: int, since: float, owner: str | None = None) -> bool:
@@ -202,10 +200,10 @@ def _lives(pid: int, since: float, owner: str | None = None) -> bool:
         # the process that wrote the row is told apart exactly: no wall clock comes in (a step of the clock
         # by more than OWNER_MARGIN forward made a live owner look younger than its row, and a resume took
         # its run over while it ran: a sweep of clocks and time's)
-        fields = stat_fields(pid)
-        if fields is not None and len(fields) >= 20 and boot_id() is not None:
-            return fields[0] != "Z" and mark[1:] == [boot_id(), fields[19]]
-    return _could_own(pid, since)
+        began, boot = started(pid), boot_id()
+        if began is not None and boot is not None:
+            return mark[1:] == [boot, str(began)]
+    return _could_own(pid, since)   # (a zombie is not its owner there either)
 
 
 #: Seconds by which a process may seem to have started after it wrote its pid into a run's row.

@@ -442,11 +442,10 @@ class LocalEngine:
         jr = self._reader
         wanted = set()
         for info in jr.runs(RESUMABLE):
-            if info.status in RESUMABLE:
-                for event in jr.events(info.id, limit=1, kinds=("run-started",)):
-                    named = (event.data.get("files") or {}).get("request")
-                    if named:
-                        wanted.add(Path(named).name)
+            for event in jr.events(info.id, limit=1, kinds=("run-started",)):
+                named = (event.data.get("files") or {}).get("request")
+                if named:
+                    wanted.add(Path(named).name)
         before = time.time() - REQUEST_GRACE
         with contextlib.suppress(OSError), os.scandir(folder) as entries:
             for entry in entries:

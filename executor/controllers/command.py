@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import clipped
-from domain.procs import boot_id, stat_fields
+from domain.procs import boot_id, started, stat_fields
 from executor.controllers.base import (
     MAX_ANSWER_BYTES,
     ConfigError,
@@ -281,13 +281,13 @@ class _Calls:
 
     def note(self, key: str, pid: int) -> Path | None:
         """The note of ``pid`` run for ``key``; None where it cannot be written (then nothing is found)."""
-        started = _started(pid)
-        if started is None:
+        began = started(pid)
+        if began is None:
             return None
         path = self._file(key)
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.write_text(f"{pid} {started} {boot_id() or '-'}\n")
+            path.write_text(f"{pid} {began} {boot_id() or '-'}\n")
         except OSError:
             return None
         return path
@@ -306,17 +306,17 @@ class _Calls:
         wait until it is gone (at most LEFTOVER_SECONDS). Whether any of it ran."""
         path = self._file(key)
         try:
-            pid_text, started_text, *boot = path.read_text().split()
-            pid, started = int(pid_text), int(started_text)
+            pid_text, began_text, *boot = path.read_text().split()
+            pid, began = int(pid_text), int(began_text)
         except (OSError, ValueError):
             return False
-        now = _started(pid)
+        now = started(pid)
         ran = False
         # its group is its pid's (as _run starts it); a pid is not given again while a group of that id
         # has members: the group is the program's unless another process runs under its pid now, or the
         # note is of another boot (a reboot since, or another host sharing the folder), where a group of
         # that id is another's (the abort of a run crashed before a reboot killed it: a review's)
-        if (now is None or now == started) and boot[:1] in ([], [boot_id() or "-"]):
+        if (now is None or now == began) and boot[:1] in ([], [boot_id() or "-"]):
             ran = _group_runs(pid)
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
@@ -347,13 +347,6 @@ def _group_runs(group: int) -> bool:
                 return True
         return False
     return True
-
-
-def _started(pid: int) -> int | None:
-    """When ``pid`` started (clock ticks since boot: /proc), or None when it does not run (a zombie,
-    ended but not reaped by its parent, does not) or /proc cannot say (another system)."""
-    fields = stat_fields(pid)
-    return None if fields is None or fields[0] == "Z" else int(fields[19])
 
 
 def _reported(out: bytes, redactor: Redactor) -> dict[str, Any] | None:
