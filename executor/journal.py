@@ -944,6 +944,15 @@ class Journal:
                 rows = db.execute(f"{sql} ORDER BY seq", params).fetchall()
         return [self._event(r) for r in rows]
 
+    def event_sizes(self, run: int, since: int = 0, limit: int = -1) -> list[tuple[int, int]]:
+        """The seq and stored size (characters of its data) of the run's events after ``since``, in
+        order (at most ``limit``): what reading them will hold, known before they are read."""
+        sql, params = "SELECT seq, length(data) FROM events WHERE run=? AND seq>? ORDER BY seq", (run, since)
+        if limit >= 0:
+            sql, params = f"{sql} LIMIT ?", (*params, limit)
+        with self._read() as db:
+            return [(int(seq), int(size or 0)) for seq, size in db.execute(sql, params).fetchall()]
+
     def doubt_events(self, run: int) -> tuple[list[Event], int]:
         """The events of ``run`` that decide what it left in doubt, in order, and the run's last event.
 

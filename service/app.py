@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -52,9 +53,22 @@ STATES = (*STATUSES, "crashed")
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"   # printable ASCII, no spaces
 POLL = 0.2                  # seconds between looks at the journal for a stream of events
 BATCH = 500                 # events read, written out and sent at once by a stream
+BATCH_BYTES = 1 << 20       # ... and, past a batch's first event, stored characters of their data
+#: Bytes of events all streams hold at once. A stream takes its share before it reads a batch (BUILD
+#: times the batch's stored size: its events as objects and written out), keeps what is still to be
+#: sent, and gives it back piece by piece (PIECE bytes a write) as its client takes them. A plan event
+#: of 10,000 resources is 19 MB of JSON: 100 clients following such a run and reading slowly held 6 GB.
+STREAM_BYTES = 256 << 20
+BUILD = 8
+PIECE = 64 << 10
+#: Seconds a stream keeps its share without its client taking a piece while another stream waits for
+#: one: past them its share is given to the waiting and the stream ends (a client carries on with
+#: Last-Event-ID), so that clients that never read cannot hold everyone's share.
+STALL = 10.0
 #: Event streams open at once; more are refused (503, Retry-After), not queued: each holds a batch of
 #: events and takes turns of the thread pool, and 200 clients that never read made /healthz wait 16 s.
 MOST_STREAMS = 100
+WAIT_SHARE = 0.05           # seconds between a waiting stream's asks for its share
 KEEPALIVE = 15.0            # seconds of silence before a comment keeps a stream open
 #: A 422 names this many problems of the input at most, each text in at most MOST_CHARACTERS.
 MOST_DIAGNOSTICS, MOST_CHARACTERS = 100, 2000
@@ -496,6 +510,7 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
                               "See docs/service.md.")
     app.state.credentials = credentials
     streams = app.state.streams = _Streams()
+    budget = app.state.stream_budget = _Budget()
     from service.soapi import PREFIX
 
     app.add_middleware(UniqueKeys, skip=PREFIX)   # inside BodyLimit (added after it: around it)
@@ -610,7 +625,7 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
         if slot is None:
             raise HTTPException(503, f"{MOST_STREAMS} event streams are open, the most this server serves at once: "
                                      "try again later", headers={"Retry-After": "5"})
-        return StreamingResponse(_held(slot, _stream(engine, request, run_id, start)),
+        return StreamingResponse(_held(slot, _stream(engine, request, run_id, start, budget)),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -679,27 +694,133 @@ async def _goes_on(engine: LocalEngine, info: RunInfo) -> bool:
     return info.options.get("engine") == "temporal" and await run_in_threadpool(unfollowed, engine, info)
 
 
-def _next_events(engine: LocalEngine, run_id: int, seq: int) -> tuple[str, int]:
-    """The run's next events after ``seq`` (at most BATCH) as Server-Sent Events, and the last one's seq
-    (``seq`` when there are none): read and written out in a thread, sent in one piece."""
-    batch = engine.events(run_id, seq, BATCH)
+class _Share:
+    """A stream's share of the budget: the bytes it holds, the batch still to send, and when its
+    client last took a piece (``time.monotonic``)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.data: bytes | None = None
+        self.moved = 0.0
+        self.dropped = False
+
+
+class _Budget:
+    """The bytes of events all streams hold at once (``STREAM_BYTES``). Shares of large events (more
+    than a batch of small ones takes) are granted in the order they were asked for, the others whenever
+    they fit; one larger than the whole waits until it is alone and is held as the whole."""
+
+    def __init__(self, most: int | None = None) -> None:
+        self.most = STREAM_BYTES if most is None else most
+        self.held = 0
+        self._shares: set[_Share] = set()
+        self._waiting: list[_Share] = []
+        self._lock = threading.Lock()
+
+    def hold(self, share: _Share, n: int, now: float) -> bool:
+        """``share`` to hold ``n`` bytes now: less is always granted; more if it fits and no stream
+        asked before it (else it waits in line: False). Never for a share given away (``drop_stalled``)."""
+        n = min(n, self.most)
+        with self._lock:
+            if share.dropped:
+                return False
+            if n > share.bytes:
+                first = not self._waiting or self._waiting[0] is share or n <= BATCH_BYTES * BUILD
+                if not first or self.held - share.bytes + n > self.most:
+                    if share not in self._waiting:
+                        self._waiting.append(share)
+                    return False
+                if share in self._waiting:
+                    self._waiting.remove(share)
+            self.held += n - share.bytes
+            share.bytes, share.moved = n, now
+            if n:
+                self._shares.add(share)
+            else:
+                self._shares.discard(share)
+            return True
+
+    def leave(self, share: _Share) -> None:
+        """The stream ended: its share given back, its place in line left."""
+        with self._lock:
+            self.held -= share.bytes
+            share.bytes, share.data = 0, None
+            self._shares.discard(share)
+            if share in self._waiting:
+                self._waiting.remove(share)
+
+    def drop_stalled(self, now: float) -> None:
+        """Give back the shares of streams whose clients took nothing for ``STALL`` seconds (asked by a
+        stream that waits): their batches are let go, and they end at their next piece."""
+        with self._lock:
+            for share in [s for s in self._shares if now - s.moved >= STALL]:
+                self.held -= share.bytes
+                share.bytes, share.data, share.dropped = 0, None, True
+                self._shares.discard(share)
+
+
+def _batch(sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """How many of these events (seq, stored size) a batch reads, and their stored size: BATCH at
+    most, and past the first no more than BATCH_BYTES."""
+    count = total = 0
+    for _, size in sizes[:BATCH]:
+        if count and total + size > BATCH_BYTES:
+            break
+        count, total = count + 1, total + size
+    return count, total
+
+
+def _next_events(engine: LocalEngine, run_id: int, seq: int, count: int) -> tuple[bytes, int]:
+    """The run's next ``count`` events after ``seq`` as Server-Sent Events, and the last one's seq
+    (``seq`` when there are none): read and written out in a thread, as one text."""
+    batch = engine.events(run_id, seq, count)
     text = "".join(f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.as_dict(), sort_keys=True)}\n\n"
                    for ev in batch)
-    return text, batch[-1].seq if batch else seq
+    return text.encode(), batch[-1].seq if batch else seq
 
 
-async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int) -> AsyncIterator[str]:
-    """A run's events, a batch at a time: one write each (a client gone mid-batch failed each of its
-    events' writes, and asyncio logged a line for each: 480 lines per client that left early, a
-    sweep's), and no batch after the client is gone."""
+async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int,
+                  budget: _Budget | None = None) -> AsyncIterator[bytes | str]:
+    """A run's events, a batch at a time, written in pieces of PIECE bytes (a batch of small events in
+    one: a client gone mid-batch failed each of its writes, and asyncio logged a line for each), within
+    the server's budget of bytes held by streams; no piece after the client is gone."""
+    budget = budget if budget is not None else _Budget()
+    share = _Share()
+    try:
+        async for chunk in _batches(engine, request, run_id, seq, budget, share):
+            yield chunk
+    finally:
+        budget.leave(share)
+
+
+async def _batches(engine: LocalEngine, request: Request, run_id: int, seq: int, budget: _Budget,
+                   share: _Share) -> AsyncIterator[bytes | str]:
     quiet = 0.0
     while True:
-        text, seq = await run_in_threadpool(_next_events, engine, run_id, seq)
-        if text:
-            yield text
-            quiet = 0.0
-            if await request.is_disconnected():
+        sizes = await run_in_threadpool(engine.event_sizes, run_id, seq, BATCH)
+        if sizes:
+            count, size = _batch(sizes)
+            while not budget.hold(share, size * BUILD, time.monotonic()):
+                if share.dropped or await request.is_disconnected():
+                    return
+                budget.drop_stalled(time.monotonic())
+                await asyncio.sleep(WAIT_SHARE)
+            share.data, seq = await run_in_threadpool(_next_events, engine, run_id, seq, count)
+            if share.dropped:   # (stalled while it was read: the pool's threads all busy)
                 return
+            at = 0
+            while share.data is not None and at < len(share.data):
+                # what is still to be sent (never more than taken), and a copy of the next piece: the
+                # batch is let go, if the stream stalls, while the write of that piece waits
+                budget.hold(share, min(share.bytes, len(share.data) - at), time.monotonic())
+                piece = share.data[at:at + PIECE]
+                at += len(piece)
+                yield piece
+                if share.dropped or await request.is_disconnected():
+                    return
+            share.data = None
+            budget.hold(share, 0, time.monotonic())
+            quiet = 0.0
             continue
         info = await run_in_threadpool(engine.run, run_id)
         if info.effective_status != "running" and not engine.driving(run_id) and not await _goes_on(engine, info):

@@ -178,6 +178,9 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
                 evs.append(Event("run-ended", data={"status": "complete"}, seq=2, run=1, at=1.0))
             return [ev for ev in evs if ev.seq > since][:None if limit < 0 else limit]
 
+        def event_sizes(self, run: int, since: int = 0, limit: int = -1) -> list[tuple[int, int]]:
+            return [(ev.seq, 2) for ev in self.events(run, since, limit)]
+
         def run(self, run: int) -> RunInfo:
             self.looks += 1
             self.ended = self.ended or self.looks >= 20   # the workflow writes its end, 20 looks later
@@ -201,7 +204,8 @@ def test_a_stream_of_a_run_on_temporal_goes_on_while_no_server_follows_it(monkey
             return False
 
     async def kinds(engine: Engine) -> list[str]:
-        sent = "".join([chunk async for chunk in service.app._stream(engine, Request(), 1, 0)])
+        sent = "".join([chunk.decode() if isinstance(chunk, bytes) else chunk
+                        async for chunk in service.app._stream(engine, Request(), 1, 0)])
         return re.findall(r"^event: .*$", sent, re.MULTILINE)
 
     for status in ("running", "interrupted"):   # (interrupted: the server's follower failed)
