@@ -14,6 +14,9 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from html import escape
 from typing import Annotated, Any
 
@@ -35,6 +38,7 @@ LIST_LIMIT = 200
 #: Operations a plan may have to be drawn: a larger one is shown as its waves, counted by look (the graph of a
 #: 10,000-resource run, 31,000 operations, was a page of 20 MB that a browser could not lay out).
 MAX_DRAWN = 1000
+KEPT_PAGES = 32   # pages of ended runs kept (a page draws MAX_DRAWN operations at most: under 1 MB)
 
 
 def web_router(engine: LocalEngine) -> APIRouter:
@@ -46,13 +50,49 @@ def web_router(engine: LocalEngine) -> APIRouter:
     def index() -> HTMLResponse:
         return _html(runs_page(engine, ended))
 
+    pages = _EndedPages()
+
     @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
     def run_page(run_id: Annotated[int, Path(ge=1, le=1 << 62)]) -> HTMLResponse:
         info = engine.run(run_id)
-        return _html(run_view(info, engine.events(run_id), live=info.effective_status == "running"
-                              or engine.driving(run_id)))
+        live = info.effective_status == "running" or engine.driving(run_id)
+        if live or info.status in RESUMABLE:
+            return _html(run_view(info, engine.events(run_id), live=live))
+        return _html(pages.page(info, lambda: run_view(info, engine.events(run_id), live=False)))
 
     return router
+
+
+class _EndedPages:
+    """The pages of runs that ended for good (not resumable: nothing adds to them), the last
+    KEPT_PAGES viewed, each made once: the page of an ended run of 63,000 events was made from them
+    all at every view (5.5 s and 80 MB each; eight views at once held `GET /v1/runs` 18 s). One is
+    made at a time: views of the same run wait for the first's page."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[int, tuple[tuple[str, float], Page]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._making = threading.Lock()
+
+    def page(self, info: RunInfo, make: Callable[[], Page]) -> Page:
+        key = (info.status, info.updated)   # (a row written since, superseded or rolled back: made again)
+        with self._lock:
+            kept = self._kept.get(info.id)
+            if kept is not None and kept[0] == key:
+                self._kept.move_to_end(info.id)
+                return kept[1]
+        with self._making:
+            with self._lock:
+                kept = self._kept.get(info.id)
+                if kept is not None and kept[0] == key:
+                    return kept[1]
+            page = make()
+            with self._lock:
+                self._kept[info.id] = (key, page)
+                self._kept.move_to_end(info.id)
+                while len(self._kept) > KEPT_PAGES:
+                    self._kept.popitem(last=False)
+            return page
 
 
 class Page(str):

@@ -191,6 +191,32 @@ def test_the_list_of_runs_reads_a_few_events_of_each_and_an_ended_runs_once(vfw_
         engine.shutdown(30)
 
 
+def test_the_page_of_a_run_that_ended_is_made_once(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page of an ended run was made from all its events at every view (5.5 s and 80 MB at 63,000
+    events: the scale sweep). A run that ended for good is read once (one that can go on, resumable, is
+    read at each view, as before)."""
+    from service.engine import LocalEngine
+    from tests.servicekit import wait_state
+
+    reads: list[int] = []
+    real = LocalEngine.events
+
+    def events(self, run_id, *args, **kwargs):
+        if not args and not kwargs:   # (every event: what the run's page reads)
+            reads.append(run_id)
+        return real(self, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(LocalEngine, "events", events)
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+        wait_state(api, run, ("complete",))
+        reads.clear()
+        pages = [api.get(f"/ui/runs/{run}").text for _ in range(3)]
+        assert reads == [run] and pages[0] == pages[1] == pages[2] and "complete" in pages[0]
+        assert api.post(f"/v1/runs/{run}/abort").status_code == 409   # (it ended: its page stands)
+        assert api.get(f"/ui/runs/{run}").text == pages[0] and reads == [run]
+
+
 def test_a_page_of_another_name_resolved_to_loopback_changes_nothing(server: str) -> None:
     """DNS rebinding: a page of another site whose name is resolved again to 127.0.0.1 once it has
     loaded is, to the browser, of this server's origin, so what the browser says of its origin lets
