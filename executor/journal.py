@@ -932,17 +932,22 @@ class Journal:
             self.redactor.event(new.data), sort_keys=True, default=str) == json.dumps(
             stored.data, sort_keys=True, default=str)
 
-    def events(self, run: int, since: int = 0, limit: int = -1, kinds: tuple[str, ...] | None = None) -> list[Event]:
-        """The run's events after ``since``, in order (at most ``limit``; -1: all; only ``kinds`` if given)."""
+    def events(self, run: int, since: int = 0, limit: int = -1, kinds: tuple[str, ...] | None = None, *,
+               resources: tuple[str, ...] | None = None, last: bool = False) -> list[Event]:
+        """The run's events after ``since``, in order (at most ``limit``; -1: all; only ``kinds`` if
+        given; only those of operations on ``resources`` if given; ``last``: the last ``limit`` of them)."""
         sql, params = "SELECT seq, run, at, kind, op, key, data FROM events WHERE run=? AND seq>?", (run, since)
         if kinds is not None:
             sql, params = f"{sql} AND kind IN ({', '.join('?' * len(kinds))})", (*params, *kinds)
+        if resources is not None:   # (an operation's id is RESOURCE/OPERATION; a resource's name has no "/")
+            sql = f"{sql} AND ({' OR '.join(['substr(op, 1, ?) = ?'] * len(resources)) or 'FALSE'})"
+            params = (*params, *(p for name in resources for p in (len(name) + 1, f"{name}/")))
         with self._read() as db:
             if limit >= 0:
-                rows = db.execute(f"{sql} ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
+                rows = db.execute(f"{sql} ORDER BY seq {'DESC ' if last else ''}LIMIT ?", (*params, limit)).fetchall()
             else:
                 rows = db.execute(f"{sql} ORDER BY seq", params).fetchall()
-        return [self._event(r) for r in rows]
+        return [self._event(r) for r in (reversed(rows) if last and limit >= 0 else rows)]
 
     def event_sizes(self, run: int, since: int = 0, limit: int = -1) -> list[tuple[int, int]]:
         """The seq and stored size (characters of its data) of the run's events after ``since``, in

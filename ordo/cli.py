@@ -104,6 +104,20 @@ TIMEOUT_HELP_EACH = TIMEOUT_HELP.replace("for grounding and solving together", "
 #: A run's number: from 1 up to the largest the journal's databases store (a 64-bit integer).
 RUN_ID = click.IntRange(min=1, max=2**63 - 1)
 
+
+class ResourceName(click.ParamType):
+    """A resource's name, as the models spell one."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from domain.formats import is_name
+
+        if not is_name(value):
+            self.fail(f"{shown(str(value))} is not a resource name (letters, digits and _.:-, at most 200 "
+                      "characters, starting with a letter or digit)", param, ctx)
+        return value
+
 journal_option = click.option(
     "--journal", type=JournalParam(), envvar="ORDO_JOURNAL",
     help="Journal: an SQLite file (default: .ordo/journal.db in the project folder), or a PostgreSQL "
@@ -884,11 +898,15 @@ def history(project: Path, journal: Path | str | None, as_json: bool) -> None:
 @project_option
 @journal_option
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON lines.")
-def show(run_id: int | None, project: Path, journal: Path | str | None, as_json: bool) -> None:
+@click.option("--tail", type=click.IntRange(min=0, max=2**31), metavar="N", help="Only the last N events.")
+@click.option("--resource", "resources", multiple=True, type=ResourceName(), metavar="NAME",
+              help="Only the events of operations on this resource (repeatable).")
+def show(run_id: int | None, project: Path, journal: Path | str | None, as_json: bool, tail: int | None,
+         resources: tuple[str, ...]) -> None:
     """Show one run (the last if none is named) with its events."""
     from ordo import runs
 
-    runs.show(_console(), project, journal, run_id, as_json)
+    runs.show(_console(), project, journal, run_id, as_json, tail=tail, resources=tuple(sorted(set(resources))) or None)
 
 
 @cli.command()

@@ -119,14 +119,20 @@ def history(console: Console, project: Path, journal: Path | None, as_json: bool
         for r in runs])
 
 
-def show(console: Console, project: Path, journal: Path | None, run_id: int | None, as_json: bool) -> None:
+def show(console: Console, project: Path, journal: Path | None, run_id: int | None, as_json: bool, *,
+         tail: int | None = None, resources: tuple[str, ...] | None = None) -> None:
+    """A run and its events (``tail``: the last so many; ``resources``: those of operations on them)."""
     with Journal(journal_path(project, journal), create=False) as jr:
         if run_id is None:
             run_id = jr.last_run()
             if run_id is None:
                 raise JournalError(f"{jr.path}: no run was recorded yet")
         info = jr.run(run_id)
-        events = jr.events(run_id)
+        events = jr.events(run_id, limit=-1 if tail is None else tail, resources=resources, last=tail is not None)
+        if tail is None and resources is None:
+            first, final = events[:1], events[-1:]
+        else:   # (the times count from the run's first event, as without them)
+            first, final = jr.events(run_id, limit=1), [ev for ev in [jr.last_event(run_id)] if ev is not None]
         texts = _event_texts(jr.path, events)  # a damaged event names itself before anything is printed
         journal_id = jr.id
     # journals written before redaction, and secrets of this environment: masked again on the way out
@@ -140,7 +146,7 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
             stream(ev)
         return
     console.print(f"[bold]Run {info.id}[/]: {shown(info.request)}, {shown(info.effective_status)}", highlight=False)
-    last = max([info.updated, *(ev.at for ev in events[-1:])])   # (the run's row changes with its status only)
+    last = max([info.updated, *(ev.at for ev in final)])   # (the run's row changes with its status only)
     console.print(f"  started {_when(info.created)} UTC, last event {_when(last)} UTC", highlight=False)
     if info.options.get("engine") == "temporal":
         from executor.temporal import workflow_id
@@ -158,7 +164,9 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
         if info.summary.get("reason"):
             console.print(f"  {shown(info.summary['reason'])}", highlight=False)
     console.print()
-    start = events[0].at if events else 0.0
+    start = first[0].at if first else 0.0
+    if not events and resources is not None:
+        console.print(f"  No event of an operation on {shown(', '.join(resources))}.", highlight=False)
     rows = []
     for ev, text in zip(events, texts, strict=True):
         # a no-plan's summary, the planner's diagnostics one a line, a line each (indented under its event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -230,6 +231,38 @@ def test_a_saved_plan_is_found_in_the_project_as_requests_are(vfw_copy, tmp_path
     run = run_ordo("apply", "p.json", "-C", vfw_copy, "--auto-approve", "--simulation",
                    vfw_copy / "simulations" / "smooth.yaml", cwd=elsewhere)
     assert run.code == 0 and "Apply complete" in run.out, run.text
+
+
+def assert_show_filters(project: Path, journal: Path | str) -> None:
+    """`ordo show --tail N` and `--resource NAME` show those of the run's events that the whole shows,
+    line for line (their times from the run's first event)."""
+    whole = run_ordo("show", "-C", project, "--journal", journal, "--json")
+    events = [json.loads(line) for line in whole.out.splitlines()]
+    assert whole.code == 0 and len(events) > 10, whole.text
+    tail = run_ordo("show", "-C", project, "--journal", journal, "--json", "--tail", "3")
+    assert [json.loads(line) for line in tail.out.splitlines()] == events[-3:], tail.text
+    of_vfw = run_ordo("show", "-C", project, "--journal", journal, "--json", "--resource", "vfw",
+                      "--resource", "vfw-base")
+    wanted = [ev for ev in events if str(ev.get("op", "")).split("/")[0] in ("vfw", "vfw-base")]
+    assert wanted and [json.loads(line) for line in of_vfw.out.splitlines()] == wanted, of_vfw.text
+    text = run_ordo("show", "-C", project, "--journal", journal)
+    last = run_ordo("show", "-C", project, "--journal", journal, "--resource", "vfw", "--tail", "2")
+    lines = last.out.splitlines()[-2:]
+    assert last.code == 0 and all(line in text.out.splitlines() for line in lines), last.out
+    assert [int(line.split()[0]) for line in lines] == [ev["seq"] for ev in wanted if ev["op"].startswith("vfw/")][-2:]
+    assert text.out.splitlines()[:2] == last.out.splitlines()[:2]   # (the run, its start and last event)
+    none = run_ordo("show", "-C", project, "--journal", journal, "--resource", "nothing-of-that-name")
+    assert none.code == 0 and "No event of an operation on nothing-of-that-name." in none.out, none.text
+    bad = run_ordo("show", "-C", project, "--journal", journal, "--resource", "a/b")
+    assert bad.code == 1 and "a/b is not a resource name" in bad.err, bad.text
+
+
+def test_show_filters_a_runs_events_by_resource_and_keeps_the_last(vfw_copy: Path) -> None:
+    """`ordo show` of a run of 63,000 events printed nothing for 7 s, then all of them (the scale sweep):
+    --tail and --resource read only what they show."""
+    applied = run_ordo("apply", "-C", vfw_copy, "--auto-approve")
+    assert applied.code == 0, applied.text
+    assert_show_filters(vfw_copy, vfw_copy / ".ordo" / "journal.db")
 
 
 def test_a_resumed_run_is_not_shown_with_its_last_stops_result(tmp_path):

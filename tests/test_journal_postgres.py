@@ -34,6 +34,9 @@ def test_apply_then_plan_with_the_journal_on_postgresql(vfw_copy: Path, postgres
     assert [(r["run"], r["status"]) for r in json.loads(history.out)] == [(1, "complete")]
     state = run_ordo("state", "-C", vfw_copy, "--journal", postgres_url)
     assert any(line.split()[:3] == ["vfw", "vnf", "active"] for line in state.out.splitlines()), state.out
+    from tests.test_cli import assert_show_filters
+
+    assert_show_filters(vfw_copy, postgres_url)   # (the filters in PostgreSQL's SQL)
     # a plan against the project's own (empty) journal file still has everything to do
     assert run_ordo("plan", "-C", vfw_copy, "--detailed-exitcode").code == 2
 
