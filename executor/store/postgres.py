@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from executor.store.base import Backend, JournalError, JournalUrl, split_url
+from executor.store.base import Backend, JournalError, JournalLost, JournalUrl, split_url
 from executor.store.schema import TABLES
 
 #: Advisory lock classes (the first key of the two-key form): a run's owner; a write transaction.
@@ -41,6 +41,11 @@ def _driver() -> Any:
     except ImportError:
         raise JournalError("a journal on PostgreSQL needs psycopg: pip install 'ordo[postgres]'") from None
     return psycopg
+
+
+#: What a server that answers a connection with FATAL says when it may take it later: starting up,
+#: shutting down, in recovery (a standby being promoted), or at its most connections.
+_PASSING = ("starting up", "shutting down", "in recovery", "not yet accepting connections", "too many clients")
 
 
 class PostgresBackend(Backend):
@@ -67,7 +72,11 @@ class PostgresBackend(Backend):
             if any(secret in said for secret in split_url(where.url).passwords):   # one it could not parse, quoted
                 # (masked where it stands, which words or letters were masked would spell it out)
                 said = "(the driver's message is not shown: it holds the password)"
-            raise JournalError(f"{where}: cannot open the journal: {said}") from None
+            # the server not there (refused, restarting, unreachable) may answer again, unlike a password or
+            # a database refused: JournalLost (a Temporal run's steps wait for it)
+            lost = isinstance(exc, psycopg.OperationalError) and self._unreached(exc) and (
+                "FATAL:" not in said or any(words in said for words in _PASSING))
+            raise (JournalLost if lost else JournalError)(f"{where}: cannot open the journal: {said}") from None
         except ValueError:   # (UnicodeError: a host name IDNA refuses, a percent-escape that is not UTF-8)
             raise JournalError(f"{where}: cannot open the journal: a host name in it is not a valid name, or a "
                                "percent-escape in it is not UTF-8") from None
@@ -139,14 +148,20 @@ class PostgresBackend(Backend):
             self._held.discard(run)
             self._db.execute("SELECT pg_advisory_unlock(%s, %s)", (OWNER, run))
 
+    @staticmethod
+    def _unreached(exc: BaseException) -> bool:
+        """A connection's failure that says nothing of the database: libpq's own (no SQLSTATE: refused,
+        no route, a timeout), a connection exception (class 08), or the server starting or stopping
+        (57P01-57P03)."""
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
     def lost(self, exc: BaseException) -> bool:
         # the connection closed (no SQLSTATE: libpq's own), a connection exception (class 08), or the
         # server shutting down or restarting (57P01-57P03); not a deadlock, a full disk or a timeout
         if isinstance(exc, self._interface) or self._db.broken:
             return True
-        state = getattr(exc, "sqlstate", None)
-        return isinstance(exc, self._operational) and (
-            state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03"))
+        return isinstance(exc, self._operational) and self._unreached(exc)
 
     def describe(self, exc: BaseException) -> str:
         return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -60,6 +60,7 @@ from executor.journal import (
     RESUMABLE,
     Journal,
     JournalError,
+    JournalLost,
     JournalUrl,
     NoJournal,
     NoRun,
@@ -524,23 +525,29 @@ class Activities:
         """``work`` on the run, one activity of a run at a time in this worker, heartbeating;
         a problem in the inputs is not retried. ``cancel``: see ``_beating``."""
         asking = _asking()   # (here: the work runs on a thread of its own, outside the activity's context)
-        with self._use(ref) as run:
-            def locked() -> T:
-                with run.lock:
-                    _own_workflow(ref, run, asking)
-                    _refresh(run)  # what other workers wrote counts
-                    return work(run)
-            try:
-                return self._beating(locked, cancel)
-            except JournalError:
-                # the journal may be busy or back soon: retried, on a connection of its own (a database
-                # restarted closed this one for good), with the run's state read again from the journal as
-                # another worker would
-                self._forget(ref)
-                raise
-            except OrdoError as exc:   # its text goes into the workflow's history: redacted
-                raise ApplicationError(run.executor.journal.redactor.text(str(exc)), type=INPUTS,
-                                       non_retryable=True) from None
+        try:
+            with self._use(ref) as run:
+                def locked() -> T:
+                    with run.lock:
+                        _own_workflow(ref, run, asking)
+                        _refresh(run)  # what other workers wrote counts
+                        return work(run)
+                try:
+                    return self._beating(locked, cancel)
+                except JournalError:
+                    # the journal may be busy or back soon: retried, on a connection of its own (a database
+                    # restarted closed this one for good), with the run's state read again from the journal
+                    # as another worker would
+                    self._forget(ref)
+                    raise
+                except OrdoError as exc:   # its text goes into the workflow's history: redacted
+                    raise ApplicationError(run.executor.journal.redactor.text(str(exc)), type=INPUTS,
+                                           non_retryable=True) from None
+        except (ApplicationError, CancelledError):
+            raise
+        except Exception as exc:
+            _retried_or_not(exc)
+            raise
 
     def _beating(self, fn: Callable[[], T], cancel: threading.Event | None = None) -> T:
         """``fn`` on another thread, heartbeating meanwhile, so that a lost worker is noticed in seconds.
@@ -604,6 +611,27 @@ def _close(run: _Run) -> None:
 
 #: The statuses a run takes a resume or rollback decision in ("running": the process that asked holds it).
 _DECIDABLE = ("fallout", "running", "interrupted")
+
+
+#: Attempts a step's activity has when it fails for another reason than the journal's database gone
+#: (JournalLost: retried for as long as the workflow lets a step take, ``workflow.STEP_FOR``).
+STEP_ATTEMPTS = 20
+
+
+def _retried_or_not(exc: Exception) -> None:
+    """A step's failure: retried (it returns; the caller raises it), unless it is its STEP_ATTEMPTS'th
+    attempt and the journal's database was not lost (an error that never passes, a damaged row, held
+    the run and an abort with it): then the workflow fails. A database down (restarting, failing over,
+    a network cut) is waited for: 20 attempts were 85 s, after which the run was left crashed."""
+    if isinstance(exc, JournalLost):
+        return
+    try:
+        attempt = activity.info().attempt
+    except RuntimeError:   # (called directly, not as an activity)
+        return
+    if attempt >= STEP_ATTEMPTS:
+        raise ApplicationError(f"{type(exc).__name__}: {exc} (attempt {attempt}, the last)", type=type(exc).__name__,
+                               non_retryable=True) from exc
 
 
 def _asking() -> str | None:

@@ -90,12 +90,15 @@ DECISIONS = ("resume", "rollback", "abort")
 #: The core's records that are journaled with the plan (by the client, by ``ordo.replan``).
 _WRITTEN_WITH_THE_PLAN = ("planned", "replanned")
 #: The steps' activities (journal, planner, guards, observation): retried unless the inputs are wrong;
-#: a lost worker is noticed by its missing heartbeat. 20 attempts, some 85 s: a journal's database down
-#: longer fails the workflow (the run is then resumed on the embedded engine). Retried for as long as it
-#: takes, errors that never pass (a damaged journal row, a missing plan) held the run, and an abort with
-#: it, for good: which journal errors pass is not told apart yet.
+#: a lost worker is noticed by its missing heartbeat. While the journal's database is gone (restarting,
+#: failing over, a network cut) a step is retried for up to STEP_FOR in all; any other failure 20 times
+#: (the activity tells them apart: ``activities.STEP_ATTEMPTS``): retried for as long as it takes, an
+#: error that never passes (a damaged journal row, a missing plan) held the run, and an abort with it,
+#: for good. (All failures had 20 attempts, some 85 s: a database down for longer failed the workflow
+#: and left the run crashed.)
 _STEP_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
-                          maximum_attempts=20, non_retryable_error_types=["ordo-inputs", "permanent"])
+                          maximum_attempts=0, non_retryable_error_types=["ordo-inputs", "permanent"])
+STEP_FOR = timedelta(hours=1)
 #: A call is retried by Temporal only when its worker was lost or its attempt failed outside the
 #: controller (the next attempt observes first); the controller's own errors are the core's to retry.
 _CALL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
@@ -126,7 +129,8 @@ _HISTORY_BYTES = 25 * 2**20
 def _step_options(ref: Ref) -> dict[str, Any]:
     """How a step's activity runs: on the main queue, retried, heartbeating."""
     return {"task_queue": ref["queue"], "start_to_close_timeout": timedelta(minutes=10),
-            "heartbeat_timeout": timedelta(seconds=_STEP_HEARTBEAT), "retry_policy": _STEP_RETRY}
+            "schedule_to_close_timeout": STEP_FOR, "heartbeat_timeout": timedelta(seconds=_STEP_HEARTBEAT),
+            "retry_policy": _STEP_RETRY}
 
 
 def _history_half_full() -> bool:

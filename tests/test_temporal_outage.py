@@ -1,0 +1,61 @@
+"""A journal's database gone for longer than a minute and a half (a restart, a failover, a network
+cut): a run on Temporal waits for it. Its steps failed 20 times in some 85 s, the workflow with them,
+and the run was left crashed; a step failing for any other reason still fails the workflow at its
+20th attempt (an error that never passes held the run, and an abort with it)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("temporalio")
+
+from temporalio.exceptions import ApplicationError  # noqa: E402
+
+import executor.temporal.activities as activities  # noqa: E402
+from executor.journal import Event, Journal, JournalError, JournalLost  # noqa: E402
+from executor.temporal import workflow, workflow_id  # noqa: E402
+from tests.conftest import VFW  # noqa: E402
+from tests.stores import free_port  # noqa: E402
+from tests.test_temporal_inputs import _ref  # noqa: E402
+
+
+def _attempt(monkeypatch: pytest.MonkeyPatch, number: int, workflow: str = "w") -> None:
+    monkeypatch.setattr(activities.activity, "info", lambda: SimpleNamespace(attempt=number, workflow_id=workflow))
+    monkeypatch.setattr(activities.activity, "heartbeat", lambda *args: None)
+    monkeypatch.setattr(activities.activity, "is_cancelled", lambda: False)
+
+
+def test_a_step_waits_for_a_database_gone_and_fails_at_its_20th_attempt_otherwise(monkeypatch, tmp_path: Path):
+    gone = f"postgresql://ordo@127.0.0.1:{free_port()}/ordo"   # (nothing listens there: refused)
+    with pytest.raises(JournalLost, match="cannot open the journal"):
+        Journal(gone)
+    for attempt in (1, 20, 700):   # the database gone: retried at every attempt, within the step's time
+        _attempt(monkeypatch, attempt)
+        with pytest.raises(JournalLost):
+            activities.Activities(journal=gone).begin(_ref(journal=gone))
+    damaged = tmp_path / "journal.db"   # (a run's event that does not read back: an error that never passes)
+    with Journal(damaged) as jr:
+        run = jr.start_run(str(VFW), "requests/instantiate.yaml", {"engine": "temporal"})
+        jr.append(run, [Event("run-started", data={})])
+        jr._store.execute("UPDATE events SET data = '{' WHERE run = ?", (run,))
+        ref = _ref(journal=str(damaged), journal_id=jr.id, run=run, root=str(VFW))
+    for attempt, retried in ((1, True), (19, True), (20, False)):
+        _attempt(monkeypatch, attempt, workflow_id(ref["journal_id"], run))
+        with pytest.raises(Exception) as raised:
+            activities.Activities().state(ref)
+        assert isinstance(raised.value, ApplicationError) is not retried, raised.value
+        if not retried:
+            assert raised.value.non_retryable and "attempt 20, the last" in str(raised.value)
+    options = workflow._step_options(_ref())
+    assert options["retry_policy"].maximum_attempts == 0 and options["schedule_to_close_timeout"] == timedelta(hours=1)
+
+
+def test_a_database_that_answers_no_is_not_waited_for(postgres_server: str) -> None:
+    """A database that does not exist (or a password refused) is an error, not an outage."""
+    with pytest.raises(JournalError) as raised:
+        Journal(f"{postgres_server}/no_such_database")
+    assert not isinstance(raised.value, JournalLost), raised.value
