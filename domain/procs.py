@@ -32,3 +32,26 @@ def boot_id() -> str | None:
             return handle.read().strip() or None
     except OSError:
         return None
+
+
+#: glibc's mallopt parameter for the most memory arenas (M_ARENA_MAX).
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(most: int) -> bool:
+    """At most ``most`` glibc memory arenas in this process from now on, unless MALLOC_ARENA_MAX says
+    otherwise (the operator's word stands); whether it was set. A long-running process of many threads
+    (``ordo serve``: the thread pool, a run per thread) got an arena per thread, each keeping what it
+    once held: after 20 event streams of a 19 MB plan event the server kept 505 MB, with two 109 MB."""
+    import ctypes
+    import ctypes.util
+    import os
+
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):   # (not glibc: musl, macOS)
+        return False
+    return bool(mallopt(ctypes.c_int(_M_ARENA_MAX), ctypes.c_int(most)))

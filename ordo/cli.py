@@ -733,6 +733,9 @@ def worker(temporal: str | None, queues: tuple[str, ...], main_queue: str, proje
     """Serve ordo's runs on Temporal until SIGTERM, Ctrl-C or SIGHUP. Run one next to the journal and the
     planner (the main queue and its planning queue), and one next to each controller (its queue);
     any number of each. A worker makes as many plans at once as fit its CPUs and memory."""
+    from domain.procs import limit_malloc_arenas
+
+    limit_malloc_arenas(2)   # (before anything starts a thread: as ordo serve)
     from executor.temporal import load_client
 
     if not temporal:
@@ -1220,6 +1223,9 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
     records them; on start, the runs it accepted and that were cut short are resumed.
     SIGTERM or Ctrl-C: stop taking requests, let the runs stop where they can resume
     (within --drain seconds; a second signal, or SIGHUP: at once)."""
+    from domain.procs import limit_malloc_arenas
+
+    limit_malloc_arenas(2)   # (before anything starts a thread)
     try:
         from service.server import Listen, Options, build
     except ModuleNotFoundError as exc:
