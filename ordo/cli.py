@@ -479,6 +479,12 @@ def whatif(project: Path, targets_down: tuple[str, ...], capacities: tuple[str, 
     placed = base.placements if baseline is not None else base.plan.placements if base.plan is not None else None
     with _limit_of("the scenario"):
         outcome = make_plan(scenario.apply(loaded), timeout=timeout, concurrency=concurrency, keep=placed)
+    # the policies' warnings, as ordo plan prints them: the baseline's (when planned here), then the scenario's
+    # own (a policy it adds); each once
+    from ordo import render
+
+    said = [*(base.warnings if baseline is None else []), *outcome.warnings]
+    render.warnings(_console(stderr=True), list({str(item): item for item in said}.values()))
     described = scenario.describe()
     extra: dict = {"scenario": described}
     if baseline is not None:

@@ -96,6 +96,24 @@ def test_with_policy_forbidding_a_region(vfw_copy, tmp_path):
     assert diff["scenario"] == [f"with policy {policy}"]
 
 
+def test_the_policies_warnings_are_printed_as_ordo_plan_prints_them(vfw_copy, tmp_path):
+    """whatif printed none of the policies' warnings ordo plan prints (a policy without its metadata)."""
+    policy = tmp_path / "bare.lp"
+    policy.write_text("unused(R) :- resource(R, _).\n")
+    planned = run_ordo("plan", "-C", vfw_copy, "--policy", policy)
+    run = run_ordo("whatif", "-C", vfw_copy, "--with-policy", policy, "--format", "json")
+    warning = "bare.lp:1:1: warning: policy has no metadata"
+    assert planned.err.count(warning) == 1 and run.code == 0 and run.err.count(warning) == 1, run.text
+    _json(run)   # (stdout: the JSON alone)
+    # one the baseline has too (a project's policy) is said once
+    (vfw_copy / "policies" / "bare.lp").write_text(policy.read_text())
+    project = yaml.safe_load((vfw_copy / "ordo.yaml").read_text())
+    project["policies"]["files"] = [*project["policies"].get("files", []), "policies/bare.lp"]
+    (vfw_copy / "ordo.yaml").write_text(yaml.safe_dump(project))
+    run = run_ordo("whatif", "-C", vfw_copy, "--target-down", "region-two")
+    assert run.code == 0 and run.err.count("policies/bare.lp:1:1: warning: policy has no metadata") == 1, run.text
+
+
 def test_another_request_and_inventory(vfw_copy):
     run = run_ordo("whatif", "-C", vfw_copy, "--request", "requests/delete.yaml",
                    "--inventory", "inventory-deployed.yaml")
