@@ -34,6 +34,19 @@ def boot_id() -> str | None:
         return None
 
 
+def booted_at() -> float | None:
+    """When this boot began, on the wall clock (seconds since the epoch: /proc/stat's btime), or None
+    where the system does not say."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 #: glibc's mallopt parameter for the most memory arenas (M_ARENA_MAX).
 _M_ARENA_MAX = -8
 

@@ -336,10 +336,13 @@ def test_what_an_operation_started_and_detached_is_not_taken_for_a_program_left_
                 os.kill(daemon, signal.SIGKILL)
 
 
-def test_a_group_whose_program_is_gone_is_ended_and_a_note_is_its_own_programs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("two_fields", [False, True], ids=["note", "note-before-boot-ids"])
+def test_a_group_whose_program_is_gone_is_ended_and_a_note_is_its_own_programs(tmp_path: Path,
+                                                                               two_fields: bool) -> None:
     """A wrapper killed (SIGPIPE once ordo was gone) whose child did the work went on: only a note whose
     program still ran had its group ended, and the resend ran beside the child; and a call that returned
     removed the note another attempt of its operation had written since (a fourth review)."""
+    from domain.procs import booted_at
     from executor.controllers.command import _Calls
 
     calls = _Calls(tmp_path / "calls")
@@ -360,7 +363,12 @@ def test_a_group_whose_program_is_gone_is_ended_and_a_note_is_its_own_programs(t
         written = note.read_text()
         note.write_text(" ".join(written.split()[:2] + ["another-boot"]) + "\n")
         assert calls.end("key-1") is False and not _gone(child, timeout=0.2) and not note.exists()
-        note.write_text(written)
+        # one of an ordo before boot ids (two fields) written before this boot began: another boot's too
+        note.write_text(" ".join(written.split()[:2]) + "\n")
+        os.utime(note, (booted_at() - 60, booted_at() - 60))
+        assert calls.end("key-1") is False and not _gone(child, timeout=0.2) and not note.exists()
+        # and one written since this boot began is this boot's, as before
+        note.write_text(" ".join(written.split()[:2]) + "\n") if two_fields else note.write_text(written)
         assert calls.end("key-1") is True
         assert _gone(child, timeout=1) and not note.exists()
     finally:

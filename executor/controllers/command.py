@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import clipped
-from domain.procs import boot_id, started, stat_fields
+from domain.procs import boot_id, booted_at, started, stat_fields
 from executor.controllers.base import (
     MAX_ANSWER_BYTES,
     ConfigError,
@@ -308,6 +308,9 @@ class _Calls:
         try:
             pid_text, began_text, *boot = path.read_text().split()
             pid, began = int(pid_text), int(began_text)
+            if not boot:   # (a note of an ordo before boot ids: of this boot if written since it began)
+                booted = booted_at()
+                boot = [boot_id() or "-"] if booted is None or path.stat().st_mtime >= booted else ["before"]
         except (OSError, ValueError):
             return False
         now = started(pid)
@@ -316,7 +319,7 @@ class _Calls:
         # has members: the group is the program's unless another process runs under its pid now, or the
         # note is of another boot (a reboot since, or another host sharing the folder), where a group of
         # that id is another's (the abort of a run crashed before a reboot killed it: a review's)
-        if (now is None or now == began) and boot[:1] in ([], [boot_id() or "-"]):
+        if (now is None or now == began) and boot[:1] == [boot_id() or "-"]:
             ran = _group_runs(pid)
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
