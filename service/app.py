@@ -10,6 +10,7 @@ the same verification as ``ordo apply plan.json``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import math
@@ -17,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -55,15 +57,16 @@ POLL = 0.2                  # seconds between looks at the journal for a stream 
 BATCH = 500                 # events read, written out and sent at once by a stream
 BATCH_BYTES = 1 << 20       # ... and, past a batch's first event, stored characters of their data
 #: Bytes of events all streams hold at once. A stream takes its share before it reads a batch (BUILD
-#: times the batch's stored size: its events as objects and written out), keeps what is still to be
-#: sent, and gives it back piece by piece (PIECE bytes a write) as its client takes them. A plan event
-#: of 10,000 resources is 19 MB of JSON: 100 clients following such a run and reading slowly held 6 GB.
+#: times the batch's stored size: its events as objects and written out), then keeps the batch in
+#: pieces of PIECE bytes (a write each), each let go and given back once its client took it. A plan
+#: event of 10,000 resources is 19 MB of JSON: 100 clients following such a run and reading slowly
+#: held 6 GB.
 STREAM_BYTES = 256 << 20
 BUILD = 8
 PIECE = 64 << 10
-#: Seconds a stream keeps its share without its client taking a piece while another stream waits for
-#: one: past them its share is given to the waiting and the stream ends (a client carries on with
-#: Last-Event-ID), so that clients that never read cannot hold everyone's share.
+#: Seconds a stream keeps its batch without its client taking a piece while another stream waits for a
+#: share: past them the batch is let go (clients that never read held everyone's share), and made again,
+#: in its turn, once the client takes the piece it was sent; the stream goes on where it was.
 STALL = 10.0
 #: Event streams open at once; more are refused (503, Retry-After), not queued: each holds a batch of
 #: events and takes turns of the thread pool, and 200 clients that never read made /healthz wait 16 s.
@@ -695,14 +698,14 @@ async def _goes_on(engine: LocalEngine, info: RunInfo) -> bool:
 
 
 class _Share:
-    """A stream's share of the budget: the bytes it holds, the batch still to send, and when its
-    client last took a piece (``time.monotonic``)."""
+    """A stream's share of the budget: the bytes it holds, the pieces of its batch still to send (None
+    while it holds none, or once they were let go), and when its client last took a piece
+    (``time.monotonic``)."""
 
     def __init__(self) -> None:
         self.bytes = 0
-        self.data: bytes | None = None
+        self.pieces: deque[bytes] | None = None
         self.moved = 0.0
-        self.dropped = False
 
 
 class _Budget:
@@ -719,11 +722,9 @@ class _Budget:
 
     def hold(self, share: _Share, n: int, now: float) -> bool:
         """``share`` to hold ``n`` bytes now: less is always granted; more if it fits and no stream
-        asked before it (else it waits in line: False). Never for a share given away (``drop_stalled``)."""
+        asked before it (else it waits in line: False)."""
         n = min(n, self.most)
         with self._lock:
-            if share.dropped:
-                return False
             if n > share.bytes:
                 first = not self._waiting or self._waiting[0] is share or n <= BATCH_BYTES * BUILD
                 if not first or self.held - share.bytes + n > self.most:
@@ -744,18 +745,19 @@ class _Budget:
         """The stream ended: its share given back, its place in line left."""
         with self._lock:
             self.held -= share.bytes
-            share.bytes, share.data = 0, None
+            share.bytes, share.pieces = 0, None
             self._shares.discard(share)
             if share in self._waiting:
                 self._waiting.remove(share)
 
     def drop_stalled(self, now: float) -> None:
-        """Give back the shares of streams whose clients took nothing for ``STALL`` seconds (asked by a
-        stream that waits): their batches are let go, and they end at their next piece."""
+        """Let go of the batches of streams whose clients took nothing for ``STALL`` seconds (asked by a
+        stream that waits): their shares are given back, and each makes its batch again, in its turn,
+        once its client takes the piece it was sent."""
         with self._lock:
-            for share in [s for s in self._shares if now - s.moved >= STALL]:
+            for share in [s for s in self._shares if s.pieces is not None and now - s.moved >= STALL]:
                 self.held -= share.bytes
-                share.bytes, share.data, share.dropped = 0, None, True
+                share.bytes, share.pieces = 0, None
                 self._shares.discard(share)
 
 
@@ -770,13 +772,27 @@ def _batch(sizes: list[tuple[int, int]]) -> tuple[int, int]:
     return count, total
 
 
-def _next_events(engine: LocalEngine, run_id: int, seq: int, count: int) -> tuple[bytes, int]:
-    """The run's next ``count`` events after ``seq`` as Server-Sent Events, and the last one's seq
-    (``seq`` when there are none): read and written out in a thread, as one text."""
+def _next_events(engine: LocalEngine, run_id: int, seq: int, count: int) -> tuple[list[bytes], int]:
+    """The run's next ``count`` events after ``seq`` as Server-Sent Events, in pieces of PIECE bytes,
+    and the last one's seq (``seq`` when there are none): read and written out in a thread."""
     batch = engine.events(run_id, seq, count)
+    last = batch[-1].seq if batch else seq
     text = "".join(f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.as_dict(), sort_keys=True)}\n\n"
                    for ev in batch)
-    return text.encode(), batch[-1].seq if batch else seq
+    del batch
+    data = text.encode()
+    del text
+    return [data[at:at + PIECE] for at in range(0, len(data), PIECE)], last
+
+
+def _same_start(again: list[bytes], sent: int, made: Any, total: int) -> bool:
+    """Whether a batch made again (``again``, in pieces) is the one whose first ``sent`` bytes were sent
+    (``made``: their sha256) and that had ``total`` bytes. (Whole pieces were sent: ``sent`` is a
+    multiple of PIECE.)"""
+    start = hashlib.sha256()
+    for piece in again[:sent // PIECE]:
+        start.update(piece)
+    return start.digest() == made.digest() and sum(len(piece) for piece in again) == total
 
 
 async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int,
@@ -800,25 +816,46 @@ async def _batches(engine: LocalEngine, request: Request, run_id: int, seq: int,
         sizes = await run_in_threadpool(engine.event_sizes, run_id, seq, BATCH)
         if sizes:
             count, size = _batch(sizes)
+            # (between two events: a keep-alive comment while it waits; a proxy cut a stream silent for a minute)
+            waited = 0.0
             while not budget.hold(share, size * BUILD, time.monotonic()):
-                if share.dropped or await request.is_disconnected():
+                if await request.is_disconnected():
                     return
                 budget.drop_stalled(time.monotonic())
                 await asyncio.sleep(WAIT_SHARE)
-            share.data, seq = await run_in_threadpool(_next_events, engine, run_id, seq, count)
-            if share.dropped:   # (stalled while it was read: the pool's threads all busy)
-                return
-            at = 0
-            while share.data is not None and at < len(share.data):
-                # what is still to be sent (never more than taken), and a copy of the next piece: the
-                # batch is let go, if the stream stalls, while the write of that piece waits
-                budget.hold(share, min(share.bytes, len(share.data) - at), time.monotonic())
-                piece = share.data[at:at + PIECE]
-                at += len(piece)
+                waited += WAIT_SHARE
+                if waited >= KEEPALIVE:
+                    waited = 0.0
+                    yield ": keep-alive\n\n"
+            pieces, last = await run_in_threadpool(_next_events, engine, run_id, seq, count)
+            sent, made = 0, hashlib.sha256()
+            left = total = sum(len(piece) for piece in pieces)
+            share.pieces = deque(pieces)
+            del pieces
+            while left:
+                if share.pieces is None:
+                    # let go while its client took nothing (others waited): its share taken again in turn, the
+                    # batch made again, and sent on from where it was, if it is made as it was
+                    while not budget.hold(share, size * BUILD, time.monotonic()):
+                        if await request.is_disconnected():
+                            return
+                        budget.drop_stalled(time.monotonic())
+                        await asyncio.sleep(WAIT_SHARE)
+                    again, _ = await run_in_threadpool(_next_events, engine, run_id, seq, count)
+                    if not _same_start(again, sent, made, total):
+                        return   # (the client carries on with Last-Event-ID)
+                    share.pieces = deque(again[sent // PIECE:])
+                    del again
+                budget.hold(share, min(share.bytes, left), time.monotonic())
+                piece = share.pieces.popleft()
                 yield piece
-                if share.dropped or await request.is_disconnected():
+                sent, left = sent + len(piece), left - len(piece)
+                made.update(piece)
+                share.moved = time.monotonic()
+                if await request.is_disconnected():
                     return
-            share.data = None
+            seq = last
+            share.pieces = None
             budget.hold(share, 0, time.monotonic())
             quiet = 0.0
             continue
