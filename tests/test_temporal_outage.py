@@ -54,8 +54,25 @@ def test_a_step_waits_for_a_database_gone_and_fails_at_its_20th_attempt_otherwis
     assert options["retry_policy"].maximum_attempts == 0 and options["schedule_to_close_timeout"] == timedelta(hours=1)
 
 
-def test_a_database_that_answers_no_is_not_waited_for(postgres_server: str) -> None:
-    """A database that does not exist (or a password refused) is an error, not an outage."""
+def test_a_database_that_answers_no_is_not_waited_for_one_that_is_full_is(postgres_url: str) -> None:
+    """A database that does not exist (or a password refused) is an error, not an outage; one at its
+    most connections may take one later (a role that is not a superuser is told so in other words than
+    "too many clients", and its steps failed at their 20th attempt: a review's)."""
+    import uuid
+
+    import psycopg
+
+    server = postgres_url.rsplit("/", 1)[0]
     with pytest.raises(JournalError) as raised:
-        Journal(f"{postgres_server}/no_such_database")
+        Journal(f"{server}/no_such_database")
     assert not isinstance(raised.value, JournalLost), raised.value
+    role = f"r_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
+    try:
+        as_role = postgres_url.replace("postgres@", f"{role}@", 1)
+        with psycopg.connect(as_role), pytest.raises(JournalLost, match=f'too many connections for role "{role}"'):
+            Journal(as_role)   # (past its one connection)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute(f"DROP ROLE {role}")

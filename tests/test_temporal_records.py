@@ -420,6 +420,37 @@ def test_a_follower_that_lost_its_connection_holds_again_only_a_run_that_runs(tm
         assert jr.hold_again(runs) and jr.run(runs).effective_status == "running"
 
 
+def test_a_follower_that_gives_up_on_the_journal_says_the_run_goes_on(tmp_path: Path, monkeypatch):
+    """Past a minute without its journal, `ordo apply --engine temporal` exited 1 with the driver's
+    words alone ("cannot read the journal: the connection is closed"), while its run's workflow went on
+    waiting for the journal (an end-to-end check of a PostgreSQL outage)."""
+    import asyncio
+
+    pytest.importorskip("temporalio")
+    from executor.journal import JournalLost
+    from executor.temporal import client
+
+    path = tmp_path / "journal.db"
+    with Journal(path) as jr:
+        run = jr.start_run(str(tmp_path), "r", {})
+
+    def lost(self, *args, **kwargs):
+        raise JournalLost("cannot read the journal: the connection is closed")
+
+    monkeypatch.setattr(Journal, "events", lost)
+    monkeypatch.setattr(client, "REOPEN_FOR", 0.5)
+    with Journal(path) as jr:
+        reader = client._Reader(jr, run)
+        try:
+            with pytest.raises(JournalLost) as raised:
+                asyncio.run(reader.events(0))
+        finally:
+            reader.close()
+    said = str(raised.value)
+    assert said.startswith("cannot read the journal: the connection is closed; run 1 goes on in its workflow")
+    assert f"`ordo abort {run}` stops it" in said and raised.value.run == run
+
+
 def test_a_forged_decision_cannot_rewrite_the_end_it_journals(vfw_copy, monkeypatch):
     """The decide signal is sent by whoever may signal the workflow: its record made an aborted run's
     end event say "complete, 999 created", kind "run-started", with a 300 KB principal (a sweep's). The

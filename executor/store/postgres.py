@@ -44,8 +44,11 @@ def _driver() -> Any:
 
 
 #: What a server that answers a connection with FATAL says when it may take it later: starting up,
-#: shutting down, in recovery (a standby being promoted), or at its most connections.
-_PASSING = ("starting up", "shutting down", "in recovery", "not yet accepting connections", "too many clients")
+#: shutting down, in recovery (a standby being promoted), or at its most connections (all: "too many
+#: clients" only a superuser hears; a role hears that the slots left are reserved, or, under a role's
+#: or a database's CONNECTION LIMIT, "too many connections for ...").
+_PASSING = ("starting up", "shutting down", "in recovery", "not yet accepting connections", "too many clients",
+            "too many connections", "connection slots are reserved")
 
 
 class PostgresBackend(Backend):

@@ -630,7 +630,7 @@ def _retried_or_not(exc: Exception) -> None:
     except RuntimeError:   # (called directly, not as an activity)
         return
     if attempt >= STEP_ATTEMPTS:
-        raise ApplicationError(f"{type(exc).__name__}: {exc} (attempt {attempt}, the last)", type=type(exc).__name__,
+        raise ApplicationError(f"{exc} (attempt {attempt}, the last)", type=type(exc).__name__,
                                non_retryable=True) from exc
 
 

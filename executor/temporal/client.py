@@ -283,9 +283,13 @@ class _Reader:
         while True:
             try:
                 return self.jr.events(self.run, since=since)
-            except JournalLost:
+            except JournalLost as exc:
                 if time.monotonic() > give_up:
-                    raise
+                    raise JournalLost(
+                        f"{exc}; run {self.run} goes on in its workflow on Temporal, which waits for the journal: "
+                        f"once the journal answers, `ordo show {self.run}` says how it goes (crashed while nothing "
+                        f"follows it; `ordo serve` follows it again), and `ordo abort {self.run}` stops it",
+                        run=self.run) from None
             await asyncio.sleep(1.0)
             with contextlib.suppress(JournalError):   # (not back yet: tried again)
                 fresh = Journal(self.jr.path, create=False)
