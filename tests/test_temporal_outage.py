@@ -5,6 +5,7 @@ and the run was left crashed; a step failing for any other reason still fails th
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -76,3 +77,20 @@ def test_a_database_that_answers_no_is_not_waited_for_one_that_is_full_is(postgr
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute(f"DROP ROLE {role}")
+
+
+def test_the_journals_connection_gives_up_on_a_silent_network_cut_in_about_a_minute(postgres_url: str) -> None:
+    """A network cut without a word (a firewall, a host gone) left a step's statement waiting on a dead
+    connection for as long as the step's time limit, ten minutes, the database long back (an end-to-end
+    check's note). TCP keepalives and a limit on unacknowledged data are set, unless the URL sets them."""
+    import socket
+
+    for url, idle in ((postgres_url, 30), (f"{postgres_url}?keepalives_idle=7", 7)):
+        with Journal(url) as jr:
+            sock = socket.socket(fileno=os.dup(jr._store._db.pgconn.socket))
+            try:
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == idle
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 60_000
+            finally:
+                sock.close()
