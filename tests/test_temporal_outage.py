@@ -67,6 +67,13 @@ def test_a_database_that_answers_no_is_not_waited_for_one_that_is_full_is(postgr
     with pytest.raises(JournalError) as raised:
         Journal(f"{server}/no_such_database")
     assert not isinstance(raised.value, JournalLost), raised.value
+    # two hosts, one that answers no and one down: the answer was left out (the first line of the driver's
+    # message is the last host tried's), and the refusal waited for as an outage (a review's)
+    down = free_port()
+    with pytest.raises(JournalError) as raised:
+        Journal(f"{server},127.0.0.1:{down}/no_such_database")
+    assert not isinstance(raised.value, JournalLost), raised.value
+    assert 'database "no_such_database" does not exist' in str(raised.value), raised.value
     role = f"r_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
