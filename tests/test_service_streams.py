@@ -213,3 +213,25 @@ def test_a_stream_that_waits_for_its_share_keeps_its_connection_alive(monkeypatc
 
     chunks = asyncio.run(scenario())
     assert chunks[0] == ": keep-alive\n\n" and _text(chunks[1]).startswith("id: 1\nevent: run-started\n"), chunks
+
+
+def test_a_batch_let_go_more_than_a_few_times_ends_its_stream() -> None:
+    """A client slower than a piece in STALL seconds had its batch made again for every piece while
+    other streams waited (0.44 s of CPU each for an 18 MB plan event: a review's); past LET_GO_MOST
+    times its stream ends, and the client carries on with Last-Event-ID."""
+    plan = {"operations": [{"id": f"r{i}/create"} for i in range(20_000)]}   # (several pieces)
+    engine = _ended_run([Event("plan", data={"plan": plan}, seq=1, run=1, at=0.0)])
+    budget = service.app._Budget()
+
+    async def scenario() -> int:
+        stream = service.app._stream(engine, _Reading(), 1, 0, budget)
+        pieces = 1
+        await anext(stream)
+        for _ in range(service.app.LET_GO_MOST + 1):
+            budget.drop_stalled(time.monotonic() + service.app.STALL)   # (others wait, this client stalled)
+            if await anext(stream, None) is None:
+                return pieces
+            pieces += 1
+        return -1
+
+    assert asyncio.run(scenario()) == service.app.LET_GO_MOST + 1 and budget.held == 0
