@@ -167,6 +167,8 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
     start = first[0].at if first else 0.0
     if not events and resources is not None:
         console.print(f"  No event of an operation on {shown(', '.join(resources))}.", highlight=False)
+    elif not events and tail == 0:
+        console.print("  (--tail 0: no event shown)", highlight=False)
     rows = []
     for ev, text in zip(events, texts, strict=True):
         # a no-plan's summary, the planner's diagnostics one a line, a line each (indented under its event)

@@ -251,6 +251,8 @@ def assert_show_filters(project: Path, journal: Path | str) -> None:
     assert last.code == 0 and all(line in text.out.splitlines() for line in lines), last.out
     assert [int(line.split()[0]) for line in lines] == [ev["seq"] for ev in wanted if ev["op"].startswith("vfw/")][-2:]
     assert text.out.splitlines()[:2] == last.out.splitlines()[:2]   # (the run, its start and last event)
+    zero = run_ordo("show", "-C", project, "--journal", journal, "--tail", "0")
+    assert zero.code == 0 and "  (--tail 0: no event shown)" in zero.out.splitlines(), zero.text
     none = run_ordo("show", "-C", project, "--journal", journal, "--resource", "nothing-of-that-name")
     assert none.code == 0 and "No event of an operation on nothing-of-that-name." in none.out, none.text
     bad = run_ordo("show", "-C", project, "--journal", journal, "--resource", "a/b")
