@@ -118,6 +118,7 @@ class ResourceName(click.ParamType):
                       "characters, starting with a letter or digit)", param, ctx)
         return value
 
+
 journal_option = click.option(
     "--journal", type=JournalParam(), envvar="ORDO_JOURNAL",
     help="Journal: an SQLite file (default: .ordo/journal.db in the project folder), or a PostgreSQL "
