@@ -799,6 +799,18 @@ def _same_start(again: list[bytes], sent: int, made: Any, total: int) -> bool:
     return start.digest() == made.digest() and sum(len(piece) for piece in again) == total
 
 
+async def _turn(budget: _Budget, share: _Share, n: int, request: Request) -> bool | None:
+    """One ask for ``n`` bytes of the budget: True, granted; None, the client is gone; False, not yet
+    (the batches of streams that stalled let go, and WAIT_SHARE waited)."""
+    if budget.hold(share, n, time.monotonic()):
+        return True
+    if await request.is_disconnected():
+        return None
+    budget.drop_stalled(time.monotonic())
+    await asyncio.sleep(WAIT_SHARE)
+    return False
+
+
 async def _stream(engine: LocalEngine, request: Request, run_id: int, seq: int,
                   budget: _Budget | None = None) -> AsyncIterator[bytes | str]:
     """A run's events, a batch at a time, written in pieces of PIECE bytes (a batch of small events in
@@ -822,11 +834,9 @@ async def _batches(engine: LocalEngine, request: Request, run_id: int, seq: int,
             count, size = _batch(sizes)
             # (between two events: a keep-alive comment while it waits; a proxy cut a stream silent for a minute)
             waited = 0.0
-            while not budget.hold(share, size * BUILD, time.monotonic()):
-                if await request.is_disconnected():
+            while not (granted := await _turn(budget, share, size * BUILD, request)):
+                if granted is None:
                     return
-                budget.drop_stalled(time.monotonic())
-                await asyncio.sleep(WAIT_SHARE)
                 waited += WAIT_SHARE
                 if waited >= KEEPALIVE:
                     waited = 0.0
@@ -843,11 +853,9 @@ async def _batches(engine: LocalEngine, request: Request, run_id: int, seq: int,
                     let_go += 1
                     if let_go > LET_GO_MOST:
                         return
-                    while not budget.hold(share, size * BUILD, time.monotonic()):
-                        if await request.is_disconnected():
+                    while not (granted := await _turn(budget, share, size * BUILD, request)):
+                        if granted is None:
                             return
-                        budget.drop_stalled(time.monotonic())
-                        await asyncio.sleep(WAIT_SHARE)
                     again, _ = await run_in_threadpool(_next_events, engine, run_id, seq, count)
                     if not _same_start(again, sent, made, total):
                         return   # (the client carries on with Last-Event-ID)
