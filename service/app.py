@@ -68,10 +68,6 @@ PIECE = 64 << 10
 #: share: past them the batch is let go (clients that never read held everyone's share), and made again,
 #: in its turn, once the client takes the piece it was sent; the stream goes on where it was.
 STALL = 10.0
-#: Times a stream's batch may be let go and made again: past them the stream ends instead (its client
-#: carries on with Last-Event-ID). A client reading slower than a piece in STALL seconds had its batch
-#: made again for every piece while others waited: 0.44 s of CPU each for a 18 MB plan event.
-LET_GO_MOST = 3
 #: Event streams open at once; more are refused (503, Retry-After), not queued: each holds a batch of
 #: events and takes turns of the thread pool, and 200 clients that never read made /healthz wait 16 s.
 MOST_STREAMS = 100
@@ -842,17 +838,18 @@ async def _batches(engine: LocalEngine, request: Request, run_id: int, seq: int,
                     waited = 0.0
                     yield ": keep-alive\n\n"
             pieces, last = await run_in_threadpool(_next_events, engine, run_id, seq, count)
-            sent, made, let_go = 0, hashlib.sha256(), 0
+            sent, made = 0, hashlib.sha256()
             left = total = sum(len(piece) for piece in pieces)
             share.pieces = deque(pieces)
             del pieces
             while left:
                 if share.pieces is None:
                     # let go while its client took nothing (others waited): its share taken again in turn, the
-                    # batch made again, and sent on from where it was, if it is made as it was
-                    let_go += 1
-                    if let_go > LET_GO_MOST:
-                        return
+                    # batch made again, and sent on from where it was, if it is made as it was. (At most once
+                    # for each piece its client took: a client slower than a piece in STALL seconds has its
+                    # batch made again for every piece while others wait, one at a time for a large event.
+                    # Ending such a stream after a few left its client without the event for good: each
+                    # connection started it again and was ended again, a review's.)
                     while not (granted := await _turn(budget, share, size * BUILD, request)):
                         if granted is None:
                             return
