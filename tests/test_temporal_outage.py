@@ -101,3 +101,21 @@ def test_the_journals_connection_gives_up_on_a_silent_network_cut_in_about_a_min
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 60_000
             finally:
                 sock.close()
+
+
+@pytest.mark.parametrize("said", [
+    'connection failed: connection to server at "db", port 5432 failed: fe_sendauth: no password supplied',
+    'connection failed: connection to server at "db", port 5432 failed: SSL error: certificate verify failed'])
+def test_a_connection_refused_for_its_settings_is_not_an_outage(monkeypatch, said: str) -> None:
+    """No password to send (a worker's host without its .pgpass) or a certificate that does not verify:
+    libpq says so without the server's FATAL, and it was taken for an outage (a run's steps waited an
+    hour: a review's)."""
+    import psycopg
+
+    def refused(*args, **kwargs):
+        raise psycopg.OperationalError(said)
+
+    monkeypatch.setattr(psycopg, "connect", refused)
+    with pytest.raises(JournalError) as raised:
+        Journal("postgresql://ordo@db:5432/ordo")
+    assert not isinstance(raised.value, JournalLost) and said.split(": ")[-1] in str(raised.value)
