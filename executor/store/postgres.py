@@ -70,9 +70,13 @@ def _keepalives(url: str) -> dict[str, str]:
 
 
 #: What libpq says, without a FATAL of the server's, when the connection is refused for its settings,
-#: not for the server's absence: no password to send (a worker's host without its .pgpass), or a
-#: server's certificate that does not verify. Taken for an outage, a run's steps waited an hour.
-_REFUSED = ("no password supplied", "password authentication failed", "certificate verify failed")
+#: not for the server's absence: no password to send (a worker's host without its .pgpass), a server's
+#: certificate that does not verify or names another host, a root certificate or a client's key file
+#: missing, an authentication method the URL does not allow. Taken for an outage, a run's steps waited
+#: an hour.
+_REFUSED = ("no password supplied", "password authentication failed", "certificate verify failed",
+            "does not match host name", "root certificate file", "certificate file", "private key file",
+            "authentication method requirement")
 
 
 class PostgresBackend(Backend):
@@ -100,7 +104,8 @@ class PostgresBackend(Backend):
             # last one tried's, and a password refused by another was left out)
             tried = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
             said = self.describe(exc)
-            others = sorted({line.split("failed: ", 1)[-1] for line in tried if "FATAL:" in line} - {""})
+            others = sorted({line.split("failed: ", 1)[-1] for line in tried
+                             if "FATAL:" in line or any(words in line for words in _REFUSED)} - {""})
             said = "; ".join([said, *(other for other in others if other not in said)])[:2000]
             if any(secret in said for secret in split_url(where.url).passwords):   # one it could not parse, quoted
                 # (masked where it stands, which words or letters were masked would spell it out)
