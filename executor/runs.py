@@ -580,7 +580,7 @@ def _end_left_running(jr: Journal, run_id: int) -> int:
     from executor.controllers.command import end_left_running
     from executor.engine import rebuild
 
-    prior = rebuild(jr, run_id)
+    prior = rebuild(jr, run_id, jr.doubt_events(run_id)[0])   # (what decides its doubt: not every event)
     keys = sorted(key for oid in prior.in_doubt if (key := prior.keys.get(oid)))
     return end_left_running(jr.path.parent, keys) if keys else 0
 

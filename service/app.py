@@ -744,9 +744,7 @@ class _Budget:
     def leave(self, share: _Share) -> None:
         """The stream ended: its share given back, its place in line left."""
         with self._lock:
-            self.held -= share.bytes
-            share.bytes, share.pieces = 0, None
-            self._shares.discard(share)
+            self._let_go(share)
             if share in self._waiting:
                 self._waiting.remove(share)
 
@@ -756,9 +754,13 @@ class _Budget:
         once its client takes the piece it was sent."""
         with self._lock:
             for share in [s for s in self._shares if s.pieces is not None and now - s.moved >= STALL]:
-                self.held -= share.bytes
-                share.bytes, share.pieces = 0, None
-                self._shares.discard(share)
+                self._let_go(share)
+
+    def _let_go(self, share: _Share) -> None:
+        """(under the lock) ``share``'s bytes given back, its batch let go."""
+        self.held -= share.bytes
+        share.bytes, share.pieces = 0, None
+        self._shares.discard(share)
 
 
 def _batch(sizes: list[tuple[int, int]]) -> tuple[int, int]:

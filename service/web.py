@@ -76,16 +76,11 @@ class _EndedPages:
 
     def page(self, info: RunInfo, make: Callable[[], Page]) -> Page:
         key = (info.status, info.updated)   # (a row written since, superseded or rolled back: made again)
-        with self._lock:
-            kept = self._kept.get(info.id)
-            if kept is not None and kept[0] == key:
-                self._kept.move_to_end(info.id)
-                return kept[1]
+        if (kept := self._kept_page(info.id, key)) is not None:
+            return kept
         with self._making:
-            with self._lock:
-                kept = self._kept.get(info.id)
-                if kept is not None and kept[0] == key:
-                    return kept[1]
+            if (kept := self._kept_page(info.id, key)) is not None:   # (made by the view before)
+                return kept
             page = make()
             with self._lock:
                 self._kept[info.id] = (key, page)
@@ -93,6 +88,14 @@ class _EndedPages:
                 while len(self._kept) > KEPT_PAGES:
                     self._kept.popitem(last=False)
             return page
+
+    def _kept_page(self, run_id: int, key: tuple[str, float]) -> Page | None:
+        with self._lock:
+            kept = self._kept.get(run_id)
+            if kept is None or kept[0] != key:
+                return None
+            self._kept.move_to_end(run_id)
+            return kept[1]
 
 
 class Page(str):

@@ -305,12 +305,13 @@ class _Calls:
         program may be gone and what it started in its group not: a wrapper's child doing the work);
         wait until it is gone (at most LEFTOVER_SECONDS). Whether any of it ran."""
         path = self._file(key)
+        this_boot = boot_id() or "-"
         try:
             pid_text, began_text, *boot = path.read_text().split()
             pid, began = int(pid_text), int(began_text)
             if not boot:   # (a note of an ordo before boot ids: of this boot if written since it began)
                 booted = booted_at()
-                boot = [boot_id() or "-"] if booted is None or path.stat().st_mtime >= booted else ["before"]
+                boot = [this_boot] if booted is None or path.stat().st_mtime >= booted else ["before"]
         except (OSError, ValueError):
             return False
         now = started(pid)
@@ -319,7 +320,7 @@ class _Calls:
         # has members: the group is the program's unless another process runs under its pid now, or the
         # note is of another boot (a reboot since, or another host sharing the folder), where a group of
         # that id is another's (the abort of a run crashed before a reboot killed it: a review's)
-        if (now is None or now == began) and boot[:1] == [boot_id() or "-"]:
+        if (now is None or now == began) and boot[:1] == [this_boot]:
             ran = _group_runs(pid)
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)

@@ -103,16 +103,15 @@ class PostgresBackend(Backend):
             # the first line, and the answers of the other hosts tried (a URL of several: the first line is the
             # last one tried's, and a password refused by another was left out)
             tried = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            answered = [line for line in tried if "FATAL:" in line or any(words in line for words in _REFUSED)]
             said = self.describe(exc)
-            others = sorted({line.split("failed: ", 1)[-1] for line in tried
-                             if "FATAL:" in line or any(words in line for words in _REFUSED)} - {""})
+            others = sorted({line.split("failed: ", 1)[-1] for line in answered} - {""})
             said = "; ".join([said, *(other for other in others if other not in said)])[:2000]
             if any(secret in said for secret in split_url(where.url).passwords):   # one it could not parse, quoted
                 # (masked where it stands, which words or letters were masked would spell it out)
                 said = "(the driver's message is not shown: it holds the password)"
             # the server not there (refused, restarting, unreachable) may answer again, unlike a password or
             # a database refused: JournalLost (a Temporal run's steps wait for it) unless a host answered no
-            answered = [line for line in tried if "FATAL:" in line or any(words in line for words in _REFUSED)]
             lost = isinstance(exc, psycopg.OperationalError) and self._unreached(exc) and all(
                 any(words in line for words in _PASSING) for line in answered)
             raise (JournalLost if lost else JournalError)(f"{where}: cannot open the journal: {said}") from None
