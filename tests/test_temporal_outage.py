@@ -133,3 +133,62 @@ def test_a_connection_refused_for_its_settings_is_not_an_outage(monkeypatch, sai
         Journal("postgresql://ordo@db:5432/ordo")
     reason = next(line for line in said.splitlines()[::-1] if "refused" not in line).split("failed: ")[-1]
     assert not isinstance(raised.value, JournalLost) and reason in str(raised.value), raised.value
+
+
+def test_a_standby_met_in_a_failover_is_waited_for_until_it_is_promoted() -> None:
+    """A failover's old primary come back as a standby, before the URL's name moves on or it is promoted:
+    with hot_standby off it answers "not accepting connections", with it on it takes no write. Both were
+    errors, so a run on Temporal failed at its steps' 20th attempt instead of waiting; with real servers."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import psycopg
+
+    from tests.stores import _as_server_user, _bindir
+
+    bindir = _bindir()
+    if bindir is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
+        pytest.skip("PostgreSQL's programs (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="ordo-pg-"))   # (the server's user reaches it; not a test's tmp_path)
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    run = {"check": True, "capture_output": True, "text": True, "timeout": 120}
+    primary, standby = free_port(), free_port()
+
+    def ctl(data: str, *args: str) -> None:
+        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(folder / data), "-l",
+                                        str(folder / f"{data}.log"), "-w", "-t", "60", *args]), **run)
+
+    subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(folder / "p"), "-A", "trust", "-U", "postgres",
+                                    "--no-sync", "-E", "UTF8"]), **run)
+    ctl("p", "-o", f"-h 127.0.0.1 -p {primary} -k {folder} -c fsync=off", "start")
+    try:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{primary}/postgres", autocommit=True) as db:
+            db.execute("CREATE DATABASE ordo")
+        url = f"postgresql://postgres@127.0.0.1:{standby}/ordo"
+        with Journal(url.replace(str(standby), str(primary))) as jr:
+            run_id = jr.start_run(str(VFW), "requests/instantiate.yaml", {})
+        subprocess.run(_as_server_user([str(bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary),
+                                        "-U", "postgres", "-D", str(folder / "s"), "-R", "--checkpoint=fast"]), **run)
+        options = f"-h 127.0.0.1 -p {standby} -k {folder} -c fsync=off -c hot_standby="
+        ctl("s", "-o", options + "off", "start")
+        with pytest.raises(JournalLost, match="not accepting connections"):
+            Journal(url)
+        ctl("s", "-m", "fast", "stop")
+        ctl("s", "-o", options + "on", "start")
+        with Journal(url) as jr:   # (read: a hot standby takes that)
+            assert jr.run(run_id).status == "running"
+            with pytest.raises(JournalLost, match="read-only"):
+                jr.append(run_id, [Event("run-started", data={})])
+        ctl("p", "-m", "fast", "stop")
+        ctl("s", "promote")
+        with Journal(url) as jr:   # (the next attempt, on a connection of its own)
+            jr.append(run_id, [Event("run-started", data={})])
+            assert [e.kind for e in jr.events(run_id)] == ["run-started"]
+    finally:
+        for data in ("s", "p"):
+            if (folder / data / "postmaster.pid").exists():
+                subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(folder / data), "-m", "immediate",
+                                                "stop"]), capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -48,7 +48,15 @@ def _driver() -> Any:
 #: clients" only a superuser hears; a role hears that the slots left are reserved, or, under a role's
 #: or a database's CONNECTION LIMIT, "too many connections for ...").
 _PASSING = ("starting up", "shutting down", "in recovery", "not yet accepting connections", "too many clients",
-            "too many connections", "connection slots are reserved")
+            "too many connections", "connection slots are reserved",
+            # a standby with hot_standby off (a failover's old primary come back as one, before it is
+            # promoted or the URL's name moves to the new one): it was taken for a refusal
+            "system is not accepting connections")
+
+#: A statement's SQLSTATE that says the database cannot be written now, not that the statement is wrong:
+#: a hot standby's (a failover's, as above) or a primary set read-only for a while. A connection that
+#: meets it is given up and opened anew, as after a restart.
+_READ_ONLY = "25006"
 
 
 #: TCP keepalives and the time unacknowledged data may wait (ms) of the journal's connection (libpq's
@@ -196,8 +204,9 @@ class PostgresBackend(Backend):
 
     def lost(self, exc: BaseException) -> bool:
         # the connection closed (no SQLSTATE: libpq's own), a connection exception (class 08), or the
-        # server shutting down or restarting (57P01-57P03); not a deadlock, a full disk or a timeout
-        if isinstance(exc, self._interface) or self._db.broken:
+        # server shutting down or restarting (57P01-57P03), or read-only (a standby: _READ_ONLY); not a
+        # deadlock, a full disk or a timeout
+        if isinstance(exc, self._interface) or self._db.broken or getattr(exc, "sqlstate", None) == _READ_ONLY:
             return True
         return isinstance(exc, self._operational) and self._unreached(exc)
 
