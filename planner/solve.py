@@ -7,10 +7,12 @@ import math
 import mmap
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import clingo
+import clingo.backend
 from clingo import ast
 
 from domain.errors import Diagnostic, DiagnosticsError, first_of
@@ -37,6 +39,9 @@ class SolveResult:
     #: a timeout called before the limit (solve_parts): the seconds grounding every part was expected
     #: to take at the pace of the parts grounded, more than the limit left
     needs: float = 0.0
+    #: the levels of the answer whose cost went past what the solver counts, with their true sums
+    #: (``refuse_overflow``)
+    overflow: dict[int, int] = field(default_factory=dict)
 
     def texts(self) -> list[str]:
         """The shown atoms as text (what planner/decode.py reads)."""
@@ -88,8 +93,11 @@ def _control(args: list[str]) -> tuple[clingo.Control, list[str]]:
 def _add_and_ground(ctl: clingo.Control, messages: list[str], program: Program, extra: str,
                     facts: list[str] | None = None, added: Callable[[], object] | None = None) -> None:
     """The program, ordo's glue and ``extra`` (and ``facts``, unless added already) grounded;
-    ``added()`` called once they are added, before grounding."""
+    ``added()`` called once they are added, before grounding. Refused (DiagnosticsError) when the
+    weights of a priority level can add up past what the solver counts (``WEIGHT_SUM_MAX``)."""
+    weights = _Weights()
     try:
+        ctl.register_observer(weights)
         program.add_to(ctl)
         ctl.add("base", [], GLUE + extra + program.enforcement_facts())
         if facts is not None:
@@ -99,6 +107,63 @@ def _add_and_ground(ctl: clingo.Control, messages: list[str], program: Program, 
         ctl.ground([("base", [])])
     except RuntimeError:
         _grounding_failed(program, messages)
+    at_risk = weights.at_risk()
+    if at_risk:
+        _AT_RISK[ctl] = at_risk
+
+
+#: The most a priority level's cost may reach: the solver adds a level's weights up in 32 bits, and a
+#: model past that wrapped to a negative cost, which it then took for the least: a plan that cost
+#: 3,000,000,000 came back "optimal, cost -1294967296", one that cost 3 there for the taking (a review's).
+WEIGHT_SUM_MAX = 2**31 - 1
+
+
+class _Weights(clingo.backend.Observer):
+    """The ground program's weighted literals of each priority level (its #minimize and weak constraints)."""
+
+    def __init__(self) -> None:
+        self.levels: dict[int, list[tuple[int, int]]] = {}
+
+    def minimize(self, priority: int, literals: list[tuple[int, int]]) -> None:
+        self.levels.setdefault(priority, []).extend(literals)
+
+    def at_risk(self) -> dict[int, list[tuple[int, int]]]:
+        """The levels whose weights could add up past WEIGHT_SUM_MAX, as the solver counts them (a
+        negative weight as its absolute value on the literal's negation). Most programs have none,
+        and their models are not looked at again; a level can add up past it in all and still fit
+        in every model (weights of choices that exclude each other)."""
+        return {level: literals for level, literals in self.levels.items()
+                if sum(abs(weight) for _, weight in literals) > WEIGHT_SUM_MAX}
+
+
+#: The levels at risk of each grounded Control that has any (``_Weights.at_risk``).
+_AT_RISK: weakref.WeakKeyDictionary[clingo.Control, dict[int, list[tuple[int, int]]]] = weakref.WeakKeyDictionary()
+
+
+def _counted(model: clingo.Model, at_risk: dict[int, list[tuple[int, int]]]) -> dict[int, int]:
+    """The levels whose sum, as the solver counts it in ``model``, is past WEIGHT_SUM_MAX, with that sum."""
+    over = {}
+    for level, literals in at_risk.items():
+        total = sum(weight if model.is_true(literal) else 0 for literal, weight in literals if weight > 0) + sum(
+            -weight for literal, weight in literals if weight < 0 and not model.is_true(literal))
+        if total > WEIGHT_SUM_MAX:
+            over[level] = total
+    return over
+
+
+def refuse_overflow(result: SolveResult, program: Program) -> None:
+    """DiagnosticsError when the solver's answer had a level's cost past WEIGHT_SUM_MAX: it cannot be trusted."""
+    if not result.overflow:
+        return
+    stated, soft = _weighed(program)
+    file, line = stated[0] if stated else (soft[0][3], 0) if soft else ("", 0)
+    levels = [f"{total:,} at priority {level}" for level, total in sorted(result.overflow.items(), reverse=True)]
+    raise DiagnosticsError([Diagnostic(
+        file=file, line=line, code="weights",
+        summary=f"the weights of a #minimize or of weak constraints add up to {first_of(levels, 3)} in the solver's "
+                f"answer, past {WEIGHT_SUM_MAX:,}, the most it counts at one priority level: lower them (or give "
+                "the largest a priority of its own)",
+        detail=_weighing(program).lstrip(". "))])
 
 
 def _grounding_failed(program: Program, messages: list[str]) -> None:
@@ -190,7 +255,7 @@ def _search(ctl: clingo.Control, result: SolveResult, timeout: float, optimise: 
     Optimising, the primary strategy has PRIMARY_SHARE of the time; if it has
     not finished by then, the anytime strategy the rest, and the best model of
     either stands (with the lower bound proven so far)."""
-    result.symbols, result.cost, result.priorities, result.bound = [], [], [], []
+    result.symbols, result.cost, result.priorities, result.bound, result.overflow = [], [], [], [], {}
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
     finished, outcome = _run(ctl, result, timeout * PRIMARY_SHARE if optimise else timeout)
@@ -231,21 +296,29 @@ def solver_refused(exc: RuntimeError, program: Program | None = None) -> str:
 
 
 def _weighing(program: Program) -> str:
-    """Where a program's weights come from: its soft policies, heaviest first, and the first weak
-    constraint or #minimize of each file of the project's or library's that has one."""
-    soft = sorted({(-f.meta.weight, f.meta.priority, f.meta.name, f.display) for f in program.files
-                   if f.meta.enforcement == "soft"})
-    stated = [f"{f.display}:{line}" for f in program.files if f.origin != "base"
-              for line in [next((s.location.begin.line for s in f.statements
-                                 if s.ast_type == ast.ASTType.Minimize), 0)] if line]
+    """Where a program's weights come from: the first weak constraint or #minimize of each file of the
+    project's or library's that has one (the project's first), then its soft policies, heaviest first."""
+    stated, soft = _weighed(program)
     out = ""
+    if stated:
+        out += ". Weak constraints or #minimize: " + first_of([f"{display}:{line}" for display, line in stated], 3)
     if soft:
         out += ". Soft policies, heaviest first: " + first_of(
             [f"{name} ({display}) weight {-weight:,} at priority {priority}"
              for weight, priority, name, display in soft], 3)
-    if stated:
-        out += ". Weak constraints or #minimize: " + first_of(stated, 3)
     return out
+
+
+def _weighed(program: Program) -> tuple[list[tuple[str, int]], list[tuple[int, int, str, str]]]:
+    """The first weak constraint or #minimize of each file that has one, as (file, line), the project's
+    files first; the soft policies as (-weight, priority, name, file), heaviest first."""
+    stated = [(f.display, line) for f in sorted(program.files, key=lambda f: f.origin != "project")
+              if f.origin != "base"
+              for line in [next((s.location.begin.line for s in f.statements
+                                 if s.ast_type == ast.ASTType.Minimize), 0)] if line]
+    soft = sorted({(-f.meta.weight, f.meta.priority, f.meta.name, f.display) for f in program.files
+                   if f.meta.enforcement == "soft"})
+    return stated, soft
 
 
 #: Address space (MB) a planning child under a memory cap keeps aside for the thread each search runs
@@ -292,6 +365,8 @@ def _run(ctl: clingo.Control, result: SolveResult, timeout: float) -> tuple[bool
     """One solve call of at most ``timeout`` seconds: whether it finished, and
     how. A model replaces the one in ``result`` only when it costs less."""
 
+    at_risk = _AT_RISK.get(ctl)
+
     def on_model(model: clingo.Model) -> None:
         cost = list(model.cost)
         if result.symbols and cost >= result.cost:
@@ -299,6 +374,7 @@ def _run(ctl: clingo.Control, result: SolveResult, timeout: float) -> tuple[bool
         result.symbols = model.symbols(shown=True)
         result.cost = cost
         result.priorities = list(model.priority)
+        result.overflow = _counted(model, at_risk) if at_risk else {}
 
     deadline = time.monotonic() + timeout
     with searching(), ctl.solve(on_model=on_model, async_=True) as handle:
@@ -388,6 +464,7 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
         if not budget and left:   # the parts left would not be grounded in time, let alone searched
             part.needs = grounding / max(1, grounded) * (grounded + left)
         _search(ctl, part, budget * len(facts) / (len(facts) + left), optimise)
+        refuse_overflow(part, program)
         _strict_cost(part, own, keeping)
         part.shown = symbol_texts(part.symbols) if part.status in ("optimal", "satisfiable") else []
         part.symbols = []
@@ -476,6 +553,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
         timeout = on_grounded(result.ground_seconds)
 
     _search(ctl, result, timeout, optimise)
+    refuse_overflow(result, program)
     if not relaxed and mode is None:
         _strict_cost(result, own, keeping)
     if keep_control:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -267,13 +269,47 @@ def test_weights_clasp_cannot_add_up_are_an_error_not_a_traceback(vfw_copy: Path
         "    - policies/config-after-modules.lp", "    - policies/config-after-modules.lp\n    - policies/minint.lp"))
     says = ("error: the solver refused the policies' program (weight too large): the weights of a #minimize "
             "or of weak constraints add up past 2,147,483,647 at one priority level; lower them (or give the "
-            "largest a priority of its own). Soft policies, heaviest first: prefer-cheaper-region "
-            "(<library>/prefer-cheaper-region.lp) weight 1 at priority 1. Weak constraints or #minimize: "
-            "<library>/prefer-cheaper-region.lp:20, policies/minint.lp:5")   # (where, the sweep of 6 December)
+            "largest a priority of its own). Weak constraints or #minimize: policies/minint.lp:5, "
+            "<library>/prefer-cheaper-region.lp:20. Soft policies, heaviest first: prefer-cheaper-region "
+            "(<library>/prefer-cheaper-region.lp) weight 1 at priority 1")
+    # (where, the sweep of 6 December; the project's own first: the library's came first, pointing away from it)
     for args in (["plan"], ["whatif", "--target-down", "region-one"], ["sweep", "--jobs", "1"], ["test"]):
         run = run_ordo(*args, "-C", str(vfw_copy))
         text = run.out + run.err
         assert run.code == 1 and says.removeprefix("error: ") in text and "Traceback" not in text, (args, text)
+    # ordo test: each case an error, all of them run, a summary (it stopped at the first: an authoring sweep's)
+    assert "16 errors in" in text and text.count("\nERROR ") == 16, text
+
+
+def _with_rule(project: Path, rule: str) -> None:
+    (project / "policies" / "wrap.lp").write_text("%@ name: wrap\n%@ description: d\n%@ owner: o\n" + rule)
+    ordo_yaml = project / "ordo.yaml"
+    ordo_yaml.write_text(ordo_yaml.read_text().replace(
+        "    - policies/config-after-modules.lp", "    - policies/config-after-modules.lp\n    - policies/wrap.lp"))
+
+
+def test_a_cost_past_what_the_solver_counts_is_refused_not_a_wrong_plan_called_optimal(vfw_copy: Path,
+                                                                                     tmp_path: Path) -> None:
+    """Weights that add up past 2**31-1 in the solver's answer wrapped to a negative cost, which the solver
+    took for the least: a plan of 3,000,000,000 came back "optimal, cost -1294967296@2", one of 3 there for
+    the taking (an authoring sweep's). Weights that could add up past it in all, but not in any one answer
+    (one region each), still plan."""
+    exclusive = shutil.copytree(vfw_copy, tmp_path / "exclusive")
+    _with_rule(vfw_copy, '#minimize { 1000000000@2,R : located(R,T), placeable(R), T != "region-three" ; '
+                         '1@2,R : located(R,"region-three"), placeable(R) }.\n')
+    says = re.compile(r"policies/wrap\.lp:4: error: the weights of a #minimize or of weak constraints add up to "
+                      r"[23],\d{3},\d{3},\d{3} at priority 2 in the solver's answer, past 2,147,483,647, the most it "
+                      "counts at one priority level")
+    for args in (["plan"], ["whatif", "--target-down", "region-one"]):
+        run = run_ordo(*args, "-C", str(vfw_copy))
+        assert run.code == 1 and says.search(run.out + run.err) and "Traceback" not in run.out + run.err, (args, run)
+    run = run_ordo("test", "-C", str(vfw_copy))   # each case that planned too much an error; the others run
+    assert run.code == 1 and "\nERROR " in run.out and " passed, " in run.out, run.out
+    assert says.pattern.split("error: ")[1][:40] in run.out, run.out
+    _with_rule(exclusive, '#minimize { 700000000@2,R,T : located(R,T), placeable(R), T != "region-three" ; '
+                          '1@2,R : located(R,"region-three"), placeable(R) }.\n')
+    run = run_ordo("plan", "-C", str(exclusive))
+    assert run.code == 0 and "Solver: optimal, cost 700000002@2" in run.out, run.out + run.err
 
 
 def test_a_policy_test_naming_a_folder_says_so(vfw_copy: Path) -> None:

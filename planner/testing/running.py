@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from domain.errors import DiagnosticsError
+from domain.errors import DiagnosticsError, OrdoError
 from planner.bounded import ChildEnded, PlanningLimitError
 from planner.core import make_plan
 from planner.testing.checking import brief, check_outcome
@@ -86,6 +86,10 @@ def run_case(case: Case, stopped: tuple[str, str] | None = None) -> CaseRun:
             limit = "time limit" if exc.kind == "time" else "memory cap"
             done.limit = (exc.file, f"not run: planning struck the {limit} in {result.location} ({where}); fix that, "
                                     "then run the tests again")
+        return done
+    except OrdoError as exc:   # (the solver's refusal of the case's program: the other cases still run)
+        result.outcome, result.errors = "error", [diag(case, case.key, str(exc))]
+        result.seconds = time.perf_counter() - started
         return done
     result.status = outcome.status
     if outcome.status == "timeout":
