@@ -27,7 +27,7 @@ from domain.formats import (
     TargetSpec,
     TypeSpec,
 )
-from domain.secrets import redacted, same_value, secret_name
+from domain.secrets import redacted, same_value, scrub, secret_name
 from domain.yamlsrc import PathKey, Source, format_path, resolve
 
 
@@ -596,7 +596,8 @@ def build_model(
     return Model(transient=transient, kinds=kinds, controllers=dict(catalog.controllers),
                  targets=dict(inventory.targets),
                  resources=dict(sorted(resources.items())),
-                 request_name=(request.name or "") if request else "", words=survey.words)
+                 # (shown, journaled and answered over HTTP in plans: a URL's password or a token in it masked)
+                 request_name=scrub(request.name or "") if request else "", words=survey.words)
 
 
 #: What a request may set for a resource that exists (observed, past its

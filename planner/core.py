@@ -18,6 +18,7 @@ from domain.errors import Diagnostic, DiagnosticsError, first_of
 from domain.gcpause import paused_gc
 from domain.model import Model
 from domain.project import POLICY_CACHE, Project, display_path, input_name
+from domain.secrets import scrub
 from domain.yamlsrc import Source
 from planner.bounded import LIMIT_HINTS, memory_for, solve_bounded, workers_for
 from planner.decode import Decoded, decode, op_id
@@ -395,7 +396,7 @@ def build_plan(project: Project, program: Program, result: SolveResult, decoded:
     dig, inputs = digest(project, program)
     return trusted(
         Plan, format_version=FORMAT_VERSION, status=result.status,
-        request=project.model.request_name or (project.request_file or ""),
+        request=project.model.request_name or scrub(project.request_file or ""),
         request_file=input_name(project.request_path, project.root) if project.request_path is not None else "",
         inventory_file=input_name(project.inventory_file, project.root) if project.inventory_file else "",
         digest=dig, inputs=tuple(inputs),

@@ -415,7 +415,7 @@ def test_scrub_tries_only_the_patterns_that_could_match() -> None:
     all four, on pieces put together at random (a seed of its own: the same pieces each run)."""
     import random
 
-    from executor import redact
+    from domain import secrets as redact  # (the patterns: the model masks a request name with them)
 
     def every_pattern(text: str) -> str:
         text = redact._USERINFO.sub(rf"\1:{redact.MASK}@", text)
@@ -443,7 +443,7 @@ def test_the_patterns_start_once_per_run_and_mask_what_they_masked() -> None:
     import random
     import re
 
-    from executor import redact
+    from domain import secrets as redact  # (the patterns: the model masks a request name with them)
 
     names = redact.NAMES
     before = {
@@ -548,3 +548,21 @@ def test_an_excerpt_hides_what_the_patterns_find_wherever_it_starts() -> None:
                  "The file ends with -----END OPENSSH PRIVATE KEY-----",
                  "Error loading key\n  could not parse the key file\n  -----END EC PRIVATE KEY-----"):
         assert scrub(said) == said, said   # a text that only names the line is left as it is (reviews')
+
+
+def test_a_secret_in_a_requests_name_reaches_no_plan_and_no_journal(vfw_copy: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A request's name is free text: a URL's password or a token in it was masked in the run's row, but
+    kept in the plan (its ``request``), so in the journal's plan event, in the event stream any reader
+    token could follow, in `ordo plan --out` and in the plans answered over HTTP (a service sweep's)."""
+    request = vfw_copy / "requests" / "instantiate.yaml"
+    request.write_text('name: "from https://bob:HUNTER2URLPW@git.example/x?token=HUNTER2QTOK"\n'
+                       + request.read_text())
+    code, out = ordo(capsys, "plan", "-C", vfw_copy, "--out", vfw_copy / "plan.json")
+    assert code == 0, out
+    plan = (vfw_copy / "plan.json").read_text()
+    assert json.loads(plan)["request"] == "from https://bob:***@git.example/x?token=***", plan[:300]
+    code, out = ordo(capsys, "apply", "-C", vfw_copy, "--auto-approve")
+    assert code == 0, out
+    journal = b"".join(p.read_bytes() for p in (vfw_copy / ".ordo").rglob("*") if p.is_file())
+    assert b"git.example" in journal and b"HUNTER2" not in journal and "HUNTER2" not in out
