@@ -146,7 +146,7 @@ class Engine(Protocol):
     def stops_with_server(self, run_id: int) -> bool: ...
     def plan(self, request: dict[str, Any] | None) -> Outcome: ...
     def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None, *,
-               record: dict[str, Any] | None = None) -> Accepted: ...
+               record: dict[str, Any] | None = None, check: Callable[[Any], None] | None = None) -> Accepted: ...
     def abort(self, run_id: int, principal: str) -> str: ...
     def resume(self, run_id: int, principal: str, record: dict[str, Any] | None = None) -> int: ...
     def rollback(self, run_id: int, principal: str) -> int: ...
@@ -514,14 +514,18 @@ class LocalEngine:
                     self._keys[key] = (lock, users - 1)
 
     def submit(self, submission: Submission, principal: str, idempotency_key: str | None = None, *,
-               record: dict[str, Any] | None = None) -> Accepted:
-        """``record``: more to keep with the run's options (e.g. the SO request it answers)."""
+               record: dict[str, Any] | None = None, check: Callable[[Any], None] | None = None) -> Accepted:
+        """``record``: more to keep with the run's options (e.g. the SO request it answers). ``check``:
+        asked of the project as the journal said when the request was planned, each time it is planned
+        (it raises to refuse); the run starts only if the journal's state is still the one it was
+        asked of (e.g. SO's "exists already": asked before, a create sent while another held the
+        instance went through once that one ended, and changed the live instance in place)."""
         with self._key(idempotency_key):
             replayed = self._replayed(idempotency_key, submission)
             if replayed is not None:
                 return replayed
             try:
-                return self._accept(submission, principal, idempotency_key, record)
+                return self._accept(submission, principal, idempotency_key, record, check)
             except (ClaimError, KeyTaken):
                 # another server took the same key meanwhile (the key's lock is this process's): the key,
                 # indexed in the transaction that started its run, answers the same
@@ -544,7 +548,7 @@ class LocalEngine:
         return Accepted(info.id, replayed=True)
 
     def _accept(self, submission: Submission, principal: str, idempotency_key: str | None,
-                record: dict[str, Any] | None) -> Accepted:
+                record: dict[str, Any] | None, check: Callable[[Any], None] | None = None) -> Accepted:
         """Plan a submission, and start its run (the caller holds its key's lock)."""
         if not self._accepting:
             raise Unavailable("the server is shutting down and takes no new runs")
@@ -553,6 +557,8 @@ class LocalEngine:
         for attempt in range(PLAN_ATTEMPTS):
             runs_then = self._journal().runs_now()
             project, plan, claims, held = self._planned(submission)
+            if check is not None:
+                check(project)
             try:
                 self._journal().check_claims(claims)  # before a thread is started; start_run checks again
             except ClaimError as exc:

@@ -242,22 +242,31 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     # Checked once more here, so that a problem is named at the SO field it came from
     # (the engine loads the same request again, as a request file, to plan and run it).
     project = translation.load(engine.root, observed=list(engine.state().values()))
-    if translation.action == DELETE and not _exists(project, translation.service) and not _held(engine, translation):
-        raise SoError(404, f"no service instance {translation.service!r}: nothing ordo knows of (inventory or "
-                           "journal) has that serviceInstanceId, or it is deleted already")
-    if translation.action == CREATE and _exists(project, translation.service) and not _held(engine, translation):
-        # (as SO refuses a service instance name that exists: a create sent again with other values changed
-        # the live instance in place, '1 changed': a sweep of SO's API)
-        raise SoError(409, f"service instance {translation.service!r} exists already: a createInstance makes a new "
-                           "one (delete it first; a run of it that fell out is resumed: orchestrationRequests/v7/"
-                           "{requestId}/resume)")
+
+    def check(project: Project) -> None:
+        """Asked here (before planning), then by the engine of the state each plan of the request is made
+        from, and the run started only from that state: asked here alone, a create sent while another run
+        held the instance went through once that run ended, and changed the live instance in place (as
+        did deletes, done again)."""
+        if translation.action == DELETE and not _exists(project, translation.service) \
+                and not _held(engine, translation):
+            raise SoError(404, f"no service instance {translation.service!r}: nothing ordo knows of (inventory or "
+                               "journal) has that serviceInstanceId, or it is deleted already")
+        if translation.action == CREATE and _exists(project, translation.service) and not _held(engine, translation):
+            # (as SO refuses a service instance name that exists: a create sent again with other values changed
+            # the live instance in place, '1 changed': a sweep of SO's API)
+            raise SoError(409, f"service instance {translation.service!r} exists already: a createInstance makes a "
+                               "new one (delete it first; a run of it that fell out is resumed: "
+                               "orchestrationRequests/v7/{requestId}/resume)")
+
+    check(project)
     record = SoRecord(request_id=request_id or str(uuid.uuid4()), action=translation.action,
                       instance_id=translation.service,
                       request_details=Redactor().tree((body or {}).get("requestDetails") or {}, compared=False),
                       received=time.time())
     try:
         engine.submit(Submission(request=translation.request), who.name,
-                      record={KEY: record.__dict__, "request_id": record.request_id})
+                      record={KEY: record.__dict__, "request_id": record.request_id}, check=check)
     except ClaimError as exc:
         raise _locked(engine, translation, exc) from None
     except RequestIdTaken as exc:

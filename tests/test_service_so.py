@@ -97,6 +97,52 @@ def test_create_poll_complete_lock_delete_and_the_record_survives_a_restart(vfw_
         assert api.get(f"{REQUESTS}/{request_id}").json()["request"]["requestStatus"]["requestState"] == "COMPLETE"
 
 
+def test_a_create_sent_while_another_run_holds_the_instance_is_refused_once_that_run_ended(
+        vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SO's "exists already" was asked before the request was planned, and skipped while another run held
+    the instance (its answer: "Locked instance"): a create sent then, planned as that run ended, went
+    through and changed the live instance in place ("1 changed"; 20 creates sent together, a service
+    sweep's). It is asked of the state each plan is made from now. Here the create's planning waits
+    for the run that holds the instance to end, as the sweep's did by chance."""
+    import threading
+
+    from service.engine import LocalEngine
+
+    ended = threading.Event()
+    make_plan = LocalEngine._make_plan
+
+    def planned_once_that_run_ended(self, *args, **kwargs):
+        ended.wait(60)
+        return make_plan(self, *args, **kwargs)
+
+    with thread_server(vfw_copy, latency=0.2) as url, httpx.Client(base_url=url, timeout=60) as api:
+        created = api.post(CREATE, json=INSTANTIATE)
+        assert created.status_code == 202, created.text
+        assert poll(api, created.json()["requestReferences"]["requestId"], ("COMPLETE",))
+        state = api.get("/v1/state").json()["resources"]
+        changing = copy.deepcopy(INSTANTIATE_V1)   # a run of /v1 that holds the instance for a while
+        changing["services"]["vfw-service"]["networks"][0]["params"]["cidr"] = "10.1.0.0/24"
+        holder = api.post("/v1/runs", json={"request": changing})
+        assert holder.status_code == 202, holder.text
+        monkeypatch.setattr(LocalEngine, "_make_plan", planned_once_that_run_ended)
+        again = copy.deepcopy(INSTANTIATE)
+        again["requestDetails"]["requestParameters"]["userParams"][1]["service"]["resources"]["networks"][0][
+            "instanceParams"] = [{"cidr": "10.2.0.0/24"}]
+        answers: list[httpx.Response] = []
+        sending = threading.Thread(target=lambda: answers.append(api.post(CREATE, json=again)))
+        sending.start()
+        deadline = time.monotonic() + 60
+        while api.get(f"/v1/runs/{holder.json()['id']}").json()["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        ended.set()
+        sending.join(60)
+        assert answers[0].status_code == 409 and "exists already" in so_error(answers[0]), answers[0].text
+        cidr = api.get("/v1/state").json()["resources"]["unprotected-net"]["attributes"]["cidr"]
+        assert cidr == "10.1.0.0/24" != state["unprotected-net"]["attributes"]["cidr"]   # (the /v1 run's)
+        assert len(api.get("/v1/runs").json()["runs"]) == 2
+
+
 def test_the_clients_x_onap_requestid_is_the_request_id_and_names_one_request(vfw_copy: Path) -> None:
     """SO takes the client's X-ONAP-RequestID as the request's id: the client polls by it, and the same id
     again is refused (400, "already exists"), as SO's filter refuses it; one that is not a UUID is 400."""
