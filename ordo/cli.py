@@ -231,7 +231,18 @@ def _print_scope(scope) -> None:
 
 
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return _Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Its reader gone (a closed pipe: ``| head``): the rest of its output goes nowhere, and
+        BrokenPipeError is raised. rich's own raised SystemExit from the thread that printed: a run's
+        view ended the run, left crashed without a word (an operator's sweep)."""
+        self.quiet = True
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.file.fileno())
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -1368,6 +1379,8 @@ def _main(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - anything else is a bug in ordo: one line, the traceback in a file
+        if isinstance(exc, BrokenPipeError):   # the output's reader went away (`| head`): nothing to say, to no one
+            sys.exit(EXIT_ERROR)
         if isinstance(exc, OSError) and exc.errno in _CANNOT_WRITE:
             # the output cannot be written (a full disk or file): said, if it can be (a closed pipe is click's:
             # status 1)

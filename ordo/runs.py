@@ -5,6 +5,7 @@ what people see."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import signal
@@ -65,6 +66,27 @@ def _listener(as_json: bool, console: Console) -> Any:
     return LiveView(console)
 
 
+class _Quiet:
+    """The run's view, quiet from the first event it cannot write on (a closed pipe: ``| head``, a
+    ``jq`` that ended; a full disk), the run going on: the error ended the run at once, left crashed
+    with its operations in flight in doubt, and said nothing (an operator's sweep)."""
+
+    def __init__(self, view: Any) -> None:
+        self.view = view
+        self.quiet = False
+
+    def __call__(self, ev: Event) -> None:
+        if self.quiet:
+            return
+        try:
+            self.view(ev)
+        except OSError as exc:
+            self.quiet = True
+            with contextlib.suppress(OSError, ValueError):
+                print(f"ordo: the output cannot be written ({exc.strerror or exc}): run {ev.run} goes on without "
+                      f"it; `ordo show {ev.run}` shows it", file=sys.stderr, flush=True)
+
+
 def _shown_live(view: Any, console: Console) -> Any:
     """What wraps a run the CLI drives: Ctrl-C handling, and the live view when there is one."""
     @contextmanager
@@ -77,7 +99,7 @@ def _shown_live(view: Any, console: Console) -> Any:
 def execute(project: Project, plan: Plan, options: ApplyOptions, journal: Path | None, *, as_json: bool,
             console: Console, supersede: bool = False, temporal: Any = None) -> RunResult:
     view = _listener(as_json, console)
-    return library.execute(project, plan, options, journal, listener=view, around=_shown_live(view, console),
+    return library.execute(project, plan, options, journal, listener=_Quiet(view), around=_shown_live(view, console),
                            supersede=supersede, temporal=temporal)
 
 
@@ -86,7 +108,7 @@ def resume(project: Path, inventory: Path | None, journal: Path | None, run_id: 
            console: Console, rollback: bool = False, given: tuple[str, ...] = ()) -> RunResult:
     view = _listener(as_json, console)
     return library.resume(project, inventory, journal, run_id, simulation, on_failure, max_replans, op_timeout,
-                          listener=view, around=_shown_live(view, console), rollback=rollback, given=given)
+                          listener=_Quiet(view), around=_shown_live(view, console), rollback=rollback, given=given)
 
 
 def _when(ts: float) -> str:

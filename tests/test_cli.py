@@ -311,3 +311,27 @@ def test_a_resumed_run_is_not_shown_with_its_last_stops_result(tmp_path):
     assert "no plan after failure" not in str(page)
     assert "no plan after failure" in str(run_view(replace(running, status="fallout"), [], live=True))
 
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_a_run_whose_output_pipe_closes_goes_on_and_says_so(vfw_copy: Path, json_lines: bool) -> None:
+    """`ordo apply | head` (a jq that ended): the first write to the closed pipe ended the run at once, left
+    crashed with its operations in flight in doubt, and nothing said why (an operator's sweep)."""
+    import subprocess
+
+    from tests.conftest import ordo_env, ordo_executable
+
+    args = [ordo_executable(), "apply", "-C", str(vfw_copy), "--auto-approve", "--simulation",
+            str(vfw_copy / "simulations" / "smooth.yaml"), *(["--json"] if json_lines else [])]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env=ordo_env(None))
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        proc.stdout.readline()
+        proc.stdout.close()   # (as `head -1` does)
+        err = proc.stderr.read().decode()
+    assert proc.wait(120) == 0, err
+    assert "the output cannot be written (Broken pipe): run 1 goes on without it; `ordo show 1` shows it" in err, err
+    assert "Traceback" not in err and "bug" not in err
+    shown = run_ordo("history", "-C", str(vfw_copy))
+    assert "complete  10 created" in shown.out, shown.out
