@@ -940,3 +940,19 @@ def test_apply_json_asks_on_stderr_after_showing_the_plan_there(vfw_copy, monkey
     events = [json.loads(line) for line in run.out.splitlines()]
     assert events and all("at" in event for event in events)
 
+
+
+def test_a_run_stopped_on_a_failure_forgets_it_once_resumed(vfw_copy: Path) -> None:
+    """--on-failure stop says "Fix the cause, then `ordo resume 1`": the resume kept what the run had learnt
+    (region-two refused), tore down the vFW placed there and rebuilt it on the dearest region, the cause
+    fixed as told (an operator's sweep). As after a fallout, a resume forgets it."""
+    sims = vfw_copy / "simulations"
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sims / "region-two-refuses.yaml",
+                   "--on-failure", "stop")
+    assert run.code == 1 and status(vfw_copy) == "failed", run.text
+    resumed = run_ordo("resume", "1", "-C", vfw_copy, "--simulation", sims / "smooth.yaml")
+    assert resumed.code == 0 and status(vfw_copy) == "complete", resumed.text
+    with Journal(default_path(vfw_copy), create=False) as jr:
+        assert jr.state()["vfw"].placement == "region-two", jr.state()["vfw"]
+    assert not [row for row in ledger(vfw_copy) if row["operation"] in ("unassign", "config-unassign")], ledger(
+        vfw_copy)

@@ -171,11 +171,15 @@ def _guard_denied(rs: RunState, ev: Event, plan: Plan | None) -> None:
 
 
 def _resumed(rs: RunState, ev: Event, plan: Plan | None) -> None:
-    if ev.data.get("from") == "fallout":
-        # The cause was fixed (that is why one resumes): what the run learnt
-        # (failed operations, refused targets) no longer holds.
-        rs.replans, rs.failures = 0, []
+    if ev.data.get("from") in ("fallout", "failed"):
+        # The cause was fixed (that is why one resumes; a run stopped on a failure, --on-failure stop, tells
+        # the operator to fix it first): what the run learnt (failed operations, refused targets) no longer
+        # holds. (Kept after a stop, it tore down what it had placed on a target that refused and placed it
+        # on a dearer one: an operator's sweep.)
+        rs.failures = []
         rs.failed, rs.refused = set(), set()
+    if ev.data.get("from") == "fallout":
+        rs.replans = 0
     if ev.data.get("rollback") or ev.data.get("from") == "fallout":
         # the core plans again at once (RunCore._resumed): owed, in that mode, until a plan is made
         rs.pending_replan, rs.pending_mode = True, "rollback" if ev.data.get("rollback") else rs.mode
