@@ -131,8 +131,11 @@ def print_lines(console: Console, lines: list[tuple[str, str]]) -> None:
 
 
 def warnings(console: Console, items: list[Diagnostic]) -> None:
-    for item in items:
-        console.print(f"[yellow]Warning:[/] {shown(str(item))}", highlight=False, soft_wrap=True)
+    """Each warning once (the solver's came once for each instance of a rule: 21 of one), as `ordo check`
+    prints it where it has a place (it was "Warning: FILE:LINE: warning: ..."), else as "Warning: ..."."""
+    for item in dict.fromkeys(items):
+        text = str(item) if item.file else f"Warning: {str(item).removeprefix(f'{item.location}: warning: ')}"
+        console.print(f"[yellow]{shown(text)}[/]", highlight=False, soft_wrap=True)
 
 
 def explanation(console: Console, expl: Explanation) -> None:

@@ -459,7 +459,7 @@ def solve_parts(program: Program, parts: list[list[str]], *, timeout: float = 30
         grounded, grounding = grounded + len(facts), grounding + part.ground_seconds
         if on_grounded is not None:
             deadline = time.monotonic() + on_grounded(part.ground_seconds)
-        part.warnings = [parse_message(m, program.displays) for m in messages]
+        part.warnings = list(dict.fromkeys(parse_message(m, program.displays) for m in messages))   # (once each)
         budget = max(0.0, deadline - time.monotonic() - grounding / max(1, grounded) * left)
         if not budget and left:   # the parts left would not be grounded in time, let alone searched
             part.needs = grounding / max(1, grounded) * (grounded + left)
@@ -548,7 +548,7 @@ def solve(program: Program, facts: list[str], *, relaxed: bool = False, timeout:
     ctl, messages = _ground(program, facts, mode if mode is not None else RELAXED if relaxed else STRICT, args)
     result = SolveResult(status="timeout")
     result.ground_seconds = time.perf_counter() - started
-    result.warnings = [parse_message(m, program.displays) for m in messages]
+    result.warnings = list(dict.fromkeys(parse_message(m, program.displays) for m in messages))   # (once each)
     if on_grounded is not None:
         timeout = on_grounded(result.ground_seconds)
 
