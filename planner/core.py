@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from clingo import ast
+
 import policies
 from domain.errors import Diagnostic, DiagnosticsError, first_of
 from domain.gcpause import paused_gc
@@ -116,6 +118,7 @@ def checked_program(files: list[tuple[Path, str, str]], root: Path, levels: dict
     program = load_program(files, root)
     unparsed = program.errors
     program.diagnostics += apply_enforcement(program, levels, src)
+    program.diagnostics += _levels_without_constraints(program, levels, src)
     program.diagnostics += apply_parameters(program, parameters or {}, src, model, warn=warn)
     program.diagnostics += lint(program, unparsed, root / POLICY_CACHE)
     if model is not None and warn:
@@ -162,6 +165,30 @@ def apply_enforcement(program: Program, levels: dict, src: Source | None) -> lis
                 continue
             pfile.meta = pfile.meta.with_enforcement(spec.level, spec.weight, spec.priority)
     return problems
+
+
+def _levels_without_constraints(program: Program, levels: dict, src: Source | None) -> list[Diagnostic]:
+    """A warning for each policy made soft or advisory (in ordo.yaml or its header) that has no integrity
+    constraint for that to act on, nor a preference (a weak constraint or #minimize: prefer-cheaper-region
+    is soft so): its orderings bind all the same, and nothing said so (an authoring sweep's)."""
+    constrained = {rule.file for rule in program.rules if rule.kind == "constraint"} | {
+        f.display for f in program.files if any(s.ast_type == ast.ASTType.Minimize for s in f.statements)}
+    files: dict[str, list] = {}
+    for pfile in program.files:
+        if pfile.origin != "base" and pfile.meta.enforcement in ("soft", "advisory"):
+            files.setdefault(pfile.meta.name, []).append(pfile)
+    out = []
+    for name, pfiles in sorted(files.items()):
+        if any(f.display in constrained for f in pfiles):
+            continue
+        summary = (f"policy '{name}' is {pfiles[0].meta.enforcement}, but it has no integrity constraint "
+                   "(':- ...') for that to act on: its other rules (orderings) hold all the same")
+        if name in levels and src is not None:
+            found = src.diagnostic(("policies", "enforcement", name), summary, code="metadata")
+            out.append(replace(found, severity="warning"))
+        else:
+            out.append(Diagnostic(file=pfiles[0].display, summary=summary, severity="warning", code="metadata"))
+    return out
 
 
 #: The input of a plan's digest that stands for the placements it kept (``make_plan(keep=...)``).

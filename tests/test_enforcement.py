@@ -6,7 +6,7 @@ from pathlib import Path
 
 from domain.project import load_project
 from planner.core import make_plan
-from tests.conftest import run_ordo
+from tests.conftest import VFW, run_ordo
 
 
 def set_enforcement(project: Path, block: str) -> None:
@@ -223,3 +223,23 @@ def test_a_violated_rule_names_the_resources_it_names_as_written(vfw_copy):
         ':- resource(R,"vnf"), place(R,"region-one"), R != "vfw", not label("vpg","x","y").\n')
     assert [(v.bindings, v.resources) for v in plan(vfw_copy).plan.violations] == [
         ({"R": "vpg"}, ("vpg",)), ({"R": "vsink"}, ("vsink",))]
+
+
+def test_a_level_with_no_integrity_constraint_to_act_on_is_warned(vfw_copy):
+    """config-after-modules holds only orderings: made advisory (in ordo.yaml, or in its header) it bound all
+    the same and nothing said so (an authoring sweep's). prefer-cheaper-region, soft by its header, has a
+    #minimize for that to act on: no warning."""
+    set_enforcement(vfw_copy, "    config-after-modules: { level: advisory }\n")
+    run = run_ordo("check", "-C", vfw_copy)
+    said = ("policy 'config-after-modules' is advisory, but it has no integrity constraint (':- ...') for that to "
+            "act on: its other rules (orderings) hold all the same")
+    assert run.code == 0 and f"ordo.yaml:8:27: warning: policies.enforcement.config-after-modules: {said}" in run.err
+    assert "prefer-cheaper-region" not in run.err, run.err
+    path = vfw_copy / "ordo.yaml"
+    path.write_text(path.read_text().replace("  enforcement:\n    config-after-modules: { level: advisory }\n", ""))
+    rules = vfw_copy / "policies" / "config-after-modules.lp"
+    rules.write_text(rules.read_text().replace("%@ enforcement: hard", "%@ enforcement: soft", 1))
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 0 and "policies/config-after-modules.lp: warning: policy 'config-after-modules' is soft" \
+        in run.err, run.err
+    assert "no integrity constraint" not in run_ordo("check", "-C", VFW).err
