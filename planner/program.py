@@ -606,8 +606,12 @@ def _missing_period(diag: Diagnostic, text: str) -> Diagnostic:
     if end is None or not _ENDS_STATEMENT.match(text[end]):
         return diag
     line, column = text_position(text, end + 1)   # just after the last character
-    return Diagnostic(file=diag.file, line=line, column=column, summary="syntax error: missing '.'?",
-                      detail=f"no '.' ends the statement here; clingo, at {diag.line}:{diag.column}: {diag.summary}",
+    # clingo expects a ')' there (and no '.'): a '(' left open, which a '.' would not mend (an authoring sweep's)
+    unclosed = re.search(r", expecting \) or ;$", diag.summary) is not None
+    missing, why = ("')'", "a '(' is not closed before the next statement") if unclosed else \
+        ("'.'", "no '.' ends the statement here")
+    return Diagnostic(file=diag.file, line=line, column=column, summary=f"syntax error: missing {missing}?",
+                      detail=f"{why}; clingo, at {diag.line}:{diag.column}: {diag.summary}",
                       severity=diag.severity, code=diag.code)
 
 

@@ -62,6 +62,20 @@ def test_missing_period_points_at_the_end_of_the_rule(tmp_path: Path, text: str,
 
 
 @pytest.mark.parametrize(("text", "where"), [
+    (":- place(R,T\nq(1).\n", (1, 13)),
+    ("bad(X) :- foo(X", (1, 16)),   # (at the end of the file)
+])
+def test_a_parenthesis_left_open_is_named_not_a_period(tmp_path: Path, text: str, where: tuple[int, int]) -> None:
+    """clingo expects a ')' there: "missing '.'?" sent the author to add one, which mends nothing (an
+    authoring sweep's)."""
+    path = tmp_path / "p.lp"
+    path.write_text(text, encoding="utf-8")
+    [diag] = load_program([(path, "p.lp", "project")], tmp_path).diagnostics
+    assert (diag.line, diag.column, diag.summary) == (*where, "syntax error: missing ')'?"), diag
+    assert diag.detail.startswith("a '(' is not closed before the next statement; clingo, at"), diag.detail
+
+
+@pytest.mark.parametrize(("text", "where"), [
     ("p(1).\n%* a comment\nleft open\n\nq(1).\n", (2, 1)),
     ("p(1).  %* one %* nested *% but the outer\nnot closed\n", (1, 8)),   # (they nest)
     ('p("%*").\n% %* in a line comment\nq(1). %* x\n', (3, 7)),          # (not in a string or a line comment)
