@@ -45,7 +45,7 @@ from executor.runs import unfollowed
 from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
 from service.auth import LOCAL, Credentials, Principal
-from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
+from service.engine import Conflict, LocalEngine, NoPlan, ProjectBroken, Submission, Unavailable, UnknownRun
 from service.metrics import CONTENT_TYPE, Metrics
 from service.so.status import request_error
 
@@ -938,6 +938,16 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
             {"file": shown(d.file), "line": d.line, "column": d.column, "path": clipped(d.path, most),
              "summary": clipped(shown(d.summary), most), "detail": clipped(shown(d.detail), most)}
             for d in found[:MOST_DIAGNOSTICS]])
+
+    @app.exception_handler(ProjectBroken)
+    def broken(request: Request, exc: ProjectBroken) -> JSONResponse:
+        """The project's own files have problems: 503, the server's to mend, not the caller's (the same
+        problems as a 422 lists)."""
+        answered = diagnostics(request, exc)
+        body = json.loads(answered.body)
+        body["detail"] = ("the project's own files have problems: the server's configuration, which its operator "
+                          "must mend")
+        return JSONResponse(body, status_code=503)
 
     @app.exception_handler(NoPlan)
     def no_plan(request: Request, exc: NoPlan) -> JSONResponse:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from domain.errors import OrdoError
+from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource
 from domain.project import load_project
 from domain.yamlsrc import dump_yaml
@@ -53,7 +53,7 @@ from executor.journal import (
 )
 from executor.redact import Redactor
 from executor.shared import Shared
-from planner.core import Outcome, make_plan
+from planner.core import Outcome, load_policies, make_plan
 from planner.plan import Plan
 from planner.slots import PlanSlots, SlotsBusy
 
@@ -98,6 +98,12 @@ class Conflict(OrdoError):
 
 class Unavailable(OrdoError):
     """The engine is shutting down and takes nothing new."""
+
+
+class ProjectBroken(DiagnosticsError):
+    """The project's own files (ordo.yaml, its catalog, inventory, policies) have problems: the server's
+    configuration, which no caller can mend (they were answered as the request's, 422, "fix your
+    request, do not retry": a service sweep's)."""
 
 
 class NoPlan(OrdoError):
@@ -386,14 +392,22 @@ class LocalEngine:
         (it has problems) is not kept when this call wrote its file: any caller could fill the disk
         with them, 25 MB a second (a file that was there is another's, and is left to the sweep)."""
         if request is None:
-            return runs.load_with_journal(self.project, None, None, [], self.journal, self._state)
+            try:
+                return runs.load_with_journal(self.project, None, None, [], self.journal, self._state)
+            except DiagnosticsError as exc:
+                raise ProjectBroken(exc.diagnostics) from None
         text, path = self._request_file(request)
         with self._lock:   # counted before it is written: another thread's refusal does not remove it
             self._reading.setdefault(path, [0, False])[0] += 1
         made, refused = False, True
         try:
             made = self._save_request(text, path)
-            project = runs.load_with_journal(self.project, path, None, [], self.journal, self._state)
+            try:
+                project = runs.load_with_journal(self.project, path, None, [], self.journal, self._state)
+            except DiagnosticsError as exc:   # the request's problems, unless a file of the project's has some
+                if any(d.severity == "error" and Path(d.file).name != path.name for d in exc.diagnostics):
+                    raise ProjectBroken(exc.diagnostics) from None
+                raise
             refused = False
             return project
         finally:
@@ -457,9 +471,14 @@ class LocalEngine:
 
     def _make_plan(self, project: Any, keep: dict[str, str] | None = None, concurrency: int | None = None) -> Outcome:
         """``concurrency``: a run's own (its plan's waves as the run keeps them), else the project's."""
+        try:
+            program = load_policies(project)
+        except DiagnosticsError as exc:   # (the project's policies: no request changes them)
+            raise ProjectBroken(exc.diagnostics) from None
         with self._planning(project):
             began = time.perf_counter()
-            outcome = make_plan(project, timeout=self.plan_timeout, keep=keep, concurrency=concurrency)
+            outcome = make_plan(project, timeout=self.plan_timeout, keep=keep, concurrency=concurrency,
+                                program=program)
             self.hooks.planned(time.perf_counter() - began)
         return outcome
 

@@ -32,7 +32,7 @@ from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
 from service.app import Problem, Who, authorize, body_problem, under
 from service.auth import Principal
-from service.engine import Conflict, LocalEngine, NoPlan, Submission, Unavailable, UnknownRun
+from service.engine import Conflict, LocalEngine, NoPlan, ProjectBroken, Submission, Unavailable, UnknownRun
 from service.so import status
 from service.so.mapping import Mapping, find_mapping, load_mapping
 from service.so.models import SO_REQUEST
@@ -241,7 +241,12 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     translation = translate(body, mapping)
     # Checked once more here, so that a problem is named at the SO field it came from
     # (the engine loads the same request again, as a request file, to plan and run it).
-    project = translation.load(engine.root, observed=list(engine.state().values()))
+    try:
+        project = translation.load(engine.root, observed=list(engine.state().values()))
+    except DiagnosticsError as exc:   # the request's problems, unless a file of the project's has some
+        if any(d.severity == "error" and d.file != translation.name for d in exc.diagnostics):
+            raise ProjectBroken(exc.diagnostics) from None
+        raise
 
     def check(project: Project) -> None:
         """Asked here (before planning), then by the engine of the state each plan of the request is made
@@ -376,6 +381,10 @@ async def _call(work: Callable[[], JSONResponse]) -> JSONResponse:
         return await run_in_threadpool(work)
     except SoError as exc:
         return JSONResponse(exc.body, status_code=exc.code)
+    except ProjectBroken as exc:   # the server's configuration, not the request's (as a broken mapping is)
+        said = status.diagnostics_error(exc)["requestError"]["serviceException"]["text"]
+        return JSONResponse(status.request_error(f"the project's own files have problems: {said}",
+                                                 message_id=status.DETAILED_ERROR), status_code=503)
     except DiagnosticsError as exc:
         return JSONResponse(status.diagnostics_error(exc), status_code=400)
     except NoPlan as exc:

@@ -473,3 +473,32 @@ def test_a_relative_journal_leaves_the_callers_words_as_they_are(vfw_copy: Path,
     with thread_server(vfw_copy, journal=Path("j.db")) as url, httpx.Client(base_url=url, timeout=60) as api:
         broken = api.post("/v1/plans", json={"request": {"resources": [{"name": "x../y", "type": "vnf"}]}})
     assert broken.status_code == 422 and "'x../y'" in broken.text, broken.text
+
+
+def test_the_projects_own_broken_files_are_the_servers_problem_not_the_callers(vfw_copy: Path) -> None:
+    """A truncated catalog or a policy that does not parse answered 422 ("the input has problems"; SO's 400):
+    a caller reads that as "fix your request, do not retry", and no request can mend them (a service
+    sweep's). 503 now, with the same problems; a bad request is still the caller's (422, 400)."""
+    so = json.loads((vfw_copy / "so" / "instantiate.json").read_text())
+    create = "/onap/so/infra/serviceInstantiation/v7/serviceInstances"
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        bad = api.post("/v1/plans", json={"request": {"services": {"x": {"bogus": 1}}}})
+        assert bad.status_code == 422 and bad.json()["detail"] == "the input has problems", bad.text
+        catalog = vfw_copy / "catalog.yaml"
+        kept = catalog.read_text()
+        catalog.write_text(kept[:2000])
+        for path, body in (("/v1/plans", {}), ("/v1/plans", {"request": LAB}), ("/v1/runs", {"request": LAB})):
+            broken = api.post(path, json=body)
+            assert broken.status_code == 503, (path, broken.text)
+            assert broken.json()["detail"].startswith("the project's own files have problems"), broken.text
+            assert broken.json()["diagnostics"][0]["file"] == "catalog.yaml", broken.text
+        answered = api.post(create, json=so)
+        text = answered.json()["requestError"]["serviceException"]["text"]
+        assert answered.status_code == 503, answered.text
+        assert text.startswith("the project's own files have problems: catalog.yaml:"), text
+        catalog.write_text(kept)
+        rules = vfw_copy / "policies" / "config-after-modules.lp"
+        rules.write_text(rules.read_text() + "\nbroken(X :- .\n")
+        broken = api.post("/v1/plans", json={"request": LAB})
+        assert broken.status_code == 503 and "config-after-modules.lp" in broken.text, broken.text
+        assert api.get("/v1/runs").json()["runs"] == []
