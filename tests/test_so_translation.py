@@ -172,6 +172,10 @@ def test_an_ambiguous_model_reference_names_the_mapping_line(mapping):
      f"{USER}.resources.networks[1].instanceParams[0].cidr", "text holds the control character"),
     (lambda b: vnfs(b)[1].update(instanceName="onap-mgmt-net"),
      f"{USER}.resources.vnfs[1]", "'onap-mgmt-net' is a network in the inventory, not a vnf"),
+    # a param the mapping reads from the request (customer: from subscriberInfo.globalSubscriberId), named there:
+    # it was named at requestInfo.instanceName (a service sweep's)
+    (lambda b: b["requestDetails"]["subscriberInfo"].update(globalSubscriberId="demo\x07"),
+     "requestDetails.subscriberInfo.globalSubscriberId", "text holds the control character"),
 ])
 @pytest.mark.parametrize("length", [11, 100, 183, 200])
 def test_what_the_loader_refuses_is_named_at_the_so_field(mapping, edit, path, summary, length):

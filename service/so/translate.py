@@ -322,6 +322,8 @@ class _Builder:
                 found = self._read(value, raw, path, where)
                 if found is not _MISSING:
                     params[key] = found
+                    # (a problem with it is named there: it was named at the instance's name, a sweep's)
+                    self.origins[f"{here}.params.{key}"] = format_path(_source(value, path))
             else:
                 params[key] = self._resolve(value, where, path, inst)
         requires, labels = dict(spec.requires), dict(spec.labels)
@@ -354,16 +356,15 @@ class _Builder:
     def _read(self, spec: FromRequest, raw: dict[str, Any], path: PathKey, where: tuple) -> Any:
         """A value the mapping reads from the request (relative to the instance, or from requestDetails. on)."""
         steps = _steps(spec.from_)
-        base, start = (self.body, ()) if steps[0] == "requestDetails" else (raw, path)
-        value = _at(base, steps)
+        value = _at(self.body if steps[0] == "requestDetails" else raw, steps)
         if value is _MISSING or value is None:
             if spec.default is not None:
                 return spec.default
-            self.problem(start + steps, "missing, and the mapping reads it",
+            self.problem(_source(spec, path), "missing, and the mapping reads it",
                          f"{self.mapping.where(*where)}: from {spec.from_}")
             return _MISSING
         if isinstance(value, (dict, list)):
-            self.problem(start + steps, "expected a single value (text, number or true/false)",
+            self.problem(_source(spec, path), "expected a single value (text, number or true/false)",
                          f"{self.mapping.where(*where)}: from {spec.from_}")
             return _MISSING
         return value
@@ -428,6 +429,13 @@ class _Missing:
 
 _MISSING: Any = _Missing()
 
+
+
+def _source(spec: FromRequest, path: PathKey) -> PathKey:
+    """Where in the SO request a value the mapping reads is: from requestDetails. on, else under ``path``
+    (the instance's own object)."""
+    steps = _steps(spec.from_)
+    return steps if steps[0] == "requestDetails" else path + steps
 
 def _steps(dotted: str) -> PathKey:
     """``a.b[0].c`` as a path: ("a", "b", 0, "c")."""
