@@ -34,7 +34,7 @@ from pydantic import (
 
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.limits import LEAST_POLL_SECONDS, MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
-from domain.secrets import MASK, secret_name
+from domain.secrets import MASK, scrub, secret_name
 from domain.yamlsrc import Source, format_path
 
 _NAME_PATTERN, _NAME_MOST = r"[A-Za-z0-9][A-Za-z0-9_.:-]*", 200
@@ -683,9 +683,14 @@ def _unwrap(ann: Any) -> Any:
 
 def quoted(value: Any, most: int = 60) -> str:
     """A value a message quotes, cut short: what was given in the wrong place may be a whole file (a
-    secret, or megabytes of text), and the message goes to a screen or a log."""
+    secret, or megabytes of text), and the message goes to a screen or a log; what looks secret in it
+    masked (a URL's password, a token, a private key: an answer over HTTP quoted them to the gateways
+    and logs that keep it, a service sweep's)."""
     text = repr(value)
-    return text if len(text) <= most else f"{text[:most]}... ({len(text):,} characters)"
+    if len(text) > 10 * most:   # (masked whole, then cut: a key's start alone is not one the patterns know)
+        text = text[:10 * most]
+    text = scrub(text)
+    return text if len(text) <= most else f"{text[:most]}... ({len(repr(value)):,} characters)"
 
 
 def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str]:

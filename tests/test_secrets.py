@@ -566,3 +566,19 @@ def test_a_secret_in_a_requests_name_reaches_no_plan_and_no_journal(vfw_copy: Pa
     assert code == 0, out
     journal = b"".join(p.read_bytes() for p in (vfw_copy / ".ordo").rglob("*") if p.is_file())
     assert b"git.example" in journal and b"HUNTER2" not in journal and "HUNTER2" not in out
+
+
+@pytest.mark.parametrize("value", [
+    "https://u:HUNTER2PW@h/x?sig=HUNTER2Q", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJIVU5URVIyIn0.sig",
+    "-----BEGIN PRIVATE KEY-----\nHUNTER2" + "A" * 2000 + "\n-----END PRIVATE KEY-----\n"])
+def test_a_secret_given_where_another_kind_was_expected_is_not_quoted(vfw_copy: Path, value: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """"expected a whole number, got str '...'" quoted a URL's password, a token or a key's first 60
+    characters: over HTTP, to the gateways and logs that keep the answer (a service sweep's)."""
+    request = vfw_copy / "requests" / "instantiate.yaml"
+    text = request.read_text()
+    assert "requires: { vcpu: 4" in text
+    request.write_text(text.replace("requires: { vcpu: 4", f"requires: {{ vcpu: {json.dumps(value)}", 1))
+    code, out = ordo(capsys, "plan", "-C", vfw_copy)
+    assert code == 1 and "expected a whole number, got str '" in out, out
+    assert "HUNTER2" not in out and "eyJzdWIi" not in out, out
