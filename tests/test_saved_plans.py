@@ -529,6 +529,13 @@ def test_a_plan_cut_short_is_checked_with_its_placements(project, capsys):
     # it shows is not what its placements cost (it was shown, and carried out, with the optimum's)
     run = apply(capsys, project, edited(path, lambda d: (satisfiable(d), move_vfw(d)), "cut-short.json"))
     assert run.code == 1 and "cost: the plan's cost is 26@1, what its placements cost is 58@1" in run.err, run.text
+    # ... and with the cost written in to match them: it was carried out (on placements of the editor's
+    # choosing: an operator's sweep); refused while the optimum is proved here, and costs less
+    dearer = apply(capsys, project, edited(path, lambda d: (satisfiable(d), move_vfw(d), d["cost"][0].update(
+        cost=58)), "dearer.json"))
+    assert dearer.code == 1, dearer.text
+    assert ("status: the plan says the time limit cut its search short (satisfiable, cost 58@1), but here the "
+            "optimum is proved, at 26@1: plan again") in dearer.err, dearer.text
     # one really cut short has the solver's bound beside its cost, which a plan of its placements has not
     bound = apply(capsys, project, edited(path, lambda d: (satisfiable(d), d["cost"][0].update(bound=20))))
     assert bound.code == 0, bound.text
