@@ -651,8 +651,8 @@ def test_a_group_limit_under_one_is_read_as_one_and_said(vfw_copy):
     run = run_ordo("plan", "-C", vfw_copy, "--policy", policy)
     assert run.code == 0, run.text
     for group, value in (("region-one", -2), ("region-three", 0), ("region-two", 0)):
-        assert (f"warning: concurrency group '{group}' has group_limit {value}: a group runs at least one operation "
-                "at a time, so it is read as 1") in run.err, run.err
+        assert (f"\nWarning: concurrency group '{group}' has group_limit {value}: a group runs at least one operation "
+                "at a time, so it is read as 1\n") in run.err, run.err
 
 
 # --- stopping a run ------------------------------------------------------------------
