@@ -166,6 +166,9 @@ class RunResult:
     reason: str = ""
 
 
+#: Seconds between looks for an abort as calls end (their successors would start), besides ApplyOptions.poll.
+ABORT_LOOK = 0.05
+
 #: What wakes an executor's wait on its queue of ended calls (a stop, an abort noticed), not a call's end.
 _WAKE = object()
 
@@ -220,6 +223,7 @@ class Executor:
         self._begun: list[Event] = []   # a new run's first events, written with its row: not again
         self._until: float | None = None
         self._next_poll = 0.0
+        self._abort_look = 0.0   # when an abort is next looked for as calls end (ABORT_LOOK)
         self._abort_since = 0
         self._stop_sent = False
         self._arrivals = 0           # the journal's seq up to which event-received events were looked for
@@ -415,6 +419,13 @@ class Executor:
             except queue.Empty:
                 break
         ended: list[Outcome] = [done for done in batch if done is not _WAKE]  # type: ignore[misc]
+        if ended and not self._stop_sent and not self._look and time.monotonic() >= self._abort_look:
+            # What the calls free would go to new operations: an abort asked since the last look (`ordo abort`
+            # from another process, read every ``poll`` seconds) is looked for first, at most every ABORT_LOOK
+            # seconds (an abort acknowledged, the run went on to start more and ended complete: an
+            # operator's sweep)
+            self._abort_look = time.monotonic() + ABORT_LOOK
+            self._look = self._aborted(run)
         if not self._stop_sent and (self._stop.is_set() or self._look):
             # A stop (or an abort) came while the calls ended: looked at as above, first, so that
             # what the calls free is not given to new operations; the calls follow.

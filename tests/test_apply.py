@@ -956,3 +956,29 @@ def test_a_run_stopped_on_a_failure_forgets_it_once_resumed(vfw_copy: Path) -> N
         assert jr.state()["vfw"].placement == "region-two", jr.state()["vfw"]
     assert not [row for row in ledger(vfw_copy) if row["operation"] in ("unassign", "config-unassign")], ledger(
         vfw_copy)
+
+
+def test_an_abort_from_another_process_starts_nothing_more_than_its_next_look(vfw_copy, tmp_path):
+    """The executor read the journal for `ordo abort` every half second: in between, the calls that ended gave
+    their successors to new operations, and an abort acknowledged ("will stop once its operations in flight
+    finish") ended complete (an operator's sweep). Calls that end look for it first (every ABORT_LOOK s):
+    here the poll is longer than the run, so only that look can see it."""
+    from executor import runs
+    from executor.controllers.simulated import load_simulation
+
+    project = load_project(vfw_copy)
+    plan = make_plan(project).plan
+    sim = load_simulation(scenario(tmp_path, {"seed": 1, "latency": 0.05}))
+    ended: list[RunResult] = []
+    thread = threading.Thread(target=lambda: ended.append(runs.execute(
+        project, plan, ApplyOptions(poll=60.0, simulation=sim), default_path(vfw_copy))))
+    thread.start()
+    try:
+        wait_for(lambda: has_event(vfw_copy, "result"), what="a first result")
+        runs.abort(vfw_copy, None, 1)
+    finally:
+        thread.join(60)
+    assert ended and ended[0].status == "aborted", ended
+    evs = events(vfw_copy)
+    asked = next(i for i, ev in enumerate(evs) if ev.kind == "abort-requested")
+    assert sum(ev.kind == "intent" for ev in evs[asked:]) <= 6, [(ev.kind, ev.op) for ev in evs[asked:]]
