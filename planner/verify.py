@@ -69,8 +69,25 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
             raise _refuse(source, "digest", f"the plan is stale: {', '.join(changed) or 'its digest'} differ from "
                           f"what it was made from (a plan of format {plan.format_version} names no request or "
                           "inventory file, so the project's own were read); plan again")
-        raise _refuse(source, "digest", f"the plan is stale: {', '.join(changed) or 'its digest'} changed "
-                      "since it was made; plan again")
+        # (what the plan says it was made from and what it holds, told apart from inputs changed since: each
+        # of these said "stale ... changed since it was made", wrong advice for an edited or foreign plan, an
+        # operator's sweep)
+        named = [("request_file", plan.request_file), ("inventory_file", plan.inventory_file)]
+        for field_name, name in named:
+            if name and name not in before:
+                raise _refuse(source, field_name, f"the plan names {name} as its {field_name.split('_')[0]}, but "
+                                                  "was not made from it (an edited plan); plan again")
+        if not changed:
+            raise _refuse(source, "digest", "the plan's digest is not the one of the inputs it names (an edited "
+                                            "plan); plan again")
+        absent = sorted(p for p in before if p not in after and not (project.root / p).exists()
+                        and not p.startswith("<"))
+        if absent:
+            raise _refuse(source, "inputs", f"the plan was made from files this project does not have ("
+                                            f"{', '.join(absent[:5])}{', ...' if len(absent) > 5 else ''}): "
+                                            "another project's plan, or files removed since; plan again")
+        raise _refuse(source, "digest", f"the plan is stale: {', '.join(changed)} changed since it was made; "
+                      "plan again")
     unknown = _unknown_to_catalog(project, plan)
     if unknown:
         raise _refused(source, unknown)

@@ -734,3 +734,22 @@ def test_a_plan_saved_of_a_request_linked_from_outside_warns_that_apply_will_ref
     plain = run_ordo("plan", "-C", vfw_copy, "requests/scale-out.yaml", "--inventory", "inventory-deployed.yaml",
                      "--out", vfw_copy / "plain.json")
     assert plain.code == 0 and "Warning" not in plain.err, plain.text
+
+
+def test_an_edited_or_foreign_plan_is_not_said_to_be_stale(project, capsys, tmp_path):
+    """A digest edited, a request_file edited, another project's plan: each was refused as "stale: ...
+    changed since it was made; plan again", naming files that had not changed or that this project does
+    not have (an operator's sweep)."""
+    path = save(capsys, project)
+    vcpe = shutil.copytree(VFW.parent / "vcpe", tmp_path / "vcpe", ignore=shutil.ignore_patterns(".ordo"))
+    assert ordo(capsys, "plan", "-C", vcpe, "--out", tmp_path / "vcpe.json").code == 0
+    for plan, said in (
+            (edited(path, lambda d: d.update(digest="sha256:" + "0" * 64), "digest.json"),
+             "digest: the plan's digest is not the one of the inputs it names (an edited plan); plan again"),
+            (edited(path, lambda d: d.update(request_file="requests/delete.yaml"), "request.json"),
+             "request_file: the plan names requests/delete.yaml as its request, but was not made from it (an "
+             "edited plan); plan again"),
+            (tmp_path / "vcpe.json", "inputs: the plan was made from files this project does not have (policies/"
+                                     "brg-after-vg.lp, policies/vg-follows-vgmux.lp): another project's plan")):
+        run = apply(capsys, project, plan)
+        assert run.code == 1 and said in run.err and "changed since" not in run.err, run.text
