@@ -443,6 +443,22 @@ _VOCABULARY: dict[Sig, tuple[tuple[int, str], ...]] = {
     ("refused", 1): ((0, "target"),),
     ("claimed_elsewhere", 1): ((0, "target"),),
     ("op", 2): ((1, "operation"),),
+    # states and milestones of the lifecycles, and zones: a typo there ("craeted", "actve") switched a hard
+    # policy off without a word (an authoring sweep's)
+    ("current", 2): ((1, "state"),),
+    ("desired", 2): ((1, "state"),),
+    ("goal", 2): ((1, "state"),),
+    ("final", 2): ((1, "state"),),
+    ("state", 3): ((1, "state"),),
+    ("op_from", 3): ((1, "operation"), (2, "state")),
+    ("op_to", 3): ((1, "operation"), (2, "state")),
+    ("transition", 4): ((1, "operation"), (2, "state"), (3, "state")),
+    ("milestone", 3): ((1, "milestone"), (2, "state")),
+    ("raises", 3): ((1, "milestone"),),
+    ("lowers", 3): ((1, "milestone"),),
+    ("reaches", 2): ((1, "milestone"),),
+    ("has_milestone", 2): ((1, "milestone"),),
+    ("zone", 2): ((0, "target"), (1, "zone")),
 }
 
 
@@ -453,6 +469,9 @@ def vocabulary(model) -> dict[str, set[str]]:
     seen["resource type"] |= set(model.kinds)
     seen["target"] |= set(model.targets)
     seen["operation"] |= {op.name for kind in model.kinds.values() for op in kind.operations}
+    seen["state"] |= {state for kind in model.kinds.values() for state in kind.states}
+    seen["milestone"] |= {name for kind in model.kinds.values() for name, _ in kind.milestones} | seen["state"]
+    seen["zone"] |= {target.zone for target in model.targets.values() if target.zone}
     for target in model.targets.values():
         seen["capacity kind"] |= set(target.capacity)
         seen["target attribute"] |= set(target.attributes)

@@ -225,6 +225,21 @@ def test_a_mistyped_target_or_operation_name_is_a_warning_with_a_did_you_mean(vf
     assert "'region-two'" not in text.replace("did you mean 'region-two'?", "")   # a target the inventory has
 
 
+def test_a_mistyped_state_milestone_or_zone_is_a_warning_with_a_did_you_mean(vfw_copy: Path, capsys) -> None:
+    """A hard policy on reaches(R,"craeted") or current(R,"actve") applies to nothing: check called it
+    valid, and it protected nothing (an authoring sweep's). Those spelled right are not warned of."""
+    add_policy(vfw_copy, HEADER + ':- op(R,"delete"), reaches(R,"craeted").\n:- current(R,"actve"), op(R,"delete").\n'
+                                  ':- zone(T,"az7"), place(R,T).\n'
+                                  ':- goal(R,"active"), current(R,"absent"), zone(T,"az3"), raises(R,"created",_).\n')
+    code, text = ordo(capsys, "check", "-C", vfw_copy)
+    assert code == 0, text
+    for said in ("5:20: warning: milestone 'craeted' is in no model file read (did you mean 'created'?)",
+                 "6:4: warning: state 'actve' is in no model file read (did you mean 'active'?)",
+                 "7:4: warning: zone 'az7' is in no model file read (did you mean 'az3'?)"):
+        assert f"policies/gold-tier.lp:{said}" in text, text
+    assert "policies/gold-tier.lp:8:" not in text, text
+
+
 def test_a_word_written_as_a_constant_is_a_warning(vfw_copy: Path, capsys) -> None:
     """place(R, region_two) never matches: every word the models give is a string. Check called the
     policy valid, and it did nothing (an authoring sweep's). A constant a #const gives a value is not
