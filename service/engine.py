@@ -592,8 +592,10 @@ class LocalEngine:
             if not self._journal().changed_since(runs_then, claims):
                 break
         else:
-            raise Conflict(f"other runs changed the resources of this request while it was planned, "
-                           f"{PLAN_ATTEMPTS} times: try again")
+            # (they claim its resources, or add load to the targets it places on: it said they "changed the
+            # resources of this request", of requests that named none of theirs, a service sweep's)
+            raise Conflict(f"other runs went on with the resources of this request or the targets it places on "
+                           f"while it was planned, {PLAN_ATTEMPTS} times: try again once they end")
         record = {**(record or {}), "principal": principal, "idempotency_key": idempotency_key,
                   "submission": submission.digest}
 

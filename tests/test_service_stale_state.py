@@ -87,7 +87,8 @@ def test_resources_changed_by_other_runs_at_every_plan_are_a_conflict(engine: Lo
     """A run started and ended on the same resources while each plan was made (one started after
     the state was read counts too): after PLAN_ATTEMPTS plans, 409 to try again; nothing runs."""
     calls = planning_with(engine, monkeypatch, lambda n: _end(engine, _other_run(engine, ["vfw-service"])))
-    with pytest.raises(Conflict, match="changed the resources of this request while it was planned"):
+    with pytest.raises(Conflict, match="went on with the resources of this request or the targets it places on while "
+                                       "it was planned"):
         engine.submit(Submission(), "test")
     assert len(calls) == PLAN_ATTEMPTS
     assert [info.request for info in engine.runs()] == ["other.yaml"] * PLAN_ATTEMPTS
