@@ -51,7 +51,13 @@ _CAPACITY = re.compile(r"^(?P<where>.+):(?P<key>[^:=]+)=(?P<amount>[0-9]+)$")
 
 
 class ScenarioError(OrdoError):
-    """A scenario option that names nothing, or is malformed."""
+    """A scenario option that names nothing, or is malformed: ``option`` (target-down, capacity,
+    without-policy), the value ``given`` when there is one, and what is wrong with it (``said``); its
+    text names the command line's option, which a caller over HTTP renders in its own words."""
+
+    def __init__(self, option: str, given: str | None, said: str) -> None:
+        self.option, self.given, self.said = option, given, said
+        super().__init__(f"--{option} '{given}': {said}" if given is not None else f"--{option}: {said}")
 
 
 @dataclass(frozen=True)
@@ -71,15 +77,15 @@ class Scenario:
         for text in capacity:
             match = _CAPACITY.match(text.strip())
             if match is None:
-                raise ScenarioError(f"--capacity '{text}': expected TARGET:KEY=N with N a whole number "
-                                    "of 0 or more, e.g. region-one:vcpu=20")
+                raise ScenarioError("capacity", text, "expected TARGET:KEY=N with N a whole number of 0 or more, "
+                                                      "e.g. region-one:vcpu=20")
             if any((where, key) == (match["where"], match["key"]) for where, key, _ in parsed):
-                raise ScenarioError(f"--capacity '{text}': {match['where']}:{match['key']} is given twice "
-                                    "(which one would the scenario mean?)")
+                raise ScenarioError("capacity", text, f"{match['where']}:{match['key']} is given twice "
+                                                      "(which one would the scenario mean?)")
             try:
                 parsed.append((match["where"], match["key"], solver_value(int(match["amount"]))))
             except ValueError as exc:
-                raise ScenarioError(f"--capacity '{text}': {exc}") from None
+                raise ScenarioError("capacity", text, str(exc)) from None
         return cls(targets_down=tuple(dict.fromkeys(targets_down)), capacity=tuple(parsed),
                    without_policies=tuple(dict.fromkeys(without_policies)), with_policies=tuple(with_policies),
                    request=request, inventory=inventory)
@@ -107,10 +113,10 @@ class Scenario:
         what does not exist, with a did-you-mean."""
         model = project.model
         if DOWN_POLICY in self.without_policies and self.targets_down:
-            raise ScenarioError(f"--target-down works through the stock policy '{DOWN_POLICY}'; "
-                                f"it cannot go with --without-policy {DOWN_POLICY}")
+            raise ScenarioError("target-down", None, f"works through the stock policy '{DOWN_POLICY}': it cannot "
+                                                     "go with that policy switched off")
         for target in self.targets_down:
-            _known_target(target, project, "--target-down")
+            _known_target(target, project, "target-down")
         changed_capacity = []
         for where, key, amount in self.capacity:
             target, key = _capacity_target(where, key, project)
@@ -139,7 +145,8 @@ def _choices(name: str, known: list[str], what: str) -> str:
 def _known_target(name: str, project: Project, option: str) -> str:
     targets = sorted(project.model.targets)
     if name not in project.model.targets:
-        raise ScenarioError(f"{option}: no target '{name}' in the inventory ({_choices(name, targets, 'targets')})")
+        raise ScenarioError(option, name if option == "target-down" else None,
+                            f"no target '{name}' in the inventory ({_choices(name, targets, 'targets')})")
     return name
 
 
@@ -154,12 +161,12 @@ def _capacity_target(where: str, key: str, project: Project) -> tuple[str, str]:
             if ":".join(parts[:cut]) in targets:
                 where, key = ":".join(parts[:cut]), ":".join(parts[cut:])
                 break
-    _known_target(where, project, "--capacity")
+    _known_target(where, project, "capacity")
     known = sorted({k for spec in targets.values() for k in spec.capacity}
                    | {k for res in project.model.resources.values() for k in res.requires})
     if key not in known:
-        raise ScenarioError(f"--capacity: no target has or resource requires '{key}' "
-                            f"({_choices(key, known, 'capacity keys')})")
+        raise ScenarioError("capacity", None, f"no target has or resource requires '{key}' "
+                                              f"({_choices(key, known, 'capacity keys')})")
     return where, key
 
 
@@ -203,11 +210,11 @@ def _drop_policies(project: Project, names: tuple[str, ...]) -> None:
         in_files = [path for path, meta_name in files.items() if meta_name == name]
         if not in_library and not in_files:
             if name in base:
-                raise ScenarioError(f"--without-policy: '{name}' is part of the base library, which is "
-                                    "always loaded")
+                raise ScenarioError("without-policy", name, "it is part of the base library, which is always "
+                                                            "loaded")
             loaded = sorted({n for known in library.values() for n in known} | set(files.values()))
-            raise ScenarioError(f"--without-policy: the project loads no policy named '{name}' "
-                                f"({_choices(name, loaded, 'loaded policies')})")
+            raise ScenarioError("without-policy", name, f"the project loads no policy named '{name}' "
+                                                        f"({_choices(name, loaded, 'loaded policies')})")
         project.library = [entry for entry in project.library if entry not in in_library]
         project.policy_files = [p for p in project.policy_files if p not in in_files]
         for dropped in {name, *in_library}:

@@ -44,6 +44,7 @@ from executor.redact import Redactor
 from executor.runs import unfollowed
 from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
+from planner.whatif import ScenarioError
 from service.auth import LOCAL, Credentials, Principal
 from service.engine import Conflict, LocalEngine, NoPlan, ProjectBroken, Submission, Unavailable, UnknownRun
 from service.metrics import CONTENT_TYPE, Metrics
@@ -558,8 +559,14 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
         (as `ordo whatif --format json`); 422 with the explanation when no plan exists."""
         if body.whatif is not None:
             w = body.whatif
-            diff, described = engine.whatif(body.request, tuple(w.target_down), tuple(w.capacity),
-                                            tuple(w.without_policy))
+            try:
+                diff, described = engine.whatif(body.request, tuple(w.target_down), tuple(w.capacity),
+                                                tuple(w.without_policy))
+            except ScenarioError as exc:   # named at the body's field, not the command line's option
+                field = exc.option.replace("-", "_")
+                given = getattr(w, field)
+                at = f"[{given.index(exc.given)}]" if exc.given in given else ""
+                raise OrdoError(f"whatif.{field}{at}: {exc.said}") from None
             answer = {**diff.to_dict(), "scenario": described}
             return JSONResponse(answer, status_code=200 if diff.other.has_plan else 422)
         outcome = engine.plan(body.request)

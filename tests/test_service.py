@@ -137,8 +137,16 @@ def test_plans_the_plan_or_the_explanation(api: httpx.Client) -> None:
                                                                "region-three:vcpu=0"]}})
     assert none.status_code == 422 and none.json()["other"]["has_plan"] is False
     assert none.json()["other"]["explanation"]
-    unknown = api.post("/v1/plans", json={"whatif": {"target_down": ["region-nine"]}})
-    assert unknown.status_code == 422 and "region-nine" in unknown.json()["detail"]
+    unknown = api.post("/v1/plans", json={"whatif": {"target_down": ["region-two", "region-nine"]}})
+    # named at the body's field, not the command line's option (--target-down: a service sweep's)
+    assert unknown.status_code == 422 and unknown.json()["detail"].startswith(
+        "whatif.target_down[1]: no target 'region-nine' in the inventory"), unknown.text
+    for whatif, said in (({"capacity": ["nonsense"]}, "whatif.capacity[0]: expected TARGET:KEY=N"),
+                         ({"without_policy": ["capicity"]}, "whatif.without_policy[0]: the project loads no policy "
+                                                            "named 'capicity' (did you mean 'capacity'?)")):
+        refused = api.post("/v1/plans", json={"whatif": whatif})
+        assert refused.status_code == 422 and refused.json()["detail"].startswith(said), refused.text
+        assert "--" not in refused.json()["detail"], refused.text
     # a request that no target can take: no plan, with its explanation (it was a 500)
     huge = copy.deepcopy(INSTANTIATE)
     huge["services"]["vfw-service"]["vnfs"][2]["requires"]["vcpu"] = 100000
