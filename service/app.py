@@ -371,7 +371,12 @@ class UniqueKeys:
             messages.append(message)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
-        problem = body_problem(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request"))
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        unread = _unread(body, Headers(scope=scope), path.startswith("/v1/"))
+        if unread is not None:
+            await _plain(send, *unread)
+            return
+        problem = body_problem(body)
         if problem is not None:
             await _plain(send, 422, f"the body: {problem}")
             return
@@ -428,6 +433,25 @@ def body_problem(body: bytes, *, unreadable: bool = False) -> str | None:
 
 class _NotJson(ValueError):
     pass
+
+
+def _unread(body: bytes, headers: Headers, own: bool) -> tuple[int, str] | None:
+    """Why a body is not read as JSON at all, with the status to answer: compressed, not UTF-8, or (on
+    ordo's own API, ``own``; SO's clients send what they send) not sent as JSON. Each was "There was an
+    error parsing the body", or "Input should be a valid dictionary" of JSON sent as text/plain (a
+    service sweep's)."""
+    encoding = (headers.get("content-encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        return 415, f"the body's Content-Encoding {clipped(encoding, 40)!r} is not taken: send the JSON as it is"
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return 400, (f"the body is not UTF-8 text (byte 0x{body[exc.start]:02x} at offset {exc.start:,}): send JSON "
+                     "in UTF-8")
+    kind = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if own and body.strip() and kind and kind != "application/json" and not kind.endswith("+json"):
+        return 415, f"the body is sent as {clipped(kind, 60)!r}: send it as application/json"
+    return None
 
 
 async def _plain(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:

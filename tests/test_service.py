@@ -214,6 +214,28 @@ def test_a_body_nested_too_deeply_or_with_a_number_too_long_is_refused_saying_so
         assert answer.status_code == 422 and answer.json() == {"detail": said}, answer.text
 
 
+def test_a_body_not_read_as_json_at_all_is_refused_saying_why(api: httpx.Client) -> None:
+    """A body not UTF-8, compressed, or JSON sent as text/plain: "There was an error parsing the body", or
+    "Input should be a valid dictionary" (a service sweep's). SO's clients send what they send: its
+    prefix still reads JSON whatever its content type says."""
+    import gzip
+
+    body = json.dumps({"request": LAB}).encode()
+    for content, headers, code, said in (
+            (b'{"request": "\xff"}', {"content-type": "application/json"}, 400,
+             "the body is not UTF-8 text (byte 0xff at offset 13): send JSON in UTF-8"),
+            (gzip.compress(body), {"content-type": "application/json", "content-encoding": "gzip"}, 415,
+             "the body's Content-Encoding 'gzip' is not taken: send the JSON as it is"),
+            (body, {"content-type": "text/plain"}, 415,
+             "the body is sent as 'text/plain': send it as application/json"),
+            (body, {"content-type": "application/x-www-form-urlencoded"}, 415,
+             "the body is sent as 'application/x-www-form-urlencoded': send it as application/json")):
+        answer = api.post("/v1/plans", content=content, headers=headers)
+        assert answer.status_code == code and answer.json() == {"detail": said}, answer.text
+    typed = {"content-type": "application/json; charset=utf-8"}
+    assert api.post("/v1/plans", content=body, headers=typed).status_code == 200
+
+
 def test_a_body_naming_a_key_twice_is_refused(api: httpx.Client) -> None:
     """json keeps the last of a key named twice; a proxy or gateway that read the body first may
     have taken the first (the first hostile-input sweep). Refused on /v1 and, in SO's shape, under SO."""
