@@ -141,13 +141,22 @@ _AT_RISK: weakref.WeakKeyDictionary[clingo.Control, dict[int, list[tuple[int, in
 
 
 def _counted(model: clingo.Model, at_risk: dict[int, list[tuple[int, int]]]) -> dict[int, int]:
-    """The levels whose sum, as the solver counts it in ``model``, is past WEIGHT_SUM_MAX, with that sum."""
+    """The levels of ``model`` whose cost the solver cannot have counted right, each with the sum that went
+    past its range: its own sum (a negative weight counted as its absolute value on the literal's
+    negation) past WEIGHT_SUM_MAX, or the cost itself outside 32 bits, or not the cost it reports (the
+    constant a negative weight adds wrapped: a #maximize of 3,600,000,000 reported "optimal, cost
+    694967296": a review's)."""
+    reported = dict(zip(model.priority, model.cost, strict=False))
     over = {}
     for level, literals in at_risk.items():
-        total = sum(weight if model.is_true(literal) else 0 for literal, weight in literals if weight > 0) + sum(
-            -weight for literal, weight in literals if weight < 0 and not model.is_true(literal))
-        if total > WEIGHT_SUM_MAX:
-            over[level] = total
+        true = [(literal, weight) for literal, weight in literals if model.is_true(literal)]
+        cost = sum(weight for _, weight in true)
+        own = sum(weight for _, weight in true if weight > 0) + sum(
+            -weight for _, weight in literals if weight < 0) + sum(weight for _, weight in true if weight < 0)
+        if own > WEIGHT_SUM_MAX:
+            over[level] = own
+        elif not -WEIGHT_SUM_MAX - 1 <= cost <= WEIGHT_SUM_MAX or reported.get(level, 0) != cost:
+            over[level] = cost
     return over
 
 
@@ -155,15 +164,15 @@ def refuse_overflow(result: SolveResult, program: Program) -> None:
     """DiagnosticsError when the solver's answer had a level's cost past WEIGHT_SUM_MAX: it cannot be trusted."""
     if not result.overflow:
         return
-    stated, soft = _weighed(program)
+    stated, soft = _weighed(program, set(result.overflow))
     file, line = stated[0] if stated else (soft[0][3], 0) if soft else ("", 0)
     levels = [f"{total:,} at priority {level}" for level, total in sorted(result.overflow.items(), reverse=True)]
     raise DiagnosticsError([Diagnostic(
         file=file, line=line, code="weights",
         summary=f"the weights of a #minimize or of weak constraints add up to {first_of(levels, 3)} in the solver's "
-                f"answer, past {WEIGHT_SUM_MAX:,}, the most it counts at one priority level: lower them (or give "
-                "the largest a priority of its own)",
-        detail=_weighing(program).lstrip(". "))])
+                f"answer, past {WEIGHT_SUM_MAX:,} either way, the most it counts at one priority level: lower them "
+                "(or give the largest a priority of its own)",
+        detail=_weighing(program, set(result.overflow)).lstrip(". "))])
 
 
 def _grounding_failed(program: Program, messages: list[str]) -> None:
@@ -295,10 +304,11 @@ def solver_refused(exc: RuntimeError, program: Program | None = None) -> str:
     return f"the solver refused the policies' program ({said}){hint}"
 
 
-def _weighing(program: Program) -> str:
+def _weighing(program: Program, levels: set[int] | None = None) -> str:
     """Where a program's weights come from: the first weak constraint or #minimize of each file of the
-    project's or library's that has one (the project's first), then its soft policies, heaviest first."""
-    stated, soft = _weighed(program)
+    project's or library's that has one (the project's first), then its soft policies, heaviest first;
+    at these priority ``levels`` where given (a #minimize whose priority is a variable counts at all)."""
+    stated, soft = _weighed(program, levels)
     out = ""
     if stated:
         out += ". Weak constraints or #minimize: " + first_of([f"{display}:{line}" for display, line in stated], 3)
@@ -309,16 +319,25 @@ def _weighing(program: Program) -> str:
     return out
 
 
-def _weighed(program: Program) -> tuple[list[tuple[str, int]], list[tuple[int, int, str, str]]]:
-    """The first weak constraint or #minimize of each file that has one, as (file, line), the project's
-    files first; the soft policies as (-weight, priority, name, file), heaviest first."""
+def _weighed(program: Program, levels: set[int] | None = None,
+             ) -> tuple[list[tuple[str, int]], list[tuple[int, int, str, str]]]:
+    """The first weak constraint or #minimize of each file that has one (at one of ``levels``, where
+    given), as (file, line), the project's files first; the soft policies (at one of ``levels``) as
+    (-weight, priority, name, file), heaviest first, the project's first."""
+    def at_level(stm: ast.AST) -> bool:
+        priority = stm.priority
+        if levels is None or priority.ast_type != ast.ASTType.SymbolicTerm:
+            return levels is None or priority.ast_type != ast.ASTType.SymbolicTerm
+        return priority.symbol.type != clingo.SymbolType.Number or priority.symbol.number in levels
+
     stated = [(f.display, line) for f in sorted(program.files, key=lambda f: f.origin != "project")
               if f.origin != "base"
               for line in [next((s.location.begin.line for s in f.statements
-                                 if s.ast_type == ast.ASTType.Minimize), 0)] if line]
-    soft = sorted({(-f.meta.weight, f.meta.priority, f.meta.name, f.display) for f in program.files
-                   if f.meta.enforcement == "soft"})
-    return stated, soft
+                                 if s.ast_type == ast.ASTType.Minimize and at_level(s)), 0)] if line]
+    soft = sorted({(f.origin != "project", -f.meta.weight, f.meta.priority, f.meta.name, f.display)
+                   for f in program.files if f.meta.enforcement == "soft" and (levels is None or f.meta.priority in
+                                                                                 levels)})
+    return stated, [item[1:] for item in soft]
 
 
 #: Address space (MB) a planning child under a memory cap keeps aside for the thread each search runs
