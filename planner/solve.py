@@ -301,7 +301,11 @@ def solver_refused(exc: RuntimeError, program: Program | None = None) -> str:
                 "priority level; lower them (or give the largest a priority of its own)")
         if program is not None:
             hint += _weighing(program)
-    return f"the solver refused the policies' program ({said}){hint}"
+    return f"{SOLVER_REFUSED} ({said}){hint}"
+
+
+#: How a refusal of the solver's starts (``solver_refused``).
+SOLVER_REFUSED = "the solver refused the policies' program"
 
 
 def _weighing(program: Program, levels: set[int] | None = None) -> str:

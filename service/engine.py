@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from domain.errors import DiagnosticsError, OrdoError
+from domain.errors import Diagnostic, DiagnosticsError, OrdoError
 from domain.formats import ObservedResource
 from domain.project import load_project
 from domain.yamlsrc import dump_yaml
@@ -56,6 +56,7 @@ from executor.shared import Shared
 from planner.core import Outcome, load_policies, make_plan
 from planner.plan import Plan
 from planner.slots import PlanSlots, SlotsBusy
+from planner.solve import SOLVER_REFUSED
 
 log = logging.getLogger("ordo.service")
 
@@ -477,8 +478,18 @@ class LocalEngine:
             raise ProjectBroken(exc.diagnostics) from None
         with self._planning(project):
             began = time.perf_counter()
-            outcome = make_plan(project, timeout=self.plan_timeout, keep=keep, concurrency=concurrency,
-                                program=program)
+            try:
+                outcome = make_plan(project, timeout=self.plan_timeout, keep=keep, concurrency=concurrency,
+                                    program=program)
+            except DiagnosticsError as exc:   # (the solver's refusal of the policies' weights: their files')
+                ours = project.request_path.name if project.request_path is not None else None
+                if any(d.severity == "error" and Path(d.file).name != ours for d in exc.diagnostics):
+                    raise ProjectBroken(exc.diagnostics) from None
+                raise
+            except OrdoError as exc:
+                if str(exc).startswith(SOLVER_REFUSED):   # (clasp's own refusal of them)
+                    raise ProjectBroken([Diagnostic(summary=str(exc), code="weights")]) from None
+                raise
             self.hooks.planned(time.perf_counter() - began)
         return outcome
 

@@ -531,4 +531,11 @@ def test_the_projects_own_broken_files_are_the_servers_problem_not_the_callers(v
         rules.write_text(rules.read_text() + "\nbroken(X :- .\n")
         broken = api.post("/v1/plans", json={"request": LAB})
         assert broken.status_code == 503 and "config-after-modules.lp" in broken.text, broken.text
+        # the solver's refusal of the policies' weights, past what it counts (a review's)
+        rules.write_text("%@ name: wrap\n%@ description: d\n%@ owner: o\n"
+                         '#minimize { 1000000000@2,R : located(R,T), placeable(R), T != "region-three" ; '
+                         '1@2,R : located(R,"region-three"), placeable(R) }.\n')
+        for path, body in (("/v1/plans", {}), ("/v1/runs", {})):
+            broken = api.post(path, json=body)
+            assert broken.status_code == 503 and "policies/config-after-modules.lp" in broken.text, broken.text
         assert api.get("/v1/runs").json()["runs"] == []
