@@ -956,6 +956,25 @@ def test_a_run_stopped_on_a_failure_forgets_it_once_resumed(vfw_copy: Path) -> N
         assert jr.state()["vfw"].placement == "region-two", jr.state()["vfw"]
     assert not [row for row in ledger(vfw_copy) if row["operation"] in ("unassign", "config-unassign")], ledger(
         vfw_copy)
+    assert "resumed: the failure's cause taken as fixed, re-planning" in resumed.out, resumed.out
+
+
+def test_a_run_stopped_on_a_failure_and_resumed_to_replan_goes_around_it(vfw_copy: Path) -> None:
+    """Resumed with --on-failure replan (not fixed, but planned around: a review's), the run keeps what it
+    learnt, and does not send the target that refused another create."""
+    sims = vfw_copy / "simulations" / "region-two-refuses.yaml"
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sims, "--on-failure", "stop")
+    assert run.code == 1 and status(vfw_copy) == "failed", run.text
+    refused = [row for row in ledger(vfw_copy) if row.get("target") == "region-two"]
+    resumed = run_ordo("resume", "1", "-C", vfw_copy, "--simulation", sims, "--on-failure", "replan")
+    assert resumed.code == 0 and status(vfw_copy) == "complete", resumed.text
+    assert "resumed: the failure was observed, re-planning" in resumed.out, resumed.out
+    with Journal(default_path(vfw_copy), create=False) as jr:
+        assert jr.state()["vfw"].placement == "region-three", jr.state()["vfw"]
+    failed = [ev for ev in events(vfw_copy) if ev.kind == "failed"]
+    assert len(failed) == 1, [(ev.op, ev.data.get("error")) for ev in failed]
+    later = [row for row in ledger(vfw_copy) if row.get("target") == "region-two"][len(refused):]
+    assert all(row["operation"] in ("unassign", "config-unassign", "delete") for row in later), later
 
 
 def test_an_abort_from_another_process_starts_nothing_more_than_its_next_look(vfw_copy, tmp_path):

@@ -209,8 +209,13 @@ class RunCore:
         return [Record(events, "planned"), *self._start(inp.spec, inp.now)]
 
     def _resumed(self, inp: Resumed) -> list[Command]:
+        # A run stopped on a failure (--on-failure stop) forgets what it learnt from it, as after a fallout:
+        # the operator was told to fix the cause first; unless resumed to re-plan around it (journaled: the
+        # state read back forgets as this one does)
+        forget = inp.previous == "failed" and self.on_failure != "replan"
         events = [Event("resumed", data={"from": inp.previous, **({"rollback": True} if inp.rollback else {}),
-                                         **({"host": inp.host} if inp.host else {})})]
+                                         **({"host": inp.host} if inp.host else {}),
+                                         **({"forget": True} if forget else {})})]
         self._apply(events)
         cmds: list[Command] = [Record(events, "resumed")]
         if inp.rollback:
@@ -231,7 +236,9 @@ class RunCore:
             # the mode of the re-plan owed (a resume's, or one a stop cut short), else as after the
             # observation that learnt the failure (_observed)
             mode = self.state.pending_mode or ("rollback" if self.on_failure == "rollback" else None)
-            return [self._replan("resumed: the failure was observed, re-planning", mode=mode)]
+            why = ("resumed: the failure's cause taken as fixed, re-planning" if self.state.forgot else
+                   "resumed: the failure was observed, re-planning")
+            return [self._replan(why, mode=mode)]
         return self._start(inp.spec, inp.now)
 
     def _past_deadline(self, inp: Continue) -> list[Command]:

@@ -36,6 +36,7 @@ class RunState:
     keys: dict[str, str] = field(default_factory=dict)        # idempotency key of each op's last intent
     targets: dict[str, str | None] = field(default_factory=dict)  # target of each op's last intent
     pending_replan: bool = False   # failures were observed and learnt, the new plan not yet made
+    forgot: bool = False           # the last resume forgot what the run had learnt (its cause taken as fixed)
     pending_mode: str | None = None   # the mode of the re-plan owed: a resume's, or one a stop cut short
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: set[tuple[str, str]] = field(default_factory=set)
@@ -171,11 +172,12 @@ def _guard_denied(rs: RunState, ev: Event, plan: Plan | None) -> None:
 
 
 def _resumed(rs: RunState, ev: Event, plan: Plan | None) -> None:
-    if ev.data.get("from") in ("fallout", "failed"):
+    rs.forgot = ev.data.get("from") == "fallout" or bool(ev.data.get("forget"))
+    if rs.forgot:
         # The cause was fixed (that is why one resumes; a run stopped on a failure, --on-failure stop, tells
-        # the operator to fix it first): what the run learnt (failed operations, refused targets) no longer
-        # holds. (Kept after a stop, it tore down what it had placed on a target that refused and placed it
-        # on a dearer one: an operator's sweep.)
+        # the operator to fix it first, and its resume says so, ``forget``, unless it re-plans around it):
+        # what the run learnt (failed operations, refused targets) no longer holds. (Kept after a stop, it tore
+        # down what it had placed on a target that refused and placed it on a dearer one: an operator's sweep.)
         rs.failures = []
         rs.failed, rs.refused = set(), set()
     if ev.data.get("from") == "fallout":
