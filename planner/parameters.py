@@ -177,6 +177,10 @@ def _never_binds(pfile: PolicyFile, entry: str, placed: dict[tuple[int, int], st
     out = []
     seen = set()
     for sym, position, kind, word in unknown_words(pfile, known):
+        if kind not in _KIND_HOLDER and sym.name not in _HOLDER:
+            # (the states and milestones of lifecycles a stock policy names: it holds rules for lifecycles
+            # without them, protected-resources for one without "created")
+            continue
         arg = sym.arguments[position]
         shown = ", ".join(f'"{word}"' if i == position else "_" for i in range(len(sym.arguments)))
         summary = f"{pfile.meta.name} reads {sym.name}({shown}), which {_KIND_HOLDER.get(kind) or _HOLDER[sym.name]}"
