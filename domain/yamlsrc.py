@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import yaml
 
 from domain.errors import Diagnostic, DiagnosticsError
+from domain.secrets import scrub
 
 PathKey = tuple[str | int, ...]
 
@@ -160,10 +161,12 @@ class Source:
                       prefix=self.prefix + path)
 
     def diagnostic(self, path: PathKey, summary: str, detail: str = "", code: str = "") -> Diagnostic:
+        """A problem at ``path``; what looks secret in its path and summary, which may quote the input (a
+        field named by a URL with its password, a reference to one), masked (a review's)."""
         line, column = self.where(path)
         return Diagnostic(
-            file=self.file, line=line, column=column, path=format_path(self.prefix + tuple(path)),
-            summary=summary, detail=detail, code=code,
+            file=self.file, line=line, column=column, path=scrub(format_path(self.prefix + tuple(path))),
+            summary=scrub(summary), detail=detail, code=code,
         )
 
 

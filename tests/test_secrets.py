@@ -582,3 +582,16 @@ def test_a_secret_given_where_another_kind_was_expected_is_not_quoted(vfw_copy: 
     code, out = ordo(capsys, "plan", "-C", vfw_copy)
     assert code == 1 and "expected a whole number, got str '" in out, out
     assert "HUNTER2" not in out and "eyJzdWIi" not in out, out
+
+
+def test_a_secret_in_a_fields_name_or_a_reference_is_not_quoted(vfw_copy: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """"unknown field 'https://u:PW@h/'" and "reference to unknown resource 'https://u:PW@h'" quoted them, in
+    the message and in its path (a review's: these did not go through quoted())."""
+    request = vfw_copy / "requests" / "instantiate.yaml"
+    text = request.read_text()
+    assert "params: { customer: demo" in text
+    request.write_text(text.replace("    params: { customer: demo", '    "https://u:HUNTER2@h/": 1\n    params: { '
+                                    'customer: "${https://u:HUNTER3@h.outputs.x}", other: demo', 1))
+    code, out = ordo(capsys, "plan", "-C", vfw_copy, "--format", "json")
+    assert code == 1 and "unknown field" in out and "HUNTER" not in out, out
