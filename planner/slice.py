@@ -74,9 +74,12 @@ from planner.facts import model_facts
 from planner.locality import NOT_LOCAL, nonlocal_rule
 from planner.program import Program
 
-#: Stock policies whose reads are known (see the module's docstring).
+#: Stock policies whose reads are known (see the module's docstring). avoid-refused-targets and
+#: replace-failed read nothing but through refused/1 and failed/2, which only a re-plan gives (or a
+#: what-if's target down), and a re-plan is never sliced: without them their rules bind nothing. (They
+#: kept every plan whole, the vFW example's too, which lists avoid-refused-targets: an authoring sweep's.)
 SLICEABLE = frozenset({"capacity", "anti-affinity", "prefer-cheaper-region", "protected-resources",
-                       "strict-teardown"})
+                       "strict-teardown", "avoid-refused-targets", "replace-failed"})
 ANTI_AFFINITY = "anti-affinity"   # anti-affinity.lp's default label_key
 CAPACITY = "capacity"
 CHEAPER = "prefer-cheaper-region"

@@ -499,14 +499,19 @@ def test_every_reason_to_plan_the_whole_model_is_named(applied, tmp_path):
     project = yaml.safe_load((applied / "ordo.yaml").read_text())
     for change, reason in (
             ({"enforcement": {"capacity": {"level": "soft"}}}, "the project sets enforcement levels"),
-            ({"parameters": {"anti-affinity": {"label_key": "site"}}}, "the project sets policy parameters"),
-            ({"library": [*project["policies"]["library"], "avoid-refused-targets"]},
-             "the stock policy 'avoid-refused-targets' is not one whose reads the slice knows")):
+            ({"parameters": {"anti-affinity": {"label_key": "site"}}}, "the project sets policy parameters")):
         root = tmp_path / str(len(list(tmp_path.iterdir())))
         shutil.copytree(applied, root)
         (root / "ordo.yaml").write_text(yaml.safe_dump({**project, "policies": {**project["policies"], **change}}))
         found = scope(root)
         assert (found.planned, found.resources) == (61, 61) and found.whole.startswith(reason), found
+    # the stock policies that read only what a re-plan gives bind nothing in a plan: they keep the slice
+    # (they kept every plan whole, the vFW example's: an authoring sweep's)
+    root = tmp_path / "after-failures"
+    shutil.copytree(applied, root)
+    (root / "ordo.yaml").write_text(yaml.safe_dump({**project, "policies": {**project["policies"], "library": [
+        *project["policies"]["library"], "avoid-refused-targets", "replace-failed"]}}))
+    assert scope(root) == slicing.Scope(resources=61, planned=1, parts=1)
     request.write_text(yaml.safe_dump({"resources": [{"name": "new-svc", "type": "service", "priority": 1}]}))
     assert scope().whole == "the request orders resources (priority)"
     assert scope(req=applied / "request.yaml") == slicing.Scope(resources=60, planned=0)   # no changes
