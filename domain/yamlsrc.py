@@ -162,11 +162,13 @@ class Source:
 
     def diagnostic(self, path: PathKey, summary: str, detail: str = "", code: str = "") -> Diagnostic:
         """A problem at ``path``; what looks secret in its path and summary, which may quote the input (a
-        field named by a URL with its password, a reference to one), masked (a review's)."""
+        field named by a URL with its password, a reference to one), masked (a review's); not a word
+        after a secret-looking name, which in these is a resource's or a file's ("'mgmt-token-net': it
+        is placed on nothing" lost its "it": a review's)."""
         line, column = self.where(path)
         return Diagnostic(
-            file=self.file, line=line, column=column, path=scrub(format_path(self.prefix + tuple(path))),
-            summary=scrub(summary), detail=detail, code=code,
+            file=self.file, line=line, column=column, path=scrub(format_path(self.prefix + tuple(path)), pairs=False),
+            summary=scrub(summary, pairs=False), detail=detail, code=code,
         )
 
 

@@ -595,3 +595,15 @@ def test_a_secret_in_a_fields_name_or_a_reference_is_not_quoted(vfw_copy: Path,
                                     'customer: "${https://u:HUNTER3@h.outputs.x}", other: demo', 1))
     code, out = ordo(capsys, "plan", "-C", vfw_copy, "--format", "json")
     assert code == 1 and "unknown field" in out and "HUNTER" not in out, out
+
+
+def test_a_problems_own_words_after_a_secret_looking_name_are_kept() -> None:
+    """Masking a problem's summary as a value's took the word after a name such as a resource's
+    'mgmt-token-net' for a secret: "'mgmt-token-net': *** is placed on nothing" (a review's)."""
+    from domain.yamlsrc import Source
+
+    source = Source(file="request.yaml", data={}, positions={})
+    said = "cannot change what is observed of existing 'mgmt-token-net': it is placed on nothing"
+    assert source.diagnostic(("services", "mgmt-token-net"), said).summary == said
+    masked = source.diagnostic(("https://u:HUNTER2@h/",), "unknown field 'https://u:HUNTER2@h/'")
+    assert "HUNTER2" not in masked.summary + masked.path, masked
