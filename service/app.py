@@ -372,7 +372,7 @@ class UniqueKeys:
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        unread = _unread(body, Headers(scope=scope), path.startswith("/v1/"))
+        unread = _unread(body, Headers(scope=scope))
         if unread is not None:
             await _plain(send, *unread)
             return
@@ -435,11 +435,12 @@ class _NotJson(ValueError):
     pass
 
 
-def _unread(body: bytes, headers: Headers, own: bool) -> tuple[int, str] | None:
-    """Why a body is not read as JSON at all, with the status to answer: compressed, not UTF-8, or (on
-    ordo's own API, ``own``; SO's clients send what they send) not sent as JSON. Each was "There was an
-    error parsing the body", or "Input should be a valid dictionary" of JSON sent as text/plain (a
-    service sweep's)."""
+def _unread(body: bytes, headers: Headers) -> tuple[int, str] | None:
+    """Why a body is not read as JSON at all, with the status to answer: compressed, or not UTF-8. Each
+    was "There was an error parsing the body" (a service sweep's). (A body not sent as JSON to a route
+    that reads one is said so by the refusal of its validation: a route that reads none ignores it.)"""
+    if not body:
+        return None
     encoding = (headers.get("content-encoding") or "identity").strip().lower()
     if encoding != "identity":
         return 415, f"the body's Content-Encoding {clipped(encoding, 40)!r} is not taken: send the JSON as it is"
@@ -448,9 +449,6 @@ def _unread(body: bytes, headers: Headers, own: bool) -> tuple[int, str] | None:
     except UnicodeDecodeError as exc:
         return 400, (f"the body is not UTF-8 text (byte 0x{body[exc.start]:02x} at offset {exc.start:,}): send JSON "
                      "in UTF-8")
-    kind = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if own and body.strip() and kind and kind != "application/json" and not kind.endswith("+json"):
-        return 415, f"the body is sent as {clipped(kind, 60)!r}: send it as application/json"
     return None
 
 
@@ -958,6 +956,13 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
         if under(request.url.path, so):   # SO's shape, as its routes'
             named = [f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors[:20]]
             return JSONResponse(request_error("; ".join(named)[:2000]), status_code=400)
+        kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if any(tuple(e["loc"]) == ("body",) for e in errors) and kind != "application/json" \
+                and not kind.endswith("+json"):
+            # a body the route reads, not sent as JSON, so not read as JSON: "Input should be a valid dictionary"
+            # said nothing of why (JSON sent as text/plain, a form's type, none: a service sweep's)
+            sent = f"as {clipped(kind, 60)!r}" if kind else "without a Content-Type"
+            return JSONResponse({"detail": f"the body is sent {sent}: send it as application/json"}, status_code=415)
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(DiagnosticsError)

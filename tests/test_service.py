@@ -234,6 +234,14 @@ def test_a_body_not_read_as_json_at_all_is_refused_saying_why(api: httpx.Client)
         assert answer.status_code == code and answer.json() == {"detail": said}, answer.text
     typed = {"content-type": "application/json; charset=utf-8"}
     assert api.post("/v1/plans", content=body, headers=typed).status_code == 200
+    untyped = api.post("/v1/plans", content=body, headers={"content-type": ""})
+    assert untyped.status_code == 415 and untyped.json() == {
+        "detail": "the body is sent without a Content-Type: send it as application/json"}, untyped.text
+    # a route that reads no body ignores one, whatever its type (curl -d sends a form's: a review's)
+    for headers in ({"content-type": "application/x-www-form-urlencoded"}, {"content-encoding": "gzip"}):
+        ignored = api.post("/v1/runs/999/abort", content=b"{}" if "content-type" in headers else b"",
+                           headers=headers)
+        assert ignored.status_code == 404, ignored.text
 
 
 def test_a_body_naming_a_key_twice_is_refused(api: httpx.Client) -> None:
