@@ -158,11 +158,12 @@ class Problem(BaseModel):
 
 
 #: What each refusal means; every route documents those it can answer (the OpenAPI description).
-REFUSALS = {400: "The request cannot be read (e.g. a bad Content-Length).",
+REFUSALS = {400: "The request cannot be read (e.g. a bad Content-Length, a body that is not UTF-8).",
             401: "Credentials are needed.", 403: "A reader may only GET.",
             404: "No such run.", 409: "Not in this state, a resource is locked by another run, or the "
                                       "Idempotency-Key was used for another request.",
             413: "The body is over the size limit.",
+            415: "The body is compressed (Content-Encoding), or not sent as JSON where a body is read.",
             422: "The input does not match (`detail` names each field) or has problems (`diagnostics`, the "
                  "first 100; `omitted`: how many more).",
             503: "Shutting down, or the journal is busy: try again (Retry-After)."}
@@ -530,7 +531,7 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
     # (no /docs or /redoc: FastAPI's pages load their scripts from a CDN, into this server's origin, where a
     # browser may hold credentials; /openapi.json describes the API to any viewer)
-    app = FastAPI(title="ordo", version="1", lifespan=lifespan, responses=refusals(400, 413),
+    app = FastAPI(title="ordo", version="1", lifespan=lifespan, responses=refusals(400, 413, 415),
                   docs_url=None, redoc_url=None,
                   description="Orchestration requests planned from models and policies, then carried out. "
                               "See docs/service.md.")
