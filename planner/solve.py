@@ -39,8 +39,8 @@ class SolveResult:
     #: a timeout called before the limit (solve_parts): the seconds grounding every part was expected
     #: to take at the pace of the parts grounded, more than the limit left
     needs: float = 0.0
-    #: the levels of the answer whose cost went past what the solver counts, with their true sums
-    #: (``refuse_overflow``)
+    #: the levels of the answer whose cost went past what the solver counts, with the sum that went past
+    #: (``_counted``, ``refuse_overflow``)
     overflow: dict[int, int] = field(default_factory=dict)
 
     def texts(self) -> list[str]:
@@ -93,8 +93,8 @@ def _control(args: list[str]) -> tuple[clingo.Control, list[str]]:
 def _add_and_ground(ctl: clingo.Control, messages: list[str], program: Program, extra: str,
                     facts: list[str] | None = None, added: Callable[[], object] | None = None) -> None:
     """The program, ordo's glue and ``extra`` (and ``facts``, unless added already) grounded;
-    ``added()`` called once they are added, before grounding. Refused (DiagnosticsError) when the
-    weights of a priority level can add up past what the solver counts (``WEIGHT_SUM_MAX``)."""
+    ``added()`` called once they are added, before grounding. The priority levels whose weights could
+    add up past what the solver counts (``WEIGHT_SUM_MAX``) are kept for the search (``_AT_RISK``)."""
     weights = _Weights()
     try:
         ctl.register_observer(weights)
@@ -330,8 +330,8 @@ def _weighed(program: Program, levels: set[int] | None = None,
     (-weight, priority, name, file), heaviest first, the project's first."""
     def at_level(stm: ast.AST) -> bool:
         priority = stm.priority
-        if levels is None or priority.ast_type != ast.ASTType.SymbolicTerm:
-            return levels is None or priority.ast_type != ast.ASTType.SymbolicTerm
+        if levels is None or priority.ast_type != ast.ASTType.SymbolicTerm:   # (a variable's: any level)
+            return True
         return priority.symbol.type != clingo.SymbolType.Number or priority.symbol.number in levels
 
     stated = [(f.display, line) for f in sorted(program.files, key=lambda f: f.origin != "project")

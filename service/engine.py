@@ -107,6 +107,14 @@ class ProjectBroken(DiagnosticsError):
     request, do not retry": a service sweep's)."""
 
 
+def project_or_request(exc: DiagnosticsError, request: str | None) -> DiagnosticsError:
+    """``exc`` as the project's problem (ProjectBroken) when one of its errors names another file than the
+    request's (``request``: that file's name; None: there is none), else as it is."""
+    if any(d.severity == "error" and Path(d.file).name != request for d in exc.diagnostics):
+        return ProjectBroken(exc.diagnostics)
+    return exc
+
+
 class NoPlan(OrdoError):
     """The planner found no plan: the outcome carries the explanation."""
 
@@ -396,7 +404,7 @@ class LocalEngine:
             try:
                 return runs.load_with_journal(self.project, None, None, [], self.journal, self._state)
             except DiagnosticsError as exc:
-                raise ProjectBroken(exc.diagnostics) from None
+                raise project_or_request(exc, None) from None
         text, path = self._request_file(request)
         with self._lock:   # counted before it is written: another thread's refusal does not remove it
             self._reading.setdefault(path, [0, False])[0] += 1
@@ -406,9 +414,7 @@ class LocalEngine:
             try:
                 project = runs.load_with_journal(self.project, path, None, [], self.journal, self._state)
             except DiagnosticsError as exc:   # the request's problems, unless a file of the project's has some
-                if any(d.severity == "error" and Path(d.file).name != path.name for d in exc.diagnostics):
-                    raise ProjectBroken(exc.diagnostics) from None
-                raise
+                raise project_or_request(exc, path.name) from None
             refused = False
             return project
         finally:
@@ -482,10 +488,7 @@ class LocalEngine:
                 outcome = make_plan(project, timeout=self.plan_timeout, keep=keep, concurrency=concurrency,
                                     program=program)
             except DiagnosticsError as exc:   # (the solver's refusal of the policies' weights: their files')
-                ours = project.request_path.name if project.request_path is not None else None
-                if any(d.severity == "error" and Path(d.file).name != ours for d in exc.diagnostics):
-                    raise ProjectBroken(exc.diagnostics) from None
-                raise
+                raise project_or_request(exc, project.request_path.name if project.request_path else None) from None
             except OrdoError as exc:
                 if str(exc).startswith(SOLVER_REFUSED):   # (clasp's own refusal of them)
                     raise ProjectBroken([Diagnostic(summary=str(exc), code="weights")]) from None

@@ -32,7 +32,16 @@ from executor.temporal import TemporalError
 from planner.bounded import PoliciesChanged
 from service.app import Problem, Who, authorize, body_problem, under
 from service.auth import Principal
-from service.engine import Conflict, LocalEngine, NoPlan, ProjectBroken, Submission, Unavailable, UnknownRun
+from service.engine import (
+    Conflict,
+    LocalEngine,
+    NoPlan,
+    ProjectBroken,
+    Submission,
+    Unavailable,
+    UnknownRun,
+    project_or_request,
+)
 from service.so import status
 from service.so.mapping import Mapping, find_mapping, load_mapping
 from service.so.models import SO_REQUEST
@@ -244,9 +253,7 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
     try:
         project = translation.load(engine.root, observed=list(engine.state().values()))
     except DiagnosticsError as exc:   # the request's problems, unless a file of the project's has some
-        if any(d.severity == "error" and d.file != translation.name for d in exc.diagnostics):
-            raise ProjectBroken(exc.diagnostics) from None
-        raise
+        raise project_or_request(exc, translation.name) from None
 
     def check(project: Project) -> None:
         """Asked here (before planning), then by the engine of the state each plan of the request is made
