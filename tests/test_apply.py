@@ -942,15 +942,21 @@ def test_apply_json_asks_on_stderr_after_showing_the_plan_there(vfw_copy, monkey
 
 
 
-def test_a_run_stopped_on_a_failure_forgets_it_once_resumed(vfw_copy: Path) -> None:
+def _refusing(where: Path) -> Path:
+    """region-two-refuses.yaml's refusal, without its latencies (a second a test less)."""
+    return scenario(where, {"seed": 7, "latency": 0, "faults": [
+        {"target": "region-two", "operation": "create", "error": "refused", "message": "region-two: quota exceeded"}]},
+        "refusing.yaml")
+
+
+def test_a_run_stopped_on_a_failure_forgets_it_once_resumed(vfw_copy: Path, tmp_path: Path) -> None:
     """--on-failure stop says "Fix the cause, then `ordo resume 1`": the resume kept what the run had learnt
     (region-two refused), tore down the vFW placed there and rebuilt it on the dearest region, the cause
     fixed as told (an operator's sweep). As after a fallout, a resume forgets it."""
-    sims = vfw_copy / "simulations"
-    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sims / "region-two-refuses.yaml",
+    run = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", _refusing(tmp_path),
                    "--on-failure", "stop")
     assert run.code == 1 and status(vfw_copy) == "failed", run.text
-    resumed = run_ordo("resume", "1", "-C", vfw_copy, "--simulation", sims / "smooth.yaml")
+    resumed = run_ordo("resume", "1", "-C", vfw_copy, "--simulation", scenario(tmp_path, {"seed": 1, "latency": 0}))
     assert resumed.code == 0 and status(vfw_copy) == "complete", resumed.text
     with Journal(default_path(vfw_copy), create=False) as jr:
         assert jr.state()["vfw"].placement == "region-two", jr.state()["vfw"]
@@ -959,10 +965,10 @@ def test_a_run_stopped_on_a_failure_forgets_it_once_resumed(vfw_copy: Path) -> N
     assert "resumed: the failure's cause taken as fixed, re-planning" in resumed.out, resumed.out
 
 
-def test_a_run_stopped_on_a_failure_and_resumed_to_replan_goes_around_it(vfw_copy: Path) -> None:
+def test_a_run_stopped_on_a_failure_and_resumed_to_replan_goes_around_it(vfw_copy: Path, tmp_path: Path) -> None:
     """Resumed with --on-failure replan (not fixed, but planned around: a review's), the run keeps what it
     learnt, and does not send the target that refused another create."""
-    sims = vfw_copy / "simulations" / "region-two-refuses.yaml"
+    sims = _refusing(tmp_path)
     run = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", sims, "--on-failure", "stop")
     assert run.code == 1 and status(vfw_copy) == "failed", run.text
     refused = [row for row in ledger(vfw_copy) if row.get("target") == "region-two"]
