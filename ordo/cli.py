@@ -1012,6 +1012,10 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
     from planner.core import load_policies, make_plan
 
     loaded = load_with_journal(project, target, inventory, list(extra_policies), journal)
+    program = load_policies(loaded)
+    # the policies' warnings, as plan and check print them (none were: a did-you-mean gone just when the
+    # author looks for why there is no plan, an authoring sweep's)
+    render.warnings(_console(stderr=True), program.warnings)
     if conflict:
         from planner.explain import project_conflict
 
@@ -1027,8 +1031,9 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         else:
             render.minimal_conflict(console, found, timeout)
         sys.exit(EXIT_NO_PLAN if found.found else EXIT_TIMEOUT)
-    program = load_policies(loaded)
     outcome = make_plan(loaded, timeout=timeout, program=program)
+    said = set(program.warnings)
+    render.warnings(_console(stderr=True), [w for w in outcome.warnings if w not in said])   # (the solver's)
     if outcome.plan is not None:
         if as_json:   # (as for no plan, with nothing to explain)
             click.echo(json.dumps({"status": outcome.status, "explanation": None, "goals_to_drop": None},
