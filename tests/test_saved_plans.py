@@ -753,3 +753,6 @@ def test_an_edited_or_foreign_plan_is_not_said_to_be_stale(project, capsys, tmp_
                                      "brg-after-vg.lp, policies/vg-follows-vgmux.lp): another project's plan")):
         run = apply(capsys, project, plan)
         assert run.code == 1 and said in run.err and "changed since" not in run.err, run.text
+    # explained, the plan whose digest was edited was said to be made from inputs that changed since (a review's)
+    run = ordo(capsys, "explain", "-C", project, path.parent / "digest.json", "vfw")
+    assert run.code == 1 and "the plan's digest is not the one of the inputs it names" in run.err, run.text
