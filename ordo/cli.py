@@ -629,6 +629,11 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
         return
     if not as_json or not auto_approve:   # (with --json, on stderr: whoever confirms sees what)
         render.plan_text(console, chosen, scope)
+        if concurrency is not None and concurrency != chosen.concurrency:
+            # (a saved plan keeps its waves: the run keeps to --concurrency all the same, and the confirmation
+            # showed the plan's "at most 10 at once" alone, an operator's sweep)
+            console.print(f"The run keeps to at most {concurrency} operations at once (--concurrency); the waves and "
+                          f"the estimate above are the saved plan's, for {chosen.concurrency}.", highlight=False)
     used = sorted({op.controller for op in chosen.operations})
     implicit = [c for c in used if "kind" not in loaded.model.controllers[c].model_fields_set]
     if implicit:

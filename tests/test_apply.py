@@ -1007,3 +1007,16 @@ def test_an_abort_from_another_process_starts_nothing_more_than_its_next_look(vf
     evs = events(vfw_copy)
     asked = next(i for i, ev in enumerate(evs) if ev.kind == "abort-requested")
     assert sum(ev.kind == "intent" for ev in evs[asked:]) <= 6, [(ev.kind, ev.op) for ev in evs[asked:]]
+
+
+def test_a_saved_plan_applied_with_another_concurrency_says_the_run_keeps_to_it(vfw_copy: Path, tmp_path: Path):
+    """The confirmation showed the saved plan's "(at most 10 at once)" alone while the run kept to
+    --concurrency 2 (an operator's sweep)."""
+    saved = tmp_path / "plan.json"
+    assert run_ordo("plan", "-C", vfw_copy, "--out", saved).code == 0
+    run = run_ordo("apply", "-C", vfw_copy, saved, "--concurrency", "2", "--auto-approve", "--simulation",
+                   scenario(tmp_path, {"seed": 1, "latency": 0.005}))
+    assert run.code == 0, run.text
+    assert ("The run keeps to at most 2 operations at once (--concurrency); the waves and the estimate above are "
+            "the saved plan's, for 10.") in run.out, run.out
+    assert max_in_flight(events(vfw_copy))["all"] <= 2
