@@ -321,16 +321,18 @@ def test_a_run_whose_output_pipe_closes_goes_on_and_says_so(vfw_copy: Path, json
 
     from tests.conftest import ordo_env, ordo_executable
 
-    quick = vfw_copy / "quick.yaml"   # (smooth.yaml's latencies, a tenth of them)
-    quick.write_text("seed: 1\nlatency: { default: 0.015, create: 0.06, config-deploy: 0.04 }\n")
+    quick = vfw_copy / "quick.yaml"   # (smooth.yaml's latencies, a third of them)
+    quick.write_text("seed: 1\nlatency: { default: 0.05, create: 0.2, config-deploy: 0.1 }\n")
     args = [ordo_executable(), "apply", "-C", str(vfw_copy), "--auto-approve", "--simulation", str(quick),
             *(["--json"] if json_lines else [])]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env=ordo_env(None))
     assert proc.stdout is not None and proc.stderr is not None
     with proc.stdout, proc.stderr:
-        proc.stdout.readline()
-        proc.stdout.close()   # (as `head -1` does)
+        for line in proc.stdout:   # (past the plan, to what the run prints)
+            if b"starting on" in line or b'"kind": "intent"' in line:
+                break
+        proc.stdout.close()   # (as `head` does)
         err = proc.stderr.read().decode()
     assert proc.wait(120) == 0, err
     assert "the output cannot be written (Broken pipe): run 1 goes on without it; `ordo show 1` shows it" in err, err
