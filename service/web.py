@@ -199,7 +199,8 @@ def run_view(info: RunInfo, events: list[Event], *, live: bool) -> Page:
     head = (f'<p><a href="/">&larr; runs</a></p><h1>Run {info.id}</h1>'
             f'<p><span id="run-state" class="state {_cls(state)}">{escape(state)}</span> '
             f'{escape(str(info.request))} · started {_when(info.created)} · '
-            f'<span id="progress">{prog.done}/{prog.total}</span> operations of plan {prog.plan or "-"}</p>')
+            f'<span id="progress">{prog.done}/{prog.total}</span> operations of plan {prog.plan or "-"}'
+            f'{LIVE_NOTE if live else ""}</p>')
     reason = (info.summary or {}).get("reason")
     # (a run resumed keeps its last stop's reason while it runs again, or once it crashed: not its own)
     why = f'<p class="reason">{escape(str(reason))}</p>' if reason and state != "complete" \
@@ -358,11 +359,14 @@ border:1.5px solid #9ca3af;background:#f3f4f6;font-size:12px}
 .key.running{background:#dbeafe;border-color:#2563eb}.key.waiting{background:#fef9c3;border-color:#ca8a04}.key.done{background:#dcfce7;border-color:#16a34a}
 .key.failed{background:#fee2e2;border-color:#dc2626}.key.retried{background:#ffedd5;border-color:#ea580c}
 .fallout{background:#fff5f5;border:1px solid #fecaca;border-radius:6px;padding:4px 16px}
-.reason{color:#991b1b}code{background:#f1f3f6;padding:0 3px;border-radius:3px}
+.reason{color:#991b1b}.live{color:#92400e}code{background:#f1f3f6;padding:0 3px;border-radius:3px}
 """
 
 # Follows the run's events after the ones drawn (Last-Event-ID carries on after a reconnect);
 # it only sets classes and text, never HTML. A new plan, or the end, reloads the page.
+#: Where a live page says its updates stopped or are being reconnected (the page's script).
+LIVE_NOTE = ' <span id="live" class="live"></span>'
+
 _SCRIPT = """
 (function () {
   var looks = %LOOKS%;
@@ -372,11 +376,31 @@ _SCRIPT = """
   var done = %DONE%;
   var counted = {};   // (a plan too large to draw: the operations counted done since the page was made)
   var total = %TOTAL%;
+  var live = document.getElementById("live");
+  function note(text) { if (live) { live.textContent = text; } }
+  // (reloaded once the server answers: one going away, as the end of an interrupted run tells, left the
+  // tab on the browser's error page)
+  function reloadWhenUp() {
+    fetch("/healthz", {cache: "no-store"}).then(function (r) {
+      if (r.ok) { location.reload(); } else { setTimeout(reloadWhenUp, 2000); }
+    }, function () { setTimeout(reloadWhenUp, 2000); });
+  }
   var source = new EventSource("/v1/runs/%RUN%/events?since=%SINCE%");
+  // A stream refused (503: the most streams are open) is given up by the browser: the page said "running"
+  // for good, nothing told (a web sweep's). Said, and tried again; a stream cut is reconnected by the browser.
+  source.onerror = function () {
+    if (source.readyState === EventSource.CLOSED) {
+      note("live updates stopped: the server refused them; trying again in 5 s");
+      setTimeout(reloadWhenUp, 5000);
+    } else {
+      note("live updates lost: reconnecting");
+    }
+  };
+  source.onopen = function () { note(""); };
   function look(ev) {
     var data = JSON.parse(ev.data);
     if (data.seq <= %PLANSEQ%) { return; }
-    if (ev.type === "replan" || ev.type === "run-ended") { source.close(); location.reload(); return; }
+    if (ev.type === "replan" || ev.type === "run-ended") { source.close(); reloadWhenUp(); return; }
     var g = nodes[data.op];
     if (drawn && !g) { return; }
     var was = g ? g.classList.contains("done") : counted[data.op] === 1;

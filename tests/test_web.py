@@ -90,6 +90,24 @@ def test_the_plan_graph_turns_from_running_to_done_live(browser, server: str, tm
     print(f"screenshots: {tmp_path}")
 
 
+def test_a_page_whose_stream_is_refused_says_so_and_tries_again(browser, vfw_copy: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream refused (503: the most streams were open) was given up by the browser: the page said
+    "running" for good, its counts frozen, nothing told (a web sweep's). It says so, and tries again."""
+    import service.app
+
+    with thread_server(vfw_copy, latency=0.1) as url, httpx.Client(base_url=url, timeout=60) as api:
+        run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
+        monkeypatch.setattr(service.app, "MOST_STREAMS", 0)
+        page = browser.new_page()
+        page.goto(f"{url}/ui/runs/{run}")
+        page.wait_for_function("() => document.getElementById('live').textContent.includes('stopped')",
+                               timeout=30_000)
+        assert "live updates stopped: the server refused them; trying again in 5 s" in page.inner_text("#live")
+        monkeypatch.setattr(service.app, "MOST_STREAMS", 100)   # (the streams in the way gone)
+        page.wait_for_selector("#run-state.complete", timeout=90_000)   # (the page tried again, and followed)
+
+
 def test_a_browser_is_asked_for_a_password_where_tokens_are_needed(browser, vfw_copy: Path, tmp_path: Path) -> None:
     """With credentials configured, a browser given a name and a token as password (HTTP basic, which it
     sends only when the server's challenge asks for Basic first) sees the pages; without, 401."""
