@@ -138,6 +138,17 @@ def _may_name(text: str) -> bool:
     return False
 
 
+def scrub_sentence(text: str) -> str:
+    """A sentence of ordo's own that may quote its input: ``scrub`` without pairs and flags on the
+    whole (a name that looks secret there is a resource's or a file's, followed by what is wrong with
+    it), and whole on each part in single quotes (what it quotes: a key "api_key: x" or "x --token y"
+    is masked as a value would be; with pairs=False alone it was shown, a review's)."""
+    return _QUOTED.sub(lambda m: f"'{scrub(m.group(1))}'", scrub(text, pairs=False))
+
+
+_QUOTED = re.compile(r"'([^'\n]{1,4096})'")
+
+
 def scrub(text: str, *, pairs: bool = True) -> str:
     """``text`` with the secret-looking parts masked (no known values: see Redactor.text); without
     ``pairs``, not a value after a secret-looking name ("token: x", "--password x"): for ordo's own

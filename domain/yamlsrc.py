@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import yaml
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.secrets import scrub
+from domain.secrets import scrub, scrub_sentence
 
 PathKey = tuple[str | int, ...]
 
@@ -162,13 +162,13 @@ class Source:
 
     def diagnostic(self, path: PathKey, summary: str, detail: str = "", code: str = "") -> Diagnostic:
         """A problem at ``path``; what looks secret in its path and summary, which may quote the input (a
-        field named by a URL with its password, a reference to one), masked (a review's); not a word
-        after a secret-looking name, which in these is a resource's or a file's ("'mgmt-token-net': it
-        is placed on nothing" lost its "it": a review's)."""
+        field named by a URL with its password, a reference to one), masked (a review's); in the summary,
+        not a word of the sentence after a secret-looking name, a resource's or a file's ("'mgmt-token-net':
+        it is placed on nothing" lost its "it": a review's), but all of what it quotes."""
         line, column = self.where(path)
         return Diagnostic(
-            file=self.file, line=line, column=column, path=scrub(format_path(self.prefix + tuple(path)), pairs=False),
-            summary=scrub(summary, pairs=False), detail=detail, code=code,
+            file=self.file, line=line, column=column, path=scrub(format_path(self.prefix + tuple(path))),
+            summary=scrub_sentence(summary), detail=detail, code=code,
         )
 
 

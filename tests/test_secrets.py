@@ -607,3 +607,7 @@ def test_a_problems_own_words_after_a_secret_looking_name_are_kept() -> None:
     assert source.diagnostic(("services", "mgmt-token-net"), said).summary == said
     masked = source.diagnostic(("https://u:HUNTER2@h/",), "unknown field 'https://u:HUNTER2@h/'")
     assert "HUNTER2" not in masked.summary + masked.path, masked
+    # what it quotes is masked whole: a key "api_token:x" (a flow mapping's missing space) or "x --token y"
+    for key in ("api_token:HUNTER16", "x --token HUNTER11", "api_key: HUNTER12"):
+        masked = source.diagnostic(("requires", key), f"unknown field '{key}'")
+        assert "HUNTER" not in masked.summary + masked.path, masked
