@@ -958,8 +958,8 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
             named = [f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors[:20]]
             return JSONResponse(request_error("; ".join(named)[:2000]), status_code=400)
         kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if any(tuple(e["loc"]) == ("body",) for e in errors) and kind != "application/json" \
-                and not kind.endswith("+json"):
+        if any(tuple(e["loc"]) == ("body",) and e["type"] != "missing" for e in errors) \
+                and kind != "application/json" and not kind.endswith("+json"):   # (a body missing is said so)
             # a body the route reads, not sent as JSON, so not read as JSON: "Input should be a valid dictionary"
             # said nothing of why (JSON sent as text/plain, a form's type, none: a service sweep's)
             sent = f"as {clipped(kind, 60)!r}" if kind else "without a Content-Type"

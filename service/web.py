@@ -381,9 +381,9 @@ _SCRIPT = """
   // (reloaded once the server answers: one going away, as the end of an interrupted run tells, left the
   // tab on the browser's error page)
   function reloadWhenUp() {
-    fetch("/healthz", {cache: "no-store"}).then(function (r) {
-      if (r.ok) { location.reload(); } else { setTimeout(reloadWhenUp, 2000); }
-    }, function () { setTimeout(reloadWhenUp, 2000); });
+    function later() { note("the server does not answer: waiting for it"); setTimeout(reloadWhenUp, 2000); }
+    fetch("/healthz", {cache: "no-store"}).then(function (r) { if (r.ok) { location.reload(); } else { later(); } },
+                                                later);
   }
   var source = new EventSource("/v1/runs/%RUN%/events?since=%SINCE%");
   // A stream refused (503: the most streams are open) is given up by the browser: the page said "running"

@@ -234,6 +234,8 @@ def test_a_body_not_read_as_json_at_all_is_refused_saying_why(api: httpx.Client)
         assert answer.status_code == code and answer.json() == {"detail": said}, answer.text
     typed = {"content-type": "application/json; charset=utf-8"}
     assert api.post("/v1/plans", content=body, headers=typed).status_code == 200
+    missing = api.post("/v1/plans", content=b"", headers={"content-type": ""})   # (missing, said so: a review's)
+    assert missing.status_code == 422 and missing.json()["detail"][0]["type"] == "missing", missing.text
     untyped = api.post("/v1/plans", content=body, headers={"content-type": ""})
     assert untyped.status_code == 415 and untyped.json() == {
         "detail": "the body is sent without a Content-Type: send it as application/json"}, untyped.text
