@@ -687,10 +687,9 @@ def quoted(value: Any, most: int = 60) -> str:
     masked (a URL's password, a token, a private key: an answer over HTTP quoted them to the gateways
     and logs that keep it, a service sweep's)."""
     text = repr(value)
-    if len(text) > 10 * most:   # (masked whole, then cut: a key's start alone is not one the patterns know)
-        text = text[:10 * most]
-    text = scrub(text)
-    return text if len(text) <= most else f"{text[:most]}... ({len(repr(value)):,} characters)"
+    whole = len(text)
+    text = scrub(text[:10 * most])   # (masked whole, then cut: a key's start alone is not one the patterns know)
+    return text if len(text) <= most else f"{text[:most]}... ({whole:,} characters)"
 
 
 def _describe(error: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str]:

@@ -470,7 +470,7 @@ def vocabulary(model) -> dict[str, set[str]]:
     seen["target"] |= set(model.targets)
     seen["operation"] |= {op.name for kind in model.kinds.values() for op in kind.operations}
     seen["state"] |= {state for kind in model.kinds.values() for state in kind.states}
-    seen["milestone"] |= {name for kind in model.kinds.values() for name, _ in kind.milestones} | seen["state"]
+    seen["milestone"] |= {name for kind in model.kinds.values() for name, _ in kind.milestones}   # (each state too)
     seen["zone"] |= {target.zone for target in model.targets.values() if target.zone}
     for target in model.targets.values():
         seen["capacity kind"] |= set(target.capacity)

@@ -110,8 +110,7 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
         # here and costs less: a file whose status, placements and cost were edited to match was carried
         # out with placements of the editor's choosing (an operator's sweep).
         best = [(c.priority, c.cost) for c in outcome.plan.cost] if outcome.plan is not None else []
-        if outcome.plan is not None and not _cut_short(program, outcome.plan) and _cut_short(program, plan) \
-                and best < costs[1]:
+        if best and not _cut_short(program, outcome.plan) and _cut_short(program, plan) and best < costs[1]:
             raise _refuse(source, "status", f"the plan says the time limit cut its search short (satisfiable, "
                                             f"cost {cost_text(costs[1])}), but here the optimum is proved, at "
                                             f"{cost_text(best)}: plan again (a plan made where the limit struck "

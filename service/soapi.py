@@ -260,16 +260,18 @@ def _submit(engine: LocalEngine, who: Principal, translate: Callable[[Any, Mappi
         from, and the run started only from that state: asked here alone, a create sent while another run
         held the instance went through once that run ended, and changed the live instance in place (as
         did deletes, done again)."""
-        if translation.action == DELETE and not _exists(project, translation.service) \
-                and not _held(engine, translation):
+        exists = _exists(project, translation.service)
+        refused = translation.action == DELETE and not exists or translation.action == CREATE and exists
+        if not refused or _held(engine, translation):   # (held: SO's "Locked instance", from the submission)
+            return
+        if translation.action == DELETE:
             raise SoError(404, f"no service instance {translation.service!r}: nothing ordo knows of (inventory or "
                                "journal) has that serviceInstanceId, or it is deleted already")
-        if translation.action == CREATE and _exists(project, translation.service) and not _held(engine, translation):
-            # (as SO refuses a service instance name that exists: a create sent again with other values changed
-            # the live instance in place, '1 changed': a sweep of SO's API)
-            raise SoError(409, f"service instance {translation.service!r} exists already: a createInstance makes a "
-                               "new one (delete it first; a run of it that fell out is resumed: "
-                               "orchestrationRequests/v7/{requestId}/resume)")
+        # (as SO refuses a service instance name that exists: a create sent again with other values changed
+        # the live instance in place, '1 changed': a sweep of SO's API)
+        raise SoError(409, f"service instance {translation.service!r} exists already: a createInstance makes a "
+                           "new one (delete it first; a run of it that fell out is resumed: "
+                           "orchestrationRequests/v7/{requestId}/resume)")
 
     check(project)
     record = SoRecord(request_id=request_id or str(uuid.uuid4()), action=translation.action,

@@ -430,12 +430,12 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
-
 def _source(spec: FromRequest, path: PathKey) -> PathKey:
     """Where in the SO request a value the mapping reads is: from requestDetails. on, else under ``path``
     (the instance's own object)."""
     steps = _steps(spec.from_)
     return steps if steps[0] == "requestDetails" else path + steps
+
 
 def _steps(dotted: str) -> PathKey:
     """``a.b[0].c`` as a path: ("a", "b", 0, "c")."""
