@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from executor.journal import Journal
 from tests.conftest import VFW
@@ -47,7 +48,12 @@ def so_error(response: httpx.Response) -> str:
 
 
 def test_create_poll_complete_lock_delete_and_the_record_survives_a_restart(vfw_copy: Path) -> None:
-    with thread_server(vfw_copy, latency=0.1) as url, httpx.Client(base_url=url, timeout=60) as api:
+    # the service's first step takes 3 s: the run still holds the instance when the second create
+    # and the delete arrive, however slow the machine is at planning them
+    slow_start = vfw_copy / "slow-start.yaml"
+    slow_start.write_text(yaml.safe_dump({"seed": 1, "idempotent": False,
+                                          "latency": {"default": 0.05, "service/assign": 3}}))
+    with thread_server(vfw_copy, simulation=slow_start) as url, httpx.Client(base_url=url, timeout=60) as api:
         accepted = api.post(CREATE, json=INSTANTIATE)
         assert accepted.status_code == 202, accepted.text
         refs = accepted.json()["requestReferences"]
