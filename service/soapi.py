@@ -182,7 +182,8 @@ def so_router(engine: LocalEngine) -> APIRouter:
         """Manual tasks: the requests whose run fell out and waits for a decision (SO's TaskList)."""
         def get() -> JSONResponse:
             query = {k: v[:300] for k, v in request.query_params.items()}
-            status.check_task_query(query)   # (before the runs' events are read)
+            # (before the runs' events are read)
+            status.check_task_query(query, [k for k, _ in request.query_params.multi_items()])
             if "taskId" in query:   # (request ids in the form they are kept in, as a path's)
                 query["taskId"] = _canonical_task(query["taskId"])
             if "originalRequestId" in query:

@@ -309,6 +309,12 @@ def test_no_json_unknown_ids_and_bad_filters(so_api: httpx.Client) -> None:
     assert bad.status_code == 400 and "filter[0]" in so_error(bad)
     assert so_api.get(REQUESTS).status_code == 400  # at least one filter, as SO
     assert so_api.get(f"{SO}/tasks/v1", params={"colour": "red"}).status_code == 400
+    # a key with no operator is said to have none (it was "unknown operator ''")
+    bare = so_api.get(REQUESTS, params={"filter": "requestId"})
+    assert bare.status_code == 400 and "no operator after 'requestId'" in so_error(bare), bare.text
+    # a task query parameter given twice matched the last value only (an empty list, said nothing)
+    twice = so_api.get(f"{SO}/tasks/v1", params=[("taskId", "a-1"), ("taskId", "b-2")])
+    assert twice.status_code == 400 and "taskId given 2 times" in so_error(twice), twice.text
     assert so_api.delete(f"{CREATE}/bad%20name!").status_code == 400
     # a macro delete of an instance nothing has (a typo) is SO's 404, not a request that completes doing nothing
     gone = so_api.delete(f"{CREATE}/vfw-servce")

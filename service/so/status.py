@@ -11,6 +11,8 @@ docs/service-so.md.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -256,6 +258,9 @@ def parse_filters(values: list[str]) -> list[Filter]:
         elif key not in FILTER_KEYS:
             problems.append(_query_problem(where, f"unknown filter key {key!r}",
                                            f"expected one of: {', '.join(FILTER_KEYS)}"))
+        elif not op:
+            problems.append(_query_problem(where, f"no operator after {key!r}",
+                                           "KEY:OP:VALUE, OP one of EQUALS, DOES_NOT_EQUAL, LIKE or BETWEEN_DATES"))
         elif op.upper() not in OPERATORS:
             problems.append(_query_problem(where, f"unknown operator {op!r}",
                                            "expected EQUALS, DOES_NOT_EQUAL, LIKE or BETWEEN_DATES"))
@@ -365,14 +370,21 @@ def task(record: SoRecord, run: RunInfo, events: list[Event]) -> dict[str, Any] 
     return {k: v for k, v in out.items() if v is not None}
 
 
-def check_task_query(query: dict[str, str]) -> None:
+def check_task_query(query: dict[str, str], given: Iterable[str] = ()) -> None:
     """DiagnosticsError for a query parameter SO's TasksHandler does not know (each named once,
-    cut short: a key may be 60 KB long; diagnostics_error shows the first few)."""
+    cut short: a key may be 60 KB long; diagnostics_error shows the first few), or one ``given``
+    (every key sent, in order) more than once: each is one value to match, and only the last one
+    was matched."""
     unknown = sorted(set(query) - set(TASK_QUERY))
     if unknown:
         raise DiagnosticsError([_query_problem(k if k.isprintable() and len(k) <= 60 else "",
                                                f"unknown query parameter {quoted(k)}",
                                                f"expected: {', '.join(TASK_QUERY)}") for k in unknown])
+    counts = Counter(given)
+    repeated = [k for k in TASK_QUERY if counts[k] > 1]
+    if repeated:
+        raise DiagnosticsError([_query_problem(k, f"{k} given {counts[k]} times",
+                                               "one value each: the tasks that match it") for k in repeated])
 
 
 def task_list(requests: list[tuple[SoRecord, RunInfo | None, list[Event]]], query: dict[str, str]) -> dict[str, Any]:
