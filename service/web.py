@@ -325,7 +325,9 @@ def _when(ts: float) -> str:
 def _page(title: str, body: str, *, script: str = "", refresh: bool = False) -> Page:
     """``script``: the text of the page's script, without its tags."""
     meta = '<meta http-equiv="refresh" content="5">' if refresh else ""
-    page = Page(f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}<title>{escape(title)}</title>'
+    # (an icon of its own, none: a browser asks for /favicon.ico otherwise)
+    page = Page(f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}<link rel="icon" href="data:,">'
+                f'<title>{escape(title)}</title>'
                 f"<style>{_STYLE}</style></head><body>{body}"
                 f"{'<script>' + script + '</script>' if script else ''}</body></html>")
     page.script = script

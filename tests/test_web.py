@@ -63,6 +63,8 @@ def test_the_plan_graph_turns_from_running_to_done_live(browser, server: str, tm
         run = api.post("/v1/runs", json={"request": INSTANTIATE}).json()["id"]
         operations = first_plan(api, run)["operations"]
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    failed: list[str] = []   # every answer of 400 or more the page met
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     answer = page.goto(f"{server}/ui/runs/{run}")
     nodes = page.locator("svg#plan g.op")
     assert nodes.count() == len(operations) > 3
@@ -86,6 +88,7 @@ def test_the_plan_graph_turns_from_running_to_done_live(browser, server: str, tm
     page.screenshot(path=str(tmp_path / "run-page-complete.png"), full_page=True)
     page.goto(f"{server}/")
     assert re.search(rf"\b{run}\b", page.locator("table").inner_text())
+    assert failed == []
     page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
     print(f"screenshots: {tmp_path}")
 
@@ -136,6 +139,8 @@ def test_names_and_reasons_cannot_inject_html(vfw_copy: Path) -> None:
             page = api.get(path).text
             assert "<img src=x" not in page and "<script>alert" not in page
             assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+            # an icon of its own (none): a browser asked for /favicon.ico, a 404 in every log
+            assert '<link rel="icon" href="data:,">' in page
         assert api.get("/ui/runs/999").status_code == 404
 
 
