@@ -207,7 +207,7 @@ def run_view(info: RunInfo, events: list[Event], *, live: bool) -> Page:
         and info.summary_is_current else ""
     legend = "".join(f'<span class="key {s}">{s}</span>' for s in OP_STATES)
     body = (head + why + _explanation(events) + f'<h2>Plan</h2><div class="legend">{legend}</div>'
-            f'<div class="graph">{graph}</div>' + _replan_list(events) + _failures(events))
+            f'<div class="graph">{graph}</div>' + _replan_list(events) + _failures(events, info.id))
     script = _SCRIPT.replace("%RUN%", str(info.id)).replace("%SINCE%", str(last)).replace(
         "%PLANSEQ%", str(plan_seq)).replace("%DONE%", str(prog.done)).replace("%TOTAL%", str(prog.total)) \
         if live else ""
@@ -292,10 +292,20 @@ def _replan_list(events: list[Event]) -> str:
     return f'<h2>Re-plans</h2><ul id="replans">{"".join(items)}</ul>' if items else ""
 
 
-def _failures(events: list[Event]) -> str:
+#: How many of a run's failures and retries its page lists (the last ones).
+FAILURES_SHOWN = 50
+
+
+def _failures(events: list[Event], run_id: int) -> str:
+    seen = [ev for ev in events if ev.kind in ("failed", "retry", "guard-denied")]
+    if not seen:
+        return ""
     items = [f"<li><code>{escape(str(ev.op))}</code> ({escape(ev.kind)}): {escape(str(ev.data.get('error') or ''))}"
-             "</li>" for ev in events if ev.kind in ("failed", "retry", "guard-denied")]
-    return f'<h2>Failures and retries</h2><ul>{"".join(items[-50:])}</ul>' if items else ""
+             "</li>" for ev in seen[-FAILURES_SHOWN:]]
+    events_url = f"/v1/runs/{run_id}/events"
+    more = (f'<p class="more">The last {FAILURES_SHOWN} of {len(seen)}; every event of the run: '
+            f'<a href="{events_url}">{events_url}</a>.</p>') if len(seen) > FAILURES_SHOWN else ""
+    return f'<h2>Failures and retries</h2>{more}<ul>{"".join(items)}</ul>'
 
 
 def _explanation(events: list[Event]) -> str:

@@ -294,3 +294,17 @@ def test_the_policy_lets_only_the_pages_own_script_run(browser) -> None:
     tab.goto("http://page.test/")
     assert tab.evaluate("() => [window.own, window.injected === undefined]") == [1, True]
     assert "script-src 'none'" in _html(_page("t", "<script>x()</script>")).headers["content-security-policy"]
+
+
+def test_a_run_with_more_failures_than_shown_says_how_many_and_where_the_rest_are() -> None:
+    """The page listed the last 50 failures and retries of a run of hundreds as if they were all."""
+    from executor.core.event import Event
+    from service.web import FAILURES_SHOWN, _failures
+
+    events = [Event("retry", op=f"create:net-{i}", data={"error": f"timeout {i}"}, seq=i, run=7) for i in range(120)]
+    shown = _failures(events, 7)
+    assert shown.count("<li>") == FAILURES_SHOWN and "timeout 119" in shown and "timeout 69<" not in shown
+    assert f"The last {FAILURES_SHOWN} of 120" in shown and 'href="/v1/runs/7/events"' in shown
+    few = _failures(events[:3], 7)
+    assert few.count("<li>") == 3 and "The last" not in few
+    assert _failures([Event("completed", op="create:net-1")], 7) == ""
