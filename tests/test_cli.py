@@ -339,3 +339,24 @@ def test_a_run_whose_output_pipe_closes_goes_on_and_says_so(vfw_copy: Path, json
     assert "Traceback" not in err and "bug" not in err
     shown = run_ordo("history", "-C", str(vfw_copy))
     assert "complete  10 created" in shown.out, shown.out
+
+
+def test_an_abort_asked_again_before_the_run_stops_writes_nothing_more(tmp_path):
+    """Each abort asked of a running run was an event: a client retrying its request ten times wrote ten.
+    Asked again before the run stopped, it is said asked already; once the run resumed, it is asked anew."""
+    from executor.journal import Event, Journal
+
+    path = tmp_path / "j.db"
+    with Journal(path) as jr:
+        run = jr.start_run(str(VFW), "requests/instantiate.yaml", {})   # (run by this process, which lives)
+    said = [run_ordo("abort", str(run), "-C", VFW, "--journal", path) for _ in range(3)]
+    assert [s.code for s in said] == [0, 0, 0], [s.text for s in said]
+    assert said[0].out.startswith(f"Abort requested: run {run}") and all(
+        s.out.startswith(f"Abort already requested: run {run}") for s in said[1:]), [s.out for s in said]
+    with Journal(path, create=False) as jr:
+        assert len([e for e in jr.events(run) if e.kind == "abort-requested"]) == 1
+        jr.append(run, [Event("resumed", data={"from": "interrupted"})])
+    again = run_ordo("abort", str(run), "-C", VFW, "--journal", path)
+    assert again.out.startswith(f"Abort requested: run {run}"), again.text
+    with Journal(path, create=False) as jr:
+        assert len([e for e in jr.events(run) if e.kind == "abort-requested"]) == 2
