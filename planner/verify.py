@@ -21,9 +21,11 @@ A hard policy the saved placements break is named.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import PurePosixPath
 from typing import Any
 
 from domain.errors import Diagnostic, DiagnosticsError
+from domain.formats import quoted
 from domain.limits import MOST_AT_ONCE
 from domain.project import Project
 from planner.core import build_plan, check_references, digest, load_policies, make_plan
@@ -80,6 +82,13 @@ def verify_saved_plan(project: Project, plan: Plan, source: str, *, timeout: flo
         if not changed:
             raise _refuse(source, "digest", "the plan's digest is not the one of the inputs it names (an edited "
                                             "plan); plan again")
+        # (ordo names a file by its path from the project folder, ../ where it is outside: a path from / is
+        # none it wrote, and /etc/passwd, there, was said to have changed since)
+        rooted = sorted(p for p in before if p not in after and PurePosixPath(p).is_absolute())
+        if rooted:
+            raise _refuse(source, "inputs", f"the plan names inputs by paths ordo does not write ("
+                                            f"{', '.join(quoted(p) for p in rooted[:5])}"
+                                            f"{', ...' if len(rooted) > 5 else ''}): an edited plan; plan again")
         absent = sorted(p for p in before if p not in after and not (project.root / p).exists()
                         and not p.startswith("<"))
         if absent:

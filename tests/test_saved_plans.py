@@ -6,6 +6,7 @@ field, without a traceback and without starting a run."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -742,6 +743,12 @@ def test_an_edited_or_foreign_plan_is_not_said_to_be_stale(project, capsys, tmp_
     not have (an operator's sweep)."""
     path = save(capsys, project)
     vcpe = shutil.copytree(VFW.parent / "vcpe", tmp_path / "vcpe", ignore=shutil.ignore_patterns(".ordo"))
+
+    def rooted(data: dict[str, Any]) -> None:   # an input more, the digest made again as ordo makes it
+        data["inputs"] = sorted([*data["inputs"], {"path": "/etc/passwd", "sha256": "0" * 64}], key=lambda i: i["path"])
+        whole = "".join(f"{i['path']}\0{i['sha256']}\n" for i in data["inputs"])
+        data["digest"] = "sha256:" + hashlib.sha256(whole.encode()).hexdigest()
+
     assert ordo(capsys, "plan", "-C", vcpe, "--out", tmp_path / "vcpe.json").code == 0
     for plan, said in (
             (edited(path, lambda d: d.update(digest="sha256:" + "0" * 64), "digest.json"),
@@ -750,7 +757,10 @@ def test_an_edited_or_foreign_plan_is_not_said_to_be_stale(project, capsys, tmp_
              "request_file: the plan names requests/delete.yaml as its request, but was not made from it (an "
              "edited plan); plan again"),
             (tmp_path / "vcpe.json", "inputs: the plan was made from files this project does not have (policies/"
-                                     "brg-after-vg.lp, policies/vg-follows-vgmux.lp): another project's plan")):
+                                     "brg-after-vg.lp, policies/vg-follows-vgmux.lp): another project's plan"),
+            # a path from / is none ordo writes: /etc/passwd was said to have "changed since it was made"
+            (edited(path, rooted, "rooted.json"),
+             "inputs: the plan names inputs by paths ordo does not write ('/etc/passwd'): an edited plan; plan again")):
         run = apply(capsys, project, plan)
         assert run.code == 1 and said in run.err and "changed since" not in run.err, run.text
     # explained, the plan whose digest was edited was said to be made from inputs that changed since (a review's)
