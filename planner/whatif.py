@@ -38,7 +38,7 @@ from pathlib import Path
 
 import policies
 from domain.errors import OrdoError
-from domain.formats import solver_value
+from domain.formats import quoted, solver_value
 from domain.project import Project
 from planner.metadata import read_metadata
 from planner.plan import Plan
@@ -52,12 +52,16 @@ _CAPACITY = re.compile(r"^(?P<where>.+):(?P<key>[^:=]+)=(?P<amount>[0-9]+)$")
 
 class ScenarioError(OrdoError):
     """A scenario option that names nothing, or is malformed: ``option`` (target-down, capacity,
-    without-policy), the value ``given`` when there is one, and what is wrong with it (``said``); its
-    text names the command line's option, which a caller over HTTP renders in its own words."""
+    without-policy), the value ``given`` when the text shows it (``said`` names it otherwise), and what
+    is wrong (``said``); its text names the command line's option, which a caller over HTTP renders in
+    its own words, at the entry of its list that is wrong: the one that is ``entry`` (default
+    ``given``), or at ``index``."""
 
-    def __init__(self, option: str, given: str | None, said: str) -> None:
-        self.option, self.given, self.said = option, given, said
-        super().__init__(f"--{option} '{given}': {said}" if given is not None else f"--{option}: {said}")
+    def __init__(self, option: str, given: str | None, said: str, *, entry: str | None = None,
+                 index: int | None = None) -> None:
+        self.option, self.given, self.said, self.index = option, given, said, index
+        self.entry = entry if entry is not None else given
+        super().__init__(f"--{option} {quoted(given)}: {said}" if given is not None else f"--{option}: {said}")
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,8 @@ class Scenario:
         for target in self.targets_down:
             _known_target(target, project, "target-down")
         changed_capacity = []
-        for where, key, amount in self.capacity:
-            target, key = _capacity_target(where, key, project)
+        for index, (where, key, amount) in enumerate(self.capacity):
+            target, key = _capacity_target(where, key, project, index)
             changed_capacity.append((target, key, amount))
         if self.without_policies:
             _drop_policies(project, self.without_policies)
@@ -142,17 +146,19 @@ def _choices(name: str, known: list[str], what: str) -> str:
     return f"{what}: {', '.join(sorted(known))}" if known else f"there are no {what}"
 
 
-def _known_target(name: str, project: Project, option: str) -> str:
+def _known_target(name: str, project: Project, option: str, index: int | None = None) -> str:
+    """``index``: where in the option's list the name was given, when it is not the entry itself."""
     targets = sorted(project.model.targets)
     if name not in project.model.targets:
-        raise ScenarioError(option, name if option == "target-down" else None,
-                            f"no target '{name}' in the inventory ({_choices(name, targets, 'targets')})")
+        raise ScenarioError(option, None, f"no target {quoted(name)} in the inventory "
+                                          f"({_choices(name, targets, 'targets')})",
+                            entry=name if index is None else None, index=index)
     return name
 
 
-def _capacity_target(where: str, key: str, project: Project) -> tuple[str, str]:
+def _capacity_target(where: str, key: str, project: Project, index: int) -> tuple[str, str]:
     """The target and key of TARGET:KEY (names may hold ':'; the target is
-    the longest known prefix)."""
+    the longest known prefix), the ``index``-th of the capacities given."""
     targets = project.model.targets
     if where not in targets:
         # region:a:vcpu parses as where='region:a', key='vcpu'; try shorter targets
@@ -161,12 +167,12 @@ def _capacity_target(where: str, key: str, project: Project) -> tuple[str, str]:
             if ":".join(parts[:cut]) in targets:
                 where, key = ":".join(parts[:cut]), ":".join(parts[cut:])
                 break
-    _known_target(where, project, "capacity")
+    _known_target(where, project, "capacity", index)
     known = sorted({k for spec in targets.values() for k in spec.capacity}
                    | {k for res in project.model.resources.values() for k in res.requires})
     if key not in known:
-        raise ScenarioError("capacity", None, f"no target has or resource requires '{key}' "
-                                              f"({_choices(key, known, 'capacity keys')})")
+        raise ScenarioError("capacity", None, f"no target has or resource requires {quoted(key)} "
+                                              f"({_choices(key, known, 'capacity keys')})", index=index)
     return where, key
 
 
@@ -210,11 +216,11 @@ def _drop_policies(project: Project, names: tuple[str, ...]) -> None:
         in_files = [path for path, meta_name in files.items() if meta_name == name]
         if not in_library and not in_files:
             if name in base:
-                raise ScenarioError("without-policy", name, "it is part of the base library, which is always "
-                                                            "loaded")
+                raise ScenarioError("without-policy", None, f"{quoted(name)} is part of the base library, which "
+                                                            "is always loaded", entry=name)
             loaded = sorted({n for known in library.values() for n in known} | set(files.values()))
-            raise ScenarioError("without-policy", name, f"the project loads no policy named '{name}' "
-                                                        f"({_choices(name, loaded, 'loaded policies')})")
+            raise ScenarioError("without-policy", None, f"the project loads no policy named {quoted(name)} "
+                                                        f"({_choices(name, loaded, 'loaded policies')})", entry=name)
         project.library = [entry for entry in project.library if entry not in in_library]
         project.policy_files = [p for p in project.policy_files if p not in in_files]
         for dropped in {name, *in_library}:

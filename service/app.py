@@ -588,7 +588,8 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
             except ScenarioError as exc:   # named at the body's field, not the command line's option
                 field = exc.option.replace("-", "_")
                 given = getattr(w, field)
-                at = f"[{given.index(exc.given)}]" if exc.given in given else ""
+                at = f"[{exc.index}]" if exc.index is not None else \
+                    f"[{given.index(exc.entry)}]" if exc.entry in given else ""
                 raise OrdoError(f"whatif.{field}{at}: {exc.said}") from None
             answer = {**diff.to_dict(), "scenario": described}
             return JSONResponse(answer, status_code=200 if diff.other.has_plan else 422)

@@ -143,7 +143,12 @@ def test_plans_the_plan_or_the_explanation(api: httpx.Client) -> None:
         "whatif.target_down[1]: no target 'region-nine' in the inventory"), unknown.text
     for whatif, said in (({"capacity": ["nonsense"]}, "whatif.capacity[0]: expected TARGET:KEY=N"),
                          ({"without_policy": ["capicity"]}, "whatif.without_policy[0]: the project loads no policy "
-                                                            "named 'capicity' (did you mean 'capacity'?)")):
+                                                            "named 'capicity' (did you mean 'capacity'?)"),
+                         # (an unknown target or key of a capacity was named at the field, without its index)
+                         ({"capacity": ["region-one:vcpu=3", "region-nine:vcpu=3"]},
+                          "whatif.capacity[1]: no target 'region-nine' in the inventory"),
+                         ({"capacity": ["region-one:vpcu=3"]}, "whatif.capacity[0]: no target has or resource "
+                                                               "requires 'vpcu' (did you mean 'vcpu'?)")):
         refused = api.post("/v1/plans", json={"whatif": whatif})
         assert refused.status_code == 422 and refused.json()["detail"].startswith(said), refused.text
         assert "--" not in refused.json()["detail"], refused.text

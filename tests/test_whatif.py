@@ -233,6 +233,10 @@ def test_bad_options_are_clear_errors(vfw_copy, args, message):
     assert run.code == 1, run.text
     assert message in run.err
     assert "Traceback" not in run.text
+    # the name given is said once: "--without-policy 'x': the project loads no policy named 'x'" said it twice
+    for option, name in zip(args[::2], args[1::2], strict=True):
+        if option in ("--without-policy", "--target-down"):
+            assert run.err.count(f"'{name}'") <= 1, run.err
 
 
 def test_without_project_policy_drops_its_enforcement_override(vfw_copy):
