@@ -12,6 +12,7 @@ import difflib
 import json
 import operator
 import re
+import unicodedata
 from collections.abc import Iterator
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -91,9 +92,19 @@ def solver_value(value: Any, *, shown: bool = True) -> Any:
     if isinstance(value, str) and len(value) > MAX_TEXT:
         raise ValueError(f"text of {len(value):,} characters is too long: at most {MAX_TEXT:,}")
     if isinstance(value, str) and (bad := _BAD_TEXT.search(value)):
-        raise ValueError(f"text holds the control character {bad.group()!r} at position {bad.start()}: "
+        raise ValueError(f"text holds {_kind_of(bad.group())} {bad.group()!r} at position {bad.start()}: "
                          "only printable characters, tabs and line breaks are allowed")
     return value
+
+
+#: What a refused character is called, by its Unicode category (a control character, Cc, otherwise:
+#: a right-to-left override was called one).
+_KINDS = {"Cf": "the invisible formatting character", "Zl": "the line separator", "Zp": "the paragraph separator",
+          "Cs": "the unpaired surrogate", "Cc": "the control character"}
+
+
+def _kind_of(char: str) -> str:
+    return _KINDS.get(unicodedata.category(char), "the control character")
 
 
 def _no_bool(value: Any) -> Any:
@@ -546,7 +557,7 @@ def _one_line(value: str) -> str:
     """Text shown on one line (a request's name, in run lists): no control character, not even a tab
     or a line break, no mark that turns the direction of what follows around, no unpaired surrogate."""
     if (bad := _BAD_TEXT.search(value) or _NOT_ONE_LINE.search(value)) is not None:
-        raise ValueError(f"text holds the control character {bad.group()!r} at position {bad.start()}: "
+        raise ValueError(f"text holds {_kind_of(bad.group())} {bad.group()!r} at position {bad.start()}: "
                          "a name is one line of printable characters")
     return value
 

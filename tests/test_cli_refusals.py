@@ -462,14 +462,17 @@ def test_what_a_new_run_took_over_is_still_observed_first_when_it_is_resumed(vfw
     _observed_first_under_the_old_key(intents)
 
 
-@pytest.mark.parametrize(("name", "char"), [("a\\x1bb", "'\\x1b'"), ("a\\nb", "'\\n'"), ("a\\u202eb", "'\\u202e'"),
-                                            ("a\\u2028b", "'\\u2028'"), ("a\\u200bb", "'\\u200b'")])
-def test_a_request_name_is_one_line_of_printable_characters(vfw_copy: Path, name: str, char: str) -> None:
+@pytest.mark.parametrize(("name", "said"), [
+    ("a\\x1bb", "the control character '\\x1b'"), ("a\\nb", "the control character '\\n'"),
+    # (a direction override, a line separator and a zero-width space were called control characters)
+    ("a\\u202eb", "the invisible formatting character '\\u202e'"), ("a\\u2028b", "the line separator '\\u2028'"),
+    ("a\\u200bb", "the invisible formatting character '\\u200b'")])
+def test_a_request_name_is_one_line_of_printable_characters(vfw_copy: Path, name: str, said: str) -> None:
     """A request's name is shown in run lists and kept with its run: control characters, line breaks
     and direction overrides were taken as they were (the fourth hostile-input sweep)."""
     (vfw_copy / "odd.yaml").write_text(f'name: "{name}"\nservices: {{}}\n')
     run = run_ordo("plan", "-C", str(vfw_copy), str(vfw_copy / "odd.yaml"))
-    assert run.code == 1 and f"name: text holds the control character {char}" in run.err, run.out + run.err
+    assert run.code == 1 and f"name: text holds {said} at position 1" in run.err, run.out + run.err
 
 
 def test_a_file_given_as_the_journal_by_mistake_is_left_as_it_was(tmp_path: Path, vfw_copy: Path) -> None:

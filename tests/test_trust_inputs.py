@@ -235,11 +235,13 @@ def test_a_bad_simulation_file_is_blamed_with_its_line(vfw: Path, capsys: pytest
     assert not (vfw / ".ordo" / "simulated-world.db").exists()
 
 
-@pytest.mark.parametrize("value", ['"gold\\0"', '"gold\\e[31m"', '"\\ud800"'])
-def test_control_characters_in_a_label_value(vfw: Path, capsys: pytest.CaptureFixture, value: str) -> None:
+@pytest.mark.parametrize(("value", "what"), [('"gold\\0"', "the control character"),
+                                           ('"gold\\e[31m"', "the control character"),
+                                           ('"\\ud800"', "the unpaired surrogate")])
+def test_control_characters_in_a_label_value(vfw: Path, capsys: pytest.CaptureFixture, value: str, what: str) -> None:
     (vfw / "x.yaml").write_text(f"resources:\n  - {{name: v, type: vnf, labels: {{tier: {value}}}}}\n")
     code, text = ordo(capsys, "plan", "x.yaml")
-    refused(code, text, "x.yaml:2:41: error: resources[0].labels.tier: text holds the control character")
+    refused(code, text, f"x.yaml:2:41: error: resources[0].labels.tier: text holds {what}")
     assert "lexer error" not in text
 
 
