@@ -21,8 +21,9 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 
-from domain.errors import DiagnosticsError, OrdoError
+from domain.errors import DiagnosticsError, OrdoError, clipped
 from domain.project import Project
 from domain.yamlsrc import MAX_DEPTH, nested_deeper
 from executor.engine import ExecutionError
@@ -134,7 +135,8 @@ def so_router(engine: LocalEngine) -> APIRouter:
         """Macro create (SO's ServiceInstancesRequest): 202 ``{"requestReferences": ...}``."""
         raw = await request.body()
         given = request.headers.get(REQUEST_ID_HEADER)
-        return await _call(lambda: _submit(engine, who, translate_create, _json(raw, required=True), given))
+        return await _call(lambda: _submit(engine, who, translate_create, _json(raw, request.headers, required=True),
+                                           given))
 
     @router.delete("/serviceInstantiation/v7/serviceInstances/{serviceInstanceId}", status_code=202,
                    openapi_extra=_OPTIONAL_BODY)
@@ -143,7 +145,7 @@ def so_router(engine: LocalEngine) -> APIRouter:
         raw = await request.body()
         given = request.headers.get(REQUEST_ID_HEADER)
         return await _call(lambda: _submit(engine, who, lambda body, m: translate_delete(serviceInstanceId, body, m),
-                                           _json(raw, required=False), given))
+                                           _json(raw, request.headers, required=False), given))
 
     @router.get("/orchestrationRequests/v7/{requestId}")
     async def orchestration_request(requestId: RequestId, format: Format = None) -> JSONResponse:  # noqa: N803
@@ -199,7 +201,7 @@ def so_router(engine: LocalEngine) -> APIRouter:
         """Complete a manual task: responseValue retry | resume | manual (plan again from what is
         observed), abort (end the run, nothing undone), rollback (back to the state before the run)."""
         raw = await request.body()
-        return await _call(lambda: _complete(engine, who, taskId, _json(raw, required=True)))
+        return await _call(lambda: _complete(engine, who, taskId, _json(raw, request.headers, required=True)))
 
     return router
 
@@ -367,12 +369,19 @@ def _find(engine: LocalEngine, request_id: str) -> tuple[SoRecord, RunInfo]:
     return record, found[1]
 
 
-def _json(raw: bytes, *, required: bool) -> Any:
+def _json(raw: bytes, headers: Headers, *, required: bool) -> Any:
+    encoding = (headers.get("content-encoding") or "identity").strip().lower()
+    if raw and encoding != "identity":   # (a gzip body was "not JSON ('utf-8' codec can't decode byte 0x8b ...)")
+        raise SoError(415, f"{SO_REQUEST}: the body's Content-Encoding {clipped(encoding, 40)!r} is not taken: "
+                           "send the JSON as it is")
     if not raw.strip() and not required:
         return None
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:   # (Python's codec message, as /v1 said before)
+        raise SoError(400, f"{SO_REQUEST}: the body is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                           f"{exc.start:,}): send JSON in UTF-8") from None
+    except ValueError as exc:
         raise SoError(400, f"{SO_REQUEST}: the body is not JSON ({exc})") from None
     except RecursionError:   # (a body of 1 MiB may open half a million brackets)
         raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep") from None

@@ -322,6 +322,20 @@ def test_no_json_unknown_ids_and_bad_filters(so_api: httpx.Client) -> None:
     assert so_api.get("/v1/runs").json()["total"] == 0
 
 
+def test_a_compressed_body_is_415_saying_so(so_api: httpx.Client) -> None:
+    """A gzip body was "not JSON ('utf-8' codec can't decode byte 0x8b in position 1 ...)" (a sweep's), a body
+    not UTF-8 alike: each is said for what it is, as /v1 says it."""
+    import gzip
+
+    body = gzip.compress(json.dumps(INSTANTIATE).encode())
+    got = so_api.post(CREATE, content=body, headers={"content-type": "application/json", "content-encoding": "gzip"})
+    assert got.status_code == 415 and "Content-Encoding 'gzip' is not taken" in so_error(got), got.text
+    assert "codec" not in got.text and so_api.get("/v1/runs").json()["total"] == 0
+    latin = so_api.post(CREATE, content=json.dumps({"x": "caf\u00e9"}).encode().replace(b"\\u00e9", b"\xe9"),
+                        headers={"content-type": "application/json"})
+    assert latin.status_code == 400 and "not UTF-8 text (byte 0xe9 at offset 10)" in so_error(latin), latin.text
+
+
 def test_a_path_or_query_parameter_out_of_bounds_is_400_in_sos_shape(so_api: httpx.Client) -> None:
     """A path or query parameter FastAPI refuses was answered as /v1's 422 (an HTTP sweep's): SO's
     clients read requestError.serviceException."""
