@@ -917,6 +917,8 @@ def history(project: Path, journal: Path | str | None, as_json: bool) -> None:
     from ordo import runs
 
     runs.history(_console(), project, journal, as_json)
+    if not as_json:   # (a crashed run's RESULT is empty: what to do with it, as state and plan say)
+        _note_unfinished(project, journal)
 
 
 @cli.command()

@@ -302,6 +302,8 @@ def test_a_resumed_run_is_not_shown_with_its_last_stops_result(tmp_path):
     history = run_ordo("history", "-C", VFW, "--journal", path)
     shown = run_ordo("show", "1", "-C", VFW, "--journal", path)
     assert "crashed" in history.out and "left unfinished" not in history.out, history.out
+    # its RESULT is empty: what to do with it is said below the list, as `ordo state` says it
+    assert "Note: run 1 is crashed" in history.err and "`ordo resume 1`" in history.err, history.err
     assert "Apply crashed" not in shown.out and "resumed; when it stopped (interrupted)" in shown.out, shown.out
     assert "(then: no plan after failure: vfw)" in shown.out, shown.out
     running = RunInfo(id=1, created=0.0, updated=0.0, project="p", request="r", status="running", pid=None,
