@@ -112,6 +112,20 @@ def test_schema_is_json_schema(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "catalog.schema.json", "guards.schema.json", "inventory.schema.json", "project.schema.json",
         "request.schema.json"]
+    # every bound in JSON Schema's words: pydantic's "le", "ge" ... (a field of a number or null) were read by
+    # no editor, and the bound went unchecked as one typed (a docs sweep's)
+    def bounds(node, where=""):
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number"):
+                assert not {"le", "ge", "lt", "gt"} & set(node), where
+            for key, value in node.items():
+                yield from bounds(value, f"{where}/{key}")
+            yield from (where for key in node if key in ("minimum", "maximum", "exclusiveMinimum"))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from bounds(value, f"{where}[{i}]")
+    found = [where for path in tmp_path.glob("*.json") for where in bounds(json.loads(path.read_text()), path.name)]
+    assert "project.schema.json/$defs/SettingsSpec/properties/planning_workers/anyOf[0]" in found, found
     # a kind named: that one only (every one was written: the CLI sweep of 6 December)
     run = run_ordo("schema", "request", "--out-dir", tmp_path / "one")
     assert run.code == 0 and [p.name for p in (tmp_path / "one").iterdir()] == ["request.schema.json"], run.text
