@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.limits import LEAST_POLL_SECONDS, MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
+from domain.limits import LEAST_MEMORY_MB, LEAST_POLL_SECONDS, MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
 from domain.secrets import MASK, scrub, secret_name
 from domain.yamlsrc import Source, format_path
 
@@ -612,8 +612,9 @@ class SettingsSpec(_Strict):
                                          description="seconds grounding and solving may take together")
     max_replans: AtLeastZero = Field(3, le=MOST_REPLANS, description="re-plans one run may make after failures")
     memory_limit_mb: AtLeastOne | None = Field(
-        None, le=MOST_MEMORY_MB, description="megabytes grounding and solving may take (default 4096, or half "
-                                             "the machine's memory if that is less)")
+        None, ge=LEAST_MEMORY_MB, le=MOST_MEMORY_MB,
+        description="megabytes grounding and solving may take (default 4096, or half the machine's memory if that "
+                    "is less)")
     max_plan_mb: Annotated[float, NOT_BOOL] = Field(
         64, gt=0, le=16384, allow_inf_nan=False,
         description="largest plan file ordo reads back (apply and explain plan.json, plan --compare, "

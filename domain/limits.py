@@ -8,6 +8,9 @@ MOST_AT_ONCE = 10_000
 MOST_REPLANS = 1000
 #: Megabytes planning may be given (16 TB; more does not fit the system's limit).
 MOST_MEMORY_MB = 1 << 24
+#: ... and at least: under about 10 MB the solver cannot start its threads, and said only "Resource
+#: temporarily unavailable" (a settings.memory_limit_mb of 5 passed ordo check).
+LEAST_MEMORY_MB = 16
 #: Seconds a time limit may be (a solver's, an operation's, a controller's): some 23 days, below the
 #: longest one wait of the system's takes (2**31 ms: a command controller's timeout of 1e7 s, and a
 #: solve_timeout of 1e308, were "a bug in ordo").

@@ -30,7 +30,7 @@ from rich.console import Console
 
 from domain.errors import DiagnosticsError, OrdoError, clipped, first_of
 from domain.gcpause import paused_gc
-from domain.limits import LEAST_OP_SECONDS, MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
+from domain.limits import LEAST_MEMORY_MB, LEAST_OP_SECONDS, MOST_AT_ONCE, MOST_MEMORY_MB, MOST_REPLANS, MOST_SECONDS
 from executor.core.options import ON_FAILURE
 from ordo.safe import shown, shown_lines, terminal_safe
 
@@ -47,7 +47,7 @@ request_argument = click.argument("request", required=False, type=click.Path(dir
 #: Operations at once a run may be given (settings.concurrency's bound, the service's too).
 AT_ONCE = click.IntRange(min=1, max=MOST_AT_ONCE)
 memory_option = click.option(
-    "--memory-limit", type=click.IntRange(min=16, max=MOST_MEMORY_MB), metavar="MB",
+    "--memory-limit", type=click.IntRange(min=LEAST_MEMORY_MB, max=MOST_MEMORY_MB), metavar="MB",
     help="Memory grounding and solving may take (default settings.memory_limit_mb, else 4096 or half the memory).")
 
 

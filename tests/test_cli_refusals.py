@@ -873,3 +873,9 @@ def test_run_options_past_what_a_run_can_take_are_refused_before_anything_is_jou
     (vfw_copy / "ordo.yaml").write_text(text.replace("settings:\n", f"settings:\n  memory_limit_mb: {'9' * 14}\n", 1))
     run = run_ordo("plan", "-C", vfw_copy)
     assert run.code == 1 and "settings.memory_limit_mb: input should be less than or equal to 16777216" in run.err
+    # as few megabytes as the option refuses: ordo check said "Success!", and planning "the solver refused the
+    # policies' program (Resource temporarily unavailable)" (a docs sweep's)
+    (vfw_copy / "ordo.yaml").write_text(text.replace("settings:\n", "settings:\n  memory_limit_mb: 5\n", 1))
+    run = run_ordo("check", "-C", vfw_copy)
+    assert run.code == 1 and "settings.memory_limit_mb: input should be greater than or equal to 16" in run.err, \
+        run.text
