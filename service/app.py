@@ -159,7 +159,9 @@ class Problem(BaseModel):
 
 #: What each refusal means; every route documents those it can answer (the OpenAPI description).
 REFUSALS = {400: "The request cannot be read (e.g. a bad Content-Length, a body that is not UTF-8).",
-            401: "Credentials are needed.", 403: "A reader may only GET.",
+            401: "Credentials are needed.",
+            403: "A reader may only GET; a request that changes something may not come from another site's "
+                 "page; without credentials configured, a request must be addressed to a loopback name.",
             404: "No such run.", 409: "Not in this state, a resource is locked by another run, or the "
                                       "Idempotency-Key was used for another request.",
             413: "The body is over the size limit.",
@@ -531,7 +533,7 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
     # (no /docs or /redoc: FastAPI's pages load their scripts from a CDN, into this server's origin, where a
     # browser may hold credentials; /openapi.json describes the API to any viewer)
-    app = FastAPI(title="ordo", version="1", lifespan=lifespan, responses=refusals(400, 413, 415),
+    app = FastAPI(title="ordo", version="1", lifespan=lifespan, responses=refusals(400, 403, 413, 415),
                   docs_url=None, redoc_url=None,
                   description="Orchestration requests planned from models and policies, then carried out. "
                               "See docs/service.md.")

@@ -95,6 +95,17 @@ def test_without_credentials_only_loopback(vfw_copy: Path, monkeypatch: pytest.M
         Listen.parse("8080")
 
 
+def test_every_route_describes_the_403_it_answers_another_host(vfw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without credentials, a request addressed to any name but a loopback one is 403 on every route, the
+    health routes too, which the OpenAPI description did not list (a docs sweep's)."""
+    monkeypatch.delenv("ORDO_TOKENS", raising=False)
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=30) as api:
+        described = api.get("/openapi.json").json()["paths"]
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert api.get(path, headers={"Host": "evil.example"}).status_code == 403, path
+            assert "403" in described[path]["get"]["responses"], (path, described[path]["get"]["responses"])
+
+
 @pytest.mark.parametrize("text, message", [
     (f"{OPERATOR} admin portal", "role must be one of reader, operator"),
     ("short operator portal", "at least 16"),
