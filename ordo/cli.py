@@ -611,6 +611,14 @@ def apply(target: Path | None, project: Path, inventory: Path | None, extra_poli
     scope = None   # what the plan was solved on: said of a plan made here, not of a saved one
     if saved is not None:
         chosen = library.check_saved_plan(loaded, saved, str(target), timeout=timeout)
+        most = loaded.settings.concurrency
+        if concurrency is None and chosen.concurrency > most:
+            # (the plan's own, as `ordo plan --concurrency` made it, or as someone wrote it in: a plan from
+            # elsewhere ran 10,000 at once where the project says 10, and nothing said so, a docs sweep's)
+            _console(stderr=True).print(
+                f"[yellow]Warning:[/] the saved plan runs at most {chosen.concurrency} operations at once, more "
+                f"than the project's settings.concurrency ({most}): it was made with --concurrency, or edited; "
+                f"--concurrency {most} keeps the run to the project's.", highlight=False)
     else:
         from planner.core import make_plan
 

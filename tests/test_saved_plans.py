@@ -766,3 +766,15 @@ def test_an_edited_or_foreign_plan_is_not_said_to_be_stale(project, capsys, tmp_
     # explained, the plan whose digest was edited was said to be made from inputs that changed since (a review's)
     run = ordo(capsys, "explain", "-C", project, path.parent / "digest.json", "vfw")
     assert run.code == 1 and "the plan's digest is not the one of the inputs it names" in run.err, run.text
+
+
+def test_a_saved_plan_that_runs_more_at_once_than_the_project_says_is_said_to(project, capsys):
+    """A plan's concurrency is its own (`ordo plan --concurrency`): one edited to 10,000 re-plans the same
+    and ran 10,000 at once where the project's settings say 10, saying nothing (a docs sweep's)."""
+    path = edited(save(capsys, project), lambda d: d.update(concurrency=10000), "wide.json")
+    run = apply(capsys, project, path)
+    assert run.code == 0 and ("Warning: the saved plan runs at most 10000 operations at once, more than the "
+                              "project's settings.concurrency (10)") in run.err, run.text
+    kept = ordo(capsys, "apply", "-C", project, save(capsys, project, "narrow.json"), "--auto-approve",
+                "--simulation", project.parent / "smooth.yaml")
+    assert kept.code == 0 and "Warning: the saved plan" not in kept.err, kept.text
