@@ -112,8 +112,12 @@ _PAIR = re.compile(rf"(?i)(?<![\w.-])(?=[\w.-]*(?:{NAMES}))([\w.-]+)([\"']?\s*[:
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.DOTALL)
 #: A text that starts inside a private key: lines of base64 (indented, quoted, or ended by an escaped line
 #: break), then the key's END line. A text that only names such a line ("unexpected trailer -----END RSA
-#: PRIVATE KEY-----", "the file ends with ...") is left as it is (reviews').
-_PEM_HEADLESS = re.compile(r"(?:[ \t\"']*[A-Za-z0-9+/=]*[ \t\"',]*(?:\r?\n|\\r\\n|\\n))+[ \t\"']*"
+#: PRIVATE KEY-----", "the file ends with ...") is left as it is (reviews'). Each run of one class of
+#: characters is taken whole (possessive: the classes do not overlap, so nothing is given back): the
+#: spaces and quotes before and after a line's base64 were one run that either could take, and a text
+#: of spaces and quotes with no line break tried every split of it at each line (quadratic, more with
+#: each line: a controller's answer of 1 MB held `ordo apply` past its timeout and Ctrl-C, a sweep's).
+_PEM_HEADLESS = re.compile(r"(?:[ \t\"']*+[A-Za-z0-9+/=]*+[ \t\"',]*+(?:\r?\n|\\r\\n|\\n))++[ \t\"']*+"
                            r"-----END ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
 #: A JSON Web Token: three base64url parts, the first two JSON objects ("eyJ" is '{"').
 _JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")

@@ -611,3 +611,35 @@ def test_a_problems_own_words_after_a_secret_looking_name_are_kept() -> None:
     for key in ("api_token:HUNTER16", "x --token HUNTER11", "api_key: HUNTER12"):
         masked = source.diagnostic(("requires", key), f"unknown field '{key}'")
         assert "HUNTER" not in masked.summary + masked.path, masked
+
+
+def test_a_key_s_end_line_is_found_in_a_time_linear_in_the_text() -> None:
+    """Spaces and quotes before and after a line's base64 were one run either part of the pattern of a
+    key's lines could take: a text of them with no line break, then "-----END ", tried every split at
+    every line. 8 KB took 2 s to mask, and a controller's answer of 1 MB held `ordo apply` past its
+    timeout and Ctrl-C (a secrets sweep's). The pattern as it was and as it is match alike (on pieces
+    put together at random), and 1 MB of that text is masked in a process of its own before a minute
+    is out (the old pattern: days)."""
+    import random
+    import re
+    import subprocess
+    import sys
+
+    from domain import secrets
+
+    before = re.compile(r"(?:[ \t\"']*[A-Za-z0-9+/=]*[ \t\"',]*(?:\r?\n|\\r\\n|\\n))+[ \t\"']*"
+                        r"-----END ([A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
+    pieces = [" ", "\t", '"', "'", ",", "MIIE", "ab=", "/", "\n", "\r\n", "\\n", "\\r\\n", "x",
+              "-----END RSA PRIVATE KEY-----", "-----END EC PRIVATE KEY BLOCK-----", "-----END "]
+    rng = random.Random(20261207)
+    matched = 0
+    for _ in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        was, now = before.match(text), secrets._PEM_HEADLESS.match(text)
+        assert (was and (was.group(0), was.group(1))) == (now and (now.group(0), now.group(1))), text
+        matched += was is not None
+    assert matched > 100, matched
+    hostile = "import sys; from domain.secrets import scrub; print(len(scrub('\" ' * 500_000 + '-----END X')))"
+    done = subprocess.run([sys.executable, "-c", hostile], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0 and done.stdout.strip() == "1000010", done.stderr
