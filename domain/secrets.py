@@ -151,12 +151,22 @@ def scrub_sentence(text: str) -> str:
 
 
 _QUOTED = re.compile(r"'([^'\n]{1,4096})'")
+#: Query keys that hold secrets though NAMES does not name them: a shared access signature's.
+_SECRET_QUERY_KEYS = frozenset({"sig"})
 
 
-def scrub(text: str, *, pairs: bool = True) -> str:
+def _secret_query(match: re.Match[str]) -> str:
+    """A query's value masked where its key looks secret (``scrub`` without ``queries``)."""
+    key = match.group(1)
+    return f"{key}={MASK}" if secret_name(key) or key.lower() in _SECRET_QUERY_KEYS else match.group(0)
+
+
+def scrub(text: str, *, pairs: bool = True, queries: bool = True) -> str:
     """``text`` with the secret-looking parts masked (no known values: see Redactor.text); without
     ``pairs``, not a value after a secret-looking name ("token: x", "--password x"): for ordo's own
-    messages, where such a name is a resource's or a file's followed by what is wrong with it.
+    messages, where such a name is a resource's or a file's followed by what is wrong with it; without
+    ``queries``, a URL query's value only where its key looks secret (a value kept to be sent again or
+    compared: ``?region=r1`` masked in a param's URL, recorded so, never matched the request again).
     Each pattern is tried only where it could match: a user's password needs ``://`` and
     ``@``, a query string ``=``, a pair or a flag a secret-looking name (``ordo show`` of a run
     of 60,000 events tried all four on 230,000 strings: 5 s)."""
@@ -169,7 +179,7 @@ def scrub(text: str, *, pairs: bool = True) -> str:
     if "@" in text and "://" in text:
         text = _USERINFO.sub(rf"\1:{MASK}@", text)
     if "=" in text:
-        text = _QUERY.sub(rf"\1={MASK}", text)
+        text = _QUERY.sub(rf"\1={MASK}", text) if queries else _QUERY.sub(_secret_query, text)
     if not pairs or not _may_name(text) or SECRET_NAME.search(text) is None:   # (each match of _PAIR, _FLAG holds one)
         return text
     text = _PAIR.sub(rf"\1\2{MASK}", text)

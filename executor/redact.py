@@ -19,7 +19,9 @@ What counts as secret:
   as credentials (``Redactor.add_values``), at least :data:`MIN_VALUE`
   characters long, also percent-quoted or JSON-escaped;
 * in text: private keys in PEM and JSON Web Tokens, whatever holds them;
-  the values of URL query strings, the password of ``user:pass@``,
+  the values of URL query strings (in values, as params and outputs, only
+  under a secret-looking key: a value holding a secret is fingerprinted
+  whole, ``Redactor.tree``), the password of ``user:pass@``,
   ``name=value`` and ``name: value`` for secret-looking names (headers such as
   ``Authorization: Bearer ...``), and the argument after a secret-looking
   command-line flag (``--password X``).
@@ -87,6 +89,10 @@ _PAIR_NAMES = frozenset({"name", "key", "attribute_name", "paramname", "param_na
 _PAIR_VALUES = frozenset({"value", "attribute_value", "paramvalue", "param_value"})
 
 
+#: The keys of an event's data that hold values sent or answered (an intent's, a result's).
+_VALUES = frozenset({"inputs", "outputs"})
+
+
 class Redactor:
     """Masks secrets in trees and text. Thread-safe; learns names and values as controllers start."""
 
@@ -124,7 +130,8 @@ class Redactor:
                 bisect.insort(self._starts.setdefault(value[:MIN_VALUE], []), value, key=_LONGEST_FIRST)
             self._few = tuple(sorted(self._known, key=_LONGEST_FIRST)) if len(self._known) <= _LOOKED_UP else None
 
-    def text(self, text: str) -> str:
+    def text(self, text: str, *, queries: bool = True) -> str:
+        """``text`` with the known values and what looks secret masked (``queries``: see ``scrub``)."""
         values = self._few
         if values is None:   # many (a request's secrets): those whose first characters the text holds
             with self._lock:
@@ -133,7 +140,7 @@ class Redactor:
         for value in values:
             if value in text:
                 text = text.replace(value, MASK)
-        return scrub(text)
+        return scrub(text, queries=queries)
 
     def excerpt(self, text: str, most: int, *, end: bool = False) -> str:
         """At most ``most`` characters of ``text``, its start (or with ``end`` its end), masked
@@ -144,24 +151,32 @@ class Redactor:
         masked = self.text(text)
         return masked[-most:] if end else masked[:most]
 
-    def tree(self, data: Any, *, compared: bool = True) -> Any:
+    def tree(self, data: Any, *, compared: bool = True, values: bool = False) -> Any:
         """A copy of ``data`` with secret keys' values fingerprinted and every string masked.
         ``compared`` False: what nothing will compare (a copy kept to be shown, as SO's request records):
         secret values are masked whole, not fingerprinted (a salted SHA-256 of a weak password, shown to a
-        reader, was guessed in a hundred tries: an SO sweep's)."""
+        reader, was guessed in a hundred tries: an SO sweep's). ``values``: the tree holds values to be
+        sent again or compared (params, outputs, attributes), not text to show: a string that holds a
+        secret (a URL's password, a key, a known value) is fingerprinted whole, as a declared secret is,
+        and a URL's query is masked only under a key that looks secret. Masked in part, a value was
+        recorded as no value it had: sent so by the next run (an output read by a param), or never the
+        request's again (a param changed in every plan after, or no plan: a secrets sweep's)."""
         if isinstance(data, str):
+            if values:
+                return data if self.text(data, queries=False) == data else self._hide(data, compared)
             return self.text(data)
         if isinstance(data, Mapping):
             named = self._named_secrets(data)
-            return {k: self._hide(v, compared) if self._secret_key(k) or k in named else self.tree(v, compared=compared)
-                    for k, v in data.items()}
+            return {k: self._hide(v, compared) if self._secret_key(k) or k in named
+                    else self.tree(v, compared=compared, values=values) for k, v in data.items()}
         if isinstance(data, list | tuple):
-            return [self.tree(v, compared=compared) for v in data]
+            return [self.tree(v, compared=compared, values=values) for v in data]
         return data
 
     def event(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """An event's data; a plan (JSON the planner made from the models, no params) is kept as it is."""
-        return {k: v if k == "plan" else self._hide(v) if self._secret_key(k) else self.tree(v)
+        """An event's data; a plan (JSON the planner made from the models, no params) is kept as it is; the
+        params sent and the outputs answered are values (``tree``)."""
+        return {k: v if k == "plan" else self._hide(v) if self._secret_key(k) else self.tree(v, values=k in _VALUES)
                 for k, v in data.items()}
 
     def run(self, info: T) -> T:
@@ -173,7 +188,7 @@ class Redactor:
         policies read them (`protected: true`, an anti-affinity group), and a label key such as
         ``cpu-pin`` looks secret; fingerprinted, they changed what the next plan did (docs/security.md:
         labels hold no secrets)."""
-        attributes = self.tree(record.attributes)
+        attributes = self.tree(record.attributes, values=True)
         return record if attributes == record.attributes else record.model_copy(update={"attributes": attributes})
 
     def _secret_key(self, key: Any) -> bool:

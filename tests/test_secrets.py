@@ -643,3 +643,52 @@ def test_a_key_s_end_line_is_found_in_a_time_linear_in_the_text() -> None:
     done = subprocess.run([sys.executable, "-c", hostile], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0 and done.stdout.strip() == "1000010", done.stderr
+
+
+def test_a_value_with_a_query_or_a_password_in_it_is_recorded_so_the_next_plan_matches_it(vfw_copy: Path) -> None:
+    """Every string the journal kept was masked in part: a param's URL with a query (?region=r1) was
+    recorded as ?region=***, and every plan after updated it again, for ever; a connection string with a
+    password on a type with no update had no plan at all after its apply ("params changed, but the type
+    has no operation to apply them in place"), and an output's URL went masked to the params that read it
+    (a secrets sweep's). A value is kept whole unless it holds a secret; one that does is fingerprinted
+    whole, and compared so."""
+    request = vfw_copy / "requests" / "instantiate.yaml"
+    text = request.read_text()
+    text = text.replace("params: { cidr: 192.168.10.0/24 }",
+                        'params: { cidr: 192.168.10.0/24, dhcp_url: "http://dhcp.example/api?region=r1" }')
+    text = text.replace("              unprotected_net_id: ${unprotected-net.outputs.network_id}\n",
+                        "              unprotected_net_id: ${unprotected-net.outputs.network_id}\n"
+                        '              conn: "postgres://svc:db-pass-5150@db.example/app?sslmode=require"\n')
+    request.write_text(text)
+    applied = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation",
+                       vfw_copy / "simulations" / "smooth.yaml")
+    assert applied.code == 0, applied.text
+    again = run_ordo("plan", "-C", vfw_copy, "--detailed-exitcode")
+    assert again.code == 0 and "No changes." in again.out, again.text
+    exported = run_ordo("state", "-C", vfw_copy, "--export")
+    assert "dhcp_url: 'http://dhcp.example/api?region=r1'" in exported.out, exported.out
+    assert "db-pass-5150" not in exported.out and "conn: '<secret " in exported.out, exported.out
+    journal = b"".join(f.read_bytes() for f in (vfw_copy / ".ordo").glob("journal.db*"))
+    assert b"db-pass-5150" not in journal and b"region=r1" in journal
+    # the password changed is a change (masked in part, both would read the same)
+    request.write_text(text.replace("db-pass-5150", "db-pass-6160"))
+    changed = run_ordo("plan", "-C", vfw_copy, "--format", "json")
+    assert changed.code == 3 and "no operation to apply them in place" in changed.text, changed.text
+
+
+def test_what_an_event_keeps_of_values_sent_and_answered() -> None:
+    """An output's URL with a query is kept whole (it was masked, and the masked text sent to the params
+    that read it); one with a password is a fingerprint (never sent again: refused, naming the param);
+    an error's text is masked as before, its queries too."""
+    from domain.secrets import is_fingerprint
+    from executor.redact import Redactor
+
+    kept = Redactor(environ={}).event({
+        "outputs": {"network_id": "https://net.example/v2/networks?id=n-42", "dsn": "mysql://u:pw-4471@h/db",
+                    "sas": "https://blob.example/c?sv=1&sig=abc123"},
+        "inputs": {"url": "http://h/x?token=t-9981&page=2"},
+        "error": "GET https://net.example/v2/networks?id=n-42 failed"})
+    assert kept["outputs"]["network_id"] == "https://net.example/v2/networks?id=n-42"
+    assert is_fingerprint(kept["outputs"]["dsn"]) and is_fingerprint(kept["outputs"]["sas"])
+    assert is_fingerprint(kept["inputs"]["url"])
+    assert kept["error"] == "GET https://net.example/v2/networks?id=*** failed"

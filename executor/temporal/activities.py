@@ -221,7 +221,8 @@ class Activities:
                                                         payload["initial"]))
         # what the workflow's history keeps is redacted as the journal is: outputs, the error's text
         redactor = ex.journal.redactor
-        outcome = replace(outcome, outputs=redactor.tree(outcome.outputs) if outcome.outputs else outcome.outputs,
+        outcome = replace(outcome,
+                          outputs=redactor.tree(outcome.outputs, values=True) if outcome.outputs else outcome.outputs,
                           error=replace(outcome.error, message=redactor.text(outcome.error.message))
                           if outcome.error is not None else None)
         if outcome.error is not None and not outcome.error.transient:
