@@ -87,6 +87,13 @@ def test_reported_error_decides_scope(ctl: CommandController) -> None:
     assert info.value.scope == "target" and info.value.applied is False and "quota" in info.value.message
 
 
+def test_a_reported_applied_that_is_no_answer_is_not_known(ctl: CommandController) -> None:
+    """"applied": "maybe" was read as "not applied" (sent again without a look, a sweep's): not known."""
+    with pytest.raises(PermanentError) as info:
+        ctl.execute(request("unsure"))
+    assert info.value.applied is None and "half done?" in info.value.message
+
+
 def test_reported_error_can_be_transient(ctl: CommandController) -> None:
     with pytest.raises(TransientError) as info:
         ctl.execute(request("busy"))

@@ -26,7 +26,8 @@ and reads ``{"exists": bool, "state", "target", "attributes": {...},
 Exit codes: 0 is success; 75 (EX_TEMPFAIL) a TransientError whose effect is
 unknown; any other a PermanentError that was not applied, unless stdout is
 ``{"error": "...", "transient": true, "scope": "target", "applied": null,
-"code": "..."}`` (all but ``error`` optional), which then decides. A program
+"code": "..."}`` (all but ``error`` optional), which then decides (an ``applied``
+that is neither a boolean nor null: not known, as null). A program
 killed by a signal gives a PermanentError whose effect is unknown. A call
 that outlasts the timeout is killed with its whole process group and is a
 TransientError whose effect is unknown.
@@ -234,7 +235,7 @@ class CommandController:
         error: ControllerError = (TransientError if reported.get("transient") is True else PermanentError)(
             f"{detail}: {reported['error']}{stderr}",
             scope="target" if reported.get("scope") == "target" else "resource",
-            applied=applied if applied is None or isinstance(applied, bool) else False,
+            applied=applied if applied is None or isinstance(applied, bool) else None,   # (garbled: not known)
             code=_reported_code(reported.get("code"), code),
         )
         raise error
