@@ -17,7 +17,8 @@ What counts as secret:
 * known secret values anywhere in text: those of environment variables whose
   name looks secret, those a controller reads from the environment or sends
   as credentials (``Redactor.add_values``), at least :data:`MIN_VALUE`
-  characters long, also percent-quoted or JSON-escaped;
+  characters long, also percent-quoted or JSON-escaped (as Python, PHP and Go
+  escape); and in text, a value given under a declared secret's name;
 * in text: private keys in PEM and JSON Web Tokens, whatever holds them;
   the values of URL query strings (in values, as params and outputs, only
   under a secret-looking key: a value holding a secret is fingerprinted
@@ -33,6 +34,7 @@ import bisect
 import dataclasses
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -100,6 +102,7 @@ class Redactor:
                  environ: Mapping[str, str] | None = None) -> None:
         self._lock = threading.Lock()
         self._names: frozenset[str] = frozenset()
+        self._named: re.Pattern[str] | None = None   # a declared name's value in text (_named_values)
         self._known: set[str] = set()
         self._few: tuple[str, ...] | None = ()   # the known values, longest first, while _LOOKED_UP or fewer
         self._starts: dict[str, list[str]] = {}   # the known values by their first MIN_VALUE characters
@@ -111,6 +114,7 @@ class Redactor:
         """Declared secrets: values under these keys are fingerprinted wherever they occur."""
         with self._lock:
             self._names = self._names | frozenset(names)
+            self._named = _named_values(self._names)
 
     def add_values(self, values: Iterable[Any]) -> None:
         """Secret values to mask wherever they appear in text."""
@@ -120,7 +124,11 @@ class Redactor:
                 continue
             text = str(value)
             if len(text) >= MIN_VALUE:
-                forms |= {text, quote(text, safe=""), json.dumps(text)[1:-1]}
+                escaped = json.dumps(text)[1:-1]
+                # (also as other JSON writers escape it: '/' as PHP's, '<', '>', '&' as Go's)
+                other = escaped.replace("/", "\\/").replace("<", "\\u003c").replace(">", "\\u003e").replace(
+                    "&", "\\u0026")
+                forms |= {text, quote(text, safe=""), escaped, other}
         with self._lock:
             new = {f for f in forms if len(f) >= MIN_VALUE} - self._known
             if not new:
@@ -140,6 +148,9 @@ class Redactor:
         for value in values:
             if value in text:
                 text = text.replace(value, MASK)
+        named = self._named
+        if named is not None and any(name in text for name in self._names):
+            text = named.sub(_masked_value, text)
         return scrub(text, queries=queries)
 
     def excerpt(self, text: str, most: int, *, end: bool = False) -> str:
@@ -210,6 +221,26 @@ class Redactor:
         now on (an error that quotes it)."""
         self.add_values(_leaves(value))
         return fingerprint(value) if compared else MASK
+
+
+def _named_values(names: frozenset[str]) -> re.Pattern[str] | None:
+    """Where a text gives a value under a declared secret's name, whatever the name looks like
+    (``"kubeconfig": "..."``, ``admin_pw=...``): an answer that quotes a value not seen before (a
+    controller's unreadable output, its error) showed it whole, ``kubeconfig`` not being a name that
+    looks secret (a secrets sweep's). Each run of one class is taken whole (linear in the text)."""
+    spelled = sorted((re.escape(n) for n in names if isinstance(n, str) and n), key=len, reverse=True)
+    if not spelled:
+        return None
+    return re.compile(rf"(?<![\w.-])([\"']?)(?:{'|'.join(spelled)})\1(\s*+[:=]\s*+)"
+                      r"(?:\"(?:[^\"\\\n]|\\.)*+\"|'[^'\n]*+'|[^\s\"',;&}\]]++)")
+
+
+def _masked_value(match: re.Match[str]) -> str:
+    """A declared name and its value masked: quoted as it was quoted."""
+    whole, value_at = match.group(0), match.end(2) - match.start(0)
+    value = whole[value_at:]
+    quote_mark = value[0] if value[:1] in ("'", '"') else ""
+    return f"{whole[:value_at]}{quote_mark}{MASK}{quote_mark}"
 
 
 def _leaves(value: Any) -> list[Any]:

@@ -692,3 +692,22 @@ def test_what_an_event_keeps_of_values_sent_and_answered() -> None:
     assert is_fingerprint(kept["outputs"]["dsn"]) and is_fingerprint(kept["outputs"]["sas"])
     assert is_fingerprint(kept["inputs"]["url"])
     assert kept["error"] == "GET https://net.example/v2/networks?id=*** failed"
+
+
+def test_a_declared_secret_s_value_quoted_in_an_answer_is_masked_before_it_was_ever_seen() -> None:
+    """A controller's answer that ordo could not read (wrong types, not JSON, a 500's body) is quoted in
+    the error: a declared secret in it, whose name does not look secret (kubeconfig), was shown whole on
+    the screen, in the journal, `ordo show` and the event stream, its value never seen before (a secrets
+    sweep's). A known secret escaped as other JSON writers escape (PHP's \\/, Go's \\u0026) was shown too."""
+    from executor.redact import Redactor
+
+    redactor = Redactor(names=["kubeconfig", "admin_pw"], environ={})
+    said = redactor.text('\'exists\' has the wrong type: {"exists": "yes", "attributes": {"kubeconfig": '
+                         '"OBS-KUBE-\\"9911", "admin_pw": "OBS-8822", "zone": "az1"}} trailing; admin_pw=raw-7'
+                         " kubeconfig: plain-5 my_kubeconfig: kept")
+    assert said == ('\'exists\' has the wrong type: {"exists": "yes", "attributes": {"kubeconfig": "***", '
+                    '"admin_pw": "***", "zone": "az1"}} trailing; admin_pw=*** kubeconfig: *** my_kubeconfig: kept')
+    redactor.add_values(["Slash/Pw-4242", "a&b<c>d-secret"])
+    assert redactor.text('{"x":"Slash\\/Pw-4242","y":"a\\u0026b\\u003cc\\u003ed-secret"}') == '{"x":"***","y":"***"}'
+    assert Redactor(environ={}).text('{"kubeconfig": "shown: not declared here"}') == \
+        '{"kubeconfig": "shown: not declared here"}'
