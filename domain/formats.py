@@ -802,8 +802,8 @@ def parse(model: type[M], source: Source, base: tuple = ()) -> M:
                               f"quote it ('{written}')")
                 line, column = source.where_key(base + loc)
                 problems.append(Diagnostic(file=source.file, line=line, column=column,
-                                           path=format_path(source.prefix + base + loc), summary=summary, detail=detail,
-                                           code="schema"))
+                                           path=scrub(format_path(source.prefix + base + loc)), summary=summary,
+                                           detail=detail, code="schema"))
                 continue
             summary, detail = _describe(error, model, loc)
             problems.append(source.diagnostic(base + loc, summary, detail, code="schema"))

@@ -595,6 +595,10 @@ def test_a_secret_in_a_fields_name_or_a_reference_is_not_quoted(vfw_copy: Path,
                                     'customer: "${https://u:HUNTER3@h.outputs.x}", other: demo', 1))
     code, out = ordo(capsys, "plan", "-C", vfw_copy, "--format", "json")
     assert code == 1 and "unknown field" in out and "HUNTER" not in out, out
+    # a key that is no name: its path was quoted whole, the message masked (a secrets sweep's)
+    (vfw_copy / "r8.yaml").write_text('services:\n  "s1?token=NAME-SECRET-9":\n    params: {a: 1}\n')
+    code, out = ordo(capsys, "plan", "-C", vfw_copy, vfw_copy / "r8.yaml")
+    assert code == 1 and "services.s1?token=***: invalid name" in out and "NAME-SECRET" not in out, out
 
 
 def test_a_problems_own_words_after_a_secret_looking_name_are_kept() -> None:
