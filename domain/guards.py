@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.formats import AboveZero, AtLeastZero, Name, _Strict, parse
+from domain.formats import AboveZero, AtLeastZero, Name, _Strict, parse, quoted
 from domain.limits import MOST_SECONDS
 from domain.yamlsrc import PathKey, Source, format_path, load_yaml
 
@@ -310,6 +310,7 @@ def load_guard_file(path: Path, display: str) -> tuple[list[Guard], Source, list
         specs = list(enumerate(parse(GuardsFile, src).guards))
     except DiagnosticsError as exc:
         specs, problems = _well_formed(src, exc), list(exc.diagnostics)
+        problems += _named_twice(src, {index for index, _ in specs})
     guards: list[Guard] = []
     for index, spec in specs:
         base: PathKey = ("guards", index)
@@ -330,6 +331,24 @@ def _well_formed(src: Source, failed: DiagnosticsError) -> list[tuple[int, Guard
         with contextlib.suppress(ValidationError):   # (named already; Source.sub per guard read the file's
             specs.append((index, GuardSpec.model_validate(item)))   # positions once each: quadratic, a review's)
     return specs
+
+
+def _named_twice(src: Source, well_formed: set[int]) -> list[Diagnostic]:
+    """The guards of a file that did not validate whole that take a name an earlier one took, where
+    either is not well formed (check_guards names those of two well-formed ones): a guard with other
+    problems hid that the next one of its name was defined twice (a docs sweep's)."""
+    problems: list[Diagnostic] = []
+    first: dict[str, int] = {}
+    for index, item in enumerate(src.data["guards"]):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first and not {index, first[name]} <= well_formed:
+            problems.append(src.diagnostic(("guards", index, "name"), f"guard {quoted(name)} is defined twice",
+                                           f"first at {src.file}:{src.where(('guards', first[name]))[0]}",
+                                           code="guards"))
+        first.setdefault(name, index)
+    return problems
 
 
 def check_guards(guards: list[Guard], sources: dict[str, Source], model: Any) -> list[Diagnostic]:

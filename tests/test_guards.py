@@ -187,6 +187,16 @@ def test_every_problem_of_every_guard_at_once(vfw_copy):
         "guards.yaml:12:11: error: guards[3].name: guard 'h' is defined twice (first at guards.yaml:5)"]
 
 
+def test_a_name_taken_twice_is_said_when_the_first_does_not_validate(vfw_copy):
+    """A guard with an unknown field hid that the next one took its name (a docs sweep's)."""
+    write_guards(vfw_copy, "guards:\n  - {name: g, kind: rate_limt, secnds: 1}\n"
+                           "  - {name: g, kind: freeze, daily: '22:00-06:00'}\n")
+    assert problems(vfw_copy) == [
+        "guards.yaml:2:21: error: guards[0].kind: unknown kind 'rate_limt' (did you mean 'rate_limit'?)",
+        "guards.yaml:2:40: error: guards[0].secnds: unknown field 'secnds' (did you mean 'seconds'?)",
+        "guards.yaml:3:12: error: guards[1].name: guard 'g' is defined twice (first at guards.yaml:2)"]
+
+
 def test_missing_guard_file_points_into_ordo_yaml(vfw_copy):
     (vfw_copy / "guards.yaml").unlink()
     assert problems(vfw_copy) == ["ordo.yaml:19:5: error: guards[0]: no such guard file 'guards.yaml'"]
