@@ -993,6 +993,10 @@ class Executor:
                 counts["unfinished"] += 1
             elif before == initial and now == initial:
                 continue  # created and removed again (a rollback): no net change
+            elif before == initial and now != initial and name not in rs.touched:
+                # found there by an observation (an operation refused as already done; a record forgotten
+                # with `ordo state rm`): this run made nothing (it was counted "1 created", an operator's sweep)
+                counts["found"] = counts.get("found", 0) + 1
             elif before == initial and now != initial:
                 counts["created"] += 1
             elif before != initial and now == initial:

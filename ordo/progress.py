@@ -164,6 +164,8 @@ def summary_line(status: str, summary: dict[str, Any]) -> str:
     tail = f"; {replans} re-plan" + ("s" if replans != 1 else "") if replans else ""
     unfinished = summary.get("unfinished", 0)
     left = f"; {unfinished} left unfinished" if unfinished else ""
+    found = summary.get("found", 0)
+    left += f"; {found} found there already" if found else ""
     head = {"complete": "Apply complete", "fallout": "Apply fell out", "interrupted": "Apply interrupted",
             "aborted": "Apply aborted", "rolled_back": "Apply rolled back", "failed": "Apply failed"}.get(
         status, f"Apply {status}")

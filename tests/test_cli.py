@@ -376,3 +376,19 @@ def test_an_abort_asked_again_before_the_run_stops_writes_nothing_more(tmp_path)
     assert again.out.startswith(f"Abort requested: run {run}"), again.text
     with Journal(path, create=False) as jr:
         assert len([e for e in jr.events(run) if e.kind == "abort-requested"]) == 2
+
+
+def test_a_resource_found_there_already_is_not_counted_created(vfw_copy: Path) -> None:
+    """A record forgotten (`ordo state rm`), then applied again: the assign is refused (the resource is
+    active), an observation finds it so, the re-plan has nothing to do, and the summary said "1 created"
+    of a run that made nothing (an operator's sweep)."""
+    quick = vfw_copy / "quick.yaml"
+    quick.write_text("seed: 1\nlatency: 0\n")
+    first = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", quick)
+    assert first.code == 0 and "Apply complete: 10 created" in first.out, first.text
+    assert run_ordo("state", "rm", "vfw-logs", "-C", vfw_copy).code == 0
+    again = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", quick)
+    assert again.code == 0 and "Apply complete: 0 created, 0 changed, 0 deleted; 1 found there already" in again.out, \
+        again.text
+    listed = run_ordo("history", "-C", vfw_copy, "--json")
+    assert [run["summary"].get("found") for run in json.loads(listed.out)] == [None, 1], listed.out
