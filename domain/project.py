@@ -257,6 +257,7 @@ def load_project(
     observed_sha256: str | None = None,
     observed_in_flight: Callable[[], Collection[str]] | None = None,
     catalog: list[Path | Source] | None = None,
+    read: tuple[Path, ProjectFile, Source] | None = None,
 ) -> Project:
     """Load and validate a project. Raises DiagnosticsError listing every problem.
 
@@ -271,12 +272,13 @@ def load_project(
     digest, when the caller has it already: executor.journal.StateCopy).
     ``request``, ``inventory`` and ``catalog`` (which replaces the project's
     catalog files) may also be sources already loaded, such as a model
-    written inline in a policy test file.
+    written inline in a policy test file; ``read``, the project file read already
+    (``read_project_file``: ``ordo check``'s, without its entries that have schema errors).
 
     The model of a large project's own files is kept (``.ordo/cache/model``, domain.modelcache) and
     read back by the next load of the very same inputs instead of being built again.
     """
-    root, project, proj_src = read_project_file(root)
+    root, project, proj_src = read if read is not None else read_project_file(root)
     cache = root / PARSE_CACHE
     problems: list[Diagnostic] = []
     inputs = [(proj_src.file, proj_src.sha256)]

@@ -27,9 +27,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from domain.errors import Diagnostic, DiagnosticsError
-from domain.formats import CatalogFile, InventoryFile, ProjectFile, RequestFile
+from domain.formats import CatalogFile, InventoryFile, ProjectFile, RequestFile, parse
 from domain.model import Model
-from domain.project import _locate, display_path, load_project, project_policy_files, read_project_file
+from domain.project import _locate, display_path, load_project, project_folder, project_policy_files, read_project_file
 from domain.yamlsrc import PathKey, Source, format_path, load_yaml
 from planner.core import all_policy_files, checked_program
 from planner.facts import model_facts
@@ -45,15 +45,50 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     wrong) of the catalog's controllers, given the project's folder, as the layer that makes them
     judges them (``executor.controllers.controller_problems``: the planner does not know the adapters)."""
     diagnostics: list[Diagnostic] = []
+    pruned: set[str] = set()   # what the entries of the project file left out are named (_markers)
     try:
         root, project_file, src = read_project_file(root)
     except DiagnosticsError as exc:
-        return exc.diagnostics
+        # the rest checked without the entries that have schema errors (an unknown policy named in
+        # policies.enforcement was said only once a level's typo beside it was mended: a sweep's)
+        second = _without_bad_entries(root, pruned)
+        if second is None:
+            return exc.diagnostics
+        root, project_file, src = second
+        rest = _check(root, project_file, src, request, inventory, controller_problems, [], read=second)
+        return sorted(set(exc.diagnostics) | {d for d in rest if not any(m in f"{d.summary} {d.detail}"
+                                                                         for m in pruned)})
+    return _check(root, project_file, src, request, inventory, controller_problems, diagnostics)
+
+
+def _without_bad_entries(root: Path | str, pruned: set[str]) -> tuple[Path, ProjectFile, Source] | None:
+    """The project file without its entries that have schema errors (their names to ``pruned``); None
+    when it cannot be read at all, or nothing is left to check without them."""
+    folder, root_file = project_folder(root)
+    try:
+        src = load_yaml(root_file, display_path(root_file, folder))
+    except DiagnosticsError:
+        return None
+    cut = _without_schema_errors(src, ProjectFile, pruned)
+    if cut is None:
+        return None
+    try:
+        return folder, parse(ProjectFile, cut), cut
+    except DiagnosticsError:
+        return None
+
+
+def _check(root: Path, project_file: ProjectFile, src: Source, request: Path | str | None,
+           inventory: Path | str | None,
+           controller_problems: Callable[[dict, Path], list[tuple[str, str, str]]] | None,
+           diagnostics: list[Diagnostic], read: tuple[Path, ProjectFile, Source] | None = None) -> list[Diagnostic]:
+    """``check`` of a project file read (``read``: one that is not the file as it is, for the models to load
+    with)."""
     paths, problems = project_policy_files(root, project_file, src)
     diagnostics += problems
     files, problems = all_policy_files(project_file.policies.library, paths, root, src)
     diagnostics += problems
-    model, problems = _load_model(root, project_file, request, inventory)
+    model, problems = _load_model(root, project_file, request, inventory, read)
     diagnostics += problems
     if model is not None:
         catalogs = _catalog_sources([root / rel for rel in project_file.catalog], root)
@@ -87,11 +122,12 @@ def check(root: Path | str = ".", request: Path | str | None = None,
     return sorted(set(diagnostics))
 
 
-def _load_model(root: Path, project_file: ProjectFile, request, inventory) -> tuple[Model | None, list[Diagnostic]]:
+def _load_model(root: Path, project_file: ProjectFile, request, inventory,
+                read: tuple[Path, ProjectFile, Source] | None = None) -> tuple[Model | None, list[Diagnostic]]:
     """The model and the models' problems: all of them, also those a schema
     error elsewhere would hide (see the module's docstring)."""
     try:
-        return load_project(root, request, inventory, need_request=False).model, []
+        return load_project(root, request, inventory, need_request=False, read=read).model, []
     except DiagnosticsError as exc:
         first = exc.diagnostics
     catalogs = [(root / rel, CatalogFile) for rel in project_file.catalog]
@@ -118,7 +154,7 @@ def _load_model(root: Path, project_file: ProjectFile, request, inventory) -> tu
         return None, first
     *catalog_sources, inv_src, req_src = sources
     try:
-        load_project(root, req_src, inv_src, need_request=False, catalog=catalog_sources)
+        load_project(root, req_src, inv_src, need_request=False, catalog=catalog_sources, read=read)
     except DiagnosticsError as exc:
         return None, first + [d for d in exc.diagnostics if not any(m in f"{d.summary} {d.detail}" for m in pruned)]
     return None, first
@@ -185,6 +221,8 @@ def _markers(loc: PathKey, value) -> set[str]:
     """What problems about an entry left out say: its names, quoted, and
     'unknown <kind>' when it is (in) a section of named things."""
     out = {f"'{name}'" for name in _names(value, loc[-1])}
+    if isinstance(value, str):   # (a list's entry: a policy's name, a file's)
+        out.add(f"'{value}'")
     out |= {_UNKNOWN[part] for part in loc[-2:] if isinstance(part, str) and part in _UNKNOWN}
     return out
 

@@ -803,6 +803,25 @@ def test_problems_in_several_files_reported_together(project: Project) -> None:
     )
 
 
+def test_a_project_file_with_schema_errors_is_checked_past_them(project: Project) -> None:
+    """A level mistyped in policies.enforcement hid that the entry beside it named no loaded policy, and
+    every other file's problems: each was said only once the schema error was mended (a sweep's). The rest
+    is checked without the entries that have schema errors, and nothing is said of those entries twice."""
+    project.replace(ORDO, "  files:", "  enforcement:\n    capacty: { level: soft }\n"
+                                      "    anti-affinity: { level: sotf }\n  files:")
+    project.replace(ORDO, "    - capacity\n", "    - capacity\n    - 7\n")
+    project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
+    result = project.check()
+    assert_reported(result,
+                    "ordo.yaml:15:14: error: policies.enforcement.capacty: no loaded policy is named 'capacty' "
+                    "(did you mean 'capacity'?)",
+                    "ordo.yaml:16:29: error: policies.enforcement.anti-affinity.level: input should be 'hard', "
+                    "'soft' or 'advisory'",
+                    "catalog.yaml:51:17: error: types.service.controller: unknown controller 'soo' "
+                    "(did you mean 'so'?)")
+    assert len(result.diagnostics) == 4 and sum("library[1]" in d for d in result.diagnostics) == 1, result.stderr
+
+
 def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
     project.write(POLICY, "% comment\nbar(X,Y) :- op(X,_).\n")
     project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
