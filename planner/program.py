@@ -402,6 +402,8 @@ def _parse_new(path: Path, source: str, sha256: str, display: str, origin: str, 
     unreadable = _unreadable_character(source, display) or _too_deep(source, display)
     if unreadable is not None:
         diagnostics.append(unreadable)
+        if source.startswith("\ufeff") and (other := _unreadable_character(" " + source[1:], display)) is not None:
+            diagnostics.append(other)   # (the first one after the mark, which hid it: a policy author's sweep)
         return pfile, includes
     relocate = _Relocate(str(path)) if includes or text != source else None
 

@@ -643,6 +643,13 @@ POLICY_CASES = [
         ["policies/config-after-modules.lp:1:1: error: a byte order mark (U+FEFF) is not allowed outside a string "
          "or a comment (save the file as UTF-8 without one)"],
         id="byte-order-mark"),
+    pytest.param(   # (the mark hid the accent: one was said at a time, a policy author's sweep)
+        ((POLICY, None, b"\xef\xbb\xbf%@ name: x\nfoo(caf\xc3\xa9).\n"),),
+        ["policies/config-after-modules.lp:1:1: error: a byte order mark (U+FEFF) is not allowed outside a string "
+         "or a comment (save the file as UTF-8 without one)",
+         "policies/config-after-modules.lp:2:8: error: '\u00e9' (U+00E9) is not allowed outside a string or a comment "
+         "(clingo reads only ASCII there: write it in ASCII, or inside a string)"],
+        id="byte-order-mark-and-another"),
     pytest.param(
         ((ORDO, "    - policies/config-after-modules.lp", "    - policies/missing.lp"),),
         ["ordo.yaml:14:7: error: policies.files[0]: no such policy file 'policies/missing.lp'"],
