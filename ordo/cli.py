@@ -259,13 +259,16 @@ ERRORS_REPEATED_PAST = 20
 @request_argument
 @project_option
 @inventory_option
-def check(request: Path | None, project: Path, inventory: Path | None) -> None:
+@click.option("--policy", "extra_policies", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Add a policy file, as ordo plan --policy adds it (repeatable).")
+def check(request: Path | None, project: Path, inventory: Path | None, extra_policies: tuple[Path, ...]) -> None:
     """Validate models and policies; report every problem at once."""
     from executor.controllers import controller_problems
     from ordo import render
     from planner.check import check as run_check
 
-    found = run_check(project, request, inventory, controller_problems=controller_problems)
+    found = run_check(project, request, inventory, controller_problems=controller_problems,
+                      extra_policies=list(extra_policies))
     errors = [d for d in found if d.severity == "error"]
     warnings = sum(d.severity == "warning" for d in found)
     render.diagnostics(_console(stderr=True), found)

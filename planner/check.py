@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -29,7 +29,15 @@ from pydantic import ValidationError
 from domain.errors import Diagnostic, DiagnosticsError
 from domain.formats import CatalogFile, InventoryFile, ProjectFile, RequestFile, parse
 from domain.model import Model
-from domain.project import _locate, display_path, load_project, project_folder, project_policy_files, read_project_file
+from domain.project import (
+    _locate,
+    _not_a_policy_file,
+    display_path,
+    load_project,
+    project_folder,
+    project_policy_files,
+    read_project_file,
+)
 from domain.yamlsrc import PathKey, Source, format_path, load_yaml
 from planner.core import all_policy_files, checked_program
 from planner.facts import model_facts
@@ -40,10 +48,12 @@ from planner.solve import ground_only
 
 def check(root: Path | str = ".", request: Path | str | None = None,
           inventory: Path | str | None = None, *,
-          controller_problems: Callable[[dict, Path], list[tuple[str, str, str]]] | None = None) -> list[Diagnostic]:
+          controller_problems: Callable[[dict, Path], list[tuple[str, str, str]]] | None = None,
+          extra_policies: Sequence[Path] = ()) -> list[Diagnostic]:
     """Every problem of the project, at once. ``controller_problems``: (controller, its field, what is
     wrong) of the catalog's controllers, given the project's folder, as the layer that makes them
-    judges them (``executor.controllers.controller_problems``: the planner does not know the adapters)."""
+    judges them (``executor.controllers.controller_problems``: the planner does not know the adapters).
+    ``extra_policies``: policy files added, as ``ordo plan --policy`` adds them."""
     diagnostics: list[Diagnostic] = []
     pruned: set[str] = set()   # what the entries of the project file left out are named (_markers)
     try:
@@ -55,10 +65,11 @@ def check(root: Path | str = ".", request: Path | str | None = None,
         if second is None:
             return exc.diagnostics
         root, project_file, src = second
-        rest = _check(root, project_file, src, request, inventory, controller_problems, [], read=second)
+        rest = _check(root, project_file, src, request, inventory, controller_problems, [], read=second,
+                      extra=extra_policies)
         return sorted(set(exc.diagnostics) | {d for d in rest if not any(m in f"{d.summary} {d.detail}"
                                                                          for m in pruned)})
-    return _check(root, project_file, src, request, inventory, controller_problems, diagnostics)
+    return _check(root, project_file, src, request, inventory, controller_problems, diagnostics, extra=extra_policies)
 
 
 def _without_bad_entries(root: Path | str, pruned: set[str]) -> tuple[Path, ProjectFile, Source] | None:
@@ -81,11 +92,14 @@ def _without_bad_entries(root: Path | str, pruned: set[str]) -> tuple[Path, Proj
 def _check(root: Path, project_file: ProjectFile, src: Source, request: Path | str | None,
            inventory: Path | str | None,
            controller_problems: Callable[[dict, Path], list[tuple[str, str, str]]] | None,
-           diagnostics: list[Diagnostic], read: tuple[Path, ProjectFile, Source] | None = None) -> list[Diagnostic]:
+           diagnostics: list[Diagnostic], read: tuple[Path, ProjectFile, Source] | None = None,
+           extra: Sequence[Path] = ()) -> list[Diagnostic]:
     """``check`` of a project file read (``read``: one that is not the file as it is, for the models to load
-    with)."""
+    with; ``extra``: policy files added)."""
     paths, problems = project_policy_files(root, project_file, src)
     diagnostics += problems
+    diagnostics += [Diagnostic(file=str(p), summary=_not_a_policy_file(p)) for p in extra if not p.is_file()]
+    paths = [*paths, *(p for p in extra if p.is_file())]
     files, problems = all_policy_files(project_file.policies.library, paths, root, src)
     diagnostics += problems
     model, problems = _load_model(root, project_file, request, inventory, read)

@@ -829,6 +829,16 @@ def test_a_project_file_with_schema_errors_is_checked_past_them(project: Project
     assert len(result.diagnostics) == 4 and sum("library[1]" in d for d in result.diagnostics) == 1, result.stderr
 
 
+def test_a_policy_file_added_on_the_command_line_is_checked(project: Project) -> None:
+    """`ordo plan --policy FILE` refuses what is wrong in FILE; `ordo check` had no --policy to find it first
+    (a policy author's sweep)."""
+    project.write("extra.lp", "%@ name: extra\nfoo(X) :- reachs(X,_).\n")
+    assert_reports(project.check("--policy", "vfw/extra.lp", "--policy", "vfw/gone.lp"),
+                   "extra.lp:2:11: error: predicate 'reachs/2' is read but never defined (did you mean "
+                   "'reaches/2'?)",
+                   "vfw/gone.lp: error: no such policy file")
+
+
 def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
     project.write(POLICY, "% comment\nbar(X,Y) :- op(X,_).\n")
     project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
