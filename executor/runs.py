@@ -542,7 +542,7 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             if status != "running" and load_client().workflow_gone(info.options["temporal"], jr.id, run_id):
                 _close_aborted(jr, info, status, f"aborted while {status} (its workflow gone)", record)
                 return f"Run {run_id} aborted (it was {status}, its workflow gone); nothing was undone."
-            _ask_abort(jr, run_id, record)
+            _ask_abort(jr, info, record)
             try:
                 load_client().stop_workflow(info.options["temporal"], jr.id, run_id, "aborted")
             except TemporalError as exc:
@@ -551,7 +551,7 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
             return (f"Abort requested: run {run_id} (a Temporal workflow) will stop once its operations "
                     "in flight finish.")
         if status == "running":
-            asked = "Abort requested" if _ask_abort(jr, run_id, record) else "Abort already requested"
+            asked = "Abort requested" if _ask_abort(jr, info, record) else "Abort already requested"
             return f"{asked}: run {run_id} (pid {info.pid}) will stop once its operations in flight finish."
         if on_temporal(jr, info) and status in ("fallout", "superseded"):
             from executor.temporal import load_client
@@ -571,13 +571,16 @@ def abort(project: Path, journal: JournalArg, run_id: int, *, record: dict[str, 
         raise ExecutionError(f"run {run_id} is {status}: there is nothing to abort")
 
 
-def _ask_abort(jr: Journal, run_id: int, record: dict[str, Any]) -> bool:
+def _ask_abort(jr: Journal, info: RunInfo, record: dict[str, Any]) -> bool:
     """Journal that a running run is asked to stop, unless it was asked since it last started or
-    resumed (each abort asked was an event: a client retrying wrote one per try). Whether it wrote."""
-    last = jr.last_event(run_id, kinds=("abort-requested", "run-started", "resumed", "run-ended"))
-    if last is not None and last.kind == "abort-requested":
+    resumed, of the process that holds it now (each abort asked was an event: a client retrying wrote
+    one per try; a run taken over to be resumed, before it says it resumed, is asked anew: the abort
+    asked of the process before is not one it reads, a review's). Whether it wrote."""
+    holder = {"held_by": [info.host, info.pid]}
+    last = jr.last_event(info.id, kinds=("abort-requested", "run-started", "resumed", "run-ended"))
+    if last is not None and last.kind == "abort-requested" and last.data.get("held_by") == holder["held_by"]:
         return False
-    jr.append(run_id, [Event("abort-requested", data={"pid": os.getpid(), **record})])
+    jr.append(info.id, [Event("abort-requested", data={"pid": os.getpid(), **holder, **record})])
     return True
 
 
