@@ -33,7 +33,7 @@ from domain.errors import DiagnosticsError, OrdoError
 from domain.formats import ObservedResource, is_name, quoted
 from domain.model import MISSING, Model, Resource, observed_record, resolve_value
 from domain.project import Project, display_path
-from domain.secrets import redacted, same_value
+from domain.secrets import is_fingerprint, redacted, same_value
 from executor.claims import plan_beside, run_claims, targets_only
 from executor.controllers import (
     Controller,
@@ -1083,8 +1083,8 @@ class Executor:
 
         def value_of(producer: str, output: str) -> Any:
             value = found(producer, output)
-            if redacted(value):   # (masked in part, by a journal from before values were fingerprinted: the
-                raise SecretUnavailable(producer, output)   # mask was sent in the value's place, a sweep's)
+            if is_fingerprint(value):   # (not any value holding "***": "card ****1234" is an output as any other)
+                raise SecretUnavailable(producer, output)
             return value
 
         def found(producer: str, output: str) -> Any:

@@ -91,8 +91,9 @@ _PAIR_NAMES = frozenset({"name", "key", "attribute_name", "paramname", "param_na
 _PAIR_VALUES = frozenset({"value", "attribute_value", "paramvalue", "param_value"})
 
 
-#: The keys of an event's data that hold values sent or answered (an intent's, a result's).
-_VALUES = frozenset({"inputs", "outputs"})
+#: The keys of an event's data that hold values sent or answered (an intent's, a result's), or recorded (a
+#: run's snapshot of what it starts from: a rollback rebuilt from the journal sends its params back).
+_VALUES = frozenset({"inputs", "outputs", "snapshot"})
 
 
 class Redactor:
