@@ -151,8 +151,10 @@ def scrub_sentence(text: str) -> str:
 
 
 _QUOTED = re.compile(r"'([^'\n]{1,4096})'")
-#: Query keys that hold secrets though NAMES does not name them: a shared access signature's.
-_SECRET_QUERY_KEYS = frozenset({"sig"})
+#: Query keys that hold secrets though NAMES does not name them (a word alone, where a name that only
+#: holds it is no secret): a shared access signature's, an API key's (?key=, as Google's), an auth
+#: token's (?auth=, as Firebase's), a password's.
+_SECRET_QUERY_KEYS = frozenset({"sig", "key", "auth", "pw", "pass"})
 
 
 def _secret_query(match: re.Match[str]) -> str:

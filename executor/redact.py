@@ -104,6 +104,7 @@ class Redactor:
         self._lock = threading.Lock()
         self._names: frozenset[str] = frozenset()
         self._named: re.Pattern[str] | None = None   # a declared name's value in text (_named_values)
+        self._low_names: frozenset[str] = frozenset()
         self._known: set[str] = set()
         self._few: tuple[str, ...] | None = ()   # the known values, longest first, while _LOOKED_UP or fewer
         self._starts: dict[str, list[str]] = {}   # the known values by their first MIN_VALUE characters
@@ -115,6 +116,7 @@ class Redactor:
         """Declared secrets: values under these keys are fingerprinted wherever they occur."""
         with self._lock:
             self._names = self._names | frozenset(names)
+            self._low_names = frozenset(n.lower() for n in self._names if isinstance(n, str) and n)
             self._named = _named_values(self._names)
 
     def add_values(self, values: Iterable[Any]) -> None:
@@ -126,10 +128,11 @@ class Redactor:
             text = str(value)
             if len(text) >= MIN_VALUE:
                 escaped = json.dumps(text)[1:-1]
-                # (also as other JSON writers escape it: '/' as PHP's, '<', '>', '&' as Go's)
-                other = escaped.replace("/", "\\/").replace("<", "\\u003c").replace(">", "\\u003e").replace(
-                    "&", "\\u0026")
-                forms |= {text, quote(text, safe=""), escaped, other}
+                # (also as other JSON writers escape it: '/' as PHP's, '<', '>', '&' as Go's; each alone, or
+                # both: one form of the two was no value PHP or Go writes, a review's)
+                php = escaped.replace("/", "\\/")
+                go = escaped.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+                forms |= {text, quote(text, safe=""), escaped, php, go, go.replace("/", "\\/")}
         with self._lock:
             new = {f for f in forms if len(f) >= MIN_VALUE} - self._known
             if not new:
@@ -150,8 +153,10 @@ class Redactor:
             if value in text:
                 text = text.replace(value, MASK)
         named = self._named
-        if named is not None and any(name in text for name in self._names):
-            text = named.sub(_masked_value, text)
+        if named is not None:
+            low = text.lower()   # (in any case: KUBECONFIG=...)
+            if any(name in low for name in self._low_names):
+                text = _mask_named(text, named)
         return scrub(text, queries=queries)
 
     def excerpt(self, text: str, most: int, *, end: bool = False) -> str:
@@ -225,23 +230,113 @@ class Redactor:
 
 
 def _named_values(names: frozenset[str]) -> re.Pattern[str] | None:
-    """Where a text gives a value under a declared secret's name, whatever the name looks like
-    (``"kubeconfig": "..."``, ``admin_pw=...``): an answer that quotes a value not seen before (a
-    controller's unreadable output, its error) showed it whole, ``kubeconfig`` not being a name that
-    looks secret (a secrets sweep's). Each run of one class is taken whole (linear in the text)."""
+    """Where a text gives a value under a declared secret's name, whatever the name looks like: after
+    ``"kubeconfig":``, ``admin_pw=``, ``--admin_pw``, ``<admin_pw>``, ``\\"kubeconfig\\":`` (JSON in a JSON
+    string), in any case (``KUBECONFIG=``). An answer that quotes a value not seen before (a controller's
+    unreadable output, its error) showed it whole, ``kubeconfig`` not being a name that looks secret (a
+    secrets sweep's); where the value ends is :func:`_value_end`'s."""
     spelled = sorted((re.escape(n) for n in names if isinstance(n, str) and n), key=len, reverse=True)
     if not spelled:
         return None
-    return re.compile(rf"(?<![\w.-])([\"']?)(?:{'|'.join(spelled)})\1(\s*+[:=]\s*+)"
-                      r"(?:\"(?:[^\"\\\n]|\\.)*+\"|'[^'\n]*+'|[^\s\"',;&}\]]++)")
+    alt = "|".join(spelled)
+    return re.compile(rf"(?i)(?<![\w-])(?:--?(?:{alt})(?:=|[ \t]++)|<(?:{alt})>"
+                      rf"|(?P<q>\\?[\"']?)(?:{alt})(?P=q)[ \t]*+[:=][ \t]*+)")
 
 
-def _masked_value(match: re.Match[str]) -> str:
-    """A declared name and its value masked: quoted as it was quoted."""
-    whole, value_at = match.group(0), match.end(2) - match.start(0)
-    value = whole[value_at:]
-    quote_mark = value[0] if value[:1] in ("'", '"') else ""
-    return f"{whole[:value_at]}{quote_mark}{MASK}{quote_mark}"
+def _mask_named(text: str, pattern: re.Pattern[str]) -> str:
+    """``text`` with the value after each of ``pattern``'s matches masked, to where it ends. Linear:
+    what a value's end is looked for through is masked (a value not closed, to the end of the text)."""
+    out: list[str] = []
+    last = 0
+    for match in pattern.finditer(text):
+        if match.start() < last:
+            continue   # (inside a value masked already)
+        begin = match.end()
+        stop = _value_end(text, begin, match.group(0))
+        if stop <= begin:
+            continue
+        mark = text[begin] if text[begin] in "\"'" else ""
+        out += [text[last:begin], f"{mark}{MASK}{mark}" if mark and text[stop - 1] == mark else MASK]
+        last = stop
+    return "".join(out) + text[last:] if out else text
+
+
+def _value_end(text: str, at: int, given: str) -> int:
+    """Where the value that starts at ``at`` (after ``given``, its name and what parts them) ends: a quoted
+    string at its closing quote (JSON's escapes, YAML's ''); an object or a list at the bracket that
+    closes it; a YAML block (``|``, ``>``, or the name's line ending there) at the first line indented no
+    more than the name's; an XML element's text at its end tag; else, after ':' the rest of the line up
+    to a ',', '}' or ']', and after '=' or a flag the word. Not closed: the end of the text."""
+    n = len(text)
+    char = text[at] if at < n else "\n"
+    if given.startswith("<"):
+        found = text.find("</", at)
+        return n if found < 0 else found
+    if text.startswith('\\"', at):   # (JSON inside a JSON string)
+        found = text.find('\\"', at + 2)
+        return n if found < 0 else found + 2
+    if char == '"':
+        i = at + 1
+        while i < n:
+            if text[i] == "\\":
+                i += 2
+                continue
+            if text[i] == '"':
+                return i + 1
+            i += 1
+        return n
+    if char == "'":
+        i = at + 1
+        while i < n:
+            if text[i] == "'":
+                if text.startswith("''", i):
+                    i += 2
+                    continue
+                return i + 1
+            i += 1
+        return n
+    if char in "{[":
+        depth, i, quoted = 0, at, False
+        while i < n:
+            c = text[i]
+            if quoted:
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    quoted = False
+            elif c == '"':
+                quoted = True
+            elif c in "{[":
+                depth += 1
+            elif c in "}]":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        return n
+    line_end = text.find("\n", at)
+    line_end = n if line_end < 0 else line_end
+    if ":" in given and (char in "|>" and not text[at + 1:line_end].strip(" \t+-0123456789") or at == line_end):
+        head = text.rfind("\n", 0, at) + 1
+        indent = len(text[head:at]) - len(text[head:at].lstrip(" \t"))
+        i = line_end
+        while i < n:   # (the lines after it, each indented more than the name's, or empty)
+            nxt = text.find("\n", i + 1)
+            nxt = n if nxt < 0 else nxt
+            body = text[i + 1:nxt]
+            if body.strip() and len(body) - len(body.lstrip(" \t")) <= indent:
+                break
+            i = nxt
+        return i
+    if ":" in given:
+        stop = at
+        while stop < line_end and text[stop] not in ",}]":
+            stop += 1
+        return stop
+    stop = at
+    while stop < n and not text[stop].isspace() and text[stop] not in "\"',;&}]":
+        stop += 1
+    return stop
 
 
 def _leaves(value: Any) -> list[Any]:

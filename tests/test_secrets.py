@@ -700,11 +700,15 @@ def test_what_an_event_keeps_of_values_sent_and_answered() -> None:
 
     kept = Redactor(environ={}).event({
         "outputs": {"network_id": "https://net.example/v2/networks?id=n-42", "dsn": "mysql://u:pw-4471@h/db",
-                    "sas": "https://blob.example/c?sv=1&sig=abc123"},
+                    "sas": "https://blob.example/c?sv=1&sig=abc123",
+                    # (words that name a secret in a query alone: stored and shown whole, a review's)
+                    "maps": "https://maps.example/api?key=AIzaLEAK9999&x=1", "fb": "https://fb.example/db?auth=FB8",
+                    "old": "http://h/x?pw=hunter2", "page": "https://h/docs?keyword=pass&passport=1"},
         "inputs": {"url": "http://h/x?token=t-9981&page=2"},
         "error": "GET https://net.example/v2/networks?id=n-42 failed"})
     assert kept["outputs"]["network_id"] == "https://net.example/v2/networks?id=n-42"
-    assert is_fingerprint(kept["outputs"]["dsn"]) and is_fingerprint(kept["outputs"]["sas"])
+    assert all(is_fingerprint(kept["outputs"][k]) for k in ("dsn", "sas", "maps", "fb", "old")), kept
+    assert kept["outputs"]["page"] == "https://h/docs?keyword=pass&passport=1"
     assert is_fingerprint(kept["inputs"]["url"])
     assert kept["error"] == "GET https://net.example/v2/networks?id=*** failed"
 
@@ -714,16 +718,42 @@ def test_a_declared_secret_s_value_quoted_in_an_answer_is_masked_before_it_was_e
     the error: a declared secret in it, whose name does not look secret (kubeconfig), was shown whole on
     the screen, in the journal, `ordo show` and the event stream, its value never seen before (a secrets
     sweep's). A known secret escaped as other JSON writers escape (PHP's \\/, Go's \\u0026) was shown too."""
+    import subprocess
+
     from executor.redact import Redactor
 
     redactor = Redactor(names=["kubeconfig", "admin_pw"], environ={})
     said = redactor.text('\'exists\' has the wrong type: {"exists": "yes", "attributes": {"kubeconfig": '
                          '"OBS-KUBE-\\"9911", "admin_pw": "OBS-8822", "zone": "az1"}} trailing; admin_pw=raw-7'
-                         " kubeconfig: plain-5 my_kubeconfig: kept")
+                         " kubeconfig: plain-5\nmy_kubeconfig: kept")
     assert said == ('\'exists\' has the wrong type: {"exists": "yes", "attributes": {"kubeconfig": "***", '
-                    '"admin_pw": "***", "zone": "az1"}} trailing; admin_pw=*** kubeconfig: *** my_kubeconfig: kept')
-    redactor.add_values(["Slash/Pw-4242", "a&b<c>d-secret"])
+                    '"admin_pw": "***", "zone": "az1"}} trailing; admin_pw=*** kubeconfig: ***\nmy_kubeconfig: kept')
+    redactor.add_values(["Slash/Pw-4242", "a&b<c>d-secret", "pa/ss&word-42"])
     assert redactor.text('{"x":"Slash\\/Pw-4242","y":"a\\u0026b\\u003cc\\u003ed-secret"}') == '{"x":"***","y":"***"}'
+    # one that holds both: as Go writes it ('/' as it is), as PHP does ('&' as it is), as both would
+    assert redactor.text('"pa/ss\\u0026word-42" "pa\\/ss&word-42" "pa\\/ss\\u0026word-42"') == '"***" "***" "***"'
+    # the value whole, however it is written (only its first word was masked, or none: a review's)
+    for given, masked in (
+            ('{"message": "{\\"kubeconfig\\": \\"KS1\\", \\"admin_pw\\": \\"PS2\\"}"}',
+             '{"message": "{\\"kubeconfig\\": ***, \\"admin_pw\\": ***}"}'),
+            ('{"kubeconfig": ["KS12", {"k": "v"}], "x": 1}', '{"kubeconfig": ***, "x": 1}'),
+            ('kubeconfig: {"client-key-data": "KS77", "server": "https://k8s"}', "kubeconfig: ***"),
+            ("kubeconfig: |\n  line KS3\n  line KS4\nnext: 1", "kubeconfig: ***\nnext: 1"),
+            ("kubeconfig:\n  apiVersion: v1\n  users: [KS5]\nother: ok", "kubeconfig:***\nother: ok"),
+            ("{'kubeconfig': b'KS13'}", "{'kubeconfig': ***}"),
+            ("<admin_pw>PS5</admin_pw>!", "<admin_pw>***</admin_pw>!"), ("KUBECONFIG=KS6 x", "KUBECONFIG=*** x"),
+            ("--admin_pw PS10 -admin_pw=PS11", "--admin_pw *** -admin_pw=***"),
+            ("spec.admin_pw=PS9", "spec.admin_pw=***"), ("admin_pw: two words PS8\nnext", "admin_pw: ***\nnext"),
+            ("admin_pw: 'it''s PS16' x", "admin_pw: '***' x"), ('kubeconfig: "not closed PS17', "kubeconfig: ***")):
+        assert redactor.text(given) == masked, given
+    # where a value ends is looked for once: a megabyte of values never closed is masked in a process of its
+    # own before a minute is out
+    hostile = ("from executor.redact import Redactor; r = Redactor(names=['kubeconfig'], environ={}); "
+               "print(sum(len(r.text(t)) for t in ('kubeconfig: {\\n' * 70_000, 'kubeconfig: |\\n x\\n' * 60_000, "
+               "'\"kubeconfig\": \"\\\\' * 60_000)))")
+    done = subprocess.run([sys.executable, "-c", hostile], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0 and int(done.stdout) > 0, done.stderr
     assert Redactor(environ={}).text('{"kubeconfig": "shown: not declared here"}') == \
         '{"kubeconfig": "shown: not declared here"}'
 
