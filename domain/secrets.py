@@ -61,6 +61,10 @@ def same_value(recorded: Any, requested: Any) -> bool:
     if isinstance(recorded, list) and isinstance(requested, list | tuple):
         return len(recorded) == len(requested) and all(map(same_value, recorded, requested))
     match = _FINGERPRINT.fullmatch(recorded) if isinstance(recorded, str) else None
+    if match is None and isinstance(recorded, str) and MASK in recorded and isinstance(requested, str):
+        # recorded masked in part, by an ordo before values were kept whole or fingerprinted: the same if the
+        # request masks to it (else a type with no update had no plan again, a review's)
+        return scrub(requested) == recorded
     return match is not None and hmac.compare_digest(match.group(2), _digest(match.group(1), requested))
 
 

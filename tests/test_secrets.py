@@ -772,3 +772,15 @@ def test_an_output_that_holds_stars_is_sent_to_the_params_that_read_it(vfw_copy:
     with sqlite3.connect(vfw_copy / ".ordo" / "simulated-world.db") as db:
         sent = [json.loads(row[0]) for row in db.execute("SELECT inputs FROM ledger WHERE resource = 'vfw-base'")]
     assert sent and all(inputs["mgmt_net_id"] == "net-***-0001" for inputs in sent), sent
+
+
+def test_a_value_an_older_ordo_recorded_masked_in_part_matches_the_request_it_was() -> None:
+    """An ordo before values were kept whole recorded 'postgres://svc:***@db/app': every plan after found
+    the param changed (no plan at all for a type with no update, a review's). It matches the request that
+    masks to it; another does not."""
+    from domain.secrets import same_value
+
+    recorded = "postgres://svc:***@db/app?sslmode=***"
+    assert same_value(recorded, "postgres://svc:pw-1234@db/app?sslmode=require")
+    assert not same_value(recorded, "postgres://svc:pw-1234@db2/app?sslmode=require")
+    assert not same_value("card ****1234", "card 5555")
