@@ -78,18 +78,18 @@ class Scenario:
                      without_policies: tuple[str, ...] = (), with_policies: tuple[Path, ...] = (),
                      request: Path | None = None, inventory: Path | None = None) -> Scenario:
         parsed = []
-        for text in capacity:
+        for index, text in enumerate(capacity):   # (each error at its entry: the same text twice is the second)
             match = _CAPACITY.match(text.strip())
             if match is None:
                 raise ScenarioError("capacity", text, "expected TARGET:KEY=N with N a whole number of 0 or more, "
-                                                      "e.g. region-one:vcpu=20")
+                                                      "e.g. region-one:vcpu=20", index=index)
             if any((where, key) == (match["where"], match["key"]) for where, key, _ in parsed):
                 raise ScenarioError("capacity", text, f"{match['where']}:{match['key']} is given twice "
-                                                      "(which one would the scenario mean?)")
+                                                      "(which one would the scenario mean?)", index=index)
             try:
                 parsed.append((match["where"], match["key"], solver_value(int(match["amount"]))))
             except ValueError as exc:
-                raise ScenarioError("capacity", text, str(exc)) from None
+                raise ScenarioError("capacity", text, str(exc), index=index) from None
         return cls(targets_down=tuple(dict.fromkeys(targets_down)), capacity=tuple(parsed),
                    without_policies=tuple(dict.fromkeys(without_policies)), with_policies=tuple(with_policies),
                    request=request, inventory=inventory)

@@ -148,7 +148,10 @@ def test_plans_the_plan_or_the_explanation(api: httpx.Client) -> None:
                          ({"capacity": ["region-one:vcpu=3", "region-nine:vcpu=3"]},
                           "whatif.capacity[1]: no target 'region-nine' in the inventory"),
                          ({"capacity": ["region-one:vpcu=3"]}, "whatif.capacity[0]: no target has or resource "
-                                                               "requires 'vpcu' (did you mean 'vcpu'?)")):
+                                                               "requires 'vpcu' (did you mean 'vcpu'?)"),
+                         # the same entry twice: the second is the one too many (the first was named, a review's)
+                         ({"capacity": ["region-one:vcpu=3", "region-one:vcpu=3"]},
+                          "whatif.capacity[1]: region-one:vcpu is given twice")):
         refused = api.post("/v1/plans", json={"whatif": whatif})
         assert refused.status_code == 422 and refused.json()["detail"].startswith(said), refused.text
         assert "--" not in refused.json()["detail"], refused.text
