@@ -134,6 +134,10 @@ USER = "requestDetails.requestParameters.userParams[1].service"
      (f"{USER}.resources.vnfs[0].vfModules[0].instanceName", "missing required field 'instanceName'")),
     (lambda b: service(b)["resources"]["networks"][0]["instanceParams"][0].update(mtu="9000"),
      (f"{USER}.resources.networks[0].instanceParams[0].mtu", "instance param 'mtu' is not one the mapping takes")),
+    # a key that holds a secret: masked in the path and the message (quoted whole, a review's)
+    (lambda b: service(b)["resources"]["networks"][0]["instanceParams"][0].update({"dsn?token=SOKEY-31": "x"}),
+     (f"{USER}.resources.networks[0].instanceParams[0].dsn?token=***",
+      "instance param 'dsn?token=***' is not one the mapping takes")),
     (lambda b: service(b)["resources"].update(vnfs=[vnfs(b)[0]] * 501),
      (f"{USER}.resources.vnfs", "list should have at most 500 items after validation, not 501")),
     (lambda b: b["requestDetails"].pop("subscriberInfo"),

@@ -19,8 +19,9 @@ import yaml
 from pydantic import TypeAdapter
 
 from domain.errors import Diagnostic, DiagnosticsError, clipped
-from domain.formats import Name
+from domain.formats import Name, quoted
 from domain.project import Project, load_project
+from domain.secrets import scrub, scrub_sentence
 from domain.yamlsrc import PathKey, Source, format_path, path_part
 from service.so.mapping import KINDS, REFERENCE, FromRequest, Mapping, ModelSpec, strings_in
 from service.so.models import SO_REQUEST, CloudConfiguration, ModelInfo, ServiceInstancesRequest, validate
@@ -72,7 +73,7 @@ class Translation:
         if best is None:
             return diag
         detail = "; ".join(x for x in (diag.detail, f"ordo request: {diag.path}") if x)
-        return Diagnostic(file=diag.file, summary=diag.summary, path=origins[best], detail=detail,
+        return Diagnostic(file=diag.file, summary=diag.summary, path=scrub(origins[best]), detail=detail,
                           severity=diag.severity, code=diag.code)
 
     def _as_written(self) -> dict[str, str]:
@@ -160,8 +161,10 @@ class _Builder:
     # --- problems ----------------------------------------------------------------
 
     def problem(self, path: PathKey, summary: str, detail: str = "") -> None:
-        self.problems.append(Diagnostic(file=self.name, path=format_path(path), summary=summary, detail=detail,
-                                        code="so"))
+        # (masked as a file's problems are: a key 'dsn?token=...' was quoted whole in the path and the
+        # message, a review's)
+        self.problems.append(Diagnostic(file=self.name, path=scrub(format_path(path)), summary=scrub_sentence(summary),
+                                        detail=detail, code="so"))
 
     def raise_problems(self) -> None:
         if self.problems:
@@ -335,11 +338,11 @@ class _Builder:
             for key, value in entry.items():
                 at = params_path + ("instanceParams", i, key)
                 if key in seen:
-                    self.problem(at, f"instance param '{key}' is given twice")
+                    self.problem(at, f"instance param {quoted(key)} is given twice")
                     continue
                 seen.add(key)
                 if key not in targets:
-                    self.problem(at, f"instance param '{key}' is not one the mapping takes",
+                    self.problem(at, f"instance param {quoted(key)} is not one the mapping takes",
                                  f"{self.mapping.where(*spec_path)} takes: {', '.join(sorted(targets)) or 'none'}")
                     continue
                 part, _, ordo_key = targets[key].partition(".")
