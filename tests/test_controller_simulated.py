@@ -295,6 +295,19 @@ def test_lost_fault_applies_then_raises(sim: Harness) -> None:
     assert len(read_ledger(path)) == 1
 
 
+def test_died_fault_applies_then_fails_for_good_in_doubt(sim: Harness) -> None:
+    """The controller died after it applied the call (killed mid-call): a permanent error whose effect is not
+    known, which observing the call by its key settles, with its outputs."""
+    controller = sim.controller({"faults": [{"resource": "vsink-base", "operation": "create", "error": "died"}]})
+    call = req("vsink-base", "create", "absent", "created", type="vf-module", outputs=("stack_id",))
+    with pytest.raises(PermanentError, match="the controller died after it applied it") as caught:
+        controller.execute(call)
+    assert caught.value.applied is None and caught.value.code == "died"
+    seen = controller.observe("vsink-base", "vf-module", call)
+    assert seen.applied is True and seen.outputs == {"stack_id": output_value(0, "vsink-base", "stack_id")}
+    assert len(read_ledger(controller.world.path)) == 1
+
+
 def replace_attempt(call: OperationRequest, attempt: int) -> OperationRequest:
     from dataclasses import replace
     return replace(call, attempt=attempt)
@@ -416,7 +429,7 @@ def test_observe(sim: Harness) -> None:
 
 @pytest.mark.parametrize(("scenario", "config", "message"), [
     ({"faults": [{"error": "transient"}, {"error": "boom"}]}, {},
-     r"^simulation\.faults\[1\]\.error: expected one of refused, permanent, transient, lost, hang, not 'boom'$"),
+     r"^simulation\.faults\[1\]\.error: expected one of refused, permanent, transient, lost, died, hang, not 'boom'$"),
     ({"faults": [{"resource": "x"}]}, {}, r"simulation.faults\[0\].error: expected one of"),
     ({"faults": [{"error": "lost", "times": -1}]}, {}, r"simulation.faults\[0\].times"),
     ({"faults": [{"error": "lost", "resourse": "x"}]}, {}, r"simulation.faults\[0\].resourse: .*'resource'"),

@@ -27,7 +27,9 @@ and ``controller`` (each a name or a list of names; all given must match).
 ``error`` is one of: ``refused`` (PermanentError, scope "target"),
 ``permanent`` (PermanentError, scope "resource"), ``transient``
 (TransientError), ``lost`` (the effect is applied, then TransientError with
-applied=None: the answer was lost), ``hang`` (the call blocks until the
+applied=None: the answer was lost), ``died`` (the effect is applied, then
+PermanentError with applied=None: the controller died, as one killed by the
+out-of-memory killer mid-call), ``hang`` (the call blocks until the
 controller is closed, then TransientError). ``times`` limits how often a fault
 fires (default: unlimited for refused and permanent, once for the others);
 hits are counted in the world's file, so they survive a crash and resume.
@@ -80,9 +82,9 @@ DEFAULT_FILE = "simulated-world.db"
 SCHEMA_VERSION = 1
 HANG_LIMIT = 3600.0          # a hanging call gives up after an hour even if nobody closes the controller
 
-ERRORS = ("refused", "permanent", "transient", "lost", "hang")
+ERRORS = ("refused", "permanent", "transient", "lost", "died", "hang")
 DEFAULT_TIMES: Mapping[str, int | None] = MappingProxyType(
-    {"refused": None, "permanent": None, "transient": 1, "lost": 1, "hang": 1})
+    {"refused": None, "permanent": None, "transient": 1, "lost": 1, "died": 1, "hang": 1})
 MATCH_FIELDS = ("resource", "type", "operation", "target", "controller")
 FAULT_KEYS = (*MATCH_FIELDS, "error", "times", "message")
 SCENARIO_KEYS = ("seed", "idempotent", "latency", "jitter", "transient_rate", "faults", "world")
@@ -587,7 +589,7 @@ class SimulatedController:
         for fault in scenario.faults:
             if not fault.matches(request, self.name):
                 continue
-            if fault.error == "lost":       # counted when the effect is applied, in the same transaction
+            if fault.error in ("lost", "died"):   # counted when the effect is applied, in the same transaction
                 if fault.times is None or world.hits(fault) < fault.times:
                     lost = fault
                     break
@@ -605,6 +607,9 @@ class SimulatedController:
         if self._stop.is_set():
             raise TransientError(f"{self._describe(request)}: controller closed", applied=False, code="closed")
         outputs, was_lost = world.apply(request, self.name, lost=lost)
+        if was_lost and lost is not None and lost.error == "died":
+            raise PermanentError(lost.message or f"{self._describe(request)}: the controller died after it applied "
+                                 "it (simulated)", applied=None, code="died")
         if was_lost:
             raise TransientError(lost.message if lost and lost.message else
                                  f"{self._describe(request)}: answer lost (simulated)", applied=None, code="lost")
