@@ -707,8 +707,9 @@ class Executor:
                 continue
             kind = model.kinds[res.type]
             controller = concern.controller or kind.operation(concern.ops[0].rpartition("/")[2]).controller
+            asked = self._in_doubt_request(core, concern, controller)
             try:
-                obs = self._controller(controller).observe(res.name, res.type, None)
+                obs = self._controller(controller).observe(res.name, res.type, asked)
             except ControllerError as exc:
                 found.append(Found(res.name, error=exc.message))
                 continue
@@ -729,11 +730,36 @@ class Executor:
             if target is not None and (problem := _unknown_target(target, model)) is not None:
                 found.append(Found(res.name, error=problem))   # (recorded, it failed the run and each resume)
                 continue
-            record = self._record(model, res, now_state, None, dict(obs.attributes),
+            # what the call in doubt answered, where the controller says it applied it (it was lost: the params
+            # that read an output of it had no value, and no plan, a sweep's)
+            answered = obs.outputs if asked is not None and obs.applied is True and obs.outputs else {}
+            record = self._record(model, res, now_state, None, {**obs.attributes, **answered},
                                   target=target or self._target(core.state, model, res.name))
             self._records[res.name] = self._found[res.name] = record
             found.append(Found(res.name, state=now_state, target=target))
         return Observed(found, self.clock())
+
+    def _in_doubt_request(self, core: RunCore, concern: Any, controller: str) -> OperationRequest | None:
+        """The request of the concern's call in doubt (its key) that ``controller`` was sent, for the
+        observation to ask about: whether it was applied, and what it answered. Asked of the resource
+        alone, a controller cannot tell, and the outputs of a call that failed in doubt (its controller
+        died after it applied it) were lost for good. None when there is none (or it cannot be made)."""
+        rs, plan = core.state, core.plan
+        for oid in concern.ops:
+            key = rs.keys.get(oid)
+            op = plan.ops.get(oid) if plan is not None else None
+            if key is None or op is None or oid not in rs.in_doubt or op.controller != controller:
+                continue
+            sent = self._requests.get(oid)
+            if sent is not None and sent.key == key:
+                return sent
+            spec = plan.spec.ops.get(oid)
+            try:
+                request, why = self._request(rs, op, key, rs.attempts.get(oid, 1), spec.timeout if spec else 0.0)
+            except (KeyError, ValueError):
+                return None
+            return request if why is None else None
+        return None
 
     def _probe(self, core: RunCore, cmd: Probe) -> Probed:
         """Observe the resources of waiting operations at their controllers (a declared wait's poll)."""

@@ -351,3 +351,43 @@ def test_what_a_controller_says_of_the_target_of_a_type_without_placement_is_not
     assert run.code == 0 and "observed a: present\n" in run.out and "no where" not in run.text, run.text[:2000]
     shown = run_ordo("show", "1", "-C", root, "--json")
     assert "no where" not in shown.out and len(shown.out) < 100_000, len(shown.out)
+
+
+DIES_AFTER_APPLYING = """\
+import json, os, signal, sys
+req = json.load(sys.stdin)
+world = json.load(open("world.json")) if os.path.exists("world.json") else {"state": {}, "applied": {}}
+if req["action"] == "observe":   # what it knows of a resource; of a call, only when asked by its key
+    key = (req.get("request") or {}).get("key")
+    answer = {"exists": req["resource"] in world["state"], "state": world["state"].get(req["resource"])}
+    if key:
+        answer.update(applied=key in world["applied"], outputs=world["applied"].get(key))
+    print(json.dumps(answer))
+    sys.exit(0)
+outputs = {"url": "https://" + req["resource"] + ".example"} if req["operation"] == "create" else {}
+world["state"][req["resource"]] = req["to"]
+world["applied"][req["key"]] = outputs
+with open("calls.log", "a") as log:
+    log.write(json.dumps([req["resource"], req["operation"], req.get("inputs")]) + "\\n")
+json.dump(world, open("world.json", "w"))
+if req["resource"] == "a" and not os.path.exists("died"):
+    open("died", "w").close()
+    os.kill(os.getpid(), signal.SIGKILL)   # applied, then killed (the out-of-memory killer, say)
+print(json.dumps({"outputs": outputs}))
+"""
+
+
+def test_the_outputs_of_a_call_whose_controller_died_after_applying_it_are_found(tmp_path: Path) -> None:
+    """A call that failed in doubt (its program killed after it applied the operation) was observed with no
+    request: the controller could not say what it had answered, the params reading its output had no value,
+    and no command led back to a good state (resume and apply fell out, state rm made it again: an
+    operator's sweep). The observation asks about the call by its key, and keeps what it answered."""
+    root = command_project(tmp_path / "p", DIES_AFTER_APPLYING, "{ attempts: 1 }",
+                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
+                           "  - { name: a, type: thing }\n"
+                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code == 0 and "Apply complete" in run.out, run.text
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert calls == [["a", "create", {}], ["b", "create", {"from": "https://a.example"}]], calls
+    assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0
