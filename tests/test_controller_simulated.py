@@ -566,3 +566,37 @@ def test_a_world_named_as_the_journal_or_its_files_is_refused_and_the_journal_ke
     with sqlite3.connect(journal) as db:
         assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone()
     db.close()
+
+
+def _open_world(path: str, barrier: Any, errors: Any) -> None:
+    from executor.controllers.simulated import World
+
+    inventory = [{"name": f"r{i}", "type": "network", "state": "active", "attributes": {"i": i}} for i in range(3000)]
+    barrier.wait()
+    try:
+        World(path, inventory).close()
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_worlds_opened_at_once_by_several_processes_open(tmp_path: Path) -> None:
+    """Two `ordo apply` started together on a new simulated world: the second's change of the file to WAL
+    was refused at once ("database is locked", SQLite waits for no lock there), "a bug in ordo" (an
+    operator's sweep). Four processes at once, ten times over: each opens it (the code before failed in most
+    runs of this)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for round_ in range(10):
+        path = str(tmp_path / f"world-{round_}.db")
+        barrier = context.Barrier(4)
+        procs = [context.Process(target=_open_world, args=(path, barrier, errors)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []

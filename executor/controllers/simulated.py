@@ -311,6 +311,24 @@ def _no_other_file(path: Path) -> None:
                           "simulation's world")
 
 
+def _wal(db: sqlite3.Connection, path: Path) -> None:
+    """The world's file in WAL mode. Two processes opening a new world at once: the second's change of
+    mode is refused at once ("database is locked": SQLite waits for no lock there), which was "a bug in
+    ordo" in the `ordo apply` that would have been refused as the second anyway (an operator's sweep):
+    tried again for five seconds, then said."""
+    for attempt in range(50):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if attempt == 49:
+                raise ConfigError(f"{path}: the simulated world is locked by another process (another ordo "
+                                  "using the same simulation's world?)") from None
+            time.sleep(0.1)
+
+
 class World:
     """The simulated resources and the ledger of applied effects, in one SQLite file.
 
@@ -336,7 +354,7 @@ class World:
                 raise ConfigError(f"{self.path}: not a simulated world: it holds other tables "
                                   f"({', '.join(tables[:5])}; the journal's?): name another file in the "
                                   "simulation's world")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            _wal(self._db, self.path)
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._setup(list(inventory or ()))
         except BaseException:
