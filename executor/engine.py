@@ -398,6 +398,11 @@ class Executor:
             self._next_poll, self._look = now + self.options.poll, False
             if not self._stop_sent and self._aborted(run):
                 self._stop_sent = True
+                # the abort asked (by another process, or over HTTP): shown as the run's events are, which
+                # it is not (it is not written here); the run's screen said nothing of it, an operator's sweep
+                asked = self.journal.last_event(run, ("abort-requested",))
+                if asked is not None:
+                    self.listener(asked)
                 return Stop("aborted", self.clock())
             arrived = self._arrived(run)
             if arrived:

@@ -117,7 +117,9 @@ class LiveView:
             summary = (data.get("explanation") or {}).get("summary", data["status"])
             self._print(f"[red bold]No plan after the failure:[/] {shown_lines(summary)}")
         elif kind == "abort-requested":
-            self._print("[yellow]Abort requested: finishing operations in flight[/]")
+            who = f" by {shown(data['principal'])}" if isinstance(data.get("principal"), str) else ""
+            pid = f" (pid {data['pid']})" if isinstance(data.get("pid"), int) and not who else ""
+            self._print(f"[yellow]Abort requested{who}{pid}: finishing operations in flight[/]")
         elif kind == "replan-stopped":
             self._print(f"[yellow]Re-plan ({shown(data.get('mode', ''))}) stopped before it was made:[/] "
                         f"{shown(data.get('reason', ''))}; a resume makes it")

@@ -8,6 +8,7 @@ what was applied, the journal (PROJECT/.ordo/journal.db) what ordo recorded.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -703,6 +704,8 @@ def test_abort_a_running_apply(vfw_copy, tmp_path):
             proc.kill()
             proc.communicate()
     assert code == 1, text
+    # the run's own screen says so, and who asked (it said nothing of an abort from another process)
+    assert f"Abort requested (pid {os.getpid()}): finishing operations in flight" in text, text
     assert "Apply aborted:" in text
     assert status(vfw_copy) == "aborted"
     evs = events(vfw_copy)
