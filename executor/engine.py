@@ -1037,7 +1037,9 @@ class Executor:
                 counts["deleted"] += 1
             elif name in rs.touched:
                 counts["changed"] += 1
-        return {**counts, "replans": rs.replans, "operations": len(rs.done), "plan": rs.plan_no}
+        # (the re-plans of the whole run: counted from a resume after a fallout, the summary said "1 re-plan"
+        # where ordo show listed four, an operator's sweep)
+        return {**counts, "replans": rs.replanned, "operations": len(rs.done), "plan": rs.plan_no}
 
     # --- helpers ----------------------------------------------------------------
 

@@ -400,3 +400,18 @@ def test_a_resource_found_there_already_is_not_counted_created(vfw_copy: Path) -
         again.text
     listed = run_ordo("history", "-C", vfw_copy, "--json")
     assert [run["summary"].get("found") for run in json.loads(listed.out)] == [None, 1], listed.out
+
+
+def test_a_run_resumed_after_it_fell_out_counts_every_re_plan_it_made(vfw_copy: Path) -> None:
+    """The count of re-plans that max_replans bounds starts again at a resume after a fallout; the summary
+    counted from there too, "1 re-plan" where `ordo show` listed two (an operator's sweep)."""
+    twice = vfw_copy / "twice.yaml"
+    twice.write_text("seed: 11\nlatency: 0\nfaults:\n"
+                     "  - { target: region-two, operation: create, error: refused, times: 1 }\n"
+                     "  - { target: region-three, operation: create, error: refused, times: 1 }\n")
+    fell = run_ordo("apply", "-C", vfw_copy, "--auto-approve", "--simulation", twice, "--max-replans", "1")
+    assert fell.code == 3 and "gave up after 1 re-plan(s)" in fell.text, fell.text
+    resumed = run_ordo("resume", "1", "-C", vfw_copy)
+    assert resumed.code == 0 and "Apply complete: 10 created, 0 changed, 0 deleted; 2 re-plans." in resumed.out, \
+        resumed.text
+    assert "2 re-plans" in run_ordo("history", "-C", vfw_copy).out

@@ -42,7 +42,8 @@ class RunState:
     failed: set[tuple[str, str]] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)
     failures: list[Failure] = field(default_factory=list)   # since the last plan, not yet learnt from
-    replans: int = 0
+    replans: int = 0             # since the run started, or was resumed after it fell out (what max_replans bounds)
+    replanned: int = 0           # since the run started (what its summary counts)
     snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource -> state before the run
     mode: str = "forward"        # forward | rollback
     touched: set[str] = field(default_factory=set)
@@ -87,6 +88,7 @@ def _plan(rs: RunState, ev: Event, plan: Plan | None) -> None:
     rs.pending_replan, rs.pending_mode = False, None
     if ev.kind == "replan":
         rs.replans += 1
+        rs.replanned += 1
         rs.mode = data.get("mode", rs.mode)
         rs.snapshot.update(data.get("snapshot", {}))
 

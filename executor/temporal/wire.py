@@ -161,8 +161,8 @@ def state_out(rs: RunState) -> dict[str, Any]:
             "targets": {o: rs.targets[o] for o in open_ if o in rs.targets}, "pending_replan": rs.pending_replan,
             "pending_mode": rs.pending_mode, "failed": sorted(rs.failed), "refused": sorted(rs.refused),
             "failures": [asdict(f) for f in rs.failures],
-            "replans": rs.replans, "mode": rs.mode, "denied": sorted(rs.denied), "ended": rs.ended,
-            "abort_seq": rs.abort_seq}
+            "replans": rs.replans, "replanned": rs.replanned, "mode": rs.mode, "denied": sorted(rs.denied),
+            "ended": rs.ended, "abort_seq": rs.abort_seq}
 
 
 def state_in(run: int, data: dict[str, Any], plan: Outline | None) -> RunState:
@@ -173,7 +173,8 @@ def state_in(run: int, data: dict[str, Any], plan: Outline | None) -> RunState:
                     pending_replan=data["pending_replan"], pending_mode=data.get("pending_mode"),
                     failed={tuple(f) for f in data["failed"]},
                     refused=set(data["refused"]), failures=[Failure(**f) for f in data["failures"]],
-                    replans=data["replans"], mode=data["mode"], denied={tuple(d) for d in data["denied"]},
+                    replans=data["replans"], replanned=data.get("replanned", data["replans"]), mode=data["mode"],
+                    denied={tuple(d) for d in data["denied"]},
                     ended=data["ended"], abort_seq=data["abort_seq"])  # an outline serves as the plan
 
 
