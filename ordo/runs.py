@@ -21,7 +21,7 @@ from rich.console import Console
 from domain.project import Project, display_path
 from executor import runs as library
 from executor.engine import ApplyOptions, Executor, RunResult
-from executor.journal import UNREADABLE, Event, Journal, JournalError, damaged_event, utc_text
+from executor.journal import UNREADABLE, Event, Journal, JournalError, RunInfo, damaged_event, utc_text
 from executor.redact import Redactor
 from executor.runs import journal_path
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line, wait_text
@@ -157,6 +157,7 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
             first, final = jr.events(run_id, limit=1), [ev for ev in [jr.last_event(run_id)] if ev is not None]
         texts = _event_texts(jr.path, events)  # a damaged event names itself before anything is printed
         journal_id = jr.id
+        doubt = _in_doubt(jr, info)
     # journals written before redaction, and secrets of this environment: masked again on the way out
     redactor = Redactor()
     events = [replace(ev, data=redactor.event(ev.data)) for ev in events]
@@ -185,6 +186,10 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
         console.print(f"  {shown(summary_line(info.effective_status, info.summary))}", highlight=False)
         if info.summary.get("reason"):
             console.print(f"  {shown(info.summary['reason'])}", highlight=False)
+    if doubt:   # (matched by hand from intents without results before, an operator's sweep)
+        more = f" and {len(doubt) - DOUBT_SHOWN:,} more" if len(doubt) > DOUBT_SHOWN else ""
+        console.print(f"  in doubt (sent, no answer recorded): {shown(', '.join(doubt[:DOUBT_SHOWN]))}{more}; "
+                      f"`ordo resume {info.id}` observes them first", highlight=False)
     console.print()
     start = first[0].at if first else 0.0
     if not events and resources is not None:
@@ -198,6 +203,19 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
         rows.append((f"  {ev.seq:>5} {ev.at - start:8.3f}s  {first}", ""))
         rows += [(f"{'':>19}{line}", "") for line in more]
     print_lines(console, rows)
+
+
+#: How many operations in doubt `ordo show` names.
+DOUBT_SHOWN = 10
+
+
+def _in_doubt(jr: Journal, info: RunInfo) -> list[str]:
+    """The operations a run that stopped short (crashed, or stopped at once) left in doubt, sorted."""
+    if info.effective_status not in ("crashed", "interrupted"):
+        return []
+    from executor.engine import rebuild
+
+    return sorted(rebuild(jr, info.id, jr.doubt_events(info.id)[0]).in_doubt)
 
 
 def _event_texts(path: Path, events: list[Event]) -> list[str]:

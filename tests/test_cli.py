@@ -415,3 +415,28 @@ def test_a_run_resumed_after_it_fell_out_counts_every_re_plan_it_made(vfw_copy: 
     assert resumed.code == 0 and "Apply complete: 10 created, 0 changed, 0 deleted; 2 re-plans." in resumed.out, \
         resumed.text
     assert "2 re-plans" in run_ordo("history", "-C", vfw_copy).out
+
+
+def test_show_of_a_crashed_run_names_what_it_left_in_doubt(tmp_path):
+    """Which operations a crashed run had sent without an answer recorded was to be matched by hand, intents
+    against results (an operator's sweep)."""
+    import subprocess
+    import sys
+
+    from executor.journal import Event, Journal
+
+    path = tmp_path / "j.db"
+    with Journal(path) as jr:
+        run = jr.start_run(str(VFW), "requests/instantiate.yaml", {})
+        jr.append(run, [Event("intent", op=f"{name}/create", key=f"k-{name}",
+                              data={"attempt": 1, "resource": name, "operation": "create", "controller": "sdnc",
+                                    "target": None, "inputs": {}, "observe_first": False, "plan": 1})
+                        for name in ("protected-net", "unprotected-net")])
+        jr.append(run, [Event("result", op="protected-net/create", key="k-protected-net",
+                              data={"attempt": 1, "outputs": {}, "state": "created"})])
+        gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+        jr._store.execute("UPDATE runs SET pid = ? WHERE id = ?", (gone, run))
+    shown = run_ordo("show", "1", "-C", VFW, "--journal", path)
+    assert shown.code == 0 and ("in doubt (sent, no answer recorded): unprotected-net/create; `ordo resume 1` "
+                                "observes them first") in shown.out, shown.out
