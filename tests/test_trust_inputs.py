@@ -221,7 +221,8 @@ def test_state_export_with_an_invalid_inventory(vfw: Path, capsys: pytest.Captur
 
 @pytest.mark.parametrize("content, where", [
     (b"seed: 1\nfaults:\n  - {target: region-two, error: refusd}\n",
-     "sim.yaml:3:33: error: faults[0].error: expected one of refused, permanent, transient, lost, hang, not 'refusd'"),
+     "sim.yaml:3:33: error: faults[0].error: expected one of refused, permanent, transient, lost, died, hang, "
+     "not 'refusd'"),
     (b"seed: 1\nlatency: {default: -1}\n", "sim.yaml:2:20: error: latency.default: expected a number of at least 0"),
     (b"seed: 1\nlatnecy: 0\n", "sim.yaml:2:10: error: latnecy: unknown setting (did you mean 'latency'?)"),
     (b"seed: \xff\xfe\n", "sim.yaml:1:7: error: not UTF-8 text (byte 0xff)"),
