@@ -610,7 +610,9 @@ def test_global_and_per_controller_concurrency_limits(vfw_copy, tmp_path):
     # The project's limit (10) with the catalog's per-controller limits: cds 2, openstack 3.
     project = tmp_path / "unlimited"
     shutil.copytree(VFW, project, ignore=shutil.ignore_patterns(".ordo"))
-    run = run_ordo("apply", "-C", project, "--auto-approve", "--simulation", sim)
+    # (calls of 0.2 s: at 0.05 s, on a slow machine, openstack's third call had not started as the first ended)
+    slower = scenario(tmp_path, {"seed": 1, "latency": 0.2}, "slower.yaml")
+    run = run_ordo("apply", "-C", project, "--auto-approve", "--simulation", slower)
     assert run.code == 0, run.text
     evs = events(project)
     per_controller = max_in_flight(evs, key=lambda ev: [ev.data["controller"]])
