@@ -391,3 +391,16 @@ def test_the_outputs_of_a_call_whose_controller_died_after_applying_it_are_found
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
     assert calls == [["a", "create", {}], ["b", "create", {"from": "https://a.example"}]], calls
     assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0
+
+
+def test_outputs_an_observation_says_a_call_answered_are_checked_as_its_answer_is(tmp_path: Path) -> None:
+    """An output of no name ('bad name!') that an observation by key said the call had answered ended the
+    run as "a bug in ordo" (a review of the observation's first version): the observation fails, naming it."""
+    script = DIES_AFTER_APPLYING.replace('outputs=world["applied"].get(key))', 'outputs={"bad name!": 1})')
+    assert script != DIES_AFTER_APPLYING
+    root = command_project(tmp_path / "p", script, "{ attempts: 1 }",
+                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
+                           "  - { name: a, type: thing }\n"
+                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code != 0 and "bug in ordo" not in run.text and "bad name!" in run.text, run.text
