@@ -39,6 +39,7 @@ from executor.store import is_url, location
 from planner.plan import Plan
 
 if TYPE_CHECKING:  # the engine is imported where a run starts: `ordo plan` loads the project only
+    from executor.core.state import RunState
     from executor.engine import ApplyOptions, Executor, Listener, RunResult
     from executor.shared import Shared
     from executor.temporal import Temporal
@@ -576,12 +577,20 @@ def _ask_abort(jr: Journal, info: RunInfo, record: dict[str, Any]) -> bool:
     resumed, of the process that holds it now (each abort asked was an event: a client retrying wrote
     one per try; a run taken over to be resumed, before it says it resumed, is asked anew: the abort
     asked of the process before is not one it reads, a review's). Whether it wrote."""
-    holder = {"held_by": [info.host, info.pid]}
+    holder = [info.host, info.pid]
     last = jr.last_event(info.id, kinds=("abort-requested", "run-started", "resumed", "run-ended"))
-    if last is not None and last.kind == "abort-requested" and last.data.get("held_by") == holder["held_by"]:
+    if last is not None and last.kind == "abort-requested" and last.data.get("held_by") == holder:
         return False
-    jr.append(info.id, [Event("abort-requested", data={"pid": os.getpid(), **holder, **record})])
+    jr.append(info.id, [Event("abort-requested", data={"pid": os.getpid(), "held_by": holder, **record})])
     return True
+
+
+def left_in_doubt(jr: Journal, run_id: int) -> RunState:
+    """The run's state as far as what it left in doubt goes (its ``in_doubt`` and their keys), read from the
+    events that decide it, not every event."""
+    from executor.engine import rebuild
+
+    return rebuild(jr, run_id, jr.doubt_events(run_id)[0])
 
 
 def _end_left_running(jr: Journal, run_id: int) -> int:
@@ -590,9 +599,8 @@ def _end_left_running(jr: Journal, run_id: int) -> int:
     it observes. Aborted, the run was said to be stopped while they ran on and made their effect
     (the fourth review of 7 December). How many ran."""
     from executor.controllers.command import end_left_running
-    from executor.engine import rebuild
 
-    prior = rebuild(jr, run_id, jr.doubt_events(run_id)[0])   # (what decides its doubt: not every event)
+    prior = left_in_doubt(jr, run_id)
     keys = sorted(key for oid in prior.in_doubt if (key := prior.keys.get(oid)))
     return end_left_running(jr.path.parent, keys) if keys else 0
 

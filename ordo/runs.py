@@ -23,7 +23,7 @@ from executor import runs as library
 from executor.engine import ApplyOptions, Executor, RunResult
 from executor.journal import UNREADABLE, Event, Journal, JournalError, RunInfo, damaged_event, utc_text
 from executor.redact import Redactor
-from executor.runs import journal_path
+from executor.runs import journal_path, left_in_doubt
 from ordo.progress import JsonStream, LiveView, guard_text, summary_line, wait_text
 from ordo.render import columns, print_lines, shown
 from planner.plan import Plan
@@ -213,9 +213,7 @@ def _in_doubt(jr: Journal, info: RunInfo) -> list[str]:
     """The operations a run that stopped short (crashed, or stopped at once) left in doubt, sorted."""
     if info.effective_status not in ("crashed", "interrupted"):
         return []
-    from executor.engine import rebuild
-
-    return sorted(rebuild(jr, info.id, jr.doubt_events(info.id)[0]).in_doubt)
+    return sorted(left_in_doubt(jr, info.id).in_doubt)
 
 
 def _event_texts(path: Path, events: list[Event]) -> list[str]:
