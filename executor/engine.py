@@ -752,16 +752,22 @@ class Executor:
         observation to ask about: whether it was applied, and what it answered. Asked of the resource
         alone, a controller cannot tell, and the outputs of a call that failed in doubt (its controller
         died after it applied it) were lost for good. None when there is none (or it cannot be made)."""
-        rs, plan = core.state, core.plan
+        rs = core.state
+        # (a resume observes before it takes the plan up again; a Temporal activity has the run's plan alone)
+        if core.plan is not None:
+            ops, specs = core.plan.ops, core.plan.spec.ops
+        else:
+            ops = {op.id: op for op in rs.plan.operations} if rs.plan is not None else {}
+            specs = core.spec.ops if core.spec is not None else {}
         for oid in concern.ops:
             key = rs.keys.get(oid)
-            op = plan.ops.get(oid) if plan is not None else None
+            op = ops.get(oid)
             if key is None or op is None or oid not in rs.in_doubt or op.controller != controller:
                 continue
             sent = self._requests.get(oid)
             if sent is not None and sent.key == key:
                 return sent
-            spec = plan.spec.ops.get(oid)
+            spec = specs.get(oid)
             try:
                 request, why = self._request(rs, op, key, rs.attempts.get(oid, 1), spec.timeout if spec else 0.0)
             except (KeyError, ValueError):

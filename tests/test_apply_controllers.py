@@ -404,3 +404,22 @@ def test_outputs_an_observation_says_a_call_answered_are_checked_as_its_answer_i
                            "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code != 0 and "bug in ordo" not in run.text and "bad name!" in run.text, run.text
+
+
+def test_the_outputs_of_a_call_in_doubt_are_found_when_a_crashed_run_is_resumed(tmp_path: Path) -> None:
+    """ordo killed between the failure in doubt and its observation: the resume observes it, and asked
+    about the resource alone (the run's plan not yet taken up), the controller could not say what the call
+    answered; the params reading its output had no value, and the resume fell out (a review's)."""
+    from tests.conftest import run_ordo_forked
+
+    root = command_project(tmp_path / "p", DIES_AFTER_APPLYING, "{ attempts: 1 }",
+                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
+                           "  - { name: a, type: thing }\n"
+                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    crashed = run_ordo_forked("apply", "-C", root, "--auto-approve", env={"ORDO_CRASH_POINT": "result-written"})
+    assert crashed.code == -9, crashed.text
+    run = run_ordo("resume", "1", "-C", root)
+    assert run.code == 0, run.text
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert calls == [["a", "create", {}], ["b", "create", {"from": "https://a.example"}]], calls
+    assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0

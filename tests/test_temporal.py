@@ -7,6 +7,7 @@ ledger shows any effect applied twice.
 from __future__ import annotations
 
 import collections
+import json
 import shutil
 import signal
 import subprocess
@@ -545,3 +546,23 @@ def test_a_client_in_its_project_folder_a_worker_of_controllers_elsewhere_and_a_
     finally:
         _stop(calls)
     assert _exactly_once(tmp_path)["created"] == 10
+
+
+@pytest.mark.slow
+def test_the_outputs_of_a_call_in_doubt_are_found_on_temporal(temporal_server: str, tmp_path: Path):
+    """A call that failed in doubt (its controller's program killed after it applied it) is observed by
+    its key on Temporal too: the activity asked about the resource alone (its state knew no keys), the
+    params reading the call's output had no value, and the run fell out (a review's)."""
+    from tests.test_apply_controllers import DIES_AFTER_APPLYING, command_project
+
+    root = command_project(tmp_path / "p", DIES_AFTER_APPLYING, "{ attempts: 1 }",
+                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
+                           "  - { name: a, type: thing }\n"
+                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    with vfw_workers(temporal_server, "t-doubt", tmp_path, root, count=1):
+        done = subprocess.run([ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server,
+                               "--task-queue", "t-doubt", "-C", str(root), "--auto-approve"],
+                              capture_output=True, text=True, env=ordo_env(), timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert calls == [["a", "create", {}], ["b", "create", {"from": "https://a.example"}]], calls

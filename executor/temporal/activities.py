@@ -50,6 +50,7 @@ from executor.core import (
     Observe,
     Outcome,
     Planned,
+    PlanSpec,
     Record,
     Replan,
     RunState,
@@ -248,9 +249,12 @@ class Activities:
         """What the controllers say of the resources concerned, and the records to journal with it."""
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
-            ex._project = self._project(ref, run, plan_no)
-            rs = RunState(run=ref["run"], plan=self._plan(ref, run, plan_no), plan_no=plan_no)
-            observed = ex._observe(_core(rs), Observe([Concern(**c) for c in concerns]))
+            ex._project = project = self._project(ref, run, plan_no)
+            # the run's state as journaled (the workflow records a failure before it observes it): the keys
+            # of the calls in doubt, which the controllers are asked about
+            plan = self._plan(ref, run, plan_no)
+            rs = replace(ex._rebuild(ref["run"]), plan=plan, plan_no=plan_no)
+            observed = ex._observe(_core(rs, ex._spec(project, plan)), Observe([Concern(**c) for c in concerns]))
             redactor = ex.journal.redactor   # as the journal will have them: the history keeps them too
             return {"found": [asdict(replace(f, error=redactor.text(f.error) if f.error else f.error))
                               for f in observed.found],
@@ -736,10 +740,12 @@ def _refresh(run: _Run) -> None:
     ex._records, run.seen = refreshed(ex.journal, ex._records, run.seen)
 
 
-def _core(rs: RunState) -> SimpleNamespace:
-    """What the local host's methods read of a core: its state, and the operations of its plan."""
-    return SimpleNamespace(state=rs, plan=SimpleNamespace(ops={op.id: op for op in rs.plan.operations}
-                                                          if rs.plan else {}))
+def _core(rs: RunState, spec: PlanSpec | None = None) -> SimpleNamespace:
+    """What the local host's methods read of a core: its state, and the operations of its plan (and
+    their specs, where ``spec`` is given)."""
+    return SimpleNamespace(state=rs, spec=spec, plan=SimpleNamespace(
+        ops={op.id: op for op in rs.plan.operations} if rs.plan else {},
+        spec=spec if spec is not None else PlanSpec(limit=1, ops={})))
 
 
 def _loader(ref: Ref, journal: Path | JournalUrl) -> Callable[[list[ObservedResource]], Project]:
