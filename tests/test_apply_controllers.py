@@ -390,6 +390,8 @@ def test_the_outputs_of_a_call_whose_controller_died_after_applying_it_are_found
     assert run.code == 0 and "Apply complete" in run.out, run.text
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
     assert calls == [["a", "create", {}], ["b", "create", {"from": "https://a.example"}]], calls
+    # its call created it: not "found there already" (a review's)
+    assert "2 created" in run.out and "found there" not in run.out, run.out
     assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0
 
 
@@ -419,7 +421,7 @@ def test_the_outputs_of_a_call_in_doubt_are_found_when_a_crashed_run_is_resumed(
     crashed = run_ordo_forked("apply", "-C", root, "--auto-approve", env={"ORDO_CRASH_POINT": "result-written"})
     assert crashed.code == -9, crashed.text
     run = run_ordo("resume", "1", "-C", root)
-    assert run.code == 0, run.text
+    assert run.code == 0 and "2 created" in run.out and "found there" not in run.out, run.text
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
     assert calls == [["a", "create", {}], ["b", "create", {"from": "https://a.example"}]], calls
     assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0
