@@ -231,28 +231,51 @@ class Redactor:
 
 def _named_values(names: frozenset[str]) -> re.Pattern[str] | None:
     """Where a text gives a value under a declared secret's name, whatever the name looks like: after
-    ``"kubeconfig":``, ``admin_pw=``, ``--admin_pw``, ``<admin_pw>``, ``\\"kubeconfig\\":`` (JSON in a JSON
-    string), in any case (``KUBECONFIG=``). An answer that quotes a value not seen before (a controller's
-    unreadable output, its error) showed it whole, ``kubeconfig`` not being a name that looks secret (a
-    secrets sweep's); where the value ends is :func:`_value_end`'s."""
+    ``"kubeconfig":``, ``admin_pw=``, ``admin_pw =>``, ``--admin_pw``, ``<admin_pw>`` (or with attributes),
+    ``\\"kubeconfig\\":`` (JSON in a JSON string), in any case (``KUBECONFIG=``). An answer that quotes a
+    value not seen before (a controller's unreadable output, its error) showed it whole, ``kubeconfig`` not
+    being a name that looks secret (a secrets sweep's); where the value ends is :func:`_value_end`'s."""
     spelled = sorted((re.escape(n) for n in names if isinstance(n, str) and n), key=len, reverse=True)
     if not spelled:
         return None
     alt = "|".join(spelled)
-    return re.compile(rf"(?i)(?<![\w-])(?:--?(?:{alt})(?:=|[ \t]++)|<(?:{alt})>"
-                      rf"|(?P<q>\\?[\"']?)(?:{alt})(?P=q)[ \t]*+[:=][ \t]*+)")
+    return re.compile(rf"(?i)(?<![\w-])(?:--?(?:{alt})(?:=|[ \t]++)|<(?:{alt})(?:[ \t][^<>]*+)?>"
+                      rf"|(?P<q>\\?[\"']?)(?:{alt})(?P=q)[ \t]*+(?:=>|[:=])[ \t]*+)")
+
+
+class _Finds:
+    """``text.find(needle, at)`` for ``at`` that only grow, each part of the text looked through once: a
+    line's end was looked for again at each name on it (a megabyte on one line: seconds, a review's)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._low: str | None = None
+        self._last: dict[tuple[str, bool], tuple[int, int]] = {}   # needle -> (looked from, found at or -1)
+
+    def find(self, needle: str, at: int, *, low: bool = False) -> int:
+        """Where ``needle`` is next from ``at`` (``low``: in the text in lower case), -1 if nowhere."""
+        looked = self._last.get((needle, low))
+        if looked is not None and at >= looked[0] and (looked[1] < 0 or looked[1] >= at):
+            return looked[1]
+        if low and self._low is None:
+            self._low = self.text.lower()
+        found = (self._low if low else self.text).find(needle, at)
+        self._last[needle, low] = (at, found)
+        return found
 
 
 def _mask_named(text: str, pattern: re.Pattern[str]) -> str:
     """``text`` with the value after each of ``pattern``'s matches masked, to where it ends. Linear:
-    what a value's end is looked for through is masked (a value not closed, to the end of the text)."""
+    what a value's end is looked for through is masked (a value not closed, to the end of the text), or
+    looked through once (:class:`_Finds`)."""
     out: list[str] = []
     last = 0
+    finds = _Finds(text)
     for match in pattern.finditer(text):
         if match.start() < last:
             continue   # (inside a value masked already)
         begin = match.end()
-        stop = _value_end(text, begin, match.group(0))
+        stop = _value_end(text, begin, match, finds)
         if stop <= begin:
             continue
         mark = text[begin] if text[begin] in "\"'" else ""
@@ -261,20 +284,44 @@ def _mask_named(text: str, pattern: re.Pattern[str]) -> str:
     return "".join(out) + text[last:] if out else text
 
 
-def _value_end(text: str, at: int, given: str) -> int:
-    """Where the value that starts at ``at`` (after ``given``, its name and what parts them) ends: a quoted
-    string at its closing quote (JSON's escapes, YAML's ''); an object or a list at the bracket that
-    closes it; a YAML block (``|``, ``>``, or the name's line ending there) at the first line indented no
-    more than the name's; an XML element's text at its end tag; else, after ':' the rest of the line up
-    to a ',', '}' or ']', and after '=' or a flag the word. Not closed: the end of the text."""
+def _value_end(text: str, at: int, match: re.Match[str], finds: _Finds) -> int:
+    """Where the value that starts at ``at`` (after ``match``: its name and what parts them) ends, ``at``
+    where there is none: a quoted string at its closing quote (JSON's and Python's escapes, YAML's ''; in a
+    JSON string, the inner one's); an object or a list at the bracket that closes it; a YAML block (``|``,
+    ``>``, or the name's line ending there) at the first line indented no more than the name's; an XML
+    element's text at its end tag (not closed: its first word); after a quoted name and ':' (JSON, a
+    Python repr) one word; after a name and ':' the rest of the line, or in a flow mapping (the name after
+    '{' or ',') up to a ',', '}' or ']'; after '=' or a flag the word. Not closed: the end of the text.
+    Prose is not a value: ``open <kubeconfig>: no such file``, ``the admin_pw= is wrong``."""
     n = len(text)
+    given = match.group(0)
     char = text[at] if at < n else "\n"
-    if given.startswith("<"):
-        found = text.find("</", at)
-        return n if found < 0 else found
-    if text.startswith('\\"', at):   # (JSON inside a JSON string)
-        found = text.find('\\"', at + 2)
-        return n if found < 0 else found + 2
+    if given.startswith("<"):   # (to its own end tag, in any case: another's further on is not its end)
+        found = finds.find("</" + given[1:].rstrip(">").split()[0].lower(), at, low=True)
+        if found >= 0:
+            return found
+        if char.isspace() or char in ":;,.!?)":   # (a name in brackets in prose)
+            return at
+        return _word_end(text, at, "<")
+    if given.endswith(" ") and given.rstrip(" \t").endswith("=") and not given.rstrip(" \t")[:-1].endswith(" ") \
+            and "=>" not in given and not given.startswith("-"):
+        return at   # 'admin_pw= is wrong': '=' against the name, then a space (prose; a setting spaces both)
+    if text.startswith('\\"', at):   # (JSON inside a JSON string: its escapes undone, the inner string's end)
+        i, inner_escape = at + 2, False
+        while i < n:
+            c = text[i]
+            if c == "\\":
+                c = text[i + 1] if i + 1 < n else ""
+                i += 2
+            else:
+                i += 1
+            if inner_escape:
+                inner_escape = False
+            elif c == "\\":
+                inner_escape = True
+            elif c == '"':
+                return i
+        return n
     if char == '"':
         i = at + 1
         while i < n:
@@ -288,6 +335,9 @@ def _value_end(text: str, at: int, given: str) -> int:
     if char == "'":
         i = at + 1
         while i < n:
+            if text[i] == "\\":   # (Python's \')
+                i += 2
+                continue
             if text[i] == "'":
                 if text.startswith("''", i):
                     i += 2
@@ -314,9 +364,9 @@ def _value_end(text: str, at: int, given: str) -> int:
                     return i + 1
             i += 1
         return n
-    line_end = text.find("\n", at)
+    line_end = finds.find("\n", at)
     line_end = n if line_end < 0 else line_end
-    if ":" in given and (char in "|>" and not text[at + 1:line_end].strip(" \t+-0123456789") or at == line_end):
+    if ":" in given and (at == line_end or char in "|>" and _only(text, at + 1, line_end, " \t+-0123456789")):
         head = text.rfind("\n", 0, at) + 1
         indent = len(text[head:at]) - len(text[head:at].lstrip(" \t"))
         i = line_end
@@ -328,15 +378,34 @@ def _value_end(text: str, at: int, given: str) -> int:
                 break
             i = nxt
         return i
+    if ":" in given and match.group("q"):   # "pin": 1234, 'pin': None (a quoted name: a word, not prose after)
+        return _word_end(text, at, ",}]")
     if ":" in given:
+        before = match.start() - 1
+        while before >= 0 and text[before] in " \t":
+            before -= 1
+        if before < 0 or text[before] not in "{,":
+            return line_end   # (admin_pw: p,ss in a YAML block: the rest of the line, commas too)
         stop = at
         while stop < line_end and text[stop] not in ",}]":
             stop += 1
         return stop
-    stop = at
-    while stop < n and not text[stop].isspace() and text[stop] not in "\"',;&}]":
+    return _word_end(text, at, "\"',;&}]")
+
+
+def _word_end(text: str, at: int, ends: str) -> int:
+    stop, n = at, len(text)
+    while stop < n and not text[stop].isspace() and text[stop] not in ends:
         stop += 1
     return stop
+
+
+def _only(text: str, begin: int, end: int, chars: str) -> bool:
+    """Whether ``text[begin:end]`` holds only ``chars``, looked through no further than its first other."""
+    i = begin
+    while i < end and text[i] in chars:
+        i += 1
+    return i >= end
 
 
 def _leaves(value: Any) -> list[Any]:
