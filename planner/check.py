@@ -67,9 +67,19 @@ def check(root: Path | str = ".", request: Path | str | None = None,
         root, project_file, src = second
         rest = _check(root, project_file, src, request, inventory, controller_problems, [], read=second,
                       extra=extra_policies)
-        return sorted(set(exc.diagnostics) | {d for d in rest if not any(m in f"{d.summary} {d.detail}"
-                                                                         for m in pruned)})
+        return sorted(set(exc.diagnostics) | {d for d in rest if not _about(d, pruned)})
     return _check(root, project_file, src, request, inventory, controller_problems, diagnostics, extra=extra_policies)
+
+
+def _about(diagnostic: Diagnostic, markers: set[str]) -> bool:
+    """Whether ``diagnostic`` is said of an entry left out (it quotes one of its ``markers``), not where it
+    only suggests one (did you mean 'web'?: an unknown resource 'wbe' was hidden, a review's)."""
+    text = _SUGGESTION.sub("", f"{diagnostic.summary} {diagnostic.detail}")
+    return any(m in text for m in markers)
+
+
+#: A suggestion in a problem's text: "(did you mean 'x'?)", "; did you mean 'x' or 'y'?"
+_SUGGESTION = re.compile(r"[(;,]?\s*did you mean [^?)]*+\??\)?")
 
 
 def _without_bad_entries(root: Path | str, pruned: set[str]) -> tuple[Path, ProjectFile, Source] | None:
@@ -235,8 +245,8 @@ def _markers(loc: PathKey, value) -> set[str]:
     """What problems about an entry left out say: its names, quoted, and
     'unknown <kind>' when it is (in) a section of named things."""
     out = {f"'{name}'" for name in _names(value, loc[-1])}
-    if isinstance(value, str):   # (a list's entry: a policy's name, a file's)
-        out.add(f"'{value}'")
+    if isinstance(value, str) and isinstance(loc[-1], int):   # (a list's entry: a policy's name, a file's; not a
+        out.add(f"'{value}'")                                # setting's value, solve_timeout: web, a review's)
     out |= {_UNKNOWN[part] for part in loc[-2:] if isinstance(part, str) and part in _UNKNOWN}
     return out
 

@@ -839,6 +839,19 @@ def test_a_policy_file_added_on_the_command_line_is_checked(project: Project) ->
                    "vfw/gone.lp: error: no such policy file")
 
 
+def test_a_value_left_out_of_the_project_file_hides_no_other_problem(project: Project) -> None:
+    """What is said of an entry left out is not said twice; but a setting's value (solve_timeout: so) was
+    taken for a name, and every problem that quoted it was hidden: an unknown controller 'soo' (did you
+    mean 'so'?) was not said (a review's)."""
+    project.replace(ORDO, "  files:", "  enforcement:\n    capacity: { level: sotf }\n  files:")
+    project.replace(ORDO, "solve_timeout: 20", "solve_timeout: so")
+    project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
+    result = project.check()
+    assert any("unknown controller 'soo' (did you mean 'so'?)" in d for d in result.diagnostics), result.stderr
+    assert any("settings.solve_timeout" in d for d in result.diagnostics), result.stderr
+    assert sum("capacity" in d for d in result.diagnostics) == 1, result.stderr
+
+
 def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
     project.write(POLICY, "% comment\nbar(X,Y) :- op(X,_).\n")
     project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
