@@ -91,6 +91,17 @@ def waiting_op(rs: RunState, resource: str, event: str) -> str:
                          f"{', '.join(op.id for op in ops)})")
 
 
+def _taken(rs: RunState, events: list[Event], resource: str, event: str) -> str | None:
+    """The operation of the run's current plan on ``resource`` done since ``event`` arrived for it (its
+    event-received event's data to ``rs.arrived``), or None."""
+    ops = {op.id for op in (rs.plan.operations if rs.plan else ()) if op.resource == resource} & rs.done
+    for ev in reversed(events):
+        if ev.kind == "event-received" and ev.op in ops and ev.data.get("event") == event:
+            rs.arrived.setdefault(ev.op, ev.data)
+            return ev.op
+    return None
+
+
 def _same_data(arrived: dict[str, Any], sent: dict[str, Any], redactor: Redactor) -> bool:
     """Whether the data of an event that arrived (its event-received event's, as the journal holds it) is
     what was sent again: by the salted fingerprint of all of it that the event keeps (``sent``); an
@@ -138,10 +149,18 @@ def _deliver(jr: Journal, run_id: int, resource: str, event: str, data: dict[str
         raise ExecutionError(f"run {run_id} is {status}: it waits for nothing")
     events = jr.events(run_id)
     rs = rebuild(jr, run_id, events)
-    oid = waiting_op(rs, resource, event)
-    wait = rs.waits[oid]
-    jr.redactor.add_names(wait.get("hidden", ()))
-    if oid in rs.arrived:
+    try:
+        oid = waiting_op(rs, resource, event)
+    except OrdoError:
+        # taken already, and its operation done: a retried callback is answered as while it still waited
+        # (it was refused, "no operation waits for an event now", once the run had gone on)
+        oid = _taken(rs, events, resource, event)
+        if oid is None:
+            raise
+    else:
+        jr.redactor.add_names(rs.waits[oid].get("hidden", ()))
+    wait = rs.waits.get(oid)
+    if oid in rs.arrived or wait is None:
         # the same again (a retried callback) is no news; other data for an event that arrived is refused,
         # not dropped in silence: the first stands
         if not _same_data(rs.arrived[oid], data, jr.redactor):
