@@ -737,11 +737,14 @@ class Executor:
                 continue
             # what the call in doubt answered, where the controller says it applied it (it was lost: the params
             # that read an output of it had no value, and no plan, a sweep's)
-            answered = obs.outputs if asked is not None and obs.applied is True and obs.outputs else {}
+            applied = asked is not None and obs.applied is True
+            answered = obs.outputs if applied and obs.outputs else {}
             if (problem := misnamed(answered, "an output")) is not None:   # (a bug in ordo, as it was: a review's)
                 found.append(Found(res.name, error=problem))
                 continue
-            record = self._record(model, res, now_state, None, {**obs.attributes, **answered},
+            # and the params the call sent, as a result records them (without, a resource with params was found
+            # "changed" by the next plan, and one whose type has no update had no plan: a review's)
+            record = self._record(model, res, now_state, asked if applied else None, {**obs.attributes, **answered},
                                   target=target or self._target(core.state, model, res.name))
             self._records[res.name] = self._found[res.name] = record
             found.append(Found(res.name, state=now_state, target=target))

@@ -425,3 +425,17 @@ def test_the_outputs_of_a_call_in_doubt_are_found_when_a_crashed_run_is_resumed(
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
     assert calls == [["a", "create", {}], ["b", "create", {"from": "https://a.example"}]], calls
     assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0
+
+
+def test_the_params_of_a_call_in_doubt_found_applied_are_recorded(tmp_path: Path) -> None:
+    """The observation that found a call in doubt applied recorded none of the params it sent: the next plan
+    found them changed, and with no update in the type, the run fell out (a review's)."""
+    root = command_project(tmp_path / "p", DIES_AFTER_APPLYING, "{ attempts: 1 }",
+                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
+                           "  - { name: a, type: thing, params: { size: 1 } }\n"
+                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code == 0 and "Apply complete" in run.out, run.text
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert calls == [["a", "create", {"size": 1}], ["b", "create", {"from": "https://a.example"}]], calls
+    assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0
