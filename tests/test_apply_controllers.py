@@ -377,15 +377,21 @@ print(json.dumps({"outputs": outputs}))
 """
 
 
+def dies_after_applying(root: Path, params: str = "") -> Path:
+    """A project of a, whose create answers a url, and b, whose param reads it, with a's ``params``; the
+    controller (DIES_AFTER_APPLYING) is killed once, after it applied a's create."""
+    return command_project(root, DIES_AFTER_APPLYING, "{ attempts: 1 }",
+                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
+                           f"  - {{ name: a, type: thing{', ' + params if params else ''} }}\n"
+                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+
+
 def test_the_outputs_of_a_call_whose_controller_died_after_applying_it_are_found(tmp_path: Path) -> None:
     """A call that failed in doubt (its program killed after it applied the operation) was observed with no
     request: the controller could not say what it had answered, the params reading its output had no value,
     and no command led back to a good state (resume and apply fell out, state rm made it again: an
     operator's sweep). The observation asks about the call by its key, and keeps what it answered."""
-    root = command_project(tmp_path / "p", DIES_AFTER_APPLYING, "{ attempts: 1 }",
-                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
-                           "  - { name: a, type: thing }\n"
-                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    root = dies_after_applying(tmp_path / "p")
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code == 0 and "Apply complete" in run.out, run.text
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
@@ -414,10 +420,7 @@ def test_the_outputs_of_a_call_in_doubt_are_found_when_a_crashed_run_is_resumed(
     answered; the params reading its output had no value, and the resume fell out (a review's)."""
     from tests.conftest import run_ordo_forked
 
-    root = command_project(tmp_path / "p", DIES_AFTER_APPLYING, "{ attempts: 1 }",
-                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
-                           "  - { name: a, type: thing }\n"
-                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    root = dies_after_applying(tmp_path / "p")
     crashed = run_ordo_forked("apply", "-C", root, "--auto-approve", env={"ORDO_CRASH_POINT": "result-written"})
     assert crashed.code == -9, crashed.text
     run = run_ordo("resume", "1", "-C", root)
@@ -430,10 +433,7 @@ def test_the_outputs_of_a_call_in_doubt_are_found_when_a_crashed_run_is_resumed(
 def test_the_params_of_a_call_in_doubt_found_applied_are_recorded(tmp_path: Path) -> None:
     """The observation that found a call in doubt applied recorded none of the params it sent: the next plan
     found them changed, and with no update in the type, the run fell out (a review's)."""
-    root = command_project(tmp_path / "p", DIES_AFTER_APPLYING, "{ attempts: 1 }",
-                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
-                           "  - { name: a, type: thing, params: { size: 1 } }\n"
-                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    root = dies_after_applying(tmp_path / "p", "params: { size: 1 }")
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code == 0 and "Apply complete" in run.out, run.text
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]

@@ -553,12 +553,9 @@ def test_the_outputs_of_a_call_in_doubt_are_found_on_temporal(temporal_server: s
     """A call that failed in doubt (its controller's program killed after it applied it) is observed by
     its key on Temporal too: the activity asked about the resource alone (its state knew no keys), the
     params reading the call's output had no value, and the run fell out (a review's)."""
-    from tests.test_apply_controllers import DIES_AFTER_APPLYING, command_project
+    from tests.test_apply_controllers import dies_after_applying
 
-    root = command_project(tmp_path / "p", DIES_AFTER_APPLYING, "{ attempts: 1 }",
-                           "{ lifecycle: simple, controller: c, operations: { create: { outputs: [url] } } }",
-                           "  - { name: a, type: thing }\n"
-                           "  - { name: b, type: thing, params: { from: '${a.outputs.url}' } }\n")
+    root = dies_after_applying(tmp_path / "p")
     with vfw_workers(temporal_server, "t-doubt", tmp_path, root, count=1):
         done = subprocess.run([ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server,
                                "--task-queue", "t-doubt", "-C", str(root), "--auto-approve"],
