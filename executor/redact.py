@@ -231,36 +231,41 @@ class Redactor:
 
 def _named_values(names: frozenset[str]) -> re.Pattern[str] | None:
     """Where a text gives a value under a declared secret's name, whatever the name looks like: after
-    ``"kubeconfig":``, ``admin_pw=``, ``admin_pw =>``, ``--admin_pw``, ``<admin_pw>`` (or with attributes),
-    ``\\"kubeconfig\\":`` (JSON in a JSON string), in any case (``KUBECONFIG=``). An answer that quotes a
-    value not seen before (a controller's unreadable output, its error) showed it whole, ``kubeconfig`` not
-    being a name that looks secret (a secrets sweep's); where the value ends is :func:`_value_end`'s."""
+    ``"kubeconfig":``, ``admin_pw=``, ``admin_pw =>``, ``--admin_pw``, ``<admin_pw>`` (with attributes, a
+    namespace), ``\\"kubeconfig\\":`` (JSON in a JSON string), in any case (``KUBECONFIG=``). An answer that
+    quotes a value not seen before (a controller's unreadable output, its error) showed it whole,
+    ``kubeconfig`` not being a name that looks secret (a secrets sweep's); where the value ends is
+    :func:`_value_end`'s."""
     spelled = sorted((re.escape(n) for n in names if isinstance(n, str) and n), key=len, reverse=True)
     if not spelled:
         return None
     alt = "|".join(spelled)
-    return re.compile(rf"(?i)(?<![\w-])(?:--?(?:{alt})(?:=|[ \t]++)|<(?:{alt})(?:[ \t][^<>]*+)?>"
+    return re.compile(rf"(?i)<(?:[\w.-]++:)?+(?:{alt})(?:[ \t][^<>]*+)?>"
+                      rf"|(?<![\w-])(?:--?(?:{alt})(?:=|[ \t]++)"
                       rf"|(?P<q>\\?[\"']?)(?:{alt})(?P=q)[ \t]*+(?:=>|[:=])[ \t]*+)")
 
 
 class _Finds:
-    """``text.find(needle, at)`` for ``at`` that only grow, each part of the text looked through once: a
-    line's end was looked for again at each name on it (a megabyte on one line: seconds, a review's)."""
+    """Where a needle is next from ``at``, for ``at`` that only grow, each part of the text looked through
+    once: a line's end was looked for again at each name on it (a megabyte on one line: seconds, a
+    review's)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._low: str | None = None
-        self._last: dict[tuple[str, bool], tuple[int, int]] = {}   # needle -> (looked from, found at or -1)
+        self._last: dict[str, tuple[int, int]] = {}   # needle -> (looked from, found at or -1)
 
-    def find(self, needle: str, at: int, *, low: bool = False) -> int:
-        """Where ``needle`` is next from ``at`` (``low``: in the text in lower case), -1 if nowhere."""
-        looked = self._last.get((needle, low))
+    def find(self, needle: str, at: int, *, anycase: bool = False) -> int:
+        """Where ``needle`` is next from ``at`` (``anycase``: in any case), -1 if nowhere. (Not in the text
+        lowered: 'İ' lowered is two characters, and the places found were off by one each, a review's.)"""
+        looked = self._last.get(needle)
         if looked is not None and at >= looked[0] and (looked[1] < 0 or looked[1] >= at):
             return looked[1]
-        if low and self._low is None:
-            self._low = self.text.lower()
-        found = (self._low if low else self.text).find(needle, at)
-        self._last[needle, low] = (at, found)
+        if anycase:
+            match = re.compile(re.escape(needle), re.IGNORECASE).search(self.text, at)
+            found = match.start() if match else -1
+        else:
+            found = self.text.find(needle, at)
+        self._last[needle] = (at, found)
         return found
 
 
@@ -286,26 +291,25 @@ def _mask_named(text: str, pattern: re.Pattern[str]) -> str:
 
 def _value_end(text: str, at: int, match: re.Match[str], finds: _Finds) -> int:
     """Where the value that starts at ``at`` (after ``match``: its name and what parts them) ends, ``at``
-    where there is none: a quoted string at its closing quote (JSON's and Python's escapes, YAML's ''; in a
-    JSON string, the inner one's); an object or a list at the bracket that closes it; a YAML block (``|``,
-    ``>``, or the name's line ending there) at the first line indented no more than the name's; an XML
-    element's text at its end tag (not closed: its first word); after a quoted name and ':' (JSON, a
-    Python repr) one word; after a name and ':' the rest of the line, or in a flow mapping (the name after
-    '{' or ',') up to a ',', '}' or ']'; after '=' or a flag the word. Not closed: the end of the text.
-    Prose is not a value: ``open <kubeconfig>: no such file``, ``the admin_pw= is wrong``."""
+    where there is none: a quoted string at its closing quote (JSON's and Python's escapes, YAML's '',
+    TOML's and Python's triple quotes; in a JSON string, the inner one's); an object, a list or a tuple at
+    the bracket that closes it; a YAML block (``|``, ``>``, a comment, or the name's line ending there) at
+    the first line indented no more than the name's (but a list's items); an XML element's text at its end
+    tag (none: to the next tag or the line's end; prose, ``open <kubeconfig>: no such file``, is none);
+    after ':' the rest of the line, or in a flow mapping (the name after '{' or ',') up to a ',', '}' or
+    ']'; after '=' or a flag the word. Not closed: the end of the text."""
     n = len(text)
     given = match.group(0)
     char = text[at] if at < n else "\n"
     if given.startswith("<"):   # (to its own end tag, in any case: another's further on is not its end)
-        found = finds.find("</" + given[1:].rstrip(">").split()[0].lower(), at, low=True)
+        found = finds.find("</" + given[1:].rstrip(">").split()[0], at, anycase=True)
         if found >= 0:
             return found
         if char.isspace() or char in ":;,.!?)":   # (a name in brackets in prose)
             return at
-        return _word_end(text, at, "<")
-    if given.endswith(" ") and given.rstrip(" \t").endswith("=") and not given.rstrip(" \t")[:-1].endswith(" ") \
-            and "=>" not in given and not given.startswith("-"):
-        return at   # 'admin_pw= is wrong': '=' against the name, then a space (prose; a setting spaces both)
+        line_end = finds.find("\n", at)
+        tag = finds.find("<", at)
+        return min(n if line_end < 0 else line_end, n if tag < 0 else tag)
     if text.startswith('\\"', at):   # (JSON inside a JSON string: its escapes undone, the inner string's end)
         i, inner_escape = at + 2, False
         while i < n:
@@ -322,43 +326,36 @@ def _value_end(text: str, at: int, match: re.Match[str], finds: _Finds) -> int:
             elif c == '"':
                 return i
         return n
-    if char == '"':
+    if text.startswith(('"""', "'''"), at):
+        found = text.find(text[at:at + 3], at + 3)
+        return n if found < 0 else found + 3
+    if char in "\"'":
         i = at + 1
         while i < n:
-            if text[i] == "\\":
+            if text[i] == "\\":   # (JSON's escapes, Python's \')
                 i += 2
                 continue
-            if text[i] == '"':
-                return i + 1
-            i += 1
-        return n
-    if char == "'":
-        i = at + 1
-        while i < n:
-            if text[i] == "\\":   # (Python's \')
-                i += 2
-                continue
-            if text[i] == "'":
-                if text.startswith("''", i):
+            if text[i] == char:
+                if char == "'" and text.startswith("''", i):   # (YAML's '')
                     i += 2
                     continue
                 return i + 1
             i += 1
         return n
-    if char in "{[":
-        depth, i, quoted = 0, at, False
+    if char in "{[(":
+        depth, i, quote = 0, at, ""
         while i < n:
             c = text[i]
-            if quoted:
+            if quote:
                 if c == "\\":
                     i += 1
-                elif c == '"':
-                    quoted = False
-            elif c == '"':
-                quoted = True
-            elif c in "{[":
+                elif c == quote:
+                    quote = ""
+            elif c in "\"'":
+                quote = c
+            elif c in "{[(":
                 depth += 1
-            elif c in "}]":
+            elif c in "}])":
                 depth -= 1
                 if depth == 0:
                     return i + 1
@@ -366,20 +363,20 @@ def _value_end(text: str, at: int, match: re.Match[str], finds: _Finds) -> int:
         return n
     line_end = finds.find("\n", at)
     line_end = n if line_end < 0 else line_end
-    if ":" in given and (at == line_end or char in "|>" and _only(text, at + 1, line_end, " \t+-0123456789")):
+    if ":" in given and (_only(text, at, line_end, " \t\r") or char == "#"
+                         or char in "|>" and _only(text, at + 1, line_end, " \t\r+-0123456789")):
         head = text.rfind("\n", 0, at) + 1
         indent = len(text[head:at]) - len(text[head:at].lstrip(" \t"))
         i = line_end
-        while i < n:   # (the lines after it, each indented more than the name's, or empty)
+        while i < n:   # (the lines after it, each indented more than the name's, or empty, or a list's item)
             nxt = text.find("\n", i + 1)
             nxt = n if nxt < 0 else nxt
             body = text[i + 1:nxt]
-            if body.strip() and len(body) - len(body.lstrip(" \t")) <= indent:
+            inside = len(body) - len(body.lstrip(" \t"))
+            if body.strip() and (inside < indent or inside == indent and not body.lstrip(" \t").startswith("-")):
                 break
             i = nxt
         return i
-    if ":" in given and match.group("q"):   # "pin": 1234, 'pin': None (a quoted name: a word, not prose after)
-        return _word_end(text, at, ",}]")
     if ":" in given:
         before = match.start() - 1
         while before >= 0 and text[before] in " \t":
