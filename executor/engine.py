@@ -747,7 +747,8 @@ class Executor:
             record = self._record(model, res, now_state, asked if applied else None, {**obs.attributes, **answered},
                                   target=target or self._target(core.state, model, res.name))
             self._records[res.name] = self._found[res.name] = record
-            found.append(Found(res.name, state=now_state, target=target))
+            found.append(Found(res.name, state=now_state, target=target,
+                               applied=obs.applied if asked is not None and isinstance(obs.applied, bool) else None))
         return Observed(found, self.clock())
 
     def _in_doubt_request(self, core: RunCore, concern: Any, controller: str) -> OperationRequest | None:

@@ -439,3 +439,15 @@ def test_the_params_of_a_call_in_doubt_found_applied_are_recorded(tmp_path: Path
     calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
     assert calls == [["a", "create", {"size": 1}], ["b", "create", {"from": "https://a.example"}]], calls
     assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0
+
+
+def test_a_resource_found_made_by_someone_else_after_a_call_in_doubt_is_not_counted_created(tmp_path: Path) -> None:
+    """The controller, asked by the call's key, says it did not apply it, yet the resource is there (made by
+    someone else): the run made nothing, and its summary said "created" (a review's)."""
+    script = DIES_AFTER_APPLYING.replace(  # (a made, its key not applied)
+        'world["applied"][req["key"]] = outputs',
+        'world["applied"].update({} if req["resource"] == "a" else {req["key"]: outputs})')
+    root = command_project(tmp_path / "p", script, "{ attempts: 1 }", "{ lifecycle: simple, controller: c }",
+                           "  - { name: a, type: thing }\n  - { name: b, type: thing }\n")
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code == 0 and "1 created" in run.out and "1 found there already" in run.out, run.text

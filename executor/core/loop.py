@@ -581,7 +581,8 @@ class RunCore:
                 continue
             if found.state is None:
                 continue  # the controller cannot tell; keep what the journal knows
-            data = {"resource": found.resource, "state": found.state, "target": found.target}
+            data = {"resource": found.resource, "state": found.state, "target": found.target,
+                    **({"applied": found.applied} if found.applied is not None else {})}
             # In doubt no longer where the state says whether it was applied: journaled, so that
             # a resumed run knows it too (a later execution of the operation gets a new key).
             ops = [by_id[o] for o in self.concerns.get(found.resource, ()) if o in by_id]

@@ -165,12 +165,14 @@ class Admitted:
 @dataclass(frozen=True)
 class Found:
     """What observing one resource of an :class:`Observe` told: its ``state`` (and ``target``), an
-    ``error``, or neither (the controller could not tell)."""
+    ``error``, or neither (the controller could not tell); ``applied``: what the controller said of the
+    call in doubt it was asked about by its key (None: not asked, or it could not tell)."""
 
     resource: str
     state: str | None = None
     target: str | None = None
     error: str | None = None
+    applied: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -141,10 +141,11 @@ def _event_received(rs: RunState, ev: Event, plan: Plan | None) -> None:
 def _observed(rs: RunState, ev: Event, plan: Plan | None) -> None:
     settled = ev.data.get("settled", ())
     rs.in_doubt.difference_update(settled)
-    # a call in doubt found applied (its resource in the state the call leads to) is this run's change: the
-    # resource it created was counted "found there already" (a review's)
+    # a call in doubt found applied (its resource in the state the call leads to, and its controller, asked by
+    # its key, not saying it was not) is this run's change: the resource it created was counted "found there
+    # already" (a review's); one someone else made, "created" (a review of that)
     ops = {op.id: op for op in rs.plan.operations if op.id in settled} if settled and rs.plan is not None else {}
-    if any(op.to_state == ev.data.get("state") for op in ops.values()):
+    if ev.data.get("applied") is not False and any(op.to_state == ev.data.get("state") for op in ops.values()):
         rs.touched.add(ev.data["resource"])
 
 
