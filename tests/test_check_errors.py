@@ -850,6 +850,11 @@ def test_a_value_left_out_of_the_project_file_hides_no_other_problem(project: Pr
     assert any("unknown controller 'soo' (did you mean 'so'?)" in d for d in result.diagnostics), result.stderr
     assert any("settings.solve_timeout" in d for d in result.diagnostics), result.stderr
     assert sum("capacity" in d for d in result.diagnostics) == 1, result.stderr
+    # nor the name of an enforcement entry left out: a parameter of that policy unknown is said too
+    project.replace(ORDO, "  enforcement:", "  parameters:\n    capacity: { bogus: x }\n  enforcement:")
+    result = project.check()
+    assert any("policies.enforcement.capacity.level" in d for d in result.diagnostics), result.stderr
+    assert any("policies.parameters.capacity.bogus" in d for d in result.diagnostics), result.stderr
 
 
 def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
