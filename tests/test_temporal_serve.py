@@ -380,11 +380,15 @@ def test_a_start_that_temporal_does_not_answer_is_asked_again(monkeypatch: pytes
         assert len(tries) == 1 if outage == "refused" else len(tries) > 3
 
 
+@pytest.mark.parametrize("down", ["UNAVAILABLE:tcp connect error", "UNKNOWN:transport error",
+                                  "CANCELLED:operation was canceled"])
 def test_following_again_ignores_an_old_fallout_and_ends_with_the_journal_while_temporal_is_down(
-        monkeypatch: pytest.MonkeyPatch):
+        monkeypatch: pytest.MonkeyPatch, down: str):
     """A run followed again reads its events from the first: a fallout decided long ago ended the
     follow at once, leaving the run running with nothing following it. And while Temporal did not
-    answer, the follow went on after the journal had the run's end (the review of 6 December)."""
+    answer, the follow went on after the journal had the run's end (the review of 6 December). A
+    connection cut mid-call ("transport error", UNKNOWN) is Temporal not answering too: the run was
+    ended failed while its workflow went on, and `ordo resume` then carried it out beside it (a sweep's)."""
     import asyncio
 
     from temporalio.service import RPCError, RPCStatusCode
@@ -412,7 +416,8 @@ def test_following_again_ignores_an_old_fallout_and_ends_with_the_journal_while_
         async def result(self) -> dict:
             await asyncio.sleep(0.05)
             if self.down:
-                raise RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b"")
+                status, message = down.split(":")
+                raise RPCError(message, RPCStatusCode[status], b"")
             return {"status": "complete", "summary": {}}
 
     seen: list[str] = []

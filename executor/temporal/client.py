@@ -527,7 +527,15 @@ REACH_AGAIN = 2.0
 
 def _unreachable(exc: BaseException | None) -> bool:
     """Whether an error of Temporal's client says only that Temporal did not answer (not what it did)."""
-    return isinstance(exc, RPCError) and exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+    return isinstance(exc, RPCError) and exc.status in _NO_ANSWER
+
+
+#: Statuses of a call Temporal did not answer: down, too slow, the connection cut mid-call (UNKNOWN
+#: "transport error", CANCELLED, INTERNAL: a server killed while a long poll was out; the run was ended
+#: failed while its workflow went on, and a resume then carried it out beside it, a sweep's), or too busy.
+_NO_ANSWER = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN,
+                        RPCStatusCode.CANCELLED, RPCStatusCode.INTERNAL, RPCStatusCode.ABORTED,
+                        RPCStatusCode.RESOURCE_EXHAUSTED})
 
 
 async def _after(seconds: float, ask: Callable[[], Awaitable[T]]) -> T:
