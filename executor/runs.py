@@ -219,13 +219,19 @@ def on_temporal(jr: Journal | Any, info: RunInfo) -> bool:
 def unfollowed(jr: Journal | Any, info: RunInfo) -> bool:
     """Whether a run on Temporal may be its workflow's while no process follows it: crashed (its follower
     died), or interrupted by its follower's failure (its last word an ``interrupted`` event), not by its
-    workflow's end (a Ctrl-C of the apply that followed it: the workflow ended the run, and is over).
-    ``jr``: what reads the run's last event (a journal, or the service's engine)."""
-    if info.effective_status not in ("crashed", "interrupted") or not on_temporal(jr, info):
+    workflow's end (a Ctrl-C of the apply that followed it: the workflow ended the run, and is over), or
+    ended failed by its follower, not its workflow (Temporal did not say how the workflow ended: the
+    workflow went on once Temporal was back, and a resume here carried the run out beside it, an abort
+    closed it in the journal alone, a sweep's). ``jr``: what reads the run's last event (a journal, or the
+    service's engine)."""
+    status = info.effective_status
+    if status not in ("crashed", "interrupted", "failed") or not on_temporal(jr, info):
         return False   # (taken up by the embedded engine since its workflow ended it: a crash of that is its own)
-    if info.effective_status == "crashed":
+    if status == "crashed":
         return True
     last = jr.last_event(info.id, kinds=("interrupted", "run-ended"))
+    if status == "failed":
+        return last is not None and last.kind == "run-ended" and last.data.get("follower") is True
     return last is not None and last.kind == "interrupted"
 
 
@@ -244,7 +250,7 @@ def carried_on(run: int, status: str, workflow: str, wid: str, *, follower: bool
 
     if workflow == "waits":
         return "decide"
-    if workflow == "gone" and status == "interrupted":
+    if workflow == "gone" and status in ("interrupted", "failed"):
         return "here"
     if follower and not (rollback or request):
         return "follow"
@@ -465,7 +471,7 @@ def resume(project: Path, inventory: Path | None, journal: JournalArg, run_id: i
             if decided is not None:
                 return decided
             jr = Journal(path, create=False)
-            if info.effective_status in ("crashed", "interrupted"):
+            if info.effective_status != "fallout":
                 # (an interrupted one whose follower stopped, not its workflow: carried out here too, its
                 # operations would be sent twice; a command follows no run it did not start)
                 workflow = load_client().workflow_state(info.options["temporal"], jr.id, run_id)

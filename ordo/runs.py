@@ -158,6 +158,8 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
         texts = _event_texts(jr.path, events)  # a damaged event names itself before anything is printed
         journal_id = jr.id
         doubt = _in_doubt(jr, info)
+        unfollowed = library.unfollowed(jr, info)
+        taken_up = info.options.get("engine") == "temporal" and not library.on_temporal(jr, info)
     # journals written before redaction, and secrets of this environment: masked again on the way out
     redactor = Redactor()
     events = [replace(ev, data=redactor.event(ev.data)) for ev in events]
@@ -174,8 +176,10 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
     if info.options.get("engine") == "temporal":
         from executor.temporal import workflow_id
 
-        console.print(f"  on Temporal at {shown(info.options.get('temporal', '?'))}: workflow "
-                      f"{workflow_id(journal_id, info.id)}", highlight=False)
+        # (resumed here once its workflow had ended it: the run is this engine's since, a sweep's)
+        console.print(f"  {'started ' if taken_up else ''}on Temporal at {shown(info.options.get('temporal', '?'))}: "
+                      f"workflow {workflow_id(journal_id, info.id)}"
+                      f"{'; carried on here since its workflow ended it' if taken_up else ''}", highlight=False)
     if info.summary and not info.summary_is_current:   # resumed: what the summary says is of its last stop
         stopped = str(info.summary.get("status", "stopped"))
         console.print(f"  resumed; when it stopped ({shown(stopped)}): "
@@ -188,8 +192,13 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
             console.print(f"  {shown(info.summary['reason'])}", highlight=False)
     if doubt:   # (matched by hand from intents without results before, an operator's sweep)
         more = f" and {len(doubt) - DOUBT_SHOWN:,} more" if len(doubt) > DOUBT_SHOWN else ""
+        # (a run its workflow may still carry on: they may be in flight on its workers, and `ordo resume` refuses
+        # to take the run up while the workflow goes on; it said "observes them first", a sweep's)
+        then = (f"its workflow on Temporal may still be carrying them out: `ordo resume {info.id}` takes the run up "
+                f"only once its workflow waits for a decision or is gone, `ordo abort {info.id}` stops it"
+                if unfollowed else f"`ordo resume {info.id}` observes them first")
         console.print(f"  in doubt (sent, no answer recorded): {shown(', '.join(doubt[:DOUBT_SHOWN]))}{more}; "
-                      f"`ordo resume {info.id}` observes them first", highlight=False)
+                      f"{then}", highlight=False)
     console.print()
     start = first[0].at if first else 0.0
     if not events and resources is not None:

@@ -440,3 +440,26 @@ def test_show_of_a_crashed_run_names_what_it_left_in_doubt(tmp_path):
     shown = run_ordo("show", "1", "-C", VFW, "--journal", path)
     assert shown.code == 0 and ("in doubt (sent, no answer recorded): unprotected-net/create; `ordo resume 1` "
                                 "observes them first") in shown.out, shown.out
+
+
+def test_show_of_a_crashed_run_on_temporal_says_its_workflow_may_carry_on_what_it_sent(tmp_path):
+    """A run on Temporal whose client died reads crashed, its workflow going on: `ordo show` said `ordo
+    resume` observes the operations sent, and resume refused while the workflow went on (a sweep's)."""
+    import subprocess
+    import sys
+
+    from executor.journal import Event, Journal
+
+    path = tmp_path / "j.db"
+    with Journal(path) as jr:
+        run = jr.start_run(str(VFW), "requests/instantiate.yaml", {"engine": "temporal", "temporal": "127.0.0.1:1"})
+        jr.append(run, [Event("intent", op="unprotected-net/create", key="k",
+                              data={"attempt": 1, "resource": "unprotected-net", "operation": "create",
+                                    "controller": "sdnc", "target": None, "inputs": {}, "observe_first": False,
+                                    "plan": 1})])
+        gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+        jr._store.execute("UPDATE runs SET pid = ? WHERE id = ?", (gone, run))
+    shown = run_ordo("show", "1", "-C", VFW, "--journal", path)
+    assert shown.code == 0 and "unprotected-net/create; its workflow on Temporal may still be carrying them out" \
+        in shown.out and "observes them first" not in shown.out, shown.out

@@ -771,18 +771,24 @@ def test_plan_and_state_say_a_run_is_left_to_resume(vfw_copy: Path) -> None:
                               "carries it on;") in " ".join(run.err.split()), run.text
 
 
+def _crashed_as_on_temporal(vfw_copy: Path) -> None:
+    """Run 1 of the vFW crashed after a call, recorded as a run its workflow on Temporal started (at an
+    address where no Temporal answers)."""
+    crashed = run_ordo_process("apply", "--auto-approve", "-C", str(vfw_copy), env={"ORDO_CRASH_POINT": "applied"})
+    assert crashed.code != 0
+    with sqlite3.connect(vfw_copy / ".ordo" / "journal.db") as db:
+        options = json.loads(db.execute("SELECT options FROM runs WHERE id = 1").fetchone()[0])
+        db.execute("UPDATE runs SET options = ? WHERE id = 1",
+                   (json.dumps({**options, "engine": "temporal", "temporal": "127.0.0.1:1"}),))
+
+
 def test_a_run_its_workflow_ended_taken_up_here_that_crashed_is_resumed_here(vfw_copy: Path) -> None:
     """A run on Temporal that its workflow ended failed was resumed on this engine (its workflow over); that
     resume crashed. The next resume was refused as a Temporal run whose workflow left it unended, and
     nothing could carry it on (a fault sweep's): the run is this engine's since the resume took it up."""
     from executor.journal import Event, Journal
 
-    crashed = run_ordo_process("apply", "--auto-approve", "-C", str(vfw_copy), env={"ORDO_CRASH_POINT": "applied"})
-    assert crashed.code != 0
-    with sqlite3.connect(vfw_copy / ".ordo" / "journal.db") as db:   # as a run its workflow started
-        options = json.loads(db.execute("SELECT options FROM runs WHERE id = 1").fetchone()[0])
-        db.execute("UPDATE runs SET options = ? WHERE id = 1",
-                   (json.dumps({**options, "engine": "temporal", "temporal": "127.0.0.1:1"}),))
+    _crashed_as_on_temporal(vfw_copy)
     with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:   # ... and ended, failed
         jr.append(1, [Event("run-ended", data={"status": "failed", "reason": "its workflow failed"})],
                   status="failed", summary={"reason": "its workflow failed"})
@@ -793,6 +799,9 @@ def test_a_run_its_workflow_ended_taken_up_here_that_crashed_is_resumed_here(vfw
         assert jr.last_event(1, kinds=("resumed",)).data == {"from": "failed", "host": "embedded"}
     resumed = run_ordo("resume", "1", "-C", str(vfw_copy))
     assert resumed.code == 0 and "Apply complete" in resumed.out, resumed.text
+    shown = run_ordo("show", "1", "-C", str(vfw_copy))   # (it said "on Temporal", a sweep's)
+    assert "started on Temporal at 127.0.0.1:1" in shown.out and "carried on here since its workflow ended it" \
+        in shown.out, shown.out
 
 
 @pytest.mark.parametrize(("journal", "said"), [
@@ -879,3 +888,24 @@ def test_run_options_past_what_a_run_can_take_are_refused_before_anything_is_jou
     run = run_ordo("check", "-C", vfw_copy)
     assert run.code == 1 and "settings.memory_limit_mb: input should be greater than or equal to 16" in run.err, \
         run.text
+
+
+def test_a_run_its_follower_ended_failed_is_not_resumed_nor_closed_here_while_its_workflow_may_go_on(
+        vfw_copy: Path) -> None:
+    """The apply that followed a run on Temporal ended it failed when Temporal cut its connection ("transport
+    error"): the workflow went on once Temporal was back, and `ordo resume` carried the run out here beside
+    it, `ordo abort` closed it in the journal alone while the workflow deployed everything (a sweep's). The
+    workflow is asked first: here, at an address where no Temporal answers, both are refused and nothing
+    is written."""
+    from executor.journal import Event, Journal
+
+    _crashed_as_on_temporal(vfw_copy)
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:   # ... ended failed by its follower
+        jr.append(1, [Event("run-ended", data={"status": "failed", "reason": "transport error", "follower": True})],
+                  status="failed", summary={"status": "failed", "reason": "transport error"})
+        before = len(jr.events(1))
+    for command in (["resume", "1"], ["abort", "1"]):
+        run = run_ordo(*command, "-C", str(vfw_copy))
+        assert run.code != 0 and "cannot reach Temporal" in run.text, (command, run.text)
+    with Journal(vfw_copy / ".ordo" / "journal.db", create=False) as jr:
+        assert len(jr.events(1)) == before and jr.run(1).effective_status == "failed"

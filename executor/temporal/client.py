@@ -251,7 +251,7 @@ def follow_again(path: Path, run: int, temporal: Temporal, *, listener: Listener
         try:
             # held only while it still reads as followed by nobody (one that fell out meanwhile waits for a
             # decision; a claim made it running with nothing to decide it)
-            jr.claim(run, only=("running", "interrupted"))
+            jr.claim(run, only=("running", "interrupted", "failed"))
             last = jr.last_event(run)
             past = last.seq if last is not None else 0   # (a fallout before: decided since)
             return await _to_the_end(jr, run, _existing(client, workflow_id(jr.id, run)), listener, stopper,
@@ -326,7 +326,10 @@ async def _to_the_end(jr: Journal, run: int, handle_of: Awaitable[tuple[Workflow
         info = jr.run(run)
         if info.status == "running":  # the workflow did not get to write its end
             summary = {**info.summary, "status": "failed", "reason": why}
-            jr.append(run, [Event("run-ended", data=summary)], status="failed", summary=summary)
+            # (written here, not by the workflow: which may still go on, if Temporal lost its answer; a resume
+            # or an abort asks it first, runs.unfollowed)
+            jr.append(run, [Event("run-ended", data={**summary, "follower": True})], status="failed",
+                      summary=summary)
         for ev in jr.events(run, since=0):
             if ev.kind == "run-ended":
                 listener(ev)
