@@ -92,12 +92,12 @@ def waiting_op(rs: RunState, resource: str, event: str) -> str:
 
 
 def _taken(rs: RunState, events: list[Event], resource: str, event: str) -> str | None:
-    """The operation of the run's current plan on ``resource`` done since ``event`` arrived for it (its
-    event-received event's data to ``rs.arrived``), or None."""
-    ops = {op.id for op in (rs.plan.operations if rs.plan else ()) if op.resource == resource} & rs.done
+    """The operation on ``resource`` that ``event`` arrived for last in the run, nothing waiting for it
+    since (its event-received event's data to ``rs.arrived``), or None. (Of any plan: after a re-plan, the
+    op done is in none, and a retried callback was refused, "run 1 has no operation on 'pnf-1'", a review's.)"""
     for ev in reversed(events):
-        if ev.kind == "event-received" and ev.op in ops and ev.data.get("event") == event:
-            rs.arrived.setdefault(ev.op, ev.data)
+        if ev.kind == "event-received" and ev.data.get("resource") == resource and ev.data.get("event") == event:
+            rs.arrived[ev.op] = ev.data
             return ev.op
     return None
 

@@ -661,3 +661,37 @@ def test_the_web_page_shows_an_operation_waiting_for_its_event_as_waiting(tmp_pa
         wait_for(root, "sent", "web/deploy", run=run)
         assert api.post(f"/v1/runs/{run}/events", json={"resource": "web", "event": "deployed"}).status_code == 202
         wait_state(api, run, ("complete",), timeout=30)
+
+
+def test_a_retried_callback_after_a_re_plan_is_answered_as_before_it(tmp_path: Path) -> None:
+    """The event's operation done and a re-plan made since (another resource failed), the operation is in
+    no plan of the run's now: a retried callback was refused, "run 1 has no operation on 'pnf-1'" (a 422),
+    and one with other data too, not as a conflict (a review's)."""
+    from executor.waits import deliver
+
+    root = project(tmp_path, "resources:\n  - { name: pnf-1, type: pnf }\n"
+                             "  - { name: web, type: app, params: { ip: '${pnf-1.outputs.ip_address}' } }\n")
+    built = load_project(root)
+    with Journal(journal_of(root)) as jr:
+        ex = Executor(jr, lambda observed: load_project(root, observed=observed), options=ApplyOptions(
+            poll=0.02, max_replans=2, simulation={"seed": 1, "faults": [
+                {"resource": "web", "operation": "deploy", "error": "permanent", "times": 1}]}))
+        ended: list[Any] = []
+        runner = threading.Thread(target=lambda: ended.append(ex.apply(built, make_plan(built).plan)))
+        runner.start()
+        try:
+            wait_for(root, "waiting", "pnf-1/register")
+            with Journal(journal_of(root), create=False) as other:
+                assert "delivered" in deliver(other, 1, "pnf-1", "registered", {"ip_address": "10.0.0.7"}, "t").message
+                deadline = time.monotonic() + 30
+                while not [ev for ev in events(root) if ev.kind == "replan"]:
+                    assert time.monotonic() < deadline, [ev.kind for ev in events(root)]
+                    time.sleep(0.02)
+                again = deliver(other, 1, "pnf-1", "registered", {"ip_address": "10.0.0.7"}, "t")
+                assert "had arrived already" in again.message and again.seq is None, again.message
+                with pytest.raises(ExecutionError, match="arrived already with other data"):
+                    deliver(other, 1, "pnf-1", "registered", {"ip_address": "10.0.0.8"}, "t")
+        finally:
+            ex.request_stop()
+            runner.join(30)
+            ex.close()
