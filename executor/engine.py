@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -776,7 +776,20 @@ class Executor:
                 request, why = self._request(rs, op, key, rs.attempts.get(oid, 1), spec.timeout if spec else 0.0)
             except (KeyError, ValueError):
                 return None
-            return request if why is None else None
+            if why is not None:
+                return None
+            # with what its intent says was sent (its params, its target): the request as made now reads the
+            # files as they are now, and an edit since the call was recorded as sent (the change then
+            # planned for no more, a review's); a value the journal keeps the fingerprint of is the one made
+            # now where it is the same
+            intent = next((ev for ev in reversed(self.journal.events(rs.run, kinds=("intent",),
+                                                                     resources=(op.resource,)))
+                           if ev.op == oid and ev.key == key), None)
+            if intent is not None and isinstance(then := intent.data.get("inputs"), dict):
+                now = request.inputs
+                request = replace(request, target=intent.data.get("target", request.target), inputs={
+                    k: now[k] if k in now and same_value(v, now[k]) else v for k, v in then.items()})
+            return request
         return None
 
     def _probe(self, core: RunCore, cmd: Probe) -> Probed:

@@ -189,9 +189,10 @@ def test_controllers_without_a_kind_are_announced_as_simulated(vfw_copy: Path) -
     assert "name no kind" not in run.err
 
 
-def command_project(root: Path, script: str, retry: str, thing: str, resources: str) -> Path:
-    """A project of one type, ``thing`` (absent <-> present), whose controller c is ``script`` run by
-    this Python (``ctl.py`` in the project folder), with ``retry``, and a request of ``resources``."""
+def command_project(root: Path, script: str, retry: str, thing: str, resources: str, *, update: bool = False) -> Path:
+    """A project of one type, ``thing`` (absent <-> present; ``update``: and present -> present), whose
+    controller c is ``script`` run by this Python (``ctl.py`` in the project folder), with ``retry``, and a
+    request of ``resources``."""
     root.mkdir()
     (root / "ctl.py").write_text(script)
     (root / "catalog.yaml").write_text(
@@ -200,7 +201,8 @@ def command_project(root: Path, script: str, retry: str, thing: str, resources: 
         "lifecycles:\n  simple:\n    states: [absent, present]\n    milestones: {created: present, active: present}\n"
         "    operations:\n"
         "      create: {from: absent, to: present}\n      delete: {from: present, to: absent}\n"
-        f"types:\n  thing: {thing}\n")
+        + ("      update: {from: present, to: present}\n" if update else "")
+        + f"types:\n  thing: {thing}\n")
     (root / "request.yaml").write_text(f"resources:\n{resources}")
     (root / "inventory.yaml").write_text("resources: []\n")
     (root / "ordo.yaml").write_text("catalog: catalog.yaml\nrequest: request.yaml\ninventory: inventory.yaml\n")
@@ -451,3 +453,37 @@ def test_a_resource_found_made_by_someone_else_after_a_call_in_doubt_is_not_coun
                            "  - { name: a, type: thing }\n  - { name: b, type: thing }\n")
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code == 0 and "1 created" in run.out and "1 found there already" in run.out, run.text
+
+
+def test_a_call_in_doubt_found_applied_on_a_resume_is_recorded_with_what_it_sent(tmp_path: Path) -> None:
+    """Its params edited before the resume, the call in doubt found applied was recorded with the params as
+    the files gave them then, not as sent: the change was taken as made, and planned for no more (a
+    review's)."""
+    from executor.journal import Journal
+    from tests.conftest import run_ordo_forked
+
+    root = dies_after_applying(tmp_path / "p", "params: { size: 1 }")
+    crashed = run_ordo_forked("apply", "-C", root, "--auto-approve", env={"ORDO_CRASH_POINT": "result-written"})
+    assert crashed.code == -9, crashed.text
+    (root / "request.yaml").write_text((root / "request.yaml").read_text().replace("size: 1", "size: 2"))
+    run_ordo("resume", "1", "-C", root)
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert calls[0] == ["a", "create", {"size": 1}], calls
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        assert jr.state()["a"].attributes["size"] == 1, jr.state()["a"]
+    assert run_ordo("plan", "-C", root, "--detailed-exitcode").code != 0   # (the change to 2 still to make)
+
+
+def test_an_update_that_failed_in_doubt_and_was_found_applied_is_counted_changed(tmp_path: Path) -> None:
+    """The controller, asked by the update's key, says it applied it: the summary counted it nowhere (an
+    update keeps the state, which told nothing; a review's)."""
+    script = DIES_AFTER_APPLYING.replace('if req["resource"] == "a" and not os.path.exists("died")',
+                                         'if req["operation"] == "update" and not os.path.exists("died")')
+    root = command_project(tmp_path / "p", script, "{ attempts: 1 }",
+                           "{ lifecycle: simple, controller: c, update: update }",
+                           "  - { name: a, type: thing, params: { size: 1 } }\n", update=True)
+    assert run_ordo("apply", "-C", root, "--auto-approve").code == 0
+    (root / "request.yaml").write_text((root / "request.yaml").read_text().replace("size: 1", "size: 2"))
+    run = run_ordo("apply", "-C", root, "--auto-approve")
+    assert run.code == 0 and "0 created, 1 changed" in run.out, run.text
+    assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0

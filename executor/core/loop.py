@@ -586,8 +586,11 @@ class RunCore:
             # In doubt no longer where the state says whether it was applied: journaled, so that
             # a resumed run knows it too (a later execution of the operation gets a new key).
             ops = [by_id[o] for o in self.concerns.get(found.resource, ()) if o in by_id]
-            settled = sorted(op.id for op in ops if op.id in rs.in_doubt and op.from_state != op.to_state
-                             and found.state in (op.from_state, op.to_state))
+            # (one that keeps the state, an update, where the controller asked by its key says it applied it: an
+            # update found applied was counted nowhere in the summary, a review's)
+            settled = sorted(op.id for op in ops if op.id in rs.in_doubt and (
+                op.from_state != op.to_state and found.state in (op.from_state, op.to_state)
+                or found.applied is True and found.state == op.to_state))
             if settled:
                 data["settled"] = settled
             events.append(self._made(Event("observed", data=data)))
