@@ -253,20 +253,31 @@ class _Finds:
     def __init__(self, text: str) -> None:
         self.text = text
         self._last: dict[str, tuple[int, int]] = {}   # needle -> (looked from, found at or -1)
+        self._ends: dict[str, list[int]] | None = None   # an end tag's name in lower case -> where each is
 
-    def find(self, needle: str, at: int, *, anycase: bool = False) -> int:
-        """Where ``needle`` is next from ``at`` (``anycase``: in any case), -1 if nowhere. (Not in the text
-        lowered: 'İ' lowered is two characters, and the places found were off by one each, a review's.)"""
+    def find(self, needle: str, at: int) -> int:
+        """Where ``needle`` is next from ``at``, -1 if nowhere."""
         looked = self._last.get(needle)
         if looked is not None and at >= looked[0] and (looked[1] < 0 or looked[1] >= at):
             return looked[1]
-        if anycase:
-            match = re.compile(re.escape(needle), re.IGNORECASE).search(self.text, at)
-            found = match.start() if match else -1
-        else:
-            found = self.text.find(needle, at)
+        found = self.text.find(needle, at)
         self._last[needle] = (at, found)
         return found
+
+    def end_tag(self, name: str, at: int) -> int:
+        """Where the end tag of element ``name`` (in any case) is next from ``at``, -1 if nowhere: every end
+        tag found in one pass (one pass per name was quadratic on tags of as many namespaces, a review's; and
+        not in the text lowered: 'İ' lowered is two characters, and the places were off by one each)."""
+        if self._ends is None:
+            self._ends = {}
+            for match in _END_TAG.finditer(self.text):
+                self._ends.setdefault(match.group(1).lower(), []).append(match.start())
+        places = self._ends.get(name.lower(), [])
+        i = bisect.bisect_left(places, at)
+        return places[i] if i < len(places) else -1
+
+
+_END_TAG = re.compile(r"</([^\s<>/]++)")
 
 
 def _mask_named(text: str, pattern: re.Pattern[str]) -> str:
@@ -302,7 +313,7 @@ def _value_end(text: str, at: int, match: re.Match[str], finds: _Finds) -> int:
     given = match.group(0)
     char = text[at] if at < n else "\n"
     if given.startswith("<"):   # (to its own end tag, in any case: another's further on is not its end)
-        found = finds.find("</" + given[1:].rstrip(">").split()[0], at, anycase=True)
+        found = finds.end_tag(given[1:].rstrip(">").split()[0], at)
         if found >= 0:
             return found
         if char.isspace() or char in ":;,.!?)":   # (a name in brackets in prose)
@@ -363,28 +374,39 @@ def _value_end(text: str, at: int, match: re.Match[str], finds: _Finds) -> int:
         return n
     line_end = finds.find("\n", at)
     line_end = n if line_end < 0 else line_end
-    if ":" in given and (_only(text, at, line_end, " \t\r") or char == "#"
-                         or char in "|>" and _only(text, at + 1, line_end, " \t\r+-0123456789")):
-        head = text.rfind("\n", 0, at) + 1
-        indent = len(text[head:at]) - len(text[head:at].lstrip(" \t"))
-        i = line_end
-        while i < n:   # (the lines after it, each indented more than the name's, or empty, or a list's item)
-            nxt = text.find("\n", i + 1)
-            nxt = n if nxt < 0 else nxt
-            body = text[i + 1:nxt]
-            inside = len(body) - len(body.lstrip(" \t"))
-            if body.strip() and (inside < indent or inside == indent and not body.lstrip(" \t").startswith("-")):
-                break
-            i = nxt
-        return i
     if ":" in given:
         before = match.start() - 1
         while before >= 0 and text[before] in " \t":
             before -= 1
-        if before < 0 or text[before] not in "{,":
-            return line_end   # (admin_pw: p,ss in a YAML block: the rest of the line, commas too)
+        if before >= 0 and text[before] in "{,":   # (in a flow mapping: to the next entry)
+            stop = at
+            while stop < line_end and text[stop] not in ",}]":
+                stop += 1
+            return stop
+        # the rest of the line (commas too: admin_pw: p,ss), and the lines after it indented more than the
+        # name's (a YAML block, with a tag or an anchor; a plain scalar or a header folded over lines), or
+        # empty; when the line ends there, a list's items at the name's indent too
+        bare = _only(text, at, line_end, " \t\r") or char == "#" \
+            or char in "|>" and _only(text, at + 1, line_end, " \t\r+-0123456789")
+        head = text.rfind("\n", 0, match.start()) + 1
+        indent = _only_end(text, head, match.start(), " \t") - head
+        i = line_end
+        while i < n:
+            nxt = text.find("\n", i + 1)
+            nxt = n if nxt < 0 else nxt
+            inside = _only_end(text, i + 1, nxt, " \t")
+            if inside < nxt and text[inside] != "\r" and (inside - i - 1 < indent or inside - i - 1 == indent and not (
+                    bare and text[inside] == "-")):
+                break
+            i = nxt
+        return i - 1 if i > at and text[i - 1] == "\r" else i
+    if "=" in given and "=>" not in given and not given.startswith("-"):
+        # a setting (admin_pw = two words, INI's) to the line's end; one against its name (.env, a connection
+        # string: Admin_pw=pass word;Db=y) to a ';', '&' or the line's end (a word showed the rest, a review's)
+        if given.rstrip(" \t")[:-1].endswith((" ", "\t")):
+            return line_end - 1 if line_end > at and text[line_end - 1] == "\r" else line_end
         stop = at
-        while stop < line_end and text[stop] not in ",}]":
+        while stop < line_end and text[stop] not in "\"';&}]\r":
             stop += 1
         return stop
     return _word_end(text, at, "\"',;&}]")
@@ -395,6 +417,14 @@ def _word_end(text: str, at: int, ends: str) -> int:
     while stop < n and not text[stop].isspace() and text[stop] not in ends:
         stop += 1
     return stop
+
+
+def _only_end(text: str, begin: int, end: int, chars: str) -> int:
+    """Where the first character not in ``chars`` is in ``text[begin:end]`` (``end`` if none)."""
+    i = begin
+    while i < end and text[i] in chars:
+        i += 1
+    return i
 
 
 def _only(text: str, begin: int, end: int, chars: str) -> bool:
