@@ -197,7 +197,7 @@ def _without_schema_errors(src: Source, model_cls, pruned: set[str]) -> Source |
             errors = exc.errors()
         else:
             return Source(file=src.file, data=data, positions=positions, key_positions=keys, sha256=src.sha256)
-        cuts = set()
+        cuts, keyed = set(), set()
         for error in errors:
             loc = tuple(p for p in error["loc"] if p != "[key]")
             # a missing field: leave out the item that lacks it
@@ -205,12 +205,14 @@ def _without_schema_errors(src: Source, model_cls, pruned: set[str]) -> Source |
             if not loc:
                 return None
             cuts.add(loc)
+            if "[key]" in error["loc"]:   # (its name wrong)
+                keyed.add(loc)
         for loc in sorted(cuts, key=lambda path: [(isinstance(p, str), p) for p in path], reverse=True):
             parent = _existing(data, loc[:-1])
             if parent != loc[:-1]:
                 continue  # inside something cut already
             container = _at(data, parent)
-            pruned.update(_markers(loc, container[loc[-1]]))
+            pruned.update(_markers(loc, container[loc[-1]], loc in keyed))
             del container[loc[-1]]
             if isinstance(container, list):
                 positions, keys = _shift(positions, loc), _shift(keys, loc)
@@ -241,7 +243,7 @@ _UNKNOWN = {"types": "unknown resource type", "controllers": "unknown controller
             "targets": "unknown target", "states": "unknown state", "operations": "unknown operation"}
 
 
-def _markers(loc: PathKey, value) -> set[str]:
+def _markers(loc: PathKey, value, keyed: bool = False) -> set[str]:
     """What problems about an entry left out say: its names, quoted, and
     'unknown <kind>' when it is (in) a section of named things."""
     if tuple(loc[:2]) in _ONLY_NAMING:
@@ -249,7 +251,10 @@ def _markers(loc: PathKey, value) -> set[str]:
     out = {f"'{name}'" for name in _names(value, loc[-1])}
     if isinstance(value, str) and isinstance(loc[-1], int):   # (a list's entry: a policy's name, a file's; not a
         out.add(f"'{value}'")                                # setting's value, solve_timeout: web, a review's)
-    out |= {_UNKNOWN[part] for part in loc[-2:] if isinstance(part, str) and part in _UNKNOWN}
+    # 'unknown <kind>' of any name only where the entry's own name was wrong (what names it elsewhere, as meant,
+    # is not known: -vf-module for vf-module); else it hid every unknown type, one of a request's too, a review's
+    if keyed:
+        out |= {_UNKNOWN[part] for part in loc[-2:] if isinstance(part, str) and part in _UNKNOWN}
     return out
 
 

@@ -857,6 +857,16 @@ def test_a_value_left_out_of_the_project_file_hides_no_other_problem(project: Pr
     assert any("policies.parameters.capacity.bogus" in d for d in result.diagnostics), result.stderr
 
 
+def test_a_type_left_out_of_the_catalog_hides_no_other_unknown_type(project: Project) -> None:
+    """A type left out for a field missing (its lifecycle) made 'unknown resource type' a marker of what it
+    left out: every unknown type was hidden then, one of the request's too (a review's)."""
+    project.replace(CATALOG, "    lifecycle: logical\n", "")
+    project.replace(REQUEST, "services:", "resources:\n  - { name: extra, type: nosuchtype }\nservices:")
+    result = project.check()
+    assert any("lifecycle: missing required field" in d for d in result.diagnostics), result.stderr
+    assert any("unknown resource type 'nosuchtype'" in d for d in result.diagnostics), result.stderr
+
+
 def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
     project.write(POLICY, "% comment\nbar(X,Y) :- op(X,_).\n")
     project.replace(CATALOG, "    controller: so\n", "    controller: soo\n")
