@@ -1039,6 +1039,14 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
 
         found = project_conflict(loaded, timeout=timeout)
         if found is None:
+            # the plan made, as `ordo plan` makes it, before it is said to exist: what plan refuses of the
+            # answer (weights past the solver's range) it refuses here too (it said "A plan exists" where
+            # plan refused, an authoring sweep's)
+            if make_plan(loaded, timeout=timeout, program=program).plan is None:   # (no conflict: the time ran out)
+                _console(stderr=True).print(f"Nothing conflicts, but no plan was found within the time limit "
+                                            f"({timeout or loaded.settings.solve_timeout:g} s): `ordo plan` says "
+                                            "more.", highlight=False)
+                sys.exit(EXIT_TIMEOUT)
             if as_json:   # (what a conflict found says, none found: a plan exists)
                 click.echo(json.dumps({"found": False, "plan_exists": True}, indent=2, sort_keys=True))
             else:

@@ -312,3 +312,19 @@ def test_a_saved_plan_is_explained_as_it_was_made_and_a_request_in_json_is_named
         assert run.code == 1 and "request.json: error: format_version: not an ordo plan (no format_version, no " \
                                  "operations): a .json file is read as a plan saved by `ordo plan --out`" in run.err
         assert "a request written in JSON is read as one when named *.yaml" in run.err, run.text
+
+
+def test_explain_conflict_refuses_what_plan_refuses_when_nothing_conflicts(vfw_copy):
+    """Weak constraints whose weights add up past the solver's range: `ordo plan` refused, and `ordo explain
+    --conflict` said "A plan exists: nothing conflicts. `ordo plan` shows it." (an authoring sweep's)."""
+    (vfw_copy / "policies" / "heavy.lp").write_text(
+        "%@ name: heavy\n%@ description: weights too large\n:~ place(R,T). [1000000000@1,R,T]\n")
+    ordo_yaml = vfw_copy / "ordo.yaml"
+    ordo_yaml.write_text(ordo_yaml.read_text().replace("    - policies/config-after-modules.lp\n",
+                                                       "    - policies/config-after-modules.lp\n"
+                                                       "    - policies/heavy.lp\n"))
+    planned = run_ordo("plan", "-C", vfw_copy)
+    explained = run_ordo("explain", "--conflict", "-C", vfw_copy)
+    assert planned.code == 1 and "add up to" in planned.err, planned.text
+    assert explained.code == 1 and "add up to" in explained.err and "A plan exists" not in explained.out, \
+        explained.text
