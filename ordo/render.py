@@ -197,7 +197,10 @@ def minimal_conflict(console: Console, found, timeout: float) -> None:
             console.print(f"      [dim]rule: {shown(rule.text)}[/]", highlight=False)
     goals(console, "Requested goals:", found.goals)
     if found.minimal:
-        console.print("\n  Drop or relax any one of these and the rest can hold together.", highlight=False)
+        # (of this set: another may conflict too, and a plan need not exist once one of these is dropped; it read
+        # as a promise, an authoring sweep's)
+        console.print("\n  Drop or relax any one of these and the rest of them can hold together; another set may "
+                      "conflict too: `ordo explain --conflict` again after the change says.", highlight=False)
 
 
 def operation_why(console: Console, why) -> None:

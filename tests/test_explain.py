@@ -38,6 +38,8 @@ def test_explain_no_plan_cli(vfw_copy):
     run = run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT, "--conflict")
     assert run.code == 3, run.text
     assert "a minimal conflicting set: policies" in run.out
+    # (dropping one makes this set hold together, not the whole: it read as a promise, an authoring sweep's)
+    assert "the rest of them can hold together; another set may conflict too" in run.out, run.out
     assert "onap-mgmt-net: absent  (requests/delete-mgmt-net.yaml:5)" in run.out
     data = json.loads(run_ordo("explain", "-C", vfw_copy, *DELETE_MGMT, "--conflict", "--json").out)
     assert data["minimal"] is True and data["goals"][0]["resource"] == "onap-mgmt-net"
