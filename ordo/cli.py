@@ -735,13 +735,19 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
         click.echo(json.dumps({"baseline": base, "scenarios": compared}, indent=2, sort_keys=True))
         sys.exit(code)
     console = _console()
-    console.print(f"Baseline: {base['status'].replace('_', ' ')}, {base.get('operations', '-')} operations"
-                  + (f" {shown_lines(base['error'])}" if base.get("error") else ""),
+    # an error once, on stderr, as every command says one; a scenario's that is the baseline's is not said
+    # again (it was, on each line, after "Baseline: error, - operations": an authoring sweep's)
+    said = base.get("error")
+    if said:
+        _console(stderr=True).print(("" if "error:" in said else "error: ") + shown_lines(said), highlight=False)
+    planned = f", {base['operations']} operations" if "operations" in base else ""
+    console.print(f"Baseline: {base['status'].replace('_', ' ')}{planned}" + (" (the error above)" if said else ""),
                   highlight=False)   # (no_plan in words; JSON keeps the word)
     for row in compared:
         if "moved" not in row:   # no plan (an error), or none to compare with: the baseline has none
             planned = f", {row['operations']} operations" if "operations" in row else ""
-            error = f" {shown_lines(row['error'])}" if row.get("error") else ""
+            error = (" (the baseline's error)" if row.get("error") == said else f" {shown_lines(row['error'])}") \
+                if row.get("error") else ""
             console.print(f"  {shown(row['scenario'])}: {row['status'].replace('_', ' ')}{planned}{error}",
                           highlight=False)
             continue

@@ -59,15 +59,10 @@ def test_a_baseline_without_a_plan_leaves_the_rows_that_have_one(vfw_copy: Path,
     """A policy that rules every plan out: the baseline has none, and the row without that policy
     plans, with nothing to compare its placements with (it crashed the text output). The sweep exits 3,
     as `ordo plan` does for the project as it is (it exited 0)."""
-    (vfw_copy / "policies" / "blocker.lp").write_text(
-        "%@ name: blocker\n%@ description: no operation at all.\n%@ enforcement: hard\n:- op(X, Y).\n")
-    text = (vfw_copy / "ordo.yaml").read_text()
-    (vfw_copy / "ordo.yaml").write_text(text.replace("    - policies/config-after-modules.lp\n",
-                                                     "    - policies/config-after-modules.lp\n"
-                                                     "    - policies/blocker.lp\n"))
+    _with_policy(vfw_copy, "blocker", "%@ description: no operation at all.\n%@ enforcement: hard\n:- op(X, Y).\n")
     done = run_ordo("sweep", "-C", vfw_copy, "--journal", tmp_path / "journal.db", "--jobs", "2")
     assert done.code == 3, done.text
-    assert "Baseline: no plan, - operations" in done.out   # in words (JSON keeps no_plan)
+    assert "Baseline: no plan\n" in done.out   # in words (JSON keeps no_plan)
     assert ": no plan" in done.out and "no_plan" not in done.out
     assert "without policy blocker: optimal, 32 operations\n" in done.out and "placed elsewhere" not in done.out
 
@@ -206,3 +201,22 @@ def test_a_project_check_refuses_is_not_swept(vfw_copy: Path, tmp_path: Path):
     assert run_ordo("check", "-C", vfw_copy).code == 1
     done = run_ordo("sweep", "-C", vfw_copy, "--journal", tmp_path / "journal.db")
     assert done.code == 1 and "policy name 'capacity' is taken" in done.err and "Baseline" not in done.out, done.text
+
+
+def test_a_baseline_that_fails_says_its_error_once_on_stderr(vfw_copy: Path, tmp_path: Path):
+    """Weights past the solver's range: the sweep printed "Baseline: error, - operations" with the error
+    after it on stdout, and the same error again on every scenario's line (an authoring sweep's)."""
+    _with_policy(vfw_copy, "heavy", "%@ description: weights too large\n:~ place(R,T). [1000000000@1,R,T]\n")
+    done = run_ordo("sweep", "-C", vfw_copy, "--journal", tmp_path / "journal.db", "--jobs", "2")
+    assert done.code == 1 and done.err.count("add up to") == 1, done.text
+    assert "Baseline: error (the error above)\n" in done.out and "- operations" not in done.out, done.out
+    assert "without policy heavy: optimal" in done.out, done.out
+
+
+def _with_policy(project: Path, name: str, text: str) -> None:
+    """Policy ``name`` (its rules and metadata but the name: ``text``) added to the project's own files."""
+    (project / "policies" / f"{name}.lp").write_text(f"%@ name: {name}\n{text}")
+    config = (project / "ordo.yaml").read_text()
+    (project / "ordo.yaml").write_text(config.replace("    - policies/config-after-modules.lp\n",
+                                                      "    - policies/config-after-modules.lp\n"
+                                                      f"    - policies/{name}.lp\n"))
