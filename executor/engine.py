@@ -712,7 +712,7 @@ class Executor:
                 continue
             kind = model.kinds[res.type]
             controller = concern.controller or kind.operation(concern.ops[0].rpartition("/")[2]).controller
-            asked = self._in_doubt_request(core, concern, controller)
+            asked, sent = self._in_doubt_request(core, concern, controller)
             try:
                 obs = self._controller(controller).observe(res.name, res.type, asked)
             except ControllerError as exc:
@@ -744,18 +744,21 @@ class Executor:
                 continue
             # and the params the call sent, as a result records them (without, a resource with params was found
             # "changed" by the next plan, and one whose type has no update had no plan: a review's)
-            record = self._record(model, res, now_state, asked if applied else None, {**obs.attributes, **answered},
+            record = self._record(model, res, now_state, sent if applied else None, {**obs.attributes, **answered},
                                   target=target or self._target(core.state, model, res.name))
             self._records[res.name] = self._found[res.name] = record
             found.append(Found(res.name, state=now_state, target=target,
                                applied=obs.applied if asked is not None and isinstance(obs.applied, bool) else None))
         return Observed(found, self.clock())
 
-    def _in_doubt_request(self, core: RunCore, concern: Any, controller: str) -> OperationRequest | None:
+    def _in_doubt_request(self, core: RunCore, concern: Any,
+                          controller: str) -> tuple[OperationRequest | None, OperationRequest | None]:
         """The request of the concern's call in doubt (its key) that ``controller`` was sent, for the
         observation to ask about: whether it was applied, and what it answered. Asked of the resource
         alone, a controller cannot tell, and the outputs of a call that failed in doubt (its controller
-        died after it applied it) were lost for good. None when there is none (or it cannot be made)."""
+        died after it applied it) were lost for good. With it, the request as it was sent, to record
+        where it was applied (a secret in it as the journal keeps it: its fingerprint, never sent). None,
+        None when there is none (or it cannot be made)."""
         rs = core.state
         # (a resume observes before it takes the plan up again; a Temporal activity has the run's plan alone)
         if core.plan is not None:
@@ -770,27 +773,30 @@ class Executor:
                 continue
             sent = self._requests.get(oid)
             if sent is not None and sent.key == key:
-                return sent
+                return sent, sent
             spec = specs.get(oid)
             try:
                 request, why = self._request(rs, op, key, rs.attempts.get(oid, 1), spec.timeout if spec else 0.0)
             except (KeyError, ValueError):
-                return None
+                return None, None
             if why is not None:
-                return None
-            # with what its intent says was sent (its params, its target): the request as made now reads the
-            # files as they are now, and an edit since the call was recorded as sent (the change then
-            # planned for no more, a review's); a value the journal keeps the fingerprint of is the one made
-            # now where it is the same
+                return None, None
+            # what its intent says was sent (its params, its target): the request as made now reads the files
+            # as they are now, and an edit since the call was recorded as sent (the change then planned for no
+            # more, a review's). A value the journal keeps the fingerprint of is the one made now where it is
+            # the same; where not (a password changed since), it is recorded as the journal has it, and the
+            # controller is asked with the value now, never the fingerprint (a review of that)
             intent = next((ev for ev in reversed(self.journal.events(rs.run, kinds=("intent",),
                                                                      resources=(op.resource,)))
                            if ev.op == oid and ev.key == key), None)
-            if intent is not None and isinstance(then := intent.data.get("inputs"), dict):
-                now = request.inputs
-                request = replace(request, target=intent.data.get("target", request.target), inputs={
-                    k: now[k] if k in now and same_value(v, now[k]) else v for k, v in then.items()})
-            return request
-        return None
+            if intent is None or not isinstance(then := intent.data.get("inputs"), dict):
+                return request, request
+            now, target = request.inputs, intent.data.get("target", request.target)
+            recorded = {k: now[k] if k in now and same_value(v, now[k]) else v for k, v in then.items()}
+            asked = {k: now[k] if k in now and redacted(v) else v for k, v in recorded.items()
+                     if k in now or not redacted(v)}
+            return replace(request, target=target, inputs=asked), replace(request, target=target, inputs=recorded)
+        return None, None
 
     def _probe(self, core: RunCore, cmd: Probe) -> Probed:
         """Observe the resources of waiting operations at their controllers (a declared wait's poll)."""

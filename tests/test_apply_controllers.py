@@ -487,3 +487,29 @@ def test_an_update_that_failed_in_doubt_and_was_found_applied_is_counted_changed
     run = run_ordo("apply", "-C", root, "--auto-approve")
     assert run.code == 0 and "0 created, 1 changed" in run.out, run.text
     assert run_ordo("plan", "-C", root, "--detailed-exitcode").code == 0
+
+
+def test_a_secret_changed_before_a_resume_is_never_sent_as_its_fingerprint(tmp_path: Path) -> None:
+    """A declared secret edited between the crash and the resume: the observation of the call in doubt asked
+    the controller with the journal's fingerprint as the password, and recorded it as sent (a review's). It
+    asks with the value now, and records the fingerprint of what was sent: the change is still to make."""
+    from executor.journal import Journal
+    from tests.conftest import run_ordo_forked
+
+    script = DIES_AFTER_APPLYING.replace(   # (what each observation was asked with, logged)
+        'if req["action"] == "observe":',
+        'if req["action"] == "observe":\n    open("observed.log", "a").write(json.dumps(req.get("request")) + "\\n")')
+    root = command_project(tmp_path / "p", script, "{ attempts: 1 }",
+                           "{ lifecycle: simple, controller: c, secrets: [pw],"
+                           " operations: { create: { outputs: [url] } } }",
+                           "  - { name: a, type: thing, params: { pw: old-secret-1, size: 1 } }\n")
+    crashed = run_ordo_forked("apply", "-C", root, "--auto-approve", env={"ORDO_CRASH_POINT": "result-written"})
+    assert crashed.code == -9, crashed.text
+    (root / "request.yaml").write_text((root / "request.yaml").read_text().replace("old-secret-1", "new-secret-2"))
+    run_ordo("resume", "1", "-C", root)
+    asked = [json.loads(line) for line in (root / "observed.log").read_text().splitlines()]
+    assert asked and all(a["inputs"] == {"pw": "new-secret-2", "size": 1} for a in asked), asked
+    with Journal(root / ".ordo" / "journal.db", create=False) as jr:
+        kept = jr.state()["a"].attributes["pw"]
+    assert kept.startswith("<secret ") and "secret-" not in kept, kept
+    assert run_ordo("plan", "-C", root, "--detailed-exitcode").code != 0   # (the new password still to send)
