@@ -251,9 +251,10 @@ def _markers(loc: PathKey, value, keyed: bool = False) -> set[str]:
     out = {f"'{name}'" for name in _names(value, loc[-1])}
     if isinstance(value, str) and isinstance(loc[-1], int):   # (a list's entry: a policy's name, a file's; not a
         out.add(f"'{value}'")                                # setting's value, solve_timeout: web, a review's)
-    # 'unknown <kind>' of any name only where the entry's own name was wrong (what names it elsewhere, as meant,
-    # is not known: -vf-module for vf-module); else it hid every unknown type, one of a request's too, a review's
-    if keyed:
+    # 'unknown <kind>' of any name only where the entry's own name was wrong or is none (what names it
+    # elsewhere, as meant, is not known: -vf-module for vf-module; [created] in a list of states); else it hid
+    # every unknown type, one of a request's too, a review's
+    if keyed or isinstance(loc[-1], int) and not isinstance(value, str):
         out |= {_UNKNOWN[part] for part in loc[-2:] if isinstance(part, str) and part in _UNKNOWN}
     return out
 

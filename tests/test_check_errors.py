@@ -865,6 +865,13 @@ def test_a_type_left_out_of_the_catalog_hides_no_other_unknown_type(project: Pro
     result = project.check()
     assert any("lifecycle: missing required field" in d for d in result.diagnostics), result.stderr
     assert any("unknown resource type 'nosuchtype'" in d for d in result.diagnostics), result.stderr
+    # but a list's entry that is no name leaves the names meant unknown: what said "unknown state 'created'"
+    # of each operation that reads it is not said (a review of that)
+    project.replace(CATALOG, "states: [absent, assigned, created, active]",
+                    "states: [absent, assigned, [created], active]")
+    result = project.check()
+    assert any("states[2]: expected a string" in d for d in result.diagnostics), result.stderr
+    assert not any("unknown state 'created'" in d for d in result.diagnostics), result.stderr
 
 
 def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
