@@ -403,11 +403,8 @@ def _value_end(text: str, at: int, match: re.Match[str], finds: _Finds) -> int:
     if "=" in given and "=>" not in given and not given.startswith("-"):
         # a setting (admin_pw = two words, INI's) to the line's end; one against its name (.env, a connection
         # string: Admin_pw=pass word;Db=y) to a ';', '&' or the line's end (a word showed the rest, a review's)
-        if given.rstrip(" \t")[:-1].endswith((" ", "\t")):   # (or a ';': what a message says after, a review's)
-            stop = at
-            while stop < line_end and text[stop] not in ";\r":
-                stop += 1
-            return stop
+        if given.rstrip(" \t")[:-1].endswith((" ", "\t")):   # (not to a ';': a password may hold one, a review's)
+            return line_end - 1 if line_end > at and text[line_end - 1] == "\r" else line_end
         stop = at
         while stop < line_end and text[stop] not in "\"';&}]\r":
             stop += 1
