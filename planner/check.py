@@ -75,7 +75,16 @@ def _about(diagnostic: Diagnostic, markers: set[str]) -> bool:
     """Whether ``diagnostic`` is said of an entry left out (it quotes one of its ``markers``), not where it
     only suggests one (did you mean 'web'?: an unknown resource 'wbe' was hidden, a review's)."""
     text = _SUGGESTION.sub("", f"{diagnostic.summary} {diagnostic.detail}")
-    return any(m in text for m in markers)
+    for marker in markers:
+        said, _, within = marker.partition(_WITHIN)
+        if said in text and (not within or diagnostic.path == within
+                             or diagnostic.path.startswith((f"{within}.", f"{within}["))):
+            return True
+    return False
+
+
+#: Parts a marker what problems say (before) and where they are (after: a path, for those within it alone).
+_WITHIN = "\x00"
 
 
 #: A suggestion in a problem's text: "(did you mean 'x'?)", "; did you mean 'x' or 'y'?"
@@ -254,8 +263,12 @@ def _markers(loc: PathKey, value, keyed: bool = False) -> set[str]:
     # 'unknown <kind>' of any name only where the entry's own name was wrong or is none (what names it
     # elsewhere, as meant, is not known: -vf-module for vf-module; [created] in a list of states); else it hid
     # every unknown type, one of a request's too, a review's
-    if keyed or isinstance(loc[-1], int) and not isinstance(value, str):
+    if keyed:
         out |= {_UNKNOWN[part] for part in loc[-2:] if isinstance(part, str) and part in _UNKNOWN}
+    elif isinstance(loc[-1], int) and not isinstance(value, str):   # (within the list's owner alone: the states
+        # of one lifecycle; another lifecycle's unknown state was hidden, a review's)
+        out |= {f"{_UNKNOWN[part]}{_WITHIN}{format_path(loc[:-2])}" for part in loc[-2:-1]
+                if isinstance(part, str) and part in _UNKNOWN}
     return out
 
 

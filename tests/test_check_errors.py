@@ -869,9 +869,14 @@ def test_a_type_left_out_of_the_catalog_hides_no_other_unknown_type(project: Pro
     # of each operation that reads it is not said (a review of that)
     project.replace(CATALOG, "states: [absent, assigned, created, active]",
                     "states: [absent, assigned, [created], active]")
+    project.replace(CATALOG, "activate:      { from: configured,      to: active }",
+                    "activate:      { from: configured,      to: actve }")
     result = project.check()
     assert any("states[2]: expected a string" in d for d in result.diagnostics), result.stderr
     assert not any("unknown state 'created'" in d for d in result.diagnostics), result.stderr
+    # (another lifecycle's unknown state is said: it was hidden too, a review's)
+    assert any("lifecycles.vnf.operations.activate.to: unknown state 'actve'" in d for d in result.diagnostics), \
+        result.stderr
 
 
 def test_unsafe_variable_reported_with_model_errors(project: Project) -> None:
