@@ -741,7 +741,7 @@ def sweep(project: Path, request: Path | None, inventory: Path | None, journal: 
     if said:
         _console(stderr=True).print(("" if "error:" in said else "error: ") + shown_lines(said), highlight=False)
     planned = f", {base['operations']} operations" if "operations" in base else ""
-    console.print(f"Baseline: {base['status'].replace('_', ' ')}{planned}" + (" (the error above)" if said else ""),
+    console.print(f"Baseline: {base['status'].replace('_', ' ')}{planned}" + (" (its error on stderr)" if said else ""),
                   highlight=False)   # (no_plan in words; JSON keeps the word)
     for row in compared:
         if "moved" not in row:   # no plan (an error), or none to compare with: the baseline has none
@@ -1048,11 +1048,17 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
             # the plan made, as `ordo plan` makes it, before it is said to exist: what plan refuses of the
             # answer (weights past the solver's range) it refuses here too (it said "A plan exists" where
             # plan refused, an authoring sweep's)
-            if make_plan(loaded, timeout=timeout, program=program).plan is None:   # (no conflict: the time ran out)
-                _console(stderr=True).print(f"Nothing conflicts, but no plan was found within the time limit "
-                                            f"({timeout or loaded.settings.solve_timeout:g} s): `ordo plan` says "
-                                            "more.", highlight=False)
-                sys.exit(EXIT_TIMEOUT)
+            outcome = make_plan(loaded, timeout=timeout, program=program)
+            if outcome.plan is None:   # (nothing conflicts, yet no plan: the time ran out, say; as plan exits)
+                if as_json:   # (JSON callers had nothing to parse, a review's)
+                    click.echo(json.dumps({"found": False, "plan_exists": False, "status": outcome.status},
+                                          indent=2, sort_keys=True))
+                else:
+                    within = (f" within the time limit ({timeout or loaded.settings.solve_timeout:g} s)"
+                              if outcome.status == "timeout" else "")
+                    _console(stderr=True).print(f"Nothing conflicts, but no plan was found{within}: `ordo plan` "
+                                                "says more.", highlight=False)
+                sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
             if as_json:   # (what a conflict found says, none found: a plan exists)
                 click.echo(json.dumps({"found": False, "plan_exists": True}, indent=2, sort_keys=True))
             else:

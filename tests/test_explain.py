@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from domain.project import load_project
 from planner.core import load_policies, make_plan
 from planner.explain import minimal_conflict
@@ -330,3 +332,20 @@ def test_explain_conflict_refuses_what_plan_refuses_when_nothing_conflicts(vfw_c
     assert planned.code == 1 and "add up to" in planned.err, planned.text
     assert explained.code == 1 and "add up to" in explained.err and "A plan exists" not in explained.out, \
         explained.text
+
+
+@pytest.mark.parametrize(("status", "code"), [("timeout", 4), ("unsatisfiable", 3)])
+def test_explain_conflict_with_nothing_in_conflict_and_no_plan_answers_json_too(vfw_copy, monkeypatch, status, code):
+    """Nothing conflicts, and the plan made after finds none (its time ran out): --json printed nothing to
+    parse, and any status was called a timeout (a review's)."""
+    from types import SimpleNamespace
+
+    import planner.core
+
+    monkeypatch.setattr(planner.core, "make_plan", lambda *a, **k: SimpleNamespace(plan=None, status=status))
+    run = run_ordo("explain", "--conflict", "--json", "-C", vfw_copy)
+    assert run.code == code and json.loads(run.out) == {"found": False, "plan_exists": False, "status": status}, \
+        run.text
+    run = run_ordo("explain", "--conflict", "-C", vfw_copy)
+    assert run.code == code and "Nothing conflicts, but no plan was found" in run.err, run.text
+    assert ("within the time limit" in run.err) == (status == "timeout"), run.err

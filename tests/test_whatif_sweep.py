@@ -209,7 +209,7 @@ def test_a_baseline_that_fails_says_its_error_once_on_stderr(vfw_copy: Path, tmp
     _with_policy(vfw_copy, "heavy", "%@ description: weights too large\n:~ place(R,T). [1000000000@1,R,T]\n")
     done = run_ordo("sweep", "-C", vfw_copy, "--journal", tmp_path / "journal.db", "--jobs", "2")
     assert done.code == 1 and done.err.count("add up to") == 1, done.text
-    assert "Baseline: error (the error above)\n" in done.out and "- operations" not in done.out, done.out
+    assert "Baseline: error (its error on stderr)\n" in done.out and "- operations" not in done.out, done.out
     assert "without policy heavy: optimal" in done.out, done.out
 
 
