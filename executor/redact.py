@@ -307,8 +307,10 @@ def _value_end(text: str, at: int, match: re.Match[str], finds: _Finds) -> int:
     the bracket that closes it; a YAML block (``|``, ``>``, a comment, or the name's line ending there) at
     the first line indented no more than the name's (but a list's items); an XML element's text at its end
     tag (none: to the next tag or the line's end; prose, ``open <kubeconfig>: no such file``, is none);
-    after ':' the rest of the line, or in a flow mapping (the name after '{' or ',') up to a ',', '}' or
-    ']'; after '=' or a flag the word. Not closed: the end of the text."""
+    after ':' the rest of the line and the lines folded after it, or in a flow mapping (the name after '{'
+    or ',') up to a ',', '}' or ']'; after a spaced '=' (INI's) the rest of the line; after an '=' against
+    the name up to a ';', '&', a quote or a closing bracket; after a flag the word. Not closed: the end of
+    the text."""
     n = len(text)
     given = match.group(0)
     char = text[at] if at < n else "\n"
@@ -429,10 +431,7 @@ def _only_end(text: str, begin: int, end: int, chars: str) -> int:
 
 def _only(text: str, begin: int, end: int, chars: str) -> bool:
     """Whether ``text[begin:end]`` holds only ``chars``, looked through no further than its first other."""
-    i = begin
-    while i < end and text[i] in chars:
-        i += 1
-    return i >= end
+    return _only_end(text, begin, end, chars) >= end
 
 
 def _leaves(value: Any) -> list[Any]:

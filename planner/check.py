@@ -83,7 +83,8 @@ def _about(diagnostic: Diagnostic, markers: set[str]) -> bool:
     return False
 
 
-#: Parts a marker what problems say (before) and where they are (after: a path, for those within it alone).
+#: Parts a marker into what a problem says (before it) and where the problem is (after it: a path, for the
+#: problems within it alone).
 _WITHIN = "\x00"
 
 
