@@ -579,3 +579,23 @@ def test_an_abort_decided_for_a_crashed_run_says_it_was_crashed(vfw_copy, monkey
         end = jr.events(run, kinds=("run-ended",))[-1]
         assert jr.run(run).status == "aborted"
     assert end.data["reason"] == "aborted while crashed", end.data
+
+
+def test_the_workflows_end_is_written_after_one_its_follower_wrote(vfw_copy, monkeypatch):
+    """The follower ended the run failed (Temporal did not say how its workflow went), and the workflow went
+    on to its end: that end was not written, an end standing after what it knew, and the run read failed
+    (a review's). The workflow's end is written; the follower's does not count as one."""
+    path, run, ref, since, _, _, a, b = _two_replan_attempts(vfw_copy, monkeypatch)
+    try:
+        with Journal(path) as jr:
+            jr.append(run, [Event("run-ended", data={"status": "failed", "reason": "transport error",
+                                                     "follower": True})], status="failed",
+                      summary={"status": "failed", "reason": "transport error"})
+        a.end(ref, "complete", "", since)
+        b.end(ref, "complete", "", since)   # (another attempt: still one end of the workflow's)
+        with Journal(path) as jr:
+            ends = [ev.data.get("status") for ev in jr.events(run, kinds=("run-ended",))]
+            assert ends == ["failed", "complete"] and jr.run(run).effective_status == "complete", ends
+    finally:
+        a.close()
+        b.close()

@@ -350,11 +350,15 @@ class Activities:
         def work(run: _Run) -> dict[str, Any]:
             ex = run.executor
             rs = ex._rebuild(ref["run"])
-            if not ex.journal.has_event(ref["run"], "run-ended", since=since):
+            # (an end its follower wrote, Temporal not having said how the workflow went, is not the workflow's:
+            # its own was dropped, and the run read failed though it went on to its end, a review's)
+            ended = [ev for ev in ex.journal.events(ref["run"], since=since, kinds=("run-ended",))
+                     if not ev.data.get("follower")]
+            if not ended:
                 ex._project = (self._project(ref, run, rs.plan_no) if rs.plan_no
                                else ex.loader(list(ex._records.values())))
                 # one end per run after since: two attempts' summaries, made from each worker's copy, may differ
-                with _once(ex, since, same=lambda new, old: old.kind == "run-ended"):
+                with _once(ex, since, same=lambda new, old: old.kind == "run-ended" and not old.data.get("follower")):
                     ex._end(_core(rs), End(status, reason))
             # the end the journal holds, this attempt's or another's (whose answer was lost, or which wrote first);
             # its seq: a decision names the fallout it is for
