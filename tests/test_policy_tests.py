@@ -504,3 +504,13 @@ def test_a_case_that_leaves_out_a_policy_check_refuses_is_an_error_not_a_pass(tm
     assert done.code == 1 and "PASSED" not in done.out, done.text
     assert "without private-db" in done.out and "policy name 'private-db' is taken" in done.out, done.text
     assert "passed" not in done.out.splitlines()[-1], done.text
+
+
+def test_a_project_whose_policies_do_not_load_is_said_once_not_under_every_test(vfw_copy: Path) -> None:
+    """A syntax error in a project's policy was said again under each of its twenty tests (an authoring
+    sweep's): said under the first, the others are not run, and say where it was said."""
+    policy = vfw_copy / "policies" / "config-after-modules.lp"
+    policy.write_text(policy.read_text() + "\n:- place(R,\"region-three\") resource(R,\"vnf\").\n")
+    run = run_ordo("test", "-C", vfw_copy)
+    assert run.code == 1 and run.out.count("error: syntax error") == 1, run.out
+    assert "not run: the project's policies have errors, said under" in run.out, run.out

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from domain.errors import DiagnosticsError, OrdoError
+from domain.project import PROJECT_FILE
 from planner.bounded import ChildEnded, PlanningLimitError
 from planner.core import make_plan
 from planner.testing.checking import brief, check_outcome
@@ -41,6 +42,12 @@ def run(collection: Collection, *, coverage: bool = False, base: Path | None = N
             done = run_case(case, stopped.get(project))
             if done.limit is not None:
                 stopped.setdefault(project, done.limit)
+            elif done.unloaded and case.spec.policies is None and all(   # (a case's own files: its own)
+                    _of_the_project(d.file) for d in done.result.errors):
+                # the project's policies or its file refused (every case reads them as ordo check does): said
+                # once, the cases after it not run (the same errors were said under each, an authoring sweep's)
+                stopped.setdefault(project, ("", f"not run: the project's policies have errors, said under "
+                                                 f"{done.result.location}; fix them, then run the tests again"))
             for key in done.exercised:
                 seen.setdefault(key, []).append((done.result.file, done.result.line))
             if coverage and done.program is not None:
@@ -65,12 +72,19 @@ def run_case(case: Case, stopped: tuple[str, str] | None = None) -> CaseRun:
     if case.spec.skip is not None:
         result.outcome, result.reason = "skipped", case.spec.skip
         return done
+    if stopped is not None and not stopped[0]:   # (every case of the project: not even loaded)
+        result.outcome, result.errors = "error", [diag(case, case.key, stopped[1])]
+        return done
     try:
-        project, program, problems = load_case(case)
+        try:
+            project, program, problems = load_case(case)
+        except DiagnosticsError:
+            done.unloaded = True
+            raise
         problems += resolve_expect(case, project.model, program)
         if problems:
             raise DiagnosticsError(problems)
-        if stopped is not None and (not stopped[0] or any(f.display == stopped[0] for f in program.files)):
+        if stopped is not None and any(f.display == stopped[0] for f in program.files):
             result.outcome, result.errors = "error", [diag(case, case.key, stopped[1])]
             return done
         outcome = make_plan(project)
@@ -106,3 +120,8 @@ def run_case(case: Case, stopped: tuple[str, str] | None = None) -> CaseRun:
             done.project, done.program = project, program
     result.seconds = time.perf_counter() - started
     return done
+
+
+def _of_the_project(file: str) -> bool:
+    """Whether a problem's file is one every case of a project reads: a policy file, or the project file."""
+    return file.endswith(".lp") or Path(file).name == PROJECT_FILE
