@@ -514,3 +514,22 @@ def test_a_project_whose_policies_do_not_load_is_said_once_not_under_every_test(
     run = run_ordo("test", "-C", vfw_copy)
     assert run.code == 1 and run.out.count("error: syntax error") == 1, run.out
     assert "not run: the project's policies have errors, said under" in run.out, run.out
+
+
+def test_a_tests_own_data_that_a_policy_cannot_count_stops_no_other_test(vfw_copy: Path) -> None:
+    """A test's own inventory whose numbers a policy cannot count is that test's error, reported against the
+    policy's file: it made every other test of the project "not run" (a review of the change above)."""
+    (vfw_copy / "tests" / "aaa_test.yaml").write_text(textwrap.dedent("""\
+        tests:
+          - name: a region priced in millicents
+            inventory:
+              targets:
+                region-one: { zone: az1, capacity: { vcpu: 64 }, attributes: { cost: 900000000 } }
+                region-two: { zone: az2, capacity: { vcpu: 64 }, attributes: { cost: 1 } }
+              resources:
+                - { name: onap-mgmt-net, type: network, state: active, attributes: { network_id: net-0001 } }
+            expect:
+              violations: []
+        """))
+    run = run_ordo("test", "-C", vfw_copy)
+    assert run.code == 1 and "20 passed, 1 error" in run.out and "not run" not in run.out, run.out

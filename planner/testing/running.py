@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from domain.errors import DiagnosticsError, OrdoError
-from domain.project import PROJECT_FILE
+from domain.project import PROJECT_FILE, load_project
 from planner.bounded import ChildEnded, PlanningLimitError
-from planner.core import make_plan
+from planner.core import load_policies, make_plan
 from planner.testing.checking import brief, check_outcome
 from planner.testing.collection import Case, Collection, Suite
 from planner.testing.coverage import exercised_rules, measure_coverage
@@ -43,7 +43,7 @@ def run(collection: Collection, *, coverage: bool = False, base: Path | None = N
             if done.limit is not None:
                 stopped.setdefault(project, done.limit)
             elif done.unloaded and case.spec.policies is None and all(   # (a case's own files: its own)
-                    _of_the_project(d.file) for d in done.result.errors):
+                    _of_the_project(d.file) for d in done.result.errors) and _refused(suite.project):
                 # the project's policies or its file refused (every case reads them as ordo check does): said
                 # once, the cases after it not run (the same errors were said under each, an authoring sweep's)
                 stopped.setdefault(project, ("", f"not run: the project's policies have errors, said under "
@@ -120,6 +120,20 @@ def run_case(case: Case, stopped: tuple[str, str] | None = None) -> CaseRun:
             done.project, done.program = project, program
     result.seconds = time.perf_counter() - started
     return done
+
+
+def _refused(root: Path | None) -> bool:
+    """Whether the project's own policies do not load, as ordo check reads them (not a case's data: a test's
+    own inventory whose numbers a policy cannot count stopped every other test, a review's)."""
+    if root is None:
+        return False
+    try:
+        load_policies(load_project(root, need_request=False), warnings=False)
+    except DiagnosticsError:
+        return True
+    except OrdoError:
+        return False
+    return False
 
 
 def _of_the_project(file: str) -> bool:
