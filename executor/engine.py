@@ -759,13 +759,11 @@ class Executor:
         died after it applied it) were lost for good. With it, the request as it was sent, to record
         where it was applied (a secret in it as the journal keeps it: its fingerprint, never sent). None,
         None when there is none (or it cannot be made)."""
-        rs = core.state
-        # (a resume observes before it takes the plan up again; a Temporal activity has the run's plan alone)
-        if core.plan is not None:
-            ops, specs = core.plan.ops, core.plan.spec.ops
-        else:
-            ops = {op.id: op for op in rs.plan.operations} if rs.plan is not None else {}
-            specs = core.spec.ops if core.spec is not None else {}
+        rs, plan = core.state, core.plan
+        # (a resume observes before it takes the plan up again)
+        ops = plan.ops if plan is not None else {op.id: op for op in rs.plan.operations} if rs.plan else {}
+        spec = plan.spec if plan is not None else core.spec
+        specs = spec.ops if spec is not None else {}
         for oid in concern.ops:
             key = rs.keys.get(oid)
             op = ops.get(oid)

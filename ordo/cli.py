@@ -175,6 +175,11 @@ def _special(path: Path) -> bool:
     return path.is_relative_to("/proc") or (path.is_relative_to("/dev") and not path.is_relative_to("/dev/shm"))
 
 
+def _exit_without_plan(status: str) -> NoReturn:
+    """The exit of a command that found no plan: 4 when the time limit struck first, else 3."""
+    sys.exit(EXIT_TIMEOUT if status == "timeout" else EXIT_NO_PLAN)
+
+
 def _save_plan(path: Path, plan, settings) -> None:
     """``--out``: the plan as JSON, and a warning when it is larger than ordo reads back."""
     from planner.plan import MB
@@ -366,7 +371,7 @@ def plan(request: Path | None, project: Path, inventory: Path | None, extra_poli
             _print_scope(outcome.scope)
         elif outcome.explanation is not None:
             render.explanation(_console(stderr=True), outcome.explanation)
-        sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+        _exit_without_plan(outcome.status)
     result = outcome.plan
     if out is not None:
         _save_plan(out, result, loaded.settings)
@@ -415,7 +420,7 @@ def _print_diff(base, outcome, fmt: str, base_label: str, other_label: str, *, o
         if outcome.plan is not None and out is not None:
             console.print(f"\nSaved the plan to: {shown(out)}")
     if outcome.plan is None:
-        sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+        _exit_without_plan(outcome.status)
     if getattr(base, "status", None) == "timeout":   # a baseline with no plan in time: nothing was compared
         sys.exit(EXIT_TIMEOUT)
     return diff
@@ -1058,7 +1063,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
                               if outcome.status == "timeout" else "")
                     _console(stderr=True).print(f"Nothing conflicts, but no plan was found{within}: `ordo plan` "
                                                 "says more.", highlight=False)
-                sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+                _exit_without_plan(outcome.status)
             if as_json:   # (what a conflict found says, none found: a plan exists)
                 click.echo(json.dumps({"found": False, "plan_exists": True}, indent=2, sort_keys=True))
             else:
@@ -1103,7 +1108,7 @@ def explain(target: Path | None, operation: str | None, project: Path, inventory
         render.goals(console, "Or, keeping every policy, give up these requested goals:", goals or [])
         console.print("\n  `ordo explain --conflict` finds a minimal set of policies and goals that conflict.",
                       highlight=False)
-    sys.exit(EXIT_TIMEOUT if outcome.status == "timeout" else EXIT_NO_PLAN)
+    _exit_without_plan(outcome.status)
 
 
 def _ordinal(number: int) -> str:

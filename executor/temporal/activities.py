@@ -352,13 +352,11 @@ class Activities:
             rs = ex._rebuild(ref["run"])
             # (an end its follower wrote, Temporal not having said how the workflow went, is not the workflow's:
             # its own was dropped, and the run read failed though it went on to its end, a review's)
-            ended = [ev for ev in ex.journal.events(ref["run"], since=since, kinds=("run-ended",))
-                     if not ev.data.get("follower")]
-            if not ended:
+            if not any(map(_workflows_end, ex.journal.events(ref["run"], since=since, kinds=("run-ended",)))):
                 ex._project = (self._project(ref, run, rs.plan_no) if rs.plan_no
                                else ex.loader(list(ex._records.values())))
                 # one end per run after since: two attempts' summaries, made from each worker's copy, may differ
-                with _once(ex, since, same=lambda new, old: old.kind == "run-ended" and not old.data.get("follower")):
+                with _once(ex, since, same=lambda new, old: _workflows_end(old)):
                     ex._end(_core(rs), End(status, reason))
             # the end the journal holds, this attempt's or another's (whose answer was lost, or which wrote first);
             # its seq: a decision names the fallout it is for
@@ -748,8 +746,13 @@ def _core(rs: RunState, spec: PlanSpec | None = None) -> SimpleNamespace:
     """What the local host's methods read of a core: its state, and the operations of its plan (and
     their specs, where ``spec`` is given)."""
     return SimpleNamespace(state=rs, spec=spec, plan=SimpleNamespace(
-        ops={op.id: op for op in rs.plan.operations} if rs.plan else {},
-        spec=spec if spec is not None else PlanSpec(limit=1, ops={})))
+        ops={op.id: op for op in rs.plan.operations} if rs.plan else {}, spec=spec))
+
+
+def _workflows_end(ev: Event) -> bool:
+    """Whether ``ev`` is a run's end its workflow wrote (not one its follower wrote, Temporal not having said
+    how the workflow went)."""
+    return ev.kind == "run-ended" and not ev.data.get("follower")
 
 
 def _loader(ref: Ref, journal: Path | JournalUrl) -> Callable[[list[ObservedResource]], Project]:

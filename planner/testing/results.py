@@ -112,4 +112,3 @@ class CaseRun:
     project: Project | None = None
     program: Program | None = None
     limit: tuple[str, str] | None = None   # it struck a planning limit: the policy file, and why others are not run
-    unloaded: bool = False                 # its project or policies did not load (not its plan: that is its own)

@@ -32,6 +32,7 @@ def run(collection: Collection, *, coverage: bool = False, base: Path | None = N
     # by project: the policy file that grounds largest where a case struck a planning limit, and why the
     # cases after it that load that file are not run (each would wait for the limit too)
     stopped: dict[Path | None, tuple[str, str]] = {}
+    refused: dict[Path | None, bool] = {}   # whether a project's own policies do not load (looked at once)
     for suite in collection.suites:
         if not suite.cases:
             continue
@@ -42,8 +43,7 @@ def run(collection: Collection, *, coverage: bool = False, base: Path | None = N
             done = run_case(case, stopped.get(project))
             if done.limit is not None:
                 stopped.setdefault(project, done.limit)
-            elif done.unloaded and case.spec.policies is None and all(   # (a case's own files: its own)
-                    _of_the_project(d.file) for d in done.result.errors) and _refused(suite.project):
+            elif _stops_the_others(case, done, project, refused):
                 # the project's policies or its file refused (every case reads them as ordo check does): said
                 # once, the cases after it not run (the same errors were said under each, an authoring sweep's)
                 stopped.setdefault(project, ("", f"not run: the project's policies have errors, said under "
@@ -76,11 +76,7 @@ def run_case(case: Case, stopped: tuple[str, str] | None = None) -> CaseRun:
         result.outcome, result.errors = "error", [diag(case, case.key, stopped[1])]
         return done
     try:
-        try:
-            project, program, problems = load_case(case)
-        except DiagnosticsError:
-            done.unloaded = True
-            raise
+        project, program, problems = load_case(case)
         problems += resolve_expect(case, project.model, program)
         if problems:
             raise DiagnosticsError(problems)
@@ -122,6 +118,17 @@ def run_case(case: Case, stopped: tuple[str, str] | None = None) -> CaseRun:
     return done
 
 
+def _stops_the_others(case: Case, done: CaseRun, root: Path | None, refused: dict[Path | None, bool]) -> bool:
+    """Whether the case's errors are its project's (its policies or its file; not the case's own files, nor
+    its plan's) and the project's own policies do not load (``refused``: what was found of each project)."""
+    if done.result.outcome != "error" or not done.result.errors or case.spec.policies is not None \
+            or not all(_of_the_project(d.file) for d in done.result.errors):
+        return False
+    if root not in refused:
+        refused[root] = _refused(root)
+    return refused[root]
+
+
 def _refused(root: Path | None) -> bool:
     """Whether the project's own policies do not load, as ordo check reads them (not a case's data: a test's
     own inventory whose numbers a policy cannot count stopped every other test, a review's)."""
@@ -132,7 +139,7 @@ def _refused(root: Path | None) -> bool:
     except DiagnosticsError:
         return True
     except OrdoError:
-        return False
+        pass
     return False
 
 
