@@ -73,7 +73,9 @@ Action = Literal["create", "delete", "update", "change", "run"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: `ordo plan` makes its plan without validation (``trusted``) and writes it
+    # with ``to_json``; the validators are built when a saved plan is first read
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     def _json(self) -> dict[str, Any]:
         """Its fields as ``to_json`` writes them (``model_dump(mode="json")``'s:

@@ -1,7 +1,7 @@
 """The fixed start-up of `ordo plan`: what it imports and builds (issue 12,
 docs/architecture.md "Where the time goes in `ordo plan`"). A fresh
 interpreter plans the vFW and reports its modules and which pydantic
-validators of the project's file formats it built."""
+validators of the project's file formats and of the plan's parts it built."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ try:
 except SystemExit as exc:
     assert exc.code in (0, None), exc.code
 from domain.formats import _Strict
+from planner.plan import _Frozen
 
 def below(cls):
     for sub in cls.__subclasses__():
@@ -31,7 +32,8 @@ def below(cls):
         yield from below(sub)
 
 built = sorted({c.__name__ for c in below(_Strict) if c.__pydantic_complete__})
-print(json.dumps({"modules": sorted(sys.modules), "built": built}))
+parts = sorted({c.__name__ for c in below(_Frozen) if c.__pydantic_complete__})
+print(json.dumps({"modules": sorted(sys.modules), "built": built, "plan_parts": parts}))
 """
 
 
@@ -42,6 +44,8 @@ def test_plan_imports_and_builds_only_what_planning_reads(tmp_path):
     assert (tmp_path / "plan.json").exists()
     # a file model validates its nested specs itself: theirs are never built on their own
     assert seen["built"] == ["CatalogFile", "GuardsFile", "InventoryFile", "ProjectFile", "RequestFile"]
+    # the plan is made of trusted parts and written by to_json: only what is made with validation is built
+    assert seen["plan_parts"] == ["CostLevel", "InputFile"]
     unused = ("service", "fastapi", "uvicorn", "temporalio", "pyDatalog", "networkx", "domain.policytests",
               "executor.engine", "executor.temporal", "executor.controllers", "executor.core.messages",
               "executor.core.loop", "executor.core.state", "planner.whatif", "planner.why",
