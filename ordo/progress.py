@@ -63,6 +63,10 @@ class LiveView:
             self.progress.update(self.task, total=self.total, completed=0)
         return plan
 
+    def notice(self, text: str) -> None:
+        """What a run on Temporal waits for, while it journals nothing (executor.temporal.client.Quiet)."""
+        self._print(f"[yellow]Waiting: {shown(text)}[/]")
+
     def __call__(self, ev: Event) -> None:
         data = ev.data
         kind = ev.kind
@@ -130,6 +134,10 @@ class JsonStream:
 
     def __init__(self, write: Any) -> None:
         self.write = write
+
+    def notice(self, text: str) -> None:
+        """A line of its own kind, with no journal seq: not an event, what a quiet run waits for."""
+        self.write(json.dumps({"kind": "notice", "text": text}, sort_keys=True) + "\n")
 
     def __call__(self, ev: Event) -> None:
         body = ev.as_dict()

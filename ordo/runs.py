@@ -75,6 +75,11 @@ class _Quiet:
         self.view = view
         self.quiet = False
 
+    def notice(self, text: str) -> None:
+        if not self.quiet:
+            with contextlib.suppress(OSError):   # (the next event says the output is gone)
+                self.view.notice(text)
+
     def __call__(self, ev: Event) -> None:
         if self.quiet:
             return

@@ -204,10 +204,12 @@ def test_a_run_journaled_in_postgresql_outlives_its_connections_being_closed(tem
     import psycopg
 
     scenario = _scenario(vfw_copy.parent, "smooth.yaml", latency={"default": 0.15})
-    with vfw_workers(temporal_server, "tq", vfw_copy.parent, vfw_copy, 1, [{"ORDO_JOURNAL": postgres_url}]):
+    said = vfw_copy.parent / "said.jsonl"
+    with vfw_workers(temporal_server, "tq", vfw_copy.parent, vfw_copy, 1, [{"ORDO_JOURNAL": postgres_url}]), \
+            said.open("w") as out:
         client = subprocess.Popen([ordo_executable(), "apply", "--engine", "temporal", "--temporal", temporal_server,
                                    "--task-queue", "tq", "-C", str(vfw_copy), "--auto-approve", "--simulation",
-                                   str(scenario), "--journal", postgres_url], stdout=subprocess.DEVNULL,
+                                   str(scenario), "--journal", postgres_url, "--json"], stdout=out,
                                   stderr=subprocess.DEVNULL, env=ordo_env())
         try:
             deadline = time.monotonic() + 120
@@ -233,6 +235,10 @@ def test_a_run_journaled_in_postgresql_outlives_its_connections_being_closed(tem
             _stop(client, signal.SIGKILL)
     summary = _exactly_once(vfw_copy / ".ordo", postgres_url)
     assert summary["created"] == 10 and summary["unfinished"] == 0
+    # and it said why it heard nothing for a moment, once, as a line of its own kind (no journal seq)
+    notices = [line for line in map(json.loads, said.read_text().splitlines()) if line["kind"] == "notice"]
+    assert len(notices) == 1 and notices[0]["text"].startswith("the journal does not answer ("), notices
+    assert "run 1 goes on in its workflow meanwhile" in notices[0]["text"]
 
 
 def _results_in(journal: str) -> int:

@@ -277,13 +277,19 @@ class _Reader:
 
     def __init__(self, jr: Journal, run: int) -> None:
         self.jr, self.run, self._opened = jr, run, []
+        self.notice: Callable[[str], None] = log.warning
 
     async def events(self, since: int) -> list[Event]:
         give_up = time.monotonic() + REOPEN_FOR
+        lost = False
         while True:
             try:
                 return self.jr.events(self.run, since=since)
             except JournalLost as exc:
+                if not lost:
+                    lost = True
+                    self.notice(f"the journal does not answer ({clipped(str(exc), 200)}): asked again for up to "
+                                f"{REOPEN_FOR:.0f}s; run {self.run} goes on in its workflow meanwhile")
                 if time.monotonic() > give_up:
                     raise JournalLost(
                         f"{exc}; run {self.run} goes on in its workflow on Temporal, which waits for the journal: "
@@ -491,9 +497,11 @@ async def follow(handle: WorkflowHandle, reader: _Reader, listener: Listener, st
     """The run's events after ``since`` as the workers journal them, to ``listener``, until the workflow
     ends or the run falls out (the workflow waits for ``decide``); an ``ordo abort`` (its journal event)
     and a Ctrl-C (``stopper``) become the ``stop`` signal. ``past``: the events up to this one are the
-    run's history read again (a run followed again): a fallout among them was decided since."""
+    run's history read again (a run followed again): a fallout among them was decided since. While no
+    event comes, what the workflow waits for is said (``Quiet``)."""
     result = asyncio.ensure_future(handle.result())
     seq, signalled, aborted, cut_off, end = since, False, False, False, None
+    quiet = Quiet(handle, reader, notice_of(listener))
     while True:
         finished = result.done()
         if finished and not result.cancelled() and _unreachable(result.exception()):
@@ -506,6 +514,7 @@ async def follow(handle: WorkflowHandle, reader: _Reader, listener: Listener, st
         for ev in await reader.events(seq):
             seq = ev.seq
             listener(ev)
+            quiet.heard(ev)
             if ev.kind == "run-ended" and ev.seq > past:
                 end = ev
             aborted = aborted or ev.kind == "abort-requested"
@@ -521,7 +530,97 @@ async def follow(handle: WorkflowHandle, reader: _Reader, listener: Listener, st
             return result.result()
         if stopper is not None and stopper.reason and not signalled:
             signalled = await _signalled(handle, stopper.reason)
+        await quiet.look()
         await asyncio.wait([result], timeout=poll)
+
+
+#: Seconds without an event of a followed run before the client asks Temporal what its workflow waits for.
+QUIET_FOR = 30.0
+#: Seconds a task has been scheduled, not taken, before it is said to wait for a worker.
+STUCK_FOR = 10.0
+
+log = logging.getLogger("ordo.temporal")
+
+
+def notice_of(listener: Listener) -> Callable[[str], None]:
+    """Where a follower says what a quiet run waits for: the listener's ``notice`` (the command line's view
+    prints it), else the log (``ordo serve``'s)."""
+    return getattr(listener, "notice", None) or log.warning
+
+
+class Quiet:
+    """What a followed run waits for, said once it has journaled nothing for QUIET_FOR seconds (a client
+    said nothing while no worker was left to take the workflow's tasks, or the workers could not reach the
+    journal): the workflow's task or activities Temporal has scheduled that no worker has taken, and an
+    activity that keeps failing (Temporal retries it). Each thing once, until the run goes on."""
+
+    def __init__(self, handle: WorkflowHandle, reader: _Reader, notice: Callable[[str], None]) -> None:
+        self.handle, self.notice = handle, notice
+        self.since = time.monotonic()
+        self.said: set[str] = set()
+        self.flight: dict[str, str] = {}   # operation -> controller: started, not answered
+        reader.notice = notice
+
+    def heard(self, ev: Event) -> None:
+        self.since = time.monotonic()
+        self.said.clear()
+        if ev.kind == "intent" and ev.op:
+            self.flight[ev.op] = str(ev.data.get("controller", ""))
+        elif ev.kind in ("result", "failed") and ev.op:
+            self.flight.pop(ev.op, None)
+
+    async def look(self) -> None:
+        waited = time.monotonic() - self.since
+        if waited < QUIET_FOR:
+            return
+        self.since = time.monotonic()   # (asked again after as long: the things said are not said again)
+        try:
+            raw = (await self.handle.describe()).raw_description
+        except RPCError as exc:
+            if _unreachable(exc):
+                self._say(f"Temporal does not answer ({clipped(exc.message, 200)}): the run goes on when it is back")
+            return
+        for text in waiting_for(raw, self.flight, self.handle.id, waited):
+            self._say(text)
+
+    def _say(self, text: str) -> None:
+        if text not in self.said:
+            self.said.add(text)
+            self.notice(text)
+
+
+def waiting_for(raw: Any, flight: dict[str, str], workflow: str, waited: float) -> list[str]:
+    """What a workflow's description (DescribeWorkflowExecutionResponse) shows it waits for, in words:
+    tasks scheduled that no worker took, activities that failed and are retried."""
+    from temporalio.api.enums.v1 import PendingActivityState, PendingWorkflowTaskState
+
+    def stuck(scheduled: Any) -> bool:   # scheduled a while ago (a task is scheduled for moments, then taken)
+        return 0 < scheduled.seconds < now - STUCK_FOR
+
+    now, said = time.time(), []
+    queue = raw.execution_config.task_queue.name
+    task = raw.pending_workflow_task
+    if raw.HasField("pending_workflow_task") and stuck(task.scheduled_time) \
+            and task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED:
+        said.append(f"no worker has taken up the run's workflow ({workflow}, task queue {queue}) for "
+                    f"{waited:.0f}s: it goes on once an `ordo worker` serves that queue")
+    unserved: dict[str, int] = {}
+    for act in raw.pending_activities:
+        name = act.activity_type.name
+        if act.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED and stuck(act.scheduled_time):
+            unserved[name] = unserved.get(name, 0) + 1
+        if act.attempt > 1 and act.HasField("last_failure") and name != "ordo.call":   # (a call's are journaled)
+            said.append(f"{name} has failed {act.attempt - 1} time(s), and Temporal tries it again: "
+                        f"{clipped(act.last_failure.message, 300)}")
+    if unserved.get("ordo.call"):
+        queues = sorted({f"{queue_for(c, queue)} ({c})" for c in flight.values() if c})
+        where = f"; the calls in flight go to {', '.join(queues)}" if queues else ""
+        said.append(f"{unserved.pop('ordo.call')} call(s) to controllers wait for a worker of their task queue"
+                    f"{where}: they go on once an `ordo worker` serves it")
+    for name, count in sorted(unserved.items()):
+        said.append(f"{count} {name} task(s) wait for a worker of task queue {queue}: they go on once an "
+                    "`ordo worker` serves it")
+    return said
 
 
 #: Seconds between asks for a followed run's end while Temporal cannot be reached.
