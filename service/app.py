@@ -533,8 +533,10 @@ def create_app(engine: LocalEngine, credentials: Credentials, *, max_body: int =
 
     # (no /docs or /redoc: FastAPI's pages load their scripts from a CDN, into this server's origin, where a
     # browser may hold credentials; /openapi.json describes the API to any viewer)
+    # (redirect_slashes off: the redirect of `/v1/runs/` to `/v1/runs` was an absolute URL made of the request's
+    # Host, whatever a caller wrote there; each route has one name, and another is 404)
     app = FastAPI(title="ordo", version="1", lifespan=lifespan, responses=refusals(400, 403, 413, 415),
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, redirect_slashes=False,
                   description="Orchestration requests planned from models and policies, then carried out. "
                               "See docs/service.md.")
     app.state.credentials = credentials

@@ -49,6 +49,10 @@ def test_no_token_401_reader_reads_only_operator_submits(vfw_copy: Path, tokens:
         for host in ({"Host": "ordo.example"}, {"X-Forwarded-Host": "ordo.example:443"}):
             assert api.get("/v1/runs", headers={**host, **bearer(READER)}).status_code == 200
             assert httpx.get(f"{url}/v1/runs", headers=host).status_code == 401
+        # a path with a trailing slash is no route: not a redirect to the Host the caller wrote
+        for path in ("/v1/runs/", "/v1/runs/1/", "/ui/runs/1/", "/healthz/"):
+            other = api.get(path, headers={"Host": "evil.example", **bearer(READER)})
+            assert other.status_code == 404 and "location" not in other.headers, (path, other.headers)
     with open(vfw_copy / ".ordo" / "journal.db", "rb") as fh:  # the token is nowhere in the journal
         assert OPERATOR.encode() not in fh.read()
 
