@@ -149,6 +149,16 @@ REFUSED = {"#show": ("'#show' is not allowed in policy files",
                       "a pool, a choice, a disjunction or an #external it would bind the solver but be missing from "
                       "the plan: write one rule per edge")}
 
+#: Statements clingo reads that do nothing in ordo's plans: said as warnings, where they are.
+NO_EFFECT = {"#heuristic": ("'#heuristic' has no effect here: ordo's solver uses no domain heuristics",
+                            "clingo follows #heuristic only with --heuristic=Domain, which ordo does not set; say "
+                            "what is preferred with a weak constraint (:~ ... [W@P]) instead"),
+             "#external": ("'#external' atoms are false in every plan: nothing assigns them",
+                           "ordo assigns no external atom of a policy's; derive the atom in a rule, or declare it "
+                           "with '#defined name/arity.' to read a predicate that may have no atoms"),
+             "#external [true]": ("'#external ... [true]' atoms are true in every plan: nothing assigns them",
+                                  "ordo assigns no external atom of a policy's: write them as facts")}
+
 #: Heads that planner/program.py writes when it labels constraints and before/2 rules.
 LABELS: frozenset[Sig] = frozenset({("__violation", 2), ("__before", 3)})
 
@@ -167,7 +177,8 @@ class _FileFacts:
     constants: tuple[tuple[str, At], ...]  # #const
     reads: tuple[tuple[Sig, At], ...]
     code: tuple[tuple[str, At], ...]  # "#script" or "@name", where
-    refused: tuple[tuple[str, At], ...] = ()  # "#show", "#program NAME" (not base), "before" (other form)
+    # "#show", "#program NAME" (not base), "before" (other form); "#heuristic", "#external" (NO_EFFECT: warned of)
+    refused: tuple[tuple[str, At], ...] = ()
 
 
 def _at(loc: ast.Location) -> At:
@@ -196,6 +207,10 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
         code += [(name, _at(loc)) for name, loc in calls]
         if any(sig == ("before", 2) for sig, _ in got) and before_head(stm) is None:
             refused.append(("before", _at(stm.location)))
+        if kind == ast.ASTType.Heuristic:
+            refused.append(("#heuristic", _at(stm.location)))
+        elif kind == ast.ASTType.External and (value := str(stm.external_type)) != "free":   # (free: a choice)
+            refused.append(("#external [true]" if value == "true" else "#external", _at(stm.location)))
         if kind == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
@@ -374,6 +389,10 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None, kept: Path 
         if pfile.origin == "base":
             continue
         for what, at in facts.refused:
+            if what in NO_EFFECT:
+                out.append(Diagnostic(file=pfile.display, line=at[0], column=at[1], summary=NO_EFFECT[what][0],
+                                      detail=NO_EFFECT[what][1], severity="warning", code="statement"))
+                continue
             out.append(_diag(pfile.display, at, *REFUSED.get(what, (
                 f"'{what}.' is never grounded: the rules after it would not apply",
                 "ordo grounds the base program only: drop the line, or write '#program base.'")), "statement"))

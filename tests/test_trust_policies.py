@@ -202,6 +202,27 @@ def test_warnings_are_printed_never_fatal(vfw_copy: Path, capsys) -> None:
         assert text.count(said) == 1 and "Warning: policies/" not in text, (name, text)
 
 
+@pytest.mark.parametrize(("rule", "said"), [
+    ('#heuristic place(R,"region-two") : resource(R,_). [10,true]\n',
+     "policies/gold-tier.lp:5:1: warning: '#heuristic' has no effect here: ordo's solver uses no domain heuristics"),
+    ('#external gold_hold.\ngold_note(R) :- gold_hold, resource(R,_).\n',
+     "policies/gold-tier.lp:5:1: warning: '#external' atoms are false in every plan: nothing assigns them"),
+    ('#external gold_hold. [true]\ngold_note(R) :- gold_hold, resource(R,_).\n',
+     "policies/gold-tier.lp:5:1: warning: '#external ... [true]' atoms are true in every plan: nothing assigns "
+     "them"),
+    ('#external gold_hold. [free]\ngold_note(R) :- gold_hold, resource(R,_).\n', None),   # (free: the solver's choice)
+])
+def test_a_statement_that_does_nothing_in_a_plan_is_a_warning(vfw_copy: Path, capsys, rule: str,
+                                                              said: str | None) -> None:
+    """#heuristic (ordo sets no --heuristic=Domain) and an #external of false or true (nothing assigns it)
+    were accepted without a word: an author took them to steer or switch the plan."""
+    add_policy(vfw_copy, HEADER + rule)
+    for args in (["check", "-C", vfw_copy], ["plan", "-C", vfw_copy]):
+        code, text = ordo(capsys, *args)
+        assert code == 0, (args, text)
+        assert (text.count(said) == 1) if said else "warning" not in text, (args, text)
+
+
 def test_a_solver_warning_is_printed_once_not_once_per_instance(vfw_copy: Path, capsys) -> None:
     """clingo warns once for each ground instance of a rule: `ordo plan` printed the same line 11 times (21 in
     an authoring sweep's project), where `ordo check` prints it once."""
