@@ -795,8 +795,10 @@ def _resolve_include(pfile: PolicyFile, include: _Include, root: Path,
         problem(f"#include of '{include.target}': a folder, not a file",
                 "include each file of it by its name, or list the folder in ordo.yaml's policies.files")
         return None
-    if not target.is_file():
-        problem("file could not be opened:", include.target)
+    if not target.is_file():   # (it said clingo's "file could not be opened: (nothere.lp)")
+        looked = display_path(target, root) if pfile.origin == "project" else target.name
+        problem(f"#include of '{include.target}': no such file",
+                f"looked for {looked}: a path is read from the folder of the file that includes it")
         return None
     return target
 
