@@ -363,7 +363,8 @@ class UniqueKeys:
         if who is None or not who.operator:
             if path.startswith("/v1/"):   # every route there asks for credentials: 401 (403 to a reader) before
                 # the body is read (the route parsed it first: a 400 for junk, a 422 for a key named twice)
-                await (_plain(send, 401, NO_CREDENTIALS, CHALLENGE) if who is None
+                await (_plain(send, 401, unauthorized(Headers(scope=scope).get("authorization")), CHALLENGE)
+                       if who is None
                        else _plain(send, 403, only_operators(who, scope["method"])))
             else:
                 await self.app(scope, receive, send)
@@ -485,6 +486,18 @@ def _claims(names: list[str]) -> dict[str, list[str]]:
 # --- the app ------------------------------------------------------------------------
 
 NO_CREDENTIALS = "a bearer token (or HTTP basic) is needed"
+
+
+def unauthorized(authorization: str | None) -> str:
+    """Why credentials were refused (401), never what was sent: none; a header of another scheme (its first
+    word may be the token itself: not shown); or a token, or a name with it, that is not the server's."""
+    if not (authorization or "").strip():
+        return NO_CREDENTIALS
+    if authorization.strip().partition(" ")[0].lower() not in ("bearer", "basic"):
+        return "the Authorization header is neither 'Bearer TOKEN' nor HTTP basic (NAME:TOKEN)"
+    return ("the credentials sent are not valid: no token of the server's tokens file, or a name given with it "
+            "(HTTP basic) that is not that token's")
+
 #: Basic first: a browser reads the first scheme of a challenge only, and asks for a name and
 #: password only when that is Basic (chromium never did on "Bearer ..., Basic ..."); API clients
 #: send their bearer token without waiting to be asked.
@@ -498,7 +511,7 @@ def authorize(request: Request) -> Principal:
         return LOCAL
     who = credentials.authenticate(request.headers.get("authorization"))
     if who is None:
-        raise HTTPException(401, NO_CREDENTIALS, headers=CHALLENGE)
+        raise HTTPException(401, unauthorized(request.headers.get("authorization")), headers=CHALLENGE)
     if request.method not in ("GET", "HEAD") and not who.operator:
         raise HTTPException(403, only_operators(who, request.method))
     return who

@@ -45,6 +45,18 @@ def test_no_token_401_reader_reads_only_operator_submits(vfw_copy: Path, tokens:
         assert api.post("/v1/runs/1/abort", headers={"Authorization": f"Basic {basic}"}).status_code == 409
         wrong_name = base64.b64encode(f"dashboard:{OPERATOR}".encode()).decode()
         assert api.get("/v1/runs", headers={"Authorization": f"Basic {wrong_name}"}).status_code == 401
+        # why, never what was sent: no credentials, a header of no scheme ordo reads, credentials not the server's
+        # (a first-day operator's: a wrong token was answered "a bearer token ... is needed", as none was)
+        not_valid = "the credentials sent are not valid"
+        for header, said in ((None, "a bearer token (or HTTP basic) is needed"),
+                             ({"Authorization": f"Token {OPERATOR}"}, "is neither 'Bearer TOKEN' nor HTTP basic"),
+                             ({"Authorization": OPERATOR}, "is neither 'Bearer TOKEN' nor HTTP basic"),
+                             ({"Authorization": "Bearer not-a-real-token-0000"}, not_valid),
+                             ({"Authorization": f"Basic {wrong_name}"}, not_valid)):
+            for answer in (httpx.get(f"{url}/v1/runs", headers=header),
+                           httpx.post(f"{url}/v1/runs", headers=header, json={"request": INSTANTIATE})):
+                assert answer.status_code == 401 and said in answer.json()["detail"], (header, answer.text)
+                assert OPERATOR not in answer.text and "not-a-real" not in answer.text
         # with credentials, any name a proxy gives this server (without them, loopback names only)
         for host in ({"Host": "ordo.example"}, {"X-Forwarded-Host": "ordo.example:443"}):
             assert api.get("/v1/runs", headers={**host, **bearer(READER)}).status_code == 200
