@@ -10,7 +10,7 @@ import pytest
 
 from service.auth import Credentials, CredentialsError
 from service.server import Listen, Options, ServeError, build
-from tests.servicekit import INSTANTIATE, thread_server, wait_state
+from tests.servicekit import INSTANTIATE, free_port, process_server, thread_server, wait_state
 
 OPERATOR = "op-7f3a9c1e5b2d4a68"
 READER = "rd-0c9e8b7a6f5d4c3b"
@@ -151,3 +151,23 @@ def test_yaml_tokens_file(tmp_path: Path) -> None:
     assert credentials.authenticate(f"Bearer {READER}").name == "dcae-closed-loop-controller"   # (long: YAML's)
     assert credentials.authenticate(f"bearer {OPERATOR[:-1]}") is None
     assert credentials.authenticate("Basic !!!") is None
+
+
+def test_a_tokens_file_others_may_read_is_warned_of(vfw_copy: Path, tokens: Path, tmp_path: Path) -> None:
+    """As ssh says of a key: a tokens file of mode 0644 was taken without a word (a first-day operator's)."""
+    from ordo.cli import _open_to_others
+
+    tokens.chmod(0o644)
+    log = tmp_path / "serve.log"
+    proc = process_server(vfw_copy, free_port(), log, latency=0.01, args=("--tokens", str(tokens)))
+    try:
+        said = log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert f"the tokens file {tokens} can be read by other users (mode 0644): `chmod 600` it" in said, said
+    assert OPERATOR not in said
+    tokens.chmod(0o600)
+    assert _open_to_others(tokens) is None and _open_to_others(tmp_path / "none") is None
+    tokens.chmod(0o640)
+    assert _open_to_others(tokens) == 0o640
