@@ -45,7 +45,7 @@ from service.engine import (
 )
 from service.so import status
 from service.so.mapping import Mapping, find_mapping, load_mapping
-from service.so.models import SO_REQUEST
+from service.so.models import SO_REQUEST, json_kind
 from service.so.status import SoRecord
 from service.so.translate import CREATE, DELETE, Translation, translate_create, translate_delete
 
@@ -121,8 +121,12 @@ def so_http_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if under(request.url.path, PREFIX):
-            return JSONResponse(status.request_error(str(exc.detail)), status_code=exc.status_code,
-                                headers=exc.headers)
+            detail = str(exc.detail)
+            if exc.status_code == 404 and request.scope.get("route") is None:   # no route: say which there are
+                detail = (f"{PREFIX}{request.url.path.removeprefix(PREFIX)[:200]} is no route of this server: it "
+                          f"serves {PREFIX}/serviceInstantiation/v7/serviceInstances, "
+                          f"{PREFIX}/orchestrationRequests/v7 and {PREFIX}/tasks/v1 (SO's versions)")
+            return JSONResponse(status.request_error(detail), status_code=exc.status_code, headers=exc.headers)
         return await http_exception_handler(request, exc)
 
 
@@ -329,7 +333,10 @@ def _canonical_task(task_id: str) -> str:
 def _complete(engine: LocalEngine, who: Principal, task_id: str, body: Any) -> JSONResponse:
     task_id = _canonical_task(task_id)
     parsed = status.parse_task_id(task_id)
-    found = _find(engine, parsed[0]) if parsed else None
+    try:
+        found = _find(engine, parsed[0]) if parsed else None
+    except SoError:   # (the task is what was asked for: "no orchestration request 'nope'" for nope-1)
+        found = None
     # open while its run waits for a decision: not once a completion set it going again (and it was
     # cut short, say, before a run-ended), nor when a later fallout is another task
     if (found is None or found[1].effective_status != "fallout"
@@ -386,7 +393,7 @@ def _json(raw: bytes, headers: Headers, *, required: bool) -> Any:
     except RecursionError:   # (a body of 1 MiB may open half a million brackets)
         raise SoError(400, f"{SO_REQUEST}: the body is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(value, dict):  # SO's bodies are objects; `null` is not "no body"
-        raise SoError(400, f"{SO_REQUEST}: expected a JSON object, got {type(value).__name__}")
+        raise SoError(400, f"{SO_REQUEST}: expected a JSON object, got {json_kind(value)}")
     if (problem := body_problem(raw, unreadable=True)) is not None:   # kept whole with the run
         raise SoError(400, f"{SO_REQUEST}: {problem}")
     if nested_deeper(value):

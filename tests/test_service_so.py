@@ -286,14 +286,17 @@ def so_api(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.parametrize("body, where", [
     ({"requestDetails": "x"}, "requestDetails"),
-    ([1, 2], "expected a JSON object"),
+    ([1, 2], "expected a JSON object, got an array"),   # (JSON's words, not Python's: 'list', 'NoneType')
+    (b"null", "expected a JSON object, got null"),
+    ("text", "expected a JSON object, got a string"),
     (edited((*VNFS, 0, "instanceName"), "not a name!"), "userParams[1].service.resources.vnfs[0].instanceName"),
     (edited(("requestDetails", "modelInfo", "modelName"), "vLB_Service"), "requestDetails.modelInfo"),
     # two VNFs of one name: said so, at the second (not an internal field of the translation)
     (edited((*VNFS, 0, "instanceName"), "vsink"), "resource 'vsink' is requested twice"),
 ])
 def test_a_bad_body_is_400_naming_the_field(so_api: httpx.Client, body: Any, where: str) -> None:
-    got = so_api.post(CREATE, json=body)
+    got = so_api.post(CREATE, content=body, headers={"Content-Type": "application/json"}) \
+        if isinstance(body, bytes) else so_api.post(CREATE, json=body)
     assert got.status_code == 400, got.text
     assert where in so_error(got)
     assert so_api.get("/v1/runs").json()["total"] == 0
@@ -303,8 +306,14 @@ def test_no_json_unknown_ids_and_bad_filters(so_api: httpx.Client) -> None:
     assert so_api.post(CREATE, content=b"{nope", headers={"content-type": "application/json"}).status_code == 400
     unknown = so_api.get(f"{REQUESTS}/{uuid.uuid4()}")
     assert unknown.status_code == 404 and "no orchestration request" in so_error(unknown)
-    assert so_api.post(f"{SO}/tasks/v1/nope-12/complete",
-                       json={"requestDetails": {"requestInfo": {"responseValue": "abort"}}}).status_code == 404
+    no_task = so_api.post(f"{SO}/tasks/v1/nope-12/complete",
+                          json={"requestDetails": {"requestInfo": {"responseValue": "abort"}}})
+    # the task asked for is named (it said "no orchestration request 'nope'", of a request never asked for)
+    assert no_task.status_code == 404 and so_error(no_task).endswith("no open task 'nope-12'"), no_task.text
+    # a path of another version of SO's API: which ones this server serves (it said "Not Found")
+    other = so_api.post(f"{SO}/serviceInstantiation/v8/serviceInstances", json=INSTANTIATE)
+    assert other.status_code == 404 and "/serviceInstantiation/v8/serviceInstances is no route of this server: " \
+        f"it serves {SO}/serviceInstantiation/v7/serviceInstances" in so_error(other), other.text
     bad = so_api.get(REQUESTS, params={"filter": "colour:EQUALS:red"})
     assert bad.status_code == 400 and "filter[0]" in so_error(bad)
     assert so_api.get(REQUESTS).status_code == 400  # at least one filter, as SO

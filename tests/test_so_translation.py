@@ -155,7 +155,7 @@ def test_a_bad_so_request_is_refused_at_its_field(mapping, edit, expected):
 def test_a_body_that_is_no_object_is_refused(mapping):
     with pytest.raises(DiagnosticsError) as exc:
         translate_create([CREATE], mapping)
-    assert problems(exc) == [("", "expected a JSON object, got list")]
+    assert problems(exc) == [("", "expected a JSON object, got an array")]   # (JSON's words: it said 'list')
 
 
 def test_an_ambiguous_model_reference_names_the_mapping_line(mapping):

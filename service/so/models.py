@@ -164,9 +164,19 @@ class TasksRequest(_Tolerant):
     requestDetails: TaskRequestDetails
 
 
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words (not Python's: 'got NoneType', 'got list')."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {list: "an array", str: "a string", int: "a number", float: "a number", dict: "an object"}.get(
+        type(value), type(value).__name__)
+
+
 def validate(model: type[BaseModel], body: Any, name: str = SO_REQUEST) -> Any:
     """``body`` (parsed JSON) as ``model``; DiagnosticsError naming each bad field by its path."""
     if not isinstance(body, dict):
         raise DiagnosticsError([Source(file=name, data=body, positions={}).diagnostic(
-            (), f"expected a JSON object, got {type(body).__name__}")])
+            (), f"expected a JSON object, got {json_kind(body)}")])
     return parse(model, Source(file=name, data=body, positions={}))
