@@ -97,7 +97,7 @@ class LiveView:
             self._print(f"{shown(ev.op)}: event {shown(repr(data.get('event')))} from {shown(data.get('principal'))}")
         elif kind == "retry":
             self._print(f"[yellow]{shown(ev.op)}: attempt {data['attempt']} failed: {shown(data['error'])}; "
-                        f"retrying in {data['retry_in']:g}s[/]")
+                        f"{retry_when(data)}[/]")
         elif kind == "failed":
             self._print(f"[red]{shown(ev.op)}: failed: {shown(data['error'])}[/]")
         elif kind == "guard-denied":
@@ -146,6 +146,14 @@ class JsonStream:
             body["operations"] = len(plan.operations)
             body["placements"] = plan.placements
         self.write(json.dumps(body, sort_keys=True, default=str) + "\n")
+
+
+def retry_when(data: dict[str, Any], later: str = "retrying in {:g}s") -> str:
+    """When a retried call is sent again: after ``retry_in`` seconds, or by the run's resume (it failed
+    while the run was stopping, which sends nothing more)."""
+    if "retry_in" not in data:
+        return "sent again when the run is resumed"
+    return later.format(data["retry_in"])
 
 
 def wait_text(data: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from executor.engine import ApplyOptions, Executor, RunResult
 from executor.journal import UNREADABLE, Event, Journal, JournalError, RunInfo, damaged_event, utc_text
 from executor.redact import Redactor
 from executor.runs import journal_path, left_in_doubt
-from ordo.progress import JsonStream, LiveView, guard_text, summary_line, wait_text
+from ordo.progress import JsonStream, LiveView, guard_text, retry_when, summary_line, wait_text
 from ordo.render import columns, print_lines, shown
 from planner.plan import Plan
 
@@ -264,7 +264,7 @@ def _event_text(ev: Event) -> str:
         values = ", ".join(f"{a}={b}" for a, b in sorted((d.get("data") or {}).items()))
         return f"event    {ev.op} '{d.get('event')}' from {d.get('principal')}" + (f" [{values}]" if values else "")
     if k == "retry":
-        return f"retry    {ev.op} attempt {d['attempt']}: {d['error']} (again in {d['retry_in']}s)"
+        return f"retry    {ev.op} attempt {d['attempt']}: {d['error']} ({retry_when(d, 'again in {}s')})"
     if k == "failed":
         return f"failed   {ev.op} attempt {d['attempt']}: {d['error']}"
     if k == "guard-denied":

@@ -348,6 +348,23 @@ def test_stop_drains_the_calls_in_flight_and_dispatches_nothing_new(reason):
     assert cmds[-1] == End(reason) and len(host.core.state.done) == 2
 
 
+def test_a_call_that_fails_for_now_while_the_run_stops_is_sent_again_by_its_resume():
+    """A server whose drain ran out closes its controllers: the calls cut short failed for now, and each was
+    journaled "again in 1.0s" just before the run ended interrupted (an operator's first day). Nothing more is
+    sent by a stopping run: the event says its resume sends it, and the run ends once nothing is in flight."""
+    plan = plan_of({"a/create": ("c", 1), "b/create": ("c", 1)})
+    host, cmds = begin(plan, spec_of(plan, limit=2))
+    host.step(Stop("interrupted", 1.0))
+    cmds = host.complete(2.0, "a/create", error=CallError("controller closed during the call", transient=True,
+                                                          applied=False))
+    retried = only(cmds, Record)[0].events[0]
+    assert retried.kind == "retry" and retried.data["on_resume"] is True and "retry_in" not in retried.data
+    assert not dispatched(cmds) and only(cmds, Wait)
+    assert host.complete(3.0, "b/create")[-1] == End("interrupted")
+    # read back, it is the attempt a resume counts from
+    assert replayed(host.journal).in_doubt == host.core.state.in_doubt
+
+
 @pytest.mark.parametrize(("on_failure", "mode"), [("replan", "forward"), ("rollback", "rollback")])
 def test_a_stop_that_answers_a_replan_ends_the_run_and_a_resume_plans_again(on_failure, mode):
     """The host answers a Replan with a Stop when a stop came while the plan waited for a slot or

@@ -1,6 +1,7 @@
-"""A run on Temporal that journals nothing for a while: its follower (`ordo apply`, `ordo resume`, `ordo
-serve`) says what the workflow waits for, from Temporal's own description of it (a client said nothing
-while no worker was left to take the run's tasks, or the workers could not reach the journal)."""
+"""What a run that goes on no further says it waits for. A run on Temporal that journals nothing for a
+while: its follower (`ordo apply`, `ordo resume`, `ordo serve`) says what the workflow waits for, from
+Temporal's own description of it (a client said nothing while no worker was left to take the run's tasks,
+or the workers could not reach the journal). A call retried by the run's resume says so."""
 
 from __future__ import annotations
 
@@ -134,3 +135,21 @@ def test_the_views_say_it_the_json_stream_as_a_line_of_its_own_kind():
     shown = io.StringIO()
     LiveView(Console(file=shown, no_color=True, width=200)).notice("no worker has taken [red]it\x1b[2J")
     assert shown.getvalue().rstrip().endswith("Waiting: no worker has taken [red]it\\x1b[2J")
+
+
+def test_a_retry_sent_again_by_the_resume_is_said_so():
+    """A call that failed for now while its run stopped is sent again by the run's resume (the core's
+    ``on_resume``): `ordo show` and the live view said "again in 1.0s" of a run that had ended."""
+    from ordo.runs import _event_text
+
+    later = Event("retry", op="a/create", data={"attempt": 1, "error": "closed", "retry_in": 1.0})
+    on_resume = Event("retry", op="a/create", data={"attempt": 1, "error": "closed", "on_resume": True})
+    assert _event_text(later).endswith("(again in 1.0s)")
+    assert _event_text(on_resume).endswith("(sent again when the run is resumed)")
+    shown = io.StringIO()
+    view = LiveView(Console(file=shown, no_color=True, width=200))
+    view(later)
+    view(on_resume)
+    lines = shown.getvalue().splitlines()
+    assert lines[0].endswith("a/create: attempt 1 failed: closed; retrying in 1s")
+    assert lines[1].endswith("a/create: attempt 1 failed: closed; sent again when the run is resumed")

@@ -392,10 +392,13 @@ class RunCore:
             data = {"attempt": call.attempt, "error": err.message, "transient": err.transient,
                     "scope": err.scope, "code": err.code, "in_doubt": err.applied is not False}
             if err.transient and call.attempt < retry.attempts:
-                delay = retry.delay(call.attempt)
-                data["retry_in"] = round(delay, 3)
+                if self.stopping:   # not sent again by this run, which ends: by its resume (it said "again in 1s")
+                    data["on_resume"] = True
+                else:
+                    delay = retry.delay(call.attempt)
+                    data["retry_in"] = round(delay, 3)
+                    heapq.heappush(p.retries, (now + delay, oid))
                 ev = Event("retry", op=oid, key=call.key, data=data)
-                heapq.heappush(p.retries, (now + delay, oid))
             else:
                 if err.transient:
                     data["error"] = f"{err.message} (after {call.attempt} attempts)"
