@@ -997,7 +997,8 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
     @app.exception_handler(ProjectBroken)
     def broken(request: Request, exc: ProjectBroken) -> JSONResponse:
         """The project's own files have problems: 503, the server's to mend, not the caller's (the same
-        problems as a 422 lists)."""
+        problems as a 422 lists); said in the server's log (``ProjectBroken.logged``)."""
+        exc.logged()
         answered = diagnostics(request, exc)
         body = json.loads(answered.body)
         body["detail"] = ("the project's own files have problems: the server's configuration, which its operator "

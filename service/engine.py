@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from domain.errors import Diagnostic, DiagnosticsError, OrdoError
+from domain.errors import Diagnostic, DiagnosticsError, OrdoError, clipped
 from domain.formats import ObservedResource
 from domain.project import load_project
 from domain.yamlsrc import dump_yaml
@@ -105,6 +105,19 @@ class ProjectBroken(DiagnosticsError):
     """The project's own files (ordo.yaml, its catalog, inventory, policies) have problems: the server's
     configuration, which no caller can mend (they were answered as the request's, 422, "fix your
     request, do not retry": a service sweep's)."""
+
+    #: The problems the log was told of last (one server to a process).
+    _said: ClassVar[list[str]] = []
+
+    def logged(self) -> None:
+        """Said in the server's log, once for each new set of problems: only the callers heard of them,
+        each with a 503 (an operator's first day)."""
+        problems = [str(d) for d in self.diagnostics if d.severity == "error"] or [str(d) for d in self.diagnostics]
+        if problems != ProjectBroken._said:
+            ProjectBroken._said[:] = problems
+            log.error("the project's own files have problems, and plans are refused until they are mended: %s%s",
+                      clipped(problems[0] if problems else "", 500),
+                      f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
 
 
 def project_or_request(exc: DiagnosticsError, request: str | None) -> DiagnosticsError:
@@ -356,6 +369,10 @@ class LocalEngine:
         self._stopping.set()
         for executor in executors:
             executor.request_stop()
+        if executors and first:   # (the log said nothing of the runs a stop cut short: an operator's first day)
+            later = f"; those still going after {drain:g}s are stopped at once" if drain is not None else ""
+            log.warning("stopping: %d run(s) driven here finish their operations in flight, then end interrupted, "
+                        "to be resumed at the next start%s", len(executors), later)
         if drain is not None and first:
             timer = threading.Timer(drain, self.halt)
             timer.daemon = True
@@ -372,6 +389,9 @@ class LocalEngine:
             threads = list(self._threads)
         for executor in executors:
             executor.halt()
+        if executors:
+            log.warning("%d run(s) stopped at once: their operations in flight are in doubt, and observed before "
+                        "anything is sent again when they are resumed", len(executors))
         if wait and executors:
             deadline = time.monotonic() + HALT_SECONDS
             for thread in threads:

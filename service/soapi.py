@@ -408,6 +408,7 @@ async def _call(work: Callable[[], JSONResponse]) -> JSONResponse:
     except SoError as exc:
         return JSONResponse(exc.body, status_code=exc.code)
     except ProjectBroken as exc:   # the server's configuration, not the request's (as a broken mapping is)
+        exc.logged()
         said = status.diagnostics_error(exc)["requestError"]["serviceException"]["text"]
         return JSONResponse(status.request_error(f"the project's own files have problems: {said}",
                                                  message_id=status.DETAILED_ERROR), status_code=503)

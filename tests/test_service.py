@@ -523,7 +523,7 @@ def test_a_relative_journal_leaves_the_callers_words_as_they_are(vfw_copy: Path,
     assert broken.status_code == 422 and "'x../y'" in broken.text, broken.text
 
 
-def test_the_projects_own_broken_files_are_the_servers_problem_not_the_callers(vfw_copy: Path) -> None:
+def test_the_projects_own_broken_files_are_the_servers_problem_not_the_callers(vfw_copy: Path, caplog) -> None:
     """A truncated catalog or a policy that does not parse answered 422 ("the input has problems"; SO's 400):
     a caller reads that as "fix your request, do not retry", and no request can mend them (a service
     sweep's). 503 now, with the same problems; a bad request is still the caller's (422, 400)."""
@@ -544,6 +544,10 @@ def test_the_projects_own_broken_files_are_the_servers_problem_not_the_callers(v
         text = answered.json()["requestError"]["serviceException"]["text"]
         assert answered.status_code == 503, answered.text
         assert text.startswith("the project's own files have problems: catalog.yaml:"), text
+        # and the server's log says so, once for all those answers (only the callers heard: an operator's)
+        said = [r.getMessage() for r in caplog.records if r.name == "ordo.service" and "own files" in r.getMessage()]
+        assert len(said) == 1 and said[0].startswith("the project's own files have problems, and plans are "
+                                                      "refused until they are mended: catalog.yaml:"), said
         catalog.write_text(kept)
         rules = vfw_copy / "policies" / "config-after-modules.lp"
         rules.write_text(rules.read_text() + "\nbroken(X :- .\n")

@@ -65,7 +65,7 @@ def _status(root: Path, run: int) -> str:
         return jr.run(run).status
 
 
-def test_a_server_whose_drain_runs_out_ends_the_programs_of_its_calls(tmp_path: Path) -> None:
+def test_a_server_whose_drain_runs_out_ends_the_programs_of_its_calls(tmp_path: Path, caplog) -> None:
     root = command_project(tmp_path / "p", SLOW, "{ attempts: 1 }", "{ lifecycle: simple, "
                            "operations: { create: { controller: c }, delete: { controller: c } } }",
                            "  - { name: a, type: thing }\n")
@@ -81,6 +81,12 @@ def test_a_server_whose_drain_runs_out_ends_the_programs_of_its_calls(tmp_path: 
         engine.shutdown(0)
     assert _gone(pid), "the program outlived the server"
     assert took < 10 and _status(root, run) == "interrupted", took
+    # and the server's log says so (it said nothing of the runs a stop cut short: an operator's first day)
+    said = [r.getMessage() for r in caplog.records if r.name == "ordo.service"]
+    assert "stopping: 1 run(s) driven here finish their operations in flight, then end interrupted, to be resumed " \
+           "at the next start" in said, said
+    assert "1 run(s) stopped at once: their operations in flight are in doubt, and observed before anything is " \
+           "sent again when they are resumed" in said, said
 
 
 def test_an_apply_whose_terminal_hangs_up_stops_at_once(tmp_path: Path) -> None:
