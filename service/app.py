@@ -15,6 +15,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -33,7 +34,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain.errors import DiagnosticsError, OrdoError, clipped
+from domain.errors import Diagnostic, DiagnosticsError, OrdoError, clipped
 from domain.formats import NOT_BOOL, DuplicateKey, unique_keys
 from domain.limits import LEAST_OP_SECONDS, MOST_AT_ONCE, MOST_REPLANS, MOST_SECONDS
 from domain.yamlsrc import MAX_DEPTH
@@ -938,6 +939,10 @@ async def _batches(engine: LocalEngine, request: Request, run_id: int, seq: int,
             yield ": keep-alive\n\n"
 
 
+#: A request as the server keeps it beside the journal (service.engine's _request_file), named in a problem.
+_KEPT_REQUEST = re.compile(r"\brequests/[0-9a-f]{32}\.yaml\b")
+
+
 def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
     """Library errors as answers: the input's problems 422, unknown ids 404, conflicts 409 (``so``: the
     prefix of SO's routes, whose refused parameters are answered in SO's shape)."""
@@ -954,7 +959,14 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
         if text:
             for folder in folders:
                 text = text.replace(folder, "")
+            # the file the server keeps a request in is no file of the caller's (nor is it kept when refused):
+            # the request, its problems at their paths (its lines are those of the YAML the server wrote)
+            text = _KEPT_REQUEST.sub("request", text)
         return text
+
+    def located(d: Diagnostic) -> dict[str, Any]:
+        kept = shown(d.file) == "request"
+        return {"file": shown(d.file), "line": None if kept else d.line, "column": None if kept else d.column}
 
     def answer(code: int, detail: str, /, **extra: Any) -> JSONResponse:
         return JSONResponse({"detail": detail, **extra}, status_code=code)
@@ -990,7 +1002,7 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
         more (``omitted``): a body of a few hundred KB can have problems enough for 10 MB."""
         found, most = exc.diagnostics, MOST_CHARACTERS
         return answer(422, "the input has problems", omitted=max(0, len(found) - MOST_DIAGNOSTICS), diagnostics=[
-            {"file": shown(d.file), "line": d.line, "column": d.column, "path": clipped(d.path, most),
+            {**located(d), "path": clipped(d.path, most),
              "summary": clipped(shown(d.summary), most), "detail": clipped(shown(d.detail), most)}
             for d in found[:MOST_DIAGNOSTICS]])
 
