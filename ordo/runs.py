@@ -201,7 +201,10 @@ def show(console: Console, project: Path, journal: Path | None, run_id: int | No
         # to take the run up while the workflow goes on; it said "observes them first", a sweep's)
         then = (f"its workflow on Temporal may still be carrying them out: `ordo resume {info.id}` takes the run up "
                 f"only once its workflow waits for a decision or is gone, `ordo abort {info.id}` stops it"
-                if unfollowed else f"`ordo resume {info.id}` observes them first")
+                if unfollowed else f"`ordo resume {info.id}` observes them first" + (
+                    # (a run of the service: the server takes it up itself, which `ordo show` did not say)
+                    ", as `ordo serve` does when it takes the run up (at its next start, or once the run has been "
+                    "quiet for a while)" if info.options.get("principal") is not None else ""))
         console.print(f"  in doubt (sent, no answer recorded): {shown(', '.join(doubt[:DOUBT_SHOWN]))}{more}; "
                       f"{then}", highlight=False)
     console.print()

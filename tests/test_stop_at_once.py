@@ -87,6 +87,9 @@ def test_a_server_whose_drain_runs_out_ends_the_programs_of_its_calls(tmp_path: 
            "at the next start" in said, said
     assert "1 run(s) stopped at once: their operations in flight are in doubt, and observed before anything is " \
            "sent again when they are resumed" in said, said
+    shown = run_ordo("show", str(run), "-C", root)   # a run of the service: the server takes it up itself too
+    assert shown.code == 0 and "in doubt (sent, no answer recorded): a/create; `ordo resume 1` observes them " \
+        "first, as `ordo serve` does when it takes the run up (at its next start" in shown.out, shown.out
 
 
 def test_an_apply_whose_terminal_hangs_up_stops_at_once(tmp_path: Path) -> None:
