@@ -1312,6 +1312,7 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
                       simulation=absolute(simulation), plan_timeout=timeout, drain=drain,
                       temporal=_engine(engine, temporal, task_queue, continue_every))
     server, credentials = build(options)
+    server.bind()   # (before anything is said or started: a port in use is refused here)
     err = _console(stderr=True)
     scheme = "https" if tls_cert else "http"
     if credentials.configured:

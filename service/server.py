@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +73,30 @@ class _Server(uvicorn.Server):
         self._engine = engine
         self._drain = drain
         self._hung_up = False
+        self._socket: socket.socket | None = None
+
+    def bind(self) -> None:
+        """The address listened on, taken now: ServeError when it cannot be (in use, not this host's). uvicorn
+        bound it after the app's start-up, which resumes the runs a stop cut short: a second server on the
+        same journal took them up, then failed to bind and stopped them again, and exited 3 (an operator's)."""
+        if self._socket is not None:
+            return
+        host, port = self.config.host, self.config.port
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            shown = f"[{host}]" if ":" in host else host
+            raise ServeError(f"cannot listen on {shown}:{port}: {exc.strerror or exc}") from None
+        self._socket = sock
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        if sockets is None:
+            self.bind()
+            sockets = [self._socket]
+        super().run(sockets=sockets)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         again = self.should_exit

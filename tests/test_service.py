@@ -345,7 +345,7 @@ def test_the_pages_serve_names_in_its_help_are_served(api: httpx.Client, monkeyp
     import service.server
     from ordo.cli import cli
 
-    idle = SimpleNamespace(run=lambda: None)
+    idle = SimpleNamespace(run=lambda: None, bind=lambda: None)
     monkeypatch.setattr(service.server, "build", lambda options: (idle, SimpleNamespace(configured=False)))
     started = CliRunner().invoke(cli, ["serve", "-C", str(VFW)])
     assert started.exit_code == 0 and "/v1" in started.output, started.output

@@ -171,3 +171,22 @@ def test_a_tokens_file_others_may_read_is_warned_of(vfw_copy: Path, tokens: Path
     assert _open_to_others(tokens) is None and _open_to_others(tmp_path / "none") is None
     tokens.chmod(0o640)
     assert _open_to_others(tokens) == 0o640
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(vfw_copy: Path) -> None:
+    """uvicorn bound its address after the app's start-up (which takes up the runs a stop cut short),
+    printed the server's URL, then 'address already in use' among its log lines, and exited 3, ordo's
+    "no plan" (an operator's first day): refused first now, exit 1, nothing started."""
+    import socket
+
+    from tests.conftest import run_ordo
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = run_ordo("serve", "-C", vfw_copy, "--listen", f"127.0.0.1:{port}")
+    assert refused.code == 1, refused
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in refused.err, refused.err
+    assert "ordo serve: http" not in refused.err + refused.out
+    assert not (vfw_copy / ".ordo" / "journal.db").exists()   # the server's start-up never ran
