@@ -1317,13 +1317,13 @@ def serve(project: Path, listen: str, journal: Path | str | None, tokens: Path |
     scheme = "https" if tls_cert else "http"
     if credentials.configured:
         err.print(f"ordo serve: {len(credentials.entries)} credential(s) loaded.", highlight=False)
+    else:
+        err.print("[yellow]ordo serve: no credentials configured (--tokens FILE or ORDO_TOKENS): listening on "
+                  "loopback only, and every caller there is an operator.[/]", highlight=False)
     for secret, what in ((options.tokens, "tokens file"), (options.tls_key, "TLS key")):
         if isinstance(secret, Path) and (mode := _open_to_others(secret)) is not None:   # (as ssh says of a key)
             err.print(f"[yellow]ordo serve: the {what} {shown(secret)} can be read by other users (mode "
                       f"{mode:04o}): `chmod 600` it.[/]", highlight=False)
-    else:
-        err.print("[yellow]ordo serve: no credentials configured (--tokens FILE or ORDO_TOKENS): listening on "
-                  "loopback only, and every caller there is an operator.[/]", highlight=False)
     err.print(f"ordo serve: {scheme}://{shown(listen)}/v1 (the API described at /openapi.json)", highlight=False)
     server.run()
 
