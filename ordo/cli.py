@@ -545,7 +545,9 @@ apply_options = [
                       "to the state before the run, or stop (resume later)."),
     click.option("--max-replans", type=click.IntRange(min=0, max=MOST_REPLANS),
                  help="Re-plans allowed (default settings.max_replans)."),
-    click.option("--json", "as_json", is_flag=True, help="Write the run's events as JSON lines, no live display."),
+    click.option("--json", "as_json", is_flag=True,
+                 help="Write the run's events as JSON lines, no live display (and, while a run on Temporal "
+                      "journals nothing, 'notice' lines of what it waits for, with no seq)."),
     click.option("--op-timeout", type=FiniteRange(min=LEAST_OP_SECONDS, max=MOST_SECONDS),
                  help="Seconds an operation may take when the catalog sets no timeout (default 600)."),
 ]

@@ -63,7 +63,7 @@ class LiveView:
             self.progress.update(self.task, total=self.total, completed=0)
         return plan
 
-    def notice(self, text: str) -> None:
+    def notice(self, text: str, run: int) -> None:
         """What a run on Temporal waits for, while it journals nothing (executor.temporal.client.Quiet)."""
         self._print(f"[yellow]Waiting: {shown(text)}[/]")
 
@@ -135,9 +135,11 @@ class JsonStream:
     def __init__(self, write: Any) -> None:
         self.write = write
 
-    def notice(self, text: str) -> None:
-        """A line of its own kind, with no journal seq: not an event, what a quiet run waits for."""
-        self.write(json.dumps({"kind": "notice", "text": text}, sort_keys=True) + "\n")
+    def notice(self, text: str, run: int) -> None:
+        """A line of its own kind, with no journal seq (it is no event of the journal's): what a quiet run
+        waits for, with the run and the time (``at``) as an event has them."""
+        self.write(json.dumps({"kind": "notice", "run": run, "at": round(time.time(), 6), "text": text},
+                              sort_keys=True) + "\n")
 
     def __call__(self, ev: Event) -> None:
         body = ev.as_dict()

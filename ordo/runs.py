@@ -75,10 +75,10 @@ class _Quiet:
         self.view = view
         self.quiet = False
 
-    def notice(self, text: str) -> None:
+    def notice(self, text: str, run: int) -> None:
         if not self.quiet:
             with contextlib.suppress(OSError):   # (the next event says the output is gone)
-                self.view.notice(text)
+                self.view.notice(text, run)
 
     def __call__(self, ev: Event) -> None:
         if self.quiet:

@@ -402,7 +402,7 @@ def test_following_again_ignores_an_old_fallout_and_ends_with_the_journal_while_
 
     class Reader:
         def __init__(self, later: list[Event]) -> None:
-            self.looks, self.later = 0, later
+            self.looks, self.later, self.run = 0, later, 1
 
         async def events(self, since: int) -> list[Event]:
             self.looks += 1

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -277,7 +278,7 @@ class _Reader:
 
     def __init__(self, jr: Journal, run: int) -> None:
         self.jr, self.run, self._opened = jr, run, []
-        self.notice: Callable[[str], None] = log.warning
+        self.notice: Callable[[str], None] = lambda text: log.warning("run %d: %s", run, text)
 
     async def events(self, since: int) -> list[Event]:
         give_up = time.monotonic() + REOPEN_FOR
@@ -288,7 +289,7 @@ class _Reader:
             except JournalLost as exc:
                 if not lost:
                     lost = True
-                    self.notice(f"the journal does not answer ({clipped(str(exc), 200)}): asked again for up to "
+                    self.notice(f"the journal does not answer ({_plain(str(exc), 200)}): asked again for up to "
                                 f"{REOPEN_FOR:.0f}s; run {self.run} goes on in its workflow meanwhile")
                 if time.monotonic() > give_up:
                     raise JournalLost(
@@ -536,91 +537,138 @@ async def follow(handle: WorkflowHandle, reader: _Reader, listener: Listener, st
 
 #: Seconds without an event of a followed run before the client asks Temporal what its workflow waits for.
 QUIET_FOR = 30.0
-#: Seconds a task has been scheduled, not taken, before it is said to wait for a worker.
+#: Seconds after which a task scheduled at one look and still scheduled (the same attempt) at the next is said
+#: to wait for a worker (seen twice by this process's clock: Temporal's times are another machine's).
 STUCK_FOR = 10.0
 
 log = logging.getLogger("ordo.temporal")
 
+#: Where a follower says what a quiet run waits for: the text, and the run's number.
+Notice = Callable[[str, int], None]
 
-def notice_of(listener: Listener) -> Callable[[str], None]:
-    """Where a follower says what a quiet run waits for: the listener's ``notice`` (the command line's view
-    prints it), else the log (``ordo serve``'s)."""
-    return getattr(listener, "notice", None) or log.warning
+
+def notice_of(listener: Listener) -> Notice:
+    """The listener's ``notice`` (the command line's views print it), else the log (``ordo serve``'s)."""
+    return getattr(listener, "notice", None) or (lambda text, run: log.warning("run %d: %s", run, text))
 
 
 class Quiet:
     """What a followed run waits for, said once it has journaled nothing for QUIET_FOR seconds (a client
     said nothing while no worker was left to take the workflow's tasks, or the workers could not reach the
-    journal): the workflow's task or activities Temporal has scheduled that no worker has taken, and an
-    activity that keeps failing (Temporal retries it). Each thing once, until the run goes on."""
+    journal): tasks Temporal has scheduled that no worker has taken (seen at two looks STUCK_FOR apart, the
+    same attempt), an activity that keeps failing (Temporal retries it: a worker that cannot open the
+    journal), Temporal not answering. Each thing once, until the run journals again."""
 
-    def __init__(self, handle: WorkflowHandle, reader: _Reader, notice: Callable[[str], None]) -> None:
-        self.handle, self.notice = handle, notice
+    def __init__(self, handle: WorkflowHandle, reader: _Reader, notice: Notice) -> None:
+        self.handle, self.notice, self.run = handle, notice, reader.run
         self.since = time.monotonic()
-        self.said: set[str] = set()
-        self.flight: dict[str, str] = {}   # operation -> controller: started, not answered
-        reader.notice = notice
+        self.look_at = self.since + QUIET_FOR
+        self.said: set[tuple] = set()
+        self.scheduled: set[tuple] = set()   # the tasks scheduled at the last look
+        reader.notice = lambda text: notice(text, reader.run)
 
     def heard(self, ev: Event) -> None:
         self.since = time.monotonic()
+        self.look_at = self.since + QUIET_FOR
         self.said.clear()
-        if ev.kind == "intent" and ev.op:
-            self.flight[ev.op] = str(ev.data.get("controller", ""))
-        elif ev.kind in ("result", "failed") and ev.op:
-            self.flight.pop(ev.op, None)
+        self.scheduled.clear()
 
     async def look(self) -> None:
-        waited = time.monotonic() - self.since
-        if waited < QUIET_FOR:
+        now = time.monotonic()
+        if now < self.look_at:
             return
-        self.since = time.monotonic()   # (asked again after as long: the things said are not said again)
+        self.look_at = now + QUIET_FOR
+        quiet = f"nothing journaled for {now - self.since:.0f}s"
         try:
             raw = (await self.handle.describe()).raw_description
         except RPCError as exc:
             if _unreachable(exc):
-                self._say(f"Temporal does not answer ({clipped(exc.message, 200)}): the run goes on when it is back")
+                self._say(("unreachable",), f"{quiet}: Temporal does not answer ({_plain(exc.message, 200)}); the "
+                                           "run goes on when it is back")
             return
-        for text in waiting_for(raw, self.flight, self.handle.id, waited):
-            self._say(text)
+        waiting = Waiting.of(raw)
+        stuck = [task for task in waiting.scheduled if task.key in self.scheduled]
+        if set(t.key for t in waiting.scheduled) - self.scheduled:   # (new ones: looked at again soon)
+            self.look_at = now + STUCK_FOR
+        self.scheduled = {t.key for t in waiting.scheduled}
+        for key, text in waiting.failing:
+            self._say(key, f"{quiet}: {text}")
+        for key, text in said_of(stuck, self.handle.id):
+            self._say(key, f"{quiet}: {text}")
 
-    def _say(self, text: str) -> None:
-        if text not in self.said:
-            self.said.add(text)
-            self.notice(text)
+    def _say(self, key: tuple, text: str) -> None:
+        if key not in self.said:
+            self.said.add(key)
+            self.notice(text, self.run)
 
 
-def waiting_for(raw: Any, flight: dict[str, str], workflow: str, waited: float) -> list[str]:
-    """What a workflow's description (DescribeWorkflowExecutionResponse) shows it waits for, in words:
-    tasks scheduled that no worker took, activities that failed and are retried."""
-    from temporalio.api.enums.v1 import PendingActivityState, PendingWorkflowTaskState
+@dataclass(frozen=True)
+class Task:
+    """A task of the workflow's that Temporal has scheduled and no worker has taken: the workflow's own
+    (``name`` None) or an activity, on ``queue``; ``key`` tells one attempt of it from another."""
 
-    def stuck(scheduled: Any) -> bool:   # scheduled a while ago (a task is scheduled for moments, then taken)
-        return 0 < scheduled.seconds < now - STUCK_FOR
+    key: tuple
+    name: str | None
+    queue: str
 
-    now, said = time.time(), []
-    queue = raw.execution_config.task_queue.name
-    task = raw.pending_workflow_task
-    if raw.HasField("pending_workflow_task") and stuck(task.scheduled_time) \
-            and task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED:
-        said.append(f"no worker has taken up the run's workflow ({workflow}, task queue {queue}) for "
-                    f"{waited:.0f}s: it goes on once an `ordo worker` serves that queue")
-    unserved: dict[str, int] = {}
-    for act in raw.pending_activities:
-        name = act.activity_type.name
-        if act.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED and stuck(act.scheduled_time):
-            unserved[name] = unserved.get(name, 0) + 1
-        if act.attempt > 1 and act.HasField("last_failure") and name != "ordo.call":   # (a call's are journaled)
-            said.append(f"{name} has failed {act.attempt - 1} time(s), and Temporal tries it again: "
-                        f"{clipped(act.last_failure.message, 300)}")
-    if unserved.get("ordo.call"):
-        queues = sorted({f"{queue_for(c, queue)} ({c})" for c in flight.values() if c})
-        where = f"; the calls in flight go to {', '.join(queues)}" if queues else ""
-        said.append(f"{unserved.pop('ordo.call')} call(s) to controllers wait for a worker of their task queue"
-                    f"{where}: they go on once an `ordo worker` serves it")
-    for name, count in sorted(unserved.items()):
-        said.append(f"{count} {name} task(s) wait for a worker of task queue {queue}: they go on once an "
-                    "`ordo worker` serves it")
+
+@dataclass(frozen=True)
+class Waiting:
+    """What a workflow's description (DescribeWorkflowExecutionResponse) shows it waiting on: tasks
+    scheduled, not taken, and activities that failed and are tried again (key, words)."""
+
+    scheduled: list[Task]
+    failing: list[tuple[tuple, str]]
+
+    @classmethod
+    def of(cls, raw: Any) -> Waiting:
+        from temporalio.api.enums.v1 import PendingActivityState, PendingWorkflowTaskState
+
+        queue = raw.execution_config.task_queue.name
+        scheduled, failing = [], []
+        task = raw.pending_workflow_task
+        if raw.HasField("pending_workflow_task") \
+                and task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED:
+            scheduled.append(Task(("workflow", task.attempt, task.original_scheduled_time.seconds,
+                                   task.original_scheduled_time.nanos), None, queue))
+        for act in raw.pending_activities:
+            name = act.activity_type.name
+            retried = act.attempt > 1 and act.HasField("last_failure")
+            if retried:   # (in its backoff it is scheduled too: failing, not waiting for a worker)
+                message = _plain(act.last_failure.message, 300)
+                failing.append((("failing", name, message), f"{name} has failed {act.attempt - 1} time(s), and "
+                                                            f"Temporal tries it again: {message}"))
+            elif act.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED:
+                own = act.activity_options.task_queue.name if act.HasField("activity_options") else ""
+                scheduled.append(Task(("activity", act.activity_id, act.attempt), name, own or "?"))
+        return cls(scheduled, failing)
+
+
+def said_of(stuck: list[Task], workflow: str) -> list[tuple[tuple, str]]:
+    """Tasks that no worker has taken, in words, by kind and queue."""
+    said = []
+    by: dict[tuple[str, str], int] = {}
+    for task in stuck:
+        if task.name is None:
+            said.append((("workflow",), f"no worker has taken up the run's workflow task ({workflow}, task queue "
+                                        f"{task.queue}): it goes on once an `ordo worker` serving that queue takes it"))
+        else:
+            by[(task.name, task.queue)] = by.get((task.name, task.queue), 0) + 1
+    for (name, queue), count in sorted(by.items()):
+        what = "call(s) to a controller" if name == "ordo.call" else f"{name} task(s)"
+        where = f"task queue {queue}" if queue != "?" else "their task queue"
+        said.append((("stuck", name, queue), f"{count} {what} wait for a worker of {where}: no `ordo worker` "
+                                             "serving it has taken them (none is running, or all are busy)"))
     return said
+
+
+def _plain(text: str, most: int) -> str:
+    """Text from a worker or Temporal, cut at ``most`` characters, its control characters written out (it
+    goes to a server's log as it is)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", clipped(text, most))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 #: Seconds between asks for a followed run's end while Temporal cannot be reached.
