@@ -151,11 +151,11 @@ class JsonStream:
 
 
 def retry_when(data: dict[str, Any], later: str = "retrying in {:g}s") -> str:
-    """When a retried call is sent again: after ``retry_in`` seconds, or by the run's resume (it failed
-    while the run was stopping, which sends nothing more)."""
-    if "retry_in" not in data:
-        return "sent again when the run is resumed"
-    return later.format(data["retry_in"])
+    """When a retried call is sent again: after ``retry_in`` seconds; else it failed while the run was
+    stopping, which sends nothing more: by the run's resume (``on_resume``), or never (an abort)."""
+    if "retry_in" in data:
+        return later.format(data["retry_in"])
+    return "sent again when the run is resumed" if data.get("on_resume") else "not sent again: the run was stopping"
 
 
 def wait_text(data: dict[str, Any]) -> str:

@@ -363,6 +363,12 @@ def test_a_call_that_fails_for_now_while_the_run_stops_is_sent_again_by_its_resu
     assert host.complete(3.0, "b/create")[-1] == End("interrupted")
     # read back, it is the attempt a resume counts from
     assert replayed(host.journal).in_doubt == host.core.state.in_doubt
+    # an abort: never sent again (it said "sent again when the run is resumed" of a run none resumes: a review's)
+    host, cmds = begin(plan, spec_of(plan, limit=2))
+    host.step(Stop("aborted", 1.0))
+    cmds = host.complete(2.0, "a/create", error=CallError("closed", transient=True, applied=False))
+    assert only(cmds, Record)[0].events[0].data["on_resume"] is False
+    assert host.complete(3.0, "b/create")[-1] == End("aborted")
 
 
 @pytest.mark.parametrize(("on_failure", "mode"), [("replan", "forward"), ("rollback", "rollback")])

@@ -207,6 +207,8 @@ def test_a_retry_sent_again_by_the_resume_is_said_so():
     on_resume = Event("retry", op="a/create", data={"attempt": 1, "error": "closed", "on_resume": True})
     assert _event_text(later).endswith("(again in 1.0s)")
     assert _event_text(on_resume).endswith("(sent again when the run is resumed)")
+    aborted = Event("retry", op="a/create", data={"attempt": 1, "error": "closed", "on_resume": False})
+    assert _event_text(aborted).endswith("(not sent again: the run was stopping)")
     shown = io.StringIO()
     view = LiveView(Console(file=shown, no_color=True, width=200))
     view(later)

@@ -392,12 +392,13 @@ class RunCore:
             data = {"attempt": call.attempt, "error": err.message, "transient": err.transient,
                     "scope": err.scope, "code": err.code, "in_doubt": err.applied is not False}
             if err.transient and call.attempt < retry.attempts:
-                if self.stopping:   # not sent again by this run, which ends: by its resume (it said "again in 1s")
-                    data["on_resume"] = True
+                delay = retry.delay(call.attempt)
+                # (queued while stopping too, as before: its timer is one of a workflow's commands on replay)
+                heapq.heappush(p.retries, (now + delay, oid))
+                if self.stopping:   # not sent again by this run, which ends ("again in 1s", it said): by its
+                    data["on_resume"] = self.stopping == "interrupted"   # resume, if it is one that is resumed
                 else:
-                    delay = retry.delay(call.attempt)
                     data["retry_in"] = round(delay, 3)
-                    heapq.heappush(p.retries, (now + delay, oid))
                 ev = Event("retry", op=oid, key=call.key, data=data)
             else:
                 if err.transient:
