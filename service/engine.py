@@ -119,6 +119,13 @@ class ProjectBroken(DiagnosticsError):
                       clipped(problems[0] if problems else "", 500),
                       f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
 
+    @staticmethod
+    def mended() -> None:
+        """A plan was made: the project's files load again (the same problems, back later, are said again)."""
+        if ProjectBroken._said:
+            ProjectBroken._said.clear()
+            log.warning("the project's own files load again: plans are made")
+
 
 def project_or_request(exc: DiagnosticsError, request: str | None) -> DiagnosticsError:
     """``exc`` as the project's problem (ProjectBroken) when one of its errors names another file than the
@@ -226,6 +233,7 @@ class LocalEngine:
         self._let_go = threading.Condition(self._lock)  # a driver let go of its run
         self._executors: set[Executor] = set()
         self._threads: set[threading.Thread] = set()
+        self._halted: set[int] = set()   # the executors ``halt`` stopped (their ids), for its log line
         self._keys: dict[str, tuple[threading.Lock, int]] = {}   # per idempotency key in use: lock, users
         # the controllers' concurrency, the guards and the plan slots, across the runs side by side
         self._shared = Shared(PlanSlots(self.plan_slots, None) if self.plan_slots else None)
@@ -371,8 +379,8 @@ class LocalEngine:
             executor.request_stop()
         if executors and first:   # (the log said nothing of the runs a stop cut short: an operator's first day)
             later = f"; those still going after {drain:g}s are stopped at once" if drain is not None else ""
-            log.warning("stopping: %d run(s) driven here finish their operations in flight, then end interrupted, "
-                        "to be resumed at the next start%s", len(executors), later)
+            log.warning("stopping: %d run(s) driven here finish their operations in flight, then end (interrupted, "
+                        "to be resumed at the next start, but for an abort asked for)%s", len(executors), later)
         if drain is not None and first:
             timer = threading.Timer(drain, self.halt)
             timer.daemon = True
@@ -389,9 +397,12 @@ class LocalEngine:
             threads = list(self._threads)
         for executor in executors:
             executor.halt()
-        if executors:
-            log.warning("%d run(s) stopped at once: their operations in flight are in doubt, and observed before "
-                        "anything is sent again when they are resumed", len(executors))
+        with self._lock:   # (halted by the drain's timer, then again by the shutdown: said once)
+            fresh = [e for e in executors if id(e) not in self._halted]
+            self._halted.update(id(e) for e in fresh)
+        if fresh:
+            log.warning("%d run(s) stopped at once: the calls they had in flight were cut short, and what they did "
+                        "is observed before anything is sent again when the runs are resumed", len(fresh))
         if wait and executors:
             deadline = time.monotonic() + HALT_SECONDS
             for thread in threads:
@@ -514,6 +525,7 @@ class LocalEngine:
                     raise ProjectBroken([Diagnostic(summary=str(exc), code="weights")]) from None
                 raise
             self.hooks.planned(time.perf_counter() - began)
+        ProjectBroken.mended()
         return outcome
 
     @contextmanager

@@ -513,6 +513,15 @@ def test_a_requests_problems_do_not_name_the_servers_folders(vfw_copy: Path, tmp
     first = broken.json()["diagnostics"][0]
     assert (first["file"], first["line"], first["column"], first["path"]) == ("request", None, None, "services"), first
     assert str(tmp_path) not in broken.text and str(vfw_copy) not in broken.text and "requests/" not in broken.text
+    # the same with the journal in the project (.ordo/requests/...: it said ".ordo/request", line 2, a review's),
+    # and a name of the caller's own of that shape is left as written
+    name = "requests/0123456789abcdef0123456789abcdef.yaml"
+    with thread_server(vfw_copy) as url, httpx.Client(base_url=url, timeout=60) as api:
+        broken = api.post("/v1/plans", json={"request": {"services": 5}})
+        own = api.post("/v1/plans", json={"request": {"services": {name: 1}}})
+    first = broken.json()["diagnostics"][0]
+    assert (first["file"], first["line"], first["column"], first["path"]) == ("request", None, None, "services"), first
+    assert own.status_code == 422 and name in own.text, own.text
 
 
 
@@ -547,10 +556,16 @@ def test_the_projects_own_broken_files_are_the_servers_problem_not_the_callers(v
         text = answered.json()["requestError"]["serviceException"]["text"]
         assert answered.status_code == 503, answered.text
         assert text.startswith("the project's own files have problems: catalog.yaml:"), text
-        # and the server's log says so, once for all those answers (only the callers heard: an operator's)
+        # and the server's log says so, once for all those answers (only the callers heard: an operator's),
+        # that they load again, and once more when the same problem is back (said once per process: a review's)
+        catalog.write_text(kept)
+        assert api.post("/v1/plans", json={}).status_code == 200
+        catalog.write_text(kept[:2000])
+        assert api.post("/v1/plans", json={}).status_code == 503
         said = [r.getMessage() for r in caplog.records if r.name == "ordo.service" and "own files" in r.getMessage()]
-        assert len(said) == 1 and said[0].startswith("the project's own files have problems, and plans are "
+        assert len(said) == 3 and said[0].startswith("the project's own files have problems, and plans are "
                                                       "refused until they are mended: catalog.yaml:"), said
+        assert said[1] == "the project's own files load again: plans are made" and said[2] == said[0], said
         catalog.write_text(kept)
         rules = vfw_copy / "policies" / "config-after-modules.lp"
         rules.write_text(rules.read_text() + "\nbroken(X :- .\n")
