@@ -492,12 +492,13 @@ NO_CREDENTIALS = "a bearer token (or HTTP basic) is needed"
 def unauthorized(authorization: str | None) -> str:
     """Why credentials were refused (401), never what was sent: none; a header of another scheme (its first
     word may be the token itself: not shown); or a token, or a name with it, that is not the server's."""
-    if not (authorization or "").strip():
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    if not scheme or (scheme.lower() in ("bearer", "basic") and not value.strip()):
         return NO_CREDENTIALS
-    if authorization.strip().partition(" ")[0].lower() not in ("bearer", "basic"):
+    if scheme.lower() not in ("bearer", "basic"):
         return "the Authorization header is neither 'Bearer TOKEN' nor HTTP basic (NAME:TOKEN)"
-    return ("the credentials sent are not valid: no token of the server's tokens file, or a name given with it "
-            "(HTTP basic) that is not that token's")
+    return ("the credentials sent are not valid: no token the server was given (--tokens, ORDO_TOKENS), or a "
+            "name given with it (HTTP basic) that is not that token's")
 
 #: Basic first: a browser reads the first scheme of a challenge only, and asks for a name and
 #: password only when that is Basic (chromium never did on "Bearer ..., Basic ..."); API clients
@@ -939,10 +940,6 @@ async def _batches(engine: LocalEngine, request: Request, run_id: int, seq: int,
             yield ": keep-alive\n\n"
 
 
-#: A request as the server keeps it beside the journal (service.engine's _request_file), named in a problem.
-_KEPT_REQUEST = re.compile(r"\brequests/[0-9a-f]{32}\.yaml\b")
-
-
 def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
     """Library errors as answers: the input's problems 422, unknown ids 404, conflicts 409 (``so``: the
     prefix of SO's routes, whose refused parameters are answered in SO's shape)."""
@@ -955,18 +952,25 @@ def _errors(app: FastAPI, engine: LocalEngine, so: str) -> None:
     folders = sorted({f"{where}{os.sep}" for folder in (engine.path.parent, engine.root)
                       if (where := os.path.abspath(folder)) != os.sep}, key=len, reverse=True)
 
+    # The file the server keeps a request in (service.engine's _request_file) is no file of the caller's, nor
+    # is it kept when refused: its problems are the request's, at their paths (its lines are those of the YAML
+    # the server wrote). Named by the folder's own forms: absolute, or from the project's folder (the default
+    # journal's, ".ordo/requests/..."), not by any text of that shape (the caller's words are theirs).
+    kept_in = os.path.abspath(engine.path.parent / "requests")
+    forms = {kept_in, os.path.relpath(kept_in, os.path.abspath(engine.root))}
+    kept = re.compile("(?:" + "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)) +
+                      rf"){re.escape(os.sep)}[0-9a-f]{{32}}\.yaml")
+
     def shown(text: str) -> str:
         if text:
+            text = kept.sub("request", text)
             for folder in folders:
                 text = text.replace(folder, "")
-            # the file the server keeps a request in is no file of the caller's (nor is it kept when refused):
-            # the request, its problems at their paths (its lines are those of the YAML the server wrote)
-            text = _KEPT_REQUEST.sub("request", text)
         return text
 
     def located(d: Diagnostic) -> dict[str, Any]:
-        kept = shown(d.file) == "request"
-        return {"file": shown(d.file), "line": None if kept else d.line, "column": None if kept else d.column}
+        ours = kept.fullmatch(d.file or "") is not None
+        return {"file": shown(d.file), "line": None if ours else d.line, "column": None if ours else d.column}
 
     def answer(code: int, detail: str, /, **extra: Any) -> JSONResponse:
         return JSONResponse({"detail": detail, **extra}, status_code=code)

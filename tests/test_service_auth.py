@@ -49,6 +49,7 @@ def test_no_token_401_reader_reads_only_operator_submits(vfw_copy: Path, tokens:
         # (a first-day operator's: a wrong token was answered "a bearer token ... is needed", as none was)
         not_valid = "the credentials sent are not valid"
         for header, said in ((None, "a bearer token (or HTTP basic) is needed"),
+                             ({"Authorization": "Bearer"}, "a bearer token (or HTTP basic) is needed"),
                              ({"Authorization": f"Token {OPERATOR}"}, "is neither 'Bearer TOKEN' nor HTTP basic"),
                              ({"Authorization": OPERATOR}, "is neither 'Bearer TOKEN' nor HTTP basic"),
                              ({"Authorization": "Bearer not-a-real-token-0000"}, not_valid),
