@@ -153,7 +153,7 @@ REFUSED = {"#show": ("'#show' is not allowed in policy files",
 NO_EFFECT = {"#heuristic": ("'#heuristic' has no effect here: ordo's solver uses no domain heuristics",
                             "clingo follows #heuristic only with --heuristic=Domain, which ordo does not set; say "
                             "what is preferred with a weak constraint (:~ ... [W@P]) instead"),
-             "#external": ("'#external' atoms are false in every plan: nothing assigns them",
+             "#external": ("'#external' atoms no rule derives are false in every plan: nothing assigns them",
                            "ordo assigns no external atom of a policy's; derive the atom in a rule, or declare it "
                            "with '#defined name/arity.' to read a predicate that may have no atoms"),
              "#external [true]": ("'#external ... [true]' atoms are true in every plan: nothing assigns them",
@@ -210,7 +210,9 @@ def _file_facts(statements: list[ast.AST]) -> _FileFacts:
         if kind == ast.ASTType.Heuristic:
             refused.append(("#heuristic", _at(stm.location)))
         elif kind == ast.ASTType.External and (value := str(stm.external_type)) != "free":   # (free: a choice)
-            refused.append(("#external [true]" if value == "true" else "#external", _at(stm.location)))
+            # "#external NAME/ARITY" at its atom (a false one no rule derives is warned of: lint)
+            refused += [(f"#external{' [true]' if value == 'true' else ''} {sig[0]}/{sig[1]}", _at(loc))
+                        for sig, loc in _parts(stm)[0]]
         if kind == ast.ASTType.Defined:
             declared.append((stm.name, stm.arity))
             continue
@@ -366,6 +368,8 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None, kept: Path 
         if pfile.origin == "base":
             reserved.update(sig for sig, _ in _facts_of(pfile, kept, pfile.display not in broken).defined)
     reserved -= OPEN_SIGNATURES
+    externals: list[tuple[str, At, str, str]] = []   # (file, where, "#external" or "#external [true]", "p/1")
+    ruled: set[str] = {f"{n}/{a}" for n, a in defined}   # "p/1" some statement but an #external defines
     stock: dict[Sig, PolicyFile] = {}   # what the stock policies loaded define, but the open predicates
     for pfile in program.files:
         if pfile.origin == "library":
@@ -374,6 +378,8 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None, kept: Path 
                     stock.setdefault(sig, pfile)
     for pfile in program.files:
         facts = _facts_of(pfile, kept, pfile.display not in broken)
+        declared_here = {(what.rpartition(" ")[2], at) for what, at in facts.refused if what.startswith("#external")}
+        ruled.update(text for sig, at in facts.defined if ((text := f"{sig[0]}/{sig[1]}"), at) not in declared_here)
         if pfile.origin != "base" and not pfile.meta.declared:
             out.append(Diagnostic(
                 file=pfile.display, line=1, column=1, summary="policy has no metadata",
@@ -389,6 +395,10 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None, kept: Path 
         if pfile.origin == "base":
             continue
         for what, at in facts.refused:
+            if what.startswith("#external"):
+                kind, _, sig = what.rpartition(" ")
+                externals.append((pfile.display, at, kind, sig))
+                continue
             if what in NO_EFFECT:
                 out.append(Diagnostic(file=pfile.display, line=at[0], column=at[1], summary=NO_EFFECT[what][0],
                                       detail=NO_EFFECT[what][1], severity="warning", code="statement"))
@@ -422,6 +432,10 @@ def lint(program: Program, unparsed: list[Diagnostic] | None = None, kept: Path 
                 out.append(_diag(pfile.display, at, f"defines the constant '{name}', which ordo reserves",
                                  "names that start with '__' are ordo's own", "reserved"))
         reads.extend((sig, at, pfile.display) for sig, at in facts.reads)
+    for display, at, kind, sig in externals:   # (one a rule derives may hold: not false in every plan, a review's)
+        if kind == "#external [true]" or sig not in ruled:
+            out.append(Diagnostic(file=display, line=at[0], column=at[1], summary=NO_EFFECT[kind][0],
+                                  detail=NO_EFFECT[kind][1], severity="warning", code="statement"))
     names = sorted(f"{n}/{a}" for n, a in defined if not n.startswith("__"))
     for sig, at, display in sorted(reads, key=lambda r: (r[2], r[1])):
         if sig in defined or unsure is None or sig[0].lstrip("-") in unsure:   # (-p: the word is p)
