@@ -78,9 +78,11 @@ def _parse_lines(text: str, source: str, separators: str = "\n") -> list[tuple[s
         if len(name) >= MIN_TOKEN:
             # (a name as long as a token may be one: an entry written NAME ROLE TOKEN was taken with its
             # token as the name, shown on the page and written in the journal)
-            raise CredentialsError(f"{source}, entry {number}: a name on a line has fewer than {MIN_TOKEN} "
-                                   "characters, so that a token is never taken for one (expected TOKEN ROLE NAME; "
-                                   "a longer name goes in the YAML form, tokens: [{token, role, name}])")
+            # (said how long, never what: it may be the token; it stated the rule only, an operator's first day)
+            raise CredentialsError(f"{source}, entry {number}: its last field, the name, has {len(name)} characters: "
+                                   f"a name on a line has fewer than {MIN_TOKEN}, so that a token is never taken "
+                                   "for one (is the line written NAME ROLE TOKEN? expected TOKEN ROLE NAME; a longer "
+                                   "name goes in the YAML form, tokens: [{token, role, name}])")
         entries.append(_entry(token, role, name, f"{source}, entry {number}"))
     return entries
 
