@@ -132,7 +132,7 @@ def test_every_route_describes_the_403_it_answers_another_host(vfw_copy: Path, m
     (f"portal operator {OPERATOR}", "expected TOKEN ROLE NAME"),   # in another order: its token where the name goes
     # NAME ROLE TOKEN with a name as long as a token: the token was taken for the name (a web sweep's)
     ("dcae-closed-loop-ctl operator 3b1f0c0e9d8a4f27b6c5", "its last field, the name, has 20 characters: a name "
-                                                           "on a line has fewer than 16 .* written NAME ROLE TOKEN"),
+                                                           "on a line has fewer than 16, .* written NAME ROLE TOKEN"),
     (f"tokens:\n  - {{token: portal, role: operator, name: {OPERATOR}}}", "at least 16"),
     (f"operator {OPERATOR} portal", "role must be one of"),
 ])
