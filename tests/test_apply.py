@@ -1011,7 +1011,9 @@ def test_an_abort_from_another_process_starts_nothing_more_than_its_next_look(vf
     assert ended and ended[0].status == "aborted", ended
     evs = events(vfw_copy)
     asked = next(i for i, ev in enumerate(evs) if ev.kind == "abort-requested")
-    assert sum(ev.kind == "intent" for ev in evs[asked:]) <= 6, [(ev.kind, ev.op) for ev in evs[asked:]]
+    # at most the run's concurrency (10) more: those started before the next look saw it (6 on an idle machine,
+    # 8 in a suite beside other work; all the rest, and a complete run, before the fix)
+    assert sum(ev.kind == "intent" for ev in evs[asked:]) <= 10, [(ev.kind, ev.op) for ev in evs[asked:]]
 
 
 def test_a_saved_plan_applied_with_another_concurrency_says_the_run_keeps_to_it(vfw_copy: Path, tmp_path: Path):
