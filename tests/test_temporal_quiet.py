@@ -187,6 +187,21 @@ def test_a_quiet_run_says_each_thing_once_by_this_processs_clock(monkeypatch):
     assert len(said.notices) == 3 and "ordo.record has failed" in said.notices[-1][0]
 
 
+def test_a_look_that_fails_says_nothing_and_following_goes_on(monkeypatch):
+    """What a quiet run waits for is said by the way: a description that cannot be had or read (not an
+    RPCError of Temporal's: a timeout of the SDK's, a shape this ordo does not know) ended the follower."""
+    monkeypatch.setattr(tclient, "QUIET_FOR", 0.0)
+    said = _Said()
+
+    class Broken(_Handle):
+        async def describe(self):
+            raise TimeoutError("no answer in time")
+
+    for handle in (Broken([]), _Handle([object()])):   # (the second: no raw description of the known shape)
+        asyncio.run(tclient.Quiet(handle, _Journal([]), said.notice).look())
+    assert said.notices == []
+
+
 def test_the_views_say_it_the_json_stream_as_a_line_of_its_own_kind():
     lines: list[str] = []
     JsonStream(lines.append).notice("no worker has taken up the run's workflow", 4)

@@ -581,12 +581,15 @@ class Quiet:
         quiet = f"nothing journaled for {now - self.since:.0f}s"
         try:
             raw = (await self.handle.describe()).raw_description
+            waiting = Waiting.of(raw)
         except RPCError as exc:
             if _unreachable(exc):
                 self._say(("unreachable",), f"{quiet}: Temporal does not answer ({_plain(exc.message, 200)}); the "
                                            "run goes on when it is back")
             return
-        waiting = Waiting.of(raw)
+        except Exception as exc:  # noqa: BLE001 - a look that fails says nothing: following the run goes on
+            log.debug("run %d: cannot ask Temporal what its workflow waits for: %s", self.run, exc)
+            return
         stuck = [task for task in waiting.scheduled if task.key in self.scheduled]
         if set(t.key for t in waiting.scheduled) - self.scheduled:   # (new ones: looked at again soon)
             self.look_at = now + STUCK_FOR
