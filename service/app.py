@@ -488,6 +488,11 @@ def _claims(names: list[str]) -> dict[str, list[str]]:
 
 NO_CREDENTIALS = "a bearer token (or HTTP basic) is needed"
 
+#: Basic first: a browser reads the first scheme of a challenge only, and asks for a name and
+#: password only when that is Basic (chromium never did on "Bearer ..., Basic ..."); API clients
+#: send their bearer token without waiting to be asked.
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="ordo", Bearer realm="ordo"'}
+
 
 def unauthorized(authorization: str | None) -> str:
     """Why credentials were refused (401), never what was sent: none; a header of another scheme (its first
@@ -499,11 +504,6 @@ def unauthorized(authorization: str | None) -> str:
         return "the Authorization header is neither 'Bearer TOKEN' nor HTTP basic (NAME:TOKEN)"
     return ("the credentials sent are not valid: no token the server was given (--tokens, ORDO_TOKENS), or a "
             "name given with it (HTTP basic) that is not that token's")
-
-#: Basic first: a browser reads the first scheme of a challenge only, and asks for a name and
-#: password only when that is Basic (chromium never did on "Bearer ..., Basic ..."); API clients
-#: send their bearer token without waiting to be asked.
-CHALLENGE = {"WWW-Authenticate": 'Basic realm="ordo", Bearer realm="ordo"'}
 
 
 def authorize(request: Request) -> Principal:

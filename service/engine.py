@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -233,7 +234,7 @@ class LocalEngine:
         self._let_go = threading.Condition(self._lock)  # a driver let go of its run
         self._executors: set[Executor] = set()
         self._threads: set[threading.Thread] = set()
-        self._halted: set[int] = set()   # the executors ``halt`` stopped (their ids), for its log line
+        self._halted: weakref.WeakSet[Executor] = weakref.WeakSet()   # those ``halt`` stopped, for its log line
         self._keys: dict[str, tuple[threading.Lock, int]] = {}   # per idempotency key in use: lock, users
         # the controllers' concurrency, the guards and the plan slots, across the runs side by side
         self._shared = Shared(PlanSlots(self.plan_slots, None) if self.plan_slots else None)
@@ -398,8 +399,8 @@ class LocalEngine:
         for executor in executors:
             executor.halt()
         with self._lock:   # (halted by the drain's timer, then again by the shutdown: said once)
-            fresh = [e for e in executors if id(e) not in self._halted]
-            self._halted.update(id(e) for e in fresh)
+            fresh = [e for e in executors if e not in self._halted]
+            self._halted.update(fresh)
         if fresh:
             log.warning("%d run(s) stopped at once: the calls they had in flight were cut short, and what they did "
                         "is observed before anything is sent again when the runs are resumed", len(fresh))
