@@ -73,30 +73,28 @@ class _Server(uvicorn.Server):
         self._engine = engine
         self._drain = drain
         self._hung_up = False
-        self._socket: socket.socket | None = None
 
     def bind(self) -> None:
-        """The address listened on, taken now: ServeError when it cannot be (in use, not this host's). uvicorn
-        bound it after the app's start-up, which resumes the runs a stop cut short: a second server on the
-        same journal took them up, then failed to bind and stopped them again, and exited 3 (an operator's)."""
-        if self._socket is not None:
-            return
+        """ServeError now if the address cannot be listened on (in use, not this host's): every address its
+        name resolves to is bound and listened on, then let go, for uvicorn to take as it does (every address,
+        IPv6 as IPv6 only, its line with a port 0's port). uvicorn bound it after the app's start-up, which
+        takes up the runs a stop cut short, then failed and exited 3, ordo's "no plan" (an operator's)."""
         host, port = self.config.host, self.config.port
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        shown = f"[{host}]" if ":" in host else host
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         except OSError as exc:
-            sock.close()
-            shown = f"[{host}]" if ":" in host else host
             raise ServeError(f"cannot listen on {shown}:{port}: {exc.strerror or exc}") from None
-        self._socket = sock
-
-    def run(self, sockets: list[socket.socket] | None = None) -> None:
-        if sockets is None:
-            self.bind()
-            sockets = [self._socket]
-        super().run(sockets=sockets)
+        for family, kind, proto, _, address in found:
+            with socket.socket(family, kind, proto) as sock:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sock.bind(address)
+                    sock.listen()
+                except OSError as exc:
+                    raise ServeError(f"cannot listen on {shown}:{port}: {exc.strerror or exc}") from None
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         again = self.should_exit
