@@ -635,15 +635,20 @@ class Waiting:
             scheduled.append(Task(("workflow", task.attempt, task.original_scheduled_time.seconds,
                                    task.original_scheduled_time.nanos), None, queue))
         for act in raw.pending_activities:
+            if act.state != PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED:
+                continue   # (taken by a worker: running, a retry's too)
             name = act.activity_type.name
-            retried = act.attempt > 1 and act.HasField("last_failure")
-            if retried:   # (in its backoff it is scheduled too: failing, not waiting for a worker)
+            if act.attempt > 1 and act.HasField("last_failure"):
                 message = _plain(act.last_failure.message, 300)
                 failing.append((("failing", name, message), f"{name} has failed {act.attempt - 1} time(s), and "
                                                             f"Temporal tries it again: {message}"))
-            elif act.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED:
+            # scheduled, a retry too: one whose worker died (a heartbeat's timeout) waits for another, and one
+            # in its backoff (seconds) is taken before the next look; the same attempt at two looks waits
+            try:   # (a field of Temporal's API since 2025: an older SDK's message has none)
                 own = act.activity_options.task_queue.name if act.HasField("activity_options") else ""
-                scheduled.append(Task(("activity", act.activity_id, act.attempt), name, own or "?"))
+            except ValueError:
+                own = ""
+            scheduled.append(Task(("activity", act.activity_id, act.attempt), name, own or "?"))
         return cls(scheduled, failing)
 
 
