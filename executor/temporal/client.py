@@ -278,7 +278,7 @@ class _Reader:
 
     def __init__(self, jr: Journal, run: int) -> None:
         self.jr, self.run, self._opened = jr, run, []
-        self.notice: Callable[[str], None] = lambda text: log.warning("run %d: %s", run, text)
+        self.notice: Callable[[str], None] = lambda text: _logged(text, run)
 
     async def events(self, since: int) -> list[Event]:
         give_up = time.monotonic() + REOPEN_FOR
@@ -549,7 +549,12 @@ Notice = Callable[[str, int], None]
 
 def notice_of(listener: Listener) -> Notice:
     """The listener's ``notice`` (the command line's views print it), else the log (``ordo serve``'s)."""
-    return getattr(listener, "notice", None) or (lambda text, run: log.warning("run %d: %s", run, text))
+    return getattr(listener, "notice", None) or _logged
+
+
+def _logged(text: str, run: int) -> None:
+    """A notice in the log (``ordo serve``'s), naming its run."""
+    log.warning("run %d: %s", run, text)
 
 
 class Quiet:
